@@ -70,9 +70,10 @@ LIB_OBJ  := $(LIB_C:lib/%.c=$(BUILD)/lib/%.o) $(LIB_CXX:lib/%.cc=$(BUILD)/lib/%.
 LIBVET   := $(BUILD)/libvet.a
 TOOLS    := $(patsubst tools/%.c,$(BIN)/%,$(wildcard tools/vet-*.c))
 UNIT     := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/test_*.c))
+HELPERS  := $(patsubst tests/helpers/%.c,$(BUILD)/tests/helpers/%,$(wildcard tests/helpers/*.c))
 MANPAGES := $(wildcard man/*.1)
 
-.PHONY: all deps test unit bench install clean tokenizer demo fuzz
+.PHONY: all deps test helpers bench install clean
 all: $(TOOLS)
 	@echo "vet $(VERSION): built $(words $(TOOLS)) programs in $(BIN)/ (backends: $(BACKENDS)$(if $(filter 1,$(SANITIZE)), sanitized))"
 
@@ -89,8 +90,12 @@ $(BIN)/%: tools/%.c $(LIBVET) | $(BIN)
 	$(CC) $(CPPFLAGS) $(CFLAGS) $< $(LIBVET) $(LDFLAGS) $(LDLIBS) -o $@
 $(BUILD)/tests/%: tests/unit/%.c tests/unit/check.h $(LIBVET) | $(BUILD)/tests
 	$(CC) $(CPPFLAGS) -Itests/unit $(CFLAGS) $< $(LIBVET) $(LDFLAGS) $(LDLIBS) -o $@
-$(BUILD)/lib $(BUILD)/kernels $(BUILD)/tests $(BIN):
+$(BUILD)/tests/helpers/%: tests/helpers/%.c $(LIBVET) | $(BUILD)/tests/helpers
+	$(CC) $(CPPFLAGS) $(CFLAGS) $< $(LIBVET) $(LDFLAGS) $(LDLIBS) -o $@
+$(BUILD)/lib $(BUILD)/kernels $(BUILD)/tests $(BUILD)/tests/helpers $(BIN):
 	mkdir -p $@
+
+helpers: $(UNIT) $(HELPERS)
 
 deps:
 	@if [ "$$(id -u)" != 0 ]; then echo "make deps: run as root (apt-get install)"; exit 1; fi
@@ -101,7 +106,7 @@ deps:
 	  echo "make deps: installed $$missing"; fi
 
 # The whole suite: unit binaries, end-to-end scripts, the reference (PyTorch) suite.
-test: all $(UNIT)
+test: all $(UNIT) $(HELPERS)
 	@VET_BIN=$(abspath $(BIN)) VET_BUILD=$(abspath $(BUILD)) VET_SANITIZE=$(SANITIZE) tests/run
 
 bench: all

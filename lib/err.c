@@ -22,6 +22,13 @@ int vet_err_prefix(vet_err *err, const char *fmt, ...) {
     va_end(ap);
     char old[sizeof err->msg];
     memcpy(old, err->msg, sizeof old);
-    snprintf(err->msg, sizeof err->msg, "%s: %s", prefix, old);
+    size_t p = strlen(prefix);
+    if (p > sizeof err->msg - 3) p = sizeof err->msg - 3;
+    memcpy(err->msg, prefix, p);
+    memcpy(err->msg + p, ": ", 2);
+    size_t room = sizeof err->msg - p - 3, o = strlen(old);
+    if (o > room) o = room;
+    memcpy(err->msg + p + 2, old, o);
+    err->msg[p + 2 + o] = 0;
     return -1;
 }

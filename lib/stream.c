@@ -1,0 +1,378 @@
+// stream.c — the vet stream writer and reader (see stream.h for the format).
+#include "stream.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <zstd.h>
+
+#include "mp.h"
+
+#define VET_ZSTD_LEVEL 3
+
+// ---------------------------------------------------------------------------------------
+// Writer
+
+struct vet_writer {
+    FILE *f;
+    char *path;            // final name, NULL for stdout
+    char *tmp_path;        // where the bytes go until close renames it
+    const char *shown;     // name in messages
+    char *kind, *program;
+    ZSTD_CCtx *cctx;
+    msgpack_sbuffer sbuf;  // the object being packed, uncompressed
+    msgpack_packer pk;
+    char *zbuf;            // compressed output staging
+    size_t zcap;
+    uint64_t records;
+    int header_done;
+};
+
+// Compresses what sits in sbuf (all of it) and writes the output; with ZSTD_e_end also
+// closes the frame.
+static int writer_compress(vet_writer *w, ZSTD_EndDirective mode, vet_err *err) {
+    ZSTD_inBuffer in = {w->sbuf.data, w->sbuf.size, 0};
+    for (;;) {
+        ZSTD_outBuffer out = {w->zbuf, w->zcap, 0};
+        size_t left = ZSTD_compressStream2(w->cctx, &out, &in, mode);
+        if (ZSTD_isError(left))
+            return vet_errf(err, "%s: zstd compression failed: %s", w->shown, ZSTD_getErrorName(left));
+        if (out.pos && fwrite(w->zbuf, 1, out.pos, w->f) != out.pos)
+            return vet_errf(err, "%s: write failed: %s", w->shown, strerror(errno));
+        if (mode == ZSTD_e_end ? left == 0 : in.pos == in.size) break;
+    }
+    msgpack_sbuffer_clear(&w->sbuf);
+    return 0;
+}
+
+vet_writer *vet_writer_open(const char *path, const char *kind, const char *program, vet_err *err) {
+    vet_writer *w = calloc(1, sizeof *w);
+    if (!w) { vet_errf(err, "out of memory"); return NULL; }
+    msgpack_sbuffer_init(&w->sbuf);
+    msgpack_packer_init(&w->pk, &w->sbuf, msgpack_sbuffer_write);
+    w->kind = strdup(kind);
+    w->program = strdup(program);
+    w->cctx = ZSTD_createCCtx();
+    w->zcap = ZSTD_CStreamOutSize();
+    w->zbuf = malloc(w->zcap);
+    if (!w->kind || !w->program || !w->cctx || !w->zbuf) { vet_errf(err, "out of memory"); goto fail; }
+    ZSTD_CCtx_setParameter(w->cctx, ZSTD_c_compressionLevel, VET_ZSTD_LEVEL);
+    ZSTD_CCtx_setParameter(w->cctx, ZSTD_c_checksumFlag, 1);
+    if (!path || strcmp(path, "-") == 0) {
+        w->f = stdout;
+        w->shown = "<stdout>";
+        return w;
+    }
+    size_t n = strlen(path) + 32;
+    w->path = strdup(path);
+    w->tmp_path = malloc(n);
+    if (!w->path || !w->tmp_path) { vet_errf(err, "out of memory"); goto fail; }
+    snprintf(w->tmp_path, n, "%s.tmp.%ld", path, (long)getpid());
+    w->shown = w->path;
+    w->f = fopen(w->tmp_path, "wb");
+    if (!w->f) {
+        vet_errf(err, "%s: cannot create: %s", w->tmp_path, strerror(errno));
+        free(w->tmp_path);  // nothing to remove
+        w->tmp_path = NULL;
+        goto fail;
+    }
+    return w;
+fail:
+    vet_writer_abort(w);
+    return NULL;
+}
+
+msgpack_packer *vet_writer_packer(vet_writer *w) { return &w->pk; }
+
+void vet_writer_header_begin(vet_writer *w, uint32_t n_extra) {
+    msgpack_pack_map(&w->pk, 4 + n_extra);
+    mp_kv_int(&w->pk, "vet", VET_STREAM_VERSION);
+    mp_kv_str(&w->pk, "kind", w->kind);
+    mp_kv_str(&w->pk, "program", w->program);
+    mp_kv_str(&w->pk, "version", VET_VERSION);
+}
+
+int vet_writer_header_end(vet_writer *w, vet_err *err) {
+    w->header_done = 1;
+    return writer_compress(w, ZSTD_e_continue, err);
+}
+
+int vet_writer_record_end(vet_writer *w, vet_err *err) {
+    if (!w->header_done) return vet_errf(err, "%s: record written before the header (a bug)", w->shown);
+    w->records++;
+    return writer_compress(w, ZSTD_e_continue, err);
+}
+
+uint64_t vet_writer_records(const vet_writer *w) { return w->records; }
+
+static void writer_free(vet_writer *w) {
+    ZSTD_freeCCtx(w->cctx);
+    msgpack_sbuffer_destroy(&w->sbuf);
+    free(w->zbuf);
+    free(w->kind);
+    free(w->program);
+    free(w->path);
+    free(w->tmp_path);
+    free(w);
+}
+
+int vet_writer_close(vet_writer *w, vet_err *err) {
+    if (!w->header_done) {
+        vet_errf(err, "%s: stream closed without a header (a bug)", w->shown);
+        vet_writer_abort(w);
+        return -1;
+    }
+    msgpack_pack_map(&w->pk, 2);
+    mp_kv_bool(&w->pk, "end", true);
+    mp_kv_int(&w->pk, "records", (int64_t)w->records);
+    if (writer_compress(w, ZSTD_e_end, err) < 0) { vet_writer_abort(w); return -1; }
+    if (fflush(w->f) != 0) {
+        vet_errf(err, "%s: write failed: %s", w->shown, strerror(errno));
+        vet_writer_abort(w);
+        return -1;
+    }
+    if (w->f == stdout) {
+        writer_free(w);
+        return 0;
+    }
+    // Durable before visible: data on disk, then the rename makes it the real file.
+    if (fsync(fileno(w->f)) != 0 && errno != EINVAL) {
+        vet_errf(err, "%s: fsync failed: %s", w->shown, strerror(errno));
+        vet_writer_abort(w);
+        return -1;
+    }
+    int rc = fclose(w->f);
+    w->f = NULL;
+    if (rc != 0) {
+        vet_errf(err, "%s: write failed: %s", w->shown, strerror(errno));
+        vet_writer_abort(w);
+        return -1;
+    }
+    if (rename(w->tmp_path, w->path) != 0) {
+        vet_errf(err, "%s: cannot rename %s into place: %s", w->path, w->tmp_path, strerror(errno));
+        vet_writer_abort(w);
+        return -1;
+    }
+    writer_free(w);
+    return 0;
+}
+
+void vet_writer_abort(vet_writer *w) {
+    if (!w) return;
+    if (w->f && w->f != stdout) fclose(w->f);
+    if (w->f == stdout) fflush(stdout);
+    if (w->tmp_path) unlink(w->tmp_path);
+    writer_free(w);
+}
+
+// ---------------------------------------------------------------------------------------
+// Reader
+
+struct vet_reader {
+    FILE *f;
+    char *path;             // as shown in messages
+    char *want_kind;
+    char kind[64];
+    ZSTD_DCtx *dctx;
+    char *zbuf;             // compressed input
+    ZSTD_inBuffer in;
+    int eof;                // no more compressed bytes
+    int frame_done;         // the last zstd call ended a frame
+    int saw_input;          // any compressed byte at all
+    msgpack_unpacker up;
+    msgpack_unpacked obj;   // the current object (record or header copy lives in header_zone)
+    msgpack_unpacked header;
+    uint64_t records;
+    int finished;           // trailer seen and verified
+};
+
+// The zstd frame magic, little endian on disk: 28 B5 2F FD.
+static const unsigned char ZSTD_MAGIC_BYTES[4] = {0x28, 0xB5, 0x2F, 0xFD};
+
+// Decompresses more bytes into the unpacker's buffer. Returns 1 when bytes were added,
+// 0 at a clean end of input, -1 on error.
+static int reader_fill(vet_reader *r, vet_err *err) {
+    for (;;) {
+        if (r->in.pos == r->in.size && !r->eof) {
+            size_t n = fread(r->zbuf, 1, ZSTD_DStreamInSize(), r->f);
+            if (n == 0) {
+                if (ferror(r->f))
+                    return vet_errf(err, "%s: read failed: %s", r->path, strerror(errno));
+                r->eof = 1;
+            } else {
+                if (!r->saw_input && (n < 4 || memcmp(r->zbuf, ZSTD_MAGIC_BYTES, 4) != 0))
+                    return vet_errf(err, "%s: not a vet stream (not zstd-compressed; vet streams are "
+                                         "written by vet programs, e.g. vet-tokenize)", r->path);
+                r->saw_input = 1;
+                r->in = (ZSTD_inBuffer){r->zbuf, n, 0};
+            }
+        }
+        if (r->in.pos == r->in.size && r->eof) {
+            if (!r->saw_input) return vet_errf(err, "%s: empty input (expected a vet stream)", r->path);
+            if (!r->frame_done)
+                return vet_errf(err, "%s: record %llu: truncated stream (the zstd frame ends early: "
+                                     "the writer died or the file was cut)",
+                                r->path, (unsigned long long)r->records + 1);
+            return 0;
+        }
+        if (!msgpack_unpacker_reserve_buffer(&r->up, 1 << 16)) return vet_errf(err, "out of memory");
+        ZSTD_outBuffer out = {msgpack_unpacker_buffer(&r->up), msgpack_unpacker_buffer_capacity(&r->up), 0};
+        size_t ret = ZSTD_decompressStream(r->dctx, &out, &r->in);
+        if (ZSTD_isError(ret))
+            return vet_errf(err, "%s: record %llu: corrupt stream (zstd: %s)", r->path,
+                            (unsigned long long)r->records + 1, ZSTD_getErrorName(ret));
+        r->frame_done = ret == 0;
+        if (out.pos) {
+            msgpack_unpacker_buffer_consumed(&r->up, out.pos);
+            return 1;
+        }
+    }
+}
+
+// Next msgpack object into u. Returns 1, 0 at the end of input (no partial object), -1.
+static int reader_object(vet_reader *r, msgpack_unpacked *u, vet_err *err) {
+    for (;;) {
+        msgpack_unpack_return ret = msgpack_unpacker_next(&r->up, u);
+        if (ret == MSGPACK_UNPACK_SUCCESS) return 1;
+        if (ret == MSGPACK_UNPACK_PARSE_ERROR)
+            return vet_errf(err, "%s: record %llu: corrupt stream (bad msgpack data)", r->path,
+                            (unsigned long long)r->records + 1);
+        if (ret == MSGPACK_UNPACK_NOMEM_ERROR) return vet_errf(err, "%s: out of memory", r->path);
+        int rc = reader_fill(r, err);
+        if (rc < 0) return -1;
+        if (rc == 0) {
+            if (msgpack_unpacker_message_size(&r->up) > msgpack_unpacker_parsed_size(&r->up))
+                return vet_errf(err, "%s: record %llu: truncated stream (ends inside an object)", r->path,
+                                (unsigned long long)r->records + 1);
+            return 0;
+        }
+    }
+}
+
+static const char *msgpack_type_name(int type) {
+    switch (type) {
+    case MSGPACK_OBJECT_NIL: return "nil";
+    case MSGPACK_OBJECT_BOOLEAN: return "boolean";
+    case MSGPACK_OBJECT_POSITIVE_INTEGER: case MSGPACK_OBJECT_NEGATIVE_INTEGER: return "integer";
+    case MSGPACK_OBJECT_FLOAT32: case MSGPACK_OBJECT_FLOAT64: return "float";
+    case MSGPACK_OBJECT_STR: return "string";
+    case MSGPACK_OBJECT_ARRAY: return "array";
+    case MSGPACK_OBJECT_MAP: return "map";
+    case MSGPACK_OBJECT_BIN: return "binary";
+    default: return "extension";
+    }
+}
+
+vet_reader *vet_reader_open(const char *path, const char *kind, vet_err *err) {
+    vet_reader *r = calloc(1, sizeof *r);
+    if (!r) { vet_errf(err, "out of memory"); return NULL; }
+    int is_stdin = !path || strcmp(path, "-") == 0;
+    r->path = strdup(is_stdin ? "<stdin>" : path);
+    r->want_kind = kind ? strdup(kind) : NULL;
+    r->dctx = ZSTD_createDCtx();
+    r->zbuf = malloc(ZSTD_DStreamInSize());
+    msgpack_unpacked_init(&r->obj);
+    msgpack_unpacked_init(&r->header);
+    if (!r->path || (kind && !r->want_kind) || !r->dctx || !r->zbuf ||
+        !msgpack_unpacker_init(&r->up, 1 << 16)) {
+        vet_errf(err, "out of memory");
+        free(r->path); free(r->want_kind); ZSTD_freeDCtx(r->dctx); free(r->zbuf);
+        msgpack_unpacked_destroy(&r->obj); msgpack_unpacked_destroy(&r->header);
+        free(r);
+        return NULL;
+    }
+    r->f = is_stdin ? stdin : fopen(path, "rb");
+    if (!r->f) {
+        vet_errf(err, "%s: cannot open: %s", path, strerror(errno));
+        r->f = stdin;  // so close does not fclose NULL
+        vet_reader_close(r);
+        return NULL;
+    }
+    // Object 0: the header.
+    int rc = reader_object(r, &r->header, err);
+    if (rc == 0) vet_errf(err, "%s: truncated stream (no header)", r->path);
+    if (rc <= 0) goto fail;
+    const msgpack_object *h = &r->header.data;
+    if (h->type != MSGPACK_OBJECT_MAP) {
+        vet_errf(err, "%s: header: not a map (msgpack %s): not a vet stream", r->path, msgpack_type_name(h->type));
+        goto fail;
+    }
+    int64_t version;
+    const char *k;
+    size_t klen;
+    if (mp_get_int(h, "vet", &version, NULL) < 0 || mp_get_str(h, "kind", &k, &klen, NULL) < 0) {
+        vet_errf(err, "%s: header: lacks \"vet\" or \"kind\": not a vet stream", r->path);
+        goto fail;
+    }
+    if (version < 1 || version > VET_STREAM_VERSION) {
+        vet_errf(err, "%s: header: stream version %lld, this vet reads version %d (upgrade vet)", r->path,
+                 (long long)version, VET_STREAM_VERSION);
+        goto fail;
+    }
+    if (klen >= sizeof r->kind) klen = sizeof r->kind - 1;
+    memcpy(r->kind, k, klen);
+    r->kind[klen] = 0;
+    if (kind && strcmp(kind, r->kind) != 0) {
+        vet_errf(err, "%s: stream of kind '%s', expected '%s'", r->path, r->kind, kind);
+        goto fail;
+    }
+    return r;
+fail:
+    vet_reader_close(r);
+    return NULL;
+}
+
+const msgpack_object *vet_reader_header(const vet_reader *r) { return &r->header.data; }
+const char *vet_reader_kind(const vet_reader *r) { return r->kind; }
+const char *vet_reader_path(const vet_reader *r) { return r->path; }
+uint64_t vet_reader_records(const vet_reader *r) { return r->records; }
+
+int vet_reader_next(vet_reader *r, const msgpack_object **rec, vet_err *err) {
+    if (r->finished) return 0;
+    int rc = reader_object(r, &r->obj, err);
+    if (rc < 0) return -1;
+    if (rc == 0)
+        return vet_errf(err, "%s: record %llu: truncated stream (no trailer after %llu records: the "
+                             "writer died or the file was cut)",
+                        r->path, (unsigned long long)r->records + 1, (unsigned long long)r->records);
+    const msgpack_object *o = &r->obj.data;
+    if (o->type != MSGPACK_OBJECT_MAP)
+        return vet_errf(err, "%s: record %llu: not a map (msgpack %s)", r->path,
+                        (unsigned long long)r->records + 1, msgpack_type_name(o->type));
+    const msgpack_object *end = mp_get(o, "end");
+    if (!end) {
+        r->records++;
+        *rec = o;
+        return 1;
+    }
+    // The trailer: its count must match, and nothing may follow it.
+    int64_t n;
+    if (end->type != MSGPACK_OBJECT_BOOLEAN || !end->via.boolean || mp_get_int(o, "records", &n, NULL) < 0)
+        return vet_errf(err, "%s: record %llu: malformed trailer (want {\"end\": true, \"records\": N})",
+                        r->path, (unsigned long long)r->records + 1);
+    if ((uint64_t)n != r->records)
+        return vet_errf(err, "%s: trailer says %lld records, read %llu: truncated or spliced stream",
+                        r->path, (long long)n, (unsigned long long)r->records);
+    msgpack_unpacked extra;
+    msgpack_unpacked_init(&extra);
+    rc = reader_object(r, &extra, err);
+    msgpack_unpacked_destroy(&extra);
+    if (rc < 0) return -1;
+    if (rc > 0) return vet_errf(err, "%s: data after the trailer (two streams concatenated?)", r->path);
+    r->finished = 1;
+    return 0;
+}
+
+void vet_reader_close(vet_reader *r) {
+    if (!r) return;
+    if (r->f && r->f != stdin) fclose(r->f);
+    ZSTD_freeDCtx(r->dctx);
+    free(r->zbuf);
+    msgpack_unpacker_destroy(&r->up);
+    msgpack_unpacked_destroy(&r->obj);
+    msgpack_unpacked_destroy(&r->header);
+    free(r->path);
+    free(r->want_kind);
+    free(r);
+}
