@@ -1,0 +1,233 @@
+#!/usr/bin/env bash
+# test_pack.sh — vet-pack end to end: splits without leakage, rows within seq_len, loss masks,
+# determinism, the pre-split mode, every documented failure (message + exit status), and the
+# DLO notes through vet-tokenize -> vet-pack -> vet-dump when ../shared is there.
+set -u
+: "${VET_BIN:?}" "${VET_TOP:?}" "${VET_BUILD:=$VET_TOP/build/rel}" "${VET_SHARED:=}"
+PACK="$VET_BIN/vet-pack" DUMP="$VET_BIN/vet-dump" MKTOK="$VET_BUILD/tests/helpers/vet-mktokens"
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/vet-pack-test.XXXXXX")
+trap 'rm -rf "$tmp"' EXIT
+
+ok() { echo "ok $1"; }
+notok() { echo "not ok $1"; shift; [ $# -gt 0 ] && echo "  $*" >&2; }
+skip() { echo "skip $1: $2"; }
+check() { local name=$1; shift; if "$@" >/dev/null; then ok "$name"; else notok "$name" "failed: $*"; fi; }
+
+if [ ! -x "$PACK" ] || [ ! -x "$DUMP" ]; then echo "not ok vet-pack built (no $PACK or $DUMP)"; exit 1; fi
+if [ ! -x "$MKTOK" ]; then echo "not ok test helper built (no $MKTOK: run make helpers)"; exit 1; fi
+PY=$(command -v python3 || true)
+if [ -z "$PY" ]; then echo "skip vet-pack e2e: no python3 for the JSON checks"; exit 0; fi
+
+# gen N SEED [MAXPROMPT] > jsonl: synthetic samples. 40 distinct notes written with varying case
+# and spacing (the same after normalization), 5 labels, prompt 3..MAXPROMPT tokens (BOS first),
+# response 2..6 tokens (EOS last).
+gen() {
+    "$PY" - "$@" <<'EOF'
+import json, random, sys
+n, seed = int(sys.argv[1]), int(sys.argv[2])
+maxp = int(sys.argv[3]) if len(sys.argv) > 3 else 40
+r = random.Random(seed)
+for i in range(n):
+    k = r.randrange(40)
+    note = f"Cow. Fever and cough, case {k}."
+    if r.random() < 0.5: note = "  " + note.upper().replace(" ", " \t ") + "\n"
+    label = [["1679004"], ["75702008"], ["40214000", "1679004"], ["29600000"], ["198462004"]][k % 5]
+    prompt = [1] + [r.randrange(3, 1000) for _ in range(r.randrange(2, maxp))]
+    resp = [r.randrange(3, 1000) for _ in range(r.randrange(1, 6))] + [2]
+    print(json.dumps(dict(id=f"s{i}", species=r.choice(["Cow", "Goat", ""]), codes=label,
+                          note=note, prompt=prompt, response=resp)))
+EOF
+}
+
+# verify SEQ_LEN LOSS_ON TOKENS_JSONL FILE... : checks every packed row against its samples.
+# Prints "samples=N rows=R" on success; errors on stderr and exit 1 otherwise.
+verify() {
+    "$PY" - "$@" <<'EOF'
+import json, re, sys
+seq_len, loss_on, src, files = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4:]
+samples = {}
+for line in open(src):
+    s = json.loads(line); samples[s["id"]] = s
+def norm(t): return re.sub(r"[ \t\n\v\f\r]+", " ", t.lower()).strip()
+seen, where, n_rows, bad = set(), {}, 0, []
+import subprocess
+for f in files:
+    out = subprocess.run([sys.argv[0] if False else "vet-dump", "-r", f], capture_output=True, text=True, check=True).stdout
+    for line in out.splitlines():
+        row = json.loads(line); n_rows += 1
+        tok, tgt, st = row["tokens"], row["targets"], row["starts"]
+        if len(tok) > seq_len or len(tok) != len(tgt): bad.append(f"{f}: row length {len(tok)}/{len(tgt)}")
+        if not st or st[0] != 0 or st != sorted(set(st)): bad.append(f"{f}: starts {st}")
+        for key in ("ids", "species", "codes", "prompt_lens"):
+            if len(row[key]) != len(st): bad.append(f"{f}: {key} has {len(row[key])} entries for {len(st)} samples")
+        ends = st[1:] + [len(tok)]
+        for j, sid in enumerate(row["ids"]):
+            s = samples[sid]
+            if sid in seen: bad.append(f"sample {sid} twice")
+            seen.add(sid)
+            where.setdefault(norm(s["note"]), set()).add(f)
+            a, b, pl = st[j], ends[j], row["prompt_lens"][j]
+            t = tok[a:b]
+            if t[pl:] != s["response"]: bad.append(f"{sid}: response changed")
+            if pl == len(s["prompt"]) and t[:pl] != s["prompt"]: bad.append(f"{sid}: prompt changed")
+            if row["codes"][j] != s["codes"] or row["species"][j] != s["species"]: bad.append(f"{sid}: labels")
+            for i in range(a, b):
+                nxt = i + 1 < b
+                want = tok[i + 1] if nxt and (loss_on == "all" or i + 1 - a >= pl) else -1
+                if tgt[i] != want: bad.append(f"{sid}: target at {i - a} is {tgt[i]}, want {want}"); break
+leaks = [k for k, v in where.items() if len(v) > 1]
+if leaks: bad.append(f"{len(leaks)} normalized notes in more than one split, e.g. {leaks[0]!r}")
+if bad:
+    print("\n".join(bad[:10]), file=sys.stderr); sys.exit(1)
+print(f"samples={len(seen)} rows={n_rows}")
+EOF
+}
+export PATH="$VET_BIN:$PATH"
+
+gen 300 1 > "$tmp/s.jsonl"
+"$MKTOK" -o "$tmp/s.tok" < "$tmp/s.jsonl" || { echo "not ok make test tokens"; exit 1; }
+
+# --- a grouped split, packed: every sample once, rows within seq_len, masks right, no leak ---
+if "$PACK" --out "$tmp/o" --seq-len 128 --summary "$tmp/sum.json" "$tmp/s.tok" 2>"$tmp/err" &&
+   res=$(verify 128 response "$tmp/s.jsonl" "$tmp"/o/{train,val,test}.msgpack.zst) && [ "$res" = "samples=300 rows=$(jq '.total.rows' "$tmp/sum.json")" ]; then
+    ok "pack grouped split: rows, masks, no leaked note ($res)"
+else
+    notok "pack grouped split: rows, masks, no leaked note" "$(cat "$tmp/err") $res"
+fi
+check "quiet when stderr is not a terminal" test ! -s "$tmp/err"
+check "summary counts add up" jq -e '.samples_in == 300 and .samples_packed + .samples_rejected == .samples_in
+    and .splits.train.samples + .splits.val.samples + .splits.test.samples == 300 and .leaked_groups == 0
+    and .note_groups == 40 and .total.utilization > 0.9 and .total.positions_vs_pad < 0.5' "$tmp/sum.json"
+check "header carries split, seq_len, summary" bash -c "vet-dump -H '$tmp/o/val.msgpack.zst' | jq -e '.kind == \"packed\" and .split == \"val\" and .seq_len == 128 and .packed == true and .loss_on == \"response\" and .summary.samples_in == 300 and (.tokenizer.sha256 | length) == 64'"
+shares=$(jq -r '[.splits.train.samples, .splits.val.samples, .splits.test.samples] | @tsv' "$tmp/sum.json")
+check "split shares near 80/10/10 (within one note group, <= 20 samples)" \
+    "$PY" -c "import sys; t,v,s=map(int,'$shares'.split()); sys.exit(not (abs(t-240)<=20 and abs(v-30)<=20 and abs(s-30)<=20))"
+
+# --- determinism: same seed byte-identical, another seed different ---
+"$PACK" --out "$tmp/o2" --seq-len 128 "$tmp/s.tok" && "$PACK" --out "$tmp/o3" --seq-len 128 --seed 2 "$tmp/s.tok"
+same=1; for k in train val test; do cmp -s "$tmp/o/$k.msgpack.zst" "$tmp/o2/$k.msgpack.zst" || same=0; done
+check "same input and seed: byte-identical output" test $same = 1
+check "another seed: another split" bash -c "! cmp -s '$tmp/o/train.msgpack.zst' '$tmp/o3/train.msgpack.zst'"
+"$PACK" --train "$tmp/stdin.pack" --val "$tmp/v.pack" --test "$tmp/t.pack" --seq-len 128 < "$tmp/s.tok"
+check "stdin input and --train/--val/--test files" cmp -s "$tmp/stdin.pack" "$tmp/o/train.msgpack.zst"
+
+# --- no grouping: a plain random split leaks notes (proves the leak check can fail) ---
+"$PACK" --out "$tmp/ng" --group-by none --seq-len 128 --summary "$tmp/ng.json" "$tmp/s.tok"
+check "--group-by none splits by sample (notes leak)" jq -e '.leaked_groups > 0 and .group_by == "none"' "$tmp/ng.json"
+if verify 128 response "$tmp/s.jsonl" "$tmp"/ng/*.msgpack.zst >/dev/null 2>&1; then notok "leak check detects leaks"; else ok "leak check detects leaks"; fi
+
+# --- stratified ---
+if "$PACK" --out "$tmp/st" --stratify codes --split 60/20/20 --seq-len 128 --summary "$tmp/st.json" "$tmp/s.tok" &&
+   verify 128 response "$tmp/s.jsonl" "$tmp"/st/*.msgpack.zst >/dev/null; then ok "--stratify codes: grouped, valid"; else notok "--stratify codes: grouped, valid"; fi
+
+# --- --no-pack, --train-on-prompt, 100/0/0 ---
+"$PACK" --no-pack --train-on-prompt --split 100/0/0 --train "$tmp/np.pack" --seq-len 128 "$tmp/s.tok"
+if res=$(verify 128 all "$tmp/s.jsonl" "$tmp/np.pack") && [ "$res" = "samples=300 rows=300" ] &&
+   vet-dump -H "$tmp/np.pack" | jq -e '.packed == false and .loss_on == "all"' >/dev/null; then
+    ok "--no-pack one sample per row, --train-on-prompt, 100/0/0 with only --train"
+else notok "--no-pack one sample per row, --train-on-prompt, 100/0/0 with only --train" "$res"; fi
+"$PACK" -o "$tmp/all.pack" --seq-len 128 "$tmp/s.tok"
+check "-o: everything in one stream (split all)" bash -c "vet-dump -H '$tmp/all.pack' | jq -e '.split == \"all\" and .summary.splits.all.packed == 300' >/dev/null"
+
+# --- edges: a sample of exactly seq_len, a one-token response, over-long ones ---
+{
+    echo '{"id":"exact","species":"Cow","codes":["1"],"note":"a","prompt":[1,5,6,7,8,9],"response":[10,11,12,2]}'
+    echo '{"id":"eos-only","species":"Cow","codes":["1"],"note":"b","prompt":[1,5,6],"response":[2]}'
+    echo '{"id":"long","species":"Cow","codes":["1"],"note":"c","prompt":[1,5,6,7,8,9,13,14],"response":[10,11,2]}'
+    echo '{"id":"long-resp","species":"Cow","codes":["1"],"note":"d","prompt":[1,5],"response":[10,11,12,13,14,15,16,17,18,2]}'
+    echo '{"id":"fits-bos","species":"Cow","codes":["1"],"note":"e","prompt":[1,5,6],"response":[10,11,12,13,14,15,16,17,2]}'
+} > "$tmp/edge.jsonl"
+"$MKTOK" -o "$tmp/edge.tok" < "$tmp/edge.jsonl"
+"$PACK" --split 100/0/0 --train "$tmp/e.pack" --seq-len 10 --summary "$tmp/e.json" "$tmp/edge.tok" 2>"$tmp/err"
+if res=$(verify 10 response "$tmp/edge.jsonl" "$tmp/e.pack") && [ "$res" = "samples=2 rows=2" ] &&
+   jq -e '.samples_rejected == 3 and (.rejected_ids | sort) == ["fits-bos", "long", "long-resp"]' "$tmp/e.json" >/dev/null &&
+   grep -q "3 samples longer than --seq-len 10 rejected: long, long-resp, fits-bos" "$tmp/err"; then
+    ok "exact seq_len kept, one-token response, over-long rejected and named"
+else notok "exact seq_len kept, one-token response, over-long rejected and named" "$res $(cat "$tmp/err")"; fi
+# the exact-length sample: its first response token is predicted from the last prompt token
+check "mask edge: loss starts at the last prompt token, EOS carries loss, last -1" bash -c \
+    "vet-dump -r '$tmp/e.pack' | jq -se 'map(select(.ids == [\"exact\"]))[0].targets == [-1,-1,-1,-1,-1,10,11,12,2,-1]' >/dev/null"
+for mode in left right; do
+    "$PACK" --split 100/0/0 --train "$tmp/$mode.pack" --seq-len 10 --truncate $mode --summary "$tmp/$mode.json" "$tmp/edge.tok" 2>/dev/null
+    want_long='[1,6,7,8,9,13,14,10,11,2]'; [ $mode = right ] && want_long='[1,5,6,7,8,9,13,10,11,2]'
+    want_fit='[1,10,11,12,13,14,15,16,17,2]'
+    if jq -e '.samples_rejected == 1 and .rejected_ids == ["long-resp"] and .samples_truncated == 2' "$tmp/$mode.json" >/dev/null &&
+       vet-dump -r "$tmp/$mode.pack" | jq -se "[.[] | . as \$r | range(0; .ids | length) as \$j |
+           {id: .ids[\$j], t: .tokens[.starts[\$j]:(.starts[\$j + 1] // (.tokens | length))], pl: .prompt_lens[\$j]}] |
+           (map(select(.id == \"long\"))[0] | .t == $want_long and .pl == 7) and
+           (map(select(.id == \"fits-bos\"))[0] | .t == $want_fit and .pl == 1)" >/dev/null &&
+       verify 10 response "$tmp/edge.jsonl" "$tmp/$mode.pack" >/dev/null; then
+        ok "--truncate $mode cuts the prompt only; a response that cannot fit is still rejected"
+    else notok "--truncate $mode cuts the prompt only; a response that cannot fit is still rejected"; fi
+done
+
+# --- pre-split inputs ---
+gen 40 7 > "$tmp/v.jsonl"; gen 40 8 > "$tmp/t.jsonl"
+"$MKTOK" -o "$tmp/v.tok" < "$tmp/v.jsonl"; "$MKTOK" -o "$tmp/t.tok" < "$tmp/t.jsonl"
+"$MKTOK" --sha256 bbbbbbbb -o "$tmp/other.tok" < "$tmp/t.jsonl"
+if "$PACK" --train-in "$tmp/s.tok" --val-in "$tmp/v.tok" --test-in "$tmp/t.tok" --out "$tmp/pre" --seq-len 128 --summary "$tmp/pre.json" &&
+   jq -e '.splits.train.samples == 300 and .splits.val.samples == 40 and .splits.test.samples == 40 and .group_by == "input" and .leaked_groups > 0' "$tmp/pre.json" >/dev/null &&
+   [ "$(vet-dump -r "$tmp/pre/val.msgpack.zst" | jq -s '[.[].ids[]] | length')" = 40 ]; then
+    ok "--train-in/--val-in/--test-in packed as they are (leaks between them reported)"
+else notok "--train-in/--val-in/--test-in packed as they are (leaks between them reported)"; fi
+
+# --- failures: message and exit status; no output left under a final name ---
+fails() {  # fails NAME STATUS PATTERN CMD...
+    local name=$1 want=$2 pat=$3; shift 3
+    "$@" >/dev/null 2>"$tmp/err"; local rc=$?
+    if [ $rc = "$want" ] && grep -q -- "$pat" "$tmp/err"; then ok "$name"
+    else notok "$name" "exit $rc (want $want), stderr: $(cat "$tmp/err")"; fi
+}
+printf 'id,note\n1,hello\n' > "$tmp/notes.csv"
+fails "not a vet stream: exit 1, named" 1 "^vet-pack: .*notes.csv: not a vet stream" "$PACK" --out "$tmp/f1" "$tmp/notes.csv"
+fails "wrong kind: exit 1" 1 "kind 'packed', expected 'tokens'" "$PACK" --out "$tmp/f2" "$tmp/e.pack"
+gen 2000 3 | "$MKTOK" -o "$tmp/big.tok"
+head -c $(($(stat -c %s "$tmp/big.tok") / 2)) "$tmp/big.tok" > "$tmp/cut.tok"
+fails "truncated input: exit 1" 1 "truncated stream" "$PACK" --out "$tmp/f3" "$tmp/cut.tok"
+check "truncated input leaves no output files" test -z "$(ls -A "$tmp/f3" 2>/dev/null)"
+fails "tokenizer mismatch names both files and hashes" 1 "s.tok has tokenizer sha256 a\{64\}, .*other.tok has bbbbbbbb" \
+    "$PACK" --train-in "$tmp/s.tok" --test-in "$tmp/other.tok" --out "$tmp/f4"
+fails "bad --split: exit 2" 2 "split" "$PACK" --split 80/20 --out "$tmp/f5" "$tmp/s.tok"
+fails "negative --split: exit 2" 2 "split" "$PACK" --split 80/-10/30 --out "$tmp/f5" "$tmp/s.tok"
+fails "--seq-len 1: exit 2" 2 "seq-len" "$PACK" --seq-len 1 --out "$tmp/f5" "$tmp/s.tok"
+fails "a split without output: exit 2" 2 "the val split has no output" "$PACK" --train "$tmp/x.pack" "$tmp/s.tok"
+fails "missing input: exit 3" 3 "cannot open" "$PACK" --out "$tmp/f6" "$tmp/nope.tok"
+fails "unwritable output: exit 3" 3 "vet-pack: " "$PACK" --train "$tmp/w1.pack" --val "$tmp/w2.pack" --test "$tmp/no/such/dir/t.pack" "$tmp/s.tok"
+check "a failed write leaves none of the outputs (nor temp files)" test -z "$(ls "$tmp" | grep '^w[12]\.pack')"
+
+# --- the DLO notes: tokenize -> pack -> dump, grouped split never shares a note ---
+TOKENIZE="$VET_BIN/vet-tokenize"
+if [ -z "$VET_SHARED" ] || [ ! -f "$VET_SHARED/data/dlo/dlo_notes.csv" ]; then
+    skip "DLO notes through vet-tokenize/vet-pack" "VET_SHARED not set"
+elif [ ! -x "$TOKENIZE" ]; then
+    skip "DLO notes through vet-tokenize/vet-pack" "no vet-tokenize"
+else
+    spm=${VET_SPM:-}
+    if [ -z "$spm" ] && command -v spm_train >/dev/null; then
+        # A small BPE model trained on the notes: enough to give realistic token counts.
+        cut -d, -f3 "$VET_SHARED/data/dlo/dlo_notes.csv" > "$tmp/notes.txt"
+        spm_train --input="$tmp/notes.txt" --model_prefix="$tmp/spm" --vocab_size=600 --model_type=bpe \
+            --bos_id=1 --eos_id=2 --unk_id=0 --pad_id=-1 --minloglevel=2 >/dev/null 2>&1 && spm="$tmp/spm.model"
+    fi
+    if [ -z "$spm" ]; then
+        skip "DLO notes through vet-tokenize/vet-pack" "no tokenizer (set VET_SPM or install spm_train)"
+    elif "$TOKENIZE" --spm "$spm" "$VET_SHARED/data/dlo/dlo_notes.csv" 2>/dev/null |
+         "$PACK" --out "$tmp/dlo" --stratify codes --summary "$tmp/dlo.json" 2>"$tmp/err"; then
+        # The sample notes, by id, from the tokens stream itself.
+        "$TOKENIZE" --spm "$spm" "$VET_SHARED/data/dlo/dlo_notes.csv" 2>/dev/null | vet-dump -r |
+            jq -c '{id, species, codes, note, prompt, response}' > "$tmp/dlo.jsonl"
+        if res=$(verify 512 response "$tmp/dlo.jsonl" "$tmp"/dlo/*.msgpack.zst) && [ "${res%% *}" = "samples=1602" ] &&
+           jq -e '.samples_in == 1602 and .leaked_groups == 0 and .note_groups == 444' "$tmp/dlo.json" >/dev/null; then
+            ok "DLO notes: 1602 samples, no note shared across splits ($res, utilization $(jq '.total.utilization' "$tmp/dlo.json"))"
+        else notok "DLO notes: 1602 samples, no note shared across splits" "$res"; fi
+    else
+        notok "DLO notes through vet-tokenize/vet-pack" "$(cat "$tmp/err")"
+    fi
+fi
+
+# --- every flag in --help is in the man page ---
+man="$VET_TOP/man/vet-pack.1"
+missing=$("$PACK" --help | grep -o -- '--[a-z][a-z-]*' | sort -u | while read -r f; do
+    grep -qF -- "$(printf '%s' "$f" | sed 's/-/\\-/g')" "$man" 2>/dev/null || echo "$f"; done | tr '\n' ' ')
+check "man page documents every --help flag${missing:+ (missing: $missing)}" test -z "$missing"
+check "--version" bash -c "'$PACK' --version | grep -q '^vet-pack [0-9]'"

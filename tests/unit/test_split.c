@@ -1,0 +1,228 @@
+// test_split.c — grouped and stratified splits, note normalization (lib/split.h).
+#include <stdint.h>
+#include <stdlib.h>
+
+#include "check.h"
+#include "rng.h"
+#include "split.h"
+
+static void test_parse_shares(void) {
+    double s[3];
+    vet_err err = {{0}};
+    CHECK(vet_split_parse_shares("80/10/10", s, &err) == 0);
+    CHECK_NEAR(s[0], 0.8, 1e-12);
+    CHECK_NEAR(s[1], 0.1, 1e-12);
+    CHECK_NEAR(s[2], 0.1, 1e-12);
+    CHECK(vet_split_parse_shares("100/0/0", s, &err) == 0);
+    CHECK(s[0] == 1 && s[1] == 0 && s[2] == 0);
+    CHECK(vet_split_parse_shares("1/1/2", s, &err) == 0);
+    CHECK_NEAR(s[2], 0.5, 1e-12);
+    CHECK(vet_split_parse_shares("0.7/0.15/0.15", s, &err) == 0);
+    CHECK_NEAR(s[0], 0.7, 1e-12);
+    const char *bad[] = {"80/10", "80/10/10/", "a/b/c", "-1/1/1", "0/0/0", "80/10/x", "nan/1/1",
+                         "inf/1/1", "", "80,10,10", "80/10/10 "};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        err.msg[0] = 0;
+        CHECK(vet_split_parse_shares(bad[i], s, &err) == -1);
+        CHECK_CONTAINS(err.msg, "--split");
+    }
+}
+
+static void test_normalize(void) {
+    const char *in = "  Cow.\tHigh   FEVER\r\n and Nasal discharge.  \n";
+    char out[64];
+    size_t n = vet_split_normalize(in, strlen(in), out);
+    CHECK_STR(out, "cow. high fever and nasal discharge.");
+    CHECK(n == strlen(out));
+    // Non-ASCII bytes stay as they are; only ASCII letters fold.
+    const char *utf = "\xc3\x89T\xc3\xa9  Z";  // "ÉTé  Z"
+    vet_split_normalize(utf, strlen(utf), out);
+    CHECK_STR(out, "\xc3\x89t\xc3\xa9 z");
+    CHECK(vet_split_normalize("   \t", 4, out) == 0 && out[0] == 0);
+    CHECK(vet_split_normalize("", 0, out) == 0 && out[0] == 0);
+    // Not NUL-terminated input: only n bytes read.
+    vet_split_normalize("AbcDEF", 3, out);
+    CHECK_STR(out, "abc");
+}
+
+static void test_label(void) {
+    char *codes[] = {"75702008", "1679004", "75702008"};
+    char *l = vet_split_label(codes, 3);
+    CHECK_STR(l, "1679004;75702008");
+    free(l);
+    l = vet_split_label(NULL, 0);
+    CHECK_STR(l, "");
+    free(l);
+}
+
+static void test_index_keys(void) {
+    char *keys[] = {"b", "a", "b", "c", "a", "b"};
+    int32_t id[6];
+    vet_err err;
+    CHECK(vet_split_index_keys(keys, 6, id, &err) == 3);
+    int32_t want[] = {0, 1, 0, 2, 1, 0};
+    for (int i = 0; i < 6; i++) CHECK(id[i] == want[i]);
+    CHECK(vet_split_index_keys(keys, 0, id, &err) == 0);
+}
+
+// Random data: n samples in groups of 1..max_group, labels per group (pure groups) with a
+// skewed distribution. Fills group_of / stratum_of; returns the group count.
+static int32_t make_data(vet_rng *rng, size_t n, int max_group, int n_labels, int32_t *group_of,
+                         int32_t *stratum_of) {
+    int32_t g = -1;
+    size_t left_in_group = 0;
+    int32_t label = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (left_in_group == 0) {
+            g++;
+            left_in_group = 1 + vet_rng_below(rng, (uint64_t)max_group);
+            // label k with weight ~ 1/(k+1): the first labels dominate
+            double u = vet_rng_uniform_double(rng), total = 0, acc = 0;
+            for (int k = 0; k < n_labels; k++) total += 1.0 / (k + 1);
+            label = n_labels - 1;
+            for (int k = 0; k < n_labels; k++) {
+                acc += 1.0 / (k + 1) / total;
+                if (u < acc) {
+                    label = k;
+                    break;
+                }
+            }
+        }
+        group_of[i] = g;
+        stratum_of[i] = label;
+        left_in_group--;
+    }
+    // Shuffle the samples so groups are not contiguous in the input.
+    for (size_t i = n; i > 1; i--) {
+        size_t j = (size_t)vet_rng_below(rng, i);
+        int32_t t = group_of[i - 1];
+        group_of[i - 1] = group_of[j];
+        group_of[j] = t;
+        t = stratum_of[i - 1];
+        stratum_of[i - 1] = stratum_of[j];
+        stratum_of[j] = t;
+    }
+    return g + 1;
+}
+
+// No group is ever split; shares hold overall; deterministic in the seed.
+static void test_assign_grouped(void) {
+    vet_rng rng;
+    vet_rng_seed(&rng, 11);
+    const double shares[][3] = {{0.8, 0.1, 0.1}, {1, 0, 0}, {0, 0, 1}, {0.5, 0.5, 0}, {1 / 3.0, 1 / 3.0, 1 / 3.0}};
+    for (int trial = 0; trial < 40; trial++) {
+        size_t n = 1 + vet_rng_below(&rng, 3000);
+        int max_group = 1 + (int)vet_rng_below(&rng, 8);
+        int32_t *group_of = malloc(n * sizeof *group_of), *stratum_of = malloc(n * sizeof *stratum_of);
+        uint8_t *split = malloc(n), *again = malloc(n);
+        int32_t G = make_data(&rng, n, max_group, 5, group_of, stratum_of);
+        const double *sh = shares[trial % 5];
+        int strat = trial % 2;
+        vet_err err;
+        CHECK(vet_split_assign(group_of, G, strat ? stratum_of : NULL, 5, n, sh, (uint64_t)trial, split, &err) == 0);
+        int8_t *group_split = malloc((size_t)G);
+        memset(group_split, -1, (size_t)G);
+        int64_t count[3] = {0, 0, 0};
+        for (size_t i = 0; i < n; i++) {
+            CHECK(split[i] < 3);
+            if (group_split[group_of[i]] >= 0) CHECK(group_split[group_of[i]] == split[i]);
+            group_split[group_of[i]] = (int8_t)split[i];
+            count[split[i]]++;
+        }
+        for (int k = 0; k < 3; k++) {
+            if (sh[k] == 0) CHECK(count[k] == 0);
+            // overall: within one group of the ideal (rounded), plus one
+            CHECK(fabs((double)count[k] - sh[k] * (double)n) <= max_group + 1);
+        }
+        CHECK(vet_split_assign(group_of, G, strat ? stratum_of : NULL, 5, n, sh, (uint64_t)trial, again, &err) == 0);
+        CHECK(memcmp(split, again, n) == 0);
+        free(group_of);
+        free(stratum_of);
+        free(split);
+        free(again);
+        free(group_split);
+    }
+}
+
+// Stratified: each label's count in each split stays within 2 * (largest group + 1) samples of
+// share * (label's count) — the stated tolerance (see split.h: quotas per stratum, error carried).
+static void test_assign_stratified(void) {
+    vet_rng rng;
+    vet_rng_seed(&rng, 5);
+    const double sh[3] = {0.8, 0.1, 0.1};
+    int worst_plain = 0, worst_strat = 0;
+    for (int trial = 0; trial < 20; trial++) {
+        size_t n = 2000;
+        int max_group = 3, L = 12;
+        int32_t *group_of = malloc(n * sizeof *group_of), *stratum_of = malloc(n * sizeof *stratum_of);
+        uint8_t *split = malloc(n), *plain = malloc(n);
+        int32_t G = make_data(&rng, n, max_group, L, group_of, stratum_of);
+        vet_err err;
+        CHECK(vet_split_assign(group_of, G, stratum_of, L, n, sh, 100 + (uint64_t)trial, split, &err) == 0);
+        CHECK(vet_split_assign(group_of, G, NULL, L, n, sh, 100 + (uint64_t)trial, plain, &err) == 0);
+        int64_t per[12][3] = {{0}}, per_plain[12][3] = {{0}}, total[12] = {0};
+        for (size_t i = 0; i < n; i++) {
+            per[stratum_of[i]][split[i]]++;
+            per_plain[stratum_of[i]][plain[i]]++;
+            total[stratum_of[i]]++;
+        }
+        for (int l = 0; l < L; l++)
+            for (int k = 0; k < 3; k++) {
+                double want = sh[k] * (double)total[l];
+                double dev = fabs((double)per[l][k] - want), dev_plain = fabs((double)per_plain[l][k] - want);
+                CHECK(dev <= 2.0 * (max_group + 1));
+                if (dev > worst_strat) worst_strat = (int)dev;
+                if (dev_plain > worst_plain) worst_plain = (int)dev_plain;
+            }
+        free(group_of);
+        free(stratum_of);
+        free(split);
+        free(plain);
+    }
+    // Stratification must actually help over a plain grouped split on the same data.
+    CHECK(worst_strat < worst_plain);
+}
+
+// Mixed-label groups (label noise): a group follows its majority label and is still whole.
+static void test_assign_mixed_groups(void) {
+    int32_t group_of[] = {0, 0, 0, 1, 1, 2, 3, 3, 3, 3};
+    int32_t stratum_of[] = {1, 0, 1, 0, 0, 2, 2, 1, 2, 0};
+    uint8_t split[10];
+    const double sh[3] = {0.6, 0.2, 0.2};
+    vet_err err;
+    CHECK(vet_split_assign(group_of, 4, stratum_of, 3, 10, sh, 3, split, &err) == 0);
+    CHECK(split[0] == split[1] && split[1] == split[2]);
+    CHECK(split[3] == split[4]);
+    CHECK(split[6] == split[7] && split[7] == split[8] && split[8] == split[9]);
+    // Out-of-range ids fail.
+    int32_t bad_group[] = {0, 7};
+    CHECK(vet_split_assign(bad_group, 2, NULL, 1, 2, sh, 3, split, &err) == -1);
+    CHECK_CONTAINS(err.msg, "out of range");
+    const double zero[3] = {0, 0, 0};
+    CHECK(vet_split_assign(group_of, 4, NULL, 1, 10, zero, 3, split, &err) == -1);
+}
+
+// Different seeds give different splits (the seed is used), same seed the same.
+static void test_assign_seed(void) {
+    enum { N = 500 };
+    int32_t group_of[N];
+    uint8_t a[N], b[N];
+    for (int i = 0; i < N; i++) group_of[i] = i / 2;
+    const double sh[3] = {0.8, 0.1, 0.1};
+    vet_err err;
+    CHECK(vet_split_assign(group_of, N / 2, NULL, 1, N, sh, 1, a, &err) == 0);
+    CHECK(vet_split_assign(group_of, N / 2, NULL, 1, N, sh, 2, b, &err) == 0);
+    CHECK(memcmp(a, b, N) != 0);
+}
+
+int main(void) {
+    RUN(test_parse_shares);
+    RUN(test_normalize);
+    RUN(test_label);
+    RUN(test_index_keys);
+    RUN(test_assign_grouped);
+    RUN(test_assign_stratified);
+    RUN(test_assign_mixed_groups);
+    RUN(test_assign_seed);
+    CHECK_EXIT();
+}
