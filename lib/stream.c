@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <zstd.h>
 
@@ -27,6 +28,7 @@ struct vet_writer {
     size_t zcap;
     uint64_t records;
     int header_done;
+    int special;           // writing straight into a device or pipe: no temporary
 };
 
 // Compresses what sits in sbuf (all of it) and writes the output; with ZSTD_e_end also
@@ -62,6 +64,17 @@ vet_writer *vet_writer_open(const char *path, const char *kind, const char *prog
     if (!path || strcmp(path, "-") == 0) {
         w->f = stdout;
         w->shown = "<stdout>";
+        return w;
+    }
+    // A device or a pipe (/dev/null, /dev/stdout, a fifo) is written in place: renaming a
+    // temporary over it would replace the device with a plain file.
+    struct stat st;
+    if (stat(path, &st) == 0 && !S_ISREG(st.st_mode)) {
+        w->path = strdup(path);
+        w->shown = w->path ? w->path : "?";
+        w->f = fopen(path, "wb");
+        if (!w->f) { vet_errf(err, "%s: cannot open for writing: %s", path, strerror(errno)); goto fail; }
+        w->special = 1;
         return w;
     }
     size_t n = strlen(path) + 32;
@@ -132,7 +145,13 @@ int vet_writer_close(vet_writer *w, vet_err *err) {
         vet_writer_abort(w);
         return -1;
     }
-    if (w->f == stdout) {
+    if (w->f == stdout || w->special) {
+        if (w->special && fclose(w->f) != 0) {
+            w->f = NULL;
+            vet_errf(err, "%s: write failed: %s", w->shown, strerror(errno));
+            vet_writer_abort(w);
+            return -1;
+        }
         writer_free(w);
         return 0;
     }

@@ -1,6 +1,8 @@
 // test_stream.c — the vet stream: round trips and every way a stream can be broken.
 #include <stdint.h>
 #include <sys/stat.h>
+#include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <zstd.h>
 
@@ -264,6 +266,26 @@ static void test_atomic_write(void) {
     CHECK_CONTAINS(err.msg, "cannot create");
 }
 
+// Writing into a pipe or device goes straight in: no temporary renamed over it (as root that
+// would replace /dev/null with a plain file).
+static void test_write_into_fifo(void) {
+    const char *p = tmp("fifo");
+    CHECK(mkfifo(p, 0600) == 0);
+    pid_t child = fork();
+    if (child == 0) {  // the reader: drain the pipe
+        FILE *f = fopen(p, "rb");
+        char buf[4096];
+        while (f && fread(buf, 1, sizeof buf, f) > 0) {}
+        _exit(0);
+    }
+    CHECK(write_stream(p, 20) == 0);
+    int status;
+    kill(child, SIGKILL);  // done either way (and never left blocked on open)
+    waitpid(child, &status, 0);
+    struct stat st;
+    CHECK(stat(p, &st) == 0 && S_ISFIFO(st.st_mode));
+}
+
 static void test_mp_accessors(void) {
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
@@ -318,6 +340,7 @@ int main(void) {
     RUN(test_record_not_a_map);
     RUN(test_bad_trailers);
     RUN(test_atomic_write);
+    RUN(test_write_into_fifo);
     RUN(test_mp_accessors);
     char cmd[600];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
