@@ -1,0 +1,168 @@
+#!/usr/bin/env bash
+# test_tokenize.sh — vet-tokenize end to end: formats, templates, bad rows, exit codes,
+# --skip-bad counts, --stats, and the DLO data (1,602 rows; CSV and JSON give the same ids).
+set -u
+: "${VET_BIN:?}" "${VET_TOP:?}"
+fx=$VET_TOP/tests/fixtures/tokenize
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/vet-tokenize-test.XXXXXX")
+trap 'rm -rf "$tmp"' EXIT
+tok=$VET_BIN/vet-tokenize
+dump=$VET_BIN/vet-dump
+py=/usr/bin/python3
+
+ok() { echo "ok $1"; }
+notok() { echo "not ok $1"; shift; [ $# -gt 0 ] && echo "  $*" >&2; return 0; }
+check() { local name=$1; shift; if "$@"; then ok "$name"; else notok "$name" "failed: $*"; fi; }
+# expect_fail NAME STATUS MESSAGE CMD...: the command must exit STATUS and say MESSAGE on stderr.
+expect_fail() {
+    local name=$1 want=$2 msg=$3; shift 3
+    "$@" >"$tmp/out" 2>"$tmp/err"
+    local rc=$?
+    if [ "$rc" -ne "$want" ]; then notok "$name" "exit $rc, wanted $want; stderr: $(cat "$tmp/err")"; return; fi
+    if ! grep -qF -- "$msg" "$tmp/err"; then notok "$name" "stderr lacks '$msg': $(cat "$tmp/err")"; return; fi
+    ok "$name"
+}
+records() { "$dump" -r "$1" | jq -c "${2:-.}"; }
+
+if ! "$VET_TOP/tests/fixtures/tokenize/make_model.sh" "$tmp/model" 2>"$tmp/train.err"; then
+    echo "skip tokenize: cannot train a test tokenizer (spm_train from Debian's sentencepiece): $(cat "$tmp/train.err")"
+    exit 0
+fi
+model=$tmp/model/tokenizer.model
+
+# --- the basics ---------------------------------------------------------------------------
+check version bash -c "'$tok' --version | grep -qx 'vet-tokenize [0-9.]*'"
+"$tok" --help >"$tmp/help"
+check help_lists_options bash -c "grep -q -- '--skip-bad' '$tmp/help' && grep -q 'Exit status' '$tmp/help'"
+missing=""
+for flag in $(grep -o -- '--[a-z][a-z-]*' "$tmp/help" | sort -u); do
+    grep -qF -- "\\-\\-${flag#--}" "$VET_TOP/man/vet-tokenize.1" || missing="$missing $flag"
+done
+check man_page_has_every_flag test -z "$missing"
+expect_fail usage_no_spm 2 "--spm MODEL is required" "$tok" "$fx/notes.csv"
+expect_fail usage_bad_format 2 "--format: 'xml'" "$tok" --spm "$model" --format xml "$fx/notes.csv"
+expect_fail usage_unknown_option 2 "try 'vet-tokenize --help'" "$tok" --frobnicate
+expect_fail usage_two_inputs 2 "one INPUT at most" "$tok" --spm "$model" a.csv b.csv
+expect_fail usage_max_len 2 "--max-len" "$tok" --spm "$model" --max-len 0 "$fx/notes.csv"
+
+# --- the tokenizer model --------------------------------------------------------------------
+expect_fail model_missing 3 "no such tokenizer model" "$tok" --spm "$tmp/nope.model" "$fx/notes.csv"
+head -c 3000 /dev/urandom >"$tmp/corrupt.model"
+expect_fail model_corrupt 1 "not a SentencePiece model" "$tok" --spm "$tmp/corrupt.model" "$fx/notes.csv"
+mkdir -p "$tmp/emptydir"
+expect_fail model_dir_without_model 3 "has no tokenizer.model" "$tok" --spm "$tmp/emptydir" "$fx/notes.csv"
+"$tok" --spm "$tmp/model" -o "$tmp/dir.tok" "$fx/notes.csv" && "$tok" --spm "$model" -o "$tmp/file.tok" "$fx/notes.csv"
+check model_dir_accepted cmp -s <(records "$tmp/dir.tok") <(records "$tmp/file.tok")
+sha=$(sha256sum "$model" | cut -d' ' -f1)
+check header_tokenizer bash -c "'$dump' -H '$tmp/file.tok' | jq -e '.kind == \"tokens\" and .tokenizer.sha256 == \"$sha\" and .tokenizer.bos_id == 1 and .tokenizer.eos_id == 2 and .tokenizer.vocab_size > 0 and .template.name == \"alpaca\" and .template.response_prefix == \"Diagnosed conditions: \" and (.template.sha256 | length) == 64 and .source == \"$fx/notes.csv\"' >/dev/null"
+
+# --- formats ----------------------------------------------------------------------------------
+check csv_count test "$("$dump" -c "$tmp/file.tok")" = 5
+check csv_fields bash -c "'$dump' -r '$tmp/file.tok' | jq -s -e '.[0].id == \"t-01\" and .[0].species == \"Cow\" and .[0].codes == [\"1679004\"] and .[2].codes == [\"Foot Rot\"] and .[3].codes == [\"40214000\",\"1679004\"] and (.[2].note | contains(\"\n\")) and .[1].note == \"Goat. Owner says \\\"not eating\\\" since Monday.\" and all(.[]; .prompt[0] == 1 and .response[-1] == 2)' >/dev/null"
+for f in json jsonl; do
+    "$tok" --spm "$model" -o "$tmp/$f.tok" "$fx/notes.$f"
+    check "${f}_equals_csv" cmp -s <(records "$tmp/file.tok") <(records "$tmp/$f.tok")
+    "$tok" --spm "$model" <"$fx/notes.$f" >"$tmp/$f.stdin.tok"
+    check "${f}_sniffed_on_stdin" cmp -s <(records "$tmp/file.tok") <(records "$tmp/$f.stdin.tok")
+done
+# CRLF line ends and a byte order mark change nothing.
+{ printf '\xef\xbb\xbf'; sed 's/$/\r/' "$fx/notes.csv"; } >"$tmp/crlf.csv"
+"$tok" --spm "$model" -o "$tmp/crlf.tok" "$tmp/crlf.csv"
+# (the embedded newline of t-03 becomes CRLF inside quotes, which is data: compare the rest)
+check csv_crlf_bom cmp -s <(records "$tmp/file.tok" 'select(.id != "t-03")') <(records "$tmp/crlf.tok" 'select(.id != "t-03")')
+"$tok" --spm "$model" --format csv <"$fx/notes.csv" >"$tmp/stdin.tok"
+check csv_on_stdin cmp -s <(records "$tmp/file.tok") <(records "$tmp/stdin.tok")
+check stdin_source_is_dash bash -c "'$dump' -H '$tmp/stdin.tok' | jq -e '.source == \"-\"' >/dev/null"
+# Column flags: renamed columns, and a file with the note column only.
+sed '1s/.*/key,animal,text,labels,dx,clinic/' "$fx/notes.csv" >"$tmp/renamed.csv"
+"$tok" --spm "$model" --id-col key --species-col animal --note-col text --codes-col labels --disease-col dx -o "$tmp/renamed.tok" "$tmp/renamed.csv"
+check csv_column_flags cmp -s <(records "$tmp/file.tok") <(records "$tmp/renamed.tok")
+printf 'note\nCow. Fever.\n' >"$tmp/only.csv"
+"$tok" --spm "$model" -o "$tmp/only.tok" "$tmp/only.csv"
+check csv_note_only bash -c "'$dump' -r '$tmp/only.tok' | jq -e '.id == \"1\" and .species == \"\" and .codes == []' >/dev/null"
+
+# --- templates ----------------------------------------------------------------------------------
+"$tok" --print-template >"$tmp/alpaca.template"
+"$tok" --spm "$model" --template "$tmp/alpaca.template" -o "$tmp/tpl.tok" "$fx/notes.csv"
+check template_file_roundtrip cmp -s <(records "$tmp/file.tok") <(records "$tmp/tpl.tok")
+"$tok" --spm "$model" --template "$fx/custom.template" -o "$tmp/custom.tok" "$fx/notes.csv"
+check template_custom bash -c "'$dump' -H '$tmp/custom.tok' | jq -e '.template.name == \"custom.template\" and .template.response_prefix == \"\"' >/dev/null"
+"$tok" --spm "$model" --input-format '' --instruction 'Name the disease.' -o "$tmp/noinput.tok" "$fx/notes.csv"
+check template_noinput bash -c "'$dump' -H '$tmp/noinput.tok' | jq -e '.template.name == \"alpaca-noinput\" and .template.instruction == \"Name the disease.\"' >/dev/null"
+expect_fail template_leaks_answer 1 "would show the model its answer" "$tok" --spm "$model" --input-format 'Note: {note} ({codes})' "$fx/notes.csv"
+expect_fail template_missing 3 "cannot open template" "$tok" --spm "$model" --template "$tmp/none.template" "$fx/notes.csv"
+
+# --- bad rows: message, exit 1, no output left behind ----------------------------------------------
+bad() {  # bad NAME MESSAGE CONTENT
+    printf '%b' "$3" >"$tmp/$1.csv"
+    expect_fail "bad_row_$1" 1 "$tmp/$1.csv:$2" "$tok" --spm "$model" -o "$tmp/$1.tok" "$tmp/$1.csv"
+    [ -e "$tmp/$1.tok" ] && notok "bad_row_$1_no_output" "$tmp/$1.tok exists"
+}
+bad too_many_fields "3: 3 fields, the header has 2 (too many" 'id,note\n1,ok\n2,a,b\n'
+bad too_few_fields "2: 1 fields, the header has 2 (too few" 'id,note\n1\n'
+bad unbalanced_quote_eof "3: unbalanced quote: a quoted field is still open at end of input" 'id,note\n1,ok\n2,"open\n3,x\n'
+bad text_after_quote "2: unbalanced quote: 'x' after the closing quote" 'id,note\n1,"a"x\n'
+bad invalid_utf8 "2: invalid UTF-8" 'id,note\n1,caf\xe9\n'
+bad empty_note "3: empty note" 'id,note\n1,ok\n2,  \n'
+bad missing_note_column "1: no column 'note' in the header" 'id,text\n1,ok\n'
+bad empty_input "1: empty input" ''
+printf '{"input": "Clinical Note: ok"}\n{"input": \n' >"$tmp/bad.jsonl"
+expect_fail bad_row_jsonl 1 "$tmp/bad.jsonl:2: not valid JSON" "$tok" --spm "$model" -o "$tmp/bad.tok" "$tmp/bad.jsonl"
+expect_fail input_missing 3 "cannot open" "$tok" --spm "$model" "$tmp/nope.csv"
+
+# --- --skip-bad: rejected rows go to a file, the rest on; counts add up ---------------------------
+printf 'id,note\n1,good one\n2,a,b\n3,\n4,"multi\nline"\n5,caf\xe9\n6,"x"y\n7,last good\n' >"$tmp/mixed.csv"
+"$tok" --spm "$model" --skip-bad "$tmp/rejects.tsv" -o "$tmp/mixed.tok" "$tmp/mixed.csv" 2>"$tmp/err"
+rc=$?
+check skip_bad_exit_0 test "$rc" -eq 0
+check skip_bad_summary grep -qF "7 read, 3 written, 4 rejected" "$tmp/err"
+check skip_bad_written test "$("$dump" -c "$tmp/mixed.tok")" = 3
+check skip_bad_rejects_file bash -c "[ \$(wc -l <'$tmp/rejects.tsv') -eq 4 ] && cut -f1 '$tmp/rejects.tsv' | paste -sd, | grep -qx '3,4,7,8' && grep -qF 'a,b' '$tmp/rejects.tsv'"
+check skip_bad_ids bash -c "'$dump' -r '$tmp/mixed.tok' | jq -r .id | paste -sd, | grep -qx '1,4,7'"
+"$tok" --spm "$model" -o "$tmp/clean.tok" "$fx/notes.csv" 2>"$tmp/err"
+check quiet_when_piped test ! -s "$tmp/err"
+
+# --- --stats ------------------------------------------------------------------------------------
+"$tok" --spm "$model" --stats --max-len 40 -o /dev/null "$fx/notes.csv" 2>"$tmp/stats"
+rc=$?
+check stats_to_dev_null bash -c "[ $rc -eq 0 ] && [ -c /dev/null ] && grep -q '^  prompt ' '$tmp/stats' && grep -q 'over --max-len 40: 5 (100.0%)' '$tmp/stats'"
+# The figures agree with the ids in the stream.
+want=$("$dump" -r "$tmp/file.tok" | jq -s '[.[] | (.prompt|length) + (.response|length)] | max')
+"$tok" --spm "$model" --stats -o "$tmp/s.tok" "$fx/notes.csv" 2>"$tmp/stats"
+check stats_max_total bash -c "grep '^  total ' '$tmp/stats' | awk '{print \$NF}' | grep -qx '$want'"
+
+# --- the DLO data -------------------------------------------------------------------------------------
+if [ -z "${VET_SHARED:-}" ] || [ ! -f "$VET_SHARED/data/dlo/dlo_notes.csv" ]; then
+    echo "skip dlo: VET_SHARED not set"
+    exit 0
+fi
+dlo=$VET_SHARED/data/dlo
+check dlo_count_1602 test "$("$tok" --spm "$model" <"$dlo/dlo_notes.csv" | "$dump" --count)" = 1602
+"$tok" --spm "$model" -o "$tmp/dlo_csv.tok" "$dlo/dlo_notes.csv"
+"$tok" --spm "$model" -o "$tmp/dlo_json.tok" "$dlo/dlo_alpaca.json"
+check dlo_csv_json_same_ids cmp -s <(records "$tmp/dlo_csv.tok" '[.prompt,.response,.codes,.species,.note]') \
+                                  <(records "$tmp/dlo_json.tok" '[.prompt,.response,.codes,.species,.note]')
+# Parity with Debian's python3-sentencepiece: prompt = [BOS] + encode(alpaca prompt), response =
+# encode(output) + [EOS], the prompt written here from the published JSON, independently of vet.
+if ! "$py" -c 'import sentencepiece' 2>/dev/null; then
+    echo "skip dlo_python_parity: $py lacks sentencepiece (apt-get install python3-sentencepiece)"
+    exit 0
+fi
+"$dump" -r "$tmp/dlo_csv.tok" >"$tmp/dlo.jsonl"
+check dlo_python_parity "$py" - "$model" "$dlo/dlo_alpaca.json" "$tmp/dlo.jsonl" <<'PY'
+import json, sys
+import sentencepiece as spm
+sp = spm.SentencePieceProcessor(model_file=sys.argv[1])
+alpaca = json.load(open(sys.argv[2]))
+vet = [json.loads(l) for l in open(sys.argv[3])]
+TEMPLATE = ("Below is an instruction that describes a task, paired with an input that provides "
+            "further context. Write a response that appropriately completes the request.\n\n"
+            "### Instruction:\n{instruction}\n\n### Input:\n{input}\n\n### Response:\n")
+bad = 0
+for a, v in zip(alpaca, vet):
+    prompt = [sp.bos_id()] + sp.encode(TEMPLATE.format(**a))
+    response = sp.encode(a["output"]) + [sp.eos_id()]
+    if prompt != v["prompt"] or response != v["response"]:
+        bad += 1
+sys.exit(0 if len(vet) == len(alpaca) == 1602 and bad == 0 else 1)
+PY

@@ -1,0 +1,126 @@
+// test_csv.c — the RFC 4180 reader on the edge cases real exports produce.
+#include "check.h"
+#include "csv.h"
+
+// Reads all of text and describes it: one "LINE:[f1|f2]" per row, "LINE:BAD" per rejected
+// row, joined by spaces. The last error message goes to errbuf.
+static char *parse(const char *text, size_t len, char *errbuf) {
+    static char out[4096];
+    out[0] = '\0';
+    FILE *f = fmemopen((void *)text, len, "rb");
+    vet_err err = {{0}};
+    vet_csv *c = vet_csv_open(f, "t.csv", &err);
+    int rc;
+    while ((rc = vet_csv_next(c, &err)) != VET_CSV_EOF && rc != VET_CSV_IOERR) {
+        char *o = out + strlen(out);
+        if (rc == VET_CSV_BAD) {
+            sprintf(o, "%s%ld:BAD", *out ? " " : "", vet_csv_line(c));
+            if (errbuf) strcpy(errbuf, err.msg);
+            continue;
+        }
+        o += sprintf(o, "%s%ld:[", *out ? " " : "", vet_csv_line(c));
+        for (size_t i = 0; i < vet_csv_nfields(c); i++)
+            o += sprintf(o, "%s%s", i ? "|" : "", vet_csv_field(c, i, NULL));
+        strcpy(o, "]");
+    }
+    vet_csv_close(c);
+    fclose(f);
+    return out;
+}
+#define P(s) parse(s, sizeof(s) - 1, NULL)
+
+static void plain_rows(void) {
+    CHECK_STR(P("a,b,c\n1,2,3\n"), "1:[a|b|c] 2:[1|2|3]");
+    CHECK_STR(P("a,b\n1,2"), "1:[a|b] 2:[1|2]");  // no final newline
+    CHECK_STR(P(""), "");
+}
+
+static void quoted_fields(void) {
+    CHECK_STR(P("\"a,b\",c\n"), "1:[a,b|c]");
+    CHECK_STR(P("\"say \"\"hi\"\"\",x\n"), "1:[say \"hi\"|x]");
+    CHECK_STR(P("\"\",x\n"), "1:[|x]");
+    // Embedded newlines: the next row's line number counts them.
+    CHECK_STR(P("\"line1\nline2\",x\ny,z\n"), "1:[line1\nline2|x] 3:[y|z]");
+    // A quote inside an unquoted field is data.
+    CHECK_STR(P("ab\"c,d\n"), "1:[ab\"c|d]");
+}
+
+static void crlf_and_bom(void) {
+    CHECK_STR(P("a,b\r\n1,2\r\n"), "1:[a|b] 2:[1|2]");
+    CHECK_STR(P("\xEF\xBB\xBFid,note\r\n7,x\r\n"), "1:[id|note] 2:[7|x]");
+    // CRLF inside quotes is kept as data.
+    CHECK_STR(P("\"a\r\nb\",c\r\n"), "1:[a\r\nb|c]");
+    // A lone CR in an unquoted field is data too.
+    CHECK_STR(P("a\rb,c\n"), "1:[a\rb|c]");
+}
+
+static void empty_fields_and_blank_lines(void) {
+    CHECK_STR(P("a,,c\n,,\n"), "1:[a||c] 2:[||]");
+    CHECK_STR(P("a,b,\n"), "1:[a|b|]");
+    CHECK_STR(P("a\n\n\nb\n\r\n"), "1:[a] 4:[b]");
+}
+
+static void unbalanced_quotes(void) {
+    char msg[1024] = "";
+    CHECK_STR(parse("a,b\n\"open,x\ny,z\n", 16, msg), "1:[a|b] 2:BAD");
+    CHECK_CONTAINS(msg, "t.csv:2: unbalanced quote");
+    CHECK_CONTAINS(msg, "end of input");
+    // Text after a closing quote: that row is rejected, the next one is read.
+    msg[0] = '\0';
+    const char *t = "\"a\"b,c\nd,e\n";
+    CHECK_STR(parse(t, strlen(t), msg), "1:BAD 2:[d|e]");
+    CHECK_CONTAINS(msg, "t.csv:1: unbalanced quote: 'b' after the closing quote");
+}
+
+static void raw_text(void) {
+    const char *t = "h1,h2\r\n\"x\ny\",2\r\n";
+    FILE *f = fmemopen((void *)t, strlen(t), "rb");
+    vet_err err;
+    vet_csv *c = vet_csv_open(f, "t.csv", &err);
+    CHECK(vet_csv_next(c, &err) == VET_CSV_ROW);
+    CHECK(vet_csv_next(c, &err) == VET_CSV_ROW);
+    size_t n;
+    const char *raw = vet_csv_raw(c, &n);
+    CHECK(n == 7 && memcmp(raw, "\"x\ny\",2", 7) == 0);
+    size_t len;
+    CHECK_STR(vet_csv_field(c, 0, &len), "x\ny");
+    CHECK(len == 3);
+    CHECK(vet_csv_field(c, 2, NULL) == NULL);
+    CHECK(vet_csv_next(c, &err) == VET_CSV_EOF);
+    vet_csv_close(c);
+    fclose(f);
+}
+
+// Rows longer than the 64 KiB read buffer, and many rows: the buffers are reused.
+static void long_rows(void) {
+    size_t n = 200000;
+    char *t = malloc(n + 16);
+    strcpy(t, "a\n\"");
+    memset(t + 3, 'x', n);
+    strcpy(t + 3 + n, "\"\nb\n");
+    FILE *f = fmemopen(t, strlen(t), "rb");
+    vet_err err;
+    vet_csv *c = vet_csv_open(f, "t.csv", &err);
+    size_t len = 0;
+    CHECK(vet_csv_next(c, &err) == VET_CSV_ROW);
+    CHECK(vet_csv_next(c, &err) == VET_CSV_ROW);
+    vet_csv_field(c, 0, &len);
+    CHECK(len == n);
+    CHECK(vet_csv_next(c, &err) == VET_CSV_ROW);
+    CHECK_STR(vet_csv_field(c, 0, NULL), "b");
+    CHECK(vet_csv_line(c) == 3);
+    vet_csv_close(c);
+    fclose(f);
+    free(t);
+}
+
+int main(void) {
+    RUN(plain_rows);
+    RUN(quoted_fields);
+    RUN(crlf_and_bom);
+    RUN(empty_fields_and_blank_lines);
+    RUN(unbalanced_quotes);
+    RUN(raw_text);
+    RUN(long_rows);
+    CHECK_EXIT();
+}

@@ -1,0 +1,352 @@
+// vet-tokenize — clinical notes (CSV, Alpaca JSON, JSONL) to a `tokens` stream: for each note
+// the prompt ids ([BOS] + encode(prompt)) and the response ids (encode(response) + [EOS]).
+//
+// The prompt and the response are encoded separately (not as one string, as alpaca-lora
+// does): the prompt ids are then exactly what vet-generate feeds the model, and the response
+// starts on a fresh piece ("▁Diagnosed"). See man/vet-tokenize.1.
+#include <errno.h>
+#include <getopt.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "cli.h"
+#include "mp.h"
+#include "notes.h"
+#include "spm.h"
+#include "stream.h"
+#include "template.h"
+
+static void usage(void) __attribute__((noreturn));
+static void usage(void) {
+    printf("usage: vet-tokenize --spm MODEL [OPTIONS] [INPUT]\n"
+           "Reads clinical notes (INPUT, or stdin when none or '-'): CSV with a header row,\n"
+           "an Alpaca JSON array, or JSONL. Writes a `tokens` stream: per note its id, species,\n"
+           "codes, note, prompt ids ([BOS] + prompt) and response ids (response + [EOS]).\n"
+           "\n"
+           "  -s, --spm MODEL          SentencePiece tokenizer.model, or a directory holding one\n"
+           "  -o, --output FILE        the stream (default stdout, '-')\n"
+           "  -f, --format FMT         csv, json or jsonl (default: by suffix, else by the first byte)\n"
+           "      --template T         alpaca (default), alpaca-noinput, or a template FILE\n"
+           "      --instruction TEXT   the instruction (default: \"%s\")\n"
+           "      --input-format FMT   the input section (default: \"%s\"; '' drops the section)\n"
+           "      --response-format FMT the response (default: \"%s\")\n"
+           "      --print-template     print the template in file form and exit\n"
+           "      --id-col NAME        CSV column of the id (default id; absent: the row number)\n"
+           "      --species-col NAME   CSV column of the species (default species)\n"
+           "      --note-col NAME      CSV column of the note (default note; required)\n"
+           "      --codes-col NAME     CSV column of the ';'-separated codes (default codes)\n"
+           "      --disease-col NAME   CSV column of the disease name (default disease)\n"
+           "      --skip-bad FILE      write rejected rows to FILE and go on (default: stop)\n"
+           "      --stats              print token-length statistics on stderr\n"
+           "      --max-len N          length the statistics compare against (default 512)\n"
+           "  -h, --help               this help\n"
+           "  -V, --version            print the version\n"
+           "\n"
+           "Exit status: 0 ok, 1 bad input, 2 usage error, 3 I/O error.\n",
+           VET_DEFAULT_INSTRUCTION, VET_DEFAULT_INPUT_FORMAT, VET_DEFAULT_RESPONSE_FORMAT);
+    exit(EXIT_OK);
+}
+
+// --- statistics: exact percentiles from a histogram of lengths (memory ~ the longest sample) ---
+typedef struct {
+    uint64_t *count;  // count[len]: samples of that length
+    size_t cap;
+    uint64_t n, sum, min, max;
+} len_hist;
+
+static void hist_add(len_hist *h, size_t len) {
+    if (len >= h->cap) {
+        size_t cap = h->cap ? h->cap : 1024;
+        while (cap <= len) cap *= 2;
+        uint64_t *p = realloc(h->count, cap * sizeof *p);
+        if (!p) cli_fail(EXIT_IO, "out of memory");
+        memset(p + h->cap, 0, (cap - h->cap) * sizeof *p);
+        h->count = p;
+        h->cap = cap;
+    }
+    h->count[len]++;
+    if (h->n == 0 || len < h->min) h->min = len;
+    if (len > h->max) h->max = len;
+    h->n++;
+    h->sum += len;
+}
+
+// Nearest-rank percentile: the smallest length with at least q of the samples at or below it.
+static size_t hist_pct(const len_hist *h, double q) {
+    uint64_t need = (uint64_t)(q * (double)h->n + 0.999999), seen = 0;
+    if (need < 1) need = 1;
+    for (size_t len = 0; len < h->cap; len++)
+        if ((seen += h->count[len]) >= need) return len;
+    return h->max;
+}
+
+static void hist_print(const char *name, const len_hist *h) {
+    fprintf(stderr, "  %-9s %7llu %9.1f %7zu %7zu %7llu\n", name, (unsigned long long)h->min,
+            h->n ? (double)h->sum / (double)h->n : 0.0, hist_pct(h, 0.50), hist_pct(h, 0.95),
+            (unsigned long long)h->max);
+}
+
+// --- rejected rows: one line each, LINE<TAB>REASON<TAB>RAW with \\ \t \n \r escaped ---
+static void put_escaped(FILE *f, const char *s, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (c == '\\') fputs("\\\\", f);
+        else if (c == '\t') fputs("\\t", f);
+        else if (c == '\n') fputs("\\n", f);
+        else if (c == '\r') fputs("\\r", f);
+        else fputc(c, f);
+    }
+}
+
+// A "-o" that names a device or a pipe (/dev/null) is written in place, not through a
+// temporary file renamed over it: the writer is handed stdout reopened on that path.
+static const char *open_output(const char *path) {
+    struct stat st;
+    if (!path || strcmp(path, "-") == 0) return "-";
+    if (stat(path, &st) == 0 && !S_ISREG(st.st_mode)) {
+        if (!freopen(path, "wb", stdout)) cli_fail(EXIT_IO, "%s: cannot open for writing", path);
+        return "-";
+    }
+    return path;
+}
+
+static void ids_push(int32_t **ids, size_t *n, size_t *cap, int32_t id) {
+    if (*n == *cap) {
+        *cap = *cap ? 2 * *cap : 256;
+        int32_t *p = realloc(*ids, *cap * sizeof *p);
+        if (!p) cli_fail(EXIT_IO, "out of memory");
+        *ids = p;
+    }
+    (*ids)[(*n)++] = id;
+}
+
+enum {
+    OPT_TEMPLATE = 256, OPT_INSTRUCTION, OPT_INPUT_FORMAT, OPT_RESPONSE_FORMAT, OPT_PRINT_TEMPLATE,
+    OPT_ID_COL, OPT_SPECIES_COL, OPT_NOTE_COL, OPT_CODES_COL, OPT_DISEASE_COL, OPT_SKIP_BAD,
+    OPT_STATS, OPT_MAX_LEN,
+};
+
+int main(int argc, char **argv) {
+    cli_prog = "vet-tokenize";
+    static const struct option opts[] = {
+        {"spm", required_argument, 0, 's'},
+        {"output", required_argument, 0, 'o'},
+        {"format", required_argument, 0, 'f'},
+        {"template", required_argument, 0, OPT_TEMPLATE},
+        {"instruction", required_argument, 0, OPT_INSTRUCTION},
+        {"input-format", required_argument, 0, OPT_INPUT_FORMAT},
+        {"response-format", required_argument, 0, OPT_RESPONSE_FORMAT},
+        {"print-template", no_argument, 0, OPT_PRINT_TEMPLATE},
+        {"id-col", required_argument, 0, OPT_ID_COL},
+        {"species-col", required_argument, 0, OPT_SPECIES_COL},
+        {"note-col", required_argument, 0, OPT_NOTE_COL},
+        {"codes-col", required_argument, 0, OPT_CODES_COL},
+        {"disease-col", required_argument, 0, OPT_DISEASE_COL},
+        {"skip-bad", required_argument, 0, OPT_SKIP_BAD},
+        {"stats", no_argument, 0, OPT_STATS},
+        {"max-len", required_argument, 0, OPT_MAX_LEN},
+        {"help", no_argument, 0, 'h'},
+        {"version", no_argument, 0, 'V'},
+        {0, 0, 0, 0},
+    };
+    const char *spm_path = NULL, *out_path = "-", *template_spec = "alpaca", *instruction = NULL;
+    const char *input_format = NULL, *response_format = NULL, *skip_path = NULL;
+    int print_template = 0, stats = 0;
+    long max_len = 512;
+    vet_notes_opts nopt = {0};
+    int c;
+    while ((c = getopt_long(argc, argv, "s:o:f:hV", opts, NULL)) != -1) {
+        switch (c) {
+        case 's': spm_path = optarg; break;
+        case 'o': out_path = optarg; break;
+        case 'f':
+            if (strcmp(optarg, "csv") == 0) nopt.format = VET_NOTES_CSV;
+            else if (strcmp(optarg, "json") == 0) nopt.format = VET_NOTES_JSON;
+            else if (strcmp(optarg, "jsonl") == 0) nopt.format = VET_NOTES_JSONL;
+            else cli_usage_error("--format: '%s' is not csv, json or jsonl", optarg);
+            break;
+        case OPT_TEMPLATE: template_spec = optarg; break;
+        case OPT_INSTRUCTION: instruction = optarg; break;
+        case OPT_INPUT_FORMAT: input_format = optarg; break;
+        case OPT_RESPONSE_FORMAT: response_format = optarg; break;
+        case OPT_PRINT_TEMPLATE: print_template = 1; break;
+        case OPT_ID_COL: nopt.id_col = optarg; break;
+        case OPT_SPECIES_COL: nopt.species_col = optarg; break;
+        case OPT_NOTE_COL: nopt.note_col = optarg; break;
+        case OPT_CODES_COL: nopt.codes_col = optarg; break;
+        case OPT_DISEASE_COL: nopt.disease_col = optarg; break;
+        case OPT_SKIP_BAD: skip_path = optarg; break;
+        case OPT_STATS: stats = 1; break;
+        case OPT_MAX_LEN: {
+            char *end;
+            max_len = strtol(optarg, &end, 10);
+            if (*end || end == optarg || max_len < 1) cli_usage_error("--max-len: '%s' is not a positive integer", optarg);
+            break;
+        }
+        case 'h': usage();
+        case 'V': cli_version();
+        default: cli_usage_error("unknown option");
+        }
+    }
+    if (argc - optind > 1) cli_usage_error("one INPUT at most (got %d)", argc - optind);
+    const char *in_path = optind < argc ? argv[optind] : "-";
+
+    vet_err err;
+    vet_template *tpl = vet_template_open(template_spec, instruction, input_format, response_format, &err);
+    if (!tpl) cli_fail(strstr(err.msg, "cannot") ? EXIT_IO : EXIT_BAD_INPUT, "%s", err.msg);
+    if (print_template) {
+        fputs(vet_template_text(tpl), stdout);
+        vet_template_free(tpl);
+        return fflush(stdout) ? EXIT_IO : EXIT_OK;
+    }
+    if (!spm_path) cli_usage_error("--spm MODEL is required (the tokenizer.model of the base model)");
+    vet_spm *spm = vet_spm_load(spm_path, &err);
+    if (!spm) cli_fail(strstr(err.msg, "not a SentencePiece") ? EXIT_BAD_INPUT : EXIT_IO, "%s", err.msg);
+    int bos = vet_spm_bos_id(spm), eos = vet_spm_eos_id(spm);
+    if (eos < 0) cli_fail(EXIT_BAD_INPUT, "%s: the tokenizer has no EOS id: a response could not end", vet_spm_path(spm));
+
+    FILE *in = stdin;
+    const char *in_name = "<stdin>";
+    if (strcmp(in_path, "-") != 0) {
+        in = fopen(in_path, "rb");
+        if (!in) cli_fail(EXIT_IO, "%s: cannot open: %s", in_path, strerror(errno));
+        in_name = in_path;
+    }
+    nopt.note_prefix = vet_template_note_prefix(tpl);
+    vet_notes *src = vet_notes_open(in, in_name, &nopt, &err);
+    if (!src) cli_fail(ferror(in) ? EXIT_IO : EXIT_BAD_INPUT, "%s", err.msg);
+    FILE *skip = NULL;
+    if (skip_path) {
+        skip = strcmp(skip_path, "-") == 0 ? stderr : fopen(skip_path, "w");
+        if (!skip) cli_fail(EXIT_IO, "%s: cannot create: %s", skip_path, strerror(errno));
+    }
+
+    vet_writer *w = vet_writer_open(open_output(out_path), "tokens", "vet-tokenize", &err);
+    if (!w) cli_fail(EXIT_IO, "%s", err.msg);
+    msgpack_packer *pk = vet_writer_packer(w);
+    vet_writer_header_begin(w, 3);
+    mp_key(pk, "tokenizer");
+    msgpack_pack_map(pk, 6);
+    mp_kv_str(pk, "sha256", vet_spm_sha256(spm));
+    mp_kv_int(pk, "vocab_size", vet_spm_vocab_size(spm));
+    mp_kv_int(pk, "bos_id", bos);
+    mp_kv_int(pk, "eos_id", eos);
+    mp_kv_int(pk, "pad_id", vet_spm_pad_id(spm));
+    mp_kv_int(pk, "unk_id", vet_spm_unk_id(spm));
+    mp_key(pk, "template");
+    msgpack_pack_map(pk, 4);
+    mp_kv_str(pk, "name", vet_template_name(tpl));
+    mp_kv_str(pk, "sha256", vet_template_sha256(tpl));
+    mp_kv_str(pk, "instruction", vet_template_instruction(tpl));
+    mp_kv_str(pk, "response_prefix", vet_template_response_prefix(tpl));
+    mp_kv_str(pk, "source", in_path);
+    if (vet_writer_header_end(w, &err)) { vet_writer_abort(w); cli_fail(EXIT_IO, "%s", err.msg); }
+
+    vet_text prompt = {0}, response = {0};
+    int32_t *pids = NULL, *rids = NULL;
+    size_t pcap = 0, rcap = 0;
+    len_hist hp = {0}, hr = {0}, ht = {0};
+    uint64_t n_read = 0, n_written = 0, n_rejected = 0, n_over = 0, real_tokens = 0;
+    int status = EXIT_OK;
+    vet_note note;
+    int rc;
+    while ((rc = vet_notes_next(src, &note, &err)) != VET_NOTE_EOF) {
+        if (rc == VET_NOTE_IOERR) { status = EXIT_IO; break; }
+        if (rc == VET_NOTE_FATAL) { status = EXIT_BAD_INPUT; break; }
+        n_read++;
+        if (rc == VET_NOTE_OK &&
+            (vet_template_prompt(tpl, &note, &prompt, &err) || vet_template_response(tpl, &note, &response, &err))) {
+            vet_err_prefix(&err, "%s:%ld", in_name, note.line);
+            rc = VET_NOTE_BAD;
+        }
+        if (rc == VET_NOTE_BAD) {
+            if (!skip) { status = EXIT_BAD_INPUT; break; }
+            // err is "file:line: reason"; the rejects file wants "line<TAB>reason<TAB>raw".
+            const char *reason = err.msg, *colon = strchr(err.msg, ':');
+            long line = colon ? strtol(colon + 1, NULL, 10) : 0;
+            if (colon && (colon = strchr(colon + 1, ':'))) reason = colon + 1 + (colon[1] == ' ');
+            size_t rawlen;
+            const char *raw = vet_notes_raw(src, &rawlen);
+            fprintf(skip, "%ld\t", line);
+            put_escaped(skip, reason, strlen(reason));
+            fputc('\t', skip);
+            put_escaped(skip, raw, rawlen);
+            fputc('\n', skip);
+            n_rejected++;
+            continue;
+        }
+        size_t np = 0, nr = 0;
+        if (bos >= 0) ids_push(&pids, &np, &pcap, bos);
+        if (vet_spm_encode(spm, prompt.s, prompt.len, &pids, &np, &pcap, &err) ||
+            vet_spm_encode(spm, response.s, response.len, &rids, &nr, &rcap, &err)) {
+            status = EXIT_BAD_INPUT;
+            vet_err_prefix(&err, "%s:%ld", in_name, note.line);
+            break;
+        }
+        ids_push(&rids, &nr, &rcap, eos);
+
+        msgpack_pack_map(pk, 6);
+        mp_kv_str(pk, "id", note.id);
+        mp_kv_str(pk, "species", note.species);
+        mp_key(pk, "codes");
+        if (note.n_codes) {
+            msgpack_pack_array(pk, (uint32_t)note.n_codes);
+            for (size_t i = 0; i < note.n_codes; i++) mp_str(pk, note.codes[i]);
+        } else if (*note.disease) {  // no code: the disease name is the label
+            msgpack_pack_array(pk, 1);
+            mp_str(pk, note.disease);
+        } else {
+            msgpack_pack_array(pk, 0);
+        }
+        mp_kv_str(pk, "note", note.note);
+        mp_kv_i32_array(pk, "prompt", pids, np);
+        mp_kv_i32_array(pk, "response", rids, nr);
+        if (vet_writer_record_end(w, &err)) { status = EXIT_IO; break; }
+        n_written++;
+        if (stats) {
+            hist_add(&hp, np);
+            hist_add(&hr, nr);
+            hist_add(&ht, np + nr);
+            if ((long)(np + nr) > max_len) n_over++;
+            real_tokens += (long)(np + nr) > max_len ? (uint64_t)max_len : np + nr;
+        }
+    }
+    if (status != EXIT_OK) {
+        vet_writer_abort(w);
+        cli_warn("%s", err.msg);
+    } else if (vet_writer_close(w, &err)) {
+        cli_warn("%s", err.msg);
+        status = EXIT_IO;
+    }
+    if (skip && skip != stderr && fclose(skip) != 0) {
+        cli_warn("%s: write failed", skip_path);
+        if (status == EXIT_OK) status = EXIT_IO;
+    }
+    if (stats && status == EXIT_OK) {
+        fprintf(stderr, "vet-tokenize: %llu samples, tokens per sample:\n", (unsigned long long)n_written);
+        fprintf(stderr, "  %-9s %7s %9s %7s %7s %7s\n", "", "min", "mean", "p50", "p95", "max");
+        hist_print("prompt", &hp);
+        hist_print("response", &hr);
+        hist_print("total", &ht);
+        fprintf(stderr, "  over --max-len %ld: %llu (%.1f%%)\n", max_len, (unsigned long long)n_over,
+                n_written ? 100.0 * (double)n_over / (double)n_written : 0.0);
+        fprintf(stderr, "  padding to %ld tokens would use %.1f%% of the compute on real tokens\n",
+                max_len, n_written ? 100.0 * (double)real_tokens / ((double)n_written * (double)max_len) : 0.0);
+    }
+    if (n_rejected > 0 || (status == EXIT_OK && cli_stderr_is_tty()))
+        fprintf(stderr, "vet-tokenize: %llu read, %llu written, %llu rejected%s%s%s\n",
+                (unsigned long long)n_read, (unsigned long long)n_written, (unsigned long long)n_rejected,
+                n_rejected ? " (see " : "", n_rejected ? skip_path : "", n_rejected ? ")" : "");
+    free(hp.count); free(hr.count); free(ht.count);
+    free(pids); free(rids);
+    vet_text_free(&prompt);
+    vet_text_free(&response);
+    vet_notes_close(src);
+    if (in != stdin) fclose(in);
+    vet_spm_free(spm);
+    vet_template_free(tpl);
+    return status;
+}
