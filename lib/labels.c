@@ -1,0 +1,276 @@
+// labels.c — label vocabulary, codes files, and label extraction from generated text.
+#include "labels.h"
+
+#include <ctype.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+typedef struct {
+    char *label;
+    char *term;
+    size_t len;
+} entry;
+
+struct vet_labels {
+    entry *e;
+    size_t n, cap;
+    // Exact-string hash (open addressing, power-of-two size): label -> index + 1, 0 = empty.
+    uint32_t *slot;
+    size_t nslot;
+    // For extraction: per lowercased first byte, entry indices, longest label first
+    // (kept up to date by vet_labels_add, so extraction only reads the vocabulary).
+    uint32_t *by_first[256];
+    size_t n_first[256];
+};
+
+static uint64_t hash_str(const char *s) {
+    uint64_t h = 1469598103934665603ull;  // FNV-1a
+    for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ull;
+    return h;
+}
+
+static size_t find_slot(const vet_labels *v, const char *label) {
+    size_t mask = v->nslot - 1, i = hash_str(label) & mask;
+    while (v->slot[i] && strcmp(v->e[v->slot[i] - 1].label, label) != 0) i = (i + 1) & mask;
+    return i;
+}
+
+static int rehash(vet_labels *v, size_t nslot) {
+    uint32_t *s = calloc(nslot, sizeof *s);
+    if (!s) return -1;
+    free(v->slot);
+    v->slot = s;
+    v->nslot = nslot;
+    for (size_t k = 0; k < v->n; k++) v->slot[find_slot(v, v->e[k].label)] = (uint32_t)(k + 1);
+    return 0;
+}
+
+vet_labels *vet_labels_new(void) {
+    vet_labels *v = calloc(1, sizeof *v);
+    if (!v) return NULL;
+    if (rehash(v, 64) < 0) {
+        free(v);
+        return NULL;
+    }
+    return v;
+}
+
+void vet_labels_free(vet_labels *v) {
+    if (!v) return;
+    for (size_t i = 0; i < v->n; i++) {
+        free(v->e[i].label);
+        free(v->e[i].term);
+    }
+    for (int c = 0; c < 256; c++) free(v->by_first[c]);
+    free(v->e);
+    free(v->slot);
+    free(v);
+}
+
+size_t vet_labels_count(const vet_labels *v) { return v ? v->n : 0; }
+const char *vet_labels_label(const vet_labels *v, size_t i) { return v->e[i].label; }
+
+const char *vet_labels_term(const vet_labels *v, const char *label) {
+    if (!v) return NULL;
+    uint32_t k = v->slot[find_slot(v, label)];
+    return k ? v->e[k - 1].term : NULL;
+}
+
+// Inserts entry k into its first-byte bucket, keeping the bucket longest-first (stable).
+static int index_entry(vet_labels *v, size_t k) {
+    int c = tolower((unsigned char)v->e[k].label[0]);
+    uint32_t *b = realloc(v->by_first[c], (v->n_first[c] + 1) * sizeof *b);
+    if (!b) return -1;
+    v->by_first[c] = b;
+    size_t i = v->n_first[c]++;
+    while (i > 0 && v->e[b[i - 1]].len < v->e[k].len) {
+        b[i] = b[i - 1];
+        i--;
+    }
+    b[i] = (uint32_t)k;
+    return 0;
+}
+
+int vet_labels_add(vet_labels *v, const char *label, const char *term, vet_err *err) {
+    if (!*label) return vet_errf(err, "empty label");
+    if (strpbrk(label, "\t\r\n")) return vet_errf(err, "label \"%s\" holds a tab or line break", label);
+    if (!term) term = "";
+    size_t s = find_slot(v, label);
+    if (v->slot[s]) {
+        entry *e = &v->e[v->slot[s] - 1];
+        if (!*e->term && *term) {
+            char *t = strdup(term);
+            if (!t) return vet_errf(err, "out of memory");
+            free(e->term);
+            e->term = t;
+        }
+        return 0;
+    }
+    if (v->n == v->cap) {
+        size_t cap = v->cap ? 2 * v->cap : 32;
+        entry *e = realloc(v->e, cap * sizeof *e);
+        if (!e) return vet_errf(err, "out of memory");
+        v->e = e;
+        v->cap = cap;
+    }
+    entry *e = &v->e[v->n];
+    e->label = strdup(label);
+    e->term = strdup(term);
+    e->len = strlen(label);
+    if (!e->label || !e->term) {
+        free(e->label);
+        free(e->term);
+        return vet_errf(err, "out of memory");
+    }
+    v->slot[s] = (uint32_t)(++v->n);
+    if (index_entry(v, v->n - 1) < 0) return vet_errf(err, "out of memory");
+    if (2 * v->n > v->nslot && rehash(v, 2 * v->nslot) < 0) return vet_errf(err, "out of memory");
+    return 0;
+}
+
+static char *trim(char *s) {
+    while (*s == ' ' || *s == '\t') s++;
+    size_t n = strlen(s);
+    while (n && (s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '\r' || s[n - 1] == '\n')) s[--n] = 0;
+    return s;
+}
+
+vet_labels *vet_codes_load(FILE *f, const char *name, vet_err *err) {
+    vet_labels *v = vet_labels_new();
+    if (!v) {
+        vet_errf(err, "%s: out of memory", name);
+        return NULL;
+    }
+    char *line = NULL;
+    size_t cap = 0;
+    long lineno = 0;
+    ssize_t got;
+    while ((got = getline(&line, &cap, f)) >= 0) {
+        lineno++;
+        if (memchr(line, 0, (size_t)got)) {
+            vet_errf(err, "%s:%ld: a NUL byte (is this a codes file?)", name, lineno);
+            goto fail;
+        }
+        char *tab = strchr(line, '\t');
+        char *term = tab ? trim(tab + 1) : "";
+        if (tab) *tab = 0;
+        char *label = trim(line);
+        if (!*label || *label == '#') continue;
+        if (lineno == 1 && (strcasecmp(label, "code") == 0 || strcasecmp(label, "label") == 0)) continue;
+        const char *old = vet_labels_term(v, label);
+        if (old && *old && *term && strcmp(old, term) != 0) {
+            vet_errf(err, "%s:%ld: label \"%s\" listed twice with different terms (\"%s\", \"%s\")", name,
+                     lineno, label, old, term);
+            goto fail;
+        }
+        if (vet_labels_add(v, label, term, err) < 0) {
+            vet_err_prefix(err, "%s:%ld", name, lineno);
+            goto fail;
+        }
+    }
+    if (ferror(f)) {
+        vet_errf(err, "%s: read error", name);
+        goto fail;
+    }
+    free(line);
+    return v;
+fail:
+    free(line);
+    vet_labels_free(v);
+    return NULL;
+}
+
+// A "word" byte: a label must not be cut out of a run of these. Non-ASCII bytes count, so
+// a label never matches inside a word in another script.
+static int is_word(unsigned char c) { return isalnum(c) || c == '_' || c >= 0x80; }
+
+typedef struct {
+    char **v;
+    bool *unk;
+    size_t n, cap;
+} found;
+
+static int push(found *f, const char *s, size_t len, bool unknown) {
+    for (size_t i = 0; i < f->n; i++)
+        if (strlen(f->v[i]) == len && memcmp(f->v[i], s, len) == 0) return 0;  // once each
+    if (f->n == f->cap) {
+        size_t cap = f->cap ? 2 * f->cap : 8;
+        char **v = realloc(f->v, cap * sizeof *v);
+        if (!v) return -1;
+        f->v = v;
+        bool *u = realloc(f->unk, cap * sizeof *u);
+        if (!u) return -1;
+        f->unk = u;
+        f->cap = cap;
+    }
+    char *c = strndup(s, len);
+    if (!c) return -1;
+    f->unk[f->n] = unknown;
+    f->v[f->n++] = c;
+    return 0;
+}
+
+// The vocabulary label matching whole at text[p], longest first; NULL when none.
+static const entry *match_at(const vet_labels *v, const char *text, size_t len, size_t p) {
+    int c = tolower((unsigned char)text[p]);
+    for (size_t j = 0; j < v->n_first[c]; j++) {
+        const entry *e = &v->e[v->by_first[c][j]];
+        if (e->len > len - p || strncasecmp(text + p, e->label, e->len) != 0) continue;
+        // An embedded NUL in text stops strncasecmp early as a match: reject it.
+        if (memchr(text + p, 0, e->len)) continue;
+        size_t end = p + e->len;
+        if (end < len && is_word((unsigned char)e->label[e->len - 1]) && is_word((unsigned char)text[end]))
+            continue;
+        return e;
+    }
+    return NULL;
+}
+
+int vet_labels_extract(const vet_labels *v, const char *text, size_t len, char ***out, size_t *n,
+                       bool **unknown, vet_err *err) {
+    found f = {0};
+    size_t p = 0;
+    while (p < len) {
+        unsigned char c = (unsigned char)text[p];
+        int starts_token = p == 0 || !is_word((unsigned char)text[p - 1]) || !is_word(c);
+        if (!starts_token) {
+            p++;
+            continue;
+        }
+        const entry *e = v ? match_at(v, text, len, p) : NULL;
+        if (e) {
+            if (push(&f, e->label, e->len, false) < 0) goto oom;
+            p += e->len;
+            continue;
+        }
+        if (isdigit(c)) {
+            size_t q = p;
+            while (q < len && isdigit((unsigned char)text[q])) q++;
+            size_t run = q - p;
+            if (run >= VET_CODE_MIN_DIGITS && run <= VET_CODE_MAX_DIGITS && (q == len || !is_word((unsigned char)text[q])))
+                if (push(&f, text + p, run, true) < 0) goto oom;
+            p = q;
+            continue;
+        }
+        p++;
+    }
+    *out = f.v;
+    *n = f.n;
+    if (unknown)
+        *unknown = f.unk;
+    else
+        free(f.unk);
+    return 0;
+oom:
+    vet_labels_free_list(f.v, f.n);
+    free(f.unk);
+    return vet_errf(err, "out of memory");
+}
+
+void vet_labels_free_list(char **labels, size_t n) {
+    if (!labels) return;
+    for (size_t i = 0; i < n; i++) free(labels[i]);
+    free(labels);
+}

@@ -1,0 +1,257 @@
+#!/usr/bin/env bash
+# test_eval.sh — vet-eval end to end: the report, --json, formats, streams, baselines,
+# exit statuses, the 100-column limit and every kind of bad input.
+set -u
+: "${VET_BIN:?}" "${VET_TOP:?}" "${VET_BUILD:=$VET_TOP/build/rel}" "${VET_SHARED:=}"
+eval_=$VET_BIN/vet-eval
+mkpreds=$VET_BUILD/tests/helpers/vet-mkpreds
+fx=$VET_TOP/tests/fixtures/eval
+py=/usr/bin/python3
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/vet-test-eval.XXXXXX")
+trap 'rm -rf "$tmp"' EXIT
+
+ok() { echo "ok $1"; }
+notok() { echo "not ok $1"; shift; for l in "$@"; do echo "    $l" >&2; done; }
+check() {  # check NAME CONDITION-COMMAND...
+    local name=$1; shift
+    if "$@"; then ok "$name"; else notok "$name" "failed: $*"; fi
+}
+# runs vet-eval, keeping stdout, stderr and the exit status
+run() { "$eval_" "$@" >"$tmp/out" 2>"$tmp/err"; echo $? >"$tmp/rc"; }
+rc() { cat "$tmp/rc"; }
+has() { grep -qF -- "$2" "$tmp/$1"; }
+
+# --- the report on the hand-computed fixture (numbers worked out in tests/unit/test_metrics.c) ---
+run --bootstrap 0 --codes "$fx/codes.tsv" "$fx/small.csv"
+check report_numbers bash -c "[ $(rc) = 0 ] && grep -q '^accuracy  *0.4444 ' $tmp/out && grep -q '^macro F1  *0.4933\$' $tmp/out \
+    && grep -q '^micro F1  *0.6667\$' $tmp/out && grep -q '^mean Jaccard  *0.5556\$' $tmp/out \
+    && grep -q '^no label  *1 ' $tmp/out && grep -q '^baseline  *0.4444  always answering 1679004\$' $tmp/out \
+    && grep -q 'optimistic' $tmp/out && grep -q '^      2  1679004 -> 3974005\$' $tmp/out \
+    && grep -q '^72934000  *2  *0  *0.0000  *0.0000  *0.0000  Mastitis\$' $tmp/out"
+
+# --- --json: every key, and the same numbers as the table ---
+run --codes "$fx/codes.tsv" --json "$tmp/small.json" --seed 3 "$fx/small.csv"
+cp "$tmp/out" "$tmp/table"
+if [ "$(rc)" = 0 ] && $py - "$tmp/small.json" "$tmp/table" <<'EOF'; then ok json_matches_table; else notok json_matches_table "see above"; fi
+import json, re, sys
+j = json.load(open(sys.argv[1]))
+table = open(sys.argv[2]).read()
+need = ["n", "accuracy", "macro_f1", "micro_f1", "jaccard", "per_label", "per_species", "macro_precision",
+        "macro_recall", "micro_precision", "micro_recall", "no_label", "baseline", "ci", "confusions"]
+missing = [k for k in need if k not in j]
+assert not missing, missing
+def row(name):  # the number after a label at the start of a line
+    m = re.search(r"^%s +([0-9.]+)" % re.escape(name), table, re.M)
+    assert m, name
+    return m.group(1)
+f4 = lambda x: "%.4f" % x
+assert row("n") == str(j["n"]) == "9"
+for key, name in [("accuracy", "accuracy"), ("macro_precision", "macro precision"), ("macro_recall", "macro recall"),
+                  ("macro_f1", "macro F1"), ("micro_precision", "micro precision"), ("micro_recall", "micro recall"),
+                  ("micro_f1", "micro F1"), ("jaccard", "mean Jaccard")]:
+    assert row(name) == f4(j[key]), (key, row(name), j[key])
+assert row("no label") == str(j["no_label"]) == "1"
+assert row("baseline") == f4(j["baseline"]["accuracy"]) and j["baseline"]["label"] == "1679004"
+assert j["baseline"]["optimistic"] is True
+lo, hi = j["ci"]["accuracy"]
+assert "95%% CI [%s, %s]" % (f4(lo), f4(hi)) in table and lo <= j["accuracy"] <= hi
+lo, hi = j["ci"]["macro_f1"]
+assert "95%% CI [%s, %s]" % (f4(lo), f4(hi)) in table and lo <= j["macro_f1"] <= hi
+assert set(j["per_label"]) == {"1679004", "3974005", "72934000", "Foot Rot", "40214000"}
+for label, s in j["per_label"].items():
+    assert set(s) >= {"support", "predicted", "precision", "recall", "f1", "term"}, s
+    line = "%-18s %7d %7d %9s %7s %7s" % (label, s["support"], s["predicted"], f4(s["precision"]), f4(s["recall"]), f4(s["f1"]))
+    assert line in table, line
+assert j["per_label"]["72934000"]["term"] == "Mastitis"
+assert j["per_label"]["40214000"]["precision"] == 0 and j["per_label"]["40214000"]["support"] == 0
+for sp, s in j["per_species"].items():
+    assert "%-18s %7d %9s" % (sp, s["n"], f4(s["accuracy"])) in table, sp
+assert j["per_species"]["Goat"] == {"n": 3, "correct": 2, "accuracy": j["per_species"]["Goat"]["accuracy"]}
+assert j["confusions"][0] == {"gold": ["1679004"], "pred": ["3974005"], "count": 2}
+assert len(j["confusions"]) == 4
+EOF
+
+# --- the same set as a stream (vet-generate's output), a JSON lines file, and on stdin ---
+if [ ! -x "$mkpreds" ]; then
+    echo "skip stream_input: $mkpreds not built (make helpers)"
+else
+    "$mkpreds" "$fx/small.csv" "$tmp/small.preds" 2>"$tmp/err"  # CSV: gold/pred become arrays
+    same_numbers() {  # same_numbers A.json B.json: every metric equal
+        $py - "$1" "$2" <<'EOF'
+import json, sys
+a, b = (json.load(open(p)) for p in sys.argv[1:3])
+for k in ("input", "format"): a.pop(k); b.pop(k)
+sys.exit(0 if a == b else 1)
+EOF
+    }
+    run --codes "$fx/codes.tsv" --json "$tmp/stream.json" --seed 3 "$tmp/small.preds"
+    check stream_input bash -c "[ $(rc) = 0 ] && grep -q '(stream)' $tmp/out" 
+    check stream_same_numbers same_numbers "$tmp/small.json" "$tmp/stream.json"
+    "$eval_" --codes "$fx/codes.tsv" --json "$tmp/stdin.json" --seed 3 - <"$tmp/small.preds" >"$tmp/out" 2>&1
+    check stream_on_stdin same_numbers "$tmp/small.json" "$tmp/stdin.json"
+    "$eval_" --codes "$fx/codes.tsv" -q --json - --seed 3 <"$fx/small.jsonl" >"$tmp/jsonl.json" 2>"$tmp/err"
+    check jsonl_sniffed_on_stdin same_numbers "$tmp/small.json" "$tmp/jsonl.json"
+    "$eval_" --codes "$fx/codes.tsv" -q --json - --seed 3 --format csv <"$fx/small.csv" >"$tmp/csv.json" 2>"$tmp/err"
+    check csv_forced_on_stdin same_numbers "$tmp/small.json" "$tmp/csv.json"
+
+    # A stream record without "gold" or with a mistyped "pred", and a stream of the wrong kind.
+    printf '{"id":"a","gold":["1"],"pred":["1"]}\n{"id":"b","pred":["1"]}\n' >"$tmp/nogold.jsonl"
+    "$mkpreds" "$tmp/nogold.jsonl" "$tmp/nogold.preds"
+    run "$tmp/nogold.preds"
+    check stream_missing_gold bash -c "[ $(rc) = 1 ] && grep -q '^vet-eval: .*nogold.preds: record 2: missing field \"gold\"' $tmp/err"
+    printf '{"id":"a","gold":["1"],"pred":"1"}\n' >"$tmp/badpred.jsonl"
+    "$mkpreds" "$tmp/badpred.jsonl" "$tmp/badpred.preds"
+    run "$tmp/badpred.preds"
+    check stream_mistyped_pred bash -c "[ $(rc) = 1 ] && grep -q 'badpred.preds: record 1: field \"pred\" is not an array' $tmp/err"
+    printf '{"id":"a","codes":["3974005"]}\n{"id":"b","codes":["3974005"]}\n{"id":"c","codes":["1679004"]}\n' >"$tmp/train.jsonl"
+    "$mkpreds" --kind tokens "$tmp/train.jsonl" "$tmp/train.tok"
+    run "$tmp/train.tok"
+    check stream_wrong_kind bash -c "[ $(rc) = 1 ] && grep -q \"kind 'tokens', expected 'predictions'\" $tmp/err"
+    # An empty stream: n = 0 is an error.
+    : >"$tmp/none.jsonl"
+    "$mkpreds" "$tmp/none.jsonl" "$tmp/none.preds"
+    run "$tmp/none.preds"
+    check stream_empty bash -c "[ $(rc) = 1 ] && grep -q 'n = 0' $tmp/err"
+    # A truncated stream.
+    head -c 60 "$tmp/small.preds" >"$tmp/cut.preds"
+    run "$tmp/cut.preds"
+    check stream_truncated bash -c "[ $(rc) = 1 ] && grep -q 'truncated' $tmp/err"
+
+    # --- baseline from a training set: majority {3974005}, right for s3 only: 1/9 ---
+    run --bootstrap 0 --baseline-from "$tmp/train.tok" --json "$tmp/base.json" "$fx/small.csv"
+    check baseline_from_tokens bash -c "[ $(rc) = 0 ] && grep -q '^baseline  *0.1111  always answering 3974005\$' $tmp/out \
+        && $py -c 'import json,sys; b=json.load(open(\"$tmp/base.json\"))[\"baseline\"]; sys.exit(not (b[\"label\"]==\"3974005\" and abs(b[\"accuracy\"]-1/9)<1e-12 and b[\"optimistic\"] is False))'"
+    printf '{"tokens":[1],"codes":[["1679004","3974005"],["3974005","1679004"],["72934000"]]}\n' >"$tmp/pack.jsonl"
+    "$mkpreds" --kind packed "$tmp/pack.jsonl" "$tmp/train.pack"
+    run --bootstrap 0 --baseline-from "$tmp/train.pack" "$fx/small.csv"
+    check baseline_from_packed bash -c "[ $(rc) = 0 ] && grep -q '^baseline  *0.1111  always answering 1679004;3974005\$' $tmp/out"
+    run --baseline-from "$tmp/small.csv.nope" "$fx/small.csv"
+    check baseline_from_missing bash -c "[ $(rc) = 3 ]"
+fi
+
+# --- bootstrap: deterministic for a seed, off with 0 ---
+"$eval_" -q --json "$tmp/b1.json" --seed 11 "$fx/small.csv"
+"$eval_" -q --json "$tmp/b2.json" --seed 11 "$fx/small.csv"
+"$eval_" -q --json "$tmp/b3.json" --seed 12 --bootstrap 200 "$fx/small.csv"
+"$eval_" -q --json "$tmp/b0.json" --bootstrap 0 "$fx/small.csv"
+check bootstrap_seeded $py -c "
+import json
+a, b, c, z = (json.load(open('$tmp/%s.json' % k)) for k in ('b1', 'b2', 'b3', 'b0'))
+assert a['ci'] == b['ci'] and a['ci']['resamples'] == 1000 and c['ci']['resamples'] == 200
+assert a['ci']['accuracy'] != c['ci']['accuracy'] or a['ci']['macro_f1'] != c['ci']['macro_f1']
+for k, m in (('accuracy', 'accuracy'), ('macro_f1', 'macro_f1')):
+    lo, hi = a['ci'][k]
+    assert 0 <= lo <= a[m] <= hi <= 1
+assert z['ci'] is None
+"
+
+# --- --fail-under and -q ---
+run --fail-under 0.5 "$fx/small.csv"
+check fail_under_below bash -c "[ $(rc) = 4 ] && grep -q '^accuracy' $tmp/out && grep -q 'below --fail-under' $tmp/err"
+run --fail-under 0.4 "$fx/small.csv"
+check fail_under_above bash -c "[ $(rc) = 0 ]"
+run -q --fail-under 0.9 --json "$tmp/q.json" "$fx/small.csv"
+check quiet bash -c "[ $(rc) = 4 ] && [ ! -s $tmp/out ] && [ ! -s $tmp/err ] && [ -s $tmp/q.json ]"
+
+# --- 100 columns, even with long labels, terms, species and confusions ---
+long=$(printf 'x%.0s' $(seq 1 150))
+{
+    echo "id,species,gold,pred"
+    echo "1,Very long species name $long,Long label $long;1679004,Another long label $long;3974005;72934000"
+    echo "2,Cow,40214000,40214000"
+    echo "3,Schäferhund mit sehr langem Namen über alle Spalten hinaus ääääääää,1679004,"
+    echo "4,Cow,Long label $long;1679004,1679004"  # the majority gold set: a long baseline line
+} >"$tmp/long.csv"
+printf '40214000\tAnthrax %s\n1679004\tPeste des petits ruminants, über %s\n' "$long" "$long" >"$tmp/long.tsv"
+run --codes "$tmp/long.tsv" "$tmp/long.csv"
+check width_100 $py -c "
+import sys
+lines = open('$tmp/out', encoding='utf-8').read().splitlines()
+wide = [l for l in lines if len(l) > 100]
+assert lines and not wide, wide
+assert any(l.endswith('...') for l in lines)
+assert any(l.startswith('baseline ') and l.endswith('...') for l in lines), 'baseline not cut'
+"
+run --codes "$fx/codes.tsv" "$fx/small.csv"
+check width_100_fixture $py -c "
+lines = open('$tmp/out', encoding='utf-8').read().splitlines()
+assert max(map(len, lines)) <= 100 and any(l.rstrip().endswith('...') for l in lines)
+"
+
+# --- bad input and usage ---
+printf 'id,gold,pred\n1,A,A\n2,"A"x,B\n' >"$tmp/badrow.csv"
+run "$tmp/badrow.csv"
+check bad_csv_row bash -c "[ $(rc) = 1 ] && grep -q '^vet-eval: .*badrow.csv:3: ' $tmp/err"
+printf 'id,gold,pred\n1,A,A\n2,A\n' >"$tmp/short.csv"
+run "$tmp/short.csv"
+check short_csv_row bash -c "[ $(rc) = 1 ] && grep -q '^vet-eval: .*short.csv:3: 2 fields, the header has 3' $tmp/err"
+printf 'id,label,pred\n1,A,A\n' >"$tmp/nogold.csv"
+run "$tmp/nogold.csv"
+check csv_without_gold bash -c "[ $(rc) = 1 ] && grep -q 'nogold.csv:1: no \"gold\" column' $tmp/err"
+printf '{"id":"1","gold":"A","pred":"A"}\n{"id":"2","gold":"A"}\n' >"$tmp/nopred.jsonl"
+run "$tmp/nopred.jsonl"
+check jsonl_missing_pred bash -c "[ $(rc) = 1 ] && grep -q '^vet-eval: .*nopred.jsonl:2: missing \"pred\"' $tmp/err"
+printf 'id,gold,pred\n' >"$tmp/header.csv"
+run "$tmp/header.csv"
+check empty_set bash -c "[ $(rc) = 1 ] && grep -q 'no predictions (n = 0)' $tmp/err"
+run </dev/null
+check empty_stdin bash -c "[ $(rc) = 1 ] && grep -q 'empty input' $tmp/err"
+run "$tmp/does-not-exist.csv"
+check missing_file bash -c "[ $(rc) = 3 ] && grep -q 'cannot open' $tmp/err"
+run --json "$tmp/no/such/dir/x.json" "$fx/small.csv"
+check unwritable_json bash -c "[ $(rc) = 3 ]"
+run --codes "$tmp/does-not-exist.tsv" "$fx/small.csv"
+check missing_codes bash -c "[ $(rc) = 3 ]"
+bad_usage=""
+for args in "--format xml" "--bootstrap -1" "--fail-under 2" "--seed x" "--nope" "a b"; do
+    run $args "$fx/small.csv"
+    [ "$(rc)" = 2 ] && has err "try 'vet-eval --help'" || bad_usage="$bad_usage [$args: exit $(rc)]"
+done
+check usage_errors test -z "$bad_usage"
+[ -n "$bad_usage" ] && echo "    usage errors not reported:$bad_usage" >&2
+
+# --- --help, --version, the man page ---
+run --version
+check version bash -c "[ $(rc) = 0 ] && grep -q '^vet-eval [0-9]' $tmp/out"
+run --help
+cp "$tmp/out" "$tmp/help"
+missing=""
+for flag in $(grep -oE -- '--[a-z][a-z-]+' "$tmp/help" | sort -u); do
+    grep -qF -- "${flag//-/\\-}" "$VET_TOP/man/vet-eval.1" || missing="$missing $flag"
+done
+check man_lists_every_flag bash -c "[ -z '$missing' ] && grep -q '^\.SH EXIT STATUS' $VET_TOP/man/vet-eval.1" 
+[ -n "$missing" ] && echo "    man/vet-eval.1 lacks:$missing" >&2
+
+# --- the real notes (../shared): a perfect and a majority answer, scored ---
+if [ -z "$VET_SHARED" ]; then
+    echo "skip real_data: VET_SHARED is empty"
+else
+    $py - "$VET_SHARED/data/dlo/dlo_notes.csv" "$tmp" <<'EOF'
+import csv, sys
+rows = list(csv.DictReader(open(sys.argv[1], encoding="utf-8")))
+with open(sys.argv[2] + "/perfect.csv", "w", newline="") as f:
+    w = csv.writer(f)
+    w.writerow(["id", "species", "gold", "pred"])
+    for r in rows:
+        gold = r["codes"] or r["disease"]
+        w.writerow([r["id"], r["species"], gold, gold])
+with open(sys.argv[2] + "/ppr.csv", "w", newline="") as f:
+    w = csv.writer(f)
+    w.writerow(["id", "species", "gold", "pred"])
+    for r in rows:
+        w.writerow([r["id"], r["species"], r["codes"] or r["disease"], "1679004"])
+EOF
+    run -q --json "$tmp/perfect.json" --codes "$VET_SHARED/data/dlo/codes.tsv" "$tmp/perfect.csv"
+    run --json "$tmp/ppr.json" --codes "$VET_SHARED/data/dlo/codes.tsv" "$tmp/ppr.csv"
+    check real_data $py -c "
+import json
+p, q = json.load(open('$tmp/perfect.json')), json.load(open('$tmp/ppr.json'))
+assert p['n'] == 1602 and p['accuracy'] == 1 and p['macro_f1'] == 1 and p['no_label'] == 0
+assert set(p['per_species']) == {'Cow', 'Buffalo', 'Sheep', 'Goat'}
+assert q['per_label']['1679004']['support'] == 652 and q['per_label']['1679004']['term'].startswith('Peste')
+assert abs(q['accuracy'] - 652 / 1602) < 1e-12 and abs(q['baseline']['accuracy'] - 652 / 1602) < 1e-12
+assert q['baseline']['label'] == '1679004'
+lines = open('$tmp/out', encoding='utf-8').read().splitlines()
+assert max(map(len, lines)) <= 100
+"
+fi
