@@ -40,7 +40,7 @@ ifeq ($(NATIVE),1)
 endif
 
 CPPFLAGS += -Ilib -I/usr/include/x86_64-linux-gnu -DVET_VERSION='"$(VERSION)"' -D_GNU_SOURCE
-CFLAGS   += -std=c11 $(OPT) -Wall -Wextra -Wshadow -Wno-unused-parameter -fopenmp $(SANFLAGS)
+CFLAGS   += -std=c11 $(OPT) -Wall -Wextra -Wshadow -Wno-unused-parameter -Wno-format-truncation -fopenmp $(SANFLAGS)
 CXXFLAGS += -std=c++17 $(OPT) -Wall -Wextra $(SANFLAGS)
 LDLIBS   += -lsentencepiece -lmsgpackc -lzstd -ljansson -lopenblas -lstdc++ -lm -lpthread
 LDFLAGS  += -fopenmp $(SANFLAGS)

@@ -15,7 +15,12 @@ import tempfile
 
 import torch
 
-torch.set_num_threads(2)
+torch.set_num_threads(int(os.environ.get("VET_REF_THREADS", "1")))  # tiny models: threads only add spin-waits
+try:  # save_pretrained's progress bars would bury the figures on stderr
+    from huggingface_hub.utils import disable_progress_bars
+    disable_progress_bars()
+except ImportError:
+    pass
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TOP = os.environ.get("VET_TOP") or os.path.dirname(os.path.dirname(HERE))
@@ -31,8 +36,8 @@ class Report:
 
     def check(self, name, passed, detail=""):
         print(("ok " if passed else "not ok ") + name, flush=True)
-        if detail:
-            print(("  " if passed else "FAIL ") + name + ": " + detail, file=sys.stderr, flush=True)
+        if detail and not passed:
+            print("FAIL " + name + ": " + detail, file=sys.stderr, flush=True)
         if not passed:
             self.failed += 1
         return passed
@@ -52,8 +57,10 @@ def log(msg):
 # Tiny models
 def make_models(outdir):
     """Builds the tiny HF models into outdir with make_models.py; returns {name: dir}."""
-    subprocess.run([sys.executable, os.path.join(HERE, "make_models.py"), outdir],
-                   check=True, stdout=subprocess.DEVNULL)
+    p = subprocess.run([sys.executable, os.path.join(HERE, "make_models.py"), outdir],
+                       capture_output=True, text=True)
+    if p.returncode != 0:
+        raise RuntimeError("make_models.py %s: exit %d: %s" % (outdir, p.returncode, p.stderr[-2000:]))
     found = {}
     for name in sorted(os.listdir(outdir)):
         d = os.path.join(outdir, name)
@@ -66,6 +73,8 @@ def make_models(outdir):
 
 def load_hf(model_dir):
     from transformers import AutoModelForCausalLM
+    from transformers.utils import logging as hf_logging
+    hf_logging.disable_progress_bar()  # keeps stderr for the figures
     m = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32,
                                              attn_implementation="eager")
     m.eval()  # no dropout anywhere (LoRA dropout is 0 too)
@@ -150,12 +159,10 @@ def vet_fwdbwd(model_dir, rows, workdir, adapter=None, full=False, tag="run"):
 
 # --------------------------------------------------------------------------------------
 # PyTorch's side
-def reference_fwdbwd(model, rows):
+def reference_forward(model, rows):
     """The definition of correct packing: every sample of every row runs SEPARATELY through the
-    model; the loss is the mean cross-entropy over all target positions of the batch. Returns
-    per-row logits (list of (n_row, V) tensors) and the loss, after backward() (gradients are
-    in the parameters' .grad)."""
-    model.zero_grad(set_to_none=True)
+    model. Returns per-row logits (list of detached (n_row, V) tensors) and the mean
+    cross-entropy over all target positions of the batch (a graph, for backward)."""
     total = n_targets(rows)
     loss_sum = 0.0
     row_logits = []
@@ -167,15 +174,28 @@ def reference_fwdbwd(model, rows):
             ids = torch.tensor([r["tokens"][s:e]])
             tgt = torch.tensor(r["targets"][s:e])
             logits = model(input_ids=ids).logits[0].float()  # (n_sample, V)
-            parts.append(logits)
+            parts.append(logits.detach())
             keep = tgt != -1
             if keep.any():
                 loss_sum = loss_sum + torch.nn.functional.cross_entropy(
                     logits[keep], tgt[keep], reduction="sum")
-        row_logits.append(torch.cat(parts).detach())
-    loss = loss_sum / total
+        row_logits.append(torch.cat(parts))
+    return row_logits, loss_sum / total
+
+
+def reference_fwdbwd(model, rows):
+    """reference_forward, then backward of the mean loss: the gradients are in the parameters'
+    .grad. Returns per-row logits and the loss."""
+    model.zero_grad(set_to_none=True)
+    row_logits, loss = reference_forward(model, rows)
     loss.backward()
     return row_logits, loss.detach()
+
+
+def reference_logits(model, rows):
+    """Per-row logits only (no gradients)."""
+    with torch.no_grad():
+        return reference_forward(model, rows)[0]
 
 
 def lora_grads(peft_model):

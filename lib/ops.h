@@ -1,0 +1,110 @@
+// ops.h — the model's building blocks on the CPU, as forward/backward pairs (llm.c style).
+//
+// x_forward(out, ..., inp, weights, dims) computes one layer; x_backward(dinp, dweight, dout, ...)
+// ADDS (+=) the gradients into dinp / dweight, so several uses of one tensor accumulate. A NULL
+// gradient pointer means "not wanted" and that gradient is not computed at all (frozen weights
+// cost nothing). N is the number of positions (B*T flattened), shapes are row-major.
+//
+// Threads: loops over independent outputs use OpenMP; matmuls go through cblas_sgemm. Every
+// reduction runs in a fixed order, so results are bit-identical for a given thread count.
+#ifndef VET_OPS_H
+#define VET_OPS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+// --- embedding ---------------------------------------------------------------------------
+// out (N,C) = embed[tokens[n]] with embed (V,C)
+void embedding_forward(float *out, const int32_t *tokens, const float *embed, int N, int C);
+// dembed (V,C) += dout rows scattered to their tokens
+void embedding_backward(float *dembed, const float *dout, const int32_t *tokens, int N, int C);
+
+// --- RMSNorm (HF LlamaRMSNorm: fp32, x * rsqrt(mean(x^2) + eps) * w) -----------------------
+// out (N,C), rstd (N) kept for backward, inp (N,C), weight (C)
+void rmsnorm_forward(float *out, float *rstd, const float *inp, const float *weight, int N, int C,
+                     float eps);
+// dinp (N,C) +=, dweight (C) += (NULL: skip), from dout (N,C)
+void rmsnorm_backward(float *dinp, float *dweight, const float *dout, const float *inp,
+                      const float *weight, const float *rstd, int N, int C);
+
+// --- GEMM: C (M,N) = alpha * op(A) · op(B) + beta * C, row-major, op = transpose when asked.
+// cblas_sgemm split over the OpenMP threads (OpenBLAS itself runs single-threaded).
+void vet_sgemm(int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
+               const float *B, int ldb, float beta, float *C, int ldc);
+
+// --- linear layer: out = inp · W^T + bias (torch.nn.Linear) -------------------------------
+// out (N,OC), inp (N,C), weight (OC,C), bias (OC) or NULL. out is overwritten.
+void matmul_forward(float *out, const float *inp, const float *weight, const float *bias, int N,
+                    int C, int OC);
+// dinp (N,C) += dout · W; dweight (OC,C) += dout^T · inp; dbias (OC) += column sums of dout.
+// Each of dinp, dweight, dbias may be NULL and is then not computed.
+void matmul_backward(float *dinp, float *dweight, float *dbias, const float *dout,
+                     const float *inp, const float *weight, int N, int C, int OC);
+
+// --- rotary position embedding (HF rotate_half: dimension i pairs with i + hd/2) ----------
+typedef struct {
+    int type;                 // 0 none (default), 1 llama3
+    float factor, low_freq_factor, high_freq_factor;
+    int original_max_pos;     // original_max_position_embeddings
+} rope_scaling;
+// inv_freq (hd/2) exactly as transformers computes it (fp32, with llama3 scaling if asked).
+void rope_inv_freq(float *inv_freq, int hd, float theta, const rope_scaling *scaling);
+// cos, sin (max_pos, hd/2): angle = pos * inv_freq[i] in fp32, as HF does.
+void rope_tables(float *cos_t, float *sin_t, int max_pos, int hd, const float *inv_freq);
+// x (N, nh, hd) rotated in place with the angle of each row's position pos[n] (< max_pos).
+void rope_forward(float *x, const int32_t *pos, const float *cos_t, const float *sin_t, int N,
+                  int nh, int hd);
+// dx (N, nh, hd): gradient of the rotated x in, gradient of x before rotation out (in place).
+void rope_backward(float *dx, const int32_t *pos, const float *cos_t, const float *sin_t, int N,
+                   int nh, int hd);
+
+// --- causal self-attention over packed rows, with GQA ------------------------------------
+// q (B,T,H,hd), k, v (B,T,KVH,hd); seg (B,T) sample of each position, -1 = padding.
+// Query i sees key j iff seg[i] == seg[j] != -1 and j <= i (samples are contiguous in a row).
+// out (B,T,H,hd); lse (B,T,H) the log-sum-exp of each query's scaled scores, kept so backward
+// recomputes the probabilities instead of storing (T,T) per head. Padding queries give 0.
+void attention_forward(float *out, float *lse, const float *q, const float *k, const float *v,
+                       const int32_t *seg, int B, int T, int H, int KVH, int hd);
+// dq (B,T,H,hd) +=, dk, dv (B,T,KVH,hd) +=, from dout (B,T,H,hd) and the forward's out, lse.
+void attention_backward(float *dq, float *dk, float *dv, const float *dout, const float *q,
+                        const float *k, const float *v, const float *out, const float *lse,
+                        const int32_t *seg, int B, int T, int H, int KVH, int hd);
+
+// --- SwiGLU: out = silu(gate) * up ---------------------------------------------------------
+// out, gate, up (N,F); out may alias nothing.
+void swiglu_forward(float *out, const float *gate, const float *up, size_t n);
+// dgate, dup (N,F) += (both required)
+void swiglu_backward(float *dgate, float *dup, const float *dout, const float *gate,
+                     const float *up, size_t n);
+
+// --- residual add ---------------------------------------------------------------------------
+void add_inplace(float *x, const float *y, size_t n);  // x += y
+void scale_inplace(float *x, float s, size_t n);       // x *= s
+
+// --- cross-entropy over logits ------------------------------------------------------------
+// For n rows of logits (n,V) with targets tgt (n): loss[i] = logsumexp(row) - row[tgt],
+// and in place, row becomes softmax(row) - onehot(tgt) (the gradient of loss[i]); a row with
+// target -1 gets loss 0 and gradient 0. Numerically stable (max subtracted).
+void crossentropy_softmax_backward_inplace(float *logits, float *loss, const int32_t *tgt, int n,
+                                           int V);
+
+// --- dropout (inverted, as torch.nn.Dropout) ------------------------------------------------
+// out (N,C) = inp * mask / (1-p), the mask drawn from seed per row (reproducible, any thread
+// count). p == 0 copies.
+void dropout_forward(float *out, const float *inp, float p, uint64_t seed, int N, int C);
+// dinp (N,C) += dout * mask / (1-p), the same mask regenerated from seed.
+void dropout_backward(float *dinp, const float *dout, float p, uint64_t seed, int N, int C);
+
+// --- AdamW, as torch.optim.AdamW (decoupled weight decay, bias correction) ----------------
+// step counts from 1. p -= lr*wd*p, then m,v moments and p -= lr * mhat / (sqrt(vhat) + eps).
+void adamw_update(float *p, const float *g, float *m, float *v, size_t n, float lr, float beta1,
+                  float beta2, float eps, float wd, int step);
+
+// --- threads ---------------------------------------------------------------------------------
+void vet_set_threads(int n);  // OpenMP threads (0 = all cores); OpenBLAS single; also in model.h
+int vet_get_threads(void);
+// Puts OpenBLAS in single-threaded mode once (vet_set_threads does it too); the ops call it
+// from the main thread before any GEMM, so a program that never sets threads is safe.
+void vet_blas_single_threaded(void);
+
+#endif

@@ -1,0 +1,494 @@
+// trainer.c — see trainer.h.
+#include "trainer.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "adapter.h"
+#include "checkpoint.h"
+#include "config.h"
+#include "model.h"
+#include "model_io.h"
+#include "ops.h"
+#include "packed.h"
+#include "rng.h"
+#include "safetensors.h"
+#include "sha256.h"
+
+void vet_train_defaults(vet_train_opts *o) {
+    memset(o, 0, sizeof *o);
+    o->lora_r = 16;
+    o->lora_alpha = 32;
+    o->lora_dropout = 0.1f;
+    o->lora_targets = VET_LORA_Q | VET_LORA_K | VET_LORA_V | VET_LORA_O;
+    o->epochs = 3;
+    o->batch_size = 4;
+    o->grad_accum = 4;
+    o->lr = 2e-4;
+    o->weight_decay = 0.01;
+    o->warmup_ratio = 0.03;
+    o->max_grad_norm = 1.0;
+    o->scheduler = VET_SCHED_COSINE;
+    o->seed = 42;
+    o->log_every = 10;
+    o->save_limit = 2;
+}
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+// A contiguous range of trainable floats with its weight-decay setting.
+typedef struct {
+    size_t off, n;
+    int decay;
+} segment;
+
+// Everything one run holds.
+typedef struct {
+    const vet_train_opts *o;
+    vet_packed_set train, val;
+    vet_model m;
+    vet_acts *acts;
+    float *params;       // m.lora_mem or m.w_mem
+    size_t n;
+    float *grads, *adam_m, *adam_v, *best;
+    segment *segs;
+    int n_segs;
+    int *order;          // the current epoch's row order
+    int order_epoch;
+    long micro_per_epoch, steps_per_epoch, total_steps;
+    char tokenizer_path[4096];
+    FILE *log;
+} run;
+
+// Names the trainable tensor that holds element idx (for messages about non-finite values).
+static void describe_param(const run *r, size_t idx, char *buf, size_t n) {
+    const vet_model *m = &r->m;
+    if (r->o->full) {
+        int k = vet_model_tensors(m, NULL, 0);
+        vet_named_tensor *t = malloc(k * sizeof *t);
+        if (t) {
+            vet_model_tensors(m, t, k);
+            for (int i = 0; i < k; i++) {
+                size_t off = (size_t)(t[i].p - m->w_mem), cnt = (size_t)t[i].shape[0] * (t[i].ndim > 1 ? t[i].shape[1] : 1);
+                if (idx >= off && idx < off + cnt) {
+                    snprintf(buf, n, "%s", t[i].name);
+                    free(t);
+                    return;
+                }
+            }
+            free(t);
+        }
+    } else {
+        const vet_lora *lo = &m->lora;
+        for (int t = 0; t < VET_LORA_N_TARGETS; t++) {
+            if (!(lo->targets & (1u << t))) continue;
+            int64_t out, in;
+            vet_adapter_target_dims(&m->cfg, t, &out, &in);
+            size_t a = (size_t)(lo->A[t] - m->lora_mem), b = (size_t)(lo->B[t] - m->lora_mem);
+            size_t na = (size_t)m->cfg.n_layers * lo->r * in, nb = (size_t)m->cfg.n_layers * out * lo->r;
+            if (idx >= a && idx < a + na) {
+                snprintf(buf, n, "layers.%zu.%s.lora_A", (idx - a) / (lo->r * in), vet_lora_target_name(t));
+                return;
+            }
+            if (idx >= b && idx < b + nb) {
+                snprintf(buf, n, "layers.%zu.%s.lora_B", (idx - b) / (out * lo->r), vet_lora_target_name(t));
+                return;
+            }
+        }
+    }
+    snprintf(buf, n, "parameter %zu", idx);
+}
+
+static int load_data(run *r, vet_err *err) {
+    const vet_train_opts *o = r->o;
+    if (vet_packed_load(&r->train, o->train_path, err) < 0) return -1;
+    if (o->val_path) {
+        if (vet_packed_load(&r->val, o->val_path, err) < 0) return -1;
+        if (strcmp(r->train.tokenizer_sha256, r->val.tokenizer_sha256) != 0)
+            return vet_errf(err, "%s and %s were made with different tokenizers (sha256 %.12s… vs %.12s…): "
+                                 "tokenize both with the same --spm", o->train_path, o->val_path,
+                            r->train.tokenizer_sha256, r->val.tokenizer_sha256);
+    }
+    return 0;
+}
+
+static int setup_model(run *r, vet_err *err) {
+    const vet_train_opts *o = r->o;
+    if (o->base_dir) {
+        if (vet_model_load(&r->m, o->base_dir, err) < 0) return -1;
+        if (o->tokenizer) snprintf(r->tokenizer_path, sizeof r->tokenizer_path, "%s", o->tokenizer);
+        else {
+            snprintf(r->tokenizer_path, sizeof r->tokenizer_path, "%s/tokenizer.model", o->base_dir);
+            if (access(r->tokenizer_path, R_OK) != 0) r->tokenizer_path[0] = 0;
+        }
+    } else {
+        vet_config cfg;
+        int rc = strchr(o->init, '/') || strstr(o->init, ".json") ? vet_config_load(&cfg, o->init, err)
+                                                                   : vet_config_preset(&cfg, o->init, err);
+        if (rc < 0) return -1;
+        if (r->train.vocab_size <= 0)
+            return vet_errf(err, "%s: header has no tokenizer vocab_size: cannot size a new model's vocabulary",
+                            o->train_path);
+        vet_config_set_vocab(&cfg, r->train.vocab_size);
+        cfg.bos_id = r->train.bos_id;
+        cfg.eos_id = r->train.eos_id;
+        cfg.eos_ids[0] = r->train.eos_id;
+        cfg.n_eos = r->train.eos_id >= 0;
+        cfg.pad_id = r->train.pad_id;
+        snprintf(cfg.torch_dtype, sizeof cfg.torch_dtype, "float32");
+        if (vet_model_init(&r->m, &cfg, o->seed, err) < 0) return -1;
+        if (o->tokenizer) snprintf(r->tokenizer_path, sizeof r->tokenizer_path, "%s", o->tokenizer);
+    }
+    // The data must come from the model's tokenizer.
+    if (r->tokenizer_path[0] && r->train.tokenizer_sha256[0]) {
+        char hex[65];
+        if (vet_sha256_file(r->tokenizer_path, hex, err) < 0) return -1;
+        if (strcmp(hex, r->train.tokenizer_sha256) != 0)
+            return vet_errf(err, "%s was tokenized with tokenizer sha256 %.16s…, but the model's tokenizer %s "
+                                 "has sha256 %.16s…: re-run vet-tokenize with --spm %s",
+                            o->train_path, r->train.tokenizer_sha256, r->tokenizer_path, hex, r->tokenizer_path);
+    }
+    if (r->train.vocab_size > r->m.cfg.vocab_size)
+        return vet_errf(err, "%s: tokenizer vocabulary (%d) is larger than the model's (%d): wrong tokenizer?",
+                        o->train_path, r->train.vocab_size, r->m.cfg.vocab_size);
+    if (!o->full && o->adapter_in) {
+        if (vet_adapter_load(&r->m, o->adapter_in, err) < 0) return -1;
+        r->m.lora.dropout = o->lora_dropout;  // the adapter's r/alpha/targets, this run's dropout
+        return 0;
+    }
+    if (!o->full &&
+        vet_model_add_lora(&r->m, o->lora_r, o->lora_alpha, o->lora_dropout, o->rslora, o->lora_targets,
+                           vet_rng_hash(o->seed, 0x10AA), err) < 0)
+        return -1;
+    return 0;
+}
+
+static int setup_optimizer(run *r, vet_err *err) {
+    const vet_train_opts *o = r->o;
+    if (o->full) {
+        r->params = r->m.w_mem;
+        r->n = r->m.n_w;
+        int k = vet_model_tensors(&r->m, NULL, 0);
+        vet_named_tensor *t = malloc(k * sizeof *t);
+        r->segs = malloc(k * sizeof *r->segs);
+        if (!t || !r->segs) { free(t); return vet_errf(err, "out of memory"); }
+        vet_model_tensors(&r->m, t, k);
+        for (int i = 0; i < k; i++) {
+            size_t cnt = (size_t)t[i].shape[0] * (t[i].ndim > 1 ? t[i].shape[1] : 1);
+            r->segs[i] = (segment){(size_t)(t[i].p - r->m.w_mem), cnt, t[i].decay};
+        }
+        r->n_segs = k;
+        free(t);
+    } else {
+        r->params = r->m.lora_mem;
+        r->n = r->m.n_lora;
+        r->segs = malloc(sizeof *r->segs);
+        if (!r->segs) return vet_errf(err, "out of memory");
+        r->segs[0] = (segment){0, r->n, 1};  // every LoRA matrix decays
+        r->n_segs = 1;
+    }
+    r->grads = calloc(r->n, sizeof(float));
+    r->adam_m = calloc(r->n, sizeof(float));
+    r->adam_v = calloc(r->n, sizeof(float));
+    if (o->val_path) r->best = calloc(r->n, sizeof(float));
+    r->order = malloc(r->train.n_rows * sizeof(int));
+    if (!r->grads || !r->adam_m || !r->adam_v || (o->val_path && !r->best) || !r->order)
+        return vet_errf(err, "out of memory for the optimizer (%zu trainable floats)", r->n);
+    r->order_epoch = -1;
+    r->micro_per_epoch = (r->train.n_rows + o->batch_size - 1) / o->batch_size;
+    r->steps_per_epoch = (r->micro_per_epoch + o->grad_accum - 1) / o->grad_accum;
+    r->total_steps = r->steps_per_epoch * o->epochs;
+    if (o->max_steps > 0 && o->max_steps < r->total_steps) r->total_steps = o->max_steps;
+    int T = r->train.max_len > r->val.max_len ? r->train.max_len : r->val.max_len;
+    r->acts = vet_acts_new(&r->m, o->batch_size, T, err);
+    return r->acts ? 0 : -1;
+}
+
+// The run's settings as a hash: a checkpoint from other settings is refused on resume.
+static void fingerprint(const run *r, char hex[65]) {
+    const vet_train_opts *o = r->o;
+    char s[2048];
+    snprintf(s, sizeof s,
+             "full=%d r=%d alpha=%.9g drop=%.9g targets=%u rslora=%d epochs=%d bs=%d ga=%d lr=%.9g wd=%.9g "
+             "warm=%.9g sched=%d clip=%.9g seed=%llu max_steps=%ld rows=%d tokens=%ld n=%zu adapter=%s",
+             o->full, o->lora_r, o->lora_alpha, o->lora_dropout, o->lora_targets, o->rslora, o->epochs,
+             o->batch_size, o->grad_accum, o->lr, o->weight_decay, o->warmup_ratio, (int)o->scheduler,
+             o->max_grad_norm, (unsigned long long)o->seed, o->max_steps, r->train.n_rows, r->train.n_tokens, r->n,
+             o->adapter_in ? o->adapter_in : "");
+    vet_sha256_hex(s, strlen(s), hex);
+}
+
+static void shuffle_epoch(run *r, int epoch) {
+    if (r->order_epoch == epoch) return;
+    int n = r->train.n_rows;
+    for (int i = 0; i < n; i++) r->order[i] = i;
+    vet_rng g;
+    vet_rng_seed(&g, vet_rng_hash(r->o->seed, 0xE90C0000ULL + (uint64_t)epoch));
+    for (int i = n - 1; i > 0; i--) {
+        int j = (int)vet_rng_below(&g, (uint64_t)i + 1);
+        int t = r->order[i];
+        r->order[i] = r->order[j];
+        r->order[j] = t;
+    }
+    r->order_epoch = epoch;
+}
+
+// Builds micro-batch `micro` of the current epoch's order.
+static int micro_batch(run *r, long micro, vet_batch *b, long *real_tokens, vet_err *err) {
+    int bs = r->o->batch_size, first = (int)(micro * bs);
+    int n = r->train.n_rows - first < bs ? r->train.n_rows - first : bs;
+    vet_row rows[n];
+    *real_tokens = 0;
+    for (int i = 0; i < n; i++) {
+        rows[i] = r->train.rows[r->order[first + i]];
+        *real_tokens += rows[i].n;
+    }
+    return vet_batch_from_rows(b, rows, n, r->m.cfg.vocab_size, err);
+}
+
+static int validation_loss(run *r, double *out, vet_err *err) {
+    double loss_sum = 0;
+    long targets = 0;
+    int bs = r->o->batch_size;
+    for (int first = 0; first < r->val.n_rows; first += bs) {
+        int n = r->val.n_rows - first < bs ? r->val.n_rows - first : bs;
+        vet_batch b;
+        if (vet_batch_from_rows(&b, r->val.rows + first, n, r->m.cfg.vocab_size, err) < 0)
+            return vet_err_prefix(err, "%s", r->o->val_path);
+        double ls;
+        int nt;
+        int rc = vet_model_forward(&r->m, r->acts, &b, NULL, &ls, &nt, 0, 0, err);
+        vet_batch_free(&b);
+        if (rc < 0) return -1;
+        loss_sum += ls;
+        targets += nt;
+    }
+    *out = targets ? loss_sum / targets : NAN;
+    return 0;
+}
+
+static int save_checkpoint(run *r, vet_train_state *st, vet_train_result *res, vet_err *err) {
+    char root[4200];
+    snprintf(root, sizeof root, "%s/checkpoints", r->o->out_dir);
+    if (vet_ckpt_save(root, st, r->params, r->adam_m, r->adam_v, isfinite(st->best_val) ? r->best : NULL, r->n,
+                      err) < 0)
+        return -1;
+    snprintf(res->checkpoint, sizeof res->checkpoint, "%s/step-%08ld", root, st->step);
+    return vet_ckpt_prune(root, r->o->save_limit, err);
+}
+
+static int write_outputs(run *r, const vet_train_state *st, vet_err *err) {
+    const vet_train_opts *o = r->o;
+    if (r->best && isfinite(st->best_val)) memcpy(r->params, r->best, r->n * sizeof(float));
+    const char *base = o->base_dir ? o->base_dir : o->init;
+    if (!o->full) {
+        if (vet_adapter_save(o->out_dir, &r->m, base, err) < 0) return -1;
+        if (!o->merge) return 0;
+        char dir[4200];
+        snprintf(dir, sizeof dir, "%s/merged", o->out_dir);
+        vet_model_merge_lora(&r->m);
+        int dt = vet_dtype_parse(r->m.cfg.torch_dtype);
+        return vet_model_save(&r->m, dir, dt >= 0 ? (vet_dtype)dt : VET_DT_F32,
+                              r->tokenizer_path[0] ? r->tokenizer_path : NULL, err);
+    }
+    int dt = o->base_dir ? vet_dtype_parse(r->m.cfg.torch_dtype) : VET_DT_F32;
+    return vet_model_save(&r->m, o->out_dir, dt >= 0 ? (vet_dtype)dt : VET_DT_F32,
+                          r->tokenizer_path[0] ? r->tokenizer_path : NULL, err);
+}
+
+static void log_step(run *r, const vet_step_info *s) {
+    if (!r->log) return;
+    fprintf(r->log,
+            "{\"step\":%ld,\"epoch\":%.4f,\"loss\":%.7g,\"lr\":%.7g,\"grad_norm\":%.7g,\"loss_tokens\":%ld,"
+            "\"tokens_per_s\":%.1f,\"elapsed_s\":%.3f",
+            s->step, s->epoch, s->loss, s->lr, s->grad_norm, s->loss_tokens, s->tokens_per_s, s->elapsed_s);
+    if (!isnan(s->val_loss)) fprintf(r->log, ",\"val_loss\":%.7g", s->val_loss);
+    fputs("}\n", r->log);
+    fflush(r->log);
+}
+
+static void run_free(run *r) {
+    vet_packed_free(&r->train);
+    if (r->val.rows) vet_packed_free(&r->val);
+    vet_model_free(&r->m);
+    vet_acts_free(r->acts);
+    free(r->grads);
+    free(r->adam_m);
+    free(r->adam_v);
+    free(r->best);
+    free(r->segs);
+    free(r->order);
+    if (r->log) fclose(r->log);
+}
+
+static int train_loop(run *r, vet_step_fn on_step, void *ctx, vet_train_result *res, vet_err *err) {
+    const vet_train_opts *o = r->o;
+    vet_train_state st = {.best_val = INFINITY, .best_step = -1};
+    fingerprint(r, st.fingerprint);
+    if (o->resume) {
+        char dir[4096];
+        int has_best = 0;
+        char fp[65];
+        memcpy(fp, st.fingerprint, sizeof fp);
+        if (vet_ckpt_find(o->resume, dir, sizeof dir, err) < 0) return -1;
+        float *best = r->best ? r->best : NULL;
+        if (vet_ckpt_load(dir, &st, r->params, r->adam_m, r->adam_v, best, &has_best, r->n, err) < 0) return -1;
+        if (strcmp(fp, st.fingerprint) != 0)
+            return vet_errf(err, "%s: checkpoint of a run with other settings or data: resume with the same "
+                                 "flags and files, or start afresh", dir);
+        if (!has_best) st.best_val = INFINITY;
+    }
+    char path[4200];
+    if (vet_mkdirs(o->out_dir, err) < 0) return -1;
+    snprintf(path, sizeof path, "%s/train.log.jsonl", o->out_dir);
+    r->log = fopen(path, o->resume ? "a" : "w");
+    if (!r->log) return vet_errf(err, "%s: cannot create: %s", path, strerror(errno));
+
+    vet_schedule sched;
+    vet_schedule_init(&sched, o->scheduler, o->lr, o->warmup_ratio, r->total_steps);
+    double t_start = now_s();
+    res->first_loss = NAN;
+    for (long step = st.step; step < r->total_steps; step++) {
+        double t0 = now_s();
+        int epoch = (int)(step / r->steps_per_epoch);
+        long first_micro = (step % r->steps_per_epoch) * o->grad_accum;
+        long last_micro = first_micro + o->grad_accum;
+        if (last_micro > r->micro_per_epoch) last_micro = r->micro_per_epoch;
+        shuffle_epoch(r, epoch);
+        // The step's loss is a mean over ALL its target tokens: count them first.
+        long step_targets = 0, step_tokens = 0;
+        for (long mi = first_micro; mi < last_micro; mi++)
+            for (int i = (int)(mi * o->batch_size); i < (int)((mi + 1) * o->batch_size) && i < r->train.n_rows; i++) {
+                const vet_row *row = &r->train.rows[r->order[i]];
+                for (int k = 0; k < row->n; k++) step_targets += row->targets[k] >= 0;
+            }
+        double loss_sum = 0;
+        for (long mi = first_micro; mi < last_micro; mi++) {
+            vet_batch b;
+            long real;
+            if (micro_batch(r, mi, &b, &real, err) < 0) return vet_err_prefix(err, "%s", o->train_path);
+            double ls;
+            int nt;
+            uint64_t dseed = vet_rng_hash(vet_rng_hash(o->seed, (uint64_t)step), (uint64_t)mi);
+            int rc = vet_model_forward(&r->m, r->acts, &b, NULL, &ls, &nt, 1, dseed, err);
+            if (rc == 0 && step_targets > 0)
+                rc = vet_model_backward(&r->m, r->acts, &b, 1.0f / (float)step_targets,
+                                        o->full ? VET_TRAIN_FULL : VET_TRAIN_LORA, r->grads, err);
+            vet_batch_free(&b);
+            if (rc < 0) return -1;
+            loss_sum += ls;
+            step_tokens += real;
+        }
+        double loss = step_targets ? loss_sum / step_targets : 0;
+        double norm2 = 0;
+        for (size_t i = 0; i < r->n; i++) norm2 += (double)r->grads[i] * r->grads[i];
+        double norm = sqrt(norm2);
+        if (!isfinite(loss) || !isfinite(norm)) {
+            char what[256] = "the loss";
+            if (isfinite(loss))
+                for (size_t i = 0; i < r->n; i++)
+                    if (!isfinite(r->grads[i])) {
+                        char name[160];
+                        describe_param(r, i, name, sizeof name);
+                        snprintf(what, sizeof what, "the gradient of %s", name);
+                        break;
+                    }
+            if (!o->skip_nonfinite)
+                return vet_errf(err, "step %ld: %s is not finite (loss %g): lower --lr, check the data, or pass "
+                                     "--skip-nonfinite",
+                                step + 1, what, loss);
+            st.skipped_steps++;
+            memset(r->grads, 0, r->n * sizeof(float));
+            st.step = step + 1;
+            continue;
+        }
+        if (o->max_grad_norm > 0) {
+            // As torch.nn.utils.clip_grad_norm_: scale by max/(norm + 1e-6) when that is below 1.
+            double coef = o->max_grad_norm / (norm + 1e-6);
+            if (coef < 1.0) scale_inplace(r->grads, (float)coef, r->n);
+        }
+        double lr = vet_schedule_lr(&sched, step);
+        for (int s = 0; s < r->n_segs; s++) {
+            segment g = r->segs[s];
+            adamw_update(r->params + g.off, r->grads + g.off, r->adam_m + g.off, r->adam_v + g.off, g.n,
+                         (float)lr, 0.9f, 0.999f, 1e-8f, g.decay ? (float)o->weight_decay : 0.0f, (int)(step + 1));
+        }
+        memset(r->grads, 0, r->n * sizeof(float));
+        st.step = step + 1;
+        st.tokens_seen += (double)step_tokens;
+        if (isnan(res->first_loss)) res->first_loss = loss;
+        res->last_loss = loss;
+
+        vet_step_info info = {.step = step + 1, .total_steps = r->total_steps,
+                              .epoch = (double)(step + 1) / r->steps_per_epoch, .loss = loss, .lr = lr,
+                              .grad_norm = norm, .loss_tokens = step_targets, .val_loss = NAN};
+        int last = step + 1 == r->total_steps, early = 0;
+        if (o->val_path && ((o->eval_every > 0 && (step + 1) % o->eval_every == 0) || last)) {
+            if (validation_loss(r, &info.val_loss, err) < 0) return -1;
+            if (info.val_loss < st.best_val) {
+                st.best_val = info.val_loss;
+                st.best_step = step + 1;
+                st.bad_evals = 0;
+                memcpy(r->best, r->params, r->n * sizeof(float));
+            } else if (o->patience > 0 && ++st.bad_evals >= o->patience) {
+                early = 1;
+            }
+        }
+        double t1 = now_s();
+        info.tokens_per_s = step_tokens / (t1 - t0 > 1e-9 ? t1 - t0 : 1e-9);
+        info.elapsed_s = t1 - t_start;
+        log_step(r, &info);
+        if (on_step) on_step(&info, ctx);
+        int stop = o->stop && *o->stop;
+        if ((o->save_every > 0 && (step + 1) % o->save_every == 0 && !last) || (stop && !last)) {
+            if (save_checkpoint(r, &st, res, err) < 0) return -1;
+        }
+        if (stop && !last) {
+            res->outcome = VET_TRAIN_INTERRUPTED;
+            break;
+        }
+        if (early) {
+            res->outcome = VET_TRAIN_EARLY_STOP;
+            break;
+        }
+    }
+    res->steps = st.step;
+    res->tokens = st.tokens_seen;
+    res->seconds = now_s() - t_start;
+    res->best_val = isfinite(st.best_val) ? st.best_val : NAN;
+    res->best_step = st.best_step;
+    res->skipped_steps = st.skipped_steps;
+    if (res->outcome == VET_TRAIN_INTERRUPTED) return 0;
+    return write_outputs(r, &st, err);
+}
+
+int vet_train_run(const vet_train_opts *o, vet_step_fn on_step, void *ctx, vet_train_result *res, vet_err *err) {
+    memset(res, 0, sizeof *res);
+    if ((o->base_dir != NULL) == (o->init != NULL)) return vet_errf(err, "give exactly one of --base and --init");
+    if (o->batch_size < 1 || o->grad_accum < 1 || o->epochs < 1)
+        return vet_errf(err, "--batch-size, --grad-accum and --epochs must be at least 1");
+    vet_set_threads(o->threads);
+    run r = {.o = o};
+    int rc = load_data(&r, err);
+    if (rc == 0) rc = setup_model(&r, err);
+    if (rc == 0) rc = setup_optimizer(&r, err);
+    if (rc == 0) {
+        const vet_config *c = &r.m.cfg;
+        snprintf(res->model_desc, sizeof res->model_desc,
+                 "%s: %d layers, dim %d, %d heads (%d kv), vocab %d; %.2f M params, %.3f M trainable", c->arch,
+                 c->n_layers, c->dim, c->n_heads, c->n_kv_heads, c->vocab_size, vet_config_n_params(c) / 1e6,
+                 r.n / 1e6);
+        rc = train_loop(&r, on_step, ctx, res, err);
+    }
+    run_free(&r);
+    return rc;
+}

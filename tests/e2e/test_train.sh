@@ -1,0 +1,153 @@
+#!/usr/bin/env bash
+# test_train.sh — vet-train end to end on a very small model: from-scratch training lowers the
+# loss; LoRA on top writes a PEFT adapter; kill -9 + --resume gives byte-identical adapters;
+# SIGTERM writes a checkpoint and exits 5; non-finite losses stop with the step; a tokenizer
+# mismatch and bad flags fail clearly; every --help flag is in the man page.
+set -u
+: "${VET_BIN:?}" "${VET_TOP:?}"
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/vet-train.XXXXXX")
+trap 'kill -9 $(jobs -p) 2>/dev/null; rm -rf "$tmp"' EXIT
+ok() { echo "ok $1"; }
+fail() { echo "not ok $1"; }
+check() { local name=$1; shift; if "$@"; then ok "$name"; else fail "$name"; fi; }
+
+spm=$tmp/tok.model
+# Data: 160 synthetic notes, the project's tokenizer trained on them (small vocab, fast).
+"$VET_BIN/vet-synth" -d "$VET_TOP/data/diseases.tsv" -n 160 --seed 3 -o "$tmp/notes.csv" || exit 1
+"$VET_BIN/vet-synth" -d "$VET_TOP/data/diseases.tsv" -n 400 --seed 3 --alpaca-text -o "$tmp/text.txt" || exit 1
+(cd "$tmp" && spm_train --input=text.txt --model_prefix=tok --vocab_size=512 --model_type=bpe \
+    --byte_fallback=true --split_digits=true --character_coverage=1.0 --unk_id=0 --bos_id=1 --eos_id=2 \
+    --pad_id=-1 --num_threads=1 --minloglevel=2 >/dev/null 2>&1) || { fail "train_fixture: spm_train"; exit 1; }
+"$VET_BIN/vet-tokenize" --spm "$spm" "$tmp/notes.csv" -o "$tmp/notes.tok" || exit 1
+"$VET_BIN/vet-pack" "$tmp/notes.tok" --out "$tmp" --seq-len 256 2>/dev/null || exit 1
+
+cat >"$tmp/micro.json" <<'JSON'
+{"architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": 32,
+ "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4,
+ "num_key_value_heads": 2, "vocab_size": 512, "max_position_embeddings": 512,
+ "rms_norm_eps": 1e-5, "rope_theta": 10000.0, "tie_word_embeddings": false,
+ "hidden_act": "silu", "torch_dtype": "float32"}
+JSON
+
+train() { "$VET_BIN/vet-train" --threads 2 -q "$@"; }
+
+# 1. From scratch: the loss must fall well below its start.
+scratch_ok() {
+    train --init "$tmp/micro.json" --tokenizer "$spm" --train "$tmp/train.msgpack.zst" \
+        --val "$tmp/val.msgpack.zst" --out "$tmp/base" --epochs 3 --batch-size 4 --grad-accum 1 \
+        --lr 3e-3 --warmup-ratio 0.05 || return 1
+    for f in config.json model.safetensors tokenizer.model train.log.jsonl; do
+        [ -s "$tmp/base/$f" ] || { echo "missing $f" >&2; return 1; }
+    done
+    /usr/bin/python3 - "$tmp/base/train.log.jsonl" <<'PY'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+first, last = rows[0]["loss"], rows[-1]["loss"]
+vals = [r["val_loss"] for r in rows if "val_loss" in r]
+print(f"from scratch: loss {first:.3f} -> {last:.3f}, val {vals[-1]:.3f}", file=sys.stderr)
+sys.exit(0 if last < 0.5 * first and vals and vals[-1] < 0.5 * first else 1)
+PY
+}
+check train_from_scratch_lowers_loss scratch_ok
+
+lora_args() {  # LoRA on the scratch model, 24 steps, checkpoints every 3
+    local out=$1; shift
+    args=(--threads 2 -q --base "$tmp/base" --train "$tmp/train.msgpack.zst" --out "$out" --epochs 100
+          --max-steps 24 --batch-size 2 --grad-accum 2 --lr 1e-3 --lora-r 4 --lora-alpha 8 --save-every 3 "$@")
+}
+lora() { lora_args "$@"; "$VET_BIN/vet-train" "${args[@]}"; }
+
+# 2. LoRA: a PEFT adapter directory.
+lora_ok() {
+    lora "$tmp/lora-a" || return 1
+    [ -s "$tmp/lora-a/adapter_model.safetensors" ] && grep -q '"r": *4' "$tmp/lora-a/adapter_config.json"
+}
+check train_lora_writes_peft_adapter lora_ok
+
+# 3. kill -9 in the middle, then --resume: the adapter equals the uninterrupted one, byte for byte.
+kill_resume_ok() {
+    local out=$tmp/lora-b
+    lora_args "$out"
+    "$VET_BIN/vet-train" "${args[@]}" & local pid=$!
+    local waited=0
+    until [ -d "$out/checkpoints/step-00000006" ] || [ $waited -ge 600 ]; do sleep 0.05; waited=$((waited + 1)); done
+    kill -9 $pid 2>/dev/null
+    wait $pid 2>/dev/null
+    [ -f "$out/adapter_model.safetensors" ] && { echo "run finished before the kill: inconclusive" >&2; return 1; }
+    lora "$out" --resume "$out" || return 1
+    cmp "$tmp/lora-a/adapter_model.safetensors" "$out/adapter_model.safetensors"
+}
+check train_kill9_resume_byte_identical kill_resume_ok
+
+# 4. SIGTERM: finish the step, write a checkpoint, exit 5; resuming completes identically.
+sigterm_ok() {
+    local out=$tmp/lora-c
+    lora_args "$out" --save-every 0
+    "$VET_BIN/vet-train" "${args[@]}" & local pid=$!
+    local waited=0
+    until [ -s "$out/train.log.jsonl" ] || [ $waited -ge 600 ]; do sleep 0.05; waited=$((waited + 1)); done
+    kill -TERM $pid
+    wait $pid
+    local status=$?
+    [ $status -eq 5 ] || { echo "exit status $status, want 5" >&2; return 1; }
+    ls "$out/checkpoints" | grep -q '^step-' || { echo "no checkpoint" >&2; return 1; }
+    [ -f "$out/adapter_model.safetensors" ] && return 1
+    lora "$out" --save-every 0 --resume "$out" || return 1
+    cmp "$tmp/lora-a/adapter_model.safetensors" "$out/adapter_model.safetensors"
+}
+check train_sigterm_checkpoint_exit5 sigterm_ok
+
+# 5. A base model with a NaN weight: stop at step 1 naming the loss, exit 6.
+nonfinite_ok() {
+    cp -r "$tmp/base" "$tmp/nanbase"
+    /usr/bin/python3 - "$tmp/nanbase/model.safetensors" <<'PY' || return 1
+import json, struct, sys
+path = sys.argv[1]
+data = bytearray(open(path, "rb").read())
+n = struct.unpack("<Q", data[:8])[0]
+info = json.loads(data[8:8 + n])["model.norm.weight"]
+start = 8 + n + info["data_offsets"][0]
+data[start:start + 4] = struct.pack("<f", float("nan"))
+open(path, "wb").write(data)
+PY
+    local msg status
+    msg=$("$VET_BIN/vet-train" -q --base "$tmp/nanbase" --train "$tmp/train.msgpack.zst" --out "$tmp/nan" \
+        --max-steps 3 2>&1)
+    status=$?
+    [ $status -eq 6 ] || { echo "exit $status: $msg" >&2; return 1; }
+    grep -q 'step 1: the loss is not finite' <<<"$msg" || { echo "$msg" >&2; return 1; }
+}
+check train_nonfinite_stops nonfinite_ok
+
+# 6. Data made by another tokenizer is refused, naming both.
+mismatch_ok() {
+    cp "$spm" "$tmp/other.model" && printf 'x' >>"$tmp/other.model"
+    local msg
+    msg=$(train --init "$tmp/micro.json" --tokenizer "$tmp/other.model" --train "$tmp/train.msgpack.zst" \
+        --out "$tmp/mm" --max-steps 1 2>&1)
+    [ $? -eq 1 ] && grep -q "other.model" <<<"$msg" && grep -q "re-run vet-tokenize" <<<"$msg"
+}
+check train_tokenizer_mismatch mismatch_ok
+
+# 7. Usage errors exit 2 with a message; a truncated training stream exits 1.
+usage_ok() {
+    train --init tiny --train x --out y --scheduler sideways 2>/dev/null; [ $? -eq 2 ] || return 1
+    train --train x --out y 2>/dev/null; [ $? -eq 2 ] || return 1
+    train --init tiny --train x --out y --lora-targets q,z 2>/dev/null; [ $? -eq 2 ] || return 1
+    head -c 300 "$tmp/train.msgpack.zst" >"$tmp/cut.zst"
+    local msg
+    msg=$(train --init "$tmp/micro.json" --train "$tmp/cut.zst" --out "$tmp/cut" 2>&1)
+    [ $? -eq 1 ] && grep -q "truncated" <<<"$msg"
+}
+check train_usage_and_truncated_input usage_ok
+
+# 8. --help and the man page agree.
+help_ok() {
+    local flags
+    flags=$("$VET_BIN/vet-train" --help | grep -oE -- '--[a-z][a-z0-9-]+' | sort -u)
+    [ -n "$flags" ] || return 1
+    local man
+    man=$(sed 's/\\-/-/g' "$VET_TOP/man/vet-train.1") || return 1
+    for f in $flags; do grep -q -- "$f" <<<"$man" || { echo "man page lacks $f" >&2; return 1; }; done
+}
+check train_help_matches_man help_ok

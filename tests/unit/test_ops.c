@@ -1,0 +1,323 @@
+// test_ops.c — every op's backward against central finite differences, plus a few exact checks
+// (attention against a dense masked reference, llama3 rope frequencies, AdamW by hand).
+//
+// Each op's scalar loss is L = sum(out * w) for a fixed random w, so dout = w. The loss is
+// evaluated in double over fp32 outputs; with h = 1e-2..1e-3 the fp32 rounding noise stays
+// well under the tolerances below (checked as |fd - analytic| <= tol * max(1, |analytic|)).
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+#include "ops.h"
+#include "rng.h"
+
+static float *randn(int n, uint64_t seed, float std) {
+    vet_rng r;
+    vet_rng_seed(&r, seed);
+    float *x = malloc((size_t)n * sizeof(float));
+    for (int i = 0; i < n; i++) x[i] = (float)vet_rng_normal(&r) * std;
+    return x;
+}
+
+static double dotd(const float *a, const float *b, int n) {
+    double s = 0;
+    for (int i = 0; i < n; i++) s += (double)a[i] * b[i];
+    return s;
+}
+
+typedef double (*loss_fn)(void *ctx);
+
+// Compares analytic gradient g of parameter x against central differences at every index.
+static void fd_check(loss_fn f, void *ctx, float *x, const float *g, int n, float h, double tol) {
+    for (int i = 0; i < n; i++) {
+        float x0 = x[i];
+        x[i] = x0 + h;
+        double lp = f(ctx);
+        x[i] = x0 - h;
+        double lm = f(ctx);
+        x[i] = x0;
+        double fd = (lp - lm) / (2.0 * ((double)(x0 + h) - (double)x0));
+        CHECK_NEAR(g[i], fd, tol);
+    }
+}
+
+// --- rmsnorm -----------------------------------------------------------------------------------
+typedef struct { int N, C; float *x, *w, *out, *rstd, *dout; } rms_ctx;
+static double rms_loss(void *p) {
+    rms_ctx *c = p;
+    rmsnorm_forward(c->out, c->rstd, c->x, c->w, c->N, c->C, 1e-5f);
+    return dotd(c->out, c->dout, c->N * c->C);
+}
+static void test_rmsnorm_backward(void) {
+    rms_ctx c = {3, 8, randn(24, 1, 1.0f), randn(8, 2, 1.0f), calloc(24, 4), calloc(3, 4), randn(24, 3, 1.0f)};
+    float *dx = calloc(24, 4), *dw = calloc(8, 4);
+    rms_loss(&c);
+    rmsnorm_backward(dx, dw, c.dout, c.x, c.w, c.rstd, c.N, c.C);
+    fd_check(rms_loss, &c, c.x, dx, 24, 1e-2f, 2e-3);
+    fd_check(rms_loss, &c, c.w, dw, 8, 1e-2f, 2e-3);
+    // HF formula by hand on row 0
+    double ss = 0;
+    for (int i = 0; i < 8; i++) ss += c.x[i] * c.x[i];
+    rms_loss(&c);
+    CHECK_NEAR(c.out[3], c.w[3] * c.x[3] / sqrt(ss / 8 + 1e-5), 1e-6);
+    free(c.x); free(c.w); free(c.out); free(c.rstd); free(c.dout); free(dx); free(dw);
+}
+
+// --- matmul ------------------------------------------------------------------------------------
+typedef struct { int N, C, OC; float *x, *w, *b, *out, *dout; } mm_ctx;
+static double mm_loss(void *p) {
+    mm_ctx *c = p;
+    matmul_forward(c->out, c->x, c->w, c->b, c->N, c->C, c->OC);
+    return dotd(c->out, c->dout, c->N * c->OC);
+}
+static void test_matmul_backward(void) {
+    int N = 5, C = 7, OC = 6;
+    mm_ctx c = {N, C, OC, randn(N * C, 4, 1.0f), randn(OC * C, 5, 1.0f), randn(OC, 6, 1.0f),
+                calloc(N * OC, 4), randn(N * OC, 7, 1.0f)};
+    float *dx = calloc(N * C, 4), *dw = calloc(OC * C, 4), *db = calloc(OC, 4);
+    matmul_backward(dx, dw, db, c.dout, c.x, c.w, N, C, OC);
+    fd_check(mm_loss, &c, c.x, dx, N * C, 1e-2f, 1e-3);
+    fd_check(mm_loss, &c, c.w, dw, OC * C, 1e-2f, 1e-3);
+    fd_check(mm_loss, &c, c.b, db, OC, 1e-2f, 1e-3);
+    // accumulation: a second call doubles; NULL dweight leaves it alone
+    float dw0 = dw[3];
+    matmul_backward(dx, NULL, NULL, c.dout, c.x, c.w, N, C, OC);
+    CHECK(dw[3] == dw0);
+    matmul_backward(NULL, dw, NULL, c.dout, c.x, c.w, N, C, OC);
+    CHECK_NEAR(dw[3], 2 * dw0, 1e-6);
+    free(c.x); free(c.w); free(c.b); free(c.out); free(c.dout); free(dx); free(dw); free(db);
+}
+
+// --- embedding ---------------------------------------------------------------------------------
+static void test_embedding(void) {
+    int V = 5, C = 70, N = 4;  // C > one column block
+    int32_t tok[4] = {3, 1, 3, 0};
+    float *E = randn(V * C, 8, 1.0f), *out = calloc(N * C, 4), *dout = randn(N * C, 9, 1.0f);
+    float *dE = calloc(V * C, 4);
+    embedding_forward(out, tok, E, N, C);
+    CHECK(out[2 * C + 5] == E[3 * C + 5]);
+    embedding_backward(dE, dout, tok, N, C);
+    CHECK_NEAR(dE[3 * C + 69], dout[0 * C + 69] + dout[2 * C + 69], 1e-6);
+    CHECK(dE[2 * C + 1] == 0.0f);
+    CHECK(dE[1 * C + 1] == dout[1 * C + 1]);
+    free(E); free(out); free(dout); free(dE);
+}
+
+// --- rope --------------------------------------------------------------------------------------
+typedef struct { int N, nh, hd; float *x, *y, *cs, *sn, *dout; int32_t *pos; } rope_ctx;
+static double rope_loss(void *p) {
+    rope_ctx *c = p;
+    int n = c->N * c->nh * c->hd;
+    memcpy(c->y, c->x, n * 4);
+    rope_forward(c->y, c->pos, c->cs, c->sn, c->N, c->nh, c->hd);
+    return dotd(c->y, c->dout, n);
+}
+static void test_rope(void) {
+    int N = 3, nh = 2, hd = 8, n = N * nh * hd;
+    float inv[4], cs[10 * 4], sn[10 * 4];
+    rope_inv_freq(inv, hd, 10000.0f, NULL);
+    CHECK_NEAR(inv[1], pow(10000.0, -2.0 / 8), 1e-6);
+    rope_tables(cs, sn, 10, hd, inv);
+    int32_t pos[3] = {0, 5, 9};
+    rope_ctx c = {N, nh, hd, randn(n, 10, 1.0f), calloc(n, 4), cs, sn, randn(n, 11, 1.0f), pos};
+    rope_loss(&c);
+    // position 0 is the identity; position 5, pair (1, 5) of head 1 rotated by 5*inv[1]
+    CHECK(c.y[3] == c.x[3]);
+    float *x = c.x + (1 * nh + 1) * hd, *y = c.y + (1 * nh + 1) * hd;
+    double a = 5.0 * inv[1];
+    CHECK_NEAR(y[1], x[1] * cos(a) - x[5] * sin(a), 1e-5);
+    CHECK_NEAR(y[5], x[5] * cos(a) + x[1] * sin(a), 1e-5);
+    float *dx = malloc(n * 4);
+    memcpy(dx, c.dout, n * 4);
+    rope_backward(dx, pos, cs, sn, N, nh, hd);
+    fd_check(rope_loss, &c, c.x, dx, n, 1e-2f, 1e-3);
+    free(c.x); free(c.y); free(c.dout); free(dx);
+}
+
+static void test_rope_llama3(void) {
+    // Llama-3.1 scaling: high frequencies kept, low ones divided by factor, a smooth band between.
+    int hd = 128;
+    float base[64], sc[64];
+    rope_scaling s = {1, 8.0f, 1.0f, 4.0f, 8192};
+    rope_inv_freq(base, hd, 500000.0f, NULL);
+    rope_inv_freq(sc, hd, 500000.0f, &s);
+    int n_keep = 0, n_div = 0, n_mid = 0;
+    for (int i = 0; i < 64; i++) {
+        double wl = 2 * M_PI / base[i];
+        if (wl < 8192.0 / 4) { CHECK(sc[i] == base[i]); n_keep++; }
+        else if (wl > 8192.0) { CHECK_NEAR(sc[i], base[i] / 8, 1e-7); n_div++; }
+        else {
+            double sm = (8192.0 / wl - 1) / 3;
+            CHECK_NEAR(sc[i] / base[i], (1 - sm) / 8 + sm, 1e-5);
+            n_mid++;
+        }
+    }
+    CHECK(n_keep > 0 && n_div > 0 && n_mid > 0);
+}
+
+// --- attention ---------------------------------------------------------------------------------
+// Dense reference: explicit (T,T) mask from seg, softmax in double.
+static void attention_dense(float *out, const float *q, const float *k, const float *v,
+                            const int32_t *seg, int B, int T, int H, int KVH, int hd) {
+    double *p = malloc(T * sizeof(double));
+    for (int b = 0; b < B; b++)
+        for (int h = 0; h < H; h++)
+            for (int i = 0; i < T; i++) {
+                int g = h / (H / KVH);
+                const int32_t *s = seg + b * T;
+                float *o = out + ((b * T + i) * H + h) * hd;
+                double mx = -1e300, sum = 0;
+                for (int j = 0; j < T; j++) {
+                    p[j] = -1e300;
+                    if (s[i] < 0 || s[j] != s[i] || j > i) continue;
+                    p[j] = dotd(q + ((b * T + i) * H + h) * hd, k + ((b * T + j) * KVH + g) * hd, hd) / sqrt(hd);
+                    if (p[j] > mx) mx = p[j];
+                }
+                for (int j = 0; j < T; j++) { p[j] = p[j] == -1e300 ? 0 : exp(p[j] - mx); sum += p[j]; }
+                for (int d = 0; d < hd; d++) {
+                    double acc = 0;
+                    for (int j = 0; j < T; j++) acc += p[j] * v[((b * T + j) * KVH + g) * hd + d];
+                    o[d] = sum > 0 ? (float)(acc / sum) : 0.0f;
+                }
+            }
+    free(p);
+}
+
+typedef struct { int B, T, H, KVH, hd; float *q, *k, *v, *out, *lse, *dout; int32_t *seg; } att_ctx;
+static double att_loss(void *p) {
+    att_ctx *c = p;
+    attention_forward(c->out, c->lse, c->q, c->k, c->v, c->seg, c->B, c->T, c->H, c->KVH, c->hd);
+    return dotd(c->out, c->dout, c->B * c->T * c->H * c->hd);
+}
+static void test_attention(void) {
+    int B = 2, T = 6, H = 4, KVH = 2, hd = 4;
+    int nq = B * T * H * hd, nk = B * T * KVH * hd;
+    // row 0: samples of 3, 2 and one pad; row 1: one sample of 6
+    int32_t seg[12] = {0, 0, 0, 1, 1, -1, 0, 0, 0, 0, 0, 0};
+    att_ctx c = {B, T, H, KVH, hd, randn(nq, 12, 1.0f), randn(nk, 13, 1.0f), randn(nk, 14, 1.0f),
+                 calloc(nq, 4), calloc(B * T * H, 4), randn(nq, 15, 1.0f), seg};
+    float *ref = calloc(nq, 4);
+    att_loss(&c);
+    attention_dense(ref, c.q, c.k, c.v, seg, B, T, H, KVH, hd);
+    for (int i = 0; i < nq; i++) CHECK_NEAR(c.out[i], ref[i], 1e-5);
+    for (int i = 5 * H * hd; i < 6 * H * hd; i++) CHECK(c.out[i] == 0.0f);  // padding
+    float *dq = calloc(nq, 4), *dk = calloc(nk, 4), *dv = calloc(nk, 4);
+    attention_backward(dq, dk, dv, c.dout, c.q, c.k, c.v, c.out, c.lse, seg, B, T, H, KVH, hd);
+    fd_check(att_loss, &c, c.q, dq, nq, 1e-2f, 2e-3);
+    fd_check(att_loss, &c, c.k, dk, nk, 1e-2f, 2e-3);
+    fd_check(att_loss, &c, c.v, dv, nk, 1e-2f, 2e-3);
+    // the padding key gets no gradient
+    for (int i = 5 * KVH * hd; i < 6 * KVH * hd; i++) CHECK(dk[i] == 0.0f && dv[i] == 0.0f);
+    free(c.q); free(c.k); free(c.v); free(c.out); free(c.lse); free(c.dout); free(ref);
+    free(dq); free(dk); free(dv);
+}
+
+// --- swiglu ------------------------------------------------------------------------------------
+typedef struct { int n; float *g, *u, *out, *dout; } sw_ctx;
+static double sw_loss(void *p) {
+    sw_ctx *c = p;
+    swiglu_forward(c->out, c->g, c->u, c->n);
+    return dotd(c->out, c->dout, c->n);
+}
+static void test_swiglu(void) {
+    int n = 20;
+    sw_ctx c = {n, randn(n, 16, 2.0f), randn(n, 17, 1.0f), calloc(n, 4), randn(n, 18, 1.0f)};
+    float *dg = calloc(n, 4), *du = calloc(n, 4);
+    sw_loss(&c);
+    CHECK_NEAR(c.out[4], c.g[4] / (1 + exp(-c.g[4])) * c.u[4], 1e-6);
+    swiglu_backward(dg, du, c.dout, c.g, c.u, n);
+    fd_check(sw_loss, &c, c.g, dg, n, 1e-2f, 1e-3);
+    fd_check(sw_loss, &c, c.u, du, n, 1e-2f, 1e-3);
+    free(c.g); free(c.u); free(c.out); free(c.dout); free(dg); free(du);
+}
+
+// --- cross-entropy -----------------------------------------------------------------------------
+typedef struct { int n, V; float *z, *tmp, *loss; int32_t *t; } ce_ctx;
+static double ce_loss(void *p) {
+    ce_ctx *c = p;
+    memcpy(c->tmp, c->z, c->n * c->V * 4);
+    crossentropy_softmax_backward_inplace(c->tmp, c->loss, c->t, c->n, c->V);
+    double s = 0;
+    for (int i = 0; i < c->n; i++) s += c->loss[i];
+    return s;
+}
+static void test_crossentropy(void) {
+    int n = 3, V = 9;
+    int32_t t[3] = {4, -1, 0};
+    ce_ctx c = {n, V, randn(n * V, 19, 3.0f), calloc(n * V, 4), calloc(n, 4), t};
+    c.z[2] = 80.0f;  // a large logit: stable softmax must not overflow
+    ce_loss(&c);
+    double lse = 0;
+    for (int j = 0; j < V; j++) lse += exp(c.z[j] - 80.0);
+    CHECK_NEAR(c.loss[0], 80.0 + log(lse) - c.z[4], 1e-5);
+    CHECK(c.loss[1] == 0.0f);
+    float *g = malloc(n * V * 4);
+    memcpy(g, c.tmp, n * V * 4);
+    for (int j = 0; j < V; j++) CHECK(g[V + j] == 0.0f);
+    fd_check(ce_loss, &c, c.z, g, n * V, 1e-2f, 2e-3);
+    free(c.z); free(c.tmp); free(c.loss); free(g);
+}
+
+// --- dropout -----------------------------------------------------------------------------------
+static void test_dropout(void) {
+    int N = 50, C = 40;
+    float *x = randn(N * C, 20, 1.0f), *y = calloc(N * C, 4), *y2 = calloc(N * C, 4);
+    dropout_forward(y, x, 0.25f, 77, N, C);
+    dropout_forward(y2, x, 0.25f, 77, N, C);
+    CHECK(memcmp(y, y2, N * C * 4) == 0);
+    int zeros = 0;
+    for (int i = 0; i < N * C; i++) {
+        if (y[i] == 0.0f) zeros++;
+        else CHECK_NEAR(y[i], x[i] / 0.75f, 1e-6);
+    }
+    CHECK(zeros > 0.2 * N * C && zeros < 0.3 * N * C);
+    float *d = calloc(N * C, 4), *ones = malloc(N * C * 4);
+    for (int i = 0; i < N * C; i++) ones[i] = 1.0f;
+    dropout_backward(d, ones, 0.25f, 77, N, C);
+    for (int i = 0; i < N * C; i++) CHECK((d[i] == 0.0f) == (y[i] == 0.0f));
+    dropout_forward(y2, x, 0.25f, 78, N, C);
+    CHECK(memcmp(y, y2, N * C * 4) != 0);  // another seed, another mask
+    free(x); free(y); free(y2); free(d); free(ones);
+}
+
+// --- AdamW -------------------------------------------------------------------------------------
+static void test_adamw(void) {
+    // Two steps by hand (double), torch.optim.AdamW(lr=0.1, betas=(0.9,0.999), eps=1e-8, wd=0.01)
+    float p[2] = {1.0f, -0.5f}, m[2] = {0}, v[2] = {0};
+    float g1[2] = {0.2f, -0.3f}, g2[2] = {-0.1f, 0.4f};
+    double P[2] = {1.0, -0.5}, M[2] = {0}, Vv[2] = {0};
+    for (int step = 1; step <= 2; step++) {
+        const float *g = step == 1 ? g1 : g2;
+        adamw_update(p, g, m, v, 2, 0.1f, 0.9f, 0.999f, 1e-8f, 0.01f, step);
+        for (int i = 0; i < 2; i++) {
+            P[i] *= 1 - 0.1 * 0.01;
+            M[i] = 0.9 * M[i] + 0.1 * g[i];
+            Vv[i] = 0.999 * Vv[i] + 0.001 * g[i] * g[i];
+            double mh = M[i] / (1 - pow(0.9, step)), vh = Vv[i] / (1 - pow(0.999, step));
+            P[i] -= 0.1 * mh / (sqrt(vh) + 1e-8);
+        }
+        // Adam's first step moves each weight by lr against the sign of its gradient
+        if (step == 1) CHECK_NEAR(p[0], 1.0 * (1 - 0.001) - 0.1, 1e-6);
+    }
+    CHECK_NEAR(p[0], P[0], 1e-6);
+    CHECK_NEAR(p[1], P[1], 1e-6);
+    CHECK_NEAR(m[1], M[1], 1e-6);
+    CHECK_NEAR(v[1], Vv[1], 1e-8);
+}
+
+int main(void) {
+    vet_set_threads(2);
+    RUN(test_rmsnorm_backward);
+    RUN(test_matmul_backward);
+    RUN(test_embedding);
+    RUN(test_rope);
+    RUN(test_rope_llama3);
+    RUN(test_attention);
+    RUN(test_swiglu);
+    RUN(test_crossentropy);
+    RUN(test_dropout);
+    RUN(test_adamw);
+    CHECK_EXIT();
+}

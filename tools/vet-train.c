@@ -1,0 +1,267 @@
+// vet-train — LoRA or full fine-tuning (also from scratch) of a LLaMA-family model on packed
+// rows from vet-pack. HF model directory in; PEFT adapter (or HF model directory) out.
+#include <getopt.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "config.h"
+#include "model.h"
+#include "trainer.h"
+
+enum { EXIT_INTERRUPTED = 5, EXIT_NONFINITE = 6 };
+
+static void usage(void) __attribute__((noreturn));
+static void usage(void) {
+    printf(
+        "usage: vet-train (--base DIR | --init PRESET|config.json) --train FILE --out DIR [OPTIONS]\n"
+        "Fine-tunes a LLaMA-family model on packed rows (vet-pack). LoRA by default: OUT is a PEFT\n"
+        "adapter directory; with --full, OUT is a Hugging Face model directory.\n"
+        "\n"
+        "Model:\n"
+        "  --base DIR              Hugging Face model directory (config.json, *.safetensors)\n"
+        "  --init NAME|FILE        a new model with random weights: preset (%s)\n"
+        "                          or a config.json; implies --full\n"
+        "  --tokenizer FILE        tokenizer.model to check the data against and to ship with the\n"
+        "                          output (default: DIR/tokenizer.model of --base)\n"
+        "  --out DIR               output directory (created)\n"
+        "Data:\n"
+        "  --train FILE            packed training rows (vet-pack)\n"
+        "  --val FILE              packed validation rows: validation loss, best-checkpoint output\n"
+        "LoRA:\n"
+        "  --lora-r N              rank (16)\n"
+        "  --lora-alpha X          scale numerator (32): scale = alpha/r\n"
+        "  --lora-dropout P        dropout on the adapter input (0.1)\n"
+        "  --lora-targets LIST     q,k,v,o,gate,up,down or all (q,k,v,o)\n"
+        "  --rslora                scale = alpha/sqrt(r)\n"
+        "  --adapter DIR           start from this PEFT adapter (its r, alpha and targets)\n"
+        "  --full                  train every weight instead of LoRA\n"
+        "  --merge                 also write OUT/merged: the base with the adapter merged in\n"
+        "Optimization (defaults are the reference recipe's):\n"
+        "  --epochs N              (3)\n"
+        "  --batch-size N          rows per micro-batch (4)\n"
+        "  --grad-accum N          micro-batches per optimizer step (4)\n"
+        "  --lr X                  peak learning rate (2e-4)\n"
+        "  --weight-decay X        AdamW decoupled decay (0.01; not on norms and biases)\n"
+        "  --warmup-ratio X        warmup steps = ceil(X * total steps) (0.03)\n"
+        "  --scheduler NAME        cosine, linear or constant (cosine)\n"
+        "  --max-grad-norm X       clip the global gradient norm (1.0; 0 = off)\n"
+        "  --max-steps N           stop after N optimizer steps (0 = epochs decide)\n"
+        "  --seed N                data order, LoRA init and dropout (42)\n"
+        "Evaluation and saving:\n"
+        "  --eval-every N          validation loss every N steps (0 = only at the end)\n"
+        "  --save-every N          checkpoint every N steps into OUT/checkpoints (0 = never)\n"
+        "  --save-limit K          keep the newest K checkpoints (2; 0 = all)\n"
+        "  --patience P            stop after P evaluations without a better validation loss\n"
+        "  --resume DIR            continue from a checkpoint (or the newest one in DIR)\n"
+        "  --skip-nonfinite        skip a step whose loss or gradient is NaN/Inf instead of stopping\n"
+        "  --log-every N           plain progress lines every N steps when stderr is no terminal (10)\n"
+        "Hardware:\n"
+        "  --device cpu|cuda       (cpu; cuda when built with CUDA and a GPU is present)\n"
+        "  --threads N             CPU threads (0 = all cores)\n"
+        "  --dtype fp32|bf16|fp16  compute precision (fp32 on the CPU)\n"
+        "  --grad-checkpoint       recompute activations in backward (CUDA backend)\n"
+        "  --quant none|int8|nf4   base-weight quantization (CUDA backend)\n"
+        "  -q, --quiet             no progress output\n"
+        "  -h, --help              this help\n"
+        "  -V, --version           print the version\n"
+        "\n"
+        "Outputs: OUT/adapter_config.json + OUT/adapter_model.safetensors (LoRA), or config.json +\n"
+        "model.safetensors + tokenizer.model (--full/--init); OUT/train.log.jsonl (one JSON line per\n"
+        "step); OUT/checkpoints/step-N.\n"
+        "Exit status: 0 done (or stopped early by --patience), 1 bad input, 2 usage, 3 I/O error,\n"
+        "5 interrupted by SIGINT/SIGTERM (checkpoint written: continue with --resume OUT),\n"
+        "6 non-finite loss or gradient.\n",
+        vet_config_preset_names());
+    exit(EXIT_OK);
+}
+
+static volatile sig_atomic_t stop_requested;
+static void on_signal(int sig) {
+    (void)sig;
+    stop_requested = 1;
+}
+
+typedef struct {
+    int quiet, tty;
+    long log_every;
+} progress;
+
+static void on_step(const vet_step_info *s, void *ctx) {
+    progress *p = ctx;
+    if (p->quiet) return;
+    if (p->tty) {
+        int width = 30, done = (int)(width * s->step / (s->total_steps ? s->total_steps : 1));
+        double eta = s->step ? s->elapsed_s / s->step * (s->total_steps - s->step) : 0;
+        fprintf(stderr, "\r[%.*s%*s] %ld/%ld ep %.2f loss %.4f lr %.2e %.0f tok/s ETA %.0fs ", done,
+                "##############################", width - done, "", s->step, s->total_steps, s->epoch, s->loss,
+                s->lr, s->tokens_per_s, eta);
+        if (!isnan(s->val_loss)) fprintf(stderr, "val %.4f ", s->val_loss);
+        if (s->step == s->total_steps) fputc('\n', stderr);
+        fflush(stderr);
+    } else if ((p->log_every > 0 && s->step % p->log_every == 0) || s->step == s->total_steps || !isnan(s->val_loss)) {
+        fprintf(stderr, "vet-train: step %ld/%ld epoch %.2f loss %.4f lr %.3e grad_norm %.3f %.0f tok/s", s->step,
+                s->total_steps, s->epoch, s->loss, s->lr, s->grad_norm, s->tokens_per_s);
+        if (!isnan(s->val_loss)) fprintf(stderr, " val_loss %.4f", s->val_loss);
+        fputc('\n', stderr);
+    }
+}
+
+static long parse_long(const char *flag, const char *v, long lo) {
+    char *end;
+    long x = strtol(v, &end, 10);
+    if (*v == 0 || *end || x < lo) cli_usage_error("%s: '%s' is not an integer >= %ld", flag, v, lo);
+    return x;
+}
+
+static double parse_double(const char *flag, const char *v, double lo, double hi) {
+    char *end;
+    double x = strtod(v, &end);
+    if (*v == 0 || *end || !(x >= lo && x <= hi)) cli_usage_error("%s: '%s' is not a number in [%g, %g]", flag, v, lo, hi);
+    return x;
+}
+
+enum {
+    O_BASE = 256, O_INIT, O_TOKENIZER, O_OUT, O_TRAIN, O_VAL, O_R, O_ALPHA, O_DROPOUT, O_TARGETS, O_RSLORA,
+    O_FULL, O_MERGE, O_EPOCHS, O_BS, O_GA, O_LR, O_WD, O_WARMUP, O_SCHED, O_CLIP, O_MAXSTEPS, O_SEED,
+    O_EVAL, O_SAVE, O_SAVELIMIT, O_PATIENCE, O_RESUME, O_SKIPNF, O_LOGEVERY, O_DEVICE, O_THREADS, O_DTYPE,
+    O_GRADCKPT, O_QUANT, O_ADAPTER,
+};
+
+int main(int argc, char **argv) {
+    cli_prog = "vet-train";
+    static const struct option opts[] = {
+        {"base", required_argument, 0, O_BASE}, {"init", required_argument, 0, O_INIT},
+        {"tokenizer", required_argument, 0, O_TOKENIZER}, {"out", required_argument, 0, O_OUT},
+        {"train", required_argument, 0, O_TRAIN}, {"val", required_argument, 0, O_VAL},
+        {"lora-r", required_argument, 0, O_R}, {"lora-alpha", required_argument, 0, O_ALPHA},
+        {"lora-dropout", required_argument, 0, O_DROPOUT}, {"lora-targets", required_argument, 0, O_TARGETS},
+        {"rslora", no_argument, 0, O_RSLORA}, {"adapter", required_argument, 0, O_ADAPTER}, {"full", no_argument, 0, O_FULL}, {"merge", no_argument, 0, O_MERGE},
+        {"epochs", required_argument, 0, O_EPOCHS}, {"batch-size", required_argument, 0, O_BS},
+        {"grad-accum", required_argument, 0, O_GA}, {"lr", required_argument, 0, O_LR},
+        {"weight-decay", required_argument, 0, O_WD}, {"warmup-ratio", required_argument, 0, O_WARMUP},
+        {"scheduler", required_argument, 0, O_SCHED}, {"max-grad-norm", required_argument, 0, O_CLIP},
+        {"max-steps", required_argument, 0, O_MAXSTEPS}, {"seed", required_argument, 0, O_SEED},
+        {"eval-every", required_argument, 0, O_EVAL}, {"save-every", required_argument, 0, O_SAVE},
+        {"save-limit", required_argument, 0, O_SAVELIMIT}, {"patience", required_argument, 0, O_PATIENCE},
+        {"resume", required_argument, 0, O_RESUME}, {"skip-nonfinite", no_argument, 0, O_SKIPNF},
+        {"log-every", required_argument, 0, O_LOGEVERY}, {"device", required_argument, 0, O_DEVICE},
+        {"threads", required_argument, 0, O_THREADS}, {"dtype", required_argument, 0, O_DTYPE},
+        {"grad-checkpoint", no_argument, 0, O_GRADCKPT}, {"quant", required_argument, 0, O_QUANT},
+        {"quiet", no_argument, 0, 'q'}, {"help", no_argument, 0, 'h'}, {"version", no_argument, 0, 'V'},
+        {0, 0, 0, 0},
+    };
+    vet_train_opts o;
+    vet_train_defaults(&o);
+    progress prog = {.tty = cli_stderr_is_tty(), .log_every = 10};
+    const char *device = "cpu", *dtype = "fp32", *quant = "none";
+    int grad_ckpt = 0, c;
+    vet_err err;
+    while ((c = getopt_long(argc, argv, "qhV", opts, NULL)) != -1) {
+        switch (c) {
+        case O_BASE: o.base_dir = optarg; break;
+        case O_INIT: o.init = optarg; o.full = 1; break;
+        case O_TOKENIZER: o.tokenizer = optarg; break;
+        case O_OUT: o.out_dir = optarg; break;
+        case O_TRAIN: o.train_path = optarg; break;
+        case O_VAL: o.val_path = optarg; break;
+        case O_R: o.lora_r = (int)parse_long("--lora-r", optarg, 1); break;
+        case O_ALPHA: o.lora_alpha = (float)parse_double("--lora-alpha", optarg, 1e-9, 1e9); break;
+        case O_DROPOUT: o.lora_dropout = (float)parse_double("--lora-dropout", optarg, 0, 0.99); break;
+        case O_TARGETS:
+            if (vet_lora_parse_targets(optarg, &o.lora_targets, &err) < 0) cli_usage_error("--lora-targets: %s", err.msg);
+            break;
+        case O_RSLORA: o.rslora = 1; break;
+        case O_ADAPTER: o.adapter_in = optarg; break;
+        case O_FULL: o.full = 1; break;
+        case O_MERGE: o.merge = 1; break;
+        case O_EPOCHS: o.epochs = (int)parse_long("--epochs", optarg, 1); break;
+        case O_BS: o.batch_size = (int)parse_long("--batch-size", optarg, 1); break;
+        case O_GA: o.grad_accum = (int)parse_long("--grad-accum", optarg, 1); break;
+        case O_LR: o.lr = parse_double("--lr", optarg, 0, 10); break;
+        case O_WD: o.weight_decay = parse_double("--weight-decay", optarg, 0, 10); break;
+        case O_WARMUP: o.warmup_ratio = parse_double("--warmup-ratio", optarg, 0, 1); break;
+        case O_SCHED:
+            if (vet_schedule_parse(optarg, &o.scheduler, &err) < 0) cli_usage_error("--scheduler: %s", err.msg);
+            break;
+        case O_CLIP: o.max_grad_norm = parse_double("--max-grad-norm", optarg, 0, 1e9); break;
+        case O_MAXSTEPS: o.max_steps = parse_long("--max-steps", optarg, 0); break;
+        case O_SEED: o.seed = (uint64_t)parse_long("--seed", optarg, 0); break;
+        case O_EVAL: o.eval_every = parse_long("--eval-every", optarg, 0); break;
+        case O_SAVE: o.save_every = parse_long("--save-every", optarg, 0); break;
+        case O_SAVELIMIT: o.save_limit = (int)parse_long("--save-limit", optarg, 0); break;
+        case O_PATIENCE: o.patience = (int)parse_long("--patience", optarg, 0); break;
+        case O_RESUME: o.resume = optarg; break;
+        case O_SKIPNF: o.skip_nonfinite = 1; break;
+        case O_LOGEVERY: prog.log_every = parse_long("--log-every", optarg, 0); break;
+        case O_DEVICE: device = optarg; break;
+        case O_THREADS: o.threads = (int)parse_long("--threads", optarg, 0); break;
+        case O_DTYPE: dtype = optarg; break;
+        case O_GRADCKPT: grad_ckpt = 1; break;
+        case O_QUANT: quant = optarg; break;
+        case 'q': prog.quiet = 1; break;
+        case 'h': usage();
+        case 'V': cli_version();
+        default: cli_usage_error("unknown option");
+        }
+    }
+    if (optind < argc) cli_usage_error("unexpected argument '%s'", argv[optind]);
+    if (!o.base_dir == !o.init) cli_usage_error("give exactly one of --base DIR and --init PRESET");
+    if (!o.train_path) cli_usage_error("--train FILE is required");
+    if (!o.out_dir) cli_usage_error("--out DIR is required");
+    if (o.full && o.merge) cli_usage_error("--merge applies to LoRA training only");
+    if (o.full && o.adapter_in) cli_usage_error("--adapter applies to LoRA training only");
+    if (strcmp(device, "cpu") != 0) {
+        if (strcmp(device, "cuda") == 0)
+            cli_fail(EXIT_USAGE, "--device cuda: this build's trainer runs on the CPU only for now (the CUDA "
+                                 "backend is not wired into vet-train yet); use --device cpu");
+        cli_usage_error("--device: '%s' is not cpu or cuda", device);
+    }
+    if (strcmp(dtype, "fp32") != 0) {
+        if (strcmp(dtype, "bf16") && strcmp(dtype, "fp16")) cli_usage_error("--dtype: '%s' is not fp32, bf16 or fp16", dtype);
+        cli_fail(EXIT_USAGE, "--dtype %s: the CPU backend computes in fp32; bf16/fp16 need --device cuda", dtype);
+    }
+    if (strcmp(quant, "none") != 0) {
+        if (strcmp(quant, "int8") && strcmp(quant, "nf4")) cli_usage_error("--quant: '%s' is not none, int8 or nf4", quant);
+        cli_fail(EXIT_USAGE, "--quant %s: base-weight quantization needs --device cuda", quant);
+    }
+    (void)grad_ckpt;  // the CPU backend keeps activations; recomputation is a CUDA-backend feature
+
+    struct sigaction sa = {0};
+    sa.sa_handler = on_signal;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    o.stop = &stop_requested;
+
+    vet_train_result res;
+    if (vet_train_run(&o, on_step, &prog, &res, &err) < 0) {
+        if (prog.tty && !prog.quiet) fputc('\n', stderr);
+        int status = strstr(err.msg, "not finite") ? EXIT_NONFINITE
+                     : (strstr(err.msg, "write failed") || strstr(err.msg, "cannot create") ||
+                        strstr(err.msg, "cannot open") || strstr(err.msg, "fsync"))
+                         ? EXIT_IO
+                         : EXIT_BAD_INPUT;
+        cli_fail(status, "%s", err.msg);
+    }
+    if (!prog.quiet) {
+        fprintf(stderr, "vet-train: %s\n", res.model_desc);
+        fprintf(stderr, "vet-train: %ld steps, %.0f tokens in %.1f s (%.0f tokens/s); loss %.4f -> %.4f", res.steps,
+                res.tokens, res.seconds, res.tokens / (res.seconds > 0 ? res.seconds : 1), res.first_loss,
+                res.last_loss);
+        if (!isnan(res.best_val)) fprintf(stderr, "; best val_loss %.4f at step %ld", res.best_val, res.best_step);
+        if (res.skipped_steps) fprintf(stderr, "; %ld non-finite steps skipped", res.skipped_steps);
+        fputc('\n', stderr);
+    }
+    if (res.outcome == VET_TRAIN_INTERRUPTED) {
+        fprintf(stderr, "vet-train: interrupted at step %ld; checkpoint %s (continue with --resume %s)\n", res.steps,
+                res.checkpoint, o.out_dir);
+        return EXIT_INTERRUPTED;
+    }
+    if (!prog.quiet)
+        fprintf(stderr, "vet-train: %s%s written to %s\n", o.full ? "model" : "adapter",
+                res.outcome == VET_TRAIN_EARLY_STOP ? " (stopped early: no better validation loss)" : "", o.out_dir);
+    return EXIT_OK;
+}
