@@ -27,6 +27,8 @@ static void usage(void) {
            "codes, note, prompt ids ([BOS] + prompt) and response ids (response + [EOS]).\n"
            "\n"
            "  -s, --spm MODEL          SentencePiece tokenizer.model, or a directory holding one\n"
+           "      --text               write the rendered prompt + response text of every note\n"
+           "                           instead of token ids (to train a tokenizer; no --spm)\n"
            "  -o, --output FILE        the stream (default stdout, '-')\n"
            "  -f, --format FMT         csv, json or jsonl (default: by suffix, else by the first byte)\n"
            "      --template T         alpaca (default), alpaca-noinput, or a template FILE\n"
@@ -124,7 +126,7 @@ static void ids_push(int32_t **ids, size_t *n, size_t *cap, int32_t id) {
 }
 
 enum {
-    OPT_TEMPLATE = 256, OPT_INSTRUCTION, OPT_INPUT_FORMAT, OPT_RESPONSE_FORMAT, OPT_PRINT_TEMPLATE,
+    OPT_TEMPLATE = 256, OPT_INSTRUCTION, OPT_INPUT_FORMAT, OPT_RESPONSE_FORMAT, OPT_PRINT_TEMPLATE, OPT_TEXT,
     OPT_ID_COL, OPT_SPECIES_COL, OPT_NOTE_COL, OPT_CODES_COL, OPT_DISEASE_COL, OPT_SKIP_BAD,
     OPT_STATS, OPT_MAX_LEN,
 };
@@ -140,6 +142,7 @@ int main(int argc, char **argv) {
         {"input-format", required_argument, 0, OPT_INPUT_FORMAT},
         {"response-format", required_argument, 0, OPT_RESPONSE_FORMAT},
         {"print-template", no_argument, 0, OPT_PRINT_TEMPLATE},
+        {"text", no_argument, 0, OPT_TEXT},
         {"id-col", required_argument, 0, OPT_ID_COL},
         {"species-col", required_argument, 0, OPT_SPECIES_COL},
         {"note-col", required_argument, 0, OPT_NOTE_COL},
@@ -154,7 +157,7 @@ int main(int argc, char **argv) {
     };
     const char *spm_path = NULL, *out_path = "-", *template_spec = "alpaca", *instruction = NULL;
     const char *input_format = NULL, *response_format = NULL, *skip_path = NULL;
-    int print_template = 0, stats = 0;
+    int print_template = 0, stats = 0, text_mode = 0;
     long max_len = 512;
     vet_notes_opts nopt = {0};
     int c;
@@ -173,6 +176,7 @@ int main(int argc, char **argv) {
         case OPT_INPUT_FORMAT: input_format = optarg; break;
         case OPT_RESPONSE_FORMAT: response_format = optarg; break;
         case OPT_PRINT_TEMPLATE: print_template = 1; break;
+        case OPT_TEXT: text_mode = 1; break;
         case OPT_ID_COL: nopt.id_col = optarg; break;
         case OPT_SPECIES_COL: nopt.species_col = optarg; break;
         case OPT_NOTE_COL: nopt.note_col = optarg; break;
@@ -202,11 +206,17 @@ int main(int argc, char **argv) {
         vet_template_free(tpl);
         return fflush(stdout) ? EXIT_IO : EXIT_OK;
     }
-    if (!spm_path) cli_usage_error("--spm MODEL is required (the tokenizer.model of the base model)");
-    vet_spm *spm = vet_spm_load(spm_path, &err);
-    if (!spm) cli_fail(strstr(err.msg, "not a SentencePiece") ? EXIT_BAD_INPUT : EXIT_IO, "%s", err.msg);
-    int bos = vet_spm_bos_id(spm), eos = vet_spm_eos_id(spm);
-    if (eos < 0) cli_fail(EXIT_BAD_INPUT, "%s: the tokenizer has no EOS id: a response could not end", vet_spm_path(spm));
+    if (text_mode && stats) cli_usage_error("--text and --stats do not go together (--text tokenizes nothing)");
+    vet_spm *spm = NULL;
+    int bos = -1, eos = -1;
+    if (!text_mode) {
+        if (!spm_path) cli_usage_error("--spm MODEL is required (the tokenizer.model of the base model)");
+        spm = vet_spm_load(spm_path, &err);
+        if (!spm) cli_fail(strstr(err.msg, "not a SentencePiece") ? EXIT_BAD_INPUT : EXIT_IO, "%s", err.msg);
+        bos = vet_spm_bos_id(spm);
+        eos = vet_spm_eos_id(spm);
+        if (eos < 0) cli_fail(EXIT_BAD_INPUT, "%s: the tokenizer has no EOS id: a response could not end", vet_spm_path(spm));
+    }
 
     FILE *in = stdin;
     const char *in_name = "<stdin>";
@@ -224,9 +234,16 @@ int main(int argc, char **argv) {
         if (!skip) cli_fail(EXIT_IO, "%s: cannot create: %s", skip_path, strerror(errno));
     }
 
-    vet_writer *w = vet_writer_open(open_output(out_path), "tokens", "vet-tokenize", &err);
-    if (!w) cli_fail(EXIT_IO, "%s", err.msg);
-    msgpack_packer *pk = vet_writer_packer(w);
+    // --text: the rendered prompt + response of every note, for training a tokenizer.
+    FILE *text_out = NULL;
+    if (text_mode) {
+        text_out = strcmp(out_path, "-") == 0 ? stdout : fopen(out_path, "w");
+        if (!text_out) cli_fail(EXIT_IO, "%s: cannot create: %s", out_path, strerror(errno));
+    }
+    vet_writer *w = text_mode ? NULL : vet_writer_open(open_output(out_path), "tokens", "vet-tokenize", &err);
+    if (!w && !text_mode) cli_fail(EXIT_IO, "%s", err.msg);
+    msgpack_packer *pk = w ? vet_writer_packer(w) : NULL;
+    if (w) {
     vet_writer_header_begin(w, 3);
     mp_key(pk, "tokenizer");
     msgpack_pack_map(pk, 6);
@@ -244,6 +261,7 @@ int main(int argc, char **argv) {
     mp_kv_str(pk, "response_prefix", vet_template_response_prefix(tpl));
     mp_kv_str(pk, "source", in_path);
     if (vet_writer_header_end(w, &err)) { vet_writer_abort(w); cli_fail(EXIT_IO, "%s", err.msg); }
+    }
 
     vet_text prompt = {0}, response = {0};
     int32_t *pids = NULL, *rids = NULL;
@@ -276,6 +294,13 @@ int main(int argc, char **argv) {
             put_escaped(skip, raw, rawlen);
             fputc('\n', skip);
             n_rejected++;
+            continue;
+        }
+        if (text_out) {
+            fwrite(prompt.s, 1, prompt.len, text_out);
+            fwrite(response.s, 1, response.len, text_out);
+            if (fputc('\n', text_out) == EOF) { status = EXIT_IO; vet_errf(&err, "%s: write failed", out_path); break; }
+            n_written++;
             continue;
         }
         size_t np = 0, nr = 0;
@@ -314,7 +339,13 @@ int main(int argc, char **argv) {
             real_tokens += (long)(np + nr) > max_len ? (uint64_t)max_len : np + nr;
         }
     }
-    if (status != EXIT_OK) {
+    if (text_out) {
+        if ((text_out == stdout ? fflush(text_out) : fclose(text_out)) != 0 && status == EXIT_OK) {
+            vet_errf(&err, "%s: write failed: %s", out_path, strerror(errno));
+            status = EXIT_IO;
+        }
+        if (status != EXIT_OK) cli_warn("%s", err.msg);
+    } else if (status != EXIT_OK) {
         vet_writer_abort(w);
         cli_warn("%s", err.msg);
     } else if (vet_writer_close(w, &err)) {

@@ -166,3 +166,13 @@ for a, v in zip(alpaca, vet):
         bad += 1
 sys.exit(0 if len(vet) == len(alpaca) == 1602 and bad == 0 else 1)
 PY
+
+# --text: the rendered prompt + response of every note (tokenizer training text), no --spm.
+text_ok() {
+    "$tok" --text "$fx/notes.csv" -o "$tmp/notes.txt" || return 1
+    local n
+    n=$(grep -c '^### Response:$' "$tmp/notes.txt")
+    [ "$n" -gt 0 ] && [ "$n" -eq "$(grep -c '^Diagnosed conditions: ' "$tmp/notes.txt")" ] &&
+        [ "$n" -eq "$("$tok" --spm "$tmp/model/tokenizer.model" "$fx/notes.csv" | "$VET_BIN/vet-dump" --count)" ]
+}
+check text_mode_renders_every_note text_ok
