@@ -1,0 +1,148 @@
+# pipelines/vet.mk — the whole vet job as make targets, one file per stage.
+#
+#   make -f pipelines/vet.mk OUT=DIR NOTES=notes.csv [BASE=hf-model-dir | INIT=tiny] \
+#        [SPM=tokenizer.model] [CODES=codes.tsv] [TRAIN_ARGS=...] [GEN_ARGS=...]
+#   make -f pipelines/vet.mk OUT=DIR TRAIN=a.csv VAL=b.csv TEST=c.csv ...   (a given split)
+#   make -f pipelines/vet.mk OUT=DIR pack          (one stage: tokenizer tokenize pack train
+#                                                   generate eval report)
+#
+# Stages and the files they leave in OUT:
+#   tokenizer  OUT/tokenizer.model          only without SPM and BASE: trained on the training notes
+#   tokenize   OUT/notes.tok.msgpack.zst    (NOTES) or OUT/{train,val,test}.tok.msgpack.zst
+#   pack       OUT/packed/{train,val,test}.msgpack.zst   packed rows, grouped 80/10/10 split
+#              OUT/rows/test.msgpack.zst    the test split one sample per row (for generation)
+#   train      OUT/model/                   PEFT adapter (BASE) or HF model (INIT); OUT/train.done
+#   generate   OUT/predictions.msgpack.zst  the test split's generated diagnoses
+#   eval       OUT/metrics.json, OUT/metrics.txt   (vet-eval's JSON and table)
+#   report     OUT/loss.png, OUT/f1.png     (gnuplot)
+# Each stage is a file target with real dependencies, and each stage's arguments are kept in
+# OUT/.args/STAGE: changing an input or the arguments reruns that stage and those after it.
+
+VET_TOP   := $(abspath $(dir $(lastword $(MAKEFILE_LIST)))/..)
+VET_BIN   ?= $(VET_TOP)/bin
+OUT       ?= out
+NOTES     ?=
+TRAIN     ?=
+VAL       ?=
+TEST      ?=
+BASE      ?=
+INIT      ?= $(if $(BASE),,tiny)
+SPM       ?= $(if $(BASE),$(BASE)/tokenizer.model,$(OUT)/tokenizer.model)
+CODES     ?=
+VOCAB     ?= 1024
+SEED      ?= 1
+TOKENIZE_ARGS ?=
+PACK_ARGS ?= --split 80/10/10 --group-by note --seq-len 512 --seed $(SEED)
+# From scratch (INIT) the defaults are tuned for the tiny preset on a CPU (docs/results.md);
+# with BASE they are the reference recipe's (vet-train's own defaults).
+TRAIN_ARGS ?= $(if $(BASE),,--epochs 6 --lr 3e-3 --batch-size 4 --grad-accum 2 --warmup-ratio 0.05 --weight-decay 0.1)
+GEN_ARGS  ?= --batch 16
+EVAL_ARGS ?= --bootstrap 1000
+
+ifeq ($(NOTES)$(TRAIN),)
+  $(error set NOTES=notes.csv, or TRAIN=a.csv VAL=b.csv TEST=c.csv)
+endif
+ifneq ($(NOTES),)
+  ifneq ($(TRAIN),)
+    $(error set NOTES or TRAIN/VAL/TEST, not both)
+  endif
+endif
+
+V := $(VET_BIN)/
+SPLIT_MODE := $(if $(NOTES),notes,given)
+TRAIN_NOTES := $(if $(NOTES),$(NOTES),$(TRAIN))
+MODEL_FLAG := $(if $(BASE),--base $(BASE),--init $(INIT))
+GEN_MODEL := $(if $(BASE),--model $(BASE) --adapter $(OUT)/model,--model $(OUT)/model)
+CODES_FLAG := $(if $(CODES),--codes $(CODES))
+
+.PHONY: all tokenizer tokenize pack train generate eval report
+.DELETE_ON_ERROR:
+all: eval
+
+# --- arguments as files: OUT/.args/STAGE changes only when the stage's arguments do --------
+# Written when the makefile is read (not by a recipe), so `make -n` and `make -q` see the
+# truth: a stage whose arguments changed is older than its arguments file.
+args = $(OUT)/.args/$(1)
+stage_args = $(shell mkdir -p $(OUT)/.args && { printf '%s\n' '$(2)' | cmp -s - $(OUT)/.args/$(1) || \
+               printf '%s\n' '$(2)' >$(OUT)/.args/$(1); })
+$(call stage_args,tokenizer,$(VOCAB) $(TOKENIZE_ARGS))
+$(call stage_args,tokenize,$(SPM) $(TOKENIZE_ARGS))
+$(call stage_args,pack,$(PACK_ARGS))
+$(call stage_args,train,$(MODEL_FLAG) $(TRAIN_ARGS))
+$(call stage_args,generate,$(GEN_MODEL) $(CODES_FLAG) $(GEN_ARGS))
+$(call stage_args,eval,$(CODES_FLAG) $(EVAL_ARGS))
+
+# --- tokenizer: only when neither SPM nor BASE names one ------------------------------------
+# The project's LLaMA-like settings (mk/data.mk explains them), trained on the training notes
+# rendered in the prompt template. With NOTES, that is every note: the split comes later, and
+# the tokenizer sees text only (digits are split one by one, so no code is a single piece).
+tokenizer: $(SPM)
+$(OUT)/tokenizer.model: $(TRAIN_NOTES) $(call args,tokenizer)
+	@mkdir -p $(@D)/.spm
+	$(V)vet-tokenize --text $(TOKENIZE_ARGS) $(TRAIN_NOTES) -o $(@D)/.spm/text.txt
+	cd $(@D)/.spm && spm_train --input=text.txt --model_prefix=tokenizer --vocab_size=$(VOCAB) \
+	  --model_type=bpe --character_coverage=1.0 --byte_fallback=true --split_digits=true \
+	  --allow_whitespace_only_pieces=true --remove_extra_whitespaces=false \
+	  --normalization_rule_name=identity --add_dummy_prefix=true --max_sentence_length=4192 \
+	  --unk_id=0 --bos_id=1 --eos_id=2 --pad_id=-1 --input_sentence_size=0 \
+	  --shuffle_input_sentence=false --num_threads=1 --minloglevel=2 >spm_train.log 2>&1
+	mv $(@D)/.spm/tokenizer.model $@
+
+# --- tokenize --------------------------------------------------------------------------------
+ifeq ($(SPLIT_MODE),notes)
+TOKENS := $(OUT)/notes.tok.msgpack.zst
+$(TOKENS): $(NOTES) $(SPM) $(call args,tokenize)
+	$(V)vet-tokenize --spm $(SPM) $(TOKENIZE_ARGS) --stats $(NOTES) -o $@
+else
+TOKENS := $(OUT)/train.tok.msgpack.zst $(OUT)/val.tok.msgpack.zst $(OUT)/test.tok.msgpack.zst
+$(OUT)/train.tok.msgpack.zst: $(TRAIN) $(SPM) $(call args,tokenize)
+	$(V)vet-tokenize --spm $(SPM) $(TOKENIZE_ARGS) --stats $(TRAIN) -o $@
+$(OUT)/val.tok.msgpack.zst: $(VAL) $(SPM) $(call args,tokenize)
+	$(V)vet-tokenize --spm $(SPM) $(TOKENIZE_ARGS) $(VAL) -o $@
+$(OUT)/test.tok.msgpack.zst: $(TEST) $(SPM) $(call args,tokenize)
+	$(V)vet-tokenize --spm $(SPM) $(TOKENIZE_ARGS) $(TEST) -o $@
+endif
+tokenize: $(TOKENS)
+
+# --- pack: packed rows to train on, and the test split one sample per row ---------------------
+PACKED := $(OUT)/packed/train.msgpack.zst
+ifeq ($(SPLIT_MODE),notes)
+PACK_IN := $(TOKENS)
+else
+PACK_IN := --train-in $(OUT)/train.tok.msgpack.zst --val-in $(OUT)/val.tok.msgpack.zst --test-in $(OUT)/test.tok.msgpack.zst
+endif
+$(PACKED): $(TOKENS) $(call args,pack)
+	@mkdir -p $(OUT)/packed $(OUT)/rows
+	$(V)vet-pack $(PACK_ARGS) --summary $(OUT)/packed/summary.json --out $(OUT)/packed $(PACK_IN)
+	$(V)vet-pack $(PACK_ARGS) --no-pack --out $(OUT)/rows $(PACK_IN)
+$(OUT)/rows/test.msgpack.zst: $(PACKED)
+pack: $(PACKED)
+
+# --- train -------------------------------------------------------------------------------------
+$(OUT)/train.done: $(PACKED) $(SPM) $(call args,train)
+	rm -f $@
+	$(V)vet-train $(MODEL_FLAG) --tokenizer $(SPM) --train $(OUT)/packed/train.msgpack.zst \
+	  --val $(OUT)/packed/val.msgpack.zst --out $(OUT)/model $(TRAIN_ARGS)
+	touch $@
+train: $(OUT)/train.done
+
+# --- generate: the test split ------------------------------------------------------------------
+$(OUT)/predictions.msgpack.zst: $(OUT)/train.done $(OUT)/rows/test.msgpack.zst $(call args,generate)
+	$(V)vet-generate $(GEN_MODEL) --spm $(SPM) $(CODES_FLAG) $(GEN_ARGS) $(OUT)/rows/test.msgpack.zst -o $@
+generate: $(OUT)/predictions.msgpack.zst
+
+# --- eval ----------------------------------------------------------------------------------------
+$(OUT)/metrics.json: $(OUT)/predictions.msgpack.zst $(call args,eval)
+	@# metrics.json is kept even when --fail-under in EVAL_ARGS fails the stage (exit 4)
+	$(V)vet-eval $(CODES_FLAG) $(EVAL_ARGS) --baseline-from $(OUT)/packed/train.msgpack.zst \
+	  --json $@.tmp $(OUT)/predictions.msgpack.zst >$(OUT)/metrics.txt; status=$$?; \
+	  cat $(OUT)/metrics.txt; [ -f $@.tmp ] && mv $@.tmp $@; exit $$status
+eval: $(OUT)/metrics.json
+
+# --- report: pictures with gnuplot ---------------------------------------------------------------
+report: $(OUT)/loss.png $(OUT)/f1.png
+$(OUT)/loss.png: $(OUT)/train.done $(VET_TOP)/pipelines/plot-loss.sh
+	sh $(VET_TOP)/pipelines/plot-loss.sh $(OUT)/model/train.log.jsonl $@
+$(OUT)/f1.png: $(OUT)/metrics.json $(VET_TOP)/pipelines/plot-f1.sh
+	sh $(VET_TOP)/pipelines/plot-f1.sh $< $@
+
