@@ -110,6 +110,30 @@ int vet_model_add_lora(vet_model *m, int r, float alpha, float dropout, int rslo
 // ---------------------------------------------------------------------------------------
 // The adapted projection.
 
+lora_proj_w lora_layer_proj(const vet_model *m, int l, int t) {
+    const vet_config *c = &m->cfg;
+    const vet_weights *w = &m->w;
+    size_t C = c->dim, F = c->hidden_dim, Q = (size_t)c->n_heads * c->head_dim;
+    size_t KV = (size_t)c->n_kv_heads * c->head_dim;
+    lora_proj_w p = {0};
+    switch (t) {
+    case 0: p.w = w->wq + l * Q * C; p.b = w->bq ? w->bq + l * Q : NULL; break;
+    case 1: p.w = w->wk + l * KV * C; p.b = w->bk ? w->bk + l * KV : NULL; break;
+    case 2: p.w = w->wv + l * KV * C; p.b = w->bv ? w->bv + l * KV : NULL; break;
+    case 3: p.w = w->wo + l * C * Q; break;
+    case 4: p.w = w->wgate + l * F * C; break;
+    case 5: p.w = w->wup + l * F * C; break;
+    default: p.w = w->wdown + l * C * F; break;
+    }
+    if (m->has_lora && m->lora.A[t]) {
+        int out, in;
+        vet_lora_dims(c, t, &out, &in);
+        p.A = m->lora.A[t] + (size_t)l * m->lora.r * in;
+        p.B = m->lora.B[t] + (size_t)l * out * m->lora.r;
+    }
+    return p;
+}
+
 void lora_proj_forward(float *out, float *u, float *xd, const float *inp, const float *W,
                        const float *bias, const float *A, const float *B, int r, float scale,
                        float dropout, uint64_t seed, int N, int in, int outc) {

@@ -9,6 +9,13 @@
 // (out, in) of target t (bit index of VET_LORA_*): A is (r, in), B (out, r) per layer.
 void vet_lora_dims(const vet_config *c, int t, int *out, int *in);
 
+// The weights of projection t (bit index of VET_LORA_*) in layer l: base W (out,in), bias or
+// NULL, and the LoRA A (r,in), B (out,r) or NULL when t is not adapted.
+typedef struct {
+    const float *w, *b, *A, *B;
+} lora_proj_w;
+lora_proj_w lora_layer_proj(const vet_model *m, int l, int t);
+
 // out (N,out) = inp · W^T + bias + scale * (dropout(inp) · A^T) · B^T.
 // A == NULL: a plain linear layer. u (N,r) is kept for backward; xd (N,in) is scratch
 // (used only when dropout > 0). The dropout mask is drawn from seed.

@@ -128,6 +128,18 @@ int vet_model_forward(vet_model *m, vet_acts *a, const vet_batch *b, float *logi
 int vet_model_backward(vet_model *m, vet_acts *a, const vet_batch *b, float loss_scale,
                        vet_train_mode mode, float *grads, vet_err *err);
 
+// ---------------------------------------------------------------------------------------
+// Inference: one sequence at a time with a key/value cache (LoRA applied, no dropout).
+typedef struct vet_kv vet_kv;  // the cache of one sequence, up to max_len positions (opaque)
+vet_kv *vet_kv_new(const vet_model *m, int max_len, vet_err *err);
+void vet_kv_free(vet_kv *kv);
+void vet_kv_reset(vet_kv *kv);  // forget the sequence (the cache is reused)
+int vet_kv_len(const vet_kv *kv);
+// Appends n tokens to the sequence (a prompt at once, or one generated token) and writes the
+// logits (V) of the last of them when logits != NULL. Positions continue from vet_kv_len.
+int vet_model_step(const vet_model *m, vet_kv *kv, const int32_t *tokens, int n, float *logits,
+                   vet_err *err);
+
 // Sets the thread count for OpenMP loops and OpenBLAS (0 = all cores).
 void vet_set_threads(int n);
 

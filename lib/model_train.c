@@ -177,35 +177,6 @@ static uint64_t lora_seed(uint64_t seed, int l, int t) {
     return vet_rng_hash(vet_rng_hash(seed, (uint64_t)l), (uint64_t)t);
 }
 
-// Per-layer views of a model's weights and LoRA.
-typedef struct {
-    const float *w, *b, *A, *B;
-} proj_w;
-
-static proj_w layer_proj(const vet_model *m, int l, int t) {
-    const vet_config *c = &m->cfg;
-    const vet_weights *w = &m->w;
-    size_t C = c->dim, F = c->hidden_dim, Q = (size_t)c->n_heads * c->head_dim;
-    size_t KV = (size_t)c->n_kv_heads * c->head_dim;
-    proj_w p = {0};
-    switch (t) {
-    case 0: p.w = w->wq + l * Q * C; p.b = w->bq ? w->bq + l * Q : NULL; break;
-    case 1: p.w = w->wk + l * KV * C; p.b = w->bk ? w->bk + l * KV : NULL; break;
-    case 2: p.w = w->wv + l * KV * C; p.b = w->bv ? w->bv + l * KV : NULL; break;
-    case 3: p.w = w->wo + l * C * Q; break;
-    case 4: p.w = w->wgate + l * F * C; break;
-    case 5: p.w = w->wup + l * F * C; break;
-    default: p.w = w->wdown + l * C * F; break;
-    }
-    if (m->has_lora && m->lora.A[t]) {
-        int out, in;
-        vet_lora_dims(c, t, &out, &in);
-        p.A = m->lora.A[t] + (size_t)l * m->lora.r * in;
-        p.B = m->lora.B[t] + (size_t)l * out * m->lora.r;
-    }
-    return p;
-}
-
 // The gradient slot of a tensor: the same offset in grads as the tensor has in its buffer.
 static float *grad_of(float *grads, const float *base, const float *p) {
     return grads && p ? grads + (p - base) : NULL;
@@ -218,7 +189,7 @@ static void proj_forward(const vet_model *m, vet_acts *a, int l, int t, float *o
                          const float *inp, int N) {
     int outc, in;
     vet_lora_dims(&m->cfg, t, &outc, &in);
-    proj_w p = layer_proj(m, l, t);
+    lora_proj_w p = lora_layer_proj(m, l, t);
     float *u = a->lora_u[t] ? a->lora_u[t] + (size_t)l * a->N * a->r : NULL;
     float drop = a->training ? m->lora.dropout : 0.0f;
     lora_proj_forward(out, u, a->xd, inp, p.w, p.b, p.A, p.B, a->r, m->lora.scale, drop,
@@ -320,7 +291,7 @@ static void proj_backward(const vet_model *m, vet_acts *a, int l, int t, float *
                           const float *dout, const float *inp, int N, float *grads, int full) {
     int outc, in;
     vet_lora_dims(&m->cfg, t, &outc, &in);
-    proj_w p = layer_proj(m, l, t);
+    lora_proj_w p = lora_layer_proj(m, l, t);
     float *dW = NULL, *db = NULL, *dA = NULL, *dB = NULL;
     if (full) {
         dW = grad_of(grads, m->w_mem, p.w);

@@ -13,6 +13,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+// Loops over fewer elements than this run on one thread: waking the team costs more than
+// the work, and on a busy machine a spinning team can cost far more (tiny test models).
+#define VET_PAR_MIN 32768
+
 // --- embedding ---------------------------------------------------------------------------
 // out (N,C) = embed[tokens[n]] with embed (V,C)
 void embedding_forward(float *out, const int32_t *tokens, const float *embed, int N, int C);
@@ -69,6 +73,11 @@ void attention_forward(float *out, float *lse, const float *q, const float *k, c
 void attention_backward(float *dq, float *dk, float *dv, const float *dout, const float *q,
                         const float *k, const float *v, const float *out, const float *lse,
                         const int32_t *seg, int B, int T, int H, int KVH, int hd);
+
+// Inference over one sequence with a cache: n new queries q (n,H,hd) at positions p0..p0+n-1
+// against keys/values kc, vc (p0+n, KVH, hd) (the new ones already appended); out (n,H,hd).
+void attention_cached_forward(float *out, const float *q, const float *kc, const float *vc,
+                              int n, int p0, int H, int KVH, int hd);
 
 // --- SwiGLU: out = silu(gate) * up ---------------------------------------------------------
 // out, gate, up (N,F); out may alias nothing.

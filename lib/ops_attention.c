@@ -43,7 +43,7 @@ void attention_forward(float *out, float *lse, const float *q, const float *k, c
     const int rep = H / KVH;  // query heads per key/value head
     const int ldq = H * hd, ldk = KVH * hd;
     vet_blas_single_threaded();
-#pragma omp parallel
+#pragma omp parallel if ((size_t)B * T * H * hd >= VET_PAR_MIN)
     {
         float *S = malloc((size_t)QB * T * sizeof(float));  // a block's scores, then probabilities
 #pragma omp for collapse(2) schedule(dynamic)
@@ -109,7 +109,7 @@ void attention_backward(float *dq, float *dk, float *dv, const float *dout, cons
     const int rep = H / KVH;
     const int ldq = H * hd, ldk = KVH * hd;
     vet_blas_single_threaded();
-#pragma omp parallel
+#pragma omp parallel if ((size_t)B * T * H * hd >= VET_PAR_MIN)
     {
         float *P = malloc((size_t)QB * T * sizeof(float));
         float *dP = malloc((size_t)QB * T * sizeof(float));
@@ -157,5 +157,48 @@ void attention_backward(float *dq, float *dk, float *dv, const float *dout, cons
             }
         free(P);
         free(dP);
+    }
+}
+
+// Inference: n new queries at positions p0..p0+n-1 of one sequence against its cache of
+// keys/values at positions 0..p0+n-1. q, out (n,H,hd); kc, vc (>= p0+n, KVH, hd).
+void attention_cached_forward(float *out, const float *q, const float *kc, const float *vc,
+                              int n, int p0, int H, int KVH, int hd) {
+    const float scale = 1.0f / sqrtf((float)hd);
+    const int rep = H / KVH, ldq = H * hd, ldk = KVH * hd;
+    vet_blas_single_threaded();
+#pragma omp parallel if ((size_t)(p0 + n) * H * hd >= VET_PAR_MIN)
+    {
+        float *S = malloc((size_t)QB * (p0 + n) * sizeof(float));
+#pragma omp for schedule(dynamic)
+        for (int h = 0; h < H; h++) {
+            const int g = h / rep;
+            for (int i0 = 0; i0 < n; i0 += QB) {
+                int nb = n - i0 < QB ? n - i0 : QB, nk = p0 + i0 + nb;
+                const float *Q = q + (size_t)i0 * ldq + (size_t)h * hd;
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb, nk, hd, scale, Q, ldq,
+                            kc + (size_t)g * hd, ldk, 0.0f, S, nk);
+                for (int r = 0; r < nb; r++) {
+                    float *row = S + (size_t)r * nk;
+                    int nv = p0 + i0 + r + 1;
+                    float mx = -INFINITY;
+#pragma omp simd reduction(max : mx)
+                    for (int j = 0; j < nv; j++) mx = row[j] > mx ? row[j] : mx;
+                    float sum = 0.0f;
+#pragma omp simd reduction(+ : sum)
+                    for (int j = 0; j < nv; j++) {
+                        row[j] = vet_expf(row[j] - mx);
+                        sum += row[j];
+                    }
+                    float inv = 1.0f / sum;
+#pragma omp simd
+                    for (int j = 0; j < nv; j++) row[j] *= inv;
+                    for (int j = nv; j < nk; j++) row[j] = 0.0f;
+                }
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb, hd, nk, 1.0f, S, nk,
+                            vc + (size_t)g * hd, ldk, 0.0f, out + (size_t)i0 * ldq + (size_t)h * hd, ldq);
+            }
+        }
+        free(S);
     }
 }

@@ -17,7 +17,7 @@
 
 // --- embedding -------------------------------------------------------------------------------
 void embedding_forward(float *out, const int32_t *tokens, const float *embed, int N, int C) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((size_t)N * C >= VET_PAR_MIN)
     for (int n = 0; n < N; n++)
         memcpy(out + (size_t)n * C, embed + (size_t)tokens[n] * C, (size_t)C * sizeof(float));
 }
@@ -25,7 +25,7 @@ void embedding_forward(float *out, const int32_t *tokens, const float *embed, in
 void embedding_backward(float *dembed, const float *dout, const int32_t *tokens, int N, int C) {
     // Two positions with the same token add into one row: split by columns, not positions.
     int nblk = (C + COL_BLOCK - 1) / COL_BLOCK;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((size_t)N * C >= VET_PAR_MIN)
     for (int blk = 0; blk < nblk; blk++) {
         int c0 = blk * COL_BLOCK, c1 = c0 + COL_BLOCK < C ? c0 + COL_BLOCK : C;
         for (int n = 0; n < N; n++) {
@@ -39,7 +39,7 @@ void embedding_backward(float *dembed, const float *dout, const int32_t *tokens,
 // --- RMSNorm ---------------------------------------------------------------------------------
 void rmsnorm_forward(float *out, float *rstd, const float *inp, const float *weight, int N, int C,
                      float eps) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((size_t)N * C >= VET_PAR_MIN)
     for (int n = 0; n < N; n++) {
         const float *x = inp + (size_t)n * C;
         float *y = out + (size_t)n * C;
@@ -56,7 +56,7 @@ void rmsnorm_backward(float *dinp, float *dweight, const float *dout, const floa
     // y = w * x * r, r = (mean(x^2) + eps)^-1/2
     // dx = r * w*dy - r^3/C * x * sum(w*dy*x);  dw += sum_n dy * x * r
     if (dinp) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((size_t)N * C >= VET_PAR_MIN)
         for (int n = 0; n < N; n++) {
             const float *x = inp + (size_t)n * C, *dy = dout + (size_t)n * C;
             float *dx = dinp + (size_t)n * C;
@@ -69,7 +69,7 @@ void rmsnorm_backward(float *dinp, float *dweight, const float *dout, const floa
     }
     if (dweight) {
         int nblk = (C + COL_BLOCK - 1) / COL_BLOCK;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((size_t)N * C >= VET_PAR_MIN)
         for (int blk = 0; blk < nblk; blk++) {
             int c0 = blk * COL_BLOCK, c1 = c0 + COL_BLOCK < C ? c0 + COL_BLOCK : C;
             double acc[COL_BLOCK] = {0};
@@ -87,8 +87,9 @@ void rmsnorm_backward(float *dinp, float *dweight, const float *dout, const floa
 // One thread pool only: OpenBLAS runs single-threaded (vet_set_threads) and the GEMM is split
 // here over OpenMP threads by blocks of output rows (or columns when there are few rows).
 // Two pools on the same cores (OpenMP's spinning workers and OpenBLAS's yielding ones) cost
-// more than half the time on a 2-core machine. Each output element is still one K-long dot
-// product computed by one OpenBLAS call, so the split does not change the rounding order.
+// more than half the time on a 2-core machine. The split depends only on the thread count,
+// so results are reproducible for a given count; another count may change OpenBLAS's
+// blocking and with it the last bits of a sum.
 void vet_sgemm(int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
                const float *B, int ldb, float beta, float *C, int ldc) {
     if (M <= 0 || N <= 0) return;
@@ -125,7 +126,7 @@ void matmul_forward(float *out, const float *inp, const float *weight, const flo
                     int C, int OC) {
     float beta = 0.0f;
     if (bias) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((size_t)N * OC >= VET_PAR_MIN)
         for (int n = 0; n < N; n++) memcpy(out + (size_t)n * OC, bias, (size_t)OC * sizeof(float));
         beta = 1.0f;
     }
@@ -141,7 +142,7 @@ void matmul_backward(float *dinp, float *dweight, float *dbias, const float *dou
         vet_sgemm(1, 0, OC, C, N, 1.0f, dout, OC, inp, C, 1.0f, dweight, C);
     if (dbias) {
         int nblk = (OC + COL_BLOCK - 1) / COL_BLOCK;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((size_t)N * OC >= VET_PAR_MIN)
         for (int blk = 0; blk < nblk; blk++) {
             int o0 = blk * COL_BLOCK, o1 = o0 + COL_BLOCK < OC ? o0 + COL_BLOCK : OC;
             double acc[COL_BLOCK] = {0};
@@ -154,7 +155,7 @@ void matmul_backward(float *dinp, float *dweight, float *dbias, const float *dou
 
 // --- SwiGLU ------------------------------------------------------------------------------------
 void swiglu_forward(float *out, const float *gate, const float *up, size_t n) {
-#pragma omp parallel for simd schedule(static)
+#pragma omp parallel for simd schedule(static) if (n >= VET_PAR_MIN)
     for (size_t i = 0; i < n; i++) {
         float g = gate[i];
         out[i] = g / (1.0f + vet_expf(-g)) * up[i];  // silu(g) * up
@@ -163,7 +164,7 @@ void swiglu_forward(float *out, const float *gate, const float *up, size_t n) {
 
 void swiglu_backward(float *dgate, float *dup, const float *dout, const float *gate,
                      const float *up, size_t n) {
-#pragma omp parallel for simd schedule(static)
+#pragma omp parallel for simd schedule(static) if (n >= VET_PAR_MIN)
     for (size_t i = 0; i < n; i++) {
         float g = gate[i], s = 1.0f / (1.0f + vet_expf(-g));
         float silu = g * s;
@@ -174,19 +175,19 @@ void swiglu_backward(float *dgate, float *dup, const float *dout, const float *g
 }
 
 void add_inplace(float *x, const float *y, size_t n) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (n >= VET_PAR_MIN)
     for (size_t i = 0; i < n; i++) x[i] += y[i];
 }
 
 void scale_inplace(float *x, float s, size_t n) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (n >= VET_PAR_MIN)
     for (size_t i = 0; i < n; i++) x[i] *= s;
 }
 
 // --- cross-entropy -----------------------------------------------------------------------------
 void crossentropy_softmax_backward_inplace(float *logits, float *loss, const int32_t *tgt, int n,
                                            int V) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((size_t)n * V >= VET_PAR_MIN)
     for (int i = 0; i < n; i++) {
         float *z = logits + (size_t)i * V;
         if (tgt[i] < 0) {
@@ -215,7 +216,7 @@ void crossentropy_softmax_backward_inplace(float *logits, float *loss, const int
 static void dropout_apply(float *out, const float *inp, float p, uint64_t seed, int N, int C,
                           int accumulate) {
     float keep_scale = 1.0f / (1.0f - p);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((size_t)N * C >= VET_PAR_MIN)
     for (int n = 0; n < N; n++) {
         vet_rng r;
         vet_rng_seed(&r, vet_rng_hash(seed, (uint64_t)n));
@@ -255,7 +256,7 @@ void adamw_update(float *p, const float *g, float *m, float *v, size_t n, float 
     float decay = (float)(1.0 - (double)lr * wd);
     float w1 = (float)(1.0 - (double)beta1), w2 = (float)(1.0 - (double)beta2);
     float step_size = (float)((double)lr / bc1), bc2_sqrt = (float)sqrt(bc2);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (n >= VET_PAR_MIN)
     for (size_t i = 0; i < n; i++) {
         float pi = p[i] * decay;
         // torch.lerp with weight < 0.5: m + w * (g - m)

@@ -16,7 +16,8 @@
 static inline float vet_expf(float x) {
     x = x < -87.3f ? -87.3f : x;
     x = x > 88.7f ? 88.7f : x;
-    float fn = __builtin_floorf(x * 1.44269504088896341f + 0.5f);
+    // round to nearest by adding and removing 1.5 * 2^23 (no libm call, so it vectorizes)
+    float fn = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
     float r = x - fn * 0.693359375f;
     r = r - fn * -2.12194440e-4f;
     float p = 1.9875691500e-4f;

@@ -35,7 +35,7 @@ void rope_inv_freq(float *inv_freq, int hd, float theta, const rope_scaling *sc)
 
 void rope_tables(float *cos_t, float *sin_t, int max_pos, int hd, const float *inv_freq) {
     int half = hd / 2;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((size_t)max_pos * hd >= VET_PAR_MIN)
     for (int p = 0; p < max_pos; p++)
         for (int i = 0; i < half; i++) {
             float angle = (float)p * inv_freq[i];  // fp32 product, as HF's fp32 matmul
@@ -48,7 +48,7 @@ void rope_tables(float *cos_t, float *sin_t, int max_pos, int hd, const float *i
 void rope_forward(float *x, const int32_t *pos, const float *cos_t, const float *sin_t, int N,
                   int nh, int hd) {
     int half = hd / 2;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((size_t)N * nh * hd >= VET_PAR_MIN)
     for (int n = 0; n < N; n++) {
         const float *c = cos_t + (size_t)pos[n] * half, *s = sin_t + (size_t)pos[n] * half;
         for (int h = 0; h < nh; h++) {
@@ -66,7 +66,7 @@ void rope_forward(float *x, const int32_t *pos, const float *cos_t, const float 
 void rope_backward(float *dx, const int32_t *pos, const float *cos_t, const float *sin_t, int N,
                    int nh, int hd) {
     int half = hd / 2;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((size_t)N * nh * hd >= VET_PAR_MIN)
     for (int n = 0; n < N; n++) {
         const float *c = cos_t + (size_t)pos[n] * half, *s = sin_t + (size_t)pos[n] * half;
         for (int h = 0; h < nh; h++) {

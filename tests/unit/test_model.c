@@ -483,6 +483,44 @@ static void test_load(void) {
     vet_model_free(&m);
 }
 
+// Generation with the key/value cache gives the logits of the full forward: a prompt in one
+// step, then one token per step; a reset sequence starts over.
+static void kv_case(int variant) {
+    vet_model m;
+    make_model(&m, variant, 31);
+    add_lora(&m, 0.3f);  // dropout must not apply at inference
+    rows2 r;
+    make_rows(&r, m.cfg.vocab_size, 32);
+    vet_err err;
+    vet_batch b;
+    CHECK(vet_batch_from_rows(&b, r.rows + 1, 1, m.cfg.vocab_size, &err) == 0);  // one sample of 7
+    int V = m.cfg.vocab_size, T = b.T;
+    vet_acts *a = vet_acts_new(&m, 1, T, &err);
+    float *full = malloc((size_t)T * V * 4), *step = malloc((size_t)V * 4);
+    CHECK(vet_model_forward(&m, a, &b, full, NULL, NULL, 0, 0, &err) == 0);
+    vet_kv *kv = vet_kv_new(&m, 8, &err);
+    for (int round = 0; round < 2; round++) {
+        vet_kv_reset(kv);
+        CHECK(vet_model_step(&m, kv, b.tokens, 3, step, &err) == 0);
+        for (int v = 0; v < V; v++) CHECK_NEAR(step[v], full[2 * V + v], 1e-5);
+        for (int i = 3; i < T; i++) {
+            CHECK(vet_model_step(&m, kv, b.tokens + i, 1, step, &err) == 0);
+            for (int v = 0; v < V; v++) CHECK_NEAR(step[v], full[(size_t)i * V + v], 1e-5);
+        }
+        CHECK(vet_kv_len(kv) == T);
+    }
+    CHECK(vet_model_step(&m, kv, b.tokens, 2, step, &err) == -1);  // 7 + 2 > 8
+    CHECK_CONTAINS(err.msg, "past the cache");
+    vet_kv_free(kv);
+    free(full);
+    free(step);
+    vet_acts_free(a);
+    vet_batch_free(&b);
+    vet_model_free(&m);
+}
+static void test_kv_cache_llama3(void) { kv_case(VAR_LLAMA3); }
+static void test_kv_cache_qwen_tied(void) { kv_case(VAR_QWEN_TIED); }
+
 int main(void) {
     vet_set_threads(2);
     RUN(test_batch_errors);
@@ -498,5 +536,7 @@ int main(void) {
     RUN(test_deterministic);
     RUN(test_dropout_grad);
     RUN(test_load);
+    RUN(test_kv_cache_llama3);
+    RUN(test_kv_cache_qwen_tied);
     CHECK_EXIT();
 }

@@ -307,6 +307,61 @@ static void test_adamw(void) {
     CHECK_NEAR(v[1], Vv[1], 1e-8);
 }
 
+// Sizes above VET_PAR_MIN run the OpenMP paths: 1 and 2 threads must agree (bit for bit
+// except the GEMMs: splitting them changes OpenBLAS's blocking, hence the last bits).
+typedef struct { float *att, *lse, *dq, *dk, *dv, *rms, *rstd, *dx, *dw, *mm, *dmx, *dmw, *dmb, *sw, *dg, *du, *ce, *cel, *dr; } par_out;
+static void run_ops_big(par_out *o, int threads) {
+    vet_set_threads(threads);
+    int B = 2, T = 200, H = 4, KVH = 2, hd = 32, N = B * T, C = 128, V = 128;
+    int nq = B * T * H * hd, nk = B * T * KVH * hd;
+    int32_t *seg = malloc(B * T * 4);
+    for (int i = 0; i < B * T; i++) seg[i] = (i % T) < 150 ? (i % T) / 50 : (i % T) < 190 ? 3 : -1;
+    float *q = randn(nq, 40, 1.0f), *k = randn(nk, 41, 1.0f), *v = randn(nk, 42, 1.0f), *dout = randn(nq, 43, 1.0f);
+    o->att = calloc(nq, 4), o->lse = calloc(B * T * H, 4), o->dq = calloc(nq, 4), o->dk = calloc(nk, 4), o->dv = calloc(nk, 4);
+    attention_forward(o->att, o->lse, q, k, v, seg, B, T, H, KVH, hd);
+    attention_backward(o->dq, o->dk, o->dv, dout, q, k, v, o->att, o->lse, seg, B, T, H, KVH, hd);
+    float *x = randn(N * C, 44, 1.0f), *w = randn(C, 45, 1.0f), *dy = randn(N * C, 46, 1.0f);
+    o->rms = calloc(N * C, 4), o->rstd = calloc(N, 4), o->dx = calloc(N * C, 4), o->dw = calloc(C, 4);
+    rmsnorm_forward(o->rms, o->rstd, x, w, N, C, 1e-5f);
+    rmsnorm_backward(o->dx, o->dw, dy, x, w, o->rstd, N, C);
+    float *W = randn(C * C, 47, 1.0f), *bias = randn(C, 48, 1.0f);
+    o->mm = calloc(N * C, 4), o->dmx = calloc(N * C, 4), o->dmw = calloc(C * C, 4), o->dmb = calloc(C, 4);
+    matmul_forward(o->mm, x, W, bias, N, C, C);
+    matmul_backward(o->dmx, o->dmw, o->dmb, dy, x, W, N, C, C);
+    o->sw = calloc(N * C, 4), o->dg = calloc(N * C, 4), o->du = calloc(N * C, 4);
+    swiglu_forward(o->sw, x, dy, (size_t)N * C);
+    swiglu_backward(o->dg, o->du, w, x, dy, (size_t)C);  // a short one stays serial: both paths
+    swiglu_backward(o->dg, o->du, dy, x, dy, (size_t)N * C);
+    o->ce = malloc(N * V * 4), o->cel = calloc(N, 4);
+    memcpy(o->ce, x, N * V * 4);
+    int32_t *tg = malloc(N * 4);
+    for (int i = 0; i < N; i++) tg[i] = i % 7 == 0 ? -1 : (i * 13) % V;
+    crossentropy_softmax_backward_inplace(o->ce, o->cel, tg, N, V);
+    o->dr = calloc(N * C, 4);
+    dropout_backward(o->dr, dy, 0.3f, 5, N, C);
+    free(seg); free(q); free(k); free(v); free(dout); free(x); free(w); free(dy); free(W); free(bias); free(tg);
+}
+static void test_threads_agree(void) {
+    par_out a, b;
+    run_ops_big(&a, 1);
+    run_ops_big(&b, 2);
+    struct { float *x, *y; size_t n; int exact; } t[] = {
+        {a.att, b.att, 2 * 200 * 4 * 32, 1}, {a.lse, b.lse, 2 * 200 * 4, 1}, {a.dq, b.dq, 2 * 200 * 4 * 32, 1},
+        {a.dk, b.dk, 2 * 200 * 2 * 32, 1}, {a.dv, b.dv, 2 * 200 * 2 * 32, 1}, {a.rms, b.rms, 400 * 128, 1},
+        {a.rstd, b.rstd, 400, 1}, {a.dx, b.dx, 400 * 128, 1}, {a.dw, b.dw, 128, 1},
+        {a.mm, b.mm, 400 * 128, 0}, {a.dmx, b.dmx, 400 * 128, 0}, {a.dmw, b.dmw, 128 * 128, 0},
+        {a.dmb, b.dmb, 128, 1}, {a.sw, b.sw, 400 * 128, 1}, {a.dg, b.dg, 400 * 128, 1},
+        {a.du, b.du, 400 * 128, 1}, {a.ce, b.ce, 400 * 128, 1}, {a.cel, b.cel, 400, 1}, {a.dr, b.dr, 400 * 128, 1},
+    };
+    for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
+        if (t[i].exact) CHECK(memcmp(t[i].x, t[i].y, t[i].n * 4) == 0);
+        else for (size_t j = 0; j < t[i].n; j++) CHECK_NEAR(t[i].x[j], t[i].y[j], 1e-4);
+        free(t[i].x);
+        free(t[i].y);
+    }
+    vet_set_threads(2);
+}
+
 int main(void) {
     vet_set_threads(2);
     RUN(test_rmsnorm_backward);
@@ -319,5 +374,6 @@ int main(void) {
     RUN(test_crossentropy);
     RUN(test_dropout);
     RUN(test_adamw);
+    RUN(test_threads_agree);
     CHECK_EXIT();
 }
