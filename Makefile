@@ -22,7 +22,7 @@ CUDA      ?= auto
 # Debian's packages (make deps). Kept in one place: .ci/run uses this list too.
 DEB_PACKAGES := build-essential pkg-config libsentencepiece-dev sentencepiece libmsgpack-dev \
                 libzstd-dev zstd libopenblas-dev libjansson-dev python3-sentencepiece \
-                python3-venv gnuplot-nox man-db
+                python3-venv gnuplot-nox man-db jq
 
 ifeq ($(SANITIZE),1)
   BUILD   := build/san
