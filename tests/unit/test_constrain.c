@@ -1,0 +1,237 @@
+// test_constrain.c — constrained decoding: the language matcher, the token mask, and decoding
+// with a random model: every output must parse and name only labels of the table.
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+#include "config.h"
+#include "constrain.h"
+#include "infer.h"
+#include "labels.h"
+#include "model.h"
+#include "ops.h"
+#include "rng.h"
+
+static char *labels[] = {"1679004", "40214000", "4021", "Foot Rot", "A, B"};
+#define N_LABELS 5
+
+// A SentencePiece-like vocabulary: ids 0-2 control (unk, bos, eos), all 256 byte pieces,
+// then whole words and fragments, some of which only fit in some places.
+static char *piece_list[] = {
+    "▁Diagnosed", "▁conditions", ":", "▁", "▁Diag", "nosed", "▁cond", "itions:", "167", "9004",
+    "40", "214", "000", ",", ",▁", "▁Foot", "▁Rot", "Foot", "▁A", "A,", "▁B", "B", "1679004,",
+    "▁1679004", "xyz", "▁conditions:▁", "Rot,▁4021", "00,▁A",
+};
+
+static char **make_pieces(int *V) {
+    int n_words = (int)(sizeof piece_list / sizeof piece_list[0]);
+    *V = 3 + 256 + n_words;
+    char **p = calloc((size_t)*V, sizeof *p);
+    for (int b = 0; b < 256; b++) {
+        p[3 + b] = malloc(8);
+        snprintf(p[3 + b], 8, "<0x%02X>", b);
+    }
+    for (int i = 0; i < n_words; i++) p[3 + 256 + i] = strdup(piece_list[i]);
+    return p;
+}
+
+static int piece_id(char **p, int V, const char *s) {
+    for (int v = 0; v < V; v++)
+        if (p[v] && strcmp(p[v], s) == 0) return v;
+    return -1;
+}
+
+// The text of ids as SentencePiece decodes it: ▁ is a space, bytes are bytes, one leading
+// space (the dummy prefix) dropped, control ids give nothing.
+static size_t decode(char **p, const int32_t *ids, int n, char *out) {
+    size_t k = 0;
+    for (int i = 0; i < n; i++) {
+        const char *s = p[ids[i]];
+        if (!s) continue;
+        unsigned int b;
+        if (strlen(s) == 6 && sscanf(s, "<0x%2X>", &b) == 1) {
+            out[k++] = (char)b;
+            continue;
+        }
+        for (size_t j = 0; s[j];) {
+            if (strncmp(s + j, "▁", 3) == 0) out[k++] = ' ', j += 3;
+            else out[k++] = s[j++];
+        }
+    }
+    out[k] = 0;
+    if (out[0] == ' ') memmove(out, out + 1, k--);
+    return k;
+}
+
+static vet_constrain *make_constrain(char **pieces, int V) {
+    int32_t eos = 2;
+    vet_err err;
+    vet_constrain *c = vet_constrain_new("Diagnosed conditions: ", labels, N_LABELS, pieces, V, &eos, 1, &err);
+    if (!c) fprintf(stderr, "%s\n", err.msg);
+    return c;
+}
+
+static void test_matches(void) {
+    int V;
+    char **p = make_pieces(&V);
+    vet_constrain *c = make_constrain(p, V);
+    CHECK(c != NULL);
+#define M(s) vet_constrain_matches(c, s, strlen(s))
+    CHECK(M("Diagnosed conditions: 1679004"));
+    CHECK(M("Diagnosed conditions: 1679004, 40214000, Foot Rot"));
+    CHECK(M("Diagnosed conditions: 4021"));
+    CHECK(M("Diagnosed conditions: A, B"));           // a label with the separator inside
+    CHECK(M("Diagnosed conditions: A, B, 4021"));
+    CHECK(!M("Diagnosed conditions: A"));              // only a prefix of "A, B"
+    CHECK(!M("Diagnosed conditions: 167"));
+    CHECK(!M("Diagnosed conditions: 1679004,"));
+    CHECK(!M("Diagnosed conditions: 1679004,40214000"));
+    CHECK(!M("Diagnosed conditions: "));
+    CHECK(!M("Diagnosed: 1679004"));
+    CHECK(!M("Diagnosed conditions: foot rot"));
+#undef M
+    char *none[] = {NULL};
+    vet_err err;
+    CHECK(vet_constrain_new("x", none, 0, p, V, NULL, 0, &err) == NULL);
+    CHECK_CONTAINS(err.msg, "no labels");
+    vet_constrain_free(c);
+    vet_constrain_free_pieces(p, V);
+}
+
+static void test_advance_and_mask(void) {
+    int V;
+    char **p = make_pieces(&V);
+    vet_constrain *c = make_constrain(p, V);
+    vet_cstate s;
+    vet_constrain_start(c, &s);
+    float *lg = malloc((size_t)V * sizeof(float));
+    for (int v = 0; v < V; v++) lg[v] = 0;
+    vet_constrain_mask(c, &s, 100, lg);
+    CHECK(lg[piece_id(p, V, "▁Diagnosed")] == 0);     // the dummy-prefix space
+    CHECK(lg[piece_id(p, V, "▁Diag")] == 0);
+    CHECK(lg[piece_id(p, V, "<0x44>")] == 0);         // 'D'
+    CHECK(lg[piece_id(p, V, "▁conditions")] == -INFINITY);
+    CHECK(lg[piece_id(p, V, "<0x20>")] == -INFINITY);  // a byte space would stay in the text
+    CHECK(lg[piece_id(p, V, "▁")] == 0);               // a "▁" piece is the dummy prefix
+    CHECK(lg[2] == -INFINITY && lg[0] == -INFINITY && lg[1] == -INFINITY);
+    CHECK(vet_constrain_advance(c, &s, piece_id(p, V, "▁conditions")) == -1);
+    CHECK(vet_constrain_advance(c, &s, piece_id(p, V, "▁Diagnosed")) == 0);
+    CHECK(vet_constrain_advance(c, &s, piece_id(p, V, "▁")) == 0);  // "Diagnosed " is fine
+    vet_constrain_start(c, &s);
+    CHECK(vet_constrain_advance(c, &s, piece_id(p, V, "▁Diagnosed")) == 0);
+    CHECK(vet_constrain_advance(c, &s, piece_id(p, V, "▁conditions:▁")) == 0);
+    CHECK(!vet_constrain_accepting(c, &s));
+    CHECK(vet_constrain_advance(c, &s, 2) == -1);     // no EOS before a label
+    CHECK(vet_constrain_advance(c, &s, piece_id(p, V, "40")) == 0);
+    CHECK(vet_constrain_advance(c, &s, piece_id(p, V, "<0x32>")) == 0);  // "402"
+    CHECK(vet_constrain_advance(c, &s, piece_id(p, V, "<0x31>")) == 0);  // "4021": complete
+    CHECK(vet_constrain_accepting(c, &s));
+    for (int v = 0; v < V; v++) lg[v] = 0;
+    vet_constrain_mask(c, &s, 100, lg);
+    CHECK(lg[2] == 0);                                 // EOS allowed after a label
+    CHECK(lg[piece_id(p, V, "<0x34>")] == 0);          // or go on to 40214000
+    CHECK(lg[piece_id(p, V, "<0x30>")] == -INFINITY);  // no label starts 40210
+    CHECK(lg[piece_id(p, V, ",▁")] == 0);
+    CHECK(lg[piece_id(p, V, "xyz")] == -INFINITY);
+    // Budget: with 2 tokens left only EOS fits ("," + label + EOS needs 3 or more).
+    for (int v = 0; v < V; v++) lg[v] = 0;
+    vet_constrain_mask(c, &s, 2, lg);
+    CHECK(lg[2] == 0 && lg[piece_id(p, V, ",▁")] == -INFINITY);
+    // "4" then "000" then EOS takes 5 tokens at worst: not with 4 left, yes with 5.
+    for (int v = 0; v < V; v++) lg[v] = 0;
+    vet_constrain_mask(c, &s, 4, lg);
+    CHECK(lg[piece_id(p, V, "<0x34>")] == -INFINITY);
+    for (int v = 0; v < V; v++) lg[v] = 0;
+    vet_constrain_mask(c, &s, 5, lg);
+    CHECK(lg[piece_id(p, V, "<0x34>")] == 0);
+    free(lg);
+    vet_constrain_free(c);
+    vet_constrain_free_pieces(p, V);
+}
+
+// Decoding with random logits: greedy and sampled, every output parses and names only
+// table labels (checked with vet_labels_extract over the table).
+typedef struct {
+    int n_notes, next;
+    int32_t prompt[4];
+    char **pieces;
+    vet_constrain *c;
+    vet_labels *table;
+    int bad_text, bad_labels, eos_ends, total_labels;
+} dctx;
+
+static int d_next(void *c_, vet_gen_prompt *p, vet_err *err) {
+    dctx *c = c_;
+    if (c->next == c->n_notes) return 0;
+    c->prompt[0] = 1, c->prompt[1] = 3 + c->next % 200, c->prompt[2] = 3 + (c->next * 7) % 250;
+    p->tag = c->next++, p->prompt = c->prompt, p->n_prompt = 3;
+    return 1;
+}
+
+static int d_done(void *c_, const vet_gen_result *r, vet_err *err) {
+    dctx *c = c_;
+    char text[4096];
+    int n = r->n_ids - (r->stopped ? 1 : 0);
+    size_t len = decode(c->pieces, r->ids, n, text);
+    c->eos_ends += r->stopped;
+    if (!vet_constrain_matches(c->c, text, len)) {
+        if (c->bad_text++ < 3) fprintf(stderr, "does not parse: \"%s\"\n", text);
+    }
+    char **found;
+    size_t nf;
+    if (vet_labels_extract(c->table, text, len, &found, &nf, NULL, err)) return -1;
+    for (size_t i = 0; i < nf; i++)
+        if (!vet_labels_term(c->table, found[i])) {
+            if (c->bad_labels++ < 3) fprintf(stderr, "label \"%s\" not in the table: \"%s\"\n", found[i], text);
+        }
+    c->total_labels += (int)nf;
+    vet_labels_free_list(found, nf);
+    return 0;
+}
+
+static void decode_random_model(float temperature, int max_new, int batch) {
+    int V;
+    char **p = make_pieces(&V);
+    vet_config cfg;
+    vet_err err;
+    CHECK(vet_config_preset(&cfg, "tiny", &err) == 0);
+    vet_config_set_vocab(&cfg, V);
+    cfg.n_layers = 1, cfg.dim = 32, cfg.hidden_dim = 64, cfg.n_heads = 2, cfg.n_kv_heads = 1;
+    cfg.head_dim = 16;
+    vet_model m;
+    CHECK(vet_model_init(&m, &cfg, 7, &err) == 0);
+    for (size_t i = 0; i < m.n_w; i++) m.w_mem[i] *= 50.0f;  // peaked logits: real preferences
+    dctx c = {.n_notes = 60, .pieces = p};
+    c.c = make_constrain(p, V);
+    c.table = vet_labels_new();
+    for (int i = 0; i < N_LABELS; i++) vet_labels_add(c.table, labels[i], "", &err);
+    int32_t eos = 2;
+    vet_gen_opts o = {.max_new = max_new, .eos_ids = &eos, .n_eos = 1, .constrain = c.c, .seed = 5};
+    o.sampling.temperature = temperature;
+    CHECK(vet_generate(&m, &o, batch, d_next, d_done, &c, &err) == 0);
+    CHECK(c.next == c.n_notes);
+    CHECK(c.bad_text == 0);
+    CHECK(c.bad_labels == 0);
+    CHECK(c.total_labels >= c.n_notes);
+    CHECK(c.eos_ends == c.n_notes);  // the budget always leaves room to finish
+    vet_labels_free(c.table);
+    vet_constrain_free(c.c);
+    vet_constrain_free_pieces(p, V);
+    vet_model_free(&m);
+}
+
+static void test_decode_greedy(void) { decode_random_model(0.0f, 60, 4); }
+static void test_decode_sampled(void) { decode_random_model(1.5f, 60, 3); }
+static void test_decode_short_budget(void) { decode_random_model(2.0f, 26, 5); }
+
+int main(void) {
+    vet_set_threads(1);
+    RUN(test_matches);
+    RUN(test_advance_and_mask);
+    RUN(test_decode_greedy);
+    RUN(test_decode_sampled);
+    RUN(test_decode_short_budget);
+    CHECK_EXIT();
+}

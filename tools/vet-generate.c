@@ -1,0 +1,532 @@
+// vet-generate — notes in, diagnoses out: runs a model (and optionally a LoRA adapter) over
+// the prompts of a `tokens` or `packed` stream and writes a `predictions` stream.
+//
+// The work is in lib/infer.c (KV cache, batching, sampling) and lib/constrain.c (constrained
+// decoding); this file reads the input, decodes the generated ids to text, finds the labels
+// in it and writes the records back in input order.
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "adapter.h"
+#include "cli.h"
+#include "constrain.h"
+#include "infer.h"
+#include "labels.h"
+#include "model.h"
+#include "model_io.h"
+#include "mp.h"
+#include "ops.h"
+#include "spm.h"
+#include "stream.h"
+
+#define DEFAULT_PREFIX "Diagnosed conditions: "
+
+static void usage(void) __attribute__((noreturn));
+static void usage(void) {
+    printf("usage: vet-generate --model DIR [OPTIONS] [INPUT]\n"
+           "Generates a diagnosis for every note of INPUT (a `tokens` stream from vet-tokenize, or\n"
+           "a `packed` stream from vet-pack; stdin when none or '-') and writes a `predictions`\n"
+           "stream: per note its id, species, gold labels, predicted labels and the text.\n"
+           "\n"
+           "  -m, --model DIR        Hugging Face model directory (config.json, safetensors)\n"
+           "  -a, --adapter DIR      PEFT LoRA adapter to apply (merged into the weights)\n"
+           "  -s, --spm FILE         tokenizer (default DIR/tokenizer.model); must be the one\n"
+           "                         the input was tokenized with\n"
+           "  -o, --output FILE      the predictions stream (default stdout, '-')\n"
+           "  -n, --max-new N        at most N new tokens per note (default 100)\n"
+           "  -b, --batch N          decode N notes at once (default 8); results do not depend on it\n"
+           "      --temperature T    sample at temperature T (default 0: greedy)\n"
+           "      --top-p P          sample from the smallest set of tokens with mass P (default 1)\n"
+           "      --top-k K          sample from the K most likely tokens (default 0: all)\n"
+           "      --seed S           seed of the sampler (default 0)\n"
+           "      --constrain FILE   only write `Diagnosed conditions: ` and labels of this code\n"
+           "                         table (one label per line, or code<TAB>term), then stop\n"
+           "      --codes FILE       more labels to find in the text (the --constrain table's are\n"
+           "                         always looked for; so are 6-18 digit codes)\n"
+           "  -t, --threads N        threads (default 0: OMP_NUM_THREADS, else all cores)\n"
+           "  -q, --quiet            no progress and no summary on stderr\n"
+           "  -h, --help             this help\n"
+           "  -V, --version          print the version\n"
+           "\n"
+           "Exit status: 0 ok, 1 bad input, 2 usage error, 3 I/O error.\n");
+    exit(EXIT_OK);
+}
+
+// ---------------------------------------------------------------------------------------
+// Notes waiting for their turn to be written (results arrive in completion order).
+typedef struct {
+    char *id, *species;
+    char **gold;
+    size_t n_gold;
+    int done;
+    char *text;
+    char **pred;
+    size_t n_pred;
+    int32_t *gen;
+    int n_gen;
+    double ms;
+} note;
+
+typedef struct {
+    // input
+    vet_reader *r;
+    int packed;
+    const msgpack_object *rec;
+    int row_sample, row_samples;   // packed: the next sample of the current row
+    int32_t *row_tokens, *row_starts, *row_plens;
+    size_t row_n;
+    int32_t *prompt;               // tokens: the current record's prompt
+    int64_t n_read;
+    int V;
+    // pending notes, tag base .. base + n_pending - 1
+    note *pend;
+    int64_t base;
+    size_t n_pending, cap_pending;
+    // output
+    vet_writer *w;
+    const vet_spm *spm;
+    const vet_labels *vocab;
+    const int32_t *eos;
+    int n_eos;
+    int status;                     // exit status of the first failure
+    // progress
+    int64_t notes_out, tokens_out;
+    double t0, last_progress;
+    int progress;
+} gen_ctx;
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static void free_note(note *n) {
+    free(n->id), free(n->species), free(n->text), free(n->gen);
+    mp_free_strs(n->gold, n->n_gold);
+    vet_labels_free_list(n->pred, n->n_pred);
+    memset(n, 0, sizeof *n);
+}
+
+static note *push_note(gen_ctx *c) {
+    if (c->n_pending == c->cap_pending) {
+        size_t cap = c->cap_pending ? 2 * c->cap_pending : 32;
+        note *p = realloc(c->pend, cap * sizeof *p);
+        if (!p) return NULL;
+        c->pend = p, c->cap_pending = cap;
+    }
+    note *n = &c->pend[c->n_pending++];
+    memset(n, 0, sizeof *n);
+    return n;
+}
+
+// An array of arrays of strings (packed `codes`), element k.
+static int str_array_at(const msgpack_object *rec, const char *key, int k, char ***out, size_t *n,
+                        vet_err *err) {
+    const msgpack_object *o = mp_get(rec, key);
+    if (!o || o->type != MSGPACK_OBJECT_ARRAY || (uint32_t)k >= o->via.array.size)
+        return vet_errf(err, "field %s lacks entry %d", key, k);
+    const msgpack_object *a = &o->via.array.ptr[k];
+    if (a->type != MSGPACK_OBJECT_ARRAY) return vet_errf(err, "field %s[%d] is not an array", key, k);
+    *n = a->via.array.size;
+    *out = calloc(*n ? *n : 1, sizeof(char *));
+    for (size_t i = 0; i < *n; i++) {
+        const msgpack_object *s = &a->via.array.ptr[i];
+        if (s->type != MSGPACK_OBJECT_STR) {
+            mp_free_strs(*out, i);
+            return vet_errf(err, "field %s[%d][%zu] is not a string", key, k, i);
+        }
+        (*out)[i] = strndup(s->via.str.ptr, s->via.str.size);
+    }
+    return 0;
+}
+
+static char *str_at(const msgpack_object *rec, const char *key, int k) {
+    const msgpack_object *o = mp_get(rec, key);
+    if (!o || o->type != MSGPACK_OBJECT_ARRAY || (uint32_t)k >= o->via.array.size ||
+        o->via.array.ptr[k].type != MSGPACK_OBJECT_STR)
+        return NULL;
+    return strndup(o->via.array.ptr[k].via.str.ptr, o->via.array.ptr[k].via.str.size);
+}
+
+static void free_row(gen_ctx *c) {
+    free(c->row_tokens), free(c->row_starts), free(c->row_plens);
+    c->row_tokens = c->row_starts = c->row_plens = NULL;
+    c->row_sample = c->row_samples = 0;
+}
+
+static int bad_record(gen_ctx *c, vet_err *err) {
+    c->status = EXIT_BAD_INPUT;
+    return vet_err_prefix(err, "%s: record %llu", vet_reader_path(c->r),
+                          (unsigned long long)vet_reader_records(c->r));
+}
+
+// The next prompt: one per `tokens` record, one per sample of a `packed` row.
+static int next_prompt(void *ctx, vet_gen_prompt *p, vet_err *err) {
+    gen_ctx *c = ctx;
+    free(c->prompt);
+    c->prompt = NULL;
+    while (c->packed && c->row_sample >= c->row_samples) {
+        free_row(c);
+        int rc = vet_reader_next(c->r, &c->rec, err);
+        if (rc <= 0) {
+            if (rc < 0) c->status = EXIT_BAD_INPUT;
+            return rc;
+        }
+        size_t ns, np;
+        if (mp_get_i32_array(c->rec, "tokens", &c->row_tokens, &c->row_n, err) ||
+            mp_get_i32_array(c->rec, "starts", &c->row_starts, &ns, err) ||
+            mp_get_i32_array(c->rec, "prompt_lens", &c->row_plens, &np, err))
+            return bad_record(c, err);
+        if (ns != np || ns == 0) {
+            vet_errf(err, "starts has %zu entries but prompt_lens %zu", ns, np);
+            return bad_record(c, err);
+        }
+        c->row_samples = (int)ns;
+    }
+    note *n = push_note(c);
+    if (!n) {
+        c->status = EXIT_BAD_INPUT;
+        return vet_errf(err, "out of memory");
+    }
+    if (c->packed) {
+        int k = c->row_sample++;
+        n->id = str_at(c->rec, "ids", k);
+        n->species = str_at(c->rec, "species", k);
+        if (!n->id) {
+            vet_errf(err, "field ids lacks entry %d", k);
+            return bad_record(c, err);
+        }
+        if (str_array_at(c->rec, "codes", k, &n->gold, &n->n_gold, err)) return bad_record(c, err);
+        int start = c->row_starts[k], len = c->row_plens[k];
+        int end = k + 1 < c->row_samples ? c->row_starts[k + 1] : (int)c->row_n;
+        if (start < 0 || len <= 0 || start + len > end) {
+            vet_errf(err, "sample %d: prompt of %d tokens at %d does not fit its sample [%d, %d)", k, len,
+                     start, start, end);
+            return bad_record(c, err);
+        }
+        p->prompt = c->row_tokens + start, p->n_prompt = len;
+    } else {
+        int rc = vet_reader_next(c->r, &c->rec, err);
+        if (rc <= 0) {
+            c->n_pending--;  // the note pushed above does not exist
+            if (rc < 0) c->status = EXIT_BAD_INPUT;
+            return rc;
+        }
+        size_t np;
+        if (!(n->id = mp_get_strdup(c->rec, "id", err)) ||
+            mp_get_str_array(c->rec, "codes", &n->gold, &n->n_gold, err) ||
+            mp_get_i32_array(c->rec, "prompt", &c->prompt, &np, err))
+            return bad_record(c, err);
+        const msgpack_object *sp = mp_get(c->rec, "species");
+        n->species = sp && sp->type == MSGPACK_OBJECT_STR ? strndup(sp->via.str.ptr, sp->via.str.size) : NULL;
+        if (np == 0) {
+            vet_errf(err, "note %s has an empty prompt", n->id);
+            return bad_record(c, err);
+        }
+        p->prompt = c->prompt, p->n_prompt = (int)np;
+    }
+    if (!n->species) n->species = strdup("");
+    for (int i = 0; i < p->n_prompt; i++)
+        if (p->prompt[i] < 0 || p->prompt[i] >= c->V) {
+            vet_errf(err, "note %s: prompt token %d is outside the model's vocabulary [0, %d) (was the "
+                          "input tokenized for this model?)", n->id, p->prompt[i], c->V);
+            return bad_record(c, err);
+        }
+    p->tag = c->n_read++;
+    return 1;
+}
+
+static int write_note(gen_ctx *c, const note *n, vet_err *err) {
+    msgpack_packer *pk = vet_writer_packer(c->w);
+    msgpack_pack_map(pk, 8);
+    mp_kv_str(pk, "id", n->id);
+    mp_kv_str(pk, "species", n->species);
+    mp_kv_str_array(pk, "gold", n->gold, n->n_gold);
+    mp_kv_str_array(pk, "pred", n->pred, n->n_pred);
+    mp_kv_str(pk, "text", n->text);
+    mp_kv_int(pk, "tokens", n->n_gen);
+    mp_kv_double(pk, "ms", n->ms);
+    mp_kv_i32_array(pk, "generated", n->gen, (size_t)n->n_gen);
+    if (vet_writer_record_end(c->w, err)) {
+        c->status = EXIT_IO;
+        return -1;
+    }
+    return 0;
+}
+
+static void show_progress(gen_ctx *c, int final) {
+    double t = now_s() - c->t0;
+    if (!final && t - c->last_progress < 0.5) return;
+    c->last_progress = t;
+    fprintf(stderr, "%svet-generate: %lld notes, %lld tokens, %.1f tokens/s%s", final ? "" : "\r",
+            (long long)c->notes_out, (long long)c->tokens_out, t > 0 ? c->tokens_out / t : 0.0,
+            final ? "" : "   ");
+    if (final) fprintf(stderr, " (%.1f s)\n", t);
+}
+
+// A finished note: decode its text, find its labels, write every note now due in order.
+static int note_done(void *ctx, const vet_gen_result *r, vet_err *err) {
+    gen_ctx *c = ctx;
+    note *n = &c->pend[r->tag - c->base];
+    n->gen = malloc((size_t)(r->n_ids + 1) * sizeof(int32_t));
+    int32_t *keep = malloc((size_t)(r->n_ids + 1) * sizeof(int32_t));
+    if (!n->gen || !keep) {
+        free(keep);
+        c->status = EXIT_BAD_INPUT;
+        return vet_errf(err, "out of memory");
+    }
+    memcpy(n->gen, r->ids, (size_t)r->n_ids * sizeof(int32_t));
+    n->n_gen = r->n_ids, n->ms = r->ms;
+    // The text: EOS and ids the tokenizer does not know (a model vocabulary padded beyond it)
+    // are left out.
+    int nk = 0, sv = vet_spm_vocab_size(c->spm);
+    for (int i = 0; i < r->n_ids; i++) {
+        int is_eos = 0;
+        for (int e = 0; e < c->n_eos; e++) is_eos |= r->ids[i] == c->eos[e];
+        if (!is_eos && r->ids[i] < sv) keep[nk++] = r->ids[i];
+    }
+    n->text = vet_spm_decode(c->spm, keep, (size_t)nk, err);
+    free(keep);
+    if (!n->text) {
+        c->status = EXIT_BAD_INPUT;
+        return -1;
+    }
+    if (vet_labels_extract(c->vocab, n->text, strlen(n->text), &n->pred, &n->n_pred, NULL, err)) {
+        c->status = EXIT_BAD_INPUT;
+        return -1;
+    }
+    n->done = 1;
+    size_t k = 0;
+    for (; k < c->n_pending && c->pend[k].done; k++) {
+        if (write_note(c, &c->pend[k], err)) return -1;
+        c->notes_out++, c->tokens_out += c->pend[k].n_gen;
+        free_note(&c->pend[k]);
+    }
+    if (k) {
+        memmove(c->pend, c->pend + k, (c->n_pending - k) * sizeof *c->pend);
+        c->n_pending -= k, c->base += (int64_t)k;
+    }
+    if (c->progress) show_progress(c, 0);
+    return 0;
+}
+
+// ---------------------------------------------------------------------------------------
+
+static vet_labels *load_codes(const char *path) {
+    FILE *f = fopen(path, "r");
+    if (!f) cli_fail(EXIT_IO, "%s: cannot open", path);
+    vet_err err;
+    vet_labels *v = vet_codes_load(f, path, &err);
+    fclose(f);
+    if (!v) cli_fail(EXIT_BAD_INPUT, "%s", err.msg);
+    return v;
+}
+
+static int io_status(const char *msg) {
+    return strstr(msg, "cannot open") || strstr(msg, "No such file") || strstr(msg, "missing file") ? EXIT_IO
+                                                                                                    : EXIT_BAD_INPUT;
+}
+
+static long parse_long(const char *s, const char *flag, long lo, long hi) {
+    char *end;
+    long v = strtol(s, &end, 10);
+    if (!*s || *end || v < lo || v > hi) cli_usage_error("%s wants an integer in [%ld, %ld], got '%s'", flag, lo, hi, s);
+    return v;
+}
+
+static float parse_float(const char *s, const char *flag, float lo, float hi) {
+    char *end;
+    float v = strtof(s, &end);
+    if (!*s || *end || !(v >= lo && v <= hi)) cli_usage_error("%s wants a number in [%g, %g], got '%s'", flag, lo, hi, s);
+    return v;
+}
+
+int main(int argc, char **argv) {
+    cli_prog = "vet-generate";
+    enum { OPT_TEMP = 256, OPT_TOPP, OPT_TOPK, OPT_SEED, OPT_CONSTRAIN, OPT_CODES };
+    static const struct option opts[] = {
+        {"model", required_argument, 0, 'm'},   {"adapter", required_argument, 0, 'a'},
+        {"spm", required_argument, 0, 's'},     {"output", required_argument, 0, 'o'},
+        {"max-new", required_argument, 0, 'n'}, {"batch", required_argument, 0, 'b'},
+        {"temperature", required_argument, 0, OPT_TEMP}, {"top-p", required_argument, 0, OPT_TOPP},
+        {"top-k", required_argument, 0, OPT_TOPK}, {"seed", required_argument, 0, OPT_SEED},
+        {"constrain", required_argument, 0, OPT_CONSTRAIN}, {"codes", required_argument, 0, OPT_CODES},
+        {"threads", required_argument, 0, 't'}, {"quiet", no_argument, 0, 'q'},
+        {"help", no_argument, 0, 'h'},          {"version", no_argument, 0, 'V'},
+        {0, 0, 0, 0},
+    };
+    const char *model_dir = NULL, *adapter = NULL, *spm_path = NULL, *out = "-", *constrain_path = NULL;
+    const char *codes_path = NULL;
+    int max_new = 100, batch = 8, threads = 0, quiet = 0, c;
+    vet_sampling sampling = {0.0f, 1.0f, 0};
+    uint64_t seed = 0;
+    while ((c = getopt_long(argc, argv, "m:a:s:o:n:b:t:qhV", opts, NULL)) != -1) {
+        switch (c) {
+        case 'm': model_dir = optarg; break;
+        case 'a': adapter = optarg; break;
+        case 's': spm_path = optarg; break;
+        case 'o': out = optarg; break;
+        case 'n': max_new = (int)parse_long(optarg, "--max-new", 0, 1 << 20); break;
+        case 'b': batch = (int)parse_long(optarg, "--batch", 1, 4096); break;
+        case 't': threads = (int)parse_long(optarg, "--threads", 0, 1024); break;
+        case OPT_TEMP: sampling.temperature = parse_float(optarg, "--temperature", 0.0f, 1e6f); break;
+        case OPT_TOPP: sampling.top_p = parse_float(optarg, "--top-p", 0.0f, 1.0f); break;
+        case OPT_TOPK: sampling.top_k = (int)parse_long(optarg, "--top-k", 0, 1 << 30); break;
+        case OPT_SEED: seed = (uint64_t)parse_long(optarg, "--seed", 0, 0x7fffffffffffffffL); break;
+        case OPT_CONSTRAIN: constrain_path = optarg; break;
+        case OPT_CODES: codes_path = optarg; break;
+        case 'q': quiet = 1; break;
+        case 'h': usage();
+        case 'V': cli_version();
+        default: cli_usage_error("unknown option");
+        }
+    }
+    if (!model_dir) cli_usage_error("--model DIR is required");
+    if (argc - optind > 1) cli_usage_error("one input at most (got %d)", argc - optind);
+    const char *in_path = optind < argc ? argv[optind] : "-";
+    // Default: OMP_NUM_THREADS when set, else every core.
+    const char *omp_env = getenv("OMP_NUM_THREADS");
+    vet_set_threads(threads > 0 || !omp_env ? threads : atoi(omp_env));
+    vet_err err;
+
+    // Input first: a wrong stream should fail before a model is loaded.
+    vet_reader *r = vet_reader_open(in_path, NULL, &err);
+    if (!r) cli_fail(io_status(err.msg), "%s", err.msg);
+    const char *kind = vet_reader_kind(r);
+    if (strcmp(kind, "tokens") != 0 && strcmp(kind, "packed") != 0)
+        cli_fail(EXIT_BAD_INPUT, "%s: a stream of kind '%s'; vet-generate reads 'tokens' (vet-tokenize) or "
+                 "'packed' (vet-pack --no-pack)", vet_reader_path(r), kind);
+    const msgpack_object *h = vet_reader_header(r);
+    const msgpack_object *tok = mp_get(h, "tokenizer"), *tpl = mp_get(h, "template");
+    const char *in_sha = NULL;
+    size_t in_sha_len = 0;
+    if (!tok || mp_get_str(tok, "sha256", &in_sha, &in_sha_len, &err))
+        cli_fail(EXIT_BAD_INPUT, "%s: header lacks tokenizer.sha256 (not made by vet-tokenize?)", vet_reader_path(r));
+    char *prefix = NULL;
+    if (tpl && tpl->type == MSGPACK_OBJECT_MAP && mp_get(tpl, "response_prefix"))
+        prefix = mp_get_strdup(tpl, "response_prefix", &err);
+    if (!prefix) prefix = strdup(DEFAULT_PREFIX);
+
+    // The tokenizer, and the check that the input was made with it.
+    char spm_default[4096];
+    if (!spm_path) {
+        snprintf(spm_default, sizeof spm_default, "%s/tokenizer.model", model_dir);
+        spm_path = spm_default;
+    }
+    vet_spm *spm = vet_spm_load(spm_path, &err);
+    if (!spm) cli_fail(EXIT_IO, "%s", err.msg);
+    const char *sha = vet_spm_sha256(spm);
+    if (strlen(sha) != in_sha_len || strncmp(sha, in_sha, in_sha_len) != 0)
+        cli_fail(EXIT_BAD_INPUT, "tokenizer mismatch: %s was tokenized with a tokenizer of sha256 %.*s, but %s has "
+                 "sha256 %s (tokenize with %s, or give the right one with --spm)", vet_reader_path(r),
+                 (int)in_sha_len, in_sha, vet_spm_path(spm), sha, vet_spm_path(spm));
+
+    vet_labels *ctable = constrain_path ? load_codes(constrain_path) : NULL;
+    // The labels to find in the text: the --codes table and the --constrain table together.
+    vet_labels *vocab = codes_path ? load_codes(codes_path) : NULL;
+    if (vocab && ctable)
+        for (size_t i = 0; i < vet_labels_count(ctable); i++) {
+            const char *l = vet_labels_label(ctable, i);
+            if (vet_labels_add(vocab, l, vet_labels_term(ctable, l), &err))
+                cli_fail(EXIT_BAD_INPUT, "%s: %s", constrain_path, err.msg);
+        }
+    const vet_labels *label_vocab = vocab ? vocab : ctable;
+
+    // The model, with the adapter merged in.
+    vet_model m;
+    if (vet_model_load(&m, model_dir, &err)) cli_fail(io_status(err.msg), "%s", err.msg);
+    if (adapter) {
+        if (vet_adapter_load(&m, adapter, &err)) cli_fail(io_status(err.msg), "%s", err.msg);
+        vet_model_merge_lora(&m);
+    }
+    int V = m.cfg.vocab_size;
+    int32_t eos[9];
+    int n_eos = 0;
+    for (int i = 0; i < m.cfg.n_eos; i++) eos[n_eos++] = m.cfg.eos_ids[i];
+    int spm_eos = vet_spm_eos_id(spm), have = 0;
+    for (int i = 0; i < n_eos; i++) have |= eos[i] == spm_eos;
+    if (spm_eos >= 0 && spm_eos < V && !have) eos[n_eos++] = spm_eos;
+
+    vet_constrain *cons = NULL;
+    if (ctable) {
+        size_t nl = vet_labels_count(ctable);
+        char **labels = malloc((nl ? nl : 1) * sizeof *labels);
+        for (size_t i = 0; i < nl; i++) labels[i] = (char *)vet_labels_label(ctable, i);
+        char **pieces = vet_constrain_spm_pieces(spm, V, &err);
+        if (!pieces) cli_fail(EXIT_BAD_INPUT, "%s", err.msg);
+        cons = vet_constrain_new(prefix, labels, nl, pieces, V, eos, n_eos, &err);
+        vet_constrain_free_pieces(pieces, V);
+        free(labels);
+        if (!cons) cli_fail(EXIT_BAD_INPUT, "%s: %s", constrain_path, err.msg);
+    }
+
+    // The output header: what made these predictions.
+    vet_writer *w = vet_writer_open(out, "predictions", "vet-generate", &err);
+    if (!w) cli_fail(EXIT_IO, "%s", err.msg);
+    msgpack_packer *pk = vet_writer_packer(w);
+    vet_writer_header_begin(w, tpl ? 6 : 5);
+    mp_kv_str(pk, "model", model_dir);
+    mp_key(pk, "adapter");
+    if (adapter) mp_str(pk, adapter);
+    else msgpack_pack_nil(pk);
+    mp_key(pk, "tokenizer");
+    msgpack_pack_object(pk, *tok);
+    if (tpl) {
+        mp_key(pk, "template");
+        msgpack_pack_object(pk, *tpl);
+    }
+    mp_kv_str(pk, "source", in_path);
+    mp_key(pk, "decoding");
+    msgpack_pack_map(pk, 8);
+    mp_kv_str(pk, "mode", sampling.temperature > 0 ? "sample" : "greedy");
+    mp_kv_double(pk, "temperature", sampling.temperature);
+    mp_kv_double(pk, "top_p", sampling.top_p);
+    mp_kv_int(pk, "top_k", sampling.top_k);
+    mp_kv_int(pk, "seed", (int64_t)seed);
+    mp_kv_int(pk, "max_new", max_new);
+    mp_kv_int(pk, "batch", batch);
+    mp_key(pk, "constrain");
+    if (constrain_path) mp_str(pk, constrain_path);
+    else msgpack_pack_nil(pk);
+    if (vet_writer_header_end(w, &err)) {
+        vet_writer_abort(w);
+        cli_fail(EXIT_IO, "%s", err.msg);
+    }
+
+    gen_ctx ctx = {0};
+    ctx.r = r, ctx.packed = strcmp(kind, "packed") == 0, ctx.V = V;
+    ctx.w = w, ctx.spm = spm, ctx.vocab = label_vocab, ctx.eos = eos, ctx.n_eos = n_eos;
+    ctx.t0 = now_s(), ctx.progress = !quiet && cli_stderr_is_tty();
+    vet_gen_opts o = {sampling, seed, max_new, eos, n_eos, cons};
+    int rc = vet_generate(&m, &o, batch, next_prompt, note_done, &ctx, &err);
+    if (ctx.progress) fputc('\n', stderr);
+    if (rc == 0 && vet_writer_close(w, &err)) {
+        ctx.status = EXIT_IO;
+        rc = -1;
+        w = NULL;
+    }
+    if (rc) {
+        if (w) vet_writer_abort(w);
+        cli_warn("%s", err.msg);
+    } else if (!quiet) {
+        show_progress(&ctx, 1);
+    }
+    for (size_t i = 0; i < ctx.n_pending; i++) free_note(&ctx.pend[i]);
+    free(ctx.pend);
+    free(ctx.prompt);
+    free_row(&ctx);
+    vet_reader_close(r);
+    vet_constrain_free(cons);
+    vet_labels_free(ctable);
+    vet_labels_free(vocab);
+    vet_model_free(&m);
+    vet_spm_free(spm);
+    free(prefix);
+    if (rc) return ctx.status ? ctx.status : EXIT_BAD_INPUT;
+    return EXIT_OK;
+}
