@@ -9,7 +9,7 @@
 # Stages and the files they leave in OUT:
 #   tokenizer  OUT/tokenizer.model          only without SPM and BASE: trained on the training notes
 #   tokenize   OUT/notes.tok.msgpack.zst    (NOTES) or OUT/{train,val,test}.tok.msgpack.zst
-#   pack       OUT/packed/{train,val,test}.msgpack.zst   packed rows, grouped 80/10/10 split
+#   pack       OUT/packed/{train,val,test}.msgpack.zst   packed rows, grouped, stratified 80/10/10 split
 #              OUT/rows/test.msgpack.zst    the test split one sample per row (for generation)
 #   train      OUT/model/                   PEFT adapter (BASE) or HF model (INIT); OUT/train.done
 #   generate   OUT/predictions.msgpack.zst  the test split's generated diagnoses
@@ -32,7 +32,7 @@ CODES     ?=
 VOCAB     ?= 1024
 SEED      ?= 1
 TOKENIZE_ARGS ?=
-PACK_ARGS ?= --split 80/10/10 --group-by note --seq-len 512 --seed $(SEED)
+PACK_ARGS ?= --split 80/10/10 --group-by note --stratify codes --seq-len 512 --seed $(SEED)
 # From scratch (INIT) the defaults are tuned for the tiny preset on a CPU (docs/results.md);
 # with BASE they are the reference recipe's (vet-train's own defaults).
 TRAIN_ARGS ?= $(if $(BASE),,--epochs 6 --lr 3e-3 --batch-size 4 --grad-accum 2 --warmup-ratio 0.05 --weight-decay 0.1)
@@ -60,17 +60,29 @@ CODES_FLAG := $(if $(CODES),--codes $(CODES))
 all: eval
 
 # --- arguments as files: OUT/.args/STAGE changes only when the stage's arguments do --------
-# Written when the makefile is read (not by a recipe), so `make -n` and `make -q` see the
-# truth: a stage whose arguments changed is older than its arguments file.
+# Compared when the makefile is read, so `make -n` and `make -q` tell the truth. A real run
+# rewrites a changed file (then older outputs rebuild); a dry run (-n, -q) writes nothing and
+# marks a changed stage out of date instead, so it leaves no trace.
 args = $(OUT)/.args/$(1)
-stage_args = $(shell mkdir -p $(OUT)/.args && { printf '%s\n' '$(2)' | cmp -s - $(OUT)/.args/$(1) || \
-               printf '%s\n' '$(2)' >$(OUT)/.args/$(1); })
-$(call stage_args,tokenizer,$(VOCAB) $(TOKENIZE_ARGS))
-$(call stage_args,tokenize,$(SPM) $(TOKENIZE_ARGS))
-$(call stage_args,pack,$(PACK_ARGS))
-$(call stage_args,train,$(MODEL_FLAG) $(TRAIN_ARGS))
-$(call stage_args,generate,$(GEN_MODEL) $(CODES_FLAG) $(GEN_ARGS))
-$(call stage_args,eval,$(CODES_FLAG) $(EVAL_ARGS))
+DRY_RUN := $(findstring n,$(firstword -$(MAKEFLAGS)))$(findstring q,$(firstword -$(MAKEFLAGS)))
+args_changed = $(shell printf '%s\n' '$(2)' | cmp -s - $(call args,$(1)) 2>/dev/null || echo 1)
+define stage_args
+ifneq ($(call args_changed,$(1),$(2)),)
+  ifeq ($(DRY_RUN),)
+    $$(shell mkdir -p $(OUT)/.args && printf '%s\n' '$(2)' >$(call args,$(1)))
+  else
+    $(call args,$(1)): ARGS_CHANGED
+	@: the $(1) arguments changed
+  endif
+endif
+endef
+$(eval $(call stage_args,tokenizer,$(VOCAB) $(TOKENIZE_ARGS)))
+$(eval $(call stage_args,tokenize,$(SPM) $(TOKENIZE_ARGS)))
+$(eval $(call stage_args,pack,$(PACK_ARGS)))
+$(eval $(call stage_args,train,$(MODEL_FLAG) $(TRAIN_ARGS)))
+$(eval $(call stage_args,generate,$(GEN_MODEL) $(CODES_FLAG) $(GEN_ARGS)))
+$(eval $(call stage_args,eval,$(CODES_FLAG) $(EVAL_ARGS)))
+.PHONY: ARGS_CHANGED
 
 # --- tokenizer: only when neither SPM nor BASE names one ------------------------------------
 # The project's LLaMA-like settings (mk/data.mk explains them), trained on the training notes
@@ -132,8 +144,8 @@ $(OUT)/predictions.msgpack.zst: $(OUT)/train.done $(OUT)/rows/test.msgpack.zst $
 generate: $(OUT)/predictions.msgpack.zst
 
 # --- eval ----------------------------------------------------------------------------------------
+# metrics.json is kept even when --fail-under in EVAL_ARGS fails the stage (exit 4).
 $(OUT)/metrics.json: $(OUT)/predictions.msgpack.zst $(call args,eval)
-	@# metrics.json is kept even when --fail-under in EVAL_ARGS fails the stage (exit 4)
 	$(V)vet-eval $(CODES_FLAG) $(EVAL_ARGS) --baseline-from $(OUT)/packed/train.msgpack.zst \
 	  --json $@.tmp $(OUT)/predictions.msgpack.zst >$(OUT)/metrics.txt; status=$$?; \
 	  cat $(OUT)/metrics.txt; [ -f $@.tmp ] && mv $@.tmp $@; exit $$status

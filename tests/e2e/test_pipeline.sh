@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# test_pipeline.sh — pipelines/vet.mk end to end: the demo pipeline on a reduced budget, stage
+# dependencies (rerunning a stage rebuilds only what depends on it), and the DLO notes with a
+# regression floor on accuracy (when ../shared is there).
+set -u
+: "${VET_BIN:?}" "${VET_TOP:?}"
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/vet-pipeline.XXXXXX")
+trap 'rm -rf "$tmp"' EXIT
+ok() { echo "ok $1"; }
+fail() { echo "not ok $1"; }
+check() { local name=$1; shift; if "$@"; then ok "$name"; else fail "$name"; fi; }
+pipe() { make --no-print-directory -s -f "$VET_TOP/pipelines/vet.mk" VET_BIN="$VET_BIN" "$@"; }
+json() { /usr/bin/python3 -c "import json,sys; print(json.load(open(sys.argv[1]))$2)" "$1"; }
+
+"$VET_BIN/vet-synth" -d "$VET_TOP/data/diseases.tsv" -n 600 --seed 5 -o "$tmp/notes.csv" || exit 1
+small=(OUT="$tmp/out" NOTES="$tmp/notes.csv" CODES="$VET_TOP/data/codes.tsv" VOCAB=512
+       TRAIN_ARGS="--epochs 4 --lr 3e-3 --batch-size 4 --grad-accum 1 -q" GEN_ARGS="--batch 16 -q"
+       EVAL_ARGS="--bootstrap 100")
+
+# 1. The whole pipeline: every intermediate file and metrics.json, better than the baseline.
+whole_ok() {
+    pipe "${small[@]}" >"$tmp/log" 2>&1 || { tail -20 "$tmp/log" >&2; return 1; }
+    for f in tokenizer.model notes.tok.msgpack.zst packed/train.msgpack.zst packed/val.msgpack.zst \
+             packed/test.msgpack.zst rows/test.msgpack.zst model/model.safetensors predictions.msgpack.zst \
+             metrics.json metrics.txt; do
+        [ -s "$tmp/out/$f" ] || { echo "missing $f" >&2; return 1; }
+    done
+    local acc base
+    acc=$(json "$tmp/out/metrics.json" '["accuracy"]')
+    base=$(json "$tmp/out/metrics.json" '["baseline"]["accuracy"]')
+    echo "reduced demo: accuracy $acc, baseline $base" >&2
+    /usr/bin/python3 -c "import sys; sys.exit(0 if float('$acc') > float('$base') + 0.1 else 1)"
+}
+check pipeline_whole_job whole_ok
+
+# 2. Up to date after a run; a stage's input or arguments rerun it and what follows, nothing before.
+stages() { make --no-print-directory -f "$VET_TOP/pipelines/vet.mk" VET_BIN="$VET_BIN" "$@" -n 2>/dev/null | grep -oE 'vet-(tokenize|pack|train|generate|eval)|spm_train' | sort -u | tr '\n' ' '; }
+deps_ok() {
+    pipe "${small[@]}" -q || { echo "not up to date after a run" >&2; return 1; }
+    local s
+    s=$(stages "${small[@]}" GEN_ARGS="--batch 4 -q")
+    [ "$s" = "vet-eval vet-generate " ] || { echo "GEN_ARGS change reran: $s" >&2; return 1; }
+    s=$(stages "${small[@]}" TRAIN_ARGS="--epochs 3 -q")
+    [ "$s" = "vet-eval vet-generate vet-train " ] || { echo "TRAIN_ARGS change reran: $s" >&2; return 1; }
+    # Put the arguments back as they were: nothing to do again.
+    pipe "${small[@]}" -q || { echo "not up to date with the original arguments" >&2; return 1; }
+    touch "$tmp/out/notes.tok.msgpack.zst"
+    s=$(stages "${small[@]}")
+    [ "$s" = "vet-eval vet-generate vet-pack vet-train " ] || { echo "touching tokens reran: $s" >&2; return 1; }
+    # One stage by name runs that stage (and what it needs) only.
+    pipe "${small[@]}" pack >/dev/null 2>&1 || return 1
+    s=$(stages "${small[@]}")
+    [ "$s" = "vet-eval vet-generate vet-train " ] || { echo "after 'pack': $s" >&2; return 1; }
+}
+check pipeline_stage_dependencies deps_ok
+
+# 3. A failing stage leaves no output under its final name, and the run stops there.
+failure_ok() {
+    cp "$tmp/notes.csv" "$tmp/bad.csv" && printf '"unterminated,Cow,fever\n' >>"$tmp/bad.csv"
+    pipe OUT="$tmp/bad" NOTES="$tmp/bad.csv" SPM="$tmp/out/tokenizer.model" >/dev/null 2>&1 && return 1
+    [ ! -e "$tmp/bad/notes.tok.msgpack.zst" ] && [ ! -e "$tmp/bad/packed" ]
+}
+check pipeline_stops_at_bad_input failure_ok
+
+# 4. The real DLO notes (grouped, stratified split), trained from scratch with the defaults:
+# accuracy must stay above a regression floor (the measured figure is in docs/results.md).
+if [ -n "${VET_SHARED:-}" ] && [ -f "$VET_SHARED/data/dlo/dlo_notes.csv" ]; then
+    dlo_ok() {
+        pipe OUT="$tmp/dlo" NOTES="$VET_SHARED/data/dlo/dlo_notes.csv" CODES="$VET_SHARED/data/dlo/codes.tsv" \
+            GEN_ARGS="--batch 16 -q" EVAL_ARGS="--bootstrap 200 --fail-under 0.75" >"$tmp/dlo.log" 2>&1
+        local status=$?
+        grep -E '^(accuracy|baseline)' "$tmp/dlo.log" >&2
+        [ $status -eq 0 ]
+    }
+    check pipeline_dlo_accuracy_floor dlo_ok
+else
+    echo "skip pipeline_dlo_accuracy_floor: no ../shared/data/dlo"
+fi
