@@ -1,0 +1,105 @@
+// common.cuh — what every kernels/*.cu shares: the context, error checks, reductions.
+//
+// Errors: a CUDA or cuBLAS call that fails becomes one vet_err line `file:line: what failed:
+// the runtime's reason` and the op returns -1; nothing here prints or exits (lib/err.h).
+#ifndef VET_COMMON_CUH
+#define VET_COMMON_CUH
+
+#include <cublas_v2.h>
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+#include <float.h>
+#include <math.h>
+
+#include "ops_cuda.h"
+
+// The context behind vet_cuda (ops_cuda.h): one device, one stream, one cuBLAS handle bound
+// to that stream. Every op of a context is ordered on its stream.
+struct vet_cuda {
+    int dev;
+    cudaStream_t stream;
+    cublasHandle_t blas;
+};
+
+static inline int ceil_div(long long a, long long b) { return (int)((a + b - 1) / b); }
+
+const char *vet_cublas_status_string(cublasStatus_t s);  // context.cu
+
+// `CUDA_TRY(cudaMalloc(...), err)`: returns -1 from the calling function with the error named.
+#define CUDA_TRY(call, err)                                                                     \
+    do {                                                                                        \
+        cudaError_t e_ = (call);                                                                \
+        if (e_ != cudaSuccess)                                                                  \
+            return vet_errf((err), "%s:%d: %s: %s", __FILE__, __LINE__, #call,                  \
+                            cudaGetErrorString(e_));                                            \
+    } while (0)
+
+#define CUBLAS_TRY(call, err)                                                                   \
+    do {                                                                                        \
+        cublasStatus_t s_ = (call);                                                             \
+        if (s_ != CUBLAS_STATUS_SUCCESS)                                                        \
+            return vet_errf((err), "%s:%d: %s: %s", __FILE__, __LINE__, #call,                  \
+                            vet_cublas_status_string(s_));                                      \
+    } while (0)
+
+// After a <<<...>>> launch: a bad configuration or an earlier asynchronous failure shows here.
+// cudaGetLastError also clears a non-sticky error, so the next op starts clean.
+#define LAUNCH_CHECK(what, err)                                                                 \
+    do {                                                                                        \
+        cudaError_t e_ = cudaGetLastError();                                                    \
+        if (e_ != cudaSuccess)                                                                  \
+            return vet_errf((err), "%s:%d: launching %s: %s", __FILE__, __LINE__, (what),       \
+                            cudaGetErrorString(e_));                                            \
+    } while (0)
+
+// Kernels that need more than the default 48 KB of dynamic shared memory must say so once.
+#define SMEM_OPT_IN(kernel, bytes, err)                                                         \
+    do {                                                                                        \
+        if ((bytes) > 48 * 1024)                                                                \
+            CUDA_TRY(cudaFuncSetAttribute((kernel), cudaFuncAttributeMaxDynamicSharedMemorySize, \
+                                          (int)(bytes)),                                        \
+                     err);                                                                      \
+    } while (0)
+
+#define CHECK_CTX(ctx, err)                                                                     \
+    do {                                                                                        \
+        if (!(ctx)) return vet_errf((err), "%s:%d: no CUDA context (vet_cuda_new first)",       \
+                                    __FILE__, __LINE__);                                        \
+    } while (0)
+
+// --- reductions ---------------------------------------------------------------------------------
+// Warp-level: every lane ends with the result. Order is fixed (butterfly), so a kernel is
+// deterministic run to run.
+template <typename T> __device__ inline T warp_sum(T x) {
+    for (int o = 16; o > 0; o >>= 1) x += __shfl_xor_sync(0xffffffffu, x, o);
+    return x;
+}
+__device__ inline float warp_max(float x) {
+    for (int o = 16; o > 0; o >>= 1) x = fmaxf(x, __shfl_xor_sync(0xffffffffu, x, o));
+    return x;
+}
+
+// Block-level sum for blockDim.x a multiple of 32 (<= 1024); every thread gets the result.
+// `shared` holds 32 slots. Ends with a barrier so `shared` can be reused right after.
+template <typename T> __device__ inline T block_sum(T x, T *shared) {
+    int lane = threadIdx.x % 32, warp = threadIdx.x / 32, nwarps = blockDim.x / 32;
+    x = warp_sum(x);
+    if (lane == 0) shared[warp] = x;
+    __syncthreads();
+    T v = lane < nwarps ? shared[lane] : (T)0;
+    v = warp_sum(v);
+    __syncthreads();
+    return v;
+}
+__device__ inline float block_max(float x, float *shared) {
+    int lane = threadIdx.x % 32, warp = threadIdx.x / 32, nwarps = blockDim.x / 32;
+    x = warp_max(x);
+    if (lane == 0) shared[warp] = x;
+    __syncthreads();
+    float v = lane < nwarps ? shared[lane] : -INFINITY;
+    v = warp_max(v);
+    __syncthreads();
+    return v;
+}
+
+#endif

@@ -1,0 +1,188 @@
+// elementwise.cu — the ops that touch each element once: bf16 conversion, embedding,
+// SwiGLU, residual add/scale, AdamW. One thread per element, grid-stride loops.
+#include "common.cuh"
+
+#define THREADS 256
+
+// Enough blocks to fill any GPU; grid-stride loops cover the rest.
+static int blocks_for(size_t n) {
+    size_t b = (n + THREADS - 1) / THREADS;
+    return (int)(b < 65536 ? (b ? b : 1) : 65536);
+}
+
+#define GRID_STRIDE(i, n) \
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < (n); i += (size_t)gridDim.x * blockDim.x)
+
+// --- bf16 <-> fp32 ------------------------------------------------------------------------------
+__global__ void f32_to_bf16_kernel(__nv_bfloat16 *out, const float *inp, size_t n) {
+    GRID_STRIDE(i, n) out[i] = __float2bfloat16_rn(inp[i]);  // nearest even, nan stays nan
+}
+__global__ void bf16_to_f32_kernel(float *out, const __nv_bfloat16 *inp, size_t n) {
+    GRID_STRIDE(i, n) out[i] = __bfloat162float(inp[i]);  // exact
+}
+
+extern "C" int f32_to_bf16_cuda(vet_cuda *ctx, uint16_t *out, const float *inp, size_t n,
+                                vet_err *err) {
+    CHECK_CTX(ctx, err);
+    if (n == 0) return 0;
+    f32_to_bf16_kernel<<<blocks_for(n), THREADS, 0, ctx->stream>>>((__nv_bfloat16 *)out, inp, n);
+    LAUNCH_CHECK("f32_to_bf16", err);
+    return 0;
+}
+extern "C" int bf16_to_f32_cuda(vet_cuda *ctx, float *out, const uint16_t *inp, size_t n,
+                                vet_err *err) {
+    CHECK_CTX(ctx, err);
+    if (n == 0) return 0;
+    bf16_to_f32_kernel<<<blocks_for(n), THREADS, 0, ctx->stream>>>(out, (const __nv_bfloat16 *)inp, n);
+    LAUNCH_CHECK("bf16_to_f32", err);
+    return 0;
+}
+
+// --- embedding ------------------------------------------------------------------------------------
+// out (N,C) = embed[tokens[n]] (V,C); element i of out is column i % C of row i / C.
+template <typename T>
+__global__ void embedding_forward_kernel(float *out, const int32_t *tokens, const T *embed, int N,
+                                         int C) {
+    size_t total = (size_t)N * C;
+    GRID_STRIDE(i, total) {
+        size_t n = i / C, c = i % C;
+        out[i] = (float)embed[(size_t)tokens[n] * C + c];
+    }
+}
+
+// One thread per column c walks the positions in order, exactly like the CPU loop: two
+// positions with the same token add into one row without atomics, and the sum has the CPU's
+// order, so the result is bit-identical. (Parallel over C only; fine for an op that runs once
+// per step, and only in full fine-tuning.)
+__global__ void embedding_backward_kernel(float *dembed, const float *dout, const int32_t *tokens,
+                                          int N, int C) {
+    int c = blockIdx.x * blockDim.x + threadIdx.x;
+    if (c >= C) return;
+    for (int n = 0; n < N; n++) dembed[(size_t)tokens[n] * C + c] += dout[(size_t)n * C + c];
+}
+
+extern "C" int embedding_forward_cuda(vet_cuda *ctx, float *out, const int32_t *tokens,
+                                      const float *embed, int N, int C, vet_err *err) {
+    CHECK_CTX(ctx, err);
+    if (N <= 0 || C <= 0) return 0;
+    embedding_forward_kernel<float>
+        <<<blocks_for((size_t)N * C), THREADS, 0, ctx->stream>>>(out, tokens, embed, N, C);
+    LAUNCH_CHECK("embedding_forward", err);
+    return 0;
+}
+
+extern "C" int embedding_forward_bf16_cuda(vet_cuda *ctx, float *out, const int32_t *tokens,
+                                           const uint16_t *embed, int N, int C, vet_err *err) {
+    CHECK_CTX(ctx, err);
+    if (N <= 0 || C <= 0) return 0;
+    embedding_forward_kernel<__nv_bfloat16><<<blocks_for((size_t)N * C), THREADS, 0, ctx->stream>>>(
+        out, tokens, (const __nv_bfloat16 *)embed, N, C);
+    LAUNCH_CHECK("embedding_forward_bf16", err);
+    return 0;
+}
+
+extern "C" int embedding_backward_cuda(vet_cuda *ctx, float *dembed, const float *dout,
+                                       const int32_t *tokens, int N, int C, vet_err *err) {
+    CHECK_CTX(ctx, err);
+    if (N <= 0 || C <= 0) return 0;
+    embedding_backward_kernel<<<ceil_div(C, THREADS), THREADS, 0, ctx->stream>>>(dembed, dout,
+                                                                                 tokens, N, C);
+    LAUNCH_CHECK("embedding_backward", err);
+    return 0;
+}
+
+// --- SwiGLU -----------------------------------------------------------------------------------------
+__global__ void swiglu_forward_kernel(float *out, const float *gate, const float *up, size_t n) {
+    GRID_STRIDE(i, n) {
+        float g = gate[i];
+        out[i] = g / (1.0f + expf(-g)) * up[i];  // silu(g) * up
+    }
+}
+
+__global__ void swiglu_backward_kernel(float *dgate, float *dup, const float *dout,
+                                       const float *gate, const float *up, size_t n) {
+    GRID_STRIDE(i, n) {
+        float g = gate[i], s = 1.0f / (1.0f + expf(-g));
+        dup[i] += dout[i] * (g * s);
+        dgate[i] += dout[i] * up[i] * (s * (1.0f + g * (1.0f - s)));  // d silu/dg
+    }
+}
+
+extern "C" int swiglu_forward_cuda(vet_cuda *ctx, float *out, const float *gate, const float *up,
+                                   size_t n, vet_err *err) {
+    CHECK_CTX(ctx, err);
+    if (n == 0) return 0;
+    swiglu_forward_kernel<<<blocks_for(n), THREADS, 0, ctx->stream>>>(out, gate, up, n);
+    LAUNCH_CHECK("swiglu_forward", err);
+    return 0;
+}
+
+extern "C" int swiglu_backward_cuda(vet_cuda *ctx, float *dgate, float *dup, const float *dout,
+                                    const float *gate, const float *up, size_t n, vet_err *err) {
+    CHECK_CTX(ctx, err);
+    if (n == 0) return 0;
+    swiglu_backward_kernel<<<blocks_for(n), THREADS, 0, ctx->stream>>>(dgate, dup, dout, gate, up, n);
+    LAUNCH_CHECK("swiglu_backward", err);
+    return 0;
+}
+
+// --- residual -------------------------------------------------------------------------------------
+__global__ void add_inplace_kernel(float *x, const float *y, size_t n) {
+    GRID_STRIDE(i, n) x[i] += y[i];
+}
+__global__ void scale_inplace_kernel(float *x, float s, size_t n) {
+    GRID_STRIDE(i, n) x[i] *= s;
+}
+
+extern "C" int add_inplace_cuda(vet_cuda *ctx, float *x, const float *y, size_t n, vet_err *err) {
+    CHECK_CTX(ctx, err);
+    if (n == 0) return 0;
+    add_inplace_kernel<<<blocks_for(n), THREADS, 0, ctx->stream>>>(x, y, n);
+    LAUNCH_CHECK("add_inplace", err);
+    return 0;
+}
+extern "C" int scale_inplace_cuda(vet_cuda *ctx, float *x, float s, size_t n, vet_err *err) {
+    CHECK_CTX(ctx, err);
+    if (n == 0) return 0;
+    scale_inplace_kernel<<<blocks_for(n), THREADS, 0, ctx->stream>>>(x, s, n);
+    LAUNCH_CHECK("scale_inplace", err);
+    return 0;
+}
+
+// --- AdamW --------------------------------------------------------------------------------------------
+// The CPU's adamw_update operation by operation. The _rn intrinsics are never fused into FMAs
+// by nvcc (plain a*b+c would be), and the CPU build does not contract either (-std=c11), so
+// every rounding happens at the same place and the update is bit-identical to the CPU's.
+__global__ void adamw_kernel(float *p, const float *g, float *m, float *v, size_t n, float decay,
+                             float beta2, float w1, float w2, float step_size, float bc2_sqrt,
+                             float eps) {
+    GRID_STRIDE(i, n) {
+        float gi = g[i], mi0 = m[i];
+        float pi = __fmul_rn(p[i], decay);
+        // torch.lerp: m + w*(g-m) for w < 0.5, else g - (g-m)*(1-w)
+        float mi = w1 < 0.5f ? __fadd_rn(mi0, __fmul_rn(w1, __fsub_rn(gi, mi0)))
+                             : __fsub_rn(gi, __fmul_rn(__fsub_rn(gi, mi0), __fsub_rn(1.0f, w1)));
+        float vi = __fadd_rn(__fmul_rn(v[i], beta2), __fmul_rn(__fmul_rn(w2, gi), gi));
+        float denom = __fadd_rn(__fdiv_rn(__fsqrt_rn(vi), bc2_sqrt), eps);
+        p[i] = __fadd_rn(pi, __fdiv_rn(__fmul_rn(-step_size, mi), denom));
+        m[i] = mi;
+        v[i] = vi;
+    }
+}
+
+extern "C" int adamw_update_cuda(vet_cuda *ctx, float *p, const float *g, float *m, float *v,
+                                 size_t n, float lr, float beta1, float beta2, float eps, float wd,
+                                 int step, vet_err *err) {
+    CHECK_CTX(ctx, err);
+    if (step < 1) return vet_errf(err, "%s:%d: adamw step %d (steps count from 1)", __FILE__, __LINE__, step);
+    if (n == 0) return 0;
+    // Scalars exactly as lib/ops_cpu.c derives them (bias corrections in double).
+    double bc1 = 1.0 - pow((double)beta1, step), bc2 = 1.0 - pow((double)beta2, step);
+    float decay = (float)(1.0 - (double)lr * wd);
+    float w1 = (float)(1.0 - (double)beta1), w2 = (float)(1.0 - (double)beta2);
+    float step_size = (float)((double)lr / bc1), bc2_sqrt = (float)sqrt(bc2);
+    adamw_kernel<<<blocks_for(n), THREADS, 0, ctx->stream>>>(p, g, m, v, n, decay, beta2, w1, w2,
+                                                            step_size, bc2_sqrt, eps);
+    LAUNCH_CHECK("adamw_update", err);
+    return 0;
+}

@@ -1,0 +1,157 @@
+// ops_cuda.h — the CUDA backend's ops, callable from C (plain C header: no CUDA types).
+//
+// Every op has the same meaning, shapes and argument order as its CPU twin in lib/ops.h,
+// with a context first and a vet_err last: x_forward_cuda(ctx, out, ..., err). All tensor
+// pointers are DEVICE pointers (from vet_cuda_malloc); sizes and scalars are host values.
+// Backward ops ADD (+=) into their gradients; a NULL gradient is not computed.
+//
+// Ops are queued on the context's stream and return at once: 0 when the launch was accepted,
+// -1 with err filled otherwise (a bad argument, a failed launch, or an error left over from an
+// earlier asynchronous op). vet_cuda_sync waits for the queue and reports what went wrong in
+// it. Nothing here prints or exits.
+//
+// Precision: fp32 everywhere unless a name says _bf16. fp32 GEMMs run in true fp32 (TF32 is
+// never enabled), so results agree with the CPU to ~1e-6 relative. bf16 ops read bf16
+// storage and accumulate in fp32.
+//
+// Built only when nvcc is present (VET_CUDA=1). lib/device.h says whether a GPU is usable.
+#ifndef VET_OPS_CUDA_H
+#define VET_OPS_CUDA_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {  // err.h has no guard of its own: vet_errf must keep its C name
+#endif
+#include "err.h"
+
+// --- devices, context, buffers --------------------------------------------------------------
+// Number of CUDA devices into *count; -1 with the reason in err when the runtime cannot talk
+// to a driver or a device (no GPU, no driver, driver too old). Never aborts.
+int vet_cuda_device_count(int *count, vet_err *err);
+// "NVIDIA H200 (sm_90, 139.8 GiB)" for device dev, into name (n bytes).
+int vet_cuda_device_name(int dev, char *name, size_t n, vet_err *err);
+
+// A context: the device, one stream, and the cuBLAS handle every GEMM uses (opaque).
+typedef struct vet_cuda vet_cuda;
+vet_cuda *vet_cuda_new(int dev, vet_err *err);
+void vet_cuda_free(vet_cuda *ctx);
+// Waits for every op queued on ctx; reports the first asynchronous error.
+int vet_cuda_sync(vet_cuda *ctx, vet_err *err);
+
+// Device memory. vet_cuda_malloc gives zeroed memory; vet_cuda_mem_free(NULL) is a no-op.
+int vet_cuda_malloc(void **ptr, size_t bytes, vet_err *err);
+void vet_cuda_mem_free(void *ptr);
+// Copies on ctx's stream; they complete before the call returns (host memory may be pageable).
+int vet_cuda_upload(vet_cuda *ctx, void *dst_dev, const void *src_host, size_t bytes, vet_err *err);
+int vet_cuda_download(vet_cuda *ctx, void *dst_host, const void *src_dev, size_t bytes, vet_err *err);
+int vet_cuda_memset0(vet_cuda *ctx, void *dst_dev, size_t bytes, vet_err *err);
+
+// --- bf16 storage ---------------------------------------------------------------------------
+// bf16 values are uint16_t bit patterns (lib/half.h's layout); rounding is to nearest even,
+// as vet_f32_to_bf16 and PyTorch do.
+int f32_to_bf16_cuda(vet_cuda *ctx, uint16_t *out, const float *inp, size_t n, vet_err *err);
+int bf16_to_f32_cuda(vet_cuda *ctx, float *out, const uint16_t *inp, size_t n, vet_err *err);
+
+// --- embedding ------------------------------------------------------------------------------
+// out (N,C) = embed[tokens[n]], embed (V,C). Tokens must lie in [0,V) (not checked on device).
+int embedding_forward_cuda(vet_cuda *ctx, float *out, const int32_t *tokens, const float *embed,
+                           int N, int C, vet_err *err);
+// The same with a bf16 table (V,C): rows widened to fp32 exactly.
+int embedding_forward_bf16_cuda(vet_cuda *ctx, float *out, const int32_t *tokens,
+                                const uint16_t *embed, int N, int C, vet_err *err);
+// dembed (V,C) += dout rows scattered to their tokens (deterministic: no atomics).
+int embedding_backward_cuda(vet_cuda *ctx, float *dembed, const float *dout,
+                            const int32_t *tokens, int N, int C, vet_err *err);
+
+// --- RMSNorm --------------------------------------------------------------------------------
+// out (N,C) = w * (x * rstd), rstd (N) kept for backward.
+int rmsnorm_forward_cuda(vet_cuda *ctx, float *out, float *rstd, const float *inp,
+                         const float *weight, int N, int C, float eps, vet_err *err);
+// dinp (N,C) += ; dweight (C) += (NULL: skip).
+int rmsnorm_backward_cuda(vet_cuda *ctx, float *dinp, float *dweight, const float *dout,
+                          const float *inp, const float *weight, const float *rstd, int N, int C,
+                          vet_err *err);
+
+// --- GEMM and the linear layer --------------------------------------------------------------
+// C (M,N) = alpha * op(A) · op(B) + beta * C, row-major, as vet_sgemm (cuBLAS, fp32 compute).
+int vet_cuda_sgemm(vet_cuda *ctx, int transA, int transB, int M, int N, int K, float alpha,
+                   const float *A, int lda, const float *B, int ldb, float beta, float *C,
+                   int ldc, vet_err *err);
+// The same with bf16 A and B, fp32 C and fp32 accumulation.
+int vet_cuda_gemm_bf16(vet_cuda *ctx, int transA, int transB, int M, int N, int K, float alpha,
+                       const uint16_t *A, int lda, const uint16_t *B, int ldb, float beta,
+                       float *C, int ldc, vet_err *err);
+// out (N,OC) = inp (N,C) · W^T (OC,C) + bias (OC, or NULL). out is overwritten.
+int matmul_forward_cuda(vet_cuda *ctx, float *out, const float *inp, const float *weight,
+                        const float *bias, int N, int C, int OC, vet_err *err);
+// dinp (N,C) += dout·W; dweight (OC,C) += dout^T·inp; dbias (OC) += column sums. Each may be NULL.
+int matmul_backward_cuda(vet_cuda *ctx, float *dinp, float *dweight, float *dbias,
+                         const float *dout, const float *inp, const float *weight, int N, int C,
+                         int OC, vet_err *err);
+// bf16 storage: inp (N,C) and W (OC,C) bf16, out fp32; bias fp32 or NULL.
+int matmul_forward_bf16_cuda(vet_cuda *ctx, float *out, const uint16_t *inp,
+                             const uint16_t *weight, const float *bias, int N, int C, int OC,
+                             vet_err *err);
+// dinp (N,C) += dout·W, dweight (OC,C) += dout^T·inp in fp32, from bf16 dout, inp, W.
+int matmul_backward_bf16_cuda(vet_cuda *ctx, float *dinp, float *dweight, const uint16_t *dout,
+                              const uint16_t *inp, const uint16_t *weight, int N, int C, int OC,
+                              vet_err *err);
+
+// --- rotary position embedding (rotate_half) ------------------------------------------------
+// x (N,nh,hd) rotated in place by the angle of pos[n]; cos_t, sin_t (max_pos, hd/2) as made by
+// rope_tables on the host and uploaded once.
+int rope_forward_cuda(vet_cuda *ctx, float *x, const int32_t *pos, const float *cos_t,
+                      const float *sin_t, int N, int nh, int hd, vet_err *err);
+int rope_backward_cuda(vet_cuda *ctx, float *dx, const int32_t *pos, const float *cos_t,
+                       const float *sin_t, int N, int nh, int hd, vet_err *err);
+
+// --- causal attention over packed rows, GQA (flash-attention style) --------------------------
+// Shapes and mask as attention_forward: q (B,T,H,hd), k, v (B,T,KVH,hd), seg (B,T) with -1 =
+// padding; out (B,T,H,hd), lse (B,T,H). hd even and <= 128, H a multiple of KVH.
+// scratch: (B*T*2 + B*T*H) int32/floats of device memory the caller owns, at least
+// attention_scratch_bytes(B,T,H); no (T,T) matrix is ever formed.
+size_t attention_scratch_bytes(int B, int T, int H);
+int attention_forward_cuda(vet_cuda *ctx, float *out, float *lse, const float *q, const float *k,
+                           const float *v, const int32_t *seg, int B, int T, int H, int KVH,
+                           int hd, void *scratch, vet_err *err);
+// dq (B,T,H,hd) +=, dk, dv (B,T,KVH,hd) += (deterministic: each output owned by one warp).
+int attention_backward_cuda(vet_cuda *ctx, float *dq, float *dk, float *dv, const float *dout,
+                            const float *q, const float *k, const float *v, const float *out,
+                            const float *lse, const int32_t *seg, int B, int T, int H, int KVH,
+                            int hd, void *scratch, vet_err *err);
+
+// --- SwiGLU, residual -----------------------------------------------------------------------
+int swiglu_forward_cuda(vet_cuda *ctx, float *out, const float *gate, const float *up, size_t n,
+                        vet_err *err);
+int swiglu_backward_cuda(vet_cuda *ctx, float *dgate, float *dup, const float *dout,
+                         const float *gate, const float *up, size_t n, vet_err *err);
+int add_inplace_cuda(vet_cuda *ctx, float *x, const float *y, size_t n, vet_err *err);
+int scale_inplace_cuda(vet_cuda *ctx, float *x, float s, size_t n, vet_err *err);
+
+// --- cross-entropy --------------------------------------------------------------------------
+// As crossentropy_softmax_backward_inplace: logits (n,V) become softmax - onehot(tgt), loss (n);
+// target -1: loss 0, row 0.
+int crossentropy_softmax_backward_inplace_cuda(vet_cuda *ctx, float *logits, float *loss,
+                                               const int32_t *tgt, int n, int V, vet_err *err);
+// lm_head and cross-entropy fused in chunks of `chunk_rows` rows, so the (n,V) logits never
+// exist whole: for each chunk, logits = x·W^T into `chunk` (chunk_rows, V), loss and
+// dlogits in place, then
+//   dx (n,C) = grad_scale * dlogits · W        (overwritten; NULL: skip)
+//   dW (V,C) += grad_scale * dlogits^T · x     (NULL: skip)
+// x (n,C), W (V,C), tgt (n), loss (n) per row.
+int lmhead_crossentropy_cuda(vet_cuda *ctx, float *loss, float *dx, float *dW, const float *x,
+                             const float *W, const int32_t *tgt, int n, int C, int V,
+                             float grad_scale, float *chunk, int chunk_rows, vet_err *err);
+
+// --- AdamW (torch.optim.AdamW, the same fp32 operations as adamw_update: bit-identical) ------
+int adamw_update_cuda(vet_cuda *ctx, float *p, const float *g, float *m, float *v, size_t n,
+                      float lr, float beta1, float beta2, float eps, float wd, int step,
+                      vet_err *err);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,502 @@
+// op_parity.c — every CUDA op against its CPU twin (lib/ops.h), forward and backward.
+//
+//   op_parity [--size small|mid] [--seed S] [--reps R]
+//
+// Draws random inputs from a fresh seed (printed; --seed repeats a run), runs the CPU op and
+// the CUDA op on the same inputs and prints one line per comparison:
+//   ok NAME: max rel err E (tol T)      or      not ok NAME: ...
+// The error is max |gpu - cpu| over the tensor divided by max |cpu| (a relative error that does
+// not explode where a value happens to be near zero). Gradients start from the same random
+// values on both sides, so the += accumulation is checked too. Then a table: op, shape, error,
+// GPU time per call (mean of R calls after a warm-up; 0 skips timing).
+// Without a usable GPU it prints `skip op_parity: <why>` and exits 0.
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../../kernels/ops_cuda.h"
+#include "device.h"
+#include "half.h"
+#include "ops.h"
+#include "rng.h"
+
+static vet_cuda *ctx;
+static vet_rng rng;
+static int reps = 5, failures = 0;
+static vet_err err;
+
+typedef struct {
+    char name[64], shape[64];
+    double err, tol, ms;
+} row_t;
+static row_t table[64];
+static int n_rows;
+
+#define TRY(call)                                                              \
+    do {                                                                       \
+        if ((call) < 0) {                                                      \
+            printf("not ok %s: %s\n", #call, err.msg);                         \
+            exit(1);                                                           \
+        }                                                                      \
+    } while (0)
+
+static double now_ms(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec * 1e3 + t.tv_nsec / 1e6;
+}
+
+// Mean milliseconds of one GPU call, after a warm-up (the first call loads the module).
+#define TIME(call, out_ms)                                                     \
+    do {                                                                       \
+        out_ms = 0;                                                            \
+        if (reps > 0) {                                                        \
+            TRY(call);                                                         \
+            TRY(vet_cuda_sync(ctx, &err));                                     \
+            double t0_ = now_ms();                                             \
+            for (int r_ = 0; r_ < reps; r_++) TRY(call);                       \
+            TRY(vet_cuda_sync(ctx, &err));                                     \
+            out_ms = (now_ms() - t0_) / reps;                                  \
+        }                                                                      \
+    } while (0)
+
+static float *rnd(size_t n, float scale) {
+    float *x = malloc(n * sizeof(float));
+    for (size_t i = 0; i < n; i++) x[i] = (float)vet_rng_normal(&rng) * scale;
+    return x;
+}
+static float *copyf(const float *x, size_t n) {
+    float *y = malloc(n * sizeof(float));
+    memcpy(y, x, n * sizeof(float));
+    return y;
+}
+static void *dev(const void *host, size_t bytes) {
+    void *d;
+    TRY(vet_cuda_malloc(&d, bytes, &err));
+    if (host) TRY(vet_cuda_upload(ctx, d, host, bytes, &err));
+    return d;
+}
+static float *devf(const float *host, size_t n) { return dev(host, n * sizeof(float)); }
+
+static double max_rel(const float *gpu, const float *cpu, size_t n) {
+    double num = 0, den = 0;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)gpu[i] - cpu[i]);
+        if (!(d <= num)) num = d;  // also catches nan
+        if (fabs(cpu[i]) > den) den = fabs(cpu[i]);
+    }
+    return num / (den > 0 ? den : 1.0);
+}
+
+// Downloads the device tensor and compares it with the CPU's; records the line.
+static row_t *compare(const char *name, const char *shape, const float *d, const float *cpu,
+                      size_t n, double tol) {
+    float *g = malloc(n * sizeof(float));
+    TRY(vet_cuda_sync(ctx, &err));
+    TRY(vet_cuda_download(ctx, g, d, n * sizeof(float), &err));
+    double e = max_rel(g, cpu, n);
+    int ok = e <= tol;
+    if (!ok) failures++;
+    printf("%s %s: max rel err %.3g (tol %.0e) %s\n", ok ? "ok" : "not ok", name, e, tol, shape);
+    fflush(stdout);
+    free(g);
+    row_t *r = &table[n_rows < 63 ? n_rows++ : 63];
+    snprintf(r->name, sizeof r->name, "%s", name);
+    snprintf(r->shape, sizeof r->shape, "%s", shape);
+    r->err = e;
+    r->tol = tol;
+    r->ms = 0;
+    return r;
+}
+
+typedef struct {
+    const char *label;
+    int B, T, C, H, KVH, hd, F, V, maxlen;
+} config;
+
+// Packed rows: samples of random length 1..maxlen back to back, the tail of odd rows padded.
+static void make_batch(const config *c, int32_t *tokens, int32_t *seg, int32_t *pos,
+                       int32_t *tgt) {
+    for (int b = 0; b < c->B; b++) {
+        int fill = b % 2 ? c->T - (int)vet_rng_below(&rng, (uint64_t)c->T / 3 + 1) : c->T;
+        int i = 0, id = 0;
+        while (i < fill) {
+            int len = 1 + (int)vet_rng_below(&rng, (uint64_t)c->maxlen);
+            for (int p = 0; p < len && i < fill; p++, i++) {
+                seg[b * c->T + i] = id;
+                pos[b * c->T + i] = p;
+            }
+            id++;
+        }
+        for (; i < c->T; i++) seg[b * c->T + i] = -1, pos[b * c->T + i] = 0;
+    }
+    for (int n = 0; n < c->B * c->T; n++) {
+        tokens[n] = (int32_t)vet_rng_below(&rng, (uint64_t)c->V);
+        tgt[n] = seg[n] < 0 || vet_rng_uniform(&rng) < 0.3f ? -1 : (int32_t)vet_rng_below(&rng, (uint64_t)c->V);
+    }
+}
+
+static void run_config(const config *c) {
+    const int B = c->B, T = c->T, N = B * T, C = c->C, H = c->H, KVH = c->KVH, hd = c->hd;
+    const int F = c->F, V = c->V, Q = H * hd, KV = KVH * hd;
+    const double F32 = 1e-5;
+    char sh[64];
+    printf("# config %s: B=%d T=%d C=%d H=%d KVH=%d hd=%d F=%d V=%d\n", c->label, B, T, C, H, KVH,
+           hd, F, V);
+    int32_t *tokens = malloc(N * 4), *seg = malloc(N * 4), *pos = malloc(N * 4), *tgt = malloc(N * 4);
+    make_batch(c, tokens, seg, pos, tgt);
+    int32_t *d_tokens = dev(tokens, N * 4), *d_seg = dev(seg, N * 4), *d_pos = dev(pos, N * 4),
+            *d_tgt = dev(tgt, N * 4);
+    row_t *r;
+
+    // --- embedding (V,C) ---
+    {
+        float *embed = rnd((size_t)V * C, 1), *out = malloc((size_t)N * C * 4);
+        float *d_embed = devf(embed, (size_t)V * C), *d_out = devf(NULL, (size_t)N * C);
+        embedding_forward(out, tokens, embed, N, C);
+        TRY(embedding_forward_cuda(ctx, d_out, d_tokens, d_embed, N, C, &err));
+        snprintf(sh, sizeof sh, "N=%d C=%d V=%d", N, C, V);
+        r = compare("embedding_forward", sh, d_out, out, (size_t)N * C, F32);
+        TIME(embedding_forward_cuda(ctx, d_out, d_tokens, d_embed, N, C, &err), r->ms);
+        // bf16 table: exact widening, so the CPU on the rounded table must agree exactly
+        uint16_t *e16 = malloc((size_t)V * C * 2);
+        for (size_t i = 0; i < (size_t)V * C; i++) e16[i] = vet_f32_to_bf16(embed[i]);
+        for (size_t i = 0; i < (size_t)V * C; i++) embed[i] = vet_bf16_to_f32(e16[i]);
+        uint16_t *d_e16 = dev(e16, (size_t)V * C * 2);
+        embedding_forward(out, tokens, embed, N, C);
+        TRY(embedding_forward_bf16_cuda(ctx, d_out, d_tokens, d_e16, N, C, &err));
+        compare("embedding_forward_bf16", sh, d_out, out, (size_t)N * C, 0.0);
+        // backward: dembed starts random, repeated tokens must add
+        float *dout = rnd((size_t)N * C, 1), *dembed = rnd((size_t)V * C, 1);
+        float *d_dout = devf(dout, (size_t)N * C), *d_dembed = devf(dembed, (size_t)V * C);
+        embedding_backward(dembed, dout, tokens, N, C);
+        TRY(embedding_backward_cuda(ctx, d_dembed, d_dout, d_tokens, N, C, &err));
+        r = compare("embedding_backward", sh, d_dembed, dembed, (size_t)V * C, F32);
+        TIME(embedding_backward_cuda(ctx, d_dembed, d_dout, d_tokens, N, C, &err), r->ms);
+        free(embed), free(out), free(e16), free(dout), free(dembed);
+        vet_cuda_mem_free(d_embed), vet_cuda_mem_free(d_out), vet_cuda_mem_free(d_e16);
+        vet_cuda_mem_free(d_dout), vet_cuda_mem_free(d_dembed);
+    }
+
+    // --- bf16 conversion: bit-exact against lib/half.h, special values included ---
+    {
+        size_t n = (size_t)N * C;
+        float *x = rnd(n, 3);
+        const float special[] = {0.0f, -0.0f, INFINITY, -INFINITY, NAN, 1.00390625f /* tie */,
+                                 1.01171875f /* tie, odd */, 3.4e38f, 1e-40f /* subnormal */};
+        for (size_t i = 0; i < sizeof special / sizeof *special && i < n; i++) x[i] = special[i];
+        uint16_t *h = malloc(n * 2), *g = malloc(n * 2);
+        for (size_t i = 0; i < n; i++) h[i] = vet_f32_to_bf16(x[i]);
+        float *d_x = devf(x, n);
+        uint16_t *d_h = dev(NULL, n * 2);
+        TRY(f32_to_bf16_cuda(ctx, d_h, d_x, n, &err));
+        TRY(vet_cuda_download(ctx, g, d_h, n * 2, &err));
+        size_t bad = 0;
+        for (size_t i = 0; i < n; i++)
+            if (g[i] != h[i] && !((h[i] & 0x7fff) > 0x7f80 && (g[i] & 0x7fff) > 0x7f80)) bad++;
+        printf("%s f32_to_bf16: %zu of %zu values differ in bits\n", bad ? "not ok" : "ok", bad, n);
+        if (bad) failures++;
+        float *back = malloc(n * 4);
+        for (size_t i = 0; i < n; i++) back[i] = vet_bf16_to_f32(h[i]);
+        back[4] = 0;  // nan: compared as 0 below
+        TRY(bf16_to_f32_cuda(ctx, d_x, d_h, n, &err));
+        float *gb = malloc(n * 4);
+        TRY(vet_cuda_download(ctx, gb, d_x, n * 4, &err));
+        gb[4] = isnan(gb[4]) ? 0 : gb[4];
+        size_t bad2 = 0;
+        for (size_t i = 0; i < n; i++) bad2 += memcmp(&gb[i], &back[i], 4) != 0;
+        printf("%s bf16_to_f32: %zu of %zu values differ in bits\n", bad2 ? "not ok" : "ok", bad2, n);
+        if (bad2) failures++;
+        free(x), free(h), free(g), free(back), free(gb);
+        vet_cuda_mem_free(d_x), vet_cuda_mem_free(d_h);
+    }
+
+    // --- rmsnorm ---
+    {
+        size_t n = (size_t)N * C;
+        float *x = rnd(n, 1), *w = rnd(C, 1), *out = malloc(n * 4), *rstd = malloc(N * 4);
+        float *d_x = devf(x, n), *d_w = devf(w, C), *d_out = devf(NULL, n), *d_rstd = devf(NULL, N);
+        rmsnorm_forward(out, rstd, x, w, N, C, 1e-5f);
+        TRY(rmsnorm_forward_cuda(ctx, d_out, d_rstd, d_x, d_w, N, C, 1e-5f, &err));
+        snprintf(sh, sizeof sh, "N=%d C=%d", N, C);
+        r = compare("rmsnorm_forward", sh, d_out, out, n, F32);
+        compare("rmsnorm_forward rstd", sh, d_rstd, rstd, N, F32);
+        TIME(rmsnorm_forward_cuda(ctx, d_out, d_rstd, d_x, d_w, N, C, 1e-5f, &err), r->ms);
+        float *dout = rnd(n, 1), *dx = rnd(n, 1), *dw = rnd(C, 1);
+        float *d_dout = devf(dout, n), *d_dx = devf(dx, n), *d_dw = devf(dw, C);
+        rmsnorm_backward(dx, dw, dout, x, w, rstd, N, C);
+        TRY(rmsnorm_backward_cuda(ctx, d_dx, d_dw, d_dout, d_x, d_w, d_rstd, N, C, &err));
+        r = compare("rmsnorm_backward dinp", sh, d_dx, dx, n, F32);
+        compare("rmsnorm_backward dweight", sh, d_dw, dw, C, F32);
+        TIME(rmsnorm_backward_cuda(ctx, d_dx, d_dw, d_dout, d_x, d_w, d_rstd, N, C, &err), r->ms);
+        free(x), free(w), free(out), free(rstd), free(dout), free(dx), free(dw);
+        vet_cuda_mem_free(d_x), vet_cuda_mem_free(d_w), vet_cuda_mem_free(d_out);
+        vet_cuda_mem_free(d_rstd), vet_cuda_mem_free(d_dout), vet_cuda_mem_free(d_dx);
+        vet_cuda_mem_free(d_dw);
+    }
+
+    // --- matmul: the MLP's up projection (N,C) -> (N,F), with a bias ---
+    {
+        float *x = rnd((size_t)N * C, 1), *w = rnd((size_t)F * C, 0.05f), *bias = rnd(F, 1);
+        float *out = malloc((size_t)N * F * 4);
+        float *d_x = devf(x, (size_t)N * C), *d_w = devf(w, (size_t)F * C), *d_b = devf(bias, F);
+        float *d_out = devf(NULL, (size_t)N * F);
+        matmul_forward(out, x, w, bias, N, C, F);
+        TRY(matmul_forward_cuda(ctx, d_out, d_x, d_w, d_b, N, C, F, &err));
+        snprintf(sh, sizeof sh, "N=%d C=%d OC=%d", N, C, F);
+        r = compare("matmul_forward", sh, d_out, out, (size_t)N * F, F32);
+        TIME(matmul_forward_cuda(ctx, d_out, d_x, d_w, d_b, N, C, F, &err), r->ms);
+        float *dout = rnd((size_t)N * F, 1), *dx = rnd((size_t)N * C, 1);
+        float *dw = rnd((size_t)F * C, 1), *db = rnd(F, 1);
+        float *d_dout = devf(dout, (size_t)N * F), *d_dx = devf(dx, (size_t)N * C);
+        float *d_dw = devf(dw, (size_t)F * C), *d_db = devf(db, F);
+        matmul_backward(dx, dw, db, dout, x, w, N, C, F);
+        TRY(matmul_backward_cuda(ctx, d_dx, d_dw, d_db, d_dout, d_x, d_w, N, C, F, &err));
+        r = compare("matmul_backward dinp", sh, d_dx, dx, (size_t)N * C, F32);
+        compare("matmul_backward dweight", sh, d_dw, dw, (size_t)F * C, F32);
+        compare("matmul_backward dbias", sh, d_db, db, F, F32);
+        TIME(matmul_backward_cuda(ctx, d_dx, d_dw, d_db, d_dout, d_x, d_w, N, C, F, &err), r->ms);
+
+        // bf16 storage: against the CPU on the rounded values (only the sum order differs) and
+        // on the original fp32 values (what bf16 storage costs).
+        size_t nx = (size_t)N * C, nw = (size_t)F * C, no = (size_t)N * F;
+        uint16_t *x16 = malloc(nx * 2), *w16 = malloc(nw * 2), *o16 = malloc(no * 2);
+        float *xr = malloc(nx * 4), *wr = malloc(nw * 4), *dor = malloc(no * 4);
+        for (size_t i = 0; i < nx; i++) xr[i] = vet_bf16_to_f32(x16[i] = vet_f32_to_bf16(x[i]));
+        for (size_t i = 0; i < nw; i++) wr[i] = vet_bf16_to_f32(w16[i] = vet_f32_to_bf16(w[i]));
+        for (size_t i = 0; i < no; i++) dor[i] = vet_bf16_to_f32(o16[i] = vet_f32_to_bf16(dout[i]));
+        uint16_t *d_x16 = dev(x16, nx * 2), *d_w16 = dev(w16, nw * 2), *d_o16 = dev(o16, no * 2);
+        float *exact = malloc(no * 4);
+        matmul_forward(exact, x, w, bias, N, C, F);  // fp32 inputs
+        matmul_forward(out, xr, wr, bias, N, C, F);  // rounded inputs
+        TRY(matmul_forward_bf16_cuda(ctx, d_out, d_x16, d_w16, d_b, N, C, F, &err));
+        r = compare("matmul_forward_bf16 vs rounded", sh, d_out, out, no, 1e-4);
+        TIME(matmul_forward_bf16_cuda(ctx, d_out, d_x16, d_w16, d_b, N, C, F, &err), r->ms);
+        TRY(matmul_forward_bf16_cuda(ctx, d_out, d_x16, d_w16, d_b, N, C, F, &err));
+        compare("matmul_forward_bf16 vs fp32", sh, d_out, exact, no, 1e-2);
+        float *dx2 = calloc(nx, 4), *dw2 = calloc(nw, 4);
+        float *d_dx2 = devf(NULL, nx), *d_dw2 = devf(NULL, nw);
+        matmul_backward(dx2, dw2, NULL, dor, xr, wr, N, C, F);
+        TRY(matmul_backward_bf16_cuda(ctx, d_dx2, d_dw2, d_o16, d_x16, d_w16, N, C, F, &err));
+        compare("matmul_backward_bf16 dinp", sh, d_dx2, dx2, nx, 1e-4);
+        compare("matmul_backward_bf16 dweight", sh, d_dw2, dw2, nw, 1e-4);
+        free(x), free(w), free(bias), free(out), free(dout), free(dx), free(dw), free(db);
+        free(x16), free(w16), free(o16), free(xr), free(wr), free(dor), free(exact), free(dx2), free(dw2);
+        vet_cuda_mem_free(d_x), vet_cuda_mem_free(d_w), vet_cuda_mem_free(d_b);
+        vet_cuda_mem_free(d_out), vet_cuda_mem_free(d_dout), vet_cuda_mem_free(d_dx);
+        vet_cuda_mem_free(d_dw), vet_cuda_mem_free(d_db), vet_cuda_mem_free(d_x16);
+        vet_cuda_mem_free(d_w16), vet_cuda_mem_free(d_o16), vet_cuda_mem_free(d_dx2);
+        vet_cuda_mem_free(d_dw2);
+    }
+
+    // --- rope on q (N,H,hd) with the tables of positions < T ---
+    {
+        int half = hd / 2;
+        float *inv = malloc(half * 4), *cs = malloc((size_t)T * half * 4), *sn = malloc((size_t)T * half * 4);
+        rope_inv_freq(inv, hd, 500000.0f, NULL);
+        rope_tables(cs, sn, T, hd, inv);
+        float *d_cs = devf(cs, (size_t)T * half), *d_sn = devf(sn, (size_t)T * half);
+        size_t n = (size_t)N * Q;
+        float *x = rnd(n, 1), *d_x = devf(x, n);
+        rope_forward(x, pos, cs, sn, N, H, hd);
+        TRY(rope_forward_cuda(ctx, d_x, d_pos, d_cs, d_sn, N, H, hd, &err));
+        snprintf(sh, sizeof sh, "N=%d H=%d hd=%d", N, H, hd);
+        r = compare("rope_forward", sh, d_x, x, n, F32);
+        TIME(rope_forward_cuda(ctx, d_x, d_pos, d_cs, d_sn, N, H, hd, &err), r->ms);
+        float *g = rnd(n, 1), *d_g = devf(g, n);
+        rope_backward(g, pos, cs, sn, N, H, hd);
+        TRY(rope_backward_cuda(ctx, d_g, d_pos, d_cs, d_sn, N, H, hd, &err));
+        r = compare("rope_backward", sh, d_g, g, n, F32);
+        TIME(rope_backward_cuda(ctx, d_g, d_pos, d_cs, d_sn, N, H, hd, &err), r->ms);
+        free(inv), free(cs), free(sn), free(x), free(g);
+        vet_cuda_mem_free(d_cs), vet_cuda_mem_free(d_sn), vet_cuda_mem_free(d_x), vet_cuda_mem_free(d_g);
+    }
+
+    // --- attention over the packed rows, GQA ---
+    {
+        size_t nq = (size_t)N * Q, nk = (size_t)N * KV;
+        float *q = rnd(nq, 1), *k = rnd(nk, 1), *v = rnd(nk, 1);
+        float *out = malloc(nq * 4), *lse = malloc((size_t)N * H * 4);
+        float *d_q = devf(q, nq), *d_k = devf(k, nk), *d_v = devf(v, nk);
+        float *d_out = devf(NULL, nq), *d_lse = devf(NULL, (size_t)N * H);
+        void *scratch = dev(NULL, attention_scratch_bytes(B, T, H));
+        attention_forward(out, lse, q, k, v, seg, B, T, H, KVH, hd);
+        TRY(attention_forward_cuda(ctx, d_out, d_lse, d_q, d_k, d_v, d_seg, B, T, H, KVH, hd, scratch, &err));
+        snprintf(sh, sizeof sh, "B=%d T=%d H=%d KVH=%d hd=%d", B, T, H, KVH, hd);
+        r = compare("attention_forward out", sh, d_out, out, nq, F32);
+        compare("attention_forward lse", sh, d_lse, lse, (size_t)N * H, F32);
+        TIME(attention_forward_cuda(ctx, d_out, d_lse, d_q, d_k, d_v, d_seg, B, T, H, KVH, hd, scratch, &err), r->ms);
+        // Each side's backward uses its own forward's out and lse, as training will.
+        TRY(attention_forward_cuda(ctx, d_out, d_lse, d_q, d_k, d_v, d_seg, B, T, H, KVH, hd, scratch, &err));
+        float *dout = rnd(nq, 1), *dq = rnd(nq, 1), *dk = rnd(nk, 1), *dv = rnd(nk, 1);
+        float *d_dout = devf(dout, nq), *d_dq = devf(dq, nq), *d_dk = devf(dk, nk), *d_dv = devf(dv, nk);
+        attention_backward(dq, dk, dv, dout, q, k, v, out, lse, seg, B, T, H, KVH, hd);
+        TRY(attention_backward_cuda(ctx, d_dq, d_dk, d_dv, d_dout, d_q, d_k, d_v, d_out, d_lse, d_seg,
+                                    B, T, H, KVH, hd, scratch, &err));
+        r = compare("attention_backward dq", sh, d_dq, dq, nq, F32);
+        compare("attention_backward dk", sh, d_dk, dk, nk, F32);
+        compare("attention_backward dv", sh, d_dv, dv, nk, F32);
+        TIME(attention_backward_cuda(ctx, d_dq, d_dk, d_dv, d_dout, d_q, d_k, d_v, d_out, d_lse, d_seg,
+                                     B, T, H, KVH, hd, scratch, &err), r->ms);
+        free(q), free(k), free(v), free(out), free(lse), free(dout), free(dq), free(dk), free(dv);
+        vet_cuda_mem_free(d_q), vet_cuda_mem_free(d_k), vet_cuda_mem_free(d_v);
+        vet_cuda_mem_free(d_out), vet_cuda_mem_free(d_lse), vet_cuda_mem_free(scratch);
+        vet_cuda_mem_free(d_dout), vet_cuda_mem_free(d_dq), vet_cuda_mem_free(d_dk);
+        vet_cuda_mem_free(d_dv);
+    }
+
+    // --- swiglu (N,F) ---
+    {
+        size_t n = (size_t)N * F;
+        float *gt = rnd(n, 2), *up = rnd(n, 1), *out = malloc(n * 4);
+        float *d_gt = devf(gt, n), *d_up = devf(up, n), *d_out = devf(NULL, n);
+        swiglu_forward(out, gt, up, n);
+        TRY(swiglu_forward_cuda(ctx, d_out, d_gt, d_up, n, &err));
+        snprintf(sh, sizeof sh, "N=%d F=%d", N, F);
+        r = compare("swiglu_forward", sh, d_out, out, n, F32);
+        TIME(swiglu_forward_cuda(ctx, d_out, d_gt, d_up, n, &err), r->ms);
+        float *dout = rnd(n, 1), *dg = rnd(n, 1), *du = rnd(n, 1);
+        float *d_dout = devf(dout, n), *d_dg = devf(dg, n), *d_du = devf(du, n);
+        swiglu_backward(dg, du, dout, gt, up, n);
+        TRY(swiglu_backward_cuda(ctx, d_dg, d_du, d_dout, d_gt, d_up, n, &err));
+        r = compare("swiglu_backward dgate", sh, d_dg, dg, n, F32);
+        compare("swiglu_backward dup", sh, d_du, du, n, F32);
+        TIME(swiglu_backward_cuda(ctx, d_dg, d_du, d_dout, d_gt, d_up, n, &err), r->ms);
+        // residual add / scale
+        add_inplace(gt, up, n);
+        TRY(add_inplace_cuda(ctx, d_gt, d_up, n, &err));
+        compare("add_inplace", sh, d_gt, gt, n, 0.0);
+        scale_inplace(gt, 0.37f, n);
+        TRY(scale_inplace_cuda(ctx, d_gt, 0.37f, n, &err));
+        compare("scale_inplace", sh, d_gt, gt, n, 0.0);
+        free(gt), free(up), free(out), free(dout), free(dg), free(du);
+        vet_cuda_mem_free(d_gt), vet_cuda_mem_free(d_up), vet_cuda_mem_free(d_out);
+        vet_cuda_mem_free(d_dout), vet_cuda_mem_free(d_dg), vet_cuda_mem_free(d_du);
+    }
+
+    // --- cross-entropy: plain, then fused with the lm_head over the target rows ---
+    {
+        int n = 0;
+        for (int i = 0; i < N; i++) n += tgt[i] >= 0;
+        int nr = n < 512 ? n : 512;  // plain op on the first rows (some with target -1)
+        float *logits = rnd((size_t)nr * V, 3), *loss = malloc(nr * 4);
+        float *d_logits = devf(logits, (size_t)nr * V), *d_loss = devf(NULL, N);
+        crossentropy_softmax_backward_inplace(logits, loss, tgt, nr, V);
+        TRY(crossentropy_softmax_backward_inplace_cuda(ctx, d_logits, d_loss, d_tgt, nr, V, &err));
+        snprintf(sh, sizeof sh, "n=%d V=%d", nr, V);
+        compare("crossentropy loss", sh, d_loss, loss, nr, F32);
+        compare("crossentropy dlogits", sh, d_logits, logits, (size_t)nr * V, F32);
+        free(logits), free(loss);
+        vet_cuda_mem_free(d_logits);
+
+        // fused: x (n,C) the target rows, W (V,C); CPU reference = the three steps unfused
+        int32_t *t = malloc(n * 4);
+        for (int i = 0, j = 0; i < N; i++)
+            if (tgt[i] >= 0) t[j++] = tgt[i];
+        float *x = rnd((size_t)n * C, 1), *W = rnd((size_t)V * C, 0.05f);
+        float *lg = malloc((size_t)n * V * 4), *ls = malloc(n * 4), *dx = malloc((size_t)n * C * 4);
+        float *dW0 = rnd((size_t)V * C, 1e-4f), *dW = copyf(dW0, (size_t)V * C);  // += from the same start
+        float gs = 1.0f / (n ? n : 1);
+        matmul_forward(lg, x, W, NULL, n, C, V);
+        crossentropy_softmax_backward_inplace(lg, ls, t, n, V);
+        vet_sgemm(0, 0, n, C, V, gs, lg, V, W, C, 0.0f, dx, C);
+        vet_sgemm(1, 0, V, C, n, gs, lg, V, x, C, 1.0f, dW, C);
+        int chunk_rows = 128;  // several chunks, the last one partial
+        int32_t *d_t = dev(t, n * 4);
+        float *d_x = devf(x, (size_t)n * C), *d_W = devf(W, (size_t)V * C);
+        float *d_dx = devf(NULL, (size_t)n * C), *d_dW = devf(dW0, (size_t)V * C);
+        float *d_chunk = devf(NULL, (size_t)chunk_rows * V);
+        TRY(lmhead_crossentropy_cuda(ctx, d_loss, d_dx, d_dW, d_x, d_W, d_t, n, C, V, gs, d_chunk,
+                                     chunk_rows, &err));
+        snprintf(sh, sizeof sh, "n=%d C=%d V=%d chunk=%d", n, C, V, chunk_rows);
+        r = compare("lmhead_crossentropy loss", sh, d_loss, ls, n, F32);
+        compare("lmhead_crossentropy dx", sh, d_dx, dx, (size_t)n * C, F32);
+        compare("lmhead_crossentropy dW", sh, d_dW, dW, (size_t)V * C, F32);
+        TIME(lmhead_crossentropy_cuda(ctx, d_loss, d_dx, d_dW, d_x, d_W, d_t, n, C, V, gs, d_chunk,
+                                      chunk_rows, &err), r->ms);
+        free(t), free(x), free(W), free(lg), free(ls), free(dx), free(dW), free(dW0);
+        vet_cuda_mem_free(d_t), vet_cuda_mem_free(d_x), vet_cuda_mem_free(d_W);
+        vet_cuda_mem_free(d_dx), vet_cuda_mem_free(d_dW), vet_cuda_mem_free(d_chunk);
+        vet_cuda_mem_free(d_loss);
+    }
+
+    // --- AdamW: the same fp32 operations, so bit-identical (tol 0) over several steps ---
+    {
+        size_t n = (size_t)N * C;
+        float *p = rnd(n, 1), *m = rnd(n, 0.1f), *v = malloc(n * 4);
+        for (size_t i = 0; i < n; i++) v[i] = (float)fabs(vet_rng_normal(&rng)) * 0.01f;
+        float *d_p = devf(p, n), *d_m = devf(m, n), *d_v = devf(v, n);
+        for (int step = 1; step <= 3; step++) {
+            float *g = rnd(n, 1), *d_g = devf(g, n);
+            adamw_update(p, g, m, v, n, 2e-4f, 0.9f, 0.999f, 1e-8f, 0.01f, step);
+            TRY(adamw_update_cuda(ctx, d_p, d_g, d_m, d_v, n, 2e-4f, 0.9f, 0.999f, 1e-8f, 0.01f, step, &err));
+            free(g);
+            vet_cuda_mem_free(d_g);
+        }
+        snprintf(sh, sizeof sh, "n=%zu, 3 steps", n);
+        r = compare("adamw_update p", sh, d_p, p, n, 0.0);
+        compare("adamw_update m", sh, d_m, m, n, 0.0);
+        compare("adamw_update v", sh, d_v, v, n, 0.0);
+        float *g = rnd(n, 1), *d_g = devf(g, n);
+        TIME(adamw_update_cuda(ctx, d_p, d_g, d_m, d_v, n, 2e-4f, 0.9f, 0.999f, 1e-8f, 0.01f, 4, &err), r->ms);
+        free(p), free(m), free(v), free(g);
+        vet_cuda_mem_free(d_p), vet_cuda_mem_free(d_m), vet_cuda_mem_free(d_v), vet_cuda_mem_free(d_g);
+    }
+
+    free(tokens), free(seg), free(pos), free(tgt);
+    vet_cuda_mem_free(d_tokens), vet_cuda_mem_free(d_seg), vet_cuda_mem_free(d_pos);
+    vet_cuda_mem_free(d_tgt);
+}
+
+int main(int argc, char **argv) {
+    const char *size = "small";
+    uint64_t seed = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--size") && i + 1 < argc) size = argv[++i];
+        else if (!strcmp(argv[i], "--seed") && i + 1 < argc) seed = strtoull(argv[++i], NULL, 10);
+        else if (!strcmp(argv[i], "--reps") && i + 1 < argc) reps = atoi(argv[++i]);
+        else {
+            fprintf(stderr, "usage: op_parity [--size small|mid] [--seed S] [--reps R]\n");
+            return 2;
+        }
+    }
+    char why[512];
+    if (!vet_cuda_available(why, sizeof why)) {
+        printf("skip op_parity: %s\n", why);
+        return 0;
+    }
+    // Odd sizes (head_dim 40, not a multiple of 32; rows not multiples of any tile) catch edge
+    // cases; "mid" is a LLaMA-like layer with head_dim 128 and a 32k vocabulary.
+    static const config small = {"small", 2, 147, 200, 6, 2, 40, 344, 1000, 60};
+    static const config mid = {"mid", 2, 1024, 2048, 16, 4, 128, 5632, 32000, 600};
+    const config *c = !strcmp(size, "mid") ? &mid : &small;
+    if (strcmp(size, "mid") && strcmp(size, "small")) {
+        fprintf(stderr, "op_parity: unknown --size %s (small or mid)\n", size);
+        return 2;
+    }
+    printf("# seed %llu (op_parity --seed %llu --size %s repeats this run)\n",
+           (unsigned long long)seed, (unsigned long long)seed, c->label);
+    vet_rng_seed(&rng, seed);
+    vet_set_threads(0);
+    ctx = vet_cuda_new(0, &err);
+    if (!ctx) {
+        printf("not ok op_parity: %s\n", err.msg);
+        return 1;
+    }
+    char name[256];
+    if (vet_cuda_device_name(0, name, sizeof name, &err) == 0) printf("# device %s\n", name);
+    run_config(c);
+    printf("\n| op | shape | max rel err | tol | GPU ms/call |\n| --- | --- | --- | --- | --- |\n");
+    for (int i = 0; i < n_rows; i++) {
+        char ms[32] = "-";  // only the first tensor of a call is timed
+        if (table[i].ms > 0) snprintf(ms, sizeof ms, "%.3f", table[i].ms);
+        printf("| %s | %s | %.2e | %.0e | %s |\n", table[i].name, table[i].shape, table[i].err,
+               table[i].tol, ms);
+    }
+    vet_cuda_free(ctx);
+    printf("# %d failed\n", failures);
+    return failures ? 1 : 0;
+}
