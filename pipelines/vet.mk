@@ -14,6 +14,7 @@
 #   train      OUT/model/                   PEFT adapter (BASE) or HF model (INIT); OUT/train.done
 #   generate   OUT/predictions.msgpack.zst  the test split's generated diagnoses
 #   eval       OUT/metrics.json, OUT/metrics.txt   (vet-eval's JSON and table)
+#   val        OUT/val-metrics.json          the same on the validation split (for tuning)
 #   report     OUT/loss.png, OUT/f1.png     (gnuplot)
 # Each stage is a file target with real dependencies, and each stage's arguments are kept in
 # OUT/.args/STAGE: changing an input or the arguments reruns that stage and those after it.
@@ -55,7 +56,7 @@ MODEL_FLAG := $(if $(BASE),--base $(BASE),--init $(INIT))
 GEN_MODEL := $(if $(BASE),--model $(BASE) --adapter $(OUT)/model,--model $(OUT)/model)
 CODES_FLAG := $(if $(CODES),--codes $(CODES))
 
-.PHONY: all tokenizer tokenize pack train generate eval report
+.PHONY: all tokenizer tokenize pack train generate eval val report
 .DELETE_ON_ERROR:
 all: eval
 
@@ -150,6 +151,15 @@ $(OUT)/metrics.json: $(OUT)/predictions.msgpack.zst $(call args,eval)
 	  --json $@.tmp $(OUT)/predictions.msgpack.zst >$(OUT)/metrics.txt; status=$$?; \
 	  cat $(OUT)/metrics.txt; [ -f $@.tmp ] && mv $@.tmp $@; exit $$status
 eval: $(OUT)/metrics.json
+
+# --- val: the same on the validation split, for choosing settings without looking at test ----
+$(OUT)/rows/val.msgpack.zst: $(PACKED)
+$(OUT)/val-predictions.msgpack.zst: $(OUT)/train.done $(OUT)/rows/val.msgpack.zst $(call args,generate)
+	$(V)vet-generate $(GEN_MODEL) --spm $(SPM) $(CODES_FLAG) $(GEN_ARGS) $(OUT)/rows/val.msgpack.zst -o $@
+$(OUT)/val-metrics.json: $(OUT)/val-predictions.msgpack.zst $(call args,eval)
+	$(V)vet-eval $(CODES_FLAG) --bootstrap 0 --baseline-from $(OUT)/packed/train.msgpack.zst \
+	  --json $@.tmp $< >$(OUT)/val-metrics.txt && mv $@.tmp $@ && cat $(OUT)/val-metrics.txt
+val: $(OUT)/val-metrics.json
 
 # --- report: pictures with gnuplot ---------------------------------------------------------------
 report: $(OUT)/loss.png $(OUT)/f1.png
