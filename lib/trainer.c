@@ -12,6 +12,7 @@
 #include "adapter.h"
 #include "checkpoint.h"
 #include "config.h"
+#include "hfdir.h"
 #include "model.h"
 #include "model_io.h"
 #include "ops.h"
@@ -124,6 +125,12 @@ static int load_data(run *r, vet_err *err) {
 static int setup_model(run *r, vet_err *err) {
     const vet_train_opts *o = r->o;
     if (o->base_dir) {
+        // Say so before allocating when the model cannot fit: fp32 weights, and under --full
+        // their gradients and both AdamW moments too.
+        vet_config bc;
+        if (vet_config_load(&bc, o->base_dir, err) < 0) return -1;
+        if (vet_check_memory((size_t)vet_config_n_params(&bc) * (o->full ? 16 : 4), "the model (fp32)", err) < 0)
+            return -1;
         if (vet_model_load(&r->m, o->base_dir, err) < 0) return -1;
         if (o->tokenizer) snprintf(r->tokenizer_path, sizeof r->tokenizer_path, "%s", o->tokenizer);
         else {
@@ -145,6 +152,9 @@ static int setup_model(run *r, vet_err *err) {
         cfg.n_eos = r->train.eos_id >= 0;
         cfg.pad_id = r->train.pad_id;
         snprintf(cfg.torch_dtype, sizeof cfg.torch_dtype, "float32");
+        if (vet_check_memory((size_t)vet_config_n_params(&cfg) * 16, "a new model with gradients and AdamW state",
+                             err) < 0)
+            return -1;
         if (vet_model_init(&r->m, &cfg, o->seed, err) < 0) return -1;
         if (o->tokenizer) snprintf(r->tokenizer_path, sizeof r->tokenizer_path, "%s", o->tokenizer);
     }

@@ -151,3 +151,13 @@ help_ok() {
     for f in $flags; do grep -q -- "$f" <<<"$man" || { echo "man page lacks $f" >&2; return 1; }; done
 }
 check train_help_matches_man help_ok
+
+# 9. A preset too big for this machine is refused with the numbers, before anything is allocated.
+memory_ok() {
+    local avail_kb msg
+    avail_kb=$(awk '/MemAvailable/ {print $2}' /proc/meminfo)
+    if [ "$avail_kb" -gt 100000000 ]; then echo "machine has >100 GB: check not applicable" >&2; return 0; fi
+    msg=$("$VET_BIN/vet-train" --init llama-7b --tokenizer "$spm" --train "$tmp/train.msgpack.zst" --out "$tmp/big" 2>&1)
+    [ $? -eq 1 ] && grep -q "needs .* GB of memory, but only .* GB is available" <<<"$msg"
+}
+check train_refuses_model_too_big_for_memory memory_ok
