@@ -22,7 +22,7 @@ CUDA      ?= auto
 # Debian's packages (make deps). Kept in one place: .ci/run uses this list too.
 DEB_PACKAGES := build-essential pkg-config libsentencepiece-dev sentencepiece libmsgpack-dev \
                 libzstd-dev zstd libopenblas-dev libjansson-dev python3-sentencepiece \
-                python3-venv gnuplot-nox man-db jq
+                python3-venv gnuplot-nox man-db jq clang libclang-rt-14-dev
 
 ifeq ($(SANITIZE),1)
   BUILD   := build/san
@@ -109,7 +109,7 @@ deps:
 test: all $(UNIT) $(HELPERS)
 	@VET_BIN=$(abspath $(BIN)) VET_BUILD=$(abspath $(BUILD)) VET_SANITIZE=$(SANITIZE) tests/run
 
-bench: all
+bench: all helpers tokenizer
 	@VET_BIN=$(abspath $(BIN)) VET_BUILD=$(abspath $(BUILD)) bench/run
 
 install: all

@@ -112,6 +112,8 @@ static int get_rope(reader *r, vet_config *c) {
     double o;
     if (!orig || num_of(orig, &o) != 0 || !json_object_get(s, "factor"))
         return vet_errf(r->err, "%s: llama3 rope scaling needs \"factor\" and \"original_max_position_embeddings\"", r->path);
+    if (!(o > -2147483648.0 && o < 2147483648.0))   // (int) of a double out of range is undefined
+        return vet_errf(r->err, "%s: \"original_max_position_embeddings\" %g is not an int", r->path, o);
     c->rope_orig_max_pos = (int)o;
     if (get_num(r, s, "factor", &c->rope_factor, 8.0) || get_num(r, s, "low_freq_factor", &c->rope_low_freq_factor, 1.0) ||
         get_num(r, s, "high_freq_factor", &c->rope_high_freq_factor, 4.0))
@@ -271,7 +273,8 @@ int vet_config_save(const vet_config *c, const char *path, vet_err *err) {
     json_object_set_new(o, "num_hidden_layers", json_integer(c->n_layers));
     json_object_set_new(o, "num_attention_heads", json_integer(c->n_heads));
     json_object_set_new(o, "num_key_value_heads", json_integer(c->n_kv_heads));
-    if (!qwen || c->head_dim != c->dim / c->n_heads) json_object_set_new(o, "head_dim", json_integer(c->head_dim));
+    // Exact product, not dim / n_heads: 67 / 4 == 16 would drop a head_dim the reader then cannot infer.
+    if (!qwen || (int64_t)c->head_dim * c->n_heads != c->dim) json_object_set_new(o, "head_dim", json_integer(c->head_dim));
     json_object_set_new(o, "vocab_size", json_integer(c->vocab_size));
     json_object_set_new(o, "max_position_embeddings", json_integer(c->max_pos));
     json_object_set_new(o, "rms_norm_eps", jfloat(c->rms_eps));

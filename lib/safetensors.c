@@ -264,7 +264,7 @@ static int cmp_ref(const void *a, const void *b) {
 
 // Sorts by name and refuses a name held twice (possible across shards).
 static int finish(vet_tensors *t, vet_err *err) {
-    qsort(t->refs, t->n, sizeof *t->refs, cmp_ref);
+    if (t->n > 1) qsort(t->refs, t->n, sizeof *t->refs, cmp_ref);   // refs is NULL in a file with no tensors
     for (size_t i = 1; i < t->n; i++)
         if (strcmp(t->refs[i - 1].name, t->refs[i].name) == 0)
             return vet_errf(err, "tensor '%s' is in both %s and %s", t->refs[i].name, t->refs[i - 1].file, t->refs[i].file);

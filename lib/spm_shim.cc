@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <exception>
 #include <string>
 #include <sys/stat.h>
 #include <vector>
@@ -56,7 +57,20 @@ extern "C" vet_spm *vet_spm_load(const char *path, vet_err *err) {
     }
     vet_spm *s = new (std::nothrow) vet_spm;
     if (!s) { vet_errf(err, "%s: out of memory", p.c_str()); return nullptr; }
-    auto status = s->sp.LoadFromSerializedProto(bytes);
+    // SentencePiece validates the protobuf, but a model whose pieces its trie builder rejects
+    // (an empty piece, say) throws from inside the library: that too is "not a model".
+    sentencepiece::util::Status status;
+    try {
+        status = s->sp.LoadFromSerializedProto(bytes);
+    } catch (const std::exception &e) {
+        vet_errf(err, "%s: not a usable SentencePiece model (%s)", p.c_str(), e.what());
+        delete s;
+        return nullptr;
+    } catch (...) {
+        vet_errf(err, "%s: not a usable SentencePiece model", p.c_str());
+        delete s;
+        return nullptr;
+    }
     if (!status.ok() || s->sp.GetPieceSize() <= 0) {
         vet_errf(err, "%s: not a SentencePiece model (%s)", p.c_str(),
                  status.ok() ? "no pieces" : status.ToString().c_str());

@@ -188,6 +188,88 @@ void vet_writer_abort(vet_writer *w) {
 // ---------------------------------------------------------------------------------------
 // Reader
 
+// msgpack-c allocates an array's or map's storage when it reads the count, before any element
+// arrives: 5 bytes claiming 2^32 entries would ask for ~100 GB. So the reader watches the
+// decompressed bytes go by and refuses an object whose containers promise more entries, not
+// yet read, than VET_STREAM_MAX_PENDING. Each promised entry needs at least one more byte, so
+// what msgpack-c allocates stays within a constant times the record's real size plus this.
+// The largest real records (packed rows) hold a few hundred thousand entries.
+#define VET_STREAM_MAX_PENDING (1u << 22)
+
+typedef struct {
+    uint64_t skip;        // payload bytes of a str/bin/ext/number still to pass over
+    uint64_t pending;     // entries promised by open containers and not yet read (0: between objects)
+    unsigned char hdr[6]; // a container or length header split across two buffers
+    int have, need;
+} mp_scan;
+
+// Header size in bytes (type byte included) of a token starting with byte b, its payload length
+// when that is fixed (numbers), and whether its length field counts bytes (str/bin/ext) or
+// entries (array/map: 1, map: 2 per entry).
+static void mp_token_shape(unsigned b, int *need, uint64_t *fixed, int *kind) {
+    *need = 1, *fixed = 0, *kind = 0;   // kind 0: scalar, 1: byte length, 2: array, 3: map
+    if (b <= 0x7f || b >= 0xe0 || b == 0xc0 || b == 0xc1 || b == 0xc2 || b == 0xc3) return;
+    if (b >= 0x80 && b <= 0x8f) { *kind = 3; return; }
+    if (b >= 0x90 && b <= 0x9f) { *kind = 2; return; }
+    if (b >= 0xa0 && b <= 0xbf) { *fixed = b & 0x1f; return; }
+    switch (b) {
+    case 0xc4: case 0xd9: *need = 2, *kind = 1; return;            // bin8, str8
+    case 0xc5: case 0xda: *need = 3, *kind = 1; return;            // bin16, str16
+    case 0xc6: case 0xdb: *need = 5, *kind = 1; return;            // bin32, str32
+    case 0xc7: *need = 3, *kind = 1; return;                       // ext8: len, type
+    case 0xc8: *need = 4, *kind = 1; return;                       // ext16
+    case 0xc9: *need = 6, *kind = 1; return;                       // ext32
+    case 0xca: *fixed = 4; return;
+    case 0xcb: *fixed = 8; return;
+    case 0xcc: case 0xd0: *fixed = 1; return;
+    case 0xcd: case 0xd1: *fixed = 2; return;
+    case 0xce: case 0xd2: *fixed = 4; return;
+    case 0xcf: case 0xd3: *fixed = 8; return;
+    case 0xd4: *fixed = 2; return;                                 // fixext 1..16: type + data
+    case 0xd5: *fixed = 3; return;
+    case 0xd6: *fixed = 5; return;
+    case 0xd7: *fixed = 9; return;
+    case 0xd8: *fixed = 17; return;
+    case 0xdc: *need = 3, *kind = 2; return;
+    case 0xdd: *need = 5, *kind = 2; return;
+    case 0xde: *need = 3, *kind = 3; return;
+    case 0xdf: *need = 5, *kind = 3; return;
+    }
+}
+
+// Feeds n decompressed bytes; -1 when an object promises more than VET_STREAM_MAX_PENDING.
+static int mp_scan_feed(mp_scan *s, const unsigned char *p, size_t n) {
+    size_t i = 0;
+    while (i < n) {
+        if (s->skip) {
+            size_t k = s->skip < n - i ? (size_t)s->skip : n - i;
+            s->skip -= k, i += k;
+            continue;
+        }
+        s->hdr[s->have++] = p[i++];
+        int need, kind;
+        uint64_t fixed;
+        mp_token_shape(s->hdr[0], &need, &fixed, &kind);
+        if (s->have < need) continue;
+        uint64_t len = 0;
+        for (int k = 1; k < need; k++) len = len << 8 | s->hdr[k];
+        if (s->hdr[0] == 0xc7 || s->hdr[0] == 0xc8 || s->hdr[0] == 0xc9) len >>= 8;   // drop the ext type byte
+        if (kind == 2 || kind == 3) {
+            if (need == 1) len = s->hdr[0] & 0x0f;
+            if (kind == 3) len *= 2;
+        }
+        if (s->pending) s->pending--;   // this token fills one promised entry
+        if (kind >= 2) {
+            s->pending += len;
+            if (s->pending > VET_STREAM_MAX_PENDING) return -1;
+        } else {
+            s->skip = kind == 1 ? len : fixed;
+        }
+        s->have = 0;
+    }
+    return 0;
+}
+
 struct vet_reader {
     FILE *f;
     char *path;             // as shown in messages
@@ -204,6 +286,7 @@ struct vet_reader {
     msgpack_unpacked header;
     uint64_t records;
     int finished;           // trailer seen and verified
+    mp_scan scan;           // watches container sizes (see VET_STREAM_MAX_PENDING)
 };
 
 // The zstd frame magic, little endian on disk: 28 B5 2F FD.
@@ -242,6 +325,10 @@ static int reader_fill(vet_reader *r, vet_err *err) {
             return vet_errf(err, "%s: record %llu: corrupt stream (zstd: %s)", r->path,
                             (unsigned long long)r->records + 1, ZSTD_getErrorName(ret));
         r->frame_done = ret == 0;
+        if (mp_scan_feed(&r->scan, out.dst, out.pos) < 0)
+            return vet_errf(err, "%s: record %llu: corrupt stream (arrays or maps claim more than %u "
+                                 "entries the data has not yet delivered)",
+                            r->path, (unsigned long long)r->records + 1, VET_STREAM_MAX_PENDING);
         if (out.pos) {
             msgpack_unpacker_buffer_consumed(&r->up, out.pos);
             return 1;

@@ -279,13 +279,19 @@ static json_t *to_json(const vet_metrics *m, const report *rp) {
     return root;
 }
 
+// A file is written under "<path>.tmp.<pid>" and renamed when whole: a full disk never leaves
+// a cut metrics.json under the real name.
 static void write_json(const char *path, json_t *root) {
     int to_stdout = strcmp(path, "-") == 0;
-    FILE *f = to_stdout ? stdout : fopen(path, "w");
-    if (!f) cli_fail(EXIT_IO, "%s: cannot create: %s", path, strerror(errno));
+    char tmp[4200];
+    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
+    FILE *f = to_stdout ? stdout : fopen(tmp, "w");
+    if (!f) cli_fail(EXIT_IO, "%s: cannot create: %s", tmp, strerror(errno));
     int bad = json_dumpf(root, f, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(15)) < 0 || fputc('\n', f) == EOF;
     bad |= to_stdout ? fflush(f) != 0 : fclose(f) != 0;
-    if (bad) cli_fail(EXIT_IO, "%s: write failed", to_stdout ? "<stdout>" : path);
+    if (!to_stdout && !bad && rename(tmp, path) != 0) bad = 1;
+    if (bad && !to_stdout) unlink(tmp);
+    if (bad) cli_fail(EXIT_IO, "%s: write failed: %s", to_stdout ? "<stdout>" : path, strerror(errno));
 }
 
 // --- main -------------------------------------------------------------------------------

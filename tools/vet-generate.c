@@ -419,7 +419,7 @@ int main(int argc, char **argv) {
         spm_path = spm_default;
     }
     vet_spm *spm = vet_spm_load(spm_path, &err);
-    if (!spm) cli_fail(EXIT_IO, "%s", err.msg);
+    if (!spm) cli_fail(strstr(err.msg, "not a") ? EXIT_BAD_INPUT : EXIT_IO, "%s", err.msg);   // corrupt: 1, unreadable: 3
     const char *sha = vet_spm_sha256(spm);
     if (strlen(sha) != in_sha_len || strncmp(sha, in_sha, in_sha_len) != 0)
         cli_fail(EXIT_BAD_INPUT, "tokenizer mismatch: %s was tokenized with a tokenizer of sha256 %.*s, but %s has "

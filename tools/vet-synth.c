@@ -146,7 +146,8 @@ int main(int argc, char **argv) {
         relabelled += r->disease != r->true_disease;
         rc = alpaca ? vet_synth_write_alpaca(f, t, r, &err) : vet_synth_write_csv_row(f, t, r, &err);
     }
-    if (rc == 0 && fflush(f) != 0) rc = vet_errf(&err, "write error: %s", strerror(errno));
+    if (rc != 0 && ferror(f)) vet_err_prefix(&err, "%s", to_stdout ? "<stdout>" : out_path);   // the library's message has no path
+    if (rc == 0 && fflush(f) != 0) rc = vet_errf(&err, "%s: write failed: %s", to_stdout ? "<stdout>" : out_path, strerror(errno));
     if (!to_stdout) {
         if (fclose(f) != 0 && rc == 0) rc = vet_errf(&err, "%s: %s", tmp_path, strerror(errno));
         if (rc == 0 && rename(tmp_path, out_path) != 0)

@@ -235,10 +235,19 @@ int main(int argc, char **argv) {
     }
 
     // --text: the rendered prompt + response of every note, for training a tokenizer.
+    // A file is written under "<path>.tmp.<pid>" and renamed only when whole, as streams are;
+    // a device or fifo is written in place.
     FILE *text_out = NULL;
+    char text_tmp[4200] = "";
     if (text_mode) {
-        text_out = strcmp(out_path, "-") == 0 ? stdout : fopen(out_path, "w");
-        if (!text_out) cli_fail(EXIT_IO, "%s: cannot create: %s", out_path, strerror(errno));
+        struct stat tst;
+        if (strcmp(out_path, "-") == 0) text_out = stdout;
+        else if (stat(out_path, &tst) == 0 && !S_ISREG(tst.st_mode)) text_out = fopen(out_path, "w");
+        else {
+            snprintf(text_tmp, sizeof text_tmp, "%s.tmp.%ld", out_path, (long)getpid());
+            text_out = fopen(text_tmp, "w");
+        }
+        if (!text_out) cli_fail(EXIT_IO, "%s: cannot create: %s", text_tmp[0] ? text_tmp : out_path, strerror(errno));
     }
     vet_writer *w = text_mode ? NULL : vet_writer_open(open_output(out_path), "tokens", "vet-tokenize", &err);
     if (!w && !text_mode) cli_fail(EXIT_IO, "%s", err.msg);
@@ -344,6 +353,11 @@ int main(int argc, char **argv) {
             vet_errf(&err, "%s: write failed: %s", out_path, strerror(errno));
             status = EXIT_IO;
         }
+        if (text_tmp[0] && status == EXIT_OK && rename(text_tmp, out_path) != 0) {
+            vet_errf(&err, "%s: cannot rename %s into place: %s", out_path, text_tmp, strerror(errno));
+            status = EXIT_IO;
+        }
+        if (text_tmp[0] && status != EXIT_OK) unlink(text_tmp);
         if (status != EXIT_OK) cli_warn("%s", err.msg);
     } else if (status != EXIT_OK) {
         vet_writer_abort(w);
