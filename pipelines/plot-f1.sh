@@ -9,13 +9,13 @@ import json, sys
 m = json.load(open(sys.argv[1]))
 rows = sorted(m["per_label"].items(), key=lambda kv: -kv[1]["support"])
 for label, v in rows:
-    name = (v.get("term") or label).replace(" ", "_")[:28]
+    name = (v.get("term") or label)[:28]
     print('"%s\\n(n=%d)" %.4f' % (name, v["support"], v["f1"]))
 PY
 [ -s "$tmp/f1.dat" ] || { echo "plot-f1.sh: $json: no labels" >&2; exit 1; }
 acc=$(/usr/bin/python3 -c 'import json,sys; m=json.load(open(sys.argv[1])); print("accuracy %.3f, macro-F1 %.3f, n %d" % (m["accuracy"], m["macro_f1"], m["n"]))' "$json")
 gnuplot <<GP
-set terminal pngcairo size 1100,550 font ",10"
+set terminal pngcairo size 1100,550 font ",10" noenhanced
 set output "$png"
 set title "vet-eval: F1 per label ($acc)"
 set style data histograms

@@ -12,7 +12,7 @@ sed -n 's/.*"step":\([0-9]*\).*"val_loss":\([-0-9.eE+]*\).*/\1 \2/p' "$log" >"$t
 plot="'$tmp/train.dat' using 1:2 with lines lw 2 title 'training loss'"
 [ -s "$tmp/val.dat" ] && plot="$plot, '$tmp/val.dat' using 1:2 with linespoints lw 2 pt 7 title 'validation loss'"
 gnuplot <<GP
-set terminal pngcairo size 900,500 font ",11"
+set terminal pngcairo size 900,500 font ",11" noenhanced
 set output "$png"
 set title "vet-train: loss per optimizer step"
 set xlabel "step"

@@ -33,6 +33,15 @@ whole_ok() {
 }
 check pipeline_whole_job whole_ok
 
+# Pictures: the loss curves and the per-label F1 bars (gnuplot), as real PNG files.
+report_ok() {
+    pipe "${small[@]}" report >/dev/null 2>&1 || return 1
+    for f in loss.png f1.png; do
+        [ "$(head -c 8 "$tmp/out/$f" | od -An -tx1 | tr -d ' \n')" = 89504e470d0a1a0a ] || { echo "$f is no PNG" >&2; return 1; }
+    done
+}
+check pipeline_report_pictures report_ok
+
 # 2. Up to date after a run; a stage's input or arguments rerun it and what follows, nothing before.
 stages() { make --no-print-directory -f "$VET_TOP/pipelines/vet.mk" VET_BIN="$VET_BIN" "$@" -n 2>/dev/null | grep -oE 'vet-(tokenize|pack|train|generate|eval)|spm_train' | sort -u | tr '\n' ' '; }
 deps_ok() {
