@@ -88,7 +88,7 @@ $(LIBVET): $(LIB_OBJ)
 	ar rcs $@ $^
 $(BIN)/%: tools/%.c $(LIBVET) | $(BIN)
 	$(CC) $(CPPFLAGS) $(CFLAGS) $< $(LIBVET) $(LDFLAGS) $(LDLIBS) -o $@
-$(BUILD)/tests/%: tests/unit/%.c tests/unit/check.h $(LIBVET) | $(BUILD)/tests
+$(BUILD)/tests/%: tests/unit/%.c tests/unit/check.h tests/unit/tiny_models.h $(LIBVET) | $(BUILD)/tests
 	$(CC) $(CPPFLAGS) -Itests/unit $(CFLAGS) $< $(LIBVET) $(LDFLAGS) $(LDLIBS) -o $@
 $(BUILD)/tests/helpers/%: tests/helpers/%.c $(LIBVET) | $(BUILD)/tests/helpers
 	$(CC) $(CPPFLAGS) $(CFLAGS) $< $(LIBVET) $(LDFLAGS) $(LDLIBS) -o $@

@@ -14,40 +14,14 @@
 #include "model_io.h"
 #include "ops.h"
 #include "rng.h"
-
-enum { VAR_LLAMA, VAR_LLAMA3, VAR_QWEN };
+#include "tiny_models.h"
 
 // Odd sizes on purpose: dim 40 and hidden 56 leave a tail after the vector chunks, vocab 61
 // leaves a remainder after the 4-output tiles.
-static vet_config cfg_of(int variant) {
-    vet_config c;
-    memset(&c, 0, sizeof c);
-    strcpy(c.arch, variant == VAR_QWEN ? "qwen2" : "llama");
-    c.dim = 40, c.hidden_dim = 56, c.n_layers = 2, c.n_heads = 4, c.n_kv_heads = 2, c.head_dim = 10;
-    c.vocab_size = 61, c.max_pos = 256;
-    c.rms_eps = 1e-5f, c.rope_theta = 10000.0f, c.rope_factor = 1.0f;
-    c.bos_id = 1, c.eos_id = 2, c.pad_id = -1, c.eos_ids[0] = 2, c.n_eos = 1;
-    strcpy(c.torch_dtype, "float32");
-    if (variant == VAR_LLAMA3) {
-        c.rope_type = VET_ROPE_LLAMA3, c.rope_factor = 8, c.rope_low_freq_factor = 1;
-        c.rope_high_freq_factor = 4, c.rope_orig_max_pos = 32, c.rope_theta = 5000.0f;
-    }
-    if (variant == VAR_QWEN) c.qkv_bias = 1, c.tie_embeddings = 1, c.rms_eps = 1e-6f;
-    return c;
-}
+static const tiny_shape SHAPE = {40, 56, 4, 2, 10, 61, 256, 32, 5000.0f, 8.0f};
+#define VAR_QWEN VAR_QWEN_TIED
 
-// Weights well away from the init's tiny scale so logits are spread out (no near-ties).
-static void make_model(vet_model *m, int variant, uint64_t seed) {
-    vet_config c = cfg_of(variant);
-    vet_err err;
-    if (vet_model_init(m, &c, seed, &err)) { fprintf(stderr, "%s\n", err.msg); abort(); }
-    vet_rng r;
-    vet_rng_seed(&r, seed + 100);
-    for (size_t i = 0; i < m->n_w; i++) {
-        float x = m->w_mem[i], n = 0.1f * (float)vet_rng_normal(&r);
-        m->w_mem[i] = x == 1.0f ? 1.0f + n : x == 0.0f ? n : 8.0f * x;
-    }
-}
+static void make_model(vet_model *m, int variant, uint64_t seed) { tiny_model(m, variant, &SHAPE, seed); }
 
 static void random_prompt(vet_rng *r, int32_t *ids, int n, int V) {
     ids[0] = 1;

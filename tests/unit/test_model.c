@@ -15,40 +15,13 @@
 #include "ops.h"
 #include "rng.h"
 #include "safetensors.h"
+#include "tiny_models.h"
 
-enum { VAR_LLAMA, VAR_LLAMA3, VAR_QWEN_TIED };
+// dim 16, hidden 24, GQA 4/2 heads of 4, vocab 23; llama3 with a short original context so all
+// three frequency bands occur with head_dim 4.
+static const tiny_shape SHAPE = {16, 24, 4, 2, 4, 23, 64, 64, 500.0f, 10.0f};
 
-static vet_config tiny_config(int variant) {
-    vet_config c;
-    memset(&c, 0, sizeof c);
-    strcpy(c.arch, variant == VAR_QWEN_TIED ? "qwen2" : "llama");
-    c.dim = 16, c.hidden_dim = 24, c.n_layers = 2, c.n_heads = 4, c.n_kv_heads = 2, c.head_dim = 4;
-    c.vocab_size = 23, c.max_pos = 64;
-    c.rms_eps = 1e-5f, c.rope_theta = 10000.0f, c.rope_factor = 1.0f;
-    c.bos_id = 1, c.eos_id = 2, c.pad_id = -1, c.eos_ids[0] = 2, c.n_eos = 1;
-    strcpy(c.torch_dtype, "float32");
-    if (variant == VAR_LLAMA3) {
-        // a short original context so all three frequency bands occur with head_dim 4
-        c.rope_type = VET_ROPE_LLAMA3, c.rope_factor = 8, c.rope_low_freq_factor = 1;
-        c.rope_high_freq_factor = 4, c.rope_orig_max_pos = 64, c.rope_theta = 500.0f;
-    }
-    if (variant == VAR_QWEN_TIED) c.qkv_bias = 1, c.tie_embeddings = 1, c.rms_eps = 1e-6f;
-    return c;
-}
-
-// Random weights bigger than the init's 0.02 so every path carries a visible gradient;
-// norms and biases away from 1 and 0 so their gradients are tested too.
-static void make_model(vet_model *m, int variant, uint64_t seed) {
-    vet_config c = tiny_config(variant);
-    vet_err err;
-    if (vet_model_init(m, &c, seed, &err)) { fprintf(stderr, "%s\n", err.msg); abort(); }
-    vet_rng r;
-    vet_rng_seed(&r, seed + 100);
-    for (size_t i = 0; i < m->n_w; i++) {
-        float x = m->w_mem[i], n = 0.1f * (float)vet_rng_normal(&r);
-        m->w_mem[i] = x == 1.0f ? 1.0f + n : x == 0.0f ? n : 10.0f * x;  // norms, biases, matrices
-    }
-}
+static void make_model(vet_model *m, int variant, uint64_t seed) { tiny_model(m, variant, &SHAPE, seed); }
 
 static void add_lora(vet_model *m, float dropout) {
     vet_err err;
