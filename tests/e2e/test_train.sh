@@ -12,22 +12,11 @@ fail() { echo "not ok $1"; }
 check() { local name=$1; shift; if "$@"; then ok "$name"; else fail "$name"; fi; }
 
 spm=$tmp/tok.model
-# Data: 160 synthetic notes, the project's tokenizer trained on them (small vocab, fast).
-"$VET_BIN/vet-synth" -d "$VET_TOP/data/diseases.tsv" -n 160 --seed 3 -o "$tmp/notes.csv" || exit 1
-"$VET_BIN/vet-synth" -d "$VET_TOP/data/diseases.tsv" -n 400 --seed 3 --alpaca-text -o "$tmp/text.txt" || exit 1
-(cd "$tmp" && spm_train --input=text.txt --model_prefix=tok --vocab_size=512 --model_type=bpe \
-    --byte_fallback=true --split_digits=true --character_coverage=1.0 --unk_id=0 --bos_id=1 --eos_id=2 \
-    --pad_id=-1 --num_threads=1 --minloglevel=2 >/dev/null 2>&1) || { fail "train_fixture: spm_train"; exit 1; }
-"$VET_BIN/vet-tokenize" --spm "$spm" "$tmp/notes.csv" -o "$tmp/notes.tok" || exit 1
-"$VET_BIN/vet-pack" "$tmp/notes.tok" --out "$tmp" --seq-len 256 2>/dev/null || exit 1
-
-cat >"$tmp/micro.json" <<'JSON'
-{"architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": 32,
- "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4,
- "num_key_value_heads": 2, "vocab_size": 512, "max_position_embeddings": 512,
- "rms_norm_eps": 1e-5, "rope_theta": 10000.0, "tie_word_embeddings": false,
- "hidden_act": "silu", "torch_dtype": "float32"}
-JSON
+# Data: 160 synthetic notes, a tokenizer trained on them (small vocab, fast), packed rows, and a
+# micro config (tests/e2e/fault_fixture.sh, shared with the fault and bad-input tests).
+. "$VET_TOP/tests/e2e/fault_fixture.sh"
+make_fixture "$tmp" || { fail "train_fixture"; exit 1; }
+rm -rf "$tmp/base" "$tmp/adapter"  # this test makes its own, as its first cases
 
 train() { "$VET_BIN/vet-train" --threads 2 -q "$@"; }
 
