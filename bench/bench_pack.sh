@@ -51,6 +51,13 @@ bench() {  # bench NAME CSV SEQ_LEN
 
 if [ -n "$VET_SHARED" ] && [ -f "$VET_SHARED/data/dlo/dlo_notes.csv" ]; then
     bench dlo "$VET_SHARED/data/dlo/dlo_notes.csv" 512
+    # As the pipeline runs it: a tokenizer trained on the DLO notes themselves (pipelines/vet.mk).
+    if [ -z "${VET_SPM:-}" ] && make -s -f "$top/pipelines/vet.mk" VET_BIN="$VET_BIN" OUT="$tmp/dlo-pipe" \
+           NOTES="$VET_SHARED/data/dlo/dlo_notes.csv" tokenizer >/dev/null 2>&1; then
+        spm_saved=$spm spm="$tmp/dlo-pipe/tokenizer.model"
+        bench dlo-own-tokenizer "$VET_SHARED/data/dlo/dlo_notes.csv" 512
+        spm=$spm_saved
+    fi
 else
     echo "bench_pack: skip DLO: no ../shared/data/dlo"
 fi

@@ -94,6 +94,53 @@ int vet_pack_ffd(const int32_t *lens, size_t n, int32_t seq_len, int32_t *row_of
     return 0;
 }
 
+// Deals samples sorted longest first into k rows in snake order (rows 0..k-1, then k-1..0, ...),
+// so every row gets a mix of long and short samples and the row sums come out even. Writes
+// row_of and returns 1 when every row fits in seq_len, else 0.
+static int snake_deal(const len_idx *by_len, size_t n, size_t k, int32_t seq_len, int32_t *row_of,
+                      int64_t *sum) {
+    memset(sum, 0, k * sizeof *sum);
+    for (size_t i = 0; i < n; i++) {
+        size_t pass = i / k, pos = i % k, r = pass % 2 == 0 ? pos : k - 1 - pos;
+        sum[r] += by_len[i].len;
+        if (sum[r] > seq_len) return 0;
+        row_of[by_len[i].idx] = (int32_t)r;
+    }
+    return 1;
+}
+
+int vet_pack_tight(const int32_t *lens, size_t n, int32_t seq_len, int32_t *row_of, size_t *n_rows,
+                   vet_err *err) {
+    if (vet_pack_ffd(lens, n, seq_len, row_of, n_rows, err) != 0) return -1;
+    if (n < 2) return 0;
+    // Two lower bounds on the rows: the tokens, and how many samples a row can hold at most
+    // (the shortest ones). When samples are long next to seq_len the second one binds, and
+    // first-fit decreasing, which fills the first rows with the longest samples, misses it.
+    len_idx *by_len = malloc(n * sizeof *by_len);
+    int32_t *cand = malloc(n * sizeof *cand);
+    int64_t *sum = malloc(n * sizeof *sum);
+    if (!by_len || !cand || !sum) {
+        free(by_len), free(cand), free(sum);
+        return vet_errf(err, "vet_pack_tight: out of memory (%zu samples)", n);
+    }
+    int64_t total = 0;
+    for (size_t i = 0; i < n; i++) by_len[i] = (len_idx){lens[i], (int32_t)i}, total += lens[i];
+    qsort(by_len, n, sizeof *by_len, cmp_len_desc);
+    size_t most = 0;  // the most samples one row can hold: the shortest, while they fit
+    for (int64_t acc = 0; most < n && acc + by_len[n - 1 - most].len <= seq_len; most++)
+        acc += by_len[n - 1 - most].len;
+    size_t lower = (size_t)((total + seq_len - 1) / seq_len);
+    if (most > 0 && (n + most - 1) / most > lower) lower = (n + most - 1) / most;
+    for (size_t k = lower; k < *n_rows; k++) {
+        if (!snake_deal(by_len, n, k, seq_len, cand, sum)) continue;
+        memcpy(row_of, cand, n * sizeof *row_of);
+        *n_rows = k;
+        break;
+    }
+    free(by_len), free(cand), free(sum);
+    return 0;
+}
+
 int vet_pack_rows(const int32_t *row_of, size_t n, size_t n_rows, int32_t *order, int64_t *begin,
                   vet_err *err) {
     // Counting sort by row, stable, so each row lists its samples in input order.

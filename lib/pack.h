@@ -49,6 +49,12 @@ int32_t vet_pack_fit(int32_t prompt_len, int32_t response_len, int32_t seq_len, 
 int vet_pack_ffd(const int32_t *lens, size_t n, int32_t seq_len, int32_t *row_of, size_t *n_rows,
                  vet_err *err);
 
+// First-fit decreasing, then, when its rows exceed the lower bound (tokens / seq_len, or samples /
+// the most samples a row can hold), a snake deal of the samples sorted longest first into k rows
+// for k from the bound up: the first k where every row fits wins. vet-pack packs with this.
+int vet_pack_tight(const int32_t *lens, size_t n, int32_t seq_len, int32_t *row_of, size_t *n_rows,
+                   vet_err *err);
+
 // Turns row_of into rows: row r holds samples order[begin[r] .. begin[r+1]-1], in ascending
 // sample index (input order). begin has n_rows + 1 entries, order n.
 int vet_pack_rows(const int32_t *row_of, size_t n, size_t n_rows, int32_t *order, int64_t *begin,

@@ -316,7 +316,7 @@ static void plan_slot(pack_run *R, int slot, slot_rows *p, split_stats *st) {
     if (!lens || !row_of || !p->order || !p->begin || !p->perm) cli_fail(EXIT_IO, "out of memory");
     for (size_t j = 0; j < p->n; j++) lens[j] = R->s[p->idx[j]].n;
     if (R->packed) {
-        if (vet_pack_ffd(lens, p->n, R->seq_len, row_of, &p->n_rows, &err) != 0) cli_fail(EXIT_IO, "%s", err.msg);
+        if (vet_pack_tight(lens, p->n, R->seq_len, row_of, &p->n_rows, &err) != 0) cli_fail(EXIT_IO, "%s", err.msg);
     } else {
         for (size_t j = 0; j < p->n; j++) row_of[j] = (int32_t)j;
         p->n_rows = p->n;

@@ -87,12 +87,30 @@ static void test_ffd_property(void) {
         CHECK(vet_pack_ffd(lens, n, seq_len, row_of, &n_rows, &err) == 0);
         CHECK(check_packing(lens, n, seq_len, row_of, n_rows) == 0);
         CHECK(check_first_fit(lens, n, seq_len, row_of, n_rows) == 0);
+        size_t tight_rows = 99;  // the tight packer: valid, never more rows than first fit
+        CHECK(vet_pack_tight(lens, n, seq_len, row_of, &tight_rows, &err) == 0);
+        CHECK(check_packing(lens, n, seq_len, row_of, tight_rows) == 0);
+        CHECK(tight_rows <= n_rows);
         int64_t lower = (total + seq_len - 1) / seq_len;
         CHECK(n_rows >= (size_t)lower);
         CHECK((int64_t)n_rows <= 2 * total / seq_len + 1);
         free(lens);
         free(row_of);
     }
+}
+
+// Where first fit decreasing is not tight: 6,6,6,5,5,4,4,4 into rows of 20. FFD fills
+// {6,6,6} {5,5,4,4} and leaves a 4 for a third row; the snake deal makes {6,5,5,4} {6,6,4,4}.
+static void test_tight_beats_ffd(void) {
+    int32_t lens[] = {4, 6, 5, 5, 6, 4, 6, 4};
+    int32_t row_of[8];
+    size_t n_rows;
+    vet_err err;
+    CHECK(vet_pack_ffd(lens, 8, 20, row_of, &n_rows, &err) == 0);
+    CHECK(n_rows == 3);
+    CHECK(vet_pack_tight(lens, 8, 20, row_of, &n_rows, &err) == 0);
+    CHECK(n_rows == 2);
+    CHECK(check_packing(lens, 8, 20, row_of, n_rows) == 0);
 }
 
 // First fit decreasing on a hand-checked case: 6,5,4,3,2 into 10 -> {6,4} {5,3,2}.
@@ -193,6 +211,7 @@ static void test_shuffle(void) {
 int main(void) {
     RUN(test_ffd_property);
     RUN(test_ffd_known);
+    RUN(test_tight_beats_ffd);
     RUN(test_ffd_rejects);
     RUN(test_targets);
     RUN(test_fit);
