@@ -36,7 +36,7 @@ TOKENIZE_ARGS ?=
 PACK_ARGS ?= --split 80/10/10 --group-by note --stratify codes --seq-len 512 --seed $(SEED)
 # From scratch (INIT) the defaults are tuned for the tiny preset on a CPU (docs/results.md);
 # with BASE they are the reference recipe's (vet-train's own defaults).
-TRAIN_ARGS ?= $(if $(BASE),,--epochs 10 --lr 3e-3 --batch-size 4 --grad-accum 2 --warmup-ratio 0.05 --weight-decay 0.1)
+TRAIN_ARGS ?= $(if $(BASE),,--epochs 15 --lr 3e-3 --batch-size 4 --grad-accum 2 --warmup-ratio 0.05 --weight-decay 0.1)
 GEN_ARGS  ?= --batch 16
 EVAL_ARGS ?= --bootstrap 1000
 
