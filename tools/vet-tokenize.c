@@ -105,16 +105,6 @@ static void put_escaped(FILE *f, const char *s, size_t n) {
 
 // A "-o" that names a device or a pipe (/dev/null) is written in place, not through a
 // temporary file renamed over it: the writer is handed stdout reopened on that path.
-static const char *open_output(const char *path) {
-    struct stat st;
-    if (!path || strcmp(path, "-") == 0) return "-";
-    if (stat(path, &st) == 0 && !S_ISREG(st.st_mode)) {
-        if (!freopen(path, "wb", stdout)) cli_fail(EXIT_IO, "%s: cannot open for writing", path);
-        return "-";
-    }
-    return path;
-}
-
 static void ids_push(int32_t **ids, size_t *n, size_t *cap, int32_t id) {
     if (*n == *cap) {
         *cap = *cap ? 2 * *cap : 256;
@@ -249,7 +239,7 @@ int main(int argc, char **argv) {
         }
         if (!text_out) cli_fail(EXIT_IO, "%s: cannot create: %s", text_tmp[0] ? text_tmp : out_path, strerror(errno));
     }
-    vet_writer *w = text_mode ? NULL : vet_writer_open(open_output(out_path), "tokens", "vet-tokenize", &err);
+    vet_writer *w = text_mode ? NULL : vet_writer_open(out_path, "tokens", "vet-tokenize", &err);
     if (!w && !text_mode) cli_fail(EXIT_IO, "%s", err.msg);
     msgpack_packer *pk = w ? vet_writer_packer(w) : NULL;
     if (w) {
