@@ -225,8 +225,13 @@ int vet_config_validate(const vet_config *c, vet_err *err) {
     if (c->n_heads % c->n_kv_heads)
         return vet_errf(err, "num_attention_heads %d is not a multiple of num_key_value_heads %d", c->n_heads, c->n_kv_heads);
     if (c->head_dim % 2) return vet_errf(err, "head_dim %d is odd (rope rotates pairs)", c->head_dim);
-    if (!(c->rms_eps > 0) || !(c->rope_theta > 0))
-        return vet_errf(err, "rms_norm_eps (%g) and rope_theta (%g) must be positive", c->rms_eps, c->rope_theta);
+    // isfinite too: a number beyond float's range reads as infinity, which no writer can save.
+    if (!(c->rms_eps > 0) || !(c->rope_theta > 0) || !isfinite(c->rms_eps) || !isfinite(c->rope_theta))
+        return vet_errf(err, "rms_norm_eps (%g) and rope_theta (%g) must be positive and finite", c->rms_eps,
+                        c->rope_theta);
+    if (!isfinite(c->rope_factor) || !isfinite(c->rope_low_freq_factor) || !isfinite(c->rope_high_freq_factor))
+        return vet_errf(err, "rope scaling factors must be finite (factor %g, low_freq_factor %g, high_freq_factor %g)",
+                        c->rope_factor, c->rope_low_freq_factor, c->rope_high_freq_factor);
     if (c->rope_type == VET_ROPE_LLAMA3 &&
         !(c->rope_factor > 0 && c->rope_low_freq_factor > 0 && c->rope_high_freq_factor > c->rope_low_freq_factor &&
           c->rope_orig_max_pos > 0))
