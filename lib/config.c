@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <jansson.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,13 +60,24 @@ static int get_bool(reader *r, const char *key, int *out, int def) {
     return 0;
 }
 
-// A token id field: absent/null -> -1; an int; or (for eos) a list of ints.
+// A token id field: absent/null/-1 -> none; an int; or (for eos) a list of ints. Other negative
+// or out-of-int-range values are refused (they cannot be token ids, and a saved config could not
+// say them back).
+static int get_id_value(reader *r, const char *key, json_t *x, int *out) {
+    json_int_t v = json_integer_value(x);
+    if (v < -1 || v > INT32_MAX) return vet_errf(r->err, "%s: \"%s\" %lld is not a token id", r->path, key, (long long)v);
+    *out = (int)v;
+    return 0;
+}
+
 static int get_ids(reader *r, const char *key, int *ids, int max, int *n) {
     json_t *v = json_object_get(r->root, key);
     *n = 0;
     if (!v || json_is_null(v)) return 0;
+    int id = -1;
     if (json_is_integer(v)) {
-        ids[(*n)++] = (int)json_integer_value(v);
+        if (get_id_value(r, key, v, &id)) return -1;
+        if (id >= 0) ids[(*n)++] = id;
         return 0;
     }
     if (!json_is_array(v)) return vet_errf(r->err, "%s: \"%s\" is neither an id nor a list of ids", r->path, key);
@@ -73,7 +85,8 @@ static int get_ids(reader *r, const char *key, int *ids, int max, int *n) {
     json_t *x;
     json_array_foreach(v, i, x) {
         if (!json_is_integer(x)) return vet_errf(r->err, "%s: \"%s\"[%zu] is not an integer id", r->path, key, i);
-        if (*n < max) ids[(*n)++] = (int)json_integer_value(x);
+        if (get_id_value(r, key, x, &id)) return -1;
+        if (id >= 0 && *n < max) ids[(*n)++] = id;
     }
     return 0;
 }
@@ -249,6 +262,9 @@ int vet_config_validate(const vet_config *c, vet_err *err) {
     for (int i = 0; i < 3; i++)
         if (ids[i] < -1 || ids[i] >= c->vocab_size)
             return vet_errf(err, "%s %d is outside the vocabulary (0..%d)", names[i], ids[i], c->vocab_size - 1);
+    for (int i = 0; i < c->n_eos; i++)
+        if (c->eos_ids[i] < 0 || c->eos_ids[i] >= c->vocab_size)
+            return vet_errf(err, "eos_token_id %d is outside the vocabulary (0..%d)", c->eos_ids[i], c->vocab_size - 1);
     return 0;
 }
 

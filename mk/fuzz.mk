@@ -4,6 +4,8 @@
 #                               FUZZ_SECONDS (default 60) on its seeds; fails on any crash, leak,
 #                               timeout or sanitizer report, leaving the input in build/fuzz/crashes
 #   make fuzz FUZZ_ONLY=csv     only the named harnesses (space separated)
+#   make fuzz FUZZ_SEED=1 FUZZ_RUNS=N   a fixed seed and at most N inputs per harness: the same
+#                               exploration every run (CI), whatever the machine's speed
 #   make fuzz-regress           replay every committed input: tests/fuzz/regress/<harness>/* (each
 #                               a crash once found, now fixed) and tests/fuzz/corpus/<harness>/*
 #   make fuzz-build             only build build/fuzz/fuzz_<harness>
@@ -29,7 +31,9 @@ FUZZ_NAMES   := $(if $(FUZZ_ONLY),$(FUZZ_ONLY),$(FUZZ_ALL))
 FUZZ_BINS    := $(FUZZ_ALL:%=$(FUZZ_OUT)/fuzz_%)
 FUZZ_LIB_OBJ := $(LIB_C:lib/%.c=$(FUZZ_OUT)/lib/%.o) $(LIB_CXX:lib/%.cc=$(FUZZ_OUT)/lib/%.o)
 # Each harness gets at most this much memory and time per input; libFuzzer counts more as a bug.
-FUZZ_FLAGS   := -timeout=20 -rss_limit_mb=2048 -max_len=65536 -print_final_stats=1
+FUZZ_SEED    ?=
+FUZZ_RUNS    ?=
+FUZZ_FLAGS   := -timeout=20 -rss_limit_mb=2048 -max_len=65536 -print_final_stats=1 $(if $(FUZZ_SEED),-seed=$(FUZZ_SEED)) $(if $(FUZZ_RUNS),-runs=$(FUZZ_RUNS))
 export ASAN_OPTIONS ?= detect_leaks=1:abort_on_error=0
 export UBSAN_OPTIONS ?= print_stacktrace=1:halt_on_error=1
 
@@ -68,7 +72,7 @@ fuzz: fuzz-seeds
 	    >$(FUZZ_OUT)/logs/$$h.log 2>&1; rc=$$?; \
 	  execs=$$(sed -n 's/^stat::number_of_executed_units: *//p' $(FUZZ_OUT)/logs/$$h.log); \
 	  cov=$$(grep -oE 'cov: [0-9]+ ft: [0-9]+ corp: [0-9]+' $(FUZZ_OUT)/logs/$$h.log | tail -n 1); \
-	  if [ $$rc -eq 0 ]; then echo "fuzz $$h: ok, $${execs:-?} runs in $(FUZZ_SECONDS) s, $$cov"; \
+	  if [ $$rc -eq 0 ]; then echo "fuzz $$h: ok, $${execs:-?} runs (at most $(FUZZ_SECONDS) s), $$cov"; \
 	  else fail=1; echo "fuzz $$h: FAILED (exit $$rc), input in $(FUZZ_OUT)/crashes/$$h/:"; \
 	    grep -E 'ERROR|runtime error|SUMMARY|vet fuzz' $(FUZZ_OUT)/logs/$$h.log | head -n 5 | sed 's/^/    /'; fi; \
 	done; exit $$fail
