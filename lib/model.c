@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "rng.h"
+#include "model_io.h"
 #include "safetensors.h"
 
 // ---------------------------------------------------------------------------------------
@@ -192,55 +193,14 @@ int vet_model_load(vet_model *m, const char *dir, vet_err *err) {
         vet_tensors_close(ts);
         return -1;
     }
-    const vet_weights *w = &m->w;
-    int64_t C = cfg.dim, F = cfg.hidden_dim, V = cfg.vocab_size;
-    int64_t q = (int64_t)cfg.n_heads * cfg.head_dim, kv = (int64_t)cfg.n_kv_heads * cfg.head_dim;
-    char name[256];
-    int rc = 0;
-#define LOAD(ptr, nd, a, b_)                                                       \
-    do {                                                                           \
-        if (!rc && load_tensor(ts, dir, name, (ptr), (nd), (a), (b_), err)) rc = -1; \
-    } while (0)
-    snprintf(name, sizeof name, "model.embed_tokens.weight");
-    LOAD(w->embed, 2, V, C);
-    for (int l = 0; l < cfg.n_layers && !rc; l++) {
-        const char *p = "model.layers";
-#define LNAME(fmt) snprintf(name, sizeof name, "%s.%d." fmt, p, l)
-        LNAME("input_layernorm.weight");
-        LOAD(w->attn_norm + l * C, 1, C, 0);
-        LNAME("self_attn.q_proj.weight");
-        LOAD(w->wq + l * q * C, 2, q, C);
-        LNAME("self_attn.k_proj.weight");
-        LOAD(w->wk + l * kv * C, 2, kv, C);
-        LNAME("self_attn.v_proj.weight");
-        LOAD(w->wv + l * kv * C, 2, kv, C);
-        if (cfg.qkv_bias) {
-            LNAME("self_attn.q_proj.bias");
-            LOAD(w->bq + l * q, 1, q, 0);
-            LNAME("self_attn.k_proj.bias");
-            LOAD(w->bk + l * kv, 1, kv, 0);
-            LNAME("self_attn.v_proj.bias");
-            LOAD(w->bv + l * kv, 1, kv, 0);
-        }
-        LNAME("self_attn.o_proj.weight");
-        LOAD(w->wo + l * C * q, 2, C, q);
-        LNAME("post_attention_layernorm.weight");
-        LOAD(w->mlp_norm + l * C, 1, C, 0);
-        LNAME("mlp.gate_proj.weight");
-        LOAD(w->wgate + l * F * C, 2, F, C);
-        LNAME("mlp.up_proj.weight");
-        LOAD(w->wup + l * F * C, 2, F, C);
-        LNAME("mlp.down_proj.weight");
-        LOAD(w->wdown + l * C * F, 2, C, F);
-#undef LNAME
-    }
-    snprintf(name, sizeof name, "model.norm.weight");
-    LOAD(w->final_norm, 1, C, 0);
-    if (!cfg.tie_embeddings) {
-        snprintf(name, sizeof name, "lm_head.weight");
-        LOAD(w->lm_head, 2, V, C);
-    }
-#undef LOAD
+    // Every tensor by its HF name, in the same table the saver uses (model_io.h).
+    int n = vet_model_tensors(m, NULL, 0);
+    vet_named_tensor *t = malloc(n * sizeof *t);
+    int rc = t ? 0 : vet_errf(err, "out of memory");
+    if (t) vet_model_tensors(m, t, n);
+    for (int k = 0; k < n && !rc; k++)
+        rc = load_tensor(ts, dir, t[k].name, t[k].p, t[k].ndim, t[k].shape[0], t[k].shape[1], err);
+    free(t);
     vet_tensors_close(ts);
     if (rc) vet_model_free(m);
     return rc;
