@@ -26,12 +26,37 @@ def vet_run(args, model, batch):
         p = subprocess.run(cmd, capture_output=True, text=True)
         if p.returncode != 0:
             sys.exit("bench_generate: vet-generate failed: " + p.stderr.strip())
-        m = re.search(r"(\d+) notes, (\d+) tokens, ([0-9.]+) tokens/s", p.stderr)
+        m = re.search(r"(\d+) notes, (\d+) tokens, ([0-9.]+) tokens/s .*decode steps (\d+) tokens at "
+                      r"([0-9.]+) tokens/s", p.stderr)
         if not m:
             sys.exit("bench_generate: no summary line from vet-generate: " + p.stderr.strip())
-        tps = float(m.group(3))
-        best = tps if best is None or tps > best else best
-    return best, int(m.group(2))
+        tps, steps = float(m.group(3)), float(m.group(5))
+        if best is None or tps > best[0]:
+            best = (tps, steps)
+    return best
+
+
+def flops_per_token(model_dir):
+    """2 x the weights a decode step multiplies by: every Linear and the lm_head, not the
+    embedding table (a lookup). Attention over the cache is left out (small at these lengths)."""
+    c = json.load(open(os.path.join(model_dir, "config.json")))
+    d, f, L, V = c["hidden_size"], c["intermediate_size"], c["num_hidden_layers"], c["vocab_size"]
+    hd = c.get("head_dim") or d // c["num_attention_heads"]
+    q, kv = c["num_attention_heads"] * hd, c["num_key_value_heads"] * hd
+    return 2.0 * (L * (d * q + 2 * d * kv + q * d + 3 * d * f) + V * d)
+
+
+def gemm_peak(threads):
+    """GFLOP/s of a large fp32 GEMM in torch on the same threads: what this CPU can compute."""
+    import torch
+    a, b = torch.randn(2048, 2048), torch.randn(2048, 2048)
+    torch.mm(a, b)
+    best = 0.0
+    for _ in range(5):
+        t0 = time.perf_counter()
+        torch.mm(a, b)
+        best = max(best, 2 * 2048 ** 3 / (time.perf_counter() - t0) / 1e9)
+    return best
 
 
 def read_prompts(args):
@@ -92,10 +117,12 @@ def main():
         "model", "vet b1", "vet b16", "hf b1", "hf b16", "vet/hf b1", "vet/hf b16", "vet b16/b1")
     print(head)
     print("-" * len(head))
+    steps = []
     for d in args.models:
         name = os.path.basename(d.rstrip("/"))
-        v1, _ = vet_run(args, d, 1)
-        v16, _ = vet_run(args, d, 16)
+        v1, s1 = vet_run(args, d, 1)
+        v16, s16 = vet_run(args, d, 16)
+        steps.append((name, s1, s16, flops_per_token(d)))
         model = AutoModelForCausalLM.from_pretrained(d, dtype=torch.float32)
         model.eval()
         eos = model.config.eos_token_id
@@ -107,7 +134,22 @@ def main():
         h16, _ = hf_run(model, prompts, args.max_new, 16, eos)
         print("%-8s %12.1f %12.1f %12.1f %12.1f %9.1fx %9.1fx %11.1fx" % (
             name, v1, v16, h1, h16, v1 / h1, v16 / h16, v16 / v1), flush=True)
-    print("(tokens/s; targets: vet/hf b1 >= 2x, vet b16/b1 >= 5x)")
+    print("(tokens/s, prompts and decoding together; targets: vet/hf b1 >= 2x, vet b16/b1 >= 5x)")
+    # Decode steps alone, against the roofline: batch 1 streams every weight once per token,
+    # so its rate is set by memory bandwidth (or cache bandwidth for small models); batch 16
+    # reuses each weight 16 times and is bound by the FMA units. The ratio cannot exceed
+    # peak / (batch-1 GFLOP/s).
+    peak = gemm_peak(args.threads)
+    print()
+    print("decode steps only (vet-generate's closing line); fp32 GEMM peak of this CPU on %d "
+          "threads (torch.mm 2048^3): %.1f GFLOP/s" % (args.threads, peak))
+    head = "%-8s %12s %12s %10s %12s %12s %14s" % (
+        "model", "vet b1", "vet b16", "b16/b1", "b1 GFLOP/s", "b16 GFLOP/s", "bound on b16/b1")
+    print(head)
+    print("-" * len(head))
+    for name, s1, s16, fl in steps:
+        g1, g16 = s1 * fl / 1e9, s16 * fl / 1e9
+        print("%-8s %12.1f %12.1f %9.1fx %12.1f %12.1f %13.1fx" % (name, s1, s16, s16 / s1, g1, g16, peak / g1))
 
 
 if __name__ == "__main__":

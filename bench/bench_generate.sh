@@ -3,7 +3,7 @@
 # batch 1 and batch 16, side by side with transformers `generate` on the same models in the
 # same run (bench/bench_generate.py does the timing and prints the table).
 #
-#   bench/bench_generate.sh [PRESET...]        default: tiny small
+#   bench/bench_generate.sh [PRESET...]        default: tiny small base
 #
 # Env: VET_BIN (programs, default bin/), VET_BUILD (default build/rel: vet-inspect and
 # vet-mktokens from `make helpers`), VET_VENV (default .venv), THREADS (2), NOTES (32),
@@ -13,7 +13,7 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 VET_BIN=${VET_BIN:-$top/bin} VET_BUILD=${VET_BUILD:-$top/build/rel} VET_VENV=${VET_VENV:-$top/.venv}
 THREADS=${THREADS:-2} NOTES=${NOTES:-32} PROMPT=${PROMPT:-32} MAX_NEW=${MAX_NEW:-64}
 presets=("$@")
-[ ${#presets[@]} -gt 0 ] || presets=(tiny small)
+[ ${#presets[@]} -gt 0 ] || presets=(tiny small base)
 for t in "$VET_BUILD/tests/helpers/vet-inspect" "$VET_BUILD/tests/helpers/vet-mktokens" "$VET_BIN/vet-generate"; do
     [ -x "$t" ] || { echo "bench_generate: $t not built (make && make helpers)" >&2; exit 1; }
 done
@@ -26,7 +26,7 @@ bash "$top/tests/fixtures/tokenize/make_model.sh" "$tmp/tok" >/dev/null ||
     { echo "bench_generate: cannot train the tokenizer (spm_train)" >&2; exit 1; }
 sha=$(sha256sum "$tmp/tok/tokenizer.model" | cut -c1-64)
 
-# Random prompts: BOS then ids in [3, 500) (every preset's vocabulary is 512).
+# Random prompts: BOS then ids in [3, 500) (inside every preset's vocabulary).
 "$VET_VENV/bin/python" - "$NOTES" "$PROMPT" >"$tmp/prompts.jsonl" <<'EOF'
 import json, random, sys
 random.seed(1)

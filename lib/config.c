@@ -387,6 +387,11 @@ int vet_config_preset(vet_config *c, const char *name, vet_err *err) {
     } else if (strcmp(name, "small") == 0) {
         c->dim = 256, c->hidden_dim = 768, c->n_layers = 8, c->n_heads = 8, c->n_kv_heads = 4;
         c->vocab_size = 512, c->max_pos = 2048;
+    } else if (strcmp(name, "base") == 0) {
+        // ~70M parameters (280 MB in fp32): too big for any CPU cache, so decoding one note at
+        // a time is bound by memory bandwidth, as with every real checkpoint.
+        c->dim = 768, c->hidden_dim = 2048, c->n_layers = 8, c->n_heads = 12, c->n_kv_heads = 4;
+        c->vocab_size = 32000, c->max_pos = 2048;
     } else if (strcmp(name, "llama-7b") == 0) {   // LLaMA-2 7B (and Alpaca-7B)
         c->dim = 4096, c->hidden_dim = 11008, c->n_layers = 32, c->n_heads = 32, c->n_kv_heads = 32;
         c->vocab_size = 32000, c->max_pos = 4096;
@@ -412,7 +417,7 @@ int vet_config_preset(vet_config *c, const char *name, vet_err *err) {
     return vet_config_validate(c, err);
 }
 
-const char *vet_config_preset_names(void) { return "tiny, small, llama-7b, llama3-8b, qwen2.5-7b"; }
+const char *vet_config_preset_names(void) { return "tiny, small, base, llama-7b, llama3-8b, qwen2.5-7b"; }
 
 void vet_config_set_vocab(vet_config *c, int vocab_size) {
     c->vocab_size = vocab_size;

@@ -35,7 +35,42 @@ typedef __m512 vf;
 static inline vf v_zero(void) { return _mm512_setzero_ps(); }
 static inline vf v_load(const float *p) { return _mm512_loadu_ps(p); }
 static inline vf v_fma(vf a, vf b, vf c) { return _mm512_fmadd_ps(a, b, c); }
-static inline float v_sum(vf v) { return _mm512_reduce_add_ps(v); }
+// The sum of 16 lanes by one fixed tree: 256-bit halves, then 128-bit halves, then (0+2)+(1+3).
+// sum16x4 below runs the same tree for 16 vectors at once, so every tile shape gives the same
+// bits (batch results equal one-at-a-time results).
+static inline __m256 v_hi256(vf v) { return _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)); }
+static inline float v_sum(vf v) {
+    __m256 h = _mm256_add_ps(_mm512_castps512_ps256(v), v_hi256(v));
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
+    return _mm_cvtss_f32(s);
+}
+// acc[r][o] (4 rows x 4 outputs) summed lane-wise with v_sum's tree but 16 at a time: one
+// shuffle network instead of 16 separate reductions (which cost as much as the FMAs when C is
+// small). Writes out[r][o] = sum(acc[r][o]) (+ bias[o]).
+static inline __attribute__((always_inline)) void sum16x4(float *out, vf acc[4][4], const float *bias,
+                                                          int OC, int n0, int o0) {
+    __m512 t[8], u[4];
+    for (int i = 0; i < 8; i++) {  // v[i] = acc[i % 4][i / 4]: 256-bit halves
+        vf a = acc[(2 * i) % 4][(2 * i) / 4], b = acc[(2 * i + 1) % 4][(2 * i + 1) / 4];
+        t[i] = _mm512_add_ps(_mm512_shuffle_f32x4(a, b, 0x44), _mm512_shuffle_f32x4(a, b, 0xEE));
+    }
+    for (int j = 0; j < 4; j++)  // 128-bit halves: lane k of u[j] is v[4j + k]
+        u[j] = _mm512_add_ps(_mm512_shuffle_f32x4(t[2 * j], t[2 * j + 1], 0x88),
+                             _mm512_shuffle_f32x4(t[2 * j], t[2 * j + 1], 0xDD));
+    __m512 w01 = _mm512_add_ps(_mm512_unpacklo_ps(u[0], u[1]), _mm512_unpackhi_ps(u[0], u[1]));
+    __m512 w23 = _mm512_add_ps(_mm512_unpacklo_ps(u[2], u[3]), _mm512_unpackhi_ps(u[2], u[3]));
+    // lane k of r holds the sums of v[k], v[4+k], v[8+k], v[12+k]: row k's four outputs
+    __m512 r = _mm512_add_ps(_mm512_shuffle_ps(w01, w23, _MM_SHUFFLE(1, 0, 1, 0)),
+                             _mm512_shuffle_ps(w01, w23, _MM_SHUFFLE(3, 2, 3, 2)));
+    __m128 b4 = bias ? _mm_loadu_ps(bias + o0) : _mm_setzero_ps();
+    __m128 rows[4] = {_mm512_extractf32x4_ps(r, 0), _mm512_extractf32x4_ps(r, 1),
+                      _mm512_extractf32x4_ps(r, 2), _mm512_extractf32x4_ps(r, 3)};
+    for (int k = 0; k < 4; k++)
+        _mm_storeu_ps(out + (size_t)(n0 + k) * OC + o0, bias ? _mm_add_ps(rows[k], b4) : rows[k]);
+}
+#define HAVE_SUM16X4 1
 #elif defined(__AVX2__) && defined(__FMA__)
 #include <immintrin.h>
 typedef __m256 vf;
@@ -87,6 +122,12 @@ static inline __attribute__((always_inline)) void lin_tile(float *out, const flo
             for (int o = 0; o < OT; o++) acc[r][o] = v_fma(xv, w[o], acc[r][o]);
         }
     }
+#ifdef HAVE_SUM16X4
+    if (RT == 4 && OT == 4 && k == C) {
+        sum16x4(out, acc, bias, OC, n0, o0);
+        return;
+    }
+#endif
     for (int r = 0; r < RT; r++)
         for (int o = 0; o < OT; o++) {
             const float *xr = x + (size_t)(n0 + r) * C, *wr = W + (size_t)(o0 + o) * C;
@@ -609,6 +650,7 @@ int vet_generate(const vet_model *m, const vet_gen_opts *o, int batch, vet_gen_n
                     }
                     continue;
                 }
+                double t0 = now_ms();
                 if (vet_infer_prefill(s, b, p.prompt, p.n_prompt, logits, err) < 0) {
                     vet_err_prefix(err, "note %lld", (long long)p.tag + 1);
                     rc = -1;
@@ -618,6 +660,7 @@ int vet_generate(const vet_model *m, const vet_gen_opts *o, int batch, vet_gen_n
                     rc = -1;
                     goto out;
                 }
+                if (o->stats) o->stats->prompt_tokens += p.n_prompt, o->stats->prefill_ms += now_ms() - t0;
             }
         }
         int n = 0;
@@ -627,6 +670,7 @@ int vet_generate(const vet_model *m, const vet_gen_opts *o, int batch, vet_gen_n
             if (!more) break;
             continue;
         }
+        double t0 = now_ms();
         if (vet_infer_step(s, rows, toks, n, logits, err) < 0) {
             rc = -1;
             goto out;
@@ -636,6 +680,7 @@ int vet_generate(const vet_model *m, const vet_gen_opts *o, int batch, vet_gen_n
                 rc = -1;
                 goto out;
             }
+        if (o->stats) o->stats->step_tokens += n, o->stats->step_ms += now_ms() - t0;
     }
 out:
     if (slots)

@@ -57,6 +57,16 @@ int vet_sample(float *logits, int V, const vet_sampling *sp, double u);
 // ---------------------------------------------------------------------------------------
 // The driver: pulls prompts, decodes up to `batch` of them at once, hands back each result
 // as soon as it is finished (so results come in completion order, not input order).
+// Where the time went, for the closing line and the benchmark: prompts are processed as
+// GEMMs (compute-bound), decode steps one token per active note (bound by memory bandwidth
+// at batch 1), so the two rates say different things.
+typedef struct {
+    int64_t prompt_tokens;      // tokens of every prompt prefilled
+    double prefill_ms;          // time in prefill (its first token's sampling included)
+    int64_t step_tokens;        // tokens made by decode steps (the first of each note is not)
+    double step_ms;             // time in decode steps and their sampling
+} vet_gen_stats;
+
 typedef struct {
     vet_sampling sampling;
     uint64_t seed;              // note k samples from its own stream, seeded by (seed, tag)
@@ -64,6 +74,7 @@ typedef struct {
     const int32_t *eos_ids;     // decoding stops after any of these
     int n_eos;
     const vet_constrain *constrain;  // NULL: free decoding
+    vet_gen_stats *stats;       // added to when not NULL
 } vet_gen_opts;
 
 typedef struct {

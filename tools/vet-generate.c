@@ -97,6 +97,7 @@ typedef struct {
     int64_t notes_out, tokens_out;
     double t0, last_progress;
     int progress;
+    vet_gen_stats stats;  // prefill and decode-step timings (lib/infer.h)
 } gen_ctx;
 
 static double now_s(void) {
@@ -266,7 +267,14 @@ static void show_progress(gen_ctx *c, int final) {
     fprintf(stderr, "%svet-generate: %lld notes, %lld tokens, %.1f tokens/s%s", final ? "" : "\r",
             (long long)c->notes_out, (long long)c->tokens_out, t > 0 ? c->tokens_out / t : 0.0,
             final ? "" : "   ");
-    if (final) fprintf(stderr, " (%.1f s)\n", t);
+    if (!final) return;
+    // The two phases separately: prompts run as GEMMs, decode steps one token per note.
+    const vet_gen_stats *st = &c->stats;
+    fprintf(stderr, " (%.1f s; prompts %lld tokens at %.1f tokens/s, decode steps %lld tokens at "
+                    "%.1f tokens/s)\n",
+            t, (long long)st->prompt_tokens,
+            st->prefill_ms > 0 ? st->prompt_tokens / (st->prefill_ms * 1e-3) : 0.0,
+            (long long)st->step_tokens, st->step_ms > 0 ? st->step_tokens / (st->step_ms * 1e-3) : 0.0);
 }
 
 // A finished note: decode its text, find its labels, write every note now due in order.
@@ -502,7 +510,7 @@ int main(int argc, char **argv) {
     ctx.r = r, ctx.packed = strcmp(kind, "packed") == 0, ctx.V = V;
     ctx.w = w, ctx.spm = spm, ctx.vocab = label_vocab, ctx.eos = eos, ctx.n_eos = n_eos;
     ctx.t0 = now_s(), ctx.progress = !quiet && cli_stderr_is_tty();
-    vet_gen_opts o = {sampling, seed, max_new, eos, n_eos, cons};
+    vet_gen_opts o = {sampling, seed, max_new, eos, n_eos, cons, &ctx.stats};
     int rc = vet_generate(&m, &o, batch, next_prompt, note_done, &ctx, &err);
     if (ctx.progress) fputc('\n', stderr);
     if (rc == 0 && vet_writer_close(w, &err)) {

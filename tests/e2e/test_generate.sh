@@ -17,7 +17,7 @@ notok() { echo "not ok $1"; [ $# -gt 1 ] && echo "  $2" >&2; return 0; }
 check() { if eval "$2"; then ok "$1"; else notok "$1" "${3:-$2}"; fi; }
 skip_all() { for t in "$@"; do echo "skip $t: $why"; done; exit 0; }
 
-cases=(predictions batch-equal packed-equal constrain mismatch sampling-seeded exit-codes manpage)
+cases=(predictions batch-equal summary-counts packed-equal constrain mismatch sampling-seeded exit-codes manpage)
 why="vet-inspect or vet-mktokens not built (make helpers)"
 [ -x "$INSPECT" ] && [ -x "$MKTOK" ] || skip_all "${cases[@]}"
 bash "$VET_TOP/tests/fixtures/tokenize/make_model.sh" "$tmp/tok" >/dev/null 2>&1
@@ -58,6 +58,17 @@ check predictions '[ $rc -eq 0 ] && [ "$kind" = "\"kind\":\"predictions\"" ] && 
 "$GEN" -q -m "$tmp/model" -n 12 -b 16 <"$tmp/notes.tok" >"$tmp/b16.pred"
 check batch-equal '[ "$(records "$tmp/b1.pred")" = "$(records "$tmp/b3.pred")" ] && [ "$(records "$tmp/b1.pred")" = "$(records "$tmp/b16.pred")" ] && grep -q "^vet-generate: $n_notes notes, [0-9]* tokens, [0-9.]* tokens/s" "$tmp/err3"' \
     "batch 3/16 differ from batch 1, or no summary: $(cat "$tmp/err3")"
+
+# --- the closing line's counts add up: every prompt token prefilled once; each note's first
+# token comes from its prompt's pass, the rest from decode steps ------------------------------
+prompt_sum=$("$DUMP" -r "$tmp/notes.tok" | grep -o '"prompt":\[[0-9,]*\]' | tr -cd ',\n' | awk '{s += length($0) + 1} END {print s}')
+gen_sum=$(records "$tmp/b3.pred" | grep -o '"tokens":[0-9]*' | cut -d: -f2 | awk '{s += $1} END {print s}')
+line=$(grep "^vet-generate: " "$tmp/err3")
+said_tokens=$(sed -n 's/.* notes, \([0-9]*\) tokens, .*/\1/p' <<<"$line")
+said_prompt=$(sed -n 's/.*prompts \([0-9]*\) tokens at [0-9.]* tokens\/s.*/\1/p' <<<"$line")
+said_steps=$(sed -n 's/.*decode steps \([0-9]*\) tokens at [0-9.]* tokens\/s.*/\1/p' <<<"$line")
+check summary-counts '[ -n "$said_prompt" ] && [ "$said_prompt" = "$prompt_sum" ] && [ "$said_tokens" = "$gen_sum" ] && [ "$said_steps" = $((gen_sum - n_notes)) ]' \
+    "closing line '$line': prompts ${said_prompt:-?} (want $prompt_sum), tokens ${said_tokens:-?} (want $gen_sum), steps ${said_steps:-?} (want $((gen_sum - n_notes)))"
 
 # --- a packed --no-pack stream gives the same predictions, note for note --------------------
 "$PACK" --no-pack -o "$tmp/notes.pack" --seq-len 4096 "$tmp/notes.tok" 2>/dev/null

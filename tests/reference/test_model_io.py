@@ -263,7 +263,7 @@ def main():
             case(f"init_loads_in_transformers_{name}_{dt}", t_init_loads_in_transformers, tmp, name, dt)
         for name in make_models.CONFIGS:
             case(f"saved_config_loads_{name}", t_saved_config_loads, tmp, name)
-        for preset in ("tiny", "small", "llama-7b", "llama3-8b", "qwen2.5-7b"):
+        for preset in ("tiny", "small", "base", "llama-7b", "llama3-8b", "qwen2.5-7b"):
             case(f"preset_params_{preset}", t_preset_params, tmp, preset)
     return 1 if failed else 0
 
