@@ -39,6 +39,18 @@ for size in ${VET_GPU_SIZES:-small mid}; do
     echo "# op_parity --size $size: exit $rc in $((SECONDS - t0)) s"
 done
 
+# The GPU model (lib/gpu_*.c) against the CPU model core (tests/gpu/test_gpu_model.c).
+gm="$VET_BUILD/tests/gpu/test_gpu_model"
+if [ -x "$gm" ]; then
+    timeout 120 "$gm" >"$log/model.out" 2>"$log/model.err"
+    rc=$?
+    cat "$log/model.out"
+    [ -s "$log/model.err" ] && sed 's/^/    | /' "$log/model.err" | tail -n 40
+    [ "$rc" -ne 0 ] && status=1 && echo "# test_gpu_model: exit $rc"
+else
+    echo "not ok test_gpu_model: $gm missing (make gpu-build)"; status=1
+fi
+
 # Summary: one line per check over all sizes.
 pass=$(cat "$log"/*.out | grep -c '^ok ')
 fail=$(cat "$log"/*.out | grep -c '^not ok ')

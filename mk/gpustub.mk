@@ -1,0 +1,36 @@
+# mk/gpustub.mk — the GPU model's host code on the CPU: lib/ built with VET_CUDA=1 but linked
+# against tests/gpu/standin/ops_cuda_cpu.c (every op of kernels/ops_cuda.h done with the CPU
+# ops) instead of kernels/*.cu, always under ASan + UBSan. No nvcc, no GPU, no CUDA libraries
+# needed, so CI runs lib/gpu_model.c on every machine (tests/e2e/test_gpu_standin.sh).
+#
+#   make gpustub       builds build/standin/test_gpu_model (its own objects and libvet.a)
+STANDIN      := build/standin
+STANDIN_TEST := $(STANDIN)/test_gpu_model
+STANDIN_SAN  := -fsanitize=address,undefined -fno-sanitize-recover=undefined
+STANDIN_CPPF := -Ilib -I/usr/include/x86_64-linux-gnu -DVET_VERSION='"$(VERSION)"' -D_GNU_SOURCE -DVET_CUDA=1
+STANDIN_CF   := -std=c11 -O1 -g $(filter -march=%,$(OPT)) -fno-omit-frame-pointer -Wall -Wextra -Wshadow -Wno-unused-parameter \
+                -Wno-format-truncation -fopenmp $(STANDIN_SAN)
+STANDIN_CXXF := -std=c++17 -O1 -g $(filter -march=%,$(OPT)) -fno-omit-frame-pointer -Wall -Wextra $(STANDIN_SAN)
+# The Makefile's libraries without CUDA's (the stand-in replaces cudart and cuBLAS).
+STANDIN_LIBS := $(filter-out -lcublas -lcublasLt -lcudart -L% -Wl%,$(LDLIBS))
+STANDIN_OBJ  := $(patsubst lib/%.c,$(STANDIN)/lib/%.o,$(wildcard lib/*.c)) \
+                $(patsubst lib/%.cc,$(STANDIN)/lib/%.o,$(wildcard lib/*.cc))
+
+$(STANDIN)/lib/%.o: lib/%.c $(wildcard lib/*.h) kernels/ops_cuda.h | $(STANDIN)/lib
+	$(CC) $(STANDIN_CPPF) $(STANDIN_CF) -c $< -o $@
+$(STANDIN)/lib/%.o: lib/%.cc $(wildcard lib/*.h) | $(STANDIN)/lib
+	$(CXX) $(STANDIN_CPPF) $(STANDIN_CXXF) -c $< -o $@
+$(STANDIN)/libvet.a: $(STANDIN_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+$(STANDIN)/ops_cuda_cpu.o: tests/gpu/standin/ops_cuda_cpu.c kernels/ops_cuda.h $(wildcard lib/*.h) | $(STANDIN)/lib
+	$(CC) $(STANDIN_CPPF) $(STANDIN_CF) -c $< -o $@
+$(STANDIN_TEST): tests/gpu/test_gpu_model.c tests/unit/check.h tests/unit/tiny_models.h \
+                 $(STANDIN)/ops_cuda_cpu.o $(STANDIN)/libvet.a
+	$(CC) $(STANDIN_CPPF) $(STANDIN_CF) $< $(STANDIN)/ops_cuda_cpu.o $(STANDIN)/libvet.a \
+	  -fopenmp $(STANDIN_SAN) $(STANDIN_LIBS) -o $@
+$(STANDIN)/lib:
+	mkdir -p $@
+
+gpustub: $(STANDIN_TEST)
+.PHONY: gpustub

@@ -1,0 +1,316 @@
+// ops_cuda_cpu.c — a CPU stand-in for kernels/ops_cuda.h: every function, done with the CPU
+// ops of lib/ops.h on host memory ("device" memory is malloc, upload/download are memcpy).
+//
+// Why: the host-side orchestration of the CUDA backend (lib/gpu_model.c: buffer layout,
+// strides, the order of ops, transfers) is most of its code, and this machine and CI have no
+// GPU. Linked in place of kernels/*.cu (mk/gpustub.mk builds that variant, always under
+// ASan + UBSan), the GPU code runs here, so an out-of-bounds offset or a wrong buffer size
+// is caught before the first run on a GPU. The kernels themselves are checked by
+// tests/gpu/op_parity.c on a GPU. Asynchrony does not exist here: every op is done when it
+// returns.
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../../../kernels/ops_cuda.h"
+#include "half.h"
+#include "ops.h"
+
+struct vet_cuda {
+    int dev;
+};
+
+// The argument checks the real ops make (common.cuh's CHECK_CTX), so misuse fails here too.
+#define CHECK_CTX(ctx, err)                                                              \
+    do {                                                                                 \
+        if (!(ctx)) return vet_errf(err, "%s:%d: no CUDA context", __FILE__, __LINE__);  \
+    } while (0)
+
+int vet_cuda_device_count(int *count, vet_err *err) {
+    *count = 1;
+    return 0;
+}
+
+int vet_cuda_device_name(int dev, char *name, size_t n, vet_err *err) {
+    if (dev != 0) return vet_errf(err, "%s:%d: no CUDA device %d (the stand-in has one)", __FILE__, __LINE__, dev);
+    snprintf(name, n, "CPU stand-in (tests/gpu/standin)");
+    return 0;
+}
+
+vet_cuda *vet_cuda_new(int dev, vet_err *err) {
+    if (dev != 0) {
+        vet_errf(err, "%s:%d: no CUDA device %d (the stand-in has one)", __FILE__, __LINE__, dev);
+        return NULL;
+    }
+    vet_cuda *c = calloc(1, sizeof *c);
+    if (!c) vet_errf(err, "%s:%d: out of memory", __FILE__, __LINE__);
+    return c;
+}
+
+void vet_cuda_free(vet_cuda *ctx) { free(ctx); }
+
+int vet_cuda_sync(vet_cuda *ctx, vet_err *err) {
+    CHECK_CTX(ctx, err);
+    return 0;
+}
+
+int vet_cuda_malloc(void **ptr, size_t bytes, vet_err *err) {
+    *ptr = calloc(1, bytes ? bytes : 1);  // zeroed, as the real one
+    if (!*ptr) return vet_errf(err, "%s:%d: out of memory for %zu bytes", __FILE__, __LINE__, bytes);
+    return 0;
+}
+
+void vet_cuda_mem_free(void *ptr) { free(ptr); }
+
+int vet_cuda_upload(vet_cuda *ctx, void *dst_dev, const void *src_host, size_t bytes, vet_err *err) {
+    CHECK_CTX(ctx, err);
+    if (bytes) memcpy(dst_dev, src_host, bytes);
+    return 0;
+}
+
+int vet_cuda_download(vet_cuda *ctx, void *dst_host, const void *src_dev, size_t bytes, vet_err *err) {
+    CHECK_CTX(ctx, err);
+    if (bytes) memcpy(dst_host, src_dev, bytes);
+    return 0;
+}
+
+int vet_cuda_memset0(vet_cuda *ctx, void *dst_dev, size_t bytes, vet_err *err) {
+    CHECK_CTX(ctx, err);
+    if (bytes) memset(dst_dev, 0, bytes);
+    return 0;
+}
+
+// --- bf16 ------------------------------------------------------------------------------------
+int f32_to_bf16_cuda(vet_cuda *ctx, uint16_t *out, const float *inp, size_t n, vet_err *err) {
+    CHECK_CTX(ctx, err);
+    for (size_t i = 0; i < n; i++) out[i] = vet_f32_to_bf16(inp[i]);
+    return 0;
+}
+
+int bf16_to_f32_cuda(vet_cuda *ctx, float *out, const uint16_t *inp, size_t n, vet_err *err) {
+    CHECK_CTX(ctx, err);
+    for (size_t i = 0; i < n; i++) out[i] = vet_bf16_to_f32(inp[i]);
+    return 0;
+}
+
+// n bf16 values widened into a new fp32 buffer (NULL stays NULL).
+static float *widen(const uint16_t *x, size_t n) {
+    if (!x) return NULL;
+    float *y = malloc((n ? n : 1) * sizeof(float));
+    if (!y) abort();  // a test helper: out of memory here is not worth a code path
+    for (size_t i = 0; i < n; i++) y[i] = vet_bf16_to_f32(x[i]);
+    return y;
+}
+
+// --- embedding -------------------------------------------------------------------------------
+int embedding_forward_cuda(vet_cuda *ctx, float *out, const int32_t *tokens, const float *embed,
+                           int N, int C, vet_err *err) {
+    CHECK_CTX(ctx, err);
+    embedding_forward(out, tokens, embed, N, C);
+    return 0;
+}
+
+int embedding_forward_bf16_cuda(vet_cuda *ctx, float *out, const int32_t *tokens,
+                                const uint16_t *embed, int N, int C, vet_err *err) {
+    CHECK_CTX(ctx, err);
+    for (int n = 0; n < N; n++)
+        for (int c = 0; c < C; c++)
+            out[(size_t)n * C + c] = vet_bf16_to_f32(embed[(size_t)tokens[n] * C + c]);
+    return 0;
+}
+
+int embedding_backward_cuda(vet_cuda *ctx, float *dembed, const float *dout,
+                            const int32_t *tokens, int N, int C, vet_err *err) {
+    CHECK_CTX(ctx, err);
+    embedding_backward(dembed, dout, tokens, N, C);
+    return 0;
+}
+
+// --- RMSNorm ---------------------------------------------------------------------------------
+int rmsnorm_forward_cuda(vet_cuda *ctx, float *out, float *rstd, const float *inp,
+                         const float *weight, int N, int C, float eps, vet_err *err) {
+    CHECK_CTX(ctx, err);
+    rmsnorm_forward(out, rstd, inp, weight, N, C, eps);
+    return 0;
+}
+
+int rmsnorm_backward_cuda(vet_cuda *ctx, float *dinp, float *dweight, const float *dout,
+                          const float *inp, const float *weight, const float *rstd, int N, int C,
+                          vet_err *err) {
+    CHECK_CTX(ctx, err);
+    rmsnorm_backward(dinp, dweight, dout, inp, weight, rstd, N, C);
+    return 0;
+}
+
+// --- GEMM and the linear layer ---------------------------------------------------------------
+int vet_cuda_sgemm(vet_cuda *ctx, int transA, int transB, int M, int N, int K, float alpha,
+                   const float *A, int lda, const float *B, int ldb, float beta, float *C,
+                   int ldc, vet_err *err) {
+    CHECK_CTX(ctx, err);
+    if (M <= 0 || N <= 0) return 0;
+    vet_sgemm(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    return 0;
+}
+
+int vet_cuda_gemm_bf16(vet_cuda *ctx, int transA, int transB, int M, int N, int K, float alpha,
+                       const uint16_t *A, int lda, const uint16_t *B, int ldb, float beta,
+                       float *C, int ldc, vet_err *err) {
+    CHECK_CTX(ctx, err);
+    if (M <= 0 || N <= 0) return 0;
+    // Sizes of A and B as stored (row-major, leading dimensions given).
+    size_t na = (size_t)(transA ? K : M) * lda, nb = (size_t)(transB ? N : K) * ldb;
+    float *a = widen(A, na), *b = widen(B, nb);
+    vet_sgemm(transA, transB, M, N, K, alpha, a, lda, b, ldb, beta, C, ldc);
+    free(a), free(b);
+    return 0;
+}
+
+int matmul_forward_cuda(vet_cuda *ctx, float *out, const float *inp, const float *weight,
+                        const float *bias, int N, int C, int OC, vet_err *err) {
+    CHECK_CTX(ctx, err);
+    matmul_forward(out, inp, weight, bias, N, C, OC);
+    return 0;
+}
+
+int matmul_backward_cuda(vet_cuda *ctx, float *dinp, float *dweight, float *dbias,
+                         const float *dout, const float *inp, const float *weight, int N, int C,
+                         int OC, vet_err *err) {
+    CHECK_CTX(ctx, err);
+    matmul_backward(dinp, dweight, dbias, dout, inp, weight, N, C, OC);
+    return 0;
+}
+
+int matmul_forward_bf16_cuda(vet_cuda *ctx, float *out, const uint16_t *inp,
+                             const uint16_t *weight, const float *bias, int N, int C, int OC,
+                             vet_err *err) {
+    CHECK_CTX(ctx, err);
+    float *x = widen(inp, (size_t)N * C), *w = widen(weight, (size_t)OC * C);
+    matmul_forward(out, x, w, bias, N, C, OC);
+    free(x), free(w);
+    return 0;
+}
+
+// inp is read only for dweight (as the real op: a LoRA backward passes NULL).
+int matmul_backward_bf16_cuda(vet_cuda *ctx, float *dinp, float *dweight, const uint16_t *dout,
+                              const uint16_t *inp, const uint16_t *weight, int N, int C, int OC,
+                              vet_err *err) {
+    CHECK_CTX(ctx, err);
+    float *d = widen(dout, (size_t)N * OC), *w = widen(weight, (size_t)OC * C);
+    float *x = dweight ? widen(inp, (size_t)N * C) : NULL;
+    matmul_backward(dinp, dweight, NULL, d, x, w, N, C, OC);
+    free(d), free(w), free(x);
+    return 0;
+}
+
+// --- RoPE ------------------------------------------------------------------------------------
+int rope_forward_cuda(vet_cuda *ctx, float *x, const int32_t *pos, const float *cos_t,
+                      const float *sin_t, int N, int nh, int hd, vet_err *err) {
+    CHECK_CTX(ctx, err);
+    rope_forward(x, pos, cos_t, sin_t, N, nh, hd);
+    return 0;
+}
+
+int rope_backward_cuda(vet_cuda *ctx, float *dx, const int32_t *pos, const float *cos_t,
+                       const float *sin_t, int N, int nh, int hd, vet_err *err) {
+    CHECK_CTX(ctx, err);
+    rope_backward(dx, pos, cos_t, sin_t, N, nh, hd);
+    return 0;
+}
+
+// --- attention -------------------------------------------------------------------------------
+size_t attention_scratch_bytes(int B, int T, int H) {
+    return (size_t)B * T * 2 * sizeof(int32_t) + (size_t)B * T * H * sizeof(float);
+}
+
+// The real kernels' argument checks (attention.cu), so the GPU model meets them here first.
+static int attention_args(int B, int T, int H, int KVH, int hd, const void *scratch, vet_err *err) {
+    if (hd <= 0 || hd > 128 || hd % 2)
+        return vet_errf(err, "%s:%d: attention head_dim %d (needs even, <= 128)", __FILE__, __LINE__, hd);
+    if (KVH <= 0 || H % KVH)
+        return vet_errf(err, "%s:%d: attention heads %d not a multiple of kv heads %d", __FILE__, __LINE__, H, KVH);
+    if (!scratch) return vet_errf(err, "%s:%d: attention needs scratch", __FILE__, __LINE__);
+    // Touch the whole scratch the caller claims to own: ASan catches a short buffer.
+    memset((void *)scratch, 0, attention_scratch_bytes(B, T, H));
+    return 0;
+}
+
+int attention_forward_cuda(vet_cuda *ctx, float *out, float *lse, const float *q, const float *k,
+                           const float *v, const int32_t *seg, int B, int T, int H, int KVH,
+                           int hd, void *scratch, vet_err *err) {
+    CHECK_CTX(ctx, err);
+    if (attention_args(B, T, H, KVH, hd, scratch, err) < 0) return -1;
+    attention_forward(out, lse, q, k, v, seg, B, T, H, KVH, hd);
+    return 0;
+}
+
+int attention_backward_cuda(vet_cuda *ctx, float *dq, float *dk, float *dv, const float *dout,
+                            const float *q, const float *k, const float *v, const float *out,
+                            const float *lse, const int32_t *seg, int B, int T, int H, int KVH,
+                            int hd, void *scratch, vet_err *err) {
+    CHECK_CTX(ctx, err);
+    if (attention_args(B, T, H, KVH, hd, scratch, err) < 0) return -1;
+    attention_backward(dq, dk, dv, dout, q, k, v, out, lse, seg, B, T, H, KVH, hd);
+    return 0;
+}
+
+// --- SwiGLU, residual ------------------------------------------------------------------------
+int swiglu_forward_cuda(vet_cuda *ctx, float *out, const float *gate, const float *up, size_t n,
+                        vet_err *err) {
+    CHECK_CTX(ctx, err);
+    swiglu_forward(out, gate, up, n);
+    return 0;
+}
+
+int swiglu_backward_cuda(vet_cuda *ctx, float *dgate, float *dup, const float *dout,
+                         const float *gate, const float *up, size_t n, vet_err *err) {
+    CHECK_CTX(ctx, err);
+    swiglu_backward(dgate, dup, dout, gate, up, n);
+    return 0;
+}
+
+int add_inplace_cuda(vet_cuda *ctx, float *x, const float *y, size_t n, vet_err *err) {
+    CHECK_CTX(ctx, err);
+    add_inplace(x, y, n);
+    return 0;
+}
+
+int scale_inplace_cuda(vet_cuda *ctx, float *x, float s, size_t n, vet_err *err) {
+    CHECK_CTX(ctx, err);
+    scale_inplace(x, s, n);
+    return 0;
+}
+
+// --- cross-entropy ---------------------------------------------------------------------------
+int crossentropy_softmax_backward_inplace_cuda(vet_cuda *ctx, float *logits, float *loss,
+                                               const int32_t *tgt, int n, int V, vet_err *err) {
+    CHECK_CTX(ctx, err);
+    crossentropy_softmax_backward_inplace(logits, loss, tgt, n, V);
+    return 0;
+}
+
+// The real op's sequence (crossentropy.cu), chunk by chunk.
+int lmhead_crossentropy_cuda(vet_cuda *ctx, float *loss, float *dx, float *dW, const float *x,
+                             const float *W, const int32_t *tgt, int n, int C, int V,
+                             float grad_scale, float *chunk, int chunk_rows, vet_err *err) {
+    CHECK_CTX(ctx, err);
+    if (chunk_rows <= 0)
+        return vet_errf(err, "%s:%d: lm_head chunk of %d rows", __FILE__, __LINE__, chunk_rows);
+    for (int c0 = 0; c0 < n; c0 += chunk_rows) {
+        int m = n - c0 < chunk_rows ? n - c0 : chunk_rows;
+        const float *xc = x + (size_t)c0 * C;
+        vet_sgemm(0, 1, m, V, C, 1.0f, xc, C, W, C, 0.0f, chunk, V);
+        crossentropy_softmax_backward_inplace(chunk, loss + c0, tgt + c0, m, V);
+        if (dx) vet_sgemm(0, 0, m, C, V, grad_scale, chunk, V, W, C, 0.0f, dx + (size_t)c0 * C, C);
+        if (dW) vet_sgemm(1, 0, V, C, m, grad_scale, chunk, V, xc, C, 1.0f, dW, C);
+    }
+    return 0;
+}
+
+// --- AdamW -----------------------------------------------------------------------------------
+int adamw_update_cuda(vet_cuda *ctx, float *p, const float *g, float *m, float *v, size_t n,
+                      float lr, float beta1, float beta2, float eps, float wd, int step,
+                      vet_err *err) {
+    CHECK_CTX(ctx, err);
+    adamw_update(p, g, m, v, n, lr, beta1, beta2, eps, wd, step);
+    return 0;
+}

@@ -1,0 +1,432 @@
+// test_gpu_model.c — lib/gpu_model.c against the CPU model core (lib/model_train.c).
+//
+// Tiny random models (LLaMA with GQA; Qwen2 with q/k/v biases and tied embeddings), three
+// packed rows of different lengths (padding), LoRA on every projection with B != 0 so A gets
+// a gradient too. Checks: loss and every LoRA gradient (and in full mode every base weight
+// gradient) within 1e-5 relative of the CPU, dropout with the CPU's masks, 5 AdamW steps
+// against adamw_update, bf16 weights within bf16 tolerances, the memory plan, refusals.
+//
+// Built two ways: against the real kernels (mk/gpu.mk, $(BUILD)/tests/gpu/test_gpu_model):
+// the GPU model parity check, `skip` on a machine without a GPU; and against the CPU
+// stand-in of kernels/ops_cuda.h (mk/gpustub.mk, build/standin/test_gpu_model, always under
+// ASan + UBSan): the host orchestration checked on any machine.
+// Errors are max |gpu - cpu| / max |cpu| per tensor (as tests/gpu/op_parity.c).
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../../kernels/ops_cuda.h"
+#include "../unit/check.h"
+#include "../unit/tiny_models.h"
+#include "device.h"
+#include "gpu_model.h"
+#include "lora.h"
+#include "model.h"
+#include "ops.h"
+#include "rng.h"
+
+#define TOL 1e-5
+
+static vet_cuda *ctx;       // NULL: no usable device
+static char no_gpu[512];    // why
+
+// LLaMA: dim 32, hidden 48, 4 heads / 2 kv heads of 8, vocab 61. Qwen2: 6 heads / 2 kv heads
+// of 6 (head_dim not a power of two), dim 36, vocab 53, tied embeddings, q/k/v biases.
+static const tiny_shape LLAMA = {32, 48, 4, 2, 8, 61, 64, 64, 500.0f, 10.0f};
+static const tiny_shape QWEN = {36, 56, 6, 2, 6, 53, 64, 64, 500.0f, 10.0f};
+
+static void make_model(vet_model *m, int variant, int lora, float dropout) {
+    tiny_model(m, variant, variant == VAR_QWEN_TIED ? &QWEN : &LLAMA, 11);
+    if (!lora) return;
+    vet_err err;
+    if (vet_model_add_lora(m, 4, 8.0f, dropout, 0, VET_LORA_ALL, 5, &err)) {
+        fprintf(stderr, "%s\n", err.msg);
+        abort();
+    }
+    // B starts at zero (A's gradient would be zero): random A and B test both.
+    vet_rng r;
+    vet_rng_seed(&r, 9);
+    for (size_t i = 0; i < m->n_lora; i++) m->lora_mem[i] = 0.2f * (float)vet_rng_normal(&r);
+}
+
+// Three packed rows: samples back to back, rows of 19, 12 and 7 tokens (padding in the last
+// two). Targets: the next token inside the sample, -1 on each sample's first ("prompt") and
+// last position.
+typedef struct {
+    int32_t tok[3][19], tgt[3][19], starts[3][4];
+    vet_row rows[3];
+    vet_batch b;
+} batch3;
+
+static void make_batch(batch3 *x, int V, uint64_t seed) {
+    vet_rng g;
+    vet_rng_seed(&g, seed);
+    int n[3] = {19, 12, 7}, ns[3] = {4, 2, 1};
+    int st[3][4] = {{0, 6, 9, 15}, {0, 1, 0, 0}, {0, 0, 0, 0}};
+    for (int row = 0; row < 3; row++) {
+        for (int i = 0; i < n[row]; i++) x->tok[row][i] = (int32_t)vet_rng_below(&g, V);
+        for (int s = 0; s < ns[row]; s++) {
+            int a = st[row][s], e = s + 1 < ns[row] ? st[row][s + 1] : n[row];
+            for (int i = a; i < e; i++) x->tgt[row][i] = i + 1 < e ? x->tok[row][i + 1] : -1;
+            x->tgt[row][a] = -1;
+        }
+        memcpy(x->starts[row], st[row], sizeof st[row]);
+        x->rows[row] = (vet_row){x->tok[row], x->tgt[row], x->starts[row], n[row], ns[row]};
+    }
+    vet_err err;
+    if (vet_batch_from_rows(&x->b, x->rows, 3, V, &err)) {
+        fprintf(stderr, "%s\n", err.msg);
+        abort();
+    }
+}
+
+static double max_rel(const float *got, const float *want, size_t n) {
+    double num = 0, den = 0;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)got[i] - want[i]);
+        if (!(d <= num)) num = d;  // nan too
+        if (fabs(want[i]) > den) den = fabs(want[i]);
+    }
+    return num / (den > 0 ? den : 1.0);
+}
+
+// Compares a gradient tensor; prints the error when it is over tol.
+static void check_tensor(const char *name, const float *got, const float *want, size_t n, double tol) {
+    double e = max_rel(got, want, n);
+    if (!(e <= tol)) fprintf(stderr, "  %s: max rel err %.3g (tol %.0e)\n", name, e, tol);
+    CHECK(e <= tol);
+}
+
+static void check_lora_grads(const vet_model *m, const float *got, const float *want, double tol) {
+    char name[64];
+    double worst = 0;
+    for (int t = 0; t < VET_LORA_N_TARGETS; t++) {
+        if (!m->lora.A[t]) continue;
+        int out, in;
+        vet_lora_dims(&m->cfg, t, &out, &in);
+        size_t L = m->cfg.n_layers, r = m->lora.r;
+        size_t oa = m->lora.A[t] - m->lora_mem, ob = m->lora.B[t] - m->lora_mem;
+        double ea = max_rel(got + oa, want + oa, L * r * in), eb = max_rel(got + ob, want + ob, L * out * r);
+        snprintf(name, sizeof name, "lora %s A", vet_lora_target_name(t));
+        check_tensor(name, got + oa, want + oa, L * r * in, tol);
+        snprintf(name, sizeof name, "lora %s B", vet_lora_target_name(t));
+        check_tensor(name, got + ob, want + ob, L * out * r, tol);
+        if (ea > worst) worst = ea;
+        if (eb > worst) worst = eb;
+    }
+    printf("# worst LoRA grad rel err %.3g\n", worst);
+}
+
+// One forward + backward on both sides, the GPU model made with capacity capB x capT;
+// loss and LoRA grads compared within tol_loss, tol_grad.
+static void lora_parity(int variant, float dropout, int training, int capB, int capT, unsigned flags,
+                        double tol_loss, double tol_grad) {
+    vet_model m;
+    make_model(&m, variant, 1, dropout);
+    batch3 x;
+    make_batch(&x, m.cfg.vocab_size, 3);
+    vet_err err;
+    vet_acts *a = vet_acts_new(&m, x.b.B, x.b.T, &err);
+    vet_gpu_opts o = {.flags = flags};
+    vet_gpu_model *g = vet_gpu_model_new(ctx, &m, capB, capT, &o, &err);
+    if (!g) fprintf(stderr, "  %s\n", err.msg);
+    CHECK(a && g);
+    if (a && g) {
+        double lc, lg;
+        int nc, ng;
+        uint64_t seed = 77;
+        float *gc = calloc(m.n_lora, sizeof(float)), *gg = calloc(m.n_lora, sizeof(float));
+        CHECK(vet_model_forward(&m, a, &x.b, NULL, &lc, &nc, training, seed, &err) == 0);
+        CHECK(vet_model_backward(&m, a, &x.b, 1.0f / nc, VET_TRAIN_LORA, gc, &err) == 0);
+        int rc = vet_gpu_forward(g, &x.b, &lg, &ng, training, seed, &err);
+        if (rc == 0) rc = vet_gpu_backward(g, 1.0f / ng, VET_TRAIN_LORA, &err);
+        if (rc == 0) rc = vet_gpu_download_grads(g, gg, m.n_lora, &err);
+        if (rc) fprintf(stderr, "  %s\n", err.msg);
+        CHECK(rc == 0);
+        CHECK(ng == nc && nc > 0);
+        printf("# loss cpu %.9g gpu %.9g rel %.3g\n", lc / nc, lg / ng, fabs(lg - lc) / fabs(lc));
+        CHECK(fabs(lg - lc) <= tol_loss * fabs(lc));
+        check_lora_grads(&m, gg, gc, tol_grad);
+        free(gc), free(gg);
+    }
+    vet_gpu_model_free(g);
+    vet_acts_free(a);
+    vet_batch_free(&x.b);
+    vet_model_free(&m);
+}
+
+static void test_lora_llama_gqa(void) {
+    if (!ctx) SKIP(no_gpu);
+    lora_parity(VAR_LLAMA, 0.0f, 1, 3, 19, 0, TOL, TOL);
+}
+
+// Capacity larger than the batch: every per-layer stride is the capacity's, not the batch's.
+static void test_lora_capacity_larger(void) {
+    if (!ctx) SKIP(no_gpu);
+    lora_parity(VAR_LLAMA, 0.0f, 1, 4, 25, 0, TOL, TOL);
+}
+
+// Qwen2: biases, tied lm_head; an eval forward (training 0) then backward recomputes the loss
+// gradient in backward, as the CPU does.
+static void test_lora_qwen_bias_tied(void) {
+    if (!ctx) SKIP(no_gpu);
+    lora_parity(VAR_QWEN_TIED, 0.0f, 0, 3, 19, 0, TOL, TOL);
+    lora_parity(VAR_QWEN_TIED, 0.0f, 1, 3, 19, 0, TOL, TOL);
+}
+
+// LoRA dropout: the masks come from the CPU's streams, so results agree as without dropout.
+static void test_lora_dropout(void) {
+    if (!ctx) SKIP(no_gpu);
+    lora_parity(VAR_LLAMA, 0.25f, 1, 3, 19, 0, TOL, TOL);
+    lora_parity(VAR_QWEN_TIED, 0.1f, 1, 3, 19, 0, TOL, TOL);
+}
+
+// bf16 base weights: GEMM inputs rounded to bf16 (8 bits of mantissa), so only close.
+static void test_lora_bf16(void) {
+    if (!ctx) SKIP(no_gpu);
+    lora_parity(VAR_LLAMA, 0.0f, 1, 3, 19, VET_GPU_BF16, 1e-2, 1e-1);
+    lora_parity(VAR_QWEN_TIED, 0.0f, 1, 3, 19, VET_GPU_BF16, 1e-2, 1e-1);
+}
+
+// Full training: every base weight's gradient (tied: lm_head's lands in embed's slot).
+static void full_parity(int variant) {
+    vet_model m;
+    make_model(&m, variant, 0, 0.0f);
+    batch3 x;
+    make_batch(&x, m.cfg.vocab_size, 4);
+    vet_err err;
+    vet_acts *a = vet_acts_new(&m, x.b.B, x.b.T, &err);
+    vet_gpu_opts o = {.flags = VET_GPU_FULL};
+    vet_gpu_model *g = vet_gpu_model_new(ctx, &m, x.b.B, x.b.T, &o, &err);
+    if (!g) fprintf(stderr, "  %s\n", err.msg);
+    CHECK(a && g);
+    if (a && g) {
+        double lc, lg;
+        int nc, ng;
+        float *gc = calloc(m.n_w, sizeof(float)), *gg = calloc(m.n_w, sizeof(float));
+        CHECK(vet_model_forward(&m, a, &x.b, NULL, &lc, &nc, 1, 0, &err) == 0);
+        CHECK(vet_model_backward(&m, a, &x.b, 1.0f / nc, VET_TRAIN_FULL, gc, &err) == 0);
+        int rc = vet_gpu_forward(g, &x.b, &lg, &ng, 1, 0, &err);
+        if (rc == 0) rc = vet_gpu_backward(g, 1.0f / ng, VET_TRAIN_FULL, &err);
+        if (rc == 0) rc = vet_gpu_download_grads(g, gg, m.n_w, &err);
+        if (rc) fprintf(stderr, "  %s\n", err.msg);
+        CHECK(rc == 0 && ng == nc);
+        CHECK(fabs(lg - lc) <= TOL * fabs(lc));
+        const vet_weights *w = &m.w;
+        const vet_config *c = &m.cfg;
+        size_t L = c->n_layers, C = c->dim, F = c->hidden_dim, V = c->vocab_size;
+        size_t Q = (size_t)c->n_heads * c->head_dim, KV = (size_t)c->n_kv_heads * c->head_dim;
+        struct { const char *name; const float *p; size_t n; } t[] = {
+            {"embed", w->embed, V * C}, {"attn_norm", w->attn_norm, L * C}, {"wq", w->wq, L * Q * C},
+            {"wk", w->wk, L * KV * C}, {"wv", w->wv, L * KV * C}, {"bq", w->bq, L * Q},
+            {"bk", w->bk, L * KV}, {"bv", w->bv, L * KV}, {"wo", w->wo, L * C * Q},
+            {"mlp_norm", w->mlp_norm, L * C}, {"wgate", w->wgate, L * F * C}, {"wup", w->wup, L * F * C},
+            {"wdown", w->wdown, L * C * F}, {"final_norm", w->final_norm, C},
+            {"lm_head", w->lm_head, V * C},
+        };
+        for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
+            if (!t[i].p) continue;
+            size_t off = t[i].p - m.w_mem;
+            check_tensor(t[i].name, gg + off, gc + off, t[i].n, TOL);
+        }
+        free(gc), free(gg);
+    }
+    vet_gpu_model_free(g);
+    vet_acts_free(a);
+    vet_batch_free(&x.b);
+    vet_model_free(&m);
+}
+
+static void test_full_llama(void) {
+    if (!ctx) SKIP(no_gpu);
+    full_parity(VAR_LLAMA);
+}
+
+static void test_full_qwen_tied(void) {
+    if (!ctx) SKIP(no_gpu);
+    full_parity(VAR_QWEN_TIED);
+}
+
+// 5 steps of the trainer's loop on both sides: two micro-batches accumulated per step,
+// clipping by the downloaded norm, AdamW with weight decay, grads zeroed.
+static void test_adamw_steps(void) {
+    if (!ctx) SKIP(no_gpu);
+    vet_model m;
+    make_model(&m, VAR_LLAMA, 1, 0.1f);
+    batch3 x[2];
+    make_batch(&x[0], m.cfg.vocab_size, 5);
+    make_batch(&x[1], m.cfg.vocab_size, 6);
+    vet_err err;
+    vet_acts *a = vet_acts_new(&m, 3, 19, &err);
+    vet_gpu_model *g = vet_gpu_model_new(ctx, &m, 3, 19, NULL, &err);
+    if (!g) fprintf(stderr, "  %s\n", err.msg);
+    CHECK(a && g);
+    size_t n = m.n_lora;
+    float *gc = calloc(n, 4), *gg = calloc(n, 4), *mc = calloc(n, 4), *vc = calloc(n, 4);
+    vet_model mg;  // receives the GPU's parameters
+    make_model(&mg, VAR_LLAMA, 1, 0.1f);
+    for (int step = 1; step <= 5 && a && g && !check_failures_; step++) {
+        int total = vet_batch_n_targets(&x[0].b) + vet_batch_n_targets(&x[1].b);
+        double lc = 0, lg = 0;
+        for (int mi = 0; mi < 2; mi++) {
+            double s;
+            int nt;
+            uint64_t seed = vet_rng_hash(step, mi);
+            CHECK(vet_model_forward(&m, a, &x[mi].b, NULL, &s, &nt, 1, seed, &err) == 0);
+            CHECK(vet_model_backward(&m, a, &x[mi].b, 1.0f / total, VET_TRAIN_LORA, gc, &err) == 0);
+            lc += s;
+            int rc = vet_gpu_forward(g, &x[mi].b, &s, &nt, 1, seed, &err);
+            if (rc == 0) rc = vet_gpu_backward(g, 1.0f / total, VET_TRAIN_LORA, &err);
+            if (rc) fprintf(stderr, "  %s\n", err.msg);
+            CHECK(rc == 0);
+            lg += s;
+        }
+        CHECK(fabs(lg - lc) <= TOL * fabs(lc));
+        // clip at a norm below the gradient's, so the scaling path runs
+        CHECK(vet_gpu_download_grads(g, gg, n, &err) == 0);
+        check_lora_grads(&m, gg, gc, TOL);
+        double nc2 = 0, ng2 = 0;
+        for (size_t i = 0; i < n; i++) nc2 += (double)gc[i] * gc[i], ng2 += (double)gg[i] * gg[i];
+        double coef_c = 0.5 * sqrt(nc2) / (sqrt(nc2) + 1e-6), coef_g = 0.5 * sqrt(nc2) / (sqrt(ng2) + 1e-6);
+        scale_inplace(gc, (float)coef_c, n);
+        CHECK(vet_gpu_scale_grads(g, (float)coef_g, &err) == 0);
+        // two segments with different weight decay, as the trainer's
+        float lr = 1e-2f;
+        size_t half = n / 2;
+        adamw_update(m.lora_mem, gc, mc, vc, half, lr, 0.9f, 0.999f, 1e-8f, 0.01f, step);
+        adamw_update(m.lora_mem + half, gc + half, mc + half, vc + half, n - half, lr, 0.9f, 0.999f,
+                     1e-8f, 0.0f, step);
+        CHECK(vet_gpu_adamw_step(g, 0, half, lr, 0.9f, 0.999f, 1e-8f, 0.01f, step, &err) == 0);
+        CHECK(vet_gpu_adamw_step(g, half, n - half, lr, 0.9f, 0.999f, 1e-8f, 0.0f, step, &err) == 0);
+        memset(gc, 0, n * 4);
+        CHECK(vet_gpu_zero_grads(g, &err) == 0);
+        CHECK(vet_gpu_download_lora(g, &mg, &err) == 0);
+        double e = max_rel(mg.lora_mem, m.lora_mem, n);
+        printf("# step %d: loss cpu %.9g gpu %.9g, params max rel err %.3g\n", step,
+                lc / total, lg / total, e);
+        CHECK(e <= TOL);
+    }
+    // The steps moved the adapters (the comparison above is not of two untouched copies).
+    vet_model m0;
+    make_model(&m0, VAR_LLAMA, 1, 0.1f);
+    CHECK(max_rel(m.lora_mem, m0.lora_mem, n) > 1e-3);
+    vet_model_free(&m0);
+    free(gc), free(gg), free(mc), free(vc);
+    vet_model_free(&mg);
+    vet_gpu_model_free(g);
+    vet_acts_free(a);
+    for (int i = 0; i < 2; i++) vet_batch_free(&x[i].b);
+    vet_model_free(&m);
+}
+
+// The plan: parts positive and adding up, the model allocated with exactly that plan, bf16
+// smaller, full training bigger, and a too-small limit refused with the numbers.
+static void test_plan(void) {
+    vet_model m;
+    make_model(&m, VAR_QWEN_TIED, 1, 0.0f);
+    vet_err err;
+    vet_gpu_plan p, pb, pf;
+    CHECK(vet_gpu_plan_bytes(&m.cfg, m.lora.r, m.lora.targets, 3, 19, 0, &p, &err) == 0);
+    CHECK(p.weights > 0 && p.train > 0 && p.activations > 0 && p.scratch > 0);
+    CHECK(p.total == p.weights + p.train + p.activations + p.scratch);
+    CHECK(p.n_params == m.n_lora);
+    CHECK(p.weights >= m.n_w * sizeof(float));
+    CHECK(p.train >= 4 * m.n_lora * sizeof(float));  // A/B, grads, m, v
+    CHECK(vet_gpu_plan_bytes(&m.cfg, m.lora.r, m.lora.targets, 3, 19, VET_GPU_BF16, &pb, &err) == 0);
+    CHECK(pb.weights < p.weights && pb.activations == p.activations);
+    CHECK(vet_gpu_plan_bytes(&m.cfg, 0, 0, 3, 19, VET_GPU_FULL, &pf, &err) == 0);
+    CHECK(pf.train >= 3 * m.n_w * sizeof(float) && pf.n_params == m.n_w);
+    // activations grow with B x T
+    vet_gpu_plan p2;
+    CHECK(vet_gpu_plan_bytes(&m.cfg, m.lora.r, m.lora.targets, 6, 19, 0, &p2, &err) == 0);
+    CHECK(p2.activations > p.activations && p2.weights == p.weights);
+    // refusals that need no device
+    CHECK(vet_gpu_plan_bytes(&m.cfg, 0, 0, 3, 19, VET_GPU_FULL | VET_GPU_BF16, &pf, &err) < 0);
+    CHECK_CONTAINS(err.msg, "fp32");
+    CHECK(vet_gpu_plan_bytes(&m.cfg, 4, VET_LORA_ALL, 3, 19, VET_GPU_FULL, &pf, &err) < 0);
+    CHECK(vet_gpu_plan_bytes(&m.cfg, 4, VET_LORA_ALL, 0, 19, 0, &pf, &err) < 0);
+    if (ctx) {
+        vet_gpu_model *g = vet_gpu_model_new(ctx, &m, 3, 19, NULL, &err);
+        CHECK(g != NULL);
+        if (g) CHECK(memcmp(vet_gpu_model_plan(g), &p, sizeof p) == 0);
+        vet_gpu_model_free(g);
+        vet_gpu_opts o = {.mem_limit = p.total - 1};
+        g = vet_gpu_model_new(ctx, &m, 3, 19, &o, &err);
+        CHECK(g == NULL);
+        CHECK_CONTAINS(err.msg, "GiB on the device");
+        CHECK_CONTAINS(err.msg, "3 x 19");
+        char total[32];
+        snprintf(total, sizeof total, "%.2f GiB", p.total / (1024.0 * 1024.0 * 1024.0));
+        CHECK_CONTAINS(err.msg, total);
+        o.mem_limit = p.total;  // exactly enough is enough
+        g = vet_gpu_model_new(ctx, &m, 3, 19, &o, &err);
+        CHECK(g != NULL);
+        vet_gpu_model_free(g);
+    }
+    vet_model_free(&m);
+}
+
+// What the model refuses, cleanly.
+static void test_refusals(void) {
+    if (!ctx) SKIP(no_gpu);
+    vet_model m;
+    make_model(&m, VAR_LLAMA, 1, 0.0f);
+    batch3 x;
+    make_batch(&x, m.cfg.vocab_size, 3);
+    vet_err err;
+    vet_gpu_model *g = vet_gpu_model_new(ctx, &m, 3, 18, NULL, &err);  // one position short
+    CHECK(g != NULL);
+    if (g) {
+        CHECK(vet_gpu_backward(g, 1.0f, VET_TRAIN_LORA, &err) < 0);
+        CHECK_CONTAINS(err.msg, "forward first");
+        CHECK(vet_gpu_forward(g, &x.b, NULL, NULL, 1, 0, &err) < 0);
+        CHECK_CONTAINS(err.msg, "does not fit");
+        CHECK(vet_gpu_backward(g, 1.0f, VET_TRAIN_FULL, &err) < 0);
+        CHECK(vet_gpu_adamw_step(g, 1, m.n_lora, 1e-3f, 0.9f, 0.999f, 1e-8f, 0, 1, &err) < 0);
+        CHECK_CONTAINS(err.msg, "outside");
+        float one;
+        CHECK(vet_gpu_download_grads(g, &one, 1, &err) < 0);
+        vet_batch small = x.b;  // the first 18 positions of each row... as one row of 18
+        small.B = 1, small.T = 18;
+        small.tokens[3] = m.cfg.vocab_size;  // a token outside the vocabulary
+        CHECK(vet_gpu_forward(g, &small, NULL, NULL, 1, 0, &err) < 0);
+        CHECK_CONTAINS(err.msg, "outside");
+        small.tokens[3] = 0;
+        double s;
+        int nt;
+        CHECK(vet_gpu_forward(g, &small, &s, &nt, 1, 0, &err) == 0);  // and fine again
+        CHECK(nt > 0 && s > 0);
+    }
+    vet_gpu_model_free(g);
+    vet_gpu_opts full = {.flags = VET_GPU_FULL};
+    g = vet_gpu_model_new(ctx, &m, 3, 19, &full, &err);  // full training with adapters attached
+    CHECK(g == NULL);
+    CHECK_CONTAINS(err.msg, "LoRA");
+    vet_batch_free(&x.b);
+    vet_model_free(&m);
+}
+
+int main(void) {
+    vet_set_threads(1);
+    vet_err err;
+    if (vet_cuda_available(no_gpu, sizeof no_gpu)) {
+        ctx = vet_cuda_new(0, &err);
+        if (!ctx) snprintf(no_gpu, sizeof no_gpu, "%s", err.msg);
+        char name[256] = "";
+        if (ctx && vet_cuda_device_name(0, name, sizeof name, &err) == 0) printf("# device: %s\n", name);
+    }
+    RUN(test_plan);
+    RUN(test_lora_llama_gqa);
+    RUN(test_lora_capacity_larger);
+    RUN(test_lora_qwen_bias_tied);
+    RUN(test_lora_dropout);
+    RUN(test_lora_bf16);
+    RUN(test_full_llama);
+    RUN(test_full_qwen_tied);
+    RUN(test_adamw_steps);
+    RUN(test_refusals);
+    vet_cuda_free(ctx);
+    CHECK_EXIT();
+}
