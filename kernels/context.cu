@@ -94,6 +94,17 @@ extern "C" int vet_cuda_sync(vet_cuda *ctx, vet_err *err) {
     return 0;
 }
 
+extern "C" int vet_cuda_mem_info(vet_cuda *ctx, size_t *free_bytes, size_t *total_bytes,
+                                 vet_err *err) {
+    *free_bytes = *total_bytes = 0;
+    CHECK_CTX(ctx, err);
+    CUDA_TRY(cudaSetDevice(ctx->dev), err);  // cudaMemGetInfo answers for the current device
+    size_t f = 0, t = 0;
+    CUDA_TRY(cudaMemGetInfo(&f, &t), err);
+    *free_bytes = f, *total_bytes = t;
+    return 0;
+}
+
 extern "C" int vet_cuda_malloc(void **ptr, size_t bytes, vet_err *err) {
     *ptr = NULL;
     if (bytes == 0) bytes = 1;  // a valid, distinct pointer even for empty tensors

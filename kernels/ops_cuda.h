@@ -39,6 +39,9 @@ vet_cuda *vet_cuda_new(int dev, vet_err *err);
 void vet_cuda_free(vet_cuda *ctx);
 // Waits for every op queued on ctx; reports the first asynchronous error.
 int vet_cuda_sync(vet_cuda *ctx, vet_err *err);
+// Free and total memory of ctx's device in bytes (cudaMemGetInfo): what a model may still
+// allocate there, for a memory plan's check before anything is allocated.
+int vet_cuda_mem_info(vet_cuda *ctx, size_t *free_bytes, size_t *total_bytes, vet_err *err);
 
 // Device memory. vet_cuda_malloc gives zeroed memory; vet_cuda_mem_free(NULL) is a no-op.
 int vet_cuda_malloc(void **ptr, size_t bytes, vet_err *err);

@@ -216,6 +216,28 @@ int vet_gpu_download_grads(vet_gpu_model *g, float *grads, size_t n, vet_err *er
     return vet_cuda_download(g->ctx, grads, g->grads, n * sizeof(float), err);
 }
 
+int vet_gpu_download_state(vet_gpu_model *g, float *params, float *adam_m, float *adam_v,
+                           size_t n, vet_err *err) {
+    if (n != g->n_params)
+        return vet_errf(err, "state buffers of %zu floats, the GPU model trains %zu", n, g->n_params);
+    size_t bytes = n * sizeof(float);
+    if (params) TRY(vet_cuda_download(g->ctx, params, g->params, bytes, err));
+    if (adam_m) TRY(vet_cuda_download(g->ctx, adam_m, g->adam_m, bytes, err));
+    if (adam_v) TRY(vet_cuda_download(g->ctx, adam_v, g->adam_v, bytes, err));
+    return 0;
+}
+
+int vet_gpu_upload_state(vet_gpu_model *g, const float *params, const float *adam_m,
+                         const float *adam_v, size_t n, vet_err *err) {
+    if (n != g->n_params)
+        return vet_errf(err, "state buffers of %zu floats, the GPU model trains %zu", n, g->n_params);
+    size_t bytes = n * sizeof(float);
+    if (params) TRY(vet_cuda_upload(g->ctx, g->params, params, bytes, err));
+    if (adam_m) TRY(vet_cuda_upload(g->ctx, g->adam_m, adam_m, bytes, err));
+    if (adam_v) TRY(vet_cuda_upload(g->ctx, g->adam_v, adam_v, bytes, err));
+    return 0;
+}
+
 #else  // built without CUDA: every call fails the same way
 
 #define NO_CUDA(err) vet_errf(err, "vet was built without CUDA (rebuild with nvcc on PATH)")
@@ -236,6 +258,14 @@ int vet_gpu_scale_grads(vet_gpu_model *g, float s, vet_err *err) { return NO_CUD
 int vet_gpu_download_params(vet_gpu_model *g, vet_model *m, vet_err *err) { return NO_CUDA(err); }
 int vet_gpu_download_lora(vet_gpu_model *g, vet_model *m, vet_err *err) { return NO_CUDA(err); }
 int vet_gpu_download_grads(vet_gpu_model *g, float *grads, size_t n, vet_err *err) {
+    return NO_CUDA(err);
+}
+int vet_gpu_download_state(vet_gpu_model *g, float *params, float *adam_m, float *adam_v,
+                           size_t n, vet_err *err) {
+    return NO_CUDA(err);
+}
+int vet_gpu_upload_state(vet_gpu_model *g, const float *params, const float *adam_m,
+                         const float *adam_v, size_t n, vet_err *err) {
     return NO_CUDA(err);
 }
 

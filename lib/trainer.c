@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +13,8 @@
 #include "adapter.h"
 #include "checkpoint.h"
 #include "config.h"
+#include "device.h"
+#include "gpu_model.h"
 #include "hfdir.h"
 #include "model.h"
 #include "model_io.h"
@@ -20,6 +23,9 @@
 #include "rng.h"
 #include "safetensors.h"
 #include "sha256.h"
+#ifdef VET_CUDA
+#include "../kernels/ops_cuda.h"
+#endif
 
 void vet_train_defaults(vet_train_opts *o) {
     memset(o, 0, sizeof *o);
@@ -68,7 +74,32 @@ typedef struct {
     long micro_per_epoch, steps_per_epoch, total_steps;
     char tokenizer_path[4096];
     FILE *log;
+    void *ctx;           // the caller's, for o->on_note
+    // VET_DEVICE_CUDA: the context and the model on it (NULL on the CPU). The host model m
+    // stays the master copy of everything but the trainable state, which lives on the device
+    // between downloads (pull_state).
+    vet_cuda *cuda;
+    vet_gpu_model *gpu;
 } run;
+
+static void note(const run *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void note(const run *r, const char *fmt, ...) {
+    if (!r->o->on_note) return;
+    char line[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    r->o->on_note(line, r->ctx);
+}
+
+// "13.48 GiB", "3.2 MiB" or "12.0 KiB" (a small model's plan would read 0.00 GiB).
+static const char *bytes_str(char buf[32], size_t b) {
+    if (b >= (size_t)1 << 30) snprintf(buf, 32, "%.2f GiB", b / (1024.0 * 1024.0 * 1024.0));
+    else if (b >= (size_t)1 << 20) snprintf(buf, 32, "%.1f MiB", b / (1024.0 * 1024.0));
+    else snprintf(buf, 32, "%.1f KiB", b / 1024.0);
+    return buf;
+}
 
 // Names the trainable tensor that holds element idx (for messages about non-finite values).
 static void describe_param(const run *r, size_t idx, char *buf, size_t n) {
@@ -218,9 +249,88 @@ static int setup_optimizer(run *r, vet_err *err) {
     r->steps_per_epoch = (r->micro_per_epoch + o->grad_accum - 1) / o->grad_accum;
     r->total_steps = r->steps_per_epoch * o->epochs;
     if (o->max_steps > 0 && o->max_steps < r->total_steps) r->total_steps = o->max_steps;
+    if (o->device == VET_DEVICE_CUDA) return 0;  // the activations live on the device
     int T = r->train.max_len > r->val.max_len ? r->train.max_len : r->val.max_len;
     r->acts = vet_acts_new(&r->m, o->batch_size, T, err);
     return r->acts ? 0 : -1;
+}
+
+// Device memory a plan may take: the free memory less room for what is allocated outside
+// the plan (cuBLAS workspaces, kernel modules loaded on first use).
+#define GPU_HEADROOM ((size_t)256 << 20)
+
+// The device's context, named in a note; before any data or model is read, so a wrong device
+// fails at once.
+static int open_device(run *r, vet_err *err) {
+    const vet_train_opts *o = r->o;
+    if (o->device != VET_DEVICE_CUDA) {
+        note(r, "device cpu (%d threads), fp32", vet_get_threads());
+        return 0;
+    }
+    if (o->full && o->gpu_bf16)
+        return vet_errf(err, "full training on CUDA needs fp32 base weights (--fp32), or train LoRA");
+#ifdef VET_CUDA
+    char why[512], name[256];
+    if (!vet_cuda_available(why, sizeof why)) return vet_errf(err, "--device cuda: %s", why);
+    if (vet_cuda_device_name(o->gpu_index, name, sizeof name, err) < 0) return -1;
+    r->cuda = vet_cuda_new(o->gpu_index, err);
+    if (!r->cuda) return -1;
+    note(r, "device cuda:%d %s, base weights %s", o->gpu_index, name, o->gpu_bf16 ? "bf16" : "fp32");
+    return 0;
+#else
+    return vet_errf(err, "--device cuda: vet was built without CUDA (rebuild with nvcc on PATH)");
+#endif
+}
+
+// The model on the device: its memory plan for the run's largest micro-batch (batch_size rows
+// of the longest row, train or validation) said first, then checked against the free memory
+// before anything is allocated there, then one allocation and the upload.
+static int setup_device(run *r, vet_err *err) {
+    const vet_train_opts *o = r->o;
+    if (o->device != VET_DEVICE_CUDA) return 0;
+#ifdef VET_CUDA
+    const vet_model *m = &r->m;
+    int T = r->train.max_len > r->val.max_len ? r->train.max_len : r->val.max_len;
+    int rows = r->train.n_rows > r->val.n_rows ? r->train.n_rows : r->val.n_rows;
+    int B = o->batch_size < rows ? o->batch_size : rows;
+    if (B < 1) B = 1;
+    if (T < 1) T = 1;
+    unsigned flags = (o->gpu_bf16 ? VET_GPU_BF16 : 0) | (o->full ? VET_GPU_FULL : 0);
+    vet_gpu_plan p;
+    if (vet_gpu_plan_bytes(&m->cfg, m->has_lora ? m->lora.r : 0, m->has_lora ? m->lora.targets : 0, B, T, flags,
+                           &p, err) < 0)
+        return -1;
+    size_t free_b, total_b;
+    if (vet_cuda_mem_info(r->cuda, &free_b, &total_b, err) < 0) return -1;
+    size_t usable = free_b > GPU_HEADROOM ? free_b - GPU_HEADROOM : 0;
+    char w[32], t[32], a[32], sc[32], tot[32], fr[32], all[32];
+    note(r, "device memory plan for batches of %d x %d: weights %s, training state %s, activations %s, "
+            "scratch %s; total %s of %s free (%s on the device)",
+         B, T, bytes_str(w, p.weights), bytes_str(t, p.train), bytes_str(a, p.activations),
+         bytes_str(sc, p.scratch), bytes_str(tot, p.total), bytes_str(fr, free_b), bytes_str(all, total_b));
+    if (p.total > usable) {
+        char us[32], hr[32];
+        return vet_errf(err, "the model needs %s on cuda:%d (weights %s, training state %s, activations %s, "
+                             "scratch %s) but only %s of its %s free can be planned (%s is kept for cuBLAS "
+                             "and kernels): use a smaller --batch-size than %d or shorter rows than %d "
+                             "(vet-pack --seq-len)%s",
+                        tot, o->gpu_index, w, t, a, sc, bytes_str(us, usable), fr, bytes_str(hr, GPU_HEADROOM),
+                        B, T, o->gpu_bf16 || o->full ? "" : ", or --bf16 base weights");
+    }
+    vet_gpu_opts go = {.flags = flags, .mem_limit = usable};
+    r->gpu = vet_gpu_model_new(r->cuda, m, B, T, &go, err);
+    return r->gpu ? 0 : -1;
+#else
+    return vet_errf(err, "--device cuda: vet was built without CUDA (rebuild with nvcc on PATH)");
+#endif
+}
+
+// The trainable floats (and with moments, both AdamW moments) from the device into the host
+// buffers the writers read: r->params is the host model's lora_mem / w_mem. No-op on the CPU.
+static int pull_state(run *r, int moments, vet_err *err) {
+    if (!r->gpu) return 0;
+    return vet_gpu_download_state(r->gpu, r->params, moments ? r->adam_m : NULL, moments ? r->adam_v : NULL,
+                                  r->n, err);
 }
 
 // The run's settings as a hash: a checkpoint from other settings is refused on resume.
@@ -276,7 +386,8 @@ static int validation_loss(run *r, double *out, vet_err *err) {
             return vet_err_prefix(err, "%s", r->o->val_path);
         double ls;
         int nt;
-        int rc = vet_model_forward(&r->m, r->acts, &b, NULL, &ls, &nt, 0, 0, err);
+        int rc = r->gpu ? vet_gpu_forward(r->gpu, &b, &ls, &nt, 0, 0, err)
+                        : vet_model_forward(&r->m, r->acts, &b, NULL, &ls, &nt, 0, 0, err);
         vet_batch_free(&b);
         if (rc < 0) return -1;
         loss_sum += ls;
@@ -289,6 +400,7 @@ static int validation_loss(run *r, double *out, vet_err *err) {
 static int save_checkpoint(run *r, vet_train_state *st, vet_train_result *res, vet_err *err) {
     char root[4200];
     snprintf(root, sizeof root, "%s/checkpoints", r->o->out_dir);
+    if (pull_state(r, 1, err) < 0) return -1;
     if (vet_ckpt_save(root, st, r->params, r->adam_m, r->adam_v, isfinite(st->best_val) ? r->best : NULL, r->n,
                       err) < 0)
         return -1;
@@ -298,6 +410,7 @@ static int save_checkpoint(run *r, vet_train_state *st, vet_train_result *res, v
 
 static int write_outputs(run *r, const vet_train_state *st, vet_err *err) {
     const vet_train_opts *o = r->o;
+    if (pull_state(r, 0, err) < 0) return -1;
     if (r->best && isfinite(st->best_val)) memcpy(r->params, r->best, r->n * sizeof(float));
     const char *base = o->base_dir ? o->base_dir : o->init;
     if (!o->full) {
@@ -338,6 +451,10 @@ static void run_free(run *r) {
     free(r->segs);
     free(r->order);
     if (r->log) fclose(r->log);
+    vet_gpu_model_free(r->gpu);
+#ifdef VET_CUDA
+    vet_cuda_free(r->cuda);
+#endif
 }
 
 static int train_loop(run *r, vet_step_fn on_step, void *ctx, vet_train_result *res, vet_err *err) {
@@ -356,6 +473,7 @@ static int train_loop(run *r, vet_step_fn on_step, void *ctx, vet_train_result *
             return vet_errf(err, "%s: checkpoint of a run with other settings or data: resume with the same "
                                  "flags and files, or start afresh", dir);
         if (!has_best) st.best_val = INFINITY;
+        if (r->gpu && vet_gpu_upload_state(r->gpu, r->params, r->adam_m, r->adam_v, r->n, err) < 0) return -1;
     }
     char path[4200];
     if (vet_mkdirs(o->out_dir, err) < 0) return -1;
@@ -389,16 +507,25 @@ static int train_loop(run *r, vet_step_fn on_step, void *ctx, vet_train_result *
             double ls;
             int nt;
             uint64_t dseed = vet_rng_hash(vet_rng_hash(o->seed, (uint64_t)step), (uint64_t)mi);
-            int rc = vet_model_forward(&r->m, r->acts, &b, NULL, &ls, &nt, 1, dseed, err);
-            if (rc == 0 && step_targets > 0)
-                rc = vet_model_backward(&r->m, r->acts, &b, 1.0f / (float)step_targets,
-                                        o->full ? VET_TRAIN_FULL : VET_TRAIN_LORA, r->grads, err);
+            vet_train_mode mode = o->full ? VET_TRAIN_FULL : VET_TRAIN_LORA;
+            int rc;
+            if (r->gpu) {  // gradients accumulate on the device
+                rc = vet_gpu_forward(r->gpu, &b, &ls, &nt, 1, dseed, err);
+                if (rc == 0 && step_targets > 0) rc = vet_gpu_backward(r->gpu, 1.0f / (float)step_targets, mode, err);
+            } else {
+                rc = vet_model_forward(&r->m, r->acts, &b, NULL, &ls, &nt, 1, dseed, err);
+                if (rc == 0 && step_targets > 0)
+                    rc = vet_model_backward(&r->m, r->acts, &b, 1.0f / (float)step_targets, mode, r->grads, err);
+            }
             vet_batch_free(&b);
             if (rc < 0) return -1;
             loss_sum += ls;
             step_tokens += real;
         }
         double loss = step_targets ? loss_sum / step_targets : 0;
+        // The norm is summed on the host in the CPU's order: the device's grads come back
+        // (LoRA's are small), so both devices clip and check alike.
+        if (r->gpu && vet_gpu_download_grads(r->gpu, r->grads, r->n, err) < 0) return -1;
         double norm2 = 0;
         for (size_t i = 0; i < r->n; i++) norm2 += (double)r->grads[i] * r->grads[i];
         double norm = sqrt(norm2);
@@ -418,21 +545,35 @@ static int train_loop(run *r, vet_step_fn on_step, void *ctx, vet_train_result *
                                 step + 1, what, loss);
             st.skipped_steps++;
             memset(r->grads, 0, r->n * sizeof(float));
+            if (r->gpu && vet_gpu_zero_grads(r->gpu, err) < 0) return -1;
             st.step = step + 1;
             continue;
         }
         if (o->max_grad_norm > 0) {
             // As torch.nn.utils.clip_grad_norm_: scale by max/(norm + 1e-6) when that is below 1.
             double coef = o->max_grad_norm / (norm + 1e-6);
-            if (coef < 1.0) scale_inplace(r->grads, (float)coef, r->n);
+            if (coef < 1.0) {
+                if (r->gpu) {
+                    if (vet_gpu_scale_grads(r->gpu, (float)coef, err) < 0) return -1;
+                } else {
+                    scale_inplace(r->grads, (float)coef, r->n);
+                }
+            }
         }
         double lr = vet_schedule_lr(&sched, step);
         for (int s = 0; s < r->n_segs; s++) {
             segment g = r->segs[s];
-            adamw_update(r->params + g.off, r->grads + g.off, r->adam_m + g.off, r->adam_v + g.off, g.n,
-                         (float)lr, 0.9f, 0.999f, 1e-8f, g.decay ? (float)o->weight_decay : 0.0f, (int)(step + 1));
+            float wd = g.decay ? (float)o->weight_decay : 0.0f;
+            if (r->gpu) {
+                if (vet_gpu_adamw_step(r->gpu, g.off, g.n, (float)lr, 0.9f, 0.999f, 1e-8f, wd, (int)(step + 1), err) < 0)
+                    return -1;
+            } else {
+                adamw_update(r->params + g.off, r->grads + g.off, r->adam_m + g.off, r->adam_v + g.off, g.n,
+                             (float)lr, 0.9f, 0.999f, 1e-8f, wd, (int)(step + 1));
+            }
         }
         memset(r->grads, 0, r->n * sizeof(float));
+        if (r->gpu && vet_gpu_zero_grads(r->gpu, err) < 0) return -1;
         st.step = step + 1;
         st.tokens_seen += (double)step_tokens;
         if (isnan(res->first_loss)) res->first_loss = loss;
@@ -448,6 +589,7 @@ static int train_loop(run *r, vet_step_fn on_step, void *ctx, vet_train_result *
                 st.best_val = info.val_loss;
                 st.best_step = step + 1;
                 st.bad_evals = 0;
+                if (pull_state(r, 0, err) < 0) return -1;
                 memcpy(r->best, r->params, r->n * sizeof(float));
             } else if (o->patience > 0 && ++st.bad_evals >= o->patience) {
                 early = 1;
@@ -487,10 +629,12 @@ int vet_train_run(const vet_train_opts *o, vet_step_fn on_step, void *ctx, vet_t
     if (o->batch_size < 1 || o->grad_accum < 1 || o->epochs < 1)
         return vet_errf(err, "--batch-size, --grad-accum and --epochs must be at least 1");
     vet_set_threads(o->threads);
-    run r = {.o = o};
-    int rc = load_data(&r, err);
+    run r = {.o = o, .ctx = ctx};
+    int rc = open_device(&r, err);
+    if (rc == 0) rc = load_data(&r, err);
     if (rc == 0) rc = setup_model(&r, err);
     if (rc == 0) rc = setup_optimizer(&r, err);
+    if (rc == 0) rc = setup_device(&r, err);
     if (rc == 0) {
         const vet_config *c = &r.m.cfg;
         snprintf(res->model_desc, sizeof res->model_desc,

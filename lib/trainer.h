@@ -10,6 +10,15 @@
 //
 // Everything random (data order, LoRA dropout) is a function of (seed, step), so a run that is
 // stopped and resumed from a checkpoint computes bit-for-bit what the uninterrupted run does.
+//
+// Devices. With VET_DEVICE_CUDA the model is set up on the host as always, then its memory
+// plan on the device (vet_gpu_plan_bytes for batch_size x the longest row) is reported
+// through on_note and checked against the device's free memory BEFORE anything is allocated
+// there; forward, backward and AdamW run on the device, the LoRA gradients come back to the
+// host for the norm and the non-finite check, and checkpoints and outputs are downloaded into
+// the host model and written by the same writers (same files, same formats; a checkpoint
+// resumes on either device). In fp32 a CUDA step computes the CPU's step (to ~1e-6; bit for
+// bit on the CPU stand-in of the ops).
 #ifndef VET_TRAINER_H
 #define VET_TRAINER_H
 
@@ -18,6 +27,16 @@
 
 #include "err.h"
 #include "schedule.h"
+
+// Where the model's forward, backward and optimizer run. The data, the schedule, the gradient
+// norm and the files are the same on both.
+typedef enum {
+    VET_DEVICE_CPU = 0,   // lib/model_train.c with OpenMP + OpenBLAS: the reference
+    VET_DEVICE_CUDA = 1,  // lib/gpu_model.h on a CUDA device (a build with CUDA only)
+} vet_device;
+
+// One line of information for the user (the device, the device memory plan), no newline.
+typedef void (*vet_note_fn)(const char *line, void *ctx);
 
 typedef struct {
     // model
@@ -47,6 +66,11 @@ typedef struct {
     const char *resume;        // checkpoint dir or output dir, or NULL
     int skip_nonfinite;
     int threads;
+    // device
+    vet_device device;
+    int gpu_index;             // CUDA device number (0)
+    int gpu_bf16;              // CUDA: base weight matrices in bf16 (LoRA only; fp32 is exact)
+    vet_note_fn on_note;       // called with vet_train_run's ctx; NULL: no notes
     const volatile sig_atomic_t *stop;  // set by a signal handler: checkpoint and stop
 } vet_train_opts;
 

@@ -9,6 +9,7 @@
 
 #include "cli.h"
 #include "config.h"
+#include "device.h"
 #include "model.h"
 #include "trainer.h"
 
@@ -60,11 +61,13 @@ static void usage(void) {
         "  --skip-nonfinite        skip a step whose loss or gradient is NaN/Inf instead of stopping\n"
         "  --log-every N           plain progress lines every N steps when stderr is no terminal (10)\n"
         "Hardware:\n"
-        "  --device cpu|cuda       (cpu; cuda when built with CUDA and a GPU is present)\n"
+        "  --device cpu|cuda[:N]   where the model computes (cpu); cuda = cuda:0\n"
+        "  --bf16                  CUDA: base weight matrices in bf16 (the default for LoRA on cuda)\n"
+        "  --fp32                  CUDA: base weights in fp32, the CPU's results (the default for --full)\n"
+        "  --dtype fp32|bf16       the same as --fp32 / --bf16\n"
         "  --threads N             CPU threads (0 = all cores)\n"
-        "  --dtype fp32|bf16|fp16  compute precision (fp32 on the CPU)\n"
-        "  --grad-checkpoint       recompute activations in backward (CUDA backend)\n"
-        "  --quant none|int8|nf4   base-weight quantization (CUDA backend)\n"
+        "  --grad-checkpoint       recompute activations in backward (not implemented yet)\n"
+        "  --quant none|int8|nf4   base-weight quantization (not implemented yet)\n"
         "  -q, --quiet             no progress output\n"
         "  -h, --help              this help\n"
         "  -V, --version           print the version\n"
@@ -89,6 +92,11 @@ typedef struct {
     int quiet, tty;
     long log_every;
 } progress;
+
+static void on_note(const char *line, void *ctx) {
+    progress *p = ctx;
+    if (!p->quiet) fprintf(stderr, "vet-train: %s\n", line);
+}
 
 static void on_step(const vet_step_info *s, void *ctx) {
     progress *p = ctx;
@@ -128,7 +136,7 @@ enum {
     O_BASE = 256, O_INIT, O_TOKENIZER, O_OUT, O_TRAIN, O_VAL, O_R, O_ALPHA, O_DROPOUT, O_TARGETS, O_RSLORA,
     O_FULL, O_MERGE, O_EPOCHS, O_BS, O_GA, O_LR, O_WD, O_WARMUP, O_SCHED, O_CLIP, O_MAXSTEPS, O_SEED,
     O_EVAL, O_SAVE, O_SAVELIMIT, O_PATIENCE, O_RESUME, O_SKIPNF, O_LOGEVERY, O_DEVICE, O_THREADS, O_DTYPE,
-    O_GRADCKPT, O_QUANT, O_ADAPTER,
+    O_GRADCKPT, O_QUANT, O_ADAPTER, O_BF16, O_FP32,
 };
 
 int main(int argc, char **argv) {
@@ -151,13 +159,14 @@ int main(int argc, char **argv) {
         {"log-every", required_argument, 0, O_LOGEVERY}, {"device", required_argument, 0, O_DEVICE},
         {"threads", required_argument, 0, O_THREADS}, {"dtype", required_argument, 0, O_DTYPE},
         {"grad-checkpoint", no_argument, 0, O_GRADCKPT}, {"quant", required_argument, 0, O_QUANT},
+        {"bf16", no_argument, 0, O_BF16}, {"fp32", no_argument, 0, O_FP32},
         {"quiet", no_argument, 0, 'q'}, {"help", no_argument, 0, 'h'}, {"version", no_argument, 0, 'V'},
         {0, 0, 0, 0},
     };
     vet_train_opts o;
     vet_train_defaults(&o);
     progress prog = {.tty = cli_stderr_is_tty(), .log_every = 10};
-    const char *device = "cpu", *dtype = "fp32", *quant = "none";
+    const char *device = "cpu", *dtype = NULL, *quant = "none";
     int grad_ckpt = 0, c;
     vet_err err;
     while ((c = getopt_long(argc, argv, "qhV", opts, NULL)) != -1) {
@@ -200,6 +209,8 @@ int main(int argc, char **argv) {
         case O_DEVICE: device = optarg; break;
         case O_THREADS: o.threads = (int)parse_long("--threads", optarg, 0); break;
         case O_DTYPE: dtype = optarg; break;
+        case O_BF16: dtype = "bf16"; break;
+        case O_FP32: dtype = "fp32"; break;
         case O_GRADCKPT: grad_ckpt = 1; break;
         case O_QUANT: quant = optarg; break;
         case 'q': prog.quiet = 1; break;
@@ -214,21 +225,39 @@ int main(int argc, char **argv) {
     if (!o.out_dir) cli_usage_error("--out DIR is required");
     if (o.full && o.merge) cli_usage_error("--merge applies to LoRA training only");
     if (o.full && o.adapter_in) cli_usage_error("--adapter applies to LoRA training only");
-    if (strcmp(device, "cpu") != 0) {
-        if (strcmp(device, "cuda") == 0)
-            cli_fail(EXIT_USAGE, "--device cuda: this build's trainer runs on the CPU only for now (the CUDA "
-                                 "backend is not wired into vet-train yet); use --device cpu");
-        cli_usage_error("--device: '%s' is not cpu or cuda", device);
+    if (strcmp(device, "cpu") == 0) {
+        o.device = VET_DEVICE_CPU;
+    } else if (strncmp(device, "cuda", 4) == 0 && (device[4] == 0 || device[4] == ':')) {
+        o.device = VET_DEVICE_CUDA;
+        if (device[4] == ':') o.gpu_index = (int)parse_long("--device cuda:N", device + 5, 0);
+        char why[512];
+        if (!vet_cuda_available(why, sizeof why)) cli_fail(EXIT_USAGE, "--device %s: %s; use --device cpu", device, why);
+    } else {
+        cli_usage_error("--device: '%s' is not cpu, cuda or cuda:N", device);
     }
-    if (strcmp(dtype, "fp32") != 0) {
-        if (strcmp(dtype, "bf16") && strcmp(dtype, "fp16")) cli_usage_error("--dtype: '%s' is not fp32, bf16 or fp16", dtype);
-        cli_fail(EXIT_USAGE, "--dtype %s: the CPU backend computes in fp32; bf16/fp16 need --device cuda", dtype);
+    if (dtype && strcmp(dtype, "fp32") && strcmp(dtype, "bf16")) {
+        if (strcmp(dtype, "fp16") == 0)
+            cli_fail(EXIT_USAGE, "--dtype fp16: not supported (fp16 overflows where bf16 does not); use --bf16");
+        cli_usage_error("--dtype: '%s' is not fp32 or bf16", dtype);
+    }
+    if (o.device == VET_DEVICE_CPU) {
+        if (dtype && strcmp(dtype, "bf16") == 0)
+            cli_fail(EXIT_USAGE, "--bf16: the CPU backend computes in fp32; bf16 base weights need --device cuda");
+    } else if (o.full) {  // the GPU model trains every weight in fp32 only
+        if (dtype && strcmp(dtype, "bf16") == 0)
+            cli_fail(EXIT_USAGE, "--bf16 with %s: full training on CUDA keeps fp32 weights; drop --bf16 or "
+                                 "train LoRA", o.init ? "--init" : "--full");
+    } else {
+        o.gpu_bf16 = !dtype || strcmp(dtype, "bf16") == 0;  // bf16 unless --fp32: half the memory
     }
     if (strcmp(quant, "none") != 0) {
         if (strcmp(quant, "int8") && strcmp(quant, "nf4")) cli_usage_error("--quant: '%s' is not none, int8 or nf4", quant);
-        cli_fail(EXIT_USAGE, "--quant %s: base-weight quantization needs --device cuda", quant);
+        cli_fail(EXIT_USAGE, "--quant %s: base-weight quantization is not implemented yet; use --bf16", quant);
     }
-    (void)grad_ckpt;  // the CPU backend keeps activations; recomputation is a CUDA-backend feature
+    if (grad_ckpt && o.device == VET_DEVICE_CUDA)
+        cli_fail(EXIT_USAGE, "--grad-checkpoint: not implemented on CUDA yet (the GPU model keeps every "
+                             "activation; the memory plan says how much): drop it or lower --batch-size");
+    o.on_note = on_note;  // the device and its memory plan, before training starts
 
     struct sigaction sa = {0};
     sa.sa_handler = on_signal;

@@ -54,6 +54,27 @@ int vet_cuda_sync(vet_cuda *ctx, vet_err *err) {
     return 0;
 }
 
+// A pretend 80 GiB card with 64 GiB free; VET_STANDIN_MEM=BYTES (suffix K, M or G allowed)
+// sets the free memory instead, so a test can make a memory plan not fit.
+int vet_cuda_mem_info(vet_cuda *ctx, size_t *free_bytes, size_t *total_bytes, vet_err *err) {
+    *free_bytes = *total_bytes = 0;
+    CHECK_CTX(ctx, err);
+    size_t gib = (size_t)1 << 30, f = 64 * gib, t = 80 * gib;
+    const char *env = getenv("VET_STANDIN_MEM");
+    if (env && *env) {
+        char *end;
+        unsigned long long v = strtoull(env, &end, 10);
+        int shift = *end == 'K' ? 10 : *end == 'M' ? 20 : *end == 'G' ? 30 : 0;
+        if (end == env || (shift ? end[1] != 0 : *end != 0))
+            return vet_errf(err, "%s:%d: VET_STANDIN_MEM='%s' is not a byte count (e.g. 1048576 or 64M)",
+                            __FILE__, __LINE__, env);
+        f = (size_t)v << shift;
+        if (f > t) t = f;
+    }
+    *free_bytes = f, *total_bytes = t;
+    return 0;
+}
+
 int vet_cuda_malloc(void **ptr, size_t bytes, vet_err *err) {
     *ptr = calloc(1, bytes ? bytes : 1);  // zeroed, as the real one
     if (!*ptr) return vet_errf(err, "%s:%d: out of memory for %zu bytes", __FILE__, __LINE__, bytes);

@@ -1,0 +1,152 @@
+#!/usr/bin/env bash
+# test_train_device.sh — vet-train --device cuda, run without a GPU: build/standin/vet-train is
+# vet-train linked against the CPU stand-in of the CUDA ops (mk/gpustub.mk, ASan + UBSan), so
+# the trainer's device path (memory plan, device forward/backward/AdamW, grads back for the
+# norm, state down for checkpoints, state up on resume) runs here. In fp32 the stand-in computes
+# the CPU core's arithmetic, so the same binary's --device cpu and --device cuda --fp32 must
+# write byte-identical adapters and logs. Against bin/vet-train (built -O3, the stand-in -O1)
+# the losses agree to 1e-5. `skip` when the stand-in build is absent (make gpustub).
+set -u
+: "${VET_BIN:?}" "${VET_TOP:?}"
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/vet-train-dev.XXXXXX")
+trap 'rm -rf "$tmp"' EXIT
+ok() { echo "ok $1"; }
+fail() { echo "not ok $1"; }
+check() { local name=$1; shift; if "$@"; then ok "$name"; else fail "$name"; fi; }
+
+# 1. The real binary on a machine without a usable GPU: exit 2 with the reason. (On a GPU
+#    machine the device is accepted and the missing file fails later: not applicable.)
+no_gpu() {
+    local msg status
+    msg=$("$VET_BIN/vet-train" --device cuda --base "$tmp/none" --train "$tmp/none.zst" --out "$tmp/none-out" 2>&1)
+    status=$?
+    if [ $status -ne 2 ] && ! grep -q -- "--device cuda" <<<"$msg"; then
+        echo "skip train_device_unavailable_exit2: a CUDA device is usable here"
+        return
+    fi
+    if [ $status -eq 2 ] && grep -q -- "--device cuda: .*; use --device cpu" <<<"$msg"; then
+        ok train_device_unavailable_exit2
+    else
+        echo "exit $status: $msg" >&2
+        fail train_device_unavailable_exit2
+    fi
+}
+no_gpu
+
+sbin=${VET_STANDIN:-$VET_TOP/build/standin}/vet-train
+if [ ! -x "$sbin" ]; then
+    echo "skip train_device: $sbin not built (make gpustub)"
+    exit 0
+fi
+
+. "$VET_TOP/tests/e2e/fault_fixture.sh"
+make_fixture "$tmp" || { fail "train_device_fixture"; exit 1; }
+
+common=(--threads 2 --base "$tmp/base" --train "$tmp/train.msgpack.zst" --val "$tmp/val.msgpack.zst"
+        --epochs 100 --max-steps 6 --batch-size 2 --grad-accum 2 --lr 1e-3 --lora-r 4 --lora-alpha 8
+        --save-every 3 --eval-every 2 --max-grad-norm 0.1)  # clipping on: the norms are ~0.12
+# runs BINARY OUT [FLAGS...], stderr into OUT.err
+run() { local bin=$1 out=$2; shift 2; "$bin" "${common[@]}" --out "$out" "$@" 2>"$out.err"; }
+# the log without its timings, which differ run to run
+steps() { sed -E 's/,"tokens_per_s":[^,]*,"elapsed_s":[^,}]*//' "$1/train.log.jsonl"; }
+
+run "$VET_BIN/vet-train" "$tmp/cpu" || fail train_device_cpu_run
+run "$sbin" "$tmp/scpu" --device cpu || fail train_device_standin_cpu_run
+run "$sbin" "$tmp/cuda" --device cuda --fp32
+cuda_status=$?
+
+# 2. fp32 on the device = the CPU core: adapter bytes, checkpoint, every log line.
+fp32_ok() {
+    [ $cuda_status -eq 0 ] || { cat "$tmp/cuda.err" >&2; return 1; }
+    cmp "$tmp/scpu/adapter_model.safetensors" "$tmp/cuda/adapter_model.safetensors" >&2 || return 1
+    cmp "$tmp/scpu/adapter_config.json" "$tmp/cuda/adapter_config.json" >&2 || return 1
+    cmp "$tmp/scpu/checkpoints/step-00000003/train.safetensors" \
+        "$tmp/cuda/checkpoints/step-00000003/train.safetensors" >&2 || return 1
+    [ "$(steps "$tmp/scpu" | wc -l)" -eq 6 ] && diff <(steps "$tmp/scpu") <(steps "$tmp/cuda") >&2
+}
+check train_device_fp32_byte_identical fp32_ok
+
+# 3. Against the optimized CPU binary: the same steps, losses and norms to 1e-5.
+vs_cpu_ok() {
+    [ $cuda_status -eq 0 ] || return 1
+    /usr/bin/python3 - "$tmp/cpu/train.log.jsonl" "$tmp/cuda/train.log.jsonl" <<'PY'
+import json, sys
+a = [json.loads(l) for l in open(sys.argv[1])]
+b = [json.loads(l) for l in open(sys.argv[2])]
+if len(a) != len(b) or not a:
+    sys.exit(f"{len(a)} vs {len(b)} log lines")
+for x, y in zip(a, b):
+    for k in ("step", "loss", "lr", "grad_norm", "loss_tokens", "val_loss"):
+        if (k in x) != (k in y):
+            sys.exit(f"step {x['step']}: {k} in one log only")
+        if k in x and abs(x[k] - y[k]) > 1e-5 * max(1.0, abs(x[k])):
+            sys.exit(f"step {x['step']}: {k} {x[k]} (cpu) vs {y[k]} (cuda)")
+PY
+}
+check train_device_matches_cpu_binary vs_cpu_ok
+
+# 4. It says which device, and prints the memory plan before training.
+plan_ok() {
+    grep -q '^vet-train: device cuda:0 .*, base weights fp32$' "$tmp/cuda.err" &&
+        grep -qE '^vet-train: device memory plan for batches of 2 x [0-9]+: weights [0-9.]+ [KMG]iB, training state [0-9.]+ [KMG]iB, activations [0-9.]+ [KMG]iB, scratch [0-9.]+ [KMG]iB; total [0-9.]+ [KMG]iB of 64.00 GiB free' "$tmp/cuda.err" &&
+        grep -q '^vet-train: device cpu (2 threads)' "$tmp/cpu.err"
+}
+check train_device_plan_printed plan_ok
+
+# 5. --resume on the device: from its own checkpoint at step 3, and from the CPU's (a checkpoint
+#    resumes on either device): both end byte-identical to the uninterrupted run.
+resume_ok() {
+    [ $cuda_status -eq 0 ] || return 1
+    local src
+    for src in cuda scpu; do
+        cp -r "$tmp/$src" "$tmp/res-$src"
+        rm -f "$tmp/res-$src"/adapter_*
+        run "$sbin" "$tmp/res-$src" --device cuda --fp32 --resume "$tmp/res-$src" -q || return 1
+        cmp "$tmp/cuda/adapter_model.safetensors" "$tmp/res-$src/adapter_model.safetensors" >&2 || return 1
+    done
+}
+check train_device_resume_byte_identical resume_ok
+
+# 6. A plan larger than the free memory is refused with the numbers, before anything is written;
+#    the same run with a little more memory goes ahead. (The stand-in reports VET_STANDIN_MEM
+#    free; vet-train keeps 256 MiB of it back, and this plan is a few MiB.)
+memory_ok() {
+    local msg status
+    VET_STANDIN_MEM=257M run "$sbin" "$tmp/small" --device cuda --max-steps 1
+    status=$?
+    msg=$(cat "$tmp/small.err")
+    [ "$status" -eq 1 ] || { echo "exit $status, want 1: $msg" >&2; return 1; }
+    grep -qE 'the model needs [0-9.]+ MiB on cuda:0 \(weights .*\) but only 1.0 MiB of its 257.0 MiB free can be planned' <<<"$msg" ||
+        { echo "$msg" >&2; return 1; }
+    [ ! -e "$tmp/small" ] || { echo "wrote output before refusing" >&2; return 1; }
+    VET_STANDIN_MEM=300M run "$sbin" "$tmp/fits" --device cuda --max-steps 1 -q
+}
+check train_device_plan_refused_when_too_big memory_ok
+
+# 7. bf16 base weights (the default on cuda): completes, says bf16, loss within 5% of the CPU's.
+bf16_ok() {
+    run "$sbin" "$tmp/bf16" --device cuda || { cat "$tmp/bf16.err" >&2; return 1; }
+    grep -q '^vet-train: device cuda:0 .*, base weights bf16$' "$tmp/bf16.err" || return 1
+    ! cmp -s "$tmp/cuda/adapter_model.safetensors" "$tmp/bf16/adapter_model.safetensors" || return 1
+    /usr/bin/python3 - "$tmp/cpu/train.log.jsonl" "$tmp/bf16/train.log.jsonl" <<'PY'
+import json, sys
+a = [json.loads(l) for l in open(sys.argv[1])]
+b = [json.loads(l) for l in open(sys.argv[2])]
+print(f"final loss cpu {a[-1]['loss']:.5f}, cuda bf16 {b[-1]['loss']:.5f}", file=sys.stderr)
+sys.exit(0 if len(a) == len(b) and abs(a[-1]["loss"] - b[-1]["loss"]) <= 0.05 * a[-1]["loss"] else 1)
+PY
+}
+check train_device_bf16_close_to_cpu bf16_ok
+
+# 8. Full training (from scratch) on the device: fp32, byte-identical to the CPU path; bf16 refused.
+full_ok() {
+    local args=(--threads 2 -q --init "$tmp/micro.json" --tokenizer "$tmp/tok.model" --train "$tmp/train.msgpack.zst"
+                --max-steps 3 --batch-size 4 --grad-accum 1 --lr 3e-3)
+    "$sbin" "${args[@]}" --out "$tmp/full-cpu" --device cpu || return 1
+    "$sbin" "${args[@]}" --out "$tmp/full-cuda" --device cuda || return 1
+    cmp "$tmp/full-cpu/model.safetensors" "$tmp/full-cuda/model.safetensors" >&2 || return 1
+    local msg
+    msg=$("$sbin" "${args[@]}" --out "$tmp/full-bf16" --device cuda --bf16 2>&1)
+    [ $? -eq 2 ] && grep -q "full training on CUDA keeps fp32 weights" <<<"$msg"
+}
+check train_device_full_fp32_identical full_ok
