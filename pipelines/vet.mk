@@ -1,7 +1,7 @@
 # pipelines/vet.mk — the whole vet job as make targets, one file per stage.
 #
 #   make -f pipelines/vet.mk OUT=DIR NOTES=notes.csv [BASE=hf-model-dir | INIT=tiny] \
-#        [SPM=tokenizer.model] [CODES=codes.tsv] [TRAIN_ARGS=...] [GEN_ARGS=...]
+#        [SPM=tokenizer.model] [CODES=codes.tsv] [TRAIN_ARGS=...] [GEN_ARGS=...] [TRAIN_SEED=N]
 #   make -f pipelines/vet.mk OUT=DIR TRAIN=a.csv VAL=b.csv TEST=c.csv ...   (a given split)
 #   make -f pipelines/vet.mk OUT=DIR pack          (one stage: tokenizer tokenize pack train
 #                                                   generate eval report)
@@ -32,6 +32,9 @@ SPM       ?= $(if $(BASE),$(BASE)/tokenizer.model,$(OUT)/tokenizer.model)
 CODES     ?=
 VOCAB     ?= 1024
 SEED      ?= 1
+# vet-train's --seed (initialization, data order, dropout); empty: vet-train's default (42).
+# pipelines/seeds.sh sets it to train one model per seed.
+TRAIN_SEED ?=
 TOKENIZE_ARGS ?=
 PACK_ARGS ?= --split 80/10/10 --group-by note --stratify codes --seq-len 512 --seed $(SEED)
 # From scratch (INIT) the defaults are tuned for the tiny preset on a CPU (docs/results.md);
@@ -80,7 +83,8 @@ endef
 $(eval $(call stage_args,tokenizer,$(VOCAB) $(TOKENIZE_ARGS)))
 $(eval $(call stage_args,tokenize,$(SPM) $(TOKENIZE_ARGS)))
 $(eval $(call stage_args,pack,$(PACK_ARGS)))
-$(eval $(call stage_args,train,$(MODEL_FLAG) $(TRAIN_ARGS)))
+TRAIN_SEED_FLAG := $(if $(TRAIN_SEED), --seed $(TRAIN_SEED))
+$(eval $(call stage_args,train,$(MODEL_FLAG) $(TRAIN_ARGS)$(TRAIN_SEED_FLAG)))
 $(eval $(call stage_args,generate,$(GEN_MODEL) $(CODES_FLAG) $(GEN_ARGS)))
 $(eval $(call stage_args,eval,$(CODES_FLAG) $(EVAL_ARGS)))
 .PHONY: ARGS_CHANGED
@@ -135,7 +139,7 @@ pack: $(PACKED)
 $(OUT)/train.done: $(PACKED) $(SPM) $(call args,train)
 	rm -f $@
 	$(V)vet-train $(MODEL_FLAG) --tokenizer $(SPM) --train $(OUT)/packed/train.msgpack.zst \
-	  --val $(OUT)/packed/val.msgpack.zst --out $(OUT)/model $(TRAIN_ARGS)
+	  --val $(OUT)/packed/val.msgpack.zst --out $(OUT)/model $(TRAIN_ARGS)$(TRAIN_SEED_FLAG)
 	touch $@
 train: $(OUT)/train.done
 

@@ -71,6 +71,32 @@ failure_ok() {
 }
 check pipeline_stops_at_bad_input failure_ok
 
+# 3b. pipelines/seeds.sh: one model per training seed on the same split, and their spread.
+seeds_ok() {
+    local o="$tmp/seeds"
+    sh "$VET_TOP/pipelines/seeds.sh" -s "7 8" -t eval "${small[@]}" OUT="$o" TRAIN_ARGS="--epochs 1 --lr 3e-3 -q" \
+        VET_BIN="$VET_BIN" >"$tmp/seeds.out" 2>&1 || { cat "$tmp/seeds.out" >&2; return 1; }
+    # The split is the same for both seeds, the models differ.
+    cmp -s "$o/seed-7/rows/test.msgpack.zst" "$o/seed-8/rows/test.msgpack.zst" || { echo "splits differ" >&2; return 1; }
+    cmp -s "$o/seed-7/model/model.safetensors" "$o/seed-8/model/model.safetensors" && { echo "same model for two seeds" >&2; return 1; }
+    grep -q -- "--seed 8" "$o/seed-8/.args/train" || { echo "TRAIN_SEED not passed to vet-train" >&2; return 1; }
+    # seeds.json: the runs' own accuracies, and their mean.
+    /usr/bin/python3 - "$o" <<'PY' || return 1
+import json, sys
+o = sys.argv[1]
+s = json.load(open(o + "/seeds.json"))
+accs = [json.load(open("%s/seed-%d/metrics.json" % (o, r["seed"])))["accuracy"] for r in s["runs"]]
+assert [r["seed"] for r in s["runs"]] == [7, 8], s["runs"]
+assert [r["accuracy"] for r in s["runs"]] == accs, (s["runs"], accs)
+assert abs(s["accuracy"]["mean"] - sum(accs) / 2) < 1e-12, s["accuracy"]
+assert abs(s["accuracy"]["sd"] - abs(accs[0] - accs[1]) / 2 ** 0.5) < 1e-12, s["accuracy"]
+PY
+    grep -q "^accuracy on the test split over 2 seeds: mean" "$tmp/seeds.out" || { cat "$tmp/seeds.out" >&2; return 1; }
+    # A usage error is refused before anything runs.
+    sh "$VET_TOP/pipelines/seeds.sh" -t test OUT="$tmp/x" >/dev/null 2>&1; [ $? -eq 2 ] && [ ! -e "$tmp/x" ]
+}
+check pipeline_seeds_spread seeds_ok
+
 # 4. The real DLO notes (grouped, stratified split), trained from scratch with the defaults:
 # accuracy must stay above a regression floor (the measured figure is in docs/results.md).
 if [ -n "${VET_SHARED:-}" ] && [ -f "$VET_SHARED/data/dlo/dlo_notes.csv" ]; then
