@@ -111,6 +111,9 @@ typedef enum { VET_TRAIN_LORA, VET_TRAIN_FULL } vet_train_mode;
 typedef struct vet_acts vet_acts;  // activations sized for at most B x T (opaque)
 vet_acts *vet_acts_new(const vet_model *m, int B, int T, vet_err *err);
 void vet_acts_free(vet_acts *a);
+// Label smoothing eps in [0, 1) for the loss of every later forward/backward (default 0):
+// the loss and its gradient are those of torch's cross_entropy(label_smoothing=eps).
+void vet_acts_set_label_smoothing(vet_acts *a, float eps);
 
 // Forward over a batch. Writes per-row logits into logits (B,T,V) when logits != NULL.
 // Returns the summed cross-entropy over target positions in *loss_sum and their count in

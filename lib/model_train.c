@@ -47,6 +47,7 @@ struct vet_acts {
     float *dlnf_t;      // (N, C) d(loss_sum)/d lnf_t rows, computed in a training forward
     int have_dlnf;
     int ce_rows;        // rows per logits chunk
+    float label_smoothing;  // eps of the cross-entropy (0: plain)
     float *logits_chunk;  // (ce_rows, V)
     float *ce_loss;     // (ce_rows)
     // scratch for forward/backward
@@ -165,6 +166,8 @@ vet_acts *vet_acts_new(const vet_model *m, int B, int T, vet_err *err) {
     return a;
 }
 
+void vet_acts_set_label_smoothing(vet_acts *a, float eps) { a->label_smoothing = eps; }
+
 void vet_acts_free(vet_acts *a) {
     if (!a) return;
     free(a->mem);
@@ -213,7 +216,7 @@ static double loss_chunks(const vet_model *m, vet_acts *a, const vet_batch *b,
             matmul_forward(a->logits_chunk, a->lnf_t + (size_t)c0 * C, m->w.lm_head, NULL, n, C, V);
         }
         for (int i = 0; i < n; i++) tg[i] = b->targets[a->tgt_pos[c0 + i]];
-        crossentropy_softmax_backward_inplace(a->logits_chunk, a->ce_loss, tg, n, V);
+        crossentropy_smoothed_softmax_backward_inplace(a->logits_chunk, a->ce_loss, tg, n, V, a->label_smoothing);
         for (int i = 0; i < n; i++) sum += a->ce_loss[i];
         if (want_dlnf)  // (n,C) = dlogits (n,V) · lm_head (V,C)
             vet_sgemm(0, 0, n, C, V, 1.0f, a->logits_chunk, V, m->w.lm_head, C, 0.0f, a->dlnf_t + (size_t)c0 * C, C);
@@ -332,7 +335,7 @@ int vet_model_backward(vet_model *m, vet_acts *a, const vet_batch *b, float loss
             const float *rows = a->lnf_t + (size_t)c0 * C;
             matmul_forward(a->logits_chunk, rows, w->lm_head, NULL, n, C, V);
             for (int i = 0; i < n; i++) tg[i] = b->targets[a->tgt_pos[c0 + i]];
-            crossentropy_softmax_backward_inplace(a->logits_chunk, a->ce_loss, tg, n, V);
+            crossentropy_smoothed_softmax_backward_inplace(a->logits_chunk, a->ce_loss, tg, n, V, a->label_smoothing);
             if (!a->have_dlnf)
                 vet_sgemm(0, 0, n, C, V, 1.0f, a->logits_chunk, V, w->lm_head, C, 0.0f, a->dlnf_t + (size_t)c0 * C, C);
             if (dlm)  // (V,C) += loss_scale * dlogits^T · rows

@@ -96,6 +96,12 @@ void scale_inplace(float *x, float s, size_t n);       // x *= s
 // target -1 gets loss 0 and gradient 0. Numerically stable (max subtracted).
 void crossentropy_softmax_backward_inplace(float *logits, float *loss, const int32_t *tgt, int n,
                                            int V);
+// The same with label smoothing eps (torch's cross_entropy(label_smoothing=eps), transformers'
+// label_smoothing_factor): the target distribution is (1-eps)·onehot + eps/V, so
+// loss[i] = (1-eps)·(lse - row[tgt]) + eps·(lse - mean(row)) and the row becomes
+// softmax(row) - (1-eps)·onehot(tgt) - eps/V. eps == 0 is the function above, bit for bit.
+void crossentropy_smoothed_softmax_backward_inplace(float *logits, float *loss, const int32_t *tgt,
+                                                    int n, int V, float eps);
 
 // --- dropout (inverted, as torch.nn.Dropout) ------------------------------------------------
 // out (N,C) = inp * mask / (1-p), the mask drawn from seed per row (reproducible, any thread

@@ -210,6 +210,39 @@ void crossentropy_softmax_backward_inplace(float *logits, float *loss, const int
     }
 }
 
+void crossentropy_smoothed_softmax_backward_inplace(float *logits, float *loss, const int32_t *tgt,
+                                                    int n, int V, float eps) {
+    if (eps == 0.0f) {
+        crossentropy_softmax_backward_inplace(logits, loss, tgt, n, V);
+        return;
+    }
+    const float spread = eps / (float)V, keep = 1.0f - eps;
+#pragma omp parallel for schedule(static) if ((size_t)n * V >= VET_PAR_MIN)
+    for (int i = 0; i < n; i++) {
+        float *z = logits + (size_t)i * V;
+        if (tgt[i] < 0) {
+            loss[i] = 0.0f;
+            memset(z, 0, (size_t)V * sizeof(float));
+            continue;
+        }
+        float mx = -INFINITY;
+        for (int j = 0; j < V; j++) mx = z[j] > mx ? z[j] : mx;
+        double sum = 0, centred = 0;  // sum of exp(z - max), sum of (z - max)
+        for (int j = 0; j < V; j++) {
+            centred += (double)(z[j] - mx);
+            z[j] = expf(z[j] - mx);
+            sum += z[j];
+        }
+        double lse = log(sum);  // logsumexp(row) - max
+        double nll = lse - log((double)z[tgt[i]]);
+        double uniform = lse - centred / V;  // mean over v of -log p_v
+        loss[i] = (float)((1.0 - eps) * nll + eps * uniform);
+        float inv = (float)(1.0 / sum);
+        for (int j = 0; j < V; j++) z[j] = z[j] * inv - spread;
+        z[tgt[i]] -= keep;
+    }
+}
+
 // --- dropout -------------------------------------------------------------------------------------
 // Row n's mask comes from its own stream seeded by (seed, n): the same mask for any thread count,
 // and backward regenerates it instead of storing it.

@@ -252,7 +252,9 @@ static int setup_optimizer(run *r, vet_err *err) {
     if (o->device == VET_DEVICE_CUDA) return 0;  // the activations live on the device
     int T = r->train.max_len > r->val.max_len ? r->train.max_len : r->val.max_len;
     r->acts = vet_acts_new(&r->m, o->batch_size, T, err);
-    return r->acts ? 0 : -1;
+    if (!r->acts) return -1;
+    vet_acts_set_label_smoothing(r->acts, (float)o->label_smoothing);
+    return 0;
 }
 
 // Device memory a plan may take: the free memory less room for what is allocated outside
@@ -267,6 +269,8 @@ static int open_device(run *r, vet_err *err) {
         note(r, "device cpu (%d threads), fp32", vet_get_threads());
         return 0;
     }
+    if (o->label_smoothing != 0.0)
+        return vet_errf(err, "--label-smoothing is not implemented on CUDA yet: train on the CPU, or without it");
     if (o->full && o->gpu_bf16)
         return vet_errf(err, "full training on CUDA needs fp32 base weights (--fp32), or train LoRA");
 #ifdef VET_CUDA
@@ -344,6 +348,10 @@ static void fingerprint(const run *r, char hex[65]) {
              o->batch_size, o->grad_accum, o->lr, o->weight_decay, o->warmup_ratio, (int)o->scheduler,
              o->max_grad_norm, (unsigned long long)o->seed, o->max_steps, r->train.n_rows, r->train.n_tokens, r->n,
              o->adapter_in ? o->adapter_in : "");
+    if (o->label_smoothing != 0.0) {  // only then, so older checkpoints keep their fingerprint
+        size_t len = strlen(s);
+        snprintf(s + len, sizeof s - len, " ls=%.9g", o->label_smoothing);
+    }
     vet_sha256_hex(s, strlen(s), hex);
 }
 

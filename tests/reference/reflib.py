@@ -159,7 +159,7 @@ def vet_fwdbwd(model_dir, rows, workdir, adapter=None, full=False, tag="run"):
 
 # --------------------------------------------------------------------------------------
 # PyTorch's side
-def reference_forward(model, rows):
+def reference_forward(model, rows, label_smoothing=0.0):
     """The definition of correct packing: every sample of every row runs SEPARATELY through the
     model. Returns per-row logits (list of detached (n_row, V) tensors) and the mean
     cross-entropy over all target positions of the batch (a graph, for backward)."""
@@ -178,7 +178,7 @@ def reference_forward(model, rows):
             keep = tgt != -1
             if keep.any():
                 loss_sum = loss_sum + torch.nn.functional.cross_entropy(
-                    logits[keep], tgt[keep], reduction="sum")
+                    logits[keep], tgt[keep], reduction="sum", label_smoothing=label_smoothing)
         row_logits.append(torch.cat(parts))
     return row_logits, loss_sum / total
 

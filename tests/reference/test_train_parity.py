@@ -76,21 +76,24 @@ def main():
         vet_log = [json.loads(l) for l in open(os.path.join(out, "train.log.jsonl"))]
 
         # The same loop in PyTorch.
-        ref = PeftModel.from_pretrained(reflib.load_hf(base), start, is_trainable=True)
-        params = [p for p in ref.parameters() if p.requires_grad]
-        opt = torch.optim.AdamW(params, lr=LR, weight_decay=WD)
-        warmup = -(-int(WARMUP_RATIO * STEPS * 1000) // 1000)  # ceil, as transformers' Trainer
-        sched = get_cosine_schedule_with_warmup(opt, warmup, STEPS)
-        ref_loss, ref_lr = [], []
-        for _ in range(STEPS):
-            ref_lr.append(opt.param_groups[0]["lr"])
-            opt.zero_grad(set_to_none=True)
-            _, loss = reflib.reference_forward(ref, rows)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(params, CLIP)
-            opt.step()
-            sched.step()
-            ref_loss.append(loss.item())
+        def torch_loop(label_smoothing):
+            ref = PeftModel.from_pretrained(reflib.load_hf(base), start, is_trainable=True)
+            params = [p for p in ref.parameters() if p.requires_grad]
+            opt = torch.optim.AdamW(params, lr=LR, weight_decay=WD)
+            warmup = -(-int(WARMUP_RATIO * STEPS * 1000) // 1000)  # ceil, as transformers' Trainer
+            sched = get_cosine_schedule_with_warmup(opt, warmup, STEPS)
+            ref_loss, ref_lr = [], []
+            for _ in range(STEPS):
+                ref_lr.append(opt.param_groups[0]["lr"])
+                opt.zero_grad(set_to_none=True)
+                _, loss = reflib.reference_forward(ref, rows, label_smoothing)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(params, CLIP)
+                opt.step()
+                sched.step()
+                ref_loss.append(loss.item())
+            return ref, ref_loss, ref_lr
+        ref, ref_loss, ref_lr = torch_loop(0.0)
 
         ok_len = rep.check("train_parity_step_count", len(vet_log) == STEPS, "vet logged %d steps" % len(vet_log))
         if ok_len:
@@ -110,6 +113,28 @@ def main():
         worst, name, problem = reflib.compare_grads(vet_ad, ref_ad)
         log("train parity: final adapter worst rel error %.2e (%s)" % (worst, name))
         rep.check("train_parity_final_adapter_1e-3", not problem and worst <= 1e-3, problem or "%s: %.3g" % (name, worst))
+
+        # --label-smoothing: the loss torch's cross_entropy(label_smoothing=0.1) gives, the
+        # same updates, and not the plain run's curve (so the flag is not ignored).
+        out_ls = os.path.join(tmp, "out-ls")
+        cmd_ls = [a for a in cmd if a != "--merge"]
+        cmd_ls[cmd_ls.index(out)] = out_ls
+        p = subprocess.run(cmd_ls + ["--label-smoothing", "0.1"], capture_output=True, text=True)
+        if rep.check("train_label_smoothing_runs", p.returncode == 0, p.stderr[-2000:]):
+            ls_log = [json.loads(l) for l in open(os.path.join(out_ls, "train.log.jsonl"))]
+            ref_ls, ls_loss, _ = torch_loop(0.1)
+            err = max(abs(v["loss"] - r) / abs(r) for v, r in zip(ls_log, ls_loss)) if len(ls_log) == STEPS else 1.0
+            differs = abs(ls_loss[-1] - ref_loss[-1]) / ref_loss[-1]  # at the start both are near log V
+            log("label smoothing 0.1: loss %.5f -> %.5f (torch %.5f -> %.5f), max rel error %.2e; plain loss differs by %.2e"
+                % (ls_log[0]["loss"], ls_log[-1]["loss"], ls_loss[0], ls_loss[-1], err, differs))
+            rep.check("train_label_smoothing_loss_curve_1e-4", err <= 1e-4 and differs > 1e-3,
+                      "max rel loss error %.3g, differs from plain by %.3g" % (err, differs))
+            ref_ls.save_pretrained(os.path.join(tmp, "ref_ls"))
+            worst, name, problem = reflib.compare_grads(
+                load_file(os.path.join(out_ls, "adapter_model.safetensors")),
+                load_file(os.path.join(tmp, "ref_ls", "adapter_model.safetensors")))
+            rep.check("train_label_smoothing_final_adapter_1e-3", not problem and worst <= 1e-3,
+                      problem or "%s: %.3g" % (name, worst))
 
         # --merge: transformers loads OUT/merged, and it computes what base + adapter computes in PEFT.
         merged = reflib.load_hf(os.path.join(out, "merged"))

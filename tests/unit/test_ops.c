@@ -260,6 +260,50 @@ static void test_crossentropy(void) {
     free(c.z); free(c.tmp); free(c.loss); free(g);
 }
 
+static float ce_eps;
+static double ce_smoothed_loss(void *p) {
+    ce_ctx *c = p;
+    memcpy(c->tmp, c->z, c->n * c->V * 4);
+    crossentropy_smoothed_softmax_backward_inplace(c->tmp, c->loss, c->t, c->n, c->V, ce_eps);
+    double s = 0;
+    for (int i = 0; i < c->n; i++) s += c->loss[i];
+    return s;
+}
+static void test_crossentropy_smoothed(void) {
+    int n = 3, V = 9;
+    int32_t t[3] = {4, -1, 0};
+    ce_ctx c = {n, V, randn(n * V, 23, 3.0f), calloc(n * V, 4), calloc(n, 4), t};
+    float *plain = malloc(n * V * 4), *plain_loss = malloc(n * 4);
+    // eps 0 is the plain function, bit for bit.
+    ce_loss(&c);
+    memcpy(plain, c.tmp, n * V * 4), memcpy(plain_loss, c.loss, n * 4);
+    ce_eps = 0.0f;
+    ce_smoothed_loss(&c);
+    CHECK(memcmp(plain, c.tmp, n * V * 4) == 0 && memcmp(plain_loss, c.loss, n * 4) == 0);
+    // eps 0.2: (1-eps)·nll + eps·mean(-log p), from the definition in double.
+    ce_eps = 0.2f;
+    ce_smoothed_loss(&c);
+    for (int i = 0; i < n; i += 2) {
+        const float *z = c.z + i * V;
+        double mx = z[0], lse = 0, mean_nlp = 0;
+        for (int j = 1; j < V; j++) mx = z[j] > mx ? z[j] : mx;
+        for (int j = 0; j < V; j++) lse += exp(z[j] - mx);
+        lse = mx + log(lse);
+        for (int j = 0; j < V; j++) mean_nlp += (lse - z[j]) / V;
+        CHECK_NEAR(c.loss[i], 0.8 * (lse - z[t[i]]) + 0.2 * mean_nlp, 1e-5);
+    }
+    CHECK(c.loss[1] == 0.0f);
+    float *g = malloc(n * V * 4);
+    memcpy(g, c.tmp, n * V * 4);
+    for (int i = 0; i < n; i++) {  // each gradient row sums to 0 (both targets sum to 1)
+        double s = 0;
+        for (int j = 0; j < V; j++) s += g[i * V + j];
+        CHECK_NEAR(s, 0.0, 1e-6);
+    }
+    fd_check(ce_smoothed_loss, &c, c.z, g, n * V, 1e-2f, 2e-3);
+    free(c.z); free(c.tmp); free(c.loss); free(g); free(plain); free(plain_loss);
+}
+
 // --- dropout -----------------------------------------------------------------------------------
 static void test_dropout(void) {
     int N = 50, C = 40;
@@ -372,6 +416,7 @@ int main(void) {
     RUN(test_attention);
     RUN(test_swiglu);
     RUN(test_crossentropy);
+    RUN(test_crossentropy_smoothed);
     RUN(test_dropout);
     RUN(test_adamw);
     RUN(test_threads_agree);
