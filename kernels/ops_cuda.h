@@ -153,6 +153,24 @@ int adamw_update_cuda(vet_cuda *ctx, float *p, const float *g, float *m, float *
                       float lr, float beta1, float beta2, float eps, float wd, int step,
                       vet_err *err);
 
+// --- decoding with a KV cache (kernels/decode.cu) --------------------------------------------
+// A layer's cache holds n_slots sequences of up to max_len positions: cache (n_slots, max_len,
+// KVH, hd), slot s's position p at row s * max_len + p. slots and pos are (n) device int32.
+//
+// cache rows (slots[i], pos[i]) = rows[i] for i < n: the new keys (or values) of a decode step,
+// rows (n, KV) with KV = KVH*hd. Slots must be distinct and pos[i] < max_len (not checked on
+// the device).
+int kv_cache_write_cuda(vet_cuda *ctx, float *cache, const float *rows, const int32_t *slots,
+                        const int32_t *pos, int n, int max_len, int KV, vet_err *err);
+// The decode step's attention: query row i (q (n,H,hd)) of slot slots[i] at position pos[i]
+// sees that slot's cache positions [0, pos[i]] (its own key already written there);
+// out (n,H,hd) = softmax(q·K^T / sqrt(hd))·V per head, GQA (head h reads kv head h/(H/KVH)).
+// hd even and <= 128, H a multiple of KVH. Each (row, head) is computed alone in a fixed
+// order: a row's result does not depend on the other rows (deterministic, no atomics).
+int attention_decode_cuda(vet_cuda *ctx, float *out, const float *q, const float *kcache,
+                          const float *vcache, const int32_t *slots, const int32_t *pos, int n,
+                          int max_len, int H, int KVH, int hd, vet_err *err);
+
 #ifdef __cplusplus
 }
 #endif

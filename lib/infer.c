@@ -610,12 +610,29 @@ static int choose(const vet_gen_opts *o, gen_slot *g, float *row, int V, vet_gen
     return 0;
 }
 
+static int cpu_prefill(void *s, int slot, const int32_t *ids, int n, float *logits, vet_err *err) {
+    return vet_infer_prefill(s, slot, ids, n, logits, err);
+}
+static int cpu_step(void *s, const int *slots, const int32_t *tokens, int n, float *logits, vet_err *err) {
+    return vet_infer_step(s, slots, tokens, n, logits, err);
+}
+
 int vet_generate(const vet_model *m, const vet_gen_opts *o, int batch, vet_gen_next_fn next,
                  vet_gen_done_fn done, void *ctx, vet_err *err) {
     if (batch < 1) return vet_errf(err, "batch must be at least 1 (got %d)", batch);
-    const int V = m->cfg.vocab_size;
     vet_infer *s = vet_infer_new(m, batch, err);
     if (!s) return -1;
+    vet_infer_backend be = {s, batch, cpu_prefill, cpu_step};
+    int rc = vet_generate_on(&be, m->cfg.vocab_size, o, batch, next, done, ctx, err);
+    vet_infer_free(s);
+    return rc;
+}
+
+int vet_generate_on(const vet_infer_backend *be, int V, const vet_gen_opts *o, int batch,
+                    vet_gen_next_fn next, vet_gen_done_fn done, void *ctx, vet_err *err) {
+    if (batch < 1) return vet_errf(err, "batch must be at least 1 (got %d)", batch);
+    if (batch > be->n_slots)
+        return vet_errf(err, "batch %d is larger than the backend's %d slots", batch, be->n_slots);
     gen_slot *slots = calloc((size_t)batch, sizeof *slots);
     float *logits = malloc((size_t)batch * V * sizeof(float));
     int *rows = malloc((size_t)batch * sizeof(int));
@@ -651,7 +668,7 @@ int vet_generate(const vet_model *m, const vet_gen_opts *o, int batch, vet_gen_n
                     continue;
                 }
                 double t0 = now_ms();
-                if (vet_infer_prefill(s, b, p.prompt, p.n_prompt, logits, err) < 0) {
+                if (be->prefill(be->state, b, p.prompt, p.n_prompt, logits, err) < 0) {
                     vet_err_prefix(err, "note %lld", (long long)p.tag + 1);
                     rc = -1;
                     goto out;
@@ -671,7 +688,7 @@ int vet_generate(const vet_model *m, const vet_gen_opts *o, int batch, vet_gen_n
             continue;
         }
         double t0 = now_ms();
-        if (vet_infer_step(s, rows, toks, n, logits, err) < 0) {
+        if (be->step(be->state, rows, toks, n, logits, err) < 0) {
             rc = -1;
             goto out;
         }
@@ -686,6 +703,5 @@ out:
     if (slots)
         for (int b = 0; b < batch; b++) free(slots[b].ids);
     free(slots), free(logits), free(rows), free(toks);
-    vet_infer_free(s);
     return rc;
 }

@@ -1,5 +1,6 @@
 // infer.h — text generation on the CPU: a forward pass with a KV cache, a sampler, and a
-// driver that decodes many notes at once (continuous batching).
+// driver that decodes many notes at once (continuous batching). The driver also runs on a
+// device's forward (vet_generate_on with lib/gpu_infer.h's backend).
 //
 // Two kinds of forward:
 //   prefill  one prompt, all its positions in one pass (GEMMs over the prompt's M positions
@@ -98,5 +99,21 @@ typedef int (*vet_gen_done_fn)(void *ctx, const vet_gen_result *r, vet_err *err)
 
 int vet_generate(const vet_model *m, const vet_gen_opts *o, int batch, vet_gen_next_fn next,
                  vet_gen_done_fn done, void *ctx, vet_err *err);
+
+// The forward the driver runs on: the CPU's vet_infer above (what vet_generate uses), or a
+// device's (lib/gpu_infer.h). prefill and step mean what vet_infer_prefill and vet_infer_step
+// mean; slots are 0 .. n_slots-1.
+typedef struct {
+    void *state;
+    int n_slots;
+    int (*prefill)(void *state, int slot, const int32_t *ids, int n, float *logits, vet_err *err);
+    int (*step)(void *state, const int *slots, const int32_t *tokens, int n, float *logits,
+                vet_err *err);
+} vet_infer_backend;
+
+// vet_generate on a backend with at least `batch` slots, for a model of V tokens: the same
+// scheduling, sampling, constrained decoding, stats and callbacks.
+int vet_generate_on(const vet_infer_backend *be, int V, const vet_gen_opts *o, int batch,
+                    vet_gen_next_fn next, vet_gen_done_fn done, void *ctx, vet_err *err);
 
 #endif

@@ -4,12 +4,16 @@
 # needed, so CI runs lib/gpu_model.c on every machine (tests/e2e/test_gpu_standin.sh).
 #
 # The same objects also make build/standin/vet-train: `--device cuda` runs the trainer's device
-# path (lib/trainer.c driving lib/gpu_*.c) on the stand-in (tests/e2e/test_train_device.sh).
+# path (lib/trainer.c driving lib/gpu_*.c) on the stand-in (tests/e2e/test_train_device.sh),
+# and build/standin/vet-generate: `--device cuda` runs lib/gpu_infer.c's prefill and decode
+# steps (tests/e2e/test_generate_device.sh).
 #
-#   make gpustub       builds build/standin/test_gpu_model and build/standin/vet-train
+#   make gpustub       builds build/standin/test_gpu_model, test_gpu_infer, vet-train and vet-generate
 STANDIN      := build/standin
 STANDIN_TEST := $(STANDIN)/test_gpu_model
 STANDIN_TRAIN:= $(STANDIN)/vet-train
+STANDIN_GEN  := $(STANDIN)/vet-generate
+STANDIN_INFER:= $(STANDIN)/test_gpu_infer
 STANDIN_SAN  := -fsanitize=address,undefined -fno-sanitize-recover=undefined
 STANDIN_CPPF := -Ilib -I/usr/include/x86_64-linux-gnu -DVET_VERSION='"$(VERSION)"' -D_GNU_SOURCE -DVET_CUDA=1
 STANDIN_CF   := -std=c11 -O1 -g $(filter -march=%,$(OPT)) -fno-omit-frame-pointer -Wall -Wextra -Wshadow -Wno-unused-parameter \
@@ -36,8 +40,15 @@ $(STANDIN_TEST): tests/gpu/test_gpu_model.c tests/unit/check.h tests/unit/tiny_m
 $(STANDIN_TRAIN): tools/vet-train.c tools/cli.h $(STANDIN)/ops_cuda_cpu.o $(STANDIN)/libvet.a
 	$(CC) $(STANDIN_CPPF) $(STANDIN_CF) $< $(STANDIN)/ops_cuda_cpu.o $(STANDIN)/libvet.a \
 	  -fopenmp $(STANDIN_SAN) $(STANDIN_LIBS) -o $@
+$(STANDIN_INFER): tests/gpu/test_gpu_infer.c tests/unit/check.h tests/unit/tiny_models.h \
+                  $(STANDIN)/ops_cuda_cpu.o $(STANDIN)/libvet.a
+	$(CC) $(STANDIN_CPPF) $(STANDIN_CF) $< $(STANDIN)/ops_cuda_cpu.o $(STANDIN)/libvet.a \
+	  -fopenmp $(STANDIN_SAN) $(STANDIN_LIBS) -o $@
+$(STANDIN_GEN): tools/vet-generate.c tools/cli.h $(STANDIN)/ops_cuda_cpu.o $(STANDIN)/libvet.a
+	$(CC) $(STANDIN_CPPF) $(STANDIN_CF) $< $(STANDIN)/ops_cuda_cpu.o $(STANDIN)/libvet.a \
+	  -fopenmp $(STANDIN_SAN) $(STANDIN_LIBS) -o $@
 $(STANDIN)/lib:
 	mkdir -p $@
 
-gpustub: $(STANDIN_TEST) $(STANDIN_TRAIN)
+gpustub: $(STANDIN_TEST) $(STANDIN_TRAIN) $(STANDIN_GEN) $(STANDIN_INFER)
 .PHONY: gpustub

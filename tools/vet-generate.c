@@ -1,9 +1,10 @@
 // vet-generate — notes in, diagnoses out: runs a model (and optionally a LoRA adapter) over
 // the prompts of a `tokens` or `packed` stream and writes a `predictions` stream.
 //
-// The work is in lib/infer.c (KV cache, batching, sampling) and lib/constrain.c (constrained
-// decoding); this file reads the input, decodes the generated ids to text, finds the labels
-// in it and writes the records back in input order.
+// The work is in lib/infer.c (KV cache, batching, sampling), lib/gpu_infer.c (the same forward
+// on a CUDA device, --device cuda) and lib/constrain.c (constrained decoding); this file reads
+// the input, decodes the generated ids to text, finds the labels in it and writes the records
+// back in input order.
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +15,7 @@
 #include "adapter.h"
 #include "cli.h"
 #include "constrain.h"
+#include "gpu_infer.h"
 #include "infer.h"
 #include "labels.h"
 #include "model.h"
@@ -24,6 +26,10 @@
 #include "stream.h"
 
 #define DEFAULT_PREFIX "Diagnosed conditions: "
+#define DEFAULT_MAX_LEN 512  // --device cuda: positions per note's KV cache
+// Device memory a plan may take: the free memory less room for what is allocated outside the
+// plan (cuBLAS workspaces, kernel modules loaded on first use); as vet-train.
+#define GPU_HEADROOM ((size_t)256 << 20)
 
 static void usage(void) __attribute__((noreturn));
 static void usage(void) {
@@ -48,11 +54,17 @@ static void usage(void) {
            "      --codes FILE       more labels to find in the text (the --constrain table's are\n"
            "                         always looked for; so are 6-18 digit codes)\n"
            "  -t, --threads N        threads (default 0: OMP_NUM_THREADS, else all cores)\n"
+           "      --device cpu|cuda[:N]  where the model runs (default cpu); cuda = cuda:0\n"
+           "      --bf16             CUDA: weight matrices in bf16 (the default on cuda)\n"
+           "      --fp32             CUDA: weights in fp32, the CPU's results up to rounding\n"
+           "      --max-len N        CUDA: positions per note in the KV cache, prompt + new\n"
+           "                         tokens (default %d); sizes the device memory plan\n"
            "  -q, --quiet            no progress and no summary on stderr\n"
            "  -h, --help             this help\n"
            "  -V, --version          print the version\n"
            "\n"
-           "Exit status: 0 ok, 1 bad input, 2 usage error, 3 I/O error.\n");
+           "Exit status: 0 ok, 1 bad input, 2 usage error (also: no usable device, a plan that\n"
+           "does not fit it), 3 I/O error.\n", DEFAULT_MAX_LEN);
     exit(EXIT_OK);
 }
 
@@ -82,6 +94,7 @@ typedef struct {
     int32_t *prompt;               // tokens: the current record's prompt
     int64_t n_read;
     int V;
+    int max_pos, max_new;           // --device cuda: a note needs at most max_pos positions (0: any)
     // pending notes, tag base .. base + n_pending - 1
     note *pend;
     int64_t base;
@@ -232,6 +245,15 @@ static int next_prompt(void *ctx, vet_gen_prompt *p, vet_err *err) {
         p->prompt = c->prompt, p->n_prompt = (int)np;
     }
     if (!n->species) n->species = strdup("");
+    // The device KV cache has room for max_pos positions: the prompt and every generated token
+    // but the last (which is never fed back).
+    long need = (long)p->n_prompt + (c->max_new > 0 ? c->max_new - 1 : 0);
+    if (c->max_pos > 0 && need > c->max_pos) {
+        c->status = EXIT_USAGE;
+        return vet_errf(err, "note %s: a prompt of %d tokens and --max-new %d need %ld positions, but the device "
+                        "KV cache holds --max-len %d (raise --max-len)", n->id, p->n_prompt, c->max_new, need,
+                        c->max_pos);
+    }
     for (int i = 0; i < p->n_prompt; i++)
         if (p->prompt[i] < 0 || p->prompt[i] >= c->V) {
             vet_errf(err, "note %s: prompt token %d is outside the model's vocabulary [0, %d) (was the "
@@ -347,6 +369,14 @@ static long parse_long(const char *s, const char *flag, long lo, long hi) {
     return v;
 }
 
+// "1.5 GiB", "12.0 MiB", "3.0 KiB" into buf.
+static const char *bytes_str(char *buf, size_t b) {
+    if (b >= (size_t)1 << 30) snprintf(buf, 32, "%.2f GiB", b / (double)(1 << 30));
+    else if (b >= (size_t)1 << 20) snprintf(buf, 32, "%.1f MiB", b / (double)(1 << 20));
+    else snprintf(buf, 32, "%.1f KiB", b / 1024.0);
+    return buf;
+}
+
 static float parse_float(const char *s, const char *flag, float lo, float hi) {
     char *end;
     float v = strtof(s, &end);
@@ -354,9 +384,38 @@ static float parse_float(const char *s, const char *flag, float lo, float hi) {
     return v;
 }
 
+// The model on the device: its memory plan said (unless quiet), then checked against the free
+// memory less GPU_HEADROOM before anything is allocated there, then one allocation and the
+// upload. NULL with err and *status (EXIT_USAGE: the plan does not fit) on failure.
+static vet_gpu_infer *setup_device(vet_cuda *cuda, const vet_model *m, int gpu_index, int batch, int max_len,
+                                   int bf16, size_t free_b, size_t total_b, int quiet, int *status, vet_err *err) {
+    unsigned flags = bf16 ? VET_GPU_BF16 : 0;
+    vet_gpu_infer_plan p;
+    if (vet_gpu_infer_plan_bytes(&m->cfg, batch, max_len, flags, &p, err)) return NULL;
+    size_t usable = free_b > GPU_HEADROOM ? free_b - GPU_HEADROOM : 0;
+    char w[32], kv[32], sc[32], tot[32], fr[32], all[32], us[32], hr[32];
+    if (!quiet)
+        fprintf(stderr, "vet-generate: device memory plan for %d notes x %d positions: weights %s, KV cache %s, "
+                "scratch %s; total %s of %s free (%s on the device)\n", batch, max_len, bytes_str(w, p.weights),
+                bytes_str(kv, p.cache), bytes_str(sc, p.scratch), bytes_str(tot, p.total), bytes_str(fr, free_b),
+                bytes_str(all, total_b));
+    if (p.total > usable) {
+        *status = EXIT_USAGE;
+        vet_errf(err, "the model needs %s on cuda:%d (weights %s, KV cache %s, scratch %s) but only %s of its %s "
+                 "free can be planned (%s is kept for cuBLAS and kernels): use a smaller --batch than %d or a "
+                 "smaller --max-len than %d%s", bytes_str(tot, p.total), gpu_index, bytes_str(w, p.weights),
+                 bytes_str(kv, p.cache), bytes_str(sc, p.scratch), bytes_str(us, usable), bytes_str(fr, free_b),
+                 bytes_str(hr, GPU_HEADROOM), batch, max_len, bf16 ? "" : ", or --bf16 weights");
+        return NULL;
+    }
+    vet_gpu_opts go = {.flags = flags, .mem_limit = usable};
+    return vet_gpu_infer_new(cuda, m, batch, max_len, &go, err);
+}
+
 int main(int argc, char **argv) {
     cli_prog = "vet-generate";
-    enum { OPT_TEMP = 256, OPT_TOPP, OPT_TOPK, OPT_SEED, OPT_CONSTRAIN, OPT_CODES };
+    enum { OPT_TEMP = 256, OPT_TOPP, OPT_TOPK, OPT_SEED, OPT_CONSTRAIN, OPT_CODES, OPT_DEVICE, OPT_BF16,
+           OPT_FP32, OPT_MAXLEN };
     static const struct option opts[] = {
         {"model", required_argument, 0, 'm'},   {"adapter", required_argument, 0, 'a'},
         {"spm", required_argument, 0, 's'},     {"output", required_argument, 0, 'o'},
@@ -365,12 +424,14 @@ int main(int argc, char **argv) {
         {"top-k", required_argument, 0, OPT_TOPK}, {"seed", required_argument, 0, OPT_SEED},
         {"constrain", required_argument, 0, OPT_CONSTRAIN}, {"codes", required_argument, 0, OPT_CODES},
         {"threads", required_argument, 0, 't'}, {"quiet", no_argument, 0, 'q'},
+        {"device", required_argument, 0, OPT_DEVICE}, {"bf16", no_argument, 0, OPT_BF16},
+        {"fp32", no_argument, 0, OPT_FP32}, {"max-len", required_argument, 0, OPT_MAXLEN},
         {"help", no_argument, 0, 'h'},          {"version", no_argument, 0, 'V'},
         {0, 0, 0, 0},
     };
     const char *model_dir = NULL, *adapter = NULL, *spm_path = NULL, *out = "-", *constrain_path = NULL;
-    const char *codes_path = NULL;
-    int max_new = 100, batch = 8, threads = 0, quiet = 0, c;
+    const char *codes_path = NULL, *device = "cpu", *dtype = NULL;
+    int max_new = 100, batch = 8, threads = 0, quiet = 0, max_len = 0, c;
     vet_sampling sampling = {0.0f, 1.0f, 0};
     uint64_t seed = 0;
     while ((c = getopt_long(argc, argv, "m:a:s:o:n:b:t:qhV", opts, NULL)) != -1) {
@@ -388,6 +449,10 @@ int main(int argc, char **argv) {
         case OPT_SEED: seed = (uint64_t)parse_long(optarg, "--seed", 0, 0x7fffffffffffffffL); break;
         case OPT_CONSTRAIN: constrain_path = optarg; break;
         case OPT_CODES: codes_path = optarg; break;
+        case OPT_DEVICE: device = optarg; break;
+        case OPT_BF16: dtype = "bf16"; break;
+        case OPT_FP32: dtype = "fp32"; break;
+        case OPT_MAXLEN: max_len = (int)parse_long(optarg, "--max-len", 1, 1 << 20); break;
         case 'q': quiet = 1; break;
         case 'h': usage();
         case 'V': cli_version();
@@ -401,6 +466,31 @@ int main(int argc, char **argv) {
     const char *omp_env = getenv("OMP_NUM_THREADS");
     vet_set_threads(threads > 0 || !omp_env ? threads : atoi(omp_env));
     vet_err err;
+
+    // The device first, before any input is read: a wrong one fails at once.
+    int use_cuda = 0, gpu_index = 0;
+    if (strncmp(device, "cuda", 4) == 0 && (device[4] == 0 || device[4] == ':')) {
+        use_cuda = 1;
+        if (device[4] == ':') gpu_index = (int)parse_long(device + 5, "--device cuda:N", 0, 1024);
+    } else if (strcmp(device, "cpu") != 0) {
+        cli_usage_error("--device: '%s' is not cpu, cuda or cuda:N", device);
+    }
+    if (!use_cuda && dtype && strcmp(dtype, "bf16") == 0)
+        cli_usage_error("--bf16: the CPU backend computes in fp32; bf16 weights need --device cuda");
+    if (!use_cuda && max_len) cli_usage_error("--max-len sizes the device KV cache: it needs --device cuda");
+    int gpu_bf16 = use_cuda && (!dtype || strcmp(dtype, "bf16") == 0);  // bf16 unless --fp32
+    if (!max_len) max_len = DEFAULT_MAX_LEN;
+    vet_cuda *cuda = NULL;
+    size_t free_b = 0, total_b = 0;
+    if (use_cuda) {
+        char name[256];
+        cuda = vet_gpu_infer_open(gpu_index, name, sizeof name, &free_b, &total_b, &err);
+        if (!cuda) cli_fail(EXIT_USAGE, "--device %s: %s; use --device cpu", device, err.msg);
+        if (!quiet) fprintf(stderr, "vet-generate: device cuda:%d %s, weights %s\n", gpu_index, name,
+                            gpu_bf16 ? "bf16" : "fp32");
+    } else if (!quiet) {
+        fprintf(stderr, "vet-generate: device cpu (%d threads), fp32\n", vet_get_threads());
+    }
 
     // Input first: a wrong stream should fail before a model is loaded.
     vet_reader *r = vet_reader_open(in_path, NULL, &err);
@@ -473,6 +563,27 @@ int main(int argc, char **argv) {
         if (!cons) cli_fail(EXIT_BAD_INPUT, "%s: %s", constrain_path, err.msg);
     }
 
+    // On a device: the plan, the check, the upload (the host copy of the weights is not needed
+    // after it). A refusal cleans up first, so a sanitized build exits with the status.
+    vet_gpu_infer *gi = NULL;
+    if (cuda) {
+        int status = EXIT_BAD_INPUT;
+        gi = setup_device(cuda, &m, gpu_index, batch, max_len, gpu_bf16, free_b, total_b, quiet, &status, &err);
+        if (!gi) {
+            cli_warn("%s", err.msg);
+            vet_reader_close(r);
+            vet_constrain_free(cons);
+            vet_labels_free(ctable);
+            vet_labels_free(vocab);
+            vet_model_free(&m);
+            vet_gpu_infer_close(cuda);
+            vet_spm_free(spm);
+            free(prefix);
+            return status;
+        }
+        vet_model_free(&m);
+    }
+
     // The output header: what made these predictions.
     vet_writer *w = vet_writer_open(out, "predictions", "vet-generate", &err);
     if (!w) cli_fail(EXIT_IO, "%s", err.msg);
@@ -508,10 +619,18 @@ int main(int argc, char **argv) {
 
     gen_ctx ctx = {0};
     ctx.r = r, ctx.packed = strcmp(kind, "packed") == 0, ctx.V = V;
+    ctx.max_pos = gi ? max_len : 0, ctx.max_new = max_new;
     ctx.w = w, ctx.spm = spm, ctx.vocab = label_vocab, ctx.eos = eos, ctx.n_eos = n_eos;
     ctx.t0 = now_s(), ctx.progress = !quiet && cli_stderr_is_tty();
     vet_gen_opts o = {sampling, seed, max_new, eos, n_eos, cons, &ctx.stats};
-    int rc = vet_generate(&m, &o, batch, next_prompt, note_done, &ctx, &err);
+    int rc;
+    if (gi) {
+        vet_infer_backend be;
+        vet_gpu_infer_backend(gi, &be);
+        rc = vet_generate_on(&be, V, &o, batch, next_prompt, note_done, &ctx, &err);
+    } else {
+        rc = vet_generate(&m, &o, batch, next_prompt, note_done, &ctx, &err);
+    }
     if (ctx.progress) fputc('\n', stderr);
     if (rc == 0 && vet_writer_close(w, &err)) {
         ctx.status = EXIT_IO;
@@ -533,6 +652,8 @@ int main(int argc, char **argv) {
     vet_labels_free(ctable);
     vet_labels_free(vocab);
     vet_model_free(&m);
+    vet_gpu_infer_free(gi);
+    vet_gpu_infer_close(cuda);
     vet_spm_free(spm);
     free(prefix);
     if (rc) return ctx.status ? ctx.status : EXIT_BAD_INPUT;

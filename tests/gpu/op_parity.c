@@ -112,6 +112,37 @@ static row_t *compare(const char *name, const char *shape, const float *d, const
     return r;
 }
 
+// The decode step's attention on the CPU (lib/infer.c's attend_step): query row i of slot
+// slots[i] against that slot's cache positions [0, pos[i]]; caches (n_slots, max_len, KVH, hd).
+static void ref_attention_decode(float *out, const float *q, const float *kc, const float *vc,
+                                 const int32_t *slots, const int32_t *pos, int n, int max_len,
+                                 int H, int KVH, int hd) {
+    const size_t KV = (size_t)KVH * hd;
+    const float scale = 1.0f / sqrtf((float)hd);
+    float *p = malloc((size_t)max_len * sizeof(float));
+    for (int i = 0; i < n; i++)
+        for (int h = 0; h < H; h++) {
+            const int g = h / (H / KVH), T = pos[i] + 1;
+            const float *K = kc + (size_t)slots[i] * max_len * KV + (size_t)g * hd;
+            const float *V = vc + (size_t)slots[i] * max_len * KV + (size_t)g * hd;
+            const float *qv = q + ((size_t)i * H + h) * hd;
+            float *o = out + ((size_t)i * H + h) * hd, mx = -INFINITY, sum = 0.0f;
+            for (int j = 0; j < T; j++) {
+                float s = 0.0f;
+                for (int d = 0; d < hd; d++) s += qv[d] * K[(size_t)j * KV + d];
+                p[j] = s * scale;
+                if (p[j] > mx) mx = p[j];
+            }
+            for (int j = 0; j < T; j++) sum += (p[j] = expf(p[j] - mx));
+            for (int d = 0; d < hd; d++) {
+                float acc = 0.0f;
+                for (int j = 0; j < T; j++) acc += p[j] * V[(size_t)j * KV + d];
+                o[d] = acc / sum;
+            }
+        }
+    free(p);
+}
+
 typedef struct {
     const char *label;
     int B, T, C, H, KVH, hd, F, V, maxlen;
@@ -346,6 +377,59 @@ static void run_config(const config *c) {
         vet_cuda_mem_free(d_out), vet_cuda_mem_free(d_lse), vet_cuda_mem_free(scratch);
         vet_cuda_mem_free(d_dout), vet_cuda_mem_free(d_dq), vet_cuda_mem_free(d_dk);
         vet_cuda_mem_free(d_dv);
+    }
+
+    // --- a decode step: new k/v rows into the slots' caches, attention against the caches ---
+    {
+        // n rows of distinct slots (in a shuffled order) at random positions, one at 0 and one
+        // at the cache's last position; the caches hold random earlier keys and values.
+        const int n_slots = C >= 1024 ? 64 : 9, n = n_slots - 1, max_len = T;
+        size_t ncache = (size_t)n_slots * max_len * KV, nq = (size_t)n * Q, nr = (size_t)n * KV;
+        int32_t *slots = malloc(n * 4), *dpos = malloc(n * 4);
+        for (int i = 0; i < n; i++) slots[i] = i;
+        for (int i = n - 1; i > 0; i--) {
+            int j = (int)vet_rng_below(&rng, (uint64_t)i + 1), t = slots[i];
+            slots[i] = slots[j], slots[j] = t;
+        }
+        for (int i = 0; i < n; i++) dpos[i] = (int32_t)vet_rng_below(&rng, (uint64_t)max_len);
+        dpos[0] = 0, dpos[n - 1] = max_len - 1;
+        float *kc = rnd(ncache, 1), *vc = rnd(ncache, 1), *kr = rnd(nr, 1), *vr = rnd(nr, 1);
+        float *q = rnd(nq, 1), *out = malloc(nq * 4);
+        float *d_kc = devf(kc, ncache), *d_vc = devf(vc, ncache), *d_kr = devf(kr, nr), *d_vr = devf(vr, nr);
+        float *d_q = devf(q, nq), *d_out = devf(NULL, nq);
+        int32_t *d_slots = dev(slots, n * 4), *d_dpos = dev(dpos, n * 4);
+        for (int i = 0; i < n; i++) {
+            size_t at = ((size_t)slots[i] * max_len + dpos[i]) * KV;
+            memcpy(kc + at, kr + (size_t)i * KV, (size_t)KV * 4);
+            memcpy(vc + at, vr + (size_t)i * KV, (size_t)KV * 4);
+        }
+        TRY(kv_cache_write_cuda(ctx, d_kc, d_kr, d_slots, d_dpos, n, max_len, KV, &err));
+        TRY(kv_cache_write_cuda(ctx, d_vc, d_vr, d_slots, d_dpos, n, max_len, KV, &err));
+        snprintf(sh, sizeof sh, "n=%d slots=%d max_len=%d KV=%d", n, n_slots, max_len, KV);
+        r = compare("kv_cache_write k", sh, d_kc, kc, ncache, 0.0);
+        compare("kv_cache_write v", sh, d_vc, vc, ncache, 0.0);
+        TIME(kv_cache_write_cuda(ctx, d_kc, d_kr, d_slots, d_dpos, n, max_len, KV, &err), r->ms);
+        ref_attention_decode(out, q, kc, vc, slots, dpos, n, max_len, H, KVH, hd);
+        TRY(attention_decode_cuda(ctx, d_out, d_q, d_kc, d_vc, d_slots, d_dpos, n, max_len, H, KVH, hd, &err));
+        snprintf(sh, sizeof sh, "n=%d max_len=%d H=%d KVH=%d hd=%d", n, max_len, H, KVH, hd);
+        r = compare("attention_decode", sh, d_out, out, nq, F32);
+        TIME(attention_decode_cuda(ctx, d_out, d_q, d_kc, d_vc, d_slots, d_dpos, n, max_len, H, KVH, hd, &err),
+             r->ms);
+        // A row's result does not depend on the other rows: row 1 alone gives the same bits.
+        float *all = malloc(nq * 4), *one = malloc((size_t)Q * 4), *d_one = devf(NULL, Q);
+        TRY(attention_decode_cuda(ctx, d_out, d_q, d_kc, d_vc, d_slots, d_dpos, n, max_len, H, KVH, hd, &err));
+        TRY(attention_decode_cuda(ctx, d_one, d_q + Q, d_kc, d_vc, d_slots + 1, d_dpos + 1, 1, max_len, H,
+                                  KVH, hd, &err));
+        TRY(vet_cuda_sync(ctx, &err));
+        TRY(vet_cuda_download(ctx, all, d_out, nq * 4, &err));
+        TRY(vet_cuda_download(ctx, one, d_one, (size_t)Q * 4, &err));
+        int same = memcmp(all + Q, one, (size_t)Q * 4) == 0;
+        if (!same) failures++;
+        printf("%s attention_decode row alone == row in the batch (bits)\n", same ? "ok" : "not ok");
+        free(slots), free(dpos), free(kc), free(vc), free(kr), free(vr), free(q), free(out), free(all), free(one);
+        vet_cuda_mem_free(d_kc), vet_cuda_mem_free(d_vc), vet_cuda_mem_free(d_kr), vet_cuda_mem_free(d_vr);
+        vet_cuda_mem_free(d_q), vet_cuda_mem_free(d_out), vet_cuda_mem_free(d_slots), vet_cuda_mem_free(d_dpos);
+        vet_cuda_mem_free(d_one);
     }
 
     // --- swiglu (N,F) ---

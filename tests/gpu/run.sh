@@ -51,6 +51,18 @@ else
     echo "not ok test_gpu_model: $gm missing (make gpu-build)"; status=1
 fi
 
+# The GPU inference path (lib/gpu_infer.c: prefill, batched decode steps with slot caches).
+gi="$VET_BUILD/tests/gpu/test_gpu_infer"
+if [ -x "$gi" ]; then
+    timeout 120 "$gi" >"$log/infer.out" 2>"$log/infer.err"
+    rc=$?
+    cat "$log/infer.out"
+    [ -s "$log/infer.err" ] && sed 's/^/    | /' "$log/infer.err" | tail -n 40
+    [ "$rc" -ne 0 ] && status=1 && echo "# test_gpu_infer: exit $rc"
+else
+    echo "not ok test_gpu_infer: $gi missing (make gpu-build)"; status=1
+fi
+
 # Summary: one line per check over all sizes.
 pass=$(cat "$log"/*.out | grep -c '^ok ')
 fail=$(cat "$log"/*.out | grep -c '^not ok ')

@@ -8,6 +8,7 @@
 // is caught before the first run on a GPU. The kernels themselves are checked by
 // tests/gpu/op_parity.c on a GPU. Asynchrony does not exist here: every op is done when it
 // returns.
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -333,5 +334,71 @@ int adamw_update_cuda(vet_cuda *ctx, float *p, const float *g, float *m, float *
                       vet_err *err) {
     CHECK_CTX(ctx, err);
     adamw_update(p, g, m, v, n, lr, beta1, beta2, eps, wd, step);
+    return 0;
+}
+
+// --- decoding with a KV cache (decode.cu) ------------------------------------------------------
+int kv_cache_write_cuda(vet_cuda *ctx, float *cache, const float *rows, const int32_t *slots,
+                        const int32_t *pos, int n, int max_len, int KV, vet_err *err) {
+    CHECK_CTX(ctx, err);
+    if (n <= 0 || KV <= 0) return 0;
+    if (max_len <= 0) return vet_errf(err, "%s:%d: kv cache of %d positions", __FILE__, __LINE__, max_len);
+    for (int i = 0; i < n; i++) {
+        if (pos[i] < 0 || pos[i] >= max_len)  // the real op does not check: a wrong caller shows here
+            return vet_errf(err, "%s:%d: kv_cache_write row %d at position %d of a cache of %d", __FILE__,
+                            __LINE__, i, pos[i], max_len);
+        memcpy(cache + ((size_t)slots[i] * max_len + pos[i]) * KV, rows + (size_t)i * KV,
+               (size_t)KV * sizeof(float));
+    }
+    return 0;
+}
+
+// lib/infer.c's attend_step: scores, their max, exp and sum, then the weighted values.
+int attention_decode_cuda(vet_cuda *ctx, float *out, const float *q, const float *kcache,
+                          const float *vcache, const int32_t *slots, const int32_t *pos, int n,
+                          int max_len, int H, int KVH, int hd, vet_err *err) {
+    CHECK_CTX(ctx, err);
+    if (n <= 0 || H <= 0) return 0;
+    if (hd <= 0 || hd > 128)
+        return vet_errf(err, "%s:%d: attention_decode head_dim %d (needs <= 128)", __FILE__, __LINE__, hd);
+    if (KVH <= 0 || H % KVH)
+        return vet_errf(err, "%s:%d: attention heads %d not a multiple of kv heads %d", __FILE__, __LINE__, H, KVH);
+    const float scale = 1.0f / sqrtf((float)hd);
+    const int rep = H / KVH;
+    const size_t KV = (size_t)KVH * hd;
+    float *score = malloc((size_t)max_len * sizeof(float));
+    if (!score) return vet_errf(err, "%s:%d: out of memory", __FILE__, __LINE__);
+    for (int i = 0; i < n; i++) {
+        const int T = pos[i] + 1;
+        if (T < 1 || T > max_len) {
+            free(score);
+            return vet_errf(err, "%s:%d: attention_decode row %d at position %d of a cache of %d", __FILE__,
+                            __LINE__, i, pos[i], max_len);
+        }
+        const float *K = kcache + (size_t)slots[i] * max_len * KV, *V = vcache + (size_t)slots[i] * max_len * KV;
+        for (int h = 0; h < H; h++) {
+            const int g = h / rep;
+            const float *qv = q + ((size_t)i * H + h) * hd;
+            float *o = out + ((size_t)i * H + h) * hd;
+            float mx = -INFINITY;
+            for (int j = 0; j < T; j++) {
+                const float *kr = K + (size_t)j * KV + (size_t)g * hd;
+                float s = 0.0f;
+                for (int d = 0; d < hd; d++) s += qv[d] * kr[d];
+                score[j] = s * scale;
+                mx = score[j] > mx ? score[j] : mx;
+            }
+            float sum = 0.0f;
+            for (int j = 0; j < T; j++) sum += (score[j] = expf(score[j] - mx));
+            memset(o, 0, (size_t)hd * sizeof(float));
+            for (int j = 0; j < T; j++) {
+                const float *vr = V + (size_t)j * KV + (size_t)g * hd;
+                for (int d = 0; d < hd; d++) o[d] += score[j] * vr[d];
+            }
+            const float inv = 1.0f / sum;
+            for (int d = 0; d < hd; d++) o[d] *= inv;
+        }
+    }
+    free(score);
     return 0;
 }

@@ -1,0 +1,159 @@
+// decode.cu — the two ops a decode step adds to the forward: writing the step's new keys and
+// values into the slots' caches, and attention of one new query per row against its slot's
+// cache (ops_cuda.h has the shapes). The prompt's pass (prefill) uses attention_forward_cuda.
+//
+// Cache layout, per layer: (n_slots, max_len, KVH, hd); slot s, position p is row
+// s * max_len + p. A step's rows belong to distinct slots at their own positions.
+//
+// attention_decode: one block per (row i, head h), NWARPS warps. Warp w takes the keys
+// j = w*KU + t*NWARPS*KU + (0..KU-1) of positions [0, pos[i]] and keeps an online softmax
+// (running max m, sum l, output o); lane l owns output dimensions l, l+32, l+64, l+96 and
+// the same slice of q, so a key's score is a warp sum of partial dot products (coalesced
+// 128-byte loads of K and V rows). KU keys per iteration give the loads and shuffles some
+// independent work. At the end the NWARPS partial results are merged in warp order through
+// shared memory. Every (row, head) is computed alone in a fixed order: deterministic, and a
+// row's result does not depend on which rows share the step.
+#include "common.cuh"
+
+#define MAXD 128          // largest head_dim (LLaMA, Qwen2: 128)
+#define NPL (MAXD / 32)   // output dimensions per lane
+#define NWARPS 4
+#define KU 4              // keys per warp per iteration
+#define THREADS 256
+
+// --- cache write ----------------------------------------------------------------------------
+__global__ void kv_cache_write_kernel(float *cache, const float *rows, const int32_t *slots,
+                                      const int32_t *pos, int n, int max_len, int KV) {
+    size_t total = (size_t)n * KV;
+    for (size_t idx = blockIdx.x * (size_t)blockDim.x + threadIdx.x; idx < total;
+         idx += (size_t)gridDim.x * blockDim.x) {
+        size_t i = idx / KV, c = idx % KV;
+        cache[((size_t)slots[i] * max_len + pos[i]) * KV + c] = rows[idx];
+    }
+}
+
+extern "C" int kv_cache_write_cuda(vet_cuda *ctx, float *cache, const float *rows,
+                                   const int32_t *slots, const int32_t *pos, int n, int max_len,
+                                   int KV, vet_err *err) {
+    CHECK_CTX(ctx, err);
+    if (n <= 0 || KV <= 0) return 0;
+    if (max_len <= 0)
+        return vet_errf(err, "%s:%d: kv cache of %d positions", __FILE__, __LINE__, max_len);
+    size_t total = (size_t)n * KV, b = (total + THREADS - 1) / THREADS;
+    int blocks = (int)(b < 65536 ? b : 65536);
+    kv_cache_write_kernel<<<blocks, THREADS, 0, ctx->stream>>>(cache, rows, slots, pos, n,
+                                                              max_len, KV);
+    LAUNCH_CHECK("kv_cache_write", err);
+    return 0;
+}
+
+// --- attention of one query per row against its slot's cache -----------------------------------
+// grid (n, H), NWARPS warps.
+__global__ void __launch_bounds__(NWARPS * 32)
+attention_decode_kernel(float *out, const float *q, const float *kcache, const float *vcache,
+                        const int32_t *slots, const int32_t *pos, int max_len, int H, int KVH,
+                        int hd, float scale) {
+    __shared__ float sm_m[NWARPS], sm_l[NWARPS];
+    __shared__ float sm_o[NWARPS][MAXD];
+    const int i = blockIdx.x, h = blockIdx.y, g = h / (H / KVH);
+    const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+    const int T = pos[i] + 1;  // keys 0..pos[i]
+    const size_t KV = (size_t)KVH * hd;
+    const float *K = kcache + (size_t)slots[i] * max_len * KV + (size_t)g * hd;
+    const float *V = vcache + (size_t)slots[i] * max_len * KV + (size_t)g * hd;
+    const float *qr = q + ((size_t)i * H + h) * hd;
+
+    float qv[NPL], o[NPL];
+#pragma unroll
+    for (int e = 0; e < NPL; e++) {
+        int d = lane + 32 * e;
+        qv[e] = d < hd ? qr[d] : 0.0f;
+        o[e] = 0.0f;
+    }
+    float m = -INFINITY, l = 0.0f;
+
+    for (int j0 = warp * KU; j0 < T; j0 += NWARPS * KU) {
+        float s[KU];
+#pragma unroll
+        for (int u = 0; u < KU; u++) {  // partial dot products of KU keys, then their sums
+            int j = j0 + u;
+            float part = 0.0f;
+            if (j < T) {
+                const float *kr = K + (size_t)j * KV;
+#pragma unroll
+                for (int e = 0; e < NPL; e++) {
+                    int d = lane + 32 * e;
+                    if (d < hd) part += qv[e] * kr[d];
+                }
+            }
+            s[u] = part;
+        }
+        float m_new = m;
+#pragma unroll
+        for (int u = 0; u < KU; u++) {
+            s[u] = j0 + u < T ? warp_sum(s[u]) * scale : -INFINITY;  // warp-uniform
+            m_new = fmaxf(m_new, s[u]);
+        }
+        // j0 < T: key j0 is valid, so m_new is finite
+        float corr = expf(m - m_new), psum = 0.0f;  // corr 0 on the first keys (m = -inf)
+        float p[KU];
+#pragma unroll
+        for (int u = 0; u < KU; u++) {
+            p[u] = j0 + u < T ? expf(s[u] - m_new) : 0.0f;
+            psum += p[u];
+        }
+        l = l * corr + psum;
+        m = m_new;
+#pragma unroll
+        for (int e = 0; e < NPL; e++) {
+            int d = lane + 32 * e;
+            float acc = o[e] * corr;
+#pragma unroll
+            for (int u = 0; u < KU; u++)
+                if (j0 + u < T && d < hd) acc += p[u] * V[(size_t)(j0 + u) * KV + d];
+            o[e] = acc;
+        }
+    }
+
+    if (lane == 0) sm_m[warp] = m, sm_l[warp] = l;
+#pragma unroll
+    for (int e = 0; e < NPL; e++) {
+        int d = lane + 32 * e;
+        if (d < hd) sm_o[warp][d] = o[e];
+    }
+    __syncthreads();
+    // Merge the warps' partial softmaxes in warp order. Warp 0 always saw key 0, so M is
+    // finite; a warp that saw no key has m = -inf, weight 0, o = 0.
+    for (int d = threadIdx.x; d < hd; d += blockDim.x) {
+        float M = sm_m[0];
+        for (int w = 1; w < NWARPS; w++) M = fmaxf(M, sm_m[w]);
+        float L = 0.0f, acc = 0.0f;
+        for (int w = 0; w < NWARPS; w++) {
+            float c = expf(sm_m[w] - M);
+            L += sm_l[w] * c;
+            acc += sm_o[w][d] * c;
+        }
+        out[((size_t)i * H + h) * hd + d] = acc / L;
+    }
+}
+
+extern "C" int attention_decode_cuda(vet_cuda *ctx, float *out, const float *q,
+                                     const float *kcache, const float *vcache,
+                                     const int32_t *slots, const int32_t *pos, int n, int max_len,
+                                     int H, int KVH, int hd, vet_err *err) {
+    CHECK_CTX(ctx, err);
+    if (n <= 0 || H <= 0) return 0;
+    if (hd <= 0 || hd > MAXD)
+        return vet_errf(err, "%s:%d: attention_decode supports head_dim 1..%d, not %d", __FILE__,
+                        __LINE__, MAXD, hd);
+    if (KVH <= 0 || H % KVH)
+        return vet_errf(err, "%s:%d: %d heads do not split into %d kv heads", __FILE__, __LINE__,
+                        H, KVH);
+    if (H > 65535 || max_len <= 0)
+        return vet_errf(err, "%s:%d: attention_decode with %d heads, cache of %d positions",
+                        __FILE__, __LINE__, H, max_len);
+    attention_decode_kernel<<<dim3(n, H), NWARPS * 32, 0, ctx->stream>>>(
+        out, q, kcache, vcache, slots, pos, max_len, H, KVH, hd, 1.0f / sqrtf((float)hd));
+    LAUNCH_CHECK("attention_decode", err);
+    return 0;
+}

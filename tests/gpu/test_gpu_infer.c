@@ -1,0 +1,213 @@
+// test_gpu_infer.c — lib/gpu_infer.c against the CPU's KV-cache forward (lib/infer.c).
+//
+// Tiny random models (LLaMA with GQA; Qwen2 with q/k/v biases and tied embeddings). Three
+// prompts of different lengths prefilled into three slots, then decode steps over all slots
+// (in a shuffled order), over a subset, and one slot alone: every logits row within TOL of the
+// CPU's (fp32), or of the CPU's within bf16 tolerances (bf16 weights); the memory plan, and
+// the refusals (LoRA not merged, a plan over the limit, a full cache, bad slots).
+//
+// Built two ways, like test_gpu_model: against the real kernels (mk/gpu.mk,
+// $(BUILD)/tests/gpu/test_gpu_infer; `skip` without a GPU) and against the CPU stand-in of
+// kernels/ops_cuda.h (mk/gpustub.mk, build/standin/test_gpu_infer, ASan + UBSan), which
+// tests/e2e/test_generate_device.sh runs on every machine.
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../../kernels/ops_cuda.h"
+#include "../unit/check.h"
+#include "../unit/tiny_models.h"
+#include "device.h"
+#include "gpu_infer.h"
+#include "infer.h"
+#include "model.h"
+#include "ops.h"
+
+#define TOL 1e-4      // fp32 logits after two layers: cuBLAS vs the CPU's summation order
+#define TOL_BF16 3e-2 // bf16 weights and GEMM inputs
+
+static vet_cuda *ctx;
+static char no_gpu[512];
+
+static const tiny_shape LLAMA = {32, 48, 4, 2, 8, 61, 64, 64, 500.0f, 10.0f};
+static const tiny_shape QWEN = {36, 56, 6, 2, 6, 53, 64, 64, 500.0f, 10.0f};
+
+static double max_rel(const float *a, const float *b, size_t n) {
+    double num = 0, den = 0;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)a[i] - b[i]);
+        if (!(d <= num)) num = d;  // nan too
+        if (fabs(b[i]) > den) den = fabs(b[i]);
+    }
+    return num / (den > 0 ? den : 1.0);
+}
+
+static int argmax(const float *x, int V) {
+    int b = 0;
+    for (int v = 1; v < V; v++)
+        if (x[v] > x[b]) b = v;
+    return b;
+}
+
+// Prefill three prompts, then steps: all slots (shuffled), a subset, one alone; each logits row
+// against the CPU's. Returns the worst relative error; *ok 0 when a call failed.
+static double parity(int variant, unsigned flags, int *ok) {
+    const tiny_shape *s = variant == VAR_QWEN_TIED ? &QWEN : &LLAMA;
+    vet_model m;
+    tiny_model(&m, variant, s, 11);
+    const int V = m.cfg.vocab_size, S = 3, max_len = 40;
+    vet_err err;
+    vet_infer *cpu = vet_infer_new(&m, S, &err);
+    vet_gpu_opts o = {.flags = flags};
+    vet_gpu_infer *g = vet_gpu_infer_new(ctx, &m, S, max_len, &o, &err);
+    *ok = cpu && g;
+    if (!g) printf("# %s\n", err.msg);
+    double worst = 0;
+    float *a = malloc((size_t)S * V * sizeof(float)), *b = malloc((size_t)S * V * sizeof(float));
+    int32_t prompts[3][13];
+    int lens[3] = {7, 13, 1};
+    vet_rng r;
+    vet_rng_seed(&r, 5);
+    for (int p = 0; p < 3; p++)
+        for (int i = 0; i < lens[p]; i++) prompts[p][i] = (int32_t)vet_rng_below(&r, (uint64_t)V);
+    int32_t next[3];
+    for (int p = 0; p < 3 && *ok; p++) {
+        *ok = vet_infer_prefill(cpu, p, prompts[p], lens[p], a, &err) == 0 &&
+              vet_gpu_infer_prefill(g, p, prompts[p], lens[p], b, &err) == 0;
+        double e = max_rel(b, a, V);
+        worst = e > worst ? e : worst;
+        next[p] = (int32_t)argmax(a, V);
+    }
+    // steps: every slot (order 2, 0, 1) x 4, then slots {1, 2}, then slot 0 alone
+    const int order[3] = {2, 0, 1};
+    for (int step = 0; step < 6 && *ok; step++) {
+        int slots[3], n = 0;
+        int32_t toks[3];
+        for (int i = 0; i < 3; i++) {
+            int sl = order[i];
+            if ((step == 4 && sl == 0) || (step == 5 && sl != 0)) continue;
+            slots[n] = sl, toks[n] = next[sl], n++;
+        }
+        *ok = vet_infer_step(cpu, slots, toks, n, a, &err) == 0 && vet_gpu_infer_step(g, slots, toks, n, b, &err) == 0;
+        if (!*ok) printf("# step %d: %s\n", step, err.msg);
+        for (int i = 0; i < n && *ok; i++) {
+            double e = max_rel(b + (size_t)i * V, a + (size_t)i * V, V);
+            worst = e > worst ? e : worst;
+            next[slots[i]] = (int32_t)argmax(a + (size_t)i * V, V);
+        }
+    }
+    for (int p = 0; p < 3 && *ok; p++)
+        if (vet_gpu_infer_len(g, p) != vet_infer_len(cpu, p)) *ok = 0;
+    free(a), free(b);
+    vet_gpu_infer_free(g);
+    vet_infer_free(cpu);
+    vet_model_free(&m);
+    return worst;
+}
+
+static void run_parity(int variant, unsigned flags, double tol) {
+    if (!ctx) SKIP(no_gpu);
+    int ok;
+    double e = parity(variant, flags, &ok);
+    printf("# max rel err %.3g (tol %.0e)\n", e, tol);
+    CHECK(ok);
+    CHECK(e <= tol);
+}
+
+static void test_llama_gqa_fp32(void) { run_parity(VAR_LLAMA, 0, TOL); }
+static void test_qwen_bias_tied_fp32(void) { run_parity(VAR_QWEN_TIED, 0, TOL); }
+static void test_llama3_rope_fp32(void) { run_parity(VAR_LLAMA3, 0, TOL); }
+static void test_llama_bf16(void) { run_parity(VAR_LLAMA, VET_GPU_BF16, TOL_BF16); }
+static void test_qwen_bf16(void) { run_parity(VAR_QWEN_TIED, VET_GPU_BF16, TOL_BF16); }
+
+static void test_plan(void) {
+    vet_model m;
+    tiny_model(&m, VAR_QWEN_TIED, &QWEN, 11);
+    vet_err err;
+    vet_gpu_infer_plan p, pb, p2;
+    CHECK(vet_gpu_infer_plan_bytes(&m.cfg, 4, 32, 0, &p, &err) == 0);
+    CHECK(p.total == p.weights + p.cache + p.scratch);
+    CHECK(p.weights >= m.n_w * sizeof(float));
+    // keys and values, every layer, 4 slots x 32 positions of KVH*hd floats
+    size_t kv = 2 * (size_t)m.cfg.n_layers * 4 * 32 * m.cfg.n_kv_heads * m.cfg.head_dim * sizeof(float);
+    CHECK(p.cache >= kv && p.cache < kv + 4096);
+    CHECK(vet_gpu_infer_plan_bytes(&m.cfg, 4, 32, VET_GPU_BF16, &pb, &err) == 0);
+    CHECK(pb.weights < p.weights && pb.cache == p.cache);
+    CHECK(vet_gpu_infer_plan_bytes(&m.cfg, 8, 32, 0, &p2, &err) == 0);
+    CHECK(p2.cache > p.cache && p2.weights == p.weights);
+    CHECK(vet_gpu_infer_plan_bytes(&m.cfg, 0, 32, 0, &p2, &err) < 0);
+    CHECK(vet_gpu_infer_plan_bytes(&m.cfg, 4, 32, VET_GPU_FULL, &p2, &err) < 0);
+    if (ctx) {
+        vet_gpu_infer *g = vet_gpu_infer_new(ctx, &m, 4, 32, NULL, &err);
+        CHECK(g != NULL);
+        if (g) CHECK(memcmp(vet_gpu_infer_plan_of(g), &p, sizeof p) == 0);
+        vet_gpu_infer_free(g);
+        vet_gpu_opts o = {.mem_limit = p.total - 1};
+        CHECK(vet_gpu_infer_new(ctx, &m, 4, 32, &o, &err) == NULL);
+        CHECK_CONTAINS(err.msg, "GiB on the device");
+        CHECK_CONTAINS(err.msg, "fewer slots than 4");
+        o.mem_limit = p.total;  // exactly enough is enough
+        g = vet_gpu_infer_new(ctx, &m, 4, 32, &o, &err);
+        CHECK(g != NULL);
+        vet_gpu_infer_free(g);
+    }
+    vet_model_free(&m);
+}
+
+static void test_refusals(void) {
+    if (!ctx) SKIP(no_gpu);
+    vet_model m;
+    tiny_model(&m, VAR_LLAMA, &LLAMA, 11);
+    vet_err err;
+    const int V = m.cfg.vocab_size;
+    vet_gpu_infer *g = vet_gpu_infer_new(ctx, &m, 2, 4, NULL, &err);
+    CHECK(g != NULL);
+    if (g) {
+        float *lg = malloc(2 * (size_t)V * sizeof(float));
+        int32_t ids[5] = {3, 4, 5, 6, 7}, bad = V;
+        int s0 = 0, s1 = 1, two[2] = {0, 0};
+        CHECK(vet_gpu_infer_prefill(g, 0, ids, 5, lg, &err) < 0);  // 5 positions, cache of 4
+        CHECK_CONTAINS(err.msg, "4 positions");
+        CHECK(vet_gpu_infer_prefill(g, 2, ids, 2, lg, &err) < 0);
+        CHECK(vet_gpu_infer_prefill(g, 0, &bad, 1, lg, &err) < 0);
+        CHECK_CONTAINS(err.msg, "vocabulary");
+        CHECK(vet_gpu_infer_step(g, &s1, ids, 1, lg, &err) < 0);  // never prefilled
+        CHECK_CONTAINS(err.msg, "never prefilled");
+        CHECK(vet_gpu_infer_prefill(g, 0, ids, 3, lg, &err) == 0);
+        CHECK(vet_gpu_infer_step(g, two, ids, 2, lg, &err) < 0);
+        CHECK_CONTAINS(err.msg, "twice");
+        CHECK(vet_gpu_infer_step(g, &s0, ids, 1, lg, &err) == 0);  // position 3: the last one
+        CHECK(vet_gpu_infer_len(g, 0) == 4);
+        CHECK(vet_gpu_infer_step(g, &s0, ids, 1, lg, &err) < 0);
+        CHECK_CONTAINS(err.msg, "full");
+        free(lg);
+    }
+    vet_gpu_infer_free(g);
+    vet_err e2;
+    CHECK(vet_model_add_lora(&m, 2, 4.0f, 0.0f, 0, VET_LORA_ALL, 5, &e2) == 0);
+    CHECK(vet_gpu_infer_new(ctx, &m, 2, 4, NULL, &err) == NULL);
+    CHECK_CONTAINS(err.msg, "merge");
+    vet_model_free(&m);
+}
+
+int main(void) {
+    vet_set_threads(1);
+    vet_err err;
+    if (vet_cuda_available(no_gpu, sizeof no_gpu)) {
+        ctx = vet_cuda_new(0, &err);
+        if (!ctx) snprintf(no_gpu, sizeof no_gpu, "%s", err.msg);
+        char name[256] = "";
+        if (ctx && vet_cuda_device_name(0, name, sizeof name, &err) == 0) printf("# device: %s\n", name);
+    }
+    RUN(test_plan);
+    RUN(test_llama_gqa_fp32);
+    RUN(test_qwen_bias_tied_fp32);
+    RUN(test_llama3_rope_fp32);
+    RUN(test_llama_bf16);
+    RUN(test_qwen_bf16);
+    RUN(test_refusals);
+    vet_cuda_free(ctx);
+    CHECK_EXIT();
+}
