@@ -171,6 +171,38 @@ int attention_decode_cuda(vet_cuda *ctx, float *out, const float *q, const float
                           const float *vcache, const int32_t *slots, const int32_t *pos, int n,
                           int max_len, int H, int KVH, int hd, vet_err *err);
 
+// --- quantized base weights (kernels/quant.cu; the formats of lib/quant.h) ------------------
+// A weight matrix W (OC,C) stored quantized on the device:
+//   VET_CUDA_Q_INT8  q: int8 (OC,C); scale: fp32 (OC), one per row:   W = q * scale[row]
+//   VET_CUDA_Q_NF4   q: ceil(OC*C/2) bytes of 4-bit codes over the flattened row-major W,
+//                    element 2j in the HIGH nibble of byte j; scale: fp32 absmax of each
+//                    block of 64 elements, ceil(OC*C/64):          W = nf4[code] * absmax[i/64]
+// The kinds equal lib/quant.h's vet_quant_kind values.
+enum { VET_CUDA_Q_INT8 = 1, VET_CUDA_Q_NF4 = 2 };
+typedef struct {
+    int kind;            // VET_CUDA_Q_INT8 or VET_CUDA_Q_NF4
+    const void *q;       // device
+    const float *scale;  // device
+} vet_cuda_qweight;
+
+// out (OC,C) = W dequantized: exactly lib/quant.c's vet_dequant_int8 / vet_dequant_nf4 (one
+// fp32 multiply per element); _bf16: that fp32 value rounded to bf16 (nearest even).
+int dequant_cuda(vet_cuda *ctx, float *out, const vet_cuda_qweight *w, int OC, int C, vet_err *err);
+int dequant_bf16_cuda(vet_cuda *ctx, uint16_t *out, const vet_cuda_qweight *w, int OC, int C,
+                      vet_err *err);
+// The linear layer on a quantized weight. NOT a fused kernel: W is dequantized into scratch
+// first, then the GEMM of matmul_forward_bf16_cuda (inp16 given: scratch holds OC*C bf16) or
+// of matmul_forward_cuda (inp16 NULL: scratch holds OC*C floats, inp is read) runs on it.
+// out (N,OC) = inp·W^T + bias (OC, or NULL); out is overwritten.
+int matmul_forward_q_cuda(vet_cuda *ctx, float *out, const float *inp, const uint16_t *inp16,
+                          const vet_cuda_qweight *w, const float *bias, int N, int C, int OC,
+                          void *scratch, vet_err *err);
+// The activation gradient only (a quantized base weight is frozen: LoRA training):
+// dinp (N,C) += dout (N,OC) · W, with dout16 (bf16 GEMM) or else dout (fp32 GEMM).
+int matmul_backward_q_cuda(vet_cuda *ctx, float *dinp, const float *dout, const uint16_t *dout16,
+                           const vet_cuda_qweight *w, int N, int C, int OC, void *scratch,
+                           vet_err *err);
+
 #ifdef __cplusplus
 }
 #endif

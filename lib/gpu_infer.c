@@ -24,6 +24,7 @@
 #include "device.h"
 #include "half.h"
 #include "ops.h"
+#include "quant.h"
 
 #define ALIGN 256
 #define GIB(b) ((double)(b) / (1024.0 * 1024.0 * 1024.0))
@@ -37,6 +38,7 @@ struct vet_gpu_infer {
     vet_cuda *ctx;
     vet_config cfg;
     int bf16;
+    int quant;                              // 0, VET_CUDA_Q_INT8 or VET_CUDA_Q_NF4
     int L, C, F, Q, KV, H, KVH, hd, V, W;  // W = max(C, Q, F): the widest GEMM input
     int n_slots, max_len, R;                // R = max(max_len, n_slots): scratch rows
     int *len;                               // host (n_slots): positions in each slot's cache
@@ -48,6 +50,13 @@ struct vet_gpu_infer {
     float *mat[P_N];               // fp32 matrices (L, out, in); NULL in bf16 mode
     uint16_t *mat16[P_N];          // bf16 matrices; NULL in fp32 mode
     uint16_t *embed16;             // (V,C) bf16 mode, untied embeddings only
+    // quantized mode (VET_GPU_INT8 / VET_GPU_NF4): projection t of layer l at
+    // qw[t] + l * q_bytes[t], qs[t] + l * q_scales[t] (lib/quant.h's formats); wdq holds one
+    // matrix dequantized (max_oi values, bf16 with VET_GPU_BF16, else fp32) for its GEMM
+    void *qw[P_N];
+    float *qs[P_N];
+    size_t q_bytes[P_N], q_scales[P_N], max_oi;
+    void *wdq;
     float *kc, *vc;                // (L, n_slots, max_len, KV)
     float *cos_t, *sin_t;          // (max_len, hd/2)
     float *x, *h, *q, *att, *proj, *rstd, *lse;  // (R,C) (R,C) (R,Q) (R,Q) (R,C) (R) (R,H)
@@ -68,7 +77,7 @@ typedef struct {
     size_t bytes;
     int kind;
 } slot_t;
-#define MAX_SLOTS 48
+#define MAX_SLOTS 64
 
 static size_t aligned(size_t b) { return (b + ALIGN - 1) / ALIGN * ALIGN; }
 
@@ -91,8 +100,11 @@ static int set_dims(vet_gpu_infer *g, const vet_config *c, int n_slots, int max_
     if (c->head_dim % 2 || c->head_dim > 128)
         return vet_errf(err, "head_dim %d: the CUDA attention needs an even head_dim <= 128", c->head_dim);
     if (flags & VET_GPU_FULL) return vet_errf(err, "VET_GPU_FULL is a training option");
+    if ((flags & VET_GPU_INT8) && (flags & VET_GPU_NF4))
+        return vet_errf(err, "VET_GPU_INT8 and VET_GPU_NF4 together: choose one quantization");
     g->cfg = *c;
     g->bf16 = (flags & VET_GPU_BF16) != 0;
+    g->quant = flags & VET_GPU_INT8 ? VET_CUDA_Q_INT8 : flags & VET_GPU_NF4 ? VET_CUDA_Q_NF4 : 0;
     g->L = c->n_layers, g->C = c->dim, g->F = c->hidden_dim, g->H = c->n_heads;
     g->KVH = c->n_kv_heads, g->hd = c->head_dim, g->V = c->vocab_size;
     g->Q = g->H * g->hd, g->KV = g->KVH * g->hd;
@@ -100,6 +112,15 @@ static int set_dims(vet_gpu_infer *g, const vet_config *c, int n_slots, int max_
     if (g->F > g->W) g->W = g->F;
     g->n_slots = n_slots, g->max_len = max_len;
     g->R = max_len > n_slots ? max_len : n_slots;
+    g->max_oi = 0;
+    for (int t = 0; t < P_N; t++) {
+        int out, in;
+        proj_dims(g, t, &out, &in);
+        size_t n = (size_t)out * in;
+        g->q_bytes[t] = g->quant == VET_CUDA_Q_INT8 ? n : vet_nf4_bytes(n);
+        g->q_scales[t] = g->quant == VET_CUDA_Q_INT8 ? (size_t)out : vet_nf4_blocks(n);
+        if (n > g->max_oi) g->max_oi = n;
+    }
     return 0;
 }
 
@@ -108,15 +129,23 @@ static int layout(vet_gpu_infer *g, slot_t *s) {
     size_t L = g->L, C = g->C, F = g->F, Q = g->Q, KV = g->KV, V = g->V, R = g->R, S = g->n_slots;
     size_t f = sizeof(float), i32 = sizeof(int32_t), u16 = sizeof(uint16_t);
 #define PUT(ptr, nbytes, k) (s[n].p = (void **)&(ptr), s[n].bytes = (nbytes), s[n].kind = (k), n++)
-    if (!g->bf16) {
+    if (!g->bf16 && !g->quant) {
         PUT(g->w, vet_config_n_params(&g->cfg) * f, K_WEIGHTS);
     } else {
         for (int t = 0; t < P_N; t++) {
             int out, in;
             proj_dims(g, t, &out, &in);
-            PUT(g->mat16[t], L * out * in * u16, K_WEIGHTS);
+            if (g->quant) {
+                PUT(g->qw[t], L * g->q_bytes[t], K_WEIGHTS);
+                PUT(g->qs[t], L * g->q_scales[t] * f, K_WEIGHTS);
+            } else {
+                PUT(g->mat16[t], L * out * in * u16, K_WEIGHTS);
+            }
         }
-        if (!g->cfg.tie_embeddings) PUT(g->embed16, V * C * u16, K_WEIGHTS);
+        if (!g->cfg.tie_embeddings) {
+            if (g->bf16) PUT(g->embed16, V * C * u16, K_WEIGHTS);
+            else PUT(g->embed, V * C * f, K_WEIGHTS);  // quantized matrices, fp32 compute
+        }
         PUT(g->attn_norm, L * C * f, K_WEIGHTS);
         PUT(g->mlp_norm, L * C * f, K_WEIGHTS);
         PUT(g->final_norm, C * f, K_WEIGHTS);
@@ -146,6 +175,7 @@ static int layout(vet_gpu_infer *g, slot_t *s) {
     PUT(g->act, R * F * f, K_SCRATCH);
     PUT(g->logits, S * V * f, K_SCRATCH);
     if (g->bf16) PUT(g->x16, R * g->W * u16, K_SCRATCH);
+    if (g->quant) PUT(g->wdq, g->max_oi * (g->bf16 ? u16 : f), K_SCRATCH);
     PUT(g->attn_scratch, attention_scratch_bytes(1, g->max_len, g->H), K_SCRATCH);
     PUT(g->ids, (size_t)g->max_len * i32, K_SCRATCH);
     PUT(g->in, 3 * S * i32, K_SCRATCH);
@@ -225,12 +255,43 @@ static int upload_bf16(vet_cuda *ctx, uint16_t *dst, const float *src, size_t n,
     return 0;
 }
 
+// Quantized mode: each layer's matrix of each projection quantized on the host (lib/quant.c)
+// and uploaded as stored.
+static int upload_quantized(vet_gpu_infer *g, const float *const host[P_N], vet_err *err) {
+    size_t most_b = 0, most_s = 0;
+    for (int t = 0; t < P_N; t++) {
+        if (g->q_bytes[t] > most_b) most_b = g->q_bytes[t];
+        if (g->q_scales[t] > most_s) most_s = g->q_scales[t];
+    }
+    void *q = malloc(most_b + 1);
+    float *sc = malloc((most_s + 1) * sizeof(float));
+    int rc = q && sc ? 0 : vet_errf(err, "out of memory for quantizing a weight matrix");
+    for (int t = 0; t < P_N && rc == 0; t++) {
+        int out, in;
+        proj_dims(g, t, &out, &in);
+        size_t n = (size_t)out * in;
+        for (int l = 0; l < g->L && rc == 0; l++) {
+            const float *src = host[t] + (size_t)l * n;
+            rc = g->quant == VET_CUDA_Q_INT8 ? vet_quant_int8(q, sc, src, (size_t)out, (size_t)in, err)
+                                             : vet_quant_nf4(q, sc, src, n, err);
+            if (rc < 0) {
+                vet_err_prefix(err, "layer %d projection %d", l, t);
+                break;
+            }
+            rc = vet_cuda_upload(g->ctx, (char *)g->qw[t] + l * g->q_bytes[t], q, g->q_bytes[t], err);
+            if (rc == 0) rc = upload_f32(g->ctx, g->qs[t] + l * g->q_scales[t], sc, g->q_scales[t], err);
+        }
+    }
+    free(q), free(sc);
+    return rc;
+}
+
 static int upload_weights(vet_gpu_infer *g, const vet_model *m, vet_err *err) {
     vet_cuda *ctx = g->ctx;
     const vet_weights *w = &m->w;
     size_t L = g->L, C = g->C, V = g->V, Q = g->Q, KV = g->KV;
     const float *host[P_N] = {w->wq, w->wk, w->wv, w->wo, w->wgate, w->wup, w->wdown};
-    if (!g->bf16) {
+    if (!g->bf16 && !g->quant) {
         if (upload_f32(ctx, g->w, m->w_mem, m->n_w, err) < 0) return -1;
 #define AT(p) ((p) ? g->w + ((p) - m->w_mem) : NULL)
         g->embed = AT(w->embed), g->attn_norm = AT(w->attn_norm), g->mlp_norm = AT(w->mlp_norm);
@@ -240,12 +301,14 @@ static int upload_weights(vet_gpu_infer *g, const vet_model *m, vet_err *err) {
 #undef AT
         return 0;
     }
-    for (int t = 0; t < P_N; t++) {
+    if (g->quant && upload_quantized(g, host, err) < 0) return -1;
+    for (int t = 0; t < P_N && !g->quant; t++) {
         int out, in;
         proj_dims(g, t, &out, &in);
         if (upload_bf16(ctx, g->mat16[t], host[t], L * out * in, err) < 0) return -1;
     }
     if (g->embed16 && upload_bf16(ctx, g->embed16, w->embed, V * C, err) < 0) return -1;
+    if (!g->embed16 && !g->cfg.tie_embeddings && upload_f32(ctx, g->embed, w->embed, V * C, err) < 0) return -1;
     if (upload_f32(ctx, g->attn_norm, w->attn_norm, L * C, err) < 0 ||
         upload_f32(ctx, g->mlp_norm, w->mlp_norm, L * C, err) < 0 ||
         upload_f32(ctx, g->final_norm, w->final_norm, C, err) < 0 ||
@@ -255,7 +318,8 @@ static int upload_weights(vet_gpu_infer *g, const vet_model *m, vet_err *err) {
         (upload_f32(ctx, g->bq, w->bq, L * Q, err) < 0 || upload_f32(ctx, g->bk, w->bk, L * KV, err) < 0 ||
          upload_f32(ctx, g->bv, w->bv, L * KV, err) < 0))
         return -1;
-    g->embed = g->cfg.tie_embeddings ? g->lm_head : NULL;  // tied: look up in the fp32 table
+    if (g->cfg.tie_embeddings) g->embed = g->lm_head;  // tied: look up in the fp32 table
+    else if (g->embed16) g->embed = NULL;              // untied bf16: embed16
     return 0;
 }
 
@@ -311,7 +375,7 @@ vet_gpu_infer *vet_gpu_infer_new(vet_cuda *ctx, const vet_model *m, int n_slots,
         vet_errf(err, "inference needs %.2f GiB on the device (weights %.2f, KV cache %.2f, scratch %.2f) but "
                       "only %.2f GiB are free: use fewer slots than %d or fewer positions than %d%s",
                  GIB(p->total), GIB(p->weights), GIB(p->cache), GIB(p->scratch), GIB(opts->mem_limit), n_slots,
-                 max_len, g->bf16 ? "" : ", or bf16 weights");
+                 max_len, g->quant ? "" : g->bf16 ? ", or int8 / nf4 weights" : ", or bf16 weights");
         goto fail;
     }
     if (vet_cuda_malloc(&g->mem, p->total, err) < 0) {
@@ -366,6 +430,10 @@ static int linear(vet_gpu_infer *g, int l, int t, float *out, const float *inp, 
     size_t per = (size_t)o * in;
     const float *b = NULL;
     if (g->cfg.qkv_bias && t <= P_V) b = (t == P_Q ? g->bq : t == P_K ? g->bk : g->bv) + (size_t)l * o;
+    if (g->quant) {
+        vet_cuda_qweight q = {g->quant, (const char *)g->qw[t] + l * g->q_bytes[t], g->qs[t] + l * g->q_scales[t]};
+        return matmul_forward_q_cuda(g->ctx, out, inp, g->bf16 ? g->x16 : NULL, &q, b, N, in, o, g->wdq, err);
+    }
     if (g->bf16)
         return matmul_forward_bf16_cuda(g->ctx, out, g->x16, g->mat16[t] + l * per, b, N, in, o, err);
     return matmul_forward_cuda(g->ctx, out, inp, g->mat[t] + l * per, b, N, in, o, err);

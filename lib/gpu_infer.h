@@ -40,14 +40,14 @@
 // Device bytes of an inference model, by kind; total is exactly what vet_gpu_infer_new
 // allocates (each buffer rounded up to 256 bytes).
 typedef struct {
-    size_t weights;  // base weights (fp32, or bf16 matrices + fp32 norms/biases/lm_head)
+    size_t weights;  // base weights (fp32, or bf16 / int8 / nf4 matrices + fp32 norms/biases/lm_head)
     size_t cache;    // keys and values of n_slots x max_len positions, every layer
     size_t scratch;  // rows of a prefill (max_len) or a step (n_slots), logits, RoPE tables
     size_t total;
 } vet_gpu_infer_plan;
 
-// The plan for a config, n_slots sequences of up to max_len positions and VET_GPU_BF16 (or
-// 0). No device is needed.
+// The plan for a config, n_slots sequences of up to max_len positions and flags (VET_GPU_BF16,
+// VET_GPU_INT8 / VET_GPU_NF4, or 0). No device is needed.
 int vet_gpu_infer_plan_bytes(const vet_config *c, int n_slots, int max_len, unsigned flags,
                              vet_gpu_infer_plan *out, vet_err *err);
 
@@ -61,7 +61,9 @@ void vet_gpu_infer_close(vet_cuda *ctx);  // safe with NULL
 typedef struct vet_gpu_infer vet_gpu_infer;  // opaque
 
 // Uploads m (no LoRA adapters) and allocates its caches and scratch. opts: flags
-// VET_GPU_BF16 or 0; mem_limit the bytes it may take (0: no check). opts may be NULL (fp32,
+// VET_GPU_BF16 or 0, plus VET_GPU_INT8 or VET_GPU_NF4 for quantized weight matrices
+// (quantized on the host by lib/quant.c, dequantized per GEMM into one scratch matrix, to bf16
+// with VET_GPU_BF16, else fp32; see gpu_model.h); mem_limit the bytes it may take (0: no check). opts may be NULL (fp32,
 // no limit). m is not referenced afterwards.
 vet_gpu_infer *vet_gpu_infer_new(vet_cuda *ctx, const vet_model *m, int n_slots, int max_len,
                                  const vet_gpu_opts *opts, vet_err *err);

@@ -20,6 +20,7 @@ struct vet_gpu_model {
     vet_config cfg;
     unsigned flags;
     int bf16, full;
+    int quant;          // 0, VET_CUDA_Q_INT8 or VET_CUDA_Q_NF4 (VET_GPU_INT8 / VET_GPU_NF4)
     int B, T;           // capacity
     size_t N;           // B*T: the layer stride of every per-layer activation
     int L, C, F, Q, KV, H, KVH, hd, V, r, W;  // W = max(C, Q, F): the widest projection input
@@ -40,6 +41,14 @@ struct vet_gpu_model {
     // bf16 mode: w16 holds the matrices, the fp32 pointers their own small copies.
     float *w;
     uint16_t *w16, *embed16;  // (n_w16), (V,C) untied bf16 only
+    // quantized mode: projection t's matrices, layer l at qw[t] + l * q_bytes[t] and
+    // qs[t] + l * q_scales[t] (int8: q (out,in), scales (out); nf4: codes, block absmax);
+    // wdq (out*in of the largest projection, bf16 or fp32) holds one of them dequantized
+    void *qw[VET_LORA_N_TARGETS];
+    float *qs[VET_LORA_N_TARGETS];
+    size_t q_bytes[VET_LORA_N_TARGETS], q_scales[VET_LORA_N_TARGETS];
+    void *wdq;
+    size_t max_oi;
     float *embed, *attn_norm, *bq, *bk, *bv, *mlp_norm, *final_norm, *lm_head;
     // trainable: params (lora_mem copy, or w in full mode), grads, AdamW moments
     float *params, *grads, *adam_m, *adam_v;
@@ -79,7 +88,7 @@ typedef struct {
     size_t bytes;
     int kind;
 } gpu_slot;
-#define GPU_MAX_SLOTS 80
+#define GPU_MAX_SLOTS 100
 
 // Fills g's sizes (everything gpu_layout needs) from a config, the LoRA shape (r 0: none),
 // the capacity B x T and VET_GPU_* flags; refuses what the GPU model cannot do.

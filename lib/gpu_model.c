@@ -11,7 +11,9 @@
 #include "../kernels/ops_cuda.h"
 #include "gpu_internal.h"
 #include "half.h"
+#include "lora.h"
 #include "ops.h"
+#include "quant.h"
 
 // ---------------------------------------------------------------------------------------
 // Creation
@@ -40,11 +42,44 @@ static int upload_f32(vet_cuda *ctx, float *dst, const float *src, size_t n, vet
     return n ? vet_cuda_upload(ctx, dst, src, n * sizeof(float), err) : 0;
 }
 
+// Quantized mode: every projection's matrices quantized on the host (lib/quant.c), one
+// layer's matrix at a time, and uploaded as they are stored on the device.
+static int upload_quantized(vet_gpu_model *g, const vet_model *m, vet_err *err) {
+    const vet_weights *w = &m->w;
+    const float *host[VET_LORA_N_TARGETS] = {w->wq, w->wk, w->wv, w->wo, w->wgate, w->wup, w->wdown};
+    size_t most_b = 0, most_s = 0;
+    for (int t = 0; t < VET_LORA_N_TARGETS; t++) {
+        if (g->q_bytes[t] > most_b) most_b = g->q_bytes[t];
+        if (g->q_scales[t] > most_s) most_s = g->q_scales[t];
+    }
+    void *q = malloc(most_b + 1);
+    float *sc = malloc((most_s + 1) * sizeof(float));
+    int rc = q && sc ? 0 : vet_errf(err, "out of memory for quantizing a weight matrix");
+    for (int t = 0; t < VET_LORA_N_TARGETS && rc == 0; t++) {
+        int out, in;
+        vet_lora_dims(&g->cfg, t, &out, &in);
+        size_t n = (size_t)out * in;
+        for (int l = 0; l < g->L && rc == 0; l++) {
+            const float *src = host[t] + (size_t)l * n;
+            rc = g->quant == VET_CUDA_Q_INT8 ? vet_quant_int8(q, sc, src, (size_t)out, (size_t)in, err)
+                                             : vet_quant_nf4(q, sc, src, n, err);
+            if (rc < 0) {
+                vet_err_prefix(err, "layer %d %s", l, vet_lora_target_name(t));
+                break;
+            }
+            rc = vet_cuda_upload(g->ctx, (char *)g->qw[t] + l * g->q_bytes[t], q, g->q_bytes[t], err);
+            if (rc == 0) rc = upload_f32(g->ctx, g->qs[t] + l * g->q_scales[t], sc, g->q_scales[t], err);
+        }
+    }
+    free(q), free(sc);
+    return rc;
+}
+
 static int upload_weights(vet_gpu_model *g, const vet_model *m, vet_err *err) {
     vet_cuda *ctx = g->ctx;
     const vet_weights *w = &m->w;
     size_t L = g->L, C = g->C, V = g->V, Q = g->Q, KV = g->KV;
-    if (!g->bf16) {
+    if (!g->bf16 && !g->quant) {
         if (upload_f32(ctx, g->w, m->w_mem, g->n_w, err) < 0) return -1;
         float *d = g->w;
         g->embed = d + g->o_embed, g->attn_norm = d + g->o_attn_norm;
@@ -53,8 +88,9 @@ static int upload_weights(vet_gpu_model *g, const vet_model *m, vet_err *err) {
         if (g->cfg.qkv_bias) g->bq = d + g->o_bq, g->bk = d + g->o_bk, g->bv = d + g->o_bv;
         return 0;
     }
-    if (upload_bf16(ctx, g->w16, w->wq, g->n_w16, err) < 0) return -1;
+    if (g->quant ? upload_quantized(g, m, err) < 0 : upload_bf16(ctx, g->w16, w->wq, g->n_w16, err) < 0) return -1;
     if (g->embed16 && upload_bf16(ctx, g->embed16, w->embed, V * C, err) < 0) return -1;
+    if (!g->embed16 && !g->cfg.tie_embeddings && upload_f32(ctx, g->embed, w->embed, V * C, err) < 0) return -1;
     if (upload_f32(ctx, g->attn_norm, w->attn_norm, L * C, err) < 0 ||
         upload_f32(ctx, g->mlp_norm, w->mlp_norm, L * C, err) < 0 ||
         upload_f32(ctx, g->final_norm, w->final_norm, C, err) < 0 ||
@@ -64,7 +100,8 @@ static int upload_weights(vet_gpu_model *g, const vet_model *m, vet_err *err) {
         (upload_f32(ctx, g->bq, w->bq, L * Q, err) < 0 || upload_f32(ctx, g->bk, w->bk, L * KV, err) < 0 ||
          upload_f32(ctx, g->bv, w->bv, L * KV, err) < 0))
         return -1;
-    g->embed = g->cfg.tie_embeddings ? g->lm_head : NULL;  // tied: look up in the fp32 table
+    if (g->cfg.tie_embeddings) g->embed = g->lm_head;  // tied: look up in the fp32 table
+    else if (g->embed16) g->embed = NULL;              // untied bf16: embed16
     return 0;
 }
 
@@ -111,7 +148,7 @@ vet_gpu_model *vet_gpu_model_new(vet_cuda *ctx, const vet_model *m, int B, int T
                       "batch than %d x %d%s",
                  GIB(p->total), GIB(p->weights), GIB(p->train), GIB(p->activations),
                  GIB(p->scratch), GIB(opts->mem_limit), B, T,
-                 g->bf16 || g->full ? "" : ", or bf16 base weights");
+                 g->quant || g->full ? "" : g->bf16 ? ", or int8 / nf4 base weights" : ", or bf16 base weights");
         goto fail;
     }
     if (vet_cuda_malloc(&g->mem, p->total, err) < 0) {

@@ -1,8 +1,8 @@
 // gpu_model.h — the decoder of lib/model.h on a CUDA device: the same forward and backward,
 // run with the ops of kernels/ops_cuda.h on device buffers.
 //
-// A vet_gpu_model is a vet_model uploaded once (base weights fp32, or bf16 with VET_GPU_BF16;
-// LoRA A/B always fp32), plus every activation, gradient and optimizer buffer for batches of
+// A vet_gpu_model is a vet_model uploaded once (base weights fp32, or bf16 with VET_GPU_BF16,
+// or int8 / NF4 matrices with VET_GPU_INT8 / VET_GPU_NF4; LoRA A/B always fp32), plus every activation, gradient and optimizer buffer for batches of
 // up to B x T, all in ONE device allocation sized from the config before anything is
 // allocated (vet_gpu_plan). Nothing is allocated per step, so a run that starts cannot run
 // out of device memory later.
@@ -39,6 +39,14 @@ enum {
                             // norms, biases, lm_head and LoRA stay fp32. LoRA training only.
     VET_GPU_FULL = 1 << 1,  // train every base weight (VET_TRAIN_FULL): base grads + AdamW
                             // state on the device. fp32 only, model without LoRA adapters.
+    // Quantized base weight matrices (lib/quant.h; at most one of the two), quantized on the
+    // host and uploaded quantized; each projection is dequantized into one scratch buffer
+    // right before its GEMM (forward and the activation-gradient backward). With VET_GPU_BF16
+    // the scratch is bf16 and the GEMMs are bf16 (QLoRA's compute); without it fp32 (a parity
+    // mode: the fp32 model on the dequantized weights, exactly). Norms, biases, lm_head and
+    // LoRA stay fp32, an untied embedding bf16 (fp32 without VET_GPU_BF16). LoRA only.
+    VET_GPU_INT8 = 1 << 2,  // int8, one fp32 scale per output row
+    VET_GPU_NF4 = 1 << 3,   // NF4, one fp32 absmax per block of 64 (no double quantization)
 };
 
 typedef struct {
@@ -50,7 +58,7 @@ typedef struct {
 // the type's name in C). total is the sum, and exactly what vet_gpu_model_new
 // allocates (each buffer rounded up to 256 bytes).
 typedef struct {
-    size_t weights;      // base weights (fp32, or bf16 matrices + fp32 norms/biases/lm_head)
+    size_t weights;      // base weights (fp32, or bf16 / int8 / nf4 matrices + the rest, see flags)
     size_t train;        // trainable params' grads + AdamW m, v (+ LoRA A/B themselves)
     size_t activations;  // what forward keeps for backward, for B x T positions
     size_t scratch;      // backward scratch, logits chunk, attention scratch, the batch

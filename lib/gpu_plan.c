@@ -14,6 +14,7 @@
 #include "../kernels/ops_cuda.h"
 #include "gpu_internal.h"
 #include "lora.h"
+#include "quant.h"
 
 int gpu_set_dims(vet_gpu_model *g, const vet_config *c, int r, unsigned targets, int B, int T,
                  unsigned flags, vet_err *err) {
@@ -27,6 +28,12 @@ int gpu_set_dims(vet_gpu_model *g, const vet_config *c, int r, unsigned targets,
     g->full = (flags & VET_GPU_FULL) != 0;
     if (g->bf16 && g->full)
         return vet_errf(err, "full training needs fp32 base weights (drop VET_GPU_BF16, or train LoRA)");
+    if ((flags & VET_GPU_INT8) && (flags & VET_GPU_NF4))
+        return vet_errf(err, "VET_GPU_INT8 and VET_GPU_NF4 together: choose one quantization");
+    g->quant = flags & VET_GPU_INT8 ? VET_CUDA_Q_INT8 : flags & VET_GPU_NF4 ? VET_CUDA_Q_NF4 : 0;
+    if (g->quant && g->full)
+        return vet_errf(err, "quantized base weights (%s) are frozen: full training needs fp32 weights; "
+                             "train LoRA, or drop the quantization", g->quant == VET_CUDA_Q_INT8 ? "int8" : "nf4");
     if (g->full && r > 0)
         return vet_errf(err, "full training of a model with LoRA adapters is not supported "
                              "(train the adapters, or drop them)");
@@ -56,6 +63,15 @@ int gpu_set_dims(vet_gpu_model *g, const vet_config *c, int r, unsigned targets,
         off += L * out * r;
     }
     g->n_lora = off;
+    g->max_oi = 0;
+    for (int t = 0; t < VET_LORA_N_TARGETS; t++) {  // one layer's matrix of each projection, stored
+        int out, in;
+        vet_lora_dims(c, t, &out, &in);
+        size_t n = (size_t)out * in;
+        g->q_bytes[t] = g->quant == VET_CUDA_Q_INT8 ? n : vet_nf4_bytes(n);
+        g->q_scales[t] = g->quant == VET_CUDA_Q_INT8 ? (size_t)out : vet_nf4_blocks(n);
+        if (n > g->max_oi) g->max_oi = n;
+    }
     g->n_params = g->full ? g->n_w : g->n_lora;
     // embed, attn_norm | wq .. wdown | final_norm, lm_head: the matrices' window
     g->n_w16 = g->n_w - V * C * (c->tie_embeddings ? 1 : 2) - L * C - C;
@@ -67,11 +83,21 @@ int gpu_layout(vet_gpu_model *g, gpu_slot *s) {
     size_t N = g->N, L = g->L, C = g->C, F = g->F, Q = g->Q, KV = g->KV, V = g->V, r = g->r;
     size_t f = sizeof(float), i32 = sizeof(int32_t), u16 = sizeof(uint16_t);
 #define PUT(ptr, nbytes, k) (s[n].p = (void **)&(ptr), s[n].bytes = (nbytes), s[n].kind = (k), n++)
-    if (!g->bf16) {
+    if (!g->bf16 && !g->quant) {
         PUT(g->w, g->n_w * f, K_WEIGHTS);
     } else {
-        PUT(g->w16, g->n_w16 * u16, K_WEIGHTS);
-        if (!g->cfg.tie_embeddings) PUT(g->embed16, V * C * u16, K_WEIGHTS);
+        if (!g->quant) {
+            PUT(g->w16, g->n_w16 * u16, K_WEIGHTS);
+        } else {
+            for (int t = 0; t < VET_LORA_N_TARGETS; t++) {
+                PUT(g->qw[t], L * g->q_bytes[t], K_WEIGHTS);
+                PUT(g->qs[t], L * g->q_scales[t] * f, K_WEIGHTS);
+            }
+        }
+        if (!g->cfg.tie_embeddings) {
+            if (g->bf16) PUT(g->embed16, V * C * u16, K_WEIGHTS);
+            else PUT(g->embed, V * C * f, K_WEIGHTS);  // quantized matrices, fp32 compute
+        }
         PUT(g->attn_norm, L * C * f, K_WEIGHTS);
         PUT(g->mlp_norm, L * C * f, K_WEIGHTS);
         PUT(g->final_norm, C * f, K_WEIGHTS);
@@ -127,6 +153,7 @@ int gpu_layout(vet_gpu_model *g, gpu_slot *s) {
         PUT(g->xb16, N * g->W * u16, K_SCRATCH);
         PUT(g->db16, N * g->W * u16, K_SCRATCH);
     }
+    if (g->quant) PUT(g->wdq, g->max_oi * (g->bf16 ? u16 : f), K_SCRATCH);  // one dequantized matrix
     PUT(g->tokens, N * i32, K_SCRATCH);
     PUT(g->pos, N * i32, K_SCRATCH);
     PUT(g->seg, N * i32, K_SCRATCH);

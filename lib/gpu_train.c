@@ -49,6 +49,7 @@ static int lora_dropout(vet_gpu_model *g, float *dst, const float *src, uint64_t
 typedef struct {
     const float *w, *b, *A, *B;  // device; w NULL in bf16 mode
     const uint16_t *w16;
+    vet_cuda_qweight qw;         // quantized mode (qw.kind 0 otherwise)
     float *dw, *db, *dA, *dB;    // gradient slots (full mode: dw, db; LoRA mode: dA, dB)
     float *u;                    // (N,r) this layer's x·A^T
     int out, in;
@@ -69,8 +70,15 @@ static proj proj_of(vet_gpu_model *g, int l, int t) {
     default: ow = g->o_wdown; break;
     }
     ow += l * per;
-    if (g->bf16) p.w16 = g->w16 + (ow - g->o_wq);
-    else p.w = g->w + ow;
+    if (g->quant) {
+        p.qw.kind = g->quant;
+        p.qw.q = (const char *)g->qw[t] + l * g->q_bytes[t];
+        p.qw.scale = g->qs[t] + l * g->q_scales[t];
+    } else if (g->bf16) {
+        p.w16 = g->w16 + (ow - g->o_wq);
+    } else {
+        p.w = g->w + ow;
+    }
     if (bias && g->cfg.qkv_bias) {
         const float *bb = t == 0 ? g->bq : t == 1 ? g->bk : g->bv;
         p.b = bb + (size_t)l * p.out;
@@ -94,8 +102,10 @@ static int proj_forward(vet_gpu_model *g, int l, int t, float *out, const float 
                         const uint16_t *inp16, int N, vet_err *err) {
     vet_cuda *ctx = g->ctx;
     proj p = proj_of(g, l, t);
-    int rc = g->bf16 ? matmul_forward_bf16_cuda(ctx, out, inp16, p.w16, p.b, N, p.in, p.out, err)
-                     : matmul_forward_cuda(ctx, out, inp, p.w, p.b, N, p.in, p.out, err);
+    int rc = g->quant ? matmul_forward_q_cuda(ctx, out, inp, g->bf16 ? inp16 : NULL, &p.qw, p.b, N, p.in,
+                                              p.out, g->wdq, err)
+             : g->bf16 ? matmul_forward_bf16_cuda(ctx, out, inp16, p.w16, p.b, N, p.in, p.out, err)
+                       : matmul_forward_cuda(ctx, out, inp, p.w, p.b, N, p.in, p.out, err);
     if (rc < 0 || !p.A) return rc;
     const float *x = inp;
     if (g->training && g->dropout > 0.0f) {
@@ -113,7 +123,12 @@ static int proj_backward(vet_gpu_model *g, int l, int t, float *dinp, const floa
     vet_cuda *ctx = g->ctx;
     proj p = proj_of(g, l, t);
     int rc;
-    if (g->bf16) {  // dinp += dout·W with dout rounded to bf16, as a bf16 autograd would
+    if (g->quant) {  // dinp += dout·W, W dequantized again (the forward's copy is long gone)
+        rc = g->bf16 ? f32_to_bf16_cuda(ctx, g->db16, dout, (size_t)N * p.out, err) : 0;
+        if (rc == 0)
+            rc = matmul_backward_q_cuda(ctx, dinp, dout, g->bf16 ? g->db16 : NULL, &p.qw, N, p.in, p.out, g->wdq,
+                                        err);
+    } else if (g->bf16) {  // dinp += dout·W with dout rounded to bf16, as a bf16 autograd would
         rc = f32_to_bf16_cuda(ctx, g->db16, dout, (size_t)N * p.out, err);
         if (rc == 0) rc = matmul_backward_bf16_cuda(ctx, dinp, NULL, g->db16, NULL, p.w16, N, p.in, p.out, err);
     } else {

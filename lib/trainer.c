@@ -266,6 +266,8 @@ static int setup_optimizer(run *r, vet_err *err) {
 static int open_device(run *r, vet_err *err) {
     const vet_train_opts *o = r->o;
     if (o->device != VET_DEVICE_CUDA) {
+        if (o->gpu_quant)
+            return vet_errf(err, "quantized base weights need --device cuda (the CPU backend computes in fp32)");
         note(r, "device cpu (%d threads), fp32", vet_get_threads());
         return 0;
     }
@@ -273,13 +275,19 @@ static int open_device(run *r, vet_err *err) {
         return vet_errf(err, "--label-smoothing is not implemented on CUDA yet: train on the CPU, or without it");
     if (o->full && o->gpu_bf16)
         return vet_errf(err, "full training on CUDA needs fp32 base weights (--fp32), or train LoRA");
+    if (o->full && o->gpu_quant)
+        return vet_errf(err, "quantized base weights are frozen: --quant needs LoRA training, not --full");
 #ifdef VET_CUDA
     char why[512], name[256];
     if (!vet_cuda_available(why, sizeof why)) return vet_errf(err, "--device cuda: %s", why);
     if (vet_cuda_device_name(o->gpu_index, name, sizeof name, err) < 0) return -1;
     r->cuda = vet_cuda_new(o->gpu_index, err);
     if (!r->cuda) return -1;
-    note(r, "device cuda:%d %s, base weights %s", o->gpu_index, name, o->gpu_bf16 ? "bf16" : "fp32");
+    if (o->gpu_quant)
+        note(r, "device cuda:%d %s, base weights %s (dequantized to %s for each GEMM)", o->gpu_index, name,
+             o->gpu_quant == 1 ? "int8" : "nf4", o->gpu_bf16 ? "bf16" : "fp32");
+    else
+        note(r, "device cuda:%d %s, base weights %s", o->gpu_index, name, o->gpu_bf16 ? "bf16" : "fp32");
     return 0;
 #else
     return vet_errf(err, "--device cuda: vet was built without CUDA (rebuild with nvcc on PATH)");
@@ -299,7 +307,8 @@ static int setup_device(run *r, vet_err *err) {
     int B = o->batch_size < rows ? o->batch_size : rows;
     if (B < 1) B = 1;
     if (T < 1) T = 1;
-    unsigned flags = (o->gpu_bf16 ? VET_GPU_BF16 : 0) | (o->full ? VET_GPU_FULL : 0);
+    unsigned flags = (o->gpu_bf16 ? VET_GPU_BF16 : 0) | (o->full ? VET_GPU_FULL : 0) |
+                     (o->gpu_quant == 1 ? VET_GPU_INT8 : o->gpu_quant == 2 ? VET_GPU_NF4 : 0);
     vet_gpu_plan p;
     if (vet_gpu_plan_bytes(&m->cfg, m->has_lora ? m->lora.r : 0, m->has_lora ? m->lora.targets : 0, B, T, flags,
                            &p, err) < 0)
@@ -319,7 +328,8 @@ static int setup_device(run *r, vet_err *err) {
                              "and kernels): use a smaller --batch-size than %d or shorter rows than %d "
                              "(vet-pack --seq-len)%s",
                         tot, o->gpu_index, w, t, a, sc, bytes_str(us, usable), fr, bytes_str(hr, GPU_HEADROOM),
-                        B, T, o->gpu_bf16 || o->full ? "" : ", or --bf16 base weights");
+                        B, T, o->full || o->gpu_quant == 2 ? "" : o->gpu_quant ? ", or --quant nf4"
+                              : o->gpu_bf16 ? ", or --quant int8 / nf4 base weights" : ", or --bf16 base weights");
     }
     vet_gpu_opts go = {.flags = flags, .mem_limit = usable};
     r->gpu = vet_gpu_model_new(r->cuda, m, B, T, &go, err);

@@ -71,6 +71,9 @@ typedef struct {
     vet_device device;
     int gpu_index;             // CUDA device number (0)
     int gpu_bf16;              // CUDA: base weight matrices in bf16 (LoRA only; fp32 is exact)
+    int gpu_quant;             // CUDA: base weight matrices quantized (lib/quant.h's vet_quant_kind:
+                               // 0 none, 1 int8, 2 nf4; LoRA only): dequantized to bf16 for the
+                               // GEMMs with gpu_bf16, else to fp32
     vet_note_fn on_note;       // called with vet_train_run's ctx; NULL: no notes
     const volatile sig_atomic_t *stop;  // set by a signal handler: checkpoint and stop
 } vet_train_opts;

@@ -16,6 +16,7 @@
 #include "cli.h"
 #include "constrain.h"
 #include "gpu_infer.h"
+#include "quant.h"
 #include "infer.h"
 #include "labels.h"
 #include "model.h"
@@ -57,6 +58,8 @@ static void usage(void) {
            "      --device cpu|cuda[:N]  where the model runs (default cpu); cuda = cuda:0\n"
            "      --bf16             CUDA: weight matrices in bf16 (the default on cuda)\n"
            "      --fp32             CUDA: weights in fp32, the CPU's results up to rounding\n"
+           "      --quant none|int8|nf4  CUDA: weight matrices stored int8 (a scale per row) or nf4\n"
+           "                         (QLoRA's, an absmax per 64), dequantized for each GEMM (none)\n"
            "      --max-len N        CUDA: positions per note in the KV cache, prompt + new\n"
            "                         tokens (default %d); sizes the device memory plan\n"
            "  -q, --quiet            no progress and no summary on stderr\n"
@@ -388,8 +391,10 @@ static float parse_float(const char *s, const char *flag, float lo, float hi) {
 // memory less GPU_HEADROOM before anything is allocated there, then one allocation and the
 // upload. NULL with err and *status (EXIT_USAGE: the plan does not fit) on failure.
 static vet_gpu_infer *setup_device(vet_cuda *cuda, const vet_model *m, int gpu_index, int batch, int max_len,
-                                   int bf16, size_t free_b, size_t total_b, int quiet, int *status, vet_err *err) {
-    unsigned flags = bf16 ? VET_GPU_BF16 : 0;
+                                   int bf16, vet_quant_kind quant, size_t free_b, size_t total_b, int quiet,
+                                   int *status, vet_err *err) {
+    unsigned flags = (bf16 ? VET_GPU_BF16 : 0) |
+                     (quant == VET_QUANT_INT8 ? VET_GPU_INT8 : quant == VET_QUANT_NF4 ? VET_GPU_NF4 : 0);
     vet_gpu_infer_plan p;
     if (vet_gpu_infer_plan_bytes(&m->cfg, batch, max_len, flags, &p, err)) return NULL;
     size_t usable = free_b > GPU_HEADROOM ? free_b - GPU_HEADROOM : 0;
@@ -405,7 +410,8 @@ static vet_gpu_infer *setup_device(vet_cuda *cuda, const vet_model *m, int gpu_i
                  "free can be planned (%s is kept for cuBLAS and kernels): use a smaller --batch than %d or a "
                  "smaller --max-len than %d%s", bytes_str(tot, p.total), gpu_index, bytes_str(w, p.weights),
                  bytes_str(kv, p.cache), bytes_str(sc, p.scratch), bytes_str(us, usable), bytes_str(fr, free_b),
-                 bytes_str(hr, GPU_HEADROOM), batch, max_len, bf16 ? "" : ", or --bf16 weights");
+                 bytes_str(hr, GPU_HEADROOM), batch, max_len,
+                 quant == VET_QUANT_NF4 ? "" : quant ? ", or --quant nf4" : bf16 ? ", or --quant int8 / nf4" : ", or --bf16 weights");
         return NULL;
     }
     vet_gpu_opts go = {.flags = flags, .mem_limit = usable};
@@ -415,7 +421,7 @@ static vet_gpu_infer *setup_device(vet_cuda *cuda, const vet_model *m, int gpu_i
 int main(int argc, char **argv) {
     cli_prog = "vet-generate";
     enum { OPT_TEMP = 256, OPT_TOPP, OPT_TOPK, OPT_SEED, OPT_CONSTRAIN, OPT_CODES, OPT_DEVICE, OPT_BF16,
-           OPT_FP32, OPT_MAXLEN };
+           OPT_FP32, OPT_MAXLEN, OPT_QUANT };
     static const struct option opts[] = {
         {"model", required_argument, 0, 'm'},   {"adapter", required_argument, 0, 'a'},
         {"spm", required_argument, 0, 's'},     {"output", required_argument, 0, 'o'},
@@ -426,11 +432,12 @@ int main(int argc, char **argv) {
         {"threads", required_argument, 0, 't'}, {"quiet", no_argument, 0, 'q'},
         {"device", required_argument, 0, OPT_DEVICE}, {"bf16", no_argument, 0, OPT_BF16},
         {"fp32", no_argument, 0, OPT_FP32}, {"max-len", required_argument, 0, OPT_MAXLEN},
+        {"quant", required_argument, 0, OPT_QUANT},
         {"help", no_argument, 0, 'h'},          {"version", no_argument, 0, 'V'},
         {0, 0, 0, 0},
     };
     const char *model_dir = NULL, *adapter = NULL, *spm_path = NULL, *out = "-", *constrain_path = NULL;
-    const char *codes_path = NULL, *device = "cpu", *dtype = NULL;
+    const char *codes_path = NULL, *device = "cpu", *dtype = NULL, *quant = "none";
     int max_new = 100, batch = 8, threads = 0, quiet = 0, max_len = 0, c;
     vet_sampling sampling = {0.0f, 1.0f, 0};
     uint64_t seed = 0;
@@ -453,6 +460,7 @@ int main(int argc, char **argv) {
         case OPT_BF16: dtype = "bf16"; break;
         case OPT_FP32: dtype = "fp32"; break;
         case OPT_MAXLEN: max_len = (int)parse_long(optarg, "--max-len", 1, 1 << 20); break;
+        case OPT_QUANT: quant = optarg; break;
         case 'q': quiet = 1; break;
         case 'h': usage();
         case 'V': cli_version();
@@ -478,6 +486,10 @@ int main(int argc, char **argv) {
     if (!use_cuda && dtype && strcmp(dtype, "bf16") == 0)
         cli_usage_error("--bf16: the CPU backend computes in fp32; bf16 weights need --device cuda");
     if (!use_cuda && max_len) cli_usage_error("--max-len sizes the device KV cache: it needs --device cuda");
+    vet_quant_kind qk;
+    if (vet_quant_parse(quant, &qk, &err) < 0) cli_usage_error("--quant: %s", err.msg);
+    if (!use_cuda && qk != VET_QUANT_NONE)
+        cli_usage_error("--quant %s: quantized weights need --device cuda (the CPU backend computes in fp32)", quant);
     int gpu_bf16 = use_cuda && (!dtype || strcmp(dtype, "bf16") == 0);  // bf16 unless --fp32
     if (!max_len) max_len = DEFAULT_MAX_LEN;
     vet_cuda *cuda = NULL;
@@ -486,8 +498,11 @@ int main(int argc, char **argv) {
         char name[256];
         cuda = vet_gpu_infer_open(gpu_index, name, sizeof name, &free_b, &total_b, &err);
         if (!cuda) cli_fail(EXIT_USAGE, "--device %s: %s; use --device cpu", device, err.msg);
-        if (!quiet) fprintf(stderr, "vet-generate: device cuda:%d %s, weights %s\n", gpu_index, name,
-                            gpu_bf16 ? "bf16" : "fp32");
+        if (!quiet && qk != VET_QUANT_NONE)
+            fprintf(stderr, "vet-generate: device cuda:%d %s, weights %s (dequantized to %s for each GEMM)\n",
+                    gpu_index, name, vet_quant_name(qk), gpu_bf16 ? "bf16" : "fp32");
+        else if (!quiet)
+            fprintf(stderr, "vet-generate: device cuda:%d %s, weights %s\n", gpu_index, name, gpu_bf16 ? "bf16" : "fp32");
     } else if (!quiet) {
         fprintf(stderr, "vet-generate: device cpu (%d threads), fp32\n", vet_get_threads());
     }
@@ -568,7 +583,7 @@ int main(int argc, char **argv) {
     vet_gpu_infer *gi = NULL;
     if (cuda) {
         int status = EXIT_BAD_INPUT;
-        gi = setup_device(cuda, &m, gpu_index, batch, max_len, gpu_bf16, free_b, total_b, quiet, &status, &err);
+        gi = setup_device(cuda, &m, gpu_index, batch, max_len, gpu_bf16, qk, free_b, total_b, quiet, &status, &err);
         if (!gi) {
             cli_warn("%s", err.msg);
             vet_reader_close(r);

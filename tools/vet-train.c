@@ -11,6 +11,7 @@
 #include "config.h"
 #include "device.h"
 #include "model.h"
+#include "quant.h"
 #include "trainer.h"
 
 enum { EXIT_INTERRUPTED = 5, EXIT_NONFINITE = 6 };
@@ -68,7 +69,8 @@ static void usage(void) {
         "  --dtype fp32|bf16       the same as --fp32 / --bf16\n"
         "  --threads N             CPU threads (0 = all cores)\n"
         "  --grad-checkpoint       recompute activations in backward (not implemented yet)\n"
-        "  --quant none|int8|nf4   base-weight quantization (not implemented yet)\n"
+        "  --quant none|int8|nf4   CUDA, LoRA: base weight matrices stored int8 (a scale per row) or\n"
+        "                          nf4 (QLoRA's, an absmax per 64), dequantized for each GEMM (none)\n"
         "  -q, --quiet             no progress output\n"
         "  -h, --help              this help\n"
         "  -V, --version           print the version\n"
@@ -252,9 +254,16 @@ int main(int argc, char **argv) {
     } else {
         o.gpu_bf16 = !dtype || strcmp(dtype, "bf16") == 0;  // bf16 unless --fp32: half the memory
     }
-    if (strcmp(quant, "none") != 0) {
-        if (strcmp(quant, "int8") && strcmp(quant, "nf4")) cli_usage_error("--quant: '%s' is not none, int8 or nf4", quant);
-        cli_fail(EXIT_USAGE, "--quant %s: base-weight quantization is not implemented yet; use --bf16", quant);
+    vet_quant_kind qk;
+    if (vet_quant_parse(quant, &qk, &err) < 0) cli_usage_error("--quant: %s", err.msg);
+    if (qk != VET_QUANT_NONE) {
+        if (o.device != VET_DEVICE_CUDA)
+            cli_fail(EXIT_USAGE, "--quant %s: quantized base weights need --device cuda (the CPU backend computes "
+                                 "in fp32); drop --quant", quant);
+        if (o.full)
+            cli_fail(EXIT_USAGE, "--quant %s with %s: quantized base weights are frozen; train LoRA, or drop --quant",
+                     quant, o.init ? "--init" : "--full");
+        o.gpu_quant = (int)qk;
     }
     if (grad_ckpt && o.device == VET_DEVICE_CUDA)
         cli_fail(EXIT_USAGE, "--grad-checkpoint: not implemented on CUDA yet (the GPU model keeps every "

@@ -21,6 +21,7 @@
 #include "device.h"
 #include "half.h"
 #include "ops.h"
+#include "quant.h"
 #include "rng.h"
 
 static vet_cuda *ctx;
@@ -32,7 +33,7 @@ typedef struct {
     char name[64], shape[64];
     double err, tol, ms;
 } row_t;
-static row_t table[64];
+static row_t table[96];
 static int n_rows;
 
 #define TRY(call)                                                              \
@@ -103,7 +104,7 @@ static row_t *compare(const char *name, const char *shape, const float *d, const
     printf("%s %s: max rel err %.3g (tol %.0e) %s\n", ok ? "ok" : "not ok", name, e, tol, shape);
     fflush(stdout);
     free(g);
-    row_t *r = &table[n_rows < 63 ? n_rows++ : 63];
+    row_t *r = &table[n_rows < 95 ? n_rows++ : 95];
     snprintf(r->name, sizeof r->name, "%s", name);
     snprintf(r->shape, sizeof r->shape, "%s", shape);
     r->err = e;
@@ -321,6 +322,89 @@ static void run_config(const config *c) {
         vet_cuda_mem_free(d_dw), vet_cuda_mem_free(d_db), vet_cuda_mem_free(d_x16);
         vet_cuda_mem_free(d_w16), vet_cuda_mem_free(d_o16), vet_cuda_mem_free(d_dx2);
         vet_cuda_mem_free(d_dw2);
+    }
+
+    // --- quantized weights: device dequantization = lib/quant.c's, bit for bit; the linear
+    //     layer on them against the CPU GEMM on the host-dequantized weight ---
+    // W (OC,K) with OC = F-1, K = C-1: odd sizes, nf4 blocks across rows and a partial last
+    // block; one zero row (int8 scale 0) and one zero nf4 block.
+    for (int kind = VET_CUDA_Q_INT8; kind <= VET_CUDA_Q_NF4; kind++) {
+        const int OC = F - 1, K = C - 1;
+        const size_t nw = (size_t)OC * K, nx = (size_t)N * K, no = (size_t)N * OC;
+        const char *kn = kind == VET_CUDA_Q_INT8 ? "int8" : "nf4";
+        float *w = rnd(nw, 0.05f);
+        for (int col = 0; col < K; col++) w[(size_t)3 * K + col] = 0.0f;
+        for (size_t i = 0; i < 64 && 128 + i < nw; i++) w[128 + i] = 0.0f;
+        size_t qb = kind == VET_CUDA_Q_INT8 ? nw : vet_nf4_bytes(nw);
+        size_t ns = kind == VET_CUDA_Q_INT8 ? (size_t)OC : vet_nf4_blocks(nw);
+        void *q = malloc(qb);
+        float *sc = malloc(ns * 4), *wd = malloc(nw * 4);
+        int qrc = kind == VET_CUDA_Q_INT8 ? vet_quant_int8(q, sc, w, OC, K, &err) : vet_quant_nf4(q, sc, w, nw, &err);
+        if (qrc < 0) {
+            printf("not ok quantize %s: %s\n", kn, err.msg);
+            exit(1);
+        }
+        if (kind == VET_CUDA_Q_INT8) vet_dequant_int8(wd, q, sc, OC, K);
+        else vet_dequant_nf4(wd, q, sc, nw);
+        void *d_q = dev(q, qb);
+        float *d_sc = devf(sc, ns), *d_wd = devf(NULL, nw);
+        vet_cuda_qweight qw = {kind, d_q, d_sc};
+        char nm[64];
+        snprintf(sh, sizeof sh, "OC=%d C=%d", OC, K);
+        TRY(dequant_cuda(ctx, d_wd, &qw, OC, K, &err));
+        snprintf(nm, sizeof nm, "dequant %s fp32", kn);
+        r = compare(nm, sh, d_wd, wd, nw, 0.0);
+        TIME(dequant_cuda(ctx, d_wd, &qw, OC, K, &err), r->ms);
+        // bf16: every value's bits equal vet_f32_to_bf16 of the host's
+        uint16_t *h16 = malloc(nw * 2), *g16 = malloc(nw * 2), *d_w16 = dev(NULL, nw * 2);
+        for (size_t i = 0; i < nw; i++) h16[i] = vet_f32_to_bf16(wd[i]);
+        TRY(dequant_bf16_cuda(ctx, d_w16, &qw, OC, K, &err));
+        TRY(vet_cuda_sync(ctx, &err));
+        TRY(vet_cuda_download(ctx, g16, d_w16, nw * 2, &err));
+        size_t bad = 0;
+        for (size_t i = 0; i < nw; i++) bad += g16[i] != h16[i];
+        printf("%s dequant %s bf16: %zu of %zu values differ in bits\n", bad ? "not ok" : "ok", kn, bad, nw);
+        if (bad) failures++;
+        // the linear layer: fp32 path vs the CPU on the dequantized weight (1e-5); bf16 path vs
+        // the CPU on the bf16-rounded inputs and weight (1e-4, as the bf16 GEMM above)
+        float *x = rnd(nx, 1), *bias = rnd(OC, 1), *out = malloc(no * 4), *xr = malloc(nx * 4);
+        float *wr = malloc(nw * 4), *dout = rnd(no, 1), *dor = malloc(no * 4);
+        uint16_t *x16 = malloc(nx * 2), *o16 = malloc(no * 2);
+        for (size_t i = 0; i < nx; i++) xr[i] = vet_bf16_to_f32(x16[i] = vet_f32_to_bf16(x[i]));
+        for (size_t i = 0; i < nw; i++) wr[i] = vet_bf16_to_f32(h16[i]);
+        for (size_t i = 0; i < no; i++) dor[i] = vet_bf16_to_f32(o16[i] = vet_f32_to_bf16(dout[i]));
+        float *d_x = devf(x, nx), *d_b = devf(bias, OC), *d_out = devf(NULL, no), *d_dout = devf(dout, no);
+        uint16_t *d_x16 = dev(x16, nx * 2), *d_o16 = dev(o16, no * 2);
+        void *scratch = dev(NULL, nw * 4);
+        matmul_forward(out, x, wd, bias, N, K, OC);
+        TRY(matmul_forward_q_cuda(ctx, d_out, d_x, NULL, &qw, d_b, N, K, OC, scratch, &err));
+        snprintf(sh, sizeof sh, "N=%d C=%d OC=%d", N, K, OC);
+        snprintf(nm, sizeof nm, "matmul_forward_q %s fp32", kn);
+        compare(nm, sh, d_out, out, no, F32);
+        matmul_forward(out, xr, wr, bias, N, K, OC);
+        TRY(matmul_forward_q_cuda(ctx, d_out, NULL, d_x16, &qw, d_b, N, K, OC, scratch, &err));
+        snprintf(nm, sizeof nm, "matmul_forward_q %s bf16", kn);
+        r = compare(nm, sh, d_out, out, no, 1e-4);
+        TIME(matmul_forward_q_cuda(ctx, d_out, NULL, d_x16, &qw, d_b, N, K, OC, scratch, &err), r->ms);
+        float *dx = rnd(nx, 1), *dx0 = malloc(nx * 4);  // += from the same random start
+        memcpy(dx0, dx, nx * 4);
+        float *d_dx = devf(dx, nx);
+        matmul_backward(dx, NULL, NULL, dout, NULL, wd, N, K, OC);
+        TRY(matmul_backward_q_cuda(ctx, d_dx, d_dout, NULL, &qw, N, K, OC, scratch, &err));
+        snprintf(nm, sizeof nm, "matmul_backward_q %s fp32 dinp", kn);
+        compare(nm, sh, d_dx, dx, nx, F32);
+        memcpy(dx, dx0, nx * 4);
+        TRY(vet_cuda_upload(ctx, d_dx, dx0, nx * 4, &err));
+        matmul_backward(dx, NULL, NULL, dor, NULL, wr, N, K, OC);
+        TRY(matmul_backward_q_cuda(ctx, d_dx, NULL, d_o16, &qw, N, K, OC, scratch, &err));
+        snprintf(nm, sizeof nm, "matmul_backward_q %s bf16 dinp", kn);
+        r = compare(nm, sh, d_dx, dx, nx, 1e-4);
+        TIME(matmul_backward_q_cuda(ctx, d_dx, NULL, d_o16, &qw, N, K, OC, scratch, &err), r->ms);
+        free(w), free(q), free(sc), free(wd), free(h16), free(g16), free(x), free(bias), free(out), free(xr);
+        free(wr), free(dout), free(dor), free(x16), free(o16), free(dx), free(dx0);
+        vet_cuda_mem_free(d_q), vet_cuda_mem_free(d_sc), vet_cuda_mem_free(d_wd), vet_cuda_mem_free(d_w16);
+        vet_cuda_mem_free(d_x), vet_cuda_mem_free(d_b), vet_cuda_mem_free(d_out), vet_cuda_mem_free(d_dout);
+        vet_cuda_mem_free(d_x16), vet_cuda_mem_free(d_o16), vet_cuda_mem_free(scratch), vet_cuda_mem_free(d_dx);
     }
 
     // --- rope on q (N,H,hd) with the tables of positions < T ---

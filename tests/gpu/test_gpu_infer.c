@@ -4,7 +4,9 @@
 // prompts of different lengths prefilled into three slots, then decode steps over all slots
 // (in a shuffled order), over a subset, and one slot alone: every logits row within TOL of the
 // CPU's (fp32), or of the CPU's within bf16 tolerances (bf16 weights); the memory plan, and
-// the refusals (LoRA not merged, a plan over the limit, a full cache, bad slots).
+// the refusals (LoRA not merged, a plan over the limit, a full cache, bad slots); int8 / NF4
+// weights: logits bit-identical to the unquantized model on the host-dequantized weights,
+// and close to the CPU's.
 //
 // Built two ways, like test_gpu_model: against the real kernels (mk/gpu.mk,
 // $(BUILD)/tests/gpu/test_gpu_infer; `skip` without a GPU) and against the CPU stand-in of
@@ -24,6 +26,8 @@
 #include "infer.h"
 #include "model.h"
 #include "ops.h"
+#include "quant.h"
+#include "lora.h"
 
 #define TOL 1e-4      // fp32 logits after two layers: cuBLAS vs the CPU's summation order
 #define TOL_BF16 3e-2 // bf16 weights and GEMM inputs
@@ -192,6 +196,133 @@ static void test_refusals(void) {
     vet_model_free(&m);
 }
 
+// --- quantized weights ----------------------------------------------------------------------
+
+// The projection matrices replaced by their host round trip (quantize, dequantize), one
+// layer's matrix at a time as gpu_infer.c stores them.
+static void roundtrip_weights(vet_model *m, unsigned qflag) {
+    const vet_weights *w = &m->w;
+    float *host[7] = {w->wq, w->wk, w->wv, w->wo, w->wgate, w->wup, w->wdown};
+    vet_err err;
+    for (int t = 0; t < 7; t++) {
+        int out, in;
+        vet_lora_dims(&m->cfg, t, &out, &in);
+        size_t n = (size_t)out * in;
+        void *q = malloc(n + 1);
+        float *sc = malloc((n + 1) * sizeof(float));
+        for (int l = 0; l < m->cfg.n_layers; l++) {
+            float *x = host[t] + l * n;
+            if (qflag == VET_GPU_INT8) {
+                CHECK(vet_quant_int8(q, sc, x, out, in, &err) == 0);
+                vet_dequant_int8(x, q, sc, out, in);
+            } else {
+                CHECK(vet_quant_nf4(q, sc, x, n, &err) == 0);
+                vet_dequant_nf4(x, q, sc, n);
+            }
+        }
+        free(q), free(sc);
+    }
+}
+
+// Two prompts prefilled, then 4 decode steps over both slots: the quantized model's logits
+// equal (bits) the unquantized model's on the dequantized weights (same compute flags), and
+// lie within tol of the CPU's on the original weights.
+static void quant_infer(int variant, unsigned qflag, unsigned compute, double tol) {
+    if (!ctx) SKIP(no_gpu);
+    // at the init's scale (matrix_scale 1): the usual test models' matrices are 10x that,
+    // which amplifies NF4's weight noise into ~45% of the largest logit and says nothing
+    tiny_shape sh = variant == VAR_QWEN_TIED ? QWEN : LLAMA;
+    sh.matrix_scale = 1.0f;
+    vet_model m, mq;
+    tiny_model(&m, variant, &sh, 11);
+    tiny_model(&mq, variant, &sh, 11);
+    roundtrip_weights(&mq, qflag);
+    const int V = m.cfg.vocab_size, max_len = 24;
+    vet_err err;
+    vet_infer *cpu = vet_infer_new(&m, 2, &err);
+    vet_gpu_opts oq = {.flags = qflag | compute}, orf = {.flags = compute};
+    vet_gpu_infer *gq = vet_gpu_infer_new(ctx, &m, 2, max_len, &oq, &err);
+    if (!gq) printf("# %s\n", err.msg);
+    vet_gpu_infer *gr = vet_gpu_infer_new(ctx, &mq, 2, max_len, &orf, &err);
+    CHECK(cpu && gq && gr);
+    float *a = malloc(2 * (size_t)V * 4), *b = malloc(2 * (size_t)V * 4), *c = malloc(2 * (size_t)V * 4);
+    int32_t prompt[2][9] = {{5, 9, 2, 33, 17, 4, 8, 21, 3}, {40, 1, 12, 7, 0, 0, 0, 0, 0}};
+    int lens[2] = {9, 4}, ok = cpu && gq && gr, same = 1;
+    double worst = 0;
+    int32_t next[2];
+    for (int p = 0; p < 2 && ok; p++) {
+        ok = vet_infer_prefill(cpu, p, prompt[p], lens[p], a, &err) == 0 &&
+             vet_gpu_infer_prefill(gq, p, prompt[p], lens[p], b, &err) == 0 &&
+             vet_gpu_infer_prefill(gr, p, prompt[p], lens[p], c, &err) == 0;
+        same &= memcmp(b, c, (size_t)V * 4) == 0;
+        double e = max_rel(b, a, V);
+        worst = e > worst ? e : worst;
+        next[p] = (int32_t)argmax(a, V);
+    }
+    int slots[2] = {1, 0};
+    for (int step = 0; step < 4 && ok; step++) {
+        int32_t toks[2] = {next[1], next[0]};
+        ok = vet_infer_step(cpu, slots, toks, 2, a, &err) == 0 && vet_gpu_infer_step(gq, slots, toks, 2, b, &err) == 0 &&
+             vet_gpu_infer_step(gr, slots, toks, 2, c, &err) == 0;
+        same &= memcmp(b, c, 2 * (size_t)V * 4) == 0;
+        double e = max_rel(b, a, 2 * (size_t)V);
+        worst = e > worst ? e : worst;
+        next[1] = (int32_t)argmax(a, V), next[0] = (int32_t)argmax(a + V, V);
+    }
+    if (!ok) printf("# %s\n", err.msg);
+    printf("# %s%s: logits max rel err vs the CPU %.3g (tol %.2g); identical to the dequantized model: %s\n",
+           qflag == VET_GPU_INT8 ? "int8" : "nf4", compute ? " bf16" : "", worst, tol, same ? "yes" : "NO");
+    CHECK(ok && same);
+    CHECK(worst <= tol && worst > 0);
+    free(a), free(b), free(c);
+    vet_gpu_infer_free(gq);
+    vet_gpu_infer_free(gr);
+    vet_infer_free(cpu);
+    vet_model_free(&m);
+    vet_model_free(&mq);
+}
+
+// Tolerances (max |logit error| / max |logit|, two layers at init scale): int8's weight noise
+// (0.55% rms, at most max|row|/254) moves the logits by ~0.6% (measured 0.4-0.6%): 2e-2; NF4's
+// (~10% rms) by ~10% (measured 9-11%): 0.25. bf16 GEMMs add ~0.1%.
+static void test_quant_int8(void) { quant_infer(VAR_LLAMA, VET_GPU_INT8, 0, 2e-2); }
+static void test_quant_nf4(void) { quant_infer(VAR_QWEN_TIED, VET_GPU_NF4, 0, 0.25); }
+static void test_quant_int8_bf16(void) { quant_infer(VAR_QWEN_TIED, VET_GPU_INT8, VET_GPU_BF16, 2e-2); }
+static void test_quant_nf4_bf16(void) { quant_infer(VAR_LLAMA, VET_GPU_NF4, VET_GPU_BF16, 0.25); }
+
+// The plan: the matrices at 1 byte + a scale per row (int8), 0.5 byte + an absmax per 64
+// (nf4); caches unchanged; both at once refused.
+static void test_quant_plan(void) {
+    vet_model m;
+    tiny_model(&m, VAR_LLAMA, &LLAMA, 11);
+    vet_err err;
+    vet_gpu_infer_plan pb, p8, p4;
+    CHECK(vet_gpu_infer_plan_bytes(&m.cfg, 4, 32, VET_GPU_BF16, &pb, &err) == 0);
+    CHECK(vet_gpu_infer_plan_bytes(&m.cfg, 4, 32, VET_GPU_BF16 | VET_GPU_INT8, &p8, &err) == 0);
+    CHECK(vet_gpu_infer_plan_bytes(&m.cfg, 4, 32, VET_GPU_BF16 | VET_GPU_NF4, &p4, &err) == 0);
+    CHECK(p4.weights < p8.weights && p8.weights < pb.weights);
+    CHECK(p8.cache == pb.cache && p4.cache == pb.cache);
+    size_t L = m.cfg.n_layers, d8 = 0, d4 = 0, d16 = 0;
+#define AL(b) (((b) + 255) / 256 * 256)
+    for (int t = 0; t < 7; t++) {
+        int out, in;
+        vet_lora_dims(&m.cfg, t, &out, &in);
+        size_t n = (size_t)out * in;
+        d16 += AL(L * n * 2), d8 += AL(L * n) + AL(L * out * 4), d4 += AL(L * n / 2) + AL(L * n / 64 * 4);
+    }
+#undef AL
+    CHECK(pb.weights - d16 == p8.weights - d8 && p8.weights - d8 == p4.weights - d4);
+    CHECK(vet_gpu_infer_plan_bytes(&m.cfg, 4, 32, VET_GPU_INT8 | VET_GPU_NF4, &p8, &err) < 0);
+    CHECK_CONTAINS(err.msg, "choose one");
+    if (ctx) {
+        vet_gpu_opts o = {.flags = VET_GPU_BF16 | VET_GPU_NF4};
+        vet_gpu_infer *g = vet_gpu_infer_new(ctx, &m, 4, 32, &o, &err);
+        CHECK(g && memcmp(vet_gpu_infer_plan_of(g), &p4, sizeof p4) == 0);
+        vet_gpu_infer_free(g);
+    }
+    vet_model_free(&m);
+}
+
 int main(void) {
     vet_set_threads(1);
     vet_err err;
@@ -208,6 +339,11 @@ int main(void) {
     RUN(test_llama_bf16);
     RUN(test_qwen_bf16);
     RUN(test_refusals);
+    RUN(test_quant_plan);
+    RUN(test_quant_int8);
+    RUN(test_quant_nf4);
+    RUN(test_quant_int8_bf16);
+    RUN(test_quant_nf4_bf16);
     vet_cuda_free(ctx);
     CHECK_EXIT();
 }

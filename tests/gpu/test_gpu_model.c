@@ -25,6 +25,7 @@
 #include "lora.h"
 #include "model.h"
 #include "ops.h"
+#include "quant.h"
 #include "rng.h"
 
 #define TOL 1e-5
@@ -408,6 +409,219 @@ static void test_refusals(void) {
     vet_model_free(&m);
 }
 
+// --- quantized base weights -----------------------------------------------------------------
+
+// The model's projection matrices replaced by their host round trip (lib/quant.c: quantize,
+// dequantize), one layer's matrix at a time as the GPU model stores them.
+static void roundtrip_weights(vet_model *m, unsigned qflag) {
+    const vet_weights *w = &m->w;
+    float *host[VET_LORA_N_TARGETS] = {w->wq, w->wk, w->wv, w->wo, w->wgate, w->wup, w->wdown};
+    vet_err err;
+    for (int t = 0; t < VET_LORA_N_TARGETS; t++) {
+        int out, in;
+        vet_lora_dims(&m->cfg, t, &out, &in);
+        size_t n = (size_t)out * in;
+        void *q = malloc(n + 1);
+        float *s = malloc((n + 1) * sizeof(float));
+        for (int l = 0; l < m->cfg.n_layers; l++) {
+            float *x = host[t] + l * n;
+            if (qflag == VET_GPU_INT8) {
+                CHECK(vet_quant_int8(q, s, x, out, in, &err) == 0);
+                vet_dequant_int8(x, q, s, out, in);
+            } else {
+                CHECK(vet_quant_nf4(q, s, x, n, &err) == 0);
+                vet_dequant_nf4(x, q, s, n);
+            }
+        }
+        free(q), free(s);
+    }
+}
+
+// ||got - want|| / ||want||
+static double rel_l2(const float *got, const float *want, size_t n) {
+    double d2 = 0, n2 = 0;
+    for (size_t i = 0; i < n; i++) d2 += ((double)got[i] - want[i]) * ((double)got[i] - want[i]), n2 += (double)want[i] * want[i];
+    return sqrt(d2 / (n2 > 0 ? n2 : 1));
+}
+
+// One forward + backward: loss and LoRA grads of a GPU model made with flags.
+static int gpu_step(const vet_model *m, const vet_batch *b, unsigned flags, double *loss, float *grads, vet_err *err) {
+    vet_gpu_opts o = {.flags = flags};
+    vet_gpu_model *g = vet_gpu_model_new(ctx, m, b->B, b->T, &o, err);
+    if (!g) return -1;
+    int n;
+    int rc = vet_gpu_forward(g, b, loss, &n, 1, 77, err);
+    if (rc == 0) rc = vet_gpu_backward(g, 1.0f / n, VET_TRAIN_LORA, err);
+    if (rc == 0) rc = vet_gpu_download_grads(g, grads, m->n_lora, err);
+    vet_gpu_model_free(g);
+    return rc;
+}
+
+// qflag (VET_GPU_INT8 / NF4) with compute flags (0 or VET_GPU_BF16):
+//  - bit-identical loss and grads to the unquantized GPU model (same compute flags) on the
+//    host-dequantized weights: the quantize -> upload -> dequantize-on-device chain is exact;
+//  - within tol_loss / tol_grad of the fp32 CPU model on the original weights. That check
+//    uses the same model at its init scale (matrix_scale 1): the usual test model's matrices
+//    are 10x the init (so every path carries a gradient), which makes it so sensitive that
+//    NF4's weight noise turns its LoRA gradients by ~60% (measured) and says nothing.
+static void quant_parity(int variant, unsigned qflag, unsigned compute, double tol_loss, double tol_grad) {
+    vet_err err;
+    for (int gentle = 0; gentle < 2; gentle++) {
+        vet_model m, mq;
+        if (!gentle) {
+            make_model(&m, variant, 1, 0.0f);
+            make_model(&mq, variant, 1, 0.0f);
+        } else {
+            tiny_shape sh = variant == VAR_QWEN_TIED ? QWEN : LLAMA;
+            sh.matrix_scale = 1.0f;
+            tiny_model(&m, variant, &sh, 11);
+            CHECK(vet_model_add_lora(&m, 4, 8.0f, 0.0f, 0, VET_LORA_ALL, 5, &err) == 0);
+            vet_rng r;
+            vet_rng_seed(&r, 9);
+            for (size_t i = 0; i < m.n_lora; i++) m.lora_mem[i] = 0.2f * (float)vet_rng_normal(&r);
+        }
+        batch3 x;
+        make_batch(&x, m.cfg.vocab_size, 3);
+        size_t n = m.n_lora;
+        float *gq = calloc(n, 4), *gr = calloc(n, 4), *gc = calloc(n, 4);
+        double lq, lr, lc;
+        int rc = gpu_step(&m, &x.b, qflag | compute, &lq, gq, &err);
+        if (rc) fprintf(stderr, "  quantized: %s\n", err.msg);
+        CHECK(rc == 0);
+        if (!gentle) {
+            roundtrip_weights(&mq, qflag);
+            rc = gpu_step(&mq, &x.b, compute, &lr, gr, &err);
+            if (rc) fprintf(stderr, "  dequantized reference: %s\n", err.msg);
+            CHECK(rc == 0);
+            CHECK(memcmp(&lq, &lr, sizeof lq) == 0);
+            CHECK(memcmp(gq, gr, n * sizeof(float)) == 0);
+            vet_model_free(&mq);
+        } else {  // against the fp32 CPU model on the original weights
+            vet_acts *a = vet_acts_new(&m, x.b.B, x.b.T, &err);
+            int nc;
+            CHECK(a && vet_model_forward(&m, a, &x.b, NULL, &lc, &nc, 1, 77, &err) == 0);
+            CHECK(vet_model_backward(&m, a, &x.b, 1.0f / nc, VET_TRAIN_LORA, gc, &err) == 0);
+            // the whole LoRA gradient: ||g_q - g|| / ||g||; bf16's own error as a yardstick
+            CHECK(gpu_step(&m, &x.b, VET_GPU_BF16, &lr, gr, &err) == 0);
+            double eq = rel_l2(gq, gc, n), eb = rel_l2(gr, gc, n);
+            printf("# %s%s: loss cpu fp32 %.7g, quantized %.7g (rel %.3g, tol %.2g); LoRA grads rel L2 error "
+                   "%.3g (tol %.2g; bf16 weights alone: %.3g)\n", qflag == VET_GPU_INT8 ? "int8" : "nf4",
+                   compute ? " bf16" : "", lc / nc, lq / nc, fabs(lq - lc) / fabs(lc), tol_loss, eq, tol_grad, eb);
+            CHECK(fabs(lq - lc) <= tol_loss * fabs(lc));
+            CHECK(eq <= tol_grad);
+            CHECK(lq != lc);  // the quantization did change something
+            vet_acts_free(a);
+        }
+        free(gq), free(gr), free(gc);
+        vet_batch_free(&x.b);
+        vet_model_free(&m);
+    }
+}
+
+// Tolerances (against the fp32 CPU model at init scale). Weight error, measured on these
+// models: int8 0.55% rms (scale/2 = max|row|/254 at most), NF4 ~10% rms (16 levels per block
+// of 64). The loss moves by ~1e-4 (int8) and ~5e-4 (NF4) relative: tolerances 1e-3 and 5e-3.
+// The LoRA gradients amplify the weight noise, by up to ~14x in these width-32 models (Qwen:
+// 0.55% rms weights -> 7.8% rel L2 grads; bf16 weights alone give 1.7%): tolerances 0.15
+// (int8) and 0.5 (NF4, measured 0.13-0.22) on ||g_q - g|| / ||g||. These only say that the
+// quantization is the intended one; the exact checks against the dequantized model pin the
+// chain.
+static void test_quant_int8(void) {
+    if (!ctx) SKIP(no_gpu);
+    quant_parity(VAR_LLAMA, VET_GPU_INT8, 0, 1e-3, 0.15);
+    quant_parity(VAR_QWEN_TIED, VET_GPU_INT8, 0, 1e-3, 0.15);
+}
+
+static void test_quant_nf4(void) {
+    if (!ctx) SKIP(no_gpu);
+    quant_parity(VAR_LLAMA, VET_GPU_NF4, 0, 5e-3, 0.5);
+    quant_parity(VAR_QWEN_TIED, VET_GPU_NF4, 0, 5e-3, 0.5);  // blocks across rows, partial last blocks
+}
+
+// The production mode: quantized storage, bf16 GEMMs (bf16's error is small next to these).
+static void test_quant_bf16(void) {
+    if (!ctx) SKIP(no_gpu);
+    quant_parity(VAR_LLAMA, VET_GPU_INT8, VET_GPU_BF16, 1e-3, 0.15);
+    quant_parity(VAR_QWEN_TIED, VET_GPU_NF4, VET_GPU_BF16, 5e-3, 0.5);
+}
+
+// The plan counts the quantized matrices at 1 byte + a fp32 scale per row (int8), 0.5 byte
+// + a fp32 absmax per 64 (nf4); the rest of the weights as in bf16 mode; the dequantization
+// scratch is one matrix. Refusals: both quantizations, quantization with full training.
+static void test_quant_plan(void) {
+    vet_model m;
+    make_model(&m, VAR_QWEN_TIED, 1, 0.0f);
+    const vet_config *c = &m.cfg;
+    vet_err err;
+    vet_gpu_plan pb, p8, p4, p8f;
+    CHECK(vet_gpu_plan_bytes(c, m.lora.r, m.lora.targets, 3, 19, VET_GPU_BF16, &pb, &err) == 0);
+    CHECK(vet_gpu_plan_bytes(c, m.lora.r, m.lora.targets, 3, 19, VET_GPU_BF16 | VET_GPU_INT8, &p8, &err) == 0);
+    CHECK(vet_gpu_plan_bytes(c, m.lora.r, m.lora.targets, 3, 19, VET_GPU_BF16 | VET_GPU_NF4, &p4, &err) == 0);
+    CHECK(vet_gpu_plan_bytes(c, m.lora.r, m.lora.targets, 3, 19, VET_GPU_INT8, &p8f, &err) == 0);
+    size_t L = c->n_layers, C = c->dim, V = c->vocab_size, Q = (size_t)c->n_heads * c->head_dim;
+    size_t KV = (size_t)c->n_kv_heads * c->head_dim;
+#define AL(b) (((b) + 255) / 256 * 256)
+    // the rest: norms, biases, lm_head (fp32; this model's embedding is tied to lm_head)
+    size_t rest = AL(L * C * 4) * 2 + AL(C * 4) + AL(L * Q * 4) + AL(L * KV * 4) * 2 + AL(V * C * 4);
+    size_t w8 = 0, w4 = 0, most = 0;
+    for (int t = 0; t < VET_LORA_N_TARGETS; t++) {
+        int out, in;
+        vet_lora_dims(c, t, &out, &in);
+        size_t n = (size_t)out * in;
+        w8 += AL(L * n) + AL(L * out * 4);
+        w4 += AL(L * ((n + 1) / 2)) + AL(L * ((n + 63) / 64) * 4);
+        most = n > most ? n : most;
+    }
+    CHECK(p8.weights == w8 + rest);
+    CHECK(p4.weights == w4 + rest);
+    CHECK(p8f.weights == p8.weights);  // fp32 compute: the same storage (the embedding is tied)
+    CHECK(p4.weights < p8.weights && p8.weights < pb.weights);
+    CHECK(p8.train == pb.train && p8.activations == pb.activations);
+    CHECK(p8.scratch == pb.scratch + AL(most * 2));   // one bf16 matrix
+    size_t NW = (size_t)3 * 19 * ((size_t)c->hidden_dim > C ? (size_t)c->hidden_dim : C);  // the bf16 GEMM inputs' size
+    CHECK(p8f.scratch + 2 * AL(NW * 2) == pb.scratch + AL(most * 4));  // fp32: no bf16 inputs, one fp32 matrix
+#undef AL
+    CHECK(vet_gpu_plan_bytes(c, 4, VET_LORA_ALL, 3, 19, VET_GPU_INT8 | VET_GPU_NF4, &p8, &err) < 0);
+    CHECK_CONTAINS(err.msg, "choose one");
+    CHECK(vet_gpu_plan_bytes(c, 0, 0, 3, 19, VET_GPU_FULL | VET_GPU_NF4, &p8, &err) < 0);
+    CHECK_CONTAINS(err.msg, "LoRA");
+    if (ctx) {  // the model is allocated with exactly its plan
+        vet_gpu_opts o = {.flags = VET_GPU_BF16 | VET_GPU_NF4};
+        vet_gpu_model *g = vet_gpu_model_new(ctx, &m, 3, 19, &o, &err);
+        CHECK(g && memcmp(vet_gpu_model_plan(g), &p4, sizeof p4) == 0);
+        vet_gpu_model_free(g);
+    }
+    vet_model_free(&m);
+}
+
+// The figures: llama-7b, LoRA r 16 on q,k,v,o, batches of 4 x 512, in bf16, int8 and
+// nf4 (bf16 compute). Printed for docs/cuda.md; checked: the matrices shrink by the formats'
+// ratios (int8 ~1/2 of bf16, nf4 ~0.28), nothing else changes but the dequantization scratch.
+static void test_quant_plan_7b(void) {
+    vet_config c;
+    vet_err err;
+    CHECK(vet_config_preset(&c, "llama-7b", &err) == 0);
+    unsigned qkvo = VET_LORA_Q | VET_LORA_K | VET_LORA_V | VET_LORA_O;
+    vet_gpu_plan p[3];
+    const unsigned flags[3] = {VET_GPU_BF16, VET_GPU_BF16 | VET_GPU_INT8, VET_GPU_BF16 | VET_GPU_NF4};
+    const char *name[3] = {"bf16", "int8", "nf4"};
+    for (int i = 0; i < 3; i++) {
+        CHECK(vet_gpu_plan_bytes(&c, 16, qkvo, 4, 512, flags[i], &p[i], &err) == 0);
+        printf("# llama-7b r16 q,k,v,o 4x512 %s: weights %.2f GB, training state %.2f GB, activations %.2f GB, "
+               "scratch %.2f GB; total %.2f GB (%.2f GiB)\n", name[i], p[i].weights / 1e9, p[i].train / 1e9,
+               p[i].activations / 1e9, p[i].scratch / 1e9, p[i].total / 1e9, p[i].total / 1073741824.0);
+    }
+    // the projection matrices alone: 6.48 G parameters
+    size_t L = c.n_layers, C = c.dim, V = c.vocab_size;
+    double rest = (double)(2 * L * C + C) * 4 + (double)V * C * 4 + (double)V * C * 2;  // norms, lm_head, embed bf16
+    double mb = p[0].weights - rest, m8 = p[1].weights - rest, m4 = p[2].weights - rest;
+    printf("# matrices: bf16 %.2f GB, int8 %.2f GB (x%.3f), nf4 %.2f GB (x%.3f)\n", mb / 1e9, m8 / 1e9, m8 / mb,
+           m4 / 1e9, m4 / mb);
+    CHECK(fabs(m8 / mb - (1 + 4.0 / 4096) / 2) < 1e-3);  // 1 byte + 4 per row of 4096 (or 11008)
+    CHECK(fabs(m4 / mb - 0.5625 / 2) < 1e-3);
+    CHECK(p[1].activations == p[0].activations && p[2].train == p[0].train);
+}
+
 int main(void) {
     vet_set_threads(1);
     vet_err err;
@@ -427,6 +641,11 @@ int main(void) {
     RUN(test_full_qwen_tied);
     RUN(test_adamw_steps);
     RUN(test_refusals);
+    RUN(test_quant_plan);
+    RUN(test_quant_plan_7b);
+    RUN(test_quant_int8);
+    RUN(test_quant_nf4);
+    RUN(test_quant_bf16);
     vet_cuda_free(ctx);
     CHECK_EXIT();
 }

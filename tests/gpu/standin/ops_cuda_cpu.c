@@ -16,6 +16,7 @@
 #include "../../../kernels/ops_cuda.h"
 #include "half.h"
 #include "ops.h"
+#include "quant.h"
 
 struct vet_cuda {
     int dev;
@@ -401,4 +402,62 @@ int attention_decode_cuda(vet_cuda *ctx, float *out, const float *q, const float
     }
     free(score);
     return 0;
+}
+
+// --- quantized base weights --------------------------------------------------------------------
+// lib/quant.c's dequantization (what kernels/quant.cu must equal bit for bit, checked by
+// tests/gpu/op_parity.c on a GPU), then the stand-in GEMMs above: the same composition as
+// the real ops.
+static int check_qweight(const vet_cuda_qweight *w, int OC, int C, vet_err *err) {
+    if (!w || !w->q || !w->scale)
+        return vet_errf(err, "%s:%d: quantized weight without its data", __FILE__, __LINE__);
+    if (w->kind != VET_CUDA_Q_INT8 && w->kind != VET_CUDA_Q_NF4)
+        return vet_errf(err, "%s:%d: unknown quantized weight kind %d", __FILE__, __LINE__, w->kind);
+    if (OC < 0 || C < 0) return vet_errf(err, "%s:%d: weight of %d x %d", __FILE__, __LINE__, OC, C);
+    return 0;
+}
+
+int dequant_cuda(vet_cuda *ctx, float *out, const vet_cuda_qweight *w, int OC, int C, vet_err *err) {
+    CHECK_CTX(ctx, err);
+    if (check_qweight(w, OC, C, err) < 0) return -1;
+    if (w->kind == VET_CUDA_Q_INT8) vet_dequant_int8(out, w->q, w->scale, (size_t)OC, (size_t)C);
+    else vet_dequant_nf4(out, w->q, w->scale, (size_t)OC * C);
+    return 0;
+}
+
+int dequant_bf16_cuda(vet_cuda *ctx, uint16_t *out, const vet_cuda_qweight *w, int OC, int C, vet_err *err) {
+    CHECK_CTX(ctx, err);
+    if (check_qweight(w, OC, C, err) < 0) return -1;
+    size_t n = (size_t)OC * C;
+    float *tmp = malloc((n ? n : 1) * sizeof(float));
+    if (!tmp) return vet_errf(err, "%s:%d: out of memory", __FILE__, __LINE__);
+    int rc = dequant_cuda(ctx, tmp, w, OC, C, err);
+    for (size_t i = 0; i < n && rc == 0; i++) out[i] = vet_f32_to_bf16(tmp[i]);
+    free(tmp);
+    return rc;
+}
+
+int matmul_forward_q_cuda(vet_cuda *ctx, float *out, const float *inp, const uint16_t *inp16,
+                          const vet_cuda_qweight *w, const float *bias, int N, int C, int OC, void *scratch,
+                          vet_err *err) {
+    CHECK_CTX(ctx, err);
+    if (N <= 0 || OC <= 0) return 0;
+    if (inp16) {
+        if (dequant_bf16_cuda(ctx, scratch, w, OC, C, err) < 0) return -1;
+        return matmul_forward_bf16_cuda(ctx, out, inp16, scratch, bias, N, C, OC, err);
+    }
+    if (dequant_cuda(ctx, scratch, w, OC, C, err) < 0) return -1;
+    return matmul_forward_cuda(ctx, out, inp, scratch, bias, N, C, OC, err);
+}
+
+int matmul_backward_q_cuda(vet_cuda *ctx, float *dinp, const float *dout, const uint16_t *dout16,
+                           const vet_cuda_qweight *w, int N, int C, int OC, void *scratch, vet_err *err) {
+    CHECK_CTX(ctx, err);
+    if (N <= 0 || !dinp) return 0;
+    if (dout16) {
+        if (dequant_bf16_cuda(ctx, scratch, w, OC, C, err) < 0) return -1;
+        return matmul_backward_bf16_cuda(ctx, dinp, NULL, dout16, NULL, scratch, N, C, OC, err);
+    }
+    if (dequant_cuda(ctx, scratch, w, OC, C, err) < 0) return -1;
+    return matmul_backward_cuda(ctx, dinp, NULL, NULL, dout, NULL, scratch, N, C, OC, err);
 }
