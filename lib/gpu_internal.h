@@ -21,6 +21,7 @@ struct vet_gpu_model {
     unsigned flags;
     int bf16, full;
     int quant;          // 0, VET_CUDA_Q_INT8 or VET_CUDA_Q_NF4 (VET_GPU_INT8 / VET_GPU_NF4)
+    int ckpt;           // VET_GPU_CKPT: per-layer activations hold one layer (see act_layer)
     int B, T;           // capacity
     size_t N;           // B*T: the layer stride of every per-layer activation
     int L, C, F, Q, KV, H, KVH, hd, V, r, W;  // W = max(C, Q, F): the widest projection input
@@ -52,22 +53,23 @@ struct vet_gpu_model {
     float *embed, *attn_norm, *bq, *bk, *bv, *mlp_norm, *final_norm, *lm_head;
     // trainable: params (lora_mem copy, or w in full mode), grads, AdamW moments
     float *params, *grads, *adam_m, *adam_v;
-    // activations kept for backward (layer stride N positions)
+    // activations kept for backward (layer stride N positions). x always has every layer's
+    // input; the per-layer ones below it have LA = L layers, or 1 with ckpt (act_layer)
     float *cos_t, *sin_t;          // (T, hd/2)
-    float *x, *xmid;               // (L+1,N,C), (L,N,C)
-    float *rstd1, *rstd2;          // (L,N)
-    float *q, *k, *v, *att, *lse;  // (L,N,Q), (L,N,KV) x2, (L,N,Q), (L,N,H)
-    float *gate, *up;              // (L,N,F)
-    float *lora_u[VET_LORA_N_TARGETS];  // (L,N,r)
-    float *rstdf, *lnf, *lnf_t, *dlnf_t;  // (N), (N,C) x3
+    float *x, *xmid;               // (L+1,N,C), (LA,N,C)
+    float *rstd1, *rstd2;          // (LA,N)
+    float *q, *k, *v, *att, *lse;  // (LA,N,Q), (LA,N,KV) x2, (LA,N,Q), (LA,N,H)
+    float *gate, *up;              // (LA,N,F)
+    float *lora_u[VET_LORA_N_TARGETS];  // (LA,N,r)
+    float *rstdf, *lnf, *lnf_t, *dlnf_t;  // (N), (N,C) x3; lnf shares h's memory
     // scratch
     float *chunk, *loss;           // (ce_rows,V), (N)
     float *h, *act, *dx, *dh;      // (N,C), (N,F), (N,C), (N,C)
-    float *dq, *dk, *dv, *datt;    // (N,Q), (N,KV), (N,KV), (N,Q)
-    float *dgate, *dup, *dact;     // (N,F)
+    float *dq, *dk, *dv, *datt;    // (N,Q), (N,KV), (N,KV), (N,Q); dq, dk, datt in dup, act, dact
+    float *dgate, *dup, *dact;     // (N,F); dgate shares act's memory
     float *xd, *du;                // (N,W), (N,r)
     void *attn_scratch;
-    uint16_t *xb16, *db16;         // (N,W) bf16 GEMM inputs (bf16 mode)
+    uint16_t *xb16, *db16;         // (N,W) bf16 GEMM inputs (bf16 mode), one memory
     int32_t *tokens, *pos, *seg, *tgt_pos, *tgt;  // (N) the batch on the device
     void *mem;
     vet_gpu_plan plan;
@@ -82,11 +84,18 @@ struct vet_gpu_model {
     uint64_t dropout_seed;
 };
 
-// Layout: one list of (pointer, bytes, kind) walked twice, to count and to hand out.
+// Which layer slot of the per-layer activations (xmid .. lora_u) layer l uses: its own, or
+// with gradient checkpointing the single one every layer shares.
+static inline size_t act_layer(const vet_gpu_model *g, int l) { return g->ckpt ? 0 : (size_t)l; }
+
+// Layout: one list of (pointer, bytes, kind) walked twice, to count and to hand out. A slot
+// with alias set takes no bytes: its pointer gets the (earlier) slot's *alias, for buffers
+// that are never live at the same time.
 typedef struct {
     void **p;
     size_t bytes;
     int kind;
+    void **alias;
 } gpu_slot;
 #define GPU_MAX_SLOTS 100
 

@@ -157,7 +157,9 @@ vet_gpu_model *vet_gpu_model_new(vet_cuda *ctx, const vet_model *m, int B, int T
     }
     size_t off = 0;
     for (int i = 0; i < n; i++) {
-        *s[i].p = (char *)g->mem + off;
+        if (s[i].alias && !*s[i].alias)
+            { vet_errf(err, "internal: GPU buffer %d shares a buffer not yet placed", i); goto fail; }
+        *s[i].p = s[i].alias ? *s[i].alias : (char *)g->mem + off;
         off += gpu_aligned(s[i].bytes);
     }
     if (g->full) g->params = g->w;  // full mode trains the base weights in place

@@ -47,6 +47,12 @@ enum {
     // LoRA stay fp32, an untied embedding bf16 (fp32 without VET_GPU_BF16). LoRA only.
     VET_GPU_INT8 = 1 << 2,  // int8, one fp32 scale per output row
     VET_GPU_NF4 = 1 << 3,   // NF4, one fp32 absmax per block of 64 (no double quantization)
+    // Gradient checkpointing: forward keeps only each layer's input (the residual stream,
+    // (L+1) x N x C) and the loss side; backward recomputes one layer's forward, into a single
+    // layer's buffers, right before that layer's backward. The same ops in the same order on
+    // the same inputs (dropout masks from the same seeds), so the loss and every gradient are
+    // bit-identical to the run without it; it costs about one more forward per step.
+    VET_GPU_CKPT = 1 << 4,
 };
 
 typedef struct {
@@ -60,7 +66,8 @@ typedef struct {
 typedef struct {
     size_t weights;      // base weights (fp32, or bf16 / int8 / nf4 matrices + the rest, see flags)
     size_t train;        // trainable params' grads + AdamW m, v (+ LoRA A/B themselves)
-    size_t activations;  // what forward keeps for backward, for B x T positions
+    size_t activations;  // what forward keeps for backward, for B x T positions (with
+                         // VET_GPU_CKPT: the layer inputs and one layer's worth)
     size_t scratch;      // backward scratch, logits chunk, attention scratch, the batch
     size_t total;
     size_t n_params;     // trainable floats (n_lora, or n_w in full mode)

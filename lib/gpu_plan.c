@@ -37,6 +37,7 @@ int gpu_set_dims(vet_gpu_model *g, const vet_config *c, int r, unsigned targets,
     if (g->full && r > 0)
         return vet_errf(err, "full training of a model with LoRA adapters is not supported "
                              "(train the adapters, or drop them)");
+    g->ckpt = (flags & VET_GPU_CKPT) != 0;
     g->B = B, g->T = T, g->N = (size_t)B * T;
     g->L = c->n_layers, g->C = c->dim, g->F = c->hidden_dim, g->H = c->n_heads;
     g->KVH = c->n_kv_heads, g->hd = c->head_dim, g->V = c->vocab_size;
@@ -82,7 +83,8 @@ int gpu_layout(vet_gpu_model *g, gpu_slot *s) {
     int n = 0;
     size_t N = g->N, L = g->L, C = g->C, F = g->F, Q = g->Q, KV = g->KV, V = g->V, r = g->r;
     size_t f = sizeof(float), i32 = sizeof(int32_t), u16 = sizeof(uint16_t);
-#define PUT(ptr, nbytes, k) (s[n].p = (void **)&(ptr), s[n].bytes = (nbytes), s[n].kind = (k), n++)
+#define PUT(ptr, nbytes, k) (s[n].p = (void **)&(ptr), s[n].bytes = (nbytes), s[n].kind = (k), s[n].alias = NULL, n++)
+#define SHARE(ptr, other) (s[n].p = (void **)&(ptr), s[n].bytes = 0, s[n].kind = K_SCRATCH, s[n].alias = (void **)&(other), n++)
     if (!g->bf16 && !g->quant) {
         PUT(g->w, g->n_w * f, K_WEIGHTS);
     } else {
@@ -115,43 +117,47 @@ int gpu_layout(vet_gpu_model *g, gpu_slot *s) {
 
     PUT(g->cos_t, (size_t)g->T * g->hd / 2 * f, K_ACTS);
     PUT(g->sin_t, (size_t)g->T * g->hd / 2 * f, K_ACTS);
-    PUT(g->x, (L + 1) * N * C * f, K_ACTS);
-    PUT(g->xmid, L * N * C * f, K_ACTS);
-    PUT(g->rstd1, L * N * f, K_ACTS);
-    PUT(g->rstd2, L * N * f, K_ACTS);
-    PUT(g->q, L * N * Q * f, K_ACTS);
-    PUT(g->k, L * N * KV * f, K_ACTS);
-    PUT(g->v, L * N * KV * f, K_ACTS);
-    PUT(g->att, L * N * Q * f, K_ACTS);
-    PUT(g->lse, L * N * g->H * f, K_ACTS);
-    PUT(g->gate, L * N * F * f, K_ACTS);
-    PUT(g->up, L * N * F * f, K_ACTS);
+    PUT(g->x, (L + 1) * N * C * f, K_ACTS);  // every layer's input, checkpointed or not
+    size_t LA = g->ckpt ? 1 : L;             // layers of the rest: one when recomputed
+    PUT(g->xmid, LA * N * C * f, K_ACTS);
+    PUT(g->rstd1, LA * N * f, K_ACTS);
+    PUT(g->rstd2, LA * N * f, K_ACTS);
+    PUT(g->q, LA * N * Q * f, K_ACTS);
+    PUT(g->k, LA * N * KV * f, K_ACTS);
+    PUT(g->v, LA * N * KV * f, K_ACTS);
+    PUT(g->att, LA * N * Q * f, K_ACTS);
+    PUT(g->lse, LA * N * g->H * f, K_ACTS);
+    PUT(g->gate, LA * N * F * f, K_ACTS);
+    PUT(g->up, LA * N * F * f, K_ACTS);
     for (int t = 0; t < VET_LORA_N_TARGETS; t++)
-        if (g->targets & (1u << t)) PUT(g->lora_u[t], L * N * r * f, K_ACTS);
+        if (g->targets & (1u << t)) PUT(g->lora_u[t], LA * N * r * f, K_ACTS);
     PUT(g->rstdf, N * f, K_ACTS);
-    PUT(g->lnf, N * C * f, K_ACTS);
     PUT(g->lnf_t, N * C * f, K_ACTS);
     PUT(g->dlnf_t, N * C * f, K_ACTS);
 
     PUT(g->chunk, (size_t)g->ce_rows * V * f, K_SCRATCH);
     PUT(g->loss, N * f, K_SCRATCH);
     PUT(g->h, N * C * f, K_SCRATCH);
+    SHARE(g->lnf, g->h);  // the final norm's output lives only until its target rows are gathered
     PUT(g->act, N * F * f, K_SCRATCH);
     PUT(g->dx, N * C * f, K_SCRATCH);
     PUT(g->dh, N * C * f, K_SCRATCH);
-    PUT(g->dq, N * Q * f, K_SCRATCH);
-    PUT(g->dk, N * KV * f, K_SCRATCH);
-    PUT(g->dv, N * KV * f, K_SCRATCH);
-    PUT(g->datt, N * Q * f, K_SCRATCH);
-    PUT(g->dgate, N * F * f, K_SCRATCH);
+    // A layer's backward runs the MLP's part, then the attention's: the attention's gradients
+    // live in the MLP's (N,F) buffers, dead by then, where they fit (Q, KV <= F: every LLaMA).
+    SHARE(g->dgate, g->act);  // act is dead once the down projection's backward has read it
     PUT(g->dup, N * F * f, K_SCRATCH);
     PUT(g->dact, N * F * f, K_SCRATCH);
+    if (Q <= F) SHARE(g->dq, g->dup), SHARE(g->datt, g->dact);
+    else PUT(g->dq, N * Q * f, K_SCRATCH), PUT(g->datt, N * Q * f, K_SCRATCH);
+    if (KV <= F) SHARE(g->dk, g->act);
+    else PUT(g->dk, N * KV * f, K_SCRATCH);
+    PUT(g->dv, N * KV * f, K_SCRATCH);
     PUT(g->xd, N * g->W * f, K_SCRATCH);
     PUT(g->du, N * (r ? r : 1) * f, K_SCRATCH);
     PUT(g->attn_scratch, attention_scratch_bytes(g->B, g->T, g->H), K_SCRATCH);
     if (g->bf16) {
         PUT(g->xb16, N * g->W * u16, K_SCRATCH);
-        PUT(g->db16, N * g->W * u16, K_SCRATCH);
+        SHARE(g->db16, g->xb16);  // forward (and recompute) inputs vs backward dout: never at once
     }
     if (g->quant) PUT(g->wdq, g->max_oi * (g->bf16 ? u16 : f), K_SCRATCH);  // one dequantized matrix
     PUT(g->tokens, N * i32, K_SCRATCH);
@@ -160,6 +166,7 @@ int gpu_layout(vet_gpu_model *g, gpu_slot *s) {
     PUT(g->tgt_pos, N * i32, K_SCRATCH);
     PUT(g->tgt, N * i32, K_SCRATCH);
 #undef PUT
+#undef SHARE
     return n;
 }
 

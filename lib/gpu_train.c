@@ -9,7 +9,10 @@
 //     back, with the embedding ops (a gather/scatter by index is exactly what they are);
 //   - lm_head + cross-entropy run fused in chunks (lmhead_crossentropy_cuda): the (B,T,V)
 //     logits never exist;
-//   - dropout masks are made on the host from the CPU's seeds (see lora_dropout).
+//   - dropout masks are made on the host from the CPU's seeds (see lora_dropout);
+//   - gradient checkpointing (VET_GPU_CKPT; the CPU core has none): forward keeps only the
+//     layer inputs x[l], backward reruns layer_forward for layer l into one layer's buffers
+//     right before layer l's backward. Same ops, same inputs, same dropout seeds: the same bits.
 #include "gpu_model.h"
 
 #ifdef VET_CUDA
@@ -92,9 +95,20 @@ static proj proj_of(vet_gpu_model *g, int l, int t) {
         size_t oa = g->offA[t] + (size_t)l * g->r * p.in, obb = g->offB[t] + (size_t)l * p.out * g->r;
         p.A = g->params + oa, p.B = g->params + obb;
         p.dA = g->grads + oa, p.dB = g->grads + obb;
-        p.u = g->lora_u[t] + (size_t)l * g->N * g->r;
+        p.u = g->lora_u[t] + act_layer(g, l) * g->N * g->r;
     }
     return p;
+}
+
+// The adapter's input side: p.u (N,r) = dropout(inp)·A^T, what backward keeps of it.
+static int lora_u_forward(vet_gpu_model *g, int l, int t, const proj *p, const float *inp, int N,
+                          vet_err *err) {
+    const float *x = inp;
+    if (g->training && g->dropout > 0.0f) {
+        if (lora_dropout(g, g->xd, inp, lora_seed(g->dropout_seed, l, t), N, p->in, 0, err) < 0) return -1;
+        x = g->xd;
+    }
+    return matmul_forward_cuda(g->ctx, p->u, x, p->A, NULL, N, p->in, g->r, err);
 }
 
 // out (N,out) = inp·W^T + b + scale·(dropout(inp)·A^T)·B^T. inp16: inp as bf16 (bf16 mode).
@@ -107,12 +121,7 @@ static int proj_forward(vet_gpu_model *g, int l, int t, float *out, const float 
              : g->bf16 ? matmul_forward_bf16_cuda(ctx, out, inp16, p.w16, p.b, N, p.in, p.out, err)
                        : matmul_forward_cuda(ctx, out, inp, p.w, p.b, N, p.in, p.out, err);
     if (rc < 0 || !p.A) return rc;
-    const float *x = inp;
-    if (g->training && g->dropout > 0.0f) {
-        if (lora_dropout(g, g->xd, inp, lora_seed(g->dropout_seed, l, t), N, p.in, 0, err) < 0) return -1;
-        x = g->xd;
-    }
-    if (matmul_forward_cuda(ctx, p.u, x, p.A, NULL, N, p.in, g->r, err) < 0) return -1;  // u (N,r)
+    if (lora_u_forward(g, l, t, &p, inp, N, err) < 0) return -1;
     return vet_cuda_sgemm(ctx, 0, 1, N, p.out, g->r, g->lora_scale, p.u, g->r, p.B, g->r, 1.0f,
                           out, p.out, err);  // out += scale * u·B^T
 }
@@ -161,13 +170,65 @@ static int proj_backward(vet_gpu_model *g, int l, int t, float *dinp, const floa
 
 #define TRY(call) do { if ((call) < 0) return -1; } while (0)
 
+// Layer l's pointers into the per-layer activations (act_layer's slot).
+typedef struct {
+    float *xmid, *rstd1, *rstd2, *q, *k, *v, *att, *lse, *gate, *up;
+} layer_acts;
+
+static layer_acts acts_of(const vet_gpu_model *g, int l) {
+    size_t NS = g->N, s = act_layer(g, l);
+    return (layer_acts){g->xmid + s * NS * g->C, g->rstd1 + s * NS, g->rstd2 + s * NS, g->q + s * NS * g->Q,
+                        g->k + s * NS * g->KV, g->v + s * NS * g->KV, g->att + s * NS * g->Q,
+                        g->lse + s * NS * g->H, g->gate + s * NS * g->F, g->up + s * NS * g->F};
+}
+
+// Layer l's forward on the batch of B x T (N = B*T positions) on the device: from its input
+// x[l] into its activations and x[l+1]. recompute (gradient checkpointing, in backward): the
+// same ops into the same activation slot, but what backward does not read is skipped: the
+// down projection's GEMM and the residual add (x[l+1] is the next layer's input, kept), so
+// only its adapter input u is made (the same op on the same act as in the forward).
+static int layer_forward(vet_gpu_model *g, int l, int B, int T, int recompute, vet_err *err) {
+    vet_cuda *ctx = g->ctx;
+    const vet_config *c = &g->cfg;
+    int N = B * T, C = g->C, F = g->F, Q = g->Q;
+    size_t NS = g->N;
+    float *x = g->x + l * NS * C, *xout = g->x + (l + 1) * NS * C;
+    layer_acts a = acts_of(g, l);
+    // attention block
+    TRY(rmsnorm_forward_cuda(ctx, g->h, a.rstd1, x, g->attn_norm + (size_t)l * C, N, C, c->rms_eps, err));
+    if (g->bf16) TRY(f32_to_bf16_cuda(ctx, g->xb16, g->h, (size_t)N * C, err));
+    TRY(proj_forward(g, l, 0, a.q, g->h, g->xb16, N, err));
+    TRY(proj_forward(g, l, 1, a.k, g->h, g->xb16, N, err));
+    TRY(proj_forward(g, l, 2, a.v, g->h, g->xb16, N, err));
+    TRY(rope_forward_cuda(ctx, a.q, g->pos, g->cos_t, g->sin_t, N, g->H, g->hd, err));
+    TRY(rope_forward_cuda(ctx, a.k, g->pos, g->cos_t, g->sin_t, N, g->KVH, g->hd, err));
+    TRY(attention_forward_cuda(ctx, a.att, a.lse, a.q, a.k, a.v, g->seg, B, T, g->H, g->KVH, g->hd,
+                               g->attn_scratch, err));
+    if (g->bf16) TRY(f32_to_bf16_cuda(ctx, g->xb16, a.att, (size_t)N * Q, err));
+    TRY(proj_forward(g, l, 3, a.xmid, a.att, g->xb16, N, err));  // xmid = o(att) + x
+    TRY(add_inplace_cuda(ctx, a.xmid, x, (size_t)N * C, err));
+    // MLP block
+    TRY(rmsnorm_forward_cuda(ctx, g->h, a.rstd2, a.xmid, g->mlp_norm + (size_t)l * C, N, C, c->rms_eps, err));
+    if (g->bf16) TRY(f32_to_bf16_cuda(ctx, g->xb16, g->h, (size_t)N * C, err));
+    TRY(proj_forward(g, l, 4, a.gate, g->h, g->xb16, N, err));
+    TRY(proj_forward(g, l, 5, a.up, g->h, g->xb16, N, err));
+    TRY(swiglu_forward_cuda(ctx, g->act, a.gate, a.up, (size_t)N * F, err));
+    if (recompute) {
+        proj p = proj_of(g, l, 6);
+        return p.A ? lora_u_forward(g, l, 6, &p, g->act, N, err) : 0;
+    }
+    if (g->bf16) TRY(f32_to_bf16_cuda(ctx, g->xb16, g->act, (size_t)N * F, err));
+    TRY(proj_forward(g, l, 6, xout, g->act, g->xb16, N, err));  // xout = down(act) + xmid
+    return add_inplace_cuda(ctx, xout, a.xmid, (size_t)N * C, err);
+}
+
 int vet_gpu_forward(vet_gpu_model *g, const vet_batch *b, double *loss_sum, int *n_targets,
                     int training, uint64_t dropout_seed, vet_err *err) {
     vet_cuda *ctx = g->ctx;
     const vet_config *c = &g->cfg;
     if (b->B <= 0 || b->T <= 0 || b->B > g->B || b->T > g->T)
         return vet_errf(err, "batch %d x %d does not fit the GPU model's %d x %d", b->B, b->T, g->B, g->T);
-    int N = b->B * b->T, C = g->C, F = g->F, Q = g->Q, KV = g->KV;
+    int N = b->B * b->T, C = g->C;
     size_t NS = g->N;  // layer stride in positions
     g->last = NULL;    // set again only when this forward completes
     g->training = training && g->has_lora;
@@ -185,35 +246,7 @@ int vet_gpu_forward(vet_gpu_model *g, const vet_batch *b, double *loss_sum, int 
 
     if (g->embed) TRY(embedding_forward_cuda(ctx, g->x, g->tokens, g->embed, N, C, err));
     else TRY(embedding_forward_bf16_cuda(ctx, g->x, g->tokens, g->embed16, N, C, err));
-    for (int l = 0; l < g->L; l++) {
-        float *x = g->x + l * NS * C, *xmid = g->xmid + l * NS * C, *xout = g->x + (l + 1) * NS * C;
-        float *q = g->q + l * NS * Q, *k = g->k + l * NS * KV, *v = g->v + l * NS * KV;
-        float *att = g->att + l * NS * Q, *gate = g->gate + l * NS * F, *up = g->up + l * NS * F;
-        // attention block
-        TRY(rmsnorm_forward_cuda(ctx, g->h, g->rstd1 + l * NS, x, g->attn_norm + (size_t)l * C, N, C,
-                                 c->rms_eps, err));
-        if (g->bf16) TRY(f32_to_bf16_cuda(ctx, g->xb16, g->h, (size_t)N * C, err));
-        TRY(proj_forward(g, l, 0, q, g->h, g->xb16, N, err));
-        TRY(proj_forward(g, l, 1, k, g->h, g->xb16, N, err));
-        TRY(proj_forward(g, l, 2, v, g->h, g->xb16, N, err));
-        TRY(rope_forward_cuda(ctx, q, g->pos, g->cos_t, g->sin_t, N, g->H, g->hd, err));
-        TRY(rope_forward_cuda(ctx, k, g->pos, g->cos_t, g->sin_t, N, g->KVH, g->hd, err));
-        TRY(attention_forward_cuda(ctx, att, g->lse + l * NS * g->H, q, k, v, g->seg, b->B, b->T,
-                                   g->H, g->KVH, g->hd, g->attn_scratch, err));
-        if (g->bf16) TRY(f32_to_bf16_cuda(ctx, g->xb16, att, (size_t)N * Q, err));
-        TRY(proj_forward(g, l, 3, xmid, att, g->xb16, N, err));  // xmid = o(att) + x
-        TRY(add_inplace_cuda(ctx, xmid, x, (size_t)N * C, err));
-        // MLP block
-        TRY(rmsnorm_forward_cuda(ctx, g->h, g->rstd2 + l * NS, xmid, g->mlp_norm + (size_t)l * C, N, C,
-                                 c->rms_eps, err));
-        if (g->bf16) TRY(f32_to_bf16_cuda(ctx, g->xb16, g->h, (size_t)N * C, err));
-        TRY(proj_forward(g, l, 4, gate, g->h, g->xb16, N, err));
-        TRY(proj_forward(g, l, 5, up, g->h, g->xb16, N, err));
-        TRY(swiglu_forward_cuda(ctx, g->act, gate, up, (size_t)N * F, err));
-        if (g->bf16) TRY(f32_to_bf16_cuda(ctx, g->xb16, g->act, (size_t)N * F, err));
-        TRY(proj_forward(g, l, 6, xout, g->act, g->xb16, N, err));  // xout = down(act) + xmid
-        TRY(add_inplace_cuda(ctx, xout, xmid, (size_t)N * C, err));
-    }
+    for (int l = 0; l < g->L; l++) TRY(layer_forward(g, l, b->B, b->T, 0, err));
     const float *xL = g->x + (size_t)g->L * NS * C;
     TRY(rmsnorm_forward_cuda(ctx, g->lnf, g->rstdf, xL, g->final_norm, N, C, c->rms_eps, err));
 
@@ -282,9 +315,11 @@ int vet_gpu_backward(vet_gpu_model *g, float loss_scale, vet_train_mode mode, ve
                               g->final_norm, g->rstdf, N, C, err));
 
     for (int l = g->L - 1; l >= 0; l--) {
-        float *x = g->x + l * NS * C, *xmid = g->xmid + l * NS * C;
-        float *q = g->q + l * NS * Q, *k = g->k + l * NS * KV, *v = g->v + l * NS * KV;
-        float *att = g->att + l * NS * Q, *gate = g->gate + l * NS * F, *up = g->up + l * NS * F;
+        // checkpointed: layer l's activations again, from its kept input, just before use
+        if (g->ckpt) TRY(layer_forward(g, l, g->bB, g->bT, 1, err));
+        layer_acts a = acts_of(g, l);
+        float *x = g->x + l * NS * C, *xmid = a.xmid, *q = a.q, *k = a.k, *v = a.v, *att = a.att;
+        float *gate = a.gate, *up = a.up;
         const float *anorm = g->attn_norm + (size_t)l * C, *mnorm = g->mlp_norm + (size_t)l * C;
         size_t o_anorm = g->o_attn_norm + (size_t)l * C, o_mnorm = g->o_mlp_norm + (size_t)l * C;
         // MLP: x'' = x' + down(silu(g)*u), g,u from h2 = norm(x')
@@ -294,11 +329,11 @@ int vet_gpu_backward(vet_gpu_model *g, float loss_scale, vet_train_mode mode, ve
         TRY(vet_cuda_memset0(ctx, g->dgate, (size_t)N * F * fs, err));
         TRY(vet_cuda_memset0(ctx, g->dup, (size_t)N * F * fs, err));
         TRY(swiglu_backward_cuda(ctx, g->dgate, g->dup, g->dact, gate, up, (size_t)N * F, err));
-        TRY(rmsnorm_forward_cuda(ctx, g->h, g->rstd2 + l * NS, xmid, mnorm, N, C, c->rms_eps, err));
+        TRY(rmsnorm_forward_cuda(ctx, g->h, a.rstd2, xmid, mnorm, N, C, c->rms_eps, err));
         TRY(vet_cuda_memset0(ctx, g->dh, (size_t)N * C * fs, err));
         TRY(proj_backward(g, l, 4, g->dh, g->dgate, g->h, N, full, err));
         TRY(proj_backward(g, l, 5, g->dh, g->dup, g->h, N, full, err));
-        TRY(rmsnorm_backward_cuda(ctx, dx, GW(o_mnorm), g->dh, xmid, mnorm, g->rstd2 + l * NS, N, C, err));
+        TRY(rmsnorm_backward_cuda(ctx, dx, GW(o_mnorm), g->dh, xmid, mnorm, a.rstd2, N, C, err));
         // attention: x' = x + o(attn(rope(q), rope(k), v)), q,k,v from h = norm(x)
         TRY(vet_cuda_memset0(ctx, g->datt, (size_t)N * Q * fs, err));
         TRY(proj_backward(g, l, 3, g->datt, dx, att, N, full, err));
@@ -306,16 +341,16 @@ int vet_gpu_backward(vet_gpu_model *g, float loss_scale, vet_train_mode mode, ve
         TRY(vet_cuda_memset0(ctx, g->dk, (size_t)N * KV * fs, err));
         TRY(vet_cuda_memset0(ctx, g->dv, (size_t)N * KV * fs, err));
         TRY(attention_backward_cuda(ctx, g->dq, g->dk, g->dv, g->datt, q, k, v, att,
-                                    g->lse + l * NS * g->H, g->seg, g->bB, g->bT, g->H, g->KVH,
+                                    a.lse, g->seg, g->bB, g->bT, g->H, g->KVH,
                                     g->hd, g->attn_scratch, err));
         TRY(rope_backward_cuda(ctx, g->dq, g->pos, g->cos_t, g->sin_t, N, g->H, g->hd, err));
         TRY(rope_backward_cuda(ctx, g->dk, g->pos, g->cos_t, g->sin_t, N, g->KVH, g->hd, err));
-        TRY(rmsnorm_forward_cuda(ctx, g->h, g->rstd1 + l * NS, x, anorm, N, C, c->rms_eps, err));
+        TRY(rmsnorm_forward_cuda(ctx, g->h, a.rstd1, x, anorm, N, C, c->rms_eps, err));
         TRY(vet_cuda_memset0(ctx, g->dh, (size_t)N * C * fs, err));
         TRY(proj_backward(g, l, 0, g->dh, g->dq, g->h, N, full, err));
         TRY(proj_backward(g, l, 1, g->dh, g->dk, g->h, N, full, err));
         TRY(proj_backward(g, l, 2, g->dh, g->dv, g->h, N, full, err));
-        TRY(rmsnorm_backward_cuda(ctx, dx, GW(o_anorm), g->dh, x, anorm, g->rstd1 + l * NS, N, C, err));
+        TRY(rmsnorm_backward_cuda(ctx, dx, GW(o_anorm), g->dh, x, anorm, a.rstd1, N, C, err));
     }
     if (full) TRY(embedding_backward_cuda(ctx, GW(g->o_embed), dx, g->tokens, N, C, err));
 #undef GW

@@ -308,7 +308,8 @@ static int setup_device(run *r, vet_err *err) {
     if (B < 1) B = 1;
     if (T < 1) T = 1;
     unsigned flags = (o->gpu_bf16 ? VET_GPU_BF16 : 0) | (o->full ? VET_GPU_FULL : 0) |
-                     (o->gpu_quant == 1 ? VET_GPU_INT8 : o->gpu_quant == 2 ? VET_GPU_NF4 : 0);
+                     (o->gpu_quant == 1 ? VET_GPU_INT8 : o->gpu_quant == 2 ? VET_GPU_NF4 : 0) |
+                     (o->gpu_ckpt ? VET_GPU_CKPT : 0);
     vet_gpu_plan p;
     if (vet_gpu_plan_bytes(&m->cfg, m->has_lora ? m->lora.r : 0, m->has_lora ? m->lora.targets : 0, B, T, flags,
                            &p, err) < 0)
@@ -318,17 +319,19 @@ static int setup_device(run *r, vet_err *err) {
     size_t usable = free_b > GPU_HEADROOM ? free_b - GPU_HEADROOM : 0;
     char w[32], t[32], a[32], sc[32], tot[32], fr[32], all[32];
     note(r, "device memory plan for batches of %d x %d: weights %s, training state %s, activations %s, "
-            "scratch %s; total %s of %s free (%s on the device)",
+            "scratch %s; total %s of %s free (%s on the device)%s",
          B, T, bytes_str(w, p.weights), bytes_str(t, p.train), bytes_str(a, p.activations),
-         bytes_str(sc, p.scratch), bytes_str(tot, p.total), bytes_str(fr, free_b), bytes_str(all, total_b));
+         bytes_str(sc, p.scratch), bytes_str(tot, p.total), bytes_str(fr, free_b), bytes_str(all, total_b),
+         o->gpu_ckpt ? "; gradient checkpointing: layer inputs kept, each layer recomputed in backward" : "");
     if (p.total > usable) {
         char us[32], hr[32];
         return vet_errf(err, "the model needs %s on cuda:%d (weights %s, training state %s, activations %s, "
                              "scratch %s) but only %s of its %s free can be planned (%s is kept for cuBLAS "
                              "and kernels): use a smaller --batch-size than %d or shorter rows than %d "
-                             "(vet-pack --seq-len)%s",
+                             "(vet-pack --seq-len)%s%s",
                         tot, o->gpu_index, w, t, a, sc, bytes_str(us, usable), fr, bytes_str(hr, GPU_HEADROOM),
-                        B, T, o->full || o->gpu_quant == 2 ? "" : o->gpu_quant ? ", or --quant nf4"
+                        B, T, o->gpu_ckpt ? "" : ", or --grad-checkpoint",
+                        o->full || o->gpu_quant == 2 ? "" : o->gpu_quant ? ", or --quant nf4"
                               : o->gpu_bf16 ? ", or --quant int8 / nf4 base weights" : ", or --bf16 base weights");
     }
     vet_gpu_opts go = {.flags = flags, .mem_limit = usable};

@@ -74,6 +74,9 @@ typedef struct {
     int gpu_quant;             // CUDA: base weight matrices quantized (lib/quant.h's vet_quant_kind:
                                // 0 none, 1 int8, 2 nf4; LoRA only): dequantized to bf16 for the
                                // GEMMs with gpu_bf16, else to fp32
+    int gpu_ckpt;              // CUDA: gradient checkpointing (VET_GPU_CKPT): keep each layer's
+                               // input only, recompute the layer in backward; same results, far
+                               // smaller activations, ~1 more forward per step. The CPU ignores it
     vet_note_fn on_note;       // called with vet_train_run's ctx; NULL: no notes
     const volatile sig_atomic_t *stop;  // set by a signal handler: checkpoint and stop
 } vet_train_opts;

@@ -150,3 +150,31 @@ full_ok() {
     [ $? -eq 2 ] && grep -q "full training on CUDA keeps fp32 weights" <<<"$msg"
 }
 check train_device_full_fp32_identical full_ok
+
+# 9. --grad-checkpoint on the device: the same adapter, checkpoint and log bytes as without it
+#    (fp32 and bf16, dropout 0.1 as by default), a smaller activations figure in the plan, and a
+#    note that says so. On the CPU it is accepted and changes nothing (the CPU keeps activations).
+act_bytes() {  # the plan's activations in bytes, from an .err file
+    sed -nE 's/.*device memory plan .* activations ([0-9.]+) ([KMG])iB.*/\1 \2/p' "$1" |
+        awk '{ m = $2 == "K" ? 1024 : $2 == "M" ? 1048576 : 1073741824; printf "%.0f\n", $1 * m }'
+}
+ckpt_ok() {
+    [ $cuda_status -eq 0 ] || return 1
+    run "$sbin" "$tmp/ckpt" --device cuda --fp32 --grad-checkpoint || { cat "$tmp/ckpt.err" >&2; return 1; }
+    cmp "$tmp/cuda/adapter_model.safetensors" "$tmp/ckpt/adapter_model.safetensors" >&2 || return 1
+    cmp "$tmp/cuda/checkpoints/step-00000003/train.safetensors" \
+        "$tmp/ckpt/checkpoints/step-00000003/train.safetensors" >&2 || return 1
+    diff <(steps "$tmp/cuda") <(steps "$tmp/ckpt") >&2 || return 1
+    grep -q 'gradient checkpointing: layer inputs kept, each layer recomputed in backward$' "$tmp/ckpt.err" || return 1
+    local a0 a1
+    a0=$(act_bytes "$tmp/cuda.err") a1=$(act_bytes "$tmp/ckpt.err")
+    echo "activations: $a0 bytes without, $a1 with --grad-checkpoint" >&2
+    [ -n "$a0" ] && [ -n "$a1" ] && [ "$a1" -lt "$a0" ] || return 1
+    if [ -d "$tmp/bf16" ]; then
+        run "$sbin" "$tmp/ckpt-bf16" --device cuda --grad-checkpoint || return 1
+        cmp "$tmp/bf16/adapter_model.safetensors" "$tmp/ckpt-bf16/adapter_model.safetensors" >&2 || return 1
+    fi
+    run "$sbin" "$tmp/ckpt-cpu" --device cpu --grad-checkpoint || return 1
+    cmp "$tmp/scpu/adapter_model.safetensors" "$tmp/ckpt-cpu/adapter_model.safetensors" >&2
+}
+check train_device_grad_checkpoint_identical ckpt_ok

@@ -37,9 +37,13 @@ static char no_gpu[512];    // why
 // of 6 (head_dim not a power of two), dim 36, vocab 53, tied embeddings, q/k/v biases.
 static const tiny_shape LLAMA = {32, 48, 4, 2, 8, 61, 64, 64, 500.0f, 10.0f};
 static const tiny_shape QWEN = {36, 56, 6, 2, 6, 53, 64, 64, 500.0f, 10.0f};
+// An MLP narrower than the attention (hidden 12 < Q 32, KV 16): the attention's gradients do
+// not fit the MLP's buffers, so they get their own (lib/gpu_plan.c).
+static const tiny_shape NARROW = {32, 12, 4, 2, 8, 61, 64, 64, 500.0f, 10.0f};
+static const tiny_shape *llama_shape = &LLAMA;  // VAR_LLAMA's shape in make_model
 
 static void make_model(vet_model *m, int variant, int lora, float dropout) {
-    tiny_model(m, variant, variant == VAR_QWEN_TIED ? &QWEN : &LLAMA, 11);
+    tiny_model(m, variant, variant == VAR_QWEN_TIED ? &QWEN : llama_shape, 11);
     if (!lora) return;
     vet_err err;
     if (vet_model_add_lora(m, 4, 8.0f, dropout, 0, VET_LORA_ALL, 5, &err)) {
@@ -579,7 +583,7 @@ static void test_quant_plan(void) {
     CHECK(p8.train == pb.train && p8.activations == pb.activations);
     CHECK(p8.scratch == pb.scratch + AL(most * 2));   // one bf16 matrix
     size_t NW = (size_t)3 * 19 * ((size_t)c->hidden_dim > C ? (size_t)c->hidden_dim : C);  // the bf16 GEMM inputs' size
-    CHECK(p8f.scratch + 2 * AL(NW * 2) == pb.scratch + AL(most * 4));  // fp32: no bf16 inputs, one fp32 matrix
+    CHECK(p8f.scratch + AL(NW * 2) == pb.scratch + AL(most * 4));  // fp32: no bf16 inputs, one fp32 matrix
 #undef AL
     CHECK(vet_gpu_plan_bytes(c, 4, VET_LORA_ALL, 3, 19, VET_GPU_INT8 | VET_GPU_NF4, &p8, &err) < 0);
     CHECK_CONTAINS(err.msg, "choose one");
@@ -622,6 +626,168 @@ static void test_quant_plan_7b(void) {
     CHECK(p[1].activations == p[0].activations && p[2].train == p[0].train);
 }
 
+// --- gradient checkpointing ------------------------------------------------------------------
+
+// Two micro-batches accumulated (forward, backward, forward, backward) on a GPU model made with
+// flags and capacity capB x capT: both losses and the gradients (n floats) out.
+static int ckpt_run(const vet_model *m, const vet_batch *b0, const vet_batch *b1, unsigned flags, int capB,
+                    int capT, int training, vet_train_mode mode, double loss[2], float *grads, size_t n,
+                    vet_err *err) {
+    vet_gpu_opts o = {.flags = flags};
+    vet_gpu_model *g = vet_gpu_model_new(ctx, m, capB, capT, &o, err);
+    if (!g) return -1;
+    const vet_batch *b[2] = {b0, b1};
+    int rc = 0, nt[2] = {0, 0};
+    for (int i = 0; i < 2 && rc == 0; i++) {
+        rc = vet_gpu_forward(g, b[i], &loss[i], &nt[i], training, 77 + i, err);
+        if (rc == 0) rc = vet_gpu_backward(g, 1.0f / nt[i], mode, err);
+    }
+    if (rc == 0) rc = vet_gpu_download_grads(g, grads, n, err);
+    vet_gpu_model_free(g);
+    return rc;
+}
+
+// With VET_GPU_CKPT: the same losses and gradients, bit for bit, as without it (same flags
+// otherwise). The gradients must also be non-trivial, or the comparison would say nothing.
+static void ckpt_parity(int variant, float dropout, unsigned flags, int training, int capB, int capT) {
+    int full = (flags & VET_GPU_FULL) != 0;
+    vet_model m;
+    make_model(&m, variant, !full, dropout);
+    batch3 x[2];
+    make_batch(&x[0], m.cfg.vocab_size, 3);
+    make_batch(&x[1], m.cfg.vocab_size, 8);
+    size_t n = full ? m.n_w : m.n_lora;
+    float *g0 = calloc(n, sizeof(float)), *g1 = calloc(n, sizeof(float));
+    double l0[2], l1[2];
+    vet_err err;
+    vet_train_mode mode = full ? VET_TRAIN_FULL : VET_TRAIN_LORA;
+    int rc = ckpt_run(&m, &x[0].b, &x[1].b, flags, capB, capT, training, mode, l0, g0, n, &err);
+    if (rc) fprintf(stderr, "  plain: %s\n", err.msg);
+    CHECK(rc == 0);
+    rc = ckpt_run(&m, &x[0].b, &x[1].b, flags | VET_GPU_CKPT, capB, capT, training, mode, l1, g1, n, &err);
+    if (rc) fprintf(stderr, "  checkpointed: %s\n", err.msg);
+    CHECK(rc == 0);
+    CHECK(memcmp(l0, l1, sizeof l0) == 0);
+    size_t differ = 0, nonzero = 0;
+    for (size_t i = 0; i < n; i++) {
+        differ += memcmp(&g0[i], &g1[i], sizeof(float)) != 0;
+        nonzero += g0[i] != 0.0f;
+    }
+    printf("# ckpt flags %#x dropout %.2f training %d: losses %.9g %.9g vs %.9g %.9g; %zu of %zu grads differ, "
+           "%zu nonzero\n", flags, dropout, training, l0[0], l0[1], l1[0], l1[1], differ, n, nonzero);
+    CHECK(differ == 0);
+    CHECK(nonzero > n / 2);
+    free(g0), free(g1);
+    for (int i = 0; i < 2; i++) vet_batch_free(&x[i].b);
+    vet_model_free(&m);
+}
+
+static void test_ckpt_fp32(void) {
+    if (!ctx) SKIP(no_gpu);
+    ckpt_parity(VAR_LLAMA, 0.0f, 0, 1, 3, 19);
+    ckpt_parity(VAR_LLAMA, 0.0f, 0, 1, 4, 25);  // capacity larger than the batch
+}
+
+// LoRA dropout: the recomputed layer draws the forward's masks again (same seeds).
+static void test_ckpt_dropout(void) {
+    if (!ctx) SKIP(no_gpu);
+    ckpt_parity(VAR_LLAMA, 0.25f, 0, 1, 3, 19);
+    ckpt_parity(VAR_QWEN_TIED, 0.1f, 0, 1, 3, 19);
+}
+
+// Qwen2: q/k/v biases, tied embeddings; an eval forward (no dropout, loss gradient made in
+// backward) as well as a training one.
+static void test_ckpt_qwen_bias(void) {
+    if (!ctx) SKIP(no_gpu);
+    ckpt_parity(VAR_QWEN_TIED, 0.0f, 0, 0, 3, 19);
+    ckpt_parity(VAR_QWEN_TIED, 0.0f, 0, 1, 3, 19);
+}
+
+// The narrow MLP: against the CPU, and checkpointed against not.
+static void test_narrow_mlp(void) {
+    if (!ctx) SKIP(no_gpu);
+    llama_shape = &NARROW;
+    lora_parity(VAR_LLAMA, 0.1f, 1, 3, 19, 0, TOL, TOL);
+    ckpt_parity(VAR_LLAMA, 0.1f, 0, 1, 3, 19);
+    llama_shape = &LLAMA;
+}
+
+// bf16, int8 and nf4 base weights (fp32 and bf16 compute), with dropout; full training.
+static void test_ckpt_weights(void) {
+    if (!ctx) SKIP(no_gpu);
+    ckpt_parity(VAR_LLAMA, 0.1f, VET_GPU_BF16, 1, 3, 19);
+    ckpt_parity(VAR_LLAMA, 0.1f, VET_GPU_INT8, 1, 3, 19);
+    ckpt_parity(VAR_QWEN_TIED, 0.1f, VET_GPU_NF4 | VET_GPU_BF16, 1, 3, 19);
+    ckpt_parity(VAR_LLAMA, 0.0f, VET_GPU_FULL, 1, 3, 19);
+    ckpt_parity(VAR_QWEN_TIED, 0.0f, VET_GPU_FULL, 1, 3, 19);
+}
+
+// The plan with VET_GPU_CKPT: weights, training state and scratch unchanged; the per-layer
+// activations (all but the layer inputs x, the rope tables and the final norm's) counted for
+// one layer instead of L, each buffer rounded to 256 bytes. The model is allocated with it.
+static void test_ckpt_plan(void) {
+    vet_model m;
+    make_model(&m, VAR_QWEN_TIED, 1, 0.0f);
+    const vet_config *c = &m.cfg;
+    vet_err err;
+    const unsigned modes[3] = {0, VET_GPU_BF16, VET_GPU_BF16 | VET_GPU_NF4};
+    size_t L = c->n_layers, C = c->dim, F = c->hidden_dim, H = c->n_heads, N = 3 * 19, r = m.lora.r;
+    size_t Q = H * c->head_dim, KV = (size_t)c->n_kv_heads * c->head_dim;
+#define AL(b) (((b) + 255) / 256 * 256)
+    // one layer's bytes of each per-layer buffer: xmid, rstd1, rstd2, q, k, v, att, lse, gate, up,
+    // and u for each of the 7 adapted projections
+    size_t per[17] = {N * C * 4, N * 4, N * 4, N * Q * 4, N * KV * 4, N * KV * 4, N * Q * 4, N * H * 4,
+                      N * F * 4, N * F * 4};
+    for (int t = 0; t < VET_LORA_N_TARGETS; t++) per[10 + t] = N * r * 4;
+    size_t saved = 0;
+    for (int i = 0; i < 17; i++) saved += AL(L * per[i]) - AL(per[i]);
+    for (int i = 0; i < 3; i++) {
+        vet_gpu_plan p, pc;
+        CHECK(vet_gpu_plan_bytes(c, m.lora.r, m.lora.targets, 3, 19, modes[i], &p, &err) == 0);
+        CHECK(vet_gpu_plan_bytes(c, m.lora.r, m.lora.targets, 3, 19, modes[i] | VET_GPU_CKPT, &pc, &err) == 0);
+        CHECK(pc.weights == p.weights && pc.train == p.train && pc.scratch == p.scratch);
+        CHECK(pc.activations == p.activations - saved);
+        CHECK(pc.total == pc.weights + pc.train + pc.activations + pc.scratch);
+        if (ctx && i == 2) {
+            vet_gpu_opts o = {.flags = modes[i] | VET_GPU_CKPT};
+            vet_gpu_model *g = vet_gpu_model_new(ctx, &m, 3, 19, &o, &err);
+            CHECK(g && memcmp(vet_gpu_model_plan(g), &pc, sizeof pc) == 0);
+            vet_gpu_model_free(g);
+        }
+    }
+#undef AL
+    vet_model_free(&m);
+}
+
+// The figures with checkpointing: llama-7b, LoRA r 16 on q,k,v,o, batches of 4 x 512,
+// bf16 / int8 / nf4 base weights (bf16 compute), against the targets 18 / 11 / 7 GB. Printed
+// for docs/cuda.md; checked: activations are the layer inputs (33 x 4 x 512 x 4096 fp32) plus
+// one layer's and the loss side's, the same in every mode.
+static void test_ckpt_plan_7b(void) {
+    vet_config c;
+    vet_err err;
+    CHECK(vet_config_preset(&c, "llama-7b", &err) == 0);
+    unsigned qkvo = VET_LORA_Q | VET_LORA_K | VET_LORA_V | VET_LORA_O;
+    const unsigned flags[3] = {VET_GPU_BF16, VET_GPU_BF16 | VET_GPU_INT8, VET_GPU_BF16 | VET_GPU_NF4};
+    const char *name[3] = {"bf16", "int8", "nf4"};
+    const double target[3] = {18e9, 11e9, 7e9};
+    vet_gpu_plan p[3], pc[3];
+    for (int i = 0; i < 3; i++) {
+        CHECK(vet_gpu_plan_bytes(&c, 16, qkvo, 4, 512, flags[i], &p[i], &err) == 0);
+        CHECK(vet_gpu_plan_bytes(&c, 16, qkvo, 4, 512, flags[i] | VET_GPU_CKPT, &pc[i], &err) == 0);
+        printf("# llama-7b r16 q,k,v,o 4x512 %s checkpointed: weights %.2f GB, training state %.2f GB, "
+               "activations %.2f GB (%.2f without), scratch %.2f GB; total %.2f GB (%.2f GiB), target %.0f GB: "
+               "%s by %.2f GB\n", name[i], pc[i].weights / 1e9, pc[i].train / 1e9, pc[i].activations / 1e9,
+               p[i].activations / 1e9, pc[i].scratch / 1e9, pc[i].total / 1e9, pc[i].total / 1073741824.0,
+               target[i] / 1e9, pc[i].total <= target[i] ? "under" : "OVER",
+               fabs(target[i] - (double)pc[i].total) / 1e9);
+        CHECK(pc[i].activations == pc[0].activations);
+    }
+    double x = 33.0 * 4 * 512 * 4096 * 4;  // the layer inputs
+    CHECK(pc[0].activations > x && pc[0].activations < x + 0.6e9);
+    CHECK(pc[0].total < 18e9 && pc[1].total < 11e9);
+}
+
 int main(void) {
     vet_set_threads(1);
     vet_err err;
@@ -646,6 +812,13 @@ int main(void) {
     RUN(test_quant_int8);
     RUN(test_quant_nf4);
     RUN(test_quant_bf16);
+    RUN(test_ckpt_plan);
+    RUN(test_ckpt_plan_7b);
+    RUN(test_ckpt_fp32);
+    RUN(test_ckpt_dropout);
+    RUN(test_ckpt_qwen_bias);
+    RUN(test_ckpt_weights);
+    RUN(test_narrow_mlp);
     vet_cuda_free(ctx);
     CHECK_EXIT();
 }
