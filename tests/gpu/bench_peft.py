@@ -14,6 +14,7 @@ Prints one line of key=value: tokens_per_s, step_s (after WARMUP untimed steps),
 peak_alloc_gib (torch.cuda.max_memory_allocated). `skip=...` and exit 0 when torch, transformers,
 peft, msgpack or zstandard is missing, or no CUDA device answers.
 """
+import os
 import sys
 import time
 
@@ -61,6 +62,8 @@ def main():
     torch.manual_seed(0)
     dtype = torch.bfloat16 if device == "cuda" else torch.float32
     model = AutoModelForCausalLM.from_pretrained(base, dtype=dtype, attn_implementation="sdpa").to(device)
+    if os.environ.get("VET_CKPT") == "1":  # the reference recipe's gradient checkpointing
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     model = get_peft_model(model, LoraConfig(r=16, lora_alpha=32, lora_dropout=dropout,
                                              target_modules=["q_proj", "k_proj", "v_proj", "o_proj"]))
     model.train()
