@@ -185,37 +185,9 @@ void scale_inplace(float *x, float s, size_t n) {
 }
 
 // --- cross-entropy -----------------------------------------------------------------------------
-void crossentropy_softmax_backward_inplace(float *logits, float *loss, const int32_t *tgt, int n,
-                                           int V) {
-#pragma omp parallel for schedule(static) if ((size_t)n * V >= VET_PAR_MIN)
-    for (int i = 0; i < n; i++) {
-        float *z = logits + (size_t)i * V;
-        if (tgt[i] < 0) {
-            loss[i] = 0.0f;
-            memset(z, 0, (size_t)V * sizeof(float));
-            continue;
-        }
-        float mx = -INFINITY;
-        for (int j = 0; j < V; j++) mx = z[j] > mx ? z[j] : mx;
-        double sum = 0;
-        for (int j = 0; j < V; j++) {
-            z[j] = expf(z[j] - mx);
-            sum += z[j];
-        }
-        float zt = z[tgt[i]];  // exp(logit_t - max)
-        loss[i] = (float)(log(sum) - log((double)zt));
-        float inv = (float)(1.0 / sum);
-        for (int j = 0; j < V; j++) z[j] *= inv;
-        z[tgt[i]] -= 1.0f;
-    }
-}
-
 void crossentropy_smoothed_softmax_backward_inplace(float *logits, float *loss, const int32_t *tgt,
                                                     int n, int V, float eps) {
-    if (eps == 0.0f) {
-        crossentropy_softmax_backward_inplace(logits, loss, tgt, n, V);
-        return;
-    }
+    // With eps = 0 this is plain cross-entropy bit for bit (the loss is nll, and x - 0 == x).
     const float spread = eps / (float)V, keep = 1.0f - eps;
 #pragma omp parallel for schedule(static) if ((size_t)n * V >= VET_PAR_MIN)
     for (int i = 0; i < n; i++) {
@@ -236,11 +208,16 @@ void crossentropy_smoothed_softmax_backward_inplace(float *logits, float *loss, 
         double lse = log(sum);  // logsumexp(row) - max
         double nll = lse - log((double)z[tgt[i]]);
         double uniform = lse - centred / V;  // mean over v of -log p_v
-        loss[i] = (float)((1.0 - eps) * nll + eps * uniform);
+        loss[i] = eps == 0.0f ? (float)nll : (float)((1.0 - eps) * nll + eps * uniform);
         float inv = (float)(1.0 / sum);
         for (int j = 0; j < V; j++) z[j] = z[j] * inv - spread;
         z[tgt[i]] -= keep;
     }
+}
+
+void crossentropy_softmax_backward_inplace(float *logits, float *loss, const int32_t *tgt, int n,
+                                           int V) {
+    crossentropy_smoothed_softmax_backward_inplace(logits, loss, tgt, n, V, 0.0f);
 }
 
 // --- dropout -------------------------------------------------------------------------------------
