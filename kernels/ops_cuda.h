@@ -203,6 +203,28 @@ int matmul_backward_q_cuda(vet_cuda *ctx, float *dinp, const float *dout, const 
                            const vet_cuda_qweight *w, int N, int C, int OC, void *scratch,
                            vet_err *err);
 
+// --- fp16 storage (kernels/fp16.cu) ---------------------------------------------------------
+// IEEE binary16 values as uint16_t bit patterns (lib/half.h's vet_f32_to_f16 layout): max
+// 65504, subnormals down to 2^-24; rounding to nearest even, too large becomes inf. The twins
+// of the bf16 ops above, for vet-train --fp16 (which adds dynamic loss scaling on the host).
+int f32_to_f16_cuda(vet_cuda *ctx, uint16_t *out, const float *inp, size_t n, vet_err *err);
+int f16_to_f32_cuda(vet_cuda *ctx, float *out, const uint16_t *inp, size_t n, vet_err *err);
+// out (N,C) = embed[tokens[n]] with an fp16 table (V,C), widened exactly.
+int embedding_forward_f16_cuda(vet_cuda *ctx, float *out, const int32_t *tokens,
+                               const uint16_t *embed, int N, int C, vet_err *err);
+// C (M,N) = alpha op(A)·op(B) + beta C with fp16 A and B, fp32 C, fp32 accumulation
+// (cublasGemmEx, CUDA_R_16F inputs, CUBLAS_COMPUTE_32F).
+int vet_cuda_gemm_f16(vet_cuda *ctx, int transA, int transB, int M, int N, int K, float alpha,
+                      const uint16_t *A, int lda, const uint16_t *B, int ldb, float beta,
+                      float *C, int ldc, vet_err *err);
+// As matmul_forward_bf16_cuda / matmul_backward_bf16_cuda with fp16 inp, W and dout.
+int matmul_forward_f16_cuda(vet_cuda *ctx, float *out, const uint16_t *inp,
+                            const uint16_t *weight, const float *bias, int N, int C, int OC,
+                            vet_err *err);
+int matmul_backward_f16_cuda(vet_cuda *ctx, float *dinp, float *dweight, const uint16_t *dout,
+                             const uint16_t *inp, const uint16_t *weight, int N, int C, int OC,
+                             vet_err *err);
+
 #ifdef __cplusplus
 }
 #endif

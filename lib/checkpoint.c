@@ -58,6 +58,11 @@ static int write_state(const char *path, const vet_train_state *st, vet_err *err
     json_object_set_new(o, "bad_evals", json_integer(st->bad_evals));
     json_object_set_new(o, "skipped_steps", json_integer(st->skipped_steps));
     json_object_set_new(o, "tokens_seen", json_real(st->tokens_seen));
+    if (st->loss_scale > 0) {  // fp16 runs only: other checkpoints stay as they were
+        json_object_set_new(o, "loss_scale", json_real(st->loss_scale));
+        json_object_set_new(o, "loss_scale_good_steps", json_integer(st->scale_good));
+        json_object_set_new(o, "loss_scale_skipped_steps", json_integer(st->scale_skips));
+    }
     json_object_set_new(o, "fingerprint", json_string(st->fingerprint));
     FILE *f = fopen(path, "w");
     if (!f) { json_decref(o); return vet_errf(err, "%s: cannot create: %s", path, strerror(errno)); }
@@ -110,6 +115,10 @@ static int read_state(const char *path, vet_train_state *st, vet_err *err) {
     st->bad_evals = (int)json_integer_value(json_object_get(o, "bad_evals"));
     st->skipped_steps = (long)json_integer_value(json_object_get(o, "skipped_steps"));
     st->tokens_seen = json_number_value(json_object_get(o, "tokens_seen"));
+    json_t *ls = json_object_get(o, "loss_scale");  // absent: 0, the run's initial scale
+    st->loss_scale = json_is_number(ls) && json_number_value(ls) > 0 ? json_number_value(ls) : 0;
+    st->scale_good = (long)json_integer_value(json_object_get(o, "loss_scale_good_steps"));
+    st->scale_skips = (long)json_integer_value(json_object_get(o, "loss_scale_skipped_steps"));
     const char *fp = json_string_value(json_object_get(o, "fingerprint"));
     snprintf(st->fingerprint, sizeof st->fingerprint, "%s", fp ? fp : "");
     int ok = json_is_integer(json_object_get(o, "step")) && fp;

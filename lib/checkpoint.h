@@ -22,6 +22,10 @@ typedef struct {
     int bad_evals;        // evaluations without improvement (early stopping)
     long skipped_steps;   // steps skipped as non-finite
     double tokens_seen;
+    // fp16 dynamic loss scaling (0 / absent in other runs' and older checkpoints: defaults)
+    double loss_scale;    // the current scale (0: none yet)
+    long scale_good;      // consecutive steps without overflow since the last change
+    long scale_skips;     // steps skipped for overflow: the schedule and AdamW did not advance
     char fingerprint[65]; // sha256 of the run's settings: resuming another run is refused
 } vet_train_state;
 

@@ -19,7 +19,8 @@ struct vet_gpu_model {
     vet_cuda *ctx;
     vet_config cfg;
     unsigned flags;
-    int bf16, full;
+    int bf16, full;     // bf16: base matrices in 16-bit storage (bf16, or fp16 with fp16 set)
+    int fp16;           // VET_GPU_FP16: that storage is IEEE fp16 (same places, same GEMMs)
     int quant;          // 0, VET_CUDA_Q_INT8 or VET_CUDA_Q_NF4 (VET_GPU_INT8 / VET_GPU_NF4)
     int ckpt;           // VET_GPU_CKPT: per-layer activations hold one layer (see act_layer)
     int B, T;           // capacity

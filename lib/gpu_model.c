@@ -20,15 +20,15 @@
 
 #define GIB(b) ((double)(b) / (1024.0 * 1024.0 * 1024.0))
 
-// Uploads n floats of host fp32 as bf16, converting on the host in pieces (round to nearest
-// even, as f32_to_bf16_cuda and PyTorch).
-static int upload_bf16(vet_cuda *ctx, uint16_t *dst, const float *src, size_t n, vet_err *err) {
+// Uploads n floats of host fp32 as bf16 (fp16 with fp16 set), converting on the host in
+// pieces (round to nearest even, as f32_to_bf16_cuda / f32_to_f16_cuda and PyTorch).
+static int upload_bf16(vet_cuda *ctx, uint16_t *dst, const float *src, size_t n, int fp16, vet_err *err) {
     size_t piece = (size_t)1 << 22;
     uint16_t *tmp = malloc((n < piece ? n : piece) * sizeof(uint16_t) + 1);
     if (!tmp) return vet_errf(err, "out of memory");
     for (size_t o = 0; o < n; o += piece) {
         size_t k = n - o < piece ? n - o : piece;
-        for (size_t i = 0; i < k; i++) tmp[i] = vet_f32_to_bf16(src[o + i]);
+        for (size_t i = 0; i < k; i++) tmp[i] = fp16 ? vet_f32_to_f16(src[o + i]) : vet_f32_to_bf16(src[o + i]);
         if (vet_cuda_upload(ctx, dst + o, tmp, k * sizeof(uint16_t), err) < 0) {
             free(tmp);
             return -1;
@@ -88,8 +88,8 @@ static int upload_weights(vet_gpu_model *g, const vet_model *m, vet_err *err) {
         if (g->cfg.qkv_bias) g->bq = d + g->o_bq, g->bk = d + g->o_bk, g->bv = d + g->o_bv;
         return 0;
     }
-    if (g->quant ? upload_quantized(g, m, err) < 0 : upload_bf16(ctx, g->w16, w->wq, g->n_w16, err) < 0) return -1;
-    if (g->embed16 && upload_bf16(ctx, g->embed16, w->embed, V * C, err) < 0) return -1;
+    if (g->quant ? upload_quantized(g, m, err) < 0 : upload_bf16(ctx, g->w16, w->wq, g->n_w16, g->fp16, err) < 0) return -1;
+    if (g->embed16 && upload_bf16(ctx, g->embed16, w->embed, V * C, g->fp16, err) < 0) return -1;
     if (!g->embed16 && !g->cfg.tie_embeddings && upload_f32(ctx, g->embed, w->embed, V * C, err) < 0) return -1;
     if (upload_f32(ctx, g->attn_norm, w->attn_norm, L * C, err) < 0 ||
         upload_f32(ctx, g->mlp_norm, w->mlp_norm, L * C, err) < 0 ||

@@ -53,6 +53,11 @@ enum {
     // the same inputs (dropout masks from the same seeds), so the loss and every gradient are
     // bit-identical to the run without it; it costs about one more forward per step.
     VET_GPU_CKPT = 1 << 4,
+    // Base weight matrices stored IEEE fp16 instead of bf16: VET_GPU_BF16's mode exactly (the
+    // same tensors and GEMM inputs rounded, fp16 GEMMs with fp32 accumulation) in the other
+    // format. fp16's range ends at 65504, so the caller scales the loss (vet-train --fp16's
+    // dynamic loss scaling). Not with VET_GPU_BF16, VET_GPU_FULL or a quantization.
+    VET_GPU_FP16 = 1 << 5,
 };
 
 typedef struct {

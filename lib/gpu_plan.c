@@ -26,6 +26,15 @@ int gpu_set_dims(vet_gpu_model *g, const vet_config *c, int r, unsigned targets,
     g->flags = flags;
     g->bf16 = (flags & VET_GPU_BF16) != 0;
     g->full = (flags & VET_GPU_FULL) != 0;
+    g->fp16 = (flags & VET_GPU_FP16) != 0;
+    if (g->fp16) {
+        if (g->bf16) return vet_errf(err, "VET_GPU_FP16 and VET_GPU_BF16 together: choose one 16-bit format");
+        if (flags & (VET_GPU_INT8 | VET_GPU_NF4))
+            return vet_errf(err, "VET_GPU_FP16 with quantized base weights is not supported (their GEMMs are bf16 "
+                                 "or fp32): drop one");
+        if (g->full) return vet_errf(err, "full training needs fp32 base weights (drop VET_GPU_FP16, or train LoRA)");
+        g->bf16 = 1;  // the 16-bit storage mode, in fp16
+    }
     if (g->bf16 && g->full)
         return vet_errf(err, "full training needs fp32 base weights (drop VET_GPU_BF16, or train LoRA)");
     if ((flags & VET_GPU_INT8) && (flags & VET_GPU_NF4))

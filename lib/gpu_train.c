@@ -28,6 +28,27 @@
 // ---------------------------------------------------------------------------------------
 // One (possibly adapted) projection
 
+// The 16-bit storage mode (g->bf16) holds bf16, or IEEE fp16 with VET_GPU_FP16: the same
+// places converted, the same GEMMs, only the format differs.
+static int to_half(vet_gpu_model *g, uint16_t *out, const float *inp, size_t n, vet_err *err) {
+    return g->fp16 ? f32_to_f16_cuda(g->ctx, out, inp, n, err) : f32_to_bf16_cuda(g->ctx, out, inp, n, err);
+}
+static int half_forward(vet_gpu_model *g, float *out, const uint16_t *inp, const uint16_t *w, const float *b,
+                        int N, int C, int OC, vet_err *err) {
+    return g->fp16 ? matmul_forward_f16_cuda(g->ctx, out, inp, w, b, N, C, OC, err)
+                   : matmul_forward_bf16_cuda(g->ctx, out, inp, w, b, N, C, OC, err);
+}
+static int half_backward(vet_gpu_model *g, float *dinp, float *dw, const uint16_t *dout, const uint16_t *inp,
+                         const uint16_t *w, int N, int C, int OC, vet_err *err) {
+    return g->fp16 ? matmul_backward_f16_cuda(g->ctx, dinp, dw, dout, inp, w, N, C, OC, err)
+                   : matmul_backward_bf16_cuda(g->ctx, dinp, dw, dout, inp, w, N, C, OC, err);
+}
+static int half_embedding(vet_gpu_model *g, float *out, const int32_t *tokens, const uint16_t *embed, int N,
+                          int C, vet_err *err) {
+    return g->fp16 ? embedding_forward_f16_cuda(g->ctx, out, tokens, embed, N, C, err)
+                   : embedding_forward_bf16_cuda(g->ctx, out, tokens, embed, N, C, err);
+}
+
 // The dropout seed of (layer, target): lib/model_train.c's lora_seed, so masks match.
 static uint64_t lora_seed(uint64_t seed, int l, int t) {
     return vet_rng_hash(vet_rng_hash(seed, (uint64_t)l), (uint64_t)t);
@@ -118,7 +139,7 @@ static int proj_forward(vet_gpu_model *g, int l, int t, float *out, const float 
     proj p = proj_of(g, l, t);
     int rc = g->quant ? matmul_forward_q_cuda(ctx, out, inp, g->bf16 ? inp16 : NULL, &p.qw, p.b, N, p.in,
                                               p.out, g->wdq, err)
-             : g->bf16 ? matmul_forward_bf16_cuda(ctx, out, inp16, p.w16, p.b, N, p.in, p.out, err)
+             : g->bf16 ? half_forward(g, out, inp16, p.w16, p.b, N, p.in, p.out, err)
                        : matmul_forward_cuda(ctx, out, inp, p.w, p.b, N, p.in, p.out, err);
     if (rc < 0 || !p.A) return rc;
     if (lora_u_forward(g, l, t, &p, inp, N, err) < 0) return -1;
@@ -133,13 +154,13 @@ static int proj_backward(vet_gpu_model *g, int l, int t, float *dinp, const floa
     proj p = proj_of(g, l, t);
     int rc;
     if (g->quant) {  // dinp += dout·W, W dequantized again (the forward's copy is long gone)
-        rc = g->bf16 ? f32_to_bf16_cuda(ctx, g->db16, dout, (size_t)N * p.out, err) : 0;
+        rc = g->bf16 ? to_half(g, g->db16, dout, (size_t)N * p.out, err) : 0;
         if (rc == 0)
             rc = matmul_backward_q_cuda(ctx, dinp, dout, g->bf16 ? g->db16 : NULL, &p.qw, N, p.in, p.out, g->wdq,
                                         err);
     } else if (g->bf16) {  // dinp += dout·W with dout rounded to bf16, as a bf16 autograd would
-        rc = f32_to_bf16_cuda(ctx, g->db16, dout, (size_t)N * p.out, err);
-        if (rc == 0) rc = matmul_backward_bf16_cuda(ctx, dinp, NULL, g->db16, NULL, p.w16, N, p.in, p.out, err);
+        rc = to_half(g, g->db16, dout, (size_t)N * p.out, err);
+        if (rc == 0) rc = half_backward(g, dinp, NULL, g->db16, NULL, p.w16, N, p.in, p.out, err);
     } else {
         rc = matmul_backward_cuda(ctx, dinp, full ? p.dw : NULL, full ? p.db : NULL, dout, inp, p.w,
                                   N, p.in, p.out, err);
@@ -196,7 +217,7 @@ static int layer_forward(vet_gpu_model *g, int l, int B, int T, int recompute, v
     layer_acts a = acts_of(g, l);
     // attention block
     TRY(rmsnorm_forward_cuda(ctx, g->h, a.rstd1, x, g->attn_norm + (size_t)l * C, N, C, c->rms_eps, err));
-    if (g->bf16) TRY(f32_to_bf16_cuda(ctx, g->xb16, g->h, (size_t)N * C, err));
+    if (g->bf16) TRY(to_half(g, g->xb16, g->h, (size_t)N * C, err));
     TRY(proj_forward(g, l, 0, a.q, g->h, g->xb16, N, err));
     TRY(proj_forward(g, l, 1, a.k, g->h, g->xb16, N, err));
     TRY(proj_forward(g, l, 2, a.v, g->h, g->xb16, N, err));
@@ -204,12 +225,12 @@ static int layer_forward(vet_gpu_model *g, int l, int B, int T, int recompute, v
     TRY(rope_forward_cuda(ctx, a.k, g->pos, g->cos_t, g->sin_t, N, g->KVH, g->hd, err));
     TRY(attention_forward_cuda(ctx, a.att, a.lse, a.q, a.k, a.v, g->seg, B, T, g->H, g->KVH, g->hd,
                                g->attn_scratch, err));
-    if (g->bf16) TRY(f32_to_bf16_cuda(ctx, g->xb16, a.att, (size_t)N * Q, err));
+    if (g->bf16) TRY(to_half(g, g->xb16, a.att, (size_t)N * Q, err));
     TRY(proj_forward(g, l, 3, a.xmid, a.att, g->xb16, N, err));  // xmid = o(att) + x
     TRY(add_inplace_cuda(ctx, a.xmid, x, (size_t)N * C, err));
     // MLP block
     TRY(rmsnorm_forward_cuda(ctx, g->h, a.rstd2, a.xmid, g->mlp_norm + (size_t)l * C, N, C, c->rms_eps, err));
-    if (g->bf16) TRY(f32_to_bf16_cuda(ctx, g->xb16, g->h, (size_t)N * C, err));
+    if (g->bf16) TRY(to_half(g, g->xb16, g->h, (size_t)N * C, err));
     TRY(proj_forward(g, l, 4, a.gate, g->h, g->xb16, N, err));
     TRY(proj_forward(g, l, 5, a.up, g->h, g->xb16, N, err));
     TRY(swiglu_forward_cuda(ctx, g->act, a.gate, a.up, (size_t)N * F, err));
@@ -217,7 +238,7 @@ static int layer_forward(vet_gpu_model *g, int l, int B, int T, int recompute, v
         proj p = proj_of(g, l, 6);
         return p.A ? lora_u_forward(g, l, 6, &p, g->act, N, err) : 0;
     }
-    if (g->bf16) TRY(f32_to_bf16_cuda(ctx, g->xb16, g->act, (size_t)N * F, err));
+    if (g->bf16) TRY(to_half(g, g->xb16, g->act, (size_t)N * F, err));
     TRY(proj_forward(g, l, 6, xout, g->act, g->xb16, N, err));  // xout = down(act) + xmid
     return add_inplace_cuda(ctx, xout, a.xmid, (size_t)N * C, err);
 }
@@ -245,7 +266,7 @@ int vet_gpu_forward(vet_gpu_model *g, const vet_batch *b, double *loss_sum, int 
     TRY(vet_cuda_upload(ctx, g->seg, b->seg, ni, err));
 
     if (g->embed) TRY(embedding_forward_cuda(ctx, g->x, g->tokens, g->embed, N, C, err));
-    else TRY(embedding_forward_bf16_cuda(ctx, g->x, g->tokens, g->embed16, N, C, err));
+    else TRY(half_embedding(g, g->x, g->tokens, g->embed16, N, C, err));
     for (int l = 0; l < g->L; l++) TRY(layer_forward(g, l, b->B, b->T, 0, err));
     const float *xL = g->x + (size_t)g->L * NS * C;
     TRY(rmsnorm_forward_cuda(ctx, g->lnf, g->rstdf, xL, g->final_norm, N, C, c->rms_eps, err));

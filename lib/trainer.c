@@ -80,6 +80,7 @@ typedef struct {
     // between downloads (pull_state).
     vet_cuda *cuda;
     vet_gpu_model *gpu;
+    double step_scale;   // fp16: the loss scale of the step being logged (0: not fp16)
 } run;
 
 static void note(const run *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -266,6 +267,7 @@ static int setup_optimizer(run *r, vet_err *err) {
 static int open_device(run *r, vet_err *err) {
     const vet_train_opts *o = r->o;
     if (o->device != VET_DEVICE_CUDA) {
+        if (o->gpu_fp16) return vet_errf(err, "fp16 base weights need --device cuda (the CPU backend computes in fp32)");
         if (o->gpu_quant)
             return vet_errf(err, "quantized base weights need --device cuda (the CPU backend computes in fp32)");
         note(r, "device cpu (%d threads), fp32", vet_get_threads());
@@ -277,6 +279,8 @@ static int open_device(run *r, vet_err *err) {
         return vet_errf(err, "full training on CUDA needs fp32 base weights (--fp32), or train LoRA");
     if (o->full && o->gpu_quant)
         return vet_errf(err, "quantized base weights are frozen: --quant needs LoRA training, not --full");
+    if (o->gpu_fp16 && (o->full || o->gpu_bf16 || o->gpu_quant))
+        return vet_errf(err, "fp16 base weights are for LoRA training without --bf16 or --quant");
 #ifdef VET_CUDA
     char why[512], name[256];
     if (!vet_cuda_available(why, sizeof why)) return vet_errf(err, "--device cuda: %s", why);
@@ -287,7 +291,8 @@ static int open_device(run *r, vet_err *err) {
         note(r, "device cuda:%d %s, base weights %s (dequantized to %s for each GEMM)", o->gpu_index, name,
              o->gpu_quant == 1 ? "int8" : "nf4", o->gpu_bf16 ? "bf16" : "fp32");
     else
-        note(r, "device cuda:%d %s, base weights %s", o->gpu_index, name, o->gpu_bf16 ? "bf16" : "fp32");
+        note(r, "device cuda:%d %s, base weights %s", o->gpu_index, name,
+             o->gpu_fp16 ? "fp16 (dynamic loss scaling)" : o->gpu_bf16 ? "bf16" : "fp32");
     return 0;
 #else
     return vet_errf(err, "--device cuda: vet was built without CUDA (rebuild with nvcc on PATH)");
@@ -309,7 +314,7 @@ static int setup_device(run *r, vet_err *err) {
     if (T < 1) T = 1;
     unsigned flags = (o->gpu_bf16 ? VET_GPU_BF16 : 0) | (o->full ? VET_GPU_FULL : 0) |
                      (o->gpu_quant == 1 ? VET_GPU_INT8 : o->gpu_quant == 2 ? VET_GPU_NF4 : 0) |
-                     (o->gpu_ckpt ? VET_GPU_CKPT : 0);
+                     (o->gpu_ckpt ? VET_GPU_CKPT : 0) | (o->gpu_fp16 ? VET_GPU_FP16 : 0);
     vet_gpu_plan p;
     if (vet_gpu_plan_bytes(&m->cfg, m->has_lora ? m->lora.r : 0, m->has_lora ? m->lora.targets : 0, B, T, flags,
                            &p, err) < 0)
@@ -456,6 +461,7 @@ static void log_step(run *r, const vet_step_info *s) {
             "\"tokens_per_s\":%.1f,\"elapsed_s\":%.3f",
             s->step, s->epoch, s->loss, s->lr, s->grad_norm, s->loss_tokens, s->tokens_per_s, s->elapsed_s);
     if (!isnan(s->val_loss)) fprintf(r->log, ",\"val_loss\":%.7g", s->val_loss);
+    if (r->step_scale > 0) fprintf(r->log, ",\"loss_scale\":%.7g", r->step_scale);
     fputs("}\n", r->log);
     fflush(r->log);
 }
@@ -496,6 +502,14 @@ static int train_loop(run *r, vet_step_fn on_step, void *ctx, vet_train_result *
         if (!has_best) st.best_val = INFINITY;
         if (r->gpu && vet_gpu_upload_state(r->gpu, r->params, r->adam_m, r->adam_v, r->n, err) < 0) return -1;
     }
+    // fp16: dynamic loss scaling as torch.cuda.amp.GradScaler's defaults (start 2^16, x2 after
+    // 2000 steps in a row without overflow, x0.5 and the step skipped on one). A checkpoint
+    // without a scale (older, or of a bf16 / fp32 run) starts at the initial one.
+    if (!o->gpu_fp16) st.loss_scale = 0, st.scale_good = 0, st.scale_skips = 0;
+    else if (!(st.loss_scale > 0)) {
+        st.loss_scale = o->fp16_init_scale > 0 ? o->fp16_init_scale : 65536.0;
+        st.scale_good = 0;
+    }
     char path[4200];
     if (vet_mkdirs(o->out_dir, err) < 0) return -1;
     snprintf(path, sizeof path, "%s/train.log.jsonl", o->out_dir);
@@ -532,7 +546,9 @@ static int train_loop(run *r, vet_step_fn on_step, void *ctx, vet_train_result *
             int rc;
             if (r->gpu) {  // gradients accumulate on the device
                 rc = vet_gpu_forward(r->gpu, &b, &ls, &nt, 1, dseed, err);
-                if (rc == 0 && step_targets > 0) rc = vet_gpu_backward(r->gpu, 1.0f / (float)step_targets, mode, err);
+                // fp16: the backward of loss * S, so that small gradients survive fp16's range
+                float gs = o->gpu_fp16 ? (float)st.loss_scale * (1.0f / (float)step_targets) : 1.0f / (float)step_targets;
+                if (rc == 0 && step_targets > 0) rc = vet_gpu_backward(r->gpu, gs, mode, err);
             } else {
                 rc = vet_model_forward(&r->m, r->acts, &b, NULL, &ls, &nt, 1, dseed, err);
                 if (rc == 0 && step_targets > 0)
@@ -547,9 +563,31 @@ static int train_loop(run *r, vet_step_fn on_step, void *ctx, vet_train_result *
         // The norm is summed on the host in the CPU's order: the device's grads come back
         // (LoRA's are small), so both devices clip and check alike.
         if (r->gpu && vet_gpu_download_grads(r->gpu, r->grads, r->n, err) < 0) return -1;
+        // fp16: unscale (GradScaler.unscale_: grads * float(1/S)) before the norm and clipping;
+        // the device's copy is unscaled with the clipping below, in one multiply.
+        float inv_scale = o->gpu_fp16 ? (float)(1.0 / st.loss_scale) : 1.0f;
+        if (o->gpu_fp16)
+            for (size_t i = 0; i < r->n; i++) r->grads[i] *= inv_scale;
         double norm2 = 0;
         for (size_t i = 0; i < r->n; i++) norm2 += (double)r->grads[i] * r->grads[i];
         double norm = sqrt(norm2);
+        if (o->gpu_fp16 && isfinite(loss) && !isfinite(norm)) {
+            // Overflow in the scaled backward: as GradScaler + the HF Trainer, no AdamW step, the
+            // schedule does not advance (scale_skips), the scale halves; the data is consumed.
+            if (st.loss_scale < 0x1p-24)
+                return vet_errf(err, "step %ld: gradients not finite even at loss scale %g: fp16 overflows in "
+                                     "backward; use --bf16", step + 1, st.loss_scale);
+            note(r, "step %ld: gradients overflowed in fp16 at loss scale %.9g: step skipped, loss scale %.9g",
+                 step + 1, st.loss_scale, st.loss_scale * 0.5);
+            st.loss_scale *= 0.5;
+            st.scale_good = 0;
+            st.scale_skips++;
+            st.skipped_steps++;
+            memset(r->grads, 0, r->n * sizeof(float));
+            if (vet_gpu_zero_grads(r->gpu, err) < 0) return -1;
+            st.step = step + 1;
+            continue;
+        }
         if (!isfinite(loss) || !isfinite(norm)) {
             char what[256] = "the loss";
             if (isfinite(loss))
@@ -570,7 +608,11 @@ static int train_loop(run *r, vet_step_fn on_step, void *ctx, vet_train_result *
             st.step = step + 1;
             continue;
         }
-        if (o->max_grad_norm > 0) {
+        if (o->gpu_fp16) {  // the device grads: unscaled, and clipped in the same multiply
+            double coef = o->max_grad_norm > 0 ? o->max_grad_norm / (norm + 1e-6) : 1.0;
+            float s = coef < 1.0 ? inv_scale * (float)coef : inv_scale;
+            if (s != 1.0f && vet_gpu_scale_grads(r->gpu, s, err) < 0) return -1;
+        } else if (o->max_grad_norm > 0) {
             // As torch.nn.utils.clip_grad_norm_: scale by max/(norm + 1e-6) when that is below 1.
             double coef = o->max_grad_norm / (norm + 1e-6);
             if (coef < 1.0) {
@@ -581,22 +623,29 @@ static int train_loop(run *r, vet_step_fn on_step, void *ctx, vet_train_result *
                 }
             }
         }
-        double lr = vet_schedule_lr(&sched, step);
+        // Steps skipped for fp16 overflow did not advance the schedule or AdamW's count (0 otherwise).
+        long opt_step = step - st.scale_skips;
+        double lr = vet_schedule_lr(&sched, opt_step);
         for (int s = 0; s < r->n_segs; s++) {
             segment g = r->segs[s];
             float wd = g.decay ? (float)o->weight_decay : 0.0f;
             if (r->gpu) {
-                if (vet_gpu_adamw_step(r->gpu, g.off, g.n, (float)lr, 0.9f, 0.999f, 1e-8f, wd, (int)(step + 1), err) < 0)
+                if (vet_gpu_adamw_step(r->gpu, g.off, g.n, (float)lr, 0.9f, 0.999f, 1e-8f, wd, (int)(opt_step + 1), err) < 0)
                     return -1;
             } else {
                 adamw_update(r->params + g.off, r->grads + g.off, r->adam_m + g.off, r->adam_v + g.off, g.n,
-                             (float)lr, 0.9f, 0.999f, 1e-8f, wd, (int)(step + 1));
+                             (float)lr, 0.9f, 0.999f, 1e-8f, wd, (int)(opt_step + 1));
             }
         }
         memset(r->grads, 0, r->n * sizeof(float));
         if (r->gpu && vet_gpu_zero_grads(r->gpu, err) < 0) return -1;
         st.step = step + 1;
         st.tokens_seen += (double)step_tokens;
+        r->step_scale = st.loss_scale;
+        if (o->gpu_fp16 && ++st.scale_good >= 2000) {  // GradScaler's growth_interval
+            st.loss_scale *= 2.0;
+            st.scale_good = 0;
+        }
         if (isnan(res->first_loss)) res->first_loss = loss;
         res->last_loss = loss;
 

@@ -71,6 +71,9 @@ typedef struct {
     vet_device device;
     int gpu_index;             // CUDA device number (0)
     int gpu_bf16;              // CUDA: base weight matrices in bf16 (LoRA only; fp32 is exact)
+    int gpu_fp16;              // CUDA: base weight matrices in fp16 with dynamic loss scaling (LoRA
+                               // only, not with gpu_bf16 / gpu_quant)
+    double fp16_init_scale;    // the loss scale fp16 starts at (0: 65536, GradScaler's default)
     int gpu_quant;             // CUDA: base weight matrices quantized (lib/quant.h's vet_quant_kind:
                                // 0 none, 1 int8, 2 nf4; LoRA only): dequantized to bf16 for the
                                // GEMMs with gpu_bf16, else to fp32

@@ -66,7 +66,8 @@ static void usage(void) {
         "  --device cpu|cuda[:N]   where the model computes (cpu); cuda = cuda:0\n"
         "  --bf16                  CUDA: base weight matrices in bf16 (the default for LoRA on cuda)\n"
         "  --fp32                  CUDA: base weights in fp32, the CPU's results (the default for --full)\n"
-        "  --dtype fp32|bf16       the same as --fp32 / --bf16\n"
+        "  --fp16                  CUDA, LoRA: base weight matrices in fp16, with dynamic loss scaling\n"
+        "  --dtype fp32|bf16|fp16  the same as --fp32 / --bf16 / --fp16\n"
         "  --threads N             CPU threads (0 = all cores)\n"
         "  --grad-checkpoint       CUDA: keep only each layer's input, recompute the layer in backward\n"
         "                          (same results, much less memory, ~1 more forward; the CPU ignores it)\n"
@@ -140,7 +141,7 @@ enum {
     O_BASE = 256, O_INIT, O_TOKENIZER, O_OUT, O_TRAIN, O_VAL, O_R, O_ALPHA, O_DROPOUT, O_TARGETS, O_RSLORA,
     O_FULL, O_MERGE, O_EPOCHS, O_BS, O_GA, O_LR, O_WD, O_WARMUP, O_SCHED, O_CLIP, O_MAXSTEPS, O_SEED,
     O_EVAL, O_SAVE, O_SAVELIMIT, O_PATIENCE, O_RESUME, O_SKIPNF, O_LOGEVERY, O_DEVICE, O_THREADS, O_DTYPE,
-    O_GRADCKPT, O_QUANT, O_ADAPTER, O_BF16, O_FP32, O_SMOOTH,
+    O_GRADCKPT, O_QUANT, O_ADAPTER, O_BF16, O_FP32, O_FP16, O_SMOOTH,
 };
 
 int main(int argc, char **argv) {
@@ -164,6 +165,7 @@ int main(int argc, char **argv) {
         {"threads", required_argument, 0, O_THREADS}, {"dtype", required_argument, 0, O_DTYPE},
         {"grad-checkpoint", no_argument, 0, O_GRADCKPT}, {"quant", required_argument, 0, O_QUANT},
         {"bf16", no_argument, 0, O_BF16}, {"fp32", no_argument, 0, O_FP32},
+        {"fp16", no_argument, 0, O_FP16},
         {"quiet", no_argument, 0, 'q'}, {"help", no_argument, 0, 'h'}, {"version", no_argument, 0, 'V'},
         {0, 0, 0, 0},
     };
@@ -216,6 +218,7 @@ int main(int argc, char **argv) {
         case O_DTYPE: dtype = optarg; break;
         case O_BF16: dtype = "bf16"; break;
         case O_FP32: dtype = "fp32"; break;
+        case O_FP16: dtype = "fp16"; break;
         case O_GRADCKPT: grad_ckpt = 1; break;
         case O_QUANT: quant = optarg; break;
         case 'q': prog.quiet = 1; break;
@@ -240,20 +243,29 @@ int main(int argc, char **argv) {
     } else {
         cli_usage_error("--device: '%s' is not cpu, cuda or cuda:N", device);
     }
-    if (dtype && strcmp(dtype, "fp32") && strcmp(dtype, "bf16")) {
-        if (strcmp(dtype, "fp16") == 0)
-            cli_fail(EXIT_USAGE, "--dtype fp16: not supported (fp16 overflows where bf16 does not); use --bf16");
-        cli_usage_error("--dtype: '%s' is not fp32 or bf16", dtype);
-    }
+    if (dtype && strcmp(dtype, "fp32") && strcmp(dtype, "bf16") && strcmp(dtype, "fp16"))
+        cli_usage_error("--dtype: '%s' is not fp32, bf16 or fp16", dtype);
+    int fp16 = dtype && strcmp(dtype, "fp16") == 0;
     if (o.device == VET_DEVICE_CPU) {
-        if (dtype && strcmp(dtype, "bf16") == 0)
-            cli_fail(EXIT_USAGE, "--bf16: the CPU backend computes in fp32; bf16 base weights need --device cuda");
+        if (dtype && strcmp(dtype, "fp32"))
+            cli_fail(EXIT_USAGE, "--%s: the CPU backend computes in fp32; %s base weights need --device cuda", dtype,
+                     dtype);
     } else if (o.full) {  // the GPU model trains every weight in fp32 only
-        if (dtype && strcmp(dtype, "bf16") == 0)
-            cli_fail(EXIT_USAGE, "--bf16 with %s: full training on CUDA keeps fp32 weights; drop --bf16 or "
-                                 "train LoRA", o.init ? "--init" : "--full");
+        if (dtype && strcmp(dtype, "fp32"))
+            cli_fail(EXIT_USAGE, "--%s with %s: full training on CUDA keeps fp32 weights; drop --%s or "
+                                 "train LoRA", dtype, o.init ? "--init" : "--full", dtype);
     } else {
-        o.gpu_bf16 = !dtype || strcmp(dtype, "bf16") == 0;  // bf16 unless --fp32: half the memory
+        o.gpu_bf16 = !dtype || strcmp(dtype, "bf16") == 0;  // bf16 unless --fp32 / --fp16: half the memory
+        o.gpu_fp16 = fp16;
+    }
+    // A test hook (documented in the man page): the loss scale fp16 starts at, e.g. 1e38 to
+    // force overflows.
+    const char *init_scale = getenv("VET_FP16_INIT_SCALE");
+    if (o.gpu_fp16 && init_scale && *init_scale) {
+        char *end;
+        o.fp16_init_scale = strtod(init_scale, &end);
+        if (*end || !(o.fp16_init_scale > 0) || !isfinite(o.fp16_init_scale))
+            cli_usage_error("VET_FP16_INIT_SCALE: '%s' is not a positive number", init_scale);
     }
     vet_quant_kind qk;
     if (vet_quant_parse(quant, &qk, &err) < 0) cli_usage_error("--quant: %s", err.msg);
@@ -264,6 +276,8 @@ int main(int argc, char **argv) {
         if (o.full)
             cli_fail(EXIT_USAGE, "--quant %s with %s: quantized base weights are frozen; train LoRA, or drop --quant",
                      quant, o.init ? "--init" : "--full");
+        if (o.gpu_fp16)
+            cli_fail(EXIT_USAGE, "--quant %s with --fp16: quantized weights compute in bf16 or fp32; drop one", quant);
         o.gpu_quant = (int)qk;
     }
     o.gpu_ckpt = grad_ckpt && o.device == VET_DEVICE_CUDA;  // the CPU keeps its activations, as before

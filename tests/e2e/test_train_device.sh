@@ -178,3 +178,61 @@ ckpt_ok() {
     cmp "$tmp/scpu/adapter_model.safetensors" "$tmp/ckpt-cpu/adapter_model.safetensors" >&2
 }
 check train_device_grad_checkpoint_identical ckpt_ok
+
+# 10. --fp16 (fp16 base weights, dynamic loss scaling): completes, says fp16, logs the scale,
+#     final loss within 3% of fp32's; refused on the CPU, with --full and with --quant.
+fp16_ok() {
+    [ $cuda_status -eq 0 ] || return 1
+    run "$sbin" "$tmp/fp16" --device cuda --fp16 || { cat "$tmp/fp16.err" >&2; return 1; }
+    grep -q '^vet-train: device cuda:0 .*, base weights fp16 (dynamic loss scaling)$' "$tmp/fp16.err" || return 1
+    ! cmp -s "$tmp/cuda/adapter_model.safetensors" "$tmp/fp16/adapter_model.safetensors" || return 1
+    /usr/bin/python3 - "$tmp/cuda/train.log.jsonl" "$tmp/fp16/train.log.jsonl" <<'PY' || return 1
+import json, sys
+a = [json.loads(l) for l in open(sys.argv[1])]
+b = [json.loads(l) for l in open(sys.argv[2])]
+print(f"final loss cuda fp32 {a[-1]['loss']:.5f}, fp16 {b[-1]['loss']:.5f}", file=sys.stderr)
+ok = len(a) == len(b) == 6 and all(x.get("loss_scale") == 65536 for x in b) and "loss_scale" not in a[-1]
+sys.exit(0 if ok and abs(a[-1]["loss"] - b[-1]["loss"]) <= 0.03 * a[-1]["loss"] else 1)
+PY
+    local msg
+    msg=$(run "$sbin" "$tmp/fp16-cpu" --device cpu --fp16 2>&1; cat "$tmp/fp16-cpu.err")
+    grep -q -- "--fp16: the CPU backend computes in fp32" <<<"$msg" || return 1
+    msg=$(run "$sbin" "$tmp/fp16-q" --device cuda --fp16 --quant int8; cat "$tmp/fp16-q.err")
+    grep -q -- "--quant int8 with --fp16" <<<"$msg" || return 1
+    msg=$("$sbin" --threads 2 -q --init "$tmp/micro.json" --tokenizer "$tmp/tok.model" --train "$tmp/train.msgpack.zst" \
+          --out "$tmp/fp16-full" --device cuda --fp16 2>&1)
+    [ $? -eq 2 ] && grep -q -- "--fp16 with --init: full training on CUDA keeps fp32 weights" <<<"$msg"
+}
+check train_device_fp16_close_to_fp32 fp16_ok
+
+# 11. A forced overflow (VET_FP16_INIT_SCALE, the test hook): the first steps are skipped with
+#     the scale halving each time until the gradients fit, then the run trains (finite losses,
+#     one log line per step taken); the scale is in the checkpoint, and --resume (without the
+#     hook) restores it: adapter and log identical to the uninterrupted run.
+fp16_overflow_ok() {
+    [ $cuda_status -eq 0 ] || return 1
+    VET_FP16_INIT_SCALE=4194304 run "$sbin" "$tmp/ovf" --device cuda --fp16 --max-steps 8 ||
+        { cat "$tmp/ovf.err" >&2; return 1; }
+    /usr/bin/python3 - "$tmp/ovf.err" "$tmp/ovf/train.log.jsonl" "$tmp/ovf/checkpoints/step-00000006/state.json" <<'PY' || return 1
+import json, math, re, sys
+notes = [re.search(r"step (\d+): gradients overflowed in fp16 at loss scale (\S+): step skipped, loss scale (\S+)$", l)
+         for l in open(sys.argv[1])]
+notes = [(int(m[1]), float(m[2]), float(m[3])) for m in notes if m]
+log = [json.loads(l) for l in open(sys.argv[2])]
+st = json.load(open(sys.argv[3]))
+print(f"overflow skips {[n[0] for n in notes]}, scales {[n[1] for n in notes]}, then {log[-1]['loss_scale']}", file=sys.stderr)
+ok = len(notes) >= 1 and notes[0] == (1, 4194304.0, 2097152.0)
+ok &= [n[0] for n in notes[:2]] == list(range(1, min(len(notes), 2) + 1))
+ok &= all(abs(b[1] - a[2]) <= 1e-6 * a[2] for a, b in zip(notes, notes[1:]) if b[0] == a[0] + 1)
+ok &= len(log) + len(notes) == 8 and all(math.isfinite(x["loss"]) for x in log)
+ok &= log[-1]["loss_scale"] < 4194304 and st.get("loss_scale", 0) > 0 and st["loss_scale_skipped_steps"] >= 1
+sys.exit(0 if ok else 1)
+PY
+    cp -r "$tmp/ovf" "$tmp/ovf-res"
+    rm -rf "$tmp/ovf-res"/adapter_* "$tmp/ovf-res/checkpoints/step-00000006"
+    sed -i '/"step":[4-8],/d' "$tmp/ovf-res/train.log.jsonl"
+    run "$sbin" "$tmp/ovf-res" --device cuda --fp16 --max-steps 8 --resume "$tmp/ovf-res" || return 1
+    cmp "$tmp/ovf/adapter_model.safetensors" "$tmp/ovf-res/adapter_model.safetensors" >&2 || return 1
+    diff <(steps "$tmp/ovf") <(steps "$tmp/ovf-res") >&2
+}
+check train_device_fp16_overflow_skips_and_resumes fp16_overflow_ok

@@ -324,6 +324,77 @@ static void run_config(const config *c) {
         vet_cuda_mem_free(d_dw2);
     }
 
+    // --- fp16 (kernels/fp16.cu): conversion bit-exact against lib/half.h (range edges, ties,
+    //     subnormals), the embedding on an fp16 table exact, the GEMMs against the CPU on the
+    //     rounded values ---
+    {
+        size_t n = (size_t)N * C;
+        float *x = rnd(n, 3);
+        const float special[] = {0.0f, -0.0f, INFINITY, -INFINITY, NAN, 65504.0f, 65519.0f, 65520.0f /* -> inf */,
+                                 1.00048828125f /* tie, even */, 1.00146484375f /* tie, odd */, 1e-5f, -3e-8f,
+                                 2.98023224e-8f /* 2^-25: tie to 0 */, 6.1035156e-5f /* 2^-14 */, 1e30f};
+        size_t ns = sizeof special / sizeof *special;
+        for (size_t i = 0; i < ns && i < n; i++) x[i] = special[i];
+        uint16_t *h = malloc(n * 2), *g = malloc(n * 2);
+        for (size_t i = 0; i < n; i++) h[i] = vet_f32_to_f16(x[i]);
+        float *d_x = devf(x, n);
+        uint16_t *d_h = dev(NULL, n * 2);
+        TRY(f32_to_f16_cuda(ctx, d_h, d_x, n, &err));
+        TRY(vet_cuda_download(ctx, g, d_h, n * 2, &err));
+        size_t bad = 0;
+        for (size_t i = 0; i < n; i++)
+            if (g[i] != h[i] && !((h[i] & 0x7fff) > 0x7c00 && (g[i] & 0x7fff) > 0x7c00)) bad++;
+        printf("%s f32_to_f16: %zu of %zu values differ in bits\n", bad ? "not ok" : "ok", bad, n);
+        if (bad) failures++;
+        float *back = malloc(n * 4), *gb = malloc(n * 4);
+        for (size_t i = 0; i < n; i++) back[i] = vet_f16_to_f32(h[i]);
+        TRY(f16_to_f32_cuda(ctx, d_x, d_h, n, &err));
+        TRY(vet_cuda_download(ctx, gb, d_x, n * 4, &err));
+        size_t bad2 = 0;
+        for (size_t i = 0; i < n; i++) bad2 += !(isnan(gb[i]) && isnan(back[i])) && memcmp(&gb[i], &back[i], 4) != 0;
+        printf("%s f16_to_f32: %zu of %zu values differ in bits\n", bad2 ? "not ok" : "ok", bad2, n);
+        if (bad2) failures++;
+        free(x), free(h), free(g), free(back), free(gb);
+        vet_cuda_mem_free(d_x), vet_cuda_mem_free(d_h);
+
+        // embedding on an fp16 table (V,C): exact widening
+        float *embed = rnd((size_t)V * C, 1), *out = malloc((size_t)N * C * 4);
+        uint16_t *e16 = malloc((size_t)V * C * 2);
+        for (size_t i = 0; i < (size_t)V * C; i++) embed[i] = vet_f16_to_f32(e16[i] = vet_f32_to_f16(embed[i]));
+        uint16_t *d_e16 = dev(e16, (size_t)V * C * 2);
+        float *d_out = devf(NULL, (size_t)N * C);
+        embedding_forward(out, tokens, embed, N, C);
+        TRY(embedding_forward_f16_cuda(ctx, d_out, d_tokens, d_e16, N, C, &err));
+        snprintf(sh, sizeof sh, "N=%d C=%d V=%d", N, C, V);
+        compare("embedding_forward_f16", sh, d_out, out, (size_t)N * C, 0.0);
+        free(embed), free(out), free(e16);
+        vet_cuda_mem_free(d_e16), vet_cuda_mem_free(d_out);
+
+        // the linear layer (N,C) -> (N,F) with a bias, fp16 storage
+        size_t nx = (size_t)N * C, nw = (size_t)F * C, no = (size_t)N * F;
+        float *xr = rnd(nx, 1), *wr = rnd(nw, 0.05f), *bias = rnd(F, 1), *dor = rnd(no, 1);
+        uint16_t *x16 = malloc(nx * 2), *w16 = malloc(nw * 2), *o16 = malloc(no * 2);
+        for (size_t i = 0; i < nx; i++) xr[i] = vet_f16_to_f32(x16[i] = vet_f32_to_f16(xr[i]));
+        for (size_t i = 0; i < nw; i++) wr[i] = vet_f16_to_f32(w16[i] = vet_f32_to_f16(wr[i]));
+        for (size_t i = 0; i < no; i++) dor[i] = vet_f16_to_f32(o16[i] = vet_f32_to_f16(dor[i]));
+        uint16_t *d_x16 = dev(x16, nx * 2), *d_w16 = dev(w16, nw * 2), *d_o16 = dev(o16, no * 2);
+        float *d_b = devf(bias, F), *d_mo = devf(NULL, no), *mo = malloc(no * 4);
+        matmul_forward(mo, xr, wr, bias, N, C, F);
+        TRY(matmul_forward_f16_cuda(ctx, d_mo, d_x16, d_w16, d_b, N, C, F, &err));
+        snprintf(sh, sizeof sh, "N=%d C=%d OC=%d", N, C, F);
+        r = compare("matmul_forward_f16 vs rounded", sh, d_mo, mo, no, 1e-4);
+        TIME(matmul_forward_f16_cuda(ctx, d_mo, d_x16, d_w16, d_b, N, C, F, &err), r->ms);
+        float *dx2 = calloc(nx, 4), *dw2 = calloc(nw, 4);
+        float *d_dx2 = devf(NULL, nx), *d_dw2 = devf(NULL, nw);
+        matmul_backward(dx2, dw2, NULL, dor, xr, wr, N, C, F);
+        TRY(matmul_backward_f16_cuda(ctx, d_dx2, d_dw2, d_o16, d_x16, d_w16, N, C, F, &err));
+        compare("matmul_backward_f16 dinp", sh, d_dx2, dx2, nx, 1e-4);
+        compare("matmul_backward_f16 dweight", sh, d_dw2, dw2, nw, 1e-4);
+        free(xr), free(wr), free(bias), free(dor), free(x16), free(w16), free(o16), free(mo), free(dx2), free(dw2);
+        vet_cuda_mem_free(d_x16), vet_cuda_mem_free(d_w16), vet_cuda_mem_free(d_o16), vet_cuda_mem_free(d_b);
+        vet_cuda_mem_free(d_mo), vet_cuda_mem_free(d_dx2), vet_cuda_mem_free(d_dw2);
+    }
+
     // --- quantized weights: device dequantization = lib/quant.c's, bit for bit; the linear
     //     layer on them against the CPU GEMM on the host-dequantized weight ---
     // W (OC,K) with OC = F-1, K = C-1: odd sizes, nf4 blocks across rows and a partial last

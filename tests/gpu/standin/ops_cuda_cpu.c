@@ -461,3 +461,66 @@ int matmul_backward_q_cuda(vet_cuda *ctx, float *dinp, const float *dout, const 
     if (dequant_cuda(ctx, scratch, w, OC, C, err) < 0) return -1;
     return matmul_backward_cuda(ctx, dinp, NULL, NULL, dout, NULL, scratch, N, C, OC, err);
 }
+
+// --- fp16 (kernels/fp16.cu): lib/half.h's rounding, the GEMMs on the widened values -----------
+int f32_to_f16_cuda(vet_cuda *ctx, uint16_t *out, const float *inp, size_t n, vet_err *err) {
+    CHECK_CTX(ctx, err);
+    for (size_t i = 0; i < n; i++) out[i] = vet_f32_to_f16(inp[i]);
+    return 0;
+}
+
+int f16_to_f32_cuda(vet_cuda *ctx, float *out, const uint16_t *inp, size_t n, vet_err *err) {
+    CHECK_CTX(ctx, err);
+    for (size_t i = 0; i < n; i++) out[i] = vet_f16_to_f32(inp[i]);
+    return 0;
+}
+
+static float *widen16(const uint16_t *x, size_t n) {
+    if (!x) return NULL;
+    float *y = malloc((n ? n : 1) * sizeof(float));
+    if (!y) abort();
+    for (size_t i = 0; i < n; i++) y[i] = vet_f16_to_f32(x[i]);
+    return y;
+}
+
+int embedding_forward_f16_cuda(vet_cuda *ctx, float *out, const int32_t *tokens,
+                               const uint16_t *embed, int N, int C, vet_err *err) {
+    CHECK_CTX(ctx, err);
+    for (int n = 0; n < N; n++)
+        for (int c = 0; c < C; c++)
+            out[(size_t)n * C + c] = vet_f16_to_f32(embed[(size_t)tokens[n] * C + c]);
+    return 0;
+}
+
+int vet_cuda_gemm_f16(vet_cuda *ctx, int transA, int transB, int M, int N, int K, float alpha,
+                      const uint16_t *A, int lda, const uint16_t *B, int ldb, float beta,
+                      float *C, int ldc, vet_err *err) {
+    CHECK_CTX(ctx, err);
+    if (M <= 0 || N <= 0) return 0;
+    size_t na = (size_t)(transA ? K : M) * lda, nb = (size_t)(transB ? N : K) * ldb;
+    float *a = widen16(A, na), *b = widen16(B, nb);
+    vet_sgemm(transA, transB, M, N, K, alpha, a, lda, b, ldb, beta, C, ldc);
+    free(a), free(b);
+    return 0;
+}
+
+int matmul_forward_f16_cuda(vet_cuda *ctx, float *out, const uint16_t *inp,
+                            const uint16_t *weight, const float *bias, int N, int C, int OC,
+                            vet_err *err) {
+    CHECK_CTX(ctx, err);
+    float *x = widen16(inp, (size_t)N * C), *w = widen16(weight, (size_t)OC * C);
+    matmul_forward(out, x, w, bias, N, C, OC);
+    free(x), free(w);
+    return 0;
+}
+
+int matmul_backward_f16_cuda(vet_cuda *ctx, float *dinp, float *dweight, const uint16_t *dout,
+                             const uint16_t *inp, const uint16_t *weight, int N, int C, int OC,
+                             vet_err *err) {
+    CHECK_CTX(ctx, err);
+    float *d = widen16(dout, (size_t)N * OC), *w = widen16(weight, (size_t)OC * C);
+    float *x = dweight ? widen16(inp, (size_t)N * C) : NULL;
+    matmul_backward(dinp, dweight, NULL, d, x, w, N, C, OC);
+    free(d), free(w), free(x);
+    return 0;
+}
