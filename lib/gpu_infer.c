@@ -25,6 +25,7 @@
 #include "half.h"
 #include "ops.h"
 #include "quant.h"
+#include "gpu_upload.h"
 
 #define ALIGN 256
 #define GIB(b) ((double)(b) / (1024.0 * 1024.0 * 1024.0))
@@ -233,57 +234,18 @@ void vet_gpu_infer_close(vet_cuda *ctx) {
     if (ctx) vet_cuda_free(ctx);
 }
 
-static int upload_f32(vet_cuda *ctx, float *dst, const float *src, size_t n, vet_err *err) {
-    return n ? vet_cuda_upload(ctx, dst, src, n * sizeof(float), err) : 0;
-}
-
-// n host floats uploaded as bf16 (round to nearest even, as vet_f32_to_bf16 and PyTorch),
-// converted in pieces so the host needs no second copy of a 7B model.
-static int upload_bf16(vet_cuda *ctx, uint16_t *dst, const float *src, size_t n, vet_err *err) {
-    size_t piece = (size_t)1 << 22;
-    uint16_t *tmp = malloc((n < piece ? n : piece) * sizeof(uint16_t) + 1);
-    if (!tmp) return vet_errf(err, "out of memory");
-    for (size_t o = 0; o < n; o += piece) {
-        size_t k = n - o < piece ? n - o : piece;
-        for (size_t i = 0; i < k; i++) tmp[i] = vet_f32_to_bf16(src[o + i]);
-        if (vet_cuda_upload(ctx, dst + o, tmp, k * sizeof(uint16_t), err) < 0) {
-            free(tmp);
-            return -1;
-        }
-    }
-    free(tmp);
-    return 0;
-}
-
 // Quantized mode: each layer's matrix of each projection quantized on the host (lib/quant.c)
 // and uploaded as stored.
 static int upload_quantized(vet_gpu_infer *g, const float *const host[P_N], vet_err *err) {
-    size_t most_b = 0, most_s = 0;
+    static const char *const names[P_N] = {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"};
     for (int t = 0; t < P_N; t++) {
-        if (g->q_bytes[t] > most_b) most_b = g->q_bytes[t];
-        if (g->q_scales[t] > most_s) most_s = g->q_scales[t];
-    }
-    void *q = malloc(most_b + 1);
-    float *sc = malloc((most_s + 1) * sizeof(float));
-    int rc = q && sc ? 0 : vet_errf(err, "out of memory for quantizing a weight matrix");
-    for (int t = 0; t < P_N && rc == 0; t++) {
         int out, in;
         proj_dims(g, t, &out, &in);
-        size_t n = (size_t)out * in;
-        for (int l = 0; l < g->L && rc == 0; l++) {
-            const float *src = host[t] + (size_t)l * n;
-            rc = g->quant == VET_CUDA_Q_INT8 ? vet_quant_int8(q, sc, src, (size_t)out, (size_t)in, err)
-                                             : vet_quant_nf4(q, sc, src, n, err);
-            if (rc < 0) {
-                vet_err_prefix(err, "layer %d projection %d", l, t);
-                break;
-            }
-            rc = vet_cuda_upload(g->ctx, (char *)g->qw[t] + l * g->q_bytes[t], q, g->q_bytes[t], err);
-            if (rc == 0) rc = upload_f32(g->ctx, g->qs[t] + l * g->q_scales[t], sc, g->q_scales[t], err);
-        }
+        if (vet_gpu_upload_quantized(g->ctx, g->quant, host[t], g->L, out, in, g->qw[t], g->q_bytes[t], g->qs[t],
+                                     g->q_scales[t], names[t], err) < 0)
+            return -1;
     }
-    free(q), free(sc);
-    return rc;
+    return 0;
 }
 
 static int upload_weights(vet_gpu_infer *g, const vet_model *m, vet_err *err) {
@@ -292,7 +254,7 @@ static int upload_weights(vet_gpu_infer *g, const vet_model *m, vet_err *err) {
     size_t L = g->L, C = g->C, V = g->V, Q = g->Q, KV = g->KV;
     const float *host[P_N] = {w->wq, w->wk, w->wv, w->wo, w->wgate, w->wup, w->wdown};
     if (!g->bf16 && !g->quant) {
-        if (upload_f32(ctx, g->w, m->w_mem, m->n_w, err) < 0) return -1;
+        if (vet_gpu_upload_f32(ctx, g->w, m->w_mem, m->n_w, err) < 0) return -1;
 #define AT(p) ((p) ? g->w + ((p) - m->w_mem) : NULL)
         g->embed = AT(w->embed), g->attn_norm = AT(w->attn_norm), g->mlp_norm = AT(w->mlp_norm);
         g->final_norm = AT(w->final_norm), g->lm_head = AT(w->lm_head);
@@ -305,18 +267,18 @@ static int upload_weights(vet_gpu_infer *g, const vet_model *m, vet_err *err) {
     for (int t = 0; t < P_N && !g->quant; t++) {
         int out, in;
         proj_dims(g, t, &out, &in);
-        if (upload_bf16(ctx, g->mat16[t], host[t], L * out * in, err) < 0) return -1;
+        if (vet_gpu_upload_half(ctx, g->mat16[t], host[t], L * out * in, 0, err) < 0) return -1;
     }
-    if (g->embed16 && upload_bf16(ctx, g->embed16, w->embed, V * C, err) < 0) return -1;
-    if (!g->embed16 && !g->cfg.tie_embeddings && upload_f32(ctx, g->embed, w->embed, V * C, err) < 0) return -1;
-    if (upload_f32(ctx, g->attn_norm, w->attn_norm, L * C, err) < 0 ||
-        upload_f32(ctx, g->mlp_norm, w->mlp_norm, L * C, err) < 0 ||
-        upload_f32(ctx, g->final_norm, w->final_norm, C, err) < 0 ||
-        upload_f32(ctx, g->lm_head, w->lm_head, V * C, err) < 0)
+    if (g->embed16 && vet_gpu_upload_half(ctx, g->embed16, w->embed, V * C, 0, err) < 0) return -1;
+    if (!g->embed16 && !g->cfg.tie_embeddings && vet_gpu_upload_f32(ctx, g->embed, w->embed, V * C, err) < 0) return -1;
+    if (vet_gpu_upload_f32(ctx, g->attn_norm, w->attn_norm, L * C, err) < 0 ||
+        vet_gpu_upload_f32(ctx, g->mlp_norm, w->mlp_norm, L * C, err) < 0 ||
+        vet_gpu_upload_f32(ctx, g->final_norm, w->final_norm, C, err) < 0 ||
+        vet_gpu_upload_f32(ctx, g->lm_head, w->lm_head, V * C, err) < 0)
         return -1;
     if (g->cfg.qkv_bias &&
-        (upload_f32(ctx, g->bq, w->bq, L * Q, err) < 0 || upload_f32(ctx, g->bk, w->bk, L * KV, err) < 0 ||
-         upload_f32(ctx, g->bv, w->bv, L * KV, err) < 0))
+        (vet_gpu_upload_f32(ctx, g->bq, w->bq, L * Q, err) < 0 || vet_gpu_upload_f32(ctx, g->bk, w->bk, L * KV, err) < 0 ||
+         vet_gpu_upload_f32(ctx, g->bv, w->bv, L * KV, err) < 0))
         return -1;
     if (g->cfg.tie_embeddings) g->embed = g->lm_head;  // tied: look up in the fp32 table
     else if (g->embed16) g->embed = NULL;              // untied bf16: embed16
@@ -339,7 +301,7 @@ static int upload_tables(vet_gpu_infer *g, vet_err *err) {
     rope_inv_freq(inv, c->head_dim, c->rope_theta, &sc);
     rope_tables(cs, cs + half, g->max_len, c->head_dim, inv);
     for (int i = 0; i < g->max_len; i++) seq[i] = i;
-    if (upload_f32(g->ctx, g->cos_t, cs, half, err) == 0 && upload_f32(g->ctx, g->sin_t, cs + half, half, err) == 0 &&
+    if (vet_gpu_upload_f32(g->ctx, g->cos_t, cs, half, err) == 0 && vet_gpu_upload_f32(g->ctx, g->sin_t, cs + half, half, err) == 0 &&
         vet_cuda_upload(g->ctx, g->seq_pos, seq, (size_t)g->max_len * sizeof(int32_t), err) == 0)
         rc = 0;  // seg0 is already zero (vet_cuda_malloc)
 out:

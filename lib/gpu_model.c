@@ -10,6 +10,7 @@
 
 #include "../kernels/ops_cuda.h"
 #include "gpu_internal.h"
+#include "gpu_upload.h"
 #include "half.h"
 #include "lora.h"
 #include "ops.h"
@@ -20,59 +21,19 @@
 
 #define GIB(b) ((double)(b) / (1024.0 * 1024.0 * 1024.0))
 
-// Uploads n floats of host fp32 as bf16 (fp16 with fp16 set), converting on the host in
-// pieces (round to nearest even, as f32_to_bf16_cuda / f32_to_f16_cuda and PyTorch).
-static int upload_bf16(vet_cuda *ctx, uint16_t *dst, const float *src, size_t n, int fp16, vet_err *err) {
-    size_t piece = (size_t)1 << 22;
-    uint16_t *tmp = malloc((n < piece ? n : piece) * sizeof(uint16_t) + 1);
-    if (!tmp) return vet_errf(err, "out of memory");
-    for (size_t o = 0; o < n; o += piece) {
-        size_t k = n - o < piece ? n - o : piece;
-        for (size_t i = 0; i < k; i++) tmp[i] = fp16 ? vet_f32_to_f16(src[o + i]) : vet_f32_to_bf16(src[o + i]);
-        if (vet_cuda_upload(ctx, dst + o, tmp, k * sizeof(uint16_t), err) < 0) {
-            free(tmp);
-            return -1;
-        }
-    }
-    free(tmp);
-    return 0;
-}
-
-static int upload_f32(vet_cuda *ctx, float *dst, const float *src, size_t n, vet_err *err) {
-    return n ? vet_cuda_upload(ctx, dst, src, n * sizeof(float), err) : 0;
-}
-
 // Quantized mode: every projection's matrices quantized on the host (lib/quant.c), one
 // layer's matrix at a time, and uploaded as they are stored on the device.
 static int upload_quantized(vet_gpu_model *g, const vet_model *m, vet_err *err) {
     const vet_weights *w = &m->w;
     const float *host[VET_LORA_N_TARGETS] = {w->wq, w->wk, w->wv, w->wo, w->wgate, w->wup, w->wdown};
-    size_t most_b = 0, most_s = 0;
     for (int t = 0; t < VET_LORA_N_TARGETS; t++) {
-        if (g->q_bytes[t] > most_b) most_b = g->q_bytes[t];
-        if (g->q_scales[t] > most_s) most_s = g->q_scales[t];
-    }
-    void *q = malloc(most_b + 1);
-    float *sc = malloc((most_s + 1) * sizeof(float));
-    int rc = q && sc ? 0 : vet_errf(err, "out of memory for quantizing a weight matrix");
-    for (int t = 0; t < VET_LORA_N_TARGETS && rc == 0; t++) {
         int out, in;
         vet_lora_dims(&g->cfg, t, &out, &in);
-        size_t n = (size_t)out * in;
-        for (int l = 0; l < g->L && rc == 0; l++) {
-            const float *src = host[t] + (size_t)l * n;
-            rc = g->quant == VET_CUDA_Q_INT8 ? vet_quant_int8(q, sc, src, (size_t)out, (size_t)in, err)
-                                             : vet_quant_nf4(q, sc, src, n, err);
-            if (rc < 0) {
-                vet_err_prefix(err, "layer %d %s", l, vet_lora_target_name(t));
-                break;
-            }
-            rc = vet_cuda_upload(g->ctx, (char *)g->qw[t] + l * g->q_bytes[t], q, g->q_bytes[t], err);
-            if (rc == 0) rc = upload_f32(g->ctx, g->qs[t] + l * g->q_scales[t], sc, g->q_scales[t], err);
-        }
+        if (vet_gpu_upload_quantized(g->ctx, g->quant, host[t], g->L, out, in, g->qw[t], g->q_bytes[t], g->qs[t],
+                                     g->q_scales[t], vet_lora_target_name(t), err) < 0)
+            return -1;
     }
-    free(q), free(sc);
-    return rc;
+    return 0;
 }
 
 static int upload_weights(vet_gpu_model *g, const vet_model *m, vet_err *err) {
@@ -80,7 +41,7 @@ static int upload_weights(vet_gpu_model *g, const vet_model *m, vet_err *err) {
     const vet_weights *w = &m->w;
     size_t L = g->L, C = g->C, V = g->V, Q = g->Q, KV = g->KV;
     if (!g->bf16 && !g->quant) {
-        if (upload_f32(ctx, g->w, m->w_mem, g->n_w, err) < 0) return -1;
+        if (vet_gpu_upload_f32(ctx, g->w, m->w_mem, g->n_w, err) < 0) return -1;
         float *d = g->w;
         g->embed = d + g->o_embed, g->attn_norm = d + g->o_attn_norm;
         g->mlp_norm = d + g->o_mlp_norm, g->final_norm = d + g->o_final_norm;
@@ -88,17 +49,17 @@ static int upload_weights(vet_gpu_model *g, const vet_model *m, vet_err *err) {
         if (g->cfg.qkv_bias) g->bq = d + g->o_bq, g->bk = d + g->o_bk, g->bv = d + g->o_bv;
         return 0;
     }
-    if (g->quant ? upload_quantized(g, m, err) < 0 : upload_bf16(ctx, g->w16, w->wq, g->n_w16, g->fp16, err) < 0) return -1;
-    if (g->embed16 && upload_bf16(ctx, g->embed16, w->embed, V * C, g->fp16, err) < 0) return -1;
-    if (!g->embed16 && !g->cfg.tie_embeddings && upload_f32(ctx, g->embed, w->embed, V * C, err) < 0) return -1;
-    if (upload_f32(ctx, g->attn_norm, w->attn_norm, L * C, err) < 0 ||
-        upload_f32(ctx, g->mlp_norm, w->mlp_norm, L * C, err) < 0 ||
-        upload_f32(ctx, g->final_norm, w->final_norm, C, err) < 0 ||
-        upload_f32(ctx, g->lm_head, w->lm_head, V * C, err) < 0)
+    if (g->quant ? upload_quantized(g, m, err) < 0 : vet_gpu_upload_half(ctx, g->w16, w->wq, g->n_w16, g->fp16, err) < 0) return -1;
+    if (g->embed16 && vet_gpu_upload_half(ctx, g->embed16, w->embed, V * C, g->fp16, err) < 0) return -1;
+    if (!g->embed16 && !g->cfg.tie_embeddings && vet_gpu_upload_f32(ctx, g->embed, w->embed, V * C, err) < 0) return -1;
+    if (vet_gpu_upload_f32(ctx, g->attn_norm, w->attn_norm, L * C, err) < 0 ||
+        vet_gpu_upload_f32(ctx, g->mlp_norm, w->mlp_norm, L * C, err) < 0 ||
+        vet_gpu_upload_f32(ctx, g->final_norm, w->final_norm, C, err) < 0 ||
+        vet_gpu_upload_f32(ctx, g->lm_head, w->lm_head, V * C, err) < 0)
         return -1;
     if (g->cfg.qkv_bias &&
-        (upload_f32(ctx, g->bq, w->bq, L * Q, err) < 0 || upload_f32(ctx, g->bk, w->bk, L * KV, err) < 0 ||
-         upload_f32(ctx, g->bv, w->bv, L * KV, err) < 0))
+        (vet_gpu_upload_f32(ctx, g->bq, w->bq, L * Q, err) < 0 || vet_gpu_upload_f32(ctx, g->bk, w->bk, L * KV, err) < 0 ||
+         vet_gpu_upload_f32(ctx, g->bv, w->bv, L * KV, err) < 0))
         return -1;
     if (g->cfg.tie_embeddings) g->embed = g->lm_head;  // tied: look up in the fp32 table
     else if (g->embed16) g->embed = NULL;              // untied bf16: embed16
@@ -186,11 +147,11 @@ vet_gpu_model *vet_gpu_model_new(vet_cuda *ctx, const vet_model *m, int B, int T
     rope_inv_freq(inv, c->head_dim, c->rope_theta, &sc);
     size_t half = (size_t)T * g->hd / 2;
     rope_tables(cs, cs + half, T, c->head_dim, inv);
-    int rc = upload_f32(ctx, g->cos_t, cs, half, err);
-    if (rc == 0) rc = upload_f32(ctx, g->sin_t, cs + half, half, err);
+    int rc = vet_gpu_upload_f32(ctx, g->cos_t, cs, half, err);
+    if (rc == 0) rc = vet_gpu_upload_f32(ctx, g->sin_t, cs + half, half, err);
     free(inv), free(cs);
     if (rc < 0 || upload_weights(g, m, err) < 0) goto fail;
-    if (g->has_lora && upload_f32(ctx, g->params, m->lora_mem, g->n_lora, err) < 0) goto fail;
+    if (g->has_lora && vet_gpu_upload_f32(ctx, g->params, m->lora_mem, g->n_lora, err) < 0) goto fail;
     if (vet_cuda_sync(ctx, err) < 0) goto fail;
     return g;
 fail:
