@@ -251,7 +251,7 @@ static int upload_quantized(vet_gpu_infer *g, const float *const host[P_N], vet_
 static int upload_weights(vet_gpu_infer *g, const vet_model *m, vet_err *err) {
     vet_cuda *ctx = g->ctx;
     const vet_weights *w = &m->w;
-    size_t L = g->L, C = g->C, V = g->V, Q = g->Q, KV = g->KV;
+    size_t L = g->L;
     const float *host[P_N] = {w->wq, w->wk, w->wv, w->wo, w->wgate, w->wup, w->wdown};
     if (!g->bf16 && !g->quant) {
         if (vet_gpu_upload_f32(ctx, g->w, m->w_mem, m->n_w, err) < 0) return -1;
@@ -269,17 +269,8 @@ static int upload_weights(vet_gpu_infer *g, const vet_model *m, vet_err *err) {
         proj_dims(g, t, &out, &in);
         if (vet_gpu_upload_half(ctx, g->mat16[t], host[t], L * out * in, 0, err) < 0) return -1;
     }
-    if (g->embed16 && vet_gpu_upload_half(ctx, g->embed16, w->embed, V * C, 0, err) < 0) return -1;
-    if (!g->embed16 && !g->cfg.tie_embeddings && vet_gpu_upload_f32(ctx, g->embed, w->embed, V * C, err) < 0) return -1;
-    if (vet_gpu_upload_f32(ctx, g->attn_norm, w->attn_norm, L * C, err) < 0 ||
-        vet_gpu_upload_f32(ctx, g->mlp_norm, w->mlp_norm, L * C, err) < 0 ||
-        vet_gpu_upload_f32(ctx, g->final_norm, w->final_norm, C, err) < 0 ||
-        vet_gpu_upload_f32(ctx, g->lm_head, w->lm_head, V * C, err) < 0)
-        return -1;
-    if (g->cfg.qkv_bias &&
-        (vet_gpu_upload_f32(ctx, g->bq, w->bq, L * Q, err) < 0 || vet_gpu_upload_f32(ctx, g->bk, w->bk, L * KV, err) < 0 ||
-         vet_gpu_upload_f32(ctx, g->bv, w->bv, L * KV, err) < 0))
-        return -1;
+    vet_gpu_small_dst d = {g->embed, g->embed16, g->attn_norm, g->mlp_norm, g->final_norm, g->lm_head, g->bq, g->bk, g->bv};
+    if (vet_gpu_upload_small(ctx, &g->cfg, w, &d, 0, err) < 0) return -1;
     if (g->cfg.tie_embeddings) g->embed = g->lm_head;  // tied: look up in the fp32 table
     else if (g->embed16) g->embed = NULL;              // untied bf16: embed16
     return 0;

@@ -51,6 +51,24 @@ int vet_gpu_upload_quantized(vet_cuda *ctx, int quant, const float *host, int L,
     return rc;
 }
 
+int vet_gpu_upload_small(vet_cuda *ctx, const vet_config *c, const vet_weights *w, const vet_gpu_small_dst *d,
+                         int fp16, vet_err *err) {
+    size_t L = c->n_layers, C = c->dim, V = c->vocab_size;
+    size_t Q = (size_t)c->n_heads * c->head_dim, KV = (size_t)c->n_kv_heads * c->head_dim;
+    if (d->embed16 && vet_gpu_upload_half(ctx, d->embed16, w->embed, V * C, fp16, err) < 0) return -1;
+    if (!d->embed16 && !c->tie_embeddings && vet_gpu_upload_f32(ctx, d->embed, w->embed, V * C, err) < 0) return -1;
+    if (vet_gpu_upload_f32(ctx, d->attn_norm, w->attn_norm, L * C, err) < 0 ||
+        vet_gpu_upload_f32(ctx, d->mlp_norm, w->mlp_norm, L * C, err) < 0 ||
+        vet_gpu_upload_f32(ctx, d->final_norm, w->final_norm, C, err) < 0 ||
+        vet_gpu_upload_f32(ctx, d->lm_head, w->lm_head, V * C, err) < 0)
+        return -1;
+    if (c->qkv_bias &&
+        (vet_gpu_upload_f32(ctx, d->bq, w->bq, L * Q, err) < 0 || vet_gpu_upload_f32(ctx, d->bk, w->bk, L * KV, err) < 0 ||
+         vet_gpu_upload_f32(ctx, d->bv, w->bv, L * KV, err) < 0))
+        return -1;
+    return 0;
+}
+
 #else
 typedef int vet_gpu_upload_needs_cuda;  // ISO C: a translation unit must declare something
 #endif

@@ -8,7 +8,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "config.h"
 #include "err.h"
+#include "model.h"
 
 typedef struct vet_cuda vet_cuda;
 
@@ -22,5 +24,20 @@ int vet_gpu_upload_half(vet_cuda *ctx, uint16_t *dst, const float *src, size_t n
 int vet_gpu_upload_quantized(vet_cuda *ctx, int quant, const float *host, int L, int out, int in,
                              void *qw, size_t q_bytes, float *qs, size_t q_scales, const char *what,
                              vet_err *err);
+
+
+// Where the weights other than the projection matrices go on the device (NULL: not stored).
+typedef struct {
+    float *embed;        // (V,C) fp32 table, unless embed16 holds it or it is tied
+    uint16_t *embed16;   // (V,C) bf16/fp16 table
+    float *attn_norm, *mlp_norm;  // (L,C)
+    float *final_norm;   // (C)
+    float *lm_head;      // (V,C)
+    float *bq, *bk, *bv; // Qwen2 biases (L,Q), (L,KV), (L,KV)
+} vet_gpu_small_dst;
+// Uploads the embedding table (half when d->embed16, else fp32 unless tied), the norms, the
+// lm_head and the q/k/v biases (when the config has them).
+int vet_gpu_upload_small(vet_cuda *ctx, const vet_config *c, const vet_weights *w, const vet_gpu_small_dst *d,
+                         int fp16, vet_err *err);
 
 #endif
