@@ -205,6 +205,16 @@ PY
 }
 check train_device_fp16_close_to_fp32 fp16_ok
 
+# 10b. --label-smoothing is CPU-only for now: on the device it is refused with a message, and
+# nothing is written under the output name.
+smooth_refused_ok() {
+    [ $cuda_status -eq 0 ] || return 1
+    run "$sbin" "$tmp/ls" --device cuda --fp32 --label-smoothing 0.1 && return 1
+    grep -q -- "--label-smoothing is not implemented on CUDA yet" "$tmp/ls.err" || { cat "$tmp/ls.err" >&2; return 1; }
+    [ ! -e "$tmp/ls/adapter_model.safetensors" ]
+}
+check train_device_label_smoothing_refused smooth_refused_ok
+
 # 11. A forced overflow (VET_FP16_INIT_SCALE, the test hook): the first steps are skipped with
 #     the scale halving each time until the gradients fit, then the run trains (finite losses,
 #     one log line per step taken); the scale is in the checkpoint, and --resume (without the
