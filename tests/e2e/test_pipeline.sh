@@ -91,9 +91,16 @@ assert [r["accuracy"] for r in s["runs"]] == accs, (s["runs"], accs)
 assert abs(s["accuracy"]["mean"] - sum(accs) / 2) < 1e-12, s["accuracy"]
 assert abs(s["accuracy"]["sd"] - abs(accs[0] - accs[1]) / 2 ** 0.5) < 1e-12, s["accuracy"]
 PY
-    grep -q "^accuracy on the test split over 2 seeds: mean" "$tmp/seeds.out" || { cat "$tmp/seeds.out" >&2; return 1; }
+    grep -q "^accuracy on the test split over 2 training seeds: mean" "$tmp/seeds.out" || { cat "$tmp/seeds.out" >&2; return 1; }
+    # -k split: another grouped split per seed (cross-validation by repeated splits).
+    sh "$VET_TOP/pipelines/seeds.sh" -k split -s "3 4" -t eval "${small[@]}" OUT="$tmp/cv" TRAIN_ARGS="--epochs 1 --lr 3e-3 -q" \
+        VET_BIN="$VET_BIN" >"$tmp/cv.out" 2>&1 || { cat "$tmp/cv.out" >&2; return 1; }
+    cmp -s "$tmp/cv/seed-3/rows/test.msgpack.zst" "$tmp/cv/seed-4/rows/test.msgpack.zst" && { echo "-k split kept the split" >&2; return 1; }
+    grep -q -- "--seed 4" "$tmp/cv/seed-4/.args/pack" || { echo "SEED not passed to vet-pack" >&2; return 1; }
+    grep -q '"seed_varies": "split"' "$tmp/cv/seeds.json" && grep -q "over 2 split seeds" "$tmp/cv.out" || return 1
     # A usage error is refused before anything runs.
-    sh "$VET_TOP/pipelines/seeds.sh" -t test OUT="$tmp/x" >/dev/null 2>&1; [ $? -eq 2 ] && [ ! -e "$tmp/x" ]
+    sh "$VET_TOP/pipelines/seeds.sh" -t test OUT="$tmp/x" >/dev/null 2>&1; [ $? -eq 2 ] && [ ! -e "$tmp/x" ] || return 1
+    sh "$VET_TOP/pipelines/seeds.sh" -k both OUT="$tmp/x" >/dev/null 2>&1; [ $? -eq 2 ] && [ ! -e "$tmp/x" ]
 }
 check pipeline_seeds_spread seeds_ok
 
