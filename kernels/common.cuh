@@ -102,4 +102,13 @@ __device__ inline float block_max(float x, float *shared) {
     return v;
 }
 
+// Element-wise launches: `threads` per block and enough blocks to fill any GPU (at most
+// 65536); grid-stride loops (GRID_STRIDE) cover the rest.
+static inline int grid_blocks(size_t n, int threads) {
+    size_t b = (n + threads - 1) / threads;
+    return (int)(b < 65536 ? (b ? b : 1) : 65536);
+}
+#define GRID_STRIDE(i, n) \
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < (n); i += (size_t)gridDim.x * blockDim.x)
+
 #endif

@@ -4,14 +4,7 @@
 
 #define THREADS 256
 
-// Enough blocks to fill any GPU; grid-stride loops cover the rest.
-static int blocks_for(size_t n) {
-    size_t b = (n + THREADS - 1) / THREADS;
-    return (int)(b < 65536 ? (b ? b : 1) : 65536);
-}
-
-#define GRID_STRIDE(i, n) \
-    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < (n); i += (size_t)gridDim.x * blockDim.x)
+static int blocks_for(size_t n) { return grid_blocks(n, THREADS); }
 
 // --- bf16 <-> fp32 ------------------------------------------------------------------------------
 __global__ void f32_to_bf16_kernel(__nv_bfloat16 *out, const float *inp, size_t n) {

@@ -7,13 +7,7 @@
 
 #define THREADS 256
 
-static int blocks_for(size_t n) {
-    size_t b = (n + THREADS - 1) / THREADS;
-    return (int)(b < 65536 ? (b ? b : 1) : 65536);
-}
-
-#define GRID_STRIDE(i, n) \
-    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < (n); i += (size_t)gridDim.x * blockDim.x)
+static int blocks_for(size_t n) { return grid_blocks(n, THREADS); }
 
 // --- fp16 <-> fp32 --------------------------------------------------------------------------
 __global__ void f32_to_f16_kernel(__half *out, const float *inp, size_t n) {

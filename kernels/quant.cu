@@ -17,13 +17,7 @@
 
 __constant__ float nf4_code[16] = VET_NF4_CODES;
 
-static int blocks_for(size_t n) {
-    size_t b = (n + THREADS - 1) / THREADS;
-    return (int)(b < 65536 ? (b ? b : 1) : 65536);
-}
-
-#define GRID_STRIDE(i, n) \
-    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < (n); i += (size_t)gridDim.x * blockDim.x)
+static int blocks_for(size_t n) { return grid_blocks(n, THREADS); }
 
 __device__ inline void put(float *out, size_t i, float v) { out[i] = v; }
 __device__ inline void put(__nv_bfloat16 *out, size_t i, float v) { out[i] = __float2bfloat16_rn(v); }

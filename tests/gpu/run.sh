@@ -39,29 +39,21 @@ for size in ${VET_GPU_SIZES:-small mid}; do
     echo "# op_parity --size $size: exit $rc in $((SECONDS - t0)) s"
 done
 
-# The GPU model (lib/gpu_*.c) against the CPU model core (tests/gpu/test_gpu_model.c).
-gm="$VET_BUILD/tests/gpu/test_gpu_model"
-if [ -x "$gm" ]; then
-    timeout 120 "$gm" >"$log/model.out" 2>"$log/model.err"
-    rc=$?
-    cat "$log/model.out"
-    [ -s "$log/model.err" ] && sed 's/^/    | /' "$log/model.err" | tail -n 40
-    [ "$rc" -ne 0 ] && status=1 && echo "# test_gpu_model: exit $rc"
-else
-    echo "not ok test_gpu_model: $gm missing (make gpu-build)"; status=1
-fi
-
-# The GPU inference path (lib/gpu_infer.c: prefill, batched decode steps with slot caches).
-gi="$VET_BUILD/tests/gpu/test_gpu_infer"
-if [ -x "$gi" ]; then
-    timeout 120 "$gi" >"$log/infer.out" 2>"$log/infer.err"
-    rc=$?
-    cat "$log/infer.out"
-    [ -s "$log/infer.err" ] && sed 's/^/    | /' "$log/infer.err" | tail -n 40
-    [ "$rc" -ne 0 ] && status=1 && echo "# test_gpu_infer: exit $rc"
-else
-    echo "not ok test_gpu_infer: $gi missing (make gpu-build)"; status=1
-fi
+# A GPU test program with the ok/not ok protocol: its lines into the log as NAME.out.
+run_program() {  # run_program NAME BINARY
+    if [ ! -x "$2" ]; then
+        echo "not ok $(basename "$2"): $2 missing (make gpu-build)"; status=1; return
+    fi
+    timeout 120 "$2" >"$log/$1.out" 2>"$log/$1.err"
+    local rc=$?
+    cat "$log/$1.out"
+    [ -s "$log/$1.err" ] && sed 's/^/    | /' "$log/$1.err" | tail -n 40
+    [ "$rc" -ne 0 ] && status=1 && echo "# $(basename "$2"): exit $rc"
+}
+# The GPU model (lib/gpu_*.c) against the CPU model core, then the inference path (prefill,
+# batched decode steps with slot caches) against the CPU's.
+run_program model "$VET_BUILD/tests/gpu/test_gpu_model"
+run_program infer "$VET_BUILD/tests/gpu/test_gpu_infer"
 
 # Summary: one line per check over all sizes.
 pass=$(cat "$log"/*.out | grep -c '^ok ')
