@@ -199,9 +199,10 @@ void crossentropy_smoothed_softmax_backward_inplace(float *logits, float *loss, 
         }
         float mx = -INFINITY;
         for (int j = 0; j < V; j++) mx = z[j] > mx ? z[j] : mx;
-        double sum = 0, centred = 0;  // sum of exp(z - max), sum of (z - max)
+        double sum = 0, centred = 0;  // sum of exp(z - max), sum of (z - max) (smoothing only)
+        if (eps != 0.0f)
+            for (int j = 0; j < V; j++) centred += (double)(z[j] - mx);
         for (int j = 0; j < V; j++) {
-            centred += (double)(z[j] - mx);
             z[j] = expf(z[j] - mx);
             sum += z[j];
         }
