@@ -114,6 +114,11 @@ void vet_acts_free(vet_acts *a);
 // Label smoothing eps in [0, 1) for the loss of every later forward/backward (default 0):
 // the loss and its gradient are those of torch's cross_entropy(label_smoothing=eps).
 void vet_acts_set_label_smoothing(vet_acts *a, float eps);
+// Residual dropout p in [0, 1) for every later training forward (default 0): each attention
+// and MLP output (after o_proj / down_proj) is dropped before it joins the residual stream,
+// as GPT-2's resid_pdrop. A regularizer for training small models on little data; not part of
+// the LLaMA architecture, so inference and the saved weights are unchanged by it.
+void vet_acts_set_resid_dropout(vet_acts *a, float p);
 
 // Forward over a batch. Writes per-row logits into logits (B,T,V) when logits != NULL.
 // Returns the summed cross-entropy over target positions in *loss_sum and their count in

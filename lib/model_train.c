@@ -9,7 +9,9 @@
 //   h2  = rmsnorm(x') · mlp_norm
 //   g,u = h2·Wgate^T, h2·Wup^T                         (N,F)                   [+ LoRA]
 //   x'' = x' + (silu(g)*u)·Wdown^T                                             [+ LoRA]
-// then final rmsnorm, lm_head and cross-entropy over the positions with a target.
+// then final rmsnorm, lm_head and cross-entropy over the positions with a target. With residual
+// dropout (training only) each o/down output goes through dropout before its residual add; the
+// masks come from seeds, like LoRA dropout's, and backward regenerates them.
 //
 // Kept for backward, per layer: x, x', rstd of both norms, q and k (after rope), v, a, the
 // attention log-sum-exp, g, u, and each LoRA's x·A^T (N,r). The normed inputs h, h2 and
@@ -48,6 +50,7 @@ struct vet_acts {
     int have_dlnf;
     int ce_rows;        // rows per logits chunk
     float label_smoothing;  // eps of the cross-entropy (0: plain)
+    float resid_dropout;    // p of the dropout on each o/down output before the residual add
     float *logits_chunk;  // (ce_rows, V)
     float *ce_loss;     // (ce_rows)
     // scratch for forward/backward
@@ -61,7 +64,8 @@ struct vet_acts {
     float *xd;          // (N, max(C,Q,F)) LoRA dropout input / scratch
     float *du;          // (N, r)
     // what the last forward ran with
-    int training;
+    int training;       // LoRA dropout on (a training forward of a model with adapters)
+    float resid_p;      // residual dropout in effect (resid_dropout in a training forward, else 0)
     uint64_t dropout_seed;
     const vet_batch *last;
     void *mem;          // everything above lives in this one allocation
@@ -167,6 +171,7 @@ vet_acts *vet_acts_new(const vet_model *m, int B, int T, vet_err *err) {
 }
 
 void vet_acts_set_label_smoothing(vet_acts *a, float eps) { a->label_smoothing = eps; }
+void vet_acts_set_resid_dropout(vet_acts *a, float p) { a->resid_dropout = p; }
 
 void vet_acts_free(vet_acts *a) {
     if (!a) return;
@@ -178,6 +183,12 @@ void vet_acts_free(vet_acts *a) {
 // The dropout seed of (layer, target): its own stream, reproducible from the step's seed.
 static uint64_t lora_seed(uint64_t seed, int l, int t) {
     return vet_rng_hash(vet_rng_hash(seed, (uint64_t)l), (uint64_t)t);
+}
+
+// The residual dropout seed of (layer, branch 0 attention / 1 MLP): streams of their own, next
+// to the LoRA targets' 0..6.
+static uint64_t resid_seed(uint64_t seed, int l, int branch) {
+    return lora_seed(seed, l, VET_LORA_N_TARGETS + branch);
 }
 
 // The gradient slot of a tensor: the same offset in grads as the tensor has in its buffer.
@@ -241,6 +252,7 @@ int vet_model_forward(vet_model *m, vet_acts *a, const vet_batch *b, float *logi
     int N = b->B * b->T, C = a->C, F = a->F, Q = a->Q, KV = a->KV;
     size_t NS = a->N;  // layer stride in positions
     a->training = training && m->has_lora;
+    a->resid_p = training ? a->resid_dropout : 0.0f;
     a->dropout_seed = dropout_seed;
     a->last = b;
     a->have_dlnf = 0;
@@ -259,6 +271,8 @@ int vet_model_forward(vet_model *m, vet_acts *a, const vet_batch *b, float *logi
         attention_forward(att, a->lse + l * NS * a->H, q, k, v, b->seg, b->B, b->T, c->n_heads,
                           c->n_kv_heads, c->head_dim);
         proj_forward(m, a, l, 3, a->proj, att, N);
+        if (a->resid_p > 0.0f)  // in place: each element reads its own input only
+            dropout_forward(a->proj, a->proj, a->resid_p, resid_seed(dropout_seed, l, 0), N, C);
         memcpy(xmid, x, (size_t)N * C * sizeof(float));
         add_inplace(xmid, a->proj, (size_t)N * C);
         rmsnorm_forward(a->h, a->rstd2 + l * NS, xmid, m->w.mlp_norm + (size_t)l * C, N, C, c->rms_eps);
@@ -266,6 +280,8 @@ int vet_model_forward(vet_model *m, vet_acts *a, const vet_batch *b, float *logi
         proj_forward(m, a, l, 5, up, a->h, N);
         swiglu_forward(a->act, gate, up, (size_t)N * F);
         proj_forward(m, a, l, 6, a->proj, a->act, N);
+        if (a->resid_p > 0.0f)
+            dropout_forward(a->proj, a->proj, a->resid_p, resid_seed(dropout_seed, l, 1), N, C);
         memcpy(xout, xmid, (size_t)N * C * sizeof(float));
         add_inplace(xout, a->proj, (size_t)N * C);
     }
@@ -307,6 +323,16 @@ static void proj_backward(const vet_model *m, vet_acts *a, int l, int t, float *
     float drop = a->training ? m->lora.dropout : 0.0f;
     lora_proj_backward(dinp, dW, db, dA, dB, a->du, a->xd, dout, inp, u, p.w, p.A, p.B, a->r,
                        m->lora.scale, drop, lora_seed(a->dropout_seed, l, t), N, in, outc);
+}
+
+// The gradient reaching a branch's projection output from the residual gradient dx: dx itself,
+// or with residual dropout dx through the forward's mask, in a->h (free at both call sites:
+// it is recomputed right after).
+static const float *resid_branch_grad(vet_acts *a, const float *dx, int l, int branch, int N) {
+    if (a->resid_p <= 0.0f) return dx;
+    memset(a->h, 0, (size_t)N * a->C * sizeof(float));
+    dropout_backward(a->h, dx, a->resid_p, resid_seed(a->dropout_seed, l, branch), N, a->C);
+    return a->h;
 }
 
 int vet_model_backward(vet_model *m, vet_acts *a, const vet_batch *b, float loss_scale,
@@ -362,7 +388,7 @@ int vet_model_backward(vet_model *m, vet_acts *a, const vet_batch *b, float loss
         // MLP: x'' = x' + down(silu(g)*u), g,u from h2 = norm(x')
         swiglu_forward(a->act, gate, up, (size_t)N * F);
         memset(a->dact, 0, (size_t)N * F * sizeof(float));
-        proj_backward(m, a, l, 6, a->dact, dx, a->act, N, grads, full);
+        proj_backward(m, a, l, 6, a->dact, resid_branch_grad(a, dx, l, 1, N), a->act, N, grads, full);
         memset(a->dgate, 0, (size_t)N * F * sizeof(float));
         memset(a->dup, 0, (size_t)N * F * sizeof(float));
         swiglu_backward(a->dgate, a->dup, a->dact, gate, up, (size_t)N * F);
@@ -373,7 +399,7 @@ int vet_model_backward(vet_model *m, vet_acts *a, const vet_batch *b, float loss
         rmsnorm_backward(dx, grad_of(gw, m->w_mem, mnorm), a->dh, xmid, mnorm, a->rstd2 + l * NS, N, C);
         // attention: x' = x + o(attn(rope(q), rope(k), v)), q,k,v from h = norm(x)
         memset(a->datt, 0, (size_t)N * Q * sizeof(float));
-        proj_backward(m, a, l, 3, a->datt, dx, att, N, grads, full);
+        proj_backward(m, a, l, 3, a->datt, resid_branch_grad(a, dx, l, 0, N), att, N, grads, full);
         memset(a->dq, 0, (size_t)N * Q * sizeof(float));
         memset(a->dk, 0, (size_t)N * KV * sizeof(float));
         memset(a->dv, 0, (size_t)N * KV * sizeof(float));

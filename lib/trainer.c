@@ -255,6 +255,7 @@ static int setup_optimizer(run *r, vet_err *err) {
     r->acts = vet_acts_new(&r->m, o->batch_size, T, err);
     if (!r->acts) return -1;
     vet_acts_set_label_smoothing(r->acts, (float)o->label_smoothing);
+    vet_acts_set_resid_dropout(r->acts, (float)o->resid_dropout);
     return 0;
 }
 
@@ -275,6 +276,8 @@ static int open_device(run *r, vet_err *err) {
     }
     if (o->label_smoothing != 0.0)
         return vet_errf(err, "--label-smoothing is not implemented on CUDA yet: train on the CPU, or without it");
+    if (o->resid_dropout != 0.0)
+        return vet_errf(err, "--resid-dropout is not implemented on CUDA yet: train on the CPU, or without it");
     if (o->full && o->gpu_bf16)
         return vet_errf(err, "full training on CUDA needs fp32 base weights (--fp32), or train LoRA");
     if (o->full && o->gpu_quant)
@@ -369,6 +372,10 @@ static void fingerprint(const run *r, char hex[65]) {
     if (o->label_smoothing != 0.0) {  // only then, so older checkpoints keep their fingerprint
         size_t len = strlen(s);
         snprintf(s + len, sizeof s - len, " ls=%.9g", o->label_smoothing);
+    }
+    if (o->resid_dropout != 0.0) {
+        size_t len = strlen(s);
+        snprintf(s + len, sizeof s - len, " rd=%.9g", o->resid_dropout);
     }
     vet_sha256_hex(s, strlen(s), hex);
 }

@@ -58,6 +58,7 @@ typedef struct {
     int epochs, batch_size, grad_accum;
     double lr, weight_decay, warmup_ratio, max_grad_norm;
     double label_smoothing;    // eps in [0, 1): torch's cross_entropy(label_smoothing=eps) (0)
+    double resid_dropout;      // p in [0, 1): dropout before each residual add, training only (0)
     vet_sched_kind scheduler;
     uint64_t seed;
     long max_steps;            // 0: epochs decide

@@ -49,6 +49,8 @@ static void usage(void) {
         "  --lr X                  peak learning rate (2e-4)\n"
         "  --weight-decay X        AdamW decoupled decay (0.01; not on norms and biases)\n"
         "  --label-smoothing X     cross-entropy label smoothing in [0, 0.99] (0; CPU only)\n"
+        "  --resid-dropout P       dropout on each attention/MLP output before the residual add,\n"
+        "                          in [0, 0.9] (0; CPU only; a regularizer for small models)\n"
         "  --warmup-ratio X        warmup steps = ceil(X * total steps) (0.03)\n"
         "  --scheduler NAME        cosine, linear or constant (cosine)\n"
         "  --max-grad-norm X       clip the global gradient norm (1.0; 0 = off)\n"
@@ -141,7 +143,7 @@ enum {
     O_BASE = 256, O_INIT, O_TOKENIZER, O_OUT, O_TRAIN, O_VAL, O_R, O_ALPHA, O_DROPOUT, O_TARGETS, O_RSLORA,
     O_FULL, O_MERGE, O_EPOCHS, O_BS, O_GA, O_LR, O_WD, O_WARMUP, O_SCHED, O_CLIP, O_MAXSTEPS, O_SEED,
     O_EVAL, O_SAVE, O_SAVELIMIT, O_PATIENCE, O_RESUME, O_SKIPNF, O_LOGEVERY, O_DEVICE, O_THREADS, O_DTYPE,
-    O_GRADCKPT, O_QUANT, O_ADAPTER, O_BF16, O_FP32, O_FP16, O_SMOOTH,
+    O_GRADCKPT, O_QUANT, O_ADAPTER, O_BF16, O_FP32, O_FP16, O_SMOOTH, O_RDROP,
 };
 
 int main(int argc, char **argv) {
@@ -155,7 +157,8 @@ int main(int argc, char **argv) {
         {"rslora", no_argument, 0, O_RSLORA}, {"adapter", required_argument, 0, O_ADAPTER}, {"full", no_argument, 0, O_FULL}, {"merge", no_argument, 0, O_MERGE},
         {"epochs", required_argument, 0, O_EPOCHS}, {"batch-size", required_argument, 0, O_BS},
         {"grad-accum", required_argument, 0, O_GA}, {"lr", required_argument, 0, O_LR},
-        {"weight-decay", required_argument, 0, O_WD}, {"label-smoothing", required_argument, 0, O_SMOOTH}, {"warmup-ratio", required_argument, 0, O_WARMUP},
+        {"weight-decay", required_argument, 0, O_WD}, {"label-smoothing", required_argument, 0, O_SMOOTH},
+        {"resid-dropout", required_argument, 0, O_RDROP}, {"warmup-ratio", required_argument, 0, O_WARMUP},
         {"scheduler", required_argument, 0, O_SCHED}, {"max-grad-norm", required_argument, 0, O_CLIP},
         {"max-steps", required_argument, 0, O_MAXSTEPS}, {"seed", required_argument, 0, O_SEED},
         {"eval-every", required_argument, 0, O_EVAL}, {"save-every", required_argument, 0, O_SAVE},
@@ -199,6 +202,7 @@ int main(int argc, char **argv) {
         case O_LR: o.lr = parse_double("--lr", optarg, 0, 10); break;
         case O_WD: o.weight_decay = parse_double("--weight-decay", optarg, 0, 10); break;
         case O_SMOOTH: o.label_smoothing = parse_double("--label-smoothing", optarg, 0, 0.99); break;
+        case O_RDROP: o.resid_dropout = parse_double("--resid-dropout", optarg, 0, 0.9); break;
         case O_WARMUP: o.warmup_ratio = parse_double("--warmup-ratio", optarg, 0, 1); break;
         case O_SCHED:
             if (vet_schedule_parse(optarg, &o.scheduler, &err) < 0) cli_usage_error("--scheduler: %s", err.msg);

@@ -215,6 +215,15 @@ smooth_refused_ok() {
 }
 check train_device_label_smoothing_refused smooth_refused_ok
 
+# 10c. --resid-dropout likewise.
+rdrop_refused_ok() {
+    [ $cuda_status -eq 0 ] || return 1
+    run "$sbin" "$tmp/rd" --device cuda --fp32 --resid-dropout 0.1 && return 1
+    grep -q -- "--resid-dropout is not implemented on CUDA yet" "$tmp/rd.err" || { cat "$tmp/rd.err" >&2; return 1; }
+    [ ! -e "$tmp/rd/adapter_model.safetensors" ]
+}
+check train_device_resid_dropout_refused rdrop_refused_ok
+
 # 11. A forced overflow (VET_FP16_INIT_SCALE, the test hook): the first steps are skipped with
 #     the scale halving each time until the gradients fit, then the run trains (finite losses,
 #     one log line per step taken); the scale is in the checkpoint, and --resume (without the

@@ -334,6 +334,65 @@ static void test_dropout_grad(void) {
     vet_model_free(&m);
 }
 
+// Residual dropout (full training): the gradient of every weight is the exact gradient of that
+// step's masked loss; the masks move the loss; an evaluation forward ignores the setting.
+static void test_resid_dropout_grad(void) {
+    vet_model m;
+    make_model(&m, VAR_QWEN_TIED, 17);
+    rows2 r;
+    make_rows(&r, m.cfg.vocab_size, 18);
+    vet_err err;
+    vet_batch b;
+    CHECK(vet_batch_from_rows(&b, r.rows, 2, m.cfg.vocab_size, &err) == 0);
+    vet_acts *a = vet_acts_new(&m, b.B, b.T, &err);
+    double plain, plain_train, eval, s0;
+    int n;
+    CHECK(vet_model_forward(&m, a, &b, NULL, &plain, &n, 0, 0, &err) == 0);
+    CHECK(vet_model_forward(&m, a, &b, NULL, &plain_train, &n, 1, 5, &err) == 0);
+    CHECK(plain_train == plain);  // p = 0: a training forward is the plain forward
+    vet_acts_set_resid_dropout(a, 0.3f);
+    CHECK(vet_model_forward(&m, a, &b, NULL, &eval, &n, 0, 5, &err) == 0);
+    CHECK(eval == plain);  // evaluation: no dropout
+    float *g = calloc(m.n_w, 4);
+    CHECK(vet_model_forward(&m, a, &b, NULL, &s0, &n, 1, 5, &err) == 0);
+    CHECK(fabs(s0 - plain) > 1e-3 * fabs(plain));  // the masks change the loss
+    CHECK(vet_model_backward(&m, a, &b, 1.0f, VET_TRAIN_FULL, g, &err) == 0);
+    const vet_weights *w = &m.w;
+    const vet_config *c = &m.cfg;
+    size_t L = c->n_layers, C = c->dim, F = c->hidden_dim, V = c->vocab_size;
+    size_t Q = (size_t)c->n_heads * c->head_dim;
+    struct { const char *name; float *p; size_t n; } t[] = {
+        {"embed", w->embed, V * C}, {"wq", w->wq, L * Q * C}, {"wo", w->wo, L * C * Q},
+        {"wup", w->wup, L * F * C}, {"wdown", w->wdown, L * C * F}, {"mlp_norm", w->mlp_norm, L * C},
+    };
+    for (size_t k = 0; k < sizeof t / sizeof t[0]; k++) {
+        vet_rng rr;
+        vet_rng_seed(&rr, 40 + k);
+        double max_err = 0, max_g = 0;
+        for (int j = 0; j < 8; j++) {
+            size_t i = (size_t)vet_rng_below(&rr, t[k].n);
+            float x0 = t[k].p[i], h = 1e-2f;
+            double lp, lm;
+            t[k].p[i] = x0 + h;
+            vet_model_forward(&m, a, &b, NULL, &lp, &n, 1, 5, &err);
+            t[k].p[i] = x0 - h;
+            vet_model_forward(&m, a, &b, NULL, &lm, &n, 1, 5, &err);
+            t[k].p[i] = x0;
+            float gi = g[t[k].p - m.w_mem + i];
+            max_err = fmax(max_err, fabs((lp - lm) / (2 * h) - gi));
+            max_g = fmax(max_g, fabs(gi));
+        }
+        if (!(max_err <= 2e-2 * max_g && max_g > 1e-4))
+            fprintf(stderr, "resid dropout %s: finite differences off by %g, largest gradient %g\n",
+                    t[k].name, max_err, max_g);
+        CHECK(max_err <= 2e-2 * max_g && max_g > 1e-4);
+    }
+    free(g);
+    vet_acts_free(a);
+    vet_batch_free(&b);
+    vet_model_free(&m);
+}
+
 static void test_lora_init_and_targets(void) {
     vet_model m;
     make_model(&m, VAR_LLAMA, 17);
@@ -508,6 +567,7 @@ int main(void) {
     RUN(test_padding_changes_nothing);
     RUN(test_deterministic);
     RUN(test_dropout_grad);
+    RUN(test_resid_dropout_grad);
     RUN(test_load);
     RUN(test_kv_cache_llama3);
     RUN(test_kv_cache_qwen_tied);
