@@ -78,7 +78,6 @@ struct vet_gpu_model {
     // host side
     int32_t *h_tgt_pos, *h_tgt;    // (N)
     float *h_loss;                 // (N)
-    float *h_x, *h_y;              // (N,W) dropout round trip (dropout > 0 only)
     const vet_batch *last;         // the batch of the last forward
     int bB, bT;                    // its shape
     int n_tgt, training, have_dlnf;

@@ -115,18 +115,13 @@ vet_gpu_model *vet_gpu_model_new(vet_cuda *ctx, const vet_model *m, int B, int T
     }
     if (g->full) g->params = g->w;  // full mode trains the base weights in place
 
-    // Host side: the loss rows and the target list; dropout's round-trip buffers.
+    // Host side: the loss rows and the target list (dropout masks are made on the device).
     g->h_tgt_pos = malloc(g->N * sizeof(int32_t));
     g->h_tgt = malloc(g->N * sizeof(int32_t));
     g->h_loss = malloc(g->N * sizeof(float));
-    if (g->has_lora && g->dropout > 0.0f) {
-        g->h_x = malloc(g->N * g->W * sizeof(float));
-        g->h_y = malloc(g->N * g->W * sizeof(float));
-    }
     float *inv = malloc((size_t)g->hd / 2 * sizeof(float));
     float *cs = malloc((size_t)T * g->hd * sizeof(float));  // cos then sin, (T, hd/2) each
-    if (!g->h_tgt_pos || !g->h_tgt || !g->h_loss || !inv || !cs ||
-        (g->has_lora && g->dropout > 0.0f && (!g->h_x || !g->h_y))) {
+    if (!g->h_tgt_pos || !g->h_tgt || !g->h_loss || !inv || !cs) {
         free(inv), free(cs);
         vet_errf(err, "out of memory for the GPU model's host buffers");
         goto fail;
@@ -152,7 +147,7 @@ fail:
 void vet_gpu_model_free(vet_gpu_model *g) {
     if (!g) return;
     vet_cuda_mem_free(g->mem);
-    free(g->h_tgt_pos), free(g->h_tgt), free(g->h_loss), free(g->h_x), free(g->h_y);
+    free(g->h_tgt_pos), free(g->h_tgt), free(g->h_loss);
     free(g);
 }
 

@@ -15,10 +15,9 @@
 // checks 1e-5. Status: run only against the CPU stand-in of the ops (mk/gpustub.mk), never
 // yet on a GPU.
 //
-// LoRA dropout: the masks are drawn on the host from the CPU's streams (lib/model_train.c's
-// seeds, lib/ops_cpu.c's per-row generators), so a GPU step equals a CPU step; this costs a
-// host round trip of each adapted projection's input (a device RNG matching lib/rng.c would
-// remove it).
+// LoRA dropout: the masks are made on the device (dropout_forward_cuda) from the CPU's seeds
+// (lib/model_train.c's) with the CPU's per-row generators (lib/rng_core.h, shared with
+// lib/rng.c), so they are the CPU's masks bit for bit and a GPU step equals a CPU step.
 //
 // Built without CUDA (no nvcc, or CUDA=0) every function exists and fails with
 // "vet was built without CUDA (rebuild with nvcc on PATH)".

@@ -9,7 +9,8 @@
 //     back, with the embedding ops (a gather/scatter by index is exactly what they are);
 //   - lm_head + cross-entropy run fused in chunks (lmhead_crossentropy_cuda): the (B,T,V)
 //     logits never exist;
-//   - dropout masks are made on the host from the CPU's seeds (see lora_dropout);
+//   - dropout masks are made on the device (dropout_forward_cuda: lib/rng.c's streams run
+//     in the kernel, so the masks are the CPU's bit for bit) from the CPU's seeds;
 //   - gradient checkpointing (VET_GPU_CKPT; the CPU core has none): forward keeps only the
 //     layer inputs x[l], backward reruns layer_forward for layer l into one layer's buffers
 //     right before layer l's backward. Same ops, same inputs, same dropout seeds: the same bits.
@@ -17,12 +18,9 @@
 
 #ifdef VET_CUDA
 
-#include <string.h>
-
 #include "../kernels/ops_cuda.h"
 #include "gpu_internal.h"
 #include "lora.h"
-#include "ops.h"
 #include "rng.h"
 
 // ---------------------------------------------------------------------------------------
@@ -52,22 +50,6 @@ static int half_embedding(vet_gpu_model *g, float *out, const int32_t *tokens, c
 // The dropout seed of (layer, target): lib/model_train.c's lora_seed, so masks match.
 static uint64_t lora_seed(uint64_t seed, int l, int t) {
     return vet_rng_hash(vet_rng_hash(seed, (uint64_t)l), (uint64_t)t);
-}
-
-// dst (N,in) = dropout(src) with the CPU's mask, made on the host. With accumulate, dst +=
-// instead (the backward). A round trip through host memory: exact, slow for big models.
-static int lora_dropout(vet_gpu_model *g, float *dst, const float *src, uint64_t seed, int N,
-                        int in, int accumulate, vet_err *err) {
-    size_t n = (size_t)N * in, bytes = n * sizeof(float);
-    if (vet_cuda_download(g->ctx, g->h_x, src, bytes, err) < 0) return -1;
-    if (accumulate) {
-        memset(g->h_y, 0, bytes);
-        dropout_backward(g->h_y, g->h_x, g->dropout, seed, N, in);  // h_y = mask * src
-        if (vet_cuda_upload(g->ctx, g->xd, g->h_y, bytes, err) < 0) return -1;
-        return add_inplace_cuda(g->ctx, dst, g->xd, n, err);
-    }
-    dropout_forward(g->h_y, g->h_x, g->dropout, seed, N, in);
-    return vet_cuda_upload(g->ctx, dst, g->h_y, bytes, err);
 }
 
 typedef struct {
@@ -126,7 +108,9 @@ static int lora_u_forward(vet_gpu_model *g, int l, int t, const proj *p, const f
                           vet_err *err) {
     const float *x = inp;
     if (g->training && g->dropout > 0.0f) {
-        if (lora_dropout(g, g->xd, inp, lora_seed(g->dropout_seed, l, t), N, p->in, 0, err) < 0) return -1;
+        if (dropout_forward_cuda(g->ctx, g->xd, inp, g->dropout, lora_seed(g->dropout_seed, l, t), N, p->in,
+                                 err) < 0)
+            return -1;
         x = g->xd;
     }
     return matmul_forward_cuda(g->ctx, p->u, x, p->A, NULL, N, p->in, g->r, err);
@@ -174,7 +158,7 @@ static int proj_backward(vet_gpu_model *g, int l, int t, float *dinp, const floa
         return -1;
     const float *x = inp;
     if (drop) {  // the forward's mask again
-        if (lora_dropout(g, g->xd, inp, seed, N, p.in, 0, err) < 0) return -1;
+        if (dropout_forward_cuda(ctx, g->xd, inp, g->dropout, seed, N, p.in, err) < 0) return -1;
         x = g->xd;
     }
     // dA (r,in) += du^T·x
@@ -183,7 +167,7 @@ static int proj_backward(vet_gpu_model *g, int l, int t, float *dinp, const floa
         return vet_cuda_sgemm(ctx, 0, 0, N, p.in, r, 1.0f, g->du, r, p.A, p.in, 1.0f, dinp, p.in, err);
     // dinp += mask/(1-p) * (du·A); xd is free again
     if (vet_cuda_sgemm(ctx, 0, 0, N, p.in, r, 1.0f, g->du, r, p.A, p.in, 0.0f, g->xd, p.in, err) < 0) return -1;
-    return lora_dropout(g, dinp, g->xd, seed, N, p.in, 1, err);
+    return dropout_backward_cuda(ctx, dinp, g->xd, g->dropout, seed, N, p.in, err);
 }
 
 // ---------------------------------------------------------------------------------------

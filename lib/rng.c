@@ -3,42 +3,23 @@
 
 #include <math.h>
 
-uint64_t vet_splitmix64(uint64_t *state) {
-    uint64_t z = (*state += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
+#include "rng_core.h"
 
-uint64_t vet_rng_hash(uint64_t a, uint64_t b) {
-    uint64_t s = a;
-    uint64_t h = vet_splitmix64(&s) ^ b;
-    return vet_splitmix64(&h);
-}
+// The generator's arithmetic lives in rng_core.h, shared with the CUDA dropout kernel so that
+// both draw the same bits; these are its vet_rng wrappers.
+uint64_t vet_splitmix64(uint64_t *state) { return vet_rng_core_splitmix64(state); }
+
+uint64_t vet_rng_hash(uint64_t a, uint64_t b) { return vet_rng_core_hash(a, b); }
 
 void vet_rng_seed(vet_rng *r, uint64_t seed) {
-    uint64_t s = seed;
-    for (int i = 0; i < 4; i++) r->s[i] = vet_splitmix64(&s);
+    vet_rng_core_seed(r->s, seed);
     r->has_spare = 0;
     r->spare = 0;
 }
 
-static inline uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+uint64_t vet_rng_next(vet_rng *r) { return vet_rng_core_next(r->s); }
 
-uint64_t vet_rng_next(vet_rng *r) {
-    uint64_t *s = r->s;
-    uint64_t result = rotl(s[1] * 5, 7) * 9;
-    uint64_t t = s[1] << 17;
-    s[2] ^= s[0];
-    s[3] ^= s[1];
-    s[1] ^= s[2];
-    s[0] ^= s[3];
-    s[2] ^= t;
-    s[3] = rotl(s[3], 45);
-    return result;
-}
-
-float vet_rng_uniform(vet_rng *r) { return (float)(vet_rng_next(r) >> 40) * 0x1.0p-24f; }
+float vet_rng_uniform(vet_rng *r) { return vet_rng_core_uniform(r->s); }
 
 double vet_rng_uniform_double(vet_rng *r) { return (double)(vet_rng_next(r) >> 11) * 0x1.0p-53; }
 

@@ -113,6 +113,33 @@ static row_t *compare(const char *name, const char *shape, const float *d, const
     return r;
 }
 
+// Bit-exact comparison (ops that must equal the CPU's bits, not just its values): downloads the
+// device tensor, counts the values whose bits differ and the elements dropped (== 0) on one
+// side only, prints the line and records it (err = fraction of values that differ).
+static row_t *compare_bits(const char *name, const char *shape, const float *d, const float *cpu,
+                           size_t n) {
+    float *g = malloc(n * sizeof(float));
+    TRY(vet_cuda_sync(ctx, &err));
+    TRY(vet_cuda_download(ctx, g, d, n * sizeof(float), &err));
+    size_t bad = 0, mask_bad = 0;
+    for (size_t i = 0; i < n; i++) {
+        bad += memcmp(&g[i], &cpu[i], sizeof(float)) != 0;
+        mask_bad += (g[i] == 0.0f) != (cpu[i] == 0.0f);
+    }
+    if (bad) failures++;
+    printf("%s %s: %zu of %zu values differ in bits, %zu in the mask %s\n", bad ? "not ok" : "ok", name,
+           bad, n, mask_bad, shape);
+    fflush(stdout);
+    free(g);
+    row_t *r = &table[n_rows < 95 ? n_rows++ : 95];
+    snprintf(r->name, sizeof r->name, "%s", name);
+    snprintf(r->shape, sizeof r->shape, "%s", shape);
+    r->err = (double)bad / (double)(n ? n : 1);
+    r->tol = 0;
+    r->ms = 0;
+    return r;
+}
+
 // The decode step's attention on the CPU (lib/infer.c's attend_step): query row i of slot
 // slots[i] against that slot's cache positions [0, pos[i]]; caches (n_slots, max_len, KVH, hd).
 static void ref_attention_decode(float *out, const float *q, const float *kc, const float *vc,
@@ -614,6 +641,37 @@ static void run_config(const config *c) {
         free(gt), free(up), free(out), free(dout), free(dg), free(du);
         vet_cuda_mem_free(d_gt), vet_cuda_mem_free(d_up), vet_cuda_mem_free(d_out);
         vet_cuda_mem_free(d_dout), vet_cuda_mem_free(d_dg), vet_cuda_mem_free(d_du);
+    }
+
+    // --- dropout on the LoRA input widths (N,C) and (N,F): the CPU's masks, bit for bit ---
+    {
+        const float ps[2] = {0.1f, 0.5f};
+        for (int k = 0; k < 2; k++) {
+            int W = k ? F : C;
+            size_t n = (size_t)N * W;
+            uint64_t s = vet_rng_next(&rng);
+            float *x = rnd(n, 1), *y = malloc(n * 4), *dout = rnd(n, 1), *dinp = rnd(n, 1);
+            float *d_x = devf(x, n), *d_y = devf(NULL, n), *d_dout = devf(dout, n), *d_dinp = devf(dinp, n);
+            char nm[64];
+            snprintf(sh, sizeof sh, "N=%d C=%d p=%g", N, W, ps[k]);
+            dropout_forward(y, x, ps[k], s, N, W);
+            TRY(dropout_forward_cuda(ctx, d_y, d_x, ps[k], s, N, W, &err));
+            snprintf(nm, sizeof nm, "dropout_forward p=%g", ps[k]);
+            r = compare_bits(nm, sh, d_y, y, n);
+            TIME(dropout_forward_cuda(ctx, d_y, d_x, ps[k], s, N, W, &err), r->ms);
+            // backward: += onto the same random start, with the forward's mask
+            dropout_backward(dinp, dout, ps[k], s, N, W);
+            TRY(dropout_backward_cuda(ctx, d_dinp, d_dout, ps[k], s, N, W, &err));
+            snprintf(nm, sizeof nm, "dropout_backward p=%g", ps[k]);
+            r = compare_bits(nm, sh, d_dinp, dinp, n);
+            TIME(dropout_backward_cuda(ctx, d_dinp, d_dout, ps[k], s, N, W, &err), r->ms);
+            // in place (out == inp), as the residual dropout uses it on the CPU
+            TRY(dropout_forward_cuda(ctx, d_x, d_x, ps[k], s, N, W, &err));
+            snprintf(nm, sizeof nm, "dropout_forward in place p=%g", ps[k]);
+            compare_bits(nm, sh, d_x, y, n);
+            free(x), free(y), free(dout), free(dinp);
+            vet_cuda_mem_free(d_x), vet_cuda_mem_free(d_y), vet_cuda_mem_free(d_dout), vet_cuda_mem_free(d_dinp);
+        }
     }
 
     // --- cross-entropy: plain, then fused with the lm_head over the target rows ---

@@ -4,7 +4,7 @@
 // packed rows of different lengths (padding), LoRA on every projection with B != 0 so A gets
 // a gradient too. Checks: loss and every LoRA gradient (and in full mode every base weight
 // gradient) within 1e-5 relative of the CPU, dropout with the CPU's masks, 5 AdamW steps
-// against adamw_update, bf16 weights within bf16 tolerances, the memory plan, refusals.
+// against adamw_update, bf16 and fp16 weights within their tolerances, the memory plan, refusals.
 //
 // Built two ways: against the real kernels (mk/gpu.mk, $(BUILD)/tests/gpu/test_gpu_model):
 // the GPU model parity check, `skip` on a machine without a GPU; and against the CPU
@@ -104,7 +104,8 @@ static void check_tensor(const char *name, const float *got, const float *want, 
     CHECK(e <= tol);
 }
 
-static void check_lora_grads(const vet_model *m, const float *got, const float *want, double tol) {
+// Returns the worst max rel error over the tensors.
+static double check_lora_grads(const vet_model *m, const float *got, const float *want, double tol) {
     char name[64];
     double worst = 0;
     for (int t = 0; t < VET_LORA_N_TARGETS; t++) {
@@ -122,12 +123,17 @@ static void check_lora_grads(const vet_model *m, const float *got, const float *
         if (eb > worst) worst = eb;
     }
     printf("# worst LoRA grad rel err %.3g\n", worst);
+    return worst;
 }
 
 // One forward + backward on both sides, the GPU model made with capacity capB x capT;
-// loss and LoRA grads compared within tol_loss, tol_grad.
-static void lora_parity(int variant, float dropout, int training, int capB, int capT, unsigned flags,
-                        double tol_loss, double tol_grad) {
+// loss and LoRA grads compared within tol_loss, tol_grad. The GPU's backward runs on the loss
+// times gpu_scale and its grads are divided by gpu_scale after (vet-train --fp16's loss
+// scaling; a power of two, so exact in fp32); the CPU's runs unscaled. Returns the worst LoRA
+// gradient error (-1 when the GPU model could not run).
+static double lora_parity_scaled(int variant, float dropout, int training, int capB, int capT, unsigned flags,
+                               float gpu_scale, double tol_loss, double tol_grad) {
+    double worst = -1;
     vet_model m;
     make_model(&m, variant, 1, dropout);
     batch3 x;
@@ -146,20 +152,29 @@ static void lora_parity(int variant, float dropout, int training, int capB, int 
         CHECK(vet_model_forward(&m, a, &x.b, NULL, &lc, &nc, training, seed, &err) == 0);
         CHECK(vet_model_backward(&m, a, &x.b, 1.0f / nc, VET_TRAIN_LORA, gc, &err) == 0);
         int rc = vet_gpu_forward(g, &x.b, &lg, &ng, training, seed, &err);
-        if (rc == 0) rc = vet_gpu_backward(g, 1.0f / ng, VET_TRAIN_LORA, &err);
+        if (rc == 0) rc = vet_gpu_backward(g, gpu_scale / ng, VET_TRAIN_LORA, &err);
         if (rc == 0) rc = vet_gpu_download_grads(g, gg, m.n_lora, &err);
         if (rc) fprintf(stderr, "  %s\n", err.msg);
+        if (gpu_scale != 1.0f)
+            for (size_t i = 0; i < m.n_lora; i++) gg[i] /= gpu_scale;
         CHECK(rc == 0);
         CHECK(ng == nc && nc > 0);
         printf("# loss cpu %.9g gpu %.9g rel %.3g\n", lc / nc, lg / ng, fabs(lg - lc) / fabs(lc));
         CHECK(fabs(lg - lc) <= tol_loss * fabs(lc));
-        check_lora_grads(&m, gg, gc, tol_grad);
+        worst = check_lora_grads(&m, gg, gc, tol_grad);
+        if (rc) worst = -1;
         free(gc), free(gg);
     }
     vet_gpu_model_free(g);
     vet_acts_free(a);
     vet_batch_free(&x.b);
     vet_model_free(&m);
+    return worst;
+}
+
+static void lora_parity(int variant, float dropout, int training, int capB, int capT, unsigned flags,
+                        double tol_loss, double tol_grad) {
+    lora_parity_scaled(variant, dropout, training, capB, capT, flags, 1.0f, tol_loss, tol_grad);
 }
 
 static void test_lora_llama_gqa(void) {
@@ -193,6 +208,23 @@ static void test_lora_bf16(void) {
     if (!ctx) SKIP(no_gpu);
     lora_parity(VAR_LLAMA, 0.0f, 1, 3, 19, VET_GPU_BF16, 1e-2, 1e-1);
     lora_parity(VAR_QWEN_TIED, 0.0f, 1, 3, 19, VET_GPU_BF16, 1e-2, 1e-1);
+}
+
+// fp16 base weights (VET_GPU_FP16, vet-train --fp16): bf16's mode in IEEE fp16, the backward
+// unscaled and with GradScaler's first loss scale 65536 (grads divided on the host, as
+// lib/trainer.c does). Tolerances: fp16 keeps 10 mantissa bits to bf16's 7, so its rounding
+// error is 8x smaller; bf16's tolerances (1e-2 loss, 1e-1 grads) / 8, rounded: loss 1e-3 and
+// grads 2e-2 (measured: loss 7e-5, grads 2.4e-3 and 6.4e-3, either scale). 2e-2 is below
+// what bf16 itself measures here (2.3e-2, 3.0e-2), so fp16 silently stored as bf16 fails; an
+// error of 0 (the GEMM inputs not rounded at all) fails too.
+static void test_lora_fp16(void) {
+    if (!ctx) SKIP(no_gpu);
+    const float S[2] = {1.0f, 65536.0f};
+    for (int i = 0; i < 2; i++) {
+        printf("# fp16, loss scale %g\n", S[i]);
+        CHECK(lora_parity_scaled(VAR_LLAMA, 0.0f, 1, 3, 19, VET_GPU_FP16, S[i], 1e-3, 2e-2) > 0);
+        CHECK(lora_parity_scaled(VAR_QWEN_TIED, 0.1f, 1, 3, 19, VET_GPU_FP16, S[i], 1e-3, 2e-2) > 0);
+    }
 }
 
 // Full training: every base weight's gradient (tied: lm_head's lands in embed's slot).
@@ -803,6 +835,7 @@ int main(void) {
     RUN(test_lora_qwen_bias_tied);
     RUN(test_lora_dropout);
     RUN(test_lora_bf16);
+    RUN(test_lora_fp16);
     RUN(test_full_llama);
     RUN(test_full_qwen_tied);
     RUN(test_adamw_steps);

@@ -303,6 +303,25 @@ int scale_inplace_cuda(vet_cuda *ctx, float *x, float s, size_t n, vet_err *err)
     return 0;
 }
 
+// --- dropout -----------------------------------------------------------------------------------
+// The CPU ops themselves: the kernel's masks are these bit for bit (lib/rng_core.h, shared;
+// tests/unit/test_rng_device.c runs the kernel's tile walk in C against them).
+int dropout_forward_cuda(vet_cuda *ctx, float *out, const float *inp, float p, uint64_t seed, int N,
+                         int C, vet_err *err) {
+    CHECK_CTX(ctx, err);
+    if (N <= 0 || C <= 0 || (p <= 0.0f && out == inp)) return 0;  // memcpy onto itself is undefined
+    dropout_forward(out, inp, p, seed, N, C);
+    return 0;
+}
+
+int dropout_backward_cuda(vet_cuda *ctx, float *dinp, const float *dout, float p, uint64_t seed,
+                          int N, int C, vet_err *err) {
+    CHECK_CTX(ctx, err);
+    if (N <= 0 || C <= 0) return 0;
+    dropout_backward(dinp, dout, p, seed, N, C);
+    return 0;
+}
+
 // --- cross-entropy ---------------------------------------------------------------------------
 int crossentropy_softmax_backward_inplace_cuda(vet_cuda *ctx, float *logits, float *loss,
                                                const int32_t *tgt, int n, int V, vet_err *err) {
