@@ -31,6 +31,8 @@ struct vet_gpu_model {
     int has_lora;
     unsigned targets;
     float lora_scale, dropout;
+    float resid_dropout;  // before each residual add (training forwards); resid_p: in effect now
+    float resid_p;
     size_t n_w, n_lora, n_params;
     size_t offA[VET_LORA_N_TARGETS], offB[VET_LORA_N_TARGETS];  // in lora_mem
     // offsets of the base tensors in w_mem (bq.. only with biases); w16 window = [wq, final_norm)

@@ -88,6 +88,7 @@ vet_gpu_model *vet_gpu_model_new(vet_cuda *ctx, const vet_model *m, int B, int T
                          (size_t)(lo->B[t] - m->lora_mem) != g->offB[t]))
             { vet_errf(err, "internal: LoRA layout differs from lora.c's"); goto fail; }
     if (m->has_lora) g->lora_scale = lo->scale, g->dropout = lo->dropout;
+    g->resid_dropout = opts->resid_dropout;
 
     gpu_slot s[GPU_MAX_SLOTS];
     int n = gpu_layout(g, s);

@@ -62,6 +62,8 @@ enum {
 typedef struct {
     unsigned flags;    // VET_GPU_*
     size_t mem_limit;  // bytes the model may take on the device (its free memory); 0: no check
+    float resid_dropout;  // dropout before each residual add in training forwards, as
+                          // vet_acts_set_resid_dropout (0: none)
 } vet_gpu_opts;
 
 // Device bytes a model needs, by kind (vet_gpu_plan_bytes fills it: a function cannot share

@@ -51,6 +51,10 @@ static int half_embedding(vet_gpu_model *g, float *out, const int32_t *tokens, c
 static uint64_t lora_seed(uint64_t seed, int l, int t) {
     return vet_rng_hash(vet_rng_hash(seed, (uint64_t)l), (uint64_t)t);
 }
+// Residual dropout's seed of (layer, branch 0 attention / 1 MLP): lib/model_train.c's resid_seed.
+static uint64_t resid_seed(uint64_t seed, int l, int branch) {
+    return lora_seed(seed, l, VET_LORA_N_TARGETS + branch);
+}
 
 typedef struct {
     const float *w, *b, *A, *B;  // device; w NULL in bf16 mode
@@ -210,7 +214,9 @@ static int layer_forward(vet_gpu_model *g, int l, int B, int T, int recompute, v
     TRY(attention_forward_cuda(ctx, a.att, a.lse, a.q, a.k, a.v, g->seg, B, T, g->H, g->KVH, g->hd,
                                g->attn_scratch, err));
     if (g->bf16) TRY(to_half(g, g->xb16, a.att, (size_t)N * Q, err));
-    TRY(proj_forward(g, l, 3, a.xmid, a.att, g->xb16, N, err));  // xmid = o(att) + x
+    TRY(proj_forward(g, l, 3, a.xmid, a.att, g->xb16, N, err));  // xmid = dropout(o(att)) + x
+    if (g->resid_p > 0.0f)
+        TRY(dropout_forward_cuda(ctx, a.xmid, a.xmid, g->resid_p, resid_seed(g->dropout_seed, l, 0), N, C, err));
     TRY(add_inplace_cuda(ctx, a.xmid, x, (size_t)N * C, err));
     // MLP block
     TRY(rmsnorm_forward_cuda(ctx, g->h, a.rstd2, a.xmid, g->mlp_norm + (size_t)l * C, N, C, c->rms_eps, err));
@@ -223,7 +229,9 @@ static int layer_forward(vet_gpu_model *g, int l, int B, int T, int recompute, v
         return p.A ? lora_u_forward(g, l, 6, &p, g->act, N, err) : 0;
     }
     if (g->bf16) TRY(to_half(g, g->xb16, g->act, (size_t)N * F, err));
-    TRY(proj_forward(g, l, 6, xout, g->act, g->xb16, N, err));  // xout = down(act) + xmid
+    TRY(proj_forward(g, l, 6, xout, g->act, g->xb16, N, err));  // xout = dropout(down(act)) + xmid
+    if (g->resid_p > 0.0f)
+        TRY(dropout_forward_cuda(ctx, xout, xout, g->resid_p, resid_seed(g->dropout_seed, l, 1), N, C, err));
     return add_inplace_cuda(ctx, xout, a.xmid, (size_t)N * C, err);
 }
 
@@ -237,6 +245,7 @@ int vet_gpu_forward(vet_gpu_model *g, const vet_batch *b, double *loss_sum, int 
     size_t NS = g->N;  // layer stride in positions
     g->last = NULL;    // set again only when this forward completes
     g->training = training && g->has_lora;
+    g->resid_p = training ? g->resid_dropout : 0.0f;
     g->dropout_seed = dropout_seed;
     g->have_dlnf = 0;
     // A bad index would read out of bounds on the device, silently: check on the host.
@@ -284,6 +293,20 @@ int vet_gpu_forward(vet_gpu_model *g, const vet_batch *b, double *loss_sum, int 
 // ---------------------------------------------------------------------------------------
 // Backward
 
+// The gradient reaching a branch's projection output from the residual gradient dx: dx, or
+// with residual dropout dx through the forward's mask, in g->h (free at both call sites: it
+// is recomputed right after). As lib/model_train.c's resid_branch_grad.
+static const float *resid_branch_grad(vet_gpu_model *g, const float *dx, int l, int branch, int N,
+                                      vet_err *err) {
+    if (g->resid_p <= 0.0f) return dx;
+    size_t n = (size_t)N * g->C;
+    if (vet_cuda_memset0(g->ctx, g->h, n * sizeof(float), err) < 0 ||
+        dropout_backward_cuda(g->ctx, g->h, dx, g->resid_p, resid_seed(g->dropout_seed, l, branch), N, g->C,
+                              err) < 0)
+        return NULL;
+    return g->h;
+}
+
 int vet_gpu_backward(vet_gpu_model *g, float loss_scale, vet_train_mode mode, vet_err *err) {
     vet_cuda *ctx = g->ctx;
     const vet_config *c = &g->cfg;
@@ -330,7 +353,9 @@ int vet_gpu_backward(vet_gpu_model *g, float loss_scale, vet_train_mode mode, ve
         // MLP: x'' = x' + down(silu(g)*u), g,u from h2 = norm(x')
         TRY(swiglu_forward_cuda(ctx, g->act, gate, up, (size_t)N * F, err));
         TRY(vet_cuda_memset0(ctx, g->dact, (size_t)N * F * fs, err));
-        TRY(proj_backward(g, l, 6, g->dact, dx, g->act, N, full, err));
+        const float *dbranch = resid_branch_grad(g, dx, l, 1, N, err);
+        if (!dbranch) return -1;
+        TRY(proj_backward(g, l, 6, g->dact, dbranch, g->act, N, full, err));
         TRY(vet_cuda_memset0(ctx, g->dgate, (size_t)N * F * fs, err));
         TRY(vet_cuda_memset0(ctx, g->dup, (size_t)N * F * fs, err));
         TRY(swiglu_backward_cuda(ctx, g->dgate, g->dup, g->dact, gate, up, (size_t)N * F, err));
@@ -341,7 +366,8 @@ int vet_gpu_backward(vet_gpu_model *g, float loss_scale, vet_train_mode mode, ve
         TRY(rmsnorm_backward_cuda(ctx, dx, GW(o_mnorm), g->dh, xmid, mnorm, a.rstd2, N, C, err));
         // attention: x' = x + o(attn(rope(q), rope(k), v)), q,k,v from h = norm(x)
         TRY(vet_cuda_memset0(ctx, g->datt, (size_t)N * Q * fs, err));
-        TRY(proj_backward(g, l, 3, g->datt, dx, att, N, full, err));
+        if (!(dbranch = resid_branch_grad(g, dx, l, 0, N, err))) return -1;
+        TRY(proj_backward(g, l, 3, g->datt, dbranch, att, N, full, err));
         TRY(vet_cuda_memset0(ctx, g->dq, (size_t)N * Q * fs, err));
         TRY(vet_cuda_memset0(ctx, g->dk, (size_t)N * KV * fs, err));
         TRY(vet_cuda_memset0(ctx, g->dv, (size_t)N * KV * fs, err));

@@ -276,8 +276,6 @@ static int open_device(run *r, vet_err *err) {
     }
     if (o->label_smoothing != 0.0)
         return vet_errf(err, "--label-smoothing is not implemented on CUDA yet: train on the CPU, or without it");
-    if (o->resid_dropout != 0.0)
-        return vet_errf(err, "--resid-dropout is not implemented on CUDA yet: train on the CPU, or without it");
     if (o->full && o->gpu_bf16)
         return vet_errf(err, "full training on CUDA needs fp32 base weights (--fp32), or train LoRA");
     if (o->full && o->gpu_quant)
@@ -342,7 +340,7 @@ static int setup_device(run *r, vet_err *err) {
                         o->full || o->gpu_quant == 2 ? "" : o->gpu_quant ? ", or --quant nf4"
                               : o->gpu_bf16 ? ", or --quant int8 / nf4 base weights" : ", or --bf16 base weights");
     }
-    vet_gpu_opts go = {.flags = flags, .mem_limit = usable};
+    vet_gpu_opts go = {.flags = flags, .mem_limit = usable, .resid_dropout = (float)o->resid_dropout};
     r->gpu = vet_gpu_model_new(r->cuda, m, B, T, &go, err);
     return r->gpu ? 0 : -1;
 #else

@@ -50,7 +50,7 @@ static void usage(void) {
         "  --weight-decay X        AdamW decoupled decay (0.01; not on norms and biases)\n"
         "  --label-smoothing X     cross-entropy label smoothing in [0, 0.99] (0; CPU only)\n"
         "  --resid-dropout P       dropout on each attention/MLP output before the residual add,\n"
-        "                          in [0, 0.9] (0; CPU only; a regularizer for small models)\n"
+        "                          in [0, 0.9] (0; a regularizer for small models)\n"
         "  --warmup-ratio X        warmup steps = ceil(X * total steps) (0.03)\n"
         "  --scheduler NAME        cosine, linear or constant (cosine)\n"
         "  --max-grad-norm X       clip the global gradient norm (1.0; 0 = off)\n"

@@ -215,14 +215,21 @@ smooth_refused_ok() {
 }
 check train_device_label_smoothing_refused smooth_refused_ok
 
-# 10c. --resid-dropout likewise.
-rdrop_refused_ok() {
+# 10c. --resid-dropout: the device draws the CPU's masks (kernels/dropout.cu), so in fp32 the
+# adapter is byte-identical to the CPU's, with and without --grad-checkpoint (the recompute
+# draws the same masks again); and the dropout changed the run (not a no-op flag).
+rdrop_ok() {
     [ $cuda_status -eq 0 ] || return 1
-    run "$sbin" "$tmp/rd" --device cuda --fp32 --resid-dropout 0.1 && return 1
-    grep -q -- "--resid-dropout is not implemented on CUDA yet" "$tmp/rd.err" || { cat "$tmp/rd.err" >&2; return 1; }
-    [ ! -e "$tmp/rd/adapter_model.safetensors" ]
+    run "$sbin" "$tmp/rd-cpu" --device cpu --resid-dropout 0.1 || { cat "$tmp/rd-cpu.err" >&2; return 1; }
+    run "$sbin" "$tmp/rd-cuda" --device cuda --fp32 --resid-dropout 0.1 || { cat "$tmp/rd-cuda.err" >&2; return 1; }
+    run "$sbin" "$tmp/rd-ck" --device cuda --fp32 --grad-checkpoint --resid-dropout 0.1 ||
+        { cat "$tmp/rd-ck.err" >&2; return 1; }
+    cmp "$tmp/rd-cpu/adapter_model.safetensors" "$tmp/rd-cuda/adapter_model.safetensors" >&2 || return 1
+    cmp "$tmp/rd-cpu/adapter_model.safetensors" "$tmp/rd-ck/adapter_model.safetensors" >&2 || return 1
+    diff <(steps "$tmp/rd-cpu") <(steps "$tmp/rd-cuda") >&2 || return 1
+    ! cmp -s "$tmp/rd-cpu/adapter_model.safetensors" "$tmp/scpu/adapter_model.safetensors"
 }
-check train_device_resid_dropout_refused rdrop_refused_ok
+check train_device_resid_dropout_equals_cpu rdrop_ok
 
 # 11. A forced overflow (VET_FP16_INIT_SCALE, the test hook): the first steps are skipped with
 #     the scale halving each time until the gradients fit, then the run trains (finite losses,
