@@ -10,8 +10,10 @@
 // Prefill runs the same sequence over the prompt's M positions, with the keys and values
 // computed straight into the slot's cache rows 0..M-1 and attention_forward_cuda over them.
 //
-// bf16 mode: the weight matrices are stored bf16 and each GEMM's input is rounded to bf16
-// once (x16), as lib/gpu_train.c does; norms, biases, lm_head, caches and activations fp32.
+// 16-bit mode (VET_GPU_BF16, or VET_GPU_FP16 for IEEE fp16): the weight matrices are stored in
+// that format and each GEMM's input is rounded to it once (x16), as lib/gpu_train.c does; the
+// GEMMs accumulate in fp32. Norms, biases, lm_head, caches and activations fp32. fp16 keeps a
+// float16 checkpoint's weights exactly (bf16 would drop 3 of their 10 mantissa bits).
 #include "gpu_infer.h"
 
 #include <stdio.h>
@@ -38,7 +40,8 @@ enum { P_Q, P_K, P_V, P_O, P_GATE, P_UP, P_DOWN, P_N };
 struct vet_gpu_infer {
     vet_cuda *ctx;
     vet_config cfg;
-    int bf16;
+    int half;                               // weight matrices in 16 bits: bf16, or fp16 when fp16
+    int fp16;                               // VET_GPU_FP16: the 16-bit format is IEEE fp16
     int quant;                              // 0, VET_CUDA_Q_INT8 or VET_CUDA_Q_NF4
     int L, C, F, Q, KV, H, KVH, hd, V, W;  // W = max(C, Q, F): the widest GEMM input
     int n_slots, max_len, R;                // R = max(max_len, n_slots): scratch rows
@@ -48,9 +51,9 @@ struct vet_gpu_infer {
     // --- device buffers (all inside mem) ---
     float *w;                      // fp32 mode: the whole w_mem; the pointers below point into it
     float *embed, *attn_norm, *mlp_norm, *final_norm, *lm_head, *bq, *bk, *bv;
-    float *mat[P_N];               // fp32 matrices (L, out, in); NULL in bf16 mode
-    uint16_t *mat16[P_N];          // bf16 matrices; NULL in fp32 mode
-    uint16_t *embed16;             // (V,C) bf16 mode, untied embeddings only
+    float *mat[P_N];               // fp32 matrices (L, out, in); NULL in 16-bit mode
+    uint16_t *mat16[P_N];          // bf16 / fp16 matrices; NULL in fp32 mode
+    uint16_t *embed16;             // (V,C) 16-bit mode, untied embeddings only
     // quantized mode (VET_GPU_INT8 / VET_GPU_NF4): projection t of layer l at
     // qw[t] + l * q_bytes[t], qs[t] + l * q_scales[t] (lib/quant.h's formats); wdq holds one
     // matrix dequantized (max_oi values, bf16 with VET_GPU_BF16, else fp32) for its GEMM
@@ -64,7 +67,7 @@ struct vet_gpu_infer {
     float *k, *v;                  // (n_slots, KV) a step's new rows
     float *gate, *up, *act;        // (R,F)
     float *logits;                 // (n_slots, V)
-    uint16_t *x16;                 // (R,W) bf16 GEMM inputs (bf16 mode)
+    uint16_t *x16;                 // (R,W) 16-bit GEMM inputs (16-bit mode)
     void *attn_scratch;            // attention_scratch_bytes(1, max_len, H)
     int32_t *ids;                  // (max_len) a prompt
     int32_t *in;                   // (3*n_slots) a step's tokens | slots | positions
@@ -104,7 +107,13 @@ static int set_dims(vet_gpu_infer *g, const vet_config *c, int n_slots, int max_
     if ((flags & VET_GPU_INT8) && (flags & VET_GPU_NF4))
         return vet_errf(err, "VET_GPU_INT8 and VET_GPU_NF4 together: choose one quantization");
     g->cfg = *c;
-    g->bf16 = (flags & VET_GPU_BF16) != 0;
+    g->fp16 = (flags & VET_GPU_FP16) != 0;
+    if (g->fp16 && (flags & VET_GPU_BF16))
+        return vet_errf(err, "VET_GPU_FP16 and VET_GPU_BF16 together: choose one 16-bit format");
+    if (g->fp16 && (flags & (VET_GPU_INT8 | VET_GPU_NF4)))
+        return vet_errf(err, "VET_GPU_FP16 with quantized weights is not supported (they are dequantized to "
+                             "bf16 or fp32 for their GEMMs)");
+    g->half = g->fp16 || (flags & VET_GPU_BF16) != 0;
     g->quant = flags & VET_GPU_INT8 ? VET_CUDA_Q_INT8 : flags & VET_GPU_NF4 ? VET_CUDA_Q_NF4 : 0;
     g->L = c->n_layers, g->C = c->dim, g->F = c->hidden_dim, g->H = c->n_heads;
     g->KVH = c->n_kv_heads, g->hd = c->head_dim, g->V = c->vocab_size;
@@ -130,7 +139,7 @@ static int layout(vet_gpu_infer *g, slot_t *s) {
     size_t L = g->L, C = g->C, F = g->F, Q = g->Q, KV = g->KV, V = g->V, R = g->R, S = g->n_slots;
     size_t f = sizeof(float), i32 = sizeof(int32_t), u16 = sizeof(uint16_t);
 #define PUT(ptr, nbytes, k) (s[n].p = (void **)&(ptr), s[n].bytes = (nbytes), s[n].kind = (k), n++)
-    if (!g->bf16 && !g->quant) {
+    if (!g->half && !g->quant) {
         PUT(g->w, vet_config_n_params(&g->cfg) * f, K_WEIGHTS);
     } else {
         for (int t = 0; t < P_N; t++) {
@@ -144,7 +153,7 @@ static int layout(vet_gpu_infer *g, slot_t *s) {
             }
         }
         if (!g->cfg.tie_embeddings) {
-            if (g->bf16) PUT(g->embed16, V * C * u16, K_WEIGHTS);
+            if (g->half) PUT(g->embed16, V * C * u16, K_WEIGHTS);
             else PUT(g->embed, V * C * f, K_WEIGHTS);  // quantized matrices, fp32 compute
         }
         PUT(g->attn_norm, L * C * f, K_WEIGHTS);
@@ -175,8 +184,8 @@ static int layout(vet_gpu_infer *g, slot_t *s) {
     PUT(g->up, R * F * f, K_SCRATCH);
     PUT(g->act, R * F * f, K_SCRATCH);
     PUT(g->logits, S * V * f, K_SCRATCH);
-    if (g->bf16) PUT(g->x16, R * g->W * u16, K_SCRATCH);
-    if (g->quant) PUT(g->wdq, g->max_oi * (g->bf16 ? u16 : f), K_SCRATCH);
+    if (g->half) PUT(g->x16, R * g->W * u16, K_SCRATCH);
+    if (g->quant) PUT(g->wdq, g->max_oi * (g->half ? u16 : f), K_SCRATCH);
     PUT(g->attn_scratch, attention_scratch_bytes(1, g->max_len, g->H), K_SCRATCH);
     PUT(g->ids, (size_t)g->max_len * i32, K_SCRATCH);
     PUT(g->in, 3 * S * i32, K_SCRATCH);
@@ -253,7 +262,7 @@ static int upload_weights(vet_gpu_infer *g, const vet_model *m, vet_err *err) {
     const vet_weights *w = &m->w;
     size_t L = g->L;
     const float *host[P_N] = {w->wq, w->wk, w->wv, w->wo, w->wgate, w->wup, w->wdown};
-    if (!g->bf16 && !g->quant) {
+    if (!g->half && !g->quant) {
         if (vet_gpu_upload_f32(ctx, g->w, m->w_mem, m->n_w, err) < 0) return -1;
 #define AT(p) ((p) ? g->w + ((p) - m->w_mem) : NULL)
         g->embed = AT(w->embed), g->attn_norm = AT(w->attn_norm), g->mlp_norm = AT(w->mlp_norm);
@@ -267,12 +276,12 @@ static int upload_weights(vet_gpu_infer *g, const vet_model *m, vet_err *err) {
     for (int t = 0; t < P_N && !g->quant; t++) {
         int out, in;
         proj_dims(g, t, &out, &in);
-        if (vet_gpu_upload_half(ctx, g->mat16[t], host[t], L * out * in, 0, err) < 0) return -1;
+        if (vet_gpu_upload_half(ctx, g->mat16[t], host[t], L * out * in, g->fp16, err) < 0) return -1;
     }
     vet_gpu_small_dst d = {g->embed, g->embed16, g->attn_norm, g->mlp_norm, g->final_norm, g->lm_head, g->bq, g->bk, g->bv};
-    if (vet_gpu_upload_small(ctx, &g->cfg, w, &d, 0, err) < 0) return -1;
+    if (vet_gpu_upload_small(ctx, &g->cfg, w, &d, g->fp16, err) < 0) return -1;
     if (g->cfg.tie_embeddings) g->embed = g->lm_head;  // tied: look up in the fp32 table
-    else if (g->embed16) g->embed = NULL;              // untied bf16: embed16
+    else if (g->embed16) g->embed = NULL;              // untied 16-bit: embed16
     return 0;
 }
 
@@ -328,7 +337,7 @@ vet_gpu_infer *vet_gpu_infer_new(vet_cuda *ctx, const vet_model *m, int n_slots,
         vet_errf(err, "inference needs %.2f GiB on the device (weights %.2f, KV cache %.2f, scratch %.2f) but "
                       "only %.2f GiB are free: use fewer slots than %d or fewer positions than %d%s",
                  GIB(p->total), GIB(p->weights), GIB(p->cache), GIB(p->scratch), GIB(opts->mem_limit), n_slots,
-                 max_len, g->quant ? "" : g->bf16 ? ", or int8 / nf4 weights" : ", or bf16 weights");
+                 max_len, g->quant ? "" : g->half ? ", or int8 / nf4 weights" : ", or bf16 weights");
         goto fail;
     }
     if (vet_cuda_malloc(&g->mem, p->total, err) < 0) {
@@ -371,12 +380,15 @@ int vet_gpu_infer_len(const vet_gpu_infer *g, int slot) {
 
 #define TRY(call) do { if ((call) < 0) return -1; } while (0)
 
-// In bf16 mode: x16 = inp (N,in) rounded to bf16, the input of the GEMMs that follow.
-static int to_bf16(vet_gpu_infer *g, const float *inp, int N, int in, vet_err *err) {
-    return g->bf16 ? f32_to_bf16_cuda(g->ctx, g->x16, inp, (size_t)N * in, err) : 0;
+// In 16-bit mode: x16 = inp (N,in) rounded to bf16 (fp16 with VET_GPU_FP16), the input of the
+// GEMMs that follow.
+static int to_half(vet_gpu_infer *g, const float *inp, int N, int in, vet_err *err) {
+    if (!g->half) return 0;
+    size_t n = (size_t)N * in;
+    return g->fp16 ? f32_to_f16_cuda(g->ctx, g->x16, inp, n, err) : f32_to_bf16_cuda(g->ctx, g->x16, inp, n, err);
 }
 
-// out (N,out) = inp (N,in)·W^T + b with projection t of layer l (bf16 mode: x16 holds inp).
+// out (N,out) = inp (N,in)·W^T + b with projection t of layer l (16-bit mode: x16 holds inp).
 static int linear(vet_gpu_infer *g, int l, int t, float *out, const float *inp, int N, vet_err *err) {
     int o, in;
     proj_dims(g, t, &o, &in);
@@ -385,14 +397,17 @@ static int linear(vet_gpu_infer *g, int l, int t, float *out, const float *inp, 
     if (g->cfg.qkv_bias && t <= P_V) b = (t == P_Q ? g->bq : t == P_K ? g->bk : g->bv) + (size_t)l * o;
     if (g->quant) {
         vet_cuda_qweight q = {g->quant, (const char *)g->qw[t] + l * g->q_bytes[t], g->qs[t] + l * g->q_scales[t]};
-        return matmul_forward_q_cuda(g->ctx, out, inp, g->bf16 ? g->x16 : NULL, &q, b, N, in, o, g->wdq, err);
+        return matmul_forward_q_cuda(g->ctx, out, inp, g->half ? g->x16 : NULL, &q, b, N, in, o, g->wdq, err);
     }
-    if (g->bf16)
+    if (g->fp16)
+        return matmul_forward_f16_cuda(g->ctx, out, g->x16, g->mat16[t] + l * per, b, N, in, o, err);
+    if (g->half)
         return matmul_forward_bf16_cuda(g->ctx, out, g->x16, g->mat16[t] + l * per, b, N, in, o, err);
     return matmul_forward_cuda(g->ctx, out, inp, g->mat[t] + l * per, b, N, in, o, err);
 }
 
 static int embed(vet_gpu_infer *g, const int32_t *ids, int n, vet_err *err) {
+    if (g->embed16 && g->fp16) return embedding_forward_f16_cuda(g->ctx, g->x, ids, g->embed16, n, g->C, err);
     if (g->embed16) return embedding_forward_bf16_cuda(g->ctx, g->x, ids, g->embed16, n, g->C, err);
     return embedding_forward_cuda(g->ctx, g->x, ids, g->embed, n, g->C, err);
 }
@@ -402,15 +417,15 @@ static int embed(vet_gpu_infer *g, const int32_t *ids, int n, vet_err *err) {
 static int layer_rest(vet_gpu_infer *g, int l, int n, vet_err *err) {
     vet_cuda *ctx = g->ctx;
     int C = g->C, F = g->F;
-    TRY(to_bf16(g, g->att, n, g->Q, err));
+    TRY(to_half(g, g->att, n, g->Q, err));
     TRY(linear(g, l, P_O, g->proj, g->att, n, err));
     TRY(add_inplace_cuda(ctx, g->x, g->proj, (size_t)n * C, err));
     TRY(rmsnorm_forward_cuda(ctx, g->h, g->rstd, g->x, g->mlp_norm + (size_t)l * C, n, C, g->cfg.rms_eps, err));
-    TRY(to_bf16(g, g->h, n, C, err));
+    TRY(to_half(g, g->h, n, C, err));
     TRY(linear(g, l, P_GATE, g->gate, g->h, n, err));
     TRY(linear(g, l, P_UP, g->up, g->h, n, err));
     TRY(swiglu_forward_cuda(ctx, g->act, g->gate, g->up, (size_t)n * F, err));
-    TRY(to_bf16(g, g->act, n, F, err));
+    TRY(to_half(g, g->act, n, F, err));
     TRY(linear(g, l, P_DOWN, g->proj, g->act, n, err));
     return add_inplace_cuda(ctx, g->x, g->proj, (size_t)n * C, err);
 }
@@ -450,7 +465,7 @@ int vet_gpu_infer_prefill(vet_gpu_infer *g, int slot, const int32_t *ids, int n,
         float *kl = g->kc + l * layer_rows + slot * slot_rows, *vl = g->vc + l * layer_rows + slot * slot_rows;
         TRY(rmsnorm_forward_cuda(ctx, g->h, g->rstd, g->x, g->attn_norm + (size_t)l * C, n, C, g->cfg.rms_eps,
                                  err));
-        TRY(to_bf16(g, g->h, n, C, err));
+        TRY(to_half(g, g->h, n, C, err));
         TRY(linear(g, l, P_Q, g->q, g->h, n, err));  // (n,Q)
         TRY(linear(g, l, P_K, kl, g->h, n, err));    // (n,KV)
         TRY(linear(g, l, P_V, vl, g->h, n, err));
@@ -491,7 +506,7 @@ int vet_gpu_infer_step(vet_gpu_infer *g, const int *slots, const int32_t *tokens
         float *kl = g->kc + l * layer_rows, *vl = g->vc + l * layer_rows;
         TRY(rmsnorm_forward_cuda(ctx, g->h, g->rstd, g->x, g->attn_norm + (size_t)l * C, n, C, g->cfg.rms_eps,
                                  err));
-        TRY(to_bf16(g, g->h, n, C, err));
+        TRY(to_half(g, g->h, n, C, err));
         TRY(linear(g, l, P_Q, g->q, g->h, n, err));
         TRY(linear(g, l, P_K, g->k, g->h, n, err));
         TRY(linear(g, l, P_V, g->v, g->h, n, err));

@@ -2,8 +2,8 @@
 // slot, and decode steps of one token for n slots at once, with the ops of kernels/ops_cuda.h.
 //
 // A vet_gpu_infer is a merged model (no LoRA left: vet_model_merge_lora first, as for the
-// CPU) uploaded once (fp32, or bf16 weight matrices with VET_GPU_BF16: norms, biases, the
-// lm_head and the tied embedding stay fp32), plus the KV caches of n_slots sequences of up to
+// CPU) uploaded once (fp32, or bf16 weight matrices with VET_GPU_BF16, IEEE fp16 ones with
+// VET_GPU_FP16: norms, biases, the lm_head and the tied embedding stay fp32), plus the KV caches of n_slots sequences of up to
 // max_len positions each (fp32, (L, n_slots, max_len, KVH, hd)) and the scratch rows of a
 // prefill or a step, all in ONE device allocation sized first by vet_gpu_infer_plan_bytes and
 // refused, with the numbers, when larger than the caller's memory limit. Nothing is allocated
@@ -22,7 +22,10 @@
 // Precision: fp32 mode computes what the CPU computes up to summation order (cuBLAS fp32
 // GEMMs, no TF32): ~1e-6 relative. A row's result does not depend on the other rows of its
 // step in the attention; cuBLAS may pick other GEMM kernels for other row counts, so batch 1
-// and batch 64 can differ in the last bits (unlike the CPU's row-exact kernel).
+// and batch 64 can differ in the last bits (unlike the CPU's row-exact kernel). 16-bit modes
+// round each GEMM input to the format (bf16 ~0.4%, fp16 ~0.05% per element); fp16 ends at
+// 65504, so a GEMM input beyond it becomes inf (the residual stream, norms and logits are
+// fp32; the GEMM inputs are normed or products of them, as in PyTorch's fp16 inference).
 //
 // Built without CUDA (no nvcc, or CUDA=0) every function exists and fails with
 // "vet was built without CUDA (rebuild with nvcc on PATH)".
@@ -40,14 +43,14 @@
 // Device bytes of an inference model, by kind; total is exactly what vet_gpu_infer_new
 // allocates (each buffer rounded up to 256 bytes).
 typedef struct {
-    size_t weights;  // base weights (fp32, or bf16 / int8 / nf4 matrices + fp32 norms/biases/lm_head)
+    size_t weights;  // base weights (fp32, or bf16 / fp16 / int8 / nf4 matrices + fp32 norms/biases/lm_head)
     size_t cache;    // keys and values of n_slots x max_len positions, every layer
     size_t scratch;  // rows of a prefill (max_len) or a step (n_slots), logits, RoPE tables
     size_t total;
 } vet_gpu_infer_plan;
 
-// The plan for a config, n_slots sequences of up to max_len positions and flags (VET_GPU_BF16,
-// VET_GPU_INT8 / VET_GPU_NF4, or 0). No device is needed.
+// The plan for a config, n_slots sequences of up to max_len positions and flags (VET_GPU_BF16 or
+// VET_GPU_FP16, VET_GPU_INT8 / VET_GPU_NF4, or 0). No device is needed.
 int vet_gpu_infer_plan_bytes(const vet_config *c, int n_slots, int max_len, unsigned flags,
                              vet_gpu_infer_plan *out, vet_err *err);
 
@@ -61,7 +64,9 @@ void vet_gpu_infer_close(vet_cuda *ctx);  // safe with NULL
 typedef struct vet_gpu_infer vet_gpu_infer;  // opaque
 
 // Uploads m (no LoRA adapters) and allocates its caches and scratch. opts: flags
-// VET_GPU_BF16 or 0, plus VET_GPU_INT8 or VET_GPU_NF4 for quantized weight matrices
+// VET_GPU_BF16, VET_GPU_FP16 (the bf16 mode in IEEE fp16: matrices and GEMM inputs fp16, fp32
+// accumulation; for float16 checkpoints, whose weights it keeps exactly) or 0, plus
+// VET_GPU_INT8 or VET_GPU_NF4 (not with VET_GPU_FP16) for quantized weight matrices
 // (quantized on the host by lib/quant.c, dequantized per GEMM into one scratch matrix, to bf16
 // with VET_GPU_BF16, else fp32; see gpu_model.h); mem_limit the bytes it may take (0: no check). opts may be NULL (fp32,
 // no limit). m is not referenced afterwards.

@@ -5,7 +5,7 @@
 ifeq ($(CUDA),1)
 GPU_TESTS := $(patsubst tests/gpu/%.c,$(BUILD)/tests/gpu/%,$(wildcard tests/gpu/*.c))
 
-$(BUILD)/tests/gpu/%: tests/gpu/%.c $(LIBVET) kernels/ops_cuda.h | $(BUILD)/tests/gpu
+$(BUILD)/tests/gpu/%: tests/gpu/%.c tests/gpu/gpu_test_util.h $(LIBVET) kernels/ops_cuda.h | $(BUILD)/tests/gpu
 	$(CC) $(CPPFLAGS) $(CFLAGS) $< $(LIBVET) $(LDFLAGS) $(LDLIBS) -o $@
 $(BUILD)/tests/gpu:
 	mkdir -p $@

@@ -33,14 +33,14 @@ $(STANDIN)/libvet.a: $(STANDIN_OBJ)
 	ar rcs $@ $^
 $(STANDIN)/ops_cuda_cpu.o: tests/gpu/standin/ops_cuda_cpu.c kernels/ops_cuda.h $(wildcard lib/*.h) | $(STANDIN)/lib
 	$(CC) $(STANDIN_CPPF) $(STANDIN_CF) -c $< -o $@
-$(STANDIN_TEST): tests/gpu/test_gpu_model.c tests/unit/check.h tests/unit/tiny_models.h \
+$(STANDIN_TEST): tests/gpu/test_gpu_model.c tests/gpu/gpu_test_util.h tests/unit/check.h tests/unit/tiny_models.h \
                  $(STANDIN)/ops_cuda_cpu.o $(STANDIN)/libvet.a
 	$(CC) $(STANDIN_CPPF) $(STANDIN_CF) $< $(STANDIN)/ops_cuda_cpu.o $(STANDIN)/libvet.a \
 	  -fopenmp $(STANDIN_SAN) $(STANDIN_LIBS) -o $@
 $(STANDIN_TRAIN): tools/vet-train.c tools/cli.h $(STANDIN)/ops_cuda_cpu.o $(STANDIN)/libvet.a
 	$(CC) $(STANDIN_CPPF) $(STANDIN_CF) $< $(STANDIN)/ops_cuda_cpu.o $(STANDIN)/libvet.a \
 	  -fopenmp $(STANDIN_SAN) $(STANDIN_LIBS) -o $@
-$(STANDIN_INFER): tests/gpu/test_gpu_infer.c tests/unit/check.h tests/unit/tiny_models.h \
+$(STANDIN_INFER): tests/gpu/test_gpu_infer.c tests/gpu/gpu_test_util.h tests/unit/check.h tests/unit/tiny_models.h \
                   $(STANDIN)/ops_cuda_cpu.o $(STANDIN)/libvet.a
 	$(CC) $(STANDIN_CPPF) $(STANDIN_CF) $< $(STANDIN)/ops_cuda_cpu.o $(STANDIN)/libvet.a \
 	  -fopenmp $(STANDIN_SAN) $(STANDIN_LIBS) -o $@

@@ -56,7 +56,10 @@ static void usage(void) {
            "                         always looked for; so are 6-18 digit codes)\n"
            "  -t, --threads N        threads (default 0: OMP_NUM_THREADS, else all cores)\n"
            "      --device cpu|cuda[:N]  where the model runs (default cpu); cuda = cuda:0\n"
-           "      --bf16             CUDA: weight matrices in bf16 (the default on cuda)\n"
+           "      --bf16             CUDA: weight matrices in bf16 (the default on cuda, unless\n"
+           "                         config.json's dtype is float16)\n"
+           "      --fp16             CUDA: weight matrices in IEEE fp16, fp32 accumulation (the\n"
+           "                         default on cuda when config.json's dtype is float16)\n"
            "      --fp32             CUDA: weights in fp32, the CPU's results up to rounding\n"
            "      --quant none|int8|nf4  CUDA: weight matrices stored int8 (a scale per row) or nf4\n"
            "                         (QLoRA's, an absmax per 64), dequantized for each GEMM (none)\n"
@@ -390,11 +393,11 @@ static float parse_float(const char *s, const char *flag, float lo, float hi) {
 // The model on the device: its memory plan said (unless quiet), then checked against the free
 // memory less GPU_HEADROOM before anything is allocated there, then one allocation and the
 // upload. NULL with err and *status (EXIT_USAGE: the plan does not fit) on failure.
+// half: 0 (fp32), VET_GPU_BF16 or VET_GPU_FP16.
 static vet_gpu_infer *setup_device(vet_cuda *cuda, const vet_model *m, int gpu_index, int batch, int max_len,
-                                   int bf16, vet_quant_kind quant, size_t free_b, size_t total_b, int quiet,
+                                   unsigned half, vet_quant_kind quant, size_t free_b, size_t total_b, int quiet,
                                    int *status, vet_err *err) {
-    unsigned flags = (bf16 ? VET_GPU_BF16 : 0) |
-                     (quant == VET_QUANT_INT8 ? VET_GPU_INT8 : quant == VET_QUANT_NF4 ? VET_GPU_NF4 : 0);
+    unsigned flags = half | (quant == VET_QUANT_INT8 ? VET_GPU_INT8 : quant == VET_QUANT_NF4 ? VET_GPU_NF4 : 0);
     vet_gpu_infer_plan p;
     if (vet_gpu_infer_plan_bytes(&m->cfg, batch, max_len, flags, &p, err)) return NULL;
     size_t usable = free_b > GPU_HEADROOM ? free_b - GPU_HEADROOM : 0;
@@ -411,7 +414,9 @@ static vet_gpu_infer *setup_device(vet_cuda *cuda, const vet_model *m, int gpu_i
                  "smaller --max-len than %d%s", bytes_str(tot, p.total), gpu_index, bytes_str(w, p.weights),
                  bytes_str(kv, p.cache), bytes_str(sc, p.scratch), bytes_str(us, usable), bytes_str(fr, free_b),
                  bytes_str(hr, GPU_HEADROOM), batch, max_len,
-                 quant == VET_QUANT_NF4 ? "" : quant ? ", or --quant nf4" : bf16 ? ", or --quant int8 / nf4" : ", or --bf16 weights");
+                 quant == VET_QUANT_NF4 ? "" : quant ? ", or --quant nf4"
+                 : half == VET_GPU_FP16 ? ", or --quant int8 / nf4 (without --fp16)"
+                 : half ? ", or --quant int8 / nf4" : ", or --bf16 weights");
         return NULL;
     }
     vet_gpu_opts go = {.flags = flags, .mem_limit = usable};
@@ -421,7 +426,7 @@ static vet_gpu_infer *setup_device(vet_cuda *cuda, const vet_model *m, int gpu_i
 int main(int argc, char **argv) {
     cli_prog = "vet-generate";
     enum { OPT_TEMP = 256, OPT_TOPP, OPT_TOPK, OPT_SEED, OPT_CONSTRAIN, OPT_CODES, OPT_DEVICE, OPT_BF16,
-           OPT_FP32, OPT_MAXLEN, OPT_QUANT };
+           OPT_FP32, OPT_FP16, OPT_MAXLEN, OPT_QUANT };
     static const struct option opts[] = {
         {"model", required_argument, 0, 'm'},   {"adapter", required_argument, 0, 'a'},
         {"spm", required_argument, 0, 's'},     {"output", required_argument, 0, 'o'},
@@ -431,7 +436,8 @@ int main(int argc, char **argv) {
         {"constrain", required_argument, 0, OPT_CONSTRAIN}, {"codes", required_argument, 0, OPT_CODES},
         {"threads", required_argument, 0, 't'}, {"quiet", no_argument, 0, 'q'},
         {"device", required_argument, 0, OPT_DEVICE}, {"bf16", no_argument, 0, OPT_BF16},
-        {"fp32", no_argument, 0, OPT_FP32}, {"max-len", required_argument, 0, OPT_MAXLEN},
+        {"fp32", no_argument, 0, OPT_FP32}, {"fp16", no_argument, 0, OPT_FP16},
+        {"max-len", required_argument, 0, OPT_MAXLEN},
         {"quant", required_argument, 0, OPT_QUANT},
         {"help", no_argument, 0, 'h'},          {"version", no_argument, 0, 'V'},
         {0, 0, 0, 0},
@@ -459,6 +465,7 @@ int main(int argc, char **argv) {
         case OPT_DEVICE: device = optarg; break;
         case OPT_BF16: dtype = "bf16"; break;
         case OPT_FP32: dtype = "fp32"; break;
+        case OPT_FP16: dtype = "fp16"; break;
         case OPT_MAXLEN: max_len = (int)parse_long(optarg, "--max-len", 1, 1 << 20); break;
         case OPT_QUANT: quant = optarg; break;
         case 'q': quiet = 1; break;
@@ -483,14 +490,32 @@ int main(int argc, char **argv) {
     } else if (strcmp(device, "cpu") != 0) {
         cli_usage_error("--device: '%s' is not cpu, cuda or cuda:N", device);
     }
-    if (!use_cuda && dtype && strcmp(dtype, "bf16") == 0)
-        cli_usage_error("--bf16: the CPU backend computes in fp32; bf16 weights need --device cuda");
+    if (!use_cuda && dtype && strcmp(dtype, "fp32") != 0)
+        cli_usage_error("--%s: the CPU backend computes in fp32; %s weights need --device cuda", dtype, dtype);
     if (!use_cuda && max_len) cli_usage_error("--max-len sizes the device KV cache: it needs --device cuda");
     vet_quant_kind qk;
     if (vet_quant_parse(quant, &qk, &err) < 0) cli_usage_error("--quant: %s", err.msg);
     if (!use_cuda && qk != VET_QUANT_NONE)
         cli_usage_error("--quant %s: quantized weights need --device cuda (the CPU backend computes in fp32)", quant);
-    int gpu_bf16 = use_cuda && (!dtype || strcmp(dtype, "bf16") == 0);  // bf16 unless --fp32
+    if (qk != VET_QUANT_NONE && dtype && strcmp(dtype, "fp16") == 0)
+        cli_usage_error("--quant %s with --fp16: quantized weights are dequantized to bf16 or fp32 for their GEMMs; "
+                        "drop one", quant);
+    // The weights' format on the device: as asked, else fp16 for a checkpoint stored in float16
+    // (config.json's dtype: bf16 would drop 3 mantissa bits of each of its weights), else bf16.
+    // A config that does not load here fails with its reason when the model is loaded below.
+    unsigned gpu_half = 0;
+    const char *half_why = "";
+    if (use_cuda && dtype) {
+        gpu_half = strcmp(dtype, "bf16") == 0 ? VET_GPU_BF16 : strcmp(dtype, "fp16") == 0 ? VET_GPU_FP16 : 0;
+    } else if (use_cuda) {
+        vet_config stored;
+        vet_err cerr;
+        int f16 = qk == VET_QUANT_NONE && vet_config_load(&stored, model_dir, &cerr) == 0 &&
+                  strcmp(stored.torch_dtype, "float16") == 0;
+        gpu_half = f16 ? VET_GPU_FP16 : VET_GPU_BF16;
+        if (f16) half_why = " (the checkpoint's dtype, float16)";
+    }
+    const char *half_name = gpu_half == VET_GPU_FP16 ? "fp16" : gpu_half ? "bf16" : "fp32";
     if (!max_len) max_len = DEFAULT_MAX_LEN;
     vet_cuda *cuda = NULL;
     size_t free_b = 0, total_b = 0;
@@ -500,9 +525,9 @@ int main(int argc, char **argv) {
         if (!cuda) cli_fail(EXIT_USAGE, "--device %s: %s; use --device cpu", device, err.msg);
         if (!quiet && qk != VET_QUANT_NONE)
             fprintf(stderr, "vet-generate: device cuda:%d %s, weights %s (dequantized to %s for each GEMM)\n",
-                    gpu_index, name, vet_quant_name(qk), gpu_bf16 ? "bf16" : "fp32");
+                    gpu_index, name, vet_quant_name(qk), half_name);
         else if (!quiet)
-            fprintf(stderr, "vet-generate: device cuda:%d %s, weights %s\n", gpu_index, name, gpu_bf16 ? "bf16" : "fp32");
+            fprintf(stderr, "vet-generate: device cuda:%d %s, weights %s%s\n", gpu_index, name, half_name, half_why);
     } else if (!quiet) {
         fprintf(stderr, "vet-generate: device cpu (%d threads), fp32\n", vet_get_threads());
     }
@@ -583,7 +608,7 @@ int main(int argc, char **argv) {
     vet_gpu_infer *gi = NULL;
     if (cuda) {
         int status = EXIT_BAD_INPUT;
-        gi = setup_device(cuda, &m, gpu_index, batch, max_len, gpu_bf16, qk, free_b, total_b, quiet, &status, &err);
+        gi = setup_device(cuda, &m, gpu_index, batch, max_len, gpu_half, qk, free_b, total_b, quiet, &status, &err);
         if (!gi) {
             cli_warn("%s", err.msg);
             vet_reader_close(r);

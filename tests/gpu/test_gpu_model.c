@@ -17,26 +17,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../kernels/ops_cuda.h"
-#include "../unit/check.h"
-#include "../unit/tiny_models.h"
-#include "device.h"
-#include "gpu_model.h"
-#include "lora.h"
-#include "model.h"
+#include "gpu_test_util.h"  // ctx, no_gpu, LLAMA, QWEN, max_rel, roundtrip_weights, ...
 #include "ops.h"
-#include "quant.h"
 #include "rng.h"
 
 #define TOL 1e-5
 
-static vet_cuda *ctx;       // NULL: no usable device
-static char no_gpu[512];    // why
-
-// LLaMA: dim 32, hidden 48, 4 heads / 2 kv heads of 8, vocab 61. Qwen2: 6 heads / 2 kv heads
-// of 6 (head_dim not a power of two), dim 36, vocab 53, tied embeddings, q/k/v biases.
-static const tiny_shape LLAMA = {32, 48, 4, 2, 8, 61, 64, 64, 500.0f, 10.0f};
-static const tiny_shape QWEN = {36, 56, 6, 2, 6, 53, 64, 64, 500.0f, 10.0f};
 // An MLP narrower than the attention (hidden 12 < Q 32, KV 16): the attention's gradients do
 // not fit the MLP's buffers, so they get their own (lib/gpu_plan.c).
 static const tiny_shape NARROW = {32, 12, 4, 2, 8, 61, 64, 64, 500.0f, 10.0f};
@@ -85,16 +71,6 @@ static void make_batch(batch3 *x, int V, uint64_t seed) {
         fprintf(stderr, "%s\n", err.msg);
         abort();
     }
-}
-
-static double max_rel(const float *got, const float *want, size_t n) {
-    double num = 0, den = 0;
-    for (size_t i = 0; i < n; i++) {
-        double d = fabs((double)got[i] - want[i]);
-        if (!(d <= num)) num = d;  // nan too
-        if (fabs(want[i]) > den) den = fabs(want[i]);
-    }
-    return num / (den > 0 ? den : 1.0);
 }
 
 // Compares a gradient tensor; prints the error when it is over tol.
@@ -447,32 +423,6 @@ static void test_refusals(void) {
 
 // --- quantized base weights -----------------------------------------------------------------
 
-// The model's projection matrices replaced by their host round trip (lib/quant.c: quantize,
-// dequantize), one layer's matrix at a time as the GPU model stores them.
-static void roundtrip_weights(vet_model *m, unsigned qflag) {
-    const vet_weights *w = &m->w;
-    float *host[VET_LORA_N_TARGETS] = {w->wq, w->wk, w->wv, w->wo, w->wgate, w->wup, w->wdown};
-    vet_err err;
-    for (int t = 0; t < VET_LORA_N_TARGETS; t++) {
-        int out, in;
-        vet_lora_dims(&m->cfg, t, &out, &in);
-        size_t n = (size_t)out * in;
-        void *q = malloc(n + 1);
-        float *s = malloc((n + 1) * sizeof(float));
-        for (int l = 0; l < m->cfg.n_layers; l++) {
-            float *x = host[t] + l * n;
-            if (qflag == VET_GPU_INT8) {
-                CHECK(vet_quant_int8(q, s, x, out, in, &err) == 0);
-                vet_dequant_int8(x, q, s, out, in);
-            } else {
-                CHECK(vet_quant_nf4(q, s, x, n, &err) == 0);
-                vet_dequant_nf4(x, q, s, n);
-            }
-        }
-        free(q), free(s);
-    }
-}
-
 // ||got - want|| / ||want||
 static double rel_l2(const float *got, const float *want, size_t n) {
     double d2 = 0, n2 = 0;
@@ -596,20 +546,13 @@ static void test_quant_plan(void) {
     CHECK(vet_gpu_plan_bytes(c, m.lora.r, m.lora.targets, 3, 19, VET_GPU_INT8, &p8f, &err) == 0);
     size_t L = c->n_layers, C = c->dim, V = c->vocab_size, Q = (size_t)c->n_heads * c->head_dim;
     size_t KV = (size_t)c->n_kv_heads * c->head_dim;
-#define AL(b) (((b) + 255) / 256 * 256)
+#define AL plan_aligned
     // the rest: norms, biases, lm_head (fp32; this model's embedding is tied to lm_head)
     size_t rest = AL(L * C * 4) * 2 + AL(C * 4) + AL(L * Q * 4) + AL(L * KV * 4) * 2 + AL(V * C * 4);
-    size_t w8 = 0, w4 = 0, most = 0;
-    for (int t = 0; t < VET_LORA_N_TARGETS; t++) {
-        int out, in;
-        vet_lora_dims(c, t, &out, &in);
-        size_t n = (size_t)out * in;
-        w8 += AL(L * n) + AL(L * out * 4);
-        w4 += AL(L * ((n + 1) / 2)) + AL(L * ((n + 63) / 64) * 4);
-        most = n > most ? n : most;
-    }
-    CHECK(p8.weights == w8 + rest);
-    CHECK(p4.weights == w4 + rest);
+    matrix_bytes mb = plan_matrix_bytes(c);
+    size_t most = mb.most;
+    CHECK(p8.weights == mb.b8 + rest);
+    CHECK(p4.weights == mb.b4 + rest);
     CHECK(p8f.weights == p8.weights);  // fp32 compute: the same storage (the embedding is tied)
     CHECK(p4.weights < p8.weights && p8.weights < pb.weights);
     CHECK(p8.train == pb.train && p8.activations == pb.activations);
@@ -765,7 +708,7 @@ static void test_ckpt_plan(void) {
     const unsigned modes[3] = {0, VET_GPU_BF16, VET_GPU_BF16 | VET_GPU_NF4};
     size_t L = c->n_layers, C = c->dim, F = c->hidden_dim, H = c->n_heads, N = 3 * 19, r = m.lora.r;
     size_t Q = H * c->head_dim, KV = (size_t)c->n_kv_heads * c->head_dim;
-#define AL(b) (((b) + 255) / 256 * 256)
+#define AL plan_aligned
     // one layer's bytes of each per-layer buffer: xmid, rstd1, rstd2, q, k, v, att, lse, gate, up,
     // and u for each of the 7 adapted projections
     size_t per[17] = {N * C * 4, N * 4, N * 4, N * Q * 4, N * KV * 4, N * KV * 4, N * Q * 4, N * H * 4,
@@ -822,13 +765,7 @@ static void test_ckpt_plan_7b(void) {
 
 int main(void) {
     vet_set_threads(1);
-    vet_err err;
-    if (vet_cuda_available(no_gpu, sizeof no_gpu)) {
-        ctx = vet_cuda_new(0, &err);
-        if (!ctx) snprintf(no_gpu, sizeof no_gpu, "%s", err.msg);
-        char name[256] = "";
-        if (ctx && vet_cuda_device_name(0, name, sizeof name, &err) == 0) printf("# device: %s\n", name);
-    }
+    gpu_test_open();
     RUN(test_plan);
     RUN(test_lora_llama_gqa);
     RUN(test_lora_capacity_larger);
