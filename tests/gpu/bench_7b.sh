@@ -28,6 +28,7 @@
 # (run when ../shared/data/dlo is there; VET_SHARED names another shared/). Budget: ~6 minutes on an H200.
 set -u
 top=$(cd "$(dirname "$0")/../.." && pwd)
+. "$top/tests/gpu/bench_lib.sh"
 : "${VET_BIN:=$top/bin}" "${VET_BUILD:=$top/build/rel}" "${VET_VENV:=$top/.venv}"
 : "${PRESET:=llama-7b}" "${STEPS:=20}" "${WARMUP:=3}" "${BATCH:=4}" "${SEQ:=512}" "${DROPOUT:=0.1}"
 : "${PEAK_TFLOPS:=989}" "${DEVICE:=cuda}" "${KEEP:=0}" "${CKPT:=1}"
@@ -174,17 +175,7 @@ PY
 )
 echo "$table"
 if [ "$DEVICE" = cuda ]; then
-    out="$top/docs/gpu-results-$(date +%Y-%m-%d).md"
-    [ -f "$out" ] || echo "# GPU results, $(date -u '+%Y-%m-%d %H:%M UTC')" >"$out"
-    {
-        echo
-        echo "## LoRA training, vet-train vs transformers + PEFT (tests/gpu/bench_7b.sh)"
-        echo
-        echo "Commit $(git -C "$top" rev-parse --short HEAD 2>/dev/null || echo unknown), $(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader -i 0 2>/dev/null | head -1)."
-        echo
-        echo "$table"
-    } >>"$out"
-    say "appended to $out"
+    say "appended to $(record_results "LoRA training, vet-train vs transformers + PEFT (tests/gpu/bench_7b.sh)" "$table")"
 fi
 # --- three epochs over the DLO notes (the issue's "under 2 minutes of training time") -----------
 # A tokenizer trained on the notes by the pipeline's tokenizer stage (the random base has none;

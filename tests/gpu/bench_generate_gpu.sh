@@ -22,6 +22,7 @@
 # Budget: ~5 minutes on an H200.
 set -u
 top=$(cd "$(dirname "$0")/../.." && pwd)
+. "$top/tests/gpu/bench_lib.sh"
 : "${VET_BIN:=$top/bin}" "${VET_BUILD:=$top/build/rel}" "${VET_VENV:=$top/.venv}"
 : "${PRESET:=llama-7b}" "${NOTES:=1000}" "${PROMPT:=90}" "${MAX_NEW:=100}" "${BATCH:=64}" "${MAX_LEN:=256}"
 : "${HF:=1}" "${DEVICE:=cuda}" "${KEEP:=0}"
@@ -180,17 +181,7 @@ PY
 )
 echo "$table"
 if [ "$DEVICE" = cuda ]; then
-    out="$top/docs/gpu-results-$(date +%Y-%m-%d).md"
-    [ -f "$out" ] || echo "# GPU results, $(date -u '+%Y-%m-%d %H:%M UTC')" >"$out"
-    {
-        echo
-        echo "## Inference, vet-generate vs transformers generate (tests/gpu/bench_generate_gpu.sh)"
-        echo
-        echo "Commit $(git -C "$top" rev-parse --short HEAD 2>/dev/null || echo unknown), $(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader -i 0 2>/dev/null | head -1)."
-        echo
-        echo "$table"
-    } >>"$out"
-    say "appended to $out"
+    say "appended to $(record_results "Inference, vet-generate vs transformers generate (tests/gpu/bench_generate_gpu.sh)" "$table")"
 fi
 say "done in $((SECONDS - t_all)) s"
 [ $vet_status -eq 0 ] && [ $hf_status -eq 0 ] && echo "ok bench_generate_gpu"
