@@ -37,9 +37,10 @@ SEED      ?= 1
 TRAIN_SEED ?=
 TOKENIZE_ARGS ?=
 PACK_ARGS ?= --split 80/10/10 --group-by note --stratify codes --seq-len 512 --seed $(SEED)
-# From scratch (INIT) the defaults are tuned for the tiny preset on a CPU (docs/results.md);
-# with BASE they are the reference recipe's (vet-train's own defaults).
-TRAIN_ARGS ?= $(if $(BASE),,--epochs 15 --lr 3e-3 --batch-size 4 --grad-accum 2 --warmup-ratio 0.05 --weight-decay 0.1)
+# From scratch (INIT) the defaults are tuned for the tiny preset on a CPU, chosen by
+# cross-validation on the DLO notes (docs/results.md, round 5); with BASE they are the
+# reference recipe's (vet-train's own defaults).
+TRAIN_ARGS ?= $(if $(BASE),,--epochs 15 --lr 3e-3 --batch-size 4 --grad-accum 2 --warmup-ratio 0.05 --weight-decay 0.1 --resid-dropout 0.2)
 GEN_ARGS  ?= --batch 16
 EVAL_ARGS ?= --bootstrap 1000
 
