@@ -54,16 +54,7 @@ trap cleanup EXIT
 t_all=$SECONDS
 
 # --- the base and the data ----------------------------------------------------------------
-# On the GPU with torch when it is there (seconds); else vet-inspect init (minutes for 7B).
-"$inspect" saveconfig "$PRESET" "$work/config.json" || { echo "not ok bench_7b: no preset $PRESET"; exit 1; }
-if [ "$DEVICE" = cuda ] && "$py" -c 'import torch, transformers; assert torch.cuda.is_available()' 2>/dev/null &&
-    "$py" "$top/tests/gpu/bench_peft.py" --make-base "$work/config.json" "$work/base" 2>"$work/base.err"; then
-    say "made a random $PRESET base (bf16) with torch on the GPU"
-else
-    rm -rf "$work/base"
-    say "making a random $PRESET base (bf16) with vet-inspect init"
-    "$inspect" init "$work/base" "$PRESET" 7 BF16 || { echo "not ok bench_7b: vet-inspect init failed"; exit 1; }
-fi
+make_random_base bench_7b
 vocab=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["vocab_size"])' "$work/base/config.json")
 rows=$(( BATCH * (STEPS + 1) ))
 python3 - "$rows" "$vocab" >"$work/samples.jsonl" <<'PY'

@@ -50,15 +50,7 @@ trap cleanup EXIT
 t_all=$SECONDS
 
 # --- the base, a tokenizer, the prompts ----------------------------------------------------
-"$inspect" saveconfig "$PRESET" "$work/config.json" || { echo "not ok bench_generate_gpu: no preset $PRESET"; exit 1; }
-if [ "$DEVICE" = cuda ] && "$py" -c 'import torch, transformers; assert torch.cuda.is_available()' 2>/dev/null &&
-    "$py" "$top/tests/gpu/bench_peft.py" --make-base "$work/config.json" "$work/base" 2>"$work/base.err"; then
-    say "made a random $PRESET base (bf16) with torch on the GPU"
-else
-    rm -rf "$work/base"
-    say "making a random $PRESET base (bf16) with vet-inspect init"
-    "$inspect" init "$work/base" "$PRESET" 7 BF16 >/dev/null || { echo "not ok bench_generate_gpu: vet-inspect init failed"; exit 1; }
-fi
+make_random_base bench_generate_gpu
 # The tokenizer decodes the generated ids to text (ids beyond its vocabulary are left out).
 if ! bash "$top/tests/fixtures/tokenize/make_model.sh" "$work/tok" >/dev/null 2>&1; then
     mkdir -p "$work/tok"
