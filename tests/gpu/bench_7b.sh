@@ -57,13 +57,14 @@ t_all=$SECONDS
 make_random_base bench_7b
 vocab=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["vocab_size"])' "$work/base/config.json")
 rows=$(( BATCH * (STEPS + 1) ))
-python3 - "$rows" "$vocab" >"$work/samples.jsonl" <<'PY'
+python3 - "$rows" "$vocab" "$SEQ" >"$work/samples.jsonl" <<'PY'
 import json, random, sys
-rows, vocab = int(sys.argv[1]), int(sys.argv[2])
+rows, vocab, seq = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
 rng = random.Random(11)
-for i in range(rows * 3):  # ~2 samples fill a row of 512; extra so no row repeats
-    p = [1] + [rng.randrange(3, vocab) for _ in range(rng.randint(150, 350))]
-    r = [rng.randrange(3, vocab) for _ in range(rng.randint(20, 80))] + [2]
+k = seq / 512  # sample lengths scale with the row length, so every sample fits a row
+for i in range(rows * 3):  # ~2 samples fill a row; extra so no row repeats
+    p = [1] + [rng.randrange(3, vocab) for _ in range(rng.randint(int(150 * k), int(350 * k)))]
+    r = [rng.randrange(3, vocab) for _ in range(rng.randint(int(20 * k) + 1, int(80 * k) + 1))] + [2]
     print(json.dumps({"id": f"s{i}", "species": "dog", "codes": ["1"], "note": f"n{i}",
                       "prompt": p, "response": r}))
 PY
