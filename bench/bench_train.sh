@@ -35,11 +35,12 @@ import re, resource, subprocess, sys
 exe, base, data, out, steps, threads = sys.argv[1:]
 p = subprocess.run([exe, "--base", base, "--train", data, "--out", out, "--max-steps", steps, "--epochs", "100",
                     "--threads", threads], capture_output=True, text=True)
-m = re.search(r"([0-9]+) tokens in ([0-9.]+) s", p.stderr)
+# vet-train's own rate: "N tokens in S s (R tokens/s)" (S is rounded to 0.1 s, R is not)
+m = re.search(r"\(([0-9]+) tokens/s\)", p.stderr)
 if p.returncode or not m:
     sys.exit("vet-train failed: " + p.stderr[-500:])
 rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-print(f"tokens_per_s={int(m.group(1)) / float(m.group(2)):.0f} peak_rss_mb={rss:.0f}")
+print(f"tokens_per_s={m.group(1)} peak_rss_mb={rss:.0f}")
 PY
 )
     torch_line=$("$py" "$top/bench/bench_train.py" "$tmp/base-$p" "$tmp/train.zst" "$STEPS" "$THREADS" 2>/dev/null)
