@@ -79,6 +79,21 @@ int vet_batch_n_targets(const vet_batch *b) {
     return n;
 }
 
+long vet_batch_drop_tokens(vet_batch *b, double p, int32_t replace_id, uint64_t seed) {
+    if (!(p > 0)) return 0;
+    vet_rng g;
+    vet_rng_seed(&g, seed);
+    long dropped = 0;
+    for (size_t i = 0; i < (size_t)b->B * b->T; i++) {
+        if (b->seg[i] < 0 || b->pos[i] == 0 || b->targets[i] != -1) continue;  // padding, BOS, loss
+        if (vet_rng_uniform_double(&g) < p) {
+            b->tokens[i] = replace_id;
+            dropped++;
+        }
+    }
+    return dropped;
+}
+
 // ---------------------------------------------------------------------------------------
 // Weights: one buffer, tensors in this order (llm.c style). With mem == NULL only counts.
 

@@ -40,6 +40,16 @@ int vet_batch_from_rows(vet_batch *b, const vet_row *rows, int n_rows, int vocab
 void vet_batch_free(vet_batch *b);
 int vet_batch_n_targets(const vet_batch *b);  // positions with target != -1
 
+// Word dropout (Iyyer et al. 2015; Bowman et al. 2016): each context token that carries no
+// loss (target -1: the prompt but its last token, and the closing EOS) is replaced by replace_id (the
+// tokenizer's unk) with probability p, the first token of each sample (BOS) and padding
+// excepted. The response's inputs are never touched (teacher forcing stays exact). A model
+// that cannot always see every word of the note (or its species) has to use the rest: a
+// regularizer for small data, applied to training batches only. Draws one number per
+// position from a vet_rng seeded with seed, in (row, position) order, so the result depends
+// on the seed and the batch alone (the same on every device). Returns how many were replaced.
+long vet_batch_drop_tokens(vet_batch *b, double p, int32_t replace_id, uint64_t seed);
+
 // ---------------------------------------------------------------------------------------
 // Weights. All tensors of one kind live in one fp32 buffer with typed pointers into it (llm.c
 // style), shapes as in the HF checkpoint (Linear weight = (out, in)).

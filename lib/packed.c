@@ -36,6 +36,7 @@ static void read_header(vet_packed_set *s, const msgpack_object *h) {
     s->bos_id = tok && mp_get_int(tok, "bos_id", &v, NULL) == 0 ? (int)v : -1;
     s->eos_id = tok && mp_get_int(tok, "eos_id", &v, NULL) == 0 ? (int)v : -1;
     s->pad_id = tok && mp_get_int(tok, "pad_id", &v, NULL) == 0 ? (int)v : -1;
+    s->unk_id = tok && mp_get_int(tok, "unk_id", &v, NULL) == 0 ? (int)v : -1;
     if (mp_get_int(h, "seq_len", &v, NULL) == 0) s->seq_len = (int)v;
 }
 
@@ -99,4 +100,29 @@ void vet_packed_free(vet_packed_set *s) {
     free(s->starts);
     free(s->rows);
     memset(s, 0, sizeof *s);
+}
+
+int vet_packed_append(vet_packed_set *dst, vet_packed_set *src, vet_err *err) {
+    if (strcmp(dst->tokenizer_sha256, src->tokenizer_sha256) != 0 || dst->vocab_size != src->vocab_size ||
+        dst->bos_id != src->bos_id || dst->eos_id != src->eos_id || dst->pad_id != src->pad_id ||
+        dst->unk_id != src->unk_id)
+        return vet_errf(err, "%s and %s were made with different tokenizers (sha256 %.12s… vs %.12s…): "
+                             "tokenize both with the same --spm",
+                        dst->path, src->path, dst->tokenizer_sha256, src->tokenizer_sha256);
+    int cap = dst->n_rows;  // grow() doubles from the current size
+    for (int i = 0; i < src->n_rows; i++) {
+        if (grow(dst, &cap) < 0) return vet_errf(err, "out of memory");
+        int k = dst->n_rows++;
+        dst->tokens[k] = src->tokens[i];
+        dst->targets[k] = src->targets[i];
+        dst->starts[k] = src->starts[i];
+        dst->rows[k] = src->rows[i];
+        src->tokens[i] = src->targets[i] = src->starts[i] = NULL;  // owned by dst now
+    }
+    dst->n_tokens += src->n_tokens;
+    dst->n_targets += src->n_targets;
+    if (src->max_len > dst->max_len) dst->max_len = src->max_len;
+    if (src->seq_len > dst->seq_len) dst->seq_len = src->seq_len;
+    vet_packed_free(src);
+    return 0;
 }

@@ -19,7 +19,7 @@ typedef struct {
     int max_len;             // the longest row
     char tokenizer_sha256[65];  // from the stream header ("" when absent)
     int vocab_size;          // tokenizer vocab from the header (0 when absent)
-    int bos_id, eos_id, pad_id;  // tokenizer special ids from the header (-1 when absent)
+    int bos_id, eos_id, pad_id, unk_id;  // tokenizer special ids from the header (-1 when absent)
     int seq_len;             // header seq_len (0 when absent)
     char path[512];
 } vet_packed_set;
@@ -27,5 +27,12 @@ typedef struct {
 // Loads every row; checks each row (same lengths of tokens/targets, starts ascending from 0).
 int vet_packed_load(vet_packed_set *s, const char *path, vet_err *err);
 void vet_packed_free(vet_packed_set *s);
+
+// Moves every row of src to the end of dst (src is left empty and freed), so that several
+// packed files train as one set (vet-train --train A --train B: for example a final model
+// refit on the train and val splits). Refused, with both paths named, when the two were made
+// with different tokenizers (sha256, vocabulary or special ids). Rows of different lengths
+// mix freely (a batch pads to its longest row).
+int vet_packed_append(vet_packed_set *dst, vet_packed_set *src, vet_err *err);
 
 #endif

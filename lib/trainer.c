@@ -144,6 +144,17 @@ static void describe_param(const run *r, size_t idx, char *buf, size_t n) {
 static int load_data(run *r, vet_err *err) {
     const vet_train_opts *o = r->o;
     if (vet_packed_load(&r->train, o->train_path, err) < 0) return -1;
+    if (o->token_dropout > 0 && r->train.unk_id < 0)
+        return vet_errf(err, "%s: the header names no unk_id for --token-dropout to put in place of a token: "
+                             "re-pack with a current vet-pack, or drop --token-dropout", o->train_path);
+    for (int i = 0; i < o->n_train_more; i++) {
+        vet_packed_set more;
+        if (vet_packed_load(&more, o->train_more[i], err) < 0) return -1;
+        if (vet_packed_append(&r->train, &more, err) < 0) {
+            vet_packed_free(&more);
+            return -1;
+        }
+    }
     if (o->val_path) {
         if (vet_packed_load(&r->val, o->val_path, err) < 0) return -1;
         if (strcmp(r->train.tokenizer_sha256, r->val.tokenizer_sha256) != 0)
@@ -375,6 +386,10 @@ static void fingerprint(const run *r, char hex[65]) {
         size_t len = strlen(s);
         snprintf(s + len, sizeof s - len, " rd=%.9g", o->resid_dropout);
     }
+    if (o->token_dropout != 0.0) {
+        size_t len = strlen(s);
+        snprintf(s + len, sizeof s - len, " td=%.9g", o->token_dropout);
+    }
     vet_sha256_hex(s, strlen(s), hex);
 }
 
@@ -543,10 +558,11 @@ static int train_loop(run *r, vet_step_fn on_step, void *ctx, vet_train_result *
         for (long mi = first_micro; mi < last_micro; mi++) {
             vet_batch b;
             long real;
-            if (micro_batch(r, mi, &b, &real, err) < 0) return vet_err_prefix(err, "%s", o->train_path);
+            if (micro_batch(r, mi, &b, &real, err) < 0) return vet_err_prefix(err, "training rows");
             double ls;
             int nt;
             uint64_t dseed = vet_rng_hash(vet_rng_hash(o->seed, (uint64_t)step), (uint64_t)mi);
+            vet_batch_drop_tokens(&b, o->token_dropout, r->train.unk_id, vet_rng_hash(dseed, 0x70CE));
             vet_train_mode mode = o->full ? VET_TRAIN_FULL : VET_TRAIN_LORA;
             int rc;
             if (r->gpu) {  // gradients accumulate on the device

@@ -45,7 +45,10 @@ typedef struct {
     const char *tokenizer;     // tokenizer.model to check against and ship (init: required)
     const char *out_dir;
     // data
-    const char *train_path, *val_path;
+    const char *train_path;    // packed training rows
+    const char *const *train_more;  // more packed files trained on as part of the same set
+    int n_train_more;               // (their rows follow train_path's; may be 0)
+    const char *val_path;
     // LoRA / full
     int full;
     int lora_r;
@@ -59,6 +62,8 @@ typedef struct {
     double lr, weight_decay, warmup_ratio, max_grad_norm;
     double label_smoothing;    // eps in [0, 1): torch's cross_entropy(label_smoothing=eps) (0)
     double resid_dropout;      // p in [0, 1): dropout before each residual add, training only (0)
+    double token_dropout;      // p in [0, 1): prompt tokens replaced by unk in training batches
+                               // (vet_batch_drop_tokens; 0)
     vet_sched_kind scheduler;
     uint64_t seed;
     long max_steps;            // 0: epochs decide

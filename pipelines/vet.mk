@@ -2,6 +2,7 @@
 #
 #   make -f pipelines/vet.mk OUT=DIR NOTES=notes.csv [BASE=hf-model-dir | INIT=tiny] \
 #        [SPM=tokenizer.model] [CODES=codes.tsv] [TRAIN_ARGS=...] [GEN_ARGS=...] [TRAIN_SEED=N]
+#        [FIT=train|train+val]
 #   make -f pipelines/vet.mk OUT=DIR TRAIN=a.csv VAL=b.csv TEST=c.csv ...   (a given split)
 #   make -f pipelines/vet.mk OUT=DIR pack          (one stage: tokenizer tokenize pack train
 #                                                   generate eval report)
@@ -12,6 +13,8 @@
 #   pack       OUT/packed/{train,val,test}.msgpack.zst   packed rows, grouped, stratified 80/10/10 split
 #              OUT/rows/test.msgpack.zst    the test split one sample per row (for generation)
 #   train      OUT/model/                   PEFT adapter (BASE) or HF model (INIT); OUT/train.done
+#              trained on the train split (FIT=train), or on train and val together (FIT=train+val:
+#              the final model, once settings were chosen on val; then there is no val score)
 #   generate   OUT/predictions.msgpack.zst  the test split's generated diagnoses
 #   eval       OUT/metrics.json, OUT/metrics.txt   (vet-eval's JSON and table)
 #   val        OUT/val-metrics.json          the same on the validation split (for tuning)
@@ -35,6 +38,9 @@ SEED      ?= 1
 # vet-train's --seed (initialization, data order, dropout); empty: vet-train's default (42).
 # pipelines/seeds.sh sets it to train one model per seed.
 TRAIN_SEED ?=
+# What the model trains on: the train split (and the val split scores it), or train+val: a
+# final refit on every note outside the test split, for when the settings are already chosen.
+FIT ?= train
 TOKENIZE_ARGS ?=
 PACK_ARGS ?= --split 80/10/10 --group-by note --stratify codes --seq-len 512 --seed $(SEED)
 # From scratch (INIT) the defaults are tuned for the tiny preset on a CPU, chosen by
@@ -85,7 +91,15 @@ $(eval $(call stage_args,tokenizer,$(VOCAB) $(TOKENIZE_ARGS)))
 $(eval $(call stage_args,tokenize,$(SPM) $(TOKENIZE_ARGS)))
 $(eval $(call stage_args,pack,$(PACK_ARGS)))
 TRAIN_SEED_FLAG := $(if $(TRAIN_SEED), --seed $(TRAIN_SEED))
-$(eval $(call stage_args,train,$(MODEL_FLAG) $(TRAIN_ARGS)$(TRAIN_SEED_FLAG)))
+ifeq ($(FIT),train)
+  FIT_FLAGS := --train $(OUT)/packed/train.msgpack.zst --val $(OUT)/packed/val.msgpack.zst
+else ifeq ($(FIT),train+val)
+  FIT_FLAGS := --train $(OUT)/packed/train.msgpack.zst --train $(OUT)/packed/val.msgpack.zst
+else
+  $(error FIT must be train or train+val (got '$(FIT)'))
+endif
+# (FIT=train leaves the recorded arguments as they were before FIT existed: no retraining.)
+$(eval $(call stage_args,train,$(MODEL_FLAG) $(TRAIN_ARGS)$(TRAIN_SEED_FLAG)$(if $(filter train,$(FIT)),, fit=$(FIT))))
 $(eval $(call stage_args,generate,$(GEN_MODEL) $(CODES_FLAG) $(GEN_ARGS)))
 $(eval $(call stage_args,eval,$(CODES_FLAG) $(EVAL_ARGS)))
 .PHONY: ARGS_CHANGED
@@ -139,8 +153,7 @@ pack: $(PACKED)
 # --- train -------------------------------------------------------------------------------------
 $(OUT)/train.done: $(PACKED) $(SPM) $(call args,train)
 	rm -f $@
-	$(V)vet-train $(MODEL_FLAG) --tokenizer $(SPM) --train $(OUT)/packed/train.msgpack.zst \
-	  --val $(OUT)/packed/val.msgpack.zst --out $(OUT)/model $(TRAIN_ARGS)$(TRAIN_SEED_FLAG)
+	$(V)vet-train $(MODEL_FLAG) --tokenizer $(SPM) $(FIT_FLAGS) --out $(OUT)/model $(TRAIN_ARGS)$(TRAIN_SEED_FLAG)
 	touch $@
 train: $(OUT)/train.done
 
@@ -160,6 +173,7 @@ eval: $(OUT)/metrics.json
 # --- val: the same on the validation split, for choosing settings without looking at test ----
 $(OUT)/rows/val.msgpack.zst: $(PACKED)
 $(OUT)/val-predictions.msgpack.zst: $(OUT)/train.done $(OUT)/rows/val.msgpack.zst $(call args,generate)
+	$(if $(filter train+val,$(FIT)),@echo "vet.mk: FIT=train+val trained on the val split: scoring it would measure memory; use FIT=train to choose settings" >&2; exit 2)
 	$(V)vet-generate $(GEN_MODEL) --spm $(SPM) $(CODES_FLAG) $(GEN_ARGS) $(OUT)/rows/val.msgpack.zst -o $@
 $(OUT)/val-metrics.json: $(OUT)/val-predictions.msgpack.zst $(call args,eval)
 	$(V)vet-eval $(CODES_FLAG) --bootstrap 0 --baseline-from $(OUT)/packed/train.msgpack.zst \

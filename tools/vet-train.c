@@ -31,7 +31,8 @@ static void usage(void) {
         "                          output (default: DIR/tokenizer.model of --base)\n"
         "  --out DIR               output directory (created)\n"
         "Data:\n"
-        "  --train FILE            packed training rows (vet-pack)\n"
+        "  --train FILE            packed training rows (vet-pack); repeat it to train on several\n"
+        "                          files as one set (e.g. the train and val splits of a final model)\n"
         "  --val FILE              packed validation rows: validation loss, best-checkpoint output\n"
         "LoRA:\n"
         "  --lora-r N              rank (16)\n"
@@ -51,6 +52,8 @@ static void usage(void) {
         "  --label-smoothing X     cross-entropy label smoothing in [0, 0.99] (0; CPU only)\n"
         "  --resid-dropout P       dropout on each attention/MLP output before the residual add,\n"
         "                          in [0, 0.9] (0; a regularizer for small models)\n"
+        "  --token-dropout P       replace each prompt token by unk with probability P in training\n"
+        "                          (word dropout), in [0, 0.9] (0; a regularizer for small data)\n"
         "  --warmup-ratio X        warmup steps = ceil(X * total steps) (0.03)\n"
         "  --scheduler NAME        cosine, linear or constant (cosine)\n"
         "  --max-grad-norm X       clip the global gradient norm (1.0; 0 = off)\n"
@@ -143,7 +146,7 @@ enum {
     O_BASE = 256, O_INIT, O_TOKENIZER, O_OUT, O_TRAIN, O_VAL, O_R, O_ALPHA, O_DROPOUT, O_TARGETS, O_RSLORA,
     O_FULL, O_MERGE, O_EPOCHS, O_BS, O_GA, O_LR, O_WD, O_WARMUP, O_SCHED, O_CLIP, O_MAXSTEPS, O_SEED,
     O_EVAL, O_SAVE, O_SAVELIMIT, O_PATIENCE, O_RESUME, O_SKIPNF, O_LOGEVERY, O_DEVICE, O_THREADS, O_DTYPE,
-    O_GRADCKPT, O_QUANT, O_ADAPTER, O_BF16, O_FP32, O_FP16, O_SMOOTH, O_RDROP,
+    O_GRADCKPT, O_QUANT, O_ADAPTER, O_BF16, O_FP32, O_FP16, O_SMOOTH, O_RDROP, O_TDROP,
 };
 
 int main(int argc, char **argv) {
@@ -158,7 +161,7 @@ int main(int argc, char **argv) {
         {"epochs", required_argument, 0, O_EPOCHS}, {"batch-size", required_argument, 0, O_BS},
         {"grad-accum", required_argument, 0, O_GA}, {"lr", required_argument, 0, O_LR},
         {"weight-decay", required_argument, 0, O_WD}, {"label-smoothing", required_argument, 0, O_SMOOTH},
-        {"resid-dropout", required_argument, 0, O_RDROP}, {"warmup-ratio", required_argument, 0, O_WARMUP},
+        {"resid-dropout", required_argument, 0, O_RDROP}, {"token-dropout", required_argument, 0, O_TDROP}, {"warmup-ratio", required_argument, 0, O_WARMUP},
         {"scheduler", required_argument, 0, O_SCHED}, {"max-grad-norm", required_argument, 0, O_CLIP},
         {"max-steps", required_argument, 0, O_MAXSTEPS}, {"seed", required_argument, 0, O_SEED},
         {"eval-every", required_argument, 0, O_EVAL}, {"save-every", required_argument, 0, O_SAVE},
@@ -177,6 +180,8 @@ int main(int argc, char **argv) {
     progress prog = {.tty = cli_stderr_is_tty(), .log_every = 10};
     const char *device = "cpu", *dtype = NULL, *quant = "none";
     int grad_ckpt = 0, c;
+    const char *train_more[15];
+    int n_more = 0;
     vet_err err;
     while ((c = getopt_long(argc, argv, "qhV", opts, NULL)) != -1) {
         switch (c) {
@@ -184,7 +189,11 @@ int main(int argc, char **argv) {
         case O_INIT: o.init = optarg; o.full = 1; break;
         case O_TOKENIZER: o.tokenizer = optarg; break;
         case O_OUT: o.out_dir = optarg; break;
-        case O_TRAIN: o.train_path = optarg; break;
+        case O_TRAIN:  // repeatable: the later files' rows join the first's
+            if (!o.train_path) o.train_path = optarg;
+            else if (n_more < (int)(sizeof train_more / sizeof *train_more)) train_more[n_more++] = optarg;
+            else cli_usage_error("--train: at most %d files", 1 + (int)(sizeof train_more / sizeof *train_more));
+            break;
         case O_VAL: o.val_path = optarg; break;
         case O_R: o.lora_r = (int)parse_long("--lora-r", optarg, 1); break;
         case O_ALPHA: o.lora_alpha = (float)parse_double("--lora-alpha", optarg, 1e-9, 1e9); break;
@@ -203,6 +212,7 @@ int main(int argc, char **argv) {
         case O_WD: o.weight_decay = parse_double("--weight-decay", optarg, 0, 10); break;
         case O_SMOOTH: o.label_smoothing = parse_double("--label-smoothing", optarg, 0, 0.99); break;
         case O_RDROP: o.resid_dropout = parse_double("--resid-dropout", optarg, 0, 0.9); break;
+        case O_TDROP: o.token_dropout = parse_double("--token-dropout", optarg, 0, 0.9); break;
         case O_WARMUP: o.warmup_ratio = parse_double("--warmup-ratio", optarg, 0, 1); break;
         case O_SCHED:
             if (vet_schedule_parse(optarg, &o.scheduler, &err) < 0) cli_usage_error("--scheduler: %s", err.msg);
@@ -234,6 +244,8 @@ int main(int argc, char **argv) {
     if (optind < argc) cli_usage_error("unexpected argument '%s'", argv[optind]);
     if (!o.base_dir == !o.init) cli_usage_error("give exactly one of --base DIR and --init PRESET");
     if (!o.train_path) cli_usage_error("--train FILE is required");
+    o.train_more = train_more;
+    o.n_train_more = n_more;
     if (!o.out_dir) cli_usage_error("--out DIR is required");
     if (o.full && o.merge) cli_usage_error("--merge applies to LoRA training only");
     if (o.full && o.adapter_in) cli_usage_error("--adapter applies to LoRA training only");

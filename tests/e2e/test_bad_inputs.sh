@@ -65,6 +65,7 @@ train_config_yarn      | 1 | yarn                     | $B/vet-train -q --init $
 train_config_not_json  | 1 | not valid JSON           | $B/vet-train -q --init $F/config-not-json.json --tokenizer $X/tok.model --train $X/train.msgpack.zst --out $tmp/t
 train_label_smoothing_range | 2 | not a number in      | $B/vet-train -q --base $X/base --label-smoothing 1.5 --train $X/train.msgpack.zst --out $tmp/t
 train_resid_dropout_range | 2 | not a number in        | $B/vet-train -q --base $X/base --resid-dropout 0.95 --train $X/train.msgpack.zst --out $tmp/t
+train_token_dropout_range | 2 | not a number in        | $B/vet-train -q --base $X/base --token-dropout -0.1 --train $X/train.msgpack.zst --out $tmp/t
 train_weights_shape    | 1 | shape                    | $B/vet-train -q --base $X/base-wide --train $X/train.msgpack.zst --out $tmp/t
 train_st_offsets       | 1 | beyond the data section  | $B/vet-train -q --base $F/st-offsets-beyond --tokenizer $X/tok.model --train $X/train.msgpack.zst --out $tmp/t
 train_st_huge_header   | 1 | absurd                   | $B/vet-train -q --base $F/st-huge-header --tokenizer $X/tok.model --train $X/train.msgpack.zst --out $tmp/t

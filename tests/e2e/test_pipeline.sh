@@ -63,6 +63,27 @@ deps_ok() {
 }
 check pipeline_stage_dependencies deps_ok
 
+# 2b. FIT=train+val: only the train stage (and what follows) reruns, vet-train gets both
+# splits and no --val, the model differs, and the val split can no longer be scored.
+fit_ok() {
+    local s
+    s=$(stages "${small[@]}" FIT=train+val)
+    [ "$s" = "vet-eval vet-generate vet-train " ] || { echo "FIT change reran: $s" >&2; return 1; }
+    make --no-print-directory -n -f "$VET_TOP/pipelines/vet.mk" "${small[@]}" OUT="$tmp/refit" FIT=train+val \
+        VET_BIN="$VET_BIN" 2>&1 | grep 'vet-train ' >"$tmp/refit.cmd"
+    grep -q -- "--train $tmp/refit/packed/train.msgpack.zst --train $tmp/refit/packed/val.msgpack.zst --out" \
+        "$tmp/refit.cmd" || { echo "vet-train does not get both splits: $(cat "$tmp/refit.cmd")" >&2; return 1; }
+    grep -q -- "--val" "$tmp/refit.cmd" && { echo "--val given to a refit" >&2; return 1; }
+    pipe "${small[@]}" OUT="$tmp/refit" FIT=train+val >"$tmp/refit.log" 2>&1 || { tail -5 "$tmp/refit.log" >&2; return 1; }
+    cmp -s "$tmp/out/model/model.safetensors" "$tmp/refit/model/model.safetensors" && { echo "same model" >&2; return 1; }
+    [ -s "$tmp/refit/metrics.json" ] || return 1
+    pipe "${small[@]}" OUT="$tmp/refit" FIT=train+val val >"$tmp/refit-val.log" 2>&1 && return 1
+    grep -q "FIT=train+val trained on the val split" "$tmp/refit-val.log" || { cat "$tmp/refit-val.log" >&2; return 1; }
+    pipe "${small[@]}" OUT="$tmp/refit" FIT=both >/dev/null 2>&1 && return 1
+    pipe "${small[@]}" -q  # the first run is untouched: still up to date
+}
+check pipeline_fit_train_val fit_ok
+
 # 3. A failing stage leaves no output under its final name, and the run stops there.
 failure_ok() {
     cp "$tmp/notes.csv" "$tmp/bad.csv" && printf '"unterminated,Cow,fever\n' >>"$tmp/bad.csv"

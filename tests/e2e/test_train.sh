@@ -118,6 +118,37 @@ mismatch_ok() {
 }
 check train_tokenizer_mismatch mismatch_ok
 
+# 6b. --train given twice trains on both files as one set: one epoch over train + val has as
+# many loss tokens as one epoch over each alone (a dropped file would show as missing tokens).
+# Files from another tokenizer are refused, naming both.
+log_targets() { /usr/bin/python3 -c 'import json,sys; print(sum(json.loads(l)["loss_tokens"] for l in open(sys.argv[1])))' "$1"; }
+several_files_ok() {
+    local a b ab
+    for set in train val; do
+        train --base "$tmp/base" --train "$tmp/$set.msgpack.zst" --out "$tmp/one-$set" --epochs 1 \
+            --batch-size 2 --grad-accum 1 --lora-r 4 --lora-alpha 8 || return 1
+    done
+    train --base "$tmp/base" --train "$tmp/train.msgpack.zst" --train "$tmp/val.msgpack.zst" --out "$tmp/both" \
+        --epochs 1 --batch-size 2 --grad-accum 1 --lora-r 4 --lora-alpha 8 || return 1
+    a=$(log_targets "$tmp/one-train/train.log.jsonl") b=$(log_targets "$tmp/one-val/train.log.jsonl")
+    ab=$(log_targets "$tmp/both/train.log.jsonl")
+    echo "loss tokens: train $a + val $b, both $ab" >&2
+    [ "$b" -gt 0 ] && [ "$ab" -eq $((a + b)) ] || return 1
+    # another tokenizer's packed rows as the second file
+    (cd "$tmp" && spm_train --input=text.txt --model_prefix=tok2 --vocab_size=400 --model_type=bpe \
+        --byte_fallback=true --split_digits=true --character_coverage=1.0 --unk_id=0 --bos_id=1 --eos_id=2 \
+        --pad_id=-1 --num_threads=1 --minloglevel=2 >/dev/null 2>&1) || return 1
+    "$VET_BIN/vet-tokenize" --spm "$tmp/tok2.model" "$tmp/notes.csv" -o "$tmp/notes2.tok" || return 1
+    "$VET_BIN/vet-pack" "$tmp/notes2.tok" --split 100/0/0 --train "$tmp/other.msgpack.zst" --seq-len 256 \
+        2>/dev/null || return 1
+    local msg
+    msg=$(train --base "$tmp/base" --train "$tmp/train.msgpack.zst" --train "$tmp/other.msgpack.zst" \
+        --out "$tmp/mixed" --max-steps 1 2>&1)
+    [ $? -eq 1 ] && grep -q "train.msgpack.zst and .*other.msgpack.zst were made with different tokenizers" \
+        <<<"$msg" || { echo "$msg" >&2; return 1; }
+}
+check train_several_files_one_set several_files_ok
+
 # 7. Usage errors exit 2 with a message; a truncated training stream exits 1.
 usage_ok() {
     train --init tiny --train x --out y --scheduler sideways 2>/dev/null; [ $? -eq 2 ] || return 1

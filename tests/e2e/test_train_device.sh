@@ -231,6 +231,17 @@ rdrop_ok() {
 }
 check train_device_resid_dropout_equals_cpu rdrop_ok
 
+# 10d. --token-dropout rewrites the batch on the host before it goes anywhere, so the device
+# trains on the CPU's tokens: a byte-identical adapter in fp32, different from no dropout.
+tdrop_ok() {
+    [ $cuda_status -eq 0 ] || return 1
+    run "$sbin" "$tmp/td-cpu" --device cpu --token-dropout 0.3 || { cat "$tmp/td-cpu.err" >&2; return 1; }
+    run "$sbin" "$tmp/td-cuda" --device cuda --fp32 --token-dropout 0.3 || { cat "$tmp/td-cuda.err" >&2; return 1; }
+    cmp "$tmp/td-cpu/adapter_model.safetensors" "$tmp/td-cuda/adapter_model.safetensors" >&2 || return 1
+    ! cmp -s "$tmp/td-cpu/adapter_model.safetensors" "$tmp/scpu/adapter_model.safetensors"
+}
+check train_device_token_dropout_equals_cpu tdrop_ok
+
 # 11. A forced overflow (VET_FP16_INIT_SCALE, the test hook): the first steps are skipped with
 #     the scale halving each time until the gradients fit, then the run trains (finite losses,
 #     one log line per step taken); the scale is in the checkpoint, and --resume (without the

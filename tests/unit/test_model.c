@@ -435,6 +435,51 @@ static void test_batch_errors(void) {
     CHECK_CONTAINS(err.msg, "not ascending");
 }
 
+// Word dropout: only loss-free context tokens change (never BOS, padding or any position that
+// carries a target), about p of them, the same for the same seed, and p = 0 changes nothing.
+static void test_token_dropout(void) {
+    enum { N = 4000, PROMPT = 30 };  // two rows; samples of 40 tokens: 30 prompt, 10 response
+    static int32_t tok[2][N], tgt[2][N], st[2][N / 40];
+    for (int r = 0; r < 2; r++) {
+        for (int i = 0; i < N; i++) {
+            tok[r][i] = 1 + (i * 7 + r) % 50;
+            tgt[r][i] = i % 40 >= PROMPT - 1 && i % 40 < 39 ? 1 + (i + 1) % 50 : -1;  // last prompt .. response
+        }
+        for (int s = 0; s < N / 40; s++) st[r][s] = s * 40;
+    }
+    vet_row rows[2] = {{tok[0], tgt[0], st[0], N, N / 40}, {tok[1], tgt[1], st[1], N - 40, N / 40 - 1}};
+    vet_err err;
+    vet_batch a, b, c;
+    CHECK(vet_batch_from_rows(&a, rows, 2, 64, &err) == 0);
+    CHECK(vet_batch_from_rows(&b, rows, 2, 64, &err) == 0);
+    CHECK(vet_batch_from_rows(&c, rows, 2, 64, &err) == 0);
+    CHECK(vet_batch_drop_tokens(&c, 0.0, 0, 7) == 0);
+    CHECK(memcmp(a.tokens, c.tokens, (size_t)a.B * a.T * sizeof(int32_t)) == 0);
+    long dropped = vet_batch_drop_tokens(&b, 0.2, 0, 7), changed = 0, eligible = 0;
+    for (int i = 0; i < a.B * a.T; i++) {
+        int may = a.seg[i] >= 0 && a.pos[i] != 0 && a.targets[i] == -1;
+        eligible += may;
+        if (b.tokens[i] != a.tokens[i]) {
+            changed++;
+            CHECK(may && b.tokens[i] == 0);
+        }
+        CHECK(b.targets[i] == a.targets[i]);
+    }
+    CHECK(changed == dropped);
+    // eligible: prompt tokens 1..28 and the closing token per sample; binomial(eligible, 0.2) within 5 sd
+    double mean = 0.2 * (double)eligible, sd = sqrt(eligible * 0.2 * 0.8);
+    CHECK(eligible == (long)(2 * N / 40 - 1) * 29 && fabs((double)dropped - mean) < 5 * sd);
+    vet_batch_drop_tokens(&c, 0.2, 0, 7);  // same seed: the same tokens
+    CHECK(memcmp(b.tokens, c.tokens, (size_t)a.B * a.T * sizeof(int32_t)) == 0);
+    vet_batch_free(&c);
+    CHECK(vet_batch_from_rows(&c, rows, 2, 64, &err) == 0);
+    vet_batch_drop_tokens(&c, 0.2, 0, 8);  // another seed: other tokens
+    CHECK(memcmp(b.tokens, c.tokens, (size_t)a.B * a.T * sizeof(int32_t)) != 0);
+    vet_batch_free(&a);
+    vet_batch_free(&b);
+    vet_batch_free(&c);
+}
+
 // A HF directory written here (config.json + safetensors) loads back to the same weights;
 // a missing tensor and a wrong shape are named.
 static void test_load(void) {
@@ -542,6 +587,7 @@ static void test_kv_cache_qwen_tied(void) { kv_case(VAR_QWEN_TIED); }
 int main(void) {
     vet_set_threads(2);
     RUN(test_batch_errors);
+    RUN(test_token_dropout);
     RUN(test_lora_init_and_targets);
     RUN(test_lora_grad_llama);
     RUN(test_lora_grad_llama3_rope);
