@@ -2,22 +2,25 @@
 #
 #   make -f pipelines/vet.mk OUT=DIR NOTES=notes.csv [BASE=hf-model-dir | INIT=tiny] \
 #        [SPM=tokenizer.model] [CODES=codes.tsv] [TRAIN_ARGS=...] [GEN_ARGS=...] [TRAIN_SEED=N]
-#        [FIT=train|train+val]
+#        [FIT=train+val|train]
 #   make -f pipelines/vet.mk OUT=DIR TRAIN=a.csv VAL=b.csv TEST=c.csv ...   (a given split)
 #   make -f pipelines/vet.mk OUT=DIR pack          (one stage: tokenizer tokenize pack train
-#                                                   generate eval report)
+#                                                   refit generate eval val report)
 #
 # Stages and the files they leave in OUT:
 #   tokenizer  OUT/tokenizer.model          only without SPM and BASE: trained on the training notes
 #   tokenize   OUT/notes.tok.msgpack.zst    (NOTES) or OUT/{train,val,test}.tok.msgpack.zst
 #   pack       OUT/packed/{train,val,test}.msgpack.zst   packed rows, grouped, stratified 80/10/10 split
 #              OUT/rows/test.msgpack.zst    the test split one sample per row (for generation)
-#   train      OUT/model/                   PEFT adapter (BASE) or HF model (INIT); OUT/train.done
-#              trained on the train split (FIT=train), or on train and val together (FIT=train+val:
-#              the final model, once settings were chosen on val; then there is no val score)
-#   generate   OUT/predictions.msgpack.zst  the test split's generated diagnoses
+#   train      OUT/model/                   PEFT adapter (BASE) or HF model (INIT) trained on the
+#                                           train split, validation loss on val; OUT/train.done
+#   refit      OUT/refit/                   only with FIT=train+val: the same training on train
+#                                           and val together, the model the test split is scored
+#                                           with (settings are chosen on val with OUT/model)
+#   generate   OUT/predictions.msgpack.zst  the test split's generated diagnoses (by OUT/refit
+#                                           with FIT=train+val, else by OUT/model)
 #   eval       OUT/metrics.json, OUT/metrics.txt   (vet-eval's JSON and table)
-#   val        OUT/val-metrics.json          the same on the validation split (for tuning)
+#   val        OUT/val-metrics.json          the validation split scored by OUT/model (for tuning)
 #   report     OUT/loss.png, OUT/f1.png     (gnuplot)
 # Each stage is a file target with real dependencies, and each stage's arguments are kept in
 # OUT/.args/STAGE: changing an input or the arguments reruns that stage and those after it.
@@ -38,9 +41,13 @@ SEED      ?= 1
 # vet-train's --seed (initialization, data order, dropout); empty: vet-train's default (42).
 # pipelines/seeds.sh sets it to train one model per seed.
 TRAIN_SEED ?=
-# What the model trains on: the train split (and the val split scores it), or train+val: a
-# final refit on every note outside the test split, for when the settings are already chosen.
-FIT ?= train
+# Which model codes the test split. train+val: OUT/refit, the train stage's run (same arguments,
+# same seed) on the train and val splits together, every note outside the test split; OUT/model
+# (train split only, validation loss in its log) is still what `val`, `report`'s loss curves and
+# choosing settings use, and is trained only when one of them is asked for. train: OUT/model
+# codes the test split. From scratch the default is train+val (chosen by cross-validation,
+# docs/results.md round 6); with BASE it is train (the reference recipe trains once).
+FIT ?= $(if $(BASE),train,train+val)
 TOKENIZE_ARGS ?=
 PACK_ARGS ?= --split 80/10/10 --group-by note --stratify codes --seq-len 512 --seed $(SEED)
 # From scratch (INIT) the defaults are tuned for the tiny preset on a CPU, chosen by
@@ -63,10 +70,11 @@ V := $(VET_BIN)/
 SPLIT_MODE := $(if $(NOTES),notes,given)
 TRAIN_NOTES := $(if $(NOTES),$(NOTES),$(TRAIN))
 MODEL_FLAG := $(if $(BASE),--base $(BASE),--init $(INIT))
-GEN_MODEL := $(if $(BASE),--model $(BASE) --adapter $(OUT)/model,--model $(OUT)/model)
+model_flags = $(if $(BASE),--model $(BASE) --adapter $(OUT)/$(1),--model $(OUT)/$(1))
+GEN_MODEL = $(call model_flags,$(FINAL))
 CODES_FLAG := $(if $(CODES),--codes $(CODES))
 
-.PHONY: all tokenizer tokenize pack train generate eval val report
+.PHONY: all tokenizer tokenize pack train refit generate eval val report
 .DELETE_ON_ERROR:
 all: eval
 
@@ -91,15 +99,14 @@ $(eval $(call stage_args,tokenizer,$(VOCAB) $(TOKENIZE_ARGS)))
 $(eval $(call stage_args,tokenize,$(SPM) $(TOKENIZE_ARGS)))
 $(eval $(call stage_args,pack,$(PACK_ARGS)))
 TRAIN_SEED_FLAG := $(if $(TRAIN_SEED), --seed $(TRAIN_SEED))
-ifeq ($(FIT),train)
-  FIT_FLAGS := --train $(OUT)/packed/train.msgpack.zst --val $(OUT)/packed/val.msgpack.zst
-else ifeq ($(FIT),train+val)
-  FIT_FLAGS := --train $(OUT)/packed/train.msgpack.zst --train $(OUT)/packed/val.msgpack.zst
-else
-  $(error FIT must be train or train+val (got '$(FIT)'))
+ifeq ($(filter train train+val,$(FIT)),)
+  $(error FIT must be train+val or train (got '$(FIT)'))
 endif
-# (FIT=train leaves the recorded arguments as they were before FIT existed: no retraining.)
-$(eval $(call stage_args,train,$(MODEL_FLAG) $(TRAIN_ARGS)$(TRAIN_SEED_FLAG)$(if $(filter train,$(FIT)),, fit=$(FIT))))
+$(eval $(call stage_args,train,$(MODEL_FLAG) $(TRAIN_ARGS)$(TRAIN_SEED_FLAG)))
+$(eval $(call stage_args,refit,$(MODEL_FLAG) $(TRAIN_ARGS)$(TRAIN_SEED_FLAG)))
+# The model that generates the test split's diagnoses, and the stage that makes it.
+FINAL     := $(if $(filter train+val,$(FIT)),refit,model)
+FINAL_DONE := $(OUT)/$(if $(filter train+val,$(FIT)),refit,train).done
 $(eval $(call stage_args,generate,$(GEN_MODEL) $(CODES_FLAG) $(GEN_ARGS)))
 $(eval $(call stage_args,eval,$(CODES_FLAG) $(EVAL_ARGS)))
 .PHONY: ARGS_CHANGED
@@ -153,12 +160,21 @@ pack: $(PACKED)
 # --- train -------------------------------------------------------------------------------------
 $(OUT)/train.done: $(PACKED) $(SPM) $(call args,train)
 	rm -f $@
-	$(V)vet-train $(MODEL_FLAG) --tokenizer $(SPM) $(FIT_FLAGS) --out $(OUT)/model $(TRAIN_ARGS)$(TRAIN_SEED_FLAG)
+	$(V)vet-train $(MODEL_FLAG) --tokenizer $(SPM) --train $(OUT)/packed/train.msgpack.zst \
+	  --val $(OUT)/packed/val.msgpack.zst --out $(OUT)/model $(TRAIN_ARGS)$(TRAIN_SEED_FLAG)
 	touch $@
 train: $(OUT)/train.done
 
+# --- refit (FIT=train+val): the same training on train and val together ---------------------------
+$(OUT)/refit.done: $(PACKED) $(SPM) $(call args,refit)
+	rm -f $@
+	$(V)vet-train $(MODEL_FLAG) --tokenizer $(SPM) --train $(OUT)/packed/train.msgpack.zst \
+	  --train $(OUT)/packed/val.msgpack.zst --out $(OUT)/refit $(TRAIN_ARGS)$(TRAIN_SEED_FLAG)
+	touch $@
+refit: $(OUT)/refit.done
+
 # --- generate: the test split ------------------------------------------------------------------
-$(OUT)/predictions.msgpack.zst: $(OUT)/train.done $(OUT)/rows/test.msgpack.zst $(call args,generate)
+$(OUT)/predictions.msgpack.zst: $(FINAL_DONE) $(OUT)/rows/test.msgpack.zst $(call args,generate)
 	$(V)vet-generate $(GEN_MODEL) --spm $(SPM) $(CODES_FLAG) $(GEN_ARGS) $(OUT)/rows/test.msgpack.zst -o $@
 generate: $(OUT)/predictions.msgpack.zst
 
@@ -173,8 +189,7 @@ eval: $(OUT)/metrics.json
 # --- val: the same on the validation split, for choosing settings without looking at test ----
 $(OUT)/rows/val.msgpack.zst: $(PACKED)
 $(OUT)/val-predictions.msgpack.zst: $(OUT)/train.done $(OUT)/rows/val.msgpack.zst $(call args,generate)
-	$(if $(filter train+val,$(FIT)),@echo "vet.mk: FIT=train+val trained on the val split: scoring it would measure memory; use FIT=train to choose settings" >&2; exit 2)
-	$(V)vet-generate $(GEN_MODEL) --spm $(SPM) $(CODES_FLAG) $(GEN_ARGS) $(OUT)/rows/val.msgpack.zst -o $@
+	$(V)vet-generate $(call model_flags,model) --spm $(SPM) $(CODES_FLAG) $(GEN_ARGS) $(OUT)/rows/val.msgpack.zst -o $@
 $(OUT)/val-metrics.json: $(OUT)/val-predictions.msgpack.zst $(call args,eval)
 	$(V)vet-eval $(CODES_FLAG) --bootstrap 0 --baseline-from $(OUT)/packed/train.msgpack.zst \
 	  --json $@.tmp $< >$(OUT)/val-metrics.txt && mv $@.tmp $@ && cat $(OUT)/val-metrics.txt
