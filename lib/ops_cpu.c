@@ -9,6 +9,7 @@
 
 #include "ops_math.h"
 #include "rng.h"
+#include "rng_core.h"
 
 // Reductions over rows (a weight's gradient) are split by column block, never by row:
 // each output column is summed by one thread in row order, so the result does not depend
@@ -234,7 +235,9 @@ static void dropout_apply(float *out, const float *inp, float p, uint64_t seed, 
         const float *x = inp + (size_t)n * C;
         float *y = out + (size_t)n * C;
         for (int c = 0; c < C; c++) {
-            float v = vet_rng_uniform(&r) < p ? 0.0f : x[c] * keep_scale;
+            // vet_rng_uniform's draw, inlined from rng_core.h (a call per element cost more
+            // than the draw): the same numbers, so the same masks as before and as the device.
+            float v = vet_rng_core_uniform(r.s) < p ? 0.0f : x[c] * keep_scale;
             if (accumulate) y[c] += v;
             else y[c] = v;
         }
