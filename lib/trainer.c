@@ -146,7 +146,7 @@ static int load_data(run *r, vet_err *err) {
     if (vet_packed_load(&r->train, o->train_path, err) < 0) return -1;
     if (o->token_dropout > 0 && r->train.unk_id < 0)
         return vet_errf(err, "%s: the header names no unk_id for --token-dropout to put in place of a token: "
-                             "re-pack with a current vet-pack, or drop --token-dropout", o->train_path);
+                             "tokenize with vet-tokenize (it names the tokenizer's unk), or drop --token-dropout", o->train_path);
     for (int i = 0; i < o->n_train_more; i++) {
         vet_packed_set more;
         if (vet_packed_load(&more, o->train_more[i], err) < 0) return -1;

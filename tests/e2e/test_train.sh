@@ -149,6 +149,23 @@ several_files_ok() {
 }
 check train_several_files_one_set several_files_ok
 
+# 6c. --token-dropout puts the tokenizer's unk in place of a token: a stream whose header names
+# no unk_id (made by the test helper, as one from elsewhere might be) is refused, exit 1.
+no_unk_ok() {
+    local mk=${VET_BUILD:-$VET_TOP/build/rel}/tests/helpers/vet-mktokens msg
+    [ -x "$mk" ] || { echo "no $mk (make helpers)" >&2; return 1; }
+    printf '%s\n' '{"id":"a","species":"Cow","codes":["1"],"note":"x","prompt":[1,5,6,7],"response":[8,9,2]}' \
+        '{"id":"b","species":"Cow","codes":["1"],"note":"y","prompt":[1,5,7,7],"response":[8,9,2]}' |
+        "$mk" --vocab 512 --unk -1 -o "$tmp/nounk.tok" || return 1
+    "$VET_BIN/vet-pack" "$tmp/nounk.tok" --split 100/0/0 --train "$tmp/nounk.msgpack.zst" 2>/dev/null || return 1
+    msg=$(train --init "$tmp/micro.json" --train "$tmp/nounk.msgpack.zst" --out "$tmp/nounk" --token-dropout 0.1 \
+        --max-steps 1 2>&1)
+    [ $? -eq 1 ] && grep -q "nounk.msgpack.zst: the header names no unk_id for --token-dropout" <<<"$msg" ||
+        { echo "$msg" >&2; return 1; }
+    train --init "$tmp/micro.json" --train "$tmp/nounk.msgpack.zst" --out "$tmp/nounk" --max-steps 1  # fine without
+}
+check train_token_dropout_needs_unk no_unk_ok
+
 # 7. Usage errors exit 2 with a message; a truncated training stream exits 1.
 usage_ok() {
     train --init tiny --train x --out y --scheduler sideways 2>/dev/null; [ $? -eq 2 ] || return 1

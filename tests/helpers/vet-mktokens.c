@@ -1,10 +1,11 @@
 // vet-mktokens — test helper: JSON lines of {id, species, codes, note, prompt, response} on
 // stdin become a `tokens` stream (docs/formats.md), so vet-pack's tests need no tokenizer.
 //
-//   vet-mktokens [--sha256 HEX] [--vocab N] [--kind KIND] [-o OUT] < samples.jsonl
+//   vet-mktokens [--sha256 HEX] [--vocab N] [--unk ID] [--kind KIND] [-o OUT] < samples.jsonl
 //
 // --sha256 sets the tokenizer identity written in the header (default 64 'a's), --vocab its
-// vocab_size (default 32000), --kind writes a stream of another kind (to test refusals).
+// vocab_size (default 32000), --unk its unk_id (default 0; negative: no unk_id in the header,
+// as a stream from elsewhere might be), --kind writes a stream of another kind (to test refusals).
 #include <getopt.h>
 #include <jansson.h>
 #include <stdio.h>
@@ -31,19 +32,21 @@ static void pack_int_array(msgpack_packer *pk, const char *key, json_t *arr) {
 int main(int argc, char **argv) {
     const char *sha = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
     const char *kind = "tokens", *out = "-";
-    long vocab = 32000;
+    long vocab = 32000, unk = 0;
     static const struct option opts[] = {
         {"sha256", required_argument, 0, 's'}, {"vocab", required_argument, 0, 'v'},
         {"kind", required_argument, 0, 'k'},   {"output", required_argument, 0, 'o'},
+        {"unk", required_argument, 0, 'u'},
         {0, 0, 0, 0},
     };
     int c;
-    while ((c = getopt_long(argc, argv, "s:v:k:o:", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "s:v:k:o:u:", opts, NULL)) != -1) {
         switch (c) {
         case 's': sha = optarg; break;
         case 'v': vocab = atol(optarg); break;
         case 'k': kind = optarg; break;
         case 'o': out = optarg; break;
+        case 'u': unk = atol(optarg); break;
         default: return 2;
         }
     }
@@ -53,13 +56,13 @@ int main(int argc, char **argv) {
     msgpack_packer *pk = vet_writer_packer(w);
     vet_writer_header_begin(w, 3);
     mp_key(pk, "tokenizer");
-    msgpack_pack_map(pk, 6);
+    msgpack_pack_map(pk, unk >= 0 ? 6 : 5);
     mp_kv_str(pk, "sha256", sha);
     mp_kv_int(pk, "vocab_size", vocab);
     mp_kv_int(pk, "bos_id", 1);
     mp_kv_int(pk, "eos_id", 2);
     mp_kv_int(pk, "pad_id", 0);
-    mp_kv_int(pk, "unk_id", 0);
+    if (unk >= 0) mp_kv_int(pk, "unk_id", unk);
     mp_key(pk, "template");
     msgpack_pack_map(pk, 2);
     mp_kv_str(pk, "name", "test");
