@@ -157,20 +157,19 @@ $(PACKED): $(TOKENS) $(call args,pack)
 $(OUT)/rows/test.msgpack.zst: $(PACKED)
 pack: $(PACKED)
 
-# --- train -------------------------------------------------------------------------------------
-$(OUT)/train.done: $(PACKED) $(SPM) $(call args,train)
+# --- train and refit: one vet-train run each, on different data into different directories ---
+#   train  OUT/model   the train split, validation loss on val (settings are chosen with it)
+#   refit  OUT/refit   train and val together (FIT=train+val: the model that codes the test split)
+TRAIN_DATA_train := --train $(OUT)/packed/train.msgpack.zst --val $(OUT)/packed/val.msgpack.zst
+TRAIN_DATA_refit := --train $(OUT)/packed/train.msgpack.zst --train $(OUT)/packed/val.msgpack.zst
+TRAIN_DIR_train  := model
+TRAIN_DIR_refit  := refit
+$(OUT)/train.done $(OUT)/refit.done: $(OUT)/%.done: $(PACKED) $(SPM) $(OUT)/.args/%
 	rm -f $@
-	$(V)vet-train $(MODEL_FLAG) --tokenizer $(SPM) --train $(OUT)/packed/train.msgpack.zst \
-	  --val $(OUT)/packed/val.msgpack.zst --out $(OUT)/model $(TRAIN_ARGS)$(TRAIN_SEED_FLAG)
+	$(V)vet-train $(MODEL_FLAG) --tokenizer $(SPM) $(TRAIN_DATA_$*) \
+	  --out $(OUT)/$(TRAIN_DIR_$*) $(TRAIN_ARGS)$(TRAIN_SEED_FLAG)
 	touch $@
 train: $(OUT)/train.done
-
-# --- refit (FIT=train+val): the same training on train and val together ---------------------------
-$(OUT)/refit.done: $(PACKED) $(SPM) $(call args,refit)
-	rm -f $@
-	$(V)vet-train $(MODEL_FLAG) --tokenizer $(SPM) --train $(OUT)/packed/train.msgpack.zst \
-	  --train $(OUT)/packed/val.msgpack.zst --out $(OUT)/refit $(TRAIN_ARGS)$(TRAIN_SEED_FLAG)
-	touch $@
 refit: $(OUT)/refit.done
 
 # --- generate: the test split ------------------------------------------------------------------
