@@ -4,6 +4,10 @@
 //   tokens stream ─▶ read all samples ─▶ fit (reject / truncate) ─▶ group + split ─▶
 //   per split: first-fit decreasing into rows ─▶ shuffle rows ─▶ packed streams
 //
+// Copies (records with a copy_of id, from vet-tokenize --species-swap) are training data only:
+// the split is made over the original notes, each copy follows its original, and the copies
+// that land in val or test are dropped (counted), so held-out splits hold real notes only.
+//
 // The whole input is held in memory (the notes are small); nothing is written until all of it
 // has been read and checked, and a failure while writing removes every output (vet_writer_abort).
 #include <errno.h>
@@ -28,6 +32,9 @@ static const char *slot_name(int k) { return k == SPLIT_ALL ? "all" : vet_split_
 
 typedef struct {
     char *id, *species;
+    char *copy_of;        // the original's id for a species-swapped copy, else NULL
+    int32_t original;     // index of that original (split mode), else -1
+    uint8_t dropped;      // a copy in val or test: not packed
     char **codes;
     size_t n_codes;
     char *key;            // normalized note (the grouping key); freed after grouping
@@ -67,6 +74,11 @@ typedef struct {
     int64_t samples, rejected, truncated, packed, rows, tokens, loss_tokens;
 } split_stats;
 
+// Counts about copies (vet-tokenize --species-swap) for the summary.
+typedef struct {
+    int64_t in, dropped, like_heldout;  // like_heldout: kept copies that read like a val/test note
+} copy_stats;
+
 static void usage(void) __attribute__((noreturn));
 static void usage(void) {
     printf("usage: vet-pack [OPTIONS] [TOKENS]\n"
@@ -85,6 +97,9 @@ static void usage(void) {
            "      --stratify codes|none  keep each label's share in every split (default none)\n"
            "      --train-in F, --val-in F, --test-in F   already split token streams: packed as\n"
            "                         they are (no splitting); all must share one tokenizer\n"
+           "  Copies (records with copy_of, from vet-tokenize --species-swap) follow their\n"
+           "  original's split and are packed in train (and -o) only; in val and test they are\n"
+           "  dropped and counted.\n"
            "Rows:\n"
            "      --seq-len N        row length in tokens (default 512, at least 2)\n"
            "      --no-pack          one sample per row (evaluation, generation, comparison)\n"
@@ -169,6 +184,9 @@ static void read_input(pack_run *R, int which, const char *path, int slot) {
             mp_get_i32_array(rec, "prompt", &prompt, &np, &err) != 0 ||
             mp_get_i32_array(rec, "response", &resp, &nr, &err) != 0)
             cli_fail(EXIT_BAD_INPUT, "%s: record %llu: %s", shown, recno, err.msg);
+        x.original = -1;
+        if (mp_get(rec, "copy_of") && !(x.copy_of = mp_get_strdup(rec, "copy_of", &err)))
+            cli_fail(EXIT_BAD_INPUT, "%s: record %llu (id %s): %s", shown, recno, x.id, err.msg);
         if (np == 0 || nr == 0)
             cli_fail(EXIT_BAD_INPUT, "%s: record %llu (id %s): empty %s (a prompt starts with BOS, a response ends with EOS)",
                      shown, recno, x.id, np == 0 ? "prompt" : "response");
@@ -215,19 +233,62 @@ typedef struct {
     int64_t groups, dup_groups, dup_samples, leaked_groups;
 } group_stats;
 
+static const pack_run *sort_run;  // qsort has no context argument
+static int by_id_then_index(const void *pa, const void *pb) {
+    int32_t a = *(const int32_t *)pa, b = *(const int32_t *)pb;
+    int c = strcmp(sort_run->s[a].id, sort_run->s[b].id);
+    return c ? c : (a > b) - (a < b);
+}
+
+// Finds each copy's original (the first original with its copy_of id). In split mode every
+// copy needs one: the split is decided by originals. Exits on a copy without its original.
+static void link_copies(pack_run *R) {
+    int32_t *orig = malloc((R->n + 1) * sizeof *orig);
+    if (!orig) cli_fail(EXIT_IO, "out of memory");
+    size_t m = 0;
+    for (size_t i = 0; i < R->n; i++)
+        if (!R->s[i].copy_of) orig[m++] = (int32_t)i;
+    sort_run = R;
+    qsort(orig, m, sizeof *orig, by_id_then_index);
+    for (size_t i = 0; i < R->n; i++) {
+        sample *x = &R->s[i];
+        if (!x->copy_of) continue;
+        size_t lo = 0, hi = m;  // the first original whose id is >= copy_of
+        while (lo < hi) {
+            size_t mid = lo + (hi - lo) / 2;
+            if (strcmp(R->s[orig[mid]].id, x->copy_of) < 0) lo = mid + 1;
+            else hi = mid;
+        }
+        if (lo < m && strcmp(R->s[orig[lo]].id, x->copy_of) == 0) x->original = orig[lo];
+        else if (!R->presplit && R->out_path[SPLIT_ALL] == NULL)
+            cli_fail(EXIT_BAD_INPUT, "%s: record id %s is a copy of %s, which is not in the stream (a copy is split "
+                     "with its original: tokenize them together, or drop the copy)", R->in[0].path, x->id, x->copy_of);
+    }
+    free(orig);
+}
+
 // Groups samples by normalized note (or not at all), assigns splits unless presplit, and
-// counts duplicate groups and groups found in more than one split.
-static group_stats split_samples(pack_run *R) {
+// counts duplicate groups and groups found in more than one split. Only originals are grouped
+// and split; a copy takes its original's split and is dropped when that is val or test.
+static group_stats split_samples(pack_run *R, copy_stats *cs) {
     vet_err err;
     size_t n = R->n;
+    for (size_t i = 0; i < n; i++) cs->in += R->s[i].copy_of != NULL;
+    if (cs->in) link_copies(R);
+    int32_t *orig = malloc((n + 1) * sizeof *orig);  // the originals' indices
+    size_t m = 0;
+    if (!orig) cli_fail(EXIT_IO, "out of memory");
+    for (size_t i = 0; i < n; i++)
+        if (!R->s[i].copy_of) orig[m++] = (int32_t)i;
+
     char **keys = malloc((n + 1) * sizeof *keys);
     int32_t *note_of = malloc((n + 1) * sizeof *note_of);
     int32_t *group_of = malloc((n + 1) * sizeof *group_of);
     int32_t *stratum_of = malloc((n + 1) * sizeof *stratum_of);
     uint8_t *split_of = malloc(n + 1);
     if (!keys || !note_of || !group_of || !stratum_of || !split_of) cli_fail(EXIT_IO, "out of memory");
-    for (size_t i = 0; i < n; i++) keys[i] = R->s[i].key;
-    int64_t n_notes = vet_split_index_keys(keys, n, note_of, &err);
+    for (size_t j = 0; j < m; j++) keys[j] = R->s[orig[j]].key;
+    int64_t n_notes = vet_split_index_keys(keys, m, note_of, &err);
     if (n_notes < 0) cli_fail(EXIT_IO, "%s", err.msg);
 
     group_stats g = {0};
@@ -236,27 +297,29 @@ static group_stats split_samples(pack_run *R) {
     if (!size || !seen_in) cli_fail(EXIT_IO, "out of memory");
 
     if (!R->presplit && R->out_path[SPLIT_ALL] == NULL) {
-        int64_t n_groups = (int64_t)n;
-        for (size_t i = 0; i < n; i++) group_of[i] = R->group_by_note ? note_of[i] : (int32_t)i;
+        int64_t n_groups = (int64_t)m;
+        for (size_t j = 0; j < m; j++) group_of[j] = R->group_by_note ? note_of[j] : (int32_t)j;
         if (R->group_by_note) n_groups = n_notes;
         int64_t n_strata = 1;
         if (R->stratify) {
-            for (size_t i = 0; i < n; i++) {
-                keys[i] = vet_split_label(R->s[i].codes, R->s[i].n_codes);
-                if (!keys[i]) cli_fail(EXIT_IO, "out of memory");
+            for (size_t j = 0; j < m; j++) {
+                keys[j] = vet_split_label(R->s[orig[j]].codes, R->s[orig[j]].n_codes);
+                if (!keys[j]) cli_fail(EXIT_IO, "out of memory");
             }
-            n_strata = vet_split_index_keys(keys, n, stratum_of, &err);
-            for (size_t i = 0; i < n; i++) free(keys[i]);
+            n_strata = vet_split_index_keys(keys, m, stratum_of, &err);
+            for (size_t j = 0; j < m; j++) free(keys[j]);
             if (n_strata < 0) cli_fail(EXIT_IO, "%s", err.msg);
         }
         if (vet_split_assign(group_of, (int32_t)n_groups, R->stratify ? stratum_of : NULL,
-                             (int32_t)n_strata, n, R->share, R->seed, split_of, &err) != 0)
+                             (int32_t)n_strata, m, R->share, R->seed, split_of, &err) != 0)
             cli_fail(EXIT_IO, "%s", err.msg);
-        for (size_t i = 0; i < n; i++) R->s[i].split = split_of[i];
+        for (size_t j = 0; j < m; j++) R->s[orig[j]].split = split_of[j];
+        for (size_t i = 0; i < n; i++)
+            if (R->s[i].copy_of) R->s[i].split = R->s[R->s[i].original].split;
     }
-    for (size_t i = 0; i < n; i++) {
-        size[note_of[i]]++;
-        seen_in[note_of[i]] |= (uint8_t)(1u << R->s[i].split);
+    for (size_t j = 0; j < m; j++) {
+        size[note_of[j]]++;
+        seen_in[note_of[j]] |= (uint8_t)(1u << R->s[orig[j]].split);
     }
     g.groups = n_notes;
     for (int64_t k = 0; k < n_notes; k++) {
@@ -267,10 +330,30 @@ static group_stats split_samples(pack_run *R) {
         uint8_t b = seen_in[k];
         if (b & (b - 1)) g.leaked_groups++;  // more than one bit: the note is in two splits
     }
+    if (cs->in) {
+        // Copies held out are dropped. A kept copy may read like a held-out note (a goat note's
+        // copy as "Sheep. ..." while that sheep note is in test): its label is the training
+        // note's, so nothing held out is learned, but the summary says how many there are.
+        for (size_t i = 0; i < n; i++) keys[i] = R->s[i].key;
+        int64_t n_all = vet_split_index_keys(keys, n, note_of, &err);
+        if (n_all < 0) cli_fail(EXIT_IO, "%s", err.msg);
+        uint8_t *heldout = calloc((size_t)n_all + 1, 1);
+        if (!heldout) cli_fail(EXIT_IO, "out of memory");
+        for (size_t i = 0; i < n; i++) {
+            sample *x = &R->s[i];
+            int held = x->split == VET_SPLIT_VAL || x->split == VET_SPLIT_TEST;
+            if (x->copy_of && held) x->dropped = 1, cs->dropped++;
+            if (!x->copy_of && held) heldout[note_of[i]] = 1;
+        }
+        for (size_t i = 0; i < n; i++)
+            if (R->s[i].copy_of && !R->s[i].dropped && heldout[note_of[i]]) cs->like_heldout++;
+        free(heldout);
+    }
     for (size_t i = 0; i < n; i++) {
         free(R->s[i].key);
         R->s[i].key = NULL;
     }
+    free(orig);
     free(keys);
     free(note_of);
     free(group_of);
@@ -300,7 +383,7 @@ static void plan_slot(pack_run *R, int slot, slot_rows *p, split_stats *st) {
     if (!p->idx) cli_fail(EXIT_IO, "out of memory");
     for (size_t i = 0; i < R->n; i++) {
         const sample *x = &R->s[i];
-        if (x->split != slot) continue;
+        if (x->split != slot || x->dropped) continue;
         st->samples++;
         if (x->rejected) {
             st->rejected++;
@@ -406,7 +489,7 @@ static void pack_stats(msgpack_packer *pk, const split_stats *st, int seq_len) {
     mp_kv_double(pk, "positions_vs_pad", pad_positions > 0 ? positions / pad_positions : 0);
 }
 
-static void build_summary(pack_run *R, const group_stats *g, const split_stats st[N_SLOTS],
+static void build_summary(pack_run *R, const group_stats *g, const copy_stats *cs, const split_stats st[N_SLOTS],
                           const int slot_used[N_SLOTS], msgpack_sbuffer *sb) {
     msgpack_packer pk;
     msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
@@ -423,21 +506,24 @@ static void build_summary(pack_run *R, const group_stats *g, const split_stats s
         total.tokens += st[k].tokens;
         total.loss_tokens += st[k].loss_tokens;
     }
-    msgpack_pack_map(&pk, 13);
-    mp_kv_int(&pk, "samples_in", (int64_t)R->n);
+    msgpack_pack_map(&pk, 16);
+    mp_kv_int(&pk, "samples_in", (int64_t)R->n);  // = samples_packed + samples_rejected + copies_dropped
     mp_kv_int(&pk, "samples_packed", total.packed);
     mp_kv_int(&pk, "samples_rejected", total.rejected);
     mp_kv_int(&pk, "samples_truncated", total.truncated);
     mp_key(&pk, "rejected_ids");
     msgpack_pack_array(&pk, (size_t)total.rejected);
     for (size_t i = 0; i < R->n; i++)
-        if (R->s[i].rejected && slot_used[R->s[i].split]) mp_str(&pk, R->s[i].id);
+        if (R->s[i].rejected && !R->s[i].dropped && slot_used[R->s[i].split]) mp_str(&pk, R->s[i].id);
     mp_kv_int(&pk, "seq_len", R->seq_len);
     mp_kv_int(&pk, "note_groups", g->groups);
     mp_kv_int(&pk, "duplicate_groups", g->dup_groups);
     mp_kv_int(&pk, "samples_in_duplicate_groups", g->dup_samples);
     mp_kv_int(&pk, "leaked_groups", g->leaked_groups);
     mp_kv_str(&pk, "group_by", R->presplit ? "input" : R->out_path[SPLIT_ALL] ? "none" : R->group_by_note ? "note" : "none");
+    mp_kv_int(&pk, "copies_in", cs->in);
+    mp_kv_int(&pk, "copies_dropped", cs->dropped);
+    mp_kv_int(&pk, "copies_like_heldout", cs->like_heldout);
     mp_key(&pk, "splits");
     msgpack_pack_map(&pk, (size_t)n_used);
     for (int k = 0; k < N_SLOTS; k++) {
@@ -449,8 +535,8 @@ static void build_summary(pack_run *R, const group_stats *g, const split_stats s
     pack_stats(&pk, &total, R->seq_len);
 }
 
-static void print_summary(const pack_run *R, const group_stats *g, const split_stats st[N_SLOTS],
-                          const int slot_used[N_SLOTS]) {
+static void print_summary(const pack_run *R, const group_stats *g, const copy_stats *cs,
+                          const split_stats st[N_SLOTS], const int slot_used[N_SLOTS]) {
     int64_t packed = 0, rejected = 0, truncated = 0;
     for (int k = 0; k < N_SLOTS; k++)
         if (slot_used[k]) packed += st[k].packed, rejected += st[k].rejected, truncated += st[k].truncated;
@@ -458,6 +544,11 @@ static void print_summary(const pack_run *R, const group_stats *g, const split_s
              "repeated (%lld samples), %lld shared across splits",
              R->n, (long long)packed, (long long)rejected, (long long)truncated, (long long)g->groups,
              (long long)g->dup_groups, (long long)g->dup_samples, (long long)g->leaked_groups);
+    if (cs->in)
+        cli_warn("%lld of the samples are species-swapped copies: %lld trained on (%lld of them read like a "
+                 "held-out note), %lld dropped with their held-out originals",
+                 (long long)cs->in, (long long)(cs->in - cs->dropped), (long long)cs->like_heldout,
+                 (long long)cs->dropped);
     for (int k = 0; k < N_SLOTS; k++) {
         if (!slot_used[k]) continue;
         const split_stats *s = &st[k];
@@ -475,7 +566,7 @@ static void warn_rejected(const pack_run *R, int64_t n_rejected) {
     char list[600] = "";
     size_t used = 0, shown = 0;
     for (size_t i = 0; i < R->n && shown < 8; i++) {
-        if (!R->s[i].rejected) continue;
+        if (!R->s[i].rejected || R->s[i].dropped) continue;
         int w = snprintf(list + used, sizeof list - used, "%s%s", shown ? ", " : "", R->s[i].id);
         if (w < 0 || (size_t)w >= sizeof list - used) break;
         used += (size_t)w;
@@ -640,7 +731,8 @@ int main(int argc, char **argv) {
         read_input(&R, 0, optind < argc ? argv[optind] : "-", all_mode ? SPLIT_ALL : VET_SPLIT_TRAIN);
         R.n_in = 1;
     }
-    group_stats g = split_samples(&R);
+    copy_stats cs = {0};
+    group_stats g = split_samples(&R, &cs);
 
     split_stats st[N_SLOTS];
     slot_rows plan[N_SLOTS];
@@ -653,7 +745,7 @@ int main(int argc, char **argv) {
     }
     msgpack_sbuffer summary_buf;
     msgpack_sbuffer_init(&summary_buf);
-    build_summary(&R, &g, st, slot_used, &summary_buf);
+    build_summary(&R, &g, &cs, st, slot_used, &summary_buf);
     msgpack_zone summary_zone;
     msgpack_zone_init(&summary_zone, 4096);
     msgpack_object summary;
@@ -721,7 +813,7 @@ int main(int argc, char **argv) {
     }
     if (status == EXIT_OK) {
         warn_rejected(&R, n_rejected);
-        if (R.verbose || cli_stderr_is_tty()) print_summary(&R, &g, st, slot_used);
+        if (R.verbose || cli_stderr_is_tty()) print_summary(&R, &g, &cs, st, slot_used);
     }
 
     free(tok);
@@ -738,6 +830,7 @@ int main(int argc, char **argv) {
     for (size_t i = 0; i < R.n; i++) {
         free(R.s[i].id);
         free(R.s[i].species);
+        free(R.s[i].copy_of);
         mp_free_strs(R.s[i].codes, R.s[i].n_codes);
         free(R.s[i].tokens);
     }

@@ -17,6 +17,7 @@
 #include "notes.h"
 #include "spm.h"
 #include "stream.h"
+#include "swap.h"
 #include "template.h"
 
 static void usage(void) __attribute__((noreturn));
@@ -41,6 +42,11 @@ static void usage(void) {
            "      --note-col NAME      CSV column of the note (default note; required)\n"
            "      --codes-col NAME     CSV column of the ';'-separated codes (default codes)\n"
            "      --disease-col NAME   CSV column of the disease name (default disease)\n"
+           "      --species-swap A=B[,C=D...]  after each note of species A, write a copy of it as\n"
+           "                           species B (and B as A), the species' name swapped in the note\n"
+           "                           as a whole word; the copy's id is ID~B and its copy_of is ID.\n"
+           "                           Training-data augmentation: vet-pack keeps copies with their\n"
+           "                           original and trains on those of the train split only\n"
            "      --skip-bad FILE      write rejected rows to FILE and go on (default: stop)\n"
            "      --stats              print token-length statistics on stderr\n"
            "      --max-len N          length the statistics compare against (default 512)\n"
@@ -115,10 +121,93 @@ static void ids_push(int32_t **ids, size_t *n, size_t *cap, int32_t id) {
     (*ids)[(*n)++] = id;
 }
 
+// Where the records go, and what is counted on the way.
+typedef struct {
+    FILE *text_out;           // --text: rendered text; else the stream below
+    const char *out_path;
+    vet_writer *w;
+    msgpack_packer *pk;
+    vet_spm *spm;
+    int bos, eos, stats;
+    long max_len;
+    int32_t *pids, *rids;     // encode buffers, reused
+    size_t pcap, rcap;
+    len_hist hp, hr, ht;
+    uint64_t n_written, n_copies, n_over, real_tokens;
+} sink;
+
+// Writes one note (an original, or a copy when copy_of is not NULL) whose prompt and response
+// are rendered. Returns EXIT_OK, or EXIT_BAD_INPUT / EXIT_IO with err set.
+static int write_note(sink *o, const vet_note *note, const char *copy_of, const vet_text *prompt,
+                      const vet_text *response, vet_err *err) {
+    if (o->text_out) {
+        fwrite(prompt->s, 1, prompt->len, o->text_out);
+        fwrite(response->s, 1, response->len, o->text_out);
+        if (fputc('\n', o->text_out) == EOF) return vet_errf(err, "%s: write failed", o->out_path), EXIT_IO;
+        o->n_written++;
+        o->n_copies += copy_of != NULL;
+        return EXIT_OK;
+    }
+    size_t np = 0, nr = 0;
+    if (o->bos >= 0) ids_push(&o->pids, &np, &o->pcap, o->bos);
+    if (vet_spm_encode(o->spm, prompt->s, prompt->len, &o->pids, &np, &o->pcap, err) ||
+        vet_spm_encode(o->spm, response->s, response->len, &o->rids, &nr, &o->rcap, err))
+        return EXIT_BAD_INPUT;
+    ids_push(&o->rids, &nr, &o->rcap, o->eos);
+
+    msgpack_packer *pk = o->pk;
+    msgpack_pack_map(pk, copy_of ? 7 : 6);
+    mp_kv_str(pk, "id", note->id);
+    mp_kv_str(pk, "species", note->species);
+    mp_key(pk, "codes");
+    if (note->n_codes) {
+        msgpack_pack_array(pk, (uint32_t)note->n_codes);
+        for (size_t i = 0; i < note->n_codes; i++) mp_str(pk, note->codes[i]);
+    } else if (*note->disease) {  // no code: the disease name is the label
+        msgpack_pack_array(pk, 1);
+        mp_str(pk, note->disease);
+    } else {
+        msgpack_pack_array(pk, 0);
+    }
+    mp_kv_str(pk, "note", note->note);
+    mp_kv_i32_array(pk, "prompt", o->pids, np);
+    mp_kv_i32_array(pk, "response", o->rids, nr);
+    if (copy_of) mp_kv_str(pk, "copy_of", copy_of);
+    if (vet_writer_record_end(o->w, err)) return EXIT_IO;
+    o->n_written++;
+    o->n_copies += copy_of != NULL;
+    if (o->stats) {
+        hist_add(&o->hp, np);
+        hist_add(&o->hr, nr);
+        hist_add(&o->ht, np + nr);
+        if ((long)(np + nr) > o->max_len) o->n_over++;
+        o->real_tokens += (long)(np + nr) > o->max_len ? (uint64_t)o->max_len : np + nr;
+    }
+    return EXIT_OK;
+}
+
+// The species-swapped copy of a note (swap.h): species, note and Alpaca input swapped, id
+// "ID~PARTNER". Its strings live in the vet_text buffers given.
+static int make_copy(const vet_note *note, const char *partner, vet_note *copy, vet_text *id, vet_text *text,
+                     vet_text *input, vet_err *err) {
+    *copy = *note;
+    id->len = text->len = input->len = 0;
+    if (vet_text_append(id, note->id, strlen(note->id)) || vet_text_append(id, "~", 1) ||
+        vet_text_append(id, partner, strlen(partner)) || vet_text_append(text, "", 0) || vet_text_append(input, "", 0))
+        return vet_errf(err, "out of memory");
+    if (vet_swap_words(note->note, note->species, partner, text, err) < 0) return -1;
+    if (note->input && vet_swap_words(note->input, note->species, partner, input, err) < 0) return -1;
+    copy->id = id->s;
+    copy->species = partner;
+    copy->note = text->s;
+    copy->input = note->input ? input->s : NULL;
+    return 0;
+}
+
 enum {
     OPT_TEMPLATE = 256, OPT_INSTRUCTION, OPT_INPUT_FORMAT, OPT_RESPONSE_FORMAT, OPT_PRINT_TEMPLATE, OPT_TEXT,
     OPT_ID_COL, OPT_SPECIES_COL, OPT_NOTE_COL, OPT_CODES_COL, OPT_DISEASE_COL, OPT_SKIP_BAD,
-    OPT_STATS, OPT_MAX_LEN,
+    OPT_STATS, OPT_MAX_LEN, OPT_SPECIES_SWAP,
 };
 
 int main(int argc, char **argv) {
@@ -141,6 +230,7 @@ int main(int argc, char **argv) {
         {"skip-bad", required_argument, 0, OPT_SKIP_BAD},
         {"stats", no_argument, 0, OPT_STATS},
         {"max-len", required_argument, 0, OPT_MAX_LEN},
+        {"species-swap", required_argument, 0, OPT_SPECIES_SWAP},
         {"help", no_argument, 0, 'h'},
         {"version", no_argument, 0, 'V'},
         {0, 0, 0, 0},
@@ -150,6 +240,7 @@ int main(int argc, char **argv) {
     int print_template = 0, stats = 0, text_mode = 0;
     long max_len = 512;
     vet_notes_opts nopt = {0};
+    vet_swap swap = {0};
     int c;
     while ((c = getopt_long(argc, argv, "s:o:f:hV", opts, NULL)) != -1) {
         switch (c) {
@@ -173,6 +264,12 @@ int main(int argc, char **argv) {
         case OPT_CODES_COL: nopt.codes_col = optarg; break;
         case OPT_DISEASE_COL: nopt.disease_col = optarg; break;
         case OPT_SKIP_BAD: skip_path = optarg; break;
+        case OPT_SPECIES_SWAP: {
+            vet_err perr;
+            vet_swap_free(&swap);  // the last one given counts
+            if (vet_swap_parse(optarg, &swap, &perr) != 0) cli_usage_error("%s", perr.msg);
+            break;
+        }
         case OPT_STATS: stats = 1; break;
         case OPT_MAX_LEN: {
             char *end;
@@ -262,11 +359,10 @@ int main(int argc, char **argv) {
     if (vet_writer_header_end(w, &err)) { vet_writer_abort(w); cli_fail(EXIT_IO, "%s", err.msg); }
     }
 
-    vet_text prompt = {0}, response = {0};
-    int32_t *pids = NULL, *rids = NULL;
-    size_t pcap = 0, rcap = 0;
-    len_hist hp = {0}, hr = {0}, ht = {0};
-    uint64_t n_read = 0, n_written = 0, n_rejected = 0, n_over = 0, real_tokens = 0;
+    sink o = {.text_out = text_out, .out_path = out_path, .w = w, .pk = pk, .spm = spm, .bos = bos, .eos = eos,
+              .stats = stats, .max_len = max_len};
+    vet_text prompt = {0}, response = {0}, copy_id = {0}, copy_note = {0}, copy_input = {0};
+    uint64_t n_read = 0, n_rejected = 0;
     int status = EXIT_OK;
     vet_note note;
     int rc;
@@ -295,47 +391,24 @@ int main(int argc, char **argv) {
             n_rejected++;
             continue;
         }
-        if (text_out) {
-            fwrite(prompt.s, 1, prompt.len, text_out);
-            fwrite(response.s, 1, response.len, text_out);
-            if (fputc('\n', text_out) == EOF) { status = EXIT_IO; vet_errf(&err, "%s: write failed", out_path); break; }
-            n_written++;
-            continue;
-        }
-        size_t np = 0, nr = 0;
-        if (bos >= 0) ids_push(&pids, &np, &pcap, bos);
-        if (vet_spm_encode(spm, prompt.s, prompt.len, &pids, &np, &pcap, &err) ||
-            vet_spm_encode(spm, response.s, response.len, &rids, &nr, &rcap, &err)) {
-            status = EXIT_BAD_INPUT;
-            vet_err_prefix(&err, "%s:%ld", in_name, note.line);
+        if ((status = write_note(&o, &note, NULL, &prompt, &response, &err)) != EXIT_OK) {
+            if (status == EXIT_BAD_INPUT) vet_err_prefix(&err, "%s:%ld", in_name, note.line);
             break;
         }
-        ids_push(&rids, &nr, &rcap, eos);
-
-        msgpack_pack_map(pk, 6);
-        mp_kv_str(pk, "id", note.id);
-        mp_kv_str(pk, "species", note.species);
-        mp_key(pk, "codes");
-        if (note.n_codes) {
-            msgpack_pack_array(pk, (uint32_t)note.n_codes);
-            for (size_t i = 0; i < note.n_codes; i++) mp_str(pk, note.codes[i]);
-        } else if (*note.disease) {  // no code: the disease name is the label
-            msgpack_pack_array(pk, 1);
-            mp_str(pk, note.disease);
+        // --species-swap: the copy right after its original (a note that rendered renders
+        // again with another species name, so a failure here is the copy's own).
+        const char *partner = swap.n ? vet_swap_partner(&swap, note.species) : NULL;
+        if (!partner) continue;
+        vet_note copy;
+        if (make_copy(&note, partner, &copy, &copy_id, &copy_note, &copy_input, &err) ||
+            vet_template_prompt(tpl, &copy, &prompt, &err) || vet_template_response(tpl, &copy, &response, &err)) {
+            status = strstr(err.msg, "out of memory") ? EXIT_IO : EXIT_BAD_INPUT;
         } else {
-            msgpack_pack_array(pk, 0);
+            status = write_note(&o, &copy, note.id, &prompt, &response, &err);
         }
-        mp_kv_str(pk, "note", note.note);
-        mp_kv_i32_array(pk, "prompt", pids, np);
-        mp_kv_i32_array(pk, "response", rids, nr);
-        if (vet_writer_record_end(w, &err)) { status = EXIT_IO; break; }
-        n_written++;
-        if (stats) {
-            hist_add(&hp, np);
-            hist_add(&hr, nr);
-            hist_add(&ht, np + nr);
-            if ((long)(np + nr) > max_len) n_over++;
-            real_tokens += (long)(np + nr) > max_len ? (uint64_t)max_len : np + nr;
+        if (status != EXIT_OK) {
+            if (status == EXIT_BAD_INPUT) vet_err_prefix(&err, "%s:%ld: its %s copy", in_name, note.line, partner);
+            break;
         }
     }
     if (text_out) {
@@ -361,24 +434,33 @@ int main(int argc, char **argv) {
         if (status == EXIT_OK) status = EXIT_IO;
     }
     if (stats && status == EXIT_OK) {
-        fprintf(stderr, "vet-tokenize: %llu samples, tokens per sample:\n", (unsigned long long)n_written);
+        fprintf(stderr, "vet-tokenize: %llu samples, tokens per sample:\n", (unsigned long long)o.n_written);
         fprintf(stderr, "  %-9s %7s %9s %7s %7s %7s\n", "", "min", "mean", "p50", "p95", "max");
-        hist_print("prompt", &hp);
-        hist_print("response", &hr);
-        hist_print("total", &ht);
-        fprintf(stderr, "  over --max-len %ld: %llu (%.1f%%)\n", max_len, (unsigned long long)n_over,
-                n_written ? 100.0 * (double)n_over / (double)n_written : 0.0);
-        fprintf(stderr, "  padding to %ld tokens would use %.1f%% of the compute on real tokens\n",
-                max_len, n_written ? 100.0 * (double)real_tokens / ((double)n_written * (double)max_len) : 0.0);
+        hist_print("prompt", &o.hp);
+        hist_print("response", &o.hr);
+        hist_print("total", &o.ht);
+        fprintf(stderr, "  over --max-len %ld: %llu (%.1f%%)\n", max_len, (unsigned long long)o.n_over,
+                o.n_written ? 100.0 * (double)o.n_over / (double)o.n_written : 0.0);
+        fprintf(stderr, "  padding to %ld tokens would use %.1f%% of the compute on real tokens\n", max_len,
+                o.n_written ? 100.0 * (double)o.real_tokens / ((double)o.n_written * (double)max_len) : 0.0);
     }
-    if (n_rejected > 0 || (status == EXIT_OK && cli_stderr_is_tty()))
-        fprintf(stderr, "vet-tokenize: %llu read, %llu written, %llu rejected%s%s%s\n",
-                (unsigned long long)n_read, (unsigned long long)n_written, (unsigned long long)n_rejected,
-                n_rejected ? " (see " : "", n_rejected ? skip_path : "", n_rejected ? ")" : "");
-    free(hp.count); free(hr.count); free(ht.count);
-    free(pids); free(rids);
+    if (n_rejected > 0 || (status == EXIT_OK && cli_stderr_is_tty())) {
+        char copies[96] = "";
+        if (o.n_copies)  // read = notes written + rejected; the copies come on top
+            snprintf(copies, sizeof copies, " (%llu notes + %llu species-swapped copies)",
+                     (unsigned long long)(o.n_written - o.n_copies), (unsigned long long)o.n_copies);
+        fprintf(stderr, "vet-tokenize: %llu read, %llu written%s, %llu rejected%s%s%s\n", (unsigned long long)n_read,
+                (unsigned long long)o.n_written, copies, (unsigned long long)n_rejected, n_rejected ? " (see " : "",
+                n_rejected ? skip_path : "", n_rejected ? ")" : "");
+    }
+    free(o.hp.count); free(o.hr.count); free(o.ht.count);
+    free(o.pids); free(o.rids);
     vet_text_free(&prompt);
     vet_text_free(&response);
+    vet_text_free(&copy_id);
+    vet_text_free(&copy_note);
+    vet_text_free(&copy_input);
+    vet_swap_free(&swap);
     vet_notes_close(src);
     if (in != stdin) fclose(in);
     vet_spm_free(spm);

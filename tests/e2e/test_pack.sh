@@ -171,6 +171,69 @@ if "$PACK" --train-in "$tmp/s.tok" --val-in "$tmp/v.tok" --test-in "$tmp/t.tok" 
     ok "--train-in/--val-in/--test-in packed as they are (leaks between them reported)"
 else notok "--train-in/--val-in/--test-in packed as they are (leaks between them reported)"; fi
 
+# --- copies (vet-tokenize --species-swap): split with their originals, trained on only ---
+# Every sample of s.jsonl gets a copy "ID~Goat" whose note is another sample's note (so some
+# copies read like a held-out note) and whose prompt differs.
+"$PY" - "$tmp/s.jsonl" > "$tmp/c.jsonl" <<'EOF'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+for i, r in enumerate(rows):
+    print(json.dumps(r))
+    c = dict(r, id=r["id"] + "~Goat", species="Goat", copy_of=r["id"], note=rows[(i * 7 + 3) % len(rows)]["note"],
+             prompt=r["prompt"] + [999])
+    print(json.dumps(c))
+EOF
+"$MKTOK" -o "$tmp/c.tok" < "$tmp/c.jsonl"
+# check_copies DIR SUMMARY: originals split exactly as without copies (o/), copies only in train
+# and exactly the train originals' copies, counts that add up, like_heldout recomputed here.
+check_copies() {
+    "$PY" - "$1" "$2" "$tmp/o" "$tmp/c.jsonl" <<'EOF'
+import json, re, subprocess, sys
+d, summ, ref, src = sys.argv[1:]
+def ids(f):
+    out = subprocess.run(["vet-dump", "-r", f], capture_output=True, text=True, check=True).stdout
+    return sorted(i for l in out.splitlines() for i in json.loads(l)["ids"])
+got = {k: ids(f"{d}/{k}.msgpack.zst") for k in ("train", "val", "test")}
+want = {k: ids(f"{ref}/{k}.msgpack.zst") for k in ("train", "val", "test")}
+bad = []
+for k in got:
+    if [i for i in got[k] if "~" not in i] != want[k]: bad.append(f"{k}: originals differ from the split without copies")
+if [i for i in got["val"] + got["test"] if "~" in i]: bad.append("a copy in val or test")
+if sorted(i[:-5] for i in got["train"] if "~" in i) != want["train"]: bad.append("train copies != copies of train originals")
+notes = {json.loads(l)["id"]: json.loads(l)["note"] for l in open(src)}
+def norm(t): return re.sub(r"[ \t\n\v\f\r]+", " ", t.lower()).strip()
+held = {norm(notes[i]) for i in want["val"] + want["test"]}
+like = sum(norm(notes[i]) in held for i in got["train"] if "~" in i)
+s = json.load(open(summ))
+n_held = len(want["val"]) + len(want["test"])
+if not (s["samples_in"] == 600 and s["copies_in"] == 300 and s["copies_dropped"] == n_held and
+        s["samples_packed"] + s["samples_rejected"] + s["copies_dropped"] == s["samples_in"] and
+        s["copies_like_heldout"] == like and like > 0 and s["leaked_groups"] == 0 and s["note_groups"] == 40):
+    bad.append(f"summary {s['samples_in']} {s['copies_in']} {s['copies_dropped']} {s['copies_like_heldout']} (like={like})")
+if bad: print("\n".join(bad), file=sys.stderr); sys.exit(1)
+EOF
+}
+"$PACK" --out "$tmp/cp" --seq-len 128 --summary "$tmp/cp.json" "$tmp/c.tok" 2>"$tmp/err"
+check "copies: originals split as without them, copies trained on only with train originals, counts add up" \
+    check_copies "$tmp/cp" "$tmp/cp.json"
+"$PACK" --out "$tmp/cps" --stratify codes --group-by none --seq-len 128 "$tmp/c.tok" 2>/dev/null
+"$PACK" --out "$tmp/os" --stratify codes --group-by none --seq-len 128 "$tmp/s.tok"
+check "copies with --stratify codes --group-by none: the split of the originals is unchanged" \
+    bash -c "for k in train val test; do diff <(vet-dump -r '$tmp/os/'\$k.msgpack.zst | jq -c '.ids[]' | sort) \
+             <(vet-dump -r '$tmp/cps/'\$k.msgpack.zst | jq -c '.ids[] | select(contains(\"~\") | not)' | sort) || exit 1; done"
+"$PACK" -o "$tmp/call.pack" --seq-len 128 --summary "$tmp/call.json" "$tmp/c.tok"
+check "-o keeps every copy (no held-out split)" jq -e '.samples_packed == 600 and .copies_dropped == 0' "$tmp/call.json"
+gen 40 7 | "$PY" -c "
+import json, sys
+for l in sys.stdin:
+    r = json.loads(l); print(json.dumps(r)); print(json.dumps(dict(r, id=r['id'] + '~Goat', copy_of=r['id'])))" > "$tmp/cv.jsonl"
+"$MKTOK" -o "$tmp/cv.tok" < "$tmp/cv.jsonl"
+"$PACK" --train-in "$tmp/c.tok" --val-in "$tmp/cv.tok" --out "$tmp/cpre" --seq-len 128 --summary "$tmp/cpre.json"
+check "pre-split: copies in --val-in dropped, in --train-in kept" jq -e '.splits.train.samples == 600 and
+    .splits.val.samples == 40 and .copies_dropped == 40 and .samples_in == 680' "$tmp/cpre.json"
+# A copy whose original is not in the stream cannot be split with it.
+grep -v '"id": "s5"' "$tmp/c.jsonl" | "$MKTOK" -o "$tmp/orphan.tok"
+
 # --- failures: message and exit status; no output left under a final name ---
 fails() {  # fails NAME STATUS PATTERN CMD...
     local name=$1 want=$2 pat=$3; shift 3
@@ -194,6 +257,8 @@ fails "a split without output: exit 2" 2 "the val split has no output" "$PACK" -
 fails "missing input: exit 3" 3 "cannot open" "$PACK" --out "$tmp/f6" "$tmp/nope.tok"
 fails "unwritable output: exit 3" 3 "vet-pack: " "$PACK" --train "$tmp/w1.pack" --val "$tmp/w2.pack" --test "$tmp/no/such/dir/t.pack" "$tmp/s.tok"
 check "a failed write leaves none of the outputs (nor temp files)" test -z "$(ls "$tmp" | grep '^w[12]\.pack')"
+fails "a copy without its original: exit 1, named" 1 "record id s5~Goat is a copy of s5, which is not in the stream" \
+    "$PACK" --out "$tmp/f7" --seq-len 128 "$tmp/orphan.tok"
 
 # --- the DLO notes: tokenize -> pack -> dump, grouped split never shares a note ---
 TOKENIZE="$VET_BIN/vet-tokenize"

@@ -131,6 +131,36 @@ want=$("$dump" -r "$tmp/file.tok" | jq -s '[.[] | (.prompt|length) + (.response|
 "$tok" --spm "$model" --stats -o "$tmp/s.tok" "$fx/notes.csv" 2>"$tmp/stats"
 check stats_max_total bash -c "grep '^  total ' '$tmp/stats' | awk '{print \$NF}' | grep -qx '$want'"
 
+# --- --species-swap: a copy after each note of a paired species -----------------------------------
+printf '%s\n' 'id,species,note,codes' '1,Cow,"Cow. Fever; the cow is down, cows nearby.",1679004' '2,Goat,Goat. Cough.,2260006' \
+    '3,Horse,Horse. Colic.,1' '4,buffalo,BUFFALO. Fever.,198462004' >"$tmp/sw.csv"
+"$tok" --spm "$model" --species-swap Cow=Buffalo,Sheep=Goat -o "$tmp/sw.tok" "$tmp/sw.csv"
+check swap_records bash -c "'$dump' -r '$tmp/sw.tok' | jq -s -e '[.[].id] == [\"1\",\"1~Buffalo\",\"2\",\"2~Sheep\",\"3\",\"4\",\"4~Cow\"]
+    and [.[] | .copy_of // \"-\"] == [\"-\",\"1\",\"-\",\"2\",\"-\",\"-\",\"4\"]
+    and .[1].species == \"Buffalo\" and .[1].note == \"Buffalo. Fever; the buffalo is down, cows nearby.\"
+    and .[3].note == \"Sheep. Cough.\" and .[6].note == \"COW. Fever.\" and .[6].species == \"Cow\"
+    and .[1].codes == .[0].codes and .[1].response == .[0].response' >/dev/null"
+# A copy is tokenized exactly as the swapped note would be as an original.
+printf '%s\n' 'id,species,note,codes' '1~Buffalo,Buffalo,"Buffalo. Fever; the buffalo is down, cows nearby.",1679004' \
+    '2~Sheep,Sheep,Sheep. Cough.,2260006' '4~Cow,Cow,COW. Fever.,198462004' >"$tmp/sw_want.csv"
+"$tok" --spm "$model" -o "$tmp/sw_want.tok" "$tmp/sw_want.csv"
+check swap_copy_tokens_as_original cmp -s <(records "$tmp/sw.tok" 'select(.copy_of) | [.id,.species,.note,.prompt,.response]') \
+    <(records "$tmp/sw_want.tok" '[.id,.species,.note,.prompt,.response]')
+# Alpaca JSON: the input is swapped too (the prompt is rendered from it).
+printf '%s' '[{"instruction": "Name it.", "input": "Clinical Note: Goat. Cough in the goat.", "output": "Diagnosed conditions: 2260006", "animal": "Goat", "snomed_codes": ["2260006"]}]' >"$tmp/sw.json"
+printf '%s' '[{"instruction": "Name it.", "input": "Clinical Note: Sheep. Cough in the sheep.", "output": "Diagnosed conditions: 2260006", "animal": "Sheep", "snomed_codes": ["2260006"]}]' >"$tmp/sw_want.json"
+"$tok" --spm "$model" --species-swap Goat=Sheep -o "$tmp/swj.tok" "$tmp/sw.json" && "$tok" --spm "$model" -o "$tmp/swj_want.tok" "$tmp/sw_want.json"
+check swap_alpaca_input cmp -s <(records "$tmp/swj.tok" 'select(.copy_of) | [.species,.note,.prompt]') \
+    <(records "$tmp/swj_want.tok" '[.species,.note,.prompt]')
+# Counts: read = notes written + rejected, the copies on top; --text renders the copies too.
+printf '\n5,Cow,,1\n' >>"$tmp/sw.csv"
+"$tok" --spm "$model" --species-swap Cow=Buffalo --skip-bad "$tmp/sw.rej" -o "$tmp/sw2.tok" "$tmp/sw.csv" 2>"$tmp/err"
+check swap_counts grep -qF "5 read, 6 written (4 notes + 2 species-swapped copies), 1 rejected" "$tmp/err"
+"$tok" --text --species-swap Cow=Buffalo --skip-bad "$tmp/sw.rej" -o "$tmp/sw.txt" "$tmp/sw.csv" 2>/dev/null
+check swap_text_mode test "$(grep -c '^### Response:$' "$tmp/sw.txt")" = 6
+expect_fail swap_bad_table 2 "--species-swap 'Cow': expected A=B" "$tok" --spm "$model" --species-swap Cow "$tmp/sw.csv"
+expect_fail swap_two_partners 2 "appears twice" "$tok" --spm "$model" --species-swap Cow=Buffalo,Yak=cow "$tmp/sw.csv"
+
 # --- the DLO data -------------------------------------------------------------------------------------
 if [ -z "${VET_SHARED:-}" ] || [ ! -f "$VET_SHARED/data/dlo/dlo_notes.csv" ]; then
     echo "skip dlo: VET_SHARED not set"

@@ -1,4 +1,4 @@
-// vet-mktokens — test helper: JSON lines of {id, species, codes, note, prompt, response} on
+// vet-mktokens — test helper: JSON lines of {id, species, codes, note, prompt, response[, copy_of]} on
 // stdin become a `tokens` stream (docs/formats.md), so vet-pack's tests need no tokenizer.
 //
 //   vet-mktokens [--sha256 HEX] [--vocab N] [--unk ID] [--kind KIND] [-o OUT] < samples.jsonl
@@ -78,7 +78,8 @@ int main(int argc, char **argv) {
         json_error_t jerr;
         json_t *o = json_loads(line, 0, &jerr);
         if (!json_is_object(o)) die("bad JSON line", jerr.text);
-        msgpack_pack_map(pk, 6);
+        json_t *copy_of = json_object_get(o, "copy_of");  // optional: a species-swapped copy
+        msgpack_pack_map(pk, copy_of ? 7 : 6);
         mp_kv_str(pk, "id", json_string_value(json_object_get(o, "id")));
         mp_kv_str(pk, "species", json_string_value(json_object_get(o, "species")));
         json_t *codes = json_object_get(o, "codes");
@@ -90,6 +91,7 @@ int main(int argc, char **argv) {
         mp_kv_str(pk, "note", json_string_value(json_object_get(o, "note")));
         pack_int_array(pk, "prompt", json_object_get(o, "prompt"));
         pack_int_array(pk, "response", json_object_get(o, "response"));
+        if (copy_of) mp_kv_str(pk, "copy_of", json_string_value(copy_of));
         json_decref(o);
         if (vet_writer_record_end(w, &err) != 0) die(err.msg, NULL);
     }
