@@ -82,10 +82,6 @@ int vet_packed_load(vet_packed_set *s, const char *path, vet_err *err) {
         vet_packed_free(s);
         return -1;
     }
-    if (s->n_rows == 0) {
-        vet_packed_free(s);
-        return vet_errf(err, "%s: no rows (is the split empty?)", path);
-    }
     return 0;
 }
 

@@ -25,6 +25,8 @@ typedef struct {
 } vet_packed_set;
 
 // Loads every row; checks each row (same lengths of tokens/targets, starts ascending from 0).
+// A stream with no rows loads as an empty set (n_rows 0): whether that is an error is the
+// caller's call (vet-train refuses an empty training set, not one empty file among several).
 int vet_packed_load(vet_packed_set *s, const char *path, vet_err *err);
 void vet_packed_free(vet_packed_set *s);
 

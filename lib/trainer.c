@@ -155,8 +155,13 @@ static int load_data(run *r, vet_err *err) {
             return -1;
         }
     }
+    if (r->train.n_rows == 0)
+        return o->n_train_more ? vet_errf(err, "none of the %d --train files (%s, ...) has any rows",
+                                          o->n_train_more + 1, o->train_path)
+                               : vet_errf(err, "%s: no rows (is the split empty?)", o->train_path);
     if (o->val_path) {
         if (vet_packed_load(&r->val, o->val_path, err) < 0) return -1;
+        if (r->val.n_rows == 0) return vet_errf(err, "%s: no rows (is the split empty?)", o->val_path);
         if (strcmp(r->train.tokenizer_sha256, r->val.tokenizer_sha256) != 0)
             return vet_errf(err, "%s and %s were made with different tokenizers (sha256 %.12s… vs %.12s…): "
                                  "tokenize both with the same --spm", o->train_path, o->val_path,

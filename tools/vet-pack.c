@@ -6,7 +6,9 @@
 //
 // Copies (records with a copy_of id, from vet-tokenize --species-swap) are training data only:
 // the split is made over the original notes, each copy follows its original, and the copies
-// that land in val or test are dropped (counted), so held-out splits hold real notes only.
+// that land in val or test are dropped (counted), so held-out splits hold real notes only; with
+// --val-copies the val split's copies go to a file of their own instead (for a refit on
+// train + val, which then trains on every copy outside the test split).
 //
 // The whole input is held in memory (the notes are small); nothing is written until all of it
 // has been read and checked, and a failure while writing removes every output (vet_writer_abort).
@@ -26,9 +28,12 @@
 #include "split.h"
 #include "stream.h"
 
-// Splits as output slots: train, val, test, and "all" (-o: everything in one stream).
-enum { SPLIT_ALL = 3, N_SLOTS = 4 };
-static const char *slot_name(int k) { return k == SPLIT_ALL ? "all" : vet_split_name(k); }
+// Splits as output slots: train, val, test, "all" (-o: everything in one stream), and the val
+// split's copies (--val-copies: training data for a final model fitted on train + val).
+enum { SPLIT_ALL = 3, SPLIT_VAL_COPIES = 4, N_SLOTS = 5 };
+static const char *slot_name(int k) {
+    return k == SPLIT_ALL ? "all" : k == SPLIT_VAL_COPIES ? "val_copies" : vet_split_name(k);
+}
 
 typedef struct {
     char *id, *species;
@@ -99,7 +104,9 @@ static void usage(void) {
            "                         they are (no splitting); all must share one tokenizer\n"
            "  Copies (records with copy_of, from vet-tokenize --species-swap) follow their\n"
            "  original's split and are packed in train (and -o) only; in val and test they are\n"
-           "  dropped and counted.\n"
+           "  dropped and counted, unless:\n"
+           "      --val-copies F     the val split's copies, packed, to F (training data for a\n"
+           "                         model fitted on train + val; never part of val itself)\n"
            "Rows:\n"
            "      --seq-len N        row length in tokens (default 512, at least 2)\n"
            "      --no-pack          one sample per row (evaluation, generation, comparison)\n"
@@ -342,7 +349,8 @@ static group_stats split_samples(pack_run *R, copy_stats *cs) {
         for (size_t i = 0; i < n; i++) {
             sample *x = &R->s[i];
             int held = x->split == VET_SPLIT_VAL || x->split == VET_SPLIT_TEST;
-            if (x->copy_of && held) x->dropped = 1, cs->dropped++;
+            if (x->copy_of && x->split == VET_SPLIT_VAL && R->out_path[SPLIT_VAL_COPIES]) x->split = SPLIT_VAL_COPIES;
+            else if (x->copy_of && held) x->dropped = 1, cs->dropped++;
             if (!x->copy_of && held) heldout[note_of[i]] = 1;
         }
         for (size_t i = 0; i < n; i++)
@@ -591,7 +599,7 @@ static long parse_long(const char *flag, const char *s, long lo) {
 enum {
     OPT_OUT = 1000, OPT_TRAIN, OPT_VAL, OPT_TEST, OPT_TRAIN_IN, OPT_VAL_IN, OPT_TEST_IN, OPT_SPLIT,
     OPT_SEED, OPT_GROUP_BY, OPT_STRATIFY, OPT_SEQ_LEN, OPT_NO_PACK, OPT_TRAIN_ON_PROMPT,
-    OPT_TRUNCATE, OPT_SUMMARY,
+    OPT_TRUNCATE, OPT_SUMMARY, OPT_VAL_COPIES,
 };
 
 int main(int argc, char **argv) {
@@ -614,6 +622,7 @@ int main(int argc, char **argv) {
         {"train-on-prompt", no_argument, 0, OPT_TRAIN_ON_PROMPT},
         {"truncate", required_argument, 0, OPT_TRUNCATE},
         {"summary", required_argument, 0, OPT_SUMMARY},
+        {"val-copies", required_argument, 0, OPT_VAL_COPIES},
         {"verbose", no_argument, 0, 'v'},
         {"help", no_argument, 0, 'h'},
         {"version", no_argument, 0, 'V'},
@@ -661,6 +670,7 @@ int main(int argc, char **argv) {
                 cli_usage_error("--truncate '%s': expected left or right", optarg);
             break;
         case OPT_SUMMARY: R.summary_path = optarg; break;
+        case OPT_VAL_COPIES: R.out_path[SPLIT_VAL_COPIES] = optarg; break;
         case 'v': R.verbose = 1; break;
         case 'h': usage();
         case 'V': cli_version();
@@ -673,8 +683,9 @@ int main(int argc, char **argv) {
     if (R.presplit && optind < argc)
         cli_usage_error("give either one TOKENS input or --train-in/--val-in/--test-in, not both");
     int all_mode = R.out_path[SPLIT_ALL] != NULL;
-    if (all_mode && (R.out_dir || R.out_path[0] || R.out_path[1] || R.out_path[2] || R.presplit))
-        cli_usage_error("-o/--output writes everything to one stream: no --out/--train/--val/--test/--*-in with it");
+    if (all_mode && (R.out_dir || R.out_path[0] || R.out_path[1] || R.out_path[2] || R.presplit ||
+                     R.out_path[SPLIT_VAL_COPIES]))
+        cli_usage_error("-o/--output writes everything to one stream: no --out/--train/--val/--test/--*-in/--val-copies with it");
 
     // Which slots are written, and where.
     int slot_used[N_SLOTS] = {0};
@@ -706,6 +717,12 @@ int main(int argc, char **argv) {
         }
         if (!slot_used[0] && !slot_used[1] && !slot_used[2])
             cli_usage_error("no output: use --out DIR, --train/--val/--test FILE or -o FILE");
+        if (R.out_path[SPLIT_VAL_COPIES]) {
+            if (!slot_used[VET_SPLIT_VAL])
+                cli_usage_error("--val-copies without a val split (its copies come from the val split's notes)");
+            slot_used[SPLIT_VAL_COPIES] = 1;
+            n_stdout += strcmp(R.out_path[SPLIT_VAL_COPIES], "-") == 0;
+        }
         if (n_stdout > 1) cli_usage_error("only one split can go to stdout");
     }
     if (R.summary_path && strcmp(R.summary_path, "-") == 0)
@@ -727,6 +744,7 @@ int main(int argc, char **argv) {
         }
         for (int k = 0; k < 3; k++)
             if (!R.in_path[k]) R.in_of_slot[k] = 0;
+        R.in_of_slot[SPLIT_VAL_COPIES] = R.in_of_slot[VET_SPLIT_VAL];
     } else {
         read_input(&R, 0, optind < argc ? argv[optind] : "-", all_mode ? SPLIT_ALL : VET_SPLIT_TRAIN);
         R.n_in = 1;
@@ -760,7 +778,7 @@ int main(int argc, char **argv) {
     if (!tok || !tgt) cli_fail(EXIT_IO, "out of memory");
     for (int k = 0; k < N_SLOTS && status == EXIT_OK; k++) {
         if (!slot_used[k]) continue;
-        const input_info *in = &R.in[k < 3 ? R.in_of_slot[k] : 0];
+        const input_info *in = &R.in[k != SPLIT_ALL ? R.in_of_slot[k] : 0];
         w[k] = vet_writer_open(R.out_path[k], "packed", "vet-pack", &err);
         if (!w[k]) {
             status = EXIT_IO;

@@ -221,6 +221,15 @@ check "copies: originals split as without them, copies trained on only with trai
 check "copies with --stratify codes --group-by none: the split of the originals is unchanged" \
     bash -c "for k in train val test; do diff <(vet-dump -r '$tmp/os/'\$k.msgpack.zst | jq -c '.ids[]' | sort) \
              <(vet-dump -r '$tmp/cps/'\$k.msgpack.zst | jq -c '.ids[] | select(contains(\"~\") | not)' | sort) || exit 1; done"
+# --val-copies: the val split's copies to a file of their own (for a refit on train + val).
+"$PACK" --out "$tmp/cvc" --val-copies "$tmp/cvc/vc.pack" --seq-len 128 --summary "$tmp/cvc.json" "$tmp/c.tok"
+check "--val-copies: exactly the val originals' copies, the rest as without it; test copies still dropped" bash -c "
+    cmp -s <(vet-dump -r '$tmp/cvc/train.msgpack.zst') <(vet-dump -r '$tmp/cp/train.msgpack.zst') &&
+    cmp -s <(vet-dump -r '$tmp/cvc/val.msgpack.zst') <(vet-dump -r '$tmp/cp/val.msgpack.zst') &&
+    diff <(vet-dump -r '$tmp/cvc/vc.pack' | jq -r '.ids[]' | sort) <(vet-dump -r '$tmp/o/val.msgpack.zst' | jq -r '.ids[] + \"~Goat\"' | sort) &&
+    vet-dump -H '$tmp/cvc/vc.pack' | jq -e '.split == \"val_copies\"' >/dev/null &&
+    jq -e '.copies_dropped == .splits.test.samples and .splits.val_copies.samples == .splits.val.samples and
+           .samples_packed + .samples_rejected + .copies_dropped == .samples_in' '$tmp/cvc.json' >/dev/null"
 "$PACK" -o "$tmp/call.pack" --seq-len 128 --summary "$tmp/call.json" "$tmp/c.tok"
 check "-o keeps every copy (no held-out split)" jq -e '.samples_packed == 600 and .copies_dropped == 0' "$tmp/call.json"
 gen 40 7 | "$PY" -c "
@@ -257,6 +266,10 @@ fails "a split without output: exit 2" 2 "the val split has no output" "$PACK" -
 fails "missing input: exit 3" 3 "cannot open" "$PACK" --out "$tmp/f6" "$tmp/nope.tok"
 fails "unwritable output: exit 3" 3 "vet-pack: " "$PACK" --train "$tmp/w1.pack" --val "$tmp/w2.pack" --test "$tmp/no/such/dir/t.pack" "$tmp/s.tok"
 check "a failed write leaves none of the outputs (nor temp files)" test -z "$(ls "$tmp" | grep '^w[12]\.pack')"
+fails "--val-copies with -o: exit 2" 2 "no --out/--train/--val/--test/--\*-in/--val-copies with it" \
+    "$PACK" -o "$tmp/f8.pack" --val-copies "$tmp/f8v.pack" "$tmp/c.tok"
+fails "--val-copies without a val split: exit 2" 2 "--val-copies without a val split" \
+    "$PACK" --split 100/0/0 --train "$tmp/f9.pack" --val-copies "$tmp/f9v.pack" "$tmp/c.tok"
 fails "a copy without its original: exit 1, named" 1 "record id s5~Goat is a copy of s5, which is not in the stream" \
     "$PACK" --out "$tmp/f7" --seq-len 128 "$tmp/orphan.tok"
 

@@ -149,6 +149,27 @@ several_files_ok() {
 }
 check train_several_files_one_set several_files_ok
 
+# 6c. An empty file among several --train files adds nothing (the pipeline's refit passes the val
+# split's species-swapped copies, which may be none); training on no rows at all is refused.
+empty_file_ok() {
+    "$VET_BIN/vet-tokenize" --spm "$spm" "$tmp/notes.csv" -o "$tmp/notes.tok" || return 1
+    "$VET_BIN/vet-pack" "$tmp/notes.tok" --out "$tmp/ep" --val-copies "$tmp/empty.msgpack.zst" --seq-len 256 || return 1
+    [ "$("$VET_BIN/vet-dump" -c "$tmp/empty.msgpack.zst")" = 0 ] || return 1
+    train --base "$tmp/base" --train "$tmp/train.msgpack.zst" --train "$tmp/empty.msgpack.zst" --out "$tmp/with-empty" \
+        --epochs 1 --batch-size 2 --grad-accum 1 --lora-r 4 --lora-alpha 8 || return 1
+    [ "$(log_targets "$tmp/with-empty/train.log.jsonl")" -eq "$(log_targets "$tmp/one-train/train.log.jsonl")" ] || return 1
+    local msg
+    msg=$(train --base "$tmp/base" --train "$tmp/empty.msgpack.zst" --train "$tmp/empty.msgpack.zst" --out "$tmp/none" \
+        --max-steps 1 2>&1)
+    [ $? -eq 1 ] && grep -q "none of the 2 --train files (.*empty.msgpack.zst, ...) has any rows" <<<"$msg" || { echo "$msg" >&2; return 1; }
+    msg=$(train --base "$tmp/base" --train "$tmp/empty.msgpack.zst" --out "$tmp/none" --max-steps 1 2>&1)
+    [ $? -eq 1 ] && grep -q "empty.msgpack.zst: no rows (is the split empty?)" <<<"$msg" || { echo "$msg" >&2; return 1; }
+    msg=$(train --base "$tmp/base" --train "$tmp/train.msgpack.zst" --val "$tmp/empty.msgpack.zst" --out "$tmp/none" \
+        --max-steps 1 2>&1)
+    [ $? -eq 1 ] && grep -q "empty.msgpack.zst: no rows" <<<"$msg" || { echo "$msg" >&2; return 1; }
+}
+check train_empty_file_among_several empty_file_ok
+
 # 6c. --token-dropout puts the tokenizer's unk in place of a token: a stream whose header names
 # no unk_id (made by the test helper, as one from elsewhere might be) is refused, exit 1.
 no_unk_ok() {
