@@ -2,15 +2,17 @@
 #
 #   make -f pipelines/vet.mk OUT=DIR NOTES=notes.csv [BASE=hf-model-dir | INIT=tiny] \
 #        [SPM=tokenizer.model] [CODES=codes.tsv] [TRAIN_ARGS=...] [GEN_ARGS=...] [TRAIN_SEED=N]
-#        [FIT=train+val|train]
+#        [FIT=train+val|train] [SWAP=A=B,C=D | SWAP=] [CONSTRAIN=codes.tsv | CONSTRAIN=]
 #   make -f pipelines/vet.mk OUT=DIR TRAIN=a.csv VAL=b.csv TEST=c.csv ...   (a given split)
 #   make -f pipelines/vet.mk OUT=DIR pack          (one stage: tokenizer tokenize pack train
 #                                                   refit generate eval val report)
 #
 # Stages and the files they leave in OUT:
 #   tokenizer  OUT/tokenizer.model          only without SPM and BASE: trained on the training notes
-#   tokenize   OUT/notes.tok.msgpack.zst    (NOTES) or OUT/{train,val,test}.tok.msgpack.zst
+#   tokenize   OUT/notes.tok.msgpack.zst    (NOTES) or OUT/{train,val,test}.tok.msgpack.zst, with
+#                                           the species-swapped copies of SWAP after their notes
 #   pack       OUT/packed/{train,val,test}.msgpack.zst   packed rows, grouped, stratified 80/10/10 split
+#              (with SWAP, train holds its notes' copies too: refit trains on train's copies)
 #              OUT/rows/test.msgpack.zst    the test split one sample per row (for generation)
 #   train      OUT/model/                   PEFT adapter (BASE) or HF model (INIT) trained on the
 #                                           train split, validation loss on val; OUT/train.done
@@ -49,6 +51,14 @@ TRAIN_SEED ?=
 # docs/results.md round 6); with BASE it is train (the reference recipe trains once).
 FIT ?= $(if $(BASE),train,train+val)
 TOKENIZE_ARGS ?=
+# Species-swapped copies of the training notes (vet-tokenize --species-swap; vet-pack trains on
+# the train split's copies only and drops the rest, so val and test stay real notes; refit trains
+# on train, train's copies and val, as measured). From scratch the default swaps within the DLO
+# species pairs (chosen by cross-validation, docs/results.md round 7); with BASE it is off, as in
+# the reference recipe. SWAP= turns it off.
+comma := ,
+SWAP ?= $(if $(BASE),,Cow=Buffalo$(comma)Sheep=Goat)
+SWAP_FLAG := $(if $(SWAP),--species-swap $(SWAP))
 PACK_ARGS ?= --split 80/10/10 --group-by note --stratify codes --seq-len 512 --seed $(SEED)
 # From scratch (INIT) the defaults are tuned for the tiny preset on a CPU, chosen by
 # cross-validation on the DLO notes (docs/results.md, round 5); with BASE they are the
@@ -73,6 +83,11 @@ MODEL_FLAG := $(if $(BASE),--base $(BASE),--init $(INIT))
 model_flags = $(if $(BASE),--model $(BASE) --adapter $(OUT)/$(1),--model $(OUT)/$(1))
 GEN_MODEL = $(call model_flags,$(FINAL))
 CODES_FLAG := $(if $(CODES),--codes $(CODES))
+# Generation writes only labels of this table (vet-generate --constrain): from scratch CODES
+# (chosen by cross-validation, docs/results.md round 7); with BASE free decoding, as in the
+# reference recipe. CONSTRAIN= decodes freely; CONSTRAIN=FILE names another table.
+CONSTRAIN ?= $(if $(BASE),,$(CODES))
+GEN_CODES_FLAG := $(if $(CONSTRAIN),--constrain $(CONSTRAIN)$(if $(filter-out $(CONSTRAIN),$(CODES)), --codes $(CODES)),$(CODES_FLAG))
 
 .PHONY: all tokenizer tokenize pack train refit generate eval val report
 .DELETE_ON_ERROR:
@@ -96,7 +111,7 @@ ifneq ($(call args_changed,$(1),$(2)),)
 endif
 endef
 $(eval $(call stage_args,tokenizer,$(VOCAB) $(TOKENIZE_ARGS)))
-$(eval $(call stage_args,tokenize,$(SPM) $(TOKENIZE_ARGS)))
+$(eval $(call stage_args,tokenize,$(SPM) $(TOKENIZE_ARGS) $(SWAP_FLAG)))
 $(eval $(call stage_args,pack,$(PACK_ARGS)))
 TRAIN_SEED_FLAG := $(if $(TRAIN_SEED), --seed $(TRAIN_SEED))
 ifeq ($(filter train train+val,$(FIT)),)
@@ -107,7 +122,7 @@ $(eval $(call stage_args,refit,$(MODEL_FLAG) $(TRAIN_ARGS)$(TRAIN_SEED_FLAG)))
 # The model that generates the test split's diagnoses, and the stage that makes it.
 FINAL     := $(if $(filter train+val,$(FIT)),refit,model)
 FINAL_DONE := $(OUT)/$(if $(filter train+val,$(FIT)),refit,train).done
-$(eval $(call stage_args,generate,$(GEN_MODEL) $(CODES_FLAG) $(GEN_ARGS)))
+$(eval $(call stage_args,generate,$(GEN_MODEL) $(GEN_CODES_FLAG) $(GEN_ARGS)))
 $(eval $(call stage_args,eval,$(CODES_FLAG) $(EVAL_ARGS)))
 .PHONY: ARGS_CHANGED
 
@@ -131,15 +146,15 @@ $(OUT)/tokenizer.model: $(TRAIN_NOTES) $(call args,tokenizer)
 ifeq ($(SPLIT_MODE),notes)
 TOKENS := $(OUT)/notes.tok.msgpack.zst
 $(TOKENS): $(NOTES) $(SPM) $(call args,tokenize)
-	$(V)vet-tokenize --spm $(SPM) $(TOKENIZE_ARGS) --stats $(NOTES) -o $@
+	$(V)vet-tokenize --spm $(SPM) $(TOKENIZE_ARGS) $(SWAP_FLAG) --stats $(NOTES) -o $@
 else
 TOKENS := $(OUT)/train.tok.msgpack.zst $(OUT)/val.tok.msgpack.zst $(OUT)/test.tok.msgpack.zst
 $(OUT)/train.tok.msgpack.zst: $(TRAIN) $(SPM) $(call args,tokenize)
-	$(V)vet-tokenize --spm $(SPM) $(TOKENIZE_ARGS) --stats $(TRAIN) -o $@
+	$(V)vet-tokenize --spm $(SPM) $(TOKENIZE_ARGS) $(SWAP_FLAG) --stats $(TRAIN) -o $@
 $(OUT)/val.tok.msgpack.zst: $(VAL) $(SPM) $(call args,tokenize)
-	$(V)vet-tokenize --spm $(SPM) $(TOKENIZE_ARGS) $(VAL) -o $@
+	$(V)vet-tokenize --spm $(SPM) $(TOKENIZE_ARGS) $(SWAP_FLAG) $(VAL) -o $@
 $(OUT)/test.tok.msgpack.zst: $(TEST) $(SPM) $(call args,tokenize)
-	$(V)vet-tokenize --spm $(SPM) $(TOKENIZE_ARGS) $(TEST) -o $@
+	$(V)vet-tokenize --spm $(SPM) $(TOKENIZE_ARGS) $(SWAP_FLAG) $(TEST) -o $@
 endif
 tokenize: $(TOKENS)
 
@@ -174,7 +189,7 @@ refit: $(OUT)/refit.done
 
 # --- generate: the test split ------------------------------------------------------------------
 $(OUT)/predictions.msgpack.zst: $(FINAL_DONE) $(OUT)/rows/test.msgpack.zst $(call args,generate)
-	$(V)vet-generate $(GEN_MODEL) --spm $(SPM) $(CODES_FLAG) $(GEN_ARGS) $(OUT)/rows/test.msgpack.zst -o $@
+	$(V)vet-generate $(GEN_MODEL) --spm $(SPM) $(GEN_CODES_FLAG) $(GEN_ARGS) $(OUT)/rows/test.msgpack.zst -o $@
 generate: $(OUT)/predictions.msgpack.zst
 
 # --- eval ----------------------------------------------------------------------------------------
@@ -188,7 +203,7 @@ eval: $(OUT)/metrics.json
 # --- val: the same on the validation split, for choosing settings without looking at test ----
 $(OUT)/rows/val.msgpack.zst: $(PACKED)
 $(OUT)/val-predictions.msgpack.zst: $(OUT)/train.done $(OUT)/rows/val.msgpack.zst $(call args,generate)
-	$(V)vet-generate $(call model_flags,model) --spm $(SPM) $(CODES_FLAG) $(GEN_ARGS) $(OUT)/rows/val.msgpack.zst -o $@
+	$(V)vet-generate $(call model_flags,model) --spm $(SPM) $(GEN_CODES_FLAG) $(GEN_ARGS) $(OUT)/rows/val.msgpack.zst -o $@
 $(OUT)/val-metrics.json: $(OUT)/val-predictions.msgpack.zst $(call args,eval)
 	$(V)vet-eval $(CODES_FLAG) --bootstrap 0 --baseline-from $(OUT)/packed/train.msgpack.zst \
 	  --json $@.tmp $< >$(OUT)/val-metrics.txt && mv $@.tmp $@ && cat $(OUT)/val-metrics.txt
