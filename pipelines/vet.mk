@@ -20,7 +20,8 @@
 #                                           and val together, the model the test split is scored
 #                                           with (settings are chosen on val with OUT/model)
 #   generate   OUT/predictions.msgpack.zst  the test split's generated diagnoses (by OUT/refit
-#                                           with FIT=train+val, else by OUT/model)
+#                                           with FIT=train+val, else by OUT/model; only labels of
+#                                           CONSTRAIN, which is CODES from scratch)
 #   eval       OUT/metrics.json, OUT/metrics.txt   (vet-eval's JSON and table)
 #   val        OUT/val-metrics.json          the validation split scored by OUT/model (for tuning)
 #   report     OUT/loss.png, OUT/f1.png     (gnuplot)
