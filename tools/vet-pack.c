@@ -240,38 +240,36 @@ typedef struct {
     int64_t groups, dup_groups, dup_samples, leaked_groups;
 } group_stats;
 
-static const pack_run *sort_run;  // qsort has no context argument
-static int by_id_then_index(const void *pa, const void *pb) {
+static int by_id_then_index(const void *pa, const void *pb, void *run) {
+    const sample *s = ((const pack_run *)run)->s;
     int32_t a = *(const int32_t *)pa, b = *(const int32_t *)pb;
-    int c = strcmp(sort_run->s[a].id, sort_run->s[b].id);
+    int c = strcmp(s[a].id, s[b].id);
     return c ? c : (a > b) - (a < b);
 }
 
-// Finds each copy's original (the first original with its copy_of id). In split mode every
-// copy needs one: the split is decided by originals. Exits on a copy without its original.
-static void link_copies(pack_run *R) {
-    int32_t *orig = malloc((R->n + 1) * sizeof *orig);
-    if (!orig) cli_fail(EXIT_IO, "out of memory");
-    size_t m = 0;
-    for (size_t i = 0; i < R->n; i++)
-        if (!R->s[i].copy_of) orig[m++] = (int32_t)i;
-    sort_run = R;
-    qsort(orig, m, sizeof *orig, by_id_then_index);
+// Finds each copy's original (the first original with its copy_of id), given the originals'
+// indices orig[m]. In split mode every copy needs one: the split is decided by originals.
+// Exits on a copy without its original.
+static void link_copies(pack_run *R, const int32_t *orig, size_t m) {
+    int32_t *by_id = malloc((m + 1) * sizeof *by_id);
+    if (!by_id) cli_fail(EXIT_IO, "out of memory");
+    memcpy(by_id, orig, m * sizeof *by_id);
+    qsort_r(by_id, m, sizeof *by_id, by_id_then_index, R);
     for (size_t i = 0; i < R->n; i++) {
         sample *x = &R->s[i];
         if (!x->copy_of) continue;
         size_t lo = 0, hi = m;  // the first original whose id is >= copy_of
         while (lo < hi) {
             size_t mid = lo + (hi - lo) / 2;
-            if (strcmp(R->s[orig[mid]].id, x->copy_of) < 0) lo = mid + 1;
+            if (strcmp(R->s[by_id[mid]].id, x->copy_of) < 0) lo = mid + 1;
             else hi = mid;
         }
-        if (lo < m && strcmp(R->s[orig[lo]].id, x->copy_of) == 0) x->original = orig[lo];
+        if (lo < m && strcmp(R->s[by_id[lo]].id, x->copy_of) == 0) x->original = by_id[lo];
         else if (!R->presplit && R->out_path[SPLIT_ALL] == NULL)
             cli_fail(EXIT_BAD_INPUT, "%s: record id %s is a copy of %s, which is not in the stream (a copy is split "
                      "with its original: tokenize them together, or drop the copy)", R->in[0].path, x->id, x->copy_of);
     }
-    free(orig);
+    free(by_id);
 }
 
 // Groups samples by normalized note (or not at all), assigns splits unless presplit, and
@@ -280,13 +278,13 @@ static void link_copies(pack_run *R) {
 static group_stats split_samples(pack_run *R, copy_stats *cs) {
     vet_err err;
     size_t n = R->n;
-    for (size_t i = 0; i < n; i++) cs->in += R->s[i].copy_of != NULL;
-    if (cs->in) link_copies(R);
     int32_t *orig = malloc((n + 1) * sizeof *orig);  // the originals' indices
     size_t m = 0;
     if (!orig) cli_fail(EXIT_IO, "out of memory");
     for (size_t i = 0; i < n; i++)
         if (!R->s[i].copy_of) orig[m++] = (int32_t)i;
+    cs->in = (int64_t)(n - m);
+    if (cs->in) link_copies(R, orig, m);
 
     char **keys = malloc((n + 1) * sizeof *keys);
     int32_t *note_of = malloc((n + 1) * sizeof *note_of);

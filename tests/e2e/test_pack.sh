@@ -270,6 +270,9 @@ fails "--val-copies with -o: exit 2" 2 "no --out/--train/--val/--test/--\*-in/--
     "$PACK" -o "$tmp/f8.pack" --val-copies "$tmp/f8v.pack" "$tmp/c.tok"
 fails "--val-copies without a val split: exit 2" 2 "--val-copies without a val split" \
     "$PACK" --split 100/0/0 --train "$tmp/f9.pack" --val-copies "$tmp/f9v.pack" "$tmp/c.tok"
+echo '{"id":"b~Goat","species":"Goat","codes":["1"],"note":"x","prompt":[1,5],"response":[6,2],"copy_of":7}' |
+    "$MKTOK" -o "$tmp/badcopy.tok"
+fails "copy_of not a string: exit 1, the record named" 1 "record 1 (id b~Goat): .*copy_of" "$PACK" --out "$tmp/f10" "$tmp/badcopy.tok"
 fails "a copy without its original: exit 1, named" 1 "record id s5~Goat is a copy of s5, which is not in the stream" \
     "$PACK" --out "$tmp/f7" --seq-len 128 "$tmp/orphan.tok"
 

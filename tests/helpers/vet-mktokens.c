@@ -91,7 +91,11 @@ int main(int argc, char **argv) {
         mp_kv_str(pk, "note", json_string_value(json_object_get(o, "note")));
         pack_int_array(pk, "prompt", json_object_get(o, "prompt"));
         pack_int_array(pk, "response", json_object_get(o, "response"));
-        if (copy_of) mp_kv_str(pk, "copy_of", json_string_value(copy_of));
+        if (copy_of && json_is_string(copy_of)) mp_kv_str(pk, "copy_of", json_string_value(copy_of));
+        else if (copy_of) {  // any other type goes through as an integer: a bad record for vet-pack
+            mp_key(pk, "copy_of");
+            msgpack_pack_int64(pk, json_integer_value(copy_of));
+        }
         json_decref(o);
         if (vet_writer_record_end(w, &err) != 0) die(err.msg, NULL);
     }
