@@ -617,12 +617,20 @@ static int cpu_step(void *s, const int *slots, const int32_t *tokens, int n, flo
     return vet_infer_step(s, slots, tokens, n, logits, err);
 }
 
+void vet_infer_backend_of(vet_infer *s, vet_infer_backend *be) {
+    be->state = s;
+    be->n_slots = s->n_slots;
+    be->prefill = cpu_prefill;
+    be->step = cpu_step;
+}
+
 int vet_generate(const vet_model *m, const vet_gen_opts *o, int batch, vet_gen_next_fn next,
                  vet_gen_done_fn done, void *ctx, vet_err *err) {
     if (batch < 1) return vet_errf(err, "batch must be at least 1 (got %d)", batch);
     vet_infer *s = vet_infer_new(m, batch, err);
     if (!s) return -1;
-    vet_infer_backend be = {s, batch, cpu_prefill, cpu_step};
+    vet_infer_backend be;
+    vet_infer_backend_of(s, &be);
     int rc = vet_generate_on(&be, m->cfg.vocab_size, o, batch, next, done, ctx, err);
     vet_infer_free(s);
     return rc;

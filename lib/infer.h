@@ -111,6 +111,9 @@ typedef struct {
                 vet_err *err);
 } vet_infer_backend;
 
+// be = the CPU forward s as a backend table (what vet_generate runs on; an ensemble's members).
+void vet_infer_backend_of(vet_infer *s, vet_infer_backend *be);
+
 // vet_generate on a backend with at least `batch` slots, for a model of V tokens: the same
 // scheduling, sampling, constrained decoding, stats and callbacks.
 int vet_generate_on(const vet_infer_backend *be, int V, const vet_gen_opts *o, int batch,

@@ -15,8 +15,10 @@
 #include "adapter.h"
 #include "cli.h"
 #include "constrain.h"
+#include "ensemble.h"
 #include "gpu_infer.h"
 #include "quant.h"
+#include "sha256.h"
 #include "infer.h"
 #include "labels.h"
 #include "model.h"
@@ -31,6 +33,7 @@
 // Device memory a plan may take: the free memory less room for what is allocated outside the
 // plan (cuBLAS workspaces, kernel modules loaded on first use); as vet-train.
 #define GPU_HEADROOM ((size_t)256 << 20)
+#define MAX_MODELS 16        // --model given more than once: an ensemble (lib/ensemble.h)
 
 static void usage(void) __attribute__((noreturn));
 static void usage(void) {
@@ -39,9 +42,13 @@ static void usage(void) {
            "a `packed` stream from vet-pack; stdin when none or '-') and writes a `predictions`\n"
            "stream: per note its id, species, gold labels, predicted labels and the text.\n"
            "\n"
-           "  -m, --model DIR        Hugging Face model directory (config.json, safetensors)\n"
+           "  -m, --model DIR        Hugging Face model directory (config.json, safetensors); given\n"
+           "                         K times (K <= %d), an ensemble: each token is chosen from the\n"
+           "                         K models' mean next-token probabilities (CPU, no --adapter)\n"
            "  -a, --adapter DIR      PEFT LoRA adapter to apply (merged into the weights)\n"
-           "  -s, --spm FILE         tokenizer (default DIR/tokenizer.model); must be the one\n"
+           "  -s, --spm FILE         tokenizer (default DIR/tokenizer.model of the first --model);\n"
+           "                         must be the one the input was tokenized with, and the one\n"
+           "                         shipped in every --model DIR that has one\n"
            "                         the input was tokenized with\n"
            "  -o, --output FILE      the predictions stream (default stdout, '-')\n"
            "  -n, --max-new N        at most N new tokens per note (default 100)\n"
@@ -70,7 +77,7 @@ static void usage(void) {
            "  -V, --version          print the version\n"
            "\n"
            "Exit status: 0 ok, 1 bad input, 2 usage error (also: no usable device, a plan that\n"
-           "does not fit it), 3 I/O error.\n", DEFAULT_MAX_LEN);
+           "does not fit it), 3 I/O error.\n", MAX_MODELS, DEFAULT_MAX_LEN);
     exit(EXIT_OK);
 }
 
@@ -353,6 +360,28 @@ static int note_done(void *ctx, const vet_gen_result *r, vet_err *err) {
 
 // ---------------------------------------------------------------------------------------
 
+// K models on the CPU, each with its own KV cache, decoding as one (lib/ensemble.h): first is
+// the first --model (adapter merged), members[1..k) the others.
+static int generate_ensemble(const vet_model *first, const vet_model *members, int k, int batch,
+                             const vet_gen_opts *o, gen_ctx *ctx, vet_err *err) {
+    vet_infer *fwd[MAX_MODELS] = {0};
+    vet_infer_backend be[MAX_MODELS];
+    int rc = -1;
+    for (int i = 0; i < k; i++) {
+        if (!(fwd[i] = vet_infer_new(i == 0 ? first : &members[i], batch, err))) goto out;
+        vet_infer_backend_of(fwd[i], &be[i]);
+    }
+    vet_ensemble *e = vet_ensemble_new(be, k, first->cfg.vocab_size, batch, err);
+    if (!e) goto out;
+    vet_infer_backend ens;
+    vet_ensemble_backend(e, &ens);
+    rc = vet_generate_on(&ens, first->cfg.vocab_size, o, batch, next_prompt, note_done, ctx, err);
+    vet_ensemble_free(e);
+out:
+    for (int i = 0; i < k; i++) vet_infer_free(fwd[i]);
+    return rc;
+}
+
 static vet_labels *load_codes(const char *path) {
     FILE *f = fopen(path, "r");
     if (!f) cli_fail(EXIT_IO, "%s: cannot open", path);
@@ -442,14 +471,17 @@ int main(int argc, char **argv) {
         {"help", no_argument, 0, 'h'},          {"version", no_argument, 0, 'V'},
         {0, 0, 0, 0},
     };
-    const char *model_dir = NULL, *adapter = NULL, *spm_path = NULL, *out = "-", *constrain_path = NULL;
+    const char *model_dirs[MAX_MODELS], *adapter = NULL, *spm_path = NULL, *out = "-", *constrain_path = NULL;
     const char *codes_path = NULL, *device = "cpu", *dtype = NULL, *quant = "none";
-    int max_new = 100, batch = 8, threads = 0, quiet = 0, max_len = 0, c;
+    int n_models = 0, max_new = 100, batch = 8, threads = 0, quiet = 0, max_len = 0, c;
     vet_sampling sampling = {0.0f, 1.0f, 0};
     uint64_t seed = 0;
     while ((c = getopt_long(argc, argv, "m:a:s:o:n:b:t:qhV", opts, NULL)) != -1) {
         switch (c) {
-        case 'm': model_dir = optarg; break;
+        case 'm':
+            if (n_models == MAX_MODELS) cli_usage_error("--model: at most %d models in an ensemble", MAX_MODELS);
+            model_dirs[n_models++] = optarg;
+            break;
         case 'a': adapter = optarg; break;
         case 's': spm_path = optarg; break;
         case 'o': out = optarg; break;
@@ -474,7 +506,11 @@ int main(int argc, char **argv) {
         default: cli_usage_error("unknown option");
         }
     }
-    if (!model_dir) cli_usage_error("--model DIR is required");
+    if (!n_models) cli_usage_error("--model DIR is required");
+    const char *model_dir = model_dirs[0];
+    if (n_models > 1 && adapter)
+        cli_usage_error("--adapter with %d --model: an adapter belongs to one base; merge it into its model first, "
+                        "or decode with one --model", n_models);
     if (argc - optind > 1) cli_usage_error("one input at most (got %d)", argc - optind);
     const char *in_path = optind < argc ? argv[optind] : "-";
     // Default: OMP_NUM_THREADS when set, else every core.
@@ -490,6 +526,9 @@ int main(int argc, char **argv) {
     } else if (strcmp(device, "cpu") != 0) {
         cli_usage_error("--device: '%s' is not cpu, cuda or cuda:N", device);
     }
+    if (use_cuda && n_models > 1)
+        cli_usage_error("an ensemble of %d models runs on the CPU only (--device cpu), or decode with one --model",
+                        n_models);
     if (!use_cuda && dtype && strcmp(dtype, "fp32") != 0)
         cli_usage_error("--%s: the CPU backend computes in fp32; %s weights need --device cuda", dtype, dtype);
     if (!use_cuda && max_len) cli_usage_error("--max-len sizes the device KV cache: it needs --device cuda");
@@ -575,7 +614,9 @@ int main(int argc, char **argv) {
         }
     const vet_labels *label_vocab = vocab ? vocab : ctable;
 
-    // The model, with the adapter merged in.
+    // The model, with the adapter merged in; an ensemble's other members (no adapter), each
+    // checked against the first: the same vocabulary and end tokens, the same tokenizer.
+    vet_model members[MAX_MODELS];
     vet_model m;
     if (vet_model_load(&m, model_dir, &err)) cli_fail(io_status(err.msg), "%s", err.msg);
     if (adapter) {
@@ -583,6 +624,28 @@ int main(int argc, char **argv) {
         vet_model_merge_lora(&m);
     }
     int V = m.cfg.vocab_size;
+    for (int k = 1; k < n_models; k++) {
+        vet_model *mk = &members[k];
+        if (vet_model_load(mk, model_dirs[k], &err)) cli_fail(io_status(err.msg), "%s", err.msg);
+        if (mk->cfg.vocab_size != V)
+            cli_fail(EXIT_BAD_INPUT, "%s: a vocabulary of %d tokens, but %s has %d: the models of an ensemble "
+                     "must share one tokenizer", model_dirs[k], mk->cfg.vocab_size, model_dir, V);
+        int same_eos = mk->cfg.n_eos == m.cfg.n_eos;
+        for (int i = 0; same_eos && i < m.cfg.n_eos; i++) same_eos = mk->cfg.eos_ids[i] == m.cfg.eos_ids[i];
+        if (!same_eos)
+            cli_fail(EXIT_BAD_INPUT, "%s: its end-of-sequence ids differ from those of %s (config.json "
+                     "eos_token_id): the models of an ensemble must share one tokenizer", model_dirs[k], model_dir);
+    }
+    for (int k = 0; k < n_models && n_models > 1; k++) {
+        char shipped[4096], hex[65];
+        struct stat st;
+        snprintf(shipped, sizeof shipped, "%s/tokenizer.model", model_dirs[k]);
+        if (stat(shipped, &st) != 0) continue;  // a model without its tokenizer: V was checked
+        if (vet_sha256_file(shipped, hex, &err)) cli_fail(EXIT_IO, "%s", err.msg);
+        if (strcmp(hex, vet_spm_sha256(spm)) != 0)
+            cli_fail(EXIT_BAD_INPUT, "%s has sha256 %s, but the tokenizer in use (%s) has %s: the models of an "
+                     "ensemble must share one tokenizer", shipped, hex, vet_spm_path(spm), vet_spm_sha256(spm));
+    }
     int32_t eos[9];
     int n_eos = 0;
     for (int i = 0; i < m.cfg.n_eos; i++) eos[n_eos++] = m.cfg.eos_ids[i];
@@ -628,8 +691,11 @@ int main(int argc, char **argv) {
     vet_writer *w = vet_writer_open(out, "predictions", "vet-generate", &err);
     if (!w) cli_fail(EXIT_IO, "%s", err.msg);
     msgpack_packer *pk = vet_writer_packer(w);
-    vet_writer_header_begin(w, tpl ? 6 : 5);
+    vet_writer_header_begin(w, (tpl ? 6 : 5) + (n_models > 1));
     mp_kv_str(pk, "model", model_dir);
+    if (n_models > 1) {
+        mp_kv_str_array(pk, "ensemble", (char *const *)model_dirs, (size_t)n_models);
+    }
     mp_key(pk, "adapter");
     if (adapter) mp_str(pk, adapter);
     else msgpack_pack_nil(pk);
@@ -668,6 +734,8 @@ int main(int argc, char **argv) {
         vet_infer_backend be;
         vet_gpu_infer_backend(gi, &be);
         rc = vet_generate_on(&be, V, &o, batch, next_prompt, note_done, &ctx, &err);
+    } else if (n_models > 1) {
+        rc = generate_ensemble(&m, members, n_models, batch, &o, &ctx, &err);
     } else {
         rc = vet_generate(&m, &o, batch, next_prompt, note_done, &ctx, &err);
     }
@@ -692,6 +760,7 @@ int main(int argc, char **argv) {
     vet_labels_free(ctable);
     vet_labels_free(vocab);
     vet_model_free(&m);
+    for (int k = 1; k < n_models; k++) vet_model_free(&members[k]);
     vet_gpu_infer_free(gi);
     vet_gpu_infer_close(cuda);
     vet_spm_free(spm);

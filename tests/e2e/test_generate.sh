@@ -17,7 +17,8 @@ notok() { echo "not ok $1"; [ $# -gt 1 ] && echo "  $2" >&2; return 0; }
 check() { if eval "$2"; then ok "$1"; else notok "$1" "${3:-$2}"; fi; }
 skip_all() { for t in "$@"; do echo "skip $t: $why"; done; exit 0; }
 
-cases=(predictions batch-equal summary-counts packed-equal constrain mismatch sampling-seeded exit-codes manpage)
+cases=(predictions batch-equal summary-counts packed-equal constrain mismatch sampling-seeded ensemble ensemble-refusals
+       exit-codes manpage)
 why="vet-inspect or vet-mktokens not built (make helpers)"
 [ -x "$INSPECT" ] && [ -x "$MKTOK" ] || skip_all "${cases[@]}"
 bash "$VET_TOP/tests/fixtures/tokenize/make_model.sh" "$tmp/tok" >/dev/null 2>&1
@@ -102,6 +103,33 @@ check mismatch '[ $rc -eq 1 ] && grep -q "tokenizer mismatch" "$tmp/err" && grep
 s() { "$GEN" -q -m "$tmp/model" -n 12 --temperature 1.5 --top-k 50 --top-p 0.95 "$@" "$tmp/notes.tok" -o - | "$DUMP" -r | sed 's/"ms":[0-9.e+-]*,//'; }
 a=$(s --seed 1 -b 1) b=$(s --seed 1 -b 4) c=$(s --seed 2 -b 4)
 check sampling-seeded '[ -n "$a" ] && [ "$a" = "$b" ] && [ "$a" != "$c" ] && [ "$a" != "$(records "$tmp/b1.pred")" ]'
+
+# --- an ensemble (--model twice): one model twice decodes as the model alone; two models are
+# order- and batch-invariant and say so in the header ----------------------------------------
+"$INSPECT" init "$tmp/model2" "$tmp/config.json" 8 F32 >/dev/null && cp "$tmp/tok/tokenizer.model" "$tmp/model2/"
+texts() { records "$1" | grep -o '"text":"[^"]*"'; }
+"$GEN" -q -m "$tmp/model" -m "$tmp/model" -n 12 -b 3 "$tmp/notes.tok" -o "$tmp/twice.pred"; rc1=$?
+"$GEN" -q -m "$tmp/model" -m "$tmp/model2" -n 12 -b 1 "$tmp/notes.tok" -o "$tmp/ab1.pred"; rc2=$?
+"$GEN" -q -m "$tmp/model2" -m "$tmp/model" -n 12 -b 4 --constrain "$VET_TOP/data/codes.tsv" "$tmp/notes.tok" -o "$tmp/ba4c.pred"; rc3=$?
+"$GEN" -q -m "$tmp/model2" -m "$tmp/model" -n 12 -b 4 "$tmp/notes.tok" -o "$tmp/ba4.pred"; rc4=$?
+"$GEN" -q -m "$tmp/model2" -n 12 "$tmp/notes.tok" -o "$tmp/m2.pred"
+hdr=$("$DUMP" -H "$tmp/ab1.pred")
+check ensemble '[ $rc1$rc2$rc3$rc4 = 0000 ] && [ "$(records "$tmp/twice.pred")" = "$(records "$tmp/b1.pred")" ] && [ "$(records "$tmp/ab1.pred")" = "$(records "$tmp/ba4.pred")" ] && [ "$(texts "$tmp/ab1.pred")" != "$(texts "$tmp/b1.pred")" ] && [ "$(texts "$tmp/ab1.pred")" != "$(texts "$tmp/m2.pred")" ] && grep -q "\"ensemble\":\[\"$tmp/model\",\"$tmp/model2\"\]" <<<"$hdr" && [ "$("$DUMP" -c "$tmp/ba4c.pred")" = "$n_notes" ]' \
+    "rc=$rc1$rc2$rc3$rc4 header=$hdr"
+
+# --- what an ensemble refuses: another vocabulary or tokenizer (1), an adapter, a device or
+# too many models (2) -------------------------------------------------------------------------
+sed "s/\"vocab_size\": $vocab/\"vocab_size\": $((vocab + 8))/" "$tmp/config.json" >"$tmp/config3.json"
+"$INSPECT" init "$tmp/model3" "$tmp/config3.json" 9 F32 >/dev/null
+"$GEN" -q -m "$tmp/model" -m "$tmp/model3" "$tmp/notes.tok" -o "$tmp/x.pred" 2>"$tmp/e_vocab"; e_vocab=$?
+cp -r "$tmp/model2" "$tmp/model4" && printf 'not this tokenizer' >"$tmp/model4/tokenizer.model"
+"$GEN" -q -m "$tmp/model" -m "$tmp/model4" "$tmp/notes.tok" -o "$tmp/x.pred" 2>"$tmp/e_tok"; e_tok=$?
+"$GEN" -q -m "$tmp/model" -m "$tmp/model2" -a "$tmp/model" "$tmp/notes.tok" -o "$tmp/x.pred" 2>/dev/null; e_adapter=$?
+"$GEN" -q -m "$tmp/model" -m "$tmp/model2" --device cuda "$tmp/notes.tok" -o "$tmp/x.pred" 2>"$tmp/e_dev"; e_dev=$?
+many=(); for i in $(seq 17); do many+=(-m "$tmp/model"); done
+"$GEN" -q "${many[@]}" "$tmp/notes.tok" -o "$tmp/x.pred" 2>/dev/null; e_many=$?
+check ensemble-refusals '[ $e_vocab = 1 ] && grep -q "vocabulary of $((vocab + 8)) tokens" "$tmp/e_vocab" && [ $e_tok = 1 ] && grep -q "model4/tokenizer.model has sha256" "$tmp/e_tok" && [ $e_adapter = 2 ] && [ $e_dev = 2 ] && grep -q "CPU only" "$tmp/e_dev" && [ $e_many = 2 ] && [ ! -e "$tmp/x.pred" ]' \
+    "vocab=$e_vocab tok=$e_tok adapter=$e_adapter dev=$e_dev many=$e_many: $(cat "$tmp/e_vocab" "$tmp/e_tok" "$tmp/e_dev")"
 
 # --- exit codes -----------------------------------------------------------------------------
 "$GEN" "$tmp/notes.tok" >/dev/null 2>&1; e_nomodel=$?
