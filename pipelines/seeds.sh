@@ -9,7 +9,8 @@
 # OUT=DIR/seed-S up to the target (-t: `val` scores the validation split, for choosing
 # settings; `eval` the test split), then prints each seed's accuracy and macro-F1, their mean
 # and sample standard deviation, and writes the same to DIR/seeds.json. -k says what the seed
-# varies: `train` (default) sets TRAIN_SEED=S, the same split every time; `split` sets SEED=S,
+# varies: `train` (default) sets TRAIN_SEED=S, the same split every time (from scratch each run
+# is then ENSEMBLE=3 refits with seeds S, S+100, S+200 decoding as one); `split` sets SEED=S,
 # another grouped split each time (cross-validation by repeated random splits; needs the
 # default PACK_ARGS, which use SEED). Every run's files stay in DIR/seed-S, so running it again
 # only redoes what changed. Exit status: 0, 1 when a run fails, 2 on a usage error.
@@ -21,7 +22,7 @@ while getopts s:t:k:h opt; do
     s) seeds=$OPTARG ;;
     t) target=$OPTARG ;;
     k) kind=$OPTARG ;;
-    h) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    h) sed -n '2,/^set -u$/{/^#/p}' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) exit 2 ;;
     esac
 done

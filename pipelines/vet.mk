@@ -3,6 +3,7 @@
 #   make -f pipelines/vet.mk OUT=DIR NOTES=notes.csv [BASE=hf-model-dir | INIT=tiny] \
 #        [SPM=tokenizer.model] [CODES=codes.tsv] [TRAIN_ARGS=...] [GEN_ARGS=...] [TRAIN_SEED=N]
 #        [FIT=train+val|train] [SWAP=A=B,C=D | SWAP=] [CONSTRAIN=codes.tsv | CONSTRAIN=]
+#        [ENSEMBLE=K]
 #   make -f pipelines/vet.mk OUT=DIR TRAIN=a.csv VAL=b.csv TEST=c.csv ...   (a given split)
 #   make -f pipelines/vet.mk OUT=DIR pack          (one stage: tokenizer tokenize pack train
 #                                                   refit generate eval val report)
@@ -18,10 +19,13 @@
 #                                           train split, validation loss on val; OUT/train.done
 #   refit      OUT/refit/                   only with FIT=train+val: the same training on train
 #                                           and val together, the model the test split is scored
-#                                           with (settings are chosen on val with OUT/model)
+#                                           with (settings are chosen on val with OUT/model);
+#              OUT/refit-2/ ... OUT/refit-K/  with ENSEMBLE=K (3 from scratch), K-1 more such
+#                                           runs with other seeds: the K decode as one
 #   generate   OUT/predictions.msgpack.zst  the test split's generated diagnoses (by OUT/refit
-#                                           with FIT=train+val, else by OUT/model; only labels of
-#                                           CONSTRAIN, which is CODES from scratch)
+#                                           and its ENSEMBLE members with FIT=train+val, else by
+#                                           OUT/model; only labels of CONSTRAIN, which is CODES
+#                                           from scratch)
 #   eval       OUT/metrics.json, OUT/metrics.txt   (vet-eval's JSON and table)
 #   val        OUT/val-metrics.json          the validation split scored by OUT/model (for tuning)
 #   report     OUT/loss.png, OUT/f1.png     (gnuplot)
@@ -51,6 +55,12 @@ TRAIN_SEED ?=
 # codes the test split. From scratch the default is train+val (chosen by cross-validation,
 # docs/results.md round 6); with BASE it is train (the reference recipe trains once).
 FIT ?= $(if $(BASE),train,train+val)
+# How many refit models decode the test split as one (vet-generate --model given K times: each
+# token from the members' mean next-token probability). Member 1 is OUT/refit (seed TRAIN_SEED,
+# else vet-train's 42); member k is OUT/refit-k, trained the same way with seed + 100 (k - 1).
+# From scratch the default is 3 (chosen by cross-validation, docs/results.md round 8); with BASE
+# it is 1 (an adapter is one model), and with FIT=train too. ENSEMBLE > 1 needs FIT=train+val.
+ENSEMBLE ?= $(if $(BASE)$(filter train,$(FIT)),1,3)
 TOKENIZE_ARGS ?=
 # Species-swapped copies of the training notes (vet-tokenize --species-swap; vet-pack trains on
 # the train split's copies only and drops the rest, so val and test stay real notes; refit trains
@@ -58,6 +68,8 @@ TOKENIZE_ARGS ?=
 # species pairs (chosen by cross-validation, docs/results.md round 7); with BASE it is off, as in
 # the reference recipe. SWAP= turns it off.
 comma := ,
+empty :=
+space := $(empty) $(empty)
 SWAP ?= $(if $(BASE),,Cow=Buffalo$(comma)Sheep=Goat)
 SWAP_FLAG := $(if $(SWAP),--species-swap $(SWAP))
 PACK_ARGS ?= --split 80/10/10 --group-by note --stratify codes --seq-len 512 --seed $(SEED)
@@ -81,7 +93,7 @@ V := $(VET_BIN)/
 SPLIT_MODE := $(if $(NOTES),notes,given)
 TRAIN_NOTES := $(if $(NOTES),$(NOTES),$(TRAIN))
 MODEL_FLAG := $(if $(BASE),--base $(BASE),--init $(INIT))
-model_flags = $(if $(BASE),--model $(BASE) --adapter $(OUT)/$(1),--model $(OUT)/$(1))
+model_flags = $(if $(BASE),--model $(BASE) --adapter $(OUT)/$(1),$(addprefix --model $(OUT)/,$(1)))
 GEN_MODEL = $(call model_flags,$(FINAL))
 CODES_FLAG := $(if $(CODES),--codes $(CODES))
 # Generation writes only labels of this table (vet-generate --constrain): from scratch CODES
@@ -89,6 +101,22 @@ CODES_FLAG := $(if $(CODES),--codes $(CODES))
 # reference recipe. CONSTRAIN= decodes freely; CONSTRAIN=FILE names another table.
 CONSTRAIN ?= $(if $(BASE),,$(CODES))
 GEN_CODES_FLAG := $(if $(CONSTRAIN),--constrain $(CONSTRAIN)$(if $(filter-out $(CONSTRAIN),$(CODES)), --codes $(CODES)),$(CODES_FLAG))
+
+# Settings that cannot work are refused here, before any OUT/.args file is written below.
+ifeq ($(filter train train+val,$(FIT)),)
+  $(error FIT must be train+val or train (got '$(FIT)'))
+endif
+ifeq ($(filter 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16,$(ENSEMBLE)),)
+  $(error ENSEMBLE must be a number of models from 1 to 16 (got '$(ENSEMBLE)'))
+endif
+ifneq ($(ENSEMBLE),1)
+  ifneq ($(BASE),)
+    $(error ENSEMBLE=$(ENSEMBLE) with BASE: an adapter is decoded alone; set ENSEMBLE=1)
+  endif
+  ifneq ($(FIT),train+val)
+    $(error ENSEMBLE=$(ENSEMBLE) needs FIT=train+val (the members are refits))
+  endif
+endif
 
 .PHONY: all tokenizer tokenize pack train refit generate eval val report
 .DELETE_ON_ERROR:
@@ -115,14 +143,16 @@ $(eval $(call stage_args,tokenizer,$(VOCAB) $(TOKENIZE_ARGS)))
 $(eval $(call stage_args,tokenize,$(SPM) $(TOKENIZE_ARGS) $(SWAP_FLAG)))
 $(eval $(call stage_args,pack,$(PACK_ARGS)))
 TRAIN_SEED_FLAG := $(if $(TRAIN_SEED), --seed $(TRAIN_SEED))
-ifeq ($(filter train train+val,$(FIT)),)
-  $(error FIT must be train+val or train (got '$(FIT)'))
-endif
-$(eval $(call stage_args,train,$(MODEL_FLAG) $(TRAIN_ARGS)$(TRAIN_SEED_FLAG)))
-$(eval $(call stage_args,refit,$(MODEL_FLAG) $(TRAIN_ARGS)$(TRAIN_SEED_FLAG)))
-# The model that generates the test split's diagnoses, and the stage that makes it.
-FINAL     := $(if $(filter train+val,$(FIT)),refit,model)
-FINAL_DONE := $(OUT)/$(if $(filter train+val,$(FIT)),refit,train).done
+# The refit's members: refit, refit-2 ... refit-K, each a stage of its own with its seed.
+MEMBERS := refit $(addprefix refit-,$(wordlist 2,$(ENSEMBLE),1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16))
+SEED_FLAG_train := $(TRAIN_SEED_FLAG)
+SEED_FLAG_refit := $(TRAIN_SEED_FLAG)
+$(foreach k,$(wordlist 2,$(ENSEMBLE),1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16),$(eval \
+  SEED_FLAG_refit-$(k) := $$(space)--seed $(shell echo $$(( $(or $(TRAIN_SEED),42) + 100 * ($(k) - 1) )))))
+$(foreach s,train $(MEMBERS),$(eval $(call stage_args,$(s),$(MODEL_FLAG) $(TRAIN_ARGS)$(SEED_FLAG_$(s)))))
+# The model(s) that generate the test split's diagnoses, and the stages that make them.
+FINAL     := $(if $(filter train+val,$(FIT)),$(MEMBERS),model)
+FINAL_DONE := $(if $(filter train+val,$(FIT)),$(MEMBERS:%=$(OUT)/%.done),$(OUT)/train.done)
 $(eval $(call stage_args,generate,$(GEN_MODEL) $(GEN_CODES_FLAG) $(GEN_ARGS)))
 $(eval $(call stage_args,eval,$(CODES_FLAG) $(EVAL_ARGS)))
 .PHONY: ARGS_CHANGED
@@ -176,17 +206,18 @@ pack: $(PACKED)
 # --- train and refit: one vet-train run each, on different data into different directories ---
 #   train  OUT/model   the train split, validation loss on val (settings are chosen with it)
 #   refit  OUT/refit   train and val together (FIT=train+val: the model that codes the test split)
+#          OUT/refit-k the same with another seed, for ENSEMBLE=K
 TRAIN_DATA_train := --train $(OUT)/packed/train.msgpack.zst --val $(OUT)/packed/val.msgpack.zst
 TRAIN_DATA_refit := --train $(OUT)/packed/train.msgpack.zst --train $(OUT)/packed/val.msgpack.zst
 TRAIN_DIR_train  := model
-TRAIN_DIR_refit  := refit
-$(OUT)/train.done $(OUT)/refit.done: $(OUT)/%.done: $(PACKED) $(SPM) $(OUT)/.args/%
+$(foreach m,$(MEMBERS),$(eval TRAIN_DIR_$(m) := $(m))$(eval TRAIN_DATA_$(m) := $(TRAIN_DATA_refit)))
+$(OUT)/train.done $(MEMBERS:%=$(OUT)/%.done): $(OUT)/%.done: $(PACKED) $(SPM) $(OUT)/.args/%
 	rm -f $@
 	$(V)vet-train $(MODEL_FLAG) --tokenizer $(SPM) $(TRAIN_DATA_$*) \
-	  --out $(OUT)/$(TRAIN_DIR_$*) $(TRAIN_ARGS)$(TRAIN_SEED_FLAG)
+	  --out $(OUT)/$(TRAIN_DIR_$*) $(TRAIN_ARGS)$(SEED_FLAG_$*)
 	touch $@
 train: $(OUT)/train.done
-refit: $(OUT)/refit.done
+refit: $(MEMBERS:%=$(OUT)/%.done)
 
 # --- generate: the test split ------------------------------------------------------------------
 $(OUT)/predictions.msgpack.zst: $(FINAL_DONE) $(OUT)/rows/test.msgpack.zst $(call args,generate)

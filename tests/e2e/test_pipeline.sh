@@ -133,6 +133,39 @@ PY
 }
 check pipeline_constrain_codes constrain_ok
 
+# 2e. ENSEMBLE: from scratch the test split is decoded by three refits as one (vet-generate
+# --model three times), trained with seeds 42 (vet-train's default), 142 and 242; ENSEMBLE=K
+# changes only generate and eval, plus the training of members that do not exist yet.
+ensemble_ok() {
+    local s m
+    for m in refit refit-2 refit-3; do
+        [ -s "$tmp/out/$m/model.safetensors" ] || { echo "no $m" >&2; return 1; }
+    done
+    cmp -s "$tmp/out/refit/model.safetensors" "$tmp/out/refit-2/model.safetensors" && { echo "refit-2 = refit" >&2; return 1; }
+    grep -q -- "--seed" "$tmp/out/.args/refit" && { echo "refit got a --seed" >&2; return 1; }
+    grep -q -- "--seed 142$" "$tmp/out/.args/refit-2" && grep -q -- "--seed 242$" "$tmp/out/.args/refit-3" ||
+        { echo "member seeds: $(cat "$tmp/out/.args/refit-2" "$tmp/out/.args/refit-3")" >&2; return 1; }
+    grep -q -- "--model $tmp/out/refit --model $tmp/out/refit-2 --model $tmp/out/refit-3 " "$tmp/out/.args/generate" ||
+        { echo "generate: $(cat "$tmp/out/.args/generate")" >&2; return 1; }
+    "$VET_BIN/vet-dump" -H "$tmp/out/predictions.msgpack.zst" |
+        grep -q "\"ensemble\":\[\"$tmp/out/refit\",\"$tmp/out/refit-2\",\"$tmp/out/refit-3\"\]" ||
+        { echo "no ensemble in the predictions header" >&2; return 1; }
+    s=$(stages "${small[@]}" ENSEMBLE=1)
+    [ "$s" = "vet-eval vet-generate " ] || { echo "ENSEMBLE=1 reran: $s" >&2; return 1; }
+    s=$(make --no-print-directory -n -f "$VET_TOP/pipelines/vet.mk" "${small[@]}" VET_BIN="$VET_BIN" ENSEMBLE=4 2>&1 | tr -d '\\\n' | tr -s ' ')
+    [ "$(grep -o 'vet-train ' <<<"$s" | wc -l)" = 1 ] && grep -q -- "--out $tmp/out/refit-4 .*--seed 342" <<<"$s" &&
+        grep -q -- "--model $tmp/out/refit-3 --model $tmp/out/refit-4 " <<<"$s" || { echo "ENSEMBLE=4: $s" >&2; return 1; }
+    s=$(make --no-print-directory -n -f "$VET_TOP/pipelines/vet.mk" "${small[@]}" VET_BIN="$VET_BIN" TRAIN_SEED=7 2>&1 | grep -o -- '--seed [0-9]*' | sort | tr '\n' ' ')
+    [ "$s" = "--seed 107 --seed 207 --seed 7 " ] || { echo "TRAIN_SEED=7 seeds: $s" >&2; return 1; }
+    for bad in "ENSEMBLE=0" "ENSEMBLE=two" "ENSEMBLE=2 FIT=train" "ENSEMBLE=2 BASE=$tmp/nobase"; do
+        # shellcheck disable=SC2086
+        pipe "${small[@]}" $bad >"$tmp/ens.err" 2>&1 && { echo "$bad accepted" >&2; return 1; }
+        grep -q "ENSEMBLE" "$tmp/ens.err" || { echo "$bad: $(cat "$tmp/ens.err")" >&2; return 1; }
+    done
+    pipe "${small[@]}" -q  # still up to date
+}
+check pipeline_ensemble ensemble_ok
+
 # 3. A failing stage leaves no output under its final name, and the run stops there.
 failure_ok() {
     cp "$tmp/notes.csv" "$tmp/bad.csv" && printf '"unterminated,Cow,fever\n' >>"$tmp/bad.csv"
@@ -175,11 +208,16 @@ PY
 check pipeline_seeds_spread seeds_ok
 
 # 4. The real DLO notes (grouped, stratified split), trained from scratch with the defaults:
-# accuracy must stay above a regression floor (the measured figure is in docs/results.md).
+# accuracy must stay above a regression floor (the measured figure is in docs/results.md). The
+# sanitized build (several times slower) runs the same pipeline with one refit instead of the
+# default three: what it checks is memory and undefined behaviour on real data, and the ensemble
+# path has its own sanitized tests (test_generate.sh, test_ensemble, pipeline_ensemble above).
 if [ -n "${VET_SHARED:-}" ] && [ -f "$VET_SHARED/data/dlo/dlo_notes.csv" ]; then
     dlo_ok() {
+        local ens=()
+        [ "${VET_SANITIZE:-0}" = 1 ] && ens=(ENSEMBLE=1)
         pipe OUT="$tmp/dlo" NOTES="$VET_SHARED/data/dlo/dlo_notes.csv" CODES="$VET_SHARED/data/dlo/codes.tsv" \
-            GEN_ARGS="--batch 16 -q" EVAL_ARGS="--bootstrap 200 --fail-under 0.80" >"$tmp/dlo.log" 2>&1
+            "${ens[@]}" GEN_ARGS="--batch 16 -q" EVAL_ARGS="--bootstrap 200 --fail-under 0.80" >"$tmp/dlo.log" 2>&1
         local status=$?
         grep -E '^(accuracy|baseline)' "$tmp/dlo.log" >&2
         [ $status -eq 0 ]
