@@ -49,7 +49,6 @@ static void usage(void) {
            "  -s, --spm FILE         tokenizer (default DIR/tokenizer.model of the first --model);\n"
            "                         must be the one the input was tokenized with, and the one\n"
            "                         shipped in every --model DIR that has one\n"
-           "                         the input was tokenized with\n"
            "  -o, --output FILE      the predictions stream (default stdout, '-')\n"
            "  -n, --max-new N        at most N new tokens per note (default 100)\n"
            "  -b, --batch N          decode N notes at once (default 8); results do not depend on it\n"

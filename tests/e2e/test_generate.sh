@@ -124,12 +124,14 @@ sed "s/\"vocab_size\": $vocab/\"vocab_size\": $((vocab + 8))/" "$tmp/config.json
 "$GEN" -q -m "$tmp/model" -m "$tmp/model3" "$tmp/notes.tok" -o "$tmp/x.pred" 2>"$tmp/e_vocab"; e_vocab=$?
 cp -r "$tmp/model2" "$tmp/model4" && printf 'not this tokenizer' >"$tmp/model4/tokenizer.model"
 "$GEN" -q -m "$tmp/model" -m "$tmp/model4" "$tmp/notes.tok" -o "$tmp/x.pred" 2>"$tmp/e_tok"; e_tok=$?
+cp -r "$tmp/model2" "$tmp/model5" && sed -i 's/"eos_token_id": 2/"eos_token_id": 3/' "$tmp/model5/config.json"
+"$GEN" -q -m "$tmp/model" -m "$tmp/model5" "$tmp/notes.tok" -o "$tmp/x.pred" 2>"$tmp/e_eos"; e_eos=$?
 "$GEN" -q -m "$tmp/model" -m "$tmp/model2" -a "$tmp/model" "$tmp/notes.tok" -o "$tmp/x.pred" 2>/dev/null; e_adapter=$?
 "$GEN" -q -m "$tmp/model" -m "$tmp/model2" --device cuda "$tmp/notes.tok" -o "$tmp/x.pred" 2>"$tmp/e_dev"; e_dev=$?
 many=(); for i in $(seq 17); do many+=(-m "$tmp/model"); done
 "$GEN" -q "${many[@]}" "$tmp/notes.tok" -o "$tmp/x.pred" 2>/dev/null; e_many=$?
-check ensemble-refusals '[ $e_vocab = 1 ] && grep -q "vocabulary of $((vocab + 8)) tokens" "$tmp/e_vocab" && [ $e_tok = 1 ] && grep -q "model4/tokenizer.model has sha256" "$tmp/e_tok" && [ $e_adapter = 2 ] && [ $e_dev = 2 ] && grep -q "CPU only" "$tmp/e_dev" && [ $e_many = 2 ] && [ ! -e "$tmp/x.pred" ]' \
-    "vocab=$e_vocab tok=$e_tok adapter=$e_adapter dev=$e_dev many=$e_many: $(cat "$tmp/e_vocab" "$tmp/e_tok" "$tmp/e_dev")"
+check ensemble-refusals '[ $e_vocab = 1 ] && grep -q "vocabulary of $((vocab + 8)) tokens" "$tmp/e_vocab" && [ $e_tok = 1 ] && grep -q "model4/tokenizer.model has sha256" "$tmp/e_tok" && [ $e_eos = 1 ] && grep -q "model5: its end-of-sequence ids differ" "$tmp/e_eos" && [ $e_adapter = 2 ] && [ $e_dev = 2 ] && grep -q "CPU only" "$tmp/e_dev" && [ $e_many = 2 ] && [ ! -e "$tmp/x.pred" ]' \
+    "vocab=$e_vocab tok=$e_tok eos=$e_eos adapter=$e_adapter dev=$e_dev many=$e_many: $(cat "$tmp/e_vocab" "$tmp/e_tok" "$tmp/e_eos" "$tmp/e_dev")"
 
 # --- exit codes -----------------------------------------------------------------------------
 "$GEN" "$tmp/notes.tok" >/dev/null 2>&1; e_nomodel=$?
