@@ -103,10 +103,11 @@ CONSTRAIN ?= $(if $(BASE),,$(CODES))
 GEN_CODES_FLAG := $(if $(CONSTRAIN),--constrain $(CONSTRAIN)$(if $(filter-out $(CONSTRAIN),$(CODES)), --codes $(CODES)),$(CODES_FLAG))
 
 # Settings that cannot work are refused here, before any OUT/.args file is written below.
+ENSEMBLE_SIZES := 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16
 ifeq ($(filter train train+val,$(FIT)),)
   $(error FIT must be train+val or train (got '$(FIT)'))
 endif
-ifeq ($(filter 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16,$(ENSEMBLE)),)
+ifeq ($(filter $(ENSEMBLE_SIZES),$(ENSEMBLE)),)
   $(error ENSEMBLE must be a number of models from 1 to 16 (got '$(ENSEMBLE)'))
 endif
 ifneq ($(ENSEMBLE),1)
@@ -144,10 +145,10 @@ $(eval $(call stage_args,tokenize,$(SPM) $(TOKENIZE_ARGS) $(SWAP_FLAG)))
 $(eval $(call stage_args,pack,$(PACK_ARGS)))
 TRAIN_SEED_FLAG := $(if $(TRAIN_SEED), --seed $(TRAIN_SEED))
 # The refit's members: refit, refit-2 ... refit-K, each a stage of its own with its seed.
-MEMBERS := refit $(addprefix refit-,$(wordlist 2,$(ENSEMBLE),1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16))
+MEMBERS := refit $(addprefix refit-,$(wordlist 2,$(ENSEMBLE),$(ENSEMBLE_SIZES)))
 SEED_FLAG_train := $(TRAIN_SEED_FLAG)
 SEED_FLAG_refit := $(TRAIN_SEED_FLAG)
-$(foreach k,$(wordlist 2,$(ENSEMBLE),1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16),$(eval \
+$(foreach k,$(wordlist 2,$(ENSEMBLE),$(ENSEMBLE_SIZES)),$(eval \
   SEED_FLAG_refit-$(k) := $$(space)--seed $(shell echo $$(( $(or $(TRAIN_SEED),42) + 100 * ($(k) - 1) )))))
 $(foreach s,train $(MEMBERS),$(eval $(call stage_args,$(s),$(MODEL_FLAG) $(TRAIN_ARGS)$(SEED_FLAG_$(s)))))
 # The model(s) that generate the test split's diagnoses, and the stages that make them.
