@@ -10,6 +10,7 @@
 # Knobs: CUDA=0 forces the CPU-only build; SANITIZE=1 builds into build/san;
 # NATIVE=0 drops -march=native (portable binaries).
 
+.DEFAULT_GOAL := all
 VERSION   := 0.1.0
 PREFIX    ?= /usr/local
 CC        ?= cc
@@ -39,11 +40,13 @@ ifeq ($(NATIVE),1)
   OPT += -march=native
 endif
 
-CPPFLAGS += -Ilib -I/usr/include/x86_64-linux-gnu -DVET_VERSION='"$(VERSION)"' -D_GNU_SOURCE
+CPPFLAGS += -Ilib -I. -DVET_VERSION='"$(VERSION)"' -D_GNU_SOURCE
 CFLAGS   += -std=c11 $(OPT) -Wall -Wextra -Wshadow -Wno-unused-parameter -Wno-format-truncation -fopenmp $(SANFLAGS)
 CXXFLAGS += -std=c++17 $(OPT) -Wall -Wextra $(SANFLAGS)
 LDLIBS   += -lsentencepiece -lmsgpackc -lzstd -ljansson -lopenblas -lstdc++ -lm -lpthread
+LDLIBS_NOCUDA := $(LDLIBS)
 LDFLAGS  += -fopenmp $(SANFLAGS)
+DEPFLAGS := -MMD -MP
 
 # --- CUDA: built whenever nvcc is present, unless CUDA=0 --------------------------------
 ifeq ($(CUDA),auto)
@@ -52,11 +55,11 @@ endif
 CU_SRC := $(wildcard kernels/*.cu)
 ifeq ($(CUDA),1)
   CUDA_HOME ?= $(patsubst %/bin/nvcc,%,$(shell command -v $(NVCC)))
-  NVCCFLAGS ?= -O3 -std=c++17 -Ilib -Xcompiler -Wall,-Werror -Werror all-warnings \
+  NVCCFLAGS ?= -O3 -std=c++17 -Ilib -I. -Xcompiler -Wall,-Werror -Werror all-warnings \
                -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90
   CPPFLAGS  += -DVET_CUDA=1
   LDLIBS    += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublas -lcublasLt -lcudart
-  CU_OBJ    := $(CU_SRC:kernels/%.cu=$(BUILD)/kernels/%.o)
+  CU_OBJ    := $(CU_SRC:%.cu=$(BUILD)/%.o)
   BACKENDS  := cpu cuda
 else
   CU_OBJ    :=
@@ -64,36 +67,54 @@ else
 endif
 
 # --- sources ----------------------------------------------------------------------------
-LIB_C    := $(wildcard lib/*.c)
-LIB_CXX  := $(wildcard lib/*.cc)
-LIB_OBJ  := $(LIB_C:lib/%.c=$(BUILD)/lib/%.o) $(LIB_CXX:lib/%.cc=$(BUILD)/lib/%.o) $(CU_OBJ)
+# The library: lib/<layer>/ (lib/README.md) and the CUDA backend's host side, kernels/host/.
+LIB_SRC  := $(wildcard lib/*/*.c lib/*/*.cc kernels/host/*.c)
+LIB_C    := $(filter %.c,$(LIB_SRC))
+LIB_CXX  := $(filter %.cc,$(LIB_SRC))
 LIBVET   := $(BUILD)/libvet.a
 TOOLS    := $(patsubst tools/%.c,$(BIN)/%,$(wildcard tools/vet-*.c))
 UNIT     := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/test_*.c))
 HELPERS  := $(patsubst tests/helpers/%.c,$(BUILD)/tests/helpers/%,$(wildcard tests/helpers/*.c))
 MANPAGES := $(wildcard man/*.1)
 
+# One template for every build of the library (release or sanitized here; the fuzzing build in
+# mk/fuzz.mk; the CUDA stand-in in mk/gpustub.mk): objects mirror the source tree under DIR,
+# header dependencies come from the compiler (-MMD -MP), and DIR/libvet.a holds them all.
+#   $(call vet_lib_build,DIR,CC,CXX,CPPFLAGS,CFLAGS,CXXFLAGS,EXTRA_OBJECTS)
+define vet_lib_build
+$(1)/%.o: %.c
+	@mkdir -p $$(@D)
+	$(2) $(4) $(5) $$(DEPFLAGS) -c $$< -o $$@
+$(1)/%.o: %.cc
+	@mkdir -p $$(@D)
+	$(3) $(4) $(6) $$(DEPFLAGS) -c $$< -o $$@
+$(1)/libvet.a: $(patsubst %,$(1)/%.o,$(basename $(LIB_SRC))) $(7)
+	@rm -f $$@
+	ar rcs $$@ $$^
+-include $(patsubst %,$(1)/%.d,$(basename $(LIB_SRC)))
+endef
+$(eval $(call vet_lib_build,$(BUILD),$(CC),$(CXX),$(CPPFLAGS),$(CFLAGS),$(CXXFLAGS),$(CU_OBJ)))
+
 .PHONY: all deps test helpers bench install clean
 all: $(TOOLS)
 	@echo "vet $(VERSION): built $(words $(TOOLS)) programs in $(BIN)/ (backends: $(BACKENDS)$(if $(filter 1,$(SANITIZE)), sanitized))"
 
-$(BUILD)/lib/%.o: lib/%.c $(wildcard lib/*.h) | $(BUILD)/lib
-	$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
-$(BUILD)/lib/%.o: lib/%.cc $(wildcard lib/*.h) | $(BUILD)/lib
-	$(CXX) $(CPPFLAGS) $(CXXFLAGS) -c $< -o $@
-$(BUILD)/kernels/%.o: kernels/%.cu $(wildcard lib/*.h kernels/*.h kernels/*.cuh) | $(BUILD)/kernels
-	$(NVCC) $(NVCCFLAGS) -DVET_CUDA=1 -c $< -o $@
-$(LIBVET): $(LIB_OBJ)
-	@rm -f $@
-	ar rcs $@ $^
-$(BIN)/%: tools/%.c $(LIBVET) | $(BIN)
-	$(CC) $(CPPFLAGS) $(CFLAGS) $< $(LIBVET) $(LDFLAGS) $(LDLIBS) -o $@
-$(BUILD)/tests/%: tests/unit/%.c tests/unit/check.h tests/unit/tiny_models.h $(LIBVET) | $(BUILD)/tests
-	$(CC) $(CPPFLAGS) -Itests/unit $(CFLAGS) $< $(LIBVET) $(LDFLAGS) $(LDLIBS) -o $@
-$(BUILD)/tests/helpers/%: tests/helpers/%.c $(LIBVET) | $(BUILD)/tests/helpers
-	$(CC) $(CPPFLAGS) $(CFLAGS) $< $(LIBVET) $(LDFLAGS) $(LDLIBS) -o $@
-$(BUILD)/lib $(BUILD)/kernels $(BUILD)/tests $(BUILD)/tests/helpers $(BIN):
-	mkdir -p $@
+$(BUILD)/kernels/%.o: kernels/%.cu
+	@mkdir -p $(@D)
+	$(NVCC) $(NVCCFLAGS) $(DEPFLAGS) -DVET_CUDA=1 -c $< -o $@
+$(BIN)/%: tools/%.c $(LIBVET)
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(DEPFLAGS) -MF $(BUILD)/tools/$*.d -MT $@ $< $(LIBVET) $(LDFLAGS) $(LDLIBS) -o $@
+$(BUILD)/tests/%: tests/unit/%.c $(LIBVET)
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) -Itests/unit $(CFLAGS) $(DEPFLAGS) -MF $@.d -MT $@ $< $(LIBVET) $(LDFLAGS) $(LDLIBS) -o $@
+$(BUILD)/tests/helpers/%: tests/helpers/%.c $(LIBVET)
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(DEPFLAGS) -MF $@.d -MT $@ $< $(LIBVET) $(LDFLAGS) $(LDLIBS) -o $@
+$(BUILD)/tools:
+	@mkdir -p $@
+$(TOOLS): | $(BUILD)/tools
+-include $(CU_OBJ:.o=.d) $(wildcard $(BUILD)/tools/*.d $(BUILD)/tests/*.d $(BUILD)/tests/helpers/*.d)
 
 helpers: $(UNIT) $(HELPERS)
 

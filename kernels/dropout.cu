@@ -8,7 +8,7 @@
 // the one fp32 multiply (and, in backward, the one add) are done with the _rn intrinsics so
 // nvcc cannot fuse them into an FMA: the values are the CPU's bit for bit too.
 #include "common.cuh"
-#include "rng_core.h"
+#include "base/rng_core.h"
 
 // One thread per row. A row's mask is one sequential stream (column c is the row's c-th draw)
 // and xoshiro256** has no cheap jump to draw c, so a row cannot be split over threads without

@@ -24,7 +24,7 @@
 #ifdef __cplusplus
 extern "C" {  // err.h has no guard of its own: vet_errf must keep its C name
 #endif
-#include "err.h"
+#include "base/err.h"
 
 // --- devices, context, buffers --------------------------------------------------------------
 // Number of CUDA devices into *count; -1 with the reason in err when the runtime cannot talk

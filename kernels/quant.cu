@@ -11,7 +11,7 @@
 // lib/quant.c does on the host, so the device values equal vet_dequant_* bit for bit.
 #include "common.cuh"
 // After common.cuh, so err.h's declarations already have C linkage (ops_cuda.h's extern "C").
-#include "quant.h"
+#include "model/quant.h"
 
 #define THREADS 256
 

@@ -21,7 +21,7 @@ FUZZ_ONLY    ?=
 FUZZ_OUT     := build/fuzz
 FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=undefined
 FUZZ_OPT     := -O1 -g -fno-omit-frame-pointer $(if $(filter 1,$(NATIVE)),-march=native)
-FUZZ_CPPFLAGS:= -Ilib -I/usr/include/x86_64-linux-gnu -DVET_VERSION='"$(VERSION)"' -D_GNU_SOURCE
+FUZZ_CPPFLAGS:= -Ilib -I. -DVET_VERSION='"$(VERSION)"' -D_GNU_SOURCE
 FUZZ_CFLAGS  := -std=c11 $(FUZZ_OPT) -Wall -Wextra -Wno-unused-parameter -fopenmp=libgomp \
                 -fsanitize=fuzzer-no-link $(FUZZ_SAN)
 FUZZ_CXXFLAGS:= -std=c++17 $(FUZZ_OPT) -Wall -Wextra -fsanitize=fuzzer-no-link $(FUZZ_SAN)
@@ -29,7 +29,6 @@ FUZZ_LDLIBS  := -lsentencepiece -lmsgpackc -lzstd -ljansson -lopenblas -lstdc++ 
 FUZZ_ALL     := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_NAMES   := $(if $(FUZZ_ONLY),$(FUZZ_ONLY),$(FUZZ_ALL))
 FUZZ_BINS    := $(FUZZ_ALL:%=$(FUZZ_OUT)/fuzz_%)
-FUZZ_LIB_OBJ := $(LIB_C:lib/%.c=$(FUZZ_OUT)/lib/%.o) $(LIB_CXX:lib/%.cc=$(FUZZ_OUT)/lib/%.o)
 # Each harness gets at most this much memory and time per input; libFuzzer counts more as a bug.
 FUZZ_SEED    ?=
 FUZZ_RUNS    ?=
@@ -42,15 +41,9 @@ fuzz-check-clang:
 	@command -v $(FUZZ_CC) >/dev/null && command -v $(FUZZ_CXX) >/dev/null || \
 	  { echo "make fuzz: $(FUZZ_CC)/$(FUZZ_CXX) not found (Debian: apt-get install clang libclang-rt-14-dev)"; exit 1; }
 
-$(FUZZ_OUT)/lib/%.o: lib/%.c $(wildcard lib/*.h) | fuzz-check-clang
-	@mkdir -p $(@D)
-	$(FUZZ_CC) $(FUZZ_CPPFLAGS) $(FUZZ_CFLAGS) -c $< -o $@
-$(FUZZ_OUT)/lib/%.o: lib/%.cc $(wildcard lib/*.h) | fuzz-check-clang
-	@mkdir -p $(@D)
-	$(FUZZ_CXX) $(FUZZ_CPPFLAGS) $(FUZZ_CXXFLAGS) -c $< -o $@
-$(FUZZ_OUT)/libvet.a: $(FUZZ_LIB_OBJ)
-	@rm -f $@
-	ar rcs $@ $^
+# The library through the Makefile's one template, compiled by clang with the fuzzing flags.
+$(eval $(call vet_lib_build,$(FUZZ_OUT),$(FUZZ_CC),$(FUZZ_CXX),$(FUZZ_CPPFLAGS),$(FUZZ_CFLAGS),$(FUZZ_CXXFLAGS),))
+$(FUZZ_OUT)/libvet.a: | fuzz-check-clang
 $(FUZZ_OUT)/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz_util.h $(FUZZ_OUT)/libvet.a
 	$(FUZZ_CC) $(FUZZ_CPPFLAGS) $(FUZZ_CFLAGS) -fsanitize=fuzzer -fsanitize-link-c++-runtime $< $(FUZZ_OUT)/libvet.a $(FUZZ_LDLIBS) -o $@
 

@@ -15,40 +15,29 @@ STANDIN_TRAIN:= $(STANDIN)/vet-train
 STANDIN_GEN  := $(STANDIN)/vet-generate
 STANDIN_INFER:= $(STANDIN)/test_gpu_infer
 STANDIN_SAN  := -fsanitize=address,undefined -fno-sanitize-recover=undefined
-STANDIN_CPPF := -Ilib -I/usr/include/x86_64-linux-gnu -DVET_VERSION='"$(VERSION)"' -D_GNU_SOURCE -DVET_CUDA=1
+STANDIN_CPPF := -Ilib -I. -DVET_VERSION='"$(VERSION)"' -D_GNU_SOURCE -DVET_CUDA=1
 STANDIN_CF   := -std=c11 -O1 -g $(filter -march=%,$(OPT)) -fno-omit-frame-pointer -Wall -Wextra -Wshadow -Wno-unused-parameter \
                 -Wno-format-truncation -fopenmp $(STANDIN_SAN)
 STANDIN_CXXF := -std=c++17 -O1 -g $(filter -march=%,$(OPT)) -fno-omit-frame-pointer -Wall -Wextra $(STANDIN_SAN)
 # The Makefile's libraries without CUDA's (the stand-in replaces cudart and cuBLAS).
-STANDIN_LIBS := $(filter-out -lcublas -lcublasLt -lcudart -L% -Wl%,$(LDLIBS))
-STANDIN_OBJ  := $(patsubst lib/%.c,$(STANDIN)/lib/%.o,$(wildcard lib/*.c)) \
-                $(patsubst lib/%.cc,$(STANDIN)/lib/%.o,$(wildcard lib/*.cc))
+STANDIN_LIBS := $(LDLIBS_NOCUDA)
 
-$(STANDIN)/lib/%.o: lib/%.c $(wildcard lib/*.h) kernels/ops_cuda.h | $(STANDIN)/lib
-	$(CC) $(STANDIN_CPPF) $(STANDIN_CF) -c $< -o $@
-$(STANDIN)/lib/%.o: lib/%.cc $(wildcard lib/*.h) | $(STANDIN)/lib
-	$(CXX) $(STANDIN_CPPF) $(STANDIN_CXXF) -c $< -o $@
-$(STANDIN)/libvet.a: $(STANDIN_OBJ)
-	@rm -f $@
-	ar rcs $@ $^
-$(STANDIN)/ops_cuda_cpu.o: tests/gpu/standin/ops_cuda_cpu.c kernels/ops_cuda.h $(wildcard lib/*.h) | $(STANDIN)/lib
-	$(CC) $(STANDIN_CPPF) $(STANDIN_CF) -c $< -o $@
+# The library through the Makefile's one template (objects under build/standin), with the
+# stand-in for kernels/*.cu inside the archive.
+$(eval $(call vet_lib_build,$(STANDIN),$(CC),$(CXX),$(STANDIN_CPPF),$(STANDIN_CF),$(STANDIN_CXXF),$(STANDIN)/tests/gpu/standin/ops_cuda_cpu.o))
 $(STANDIN_TEST): tests/gpu/test_gpu_model.c tests/gpu/gpu_test_util.h tests/unit/check.h tests/unit/tiny_models.h \
-                 $(STANDIN)/ops_cuda_cpu.o $(STANDIN)/libvet.a
-	$(CC) $(STANDIN_CPPF) $(STANDIN_CF) $< $(STANDIN)/ops_cuda_cpu.o $(STANDIN)/libvet.a \
+                 $(STANDIN)/libvet.a
+	$(CC) $(STANDIN_CPPF) $(STANDIN_CF) $< $(STANDIN)/libvet.a \
 	  -fopenmp $(STANDIN_SAN) $(STANDIN_LIBS) -o $@
-$(STANDIN_TRAIN): tools/vet-train.c tools/cli.h $(STANDIN)/ops_cuda_cpu.o $(STANDIN)/libvet.a
-	$(CC) $(STANDIN_CPPF) $(STANDIN_CF) $< $(STANDIN)/ops_cuda_cpu.o $(STANDIN)/libvet.a \
+$(STANDIN_TRAIN): tools/vet-train.c tools/cli.h $(STANDIN)/libvet.a
+	$(CC) $(STANDIN_CPPF) $(STANDIN_CF) $< $(STANDIN)/libvet.a \
 	  -fopenmp $(STANDIN_SAN) $(STANDIN_LIBS) -o $@
 $(STANDIN_INFER): tests/gpu/test_gpu_infer.c tests/gpu/gpu_test_util.h tests/unit/check.h tests/unit/tiny_models.h \
-                  $(STANDIN)/ops_cuda_cpu.o $(STANDIN)/libvet.a
-	$(CC) $(STANDIN_CPPF) $(STANDIN_CF) $< $(STANDIN)/ops_cuda_cpu.o $(STANDIN)/libvet.a \
+                  $(STANDIN)/libvet.a
+	$(CC) $(STANDIN_CPPF) $(STANDIN_CF) $< $(STANDIN)/libvet.a \
 	  -fopenmp $(STANDIN_SAN) $(STANDIN_LIBS) -o $@
-$(STANDIN_GEN): tools/vet-generate.c tools/cli.h $(STANDIN)/ops_cuda_cpu.o $(STANDIN)/libvet.a
-	$(CC) $(STANDIN_CPPF) $(STANDIN_CF) $< $(STANDIN)/ops_cuda_cpu.o $(STANDIN)/libvet.a \
+$(STANDIN_GEN): tools/vet-generate.c tools/cli.h $(STANDIN)/libvet.a
+	$(CC) $(STANDIN_CPPF) $(STANDIN_CF) $< $(STANDIN)/libvet.a \
 	  -fopenmp $(STANDIN_SAN) $(STANDIN_LIBS) -o $@
-$(STANDIN)/lib:
-	mkdir -p $@
-
 gpustub: $(STANDIN_TEST) $(STANDIN_TRAIN) $(STANDIN_GEN) $(STANDIN_INFER)
 .PHONY: gpustub

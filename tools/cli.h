@@ -9,15 +9,32 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "base/err.h"
+#include "base/numparse.h"
+
 // Exit statuses shared by all programs (each man page lists them).
 enum {
     EXIT_OK = 0,
     EXIT_BAD_INPUT = 1,  // input that is not what it should be (bad row, bad stream, bad model)
     EXIT_USAGE = 2,      // bad flags or arguments
     EXIT_IO = 3,         // a file could not be read or written (missing, no space, permissions)
+    EXIT_NONFINITE = 6,  // a NaN or Inf where a finite number must be (vet-train's loss or gradient)
 };
 
 static const char *cli_prog = "vet";
+
+// The one map from an error's kind to the exit status every man page lists: tools branch on
+// the kind, never on the message.
+static inline int cli_exit_status(const vet_err *err) {
+    switch (err->kind) {
+    case VET_E_USAGE: return EXIT_USAGE;
+    case VET_E_IO:
+    case VET_E_NOMEM: return EXIT_IO;
+    case VET_E_NONFINITE: return EXIT_NONFINITE;
+    case VET_E_INPUT: break;
+    }
+    return EXIT_BAD_INPUT;
+}
 
 // Prints "prog: message" on stderr.
 static inline void cli_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -42,6 +59,10 @@ static inline void cli_fail(int status, const char *fmt, ...) {
     exit(status);
 }
 
+// Prints "prog: <err's message>" and exits with the status of err's kind.
+static inline void cli_fail_err(const vet_err *err) __attribute__((noreturn));
+static inline void cli_fail_err(const vet_err *err) { cli_fail(cli_exit_status(err), "%s", err->msg); }
+
 static inline void cli_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
 static inline void cli_usage_error(const char *fmt, ...) {
     va_list ap;
@@ -51,6 +72,22 @@ static inline void cli_usage_error(const char *fmt, ...) {
     fprintf(stderr, " (try '%s --help')\n", cli_prog);
     va_end(ap);
     exit(EXIT_USAGE);
+}
+
+// A numeric flag's value, whole and within [lo, hi]; otherwise a usage error (exit 2) that names
+// the flag and the range. The one parser of every numeric flag in every program.
+static inline long cli_long(const char *flag, const char *v, long lo, long hi) {
+    long x;
+    vet_err err;
+    if (vet_parse_long(v, lo, hi, &x, &err) < 0) cli_usage_error("%s: %s", flag, err.msg);
+    return x;
+}
+static inline int cli_int(const char *flag, const char *v, int lo, int hi) { return (int)cli_long(flag, v, lo, hi); }
+static inline double cli_double(const char *flag, const char *v, double lo, double hi) {
+    double x;
+    vet_err err;
+    if (vet_parse_double(v, lo, hi, &x, &err) < 0) cli_usage_error("%s: %s", flag, err.msg);
+    return x;
 }
 
 static inline void cli_version(void) __attribute__((noreturn));

@@ -4,8 +4,8 @@
 #include <string.h>
 
 #include "cli.h"
-#include "mp.h"
-#include "stream.h"
+#include "io/mp.h"
+#include "io/stream.h"
 
 static void usage(void) __attribute__((noreturn));
 static void usage(void) {
@@ -32,7 +32,7 @@ static int dump_one(const char *path, int mode, const char *kind) {
     vet_reader *r = vet_reader_open(path, kind, &err);
     if (!r) {
         cli_warn("%s", err.msg);
-        return strstr(err.msg, "cannot open") ? EXIT_IO : EXIT_BAD_INPUT;
+        return cli_exit_status(&err);
     }
     if (mode == MODE_ALL || mode == MODE_HEADER) {
         mp_print_json(stdout, vet_reader_header(r));

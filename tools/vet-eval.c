@@ -8,10 +8,10 @@
 #include <string.h>
 
 #include "cli.h"
-#include "labels.h"
-#include "metrics.h"
-#include "mp.h"
-#include "stream.h"
+#include "data/labels.h"
+#include "eval/metrics.h"
+#include "io/mp.h"
+#include "io/stream.h"
 
 enum { EXIT_BELOW = 4 };  // accuracy below --fail-under
 #define WIDTH 100         // no line of the report is wider
@@ -46,18 +46,17 @@ static void usage(void) {
 
 static void read_predictions(const char *path, int format, vet_eval *e, char *fmt_name, size_t cap) {
     vet_err err;
-    bool io;
-    vet_pred_reader *r = vet_pred_open(path, format, &io, &err);
-    if (!r) cli_fail(io ? EXIT_IO : EXIT_BAD_INPUT, "%s", err.msg);
+    vet_pred_reader *r = vet_pred_open(path, format, &err);
+    if (!r) cli_fail_err(&err);
     snprintf(fmt_name, cap, "%s", vet_pred_format_name(r));
     vet_pred rec;
     int rc;
-    while ((rc = vet_pred_next(r, &rec, &io, &err)) == 1) {
+    while ((rc = vet_pred_next(r, &rec, &err)) == 1) {
         int ok = vet_eval_add(e, rec.species, rec.gold, rec.ngold, rec.pred, rec.npred, &err);
         vet_pred_clear(&rec);
         if (ok < 0) cli_fail(EXIT_BAD_INPUT, "%s", err.msg);
     }
-    if (rc < 0) cli_fail(io ? EXIT_IO : EXIT_BAD_INPUT, "%s", err.msg);
+    if (rc < 0) cli_fail_err(&err);
     vet_pred_close(r);
     if (vet_eval_n(e) == 0)
         cli_fail(EXIT_BAD_INPUT, "%s: no predictions (n = 0): nothing to evaluate",
@@ -68,7 +67,7 @@ static void read_predictions(const char *path, int format, vet_eval *e, char *fm
 static void read_gold_sets(const char *path, vet_eval *e) {
     vet_err err;
     vet_reader *r = vet_reader_open(path, NULL, &err);
-    if (!r) cli_fail(strstr(err.msg, "cannot open") ? EXIT_IO : EXIT_BAD_INPUT, "%s", err.msg);
+    if (!r) cli_fail_err(&err);
     const char *kind = vet_reader_kind(r);
     int packed = strcmp(kind, "packed") == 0;
     const char *key = strcmp(kind, "predictions") == 0 ? "gold" : "codes";
@@ -104,7 +103,7 @@ static void read_gold_sets(const char *path, vet_eval *e) {
             for (uint32_t j = 0; j < set->via.array.size; j++) free(v[j]);
         }
     }
-    if (rc < 0) cli_fail(strstr(err.msg, "read failed") ? EXIT_IO : EXIT_BAD_INPUT, "%s", err.msg);
+    if (rc < 0) cli_fail_err(&err);
     vet_reader_close(r);
     if (vet_eval_n(e) == 0) cli_fail(EXIT_BAD_INPUT, "%s: no samples: no majority label", path);
 }

@@ -12,21 +12,21 @@
 #include <sys/stat.h>
 #include <time.h>
 
-#include "adapter.h"
+#include "model/adapter.h"
 #include "cli.h"
-#include "constrain.h"
-#include "ensemble.h"
-#include "gpu_infer.h"
-#include "quant.h"
-#include "sha256.h"
-#include "infer.h"
-#include "labels.h"
-#include "model.h"
-#include "model_io.h"
-#include "mp.h"
-#include "ops.h"
-#include "spm.h"
-#include "stream.h"
+#include "generate/constrain.h"
+#include "generate/ensemble.h"
+#include "kernels/host/gpu_infer.h"
+#include "model/quant.h"
+#include "base/sha256.h"
+#include "generate/decoder.h"
+#include "data/labels.h"
+#include "model/model.h"
+#include "model/model_save.h"
+#include "io/mp.h"
+#include "model/ops.h"
+#include "data/spm.h"
+#include "io/stream.h"
 
 #define DEFAULT_PREFIX "Diagnosed conditions: "
 #define DEFAULT_MAX_LEN 512  // --device cuda: positions per note's KV cache
@@ -391,10 +391,6 @@ static vet_labels *load_codes(const char *path) {
     return v;
 }
 
-static int io_status(const char *msg) {
-    return strstr(msg, "cannot open") || strstr(msg, "No such file") || strstr(msg, "missing file") ? EXIT_IO
-                                                                                                    : EXIT_BAD_INPUT;
-}
 
 static long parse_long(const char *s, const char *flag, long lo, long hi) {
     char *end;
@@ -572,7 +568,7 @@ int main(int argc, char **argv) {
 
     // Input first: a wrong stream should fail before a model is loaded.
     vet_reader *r = vet_reader_open(in_path, NULL, &err);
-    if (!r) cli_fail(io_status(err.msg), "%s", err.msg);
+    if (!r) cli_fail_err(&err);
     const char *kind = vet_reader_kind(r);
     if (strcmp(kind, "tokens") != 0 && strcmp(kind, "packed") != 0)
         cli_fail(EXIT_BAD_INPUT, "%s: a stream of kind '%s'; vet-generate reads 'tokens' (vet-tokenize) or "
@@ -595,7 +591,7 @@ int main(int argc, char **argv) {
         spm_path = spm_default;
     }
     vet_spm *spm = vet_spm_load(spm_path, &err);
-    if (!spm) cli_fail(strstr(err.msg, "not a") ? EXIT_BAD_INPUT : EXIT_IO, "%s", err.msg);   // corrupt: 1, unreadable: 3
+    if (!spm) cli_fail_err(&err);   // corrupt: 1, unreadable: 3
     const char *sha = vet_spm_sha256(spm);
     if (strlen(sha) != in_sha_len || strncmp(sha, in_sha, in_sha_len) != 0)
         cli_fail(EXIT_BAD_INPUT, "tokenizer mismatch: %s was tokenized with a tokenizer of sha256 %.*s, but %s has "
@@ -617,15 +613,15 @@ int main(int argc, char **argv) {
     // checked against the first: the same vocabulary and end tokens, the same tokenizer.
     vet_model members[MAX_MODELS];
     vet_model m;
-    if (vet_model_load(&m, model_dir, &err)) cli_fail(io_status(err.msg), "%s", err.msg);
+    if (vet_model_load(&m, model_dir, &err)) cli_fail_err(&err);
     if (adapter) {
-        if (vet_adapter_load(&m, adapter, &err)) cli_fail(io_status(err.msg), "%s", err.msg);
+        if (vet_adapter_load(&m, adapter, &err)) cli_fail_err(&err);
         vet_model_merge_lora(&m);
     }
     int V = m.cfg.vocab_size;
     for (int k = 1; k < n_models; k++) {
         vet_model *mk = &members[k];
-        if (vet_model_load(mk, model_dirs[k], &err)) cli_fail(io_status(err.msg), "%s", err.msg);
+        if (vet_model_load(mk, model_dirs[k], &err)) cli_fail_err(&err);
         if (mk->cfg.vocab_size != V)
             cli_fail(EXIT_BAD_INPUT, "%s: a vocabulary of %d tokens, but %s has %d: the models of an ensemble "
                      "must share one tokenizer", model_dirs[k], mk->cfg.vocab_size, model_dir, V);

@@ -22,11 +22,11 @@
 #include <sys/stat.h>
 
 #include "cli.h"
-#include "mp.h"
-#include "pack.h"
-#include "rng.h"
-#include "split.h"
-#include "stream.h"
+#include "io/mp.h"
+#include "data/pack.h"
+#include "base/rng.h"
+#include "data/split.h"
+#include "io/stream.h"
 
 // Splits as output slots: train, val, test, "all" (-o: everything in one stream), and the val
 // split's copies (--val-copies: training data for a final model fitted on train + val).
@@ -126,7 +126,6 @@ static void usage(void) {
 // ---------------------------------------------------------------------------------------
 // Reading
 
-static int err_status(const char *msg) { return strstr(msg, "cannot open") ? EXIT_IO : EXIT_BAD_INPUT; }
 
 static void add_sample(pack_run *R, const sample *x) {
     if (R->n == R->cap) {
@@ -155,7 +154,7 @@ static void read_input(pack_run *R, int which, const char *path, int slot) {
     input_info *in = &R->in[which];
     in->path = path;
     vet_reader *r = vet_reader_open(path, "tokens", &err);
-    if (!r) cli_fail(err_status(err.msg), "%s", err.msg);
+    if (!r) cli_fail(cli_exit_status(&err), "%s", err.msg);
     const char *shown = vet_reader_path(r);
     const msgpack_object *h = vet_reader_header(r);
     const msgpack_object *tok = mp_get(h, "tokenizer");

@@ -8,7 +8,7 @@
 #include <unistd.h>
 
 #include "cli.h"
-#include "synth.h"
+#include "data/synth.h"
 
 static void usage(void) __attribute__((noreturn));
 static void usage(void) {

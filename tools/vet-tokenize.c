@@ -13,12 +13,12 @@
 #include <sys/stat.h>
 
 #include "cli.h"
-#include "mp.h"
-#include "notes.h"
-#include "spm.h"
-#include "stream.h"
-#include "swap.h"
-#include "template.h"
+#include "io/mp.h"
+#include "io/notes.h"
+#include "data/spm.h"
+#include "io/stream.h"
+#include "data/swap.h"
+#include "data/template.h"
 
 static void usage(void) __attribute__((noreturn));
 static void usage(void) {
@@ -287,7 +287,7 @@ int main(int argc, char **argv) {
 
     vet_err err;
     vet_template *tpl = vet_template_open(template_spec, instruction, input_format, response_format, &err);
-    if (!tpl) cli_fail(strstr(err.msg, "cannot") ? EXIT_IO : EXIT_BAD_INPUT, "%s", err.msg);
+    if (!tpl) cli_fail_err(&err);
     if (print_template) {
         fputs(vet_template_text(tpl), stdout);
         vet_template_free(tpl);
@@ -299,7 +299,7 @@ int main(int argc, char **argv) {
     if (!text_mode) {
         if (!spm_path) cli_usage_error("--spm MODEL is required (the tokenizer.model of the base model)");
         spm = vet_spm_load(spm_path, &err);
-        if (!spm) cli_fail(strstr(err.msg, "not a SentencePiece") ? EXIT_BAD_INPUT : EXIT_IO, "%s", err.msg);
+        if (!spm) cli_fail_err(&err);
         bos = vet_spm_bos_id(spm);
         eos = vet_spm_eos_id(spm);
         if (eos < 0) cli_fail(EXIT_BAD_INPUT, "%s: the tokenizer has no EOS id: a response could not end", vet_spm_path(spm));
@@ -402,7 +402,7 @@ int main(int argc, char **argv) {
         vet_note copy;
         if (make_copy(&note, partner, &copy, &copy_id, &copy_note, &copy_input, &err) ||
             vet_template_prompt(tpl, &copy, &prompt, &err) || vet_template_response(tpl, &copy, &response, &err)) {
-            status = strstr(err.msg, "out of memory") ? EXIT_IO : EXIT_BAD_INPUT;
+            status = cli_exit_status(&err);
         } else {
             status = write_note(&o, &copy, note.id, &prompt, &response, &err);
         }

@@ -8,13 +8,13 @@
 #include <string.h>
 
 #include "cli.h"
-#include "config.h"
-#include "device.h"
-#include "model.h"
-#include "quant.h"
-#include "trainer.h"
+#include "io/config.h"
+#include "kernels/host/device.h"
+#include "model/model.h"
+#include "model/quant.h"
+#include "train/trainer.h"
 
-enum { EXIT_INTERRUPTED = 5, EXIT_NONFINITE = 6 };
+enum { EXIT_INTERRUPTED = 5 };
 
 static void usage(void) __attribute__((noreturn));
 static void usage(void) {
@@ -308,12 +308,7 @@ int main(int argc, char **argv) {
     vet_train_result res;
     if (vet_train_run(&o, on_step, &prog, &res, &err) < 0) {
         if (prog.tty && !prog.quiet) fputc('\n', stderr);
-        int status = strstr(err.msg, "not finite") ? EXIT_NONFINITE
-                     : (strstr(err.msg, "write failed") || strstr(err.msg, "cannot create") ||
-                        strstr(err.msg, "cannot open") || strstr(err.msg, "fsync"))
-                         ? EXIT_IO
-                         : EXIT_BAD_INPUT;
-        cli_fail(status, "%s", err.msg);
+        cli_fail_err(&err);
     }
     if (!prog.quiet) {
         fprintf(stderr, "vet-train: %s\n", res.model_desc);

@@ -7,9 +7,9 @@
 
 #include <sys/stat.h>
 
-#include "adapter.h"
-#include "config.h"
-#include "model.h"
+#include "model/adapter.h"
+#include "io/config.h"
+#include "model/model.h"
 
 static vet_config cfg;
 static unsigned char *good_cfg, *good_st;
@@ -62,7 +62,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         fz_write(cfg_path, data + 1, size - 1);
         fz_write(st_path, good_st, good_st_n);
     }
-    vet_err err = {{0}};
+    vet_err err = {0};
     vet_model m;
     memset(&m, 0, sizeof m);
     if (vet_model_init(&m, &cfg, 1, &err)) abort();

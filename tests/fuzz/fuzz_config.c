@@ -3,14 +3,14 @@
 // same shape (a config.json vet writes is one vet and transformers read).
 #include "fuzz_util.h"
 
-#include "config.h"
+#include "io/config.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     char in[300], out[300];
     fz_path(in, sizeof in, "config.json");
     fz_path(out, sizeof out, "saved.json");
     fz_write(in, data, size);
-    vet_err err = {{0}};
+    vet_err err = {0};
     vet_config c;
     if (vet_config_load(&c, in, &err)) { fz_check_msg(&err); return 0; }
     if (vet_config_validate(&c, &err)) abort();

@@ -2,7 +2,7 @@
 // the reader's promises checked (fields lie inside the row, the raw text holds no line end).
 #include "fuzz_util.h"
 
-#include "csv.h"
+#include "io/csv.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     char path[300];
@@ -10,7 +10,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     fz_write(path, data, size);
     FILE *f = fopen(path, "rb");
     if (!f) abort();
-    vet_err err = {{0}};
+    vet_err err = {0};
     vet_csv *c = vet_csv_open(f, "in.csv", &err);
     if (!c) { fz_check_msg(&err); fclose(f); return 0; }
     long last_line = 0;

@@ -4,7 +4,7 @@
 // through and its fields touched.
 #include "fuzz_util.h"
 
-#include "notes.h"
+#include "io/notes.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (size < 1) return 0;
@@ -18,7 +18,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     fz_write(path, data + 1, size - 1);
     FILE *f = fopen(path, "rb");
     if (!f) abort();
-    vet_err err = {{0}};
+    vet_err err = {0};
     vet_notes *s = vet_notes_open(f, name, &o, &err);
     if (!s) { fz_check_msg(&err); fclose(f); return 0; }
     volatile size_t sink = 0;

@@ -7,7 +7,7 @@
 
 #include <sys/stat.h>
 
-#include "safetensors.h"
+#include "io/safetensors.h"
 
 static char shard_dir[300];
 
@@ -55,7 +55,7 @@ static void check_table(const vet_tensors *t) {
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-    vet_err err = {{0}};
+    vet_err err = {0};
     vet_tensors *t;
     if (size && data[0] == '{') {
         char p[400];

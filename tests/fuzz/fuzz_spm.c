@@ -3,13 +3,13 @@
 // decode the ids, look up pieces.
 #include "fuzz_util.h"
 
-#include "spm.h"
+#include "data/spm.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     char path[300];
     fz_path(path, sizeof path, "tokenizer.model");
     fz_write(path, data, size);
-    vet_err err = {{0}};
+    vet_err err = {0};
     vet_spm *s = vet_spm_load(path, &err);
     if (!s) { fz_check_msg(&err); return 0; }
     int V = vet_spm_vocab_size(s);

@@ -7,9 +7,9 @@
 
 #include <zstd.h>
 
-#include "mp.h"
-#include "packed.h"
-#include "stream.h"
+#include "io/mp.h"
+#include "train/packed_set.h"
+#include "io/stream.h"
 
 static FILE *devnull;
 
@@ -19,7 +19,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
 }
 
 static void read_all(const char *path) {
-    vet_err err = {{0}};
+    vet_err err = {0};
     vet_reader *r = vet_reader_open(path, NULL, &err);
     if (!r) { fz_check_msg(&err); return; }
     const msgpack_object *h = vet_reader_header(r);

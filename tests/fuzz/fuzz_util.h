@@ -13,7 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "err.h"
+#include "base/err.h"
 
 static char fz_dir[256];
 

@@ -13,14 +13,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "../../kernels/ops_cuda.h"
+#include "kernels/ops_cuda.h"
 #include "../unit/check.h"
 #include "../unit/tiny_models.h"
-#include "device.h"
-#include "gpu_model.h"
-#include "lora.h"
-#include "model.h"
-#include "quant.h"
+#include "kernels/host/device.h"
+#include "kernels/host/gpu_model.h"
+#include "model/lora.h"
+#include "model/model.h"
+#include "model/quant.h"
 
 static vet_cuda *ctx;       // NULL: no usable device
 static char no_gpu[512];    // why

@@ -17,12 +17,12 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../../kernels/ops_cuda.h"
-#include "device.h"
-#include "half.h"
-#include "ops.h"
-#include "quant.h"
-#include "rng.h"
+#include "kernels/ops_cuda.h"
+#include "kernels/host/device.h"
+#include "base/half.h"
+#include "model/ops.h"
+#include "model/quant.h"
+#include "base/rng.h"
 
 static vet_cuda *ctx;
 static vet_rng rng;

@@ -20,10 +20,10 @@
 #include <string.h>
 
 #include "gpu_test_util.h"  // ctx, no_gpu, LLAMA, QWEN, max_rel, roundtrip_weights, ...
-#include "gpu_infer.h"
-#include "half.h"
-#include "infer.h"
-#include "ops.h"
+#include "kernels/host/gpu_infer.h"
+#include "base/half.h"
+#include "generate/decoder.h"
+#include "model/ops.h"
 
 #define TOL 1e-4      // fp32 logits after two layers: cuBLAS vs the CPU's summation order
 #define TOL_BF16 3e-2 // bf16 weights and GEMM inputs

@@ -18,8 +18,8 @@
 #include <string.h>
 
 #include "gpu_test_util.h"  // ctx, no_gpu, LLAMA, QWEN, max_rel, roundtrip_weights, ...
-#include "ops.h"
-#include "rng.h"
+#include "model/ops.h"
+#include "base/rng.h"
 
 #define TOL 1e-5
 

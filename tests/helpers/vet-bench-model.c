@@ -13,10 +13,10 @@
 #include <string.h>
 #include <time.h>
 
-#include "config.h"
-#include "model.h"
-#include "ops.h"
-#include "rng.h"
+#include "io/config.h"
+#include "model/model.h"
+#include "model/ops.h"
+#include "base/rng.h"
 
 static double now(void) {
     struct timespec ts;

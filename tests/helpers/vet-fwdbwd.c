@@ -21,10 +21,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "adapter.h"
-#include "model.h"
-#include "rng.h"
-#include "safetensors.h"
+#include "model/adapter.h"
+#include "model/model.h"
+#include "base/rng.h"
+#include "io/safetensors.h"
 
 static const char *usage =
     "usage: vet-fwdbwd --model DIR [--adapter DIR | --full] --batch FILE.json --out FILE.safetensors [--threads N]\n"

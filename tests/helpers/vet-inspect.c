@@ -15,9 +15,9 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "config.h"
-#include "hfdir.h"
-#include "safetensors.h"
+#include "io/config.h"
+#include "io/hfdir.h"
+#include "io/safetensors.h"
 
 static int fail(const char *msg) {
     fprintf(stderr, "vet-inspect: %s\n", msg);

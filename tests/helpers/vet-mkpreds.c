@@ -10,11 +10,11 @@
 #include <string.h>
 
 #include "../../tools/cli.h"
-#include "csv.h"
-#include "labels.h"
-#include "metrics.h"
-#include "mp.h"
-#include "stream.h"
+#include "io/csv.h"
+#include "data/labels.h"
+#include "eval/metrics.h"
+#include "io/mp.h"
+#include "io/stream.h"
 
 static void pack_json(msgpack_packer *pk, const json_t *v) {
     switch (json_typeof(v)) {

@@ -12,8 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "mp.h"
-#include "stream.h"
+#include "io/mp.h"
+#include "io/stream.h"
 
 static void die(const char *msg, const char *detail) {
     fprintf(stderr, "vet-mktokens: %s%s%s\n", msg, detail ? ": " : "", detail ? detail : "");

@@ -8,10 +8,10 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "adapter.h"
+#include "model/adapter.h"
 #include "check.h"
-#include "rng.h"
-#include "safetensors.h"
+#include "base/rng.h"
+#include "io/safetensors.h"
 
 // A tiny shape: 2 layers, dim 32, GQA 4/2 heads of 8, MLP 64, vocab 64.
 static vet_config tiny_config(int dim, int n_layers) {

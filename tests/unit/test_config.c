@@ -5,10 +5,10 @@
 #include <unistd.h>
 
 #include "check.h"
-#include "config.h"
-#include "half.h"
-#include "hfdir.h"
-#include "safetensors.h"
+#include "io/config.h"
+#include "base/half.h"
+#include "io/hfdir.h"
+#include "io/safetensors.h"
 
 static char tmpdir[256];
 
@@ -31,7 +31,7 @@ static const char *write_json(const char *text) {
 // Loads text as config.json; expects failure with `want` in the message.
 static void expect_refused(const char *text, const char *want) {
     vet_config c;
-    vet_err err = {{0}};
+    vet_err err = {0};
     CHECK(vet_config_load(&c, write_json(text), &err) == -1);
     CHECK_CONTAINS(err.msg, want);
 }
@@ -63,7 +63,7 @@ static const char *QWEN25 =
 
 static void test_load_llama2(void) {
     vet_config c;
-    vet_err err = {{0}};
+    vet_err err = {0};
     CHECK(vet_config_load(&c, write_json(LLAMA2), &err) == 0);
     CHECK_STR(c.arch, "llama");
     CHECK(c.dim == 4096 && c.hidden_dim == 11008 && c.n_layers == 32 && c.n_heads == 32 && c.n_kv_heads == 32);
@@ -79,7 +79,7 @@ static void test_load_llama2(void) {
 
 static void test_load_llama31_rope_scaling(void) {
     vet_config c;
-    vet_err err = {{0}};
+    vet_err err = {0};
     CHECK(vet_config_load(&c, write_json(LLAMA31), &err) == 0);
     CHECK(c.n_kv_heads == 8 && c.head_dim == 128 && c.vocab_size == 128256);
     CHECK(c.rope_theta == 500000.0f && c.rope_type == VET_ROPE_LLAMA3);
@@ -102,7 +102,7 @@ static void test_load_llama31_rope_scaling(void) {
 // transformers 5 writes rope_parameters (with rope_theta inside) and "dtype".
 static void test_load_rope_parameters(void) {
     vet_config c;
-    vet_err err = {{0}};
+    vet_err err = {0};
     const char *v5 = "{\"architectures\": [\"LlamaForCausalLM\"], \"dtype\": \"bfloat16\", \"head_dim\": 16,"
                      " \"hidden_size\": 64, \"intermediate_size\": 160, \"num_hidden_layers\": 2, \"num_attention_heads\": 4,"
                      " \"num_key_value_heads\": 2, \"vocab_size\": 300, \"rope_parameters\": {\"factor\": 8.0,"
@@ -122,7 +122,7 @@ static void test_load_rope_parameters(void) {
 
 static void test_load_qwen25(void) {
     vet_config c;
-    vet_err err = {{0}};
+    vet_err err = {0};
     CHECK(vet_config_load(&c, write_json(QWEN25), &err) == 0);
     CHECK_STR(c.arch, "qwen2");
     CHECK(c.dim == 3584 && c.hidden_dim == 18944 && c.n_layers == 28 && c.n_heads == 28 && c.n_kv_heads == 4);
@@ -135,7 +135,7 @@ static void test_load_qwen25(void) {
 // An early-2023 Alpaca/LLaMA-1 conversion: "LLaMAForCausalLM", max_sequence_length, pad -1.
 static void test_load_alpaca_era(void) {
     vet_config c;
-    vet_err err = {{0}};
+    vet_err err = {0};
     const char *old = "{\"architectures\": [\"LLaMAForCausalLM\"], \"bos_token_id\": 0, \"eos_token_id\": 1,"
                       " \"hidden_act\": \"silu\", \"hidden_size\": 4096, \"intermediate_size\": 11008,"
                       " \"initializer_range\": 0.02, \"max_sequence_length\": 2048, \"model_type\": \"llama\","
@@ -172,14 +172,14 @@ static void test_refusals(void) {
     expect_refused("{\"architectures\": [\"LlamaForCausalLM\"],\n \"hidden_size\": 64,,}", "config.json:2: not valid JSON");
     expect_refused("[1]", "not a JSON object");
     vet_config c;
-    vet_err err = {{0}};
+    vet_err err = {0};
     CHECK(vet_config_load(&c, tmp_path("nope/config.json"), &err) == -1);
     CHECK_CONTAINS(err.msg, "nope/config.json: No such file");
 }
 
 static void test_presets(void) {
     vet_config c;
-    vet_err err = {{0}};
+    vet_err err = {0};
     const char *names[] = {"tiny", "small", "llama-7b", "llama3-8b", "qwen2.5-7b"};
     for (int i = 0; i < 5; i++) {
         CHECK(vet_config_preset(&c, names[i], &err) == 0);
@@ -222,7 +222,7 @@ static int same_config(const vet_config *a, const vet_config *b) {
 
 static void test_save_load_round_trip(void) {
     const char *names[] = {"tiny", "small", "llama-7b", "llama3-8b", "qwen2.5-7b"};
-    vet_err err = {{0}};
+    vet_err err = {0};
     for (int i = 0; i < 5; i++) {
         vet_config a, b;
         CHECK(vet_config_preset(&a, names[i], &err) == 0);
@@ -259,7 +259,7 @@ static void test_hf_names(void) {
     CHECK_STR(vet_hf_name(buf, sizeof buf, 3, "self_attn.q_proj.weight"), "model.layers.3.self_attn.q_proj.weight");
     CHECK_STR(vet_hf_name(buf, sizeof buf, -1, "model.norm.weight"), "model.norm.weight");
     vet_config c;
-    vet_err err = {{0}};
+    vet_err err = {0};
     CHECK(vet_config_preset(&c, "qwen2.5-7b", &err) == 0);
     int n = vet_hf_tensors(&c, NULL, 0);
     CHECK(n == 1 + 28 * 12 + 2);   // 9 weights + 3 biases per layer
@@ -281,7 +281,7 @@ static void test_hf_names(void) {
 
 static void test_hf_init_dir(void) {
     vet_config c;
-    vet_err err = {{0}};
+    vet_err err = {0};
     CHECK(vet_config_preset(&c, "tiny", &err) == 0);
     c.pad_id = 0;
     char dir[300], dir2[300];
@@ -355,7 +355,7 @@ static void test_hf_init_dir(void) {
 
 static void test_hf_check_tensors(void) {
     vet_config c;
-    vet_err err = {{0}};
+    vet_err err = {0};
     CHECK(vet_config_preset(&c, "tiny", &err) == 0);
     char dir[300];
     snprintf(dir, sizeof dir, "%s/init/a", tmpdir);
@@ -378,7 +378,7 @@ static void test_hf_check_tensors(void) {
 
 static void test_hf_refusals(void) {
     vet_config c;
-    vet_err err = {{0}};
+    vet_err err = {0};
     CHECK(vet_config_preset(&c, "tiny", &err) == 0);
     // Far beyond any machine's memory: refused before allocating, with the numbers.
     c.vocab_size = 1 << 24, c.dim = 1 << 16, c.n_heads = 512, c.head_dim = 128, c.n_kv_heads = 512;

@@ -6,13 +6,13 @@
 #include <string.h>
 
 #include "check.h"
-#include "config.h"
-#include "constrain.h"
-#include "infer.h"
-#include "labels.h"
-#include "model.h"
-#include "ops.h"
-#include "rng.h"
+#include "io/config.h"
+#include "generate/constrain.h"
+#include "generate/decoder.h"
+#include "data/labels.h"
+#include "model/model.h"
+#include "model/ops.h"
+#include "base/rng.h"
 
 static char *labels[] = {"1679004", "40214000", "4021", "Foot Rot", "A, B"};
 #define N_LABELS 5

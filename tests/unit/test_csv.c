@@ -1,6 +1,6 @@
 // test_csv.c — the RFC 4180 reader on the edge cases real exports produce.
 #include "check.h"
-#include "csv.h"
+#include "io/csv.h"
 
 // Reads all of text and describes it: one "LINE:[f1|f2]" per row, "LINE:BAD" per rejected
 // row, joined by spaces. The last error message goes to errbuf.
@@ -8,7 +8,7 @@ static char *parse(const char *text, size_t len, char *errbuf) {
     static char out[4096];
     out[0] = '\0';
     FILE *f = fmemopen((void *)text, len, "rb");
-    vet_err err = {{0}};
+    vet_err err = {0};
     vet_csv *c = vet_csv_open(f, "t.csv", &err);
     int rc;
     while ((rc = vet_csv_next(c, &err)) != VET_CSV_EOF && rc != VET_CSV_IOERR) {

@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "check.h"
-#include "device.h"
+#include "kernels/host/device.h"
 
 static void test_probe_answers(void) {
     char why[512];

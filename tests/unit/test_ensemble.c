@@ -8,11 +8,11 @@
 #include <string.h>
 
 #include "check.h"
-#include "ensemble.h"
-#include "infer.h"
-#include "model.h"
-#include "ops.h"
-#include "rng.h"
+#include "generate/ensemble.h"
+#include "generate/decoder.h"
+#include "model/model.h"
+#include "model/ops.h"
+#include "base/rng.h"
 #include "tiny_models.h"
 
 // The shape of test_infer.c's models: a vocabulary of 61, two layers.

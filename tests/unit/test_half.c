@@ -4,7 +4,7 @@
 #include <math.h>
 
 #include "check.h"
-#include "half.h"
+#include "base/half.h"
 
 static void test_f16_exact_values(void) {
     CHECK(vet_f32_to_f16(0.0f) == 0x0000);

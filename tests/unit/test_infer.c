@@ -8,12 +8,12 @@
 #include <string.h>
 
 #include "check.h"
-#include "config.h"
-#include "infer.h"
-#include "model.h"
-#include "model_io.h"
-#include "ops.h"
-#include "rng.h"
+#include "io/config.h"
+#include "generate/decoder.h"
+#include "model/model.h"
+#include "model/model_save.h"
+#include "model/ops.h"
+#include "base/rng.h"
 #include "tiny_models.h"
 
 // Odd sizes on purpose: dim 40 and hidden 56 leave a tail after the vector chunks, vocab 61

@@ -1,6 +1,6 @@
 // test_labels.c — label vocabularies, codes files and finding labels in generated text.
 #include "check.h"
-#include "labels.h"
+#include "data/labels.h"
 
 // Extracts labels from text and joins them as "a|b|c" (unknown numeric codes marked "?a").
 static const char *extract(const vet_labels *v, const char *text) {

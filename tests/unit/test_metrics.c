@@ -3,8 +3,8 @@
 #include <unistd.h>
 
 #include "check.h"
-#include "labels.h"
-#include "metrics.h"
+#include "data/labels.h"
+#include "eval/metrics.h"
 
 #define A "1679004"
 #define B "3974005"
@@ -236,12 +236,12 @@ static const char *fixture_path(const char *name) {
 
 // Reads a whole predictions file into a vet_eval; NULL with err on failure.
 static vet_eval *read_all(const char *path, int format, vet_err *err) {
-    vet_pred_reader *r = vet_pred_open(path, format, NULL, err);
+    vet_pred_reader *r = vet_pred_open(path, format, err);
     if (!r) return NULL;
     vet_eval *e = vet_eval_new();
     vet_pred rec;
     int rc;
-    while ((rc = vet_pred_next(r, &rec, NULL, err)) == 1) {
+    while ((rc = vet_pred_next(r, &rec, err)) == 1) {
         vet_eval_add(e, rec.species, rec.gold, rec.ngold, rec.pred, rec.npred, err);
         vet_pred_clear(&rec);
     }
@@ -271,11 +271,11 @@ static void test_read_fixtures(void) {
     }
     // The JSON lines reader also takes text, tokens and ms.
     vet_err err;
-    vet_pred_reader *r = vet_pred_open(fixture_path("small.jsonl"), VET_PRED_JSONL, NULL, &err);
+    vet_pred_reader *r = vet_pred_open(fixture_path("small.jsonl"), VET_PRED_JSONL, &err);
     CHECK(r != NULL);
     if (!r) return;
     vet_pred rec;
-    CHECK(vet_pred_next(r, &rec, NULL, &err) == 1);
+    CHECK(vet_pred_next(r, &rec, &err) == 1);
     CHECK_STR(rec.id, "s1");
     CHECK_STR(rec.text, "Diagnosed conditions: 1679004");
     CHECK(rec.tokens == 9 && rec.ms == 120.5);
@@ -317,10 +317,9 @@ static void test_bad_input(void) {
     bad("empty.csv", "", VET_PRED_SNIFF, "empty input");
     bad("notstream.csv", "id,gold,pred\n", VET_PRED_STREAM, "not a vet stream");
     vet_err err;
-    bool io = false;
     snprintf(fixture, sizeof fixture, "%s/does-not-exist.csv", dir);
-    CHECK(vet_pred_open(fixture, VET_PRED_SNIFF, &io, &err) == NULL);
-    CHECK(io);
+    CHECK(vet_pred_open(fixture, VET_PRED_SNIFF, &err) == NULL);
+    CHECK(err.kind == VET_E_IO);
     CHECK_CONTAINS(err.msg, "cannot open");
     // A header-only CSV is a valid, empty set: the reader ends at once (vet-eval then says n = 0).
     vet_eval *e = read_all(write_tmp("header.csv", "id,gold,pred\n"), VET_PRED_SNIFF, &err);

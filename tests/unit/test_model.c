@@ -9,12 +9,12 @@
 #include <unistd.h>
 
 #include "check.h"
-#include "config.h"
-#include "lora.h"
-#include "model.h"
-#include "ops.h"
-#include "rng.h"
-#include "safetensors.h"
+#include "io/config.h"
+#include "model/lora.h"
+#include "model/model.h"
+#include "model/ops.h"
+#include "base/rng.h"
+#include "io/safetensors.h"
 #include "tiny_models.h"
 
 // dim 16, hidden 24, GQA 4/2 heads of 4, vocab 23; llama3 with a short original context so all

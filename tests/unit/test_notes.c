@@ -1,8 +1,8 @@
 // test_notes.c — the note source over CSV, Alpaca JSON and JSONL; rejected rows and their
 // messages; DLO's CSV and JSON give the same prompts and responses.
 #include "check.h"
-#include "notes.h"
-#include "template.h"
+#include "io/notes.h"
+#include "data/template.h"
 
 typedef struct {
     FILE *f;

@@ -10,8 +10,8 @@
 #include <string.h>
 
 #include "check.h"
-#include "ops.h"
-#include "rng.h"
+#include "model/ops.h"
+#include "base/rng.h"
 
 static float *randn(int n, uint64_t seed, float std) {
     vet_rng r;

@@ -3,8 +3,8 @@
 #include <stdlib.h>
 
 #include "check.h"
-#include "pack.h"
-#include "rng.h"
+#include "data/pack.h"
+#include "base/rng.h"
 
 // Checks a packing: every sample in exactly one row, no row over seq_len, rows listed in
 // input order, no empty row. Returns the number of problems.
@@ -134,7 +134,7 @@ static void test_ffd_rejects(void) {
     int32_t lens[] = {3, 11};
     int32_t row_of[2];
     size_t n_rows;
-    vet_err err = {{0}};
+    vet_err err = {0};
     CHECK(vet_pack_ffd(lens, 2, 10, row_of, &n_rows, &err) == -1);
     CHECK_CONTAINS(err.msg, "sample 1 has 11 tokens");
     int32_t zero[] = {0};

@@ -9,8 +9,8 @@
 #include <string.h>
 
 #include "check.h"
-#include "quant.h"
-#include "rng.h"
+#include "model/quant.h"
+#include "base/rng.h"
 
 static float *randn(size_t n, float sd, uint64_t seed) {
     vet_rng r;

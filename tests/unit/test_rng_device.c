@@ -7,9 +7,9 @@
 #include <string.h>
 
 #include "check.h"
-#include "ops.h"
-#include "rng.h"
-#include "rng_core.h"
+#include "model/ops.h"
+#include "base/rng.h"
+#include "base/rng_core.h"
 
 // Values from an independent implementation (Python integers, written from the algorithms'
 // definitions); the splitmix64 ones are also the published reference outputs for seed 1234567.

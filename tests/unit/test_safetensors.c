@@ -6,8 +6,8 @@
 #include <unistd.h>
 
 #include "check.h"
-#include "half.h"
-#include "safetensors.h"
+#include "base/half.h"
+#include "io/safetensors.h"
 
 static char tmpdir[256];
 
@@ -34,7 +34,7 @@ static void write_raw(const char *path, const char *header, uint64_t hlen, size_
 
 // Opens path expecting failure; checks the message holds `want`.
 static void expect_open_error(const char *path, const char *want) {
-    vet_err err = {{0}};
+    vet_err err = {0};
     vet_tensors *t = vet_tensors_open_file(path, &err);
     CHECK(t == NULL);
     CHECK_CONTAINS(err.msg, want);
@@ -122,7 +122,7 @@ static void test_round_trip_all_dtypes(void) {
     uint8_t u8[5] = {0, 1, 2, 200, 255};
     int8_t i8[2] = {-100, 100};
     int64_t s34[2] = {3, 4}, s4[1] = {4}, s2[1] = {2}, s5[1] = {5}, s112[3] = {1, 12, 1};
-    vet_err err = {{0}};
+    vet_err err = {0};
     vet_st_writer *w = vet_st_writer_new();
     CHECK(vet_st_writer_add(w, "z.f32", VET_DT_F32, 2, s34, f, &err) == 0);
     CHECK(vet_st_writer_add_f32_as(w, "a.bf16", VET_DT_BF16, 2, s34, f, &err) == 0);
@@ -184,7 +184,7 @@ static void test_writer_layout(void) {
     float a[3] = {1, 2, 3};
     uint8_t b[1] = {9};
     int64_t s3[1] = {3}, s1[1] = {1};
-    vet_err err = {{0}};
+    vet_err err = {0};
     vet_st_writer *w = vet_st_writer_new();
     CHECK(vet_st_writer_add(w, "b", VET_DT_U8, 1, s1, b, &err) == 0);
     CHECK(vet_st_writer_add(w, "a", VET_DT_F32, 1, s3, a, &err) == 0);
@@ -213,7 +213,7 @@ static void test_writer_layout(void) {
 static void test_writer_refuses(void) {
     float a[2] = {0};
     int64_t s2[1] = {2}, neg[1] = {-1};
-    vet_err err = {{0}};
+    vet_err err = {0};
     vet_st_writer *w = vet_st_writer_new();
     CHECK(vet_st_writer_add(w, "x", VET_DT_F32, 1, s2, a, &err) == 0);
     CHECK(vet_st_writer_add(w, "x", VET_DT_F32, 1, s2, a, &err) == -1);
@@ -232,7 +232,7 @@ static void test_writer_refuses(void) {
 static void test_read_shape_mismatch(void) {
     float a[6] = {0};
     int64_t s23[2] = {2, 3}, s32[2] = {3, 2}, s6[1] = {6};
-    vet_err err = {{0}};
+    vet_err err = {0};
     vet_st_writer *w = vet_st_writer_new();
     vet_st_writer_add(w, "w", VET_DT_F32, 2, s23, a, &err);
     const char *path = tmp_path("shape.safetensors");
@@ -304,7 +304,7 @@ static void test_hostile_files(void) {
     write_raw(p, "{\"e\": {\"dtype\": \"F32\", \"shape\": [0], \"data_offsets\": [4, 4]},"
                  " \"f\": {\"dtype\": \"F32\", \"shape\": [0, 3], \"data_offsets\": [4, 4]},"
                  " \"g\": {\"dtype\": \"I32\", \"shape\": [2], \"data_offsets\": [0, 8]}}   ", UINT64_MAX, 8);
-    vet_err err = {{0}};
+    vet_err err = {0};
     vet_tensors *t = vet_tensors_open_file(p, &err);
     CHECK(t != NULL);
     if (!t) fprintf(stderr, "%s\n", err.msg);
@@ -316,7 +316,7 @@ static void test_hostile_files(void) {
 static void write_shard(const char *name, const char *tensor_a, const char *tensor_b, float base) {
     float a[4] = {base, base + 1, base + 2, base + 3};
     int64_t s[2] = {2, 2};
-    vet_err err = {{0}};
+    vet_err err = {0};
     vet_st_writer *w = vet_st_writer_new();
     vet_st_writer_add(w, tensor_a, VET_DT_F32, 2, s, a, &err);
     if (tensor_b) vet_st_writer_add_f32_as(w, tensor_b, VET_DT_BF16, 2, s, a, &err);
@@ -334,7 +334,7 @@ static void test_sharded_dir(void) {
     char dir[300];
     snprintf(dir, sizeof dir, "%s/sharded", tmpdir);
     mkdir(dir, 0777);
-    vet_err err = {{0}};
+    vet_err err = {0};
     CHECK(vet_tensors_open_dir(dir, &err) == NULL);
     CHECK_CONTAINS(err.msg, "no model.safetensors or model.safetensors.index.json");
 

@@ -3,7 +3,7 @@
 #include <stdint.h>
 
 #include "check.h"
-#include "sha256.h"
+#include "base/sha256.h"
 
 static void known_vectors(void) {
     char hex[65];

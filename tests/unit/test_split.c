@@ -3,12 +3,12 @@
 #include <stdlib.h>
 
 #include "check.h"
-#include "rng.h"
-#include "split.h"
+#include "base/rng.h"
+#include "data/split.h"
 
 static void test_parse_shares(void) {
     double s[3];
-    vet_err err = {{0}};
+    vet_err err = {0};
     CHECK(vet_split_parse_shares("80/10/10", s, &err) == 0);
     CHECK_NEAR(s[0], 0.8, 1e-12);
     CHECK_NEAR(s[1], 0.1, 1e-12);

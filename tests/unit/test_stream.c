@@ -7,8 +7,8 @@
 #include <zstd.h>
 
 #include "check.h"
-#include "mp.h"
-#include "stream.h"
+#include "io/mp.h"
+#include "io/stream.h"
 
 static char dir[256];
 

@@ -2,11 +2,11 @@
 #include <stdlib.h>
 
 #include "check.h"
-#include "swap.h"
+#include "data/swap.h"
 
 static void test_parse(void) {
     vet_swap s;
-    vet_err err = {{0}};
+    vet_err err = {0};
     CHECK(vet_swap_parse("Cow=Buffalo,Sheep=Goat", &s, &err) == 0);
     CHECK(s.n == 2);
     CHECK_STR(vet_swap_partner(&s, "Cow"), "Buffalo");

@@ -2,8 +2,8 @@
 #include <stdint.h>
 
 #include "check.h"
-#include "synth.h"
-#include "template.h"
+#include "data/synth.h"
+#include "data/template.h"
 
 // The repository's own table: tests/run exports VET_TOP; from the top directory "." works.
 static vet_synth_table *repo_table(vet_err *err) {
@@ -30,7 +30,7 @@ static const char *MINI =
     "shows\tfever\t0.6\n";
 
 static void test_parse_mini(void) {
-    vet_err err = {{0}};
+    vet_err err = {0};
     vet_synth_table *t = vet_synth_table_parse(MINI, "mini.tsv", &err);
     CHECK(t != NULL);
     if (!t) {
@@ -50,7 +50,7 @@ static void test_parse_mini(void) {
 
 // Each case: a table text and a piece of the message it must give.
 static void expect_error(const char *text, const char *needle) {
-    vet_err err = {{0}};
+    vet_err err = {0};
     vet_synth_table *t = vet_synth_table_parse(text, "t.tsv", &err);
     CHECK(t == NULL);
     CHECK_CONTAINS(err.msg, needle);
@@ -104,14 +104,14 @@ static void test_parse_errors(void) {
 }
 
 static void test_load_missing(void) {
-    vet_err err = {{0}};
+    vet_err err = {0};
     CHECK(vet_synth_table_load("/nonexistent/diseases.tsv", &err) == NULL);
     CHECK_CONTAINS(err.msg, "/nonexistent/diseases.tsv: ");
 }
 
 // Every row of the file as one string, with the generator's view of each row.
 static char *generate(const vet_synth_table *t, vet_synth_opts o, long n, int alpaca) {
-    vet_err err = {{0}};
+    vet_err err = {0};
     char *buf = NULL;
     size_t len = 0;
     FILE *f = open_memstream(&buf, &len);
@@ -131,7 +131,7 @@ static char *generate(const vet_synth_table *t, vet_synth_opts o, long n, int al
 }
 
 static void test_determinism(void) {
-    vet_err err = {{0}};
+    vet_err err = {0};
     vet_synth_table *t = repo_table(&err);
     CHECK(t != NULL);
     if (!t) return (void)fprintf(stderr, "%s\n", err.msg);
@@ -179,7 +179,7 @@ static int csv_record(const char **p, char fields[][1024], int max) {
 }
 
 static void test_csv_shape(void) {
-    vet_err err = {{0}};
+    vet_err err = {0};
     vet_synth_table *t = repo_table(&err);
     CHECK(t != NULL);
     if (!t) return (void)fprintf(stderr, "%s\n", err.msg);
@@ -226,7 +226,7 @@ static void test_csv_shape(void) {
 }
 
 static void test_rates(void) {
-    vet_err err = {{0}};
+    vet_err err = {0};
     vet_synth_table *t = repo_table(&err);
     CHECK(t != NULL);
     if (!t) return (void)fprintf(stderr, "%s\n", err.msg);
@@ -282,7 +282,7 @@ static void test_rates(void) {
 }
 
 static void test_species_filter(void) {
-    vet_err err = {{0}};
+    vet_err err = {0};
     vet_synth_table *t = repo_table(&err);
     CHECK(t != NULL);
     if (!t) return (void)fprintf(stderr, "%s\n", err.msg);
@@ -311,7 +311,7 @@ static void test_species_filter(void) {
 
 // The repository's table covers the 14 DLO codes, and data/codes.tsv agrees with it.
 static void test_repo_table(void) {
-    vet_err err = {{0}};
+    vet_err err = {0};
     vet_synth_table *t = repo_table(&err);
     CHECK(t != NULL);
     if (!t) return (void)fprintf(stderr, "%s\n", err.msg);
@@ -349,7 +349,7 @@ static void test_repo_table(void) {
 
 // --alpaca-text renders the same prompt as the built-in "alpaca" template.
 static void test_alpaca_text(void) {
-    vet_err err = {{0}};
+    vet_err err = {0};
     vet_synth_table *t = vet_synth_table_parse(MINI, "mini.tsv", &err);
     CHECK(t != NULL);
     if (!t) return;

@@ -1,7 +1,7 @@
 // test_template.c — prompts rendered byte for byte as the reference recipe (alpaca-lora's
 // templates/alpaca.json) writes them, and the template file format.
 #include "check.h"
-#include "template.h"
+#include "data/template.h"
 
 static char *codes2[] = {"40214000", "1679004"};
 

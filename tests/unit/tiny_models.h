@@ -6,8 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "model.h"
-#include "rng.h"
+#include "model/model.h"
+#include "base/rng.h"
 
 enum { VAR_LLAMA, VAR_LLAMA3, VAR_QWEN_TIED };
 

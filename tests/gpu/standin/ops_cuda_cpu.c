@@ -13,10 +13,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../../kernels/ops_cuda.h"
-#include "half.h"
-#include "ops.h"
-#include "quant.h"
+#include "kernels/ops_cuda.h"
+#include "base/half.h"
+#include "model/ops.h"
+#include "model/quant.h"
 
 struct vet_cuda {
     int dev;

@@ -1,0 +1,571 @@
+// gpu_infer.c — the KV-cache forward of lib/infer.c on a CUDA device (see gpu_infer.h).
+//
+// One decode step for n slots, per layer (the CPU's sequence, op for op):
+//   h = rmsnorm(x)                                      (n,C)
+//   q, k, v = h·Wq^T(+bq), h·Wk^T(+bk), h·Wv^T(+bv)     (n,Q), (n,KV), (n,KV)
+//   rope(q, k) at each slot's position; k, v scattered into the slots' caches
+//   att = attention of each row against its slot's cache  (n,Q)
+//   x += att·Wo^T;  x += (silu(h2·Wgate^T) * h2·Wup^T)·Wdown^T  with h2 = rmsnorm(x)
+// then logits = rmsnorm(x)·lm_head^T (n,V), downloaded for sampling on the host.
+// Prefill runs the same sequence over the prompt's M positions, with the keys and values
+// computed straight into the slot's cache rows 0..M-1 and attention_forward_cuda over them.
+//
+// 16-bit mode (VET_GPU_BF16, or VET_GPU_FP16 for IEEE fp16): the weight matrices are stored in
+// that format and each GEMM's input is rounded to it once (x16), as lib/gpu_train.c does; the
+// GEMMs accumulate in fp32. Norms, biases, lm_head, caches and activations fp32. fp16 keeps a
+// float16 checkpoint's weights exactly (bf16 would drop 3 of their 10 mantissa bits).
+#include "kernels/host/gpu_infer.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifdef VET_CUDA
+
+#include "kernels/ops_cuda.h"
+#include "kernels/host/device.h"
+#include "base/half.h"
+#include "model/ops.h"
+#include "model/quant.h"
+#include "kernels/host/gpu_upload.h"
+
+#define ALIGN 256
+#define GIB(b) ((double)(b) / (1024.0 * 1024.0 * 1024.0))
+
+enum { K_WEIGHTS, K_CACHE, K_SCRATCH };
+
+// The projections, in vet_weights order: q, k, v, o, gate, up, down.
+enum { P_Q, P_K, P_V, P_O, P_GATE, P_UP, P_DOWN, P_N };
+
+struct vet_gpu_infer {
+    vet_cuda *ctx;
+    vet_config cfg;
+    int half;                               // weight matrices in 16 bits: bf16, or fp16 when fp16
+    int fp16;                               // VET_GPU_FP16: the 16-bit format is IEEE fp16
+    int quant;                              // 0, VET_CUDA_Q_INT8 or VET_CUDA_Q_NF4
+    int L, C, F, Q, KV, H, KVH, hd, V, W;  // W = max(C, Q, F): the widest GEMM input
+    int n_slots, max_len, R;                // R = max(max_len, n_slots): scratch rows
+    int *len;                               // host (n_slots): positions in each slot's cache
+    int32_t *h_in;                          // host (3*n_slots): a step's tokens, slots, positions
+
+    // --- device buffers (all inside mem) ---
+    float *w;                      // fp32 mode: the whole w_mem; the pointers below point into it
+    float *embed, *attn_norm, *mlp_norm, *final_norm, *lm_head, *bq, *bk, *bv;
+    float *mat[P_N];               // fp32 matrices (L, out, in); NULL in 16-bit mode
+    uint16_t *mat16[P_N];          // bf16 / fp16 matrices; NULL in fp32 mode
+    uint16_t *embed16;             // (V,C) 16-bit mode, untied embeddings only
+    // quantized mode (VET_GPU_INT8 / VET_GPU_NF4): projection t of layer l at
+    // qw[t] + l * q_bytes[t], qs[t] + l * q_scales[t] (lib/quant.h's formats); wdq holds one
+    // matrix dequantized (max_oi values, bf16 with VET_GPU_BF16, else fp32) for its GEMM
+    void *qw[P_N];
+    float *qs[P_N];
+    size_t q_bytes[P_N], q_scales[P_N], max_oi;
+    void *wdq;
+    float *kc, *vc;                // (L, n_slots, max_len, KV)
+    float *cos_t, *sin_t;          // (max_len, hd/2)
+    float *x, *h, *q, *att, *proj, *rstd, *lse;  // (R,C) (R,C) (R,Q) (R,Q) (R,C) (R) (R,H)
+    float *k, *v;                  // (n_slots, KV) a step's new rows
+    float *gate, *up, *act;        // (R,F)
+    float *logits;                 // (n_slots, V)
+    uint16_t *x16;                 // (R,W) 16-bit GEMM inputs (16-bit mode)
+    void *attn_scratch;            // attention_scratch_bytes(1, max_len, H)
+    int32_t *ids;                  // (max_len) a prompt
+    int32_t *in;                   // (3*n_slots) a step's tokens | slots | positions
+    int32_t *seq_pos, *seg0;       // (max_len) 0, 1, 2, ... and zeros: a prompt's pos and seg
+    void *mem;
+    vet_gpu_infer_plan plan;
+};
+
+typedef struct {
+    void **p;
+    size_t bytes;
+    int kind;
+} slot_t;
+#define MAX_SLOTS 64
+
+static size_t aligned(size_t b) { return (b + ALIGN - 1) / ALIGN * ALIGN; }
+
+// Out and in features of projection t.
+static void proj_dims(const vet_gpu_infer *g, int t, int *out, int *in) {
+    switch (t) {
+    case P_Q: *out = g->Q, *in = g->C; break;
+    case P_K: case P_V: *out = g->KV, *in = g->C; break;
+    case P_O: *out = g->C, *in = g->Q; break;
+    case P_GATE: case P_UP: *out = g->F, *in = g->C; break;
+    default: *out = g->C, *in = g->F; break;
+    }
+}
+
+static int set_dims(vet_gpu_infer *g, const vet_config *c, int n_slots, int max_len, unsigned flags,
+                    vet_err *err) {
+    if (n_slots < 1 || max_len < 1)
+        return vet_errf(err, "GPU inference needs at least one slot of one position (got %d x %d)", n_slots,
+                        max_len);
+    if (c->head_dim % 2 || c->head_dim > 128)
+        return vet_errf(err, "head_dim %d: the CUDA attention needs an even head_dim <= 128", c->head_dim);
+    if (flags & VET_GPU_FULL) return vet_errf(err, "VET_GPU_FULL is a training option");
+    if ((flags & VET_GPU_INT8) && (flags & VET_GPU_NF4))
+        return vet_errf(err, "VET_GPU_INT8 and VET_GPU_NF4 together: choose one quantization");
+    g->cfg = *c;
+    g->fp16 = (flags & VET_GPU_FP16) != 0;
+    if (g->fp16 && (flags & VET_GPU_BF16))
+        return vet_errf(err, "VET_GPU_FP16 and VET_GPU_BF16 together: choose one 16-bit format");
+    if (g->fp16 && (flags & (VET_GPU_INT8 | VET_GPU_NF4)))
+        return vet_errf(err, "VET_GPU_FP16 with quantized weights is not supported (they are dequantized to "
+                             "bf16 or fp32 for their GEMMs)");
+    g->half = g->fp16 || (flags & VET_GPU_BF16) != 0;
+    g->quant = flags & VET_GPU_INT8 ? VET_CUDA_Q_INT8 : flags & VET_GPU_NF4 ? VET_CUDA_Q_NF4 : 0;
+    g->L = c->n_layers, g->C = c->dim, g->F = c->hidden_dim, g->H = c->n_heads;
+    g->KVH = c->n_kv_heads, g->hd = c->head_dim, g->V = c->vocab_size;
+    g->Q = g->H * g->hd, g->KV = g->KVH * g->hd;
+    g->W = g->C > g->Q ? g->C : g->Q;
+    if (g->F > g->W) g->W = g->F;
+    g->n_slots = n_slots, g->max_len = max_len;
+    g->R = max_len > n_slots ? max_len : n_slots;
+    g->max_oi = 0;
+    for (int t = 0; t < P_N; t++) {
+        int out, in;
+        proj_dims(g, t, &out, &in);
+        size_t n = (size_t)out * in;
+        g->q_bytes[t] = g->quant == VET_CUDA_Q_INT8 ? n : vet_nf4_bytes(n);
+        g->q_scales[t] = g->quant == VET_CUDA_Q_INT8 ? (size_t)out : vet_nf4_blocks(n);
+        if (n > g->max_oi) g->max_oi = n;
+    }
+    return 0;
+}
+
+static int layout(vet_gpu_infer *g, slot_t *s) {
+    int n = 0;
+    size_t L = g->L, C = g->C, F = g->F, Q = g->Q, KV = g->KV, V = g->V, R = g->R, S = g->n_slots;
+    size_t f = sizeof(float), i32 = sizeof(int32_t), u16 = sizeof(uint16_t);
+#define PUT(ptr, nbytes, k) (s[n].p = (void **)&(ptr), s[n].bytes = (nbytes), s[n].kind = (k), n++)
+    if (!g->half && !g->quant) {
+        PUT(g->w, vet_config_n_params(&g->cfg) * f, K_WEIGHTS);
+    } else {
+        for (int t = 0; t < P_N; t++) {
+            int out, in;
+            proj_dims(g, t, &out, &in);
+            if (g->quant) {
+                PUT(g->qw[t], L * g->q_bytes[t], K_WEIGHTS);
+                PUT(g->qs[t], L * g->q_scales[t] * f, K_WEIGHTS);
+            } else {
+                PUT(g->mat16[t], L * out * in * u16, K_WEIGHTS);
+            }
+        }
+        if (!g->cfg.tie_embeddings) {
+            if (g->half) PUT(g->embed16, V * C * u16, K_WEIGHTS);
+            else PUT(g->embed, V * C * f, K_WEIGHTS);  // quantized matrices, fp32 compute
+        }
+        PUT(g->attn_norm, L * C * f, K_WEIGHTS);
+        PUT(g->mlp_norm, L * C * f, K_WEIGHTS);
+        PUT(g->final_norm, C * f, K_WEIGHTS);
+        if (g->cfg.qkv_bias) {
+            PUT(g->bq, L * Q * f, K_WEIGHTS);
+            PUT(g->bk, L * KV * f, K_WEIGHTS);
+            PUT(g->bv, L * KV * f, K_WEIGHTS);
+        }
+        PUT(g->lm_head, V * C * f, K_WEIGHTS);
+    }
+    PUT(g->kc, L * S * g->max_len * KV * f, K_CACHE);
+    PUT(g->vc, L * S * g->max_len * KV * f, K_CACHE);
+
+    PUT(g->cos_t, (size_t)g->max_len * g->hd / 2 * f, K_SCRATCH);
+    PUT(g->sin_t, (size_t)g->max_len * g->hd / 2 * f, K_SCRATCH);
+    PUT(g->x, R * C * f, K_SCRATCH);
+    PUT(g->h, R * C * f, K_SCRATCH);
+    PUT(g->q, R * Q * f, K_SCRATCH);
+    PUT(g->att, R * Q * f, K_SCRATCH);
+    PUT(g->proj, R * C * f, K_SCRATCH);
+    PUT(g->rstd, R * f, K_SCRATCH);
+    PUT(g->lse, R * g->H * f, K_SCRATCH);
+    PUT(g->k, S * KV * f, K_SCRATCH);
+    PUT(g->v, S * KV * f, K_SCRATCH);
+    PUT(g->gate, R * F * f, K_SCRATCH);
+    PUT(g->up, R * F * f, K_SCRATCH);
+    PUT(g->act, R * F * f, K_SCRATCH);
+    PUT(g->logits, S * V * f, K_SCRATCH);
+    if (g->half) PUT(g->x16, R * g->W * u16, K_SCRATCH);
+    if (g->quant) PUT(g->wdq, g->max_oi * (g->half ? u16 : f), K_SCRATCH);
+    PUT(g->attn_scratch, attention_scratch_bytes(1, g->max_len, g->H), K_SCRATCH);
+    PUT(g->ids, (size_t)g->max_len * i32, K_SCRATCH);
+    PUT(g->in, 3 * S * i32, K_SCRATCH);
+    PUT(g->seq_pos, (size_t)g->max_len * i32, K_SCRATCH);
+    PUT(g->seg0, (size_t)g->max_len * i32, K_SCRATCH);
+#undef PUT
+    return n;
+}
+
+static void plan_of(const slot_t *s, int n, vet_gpu_infer_plan *p) {
+    memset(p, 0, sizeof *p);
+    for (int i = 0; i < n; i++) {
+        size_t b = aligned(s[i].bytes);
+        if (s[i].kind == K_WEIGHTS) p->weights += b;
+        else if (s[i].kind == K_CACHE) p->cache += b;
+        else p->scratch += b;
+    }
+    p->total = p->weights + p->cache + p->scratch;
+}
+
+int vet_gpu_infer_plan_bytes(const vet_config *c, int n_slots, int max_len, unsigned flags,
+                             vet_gpu_infer_plan *out, vet_err *err) {
+    vet_gpu_infer *g = calloc(1, sizeof *g);  // only its sizes are used
+    if (!g) return vet_err_nomem(err, "out of memory");
+    int rc = set_dims(g, c, n_slots, max_len, flags, err);
+    if (rc == 0) {
+        slot_t s[MAX_SLOTS];
+        plan_of(s, layout(g, s), out);
+    }
+    free(g);
+    return rc;
+}
+
+// ---------------------------------------------------------------------------------------
+// Device, creation
+
+vet_cuda *vet_gpu_infer_open(int dev, char *name, size_t n, size_t *free_bytes,
+                             size_t *total_bytes, vet_err *err) {
+    char why[512];
+    if (!vet_cuda_available(why, sizeof why)) {
+        vet_errf(err, "%s", why);
+        return NULL;
+    }
+    if (vet_cuda_device_name(dev, name, n, err) < 0) return NULL;
+    vet_cuda *ctx = vet_cuda_new(dev, err);
+    if (!ctx) return NULL;
+    if (vet_cuda_mem_info(ctx, free_bytes, total_bytes, err) < 0) {
+        vet_cuda_free(ctx);
+        return NULL;
+    }
+    return ctx;
+}
+
+void vet_gpu_infer_close(vet_cuda *ctx) {
+    if (ctx) vet_cuda_free(ctx);
+}
+
+// Quantized mode: each layer's matrix of each projection quantized on the host (lib/quant.c)
+// and uploaded as stored.
+static int upload_quantized(vet_gpu_infer *g, const float *const host[P_N], vet_err *err) {
+    static const char *const names[P_N] = {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"};
+    for (int t = 0; t < P_N; t++) {
+        int out, in;
+        proj_dims(g, t, &out, &in);
+        if (vet_gpu_upload_quantized(g->ctx, g->quant, host[t], g->L, out, in, g->qw[t], g->q_bytes[t], g->qs[t],
+                                     g->q_scales[t], names[t], err) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+static int upload_weights(vet_gpu_infer *g, const vet_model *m, vet_err *err) {
+    vet_cuda *ctx = g->ctx;
+    const vet_weights *w = &m->w;
+    size_t L = g->L;
+    const float *host[P_N] = {w->wq, w->wk, w->wv, w->wo, w->wgate, w->wup, w->wdown};
+    if (!g->half && !g->quant) {
+        if (vet_gpu_upload_f32(ctx, g->w, m->w_mem, m->n_w, err) < 0) return -1;
+#define AT(p) ((p) ? g->w + ((p) - m->w_mem) : NULL)
+        g->embed = AT(w->embed), g->attn_norm = AT(w->attn_norm), g->mlp_norm = AT(w->mlp_norm);
+        g->final_norm = AT(w->final_norm), g->lm_head = AT(w->lm_head);
+        g->bq = AT(w->bq), g->bk = AT(w->bk), g->bv = AT(w->bv);
+        for (int t = 0; t < P_N; t++) g->mat[t] = AT(host[t]);
+#undef AT
+        return 0;
+    }
+    if (g->quant && upload_quantized(g, host, err) < 0) return -1;
+    for (int t = 0; t < P_N && !g->quant; t++) {
+        int out, in;
+        proj_dims(g, t, &out, &in);
+        if (vet_gpu_upload_half(ctx, g->mat16[t], host[t], L * out * in, g->fp16, err) < 0) return -1;
+    }
+    vet_gpu_small_dst d = {g->embed, g->embed16, g->attn_norm, g->mlp_norm, g->final_norm, g->lm_head, g->bq, g->bk, g->bv};
+    if (vet_gpu_upload_small(ctx, &g->cfg, w, &d, g->fp16, err) < 0) return -1;
+    if (g->cfg.tie_embeddings) g->embed = g->lm_head;  // tied: look up in the fp32 table
+    else if (g->embed16) g->embed = NULL;              // untied 16-bit: embed16
+    return 0;
+}
+
+// RoPE tables for positions < max_len, and a prompt's positions 0.. and segment ids 0.
+static int upload_tables(vet_gpu_infer *g, vet_err *err) {
+    const vet_config *c = &g->cfg;
+    size_t half = (size_t)g->max_len * g->hd / 2;
+    float *inv = malloc((size_t)g->hd / 2 * sizeof(float)), *cs = malloc(2 * half * sizeof(float));
+    int32_t *seq = malloc((size_t)g->max_len * sizeof(int32_t));
+    int rc = -1;
+    if (!inv || !cs || !seq) {
+        vet_err_nomem(err, "out of memory for the RoPE tables");
+        goto out;
+    }
+    rope_scaling sc = {c->rope_type, c->rope_factor, c->rope_low_freq_factor, c->rope_high_freq_factor,
+                       c->rope_orig_max_pos};
+    rope_inv_freq(inv, c->head_dim, c->rope_theta, &sc);
+    rope_tables(cs, cs + half, g->max_len, c->head_dim, inv);
+    for (int i = 0; i < g->max_len; i++) seq[i] = i;
+    if (vet_gpu_upload_f32(g->ctx, g->cos_t, cs, half, err) == 0 && vet_gpu_upload_f32(g->ctx, g->sin_t, cs + half, half, err) == 0 &&
+        vet_cuda_upload(g->ctx, g->seq_pos, seq, (size_t)g->max_len * sizeof(int32_t), err) == 0)
+        rc = 0;  // seg0 is already zero (vet_cuda_malloc)
+out:
+    free(inv), free(cs), free(seq);
+    return rc;
+}
+
+vet_gpu_infer *vet_gpu_infer_new(vet_cuda *ctx, const vet_model *m, int n_slots, int max_len,
+                                 const vet_gpu_opts *opts, vet_err *err) {
+    vet_gpu_opts none = {0};
+    if (!opts) opts = &none;
+    if (m->has_lora) {
+        vet_errf(err, "the model still has LoRA adapters: merge them first (vet_model_merge_lora)");
+        return NULL;
+    }
+    vet_gpu_infer *g = calloc(1, sizeof *g);
+    if (!g) {
+        vet_err_nomem(err, "out of memory");
+        return NULL;
+    }
+    g->ctx = ctx;
+    if (set_dims(g, &m->cfg, n_slots, max_len, opts->flags, err) < 0) goto fail;
+    if (m->n_w != (size_t)vet_config_n_params(&m->cfg)) {
+        vet_errf(err, "internal: the model has %zu weights, its config says %lld", m->n_w,
+                 (long long)vet_config_n_params(&m->cfg));
+        goto fail;
+    }
+    slot_t s[MAX_SLOTS];
+    int n = layout(g, s);
+    plan_of(s, n, &g->plan);
+    const vet_gpu_infer_plan *p = &g->plan;
+    if (opts->mem_limit && p->total > opts->mem_limit) {
+        vet_errf(err, "inference needs %.2f GiB on the device (weights %.2f, KV cache %.2f, scratch %.2f) but "
+                      "only %.2f GiB are free: use fewer slots than %d or fewer positions than %d%s",
+                 GIB(p->total), GIB(p->weights), GIB(p->cache), GIB(p->scratch), GIB(opts->mem_limit), n_slots,
+                 max_len, g->quant ? "" : g->half ? ", or int8 / nf4 weights" : ", or bf16 weights");
+        goto fail;
+    }
+    if (vet_cuda_malloc(&g->mem, p->total, err) < 0) {
+        vet_err_prefix(err, "allocating %.2f GiB for GPU inference", GIB(p->total));
+        goto fail;
+    }
+    size_t off = 0;
+    for (int i = 0; i < n; i++) {
+        *s[i].p = (char *)g->mem + off;
+        off += aligned(s[i].bytes);
+    }
+    g->len = calloc((size_t)n_slots, sizeof(int));
+    g->h_in = malloc(3 * (size_t)n_slots * sizeof(int32_t));
+    if (!g->len || !g->h_in) {
+        vet_err_nomem(err, "out of memory");
+        goto fail;
+    }
+    if (upload_tables(g, err) < 0 || upload_weights(g, m, err) < 0 || vet_cuda_sync(ctx, err) < 0) goto fail;
+    return g;
+fail:
+    vet_gpu_infer_free(g);
+    return NULL;
+}
+
+void vet_gpu_infer_free(vet_gpu_infer *g) {
+    if (!g) return;
+    vet_cuda_mem_free(g->mem);
+    free(g->len), free(g->h_in);
+    free(g);
+}
+
+const vet_gpu_infer_plan *vet_gpu_infer_plan_of(const vet_gpu_infer *g) { return &g->plan; }
+
+int vet_gpu_infer_len(const vet_gpu_infer *g, int slot) {
+    return slot >= 0 && slot < g->n_slots ? g->len[slot] : 0;
+}
+
+// ---------------------------------------------------------------------------------------
+// The forward
+
+#define TRY(call) do { if ((call) < 0) return -1; } while (0)
+
+// In 16-bit mode: x16 = inp (N,in) rounded to bf16 (fp16 with VET_GPU_FP16), the input of the
+// GEMMs that follow.
+static int to_half(vet_gpu_infer *g, const float *inp, int N, int in, vet_err *err) {
+    if (!g->half) return 0;
+    size_t n = (size_t)N * in;
+    return g->fp16 ? f32_to_f16_cuda(g->ctx, g->x16, inp, n, err) : f32_to_bf16_cuda(g->ctx, g->x16, inp, n, err);
+}
+
+// out (N,out) = inp (N,in)·W^T + b with projection t of layer l (16-bit mode: x16 holds inp).
+static int linear(vet_gpu_infer *g, int l, int t, float *out, const float *inp, int N, vet_err *err) {
+    int o, in;
+    proj_dims(g, t, &o, &in);
+    size_t per = (size_t)o * in;
+    const float *b = NULL;
+    if (g->cfg.qkv_bias && t <= P_V) b = (t == P_Q ? g->bq : t == P_K ? g->bk : g->bv) + (size_t)l * o;
+    if (g->quant) {
+        vet_cuda_qweight q = {g->quant, (const char *)g->qw[t] + l * g->q_bytes[t], g->qs[t] + l * g->q_scales[t]};
+        return matmul_forward_q_cuda(g->ctx, out, inp, g->half ? g->x16 : NULL, &q, b, N, in, o, g->wdq, err);
+    }
+    if (g->fp16)
+        return matmul_forward_f16_cuda(g->ctx, out, g->x16, g->mat16[t] + l * per, b, N, in, o, err);
+    if (g->half)
+        return matmul_forward_bf16_cuda(g->ctx, out, g->x16, g->mat16[t] + l * per, b, N, in, o, err);
+    return matmul_forward_cuda(g->ctx, out, inp, g->mat[t] + l * per, b, N, in, o, err);
+}
+
+static int embed(vet_gpu_infer *g, const int32_t *ids, int n, vet_err *err) {
+    if (g->embed16 && g->fp16) return embedding_forward_f16_cuda(g->ctx, g->x, ids, g->embed16, n, g->C, err);
+    if (g->embed16) return embedding_forward_bf16_cuda(g->ctx, g->x, ids, g->embed16, n, g->C, err);
+    return embedding_forward_cuda(g->ctx, g->x, ids, g->embed, n, g->C, err);
+}
+
+// The MLP half of layer l over n rows of x, and the attention output's projection before it:
+// x += att·Wo^T; x += (silu(h·Wgate^T) * h·Wup^T)·Wdown^T with h = rmsnorm(x).
+static int layer_rest(vet_gpu_infer *g, int l, int n, vet_err *err) {
+    vet_cuda *ctx = g->ctx;
+    int C = g->C, F = g->F;
+    TRY(to_half(g, g->att, n, g->Q, err));
+    TRY(linear(g, l, P_O, g->proj, g->att, n, err));
+    TRY(add_inplace_cuda(ctx, g->x, g->proj, (size_t)n * C, err));
+    TRY(rmsnorm_forward_cuda(ctx, g->h, g->rstd, g->x, g->mlp_norm + (size_t)l * C, n, C, g->cfg.rms_eps, err));
+    TRY(to_half(g, g->h, n, C, err));
+    TRY(linear(g, l, P_GATE, g->gate, g->h, n, err));
+    TRY(linear(g, l, P_UP, g->up, g->h, n, err));
+    TRY(swiglu_forward_cuda(ctx, g->act, g->gate, g->up, (size_t)n * F, err));
+    TRY(to_half(g, g->act, n, F, err));
+    TRY(linear(g, l, P_DOWN, g->proj, g->act, n, err));
+    return add_inplace_cuda(ctx, g->x, g->proj, (size_t)n * C, err);
+}
+
+// logits (n,V) on the host = rmsnorm(x rows)·lm_head^T, x rows starting at row x0.
+static int head(vet_gpu_infer *g, int x0, int n, float *logits, vet_err *err) {
+    vet_cuda *ctx = g->ctx;
+    TRY(rmsnorm_forward_cuda(ctx, g->h, g->rstd, g->x + (size_t)x0 * g->C, g->final_norm, n, g->C,
+                             g->cfg.rms_eps, err));
+    TRY(matmul_forward_cuda(ctx, g->logits, g->h, g->lm_head, NULL, n, g->C, g->V, err));
+    return vet_cuda_download(ctx, logits, g->logits, (size_t)n * g->V * sizeof(float), err);
+}
+
+static int check_ids(const vet_gpu_infer *g, const int32_t *ids, int n, vet_err *err) {
+    for (int i = 0; i < n; i++)
+        if (ids[i] < 0 || ids[i] >= g->V)
+            return vet_errf(err, "token %d at %d is outside the model's vocabulary [0, %d)", ids[i], i, g->V);
+    return 0;
+}
+
+int vet_gpu_infer_prefill(vet_gpu_infer *g, int slot, const int32_t *ids, int n, float *logits,
+                          vet_err *err) {
+    if (slot < 0 || slot >= g->n_slots) return vet_errf(err, "slot %d out of range [0, %d)", slot, g->n_slots);
+    if (n <= 0) return vet_errf(err, "empty prompt");
+    if (n > g->max_len)
+        return vet_errf(err, "a prompt of %d tokens does not fit the device KV cache of %d positions", n,
+                        g->max_len);
+    TRY(check_ids(g, ids, n, err));
+    vet_cuda *ctx = g->ctx;
+    int C = g->C, H = g->H, KVH = g->KVH, hd = g->hd;
+    size_t slot_rows = (size_t)g->max_len * g->KV, layer_rows = (size_t)g->n_slots * slot_rows;
+    g->len[slot] = 0;  // cleared first: a failure below leaves the slot empty
+    TRY(vet_cuda_upload(ctx, g->ids, ids, (size_t)n * sizeof(int32_t), err));
+    TRY(embed(g, g->ids, n, err));
+    for (int l = 0; l < g->L; l++) {
+        // this slot's cache rows 0..n-1 of layer l: the prompt's keys and values go straight there
+        float *kl = g->kc + l * layer_rows + slot * slot_rows, *vl = g->vc + l * layer_rows + slot * slot_rows;
+        TRY(rmsnorm_forward_cuda(ctx, g->h, g->rstd, g->x, g->attn_norm + (size_t)l * C, n, C, g->cfg.rms_eps,
+                                 err));
+        TRY(to_half(g, g->h, n, C, err));
+        TRY(linear(g, l, P_Q, g->q, g->h, n, err));  // (n,Q)
+        TRY(linear(g, l, P_K, kl, g->h, n, err));    // (n,KV)
+        TRY(linear(g, l, P_V, vl, g->h, n, err));
+        TRY(rope_forward_cuda(ctx, g->q, g->seq_pos, g->cos_t, g->sin_t, n, H, hd, err));
+        TRY(rope_forward_cuda(ctx, kl, g->seq_pos, g->cos_t, g->sin_t, n, KVH, hd, err));
+        TRY(attention_forward_cuda(ctx, g->att, g->lse, g->q, kl, vl, g->seg0, 1, n, H, KVH, hd,
+                                   g->attn_scratch, err));
+        TRY(layer_rest(g, l, n, err));
+    }
+    TRY(head(g, n - 1, 1, logits, err));  // only the last position's logits are wanted
+    g->len[slot] = n;
+    return 0;
+}
+
+int vet_gpu_infer_step(vet_gpu_infer *g, const int *slots, const int32_t *tokens, int n,
+                       float *logits, vet_err *err) {
+    if (n <= 0) return 0;
+    if (n > g->n_slots) return vet_errf(err, "a step of %d rows, but only %d slots", n, g->n_slots);
+    TRY(check_ids(g, tokens, n, err));
+    int32_t *h_tok = g->h_in, *h_slot = h_tok + n, *h_pos = h_slot + n;
+    for (int i = 0; i < n; i++) {
+        if (slots[i] < 0 || slots[i] >= g->n_slots || g->len[slots[i]] == 0)
+            return vet_errf(err, "slot %d is out of range or was never prefilled", slots[i]);
+        for (int j = 0; j < i; j++)
+            if (slots[j] == slots[i]) return vet_errf(err, "slot %d appears twice in one step", slots[i]);
+        if (g->len[slots[i]] >= g->max_len)
+            return vet_errf(err, "slot %d is full: its note needs more than the %d positions of the device KV "
+                                 "cache", slots[i], g->max_len);
+        h_tok[i] = tokens[i], h_slot[i] = slots[i], h_pos[i] = g->len[slots[i]];
+    }
+    vet_cuda *ctx = g->ctx;
+    int C = g->C, H = g->H, KVH = g->KVH, hd = g->hd, KV = g->KV;
+    size_t layer_rows = (size_t)g->n_slots * g->max_len * KV;
+    TRY(vet_cuda_upload(ctx, g->in, g->h_in, 3 * (size_t)n * sizeof(int32_t), err));
+    const int32_t *d_tok = g->in, *d_slot = g->in + n, *d_pos = g->in + 2 * n;
+    TRY(embed(g, d_tok, n, err));
+    for (int l = 0; l < g->L; l++) {
+        float *kl = g->kc + l * layer_rows, *vl = g->vc + l * layer_rows;
+        TRY(rmsnorm_forward_cuda(ctx, g->h, g->rstd, g->x, g->attn_norm + (size_t)l * C, n, C, g->cfg.rms_eps,
+                                 err));
+        TRY(to_half(g, g->h, n, C, err));
+        TRY(linear(g, l, P_Q, g->q, g->h, n, err));
+        TRY(linear(g, l, P_K, g->k, g->h, n, err));
+        TRY(linear(g, l, P_V, g->v, g->h, n, err));
+        TRY(rope_forward_cuda(ctx, g->q, d_pos, g->cos_t, g->sin_t, n, H, hd, err));
+        TRY(rope_forward_cuda(ctx, g->k, d_pos, g->cos_t, g->sin_t, n, KVH, hd, err));
+        TRY(kv_cache_write_cuda(ctx, kl, g->k, d_slot, d_pos, n, g->max_len, KV, err));
+        TRY(kv_cache_write_cuda(ctx, vl, g->v, d_slot, d_pos, n, g->max_len, KV, err));
+        TRY(attention_decode_cuda(ctx, g->att, g->q, kl, vl, d_slot, d_pos, n, g->max_len, H, KVH, hd, err));
+        TRY(layer_rest(g, l, n, err));
+    }
+    TRY(head(g, 0, n, logits, err));
+    for (int i = 0; i < n; i++) g->len[slots[i]]++;
+    return 0;
+}
+
+static int be_prefill(void *g, int slot, const int32_t *ids, int n, float *logits, vet_err *err) {
+    return vet_gpu_infer_prefill(g, slot, ids, n, logits, err);
+}
+static int be_step(void *g, const int *slots, const int32_t *tokens, int n, float *logits, vet_err *err) {
+    return vet_gpu_infer_step(g, slots, tokens, n, logits, err);
+}
+
+void vet_gpu_infer_backend(vet_gpu_infer *g, vet_infer_backend *be) {
+    be->state = g;
+    be->n_slots = g->n_slots;
+    be->prefill = be_prefill;
+    be->step = be_step;
+}
+
+#else  // built without CUDA: every call fails the same way
+
+#define NO_CUDA(err) vet_errf(err, "vet was built without CUDA (rebuild with nvcc on PATH)")
+
+int vet_gpu_infer_plan_bytes(const vet_config *c, int n_slots, int max_len, unsigned flags,
+                             vet_gpu_infer_plan *out, vet_err *err) {
+    return NO_CUDA(err);
+}
+vet_cuda *vet_gpu_infer_open(int dev, char *name, size_t n, size_t *free_bytes,
+                             size_t *total_bytes, vet_err *err) {
+    NO_CUDA(err);
+    return NULL;
+}
+void vet_gpu_infer_close(vet_cuda *ctx) { (void)ctx; }
+vet_gpu_infer *vet_gpu_infer_new(vet_cuda *ctx, const vet_model *m, int n_slots, int max_len,
+                                 const vet_gpu_opts *opts, vet_err *err) {
+    NO_CUDA(err);
+    return NULL;
+}
+void vet_gpu_infer_free(vet_gpu_infer *g) { (void)g; }
+const vet_gpu_infer_plan *vet_gpu_infer_plan_of(const vet_gpu_infer *g) { return NULL; }
+int vet_gpu_infer_prefill(vet_gpu_infer *g, int slot, const int32_t *ids, int n, float *logits,
+                          vet_err *err) {
+    return NO_CUDA(err);
+}
+int vet_gpu_infer_step(vet_gpu_infer *g, const int *slots, const int32_t *tokens, int n,
+                       float *logits, vet_err *err) {
+    return NO_CUDA(err);
+}
+int vet_gpu_infer_len(const vet_gpu_infer *g, int slot) { return 0; }
+void vet_gpu_infer_backend(vet_gpu_infer *g, vet_infer_backend *be) { memset(be, 0, sizeof *be); }
+
+#endif

@@ -1,0 +1,89 @@
+// gpu_infer.h — lib/infer.h's KV-cache forward on a CUDA device: prefill of one prompt into a
+// slot, and decode steps of one token for n slots at once, with the ops of kernels/ops_cuda.h.
+//
+// A vet_gpu_infer is a merged model (no LoRA left: vet_model_merge_lora first, as for the
+// CPU) uploaded once (fp32, or bf16 weight matrices with VET_GPU_BF16, IEEE fp16 ones with
+// VET_GPU_FP16: norms, biases, the lm_head and the tied embedding stay fp32), plus the KV caches of n_slots sequences of up to
+// max_len positions each (fp32, (L, n_slots, max_len, KVH, hd)) and the scratch rows of a
+// prefill or a step, all in ONE device allocation sized first by vet_gpu_infer_plan_bytes and
+// refused, with the numbers, when larger than the caller's memory limit. Nothing is allocated
+// afterwards.
+//
+//   prefill  the prompt as one batched forward: GEMMs over its M positions, causal attention
+//            (attention_forward_cuda with one sample), its keys and values written straight
+//            into the slot's cache; logits of the last position come back (V floats).
+//   step     one token for each of n distinct slots: GEMMs over the n rows, RoPE at each
+//            slot's position, the new k/v rows scattered into the caches (kv_cache_write_cuda),
+//            attention of each row against its own slot's cache (attention_decode_cuda);
+//            logits (n, V) come back for sampling on the host.
+// vet_gpu_infer_backend fills lib/infer.h's backend table, so vet_generate_on drives it with
+// the CPU's scheduling, sampling and constrained decoding.
+//
+// Precision: fp32 mode computes what the CPU computes up to summation order (cuBLAS fp32
+// GEMMs, no TF32): ~1e-6 relative. A row's result does not depend on the other rows of its
+// step in the attention; cuBLAS may pick other GEMM kernels for other row counts, so batch 1
+// and batch 64 can differ in the last bits (unlike the CPU's row-exact kernel). 16-bit modes
+// round each GEMM input to the format (bf16 ~0.4%, fp16 ~0.05% per element); fp16 ends at
+// 65504, so a GEMM input beyond it becomes inf (the residual stream, norms and logits are
+// fp32; the GEMM inputs are normed or products of them, as in PyTorch's fp16 inference).
+//
+// Built without CUDA (no nvcc, or CUDA=0) every function exists and fails with
+// "vet was built without CUDA (rebuild with nvcc on PATH)".
+#ifndef VET_GPU_INFER_H
+#define VET_GPU_INFER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/err.h"
+#include "kernels/host/gpu_model.h"
+#include "generate/decoder.h"
+#include "model/model.h"
+
+// Device bytes of an inference model, by kind; total is exactly what vet_gpu_infer_new
+// allocates (each buffer rounded up to 256 bytes).
+typedef struct {
+    size_t weights;  // base weights (fp32, or bf16 / fp16 / int8 / nf4 matrices + fp32 norms/biases/lm_head)
+    size_t cache;    // keys and values of n_slots x max_len positions, every layer
+    size_t scratch;  // rows of a prefill (max_len) or a step (n_slots), logits, RoPE tables
+    size_t total;
+} vet_gpu_infer_plan;
+
+// The plan for a config, n_slots sequences of up to max_len positions and flags (VET_GPU_BF16 or
+// VET_GPU_FP16, VET_GPU_INT8 / VET_GPU_NF4, or 0). No device is needed.
+int vet_gpu_infer_plan_bytes(const vet_config *c, int n_slots, int max_len, unsigned flags,
+                             vet_gpu_infer_plan *out, vet_err *err);
+
+// Opens CUDA device dev for inference: a context, the device's name (name, n bytes: "NVIDIA
+// H200 (sm_90, 139.8 GiB)") and its free and total memory. NULL with the reason (no GPU, no
+// driver, built without CUDA) in err.
+vet_cuda *vet_gpu_infer_open(int dev, char *name, size_t n, size_t *free_bytes,
+                             size_t *total_bytes, vet_err *err);
+void vet_gpu_infer_close(vet_cuda *ctx);  // safe with NULL
+
+typedef struct vet_gpu_infer vet_gpu_infer;  // opaque
+
+// Uploads m (no LoRA adapters) and allocates its caches and scratch. opts: flags
+// VET_GPU_BF16, VET_GPU_FP16 (the bf16 mode in IEEE fp16: matrices and GEMM inputs fp16, fp32
+// accumulation; for float16 checkpoints, whose weights it keeps exactly) or 0, plus
+// VET_GPU_INT8 or VET_GPU_NF4 (not with VET_GPU_FP16) for quantized weight matrices
+// (quantized on the host by lib/quant.c, dequantized per GEMM into one scratch matrix, to bf16
+// with VET_GPU_BF16, else fp32; see gpu_model.h); mem_limit the bytes it may take (0: no check). opts may be NULL (fp32,
+// no limit). m is not referenced afterwards.
+vet_gpu_infer *vet_gpu_infer_new(vet_cuda *ctx, const vet_model *m, int n_slots, int max_len,
+                                 const vet_gpu_opts *opts, vet_err *err);
+void vet_gpu_infer_free(vet_gpu_infer *g);  // safe with NULL
+const vet_gpu_infer_plan *vet_gpu_infer_plan_of(const vet_gpu_infer *g);
+
+// As vet_infer_prefill / vet_infer_step (lib/infer.h); logits are host memory. A prompt may
+// take up to max_len positions; a step fails on a slot whose cache is full.
+int vet_gpu_infer_prefill(vet_gpu_infer *g, int slot, const int32_t *ids, int n, float *logits,
+                          vet_err *err);
+int vet_gpu_infer_step(vet_gpu_infer *g, const int *slots, const int32_t *tokens, int n,
+                       float *logits, vet_err *err);
+int vet_gpu_infer_len(const vet_gpu_infer *g, int slot);  // positions in the slot's cache
+
+// be = the backend table of g, for vet_generate_on.
+void vet_gpu_infer_backend(vet_gpu_infer *g, vet_infer_backend *be);
+
+#endif

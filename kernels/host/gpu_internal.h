@@ -1,0 +1,114 @@
+// gpu_internal.h — the GPU model's private state, shared by lib/gpu_plan.c (the memory
+// layout), lib/gpu_model.c (creation, transfers, optimizer) and lib/gpu_train.c (forward,
+// backward). Only with VET_CUDA; nothing outside those three files includes it.
+#ifndef VET_GPU_INTERNAL_H
+#define VET_GPU_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kernels/host/gpu_model.h"
+#include "model/model.h"
+
+#define ALIGN 256          // bytes: every buffer starts on a 256-byte boundary
+#define CE_MAX_FLOATS (8u << 20)  // a logits chunk stays under 32 MB, as on the CPU
+
+enum { K_WEIGHTS, K_TRAIN, K_ACTS, K_SCRATCH };
+
+struct vet_gpu_model {
+    vet_cuda *ctx;
+    vet_config cfg;
+    unsigned flags;
+    int bf16, full;     // bf16: base matrices in 16-bit storage (bf16, or fp16 with fp16 set)
+    int fp16;           // VET_GPU_FP16: that storage is IEEE fp16 (same places, same GEMMs)
+    int quant;          // 0, VET_CUDA_Q_INT8 or VET_CUDA_Q_NF4 (VET_GPU_INT8 / VET_GPU_NF4)
+    int ckpt;           // VET_GPU_CKPT: per-layer activations hold one layer (see act_layer)
+    int B, T;           // capacity
+    size_t N;           // B*T: the layer stride of every per-layer activation
+    int L, C, F, Q, KV, H, KVH, hd, V, r, W;  // W = max(C, Q, F): the widest projection input
+    int ce_rows;        // rows per logits chunk
+    // LoRA (copied from the model)
+    int has_lora;
+    unsigned targets;
+    float lora_scale, dropout;
+    float resid_dropout;  // before each residual add (training forwards); resid_p: in effect now
+    float resid_p;
+    size_t n_w, n_lora, n_params;
+    size_t offA[VET_LORA_N_TARGETS], offB[VET_LORA_N_TARGETS];  // in lora_mem
+    // offsets of the base tensors in w_mem (bq.. only with biases); w16 window = [wq, final_norm)
+    size_t o_embed, o_attn_norm, o_wq, o_wk, o_wv, o_bq, o_bk, o_bv, o_wo, o_mlp_norm, o_wgate,
+        o_wup, o_wdown, o_final_norm, o_lm_head;
+    size_t n_w16;
+
+    // --- device buffers (all inside mem) ---
+    // base weights: fp32 mode: w (n_w) and the typed pointers below point into it;
+    // bf16 mode: w16 holds the matrices, the fp32 pointers their own small copies.
+    float *w;
+    uint16_t *w16, *embed16;  // (n_w16), (V,C) untied bf16 only
+    // quantized mode: projection t's matrices, layer l at qw[t] + l * q_bytes[t] and
+    // qs[t] + l * q_scales[t] (int8: q (out,in), scales (out); nf4: codes, block absmax);
+    // wdq (out*in of the largest projection, bf16 or fp32) holds one of them dequantized
+    void *qw[VET_LORA_N_TARGETS];
+    float *qs[VET_LORA_N_TARGETS];
+    size_t q_bytes[VET_LORA_N_TARGETS], q_scales[VET_LORA_N_TARGETS];
+    void *wdq;
+    size_t max_oi;
+    float *embed, *attn_norm, *bq, *bk, *bv, *mlp_norm, *final_norm, *lm_head;
+    // trainable: params (lora_mem copy, or w in full mode), grads, AdamW moments
+    float *params, *grads, *adam_m, *adam_v;
+    // activations kept for backward (layer stride N positions). x always has every layer's
+    // input; the per-layer ones below it have LA = L layers, or 1 with ckpt (act_layer)
+    float *cos_t, *sin_t;          // (T, hd/2)
+    float *x, *xmid;               // (L+1,N,C), (LA,N,C)
+    float *rstd1, *rstd2;          // (LA,N)
+    float *q, *k, *v, *att, *lse;  // (LA,N,Q), (LA,N,KV) x2, (LA,N,Q), (LA,N,H)
+    float *gate, *up;              // (LA,N,F)
+    float *lora_u[VET_LORA_N_TARGETS];  // (LA,N,r)
+    float *rstdf, *lnf, *lnf_t, *dlnf_t;  // (N), (N,C) x3; lnf shares h's memory
+    // scratch
+    float *chunk, *loss;           // (ce_rows,V), (N)
+    float *h, *act, *dx, *dh;      // (N,C), (N,F), (N,C), (N,C)
+    float *dq, *dk, *dv, *datt;    // (N,Q), (N,KV), (N,KV), (N,Q); dq, dk, datt in dup, act, dact
+    float *dgate, *dup, *dact;     // (N,F); dgate shares act's memory
+    float *xd, *du;                // (N,W), (N,r)
+    void *attn_scratch;
+    uint16_t *xb16, *db16;         // (N,W) bf16 GEMM inputs (bf16 mode), one memory
+    int32_t *tokens, *pos, *seg, *tgt_pos, *tgt;  // (N) the batch on the device
+    void *mem;
+    vet_gpu_plan plan;
+
+    // host side
+    int32_t *h_tgt_pos, *h_tgt;    // (N)
+    float *h_loss;                 // (N)
+    const vet_batch *last;         // the batch of the last forward
+    int bB, bT;                    // its shape
+    int n_tgt, training, have_dlnf;
+    uint64_t dropout_seed;
+};
+
+// Which layer slot of the per-layer activations (xmid .. lora_u) layer l uses: its own, or
+// with gradient checkpointing the single one every layer shares.
+static inline size_t act_layer(const vet_gpu_model *g, int l) { return g->ckpt ? 0 : (size_t)l; }
+
+// Layout: one list of (pointer, bytes, kind) walked twice, to count and to hand out. A slot
+// with alias set takes no bytes: its pointer gets the (earlier) slot's *alias, for buffers
+// that are never live at the same time.
+typedef struct {
+    void **p;
+    size_t bytes;
+    int kind;
+    void **alias;
+} gpu_slot;
+#define GPU_MAX_SLOTS 100
+
+// Fills g's sizes (everything gpu_layout needs) from a config, the LoRA shape (r 0: none),
+// the capacity B x T and VET_GPU_* flags; refuses what the GPU model cannot do.
+int gpu_set_dims(vet_gpu_model *g, const vet_config *c, int r, unsigned targets, int B, int T,
+                 unsigned flags, vet_err *err);
+// The model's device buffers in order into s (GPU_MAX_SLOTS); returns their count.
+int gpu_layout(vet_gpu_model *g, gpu_slot *s);
+size_t gpu_aligned(size_t bytes);  // rounded up to ALIGN
+// The plan (bytes by kind) of a layout.
+void gpu_plan_of(const vet_gpu_model *g, const gpu_slot *s, int n, vet_gpu_plan *p);
+
+#endif

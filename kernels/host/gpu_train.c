@@ -1,0 +1,403 @@
+// gpu_train.c — the decoder's forward and backward on a CUDA device (see gpu_model.h).
+//
+// The layer sequence is lib/model_train.c's, op for op, with the CPU ops swapped for their
+// CUDA twins from kernels/ops_cuda.h; the same tensors are kept for backward and the same
+// ones recomputed (see that file's header). Differences, each for a reason:
+//   - o_proj and down_proj write straight into the residual buffer, which then gets the
+//     residual added (x + p == p + x in IEEE arithmetic: no copy, no extra buffer);
+//   - the target rows of the final norm's output are gathered, and their gradient scattered
+//     back, with the embedding ops (a gather/scatter by index is exactly what they are);
+//   - lm_head + cross-entropy run fused in chunks (lmhead_crossentropy_cuda): the (B,T,V)
+//     logits never exist;
+//   - dropout masks are made on the device (dropout_forward_cuda: lib/rng.c's streams run
+//     in the kernel, so the masks are the CPU's bit for bit) from the CPU's seeds;
+//   - gradient checkpointing (VET_GPU_CKPT; the CPU core has none): forward keeps only the
+//     layer inputs x[l], backward reruns layer_forward for layer l into one layer's buffers
+//     right before layer l's backward. Same ops, same inputs, same dropout seeds: the same bits.
+#include "kernels/host/gpu_model.h"
+
+#ifdef VET_CUDA
+
+#include "kernels/ops_cuda.h"
+#include "kernels/host/gpu_internal.h"
+#include "model/lora.h"
+#include "base/rng.h"
+
+// ---------------------------------------------------------------------------------------
+// One (possibly adapted) projection
+
+// The 16-bit storage mode (g->bf16) holds bf16, or IEEE fp16 with VET_GPU_FP16: the same
+// places converted, the same GEMMs, only the format differs.
+static int to_half(vet_gpu_model *g, uint16_t *out, const float *inp, size_t n, vet_err *err) {
+    return g->fp16 ? f32_to_f16_cuda(g->ctx, out, inp, n, err) : f32_to_bf16_cuda(g->ctx, out, inp, n, err);
+}
+static int half_forward(vet_gpu_model *g, float *out, const uint16_t *inp, const uint16_t *w, const float *b,
+                        int N, int C, int OC, vet_err *err) {
+    return g->fp16 ? matmul_forward_f16_cuda(g->ctx, out, inp, w, b, N, C, OC, err)
+                   : matmul_forward_bf16_cuda(g->ctx, out, inp, w, b, N, C, OC, err);
+}
+static int half_backward(vet_gpu_model *g, float *dinp, float *dw, const uint16_t *dout, const uint16_t *inp,
+                         const uint16_t *w, int N, int C, int OC, vet_err *err) {
+    return g->fp16 ? matmul_backward_f16_cuda(g->ctx, dinp, dw, dout, inp, w, N, C, OC, err)
+                   : matmul_backward_bf16_cuda(g->ctx, dinp, dw, dout, inp, w, N, C, OC, err);
+}
+static int half_embedding(vet_gpu_model *g, float *out, const int32_t *tokens, const uint16_t *embed, int N,
+                          int C, vet_err *err) {
+    return g->fp16 ? embedding_forward_f16_cuda(g->ctx, out, tokens, embed, N, C, err)
+                   : embedding_forward_bf16_cuda(g->ctx, out, tokens, embed, N, C, err);
+}
+
+// The dropout seed of (layer, target): lib/model_train.c's lora_seed, so masks match.
+static uint64_t lora_seed(uint64_t seed, int l, int t) {
+    return vet_rng_hash(vet_rng_hash(seed, (uint64_t)l), (uint64_t)t);
+}
+// Residual dropout's seed of (layer, branch 0 attention / 1 MLP): lib/model_train.c's resid_seed.
+static uint64_t resid_seed(uint64_t seed, int l, int branch) {
+    return lora_seed(seed, l, VET_LORA_N_TARGETS + branch);
+}
+
+typedef struct {
+    const float *w, *b, *A, *B;  // device; w NULL in bf16 mode
+    const uint16_t *w16;
+    vet_cuda_qweight qw;         // quantized mode (qw.kind 0 otherwise)
+    float *dw, *db, *dA, *dB;    // gradient slots (full mode: dw, db; LoRA mode: dA, dB)
+    float *u;                    // (N,r) this layer's x·A^T
+    int out, in;
+} proj;
+
+static proj proj_of(vet_gpu_model *g, int l, int t) {
+    proj p = {0};
+    vet_lora_dims(&g->cfg, t, &p.out, &p.in);
+    size_t per = (size_t)p.out * p.in, ow = 0, ob = 0;
+    int bias = 0;
+    switch (t) {
+    case 0: ow = g->o_wq, ob = g->o_bq, bias = 1; break;
+    case 1: ow = g->o_wk, ob = g->o_bk, bias = 1; break;
+    case 2: ow = g->o_wv, ob = g->o_bv, bias = 1; break;
+    case 3: ow = g->o_wo; break;
+    case 4: ow = g->o_wgate; break;
+    case 5: ow = g->o_wup; break;
+    default: ow = g->o_wdown; break;
+    }
+    ow += l * per;
+    if (g->quant) {
+        p.qw.kind = g->quant;
+        p.qw.q = (const char *)g->qw[t] + l * g->q_bytes[t];
+        p.qw.scale = g->qs[t] + l * g->q_scales[t];
+    } else if (g->bf16) {
+        p.w16 = g->w16 + (ow - g->o_wq);
+    } else {
+        p.w = g->w + ow;
+    }
+    if (bias && g->cfg.qkv_bias) {
+        const float *bb = t == 0 ? g->bq : t == 1 ? g->bk : g->bv;
+        p.b = bb + (size_t)l * p.out;
+        ob += (size_t)l * p.out;
+    }
+    if (g->full) {
+        p.dw = g->grads + ow;
+        if (p.b) p.db = g->grads + ob;
+    }
+    if (g->targets & (1u << t)) {
+        size_t oa = g->offA[t] + (size_t)l * g->r * p.in, obb = g->offB[t] + (size_t)l * p.out * g->r;
+        p.A = g->params + oa, p.B = g->params + obb;
+        p.dA = g->grads + oa, p.dB = g->grads + obb;
+        p.u = g->lora_u[t] + act_layer(g, l) * g->N * g->r;
+    }
+    return p;
+}
+
+// The adapter's input side: p.u (N,r) = dropout(inp)·A^T, what backward keeps of it.
+static int lora_u_forward(vet_gpu_model *g, int l, int t, const proj *p, const float *inp, int N,
+                          vet_err *err) {
+    const float *x = inp;
+    if (g->training && g->dropout > 0.0f) {
+        if (dropout_forward_cuda(g->ctx, g->xd, inp, g->dropout, lora_seed(g->dropout_seed, l, t), N, p->in,
+                                 err) < 0)
+            return -1;
+        x = g->xd;
+    }
+    return matmul_forward_cuda(g->ctx, p->u, x, p->A, NULL, N, p->in, g->r, err);
+}
+
+// out (N,out) = inp·W^T + b + scale·(dropout(inp)·A^T)·B^T. inp16: inp as bf16 (bf16 mode).
+static int proj_forward(vet_gpu_model *g, int l, int t, float *out, const float *inp,
+                        const uint16_t *inp16, int N, vet_err *err) {
+    vet_cuda *ctx = g->ctx;
+    proj p = proj_of(g, l, t);
+    int rc = g->quant ? matmul_forward_q_cuda(ctx, out, inp, g->bf16 ? inp16 : NULL, &p.qw, p.b, N, p.in,
+                                              p.out, g->wdq, err)
+             : g->bf16 ? half_forward(g, out, inp16, p.w16, p.b, N, p.in, p.out, err)
+                       : matmul_forward_cuda(ctx, out, inp, p.w, p.b, N, p.in, p.out, err);
+    if (rc < 0 || !p.A) return rc;
+    if (lora_u_forward(g, l, t, &p, inp, N, err) < 0) return -1;
+    return vet_cuda_sgemm(ctx, 0, 1, N, p.out, g->r, g->lora_scale, p.u, g->r, p.B, g->r, 1.0f,
+                          out, p.out, err);  // out += scale * u·B^T
+}
+
+// dinp (N,in) +=; full mode: dW, db +=; LoRA mode: dA, dB +=. As lora_proj_backward.
+static int proj_backward(vet_gpu_model *g, int l, int t, float *dinp, const float *dout,
+                         const float *inp, int N, int full, vet_err *err) {
+    vet_cuda *ctx = g->ctx;
+    proj p = proj_of(g, l, t);
+    int rc;
+    if (g->quant) {  // dinp += dout·W, W dequantized again (the forward's copy is long gone)
+        rc = g->bf16 ? to_half(g, g->db16, dout, (size_t)N * p.out, err) : 0;
+        if (rc == 0)
+            rc = matmul_backward_q_cuda(ctx, dinp, dout, g->bf16 ? g->db16 : NULL, &p.qw, N, p.in, p.out, g->wdq,
+                                        err);
+    } else if (g->bf16) {  // dinp += dout·W with dout rounded to bf16, as a bf16 autograd would
+        rc = to_half(g, g->db16, dout, (size_t)N * p.out, err);
+        if (rc == 0) rc = half_backward(g, dinp, NULL, g->db16, NULL, p.w16, N, p.in, p.out, err);
+    } else {
+        rc = matmul_backward_cuda(ctx, dinp, full ? p.dw : NULL, full ? p.db : NULL, dout, inp, p.w,
+                                  N, p.in, p.out, err);
+    }
+    if (rc < 0 || !p.A || full) return rc;
+    int r = g->r, drop = g->training && g->dropout > 0.0f;
+    uint64_t seed = lora_seed(g->dropout_seed, l, t);
+    // du (N,r) = scale * dout·B;  dB (out,r) += scale * dout^T·u
+    if (vet_cuda_sgemm(ctx, 0, 0, N, r, p.out, g->lora_scale, dout, p.out, p.B, r, 0.0f, g->du, r, err) < 0 ||
+        vet_cuda_sgemm(ctx, 1, 0, p.out, r, N, g->lora_scale, dout, p.out, p.u, r, 1.0f, p.dB, r, err) < 0)
+        return -1;
+    const float *x = inp;
+    if (drop) {  // the forward's mask again
+        if (dropout_forward_cuda(ctx, g->xd, inp, g->dropout, seed, N, p.in, err) < 0) return -1;
+        x = g->xd;
+    }
+    // dA (r,in) += du^T·x
+    if (vet_cuda_sgemm(ctx, 1, 0, r, p.in, N, 1.0f, g->du, r, x, p.in, 1.0f, p.dA, p.in, err) < 0) return -1;
+    if (!drop)  // dinp += du·A
+        return vet_cuda_sgemm(ctx, 0, 0, N, p.in, r, 1.0f, g->du, r, p.A, p.in, 1.0f, dinp, p.in, err);
+    // dinp += mask/(1-p) * (du·A); xd is free again
+    if (vet_cuda_sgemm(ctx, 0, 0, N, p.in, r, 1.0f, g->du, r, p.A, p.in, 0.0f, g->xd, p.in, err) < 0) return -1;
+    return dropout_backward_cuda(ctx, dinp, g->xd, g->dropout, seed, N, p.in, err);
+}
+
+// ---------------------------------------------------------------------------------------
+// Forward
+
+#define TRY(call) do { if ((call) < 0) return -1; } while (0)
+
+// Layer l's pointers into the per-layer activations (act_layer's slot).
+typedef struct {
+    float *xmid, *rstd1, *rstd2, *q, *k, *v, *att, *lse, *gate, *up;
+} layer_acts;
+
+static layer_acts acts_of(const vet_gpu_model *g, int l) {
+    size_t NS = g->N, s = act_layer(g, l);
+    return (layer_acts){g->xmid + s * NS * g->C, g->rstd1 + s * NS, g->rstd2 + s * NS, g->q + s * NS * g->Q,
+                        g->k + s * NS * g->KV, g->v + s * NS * g->KV, g->att + s * NS * g->Q,
+                        g->lse + s * NS * g->H, g->gate + s * NS * g->F, g->up + s * NS * g->F};
+}
+
+// Layer l's forward on the batch of B x T (N = B*T positions) on the device: from its input
+// x[l] into its activations and x[l+1]. recompute (gradient checkpointing, in backward): the
+// same ops into the same activation slot, but what backward does not read is skipped: the
+// down projection's GEMM and the residual add (x[l+1] is the next layer's input, kept), so
+// only its adapter input u is made (the same op on the same act as in the forward).
+static int layer_forward(vet_gpu_model *g, int l, int B, int T, int recompute, vet_err *err) {
+    vet_cuda *ctx = g->ctx;
+    const vet_config *c = &g->cfg;
+    int N = B * T, C = g->C, F = g->F, Q = g->Q;
+    size_t NS = g->N;
+    float *x = g->x + l * NS * C, *xout = g->x + (l + 1) * NS * C;
+    layer_acts a = acts_of(g, l);
+    // attention block
+    TRY(rmsnorm_forward_cuda(ctx, g->h, a.rstd1, x, g->attn_norm + (size_t)l * C, N, C, c->rms_eps, err));
+    if (g->bf16) TRY(to_half(g, g->xb16, g->h, (size_t)N * C, err));
+    TRY(proj_forward(g, l, 0, a.q, g->h, g->xb16, N, err));
+    TRY(proj_forward(g, l, 1, a.k, g->h, g->xb16, N, err));
+    TRY(proj_forward(g, l, 2, a.v, g->h, g->xb16, N, err));
+    TRY(rope_forward_cuda(ctx, a.q, g->pos, g->cos_t, g->sin_t, N, g->H, g->hd, err));
+    TRY(rope_forward_cuda(ctx, a.k, g->pos, g->cos_t, g->sin_t, N, g->KVH, g->hd, err));
+    TRY(attention_forward_cuda(ctx, a.att, a.lse, a.q, a.k, a.v, g->seg, B, T, g->H, g->KVH, g->hd,
+                               g->attn_scratch, err));
+    if (g->bf16) TRY(to_half(g, g->xb16, a.att, (size_t)N * Q, err));
+    TRY(proj_forward(g, l, 3, a.xmid, a.att, g->xb16, N, err));  // xmid = dropout(o(att)) + x
+    if (g->resid_p > 0.0f)
+        TRY(dropout_forward_cuda(ctx, a.xmid, a.xmid, g->resid_p, resid_seed(g->dropout_seed, l, 0), N, C, err));
+    TRY(add_inplace_cuda(ctx, a.xmid, x, (size_t)N * C, err));
+    // MLP block
+    TRY(rmsnorm_forward_cuda(ctx, g->h, a.rstd2, a.xmid, g->mlp_norm + (size_t)l * C, N, C, c->rms_eps, err));
+    if (g->bf16) TRY(to_half(g, g->xb16, g->h, (size_t)N * C, err));
+    TRY(proj_forward(g, l, 4, a.gate, g->h, g->xb16, N, err));
+    TRY(proj_forward(g, l, 5, a.up, g->h, g->xb16, N, err));
+    TRY(swiglu_forward_cuda(ctx, g->act, a.gate, a.up, (size_t)N * F, err));
+    if (recompute) {
+        proj p = proj_of(g, l, 6);
+        return p.A ? lora_u_forward(g, l, 6, &p, g->act, N, err) : 0;
+    }
+    if (g->bf16) TRY(to_half(g, g->xb16, g->act, (size_t)N * F, err));
+    TRY(proj_forward(g, l, 6, xout, g->act, g->xb16, N, err));  // xout = dropout(down(act)) + xmid
+    if (g->resid_p > 0.0f)
+        TRY(dropout_forward_cuda(ctx, xout, xout, g->resid_p, resid_seed(g->dropout_seed, l, 1), N, C, err));
+    return add_inplace_cuda(ctx, xout, a.xmid, (size_t)N * C, err);
+}
+
+int vet_gpu_forward(vet_gpu_model *g, const vet_batch *b, double *loss_sum, int *n_targets,
+                    int training, uint64_t dropout_seed, vet_err *err) {
+    vet_cuda *ctx = g->ctx;
+    const vet_config *c = &g->cfg;
+    if (b->B <= 0 || b->T <= 0 || b->B > g->B || b->T > g->T)
+        return vet_errf(err, "batch %d x %d does not fit the GPU model's %d x %d", b->B, b->T, g->B, g->T);
+    int N = b->B * b->T, C = g->C;
+    size_t NS = g->N;  // layer stride in positions
+    g->last = NULL;    // set again only when this forward completes
+    g->training = training && g->has_lora;
+    g->resid_p = training ? g->resid_dropout : 0.0f;
+    g->dropout_seed = dropout_seed;
+    g->have_dlnf = 0;
+    // A bad index would read out of bounds on the device, silently: check on the host.
+    for (int i = 0; i < N; i++)
+        if (b->tokens[i] < 0 || b->tokens[i] >= g->V || b->pos[i] < 0 || b->pos[i] >= g->T)
+            return vet_errf(err, "batch position %d: token %d or position %d outside [0, %d) / [0, %d)",
+                            i, b->tokens[i], b->pos[i], g->V, g->T);
+    size_t ni = (size_t)N * sizeof(int32_t);
+    TRY(vet_cuda_upload(ctx, g->tokens, b->tokens, ni, err));
+    TRY(vet_cuda_upload(ctx, g->pos, b->pos, ni, err));
+    TRY(vet_cuda_upload(ctx, g->seg, b->seg, ni, err));
+
+    if (g->embed) TRY(embedding_forward_cuda(ctx, g->x, g->tokens, g->embed, N, C, err));
+    else TRY(half_embedding(g, g->x, g->tokens, g->embed16, N, C, err));
+    for (int l = 0; l < g->L; l++) TRY(layer_forward(g, l, b->B, b->T, 0, err));
+    const float *xL = g->x + (size_t)g->L * NS * C;
+    TRY(rmsnorm_forward_cuda(ctx, g->lnf, g->rstdf, xL, g->final_norm, N, C, c->rms_eps, err));
+
+    // The positions with a target, ascending (the CPU's order, so the loss sums alike).
+    int n = 0;
+    for (int i = 0; i < N; i++)
+        if (b->targets[i] >= 0 && b->seg[i] >= 0) g->h_tgt_pos[n] = i, g->h_tgt[n] = b->targets[i], n++;
+    g->n_tgt = n;
+    double s = 0;
+    if (n > 0) {
+        TRY(vet_cuda_upload(ctx, g->tgt_pos, g->h_tgt_pos, (size_t)n * sizeof(int32_t), err));
+        TRY(vet_cuda_upload(ctx, g->tgt, g->h_tgt, (size_t)n * sizeof(int32_t), err));
+        // lnf_t (n,C) = lnf rows at tgt_pos: a gather, which is what an embedding lookup is
+        TRY(embedding_forward_cuda(ctx, g->lnf_t, g->tgt_pos, g->lnf, n, C, err));
+        // Training: the loss gradient at lnf_t now, while each logits chunk is at hand (as
+        // the CPU), so a LoRA backward never recomputes the logits.
+        TRY(lmhead_crossentropy_cuda(ctx, g->loss, training ? g->dlnf_t : NULL, NULL, g->lnf_t,
+                                     g->lm_head, g->tgt, n, C, g->V, 1.0f, g->chunk, g->ce_rows, err));
+        TRY(vet_cuda_download(ctx, g->h_loss, g->loss, (size_t)n * sizeof(float), err));
+        for (int i = 0; i < n; i++) s += g->h_loss[i];
+    }
+    TRY(vet_cuda_sync(ctx, err));
+    g->have_dlnf = training;
+    g->last = b, g->bB = b->B, g->bT = b->T;
+    if (loss_sum) *loss_sum = s;
+    if (n_targets) *n_targets = n;
+    return 0;
+}
+
+// ---------------------------------------------------------------------------------------
+// Backward
+
+// The gradient reaching a branch's projection output from the residual gradient dx: dx, or
+// with residual dropout dx through the forward's mask, in g->h (free at both call sites: it
+// is recomputed right after). As lib/model_train.c's resid_branch_grad.
+static const float *resid_branch_grad(vet_gpu_model *g, const float *dx, int l, int branch, int N,
+                                      vet_err *err) {
+    if (g->resid_p <= 0.0f) return dx;
+    size_t n = (size_t)N * g->C;
+    if (vet_cuda_memset0(g->ctx, g->h, n * sizeof(float), err) < 0 ||
+        dropout_backward_cuda(g->ctx, g->h, dx, g->resid_p, resid_seed(g->dropout_seed, l, branch), N, g->C,
+                              err) < 0)
+        return NULL;
+    return g->h;
+}
+
+int vet_gpu_backward(vet_gpu_model *g, float loss_scale, vet_train_mode mode, vet_err *err) {
+    vet_cuda *ctx = g->ctx;
+    const vet_config *c = &g->cfg;
+    const vet_batch *b = g->last;
+    if (!b) return vet_errf(err, "backward needs a completed forward first");
+    int full = mode == VET_TRAIN_FULL;
+    if (!full && !g->has_lora) return vet_errf(err, "LoRA training needs LoRA adapters on the model");
+    if (full && !g->full)
+        return vet_errf(err, "full training needs a GPU model made with VET_GPU_FULL (fp32 weights, "
+                             "no adapters)");
+    int N = g->bB * g->bT, C = g->C, F = g->F, Q = g->Q, KV = g->KV, n = g->n_tgt;
+    size_t NS = g->N, fs = sizeof(float);
+    float *gw = full ? g->grads : NULL;  // base weight grads, offsets as in w_mem
+#define GW(o) (gw ? gw + (o) : NULL)
+
+    // --- loss -> lnf ---
+    float *dlnf = g->dh;  // (N,C), rows without a target stay 0
+    TRY(vet_cuda_memset0(ctx, dlnf, (size_t)N * C * fs, err));
+    if (n > 0) {
+        if (!g->have_dlnf)
+            TRY(lmhead_crossentropy_cuda(ctx, g->loss, g->dlnf_t, NULL, g->lnf_t, g->lm_head, g->tgt, n, C,
+                                         g->V, 1.0f, g->chunk, g->ce_rows, err));
+        if (full)  // d lm_head (V,C) += loss_scale * dlogits^T · lnf_t: the logits once more
+            TRY(lmhead_crossentropy_cuda(ctx, g->loss, NULL, GW(g->o_lm_head), g->lnf_t, g->lm_head,
+                                         g->tgt, n, C, g->V, loss_scale, g->chunk, g->ce_rows, err));
+        // scatter the target rows back (an embedding backward into zeros), then scale
+        TRY(embedding_backward_cuda(ctx, dlnf, g->dlnf_t, g->tgt_pos, n, C, err));
+        TRY(scale_inplace_cuda(ctx, dlnf, loss_scale, (size_t)N * C, err));
+    }
+    g->have_dlnf = 1;
+    float *dx = g->dx;  // gradient of the residual stream, walking down the layers
+    TRY(vet_cuda_memset0(ctx, dx, (size_t)N * C * fs, err));
+    TRY(rmsnorm_backward_cuda(ctx, dx, GW(g->o_final_norm), dlnf, g->x + (size_t)g->L * NS * C,
+                              g->final_norm, g->rstdf, N, C, err));
+
+    for (int l = g->L - 1; l >= 0; l--) {
+        // checkpointed: layer l's activations again, from its kept input, just before use
+        if (g->ckpt) TRY(layer_forward(g, l, g->bB, g->bT, 1, err));
+        layer_acts a = acts_of(g, l);
+        float *x = g->x + l * NS * C, *xmid = a.xmid, *q = a.q, *k = a.k, *v = a.v, *att = a.att;
+        float *gate = a.gate, *up = a.up;
+        const float *anorm = g->attn_norm + (size_t)l * C, *mnorm = g->mlp_norm + (size_t)l * C;
+        size_t o_anorm = g->o_attn_norm + (size_t)l * C, o_mnorm = g->o_mlp_norm + (size_t)l * C;
+        // MLP: x'' = x' + down(silu(g)*u), g,u from h2 = norm(x')
+        TRY(swiglu_forward_cuda(ctx, g->act, gate, up, (size_t)N * F, err));
+        TRY(vet_cuda_memset0(ctx, g->dact, (size_t)N * F * fs, err));
+        const float *dbranch = resid_branch_grad(g, dx, l, 1, N, err);
+        if (!dbranch) return -1;
+        TRY(proj_backward(g, l, 6, g->dact, dbranch, g->act, N, full, err));
+        TRY(vet_cuda_memset0(ctx, g->dgate, (size_t)N * F * fs, err));
+        TRY(vet_cuda_memset0(ctx, g->dup, (size_t)N * F * fs, err));
+        TRY(swiglu_backward_cuda(ctx, g->dgate, g->dup, g->dact, gate, up, (size_t)N * F, err));
+        TRY(rmsnorm_forward_cuda(ctx, g->h, a.rstd2, xmid, mnorm, N, C, c->rms_eps, err));
+        TRY(vet_cuda_memset0(ctx, g->dh, (size_t)N * C * fs, err));
+        TRY(proj_backward(g, l, 4, g->dh, g->dgate, g->h, N, full, err));
+        TRY(proj_backward(g, l, 5, g->dh, g->dup, g->h, N, full, err));
+        TRY(rmsnorm_backward_cuda(ctx, dx, GW(o_mnorm), g->dh, xmid, mnorm, a.rstd2, N, C, err));
+        // attention: x' = x + o(attn(rope(q), rope(k), v)), q,k,v from h = norm(x)
+        TRY(vet_cuda_memset0(ctx, g->datt, (size_t)N * Q * fs, err));
+        if (!(dbranch = resid_branch_grad(g, dx, l, 0, N, err))) return -1;
+        TRY(proj_backward(g, l, 3, g->datt, dbranch, att, N, full, err));
+        TRY(vet_cuda_memset0(ctx, g->dq, (size_t)N * Q * fs, err));
+        TRY(vet_cuda_memset0(ctx, g->dk, (size_t)N * KV * fs, err));
+        TRY(vet_cuda_memset0(ctx, g->dv, (size_t)N * KV * fs, err));
+        TRY(attention_backward_cuda(ctx, g->dq, g->dk, g->dv, g->datt, q, k, v, att,
+                                    a.lse, g->seg, g->bB, g->bT, g->H, g->KVH,
+                                    g->hd, g->attn_scratch, err));
+        TRY(rope_backward_cuda(ctx, g->dq, g->pos, g->cos_t, g->sin_t, N, g->H, g->hd, err));
+        TRY(rope_backward_cuda(ctx, g->dk, g->pos, g->cos_t, g->sin_t, N, g->KVH, g->hd, err));
+        TRY(rmsnorm_forward_cuda(ctx, g->h, a.rstd1, x, anorm, N, C, c->rms_eps, err));
+        TRY(vet_cuda_memset0(ctx, g->dh, (size_t)N * C * fs, err));
+        TRY(proj_backward(g, l, 0, g->dh, g->dq, g->h, N, full, err));
+        TRY(proj_backward(g, l, 1, g->dh, g->dk, g->h, N, full, err));
+        TRY(proj_backward(g, l, 2, g->dh, g->dv, g->h, N, full, err));
+        TRY(rmsnorm_backward_cuda(ctx, dx, GW(o_anorm), g->dh, x, anorm, a.rstd1, N, C, err));
+    }
+    if (full) TRY(embedding_backward_cuda(ctx, GW(g->o_embed), dx, g->tokens, N, C, err));
+#undef GW
+    return vet_cuda_sync(ctx, err);
+}
+
+#else  // built without CUDA
+
+#define NO_CUDA(err) vet_errf(err, "vet was built without CUDA (rebuild with nvcc on PATH)")
+
+int vet_gpu_forward(vet_gpu_model *g, const vet_batch *b, double *loss_sum, int *n_targets,
+                    int training, uint64_t dropout_seed, vet_err *err) {
+    return NO_CUDA(err);
+}
+int vet_gpu_backward(vet_gpu_model *g, float loss_scale, vet_train_mode mode, vet_err *err) {
+    return NO_CUDA(err);
+}
+
+#endif

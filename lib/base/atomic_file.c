@@ -1,0 +1,101 @@
+// atomic_file.c — see atomic_file.h.
+#include "base/atomic_file.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static void release(vet_afile *a) {
+    free(a->path);
+    free(a->tmp);
+    memset(a, 0, sizeof *a);
+}
+
+int vet_afile_open(vet_afile *a, const char *path, vet_err *err) {
+    memset(a, 0, sizeof *a);
+    if (!path || strcmp(path, "-") == 0) {
+        a->f = stdout;
+        a->shown = "<stdout>";
+        a->in_place = 1;
+        return 0;
+    }
+    a->path = strdup(path);
+    if (!a->path) return vet_err_nomem(err, "out of memory");
+    a->shown = a->path;
+    struct stat st;
+    if (stat(path, &st) == 0 && !S_ISREG(st.st_mode)) {
+        a->in_place = 1;
+        a->f = fopen(path, "wb");
+        if (!a->f) {
+            vet_err_io(err, "%s: cannot open for writing: %s", path, strerror(errno));
+            release(a);
+            return -1;
+        }
+        return 0;
+    }
+    size_t n = strlen(path) + 32;
+    a->tmp = malloc(n);
+    if (!a->tmp) {
+        release(a);
+        return vet_err_nomem(err, "out of memory");
+    }
+    snprintf(a->tmp, n, "%s.tmp.%ld", path, (long)getpid());
+    a->f = fopen(a->tmp, "wb");
+    if (!a->f) {
+        vet_err_io(err, "%s: cannot create: %s", a->tmp, strerror(errno));
+        release(a);  // nothing was created, nothing to remove
+        return -1;
+    }
+    return 0;
+}
+
+int vet_afile_finish(vet_afile *a, vet_err *err) {
+    if (a->finished) return 0;
+    if (fflush(a->f) != 0) goto failed;
+    if (a->f == stdout) {
+        a->finished = 1;
+        return 0;
+    }
+    // Durable before visible: the data on disk, then the rename makes it the real file.
+    if (!a->in_place && fsync(fileno(a->f)) != 0 && errno != EINVAL) {
+        vet_err_io(err, "%s: fsync failed: %s", a->shown, strerror(errno));
+        vet_afile_abort(a);
+        return -1;
+    }
+    int rc = fclose(a->f);
+    a->f = NULL;
+    if (rc != 0) goto failed;
+    a->finished = 1;
+    return 0;
+failed:
+    vet_err_io(err, "%s: write failed: %s", a->shown, strerror(errno));
+    vet_afile_abort(a);
+    return -1;
+}
+
+int vet_afile_publish(vet_afile *a, vet_err *err) {
+    if (!a->finished) {
+        vet_afile_abort(a);
+        return vet_errf(err, "%s: published before it was finished (a bug)", a->shown ? a->shown : "?");
+    }
+    if (a->tmp && rename(a->tmp, a->path) != 0) {
+        vet_err_io(err, "%s: cannot rename %s into place: %s", a->path, a->tmp, strerror(errno));
+        vet_afile_abort(a);
+        return -1;
+    }
+    release(a);
+    return 0;
+}
+
+int vet_afile_commit(vet_afile *a, vet_err *err) {
+    if (vet_afile_finish(a, err) < 0) return -1;
+    return vet_afile_publish(a, err);
+}
+
+void vet_afile_abort(vet_afile *a) {
+    if (a->f && a->f != stdout) fclose(a->f);
+    if (a->tmp) unlink(a->tmp);
+    release(a);
+}

@@ -1,0 +1,20 @@
+// numparse.h — a number from a flag or a field, whole and in range, or a clear refusal.
+//
+// strtol alone wraps nothing but accepts too much: leading blanks, an empty string, trailing
+// junk, and a value past LONG_MAX that it clamps with only errno to tell. Every numeric flag of
+// every program goes through these two (tools/cli.h: cli_long, cli_double), so that
+// `--lora-r 4294967300` is refused, never taken as 4.
+#ifndef VET_NUMPARSE_H
+#define VET_NUMPARSE_H
+
+#include "base/err.h"
+
+// A decimal integer (optional sign, digits only, nothing around it) in [lo, hi]. 0 with *out
+// set, or -1 with err (VET_E_USAGE): "'S' is not an integer in [lo, hi]".
+int vet_parse_long(const char *s, long lo, long hi, long *out, vet_err *err);
+
+// A finite floating-point number (strtod syntax, nothing around it) in [lo, hi]. 0 with *out
+// set, or -1 with err (VET_E_USAGE): "'S' is not a number in [lo, hi]".
+int vet_parse_double(const char *s, double lo, double hi, double *out, vet_err *err);
+
+#endif

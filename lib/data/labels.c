@@ -1,0 +1,254 @@
+// labels.c — label vocabulary, codes files, and label extraction from generated text.
+#include "data/labels.h"
+
+#include <ctype.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "base/strtab.h"
+
+typedef struct {
+    char *label;
+    char *term;
+    size_t len;
+} entry;
+
+struct vet_labels {
+    entry *e;
+    size_t n, cap;
+    vet_strtab index;  // label -> its entry's index (ids follow the entries' order)
+    // For extraction: per lowercased first byte, entry indices, longest label first
+    // (kept up to date by vet_labels_add, so extraction only reads the vocabulary).
+    uint32_t *by_first[256];
+    size_t n_first[256];
+};
+
+vet_labels *vet_labels_new(void) {
+    vet_labels *v = calloc(1, sizeof *v);
+    if (!v) return NULL;
+    return v;
+}
+
+void vet_labels_free(vet_labels *v) {
+    if (!v) return;
+    for (size_t i = 0; i < v->n; i++) {
+        free(v->e[i].label);
+        free(v->e[i].term);
+    }
+    for (int c = 0; c < 256; c++) free(v->by_first[c]);
+    free(v->e);
+    vet_strtab_free(&v->index);
+    free(v);
+}
+
+size_t vet_labels_count(const vet_labels *v) { return v ? v->n : 0; }
+const char *vet_labels_label(const vet_labels *v, size_t i) { return v->e[i].label; }
+
+const char *vet_labels_term(const vet_labels *v, const char *label) {
+    if (!v) return NULL;
+    long k = vet_strtab_find(&v->index, label);
+    return k >= 0 ? v->e[k].term : NULL;
+}
+
+// Inserts entry k into its first-byte bucket, keeping the bucket longest-first (stable).
+static int index_entry(vet_labels *v, size_t k) {
+    int c = tolower((unsigned char)v->e[k].label[0]);
+    uint32_t *b = realloc(v->by_first[c], (v->n_first[c] + 1) * sizeof *b);
+    if (!b) return -1;
+    v->by_first[c] = b;
+    size_t i = v->n_first[c]++;
+    while (i > 0 && v->e[b[i - 1]].len < v->e[k].len) {
+        b[i] = b[i - 1];
+        i--;
+    }
+    b[i] = (uint32_t)k;
+    return 0;
+}
+
+int vet_labels_add(vet_labels *v, const char *label, const char *term, vet_err *err) {
+    if (!*label) return vet_errf(err, "empty label");
+    if (strpbrk(label, "\t\r\n")) return vet_errf(err, "label \"%s\" holds a tab or line break", label);
+    if (!term) term = "";
+    long k = vet_strtab_find(&v->index, label);
+    if (k >= 0) {
+        entry *e = &v->e[k];
+        if (!*e->term && *term) {
+            char *t = strdup(term);
+            if (!t) return vet_err_nomem(err, "out of memory");
+            free(e->term);
+            e->term = t;
+        }
+        return 0;
+    }
+    if (v->n == v->cap) {
+        size_t cap = v->cap ? 2 * v->cap : 32;
+        entry *e = realloc(v->e, cap * sizeof *e);
+        if (!e) return vet_err_nomem(err, "out of memory");
+        v->e = e;
+        v->cap = cap;
+    }
+    entry *e = &v->e[v->n];
+    e->label = strdup(label);
+    e->term = strdup(term);
+    e->len = strlen(label);
+    if (!e->label || !e->term) {
+        free(e->label);
+        free(e->term);
+        return vet_err_nomem(err, "out of memory");
+    }
+    if (vet_strtab_intern(&v->index, label) != (long)v->n) {  // the next id: a new label
+        free(e->label);
+        free(e->term);
+        return vet_err_nomem(err, "out of memory");
+    }
+    v->n++;
+    if (index_entry(v, v->n - 1) < 0) return vet_err_nomem(err, "out of memory");
+    return 0;
+}
+
+static char *trim(char *s) {
+    while (*s == ' ' || *s == '\t') s++;
+    size_t n = strlen(s);
+    while (n && (s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '\r' || s[n - 1] == '\n')) s[--n] = 0;
+    return s;
+}
+
+vet_labels *vet_codes_load(FILE *f, const char *name, vet_err *err) {
+    vet_labels *v = vet_labels_new();
+    if (!v) {
+        vet_err_nomem(err, "%s: out of memory", name);
+        return NULL;
+    }
+    char *line = NULL;
+    size_t cap = 0;
+    long lineno = 0;
+    ssize_t got;
+    while ((got = getline(&line, &cap, f)) >= 0) {
+        lineno++;
+        if (memchr(line, 0, (size_t)got)) {
+            vet_errf(err, "%s:%ld: a NUL byte (is this a codes file?)", name, lineno);
+            goto fail;
+        }
+        char *tab = strchr(line, '\t');
+        char *term = tab ? trim(tab + 1) : "";
+        if (tab) *tab = 0;
+        char *label = trim(line);
+        if (!*label || *label == '#') continue;
+        if (lineno == 1 && (strcasecmp(label, "code") == 0 || strcasecmp(label, "label") == 0)) continue;
+        const char *old = vet_labels_term(v, label);
+        if (old && *old && *term && strcmp(old, term) != 0) {
+            vet_errf(err, "%s:%ld: label \"%s\" listed twice with different terms (\"%s\", \"%s\")", name,
+                     lineno, label, old, term);
+            goto fail;
+        }
+        if (vet_labels_add(v, label, term, err) < 0) {
+            vet_err_prefix(err, "%s:%ld", name, lineno);
+            goto fail;
+        }
+    }
+    if (ferror(f)) {
+        vet_err_io(err, "%s: read error", name);
+        goto fail;
+    }
+    free(line);
+    return v;
+fail:
+    free(line);
+    vet_labels_free(v);
+    return NULL;
+}
+
+// A "word" byte: a label must not be cut out of a run of these. Non-ASCII bytes count, so
+// a label never matches inside a word in another script.
+static int is_word(unsigned char c) { return isalnum(c) || c == '_' || c >= 0x80; }
+
+typedef struct {
+    char **v;
+    bool *unk;
+    size_t n, cap;
+} found;
+
+static int push(found *f, const char *s, size_t len, bool unknown) {
+    for (size_t i = 0; i < f->n; i++)
+        if (strlen(f->v[i]) == len && memcmp(f->v[i], s, len) == 0) return 0;  // once each
+    if (f->n == f->cap) {
+        size_t cap = f->cap ? 2 * f->cap : 8;
+        char **v = realloc(f->v, cap * sizeof *v);
+        if (!v) return -1;
+        f->v = v;
+        bool *u = realloc(f->unk, cap * sizeof *u);
+        if (!u) return -1;
+        f->unk = u;
+        f->cap = cap;
+    }
+    char *c = strndup(s, len);
+    if (!c) return -1;
+    f->unk[f->n] = unknown;
+    f->v[f->n++] = c;
+    return 0;
+}
+
+// The vocabulary label matching whole at text[p], longest first; NULL when none.
+static const entry *match_at(const vet_labels *v, const char *text, size_t len, size_t p) {
+    int c = tolower((unsigned char)text[p]);
+    for (size_t j = 0; j < v->n_first[c]; j++) {
+        const entry *e = &v->e[v->by_first[c][j]];
+        if (e->len > len - p || strncasecmp(text + p, e->label, e->len) != 0) continue;
+        // An embedded NUL in text stops strncasecmp early as a match: reject it.
+        if (memchr(text + p, 0, e->len)) continue;
+        size_t end = p + e->len;
+        if (end < len && is_word((unsigned char)e->label[e->len - 1]) && is_word((unsigned char)text[end]))
+            continue;
+        return e;
+    }
+    return NULL;
+}
+
+int vet_labels_extract(const vet_labels *v, const char *text, size_t len, char ***out, size_t *n,
+                       bool **unknown, vet_err *err) {
+    found f = {0};
+    size_t p = 0;
+    while (p < len) {
+        unsigned char c = (unsigned char)text[p];
+        int starts_token = p == 0 || !is_word((unsigned char)text[p - 1]) || !is_word(c);
+        if (!starts_token) {
+            p++;
+            continue;
+        }
+        const entry *e = v ? match_at(v, text, len, p) : NULL;
+        if (e) {
+            if (push(&f, e->label, e->len, false) < 0) goto oom;
+            p += e->len;
+            continue;
+        }
+        if (isdigit(c)) {
+            size_t q = p;
+            while (q < len && isdigit((unsigned char)text[q])) q++;
+            size_t run = q - p;
+            if (run >= VET_CODE_MIN_DIGITS && run <= VET_CODE_MAX_DIGITS && (q == len || !is_word((unsigned char)text[q])))
+                if (push(&f, text + p, run, true) < 0) goto oom;
+            p = q;
+            continue;
+        }
+        p++;
+    }
+    *out = f.v;
+    *n = f.n;
+    if (unknown)
+        *unknown = f.unk;
+    else
+        free(f.unk);
+    return 0;
+oom:
+    vet_labels_free_list(f.v, f.n);
+    free(f.unk);
+    return vet_err_nomem(err, "out of memory");
+}
+
+void vet_labels_free_list(char **labels, size_t n) {
+    if (!labels) return;
+    for (size_t i = 0; i < n; i++) free(labels[i]);
+    free(labels);
+}

@@ -1,0 +1,40 @@
+// spm.h — a C interface to SentencePiece (the tokenizer.model of LLaMA-family models).
+// The one C++ file in vet (spm_shim.cc) sits behind it.
+#ifndef VET_SPM_H
+#define VET_SPM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/err.h"
+
+typedef struct vet_spm vet_spm;
+
+// path is a tokenizer.model file or a directory holding one. Fails with a message that says
+// what is wrong: missing file, not a SentencePiece model.
+vet_spm *vet_spm_load(const char *path, vet_err *err);
+void vet_spm_free(vet_spm *s);
+
+// Appends the ids of text[0..len) to *ids (a malloc'd buffer of *cap entries, grown as
+// needed; *n is the count in it). No BOS/EOS: callers add those.
+int vet_spm_encode(const vet_spm *s, const char *text, size_t len, int32_t **ids, size_t *n,
+                   size_t *cap, vet_err *err);
+// The text of ids, malloc'd and NUL-terminated (control ids such as BOS/EOS decode to "").
+char *vet_spm_decode(const vet_spm *s, const int32_t *ids, size_t n, vet_err *err);
+
+int vet_spm_vocab_size(const vet_spm *s);
+int vet_spm_bos_id(const vet_spm *s);  // -1 when the model has none
+int vet_spm_eos_id(const vet_spm *s);
+int vet_spm_pad_id(const vet_spm *s);
+int vet_spm_unk_id(const vet_spm *s);
+// The piece of an id (NULL when out of range); the id of a piece (the unk id when unknown).
+const char *vet_spm_id_to_piece(const vet_spm *s, int id);
+int vet_spm_piece_to_id(const vet_spm *s, const char *piece);
+// True for control (<s>, </s>) and unknown pieces; byte pieces (<0x0A>) are not control.
+int vet_spm_is_control(const vet_spm *s, int id);
+
+// The model file actually read and the sha256 (hex) of its bytes.
+const char *vet_spm_path(const vet_spm *s);
+const char *vet_spm_sha256(const vet_spm *s);
+
+#endif

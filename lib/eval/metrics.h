@@ -1,0 +1,117 @@
+// metrics.h — how well predicted label sets match gold label sets (vet-eval's arithmetic),
+// and reading predictions from a `predictions` stream, a CSV or JSON lines.
+//
+// Every sample has a gold label set and a predicted label set (duplicates dropped, order
+// ignored). Conventions, stated once here and in man/vet-eval.1:
+//   accuracy     exact match: the predicted set equals the gold set (two empty sets are equal)
+//   per label    support = samples whose gold holds the label, predicted = samples whose
+//                prediction holds it, tp = both; P = tp/predicted, R = tp/support,
+//                F1 = 2tp/(support+predicted) (= 2PR/(P+R)); a zero denominator gives 0, as
+//                sklearn's zero_division=0: a label never predicted has P = 0.
+//   macro        the unweighted mean of per-label P, R and F1 over the labels that occur in
+//                gold or prediction (a label in neither does not exist for this set)
+//   micro        P = Σtp/Σpredicted, R = Σtp/Σsupport, F1 = 2PR/(P+R) (0 when P+R = 0)
+//   jaccard      mean over samples of |G∩P|/|G∪P|, 1 when both are empty
+//   no_label     samples whose predicted set is empty
+//   confusions   (gold set, predicted set) pairs of the samples that are wrong, by count
+#ifndef VET_METRICS_H
+#define VET_METRICS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/err.h"
+
+// ---------------------------------------------------------------------------------------
+// Collecting samples
+typedef struct vet_eval vet_eval;
+
+vet_eval *vet_eval_new(void);
+void vet_eval_free(vet_eval *e);  // safe with NULL
+// Adds one sample; species may be NULL or "". Labels are copied; empty strings are dropped.
+int vet_eval_add(vet_eval *e, const char *species, char *const *gold, size_t ngold, char *const *pred,
+                 size_t npred, vet_err *err);
+size_t vet_eval_n(const vet_eval *e);
+
+// ---------------------------------------------------------------------------------------
+// The report
+typedef struct {
+    const char *label;  // points into the vet_eval
+    size_t support, predicted, tp;
+    double precision, recall, f1;
+} vet_label_stat;
+
+typedef struct {
+    const char *species;  // "" for samples without one
+    size_t n, correct;
+    double accuracy;
+} vet_species_stat;
+
+typedef struct {
+    const char **gold, **pred;  // sorted label strings (pointers into the vet_eval)
+    size_t ngold, npred, count;
+} vet_confusion;
+
+typedef struct {
+    size_t n, correct, no_label;
+    double accuracy, jaccard;
+    double micro_precision, micro_recall, micro_f1;
+    double macro_precision, macro_recall, macro_f1;
+    vet_label_stat *labels;  // by support, then predicted (both descending), then label
+    size_t nlabels;
+    vet_species_stat *species;  // by n descending, then name
+    size_t nspecies;
+    vet_confusion *confusions;  // all of them, by count descending, then gold, then pred
+    size_t nconfusions;
+} vet_metrics;
+
+int vet_metrics_compute(const vet_eval *e, vet_metrics *m, vet_err *err);
+void vet_metrics_free(vet_metrics *m);
+
+// The most frequent gold set (ties: the first in label order): malloc'd copies of its labels
+// in *labels (free with vet_labels_free_list from labels.h, or free each and the array),
+// *nlabels, and how many samples carry it. Fails when e has no samples.
+int vet_eval_majority_gold(const vet_eval *e, char ***labels, size_t *nlabels, size_t *count, vet_err *err);
+// The accuracy of answering the fixed set labels[0..n) for every sample of e.
+double vet_eval_constant_accuracy(const vet_eval *e, char *const *labels, size_t n);
+
+// Percentile bootstrap (B resamples of n samples with replacement, seeded) for accuracy and
+// macro-F1: lo/hi are the 2.5th and 97.5th percentiles, interpolated linearly between order
+// statistics (numpy's default). Macro-F1 of a resample averages over the labels occurring in it.
+int vet_metrics_bootstrap(const vet_eval *e, int B, uint64_t seed, double acc_ci[2], double f1_ci[2],
+                          vet_err *err);
+
+// ---------------------------------------------------------------------------------------
+// Reading predictions
+enum { VET_PRED_SNIFF, VET_PRED_STREAM, VET_PRED_CSV, VET_PRED_JSONL };
+
+typedef struct {
+    char *id, *species;  // species "" when absent; id the record/row number when absent
+    char **gold, **pred;
+    size_t ngold, npred;
+    char *text;  // "" when absent
+    int64_t tokens;  // -1 when absent
+    double ms;  // -1 when absent
+} vet_pred;
+
+typedef struct vet_pred_reader vet_pred_reader;
+
+// path "-" or NULL is stdin. format VET_PRED_SNIFF looks at the first bytes: the zstd magic
+// means a stream, '{' JSON lines, anything else CSV. A stream must be of kind "predictions".
+// CSV: a header row naming at least `gold` and `pred` (optional `id`, `species`, `text`,
+// `tokens`, `ms`), labels `;`-separated. JSON lines: one object per line, `gold`/`pred` arrays
+// of strings or `;`-separated strings. On failure err's kind tells a file that
+// could not be opened or read (VET_E_IO) from one that is not what it should be (VET_E_INPUT).
+vet_pred_reader *vet_pred_open(const char *path, int format, vet_err *err);
+const char *vet_pred_format_name(const vet_pred_reader *r);  // "stream", "csv", "jsonl"
+// 1: *rec filled (free with vet_pred_clear), 0: end of input, -1: error ("FILE:LINE: why" or
+// "FILE: record N: why"; err's kind as above).
+int vet_pred_next(vet_pred_reader *r, vet_pred *rec, vet_err *err);
+void vet_pred_clear(vet_pred *rec);
+void vet_pred_close(vet_pred_reader *r);
+
+// Splits "a; b;;c" into trimmed, non-empty malloc'd strings (free with vet_labels_free_list).
+int vet_split_labels(const char *s, size_t len, char ***out, size_t *n, vet_err *err);
+
+#endif

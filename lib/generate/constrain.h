@@ -1,0 +1,59 @@
+// constrain.h — constrained decoding: the model may only write a response that parses.
+//
+// The language: an optional single space (the tokenizer's dummy prefix), then the response
+// prefix ("Diagnosed conditions: "), then one or more labels of a table separated by ", ".
+// That is PREFIX L (", " L)* with L any label, matched byte for byte (a character trie over
+// the labels). Decoding keeps, per note, the set of places in that language the text so far
+// can be at (a small NFA state set); at each step a token is allowed iff appending its piece
+// text keeps the text a prefix of a sentence of the language, and EOS only right after a
+// complete label. Disallowed tokens get logit -inf.
+//
+// Length budget: with `remaining` tokens left, a token is allowed only if the shortest way
+// to finish after it (in characters, each at least one token) still fits, so a note that
+// runs into max_new still ends on a complete label whenever max_new allows one at all.
+//
+// Piece texts are SentencePiece pieces as the vocabulary spells them: "▁" is a space and a
+// byte-fallback piece <0xNN> is the byte NN. NULL (a control piece) is never allowed.
+#ifndef VET_CONSTRAIN_H
+#define VET_CONSTRAIN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/err.h"
+#include "data/spm.h"
+
+typedef struct vet_constrain vet_constrain;
+
+#define VET_CSTATE_MAX 16
+// Where in the language a note's text can be: a set of NFA states (opaque numbers).
+typedef struct {
+    int n;
+    int st[VET_CSTATE_MAX];
+} vet_cstate;
+
+// prefix: the response prefix (may be ""); labels: the table (at least one, none empty);
+// pieces (V): each id's piece, NULL for ids that are never allowed; eos_ids: the ids that end
+// a response.
+vet_constrain *vet_constrain_new(const char *prefix, char *const *labels, size_t n_labels,
+                                 char *const *pieces, int V, const int32_t *eos_ids, int n_eos,
+                                 vet_err *err);
+void vet_constrain_free(vet_constrain *c);  // safe with NULL
+
+// The pieces of a SentencePiece vocabulary for vet_constrain_new: ids >= the tokenizer's
+// vocabulary and control ids are NULL. Free with vet_constrain_free_pieces.
+char **vet_constrain_spm_pieces(const vet_spm *s, int V, vet_err *err);
+void vet_constrain_free_pieces(char **pieces, int V);
+
+void vet_constrain_start(const vet_constrain *c, vet_cstate *s);
+// Sets logits[v] = -inf for every id v not allowed next, with `remaining` tokens left
+// (this one included). Always leaves at least one id allowed (EOS when nothing else fits).
+void vet_constrain_mask(const vet_constrain *c, const vet_cstate *s, int remaining, float *logits);
+// Moves s past token; returns -1 (s unchanged) when the token leaves the language.
+int vet_constrain_advance(const vet_constrain *c, vet_cstate *s, int token);
+// True when the text so far is a complete sentence (EOS may come now).
+int vet_constrain_accepting(const vet_constrain *c, const vet_cstate *s);
+// True when text[0..len) is a complete sentence of the language (no leading space).
+int vet_constrain_matches(const vet_constrain *c, const char *text, size_t len);
+
+#endif

@@ -1,0 +1,212 @@
+// csv.c — see csv.h. A byte-at-a-time state machine over a 64 KiB read buffer; the current
+// row's fields live in one growing buffer (NUL after each field) that is reused row to row.
+#include "io/csv.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct vet_csv {
+    FILE *f;
+    char name[512];
+    unsigned char in[1 << 16];  // read buffer
+    size_t in_pos, in_len;
+    int eof, ioerr;
+    long line;                  // physical line of the next unread byte
+    long row_line;              // line where the current row starts
+    char *data;                 // fields of the current row, each NUL-terminated
+    size_t data_len, data_cap;
+    size_t *starts;             // offset of each field in data
+    size_t nfields, fields_cap;
+    char *raw;                  // the row's bytes as read
+    size_t raw_len, raw_cap;
+};
+
+static int grow(void **p, size_t *cap, size_t need, size_t elem) {
+    if (need <= *cap) return 0;
+    size_t n = *cap ? *cap : 256;
+    while (n < need) n *= 2;
+    void *q = realloc(*p, n * elem);
+    if (!q) return -1;
+    *p = q;
+    *cap = n;
+    return 0;
+}
+
+// Next byte of input (also appended to the raw row), -1 at end of input or on a read error.
+static int get(vet_csv *c) {
+    if (c->in_pos == c->in_len) {
+        if (c->eof || c->ioerr) return -1;
+        c->in_len = fread(c->in, 1, sizeof c->in, c->f);
+        c->in_pos = 0;
+        if (c->in_len == 0) {
+            if (ferror(c->f)) c->ioerr = 1; else c->eof = 1;
+            return -1;
+        }
+    }
+    int ch = c->in[c->in_pos++];
+    if (c->raw_len + 1 >= c->raw_cap && grow((void **)&c->raw, &c->raw_cap, c->raw_len + 2, 1)) {
+        c->ioerr = 1;  // out of memory: treated as a failed read
+        return -1;
+    }
+    c->raw[c->raw_len++] = (char)ch;
+    if (ch == '\n') c->line++;
+    return ch;
+}
+
+static int peek(vet_csv *c) {
+    if (c->in_pos == c->in_len) {
+        if (c->eof || c->ioerr) return -1;
+        c->in_len = fread(c->in, 1, sizeof c->in, c->f);
+        c->in_pos = 0;
+        if (c->in_len == 0) {
+            if (ferror(c->f)) c->ioerr = 1; else c->eof = 1;
+            return -1;
+        }
+    }
+    return c->in[c->in_pos];
+}
+
+static int put(vet_csv *c, char ch) {
+    if (c->data_len + 1 >= c->data_cap &&
+        grow((void **)&c->data, &c->data_cap, c->data_len + 2, 1)) return -1;
+    c->data[c->data_len++] = ch;
+    return 0;
+}
+
+static int begin_field(vet_csv *c) {
+    if (grow((void **)&c->starts, &c->fields_cap, c->nfields + 1, sizeof(size_t))) return -1;
+    c->starts[c->nfields++] = c->data_len;
+    return 0;
+}
+
+vet_csv *vet_csv_open(FILE *f, const char *name, vet_err *err) {
+    vet_csv *c = calloc(1, sizeof *c);
+    if (!c) { vet_err_nomem(err, "%s: out of memory", name); return NULL; }
+    c->f = f;
+    snprintf(c->name, sizeof c->name, "%s", name);
+    c->line = 1;
+    // A UTF-8 byte order mark is not part of the first column's name.
+    if (peek(c) == 0xEF && c->in_len - c->in_pos >= 3 && c->in[c->in_pos + 1] == 0xBB &&
+        c->in[c->in_pos + 2] == 0xBF)
+        c->in_pos += 3;
+    return c;
+}
+
+// Skips to the end of the physical line after a malformed row, so the next row starts clean.
+static void resync(vet_csv *c) {
+    int ch;
+    while ((ch = get(c)) >= 0 && ch != '\n') {}
+}
+
+int vet_csv_next(vet_csv *c, vet_err *err) {
+    enum { FIELD_START, UNQUOTED, QUOTED, AFTER_QUOTE } st;
+    int ch;
+restart:
+    c->data_len = 0;
+    c->nfields = 0;
+    c->raw_len = 0;
+    c->row_line = c->line;
+    // Blank lines between rows are not rows.
+    ch = peek(c);
+    if (ch == '\n') { get(c); goto restart; }
+    if (ch == '\r') {
+        get(c);
+        if (peek(c) == '\n') { get(c); goto restart; }
+        // A lone CR at the start of a row is data: fall through with it consumed.
+        if (begin_field(c) || put(c, '\r')) goto oom;
+        st = UNQUOTED;
+        goto loop;
+    }
+    if (ch < 0 && c->ioerr) {
+        vet_err_io(err, "%s:%ld: read error: %s", c->name, c->line, strerror(errno));
+        return VET_CSV_IOERR;
+    }
+    if (ch < 0) return VET_CSV_EOF;
+    st = FIELD_START;
+loop:
+    for (;;) {
+        if (c->raw_len > VET_CSV_MAX_ROW) {
+            vet_errf(err, "%s:%ld: row longer than %u MiB (an unbalanced quote?)", c->name,
+                     c->row_line, VET_CSV_MAX_ROW >> 20);
+            resync(c);
+            return VET_CSV_BAD;
+        }
+        ch = get(c);
+        if (ch < 0 && c->ioerr) {
+            vet_err_io(err, "%s:%ld: read error", c->name, c->line);
+            return VET_CSV_IOERR;
+        }
+        switch (st) {
+        case FIELD_START:
+            if (begin_field(c)) goto oom;
+            if (ch == '"') { st = QUOTED; break; }
+            st = UNQUOTED;
+            __attribute__((fallthrough));  // the byte belongs to an unquoted field
+        case UNQUOTED:
+            if (ch < 0 || ch == '\n') goto end_row;
+            if (ch == ',') { if (put(c, '\0')) goto oom; st = FIELD_START; break; }
+            if (ch == '\r' && peek(c) == '\n') { get(c); goto end_row; }
+            if (put(c, (char)ch)) goto oom;
+            break;
+        case QUOTED:
+            if (ch < 0) {
+                vet_errf(err, "%s:%ld: unbalanced quote: a quoted field is still open at end of input",
+                         c->name, c->row_line);
+                return VET_CSV_BAD;
+            }
+            if (ch == '"') {
+                if (peek(c) == '"') { get(c); if (put(c, '"')) goto oom; }
+                else st = AFTER_QUOTE;
+                break;
+            }
+            if (put(c, (char)ch)) goto oom;
+            break;
+        case AFTER_QUOTE:
+            if (ch < 0 || ch == '\n') goto end_row;
+            if (ch == ',') { if (put(c, '\0')) goto oom; st = FIELD_START; break; }
+            if (ch == '\r' && peek(c) == '\n') { get(c); goto end_row; }
+            vet_errf(err, "%s:%ld: unbalanced quote: '%c' after the closing quote of field %zu "
+                     "(quotes inside a quoted field must be doubled)",
+                     c->name, c->line, ch >= 0x20 && ch < 0x7f ? ch : '?', c->nfields);
+            resync(c);
+            return VET_CSV_BAD;
+        }
+    }
+end_row:
+    if (st == FIELD_START && begin_field(c)) goto oom;  // "a," ends with an empty field
+    if (put(c, '\0')) goto oom;
+    return VET_CSV_ROW;
+oom:
+    vet_err_nomem(err, "%s:%ld: out of memory", c->name, c->row_line);
+    return VET_CSV_IOERR;
+}
+
+size_t vet_csv_nfields(const vet_csv *c) { return c->nfields; }
+
+const char *vet_csv_field(const vet_csv *c, size_t i, size_t *len) {
+    if (i >= c->nfields) return NULL;
+    size_t end = i + 1 < c->nfields ? c->starts[i + 1] - 1 : c->data_len - 1;
+    if (len) *len = end - c->starts[i];
+    return c->data + c->starts[i];
+}
+
+long vet_csv_line(const vet_csv *c) { return c->row_line; }
+
+const char *vet_csv_raw(const vet_csv *c, size_t *len) {
+    size_t n = c->raw_len;
+    if (n && c->raw[n - 1] == '\n') n--;
+    if (n && c->raw[n - 1] == '\r') n--;
+    if (len) *len = n;
+    if (!c->raw) return "";
+    c->raw[n] = '\0';  // the line end goes; the buffer always has room for the NUL
+    return c->raw;
+}
+
+void vet_csv_close(vet_csv *c) {
+    if (!c) return;
+    free(c->data);
+    free(c->starts);
+    free(c->raw);
+    free(c);
+}

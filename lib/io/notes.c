@@ -1,0 +1,389 @@
+// notes.c — see notes.h. One struct, three readers behind a format switch. CSV and JSONL hold
+// one record at a time; the JSON array is loaded whole by jansson (Alpaca files are small).
+#include "io/notes.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "io/csv.h"
+#include "base/utf8.h"
+
+enum { COL_ID, COL_SPECIES, COL_NOTE, COL_CODES, COL_DISEASE, NCOLS };
+static const char *const COL_DEFAULT[NCOLS] = {"id", "species", "note", "codes", "disease"};
+static const char *const COL_FLAG[NCOLS] = {"--id-col", "--species-col", "--note-col",
+                                            "--codes-col", "--disease-col"};
+
+struct vet_notes {
+    FILE *f;
+    char name[512];
+    vet_notes_format format;
+    char *note_prefix;
+    long index;                 // records handed out or rejected so far
+    // CSV
+    vet_csv *csv;
+    long col[NCOLS];            // column index of each field, -1 when absent
+    size_t ncols;               // fields in the header row
+    // JSON array
+    json_t *root;
+    size_t next;
+    // JSONL
+    char *line;
+    size_t line_cap;
+    ssize_t line_len;
+    long lineno;
+    json_t *obj;                // the current JSONL record
+    // per record
+    char *codes_buf;            // the codes field, split in place
+    size_t codes_cap;
+    char **codes;
+    size_t codes_n, codes_ptr_cap;
+    char idbuf[32];
+    char *raw;                  // JSON: the record re-serialized, for rejections
+};
+
+const char *vet_notes_format_name(vet_notes_format f) {
+    switch (f) {
+    case VET_NOTES_CSV: return "csv";
+    case VET_NOTES_JSON: return "json";
+    case VET_NOTES_JSONL: return "jsonl";
+    default: return "auto";
+    }
+}
+
+static int ends_with(const char *s, const char *suffix) {
+    size_t n = strlen(s), m = strlen(suffix);
+    return n >= m && strcasecmp(s + n - m, suffix) == 0;
+}
+
+// Format from the first non-space byte (which is pushed back; skipped spaces are lost,
+// which no format minds at the very start).
+static vet_notes_format sniff(FILE *f) {
+    int ch;
+    while ((ch = getc(f)) != EOF && (ch == ' ' || ch == '\t' || ch == '\n' || ch == '\r')) {}
+    if (ch == EOF) return VET_NOTES_CSV;
+    ungetc(ch, f);
+    return ch == '[' ? VET_NOTES_JSON : ch == '{' ? VET_NOTES_JSONL : VET_NOTES_CSV;
+}
+
+static int open_csv(vet_notes *s, const vet_notes_opts *o, vet_err *err) {
+    s->csv = vet_csv_open(s->f, s->name, err);
+    if (!s->csv) return -1;
+    int rc = vet_csv_next(s->csv, err);
+    if (rc == VET_CSV_EOF) return vet_errf(err, "%s:1: empty input: no header row", s->name);
+    if (rc != VET_CSV_ROW) return -1;
+    s->ncols = vet_csv_nfields(s->csv);
+    size_t rawlen;
+    const char *raw = vet_csv_raw(s->csv, &rawlen);
+    if (!vet_utf8_valid(raw, rawlen, NULL))
+        return vet_errf(err, "%s:%ld: the header row is not valid UTF-8", s->name, vet_csv_line(s->csv));
+    const char *want[NCOLS] = {o->id_col, o->species_col, o->note_col, o->codes_col, o->disease_col};
+    for (int k = 0; k < NCOLS; k++) {
+        const char *name = want[k] ? want[k] : COL_DEFAULT[k];
+        s->col[k] = -1;
+        for (size_t i = 0; i < s->ncols; i++)
+            if (strcmp(vet_csv_field(s->csv, i, NULL), name) == 0) { s->col[k] = (long)i; break; }
+        // Only the note is needed; other columns are needed only when asked for by name.
+        if (s->col[k] < 0 && (k == COL_NOTE || want[k])) {
+            char cols[400] = "";
+            for (size_t i = 0; i < s->ncols && strlen(cols) < sizeof cols - 64; i++)
+                snprintf(cols + strlen(cols), sizeof cols - strlen(cols), "%s%s", i ? "," : "",
+                         vet_csv_field(s->csv, i, NULL));
+            return vet_errf(err, "%s:%ld: no column '%s' in the header (columns: %s); name the "
+                            "right one with %s", s->name, vet_csv_line(s->csv), name, cols, COL_FLAG[k]);
+        }
+    }
+    return 0;
+}
+
+vet_notes *vet_notes_open(FILE *f, const char *name, const vet_notes_opts *opts, vet_err *err) {
+    static const vet_notes_opts none = {0};
+    const vet_notes_opts *o = opts ? opts : &none;
+    vet_notes *s = calloc(1, sizeof *s);
+    if (!s) { vet_err_nomem(err, "%s: out of memory", name); return NULL; }
+    s->f = f;
+    snprintf(s->name, sizeof s->name, "%s", name);
+    s->note_prefix = strdup(o->note_prefix ? o->note_prefix : "Clinical Note: ");
+    s->format = o->format;
+    if (s->format == VET_NOTES_AUTO) {
+        if (ends_with(name, ".csv")) s->format = VET_NOTES_CSV;
+        else if (ends_with(name, ".jsonl") || ends_with(name, ".ndjson")) s->format = VET_NOTES_JSONL;
+        else if (ends_with(name, ".json")) s->format = VET_NOTES_JSON;
+        else s->format = sniff(f);
+    }
+    if (s->format == VET_NOTES_CSV) {
+        if (open_csv(s, o, err)) goto fail;
+    } else if (s->format == VET_NOTES_JSON) {
+        json_error_t je;
+        s->root = json_loadf(f, 0, &je);
+        if (!s->root) {
+            vet_errf(err, "%s:%d: not valid JSON: %s", s->name, je.line, je.text);
+            goto fail;
+        }
+        if (!json_is_array(s->root)) {
+            vet_errf(err, "%s:1: expected a JSON array of Alpaca records (use --format jsonl for "
+                     "one object per line)", s->name);
+            goto fail;
+        }
+    }
+    return s;
+fail:
+    vet_notes_close(s);
+    return NULL;
+}
+
+vet_notes_format vet_notes_format_of(const vet_notes *s) { return s->format; }
+
+static int add_code(vet_notes *s, char *code) {
+    if (s->codes_n == s->codes_ptr_cap) {
+        size_t cap = s->codes_ptr_cap ? 2 * s->codes_ptr_cap : 8;
+        char **p = realloc(s->codes, cap * sizeof *p);
+        if (!p) return -1;
+        s->codes = p;
+        s->codes_ptr_cap = cap;
+    }
+    s->codes[s->codes_n++] = code;
+    return 0;
+}
+
+// Splits "a; b;c" into codes, trimming spaces and dropping empty pieces.
+static int split_codes(vet_notes *s, const char *field, size_t len) {
+    s->codes_n = 0;
+    if (len + 1 > s->codes_cap) {
+        char *p = realloc(s->codes_buf, len + 1);
+        if (!p) return -1;
+        s->codes_buf = p;
+        s->codes_cap = len + 1;
+    }
+    memcpy(s->codes_buf, field, len);
+    s->codes_buf[len] = '\0';
+    char *p = s->codes_buf;
+    for (;;) {
+        char *semi = strchr(p, ';');
+        if (semi) *semi = '\0';
+        while (isspace((unsigned char)*p)) p++;
+        char *end = p + strlen(p);
+        while (end > p && isspace((unsigned char)end[-1])) *--end = '\0';
+        if (*p && add_code(s, p)) return -1;
+        if (!semi) break;
+        p = semi + 1;
+    }
+    return 0;
+}
+
+static int blank(const char *s) {
+    for (; *s; s++)
+        if (!isspace((unsigned char)*s)) return 0;
+    return 1;
+}
+
+static int next_csv(vet_notes *s, vet_note *n, vet_err *err) {
+    int rc = vet_csv_next(s->csv, err);
+    if (rc == VET_CSV_EOF) return VET_NOTE_EOF;
+    s->index++;
+    if (rc == VET_CSV_IOERR) return VET_NOTE_IOERR;
+    if (rc == VET_CSV_BAD) return VET_NOTE_BAD;
+    long line = vet_csv_line(s->csv);
+    size_t nf = vet_csv_nfields(s->csv);
+    if (nf != s->ncols) {
+        vet_errf(err, "%s:%ld: %zu fields, the header has %zu (%s; quote fields that hold commas)",
+                 s->name, line, nf, s->ncols, nf > s->ncols ? "too many" : "too few");
+        return VET_NOTE_BAD;
+    }
+    size_t rawlen, off;
+    const char *raw = vet_csv_raw(s->csv, &rawlen);
+    if (!vet_utf8_valid(raw, rawlen, &off)) {
+        vet_errf(err, "%s:%ld: invalid UTF-8 (byte %zu of the row); convert the file with iconv",
+                 s->name, line, off + 1);
+        return VET_NOTE_BAD;
+    }
+    const char *v[NCOLS];
+    size_t len[NCOLS];
+    for (int k = 0; k < NCOLS; k++) {
+        v[k] = "";
+        len[k] = 0;
+        if (s->col[k] >= 0) v[k] = vet_csv_field(s->csv, (size_t)s->col[k], &len[k]);
+        if (strlen(v[k]) != len[k]) {
+            vet_errf(err, "%s:%ld: a NUL byte in column '%s'", s->name, line, COL_DEFAULT[k]);
+            return VET_NOTE_BAD;
+        }
+    }
+    if (blank(v[COL_NOTE])) {
+        vet_errf(err, "%s:%ld: empty note", s->name, line);
+        return VET_NOTE_BAD;
+    }
+    if (split_codes(s, v[COL_CODES], len[COL_CODES])) {
+        vet_err_nomem(err, "%s:%ld: out of memory", s->name, line);
+        return VET_NOTE_IOERR;
+    }
+    if (!*v[COL_ID]) snprintf(s->idbuf, sizeof s->idbuf, "%ld", s->index);
+    *n = (vet_note){
+        .line = line, .index = s->index,
+        .id = *v[COL_ID] ? v[COL_ID] : s->idbuf, .species = v[COL_SPECIES], .note = v[COL_NOTE],
+        .disease = v[COL_DISEASE], .codes = s->codes, .n_codes = s->codes_n,
+    };
+    return VET_NOTE_OK;
+}
+
+// A string member, or NULL (absent or null); -1 when present with another type.
+static int member_str(json_t *obj, const char *key, const char **out) {
+    json_t *v = json_object_get(obj, key);
+    *out = NULL;
+    if (!v || json_is_null(v)) return 0;
+    if (!json_is_string(v)) return -1;
+    *out = json_string_value(v);
+    return 0;
+}
+
+// One Alpaca record (JSON array element or JSONL line) into n.
+static int from_json(vet_notes *s, json_t *obj, long line, vet_note *n, vet_err *err) {
+    if (!json_is_object(obj)) {
+        vet_errf(err, "%s:%ld: expected a JSON object (an Alpaca record)", s->name, line);
+        return VET_NOTE_BAD;
+    }
+    static const char *const keys[] = {"instruction", "input", "output", "animal", "disease"};
+    const char *v[5];
+    for (int k = 0; k < 5; k++) {
+        if (member_str(obj, keys[k], &v[k])) {
+            vet_errf(err, "%s:%ld: \"%s\" is not a string", s->name, line, keys[k]);
+            return VET_NOTE_BAD;
+        }
+        if (v[k] && strlen(v[k]) != json_string_length(json_object_get(obj, keys[k]))) {
+            vet_errf(err, "%s:%ld: a NUL character in \"%s\"", s->name, line, keys[k]);
+            return VET_NOTE_BAD;
+        }
+    }
+    const char *input = v[1];
+    if (!input || blank(input)) {
+        vet_errf(err, "%s:%ld: empty note (no \"input\")", s->name, line);
+        return VET_NOTE_BAD;
+    }
+    size_t pn = strlen(s->note_prefix);
+    const char *note = strncmp(input, s->note_prefix, pn) == 0 ? input + pn : input;
+    if (blank(note)) {
+        vet_errf(err, "%s:%ld: empty note", s->name, line);
+        return VET_NOTE_BAD;
+    }
+    s->codes_n = 0;
+    json_t *codes = json_object_get(obj, "snomed_codes");
+    if (codes && !json_is_null(codes)) {
+        if (!json_is_array(codes)) {
+            vet_errf(err, "%s:%ld: \"snomed_codes\" is not an array", s->name, line);
+            return VET_NOTE_BAD;
+        }
+        size_t i;
+        json_t *c;
+        json_array_foreach(codes, i, c) {
+            if (!json_is_string(c)) {
+                vet_errf(err, "%s:%ld: \"snomed_codes\"[%zu] is not a string", s->name, line, i);
+                return VET_NOTE_BAD;
+            }
+            if (add_code(s, (char *)json_string_value(c))) {
+                vet_err_nomem(err, "%s:%ld: out of memory", s->name, line);
+                return VET_NOTE_IOERR;
+            }
+        }
+    }
+    const char *id = NULL;
+    json_t *jid = json_object_get(obj, "id");
+    if (json_is_string(jid)) id = json_string_value(jid);
+    else if (json_is_integer(jid)) {
+        snprintf(s->idbuf, sizeof s->idbuf, "%" JSON_INTEGER_FORMAT, json_integer_value(jid));
+        id = s->idbuf;
+    } else if (jid && !json_is_null(jid)) {
+        vet_errf(err, "%s:%ld: \"id\" is neither a string nor an integer", s->name, line);
+        return VET_NOTE_BAD;
+    }
+    if (!id || !*id) {
+        snprintf(s->idbuf, sizeof s->idbuf, "%ld", s->index);
+        id = s->idbuf;
+    }
+    *n = (vet_note){
+        .line = line, .index = s->index, .id = id, .species = v[3] ? v[3] : "", .note = note,
+        .disease = v[4] ? v[4] : "", .codes = s->codes, .n_codes = s->codes_n,
+        .instruction = v[0], .input = input, .output = v[2],
+    };
+    return VET_NOTE_OK;
+}
+
+static int next_json(vet_notes *s, vet_note *n, vet_err *err) {
+    if (s->next >= json_array_size(s->root)) return VET_NOTE_EOF;
+    json_t *obj = json_array_get(s->root, s->next++);
+    s->index++;
+    free(s->raw);
+    s->raw = NULL;
+    return from_json(s, obj, s->index, n, err);
+}
+
+static int next_jsonl(vet_notes *s, vet_note *n, vet_err *err) {
+    if (s->obj) { json_decref(s->obj); s->obj = NULL; }
+    for (;;) {
+        errno = 0;
+        s->line_len = getline(&s->line, &s->line_cap, s->f);
+        if (s->line_len < 0) {
+            if (ferror(s->f)) {
+                vet_err_io(err, "%s:%ld: read error: %s", s->name, s->lineno + 1, strerror(errno));
+                return VET_NOTE_IOERR;
+            }
+            return VET_NOTE_EOF;
+        }
+        s->lineno++;
+        while (s->line_len && (s->line[s->line_len - 1] == '\n' || s->line[s->line_len - 1] == '\r'))
+            s->line[--s->line_len] = '\0';
+        if (!blank(s->line) || (size_t)s->line_len != strlen(s->line)) break;  // skip blank lines
+    }
+    s->index++;
+    size_t off;
+    if (!vet_utf8_valid(s->line, (size_t)s->line_len, &off)) {
+        vet_errf(err, "%s:%ld: invalid UTF-8 (byte %zu of the line)", s->name, s->lineno, off + 1);
+        return VET_NOTE_BAD;
+    }
+    json_error_t je;
+    s->obj = json_loadb(s->line, (size_t)s->line_len, 0, &je);
+    if (!s->obj) {
+        vet_errf(err, "%s:%ld: not valid JSON: %s (JSONL wants one object per line)", s->name,
+                 s->lineno, je.text);
+        return VET_NOTE_BAD;
+    }
+    return from_json(s, s->obj, s->lineno, n, err);
+}
+
+int vet_notes_next(vet_notes *s, vet_note *out, vet_err *err) {
+    switch (s->format) {
+    case VET_NOTES_CSV: return next_csv(s, out, err);
+    case VET_NOTES_JSON: return next_json(s, out, err);
+    case VET_NOTES_JSONL: return next_jsonl(s, out, err);
+    default: return vet_errf(err, "%s: no format", s->name), VET_NOTE_FATAL;
+    }
+}
+
+const char *vet_notes_raw(vet_notes *s, size_t *len) {
+    switch (s->format) {
+    case VET_NOTES_CSV: return vet_csv_raw(s->csv, len);
+    case VET_NOTES_JSONL:
+        *len = s->line_len > 0 ? (size_t)s->line_len : 0;
+        return s->line ? s->line : "";
+    case VET_NOTES_JSON:
+        if (!s->raw && s->next > 0)
+            s->raw = json_dumps(json_array_get(s->root, s->next - 1), JSON_COMPACT | JSON_ENSURE_ASCII);
+        *len = s->raw ? strlen(s->raw) : 0;
+        return s->raw ? s->raw : "";
+    default: *len = 0; return "";
+    }
+}
+
+void vet_notes_close(vet_notes *s) {
+    if (!s) return;
+    vet_csv_close(s->csv);
+    if (s->root) json_decref(s->root);
+    if (s->obj) json_decref(s->obj);
+    free(s->line);
+    free(s->codes_buf);
+    free(s->codes);
+    free(s->note_prefix);
+    free(s->raw);
+    free(s);
+}

@@ -1,0 +1,76 @@
+// quant.h — base-weight quantization on the host: int8 with one scale per output row, and
+// NF4 (QLoRA's 4-bit NormalFloat) with one absmax per block of 64. Plain C, used to quantize
+// a model's weight matrices before they are uploaded to a device (lib/gpu_model.c,
+// lib/gpu_infer.c), and by tests as the reference the device dequantization must equal.
+//
+// int8, per output row r of a (rows, cols) matrix:
+//   scale[r] = max_c |w[r,c]| / 127                  (fp32)
+//   q[r,c]   = round-half-even(w[r,c] / scale[r]), clamped to [-127, 127]
+//   w'[r,c]  = q[r,c] * scale[r]                     (one fp32 multiply)
+// so |w - w'| <= scale/2 per element (up to fp32 rounding of the division). A zero row has
+// scale 0 and dequantizes to zeros. Storage: 1 byte per weight + 4 bytes per row.
+//
+// NF4, exactly as bitsandbytes' quantize_4bit(quant_type="nf4", blocksize=64) without double
+// quantization: the weight is flattened row-major, cut into blocks of 64 consecutive values,
+//   absmax[b] = max |w| over the block                (fp32, stored as is: NO double
+//                                                      quantization of the absmax values)
+//   code      = the index of the NF4 value nearest to w * (1/absmax) (ties to the lower code,
+//               as bitsandbytes' decision tree: x > midpoint takes the upper one)
+//   w'        = VET_NF4_CODES[code] * absmax[b]       (one fp32 multiply)
+// The last block of a length that is not a multiple of 64 is shorter (its absmax over its own
+// values): any length is handled. A zero block has absmax 0, codes 7 (the value 0.0) and
+// dequantizes to zeros. Two codes per byte, in bitsandbytes' order: element 2j in the HIGH
+// nibble of byte j, element 2j+1 in the LOW nibble; an odd length leaves the last low nibble 0.
+// Storage: ceil(n/2) bytes + 4 bytes per block = 0.5625 bytes per weight.
+//
+// Non-finite weights are refused (a NaN would silently poison a whole row or block).
+#ifndef VET_QUANT_H
+#define VET_QUANT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/err.h"
+
+// The 16 NF4 values (bitsandbytes csrc/kernels.cu, the QLoRA paper's appendix), as fp32.
+// A macro so that kernels/quant.cu puts the very same literals in constant memory.
+#define VET_NF4_CODES                                                                      \
+    {-1.0f, -0.6961928009986877f, -0.5250730514526367f, -0.39491748809814453f,             \
+     -0.28444138169288635f, -0.18477343022823334f, -0.09105003625154495f, 0.0f,            \
+     0.07958029955625534f, 0.16093020141124725f, 0.24611230194568634f, 0.33791524171829224f, \
+     0.44070982933044434f, 0.5626170039176941f, 0.7229568362236023f, 1.0f}
+#define VET_NF4_BLOCK 64
+#define VET_NF4_ZERO 7  // the code of 0.0
+
+extern const float vet_nf4_code[16];
+
+typedef enum {
+    VET_QUANT_NONE = 0,
+    VET_QUANT_INT8 = 1,
+    VET_QUANT_NF4 = 2,
+} vet_quant_kind;
+
+// "none", "int8", "nf4" -> kind; -1 with err otherwise.
+int vet_quant_parse(const char *s, vet_quant_kind *kind, vet_err *err);
+const char *vet_quant_name(vet_quant_kind kind);
+
+// int8: q (rows, cols), scale (rows). -1 with err on a non-finite weight.
+int vet_quant_int8(int8_t *q, float *scale, const float *w, size_t rows, size_t cols, vet_err *err);
+void vet_dequant_int8(float *w, const int8_t *q, const float *scale, size_t rows, size_t cols);
+
+// NF4 over n values: codes (vet_nf4_bytes(n)), absmax (vet_nf4_blocks(n)).
+size_t vet_nf4_bytes(size_t n);   // ceil(n / 2)
+size_t vet_nf4_blocks(size_t n);  // ceil(n / 64)
+int vet_quant_nf4(uint8_t *codes, float *absmax, const float *w, size_t n, vet_err *err);
+void vet_dequant_nf4(float *w, const uint8_t *codes, const float *absmax, size_t n);
+// The code of element i (high nibble for even i).
+static inline int vet_nf4_get(const uint8_t *codes, size_t i) {
+    return i % 2 ? codes[i / 2] & 15 : codes[i / 2] >> 4;
+}
+// The nearest NF4 code to x (x normally in [-1, 1]); ties to the lower code.
+int vet_nf4_nearest(float x);
+
+// Bytes one (rows, cols) weight matrix takes stored as kind (NONE: fp32).
+size_t vet_quant_matrix_bytes(vet_quant_kind kind, size_t rows, size_t cols);
+
+#endif

@@ -1,0 +1,28 @@
+// threads.c — one thread pool: OpenMP runs our loops and splits the GEMMs (vet_sgemm);
+// OpenBLAS itself runs single-threaded. Two pools on the same cores (OpenMP's spinning
+// workers and OpenBLAS's yielding ones) cost more than half the time on a 2-core machine,
+// and the attention calls cblas_sgemm from inside OpenMP loops, where it must not spawn.
+#include <omp.h>
+
+#include "model/ops.h"
+
+void openblas_set_num_threads(int);  // from OpenBLAS; cblas.h does not declare it everywhere
+
+static int vet_threads_;  // 0 until set: then omp's default
+static int blas_single_;
+
+void vet_blas_single_threaded(void) {
+    if (blas_single_) return;
+    openblas_set_num_threads(1);
+    blas_single_ = 1;
+}
+
+void vet_set_threads(int n) {
+    if (n <= 0) n = omp_get_num_procs();
+    vet_threads_ = n;
+    omp_set_num_threads(n);
+    openblas_set_num_threads(1);
+    blas_single_ = 1;
+}
+
+int vet_get_threads(void) { return vet_threads_ ? vet_threads_ : omp_get_max_threads(); }

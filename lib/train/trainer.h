@@ -1,0 +1,127 @@
+// trainer.h — the training loop behind vet-train: LoRA or full fine-tuning (or from scratch)
+// over packed rows, AdamW as torch.optim.AdamW, Hugging Face schedules, gradient accumulation,
+// clipping, validation, early stopping, atomic checkpoints and exact resume.
+//
+// Steps. An epoch visits every row once, in an order drawn from (seed, epoch). Micro-batches
+// are batch_size rows; an optimizer step takes grad_accum micro-batches (the last step of an
+// epoch may take fewer). Steps per epoch = ceil(ceil(rows / batch_size) / grad_accum).
+// The loss of a step is the sum of cross-entropy over all its target tokens divided by their
+// count (not a mean of micro-batch means).
+//
+// Everything random (data order, LoRA dropout) is a function of (seed, step), so a run that is
+// stopped and resumed from a checkpoint computes bit-for-bit what the uninterrupted run does.
+//
+// Devices. With VET_DEVICE_CUDA the model is set up on the host as always, then its memory
+// plan on the device (vet_gpu_plan_bytes for batch_size x the longest row) is reported
+// through on_note and checked against the device's free memory BEFORE anything is allocated
+// there; forward, backward and AdamW run on the device, the LoRA gradients come back to the
+// host for the norm and the non-finite check, and checkpoints and outputs are downloaded into
+// the host model and written by the same writers (same files, same formats; a checkpoint
+// resumes on either device). In fp32 a CUDA step computes the CPU's step (to ~1e-6; bit for
+// bit on the CPU stand-in of the ops).
+#ifndef VET_TRAINER_H
+#define VET_TRAINER_H
+
+#include <signal.h>
+#include <stdint.h>
+
+#include "base/err.h"
+#include "train/schedule.h"
+
+// Where the model's forward, backward and optimizer run. The data, the schedule, the gradient
+// norm and the files are the same on both.
+typedef enum {
+    VET_DEVICE_CPU = 0,   // lib/model_train.c with OpenMP + OpenBLAS: the reference
+    VET_DEVICE_CUDA = 1,  // lib/gpu_model.h on a CUDA device (a build with CUDA only)
+} vet_device;
+
+// One line of information for the user (the device, the device memory plan), no newline.
+typedef void (*vet_note_fn)(const char *line, void *ctx);
+
+typedef struct {
+    // model
+    const char *base_dir;      // HF directory, or NULL with init
+    const char *init;          // preset name or config.json path, or NULL
+    const char *tokenizer;     // tokenizer.model to check against and ship (init: required)
+    const char *out_dir;
+    // data
+    const char *train_path;    // packed training rows
+    const char *const *train_more;  // more packed files trained on as part of the same set
+    int n_train_more;               // (their rows follow train_path's; may be 0)
+    const char *val_path;
+    // LoRA / full
+    int full;
+    int lora_r;
+    float lora_alpha, lora_dropout;
+    unsigned lora_targets;
+    int rslora;
+    int merge;                 // also write OUT/merged (LoRA merged into the base)
+    const char *adapter_in;    // start LoRA from this PEFT adapter (its r/alpha/targets win)
+    // optimization
+    int epochs, batch_size, grad_accum;
+    double lr, weight_decay, warmup_ratio, max_grad_norm;
+    double label_smoothing;    // eps in [0, 1): torch's cross_entropy(label_smoothing=eps) (0)
+    double resid_dropout;      // p in [0, 1): dropout before each residual add, training only (0)
+    double token_dropout;      // p in [0, 1): prompt tokens replaced by unk in training batches
+                               // (vet_batch_drop_tokens; 0)
+    vet_sched_kind scheduler;
+    uint64_t seed;
+    long max_steps;            // 0: epochs decide
+    // evaluation and saving
+    long eval_every, save_every, log_every;
+    int save_limit, patience;
+    const char *resume;        // checkpoint dir or output dir, or NULL
+    int skip_nonfinite;
+    int threads;
+    // device
+    vet_device device;
+    int gpu_index;             // CUDA device number (0)
+    int gpu_bf16;              // CUDA: base weight matrices in bf16 (LoRA only; fp32 is exact)
+    int gpu_fp16;              // CUDA: base weight matrices in fp16 with dynamic loss scaling (LoRA
+                               // only, not with gpu_bf16 / gpu_quant)
+    double fp16_init_scale;    // the loss scale fp16 starts at (0: 65536, GradScaler's default)
+    int gpu_quant;             // CUDA: base weight matrices quantized (lib/quant.h's vet_quant_kind:
+                               // 0 none, 1 int8, 2 nf4; LoRA only): dequantized to bf16 for the
+                               // GEMMs with gpu_bf16, else to fp32
+    int gpu_ckpt;              // CUDA: gradient checkpointing (VET_GPU_CKPT): keep each layer's
+                               // input only, recompute the layer in backward; same results, far
+                               // smaller activations, ~1 more forward per step. The CPU ignores it
+    vet_note_fn on_note;       // called with vet_train_run's ctx; NULL: no notes
+    const volatile sig_atomic_t *stop;  // set by a signal handler: checkpoint and stop
+} vet_train_opts;
+
+// What the loop tells its caller after every step (for progress output).
+typedef struct {
+    long step, total_steps;
+    double epoch;              // fractional epochs done
+    double loss, lr, grad_norm, tokens_per_s, val_loss;  // val_loss NAN when not evaluated
+    long loss_tokens;
+    double elapsed_s;
+} vet_step_info;
+
+typedef void (*vet_step_fn)(const vet_step_info *info, void *ctx);
+
+typedef enum {
+    VET_TRAIN_DONE = 0,
+    VET_TRAIN_EARLY_STOP = 1,
+    VET_TRAIN_INTERRUPTED = 2,   // stop flag seen; a checkpoint was written
+} vet_train_outcome;
+
+typedef struct {
+    vet_train_outcome outcome;
+    long steps;
+    double tokens, seconds;
+    double first_loss, last_loss;
+    double best_val;           // NAN without validation
+    long best_step;
+    long skipped_steps;
+    char checkpoint[4096];     // the last checkpoint written ("" if none)
+    char model_desc[256];      // "llama tiny: 4 layers, dim 128, ... (1.2 M params, 0.3 M trainable)"
+} vet_train_result;
+
+void vet_train_defaults(vet_train_opts *o);
+// Runs training. Returns 0 with res filled, or -1 (err says what, e.g. a non-finite loss at
+// step N, a tokenizer mismatch, a write error).
+int vet_train_run(const vet_train_opts *o, vet_step_fn on_step, void *ctx, vet_train_result *res, vet_err *err);
+
+#endif

@@ -1,0 +1,142 @@
+// test_base.c — lib/base's shared pieces: error kinds, the numeric parser every flag uses,
+// the string table and atomic output files.
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "base/atomic_file.h"
+#include "base/err.h"
+#include "base/numparse.h"
+#include "base/strtab.h"
+
+static void err_kinds_survive_prefix(void) {
+    vet_err e;
+    CHECK(vet_errf(&e, "bad row") == -1);
+    CHECK(e.kind == VET_E_INPUT && e.line == 0);
+    vet_err_io(&e, "%s: cannot open", "x.csv");
+    vet_err_at_line(&e, 12);
+    vet_err_prefix(&e, "vet-x");
+    CHECK(e.kind == VET_E_IO && e.line == 12);
+    CHECK_STR(e.msg, "vet-x: x.csv: cannot open");
+    vet_err_kindf(&e, VET_E_NONFINITE, "loss");
+    CHECK(e.kind == VET_E_NONFINITE && e.line == 0);
+    CHECK_STR(vet_err_kind_name(VET_E_NOMEM), "out of memory");
+}
+
+// Values that strtol would wrap, clamp or half-read are refused, with the range in the message.
+static void parse_long_refuses_what_strtol_accepts(void) {
+    vet_err e;
+    long x = -7;
+    CHECK(vet_parse_long("16", 1, 100, &x, &e) == 0 && x == 16);
+    CHECK(vet_parse_long("-3", -5, 5, &x, &e) == 0 && x == -3);
+    CHECK(vet_parse_long("+3", 0, 5, &x, &e) == 0 && x == 3);
+    const char *bad[] = {"4294967300", "99999999999999999999999", "", " 5", "5 ", "0x10", "1e3", "12abc", "-", "--1"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        x = -7;
+        CHECK(vet_parse_long(bad[i], 0, INT_MAX, &x, &e) == -1);
+        CHECK(x == -7);
+        CHECK(e.kind == VET_E_USAGE);
+    }
+    CHECK(vet_parse_long("101", 1, 100, &x, &e) == -1);
+    CHECK_CONTAINS(e.msg, "'101' is not an integer in [1, 100]");
+    CHECK(vet_parse_long(NULL, 1, 100, &x, &e) == -1);
+}
+
+static void parse_double_needs_finite_in_range(void) {
+    vet_err e;
+    double x = 0;
+    CHECK(vet_parse_double("2e-4", 0, 10, &x, &e) == 0 && x == 2e-4);
+    CHECK(vet_parse_double("0.99", 0, 0.99, &x, &e) == 0);
+    const char *bad[] = {"nan", "inf", "-inf", "", " 1", "1 ", "1e999", "0.1x", "11"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) CHECK(vet_parse_double(bad[i], 0, 10, &x, &e) == -1);
+    CHECK_CONTAINS(e.msg, "is not a number in [0, 10]");
+}
+
+static void strtab_ids_follow_first_appearance(void) {
+    vet_strtab t = {0};
+    CHECK(vet_strtab_find(&t, "a") == -1);
+    char buf[32];
+    for (int i = 0; i < 1000; i++) {  // past several grows
+        snprintf(buf, sizeof buf, "k%d", i);
+        CHECK(vet_strtab_intern(&t, buf) == i);
+    }
+    CHECK(vet_strtab_intern(&t, "k7") == 7);
+    CHECK(vet_strtab_find(&t, "k999") == 999);
+    CHECK(vet_strtab_find(&t, "k1000") == -1);
+    CHECK(vet_strtab_intern(&t, "") == 1000);
+    CHECK(t.n == 1001);
+    CHECK_STR(t.str[3], "k3");
+    vet_strtab_free(&t);
+    CHECK(t.n == 0 && vet_strtab_find(&t, "k1") == -1);
+}
+
+static int exists(const char *p) {
+    struct stat st;
+    return stat(p, &st) == 0;
+}
+
+static void atomic_file_visible_only_when_whole(void) {
+    char dir[] = "/tmp/vet-test-base.XXXXXX";
+    CHECK(mkdtemp(dir) != NULL);
+    char path[256], tmp[300];
+    snprintf(path, sizeof path, "%s/out.txt", dir);
+    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
+    vet_err e;
+    vet_afile a;
+    // Committed: the final name holds the bytes, the temporary is gone.
+    CHECK(vet_afile_open(&a, path, &e) == 0);
+    fputs("hello\n", a.f);
+    CHECK(exists(tmp) && !exists(path));
+    CHECK(vet_afile_commit(&a, &e) == 0);
+    CHECK(exists(path) && !exists(tmp));
+    // Aborted: the old file stays as it was, the temporary is removed.
+    CHECK(vet_afile_open(&a, path, &e) == 0);
+    fputs("half", a.f);
+    vet_afile_abort(&a);
+    CHECK(!exists(tmp));
+    FILE *f = fopen(path, "r");
+    char line[32] = "";
+    CHECK(f && fgets(line, sizeof line, f));
+    if (f) fclose(f);
+    CHECK_STR(line, "hello\n");
+    // Finished but not published: nothing renamed yet (a run with several outputs).
+    CHECK(vet_afile_open(&a, path, &e) == 0);
+    fputs("new\n", a.f);
+    CHECK(vet_afile_finish(&a, &e) == 0);
+    CHECK(exists(tmp));
+    CHECK(vet_afile_publish(&a, &e) == 0);
+    CHECK(!exists(tmp));
+    // A directory that does not exist: an I/O error naming the temporary.
+    char nodir[300];
+    snprintf(nodir, sizeof nodir, "%s/missing/out.txt", dir);
+    CHECK(vet_afile_open(&a, nodir, &e) == -1);
+    CHECK(e.kind == VET_E_IO);
+    CHECK_CONTAINS(e.msg, "cannot create");
+    // A device is written in place, never replaced by a file.
+    CHECK(vet_afile_open(&a, "/dev/null", &e) == 0 && a.in_place);
+    fputs("x", a.f);
+    CHECK(vet_afile_commit(&a, &e) == 0);
+    struct stat st;
+    CHECK(stat("/dev/null", &st) == 0 && S_ISCHR(st.st_mode));
+    // A full disk: the write fails at finish, nothing is left behind.
+    if (exists("/dev/full")) {
+        CHECK(vet_afile_open(&a, "/dev/full", &e) == 0);
+        for (int i = 0; i < 10000; i++) fputs("0123456789", a.f);
+        CHECK(vet_afile_commit(&a, &e) == -1);
+        CHECK(e.kind == VET_E_IO);
+    }
+    unlink(path);
+    rmdir(dir);
+}
+
+int main(void) {
+    RUN(err_kinds_survive_prefix);
+    RUN(parse_long_refuses_what_strtol_accepts);
+    RUN(parse_double_needs_finite_in_range);
+    RUN(strtab_ids_follow_first_appearance);
+    RUN(atomic_file_visible_only_when_whole);
+    CHECK_EXIT();
+}
