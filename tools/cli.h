@@ -3,6 +3,7 @@
 #ifndef VET_CLI_H
 #define VET_CLI_H
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -95,6 +96,17 @@ static inline void cli_version(void) {
     printf("%s %s\n", cli_prog, VET_VERSION);
     exit(EXIT_OK);
 }
+
+// Whatever path a program takes to exit (return from main, exit(0) after --help), what it wrote
+// to stdout must have reached it: `vet-x --help > /dev/full` fails with exit 3, not 0. Registered
+// before main runs, so no program can forget it.
+static inline void cli_close_stdout_(void) {
+    if (fflush(stdout) != 0 || ferror(stdout)) {
+        fprintf(stderr, "%s: <stdout>: write failed: %s\n", cli_prog, strerror(errno ? errno : EIO));
+        _exit(EXIT_IO);
+    }
+}
+__attribute__((constructor)) static void cli_register_close_stdout_(void) { atexit(cli_close_stdout_); }
 
 // True when stderr is a terminal: progress bars and summaries only then.
 static inline int cli_stderr_is_tty(void) { return isatty(2); }

@@ -12,6 +12,7 @@
 #include <vector>
 
 extern "C" {
+#include "base/read_file.h"
 #include "base/sha256.h"
 #include "data/spm.h"
 }
@@ -23,16 +24,8 @@ struct vet_spm {
     mutable std::vector<int> scratch;  // reused by encode
 };
 
-static bool read_file(const std::string &path, std::string *out) {
-    FILE *f = std::fopen(path.c_str(), "rb");
-    if (!f) return false;
-    char buf[1 << 16];
-    size_t n;
-    while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) out->append(buf, n);
-    bool ok = !std::ferror(f);
-    std::fclose(f);
-    return ok;
-}
+// A tokenizer.model is a few MB (LLaMA's is 0.5 MB); anything past this is not one.
+static const size_t SPM_MAX_BYTES = (size_t)256 << 20;
 
 extern "C" vet_spm *vet_spm_load(const char *path, vet_err *err) {
     std::string p = path;
@@ -50,35 +43,49 @@ extern "C" vet_spm *vet_spm_load(const char *path, vet_err *err) {
             return nullptr;
         }
     }
-    std::string bytes;
-    if (!read_file(p, &bytes)) {
-        vet_err_io(err, "%s: cannot read: %s", p.c_str(), std::strerror(errno));
+    char *data;
+    size_t len;
+    if (vet_read_file(p.c_str(), "tokenizer model", SPM_MAX_BYTES, &data, &len, err) < 0) return nullptr;
+    vet_spm *s = new (std::nothrow) vet_spm;
+    if (!s) {
+        std::free(data);
+        vet_err_nomem(err, "%s: out of memory", p.c_str());
         return nullptr;
     }
-    vet_spm *s = new (std::nothrow) vet_spm;
-    if (!s) { vet_err_nomem(err, "%s: out of memory", p.c_str()); return nullptr; }
+    // No C++ exception leaves this file: every library call that may throw (bad_alloc included)
+    // runs inside a try.
     // SentencePiece validates the protobuf, but a model whose pieces its trie builder rejects
     // (an empty piece, say) throws from inside the library: that too is "not a model".
     sentencepiece::util::Status status;
     try {
-        status = s->sp.LoadFromSerializedProto(bytes);
+        status = s->sp.LoadFromSerializedProto(absl::string_view(data, len));
     } catch (const std::exception &e) {
         vet_errf(err, "%s: not a usable SentencePiece model (%s)", p.c_str(), e.what());
+        std::free(data);
         delete s;
         return nullptr;
     } catch (...) {
         vet_errf(err, "%s: not a usable SentencePiece model", p.c_str());
+        std::free(data);
         delete s;
         return nullptr;
     }
     if (!status.ok() || s->sp.GetPieceSize() <= 0) {
         vet_errf(err, "%s: not a SentencePiece model (%s)", p.c_str(),
                  status.ok() ? "no pieces" : status.ToString().c_str());
+        std::free(data);
         delete s;
         return nullptr;
     }
-    s->path = p;
-    vet_sha256_hex(bytes.data(), bytes.size(), s->sha256);
+    vet_sha256_hex(data, len, s->sha256);
+    std::free(data);
+    try {
+        s->path = p;
+    } catch (...) {
+        vet_err_nomem(err, "%s: out of memory", path);
+        delete s;
+        return nullptr;
+    }
     return s;
 }
 
@@ -86,8 +93,14 @@ extern "C" void vet_spm_free(vet_spm *s) { delete s; }
 
 extern "C" int vet_spm_encode(const vet_spm *s, const char *text, size_t len, int32_t **ids,
                               size_t *n, size_t *cap, vet_err *err) {
-    auto status = s->sp.Encode(absl::string_view(text, len), &s->scratch);
-    if (!status.ok()) return vet_errf(err, "tokenizer: %s", status.ToString().c_str());
+    try {
+        auto status = s->sp.Encode(absl::string_view(text, len), &s->scratch);
+        if (!status.ok()) return vet_errf(err, "tokenizer: %s", status.ToString().c_str());
+    } catch (const std::bad_alloc &) {
+        return vet_err_nomem(err, "tokenizer: out of memory");
+    } catch (const std::exception &e) {
+        return vet_errf(err, "tokenizer: %s", e.what());
+    }
     size_t need = *n + s->scratch.size();
     if (need > *cap) {
         size_t c = *cap ? *cap : 64;
@@ -102,23 +115,30 @@ extern "C" int vet_spm_encode(const vet_spm *s, const char *text, size_t len, in
 }
 
 extern "C" char *vet_spm_decode(const vet_spm *s, const int32_t *ids, size_t n, vet_err *err) {
-    std::vector<int> v(ids, ids + n);
     int size = s->sp.GetPieceSize();
-    for (int id : v)
-        if (id < 0 || id >= size) {
-            vet_errf(err, "tokenizer: id %d out of range (vocabulary of %d)", id, size);
+    for (size_t i = 0; i < n; i++)
+        if (ids[i] < 0 || ids[i] >= size) {
+            vet_errf(err, "tokenizer: id %d out of range (vocabulary of %d)", ids[i], size);
             return nullptr;
         }
-    std::string text;
-    auto status = s->sp.Decode(v, &text);
-    if (!status.ok()) {
-        vet_errf(err, "tokenizer: %s", status.ToString().c_str());
-        return nullptr;
+    try {
+        std::vector<int> v(ids, ids + n);
+        std::string text;
+        auto status = s->sp.Decode(v, &text);
+        if (!status.ok()) {
+            vet_errf(err, "tokenizer: %s", status.ToString().c_str());
+            return nullptr;
+        }
+        char *out = static_cast<char *>(std::malloc(text.size() + 1));
+        if (!out) { vet_err_nomem(err, "tokenizer: out of memory"); return nullptr; }
+        std::memcpy(out, text.data(), text.size() + 1);
+        return out;
+    } catch (const std::bad_alloc &) {
+        vet_err_nomem(err, "tokenizer: out of memory");
+    } catch (const std::exception &e) {
+        vet_errf(err, "tokenizer: %s", e.what());
     }
-    char *out = static_cast<char *>(std::malloc(text.size() + 1));
-    if (!out) { vet_err_nomem(err, "tokenizer: out of memory"); return nullptr; }
-    std::memcpy(out, text.data(), text.size() + 1);
-    return out;
+    return nullptr;
 }
 
 extern "C" int vet_spm_vocab_size(const vet_spm *s) { return s->sp.GetPieceSize(); }

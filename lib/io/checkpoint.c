@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "io/json_file.h"
 #include "io/safetensors.h"
 
 int vet_mkdirs(const char *path, vet_err *err) {
@@ -105,9 +106,8 @@ int vet_ckpt_save(const char *root, const vet_train_state *st, const float *para
 }
 
 static int read_state(const char *path, vet_train_state *st, vet_err *err) {
-    json_error_t je;
-    json_t *o = json_load_file(path, 0, &je);
-    if (!o) return vet_errf(err, "%s:%d: %s", path, je.line, je.text);
+    json_t *o = vet_json_load(path, "checkpoint state", 0, err);
+    if (!o) return -1;
     json_t *best = json_object_get(o, "best_val");
     st->step = (long)json_integer_value(json_object_get(o, "step"));
     st->best_val = json_is_number(best) ? json_number_value(best) : INFINITY;

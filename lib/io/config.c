@@ -13,6 +13,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "base/atomic_file.h"
+#include "io/json_file.h"
+
 // ---------------------------------------------------------------------------------------
 // Reading
 
@@ -31,8 +34,10 @@ static int get_int(reader *r, const char *key, int *out, int required, int def) 
         return 0;
     }
     double d = json_is_integer(v) ? (double)json_integer_value(v) : json_is_real(v) ? json_real_value(v) : NAN;
-    if (!(d == floor(d)) || d < -2147483648.0 || d > 2147483647.0)
+    if (!(d == floor(d)))
         return vet_errf(r->err, "%s: \"%s\" is not an integer", r->path, key);
+    if (d < -2147483648.0 || d > 2147483647.0)
+        return vet_errf(r->err, "%s: \"%s\" is %.0f, out of range (at most 2147483647)", r->path, key, d);
     *out = (int)d;
     return 0;
 }
@@ -207,12 +212,8 @@ int vet_config_load(vet_config *c, const char *path, vet_err *err) {
         snprintf(buf, sizeof buf, "%s/config.json", path);
         path = buf;
     }
-    json_error_t je;
-    json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &je);
-    if (!root) {
-        if (access(path, R_OK) != 0) return vet_err_io(err, "%s: %s", path, strerror(errno));
-        return vet_errf(err, "%s:%d: not valid JSON: %s", path, je.line, je.text);
-    }
+    json_t *root = vet_json_load(path, "config", JSON_REJECT_DUPLICATES, err);
+    if (!root) return -1;
     if (!json_is_object(root)) {
         json_decref(root);
         return vet_errf(err, "%s: not a JSON object", path);
@@ -345,20 +346,19 @@ int vet_config_save(const vet_config *c, const char *path, vet_err *err) {
     json_object_set_new(o, "dtype", json_string(dt));
     json_object_set_new(o, "torch_dtype", json_string(dt));
 
-    char tmp[4096];
-    snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid());
-    int rc = json_dump_file(o, tmp, JSON_INDENT(2) | JSON_SORT_KEYS | JSON_REAL_PRECISION(9));
+    vet_afile out;
+    if (vet_afile_open(&out, path, err) < 0) {
+        json_decref(o);
+        return -1;
+    }
+    int rc = json_dumpf(o, out.f, JSON_INDENT(2) | JSON_SORT_KEYS | JSON_REAL_PRECISION(9));
     json_decref(o);
     if (rc != 0) {
-        unlink(tmp);
-        return vet_err_io(err, "%s: cannot write (directory missing or disk full?)", tmp);
+        vet_err_io(err, "%s: cannot write (directory missing or disk full?)", out.shown);
+        vet_afile_abort(&out);
+        return -1;
     }
-    if (rename(tmp, path) != 0) {
-        int e = errno;
-        unlink(tmp);
-        return vet_err_io(err, "%s: cannot rename %s into place: %s", path, tmp, strerror(e));
-    }
-    return 0;
+    return vet_afile_commit(&out, err);
 }
 
 // ---------------------------------------------------------------------------------------

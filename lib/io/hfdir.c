@@ -11,6 +11,7 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
+#include "base/atomic_file.h"
 #include "base/rng.h"
 
 char *vet_hf_name(char *buf, size_t n, int layer, const char *suffix) {
@@ -137,30 +138,27 @@ static int mkdir_p(const char *dir, vet_err *err) {
     return 0;
 }
 
-// Copies src to dst through "<dst>.tmp.<pid>" + fsync + rename.
+// Copies src to dst atomically (base/atomic_file.h).
 static int copy_file(const char *src, const char *dst, vet_err *err) {
-    char tmp[4096];
-    snprintf(tmp, sizeof tmp, "%s.tmp.%d", dst, (int)getpid());
     FILE *in = fopen(src, "rb");
     if (!in) return vet_err_io(err, "%s: cannot open: %s", src, strerror(errno));
-    FILE *out = fopen(tmp, "wb");
-    if (!out) {
+    vet_afile out;
+    if (vet_afile_open(&out, dst, err) < 0) {
         fclose(in);
-        return vet_err_io(err, "%s: cannot create: %s", tmp, strerror(errno));
+        return -1;
     }
     char buf[1 << 16];
     size_t n;
     int ok = 1;
-    while (ok && (n = fread(buf, 1, sizeof buf, in)) > 0) ok = fwrite(buf, 1, n, out) == n;
-    ok = ok && !ferror(in) && fflush(out) == 0 && fsync(fileno(out)) == 0;
+    while (ok && (n = fread(buf, 1, sizeof buf, in)) > 0) ok = fwrite(buf, 1, n, out.f) == n;
+    ok = ok && !ferror(in);
+    int e = errno;
     fclose(in);
-    ok = (fclose(out) == 0) && ok;
-    if (!ok || rename(tmp, dst) != 0) {
-        int e = errno;
-        unlink(tmp);
+    if (!ok) {
+        vet_afile_abort(&out);
         return vet_err_io(err, "%s: cannot copy %s here: %s", dst, src, strerror(e));
     }
-    return 0;
+    return vet_afile_commit(&out, err);
 }
 
 int vet_hf_save_dir(const char *dir, const vet_config *c, vet_st_writer *w, const char *tokenizer_model, vet_err *err) {

@@ -2,6 +2,7 @@
 #include "io/safetensors.h"
 
 #include <errno.h>
+#include <math.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <jansson.h>
@@ -13,7 +14,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "base/atomic_file.h"
 #include "base/half.h"
+#include "io/json_file.h"
 
 // ---------------------------------------------------------------------------------------
 // dtypes
@@ -288,12 +291,8 @@ static int file_exists(const char *p) { struct stat st; return stat(p, &st) == 0
 
 // Opens the shards an index names and checks that each named tensor is where the index says.
 static vet_tensors *open_index(const char *dir, const char *index, vet_err *err) {
-    json_error_t je;
-    json_t *root = json_load_file(index, JSON_REJECT_DUPLICATES, &je);
-    if (!root) {
-        vet_errf(err, "%s: not valid JSON: %s (line %d)", index, je.text, je.line);
-        return NULL;
-    }
+    json_t *root = vet_json_load(index, "shard index", JSON_REJECT_DUPLICATES, err);
+    if (!root) return NULL;
     vet_tensors *t = calloc(1, sizeof *t);
     char **shards = NULL;
     size_t n_shards = 0;
@@ -392,6 +391,22 @@ const char *vet_tensors_meta(const vet_tensors *t, const char *key) {
     return json_is_string(v) ? json_string_value(v) : NULL;
 }
 
+// The index of the first NaN or Inf among n values, or -1. A float is not finite exactly when
+// its exponent bits are all ones; an integer OR over those tests vectorizes (a float sum would
+// not, and 7B weights are scanned on every load).
+static int64_t first_nonfinite(const float *x, int64_t n) {
+    uint32_t any = 0;
+    for (int64_t i = 0; i < n; i++) {
+        uint32_t u;
+        memcpy(&u, x + i, 4);
+        any |= (u & 0x7f800000u) == 0x7f800000u;
+    }
+    if (!any) return -1;
+    for (int64_t i = 0; i < n; i++)
+        if (!isfinite(x[i])) return i;
+    return -1;
+}
+
 int vet_tensor_read_f32(const vet_tensor_ref *r, int ndim, const int64_t *shape, float *out, vet_err *err) {
     if (!r) return vet_errf(err, "a tensor the model needs is missing from the weights (vet_tensors_find gave NULL)");
     int same = r->ndim == ndim;
@@ -402,6 +417,7 @@ int vet_tensor_read_f32(const vet_tensor_ref *r, int ndim, const int64_t *shape,
                         r->file, r->name, vet_shape_str(a, sizeof a, r->ndim, r->shape), vet_shape_str(b, sizeof b, ndim, shape));
     }
     int64_t n = vet_tensor_numel(r);
+    if (n < 0) return vet_errf(err, "%s: tensor '%s': negative size", r->file, r->name);
     const unsigned char *p = r->data;
     // Elements may be unaligned in the mapping: go through memcpy, which compiles to plain loads.
     switch (r->dtype) {
@@ -423,6 +439,13 @@ int vet_tensor_read_f32(const vet_tensor_ref *r, int ndim, const int64_t *shape,
     case VET_DT_U8: for (int64_t i = 0; i < n; i++) out[i] = (float)p[i]; break;
     case VET_DT_I8: for (int64_t i = 0; i < n; i++) out[i] = (float)(int8_t)p[i]; break;
     }
+    // A NaN or Inf anywhere in a weight makes every logit NaN downstream: refuse it here, with
+    // the tensor's name, instead of generating token 0 for every note.
+    int64_t bad = first_nonfinite(out, n);
+    if (bad >= 0)
+        return vet_errf(err, "%s: tensor '%s' holds %s at element %lld: the file is damaged or its training "
+                        "diverged (weights must be finite)", r->file, r->name, isnan(out[bad]) ? "NaN" : "Inf",
+                        (long long)bad);
     return 0;
 }
 
@@ -593,9 +616,7 @@ int vet_st_writer_write(vet_st_writer *w, const char *path, vet_err *err) {
     json_t *root = json_object();
     char *header = NULL;
     FILE *f = NULL;
-    char tmp[4096];
     int rc = -1;
-    snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid());
     if (!order || !root) {
         vet_err_nomem(err, "out of memory");
         goto done;
@@ -622,29 +643,21 @@ int vet_st_writer_write(vet_st_writer *w, const char *path, vet_err *err) {
         goto done;
     }
     size_t hlen = strlen(header), padded = (hlen + 7) / 8 * 8;
-    f = fopen(tmp, "wb");
-    if (!f) {
-        vet_err_io(err, "%s: cannot create: %s", tmp, strerror(errno));
-        goto done;
-    }
+    vet_afile out;
+    if (vet_afile_open(&out, path, err) < 0) goto done;
+    f = out.f;
     unsigned char len8[8];
     for (int i = 0; i < 8; i++) len8[i] = (unsigned char)((uint64_t)padded >> (8 * i));
     int ok = fwrite(len8, 1, 8, f) == 8 && fwrite(header, 1, hlen, f) == hlen;
     for (size_t i = hlen; ok && i < padded; i++) ok = fputc(' ', f) != EOF;
     for (size_t i = 0; ok && i < w->n; i++) ok = order[i]->nbytes == 0 || fwrite(order[i]->data, 1, order[i]->nbytes, f) == order[i]->nbytes;
-    ok = ok && fflush(f) == 0 && fsync(fileno(f)) == 0;
-    int close_ok = fclose(f) == 0;
     f = NULL;
-    if (!ok || !close_ok) {
-        vet_err_io(err, "%s: write failed: %s (disk full?)", tmp, strerror(errno));
-        unlink(tmp);
+    if (!ok) {
+        vet_err_io(err, "%s: write failed: %s (disk full?)", out.shown, strerror(errno));
+        vet_afile_abort(&out);
         goto done;
     }
-    if (rename(tmp, path) != 0) {
-        vet_err_io(err, "%s: cannot rename %s into place: %s", path, tmp, strerror(errno));
-        unlink(tmp);
-        goto done;
-    }
+    if (vet_afile_commit(&out, err) < 0) goto done;
     sync_dir_of(path);
     rc = 0;
 done:

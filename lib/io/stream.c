@@ -280,7 +280,12 @@ static int reader_object(vet_reader *r, msgpack_unpacked *u, vet_err *err) {
         if (ret == MSGPACK_UNPACK_PARSE_ERROR)
             return vet_errf(err, "%s: record %llu: corrupt stream (bad msgpack data)", r->path,
                             (unsigned long long)r->records + 1);
-        if (ret == MSGPACK_UNPACK_NOMEM_ERROR) return vet_err_nomem(err, "%s: out of memory", r->path);
+        // msgpack-c says "no memory" also for containers nested deeper than its fixed stack (32
+        // levels); no vet record nests more than 4, and the pending-entries bound keeps real
+        // allocations small, so this is a damaged or hostile record.
+        if (ret == MSGPACK_UNPACK_NOMEM_ERROR)
+            return vet_errf(err, "%s: record %llu: corrupt stream (containers nested too deep for a vet record)",
+                            r->path, (unsigned long long)r->records + 1);
         int rc = reader_fill(r, err);
         if (rc < 0) return -1;
         if (rc == 0) {
@@ -328,6 +333,12 @@ vet_reader *vet_reader_open(const char *path, const char *kind, vet_err *err) {
     if (!r->f) {
         vet_err_io(err, "%s: cannot open: %s", path, strerror(errno));
         r->f = stdin;  // so close does not fclose NULL
+        vet_reader_close(r);
+        return NULL;
+    }
+    struct stat st;
+    if (!is_stdin && fstat(fileno(r->f), &st) == 0 && S_ISDIR(st.st_mode)) {
+        vet_err_io(err, "%s: cannot read: it is a directory (give a stream file)", path);
         vet_reader_close(r);
         return NULL;
     }

@@ -11,6 +11,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "base/atomic_file.h"
+#include "io/json_file.h"
 #include "model/lora.h"
 #include "io/safetensors.h"
 
@@ -53,35 +55,16 @@ static int make_dirs(const char *dir, vet_err *err) {
     return 0;
 }
 
-// Writes text to path atomically: "<path>.tmp.<pid>", fsync, rename.
+// Writes text to path atomically (base/atomic_file.h).
 static int write_atomic(const char *path, const char *text, vet_err *err) {
-    char tmp[4300];
-    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0666);
-    if (fd < 0) return vet_err_io(err, "%s: cannot create: %s", tmp, strerror(errno));
-    size_t n = strlen(text), done = 0;
-    while (done < n) {
-        ssize_t k = write(fd, text + done, n - done);
-        if (k < 0) {
-            if (errno == EINTR) continue;
-            int e = errno;
-            close(fd);
-            unlink(tmp);
-            return vet_err_io(err, "%s: write failed: %s", tmp, strerror(e));
-        }
-        done += (size_t)k;
+    vet_afile out;
+    if (vet_afile_open(&out, path, err) < 0) return -1;
+    if (fputs(text, out.f) == EOF) {
+        vet_err_io(err, "%s: write failed: %s", out.shown, strerror(errno));
+        vet_afile_abort(&out);
+        return -1;
     }
-    if (fsync(fd) != 0 || close(fd) != 0) {
-        int e = errno;
-        unlink(tmp);
-        return vet_err_io(err, "%s: write failed: %s", tmp, strerror(e));
-    }
-    if (rename(tmp, path) != 0) {
-        int e = errno;
-        unlink(tmp);
-        return vet_err_io(err, "%s: cannot rename into place: %s", path, strerror(e));
-    }
-    return 0;
+    return vet_afile_commit(&out, err);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -229,13 +212,9 @@ typedef struct {
 } lora_params;
 
 static int read_config(const char *path, lora_params *p, vet_err *err) {
-    json_error_t je;
-    json_t *c = json_load_file(path, 0, &je);
-    if (!c) {
-        if (access(path, F_OK) != 0)
-            return vet_errf(err, "%s: missing: not a PEFT adapter directory", path);
-        return vet_errf(err, "%s:%d: not valid JSON: %s", path, je.line, je.text);
-    }
+    if (access(path, F_OK) != 0) return vet_errf(err, "%s: missing: not a PEFT adapter directory", path);
+    json_t *c = vet_json_load(path, "adapter config", 0, err);
+    if (!c) return -1;
     int rc = -1;
     if (!json_is_object(c)) { vet_errf(err, "%s: not a JSON object", path); goto done; }
     const char *type = json_string_value(json_object_get(c, "peft_type"));

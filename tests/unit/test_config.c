@@ -174,7 +174,7 @@ static void test_refusals(void) {
     vet_config c;
     vet_err err = {0};
     CHECK(vet_config_load(&c, tmp_path("nope/config.json"), &err) == -1);
-    CHECK_CONTAINS(err.msg, "nope/config.json: No such file");
+    CHECK_CONTAINS(err.msg, "nope/config.json: cannot open config: No such file");
 }
 
 static void test_presets(void) {

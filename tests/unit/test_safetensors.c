@@ -251,6 +251,32 @@ static void test_read_shape_mismatch(void) {
     vet_tensors_close(t);
 }
 
+// A NaN or Inf in any weight is refused on load, naming the tensor (it would otherwise turn every
+// logit into NaN and every generated token into 0).
+static void test_read_refuses_nonfinite(void) {
+    float a[6] = {0, 1, 2, 3, 4, 5};
+    int64_t s6[1] = {6};
+    const float bad[2] = {NAN, INFINITY};
+    const vet_dtype dts[3] = {VET_DT_F32, VET_DT_BF16, VET_DT_F16};
+    for (int k = 0; k < 2; k++)
+        for (int d = 0; d < 3; d++) {
+            vet_err err = {0};
+            a[4] = bad[k];
+            vet_st_writer *w = vet_st_writer_new();
+            CHECK(vet_st_writer_add_f32_as(w, "model.layers.0.self_attn.q_proj.weight", dts[d], 1, s6, a, &err) == 0);
+            const char *path = tmp_path("nan.safetensors");
+            CHECK(vet_st_writer_write(w, path, &err) == 0);
+            vet_st_writer_free(w);
+            vet_tensors *t = vet_tensors_open_file(path, &err);
+            const vet_tensor_ref *r = t ? vet_tensors_find(t, "model.layers.0.self_attn.q_proj.weight") : NULL;
+            float out[6];
+            CHECK(r && vet_tensor_read_f32(r, 1, s6, out, &err) == -1);
+            CHECK_CONTAINS(err.msg, "tensor 'model.layers.0.self_attn.q_proj.weight' holds");
+            CHECK_CONTAINS(err.msg, k == 0 ? "NaN at element 4" : "Inf at element 4");
+            vet_tensors_close(t);
+        }
+}
+
 static void test_hostile_files(void) {
     const char *p = tmp_path("bad.safetensors");
     FILE *f = fopen(p, "wb");
@@ -376,7 +402,7 @@ static void test_sharded_dir(void) {
     CHECK_CONTAINS(err.msg, "not a plain file name");
     write_text(index, "{\"weight_map\": [}");
     CHECK(vet_tensors_open_dir(dir, &err) == NULL);
-    CHECK_CONTAINS(err.msg, "model.safetensors.index.json: not valid JSON");
+    CHECK_CONTAINS(err.msg, "model.safetensors.index.json:1: not valid JSON");
     write_text(index, "{\"metadata\": {}}");
     CHECK(vet_tensors_open_dir(dir, &err) == NULL);
     CHECK_CONTAINS(err.msg, "no \"weight_map\"");
@@ -410,6 +436,7 @@ int main(void) {
     RUN(test_writer_layout);
     RUN(test_writer_refuses);
     RUN(test_read_shape_mismatch);
+    RUN(test_read_refuses_nonfinite);
     RUN(test_hostile_files);
     RUN(test_sharded_dir);
     char cmd[600];

@@ -328,6 +328,30 @@ static void test_mp_accessors(void) {
     msgpack_sbuffer_destroy(&sb);
 }
 
+// JSON out of any string: bytes that are not UTF-8 become U+FFFD (one per byte), well-formed
+// multi-byte characters pass through, control characters are escaped.
+static void test_json_escapes_invalid_utf8(void) {
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    const char s[] = "a\xff\xc3\xa9\xe2\x82\x01\x80\x02" "b";  // bad, é, a cut 3-byte form, bad, ctrl
+    msgpack_pack_str(&pk, sizeof s - 1);
+    msgpack_pack_str_body(&pk, s, sizeof s - 1);
+    msgpack_unpacked u;
+    msgpack_unpacked_init(&u);
+    CHECK(msgpack_unpack_next(&u, sb.data, sb.size, NULL) == MSGPACK_UNPACK_SUCCESS);
+    FILE *f = tmpfile();
+    mp_print_json(f, &u.data);
+    rewind(f);
+    char line[256] = {0};
+    CHECK(fgets(line, sizeof line, f) != NULL);
+    CHECK_STR(line, "\"a\\ufffd\xc3\xa9\\ufffd\\ufffd\\u0001\\ufffd\\u0002b\"");
+    fclose(f);
+    msgpack_unpacked_destroy(&u);
+    msgpack_sbuffer_destroy(&sb);
+}
+
 int main(void) {
     snprintf(dir, sizeof dir, "%s/vet-test-stream.XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
     if (!mkdtemp(dir)) return 1;
@@ -342,6 +366,7 @@ int main(void) {
     RUN(test_atomic_write);
     RUN(test_write_into_fifo);
     RUN(test_mp_accessors);
+    RUN(test_json_escapes_invalid_utf8);
     char cmd[600];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     if (system(cmd) != 0) return 1;
