@@ -1,6 +1,6 @@
 // attention.cu — causal self-attention over packed rows with GQA, flash-attention style.
 //
-// Same contract as lib/ops_attention.c: q (B,T,H,hd), k, v (B,T,KVH,hd), seg (B,T) with -1 for
+// Same contract as lib/model/ops_attention.c: q (B,T,H,hd), k, v (B,T,KVH,hd), seg (B,T) with -1 for
 // padding. Query i sees key j iff both lie in the same run of equal seg values and j <= i.
 // Samples are contiguous, so the keys of query i are the range [start(i), i]; a first kernel
 // turns seg into start/end (the run's first position and one past its last) once per call.

@@ -1,7 +1,7 @@
 // common.cuh — what every kernels/*.cu shares: the context, error checks, reductions.
 //
 // Errors: a CUDA or cuBLAS call that fails becomes one vet_err line `file:line: what failed:
-// the runtime's reason` and the op returns -1; nothing here prints or exits (lib/err.h).
+// the runtime's reason` and the op returns -1; nothing here prints or exits (lib/base/err.h).
 #ifndef VET_COMMON_CUH
 #define VET_COMMON_CUH
 

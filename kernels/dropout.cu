@@ -1,9 +1,9 @@
-// dropout.cu — inverted dropout with exactly lib/ops_cpu.c's masks (dropout_forward /
+// dropout.cu — inverted dropout with exactly lib/model/ops_cpu.c's masks (dropout_forward /
 // dropout_backward), made on the device.
 //
 // The CPU gives row n its own xoshiro256** stream, seeded by vet_rng_hash(seed, n), and draws
 // one uniform per column in order: element (n,c) becomes 0 when its draw is < p, else
-// x * (1/(1-p)). The kernel runs the same generator (lib/rng_core.h, the code lib/rng.c is
+// x * (1/(1-p)). The kernel runs the same generator (lib/base/rng_core.h, the code lib/base/rng.c is
 // built on) with the same integer arithmetic, so the masks are the CPU's bit for bit, and
 // the one fp32 multiply (and, in backward, the one add) are done with the _rn intrinsics so
 // nvcc cannot fuse them into an FMA: the values are the CPU's bit for bit too.

@@ -169,7 +169,7 @@ extern "C" int adamw_update_cuda(vet_cuda *ctx, float *p, const float *g, float 
     CHECK_CTX(ctx, err);
     if (step < 1) return vet_errf(err, "%s:%d: adamw step %d (steps count from 1)", __FILE__, __LINE__, step);
     if (n == 0) return 0;
-    // Scalars exactly as lib/ops_cpu.c derives them (bias corrections in double).
+    // Scalars exactly as lib/model/ops_cpu.c derives them (bias corrections in double).
     double bc1 = 1.0 - pow((double)beta1, step), bc2 = 1.0 - pow((double)beta2, step);
     float decay = (float)(1.0 - (double)lr * wd);
     float w1 = (float)(1.0 - (double)beta1), w2 = (float)(1.0 - (double)beta2);

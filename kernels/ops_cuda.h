@@ -1,6 +1,6 @@
 // ops_cuda.h — the CUDA backend's ops, callable from C (plain C header: no CUDA types).
 //
-// Every op has the same meaning, shapes and argument order as its CPU twin in lib/ops.h,
+// Every op has the same meaning, shapes and argument order as its CPU twin in lib/model/ops.h,
 // with a context first and a vet_err last: x_forward_cuda(ctx, out, ..., err). All tensor
 // pointers are DEVICE pointers (from vet_cuda_malloc); sizes and scalars are host values.
 // Backward ops ADD (+=) into their gradients; a NULL gradient is not computed.
@@ -14,7 +14,7 @@
 // never enabled), so results agree with the CPU to ~1e-6 relative. bf16 ops read bf16
 // storage and accumulate in fp32.
 //
-// Built only when nvcc is present (VET_CUDA=1). lib/device.h says whether a GPU is usable.
+// Built only when nvcc is present (VET_CUDA=1). kernels/host/device.h says whether a GPU is usable.
 #ifndef VET_OPS_CUDA_H
 #define VET_OPS_CUDA_H
 
@@ -52,7 +52,7 @@ int vet_cuda_download(vet_cuda *ctx, void *dst_host, const void *src_dev, size_t
 int vet_cuda_memset0(vet_cuda *ctx, void *dst_dev, size_t bytes, vet_err *err);
 
 // --- bf16 storage ---------------------------------------------------------------------------
-// bf16 values are uint16_t bit patterns (lib/half.h's layout); rounding is to nearest even,
+// bf16 values are uint16_t bit patterns (lib/base/half.h's layout); rounding is to nearest even,
 // as vet_f32_to_bf16 and PyTorch do.
 int f32_to_bf16_cuda(vet_cuda *ctx, uint16_t *out, const float *inp, size_t n, vet_err *err);
 int bf16_to_f32_cuda(vet_cuda *ctx, float *out, const uint16_t *inp, size_t n, vet_err *err);
@@ -134,8 +134,8 @@ int add_inplace_cuda(vet_cuda *ctx, float *x, const float *y, size_t n, vet_err 
 int scale_inplace_cuda(vet_cuda *ctx, float *x, float s, size_t n, vet_err *err);
 
 // --- dropout (kernels/dropout.cu; inverted, as torch.nn.Dropout) -----------------------------
-// lib/ops.h's dropout_forward / dropout_backward with the same masks and values bit for bit:
-// row n draws from the stream seeded by vet_rng_hash(seed, n) (lib/rng.c), one uniform per
+// lib/model/ops.h's dropout_forward / dropout_backward with the same masks and values bit for bit:
+// row n draws from the stream seeded by vet_rng_hash(seed, n) (lib/base/rng.c), one uniform per
 // column in order; a draw < p drops the element, else it is scaled by 1/(1-p). p <= 0 is the
 // identity. out may be inp (in place).
 // out (N,C) = dropout(inp).
@@ -183,13 +183,13 @@ int attention_decode_cuda(vet_cuda *ctx, float *out, const float *q, const float
                           const float *vcache, const int32_t *slots, const int32_t *pos, int n,
                           int max_len, int H, int KVH, int hd, vet_err *err);
 
-// --- quantized base weights (kernels/quant.cu; the formats of lib/quant.h) ------------------
+// --- quantized base weights (kernels/quant.cu; the formats of lib/model/quant.h) ------------------
 // A weight matrix W (OC,C) stored quantized on the device:
 //   VET_CUDA_Q_INT8  q: int8 (OC,C); scale: fp32 (OC), one per row:   W = q * scale[row]
 //   VET_CUDA_Q_NF4   q: ceil(OC*C/2) bytes of 4-bit codes over the flattened row-major W,
 //                    element 2j in the HIGH nibble of byte j; scale: fp32 absmax of each
 //                    block of 64 elements, ceil(OC*C/64):          W = nf4[code] * absmax[i/64]
-// The kinds equal lib/quant.h's vet_quant_kind values.
+// The kinds equal lib/model/quant.h's vet_quant_kind values.
 enum { VET_CUDA_Q_INT8 = 1, VET_CUDA_Q_NF4 = 2 };
 typedef struct {
     int kind;            // VET_CUDA_Q_INT8 or VET_CUDA_Q_NF4
@@ -197,7 +197,7 @@ typedef struct {
     const float *scale;  // device
 } vet_cuda_qweight;
 
-// out (OC,C) = W dequantized: exactly lib/quant.c's vet_dequant_int8 / vet_dequant_nf4 (one
+// out (OC,C) = W dequantized: exactly lib/model/quant.c's vet_dequant_int8 / vet_dequant_nf4 (one
 // fp32 multiply per element); _bf16: that fp32 value rounded to bf16 (nearest even).
 int dequant_cuda(vet_cuda *ctx, float *out, const vet_cuda_qweight *w, int OC, int C, vet_err *err);
 int dequant_bf16_cuda(vet_cuda *ctx, uint16_t *out, const vet_cuda_qweight *w, int OC, int C,
@@ -216,7 +216,7 @@ int matmul_backward_q_cuda(vet_cuda *ctx, float *dinp, const float *dout, const 
                            vet_err *err);
 
 // --- fp16 storage (kernels/fp16.cu) ---------------------------------------------------------
-// IEEE binary16 values as uint16_t bit patterns (lib/half.h's vet_f32_to_f16 layout): max
+// IEEE binary16 values as uint16_t bit patterns (lib/base/half.h's vet_f32_to_f16 layout): max
 // 65504, subnormals down to 2^-24; rounding to nearest even, too large becomes inf. The twins
 // of the bf16 ops above, for vet-train --fp16 (which adds dynamic loss scaling on the host).
 int f32_to_f16_cuda(vet_cuda *ctx, uint16_t *out, const float *inp, size_t n, vet_err *err);

@@ -1,4 +1,4 @@
-// quant.cu — quantized base weights (lib/quant.h's int8 per-row and NF4 block-64 formats):
+// quant.cu — quantized base weights (lib/model/quant.h's int8 per-row and NF4 block-64 formats):
 // dequantization to fp32 or bf16, and the linear layer on a quantized weight.
 //
 // The linear layer is deliberately NOT a fused dequantize-GEMM kernel: the weight of one
@@ -8,7 +8,7 @@
 // that dequantizes tiles in shared memory would remove the scratch and that pass.
 //
 // Each element is dequantized with one fp32 multiply (__fmul_rn: never contracted), as
-// lib/quant.c does on the host, so the device values equal vet_dequant_* bit for bit.
+// lib/model/quant.c does on the host, so the device values equal vet_dequant_* bit for bit.
 #include "common.cuh"
 // After common.cuh, so err.h's declarations already have C linkage (ops_cuda.h's extern "C").
 #include "model/quant.h"

@@ -1,5 +1,5 @@
 // rope.cu — rotary position embedding, HF rotate_half layout: dimension i pairs with i + hd/2.
-// The cos/sin tables (max_pos, hd/2) are made on the host by rope_tables (lib/ops_rope.c) and
+// The cos/sin tables (max_pos, hd/2) are made on the host by rope_tables (lib/model/ops_rope.c) and
 // uploaded once, so the angles round exactly as the CPU's (and PyTorch's) do.
 #include "common.cuh"
 

@@ -1,11 +1,11 @@
 # mk/gpustub.mk — the GPU model's host code on the CPU: lib/ built with VET_CUDA=1 but linked
 # against tests/gpu/standin/ops_cuda_cpu.c (every op of kernels/ops_cuda.h done with the CPU
 # ops) instead of kernels/*.cu, always under ASan + UBSan. No nvcc, no GPU, no CUDA libraries
-# needed, so CI runs lib/gpu_model.c on every machine (tests/e2e/test_gpu_standin.sh).
+# needed, so CI runs kernels/host/gpu_model.c on every machine (tests/e2e/test_gpu_standin.sh).
 #
 # The same objects also make build/standin/vet-train: `--device cuda` runs the trainer's device
-# path (lib/trainer.c driving lib/gpu_*.c) on the stand-in (tests/e2e/test_train_device.sh),
-# and build/standin/vet-generate: `--device cuda` runs lib/gpu_infer.c's prefill and decode
+# path (lib/train/trainer.c driving kernels/host/gpu_*.c) on the stand-in (tests/e2e/test_train_device.sh),
+# and build/standin/vet-generate: `--device cuda` runs kernels/host/gpu_infer.c's prefill and decode
 # steps (tests/e2e/test_generate_device.sh).
 #
 #   make gpustub       builds build/standin/test_gpu_model, test_gpu_infer, vet-train and vet-generate

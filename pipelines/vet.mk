@@ -53,19 +53,19 @@ TRAIN_SEED ?=
 # (train split only, validation loss in its log) is still what `val`, `report`'s loss curves and
 # choosing settings use, and is trained only when one of them is asked for. train: OUT/model
 # codes the test split. From scratch the default is train+val (chosen by cross-validation,
-# docs/results.md round 6); with BASE it is train (the reference recipe trains once).
+# docs/tuning-log.md, round 6); with BASE it is train (the reference recipe trains once).
 FIT ?= $(if $(BASE),train,train+val)
 # How many refit models decode the test split as one (vet-generate --model given K times: each
 # token from the members' mean next-token probability). Member 1 is OUT/refit (seed TRAIN_SEED,
 # else vet-train's 42); member k is OUT/refit-k, trained the same way with seed + 100 (k - 1).
-# From scratch the default is 3 (chosen by cross-validation, docs/results.md round 8); with BASE
+# From scratch the default is 3 (chosen by cross-validation, docs/tuning-log.md, round 8); with BASE
 # it is 1 (an adapter is one model), and with FIT=train too. ENSEMBLE > 1 needs FIT=train+val.
 ENSEMBLE ?= $(if $(BASE)$(filter train,$(FIT)),1,3)
 TOKENIZE_ARGS ?=
 # Species-swapped copies of the training notes (vet-tokenize --species-swap; vet-pack trains on
 # the train split's copies only and drops the rest, so val and test stay real notes; refit trains
 # on train, train's copies and val, as measured). From scratch the default swaps within the DLO
-# species pairs (chosen by cross-validation, docs/results.md round 7); with BASE it is off, as in
+# species pairs (chosen by cross-validation, docs/tuning-log.md, round 7); with BASE it is off, as in
 # the reference recipe. SWAP= turns it off.
 comma := ,
 empty :=
@@ -74,7 +74,7 @@ SWAP ?= $(if $(BASE),,Cow=Buffalo$(comma)Sheep=Goat)
 SWAP_FLAG := $(if $(SWAP),--species-swap $(SWAP))
 PACK_ARGS ?= --split 80/10/10 --group-by note --stratify codes --seq-len 512 --seed $(SEED)
 # From scratch (INIT) the defaults are tuned for the tiny preset on a CPU, chosen by
-# cross-validation on the DLO notes (docs/results.md, round 5); with BASE they are the
+# cross-validation on the DLO notes (docs/tuning-log.md, round 5); with BASE they are the
 # reference recipe's (vet-train's own defaults).
 TRAIN_ARGS ?= $(if $(BASE),,--epochs 15 --lr 3e-3 --batch-size 4 --grad-accum 2 --warmup-ratio 0.05 --weight-decay 0.1 --resid-dropout 0.2)
 GEN_ARGS  ?= --batch 16
@@ -97,7 +97,7 @@ model_flags = $(if $(BASE),--model $(BASE) --adapter $(OUT)/$(1),$(addprefix --m
 GEN_MODEL = $(call model_flags,$(FINAL))
 CODES_FLAG := $(if $(CODES),--codes $(CODES))
 # Generation writes only labels of this table (vet-generate --constrain): from scratch CODES
-# (chosen by cross-validation, docs/results.md round 7); with BASE free decoding, as in the
+# (chosen by cross-validation, docs/tuning-log.md, round 7); with BASE free decoding, as in the
 # reference recipe. CONSTRAIN= decodes freely; CONSTRAIN=FILE names another table.
 CONSTRAIN ?= $(if $(BASE),,$(CODES))
 GEN_CODES_FLAG := $(if $(CONSTRAIN),--constrain $(CONSTRAIN)$(if $(filter-out $(CONSTRAIN),$(CODES)), --codes $(CODES)),$(CODES_FLAG))

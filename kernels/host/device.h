@@ -1,6 +1,6 @@
 // device.h — which compute devices this build and this machine offer.
 //
-// A program picks its backend at run time (DESIGN.md, Backends): `--device cuda` needs a
+// A program picks its backend at run time (docs/architecture.md, Device backends): `--device cuda` needs a
 // build with CUDA (nvcc present at build time, VET_CUDA=1) AND a usable GPU at run time.
 // These checks never abort: on a machine without a GPU or driver they say why and return 0.
 #ifndef VET_DEVICE_H

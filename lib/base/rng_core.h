@@ -1,8 +1,8 @@
-// rng_core.h — the arithmetic of lib/rng.c's generator, once: splitmix64, the seed hash,
+// rng_core.h — the arithmetic of lib/base/rng.c's generator, once: splitmix64, the seed hash,
 // xoshiro256** and its uniform float, as inline functions over a bare uint64_t[4] state.
 //
 // Why a header of its own: the CUDA dropout kernel (kernels/dropout.cu) must draw exactly the
-// CPU's masks, bit for bit. Both lib/rng.c and that kernel are written on top of these
+// CPU's masks, bit for bit. Both lib/base/rng.c and that kernel are written on top of these
 // functions, so there is one copy of every constant and every shift: under nvcc they are
 // __host__ __device__, in C plain static inline. Everything is integer arithmetic on
 // uint64_t (exact on any machine) except the last step of vet_rng_core_uniform, which is
@@ -63,7 +63,7 @@ VET_HD float vet_rng_core_uniform(uint64_t s[4]) {
 }
 
 // The next n (<= 32) draws as bits: bit j is 1 when draw j is NOT below p, i.e. exactly when
-// lib/ops_cpu.c's dropout keeps that element (`u < p ? 0 : x * keep_scale`). The dropout
+// lib/model/ops_cpu.c's dropout keeps that element (`u < p ? 0 : x * keep_scale`). The dropout
 // kernel takes a row's mask 32 columns at a time this way.
 VET_HD uint32_t vet_rng_core_keep_bits(uint64_t s[4], float p, int n) {
     uint32_t bits = 0;

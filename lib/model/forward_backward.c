@@ -1,4 +1,4 @@
-// model_train.c — the decoder's forward and backward passes over a packed batch.
+// forward_backward.c — the decoder's forward and backward passes over a packed batch.
 //
 // One layer (HF LlamaDecoderLayer), N = B*T positions:
 //   h   = rmsnorm(x) · attn_norm                       (N,C)

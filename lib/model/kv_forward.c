@@ -1,4 +1,4 @@
-// model_infer.c — the forward pass for generation: one sequence, keys and values cached,
+// kv_forward.c — the forward pass for generation: one sequence, keys and values cached,
 // so each new token costs one position's work instead of the whole prefix again.
 // The same ops as training (model_train.c); only attention reads the cache.
 #include <stdlib.h>

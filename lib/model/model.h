@@ -1,5 +1,5 @@
 // model.h — a LLaMA-family decoder (LLaMA 1/2/3, Qwen2) on the CPU, forward and backward,
-// with optional LoRA adapters. Maths follows Hugging Face transformers exactly (see DESIGN.md):
+// with optional LoRA adapters. Maths follows Hugging Face transformers exactly (see docs/model.md):
 // fp32 RMSNorm, rotate_half RoPE (pair i with i + head_dim/2), llama3 rope scaling, GQA,
 // Qwen2 q/k/v biases, SwiGLU MLP, tied or untied lm_head, mean cross-entropy over targets != -1.
 //

@@ -1,4 +1,4 @@
-// model_io.c — see model_io.h.
+// model_save.c — see model_save.h.
 #include "model/model_save.h"
 
 #include <cblas.h>

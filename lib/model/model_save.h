@@ -1,4 +1,4 @@
-// model_io.h — a vet_model's tensors by their Hugging Face names: saving a model directory,
+// model_save.h — a vet_model's tensors by their Hugging Face names: saving a model directory,
 // merging LoRA into the base weights, and the names the trainer logs.
 #ifndef VET_MODEL_IO_H
 #define VET_MODEL_IO_H

@@ -1,7 +1,7 @@
 // quant.h — base-weight quantization on the host: int8 with one scale per output row, and
 // NF4 (QLoRA's 4-bit NormalFloat) with one absmax per block of 64. Plain C, used to quantize
-// a model's weight matrices before they are uploaded to a device (lib/gpu_model.c,
-// lib/gpu_infer.c), and by tests as the reference the device dequantization must equal.
+// a model's weight matrices before they are uploaded to a device (kernels/host/gpu_model.c,
+// kernels/host/gpu_infer.c), and by tests as the reference the device dequantization must equal.
 //
 // int8, per output row r of a (rows, cols) matrix:
 //   scale[r] = max_c |w[r,c]| / 127                  (fp32)

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # test_generate_device.sh — vet-generate --device cuda, run without a GPU: build/standin/vet-generate
 # is vet-generate linked against the CPU stand-in of the CUDA ops (mk/gpustub.mk, ASan + UBSan),
-# so lib/gpu_infer.c (memory plan, upload, prefill into a slot's cache, batched decode steps with
+# so kernels/host/gpu_infer.c (memory plan, upload, prefill into a slot's cache, batched decode steps with
 # the cache scatter and the per-slot attention, logits back) runs here. In fp32 the stand-in
 # computes the CPU's arithmetic up to summation order, so greedy decoding must pick the same
 # tokens: the same binary's --device cpu and --device cuda --fp32 write the same records (but
@@ -39,7 +39,7 @@ if [ ! -x "$sbin" ]; then
     exit 0
 fi
 
-# lib/gpu_infer.c against lib/infer.c, logits row by row after prefill and decode steps
+# kernels/host/gpu_infer.c against lib/generate/decoder.c, logits row by row after prefill and decode steps
 # (tests/gpu/test_gpu_infer.c on the stand-in); its cases relayed as gpu_infer_*.
 tin=${VET_STANDIN:-$VET_TOP/build/standin}/test_gpu_infer
 if [ -x "$tin" ]; then

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# test_gpu_standin.sh — the GPU model's host code (lib/gpu_model.c) on the CPU stand-in of
+# test_gpu_standin.sh — the GPU model's host code (kernels/host/gpu_model.c) on the CPU stand-in of
 # the CUDA ops, under ASan + UBSan: tests/gpu/test_gpu_model.c linked by mk/gpustub.mk
 # (make gpustub). Forwards its ok / not ok / skip lines; `skip` when it was not built.
 set -u

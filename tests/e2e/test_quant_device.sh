@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# test_quant_device.sh — --quant int8|nf4 (quantized base weights, lib/quant.h) in vet-train and
+# test_quant_device.sh — --quant int8|nf4 (quantized base weights, lib/model/quant.h) in vet-train and
 # vet-generate --device cuda, run without a GPU through the stand-in build (build/standin/*:
 # lib/ linked against the CPU stand-in of the CUDA ops, ASan + UBSan; make gpustub). Checks: a
 # tiny LoRA run completes with int8 and nf4, says so, and prints a memory plan whose weight
@@ -68,7 +68,7 @@ check quant_train_int8_completes runs_ok int8 $st_int8
 check quant_train_nf4_completes runs_ok nf4 $st_nf4
 
 # 3. The plan's weights: exactly the formats' bytes (each buffer rounded to 256 bytes, as
-#    lib/gpu_plan.c), recomputed from the model's config.json and printed as vet-train does.
+#    kernels/host/gpu_plan.c), recomputed from the model's config.json and printed as vet-train does.
 plan_ok() {
     [ $st_bf16 -eq 0 ] && [ $st_int8 -eq 0 ] && [ $st_nf4 -eq 0 ] || return 1
     /usr/bin/python3 - "$tmp/base/config.json" "$tmp/bf16.err" "$tmp/int8.err" "$tmp/nf4.err" <<'PY'
@@ -89,7 +89,7 @@ want = {
     "int8": sum(AL(L * o * i) + AL(L * o * 4) for o, i in mats) + rest,
     "nf4": sum(AL(L * ((o * i + 1) // 2)) + AL(L * ((o * i + 63) // 64) * 4) for o, i in mats) + rest,
 }
-def shown(b):  # lib/trainer.c's bytes_str
+def shown(b):  # lib/train/trainer.c's bytes_str
     if b >= 1 << 30: return "%.2f GiB" % (b / 2**30)
     if b >= 1 << 20: return "%.1f MiB" % (b / 2**20)
     return "%.1f KiB" % (b / 1024)

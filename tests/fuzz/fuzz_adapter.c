@@ -1,4 +1,4 @@
-// fuzz_adapter.c — lib/adapter.h: a PEFT adapter folder loaded onto a micro base model. The
+// fuzz_adapter.c — lib/model/adapter.h: a PEFT adapter folder loaded onto a micro base model. The
 // first byte picks which file is the input: even, adapter_config.json is the rest of the input
 // and adapter_model.safetensors a valid one; odd, the other way round. The valid pair is a real
 // adapter written by vet_adapter_save at start-up. A refused adapter must leave the model as it

@@ -1,4 +1,4 @@
-// fuzz_config.c — lib/config.h's config.json reader on arbitrary bytes. A config it accepts
+// fuzz_config.c — lib/io/config.h's config.json reader on arbitrary bytes. A config it accepts
 // must pass validation, and must survive vet's own writer: saved and read back, it is the
 // same shape (a config.json vet writes is one vet and transformers read).
 #include "fuzz_util.h"

@@ -1,4 +1,4 @@
-// fuzz_safetensors.c — lib/safetensors.h: the header, the tensor table and the fp32 conversion
+// fuzz_safetensors.c — lib/io/safetensors.h: the header, the tensor table and the fp32 conversion
 // on arbitrary files. An input that starts with '{' is instead a model.safetensors.index.json
 // beside one valid shard (model-00001-of-00002.safetensors, made here), read as a model folder.
 // Every tensor handed out must hold exactly dtype x shape bytes and convert to fp32 (a read

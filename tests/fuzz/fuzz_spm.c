@@ -1,4 +1,4 @@
-// fuzz_spm.c — lib/spm.h: a tokenizer.model that is not a valid SentencePiece model must be
+// fuzz_spm.c — lib/data/spm.h: a tokenizer.model that is not a valid SentencePiece model must be
 // refused with a message, not crash. One that loads is used as vet uses it: encode a note,
 // decode the ids, look up pieces.
 #include "fuzz_util.h"

@@ -51,7 +51,7 @@ static inline double max_rel(const float *got, const float *want, size_t n) {
     return num / (den > 0 ? den : 1.0);
 }
 
-// The model's projection matrices replaced by their host round trip (lib/quant.c: quantize,
+// The model's projection matrices replaced by their host round trip (lib/model/quant.c: quantize,
 // dequantize; qflag VET_GPU_INT8 or VET_GPU_NF4), one layer's matrix at a time as the GPU
 // model and GPU inference store them.
 static inline void roundtrip_weights(vet_model *m, unsigned qflag) {

@@ -1,4 +1,4 @@
-// op_parity.c — every CUDA op against its CPU twin (lib/ops.h), forward and backward.
+// op_parity.c — every CUDA op against its CPU twin (lib/model/ops.h), forward and backward.
 //
 //   op_parity [--size small|mid] [--seed S] [--reps R]
 //
@@ -140,7 +140,7 @@ static row_t *compare_bits(const char *name, const char *shape, const float *d, 
     return r;
 }
 
-// The decode step's attention on the CPU (lib/infer.c's attend_step): query row i of slot
+// The decode step's attention on the CPU (lib/generate/decoder.c's attend_step): query row i of slot
 // slots[i] against that slot's cache positions [0, pos[i]]; caches (n_slots, max_len, KVH, hd).
 static void ref_attention_decode(float *out, const float *q, const float *kc, const float *vc,
                                  const int32_t *slots, const int32_t *pos, int n, int max_len,
@@ -240,7 +240,7 @@ static void run_config(const config *c) {
         vet_cuda_mem_free(d_dout), vet_cuda_mem_free(d_dembed);
     }
 
-    // --- bf16 conversion: bit-exact against lib/half.h, special values included ---
+    // --- bf16 conversion: bit-exact against lib/base/half.h, special values included ---
     {
         size_t n = (size_t)N * C;
         float *x = rnd(n, 3);
@@ -351,7 +351,7 @@ static void run_config(const config *c) {
         vet_cuda_mem_free(d_dw2);
     }
 
-    // --- fp16 (kernels/fp16.cu): conversion bit-exact against lib/half.h (range edges, ties,
+    // --- fp16 (kernels/fp16.cu): conversion bit-exact against lib/base/half.h (range edges, ties,
     //     subnormals), the embedding on an fp16 table exact, the GEMMs against the CPU on the
     //     rounded values ---
     {
@@ -422,7 +422,7 @@ static void run_config(const config *c) {
         vet_cuda_mem_free(d_mo), vet_cuda_mem_free(d_dx2), vet_cuda_mem_free(d_dw2);
     }
 
-    // --- quantized weights: device dequantization = lib/quant.c's, bit for bit; the linear
+    // --- quantized weights: device dequantization = lib/model/quant.c's, bit for bit; the linear
     //     layer on them against the CPU GEMM on the host-dequantized weight ---
     // W (OC,K) with OC = F-1, K = C-1: odd sizes, nf4 blocks across rows and a partial last
     // block; one zero row (int8 scale 0) and one zero nf4 block.

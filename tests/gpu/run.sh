@@ -50,7 +50,7 @@ run_program() {  # run_program NAME BINARY
     [ -s "$log/$1.err" ] && sed 's/^/    | /' "$log/$1.err" | tail -n 40
     [ "$rc" -ne 0 ] && status=1 && echo "# $(basename "$2"): exit $rc"
 }
-# The GPU model (lib/gpu_*.c) against the CPU model core, then the inference path (prefill,
+# The GPU model (kernels/host/gpu_*.c) against the CPU model core, then the inference path (prefill,
 # batched decode steps with slot caches) against the CPU's.
 run_program model "$VET_BUILD/tests/gpu/test_gpu_model"
 run_program infer "$VET_BUILD/tests/gpu/test_gpu_infer"

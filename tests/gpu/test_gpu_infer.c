@@ -1,4 +1,4 @@
-// test_gpu_infer.c — lib/gpu_infer.c against the CPU's KV-cache forward (lib/infer.c).
+// test_gpu_infer.c — kernels/host/gpu_infer.c against the CPU's KV-cache forward (lib/generate/decoder.c).
 //
 // Tiny random models (LLaMA with GQA; Qwen2 with q/k/v biases and tied embeddings). Three
 // prompts of different lengths prefilled into three slots, then decode steps over all slots

@@ -1,4 +1,4 @@
-// test_gpu_model.c — lib/gpu_model.c against the CPU model core (lib/model_train.c).
+// test_gpu_model.c — kernels/host/gpu_model.c against the CPU model core (lib/model/forward_backward.c).
 //
 // Tiny random models (LLaMA with GQA; Qwen2 with q/k/v biases and tied embeddings), three
 // packed rows of different lengths (padding), LoRA on every projection with B != 0 so A gets
@@ -24,7 +24,7 @@
 #define TOL 1e-5
 
 // An MLP narrower than the attention (hidden 12 < Q 32, KV 16): the attention's gradients do
-// not fit the MLP's buffers, so they get their own (lib/gpu_plan.c).
+// not fit the MLP's buffers, so they get their own (kernels/host/gpu_plan.c).
 static const tiny_shape NARROW = {32, 12, 4, 2, 8, 61, 64, 64, 500.0f, 10.0f};
 static const tiny_shape *llama_shape = &LLAMA;  // VAR_LLAMA's shape in make_model
 
@@ -188,7 +188,7 @@ static void test_lora_bf16(void) {
 
 // fp16 base weights (VET_GPU_FP16, vet-train --fp16): bf16's mode in IEEE fp16, the backward
 // unscaled and with GradScaler's first loss scale 65536 (grads divided on the host, as
-// lib/trainer.c does). Tolerances: fp16 keeps 10 mantissa bits to bf16's 7, so its rounding
+// lib/train/trainer.c does). Tolerances: fp16 keeps 10 mantissa bits to bf16's 7, so its rounding
 // error is 8x smaller; bf16's tolerances (1e-2 loss, 1e-1 grads) / 8, rounded: loss 1e-3 and
 // grads 2e-2 (measured: loss 7e-5, grads 2.4e-3 and 6.4e-3, either scale). 2e-2 is below
 // what bf16 itself measures here (2.3e-2, 3.0e-2), so fp16 silently stored as bf16 fails; an

@@ -1,4 +1,4 @@
-// test_half.c — lib/half.h's fp16 conversions: round to nearest even, range edges, subnormals,
+// test_half.c — lib/base/half.h's fp16 conversions: round to nearest even, range edges, subnormals,
 // inf and nan, and an exhaustive round trip of every fp16 value (what f32_to_f16_cuda and the
 // CPU stand-in must match bit for bit).
 #include <math.h>

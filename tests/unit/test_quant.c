@@ -1,4 +1,4 @@
-// test_quant.c — lib/quant.c: int8 per-row and NF4 block-64 quantization against their
+// test_quant.c — lib/model/quant.c: int8 per-row and NF4 block-64 quantization against their
 // definitions (quant.h), element by element; the NF4 table; nibble order; edge cases (zero
 // rows and blocks, odd lengths, lengths not a multiple of 64, ties, non-finite weights);
 // storage bytes per parameter.

@@ -1,5 +1,5 @@
-// test_rng_device.c — lib/rng_core.h, the generator the CUDA dropout kernel runs, compiled here
-// as plain C: its values pinned, its streams equal to lib/rng.c's, and the kernel's walk over a
+// test_rng_device.c — lib/base/rng_core.h, the generator the CUDA dropout kernel runs, compiled here
+// as plain C: its values pinned, its streams equal to lib/base/rng.c's, and the kernel's walk over a
 // tensor (kernels/dropout.cu: warps of 32 rows, tiles of 32 columns, keep bits per lane)
 // replayed in C giving dropout_forward / dropout_backward's results bit for bit. This is the
 // very code the kernel runs, checked without a GPU; op_parity checks the kernel on one.
@@ -28,7 +28,7 @@ static void test_pinned_values(void) {
     CHECK(vet_rng_core_uniform(st) == 0x1.c4c73ap-1f);
     CHECK(vet_rng_core_uniform(st) == 0x1.5447p-6f);
     CHECK(vet_rng_core_uniform(st) == 0x1.fc6b64p-2f);
-    // and lib/rng.c, built on the core, gives the same
+    // and lib/base/rng.c, built on the core, gives the same
     s = 1234567;
     CHECK(vet_splitmix64(&s) == 6457827717110365317ull);
     CHECK(vet_rng_hash(42, 7) == 1587005860896957696ull);

@@ -1,7 +1,7 @@
 // ops_cuda_cpu.c — a CPU stand-in for kernels/ops_cuda.h: every function, done with the CPU
-// ops of lib/ops.h on host memory ("device" memory is malloc, upload/download are memcpy).
+// ops of lib/model/ops.h on host memory ("device" memory is malloc, upload/download are memcpy).
 //
-// Why: the host-side orchestration of the CUDA backend (lib/gpu_model.c: buffer layout,
+// Why: the host-side orchestration of the CUDA backend (kernels/host/gpu_model.c: buffer layout,
 // strides, the order of ops, transfers) is most of its code, and this machine and CI have no
 // GPU. Linked in place of kernels/*.cu (mk/gpustub.mk builds that variant, always under
 // ASan + UBSan), the GPU code runs here, so an out-of-bounds offset or a wrong buffer size
@@ -304,7 +304,7 @@ int scale_inplace_cuda(vet_cuda *ctx, float *x, float s, size_t n, vet_err *err)
 }
 
 // --- dropout -----------------------------------------------------------------------------------
-// The CPU ops themselves: the kernel's masks are these bit for bit (lib/rng_core.h, shared;
+// The CPU ops themselves: the kernel's masks are these bit for bit (lib/base/rng_core.h, shared;
 // tests/unit/test_rng_device.c runs the kernel's tile walk in C against them).
 int dropout_forward_cuda(vet_cuda *ctx, float *out, const float *inp, float p, uint64_t seed, int N,
                          int C, vet_err *err) {
@@ -373,7 +373,7 @@ int kv_cache_write_cuda(vet_cuda *ctx, float *cache, const float *rows, const in
     return 0;
 }
 
-// lib/infer.c's attend_step: scores, their max, exp and sum, then the weighted values.
+// lib/generate/decoder.c's attend_step: scores, their max, exp and sum, then the weighted values.
 int attention_decode_cuda(vet_cuda *ctx, float *out, const float *q, const float *kcache,
                           const float *vcache, const int32_t *slots, const int32_t *pos, int n,
                           int max_len, int H, int KVH, int hd, vet_err *err) {
@@ -424,7 +424,7 @@ int attention_decode_cuda(vet_cuda *ctx, float *out, const float *q, const float
 }
 
 // --- quantized base weights --------------------------------------------------------------------
-// lib/quant.c's dequantization (what kernels/quant.cu must equal bit for bit, checked by
+// lib/model/quant.c's dequantization (what kernels/quant.cu must equal bit for bit, checked by
 // tests/gpu/op_parity.c on a GPU), then the stand-in GEMMs above: the same composition as
 // the real ops.
 static int check_qweight(const vet_cuda_qweight *w, int OC, int C, vet_err *err) {
@@ -481,7 +481,7 @@ int matmul_backward_q_cuda(vet_cuda *ctx, float *dinp, const float *dout, const 
     return matmul_backward_cuda(ctx, dinp, NULL, NULL, dout, NULL, scratch, N, C, OC, err);
 }
 
-// --- fp16 (kernels/fp16.cu): lib/half.h's rounding, the GEMMs on the widened values -----------
+// --- fp16 (kernels/fp16.cu): lib/base/half.h's rounding, the GEMMs on the widened values -----------
 int f32_to_f16_cuda(vet_cuda *ctx, uint16_t *out, const float *inp, size_t n, vet_err *err) {
     CHECK_CTX(ctx, err);
     for (size_t i = 0; i < n; i++) out[i] = vet_f32_to_f16(inp[i]);
