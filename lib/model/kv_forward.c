@@ -1,6 +1,6 @@
 // kv_forward.c — the forward pass for generation: one sequence, keys and values cached,
 // so each new token costs one position's work instead of the whole prefix again.
-// The same ops as training (model_train.c); only attention reads the cache.
+// The same ops as training (forward_backward.c); only attention reads the cache.
 #include <stdlib.h>
 #include <string.h>
 

@@ -1,5 +1,5 @@
 // model.c — batches, the weight buffer's layout, random init and loading a HF directory.
-// The forward and backward passes are in model_train.c.
+// The forward and backward passes are in forward_backward.c.
 #include "model/model.h"
 
 #include <stdio.h>
