@@ -178,7 +178,8 @@ static int plan_slots(const vet_pack_opts *o, pack_job *J, vet_pack_result *res,
     return 0;
 }
 
-// The ids of the rejected samples that were not dropped, in input order.
+// The ids of the rejected samples that were not dropped, in input order: the very samples that
+// plan_slots counted as rejected, so total.rejected of them.
 static int collect_rejected(const pack_job *J, vet_pack_result *res, vet_err *err) {
     const vet_pack_samples *S = &J->samples;
     res->rejected_ids = calloc((size_t)res->total.rejected + 1, sizeof *res->rejected_ids);
