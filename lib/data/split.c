@@ -125,6 +125,166 @@ static int argmax_allowed(const double v[3], const double share[3]) {
     return best;
 }
 
+// What the assignment knows about groups and strata, built step by step by the helpers below.
+typedef struct {
+    size_t n, G, S;                // samples, groups, strata
+    const int32_t *group_of;       // (n) the caller's
+    const int32_t *stratum_of;     // (n) the caller's, or NULL: one stratum
+    int64_t *group_size;           // (G) samples per group
+    int32_t *group_stratum;        // (G) each group's majority stratum
+    uint8_t *group_split;          // (G) the answer, per group
+    int64_t *stratum_size;         // (S) samples per stratum (of its groups)
+    int32_t *groups_by_stratum;    // (G) group ids, stratum by stratum
+    int64_t *stratum_begin;        // (S + 1) where each stratum's groups start in groups_by_stratum
+} split_work;
+
+static void work_free(split_work *w) {
+    free(w->group_size);
+    free(w->group_stratum);
+    free(w->group_split);
+    free(w->stratum_size);
+    free(w->groups_by_stratum);
+    free(w->stratum_begin);
+}
+
+static int work_alloc(split_work *w, vet_err *err) {
+    size_t G = w->G, S = w->S;
+    w->group_size = calloc(G + 1, sizeof *w->group_size);
+    w->group_stratum = malloc((G + 1) * sizeof *w->group_stratum);
+    w->group_split = malloc(G + 1);
+    w->stratum_size = calloc(S, sizeof *w->stratum_size);
+    w->groups_by_stratum = malloc((G + 1) * sizeof *w->groups_by_stratum);
+    w->stratum_begin = calloc(S + 1, sizeof *w->stratum_begin);
+    if (!w->group_size || !w->group_stratum || !w->group_split || !w->stratum_size || !w->groups_by_stratum ||
+        !w->stratum_begin)
+        return vet_err_nomem(err, "vet_split_assign: out of memory (%zu samples)", w->n);
+    return 0;
+}
+
+// Checks every sample's group and stratum id and counts the samples of each group.
+static int count_group_sizes(split_work *w, vet_err *err) {
+    for (size_t i = 0; i < w->n; i++) {
+        int32_t g = w->group_of[i];
+        if (g < 0 || (size_t)g >= w->G ||
+            (w->stratum_of && (w->stratum_of[i] < 0 || (size_t)w->stratum_of[i] >= w->S)))
+            return vet_errf(err, "vet_split_assign: sample %zu: group or stratum out of range", i);
+        w->group_size[g]++;
+    }
+    return 0;
+}
+
+// Step 1: each group's stratum is its majority stratum (ties: the smaller id), and each stratum
+// counts the samples of its groups. The samples are listed group by group (a counting sort), then
+// each group's strata are counted in a scratch counter that is zeroed again after the group.
+static int assign_group_strata(split_work *w, vet_err *err) {
+    if (!w->stratum_of) {  // one stratum holds everything
+        for (size_t g = 0; g < w->G; g++) w->group_stratum[g] = 0, w->stratum_size[0] += w->group_size[g];
+        return 0;
+    }
+    int64_t *gbeg = calloc(w->G + 1, sizeof *gbeg), *fill = calloc(w->G + 1, sizeof *fill);
+    int64_t *count = calloc(w->S, sizeof *count);
+    int32_t *by_group = malloc((w->n + 1) * sizeof *by_group);
+    int rc = 0;
+    if (!gbeg || !fill || !count || !by_group) {
+        rc = vet_err_nomem(err, "vet_split_assign: out of memory");
+        goto done;
+    }
+    for (size_t g = 0; g < w->G; g++) gbeg[g + 1] = gbeg[g] + w->group_size[g];
+    for (size_t i = 0; i < w->n; i++) {
+        int32_t g = w->group_of[i];
+        by_group[gbeg[g] + fill[g]++] = (int32_t)i;
+    }
+    for (size_t g = 0; g < w->G; g++) {
+        int32_t best = -1;
+        for (int64_t j = gbeg[g]; j < gbeg[g + 1]; j++) count[w->stratum_of[by_group[j]]]++;
+        for (int64_t j = gbeg[g]; j < gbeg[g + 1]; j++) {
+            int32_t s = w->stratum_of[by_group[j]];
+            if (best < 0 || count[s] > count[best] || (count[s] == count[best] && s < best)) best = s;
+        }
+        for (int64_t j = gbeg[g]; j < gbeg[g + 1]; j++) count[w->stratum_of[by_group[j]]] = 0;
+        // An empty group (no sample names it) goes to stratum 0 and weighs nothing.
+        w->group_stratum[g] = best < 0 ? 0 : best;
+        w->stratum_size[w->group_stratum[g]] += w->group_size[g];
+    }
+done:
+    free(gbeg);
+    free(fill);
+    free(count);
+    free(by_group);
+    return rc;
+}
+
+// Lists the groups stratum by stratum, in group id order within a stratum (a counting sort).
+static int list_groups_by_stratum(split_work *w, vet_err *err) {
+    for (size_t g = 0; g < w->G; g++) w->stratum_begin[w->group_stratum[g] + 1]++;
+    for (size_t s = 0; s < w->S; s++) w->stratum_begin[s + 1] += w->stratum_begin[s];
+    int64_t *cursor = calloc(w->S, sizeof *cursor);
+    if (!cursor) return vet_err_nomem(err, "vet_split_assign: out of memory");
+    for (size_t g = 0; g < w->G; g++) {
+        int32_t s = w->group_stratum[g];
+        w->groups_by_stratum[w->stratum_begin[s] + cursor[s]++] = (int32_t)g;
+    }
+    free(cursor);
+    return 0;
+}
+
+// Step 2: a stratum's quotas, seat by seat: each of its ns seats goes to the split furthest
+// below its ideal count (largest remainder for positive ideals).
+static void stratum_quotas(int64_t ns, const double ideal[3], const double share[3], double quota[3]) {
+    double gap[3];
+    quota[0] = quota[1] = quota[2] = 0;
+    for (int64_t seat = 0; seat < ns; seat++) {
+        for (int k = 0; k < 3; k++) gap[k] = ideal[k] - quota[k];
+        quota[argmax_allowed(gap, share)] += 1;
+    }
+}
+
+// Step 3: shuffles the stratum's groups and deals them out whole, each to the split furthest
+// below its quota. Returns the samples given to each split in given[3].
+static void deal_stratum(split_work *w, int32_t s, const double quota[3], const double share[3], vet_rng *rng,
+                         double given[3]) {
+    int32_t *gs = w->groups_by_stratum + w->stratum_begin[s];
+    int64_t ng = w->stratum_begin[s + 1] - w->stratum_begin[s];
+    for (int64_t i = ng - 1; i > 0; i--) {  // Fisher-Yates
+        int64_t j = (int64_t)vet_rng_below(rng, (uint64_t)i + 1);
+        int32_t t = gs[i];
+        gs[i] = gs[j];
+        gs[j] = t;
+    }
+    double gap[3];
+    given[0] = given[1] = given[2] = 0;
+    for (int64_t i = 0; i < ng; i++) {
+        for (int k = 0; k < 3; k++) gap[k] = quota[k] - given[k];
+        int k = argmax_allowed(gap, share);
+        w->group_split[gs[i]] = (uint8_t)k;
+        given[k] += (double)w->group_size[gs[i]];
+    }
+}
+
+// Steps 2-4 over every stratum, largest first; c_k = ideal_k - given_k carries the rounding to
+// the next stratum (error diffusion).
+static int deal_strata(split_work *w, const double share[3], uint64_t seed, vet_err *err) {
+    stratum_key *order = malloc(w->S * sizeof *order);
+    if (!order) return vet_err_nomem(err, "vet_split_assign: out of memory");
+    for (size_t s = 0; s < w->S; s++) order[s] = (stratum_key){w->stratum_size[s], (int32_t)s};
+    qsort(order, w->S, sizeof *order, cmp_stratum);
+    vet_rng rng;
+    vet_rng_seed(&rng, seed);
+    double carry[3] = {0, 0, 0};
+    for (size_t si = 0; si < w->S; si++) {
+        int32_t s = order[si].id;
+        int64_t ns = w->stratum_size[s];
+        if (ns == 0) continue;
+        double ideal[3], quota[3], given[3];
+        for (int k = 0; k < 3; k++) ideal[k] = share[k] * (double)ns + carry[k];
+        stratum_quotas(ns, ideal, share, quota);
+        deal_stratum(w, s, quota, share, &rng, given);
+        for (int k = 0; k < 3; k++) carry[k] = ideal[k] - given[k];
+    }
+    free(order);
+    return 0;
+}
+
 int vet_split_assign(const int32_t *group_of, int32_t n_groups, const int32_t *stratum_of,
                      int32_t n_strata, size_t n, const double share[3], uint64_t seed,
                      uint8_t *split_of, vet_err *err) {
@@ -132,126 +292,13 @@ int vet_split_assign(const int32_t *group_of, int32_t n_groups, const int32_t *s
     if (n_groups < 0 || n_strata < 1) return vet_errf(err, "vet_split_assign: bad group/stratum counts");
     if (argmax_allowed((double[3]){0, 0, 0}, share) < 0)
         return vet_errf(err, "vet_split_assign: every share is zero");
-    int ret = -1;
-    size_t G = (size_t)n_groups, S = (size_t)n_strata;
-    int64_t *group_size = calloc(G + 1, sizeof *group_size);
-    int32_t *group_stratum = malloc((G + 1) * sizeof *group_stratum);
-    uint8_t *group_split = malloc(G + 1);
-    int64_t *stratum_size = calloc(S, sizeof *stratum_size);
-    stratum_key *stratum_order = malloc(S * sizeof *stratum_order);
-    int32_t *groups_by_stratum = malloc((G + 1) * sizeof *groups_by_stratum);
-    int64_t *stratum_begin = calloc(S + 1, sizeof *stratum_begin);
-    int32_t *by_group = malloc((n + 1) * sizeof *by_group);
-    if (!group_size || !group_stratum || !group_split || !stratum_size || !stratum_order ||
-        !groups_by_stratum || !stratum_begin || !by_group) {
-        vet_err_nomem(err, "vet_split_assign: out of memory (%zu samples)", n);
-        goto done;
+    split_work w = {.n = n, .G = (size_t)n_groups, .S = (size_t)n_strata, .group_of = group_of, .stratum_of = stratum_of};
+    int rc = -1;
+    if (work_alloc(&w, err) == 0 && count_group_sizes(&w, err) == 0 && assign_group_strata(&w, err) == 0 &&
+        list_groups_by_stratum(&w, err) == 0 && deal_strata(&w, share, seed, err) == 0) {
+        for (size_t i = 0; i < n; i++) split_of[i] = w.group_split[group_of[i]];
+        rc = 0;
     }
-    for (size_t i = 0; i < n; i++) {
-        if (group_of[i] < 0 || group_of[i] >= n_groups ||
-            (stratum_of && (stratum_of[i] < 0 || stratum_of[i] >= n_strata))) {
-            vet_errf(err, "vet_split_assign: sample %zu: group or stratum out of range", i);
-            goto done;
-        }
-        group_size[group_of[i]]++;
-    }
-
-    // 1. Each group's stratum: its majority stratum. Samples listed group by group (counting
-    // sort), then each group's strata counted with a scratch counter per stratum.
-    {
-        int64_t *gbeg = calloc(G + 1, sizeof *gbeg);
-        int64_t *count = calloc(S, sizeof *count);
-        int64_t *fill = calloc(G + 1, sizeof *fill);
-        if (!gbeg || !count || !fill) {
-            free(gbeg);
-            free(count);
-            free(fill);
-            vet_err_nomem(err, "vet_split_assign: out of memory");
-            goto done;
-        }
-        for (size_t g = 0; g < G; g++) gbeg[g + 1] = gbeg[g] + group_size[g];
-        for (size_t i = 0; i < n; i++) {
-            int32_t g = group_of[i];
-            by_group[gbeg[g] + fill[g]++] = (int32_t)i;
-        }
-        for (size_t g = 0; g < G; g++) {
-            int32_t best = 0;
-            if (stratum_of) {
-                best = -1;
-                for (int64_t j = gbeg[g]; j < gbeg[g + 1]; j++) count[stratum_of[by_group[j]]]++;
-                for (int64_t j = gbeg[g]; j < gbeg[g + 1]; j++) {
-                    int32_t s = stratum_of[by_group[j]];
-                    if (best < 0 || count[s] > count[best] || (count[s] == count[best] && s < best)) best = s;
-                }
-                for (int64_t j = gbeg[g]; j < gbeg[g + 1]; j++) count[stratum_of[by_group[j]]] = 0;
-            }
-            group_stratum[g] = best;
-            stratum_size[best] += group_size[g];
-        }
-        free(gbeg);
-        free(count);
-        free(fill);
-    }
-
-    // Groups listed stratum by stratum, in group id order (then shuffled per stratum).
-    for (size_t g = 0; g < G; g++) stratum_begin[group_stratum[g] + 1]++;
-    for (size_t s = 0; s < S; s++) stratum_begin[s + 1] += stratum_begin[s];
-    {
-        int64_t *cursor = calloc(S, sizeof *cursor);
-        if (!cursor) {
-            vet_err_nomem(err, "vet_split_assign: out of memory");
-            goto done;
-        }
-        for (size_t g = 0; g < G; g++) {
-            int32_t s = group_stratum[g];
-            groups_by_stratum[stratum_begin[s] + cursor[s]++] = (int32_t)g;
-        }
-        free(cursor);
-    }
-
-    // 2-4. Strata largest first; quotas seat by seat; groups in shuffled order; error carried.
-    for (size_t s = 0; s < S; s++) stratum_order[s] = (stratum_key){stratum_size[s], (int32_t)s};
-    qsort(stratum_order, S, sizeof *stratum_order, cmp_stratum);
-    vet_rng rng;
-    vet_rng_seed(&rng, seed);
-    double carry[3] = {0, 0, 0};
-    for (size_t si = 0; si < S; si++) {
-        int32_t s = stratum_order[si].id;
-        int64_t ns = stratum_size[s];
-        if (ns == 0) continue;
-        double ideal[3], quota[3] = {0, 0, 0}, gap[3];
-        for (int k = 0; k < 3; k++) ideal[k] = share[k] * (double)ns + carry[k];
-        for (int64_t seat = 0; seat < ns; seat++) {
-            for (int k = 0; k < 3; k++) gap[k] = ideal[k] - quota[k];
-            quota[argmax_allowed(gap, share)] += 1;
-        }
-        int32_t *gs = groups_by_stratum + stratum_begin[s];
-        int64_t ng = stratum_begin[s + 1] - stratum_begin[s];
-        for (int64_t i = ng - 1; i > 0; i--) {  // Fisher-Yates
-            int64_t j = (int64_t)vet_rng_below(&rng, (uint64_t)i + 1);
-            int32_t t = gs[i];
-            gs[i] = gs[j];
-            gs[j] = t;
-        }
-        double given[3] = {0, 0, 0};
-        for (int64_t i = 0; i < ng; i++) {
-            for (int k = 0; k < 3; k++) gap[k] = quota[k] - given[k];
-            int k = argmax_allowed(gap, share);
-            group_split[gs[i]] = (uint8_t)k;
-            given[k] += (double)group_size[gs[i]];
-        }
-        for (int k = 0; k < 3; k++) carry[k] = ideal[k] - given[k];
-    }
-    for (size_t i = 0; i < n; i++) split_of[i] = group_split[group_of[i]];
-    ret = 0;
-done:
-    free(group_size);
-    free(group_stratum);
-    free(group_split);
-    free(stratum_size);
-    free(stratum_order);
-    free(groups_by_stratum);
-    free(stratum_begin);
-    free(by_group);
-    return ret;
+    work_free(&w);
+    return rc;
 }

@@ -215,6 +215,37 @@ static void test_assign_seed(void) {
     CHECK(memcmp(a, b, N) != 0);
 }
 
+// The assignment is part of the output's bytes (the same seed must give the same split in every
+// version): fixed inputs against hashes recorded from the implementation when it was written.
+static uint64_t fnv1a(const uint8_t *b, size_t n) {
+    uint64_t h = 1469598103934665603ull;
+    for (size_t i = 0; i < n; i++) h = (h ^ b[i]) * 1099511628211ull;
+    return h;
+}
+static void test_assign_golden(void) {
+    enum { N = 3000 };
+    static int32_t group_of[N], stratum_of[N];
+    static uint8_t split[N];
+    const double shares[][3] = {{0.8, 0.1, 0.1}, {0.6, 0.2, 0.2}, {0.5, 0, 0.5}, {1, 0, 0}};
+    static const uint64_t want[4][2] = {
+        {0x7f671f18ba8da713ull, 0x1ed1ec950d78afdeull}, {0x3b1e33f4ff630a2dull, 0x74fc2e92636b5c00ull},
+        {0x8cefd8a54c3718d1ull, 0x225b172ecd7a1343ull}, {0xd082c5f0c931ee23ull, 0xd082c5f0c931ee23ull}};
+    vet_rng rng;
+    vet_rng_seed(&rng, 2024);
+    int32_t G = make_data(&rng, N, 6, 9, group_of, stratum_of);
+    // Label noise: one sample in 13 carries another label than its group's.
+    for (size_t i = 0; i < N; i += 13) stratum_of[i] = (stratum_of[i] + 1) % 9;
+    for (int t = 0; t < 4; t++)
+        for (int strat = 0; strat < 2; strat++) {
+            vet_err err;
+            CHECK(vet_split_assign(group_of, G, strat ? stratum_of : NULL, 9, N, shares[t], 17 + (uint64_t)t, split,
+                                   &err) == 0);
+            uint64_t h = fnv1a(split, N);
+            if (h != want[t][strat]) fprintf(stderr, "golden %d/%d: 0x%016llxull\n", t, strat, (unsigned long long)h);
+            CHECK(h == want[t][strat]);
+        }
+}
+
 int main(void) {
     RUN(test_parse_shares);
     RUN(test_normalize);
@@ -224,5 +255,6 @@ int main(void) {
     RUN(test_assign_stratified);
     RUN(test_assign_mixed_groups);
     RUN(test_assign_seed);
+    RUN(test_assign_golden);
     CHECK_EXIT();
 }
