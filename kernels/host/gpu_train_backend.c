@@ -24,8 +24,6 @@ static int check_settings(const vet_train_opts *o, vet_err *err) {
 
 #ifdef VET_CUDA
 
-#include <math.h>
-
 #include "kernels/host/device.h"
 #include "kernels/host/gpu_model.h"
 #include "kernels/ops_cuda.h"
@@ -131,14 +129,10 @@ static int cuda_grad_norm(void *ctx, float unscale, double *norm, vet_err *err) 
     return 0;
 }
 
+// The gradients as cuda_grad_norm downloaded them.
 static int cuda_find_nonfinite_grad(void *ctx, size_t *index) {
     cuda_backend *c = ctx;
-    for (size_t i = 0; i < c->n; i++)
-        if (!isfinite(c->grads[i])) {
-            *index = i;
-            return 1;
-        }
-    return 0;
+    return vet_train_find_nonfinite(c->grads, c->n, index);
 }
 
 static int cuda_scale_grads(void *ctx, float s, vet_err *err) { return vet_gpu_scale_grads(((cuda_backend *)ctx)->gpu, s, err); }

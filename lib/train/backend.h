@@ -106,6 +106,8 @@ int vet_cpu_train_backend(const vet_train_opts *o, vet_note_fn note, void *note_
 
 // The one gradient reduction: sqrt(sum over i of (double)(g[i] * unscale)^2), i from 0 up.
 double vet_train_grad_norm(const float *g, size_t n, float unscale);
+// 1 and *index of the first element of g (n) that is not finite, or 0.
+int vet_train_find_nonfinite(const float *g, size_t n, size_t *index);
 
 // note(line) with the line formatted as printf does; nothing when note is NULL.
 void vet_train_notef(vet_note_fn note, void *note_ctx, const char *fmt, ...) __attribute__((format(printf, 3, 4)));

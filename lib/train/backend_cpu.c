@@ -58,12 +58,7 @@ static int cpu_grad_norm(void *ctx, float unscale, double *norm, vet_err *err) {
 
 static int cpu_find_nonfinite_grad(void *ctx, size_t *index) {
     cpu_backend *c = ctx;
-    for (size_t i = 0; i < c->n; i++)
-        if (!isfinite(c->grads[i])) {
-            *index = i;
-            return 1;
-        }
-    return 0;
+    return vet_train_find_nonfinite(c->grads, c->n, index);
 }
 
 static int cpu_scale_grads(void *ctx, float s, vet_err *err) {
@@ -128,6 +123,15 @@ double vet_train_grad_norm(const float *g, size_t n, float unscale) {
         norm2 += (double)u * u;
     }
     return sqrt(norm2);
+}
+
+int vet_train_find_nonfinite(const float *g, size_t n, size_t *index) {
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(g[i])) {
+            *index = i;
+            return 1;
+        }
+    return 0;
 }
 
 void vet_train_notef(vet_note_fn note, void *note_ctx, const char *fmt, ...) {
