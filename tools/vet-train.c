@@ -135,7 +135,6 @@ static void on_step(const vet_step_info *s, void *ctx) {
     }
 }
 
-
 enum {
     O_BASE = 256, O_INIT, O_TOKENIZER, O_OUT, O_TRAIN, O_VAL, O_R, O_ALPHA, O_DROPOUT, O_TARGETS, O_RSLORA,
     O_FULL, O_MERGE, O_EPOCHS, O_BS, O_GA, O_LR, O_WD, O_WARMUP, O_SCHED, O_CLIP, O_MAXSTEPS, O_SEED,

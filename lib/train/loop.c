@@ -153,8 +153,10 @@ static int train_step(train_run *r, vet_train_state *st, const vet_schedule *sch
     double loss = span.targets ? loss_sum / span.targets : 0;
     float unscale = vet_loss_scale_unscale(st);
     if (be->grad_norm(be->ctx, unscale, &norm, err) < 0) return -1;
-    if (!isfinite(loss) || !isfinite(norm))
-        return nonfinite_step(r, st, step, loss, norm, err) < 0 || be->zero_grads(be->ctx, err) < 0 ? -1 : 0;
+    if (!isfinite(loss) || !isfinite(norm)) {  // skipped, or an error: no AdamW step either way
+        if (nonfinite_step(r, st, step, loss, norm, err) < 0) return -1;
+        return be->zero_grads(be->ctx, err) < 0 ? -1 : 0;
+    }
     if (clip_grads(r, norm, unscale, err) < 0) return -1;
     long opt_step = step - st->scale_skips;  // steps skipped for fp16 overflow advance neither
     double lr = vet_schedule_lr(sched, opt_step);
