@@ -1,6 +1,13 @@
 // vet-train — LoRA or full fine-tuning (also from scratch) of a LLaMA-family model on packed
 // rows from vet-pack. HF model directory in; PEFT adapter (or HF model directory) out.
+//
+// The shape of the program: the flags become vet_train_opts (parse_flags, choose_device), one
+// call to vet_train_run trains, and the summary and the exit status follow from its result.
+// The program picks the backend: the CPU's (the library's default) or, for --device cuda,
+// the CUDA backend of kernels/host, which it hands to the trainer.
+#include <float.h>
 #include <getopt.h>
+#include <limits.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
@@ -10,8 +17,8 @@
 #include "cli.h"
 #include "io/config.h"
 #include "kernels/host/device.h"
+#include "kernels/host/gpu_train_backend.h"
 #include "model/model.h"
-#include "model/quant.h"
 #include "train/trainer.h"
 
 enum { EXIT_INTERRUPTED = 5 };
@@ -128,20 +135,6 @@ static void on_step(const vet_step_info *s, void *ctx) {
     }
 }
 
-static long parse_long(const char *flag, const char *v, long lo) {
-    char *end;
-    long x = strtol(v, &end, 10);
-    if (*v == 0 || *end || x < lo) cli_usage_error("%s: '%s' is not an integer >= %ld", flag, v, lo);
-    return x;
-}
-
-static double parse_double(const char *flag, const char *v, double lo, double hi) {
-    char *end;
-    double x = strtod(v, &end);
-    if (*v == 0 || *end || !(x >= lo && x <= hi)) cli_usage_error("%s: '%s' is not a number in [%g, %g]", flag, v, lo, hi);
-    return x;
-}
-
 enum {
     O_BASE = 256, O_INIT, O_TOKENIZER, O_OUT, O_TRAIN, O_VAL, O_R, O_ALPHA, O_DROPOUT, O_TARGETS, O_RSLORA,
     O_FULL, O_MERGE, O_EPOCHS, O_BS, O_GA, O_LR, O_WD, O_WARMUP, O_SCHED, O_CLIP, O_MAXSTEPS, O_SEED,
@@ -149,183 +142,203 @@ enum {
     O_GRADCKPT, O_QUANT, O_ADAPTER, O_BF16, O_FP32, O_FP16, O_SMOOTH, O_RDROP, O_TDROP,
 };
 
-int main(int argc, char **argv) {
-    cli_prog = "vet-train";
-    static const struct option opts[] = {
-        {"base", required_argument, 0, O_BASE}, {"init", required_argument, 0, O_INIT},
-        {"tokenizer", required_argument, 0, O_TOKENIZER}, {"out", required_argument, 0, O_OUT},
-        {"train", required_argument, 0, O_TRAIN}, {"val", required_argument, 0, O_VAL},
-        {"lora-r", required_argument, 0, O_R}, {"lora-alpha", required_argument, 0, O_ALPHA},
-        {"lora-dropout", required_argument, 0, O_DROPOUT}, {"lora-targets", required_argument, 0, O_TARGETS},
-        {"rslora", no_argument, 0, O_RSLORA}, {"adapter", required_argument, 0, O_ADAPTER}, {"full", no_argument, 0, O_FULL}, {"merge", no_argument, 0, O_MERGE},
-        {"epochs", required_argument, 0, O_EPOCHS}, {"batch-size", required_argument, 0, O_BS},
-        {"grad-accum", required_argument, 0, O_GA}, {"lr", required_argument, 0, O_LR},
-        {"weight-decay", required_argument, 0, O_WD}, {"label-smoothing", required_argument, 0, O_SMOOTH},
-        {"resid-dropout", required_argument, 0, O_RDROP}, {"token-dropout", required_argument, 0, O_TDROP}, {"warmup-ratio", required_argument, 0, O_WARMUP},
-        {"scheduler", required_argument, 0, O_SCHED}, {"max-grad-norm", required_argument, 0, O_CLIP},
-        {"max-steps", required_argument, 0, O_MAXSTEPS}, {"seed", required_argument, 0, O_SEED},
-        {"eval-every", required_argument, 0, O_EVAL}, {"save-every", required_argument, 0, O_SAVE},
-        {"save-limit", required_argument, 0, O_SAVELIMIT}, {"patience", required_argument, 0, O_PATIENCE},
-        {"resume", required_argument, 0, O_RESUME}, {"skip-nonfinite", no_argument, 0, O_SKIPNF},
-        {"log-every", required_argument, 0, O_LOGEVERY}, {"device", required_argument, 0, O_DEVICE},
-        {"threads", required_argument, 0, O_THREADS}, {"dtype", required_argument, 0, O_DTYPE},
-        {"grad-checkpoint", no_argument, 0, O_GRADCKPT}, {"quant", required_argument, 0, O_QUANT},
-        {"bf16", no_argument, 0, O_BF16}, {"fp32", no_argument, 0, O_FP32},
-        {"fp16", no_argument, 0, O_FP16},
-        {"quiet", no_argument, 0, 'q'}, {"help", no_argument, 0, 'h'}, {"version", no_argument, 0, 'V'},
-        {0, 0, 0, 0},
-    };
+static const struct option long_opts[] = {
+    {"base", required_argument, 0, O_BASE}, {"init", required_argument, 0, O_INIT},
+    {"tokenizer", required_argument, 0, O_TOKENIZER}, {"out", required_argument, 0, O_OUT},
+    {"train", required_argument, 0, O_TRAIN}, {"val", required_argument, 0, O_VAL},
+    {"lora-r", required_argument, 0, O_R}, {"lora-alpha", required_argument, 0, O_ALPHA},
+    {"lora-dropout", required_argument, 0, O_DROPOUT}, {"lora-targets", required_argument, 0, O_TARGETS},
+    {"rslora", no_argument, 0, O_RSLORA}, {"adapter", required_argument, 0, O_ADAPTER},
+    {"full", no_argument, 0, O_FULL}, {"merge", no_argument, 0, O_MERGE},
+    {"epochs", required_argument, 0, O_EPOCHS}, {"batch-size", required_argument, 0, O_BS},
+    {"grad-accum", required_argument, 0, O_GA}, {"lr", required_argument, 0, O_LR},
+    {"weight-decay", required_argument, 0, O_WD}, {"label-smoothing", required_argument, 0, O_SMOOTH},
+    {"resid-dropout", required_argument, 0, O_RDROP}, {"token-dropout", required_argument, 0, O_TDROP},
+    {"warmup-ratio", required_argument, 0, O_WARMUP}, {"scheduler", required_argument, 0, O_SCHED},
+    {"max-grad-norm", required_argument, 0, O_CLIP}, {"max-steps", required_argument, 0, O_MAXSTEPS},
+    {"seed", required_argument, 0, O_SEED}, {"eval-every", required_argument, 0, O_EVAL},
+    {"save-every", required_argument, 0, O_SAVE}, {"save-limit", required_argument, 0, O_SAVELIMIT},
+    {"patience", required_argument, 0, O_PATIENCE}, {"resume", required_argument, 0, O_RESUME},
+    {"skip-nonfinite", no_argument, 0, O_SKIPNF}, {"log-every", required_argument, 0, O_LOGEVERY},
+    {"device", required_argument, 0, O_DEVICE}, {"threads", required_argument, 0, O_THREADS},
+    {"dtype", required_argument, 0, O_DTYPE}, {"grad-checkpoint", no_argument, 0, O_GRADCKPT},
+    {"quant", required_argument, 0, O_QUANT}, {"bf16", no_argument, 0, O_BF16}, {"fp32", no_argument, 0, O_FP32},
+    {"fp16", no_argument, 0, O_FP16}, {"quiet", no_argument, 0, 'q'}, {"help", no_argument, 0, 'h'},
+    {"version", no_argument, 0, 'V'}, {0, 0, 0, 0},
+};
+
+#define MAX_TRAIN_FILES 16
+
+// What the command line says: the trainer's options, and what the program decides itself.
+typedef struct {
     vet_train_opts o;
-    vet_train_defaults(&o);
-    progress prog = {.tty = cli_stderr_is_tty(), .log_every = 10};
-    const char *device = "cpu", *dtype = NULL, *quant = "none";
-    int grad_ckpt = 0, c;
-    const char *train_more[15];
-    int n_more = 0;
+    progress prog;
+    const char *device, *dtype, *quant;  // --device, --dtype (or --fp32/--bf16/--fp16), --quant
+    int grad_ckpt;
+    const char *train_more[MAX_TRAIN_FILES - 1];  // the second and later --train files
+    int n_more;
+} flags;
+
+// One flag: getopt_long's code c with its value v (NULL for a switch).
+static void set_flag(flags *f, int c, const char *v) {
+    vet_train_opts *o = &f->o;
     vet_err err;
-    while ((c = getopt_long(argc, argv, "qhV", opts, NULL)) != -1) {
-        switch (c) {
-        case O_BASE: o.base_dir = optarg; break;
-        case O_INIT: o.init = optarg; o.full = 1; break;
-        case O_TOKENIZER: o.tokenizer = optarg; break;
-        case O_OUT: o.out_dir = optarg; break;
-        case O_TRAIN:  // repeatable: the later files' rows join the first's
-            if (!o.train_path) o.train_path = optarg;
-            else if (n_more < (int)(sizeof train_more / sizeof *train_more)) train_more[n_more++] = optarg;
-            else cli_usage_error("--train: at most %d files", 1 + (int)(sizeof train_more / sizeof *train_more));
-            break;
-        case O_VAL: o.val_path = optarg; break;
-        case O_R: o.lora_r = (int)parse_long("--lora-r", optarg, 1); break;
-        case O_ALPHA: o.lora_alpha = (float)parse_double("--lora-alpha", optarg, 1e-9, 1e9); break;
-        case O_DROPOUT: o.lora_dropout = (float)parse_double("--lora-dropout", optarg, 0, 0.99); break;
-        case O_TARGETS:
-            if (vet_lora_parse_targets(optarg, &o.lora_targets, &err) < 0) cli_usage_error("--lora-targets: %s", err.msg);
-            break;
-        case O_RSLORA: o.rslora = 1; break;
-        case O_ADAPTER: o.adapter_in = optarg; break;
-        case O_FULL: o.full = 1; break;
-        case O_MERGE: o.merge = 1; break;
-        case O_EPOCHS: o.epochs = (int)parse_long("--epochs", optarg, 1); break;
-        case O_BS: o.batch_size = (int)parse_long("--batch-size", optarg, 1); break;
-        case O_GA: o.grad_accum = (int)parse_long("--grad-accum", optarg, 1); break;
-        case O_LR: o.lr = parse_double("--lr", optarg, 0, 10); break;
-        case O_WD: o.weight_decay = parse_double("--weight-decay", optarg, 0, 10); break;
-        case O_SMOOTH: o.label_smoothing = parse_double("--label-smoothing", optarg, 0, 0.99); break;
-        case O_RDROP: o.resid_dropout = parse_double("--resid-dropout", optarg, 0, 0.9); break;
-        case O_TDROP: o.token_dropout = parse_double("--token-dropout", optarg, 0, 0.9); break;
-        case O_WARMUP: o.warmup_ratio = parse_double("--warmup-ratio", optarg, 0, 1); break;
-        case O_SCHED:
-            if (vet_schedule_parse(optarg, &o.scheduler, &err) < 0) cli_usage_error("--scheduler: %s", err.msg);
-            break;
-        case O_CLIP: o.max_grad_norm = parse_double("--max-grad-norm", optarg, 0, 1e9); break;
-        case O_MAXSTEPS: o.max_steps = parse_long("--max-steps", optarg, 0); break;
-        case O_SEED: o.seed = (uint64_t)parse_long("--seed", optarg, 0); break;
-        case O_EVAL: o.eval_every = parse_long("--eval-every", optarg, 0); break;
-        case O_SAVE: o.save_every = parse_long("--save-every", optarg, 0); break;
-        case O_SAVELIMIT: o.save_limit = (int)parse_long("--save-limit", optarg, 0); break;
-        case O_PATIENCE: o.patience = (int)parse_long("--patience", optarg, 0); break;
-        case O_RESUME: o.resume = optarg; break;
-        case O_SKIPNF: o.skip_nonfinite = 1; break;
-        case O_LOGEVERY: prog.log_every = parse_long("--log-every", optarg, 0); break;
-        case O_DEVICE: device = optarg; break;
-        case O_THREADS: o.threads = (int)parse_long("--threads", optarg, 0); break;
-        case O_DTYPE: dtype = optarg; break;
-        case O_BF16: dtype = "bf16"; break;
-        case O_FP32: dtype = "fp32"; break;
-        case O_FP16: dtype = "fp16"; break;
-        case O_GRADCKPT: grad_ckpt = 1; break;
-        case O_QUANT: quant = optarg; break;
-        case 'q': prog.quiet = 1; break;
-        case 'h': usage();
-        case 'V': cli_version();
-        default: cli_usage_error("unknown option");
-        }
+    switch (c) {
+    case O_BASE: o->base_dir = v; break;
+    case O_INIT: o->init = v; o->full = 1; break;
+    case O_TOKENIZER: o->tokenizer = v; break;
+    case O_OUT: o->out_dir = v; break;
+    case O_TRAIN:  // repeatable: the later files' rows join the first's
+        if (!o->train_path) o->train_path = v;
+        else if (f->n_more < MAX_TRAIN_FILES - 1) f->train_more[f->n_more++] = v;
+        else cli_usage_error("--train: at most %d files", MAX_TRAIN_FILES);
+        break;
+    case O_VAL: o->val_path = v; break;
+    case O_R: o->lora_r = cli_int("--lora-r", v, 1, 65536); break;
+    case O_ALPHA: o->lora_alpha = (float)cli_double("--lora-alpha", v, 1e-9, 1e9); break;
+    case O_DROPOUT: o->lora_dropout = (float)cli_double("--lora-dropout", v, 0, 0.99); break;
+    case O_TARGETS:
+        if (vet_lora_parse_targets(v, &o->lora_targets, &err) < 0) cli_usage_error("--lora-targets: %s", err.msg);
+        break;
+    case O_RSLORA: o->rslora = 1; break;
+    case O_ADAPTER: o->adapter_in = v; break;
+    case O_FULL: o->full = 1; break;
+    case O_MERGE: o->merge = 1; break;
+    case O_EPOCHS: o->epochs = cli_int("--epochs", v, 1, 100000); break;
+    case O_BS: o->batch_size = cli_int("--batch-size", v, 1, 65536); break;
+    case O_GA: o->grad_accum = cli_int("--grad-accum", v, 1, 65536); break;
+    case O_LR: o->lr = cli_double("--lr", v, 0, 10); break;
+    case O_WD: o->weight_decay = cli_double("--weight-decay", v, 0, 10); break;
+    case O_SMOOTH: o->label_smoothing = cli_double("--label-smoothing", v, 0, 0.99); break;
+    case O_RDROP: o->resid_dropout = cli_double("--resid-dropout", v, 0, 0.9); break;
+    case O_TDROP: o->token_dropout = cli_double("--token-dropout", v, 0, 0.9); break;
+    case O_WARMUP: o->warmup_ratio = cli_double("--warmup-ratio", v, 0, 1); break;
+    case O_SCHED:
+        if (vet_schedule_parse(v, &o->scheduler, &err) < 0) cli_usage_error("--scheduler: %s", err.msg);
+        break;
+    case O_CLIP: o->max_grad_norm = cli_double("--max-grad-norm", v, 0, 1e9); break;
+    case O_MAXSTEPS: o->max_steps = cli_long("--max-steps", v, 0, LONG_MAX); break;
+    case O_SEED: o->seed = (uint64_t)cli_long("--seed", v, 0, LONG_MAX); break;
+    case O_EVAL: o->eval_every = cli_long("--eval-every", v, 0, LONG_MAX); break;
+    case O_SAVE: o->save_every = cli_long("--save-every", v, 0, LONG_MAX); break;
+    case O_SAVELIMIT: o->save_limit = cli_int("--save-limit", v, 0, 1000000); break;
+    case O_PATIENCE: o->patience = cli_int("--patience", v, 0, 1000000); break;
+    case O_RESUME: o->resume = v; break;
+    case O_SKIPNF: o->skip_nonfinite = 1; break;
+    case O_LOGEVERY: f->prog.log_every = cli_long("--log-every", v, 0, LONG_MAX); break;
+    case O_DEVICE: f->device = v; break;
+    case O_THREADS: o->threads = cli_int("--threads", v, 0, 4096); break;
+    case O_DTYPE: f->dtype = v; break;
+    case O_BF16: f->dtype = "bf16"; break;
+    case O_FP32: f->dtype = "fp32"; break;
+    case O_FP16: f->dtype = "fp16"; break;
+    case O_GRADCKPT: f->grad_ckpt = 1; break;
+    case O_QUANT: f->quant = v; break;
+    case 'q': f->prog.quiet = 1; break;
+    case 'h': usage();
+    case 'V': cli_version();
+    default: cli_usage_error("unknown option");
     }
+}
+
+// The command line into f (defaults first); a usage error exits with status 2.
+static void parse_flags(int argc, char **argv, flags *f) {
+    memset(f, 0, sizeof *f);
+    vet_train_defaults(&f->o);
+    f->prog = (progress){.tty = cli_stderr_is_tty(), .log_every = 10};
+    f->device = "cpu", f->quant = "none";
+    int c;
+    while ((c = getopt_long(argc, argv, "qhV", long_opts, NULL)) != -1) set_flag(f, c, optarg);
+    vet_train_opts *o = &f->o;
     if (optind < argc) cli_usage_error("unexpected argument '%s'", argv[optind]);
-    if (!o.base_dir == !o.init) cli_usage_error("give exactly one of --base DIR and --init PRESET");
-    if (!o.train_path) cli_usage_error("--train FILE is required");
-    o.train_more = train_more;
-    o.n_train_more = n_more;
-    if (!o.out_dir) cli_usage_error("--out DIR is required");
-    if (o.full && o.merge) cli_usage_error("--merge applies to LoRA training only");
-    if (o.full && o.adapter_in) cli_usage_error("--adapter applies to LoRA training only");
-    if (strcmp(device, "cpu") == 0) {
-        o.device = VET_DEVICE_CPU;
-    } else if (strncmp(device, "cuda", 4) == 0 && (device[4] == 0 || device[4] == ':')) {
-        o.device = VET_DEVICE_CUDA;
-        if (device[4] == ':') o.gpu_index = (int)parse_long("--device cuda:N", device + 5, 0);
-        char why[512];
-        if (!vet_cuda_available(why, sizeof why)) cli_fail(EXIT_USAGE, "--device %s: %s; use --device cpu", device, why);
-    } else {
-        cli_usage_error("--device: '%s' is not cpu, cuda or cuda:N", device);
+    if (!o->base_dir == !o->init) cli_usage_error("give exactly one of --base DIR and --init PRESET");
+    if (!o->train_path) cli_usage_error("--train FILE is required");
+    o->train_more = f->train_more;
+    o->n_train_more = f->n_more;
+    if (!o->out_dir) cli_usage_error("--out DIR is required");
+    if (o->full && o->merge) cli_usage_error("--merge applies to LoRA training only");
+    if (o->full && o->adapter_in) cli_usage_error("--adapter applies to LoRA training only");
+}
+
+// The backend and the base weights' format: the device rules vet-generate shares
+// (kernels/host/device.h), then training's own. On CUDA, full training keeps fp32 weights
+// (the GPU model trains every weight in fp32 only) and quantized weights are frozen; LoRA's
+// base weights are bf16 unless --fp32 / --fp16 says otherwise (half the memory).
+static void choose_device(flags *f) {
+    vet_train_opts *o = &f->o;
+    vet_device_choice dc;
+    vet_err err;
+    if (vet_device_choose(f->device, f->dtype, f->quant, "base weights", &dc, &err) < 0) cli_fail_err(&err);
+    if (!dc.cuda) return;
+    char why[512];
+    if (!vet_cuda_available(why, sizeof why)) cli_fail(EXIT_USAGE, "--device %s: %s; use --device cpu", f->device, why);
+    o->backend_new = vet_cuda_train_backend;
+    o->gpu_index = dc.index;
+    o->gpu_ckpt = f->grad_ckpt;  // the CPU keeps its activations: there the flag changes nothing
+    const char *full_flag = o->init ? "--init" : "--full";
+    if (o->full && dc.dtype != VET_DTYPE_DEFAULT && dc.dtype != VET_DTYPE_FP32)
+        cli_fail(EXIT_USAGE, "--%s with %s: full training on CUDA keeps fp32 weights; drop --%s or train LoRA",
+                 f->dtype, full_flag, f->dtype);
+    if (o->full && dc.quant != VET_QUANT_NONE)
+        cli_fail(EXIT_USAGE, "--quant %s with %s: quantized base weights are frozen; train LoRA, or drop --quant",
+                 f->quant, full_flag);
+    if (!o->full) {
+        o->gpu_bf16 = dc.dtype == VET_DTYPE_DEFAULT || dc.dtype == VET_DTYPE_BF16;
+        o->gpu_fp16 = dc.dtype == VET_DTYPE_FP16;
     }
-    if (dtype && strcmp(dtype, "fp32") && strcmp(dtype, "bf16") && strcmp(dtype, "fp16"))
-        cli_usage_error("--dtype: '%s' is not fp32, bf16 or fp16", dtype);
-    int fp16 = dtype && strcmp(dtype, "fp16") == 0;
-    if (o.device == VET_DEVICE_CPU) {
-        if (dtype && strcmp(dtype, "fp32"))
-            cli_fail(EXIT_USAGE, "--%s: the CPU backend computes in fp32; %s base weights need --device cuda", dtype,
-                     dtype);
-    } else if (o.full) {  // the GPU model trains every weight in fp32 only
-        if (dtype && strcmp(dtype, "fp32"))
-            cli_fail(EXIT_USAGE, "--%s with %s: full training on CUDA keeps fp32 weights; drop --%s or "
-                                 "train LoRA", dtype, o.init ? "--init" : "--full", dtype);
-    } else {
-        o.gpu_bf16 = !dtype || strcmp(dtype, "bf16") == 0;  // bf16 unless --fp32 / --fp16: half the memory
-        o.gpu_fp16 = fp16;
-    }
+    o->gpu_quant = (int)dc.quant;
     // A test hook (documented in the man page): the loss scale fp16 starts at, e.g. 1e38 to
     // force overflows.
     const char *init_scale = getenv("VET_FP16_INIT_SCALE");
-    if (o.gpu_fp16 && init_scale && *init_scale) {
-        char *end;
-        o.fp16_init_scale = strtod(init_scale, &end);
-        if (*end || !(o.fp16_init_scale > 0) || !isfinite(o.fp16_init_scale))
-            cli_usage_error("VET_FP16_INIT_SCALE: '%s' is not a positive number", init_scale);
-    }
-    vet_quant_kind qk;
-    if (vet_quant_parse(quant, &qk, &err) < 0) cli_usage_error("--quant: %s", err.msg);
-    if (qk != VET_QUANT_NONE) {
-        if (o.device != VET_DEVICE_CUDA)
-            cli_fail(EXIT_USAGE, "--quant %s: quantized base weights need --device cuda (the CPU backend computes "
-                                 "in fp32); drop --quant", quant);
-        if (o.full)
-            cli_fail(EXIT_USAGE, "--quant %s with %s: quantized base weights are frozen; train LoRA, or drop --quant",
-                     quant, o.init ? "--init" : "--full");
-        if (o.gpu_fp16)
-            cli_fail(EXIT_USAGE, "--quant %s with --fp16: quantized weights compute in bf16 or fp32; drop one", quant);
-        o.gpu_quant = (int)qk;
-    }
-    o.gpu_ckpt = grad_ckpt && o.device == VET_DEVICE_CUDA;  // the CPU keeps its activations, as before
-    o.on_note = on_note;  // the device and its memory plan, before training starts
+    if (o->gpu_fp16 && init_scale && *init_scale &&
+        vet_parse_double(init_scale, DBL_MIN, DBL_MAX, &o->fp16_init_scale, &err) < 0)
+        cli_usage_error("VET_FP16_INIT_SCALE: '%s' is not a positive number", init_scale);
+}
 
+// SIGINT and SIGTERM set the flag the trainer polls after each step: it writes a checkpoint
+// and stops (exit status 5).
+static const volatile sig_atomic_t *catch_stop_signals(void) {
     struct sigaction sa = {0};
     sa.sa_handler = on_signal;
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
-    o.stop = &stop_requested;
+    return &stop_requested;
+}
 
-    vet_train_result res;
-    if (vet_train_run(&o, on_step, &prog, &res, &err) < 0) {
-        if (prog.tty && !prog.quiet) fputc('\n', stderr);
-        cli_fail_err(&err);
-    }
-    if (!prog.quiet) {
-        fprintf(stderr, "vet-train: %s\n", res.model_desc);
-        fprintf(stderr, "vet-train: %ld steps, %.0f tokens in %.1f s (%.0f tokens/s); loss %.4f -> %.4f", res.steps,
-                res.tokens, res.seconds, res.tokens / (res.seconds > 0 ? res.seconds : 1), res.first_loss,
-                res.last_loss);
-        if (!isnan(res.best_val)) fprintf(stderr, "; best val_loss %.4f at step %ld", res.best_val, res.best_step);
-        if (res.skipped_steps) fprintf(stderr, "; %ld non-finite steps skipped", res.skipped_steps);
+static void print_summary(const flags *f, const vet_train_result *res) {
+    if (!f->prog.quiet) {
+        fprintf(stderr, "vet-train: %s\n", res->model_desc);
+        fprintf(stderr, "vet-train: %ld steps, %.0f tokens in %.1f s (%.0f tokens/s); loss %.4f -> %.4f", res->steps,
+                res->tokens, res->seconds, res->tokens / (res->seconds > 0 ? res->seconds : 1), res->first_loss,
+                res->last_loss);
+        if (!isnan(res->best_val)) fprintf(stderr, "; best val_loss %.4f at step %ld", res->best_val, res->best_step);
+        if (res->skipped_steps) fprintf(stderr, "; %ld non-finite steps skipped", res->skipped_steps);
         fputc('\n', stderr);
     }
-    if (res.outcome == VET_TRAIN_INTERRUPTED) {
-        fprintf(stderr, "vet-train: interrupted at step %ld; checkpoint %s (continue with --resume %s)\n", res.steps,
-                res.checkpoint, o.out_dir);
-        return EXIT_INTERRUPTED;
+    if (res->outcome == VET_TRAIN_INTERRUPTED)  // said even with -q: the run did not finish
+        fprintf(stderr, "vet-train: interrupted at step %ld; checkpoint %s (continue with --resume %s)\n",
+                res->steps, res->checkpoint, f->o.out_dir);
+    else if (!f->prog.quiet)
+        fprintf(stderr, "vet-train: %s%s written to %s\n", f->o.full ? "model" : "adapter",
+                res->outcome == VET_TRAIN_EARLY_STOP ? " (stopped early: no better validation loss)" : "",
+                f->o.out_dir);
+}
+
+int main(int argc, char **argv) {
+    cli_prog = "vet-train";
+    flags f;
+    parse_flags(argc, argv, &f);
+    choose_device(&f);
+    f.o.on_note = on_note;  // the device and its memory plan, before training starts
+    f.o.stop = catch_stop_signals();
+
+    vet_train_result res;
+    vet_err err;
+    if (vet_train_run(&f.o, on_step, &f.prog, &res, &err) < 0) {
+        if (f.prog.tty && !f.prog.quiet) fputc('\n', stderr);  // end the progress bar's line
+        cli_warn("%s", err.msg);
+        return cli_exit_status(&err);
     }
-    if (!prog.quiet)
-        fprintf(stderr, "vet-train: %s%s written to %s\n", o.full ? "model" : "adapter",
-                res.outcome == VET_TRAIN_EARLY_STOP ? " (stopped early: no better validation loss)" : "", o.out_dir);
-    return EXIT_OK;
+    print_summary(&f, &res);
+    return res.outcome == VET_TRAIN_INTERRUPTED ? EXIT_INTERRUPTED : EXIT_OK;
 }

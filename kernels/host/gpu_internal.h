@@ -1,6 +1,5 @@
-// gpu_internal.h — the GPU model's private state, shared by lib/gpu_plan.c (the memory
-// layout), lib/gpu_model.c (creation, transfers, optimizer) and lib/gpu_train.c (forward,
-// backward). Only with VET_CUDA; nothing outside those three files includes it.
+// gpu_internal.h — the GPU model's private state, shared by gpu_plan.c (the memory layout),
+// gpu_model.c (creation, transfers, optimizer) and gpu_train.c (forward, backward). Only with VET_CUDA; nothing outside those three files includes it.
 #ifndef VET_GPU_INTERNAL_H
 #define VET_GPU_INTERNAL_H
 

@@ -21,7 +21,7 @@
 
 #define GIB(b) ((double)(b) / (1024.0 * 1024.0 * 1024.0))
 
-// Quantized mode: every projection's matrices quantized on the host (lib/quant.c), one
+// Quantized mode: every projection's matrices quantized on the host (lib/model/quant.c), one
 // layer's matrix at a time, and uploaded as they are stored on the device.
 static int upload_quantized(vet_gpu_model *g, const vet_model *m, vet_err *err) {
     const vet_weights *w = &m->w;

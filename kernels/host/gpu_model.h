@@ -1,5 +1,5 @@
-// gpu_model.h — the decoder of lib/model.h on a CUDA device: the same forward and backward,
-// run with the ops of kernels/ops_cuda.h on device buffers.
+// gpu_model.h — the decoder of lib/model/model.h on a CUDA device: the same forward and
+// backward, run with the ops of kernels/ops_cuda.h on device buffers.
 //
 // A vet_gpu_model is a vet_model uploaded once (base weights fp32, or bf16 with VET_GPU_BF16,
 // or int8 / NF4 matrices with VET_GPU_INT8 / VET_GPU_NF4; LoRA A/B always fp32), plus every activation, gradient and optimizer buffer for batches of
@@ -11,13 +11,15 @@
 // cross-entropy are fused in chunks, so the (B,T,V) logits never exist), vet_gpu_backward ~
 // vet_model_backward (gradients accumulate on the device, laid out like lora_mem, or w_mem
 // in full mode), vet_gpu_adamw_step ~ adamw_update over a slice of the trainable buffer.
+// The trainer reaches these through the CUDA training backend (gpu_train_backend.h).
 // In fp32 the results should agree with the CPU to ~1e-6 relative: tests/gpu/test_gpu_model.c
 // checks 1e-5. Status: run only against the CPU stand-in of the ops (mk/gpustub.mk), never
 // yet on a GPU.
 //
 // LoRA dropout: the masks are made on the device (dropout_forward_cuda) from the CPU's seeds
-// (lib/model_train.c's) with the CPU's per-row generators (lib/rng_core.h, shared with
-// lib/rng.c), so they are the CPU's masks bit for bit and a GPU step equals a CPU step.
+// (lib/model/forward_backward.c's) with the CPU's per-row generators (lib/base/rng_core.h,
+// shared with lib/base/rng.c), so they are the CPU's masks bit for bit and a GPU step equals
+// a CPU step.
 //
 // Built without CUDA (no nvcc, or CUDA=0) every function exists and fails with
 // "vet was built without CUDA (rebuild with nvcc on PATH)".
@@ -38,7 +40,7 @@ enum {
                             // norms, biases, lm_head and LoRA stay fp32. LoRA training only.
     VET_GPU_FULL = 1 << 1,  // train every base weight (VET_TRAIN_FULL): base grads + AdamW
                             // state on the device. fp32 only, model without LoRA adapters.
-    // Quantized base weight matrices (lib/quant.h; at most one of the two), quantized on the
+    // Quantized base weight matrices (model/quant.h; at most one of the two), quantized on the
     // host and uploaded quantized; each projection is dequantized into one scratch buffer
     // right before its GEMM (forward and the activation-gradient backward). With VET_GPU_BF16
     // the scratch is bf16 and the GEMMs are bf16 (QLoRA's compute); without it fp32 (a parity

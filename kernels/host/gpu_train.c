@@ -1,15 +1,15 @@
 // gpu_train.c — the decoder's forward and backward on a CUDA device (see gpu_model.h).
 //
-// The layer sequence is lib/model_train.c's, op for op, with the CPU ops swapped for their
-// CUDA twins from kernels/ops_cuda.h; the same tensors are kept for backward and the same
-// ones recomputed (see that file's header). Differences, each for a reason:
+// The layer sequence is lib/model/forward_backward.c's, op for op, with the CPU ops swapped
+// for their CUDA twins from kernels/ops_cuda.h; the same tensors are kept for backward and the
+// same ones recomputed (see that file's header). Differences, each for a reason:
 //   - o_proj and down_proj write straight into the residual buffer, which then gets the
 //     residual added (x + p == p + x in IEEE arithmetic: no copy, no extra buffer);
 //   - the target rows of the final norm's output are gathered, and their gradient scattered
 //     back, with the embedding ops (a gather/scatter by index is exactly what they are);
 //   - lm_head + cross-entropy run fused in chunks (lmhead_crossentropy_cuda): the (B,T,V)
 //     logits never exist;
-//   - dropout masks are made on the device (dropout_forward_cuda: lib/rng.c's streams run
+//   - dropout masks are made on the device (dropout_forward_cuda: lib/base/rng.c's streams run
 //     in the kernel, so the masks are the CPU's bit for bit) from the CPU's seeds;
 //   - gradient checkpointing (VET_GPU_CKPT; the CPU core has none): forward keeps only the
 //     layer inputs x[l], backward reruns layer_forward for layer l into one layer's buffers
@@ -47,11 +47,11 @@ static int half_embedding(vet_gpu_model *g, float *out, const int32_t *tokens, c
                    : embedding_forward_bf16_cuda(g->ctx, out, tokens, embed, N, C, err);
 }
 
-// The dropout seed of (layer, target): lib/model_train.c's lora_seed, so masks match.
+// The dropout seed of (layer, target): lib/model/forward_backward.c's lora_seed, so masks match.
 static uint64_t lora_seed(uint64_t seed, int l, int t) {
     return vet_rng_hash(vet_rng_hash(seed, (uint64_t)l), (uint64_t)t);
 }
-// Residual dropout's seed of (layer, branch 0 attention / 1 MLP): lib/model_train.c's resid_seed.
+// Residual dropout's seed of (layer, branch 0 attention / 1 MLP): forward_backward.c's resid_seed.
 static uint64_t resid_seed(uint64_t seed, int l, int branch) {
     return lora_seed(seed, l, VET_LORA_N_TARGETS + branch);
 }
@@ -295,7 +295,7 @@ int vet_gpu_forward(vet_gpu_model *g, const vet_batch *b, double *loss_sum, int 
 
 // The gradient reaching a branch's projection output from the residual gradient dx: dx, or
 // with residual dropout dx through the forward's mask, in g->h (free at both call sites: it
-// is recomputed right after). As lib/model_train.c's resid_branch_grad.
+// is recomputed right after). As lib/model/forward_backward.c's resid_branch_grad.
 static const float *resid_branch_grad(vet_gpu_model *g, const float *dx, int l, int branch, int N,
                                       vet_err *err) {
     if (g->resid_p <= 0.0f) return dx;

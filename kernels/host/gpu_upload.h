@@ -1,6 +1,6 @@
-// gpu_upload.h — host weights onto the device, for the GPU model (lib/gpu_model.c) and GPU
-// inference (lib/gpu_infer.c) alike: fp32 as it is, bf16/fp16 rounded on the host, and a
-// projection's matrices quantized (int8 / nf4, lib/quant.c) one layer at a time. Conversion
+// gpu_upload.h — host weights onto the device, for the GPU model (gpu_model.c) and GPU
+// inference (gpu_infer.c) alike: fp32 as it is, bf16/fp16 rounded on the host, and a
+// projection's matrices quantized (int8 / nf4, lib/model/quant.c) one layer at a time. Conversion
 // happens in pieces, so the host never needs a second copy of a 7B model.
 #ifndef VET_GPU_UPLOAD_H
 #define VET_GPU_UPLOAD_H

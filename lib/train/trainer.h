@@ -11,14 +11,17 @@
 // Everything random (data order, LoRA dropout) is a function of (seed, step), so a run that is
 // stopped and resumed from a checkpoint computes bit-for-bit what the uninterrupted run does.
 //
-// Devices. With VET_DEVICE_CUDA the model is set up on the host as always, then its memory
-// plan on the device (vet_gpu_plan_bytes for batch_size x the longest row) is reported
-// through on_note and checked against the device's free memory BEFORE anything is allocated
-// there; forward, backward and AdamW run on the device, the LoRA gradients come back to the
-// host for the norm and the non-finite check, and checkpoints and outputs are downloaded into
-// the host model and written by the same writers (same files, same formats; a checkpoint
-// resumes on either device). In fp32 a CUDA step computes the CPU's step (to ~1e-6; bit for
-// bit on the CPU stand-in of the ops).
+// Devices. The compute runs on a backend (train/backend.h): the CPU's by default, or the one
+// vet_train_opts.backend_new makes (tools/vet-train.c hands in the CUDA backend of
+// kernels/host/gpu_train_backend.h for --device cuda). The data, the schedule, the gradient
+// norm and the files are the same on every backend; a checkpoint resumes on either. In fp32 a
+// CUDA step computes the CPU's step (to ~1e-6; bit for bit on the CPU stand-in of the ops).
+//
+// The code, by concern: trainer.c (this API: the run's phases in order), setup.c (data, the
+// model, the tokenizer check), params.c (the trainable floats, parameter groups, AdamW's
+// moments), loop.c (the training loop), loss_scale.c (fp16 loss scaling), resume.c
+// (checkpoints and resume), log.c (train.log.jsonl), outputs.c (the adapter or model written
+// at the end), backend_cpu.c (the CPU backend); run.h is what they share.
 #ifndef VET_TRAINER_H
 #define VET_TRAINER_H
 
@@ -26,19 +29,10 @@
 #include <stdint.h>
 
 #include "base/err.h"
+#include "train/backend.h"
 #include "train/schedule.h"
 
-// Where the model's forward, backward and optimizer run. The data, the schedule, the gradient
-// norm and the files are the same on both.
-typedef enum {
-    VET_DEVICE_CPU = 0,   // lib/model_train.c with OpenMP + OpenBLAS: the reference
-    VET_DEVICE_CUDA = 1,  // lib/gpu_model.h on a CUDA device (a build with CUDA only)
-} vet_device;
-
-// One line of information for the user (the device, the device memory plan), no newline.
-typedef void (*vet_note_fn)(const char *line, void *ctx);
-
-typedef struct {
+typedef struct vet_train_opts {
     // model
     const char *base_dir;      // HF directory, or NULL with init
     const char *init;          // preset name or config.json path, or NULL
@@ -74,7 +68,8 @@ typedef struct {
     int skip_nonfinite;
     int threads;
     // device
-    vet_device device;
+    vet_train_backend_fn backend_new;  // the backend to train on (NULL: the CPU's); the gpu_*
+                                       // settings below are read by the CUDA backend only
     int gpu_index;             // CUDA device number (0)
     int gpu_bf16;              // CUDA: base weight matrices in bf16 (LoRA only; fp32 is exact)
     int gpu_fp16;              // CUDA: base weight matrices in fp16 with dynamic loss scaling (LoRA
@@ -86,7 +81,8 @@ typedef struct {
     int gpu_ckpt;              // CUDA: gradient checkpointing (VET_GPU_CKPT): keep each layer's
                                // input only, recompute the layer in backward; same results, far
                                // smaller activations, ~1 more forward per step. The CPU ignores it
-    vet_note_fn on_note;       // called with vet_train_run's ctx; NULL: no notes
+    vet_note_fn on_note;       // called with vet_train_run's ctx; NULL: no notes (the backend's
+                               // notes go there too)
     const volatile sig_atomic_t *stop;  // set by a signal handler: checkpoint and stop
 } vet_train_opts;
 

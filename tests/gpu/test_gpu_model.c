@@ -4,7 +4,8 @@
 // packed rows of different lengths (padding), LoRA on every projection with B != 0 so A gets
 // a gradient too. Checks: loss and every LoRA gradient (and in full mode every base weight
 // gradient) within 1e-5 relative of the CPU, dropout with the CPU's masks, 5 AdamW steps
-// against adamw_update, bf16 and fp16 weights within their tolerances, the memory plan, refusals.
+// against adamw_update, the training backend tables (CUDA's against the CPU's), bf16 and fp16
+// weights within their tolerances, the memory plan, refusals.
 //
 // Built two ways: against the real kernels (mk/gpu.mk, $(BUILD)/tests/gpu/test_gpu_model):
 // the GPU model parity check, `skip` on a machine without a GPU; and against the CPU
@@ -18,8 +19,10 @@
 #include <string.h>
 
 #include "gpu_test_util.h"  // ctx, no_gpu, LLAMA, QWEN, max_rel, roundtrip_weights, ...
-#include "model/ops.h"
 #include "base/rng.h"
+#include "kernels/host/gpu_train_backend.h"
+#include "model/ops.h"
+#include "train/trainer.h"
 
 #define TOL 1e-5
 
@@ -187,10 +190,10 @@ static void test_lora_bf16(void) {
 }
 
 // fp16 base weights (VET_GPU_FP16, vet-train --fp16): bf16's mode in IEEE fp16, the backward
-// unscaled and with GradScaler's first loss scale 65536 (grads divided on the host, as
-// lib/train/trainer.c does). Tolerances: fp16 keeps 10 mantissa bits to bf16's 7, so its rounding
-// error is 8x smaller; bf16's tolerances (1e-2 loss, 1e-1 grads) / 8, rounded: loss 1e-3 and
-// grads 2e-2 (measured: loss 7e-5, grads 2.4e-3 and 6.4e-3, either scale). 2e-2 is below
+// unscaled and with GradScaler's first loss scale 65536 (grads divided on the host, as the
+// trainer's lib/train/loss_scale.h has them). Tolerances: fp16 keeps 10 mantissa bits to
+// bf16's 7, so its rounding error is 8x smaller; bf16's tolerances (1e-2 loss, 1e-1 grads)
+// / 8, rounded: loss 1e-3 and grads 2e-2 (measured: loss 7e-5, grads 2.4e-3 and 6.4e-3, either scale). 2e-2 is below
 // what bf16 itself measures here (2.3e-2, 3.0e-2), so fp16 silently stored as bf16 fails; an
 // error of 0 (the GEMM inputs not rounded at all) fails too.
 static void test_lora_fp16(void) {
@@ -332,6 +335,85 @@ static void test_adamw_steps(void) {
     vet_acts_free(a);
     for (int i = 0; i < 2; i++) vet_batch_free(&x[i].b);
     vet_model_free(&m);
+}
+
+// The training backend tables (lib/train/backend.h): three steps of the trainer's phases
+// through the CUDA backend (kernels/host/gpu_train_backend.c) and through the CPU's, each on
+// its own copy of the model: losses, norms, parameters and both AdamW moments agree; the
+// state pushed up from the host is the device's (an evaluation forward agrees again); the
+// notes name the device and the memory plan.
+static char note_text[2048];
+static void collect_note(const char *line, void *nctx) {
+    size_t len = strlen(note_text);
+    snprintf(note_text + len, sizeof note_text - len, "%s\n", line);
+}
+
+static void test_train_backends(void) {
+    if (!ctx) SKIP(no_gpu);
+    vet_model mc, mg;
+    make_model(&mc, VAR_LLAMA, 1, 0.1f);
+    make_model(&mg, VAR_LLAMA, 1, 0.1f);
+    batch3 x[2];
+    make_batch(&x[0], mc.cfg.vocab_size, 5);
+    make_batch(&x[1], mc.cfg.vocab_size, 6);
+    size_t n = mc.n_lora;
+    float *cm = calloc(n, 4), *cv = calloc(n, 4), *gm = calloc(n, 4), *gv = calloc(n, 4);
+    vet_train_opts o;
+    vet_train_defaults(&o);
+    o.resid_dropout = 0.1;
+    vet_train_backend cpu, gpu;
+    vet_err err;
+    note_text[0] = 0;
+    int rc = vet_cpu_train_backend(&o, NULL, NULL, &cpu, &err);
+    if (rc == 0) rc = vet_cuda_train_backend(&o, collect_note, NULL, &gpu, &err);
+    vet_train_setup sc = {.m = &mc, .mode = VET_TRAIN_LORA, .params = mc.lora_mem, .adam_m = cm, .adam_v = cv,
+                          .n = n, .batch_size = 3, .max_len = 19, .max_rows = 6};
+    vet_train_setup sg = sc;
+    sg.m = &mg, sg.params = mg.lora_mem, sg.adam_m = gm, sg.adam_v = gv;
+    if (rc == 0) rc = cpu.load(cpu.ctx, &sc, &err);
+    if (rc == 0) rc = gpu.load(gpu.ctx, &sg, &err);
+    if (rc) fprintf(stderr, "  %s\n", err.msg);
+    CHECK(rc == 0);
+    CHECK_CONTAINS(note_text, "device cuda:0 ");
+    CHECK_CONTAINS(note_text, ", base weights fp32\ndevice memory plan for batches of 3 x 19: weights ");
+    CHECK(!gpu.loss_scaling);
+    const vet_train_backend *be[2] = {&cpu, &gpu};
+    for (int step = 1; step <= 3 && rc == 0 && !check_failures_; step++) {
+        float inv = 1.0f / (float)(vet_batch_n_targets(&x[0].b) + vet_batch_n_targets(&x[1].b));
+        double loss[2] = {0, 0}, norm[2];
+        for (int k = 0; k < 2; k++) {
+            for (int mi = 0; mi < 2; mi++) {
+                double s;
+                CHECK(be[k]->forward_backward(be[k]->ctx, &x[mi].b, vet_rng_hash(step, mi), inv, &s, &err) == 0);
+                loss[k] += s;
+            }
+            CHECK(be[k]->grad_norm(be[k]->ctx, 1.0f, &norm[k], &err) == 0);
+            CHECK(be[k]->scale_grads(be[k]->ctx, (float)(0.5 * norm[0] / (norm[k] + 1e-6)), &err) == 0);
+            vet_adamw hp = {.lr = 1e-2f, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f, .weight_decay = 0.01f,
+                            .step = step};
+            CHECK(be[k]->adamw_step(be[k]->ctx, 0, n / 2, &hp, &err) == 0);
+            hp.weight_decay = 0;
+            CHECK(be[k]->adamw_step(be[k]->ctx, n / 2, n - n / 2, &hp, &err) == 0);
+            CHECK(be[k]->zero_grads(be[k]->ctx, &err) == 0 && be[k]->pull_state(be[k]->ctx, 1, &err) == 0);
+        }
+        double ep = max_rel(mg.lora_mem, mc.lora_mem, n), em = max_rel(gm, cm, n), ev = max_rel(gv, cv, n);
+        printf("# step %d: loss cpu %.9g cuda %.9g, norm %.9g %.9g; params %.3g, adam_m %.3g, adam_v %.3g\n", step,
+               loss[0], loss[1], norm[0], norm[1], ep, em, ev);
+        CHECK(fabs(loss[1] - loss[0]) <= TOL * fabs(loss[0]) && fabs(norm[1] - norm[0]) <= TOL * norm[0]);
+        CHECK(ep <= TOL && em <= TOL && ev <= TOL);
+    }
+    // The host's state pushed up replaces the device's: the CPU's parameters, then the same loss.
+    memcpy(mg.lora_mem, mc.lora_mem, n * 4), memcpy(gm, cm, n * 4), memcpy(gv, cv, n * 4);
+    double lc, lg;
+    int nc, ng;
+    CHECK(gpu.push_state(gpu.ctx, &err) == 0);
+    CHECK(cpu.forward(cpu.ctx, &x[0].b, &lc, &nc, &err) == 0 && gpu.forward(gpu.ctx, &x[0].b, &lg, &ng, &err) == 0);
+    CHECK(nc == ng && fabs(lg - lc) <= TOL * fabs(lc));
+    if (cpu.free) cpu.free(cpu.ctx);
+    if (gpu.free) gpu.free(gpu.ctx);
+    free(cm), free(cv), free(gm), free(gv);
+    for (int i = 0; i < 2; i++) vet_batch_free(&x[i].b);
+    vet_model_free(&mc), vet_model_free(&mg);
 }
 
 // The plan: parts positive and adding up, the model allocated with exactly that plan, bf16
@@ -776,6 +858,7 @@ int main(void) {
     RUN(test_full_llama);
     RUN(test_full_qwen_tied);
     RUN(test_adamw_steps);
+    RUN(test_train_backends);
     RUN(test_refusals);
     RUN(test_quant_plan);
     RUN(test_quant_plan_7b);

@@ -1,0 +1,214 @@
+// gpu_train_backend.c — the CUDA training backend (see gpu_train_backend.h): the table of
+// lib/train/backend.h over a vet_gpu_model. The host keeps the master copy of the trainable
+// state; the device's copy is the one that trains, pulled back and pushed up on request.
+#include "kernels/host/gpu_train_backend.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "train/trainer.h"
+
+// What the GPU model cannot train, refused before the device is opened.
+static int check_settings(const vet_train_opts *o, vet_err *err) {
+    if (o->label_smoothing != 0.0)
+        return vet_errf(err, "--label-smoothing is not implemented on CUDA yet: train on the CPU, or without it");
+    if (o->full && o->gpu_bf16)
+        return vet_errf(err, "full training on CUDA needs fp32 base weights (--fp32), or train LoRA");
+    if (o->full && o->gpu_quant)
+        return vet_errf(err, "quantized base weights are frozen: --quant needs LoRA training, not --full");
+    if (o->gpu_fp16 && (o->full || o->gpu_bf16 || o->gpu_quant))
+        return vet_errf(err, "fp16 base weights are for LoRA training without --bf16 or --quant");
+    return 0;
+}
+
+#ifdef VET_CUDA
+
+#include "kernels/host/device.h"
+#include "kernels/host/gpu_model.h"
+#include "kernels/ops_cuda.h"
+
+// Device memory a plan may take: the free memory less room for what is allocated outside
+// the plan (cuBLAS workspaces, kernel modules loaded on first use).
+#define GPU_HEADROOM ((size_t)256 << 20)
+
+typedef struct {
+    const vet_train_opts *o;
+    vet_note_fn note;
+    void *note_ctx;
+    vet_cuda *cuda;
+    vet_gpu_model *gpu;        // NULL until load
+    vet_train_mode mode;
+    float *params, *adam_m, *adam_v;  // (n) the host's copy (vet_train_setup)
+    float *grads;              // (n) the device's gradients, downloaded for the norm
+    size_t n;
+} cuda_backend;
+
+// "13.48 GiB", "3.2 MiB" or "12.0 KiB" (a small model's plan would read 0.00 GiB).
+static const char *bytes_str(char buf[32], size_t b) {
+    if (b >= (size_t)1 << 30) snprintf(buf, 32, "%.2f GiB", b / (1024.0 * 1024.0 * 1024.0));
+    else if (b >= (size_t)1 << 20) snprintf(buf, 32, "%.1f MiB", b / (1024.0 * 1024.0));
+    else snprintf(buf, 32, "%.1f KiB", b / 1024.0);
+    return buf;
+}
+
+static unsigned gpu_flags(const vet_train_opts *o) {
+    return (o->gpu_bf16 ? VET_GPU_BF16 : 0) | (o->full ? VET_GPU_FULL : 0) |
+           (o->gpu_quant == 1 ? VET_GPU_INT8 : o->gpu_quant == 2 ? VET_GPU_NF4 : 0) |
+           (o->gpu_ckpt ? VET_GPU_CKPT : 0) | (o->gpu_fp16 ? VET_GPU_FP16 : 0);
+}
+
+// The plan for micro-batches of B x T said, then refused with its numbers and what would
+// shrink it when it exceeds what can be planned of the device's free memory.
+static int check_plan(cuda_backend *c, const vet_gpu_plan *p, int B, int T, size_t *usable, vet_err *err) {
+    const vet_train_opts *o = c->o;
+    size_t free_b, total_b;
+    if (vet_cuda_mem_info(c->cuda, &free_b, &total_b, err) < 0) return -1;
+    *usable = free_b > GPU_HEADROOM ? free_b - GPU_HEADROOM : 0;
+    char w[32], t[32], a[32], sc[32], tot[32], fr[32], all[32], us[32], hr[32];
+    vet_train_notef(c->note, c->note_ctx,
+                    "device memory plan for batches of %d x %d: weights %s, training state %s, activations %s, "
+                    "scratch %s; total %s of %s free (%s on the device)%s",
+                    B, T, bytes_str(w, p->weights), bytes_str(t, p->train), bytes_str(a, p->activations),
+                    bytes_str(sc, p->scratch), bytes_str(tot, p->total), bytes_str(fr, free_b),
+                    bytes_str(all, total_b),
+                    o->gpu_ckpt ? "; gradient checkpointing: layer inputs kept, each layer recomputed in backward" : "");
+    if (p->total <= *usable) return 0;
+    return vet_errf(err, "the model needs %s on cuda:%d (weights %s, training state %s, activations %s, "
+                         "scratch %s) but only %s of its %s free can be planned (%s is kept for cuBLAS "
+                         "and kernels): use a smaller --batch-size than %d or shorter rows than %d "
+                         "(vet-pack --seq-len)%s%s",
+                    tot, o->gpu_index, w, t, a, sc, bytes_str(us, *usable), fr, bytes_str(hr, GPU_HEADROOM), B, T,
+                    o->gpu_ckpt ? "" : ", or --grad-checkpoint",
+                    o->full || o->gpu_quant == 2 ? "" : o->gpu_quant ? ", or --quant nf4"
+                          : o->gpu_bf16 ? ", or --quant int8 / nf4 base weights" : ", or --bf16 base weights");
+}
+
+// The model on the device, for the run's largest micro-batch: batch_size rows (no more than
+// the larger set has) of the longest row.
+static int cuda_load(void *ctx, const vet_train_setup *s, vet_err *err) {
+    cuda_backend *c = ctx;
+    c->mode = s->mode, c->n = s->n;
+    c->params = s->params, c->adam_m = s->adam_m, c->adam_v = s->adam_v;
+    c->grads = calloc(s->n, sizeof(float));
+    if (!c->grads) return vet_err_nomem(err, "out of memory for the optimizer (%zu trainable floats)", s->n);
+    const vet_model *m = s->m;
+    int B = s->batch_size < s->max_rows ? s->batch_size : s->max_rows, T = s->max_len;
+    if (B < 1) B = 1;
+    if (T < 1) T = 1;
+    unsigned flags = gpu_flags(c->o);
+    vet_gpu_plan p;
+    if (vet_gpu_plan_bytes(&m->cfg, m->has_lora ? m->lora.r : 0, m->has_lora ? m->lora.targets : 0, B, T, flags,
+                           &p, err) < 0)
+        return -1;
+    size_t usable;
+    if (check_plan(c, &p, B, T, &usable, err) < 0) return -1;
+    vet_gpu_opts go = {.flags = flags, .mem_limit = usable, .resid_dropout = (float)c->o->resid_dropout};
+    c->gpu = vet_gpu_model_new(c->cuda, m, B, T, &go, err);
+    return c->gpu ? 0 : -1;
+}
+
+static int cuda_forward_backward(void *ctx, const vet_batch *b, uint64_t dropout_seed, float grad_scale,
+                                 double *loss_sum, vet_err *err) {
+    cuda_backend *c = ctx;
+    int n_targets;
+    if (vet_gpu_forward(c->gpu, b, loss_sum, &n_targets, 1, dropout_seed, err) < 0) return -1;
+    return grad_scale > 0 ? vet_gpu_backward(c->gpu, grad_scale, c->mode, err) : 0;
+}
+
+static int cuda_forward(void *ctx, const vet_batch *b, double *loss_sum, int *n_targets, vet_err *err) {
+    cuda_backend *c = ctx;
+    return vet_gpu_forward(c->gpu, b, loss_sum, n_targets, 0, 0, err);
+}
+
+// The gradients come back (LoRA's are small) and are summed on the host in the CPU's order.
+static int cuda_grad_norm(void *ctx, float unscale, double *norm, vet_err *err) {
+    cuda_backend *c = ctx;
+    if (vet_gpu_download_grads(c->gpu, c->grads, c->n, err) < 0) return -1;
+    *norm = vet_train_grad_norm(c->grads, c->n, unscale);
+    return 0;
+}
+
+// The gradients as cuda_grad_norm downloaded them.
+static int cuda_find_nonfinite_grad(void *ctx, size_t *index) {
+    cuda_backend *c = ctx;
+    return vet_train_find_nonfinite(c->grads, c->n, index);
+}
+
+static int cuda_scale_grads(void *ctx, float s, vet_err *err) { return vet_gpu_scale_grads(((cuda_backend *)ctx)->gpu, s, err); }
+static int cuda_zero_grads(void *ctx, vet_err *err) { return vet_gpu_zero_grads(((cuda_backend *)ctx)->gpu, err); }
+
+static int cuda_adamw_step(void *ctx, size_t off, size_t n, const vet_adamw *hp, vet_err *err) {
+    cuda_backend *c = ctx;
+    return vet_gpu_adamw_step(c->gpu, off, n, hp->lr, hp->beta1, hp->beta2, hp->eps, hp->weight_decay, hp->step,
+                              err);
+}
+
+static int cuda_pull_state(void *ctx, int moments, vet_err *err) {
+    cuda_backend *c = ctx;
+    return vet_gpu_download_state(c->gpu, c->params, moments ? c->adam_m : NULL, moments ? c->adam_v : NULL, c->n,
+                                  err);
+}
+
+static int cuda_push_state(void *ctx, vet_err *err) {
+    cuda_backend *c = ctx;
+    return vet_gpu_upload_state(c->gpu, c->params, c->adam_m, c->adam_v, c->n, err);
+}
+
+static void cuda_free(void *ctx) {
+    cuda_backend *c = ctx;
+    if (!c) return;
+    vet_gpu_model_free(c->gpu);
+    vet_cuda_free(c->cuda);
+    free(c->grads);
+    free(c);
+}
+
+// The device's context, named in a note.
+static int open_device(cuda_backend *c, vet_err *err) {
+    const vet_train_opts *o = c->o;
+    char why[512], name[256];
+    if (!vet_cuda_available(why, sizeof why)) return vet_errf(err, "--device cuda: %s", why);
+    if (vet_cuda_device_name(o->gpu_index, name, sizeof name, err) < 0) return -1;
+    c->cuda = vet_cuda_new(o->gpu_index, err);
+    if (!c->cuda) return -1;
+    if (o->gpu_quant)
+        vet_train_notef(c->note, c->note_ctx, "device cuda:%d %s, base weights %s (dequantized to %s for each GEMM)",
+                        o->gpu_index, name, o->gpu_quant == 1 ? "int8" : "nf4", o->gpu_bf16 ? "bf16" : "fp32");
+    else
+        vet_train_notef(c->note, c->note_ctx, "device cuda:%d %s, base weights %s", o->gpu_index, name,
+                        o->gpu_fp16 ? "fp16 (dynamic loss scaling)" : o->gpu_bf16 ? "bf16" : "fp32");
+    return 0;
+}
+
+int vet_cuda_train_backend(const vet_train_opts *o, vet_note_fn note, void *note_ctx, vet_train_backend *be,
+                           vet_err *err) {
+    memset(be, 0, sizeof *be);
+    if (check_settings(o, err) < 0) return -1;
+    cuda_backend *c = calloc(1, sizeof *c);
+    if (!c) return vet_err_nomem(err, "out of memory");
+    *c = (cuda_backend){.o = o, .note = note, .note_ctx = note_ctx};
+    if (open_device(c, err) < 0) {
+        cuda_free(c);
+        return -1;
+    }
+    *be = (vet_train_backend){
+        .name = "cuda", .ctx = c, .loss_scaling = o->gpu_fp16,
+        .load = cuda_load, .forward_backward = cuda_forward_backward, .forward = cuda_forward,
+        .grad_norm = cuda_grad_norm, .find_nonfinite_grad = cuda_find_nonfinite_grad,
+        .scale_grads = cuda_scale_grads, .zero_grads = cuda_zero_grads, .adamw_step = cuda_adamw_step,
+        .pull_state = cuda_pull_state, .push_state = cuda_push_state, .free = cuda_free,
+    };
+    return 0;
+}
+
+#else  // built without CUDA
+
+int vet_cuda_train_backend(const vet_train_opts *o, vet_note_fn note, void *note_ctx, vet_train_backend *be,
+                           vet_err *err) {
+    memset(be, 0, sizeof *be);
+    if (check_settings(o, err) < 0) return -1;
+    return vet_errf(err, "--device cuda: vet was built without CUDA (rebuild with nvcc on PATH)");
+}
+
+#endif

@@ -1,0 +1,24 @@
+// gpu_train_backend.h — the CUDA training backend: lib/train/backend.h's table over the GPU
+// model of gpu_model.h. tools/vet-train.c hands vet_cuda_train_backend to the trainer
+// (vet_train_opts.backend_new) for --device cuda.
+//
+// Opening it checks the settings the device cannot train (label smoothing; --full needs fp32
+// base weights and no quantization; fp16 is for LoRA without --bf16 / --quant), opens the
+// context of cuda:o->gpu_index and notes the device and the base weights' format. Loading
+// the model notes its device memory plan for the run's largest micro-batch and checks it
+// against the device's free memory BEFORE anything is allocated there, then uploads the model
+// in one allocation. The gradients come back to the host for the norm and the non-finite
+// check (summed in the CPU's order, so both backends clip alike); the trainable state comes
+// back for checkpoints and the output files, and goes up on resume.
+//
+// Built without CUDA the factory exists and fails with "--device cuda: vet was built without
+// CUDA (rebuild with nvcc on PATH)".
+#ifndef VET_GPU_TRAIN_BACKEND_H
+#define VET_GPU_TRAIN_BACKEND_H
+
+#include "train/backend.h"
+
+int vet_cuda_train_backend(const vet_train_opts *o, vet_note_fn note, void *note_ctx, vet_train_backend *be,
+                           vet_err *err);
+
+#endif

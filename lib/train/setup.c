@@ -1,0 +1,117 @@
+// setup.c — what a run trains on: the packed rows and the model (see run.h).
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "base/rng.h"
+#include "base/sha256.h"
+#include "io/config.h"
+#include "io/hfdir.h"
+#include "model/adapter.h"
+#include "train/run.h"
+
+int train_load_data(train_run *r, vet_err *err) {
+    const vet_train_opts *o = r->o;
+    if (vet_packed_load(&r->train, o->train_path, err) < 0) return -1;
+    if (o->token_dropout > 0 && r->train.unk_id < 0)
+        return vet_errf(err, "%s: the header names no unk_id for --token-dropout to put in place of a token: "
+                             "tokenize with vet-tokenize (it names the tokenizer's unk), or drop --token-dropout", o->train_path);
+    for (int i = 0; i < o->n_train_more; i++) {
+        vet_packed_set more;
+        if (vet_packed_load(&more, o->train_more[i], err) < 0) return -1;
+        if (vet_packed_append(&r->train, &more, err) < 0) {
+            vet_packed_free(&more);
+            return -1;
+        }
+    }
+    if (r->train.n_rows == 0)
+        return o->n_train_more ? vet_errf(err, "none of the %d --train files (%s, ...) has any rows",
+                                          o->n_train_more + 1, o->train_path)
+                               : vet_errf(err, "%s: no rows (is the split empty?)", o->train_path);
+    if (o->val_path) {
+        if (vet_packed_load(&r->val, o->val_path, err) < 0) return -1;
+        if (r->val.n_rows == 0) return vet_errf(err, "%s: no rows (is the split empty?)", o->val_path);
+        if (strcmp(r->train.tokenizer_sha256, r->val.tokenizer_sha256) != 0)
+            return vet_errf(err, "%s and %s were made with different tokenizers (sha256 %.12s… vs %.12s…): "
+                                 "tokenize both with the same --spm", o->train_path, o->val_path,
+                            r->train.tokenizer_sha256, r->val.tokenizer_sha256);
+    }
+    return 0;
+}
+
+// --base: the HF directory's model; its tokenizer.model is the one to check and ship unless
+// --tokenizer names another.
+static int load_base(train_run *r, vet_err *err) {
+    const vet_train_opts *o = r->o;
+    // Say so before allocating when the model cannot fit: fp32 weights, and under --full
+    // their gradients and both AdamW moments too.
+    vet_config bc;
+    if (vet_config_load(&bc, o->base_dir, err) < 0) return -1;
+    if (vet_check_memory((size_t)vet_config_n_params(&bc) * (o->full ? 16 : 4), "the model (fp32)", err) < 0)
+        return -1;
+    if (vet_model_load(&r->m, o->base_dir, err) < 0) return -1;
+    if (o->tokenizer) {
+        snprintf(r->tokenizer_path, sizeof r->tokenizer_path, "%s", o->tokenizer);
+    } else {
+        snprintf(r->tokenizer_path, sizeof r->tokenizer_path, "%s/tokenizer.model", o->base_dir);
+        if (access(r->tokenizer_path, R_OK) != 0) r->tokenizer_path[0] = 0;
+    }
+    return 0;
+}
+
+// --init: a new model from a preset or a config.json, its vocabulary and special ids from the
+// data's tokenizer, random weights from the seed.
+static int init_new(train_run *r, vet_err *err) {
+    const vet_train_opts *o = r->o;
+    vet_config cfg;
+    int rc = strchr(o->init, '/') || strstr(o->init, ".json") ? vet_config_load(&cfg, o->init, err)
+                                                               : vet_config_preset(&cfg, o->init, err);
+    if (rc < 0) return -1;
+    if (r->train.vocab_size <= 0)
+        return vet_errf(err, "%s: header has no tokenizer vocab_size: cannot size a new model's vocabulary",
+                        o->train_path);
+    vet_config_set_vocab(&cfg, r->train.vocab_size);
+    cfg.bos_id = r->train.bos_id;
+    cfg.eos_id = r->train.eos_id;
+    cfg.eos_ids[0] = r->train.eos_id;
+    cfg.n_eos = r->train.eos_id >= 0;
+    cfg.pad_id = r->train.pad_id;
+    snprintf(cfg.torch_dtype, sizeof cfg.torch_dtype, "float32");
+    if (vet_check_memory((size_t)vet_config_n_params(&cfg) * 16, "a new model with gradients and AdamW state",
+                         err) < 0)
+        return -1;
+    if (vet_model_init(&r->m, &cfg, o->seed, err) < 0) return -1;
+    if (o->tokenizer) snprintf(r->tokenizer_path, sizeof r->tokenizer_path, "%s", o->tokenizer);
+    return 0;
+}
+
+// The data must come from the model's tokenizer: same file (sha256), a vocabulary that fits.
+static int check_tokenizer(const train_run *r, vet_err *err) {
+    const vet_train_opts *o = r->o;
+    if (r->tokenizer_path[0] && r->train.tokenizer_sha256[0]) {
+        char hex[65];
+        if (vet_sha256_file(r->tokenizer_path, hex, err) < 0) return -1;
+        if (strcmp(hex, r->train.tokenizer_sha256) != 0)
+            return vet_errf(err, "%s was tokenized with tokenizer sha256 %.16s…, but the model's tokenizer %s "
+                                 "has sha256 %.16s…: re-run vet-tokenize with --spm %s",
+                            o->train_path, r->train.tokenizer_sha256, r->tokenizer_path, hex, r->tokenizer_path);
+    }
+    if (r->train.vocab_size > r->m.cfg.vocab_size)
+        return vet_errf(err, "%s: tokenizer vocabulary (%d) is larger than the model's (%d): wrong tokenizer?",
+                        o->train_path, r->train.vocab_size, r->m.cfg.vocab_size);
+    return 0;
+}
+
+int train_setup_model(train_run *r, vet_err *err) {
+    const vet_train_opts *o = r->o;
+    if ((o->base_dir ? load_base(r, err) : init_new(r, err)) < 0) return -1;
+    if (check_tokenizer(r, err) < 0) return -1;
+    if (o->full) return 0;
+    if (o->adapter_in) {
+        if (vet_adapter_load(&r->m, o->adapter_in, err) < 0) return -1;
+        r->m.lora.dropout = o->lora_dropout;  // the adapter's r/alpha/targets, this run's dropout
+        return 0;
+    }
+    return vet_model_add_lora(&r->m, o->lora_r, o->lora_alpha, o->lora_dropout, o->rslora, o->lora_targets,
+                              vet_rng_hash(o->seed, 0x10AA), err) < 0 ? -1 : 0;
+}
