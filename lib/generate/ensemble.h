@@ -28,6 +28,10 @@ typedef struct vet_ensemble vet_ensemble;
 vet_ensemble *vet_ensemble_new(const vet_infer_backend *members, int k, int V, int n_slots, vet_err *err);
 void vet_ensemble_free(vet_ensemble *e);  // safe with NULL
 
+// K models on the CPU as one: each member gets its own KV-cache forward (vet_infer) of n_slots
+// slots, owned by the ensemble. models[0..k) share one vocabulary (lib/generate/models.h checks).
+vet_ensemble *vet_ensemble_new_cpu(const vet_model *models, int k, int n_slots, vet_err *err);
+
 // be = the ensemble as a backend, for vet_generate_on.
 void vet_ensemble_backend(vet_ensemble *e, vet_infer_backend *be);
 
