@@ -36,9 +36,11 @@
 #include <stdint.h>
 
 #include "base/err.h"
-#include "kernels/host/gpu_model.h"
 #include "generate/decoder.h"
+#include "kernels/host/device.h"
+#include "kernels/host/gpu_model.h"
 #include "model/model.h"
+#include "model/quant.h"
 
 // Device bytes of an inference model, by kind; total is exactly what vet_gpu_infer_new
 // allocates (each buffer rounded up to 256 bytes).
@@ -85,5 +87,55 @@ int vet_gpu_infer_len(const vet_gpu_infer *g, int slot);  // positions in the sl
 
 // be = the backend table of g, for vet_generate_on.
 void vet_gpu_infer_backend(vet_gpu_infer *g, vet_infer_backend *be);
+
+// ---------------------------------------------------------------------------------------
+// vet-generate's device, in three steps so that each can fail before the next costs time:
+// open it (before any input is read: a wrong device fails at once), plan its memory once the
+// model's config is known (said to the person before anything is allocated), then refuse a
+// plan that does not fit, or upload the model. The caller says each step; nothing here prints.
+
+// Device memory a plan may take: the free memory less room for what is allocated outside the
+// plan (cuBLAS workspaces, kernel modules loaded on first use); as vet-train.
+#define VET_GPU_INFER_HEADROOM ((size_t)256 << 20)
+
+typedef struct {
+    vet_cuda *ctx;
+    int index;                 // cuda:N
+    char name[256];            // "NVIDIA H200 (sm_90, 139.8 GiB)"
+    size_t free_bytes, total_bytes;
+    unsigned half;             // VET_GPU_BF16, VET_GPU_FP16 or 0 (fp32)
+    vet_quant_kind quant;
+    int half_from_checkpoint;  // fp16 because the checkpoint is stored in float16
+} vet_gpu_infer_device;
+
+// The 16-bit format of the weights (VET_GPU_BF16, VET_GPU_FP16, or 0 for fp32): as c asks,
+// else fp16 for a checkpoint stored in float16 (model_dir's config.json; bf16 would drop 3
+// mantissa bits of each of its weights; quantized weights dequantize to bf16), else bf16. A
+// config that does not load here is left to the model's loader to report. *from_checkpoint
+// (may be NULL) is set when config.json decided.
+unsigned vet_gpu_infer_choose_half(const vet_device_choice *c, const char *model_dir, int *from_checkpoint);
+
+// Opens the device of c (c->cuda set) with the format above. VET_E_USAGE with the reason when
+// it cannot be used (no GPU, no driver, built without CUDA).
+int vet_gpu_infer_device_open(const vet_device_choice *c, const char *model_dir, vet_gpu_infer_device *d,
+                              vet_err *err);
+void vet_gpu_infer_device_close(vet_gpu_infer_device *d);  // safe on a zeroed or closed one
+
+// "device cuda:0 NAME, weights bf16", with why fp16 or how quantized weights are used.
+const char *vet_gpu_infer_device_describe(const vet_gpu_infer_device *d, char *buf, size_t n);
+
+// The plan of cfg on d for n_slots notes of max_len positions each.
+int vet_gpu_infer_device_plan(const vet_gpu_infer_device *d, const vet_config *cfg, int n_slots, int max_len,
+                              vet_gpu_infer_plan *p, vet_err *err);
+// "device memory plan for 16 notes x 512 positions: weights 1.2 MiB, KV cache ..., free".
+const char *vet_gpu_infer_plan_describe(const vet_gpu_infer_plan *p, const vet_gpu_infer_device *d, int n_slots,
+                                        int max_len, char *buf, size_t n);
+// 0 when p fits d's free memory less VET_GPU_INFER_HEADROOM; else VET_E_USAGE with the numbers
+// and what to change (--batch, --max-len, a smaller weight format).
+int vet_gpu_infer_check_fit(const vet_gpu_infer_plan *p, const vet_gpu_infer_device *d, int n_slots, int max_len,
+                            vet_err *err);
+// Checks the fit, then uploads m (no LoRA left) with d's format.
+vet_gpu_infer *vet_gpu_infer_device_load(const vet_gpu_infer_device *d, const vet_model *m, int n_slots,
+                                         int max_len, vet_err *err);
 
 #endif
