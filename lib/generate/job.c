@@ -149,7 +149,8 @@ vet_generate_job *vet_generate_open(const vet_generate_opts *o, vet_err *err) {
         goto fail;
     }
     if (open_input(j, err) || load_tokenizer(j, err) || load_tables(j, err) ||
-        vet_gen_models_load(&j->models, o->models, o->n_models, o->adapter, j->spm, err))
+        vet_gen_models_load(&j->models, o->models, o->n_models, o->adapter, vet_spm_sha256(j->spm),
+                            vet_spm_path(j->spm), err))
         goto fail;
     j->V = j->models.m[0].cfg.vocab_size;
     end_ids(j);

@@ -52,7 +52,7 @@ static int load_all(vet_gen_models *ms, const char *const *dirs, int k, const ch
 }
 
 int vet_gen_models_load(vet_gen_models *ms, const char *const *dirs, int k, const char *adapter,
-                        const vet_spm *spm, vet_err *err) {
+                        const char *spm_sha, const char *spm_path, vet_err *err) {
     memset(ms, 0, sizeof *ms);
     if (k < 1 || k > VET_GEN_MAX_MODELS)
         return vet_err_kindf(err, VET_E_USAGE, "%d models: an ensemble has 1 to %d", k, VET_GEN_MAX_MODELS);
@@ -60,7 +60,7 @@ int vet_gen_models_load(vet_gen_models *ms, const char *const *dirs, int k, cons
         return vet_err_kindf(err, VET_E_USAGE, "an adapter with %d models: an adapter belongs to one base", k);
     int rc = load_all(ms, dirs, k, adapter, err);
     for (int i = 0; rc == 0 && k > 1 && i < k; i++)
-        rc = vet_gen_models_check_tokenizer(dirs[i], vet_spm_sha256(spm), vet_spm_path(spm), err);
+        rc = vet_gen_models_check_tokenizer(dirs[i], spm_sha, spm_path, err);
     if (rc) vet_gen_models_free(ms);
     return rc;
 }

@@ -7,7 +7,6 @@
 #define VET_GEN_MODELS_H
 
 #include "base/err.h"
-#include "data/spm.h"
 #include "model/model.h"
 
 #define VET_GEN_MAX_MODELS 16  // models in one ensemble
@@ -18,9 +17,11 @@ typedef struct {
 } vet_gen_models;
 
 // Loads dirs[0..k) (1 <= k <= VET_GEN_MAX_MODELS), adapter (NULL: none; only with k == 1)
-// merged into the first. spm: the tokenizer in use. On failure nothing stays loaded.
+// merged into the first. spm_sha, spm_path: the tokenizer in use (vet_spm_sha256, vet_spm_path),
+// which every tokenizer.model shipped with an ensemble's models must be. On failure nothing
+// stays loaded.
 int vet_gen_models_load(vet_gen_models *ms, const char *const *dirs, int k, const char *adapter,
-                        const vet_spm *spm, vet_err *err);
+                        const char *spm_sha, const char *spm_path, vet_err *err);
 void vet_gen_models_free(vet_gen_models *ms);  // safe on a zeroed or freed set
 
 // The checks of one member against the first (exposed for the tests): VET_E_INPUT naming dir.

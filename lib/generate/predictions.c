@@ -79,7 +79,7 @@ int vet_prediction_fill(vet_prediction *p, const vet_gen_result *r, const vet_sp
         free(keep);
         return vet_err_nomem(err, "out of memory");
     }
-    memcpy(p->generated, r->ids, (size_t)r->n_ids * sizeof(int32_t));
+    if (r->n_ids) memcpy(p->generated, r->ids, (size_t)r->n_ids * sizeof(int32_t));  // --max-new 0: ids is NULL
     p->n_generated = r->n_ids, p->ms = r->ms;
     int nk = 0, sv = vet_spm_vocab_size(spm);
     for (int i = 0; i < r->n_ids; i++) {
