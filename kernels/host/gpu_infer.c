@@ -1,4 +1,4 @@
-// gpu_infer.c — the KV-cache forward of lib/infer.c on a CUDA device (see gpu_infer.h).
+// gpu_infer.c — the KV-cache forward of lib/generate/decoder.c on a CUDA device (see gpu_infer.h).
 //
 // One decode step for n slots, per layer (the CPU's sequence, op for op):
 //   h = rmsnorm(x)                                      (n,C)
@@ -11,7 +11,7 @@
 // computed straight into the slot's cache rows 0..M-1 and attention_forward_cuda over them.
 //
 // 16-bit mode (VET_GPU_BF16, or VET_GPU_FP16 for IEEE fp16): the weight matrices are stored in
-// that format and each GEMM's input is rounded to it once (x16), as lib/gpu_train.c does; the
+// that format and each GEMM's input is rounded to it once (x16), as kernels/host/gpu_train.c does; the
 // GEMMs accumulate in fp32. Norms, biases, lm_head, caches and activations fp32. fp16 keeps a
 // float16 checkpoint's weights exactly (bf16 would drop 3 of their 10 mantissa bits).
 #include "kernels/host/gpu_infer.h"
@@ -57,7 +57,7 @@ struct vet_gpu_infer {
     uint16_t *mat16[P_N];          // bf16 / fp16 matrices; NULL in fp32 mode
     uint16_t *embed16;             // (V,C) 16-bit mode, untied embeddings only
     // quantized mode (VET_GPU_INT8 / VET_GPU_NF4): projection t of layer l at
-    // qw[t] + l * q_bytes[t], qs[t] + l * q_scales[t] (lib/quant.h's formats); wdq holds one
+    // qw[t] + l * q_bytes[t], qs[t] + l * q_scales[t] (lib/model/quant.h's formats); wdq holds one
     // matrix dequantized (max_oi values, bf16 with VET_GPU_BF16, else fp32) for its GEMM
     void *qw[P_N];
     float *qs[P_N];
@@ -245,7 +245,7 @@ void vet_gpu_infer_close(vet_cuda *ctx) {
     if (ctx) vet_cuda_free(ctx);
 }
 
-// Quantized mode: each layer's matrix of each projection quantized on the host (lib/quant.c)
+// Quantized mode: each layer's matrix of each projection quantized on the host (lib/model/quant.c)
 // and uploaded as stored.
 static int upload_quantized(vet_gpu_infer *g, const float *const host[P_N], vet_err *err) {
     static const char *const names[P_N] = {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"};

@@ -1,5 +1,6 @@
-// gpu_infer.h — lib/infer.h's KV-cache forward on a CUDA device: prefill of one prompt into a
-// slot, and decode steps of one token for n slots at once, with the ops of kernels/ops_cuda.h.
+// gpu_infer.h — lib/generate/decoder.h's KV-cache forward on a CUDA device: prefill of one
+// prompt into a slot, and decode steps of one token for n slots at once, with the ops of
+// kernels/ops_cuda.h. At the end, vet-generate's device: opened, planned, checked, loaded.
 //
 // A vet_gpu_infer is a merged model (no LoRA left: vet_model_merge_lora first, as for the
 // CPU) uploaded once (fp32, or bf16 weight matrices with VET_GPU_BF16, IEEE fp16 ones with
@@ -16,8 +17,8 @@
 //            slot's position, the new k/v rows scattered into the caches (kv_cache_write_cuda),
 //            attention of each row against its own slot's cache (attention_decode_cuda);
 //            logits (n, V) come back for sampling on the host.
-// vet_gpu_infer_backend fills lib/infer.h's backend table, so vet_generate_on drives it with
-// the CPU's scheduling, sampling and constrained decoding.
+// vet_gpu_infer_backend fills lib/generate/decoder.h's backend table, so vet_generate_on drives
+// it with the CPU's scheduling, sampling and constrained decoding.
 //
 // Precision: fp32 mode computes what the CPU computes up to summation order (cuBLAS fp32
 // GEMMs, no TF32): ~1e-6 relative. A row's result does not depend on the other rows of its
@@ -69,7 +70,7 @@ typedef struct vet_gpu_infer vet_gpu_infer;  // opaque
 // VET_GPU_BF16, VET_GPU_FP16 (the bf16 mode in IEEE fp16: matrices and GEMM inputs fp16, fp32
 // accumulation; for float16 checkpoints, whose weights it keeps exactly) or 0, plus
 // VET_GPU_INT8 or VET_GPU_NF4 (not with VET_GPU_FP16) for quantized weight matrices
-// (quantized on the host by lib/quant.c, dequantized per GEMM into one scratch matrix, to bf16
+// (quantized on the host by lib/model/quant.c, dequantized per GEMM into one scratch matrix, to bf16
 // with VET_GPU_BF16, else fp32; see gpu_model.h); mem_limit the bytes it may take (0: no check). opts may be NULL (fp32,
 // no limit). m is not referenced afterwards.
 vet_gpu_infer *vet_gpu_infer_new(vet_cuda *ctx, const vet_model *m, int n_slots, int max_len,
@@ -77,7 +78,7 @@ vet_gpu_infer *vet_gpu_infer_new(vet_cuda *ctx, const vet_model *m, int n_slots,
 void vet_gpu_infer_free(vet_gpu_infer *g);  // safe with NULL
 const vet_gpu_infer_plan *vet_gpu_infer_plan_of(const vet_gpu_infer *g);
 
-// As vet_infer_prefill / vet_infer_step (lib/infer.h); logits are host memory. A prompt may
+// As vet_infer_prefill / vet_infer_step (lib/generate/decoder.h); logits are host memory. A prompt may
 // take up to max_len positions; a step fails on a slot whose cache is full.
 int vet_gpu_infer_prefill(vet_gpu_infer *g, int slot, const int32_t *ids, int n, float *logits,
                           vet_err *err);

@@ -1,5 +1,5 @@
-// ensemble.h — several models decoding as one: a forward backend (lib/infer.h) whose logits
-// are the log of the members' mean next-token probability,
+// ensemble.h — several models decoding as one: a forward backend (lib/generate/decoder.h)
+// whose logits are the log of the members' mean next-token probability,
 //
 //   out[v] = log( (1/K) * sum_k softmax(logits_k)[v] ),
 //
@@ -14,7 +14,7 @@
 // is the member's log-softmax, which picks the same tokens as its logits.
 //
 // Exactness: each output row depends only on the members' rows for the same slot, so an
-// ensemble is as batch-invariant as its members (lib/infer.h).
+// ensemble is as batch-invariant as its members (lib/generate/decoder.h).
 #ifndef VET_ENSEMBLE_H
 #define VET_ENSEMBLE_H
 
