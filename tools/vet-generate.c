@@ -169,15 +169,37 @@ static void show_summary(const vet_generate_counts *c) {
             (long long)st->step_tokens, st->step_ms > 0 ? st->step_tokens / (st->step_ms * 1e-3) : 0.0);
 }
 
-// The model on the device: its memory plan said (unless quiet), then checked against the free
-// memory before anything is allocated there, then the upload.
-static vet_gpu_infer *upload(const vet_gpu_infer_device *d, const vet_model *m, int batch, int max_len, int quiet,
-                             vet_err *err) {
+// Where the model runs, said before anything is read: a device that cannot be used fails here.
+static void open_device(const vet_device_choice *dc, const run_flags *f, const char *model_dir,
+                        vet_gpu_infer_device *dev) {
+    char line[512];
+    vet_err err;
+    if (!dc->cuda) {
+        if (!f->quiet) fprintf(stderr, "vet-generate: device cpu (%d threads), fp32\n", vet_get_threads());
+        return;
+    }
+    if (vet_gpu_infer_device_open(dc, model_dir, dev, &err))
+        cli_fail(cli_exit_status(&err), "--device %s: %s; use --device cpu", f->device, err.msg);
+    if (!f->quiet) fprintf(stderr, "vet-generate: %s\n", vet_gpu_infer_device_describe(dev, line, sizeof line));
+}
+
+// The job's model on the device: its memory plan said (unless quiet), checked against the free
+// memory before anything is allocated there, the upload; then the job decodes with the
+// device's forward and the host copy of the weights is freed.
+static vet_gpu_infer *to_device(vet_generate_job *job, const vet_gpu_infer_device *d, int batch, int max_len,
+                                int quiet, vet_err *err) {
+    const vet_model *m = vet_generate_model(job);
     vet_gpu_infer_plan p = {0};
     char line[512];
     if (vet_gpu_infer_device_plan(d, &m->cfg, batch, max_len, &p, err)) return NULL;
     if (!quiet) fprintf(stderr, "vet-generate: %s\n", vet_gpu_infer_plan_describe(&p, d, batch, max_len, line, sizeof line));
-    return vet_gpu_infer_device_load(d, m, batch, max_len, err);
+    vet_gpu_infer *gi = vet_gpu_infer_device_load(d, m, batch, max_len, err);
+    if (!gi) return NULL;
+    vet_infer_backend be;
+    vet_gpu_infer_backend(gi, &be);
+    vet_generate_use_backend(job, &be, max_len);
+    vet_generate_drop_models(job);
+    return gi;
 }
 
 int main(int argc, char **argv) {
@@ -190,35 +212,20 @@ int main(int argc, char **argv) {
     int max_len = f.max_len ? f.max_len : DEFAULT_MAX_LEN;
     progress_line pl = {0};
     if (!f.quiet && cli_stderr_is_tty()) o.progress = show_progress, o.progress_ctx = &pl;
-    vet_err err;
 
     // The device first, before any input is read: a wrong one fails at once.
     vet_device_choice dc = choose_device(&o, &f);
     vet_gpu_infer_device dev = {0};
-    char line[512];
-    if (dc.cuda && vet_gpu_infer_device_open(&dc, o.models[0], &dev, &err))
-        cli_fail(cli_exit_status(&err), "--device %s: %s; use --device cpu", f.device, err.msg);
-    if (!f.quiet && dc.cuda) fprintf(stderr, "vet-generate: %s\n", vet_gpu_infer_device_describe(&dev, line, sizeof line));
-    if (!f.quiet && !dc.cuda) fprintf(stderr, "vet-generate: device cpu (%d threads), fp32\n", vet_get_threads());
+    open_device(&dc, &f, o.models[0], &dev);
 
+    vet_err err;
     vet_generate_job *job = vet_generate_open(&o, &err);
     vet_gpu_infer *gi = NULL;
     int rc = job ? 0 : -1;
-    // On a device: the plan, the check, the upload; the host copy of the weights is not needed
-    // after it.
-    if (rc == 0 && dc.cuda) {
-        if ((gi = upload(&dev, vet_generate_model(job), o.batch, max_len, f.quiet, &err))) {
-            vet_infer_backend be;
-            vet_gpu_infer_backend(gi, &be);
-            vet_generate_use_backend(job, &be, max_len);
-            vet_generate_drop_models(job);
-        } else {
-            rc = -1;
-        }
-    }
+    if (rc == 0 && dc.cuda && !(gi = to_device(job, &dev, o.batch, max_len, f.quiet, &err))) rc = -1;
     if (rc == 0) {
         rc = vet_generate_run(job, &err);
-        if (o.progress) fputc('\n', stderr);
+        if (o.progress) fputc('\n', stderr);  // ends the progress line
     }
     if (rc == 0 && !f.quiet) {
         vet_generate_counts c;

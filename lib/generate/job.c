@@ -21,6 +21,8 @@ struct vet_generate_job {
     // the input and what its header says
     vet_prompts *in;
     const msgpack_object *tokenizer, *tmpl;  // the header's, valid while in is open
+    const char *in_sha;                      // the tokenizer's sha256 the input was made with
+    size_t in_sha_len;
     char *prefix;                            // the template's response prefix
     // what turns ids into text and text into labels
     vet_spm *spm;
@@ -29,7 +31,7 @@ struct vet_generate_job {
     // the models and how decoding ends
     vet_gen_models models;
     int V;
-    int32_t eos[9];                          // config.json's end ids and the tokenizer's
+    int32_t eos[9];                          // config.json's end ids (8 at most) and the tokenizer's
     int n_eos;
     vet_constrain *cons;
     // the forward: handed in (a device), or made on the CPU by run
@@ -67,9 +69,7 @@ static int open_input(vet_generate_job *j, vet_err *err) {
     if (!(j->in = vet_prompts_open(j->o.input, err))) return -1;
     const msgpack_object *h = vet_prompts_header(j->in);
     j->tokenizer = mp_get(h, "tokenizer"), j->tmpl = mp_get(h, "template");
-    const char *sha;
-    size_t len;
-    if (!j->tokenizer || mp_get_str(j->tokenizer, "sha256", &sha, &len, err))
+    if (!j->tokenizer || mp_get_str(j->tokenizer, "sha256", &j->in_sha, &j->in_sha_len, err))
         return vet_errf(err, "%s: header lacks tokenizer.sha256 (not made by vet-tokenize?)",
                         vet_prompts_path(j->in));
     if (j->tmpl && j->tmpl->type == MSGPACK_OBJECT_MAP && mp_get(j->tmpl, "response_prefix"))
@@ -87,13 +87,11 @@ static int load_tokenizer(vet_generate_job *j, vet_err *err) {
         path = dflt;
     }
     if (!(j->spm = vet_spm_load(path, err))) return -1;  // corrupt: VET_E_INPUT, unreadable: VET_E_IO
-    const char *in_sha, *sha = vet_spm_sha256(j->spm), *shown = vet_spm_path(j->spm);
-    size_t in_len;
-    mp_get_str(j->tokenizer, "sha256", &in_sha, &in_len, err);  // open_input checked it
-    if (strlen(sha) != in_len || strncmp(sha, in_sha, in_len) != 0)
+    const char *sha = vet_spm_sha256(j->spm), *shown = vet_spm_path(j->spm);
+    if (strlen(sha) != j->in_sha_len || strncmp(sha, j->in_sha, j->in_sha_len) != 0)
         return vet_errf(err, "tokenizer mismatch: %s was tokenized with a tokenizer of sha256 %.*s, but %s has sha256 "
                         "%s (tokenize with %s, or give the right one with --spm)", vet_prompts_path(j->in),
-                        (int)in_len, in_sha, shown, sha, shown);
+                        (int)j->in_sha_len, j->in_sha, shown, sha, shown);
     return 0;
 }
 
