@@ -1,4 +1,4 @@
-// gpu_infer.c — the KV-cache forward of lib/infer.c on a CUDA device (see gpu_infer.h).
+// gpu_infer.c — the KV-cache forward of lib/generate/decoder.c on a CUDA device (see gpu_infer.h).
 //
 // One decode step for n slots, per layer (the CPU's sequence, op for op):
 //   h = rmsnorm(x)                                      (n,C)
@@ -11,7 +11,7 @@
 // computed straight into the slot's cache rows 0..M-1 and attention_forward_cuda over them.
 //
 // 16-bit mode (VET_GPU_BF16, or VET_GPU_FP16 for IEEE fp16): the weight matrices are stored in
-// that format and each GEMM's input is rounded to it once (x16), as lib/gpu_train.c does; the
+// that format and each GEMM's input is rounded to it once (x16), as kernels/host/gpu_train.c does; the
 // GEMMs accumulate in fp32. Norms, biases, lm_head, caches and activations fp32. fp16 keeps a
 // float16 checkpoint's weights exactly (bf16 would drop 3 of their 10 mantissa bits).
 #include "kernels/host/gpu_infer.h"
@@ -19,6 +19,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "io/config.h"
 
 #ifdef VET_CUDA
 
@@ -55,7 +57,7 @@ struct vet_gpu_infer {
     uint16_t *mat16[P_N];          // bf16 / fp16 matrices; NULL in fp32 mode
     uint16_t *embed16;             // (V,C) 16-bit mode, untied embeddings only
     // quantized mode (VET_GPU_INT8 / VET_GPU_NF4): projection t of layer l at
-    // qw[t] + l * q_bytes[t], qs[t] + l * q_scales[t] (lib/quant.h's formats); wdq holds one
+    // qw[t] + l * q_bytes[t], qs[t] + l * q_scales[t] (lib/model/quant.h's formats); wdq holds one
     // matrix dequantized (max_oi values, bf16 with VET_GPU_BF16, else fp32) for its GEMM
     void *qw[P_N];
     float *qs[P_N];
@@ -243,7 +245,7 @@ void vet_gpu_infer_close(vet_cuda *ctx) {
     if (ctx) vet_cuda_free(ctx);
 }
 
-// Quantized mode: each layer's matrix of each projection quantized on the host (lib/quant.c)
+// Quantized mode: each layer's matrix of each projection quantized on the host (lib/model/quant.c)
 // and uploaded as stored.
 static int upload_quantized(vet_gpu_infer *g, const float *const host[P_N], vet_err *err) {
     static const char *const names[P_N] = {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"};
@@ -569,3 +571,117 @@ int vet_gpu_infer_len(const vet_gpu_infer *g, int slot) { return 0; }
 void vet_gpu_infer_backend(vet_gpu_infer *g, vet_infer_backend *be) { memset(be, 0, sizeof *be); }
 
 #endif
+
+// ---------------------------------------------------------------------------------------
+// vet-generate's device: open, plan, check, upload. Built on the functions above, so it is
+// the same code with and without CUDA (without, opening fails with the reason).
+
+unsigned vet_gpu_infer_choose_half(const vet_device_choice *c, const char *model_dir, int *from_checkpoint) {
+    if (from_checkpoint) *from_checkpoint = 0;
+    switch (c->dtype) {
+    case VET_DTYPE_FP32: return 0;
+    case VET_DTYPE_BF16: return VET_GPU_BF16;
+    case VET_DTYPE_FP16: return VET_GPU_FP16;
+    case VET_DTYPE_DEFAULT: break;
+    }
+    vet_config stored;
+    vet_err ignored;
+    int f16 = c->quant == VET_QUANT_NONE && vet_config_load(&stored, model_dir, &ignored) == 0 &&
+              strcmp(stored.torch_dtype, "float16") == 0;
+    if (from_checkpoint) *from_checkpoint = f16;
+    return f16 ? VET_GPU_FP16 : VET_GPU_BF16;
+}
+
+int vet_gpu_infer_device_open(const vet_device_choice *c, const char *model_dir, vet_gpu_infer_device *d,
+                              vet_err *err) {
+    memset(d, 0, sizeof *d);
+    d->index = c->index, d->quant = c->quant;
+    d->half = vet_gpu_infer_choose_half(c, model_dir, &d->half_from_checkpoint);
+    d->ctx = vet_gpu_infer_open(c->index, d->name, sizeof d->name, &d->free_bytes, &d->total_bytes, err);
+    if (!d->ctx) {
+        err->kind = VET_E_USAGE;  // no usable device is a setting to change (--device cpu)
+        return -1;
+    }
+    return 0;
+}
+
+void vet_gpu_infer_device_close(vet_gpu_infer_device *d) {
+    vet_gpu_infer_close(d->ctx);
+    d->ctx = NULL;
+}
+
+static const char *half_name(unsigned half) {
+    return half == VET_GPU_FP16 ? "fp16" : half ? "bf16" : "fp32";
+}
+
+const char *vet_gpu_infer_device_describe(const vet_gpu_infer_device *d, char *buf, size_t n) {
+    if (d->quant != VET_QUANT_NONE)
+        snprintf(buf, n, "device cuda:%d %s, weights %s (dequantized to %s for each GEMM)", d->index, d->name,
+                 vet_quant_name(d->quant), half_name(d->half));
+    else
+        snprintf(buf, n, "device cuda:%d %s, weights %s%s", d->index, d->name, half_name(d->half),
+                 d->half_from_checkpoint ? " (the checkpoint's dtype, float16)" : "");
+    return buf;
+}
+
+static unsigned device_flags(const vet_gpu_infer_device *d) {
+    return d->half | (d->quant == VET_QUANT_INT8 ? VET_GPU_INT8 : d->quant == VET_QUANT_NF4 ? VET_GPU_NF4 : 0);
+}
+
+int vet_gpu_infer_device_plan(const vet_gpu_infer_device *d, const vet_config *cfg, int n_slots, int max_len,
+                              vet_gpu_infer_plan *p, vet_err *err) {
+    return vet_gpu_infer_plan_bytes(cfg, n_slots, max_len, device_flags(d), p, err);
+}
+
+// "1.50 GiB", "12.0 MiB", "3.0 KiB" into buf.
+static const char *bytes_str(char buf[32], size_t b) {
+    if (b >= (size_t)1 << 30) snprintf(buf, 32, "%.2f GiB", b / (double)(1 << 30));
+    else if (b >= (size_t)1 << 20) snprintf(buf, 32, "%.1f MiB", b / (double)(1 << 20));
+    else snprintf(buf, 32, "%.1f KiB", b / 1024.0);
+    return buf;
+}
+
+const char *vet_gpu_infer_plan_describe(const vet_gpu_infer_plan *p, const vet_gpu_infer_device *d, int n_slots,
+                                        int max_len, char *buf, size_t n) {
+    char w[32], kv[32], sc[32], tot[32], fr[32], all[32];
+    snprintf(buf, n, "device memory plan for %d notes x %d positions: weights %s, KV cache %s, scratch %s; total %s "
+             "of %s free (%s on the device)", n_slots, max_len, bytes_str(w, p->weights), bytes_str(kv, p->cache),
+             bytes_str(sc, p->scratch), bytes_str(tot, p->total), bytes_str(fr, d->free_bytes),
+             bytes_str(all, d->total_bytes));
+    return buf;
+}
+
+// What else would make the plan smaller: a smaller weight format than d's.
+static const char *smaller_weights(const vet_gpu_infer_device *d) {
+    if (d->quant == VET_QUANT_NF4) return "";
+    if (d->quant != VET_QUANT_NONE) return ", or --quant nf4";
+    if (d->half == VET_GPU_FP16) return ", or --quant int8 / nf4 (without --fp16)";
+    return d->half ? ", or --quant int8 / nf4" : ", or --bf16 weights";
+}
+
+static size_t usable_bytes(const vet_gpu_infer_device *d) {
+    return d->free_bytes > VET_GPU_INFER_HEADROOM ? d->free_bytes - VET_GPU_INFER_HEADROOM : 0;
+}
+
+int vet_gpu_infer_check_fit(const vet_gpu_infer_plan *p, const vet_gpu_infer_device *d, int n_slots, int max_len,
+                            vet_err *err) {
+    size_t usable = usable_bytes(d);
+    if (p->total <= usable) return 0;
+    char w[32], kv[32], sc[32], tot[32], fr[32], us[32], hr[32];
+    return vet_err_kindf(err, VET_E_USAGE, "the model needs %s on cuda:%d (weights %s, KV cache %s, scratch %s) but "
+                         "only %s of its %s free can be planned (%s is kept for cuBLAS and kernels): use a smaller "
+                         "--batch than %d or a smaller --max-len than %d%s", bytes_str(tot, p->total), d->index,
+                         bytes_str(w, p->weights), bytes_str(kv, p->cache), bytes_str(sc, p->scratch),
+                         bytes_str(us, usable), bytes_str(fr, d->free_bytes), bytes_str(hr, VET_GPU_INFER_HEADROOM),
+                         n_slots, max_len, smaller_weights(d));
+}
+
+vet_gpu_infer *vet_gpu_infer_device_load(const vet_gpu_infer_device *d, const vet_model *m, int n_slots,
+                                         int max_len, vet_err *err) {
+    vet_gpu_infer_plan p = {0};
+    if (vet_gpu_infer_device_plan(d, &m->cfg, n_slots, max_len, &p, err) ||
+        vet_gpu_infer_check_fit(&p, d, n_slots, max_len, err))
+        return NULL;
+    vet_gpu_opts go = {.flags = device_flags(d), .mem_limit = usable_bytes(d)};
+    return vet_gpu_infer_new(d->ctx, m, n_slots, max_len, &go, err);
+}

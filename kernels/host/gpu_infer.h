@@ -1,5 +1,6 @@
-// gpu_infer.h — lib/infer.h's KV-cache forward on a CUDA device: prefill of one prompt into a
-// slot, and decode steps of one token for n slots at once, with the ops of kernels/ops_cuda.h.
+// gpu_infer.h — lib/generate/decoder.h's KV-cache forward on a CUDA device: prefill of one
+// prompt into a slot, and decode steps of one token for n slots at once, with the ops of
+// kernels/ops_cuda.h. At the end, vet-generate's device: opened, planned, checked, loaded.
 //
 // A vet_gpu_infer is a merged model (no LoRA left: vet_model_merge_lora first, as for the
 // CPU) uploaded once (fp32, or bf16 weight matrices with VET_GPU_BF16, IEEE fp16 ones with
@@ -16,8 +17,8 @@
 //            slot's position, the new k/v rows scattered into the caches (kv_cache_write_cuda),
 //            attention of each row against its own slot's cache (attention_decode_cuda);
 //            logits (n, V) come back for sampling on the host.
-// vet_gpu_infer_backend fills lib/infer.h's backend table, so vet_generate_on drives it with
-// the CPU's scheduling, sampling and constrained decoding.
+// vet_gpu_infer_backend fills lib/generate/decoder.h's backend table, so vet_generate_on drives
+// it with the CPU's scheduling, sampling and constrained decoding.
 //
 // Precision: fp32 mode computes what the CPU computes up to summation order (cuBLAS fp32
 // GEMMs, no TF32): ~1e-6 relative. A row's result does not depend on the other rows of its
@@ -36,9 +37,11 @@
 #include <stdint.h>
 
 #include "base/err.h"
-#include "kernels/host/gpu_model.h"
 #include "generate/decoder.h"
+#include "kernels/host/device.h"
+#include "kernels/host/gpu_model.h"
 #include "model/model.h"
+#include "model/quant.h"
 
 // Device bytes of an inference model, by kind; total is exactly what vet_gpu_infer_new
 // allocates (each buffer rounded up to 256 bytes).
@@ -67,7 +70,7 @@ typedef struct vet_gpu_infer vet_gpu_infer;  // opaque
 // VET_GPU_BF16, VET_GPU_FP16 (the bf16 mode in IEEE fp16: matrices and GEMM inputs fp16, fp32
 // accumulation; for float16 checkpoints, whose weights it keeps exactly) or 0, plus
 // VET_GPU_INT8 or VET_GPU_NF4 (not with VET_GPU_FP16) for quantized weight matrices
-// (quantized on the host by lib/quant.c, dequantized per GEMM into one scratch matrix, to bf16
+// (quantized on the host by lib/model/quant.c, dequantized per GEMM into one scratch matrix, to bf16
 // with VET_GPU_BF16, else fp32; see gpu_model.h); mem_limit the bytes it may take (0: no check). opts may be NULL (fp32,
 // no limit). m is not referenced afterwards.
 vet_gpu_infer *vet_gpu_infer_new(vet_cuda *ctx, const vet_model *m, int n_slots, int max_len,
@@ -75,7 +78,7 @@ vet_gpu_infer *vet_gpu_infer_new(vet_cuda *ctx, const vet_model *m, int n_slots,
 void vet_gpu_infer_free(vet_gpu_infer *g);  // safe with NULL
 const vet_gpu_infer_plan *vet_gpu_infer_plan_of(const vet_gpu_infer *g);
 
-// As vet_infer_prefill / vet_infer_step (lib/infer.h); logits are host memory. A prompt may
+// As vet_infer_prefill / vet_infer_step (lib/generate/decoder.h); logits are host memory. A prompt may
 // take up to max_len positions; a step fails on a slot whose cache is full.
 int vet_gpu_infer_prefill(vet_gpu_infer *g, int slot, const int32_t *ids, int n, float *logits,
                           vet_err *err);
@@ -85,5 +88,55 @@ int vet_gpu_infer_len(const vet_gpu_infer *g, int slot);  // positions in the sl
 
 // be = the backend table of g, for vet_generate_on.
 void vet_gpu_infer_backend(vet_gpu_infer *g, vet_infer_backend *be);
+
+// ---------------------------------------------------------------------------------------
+// vet-generate's device, in three steps so that each can fail before the next costs time:
+// open it (before any input is read: a wrong device fails at once), plan its memory once the
+// model's config is known (said to the person before anything is allocated), then refuse a
+// plan that does not fit, or upload the model. The caller says each step; nothing here prints.
+
+// Device memory a plan may take: the free memory less room for what is allocated outside the
+// plan (cuBLAS workspaces, kernel modules loaded on first use); as vet-train.
+#define VET_GPU_INFER_HEADROOM ((size_t)256 << 20)
+
+typedef struct {
+    vet_cuda *ctx;
+    int index;                 // cuda:N
+    char name[256];            // "NVIDIA H200 (sm_90, 139.8 GiB)"
+    size_t free_bytes, total_bytes;
+    unsigned half;             // VET_GPU_BF16, VET_GPU_FP16 or 0 (fp32)
+    vet_quant_kind quant;
+    int half_from_checkpoint;  // fp16 because the checkpoint is stored in float16
+} vet_gpu_infer_device;
+
+// The 16-bit format of the weights (VET_GPU_BF16, VET_GPU_FP16, or 0 for fp32): as c asks,
+// else fp16 for a checkpoint stored in float16 (model_dir's config.json; bf16 would drop 3
+// mantissa bits of each of its weights; quantized weights dequantize to bf16), else bf16. A
+// config that does not load here is left to the model's loader to report. *from_checkpoint
+// (may be NULL) is set when config.json decided.
+unsigned vet_gpu_infer_choose_half(const vet_device_choice *c, const char *model_dir, int *from_checkpoint);
+
+// Opens the device of c (c->cuda set) with the format above. VET_E_USAGE with the reason when
+// it cannot be used (no GPU, no driver, built without CUDA).
+int vet_gpu_infer_device_open(const vet_device_choice *c, const char *model_dir, vet_gpu_infer_device *d,
+                              vet_err *err);
+void vet_gpu_infer_device_close(vet_gpu_infer_device *d);  // safe on a zeroed or closed one
+
+// "device cuda:0 NAME, weights bf16", with why fp16 or how quantized weights are used.
+const char *vet_gpu_infer_device_describe(const vet_gpu_infer_device *d, char *buf, size_t n);
+
+// The plan of cfg on d for n_slots notes of max_len positions each.
+int vet_gpu_infer_device_plan(const vet_gpu_infer_device *d, const vet_config *cfg, int n_slots, int max_len,
+                              vet_gpu_infer_plan *p, vet_err *err);
+// "device memory plan for 16 notes x 512 positions: weights 1.2 MiB, KV cache ..., free".
+const char *vet_gpu_infer_plan_describe(const vet_gpu_infer_plan *p, const vet_gpu_infer_device *d, int n_slots,
+                                        int max_len, char *buf, size_t n);
+// 0 when p fits d's free memory less VET_GPU_INFER_HEADROOM; else VET_E_USAGE with the numbers
+// and what to change (--batch, --max-len, a smaller weight format).
+int vet_gpu_infer_check_fit(const vet_gpu_infer_plan *p, const vet_gpu_infer_device *d, int n_slots, int max_len,
+                            vet_err *err);
+// Checks the fit, then uploads m (no LoRA left) with d's format.
+vet_gpu_infer *vet_gpu_infer_device_load(const vet_gpu_infer_device *d, const vet_model *m, int n_slots,
+                                         int max_len, vet_err *err);
 
 #endif

@@ -155,6 +155,17 @@ void vet_constrain_free(vet_constrain *c) {
     free(c);
 }
 
+vet_constrain *vet_constrain_from_labels(const char *prefix, const vet_labels *table, char *const *pieces, int V,
+                                         const int32_t *eos_ids, int n_eos, vet_err *err) {
+    size_t n = vet_labels_count(table);
+    const char **labels = malloc((n ? n : 1) * sizeof *labels);
+    if (!labels) return vet_err_nomem(err, "out of memory"), NULL;
+    for (size_t i = 0; i < n; i++) labels[i] = vet_labels_label(table, i);
+    vet_constrain *c = vet_constrain_new(prefix, (char *const *)labels, n, pieces, V, eos_ids, n_eos, err);
+    free(labels);
+    return c;
+}
+
 char **vet_constrain_spm_pieces(const vet_spm *s, int V, vet_err *err) {
     char **p = calloc((size_t)V, sizeof *p);
     if (!p) {

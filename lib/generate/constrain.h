@@ -21,6 +21,7 @@
 #include <stdint.h>
 
 #include "base/err.h"
+#include "data/labels.h"
 #include "data/spm.h"
 
 typedef struct vet_constrain vet_constrain;
@@ -39,6 +40,9 @@ vet_constrain *vet_constrain_new(const char *prefix, char *const *labels, size_t
                                  char *const *pieces, int V, const int32_t *eos_ids, int n_eos,
                                  vet_err *err);
 void vet_constrain_free(vet_constrain *c);  // safe with NULL
+// The same for a code table (lib/data/labels.h, e.g. from vet_codes_load): its labels in order.
+vet_constrain *vet_constrain_from_labels(const char *prefix, const vet_labels *table, char *const *pieces, int V,
+                                         const int32_t *eos_ids, int n_eos, vet_err *err);
 
 // The pieces of a SentencePiece vocabulary for vet_constrain_new: ids >= the tokenizer's
 // vocabulary and control ids are NULL. Free with vet_constrain_free_pieces.

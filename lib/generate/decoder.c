@@ -1,4 +1,4 @@
-// infer.c — the decoder with a KV cache (prefill + step), the sampler, and the batch driver.
+// decoder.c — the decoder with a KV cache (prefill + step), the sampler, and the batch driver.
 //
 // One decode step for n slots, per layer (N = n rows, one new position each):
 //   h = rmsnorm(x)                                   (n,C)

@@ -1,6 +1,6 @@
-// infer.h — text generation on the CPU: a forward pass with a KV cache, a sampler, and a
+// decoder.h — text generation on the CPU: a forward pass with a KV cache, a sampler, and a
 // driver that decodes many notes at once (continuous batching). The driver also runs on a
-// device's forward (vet_generate_on with lib/gpu_infer.h's backend).
+// device's forward (vet_generate_on with kernels/host/gpu_infer.h's backend).
 //
 // Two kinds of forward:
 //   prefill  one prompt, all its positions in one pass (GEMMs over the prompt's M positions
@@ -9,7 +9,7 @@
 //   step     one new token for each of n slots at once: every projection is an (n, C) x
 //            (C, OC) product, attention reads each slot's cache.
 // Exactness: a step computes every row with the same instruction sequence whatever n is and
-// whichever rows sit next to it (vet's own row-wise GEMM kernel, see infer.c), and a prompt
+// whichever rows sit next to it (vet's own row-wise GEMM kernel, see decoder.c), and a prompt
 // is always prefilled alone (the GEMM's shape depends only on the prompt), so a note decoded
 // in a batch gets bit-identical logits, hence the same tokens, as the note decoded alone.
 //
@@ -101,7 +101,7 @@ int vet_generate(const vet_model *m, const vet_gen_opts *o, int batch, vet_gen_n
                  vet_gen_done_fn done, void *ctx, vet_err *err);
 
 // The forward the driver runs on: the CPU's vet_infer above (what vet_generate uses), or a
-// device's (lib/gpu_infer.h). prefill and step mean what vet_infer_prefill and vet_infer_step
+// device's (kernels/host/gpu_infer.h). prefill and step mean what vet_infer_prefill and vet_infer_step
 // mean; slots are 0 .. n_slots-1.
 typedef struct {
     void *state;

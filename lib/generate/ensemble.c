@@ -9,6 +9,7 @@ struct vet_ensemble {
     vet_infer_backend *members;  // k backend tables (copies)
     int k, V, n_slots;
     float *scratch;              // (n_slots, V): one member's logits at a time
+    vet_infer **own;             // vet_ensemble_new_cpu: the members' forwards (k), freed with it
 };
 
 // log(e^a + e^b) without overflow; -inf stands for probability 0.
@@ -90,6 +91,9 @@ vet_ensemble *vet_ensemble_new(const vet_infer_backend *members, int k, int V, i
 
 void vet_ensemble_free(vet_ensemble *e) {
     if (!e) return;
+    if (e->own)
+        for (int i = 0; i < e->k; i++) vet_infer_free(e->own[i]);
+    free(e->own);
     free(e->members);
     free(e->scratch);
     free(e);
@@ -100,4 +104,24 @@ void vet_ensemble_backend(vet_ensemble *e, vet_infer_backend *be) {
     be->n_slots = e->n_slots;
     be->prefill = ens_prefill;
     be->step = ens_step;
+}
+
+vet_ensemble *vet_ensemble_new_cpu(const vet_model *models, int k, int n_slots, vet_err *err) {
+    if (k < 1) return vet_errf(err, "an ensemble needs at least one model"), NULL;
+    vet_infer **own = calloc((size_t)k, sizeof *own);
+    vet_infer_backend *be = calloc((size_t)k, sizeof *be);
+    vet_ensemble *e = NULL;
+    if (!own || !be) {
+        vet_err_nomem(err, "out of memory for an ensemble of %d models", k);
+        goto out;
+    }
+    for (int i = 0; i < k; i++) {
+        if (!(own[i] = vet_infer_new(&models[i], n_slots, err))) goto out;
+        vet_infer_backend_of(own[i], &be[i]);
+    }
+    if ((e = vet_ensemble_new(be, k, models[0].cfg.vocab_size, n_slots, err))) e->own = own, own = NULL;
+out:
+    for (int i = 0; own && i < k; i++) vet_infer_free(own[i]);
+    free(own), free(be);
+    return e;
 }

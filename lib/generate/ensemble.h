@@ -1,5 +1,5 @@
-// ensemble.h — several models decoding as one: a forward backend (lib/infer.h) whose logits
-// are the log of the members' mean next-token probability,
+// ensemble.h — several models decoding as one: a forward backend (lib/generate/decoder.h)
+// whose logits are the log of the members' mean next-token probability,
 //
 //   out[v] = log( (1/K) * sum_k softmax(logits_k)[v] ),
 //
@@ -14,7 +14,7 @@
 // is the member's log-softmax, which picks the same tokens as its logits.
 //
 // Exactness: each output row depends only on the members' rows for the same slot, so an
-// ensemble is as batch-invariant as its members (lib/infer.h).
+// ensemble is as batch-invariant as its members (lib/generate/decoder.h).
 #ifndef VET_ENSEMBLE_H
 #define VET_ENSEMBLE_H
 
@@ -27,6 +27,10 @@ typedef struct vet_ensemble vet_ensemble;
 // The table is copied; the backends' states must outlive the ensemble.
 vet_ensemble *vet_ensemble_new(const vet_infer_backend *members, int k, int V, int n_slots, vet_err *err);
 void vet_ensemble_free(vet_ensemble *e);  // safe with NULL
+
+// K models on the CPU as one: each member gets its own KV-cache forward (vet_infer) of n_slots
+// slots, owned by the ensemble. models[0..k) share one vocabulary (lib/generate/models.h checks).
+vet_ensemble *vet_ensemble_new_cpu(const vet_model *models, int k, int n_slots, vet_err *err);
 
 // be = the ensemble as a backend, for vet_generate_on.
 void vet_ensemble_backend(vet_ensemble *e, vet_infer_backend *be);

@@ -1,5 +1,6 @@
-// test_constrain.c — constrained decoding: the language matcher, the token mask, and decoding
-// with a random model: every output must parse and name only labels of the table.
+// test_constrain.c — constrained decoding: the language matcher, the token mask, decoding with
+// a random model (every output must parse and name only labels of the table), and the decoder
+// made from a code table as vet-generate reads one (vet_constrain_from_labels).
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -222,6 +223,34 @@ static void decode_random_model(float temperature, int max_new, int batch) {
     vet_model_free(&m);
 }
 
+// A code table (code<TAB>term lines, as vet_codes_load reads --constrain) gives the language of
+// its codes, in the table's order; an empty table is refused.
+static void test_from_code_table(void) {
+    int V;
+    char **p = make_pieces(&V);
+    vet_err err;
+    vet_labels *table = vet_labels_new();
+    CHECK(vet_labels_add(table, "40214000", "Mastitis", &err) == 0);
+    CHECK(vet_labels_add(table, "Foot Rot", "", &err) == 0);
+    int32_t eos = 2;
+    vet_constrain *c = vet_constrain_from_labels("Diagnosed conditions: ", table, p, V, &eos, 1, &err);
+    CHECK(c != NULL);
+    if (c) {
+#define M(s) vet_constrain_matches(c, s, strlen(s))
+        CHECK(M("Diagnosed conditions: Foot Rot, 40214000"));
+        CHECK(!M("Diagnosed conditions: 1679004"));  // not in this table
+        CHECK(!M("Diagnosed conditions: Mastitis"));  // a term is not a label
+#undef M
+    }
+    vet_constrain_free(c);
+    vet_labels *empty = vet_labels_new();
+    CHECK(vet_constrain_from_labels("x", empty, p, V, &eos, 1, &err) == NULL);
+    CHECK_CONTAINS(err.msg, "no labels");
+    vet_labels_free(empty);
+    vet_labels_free(table);
+    vet_constrain_free_pieces(p, V);
+}
+
 static void test_decode_greedy(void) { decode_random_model(0.0f, 60, 4); }
 static void test_decode_sampled(void) { decode_random_model(1.5f, 60, 3); }
 static void test_decode_short_budget(void) { decode_random_model(2.0f, 26, 5); }
@@ -230,6 +259,7 @@ int main(void) {
     vet_set_threads(1);
     RUN(test_matches);
     RUN(test_advance_and_mask);
+    RUN(test_from_code_table);
     RUN(test_decode_greedy);
     RUN(test_decode_sampled);
     RUN(test_decode_short_budget);

@@ -1,16 +1,22 @@
-// test_ensemble.c — several models decoding as one (lib/ensemble.h): the combination against
-// a direct computation in double, a case where the mean differs from every member's choice,
-// greedy decoding of two real models against recomputing both from scratch at every step,
-// batch invariance, and the refusals.
+// test_ensemble.c — several models decoding as one (lib/generate/ensemble.h): the combination
+// against a direct computation in double, a case where the mean differs from every member's
+// choice, greedy decoding of two real models against recomputing both from scratch at every
+// step, batch invariance, the CPU ensemble that owns its members' forwards, and the refusals;
+// then loading an ensemble's members from their directories (lib/generate/models.h), each
+// checked against the first.
 #include <math.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "check.h"
 #include "generate/ensemble.h"
 #include "generate/decoder.h"
+#include "generate/models.h"
 #include "model/model.h"
+#include "model/model_save.h"
 #include "model/ops.h"
 #include "base/rng.h"
 #include "tiny_models.h"
@@ -259,6 +265,36 @@ static void test_two_models_equal_recompute(void) {
     vet_model_free(&b);
 }
 
+// vet_ensemble_new_cpu (the members' forwards made and owned by the ensemble) decodes what
+// the ensemble of hand-made forwards decodes.
+static void test_new_cpu_owns_forwards(void) {
+    vet_model ms[2];
+    tiny_model(&ms[0], VAR_LLAMA, &SHAPE, 31);
+    tiny_model(&ms[1], VAR_LLAMA, &SHAPE, 32);
+    vet_model *both[2] = {&ms[0], &ms[1]};
+    notes_ctx by_hand = {0};
+    for (int i = 0; i < N_NOTES; i++) {
+        by_hand.lens[i] = 3 + i;
+        for (int j = 0; j < by_hand.lens[i]; j++) by_hand.prompts[i][j] = (int32_t)(1 + (7 * i + 5 * j) % 60);
+    }
+    notes_ctx owned = by_hand;
+    CHECK(decode(both, 2, 2, &by_hand) == 0);
+    vet_err err;
+    vet_ensemble *e = vet_ensemble_new_cpu(ms, 2, 2, &err);
+    CHECK(e != NULL);
+    if (e) {
+        vet_infer_backend be;
+        vet_ensemble_backend(e, &be);
+        vet_gen_opts o = {.max_new = MAX_NEW};
+        CHECK(vet_generate_on(&be, SHAPE.vocab, &o, 2, notes_next, notes_done, &owned, &err) == 0);
+        CHECK(memcmp(owned.out, by_hand.out, sizeof owned.out) == 0);
+        vet_ensemble_free(e);  // frees the forwards too (the sanitized build checks)
+    }
+    CHECK(vet_ensemble_new_cpu(ms, 0, 2, &err) == NULL);
+    vet_model_free(&ms[0]);
+    vet_model_free(&ms[1]);
+}
+
 static void test_refusals(void) {
     const float p[3] = {0.2f, 0.3f, 0.5f};
     fixed_model ok = {p, 3, 4, 0}, small = {p, 3, 1, 0}, broken = {p, 3, 4, 1};
@@ -282,11 +318,91 @@ static void test_refusals(void) {
     vet_ensemble_free(NULL);
 }
 
+// --- an ensemble's members from their directories --------------------------------------
+static char tmp_root[] = "/tmp/vet-test-ensemble.XXXXXX";
+
+// A tiny model saved as DIR (under tmp_root) with vocabulary V and end id eos; its path in out.
+static void save_model(const char *name, int V, int eos, uint64_t seed, char out[512]) {
+    tiny_shape sh = SHAPE;
+    sh.vocab = V;
+    vet_model m;
+    tiny_model(&m, VAR_LLAMA, &sh, seed);
+    m.cfg.eos_id = m.cfg.eos_ids[0] = eos;
+    snprintf(out, 512, "%s/%s", tmp_root, name);
+    vet_err err;
+    if (vet_model_save(&m, out, VET_DT_F32, NULL, &err)) {
+        fprintf(stderr, "%s\n", err.msg);
+        abort();
+    }
+    vet_model_free(&m);
+}
+
+static void write_file(const char *dir, const char *name, const char *text) {
+    char path[600];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "w");
+    if (f) fputs(text, f), fclose(f);
+}
+
+static void test_members_checked_against_first(void) {
+    char a[512], b[512], other_v[512], other_eos[512];
+    save_model("a", 61, 2, 41, a);
+    save_model("b", 61, 2, 42, b);
+    save_model("v", 69, 2, 43, other_v);
+    save_model("eos", 61, 3, 44, other_eos);
+    // "abc" has sha256 ba7816bf...; b ships it, a ships nothing.
+    const char *abc = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
+    write_file(b, "tokenizer.model", "abc");
+    vet_gen_models ms;
+    vet_err err;
+    const char *ok[3] = {a, b, a};
+    CHECK(vet_gen_models_load(&ms, ok, 3, NULL, abc, "tok.model", &err) == 0);
+    CHECK(ms.k == 3 && ms.m[2].cfg.vocab_size == 61);
+    vet_gen_models_free(&ms);
+    CHECK(ms.k == 0);
+
+    const char *vocab[2] = {a, other_v};
+    CHECK(vet_gen_models_load(&ms, vocab, 2, NULL, abc, "tok.model", &err) == -1);
+    CHECK(err.kind == VET_E_INPUT && ms.k == 0);  // nothing stays loaded
+    CHECK_CONTAINS(err.msg, "/v: a vocabulary of 69 tokens, but ");
+    CHECK_CONTAINS(err.msg, "has 61: the models of an ensemble must share one tokenizer");
+
+    const char *eos[2] = {a, other_eos};
+    CHECK(vet_gen_models_load(&ms, eos, 2, NULL, abc, "tok.model", &err) == -1);
+    CHECK_CONTAINS(err.msg, "/eos: its end-of-sequence ids differ from those of ");
+
+    const char *tok[2] = {a, b};
+    CHECK(vet_gen_models_load(&ms, tok, 2, NULL, "00", "other.model", &err) == -1);
+    CHECK(err.kind == VET_E_INPUT && ms.k == 0);
+    CHECK_CONTAINS(err.msg, "/b/tokenizer.model has sha256 ba7816bf");
+    CHECK_CONTAINS(err.msg, "but the tokenizer in use (other.model) has 00");
+    // One model: its own tokenizer is not looked at (the input's hash was checked instead).
+    CHECK(vet_gen_models_load(&ms, &tok[1], 1, NULL, "00", "other.model", &err) == 0);
+    vet_gen_models_free(&ms);
+
+    CHECK(vet_gen_models_load(&ms, ok, 2, a, abc, "tok.model", &err) == -1);
+    CHECK(err.kind == VET_E_USAGE);
+    char missing[600];
+    snprintf(missing, sizeof missing, "%s/none", tmp_root);
+    const char *gone[2] = {a, missing};
+    CHECK(vet_gen_models_load(&ms, gone, 2, NULL, abc, "tok.model", &err) == -1);
+    CHECK(err.kind == VET_E_IO && ms.k == 0);
+}
+
 int main(void) {
     vet_set_threads(1);
     RUN(test_combination);
     RUN(test_mean_not_vote);
     RUN(test_two_models_equal_recompute);
+    RUN(test_new_cpu_owns_forwards);
     RUN(test_refusals);
+    if (!mkdtemp(tmp_root)) {
+        perror("mkdtemp");
+        return 1;
+    }
+    RUN(test_members_checked_against_first);
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp_root);
+    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmp_root);
     CHECK_EXIT();
 }

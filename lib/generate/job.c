@@ -1,0 +1,275 @@
+// job.c — one vet-generate run (see job.h): the checks before anything is written, then the
+// decoder's two callbacks, which read the next prompt and write finished notes in input order.
+#include "generate/job.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "data/labels.h"
+#include "data/spm.h"
+#include "generate/constrain.h"
+#include "generate/ensemble.h"
+#include "generate/pending.h"
+#include "generate/predictions.h"
+#include "generate/prompts.h"
+#include "io/mp.h"
+
+struct vet_generate_job {
+    vet_generate_opts o;
+    // the input and what its header says
+    vet_prompts *in;
+    const msgpack_object *tokenizer, *tmpl;  // the header's, valid while in is open
+    const char *in_sha;                      // the tokenizer's sha256 the input was made with
+    size_t in_sha_len;
+    char *prefix;                            // the template's response prefix
+    // what turns ids into text and text into labels
+    vet_spm *spm;
+    vet_labels *constrain_table, *codes;     // --constrain, --codes (codes gets the table's labels too)
+    const vet_labels *vocab;                 // the labels to find: codes, else the constrain table
+    // the models and how decoding ends
+    vet_gen_models models;
+    int V;
+    int32_t eos[9];                          // config.json's end ids (8 at most) and the tokenizer's
+    int n_eos;
+    vet_constrain *cons;
+    // the forward: handed in (a device), or made on the CPU by run
+    vet_infer_backend be;
+    int have_backend, max_pos;
+    vet_infer *cpu;
+    vet_ensemble *ens;
+    // the output
+    vet_writer *w;
+    vet_pending *pending;
+    vet_generate_counts counts;
+    double t0;
+};
+
+vet_generate_opts vet_generate_defaults(void) {
+    vet_generate_opts o;
+    memset(&o, 0, sizeof o);
+    o.input = "-", o.output = "-";
+    o.max_new = 100, o.batch = 8;
+    o.sampling = (vet_sampling){0.0f, 1.0f, 0};
+    return o;
+}
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+// ---------------------------------------------------------------------------------------
+// Open: each step checks what the one before it read.
+
+// The input, and from its header the tokenizer's hash and the template's response prefix.
+static int open_input(vet_generate_job *j, vet_err *err) {
+    if (!(j->in = vet_prompts_open(j->o.input, err))) return -1;
+    const msgpack_object *h = vet_prompts_header(j->in);
+    j->tokenizer = mp_get(h, "tokenizer"), j->tmpl = mp_get(h, "template");
+    if (!j->tokenizer || mp_get_str(j->tokenizer, "sha256", &j->in_sha, &j->in_sha_len, err))
+        return vet_errf(err, "%s: header lacks tokenizer.sha256 (not made by vet-tokenize?)",
+                        vet_prompts_path(j->in));
+    if (j->tmpl && j->tmpl->type == MSGPACK_OBJECT_MAP && mp_get(j->tmpl, "response_prefix"))
+        j->prefix = mp_get_strdup(j->tmpl, "response_prefix", err);
+    if (!j->prefix && !(j->prefix = strdup(VET_GENERATE_DEFAULT_PREFIX))) return vet_err_nomem(err, "out of memory");
+    return 0;
+}
+
+// The tokenizer, and the check that the input was made with it.
+static int load_tokenizer(vet_generate_job *j, vet_err *err) {
+    char dflt[4096];
+    const char *path = j->o.spm;
+    if (!path) {
+        snprintf(dflt, sizeof dflt, "%s/tokenizer.model", j->o.models[0]);
+        path = dflt;
+    }
+    if (!(j->spm = vet_spm_load(path, err))) return -1;  // corrupt: VET_E_INPUT, unreadable: VET_E_IO
+    const char *sha = vet_spm_sha256(j->spm), *shown = vet_spm_path(j->spm);
+    if (strlen(sha) != j->in_sha_len || strncmp(sha, j->in_sha, j->in_sha_len) != 0)
+        return vet_errf(err, "tokenizer mismatch: %s was tokenized with a tokenizer of sha256 %.*s, but %s has sha256 "
+                        "%s (tokenize with %s, or give the right one with --spm)", vet_prompts_path(j->in),
+                        (int)j->in_sha_len, j->in_sha, shown, sha, shown);
+    return 0;
+}
+
+static vet_labels *load_codes(const char *path, vet_err *err) {
+    FILE *f = fopen(path, "r");
+    if (!f) return vet_err_io(err, "%s: cannot open", path), NULL;
+    vet_labels *v = vet_codes_load(f, path, err);
+    fclose(f);
+    return v;
+}
+
+// The code tables; the labels to find in the text are those of both.
+static int load_tables(vet_generate_job *j, vet_err *err) {
+    const char *cpath = j->o.constrain;
+    if (cpath && !(j->constrain_table = load_codes(cpath, err))) return -1;
+    if (j->o.codes && !(j->codes = load_codes(j->o.codes, err))) return -1;
+    for (size_t i = 0; j->codes && j->constrain_table && i < vet_labels_count(j->constrain_table); i++) {
+        const char *l = vet_labels_label(j->constrain_table, i);
+        if (vet_labels_add(j->codes, l, vet_labels_term(j->constrain_table, l), err))
+            return vet_err_prefix(err, "%s", cpath);
+    }
+    j->vocab = j->codes ? j->codes : j->constrain_table;
+    return 0;
+}
+
+// Decoding ends at config.json's end-of-sequence ids, and at the tokenizer's when the model's
+// vocabulary has it and config.json does not list it.
+static void end_ids(vet_generate_job *j) {
+    const vet_config *c = &j->models.m[0].cfg;
+    j->n_eos = 0;
+    for (int i = 0; i < c->n_eos; i++) j->eos[j->n_eos++] = c->eos_ids[i];
+    int spm_eos = vet_spm_eos_id(j->spm), have = 0;
+    for (int i = 0; i < j->n_eos; i++) have |= j->eos[i] == spm_eos;
+    if (spm_eos >= 0 && spm_eos < j->V && !have) j->eos[j->n_eos++] = spm_eos;
+}
+
+// Constrained decoding over the --constrain table, in the tokenizer's pieces.
+static int build_constrain(vet_generate_job *j, vet_err *err) {
+    if (!j->constrain_table) return 0;
+    char **pieces = vet_constrain_spm_pieces(j->spm, j->V, err);
+    if (!pieces) return -1;
+    j->cons = vet_constrain_from_labels(j->prefix, j->constrain_table, pieces, j->V, j->eos, j->n_eos, err);
+    vet_constrain_free_pieces(pieces, j->V);
+    return j->cons ? 0 : vet_err_prefix(err, "%s", j->o.constrain);
+}
+
+vet_generate_job *vet_generate_open(const vet_generate_opts *o, vet_err *err) {
+    vet_generate_job *j = calloc(1, sizeof *j);
+    if (!j) return vet_err_nomem(err, "out of memory"), NULL;
+    j->o = *o;
+    if (o->n_models < 1) {
+        vet_err_kindf(err, VET_E_USAGE, "no model to decode with");
+        goto fail;
+    }
+    if (open_input(j, err) || load_tokenizer(j, err) || load_tables(j, err) ||
+        vet_gen_models_load(&j->models, o->models, o->n_models, o->adapter, vet_spm_sha256(j->spm),
+                            vet_spm_path(j->spm), err))
+        goto fail;
+    j->V = j->models.m[0].cfg.vocab_size;
+    end_ids(j);
+    if (build_constrain(j, err)) goto fail;
+    return j;
+fail:
+    vet_generate_close(j);
+    return NULL;
+}
+
+void vet_generate_close(vet_generate_job *j) {
+    if (!j) return;
+    vet_writer_abort(j->w);
+    vet_pending_free(j->pending);
+    vet_infer_free(j->cpu);
+    vet_ensemble_free(j->ens);
+    vet_constrain_free(j->cons);
+    vet_gen_models_free(&j->models);
+    vet_labels_free(j->constrain_table);
+    vet_labels_free(j->codes);
+    vet_spm_free(j->spm);
+    free(j->prefix);
+    vet_prompts_close(j->in);
+    free(j);
+}
+
+const vet_model *vet_generate_model(const vet_generate_job *j) { return j->models.k ? &j->models.m[0] : NULL; }
+
+void vet_generate_use_backend(vet_generate_job *j, const vet_infer_backend *be, int max_pos) {
+    j->be = *be, j->have_backend = 1, j->max_pos = max_pos;
+}
+
+void vet_generate_drop_models(vet_generate_job *j) { vet_gen_models_free(&j->models); }
+
+void vet_generate_counts_now(const vet_generate_job *j, vet_generate_counts *c) {
+    *c = j->counts;
+    c->seconds = j->t0 > 0 ? now_s() - j->t0 : 0.0;
+}
+
+// ---------------------------------------------------------------------------------------
+// Run: the decoder pulls prompts and hands back finished notes.
+
+// The decoder's next prompt; its note gets a place in the queue (its tag: input order).
+static int next_prompt(void *ctx, vet_gen_prompt *gp, vet_err *err) {
+    vet_generate_job *j = ctx;
+    vet_prompt p;
+    int rc = vet_prompts_next(j->in, &p, err);
+    if (rc <= 0) return rc;
+    int64_t tag;
+    vet_prediction *n = vet_pending_add(j->pending, &tag, err);
+    if (!n) {
+        vet_prompt_free_fields(&p);
+        return -1;
+    }
+    n->id = p.id, n->species = p.species, n->gold = p.gold, n->n_gold = p.n_gold;
+    gp->tag = tag, gp->prompt = p.prompt, gp->n_prompt = p.n_prompt;
+    return 1;
+}
+
+static int write_one(void *ctx, const vet_prediction *p, vet_err *err) {
+    vet_generate_job *j = ctx;
+    if (vet_predictions_write(j->w, p, err)) return -1;
+    j->counts.notes++, j->counts.tokens += p->n_generated;
+    return 0;
+}
+
+// A finished note: its text and labels, then every note now due, in input order.
+static int note_done(void *ctx, const vet_gen_result *r, vet_err *err) {
+    vet_generate_job *j = ctx;
+    vet_prediction *p = vet_pending_get(j->pending, r->tag);
+    if (vet_prediction_fill(p, r, j->spm, j->vocab, j->eos, j->n_eos, err)) return -1;
+    vet_pending_done(j->pending, r->tag);
+    if (vet_pending_flush(j->pending, write_one, j, err) < 0) return -1;
+    if (j->o.progress) {
+        vet_generate_counts c;
+        vet_generate_counts_now(j, &c);
+        j->o.progress(j->o.progress_ctx, &c);
+    }
+    return 0;
+}
+
+// The CPU's forward when no backend was handed in: one model, or an ensemble of them.
+static int cpu_backend(vet_generate_job *j, vet_err *err) {
+    if (j->models.k > 1) {
+        if (!(j->ens = vet_ensemble_new_cpu(j->models.m, j->models.k, j->o.batch, err))) return -1;
+        vet_ensemble_backend(j->ens, &j->be);
+    } else {
+        if (!(j->cpu = vet_infer_new(&j->models.m[0], j->o.batch, err))) return -1;
+        vet_infer_backend_of(j->cpu, &j->be);
+    }
+    j->have_backend = 1;
+    return 0;
+}
+
+static vet_predictions_header header_of(const vet_generate_job *j) {
+    const vet_generate_opts *o = &j->o;
+    return (vet_predictions_header){
+        .model = o->models[0], .ensemble = o->models, .n_models = o->n_models, .adapter = o->adapter,
+        .tokenizer = j->tokenizer, .tmpl = j->tmpl, .source = o->input, .sampling = o->sampling,
+        .seed = o->seed, .max_new = o->max_new, .batch = o->batch, .constrain = o->constrain,
+    };
+}
+
+// Every note through the decoder into the open stream.
+static int decode_all(vet_generate_job *j, vet_err *err) {
+    const vet_generate_opts *o = &j->o;
+    j->t0 = now_s();
+    if (!j->have_backend && cpu_backend(j, err)) return -1;
+    vet_gen_opts go = {o->sampling, o->seed, o->max_new, j->eos, j->n_eos, j->cons, &j->counts.phases};
+    return vet_generate_on(&j->be, j->V, &go, o->batch, next_prompt, note_done, j, err);
+}
+
+int vet_generate_run(vet_generate_job *j, vet_err *err) {
+    const vet_generate_opts *o = &j->o;
+    vet_prompts_limit(j->in, &(vet_prompt_limits){.vocab = j->V, .max_pos = j->max_pos, .max_new = o->max_new});
+    vet_predictions_header h = header_of(j);
+    if (!(j->pending = vet_pending_new(err)) || !(j->w = vet_predictions_open(o->output, &h, err))) return -1;
+    int rc = decode_all(j, err);
+    vet_writer *w = j->w;
+    j->w = NULL;
+    if (rc == 0) return vet_writer_close(w, err);  // the trailer, fsync, rename
+    vet_writer_abort(w);
+    return -1;
+}

@@ -1,0 +1,94 @@
+// predictions.c — the `predictions` stream (see predictions.h).
+#include "generate/predictions.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "io/mp.h"
+
+void vet_prediction_free(vet_prediction *p) {
+    free(p->id), free(p->species), free(p->text), free(p->generated);
+    mp_free_strs(p->gold, p->n_gold);
+    vet_labels_free_list(p->pred, p->n_pred);
+    memset(p, 0, sizeof *p);
+}
+
+static void pack_str_or_nil(msgpack_packer *pk, const char *key, const char *s) {
+    mp_key(pk, key);
+    if (s) mp_str(pk, s);
+    else msgpack_pack_nil(pk);
+}
+
+// The decoding settings: enough to decode the same notes the same way again.
+static void pack_decoding(msgpack_packer *pk, const vet_predictions_header *h) {
+    mp_key(pk, "decoding");
+    msgpack_pack_map(pk, 8);
+    mp_kv_str(pk, "mode", h->sampling.temperature > 0 ? "sample" : "greedy");
+    mp_kv_double(pk, "temperature", h->sampling.temperature);
+    mp_kv_double(pk, "top_p", h->sampling.top_p);
+    mp_kv_int(pk, "top_k", h->sampling.top_k);
+    mp_kv_int(pk, "seed", (int64_t)h->seed);
+    mp_kv_int(pk, "max_new", h->max_new);
+    mp_kv_int(pk, "batch", h->batch);
+    pack_str_or_nil(pk, "constrain", h->constrain);
+}
+
+vet_writer *vet_predictions_open(const char *path, const vet_predictions_header *h, vet_err *err) {
+    vet_writer *w = vet_writer_open(path, "predictions", "vet-generate", err);
+    if (!w) return NULL;
+    msgpack_packer *pk = vet_writer_packer(w);
+    int ensemble = h->n_models > 1;
+    vet_writer_header_begin(w, (h->tmpl ? 6 : 5) + ensemble);
+    mp_kv_str(pk, "model", h->model);
+    if (ensemble) mp_kv_str_array(pk, "ensemble", (char *const *)h->ensemble, (size_t)h->n_models);
+    pack_str_or_nil(pk, "adapter", h->adapter);
+    mp_key(pk, "tokenizer");
+    msgpack_pack_object(pk, *h->tokenizer);
+    if (h->tmpl) {
+        mp_key(pk, "template");
+        msgpack_pack_object(pk, *h->tmpl);
+    }
+    mp_kv_str(pk, "source", h->source);
+    pack_decoding(pk, h);
+    if (vet_writer_header_end(w, err)) {
+        vet_writer_abort(w);
+        return NULL;
+    }
+    return w;
+}
+
+int vet_predictions_write(vet_writer *w, const vet_prediction *p, vet_err *err) {
+    msgpack_packer *pk = vet_writer_packer(w);
+    msgpack_pack_map(pk, 8);
+    mp_kv_str(pk, "id", p->id);
+    mp_kv_str(pk, "species", p->species);
+    mp_kv_str_array(pk, "gold", p->gold, p->n_gold);
+    mp_kv_str_array(pk, "pred", p->pred, p->n_pred);
+    mp_kv_str(pk, "text", p->text);
+    mp_kv_int(pk, "tokens", p->n_generated);
+    mp_kv_double(pk, "ms", p->ms);
+    mp_kv_i32_array(pk, "generated", p->generated, (size_t)p->n_generated);
+    return vet_writer_record_end(w, err);
+}
+
+int vet_prediction_fill(vet_prediction *p, const vet_gen_result *r, const vet_spm *spm, const vet_labels *vocab,
+                        const int32_t *eos, int n_eos, vet_err *err) {
+    p->generated = malloc((size_t)(r->n_ids + 1) * sizeof(int32_t));
+    int32_t *keep = malloc((size_t)(r->n_ids + 1) * sizeof(int32_t));
+    if (!p->generated || !keep) {
+        free(keep);
+        return vet_err_nomem(err, "out of memory");
+    }
+    if (r->n_ids) memcpy(p->generated, r->ids, (size_t)r->n_ids * sizeof(int32_t));  // --max-new 0: ids is NULL
+    p->n_generated = r->n_ids, p->ms = r->ms;
+    int nk = 0, sv = vet_spm_vocab_size(spm);
+    for (int i = 0; i < r->n_ids; i++) {
+        int is_eos = 0;
+        for (int e = 0; e < n_eos; e++) is_eos |= r->ids[i] == eos[e];
+        if (!is_eos && r->ids[i] < sv) keep[nk++] = r->ids[i];
+    }
+    p->text = vet_spm_decode(spm, keep, (size_t)nk, err);
+    free(keep);
+    if (!p->text) return -1;
+    return vet_labels_extract(vocab, p->text, strlen(p->text), &p->pred, &p->n_pred, NULL, err);
+}

@@ -1,0 +1,59 @@
+// predictions.h — the `predictions` stream vet-generate writes (docs/formats.md): a header that
+// says what made the predictions, then one record per note, in input order:
+//   {"id", "species", "gold": [codes], "pred": [labels found in the text], "text",
+//    "tokens": n generated, "ms": wall time, "generated": [ids]}
+#ifndef VET_PREDICTIONS_H
+#define VET_PREDICTIONS_H
+
+#include <msgpack.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/err.h"
+#include "data/labels.h"
+#include "data/spm.h"
+#include "generate/decoder.h"
+#include "io/stream.h"
+
+// One note's record. Every pointer is malloc'd and owned by the record.
+typedef struct {
+    char *id, *species;
+    char **gold;
+    size_t n_gold;
+    char *text;
+    char **pred;
+    size_t n_pred;
+    int32_t *generated;  // the ids the model chose, end-of-sequence included
+    int n_generated;
+    double ms;
+} vet_prediction;
+
+void vet_prediction_free(vet_prediction *p);  // frees what p holds and zeroes it
+
+// What made the predictions, written once into the header.
+typedef struct {
+    const char *model;                  // the first --model
+    const char *const *ensemble;        // every --model, when more than one (else NULL)
+    int n_models;
+    const char *adapter;                // NULL: none
+    const msgpack_object *tokenizer;    // the input header's, copied as is
+    const msgpack_object *tmpl;         // the input header's template; NULL when it has none
+    const char *source;                 // the input path as given
+    vet_sampling sampling;
+    uint64_t seed;
+    int max_new, batch;
+    const char *constrain;              // the --constrain table's path; NULL: none
+} vet_predictions_header;
+
+// Opens the stream at path ("-": stdout) and writes its header. VET_E_IO on failure (nothing
+// is left under path).
+vet_writer *vet_predictions_open(const char *path, const vet_predictions_header *h, vet_err *err);
+int vet_predictions_write(vet_writer *w, const vet_prediction *p, vet_err *err);
+
+// Fills p's text, labels and generated ids from a finished note: the text is ids decoded
+// without the end-of-sequence ids and without ids the tokenizer does not know (a model
+// vocabulary padded beyond it); the labels are those of vocab found in it (lib/data/labels.h).
+int vet_prediction_fill(vet_prediction *p, const vet_gen_result *r, const vet_spm *spm, const vet_labels *vocab,
+                        const int32_t *eos, int n_eos, vet_err *err);
+
+#endif
