@@ -226,6 +226,14 @@ static int render(job *j, const vet_note *n, vet_err *err) {
 
 // --- rejected rows and species-swapped copies -----------------------------------------------
 
+// Puts the note's place in front of err's message ("file:line: ", for a copy "file:line: its
+// PARTNER copy: ") and sets err->line. Returns -1.
+static int at_note(const job *j, const vet_note *n, const char *partner, vet_err *err) {
+    if (partner) vet_err_prefix(err, "%s:%ld: its %s copy", j->in_name, n->line, partner);
+    else vet_err_prefix(err, "%s:%ld", j->in_name, n->line);
+    return vet_err_at_line(err, n->line);
+}
+
 // s with \\ \t \n \r escaped: one rejected row stays one line of the rejects file.
 static void put_escaped(FILE *f, const char *s, size_t n) {
     for (size_t i = 0; i < n; i++) {
@@ -277,13 +285,8 @@ static int write_copy(job *j, const vet_note *n, vet_err *err) {
     const char *partner = j->o->swap && j->o->swap->n ? vet_swap_partner(j->o->swap, n->species) : NULL;
     if (!partner) return 0;
     vet_note copy;
-    if (make_copy(j, n, partner, &copy, err) || render(j, &copy, err) || emit(j, &copy, n->id, err)) {
-        if (err->kind == VET_E_INPUT) {
-            vet_err_prefix(err, "%s:%ld: its %s copy", j->in_name, n->line, partner);
-            vet_err_at_line(err, n->line);
-        }
-        return -1;
-    }
+    if (make_copy(j, n, partner, &copy, err) || render(j, &copy, err) || emit(j, &copy, n->id, err))
+        return err->kind == VET_E_INPUT ? at_note(j, n, partner, err) : -1;
     return 0;
 }
 
@@ -295,17 +298,10 @@ static int take_note(job *j, const vet_note *n, vet_err *err) {
         if (err->kind != VET_E_INPUT) return -1;
         char reason[sizeof err->msg];  // the rejects file wants the reason without "file:line: "
         memcpy(reason, err->msg, sizeof reason);
-        vet_err_prefix(err, "%s:%ld", j->in_name, n->line);
-        vet_err_at_line(err, n->line);
+        at_note(j, n, NULL, err);
         return set_aside(j, n->line, reason, err);
     }
-    if (emit(j, n, NULL, err)) {
-        if (err->kind == VET_E_INPUT) {  // the tokenizer refused it
-            vet_err_prefix(err, "%s:%ld", j->in_name, n->line);
-            vet_err_at_line(err, n->line);
-        }
-        return -1;
-    }
+    if (emit(j, n, NULL, err)) return err->kind == VET_E_INPUT ? at_note(j, n, NULL, err) : -1;  // the tokenizer refused it
     return write_copy(j, n, err);
 }
 
