@@ -51,10 +51,10 @@ static int dump_one(const char *path, int mode, const char *kind) {
         }
     }
     int status = EXIT_OK;
-    if (rc < 0) {
+    if (rc < 0) {  // a truncated or corrupt stream (1), or one that could not be read (3)
         fflush(stdout);
         cli_warn("%s", err.msg);
-        status = EXIT_BAD_INPUT;
+        status = cli_exit_status(&err);
     } else if (mode == MODE_COUNT) {
         printf("%llu\n", (unsigned long long)vet_reader_records(r));
     } else if (mode == MODE_ALL) {

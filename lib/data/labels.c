@@ -150,11 +150,13 @@ vet_labels *vet_codes_load(FILE *f, const char *name, vet_err *err) {
     }
     if (ferror(f)) {
         vet_err_io(err, "%s: read error", name);
+        lineno = 0;  // not about a line
         goto fail;
     }
     free(line);
     return v;
 fail:
+    vet_err_at_line(err, lineno);
     free(line);
     vet_labels_free(v);
     return NULL;
@@ -251,4 +253,11 @@ void vet_labels_free_list(char **labels, size_t n) {
     if (!labels) return;
     for (size_t i = 0; i < n; i++) free(labels[i]);
     free(labels);
+}
+
+void vet_labels_join(char *out, size_t cap, const char *const *labels, size_t n, const char *none) {
+    size_t o = 0;
+    out[0] = 0;
+    if (n == 0) snprintf(out, cap, "%s", none);
+    for (size_t i = 0; i < n && o < cap; i++) o += (size_t)snprintf(out + o, cap - o, "%s%s", i ? ";" : "", labels[i]);
 }

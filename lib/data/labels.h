@@ -41,7 +41,7 @@ const char *vet_labels_term(const vet_labels *v, const char *label);
 // Reads a codes file: one label per line, or `label<TAB>term`. Blank lines and lines that
 // start with '#' are skipped, so is a first line whose first field is "code" or "label" (a
 // header, as in codes.tsv). CRLF line ends are accepted; surrounding spaces are trimmed.
-// The same label twice with different terms is an error ("name:LINE: ...").
+// The same label twice with different terms is an error ("name:LINE: ...", err->line LINE).
 vet_labels *vet_codes_load(FILE *f, const char *name, vet_err *err);
 
 // Finds the labels in text[0..len): *out gets malloc'd NUL-terminated copies (free with
@@ -51,5 +51,7 @@ vet_labels *vet_codes_load(FILE *f, const char *name, vet_err *err);
 int vet_labels_extract(const vet_labels *v, const char *text, size_t len, char ***out, size_t *n,
                        bool **unknown, vet_err *err);
 void vet_labels_free_list(char **labels, size_t n);
+// labels[0..n) joined by ';' into out (cut short at cap bytes), or `none` when n is 0.
+void vet_labels_join(char *out, size_t cap, const char *const *labels, size_t n, const char *none);
 
 #endif

@@ -29,12 +29,12 @@ int vet_swap_parse(const char *spec, vet_swap *s, vet_err *err) {
         const char *eq = memchr(p, '=', len);
         if (!eq || eq == p || eq + 1 == p + len || memchr(eq + 1, '=', (size_t)(p + len - eq - 1))) {
             vet_swap_free(s);
-            return vet_errf(err, "--species-swap '%.*s': expected A=B, two species names (as in 'Cow=Buffalo,Sheep=Goat')",
+            return vet_err_kindf(err, VET_E_USAGE, "--species-swap '%.*s': expected A=B, two species names (as in 'Cow=Buffalo,Sheep=Goat')",
                             (int)len, p);
         }
         if (s->n == VET_SWAP_MAX_PAIRS) {
             vet_swap_free(s);
-            return vet_errf(err, "--species-swap: more than %d pairs", VET_SWAP_MAX_PAIRS);
+            return vet_err_kindf(err, VET_E_USAGE, "--species-swap: more than %d pairs", VET_SWAP_MAX_PAIRS);
         }
         s->a[s->n] = strndup(p, (size_t)(eq - p));
         s->b[s->n] = strndup(eq + 1, (size_t)(p + len - eq - 1));
@@ -51,7 +51,7 @@ int vet_swap_parse(const char *spec, vet_swap *s, vet_err *err) {
         for (int j = i + 1; j < 2 * s->n; j++) {
             const char *x = i % 2 ? s->b[i / 2] : s->a[i / 2], *y = j % 2 ? s->b[j / 2] : s->a[j / 2];
             if (same_name(x, y)) {
-                vet_errf(err, "--species-swap '%s': '%s' appears twice (each species has one partner)", spec, x);
+                vet_err_kindf(err, VET_E_USAGE, "--species-swap '%s': '%s' appears twice (each species has one partner)", spec, x);
                 vet_swap_free(s);
                 return -1;
             }

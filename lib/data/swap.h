@@ -28,8 +28,8 @@ typedef struct {
 } vet_swap;
 
 // Parses "A=B[,C=D...]" into s. Each name is non-empty, has no '=' or ',', and appears once in
-// the whole table (case-insensitively); an error names the offending part. On failure s holds
-// nothing to free.
+// the whole table (case-insensitively); an error (VET_E_USAGE: the table comes from a flag)
+// names the offending part. On failure s holds nothing to free.
 int vet_swap_parse(const char *spec, vet_swap *s, vet_err *err);
 void vet_swap_free(vet_swap *s);
 

@@ -56,7 +56,7 @@ typedef struct {
     int ntemplates;
 } vet_synth_table;
 
-// Parses a table from text in memory; name is used in messages ("name:12: ...").
+// Parses a table from text in memory; name is used in messages ("name:12: ...", err->line 12).
 vet_synth_table *vet_synth_table_parse(const char *text, const char *name, vet_err *err);
 vet_synth_table *vet_synth_table_load(const char *path, vet_err *err);
 void vet_synth_table_free(vet_synth_table *t);
@@ -69,7 +69,12 @@ typedef struct {
     double noise;          // probability that a row's label is replaced by another disease
     double dup;            // probability that a row repeats an earlier row's note
     const char *species;   // comma-separated species to keep, or NULL for all
+    long count;            // rows vet_synth_write_file writes
+    int alpaca_text;       // vet_synth_write_file: Alpaca text instead of CSV
 } vet_synth_opts;
+
+// seed 1, noise 0.05, dup 0.2, every species, 2000 rows, CSV.
+vet_synth_opts vet_synth_defaults(void);
 
 typedef struct {
     char id[32];
@@ -83,7 +88,9 @@ typedef struct {
 
 typedef struct vet_synth_gen vet_synth_gen;
 
-// n: how many rows will be drawn (sets the width of the ids: syn-0001 ...).
+// n: how many rows will be drawn (sets the width of the ids: syn-0001 ...). Options that cannot
+// work (a probability outside [0,1], an unknown species, no species left to draw) are a
+// VET_E_USAGE error.
 vet_synth_gen *vet_synth_gen_new(const vet_synth_table *t, const vet_synth_opts *o, long n,
                                  vet_err *err);
 // The next row; valid until vet_synth_gen_free (the generator keeps earlier rows to repeat).
@@ -96,6 +103,19 @@ int vet_synth_write_csv_row(FILE *f, const vet_synth_table *t, const vet_synth_r
 // The row rendered in the Alpaca prompt template (instruction, input, response), as text for
 // training a tokenizer: prompt and response, then a newline.
 int vet_synth_write_alpaca(FILE *f, const vet_synth_table *t, const vet_synth_row *r, vet_err *err);
+
+typedef struct {
+    long rows;        // written
+    long repeated;    // of which repeat an earlier note (dup)
+    long relabelled;  // of which carry another disease's label (noise)
+} vet_synth_counts;
+
+// vet-synth's job: o->count rows drawn from t written to path ("-": stdout), as CSV or (with
+// o->alpaca_text) Alpaca text, through a temporary file renamed into place when whole
+// (base/atomic_file.h). 0, or -1 with err: VET_E_USAGE for options that cannot work with t
+// (see vet_synth_gen_new), VET_E_IO for a write that failed ("path: ...").
+int vet_synth_write_file(const vet_synth_table *t, const vet_synth_opts *o, const char *path, vet_synth_counts *c,
+                         vet_err *err);
 
 // The Alpaca template pieces used by vet_synth_write_alpaca (the built-in "alpaca" template).
 extern const char vet_synth_alpaca_header[];

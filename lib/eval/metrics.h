@@ -1,5 +1,6 @@
-// metrics.h — how well predicted label sets match gold label sets (vet-eval's arithmetic),
-// and reading predictions from a `predictions` stream, a CSV or JSON lines.
+// metrics.h — how well predicted label sets match gold label sets (vet-eval's arithmetic).
+// Reading the sets from files is in predictions.h; the report built on these numbers in
+// report.h.
 //
 // Every sample has a gold label set and a predicted label set (duplicates dropped, order
 // ignored). Conventions, stated once here and in man/vet-eval.1:
@@ -81,37 +82,5 @@ double vet_eval_constant_accuracy(const vet_eval *e, char *const *labels, size_t
 // statistics (numpy's default). Macro-F1 of a resample averages over the labels occurring in it.
 int vet_metrics_bootstrap(const vet_eval *e, int B, uint64_t seed, double acc_ci[2], double f1_ci[2],
                           vet_err *err);
-
-// ---------------------------------------------------------------------------------------
-// Reading predictions
-enum { VET_PRED_SNIFF, VET_PRED_STREAM, VET_PRED_CSV, VET_PRED_JSONL };
-
-typedef struct {
-    char *id, *species;  // species "" when absent; id the record/row number when absent
-    char **gold, **pred;
-    size_t ngold, npred;
-    char *text;  // "" when absent
-    int64_t tokens;  // -1 when absent
-    double ms;  // -1 when absent
-} vet_pred;
-
-typedef struct vet_pred_reader vet_pred_reader;
-
-// path "-" or NULL is stdin. format VET_PRED_SNIFF looks at the first bytes: the zstd magic
-// means a stream, '{' JSON lines, anything else CSV. A stream must be of kind "predictions".
-// CSV: a header row naming at least `gold` and `pred` (optional `id`, `species`, `text`,
-// `tokens`, `ms`), labels `;`-separated. JSON lines: one object per line, `gold`/`pred` arrays
-// of strings or `;`-separated strings. On failure err's kind tells a file that
-// could not be opened or read (VET_E_IO) from one that is not what it should be (VET_E_INPUT).
-vet_pred_reader *vet_pred_open(const char *path, int format, vet_err *err);
-const char *vet_pred_format_name(const vet_pred_reader *r);  // "stream", "csv", "jsonl"
-// 1: *rec filled (free with vet_pred_clear), 0: end of input, -1: error ("FILE:LINE: why" or
-// "FILE: record N: why"; err's kind as above).
-int vet_pred_next(vet_pred_reader *r, vet_pred *rec, vet_err *err);
-void vet_pred_clear(vet_pred *rec);
-void vet_pred_close(vet_pred_reader *r);
-
-// Splits "a; b;;c" into trimmed, non-empty malloc'd strings (free with vet_labels_free_list).
-int vet_split_labels(const char *s, size_t len, char ***out, size_t *n, vet_err *err);
 
 #endif

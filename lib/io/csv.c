@@ -3,6 +3,7 @@
 #include "io/csv.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -20,6 +21,7 @@ struct vet_csv {
     size_t nfields, fields_cap;
     char *raw;                  // the row's bytes as read
     size_t raw_len, raw_cap;
+    char why[1024];             // why the last row was rejected, without "name:line: "
 };
 
 static int grow(void **p, size_t *cap, size_t need, size_t elem) {
@@ -93,6 +95,19 @@ vet_csv *vet_csv_open(FILE *f, const char *name, vet_err *err) {
     return c;
 }
 
+// A rejected row: err says "name:line: why" and carries the line; the reason alone is kept for
+// vet_csv_reason (a rejects file writes the line and the reason in columns of their own).
+static int bad_row(vet_csv *c, long line, vet_err *err, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static int bad_row(vet_csv *c, long line, vet_err *err, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(c->why, sizeof c->why, fmt, ap);
+    va_end(ap);
+    vet_errf(err, "%s:%ld: %s", c->name, line, c->why);
+    vet_err_at_line(err, line);
+    return VET_CSV_BAD;
+}
+
 // Skips to the end of the physical line after a malformed row, so the next row starts clean.
 static void resync(vet_csv *c) {
     int ch;
@@ -120,6 +135,7 @@ restart:
     }
     if (ch < 0 && c->ioerr) {
         vet_err_io(err, "%s:%ld: read error: %s", c->name, c->line, strerror(errno));
+        vet_err_at_line(err, c->line);
         return VET_CSV_IOERR;
     }
     if (ch < 0) return VET_CSV_EOF;
@@ -127,14 +143,14 @@ restart:
 loop:
     for (;;) {
         if (c->raw_len > VET_CSV_MAX_ROW) {
-            vet_errf(err, "%s:%ld: row longer than %u MiB (an unbalanced quote?)", c->name,
-                     c->row_line, VET_CSV_MAX_ROW >> 20);
+            bad_row(c, c->row_line, err, "row longer than %u MiB (an unbalanced quote?)", VET_CSV_MAX_ROW >> 20);
             resync(c);
             return VET_CSV_BAD;
         }
         ch = get(c);
         if (ch < 0 && c->ioerr) {
             vet_err_io(err, "%s:%ld: read error", c->name, c->line);
+            vet_err_at_line(err, c->line);
             return VET_CSV_IOERR;
         }
         switch (st) {
@@ -150,11 +166,8 @@ loop:
             if (put(c, (char)ch)) goto oom;
             break;
         case QUOTED:
-            if (ch < 0) {
-                vet_errf(err, "%s:%ld: unbalanced quote: a quoted field is still open at end of input",
-                         c->name, c->row_line);
-                return VET_CSV_BAD;
-            }
+            if (ch < 0)
+                return bad_row(c, c->row_line, err, "unbalanced quote: a quoted field is still open at end of input");
             if (ch == '"') {
                 if (peek(c) == '"') { get(c); if (put(c, '"')) goto oom; }
                 else st = AFTER_QUOTE;
@@ -166,9 +179,9 @@ loop:
             if (ch < 0 || ch == '\n') goto end_row;
             if (ch == ',') { if (put(c, '\0')) goto oom; st = FIELD_START; break; }
             if (ch == '\r' && peek(c) == '\n') { get(c); goto end_row; }
-            vet_errf(err, "%s:%ld: unbalanced quote: '%c' after the closing quote of field %zu "
-                     "(quotes inside a quoted field must be doubled)",
-                     c->name, c->line, ch >= 0x20 && ch < 0x7f ? ch : '?', c->nfields);
+            // The line of the stray byte, not of the row's start: a quoted field may span lines.
+            bad_row(c, c->line, err, "unbalanced quote: '%c' after the closing quote of field %zu "
+                    "(quotes inside a quoted field must be doubled)", ch >= 0x20 && ch < 0x7f ? ch : '?', c->nfields);
             resync(c);
             return VET_CSV_BAD;
         }
@@ -179,6 +192,7 @@ end_row:
     return VET_CSV_ROW;
 oom:
     vet_err_nomem(err, "%s:%ld: out of memory", c->name, c->row_line);
+    vet_err_at_line(err, c->row_line);
     return VET_CSV_IOERR;
 }
 
@@ -192,6 +206,8 @@ const char *vet_csv_field(const vet_csv *c, size_t i, size_t *len) {
 }
 
 long vet_csv_line(const vet_csv *c) { return c->row_line; }
+
+const char *vet_csv_reason(const vet_csv *c) { return c->why; }
 
 const char *vet_csv_raw(const vet_csv *c, size_t *len) {
     size_t n = c->raw_len;

@@ -22,14 +22,16 @@ typedef struct vet_csv vet_csv;
 
 // Reads from f (not closed by vet_csv_close); name is used in messages ("notes.csv:12: ...").
 vet_csv *vet_csv_open(FILE *f, const char *name, vet_err *err);
-// Next row: VET_CSV_ROW, VET_CSV_EOF, VET_CSV_BAD (err says "name:line: why"; the row's raw
-// text is still available) or VET_CSV_IOERR.
+// Next row: VET_CSV_ROW, VET_CSV_EOF, VET_CSV_BAD (err says "name:line: why" and err->line is
+// that line; the row's raw text is still available) or VET_CSV_IOERR.
 int vet_csv_next(vet_csv *c, vet_err *err);
 size_t vet_csv_nfields(const vet_csv *c);
 // Field i of the current row, NUL-terminated (the field may itself hold NUL bytes: use *len).
 const char *vet_csv_field(const vet_csv *c, size_t i, size_t *len);
 // Physical line (1-based) where the current row starts.
 long vet_csv_line(const vet_csv *c);
+// Why the last VET_CSV_BAD row was rejected: err's message without its "name:line: ".
+const char *vet_csv_reason(const vet_csv *c);
 // The current row's bytes as they were in the file, without its line end (NUL-terminated).
 const char *vet_csv_raw(const vet_csv *c, size_t *len);
 void vet_csv_close(vet_csv *c);

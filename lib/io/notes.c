@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <jansson.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -43,7 +44,38 @@ struct vet_notes {
     size_t codes_n, codes_ptr_cap;
     char idbuf[32];
     char *raw;                  // JSON: the record re-serialized, for rejections
+    char why[1024];             // why the last record was rejected, without "name:line: "
 };
+
+// An error about line of the input: err says "name:line: what", err->line is line. Returns -1.
+static int at_line(const vet_notes *s, long line, vet_err *err, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static int at_line(const vet_notes *s, long line, vet_err *err, const char *fmt, ...) {
+    char what[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof what, fmt, ap);
+    va_end(ap);
+    vet_errf(err, "%s:%ld: %s", s->name, line, what);
+    return vet_err_at_line(err, line);
+}
+
+// A rejected record: the error as at_line, and the reason kept apart for vet_notes_reason.
+static int reject(vet_notes *s, long line, vet_err *err, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static int reject(vet_notes *s, long line, vet_err *err, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(s->why, sizeof s->why, fmt, ap);
+    va_end(ap);
+    at_line(s, line, err, "%s", s->why);
+    return VET_NOTE_BAD;
+}
+
+// Out of memory while reading the record at line: not the record's fault, so not a rejection.
+static int no_memory(const vet_notes *s, long line, vet_err *err) {
+    vet_err_nomem(err, "%s:%ld: out of memory", s->name, line);
+    vet_err_at_line(err, line);
+    return VET_NOTE_IOERR;
+}
 
 const char *vet_notes_format_name(vet_notes_format f) {
     switch (f) {
@@ -73,13 +105,12 @@ static int open_csv(vet_notes *s, const vet_notes_opts *o, vet_err *err) {
     s->csv = vet_csv_open(s->f, s->name, err);
     if (!s->csv) return -1;
     int rc = vet_csv_next(s->csv, err);
-    if (rc == VET_CSV_EOF) return vet_errf(err, "%s:1: empty input: no header row", s->name);
+    if (rc == VET_CSV_EOF) return at_line(s, 1, err, "empty input: no header row");
     if (rc != VET_CSV_ROW) return -1;
     s->ncols = vet_csv_nfields(s->csv);
     size_t rawlen;
     const char *raw = vet_csv_raw(s->csv, &rawlen);
-    if (!vet_utf8_valid(raw, rawlen, NULL))
-        return vet_errf(err, "%s:%ld: the header row is not valid UTF-8", s->name, vet_csv_line(s->csv));
+    if (!vet_utf8_valid(raw, rawlen, NULL)) return at_line(s, vet_csv_line(s->csv), err, "the header row is not valid UTF-8");
     const char *want[NCOLS] = {o->id_col, o->species_col, o->note_col, o->codes_col, o->disease_col};
     for (int k = 0; k < NCOLS; k++) {
         const char *name = want[k] ? want[k] : COL_DEFAULT[k];
@@ -92,8 +123,8 @@ static int open_csv(vet_notes *s, const vet_notes_opts *o, vet_err *err) {
             for (size_t i = 0; i < s->ncols && strlen(cols) < sizeof cols - 64; i++)
                 snprintf(cols + strlen(cols), sizeof cols - strlen(cols), "%s%s", i ? "," : "",
                          vet_csv_field(s->csv, i, NULL));
-            return vet_errf(err, "%s:%ld: no column '%s' in the header (columns: %s); name the "
-                            "right one with %s", s->name, vet_csv_line(s->csv), name, cols, COL_FLAG[k]);
+            return at_line(s, vet_csv_line(s->csv), err, "no column '%s' in the header (columns: %s); name the "
+                           "right one with %s", name, cols, COL_FLAG[k]);
         }
     }
     return 0;
@@ -120,12 +151,11 @@ vet_notes *vet_notes_open(FILE *f, const char *name, const vet_notes_opts *opts,
         json_error_t je;
         s->root = json_loadf(f, 0, &je);
         if (!s->root) {
-            vet_errf(err, "%s:%d: not valid JSON: %s", s->name, je.line, je.text);
+            at_line(s, je.line, err, "not valid JSON: %s", je.text);
             goto fail;
         }
         if (!json_is_array(s->root)) {
-            vet_errf(err, "%s:1: expected a JSON array of Alpaca records (use --format jsonl for "
-                     "one object per line)", s->name);
+            at_line(s, 1, err, "expected a JSON array of Alpaca records (use --format jsonl for one object per line)");
             goto fail;
         }
     }
@@ -136,6 +166,8 @@ fail:
 }
 
 vet_notes_format vet_notes_format_of(const vet_notes *s) { return s->format; }
+
+const char *vet_notes_reason(const vet_notes *s) { return s->why; }
 
 static int add_code(vet_notes *s, char *code) {
     if (s->codes_n == s->codes_ptr_cap) {
@@ -185,40 +217,29 @@ static int next_csv(vet_notes *s, vet_note *n, vet_err *err) {
     if (rc == VET_CSV_EOF) return VET_NOTE_EOF;
     s->index++;
     if (rc == VET_CSV_IOERR) return VET_NOTE_IOERR;
-    if (rc == VET_CSV_BAD) return VET_NOTE_BAD;
+    if (rc == VET_CSV_BAD) {
+        snprintf(s->why, sizeof s->why, "%s", vet_csv_reason(s->csv));
+        return VET_NOTE_BAD;
+    }
     long line = vet_csv_line(s->csv);
     size_t nf = vet_csv_nfields(s->csv);
-    if (nf != s->ncols) {
-        vet_errf(err, "%s:%ld: %zu fields, the header has %zu (%s; quote fields that hold commas)",
-                 s->name, line, nf, s->ncols, nf > s->ncols ? "too many" : "too few");
-        return VET_NOTE_BAD;
-    }
+    if (nf != s->ncols)
+        return reject(s, line, err, "%zu fields, the header has %zu (%s; quote fields that hold commas)", nf,
+                      s->ncols, nf > s->ncols ? "too many" : "too few");
     size_t rawlen, off;
     const char *raw = vet_csv_raw(s->csv, &rawlen);
-    if (!vet_utf8_valid(raw, rawlen, &off)) {
-        vet_errf(err, "%s:%ld: invalid UTF-8 (byte %zu of the row); convert the file with iconv",
-                 s->name, line, off + 1);
-        return VET_NOTE_BAD;
-    }
+    if (!vet_utf8_valid(raw, rawlen, &off))
+        return reject(s, line, err, "invalid UTF-8 (byte %zu of the row); convert the file with iconv", off + 1);
     const char *v[NCOLS];
     size_t len[NCOLS];
     for (int k = 0; k < NCOLS; k++) {
         v[k] = "";
         len[k] = 0;
         if (s->col[k] >= 0) v[k] = vet_csv_field(s->csv, (size_t)s->col[k], &len[k]);
-        if (strlen(v[k]) != len[k]) {
-            vet_errf(err, "%s:%ld: a NUL byte in column '%s'", s->name, line, COL_DEFAULT[k]);
-            return VET_NOTE_BAD;
-        }
+        if (strlen(v[k]) != len[k]) return reject(s, line, err, "a NUL byte in column '%s'", COL_DEFAULT[k]);
     }
-    if (blank(v[COL_NOTE])) {
-        vet_errf(err, "%s:%ld: empty note", s->name, line);
-        return VET_NOTE_BAD;
-    }
-    if (split_codes(s, v[COL_CODES], len[COL_CODES])) {
-        vet_err_nomem(err, "%s:%ld: out of memory", s->name, line);
-        return VET_NOTE_IOERR;
-    }
+    if (blank(v[COL_NOTE])) return reject(s, line, err, "empty note");
+    if (split_codes(s, v[COL_CODES], len[COL_CODES])) return no_memory(s, line, err);
     if (!*v[COL_ID]) snprintf(s->idbuf, sizeof s->idbuf, "%ld", s->index);
     *n = (vet_note){
         .line = line, .index = s->index,
@@ -238,73 +259,72 @@ static int member_str(json_t *obj, const char *key, const char **out) {
     return 0;
 }
 
-// One Alpaca record (JSON array element or JSONL line) into n.
-static int from_json(vet_notes *s, json_t *obj, long line, vet_note *n, vet_err *err) {
-    if (!json_is_object(obj)) {
-        vet_errf(err, "%s:%ld: expected a JSON object (an Alpaca record)", s->name, line);
-        return VET_NOTE_BAD;
+// The Alpaca record's text members, in the order of ALPACA_KEYS (NULL where absent).
+enum { KEY_INSTRUCTION, KEY_INPUT, KEY_OUTPUT, KEY_ANIMAL, KEY_DISEASE, NKEYS };
+static const char *const ALPACA_KEYS[NKEYS] = {"instruction", "input", "output", "animal", "disease"};
+
+static int json_members(vet_notes *s, json_t *obj, long line, const char *v[NKEYS], vet_err *err) {
+    for (int k = 0; k < NKEYS; k++) {
+        if (member_str(obj, ALPACA_KEYS[k], &v[k])) return reject(s, line, err, "\"%s\" is not a string", ALPACA_KEYS[k]);
+        // jansson keeps a \u0000 inside a string: the C string would end there, silently shorter.
+        if (v[k] && strlen(v[k]) != json_string_length(json_object_get(obj, ALPACA_KEYS[k])))
+            return reject(s, line, err, "a NUL character in \"%s\"", ALPACA_KEYS[k]);
     }
-    static const char *const keys[] = {"instruction", "input", "output", "animal", "disease"};
-    const char *v[5];
-    for (int k = 0; k < 5; k++) {
-        if (member_str(obj, keys[k], &v[k])) {
-            vet_errf(err, "%s:%ld: \"%s\" is not a string", s->name, line, keys[k]);
-            return VET_NOTE_BAD;
-        }
-        if (v[k] && strlen(v[k]) != json_string_length(json_object_get(obj, keys[k]))) {
-            vet_errf(err, "%s:%ld: a NUL character in \"%s\"", s->name, line, keys[k]);
-            return VET_NOTE_BAD;
-        }
-    }
-    const char *input = v[1];
-    if (!input || blank(input)) {
-        vet_errf(err, "%s:%ld: empty note (no \"input\")", s->name, line);
-        return VET_NOTE_BAD;
-    }
-    size_t pn = strlen(s->note_prefix);
-    const char *note = strncmp(input, s->note_prefix, pn) == 0 ? input + pn : input;
-    if (blank(note)) {
-        vet_errf(err, "%s:%ld: empty note", s->name, line);
-        return VET_NOTE_BAD;
-    }
+    return VET_NOTE_OK;
+}
+
+// "snomed_codes": absent, null, or an array of strings.
+static int json_codes(vet_notes *s, json_t *obj, long line, vet_err *err) {
     s->codes_n = 0;
     json_t *codes = json_object_get(obj, "snomed_codes");
-    if (codes && !json_is_null(codes)) {
-        if (!json_is_array(codes)) {
-            vet_errf(err, "%s:%ld: \"snomed_codes\" is not an array", s->name, line);
-            return VET_NOTE_BAD;
-        }
-        size_t i;
-        json_t *c;
-        json_array_foreach(codes, i, c) {
-            if (!json_is_string(c)) {
-                vet_errf(err, "%s:%ld: \"snomed_codes\"[%zu] is not a string", s->name, line, i);
-                return VET_NOTE_BAD;
-            }
-            if (add_code(s, (char *)json_string_value(c))) {
-                vet_err_nomem(err, "%s:%ld: out of memory", s->name, line);
-                return VET_NOTE_IOERR;
-            }
-        }
+    if (!codes || json_is_null(codes)) return VET_NOTE_OK;
+    if (!json_is_array(codes)) return reject(s, line, err, "\"snomed_codes\" is not an array");
+    size_t i;
+    json_t *c;
+    json_array_foreach(codes, i, c) {
+        if (!json_is_string(c)) return reject(s, line, err, "\"snomed_codes\"[%zu] is not a string", i);
+        if (add_code(s, (char *)json_string_value(c))) return no_memory(s, line, err);
     }
-    const char *id = NULL;
+    return VET_NOTE_OK;
+}
+
+// "id": a string or an integer; absent, null or "": the record number.
+static int json_id(vet_notes *s, json_t *obj, long line, const char **id, vet_err *err) {
     json_t *jid = json_object_get(obj, "id");
-    if (json_is_string(jid)) id = json_string_value(jid);
-    else if (json_is_integer(jid)) {
+    *id = NULL;
+    if (json_is_string(jid)) {
+        *id = json_string_value(jid);
+    } else if (json_is_integer(jid)) {
         snprintf(s->idbuf, sizeof s->idbuf, "%" JSON_INTEGER_FORMAT, json_integer_value(jid));
-        id = s->idbuf;
+        *id = s->idbuf;
     } else if (jid && !json_is_null(jid)) {
-        vet_errf(err, "%s:%ld: \"id\" is neither a string nor an integer", s->name, line);
-        return VET_NOTE_BAD;
+        return reject(s, line, err, "\"id\" is neither a string nor an integer");
     }
-    if (!id || !*id) {
+    if (!*id || !**id) {
         snprintf(s->idbuf, sizeof s->idbuf, "%ld", s->index);
-        id = s->idbuf;
+        *id = s->idbuf;
     }
+    return VET_NOTE_OK;
+}
+
+// One Alpaca record (JSON array element or JSONL line) into n.
+static int from_json(vet_notes *s, json_t *obj, long line, vet_note *n, vet_err *err) {
+    if (!json_is_object(obj)) return reject(s, line, err, "expected a JSON object (an Alpaca record)");
+    const char *v[NKEYS];
+    int rc = json_members(s, obj, line, v, err);
+    if (rc != VET_NOTE_OK) return rc;
+    const char *input = v[KEY_INPUT];
+    if (!input || blank(input)) return reject(s, line, err, "empty note (no \"input\")");
+    size_t pn = strlen(s->note_prefix);
+    const char *note = strncmp(input, s->note_prefix, pn) == 0 ? input + pn : input;
+    if (blank(note)) return reject(s, line, err, "empty note");
+    const char *id;
+    if ((rc = json_codes(s, obj, line, err)) != VET_NOTE_OK || (rc = json_id(s, obj, line, &id, err)) != VET_NOTE_OK)
+        return rc;
     *n = (vet_note){
-        .line = line, .index = s->index, .id = id, .species = v[3] ? v[3] : "", .note = note,
-        .disease = v[4] ? v[4] : "", .codes = s->codes, .n_codes = s->codes_n,
-        .instruction = v[0], .input = input, .output = v[2],
+        .line = line, .index = s->index, .id = id, .species = v[KEY_ANIMAL] ? v[KEY_ANIMAL] : "", .note = note,
+        .disease = v[KEY_DISEASE] ? v[KEY_DISEASE] : "", .codes = s->codes, .n_codes = s->codes_n,
+        .instruction = v[KEY_INSTRUCTION], .input = input, .output = v[KEY_OUTPUT],
     };
     return VET_NOTE_OK;
 }
@@ -326,6 +346,7 @@ static int next_jsonl(vet_notes *s, vet_note *n, vet_err *err) {
         if (s->line_len < 0) {
             if (ferror(s->f)) {
                 vet_err_io(err, "%s:%ld: read error: %s", s->name, s->lineno + 1, strerror(errno));
+                vet_err_at_line(err, s->lineno + 1);
                 return VET_NOTE_IOERR;
             }
             return VET_NOTE_EOF;
@@ -337,17 +358,11 @@ static int next_jsonl(vet_notes *s, vet_note *n, vet_err *err) {
     }
     s->index++;
     size_t off;
-    if (!vet_utf8_valid(s->line, (size_t)s->line_len, &off)) {
-        vet_errf(err, "%s:%ld: invalid UTF-8 (byte %zu of the line)", s->name, s->lineno, off + 1);
-        return VET_NOTE_BAD;
-    }
+    if (!vet_utf8_valid(s->line, (size_t)s->line_len, &off))
+        return reject(s, s->lineno, err, "invalid UTF-8 (byte %zu of the line)", off + 1);
     json_error_t je;
     s->obj = json_loadb(s->line, (size_t)s->line_len, 0, &je);
-    if (!s->obj) {
-        vet_errf(err, "%s:%ld: not valid JSON: %s (JSONL wants one object per line)", s->name,
-                 s->lineno, je.text);
-        return VET_NOTE_BAD;
-    }
+    if (!s->obj) return reject(s, s->lineno, err, "not valid JSON: %s (JSONL wants one object per line)", je.text);
     return from_json(s, s->obj, s->lineno, n, err);
 }
 

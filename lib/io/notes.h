@@ -39,11 +39,14 @@ typedef struct vet_notes vet_notes;
 // JSON file or a missing note column.
 vet_notes *vet_notes_open(FILE *f, const char *name, const vet_notes_opts *opts, vet_err *err);
 // VET_NOTE_OK (*out valid until the next call), VET_NOTE_EOF, VET_NOTE_BAD (this record is
-// rejected, err says "name:line: why", vet_notes_raw gives its text; the next call goes on),
-// VET_NOTE_FATAL (bad input that cannot be skipped) or VET_NOTE_IOERR (read error).
+// rejected: err says "name:line: why" and err->line is that line, vet_notes_reason gives the
+// why alone and vet_notes_raw the record's text; the next call goes on), VET_NOTE_FATAL (bad
+// input that cannot be skipped) or VET_NOTE_IOERR (read error, or out of memory).
 int vet_notes_next(vet_notes *s, vet_note *out, vet_err *err);
 // The current (or just rejected) record's text as it was in the input.
 const char *vet_notes_raw(vet_notes *s, size_t *len);
+// Why the last VET_NOTE_BAD record was rejected: its error's message without "name:line: ".
+const char *vet_notes_reason(const vet_notes *s);
 vet_notes_format vet_notes_format_of(const vet_notes *s);
 const char *vet_notes_format_name(vet_notes_format f);
 void vet_notes_close(vet_notes *s);

@@ -12,7 +12,7 @@
 #include "../../tools/cli.h"
 #include "io/csv.h"
 #include "data/labels.h"
-#include "eval/metrics.h"
+#include "eval/predictions.h"
 #include "io/mp.h"
 #include "io/stream.h"
 

@@ -72,6 +72,27 @@ static void unbalanced_quotes(void) {
     CHECK_CONTAINS(msg, "t.csv:1: unbalanced quote: 'b' after the closing quote");
 }
 
+// A rejected row's error carries its line, and the reason comes apart from the "t.csv:LINE: ".
+// After a quoted field that spans lines, the line is the one with the stray byte.
+static void bad_row_line_and_reason(void) {
+    const char *t = "a,b\n\"two\nlines\"x,c\nd,e\n";
+    FILE *f = fmemopen((void *)t, strlen(t), "rb");
+    vet_err err;
+    vet_csv *c = vet_csv_open(f, "t.csv", &err);
+    CHECK(vet_csv_next(c, &err) == VET_CSV_ROW);
+    CHECK(vet_csv_next(c, &err) == VET_CSV_BAD);
+    CHECK(vet_csv_line(c) == 2);
+    CHECK(err.line == 3);
+    CHECK(err.kind == VET_E_INPUT);
+    CHECK_CONTAINS(err.msg, "t.csv:3: unbalanced quote: 'x' after the closing quote of field 1");
+    CHECK(strncmp(vet_csv_reason(c), "unbalanced quote: 'x'", 21) == 0);
+    CHECK(strstr(err.msg, vet_csv_reason(c)) == err.msg + strlen("t.csv:3: "));
+    CHECK(vet_csv_next(c, &err) == VET_CSV_ROW);
+    CHECK_STR(vet_csv_field(c, 0, NULL), "d");
+    vet_csv_close(c);
+    fclose(f);
+}
+
 static void raw_text(void) {
     const char *t = "h1,h2\r\n\"x\ny\",2\r\n";
     FILE *f = fmemopen((void *)t, strlen(t), "rb");
@@ -120,6 +141,7 @@ int main(void) {
     RUN(crlf_and_bom);
     RUN(empty_fields_and_blank_lines);
     RUN(unbalanced_quotes);
+    RUN(bad_row_line_and_reason);
     RUN(raw_text);
     RUN(long_rows);
     CHECK_EXIT();

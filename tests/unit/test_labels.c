@@ -140,6 +140,18 @@ static void test_codes_file(void) {
     fclose(f);
     CHECK_CONTAINS(err.msg, "dup.tsv:3:");
     CHECK_CONTAINS(err.msg, "listed twice");
+    CHECK(err.line == 3 && err.kind == VET_E_INPUT);
+}
+
+static void test_join(void) {
+    const char *v[] = {"1679004", "Foot Rot"};
+    char out[64];
+    vet_labels_join(out, sizeof out, v, 2, "(none)");
+    CHECK_STR(out, "1679004;Foot Rot");
+    vet_labels_join(out, sizeof out, v, 0, "(none)");
+    CHECK_STR(out, "(none)");
+    vet_labels_join(out, 10, v, 2, "");
+    CHECK_STR(out, "1679004;F");  // cut at the buffer's end, still terminated
 }
 
 int main(void) {
@@ -149,5 +161,6 @@ int main(void) {
     RUN(test_non_numeric_labels);
     RUN(test_vocabulary);
     RUN(test_codes_file);
+    RUN(test_join);
     CHECK_EXIT();
 }

@@ -1,10 +1,11 @@
 // test_metrics.c — vet-eval's arithmetic against numbers worked out by hand, and the
-// predictions readers (CSV, JSON lines) with their error messages.
+// predictions readers (CSV, JSON lines; lib/eval/predictions.h) with their error messages.
 #include <unistd.h>
 
 #include "check.h"
 #include "data/labels.h"
 #include "eval/metrics.h"
+#include "eval/predictions.h"
 
 #define A "1679004"
 #define B "3974005"
@@ -294,22 +295,27 @@ static const char *write_tmp(const char *name, const char *text) {
     return path;
 }
 
+static long last_line;  // the line of the last error bad() saw
+
 // Reading text as the given format must fail with a message containing want.
 static void bad(const char *name, const char *text, int format, const char *want) {
-    vet_err err;
+    vet_err err = {0};
     vet_eval *e = read_all(write_tmp(name, text), format, &err);
     CHECK(e == NULL);
     vet_eval_free(e);
     if (!e) CHECK_CONTAINS(err.msg, want);
+    last_line = err.line;
 }
 
 static void test_bad_input(void) {
     bad("nogold.csv", "id,pred\n1,A\n", VET_PRED_SNIFF, "nogold.csv:1: no \"gold\" column");
     bad("fields.csv", "id,gold,pred\n1,A,A\n2,A\n", VET_PRED_SNIFF, "fields.csv:3: 2 fields, the header has 3");
+    CHECK(last_line == 3);
     bad("quote.csv", "id,gold,pred\n1,A,A\n2,\"A\"x,B\n", VET_PRED_CSV, "quote.csv:3:");
     bad("tokens.csv", "id,gold,pred,tokens\n1,A,A,many\n", VET_PRED_CSV, "tokens.csv:2: tokens \"many\"");
     bad("nopred.jsonl", "{\"gold\": [\"A\"], \"pred\": [\"A\"]}\n{\"gold\": [\"A\"]}\n", VET_PRED_SNIFF,
         "nopred.jsonl:2: missing \"pred\"");
+    CHECK(last_line == 2);
     bad("broken.jsonl", "{\"gold\": [\"A\"], \"pred\": [\"A\"]}\n\n{\"gold\": [\"A\"\n", VET_PRED_SNIFF,
         "broken.jsonl:3: not JSON");
     bad("type.jsonl", "{\"gold\": [\"A\"], \"pred\": [true]}\n", VET_PRED_JSONL, "type.jsonl:1: \"pred\"[0] is not a string");

@@ -89,9 +89,15 @@ static void csv_bad_rows(void) {
                           "n.csv:4: empty note",
                           "n.csv:5: invalid UTF-8",
                           "n.csv:6: unbalanced quote"};
+    // The line comes with the error, and the reason alone (for a rejects file) from the reader.
+    const char *why[] = {"3 fields, the header has 2 (too many", "1 fields, the header has 2 (too few",
+                         "empty note", "invalid UTF-8", "unbalanced quote: 'y' after the closing quote"};
     for (int i = 0; i < 5; i++) {
         CHECK(vet_notes_next(x.s, &n, &x.err) == VET_NOTE_BAD);
         CHECK_CONTAINS(x.err.msg, want[i]);
+        CHECK(x.err.line == i + 2);
+        CHECK(x.err.kind == VET_E_INPUT);
+        CHECK(strncmp(vet_notes_reason(x.s), why[i], strlen(why[i])) == 0);
     }
     size_t len;
     CHECK(vet_notes_next(x.s, &n, &x.err) == VET_NOTE_OK);
@@ -125,8 +131,11 @@ static void jsonl_records(void) {
     CHECK(n.n_codes == 2);
     CHECK(vet_notes_next(x.s, &n, &x.err) == VET_NOTE_BAD);
     CHECK_CONTAINS(x.err.msg, "-:3: not valid JSON");
+    CHECK(x.err.line == 3);  // the blank line 2 is skipped, not counted away
     CHECK(vet_notes_next(x.s, &n, &x.err) == VET_NOTE_BAD);
     CHECK_CONTAINS(x.err.msg, "-:4: empty note");
+    CHECK(x.err.line == 4);
+    CHECK_STR(vet_notes_reason(x.s), "empty note (no \"input\")");
     CHECK(vet_notes_next(x.s, &n, &x.err) == VET_NOTE_OK);
     CHECK_STR(n.note, "plain");
     CHECK_STR(n.id, "42");
@@ -144,6 +153,8 @@ static void json_array(void) {
     CHECK_STR(n.note, "a");
     CHECK(vet_notes_next(x.s, &n, &x.err) == VET_NOTE_BAD);
     CHECK_CONTAINS(x.err.msg, "-:2: \"input\" is not a string");
+    CHECK(x.err.line == 2);  // JSON arrays: the record number
+    CHECK_STR(vet_notes_reason(x.s), "\"input\" is not a string");
     size_t len;
     CHECK_STR(vet_notes_raw(x.s, &len), "{\"input\":3}");
     CHECK(vet_notes_next(x.s, &n, &x.err) == VET_NOTE_EOF);

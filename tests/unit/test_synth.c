@@ -1,5 +1,7 @@
-// test_synth.c — the disease table parser and the synthetic note generator (lib/synth.c).
+// test_synth.c — the disease table parser (lib/data/synth_table.c), the synthetic note
+// generator (synth.c) and the writers (synth_write.c).
 #include <stdint.h>
+#include <unistd.h>
 
 #include "check.h"
 #include "data/synth.h"
@@ -49,11 +51,16 @@ static void test_parse_mini(void) {
 }
 
 // Each case: a table text and a piece of the message it must give.
+// The error names a line ("t.tsv:N: ...") exactly when err->line is N.
 static void expect_error(const char *text, const char *needle) {
     vet_err err = {0};
     vet_synth_table *t = vet_synth_table_parse(text, "t.tsv", &err);
     CHECK(t == NULL);
     CHECK_CONTAINS(err.msg, needle);
+    long line = 0;
+    if (strncmp(err.msg, "t.tsv:", 6) == 0) line = strtol(err.msg + 6, NULL, 10);
+    CHECK(err.line == line);
+    CHECK(err.kind == VET_E_INPUT);
     vet_synth_table_free(t);
 }
 
@@ -303,9 +310,49 @@ static void test_species_filter(void) {
     o.species = "Sheep,Horse";
     CHECK(vet_synth_gen_new(t, &o, 10, &err) == NULL);
     CHECK_CONTAINS(err.msg, "unknown species 'Horse'");
+    CHECK(err.kind == VET_E_USAGE);
     o.species = NULL;
     o.noise = 1.5;
     CHECK(vet_synth_gen_new(t, &o, 10, &err) == NULL);
+    CHECK(err.kind == VET_E_USAGE);
+    vet_synth_table_free(t);
+}
+
+// vet-synth's job: the file holds exactly what the generator draws, the counts add up, and a
+// run that cannot write leaves nothing behind.
+static void test_write_file(void) {
+    vet_err err = {0};
+    vet_synth_table *t = vet_synth_table_parse(MINI, "mini.tsv", &err);
+    CHECK(t != NULL);
+    if (!t) return;
+    char dir[] = "/tmp/vet-test-synth.XXXXXX", path[64];
+    CHECK(mkdtemp(dir) != NULL);
+    snprintf(path, sizeof path, "%s/notes.csv", dir);
+    vet_synth_opts o = vet_synth_defaults();
+    o.count = 300;
+    o.noise = 0.3;
+    o.seed = 8;
+    vet_synth_counts c;
+    CHECK(vet_synth_write_file(t, &o, path, &c, &err) == 0);
+    CHECK(c.rows == 300 && c.repeated > 20 && c.relabelled > 20);
+    char *want = generate(t, o, 300, 0);
+    FILE *f = fopen(path, "rb");
+    char *got = calloc(1, 1 << 20);
+    size_t n = f ? fread(got, 1, (1 << 20) - 1, f) : 0;
+    if (f) fclose(f);
+    CHECK(n == strlen(want) && memcmp(got, want, n) == 0);
+    free(got);
+    free(want);
+    o.species = "Horse";
+    snprintf(path, sizeof path, "%s/horse.csv", dir);
+    CHECK(vet_synth_write_file(t, &o, path, &c, &err) < 0 && err.kind == VET_E_USAGE);
+    CHECK(access(path, F_OK) != 0);
+    o.species = NULL;
+    snprintf(path, sizeof path, "%s/no/such/dir.csv", dir);
+    CHECK(vet_synth_write_file(t, &o, path, &c, &err) < 0 && err.kind == VET_E_IO);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    CHECK(system(cmd) == 0);
     vet_synth_table_free(t);
 }
 
@@ -371,6 +418,7 @@ int main(void) {
     RUN(test_csv_shape);
     RUN(test_rates);
     RUN(test_species_filter);
+    RUN(test_write_file);
     RUN(test_repo_table);
     RUN(test_alpaca_text);
     CHECK_EXIT();

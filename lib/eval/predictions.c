@@ -1,0 +1,426 @@
+// predictions.c — see predictions.h. One reader struct, three formats behind a switch (a
+// stream through io/stream, CSV through io/csv, JSON lines through jansson), then the two loops
+// that fill a sample set (metrics.h) from a file.
+#include "eval/predictions.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <jansson.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "data/labels.h"
+#include "io/csv.h"
+#include "io/mp.h"
+#include "io/stream.h"
+
+// --- reading predictions: stream, CSV, JSON lines ---------------------------------------
+enum { COL_ID, COL_SPECIES, COL_GOLD, COL_PRED, COL_TEXT, COL_TOKENS, COL_MS, NCOLS };
+static const char *col_names[NCOLS] = {"id", "species", "gold", "pred", "text", "tokens", "ms"};
+
+struct vet_pred_reader {
+    int format;
+    char *name;          // for messages: the path or "<stdin>"
+    vet_reader *stream;  // VET_PRED_STREAM
+    FILE *f;             // CSV and JSON lines
+    vet_csv *csv;
+    long col[NCOLS];     // CSV column of each field, -1 when absent
+    size_t ncols;
+    char *line;          // JSON lines
+    size_t cap;
+    long lineno;
+    uint64_t records;
+};
+
+// An error about a line of a CSV or JSON lines file: "name:line: what", err->line set. -1.
+static int at_line(const vet_pred_reader *r, long line, vet_err *err, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static int at_line(const vet_pred_reader *r, long line, vet_err *err, const char *fmt, ...) {
+    char what[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof what, fmt, ap);
+    va_end(ap);
+    vet_errf(err, "%s:%ld: %s", r->name, line, what);
+    return vet_err_at_line(err, line);
+}
+
+// A decimal integer as a fresh string (NULL when out of memory).
+static char *str_of_int(long long v) {
+    char buf[32];
+    snprintf(buf, sizeof buf, "%lld", v);
+    return strdup(buf);
+}
+
+int vet_split_labels(const char *s, size_t len, char ***out, size_t *n, vet_err *err) {
+    size_t cap = 1;
+    for (size_t i = 0; i < len; i++) cap += s[i] == ';';
+    char **v = calloc(cap, sizeof *v);
+    if (!v) return vet_err_nomem(err, "out of memory");
+    size_t k = 0, i = 0;
+    while (i <= len) {
+        size_t j = i;
+        while (j < len && s[j] != ';') j++;
+        size_t a = i, b = j;
+        while (a < b && isspace((unsigned char)s[a])) a++;
+        while (b > a && isspace((unsigned char)s[b - 1])) b--;
+        if (b > a && !(v[k++] = strndup(s + a, b - a))) {
+            vet_labels_free_list(v, k - 1);
+            return vet_err_nomem(err, "out of memory");
+        }
+        i = j + 1;
+    }
+    *out = v;
+    *n = k;
+    return 0;
+}
+
+void vet_pred_clear(vet_pred *rec) {
+    free(rec->id);
+    free(rec->species);
+    free(rec->text);
+    vet_labels_free_list(rec->gold, rec->ngold);
+    vet_labels_free_list(rec->pred, rec->npred);
+    memset(rec, 0, sizeof *rec);
+}
+
+const char *vet_pred_format_name(const vet_pred_reader *r) {
+    return r->format == VET_PRED_STREAM ? "stream" : r->format == VET_PRED_CSV ? "csv" : "jsonl";
+}
+
+void vet_pred_close(vet_pred_reader *r) {
+    if (!r) return;
+    vet_reader_close(r->stream);
+    vet_csv_close(r->csv);
+    if (r->f && r->f != stdin) fclose(r->f);
+    free(r->line);
+    free(r->name);
+    free(r);
+}
+
+static int csv_header(vet_pred_reader *r, vet_err *err) {
+    int rc = vet_csv_next(r->csv, err);
+    if (rc < 0) return -1;
+    if (rc == VET_CSV_EOF) return vet_errf(err, "%s: empty input (expected a header row with gold and pred)", r->name);
+    r->ncols = vet_csv_nfields(r->csv);
+    for (int c = 0; c < NCOLS; c++) r->col[c] = -1;
+    for (size_t i = 0; i < r->ncols; i++) {
+        const char *h = vet_csv_field(r->csv, i, NULL);
+        for (int c = 0; c < NCOLS; c++)
+            if (strcasecmp(h, col_names[c]) == 0 && r->col[c] < 0) r->col[c] = (long)i;
+    }
+    for (int c = COL_GOLD; c <= COL_PRED; c++)
+        if (r->col[c] < 0)
+            return at_line(r, vet_csv_line(r->csv), err, "no \"%s\" column (the header row must name id, gold, pred; "
+                           "species optional)", col_names[c]);
+    return 0;
+}
+
+vet_pred_reader *vet_pred_open(const char *path, int format, vet_err *err) {
+    int is_stdin = !path || strcmp(path, "-") == 0;
+    vet_pred_reader *r = calloc(1, sizeof *r);
+    if (!r || !(r->name = strdup(is_stdin ? "<stdin>" : path))) {
+        free(r);
+        vet_err_nomem(err, "out of memory");
+        return NULL;
+    }
+    r->f = is_stdin ? stdin : fopen(path, "rb");
+    if (!r->f) {
+        vet_err_io(err, "%s: cannot open: %s", path, strerror(errno));
+        goto fail;
+    }
+    if (format == VET_PRED_SNIFF) {
+        // One byte is enough and can be pushed back into stdin: a zstd frame starts 0x28 B5 2F FD.
+        int c = getc(r->f);
+        if (c == EOF && ferror(r->f)) {
+            vet_err_io(err, "%s: read failed: %s", r->name, strerror(errno));
+            goto fail;
+        }
+        if (c == EOF) {
+            vet_errf(err, "%s: empty input (no predictions)", r->name);
+            goto fail;
+        }
+        ungetc(c, r->f);
+        format = c == 0x28 ? VET_PRED_STREAM : c == '{' ? VET_PRED_JSONL : VET_PRED_CSV;
+    }
+    r->format = format;
+    if (format == VET_PRED_STREAM) {
+        if (!is_stdin) fclose(r->f);  // the stream reader opens the path itself
+        r->f = NULL;
+        r->stream = vet_reader_open(is_stdin ? "-" : path, "predictions", err);
+        if (!r->stream) {
+            goto fail;
+        }
+    } else if (format == VET_PRED_CSV) {
+        if (!(r->csv = vet_csv_open(r->f, r->name, err)) || csv_header(r, err) < 0) goto fail;
+    }
+    return r;
+fail:
+    vet_pred_close(r);
+    return NULL;
+}
+
+// --- one record from each format ---
+
+static int stream_next(vet_pred_reader *r, vet_pred *rec, vet_err *err) {
+    const msgpack_object *o;
+    int rc = vet_reader_next(r->stream, &o, err);
+    if (rc <= 0) {
+        return rc;
+    }
+    uint64_t k = vet_reader_records(r->stream);
+    const msgpack_object *v;
+    if ((v = mp_get(o, "id")) && v->type == MSGPACK_OBJECT_STR)
+        rec->id = strndup(v->via.str.ptr, v->via.str.size);
+    else if (v && (v->type == MSGPACK_OBJECT_POSITIVE_INTEGER || v->type == MSGPACK_OBJECT_NEGATIVE_INTEGER))
+        rec->id = str_of_int(v->via.i64);
+    else
+        rec->id = str_of_int((long long)k);
+    if ((v = mp_get(o, "species")) && v->type == MSGPACK_OBJECT_STR)
+        rec->species = strndup(v->via.str.ptr, v->via.str.size);
+    else
+        rec->species = strdup("");
+    if ((v = mp_get(o, "text")) && v->type == MSGPACK_OBJECT_STR)
+        rec->text = strndup(v->via.str.ptr, v->via.str.size);
+    else
+        rec->text = strdup("");
+    if (!rec->id || !rec->species || !rec->text) return vet_err_nomem(err, "out of memory");
+    rec->tokens = -1;
+    rec->ms = -1;
+    if (mp_get(o, "tokens") && mp_get_int(o, "tokens", &rec->tokens, err) < 0) goto bad;
+    if (mp_get(o, "ms") && mp_get_double(o, "ms", &rec->ms, err) < 0) goto bad;
+    if (mp_get_str_array(o, "gold", &rec->gold, &rec->ngold, err) < 0) goto bad;
+    if (mp_get_str_array(o, "pred", &rec->pred, &rec->npred, err) < 0) goto bad;
+    return 1;
+bad:
+    return vet_err_prefix(err, "%s: record %llu", r->name, (unsigned long long)k);
+}
+
+static int parse_int(const char *s, int64_t *out) {
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (end == s || *end || errno) return -1;
+    *out = v;
+    return 0;
+}
+
+static int parse_double(const char *s, double *out) {
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (end == s || *end || errno) return -1;
+    *out = v;
+    return 0;
+}
+
+static int csv_next(vet_pred_reader *r, vet_pred *rec, vet_err *err) {
+    int rc = vet_csv_next(r->csv, err);
+    if (rc == VET_CSV_EOF) return 0;
+    if (rc < 0) return -1;
+    long line = vet_csv_line(r->csv);
+    size_t nf = vet_csv_nfields(r->csv);
+    if (nf != r->ncols) return at_line(r, line, err, "%zu fields, the header has %zu", nf, r->ncols);
+    size_t len;
+    const char *f;
+    f = r->col[COL_ID] >= 0 ? vet_csv_field(r->csv, r->col[COL_ID], NULL) : NULL;
+    if (f) rec->id = strdup(f);
+    else rec->id = str_of_int((long long)r->records + 1);
+    rec->species = strdup(r->col[COL_SPECIES] >= 0 ? vet_csv_field(r->csv, r->col[COL_SPECIES], NULL) : "");
+    rec->text = strdup(r->col[COL_TEXT] >= 0 ? vet_csv_field(r->csv, r->col[COL_TEXT], NULL) : "");
+    if (!rec->id || !rec->species || !rec->text) return vet_err_nomem(err, "out of memory");
+    rec->tokens = -1;
+    rec->ms = -1;
+    if (r->col[COL_TOKENS] >= 0 && *(f = vet_csv_field(r->csv, r->col[COL_TOKENS], NULL)) &&
+        parse_int(f, &rec->tokens) < 0)
+        return at_line(r, line, err, "tokens \"%s\" is not an integer", f);
+    if (r->col[COL_MS] >= 0 && *(f = vet_csv_field(r->csv, r->col[COL_MS], NULL)) && parse_double(f, &rec->ms) < 0)
+        return at_line(r, line, err, "ms \"%s\" is not a number", f);
+    f = vet_csv_field(r->csv, r->col[COL_GOLD], &len);
+    if (vet_split_labels(f, len, &rec->gold, &rec->ngold, err) < 0) return -1;
+    f = vet_csv_field(r->csv, r->col[COL_PRED], &len);
+    if (vet_split_labels(f, len, &rec->pred, &rec->npred, err) < 0) return -1;
+    return 1;
+}
+
+// A JSON label list: an array of strings (or integers), or one ';'-separated string.
+static int json_labels(const json_t *v, const char *key, char ***out, size_t *n, vet_err *err) {
+    if (!v) return vet_errf(err, "missing \"%s\"", key);
+    if (json_is_string(v)) return vet_split_labels(json_string_value(v), json_string_length(v), out, n, err);
+    if (!json_is_array(v)) return vet_errf(err, "\"%s\" is neither an array of labels nor a ';'-separated string", key);
+    size_t m = json_array_size(v);
+    char **a = calloc(m ? m : 1, sizeof *a);
+    if (!a) return vet_err_nomem(err, "out of memory");
+    for (size_t i = 0; i < m; i++) {
+        const json_t *x = json_array_get(v, i);
+        if (json_is_string(x))
+            a[i] = strdup(json_string_value(x));
+        else if (json_is_integer(x))
+            a[i] = str_of_int(json_integer_value(x));
+        else {
+            vet_labels_free_list(a, i);
+            return vet_errf(err, "\"%s\"[%zu] is not a string", key, i);
+        }
+        if (!a[i]) {
+            vet_labels_free_list(a, i);
+            return vet_err_nomem(err, "out of memory");
+        }
+    }
+    *out = a;
+    *n = m;
+    return 0;
+}
+
+// The next line that is not blank into r->line: its length, 0 at end of input, -1 on a read error.
+static ssize_t jsonl_line(vet_pred_reader *r, vet_err *err) {
+    for (;;) {
+        errno = 0;
+        ssize_t got = getline(&r->line, &r->cap, r->f);
+        if (got < 0) {
+            if (ferror(r->f)) return vet_err_io(err, "%s: read failed: %s", r->name, strerror(errno));
+            return 0;
+        }
+        r->lineno++;
+        for (ssize_t i = 0; i < got; i++)
+            if (!isspace((unsigned char)r->line[i])) return got;
+    }
+}
+
+// The fields of one JSON lines object into rec.
+static int jsonl_fields(vet_pred_reader *r, json_t *o, vet_pred *rec, vet_err *err) {
+    json_t *v = json_object_get(o, "id");
+    if (json_is_string(v))
+        rec->id = strdup(json_string_value(v));
+    else if (json_is_integer(v))
+        rec->id = str_of_int(json_integer_value(v));
+    else
+        rec->id = str_of_int((long long)r->records + 1);
+    v = json_object_get(o, "species");
+    rec->species = strdup(json_is_string(v) ? json_string_value(v) : "");
+    v = json_object_get(o, "text");
+    rec->text = strdup(json_is_string(v) ? json_string_value(v) : "");
+    if (!rec->id || !rec->species || !rec->text) return vet_err_nomem(err, "out of memory");
+    rec->tokens = -1;
+    rec->ms = -1;
+    if ((v = json_object_get(o, "tokens")) && !json_is_null(v)) {
+        if (!json_is_integer(v)) return at_line(r, r->lineno, err, "\"tokens\" is not an integer");
+        rec->tokens = json_integer_value(v);
+    }
+    if ((v = json_object_get(o, "ms")) && !json_is_null(v)) {
+        if (!json_is_number(v)) return at_line(r, r->lineno, err, "\"ms\" is not a number");
+        rec->ms = json_number_value(v);
+    }
+    if (json_labels(json_object_get(o, "gold"), "gold", &rec->gold, &rec->ngold, err) < 0 ||
+        json_labels(json_object_get(o, "pred"), "pred", &rec->pred, &rec->npred, err) < 0) {
+        vet_err_prefix(err, "%s:%ld", r->name, r->lineno);
+        return vet_err_at_line(err, r->lineno);
+    }
+    return 1;
+}
+
+static int jsonl_next(vet_pred_reader *r, vet_pred *rec, vet_err *err) {
+    ssize_t got = jsonl_line(r, err);
+    if (got <= 0) return (int)got;
+    json_error_t jerr;
+    json_t *o = json_loadb(r->line, (size_t)got, 0, &jerr);
+    if (!o) return at_line(r, r->lineno, err, "not JSON (%s)", jerr.text);
+    int rc = json_is_object(o) ? jsonl_fields(r, o, rec, err) : at_line(r, r->lineno, err, "not a JSON object");
+    json_decref(o);
+    return rc;
+}
+
+int vet_pred_next(vet_pred_reader *r, vet_pred *rec, vet_err *err) {
+    memset(rec, 0, sizeof *rec);
+    int rc = r->format == VET_PRED_STREAM ? stream_next(r, rec, err)
+             : r->format == VET_PRED_CSV  ? csv_next(r, rec, err)
+                                          : jsonl_next(r, rec, err);
+    if (rc != 1) {
+        vet_pred_clear(rec);
+        return rc;
+    }
+    r->records++;
+    return 1;
+}
+
+// --- filling a sample set -------------------------------------------------------------------
+
+int vet_eval_read_predictions(vet_eval *e, const char *path, int format, const char **format_name, vet_err *err) {
+    vet_pred_reader *r = vet_pred_open(path, format, err);
+    if (!r) return -1;
+    *format_name = vet_pred_format_name(r);  // a string constant: outlives the reader
+    vet_pred rec;
+    int rc;
+    while ((rc = vet_pred_next(r, &rec, err)) == 1) {
+        int added = vet_eval_add(e, rec.species, rec.gold, rec.ngold, rec.pred, rec.npred, err);
+        vet_pred_clear(&rec);
+        if (added < 0) break;
+    }
+    vet_pred_close(r);
+    if (rc != 0) return -1;  // -1 from the reader, or 1: the sample could not be added
+    if (vet_eval_n(e) == 0)
+        return vet_errf(err, "%s: no predictions (n = 0): nothing to evaluate", !path || strcmp(path, "-") == 0 ? "<stdin>" : path);
+    return 0;
+}
+
+// One gold set of a packed record ("codes"[i], an array of label strings) added to e.
+static int add_packed_set(vet_eval *e, const msgpack_object *set, const char *path, unsigned long long k, uint32_t i,
+                          vet_err *err) {
+    uint32_t n = set->via.array.size, j = 0;
+    char **v = calloc(n ? n : 1, sizeof *v);
+    if (!v) return vet_err_nomem(err, "out of memory");
+    int rc = 0;
+    for (; j < n && rc == 0; j++) {
+        const msgpack_object *s = &set->via.array.ptr[j];
+        if (s->type != MSGPACK_OBJECT_STR || !(v[j] = strndup(s->via.str.ptr, s->via.str.size)))
+            rc = vet_errf(err, "%s: record %llu: \"codes\"[%u][%u] is not a string", path, k, i, j);
+    }
+    if (rc == 0) rc = vet_eval_add(e, NULL, v, n, NULL, 0, err);
+    vet_labels_free_list(v, j);
+    return rc;
+}
+
+// A packed record: "codes" holds one gold set per sample of the row.
+static int add_packed_sets(vet_eval *e, const msgpack_object *rec, const char *path, unsigned long long k, vet_err *err) {
+    const msgpack_object *codes = mp_get(rec, "codes");
+    if (!codes || codes->type != MSGPACK_OBJECT_ARRAY)
+        return vet_errf(err, "%s: record %llu: field \"codes\" is missing or not an array", path, k);
+    for (uint32_t i = 0; i < codes->via.array.size; i++) {
+        const msgpack_object *set = &codes->via.array.ptr[i];
+        if (set->type != MSGPACK_OBJECT_ARRAY) return vet_errf(err, "%s: record %llu: \"codes\"[%u] is not an array", path, k, i);
+        if (add_packed_set(e, set, path, k, i, err) < 0) return -1;
+    }
+    return 0;
+}
+
+// A tokens or predictions record: one gold set under key.
+static int add_record_set(vet_eval *e, const msgpack_object *rec, const char *key, const char *path, unsigned long long k,
+                          vet_err *err) {
+    char **v;
+    size_t n;
+    if (mp_get_str_array(rec, key, &v, &n, err) < 0) return vet_err_prefix(err, "%s: record %llu", path, k);
+    int rc = vet_eval_add(e, NULL, v, n, NULL, 0, err);
+    vet_labels_free_list(v, n);
+    return rc;
+}
+
+int vet_eval_read_gold_sets(vet_eval *e, const char *path, vet_err *err) {
+    vet_reader *r = vet_reader_open(path, NULL, err);
+    if (!r) return -1;
+    const char *kind = vet_reader_kind(r);
+    int packed = strcmp(kind, "packed") == 0, preds = strcmp(kind, "predictions") == 0;
+    int rc = 0;
+    if (!packed && !preds && strcmp(kind, "tokens") != 0)
+        rc = vet_errf(err, "%s: --baseline-from wants a tokens, packed or predictions stream, not '%s'", path, kind);
+    const msgpack_object *rec;
+    while (rc == 0 && (rc = vet_reader_next(r, &rec, err)) == 1) {
+        unsigned long long k = vet_reader_records(r);
+        rc = packed ? add_packed_sets(e, rec, path, k, err) : add_record_set(e, rec, preds ? "gold" : "codes", path, k, err);
+    }
+    vet_reader_close(r);
+    if (rc < 0) return -1;
+    if (vet_eval_n(e) == 0) return vet_errf(err, "%s: no samples: no majority label", path);
+    return 0;
+}

@@ -1,0 +1,52 @@
+// predictions.h — reading what vet-eval scores: predictions (a `predictions` stream from
+// vet-generate, a CSV, or JSON lines) and, for the majority baseline, the gold label sets of a
+// training stream.
+#ifndef VET_PREDICTIONS_H
+#define VET_PREDICTIONS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/err.h"
+#include "eval/metrics.h"
+
+enum { VET_PRED_SNIFF, VET_PRED_STREAM, VET_PRED_CSV, VET_PRED_JSONL };
+
+typedef struct {
+    char *id, *species;  // species "" when absent; id the record/row number when absent
+    char **gold, **pred;
+    size_t ngold, npred;
+    char *text;  // "" when absent
+    int64_t tokens;  // -1 when absent
+    double ms;  // -1 when absent
+} vet_pred;
+
+typedef struct vet_pred_reader vet_pred_reader;
+
+// path "-" or NULL is stdin. format VET_PRED_SNIFF looks at the first bytes: the zstd magic
+// means a stream, '{' JSON lines, anything else CSV. A stream must be of kind "predictions".
+// CSV: a header row naming at least `gold` and `pred` (optional `id`, `species`, `text`,
+// `tokens`, `ms`), labels `;`-separated. JSON lines: one object per line, `gold`/`pred` arrays
+// of strings or `;`-separated strings. On failure err's kind tells a file that
+// could not be opened or read (VET_E_IO) from one that is not what it should be (VET_E_INPUT).
+vet_pred_reader *vet_pred_open(const char *path, int format, vet_err *err);
+const char *vet_pred_format_name(const vet_pred_reader *r);  // "stream", "csv", "jsonl"
+// 1: *rec filled (free with vet_pred_clear), 0: end of input, -1: error ("FILE:LINE: why" with
+// err->line set, or "FILE: record N: why"; err's kind as above).
+int vet_pred_next(vet_pred_reader *r, vet_pred *rec, vet_err *err);
+void vet_pred_clear(vet_pred *rec);
+void vet_pred_close(vet_pred_reader *r);
+
+// Splits "a; b;;c" into trimmed, non-empty malloc'd strings (free with vet_labels_free_list).
+int vet_split_labels(const char *s, size_t len, char ***out, size_t *n, vet_err *err);
+
+// Every prediction of path (read as above) added to e, and the format it was read as in
+// *format_name ("stream", "csv", "jsonl"). A file with no prediction is an error.
+int vet_eval_read_predictions(vet_eval *e, const char *path, int format, const char **format_name, vet_err *err);
+
+// The gold label sets of a tokens (`codes`), packed (`codes`, one set per sample of a row) or
+// predictions (`gold`) stream, added to e with no prediction: what the majority baseline is
+// drawn from. A stream of another kind, or one with no sample, is an error.
+int vet_eval_read_gold_sets(vet_eval *e, const char *path, vet_err *err);
+
+#endif

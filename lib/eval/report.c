@@ -1,0 +1,61 @@
+// report.c — see report.h: building the report (reading, metrics, intervals, baseline). The
+// table is in report_table.c, the JSON in report_json.c.
+#include "eval/report.h"
+
+#include <errno.h>
+#include <string.h>
+
+#include "eval/predictions.h"
+
+vet_eval_opts vet_eval_defaults(void) {
+    return (vet_eval_opts){.predictions = "-", .format = VET_PRED_SNIFF, .bootstrap = 1000, .seed = 1, .confusions = 10};
+}
+
+void vet_report_free(vet_report *r) {
+    vet_labels_free_list(r->base, r->nbase);
+    vet_metrics_free(&r->m);
+    vet_eval_free(r->samples);
+    vet_labels_free(r->codes);
+    memset(r, 0, sizeof *r);
+}
+
+static int load_codes(vet_report *r, vet_err *err) {
+    if (!r->o.codes) return 0;
+    FILE *f = fopen(r->o.codes, "r");
+    if (!f) return vet_err_io(err, "%s: cannot open: %s", r->o.codes, strerror(errno));
+    r->codes = vet_codes_load(f, r->o.codes, err);
+    fclose(f);
+    return r->codes ? 0 : -1;
+}
+
+// The majority gold set of the training stream, or of e itself, and its accuracy on e.
+static int baseline(vet_report *r, const vet_eval *e, vet_err *err) {
+    size_t count;
+    int rc;
+    if (r->o.baseline_from) {
+        vet_eval *train = vet_eval_new();
+        if (!train) return vet_err_nomem(err, "out of memory");
+        rc = vet_eval_read_gold_sets(train, r->o.baseline_from, err);
+        if (rc == 0) rc = vet_eval_majority_gold(train, &r->base, &r->nbase, &count, err);
+        vet_eval_free(train);
+    } else {
+        rc = vet_eval_majority_gold(e, &r->base, &r->nbase, &count, err);
+    }
+    if (rc < 0) return -1;
+    r->base_acc = vet_eval_constant_accuracy(e, r->base, r->nbase);
+    return 0;
+}
+
+int vet_report_build(const vet_eval_opts *o, vet_report *r, vet_err *err) {
+    memset(r, 0, sizeof *r);
+    r->o = *o;
+    r->input = strcmp(o->predictions, "-") == 0 ? "<stdin>" : o->predictions;
+    if (load_codes(r, err) < 0) return -1;
+    vet_eval *e = r->samples = vet_eval_new();
+    if (!e) return vet_err_nomem(err, "out of memory");
+    int rc = vet_eval_read_predictions(e, o->predictions, o->format, &r->format, err);
+    if (rc == 0) rc = vet_metrics_compute(e, &r->m, err);
+    if (rc == 0 && o->bootstrap > 0) rc = vet_metrics_bootstrap(e, o->bootstrap, o->seed, r->acc_ci, r->f1_ci, err);
+    if (rc == 0) rc = baseline(r, e, err);
+    return rc;
+}

@@ -1,0 +1,58 @@
+// report.h — vet-eval's report: everything measured over one predictions file (metrics.h),
+// with 95% bootstrap intervals and a majority-label baseline, and its two forms: a table no
+// wider than 100 columns, and JSON.
+//
+// The baseline answers every sample with one fixed label set: the most frequent gold set of a
+// training stream (baseline_from), or, without one, of the evaluated set itself. The latter is
+// optimistic (it peeks at the test labels) and the report says so.
+#ifndef VET_REPORT_H
+#define VET_REPORT_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "base/err.h"
+#include "data/labels.h"
+#include "eval/metrics.h"
+
+typedef struct {
+    const char *predictions;    // a path, or "-" for stdin
+    int format;                 // VET_PRED_* (predictions.h); VET_PRED_SNIFF: from the first byte
+    const char *codes;          // a codes file (`code<TAB>term`) for the terms in the table, or NULL
+    int bootstrap;              // resamples for the 95% intervals; 0: no intervals
+    uint64_t seed;              // the bootstrap's seed
+    const char *baseline_from;  // a tokens, packed or predictions stream, or NULL: this set
+    int confusions;             // how many of the most frequent confusions the table shows
+} vet_eval_opts;
+
+// stdin, sniffed; no codes; 1000 resamples, seed 1; baseline from this set; 10 confusions.
+vet_eval_opts vet_eval_defaults(void);
+
+typedef struct {
+    vet_eval_opts o;
+    const char *input;          // the predictions as named in the report: the path, or "<stdin>"
+    const char *format;         // as read: "stream", "csv" or "jsonl"
+    vet_labels *codes;          // NULL without o.codes
+    vet_eval *samples;          // the predictions read (m's labels and species point into it)
+    vet_metrics m;
+    double acc_ci[2], f1_ci[2]; // 95% intervals of accuracy and macro-F1 (o.bootstrap > 0)
+    char **base;                // the baseline's label set
+    size_t nbase;
+    double base_acc;            // its accuracy on the evaluated set
+} vet_report;
+
+// Reads the codes and the predictions, computes the metrics, the intervals and the baseline.
+// 0, or -1 with err (its kind: VET_E_IO for a file that cannot be read, VET_E_INPUT for one
+// that is not what it should be). r is freed with vet_report_free either way.
+int vet_report_build(const vet_eval_opts *o, vet_report *r, vet_err *err);
+void vet_report_free(vet_report *r);
+
+// The table, to f. Labels, terms and species too long for their column are cut with "...",
+// control characters shown as spaces. 0, or -1 when f reports a write error.
+int vet_report_print(FILE *f, const vet_report *r);
+
+// Every number as JSON (2-space indent, keys in a fixed order), written to path ("-": stdout)
+// through base/atomic_file.h. 0, or -1 with err (VET_E_IO, VET_E_NOMEM).
+int vet_report_write_json(const vet_report *r, const char *path, vet_err *err);
+
+#endif

@@ -1,0 +1,105 @@
+// report_json.c — vet-eval's report as JSON (report.h): every number of the table, the
+// per-label, per-species and confusion lists in full, the baseline and the intervals.
+#include <errno.h>
+#include <jansson.h>
+#include <string.h>
+
+#include "base/atomic_file.h"
+#include "eval/report.h"
+
+static json_t *str_array(const char *const *v, size_t n) {
+    json_t *a = json_array();
+    for (size_t i = 0; i < n; i++) json_array_append_new(a, json_string(v[i]));
+    return a;
+}
+
+static json_t *pair(double lo, double hi) { return json_pack("[ff]", lo, hi); }
+
+static const char *term_of(const vet_report *r, const char *label) {
+    const char *t = r->codes ? vet_labels_term(r->codes, label) : NULL;
+    return t ? t : "";
+}
+
+static void add_summary(json_t *root, const vet_report *r) {
+    const vet_metrics *m = &r->m;
+    json_object_set_new(root, "input", json_string(r->input));
+    json_object_set_new(root, "format", json_string(r->format));
+    json_object_set_new(root, "n", json_integer((json_int_t)m->n));
+    json_object_set_new(root, "correct", json_integer((json_int_t)m->correct));
+    json_object_set_new(root, "accuracy", json_real(m->accuracy));
+    json_object_set_new(root, "macro_precision", json_real(m->macro_precision));
+    json_object_set_new(root, "macro_recall", json_real(m->macro_recall));
+    json_object_set_new(root, "macro_f1", json_real(m->macro_f1));
+    json_object_set_new(root, "micro_precision", json_real(m->micro_precision));
+    json_object_set_new(root, "micro_recall", json_real(m->micro_recall));
+    json_object_set_new(root, "micro_f1", json_real(m->micro_f1));
+    json_object_set_new(root, "jaccard", json_real(m->jaccard));
+    json_object_set_new(root, "no_label", json_integer((json_int_t)m->no_label));
+}
+
+static void add_tables(json_t *root, const vet_report *r) {
+    const vet_metrics *m = &r->m;
+    json_t *labels = json_object();
+    for (size_t i = 0; i < m->nlabels; i++) {
+        const vet_label_stat *s = &m->labels[i];
+        json_object_set_new(labels, s->label,
+                            json_pack("{sIsIsIsfsfsfss}", "support", (json_int_t)s->support, "predicted",
+                                      (json_int_t)s->predicted, "tp", (json_int_t)s->tp, "precision", s->precision,
+                                      "recall", s->recall, "f1", s->f1, "term", term_of(r, s->label)));
+    }
+    json_object_set_new(root, "per_label", labels);
+    json_t *species = json_object();
+    for (size_t i = 0; i < m->nspecies; i++) {
+        const vet_species_stat *s = &m->species[i];
+        json_object_set_new(species, s->species,
+                            json_pack("{sIsIsf}", "n", (json_int_t)s->n, "correct", (json_int_t)s->correct,
+                                      "accuracy", s->accuracy));
+    }
+    json_object_set_new(root, "per_species", species);
+    json_t *conf = json_array();
+    for (size_t i = 0; i < m->nconfusions; i++) {
+        const vet_confusion *c = &m->confusions[i];
+        json_array_append_new(conf, json_pack("{sososI}", "gold", str_array(c->gold, c->ngold), "pred",
+                                              str_array(c->pred, c->npred), "count", (json_int_t)c->count));
+    }
+    json_object_set_new(root, "confusions", conf);
+}
+
+static void add_baseline_and_ci(json_t *root, const vet_report *r) {
+    char joined[4096];
+    vet_labels_join(joined, sizeof joined, (const char *const *)r->base, r->nbase, "");
+    json_object_set_new(root, "baseline",
+                        json_pack("{sssosfssso}", "label", joined, "labels",
+                                  str_array((const char *const *)r->base, r->nbase), "accuracy", r->base_acc,
+                                  "from", r->o.baseline_from ? r->o.baseline_from : "this set", "optimistic",
+                                  json_boolean(!r->o.baseline_from)));
+    if (r->o.bootstrap > 0)
+        json_object_set_new(root, "ci",
+                            json_pack("{sososIsIss}", "accuracy", pair(r->acc_ci[0], r->acc_ci[1]), "macro_f1",
+                                      pair(r->f1_ci[0], r->f1_ci[1]), "resamples", (json_int_t)r->o.bootstrap, "seed",
+                                      (json_int_t)r->o.seed, "method", "percentile"));
+    else
+        json_object_set_new(root, "ci", json_null());
+}
+
+int vet_report_write_json(const vet_report *r, const char *path, vet_err *err) {
+    json_t *root = json_object();
+    if (!root) return vet_err_nomem(err, "out of memory");
+    add_summary(root, r);
+    add_tables(root, r);
+    add_baseline_and_ci(root, r);
+    vet_afile a;
+    if (vet_afile_open(&a, path, err) < 0) {
+        json_decref(root);
+        return -1;
+    }
+    int bad = json_dumpf(root, a.f, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(15)) < 0 ||
+              fputc('\n', a.f) == EOF;
+    json_decref(root);
+    if (bad) {
+        vet_err_io(err, "%s: write failed: %s", a.shown, strerror(errno));
+        vet_afile_abort(&a);
+        return -1;
+    }
+    return vet_afile_commit(&a, err);
+}

@@ -1,0 +1,108 @@
+// report_table.c — vet-eval's report as a table (report.h): a summary, the per-label and
+// per-species tables and the most frequent confusions, no line wider than WIDTH columns.
+#include <stdio.h>
+
+#include "eval/report.h"
+
+#define WIDTH 100  // no line of the report is wider
+
+// s cut to at most width columns (UTF-8 code points), ending in "..." when cut; control
+// characters become spaces so a label from generated text cannot break the table.
+static const char *fit(char *out, size_t cap, const char *s, int width) {
+    int cols = 0;
+    for (const char *p = s; *p; p++) cols += ((unsigned char)*p & 0xC0) != 0x80;
+    size_t o = 0;
+    int keep = cols <= width ? cols : width - 3, c = 0;
+    for (const char *p = s; *p && o + 4 < cap; p++) {
+        unsigned char b = (unsigned char)*p;
+        if ((b & 0xC0) != 0x80 && c++ == keep) break;
+        out[o++] = b < 0x20 || b == 0x7f ? ' ' : (char)b;
+    }
+    if (cols > width) o += (size_t)snprintf(out + o, cap - o, "...");
+    out[o] = 0;
+    return out;
+}
+
+// "a;b" for a label set, "(none)" for the empty set.
+static void join_set(char *out, size_t cap, const char *const *v, size_t n) { vet_labels_join(out, cap, v, n, "(none)"); }
+
+static const char *term_of(const vet_report *r, const char *label) {
+    const char *t = r->codes ? vet_labels_term(r->codes, label) : NULL;
+    return t ? t : "";
+}
+
+// n, accuracy, P/R/F1, Jaccard, outputs with no label, and the baseline.
+static void print_summary(FILE *o, const vet_report *r) {
+    const vet_metrics *m = &r->m;
+    char a[512], b[512];
+    fprintf(o, "%s (%s)\n", fit(a, sizeof a, r->input, WIDTH - 10), r->format);
+    fprintf(o, "%-17s %zu\n", "n", m->n);
+    if (r->o.bootstrap > 0) {
+        fprintf(o, "%-17s %.4f  95%% CI [%.4f, %.4f] (percentile bootstrap, %d resamples, seed %llu)\n",
+                "accuracy", m->accuracy, r->acc_ci[0], r->acc_ci[1], r->o.bootstrap, (unsigned long long)r->o.seed);
+    } else {
+        fprintf(o, "%-17s %.4f  (%zu of %zu exactly right)\n", "accuracy", m->accuracy, m->correct, m->n);
+    }
+    fprintf(o, "%-17s %.4f\n", "macro precision", m->macro_precision);
+    fprintf(o, "%-17s %.4f\n", "macro recall", m->macro_recall);
+    if (r->o.bootstrap > 0)
+        fprintf(o, "%-17s %.4f  95%% CI [%.4f, %.4f]\n", "macro F1", m->macro_f1, r->f1_ci[0], r->f1_ci[1]);
+    else
+        fprintf(o, "%-17s %.4f\n", "macro F1", m->macro_f1);
+    fprintf(o, "%-17s %.4f\n", "micro precision", m->micro_precision);
+    fprintf(o, "%-17s %.4f\n", "micro recall", m->micro_recall);
+    fprintf(o, "%-17s %.4f\n", "micro F1", m->micro_f1);
+    fprintf(o, "%-17s %.4f\n", "mean Jaccard", m->jaccard);
+    fprintf(o, "%-17s %zu  (outputs that parsed to no label, %.1f%%)\n", "no label", m->no_label,
+            100.0 * m->no_label / m->n);
+    join_set(b, sizeof b, (const char *const *)r->base, r->nbase);
+    fprintf(o, "%-17s %.4f  always answering %s\n", "baseline", r->base_acc, fit(a, sizeof a, b, WIDTH - 43));
+    if (r->o.baseline_from)
+        fprintf(o, "%-17s the majority gold set of %s\n", "", fit(a, sizeof a, r->o.baseline_from, WIDTH - 42));
+    else
+        fprintf(o, "%-17s the majority gold set of this set: optimistic, it peeks at the test labels\n", "");
+}
+
+static void print_labels(FILE *o, const vet_report *r) {
+    const vet_metrics *m = &r->m;
+    char a[512], b[512];
+    fprintf(o, "\nper label (P = 0 for a label never predicted; macro means over these %zu labels)\n", m->nlabels);
+    fprintf(o, "%-18s %7s %7s %9s %7s %7s  %s\n", "label", "support", "pred", "precision", "recall", "F1", "term");
+    for (size_t i = 0; i < m->nlabels; i++) {
+        const vet_label_stat *s = &m->labels[i];
+        const char *term = term_of(r, s->label);
+        fprintf(o, "%-18s %7zu %7zu %9.4f %7.4f %7.4f%s%s\n", fit(a, sizeof a, s->label, 18), s->support, s->predicted,
+                s->precision, s->recall, s->f1, *term ? "  " : "", fit(b, sizeof b, term, WIDTH - 62));
+    }
+}
+
+static void print_species(FILE *o, const vet_report *r) {
+    const vet_metrics *m = &r->m;
+    char a[512];
+    fprintf(o, "\nper species\n%-18s %7s %9s\n", "species", "n", "accuracy");
+    for (size_t i = 0; i < m->nspecies; i++) {
+        const vet_species_stat *s = &m->species[i];
+        fprintf(o, "%-18s %7zu %9.4f\n", fit(a, sizeof a, *s->species ? s->species : "(none)", 18), s->n, s->accuracy);
+    }
+}
+
+static void print_confusions(FILE *o, const vet_report *r) {
+    const vet_metrics *m = &r->m;
+    char a[512], b[512], c[512], g[256];
+    size_t show = (size_t)r->o.confusions < m->nconfusions ? (size_t)r->o.confusions : m->nconfusions;
+    fprintf(o, "\nconfusions (the %zu most frequent of %zu)\n%7s  %s\n", show, m->nconfusions, "count", "gold -> predicted");
+    for (size_t i = 0; i < show; i++) {
+        const vet_confusion *cf = &m->confusions[i];
+        join_set(a, sizeof a, cf->gold, cf->ngold);
+        join_set(b, sizeof b, cf->pred, cf->npred);
+        fprintf(o, "%7zu  %s -> %s\n", cf->count, fit(g, sizeof g, a, 43), fit(c, sizeof c, b, 43));
+    }
+}
+
+int vet_report_print(FILE *o, const vet_report *r) {
+    print_summary(o, r);
+    print_labels(o, r);
+    print_species(o, r);
+    print_confusions(o, r);
+    return ferror(o) ? -1 : 0;
+}
