@@ -227,19 +227,17 @@ static int32_t initial_symbols(const vet_bpe *b, scratch *s, const unsigned char
 // The per-word buffers, for a piece of n bytes.
 static int word_scratch(scratch *s, size_t n) {
     if (s->capword >= n + 1) return 0;
-    {
-        size_t c = n + 1;
-        int32_t *a = realloc(s->sym, c * 4), *x = realloc(s->next, c * 4), *y = realloc(s->prev, c * 4);
-        struct hent *h = realloc(s->heap, 3 * c * sizeof *h);  // n - 1 first pairs + 2 per merge (n - 1 merges)
-        char *sp = realloc(s->spell, 2 * c + 1);
-        if (a) s->sym = a;
-        if (x) s->next = x;
-        if (y) s->prev = y;
-        if (h) s->heap = h;
-        if (sp) s->spell = sp;
-        if (!a || !x || !y || !h || !sp) return -1;
-        s->capword = c;
-    }
+    size_t c = n + 1;
+    int32_t *a = realloc(s->sym, c * 4), *x = realloc(s->next, c * 4), *y = realloc(s->prev, c * 4);
+    struct hent *h = realloc(s->heap, 3 * c * sizeof *h);  // n - 1 first pairs + 2 per merge (n - 1 merges)
+    char *sp = realloc(s->spell, 2 * c + 1);
+    if (a) s->sym = a;  // each kept, grown or not, so scratch_free frees it
+    if (x) s->next = x;
+    if (y) s->prev = y;
+    if (h) s->heap = h;
+    if (sp) s->spell = sp;
+    if (!a || !x || !y || !h || !sp) return -1;
+    s->capword = c;
     return 0;
 }
 
