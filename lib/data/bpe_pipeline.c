@@ -11,9 +11,10 @@ static const char GPT2_REGEX[] =
     "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+";
 
 // Hugging Face runs these regexes with Oniguruma, whose \s is Unicode's White_Space (it takes
-// U+0085 NEXT LINE); PCRE2's \s in UCP mode is \p{Z} and the ASCII spaces, without U+0085. So
-// \s becomes [\s\x{85}] (inside a class, \s\x{85}) and \S outside a class [^\s\x{85}]. Returns a
-// malloc'd pattern, or NULL when out of memory.
+// U+0085 NEXT LINE). PCRE2's \s in UCP mode has been \p{Z} plus the ASCII spaces in some
+// versions, without U+0085 (Debian 12's 10.42 does take it: the reference test has a string that
+// tells). So that no version depends on it, \s becomes [\s\x{85}] (inside a class, \s\x{85})
+// and \S outside a class [^\s\x{85}]. Returns a malloc'd pattern, or NULL when out of memory.
 static char *onig_spaces(const char *p, size_t n, size_t *out_len) {
     char *o = malloc(n * 12 + 1);
     if (!o) return NULL;

@@ -72,7 +72,7 @@ def stress_corpus():
         "<|im_start|>system\nYou are a vet.<|im_end|>\n<|im_start|>user\nDog, fever<|im_end|>",
         "<|endoftext|><|endoftext|>", "half <|begin_of_text and <|end_of_text|", "<s> </s> <unk> [INST]",
         "NEL\u0085between and NBSP\u00a0here, ideographic\u3000space, em\u2003space, LS\u2028PS\u2029",
-        "zero\u200bwidth\u200cjoiners\u200d and BOM\ufeffinside", "long s ſ and 'ſ Kelvin K 'K",
+        "a\u0085\u0085b 1\u0085\u0085 x\u0085\u0085 \u0085", "zero\u200bwidth\u200cjoiners\u200d and BOM\ufeffinside", "long s ſ and 'ſ Kelvin K 'K",
         "a" * 300, "ab" * 200, "xyz" * 150 + " " + "é" * 100, "supercalifragilisticexpialidocious" * 5,
         "\u00a0\u00ad\u0000x" if False else "\u00a0\u00ad soft hyphen and controls \u0001\u0002\u007f",
         "ALL CAPS SHOUTING TEXT", "MiXeD cAsE tExT", "  \t\n mixed   \t whitespace \n\n\t  ",
