@@ -1,0 +1,79 @@
+// bpe_impl.h — the insides of vet_bpe, shared by its files: bpe_load.c (the model: vocab,
+// merges, added tokens), bpe_pipeline.c (normalizer, pre-tokenizer, post-processor, decoder),
+// bpe_encode.c (text to ids and back). Not for use outside lib/data/bpe*.c.
+#ifndef VET_BPE_IMPL_H
+#define VET_BPE_IMPL_H
+
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <jansson.h>
+#include <pcre2.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "base/err.h"
+#include "base/strtab.h"
+#include "data/bpe.h"
+
+// The largest id accepted: far above any real vocabulary (Gemma's 256 K), low enough that a
+// hostile file cannot ask for a huge table.
+#define BPE_MAX_ID (1 << 24)
+#define BPE_MAX_STEPS 16
+
+// What Split does with the spans its pattern matches (tokenizers' SplitDelimiterBehavior).
+typedef enum { BPE_ISOLATED, BPE_REMOVED, BPE_MERGED_PREV, BPE_MERGED_NEXT, BPE_CONTIGUOUS } bpe_behavior;
+
+// One pre-tokenizer step. A ByteLevel step is a split by GPT-2's regex (when use_regex) after
+// an optional prefix space; the byte-level spelling itself happens once, before the merges.
+typedef struct {
+    pcre2_code *re;          // NULL: no split (ByteLevel with use_regex false)
+    bpe_behavior behavior;
+    bool invert;
+    bool prefix_space;       // ByteLevel's add_prefix_space
+} bpe_step;
+
+typedef struct {
+    char *text;
+    size_t len;
+    int32_t id;
+    bool normalized;         // matched after normalization (second pass) rather than on raw text
+} bpe_added;
+
+// Merge table: open addressing on the pair of ids, key = (a + 1) << 32 | (b + 1), 0 = empty.
+typedef struct {
+    uint64_t key;
+    int32_t rank;
+    int32_t id;              // the id of the merged piece
+} bpe_merge;
+
+struct vet_bpe {
+    char *path;
+    char sha256[65];
+    vet_strtab vocab;        // vocab.str[id] is the piece of id: pieces are interned in id order
+    int32_t n;               // number of ids
+    uint8_t *special;        // (n) 1 for special added tokens
+    char **dec;              // (n) the bytes each id decodes to (malloc'd each; NULL: nothing)
+    uint32_t *dec_len;       // (n)
+    bpe_merge *merges;
+    size_t merge_mask;       // table size - 1 (a power of two)
+    int32_t byte_id[256];    // id of each byte's one-character piece, -1 when absent
+    int32_t fallback_id[256];// byte_fallback's "<0xAB>" pieces, -1 when absent
+    bpe_added *added;        // sorted longest first
+    size_t nadded;
+    uint8_t added_first[256];// 1 when some added token starts with that byte
+    bpe_step steps[BPE_MAX_STEPS];
+    int nsteps;
+    bool ignore_merges, byte_fallback, fuse_unk, has_template;
+    int32_t unk_id, tmpl_bos, tmpl_eos;
+};
+
+// bpe_load.c: model.vocab, model.merges and added_tokens into b.
+int bpe_load_model(vet_bpe *b, json_t *root, vet_err *err);
+// bpe_pipeline.c: normalizer, pre_tokenizer, post_processor and decoder (after the model: the
+// template's tokens are looked up in the vocabulary).
+int bpe_load_pipeline(vet_bpe *b, json_t *root, vet_err *err);
+// The merge of ids (a, b): its rank and result id, or NULL.
+const bpe_merge *bpe_merge_find(const vet_bpe *b, int32_t a, int32_t c);
+// A regex compiled in UTF + UCP mode, JIT-compiled when PCRE2 can. NULL with err.
+pcre2_code *bpe_regex(const vet_bpe *b, const char *pattern, size_t len, bool literal, vet_err *err);
+
+#endif
