@@ -89,7 +89,7 @@ int main(int argc, char **argv) {
     int status = EXIT_OK;
     vet_err err;
     for (int i = optind; i < argc; i++)  // `vet-dump f >> f` would read what it writes
-        if (vet_refuse_overwrite("stdout", "-", argv[i], &err)) cli_usage_error("%s", err.msg);
+        if (vet_refuse_overwrite("the output", "-", argv[i], &err)) cli_usage_error("%s", err.msg);
     if (optind == argc) return dump_one("-", mode, kind);
     for (int i = optind; i < argc; i++) {
         int s = dump_one(argv[i], mode, kind);
