@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "base/input_file.h"
 #include "io/mp.h"
 #include "io/stream.h"
 
@@ -86,6 +87,9 @@ int main(int argc, char **argv) {
         }
     }
     int status = EXIT_OK;
+    vet_err err;
+    for (int i = optind; i < argc; i++)  // `vet-dump f >> f` would read what it writes
+        if (vet_refuse_overwrite("the output", "-", argv[i], &err)) cli_usage_error("%s", err.msg);
     if (optind == argc) return dump_one("-", mode, kind);
     for (int i = optind; i < argc; i++) {
         int s = dump_one(argv[i], mode, kind);

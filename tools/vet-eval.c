@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "base/input_file.h"
 #include "eval/predictions.h"
 #include "eval/report.h"
 
@@ -80,6 +81,10 @@ int main(int argc, char **argv) {
 
     vet_report r;
     vet_err err;
+    const char *inputs[] = {o.predictions, o.codes, o.baseline_from};
+    for (size_t i = 0; i < sizeof inputs / sizeof *inputs; i++)  // before anything is read or written
+        if (inputs[i] && json_path && vet_refuse_overwrite("--json", json_path, inputs[i], &err))
+            cli_usage_error("%s", err.msg);
     if (vet_report_build(&o, &r, &err) < 0) cli_fail_err(&err);
     int json_on_stdout = json_path && strcmp(json_path, "-") == 0;
     if (!quiet && !json_on_stdout && (vet_report_print(stdout, &r) < 0 || fflush(stdout) != 0))

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "base/input_file.h"
 #include "data/synth.h"
 
 static void usage(void) __attribute__((noreturn));
@@ -96,6 +97,7 @@ int main(int argc, char **argv) {
                           "directory holding diseases.tsv)");
 
     vet_err err;
+    if (vet_refuse_overwrite("-o", out_path, table_path, &err)) cli_usage_error("%s", err.msg);
     vet_synth_table *t = vet_synth_table_load(table_path, &err);
     if (!t) cli_fail_err(&err);
     vet_synth_counts n;

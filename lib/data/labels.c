@@ -1,6 +1,9 @@
 // labels.c — label vocabulary, codes files, and label extraction from generated text.
 #include "data/labels.h"
 
+#include "base/input_file.h"
+#include "base/lines.h"
+
 #include <ctype.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -121,14 +124,16 @@ vet_labels *vet_codes_load(FILE *f, const char *name, vet_err *err) {
         vet_err_nomem(err, "%s: out of memory", name);
         return NULL;
     }
-    char *line = NULL;
-    size_t cap = 0;
-    long lineno = 0;
-    ssize_t got;
-    while ((got = getline(&line, &cap, f)) >= 0) {
-        lineno++;
-        if (memchr(line, 0, (size_t)got)) {
-            vet_errf(err, "%s:%ld: a NUL byte (is this a codes file?)", name, lineno);
+    vet_skip_bom(f);
+    // Lines end at LF, CRLF or CR alone; a line of 64 KiB is no code and term (a device, a
+    // binary file) and stops the read.
+    vet_lines L;
+    vet_lines_init(&L, f, name, (size_t)64 << 10);
+    int got;
+    while ((got = vet_lines_next(&L, err)) > 0) {
+        char *line = L.buf;
+        if (memchr(line, 0, L.len)) {
+            vet_errf(err, "%s:%ld: a NUL byte (is this a codes file?)", name, L.lineno);
             goto fail;
         }
         char *tab = strchr(line, '\t');
@@ -136,28 +141,25 @@ vet_labels *vet_codes_load(FILE *f, const char *name, vet_err *err) {
         if (tab) *tab = 0;
         char *label = trim(line);
         if (!*label || *label == '#') continue;
-        if (lineno == 1 && (strcasecmp(label, "code") == 0 || strcasecmp(label, "label") == 0)) continue;
+        if (L.lineno == 1 && (strcasecmp(label, "code") == 0 || strcasecmp(label, "label") == 0)) continue;
         const char *old = vet_labels_term(v, label);
         if (old && *old && *term && strcmp(old, term) != 0) {
             vet_errf(err, "%s:%ld: label \"%s\" listed twice with different terms (\"%s\", \"%s\")", name,
-                     lineno, label, old, term);
+                     L.lineno, label, old, term);
             goto fail;
         }
         if (vet_labels_add(v, label, term, err) < 0) {
-            vet_err_prefix(err, "%s:%ld", name, lineno);
+            vet_err_prefix(err, "%s:%ld", name, L.lineno);
             goto fail;
         }
     }
-    if (ferror(f)) {
-        vet_err_io(err, "%s: read error", name);
-        lineno = 0;  // not about a line
-        goto fail;
-    }
-    free(line);
+    if (got < 0) goto fail_read;
+    vet_lines_free(&L);
     return v;
 fail:
-    vet_err_at_line(err, lineno);
-    free(line);
+    vet_err_at_line(err, L.lineno);
+fail_read:
+    vet_lines_free(&L);
     vet_labels_free(v);
     return NULL;
 }

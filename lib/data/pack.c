@@ -65,10 +65,10 @@ static int cmp_len_desc(const void *a, const void *b) {
 int vet_pack_ffd(const int32_t *lens, size_t n, int32_t seq_len, int32_t *row_of, size_t *n_rows,
                  vet_err *err) {
     *n_rows = 0;
-    if (seq_len < 1) return vet_errf(err, "vet_pack_ffd: seq_len %d < 1", seq_len);
+    if (seq_len < 1) return vet_errf(err, "packing: the row length %d is below 1", seq_len);
     for (size_t i = 0; i < n; i++)
         if (lens[i] < 1 || lens[i] > seq_len)
-            return vet_errf(err, "vet_pack_ffd: sample %zu has %d tokens, outside [1, %d]", i, lens[i], seq_len);
+            return vet_errf(err, "packing: sample %zu has %d tokens, outside [1, %d] (the row length)", i, lens[i], seq_len);
     if (n == 0) return 0;
     len_idx *by_len = malloc(n * sizeof *by_len);
     free_tree ft = {NULL, 1};
@@ -77,7 +77,7 @@ int vet_pack_ffd(const int32_t *lens, size_t n, int32_t seq_len, int32_t *row_of
     if (!by_len || !ft.t) {
         free(by_len);
         free(ft.t);
-        return vet_err_nomem(err, "vet_pack_ffd: out of memory (%zu samples)", n);
+        return vet_err_nomem(err, "packing %zu samples: out of memory", n);
     }
     for (size_t i = 0; i < 2 * ft.leaves; i++) ft.t[i] = seq_len;
     for (size_t i = 0; i < n; i++) by_len[i] = (len_idx){lens[i], (int32_t)i};
@@ -121,7 +121,7 @@ int vet_pack_tight(const int32_t *lens, size_t n, int32_t seq_len, int32_t *row_
     int64_t *sum = malloc(n * sizeof *sum);
     if (!by_len || !cand || !sum) {
         free(by_len), free(cand), free(sum);
-        return vet_err_nomem(err, "vet_pack_tight: out of memory (%zu samples)", n);
+        return vet_err_nomem(err, "packing %zu samples: out of memory", n);
     }
     int64_t total = 0;
     for (size_t i = 0; i < n; i++) by_len[i] = (len_idx){lens[i], (int32_t)i}, total += lens[i];
@@ -147,12 +147,12 @@ int vet_pack_rows(const int32_t *row_of, size_t n, size_t n_rows, int32_t *order
     memset(begin, 0, (n_rows + 1) * sizeof *begin);
     for (size_t i = 0; i < n; i++) {
         if (row_of[i] < 0 || (size_t)row_of[i] >= n_rows)
-            return vet_errf(err, "vet_pack_rows: sample %zu in row %d of %zu", i, row_of[i], n_rows);
+            return vet_errf(err, "packing: sample %zu was placed in row %d of %zu (a bug in vet-pack: please report it)", i, row_of[i], n_rows);
         begin[row_of[i] + 1]++;
     }
     for (size_t r = 0; r < n_rows; r++) begin[r + 1] += begin[r];
     int64_t *cursor = malloc((n_rows + 1) * sizeof *cursor);
-    if (!cursor) return vet_err_nomem(err, "vet_pack_rows: out of memory");
+    if (!cursor) return vet_err_nomem(err, "packing rows: out of memory");
     memcpy(cursor, begin, (n_rows + 1) * sizeof *cursor);
     for (size_t i = 0; i < n; i++) order[cursor[row_of[i]]++] = (int32_t)i;
     free(cursor);

@@ -77,7 +77,11 @@ static int read_header(vet_reader *r, vet_pack_input *in, int64_t *vocab, vet_er
     if (!tok || tok->type != MSGPACK_OBJECT_MAP || mp_get_str(tok, "sha256", &sha, &sha_len, err) != 0)
         return vet_errf(err, "%s: header lacks tokenizer.sha256 (not made by vet-tokenize?)", vet_reader_path(r));
     snprintf(in->sha256, sizeof in->sha256, "%.*s", (int)(sha_len < 79 ? sha_len : 79), sha);
-    if (mp_get_int(tok, "vocab_size", vocab, NULL) != 0) *vocab = 0;
+    // The vocabulary bounds every token id below: a header without a usable one would switch the
+    // range check off, so it is refused rather than trusted.
+    if (mp_get_int(tok, "vocab_size", vocab, NULL) != 0 || *vocab < 1 || *vocab > VET_PACK_MAX_VOCAB)
+        return vet_errf(err, "%s: header's tokenizer.vocab_size is missing or outside [1, %d] (a stream not made "
+                        "by vet-tokenize, or edited?)", vet_reader_path(r), VET_PACK_MAX_VOCAB);
     msgpack_zone_init(&in->zone, 2048);
     in->ready = 1;
     if (copy_object(&in->zone, &in->buf[0], tok, &in->tokenizer, err) != 0) return -1;
@@ -107,8 +111,7 @@ static int read_fields(const msgpack_object *rec, vet_pack_sample *x, record_tok
 }
 
 // The rest of a record, once its id is known: copy_of (optional, a string), a prompt and a
-// response that are not empty, every token id in [0, vocab) (vocab 0: not checked); then the
-// grouping key from the note.
+// response that are not empty, every token id in [0, vocab); then the grouping key from the note.
 static int check_record(const msgpack_object *rec, int64_t vocab, const char *note, size_t note_len,
                         vet_pack_sample *x, const record_tokens *t, vet_err *err) {
     if (mp_get(rec, "copy_of") && !(x->copy_of = mp_get_strdup(rec, "copy_of", err))) return -1;
@@ -117,7 +120,7 @@ static int check_record(const msgpack_object *rec, int64_t vocab, const char *no
                         t->np == 0 ? "prompt" : "response");
     for (size_t i = 0; i < t->np + t->nr; i++) {
         int32_t id = i < t->np ? t->prompt[i] : t->resp[i - t->np];
-        if (id < 0 || (vocab > 0 && id >= vocab))
+        if (id < 0 || id >= vocab)
             return vet_errf(err, "token id %d outside the vocabulary [0, %lld)", id, (long long)vocab);
     }
     x->key = malloc(note_len + 1);
@@ -181,6 +184,11 @@ int vet_pack_read(const char *path, int slot, const vet_pack_fit_opts *fit, vet_
     int rc = read_header(r, in, &vocab, err);
     const msgpack_object *rec;
     while (rc == 0 && (rc = vet_reader_next(r, &rec, err)) == 1) rc = read_record(r, rec, vocab, slot, fit, S, err);
+    // A whole stream with no record (vet-tokenize read no note) would become empty splits that
+    // look like a finished job: refused, naming the file.
+    if (rc == 0 && vet_reader_records(r) == 0)
+        rc = vet_errf(err, "%s: the tokens stream holds no records: nothing to pack (did vet-tokenize read any "
+                      "note?)", vet_reader_path(r));
     vet_reader_close(r);
     return rc < 0 ? -1 : 0;
 }

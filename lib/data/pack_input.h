@@ -63,10 +63,14 @@ typedef struct {
     vet_trunc trunc;       // VET_TRUNC_NONE rejects an over-long sample
 } vet_pack_fit_opts;
 
+// The largest tokenizer.vocab_size a header may claim (the largest real vocabularies are ~256k).
+#define VET_PACK_MAX_VOCAB (1 << 24)
+
 // Reads the tokens stream at path ("-": stdin) to its end: its header into *in (zero it first),
 // every record as a sample in slot `slot` appended to S. Refuses a header without
-// tokenizer.sha256, a record missing a field, an empty prompt or response, a token id outside
-// [0, vocab_size) (VET_E_INPUT, naming the file and record), a stream that is not whole.
+// tokenizer.sha256 or with a vocab_size missing or outside [1, VET_PACK_MAX_VOCAB], a record
+// missing a field, an empty prompt or response, a token id outside [0, vocab_size)
+// (VET_E_INPUT, naming the file and record), a stream with no record, a stream that is not whole.
 int vet_pack_read(const char *path, int slot, const vet_pack_fit_opts *fit, vet_pack_input *in,
                   vet_pack_samples *S, vet_err *err);
 void vet_pack_input_free(vet_pack_input *in);

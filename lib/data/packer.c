@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "base/input_file.h"
 #include "data/pack_summary.h"
 #include "io/stream.h"
 
@@ -75,6 +76,23 @@ static int split_outputs(const vet_pack_opts *o, outputs *out, vet_err *err) {
     return 0;
 }
 
+// No output may name an input (the stream, or a split given with --*-in): it would be written
+// over what is being read. Checked before anything is opened for writing.
+static int refuse_overwrite(const vet_pack_opts *o, const outputs *out, vet_err *err) {
+    static const char *const flag[VET_PACK_SLOTS] = {"--train", "--val", "--test", "-o", "--val-copies"};
+    const char *in[VET_SPLIT_N + 1] = {o->input ? o->input : "-", o->split_in[0], o->split_in[1], o->split_in[2]};
+    int n_in = is_presplit(o) ? VET_SPLIT_N + 1 : 1;
+    for (int i = is_presplit(o) ? 1 : 0; i < n_in; i++) {
+        if (!in[i]) continue;
+        for (int k = 0; k < VET_PACK_SLOTS; k++)
+            if (out->used[k] && vet_refuse_overwrite(k < VET_SPLIT_N && out->dir_path[k] ? "--out" : flag[k],
+                                                     out->path[k], in[i], err))
+                return -1;
+        if (o->summary_path && vet_refuse_overwrite("--summary", o->summary_path, in[i], err)) return -1;
+    }
+    return 0;
+}
+
 static int resolve_outputs(const vet_pack_opts *o, outputs *out, vet_err *err) {
     memset(out, 0, sizeof *out);
     if (is_presplit(o) && o->input)
@@ -93,7 +111,7 @@ static int resolve_outputs(const vet_pack_opts *o, outputs *out, vet_err *err) {
             if (is_stdout(out->path[k]))
                 return vet_err_kindf(err, VET_E_USAGE,
                                      "--summary - and a stream on stdout would mix: write the summary to a file");
-    return 0;
+    return refuse_overwrite(o, out, err);
 }
 
 int vet_pack_check(const vet_pack_opts *o, vet_err *err) {
@@ -228,7 +246,8 @@ int vet_pack_run(const vet_pack_opts *o, vet_pack_result *res, vet_err *err) {
     memset(res, 0, sizeof *res);
     pack_job J = {0};
     int rc = -1;
-    if (resolve_outputs(o, &J.out, err) != 0 || make_out_dir(o, err) != 0 || read_inputs(o, &J, err) != 0)
+    // The output directory is made only once the input proved whole: a refused input leaves nothing.
+    if (resolve_outputs(o, &J.out, err) != 0 || read_inputs(o, &J, err) != 0 || make_out_dir(o, err) != 0)
         goto done;
     res->samples_in = (int64_t)J.samples.n;
     memcpy(res->used, J.out.used, sizeof res->used);

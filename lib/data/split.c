@@ -157,7 +157,7 @@ static int work_alloc(split_work *w, vet_err *err) {
     w->stratum_begin = calloc(S + 1, sizeof *w->stratum_begin);
     if (!w->group_size || !w->group_stratum || !w->group_split || !w->stratum_size || !w->groups_by_stratum ||
         !w->stratum_begin)
-        return vet_err_nomem(err, "vet_split_assign: out of memory (%zu samples)", w->n);
+        return vet_err_nomem(err, "splitting %zu samples: out of memory", w->n);
     return 0;
 }
 
@@ -167,7 +167,7 @@ static int count_group_sizes(split_work *w, vet_err *err) {
         int32_t g = w->group_of[i];
         if (g < 0 || (size_t)g >= w->G ||
             (w->stratum_of && (w->stratum_of[i] < 0 || (size_t)w->stratum_of[i] >= w->S)))
-            return vet_errf(err, "vet_split_assign: sample %zu: group or stratum out of range", i);
+            return vet_errf(err, "splitting: sample %zu has a group or stratum out of range (a bug in vet-pack: please report it)", i);
         w->group_size[g]++;
     }
     return 0;
@@ -186,7 +186,7 @@ static int assign_group_strata(split_work *w, vet_err *err) {
     int32_t *by_group = malloc((w->n + 1) * sizeof *by_group);
     int rc = 0;
     if (!gbeg || !fill || !count || !by_group) {
-        rc = vet_err_nomem(err, "vet_split_assign: out of memory");
+        rc = vet_err_nomem(err, "splitting: out of memory");
         goto done;
     }
     for (size_t g = 0; g < w->G; g++) gbeg[g + 1] = gbeg[g] + w->group_size[g];
@@ -219,7 +219,7 @@ static int list_groups_by_stratum(split_work *w, vet_err *err) {
     for (size_t g = 0; g < w->G; g++) w->stratum_begin[w->group_stratum[g] + 1]++;
     for (size_t s = 0; s < w->S; s++) w->stratum_begin[s + 1] += w->stratum_begin[s];
     int64_t *cursor = calloc(w->S, sizeof *cursor);
-    if (!cursor) return vet_err_nomem(err, "vet_split_assign: out of memory");
+    if (!cursor) return vet_err_nomem(err, "splitting: out of memory");
     for (size_t g = 0; g < w->G; g++) {
         int32_t s = w->group_stratum[g];
         w->groups_by_stratum[w->stratum_begin[s] + cursor[s]++] = (int32_t)g;
@@ -265,7 +265,7 @@ static void deal_stratum(split_work *w, int32_t s, const double quota[3], const 
 // the next stratum (error diffusion).
 static int deal_strata(split_work *w, const double share[3], uint64_t seed, vet_err *err) {
     stratum_key *order = malloc(w->S * sizeof *order);
-    if (!order) return vet_err_nomem(err, "vet_split_assign: out of memory");
+    if (!order) return vet_err_nomem(err, "splitting: out of memory");
     for (size_t s = 0; s < w->S; s++) order[s] = (stratum_key){w->stratum_size[s], (int32_t)s};
     qsort(order, w->S, sizeof *order, cmp_stratum);
     vet_rng rng;
@@ -289,9 +289,11 @@ int vet_split_assign(const int32_t *group_of, int32_t n_groups, const int32_t *s
                      int32_t n_strata, size_t n, const double share[3], uint64_t seed,
                      uint8_t *split_of, vet_err *err) {
     if (!stratum_of) n_strata = 1;
-    if (n_groups < 0 || n_strata < 1) return vet_errf(err, "vet_split_assign: bad group/stratum counts");
+    if (n_groups < 0 || n_strata < 1)
+        return vet_errf(err, "splitting: %d groups and %d strata (a bug in vet-pack: please report it)", (int)n_groups,
+                        (int)n_strata);
     if (argmax_allowed((double[3]){0, 0, 0}, share) < 0)
-        return vet_errf(err, "vet_split_assign: every share is zero");
+        return vet_errf(err, "splitting: every share of --split is zero (give at least one above zero)");
     split_work w = {.n = n, .G = (size_t)n_groups, .S = (size_t)n_strata, .group_of = group_of, .stratum_of = stratum_of};
     int rc = -1;
     if (work_alloc(&w, err) == 0 && count_group_sizes(&w, err) == 0 && assign_group_strata(&w, err) == 0 &&

@@ -2,6 +2,8 @@
 // TAB-separated rows, one parser per row kind, every error "file:line: what is wrong".
 #include "data/synth.h"
 
+#include "base/read_file.h"
+
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
@@ -294,15 +296,17 @@ static int split_fields(char *ln, char **f) {
     return nf;
 }
 
-// Every row of text (a writable copy): blank lines and '#' comments skipped.
+// Every row of text (a writable copy): blank lines and '#' comments skipped. A row ends at LF,
+// CRLF or CR alone (a table saved on an old Mac or by some spreadsheets).
 static int parse_lines(parser *p, char *text, vet_err *err) {
     char *next;
     for (char *ln = text; ln; ln = next) {
         p->line++;
-        next = strchr(ln, '\n');
-        if (next) *next++ = 0;
+        next = ln + strcspn(ln, "\r\n");
+        if (!*next) next = NULL;
+        else if (next[0] == '\r' && next[1] == '\n') *next = 0, next += 2;
+        else *next++ = 0;
         size_t len = strlen(ln);
-        if (len && ln[len - 1] == '\r') ln[--len] = 0;
         if (ln[0] == '#' || strspn(ln, " \t") == len) continue;
         char *f[MAX_FIELDS];
         int nf = split_fields(ln, f);
@@ -333,43 +337,11 @@ vet_synth_table *vet_synth_table_parse(const char *text, const char *name, vet_e
     return NULL;
 }
 
-// The whole file, NUL-terminated, in *text (malloc'd); its length in *len.
-static int read_all(FILE *f, char **text, size_t *len) {
-    size_t cap = 8192, n = 0, got;
-    char *buf = malloc(cap + 1);
-    if (!buf) return -1;
-    while (buf && (got = fread(buf + n, 1, cap - n, f)) > 0) {
-        n += got;
-        if (n == cap) {
-            char *p = realloc(buf, 2 * cap + 1);
-            if (!p) free(buf);
-            buf = p;
-            cap *= 2;
-        }
-    }
-    if (!buf) return -1;
-    buf[n] = 0;
-    *text = buf;
-    *len = n;
-    return 0;
-}
-
 vet_synth_table *vet_synth_table_load(const char *path, vet_err *err) {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        vet_err_io(err, "%s: %s", path, strerror(errno));
-        return NULL;
-    }
+    // The shipped table is ~20 KB; 16 MiB refuses a device or a wrong file before reading it all.
     char *text = NULL;
     size_t len = 0;
-    int oom = read_all(f, &text, &len) < 0, bad = ferror(f);
-    fclose(f);
-    if (bad || oom) {
-        free(text);
-        if (bad) vet_err_io(err, "%s: read error", path);
-        else vet_err_nomem(err, "%s: out of memory", path);
-        return NULL;
-    }
+    if (vet_read_file(path, "disease table", (size_t)16 << 20, &text, &len, err) < 0) return NULL;
     if (memchr(text, 0, len)) {
         free(text);
         vet_errf(err, "%s: contains NUL bytes (not a text table)", path);

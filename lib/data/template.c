@@ -3,6 +3,8 @@
 // bytes and substituting placeholders.
 #include "data/template.h"
 
+#include "base/read_file.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -258,29 +260,15 @@ vet_template *vet_template_open(const char *spec, const char *instruction, const
     if (strcmp(spec, "alpaca-noinput") == 0)
         return vet_template_parse(ALPACA_NOINPUT_PROMPT, strlen(ALPACA_NOINPUT_PROMPT), spec,
                                   instruction, input_format ? input_format : "", response_format, err);
-    FILE *f = fopen(spec, "rb");
-    if (!f) {
-        vet_err_io(err, "%s: cannot open template: %s (built-in templates: alpaca, alpaca-noinput)",
-                 spec, strerror(errno));
+    // A template is a few hundred bytes: 1 MiB refuses a device or a wrong file up front.
+    char *text;
+    size_t len;
+    if (vet_read_file(spec, "template (or a built-in: alpaca, alpaca-noinput)", (size_t)1 << 20, &text, &len, err) < 0)
         return NULL;
-    }
-    vet_text buf = {0};
-    char chunk[4096];
-    size_t n;
-    int bad = 0;
-    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0 && !bad) bad = vet_text_append(&buf, chunk, n);
-    bad |= ferror(f);
-    fclose(f);
-    if (bad) {
-        vet_text_free(&buf);
-        vet_err_io(err, "%s: cannot read template", spec);
-        return NULL;
-    }
     const char *base = strrchr(spec, '/');
     base = base ? base + 1 : spec;
-    vet_template *t = vet_template_parse(buf.s ? buf.s : "", buf.len, base, instruction,
-                                         input_format, response_format, err);
-    vet_text_free(&buf);
+    vet_template *t = vet_template_parse(text, len, base, instruction, input_format, response_format, err);
+    free(text);
     return t;
 }
 

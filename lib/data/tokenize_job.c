@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "base/atomic_file.h"
+#include "base/input_file.h"
 #include "data/spm.h"
 #include "data/template.h"
 #include "io/mp.h"
@@ -32,6 +33,8 @@ typedef struct {
     size_t pcap, rcap;
     vet_text prompt, response;   // the note being written, rendered
     vet_text copy_id, copy_note, copy_input;  // the strings of its species-swapped copy
+    long first_reject_line;      // the first rejected row, for "all rows were rejected"
+    char first_reject[512];
 } job;
 
 vet_tokenize_opts vet_tokenize_defaults(void) {
@@ -71,12 +74,8 @@ static int open_tokenizer(job *j, vet_err *err) {
 }
 
 static int open_input(job *j, vet_err *err) {
-    j->in = stdin;
-    j->in_name = "<stdin>";
-    if (strcmp(j->o->input, "-") != 0) {
-        if (!(j->in = fopen(j->o->input, "rb"))) return vet_err_io(err, "%s: cannot open: %s", j->o->input, strerror(errno));
-        j->in_name = j->o->input;
-    }
+    j->in_name = strcmp(j->o->input, "-") == 0 ? "<stdin>" : j->o->input;
+    if (!(j->in = vet_input_open(j->o->input, "notes file", err))) return -1;
     vet_notes_opts nopt = j->o->notes;
     nopt.note_prefix = vet_template_note_prefix(j->tpl);  // what the template puts before an Alpaca note
     if ((j->src = vet_notes_open(j->in, j->in_name, &nopt, err))) return 0;
@@ -128,8 +127,17 @@ static int open_output(job *j, vet_err *err) {
     return write_header(j, err);
 }
 
+// An output that names the input would be written over what is being read: refused before
+// anything is opened (the stream, the text, the rejects file alike).
+static int check_outputs(const vet_tokenize_opts *o, vet_err *err) {
+    if (vet_refuse_overwrite("-o", o->output, o->input, err)) return -1;
+    if (o->rejects && !o->rejects_stream && vet_refuse_overwrite("--skip-bad", o->rejects, o->input, err)) return -1;
+    return 0;
+}
+
 static int open_all(job *j, vet_err *err) {
     const vet_tokenize_opts *o = j->o;
+    if (check_outputs(o, err)) return -1;
     j->tpl = vet_template_open(o->template_spec, o->instruction, o->input_format, o->response_format, err);
     if (!j->tpl) return -1;
     if (check_opts(o, err) || open_tokenizer(j, err) || open_input(j, err) || open_rejects(j, err) ||
@@ -257,7 +265,10 @@ static int set_aside(job *j, long line, const char *reason, vet_err *err) {
     fputc('\t', j->rejects_f);
     put_escaped(j->rejects_f, raw, rawlen);
     fputc('\n', j->rejects_f);
-    j->sum->rejected++;
+    if (j->sum->rejected++ == 0) {  // kept for the message when no row at all is good
+        j->first_reject_line = line;
+        snprintf(j->first_reject, sizeof j->first_reject, "%s", reason);
+    }
     return 0;
 }
 
@@ -305,6 +316,18 @@ static int take_note(job *j, const vet_note *n, vet_err *err) {
     return write_copy(j, n, err);
 }
 
+// A file that yields no note is refused, whatever the cause (only a header row, `[]`, every row
+// rejected, line ends the reader took for something else): an empty stream would flow on
+// through vet-pack and vet-train as if it were data.
+static int no_notes(const job *j, vet_err *err) {
+    const vet_tokenize_summary *s = j->sum;
+    if (s->read == 0)
+        return vet_errf(err, "%s: no notes in the input (a header row and nothing else?): nothing to tokenize",
+                        j->in_name);
+    return vet_errf(err, "%s: all %llu rows were rejected, the first at line %ld: %s", j->in_name,
+                    (unsigned long long)s->rejected, j->first_reject_line, j->first_reject);
+}
+
 static int process(job *j, vet_err *err) {
     vet_note note;
     int rc;
@@ -315,7 +338,7 @@ static int process(job *j, vet_err *err) {
                                : take_note(j, &note, err))
             return -1;
     }
-    return 0;
+    return j->sum->written == 0 ? no_notes(j, err) : 0;
 }
 
 // On success every output is finished (flushed, synced) before any is renamed into place; on
@@ -353,7 +376,7 @@ static void job_free(job *j) {
     vet_text_free(&j->copy_note);
     vet_text_free(&j->copy_input);
     vet_notes_close(j->src);
-    if (j->in && j->in != stdin) fclose(j->in);
+    vet_input_close(j->in);
     vet_spm_free(j->spm);
     vet_template_free(j->tpl);
 }

@@ -12,6 +12,9 @@
 #include <string.h>
 #include <strings.h>
 
+#include "base/input_file.h"
+#include "base/lines.h"
+#include "base/strtab.h"
 #include "data/labels.h"
 #include "io/csv.h"
 #include "io/mp.h"
@@ -29,9 +32,7 @@ struct vet_pred_reader {
     vet_csv *csv;
     long col[NCOLS];     // CSV column of each field, -1 when absent
     size_t ncols;
-    char *line;          // JSON lines
-    size_t cap;
-    long lineno;
+    vet_lines lines;     // JSON lines
     uint64_t records;
 };
 
@@ -95,8 +96,8 @@ void vet_pred_close(vet_pred_reader *r) {
     if (!r) return;
     vet_reader_close(r->stream);
     vet_csv_close(r->csv);
-    if (r->f && r->f != stdin) fclose(r->f);
-    free(r->line);
+    vet_input_close(r->f);
+    vet_lines_free(&r->lines);
     free(r->name);
     free(r);
 }
@@ -106,6 +107,7 @@ static int csv_header(vet_pred_reader *r, vet_err *err) {
     if (rc < 0) return -1;
     if (rc == VET_CSV_EOF) return vet_errf(err, "%s: empty input (expected a header row with gold and pred)", r->name);
     r->ncols = vet_csv_nfields(r->csv);
+    if (vet_csv_check_header(r->csv, 1, err) < 0) return -1;  // columns are found without case
     for (int c = 0; c < NCOLS; c++) r->col[c] = -1;
     for (size_t i = 0; i < r->ncols; i++) {
         const char *h = vet_csv_field(r->csv, i, NULL);
@@ -127,11 +129,9 @@ vet_pred_reader *vet_pred_open(const char *path, int format, vet_err *err) {
         vet_err_nomem(err, "out of memory");
         return NULL;
     }
-    r->f = is_stdin ? stdin : fopen(path, "rb");
-    if (!r->f) {
-        vet_err_io(err, "%s: cannot open: %s", path, strerror(errno));
-        goto fail;
-    }
+    if (!(r->f = vet_input_open(path, "predictions file", err))) goto fail;
+    vet_skip_bom(r->f);  // a BOM would hide a JSON lines file's '{' from the sniffing
+    vet_lines_init(&r->lines, r->f, r->name, (size_t)64 << 20);
     if (format == VET_PRED_SNIFF) {
         // One byte is enough and can be pushed back into stdin: a zstd frame starts 0x28 B5 2F FD.
         int c = getc(r->f);
@@ -274,18 +274,14 @@ static int json_labels(const json_t *v, const char *key, char ***out, size_t *n,
     return 0;
 }
 
-// The next line that is not blank into r->line: its length, 0 at end of input, -1 on a read error.
-static ssize_t jsonl_line(vet_pred_reader *r, vet_err *err) {
+// The next line that is not blank into r->lines (any line end, bounded): 1, 0 at end of
+// input, -1 on a read error or a line past the bound.
+static int jsonl_line(vet_pred_reader *r, vet_err *err) {
     for (;;) {
-        errno = 0;
-        ssize_t got = getline(&r->line, &r->cap, r->f);
-        if (got < 0) {
-            if (ferror(r->f)) return vet_err_io(err, "%s: read failed: %s", r->name, strerror(errno));
-            return 0;
-        }
-        r->lineno++;
-        for (ssize_t i = 0; i < got; i++)
-            if (!isspace((unsigned char)r->line[i])) return got;
+        int got = vet_lines_next(&r->lines, err);
+        if (got <= 0) return got;
+        for (size_t i = 0; i < r->lines.len; i++)
+            if (!isspace((unsigned char)r->lines.buf[i])) return 1;
     }
 }
 
@@ -306,28 +302,28 @@ static int jsonl_fields(vet_pred_reader *r, json_t *o, vet_pred *rec, vet_err *e
     rec->tokens = -1;
     rec->ms = -1;
     if ((v = json_object_get(o, "tokens")) && !json_is_null(v)) {
-        if (!json_is_integer(v)) return at_line(r, r->lineno, err, "\"tokens\" is not an integer");
+        if (!json_is_integer(v)) return at_line(r, r->lines.lineno, err, "\"tokens\" is not an integer");
         rec->tokens = json_integer_value(v);
     }
     if ((v = json_object_get(o, "ms")) && !json_is_null(v)) {
-        if (!json_is_number(v)) return at_line(r, r->lineno, err, "\"ms\" is not a number");
+        if (!json_is_number(v)) return at_line(r, r->lines.lineno, err, "\"ms\" is not a number");
         rec->ms = json_number_value(v);
     }
     if (json_labels(json_object_get(o, "gold"), "gold", &rec->gold, &rec->ngold, err) < 0 ||
         json_labels(json_object_get(o, "pred"), "pred", &rec->pred, &rec->npred, err) < 0) {
-        vet_err_prefix(err, "%s:%ld", r->name, r->lineno);
-        return vet_err_at_line(err, r->lineno);
+        vet_err_prefix(err, "%s:%ld", r->name, r->lines.lineno);
+        return vet_err_at_line(err, r->lines.lineno);
     }
     return 1;
 }
 
 static int jsonl_next(vet_pred_reader *r, vet_pred *rec, vet_err *err) {
-    ssize_t got = jsonl_line(r, err);
-    if (got <= 0) return (int)got;
+    int got = jsonl_line(r, err);
+    if (got <= 0) return got;
     json_error_t jerr;
-    json_t *o = json_loadb(r->line, (size_t)got, 0, &jerr);
-    if (!o) return at_line(r, r->lineno, err, "not JSON (%s)", jerr.text);
-    int rc = json_is_object(o) ? jsonl_fields(r, o, rec, err) : at_line(r, r->lineno, err, "not a JSON object");
+    json_t *o = json_loadb(r->lines.buf, r->lines.len, 0, &jerr);
+    if (!o) return at_line(r, r->lines.lineno, err, "not JSON (%s)", jerr.text);
+    int rc = json_is_object(o) ? jsonl_fields(r, o, rec, err) : at_line(r, r->lines.lineno, err, "not a JSON object");
     json_decref(o);
     return rc;
 }
@@ -342,22 +338,50 @@ int vet_pred_next(vet_pred_reader *r, vet_pred *rec, vet_err *err) {
         return rc;
     }
     r->records++;
+    rec->at = r->format == VET_PRED_STREAM ? (long)r->records
+              : r->format == VET_PRED_CSV  ? vet_csv_line(r->csv)
+                                           : r->lines.lineno;
     return 1;
 }
 
 // --- filling a sample set -------------------------------------------------------------------
 
+// A second prediction for an id already seen (ids: the table; at: where each was read): -1 with
+// err naming both places.
+static int check_id(const vet_pred_reader *r, const vet_pred *rec, vet_strtab *ids, long **at, vet_err *err) {
+    size_t before = ids->n;
+    long id = vet_strtab_intern(ids, rec->id);
+    if (id < 0) return vet_err_nomem(err, "out of memory");
+    const char *unit = r->format == VET_PRED_STREAM ? "record" : "line";
+    if (ids->n == before)
+        return vet_errf(err, "%s: %s %ld: id '%s' appears twice (first at %s %ld): each note must be scored once "
+                        "(two files concatenated, or an id column that is not unique?)", r->name, unit, rec->at,
+                        rec->id, unit, (*at)[id]);
+    if ((ids->n & (ids->n - 1)) == 0) {  // grown at 1, 2, 4, 8, ...: room for 2n ids
+        long *p = realloc(*at, 2 * ids->n * sizeof *p);
+        if (!p) return vet_err_nomem(err, "out of memory");
+        *at = p;
+    }
+    (*at)[id] = rec->at;
+    return 0;
+}
+
 int vet_eval_read_predictions(vet_eval *e, const char *path, int format, const char **format_name, vet_err *err) {
     vet_pred_reader *r = vet_pred_open(path, format, err);
     if (!r) return -1;
     *format_name = vet_pred_format_name(r);  // a string constant: outlives the reader
+    vet_strtab ids = {0};
+    long *at = NULL;
     vet_pred rec;
     int rc;
     while ((rc = vet_pred_next(r, &rec, err)) == 1) {
-        int added = vet_eval_add(e, rec.species, rec.gold, rec.ngold, rec.pred, rec.npred, err);
+        int added = check_id(r, &rec, &ids, &at, err);
+        if (added == 0) added = vet_eval_add(e, rec.species, rec.gold, rec.ngold, rec.pred, rec.npred, err);
         vet_pred_clear(&rec);
         if (added < 0) break;
     }
+    vet_strtab_free(&ids);
+    free(at);
     vet_pred_close(r);
     if (rc != 0) return -1;  // -1 from the reader, or 1: the sample could not be added
     if (vet_eval_n(e) == 0)

@@ -19,6 +19,7 @@ typedef struct {
     char *text;  // "" when absent
     int64_t tokens;  // -1 when absent
     double ms;  // -1 when absent
+    long at;  // where it was read: CSV and JSON lines its line, a stream its record number
 } vet_pred;
 
 typedef struct vet_pred_reader vet_pred_reader;
@@ -41,7 +42,9 @@ void vet_pred_close(vet_pred_reader *r);
 int vet_split_labels(const char *s, size_t len, char ***out, size_t *n, vet_err *err);
 
 // Every prediction of path (read as above) added to e, and the format it was read as in
-// *format_name ("stream", "csv", "jsonl"). A file with no prediction is an error.
+// *format_name ("stream", "csv", "jsonl"). A file with no prediction is an error, and so is an
+// id that appears twice: each note must be scored once, and a repeated id means two runs
+// concatenated or an id column that is not unique, which would weigh some notes double.
 int vet_eval_read_predictions(vet_eval *e, const char *path, int format, const char **format_name, vet_err *err);
 
 // The gold label sets of a tokens (`codes`), packed (`codes`, one set per sample of a row) or

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <string.h>
 
+#include "base/input_file.h"
 #include "eval/predictions.h"
 
 vet_eval_opts vet_eval_defaults(void) {
@@ -21,10 +22,10 @@ void vet_report_free(vet_report *r) {
 
 static int load_codes(vet_report *r, vet_err *err) {
     if (!r->o.codes) return 0;
-    FILE *f = fopen(r->o.codes, "r");
-    if (!f) return vet_err_io(err, "%s: cannot open: %s", r->o.codes, strerror(errno));
+    FILE *f = vet_input_open(r->o.codes, "codes file", err);
+    if (!f) return -1;
     r->codes = vet_codes_load(f, r->o.codes, err);
-    fclose(f);
+    vet_input_close(f);
     return r->codes ? 0 : -1;
 }
 

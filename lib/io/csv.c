@@ -2,10 +2,13 @@
 // row's fields live in one growing buffer (NUL after each field) that is reused row to row.
 #include "io/csv.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "base/strtab.h"
 
 struct vet_csv {
     FILE *f;
@@ -22,6 +25,8 @@ struct vet_csv {
     char *raw;                  // the row's bytes as read
     size_t raw_len, raw_cap;
     char why[1024];             // why the last row was rejected, without "name:line: "
+    int dead;                   // a fatal row was met: nothing more is read
+    vet_err dead_err;           // its error, repeated by every later call
 };
 
 static int grow(void **p, size_t *cap, size_t need, size_t elem) {
@@ -34,6 +39,8 @@ static int grow(void **p, size_t *cap, size_t need, size_t elem) {
     *cap = n;
     return 0;
 }
+
+static int peek(vet_csv *c);
 
 // Next byte of input (also appended to the raw row), -1 at end of input or on a read error.
 static int get(vet_csv *c) {
@@ -52,7 +59,8 @@ static int get(vet_csv *c) {
         return -1;
     }
     c->raw[c->raw_len++] = (char)ch;
-    if (ch == '\n') c->line++;
+    // CR, LF and CRLF each end one physical line: CRLF is counted at its LF.
+    if (ch == '\n' || (ch == '\r' && peek(c) != '\n')) c->line++;
     return ch;
 }
 
@@ -108,15 +116,42 @@ static int bad_row(vet_csv *c, long line, vet_err *err, const char *fmt, ...) {
     return VET_CSV_BAD;
 }
 
+// A line end at the current byte ch (just read): LF, CR, or CRLF (its LF consumed here).
+static int line_end(vet_csv *c, int ch) {
+    if (ch == '\n') return 1;
+    if (ch != '\r') return 0;
+    if (peek(c) == '\n') get(c);
+    return 1;
+}
+
 // Skips to the end of the physical line after a malformed row, so the next row starts clean.
-static void resync(vet_csv *c) {
+// Bounded like a row: past VET_CSV_MAX_ROW bytes with no line end the input is not CSV (a
+// device, a binary file) and the reader stops for good.
+static int resync(vet_csv *c) {
     int ch;
-    while ((ch = get(c)) >= 0 && ch != '\n') {}
+    size_t n = 0;
+    while ((ch = get(c)) >= 0 && !line_end(c, ch)) {
+        if (c->raw_len > VET_CSV_MAX_ROW + 1) c->raw_len = VET_CSV_MAX_ROW + 1;  // the rest is not kept
+        if (++n > VET_CSV_MAX_ROW) return -1;
+    }
+    return 0;
+}
+
+// A row the reader cannot get past (no line end in sight, too many fields): every later call
+// returns VET_CSV_FATAL with the same error.
+static int fatal(vet_csv *c, vet_err *err) {
+    c->dead = 1;
+    if (err) c->dead_err = *err;
+    return VET_CSV_FATAL;
 }
 
 int vet_csv_next(vet_csv *c, vet_err *err) {
     enum { FIELD_START, UNQUOTED, QUOTED, AFTER_QUOTE } st;
     int ch;
+    if (c->dead) {
+        if (err) *err = c->dead_err;
+        return VET_CSV_FATAL;
+    }
 restart:
     c->data_len = 0;
     c->nfields = 0;
@@ -125,13 +160,10 @@ restart:
     // Blank lines between rows are not rows.
     ch = peek(c);
     if (ch == '\n') { get(c); goto restart; }
-    if (ch == '\r') {
+    if (ch == '\r') {  // an empty line, ended by CR or CRLF
         get(c);
-        if (peek(c) == '\n') { get(c); goto restart; }
-        // A lone CR at the start of a row is data: fall through with it consumed.
-        if (begin_field(c) || put(c, '\r')) goto oom;
-        st = UNQUOTED;
-        goto loop;
+        if (peek(c) == '\n') get(c);
+        goto restart;
     }
     if (ch < 0 && c->ioerr) {
         vet_err_io(err, "%s:%ld: read error: %s", c->name, c->line, strerror(errno));
@@ -140,12 +172,15 @@ restart:
     }
     if (ch < 0) return VET_CSV_EOF;
     st = FIELD_START;
-loop:
     for (;;) {
         if (c->raw_len > VET_CSV_MAX_ROW) {
-            bad_row(c, c->row_line, err, "row longer than %u MiB (an unbalanced quote?)", VET_CSV_MAX_ROW >> 20);
-            resync(c);
-            return VET_CSV_BAD;
+            bad_row(c, c->row_line, err, "row longer than %u MiB (an unbalanced quote, or not a text file?)",
+                    VET_CSV_MAX_ROW >> 20);
+            return resync(c) < 0 || st == QUOTED ? fatal(c, err) : VET_CSV_BAD;
+        }
+        if (c->nfields > VET_CSV_MAX_FIELDS) {
+            bad_row(c, c->row_line, err, "more than %u fields in one row (is this a CSV file?)", VET_CSV_MAX_FIELDS);
+            return fatal(c, err);
         }
         ch = get(c);
         if (ch < 0 && c->ioerr) {
@@ -160,9 +195,8 @@ loop:
             st = UNQUOTED;
             __attribute__((fallthrough));  // the byte belongs to an unquoted field
         case UNQUOTED:
-            if (ch < 0 || ch == '\n') goto end_row;
+            if (ch < 0 || line_end(c, ch)) goto end_row;
             if (ch == ',') { if (put(c, '\0')) goto oom; st = FIELD_START; break; }
-            if (ch == '\r' && peek(c) == '\n') { get(c); goto end_row; }
             if (put(c, (char)ch)) goto oom;
             break;
         case QUOTED:
@@ -176,14 +210,12 @@ loop:
             if (put(c, (char)ch)) goto oom;
             break;
         case AFTER_QUOTE:
-            if (ch < 0 || ch == '\n') goto end_row;
+            if (ch < 0 || line_end(c, ch)) goto end_row;
             if (ch == ',') { if (put(c, '\0')) goto oom; st = FIELD_START; break; }
-            if (ch == '\r' && peek(c) == '\n') { get(c); goto end_row; }
             // The line of the stray byte, not of the row's start: a quoted field may span lines.
             bad_row(c, c->line, err, "unbalanced quote: '%c' after the closing quote of field %zu "
                     "(quotes inside a quoted field must be doubled)", ch >= 0x20 && ch < 0x7f ? ch : '?', c->nfields);
-            resync(c);
-            return VET_CSV_BAD;
+            return resync(c) < 0 ? fatal(c, err) : VET_CSV_BAD;
         }
     }
 end_row:
@@ -225,4 +257,34 @@ void vet_csv_close(vet_csv *c) {
     free(c->starts);
     free(c->raw);
     free(c);
+}
+
+int vet_csv_check_header(const vet_csv *c, int fold_case, vet_err *err) {
+    // One string table over the names (a hostile header may hold 65,536 of them): a name that
+    // adds nothing to it has been seen, at the column first[id].
+    vet_strtab seen = {0};
+    size_t *first = malloc((c->nfields + 1) * sizeof *first);
+    char *key = malloc(c->data_len + 1);
+    int rc = 0;
+    if (!first || !key) rc = vet_err_nomem(err, "%s: out of memory", c->name);
+    for (size_t j = 0; rc == 0 && j < c->nfields; j++) {
+        const char *name = vet_csv_field(c, j, NULL);
+        size_t n = strlen(name);
+        for (size_t k = 0; k <= n; k++) key[k] = fold_case ? (char)tolower((unsigned char)name[k]) : name[k];
+        size_t before = seen.n;
+        long id = vet_strtab_intern(&seen, key);
+        if (id < 0) {
+            rc = vet_err_nomem(err, "%s: out of memory", c->name);
+        } else if (seen.n == before) {
+            rc = vet_errf(err, "%s:%ld: column '%s' appears twice in the header (columns %zu and %zu): which one "
+                          "is meant? rename one", c->name, c->row_line, name, first[id] + 1, j + 1);
+            vet_err_at_line(err, c->row_line);
+        } else {
+            first[id] = j;
+        }
+    }
+    vet_strtab_free(&seen);
+    free(first);
+    free(key);
+    return rc;
 }

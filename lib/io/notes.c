@@ -10,8 +10,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "io/csv.h"
+#include "base/input_file.h"
+#include "base/lines.h"
 #include "base/utf8.h"
+#include "io/csv.h"
+
+// Bounds on what is held in memory at once: a JSON array is loaded whole, a JSONL record is one
+// line. Real Alpaca files are a few MB; the bounds only stop a device or a wrong file.
+#define NOTES_MAX_JSON ((size_t)1 << 30)
+#define NOTES_MAX_LINE ((size_t)64 << 20)
 
 enum { COL_ID, COL_SPECIES, COL_NOTE, COL_CODES, COL_DISEASE, NCOLS };
 static const char *const COL_DEFAULT[NCOLS] = {"id", "species", "note", "codes", "disease"};
@@ -32,10 +39,7 @@ struct vet_notes {
     json_t *root;
     size_t next;
     // JSONL
-    char *line;
-    size_t line_cap;
-    ssize_t line_len;
-    long lineno;
+    vet_lines lines;
     json_t *obj;                // the current JSONL record
     // per record
     char *codes_buf;            // the codes field, split in place
@@ -111,6 +115,7 @@ static int open_csv(vet_notes *s, const vet_notes_opts *o, vet_err *err) {
     size_t rawlen;
     const char *raw = vet_csv_raw(s->csv, &rawlen);
     if (!vet_utf8_valid(raw, rawlen, NULL)) return at_line(s, vet_csv_line(s->csv), err, "the header row is not valid UTF-8");
+    if (vet_csv_check_header(s->csv, 0, err) < 0) return -1;
     const char *want[NCOLS] = {o->id_col, o->species_col, o->note_col, o->codes_col, o->disease_col};
     for (int k = 0; k < NCOLS; k++) {
         const char *name = want[k] ? want[k] : COL_DEFAULT[k];
@@ -130,6 +135,36 @@ static int open_csv(vet_notes *s, const vet_notes_opts *o, vet_err *err) {
     return 0;
 }
 
+// The whole JSON array, read with a bound (a device or a wrong file is refused, not read until
+// memory runs out) and parsed by jansson.
+static int load_array(vet_notes *s, vet_err *err) {
+    size_t cap = 1 << 16, n = 0, got;
+    char *buf = malloc(cap);
+    if (!buf) return no_memory(s, 1, err), -1;
+    while ((got = fread(buf + n, 1, cap - n, s->f)) > 0) {
+        n += got;
+        if (n < cap) continue;
+        char *p = cap < NOTES_MAX_JSON ? realloc(buf, 2 * cap) : NULL;
+        if (!p) {
+            free(buf);
+            if (cap < NOTES_MAX_JSON) return no_memory(s, 1, err), -1;
+            return vet_errf(err, "%s: more than %zu MiB: too large for a JSON array of notes (is it a text "
+                            "file? use JSONL for large sets)", s->name, NOTES_MAX_JSON >> 20);
+        }
+        buf = p;
+        cap *= 2;
+    }
+    if (ferror(s->f)) {
+        free(buf);
+        return vet_err_io(err, "%s: read failed: %s", s->name, strerror(errno));
+    }
+    json_error_t je;
+    s->root = json_loadb(buf, n, 0, &je);
+    free(buf);
+    if (!s->root) return at_line(s, je.line, err, "not valid JSON: %s", je.text);
+    return 0;
+}
+
 vet_notes *vet_notes_open(FILE *f, const char *name, const vet_notes_opts *opts, vet_err *err) {
     static const vet_notes_opts none = {0};
     const vet_notes_opts *o = opts ? opts : &none;
@@ -139,21 +174,18 @@ vet_notes *vet_notes_open(FILE *f, const char *name, const vet_notes_opts *opts,
     snprintf(s->name, sizeof s->name, "%s", name);
     s->note_prefix = strdup(o->note_prefix ? o->note_prefix : "Clinical Note: ");
     s->format = o->format;
+    vet_skip_bom(f);  // before the sniffing, and before jansson, which would refuse it invisibly
     if (s->format == VET_NOTES_AUTO) {
         if (ends_with(name, ".csv")) s->format = VET_NOTES_CSV;
         else if (ends_with(name, ".jsonl") || ends_with(name, ".ndjson")) s->format = VET_NOTES_JSONL;
         else if (ends_with(name, ".json")) s->format = VET_NOTES_JSON;
         else s->format = sniff(f);
     }
+    vet_lines_init(&s->lines, f, s->name, NOTES_MAX_LINE);
     if (s->format == VET_NOTES_CSV) {
         if (open_csv(s, o, err)) goto fail;
     } else if (s->format == VET_NOTES_JSON) {
-        json_error_t je;
-        s->root = json_loadf(f, 0, &je);
-        if (!s->root) {
-            at_line(s, je.line, err, "not valid JSON: %s", je.text);
-            goto fail;
-        }
+        if (load_array(s, err)) goto fail;
         if (!json_is_array(s->root)) {
             at_line(s, 1, err, "expected a JSON array of Alpaca records (use --format jsonl for one object per line)");
             goto fail;
@@ -217,6 +249,7 @@ static int next_csv(vet_notes *s, vet_note *n, vet_err *err) {
     if (rc == VET_CSV_EOF) return VET_NOTE_EOF;
     s->index++;
     if (rc == VET_CSV_IOERR) return VET_NOTE_IOERR;
+    if (rc == VET_CSV_FATAL) return VET_NOTE_FATAL;
     if (rc == VET_CSV_BAD) {
         snprintf(s->why, sizeof s->why, "%s", vet_csv_reason(s->csv));
         return VET_NOTE_BAD;
@@ -340,30 +373,21 @@ static int next_json(vet_notes *s, vet_note *n, vet_err *err) {
 
 static int next_jsonl(vet_notes *s, vet_note *n, vet_err *err) {
     if (s->obj) { json_decref(s->obj); s->obj = NULL; }
-    for (;;) {
-        errno = 0;
-        s->line_len = getline(&s->line, &s->line_cap, s->f);
-        if (s->line_len < 0) {
-            if (ferror(s->f)) {
-                vet_err_io(err, "%s:%ld: read error: %s", s->name, s->lineno + 1, strerror(errno));
-                vet_err_at_line(err, s->lineno + 1);
-                return VET_NOTE_IOERR;
-            }
-            return VET_NOTE_EOF;
-        }
-        s->lineno++;
-        while (s->line_len && (s->line[s->line_len - 1] == '\n' || s->line[s->line_len - 1] == '\r'))
-            s->line[--s->line_len] = '\0';
-        if (!blank(s->line) || (size_t)s->line_len != strlen(s->line)) break;  // skip blank lines
+    vet_lines *L = &s->lines;
+    for (;;) {  // blank lines are skipped
+        int rc = vet_lines_next(L, err);
+        if (rc == 0) return VET_NOTE_EOF;
+        if (rc < 0) return err->kind == VET_E_INPUT ? VET_NOTE_FATAL : VET_NOTE_IOERR;
+        if (!blank(L->buf) || L->len != strlen(L->buf)) break;
     }
     s->index++;
     size_t off;
-    if (!vet_utf8_valid(s->line, (size_t)s->line_len, &off))
-        return reject(s, s->lineno, err, "invalid UTF-8 (byte %zu of the line)", off + 1);
+    if (!vet_utf8_valid(L->buf, L->len, &off))
+        return reject(s, L->lineno, err, "invalid UTF-8 (byte %zu of the line)", off + 1);
     json_error_t je;
-    s->obj = json_loadb(s->line, (size_t)s->line_len, 0, &je);
-    if (!s->obj) return reject(s, s->lineno, err, "not valid JSON: %s (JSONL wants one object per line)", je.text);
-    return from_json(s, s->obj, s->lineno, n, err);
+    s->obj = json_loadb(L->buf, L->len, 0, &je);
+    if (!s->obj) return reject(s, L->lineno, err, "not valid JSON: %s (JSONL wants one object per line)", je.text);
+    return from_json(s, s->obj, L->lineno, n, err);
 }
 
 int vet_notes_next(vet_notes *s, vet_note *out, vet_err *err) {
@@ -379,8 +403,8 @@ const char *vet_notes_raw(vet_notes *s, size_t *len) {
     switch (s->format) {
     case VET_NOTES_CSV: return vet_csv_raw(s->csv, len);
     case VET_NOTES_JSONL:
-        *len = s->line_len > 0 ? (size_t)s->line_len : 0;
-        return s->line ? s->line : "";
+        *len = s->lines.len;
+        return s->lines.buf ? s->lines.buf : "";
     case VET_NOTES_JSON:
         if (!s->raw && s->next > 0)
             s->raw = json_dumps(json_array_get(s->root, s->next - 1), JSON_COMPACT | JSON_ENSURE_ASCII);
@@ -395,7 +419,7 @@ void vet_notes_close(vet_notes *s) {
     vet_csv_close(s->csv);
     if (s->root) json_decref(s->root);
     if (s->obj) json_decref(s->obj);
-    free(s->line);
+    vet_lines_free(&s->lines);
     free(s->codes_buf);
     free(s->codes);
     free(s->note_prefix);

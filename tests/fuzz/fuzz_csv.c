@@ -19,7 +19,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         int rc = vet_csv_next(c, &err);
         if (rc == VET_CSV_EOF) break;
         if (rc == VET_CSV_IOERR) { fz_check_msg(&err); break; }
+        if (rc == VET_CSV_FATAL) {  // stops for good: the next call must say so again
+            fz_check_msg(&err);
+            if (vet_csv_next(c, &err) != VET_CSV_FATAL) abort();
+            break;
+        }
         if (rc == VET_CSV_BAD) fz_check_msg(&err);
+        if (rc == VET_CSV_ROW && rows == 0) {  // the header check must set a message when it refuses
+            vet_err herr = {0};
+            if (vet_csv_check_header(c, rows & 1, &herr) < 0) fz_check_msg(&herr);
+        }
         if (vet_csv_line(c) < last_line) abort();   // rows come in file order
         last_line = vet_csv_line(c);
         size_t rawlen;

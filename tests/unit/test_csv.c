@@ -13,6 +13,11 @@ static char *parse(const char *text, size_t len, char *errbuf) {
     int rc;
     while ((rc = vet_csv_next(c, &err)) != VET_CSV_EOF && rc != VET_CSV_IOERR) {
         char *o = out + strlen(out);
+        if (rc == VET_CSV_FATAL) {
+            sprintf(o, "%sFATAL", *out ? " " : "");
+            if (errbuf) strcpy(errbuf, err.msg);
+            break;
+        }
         if (rc == VET_CSV_BAD) {
             sprintf(o, "%s%ld:BAD", *out ? " " : "", vet_csv_line(c));
             if (errbuf) strcpy(errbuf, err.msg);
@@ -50,8 +55,58 @@ static void crlf_and_bom(void) {
     CHECK_STR(P("\xEF\xBB\xBFid,note\r\n7,x\r\n"), "1:[id|note] 2:[7|x]");
     // CRLF inside quotes is kept as data.
     CHECK_STR(P("\"a\r\nb\",c\r\n"), "1:[a\r\nb|c]");
-    // A lone CR in an unquoted field is data too.
-    CHECK_STR(P("a\rb,c\n"), "1:[a\rb|c]");
+    // A lone CR ends a line, as in files from an old Mac or some Excel exports.
+    CHECK_STR(P("a\rb,c\n"), "1:[a] 2:[b|c]");
+}
+
+// CR alone, LF and CRLF, mixed in one file: the same rows, the same line numbers.
+static void cr_only_and_mixed(void) {
+    CHECK_STR(P("id,note\r1,x\r2,y\r"), "1:[id|note] 2:[1|x] 3:[2|y]");
+    CHECK_STR(P("id,note\r1,x\r\n2,y\n3,z"), "1:[id|note] 2:[1|x] 3:[2|y] 4:[3|z]");
+    CHECK_STR(P("a\r\r\rb\r"), "1:[a] 4:[b]");              // blank CR lines are skipped, counted
+    CHECK_STR(P("\"x\ry\",1\rz,2\r"), "1:[x\ry|1] 3:[z|2]");  // a CR inside quotes is data
+    // After a rejected row the reader resyncs at a CR too.
+    CHECK_STR(P("\"a\"b,c\rd,e\r"), "1:BAD 2:[d|e]");
+}
+
+// A row with no line end in sight (a device, a binary file) or too many fields stops the
+// reader for good, with bounded memory; every later call says the same.
+static void fatal_rows(void) {
+    FILE *z = fopen("/dev/zero", "rb");  // NUL bytes without end and no line end
+    vet_err err = {0};
+    vet_csv *c = vet_csv_open(z, "zero", &err);
+    CHECK(vet_csv_next(c, &err) == VET_CSV_FATAL);
+    CHECK_CONTAINS(err.msg, "zero:1: row longer than 64 MiB");
+    CHECK(vet_csv_next(c, &err) == VET_CSV_FATAL);
+    CHECK_CONTAINS(err.msg, "zero:1: row longer than 64 MiB");
+    vet_csv_close(c);
+    fclose(z);
+    char msg[1024] = "";
+    size_t n = 2 * VET_CSV_MAX_FIELDS;
+    char *t = malloc(n + 1);
+    memset(t, ',', n);
+    t[n] = '\n';
+    CHECK_STR(parse(t, n + 1, msg), "FATAL");
+    CHECK_CONTAINS(msg, "more than 65536 fields");
+    free(t);
+}
+
+static const char *header_check(const char *text, int fold) {
+    static char msg[1024];
+    FILE *f = fmemopen((void *)text, strlen(text), "rb");
+    vet_err err = {0};
+    vet_csv *c = vet_csv_open(f, "t.csv", &err);
+    strcpy(msg, vet_csv_next(c, &err) == VET_CSV_ROW && vet_csv_check_header(c, fold, &err) == 0 ? "ok" : err.msg);
+    vet_csv_close(c);
+    fclose(f);
+    return msg;
+}
+
+static void duplicate_columns(void) {
+    CHECK_STR(header_check("id,note,codes\n", 0), "ok");
+    CHECK_STR(header_check("id,note,ID\n", 0), "ok");
+    CHECK_CONTAINS(header_check("id,note,species,note\n", 0), "t.csv:1: column 'note' appears twice in the header (columns 2 and 4)");
+    CHECK_CONTAINS(header_check("id,gold,Gold\n", 1), "column 'Gold' appears twice in the header (columns 2 and 3)");
 }
 
 static void empty_fields_and_blank_lines(void) {
@@ -139,6 +194,9 @@ int main(void) {
     RUN(plain_rows);
     RUN(quoted_fields);
     RUN(crlf_and_bom);
+    RUN(cr_only_and_mixed);
+    RUN(fatal_rows);
+    RUN(duplicate_columns);
     RUN(empty_fields_and_blank_lines);
     RUN(unbalanced_quotes);
     RUN(bad_row_line_and_reason);

@@ -204,7 +204,62 @@ static void dlo_csv_equals_json(void) {
     fclose(fj);
 }
 
+// The same notes whatever the line ends: CR alone (old Mac, Excel), LF, CRLF, mixed; in CSV
+// and in JSONL. Line numbers count every kind of line end.
+static void line_ends(void) {
+    const char *csv[] = {"id,note\r1,Goat. Fever.\r2,Cow.\r", "id,note\n1,Goat. Fever.\n2,Cow.\n",
+                         "id,note\r\n1,Goat. Fever.\r\n2,Cow.\r\n", "id,note\r1,Goat. Fever.\r\n2,Cow.\n"};
+    for (size_t i = 0; i < sizeof csv / sizeof *csv; i++) {
+        src x = open_text(csv[i], "n.csv", NULL);
+        vet_note n;
+        CHECK(x.s && vet_notes_next(x.s, &n, &x.err) == VET_NOTE_OK);
+        CHECK_STR(n.note, "Goat. Fever.");
+        CHECK(vet_notes_next(x.s, &n, &x.err) == VET_NOTE_OK);
+        CHECK_STR(n.id, "2");
+        CHECK(n.line == 3);
+        CHECK(vet_notes_next(x.s, &n, &x.err) == VET_NOTE_EOF);
+        close_src(&x);
+    }
+    src x = open_text("{\"input\": \"a\"}\r{\"input\": \"b\"}\r\n\r{\"input\": 1}\r", "n.jsonl", NULL);
+    vet_note n;
+    CHECK(vet_notes_next(x.s, &n, &x.err) == VET_NOTE_OK && strcmp(n.note, "a") == 0);
+    CHECK(vet_notes_next(x.s, &n, &x.err) == VET_NOTE_OK && strcmp(n.note, "b") == 0 && n.line == 2);
+    CHECK(vet_notes_next(x.s, &n, &x.err) == VET_NOTE_BAD);
+    CHECK_CONTAINS(x.err.msg, "n.jsonl:4:");
+    close_src(&x);
+}
+
+// A byte order mark before JSON, JSONL or a sniffed file is skipped (jansson would refuse it,
+// and the message would show an invisible character); duplicate CSV columns are refused.
+static void bom_and_duplicates(void) {
+    const char *texts[][2] = {{"\xEF\xBB\xBF[{\"input\": \"Cow.\"}]", "n.json"},
+                              {"\xEF\xBB\xBF{\"input\": \"Cow.\"}\n", "n.jsonl"},
+                              {"\xEF\xBB\xBF  [{\"input\": \"Cow.\"}]", "stdin"},
+                              {"\xEF\xBB\xBFnote\nCow.\n", "stdin"}};
+    for (size_t i = 0; i < sizeof texts / sizeof *texts; i++) {
+        src x = open_text(texts[i][0], texts[i][1], NULL);
+        vet_note n;
+        CHECK(x.s && vet_notes_next(x.s, &n, &x.err) == VET_NOTE_OK);
+        if (x.s) CHECK_STR(n.note, "Cow.");
+        close_src(&x);
+    }
+    src x = open_text("\xEF\xBB\xBF{]", "n.json", NULL);
+    CHECK(x.s == NULL);
+    CHECK(strstr(x.err.msg, "\xEF") == NULL);
+    close_src(&x);
+    x = open_text("\xEF\xBBnote\n", "n.csv", NULL);  // not a BOM: the bytes stay
+    CHECK(x.s == NULL);
+    CHECK_CONTAINS(x.err.msg, "UTF-8");
+    close_src(&x);
+    x = open_text("note,id,note\nA,1,B\n", "n.csv", NULL);
+    CHECK(x.s == NULL);
+    CHECK_CONTAINS(x.err.msg, "n.csv:1: column 'note' appears twice in the header (columns 1 and 3)");
+    close_src(&x);
+}
+
 int main(void) {
+    RUN(line_ends);
+    RUN(bom_and_duplicates);
     RUN(csv_by_column_name);
     RUN(csv_only_note_needed);
     RUN(csv_missing_columns);

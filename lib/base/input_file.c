@@ -1,0 +1,74 @@
+// input_file.c — see input_file.h.
+#include "base/input_file.h"
+
+#include <errno.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static int is_std(const char *path) { return !path || strcmp(path, "-") == 0; }
+
+FILE *vet_input_open(const char *path, const char *what, vet_err *err) {
+    struct stat st;
+    if (is_std(path)) {
+        if (fstat(0, &st) == 0 && S_ISDIR(st.st_mode)) {
+            vet_err_io(err, "<stdin>: the %s must be a file, not a directory", what);
+            return NULL;
+        }
+        return stdin;
+    }
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        vet_err_io(err, "%s: cannot open the %s: %s", path, what, strerror(errno));
+        return NULL;
+    }
+    if (fstat(fileno(f), &st) != 0) {
+        vet_err_io(err, "%s: cannot read the %s: %s", path, what, strerror(errno));
+        fclose(f);
+        return NULL;
+    }
+    if (!S_ISREG(st.st_mode) && !S_ISFIFO(st.st_mode) && !S_ISSOCK(st.st_mode)) {
+        vet_err_io(err, "%s: the %s must be a file or a pipe, not %s", path, what,
+                   S_ISDIR(st.st_mode) ? "a directory" : "a device");
+        fclose(f);
+        return NULL;
+    }
+    return f;
+}
+
+void vet_input_close(FILE *f) {
+    if (f && f != stdin) fclose(f);
+}
+
+void vet_skip_bom(FILE *f) {
+    int a = getc(f);
+    if (a != 0xEF) {
+        if (a != EOF) ungetc(a, f);
+        return;
+    }
+    int b = getc(f);
+    int c = b == 0xBB ? getc(f) : EOF;
+    if (b == 0xBB && c == 0xBF) return;
+    if (c != EOF) ungetc(c, f);
+    if (b != EOF) ungetc(b, f);
+    ungetc(a, f);
+}
+
+// The file behind path (or behind fd for "-"), when it is a regular file.
+static int regular(const char *path, int fd, struct stat *st) {
+    int rc = is_std(path) ? fstat(fd, st) : stat(path, st);
+    return rc == 0 && S_ISREG(st->st_mode);
+}
+
+int vet_same_file(const char *output, const char *input) {
+    struct stat o, i;
+    if (!regular(output, 1, &o) || !regular(input, 0, &i)) return 0;
+    return o.st_dev == i.st_dev && o.st_ino == i.st_ino;
+}
+
+int vet_refuse_overwrite(const char *flag, const char *output, const char *input, vet_err *err) {
+    if (!vet_same_file(output, input)) return 0;
+    return vet_err_kindf(err, VET_E_USAGE, "%s %s is the input file %s: writing it would destroy what is being "
+                         "read (choose another output)", flag, is_std(output) ? "<stdout>" : output,
+                         is_std(input) ? "<stdin>" : input);
+}

@@ -1,0 +1,38 @@
+// input_file.h — opening a file a program reads as a stream (notes, predictions, a codes list),
+// and telling whether an output would overwrite an input.
+//
+// A directory fails only at the first read with a bare "Is a directory", and a device such as
+// /dev/zero is read forever. So a named input must be a regular file or a pipe (a fifo, <(...),
+// /dev/stdin on a pipe); anything else is refused up front with the reason, as VET_E_IO (exit 3).
+// stdin ("-") is taken as it comes, except a directory: the readers bound every line and row.
+#ifndef VET_INPUT_FILE_H
+#define VET_INPUT_FILE_H
+
+#include <stdio.h>
+
+#include "base/err.h"
+
+// path, or stdin for "-" or NULL. what names the file's role in messages ("notes", "codes file").
+// NULL with err (VET_E_IO) when it cannot be opened or is a directory or a device.
+FILE *vet_input_open(const char *path, const char *what, vet_err *err);
+
+// Closes what vet_input_open returned (stdin is left open). NULL is fine.
+void vet_input_close(FILE *f);
+
+// Skips a UTF-8 byte order mark at the start of f (pushing back whatever else it read, which
+// glibc allows for up to three bytes): a BOM is invisible in an editor and in a message, and no
+// format vet reads wants it.
+void vet_skip_bom(FILE *f);
+
+// 1 when the output path (NULL or "-": stdout) names the same regular file as the input
+// (NULL or "-": stdin): same device and inode, so hard links and other spellings count. 0
+// otherwise, and when either does not exist yet or is a device or pipe (those are not destroyed
+// by writing).
+int vet_same_file(const char *output, const char *input);
+
+// VET_E_USAGE (-1) when output names input: "FLAG OUT is the input file IN: writing it would
+// destroy what is being read (choose another output)". 0 otherwise. Called before anything is
+// opened for writing.
+int vet_refuse_overwrite(const char *flag, const char *output, const char *input, vet_err *err);
+
+#endif
