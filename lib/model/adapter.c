@@ -37,16 +37,17 @@ int vet_adapter_check_limits(const vet_config *c, int r, double alpha, double dr
                         VET_LORA_MAX_ALPHA);
     if (!(dropout >= 0 && dropout < 1)) return vet_errf(err, "lora_dropout %g is outside [0, 1)", dropout);
     if (r < 1) return vet_errf(err, "LoRA rank r=%d must be at least 1", r);
+    // The binding limit: the adapted projection with the smallest smaller dimension.
+    int lim = 0, at = -1, out = 0, in = 0;
     for (int t = 0; t < VET_LORA_N_TARGETS; t++) {
         if (!(targets & (1u << t))) continue;
-        int out, in;
-        vet_lora_dims(c, t, &out, &in);
-        int lim = out < in ? out : in;
-        if (r > lim)
-            return vet_errf(err, "LoRA rank r=%d is larger than %s's smaller dimension: %s is (%d, %d) in this "
-                            "model, so r must be 1 to %d", r, vet_lora_target_name(t), vet_lora_target_name(t),
-                            out, in, lim);
+        int o, i;
+        vet_lora_dims(c, t, &o, &i);
+        if (at < 0 || (o < i ? o : i) < lim) lim = o < i ? o : i, at = t, out = o, in = i;
     }
+    if (at >= 0 && r > lim)
+        return vet_errf(err, "LoRA rank r=%d is larger than %s's smaller dimension: %s is (%d, %d) in this model, "
+                        "so r must be 1 to %d", r, vet_lora_target_name(at), vet_lora_target_name(at), out, in, lim);
     return 0;
 }
 

@@ -63,10 +63,32 @@ kill_resume_ok() {
     kill -9 $pid 2>/dev/null
     wait $pid 2>/dev/null
     [ -f "$out/adapter_model.safetensors" ] && { echo "run finished before the kill: inconclusive" >&2; return 1; }
+    # The killed run's lock names a dead pid: the resume takes it over, and gives it up at the end.
+    grep -qx "$pid" "$out/.vet-train.lock" || { echo "no lock with the killed run's pid" >&2; return 1; }
     lora "$out" --resume "$out" || return 1
+    [ ! -e "$out/.vet-train.lock" ] || { echo "lock left behind" >&2; return 1; }
+    # The log holds each step once, in order: the steps the killed run took after its last
+    # checkpoint were cut when the resume started, then taken again.
+    /usr/bin/python3 -c 'import json,sys; s=[json.loads(l)["step"] for l in open(sys.argv[1])]; sys.exit(s != list(range(1, 25)))' \
+        "$out/train.log.jsonl" || { echo "log steps: $(cut -c1-12 "$out/train.log.jsonl" | tr '\n' ' ')" >&2; return 1; }
     cmp "$tmp/lora-a/adapter_model.safetensors" "$out/adapter_model.safetensors"
 }
 check train_kill9_resume_byte_identical kill_resume_ok
+
+# 3b. Two runs into one --out: the second is refused (exit 2) naming the first's pid.
+two_runs_ok() {
+    local out=$tmp/lora-two msg status
+    lora_args "$out" --max-steps 100000 --save-every 0
+    "$VET_BIN/vet-train" "${args[@]}" & local pid=$!
+    local waited=0
+    until [ -s "$out/train.log.jsonl" ] || [ $waited -ge 600 ]; do sleep 0.05; waited=$((waited + 1)); done
+    msg=$(lora "$out" 2>&1)
+    status=$?
+    kill -9 $pid 2>/dev/null
+    wait $pid 2>/dev/null
+    [ $status -eq 2 ] && grep -q "another vet-train (pid $pid)" <<<"$msg" || { echo "exit $status: $msg" >&2; return 1; }
+}
+check train_second_run_same_out_refused two_runs_ok
 
 # 4. SIGTERM: finish the step, write a checkpoint, exit 5; resuming completes identically.
 sigterm_ok() {
