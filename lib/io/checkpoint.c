@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -65,6 +66,8 @@ static int write_state(const char *path, const vet_train_state *st, vet_err *err
         json_object_set_new(o, "loss_scale_skipped_steps", json_integer(st->scale_skips));
     }
     json_object_set_new(o, "fingerprint", json_string(st->fingerprint));
+    json_object_set_new(o, "base", json_string(st->base_id));
+    json_object_set_new(o, "data", json_string(st->data_id));
     FILE *f = fopen(path, "w");
     if (!f) { json_decref(o); return vet_err_io(err, "%s: cannot create: %s", path, strerror(errno)); }
     int bad = json_dumpf(o, f, JSON_INDENT(2) | JSON_REAL_PRECISION(17)) != 0;
@@ -105,25 +108,77 @@ int vet_ckpt_save(const char *root, const vet_train_state *st, const float *para
     return rc;
 }
 
+// One integer field of state.json in [lo, hi]; -1 with the field named otherwise.
+static int state_int(const json_t *o, const char *key, long lo, long hi, long *out, const char *path,
+                     vet_err *err) {
+    json_t *v = json_object_get(o, key);
+    if (!v) return vet_errf(err, "%s: \"%s\" is missing: not a whole vet checkpoint state", path, key);
+    if (!json_is_integer(v) || json_integer_value(v) < lo || json_integer_value(v) > hi)
+        return vet_errf(err, "%s: \"%s\" must be an integer from %ld to %ld: the checkpoint is damaged or was "
+                             "altered; resume from another one or start afresh", path, key, lo, hi);
+    *out = (long)json_integer_value(v);
+    return 0;
+}
+
+// A number field: finite and >= 0 (null allowed where null_ok: best_val before any evaluation).
+static int state_num(const json_t *o, const char *key, int null_ok, double *out, const char *path, vet_err *err) {
+    json_t *v = json_object_get(o, key);
+    if (!v) return vet_errf(err, "%s: \"%s\" is missing: not a whole vet checkpoint state", path, key);
+    if (null_ok && json_is_null(v)) return 0;
+    if (!json_is_number(v) || !(json_number_value(v) >= 0) || !isfinite(json_number_value(v)))
+        return vet_errf(err, "%s: \"%s\" must be a finite number >= 0%s: the checkpoint is damaged or was "
+                             "altered", path, key, null_ok ? " or null" : "");
+    *out = json_number_value(v);
+    return 0;
+}
+
+// A 64-hex-digit identity (fingerprint, base, data).
+static int state_hex(const json_t *o, const char *key, char out[65], const char *path, vet_err *err) {
+    const char *s = json_string_value(json_object_get(o, key));
+    int ok = s && strlen(s) == 64 && strspn(s, "0123456789abcdef") == 64;
+    if (!ok && !json_object_get(o, key) && strcmp(key, "fingerprint") != 0)
+        return vet_errf(err, "%s: \"%s\" is missing: a checkpoint from an older vet, which did not record "
+                             "its base model and data, cannot be checked against this run: start afresh", path, key);
+    if (!ok) return vet_errf(err, "%s: \"%s\" must be 64 hex digits: not a vet checkpoint state", path, key);
+    memcpy(out, s, 65);
+    return 0;
+}
+
 static int read_state(const char *path, vet_train_state *st, vet_err *err) {
     json_t *o = vet_json_load(path, "checkpoint state", 0, err);
     if (!o) return -1;
-    json_t *best = json_object_get(o, "best_val");
-    st->step = (long)json_integer_value(json_object_get(o, "step"));
-    st->best_val = json_is_number(best) ? json_number_value(best) : INFINITY;
-    st->best_step = (long)json_integer_value(json_object_get(o, "best_step"));
-    st->bad_evals = (int)json_integer_value(json_object_get(o, "bad_evals"));
-    st->skipped_steps = (long)json_integer_value(json_object_get(o, "skipped_steps"));
-    st->tokens_seen = json_number_value(json_object_get(o, "tokens_seen"));
-    json_t *ls = json_object_get(o, "loss_scale");  // absent: 0, the run's initial scale
-    st->loss_scale = json_is_number(ls) && json_number_value(ls) > 0 ? json_number_value(ls) : 0;
-    st->scale_good = (long)json_integer_value(json_object_get(o, "loss_scale_good_steps"));
-    st->scale_skips = (long)json_integer_value(json_object_get(o, "loss_scale_skipped_steps"));
-    const char *fp = json_string_value(json_object_get(o, "fingerprint"));
-    snprintf(st->fingerprint, sizeof st->fingerprint, "%s", fp ? fp : "");
-    int ok = json_is_integer(json_object_get(o, "step")) && fp;
+    long bad_evals = 0, good = 0, skips = 0;
+    *st = (vet_train_state){.best_val = INFINITY};
+    int rc = json_is_object(o) ? 0 : vet_errf(err, "%s: not a JSON object", path);
+    if (!rc) rc = state_int(o, "step", 0, LONG_MAX / 2, &st->step, path, err);
+    if (!rc) rc = state_int(o, "best_step", -1, st->step, &st->best_step, path, err);
+    if (!rc) rc = state_int(o, "bad_evals", 0, INT_MAX, &bad_evals, path, err);
+    if (!rc) rc = state_int(o, "skipped_steps", 0, st->step, &st->skipped_steps, path, err);
+    if (!rc) rc = state_num(o, "best_val", 1, &st->best_val, path, err);
+    if (!rc) rc = state_num(o, "tokens_seen", 0, &st->tokens_seen, path, err);
+    if (!rc && json_object_get(o, "loss_scale")) {  // fp16 runs only
+        rc = state_num(o, "loss_scale", 0, &st->loss_scale, path, err);
+        if (!rc && !(st->loss_scale > 0))
+            rc = vet_errf(err, "%s: \"loss_scale\" must be above 0", path);
+        if (!rc) rc = state_int(o, "loss_scale_good_steps", 0, st->step, &good, path, err);
+        if (!rc) rc = state_int(o, "loss_scale_skipped_steps", 0, st->step, &skips, path, err);
+    }
+    if (!rc) rc = state_hex(o, "fingerprint", st->fingerprint, path, err);
+    if (!rc) rc = state_hex(o, "base", st->base_id, path, err);
+    if (!rc) rc = state_hex(o, "data", st->data_id, path, err);
+    st->bad_evals = (int)bad_evals, st->scale_good = good, st->scale_skips = skips;
     json_decref(o);
-    return ok ? 0 : vet_errf(err, "%s: not a vet checkpoint state (no step or fingerprint)", path);
+    return rc;
+}
+
+// adam_v is a running mean of squared gradients: a negative entry is no state AdamW can be in
+// (its square root would be NaN on the first step).
+static int check_second_moment(const float *v, size_t n, const char *file, vet_err *err) {
+    for (size_t i = 0; i < n; i++)
+        if (v[i] < 0)
+            return vet_errf(err, "%s: tensor adam_v holds %g at %zu: AdamW's second moment is never negative "
+                                 "(the checkpoint is damaged)", file, (double)v[i], i);
+    return 0;
 }
 
 int vet_ckpt_load(const char *dir, vet_train_state *st, float *params, float *adam_m, float *adam_v,
@@ -141,15 +196,19 @@ int vet_ckpt_load(const char *dir, vet_train_state *st, float *params, float *ad
     *has_best = 0;
     for (int i = 0; i < 4 && rc == 0; i++) {
         const vet_tensor_ref *r = vet_tensors_find(t, names[i]);
+        if (i == 3 && !best) continue;  // a run without validation keeps no best parameters
         if (!r) {
             if (i < 3) rc = vet_errf(err, "%s: no tensor '%s'", file, names[i]);
             continue;
         }
-        rc = vet_tensor_read_f32(r, 1, shape, dst[i], err);
-        if (rc < 0) vet_err_prefix(err, "%s: checkpoint does not fit this model (other settings?)", dir);
+        if (r->ndim != 1 || r->shape[0] != shape[0])
+            rc = vet_errf(err, "%s: tensor '%s' holds %lld floats, this run trains %zu: checkpoint of another model "
+                               "or other settings", file, names[i], r->ndim == 1 ? (long long)r->shape[0] : -1LL, n);
+        if (rc == 0) rc = vet_tensor_read_f32(r, 1, shape, dst[i], err);  // refuses NaN / Inf, naming it
         if (i == 3 && rc == 0) *has_best = 1;
     }
     vet_tensors_close(t);
+    if (rc == 0) rc = check_second_moment(adam_v, n, file, err);
     return rc;
 }
 

@@ -27,12 +27,19 @@ typedef struct {
     long scale_good;      // consecutive steps without overflow since the last change
     long scale_skips;     // steps skipped for overflow: the schedule and AdamW did not advance
     char fingerprint[65]; // sha256 of the run's settings: resuming another run is refused
+    char base_id[65];     // the base model's identity (its weights as loaded, and a starting adapter's)
+    char data_id[65];     // the data's identity (the packed rows' content, training and validation)
 } vet_train_state;
 
 // Writes OUT/checkpoints/step-N. best may be NULL.
 int vet_ckpt_save(const char *ckpt_root, const vet_train_state *st, const float *params,
                   const float *adam_m, const float *adam_v, const float *best, size_t n, vet_err *err);
 // Reads a checkpoint directory; n must match. *has_best tells whether best was filled.
+// state.json must hold every field vet_ckpt_save writes, each of its type and in its range
+// (step >= 0, best_step from -1 to step, skipped steps at most step, finite numbers, 64 hex
+// digits for the identities), and the tensors must be finite (adam_v, a second moment, also
+// not negative): anything else is refused naming the field. Whether the step fits the run is
+// the caller's check.
 int vet_ckpt_load(const char *dir, vet_train_state *st, float *params, float *adam_m,
                   float *adam_v, float *best, int *has_best, size_t n, vet_err *err);
 // Finds the newest complete checkpoint under ckpt_root (or accepts a checkpoint dir itself);

@@ -30,6 +30,27 @@ void vet_adapter_tensor_name(char *buf, size_t n, int l, int t, char ab) {
              t < 4 ? "self_attn" : "mlp", vet_lora_target_name(t), ab);
 }
 
+int vet_adapter_check_limits(const vet_config *c, int r, double alpha, double dropout, unsigned targets,
+                             vet_err *err) {
+    if (!(alpha > 0 && alpha <= VET_LORA_MAX_ALPHA))  // also false for NaN
+        return vet_errf(err, "lora_alpha %g must be a finite number above 0 and at most %g", alpha,
+                        VET_LORA_MAX_ALPHA);
+    if (!(dropout >= 0 && dropout < 1)) return vet_errf(err, "lora_dropout %g is outside [0, 1)", dropout);
+    if (r < 1) return vet_errf(err, "LoRA rank r=%d must be at least 1", r);
+    // The binding limit: the adapted projection with the smallest smaller dimension.
+    int lim = 0, at = -1, out = 0, in = 0;
+    for (int t = 0; t < VET_LORA_N_TARGETS; t++) {
+        if (!(targets & (1u << t))) continue;
+        int o, i;
+        vet_lora_dims(c, t, &o, &i);
+        if (at < 0 || (o < i ? o : i) < lim) lim = o < i ? o : i, at = t, out = o, in = i;
+    }
+    if (at >= 0 && r > lim)
+        return vet_errf(err, "LoRA rank r=%d is larger than %s's smaller dimension: %s is (%d, %d) in this model, "
+                        "so r must be 1 to %d", r, vet_lora_target_name(at), vet_lora_target_name(at), out, in, lim);
+    return 0;
+}
+
 static void join(char *buf, size_t n, const char *dir, const char *file) {
     snprintf(buf, n, "%s/%s", dir, file);
 }
@@ -334,6 +355,8 @@ int vet_adapter_load(vet_model *m, const char *dir, vet_err *err) {
     lora_params p = {0};
     join(path, sizeof path, dir, ADAPTER_CONFIG);
     if (read_config(path, &p, err)) return -1;
+    if (vet_adapter_check_limits(&m->cfg, p.r, p.alpha, p.dropout, p.targets, err))
+        return vet_err_prefix(err, "%s", path);
 
     join(path, sizeof path, dir, ADAPTER_WEIGHTS);
     if (access(path, F_OK) != 0) {

@@ -30,6 +30,17 @@ int vet_adapter_save(const char *dir, const vet_model *m, const char *base_model
 // tensor, and a tensor whose shape does not fit the base model (naming both shapes).
 int vet_adapter_load(vet_model *m, const char *dir, vet_err *err);
 
+// The limits every LoRA adapter keeps, one set for the program that writes adapters (vet-train
+// checks its flags against the base model before it trains) and for every reader
+// (vet_adapter_load, so vet-train --adapter and vet-generate --adapter): whatever vet writes,
+// vet reads. r from 1 to the smaller dimension of every adapted projection (a larger rank adds
+// no expressive power, only size: A·B cannot have rank above min(out, in)); alpha finite, > 0
+// and at most VET_LORA_MAX_ALPHA; dropout in [0, 1). The message names the projection and its
+// shape; the caller says where the values came from (vet_err_prefix).
+#define VET_LORA_MAX_ALPHA 1e9
+int vet_adapter_check_limits(const vet_config *c, int r, double alpha, double dropout, unsigned targets,
+                             vet_err *err);
+
 // (out, in) of LoRA target t (bit index of VET_LORA_*) in every layer: A is (r, in), B (out, r).
 void vet_adapter_target_dims(const vet_config *c, int t, int64_t *out, int64_t *in);
 // PEFT's tensor name of layer l, target t, matrix ab ('A' or 'B'):

@@ -218,7 +218,7 @@ int train_loop(train_run *r, vet_step_fn on_step, void *ctx, vet_train_result *r
     vet_train_state st;
     if (train_resume(r, &st, err) < 0) return -1;
     vet_loss_scale_start(&st, r->be.loss_scaling, o->fp16_init_scale);
-    if (train_log_open(r, err) < 0) return -1;
+    if (train_log_open(r, o->resume ? st.step : -1, err) < 0) return -1;
     vet_schedule sched;
     vet_schedule_init(&sched, o->scheduler, o->lr, o->warmup_ratio, r->total_steps);
     double t_start = now_s();

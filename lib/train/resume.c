@@ -34,19 +34,40 @@ static void fingerprint(const train_run *r, char hex[65]) {
     vet_sha256_hex(s, strlen(s), hex);
 }
 
+// The checkpoint against this run: the same base and data (identity.c), the same settings
+// (the fingerprint), and a step inside the run.
+static int check_checkpoint(const train_run *r, const vet_train_state *st, const char *fp, const char *dir,
+                            vet_err *err) {
+    if (strcmp(st->base_id, r->base_id) != 0)
+        return vet_errf(err, "%s: checkpoint of a run on another base model (its weights hash %.12s…, this "
+                             "run's %.12s…): resume with the --base (or --init and --seed, or --adapter) it "
+                             "started from, or start afresh", dir, st->base_id, r->base_id);
+    if (strcmp(st->data_id, r->data_id) != 0)
+        return vet_errf(err, "%s: checkpoint of a run on other data (its rows hash %.12s…, this run's %.12s…): "
+                             "resume with the same --train and --val files, or start afresh", dir, st->data_id,
+                        r->data_id);
+    if (strcmp(fp, st->fingerprint) != 0)
+        return vet_errf(err, "%s: checkpoint of a run with other settings or data: resume with the same "
+                             "flags and files, or start afresh", dir);
+    if (st->step > r->total_steps)
+        return vet_errf(err, "%s/state.json: \"step\" %ld is past the end of this run (%ld steps): the checkpoint "
+                             "is damaged or was altered", dir, st->step, r->total_steps);
+    return 0;
+}
+
 int train_resume(train_run *r, vet_train_state *st, vet_err *err) {
     const vet_train_opts *o = r->o;
     *st = (vet_train_state){.best_val = INFINITY, .best_step = -1};
     fingerprint(r, st->fingerprint);
+    memcpy(st->base_id, r->base_id, sizeof st->base_id);
+    memcpy(st->data_id, r->data_id, sizeof st->data_id);
     if (!o->resume) return 0;
     char dir[4096], fp[65];
     int has_best = 0;
     memcpy(fp, st->fingerprint, sizeof fp);
     if (vet_ckpt_find(o->resume, dir, sizeof dir, err) < 0) return -1;
     if (vet_ckpt_load(dir, st, r->params, r->adam_m, r->adam_v, r->best, &has_best, r->n, err) < 0) return -1;
-    if (strcmp(fp, st->fingerprint) != 0)
-        return vet_errf(err, "%s: checkpoint of a run with other settings or data: resume with the same "
-                             "flags and files, or start afresh", dir);
+    if (check_checkpoint(r, st, fp, dir, err) < 0) return -1;
     if (!has_best) st->best_val = INFINITY;
     return r->be.push_state(r->be.ctx, err);
 }

@@ -9,6 +9,7 @@
 #include "io/checkpoint.h"
 #include "model/model.h"
 #include "train/backend.h"
+#include "train/out_lock.h"
 #include "train/packed_set.h"
 #include "train/trainer.h"
 
@@ -38,12 +39,19 @@ typedef struct {
     long micro_per_epoch, steps_per_epoch, total_steps;
     vet_train_backend be;
     FILE *log;                 // OUT/train.log.jsonl
+    vet_out_lock lock;         // OUT/.vet-train.lock, held for the whole run
+    int made_out;              // OUT did not exist before this run (removed again if left empty)
+    char base_id[65], data_id[65];  // identity.c: what the run starts from
 } train_run;
 
-// setup.c: the packed rows (train, more --train files, val), then the model (loaded or made
-// from a preset, tokenizer checked, LoRA added or loaded).
+// setup.c: the settings checked against the base's config.json before anything heavy is read
+// (LoRA's limits); the packed rows (train, more --train files, val); then the model (loaded or
+// made from a preset, tokenizer checked, LoRA added or loaded), every row checked against it.
+int train_preflight(train_run *r, vet_err *err);
 int train_load_data(train_run *r, vet_err *err);
 int train_setup_model(train_run *r, vet_err *err);
+// identity.c: r->base_id and r->data_id, from the model and rows as set up (before any step).
+void train_identities(train_run *r);
 // params.c: the trainable floats, their groups, AdamW's moments, the row order, step counts.
 int train_setup_params(train_run *r, vet_err *err);
 // params.c: the name of the trainable tensor that holds element idx, for messages.
@@ -55,8 +63,9 @@ int train_loop(train_run *r, vet_step_fn on_step, void *ctx, vet_train_result *r
 int train_resume(train_run *r, vet_train_state *st, vet_err *err);
 // resume.c: OUT/checkpoints/step-N from the backend's current state; older ones pruned.
 int train_save_checkpoint(train_run *r, const vet_train_state *st, vet_train_result *res, vet_err *err);
-// log.c: OUT/train.log.jsonl opened (appended to on resume), one JSON line per step taken.
-int train_log_open(train_run *r, vet_err *err);
+// log.c: OUT/train.log.jsonl opened; on resume (resume_step >= 0) cut back to the lines of
+// steps 1..resume_step, then appended to. One JSON line per step taken.
+int train_log_open(train_run *r, long resume_step, vet_err *err);
 void train_log_step(train_run *r, const vet_step_info *s, double loss_scale);
 // outputs.c: the adapter (and merged model), or the model, from the best or last parameters.
 int train_write_outputs(train_run *r, const vet_train_state *st, vet_err *err);

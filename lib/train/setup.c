@@ -10,6 +10,23 @@
 #include "model/adapter.h"
 #include "train/run.h"
 
+// LoRA's limits (model/adapter.h: the ones every adapter reader applies) against the base's
+// config.json, before the data and the weights are read: vet-train never writes an adapter that
+// vet-generate and vet-train --adapter would refuse. An --adapter's own values are checked when
+// it loads; --init and --full train no adapter.
+int train_preflight(train_run *r, vet_err *err) {
+    const vet_train_opts *o = r->o;
+    if (o->full || o->adapter_in || !o->base_dir) return 0;
+    vet_config bc;
+    if (vet_config_load(&bc, o->base_dir, err) < 0) return -1;
+    if (vet_adapter_check_limits(&bc, o->lora_r, o->lora_alpha, o->lora_dropout, o->lora_targets, err) == 0)
+        return 0;
+    vet_err_prefix(err, "--lora-r %d / --lora-alpha %g / --lora-dropout %g with the base %s", o->lora_r,
+                   (double)o->lora_alpha, (double)o->lora_dropout, o->base_dir);
+    err->kind = VET_E_USAGE;  // flags that cannot work with this base
+    return -1;
+}
+
 int train_load_data(train_run *r, vet_err *err) {
     const vet_train_opts *o = r->o;
     if (vet_packed_load(&r->train, o->train_path, err) < 0) return -1;
@@ -102,10 +119,28 @@ static int check_tokenizer(const train_run *r, vet_err *err) {
     return 0;
 }
 
+// Every row against the model, before the first step (a bad id would otherwise surface in
+// the middle of training, naming neither file nor record); and a note when the model has more
+// token ids than the data's tokenizer. That is accepted: Hugging Face models often pad their
+// embedding to a multiple of 64 or 128, the extra ids are never targets, and vet-generate
+// decodes only ids its tokenizer has.
+static int check_rows(const train_run *r, vet_err *err) {
+    const vet_config *c = &r->m.cfg;
+    if (vet_packed_check_model(&r->train, c->vocab_size, c->max_pos, err) < 0) return -1;
+    if (r->val.n_rows && vet_packed_check_model(&r->val, c->vocab_size, c->max_pos, err) < 0) return -1;
+    if (r->train.vocab_size > 0 && c->vocab_size > r->train.vocab_size)
+        vet_train_notef(r->o->on_note, r->ctx, "warning: the model's vocabulary (%d) is larger than the tokenizer's of "
+                        "%s (%d): ids %d..%d are never trained on as targets (a padded embedding is fine; another "
+                        "tokenizer is not)", c->vocab_size, r->o->train_path, r->train.vocab_size,
+                        r->train.vocab_size, c->vocab_size - 1);
+    return 0;
+}
+
 int train_setup_model(train_run *r, vet_err *err) {
     const vet_train_opts *o = r->o;
     if ((o->base_dir ? load_base(r, err) : init_new(r, err)) < 0) return -1;
     if (check_tokenizer(r, err) < 0) return -1;
+    if (check_rows(r, err) < 0) return -1;
     if (o->full) return 0;
     if (o->adapter_in) {
         if (vet_adapter_load(&r->m, o->adapter_in, err) < 0) return -1;

@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "io/config.h"
 #include "model/lora.h"
@@ -52,6 +54,33 @@ static void describe_model(const train_run *r, char *buf, size_t n) {
              r->n / 1e6);
 }
 
+// Settings that cannot work together, refused before anything is read or written (usage
+// errors: vet-train exits 2).
+static int check_opts(const vet_train_opts *o, vet_err *err) {
+    if ((o->base_dir != NULL) == (o->init != NULL))
+        return vet_err_kindf(err, VET_E_USAGE, "give exactly one of --base and --init");
+    if (o->batch_size < 1 || o->grad_accum < 1 || o->epochs < 1)
+        return vet_err_kindf(err, VET_E_USAGE, "--batch-size, --grad-accum and --epochs must be at least 1");
+    if (o->init && !o->tokenizer)
+        return vet_err_kindf(err, VET_E_USAGE, "--init %s needs --tokenizer FILE: the new model is written with "
+                             "the tokenizer its data was made with, and without one no program could use it", o->init);
+    if (!o->val_path && (o->eval_every > 0 || o->patience > 0))
+        return vet_err_kindf(err, VET_E_USAGE, "%s without --val: it acts on the validation loss; give --val FILE "
+                             "or drop it", o->eval_every > 0 ? "--eval-every" : "--patience");
+    return 0;
+}
+
+// OUT, created if absent, and its lock (train/out_lock.h): taken before anything is read, so a
+// second run into the same OUT stops at once instead of after loading a model.
+static int claim_out(train_run *r, vet_err *err) {
+    struct stat st;
+    r->made_out = stat(r->o->out_dir, &st) != 0;
+    if (!r->made_out && !S_ISDIR(st.st_mode))
+        return vet_err_io(err, "%s: exists and is not a directory (--out names the output directory)", r->o->out_dir);
+    if (vet_mkdirs(r->o->out_dir, err) < 0) return -1;
+    return vet_out_lock_take(&r->lock, r->o->out_dir, err);
+}
+
 static void run_free(train_run *r) {
     if (r->be.free) r->be.free(r->be.ctx);
     vet_packed_free(&r->train);
@@ -63,19 +92,21 @@ static void run_free(train_run *r) {
     free(r->groups);
     free(r->order);
     if (r->log) fclose(r->log);
+    vet_out_lock_release(&r->lock);
 }
 
 int vet_train_run(const vet_train_opts *o, vet_step_fn on_step, void *ctx, vet_train_result *res, vet_err *err) {
     memset(res, 0, sizeof *res);
-    if ((o->base_dir != NULL) == (o->init != NULL)) return vet_errf(err, "give exactly one of --base and --init");
-    if (o->batch_size < 1 || o->grad_accum < 1 || o->epochs < 1)
-        return vet_errf(err, "--batch-size, --grad-accum and --epochs must be at least 1");
+    if (check_opts(o, err) < 0) return -1;
     vet_set_threads(o->threads);
     train_run r = {.o = o, .ctx = ctx};
     vet_train_backend_fn backend_new = o->backend_new ? o->backend_new : vet_cpu_train_backend;
     int rc = backend_new(o, o->on_note, ctx, &r.be, err);
+    if (rc == 0) rc = train_preflight(&r, err);
+    if (rc == 0) rc = claim_out(&r, err);
     if (rc == 0) rc = train_load_data(&r, err);
     if (rc == 0) rc = train_setup_model(&r, err);
+    if (rc == 0) train_identities(&r);
     if (rc == 0) rc = train_setup_params(&r, err);
     if (rc == 0) rc = load_backend(&r, err);
     if (rc == 0) {
@@ -83,5 +114,6 @@ int vet_train_run(const vet_train_opts *o, vet_step_fn on_step, void *ctx, vet_t
         rc = train_loop(&r, on_step, ctx, res, err);
     }
     run_free(&r);
+    if (rc < 0 && r.made_out) rmdir(o->out_dir);  // only when the failed run left it empty
     return rc;
 }

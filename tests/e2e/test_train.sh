@@ -63,10 +63,32 @@ kill_resume_ok() {
     kill -9 $pid 2>/dev/null
     wait $pid 2>/dev/null
     [ -f "$out/adapter_model.safetensors" ] && { echo "run finished before the kill: inconclusive" >&2; return 1; }
+    # The killed run's lock names a dead pid: the resume takes it over, and gives it up at the end.
+    grep -qx "$pid" "$out/.vet-train.lock" || { echo "no lock with the killed run's pid" >&2; return 1; }
     lora "$out" --resume "$out" || return 1
+    [ ! -e "$out/.vet-train.lock" ] || { echo "lock left behind" >&2; return 1; }
+    # The log holds each step once, in order: the steps the killed run took after its last
+    # checkpoint were cut when the resume started, then taken again.
+    /usr/bin/python3 -c 'import json,sys; s=[json.loads(l)["step"] for l in open(sys.argv[1])]; sys.exit(s != list(range(1, 25)))' \
+        "$out/train.log.jsonl" || { echo "log steps: $(cut -c1-12 "$out/train.log.jsonl" | tr '\n' ' ')" >&2; return 1; }
     cmp "$tmp/lora-a/adapter_model.safetensors" "$out/adapter_model.safetensors"
 }
 check train_kill9_resume_byte_identical kill_resume_ok
+
+# 3b. Two runs into one --out: the second is refused (exit 2) naming the first's pid.
+two_runs_ok() {
+    local out=$tmp/lora-two msg status
+    lora_args "$out" --max-steps 100000 --save-every 0
+    "$VET_BIN/vet-train" "${args[@]}" & local pid=$!
+    local waited=0
+    until [ -s "$out/train.log.jsonl" ] || [ $waited -ge 600 ]; do sleep 0.05; waited=$((waited + 1)); done
+    msg=$(lora "$out" 2>&1)
+    status=$?
+    kill -9 $pid 2>/dev/null
+    wait $pid 2>/dev/null
+    [ $status -eq 2 ] && grep -q "another vet-train (pid $pid)" <<<"$msg" || { echo "exit $status: $msg" >&2; return 1; }
+}
+check train_second_run_same_out_refused two_runs_ok
 
 # 4. SIGTERM: finish the step, write a checkpoint, exit 5; resuming completes identically.
 sigterm_ok() {
@@ -87,20 +109,29 @@ sigterm_ok() {
 check train_sigterm_checkpoint_exit5 sigterm_ok
 
 # 5. A base model with a NaN weight: stop at step 1 naming the loss, exit 6.
-nonfinite_ok() {
-    cp -r "$tmp/base" "$tmp/nanbase"
-    /usr/bin/python3 - "$tmp/nanbase/model.safetensors" <<'PY' || return 1
+# A NaN weight is refused when the model loads, naming the tensor (exit 1); a finite weight so
+# large that the forward pass overflows stops at the first step (exit 6).
+poison() {  # FILE TENSOR VALUE: element 0 of TENSOR set to VALUE (a float32 file)
+    /usr/bin/python3 - "$@" <<'PY'
 import json, struct, sys
-path = sys.argv[1]
+path, name, value = sys.argv[1], sys.argv[2], float(sys.argv[3])
 data = bytearray(open(path, "rb").read())
 n = struct.unpack("<Q", data[:8])[0]
-info = json.loads(data[8:8 + n])["model.norm.weight"]
+info = json.loads(data[8:8 + n])[name]
 start = 8 + n + info["data_offsets"][0]
-data[start:start + 4] = struct.pack("<f", float("nan"))
+data[start:start + 4] = struct.pack("<f", value)
 open(path, "wb").write(data)
 PY
+}
+nonfinite_ok() {
     local msg status
+    cp -r "$tmp/base" "$tmp/nanbase" && poison "$tmp/nanbase/model.safetensors" model.norm.weight nan || return 1
     msg=$("$VET_BIN/vet-train" -q --base "$tmp/nanbase" --train "$tmp/train.msgpack.zst" --out "$tmp/nan" \
+        --max-steps 3 2>&1)
+    status=$?
+    [ $status -eq 1 ] && grep -q "model.norm.weight' holds NaN" <<<"$msg" || { echo "exit $status: $msg" >&2; return 1; }
+    cp -r "$tmp/base" "$tmp/hugebase" && poison "$tmp/hugebase/model.safetensors" model.norm.weight 3e38 || return 1
+    msg=$("$VET_BIN/vet-train" -q --base "$tmp/hugebase" --train "$tmp/train.msgpack.zst" --out "$tmp/huge" \
         --max-steps 3 2>&1)
     status=$?
     [ $status -eq 6 ] || { echo "exit $status: $msg" >&2; return 1; }
@@ -177,13 +208,14 @@ no_unk_ok() {
     [ -x "$mk" ] || { echo "no $mk (make helpers)" >&2; return 1; }
     printf '%s\n' '{"id":"a","species":"Cow","codes":["1"],"note":"x","prompt":[1,5,6,7],"response":[8,9,2]}' \
         '{"id":"b","species":"Cow","codes":["1"],"note":"y","prompt":[1,5,7,7],"response":[8,9,2]}' |
-        "$mk" --vocab 512 --unk -1 -o "$tmp/nounk.tok" || return 1
+        "$mk" --vocab 512 --unk -1 --sha256 "$(sha256sum "$spm" | cut -c1-64)" -o "$tmp/nounk.tok" || return 1
     "$VET_BIN/vet-pack" "$tmp/nounk.tok" --split 100/0/0 --train "$tmp/nounk.msgpack.zst" 2>/dev/null || return 1
-    msg=$(train --init "$tmp/micro.json" --train "$tmp/nounk.msgpack.zst" --out "$tmp/nounk" --token-dropout 0.1 \
-        --max-steps 1 2>&1)
+    msg=$(train --init "$tmp/micro.json" --tokenizer "$spm" --train "$tmp/nounk.msgpack.zst" --out "$tmp/nounk" \
+        --token-dropout 0.1 --max-steps 1 2>&1)
     [ $? -eq 1 ] && grep -q "nounk.msgpack.zst: the header names no unk_id for --token-dropout" <<<"$msg" ||
         { echo "$msg" >&2; return 1; }
-    train --init "$tmp/micro.json" --train "$tmp/nounk.msgpack.zst" --out "$tmp/nounk" --max-steps 1  # fine without
+    train --init "$tmp/micro.json" --tokenizer "$spm" --train "$tmp/nounk.msgpack.zst" --out "$tmp/nounk" \
+        --max-steps 1  # fine without
 }
 check train_token_dropout_needs_unk no_unk_ok
 
@@ -194,7 +226,7 @@ usage_ok() {
     train --init tiny --train x --out y --lora-targets q,z 2>/dev/null; [ $? -eq 2 ] || return 1
     head -c 300 "$tmp/train.msgpack.zst" >"$tmp/cut.zst"
     local msg
-    msg=$(train --init "$tmp/micro.json" --train "$tmp/cut.zst" --out "$tmp/cut" 2>&1)
+    msg=$(train --init "$tmp/micro.json" --tokenizer "$spm" --train "$tmp/cut.zst" --out "$tmp/cut" 2>&1)
     [ $? -eq 1 ] && grep -q "truncated" <<<"$msg"
 }
 check train_usage_and_truncated_input usage_ok

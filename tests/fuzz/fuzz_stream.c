@@ -52,6 +52,10 @@ static void read_all(const char *path) {
     if (vet_packed_load(&set, path, &err) == 0) {
         for (int row = 0; row < set.n_rows; row++)
             if (set.rows[row].n > set.max_len || set.rows[row].n_samples < 0) abort();
+        if (set.n_rows > 0 && strlen(set.content_sha256) != 64) abort();  // every loaded set has its hash
+        // vet-train's check of every row against a model (vocab 512, 64 positions) before step 1.
+        err.msg[0] = 0;
+        if (vet_packed_check_model(&set, 512, 64, &err) < 0) fz_check_msg(&err);
         // What training does next with the rows: a batch, which checks ids and starts.
         vet_batch b;
         int nb = set.n_rows < 4 ? set.n_rows : 4;

@@ -242,6 +242,33 @@ static void refuses_missing_r_or_alpha(void) {
     CHECK_CONTAINS(load_into(dir, 32, 2, NULL), "\"lora_alpha\" is missing");
 }
 
+// One set of limits for the writer (vet-train's flags) and every reader: r up to the smaller
+// dimension of the tightest adapted projection, alpha finite in (0, 1e9], dropout in [0, 1).
+static void limits_shared_by_writer_and_reader(void) {
+    vet_config c = tiny_config(32, 2);  // q (32, 32), k/v (16, 32), MLP (64, 32) / (32, 64)
+    vet_err err;
+    CHECK(vet_adapter_check_limits(&c, 16, 32, 0.1, VET_LORA_ALL, &err) == 0);
+    CHECK(vet_adapter_check_limits(&c, 17, 32, 0.1, VET_LORA_ALL, &err) < 0);
+    CHECK_CONTAINS(err.msg, "k_proj is (16, 32) in this model, so r must be 1 to 16");
+    CHECK(vet_adapter_check_limits(&c, 32, 32, 0.1, VET_LORA_Q | VET_LORA_DOWN, &err) == 0);
+    CHECK(vet_adapter_check_limits(&c, 33, 32, 0.1, VET_LORA_Q | VET_LORA_DOWN, &err) < 0);
+    CHECK(vet_adapter_check_limits(&c, 0, 32, 0.1, VET_LORA_Q, &err) < 0);
+    CHECK(vet_adapter_check_limits(&c, 4, 0, 0.1, VET_LORA_Q, &err) < 0);
+    CHECK_CONTAINS(err.msg, "lora_alpha 0");
+    CHECK(vet_adapter_check_limits(&c, 4, NAN, 0.1, VET_LORA_Q, &err) < 0);
+    CHECK(vet_adapter_check_limits(&c, 4, INFINITY, 0.1, VET_LORA_Q, &err) < 0);
+    CHECK(vet_adapter_check_limits(&c, 4, 8, 1.0, VET_LORA_Q, &err) < 0);
+    // The reader applies them: an r the writer would refuse is refused on load, model untouched.
+    const char *dir = saved_adapter("limits", VET_LORA_Q | VET_LORA_K);
+    edit_config(dir, "r", json_integer(20));
+    int has = 1;
+    CHECK_CONTAINS(load_into(dir, 32, 2, &has), "r=20 is larger than k_proj's smaller dimension");
+    CHECK(has == 0);
+    edit_config(dir, "r", json_integer(4));
+    edit_config(dir, "lora_alpha", json_real(-8));
+    CHECK_CONTAINS(load_into(dir, 32, 2, NULL), "lora_alpha -8");
+}
+
 static void refuses_unsupported_features(void) {
     const char *dir = saved_adapter("features", VET_LORA_Q);
     edit_config(dir, "use_dora", json_true());
@@ -359,6 +386,7 @@ int main(void) {
     RUN(refuses_unknown_target);
     RUN(refuses_missing_r_or_alpha);
     RUN(refuses_unsupported_features);
+    RUN(limits_shared_by_writer_and_reader);
     RUN(refuses_missing_tensor);
     RUN(loads_bf16_adapter);
     RUN(refuses_missing_files);
