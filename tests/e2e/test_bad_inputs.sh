@@ -57,4 +57,4 @@ while IFS='|' read -r name want substr cmd; do
     else echo "not ok bad_$name"; echo "bad_$name: $why: $(head -c 400 "$tmp/err")" >&2; fi
     rm -rf "$tmp/o" "$tmp/t" "$tmp/p"
 done <<<"$cases"
-[ $n -ge 30 ] || echo "not ok bad_inputs_catalogue_size ($n cases, want >= 30)"
+[ $n -ge 124 ] || echo "not ok bad_inputs_catalogue_size ($n cases, want >= 124)"
