@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "data/tokenizer.h"
 #include "io/mp.h"
 #include "io/stream.h"
 
@@ -32,6 +33,7 @@ static void read_header(vet_packed_set *s, const msgpack_object *h) {
         memcpy(s->tokenizer_sha256, sha, n);
         s->tokenizer_sha256[n] = 0;
     }
+    vet_tokenizer_header_kind(tok, s->tokenizer_kind, sizeof s->tokenizer_kind);
     if (tok && mp_get_int(tok, "vocab_size", &v, NULL) == 0) s->vocab_size = (int)v;
     s->bos_id = tok && mp_get_int(tok, "bos_id", &v, NULL) == 0 ? (int)v : -1;
     s->eos_id = tok && mp_get_int(tok, "eos_id", &v, NULL) == 0 ? (int)v : -1;
@@ -99,12 +101,14 @@ void vet_packed_free(vet_packed_set *s) {
 }
 
 int vet_packed_append(vet_packed_set *dst, vet_packed_set *src, vet_err *err) {
-    if (strcmp(dst->tokenizer_sha256, src->tokenizer_sha256) != 0 || dst->vocab_size != src->vocab_size ||
+    if (strcmp(dst->tokenizer_sha256, src->tokenizer_sha256) != 0 || strcmp(dst->tokenizer_kind, src->tokenizer_kind) != 0 ||
+        dst->vocab_size != src->vocab_size ||
         dst->bos_id != src->bos_id || dst->eos_id != src->eos_id || dst->pad_id != src->pad_id ||
         dst->unk_id != src->unk_id)
-        return vet_errf(err, "%s and %s were made with different tokenizers (sha256 %.12s… vs %.12s…): "
-                             "tokenize both with the same --spm",
-                        dst->path, src->path, dst->tokenizer_sha256, src->tokenizer_sha256);
+        return vet_errf(err, "%s and %s were made with different tokenizers (%s sha256 %.12s… vs %s %.12s…): "
+                             "tokenize both with the same --tokenizer",
+                        dst->path, src->path, dst->tokenizer_kind, dst->tokenizer_sha256, src->tokenizer_kind,
+                        src->tokenizer_sha256);
     int cap = dst->n_rows;  // grow() doubles from the current size
     for (int i = 0; i < src->n_rows; i++) {
         if (grow(dst, &cap) < 0) return vet_err_nomem(err, "out of memory");
