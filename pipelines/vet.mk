@@ -1,7 +1,8 @@
 # pipelines/vet.mk — the whole vet job as make targets, one file per stage.
 #
 #   make -f pipelines/vet.mk OUT=DIR NOTES=notes.csv [BASE=hf-model-dir | INIT=tiny] \
-#        [SPM=tokenizer.model] [CODES=codes.tsv] [TRAIN_ARGS=...] [GEN_ARGS=...] [TRAIN_SEED=N]
+#        [TOKENIZER=tokenizer.model|tokenizer.json|dir (SPM= is the same)] [CODES=codes.tsv]
+#        [TRAIN_ARGS=...] [GEN_ARGS=...] [TRAIN_SEED=N]
 #        [FIT=train+val|train] [SWAP=A=B,C=D | SWAP=] [CONSTRAIN=codes.tsv | CONSTRAIN=]
 #        [ENSEMBLE=K]
 #   make -f pipelines/vet.mk OUT=DIR TRAIN=a.csv VAL=b.csv TEST=c.csv ...   (a given split)
@@ -9,7 +10,7 @@
 #                                                   refit generate eval val report)
 #
 # Stages and the files they leave in OUT:
-#   tokenizer  OUT/tokenizer.model          only without SPM and BASE: trained on the training notes
+#   tokenizer  OUT/tokenizer.model          only without TOKENIZER and BASE: trained on the training notes
 #   tokenize   OUT/notes.tok.msgpack.zst    (NOTES) or OUT/{train,val,test}.tok.msgpack.zst, with
 #                                           the species-swapped copies of SWAP after their notes
 #   pack       OUT/packed/{train,val,test}.msgpack.zst   packed rows, grouped, stratified 80/10/10 split
@@ -41,7 +42,12 @@ VAL       ?=
 TEST      ?=
 BASE      ?=
 INIT      ?= $(if $(BASE),,tiny)
-SPM       ?= $(if $(BASE),$(BASE)/tokenizer.model,$(OUT)/tokenizer.model)
+# The tokenizer: TOKENIZER (SPM is its old name), else BASE's whichever kind it is (a SentencePiece
+# tokenizer.model or a byte-level BPE tokenizer.json; BASE itself when it holds both, and
+# vet-tokenize says which its tokenizer_config.json names), else one trained on the notes.
+SPM       ?=
+BASE_TOKENIZER = $(if $(wildcard $(BASE)/tokenizer.json),$(if $(wildcard $(BASE)/tokenizer.model),$(BASE),$(BASE)/tokenizer.json),$(if $(wildcard $(BASE)/tokenizer.model),$(BASE)/tokenizer.model,$(BASE)))
+TOKENIZER ?= $(or $(SPM),$(if $(BASE),$(BASE_TOKENIZER),$(OUT)/tokenizer.model))
 CODES     ?=
 VOCAB     ?= 1024
 SEED      ?= 1
@@ -141,7 +147,7 @@ ifneq ($(call args_changed,$(1),$(2)),)
 endif
 endef
 $(eval $(call stage_args,tokenizer,$(VOCAB) $(TOKENIZE_ARGS)))
-$(eval $(call stage_args,tokenize,$(SPM) $(TOKENIZE_ARGS) $(SWAP_FLAG)))
+$(eval $(call stage_args,tokenize,$(TOKENIZER) $(TOKENIZE_ARGS) $(SWAP_FLAG)))
 $(eval $(call stage_args,pack,$(PACK_ARGS)))
 TRAIN_SEED_FLAG := $(if $(TRAIN_SEED), --seed $(TRAIN_SEED))
 # The refit's members: refit, refit-2 ... refit-K, each a stage of its own with its seed.
@@ -158,11 +164,11 @@ $(eval $(call stage_args,generate,$(GEN_MODEL) $(GEN_CODES_FLAG) $(GEN_ARGS)))
 $(eval $(call stage_args,eval,$(CODES_FLAG) $(EVAL_ARGS)))
 .PHONY: ARGS_CHANGED
 
-# --- tokenizer: only when neither SPM nor BASE names one ------------------------------------
+# --- tokenizer: only when neither TOKENIZER nor BASE names one ------------------------------
 # The project's LLaMA-like settings (mk/data.mk explains them), trained on the training notes
 # rendered in the prompt template. With NOTES, that is every note: the split comes later, and
 # the tokenizer sees text only (digits are split one by one, so no code is a single piece).
-tokenizer: $(SPM)
+tokenizer: $(TOKENIZER)
 $(OUT)/tokenizer.model: $(TRAIN_NOTES) $(call args,tokenizer)
 	@mkdir -p $(@D)/.spm
 	$(V)vet-tokenize --text $(TOKENIZE_ARGS) $(TRAIN_NOTES) -o $(@D)/.spm/text.txt
@@ -177,16 +183,16 @@ $(OUT)/tokenizer.model: $(TRAIN_NOTES) $(call args,tokenizer)
 # --- tokenize --------------------------------------------------------------------------------
 ifeq ($(SPLIT_MODE),notes)
 TOKENS := $(OUT)/notes.tok.msgpack.zst
-$(TOKENS): $(NOTES) $(SPM) $(call args,tokenize)
-	$(V)vet-tokenize --spm $(SPM) $(TOKENIZE_ARGS) $(SWAP_FLAG) --stats $(NOTES) -o $@
+$(TOKENS): $(NOTES) $(TOKENIZER) $(call args,tokenize)
+	$(V)vet-tokenize --tokenizer $(TOKENIZER) $(TOKENIZE_ARGS) $(SWAP_FLAG) --stats $(NOTES) -o $@
 else
 TOKENS := $(OUT)/train.tok.msgpack.zst $(OUT)/val.tok.msgpack.zst $(OUT)/test.tok.msgpack.zst
-$(OUT)/train.tok.msgpack.zst: $(TRAIN) $(SPM) $(call args,tokenize)
-	$(V)vet-tokenize --spm $(SPM) $(TOKENIZE_ARGS) $(SWAP_FLAG) --stats $(TRAIN) -o $@
-$(OUT)/val.tok.msgpack.zst: $(VAL) $(SPM) $(call args,tokenize)
-	$(V)vet-tokenize --spm $(SPM) $(TOKENIZE_ARGS) $(SWAP_FLAG) $(VAL) -o $@
-$(OUT)/test.tok.msgpack.zst: $(TEST) $(SPM) $(call args,tokenize)
-	$(V)vet-tokenize --spm $(SPM) $(TOKENIZE_ARGS) $(SWAP_FLAG) $(TEST) -o $@
+$(OUT)/train.tok.msgpack.zst: $(TRAIN) $(TOKENIZER) $(call args,tokenize)
+	$(V)vet-tokenize --tokenizer $(TOKENIZER) $(TOKENIZE_ARGS) $(SWAP_FLAG) --stats $(TRAIN) -o $@
+$(OUT)/val.tok.msgpack.zst: $(VAL) $(TOKENIZER) $(call args,tokenize)
+	$(V)vet-tokenize --tokenizer $(TOKENIZER) $(TOKENIZE_ARGS) $(SWAP_FLAG) $(VAL) -o $@
+$(OUT)/test.tok.msgpack.zst: $(TEST) $(TOKENIZER) $(call args,tokenize)
+	$(V)vet-tokenize --tokenizer $(TOKENIZER) $(TOKENIZE_ARGS) $(SWAP_FLAG) $(TEST) -o $@
 endif
 tokenize: $(TOKENS)
 
@@ -212,9 +218,9 @@ TRAIN_DATA_train := --train $(OUT)/packed/train.msgpack.zst --val $(OUT)/packed/
 TRAIN_DATA_refit := --train $(OUT)/packed/train.msgpack.zst --train $(OUT)/packed/val.msgpack.zst
 TRAIN_DIR_train  := model
 $(foreach m,$(MEMBERS),$(eval TRAIN_DIR_$(m) := $(m))$(eval TRAIN_DATA_$(m) := $(TRAIN_DATA_refit)))
-$(OUT)/train.done $(MEMBERS:%=$(OUT)/%.done): $(OUT)/%.done: $(PACKED) $(SPM) $(OUT)/.args/%
+$(OUT)/train.done $(MEMBERS:%=$(OUT)/%.done): $(OUT)/%.done: $(PACKED) $(TOKENIZER) $(OUT)/.args/%
 	rm -f $@
-	$(V)vet-train $(MODEL_FLAG) --tokenizer $(SPM) $(TRAIN_DATA_$*) \
+	$(V)vet-train $(MODEL_FLAG) --tokenizer $(TOKENIZER) $(TRAIN_DATA_$*) \
 	  --out $(OUT)/$(TRAIN_DIR_$*) $(TRAIN_ARGS)$(SEED_FLAG_$*)
 	touch $@
 train: $(OUT)/train.done
@@ -222,7 +228,7 @@ refit: $(MEMBERS:%=$(OUT)/%.done)
 
 # --- generate: the test split ------------------------------------------------------------------
 $(OUT)/predictions.msgpack.zst: $(FINAL_DONE) $(OUT)/rows/test.msgpack.zst $(call args,generate)
-	$(V)vet-generate $(GEN_MODEL) --spm $(SPM) $(GEN_CODES_FLAG) $(GEN_ARGS) $(OUT)/rows/test.msgpack.zst -o $@
+	$(V)vet-generate $(GEN_MODEL) --tokenizer $(TOKENIZER) $(GEN_CODES_FLAG) $(GEN_ARGS) $(OUT)/rows/test.msgpack.zst -o $@
 generate: $(OUT)/predictions.msgpack.zst
 
 # --- eval ----------------------------------------------------------------------------------------
@@ -236,7 +242,7 @@ eval: $(OUT)/metrics.json
 # --- val: the same on the validation split, for choosing settings without looking at test ----
 $(OUT)/rows/val.msgpack.zst: $(PACKED)
 $(OUT)/val-predictions.msgpack.zst: $(OUT)/train.done $(OUT)/rows/val.msgpack.zst $(call args,generate)
-	$(V)vet-generate $(call model_flags,model) --spm $(SPM) $(GEN_CODES_FLAG) $(GEN_ARGS) $(OUT)/rows/val.msgpack.zst -o $@
+	$(V)vet-generate $(call model_flags,model) --tokenizer $(TOKENIZER) $(GEN_CODES_FLAG) $(GEN_ARGS) $(OUT)/rows/val.msgpack.zst -o $@
 $(OUT)/val-metrics.json: $(OUT)/val-predictions.msgpack.zst $(call args,eval)
 	$(V)vet-eval $(CODES_FLAG) --bootstrap 0 --baseline-from $(OUT)/packed/train.msgpack.zst \
 	  --json $@.tmp $< >$(OUT)/val-metrics.txt && mv $@.tmp $@ && cat $(OUT)/val-metrics.txt

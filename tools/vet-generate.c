@@ -30,9 +30,11 @@ static void usage(void) {
            "                         K times (K <= %d), an ensemble: each token is chosen from the\n"
            "                         K models' mean next-token probabilities (CPU, no --adapter)\n"
            "  -a, --adapter DIR      PEFT LoRA adapter to apply (merged into the weights)\n"
-           "  -s, --spm FILE         tokenizer (default DIR/tokenizer.model of the first --model);\n"
-           "                         must be the one the input was tokenized with, and the one\n"
-           "                         shipped in every --model DIR that has one\n"
+           "      --tokenizer PATH   tokenizer: a tokenizer.model (SentencePiece), a tokenizer.json\n"
+           "                         (byte-level BPE) or a directory holding one (default: the first\n"
+           "                         --model's); must be the one the input was tokenized with, and\n"
+           "                         the one shipped in every --model DIR that has one\n"
+           "  -s, --spm PATH         the same as --tokenizer\n"
            "  -o, --output FILE      the predictions stream (default stdout, '-')\n"
            "  -n, --max-new N        at most N new tokens per note (default 100)\n"
            "  -b, --batch N          decode N notes at once (default 8); results do not depend on it\n"
@@ -77,7 +79,8 @@ static void parse_flags(int argc, char **argv, vet_generate_opts *o, run_flags *
            OPT_FP32, OPT_FP16, OPT_MAXLEN, OPT_QUANT };
     static const struct option opts[] = {
         {"model", required_argument, 0, 'm'},   {"adapter", required_argument, 0, 'a'},
-        {"spm", required_argument, 0, 's'},     {"output", required_argument, 0, 'o'},
+        {"spm", required_argument, 0, 's'},     {"tokenizer", required_argument, 0, 's'},
+        {"output", required_argument, 0, 'o'},
         {"max-new", required_argument, 0, 'n'}, {"batch", required_argument, 0, 'b'},
         {"temperature", required_argument, 0, OPT_TEMP}, {"top-p", required_argument, 0, OPT_TOPP},
         {"top-k", required_argument, 0, OPT_TOPK}, {"seed", required_argument, 0, OPT_SEED},
@@ -99,7 +102,7 @@ static void parse_flags(int argc, char **argv, vet_generate_opts *o, run_flags *
             o->models[o->n_models++] = optarg;
             break;
         case 'a': o->adapter = optarg; break;
-        case 's': o->spm = optarg; break;
+        case 's': o->tokenizer = optarg; break;
         case 'o': o->output = optarg; break;
         case 'n': o->max_new = cli_int("--max-new", optarg, 0, 1 << 20); break;
         case 'b': o->batch = cli_int("--batch", optarg, 1, 4096); break;
@@ -222,6 +225,8 @@ int main(int argc, char **argv) {
     vet_generate_job *job = vet_generate_open(&o, &err);
     vet_gpu_infer *gi = NULL;
     int rc = job ? 0 : -1;
+    if (rc == 0 && !f.quiet && *vet_generate_tokenizer_choice(job))
+        fprintf(stderr, "vet-generate: %s\n", vet_generate_tokenizer_choice(job));
     if (rc == 0 && dc.cuda && !(gi = to_device(job, &dev, o.batch, max_len, f.quiet, &err))) rc = -1;
     if (rc == 0) {
         rc = vet_generate_run(job, &err);

@@ -1,5 +1,6 @@
 // vet-tokenize — clinical notes (CSV, Alpaca JSON, JSONL) to a `tokens` stream: for each note
-// the prompt ids ([BOS] + encode(prompt)) and the response ids (encode(response) + [EOS]).
+// the prompt ids ([BOS] + encode(prompt), BOS when the tokenizer adds one) and the response ids
+// (encode(response) + [EOS]), with a SentencePiece or a byte-level BPE tokenizer.
 //
 // The prompt and the response are encoded separately (not as one string, as alpaca-lora
 // does): the prompt ids are then exactly what vet-generate feeds the model, and the response
@@ -16,14 +17,18 @@
 
 static void usage(void) __attribute__((noreturn));
 static void usage(void) {
-    printf("usage: vet-tokenize --spm MODEL [OPTIONS] [INPUT]\n"
+    printf("usage: vet-tokenize --tokenizer PATH [OPTIONS] [INPUT]\n"
            "Reads clinical notes (INPUT, or stdin when none or '-'): CSV with a header row,\n"
            "an Alpaca JSON array, or JSONL. Writes a `tokens` stream: per note its id, species,\n"
-           "codes, note, prompt ids ([BOS] + prompt) and response ids (response + [EOS]).\n"
+           "codes, note, prompt ids ([BOS] + prompt) and response ids (response + [EOS]); the\n"
+           "BOS only when the tokenizer adds one (SentencePiece, Llama-3; not Qwen2, SmolLM2).\n"
            "\n"
-           "  -s, --spm MODEL          SentencePiece tokenizer.model, or a directory holding one\n"
+           "      --tokenizer PATH     a tokenizer.model (SentencePiece), a tokenizer.json (byte-level\n"
+           "                           BPE), or a model directory holding one (both: the one its\n"
+           "                           tokenizer_config.json names, said on stderr)\n"
+           "  -s, --spm PATH           the same as --tokenizer\n"
            "      --text               write the rendered prompt + response text of every note\n"
-           "                           instead of token ids (to train a tokenizer; no --spm)\n"
+           "                           instead of token ids (to train a tokenizer; no --tokenizer)\n"
            "  -o, --output FILE        the stream (default stdout, '-')\n"
            "  -f, --format FMT         csv, json or jsonl (default: by suffix, else by the first byte)\n"
            "      --template T         alpaca (default), alpaca-noinput, or a template FILE\n"
@@ -44,6 +49,7 @@ static void usage(void) {
            "      --skip-bad FILE      write rejected rows to FILE and go on (default: stop)\n"
            "      --stats              print token-length statistics on stderr\n"
            "      --max-len N          length the statistics compare against (default 512)\n"
+           "  -q, --quiet              no note on stderr of which tokenizer a directory gave\n"
            "  -h, --help               this help\n"
            "  -V, --version            print the version\n"
            "\n"
@@ -111,6 +117,8 @@ int main(int argc, char **argv) {
     cli_prog = "vet-tokenize";
     static const struct option opts[] = {
         {"spm", required_argument, 0, 's'},
+        {"tokenizer", required_argument, 0, 's'},
+        {"quiet", no_argument, 0, 'q'},
         {"output", required_argument, 0, 'o'},
         {"format", required_argument, 0, 'f'},
         {"template", required_argument, 0, OPT_TEMPLATE},
@@ -135,10 +143,11 @@ int main(int argc, char **argv) {
     vet_tokenize_opts o = vet_tokenize_defaults();
     vet_swap swap = {0};
     vet_err err;
-    int print_tpl = 0, c;
-    while ((c = getopt_long(argc, argv, "s:o:f:hV", opts, NULL)) != -1) {
+    int print_tpl = 0, quiet = 0, c;
+    while ((c = getopt_long(argc, argv, "s:o:f:qhV", opts, NULL)) != -1) {
         switch (c) {
-        case 's': o.spm = optarg; break;
+        case 's': o.tokenizer = optarg; break;
+        case 'q': quiet = 1; break;
         case 'o': o.output = optarg; break;
         case 'f': o.notes.format = parse_format(optarg); break;
         case OPT_TEMPLATE: o.template_spec = optarg; break;
@@ -174,7 +183,9 @@ int main(int argc, char **argv) {
 
     vet_tokenize_summary sum;
     int status = EXIT_OK;
-    if (vet_tokenize_run(&o, &sum, &err) < 0) {
+    int rc = vet_tokenize_run(&o, &sum, &err);
+    if (!quiet && sum.tokenizer_choice[0]) fprintf(stderr, "vet-tokenize: %s\n", sum.tokenizer_choice);
+    if (rc < 0) {
         if (err.kind == VET_E_USAGE) cli_usage_error("%s", err.msg);  // flags that do not go together
         cli_warn("%s", err.msg);
         status = cli_exit_status(&err);

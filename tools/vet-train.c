@@ -34,9 +34,10 @@ static void usage(void) {
         "  --base DIR              Hugging Face model directory (config.json, *.safetensors)\n"
         "  --init NAME|FILE        a new model with random weights: preset (%s)\n"
         "                          or a config.json; implies --full\n"
-        "  --tokenizer FILE        tokenizer.model to check the data against and to ship with the\n"
-        "                          output (default: DIR/tokenizer.model of --base; required\n"
-        "                          with --init)\n"
+        "  --tokenizer PATH        the tokenizer to check the data against and to ship with a model\n"
+        "                          written out: a tokenizer.model, a tokenizer.json, or a directory\n"
+        "                          holding one (default: --base DIR's; required with\n"
+        "                          --init); --spm is the same\n"
         "  --out DIR               output directory (created)\n"
         "Data:\n"
         "  --train FILE            packed training rows (vet-pack); repeat it to train on several\n"
@@ -91,7 +92,7 @@ static void usage(void) {
         "  -V, --version           print the version\n"
         "\n"
         "Outputs: OUT/adapter_config.json + OUT/adapter_model.safetensors (LoRA), or config.json +\n"
-        "model.safetensors + tokenizer.model (--full/--init); OUT/train.log.jsonl (one JSON line per\n"
+        "model.safetensors + the tokenizer (--full/--init); OUT/train.log.jsonl (one JSON line per\n"
         "step); OUT/checkpoints/step-N.\n"
         "Exit status: 0 done (or stopped early by --patience), 1 bad input, 2 usage, 3 I/O error,\n"
         "5 interrupted by SIGINT/SIGTERM (checkpoint written: continue with --resume OUT),\n"
@@ -145,7 +146,8 @@ enum {
 
 static const struct option long_opts[] = {
     {"base", required_argument, 0, O_BASE}, {"init", required_argument, 0, O_INIT},
-    {"tokenizer", required_argument, 0, O_TOKENIZER}, {"out", required_argument, 0, O_OUT},
+    {"tokenizer", required_argument, 0, O_TOKENIZER}, {"spm", required_argument, 0, O_TOKENIZER},
+    {"out", required_argument, 0, O_OUT},
     {"train", required_argument, 0, O_TRAIN}, {"val", required_argument, 0, O_VAL},
     {"lora-r", required_argument, 0, O_R}, {"lora-alpha", required_argument, 0, O_ALPHA},
     {"lora-dropout", required_argument, 0, O_DROPOUT}, {"lora-targets", required_argument, 0, O_TARGETS},

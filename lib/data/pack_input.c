@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "data/tokenizer.h"
 #include "io/mp.h"
 #include "io/stream.h"
 
@@ -77,6 +78,7 @@ static int read_header(vet_reader *r, vet_pack_input *in, int64_t *vocab, vet_er
     if (!tok || tok->type != MSGPACK_OBJECT_MAP || mp_get_str(tok, "sha256", &sha, &sha_len, err) != 0)
         return vet_errf(err, "%s: header lacks tokenizer.sha256 (not made by vet-tokenize?)", vet_reader_path(r));
     snprintf(in->sha256, sizeof in->sha256, "%.*s", (int)(sha_len < 79 ? sha_len : 79), sha);
+    vet_tokenizer_header_kind(tok, in->tokenizer_kind, sizeof in->tokenizer_kind);
     // The vocabulary bounds every token id below: a header without a usable one would switch the
     // range check off, so it is refused rather than trusted.
     if (mp_get_int(tok, "vocab_size", vocab, NULL) != 0 || *vocab < 1 || *vocab > VET_PACK_MAX_VOCAB)

@@ -54,6 +54,7 @@ typedef struct {
     msgpack_sbuffer buf[2];
     msgpack_object tokenizer, template_;
     char sha256[80];
+    char tokenizer_kind[16];        // "spm" or "bpe" (a header without tokenizer.kind: "spm")
     int ready;             // zone initialised (what vet_pack_input_free must release)
 } vet_pack_input;
 

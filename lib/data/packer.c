@@ -152,6 +152,10 @@ static int make_out_dir(const vet_pack_opts *o, vet_err *err) {
     return 0;
 }
 
+static int kinds_differ(const vet_pack_input *a, const vet_pack_input *b) {
+    return strcmp(a->tokenizer_kind, b->tokenizer_kind) != 0;
+}
+
 // Every input, whole, before anything is written. Split inputs must share one tokenizer.
 static int read_inputs(const vet_pack_opts *o, pack_job *J, vet_err *err) {
     vet_pack_fit_opts fit = {.seq_len = o->seq_len, .trunc = o->trunc};
@@ -165,9 +169,12 @@ static int read_inputs(const vet_pack_opts *o, pack_job *J, vet_err *err) {
         const vet_pack_input *a = &J->in[0], *b = &J->in[J->n_in];
         J->in_of_slot[k] = J->n_in++;
         if (vet_pack_read(o->split_in[k], k, &fit, &J->in[J->in_of_slot[k]], &J->samples, err) != 0) return -1;
-        if (strcmp(a->sha256, b->sha256) != 0)
-            return vet_errf(err, "tokenizer mismatch: %s has tokenizer sha256 %s, %s has %s (tokenize every split "
-                            "with the same model)", a->path, a->sha256, b->path, b->sha256);
+        if (strcmp(a->sha256, b->sha256) != 0 || strcmp(a->tokenizer_kind, b->tokenizer_kind) != 0)
+            return vet_errf(err, "tokenizer mismatch: %s has tokenizer sha256 %s, %s has %s%s%s%s%s%s (tokenize every "
+                            "split with the same --tokenizer)", a->path, a->sha256, b->path, b->sha256,
+                            kinds_differ(a, b) ? " (a " : "", kinds_differ(a, b) ? a->tokenizer_kind : "",
+                            kinds_differ(a, b) ? " tokenizer and a " : "", kinds_differ(a, b) ? b->tokenizer_kind : "",
+                            kinds_differ(a, b) ? " one)" : "");
     }
     J->in_of_slot[VET_PACK_VAL_COPIES] = J->in_of_slot[VET_SPLIT_VAL];
     return 0;

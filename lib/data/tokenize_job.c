@@ -9,8 +9,8 @@
 
 #include "base/atomic_file.h"
 #include "base/input_file.h"
-#include "data/spm.h"
 #include "data/template.h"
+#include "data/tokenizer.h"
 #include "io/mp.h"
 #include "io/stream.h"
 
@@ -18,8 +18,8 @@ typedef struct {
     const vet_tokenize_opts *o;
     vet_tokenize_summary *sum;
     vet_template *tpl;
-    vet_spm *spm;                // NULL with o->text
-    int bos, eos;                // -1: the tokenizer has none
+    vet_tokenizer *tok;          // NULL with o->text
+    int bos, eos;                // bos: -1 when prompts begin without one; eos: the tokenizer's
     FILE *in;
     const char *in_name;         // the input in messages: its path, or "<stdin>"
     vet_notes *src;
@@ -59,17 +59,20 @@ static int output_failed(vet_err *err) {
 static int check_opts(const vet_tokenize_opts *o, vet_err *err) {
     if (o->text && o->stats)
         return vet_err_kindf(err, VET_E_USAGE, "--text and --stats do not go together (--text tokenizes nothing)");
-    if (!o->text && !o->spm)
-        return vet_err_kindf(err, VET_E_USAGE, "--spm MODEL is required (the tokenizer.model of the base model)");
+    if (!o->text && !o->tokenizer)
+        return vet_err_kindf(err, VET_E_USAGE,
+                             "--tokenizer PATH is required (the base model's tokenizer.model, tokenizer.json or directory)");
     return 0;
 }
 
 static int open_tokenizer(job *j, vet_err *err) {
     if (j->o->text) return 0;
-    if (!(j->spm = vet_spm_load(j->o->spm, err))) return -1;
-    j->bos = vet_spm_bos_id(j->spm);
-    j->eos = vet_spm_eos_id(j->spm);
-    if (j->eos < 0) return vet_errf(err, "%s: the tokenizer has no EOS id: a response could not end", vet_spm_path(j->spm));
+    if (!(j->tok = vet_tokenizer_load(j->o->tokenizer, err))) return -1;
+    snprintf(j->sum->tokenizer_choice, sizeof j->sum->tokenizer_choice, "%s", vet_tokenizer_choice(j->tok));
+    j->bos = vet_tokenizer_add_bos(j->tok) ? vet_tokenizer_bos_id(j->tok) : -1;
+    j->eos = vet_tokenizer_eos_id(j->tok);
+    if (j->eos < 0)
+        return vet_errf(err, "%s: the tokenizer has no EOS id: a response could not end", vet_tokenizer_path(j->tok));
     return 0;
 }
 
@@ -100,13 +103,14 @@ static int write_header(job *j, vet_err *err) {
     msgpack_packer *pk = vet_writer_packer(j->w);
     vet_writer_header_begin(j->w, 3);
     mp_key(pk, "tokenizer");
-    msgpack_pack_map(pk, 6);
-    mp_kv_str(pk, "sha256", vet_spm_sha256(j->spm));
-    mp_kv_int(pk, "vocab_size", vet_spm_vocab_size(j->spm));
-    mp_kv_int(pk, "bos_id", j->bos);
+    msgpack_pack_map(pk, 7);
+    mp_kv_str(pk, "sha256", vet_tokenizer_sha256(j->tok));
+    mp_kv_str(pk, "kind", vet_tokenizer_kind_name(j->tok));
+    mp_kv_int(pk, "vocab_size", vet_tokenizer_vocab_size(j->tok));
+    mp_kv_int(pk, "bos_id", vet_tokenizer_bos_id(j->tok));
     mp_kv_int(pk, "eos_id", j->eos);
-    mp_kv_int(pk, "pad_id", vet_spm_pad_id(j->spm));
-    mp_kv_int(pk, "unk_id", vet_spm_unk_id(j->spm));
+    mp_kv_int(pk, "pad_id", vet_tokenizer_pad_id(j->tok));
+    mp_kv_int(pk, "unk_id", vet_tokenizer_unk_id(j->tok));
     mp_key(pk, "template");
     msgpack_pack_map(pk, 4);
     mp_kv_str(pk, "name", vet_template_name(j->tpl));
@@ -160,12 +164,13 @@ static int push_id(int32_t **ids, size_t *n, size_t *cap, int32_t id, vet_err *e
     return 0;
 }
 
-// The rendered note's ids: prompt = [BOS] + encode(prompt), response = encode(response) + [EOS].
+// The rendered note's ids: prompt = [BOS] + encode(prompt) (BOS when the tokenizer adds one),
+// response = encode(response) + [EOS].
 static int encode(job *j, size_t *np, size_t *nr, vet_err *err) {
     *np = *nr = 0;
     if (j->bos >= 0 && push_id(&j->pids, np, &j->pcap, j->bos, err)) return -1;
-    if (vet_spm_encode(j->spm, j->prompt.s, j->prompt.len, &j->pids, np, &j->pcap, err) ||
-        vet_spm_encode(j->spm, j->response.s, j->response.len, &j->rids, nr, &j->rcap, err))
+    if (vet_tokenizer_encode(j->tok, j->prompt.s, j->prompt.len, &j->pids, np, &j->pcap, err) ||
+        vet_tokenizer_encode(j->tok, j->response.s, j->response.len, &j->rids, nr, &j->rcap, err))
         return -1;
     return push_id(&j->rids, nr, &j->rcap, j->eos, err);
 }
@@ -377,7 +382,7 @@ static void job_free(job *j) {
     vet_text_free(&j->copy_input);
     vet_notes_close(j->src);
     vet_input_close(j->in);
-    vet_spm_free(j->spm);
+    vet_tokenizer_free(j->tok);
     vet_template_free(j->tpl);
 }
 

@@ -3,7 +3,9 @@
 //
 // For each note the job renders the prompt and the response (data/template.h) and encodes each
 // on its own with the tokenizer: prompt ids = [BOS] + encode(prompt), response ids =
-// encode(response) + [EOS]. Encoding them apart (alpaca-lora encodes one string) makes the prompt
+// encode(response) + [EOS]. The BOS is there when the tokenizer adds one
+// (vet_tokenizer_add_bos: SentencePiece and Llama-3 do, Qwen2 and SmolLM2 do not), so the
+// prompt ids are what AutoTokenizer(...)(prompt).input_ids gives. Encoding them apart (alpaca-lora encodes one string) makes the prompt
 // ids exactly what vet-generate feeds the model, and starts the response on a fresh piece.
 // With a species swap table (data/swap.h) each note of a paired species is followed by its
 // swapped copy, id "ID~PARTNER" and copy_of ID.
@@ -29,7 +31,8 @@
 typedef struct {
     const char *input;            // the notes: a path, or "-" for stdin
     const char *output;           // the stream (or text): a path, or "-" for stdout
-    const char *spm;              // tokenizer.model, or a directory holding one (not with text)
+    const char *tokenizer;        // tokenizer.model, tokenizer.json, or a directory holding one
+                                  // (data/tokenizer.h; not with text)
     int text;                     // write each note's rendered prompt + response + "\n", no ids
     // The prompt template (template.h): a built-in name or a file; NULL parts keep its defaults.
     const char *template_spec;
@@ -54,6 +57,9 @@ typedef struct {
     // many records are longer and how many tokens padding to max_len would leave real.
     vet_len_hist prompt, response, total;
     uint64_t over_max_len, real_tokens;
+    // Which file of a directory holding both tokenizer kinds was read, and why ("" when the
+    // path left no choice): for the caller to say.
+    char tokenizer_choice[512];
 } vet_tokenize_summary;
 
 // Runs the job. 0, or -1 with err: VET_E_USAGE for options that cannot work together (text with

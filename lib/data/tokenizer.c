@@ -11,6 +11,7 @@
 #include "data/bpe.h"
 #include "data/spm.h"
 #include "io/json_file.h"
+#include "io/mp.h"
 
 struct vet_tokenizer {
     vet_tok_kind kind;
@@ -294,3 +295,10 @@ const char *vet_tokenizer_sha256(const vet_tokenizer *t) {
     return t->bpe ? vet_bpe_sha256(t->bpe) : vet_spm_sha256(t->spm);
 }
 const char *vet_tokenizer_choice(const vet_tokenizer *t) { return t->choice; }
+
+void vet_tokenizer_header_kind(const struct msgpack_object *tok, char *out, size_t n) {
+    const char *k = "spm";
+    size_t len = 3;
+    if (tok && tok->type == MSGPACK_OBJECT_MAP && mp_get_str(tok, "kind", &k, &len, NULL) != 0) k = "spm", len = 3;
+    if (n) snprintf(out, n, "%.*s", (int)len, k);
+}

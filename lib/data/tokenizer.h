@@ -62,4 +62,10 @@ const char *vet_tokenizer_path(const vet_tokenizer *t);
 const char *vet_tokenizer_sha256(const vet_tokenizer *t);
 const char *vet_tokenizer_choice(const vet_tokenizer *t);
 
+// A stream header's tokenizer map (docs/formats.md) names its kind in "kind": "spm" or "bpe";
+// a map without it (streams made before the field) is "spm". Copies the kind into out (n bytes,
+// cut to fit); tok may be NULL.
+struct msgpack_object;
+void vet_tokenizer_header_kind(const struct msgpack_object *tok, char *out, size_t n);
+
 #endif

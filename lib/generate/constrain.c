@@ -166,19 +166,32 @@ vet_constrain *vet_constrain_from_labels(const char *prefix, const vet_labels *t
     return c;
 }
 
-char **vet_constrain_spm_pieces(const vet_spm *s, int V, vet_err *err) {
+// A byte-level BPE piece as the bytes it stands for, malloc'd; NULL in *out (and 0 returned)
+// for none, or for bytes piece_bytes would read as something else: a NUL, a "▁", <0xNN>.
+static int bpe_piece(const vet_tokenizer *t, int32_t id, char **out, vet_err *err) {
+    size_t n;
+    char *b = vet_tokenizer_decode_bytes(t, &id, 1, &n, err);
+    *out = NULL;
+    if (!b) return -1;
+    if (n == 0 || memchr(b, 0, n) || strstr(b, "\xE2\x96\x81") || (n == 6 && strncmp(b, "<0x", 3) == 0 && b[5] == '>')) free(b);
+    else *out = b;
+    return 0;
+}
+
+char **vet_constrain_pieces(const vet_tokenizer *t, int V, vet_err *err) {
     char **p = calloc((size_t)V, sizeof *p);
     if (!p) {
         vet_err_nomem(err, "out of memory");
         return NULL;
     }
-    int sv = vet_spm_vocab_size(s);
+    int sv = vet_tokenizer_vocab_size(t), bpe = vet_tokenizer_kind(t) == VET_TOK_BPE;
     for (int v = 0; v < V && v < sv; v++) {
-        if (vet_spm_is_control(s, v)) continue;
-        const char *piece = vet_spm_id_to_piece(s, v);
-        if (piece && !(p[v] = strdup(piece))) {
+        if (vet_tokenizer_is_special(t, v)) continue;
+        const char *piece = vet_tokenizer_id_to_piece(t, v);
+        int rc = bpe ? bpe_piece(t, v, &p[v], err) : 0;
+        if (rc == 0 && !bpe && piece && !(p[v] = strdup(piece))) rc = vet_err_nomem(err, "out of memory");
+        if (rc) {
             vet_constrain_free_pieces(p, V);
-            vet_err_nomem(err, "out of memory");
             return NULL;
         }
     }

@@ -13,7 +13,9 @@
 // runs into max_new still ends on a complete label whenever max_new allows one at all.
 //
 // Piece texts are SentencePiece pieces as the vocabulary spells them: "▁" is a space and a
-// byte-fallback piece <0xNN> is the byte NN. NULL (a control piece) is never allowed.
+// byte-fallback piece <0xNN> is the byte NN. NULL (a control piece) is never allowed. A
+// byte-level BPE vocabulary is handed in as the bytes each piece stands for
+// (vet_constrain_pieces); it has no dummy prefix, so no leading space is allowed there.
 #ifndef VET_CONSTRAIN_H
 #define VET_CONSTRAIN_H
 
@@ -22,7 +24,7 @@
 
 #include "base/err.h"
 #include "data/labels.h"
-#include "data/spm.h"
+#include "data/tokenizer.h"
 
 typedef struct vet_constrain vet_constrain;
 
@@ -44,9 +46,11 @@ void vet_constrain_free(vet_constrain *c);  // safe with NULL
 vet_constrain *vet_constrain_from_labels(const char *prefix, const vet_labels *table, char *const *pieces, int V,
                                          const int32_t *eos_ids, int n_eos, vet_err *err);
 
-// The pieces of a SentencePiece vocabulary for vet_constrain_new: ids >= the tokenizer's
-// vocabulary and control ids are NULL. Free with vet_constrain_free_pieces.
-char **vet_constrain_spm_pieces(const vet_spm *s, int V, vet_err *err);
+// The pieces of a tokenizer's vocabulary for vet_constrain_new: ids >= the tokenizer's
+// vocabulary and special ids are NULL. SentencePiece pieces as spelt; byte-level BPE pieces
+// as the bytes they stand for, NULL for the few that those spellings would misread (a NUL
+// byte, a "▁", the form <0xNN>: no code label holds one). Free with vet_constrain_free_pieces.
+char **vet_constrain_pieces(const vet_tokenizer *t, int V, vet_err *err);
 void vet_constrain_free_pieces(char **pieces, int V);
 
 void vet_constrain_start(const vet_constrain *c, vet_cstate *s);

@@ -8,7 +8,7 @@
 #include <time.h>
 
 #include "data/labels.h"
-#include "data/spm.h"
+#include "data/tokenizer.h"
 #include "generate/constrain.h"
 #include "generate/ensemble.h"
 #include "generate/pending.h"
@@ -23,9 +23,10 @@ struct vet_generate_job {
     const msgpack_object *tokenizer, *tmpl;  // the header's, valid while in is open
     const char *in_sha;                      // the tokenizer's sha256 the input was made with
     size_t in_sha_len;
+    char in_kind[16];                        // and its kind ("spm" when the header has none)
     char *prefix;                            // the template's response prefix
     // what turns ids into text and text into labels
-    vet_spm *spm;
+    vet_tokenizer *tok;
     vet_labels *constrain_table, *codes;     // --constrain, --codes (codes gets the table's labels too)
     const vet_labels *vocab;                 // the labels to find: codes, else the constrain table
     // the models and how decoding ends
@@ -72,26 +73,27 @@ static int open_input(vet_generate_job *j, vet_err *err) {
     if (!j->tokenizer || mp_get_str(j->tokenizer, "sha256", &j->in_sha, &j->in_sha_len, err))
         return vet_errf(err, "%s: header lacks tokenizer.sha256 (not made by vet-tokenize?)",
                         vet_prompts_path(j->in));
+    vet_tokenizer_header_kind(j->tokenizer, j->in_kind, sizeof j->in_kind);
     if (j->tmpl && j->tmpl->type == MSGPACK_OBJECT_MAP && mp_get(j->tmpl, "response_prefix"))
         j->prefix = mp_get_strdup(j->tmpl, "response_prefix", err);
     if (!j->prefix && !(j->prefix = strdup(VET_GENERATE_DEFAULT_PREFIX))) return vet_err_nomem(err, "out of memory");
     return 0;
 }
 
-// The tokenizer, and the check that the input was made with it.
+// The tokenizer (--tokenizer, else the first model's directory), and the check that the input
+// was made with it: the same file (sha256), so the same kind.
 static int load_tokenizer(vet_generate_job *j, vet_err *err) {
-    char dflt[4096];
-    const char *path = j->o.spm;
-    if (!path) {
-        snprintf(dflt, sizeof dflt, "%s/tokenizer.model", j->o.models[0]);
-        path = dflt;
-    }
-    if (!(j->spm = vet_spm_load(path, err))) return -1;  // corrupt: VET_E_INPUT, unreadable: VET_E_IO
-    const char *sha = vet_spm_sha256(j->spm), *shown = vet_spm_path(j->spm);
+    const char *path = j->o.tokenizer ? j->o.tokenizer : j->o.models[0];
+    if (!(j->tok = vet_tokenizer_load(path, err))) return -1;  // corrupt: VET_E_INPUT, unreadable: VET_E_IO
+    const char *sha = vet_tokenizer_sha256(j->tok), *shown = vet_tokenizer_path(j->tok);
+    const char *kind = vet_tokenizer_kind_name(j->tok);
+    char kinds[96] = "";
+    if (strcmp(kind, j->in_kind) != 0)
+        snprintf(kinds, sizeof kinds, " (a %s tokenizer's ids, decoded with a %s tokenizer)", j->in_kind, kind);
     if (strlen(sha) != j->in_sha_len || strncmp(sha, j->in_sha, j->in_sha_len) != 0)
         return vet_errf(err, "tokenizer mismatch: %s was tokenized with a tokenizer of sha256 %.*s, but %s has sha256 "
-                        "%s (tokenize with %s, or give the right one with --spm)", vet_prompts_path(j->in),
-                        (int)j->in_sha_len, j->in_sha, shown, sha, shown);
+                        "%s%s (tokenize with %s, or give the right one with --tokenizer)", vet_prompts_path(j->in),
+                        (int)j->in_sha_len, j->in_sha, shown, sha, kinds, shown);
     return 0;
 }
 
@@ -123,15 +125,15 @@ static void end_ids(vet_generate_job *j) {
     const vet_config *c = &j->models.m[0].cfg;
     j->n_eos = 0;
     for (int i = 0; i < c->n_eos; i++) j->eos[j->n_eos++] = c->eos_ids[i];
-    int spm_eos = vet_spm_eos_id(j->spm), have = 0;
-    for (int i = 0; i < j->n_eos; i++) have |= j->eos[i] == spm_eos;
-    if (spm_eos >= 0 && spm_eos < j->V && !have) j->eos[j->n_eos++] = spm_eos;
+    int tok_eos = vet_tokenizer_eos_id(j->tok), have = 0;
+    for (int i = 0; i < j->n_eos; i++) have |= j->eos[i] == tok_eos;
+    if (tok_eos >= 0 && tok_eos < j->V && !have) j->eos[j->n_eos++] = tok_eos;
 }
 
 // Constrained decoding over the --constrain table, in the tokenizer's pieces.
 static int build_constrain(vet_generate_job *j, vet_err *err) {
     if (!j->constrain_table) return 0;
-    char **pieces = vet_constrain_spm_pieces(j->spm, j->V, err);
+    char **pieces = vet_constrain_pieces(j->tok, j->V, err);
     if (!pieces) return -1;
     j->cons = vet_constrain_from_labels(j->prefix, j->constrain_table, pieces, j->V, j->eos, j->n_eos, err);
     vet_constrain_free_pieces(pieces, j->V);
@@ -147,8 +149,8 @@ vet_generate_job *vet_generate_open(const vet_generate_opts *o, vet_err *err) {
         goto fail;
     }
     if (open_input(j, err) || load_tokenizer(j, err) || load_tables(j, err) ||
-        vet_gen_models_load(&j->models, o->models, o->n_models, o->adapter, vet_spm_sha256(j->spm),
-                            vet_spm_path(j->spm), err))
+        vet_gen_models_load(&j->models, o->models, o->n_models, o->adapter, vet_tokenizer_sha256(j->tok),
+                            vet_tokenizer_path(j->tok), err))
         goto fail;
     j->V = j->models.m[0].cfg.vocab_size;
     end_ids(j);
@@ -169,11 +171,13 @@ void vet_generate_close(vet_generate_job *j) {
     vet_gen_models_free(&j->models);
     vet_labels_free(j->constrain_table);
     vet_labels_free(j->codes);
-    vet_spm_free(j->spm);
+    vet_tokenizer_free(j->tok);
     free(j->prefix);
     vet_prompts_close(j->in);
     free(j);
 }
+
+const char *vet_generate_tokenizer_choice(const vet_generate_job *j) { return vet_tokenizer_choice(j->tok); }
 
 const vet_model *vet_generate_model(const vet_generate_job *j) { return j->models.k ? &j->models.m[0] : NULL; }
 
@@ -219,7 +223,7 @@ static int write_one(void *ctx, const vet_prediction *p, vet_err *err) {
 static int note_done(void *ctx, const vet_gen_result *r, vet_err *err) {
     vet_generate_job *j = ctx;
     vet_prediction *p = vet_pending_get(j->pending, r->tag);
-    if (vet_prediction_fill(p, r, j->spm, j->vocab, j->eos, j->n_eos, err)) return -1;
+    if (vet_prediction_fill(p, r, j->tok, j->vocab, j->eos, j->n_eos, err)) return -1;
     vet_pending_done(j->pending, r->tag);
     if (vet_pending_flush(j->pending, write_one, j, err) < 0) return -1;
     if (j->o.progress) {

@@ -36,7 +36,8 @@ typedef struct {
     const char *models[VET_GEN_MAX_MODELS];  // more than one: an ensemble (CPU only, no adapter)
     int n_models;
     const char *adapter;    // a PEFT LoRA adapter merged into the first model; NULL: none
-    const char *spm;        // the tokenizer; NULL: tokenizer.model in the first model's directory
+    const char *tokenizer;  // tokenizer.model, tokenizer.json or a directory (data/tokenizer.h);
+                            // NULL: the one in the first model's directory
     const char *input;      // a tokens or packed stream; "-": stdin
     const char *output;     // the predictions stream; "-": stdout
     const char *constrain;  // a code table: decode only the response prefix and its labels; NULL: free
@@ -59,6 +60,10 @@ typedef struct vet_generate_job vet_generate_job;
 // their kind: VET_E_IO for a file that cannot be read, VET_E_INPUT for one that is wrong.
 vet_generate_job *vet_generate_open(const vet_generate_opts *o, vet_err *err);
 void vet_generate_close(vet_generate_job *j);  // safe with NULL
+
+// Which file of a directory holding both tokenizer kinds was read, and why ("" when there was
+// no choice): for the program to say.
+const char *vet_generate_tokenizer_choice(const vet_generate_job *j);
 
 // The first model (adapter merged), for a device to upload. NULL after vet_generate_drop_models.
 const vet_model *vet_generate_model(const vet_generate_job *j);

@@ -23,16 +23,22 @@ int vet_gen_models_check_member(const vet_model *first, const char *first_dir, c
     return 0;
 }
 
-int vet_gen_models_check_tokenizer(const char *dir, const char *spm_sha, const char *spm_path, vet_err *err) {
-    char shipped[4096], hex[65];
-    struct stat st;
-    snprintf(shipped, sizeof shipped, "%s/tokenizer.model", dir);
-    if (stat(shipped, &st) != 0) return 0;  // a model without its tokenizer: its vocabulary was checked
-    if (vet_sha256_file(shipped, hex, err)) return -1;
-    if (strcmp(hex, spm_sha) != 0)
-        return vet_errf(err, "%s has sha256 %s, but the tokenizer in use (%s) has %s: the models of an ensemble "
-                        "must share one tokenizer", shipped, hex, spm_path, spm_sha);
-    return 0;
+int vet_gen_models_check_tokenizer(const char *dir, const char *tok_sha, const char *tok_path, vet_err *err) {
+    static const char *const names[] = {"tokenizer.model", "tokenizer.json"};
+    char shipped[2][4096], hex[2][65];
+    int n = 0;
+    for (int i = 0; i < 2; i++) {
+        struct stat st;
+        snprintf(shipped[n], sizeof shipped[n], "%s/%s", dir, names[i]);
+        if (stat(shipped[n], &st) != 0) continue;
+        if (vet_sha256_file(shipped[n], hex[n], err)) return -1;
+        if (strcmp(hex[n], tok_sha) == 0) return 0;  // a directory may hold both kinds: one is the one in use
+        n++;
+    }
+    if (n == 0) return 0;  // a model without its tokenizer: its vocabulary was checked
+    return vet_errf(err, "%s has sha256 %s, but the tokenizer in use (%s) has %s: a model decodes with the "
+                    "tokenizer it was trained with (the models of an ensemble must share one)", shipped[0], hex[0],
+                    tok_path, tok_sha);
 }
 
 // Loads every model, then checks the tokenizers: a model that does not load is named first.
@@ -52,15 +58,14 @@ static int load_all(vet_gen_models *ms, const char *const *dirs, int k, const ch
 }
 
 int vet_gen_models_load(vet_gen_models *ms, const char *const *dirs, int k, const char *adapter,
-                        const char *spm_sha, const char *spm_path, vet_err *err) {
+                        const char *tok_sha, const char *tok_path, vet_err *err) {
     memset(ms, 0, sizeof *ms);
     if (k < 1 || k > VET_GEN_MAX_MODELS)
         return vet_err_kindf(err, VET_E_USAGE, "%d models: an ensemble has 1 to %d", k, VET_GEN_MAX_MODELS);
     if (k > 1 && adapter)
         return vet_err_kindf(err, VET_E_USAGE, "an adapter with %d models: an adapter belongs to one base", k);
     int rc = load_all(ms, dirs, k, adapter, err);
-    for (int i = 0; rc == 0 && k > 1 && i < k; i++)
-        rc = vet_gen_models_check_tokenizer(dirs[i], spm_sha, spm_path, err);
+    for (int i = 0; rc == 0 && i < k; i++) rc = vet_gen_models_check_tokenizer(dirs[i], tok_sha, tok_path, err);
     if (rc) vet_gen_models_free(ms);
     return rc;
 }

@@ -71,7 +71,7 @@ int vet_predictions_write(vet_writer *w, const vet_prediction *p, vet_err *err) 
     return vet_writer_record_end(w, err);
 }
 
-int vet_prediction_fill(vet_prediction *p, const vet_gen_result *r, const vet_spm *spm, const vet_labels *vocab,
+int vet_prediction_fill(vet_prediction *p, const vet_gen_result *r, const vet_tokenizer *tok, const vet_labels *vocab,
                         const int32_t *eos, int n_eos, vet_err *err) {
     p->generated = malloc((size_t)(r->n_ids + 1) * sizeof(int32_t));
     int32_t *keep = malloc((size_t)(r->n_ids + 1) * sizeof(int32_t));
@@ -81,13 +81,13 @@ int vet_prediction_fill(vet_prediction *p, const vet_gen_result *r, const vet_sp
     }
     if (r->n_ids) memcpy(p->generated, r->ids, (size_t)r->n_ids * sizeof(int32_t));  // --max-new 0: ids is NULL
     p->n_generated = r->n_ids, p->ms = r->ms;
-    int nk = 0, sv = vet_spm_vocab_size(spm);
+    int nk = 0, sv = vet_tokenizer_vocab_size(tok);
     for (int i = 0; i < r->n_ids; i++) {
         int is_eos = 0;
         for (int e = 0; e < n_eos; e++) is_eos |= r->ids[i] == eos[e];
         if (!is_eos && r->ids[i] < sv) keep[nk++] = r->ids[i];
     }
-    p->text = vet_spm_decode(spm, keep, (size_t)nk, err);
+    p->text = vet_tokenizer_decode(tok, keep, (size_t)nk, err);
     free(keep);
     if (!p->text) return -1;
     return vet_labels_extract(vocab, p->text, strlen(p->text), &p->pred, &p->n_pred, NULL, err);

@@ -11,7 +11,7 @@
 
 #include "base/err.h"
 #include "data/labels.h"
-#include "data/spm.h"
+#include "data/tokenizer.h"
 #include "generate/decoder.h"
 #include "io/stream.h"
 
@@ -52,8 +52,10 @@ int vet_predictions_write(vet_writer *w, const vet_prediction *p, vet_err *err);
 
 // Fills p's text, labels and generated ids from a finished note: the text is ids decoded
 // without the end-of-sequence ids and without ids the tokenizer does not know (a model
-// vocabulary padded beyond it); the labels are those of vocab found in it (lib/data/labels.h).
-int vet_prediction_fill(vet_prediction *p, const vet_gen_result *r, const vet_spm *spm, const vet_labels *vocab,
+// vocabulary padded beyond it), always valid UTF-8 (byte-level pieces are joined first; a
+// character cut by the end of decoding becomes U+FFFD, data/tokenizer.h); the labels are
+// those of vocab found in it (lib/data/labels.h).
+int vet_prediction_fill(vet_prediction *p, const vet_gen_result *r, const vet_tokenizer *tok, const vet_labels *vocab,
                         const int32_t *eos, int n_eos, vet_err *err);
 
 #endif

@@ -161,6 +161,40 @@ static int copy_file(const char *src, const char *dst, vet_err *err) {
     return vet_afile_commit(&out, err);
 }
 
+// Copies src to dst unless they are one file (copying a file onto itself would truncate it first).
+static int copy_unless_same(const char *src, const char *dst, vet_err *err) {
+    struct stat a, b;
+    if (stat(src, &a) == 0 && stat(dst, &b) == 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino) return 0;
+    return copy_file(src, dst, err);
+}
+
+// A tokenizer file is a tokenizer.json when its name ends in .json or its first non-blank byte
+// is '{' (as data/tokenizer.h reads it), else a SentencePiece tokenizer.model.
+static int is_json_tokenizer(const char *file) {
+    size_t n = strlen(file);
+    if (n >= 5 && strcmp(file + n - 5, ".json") == 0) return 1;
+    if (n >= 6 && strcmp(file + n - 6, ".model") == 0) return 0;
+    FILE *f = fopen(file, "rb");
+    int c = ' ';
+    while (f && (c = fgetc(f)) != EOF && (c == ' ' || c == '\n' || c == '\r' || c == '\t')) {}
+    if (f) fclose(f);
+    return c == '{';
+}
+
+// The tokenizer into dir under its kind's name, with the tokenizer_config.json beside it when
+// there is one (it says which ids begin a prompt).
+static int ship_tokenizer(const char *dir, const char *tokenizer, vet_err *err) {
+    char path[4096], cfg[4096];
+    snprintf(path, sizeof path, "%s/%s", dir, is_json_tokenizer(tokenizer) ? "tokenizer.json" : "tokenizer.model");
+    if (copy_unless_same(tokenizer, path, err) != 0) return -1;
+    const char *slash = strrchr(tokenizer, '/');
+    int dlen = slash ? (int)(slash - tokenizer) : 1;
+    snprintf(cfg, sizeof cfg, "%.*s/tokenizer_config.json", dlen, slash ? tokenizer : ".");
+    if (access(cfg, R_OK) != 0) return 0;
+    snprintf(path, sizeof path, "%s/tokenizer_config.json", dir);
+    return copy_unless_same(cfg, path, err);
+}
+
 int vet_hf_save_dir(const char *dir, const vet_config *c, vet_st_writer *w, const char *tokenizer_model, vet_err *err) {
     if (mkdir_p(dir, err) != 0) return -1;
     char path[4096];
@@ -171,13 +205,7 @@ int vet_hf_save_dir(const char *dir, const vet_config *c, vet_st_writer *w, cons
     if (vet_st_writer_write(w, path, err) != 0) return -1;
     snprintf(path, sizeof path, "%s/config.json", dir);
     if (vet_config_save(c, path, err) != 0) return -1;
-    if (tokenizer_model) {
-        snprintf(path, sizeof path, "%s/tokenizer.model", dir);
-        struct stat a, b;   // copying a file onto itself would truncate it first
-        if (stat(tokenizer_model, &a) == 0 && stat(path, &b) == 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino) return 0;
-        if (copy_file(tokenizer_model, path, err) != 0) return -1;
-    }
-    return 0;
+    return tokenizer_model ? ship_tokenizer(dir, tokenizer_model, err) : 0;
 }
 
 // ---------------------------------------------------------------------------------------

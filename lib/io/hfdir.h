@@ -1,6 +1,7 @@
 // hfdir.h — Hugging Face model directories: tensor names, saving, random initialization.
 //
-// A model directory is config.json + model.safetensors (or shards + index) + tokenizer.model.
+// A model directory is config.json + model.safetensors (or shards + index) + tokenizer.model
+// (or tokenizer.json).
 // Tensor names and shapes are transformers' LlamaForCausalLM / Qwen2ForCausalLM ones
 // (weights are [out, in], as nn.Linear stores them):
 //   model.embed_tokens.weight                      (vocab, dim)
@@ -47,7 +48,9 @@ int vet_hf_tensors(const vet_config *c, vet_hf_tensor *out, int max);
 int vet_hf_check_tensors(const vet_config *c, const vet_tensors *t, vet_err *err);
 
 // Saves a model dir: creates dir (and parents) if needed, writes config.json and
-// model.safetensors from w (+ copies tokenizer_model to dir/tokenizer.model when not NULL),
+// model.safetensors from w (+ copies tokenizer_model, when not NULL, to dir/tokenizer.json when
+// it is one (its name ends in .json, or it starts with '{'), else to dir/tokenizer.model, with
+// the tokenizer_config.json beside it when there is one),
 // each atomically. Refuses a dir that holds a sharded model (its index would shadow the file).
 int vet_hf_save_dir(const char *dir, const vet_config *c, vet_st_writer *w, const char *tokenizer_model, vet_err *err);
 

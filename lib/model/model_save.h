@@ -19,7 +19,8 @@ typedef struct {
 int vet_model_tensors(const vet_model *m, vet_named_tensor *out, int max);
 
 // Writes m's base weights as a HF model directory (config.json, model.safetensors stored as dt,
-// tokenizer.model copied when given). LoRA, if any, must be merged first.
+// the tokenizer copied when given: a tokenizer.model or tokenizer.json, with its
+// tokenizer_config.json, io/hfdir.h). LoRA, if any, must be merged first.
 int vet_model_save(const vet_model *m, const char *dir, vet_dtype dt, const char *tokenizer_model, vet_err *err);
 
 // W += scale · B·A for every adapted projection; the model then has no LoRA.

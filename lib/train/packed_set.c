@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "base/sha256.h"
+#include "data/tokenizer.h"
 #include "io/mp.h"
 #include "io/stream.h"
 
@@ -36,6 +37,7 @@ static int read_header(vet_packed_set *s, const msgpack_object *h, vet_err *err)
         memcpy(s->tokenizer_sha256, sha, n);
         s->tokenizer_sha256[n] = 0;
     }
+    vet_tokenizer_header_kind(tok, s->tokenizer_kind, sizeof s->tokenizer_kind);
     if (tok && mp_get_int(tok, "vocab_size", &v, NULL) == 0) {
         if (v < 1 || v > VET_PACKED_MAX_VOCAB)
             return vet_errf(err, "%s: header: tokenizer vocab_size %lld is not a vocabulary size (1 to %d): "
@@ -137,12 +139,14 @@ void vet_packed_free(vet_packed_set *s) {
 }
 
 int vet_packed_append(vet_packed_set *dst, vet_packed_set *src, vet_err *err) {
-    if (strcmp(dst->tokenizer_sha256, src->tokenizer_sha256) != 0 || dst->vocab_size != src->vocab_size ||
+    if (strcmp(dst->tokenizer_sha256, src->tokenizer_sha256) != 0 || strcmp(dst->tokenizer_kind, src->tokenizer_kind) != 0 ||
+        dst->vocab_size != src->vocab_size ||
         dst->bos_id != src->bos_id || dst->eos_id != src->eos_id || dst->pad_id != src->pad_id ||
         dst->unk_id != src->unk_id)
-        return vet_errf(err, "%s and %s were made with different tokenizers (sha256 %.12s… vs %.12s…): "
-                             "tokenize both with the same --spm",
-                        dst->path, src->path, dst->tokenizer_sha256, src->tokenizer_sha256);
+        return vet_errf(err, "%s and %s were made with different tokenizers (%s sha256 %.12s… vs %s %.12s…): "
+                             "tokenize both with the same --tokenizer",
+                        dst->path, src->path, dst->tokenizer_kind, dst->tokenizer_sha256, src->tokenizer_kind,
+                        src->tokenizer_sha256);
     if (dst->n_files + src->n_files > VET_PACKED_MAX_FILES)
         return vet_errf(err, "%s: more than %d packed files in one set", src->path, VET_PACKED_MAX_FILES);
     for (int i = 0; i < src->n_files; i++) {

@@ -22,6 +22,7 @@ typedef struct {
     long n_targets;          // positions that carry loss
     int max_len;             // the longest row
     char tokenizer_sha256[65];  // from the stream header ("" when absent)
+    char tokenizer_kind[16];    // "spm" or "bpe" (a header without the field: "spm")
     int vocab_size;          // tokenizer vocab from the header (0 when absent)
     int bos_id, eos_id, pad_id, unk_id;  // tokenizer special ids from the header (-1 when absent)
     int seq_len;             // header seq_len (0 when absent)

@@ -4,7 +4,7 @@
 #include <unistd.h>
 
 #include "base/rng.h"
-#include "base/sha256.h"
+#include "data/tokenizer.h"
 #include "io/config.h"
 #include "io/hfdir.h"
 #include "model/adapter.h"
@@ -49,15 +49,16 @@ int train_load_data(train_run *r, vet_err *err) {
         if (vet_packed_load(&r->val, o->val_path, err) < 0) return -1;
         if (r->val.n_rows == 0) return vet_errf(err, "%s: no rows (is the split empty?)", o->val_path);
         if (strcmp(r->train.tokenizer_sha256, r->val.tokenizer_sha256) != 0)
-            return vet_errf(err, "%s and %s were made with different tokenizers (sha256 %.12s… vs %.12s…): "
-                                 "tokenize both with the same --spm", o->train_path, o->val_path,
-                            r->train.tokenizer_sha256, r->val.tokenizer_sha256);
+            return vet_errf(err, "%s and %s were made with different tokenizers (%s sha256 %.12s… vs %s %.12s…): "
+                                 "tokenize both with the same --tokenizer", o->train_path, o->val_path,
+                            r->train.tokenizer_kind, r->train.tokenizer_sha256, r->val.tokenizer_kind,
+                            r->val.tokenizer_sha256);
     }
     return 0;
 }
 
-// --base: the HF directory's model; its tokenizer.model is the one to check and ship unless
-// --tokenizer names another.
+// --base: the HF directory's model; its tokenizer (tokenizer.json or tokenizer.model, see
+// data/tokenizer.h) is the one to check and ship unless --tokenizer names another.
 static int load_base(train_run *r, vet_err *err) {
     const vet_train_opts *o = r->o;
     // Say so before allocating when the model cannot fit: fp32 weights, and under --full
@@ -67,12 +68,11 @@ static int load_base(train_run *r, vet_err *err) {
     if (vet_check_memory((size_t)vet_config_n_params(&bc) * (o->full ? 16 : 4), "the model (fp32)", err) < 0)
         return -1;
     if (vet_model_load(&r->m, o->base_dir, err) < 0) return -1;
-    if (o->tokenizer) {
-        snprintf(r->tokenizer_path, sizeof r->tokenizer_path, "%s", o->tokenizer);
-    } else {
-        snprintf(r->tokenizer_path, sizeof r->tokenizer_path, "%s/tokenizer.model", o->base_dir);
-        if (access(r->tokenizer_path, R_OK) != 0) r->tokenizer_path[0] = 0;
-    }
+    char js[4200], md[4200];
+    snprintf(js, sizeof js, "%s/tokenizer.json", o->base_dir);
+    snprintf(md, sizeof md, "%s/tokenizer.model", o->base_dir);
+    const char *tok = o->tokenizer ? o->tokenizer : access(js, R_OK) == 0 || access(md, R_OK) == 0 ? o->base_dir : "";
+    snprintf(r->tokenizer_path, sizeof r->tokenizer_path, "%s", tok);
     return 0;
 }
 
@@ -102,17 +102,29 @@ static int init_new(train_run *r, vet_err *err) {
     return 0;
 }
 
-// The data must come from the model's tokenizer: same file (sha256), a vocabulary that fits.
-static int check_tokenizer(const train_run *r, vet_err *err) {
+// The model's tokenizer, r->tokenizer_path made the file read (a directory names one); the
+// data must come from it: same file (sha256), so the same kind.
+static int resolve_tokenizer(train_run *r, vet_err *err) {
     const vet_train_opts *o = r->o;
-    if (r->tokenizer_path[0] && r->train.tokenizer_sha256[0]) {
-        char hex[65];
-        if (vet_sha256_file(r->tokenizer_path, hex, err) < 0) return -1;
-        if (strcmp(hex, r->train.tokenizer_sha256) != 0)
-            return vet_errf(err, "%s was tokenized with tokenizer sha256 %.16s…, but the model's tokenizer %s "
-                                 "has sha256 %.16s…: re-run vet-tokenize with --spm %s",
-                            o->train_path, r->train.tokenizer_sha256, r->tokenizer_path, hex, r->tokenizer_path);
-    }
+    vet_tokenizer *t = vet_tokenizer_load(r->tokenizer_path, err);
+    if (!t) return -1;
+    if (vet_tokenizer_choice(t)[0] && o->on_note) o->on_note(vet_tokenizer_choice(t), r->ctx);
+    const char *hex = vet_tokenizer_sha256(t), *kind = vet_tokenizer_kind_name(t);
+    snprintf(r->tokenizer_path, sizeof r->tokenizer_path, "%s", vet_tokenizer_path(t));
+    int rc = 0;
+    if (r->train.tokenizer_sha256[0] && strcmp(hex, r->train.tokenizer_sha256) != 0)
+        rc = vet_errf(err, "%s was tokenized with a %s tokenizer of sha256 %.16s…, but the model's tokenizer %s is %s "
+                           "with sha256 %.16s…: re-run vet-tokenize with --tokenizer %s",
+                      o->train_path, r->train.tokenizer_kind, r->train.tokenizer_sha256, r->tokenizer_path, kind, hex,
+                      r->tokenizer_path);
+    vet_tokenizer_free(t);
+    return rc;
+}
+
+// The data must come from the model's tokenizer (resolve_tokenizer), a vocabulary that fits.
+static int check_tokenizer(train_run *r, vet_err *err) {
+    const vet_train_opts *o = r->o;
+    if (r->tokenizer_path[0] && resolve_tokenizer(r, err) < 0) return -1;
     if (r->train.vocab_size > r->m.cfg.vocab_size)
         return vet_errf(err, "%s: tokenizer vocabulary (%d) is larger than the model's (%d): wrong tokenizer?",
                         o->train_path, r->train.vocab_size, r->m.cfg.vocab_size);

@@ -36,7 +36,9 @@ typedef struct vet_train_opts {
     // model
     const char *base_dir;      // HF directory, or NULL with init
     const char *init;          // preset name or config.json path, or NULL
-    const char *tokenizer;     // tokenizer.model to check against and ship (init: required)
+    const char *tokenizer;     // tokenizer.model, tokenizer.json or a directory (data/tokenizer.h) to
+                               // check the data against and ship with a model written out
+                               // (default: --base's; a directory holding both kinds: on_note says which)
     const char *out_dir;
     // data
     const char *train_path;    // packed training rows

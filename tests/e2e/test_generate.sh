@@ -44,7 +44,7 @@ records() { "$DUMP" -r "$1" | sed 's/"ms":[0-9.e+-]*,//'; }
 # --- the predictions stream -----------------------------------------------------------------
 "$GEN" -q -m "$tmp/model" -n 12 -b 1 "$tmp/notes.tok" -o "$tmp/b1.pred" 2>"$tmp/err"
 rc=$?
-kind=$("$DUMP" -H "$tmp/b1.pred" 2>/dev/null | grep -o '"kind":"[a-z]*"')
+kind=$("$DUMP" -H "$tmp/b1.pred" 2>/dev/null | grep -o '"kind":"[a-z]*"' | head -1)  # the stream's, not the tokenizer's
 keys_ok=1
 while read -r line; do
     for k in id species gold pred text tokens ms generated; do

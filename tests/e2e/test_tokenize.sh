@@ -39,22 +39,25 @@ for flag in $(grep -o -- '--[a-z][a-z-]*' "$tmp/help" | sort -u); do
     grep -qF -- "\\-\\-${flag#--}" "$VET_TOP/man/vet-tokenize.1" || missing="$missing $flag"
 done
 check man_page_has_every_flag test -z "$missing"
-expect_fail usage_no_spm 2 "--spm MODEL is required" "$tok" "$fx/notes.csv"
+expect_fail usage_no_tokenizer 2 "--tokenizer PATH is required" "$tok" "$fx/notes.csv"
 expect_fail usage_bad_format 2 "--format: 'xml'" "$tok" --spm "$model" --format xml "$fx/notes.csv"
 expect_fail usage_unknown_option 2 "try 'vet-tokenize --help'" "$tok" --frobnicate
 expect_fail usage_two_inputs 2 "one INPUT at most" "$tok" --spm "$model" a.csv b.csv
 expect_fail usage_max_len 2 "--max-len" "$tok" --spm "$model" --max-len 0 "$fx/notes.csv"
 
 # --- the tokenizer model --------------------------------------------------------------------
-expect_fail model_missing 3 "no such tokenizer model" "$tok" --spm "$tmp/nope.model" "$fx/notes.csv"
+expect_fail model_missing 3 "no such tokenizer" "$tok" --spm "$tmp/nope.model" "$fx/notes.csv"
 head -c 3000 /dev/urandom >"$tmp/corrupt.model"
 expect_fail model_corrupt 1 "not a SentencePiece model" "$tok" --spm "$tmp/corrupt.model" "$fx/notes.csv"
 mkdir -p "$tmp/emptydir"
-expect_fail model_dir_without_model 3 "has no tokenizer.model" "$tok" --spm "$tmp/emptydir" "$fx/notes.csv"
+expect_fail model_dir_without_model 3 "neither tokenizer.json nor tokenizer.model" "$tok" --tokenizer "$tmp/emptydir" "$fx/notes.csv"
 "$tok" --spm "$tmp/model" -o "$tmp/dir.tok" "$fx/notes.csv" && "$tok" --spm "$model" -o "$tmp/file.tok" "$fx/notes.csv"
 check model_dir_accepted cmp -s <(records "$tmp/dir.tok") <(records "$tmp/file.tok")
+# --tokenizer is --spm's new name: the same stream, byte for byte.
+"$tok" --tokenizer "$model" -o "$tmp/flag.tok" "$fx/notes.csv"
+check tokenizer_flag_same_as_spm cmp -s "$tmp/flag.tok" "$tmp/file.tok"
 sha=$(sha256sum "$model" | cut -d' ' -f1)
-check header_tokenizer bash -c "'$dump' -H '$tmp/file.tok' | jq -e '.kind == \"tokens\" and .tokenizer.sha256 == \"$sha\" and .tokenizer.bos_id == 1 and .tokenizer.eos_id == 2 and .tokenizer.vocab_size > 0 and .template.name == \"alpaca\" and .template.response_prefix == \"Diagnosed conditions: \" and (.template.sha256 | length) == 64 and .source == \"$fx/notes.csv\"' >/dev/null"
+check header_tokenizer bash -c "'$dump' -H '$tmp/file.tok' | jq -e '.kind == \"tokens\" and .tokenizer.sha256 == \"$sha\" and .tokenizer.kind == \"spm\" and .tokenizer.bos_id == 1 and .tokenizer.eos_id == 2 and .tokenizer.vocab_size > 0 and .template.name == \"alpaca\" and .template.response_prefix == \"Diagnosed conditions: \" and (.template.sha256 | length) == 64 and .source == \"$fx/notes.csv\"' >/dev/null"
 
 # --- formats ----------------------------------------------------------------------------------
 check csv_count test "$("$dump" -c "$tmp/file.tok")" = 5

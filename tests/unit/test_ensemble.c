@@ -376,8 +376,12 @@ static void test_members_checked_against_first(void) {
     CHECK(err.kind == VET_E_INPUT && ms.k == 0);
     CHECK_CONTAINS(err.msg, "/b/tokenizer.model has sha256 ba7816bf");
     CHECK_CONTAINS(err.msg, "but the tokenizer in use (other.model) has 00");
-    // One model: its own tokenizer is not looked at (the input's hash was checked instead).
-    CHECK(vet_gen_models_load(&ms, &tok[1], 1, NULL, "00", "other.model", &err) == 0);
+    // One model too: a model decodes with the tokenizer it ships (--tokenizer naming another,
+    // e.g. a SentencePiece one for a model trained on byte-level BPE ids, is refused).
+    CHECK(vet_gen_models_load(&ms, &tok[1], 1, NULL, "00", "other.model", &err) == -1);
+    CHECK(err.kind == VET_E_INPUT && ms.k == 0);
+    CHECK_CONTAINS(err.msg, "/b/tokenizer.model has sha256 ba7816bf");
+    CHECK(vet_gen_models_load(&ms, &tok[1], 1, NULL, abc, "b/tokenizer.model", &err) == 0);
     vet_gen_models_free(&ms);
 
     CHECK(vet_gen_models_load(&ms, ok, 2, a, abc, "tok.model", &err) == -1);

@@ -32,7 +32,7 @@ static void write_stream(const char *kind, int with_tokenizer) {
 
 static void test_defaults(void) {
     vet_generate_opts o = vet_generate_defaults();
-    CHECK(o.n_models == 0 && o.adapter == NULL && o.constrain == NULL && o.codes == NULL && o.spm == NULL);
+    CHECK(o.n_models == 0 && o.adapter == NULL && o.constrain == NULL && o.codes == NULL && o.tokenizer == NULL);
     CHECK_STR(o.input, "-");
     CHECK_STR(o.output, "-");
     CHECK(o.max_new == 100 && o.batch == 8 && o.seed == 0);
@@ -63,11 +63,11 @@ static void test_refused_before_any_model(void) {
     CHECK(err.kind == VET_E_INPUT);
     CHECK_CONTAINS(err.msg, ": header lacks tokenizer.sha256 (not made by vet-tokenize?)");
 
-    // The tokenizer defaults to the first model's tokenizer.model: not there, an I/O error.
+    // The tokenizer defaults to the first model's directory: not there, an I/O error.
     write_stream("tokens", 1);
     CHECK(vet_generate_open(&o, &err) == NULL);
     CHECK(err.kind == VET_E_IO);
-    CHECK_CONTAINS(err.msg, "/nonexistent/model/tokenizer.model");
+    CHECK_CONTAINS(err.msg, "/nonexistent/model: no such tokenizer");
     vet_generate_close(NULL);
 }
 

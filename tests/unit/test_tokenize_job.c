@@ -6,7 +6,9 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "data/bytelevel.h"
 #include "data/len_stats.h"
+#include "data/tokenizer.h"
 #include "data/tokenize_job.h"
 #include "io/mp.h"
 #include "io/stream.h"
@@ -185,7 +187,7 @@ static void stream_records_and_stats(void) {
     vet_tokenize_opts o = vet_tokenize_defaults();
     o.input = path_in("mixed.csv");
     o.output = path_in("mixed.tok");
-    o.spm = spm;
+    o.tokenizer = spm;
     o.rejects = path_in("rejects2.tsv");
     o.swap = &swap;
     o.stats = 1;
@@ -199,6 +201,10 @@ static void stream_records_and_stats(void) {
     CHECK(sum.real_tokens == 5 * 40);
     vet_reader *r = vet_reader_open(path_in("mixed.tok"), "tokens", &err);
     CHECK(r != NULL);
+    char kind[16];  // the header names the kind, as a reader of old streams would guess it
+    CHECK(r && mp_get(mp_get(vet_reader_header(r), "tokenizer"), "kind") != NULL);
+    vet_tokenizer_header_kind(r ? mp_get(vet_reader_header(r), "tokenizer") : NULL, kind, sizeof kind);
+    CHECK_STR(kind, "spm");
     const msgpack_object *rec;
     const char *want_ids[] = {"1", "1~Buffalo", "4", "6", "6~Cow"};
     int k = 0;
@@ -214,6 +220,78 @@ static void stream_records_and_stats(void) {
     vet_reader_close(r);
     vet_tokenize_summary_free(&sum);
     vet_swap_free(&swap);
+}
+
+// A byte-level tokenizer.json in dir: the 256 byte pieces (ids 0..255, each byte's GPT-2
+// character), <s> (256), </s> (257); post_processor as given.
+static void write_bpe(const char *name, const char *post) {
+    static char text[16384];
+    size_t k = (size_t)snprintf(text, sizeof text, "{\"pre_tokenizer\": {\"type\": \"ByteLevel\"}, \"post_processor\": %s,"
+        " \"added_tokens\": [{\"id\": 256, \"content\": \"<s>\", \"special\": true},"
+        " {\"id\": 257, \"content\": \"</s>\", \"special\": true}], \"model\": {\"type\": \"BPE\", \"merges\": [],"
+        " \"vocab\": {", post);
+    for (int c = 0; c < 256; c++) {
+        char u[2];
+        int m = vet_bytelevel_utf8((uint8_t)c, u);
+        text[k++] = '"';
+        if (u[0] == '"' || u[0] == '\\') text[k++] = '\\';
+        memcpy(text + k, u, (size_t)m), k += (size_t)m;
+        k += (size_t)snprintf(text + k, sizeof text - k, "\": %d, ", c);
+    }
+    snprintf(text + k, sizeof text - k, "\"<s>\": 256, \"</s>\": 257}}}");
+    write_file(name, text);
+}
+
+// The first record's prompt and response ids and the header's tokenizer kind.
+static void first_record(const char *stream, int32_t **p, size_t *np, int32_t **r, size_t *nr, char *kind) {
+    vet_err err;
+    vet_reader *rd = vet_reader_open(stream, "tokens", &err);
+    CHECK(rd != NULL);
+    if (!rd) return;
+    vet_tokenizer_header_kind(mp_get(vet_reader_header(rd), "tokenizer"), kind, 16);
+    const msgpack_object *rec;
+    CHECK(vet_reader_next(rd, &rec, &err) == 1);
+    CHECK(mp_get_i32_array(rec, "prompt", p, np, &err) == 0 && mp_get_i32_array(rec, "response", r, nr, &err) == 0);
+    vet_reader_close(rd);
+}
+
+// A byte-level BPE tokenizer: the header says "bpe"; the prompt begins with BOS only when the
+// tokenizer adds one (here: its post-processor's template), every response ends with EOS; one
+// id per byte here, so the lengths are the texts'.
+static void bpe_stream(void) {
+    static const char csv[] = "id,species,note,codes\n1,Cow,Fièvre. 発熱,123\n";
+    write_file("bpe.csv", csv);
+    write_bpe("plain.json", "null");
+    write_bpe("tmpl.json", "{\"type\": \"TemplateProcessing\", \"single\": [{\"SpecialToken\": {\"id\": \"<s>\","
+              " \"type_id\": 0}}, {\"Sequence\": {\"id\": \"A\", \"type_id\": 0}}], \"special_tokens\":"
+              " {\"<s>\": {\"id\": \"<s>\", \"ids\": [256]}}}");
+    vet_tokenize_opts o = vet_tokenize_defaults();
+    vet_tokenize_summary sum;
+    vet_err err;
+    char in[512], tokp[512], out[512];  // path_in's buffers are reused four calls on
+    snprintf(in, sizeof in, "%s", path_in("bpe.csv"));
+    o.input = in;
+    int32_t *p[2] = {0}, *r[2] = {0};
+    size_t np[2] = {0}, nr[2] = {0};
+    const char *tok[2] = {"plain.json", "tmpl.json"};
+    for (int i = 0; i < 2; i++) {
+        char kind[16] = "";
+        snprintf(tokp, sizeof tokp, "%s", path_in(tok[i]));
+        snprintf(out, sizeof out, "%s/bpe%d.tok", dir, i);
+        o.tokenizer = tokp;
+        o.output = out;
+        int rc = vet_tokenize_run(&o, &sum, &err);
+        if (rc) fprintf(stderr, "%s\n", err.msg);
+        CHECK(rc == 0 && sum.written == 1);
+        vet_tokenize_summary_free(&sum);
+        first_record(out, &p[i], &np[i], &r[i], &nr[i], kind);
+        CHECK_STR(kind, "bpe");
+    }
+    CHECK(np[1] == np[0] + 1 && p[1] && p[1][0] == 256);  // the template's BOS, and only there
+    CHECK(np[0] > 0 && p[0] && p[0][0] == 'B');            // "Below is an instruction ..."
+    CHECK(nr[0] == strlen("Diagnosed conditions: 123") + 1 && r[0] && r[0][nr[0] - 1] == 257);
+    CHECK(nr[1] == nr[0] && r[1] && memcmp(r[0], r[1], nr[0] * sizeof(int32_t)) == 0);
+    for (int i = 0; i < 2; i++) free(p[i]), free(r[i]);
 }
 
 static void length_histogram(void) {
@@ -237,6 +315,7 @@ int main(void) {
     RUN(species_swap_copies);
     RUN(refusals);
     RUN(stream_records_and_stats);
+    RUN(bpe_stream);
     RUN(length_histogram);
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);

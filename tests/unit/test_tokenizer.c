@@ -10,6 +10,7 @@
 #include "check.h"
 #include "data/bytelevel.h"
 #include "data/tokenizer.h"
+#include "io/mp.h"
 
 static char tmpdir[256];
 
@@ -177,6 +178,40 @@ static void sentencepiece_side(void) {
     vet_tokenizer_free(t);
 }
 
+// A stream header's tokenizer map names its kind; a map without the field (a stream made before
+// it) is SentencePiece, and so is no map at all.
+static void header_kind(void) {
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_array(&pk, 3);
+    msgpack_pack_map(&pk, 2);
+    mp_kv_str(&pk, "sha256", "ab");
+    mp_kv_str(&pk, "kind", "bpe");
+    msgpack_pack_map(&pk, 1);
+    mp_kv_str(&pk, "sha256", "ab");
+    msgpack_pack_map(&pk, 1);
+    mp_kv_int(&pk, "kind", 7);
+    msgpack_unpacked u;
+    msgpack_unpacked_init(&u);
+    CHECK(msgpack_unpack_next(&u, sb.data, sb.size, NULL) == MSGPACK_UNPACK_SUCCESS);
+    const msgpack_object *maps = u.data.via.array.ptr;
+    char kind[16];
+    vet_tokenizer_header_kind(&maps[0], kind, sizeof kind);
+    CHECK_STR(kind, "bpe");
+    vet_tokenizer_header_kind(&maps[1], kind, sizeof kind);
+    CHECK_STR(kind, "spm");
+    vet_tokenizer_header_kind(&maps[2], kind, sizeof kind);  // not a string: the old default
+    CHECK_STR(kind, "spm");
+    vet_tokenizer_header_kind(NULL, kind, sizeof kind);
+    CHECK_STR(kind, "spm");
+    vet_tokenizer_header_kind(&maps[0], kind, 2);  // cut to fit
+    CHECK_STR(kind, "b");
+    msgpack_unpacked_destroy(&u);
+    msgpack_sbuffer_destroy(&sb);
+}
+
 int main(void) {
     snprintf(tmpdir, sizeof tmpdir, "%s/vet-test-tok.XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
     if (!mkdtemp(tmpdir)) { perror("mkdtemp"); return 1; }
@@ -185,6 +220,7 @@ int main(void) {
     RUN(directory_with_both);
     RUN(decode_utf8);
     RUN(sentencepiece_side);
+    RUN(header_kind);
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
     if (system(cmd) != 0) {}
