@@ -302,8 +302,11 @@ static void test_hf_init_dir(void) {
     CHECK(vet_hf_check_tensors(&l, t, &err) == 0);
     CHECK(vet_tensors_count(t) == (size_t)vet_hf_tensors(&c, NULL, 0));
     char p[600];
-    snprintf(p, sizeof p, "%s/tokenizer.model", dir);
+    // The tokenizer ships under its kind's name: a file named *.json is a tokenizer.json.
+    snprintf(p, sizeof p, "%s/tokenizer.json", dir);
     CHECK(access(p, F_OK) == 0);
+    snprintf(p, sizeof p, "%s/tokenizer.model", dir);
+    CHECK(access(p, F_OK) != 0);
 
     // Statistics of one weight: mean ~0, std ~0.02; norms are 1; pad row of the embedding is 0.
     const vet_tensor_ref *q = vet_tensors_find(t2, "model.layers.1.mlp.up_proj.weight");
