@@ -407,7 +407,7 @@ static int64_t first_nonfinite(const float *x, int64_t n) {
     return -1;
 }
 
-int vet_tensor_read_f32(const vet_tensor_ref *r, int ndim, const int64_t *shape, float *out, vet_err *err) {
+int vet_tensor_convert_f32(const vet_tensor_ref *r, int ndim, const int64_t *shape, float *out, vet_err *err) {
     if (!r) return vet_errf(err, "a tensor the model needs is missing from the weights (vet_tensors_find gave NULL)");
     int same = r->ndim == ndim;
     for (int i = 0; same && i < ndim; i++) same = r->shape[i] == shape[i];
@@ -439,8 +439,14 @@ int vet_tensor_read_f32(const vet_tensor_ref *r, int ndim, const int64_t *shape,
     case VET_DT_U8: for (int64_t i = 0; i < n; i++) out[i] = (float)p[i]; break;
     case VET_DT_I8: for (int64_t i = 0; i < n; i++) out[i] = (float)(int8_t)p[i]; break;
     }
+    return 0;
+}
+
+int vet_tensor_read_f32(const vet_tensor_ref *r, int ndim, const int64_t *shape, float *out, vet_err *err) {
+    if (vet_tensor_convert_f32(r, ndim, shape, out, err) < 0) return -1;
     // A NaN or Inf anywhere in a weight makes every logit NaN downstream: refuse it here, with
     // the tensor's name, instead of generating token 0 for every note.
+    int64_t n = vet_tensor_numel(r);
     int64_t bad = first_nonfinite(out, n);
     if (bad >= 0)
         return vet_errf(err, "%s: tensor '%s' holds %s at element %lld: the file is damaged or its training "

@@ -59,8 +59,13 @@ void vet_tensors_close(vet_tensors *t);
 int64_t vet_tensor_numel(const vet_tensor_ref *r);
 // Converts the tensor to fp32 into out (numel floats), from any dtype. Checks first that its
 // shape is exactly (ndim, shape) and names both shapes when not. r may be NULL (a missing
-// tensor straight from vet_tensors_find): that is an error too, not a crash.
+// tensor straight from vet_tensors_find): that is an error too, not a crash. A weight, so any NaN
+// or Inf in it is refused, naming the tensor and the element (every model, adapter and
+// checkpoint loader reads through this).
 int vet_tensor_read_f32(const vet_tensor_ref *r, int ndim, const int64_t *shape, float *out, vet_err *err);
+// The same conversion with no check on the values: for tools that show a file as it is
+// (tests/helpers/vet-inspect), special values included.
+int vet_tensor_convert_f32(const vet_tensor_ref *r, int ndim, const int64_t *shape, float *out, vet_err *err);
 // Formats a shape as "[a, b, c]" into buf; returns buf.
 char *vet_shape_str(char *buf, size_t n, int ndim, const int64_t *shape);
 

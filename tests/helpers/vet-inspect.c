@@ -110,7 +110,7 @@ static int cmd_dump(const char *path, const char *name) {
     }
     int64_t n = vet_tensor_numel(r);
     float *buf = malloc((size_t)n * sizeof(float) + 1);
-    if (vet_tensor_read_f32(r, r->ndim, r->shape, buf, &err) != 0) {
+    if (vet_tensor_convert_f32(r, r->ndim, r->shape, buf, &err) != 0) {
         free(buf);
         vet_tensors_close(t);
         return fail(err.msg);
