@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "base/input_file.h"
 #include "data/labels.h"
 #include "data/tokenizer.h"
 #include "generate/constrain.h"
@@ -148,6 +149,8 @@ vet_generate_job *vet_generate_open(const vet_generate_opts *o, vet_err *err) {
         vet_err_kindf(err, VET_E_USAGE, "no model to decode with");
         goto fail;
     }
+    // Predictions written over the stream being read would destroy it: refused before anything opens.
+    if (vet_refuse_overwrite("-o", o->output, o->input, err)) goto fail;
     if (open_input(j, err) || load_tokenizer(j, err) || load_tables(j, err) ||
         vet_gen_models_load(&j->models, o->models, o->n_models, o->adapter, vet_tokenizer_sha256(j->tok),
                             vet_tokenizer_path(j->tok), err))
