@@ -44,6 +44,18 @@ int vet_err_nomem(vet_err *err, const char *fmt, ...) {
     return -1;
 }
 
+int vet_err_at(vet_err *err, const char *name, long line, const char *fmt, ...) {
+    if (!err) return -1;
+    char what[sizeof err->msg];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof what, fmt, ap);
+    va_end(ap);
+    vet_errf(err, "%s:%ld: %s", name, line, what);
+    err->line = line;
+    return -1;
+}
+
 int vet_err_at_line(vet_err *err, long line) {
     if (err) err->line = line;
     return -1;

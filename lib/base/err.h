@@ -40,6 +40,10 @@ int vet_err_nomem(vet_err *err, const char *fmt, ...) __attribute__((format(prin
 // Prepends "prefix: " to an existing message (adds context on the way up); kind and line stay.
 int vet_err_prefix(vet_err *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+// An error about line `line` of file `name` (kind VET_E_INPUT): "name:line: <fmt>", err->line
+// set. Returns -1. The one way readers of line-based inputs say where the input is wrong.
+int vet_err_at(vet_err *err, const char *name, long line, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
 // Sets the line the error is about (kept by vet_err_prefix); returns -1.
 int vet_err_at_line(vet_err *err, long line);
 

@@ -83,17 +83,8 @@ typedef struct {
     int cur;   // the disease that prevalence and shows rows describe, or -1
 } parser;
 
-// An error about line of the table: "path:line: what", err->line set. Returns -1.
-static int bad_at(const vet_synth_table *t, int line, vet_err *err, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-static int bad_at(const vet_synth_table *t, int line, vet_err *err, const char *fmt, ...) {
-    char what[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(what, sizeof what, fmt, ap);
-    va_end(ap);
-    vet_errf(err, "%s:%d: %s", t->path, line, what);
-    return vet_err_at_line(err, line);
-}
+// An error about a line of the table: "path:line: what", err->line set. Returns -1.
+#define bad_at(t, line, err, ...) vet_err_at(err, (t)->path, line, __VA_ARGS__)
 #define BAD(p, ...) bad_at((p)->t, (p)->line, err, __VA_ARGS__)
 #define NOMEM() vet_err_nomem(err, "out of memory")
 

@@ -37,17 +37,7 @@ struct vet_pred_reader {
 };
 
 // An error about a line of a CSV or JSON lines file: "name:line: what", err->line set. -1.
-static int at_line(const vet_pred_reader *r, long line, vet_err *err, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static int at_line(const vet_pred_reader *r, long line, vet_err *err, const char *fmt, ...) {
-    char what[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(what, sizeof what, fmt, ap);
-    va_end(ap);
-    vet_errf(err, "%s:%ld: %s", r->name, line, what);
-    return vet_err_at_line(err, line);
-}
+#define at_line(r, line, err, ...) vet_err_at(err, (r)->name, line, __VA_ARGS__)
 
 // A decimal integer as a fresh string (NULL when out of memory).
 static char *str_of_int(long long v) {

@@ -51,17 +51,8 @@ struct vet_notes {
     char why[1024];             // why the last record was rejected, without "name:line: "
 };
 
-// An error about line of the input: err says "name:line: what", err->line is line. Returns -1.
-static int at_line(const vet_notes *s, long line, vet_err *err, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-static int at_line(const vet_notes *s, long line, vet_err *err, const char *fmt, ...) {
-    char what[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(what, sizeof what, fmt, ap);
-    va_end(ap);
-    vet_errf(err, "%s:%ld: %s", s->name, line, what);
-    return vet_err_at_line(err, line);
-}
+// An error about a line of the input: "name:line: what", err->line set. Returns -1.
+#define at_line(s, line, err, ...) vet_err_at(err, (s)->name, line, __VA_ARGS__)
 
 // A rejected record: the error as at_line, and the reason kept apart for vet_notes_reason.
 static int reject(vet_notes *s, long line, vet_err *err, const char *fmt, ...) __attribute__((format(printf, 4, 5)));

@@ -24,6 +24,9 @@ static void err_kinds_survive_prefix(void) {
     vet_err_kindf(&e, VET_E_NONFINITE, "loss");
     CHECK(e.kind == VET_E_NONFINITE && e.line == 0);
     CHECK_STR(vet_err_kind_name(VET_E_NOMEM), "out of memory");
+    CHECK(vet_err_at(&e, "notes.csv", 7, "no column '%s'", "note") == -1);
+    CHECK(e.kind == VET_E_INPUT && e.line == 7);
+    CHECK_STR(e.msg, "notes.csv:7: no column 'note'");
 }
 
 // Values that strtol would wrap, clamp or half-read are refused, with the range in the message.
