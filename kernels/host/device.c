@@ -95,3 +95,10 @@ const char *vet_dtype_choice_name(vet_dtype_choice d) {
     }
     return "default";
 }
+
+const char *vet_bytes_str(char buf[32], size_t b) {
+    if (b >= (size_t)1 << 30) snprintf(buf, 32, "%.2f GiB", b / (double)(1 << 30));
+    else if (b >= (size_t)1 << 20) snprintf(buf, 32, "%.1f MiB", b / (double)(1 << 20));
+    else snprintf(buf, 32, "%.1f KiB", b / 1024.0);
+    return buf;
+}

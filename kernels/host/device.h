@@ -47,4 +47,7 @@ int vet_device_choose(const char *device, const char *dtype, const char *quant, 
 // "fp32", "bf16", "fp16" (VET_DTYPE_DEFAULT: "default").
 const char *vet_dtype_choice_name(vet_dtype_choice d);
 
+// A byte count for memory-plan messages: "1.50 GiB", "12.0 MiB", "3.0 KiB" (buf of 32 bytes).
+const char *vet_bytes_str(char buf[32], size_t b);
+
 #endif

@@ -634,20 +634,13 @@ int vet_gpu_infer_device_plan(const vet_gpu_infer_device *d, const vet_config *c
 }
 
 // "1.50 GiB", "12.0 MiB", "3.0 KiB" into buf.
-static const char *bytes_str(char buf[32], size_t b) {
-    if (b >= (size_t)1 << 30) snprintf(buf, 32, "%.2f GiB", b / (double)(1 << 30));
-    else if (b >= (size_t)1 << 20) snprintf(buf, 32, "%.1f MiB", b / (double)(1 << 20));
-    else snprintf(buf, 32, "%.1f KiB", b / 1024.0);
-    return buf;
-}
-
 const char *vet_gpu_infer_plan_describe(const vet_gpu_infer_plan *p, const vet_gpu_infer_device *d, int n_slots,
                                         int max_len, char *buf, size_t n) {
     char w[32], kv[32], sc[32], tot[32], fr[32], all[32];
     snprintf(buf, n, "device memory plan for %d notes x %d positions: weights %s, KV cache %s, scratch %s; total %s "
-             "of %s free (%s on the device)", n_slots, max_len, bytes_str(w, p->weights), bytes_str(kv, p->cache),
-             bytes_str(sc, p->scratch), bytes_str(tot, p->total), bytes_str(fr, d->free_bytes),
-             bytes_str(all, d->total_bytes));
+             "of %s free (%s on the device)", n_slots, max_len, vet_bytes_str(w, p->weights), vet_bytes_str(kv, p->cache),
+             vet_bytes_str(sc, p->scratch), vet_bytes_str(tot, p->total), vet_bytes_str(fr, d->free_bytes),
+             vet_bytes_str(all, d->total_bytes));
     return buf;
 }
 
@@ -670,9 +663,9 @@ int vet_gpu_infer_check_fit(const vet_gpu_infer_plan *p, const vet_gpu_infer_dev
     char w[32], kv[32], sc[32], tot[32], fr[32], us[32], hr[32];
     return vet_err_kindf(err, VET_E_USAGE, "the model needs %s on cuda:%d (weights %s, KV cache %s, scratch %s) but "
                          "only %s of its %s free can be planned (%s is kept for cuBLAS and kernels): use a smaller "
-                         "--batch than %d or a smaller --max-len than %d%s", bytes_str(tot, p->total), d->index,
-                         bytes_str(w, p->weights), bytes_str(kv, p->cache), bytes_str(sc, p->scratch),
-                         bytes_str(us, usable), bytes_str(fr, d->free_bytes), bytes_str(hr, VET_GPU_INFER_HEADROOM),
+                         "--batch than %d or a smaller --max-len than %d%s", vet_bytes_str(tot, p->total), d->index,
+                         vet_bytes_str(w, p->weights), vet_bytes_str(kv, p->cache), vet_bytes_str(sc, p->scratch),
+                         vet_bytes_str(us, usable), vet_bytes_str(fr, d->free_bytes), vet_bytes_str(hr, VET_GPU_INFER_HEADROOM),
                          n_slots, max_len, smaller_weights(d));
 }
 

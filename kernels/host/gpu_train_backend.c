@@ -45,13 +45,6 @@ typedef struct {
 } cuda_backend;
 
 // "13.48 GiB", "3.2 MiB" or "12.0 KiB" (a small model's plan would read 0.00 GiB).
-static const char *bytes_str(char buf[32], size_t b) {
-    if (b >= (size_t)1 << 30) snprintf(buf, 32, "%.2f GiB", b / (1024.0 * 1024.0 * 1024.0));
-    else if (b >= (size_t)1 << 20) snprintf(buf, 32, "%.1f MiB", b / (1024.0 * 1024.0));
-    else snprintf(buf, 32, "%.1f KiB", b / 1024.0);
-    return buf;
-}
-
 static unsigned gpu_flags(const vet_train_opts *o) {
     return (o->gpu_bf16 ? VET_GPU_BF16 : 0) | (o->full ? VET_GPU_FULL : 0) |
            (o->gpu_quant == 1 ? VET_GPU_INT8 : o->gpu_quant == 2 ? VET_GPU_NF4 : 0) |
@@ -69,16 +62,16 @@ static int check_plan(cuda_backend *c, const vet_gpu_plan *p, int B, int T, size
     vet_train_notef(c->note, c->note_ctx,
                     "device memory plan for batches of %d x %d: weights %s, training state %s, activations %s, "
                     "scratch %s; total %s of %s free (%s on the device)%s",
-                    B, T, bytes_str(w, p->weights), bytes_str(t, p->train), bytes_str(a, p->activations),
-                    bytes_str(sc, p->scratch), bytes_str(tot, p->total), bytes_str(fr, free_b),
-                    bytes_str(all, total_b),
+                    B, T, vet_bytes_str(w, p->weights), vet_bytes_str(t, p->train), vet_bytes_str(a, p->activations),
+                    vet_bytes_str(sc, p->scratch), vet_bytes_str(tot, p->total), vet_bytes_str(fr, free_b),
+                    vet_bytes_str(all, total_b),
                     o->gpu_ckpt ? "; gradient checkpointing: layer inputs kept, each layer recomputed in backward" : "");
     if (p->total <= *usable) return 0;
     return vet_errf(err, "the model needs %s on cuda:%d (weights %s, training state %s, activations %s, "
                          "scratch %s) but only %s of its %s free can be planned (%s is kept for cuBLAS "
                          "and kernels): use a smaller --batch-size than %d or shorter rows than %d "
                          "(vet-pack --seq-len)%s%s",
-                    tot, o->gpu_index, w, t, a, sc, bytes_str(us, *usable), fr, bytes_str(hr, GPU_HEADROOM), B, T,
+                    tot, o->gpu_index, w, t, a, sc, vet_bytes_str(us, *usable), fr, vet_bytes_str(hr, GPU_HEADROOM), B, T,
                     o->gpu_ckpt ? "" : ", or --grad-checkpoint",
                     o->full || o->gpu_quant == 2 ? "" : o->gpu_quant ? ", or --quant nf4"
                           : o->gpu_bf16 ? ", or --quant int8 / nf4 base weights" : ", or --bf16 base weights");

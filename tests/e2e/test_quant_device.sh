@@ -89,7 +89,7 @@ want = {
     "int8": sum(AL(L * o * i) + AL(L * o * 4) for o, i in mats) + rest,
     "nf4": sum(AL(L * ((o * i + 1) // 2)) + AL(L * ((o * i + 63) // 64) * 4) for o, i in mats) + rest,
 }
-def shown(b):  # kernels/host/gpu_train_backend.c's bytes_str
+def shown(b):  # kernels/host/device.c's vet_bytes_str
     if b >= 1 << 30: return "%.2f GiB" % (b / 2**30)
     if b >= 1 << 20: return "%.1f MiB" % (b / 2**20)
     return "%.1f KiB" % (b / 1024)
