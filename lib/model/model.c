@@ -7,7 +7,9 @@
 #include <string.h>
 
 #include "base/rng.h"
+#include "model/model_gguf.h"
 #include "model/model_save.h"
+#include "io/gguf_config.h"
 #include "io/safetensors.h"
 
 // ---------------------------------------------------------------------------------------
@@ -129,7 +131,7 @@ static size_t weights_layout(const vet_config *c, vet_weights *w, float *mem) {
     return off;
 }
 
-static int weights_alloc(vet_model *m, const vet_config *cfg, vet_err *err) {
+int vet_model_alloc(vet_model *m, const vet_config *cfg, vet_err *err) {
     memset(m, 0, sizeof *m);
     m->cfg = *cfg;
     vet_weights tmp;
@@ -144,7 +146,7 @@ static int weights_alloc(vet_model *m, const vet_config *cfg, vet_err *err) {
 
 int vet_model_init(vet_model *m, const vet_config *cfg, uint64_t seed, vet_err *err) {
     if (vet_config_validate(cfg, err)) return -1;
-    if (weights_alloc(m, cfg, err)) return -1;
+    if (vet_model_alloc(m, cfg, err)) return -1;
     const vet_weights *w = &m->w;
     // Every tensor gets its own stream (by its offset), so init is the same on any machine.
     size_t L = cfg->n_layers, C = cfg->dim;
@@ -198,13 +200,14 @@ static int load_tensor(const vet_tensors *ts, const char *dir, const char *name,
 
 int vet_model_load(vet_model *m, const char *dir, vet_err *err) {
     memset(m, 0, sizeof *m);
+    if (vet_path_is_gguf(dir)) return vet_model_load_gguf(m, dir, err);
     vet_config cfg;
     if (vet_config_load(&cfg, dir, err)) return -1;
     vet_tensors *ts = vet_tensors_open_dir(dir, err);
     if (!ts) return -1;
     // A checkpoint without lm_head.weight shares the embedding (as tied models are saved).
     if (!vet_tensors_find(ts, "lm_head.weight")) cfg.tie_embeddings = 1;
-    if (weights_alloc(m, &cfg, err)) {
+    if (vet_model_alloc(m, &cfg, err)) {
         vet_tensors_close(ts);
         return -1;
     }

@@ -105,7 +105,8 @@ typedef struct {
     size_t n_lora;        // floats in lora_mem
 } vet_model;
 
-// Loads a HF model directory (config.json + safetensors), converting to fp32.
+// Loads a HF model directory (config.json + safetensors) or a GGUF file (model/model_gguf.h),
+// converting to fp32.
 int vet_model_load(vet_model *m, const char *dir, vet_err *err);
 // Random init (normal std 0.02, norms 1, biases 0) from a config, deterministic in seed.
 int vet_model_init(vet_model *m, const vet_config *cfg, uint64_t seed, vet_err *err);
