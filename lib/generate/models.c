@@ -6,6 +6,9 @@
 #include <sys/stat.h>
 
 #include "base/sha256.h"
+#include "data/tokenizer.h"
+#include "io/gguf.h"
+#include "io/gguf_config.h"
 #include "model/adapter.h"
 #include "model/model_save.h"
 
@@ -23,7 +26,27 @@ int vet_gen_models_check_member(const vet_model *first, const char *first_dir, c
     return 0;
 }
 
+// A GGUF model ships its tokenizer in its tokenizer.ggml.* keys (when it has them): the
+// tokenizer in use must be that one, compared as the tokenizer reader hashes it.
+static int check_gguf_tokenizer(const char *path, const char *tok_sha, const char *tok_path, vet_err *err) {
+    if (strcmp(path, tok_path) == 0) return 0;  // the tokenizer in use is this file's
+    vet_gguf *g = vet_gguf_open(path, err);
+    if (!g) return -1;
+    int has = vet_gguf_has(g, "tokenizer.ggml.model");
+    vet_gguf_close(g);
+    if (!has) return 0;  // no tokenizer inside: its vocabulary was checked
+    vet_tokenizer *t = vet_tokenizer_load(path, err);
+    if (!t) return -1;
+    int rc = strcmp(vet_tokenizer_sha256(t), tok_sha) == 0 ? 0
+             : vet_errf(err, "%s holds a tokenizer of sha256 %s, but the tokenizer in use (%s) has %s: a model decodes "
+                        "with the tokenizer it was trained with (give --tokenizer %s)", path, vet_tokenizer_sha256(t),
+                        tok_path, tok_sha, path);
+    vet_tokenizer_free(t);
+    return rc;
+}
+
 int vet_gen_models_check_tokenizer(const char *dir, const char *tok_sha, const char *tok_path, vet_err *err) {
+    if (vet_path_is_gguf(dir)) return check_gguf_tokenizer(dir, tok_sha, tok_path, err);
     static const char *const names[] = {"tokenizer.model", "tokenizer.json"};
     char shipped[2][4096], hex[2][65];
     int n = 0;

@@ -29,7 +29,8 @@ void vet_gen_models_free(vet_gen_models *ms);  // safe on a zeroed or freed set
 int vet_gen_models_check_member(const vet_model *first, const char *first_dir, const vet_model *mk,
                                 const char *dir, vet_err *err);
 // When dir holds a tokenizer.model or a tokenizer.json, one of them must have sha256 tok_sha
-// (the tokenizer in use, at tok_path). VET_E_INPUT when none does, VET_E_IO when one cannot be
+// (the tokenizer in use, at tok_path); when dir is a GGUF file with a tokenizer inside, that
+// tokenizer (read by vet_tokenizer_load) must have it. VET_E_INPUT when none does, VET_E_IO when one cannot be
 // read.
 int vet_gen_models_check_tokenizer(const char *dir, const char *tok_sha, const char *tok_path, vet_err *err);
 

@@ -175,8 +175,8 @@ static int read_tensor_info(cursor *c, vet_gguf_tensor *t, uint64_t *offset, vet
     t->type = type;
     vet_ggml_type_info ti = vet_ggml_type_get(type);
     if (ti.block_elems == 0)
-        return fail_at(c, err, "tensor %s has type %s, which vet does not read (convert the model to F16, BF16, Q8_0, "
-                               "Q4_0, Q4_1, Q4_K or Q6_K)", t->name, ti.name);
+        return fail_at(c, err, "tensor %s has type %s, which vet does not read (it reads F32, F16, BF16, Q8_0, "
+                               "Q4_0, Q4_1, Q5_0, Q5_1 and Q2_K to Q6_K: convert the model to one)", t->name, ti.name);
     size_t row = vet_ggml_row_bytes(type, t->ne[0]);
     if (row == 0) return fail_at(c, err, "tensor %s: a row of %lld elements is not a whole number of %s blocks of %d",
                                  t->name, (long long)t->ne[0], ti.name, ti.block_elems);

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 
 typedef struct {
@@ -160,6 +161,10 @@ int vet_gguf_config(vet_config *c, const vet_gguf *g, vet_err *err) {
 int vet_path_is_gguf(const char *path) {
     struct stat st;
     if (stat(path, &st) != 0 || !S_ISREG(st.st_mode)) return 0;
+    // By its name too, so a damaged .gguf is refused by the GGUF reader (naming what is wrong)
+    // rather than read as a config.json.
+    size_t n = strlen(path);
+    if (n >= 5 && strcasecmp(path + n - 5, ".gguf") == 0) return 1;
     FILE *f = fopen(path, "rb");
     if (!f) return 0;
     unsigned char m[4];

@@ -20,7 +20,8 @@
 #include "io/config.h"
 #include "io/gguf.h"
 
-// 1 when path is a regular file whose first four bytes are the GGUF magic.
+// 1 when path is a regular file whose first four bytes are the GGUF magic, or whose name ends in
+// ".gguf" (so a damaged one is refused as a GGUF, not read as a config.json).
 int vet_path_is_gguf(const char *path);
 
 // Fills c from g's metadata (see above) and validates it; errors name the file and the key.

@@ -6,6 +6,7 @@
 #include "base/rng.h"
 #include "data/tokenizer.h"
 #include "io/config.h"
+#include "io/gguf_config.h"
 #include "io/hfdir.h"
 #include "model/adapter.h"
 #include "train/run.h"
@@ -18,7 +19,7 @@ int train_preflight(train_run *r, vet_err *err) {
     const vet_train_opts *o = r->o;
     if (o->full || o->adapter_in || !o->base_dir) return 0;
     vet_config bc;
-    if (vet_config_load(&bc, o->base_dir, err) < 0) return -1;
+    if (vet_model_config_load(&bc, o->base_dir, err) < 0) return -1;
     if (vet_adapter_check_limits(&bc, o->lora_r, o->lora_alpha, o->lora_dropout, o->lora_targets, err) == 0)
         return 0;
     vet_err_prefix(err, "--lora-r %d / --lora-alpha %g / --lora-dropout %g with the base %s", o->lora_r,
@@ -57,17 +58,22 @@ int train_load_data(train_run *r, vet_err *err) {
     return 0;
 }
 
-// --base: the HF directory's model; its tokenizer (tokenizer.json or tokenizer.model, see
-// data/tokenizer.h) is the one to check and ship unless --tokenizer names another.
+// --base: the HF directory's model, or a GGUF file's; its tokenizer (tokenizer.json or
+// tokenizer.model in the directory, see data/tokenizer.h; the GGUF file itself, whose
+// tokenizer.ggml.* keys hold one) is the one to check and ship unless --tokenizer names another.
 static int load_base(train_run *r, vet_err *err) {
     const vet_train_opts *o = r->o;
     // Say so before allocating when the model cannot fit: fp32 weights, and under --full
     // their gradients and both AdamW moments too.
     vet_config bc;
-    if (vet_config_load(&bc, o->base_dir, err) < 0) return -1;
+    if (vet_model_config_load(&bc, o->base_dir, err) < 0) return -1;
     if (vet_check_memory((size_t)vet_config_n_params(&bc) * (o->full ? 16 : 4), "the model (fp32)", err) < 0)
         return -1;
     if (vet_model_load(&r->m, o->base_dir, err) < 0) return -1;
+    if (vet_path_is_gguf(o->base_dir)) {
+        snprintf(r->tokenizer_path, sizeof r->tokenizer_path, "%s", o->tokenizer ? o->tokenizer : o->base_dir);
+        return 0;
+    }
     char js[4200], md[4200];
     snprintf(js, sizeof js, "%s/tokenizer.json", o->base_dir);
     snprintf(md, sizeof md, "%s/tokenizer.model", o->base_dir);
@@ -148,10 +154,24 @@ static int check_rows(const train_run *r, vet_err *err) {
     return 0;
 }
 
+// A tokenizer inside a GGUF file is checked against the data like any other, but an HF
+// directory written out (--merge, --full) cannot hold it: it goes out without a tokenizer file,
+// and a note says where the tokenizer is.
+static void no_gguf_tokenizer_out(train_run *r) {
+    const vet_train_opts *o = r->o;
+    if (!r->tokenizer_path[0] || !vet_path_is_gguf(r->tokenizer_path)) return;
+    if (o->merge || o->full)
+        vet_train_notef(o->on_note, r->ctx, "note: the tokenizer is inside %s: %s%s is written without a tokenizer file "
+                        "(give vet-generate --tokenizer %s)", r->tokenizer_path, o->out_dir, o->full ? "" : "/merged",
+                        r->tokenizer_path);
+    r->tokenizer_path[0] = 0;
+}
+
 int train_setup_model(train_run *r, vet_err *err) {
     const vet_train_opts *o = r->o;
     if ((o->base_dir ? load_base(r, err) : init_new(r, err)) < 0) return -1;
     if (check_tokenizer(r, err) < 0) return -1;
+    no_gguf_tokenizer_out(r);
     if (check_rows(r, err) < 0) return -1;
     if (o->full) return 0;
     if (o->adapter_in) {
