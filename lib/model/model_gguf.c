@@ -49,23 +49,28 @@ static const char *ne_str(char *buf, size_t n, const int64_t *ne, int nd) {
     return buf;
 }
 
-// One tensor: present, of the shape the config says (GGUF order: ne = reversed HF shape), read.
-static int load_one(const vet_gguf *g, const vet_named_tensor *nt, vet_err *err) {
+// One tensor: present, of the shape the config says (GGUF order: ne = reversed HF shape), of a
+// type vet reads. Returns it, or NULL with err.
+static const vet_gguf_tensor *check_one(const vet_gguf *g, const char *hf, int ndim, const int64_t *shape,
+                                        vet_err *err) {
     char name[128];
-    if (gguf_name(nt->name, name, sizeof name) < 0) return vet_errf(err, "no GGUF name for %s", nt->name);
+    if (gguf_name(hf, name, sizeof name) < 0) return vet_errf(err, "no GGUF name for %s", hf), NULL;
     const vet_gguf_tensor *t = vet_gguf_find_tensor(g, name);
     if (!t)
-        return vet_errf(err, "%s: tensor %s is missing (is this a %s model with the shape its metadata describes?)",
-                        vet_gguf_path(g), name, "llama/qwen2");
+        return vet_errf(err, "%s: tensor %s is missing (is this a llama/qwen2 model with the shape its metadata "
+                        "describes?)", vet_gguf_path(g), name), NULL;
     int64_t want[VET_GGUF_MAX_DIMS] = {1, 1, 1, 1};
-    for (int i = 0; i < nt->ndim; i++) want[i] = nt->shape[nt->ndim - 1 - i];
+    for (int i = 0; i < ndim; i++) want[i] = shape[ndim - 1 - i];
     for (int i = 0; i < VET_GGUF_MAX_DIMS; i++)
         if (t->ne[i] != want[i]) {
             char a[96], b[96];
             return vet_errf(err, "%s: tensor %s has ne %s, but the metadata makes it %s", vet_gguf_path(g), name,
-                            ne_str(a, sizeof a, t->ne, t->n_dims), ne_str(b, sizeof b, want, nt->ndim));
+                            ne_str(a, sizeof a, t->ne, t->n_dims), ne_str(b, sizeof b, want, ndim)), NULL;
         }
-    return vet_gguf_tensor_f32(g, t, nt->p, err);
+    if (!vet_ggml_can_dequant(t->type))
+        return vet_errf(err, "%s: tensor %s has type %s, which vet does not read (it reads %s)", vet_gguf_path(g), name,
+                        vet_ggml_type_get(t->type).name, vet_ggml_dequant_names()), NULL;
+    return t;
 }
 
 // 1 when name is a tensor the model of config c has.
@@ -96,23 +101,41 @@ static void unpermute_heads(float *w, int n_layers, int n_heads, int hd, int C, 
     }
 }
 
+// Before anything is allocated: every tensor the config needs is there with its shape and a type
+// vet reads, and every tensor of the file is one the model has (anything else is a model vet
+// would run wrong). So a small hostile file cannot make vet allocate a large model.
+static int check_tensors(const vet_gguf *g, const vet_config *c, vet_err *err) {
+    int n = vet_hf_tensors(c, NULL, 0);
+    vet_hf_tensor *t = malloc((size_t)n * sizeof *t);
+    if (!t) return vet_err_nomem(err, "out of memory");
+    vet_hf_tensors(c, t, n);
+    int rc = 0;
+    for (int k = 0; k < n && !rc; k++) rc = check_one(g, t[k].name, t[k].ndim, t[k].shape, err) ? 0 : -1;
+    free(t);
+    if (rc || vet_gguf_n_tensors(g) == (size_t)n) return rc;
+    for (size_t i = 0; i < vet_gguf_n_tensors(g); i++) {
+        const vet_gguf_tensor *x = vet_gguf_tensor_at(g, i);
+        if (!known(c, x->name))
+            return vet_errf(err, "%s: tensor %s is not part of a %s model as vet runs it (%zu tensors, %d expected)",
+                            vet_gguf_path(g), x->name, c->arch, vet_gguf_n_tensors(g), n);
+    }
+    return 0;
+}
+
+// Every tensor dequantized into the model's buffer (checked by check_tensors), then Q and K of
+// the llama arch put back in Hugging Face's row order.
 static int load_weights(vet_model *m, const vet_gguf *g, vet_err *err) {
     int n = vet_model_tensors(m, NULL, 0);
     vet_named_tensor *t = malloc((size_t)n * sizeof *t);
     if (!t) return vet_err_nomem(err, "out of memory");
     vet_model_tensors(m, t, n);
     int rc = 0;
-    for (int k = 0; k < n && !rc; k++) rc = load_one(g, &t[k], err);
+    for (int k = 0; k < n && !rc; k++) {
+        const vet_gguf_tensor *x = check_one(g, t[k].name, t[k].ndim, t[k].shape, err);
+        rc = x ? vet_gguf_tensor_f32(g, x, t[k].p, err) : -1;
+    }
     free(t);
     if (rc) return -1;
-    // Every tensor of the file must be one the model has: anything else is a model vet would run wrong.
-    if (vet_gguf_n_tensors(g) != (size_t)n)
-        for (size_t i = 0; i < vet_gguf_n_tensors(g); i++) {
-            const vet_gguf_tensor *x = vet_gguf_tensor_at(g, i);
-            if (!known(&m->cfg, x->name))
-                return vet_errf(err, "%s: tensor %s is not part of a %s model as vet runs it (%zu tensors, %d expected)",
-                                vet_gguf_path(g), x->name, m->cfg.arch, vet_gguf_n_tensors(g), n);
-        }
     if (strcmp(m->cfg.arch, "llama") == 0) {
         const vet_config *c = &m->cfg;
         float *tmp = malloc((size_t)c->head_dim * c->dim * sizeof(float));
@@ -130,6 +153,7 @@ int vet_model_load_gguf(vet_model *m, const char *path, vet_err *err) {
     if (!g) return -1;
     vet_config cfg;
     int rc = vet_gguf_config(&cfg, g, err);
+    if (!rc) rc = check_tensors(g, &cfg, err);
     if (!rc && vet_check_memory((size_t)vet_config_n_params(&cfg) * sizeof(float), "its weights in fp32", err))
         rc = vet_err_prefix(err, "%s", path);
     if (!rc) rc = vet_model_alloc(m, &cfg, err);

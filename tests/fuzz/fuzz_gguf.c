@@ -2,10 +2,15 @@
 // tensor table. Whatever the reader hands out must be what its header promises: keys findable
 // by name, string arrays whose elements lie inside the file, tensors whose bytes lie inside
 // the mapping and match type x dims (touching each byte: a read past the mapping faults, which
-// libFuzzer records as a crash).
+// libFuzzer records as a crash). A file that parses is then loaded as a model (model_gguf.c:
+// config from the metadata, every tensor checked, dequantized, Q/K rows unpermuted): it must be
+// refused with a message or load, never crash; a loaded model's weights are all finite.
+#include <math.h>
+
 #include "fuzz_util.h"
 
 #include "io/gguf.h"
+#include "model/model.h"
 
 static void walk_kv(const vet_gguf *g, const vet_gguf_kv *kv) {
     if (vet_gguf_find_kv(g, kv->key) != kv) abort();
@@ -57,5 +62,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (vet_gguf_get_u32(g, "llama.block_count", &u, &err)) fz_check_msg(&err);
     if (vet_gguf_get_f32(g, "llama.rope.freq_base", &f, &err)) fz_check_msg(&err);
     vet_gguf_close(g);
+    vet_model m;
+    if (vet_model_load(&m, path, &err)) {
+        fz_check_msg(&err);
+        return 0;
+    }
+    for (size_t i = 0; i < m.n_w; i++)
+        if (!isfinite(m.w_mem[i])) abort();
+    vet_model_free(&m);
     return 0;
 }
