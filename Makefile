@@ -77,15 +77,22 @@ UNIT     := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/tes
 HELPERS  := $(patsubst tests/helpers/%.c,$(BUILD)/tests/helpers/%,$(wildcard tests/helpers/*.c))
 MANPAGES := $(wildcard man/*.1)
 
+# The settings that change how objects are compiled, kept in BUILD/settings and rewritten only
+# when they change: every object depends on it, so `make CUDA=0` after `make` (or the other way
+# round) rebuilds instead of linking objects compiled for the other setting.
+BUILD_SETTINGS := CUDA=$(CUDA) NATIVE=$(NATIVE) SANITIZE=$(SANITIZE)
+BUILD_STAMP := $(BUILD)/settings
+$(shell mkdir -p $(BUILD) && (test "$$(cat $(BUILD_STAMP) 2>/dev/null)" = "$(BUILD_SETTINGS)" || echo "$(BUILD_SETTINGS)" > $(BUILD_STAMP)))
+
 # One template for every build of the library (release or sanitized here; the fuzzing build in
 # mk/fuzz.mk; the CUDA stand-in in mk/gpustub.mk): objects mirror the source tree under DIR,
 # header dependencies come from the compiler (-MMD -MP), and DIR/libvet.a holds them all.
 #   $(call vet_lib_build,DIR,CC,CXX,CPPFLAGS,CFLAGS,CXXFLAGS,EXTRA_OBJECTS)
 define vet_lib_build
-$(1)/%.o: %.c
+$(1)/%.o: %.c $(BUILD_STAMP)
 	@mkdir -p $$(@D)
 	$(2) $(4) $(5) $$(DEPFLAGS) -c $$< -o $$@
-$(1)/%.o: %.cc
+$(1)/%.o: %.cc $(BUILD_STAMP)
 	@mkdir -p $$(@D)
 	$(3) $(4) $(6) $$(DEPFLAGS) -c $$< -o $$@
 $(1)/libvet.a: $(patsubst %,$(1)/%.o,$(basename $(LIB_SRC))) $(7)

@@ -39,8 +39,13 @@ static char *join(const char *dir, const char *name) {
     return p;
 }
 
+// tokenizer_config.json as transformers writes it: "model_max_length": 1000000000000000019884624838656
+// for a tokenizer without a limit, an integer jansson refuses ("too big integer"). vet reads only
+// strings and booleans from it, so its numbers are read as reals.
+#define TOKENIZER_CONFIG_FLAGS JSON_DECODE_INT_AS_REAL
+
 // A JSON file next to the tokenizer: NULL (no error) when it is not there.
-static json_t *sibling_json(const char *file, const char *name, vet_err *err, int *failed) {
+static json_t *sibling_json(const char *file, const char *name, size_t flags, vet_err *err, int *failed) {
     const char *slash = strrchr(file, '/');
     char *dir = slash ? strndup(file, (size_t)(slash - file)) : strdup(".");
     char *p = dir ? join(dir, name) : NULL;
@@ -48,7 +53,7 @@ static json_t *sibling_json(const char *file, const char *name, vet_err *err, in
     json_t *j = NULL;
     *failed = 0;
     if (!p) *failed = vet_err_nomem(err, "out of memory");
-    else if (is_file(p) && !(j = vet_json_load(p, name, 0, err))) *failed = -1;
+    else if (is_file(p) && !(j = vet_json_load(p, name, flags, err))) *failed = -1;
     free(p);
     return j;
 }
@@ -63,7 +68,7 @@ static int pick_in_dir(vet_tokenizer *t, const char *dir, char **file, vet_err *
     else if (!is_file(md)) *file = js, js = NULL;
     else if (!is_file(js)) *file = md, md = NULL;
     else {  // both: what tokenizer_config.json names
-        json_t *c = is_file(cf) ? vet_json_load(cf, "tokenizer config", 0, err) : NULL;
+        json_t *c = is_file(cf) ? vet_json_load(cf, "tokenizer config", TOKENIZER_CONFIG_FLAGS, err) : NULL;
         const char *cls = json_string_value(json_object_get(c, "tokenizer_class"));
         int fast = cls && strstr(cls, "Fast") != NULL;
         snprintf(t->choice, sizeof t->choice, "%s holds tokenizer.json and tokenizer.model: using %s (%s%s%s)", dir,
@@ -127,8 +132,8 @@ static int special_id(const vet_tokenizer *t, json_t *tcfg, json_t *cfg, const c
 
 static int bpe_specials(vet_tokenizer *t, const char *file, vet_err *err) {
     int f1 = 0, f2 = 0;
-    json_t *tcfg = sibling_json(file, "tokenizer_config.json", err, &f1);
-    json_t *cfg = f1 ? NULL : sibling_json(file, "config.json", err, &f2);
+    json_t *tcfg = sibling_json(file, "tokenizer_config.json", TOKENIZER_CONFIG_FLAGS, err, &f1);
+    json_t *cfg = f1 ? NULL : sibling_json(file, "config.json", 0, err, &f2);
     static const char *const bos_names[] = {"<|begin_of_text|>", "<s>", NULL};
     static const char *const eos_names[] = {"<|end_of_text|>", "</s>", "<|endoftext|>", NULL};
     int tb = vet_bpe_template_bos(t->bpe), te = vet_bpe_template_eos(t->bpe);
