@@ -133,7 +133,8 @@ int vet_gguf_set_str(vet_gguf_writer *w, const char *key, const char *s, vet_err
 int vet_gguf_set_array(vet_gguf_writer *w, const char *key, uint32_t elem_type, const void *data, uint64_t n,
                        vet_err *err) {
     size_t es = elem_size(elem_type);
-    if (es == 0) return vet_errf(err, "gguf writer: %s: element type %u is not a fixed-size one", key, elem_type);
+    if (es == 0) return vet_errf(err, "gguf writer: %s: arrays of %s are not fixed-size (strings: vet_gguf_set_str_array)",
+                                 key, vet_gguf_type_name(elem_type));
     if (n > (SIZE_MAX - 12) / es) return vet_err_nomem(err, "gguf writer: %s: array too large", key);
     uint8_t *val = malloc(12 + n * es);
     if (!val) return vet_err_nomem(err, "gguf writer: out of memory");
@@ -158,11 +159,8 @@ int vet_gguf_set_str_array(vet_gguf_writer *w, const char *key, const char *cons
 }
 
 size_t vet_gguf_write_nbytes(uint32_t type, int64_t n) {
-    if (n < 0) return 0;
     switch (type) {
-    case VET_GGML_F32: return (size_t)n * 4;
-    case VET_GGML_F16: case VET_GGML_BF16: return (size_t)n * 2;
-    case VET_GGML_Q8_0: return n % 32 ? 0 : (size_t)(n / 32) * 34;   // f16 scale + 32 int8
+    case VET_GGML_F32: case VET_GGML_F16: case VET_GGML_BF16: case VET_GGML_Q8_0: return vet_ggml_row_bytes(type, n);
     default: return 0;
     }
 }
@@ -185,8 +183,8 @@ int vet_gguf_add_tensor(vet_gguf_writer *w, const char *name, uint32_t type, int
         n *= t.ne[d];
     }
     if (vet_gguf_write_nbytes(type, 32) == 0)   // 32: a whole block of every type
-        return vet_errf(err, "gguf writer: tensor %s: ggml type %u is not one vet writes (F32, F16, BF16, Q8_0)",
-                        name, type);
+        return vet_errf(err, "gguf writer: tensor %s: ggml type %s is not one vet writes (F32, F16, BF16, Q8_0)",
+                        name, vet_ggml_type_get(type).name);
     if (vet_gguf_write_nbytes(type, t.ne[0]) == 0)
         return vet_errf(err, "gguf writer: tensor %s: a row of %lld is not a whole number of 32-element blocks", name,
                         (long long)t.ne[0]);

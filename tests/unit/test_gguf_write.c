@@ -12,6 +12,7 @@
 #include "base/half.h"
 #include "base/rng.h"
 #include "io/ggml_quant.h"
+#include "io/gguf.h"
 #include "io/gguf_write.h"
 
 static char tmpdir[256];
@@ -188,6 +189,73 @@ static void alignment_64(void) {
     free(b);
 }
 
+// Everything the writer can write, read back by io/gguf.h's reader.
+static int fill_bf16(void *ctx, uint8_t *dst, size_t nbytes, vet_err *err) {
+    (void)ctx, (void)err;
+    for (size_t i = 0; i < nbytes / 2; i++) { uint16_t h = vet_f32_to_bf16((float)i * 0.5f); memcpy(dst + 2 * i, &h, 2); }
+    return 0;
+}
+
+static void round_trip_through_reader(void) {
+    vet_err err = {0};
+    vet_gguf_writer *w = vet_gguf_writer_new(&err);
+    int32_t ia[3] = {-1, 0, 7};
+    const char *sa[2] = {"a b", "\xc4\xa0x"};
+    CHECK(vet_gguf_set_u32(w, "k.u32", 4000000000u, &err) == 0);
+    CHECK(vet_gguf_set_i32(w, "k.i32", -5, &err) == 0);
+    CHECK(vet_gguf_set_u64(w, "k.u64", 1ull << 40, &err) == 0);
+    CHECK(vet_gguf_set_f32(w, "k.f32", 1e-5f, &err) == 0);
+    CHECK(vet_gguf_set_bool(w, "k.bool", 1, &err) == 0);
+    CHECK(vet_gguf_set_str(w, "k.str", "llama", &err) == 0);
+    CHECK(vet_gguf_set_array(w, "k.ia", VET_GGUF_I32, ia, 3, &err) == 0);
+    CHECK(vet_gguf_set_str_array(w, "k.sa", sa, 2, &err) == 0);
+    CHECK(vet_gguf_set_array(w, "k.empty", VET_GGUF_F32, NULL, 0, &err) == 0);
+    CHECK(vet_gguf_add_tensor(w, "t.f32", VET_GGML_F32, 2, (int64_t[]){3, 2}, fill_seq, NULL, &err) == 0);
+    CHECK(vet_gguf_add_tensor(w, "t.q8", VET_GGML_Q8_0, 1, (int64_t[]){64}, fill_q8, NULL, &err) == 0);
+    CHECK(vet_gguf_add_tensor(w, "t.bf16", VET_GGML_BF16, 3, (int64_t[]){2, 3, 4}, fill_bf16, NULL, &err) == 0);
+    CHECK(vet_gguf_write(w, path_of("rt.gguf"), &err) == 0);
+    vet_gguf_writer_free(w);
+    vet_gguf *g = vet_gguf_open(path_of("rt.gguf"), &err);
+    CHECK(g != NULL);
+    if (!g) { fprintf(stderr, "%s\n", err.msg); return; }
+    CHECK(vet_gguf_version(g) == 3 && vet_gguf_alignment(g) == 32 && vet_gguf_n_kv(g) == 9 && vet_gguf_n_tensors(g) == 3);
+    uint32_t u;
+    int64_t i64;
+    float f;
+    int b;
+    CHECK(vet_gguf_get_u32(g, "k.u32", &u, &err) == 0 && u == 4000000000u);
+    CHECK(vet_gguf_get_i64(g, "k.i32", &i64, &err) == 0 && i64 == -5);
+    CHECK(vet_gguf_get_i64(g, "k.u64", &i64, &err) == 0 && i64 == 1ll << 40);
+    CHECK(vet_gguf_get_f32(g, "k.f32", &f, &err) == 0 && f == 1e-5f);
+    CHECK(vet_gguf_get_bool(g, "k.bool", &b, &err) == 0 && b == 1);
+    char *str = vet_gguf_get_str(g, "k.str", &err);
+    CHECK_STR(str, "llama");
+    free(str);
+    uint64_t n;
+    CHECK(vet_gguf_get_array(g, "k.ia", VET_GGUF_I64, &n, &err) == 0 && n == 3);
+    const vet_gguf_kv *kv = vet_gguf_find_kv(g, "k.ia");
+    CHECK(kv && vet_gguf_array_int(kv, 0) == -1 && vet_gguf_array_int(kv, 2) == 7);
+    CHECK(vet_gguf_get_array(g, "k.sa", VET_GGUF_STRING, &n, &err) == 0 && n == 2);
+    kv = vet_gguf_find_kv(g, "k.sa");
+    uint64_t len;
+    const char *s1 = kv ? vet_gguf_array_str(g, kv, 1, &len) : NULL;
+    CHECK(s1 && len == 3 && memcmp(s1, "\xc4\xa0x", 3) == 0);
+    CHECK(vet_gguf_get_array(g, "k.empty", VET_GGUF_F32, &n, &err) == 0 && n == 0);
+    const vet_gguf_tensor *t = vet_gguf_find_tensor(g, "t.f32");
+    CHECK(t && t->type == VET_GGML_F32 && t->n_dims == 2 && t->ne[0] == 3 && t->ne[1] == 2 && t->nbytes == 24);
+    if (t) { float v; memcpy(&v, t->data + 20, 4); CHECK(v == 6.0f); }
+    t = vet_gguf_find_tensor(g, "t.q8");
+    CHECK(t && t->type == VET_GGML_Q8_0 && t->nbytes == 68);
+    if (t) {
+        float y[64];
+        vet_ggml_q8_0_dequant_row(y, t->data, 64);
+        CHECK(fabsf(y[0] + 4.0f) < 1e-3f && fabsf(y[63] - 3.875f) < 0.02f);
+    }
+    t = vet_gguf_find_tensor(g, "t.bf16");
+    CHECK(t && t->type == VET_GGML_BF16 && t->n_dims == 3 && t->ne[2] == 4 && t->n_elems == 24 && t->nbytes == 48);
+    vet_gguf_close(g);
+}
+
 static void q8_0_rows(void) {
     // ties go away from zero (roundf), as ggml's reference; amax 127 makes d = 1 exactly
     float x[32] = {127.0f, 2.5f, -2.5f, 0.5f, -0.5f, 1.49f, -127.0f};
@@ -254,6 +322,7 @@ int main(void) {
     RUN(small_file_by_hand);
     RUN(refusals);
     RUN(alignment_64);
+    RUN(round_trip_through_reader);
     RUN(q8_0_rows);
     RUN(f16_rows);
     char cmd[300];
