@@ -18,6 +18,7 @@ struct vet_tokenizer {
     vet_spm *spm;
     vet_bpe *bpe;
     int bos, eos, pad, unk, add_bos;
+    int gguf;  // read from a GGUF's metadata (kind "gguf-bpe")
     char choice[512];
 };
 
@@ -155,6 +156,23 @@ static int bpe_specials(vet_tokenizer *t, const char *file, vet_err *err) {
     return rc;
 }
 
+// A regular file that begins with the GGUF magic is a GGUF model carrying its tokenizer.
+static int looks_gguf(const char *file) {
+    unsigned char m[4] = {0};
+    FILE *f = is_file(file) ? fopen(file, "rb") : NULL;
+    size_t got = f ? fread(m, 1, 4, f) : 0;
+    if (f) fclose(f);
+    return got == 4 && memcmp(m, "GGUF", 4) == 0;
+}
+
+static int gguf_specials(vet_tokenizer *t) {
+    const vet_bpe_gguf_info *gi = vet_bpe_gguf(t->bpe);
+    t->bos = gi->bos, t->eos = gi->eos, t->pad = gi->pad, t->unk = gi->unk;
+    t->add_bos = gi->add_bos;
+    t->gguf = 1;
+    return 0;
+}
+
 // ".json", or a file whose first non-blank byte is '{', is a tokenizer.json.
 static int looks_json(const char *file) {
     if (ends_with(file, ".json")) return 1;
@@ -167,6 +185,11 @@ static int looks_json(const char *file) {
 }
 
 static int load_file(vet_tokenizer *t, const char *file, vet_err *err) {
+    if (looks_gguf(file)) {
+        t->kind = VET_TOK_BPE;
+        if (!(t->bpe = vet_bpe_load_gguf(file, err))) return -1;
+        return gguf_specials(t);
+    }
     if (looks_json(file)) {
         t->kind = VET_TOK_BPE;
         if (!(t->bpe = vet_bpe_load(file, err))) return -1;
@@ -187,7 +210,8 @@ vet_tokenizer *vet_tokenizer_load(const char *path, vet_err *err) {
     char *file = NULL;
     int rc = 0;
     if (stat(path, &st) != 0)
-        rc = vet_err_io(err, "%s: no such tokenizer (give a tokenizer.model, a tokenizer.json or a model directory)", path);
+        rc = vet_err_io(err, "%s: no such tokenizer (give a tokenizer.model, a tokenizer.json, a .gguf model or a model "
+                        "directory)", path);
     else if (S_ISDIR(st.st_mode)) rc = pick_in_dir(t, path, &file, err);
     else if (!(file = strdup(path))) rc = vet_err_nomem(err, "%s: out of memory", path);
     if (rc == 0) rc = load_file(t, file, err);
@@ -294,7 +318,9 @@ int vet_tokenizer_is_special(const vet_tokenizer *t, int id) {
 }
 
 vet_tok_kind vet_tokenizer_kind(const vet_tokenizer *t) { return t->kind; }
-const char *vet_tokenizer_kind_name(const vet_tokenizer *t) { return t->kind == VET_TOK_BPE ? "bpe" : "spm"; }
+const char *vet_tokenizer_kind_name(const vet_tokenizer *t) {
+    return t->gguf ? "gguf-bpe" : t->kind == VET_TOK_BPE ? "bpe" : "spm";
+}
 const char *vet_tokenizer_path(const vet_tokenizer *t) { return t->bpe ? vet_bpe_path(t->bpe) : vet_spm_path(t->spm); }
 const char *vet_tokenizer_sha256(const vet_tokenizer *t) {
     return t->bpe ? vet_bpe_sha256(t->bpe) : vet_spm_sha256(t->spm);
