@@ -17,6 +17,8 @@
 //                  ByteLevel. Regexes run with PCRE2 (UTF + UCP, JIT when it has one).
 //   post_processor null, ByteLevel, TemplateProcessing (its special tokens around $A), Sequence.
 //   decoder        null or ByteLevel.
+// A GGUF file's tokenizer.ggml.* metadata is read too (vet_bpe_load_gguf; bpe_gguf.c says what is
+// built from it and what is refused).
 #ifndef VET_BPE_H
 #define VET_BPE_H
 
@@ -31,6 +33,20 @@ typedef struct vet_bpe vet_bpe;
 // read, VET_E_INPUT when it is not a byte-level BPE tokenizer vet can honour, VET_E_NOMEM.
 vet_bpe *vet_bpe_load(const char *path, vet_err *err);
 void vet_bpe_free(vet_bpe *b);
+
+// What a GGUF says around its vocabulary: the special ids (-1 when absent), whether a prompt
+// begins with BOS, and the model and pre-tokenizer names.
+typedef struct {
+    int32_t bos, eos, unk, pad;
+    int add_bos;
+    char model[32], pre[64];
+} vet_bpe_gguf_info;
+
+// path is a GGUF file whose tokenizer.ggml.model is "gpt2". NULL with err, as vet_bpe_load.
+// vet_bpe_sha256 is then over the tokenizer's metadata, not the file (docs/formats.md).
+vet_bpe *vet_bpe_load_gguf(const char *path, vet_err *err);
+// The GGUF's info, or NULL when b was read from a tokenizer.json.
+const vet_bpe_gguf_info *vet_bpe_gguf(const vet_bpe *b);
 
 // Appends the ids of text[0..len) (UTF-8; refused otherwise) to *ids (malloc'd, *cap entries,
 // *n used). Added tokens in the text become their ids; no BOS/EOS is added.

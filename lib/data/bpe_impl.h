@@ -36,6 +36,7 @@ typedef struct {
     size_t len;
     int32_t id;
     bool normalized;         // matched after normalization (second pass) rather than on raw text
+    bool special;            // decodes to nothing
 } bpe_added;
 
 // Merge table: open addressing on the pair of ids, key = (a + 1) << 32 | (b + 1), 0 = empty.
@@ -64,13 +65,31 @@ struct vet_bpe {
     int nsteps;
     bool ignore_merges, byte_fallback, fuse_unk, has_template;
     int32_t unk_id, tmpl_bos, tmpl_eos;
+    bool from_gguf;          // read from a GGUF's metadata: the ids below come from it
+    vet_bpe_gguf_info gguf;
 };
 
 // bpe_load.c: model.vocab, model.merges and added_tokens into b.
 int bpe_load_model(vet_bpe *b, json_t *root, vet_err *err);
+// The builders both readers use, in this order: the vocabulary (pieces[id] for id in [0, n), each
+// NUL-terminated and used once; interned in id order), room for and then the added tokens, room
+// for and then the merges (merge i of pieces x and y: both, and x y joined, must be pieces; what
+// names the list in errors), and last the tables (added tokens sorted longest first, what each
+// id decodes to, byte ids, special flags).
+int bpe_set_vocab(vet_bpe *b, const char *const *pieces, int32_t n, vet_err *err);
+int bpe_added_reserve(vet_bpe *b, size_t n, vet_err *err);
+int bpe_added_push(vet_bpe *b, const char *s, size_t len, int32_t id, bool normalized, bool special, vet_err *err);
+int bpe_merges_reserve(vet_bpe *b, size_t nm, vet_err *err);
+int bpe_merge_add(vet_bpe *b, const char *what, size_t i, const char *x, const char *y, vet_err *err);
+int bpe_finish_model(vet_bpe *b, vet_err *err);
 // bpe_pipeline.c: normalizer, pre_tokenizer, post_processor and decoder (after the model: the
 // template's tokens are looked up in the vocabulary).
 int bpe_load_pipeline(vet_bpe *b, json_t *root, vet_err *err);
+// bpe_pipeline.c: appends a pre-tokenizer step that splits by regex, keeping matches and the text
+// between as pieces (Split "Isolated", which is how llama.cpp applies each of its regexes); the
+// byte-level spelling needs no step of its own. BPE_GPT2_REGEX: GPT-2's regex.
+int bpe_push_split(vet_bpe *b, const char *regex, vet_err *err);
+extern const char BPE_GPT2_REGEX[];
 // The merge of ids (a, b): its rank and result id, or NULL.
 const bpe_merge *bpe_merge_find(const vet_bpe *b, int32_t a, int32_t c);
 // A regex compiled in UTF + UCP mode, JIT-compiled when PCRE2 can. NULL with err.

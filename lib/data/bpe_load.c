@@ -1,5 +1,7 @@
 // bpe_load.c — a tokenizer.json into a vet_bpe: the file (bounded read, sha256, JSON), the
-// model's vocabulary, merges and added tokens, and the tables encode and decode use.
+// model's vocabulary, merges and added tokens, and the tables encode and decode use. The
+// builders (bpe_set_vocab, bpe_added_*, bpe_merge*, bpe_finish_model) are shared with the GGUF
+// reader (bpe_gguf.c), so both kinds of file make the same tables the same way.
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,19 +47,31 @@ static int read_added_token(vet_bpe *b, json_t *t, size_t i, const char **pieces
         if (json_is_true(json_object_get(t, unsupported[k])))
             return vet_errf(err, "added token \"%.80s\": %s is not supported", s, unsupported[k]);
     if (place(pieces, id, s, err) < 0) return -1;
+    return bpe_added_push(b, s, json_string_length(content), id, json_is_true(json_object_get(t, "normalized")),
+                          json_is_true(json_object_get(t, "special")), err);
+}
+
+int bpe_added_push(vet_bpe *b, const char *s, size_t len, int32_t id, bool normalized, bool special, vet_err *err) {
     bpe_added *a = &b->added[b->nadded++];
-    a->len = json_string_length(content);
-    a->text = malloc(a->len + 1);
+    a->len = len;
+    a->text = malloc(len + 1);
     if (!a->text) return vet_err_nomem(err, "out of memory");
-    memcpy(a->text, s, a->len + 1);
+    memcpy(a->text, s, len);
+    a->text[len] = 0;
     a->id = id;
-    a->normalized = json_is_true(json_object_get(t, "normalized"));
+    a->normalized = normalized;
+    a->special = special;
     return 0;
 }
 
 static int by_length_desc(const void *x, const void *y) {
     const bpe_added *a = x, *c = y;
     return a->len < c->len ? 1 : a->len > c->len ? -1 : 0;
+}
+
+int bpe_added_reserve(vet_bpe *b, size_t n, vet_err *err) {
+    if (!(b->added = calloc(n + 1, sizeof *b->added))) return vet_err_nomem(err, "out of memory");
+    return 0;
 }
 
 // The largest id in the vocabulary and the added tokens (values checked on the way).
@@ -91,8 +105,8 @@ static int read_vocab(vet_bpe *b, json_t *model, json_t *added, vet_err *err) {
     if (max_id(vocab, added, &maxid, err) < 0) return -1;
     b->n = maxid + 1;
     const char **pieces = calloc((size_t)b->n, sizeof *pieces);
-    b->added = calloc(json_array_size(added) + 1, sizeof *b->added);
-    if (!pieces || !b->added) { free(pieces); return vet_err_nomem(err, "out of memory"); }
+    if (!pieces) return vet_err_nomem(err, "out of memory");
+    if (bpe_added_reserve(b, json_array_size(added), err) < 0) { free(pieces); return -1; }
     const char *key;
     json_t *v;
     int rc = 0;
@@ -105,16 +119,19 @@ static int read_vocab(vet_bpe *b, json_t *model, json_t *added, vet_err *err) {
         if (rc < 0) break;
         rc = read_added_token(b, v, i, pieces, err);
     }
-    for (int32_t id = 0; rc == 0 && id < b->n; id++) {
-        if (!pieces[id]) { rc = vet_errf(err, "id %d has no piece (ids must run from 0 without a gap)", id); break; }
-        long got = vet_strtab_intern(&b->vocab, pieces[id]);
-        if (got < 0) rc = vet_err_nomem(err, "out of memory");
-        else if (got != id) rc = vet_errf(err, "\"%.80s\" has two ids, %ld and %d", pieces[id], got, id);
-    }
+    if (rc == 0) rc = bpe_set_vocab(b, pieces, b->n, err);
     free(pieces);
-    if (rc < 0) return -1;
-    qsort(b->added, b->nadded, sizeof *b->added, by_length_desc);
-    for (size_t k = 0; k < b->nadded; k++) b->added_first[(unsigned char)b->added[k].text[0]] = 1;
+    return rc;
+}
+
+int bpe_set_vocab(vet_bpe *b, const char *const *pieces, int32_t n, vet_err *err) {
+    b->n = n;
+    for (int32_t id = 0; id < n; id++) {
+        if (!pieces[id]) return vet_errf(err, "id %d has no piece (ids must run from 0 without a gap)", id);
+        long got = vet_strtab_intern(&b->vocab, pieces[id]);
+        if (got < 0) return vet_err_nomem(err, "out of memory");
+        if (got != id) return vet_errf(err, "\"%.80s\" has two ids, %ld and %d", pieces[id], got, id);
+    }
     return 0;
 }
 
@@ -163,30 +180,42 @@ static int merge_halves(json_t *m, size_t i, char *buf, size_t cap, const char *
     return 0;
 }
 
+int bpe_merges_reserve(vet_bpe *b, size_t nm, vet_err *err) {
+    size_t tab = 16;
+    while (tab < 2 * nm) tab *= 2;
+    b->merges = calloc(tab, sizeof *b->merges);
+    b->merge_mask = tab - 1;
+    return b->merges ? 0 : vet_err_nomem(err, "out of memory");
+}
+
+int bpe_merge_add(vet_bpe *b, const char *what, size_t i, const char *x, const char *y, vet_err *err) {
+    char joined[2048];
+    long ia = vet_strtab_find(&b->vocab, x), ib = vet_strtab_find(&b->vocab, y);
+    if ((size_t)snprintf(joined, sizeof joined, "%s%s", x, y) >= sizeof joined)
+        return vet_errf(err, "%s[%zu] is too long", what, i);
+    long ij = vet_strtab_find(&b->vocab, joined);
+    if (ia < 0 || ib < 0 || ij < 0)
+        return vet_errf(err, "%s[%zu] \"%.60s\" + \"%.60s\": \"%.60s\" is not in the vocabulary", what, i, x, y,
+                        ia < 0 ? x : ib < 0 ? y : joined);
+    if (i >= (size_t)INT32_MAX) return vet_errf(err, "%s: too many", what);
+    merge_put(b, (int32_t)ia, (int32_t)ib, (int32_t)i, (int32_t)ij);
+    return 0;
+}
+
 static int read_merges(vet_bpe *b, json_t *model, vet_err *err) {
     json_t *merges = json_object_get(model, "merges");
     if (!merges) merges = json_array();  // no merges: a byte-per-token model
     else json_incref(merges);
     if (!json_is_array(merges)) { json_decref(merges); return vet_errf(err, "model.merges is not an array"); }
-    size_t nm = json_array_size(merges), tab = 16;
-    while (tab < 2 * nm) tab *= 2;
-    b->merges = calloc(tab, sizeof *b->merges);
-    b->merge_mask = tab - 1;
-    char *buf = malloc(2048), *joined = malloc(2048);
-    int rc = (!b->merges || !buf || !joined) ? vet_err_nomem(err, "out of memory") : 0;
+    size_t nm = json_array_size(merges);
+    char *buf = malloc(2048);
+    int rc = !buf ? vet_err_nomem(err, "out of memory") : bpe_merges_reserve(b, nm, err);
     for (size_t i = 0; rc == 0 && i < nm; i++) {
         const char *x = NULL, *y = NULL;
         if ((rc = merge_halves(json_array_get(merges, i), i, buf, 2048, &x, &y, err)) < 0) break;
-        long ia = vet_strtab_find(&b->vocab, x), ib = vet_strtab_find(&b->vocab, y);
-        snprintf(joined, 2048, "%s%s", x, y);
-        long ij = vet_strtab_find(&b->vocab, joined);
-        if (ia < 0 || ib < 0 || ij < 0)
-            rc = vet_errf(err, "model.merges[%zu] \"%.60s\" + \"%.60s\": \"%.60s\" is not in the vocabulary", i, x, y,
-                          ia < 0 ? x : ib < 0 ? y : joined);
-        else if (i >= (size_t)INT32_MAX) rc = vet_errf(err, "model.merges: too many");
-        else merge_put(b, (int32_t)ia, (int32_t)ib, (int32_t)i, (int32_t)ij);
+        rc = bpe_merge_add(b, "model.merges", i, x, y, err);
     }
-    free(buf), free(joined);
+    free(buf);
     json_decref(merges);
     return rc;
 }
@@ -220,7 +249,9 @@ static int read_flags(vet_bpe *b, json_t *model, vet_err *err) {
 // What each id decodes to: a byte-level spelling gives its bytes; a piece outside the alphabet
 // (an added token such as "<|im_start|>" with a space in it) gives its own UTF-8, as Hugging
 // Face's ByteLevel decoder does. Special tokens give nothing.
-static int build_tables(vet_bpe *b, vet_err *err) {
+int bpe_finish_model(vet_bpe *b, vet_err *err) {
+    qsort(b->added, b->nadded, sizeof *b->added, by_length_desc);
+    for (size_t k = 0; k < b->nadded; k++) b->added_first[(unsigned char)b->added[k].text[0]] = 1;
     b->dec = calloc((size_t)b->n, sizeof *b->dec);
     b->dec_len = calloc((size_t)b->n, sizeof *b->dec_len);
     b->special = calloc((size_t)b->n, 1);
@@ -244,6 +275,8 @@ static int build_tables(vet_bpe *b, vet_err *err) {
         snprintf(s, sizeof s, "<0x%02X>", c);
         b->fallback_id[c] = (int32_t)vet_strtab_find(&b->vocab, s);
     }
+    for (size_t k = 0; k < b->nadded; k++)
+        if (b->added[k].special) b->special[b->added[k].id] = 1;
     return 0;
 }
 
@@ -258,13 +291,7 @@ int bpe_load_model(vet_bpe *b, json_t *root, vet_err *err) {
     if (json_is_null(added)) added = NULL;
     if (read_vocab(b, model, added, err) < 0 || read_flags(b, model, err) < 0 || read_merges(b, model, err) < 0)
         return -1;
-    if (build_tables(b, err) < 0) return -1;
-    json_t *t;
-    size_t i;
-    json_array_foreach(added, i, t)
-        if (json_is_true(json_object_get(t, "special")))
-            b->special[json_integer_value(json_object_get(t, "id"))] = 1;
-    return 0;
+    return bpe_finish_model(b, err);
 }
 
 vet_bpe *vet_bpe_load(const char *path, vet_err *err) {

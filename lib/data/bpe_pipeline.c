@@ -7,7 +7,7 @@
 #include "data/bpe_impl.h"
 
 // GPT-2's pre-tokenizer regex, which ByteLevel applies when use_regex is true.
-static const char GPT2_REGEX[] =
+const char BPE_GPT2_REGEX[] =
     "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+";
 
 // Hugging Face runs these regexes with Oniguruma, whose \s is Unicode's White_Space (it takes
@@ -114,7 +114,7 @@ static int read_pretok(vet_bpe *b, json_t *pt, int *seen_bytelevel, vet_err *err
         st->prefix_space = json_is_true(json_object_get(pt, "add_prefix_space"));
         json_t *ur = json_object_get(pt, "use_regex");
         if (!ur || json_is_true(ur)) {  // use_regex defaults to true
-            if (!(st->re = bpe_regex(b, GPT2_REGEX, sizeof GPT2_REGEX - 1, false, err))) return -1;
+            if (!(st->re = bpe_regex(b, BPE_GPT2_REGEX, strlen(BPE_GPT2_REGEX), false, err))) return -1;
         }
         st->behavior = BPE_ISOLATED;
     } else if (strcmp(type, "Split") == 0) {
@@ -193,6 +193,16 @@ static int read_post(vet_bpe *b, json_t *pp, vet_err *err) {
         return 0;
     }
     return vet_errf(err, "post_processor %.40s is not supported (ByteLevel, TemplateProcessing, Sequence are)", type);
+}
+
+int bpe_push_split(vet_bpe *b, const char *regex, vet_err *err) {
+    if (b->nsteps == BPE_MAX_STEPS) return vet_errf(err, "pre-tokenizer: more than %d steps", BPE_MAX_STEPS);
+    bpe_step *st = &b->steps[b->nsteps];
+    memset(st, 0, sizeof *st);
+    st->behavior = BPE_ISOLATED;
+    if (!(st->re = bpe_regex(b, regex, strlen(regex), false, err))) return -1;
+    b->nsteps++;
+    return 0;
 }
 
 int bpe_load_pipeline(vet_bpe *b, json_t *root, vet_err *err) {

@@ -32,6 +32,13 @@ const char *vet_spm_id_to_piece(const vet_spm *s, int id);
 int vet_spm_piece_to_id(const vet_spm *s, const char *piece);
 // True for control (<s>, </s>) and unknown pieces; byte pieces (<0x0A>) are not control.
 int vet_spm_is_control(const vet_spm *s, int id);
+// The piece's score (BPE: its merge priority; unigram: its log probability); 0 out of range.
+float vet_spm_score(const vet_spm *s, int id);
+// The piece's type, numbered as SentencePiece (and GGUF's tokenizer.ggml.token_type) number them:
+// VET_SPM_NORMAL 1, UNKNOWN 2, CONTROL 3, UNUSED 5, BYTE 6 (<0x0A>); 0 out of range. User-defined
+// pieces (4) read as normal: the processor's interface does not tell them apart.
+enum { VET_SPM_NORMAL = 1, VET_SPM_UNKNOWN = 2, VET_SPM_CONTROL = 3, VET_SPM_UNUSED = 5, VET_SPM_BYTE = 6 };
+int vet_spm_piece_type(const vet_spm *s, int id);
 
 // The model file actually read and the sha256 (hex) of its bytes.
 const char *vet_spm_path(const vet_spm *s);

@@ -160,5 +160,19 @@ extern "C" int vet_spm_is_control(const vet_spm *s, int id) {
     return s->sp.IsControl(id) || s->sp.IsUnknown(id);
 }
 
+extern "C" float vet_spm_score(const vet_spm *s, int id) {
+    if (id < 0 || id >= s->sp.GetPieceSize()) return 0.0f;
+    return s->sp.GetScore(id);
+}
+
+extern "C" int vet_spm_piece_type(const vet_spm *s, int id) {
+    if (id < 0 || id >= s->sp.GetPieceSize()) return 0;
+    if (s->sp.IsUnknown(id)) return VET_SPM_UNKNOWN;
+    if (s->sp.IsControl(id)) return VET_SPM_CONTROL;
+    if (s->sp.IsUnused(id)) return VET_SPM_UNUSED;
+    if (s->sp.IsByte(id)) return VET_SPM_BYTE;
+    return VET_SPM_NORMAL;
+}
+
 extern "C" const char *vet_spm_path(const vet_spm *s) { return s->path.c_str(); }
 extern "C" const char *vet_spm_sha256(const vet_spm *s) { return s->sha256; }

@@ -18,6 +18,7 @@ struct vet_tokenizer {
     vet_spm *spm;
     vet_bpe *bpe;
     int bos, eos, pad, unk, add_bos;
+    int gguf;  // read from a GGUF's metadata (kind "gguf-bpe")
     char choice[512];
 };
 
@@ -39,8 +40,13 @@ static char *join(const char *dir, const char *name) {
     return p;
 }
 
+// tokenizer_config.json as transformers writes it: "model_max_length": 1000000000000000019884624838656
+// for a tokenizer without a limit, an integer jansson refuses ("too big integer"). vet reads only
+// strings and booleans from it, so its numbers are read as reals.
+#define TOKENIZER_CONFIG_FLAGS JSON_DECODE_INT_AS_REAL
+
 // A JSON file next to the tokenizer: NULL (no error) when it is not there.
-static json_t *sibling_json(const char *file, const char *name, vet_err *err, int *failed) {
+static json_t *sibling_json(const char *file, const char *name, size_t flags, vet_err *err, int *failed) {
     const char *slash = strrchr(file, '/');
     char *dir = slash ? strndup(file, (size_t)(slash - file)) : strdup(".");
     char *p = dir ? join(dir, name) : NULL;
@@ -48,7 +54,7 @@ static json_t *sibling_json(const char *file, const char *name, vet_err *err, in
     json_t *j = NULL;
     *failed = 0;
     if (!p) *failed = vet_err_nomem(err, "out of memory");
-    else if (is_file(p) && !(j = vet_json_load(p, name, 0, err))) *failed = -1;
+    else if (is_file(p) && !(j = vet_json_load(p, name, flags, err))) *failed = -1;
     free(p);
     return j;
 }
@@ -63,7 +69,7 @@ static int pick_in_dir(vet_tokenizer *t, const char *dir, char **file, vet_err *
     else if (!is_file(md)) *file = js, js = NULL;
     else if (!is_file(js)) *file = md, md = NULL;
     else {  // both: what tokenizer_config.json names
-        json_t *c = is_file(cf) ? vet_json_load(cf, "tokenizer config", 0, err) : NULL;
+        json_t *c = is_file(cf) ? vet_json_load(cf, "tokenizer config", TOKENIZER_CONFIG_FLAGS, err) : NULL;
         const char *cls = json_string_value(json_object_get(c, "tokenizer_class"));
         int fast = cls && strstr(cls, "Fast") != NULL;
         snprintf(t->choice, sizeof t->choice, "%s holds tokenizer.json and tokenizer.model: using %s (%s%s%s)", dir,
@@ -127,8 +133,8 @@ static int special_id(const vet_tokenizer *t, json_t *tcfg, json_t *cfg, const c
 
 static int bpe_specials(vet_tokenizer *t, const char *file, vet_err *err) {
     int f1 = 0, f2 = 0;
-    json_t *tcfg = sibling_json(file, "tokenizer_config.json", err, &f1);
-    json_t *cfg = f1 ? NULL : sibling_json(file, "config.json", err, &f2);
+    json_t *tcfg = sibling_json(file, "tokenizer_config.json", TOKENIZER_CONFIG_FLAGS, err, &f1);
+    json_t *cfg = f1 ? NULL : sibling_json(file, "config.json", 0, err, &f2);
     static const char *const bos_names[] = {"<|begin_of_text|>", "<s>", NULL};
     static const char *const eos_names[] = {"<|end_of_text|>", "</s>", "<|endoftext|>", NULL};
     int tb = vet_bpe_template_bos(t->bpe), te = vet_bpe_template_eos(t->bpe);
@@ -150,6 +156,23 @@ static int bpe_specials(vet_tokenizer *t, const char *file, vet_err *err) {
     return rc;
 }
 
+// A regular file that begins with the GGUF magic is a GGUF model carrying its tokenizer.
+static int looks_gguf(const char *file) {
+    unsigned char m[4] = {0};
+    FILE *f = is_file(file) ? fopen(file, "rb") : NULL;
+    size_t got = f ? fread(m, 1, 4, f) : 0;
+    if (f) fclose(f);
+    return got == 4 && memcmp(m, "GGUF", 4) == 0;
+}
+
+static int gguf_specials(vet_tokenizer *t) {
+    const vet_bpe_gguf_info *gi = vet_bpe_gguf(t->bpe);
+    t->bos = gi->bos, t->eos = gi->eos, t->pad = gi->pad, t->unk = gi->unk;
+    t->add_bos = gi->add_bos;
+    t->gguf = 1;
+    return 0;
+}
+
 // ".json", or a file whose first non-blank byte is '{', is a tokenizer.json.
 static int looks_json(const char *file) {
     if (ends_with(file, ".json")) return 1;
@@ -162,6 +185,11 @@ static int looks_json(const char *file) {
 }
 
 static int load_file(vet_tokenizer *t, const char *file, vet_err *err) {
+    if (looks_gguf(file)) {
+        t->kind = VET_TOK_BPE;
+        if (!(t->bpe = vet_bpe_load_gguf(file, err))) return -1;
+        return gguf_specials(t);
+    }
     if (looks_json(file)) {
         t->kind = VET_TOK_BPE;
         if (!(t->bpe = vet_bpe_load(file, err))) return -1;
@@ -182,7 +210,8 @@ vet_tokenizer *vet_tokenizer_load(const char *path, vet_err *err) {
     char *file = NULL;
     int rc = 0;
     if (stat(path, &st) != 0)
-        rc = vet_err_io(err, "%s: no such tokenizer (give a tokenizer.model, a tokenizer.json or a model directory)", path);
+        rc = vet_err_io(err, "%s: no such tokenizer (give a tokenizer.model, a tokenizer.json, a .gguf model or a model "
+                        "directory)", path);
     else if (S_ISDIR(st.st_mode)) rc = pick_in_dir(t, path, &file, err);
     else if (!(file = strdup(path))) rc = vet_err_nomem(err, "%s: out of memory", path);
     if (rc == 0) rc = load_file(t, file, err);
@@ -289,7 +318,9 @@ int vet_tokenizer_is_special(const vet_tokenizer *t, int id) {
 }
 
 vet_tok_kind vet_tokenizer_kind(const vet_tokenizer *t) { return t->kind; }
-const char *vet_tokenizer_kind_name(const vet_tokenizer *t) { return t->kind == VET_TOK_BPE ? "bpe" : "spm"; }
+const char *vet_tokenizer_kind_name(const vet_tokenizer *t) {
+    return t->gguf ? "gguf-bpe" : t->kind == VET_TOK_BPE ? "bpe" : "spm";
+}
 const char *vet_tokenizer_path(const vet_tokenizer *t) { return t->bpe ? vet_bpe_path(t->bpe) : vet_spm_path(t->spm); }
 const char *vet_tokenizer_sha256(const vet_tokenizer *t) {
     return t->bpe ? vet_bpe_sha256(t->bpe) : vet_spm_sha256(t->spm);

@@ -1,10 +1,12 @@
 // tokenizer.h — one tokenizer interface over the two kinds vet reads: SentencePiece
 // (tokenizer.model, data/spm.h; LLaMA-1/2, Mistral, TinyLlama) and Hugging Face's byte-level BPE
-// (tokenizer.json, data/bpe.h; Llama-3, Qwen2, SmolLM2, GPT-2).
+// (tokenizer.json, data/bpe.h; Llama-3, Qwen2, SmolLM2, GPT-2), the latter also as a GGUF model
+// file carries it (tokenizer.ggml.*; data/bpe_gguf.c).
 //
 // Which ids begin a prompt: tokenizer_config.json's add_bos_token when it says, else the
 // tokenizer.json post-processor's template (Llama-3's adds <|begin_of_text|>; Qwen2's and
-// SmolLM2's add nothing); SentencePiece models always begin with BOS, as vet did before.
+// SmolLM2's add nothing); SentencePiece models always begin with BOS, as vet did before; a GGUF:
+// its tokenizer.ggml.add_bos_token, and its *_token_id for BOS/EOS/PAD/UNK.
 // BOS/EOS/PAD/UNK: tokenizer_config.json's *_token, else config.json's *_token_id, else the
 // template's tokens, else the usual names (<|begin_of_text|>/<s>; <|end_of_text|>/</s>/<|endoftext|>).
 #ifndef VET_TOKENIZER_H
@@ -19,7 +21,8 @@ typedef struct vet_tokenizer vet_tokenizer;
 
 typedef enum { VET_TOK_SPM, VET_TOK_BPE } vet_tok_kind;
 
-// path: a tokenizer.model, a tokenizer.json, or a model directory holding either. A directory
+// path: a tokenizer.model, a tokenizer.json, a GGUF model (a regular file beginning with the
+// GGUF magic, whatever its name), or a model directory holding either of the first two. A directory
 // with both: tokenizer.json when tokenizer_config.json's tokenizer_class is a fast one
 // ("...Fast"), else tokenizer.model; vet_tokenizer_choice says which and why. NULL with err
 // ("path: what is wrong"; VET_E_IO when nothing can be read, VET_E_INPUT for a bad file).
@@ -55,14 +58,15 @@ int vet_tokenizer_piece_to_id(const vet_tokenizer *t, const char *piece);
 int vet_tokenizer_is_special(const vet_tokenizer *t, int id);
 
 vet_tok_kind vet_tokenizer_kind(const vet_tokenizer *t);
-const char *vet_tokenizer_kind_name(const vet_tokenizer *t);  // "spm" or "bpe"
-// The file actually read, the sha256 (hex) of its bytes, and a line saying which file of a
-// directory holding both kinds was taken and why ("" when there was no choice).
+const char *vet_tokenizer_kind_name(const vet_tokenizer *t);  // "spm", "bpe" or "gguf-bpe"
+// The file actually read, the sha256 (hex) of its bytes (for a GGUF: of its tokenizer metadata,
+// docs/formats.md), and a line saying which file of a directory holding both kinds was taken and
+// why ("" when there was no choice).
 const char *vet_tokenizer_path(const vet_tokenizer *t);
 const char *vet_tokenizer_sha256(const vet_tokenizer *t);
 const char *vet_tokenizer_choice(const vet_tokenizer *t);
 
-// A stream header's tokenizer map (docs/formats.md) names its kind in "kind": "spm" or "bpe";
+// A stream header's tokenizer map (docs/formats.md) names its kind in "kind": "spm", "bpe" or "gguf-bpe";
 // a map without it (streams made before the field) is "spm". Copies the kind into out (n bytes,
 // cut to fit); tok may be NULL.
 struct msgpack_object;

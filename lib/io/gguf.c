@@ -67,8 +67,8 @@ static int read_str(cursor *c, const uint8_t **s, uint64_t *len, uint64_t max, c
 
 // A NUL-terminated copy of a name (a key or a tensor name), refused when it holds a NUL.
 static char *read_name(cursor *c, const char *what, vet_err *err) {
-    const uint8_t *s;
-    uint64_t len;
+    const uint8_t *s = NULL;
+    uint64_t len = 0;
     if (read_str(c, &s, &len, VET_GGUF_MAX_NAME, what, err)) return NULL;
     if (len == 0 || memchr(s, 0, (size_t)len)) {
         fail_at(c, err, "%s is empty or holds a NUL byte", what);

@@ -9,7 +9,7 @@ fail() { echo "not ok $1"; }
 [ -w /dev/full ] || { echo "skip cli_stdout_full: no /dev/full here"; exit 0; }
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/vet-cli.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
-for prog in vet-tokenize vet-pack vet-train vet-generate vet-eval vet-dump vet-synth; do
+for prog in vet-tokenize vet-pack vet-train vet-generate vet-eval vet-dump vet-synth vet-export; do
     for flag in --help --version; do
         name="cli_${prog#vet-}_${flag#--}"
         "$VET_BIN/$prog" "$flag" >"$tmp/out" 2>"$tmp/err"

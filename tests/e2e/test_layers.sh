@@ -10,10 +10,10 @@ ok() { echo "ok $1"; }
 fail() { echo "not ok $1"; }
 
 # The layer of a lib/ folder: a file may include folders of a lower or equal rank, and (rank 4
-# being three siblings) not a sibling of its own rank other than itself.
+# being four siblings) not a sibling of its own rank other than itself.
 rank() {
     case $1 in
-    base) echo 0 ;; io) echo 1 ;; data) echo 2 ;; model) echo 3 ;; train | generate | eval) echo 4 ;; *) echo 9 ;;
+    base) echo 0 ;; io) echo 1 ;; data) echo 2 ;; model) echo 3 ;; train | generate | eval | export) echo 4 ;; *) echo 9 ;;
     esac
 }
 

@@ -10,7 +10,7 @@ out=$1 bin=$2 harn=$3
 top=$(cd "$(dirname "$0")/../.." && pwd)
 fx=$top/tests/fixtures
 mkdir -p "$out"
-for h in csv notes stream safetensors config adapter spm bpe gguf; do
+for h in csv notes stream safetensors config adapter spm bpe gguf gguf_tokenizer; do
     rm -rf "${out:?}/$h"; mkdir -p "$out/$h"
     cp "$top/tests/fuzz/corpus/$h/"* "$out/$h/" 2>/dev/null
 done
@@ -55,6 +55,6 @@ fi
 for h in adapter safetensors; do
     [ -x "$harn/fuzz_$h" ] && FUZZ_WRITE_SEEDS="$out/$h" "$harn/fuzz_$h" -runs=0 >/dev/null 2>&1
 done
-for h in csv notes stream safetensors config adapter spm bpe gguf; do
+for h in csv notes stream safetensors config adapter spm bpe gguf gguf_tokenizer; do
     echo "seeds: $h $(ls "$out/$h" | wc -l) files"
 done

@@ -1,0 +1,43 @@
+# export.setup.sh — sourced by test_bad_inputs.sh before export.table: models vet-export must
+# refuse, made from the fixture's base in $X. Needs python3 (standard library only). Sourced
+# before train.setup.sh (alphabetical order), so its helpers are not there yet.
+
+# bl_tokenizer DIR N PRETOK: a byte-level BPE tokenizer.json in DIR with the 256 byte pieces, then
+# pieces up to N in all, no merges, PRETOK as its pre_tokenizer (JSON); DIR's tokenizer.model goes.
+bl_tokenizer() {
+    rm -f "$1/tokenizer.model"
+    python3 - "$1/tokenizer.json" "$2" "$3" <<'PY'
+import json, sys
+bs = list(range(ord("!"), ord("~") + 1)) + list(range(0xA1, 0xAD)) + list(range(0xAE, 0x100))
+cs, k = bs[:], 0
+for b in range(256):
+    if b not in bs:
+        bs.append(b); cs.append(256 + k); k += 1
+vocab = {chr(c): i for i, c in enumerate(cs)}
+for i in range(256, int(sys.argv[2])):
+    vocab["tok%d" % i] = i
+json.dump({"model": {"type": "BPE", "vocab": vocab, "merges": []}, "pre_tokenizer": json.loads(sys.argv[3]),
+           "decoder": {"type": "ByteLevel"}}, open(sys.argv[1], "w"))
+PY
+}
+
+cp -r "$X/base" "$X/base-llama3rope" && python3 - "$X/base-llama3rope/config.json" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+d["rope_parameters"] = {"rope_type": "llama3", "rope_theta": 500000.0, "factor": 8.0, "low_freq_factor": 1.0,
+                        "high_freq_factor": 4.0, "original_max_position_embeddings": 64}
+d["rope_scaling"] = None
+json.dump(d, open(sys.argv[1], "w"))
+PY
+# One up_proj weight of 1e6: finite, so the model loads, but beyond f16's 65504.
+cp -r "$X/base" "$X/base-big-up" && python3 - "$X/base-big-up/model.safetensors" <<'PY'
+import json, struct, sys
+data = bytearray(open(sys.argv[1], "rb").read())
+n = struct.unpack("<Q", data[:8])[0]
+start = 8 + n + json.loads(data[8:8 + n])["model.layers.1.mlp.up_proj.weight"]["data_offsets"][0]
+data[start:start + 4] = struct.pack("<f", 1e6)
+open(sys.argv[1], "wb").write(data)
+PY
+cp -r "$X/base" "$X/base-prefix-space" && bl_tokenizer "$X/base-prefix-space" 300 \
+    '{"type": "ByteLevel", "add_prefix_space": true, "use_regex": true}'
+cp -r "$X/base" "$X/base-tok600" && bl_tokenizer "$X/base-tok600" 600 '{"type": "ByteLevel", "add_prefix_space": false}'
