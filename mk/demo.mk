@@ -14,8 +14,10 @@ DEMO_PIPE = $(MAKE) --no-print-directory -f pipelines/vet.mk VET_BIN=$(abspath $
 DEMO_ENSEMBLE ?= 1
 .PHONY: demo demo-lora
 demo: all $(DATA_OUT)/notes.csv
+	@mkdir -p $(DEMO_OUT) && date +%s >$(DEMO_OUT)/.started
 	$(DEMO_PIPE) OUT=$(DEMO_OUT) NOTES=$(DATA_OUT)/notes.csv INIT=tiny CODES=data/codes.tsv ENSEMBLE=$(DEMO_ENSEMBLE)
 	@echo "demo: every intermediate file is in $(DEMO_OUT)/ (metrics: $(DEMO_OUT)/metrics.json)"
+	@sh mk/demo_summary.sh $(DEMO_OUT)
 
 # demo-lora: the base knows cattle and buffalo only; a LoRA adapter teaches it sheep and goats.
 # The base is the pipeline's final model (base/refit: trained on the cattle notes' train and val
