@@ -38,14 +38,25 @@ void embedding_backward(float *dembed, const float *dout, const int32_t *tokens,
 }
 
 // --- RMSNorm ---------------------------------------------------------------------------------
+// The sum over c of (double)a[c] * b[c] (* e[c]) in 8 lanes (lane k takes c = k mod 8) combined
+// as ((0+4)+(2+6))+((1+5)+(3+7)): the same order with AVX2 (ops_simd.c) and without.
+static double dot_lanes(const float *a, const float *b, const float *e, int n) {
+    double l[8] = {0};
+    if (vet_simd_avx2()) {
+        vet_avx2_dot_lanes(l, a, b, e, n);
+    } else {
+        for (int c = 0; c < n; c++) l[c & 7] += e ? (double)a[c] * b[c] * e[c] : (double)a[c] * b[c];
+    }
+    return ((l[0] + l[4]) + (l[2] + l[6])) + ((l[1] + l[5]) + (l[3] + l[7]));
+}
+
 void rmsnorm_forward(float *out, float *rstd, const float *inp, const float *weight, int N, int C,
                      float eps) {
 #pragma omp parallel for schedule(static) if ((size_t)N * C >= VET_PAR_MIN)
     for (int n = 0; n < N; n++) {
         const float *x = inp + (size_t)n * C;
         float *y = out + (size_t)n * C;
-        double ss = 0;
-        for (int c = 0; c < C; c++) ss += (double)x[c] * x[c];
+        double ss = dot_lanes(x, x, NULL, C);
         float r = 1.0f / sqrtf((float)(ss / C) + eps);
         for (int c = 0; c < C; c++) y[c] = weight[c] * (x[c] * r);  // HF: w * (x * rstd)
         rstd[n] = r;
@@ -62,8 +73,7 @@ void rmsnorm_backward(float *dinp, float *dweight, const float *dout, const floa
             const float *x = inp + (size_t)n * C, *dy = dout + (size_t)n * C;
             float *dx = dinp + (size_t)n * C;
             float r = rstd[n];
-            double dot = 0;
-            for (int c = 0; c < C; c++) dot += (double)weight[c] * dy[c] * x[c];
+            double dot = dot_lanes(weight, dy, x, C);
             float k = (float)(dot * r * r * r / C);
             for (int c = 0; c < C; c++) dx[c] += r * weight[c] * dy[c] - k * x[c];
         }

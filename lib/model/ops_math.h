@@ -53,5 +53,7 @@ void vet_avx2_dropout_apply_row(float *y, const float *x, const int32_t *mask, f
 float vet_avx2_exp_sum(float *row, int nv, float mx);
 float vet_avx2_max(const float *row, int nv);
 void vet_avx2_dsoftmax_row(float *p, float *dp, int nv, float L, float D, float scale);
+// lanes[k] = the sum over c = k mod 8 of (double)a[c] * b[c] (* e[c] unless e is NULL).
+void vet_avx2_dot_lanes(double lanes[8], const float *a, const float *b, const float *e, int n);
 
 #endif

@@ -1,6 +1,6 @@
 // ops_simd.c — AVX2 + FMA versions of the element-wise ops that dominate a small model's step
-// outside GEMM (SwiGLU forward/backward, dropout's masks, attention's softmax rows), chosen at
-// run time.
+// outside GEMM (SwiGLU forward/backward, dropout's masks, attention's softmax rows, RMSNorm's
+// sums), chosen at run time.
 //
 // Why by hand: GCC leaves SwiGLU's forward scalar (the clamps of vet_expf read as control
 // flow), and dropout draws one xoshiro256** number per element, a serial chain per row. A
@@ -215,6 +215,29 @@ AVX2 void vet_avx2_dsoftmax_row(float *p, float *dp, int nv, float L, float D, f
     }
 }
 
+// The sum over c of (double)a[c] * b[c] (* e[c] when e is given) in 8 double lanes, lane k
+// taking c = k mod 8, into lanes[8] (rmsnorm's sums of squares and its backward's dot).
+// Each product of two floats is exact in double; the lanes are combined by the caller.
+AVX2 void vet_avx2_dot_lanes(double lanes[8], const float *a, const float *b, const float *e, int n) {
+    __m256d lo = _mm256_setzero_pd(), hi = _mm256_setzero_pd();
+    int c = 0;
+    for (; c + 8 <= n; c += 8) {
+        __m256 va = _mm256_loadu_ps(a + c), vb = _mm256_loadu_ps(b + c);
+        __m256d plo = _mm256_mul_pd(_mm256_cvtps_pd(_mm256_castps256_ps128(va)), _mm256_cvtps_pd(_mm256_castps256_ps128(vb)));
+        __m256d phi = _mm256_mul_pd(_mm256_cvtps_pd(_mm256_extractf128_ps(va, 1)), _mm256_cvtps_pd(_mm256_extractf128_ps(vb, 1)));
+        if (e) {
+            __m256 ve = _mm256_loadu_ps(e + c);
+            plo = _mm256_mul_pd(plo, _mm256_cvtps_pd(_mm256_castps256_ps128(ve)));
+            phi = _mm256_mul_pd(phi, _mm256_cvtps_pd(_mm256_extractf128_ps(ve, 1)));
+        }
+        lo = _mm256_add_pd(lo, plo);
+        hi = _mm256_add_pd(hi, phi);
+    }
+    _mm256_storeu_pd(lanes, lo);
+    _mm256_storeu_pd(lanes + 4, hi);
+    for (; c < n; c++) lanes[c & 7] += e ? (double)a[c] * b[c] * e[c] : (double)a[c] * b[c];
+}
+
 #else  // not x86-64 with GCC or clang: the scalar loops only
 
 int vet_simd_avx2(void) { return 0; }
@@ -227,5 +250,6 @@ void vet_avx2_dropout_apply_row(float *y, const float *x, const int32_t *mask, f
 float vet_avx2_exp_sum(float *row, int nv, float mx) { return 0.0f; }
 float vet_avx2_max(const float *row, int nv) { return 0.0f; }
 void vet_avx2_dsoftmax_row(float *p, float *dp, int nv, float L, float D, float scale) {}
+void vet_avx2_dot_lanes(double lanes[8], const float *a, const float *b, const float *e, int n) {}
 
 #endif

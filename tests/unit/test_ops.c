@@ -353,7 +353,8 @@ static void test_adamw(void) {
 
 // The AVX2 kernels (ops_simd.c) against the scalar loops, bit for bit: SwiGLU both ways and
 // dropout, at sizes with tails (n % 8, N % 4, C over one mask block) and with the values that
-// take the edges of vet_expf (clamped, NaN, inf, -0). Without AVX2 both runs are scalar.
+// take the edges of vet_expf (clamped, NaN, inf, -0); RMSNorm's sums. Without AVX2 both runs
+// are scalar.
 static int same_bits(const float *a, const float *b, size_t n) {
     for (size_t i = 0; i < n; i++)
         if (memcmp(&a[i], &b[i], 4) != 0 && !(isnan(a[i]) && isnan(b[i]))) return 0;
@@ -364,7 +365,7 @@ static void test_simd_exact(void) {
     size_t n = (size_t)N * C - 5;
     float *g = randn(N * C, 60, 4.0f), *u = randn(N * C, 61, 1.0f), *d = randn(N * C, 62, 1.0f);
     g[0] = NAN, g[1] = INFINITY, g[2] = -INFINITY, g[3] = -0.0f, g[4] = 100.0f, g[5] = -100.0f, g[6] = 88.7f;
-    float *out[2], *dg[2], *du[2], *dgs[2], *dus[2], *dr[2], *db[2];
+    float *out[2], *dg[2], *du[2], *dgs[2], *dus[2], *dr[2], *db[2], *rms[2], *rstd[2], *drms[2], *dw[2];
     for (int k = 0; k < 2; k++) {
         vet_ops_simd(k == 0);
         out[k] = calloc(N * C, 4), dg[k] = randn(N * C, 63, 1.0f), du[k] = randn(N * C, 64, 1.0f);
@@ -374,6 +375,9 @@ static void test_simd_exact(void) {
         swiglu_backward_set(dgs[k], dus[k], d, g, u, n);
         dropout_forward(dr[k], g, 0.3f, 99, N, C);
         dropout_backward(db[k], d, 0.1f, 98, N, C);
+        rms[k] = calloc(N * C, 4), rstd[k] = calloc(N, 4), drms[k] = randn(N * C, 66, 1.0f), dw[k] = calloc(C, 4);
+        rmsnorm_forward(rms[k], rstd[k], u, d, N, C - 3, 1e-5f);  // C - 3: a tail of 5 past 8-lane blocks
+        rmsnorm_backward(drms[k], dw[k], g + 7, u, d, rstd[k], N, C - 3);
     }
     vet_ops_simd(1);
     size_t all = (size_t)N * C;
@@ -384,9 +388,12 @@ static void test_simd_exact(void) {
     CHECK(same_bits(dus[0], dus[1], all));
     CHECK(same_bits(dr[0], dr[1], all));
     CHECK(same_bits(db[0], db[1], all));
+    CHECK(same_bits(rms[0], rms[1], all) && same_bits(rstd[0], rstd[1], N));
+    CHECK(same_bits(drms[0], drms[1], all) && same_bits(dw[0], dw[1], C));
     CHECK(isnan(out[0][0]) && isnan(dg[0][0]));  // a NaN gate stays NaN (non-finite checks see it)
     for (int k = 0; k < 2; k++) {
         free(out[k]); free(dg[k]); free(du[k]); free(dgs[k]); free(dus[k]); free(dr[k]); free(db[k]);
+        free(rms[k]); free(rstd[k]); free(drms[k]); free(dw[k]);
     }
     free(g); free(u); free(d);
 }
