@@ -4,8 +4,9 @@
 # (from the refit's log) and the CPU that ran it, so a time can always be placed.
 set -eu
 out=$1
-jq -r '"demo: accuracy \(.accuracy * 1000 | round / 1000) (95% CI \(.ci.accuracy[0] * 1000 | round / 1000)-\(.ci.accuracy[1] * 1000 | round / 1000)) on \(.n) test notes; majority baseline \(.baseline.accuracy * 1000 | round / 1000)"' \
-    "$out/metrics.json" 2>/dev/null || true
+acc=$(jq -r '"\(.accuracy) \(.ci.accuracy[0] // "nan") \(.ci.accuracy[1] // "nan") \(.n) \(.baseline.accuracy)"' \
+      "$out/metrics.json" 2>/dev/null || true)
+[ -n "$acc" ] && printf 'demo: accuracy %.3f (95%% CI %.3f-%.3f) on %d test notes; majority baseline %.3f\n' $acc
 # Tokens trained on: each step's rate times its time (elapsed_s is cumulative); the rate is
 # their sum over the training's wall time.
 rate=$(jq -s 'reduce .[] as $s ({t: 0, prev: 0}; {t: (.t + $s.tokens_per_s * ($s.elapsed_s - .prev)), prev: $s.elapsed_s})
