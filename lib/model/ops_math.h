@@ -28,7 +28,8 @@ static inline float vet_expf(float x) {
     p = p * r + 1.6666665459e-1f;
     p = p * r + 5.0000001201e-1f;
     float y = p * (r * r) + r + 1.0f;
-    int32_t bits = ((int32_t)fn + 127) << 23;
+    // unsigned shift: a NaN input (fn NaN, converted to INT32_MIN on x86) must not make it UB
+    uint32_t bits = (uint32_t)((int32_t)fn + 127) << 23;
     float scale;
     memcpy(&scale, &bits, sizeof scale);
     return y * scale;

@@ -27,12 +27,15 @@ void vet_ops_simd(int on) { simd_off_ = !on; }
 #include <immintrin.h>
 
 int vet_simd_avx2(void) {
+    // Asked from inside OpenMP loops too: atomic, so a first call on two threads is no race.
     static int have = -1;
-    if (have < 0) {
+    int h = __atomic_load_n(&have, __ATOMIC_RELAXED);
+    if (h < 0) {
         __builtin_cpu_init();
-        have = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+        h = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+        __atomic_store_n(&have, h, __ATOMIC_RELAXED);
     }
-    return have && !simd_off_;
+    return h && !simd_off_;
 }
 
 #define AVX2 __attribute__((target("avx2,fma")))
