@@ -23,11 +23,12 @@ DEMO_EPOCHS   ?= 8
 DEMO_TRAIN_ARGS ?= --epochs $(DEMO_EPOCHS) --lr 3e-3 --batch-size 4 --grad-accum 2 --warmup-ratio 0.05 \
                    --weight-decay 0.1 --resid-dropout 0.2
 .PHONY: demo demo-lora
-# OpenMP threads that sleep at a barrier instead of spinning (as tests/run and bench do): on a
-# machine where anything else runs, spinning threads starve the one holding the work (a
-# training seen at 16k tokens/s fell to 0.5k-1.4k beside one other busy process); alone it
-# costs a few percent at most. OMP_WAIT_POLICY set in the environment wins.
-demo: export OMP_WAIT_POLICY ?= passive
+# OpenMP threads spin only briefly at a barrier before they sleep (libgomp spins 300,000 rounds
+# by default): beside one other busy process, long spins starve the thread holding the work
+# (the demo's training at 2 threads: 25k tokens/s alone, 3.5k-7.9k with a competitor), while
+# sleeping at once (OMP_WAIT_POLICY=passive) costs 13% alone; 10,000 rounds kept 99% alone and
+# 10.7k-17.3k with a competitor (docs/results.md, issue 23). The environment's setting wins.
+demo: export GOMP_SPINCOUNT ?= 10000
 demo: all $(DATA_OUT)/notes.csv
 	@mkdir -p $(DEMO_OUT) && date +%s >$(DEMO_OUT)/.started
 	$(DEMO_PIPE) OUT=$(DEMO_OUT) NOTES=$(DATA_OUT)/notes.csv INIT=tiny CODES=data/codes.tsv ENSEMBLE=$(DEMO_ENSEMBLE) \
