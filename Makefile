@@ -8,7 +8,8 @@
 #   make install PREFIX=/usr/local
 #
 # Knobs: CUDA=0 forces the CPU-only build; SANITIZE=1 builds into build/san;
-# NATIVE=0 drops -march=native (portable binaries).
+# NATIVE=0 drops -march=native (portable binaries); ARCH=x86-64-v3 builds for that -march
+# instead (e.g. an AVX2-only machine's code on an AVX-512 one, to measure what it runs).
 
 .DEFAULT_GOAL := all
 VERSION   := 0.1.0
@@ -18,6 +19,7 @@ CXX       ?= c++
 NVCC      ?= nvcc
 SANITIZE  ?= 0
 NATIVE    ?= 1
+ARCH      ?= $(if $(filter 1,$(NATIVE)),native)
 CUDA      ?= auto
 
 # Debian's packages (make deps). Kept in one place: .ci/run uses this list too.
@@ -36,8 +38,8 @@ else
   OPT     := -O3 -g
   SANFLAGS:=
 endif
-ifeq ($(NATIVE),1)
-  OPT += -march=native
+ifneq ($(ARCH),)
+  OPT += -march=$(ARCH)
 endif
 
 CPPFLAGS += -Ilib -I. -DVET_VERSION='"$(VERSION)"' -D_GNU_SOURCE

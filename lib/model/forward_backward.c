@@ -389,9 +389,7 @@ int vet_model_backward(vet_model *m, vet_acts *a, const vet_batch *b, float loss
         swiglu_forward(a->act, gate, up, (size_t)N * F);
         memset(a->dact, 0, (size_t)N * F * sizeof(float));
         proj_backward(m, a, l, 6, a->dact, resid_branch_grad(a, dx, l, 1, N), a->act, N, grads, full);
-        memset(a->dgate, 0, (size_t)N * F * sizeof(float));
-        memset(a->dup, 0, (size_t)N * F * sizeof(float));
-        swiglu_backward(a->dgate, a->dup, a->dact, gate, up, (size_t)N * F);
+        swiglu_backward_set(a->dgate, a->dup, a->dact, gate, up, (size_t)N * F);  // (=): no zeroing
         rmsnorm_forward(a->h, a->rstd2 + l * NS, xmid, mnorm, N, C, c->rms_eps);  // h2 again
         memset(a->dh, 0, (size_t)N * C * sizeof(float));
         proj_backward(m, a, l, 4, a->dh, a->dgate, a->h, N, grads, full);

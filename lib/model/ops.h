@@ -85,6 +85,9 @@ void swiglu_forward(float *out, const float *gate, const float *up, size_t n);
 // dgate, dup (N,F) += (both required)
 void swiglu_backward(float *dgate, float *dup, const float *dout, const float *gate,
                      const float *up, size_t n);
+// The same gradients written (=) instead of added: no zeroing pass over dgate, dup first.
+void swiglu_backward_set(float *dgate, float *dup, const float *dout, const float *gate,
+                         const float *up, size_t n);
 
 // --- residual add ---------------------------------------------------------------------------
 void add_inplace(float *x, const float *y, size_t n);  // x += y
@@ -121,5 +124,9 @@ int vet_get_threads(void);
 // Puts OpenBLAS in single-threaded mode once (vet_set_threads does it too); the ops call it
 // from the main thread before any GEMM, so a program that never sets threads is safe.
 void vet_blas_single_threaded(void);
+// The element-wise kernels' AVX2 + FMA paths (ops_simd.c) are taken when the CPU has them,
+// checked at run time; they give the scalar loops' results bit for bit. vet_ops_simd(0) forces
+// the scalar loops (tests, benchmarks), vet_ops_simd(1) restores the default.
+void vet_ops_simd(int on);
 
 #endif

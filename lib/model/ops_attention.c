@@ -37,6 +37,46 @@ static int next_sample(const int32_t *sg, int T, int *i, int *s, int *e) {
     return 1;
 }
 
+// Softmax of one row of scores in place: row[0..nv) becomes the probabilities, row[nv..nk) 0
+// (the causal mask); returns the row's log-sum-exp. The exponentials are summed in 8 lanes
+// (lane k takes j = k mod 8) combined in a fixed order, the same with AVX2 (ops_simd.c) as
+// without, so both paths give the same bits.
+static float softmax_row(float *row, int nv, int nk) {
+    float mx, sum;
+    if (vet_simd_avx2()) {
+        mx = vet_avx2_max(row, nv);
+        sum = vet_avx2_exp_sum(row, nv, mx);
+    } else {
+        mx = -INFINITY;
+        for (int j = 0; j < nv; j++) mx = row[j] > mx ? row[j] : mx;
+        float a[8] = {0};
+        for (int j = 0; j < nv; j++) {
+            row[j] = vet_expf(row[j] - mx);
+            a[j & 7] += row[j];
+        }
+        sum = ((a[0] + a[4]) + (a[2] + a[6])) + ((a[1] + a[5]) + (a[3] + a[7]));
+    }
+    float inv = 1.0f / sum;
+#pragma omp simd
+    for (int j = 0; j < nv; j++) row[j] *= inv;
+    for (int j = nv; j < nk; j++) row[j] = 0.0f;
+    return mx + logf(sum);
+}
+
+// Backward's row: p = exp(score - lse) (the forward's probabilities again), dp becomes
+// dS = p * (dp - D) * scale; both 0 past nv.
+static void dsoftmax_row(float *p, float *dp, int nv, int nk, float L, float D, float scale) {
+    if (vet_simd_avx2()) {
+        vet_avx2_dsoftmax_row(p, dp, nv, L, D, scale);
+    } else {
+        for (int j = 0; j < nv; j++) {
+            p[j] = vet_expf(p[j] - L);
+            dp[j] = p[j] * (dp[j] - D) * scale;
+        }
+    }
+    for (int j = nv; j < nk; j++) p[j] = dp[j] = 0.0f;
+}
+
 void attention_forward(float *out, float *lse, const float *q, const float *k, const float *v,
                        const int32_t *seg, int B, int T, int H, int KVH, int hd) {
     const float scale = 1.0f / sqrtf((float)hd);
@@ -69,24 +109,8 @@ void attention_forward(float *out, float *lse, const float *q, const float *k, c
                         // S (n,nk) = Q (n,hd) · K^T (hd,nk) * scale
                         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, nk, hd, scale, Q, ldq,
                                     K, ldk, 0.0f, S, nk);
-                        for (int r = 0; r < n; r++) {
-                            float *row = S + (size_t)r * nk;
-                            int nv = i0 + r - s + 1;  // keys s..i0+r
-                            float mx = -INFINITY;
-#pragma omp simd reduction(max : mx)
-                            for (int j = 0; j < nv; j++) mx = row[j] > mx ? row[j] : mx;
-                            float sum = 0.0f;
-#pragma omp simd reduction(+ : sum)
-                            for (int j = 0; j < nv; j++) {
-                                row[j] = vet_expf(row[j] - mx);
-                                sum += row[j];
-                            }
-                            float inv = 1.0f / sum;
-#pragma omp simd
-                            for (int j = 0; j < nv; j++) row[j] *= inv;
-                            for (int j = nv; j < nk; j++) row[j] = 0.0f;  // causal mask
-                            lse[((size_t)b * T + i0 + r) * H + h] = mx + logf(sum);
-                        }
+                        for (int r = 0; r < n; r++)  // keys s..i0+r, the rest masked
+                            lse[((size_t)b * T + i0 + r) * H + h] = softmax_row(S + (size_t)r * nk, i0 + r - s + 1, nk);
                         // O (n,hd) = P (n,nk) · V (nk,hd)
                         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, hd, nk, 1.0f, S, nk,
                                     Vv, ldk, 0.0f, O, ldq);
@@ -138,12 +162,7 @@ void attention_backward(float *dq, float *dk, float *dv, const float *dout, cons
                                 int nv = i0 + r - s + 1;
                                 float L = lse[((size_t)b * T + i0 + r) * H + h];
                                 float D = dotf(dO + (size_t)r * ldq, O + (size_t)r * ldq, hd);
-#pragma omp simd
-                                for (int j = 0; j < nv; j++) {
-                                    p[j] = vet_expf(p[j] - L);
-                                    dp[j] = p[j] * (dp[j] - D) * scale;  // dS, scaled for dQ, dK
-                                }
-                                for (int j = nv; j < nk; j++) p[j] = dp[j] = 0.0f;
+                                dsoftmax_row(p, dp, nv, nk, L, D, scale);  // dS, scaled for dQ, dK
                             }
                             // dV (nk,hd) += P^T · dO;  dQ (n,hd) += dS · K;  dK (nk,hd) += dS^T · Q
                             cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, nk, hd, n, 1.0f, P, nk,
@@ -178,23 +197,7 @@ void attention_cached_forward(float *out, const float *q, const float *kc, const
                 const float *Q = q + (size_t)i0 * ldq + (size_t)h * hd;
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb, nk, hd, scale, Q, ldq,
                             kc + (size_t)g * hd, ldk, 0.0f, S, nk);
-                for (int r = 0; r < nb; r++) {
-                    float *row = S + (size_t)r * nk;
-                    int nv = p0 + i0 + r + 1;
-                    float mx = -INFINITY;
-#pragma omp simd reduction(max : mx)
-                    for (int j = 0; j < nv; j++) mx = row[j] > mx ? row[j] : mx;
-                    float sum = 0.0f;
-#pragma omp simd reduction(+ : sum)
-                    for (int j = 0; j < nv; j++) {
-                        row[j] = vet_expf(row[j] - mx);
-                        sum += row[j];
-                    }
-                    float inv = 1.0f / sum;
-#pragma omp simd
-                    for (int j = 0; j < nv; j++) row[j] *= inv;
-                    for (int j = nv; j < nk; j++) row[j] = 0.0f;
-                }
+                for (int r = 0; r < nb; r++) softmax_row(S + (size_t)r * nk, p0 + i0 + r + 1, nk);
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb, hd, nk, 1.0f, S, nk,
                             vc + (size_t)g * hd, ldk, 0.0f, out + (size_t)i0 * ldq + (size_t)h * hd, ldq);
             }

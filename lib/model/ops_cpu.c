@@ -38,14 +38,25 @@ void embedding_backward(float *dembed, const float *dout, const int32_t *tokens,
 }
 
 // --- RMSNorm ---------------------------------------------------------------------------------
+// The sum over c of (double)a[c] * b[c] (* e[c]) in 8 lanes (lane k takes c = k mod 8) combined
+// as ((0+4)+(2+6))+((1+5)+(3+7)): the same order with AVX2 (ops_simd.c) and without.
+static double dot_lanes(const float *a, const float *b, const float *e, int n) {
+    double l[8] = {0};
+    if (vet_simd_avx2()) {
+        vet_avx2_dot_lanes(l, a, b, e, n);
+    } else {
+        for (int c = 0; c < n; c++) l[c & 7] += e ? (double)a[c] * b[c] * e[c] : (double)a[c] * b[c];
+    }
+    return ((l[0] + l[4]) + (l[2] + l[6])) + ((l[1] + l[5]) + (l[3] + l[7]));
+}
+
 void rmsnorm_forward(float *out, float *rstd, const float *inp, const float *weight, int N, int C,
                      float eps) {
 #pragma omp parallel for schedule(static) if ((size_t)N * C >= VET_PAR_MIN)
     for (int n = 0; n < N; n++) {
         const float *x = inp + (size_t)n * C;
         float *y = out + (size_t)n * C;
-        double ss = 0;
-        for (int c = 0; c < C; c++) ss += (double)x[c] * x[c];
+        double ss = dot_lanes(x, x, NULL, C);
         float r = 1.0f / sqrtf((float)(ss / C) + eps);
         for (int c = 0; c < C; c++) y[c] = weight[c] * (x[c] * r);  // HF: w * (x * rstd)
         rstd[n] = r;
@@ -62,8 +73,7 @@ void rmsnorm_backward(float *dinp, float *dweight, const float *dout, const floa
             const float *x = inp + (size_t)n * C, *dy = dout + (size_t)n * C;
             float *dx = dinp + (size_t)n * C;
             float r = rstd[n];
-            double dot = 0;
-            for (int c = 0; c < C; c++) dot += (double)weight[c] * dy[c] * x[c];
+            double dot = dot_lanes(weight, dy, x, C);
             float k = (float)(dot * r * r * r / C);
             for (int c = 0; c < C; c++) dx[c] += r * weight[c] * dy[c] - k * x[c];
         }
@@ -155,7 +165,19 @@ void matmul_backward(float *dinp, float *dweight, float *dbias, const float *dou
 }
 
 // --- SwiGLU ------------------------------------------------------------------------------------
+// The AVX2 path splits the n elements into blocks of whole vectors, one work item each.
+#define EW_BLOCK 8192
+
 void swiglu_forward(float *out, const float *gate, const float *up, size_t n) {
+    if (vet_simd_avx2()) {
+        size_t nb = (n + EW_BLOCK - 1) / EW_BLOCK;
+#pragma omp parallel for schedule(static) if (n >= VET_PAR_MIN)
+        for (size_t b = 0; b < nb; b++) {
+            size_t s = b * EW_BLOCK, len = n - s < EW_BLOCK ? n - s : EW_BLOCK;
+            vet_avx2_swiglu_forward(out + s, gate + s, up + s, len);
+        }
+        return;
+    }
 #pragma omp parallel for simd schedule(static) if (n >= VET_PAR_MIN)
     for (size_t i = 0; i < n; i++) {
         float g = gate[i];
@@ -163,16 +185,37 @@ void swiglu_forward(float *out, const float *gate, const float *up, size_t n) {
     }
 }
 
-void swiglu_backward(float *dgate, float *dup, const float *dout, const float *gate,
-                     const float *up, size_t n) {
+static void swiglu_grads(float *dgate, float *dup, const float *dout, const float *gate,
+                         const float *up, size_t n, int accumulate) {
+    if (vet_simd_avx2()) {
+        size_t nb = (n + EW_BLOCK - 1) / EW_BLOCK;
+#pragma omp parallel for schedule(static) if (n >= VET_PAR_MIN)
+        for (size_t b = 0; b < nb; b++) {
+            size_t s = b * EW_BLOCK, len = n - s < EW_BLOCK ? n - s : EW_BLOCK;
+            vet_avx2_swiglu_backward(dgate + s, dup + s, dout + s, gate + s, up + s, len, accumulate);
+        }
+        return;
+    }
 #pragma omp parallel for simd schedule(static) if (n >= VET_PAR_MIN)
     for (size_t i = 0; i < n; i++) {
         float g = gate[i], s = 1.0f / (1.0f + vet_expf(-g));
         float silu = g * s;
-        dup[i] += dout[i] * silu;
+        float vu = dout[i] * silu;
         // d silu / dg = s + g * s * (1 - s)
-        dgate[i] += dout[i] * up[i] * (s * (1.0f + g * (1.0f - s)));
+        float vg = dout[i] * up[i] * (s * (1.0f + g * (1.0f - s)));
+        dup[i] = accumulate ? dup[i] + vu : vu;
+        dgate[i] = accumulate ? dgate[i] + vg : vg;
     }
+}
+
+void swiglu_backward(float *dgate, float *dup, const float *dout, const float *gate,
+                     const float *up, size_t n) {
+    swiglu_grads(dgate, dup, dout, gate, up, n, 1);
+}
+
+void swiglu_backward_set(float *dgate, float *dup, const float *dout, const float *gate,
+                         const float *up, size_t n) {
+    swiglu_grads(dgate, dup, dout, gate, up, n, 0);
 }
 
 void add_inplace(float *x, const float *y, size_t n) {
@@ -225,11 +268,10 @@ void crossentropy_softmax_backward_inplace(float *logits, float *loss, const int
 // --- dropout -------------------------------------------------------------------------------------
 // Row n's mask comes from its own stream seeded by (seed, n): the same mask for any thread count,
 // and backward regenerates it instead of storing it.
-static void dropout_apply(float *out, const float *inp, float p, uint64_t seed, int N, int C,
-                          int accumulate) {
+static void dropout_rows_scalar(float *out, const float *inp, float p, uint64_t seed, int n0, int n1,
+                                int C, int accumulate) {
     float keep_scale = 1.0f / (1.0f - p);
-#pragma omp parallel for schedule(static) if ((size_t)N * C >= VET_PAR_MIN)
-    for (int n = 0; n < N; n++) {
+    for (int n = n0; n < n1; n++) {
         vet_rng r;
         vet_rng_seed(&r, vet_rng_hash(seed, (uint64_t)n));
         const float *x = inp + (size_t)n * C;
@@ -242,6 +284,38 @@ static void dropout_apply(float *out, const float *inp, float p, uint64_t seed, 
             else y[c] = v;
         }
     }
+}
+
+// AVX2: rows four at a time, their four streams in the lanes of one register (ops_simd.c),
+// the masks drawn MASK_COLS columns at a time into a small buffer, then applied.
+#define MASK_COLS 256
+static void dropout_rows_avx2(float *out, const float *inp, float p, uint64_t seed, int n0, int C,
+                              int accumulate) {
+    float keep_scale = 1.0f / (1.0f - p);
+    int64_t thr = (int64_t)ceil((double)p * 16777216.0);  // p * 2^24 is exact in double
+    int32_t mask[4 * MASK_COLS];
+    uint64_t st[4][4];
+    for (int j = 0; j < 4; j++) vet_rng_core_seed(st[j], vet_rng_core_hash(seed, (uint64_t)(n0 + j)));
+    for (int c0 = 0; c0 < C; c0 += MASK_COLS) {
+        int w = C - c0 < MASK_COLS ? C - c0 : MASK_COLS;
+        vet_avx2_dropout_masks4(mask, st, thr, w);
+        for (int j = 0; j < 4; j++) {
+            size_t off = (size_t)(n0 + j) * C + c0;
+            vet_avx2_dropout_apply_row(out + off, inp + off, mask + j * w, keep_scale, w, accumulate);
+        }
+    }
+}
+
+static void dropout_apply(float *out, const float *inp, float p, uint64_t seed, int N, int C,
+                          int accumulate) {
+    int quads = vet_simd_avx2() ? N / 4 : 0, rest = quads * 4;
+    if (quads) {
+#pragma omp parallel for schedule(static) if ((size_t)N * C >= VET_PAR_MIN)
+        for (int q = 0; q < quads; q++) dropout_rows_avx2(out, inp, p, seed, 4 * q, C, accumulate);
+    }
+    int left = N - rest;
+#pragma omp parallel for schedule(static) if ((size_t)left * C >= VET_PAR_MIN)
+    for (int n = rest; n < N; n++) dropout_rows_scalar(out, inp, p, seed, n, n + 1, C, accumulate);
 }
 
 void dropout_forward(float *out, const float *inp, float p, uint64_t seed, int N, int C) {

@@ -9,6 +9,7 @@
 #ifndef VET_OPS_MATH_H
 #define VET_OPS_MATH_H
 
+#include <stddef.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -27,10 +28,33 @@ static inline float vet_expf(float x) {
     p = p * r + 1.6666665459e-1f;
     p = p * r + 5.0000001201e-1f;
     float y = p * (r * r) + r + 1.0f;
-    int32_t bits = ((int32_t)fn + 127) << 23;
+    // unsigned shift: a NaN input (fn NaN, converted to INT32_MIN on x86) must not make it UB
+    uint32_t bits = (uint32_t)((int32_t)fn + 127) << 23;
     float scale;
     memcpy(&scale, &bits, sizeof scale);
     return y * scale;
 }
+
+// --- run-time dispatch (ops_simd.c) -------------------------------------------------------
+// 1 when the CPU has AVX2 and FMA (checked once) and vet_ops_simd (ops.h) has not turned the
+// kernels off. The kernels below compute exactly what the scalar loops compute, bit for bit.
+int vet_simd_avx2(void);
+void vet_avx2_swiglu_forward(float *out, const float *gate, const float *up, size_t n);
+// accumulate 1: dgate, dup +=; 0: written (=)
+void vet_avx2_swiglu_backward(float *dgate, float *dup, const float *dout, const float *gate,
+                              const float *up, size_t n, int accumulate);
+// The keep masks (all ones: kept) of the next C draws of four rows, mask (4, C), from their
+// xoshiro256** states st[row], advanced past them; thr = ceil(p * 2^24).
+void vet_avx2_dropout_masks4(int32_t *mask, uint64_t st[4][4], int64_t thr, int C);
+// y (C) = or += x * keep_scale where mask, else 0.
+void vet_avx2_dropout_apply_row(float *y, const float *x, const int32_t *mask, float keep_scale, int C,
+                                int accumulate);
+// Attention's rows (ops_attention.c): exp(row - mx) in place and their sum in the lane order
+// of vet_softmax_row; the max; backward's p = exp(p - L), dp = p * (dp - D) * scale.
+float vet_avx2_exp_sum(float *row, int nv, float mx);
+float vet_avx2_max(const float *row, int nv);
+void vet_avx2_dsoftmax_row(float *p, float *dp, int nv, float L, float D, float scale);
+// lanes[k] = the sum over c = k mod 8 of (double)a[c] * b[c] (* e[c] unless e is NULL).
+void vet_avx2_dot_lanes(double lanes[8], const float *a, const float *b, const float *e, int n);
 
 #endif

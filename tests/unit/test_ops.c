@@ -351,6 +351,82 @@ static void test_adamw(void) {
     CHECK_NEAR(v[1], Vv[1], 1e-8);
 }
 
+// The AVX2 kernels (ops_simd.c) against the scalar loops, bit for bit: SwiGLU both ways and
+// dropout, at sizes with tails (n % 8, N % 4, C over one mask block) and with the values that
+// take the edges of vet_expf (clamped, NaN, inf, -0); RMSNorm's sums. Without AVX2 both runs
+// are scalar.
+static int same_bits(const float *a, const float *b, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (memcmp(&a[i], &b[i], 4) != 0 && !(isnan(a[i]) && isnan(b[i]))) return 0;
+    return 1;
+}
+static void test_simd_exact(void) {
+    int N = 4 * 9 + 3, C = 300;  // rows in quads and a tail; columns past MASK_COLS (256)
+    size_t n = (size_t)N * C - 5;
+    float *g = randn(N * C, 60, 4.0f), *u = randn(N * C, 61, 1.0f), *d = randn(N * C, 62, 1.0f);
+    g[0] = NAN, g[1] = INFINITY, g[2] = -INFINITY, g[3] = -0.0f, g[4] = 100.0f, g[5] = -100.0f, g[6] = 88.7f;
+    float *out[2], *dg[2], *du[2], *dgs[2], *dus[2], *dr[2], *db[2], *rms[2], *rstd[2], *drms[2], *dw[2];
+    for (int k = 0; k < 2; k++) {
+        vet_ops_simd(k == 0);
+        out[k] = calloc(N * C, 4), dg[k] = randn(N * C, 63, 1.0f), du[k] = randn(N * C, 64, 1.0f);
+        dgs[k] = calloc(N * C, 4), dus[k] = calloc(N * C, 4), dr[k] = calloc(N * C, 4), db[k] = randn(N * C, 65, 1.0f);
+        swiglu_forward(out[k], g, u, n);
+        swiglu_backward(dg[k], du[k], d, g, u, n);
+        swiglu_backward_set(dgs[k], dus[k], d, g, u, n);
+        dropout_forward(dr[k], g, 0.3f, 99, N, C);
+        dropout_backward(db[k], d, 0.1f, 98, N, C);
+        rms[k] = calloc(N * C, 4), rstd[k] = calloc(N, 4), drms[k] = randn(N * C, 66, 1.0f), dw[k] = calloc(C, 4);
+        rmsnorm_forward(rms[k], rstd[k], u, d, N, C - 3, 1e-5f);  // C - 3: a tail of 5 past 8-lane blocks
+        rmsnorm_backward(drms[k], dw[k], g + 7, u, d, rstd[k], N, C - 3);
+    }
+    vet_ops_simd(1);
+    size_t all = (size_t)N * C;
+    CHECK(same_bits(out[0], out[1], all));
+    CHECK(same_bits(dg[0], dg[1], all));
+    CHECK(same_bits(du[0], du[1], all));
+    CHECK(same_bits(dgs[0], dgs[1], all));
+    CHECK(same_bits(dus[0], dus[1], all));
+    CHECK(same_bits(dr[0], dr[1], all));
+    CHECK(same_bits(db[0], db[1], all));
+    CHECK(same_bits(rms[0], rms[1], all) && same_bits(rstd[0], rstd[1], N));
+    CHECK(same_bits(drms[0], drms[1], all) && same_bits(dw[0], dw[1], C));
+    CHECK(isnan(out[0][0]) && isnan(dg[0][0]));  // a NaN gate stays NaN (non-finite checks see it)
+    for (int k = 0; k < 2; k++) {
+        free(out[k]); free(dg[k]); free(du[k]); free(dgs[k]); free(dus[k]); free(dr[k]); free(db[k]);
+        free(rms[k]); free(rstd[k]); free(drms[k]); free(dw[k]);
+    }
+    free(g); free(u); free(d);
+}
+
+// Attention with and without the AVX2 rows: the same bits (samples of lengths that leave
+// tails of every size, a padding tail, GQA), forward, backward and the cached forward.
+static void test_simd_attention_exact(void) {
+    int B = 2, T = 61, H = 4, KVH = 2, hd = 16, nq = B * T * H * hd, nk = B * T * KVH * hd;
+    int32_t seg[2 * 61];
+    for (int i = 0; i < B * T; i++) seg[i] = (i % T) < 13 ? 0 : (i % T) < 50 ? 1 : (i % T) < 58 ? 2 : -1;
+    float *q = randn(nq, 70, 2.0f), *k = randn(nk, 71, 2.0f), *v = randn(nk, 72, 1.0f), *dout = randn(nq, 73, 1.0f);
+    float *o[2], *lse[2], *dq[2], *dk[2], *dv[2], *co[2];
+    for (int m = 0; m < 2; m++) {
+        vet_ops_simd(m == 0);
+        o[m] = calloc(nq, 4), lse[m] = calloc(B * T * H, 4), dq[m] = calloc(nq, 4), dk[m] = calloc(nk, 4);
+        dv[m] = calloc(nk, 4), co[m] = calloc(nq, 4);
+        attention_forward(o[m], lse[m], q, k, v, seg, B, T, H, KVH, hd);
+        attention_backward(dq[m], dk[m], dv[m], dout, q, k, v, o[m], lse[m], seg, B, T, H, KVH, hd);
+        attention_cached_forward(co[m], q + 20 * H * hd, k, v, 21, 20, H, KVH, hd);  // 21 new at 20..40
+    }
+    vet_ops_simd(1);
+    CHECK(same_bits(o[0], o[1], nq));
+    CHECK(same_bits(lse[0], lse[1], B * T * H));
+    CHECK(same_bits(dq[0], dq[1], nq));
+    CHECK(same_bits(dk[0], dk[1], nk));
+    CHECK(same_bits(dv[0], dv[1], nk));
+    CHECK(same_bits(co[0], co[1], 21 * H * hd));
+    for (int m = 0; m < 2; m++) {
+        free(o[m]); free(lse[m]); free(dq[m]); free(dk[m]); free(dv[m]); free(co[m]);
+    }
+    free(q); free(k); free(v); free(dout);
+}
+
 // Sizes above VET_PAR_MIN run the OpenMP paths: 1 and 2 threads must agree (bit for bit
 // except the GEMMs: splitting them changes OpenBLAS's blocking, hence the last bits).
 typedef struct { float *att, *lse, *dq, *dk, *dv, *rms, *rstd, *dx, *dw, *mm, *dmx, *dmw, *dmb, *sw, *dg, *du, *ce, *cel, *dr; } par_out;
@@ -420,5 +496,7 @@ int main(void) {
     RUN(test_dropout);
     RUN(test_adamw);
     RUN(test_threads_agree);
+    RUN(test_simd_exact);
+    RUN(test_simd_attention_exact);
     CHECK_EXIT();
 }

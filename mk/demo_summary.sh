@@ -1,0 +1,21 @@
+#!/bin/sh
+# mk/demo_summary.sh OUT — the last lines of `make demo`: the test accuracy with its 95% interval,
+# the wall time since OUT/.started (written when the demo began), the rate the model trained at
+# (from the refit's log) and the CPU that ran it, so a time can always be placed.
+set -eu
+out=$1
+acc=$(jq -r '"\(.accuracy) \(.ci.accuracy[0] // "nan") \(.ci.accuracy[1] // "nan") \(.n) \(.baseline.accuracy)"' \
+      "$out/metrics.json" 2>/dev/null || true)
+[ -n "$acc" ] && printf 'demo: accuracy %.3f (95%% CI %.3f-%.3f) on %d test notes; majority baseline %.3f\n' $acc
+# Tokens trained on: each step's rate times its time (elapsed_s is cumulative); the rate is
+# their sum over the training's wall time.
+rate=$(jq -s 'reduce .[] as $s ({t: 0, prev: 0}; {t: (.t + $s.tokens_per_s * ($s.elapsed_s - .prev)), prev: $s.elapsed_s})
+              | if .prev > 0 then .t / .prev | round else 0 end' "$out/refit/train.log.jsonl" 2>/dev/null || echo 0)
+flags=$(grep -m1 '^flags' /proc/cpuinfo 2>/dev/null || true)
+has() { case " $flags " in *" $1 "*) echo yes ;; *) echo no ;; esac; }
+cpu=$(grep -m1 'model name' /proc/cpuinfo 2>/dev/null | cut -d: -f2 | sed 's/^ *//')
+secs=0
+[ -f "$out/.started" ] && secs=$(( $(date +%s) - $(cat "$out/.started") ))
+printf 'demo: %d min %02d s; the model trained at %s tokens/s\n' $((secs / 60)) $((secs % 60)) "$rate"
+printf 'demo: on %s, %s cores (AVX2 %s, AVX-512 %s, FMA %s)\n' "${cpu:-this CPU}" "$(nproc)" \
+    "$(has avx2)" "$(has avx512f)" "$(has fma)"
