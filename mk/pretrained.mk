@@ -49,6 +49,8 @@ PRETRAINED_PIPE = $(MAKE) --no-print-directory -f pipelines/vet.mk VET_BIN=$(abs
   OUT=$(PRETRAINED_OUT) NOTES=$(PRETRAINED_NOTES) CODES=$(PRETRAINED_CODES) BASE=$(SMOLLM2_GGUF) \
   GEN_ARGS="$(PRETRAINED_GEN)" $(if $(PRETRAINED_TRAIN),TRAIN_ARGS="$(PRETRAINED_TRAIN)")
 
+# libgomp spins 10,000 rounds before sleeping, as make demo does (docs/results.md, issue 23).
+demo-pretrained: export GOMP_SPINCOUNT ?= 10000
 demo-pretrained: all $(SMOLLM2_GGUF) $(if $(PRETRAINED_SHARED),,$(DATA_OUT)/notes.csv)
 	@start=$$(date +%s); \
 	$(PRETRAINED_PIPE) pack && \

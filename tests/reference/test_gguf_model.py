@@ -13,6 +13,10 @@
 #              few DLO-like prompts tokenized by transformers' tokenizer from the same GGUF:
 #              logits and loss without an adapter, then logits, loss and the LoRA gradients with a
 #              PEFT adapter r16 alpha 32 on q,k,v,o (lora_B random so every gradient is non-trivial).
+#              Greedy generation: a few notes tokenized by vet-tokenize with the GGUF's own
+#              tokenizer, vet-generate --model FILE.gguf (KV cache, batch 3) against transformers'
+#              generate(do_sample=False) from the same prompt ids: the same ids, EOS included, and
+#              vet's text equal to transformers' decode of them.
 #
 # Relative error, as in test_parity.py: per row, max |vet - ref| / max |ref| over the row's real
 # positions (logits) or per tensor (gradients), the worst reported; loss |vet - ref| / |ref|.
@@ -33,6 +37,12 @@ TOL_LOGITS = 1e-4
 TOL_LOSS = 1e-4
 TOL_GRAD = 1e-3
 GGUF_F32 = os.path.join(reflib.BUILD, "tests", "helpers", "vet-gguf-f32")
+BIN = os.environ.get("VET_BIN") or os.path.join(reflib.TOP, "bin")
+GEN_NOTES = [("g1", "Goat", "Goat. Clinical presentation includes fever, labial vesicles and nasal discharge."),
+             ("g2", "Cattle", "Cow, 4 years, sudden drop in milk yield, drooling, lameness in two feet."),
+             ("g3", "Sheep", "Ewe with dyspnoea, frothy nasal discharge and swollen face; two died overnight."),
+             ("g4", "Pig", "Sow off feed for two days, fever 41.2 C, purple ears.")]
+GEN_MAX_NEW = 24
 
 # Byte ranges of each block type's fp16 scales (d, and dmin where there is one): llama.cpp's
 # block layouts. Random bits there could be Inf/NaN, which vet refuses and a test cannot compare.
@@ -269,6 +279,49 @@ def check(rep, label, vet_out, ref_logits, ref_loss, ref_grads=None):
                   problem or "worst %s, tol %.0e" % (worst, TOL_GRAD))
 
 
+def smollm2_generate(rep, tmp, path, base):
+    """vet-generate's greedy ids and text on GEN_NOTES against transformers' generate."""
+    import csv
+    import json
+    from transformers import AutoTokenizer
+    notes = os.path.join(tmp, "gen-notes.csv")
+    with open(notes, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["id", "species", "note", "codes"])
+        for i, sp, text in GEN_NOTES:
+            w.writerow([i, sp, text, "3974005"])
+    toks, preds = os.path.join(tmp, "gen.tok"), os.path.join(tmp, "gen.pred")
+    dump = os.path.join(BIN, "vet-dump")
+    try:
+        subprocess.run([os.path.join(BIN, "vet-tokenize"), "-q", "--tokenizer", path, notes, "-o", toks],
+                       check=True, capture_output=True, text=True)
+        subprocess.run([os.path.join(BIN, "vet-generate"), "-q", "--model", path, "--max-new", str(GEN_MAX_NEW),
+                        "--batch", "3", "--threads", "2", toks, "-o", preds], check=True, capture_output=True, text=True)
+    except subprocess.CalledProcessError as ex:
+        return rep.check("smollm2 greedy generation", False, "%s: %s" % (ex.cmd[0], ex.stderr.strip()[-400:]))
+    recs = lambda p: [json.loads(x) for x in subprocess.run([dump, "-r", p], capture_output=True, text=True,
+                                                             check=True).stdout.splitlines() if x.strip()]
+    prompts, got = [r["prompt"] for r in recs(toks)], recs(preds)
+    d, f = os.path.split(path)
+    tok = AutoTokenizer.from_pretrained(d, gguf_file=f)
+    want_ids, want_text = [], []
+    with torch.no_grad():
+        for p in prompts:
+            ids = torch.tensor([p])
+            y = base.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=GEN_MAX_NEW, do_sample=False,
+                              num_beams=1, eos_token_id=tok.eos_token_id, pad_token_id=tok.eos_token_id)
+            new = y[0, len(p):].tolist()
+            want_ids.append(new)
+            want_text.append(tok.decode([t for t in new if t != tok.eos_token_id]))
+    bad = [i for i in range(len(prompts)) if got[i]["generated"] != want_ids[i]]
+    rep.check("smollm2 greedy generation: %d notes, same ids as transformers" % len(prompts), not bad,
+              "; ".join("note %d: vet %s, transformers %s" % (i, got[i]["generated"], want_ids[i]) for i in bad))
+    bad = [i for i in range(len(prompts)) if got[i]["text"].strip() != want_text[i].strip()]
+    rep.check("smollm2 greedy generation: the same text", not bad,
+              "; ".join("note %d: vet %r, transformers %r" % (i, got[i]["text"], want_text[i]) for i in bad))
+    reflib.log("smollm2 greedy: " + " | ".join(repr(t) for t in want_text))
+
+
 def test_smollm2(rep, tmp):
     path = smollm2_path()
     if not path:
@@ -286,6 +339,7 @@ def test_smollm2(rep, tmp):
     with torch.no_grad():
         ref_logits, ref_loss = reflib.reference_forward(base, rows)
     check(rep, "smollm2 base", vet, ref_logits, ref_loss)
+    smollm2_generate(rep, tmp, path, base)
 
     torch.manual_seed(16)
     cfg = LoraConfig(r=16, lora_alpha=32, lora_dropout=0.0, target_modules=["q_proj", "k_proj", "v_proj", "o_proj"],
