@@ -25,7 +25,8 @@ CUDA      ?= auto
 # Debian's packages (make deps). Kept in one place: .ci/run uses this list too.
 DEB_PACKAGES := build-essential pkg-config libsentencepiece-dev sentencepiece libmsgpack-dev \
                 libzstd-dev zstd libopenblas-dev libjansson-dev python3-sentencepiece \
-                python3-venv gnuplot-nox man-db jq clang libclang-rt-14-dev libpcre2-dev
+                python3-venv gnuplot-nox man-db jq clang libclang-rt-14-dev libpcre2-dev \
+                libutf8proc-dev
 
 ifeq ($(SANITIZE),1)
   BUILD   := build/san
@@ -45,7 +46,7 @@ endif
 CPPFLAGS += -Ilib -I. -DVET_VERSION='"$(VERSION)"' -D_GNU_SOURCE
 CFLAGS   += -std=c11 $(OPT) -Wall -Wextra -Wshadow -Wno-unused-parameter -Wno-format-truncation -fopenmp $(SANFLAGS)
 CXXFLAGS += -std=c++17 $(OPT) -Wall -Wextra $(SANFLAGS)
-LDLIBS   += -lsentencepiece -lmsgpackc -lzstd -ljansson -lpcre2-8 -lopenblas -lstdc++ -lm -lpthread
+LDLIBS   += -lsentencepiece -lmsgpackc -lzstd -ljansson -lpcre2-8 -lutf8proc -lopenblas -lstdc++ -lm -lpthread
 LDLIBS_NOCUDA := $(LDLIBS)
 LDFLAGS  += -fopenmp $(SANFLAGS)
 DEPFLAGS := -MMD -MP

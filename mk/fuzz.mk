@@ -25,7 +25,7 @@ FUZZ_CPPFLAGS:= -Ilib -I. -DVET_VERSION='"$(VERSION)"' -D_GNU_SOURCE
 FUZZ_CFLAGS  := -std=c11 $(FUZZ_OPT) -Wall -Wextra -Wno-unused-parameter -fopenmp=libgomp \
                 -fsanitize=fuzzer-no-link $(FUZZ_SAN)
 FUZZ_CXXFLAGS:= -std=c++17 $(FUZZ_OPT) -Wall -Wextra -fsanitize=fuzzer-no-link $(FUZZ_SAN)
-FUZZ_LDLIBS  := -lsentencepiece -lmsgpackc -lzstd -ljansson -lpcre2-8 -lopenblas -lstdc++ -lm -lpthread
+FUZZ_LDLIBS  := -lsentencepiece -lmsgpackc -lzstd -ljansson -lpcre2-8 -lutf8proc -lopenblas -lstdc++ -lm -lpthread
 FUZZ_ALL     := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_NAMES   := $(if $(FUZZ_ONLY),$(FUZZ_ONLY),$(FUZZ_ALL))
 FUZZ_BINS    := $(FUZZ_ALL:%=$(FUZZ_OUT)/fuzz_%)

@@ -10,7 +10,9 @@
 //   added_tokens   matched whole in the text before pre-tokenization (leftmost, longest first;
 //                  those with "normalized": false first, as Hugging Face does), never merged.
 //                  Refused: lstrip, rstrip or single_word set.
-//   normalizer     null only (refused by name otherwise).
+//   normalizer     null, NFC, or a Sequence of those (NFC per stretch between the raw-text added
+//                  tokens, with utf8proc; bpe_normalize.c). Refused by name otherwise (NFKC,
+//                  Lowercase, ...).
 //   pre_tokenizer  ByteLevel (GPT-2's regex when use_regex, add_prefix_space honoured), Split
 //                  (a Regex or String pattern; Isolated, Removed, MergedWithPrevious,
 //                  MergedWithNext, Contiguous; invert), Digits, and a Sequence of those ending in

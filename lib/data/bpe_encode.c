@@ -1,8 +1,9 @@
 // bpe_encode.c — text to ids with a loaded vet_bpe, and ids back to bytes.
 //
 // The order is Hugging Face's: added tokens are cut out of the text first (those not
-// "normalized" on the raw text, then the others); each remaining stretch runs through the
-// pre-tokenizer steps (Split, Digits, ByteLevel: each cuts the pieces of the step before); each
+// "normalized" on the raw text; then each stretch between them is normalized, NFC when the
+// tokenizer has it, and the "normalized" ones are cut out of that); each remaining stretch runs
+// through the pre-tokenizer steps (Split, Digits, ByteLevel: each cuts the pieces of the step before); each
 // final piece is spelled in the byte-level alphabet and merged by rank.
 #include <stdlib.h>
 #include <string.h>
@@ -310,8 +311,24 @@ static const bpe_added *added_at(const vet_bpe *b, const char *t, size_t n, bool
     return NULL;
 }
 
+static int encode_pass(const vet_bpe *b, scratch *s, const char *text, size_t len, bool normalized, int32_t **ids,
+                       size_t *nid, size_t *cap, vet_err *err);
+
+// A stretch between two raw-text added tokens: normalized on its own (as tokenizers does), then
+// the second pass on the result.
+static int encode_stretch(const vet_bpe *b, scratch *s, const char *text, size_t len, int32_t **ids, size_t *nid,
+                          size_t *cap, vet_err *err) {
+    char *norm;
+    size_t nlen;
+    int r = bpe_normalize(b, text, len, &norm, &nlen, err);
+    if (r < 0) return -1;
+    int rc = encode_pass(b, s, r ? norm : text, nlen, true, ids, nid, cap, err);
+    free(norm);
+    return rc;
+}
+
 // Cuts the added tokens of one pass out of text[0..len), leftmost then longest; the stretches
-// between go to the next pass (pass 1: the normalized tokens) or to encode_plain.
+// between go to the next pass (pass 1: normalized, then the normalized tokens) or to encode_plain.
 static int encode_pass(const vet_bpe *b, scratch *s, const char *text, size_t len, bool normalized, int32_t **ids,
                        size_t *nid, size_t *cap, vet_err *err) {
     size_t from = 0;
@@ -319,14 +336,14 @@ static int encode_pass(const vet_bpe *b, scratch *s, const char *text, size_t le
         const bpe_added *a = added_at(b, text + i, len - i, normalized);
         if (!a) { i++; continue; }
         int rc = normalized ? encode_plain(b, s, text + from, i - from, ids, nid, cap, err)
-                            : encode_pass(b, s, text + from, i - from, true, ids, nid, cap, err);
+                            : encode_stretch(b, s, text + from, i - from, ids, nid, cap, err);
         if (rc < 0) return -1;
         if (push_id(ids, nid, cap, a->id) < 0) return vet_err_nomem(err, "out of memory");
         i += a->len;
         from = i;
     }
     return normalized ? encode_plain(b, s, text + from, len - from, ids, nid, cap, err)
-                      : encode_pass(b, s, text + from, len - from, true, ids, nid, cap, err);
+                      : encode_stretch(b, s, text + from, len - from, ids, nid, cap, err);
 }
 
 int vet_bpe_encode(const vet_bpe *b, const char *text, size_t len, int32_t **ids, size_t *n, size_t *cap,

@@ -1,6 +1,6 @@
 // bpe_impl.h — the insides of vet_bpe, shared by its files: bpe_load.c (the model: vocab,
-// merges, added tokens), bpe_pipeline.c (normalizer, pre-tokenizer, post-processor, decoder),
-// bpe_encode.c (text to ids and back). Not for use outside lib/data/bpe*.c.
+// merges, added tokens), bpe_pipeline.c (pre-tokenizer, post-processor, decoder),
+// bpe_normalize.c (the normalizer: NFC), bpe_encode.c (text to ids and back). Not for use outside lib/data/bpe*.c.
 #ifndef VET_BPE_IMPL_H
 #define VET_BPE_IMPL_H
 
@@ -64,6 +64,7 @@ struct vet_bpe {
     bpe_step steps[BPE_MAX_STEPS];
     int nsteps;
     bool ignore_merges, byte_fallback, fuse_unk, has_template;
+    bool nfc;                // the normalizer is NFC (a Sequence of NFCs too); false: none
     int32_t unk_id, tmpl_bos, tmpl_eos;
     bool from_gguf;          // read from a GGUF's metadata: the ids below come from it
     vet_bpe_gguf_info gguf;
@@ -82,6 +83,20 @@ int bpe_added_push(vet_bpe *b, const char *s, size_t len, int32_t id, bool norma
 int bpe_merges_reserve(vet_bpe *b, size_t nm, vet_err *err);
 int bpe_merge_add(vet_bpe *b, const char *what, size_t i, const char *x, const char *y, vet_err *err);
 int bpe_finish_model(vet_bpe *b, vet_err *err);
+// bpe_load.c: what id decodes to, from the piece p[0..len): a byte-level spelling gives its
+// bytes; a piece outside the alphabet (an added token such as "<|im_start|>" with a space in it)
+// gives its own UTF-8, as Hugging Face's ByteLevel decoder does. -1 when out of memory.
+int bpe_set_dec(vet_bpe *b, int32_t id, const char *p, size_t len);
+// bpe_load.c: sorts the added tokens longest first and marks their first bytes (again after
+// their contents change).
+void bpe_index_added(vet_bpe *b);
+// bpe_normalize.c: the tokenizer.json's "normalizer" (NULL or null: none) into b->nfc, refused by
+// name unless vet honours it; the contents of "normalized" added tokens are normalized with it.
+int bpe_read_normalizer(vet_bpe *b, json_t *nz, vet_err *err);
+// bpe_normalize.c: s[0..n) (valid UTF-8) through b's normalizer. Returns 1 with *out (malloc'd,
+// *out_len bytes, not NUL-terminated) when it ran, 0 with *out NULL when there is nothing to do
+// (no normalizer, or text that is NFC already), -1 with err.
+int bpe_normalize(const vet_bpe *b, const char *s, size_t n, char **out, size_t *out_len, vet_err *err);
 // bpe_pipeline.c: normalizer, pre_tokenizer, post_processor and decoder (after the model: the
 // template's tokens are looked up in the vocabulary).
 int bpe_load_pipeline(vet_bpe *b, json_t *root, vet_err *err);

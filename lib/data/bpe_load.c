@@ -246,27 +246,35 @@ static int read_flags(vet_bpe *b, json_t *model, vet_err *err) {
     return 0;
 }
 
-// What each id decodes to: a byte-level spelling gives its bytes; a piece outside the alphabet
-// (an added token such as "<|im_start|>" with a space in it) gives its own UTF-8, as Hugging
-// Face's ByteLevel decoder does. Special tokens give nothing.
-int bpe_finish_model(vet_bpe *b, vet_err *err) {
+void bpe_index_added(vet_bpe *b) {
     qsort(b->added, b->nadded, sizeof *b->added, by_length_desc);
+    memset(b->added_first, 0, sizeof b->added_first);
     for (size_t k = 0; k < b->nadded; k++) b->added_first[(unsigned char)b->added[k].text[0]] = 1;
+}
+
+int bpe_set_dec(vet_bpe *b, int32_t id, const char *p, size_t len) {
+    uint8_t *out = malloc(len + 1);
+    if (!out) return -1;
+    long m = vet_bytelevel_decode(p, len, out);
+    if (m < 0) { memcpy(out, p, len); m = (long)len; }
+    out[m] = 0;
+    free(b->dec[id]);
+    b->dec[id] = (char *)out;
+    b->dec_len[id] = (uint32_t)m;
+    return 0;
+}
+
+// What each id decodes to (bpe_set_dec: a byte-level spelling gives its bytes, a piece outside
+// the alphabet its own UTF-8). Special tokens give nothing.
+int bpe_finish_model(vet_bpe *b, vet_err *err) {
+    bpe_index_added(b);
     b->dec = calloc((size_t)b->n, sizeof *b->dec);
     b->dec_len = calloc((size_t)b->n, sizeof *b->dec_len);
     b->special = calloc((size_t)b->n, 1);
     if (!b->dec || !b->dec_len || !b->special) return vet_err_nomem(err, "out of memory");
-    for (int32_t id = 0; id < b->n; id++) {
-        const char *p = b->vocab.str[id];
-        size_t len = strlen(p);
-        uint8_t *out = malloc(len + 1);
-        if (!out) return vet_err_nomem(err, "out of memory");
-        long m = vet_bytelevel_decode(p, len, out);
-        if (m < 0) { memcpy(out, p, len); m = (long)len; }
-        out[m] = 0;
-        b->dec[id] = (char *)out;
-        b->dec_len[id] = (uint32_t)m;
-    }
+    for (int32_t id = 0; id < b->n; id++)
+        if (bpe_set_dec(b, id, b->vocab.str[id], strlen(b->vocab.str[id])) < 0)
+            return vet_err_nomem(err, "out of memory");
     for (int c = 0; c < 256; c++) {
         char s[8];
         int k = vet_bytelevel_utf8((uint8_t)c, s);

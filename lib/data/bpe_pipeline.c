@@ -1,6 +1,6 @@
-// bpe_pipeline.c — the parts of a tokenizer.json around the model: normalizer, pre-tokenizer,
-// post-processor and decoder. Each is read if vet does exactly what Hugging Face's tokenizers
-// does with it, and refused by name otherwise.
+// bpe_pipeline.c — the parts of a tokenizer.json around the model: normalizer (read by
+// bpe_normalize.c), pre-tokenizer, post-processor and decoder. Each is read if vet does exactly
+// what Hugging Face's tokenizers does with it, and refused by name otherwise.
 #include <stdlib.h>
 #include <string.h>
 
@@ -132,14 +132,6 @@ static int read_pretok(vet_bpe *b, json_t *pt, int *seen_bytelevel, vet_err *err
     return 0;
 }
 
-static int read_normalizer(json_t *nz, vet_err *err) {
-    if (!nz || json_is_null(nz)) return 0;
-    const char *type = json_string_value(json_object_get(nz, "type"));
-    json_t *items = json_object_get(nz, "normalizers");
-    if (type && strcmp(type, "Sequence") == 0 && json_is_array(items) && json_array_size(items) == 0) return 0;
-    return vet_errf(err, "normalizer %.40s is not supported (vet reads tokenizers without one)", type ? type : "(no type)");
-}
-
 static int read_decoder(json_t *d, vet_err *err) {
     if (!d || json_is_null(d)) return 0;
     const char *type = json_string_value(json_object_get(d, "type"));
@@ -207,7 +199,7 @@ int bpe_push_split(vet_bpe *b, const char *regex, vet_err *err) {
 
 int bpe_load_pipeline(vet_bpe *b, json_t *root, vet_err *err) {
     b->tmpl_bos = b->tmpl_eos = -1;
-    if (read_normalizer(json_object_get(root, "normalizer"), err) < 0) return -1;
+    if (bpe_read_normalizer(b, json_object_get(root, "normalizer"), err) < 0) return -1;
     json_t *pt = json_object_get(root, "pre_tokenizer");
     int seen = 0;
     if (!pt || json_is_null(pt)) return vet_errf(err, "no pre_tokenizer: vet reads byte-level BPE (a ByteLevel pre-tokenizer)");

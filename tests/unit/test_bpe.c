@@ -200,8 +200,8 @@ static void malformed_files(void) {
     refused(M("\"vocab\": {\"a\": 0}, \"dropout\": 0.1"), "dropout");
     refused(M("\"vocab\": {\"a\": 0}, \"continuing_subword_prefix\": \"##\""), "continuing_subword_prefix");
     refused(M("\"vocab\": {\"a\": 0}, \"unk_token\": \"<unk>\""), "unk_token");
-    refused("{\"normalizer\": {\"type\": \"NFC\"}, " PT ", \"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}}}",
-            "normalizer NFC is not supported");
+    refused("{\"normalizer\": {\"type\": \"NFKC\"}, " PT ", \"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}}}",
+            "normalizer NFKC is not supported");
     refused("{\"pre_tokenizer\": {\"type\": \"Metaspace\"}, \"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}}}",
             "pre_tokenizer Metaspace is not supported");
     refused("{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}}}", "no pre_tokenizer");
