@@ -24,7 +24,8 @@ Checks (ids must be identical, every string):
   - sha256: a GGUF with the same tokenizer keys in another order hashes the same; a changed score
     hashes differently (and vet-pack/vet-train then refuse the stream: tested for gguf-bpe).
   - vet-export's GGUF of a model directory holding the tokenizer.model (a tiny random LLaMA with
-    8 padding rows past the vocabulary) read back by vet-tokenize: the same ids as the source.
+    8 padding rows past the vocabulary) read back by vet-tokenize: the same ids as the source; and
+    llama.cpp's own tokenizer on that file (llama-cpp-python, when installed) gives vet's ids.
 """
 import json
 import os
@@ -239,6 +240,31 @@ def check_export(tag, tmp, model_dir, sp, strings):
        "%d + 8 unused)" % (tag, len(strings), info["vocab_size"], n),
        not bad and info["kind"] == "gguf-spm" and info["vocab_size"] == n + 8 and info["add_bos"],
        "%d differ; info %s" % (len(bad), info))
+    check_llama_cpp(tag, out, strings, vet)
+
+
+def check_llama_cpp(tag, path, strings, vet):
+    """llama.cpp itself (llama-cpp-python, when installed) tokenizing the exported GGUF. Where a
+    user-defined piece (<sep>) is in the text, llama.cpp splits it off first and tokenizes each
+    fragment alone (the prefix space goes to the first fragment only), which SentencePiece and so
+    the model's own tokenizer.model do not: those strings are counted, not compared."""
+    try:
+        import test_gguf_export as ge
+        llama_cpp = ge.llama_cpp_module()
+        llm = llama_cpp.Llama(model_path=path, vocab_only=True, verbose=False)
+    except Exception as e:
+        skip("gguf_spm_llama_cpp_%s" % tag, "llama.cpp cannot load the GGUF here: %s" % str(e)[:200])
+        return
+    plain = [i for i, s in enumerate(strings) if s and "<sep>" not in s]
+    bad = [i for i in plain if llm.tokenize(strings[i].encode("utf-8"), add_bos=False, special=False) != vet[i]["ids"]]
+    first = ""
+    if bad:
+        i = bad[0]
+        first = "first %r: llama.cpp %s, vet %s" % (
+            strings[i][:60], llm.tokenize(strings[i].encode("utf-8"), add_bos=False, special=False)[:16],
+            vet[i]["ids"][:16])
+    ok("gguf_spm_llama_cpp_%s (llama.cpp's tokenizer on vet-export's GGUF: %d strings without a user-defined "
+       "piece, %d differ)" % (tag, len(plain), len(bad)), not bad, first)
 
 
 def main():
