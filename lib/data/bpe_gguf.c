@@ -16,7 +16,8 @@
 //                the table is refused by name: a guessed pre-tokenizer tokenizes silently wrong.
 //   BOS/EOS/...  tokenizer.ggml.{bos,eos,unknown,padding}_token_id; tokenizer.ggml.add_bos_token
 //                (absent: llama.cpp's default for the pre-tokenizer); add_eos_token true refused.
-// tokenizer.ggml.model "llama" (SentencePiece scores) and every other model are refused by name.
+// tokenizer.ggml.model "llama" (SentencePiece) is data/spm_gguf.c's (tokenizer.c sends it there);
+// every other model is refused by name.
 //
 // The sha256 that names the tokenizer in stream headers is over a canonical serialization of
 // exactly these keys (docs/formats.md), not over the file: a requantized copy of the same model

@@ -15,6 +15,7 @@ extern "C" {
 #include "base/read_file.h"
 #include "base/sha256.h"
 #include "data/spm.h"
+#include "data/spm_proto.h"
 }
 
 struct vet_spm {
@@ -22,6 +23,8 @@ struct vet_spm {
     std::string path;
     char sha256[65];
     mutable std::vector<int> scratch;  // reused by encode
+    std::vector<uint8_t> types;        // each piece's type as the model says (empty: ask the processor)
+    int add_dummy_prefix = 1;
 };
 
 // A tokenizer.model is a few MB (LLaMA's is 0.5 MB); anything past this is not one.
@@ -46,10 +49,18 @@ extern "C" vet_spm *vet_spm_load(const char *path, vet_err *err) {
     char *data;
     size_t len;
     if (vet_read_file(p.c_str(), "tokenizer model", SPM_MAX_BYTES, &data, &len, err) < 0) return nullptr;
+    char hex[65];
+    vet_sha256_hex(data, len, hex);
+    vet_spm *s = vet_spm_from_proto(p.c_str(), data, len, hex, err);
+    std::free(data);
+    return s;
+}
+
+extern "C" vet_spm *vet_spm_from_proto(const char *path, const void *proto, size_t len, const char *sha256_hex,
+                                       vet_err *err) {
     vet_spm *s = new (std::nothrow) vet_spm;
     if (!s) {
-        std::free(data);
-        vet_err_nomem(err, "%s: out of memory", p.c_str());
+        vet_err_nomem(err, "%s: out of memory", path);
         return nullptr;
     }
     // No C++ exception leaves this file: every library call that may throw (bad_alloc included)
@@ -58,34 +69,33 @@ extern "C" vet_spm *vet_spm_load(const char *path, vet_err *err) {
     // (an empty piece, say) throws from inside the library: that too is "not a model".
     sentencepiece::util::Status status;
     try {
-        status = s->sp.LoadFromSerializedProto(absl::string_view(data, len));
+        status = s->sp.LoadFromSerializedProto(absl::string_view(static_cast<const char *>(proto), len));
+        s->path = path;
+        // The processor does not say which pieces are user-defined: the model's bytes do.
+        if (status.ok() && s->sp.GetPieceSize() > 0) {
+            s->types.resize((size_t)s->sp.GetPieceSize());
+            if (vet_spm_proto_read(proto, len, s->types.data(), s->sp.GetPieceSize(), &s->add_dummy_prefix) < 0)
+                s->types.clear(), s->add_dummy_prefix = 1;
+        }
+    } catch (const std::bad_alloc &) {
+        vet_err_nomem(err, "%s: out of memory", path);
+        delete s;
+        return nullptr;
     } catch (const std::exception &e) {
-        vet_errf(err, "%s: not a usable SentencePiece model (%s)", p.c_str(), e.what());
-        std::free(data);
+        vet_errf(err, "%s: not a usable SentencePiece model (%s)", path, e.what());
         delete s;
         return nullptr;
     } catch (...) {
-        vet_errf(err, "%s: not a usable SentencePiece model", p.c_str());
-        std::free(data);
+        vet_errf(err, "%s: not a usable SentencePiece model", path);
         delete s;
         return nullptr;
     }
     if (!status.ok() || s->sp.GetPieceSize() <= 0) {
-        vet_errf(err, "%s: not a SentencePiece model (%s)", p.c_str(),
-                 status.ok() ? "no pieces" : status.ToString().c_str());
-        std::free(data);
+        vet_errf(err, "%s: not a SentencePiece model (%s)", path, status.ok() ? "no pieces" : status.ToString().c_str());
         delete s;
         return nullptr;
     }
-    vet_sha256_hex(data, len, s->sha256);
-    std::free(data);
-    try {
-        s->path = p;
-    } catch (...) {
-        vet_err_nomem(err, "%s: out of memory", path);
-        delete s;
-        return nullptr;
-    }
+    std::snprintf(s->sha256, sizeof s->sha256, "%s", sha256_hex);
     return s;
 }
 
@@ -167,12 +177,15 @@ extern "C" float vet_spm_score(const vet_spm *s, int id) {
 
 extern "C" int vet_spm_piece_type(const vet_spm *s, int id) {
     if (id < 0 || id >= s->sp.GetPieceSize()) return 0;
+    if (!s->types.empty()) return s->types[(size_t)id];
     if (s->sp.IsUnknown(id)) return VET_SPM_UNKNOWN;
     if (s->sp.IsControl(id)) return VET_SPM_CONTROL;
     if (s->sp.IsUnused(id)) return VET_SPM_UNUSED;
     if (s->sp.IsByte(id)) return VET_SPM_BYTE;
     return VET_SPM_NORMAL;
 }
+
+extern "C" int vet_spm_add_dummy_prefix(const vet_spm *s) { return s->add_dummy_prefix; }
 
 extern "C" const char *vet_spm_path(const vet_spm *s) { return s->path.c_str(); }
 extern "C" const char *vet_spm_sha256(const vet_spm *s) { return s->sha256; }

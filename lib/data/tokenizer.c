@@ -10,6 +10,7 @@
 
 #include "data/bpe.h"
 #include "data/spm.h"
+#include "data/spm_gguf.h"
 #include "io/json_file.h"
 #include "io/mp.h"
 
@@ -18,7 +19,7 @@ struct vet_tokenizer {
     vet_spm *spm;
     vet_bpe *bpe;
     int bos, eos, pad, unk, add_bos;
-    int gguf;  // read from a GGUF's metadata (kind "gguf-bpe")
+    int gguf;  // read from a GGUF's metadata (kind "gguf-bpe" or "gguf-spm")
     char choice[512];
 };
 
@@ -184,8 +185,22 @@ static int looks_json(const char *file) {
     return c == '{';
 }
 
+// A GGUF whose tokenizer.ggml.model is "llama": SentencePiece, its ids and flags from the file.
+static int load_gguf_spm(vet_tokenizer *t, const char *file, vet_err *err) {
+    vet_spm_gguf_info gi;
+    t->kind = VET_TOK_SPM;
+    if (!(t->spm = vet_spm_load_gguf(file, &gi, err))) return -1;
+    t->bos = gi.bos, t->eos = gi.eos, t->pad = gi.pad, t->unk = gi.unk;
+    t->add_bos = gi.add_bos;
+    t->gguf = 1;
+    return 0;
+}
+
 static int load_file(vet_tokenizer *t, const char *file, vet_err *err) {
     if (looks_gguf(file)) {
+        int spm = vet_gguf_tokenizer_is_spm(file, err);
+        if (spm < 0) return -1;
+        if (spm) return load_gguf_spm(t, file, err);
         t->kind = VET_TOK_BPE;
         if (!(t->bpe = vet_bpe_load_gguf(file, err))) return -1;
         return gguf_specials(t);
@@ -319,7 +334,8 @@ int vet_tokenizer_is_special(const vet_tokenizer *t, int id) {
 
 vet_tok_kind vet_tokenizer_kind(const vet_tokenizer *t) { return t->kind; }
 const char *vet_tokenizer_kind_name(const vet_tokenizer *t) {
-    return t->gguf ? "gguf-bpe" : t->kind == VET_TOK_BPE ? "bpe" : "spm";
+    if (t->gguf) return t->kind == VET_TOK_BPE ? "gguf-bpe" : "gguf-spm";
+    return t->kind == VET_TOK_BPE ? "bpe" : "spm";
 }
 const char *vet_tokenizer_path(const vet_tokenizer *t) { return t->bpe ? vet_bpe_path(t->bpe) : vet_spm_path(t->spm); }
 const char *vet_tokenizer_sha256(const vet_tokenizer *t) {

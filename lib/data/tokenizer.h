@@ -1,12 +1,13 @@
 // tokenizer.h — one tokenizer interface over the two kinds vet reads: SentencePiece
 // (tokenizer.model, data/spm.h; LLaMA-1/2, Mistral, TinyLlama) and Hugging Face's byte-level BPE
 // (tokenizer.json, data/bpe.h; Llama-3, Qwen2, SmolLM2, GPT-2), the latter also as a GGUF model
-// file carries it (tokenizer.ggml.*; data/bpe_gguf.c).
+// file carries it (tokenizer.ggml.*; data/bpe_gguf.c), and SentencePiece from a GGUF's "llama"
+// vocabulary (data/spm_gguf.c).
 //
 // Which ids begin a prompt: tokenizer_config.json's add_bos_token when it says, else the
 // tokenizer.json post-processor's template (Llama-3's adds <|begin_of_text|>; Qwen2's and
-// SmolLM2's add nothing); SentencePiece models always begin with BOS, as vet did before; a GGUF:
-// its tokenizer.ggml.add_bos_token, and its *_token_id for BOS/EOS/PAD/UNK.
+// SmolLM2's add nothing); SentencePiece models always begin with BOS, as vet did before; a GGUF
+// (either kind): its tokenizer.ggml.add_bos_token, and its *_token_id for BOS/EOS/PAD/UNK.
 // BOS/EOS/PAD/UNK: tokenizer_config.json's *_token, else config.json's *_token_id, else the
 // template's tokens, else the usual names (<|begin_of_text|>/<s>; <|end_of_text|>/</s>/<|endoftext|>).
 #ifndef VET_TOKENIZER_H
@@ -58,7 +59,7 @@ int vet_tokenizer_piece_to_id(const vet_tokenizer *t, const char *piece);
 int vet_tokenizer_is_special(const vet_tokenizer *t, int id);
 
 vet_tok_kind vet_tokenizer_kind(const vet_tokenizer *t);
-const char *vet_tokenizer_kind_name(const vet_tokenizer *t);  // "spm", "bpe" or "gguf-bpe"
+const char *vet_tokenizer_kind_name(const vet_tokenizer *t);  // "spm", "bpe", "gguf-bpe" or "gguf-spm"
 // The file actually read, the sha256 (hex) of its bytes (for a GGUF: of its tokenizer metadata,
 // docs/formats.md), and a line saying which file of a directory holding both kinds was taken and
 // why ("" when there was no choice).
@@ -66,7 +67,8 @@ const char *vet_tokenizer_path(const vet_tokenizer *t);
 const char *vet_tokenizer_sha256(const vet_tokenizer *t);
 const char *vet_tokenizer_choice(const vet_tokenizer *t);
 
-// A stream header's tokenizer map (docs/formats.md) names its kind in "kind": "spm", "bpe" or "gguf-bpe";
+// A stream header's tokenizer map (docs/formats.md) names its kind in "kind": "spm", "bpe", "gguf-bpe"
+// or "gguf-spm";
 // a map without it (streams made before the field) is "spm". Copies the kind into out (n bytes,
 // cut to fit); tok may be NULL.
 struct msgpack_object;

@@ -5,10 +5,11 @@
 //                   the runtime knows it by name, so an unknown one is refused rather than guessed
 //   tokens          the pieces in id order as the tokenizer spells them (byte-level: "Ġthe")
 //   token_type      1 normal, 3 control (special added tokens, <s>), 4 user-defined (other added
-//                   tokens), 2 unknown, 5 unused (the padding to the model's vocabulary), 6 byte
-//                   (SentencePiece's <0x0A>)
+//                   tokens; SentencePiece's user-defined pieces), 2 unknown, 5 unused (the padding
+//                   to the model's vocabulary), 6 byte (SentencePiece's <0x0A>)
 //   merges          (gpt2) "left right", best first
 //   scores          (llama) each piece's score, from which transformers rebuilds the merges
+//   add_space_prefix (llama) the SentencePiece normalizer's add_dummy_prefix
 //   bos/eos/unknown/padding_token_id, add_bos_token, add_eos_token; chat_template when
 //   tokenizer_config.json has one.
 // A model whose embedding has more rows than the tokenizer has pieces gets "[PADn]" entries of
@@ -145,6 +146,8 @@ static int spm_part(vet_gguf_writer *w, const char *path, vocab_tab *v, vet_expo
     if (!rc) rc = vet_gguf_set_str_array(w, "tokenizer.ggml.tokens", v->tok, (uint64_t)v->vocab, err);
     if (!rc) rc = vet_gguf_set_array(w, "tokenizer.ggml.scores", VET_GGUF_F32, v->score, (uint64_t)v->vocab, err);
     if (!rc) rc = vet_gguf_set_array(w, "tokenizer.ggml.token_type", VET_GGUF_I32, v->type, (uint64_t)v->vocab, err);
+    // The normalizer's one setting GGUF can hold (llama.cpp's default, absent, is true).
+    if (!rc) rc = vet_gguf_set_bool(w, "tokenizer.ggml.add_space_prefix", vet_spm_add_dummy_prefix(s), err);
     if (!rc) snprintf(r->tokenizer, sizeof r->tokenizer, "llama");
     vet_spm_free(s);
     return rc;

@@ -1,6 +1,7 @@
 // fuzz_gguf_tokenizer.c — lib/data/tokenizer.h on a GGUF file (the input, as it is): a GGUF whose
-// tokenizer.ggml.* metadata is not a byte-level BPE vet can honour must be refused with a
-// message, not crash. One that loads is used as vet uses it: encode a note (special tokens,
+// tokenizer.ggml.* metadata is not a byte-level BPE ("gpt2", data/bpe_gguf.c) or a SentencePiece
+// vocabulary ("llama", data/spm_gguf.c: the ModelProto built from it goes through libsentencepiece)
+// vet can honour must be refused with a message, not crash. One that loads is used as vet uses it: encode a note (special tokens,
 // Unicode, digits and runs of spaces in it), check every id, decode, look pieces up.
 #include "fuzz_util.h"
 
