@@ -40,8 +40,10 @@ int export_check_config(const vet_config *c, vet_err *err) {
 // rope_freqs.weight (hd/2) for llama3 rope scaling, as llama.cpp's convert_hf_to_gguf.py computes
 // it from rope_scaling: 1 above the high-frequency wavelength, factor below the low one, and
 // 1 / ((1 - smooth) / factor + smooth) between; llama.cpp divides frequency i by it. fp32 steps
-// in the order PyTorch evaluates the converter's tensor expressions (as model/ops_rope.c).
-// A GGUF's own factors (VET_ROPE_FACTORS) go back out as they came in.
+// as PyTorch evaluates the converter's expressions on 0-d tensors: `scalar / tensor` as
+// reciprocal(tensor) * scalar, `tensor / scalar` as a true division (the bits match the
+// converter's: tests/reference/test_gguf_model.py). A GGUF's own factors (VET_ROPE_FACTORS) go
+// back out as they came in.
 static void rope_freqs(const vet_config *c, float *out) {
     int half = c->head_dim / 2;
     if (c->rope_type == VET_ROPE_FACTORS) {
@@ -52,12 +54,11 @@ static void rope_freqs(const vet_config *c, float *out) {
     float factor = c->rope_factor, lo = c->rope_low_freq_factor, hi = c->rope_high_freq_factor;
     float old_ctx = (float)c->rope_orig_max_pos;
     float low_wavelen = (float)((double)c->rope_orig_max_pos / lo), high_wavelen = (float)((double)c->rope_orig_max_pos / hi);
-    float inv_band = (float)(1.0 / ((double)hi - lo)), inv_factor = (float)(1.0 / factor);
+    float band = (float)((double)hi - lo);
     for (int i = 0; i < half; i++) {
         float wavelen = (1.0f / out[i]) * (float)(2 * M_PI);
-        float smooth = ((1.0f / wavelen) * old_ctx - lo) * inv_band;
-        out[i] = wavelen < high_wavelen ? 1.0f : wavelen > low_wavelen ? factor
-                                                                       : 1.0f / ((1.0f - smooth) * inv_factor + smooth);
+        float smooth = ((1.0f / wavelen) * old_ctx - lo) / band;
+        out[i] = wavelen < high_wavelen ? 1.0f : wavelen > low_wavelen ? factor : 1.0f / ((1.0f - smooth) / factor + smooth);
     }
 }
 
