@@ -298,9 +298,7 @@ static int upload_tables(vet_gpu_infer *g, vet_err *err) {
         vet_err_nomem(err, "out of memory for the RoPE tables");
         goto out;
     }
-    rope_scaling sc = {c->rope_type, c->rope_factor, c->rope_low_freq_factor, c->rope_high_freq_factor,
-                       c->rope_orig_max_pos};
-    rope_inv_freq(inv, c->head_dim, c->rope_theta, &sc);
+    vet_rope_inv_freq(c, inv);
     rope_tables(cs, cs + half, g->max_len, c->head_dim, inv);
     for (int i = 0; i < g->max_len; i++) seq[i] = i;
     if (vet_gpu_upload_f32(g->ctx, g->cos_t, cs, half, err) == 0 && vet_gpu_upload_f32(g->ctx, g->sin_t, cs + half, half, err) == 0 &&

@@ -128,9 +128,7 @@ vet_gpu_model *vet_gpu_model_new(vet_cuda *ctx, const vet_model *m, int B, int T
         goto fail;
     }
     const vet_config *c = &m->cfg;
-    rope_scaling sc = {c->rope_type, c->rope_factor, c->rope_low_freq_factor,
-                       c->rope_high_freq_factor, c->rope_orig_max_pos};
-    rope_inv_freq(inv, c->head_dim, c->rope_theta, &sc);
+    vet_rope_inv_freq(c, inv);
     size_t half = (size_t)T * g->hd / 2;
     rope_tables(cs, cs + half, T, c->head_dim, inv);
     int rc = vet_gpu_upload_f32(ctx, g->cos_t, cs, half, err);

@@ -18,9 +18,10 @@ typedef struct {
 typedef struct {
     export_src *src;           // (cap) owned, allocated once: the writer points into it
     int n, cap;
+    float rope_freqs[VET_ROPE_MAX_FACTORS];   // (head_dim/2) rope_freqs.weight, when written
 } export_srcs;
 
-// Refuses what GGUF's llama/qwen2 cannot say (llama3 rope scaling) by name. 0 or -1.
+// Refuses what GGUF's llama/qwen2 cannot say (rope scaling for qwen2) by name. 0 or -1.
 int export_check_config(const vet_config *c, vet_err *err);
 
 // general.* and <arch>.* keys and every tensor of m into w; srcs keeps the fill contexts (free

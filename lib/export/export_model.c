@@ -7,6 +7,7 @@
 //   blk.N.attn_{q,k,v}.bias    blk.N.attn_output.weight     blk.N.ffn_norm.weight (C)
 //   blk.N.ffn_{gate,up}.weight (C, F)   blk.N.ffn_down.weight (F, C)
 //   output_norm.weight (C)     output.weight (C, V), absent when the embeddings are tied
+//   rope_freqs.weight (hd/2), first, only with llama3 rope scaling (see rope_freqs below)
 //
 // RoPE: transformers rotates (x[i], x[i + hd/2]) (rotate_half); llama.cpp's llama architecture
 // rotates adjacent pairs (x[2i], x[2i+1]). So for "llama" the rows of Q and K (and their biases)
@@ -14,21 +15,51 @@
 // row j*hd/2 + i. Then llama.cpp's adjacent pairs are transformers' (i, i + hd/2) pairs and the
 // attention scores are unchanged. Qwen2 runs llama.cpp's NEOX rope (transformers' pairing): no
 // permutation. K uses its own head count (GQA).
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "export/export_impl.h"
 #include "io/ggml_quant.h"
+#include "model/ops.h"
 
 int export_check_config(const vet_config *c, vet_err *err) {
     if (strcmp(c->arch, "llama") != 0 && strcmp(c->arch, "qwen2") != 0)
         return vet_errf(err, "architecture %s has no GGUF export (vet writes llama and qwen2)", c->arch);
-    if (c->rope_type == VET_ROPE_LLAMA3)
-        return vet_errf(err, "rope_scaling llama3 is not exported: llama.cpp keeps it as a rope_freqs "
-                             "tensor that vet does not write, and transformers' GGUF loader drops it");
+    if (c->rope_type != VET_ROPE_DEFAULT && strcmp(c->arch, "llama") != 0)
+        return vet_errf(err, "rope_scaling llama3 is not exported for %s: llama.cpp applies rope_freqs to the llama "
+                             "architecture only", c->arch);
+    if (c->rope_type != VET_ROPE_DEFAULT && c->head_dim / 2 > VET_ROPE_MAX_FACTORS)
+        return vet_errf(err, "rope_scaling llama3 with head_dim %d is not exported (rope_freqs of at most %d factors)",
+                        c->head_dim, VET_ROPE_MAX_FACTORS);
     if (c->mlp_bias) return vet_errf(err, "MLP biases have no place in GGUF's llama architecture");
     return 0;
+}
+
+// rope_freqs.weight (hd/2) for llama3 rope scaling, as llama.cpp's convert_hf_to_gguf.py computes
+// it from rope_scaling: 1 above the high-frequency wavelength, factor below the low one, and
+// 1 / ((1 - smooth) / factor + smooth) between; llama.cpp divides frequency i by it. fp32 steps
+// as PyTorch evaluates the converter's expressions on 0-d tensors: `scalar / tensor` as
+// reciprocal(tensor) * scalar, `tensor / scalar` as a true division (the bits match the
+// converter's: tests/reference/test_gguf_model.py). A GGUF's own factors (VET_ROPE_FACTORS) go
+// back out as they came in.
+static void rope_freqs(const vet_config *c, float *out) {
+    int half = c->head_dim / 2;
+    if (c->rope_type == VET_ROPE_FACTORS) {
+        memcpy(out, c->rope_freq_factors, (size_t)half * sizeof(float));
+        return;
+    }
+    rope_inv_freq(out, c->head_dim, c->rope_theta, NULL);   // theta^(-2i/hd), the converter's freqs
+    float factor = c->rope_factor, lo = c->rope_low_freq_factor, hi = c->rope_high_freq_factor;
+    float old_ctx = (float)c->rope_orig_max_pos;
+    float low_wavelen = (float)((double)c->rope_orig_max_pos / lo), high_wavelen = (float)((double)c->rope_orig_max_pos / hi);
+    float band = (float)((double)hi - lo);
+    for (int i = 0; i < half; i++) {
+        float wavelen = (1.0f / out[i]) * (float)(2 * M_PI);
+        float smooth = ((1.0f / wavelen) * old_ctx - lo) / band;
+        out[i] = wavelen < high_wavelen ? 1.0f : wavelen > low_wavelen ? factor : 1.0f / ((1.0f - smooth) / factor + smooth);
+    }
 }
 
 // The HF row that GGUF row r of a permuted Q/K holds (see the top of the file).
@@ -111,10 +142,15 @@ int export_model(vet_gguf_writer *w, const vet_model *m, uint32_t type, const ch
     int64_t q = c->n_heads * hd, kv = c->n_kv_heads * hd;
     int llama = strcmp(c->arch, "llama") == 0;
     int ph = llama ? c->n_heads : 0, pk = llama ? c->n_kv_heads : 0;
-    ss->cap = 3 + 12 * c->n_layers, ss->n = 0;
+    ss->cap = 4 + 12 * c->n_layers, ss->n = 0;
     if (!(ss->src = calloc((size_t)ss->cap, sizeof *ss->src))) return vet_err_nomem(err, "out of memory");
 #define ADD(p, rows, cols, perm) add(w, ss, nm, p, rows, cols, type, perm, r, err)
-    const char *nm = "token_embd.weight";
+    const char *nm = "rope_freqs.weight";   // first, as the converter writes its extra tensors
+    if (c->rope_type != VET_ROPE_DEFAULT) {
+        rope_freqs(c, ss->rope_freqs);
+        if (ADD(ss->rope_freqs, hd / 2, 0, 0)) return -1;
+    }
+    nm = "token_embd.weight";
     if (ADD(W->embed, V, C, 0)) return -1;
     for (int l = 0; l < c->n_layers; l++) {
         char b[64];

@@ -198,9 +198,7 @@ vet_infer *vet_infer_new(const vet_model *m, int n_slots, vet_err *err) {
     s->len = calloc((size_t)n_slots, sizeof(int));
     s->inv_freq = malloc((size_t)s->hd / 2 * sizeof(float));
     if (!s->kc || !s->vc || !s->cap || !s->len || !s->inv_freq) goto oom;
-    rope_scaling sc = {c->rope_type, c->rope_factor, c->rope_low_freq_factor,
-                       c->rope_high_freq_factor, c->rope_orig_max_pos};
-    rope_inv_freq(s->inv_freq, s->hd, c->rope_theta, &sc);
+    vet_rope_inv_freq(c, s->inv_freq);
     return s;
 oom:
     vet_infer_free(s);

@@ -224,6 +224,19 @@ int vet_config_load(vet_config *c, const char *path, vet_err *err) {
     return rc;
 }
 
+// Per-frequency rope factors (a GGUF's rope_freqs.weight): head_dim/2 of them, each finite and
+// > 0 (a zero would divide a frequency into infinity).
+static int validate_rope_factors(const vet_config *c, vet_err *err) {
+    if (c->head_dim / 2 > VET_ROPE_MAX_FACTORS)
+        return vet_errf(err, "head_dim %d: per-frequency rope factors are supported up to head_dim %d", c->head_dim,
+                        2 * VET_ROPE_MAX_FACTORS);
+    for (int i = 0; i < c->head_dim / 2; i++)
+        if (!(c->rope_freq_factors[i] > 0) || !isfinite(c->rope_freq_factors[i]))
+            return vet_errf(err, "rope frequency factor %d is %g: each must be finite and > 0", i,
+                            (double)c->rope_freq_factors[i]);
+    return 0;
+}
+
 int vet_config_validate(const vet_config *c, vet_err *err) {
     if (strcmp(c->arch, "llama") && strcmp(c->arch, "qwen2"))
         return vet_errf(err, "architecture '%s' is not llama or qwen2", c->arch);
@@ -252,8 +265,9 @@ int vet_config_validate(const vet_config *c, vet_err *err) {
         return vet_errf(err, "llama3 rope scaling needs factor > 0, high_freq_factor > low_freq_factor > 0 and "
                              "original_max_position_embeddings > 0 (got %g, %g, %g, %d)",
                         c->rope_factor, c->rope_high_freq_factor, c->rope_low_freq_factor, c->rope_orig_max_pos);
-    if (c->rope_type != VET_ROPE_DEFAULT && c->rope_type != VET_ROPE_LLAMA3)
+    if (c->rope_type != VET_ROPE_DEFAULT && c->rope_type != VET_ROPE_LLAMA3 && c->rope_type != VET_ROPE_FACTORS)
         return vet_errf(err, "rope_type %d is unknown", c->rope_type);
+    if (c->rope_type == VET_ROPE_FACTORS && validate_rope_factors(c, err)) return -1;
     if (c->mlp_bias) return vet_errf(err, "mlp_bias is not supported");
     if (c->qkv_bias && strcmp(c->arch, "qwen2"))
         return vet_errf(err, "q/k/v biases are only supported for qwen2 (LLaMA's attention_bias also biases o_proj)");
@@ -286,6 +300,11 @@ static json_t *jid(int id) { return id < 0 ? json_null() : json_integer(id); }
 
 int vet_config_save(const vet_config *c, const char *path, vet_err *err) {
     if (vet_config_validate(c, err) != 0) return vet_err_prefix(err, "%s", path);
+    // transformers' rope_scaling cannot hold factors, and guessing llama3 parameters back from
+    // them would write a model that is not the one that ran.
+    if (c->rope_type == VET_ROPE_FACTORS)
+        return vet_errf(err, "%s: rope scaling from a GGUF's rope_freqs.weight (per-frequency factors) has no "
+                        "config.json form: write the model as GGUF with vet-export instead", path);
     int qwen = strcmp(c->arch, "qwen2") == 0;
     json_t *o = json_object();
     json_object_set_new(o, "architectures", json_pack("[s]", qwen ? "Qwen2ForCausalLM" : "LlamaForCausalLM"));

@@ -3,7 +3,7 @@
 // vet runs the LLaMA family as transformers defines it: LlamaForCausalLM (LLaMA-1/2/3.x,
 // Alpaca, Vicuna, ...) and Qwen2ForCausalLM (Qwen2, Qwen2.5). Everything else is refused
 // with a message, never half-run: non-SiLU activations, MLP biases, sliding-window
-// attention, rope scalings other than llama3.
+// attention, rope scalings other than llama3 (a GGUF's llama3 factors are read: VET_ROPE_FACTORS).
 #ifndef VET_CONFIG_H
 #define VET_CONFIG_H
 
@@ -12,6 +12,11 @@
 
 #include "base/err.h"
 
+#define VET_ROPE_DEFAULT 0
+#define VET_ROPE_LLAMA3 1
+#define VET_ROPE_FACTORS 2      // rope_freq_factors; no config.json form (vet_config_save refuses it)
+#define VET_ROPE_MAX_FACTORS 512   // head_dim up to 1024 with VET_ROPE_FACTORS
+
 typedef struct {
     char arch[16];            // "llama" or "qwen2" (from architectures[0] / model_type)
     int dim;                  // hidden_size
@@ -19,9 +24,12 @@ typedef struct {
     int n_layers, n_heads, n_kv_heads, head_dim;   // head_dim = config head_dim or dim/n_heads
     int vocab_size, max_pos;  // max_position_embeddings
     float rms_eps, rope_theta;
-    int rope_type;            // 0 default, 1 llama3
+    int rope_type;            // VET_ROPE_DEFAULT, _LLAMA3 or _FACTORS
     float rope_factor, rope_low_freq_factor, rope_high_freq_factor;
     int rope_orig_max_pos;    // llama3 scaling: original_max_position_embeddings
+    // VET_ROPE_FACTORS: (head_dim/2) per-frequency factors, a GGUF's rope_freqs.weight (how
+    // llama.cpp's converter stores llama3 scaling): rotary frequency i is theta^(-2i/hd) / factor[i].
+    float rope_freq_factors[VET_ROPE_MAX_FACTORS];
     int tie_embeddings;       // tie_word_embeddings: lm_head shares embed_tokens
     int qkv_bias;             // q/k/v projections have biases (always for qwen2; attention_bias for llama)
     int mlp_bias;             // always 0: vet refuses configs with MLP biases
@@ -31,12 +39,10 @@ typedef struct {
     char torch_dtype[16];     // "float32" | "bfloat16" | "float16" (the dtype the weights are stored in)
 } vet_config;
 
-#define VET_ROPE_DEFAULT 0
-#define VET_ROPE_LLAMA3 1
-
 // Reads config.json (a path to the file, or to the model directory holding it) and validates it.
 int vet_config_load(vet_config *c, const char *path, vet_err *err);
-// Writes a config.json transformers loads (atomically: tmp file + rename).
+// Writes a config.json transformers loads (atomically: tmp file + rename). Refuses
+// VET_ROPE_FACTORS, which config.json has no way to say.
 int vet_config_save(const vet_config *c, const char *path, vet_err *err);
 // Fills c with a named shape: tiny, small, llama-7b, llama3-8b, qwen2.5-7b.
 int vet_config_preset(vet_config *c, const char *name, vet_err *err);

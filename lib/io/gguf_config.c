@@ -9,6 +9,8 @@
 #include <strings.h>
 #include <sys/stat.h>
 
+#include "io/ggml_dequant.h"
+
 typedef struct {
     const vet_gguf *g;
     const char *arch;
@@ -95,9 +97,6 @@ static int refuse_unsupported(const reader *r, const vet_config *c) {
     float lin = 1.0f;
     if (get_float(r, "rope.scale_linear", &lin, 0, 1.0f)) return -1;
     if (lin != 1.0f) return vet_errf(r->err, "%s: %s.rope.scale_linear %g: linear rope scaling is not supported", path, r->arch, lin);
-    if (vet_gguf_find_tensor(r->g, "rope_freqs.weight"))
-        return vet_errf(r->err, "%s: tensor rope_freqs.weight (llama3 rope scaling stored as per-frequency factors) is not "
-                        "supported in a GGUF: use the Hugging Face directory of this model", path);
     int rot = c->head_dim, experts = 0, vlen = c->head_dim;
     if (get_int(r, "rope.dimension_count", &rot, 0, c->head_dim) || get_int(r, "expert_count", &experts, 0, 0) ||
         get_int(r, "attention.value_length", &vlen, 0, c->head_dim))
@@ -110,6 +109,37 @@ static int refuse_unsupported(const reader *r, const vet_config *c) {
                         vlen, c->head_dim);
     if (experts > 0)
         return vet_errf(r->err, "%s: %s.expert_count %d: a mixture of experts is not supported", path, r->arch, experts);
+    return 0;
+}
+
+// rope_freqs.weight: llama.cpp's converter stores Llama-3.1/3.2's llama3 rope scaling as
+// head_dim/2 factors, frequency i divided by factor i (ggml_rope_ext's freq_factors). Read as
+// they are (any type vet dequantizes), not fitted back to llama3's four parameters: the
+// factors are what llama.cpp runs. All ones is plain rope.
+static int read_rope_freqs(const reader *r, vet_config *c) {
+    const vet_gguf_tensor *t = vet_gguf_find_tensor(r->g, "rope_freqs.weight");
+    if (!t) return 0;
+    const char *path = vet_gguf_path(r->g);
+    int half = c->head_dim / 2;
+    if (t->n_dims != 1 || t->ne[0] != half)
+        return vet_errf(r->err, "%s: tensor rope_freqs.weight has %d dims and %lld values, expected 1 dim of head_dim/2 = "
+                        "%d (one factor per rotary frequency)", path, t->n_dims, (long long)t->n_elems, half);
+    if (half > VET_ROPE_MAX_FACTORS)
+        return vet_errf(r->err, "%s: tensor rope_freqs.weight: head_dim %d is beyond the %d per-frequency factors vet "
+                        "keeps", path, c->head_dim, VET_ROPE_MAX_FACTORS);
+    if (!vet_ggml_can_dequant(t->type))
+        return vet_errf(r->err, "%s: tensor rope_freqs.weight has type %s, which vet does not read (it reads %s)", path,
+                        vet_ggml_type_get(t->type).name, vet_ggml_dequant_names());
+    if (vet_gguf_tensor_f32(r->g, t, c->rope_freq_factors, r->err)) return -1;
+    int ones = 1;
+    for (int i = 0; i < half; i++) {
+        float f = c->rope_freq_factors[i];
+        if (!(f > 0) || !isfinite(f))
+            return vet_errf(r->err, "%s: tensor rope_freqs.weight[%d] is %g: a rope frequency factor must be finite and "
+                            "> 0", path, i, (double)f);
+        ones &= f == 1.0f;
+    }
+    if (!ones) c->rope_type = VET_ROPE_FACTORS;
     return 0;
 }
 
@@ -145,6 +175,7 @@ int vet_gguf_config(vet_config *c, const vet_gguf *g, vet_err *err) {
     if (read_shape(&r, c) || refuse_unsupported(&r, c)) return -1;
     c->rope_type = VET_ROPE_DEFAULT;
     c->rope_factor = 1.0f;
+    if (read_rope_freqs(&r, c)) return -1;
     c->qkv_bias = strcmp(c->arch, "qwen2") == 0;
     c->tie_embeddings = vet_gguf_find_tensor(g, "output.weight") == NULL;
     if (get_id(&r, "bos_token_id", &c->bos_id) || get_id(&r, "eos_token_id", &c->eos_id) ||

@@ -8,11 +8,14 @@
 //   embedding_length / head_count), .rope.freq_base (default 10000), .vocab_size (default: the
 //   length of tokenizer.ggml.tokens, else token_embd.weight's ne[1])
 //   tokenizer.ggml.bos_token_id / eos_token_id / padding_token_id      optional
-// Refused with the key named: a missing required key, a key of the wrong type, rope scaling
-// (ARCH.rope.scaling.type other than none, or a rope_freqs.weight tensor: llama3 scaling stored
-// as precomputed factors), partial rotary (rope.dimension_count != head_dim), value_length !=
-// key_length, mixtures of experts (expert_count > 0). Embeddings are tied when the file has no
-// output.weight (as llama.cpp's converter writes tied models).
+//   tensor rope_freqs.weight (head_dim/2 values, each finite and > 0): llama3 rope scaling as
+//   llama.cpp's converter stores it, per-frequency factors (VET_ROPE_FACTORS; all ones: plain rope)
+// Refused with the key named: a missing required key, a key of the wrong type, rope scaling by
+// metadata (ARCH.rope.scaling.type other than none, rope.scale_linear), a rope_freqs.weight of
+// the wrong length or with a factor that is not finite and > 0, partial rotary
+// (rope.dimension_count != head_dim), value_length != key_length, mixtures of experts
+// (expert_count > 0). Embeddings are tied when the file has no output.weight (as llama.cpp's
+// converter writes tied models).
 #ifndef VET_GGUF_CONFIG_H
 #define VET_GGUF_CONFIG_H
 

@@ -162,9 +162,7 @@ vet_acts *vet_acts_new(const vet_model *m, int B, int T, vet_err *err) {
         vet_err_nomem(err, "out of memory");
         return NULL;
     }
-    rope_scaling sc = {c->rope_type, c->rope_factor, c->rope_low_freq_factor,
-                       c->rope_high_freq_factor, c->rope_orig_max_pos};
-    rope_inv_freq(inv, c->head_dim, c->rope_theta, &sc);
+    vet_rope_inv_freq(c, inv);
     rope_tables(a->cos_t, a->sin_t, T, c->head_dim, inv);
     free(inv);
     return a;

@@ -61,9 +61,7 @@ vet_kv *vet_kv_new(const vet_model *m, int max_len, vet_err *err) {
         off += (t[i].n + 15) & ~(size_t)15;
     }
     kv->mem = mem;
-    rope_scaling sc = {c->rope_type, c->rope_factor, c->rope_low_freq_factor,
-                       c->rope_high_freq_factor, c->rope_orig_max_pos};
-    rope_inv_freq(inv, c->head_dim, c->rope_theta, &sc);
+    vet_rope_inv_freq(c, inv);
     rope_tables(kv->cos_t, kv->sin_t, max_len, c->head_dim, inv);
     free(inv);
     return kv;

@@ -111,6 +111,10 @@ int vet_model_load(vet_model *m, const char *dir, vet_err *err);
 // Random init (normal std 0.02, norms 1, biases 0) from a config, deterministic in seed.
 int vet_model_init(vet_model *m, const vet_config *cfg, uint64_t seed, vet_err *err);
 void vet_model_free(vet_model *m);
+// The rotary inverse frequencies (head_dim/2) of config c: its theta and its rope scaling
+// (llama3 as transformers computes it, or a GGUF's per-frequency factors). Every backend's
+// rope tables start here.
+void vet_rope_inv_freq(const vet_config *c, float *inv_freq);
 // Adds LoRA adapters: A kaiming-uniform(a=sqrt(5)) as PEFT does (bound 1/sqrt(in)), B zero.
 int vet_model_add_lora(vet_model *m, int r, float alpha, float dropout, int rslora,
                        unsigned targets, uint64_t seed, vet_err *err);

@@ -1,7 +1,8 @@
 // model_gguf.c — see model_gguf.h. GGUF tensor names are llama.cpp's:
 //   token_embd.weight (V, C)   output_norm.weight (C)   output.weight (V, C), absent when tied
 //   blk.N.attn_norm / attn_q / attn_k / attn_v / attn_output / ffn_norm / ffn_gate / ffn_up /
-//   ffn_down .weight, and for qwen2 blk.N.attn_q / attn_k / attn_v .bias
+//   ffn_down .weight, and for qwen2 blk.N.attn_q / attn_k / attn_v .bias; rope_freqs.weight
+//   (head_dim/2), llama3 rope factors, is read with the config (io/gguf_config.c), not here
 // GGUF dims are ne[0] fastest, so a weight (out, in) has ne = {in, out}: dequantized in file
 // order it is the row-major (out, in) matrix vet holds, no transpose needed.
 #include "model/model_gguf.h"
@@ -76,6 +77,7 @@ static const vet_gguf_tensor *check_one(const vet_gguf *g, const char *hf, int n
 // 1 when name is a tensor the model of config c has.
 static int known(const vet_config *c, const char *name) {
     if (!strcmp(name, "token_embd.weight") || !strcmp(name, "output_norm.weight")) return 1;
+    if (!strcmp(name, "rope_freqs.weight")) return 1;   // read into the config (io/gguf_config.h)
     if (!strcmp(name, "output.weight")) return !c->tie_embeddings;
     int layer, off = 0;
     if (sscanf(name, "blk.%d.%n", &layer, &off) != 1 || off == 0 || layer < 0 || layer >= c->n_layers) return 0;

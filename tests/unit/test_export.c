@@ -12,6 +12,7 @@
 #include "export/export.h"
 #include "io/ggml_quant.h"
 #include "io/gguf.h"
+#include "io/gguf_config.h"
 #include "io/hfdir.h"
 #include "model/adapter.h"
 #include "model/model_save.h"
@@ -144,11 +145,60 @@ static void tied_q8_0(void) {
     vet_model_free(&m);
 }
 
+// llama3 rope scaling goes out as rope_freqs.weight (head_dim/2 F32 factors, first), computed
+// as llama.cpp's converter does; read back, vet runs the factors (VET_ROPE_FACTORS) with the
+// frequencies of the llama3 model it came from, and exports them again unchanged. Qwen2 with
+// llama3 rope is refused by name (llama.cpp applies rope_freqs to llama only).
+static void llama3_rope_freqs(void) {
+    vet_err err = {0};
+    vet_config c = shape(1);
+    c.rope_type = VET_ROPE_LLAMA3, c.rope_factor = 8, c.rope_low_freq_factor = 1, c.rope_high_freq_factor = 4;
+    c.rope_orig_max_pos = 64, c.rope_theta = 10000.0f;
+    CHECK(vet_hf_init_dir(path_of("l3"), &c, 9, VET_DT_F32, NULL, &err) == 0);
+    vet_export_opts o = {path_of("l3"), NULL, path_of("l3.gguf"), VET_GGML_F32};
+    vet_export_result r;
+    CHECK(vet_export_gguf(&o, &r, &err) == 0);
+    if (err.msg[0]) fprintf(stderr, "%s\n", err.msg);
+    vet_gguf *g = vet_gguf_open(path_of("l3.gguf"), &err);
+    CHECK(g != NULL);
+    if (!g) return;
+    CHECK(vet_gguf_n_tensors(g) == 2 + 2 * 9 + 1 && !strcmp(vet_gguf_tensor_at(g, 0)->name, "rope_freqs.weight"));
+    const vet_gguf_tensor *t = tensor(g, "rope_freqs.weight", VET_GGML_F32, 4, 0);
+    float f[4] = {0};
+    if (t) memcpy(f, t->data, sizeof f);
+    // hd 8, theta 1e4: wavelengths 2pi x {1, 10, 100, 1000}; high band < 64/4, low band > 64/1
+    double sm = (64 / (2 * M_PI * 10) - 1) / 3;
+    CHECK(f[0] == 1.0f && f[2] == 8.0f && f[3] == 8.0f);
+    CHECK_NEAR(f[1], 1 / ((1 - sm) / 8 + sm), 1e-6);
+    vet_gguf_close(g);
+    vet_config back;
+    CHECK(vet_model_config_load(&back, path_of("l3.gguf"), &err) == 0);
+    CHECK(back.rope_type == VET_ROPE_FACTORS && memcmp(back.rope_freq_factors, f, sizeof f) == 0);
+    float want[4], got[4];
+    vet_rope_inv_freq(&c, want);
+    vet_rope_inv_freq(&back, got);
+    for (int i = 0; i < 4; i++) CHECK_NEAR(got[i], want[i], 1e-6);
+    o = (vet_export_opts){path_of("l3.gguf"), NULL, path_of("l3-again.gguf"), VET_GGML_F32};
+    CHECK(vet_export_gguf(&o, &r, &err) == 0);   // a GGUF model in: the factors go out as they came
+    g = vet_gguf_open(path_of("l3-again.gguf"), &err);
+    t = g ? tensor(g, "rope_freqs.weight", VET_GGML_F32, 4, 0) : NULL;
+    CHECK(t && memcmp(t->data, f, sizeof f) == 0);
+    if (g) vet_gguf_close(g);
+    c = shape(1);
+    strcpy(c.arch, "qwen2"), c.qkv_bias = 1, c.rope_type = VET_ROPE_LLAMA3, c.rope_factor = 8;
+    c.rope_low_freq_factor = 1, c.rope_high_freq_factor = 4, c.rope_orig_max_pos = 64;
+    CHECK(vet_hf_init_dir(path_of("q3"), &c, 9, VET_DT_F32, NULL, &err) == 0);
+    o = (vet_export_opts){path_of("q3"), NULL, path_of("q3.gguf"), VET_GGML_F32};
+    CHECK(vet_export_gguf(&o, &r, &err) == -1);
+    CHECK_CONTAINS(err.msg, "rope_scaling llama3 is not exported for qwen2");
+}
+
 int main(void) {
     snprintf(tmpdir, sizeof tmpdir, "%s/vet-test-export.XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
     if (!mkdtemp(tmpdir)) { perror("mkdtemp"); return 1; }
     RUN(llama_f32_with_adapter);
     RUN(tied_q8_0);
+    RUN(llama3_rope_freqs);
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
     if (system(cmd) != 0) {}

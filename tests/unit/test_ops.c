@@ -140,7 +140,7 @@ static void test_rope_llama3(void) {
     // Llama-3.1 scaling: high frequencies kept, low ones divided by factor, a smooth band between.
     int hd = 128;
     float base[64], sc[64];
-    rope_scaling s = {1, 8.0f, 1.0f, 4.0f, 8192};
+    rope_scaling s = {1, 8.0f, 1.0f, 4.0f, 8192, NULL};
     rope_inv_freq(base, hd, 500000.0f, NULL);
     rope_inv_freq(sc, hd, 500000.0f, &s);
     int n_keep = 0, n_div = 0, n_mid = 0;
@@ -155,6 +155,29 @@ static void test_rope_llama3(void) {
         }
     }
     CHECK(n_keep > 0 && n_div > 0 && n_mid > 0);
+}
+
+// llama.cpp's rope_freqs (what convert_hf_to_gguf.py writes for llama3 scaling, computed here
+// in double from the same parameters) divide the plain frequencies: the result is transformers'
+// llama3 inv_freq up to fp32 rounding, and all-ones factors are plain rope bit for bit.
+static void test_rope_factors(void) {
+    int hd = 128, half = 64;
+    float plain[64], llama3[64], divided[64], factors[64], ones[64];
+    rope_inv_freq(plain, hd, 500000.0f, NULL);
+    for (int i = 0; i < half; i++) {
+        double wl = 2 * M_PI / plain[i], sm = (8192.0 / wl - 1) / 3;
+        factors[i] = wl < 8192.0 / 4 ? 1.0f : wl > 8192.0 ? 8.0f : (float)(1 / ((1 - sm) / 8 + sm));
+        ones[i] = 1.0f;
+    }
+    rope_scaling l3 = {1, 8.0f, 1.0f, 4.0f, 8192, NULL}, fs = {2, 0, 0, 0, 0, factors}, one = {2, 0, 0, 0, 0, ones};
+    rope_inv_freq(llama3, hd, 500000.0f, &l3);
+    rope_inv_freq(divided, hd, 500000.0f, &fs);
+    double worst = 0;
+    for (int i = 0; i < half; i++) worst = fmax(worst, fabs(divided[i] - llama3[i]) / llama3[i]);
+    CHECK(worst < 1e-6);
+    CHECK(divided[0] == plain[0] && divided[63] == plain[63] / 8);
+    rope_inv_freq(divided, hd, 500000.0f, &one);
+    CHECK(memcmp(divided, plain, sizeof plain) == 0);
 }
 
 // --- attention ---------------------------------------------------------------------------------
@@ -489,6 +512,7 @@ int main(void) {
     RUN(test_embedding);
     RUN(test_rope);
     RUN(test_rope_llama3);
+    RUN(test_rope_factors);
     RUN(test_attention);
     RUN(test_swiglu);
     RUN(test_crossentropy);

@@ -21,14 +21,6 @@ json.dump({"model": {"type": "BPE", "vocab": vocab, "merges": []}, "pre_tokenize
 PY
 }
 
-cp -r "$X/base" "$X/base-llama3rope" && python3 - "$X/base-llama3rope/config.json" <<'PY'
-import json, sys
-d = json.load(open(sys.argv[1]))
-d["rope_parameters"] = {"rope_type": "llama3", "rope_theta": 500000.0, "factor": 8.0, "low_freq_factor": 1.0,
-                        "high_freq_factor": 4.0, "original_max_position_embeddings": 64}
-d["rope_scaling"] = None
-json.dump(d, open(sys.argv[1], "w"))
-PY
 # One up_proj weight of 1e6: finite, so the model loads, but beyond f16's 65504.
 cp -r "$X/base" "$X/base-big-up" && python3 - "$X/base-big-up/model.safetensors" <<'PY'
 import json, struct, sys

@@ -64,7 +64,19 @@ write("extra", extra=[("blk.0.attn_q_norm.weight", [HD], 0, f32(HD))])
 write("nanscale", q_scale=0x7E00)
 write("gpt2", arch="gpt2")
 write("yarn", meta={"llama.rope.scaling.type": ("str", "yarn")})
+# llama3 rope as llama.cpp stores it: rope_freqs.weight, HD/2 = 8 F32 factors (good, then broken)
+def freqs(vals):
+    return [("rope_freqs.weight", [len(vals)], 0, struct.pack("<%df" % len(vals), *vals))]
+L3 = [1.0, 1.0, 1.5, 4.0, 8.0, 8.0, 8.0, 8.0]
+write("ropefreqs", extra=freqs(L3))
+write("ropefreqs7", extra=freqs(L3[:7]))
+write("ropefreqsnan", extra=freqs(L3[:5] + [float("nan")] + L3[6:]))
+write("ropefreqs0", extra=freqs(L3[:3] + [0.0] + L3[4:]))
+write("ropefreqsneg", extra=freqs(L3[:3] + [-2.0] + L3[4:]))
 PY
 head -c 1000 "$X/good.gguf" >"$X/cut.gguf"
 "$B/vet-train" -q --threads 2 --base "$X/good.gguf" --tokenizer "$X/tok.model" --train "$X/train.msgpack.zst" \
     --out "$X/gguf-ok" --max-steps 1 --batch-size 2 --grad-accum 1 --lora-r 4 || exit 1
+# The good rope_freqs model trains (so its broken variants fail for their own reason).
+"$B/vet-train" -q --threads 2 --base "$X/ropefreqs.gguf" --tokenizer "$X/tok.model" --train "$X/train.msgpack.zst" \
+    --out "$X/gguf-ropefreqs-ok" --max-steps 1 --batch-size 2 --grad-accum 1 --lora-r 4 || exit 1
