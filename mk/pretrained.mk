@@ -63,14 +63,7 @@ demo-pretrained: all $(SMOLLM2_GGUF) $(if $(PRETRAINED_SHARED),,$(DATA_OUT)/note
 	  $(PRETRAINED_OUT)/rows/test.msgpack.zst -o $(PRETRAINED_OUT)/zero-shot-constrained.msgpack.zst && \
 	$(BIN)/vet-eval -q --codes $(PRETRAINED_CODES) --bootstrap 1000 --json $(PRETRAINED_OUT)/zero-shot-constrained.json \
 	  $(PRETRAINED_OUT)/zero-shot-constrained.msgpack.zst >/dev/null && \
-	t0=$$(date +%s) && $(PRETRAINED_PIPE) train && t1=$$(date +%s) && \
+	t0=$$(date +%s) && $(PRETRAINED_PIPE) train && echo $$(( $$(date +%s) - t0 )) >$(PRETRAINED_OUT)/train_s && \
 	$(PRETRAINED_PIPE) eval && \
-	acc() { jq -r '"\(.accuracy*1000|round/1000) [\(.ci.accuracy[0]*1000|round/1000), \(.ci.accuracy[1]*1000|round/1000)]"' "$$1"; } && \
-	printf '\ndemo-pretrained: SmolLM2-135M-Instruct (GGUF Q4_1) on %s, test split\n' "$(PRETRAINED_NOTES)" && \
-	printf '  zero-shot, free decoding:          accuracy %s\n' "$$(acc $(PRETRAINED_OUT)/zero-shot.json)" && \
-	printf '  zero-shot, constrained to codes:   accuracy %s\n' "$$(acc $(PRETRAINED_OUT)/zero-shot-constrained.json)" && \
-	printf '  LoRA (reference recipe):           accuracy %s  (majority baseline %s)\n' \
-	  "$$(acc $(PRETRAINED_OUT)/metrics.json)" "$$(jq -r '.baseline.accuracy*1000|round/1000' $(PRETRAINED_OUT)/metrics.json)" && \
-	printf '  training: %s s on %s cores, %s tokens/s\n' "$$((t1 - t0))" "$$(nproc)" \
-	  "$$(tail -1 $(PRETRAINED_OUT)/model/train.log.jsonl | jq -r '.tokens_per_s|round')" && \
+	mk/pretrained_summary.sh $(PRETRAINED_OUT) $(PRETRAINED_NOTES) && \
 	printf '  whole demo: %s s; every intermediate file is in %s/\n' "$$(( $$(date +%s) - start ))" "$(PRETRAINED_OUT)"

@@ -247,15 +247,10 @@ static int read_merges(reader *r, vet_bpe *b, vet_err *err) {
     return 0;
 }
 
-// One special id: -1 when the key is absent; refused when out of range or not an integer.
+// One special id (-1 when the key is absent), hashed as read.
 static int special(reader *r, const char *key, int32_t *out, vet_err *err) {
-    int64_t v = -1;
-    if (vet_gguf_has(r->g, key) && vet_gguf_get_i64(r->g, key, &v, err) < 0) return -1;
-    if (v < -1 || v >= (int64_t)r->n)
-        return vet_errf(err, "%s: %s is %lld, outside the vocabulary (0 to %llu)", r->path, key, (long long)v,
-                        (unsigned long long)r->n - 1);
-    *out = (int32_t)v;
-    h_line(&r->hash, key, v);
+    if (vet_gguf_get_token_id(r->g, key, r->n, out, err) < 0) return -1;
+    h_line(&r->hash, key, *out);
     return 0;
 }
 

@@ -125,6 +125,9 @@ int vet_gguf_get_bool(const vet_gguf *g, const char *key, int *out, vet_err *err
 char *vet_gguf_get_str(const vet_gguf *g, const char *key, vet_err *err);
 // 1 when the key is present (any type).
 int vet_gguf_has(const vet_gguf *g, const char *key);
+// A token id (tokenizer.ggml.bos_token_id, ...): -1 in *out when the key is absent; refused when
+// not an integer or outside 0..n_vocab-1.
+int vet_gguf_get_token_id(const vet_gguf *g, const char *key, uint64_t n_vocab, int32_t *out, vet_err *err);
 
 // Arrays. vet_gguf_get_array checks the key is an array of elem_type (any integer type for
 // VET_GGUF_I64, f32/f64 for VET_GGUF_F32) and gives its count.

@@ -102,6 +102,16 @@ int vet_gguf_get_i64(const vet_gguf *g, const char *key, int64_t *out, vet_err *
     return 0;
 }
 
+int vet_gguf_get_token_id(const vet_gguf *g, const char *key, uint64_t n_vocab, int32_t *out, vet_err *err) {
+    int64_t v = -1;
+    if (vet_gguf_has(g, key) && vet_gguf_get_i64(g, key, &v, err) < 0) return -1;
+    if (v < -1 || v >= (int64_t)n_vocab)
+        return vet_errf(err, "%s: %s is %lld, outside the vocabulary (0 to %llu)", g->path, key, (long long)v,
+                        (unsigned long long)n_vocab - 1);
+    *out = (int32_t)v;
+    return 0;
+}
+
 int vet_gguf_get_u32(const vet_gguf *g, const char *key, uint32_t *out, vet_err *err) {
     int64_t v;
     if (vet_gguf_get_i64(g, key, &v, err)) return -1;

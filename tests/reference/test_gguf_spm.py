@@ -39,19 +39,7 @@ import test_bpe  # noqa: E402  (the corpora and the vet-bpe-ids runner)
 
 TOP = test_bpe.TOP
 BIN = os.environ.get("VET_BIN") or os.path.join(TOP, "bin")
-failed = 0
-
-
-def ok(name, passed, detail=""):
-    global failed
-    print(("ok " if passed else "not ok ") + name, flush=True)
-    if not passed:
-        failed += 1
-        print("FAIL %s: %s" % (name, detail), file=sys.stderr, flush=True)
-
-
-def skip(name, why):
-    print("skip %s: %s" % (name, why), flush=True)
+from test_bpe import ok, skip  # noqa: E402  (one line protocol; test_bpe.failed counts)
 
 
 def training_text(tmp, stress):
@@ -295,7 +283,7 @@ def main():
                 check_vet_tokenize(tmp, gguf, d)
                 check_sha(tmp, sp, gguf)
             check_export(tag, tmp, d, sp, stress + (dlo[:400] if dlo else []))
-    return 1 if failed else 0
+    return 1 if test_bpe.failed else 0
 
 
 if __name__ == "__main__":

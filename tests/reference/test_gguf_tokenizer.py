@@ -32,19 +32,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import test_bpe  # noqa: E402  (the corpora, the GGUF finder and the vet-bpe-ids runner)
 
-failed = 0
-
-
-def ok(name, passed, detail=""):
-    global failed
-    print(("ok " if passed else "not ok ") + name, flush=True)
-    if not passed:
-        failed += 1
-        print("FAIL %s: %s" % (name, detail), file=sys.stderr, flush=True)
-
-
-def skip(name, why):
-    print("skip %s: %s" % (name, why), flush=True)
+from test_bpe import ok, skip  # noqa: E402  (one line protocol; test_bpe.failed counts)
 
 
 def numeric_after_space(s):
@@ -198,7 +186,7 @@ def main():
         check_sha(tmp, gguf, info)
         if dlo and os.environ.get("VET_GGUF_TOK_SPEED"):
             speed(gguf, json_dir, dlo)
-    return 1 if failed else 0
+    return 1 if test_bpe.failed else 0
 
 
 if __name__ == "__main__":
