@@ -3,6 +3,9 @@
 # dependencies (rerunning a stage rebuilds only what depends on it), and the DLO notes with a
 # regression floor on accuracy (when ../shared is there).
 set -u
+# Nested makes must not inherit a parent `make -jN test`'s jobserver (its warning lands in
+# the output the checks below read).
+unset MAKEFLAGS MFLAGS MAKELEVEL
 : "${VET_BIN:?}" "${VET_TOP:?}"
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/vet-pipeline.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
