@@ -119,3 +119,11 @@ int vet_sha256_file(const char *path, char hex[65], vet_err *err) {
     vet_sha256_to_hex(d, hex);
     return 0;
 }
+
+void vet_sha256_update_field(vet_sha256 *s, const void *data, size_t n) {
+    char len[32];
+    int k = snprintf(len, sizeof len, "%zu:", n);
+    vet_sha256_update(s, len, (size_t)k);
+    vet_sha256_update(s, data, n);
+    vet_sha256_update(s, "\n", 1);
+}

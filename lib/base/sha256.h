@@ -17,6 +17,9 @@ typedef struct {
 void vet_sha256_init(vet_sha256 *s);
 void vet_sha256_update(vet_sha256 *s, const void *data, size_t n);
 void vet_sha256_final(vet_sha256 *s, uint8_t digest[32]);
+// One field of a canonical serialization: "<n>:" then the n bytes then "\n", so that no two
+// sequences of fields hash the same text (the GGUF tokenizers' hashes, docs/formats.md).
+void vet_sha256_update_field(vet_sha256 *s, const void *data, size_t n);
 
 // One-shot helpers. hex is 64 lowercase hex digits plus NUL.
 void vet_sha256_hex(const void *data, size_t n, char hex[65]);

@@ -82,13 +82,7 @@ static const char KNOWN_PRE[] =
 
 // ---- the canonical serialization that is hashed (docs/formats.md) ----------------------------
 
-static void h_str(vet_sha256 *h, const char *s, size_t n) {
-    char len[32];
-    int k = snprintf(len, sizeof len, "%zu:", n);
-    vet_sha256_update(h, len, (size_t)k);
-    vet_sha256_update(h, s, n);
-    vet_sha256_update(h, "\n", 1);
-}
+static void h_str(vet_sha256 *h, const char *s, size_t n) { vet_sha256_update_field(h, s, n); }
 
 static void h_int(vet_sha256 *h, long long v) {
     char line[32];

@@ -53,13 +53,7 @@ int vet_gguf_tokenizer_is_spm(const char *path, vet_err *err) {
 
 // ---- the canonical serialization that is hashed (docs/formats.md) ----------------------------
 
-static void h_str(vet_sha256 *h, const char *s, size_t n) {
-    char len[32];
-    int k = snprintf(len, sizeof len, "%zu:", n);
-    vet_sha256_update(h, len, (size_t)k);
-    vet_sha256_update(h, s, n);
-    vet_sha256_update(h, "\n", 1);
-}
+static void h_str(vet_sha256 *h, const char *s, size_t n) { vet_sha256_update_field(h, s, n); }
 
 static void h_fmt(vet_sha256 *h, const char *key, long long v) {
     char line[96];
