@@ -2,6 +2,7 @@
 // block layouts are llama.cpp's (ggml-common.h), byte offsets written out because the blocks
 // are packed and the mapping is unaligned (everything goes through loads of bytes).
 #include "io/ggml_dequant.h"
+#include "base/finite.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -218,25 +219,10 @@ int vet_ggml_dequant(uint32_t type, const void *src, int64_t n, float *dst, vet_
     return 0;
 }
 
-// The index of the first NaN or Inf among n values, or -1 (an integer test on the exponent
-// bits, which vectorizes; weights are scanned on every load).
-static int64_t first_nonfinite(const float *x, int64_t n) {
-    uint32_t any = 0;
-    for (int64_t i = 0; i < n; i++) {
-        uint32_t u;
-        memcpy(&u, x + i, 4);
-        any |= (u & 0x7f800000u) == 0x7f800000u;
-    }
-    if (!any) return -1;
-    for (int64_t i = 0; i < n; i++)
-        if (!isfinite(x[i])) return i;
-    return -1;
-}
-
 int vet_gguf_tensor_f32(const vet_gguf *g, const vet_gguf_tensor *t, float *dst, vet_err *err) {
     if (vet_ggml_dequant(t->type, t->data, t->n_elems, dst, err) < 0)
         return vet_err_prefix(err, "%s: tensor %s", vet_gguf_path(g), t->name);
-    int64_t bad = first_nonfinite(dst, t->n_elems);
+    int64_t bad = vet_first_nonfinite(dst, t->n_elems);
     if (bad >= 0) {
         vet_ggml_type_info ti = vet_ggml_type_get(t->type);
         return vet_errf(err, "%s: tensor %s (%s) holds %s at element %lld%s: the file is damaged (weights must be "

@@ -1,5 +1,6 @@
 // safetensors.c — see safetensors.h. Reader: mmap + jansson + checks; writer: atomic file.
 #include "io/safetensors.h"
+#include "base/finite.h"
 
 #include <errno.h>
 #include <math.h>
@@ -391,22 +392,6 @@ const char *vet_tensors_meta(const vet_tensors *t, const char *key) {
     return json_is_string(v) ? json_string_value(v) : NULL;
 }
 
-// The index of the first NaN or Inf among n values, or -1. A float is not finite exactly when
-// its exponent bits are all ones; an integer OR over those tests vectorizes (a float sum would
-// not, and 7B weights are scanned on every load).
-static int64_t first_nonfinite(const float *x, int64_t n) {
-    uint32_t any = 0;
-    for (int64_t i = 0; i < n; i++) {
-        uint32_t u;
-        memcpy(&u, x + i, 4);
-        any |= (u & 0x7f800000u) == 0x7f800000u;
-    }
-    if (!any) return -1;
-    for (int64_t i = 0; i < n; i++)
-        if (!isfinite(x[i])) return i;
-    return -1;
-}
-
 int vet_tensor_convert_f32(const vet_tensor_ref *r, int ndim, const int64_t *shape, float *out, vet_err *err) {
     if (!r) return vet_errf(err, "a tensor the model needs is missing from the weights (vet_tensors_find gave NULL)");
     int same = r->ndim == ndim;
@@ -447,7 +432,7 @@ int vet_tensor_read_f32(const vet_tensor_ref *r, int ndim, const int64_t *shape,
     // A NaN or Inf anywhere in a weight makes every logit NaN downstream: refuse it here, with
     // the tensor's name, instead of generating token 0 for every note.
     int64_t n = vet_tensor_numel(r);
-    int64_t bad = first_nonfinite(out, n);
+    int64_t bad = vet_first_nonfinite(out, n);
     if (bad >= 0)
         return vet_errf(err, "%s: tensor '%s' holds %s at element %lld: the file is damaged or its training "
                         "diverged (weights must be finite)", r->file, r->name, isnan(out[bad]) ? "NaN" : "Inf",
