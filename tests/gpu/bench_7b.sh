@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # bench_7b.sh — LoRA training speed and memory of a LLaMA-7B-shaped model on one GPU: vet-train
 # --device cuda next to transformers + PEFT (tests/gpu/bench_peft.py) on the same base, the same
-# packed rows and the same settings. Prints one table and appends it to docs/gpu-results-<date>.md
-# (after tests/gpu/run.sh, which writes that file). Without a usable GPU it prints `skip` and exits 0.
+# packed rows and the same settings. Prints one table (appended to $RESULTS, or on a GPU to
+# docs/gpu-results-<date>.md) and its figures as JSON ($FIGURES). Ends with `ok bench_7b`, or
+# `not ok bench_7b: <why>` and exit 1 — also when a program, the GPU or the baseline's Python
+# packages are missing: a run that measured nothing never looks green.
 #
 #   tests/gpu/bench_7b.sh        (after make -j; builds the helpers it needs)
 #
@@ -11,41 +13,43 @@
 # by vet-pack into rows of SEQ tokens. LoRA r 16, alpha 32, q,k,v,o, dropout DROPOUT, batch BATCH
 # x grad accum 1, AdamW, clipping 1.0; vet's base weights bf16 (its default on cuda), PEFT's model
 # in bf16 with fp32 adapters (PEFT's autocast_adapter_dtype). The first WARMUP steps are not timed.
+# PEFT reads the same rows as JSON lines (vet-dump), so the baseline needs torch, transformers
+# and peft only.
 #
-# FLOPs per token = 4 N: forward 2 N, backward 2 N for the activation gradients only (the base is
-# frozen: no weight gradients; LoRA's own FLOPs are < 1% and not counted), plus 2 N for the
-# recompute when CKPT=1 (the default, as in the reference recipe: vet-train --grad-checkpoint,
-# and PEFT's model with gradient_checkpointing_enable; the issue's memory targets assume it). N = the matmul parameters: every layer's projections
-# plus lm_head (the embedding is a lookup). Attention's score/value FLOPs are not counted. The
-# same nominal count for both programs, so MFU ratios equal throughput ratios (vet computes the
-# logits only at target positions, PEFT at every position: vet does less work than counted).
-# MFU = FLOPs/s / PEAK_TFLOPS (989: H100/H200 SXM dense bf16).
+# FLOPs per token, two counts (issue 20's honest accounting):
+#   model FLOPs    = 4 N: forward 2 N, backward 2 N for the activation gradients only (the base is
+#                    frozen: no weight gradients; LoRA's own FLOPs are < 1% and not counted)
+#   hardware FLOPs = 6 N with CKPT=1 (the recompute of --grad-checkpoint), else 4 N
+# N = the matmul parameters: every layer's projections plus lm_head (the embedding is a lookup).
+# Attention's score/value FLOPs are not counted. The same nominal count for both programs, so MFU
+# ratios equal throughput ratios (vet computes the logits only at target positions, PEFT at every
+# position: vet does less work than counted). MFU = model FLOPs/s / PEAK_TFLOPS (989: H100/H200
+# SXM dense bf16).
 #
 # Env: VET_BIN (bin), VET_BUILD (build/rel), VET_VENV (.venv; else python3 must have torch,
-# transformers, peft, msgpack, zstandard), PRESET (llama-7b), STEPS (20), WARMUP (3), BATCH (4),
-# SEQ (512), DROPOUT (0.1), PEAK_TFLOPS (989), DEVICE (cuda; cpu with a small PRESET only checks
-# this script), KEEP=1 keeps the work directory, DLO=0 skips the three epochs over the DLO notes
-# (run when ../shared/data/dlo is there; VET_SHARED names another shared/). Budget: ~6 minutes on an H200.
+# transformers, peft), PRESET (llama-7b), STEPS (20), WARMUP (3), BATCH (4), SEQ (512),
+# DROPOUT (0.1), CKPT (1: --grad-checkpoint, and PEFT's gradient checkpointing), PEAK_TFLOPS (989),
+# DEVICE (cuda; cpu with a small PRESET only checks this script), LABEL (the figures' name),
+# KEEP=1 keeps the work directory; bench_lib.sh's VET_HELPERS, VET_NO_BUILD, BASE, VOCAB,
+# RESULTS, FIGURES. Budget: ~1-2 minutes per run on an H200 (the base made once by run.sh).
 set -u
-top=$(cd "$(dirname "$0")/../.." && pwd)
-. "$top/tests/gpu/bench_lib.sh"
+here=$(cd "$(dirname "$0")" && pwd)
+top=$(cd "$here/../.." && pwd)
+. "$here/bench_lib.sh"
 : "${VET_BIN:=$top/bin}" "${VET_BUILD:=$top/build/rel}" "${VET_VENV:=$top/.venv}"
 : "${PRESET:=llama-7b}" "${STEPS:=20}" "${WARMUP:=3}" "${BATCH:=4}" "${SEQ:=512}" "${DROPOUT:=0.1}"
 : "${PEAK_TFLOPS:=989}" "${DEVICE:=cuda}" "${KEEP:=0}" "${CKPT:=1}"
+: "${LABEL:=lora-$([ "$CKPT" = 1 ] && echo ckpt || echo nockpt)-d$DROPOUT}"
 say() { echo "bench_7b: $*" >&2; }
 
-[ -x "$VET_BIN/vet-train" ] || { echo "skip bench_7b: $VET_BIN/vet-train not built (make)"; exit 0; }
+[ -x "$VET_BIN/vet-train" ] || { echo "not ok bench_7b: $VET_BIN/vet-train not built (make)"; exit 1; }
 if [ "$DEVICE" = cuda ]; then
     # vet-train's own check (exit 2 with the reason) before anything big is made
     msg=$("$VET_BIN/vet-train" --device cuda --base /nonexistent --train /nonexistent --out /nonexistent 2>&1)
-    if [ $? -eq 2 ]; then echo "skip bench_7b: ${msg#vet-train: }"; exit 0; fi
+    if [ $? -eq 2 ]; then echo "not ok bench_7b: ${msg#vet-train: }"; exit 1; fi
 fi
-inspect="$VET_BUILD/tests/helpers/vet-inspect" mktokens="$VET_BUILD/tests/helpers/vet-mktokens"
-if [ ! -x "$inspect" ] || [ ! -x "$mktokens" ]; then
-    make -C "$top" -s "$inspect" "$mktokens" >/dev/null || { echo "not ok bench_7b: cannot build the helpers"; exit 1; }
-fi
-py=python3
-[ -x "$VET_VENV/bin/python" ] && py="$VET_VENV/bin/python"
+need_helpers bench_7b
+pick_python
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/vet-bench7b.XXXXXX")
 smi_pid=
@@ -70,7 +74,9 @@ for i in range(rows * 3):  # ~2 samples fill a row; extra so no row repeats
 PY
 "$mktokens" --vocab "$vocab" -o "$work/samples.tok" <"$work/samples.jsonl" &&
     "$VET_BIN/vet-pack" --split 100/0/0 --group-by none --train "$work/train.zst" --seq-len "$SEQ" \
-        "$work/samples.tok" 2>/dev/null || { echo "not ok bench_7b: making the packed rows failed"; exit 1; }
+        "$work/samples.tok" 2>/dev/null &&
+    "$VET_BIN/vet-dump" -r "$work/train.zst" >"$work/train.jsonl" ||
+    { echo "not ok bench_7b: making the packed rows failed"; exit 1; }
 
 # Peak device memory as nvidia-smi sees it (context included), polled every 200 ms.
 smi_peak() {  # smi_peak FILE: runs until killed, keeps the maximum in FILE
@@ -100,24 +106,28 @@ fi
 # --- transformers + PEFT ------------------------------------------------------------------
 say "transformers + peft: the same $STEPS steps"
 smi_peak "$work/peft.smi" & smi_pid=$!
-VET_CKPT=$CKPT timeout 240 "$py" "$top/tests/gpu/bench_peft.py" "$work/base" "$work/train.zst" "$STEPS" "$BATCH" "$DROPOUT" \
+VET_CKPT=$CKPT timeout 240 "$py" "$here/bench_peft.py" "$work/base" "$work/train.jsonl" "$STEPS" "$BATCH" "$DROPOUT" \
     "$WARMUP" "$DEVICE" >"$work/peft.out" 2>"$work/peft.err"
 peft_status=$?
 kill "$smi_pid" 2>/dev/null; wait "$smi_pid" 2>/dev/null; smi_pid=
-grep -q '^skip' "$work/peft.out" && cat "$work/peft.out" >&2
-[ $peft_status -ne 0 ] && { tail -n 5 "$work/peft.err" >&2; echo "not ok bench_7b: bench_peft.py exit $peft_status"; }
+if [ $peft_status -ne 0 ]; then
+    tail -n 5 "$work/peft.err" >&2
+    why=$(sed -n 's/^not ok bench_peft: //p' "$work/peft.out" | head -1)
+    echo "not ok bench_7b: transformers + peft: ${why:-bench_peft.py exit $peft_status}"
+fi
 
-# --- the table ----------------------------------------------------------------------------
-table=$(CKPT=$CKPT python3 - "$work" "$WARMUP" "$PEAK_TFLOPS" "$BATCH" "$SEQ" "$STEPS" "$DROPOUT" "$PRESET" <<'PY'
+# --- the table and the figures --------------------------------------------------------------
+table=$(CKPT=$CKPT python3 - "$work" "$WARMUP" "$PEAK_TFLOPS" "$BATCH" "$SEQ" "$STEPS" "$DROPOUT" "$PRESET" "$LABEL" "$DEVICE" <<'PY'
 import json, os, re, sys
-work, warm, peak, B, T, steps, drop, preset = sys.argv[1:]
-warm, peak = int(warm), float(peak)
+work, warm, peak, B, T, steps, drop, preset, label, device = sys.argv[1:]
+warm, peak, ckpt = int(warm), float(peak), os.environ.get("CKPT") == "1"
 cfg = json.load(open(f"{work}/base/config.json"))
 C, F, L, V = cfg["hidden_size"], cfg["intermediate_size"], cfg["num_hidden_layers"], cfg["vocab_size"]
 H, KVH = cfg["num_attention_heads"], cfg.get("num_key_value_heads", cfg["num_attention_heads"])
 hd = cfg.get("head_dim", C // H)
 n_mm = L * (C * H * hd * 2 + 2 * C * KVH * hd + 3 * C * F) + V * C  # q,o; k,v; gate,up,down; lm_head
-flops_tok = (6 if os.environ.get("CKPT") == "1" else 4) * n_mm  # + recompute with checkpointing
+model_flops_tok = 4 * n_mm                    # forward + activation gradients
+hw_flops_tok = (6 if ckpt else 4) * n_mm      # + the recompute with checkpointing
 
 def read(path):
     try: return open(path).read()
@@ -126,7 +136,7 @@ def read(path):
 vet = {}
 log = [json.loads(l) for l in read(f"{work}/vet/train.log.jsonl").splitlines() if l.strip()]
 if len(log) > warm:
-    t_prev, tok, dt = None, 0.0, 0.0
+    tok, dt = 0.0, 0.0
     for i, r in enumerate(log):
         d = r["elapsed_s"] - (log[i - 1]["elapsed_s"] if i else 0.0)
         if i >= warm:
@@ -145,64 +155,39 @@ if "tokens_per_s" in peft:
 for name, d in (("vet", vet), ("peft", pf)):
     s = read(f"{work}/{name}.smi").strip()
     if s: d["smi_gib"] = int(s) / 1024
-    if d.get("tps"): d["mfu"] = d["tps"] * flops_tok / (peak * 1e12) * 100
+    if d.get("tps"):
+        d["mfu"] = d["tps"] * model_flops_tok / (peak * 1e12) * 100
+        d["hw_tflops"] = d["tps"] * hw_flops_tok / 1e12
 
 def cell(d, k, fmt):
     return fmt.format(d[k]) if d.get(k) is not None else "-"
 def ratio(k):
     return f"{vet[k] / pf[k]:.2f}x" if vet.get(k) and pf.get(k) else "-"
-rows = [("tokens/s", "tps", "{:.0f}"), ("s/step", "step_s", "{:.3f}"), ("MFU %", "mfu", "{:.1f}"),
+rows = [("tokens/s", "tps", "{:.0f}"), ("s/step", "step_s", "{:.3f}"),
+        ("MFU % (model FLOPs 4N)", "mfu", "{:.1f}"),
+        (f"hardware TFLOP/s ({hw_flops_tok // n_mm}N)", "hw_tflops", "{:.1f}"),
         ("peak device memory, nvidia-smi (GiB)", "smi_gib", "{:.1f}"),
         ("allocated: vet's plan / torch max_memory_allocated (GiB)", "alloc_gib", "{:.1f}"),
         ("final loss", "loss", "{:.4f}")]
-print(f"{preset} (random weights, bf16 base), LoRA r 16 q,k,v,o, dropout {drop}; batch {B} x {T} packed "
-      f"rows, {steps} steps, first {warm} not timed; FLOPs/token = {flops_tok // n_mm}N, N = {n_mm / 1e9:.2f} G matmul "
-      f"parameters; MFU against {peak:.0f} TFLOPs")
+print(f"{preset} (random weights, bf16 base), LoRA r 16 q,k,v,o, dropout {drop}, gradient checkpointing "
+      f"{'on' if ckpt else 'off'}; batch {B} x {T} packed rows, {steps} steps, first {warm} not timed; "
+      f"N = {n_mm / 1e9:.2f} G matmul parameters; MFU against {peak:.0f} TFLOP/s")
 print()
-print("| | vet-train --device cuda | transformers + peft | vet / peft |")
+print(f"| | vet-train --device {device} | transformers + peft | vet / peft |")
 print("| --- | ---: | ---: | ---: |")
-for label, k, fmt in rows:
-    print(f"| {label} | {cell(vet, k, fmt)} | {cell(pf, k, fmt)} | {ratio(k)} |")
+for label_, k, fmt in rows:
+    print(f"| {label_} | {cell(vet, k, fmt)} | {cell(pf, k, fmt)} | {ratio(k)} |")
+fig = {"part": label, "kind": "lora", "device": device, "preset": preset, "batch": int(B), "seq": int(T),
+       "steps": int(steps), "warmup": warm, "dropout": float(drop), "grad_checkpoint": ckpt,
+       "n_matmul_params": n_mm, "model_flops_per_token": model_flops_tok, "hw_flops_per_token": hw_flops_tok,
+       "peak_tflops": peak, "vet": vet, "peft": pf,
+       "speedup": vet["tps"] / pf["tps"] if vet.get("tps") and pf.get("tps") else None}
+json.dump(fig, open(f"{work}/figures.json", "w"))
 PY
 )
 echo "$table"
-if [ "$DEVICE" = cuda ]; then
-    say "appended to $(record_results "LoRA training, vet-train vs transformers + PEFT (tests/gpu/bench_7b.sh)" "$table")"
-fi
-# --- three epochs over the DLO notes (the issue's "under 2 minutes of training time") -----------
-# A tokenizer trained on the notes by the pipeline's tokenizer stage (the random base has none;
-# its vocabulary is larger, so the ids fit), every note packed into rows of 512 (no split: all
-# 1,602 notes), then vet-train with its defaults, the recipe's (LoRA r 16 alpha 32 dropout 0.1
-# on q,k,v,o, batch 4 x accumulation 4, lr 2e-4 cosine), for 3 epochs. The figure is vet-train's own elapsed training time.
-dlo=${VET_SHARED:-$top/../shared}/data/dlo/dlo_notes.csv
-dlo_line=
-if [ "${DLO:-1}" = 1 ] && [ -f "$dlo" ] && [ $vet_status -eq 0 ]; then
-    pipe() { make --no-print-directory -s -f "$top/pipelines/vet.mk" VET_BIN="$VET_BIN" OUT="$work/dlo" NOTES="$dlo" "$@"; }
-    if pipe INIT=tiny VOCAB=$(( vocab < 1024 ? vocab : 1024 )) tokenizer >"$work/dlo.log" 2>&1 &&
-        "$VET_BIN/vet-tokenize" --spm "$work/dlo/tokenizer.model" "$dlo" -o "$work/dlo/notes.tok" 2>>"$work/dlo.log" &&
-        "$VET_BIN/vet-pack" --split 100/0/0 --group-by none --seq-len 512 --train "$work/dlo/train.zst" \
-            "$work/dlo/notes.tok" 2>>"$work/dlo.log" &&
-        "$VET_BIN/vet-train" --device "$DEVICE" --base "$work/base" --train "$work/dlo/train.zst" --out "$work/dlo/model" \
-            --epochs 3 $([ "$CKPT" = 1 ] && echo --grad-checkpoint) -q 2>>"$work/dlo.log"; then
-        dlo_line=$(python3 - "$work/dlo" <<'PY'
-import json, sys
-log = [json.loads(l) for l in open(sys.argv[1] + "/model/train.log.jsonl") if l.strip()]
-toks = sum(r["tokens_per_s"] * (r["elapsed_s"] - (log[i - 1]["elapsed_s"] if i else 0.0)) for i, r in enumerate(log))
-s = log[-1]["elapsed_s"]
-print(f"DLO notes (1,602), 3 epochs, {log[-1]['step']} optimizer steps, {toks:,.0f} tokens: "
-      f"{s:.1f} s of training ({'meets' if s < 120 else 'misses'} the < 120 s target), final loss {log[-1]['loss']:.4f}")
-PY
-)
-        echo "$dlo_line"
-    else
-        tail -n 5 "$work/dlo.log" >&2
-        echo "not ok bench_7b: the DLO run failed"
-        vet_status=1
-    fi
-fi
-if [ "$DEVICE" = cuda ] && [ -n "$dlo_line" ]; then
-    printf '\n%s\n' "$dlo_line" >>"$top/docs/gpu-results-$(date +%Y-%m-%d).md"
-fi
+record_results "LoRA training, vet-train vs transformers + PEFT: $LABEL (bench_7b.sh)" "$table"
+record_figures "$work/figures.json"
 say "done in $((SECONDS - t_all)) s"
 [ $vet_status -eq 0 ] && [ $peft_status -eq 0 ] && echo "ok bench_7b"
 [ $vet_status -eq 0 ] && [ $peft_status -eq 0 ]

@@ -2,7 +2,7 @@
 """bench_peft.py — the transformers + PEFT side of tests/gpu/bench_7b.sh: the LoRA training that
 vet-train --device cuda runs there, on the same base and packed rows, timed on the GPU.
 
-usage: bench_peft.py BASE_DIR PACKED_STREAM STEPS BATCH DROPOUT WARMUP [DEVICE]
+usage: bench_peft.py BASE_DIR ROWS_JSONL STEPS BATCH DROPOUT WARMUP [DEVICE]
        bench_peft.py --make-base CONFIG_JSON OUT_DIR   (random bf16 weights, made on the GPU)
 
 Model in bf16 (PEFT keeps the adapters fp32: autocast_adapter_dtype), LoRA r 16, alpha 32,
@@ -11,22 +11,25 @@ taken in stream order, padded to the longest row of the batch. Attention is SDPA
 the whole row (vet's stops at sample boundaries: a little less work); no gradient
 checkpointing. Loss: mean cross-entropy over the rows' targets (vet's definition).
 Prints one line of key=value: tokens_per_s, step_s (after WARMUP untimed steps), final_loss,
-peak_alloc_gib (torch.cuda.max_memory_allocated). `skip=...` and exit 0 when torch, transformers,
-peft, msgpack or zstandard is missing, or no CUDA device answers.
+peak_alloc_gib (torch.cuda.max_memory_allocated). ROWS_JSONL is the packed rows as JSON lines
+(`vet-dump -r train.msgpack.zst`), so nothing beyond torch, transformers and peft is needed (the
+device image has no zstandard). `not ok bench_peft: <why>` and exit 1 when one of them is
+missing or no CUDA device answers: a baseline that did not run is never a pass.
 """
 import os
 import sys
 import time
 
 
-def skip(why):
-    print(f"skip={why.replace(' ', '_')}")
-    sys.exit(0)
+def fail(why):
+    print(f"not ok bench_peft: {why}")
+    sys.exit(1)
 
 
-def read_rows(path, msgpack, zstandard):
-    raw = zstandard.ZstdDecompressor().stream_reader(open(path, "rb"))
-    return [o for o in msgpack.Unpacker(raw, raw=False) if isinstance(o, dict) and "tokens" in o]
+def read_rows(path):
+    import json
+    rows = (json.loads(line) for line in open(path) if line.strip())
+    return [o for o in rows if isinstance(o, dict) and "tokens" in o]
 
 
 def make_base(config_json, out):
@@ -50,15 +53,13 @@ def main():
     steps, batch, dropout, warm = int(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5]), int(sys.argv[6])
     device = sys.argv[7] if len(sys.argv) > 7 else "cuda"
     try:
-        import msgpack
         import torch
-        import zstandard
         from peft import LoraConfig, get_peft_model
         from transformers import AutoModelForCausalLM
     except ImportError as e:
-        skip(f"bench_peft: {e}")
+        fail(f"{e} (python3 is {sys.executable})")
     if device == "cuda" and not torch.cuda.is_available():
-        skip("bench_peft: torch sees no CUDA device")
+        fail("torch sees no CUDA device")
     torch.manual_seed(0)
     dtype = torch.bfloat16 if device == "cuda" else torch.float32
     model = AutoModelForCausalLM.from_pretrained(base, dtype=dtype, attn_implementation="sdpa").to(device)
@@ -69,7 +70,7 @@ def main():
     model.train()
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=2e-4, weight_decay=0.01)
-    rows = read_rows(packed, msgpack, zstandard)
+    rows = read_rows(packed)
     if not rows:
         sys.exit(f"{packed}: no rows")
 

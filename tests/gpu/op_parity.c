@@ -9,7 +9,8 @@
 // not explode where a value happens to be near zero). Gradients start from the same random
 // values on both sides, so the += accumulation is checked too. Then a table: op, shape, error,
 // GPU time per call (mean of R calls after a warm-up; 0 skips timing).
-// Without a usable GPU it prints `skip op_parity: <why>` and exits 0.
+// Without a usable GPU it prints `not ok op_parity: no usable GPU: <why>` and exits 1 (a check
+// that did not run is never a pass).
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -762,8 +763,8 @@ int main(int argc, char **argv) {
     }
     char why[512];
     if (!vet_cuda_available(why, sizeof why)) {
-        printf("skip op_parity: %s\n", why);
-        return 0;
+        printf("not ok op_parity: no usable GPU: %s\n", why);
+        return 1;
     }
     // Odd sizes (head_dim 40, not a multiple of 32; rows not multiples of any tile) catch edge
     // cases; "mid" is a LLaMA-like layer with head_dim 128 and a 32k vocabulary.

@@ -1,0 +1,72 @@
+# mk/gpubundle.mk — the GPU bundle: everything one device lease needs, in one folder (docs/cuda.md).
+#
+#   make gpu-bundle      builds dist/gpu/ (needs nvcc; no GPU): the programs and GPU tests built
+#                        with CUDA for sm_80 and sm_90 and for -march=x86-64-v3 (no AVX-512 assumed),
+#                        the same tests on the CPU stand-in (for the rehearsal), every shared library
+#                        they load that is not glibc's or CUDA's, the benchmark scripts, the DLO notes
+#                        and a tokenizer, and run.sh. At most 60 MiB (checked).
+#   make gpu-rehearsal   builds the bundle, then runs `run.sh --cpu` inside a minimal Debian root
+#                        without the -dev packages (tests/gpu/bundle/rehearse.sh; root and
+#                        debootstrap needed): every part must end `ok`. CI runs it.
+#
+# The device machine has nvcc, the CUDA libraries, the NVIDIA driver and python3 with torch,
+# transformers and peft, but none of Debian's -dev packages and no network: what vet links
+# (sentencepiece, protobuf-lite, msgpack-c, zstd, jansson, PCRE2, utf8proc, OpenBLAS, libgomp,
+# libstdc++ ...) travels in dist/gpu/lib, found through the programs' DT_RPATH ($ORIGIN/../lib;
+# RPATH, not RUNPATH, so that it also holds for the libraries' own dependencies).
+BUNDLE_DIR   := dist/gpu
+BUNDLE_BUILD := build/bundle
+BUNDLE_ARCH  := x86-64-v3
+
+ifeq ($(CUDA),1)
+BUNDLE_CPPF := -Ilib -I. -DVET_VERSION='"$(VERSION)"' -D_GNU_SOURCE -DVET_CUDA=1
+BUNDLE_CF   := -std=c11 -O3 -march=$(BUNDLE_ARCH) -Wall -Wextra -Wshadow -Wno-unused-parameter \
+               -Wno-format-truncation -fopenmp
+BUNDLE_CXXF := -std=c++17 -O3 -march=$(BUNDLE_ARCH) -Wall -Wextra
+# --as-needed: a program records only the libraries it uses (vet-dump does not need cuBLAS).
+BUNDLE_LDF  := -fopenmp -Wl,--as-needed -Wl,--disable-new-dtags -Wl,-rpath,'$$ORIGIN/../lib' \
+               -Wl,-rpath,$(CUDA_HOME)/lib64
+BUNDLE_CUDA_LIBS := $(LDLIBS_NOCUDA) -L$(CUDA_HOME)/lib64 -lcublas -lcublasLt -lcudart
+BUNDLE_CU_OBJ := $(CU_SRC:%.cu=$(BUNDLE_BUILD)/%.o)
+BUNDLE_LIB_OBJ = $(patsubst %,$(BUNDLE_BUILD)/%.o,$(basename $(LIB_SRC)))
+BUNDLE_STANDIN_OBJ := $(BUNDLE_BUILD)/tests/gpu/standin/ops_cuda_cpu.o
+
+# One compile of lib/ (with VET_CUDA=1) makes two archives: libvet.a with the CUDA kernels, and
+# libvet-standin.a with the CPU stand-in in their place (the rehearsal's test programs).
+$(eval $(call vet_lib_build,$(BUNDLE_BUILD),$(CC),$(CXX),$(BUNDLE_CPPF),$(BUNDLE_CF),$(BUNDLE_CXXF),$(BUNDLE_CU_OBJ)))
+$(BUNDLE_BUILD)/kernels/%.o: kernels/%.cu
+	@mkdir -p $(@D)
+	$(NVCC) $(NVCCFLAGS) $(DEPFLAGS) -DVET_CUDA=1 -c $< -o $@
+$(BUNDLE_BUILD)/libvet-standin.a: $(BUNDLE_LIB_OBJ) $(BUNDLE_STANDIN_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+BUNDLE_TOOLS   := $(patsubst tools/%.c,$(BUNDLE_DIR)/bin/%,$(wildcard tools/vet-*.c))
+BUNDLE_HELPERS := $(BUNDLE_DIR)/bin/vet-inspect $(BUNDLE_DIR)/bin/vet-mktokens
+BUNDLE_GPUTEST := $(patsubst %,$(BUNDLE_DIR)/test/%,op_parity test_gpu_model test_gpu_infer)
+BUNDLE_CPUTEST := $(patsubst %,$(BUNDLE_DIR)/cpu/%,op_parity test_gpu_model test_gpu_infer)
+
+$(BUNDLE_DIR)/bin/%: tools/%.c $(BUNDLE_BUILD)/libvet.a
+	@mkdir -p $(@D)
+	$(CC) $(BUNDLE_CPPF) $(BUNDLE_CF) $< $(BUNDLE_BUILD)/libvet.a $(BUNDLE_LDF) $(BUNDLE_CUDA_LIBS) -o $@
+$(BUNDLE_DIR)/bin/%: tests/helpers/%.c $(BUNDLE_BUILD)/libvet.a
+	@mkdir -p $(@D)
+	$(CC) $(BUNDLE_CPPF) $(BUNDLE_CF) $< $(BUNDLE_BUILD)/libvet.a $(BUNDLE_LDF) $(BUNDLE_CUDA_LIBS) -o $@
+$(BUNDLE_DIR)/test/%: tests/gpu/%.c tests/gpu/gpu_test_util.h $(BUNDLE_BUILD)/libvet.a
+	@mkdir -p $(@D)
+	$(CC) $(BUNDLE_CPPF) $(BUNDLE_CF) $< $(BUNDLE_BUILD)/libvet.a $(BUNDLE_LDF) $(BUNDLE_CUDA_LIBS) -o $@
+$(BUNDLE_DIR)/cpu/%: tests/gpu/%.c tests/gpu/gpu_test_util.h $(BUNDLE_BUILD)/libvet-standin.a
+	@mkdir -p $(@D)
+	$(CC) $(BUNDLE_CPPF) $(BUNDLE_CF) $< $(BUNDLE_BUILD)/libvet-standin.a $(BUNDLE_LDF) $(LDLIBS_NOCUDA) -o $@
+
+# The rest (libraries, scripts, data, the manifest, the size check) is assembled by a script;
+# VET_SHARED names the shared/ folder whose DLO notes travel (synthetic notes without it).
+gpu-bundle: $(BUNDLE_TOOLS) $(BUNDLE_HELPERS) $(BUNDLE_GPUTEST) $(BUNDLE_CPUTEST)
+	@sh tests/gpu/bundle/assemble.sh $(BUNDLE_DIR) $(BUNDLE_ARCH)
+gpu-rehearsal: gpu-bundle
+	@sh tests/gpu/bundle/rehearse.sh $(BUNDLE_DIR)
+else
+gpu-bundle gpu-rehearsal:
+	@echo "make $@: needs nvcc (the CUDA toolkit) to build the bundle; none found, or CUDA=0"; exit 1
+endif
+.PHONY: gpu-bundle gpu-rehearsal

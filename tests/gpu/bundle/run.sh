@@ -1,0 +1,176 @@
+#!/usr/bin/env bash
+# run.sh [--cpu] [--parts LIST] OUTDIR — every GPU check of one device lease, in at most 8 minutes.
+#
+# The one command of the GPU bundle (`make gpu-bundle` builds dist/gpu/, docs/cuda.md says how a
+# session with a lent GPU runs it): on the device, `sh dist/gpu/run.sh "$OUT"`. It needs nothing
+# but what the device image has (the NVIDIA driver, the CUDA libraries, python3 with torch,
+# transformers and peft) and the bundle itself; it writes nothing outside OUTDIR and /tmp.
+#
+# Parts, in order, each with its own time cap (the caps add up to 480 s, so the whole run ends
+# within 8 minutes whatever happens; a part left less than 5 s is `not ok: no time left`):
+#   bundle        every program starts and finds its libraries; the baseline's Python imports
+#   gpu           nvidia-smi (with --cpu: the CPU and its flags)
+#   memcheck      op_parity --size small under compute-sanitizer --tool memcheck
+#   parity-small  op_parity --size small      every CUDA op against the CPU op
+#   parity-mid    op_parity --size mid        (a LLaMA-like layer, head_dim 128, 32k vocabulary)
+#   gpu-model     test_gpu_model              the GPU model against the CPU model core
+#   gpu-infer     test_gpu_infer              prefill and batched decode against the CPU's
+#   base          a random llama-7b base in bf16, made once with torch on the GPU
+#   lora-ckpt     vet-train vs transformers + peft, 7B LoRA r16 q,k,v,o, bf16, --grad-checkpoint, dropout 0.1
+#   lora-fast     the same without checkpointing, dropout 0 (issue 20's speed target)
+#   dlo           three epochs of the reference recipe over the DLO notes on the 7B base
+#   generate      vet-generate vs transformers generate, 300 notes, batch 64, greedy, <= 100 new tokens
+# Each part prints `ok PART` or `not ok PART: <why>` — a missing program, GPU, library or Python
+# package is `not ok`, never a skip. What the run learns goes to OUTDIR in three files:
+#   summary.md     the parts, the targets of issue 20 with the measured figures, every table
+#   figures.json   every figure, machine-readable
+#   log.txt        each part's output (its last 2 MiB)
+#
+# --cpu: the rehearsal (`make gpu-rehearsal`, in CI): the same parts on the CPU with tiny sizes —
+# the CUDA test programs replaced by their CPU stand-in builds (cpu/), vet-train and vet-generate
+# with --device cpu, a tiny base. Without a GPU and without --cpu, run.sh exits 2 with one line.
+# --parts LIST: only these parts (comma-separated; `base` is added when a benchmark needs it),
+# for a second call in the same lease.
+# Env: VET_BUDGET_S (480), VET_PYTHON (python3), CUDA_LIB (a folder holding libcublas.so.13).
+# Exit status: 0 every part ok, 1 some part not ok, 2 usage error or no GPU.
+[ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"
+set -u
+here=$(cd "$(dirname "$0")" && pwd)
+usage() { sed -n '2,/^# Exit status/p' "$0" | sed 's/^# \{0,1\}//'; }
+cpu=0 parts=
+while [ $# -gt 0 ]; do
+    case $1 in
+        --cpu) cpu=1 ;;
+        --parts) parts=${2:-}; shift ;;
+        --parts=*) parts=${1#--parts=} ;;
+        -h | --help) usage; exit 0 ;;
+        -*) echo "run.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
+        *) break ;;
+    esac
+    shift
+done
+[ $# -eq 1 ] || { echo "usage: run.sh [--cpu] [--parts LIST] OUTDIR (see --help)" >&2; exit 2; }
+out=$1
+mkdir -p "$out" || { echo "run.sh: cannot make $out" >&2; exit 2; }
+out=$(cd "$out" && pwd)
+
+if [ $cpu = 0 ] && ! nvidia-smi -L 2>/dev/null | grep -q '^GPU '; then
+    echo "run.sh: no NVIDIA GPU here (nvidia-smi -L lists none): run it on the device machine, or with --cpu for the CPU rehearsal" >&2
+    exit 2
+fi
+
+# --- the run's settings ----------------------------------------------------------------------
+budget=${VET_BUDGET_S:-480}
+work=$(mktemp -d "${TMPDIR:-/tmp}/vet-gpurun.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+mkdir -p "$work/logs"
+export VET_BIN=$here/bin VET_HELPERS=$here/bin VET_NO_BUILD=1 VET_VENV=/nonexistent
+export VET_PYTHON=${VET_PYTHON:-python3}
+export RESULTS=$work/tables.md FIGURES=$work/figures.jsonl
+export TOKENIZER=$here/data/tokenizer.model NOTES_CSV=$here/data/notes.csv
+: >"$RESULTS"
+: >"$FIGURES"
+if [ $cpu = 1 ]; then
+    mode=cpu tests=$here/cpu
+    export DEVICE=cpu PRESET=tiny VOCAB=1024
+    lora_env=(STEPS=4 WARMUP=1 BATCH=2 SEQ=512)
+    dlo_env=(EPOCHS=1)
+    gen_env=(NOTES=24 BATCH=8 MAX_NEW=16 PROMPT=60)
+    mid_size=small   # the stand-in's "mid" CPU references take minutes on 2 cores
+else
+    mode=gpu tests=$here/test
+    export DEVICE=cuda PRESET=llama-7b BASE_TORCH_ONLY=1
+    lora_env=(STEPS=10 WARMUP=2 BATCH=4 SEQ=512)
+    dlo_env=(EPOCHS=3 TRAIN_CAP=55)
+    gen_env=(NOTES=300 BATCH=64 MAX_NEW=100 PROMPT=90)
+    mid_size=mid
+fi
+export TMPDIR=$work   # every benchmark's work directory goes away with ours
+
+# --- running a part ------------------------------------------------------------------------
+t_start=$SECONDS
+status=0
+: >"$work/parts.tsv"
+wanted() { [ -z "$parts" ] || [[ ",$parts," == *",$1,"* ]]; }
+# part NAME CAP COMMAND...: runs COMMAND with at most CAP seconds (less when the budget is short),
+# output in logs/NAME; ok when it exits 0 and printed no `not ok` and no `skip` line (a test
+# program that found no GPU skips: here that is a failure).
+part() {
+    local name=$1 cap=$2; shift 2
+    wanted "$name" || return 0
+    local left=$((budget - (SECONDS - t_start)))
+    [ "$cap" -gt "$left" ] && cap=$left
+    local log=$work/logs/$name t0=$SECONDS rc why=
+    if [ "$cap" -lt 5 ]; then
+        rc=125 why="no time left of the ${budget} s budget"
+        : >"$log"
+    else
+        echo "# run.sh: part $name, cap $cap s: $*" >"$log"
+        timeout -k 5 "$cap" "$@" >>"$log" 2>&1 </dev/null
+        rc=$?
+        [ $rc -eq 124 ] || [ $rc -eq 137 ] && why="timed out after $cap s"
+    fi
+    local secs=$((SECONDS - t0))
+    if [ $rc -eq 0 ] && ! grep -q '^not ok\|^skip' "$log"; then
+        echo "ok $name ($secs s)"
+        printf '%s\tok\t%s\t%s\t\n' "$name" "$secs" "$cap" >>"$work/parts.tsv"
+        return 0
+    fi
+    [ -z "$why" ] && why=$(grep -m1 '^not ok' "$log" | sed 's/^not ok [^:]*: //')
+    [ -z "$why" ] && why=$(grep -m1 '^skip' "$log")
+    [ -z "$why" ] && why="exit $rc: $(grep -v '^# run.sh:' "$log" | tail -n 1)"
+    echo "not ok $name: $why"
+    printf '%s\tnot ok\t%s\t%s\t%s\n' "$name" "$secs" "$cap" "$(echo "$why" | tr '\t' ' ' | head -c 400)" >>"$work/parts.tsv"
+    status=1
+}
+
+# --- the parts -------------------------------------------------------------------------------
+# CUDA's libraries where the programs' rpath (/usr/local/cuda/lib64) does not reach them: CUDA_LIB,
+# other toolkit folders, the nvidia-* Python wheels, ldconfig's cache (the `bundle` part checks).
+find_cuda_libs() {
+    local p d
+    for p in "$here"/bin/* "$tests"/*; do ldd "$p" 2>&1; done | grep -q 'not found' || return 0
+    for d in ${CUDA_LIB:-} /usr/local/cuda*/lib64 /usr/local/cuda*/targets/x86_64-linux/lib \
+        $("$VET_PYTHON" -c 'import nvidia, os; print(" ".join(os.path.join(p, s, "lib") for p in nvidia.__path__ for s in os.listdir(p)))' 2>/dev/null) \
+        $(ldconfig -p 2>/dev/null | awk '/libcublas\.so\.13 /{ sub("/[^/]*$", "", $NF); print $NF }'); do
+        [ -f "$d/libcublas.so.13" ] || [ -f "$d/libcudart.so.13" ] || continue
+        export LD_LIBRARY_PATH=$d${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+        echo "# run.sh: CUDA libraries from $d" >&2
+    done
+}
+[ $cpu = 1 ] || find_cuda_libs
+export VET_BUNDLE=$here VET_TESTS=$tests VET_RUN_MODE=$mode
+
+cd "$work" || exit 2
+echo "# run.sh: $mode run, budget $budget s, output in $out" >&2
+part bundle 10 bash "$here/scripts/checks.sh" bundle
+part gpu 10 bash "$here/scripts/checks.sh" device
+part memcheck 40 bash "$here/scripts/checks.sh" memcheck
+part parity-small 20 "$tests/op_parity" --size small
+part parity-mid 60 "$tests/op_parity" --size "$mid_size"
+part gpu-model 35 "$tests/test_gpu_model"
+part gpu-infer 25 "$tests/test_gpu_infer"
+if wanted lora-ckpt || wanted lora-fast || wanted dlo || wanted generate; then
+    parts=${parts:+$parts,base}
+fi
+part base 40 bash "$here/scripts/make_base.sh" "$work/base"
+export BASE=$work/base
+part lora-ckpt 65 env "${lora_env[@]}" CKPT=1 DROPOUT=0.1 LABEL=lora-ckpt bash "$here/scripts/bench_7b.sh"
+part lora-fast 60 env "${lora_env[@]}" CKPT=0 DROPOUT=0 LABEL=lora-fast bash "$here/scripts/bench_7b.sh"
+part dlo 70 env "${dlo_env[@]}" bash "$here/scripts/bench_dlo.sh"
+part generate 45 env "${gen_env[@]}" bash "$here/scripts/bench_generate_gpu.sh"
+
+# --- what comes back ---------------------------------------------------------------------------
+total=$((SECONDS - t_start))
+python3 "$here/scripts/summary.py" --mode "$mode" --budget "$budget" --total "$total" --bundle "$here" \
+    --parts "$work/parts.tsv" --logs "$work/logs" --tables "$RESULTS" --figures "$FIGURES" --out "$out" ||
+    { echo "not ok summary: summary.py failed"; status=1; }
+for f in "$work"/logs/*; do
+    [ -f "$f" ] || continue
+    echo "===== ${f##*/}"
+    tail -c 2097152 "$f"
+done >"$out/log.txt"
+n_ok=$(grep -c $'\tok\t' "$work/parts.tsv")
+n_all=$(wc -l <"$work/parts.tsv")
+echo "run.sh: $n_ok of $n_all parts ok in $total s ($mode); $out/summary.md"
+exit $status

@@ -1,0 +1,134 @@
+#!/usr/bin/env python3
+"""summary.py — the GPU bundle's report: run.sh's parts, logs, tables and figures into OUTDIR's
+summary.md (for a reader) and figures.json (every figure, for a program). Standard library only:
+it runs on the device's python3 and in the rehearsal's minimal root.
+
+usage: summary.py --mode gpu|cpu --budget S --total S --bundle DIR --parts TSV --logs DIR
+                  --tables MD --figures JSONL --out DIR
+"""
+import argparse
+import datetime
+import json
+import os
+import re
+
+# The targets of issue 20 that one run measures: (row, figure getter, unit, test).
+GB = 1.073741824  # GiB -> GB
+
+
+def read(path):
+    try:
+        with open(path, errors="replace") as f:
+            return f.read()
+    except OSError:
+        return ""
+
+
+def load_parts(path):
+    parts = []
+    for line in read(path).splitlines():
+        name, status, secs, cap, why = (line.split("\t") + [""] * 5)[:5]
+        parts.append({"name": name, "status": status, "seconds": int(secs or 0), "cap": int(cap or 0), "why": why})
+    return parts
+
+
+def parity_counts(text):
+    return {"ok": len(re.findall(r"^ok ", text, re.M)), "not_ok": len(re.findall(r"^not ok ", text, re.M))}
+
+
+def targets(bench, parity, logs, mode):
+    """Rows: (what, measured, met) with met one of yes / NO / not measured / n/a."""
+    rows = []
+
+    def add(what, value, fmt, ok, gpu_only=False):
+        if value is None and gpu_only and mode == "cpu":
+            rows.append((what, "no GPU to read", "n/a (cpu rehearsal)"))
+        elif value is None:
+            rows.append((what, "not measured", "not measured"))
+        else:
+            rows.append((what, fmt.format(value), ("yes" if ok(value) else "NO") if mode == "gpu" else "n/a (cpu rehearsal)"))
+
+    fast, ckpt = bench.get("lora-fast", {}), bench.get("lora-ckpt", {})
+    add("7B LoRA r16 q,k,v,o, bf16, 4 x 512, no checkpointing: MFU (model FLOPs) >= 40%",
+        fast.get("vet", {}).get("mfu"), "{:.1f}%", lambda v: v >= 40)
+    add("the same: tokens/s >= 2x transformers + peft", fast.get("speedup"), "{:.2f}x", lambda v: v >= 2)
+    smi = ckpt.get("vet", {}).get("smi_gib")
+    add("with --grad-checkpoint: peak device memory (nvidia-smi) <= 18 GB",
+        smi * GB if smi is not None else None, "{:.1f} GB", lambda v: v <= 18, gpu_only=True)
+    add("with --grad-checkpoint: >= 1.5x transformers + peft with its checkpointing", ckpt.get("speedup"),
+        "{:.2f}x", lambda v: v >= 1.5)
+    dlo = bench.get("dlo", {})
+    add("3 epochs of the recipe over the DLO notes on a 7B base: < 120 s of training",
+        dlo.get("projected_train_s"), "{:.0f} s", lambda v: v < 120)
+    gen = bench.get("generate", {})
+    add("vet-generate, 7B: 1,000 notes (batch 64, greedy, <= 100 new) in < 30 s",
+        gen.get("s_per_1000_notes"), "{:.1f} s", lambda v: v < 30)
+    for size in ("small", "mid"):
+        c = parity.get(size)
+        add(f"op parity --size {size}: every op within its tolerance",
+            None if c is None or c["ok"] + c["not_ok"] == 0 else c, "{0[ok]} ok, {0[not_ok]} not ok",
+            lambda v: v["not_ok"] == 0)
+    m = re.search(r"ERROR SUMMARY: (\d+) error", read(os.path.join(logs, "memcheck")))
+    add("compute-sanitizer memcheck on op_parity --size small: 0 errors", int(m.group(1)) if m else None,
+        "{} errors", lambda v: v == 0, gpu_only=True)
+    return rows
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    for a in ("mode", "budget", "total", "bundle", "parts", "logs", "tables", "figures", "out"):
+        ap.add_argument("--" + a, required=True)
+    a = ap.parse_args()
+    parts = load_parts(a.parts)
+    bench = {}
+    for line in read(a.figures).splitlines():
+        if line.strip():
+            fig = json.loads(line)
+            bench[fig["part"]] = fig
+    logs = {p["name"]: read(os.path.join(a.logs, p["name"])) for p in parts}
+    parity = {}
+    for name in ("parity-small", "parity-mid"):
+        if name in logs:
+            size = re.search(r"--size (\w+)", logs[name].splitlines()[0] if logs[name] else "")
+            parity[name.split("-")[1]] = dict(parity_counts(logs[name]), size_run=size.group(1) if size else None)
+    device = [l[len("# device: "):] for l in logs.get("gpu", "").splitlines() if l.startswith("# device: ")]
+    device += [l[2:] for l in logs.get("gpu", "").splitlines() if l.startswith("# flags: ")]
+    build = read(os.path.join(a.bundle, "BUILD")).strip().splitlines()
+    rows = targets(bench, parity, a.logs, a.mode)
+    now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    n_ok = sum(p["status"] == "ok" for p in parts)
+
+    md = [f"# vet GPU bundle run, {now}", ""]
+    md.append(f"- mode: **{a.mode}**" + (" (the CPU rehearsal: tiny sizes, figures are not the targets')"
+                                         if a.mode == "cpu" else ""))
+    md.append(f"- device: {'; '.join(device) or 'unknown'}")
+    md += [f"- {l}" for l in build[1:]]
+    md.append(f"- {n_ok} of {len(parts)} parts ok in {a.total} s (budget {a.budget} s)")
+    md += ["", "## Parts", "", "| part | status | seconds | cap | why not ok |", "| --- | --- | ---: | ---: | --- |"]
+    for p in parts:
+        md.append(f"| {p['name']} | {p['status']} | {p['seconds']} | {p['cap']} | {p['why'].replace('|', '/')} |")
+    md += ["", "## Targets (issue 20)", "", "| target | measured | met |", "| --- | ---: | --- |"]
+    md += [f"| {w} | {v} | {m} |" for w, v, m in rows]
+    tables = read(a.tables).strip()
+    if tables:
+        md += ["", "## Benchmarks", ("\n" + tables).replace("\n## ", "\n### ")]
+    for name in ("parity-small", "parity-mid"):
+        body = [l for l in logs.get(name, "").splitlines() if l.startswith("|") or l.startswith("# ")]
+        if body:
+            md += ["", f"## {name} (op_parity: max |gpu - cpu| / max |cpu| per tensor, GPU ms per call)", ""]
+            md += [l[2:] if l.startswith("# ") else l for l in body]
+    fails = [l for p in parts for l in logs.get(p["name"], "").splitlines() if l.startswith("not ok")]
+    if fails:
+        md += ["", "## Every `not ok` line", ""] + ["    " + l for l in fails[:200]]
+    with open(os.path.join(a.out, "summary.md"), "w") as f:
+        f.write("\n".join(md) + "\n")
+
+    fig = {"date": now, "mode": a.mode, "budget_s": int(a.budget), "total_s": int(a.total), "device": device,
+           "bundle": build, "parts": parts, "benchmarks": bench, "parity": parity,
+           "targets": [{"target": w, "measured": v, "met": m} for w, v, m in rows]}
+    with open(os.path.join(a.out, "figures.json"), "w") as f:
+        json.dump(fig, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
