@@ -26,7 +26,7 @@ CUDA      ?= auto
 DEB_PACKAGES := build-essential pkg-config libsentencepiece-dev sentencepiece libmsgpack-dev \
                 libzstd-dev zstd libopenblas-dev libjansson-dev python3-sentencepiece \
                 python3-venv gnuplot-nox man-db jq clang libclang-rt-14-dev libpcre2-dev \
-                libutf8proc-dev
+                libutf8proc-dev debootstrap
 
 ifeq ($(SANITIZE),1)
   BUILD   := build/san
