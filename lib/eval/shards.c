@@ -15,9 +15,9 @@ int64_t vet_shard_size(const vet_shard *s) {
 int vet_shard_check_count(const vet_shard *s, const char *path, uint64_t records, vet_err *err) {
     int64_t want = vet_shard_size(s);
     if ((int64_t)records == want) return 0;
-    return vet_errf(err, "%s: shard %d/%d holds %llu records, but shard %d of an input of %lld notes split %d ways "
-                    "holds %lld (a stream edited, or a header that is not its own?)", path, s->k, s->n,
-                    (unsigned long long)records, s->k, (long long)s->input_notes, s->n, (long long)want);
+    return vet_errf(err, "%s: shard %d/%d has %llu records, want %lld (its share of an input of %lld notes): a stream "
+                    "edited, or a header not its own?", path, s->k, s->n, (unsigned long long)records, (long long)want,
+                    (long long)s->input_notes);
 }
 
 // The first shard number of 0..N-1 that no stream holds, or -1 when each is held. With n
