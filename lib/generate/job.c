@@ -221,7 +221,17 @@ static int shard_prompt(vet_generate_job *j, vet_prompt *p, vet_err *err) {
     }
 }
 
-// The decoder's next prompt; its note gets a place in the queue (its tag: input order).
+// The decoder's tag of a note is its place in the whole input, which seeds its sampler: a note
+// samples the same tokens in a shard as in the unsharded run. The queue's own numbers count this
+// shard's notes: shard k of n holds notes k, k + n, ..., so its i-th is note k + i n.
+static int64_t input_place(const vet_generate_job *j, int64_t queued) {
+    return j->o.shard_n ? j->o.shard_k + queued * j->o.shard_n : queued;
+}
+static int64_t queue_place(const vet_generate_job *j, int64_t tag) {
+    return j->o.shard_n ? (tag - j->o.shard_k) / j->o.shard_n : tag;
+}
+
+// The decoder's next prompt; its note gets a place in the queue (written in input order).
 static int next_prompt(void *ctx, vet_gen_prompt *gp, vet_err *err) {
     vet_generate_job *j = ctx;
     vet_prompt p;
@@ -234,7 +244,7 @@ static int next_prompt(void *ctx, vet_gen_prompt *gp, vet_err *err) {
         return -1;
     }
     n->id = p.id, n->species = p.species, n->gold = p.gold, n->n_gold = p.n_gold;
-    gp->tag = tag, gp->prompt = p.prompt, gp->n_prompt = p.n_prompt;
+    gp->tag = input_place(j, tag), gp->prompt = p.prompt, gp->n_prompt = p.n_prompt;
     return 1;
 }
 
@@ -248,9 +258,10 @@ static int write_one(void *ctx, const vet_prediction *p, vet_err *err) {
 // A finished note: its text and labels, then every note now due, in input order.
 static int note_done(void *ctx, const vet_gen_result *r, vet_err *err) {
     vet_generate_job *j = ctx;
-    vet_prediction *p = vet_pending_get(j->pending, r->tag);
+    int64_t queued = queue_place(j, r->tag);
+    vet_prediction *p = vet_pending_get(j->pending, queued);
     if (vet_prediction_fill(p, r, j->tok, j->vocab, j->eos, j->n_eos, err)) return -1;
-    vet_pending_done(j->pending, r->tag);
+    vet_pending_done(j->pending, queued);
     if (vet_pending_flush(j->pending, write_one, j, err) < 0) return -1;
     if (j->o.progress) {
         vet_generate_counts c;
