@@ -14,7 +14,7 @@
 # PATH. The same one-liners by hand, and the Slurm job array (shard-slurm.sbatch), are in
 # pipelines/README.md. Exit status: 0; 1 when a shard or vet-eval fails; 2 on a usage error.
 set -u
-jobs= runner=
+jobs='' runner=''
 while getopts j:r:h opt; do
     case $opt in
     j) jobs=$OPTARG ;;
@@ -31,19 +31,21 @@ case $n in '' | *[!0-9]* | 0*) echo "shard-parallel.sh: N must be an integer >= 
 jobs=${jobs:-$n}
 case $jobs in '' | *[!0-9]* | 0*) echo "shard-parallel.sh: -j must be an integer >= 1 (got '$jobs')" >&2; exit 2 ;; esac
 if [ -z "$runner" ]; then
-    if command -v parallel >/dev/null 2>&1 && parallel --version 2>/dev/null | grep -q GNU; then runner=parallel; else runner=xargs; fi
+    if command -v parallel >/dev/null 2>&1 && parallel --version 2>/dev/null | grep -q GNU; then runner='parallel'; else runner='xargs'; fi
 fi
 gen=${VET_BIN:+$VET_BIN/}vet-generate
 eval_=${VET_BIN:+$VET_BIN/}vet-eval
 mkdir -p "$out" || exit 1
 
 # The fan-out: one vet-generate per shard number, {} replaced by K.
-case $runner in
-parallel) seq 0 $((n - 1)) | parallel -q -j "$jobs" "$gen" -q --shard "{}/$n" "$@" -o "$out/shard-{}-of-$n.pred" "$input" ;;
-xargs) seq 0 $((n - 1)) | xargs -P "$jobs" -I{} "$gen" -q --shard "{}/$n" "$@" -o "$out/shard-{}-of-$n.pred" "$input" ;;
-*) echo "shard-parallel.sh: -r must be parallel or xargs (got '$runner')" >&2; exit 2 ;;
-esac
-[ $? -eq 0 ] || { echo "shard-parallel.sh: a shard failed (its vet-generate said why above)" >&2; exit 1; }
+fan_out() {
+    case $runner in
+    parallel) seq 0 $((n - 1)) | parallel -q -j "$jobs" "$gen" -q --shard "{}/$n" "$@" -o "$out/shard-{}-of-$n.pred" "$input" ;;
+    xargs) seq 0 $((n - 1)) | xargs -P "$jobs" -I{} "$gen" -q --shard "{}/$n" "$@" -o "$out/shard-{}-of-$n.pred" "$input" ;;
+    esac
+}
+case $runner in parallel | xargs) ;; *) echo "shard-parallel.sh: -r must be parallel or xargs (got '$runner')" >&2; exit 2 ;; esac
+fan_out "$@" || { echo "shard-parallel.sh: a shard failed (its vet-generate said why above)" >&2; exit 1; }
 
 # The merge: the N streams in shard order (vet-eval would take any order).
 set --
