@@ -2,8 +2,9 @@
 # test_shard.sh — sharded coding (issue 21): vet-generate --shard K/N over the fault fixture's
 # 160 notes and micro model (tests/e2e/fault_fixture.sh), 3 shards run at once, merged by
 # vet-eval: the same records (by id, in input order) and the same metrics as the unsharded run;
-# the headers' shard fields; a packed input; a missing, twice-given, other-split, other-input or
-# edited shard refused with the shard named; --shard's usage errors; and both fan-outs of
+# the headers' shard fields; sampling; a packed input; a missing, twice-given, other-split,
+# other-input or edited shard refused with the shard named; an input the unsharded run refuses
+# failing every shard alike; --shard's usage errors; and both fan-outs of
 # pipelines/ (shard-parallel.sh through xargs -P, and GNU parallel when installed;
 # shard-slurm.sbatch run as three array tasks outside Slurm).
 set -u
@@ -103,6 +104,24 @@ if [ -x "$MKPREDS" ]; then
 else
     echo "skip shard-edited: $MKPREDS not built (make helpers)"
     echo "skip shard-duplicate-id: $MKPREDS not built (make helpers)"
+fi
+
+# --- an input the unsharded run refuses (a prompt token outside the vocabulary at note 5) fails
+# every shard alike, before anything is written: no shard's count can disagree with the others'
+MKTOK=$VET_BUILD/tests/helpers/vet-mktokens
+if [ -x "$MKTOK" ]; then
+    for i in 1 2 3 4 5 6 7; do
+        tok=$([ $i = 5 ] && echo 99999 || echo 5)
+        echo "{\"id\":\"b$i\",\"species\":\"\",\"codes\":[],\"note\":\"n\",\"prompt\":[1,$tok,6],\"response\":[7,2]}"
+    done | "$MKTOK" --sha256 "$(sha256sum "$fx/tok.model" | cut -c1-64)" --vocab 512 -o "$tmp/bad.tok"
+    "$GEN" -q -m "$fx/base" -n 2 "$tmp/bad.tok" -o "$tmp/bad.pred" 2>"$tmp/err.all"; rcs=$?
+    for k in 0 1 2; do
+        "$GEN" -q -m "$fx/base" -n 2 --shard $k/3 "$tmp/bad.tok" -o "$tmp/bad$k.pred" 2>"$tmp/err$k"; rcs="$rcs$?"
+    done
+    check shard-bad-input '[ "$rcs" = 1111 ] && grep -q "record 5: note b5: prompt token 99999" "$tmp/err0" && grep -q "record 5" "$tmp/err2" && [ -z "$(ls "$tmp"/bad.pred "$tmp"/bad[0-9].pred 2>/dev/null)" ]' \
+        "rc=$rcs: $(cat "$tmp/err.all" "$tmp/err0")"
+else
+    echo "skip shard-bad-input: $MKTOK not built (make helpers)"
 fi
 
 # --- --shard's usage errors ---------------------------------------------------------------------
