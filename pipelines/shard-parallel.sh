@@ -9,8 +9,9 @@
 # or xargs -P (-r xargs); then `vet-eval --json OUTDIR/metrics.json` over the N streams, which
 # checks that they are a complete set and scores them as the unsharded run (same metrics, notes
 # merged back in input order). Shard K holds notes K, K+N, K+2N, ... (round-robin). INPUT must
-# be a file (each shard reads it). Give each shard its share of the cores with -t in ARGS (the
-# default is every core for every shard). The programs are found in $VET_BIN when set, else on
+# be a file (each shard reads it). Each shard gets -t nproc/JOBS threads (at least 1), its share
+# of the cores, unless ARGS give another -t: threads beyond the cores cost far more than they
+# save (OpenMP threads spin). The programs are found in $VET_BIN when set, else on
 # PATH. The same one-liners by hand, and the Slurm job array (shard-slurm.sbatch), are in
 # pipelines/README.md. Exit status: 0; 1 when a shard or vet-eval fails; 2 on a usage error.
 set -u
@@ -45,7 +46,9 @@ fan_out() {
     esac
 }
 case $runner in parallel | xargs) ;; *) echo "shard-parallel.sh: -r must be parallel or xargs (got '$runner')" >&2; exit 2 ;; esac
-fan_out "$@" || { echo "shard-parallel.sh: a shard failed (its vet-generate said why above)" >&2; exit 1; }
+threads=$(( $(nproc 2>/dev/null || echo 1) / jobs ))
+[ "$threads" -ge 1 ] || threads=1
+fan_out -t "$threads" "$@" || { echo "shard-parallel.sh: a shard failed (its vet-generate said why above)" >&2; exit 1; }
 
 # The merge: the N streams in shard order (vet-eval would take any order).
 set --
