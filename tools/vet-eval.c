@@ -15,9 +15,11 @@ enum { EXIT_BELOW = 4 };  // accuracy below --fail-under
 
 static void usage(void) __attribute__((noreturn));
 static void usage(void) {
-    printf("usage: vet-eval [OPTIONS] [PREDICTIONS]\n"
+    printf("usage: vet-eval [OPTIONS] [PREDICTIONS...]\n"
            "Scores predictions (a 'predictions' stream from vet-generate, or a CSV or JSON lines\n"
            "file with id, gold, pred and optional species) read from PREDICTIONS or stdin ('-').\n"
+           "Several PREDICTIONS: the N streams of one vet-generate --shard K/N run, merged in the\n"
+           "input's order; an incomplete or overlapping set is refused, naming the shard.\n"
            "Prints exact-match accuracy, micro/macro precision, recall and F1, mean Jaccard, a\n"
            "per-label and a per-species table, the most frequent confusions, how many outputs\n"
            "parsed to no label, 95%% bootstrap intervals and a majority-label baseline.\n"
@@ -44,6 +46,11 @@ static int parse_format(const char *s) {
     if (strcmp(s, "csv") == 0) return VET_PRED_CSV;
     if (strcmp(s, "jsonl") == 0) return VET_PRED_JSONL;
     cli_usage_error("--format: want stream, csv or jsonl, got '%s'", s);
+}
+
+static void refuse_overwrite(const char *json_path, const char *input) {
+    vet_err err;
+    if (input && json_path && vet_refuse_overwrite("--json", json_path, input, &err)) cli_usage_error("%s", err.msg);
 }
 
 int main(int argc, char **argv) {
@@ -76,15 +83,14 @@ int main(int argc, char **argv) {
         default: cli_usage_error("unknown option");
         }
     }
-    if (argc - optind > 1) cli_usage_error("one predictions file at most");
     if (optind < argc) o.predictions = argv[optind];
+    if (argc - optind > 1) o.shards = (const char *const *)argv + optind, o.n_shards = argc - optind;
 
+    // Before anything is read or written: --json must name none of the inputs.
+    refuse_overwrite(json_path, o.codes), refuse_overwrite(json_path, o.baseline_from);
+    for (int i = optind; i < argc; i++) refuse_overwrite(json_path, argv[i]);
     vet_report r;
     vet_err err;
-    const char *inputs[] = {o.predictions, o.codes, o.baseline_from};
-    for (size_t i = 0; i < sizeof inputs / sizeof *inputs; i++)  // before anything is read or written
-        if (inputs[i] && json_path && vet_refuse_overwrite("--json", json_path, inputs[i], &err))
-            cli_usage_error("%s", err.msg);
     if (vet_report_build(&o, &r, &err) < 0) cli_fail_err(&err);
     int json_on_stdout = json_path && strcmp(json_path, "-") == 0;
     if (!quiet && !json_on_stdout && (vet_report_print(stdout, &r) < 0 || fflush(stdout) != 0))

@@ -47,6 +47,9 @@ static void usage(void) {
            "                         table (one label per line, or code<TAB>term), then stop\n"
            "      --codes FILE       more labels to find in the text (the --constrain table's are\n"
            "                         always looked for; so are 6-18 digit codes)\n"
+           "      --shard K/N        decode only notes K, K+N, K+2N, ... of INPUT (a file): shard K of N,\n"
+           "                         0 <= K < N; the header names the shard and the input's note\n"
+           "                         count, and vet-eval merges the N streams (pipelines/README.md)\n"
            "  -t, --threads N        threads (default 0: OMP_NUM_THREADS, else all cores)\n"
            "      --device cpu|cuda[:N]  where the model runs (default cpu); cuda = cuda:0\n"
            "      --bf16             CUDA: weight matrices in bf16 (the default on cuda, unless\n"
@@ -67,6 +70,18 @@ static void usage(void) {
     exit(EXIT_OK);
 }
 
+// --shard K/N: both numbers through the numeric parser, N >= 1 first, then 0 <= K < N.
+static void parse_shard(const char *v, vet_generate_opts *o) {
+    const char *slash = strchr(v, '/');
+    char k[32];
+    if (!slash || (size_t)(slash - v) >= sizeof k)
+        cli_usage_error("--shard: want K/N (shard K of N, 0 <= K < N, e.g. 0/4), got '%s'", v);
+    memcpy(k, v, (size_t)(slash - v));
+    k[slash - v] = 0;
+    o->shard_n = cli_int("--shard N", slash + 1, 1, 1 << 30);
+    o->shard_k = cli_int("--shard K", k, 0, o->shard_n - 1);
+}
+
 // The flags that say where the model runs (the job's own go into vet_generate_opts).
 typedef struct {
     const char *device, *dtype, *quant;
@@ -77,7 +92,7 @@ typedef struct {
 
 static void parse_flags(int argc, char **argv, vet_generate_opts *o, run_flags *f) {
     enum { OPT_TEMP = 256, OPT_TOPP, OPT_TOPK, OPT_SEED, OPT_CONSTRAIN, OPT_CODES, OPT_DEVICE, OPT_BF16,
-           OPT_FP32, OPT_FP16, OPT_MAXLEN, OPT_QUANT };
+           OPT_FP32, OPT_FP16, OPT_MAXLEN, OPT_QUANT, OPT_SHARD };
     static const struct option opts[] = {
         {"model", required_argument, 0, 'm'},   {"adapter", required_argument, 0, 'a'},
         {"spm", required_argument, 0, 's'},     {"tokenizer", required_argument, 0, 's'},
@@ -90,7 +105,7 @@ static void parse_flags(int argc, char **argv, vet_generate_opts *o, run_flags *
         {"device", required_argument, 0, OPT_DEVICE}, {"bf16", no_argument, 0, OPT_BF16},
         {"fp32", no_argument, 0, OPT_FP32}, {"fp16", no_argument, 0, OPT_FP16},
         {"max-len", required_argument, 0, OPT_MAXLEN},
-        {"quant", required_argument, 0, OPT_QUANT},
+        {"quant", required_argument, 0, OPT_QUANT}, {"shard", required_argument, 0, OPT_SHARD},
         {"help", no_argument, 0, 'h'},          {"version", no_argument, 0, 'V'},
         {0, 0, 0, 0},
     };
@@ -120,6 +135,7 @@ static void parse_flags(int argc, char **argv, vet_generate_opts *o, run_flags *
         case OPT_FP16: f->dtype = "fp16"; break;
         case OPT_MAXLEN: f->max_len = cli_int("--max-len", optarg, 1, 1 << 20); break;
         case OPT_QUANT: f->quant = optarg; break;
+        case OPT_SHARD: parse_shard(optarg, o); break;
         case 'q': f->quiet = 1; break;
         case 'h': usage();
         case 'V': cli_version();

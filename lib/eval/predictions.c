@@ -16,6 +16,7 @@
 #include "base/lines.h"
 #include "base/strtab.h"
 #include "data/labels.h"
+#include "eval/shards.h"
 #include "io/csv.h"
 #include "io/mp.h"
 #include "io/stream.h"
@@ -151,6 +152,21 @@ vet_pred_reader *vet_pred_open(const char *path, int format, vet_err *err) {
 fail:
     vet_pred_close(r);
     return NULL;
+}
+
+int vet_pred_shard(const vet_pred_reader *r, vet_shard *s, vet_err *err) {
+    memset(s, 0, sizeof *s);
+    const msgpack_object *sh = r->stream ? mp_get(vet_reader_header(r->stream), "shard") : NULL;
+    if (!sh) return 0;
+    int64_t k, n, t;
+    if (sh->type != MSGPACK_OBJECT_MAP || mp_get_int(sh, "k", &k, err) || mp_get_int(sh, "n", &n, err) ||
+        mp_get_int(sh, "input_notes", &t, err))
+        return vet_errf(err, "%s: header: \"shard\" is not a map of k, n and input_notes", r->name);
+    if (n < 1 || n > (1 << 30) || k < 0 || k >= n || t < 0)
+        return vet_errf(err, "%s: header: shard %lld/%lld of %lld notes is not a shard (want 0 <= k < n, notes >= 0)",
+                        r->name, (long long)k, (long long)n, (long long)t);
+    s->k = (int)k, s->n = (int)n, s->input_notes = t;
+    return 1;
 }
 
 // --- one record from each format ---
@@ -363,7 +379,14 @@ int vet_eval_read_predictions(vet_eval *e, const char *path, int format, const c
     vet_strtab ids = {0};
     long *at = NULL;
     vet_pred rec;
-    int rc;
+    vet_shard sh;
+    int rc = vet_pred_shard(r, &sh, err), sharded = rc == 1;
+    const char *name = r->name;
+    if (sharded) rc = vet_shards_check(&sh, &name, 1, err);  // one shard: the set of 1/1 only
+    if (rc < 0) {
+        vet_pred_close(r);
+        return -1;
+    }
     while ((rc = vet_pred_next(r, &rec, err)) == 1) {
         int added = check_id(r, &rec, &ids, &at, err);
         if (added == 0) added = vet_eval_add(e, rec.species, rec.gold, rec.ngold, rec.pred, rec.npred, err);
@@ -372,6 +395,7 @@ int vet_eval_read_predictions(vet_eval *e, const char *path, int format, const c
     }
     vet_strtab_free(&ids);
     free(at);
+    if (rc == 0 && sharded) rc = vet_shard_check_count(&sh, name, r->records, err);
     vet_pred_close(r);
     if (rc != 0) return -1;  // -1 from the reader, or 1: the sample could not be added
     if (vet_eval_n(e) == 0)

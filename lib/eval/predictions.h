@@ -38,13 +38,25 @@ int vet_pred_next(vet_pred_reader *r, vet_pred *rec, vet_err *err);
 void vet_pred_clear(vet_pred *rec);
 void vet_pred_close(vet_pred_reader *r);
 
+// What a shard's header says (vet-generate --shard K/N, docs/formats.md): shard k of n, cut
+// from an input of input_notes notes.
+typedef struct {
+    int k, n;
+    int64_t input_notes;
+} vet_shard;
+
+// The shard r's header names: 1 with *s filled, 0 when it names none (a stream without the key,
+// a CSV, JSON lines), -1 when its `shard` is malformed (VET_E_INPUT).
+int vet_pred_shard(const vet_pred_reader *r, vet_shard *s, vet_err *err);
+
 // Splits "a; b;;c" into trimmed, non-empty malloc'd strings (free with vet_labels_free_list).
 int vet_split_labels(const char *s, size_t len, char ***out, size_t *n, vet_err *err);
 
 // Every prediction of path (read as above) added to e, and the format it was read as in
 // *format_name ("stream", "csv", "jsonl"). A file with no prediction is an error, and so is an
 // id that appears twice: each note must be scored once, and a repeated id means two runs
-// concatenated or an id column that is not unique, which would weigh some notes double.
+// concatenated or an id column that is not unique, which would weigh some notes double. A
+// shard of a split into more than one (eval/shards.h) is refused alone: the set is incomplete.
 int vet_eval_read_predictions(vet_eval *e, const char *path, int format, const char **format_name, vet_err *err);
 
 // The gold label sets of a tokens (`codes`), packed (`codes`, one set per sample of a row) or

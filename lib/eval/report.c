@@ -3,10 +3,13 @@
 #include "eval/report.h"
 
 #include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "base/input_file.h"
 #include "eval/predictions.h"
+#include "eval/shards.h"
 
 vet_eval_opts vet_eval_defaults(void) {
     return (vet_eval_opts){.predictions = "-", .format = VET_PRED_SNIFF, .bootstrap = 1000, .seed = 1, .confusions = 10};
@@ -17,6 +20,7 @@ void vet_report_free(vet_report *r) {
     vet_metrics_free(&r->m);
     vet_eval_free(r->samples);
     vet_labels_free(r->codes);
+    free(r->input_buf);
     memset(r, 0, sizeof *r);
 }
 
@@ -51,10 +55,14 @@ int vet_report_build(const vet_eval_opts *o, vet_report *r, vet_err *err) {
     memset(r, 0, sizeof *r);
     r->o = *o;
     r->input = strcmp(o->predictions, "-") == 0 ? "<stdin>" : o->predictions;
+    if (o->n_shards >= 2 && asprintf(&r->input_buf, "%s and %d more shards", o->shards[0], o->n_shards - 1) < 0)
+        return r->input_buf = NULL, vet_err_nomem(err, "out of memory");
+    if (r->input_buf) r->input = r->input_buf;
     if (load_codes(r, err) < 0) return -1;
     vet_eval *e = r->samples = vet_eval_new();
     if (!e) return vet_err_nomem(err, "out of memory");
-    int rc = vet_eval_read_predictions(e, o->predictions, o->format, &r->format, err);
+    int rc = o->n_shards >= 2 ? vet_eval_read_shards(e, o->shards, o->n_shards, o->format, &r->format, err)
+                              : vet_eval_read_predictions(e, o->predictions, o->format, &r->format, err);
     if (rc == 0) rc = vet_metrics_compute(e, &r->m, err);
     if (rc == 0 && o->bootstrap > 0) rc = vet_metrics_bootstrap(e, o->bootstrap, o->seed, r->acc_ci, r->f1_ci, err);
     if (rc == 0) rc = baseline(r, e, err);

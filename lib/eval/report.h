@@ -17,6 +17,8 @@
 
 typedef struct {
     const char *predictions;    // a path, or "-" for stdin
+    const char *const *shards;  // n_shards >= 2: the streams of one vet-generate --shard run,
+    int n_shards;               //   merged in input order (eval/shards.h); predictions unused
     int format;                 // VET_PRED_* (predictions.h); VET_PRED_SNIFF: from the first byte
     const char *codes;          // a codes file (`code<TAB>term`) for the terms in the table, or NULL
     int bootstrap;              // resamples for the 95% intervals; 0: no intervals
@@ -30,7 +32,9 @@ vet_eval_opts vet_eval_defaults(void);
 
 typedef struct {
     vet_eval_opts o;
-    const char *input;          // the predictions as named in the report: the path, or "<stdin>"
+    const char *input;          // the predictions as named in the report: the path, or "<stdin>",
+                                // or "FIRST and N more shards"
+    char *input_buf;            // what input points to for a set of shards
     const char *format;         // as read: "stream", "csv" or "jsonl"
     vet_labels *codes;          // NULL without o.codes
     vet_eval *samples;          // the predictions read (m's labels and species point into it)

@@ -46,6 +46,8 @@ struct vet_generate_job {
     vet_pending *pending;
     vet_generate_counts counts;
     double t0;
+    // with a shard: the input's notes (counted before the header), and those read so far
+    int64_t input_notes, seen;
 };
 
 vet_generate_opts vet_generate_defaults(void) {
@@ -149,6 +151,15 @@ vet_generate_job *vet_generate_open(const vet_generate_opts *o, vet_err *err) {
         vet_err_kindf(err, VET_E_USAGE, "no model to decode with");
         goto fail;
     }
+    if (o->shard_n < 0 || (o->shard_n > 0 && (o->shard_k < 0 || o->shard_k >= o->shard_n))) {
+        vet_err_kindf(err, VET_E_USAGE, "--shard %d/%d: want K/N with 0 <= K < N", o->shard_k, o->shard_n);
+        goto fail;
+    }
+    if (o->shard_n > 0 && strcmp(o->input, "-") == 0) {
+        vet_err_kindf(err, VET_E_USAGE, "--shard reads its input twice (first to count the notes for the header): "
+                      "give INPUT as a file, not stdin");
+        goto fail;
+    }
     // Predictions written over the stream being read would destroy it: refused before anything opens.
     if (vet_refuse_overwrite("-o", o->output, o->input, err)) goto fail;
     if (open_input(j, err) || load_tokenizer(j, err) || load_tables(j, err) ||
@@ -198,11 +209,33 @@ void vet_generate_counts_now(const vet_generate_job *j, vet_generate_counts *c) 
 // ---------------------------------------------------------------------------------------
 // Run: the decoder pulls prompts and hands back finished notes.
 
-// The decoder's next prompt; its note gets a place in the queue (its tag: input order).
+// The next prompt of this shard (every prompt without one): the others are read, checked as
+// the unsharded run would, and passed over. 1, 0 at the end, -1 on error.
+static int shard_prompt(vet_generate_job *j, vet_prompt *p, vet_err *err) {
+    for (;;) {
+        int rc = vet_prompts_next(j->in, p, err);
+        if (rc <= 0) return rc;
+        int64_t i = j->seen++;
+        if (j->o.shard_n == 0 || i % j->o.shard_n == j->o.shard_k) return 1;
+        vet_prompt_free_fields(p);
+    }
+}
+
+// The decoder's tag of a note is its place in the whole input, which seeds its sampler: a note
+// samples the same tokens in a shard as in the unsharded run. The queue's own numbers count this
+// shard's notes: shard k of n holds notes k, k + n, ..., so its i-th is note k + i n.
+static int64_t input_place(const vet_generate_job *j, int64_t queued) {
+    return j->o.shard_n ? j->o.shard_k + queued * j->o.shard_n : queued;
+}
+static int64_t queue_place(const vet_generate_job *j, int64_t tag) {
+    return j->o.shard_n ? (tag - j->o.shard_k) / j->o.shard_n : tag;
+}
+
+// The decoder's next prompt; its note gets a place in the queue (written in input order).
 static int next_prompt(void *ctx, vet_gen_prompt *gp, vet_err *err) {
     vet_generate_job *j = ctx;
     vet_prompt p;
-    int rc = vet_prompts_next(j->in, &p, err);
+    int rc = shard_prompt(j, &p, err);
     if (rc <= 0) return rc;
     int64_t tag;
     vet_prediction *n = vet_pending_add(j->pending, &tag, err);
@@ -211,7 +244,7 @@ static int next_prompt(void *ctx, vet_gen_prompt *gp, vet_err *err) {
         return -1;
     }
     n->id = p.id, n->species = p.species, n->gold = p.gold, n->n_gold = p.n_gold;
-    gp->tag = tag, gp->prompt = p.prompt, gp->n_prompt = p.n_prompt;
+    gp->tag = input_place(j, tag), gp->prompt = p.prompt, gp->n_prompt = p.n_prompt;
     return 1;
 }
 
@@ -225,9 +258,10 @@ static int write_one(void *ctx, const vet_prediction *p, vet_err *err) {
 // A finished note: its text and labels, then every note now due, in input order.
 static int note_done(void *ctx, const vet_gen_result *r, vet_err *err) {
     vet_generate_job *j = ctx;
-    vet_prediction *p = vet_pending_get(j->pending, r->tag);
+    int64_t queued = queue_place(j, r->tag);
+    vet_prediction *p = vet_pending_get(j->pending, queued);
     if (vet_prediction_fill(p, r, j->tok, j->vocab, j->eos, j->n_eos, err)) return -1;
-    vet_pending_done(j->pending, r->tag);
+    vet_pending_done(j->pending, queued);
     if (vet_pending_flush(j->pending, write_one, j, err) < 0) return -1;
     if (j->o.progress) {
         vet_generate_counts c;
@@ -256,6 +290,7 @@ static vet_predictions_header header_of(const vet_generate_job *j) {
         .model = o->models[0], .ensemble = o->models, .n_models = o->n_models, .adapter = o->adapter,
         .tokenizer = j->tokenizer, .tmpl = j->tmpl, .source = o->input, .sampling = o->sampling,
         .seed = o->seed, .max_new = o->max_new, .batch = o->batch, .constrain = o->constrain,
+        .shard_k = o->shard_k, .shard_n = o->shard_n, .input_notes = j->input_notes,
     };
 }
 
@@ -268,12 +303,31 @@ static int decode_all(vet_generate_job *j, vet_err *err) {
     return vet_generate_on(&j->be, j->V, &go, o->batch, next_prompt, note_done, j, err);
 }
 
+// A shard's header names the input's note count, so vet-eval can tell a complete set of shards:
+// counted before anything is written, by the same reader and checks as the run (so a note the
+// run would refuse fails every shard alike, as it fails the unsharded run). The run's own count
+// must come out the same: else the input changed between the two reads.
+static int count_input(vet_generate_job *j, const vet_prompt_limits *l, vet_err *err) {
+    if (j->o.shard_n == 0) return 0;
+    j->input_notes = vet_prompts_count(j->o.input, l, err);
+    return j->input_notes < 0 ? -1 : 0;
+}
+
+static int check_count(const vet_generate_job *j, vet_err *err) {
+    if (j->o.shard_n == 0 || j->seen == j->input_notes) return 0;
+    return vet_errf(err, "%s: %lld notes when counted, %lld when decoded: the input changed while it was read",
+                    vet_prompts_path(j->in), (long long)j->input_notes, (long long)j->seen);
+}
+
 int vet_generate_run(vet_generate_job *j, vet_err *err) {
     const vet_generate_opts *o = &j->o;
-    vet_prompts_limit(j->in, &(vet_prompt_limits){.vocab = j->V, .max_pos = j->max_pos, .max_new = o->max_new});
+    vet_prompt_limits lim = {.vocab = j->V, .max_pos = j->max_pos, .max_new = o->max_new};
+    vet_prompts_limit(j->in, &lim);
+    if (count_input(j, &lim, err)) return -1;
     vet_predictions_header h = header_of(j);
     if (!(j->pending = vet_pending_new(err)) || !(j->w = vet_predictions_open(o->output, &h, err))) return -1;
     int rc = decode_all(j, err);
+    if (rc == 0) rc = check_count(j, err);
     vet_writer *w = j->w;
     j->w = NULL;
     if (rc == 0) return vet_writer_close(w, err);  // the trailer, fsync, rename

@@ -46,6 +46,12 @@ typedef struct {
     int batch;              // notes decoded at once (the results do not depend on it)
     vet_sampling sampling;
     uint64_t seed;
+    // Shard shard_k of shard_n (0 <= shard_k < shard_n; shard_n 0: no sharding): only notes
+    // shard_k, shard_k + shard_n, shard_k + 2 shard_n, ... of the input (round-robin, so long and
+    // short notes spread evenly) are decoded, and the header says which shard this is and how
+    // many notes the whole input holds. The input is read twice (first to count its notes), so
+    // it must be a file, not stdin (else VET_E_USAGE).
+    int shard_k, shard_n;
     // Called after every finished note (when not NULL), e.g. for a progress line.
     void (*progress)(void *ctx, const vet_generate_counts *c);
     void *progress_ctx;
@@ -74,8 +80,8 @@ void vet_generate_use_backend(vet_generate_job *j, const vet_infer_backend *be, 
 // Frees the host copies of the models (once a device holds its own).
 void vet_generate_drop_models(vet_generate_job *j);
 
-// Writes the stream: its header, then every note's record in input order. On failure nothing
-// is left under the output path.
+// Writes the stream: its header, then every note's record in input order (with a shard: this
+// shard's notes, in input order). On failure nothing is left under the output path.
 int vet_generate_run(vet_generate_job *j, vet_err *err);
 
 // The counts so far (seconds up to now).

@@ -37,8 +37,8 @@ vet_writer *vet_predictions_open(const char *path, const vet_predictions_header 
     vet_writer *w = vet_writer_open(path, "predictions", "vet-generate", err);
     if (!w) return NULL;
     msgpack_packer *pk = vet_writer_packer(w);
-    int ensemble = h->n_models > 1;
-    vet_writer_header_begin(w, (h->tmpl ? 6 : 5) + ensemble);
+    int ensemble = h->n_models > 1, shard = h->shard_n > 0;
+    vet_writer_header_begin(w, (h->tmpl ? 6 : 5) + ensemble + shard);
     mp_kv_str(pk, "model", h->model);
     if (ensemble) mp_kv_str_array(pk, "ensemble", (char *const *)h->ensemble, (size_t)h->n_models);
     pack_str_or_nil(pk, "adapter", h->adapter);
@@ -50,6 +50,13 @@ vet_writer *vet_predictions_open(const char *path, const vet_predictions_header 
     }
     mp_kv_str(pk, "source", h->source);
     pack_decoding(pk, h);
+    if (shard) {  // what vet-eval checks a set of shards with (eval/shards.h)
+        mp_key(pk, "shard");
+        msgpack_pack_map(pk, 3);
+        mp_kv_int(pk, "k", h->shard_k);
+        mp_kv_int(pk, "n", h->shard_n);
+        mp_kv_int(pk, "input_notes", h->input_notes);
+    }
     if (vet_writer_header_end(w, err)) {
         vet_writer_abort(w);
         return NULL;

@@ -43,6 +43,8 @@ typedef struct {
     uint64_t seed;
     int max_new, batch;
     const char *constrain;              // the --constrain table's path; NULL: none
+    int shard_k, shard_n;               // shard_n > 0: shard k of n (header key `shard`)
+    int64_t input_notes;                // with a shard: the notes of the whole input
 } vet_predictions_header;
 
 // Opens the stream at path ("-": stdout) and writes its header. VET_E_IO on failure (nothing

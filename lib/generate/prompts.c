@@ -189,3 +189,18 @@ int vet_prompts_next(vet_prompts *p, vet_prompt *out, vet_err *err) {
     if (rc != 1) vet_prompt_free_fields(out);
     return rc;
 }
+
+int64_t vet_prompts_count(const char *path, const vet_prompt_limits *l, vet_err *err) {
+    vet_prompts *p = vet_prompts_open(path, err);
+    if (!p) return -1;
+    vet_prompts_limit(p, l);
+    int64_t n = 0;
+    vet_prompt one;
+    int rc;
+    while ((rc = vet_prompts_next(p, &one, err)) == 1) {
+        vet_prompt_free_fields(&one);
+        n++;
+    }
+    vet_prompts_close(p);
+    return rc < 0 ? -1 : n;
+}

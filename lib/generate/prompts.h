@@ -51,4 +51,9 @@ void vet_prompts_limit(vet_prompts *p, const vet_prompt_limits *l);
 // to free then).
 int vet_prompts_next(vet_prompts *p, vet_prompt *out, vet_err *err);
 
+// How many prompts the stream at path (a file) holds, each read and checked against l as
+// vet_prompts_next does: the count of records a run over all of it writes, or -1 with err
+// (the same error that run would meet). For a shard's header (lib/generate/job.h).
+int64_t vet_prompts_count(const char *path, const vet_prompt_limits *l, vet_err *err);
+
 #endif

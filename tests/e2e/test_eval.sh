@@ -203,12 +203,16 @@ check unwritable_json bash -c "[ $(rc) = 3 ]"
 run --codes "$tmp/does-not-exist.tsv" "$fx/small.csv"
 check missing_codes bash -c "[ $(rc) = 3 ]"
 bad_usage=""
-for args in "--format xml" "--bootstrap -1" "--fail-under 2" "--seed x" "--nope" "a b"; do
+for args in "--format xml" "--bootstrap -1" "--fail-under 2" "--seed x" "--nope"; do
     run $args "$fx/small.csv"
     [ "$(rc)" = 2 ] && has err "try 'vet-eval --help'" || bad_usage="$bad_usage [$args: exit $(rc)]"
 done
 check usage_errors test -z "$bad_usage"
 [ -n "$bad_usage" ] && echo "    usage errors not reported:$bad_usage" >&2
+# Several inputs are the shards of one vet-generate --shard run (test_shard.sh): two files that
+# are not shards are bad input, not a usage error.
+run "$fx/small.csv" "$fx/small.csv"
+check several_not_shards bash -c "[ $(rc) = 1 ] && grep -q 'small.csv: not a shard' $tmp/err"
 
 # --- --help, --version, the man page ---
 run --version

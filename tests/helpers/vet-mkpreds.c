@@ -4,7 +4,8 @@
 //               also make broken records (a missing "gold", a string where an array belongs).
 //   CSV:        header row; gold and pred are split on ';' into arrays, tokens becomes an
 //               integer and ms a number, every other column a string.
-// usage: vet-mkpreds [--kind KIND] IN OUT   ('-' for stdin/stdout; KIND default predictions)
+// usage: vet-mkpreds [--kind KIND] [--header JSON] IN OUT   ('-' for stdin/stdout; KIND default
+// predictions; --header: a JSON object whose keys are added to the header, e.g. a shard's)
 #include <jansson.h>
 #include <stdio.h>
 #include <string.h>
@@ -107,16 +108,29 @@ static void from_csv(FILE *in, vet_writer *w) {
 int main(int argc, char **argv) {
     cli_prog = "vet-mkpreds";
     const char *kind = "predictions";
+    json_t *extra = NULL;
     int a = 1;
-    if (argc > 2 && strcmp(argv[1], "--kind") == 0) kind = argv[2], a = 3;
-    if (argc - a != 2) cli_usage_error("usage: vet-mkpreds [--kind KIND] IN OUT");
+    for (; argc - a > 2 && strncmp(argv[a], "--", 2) == 0; a += 2) {
+        if (strcmp(argv[a], "--kind") == 0) kind = argv[a + 1];
+        else if (strcmp(argv[a], "--header") == 0 && !extra) extra = json_loads(argv[a + 1], 0, NULL);
+        else cli_usage_error("unknown option %s", argv[a]);
+        if (strcmp(argv[a], "--header") == 0 && !json_is_object(extra)) cli_usage_error("--header: want a JSON object");
+    }
+    if (argc - a != 2) cli_usage_error("usage: vet-mkpreds [--kind KIND] [--header JSON] IN OUT");
     FILE *in = strcmp(argv[a], "-") == 0 ? stdin : fopen(argv[a], "r");
     if (!in) cli_fail(EXIT_IO, "%s: cannot open", argv[a]);
     vet_err err;
     vet_writer *w = vet_writer_open(argv[a + 1], kind, "vet-mkpreds", &err);
     if (!w) cli_fail(EXIT_IO, "%s", err.msg);
-    vet_writer_header_begin(w, 1);
+    vet_writer_header_begin(w, 1 + (extra ? (uint32_t)json_object_size(extra) : 0));
     mp_kv_str(vet_writer_packer(w), "source", argv[a]);
+    const char *k;
+    json_t *x;
+    if (extra) json_object_foreach(extra, k, x) {
+        mp_str(vet_writer_packer(w), k);
+        pack_json(vet_writer_packer(w), x);
+    }
+    json_decref(extra);
     if (vet_writer_header_end(w, &err) < 0) cli_fail(EXIT_IO, "%s", err.msg);
     int c = getc(in);
     while (c == ' ' || c == '\n' || c == '\r' || c == '\t') c = getc(in);

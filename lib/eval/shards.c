@@ -1,0 +1,151 @@
+// shards.c — see shards.h: the set's checks (from the headers alone), then the merge: every
+// record into its place in the input (shard k's i-th record is note k + i N), then into the
+// sample set in that order.
+#include "eval/shards.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/strtab.h"
+
+int64_t vet_shard_size(const vet_shard *s) {
+    return s->input_notes > s->k ? (s->input_notes - 1 - s->k) / s->n + 1 : 0;
+}
+
+int vet_shard_check_count(const vet_shard *s, const char *path, uint64_t records, vet_err *err) {
+    int64_t want = vet_shard_size(s);
+    if ((int64_t)records == want) return 0;
+    return vet_errf(err, "%s: shard %d/%d has %llu records, want %lld (its share of an input of %lld notes): a stream "
+                    "edited, or a header not its own?", path, s->k, s->n, (unsigned long long)records, (long long)want,
+                    (long long)s->input_notes);
+}
+
+// The first shard number of 0..N-1 that no stream holds, or -1 when each is held. With n
+// streams and no duplicate, some k <= n is missing when N > n: at most n + 1 numbers to try.
+static int first_missing(const vet_shard *s, int n) {
+    int N = s[0].n;
+    for (int k = 0; k < N && k <= n; k++) {
+        int held = 0;
+        for (int i = 0; i < n && !held; i++) held = s[i].k == k;
+        if (!held) return k;
+    }
+    return -1;
+}
+
+int vet_shards_check(const vet_shard *s, const char *const *paths, int n, vet_err *err) {
+    for (int i = 1; i < n; i++) {
+        if (s[i].n != s[0].n)
+            return vet_errf(err, "%s: shard %d/%d, but %s is shard %d/%d: shards of different splits (give the %d "
+                            "shards of one run)", paths[i], s[i].k, s[i].n, paths[0], s[0].k, s[0].n, s[0].n);
+        if (s[i].input_notes != s[0].input_notes)
+            return vet_errf(err, "%s: shard %d/%d of an input of %lld notes, but %s is a shard of one of %lld notes: "
+                            "shards of different inputs", paths[i], s[i].k, s[i].n, (long long)s[i].input_notes,
+                            paths[0], (long long)s[0].input_notes);
+        for (int j = 0; j < i; j++)
+            if (s[j].k == s[i].k)
+                return vet_errf(err, "%s: shard %d/%d appears twice (%s and %s)", paths[i], s[i].k, s[i].n, paths[j],
+                                paths[i]);
+    }
+    int k = first_missing(s, n);
+    if (k >= 0)
+        return vet_errf(err, "%s: shard %d/%d is missing (%d of %d shards given: add the stream of vet-generate "
+                        "--shard %d/%d on the same input)", paths[0], k, s[0].n, n, s[0].n, k, s[0].n);
+    return 0;
+}
+
+// Every stream's header: each must name a shard. -1 naming the first that does not.
+static int read_headers(const char *const *paths, int n, int format, vet_shard *s, vet_err *err) {
+    int sharded = -1, plain = -1;  // the first stream that is a shard, the first that is not
+    for (int i = 0; i < n; i++) {
+        if (strcmp(paths[i], "-") == 0)
+            return vet_err_kindf(err, VET_E_USAGE, "stdin ('-') cannot be one of several predictions files (each is "
+                                 "read twice): give every shard as a file");
+        vet_pred_reader *r = vet_pred_open(paths[i], format, err);
+        if (!r) return -1;
+        int rc = vet_pred_shard(r, &s[i], err);
+        vet_pred_close(r);
+        if (rc < 0) return -1;
+        if (rc == 1 && sharded < 0) sharded = i;
+        if (rc == 0 && plain < 0) plain = i;
+    }
+    if (plain < 0) return 0;
+    if (sharded < 0)
+        return vet_errf(err, "%s: not a shard (its header names none): vet-eval reads one predictions file, or the "
+                        "shards of one vet-generate --shard run", paths[plain]);
+    return vet_errf(err, "%s: not a shard (its header names none), but %s is shard %d/%d: give the shards of one "
+                    "vet-generate --shard run, or one unsharded stream", paths[plain], paths[sharded], s[sharded].k,
+                    s[sharded].n);
+}
+
+// Shard s's records into their places: record i is note s.k + i s.n (slots holds every note).
+static int read_shard(const char *path, int format, const vet_shard *s, vet_pred *slots, vet_err *err) {
+    vet_pred_reader *r = vet_pred_open(path, format, err);
+    if (!r) return -1;
+    int64_t want = vet_shard_size(s), i = 0;
+    vet_pred rec;
+    int rc;
+    while ((rc = vet_pred_next(r, &rec, err)) == 1) {
+        if (i < want) {
+            free(rec.text);  // not scored: only what vet_eval_add takes is kept for the merge
+            rec.text = NULL;
+            slots[s->k + i * s->n] = rec;
+        } else {
+            vet_pred_clear(&rec);  // more than its shard holds: counted, for the message
+        }
+        i++;
+    }
+    vet_pred_close(r);
+    return rc < 0 ? -1 : vet_shard_check_count(s, path, (uint64_t)i, err);
+}
+
+// The merged notes into e in input order, each id once (a repeat names both streams).
+static int add_merged(vet_eval *e, const vet_pred *slots, int64_t total, const char *const *by_k, int N,
+                      vet_err *err) {
+    vet_strtab ids = {0};
+    int64_t *first = malloc((size_t)(total ? total : 1) * sizeof *first);
+    int rc = first ? 0 : vet_err_nomem(err, "out of memory");
+    for (int64_t g = 0; rc == 0 && g < total; g++) {
+        const vet_pred *p = &slots[g];
+        size_t before = ids.n;
+        long id = vet_strtab_intern(&ids, p->id);
+        if (id < 0) {
+            rc = vet_err_nomem(err, "out of memory");
+        } else if (ids.n == before) {
+            int64_t f = first[id];
+            rc = vet_errf(err, "%s: record %lld: id '%s' appears twice (first at %s record %lld): each note must be "
+                          "scored once", by_k[g % N], (long long)(g / N + 1), p->id, by_k[f % N],
+                          (long long)(f / N + 1));
+        } else {
+            first[id] = g;
+            rc = vet_eval_add(e, p->species, p->gold, p->ngold, p->pred, p->npred, err);
+        }
+    }
+    free(first);
+    vet_strtab_free(&ids);
+    return rc < 0 ? -1 : 0;
+}
+
+int vet_eval_read_shards(vet_eval *e, const char *const *paths, int n, int format, const char **format_name,
+                         vet_err *err) {
+    *format_name = "stream";
+    vet_shard *s = calloc((size_t)n, sizeof *s);
+    const char **by_k = calloc((size_t)n, sizeof *by_k);
+    if (!s || !by_k) {
+        free(s), free(by_k);
+        return vet_err_nomem(err, "out of memory");
+    }
+    int rc = read_headers(paths, n, format, s, err);
+    if (rc == 0) rc = vet_shards_check(s, paths, n, err);
+    int64_t total = rc == 0 ? s[0].input_notes : 0;
+    vet_pred *slots = rc == 0 ? calloc((size_t)(total ? total : 1), sizeof *slots) : NULL;
+    if (rc == 0 && !slots) rc = vet_err_nomem(err, "out of memory");
+    for (int i = 0; rc == 0 && i < n; i++) {
+        by_k[s[i].k] = paths[i];
+        rc = read_shard(paths[i], format, &s[i], slots, err);
+    }
+    if (rc == 0) rc = add_merged(e, slots, total, by_k, n, err);
+    if (rc == 0 && vet_eval_n(e) == 0) rc = vet_errf(err, "%s: no predictions (n = 0): nothing to evaluate", paths[0]);
+    for (int64_t g = 0; slots && g < total; g++) vet_pred_clear(&slots[g]);
+    free(slots), free(s), free(by_k);
+    return rc < 0 ? -1 : 0;
+}

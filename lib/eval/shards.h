@@ -1,0 +1,35 @@
+// shards.h — the shards of one vet-generate run (`--shard K/N`: notes K, K+N, K+2N, ... of the
+// input, round-robin), merged back into the one set of predictions the unsharded run would
+// have written, in the input's order, so that every metric (and every bootstrap resample) comes
+// out the same.
+//
+// A set is complete when its streams are shards 0/N .. N-1/N, each once, all of the same N and
+// the same input note count (their headers', docs/formats.md), and each holds the records its
+// shard of that input has. Anything else is refused (VET_E_INPUT) naming the shard and the file:
+//   "FILE: shard 2/3 is missing", "B: shard 1/3 appears twice (A and B)", a mismatched N or note
+//   count, a stream that is no shard among shards.
+#ifndef VET_SHARDS_H
+#define VET_SHARDS_H
+
+#include <stdint.h>
+
+#include "base/err.h"
+#include "eval/metrics.h"
+#include "eval/predictions.h"
+
+// Checks that s[0..n) (the shards of paths[0..n), every one sharded) are a complete set. 0 or -1.
+int vet_shards_check(const vet_shard *s, const char *const *paths, int n, vet_err *err);
+
+// How many records shard s.k of an input of s.input_notes notes split s.n ways holds.
+int64_t vet_shard_size(const vet_shard *s);
+// 0 when a stream of shard s (at path) holds the records it should, else -1 with err.
+int vet_shard_check_count(const vet_shard *s, const char *path, uint64_t records, vet_err *err);
+
+// The predictions of the n >= 2 streams at paths, a complete set of shards (checked from their
+// headers before any record is read), added to e in the input's order; *format_name "stream".
+// Ids must be unique across the set (as in vet_eval_read_predictions). Each path is opened
+// twice (headers, then records), so none may be stdin (VET_E_USAGE).
+int vet_eval_read_shards(vet_eval *e, const char *const *paths, int n, int format, const char **format_name,
+                         vet_err *err);
+
+#endif

@@ -1,0 +1,57 @@
+#!/bin/sh
+# shard-parallel.sh — one vet-generate run fanned out over N shards on this machine, then one
+# vet-eval over the N streams.
+#
+#   pipelines/shard-parallel.sh [-j JOBS] [-r parallel|xargs] N INPUT OUTDIR [VET-GENERATE ARGS...]
+#
+# Runs `vet-generate -q --shard K/N ARGS -o OUTDIR/shard-K-of-N.pred INPUT` for K = 0 .. N-1,
+# JOBS at a time (default N), with GNU parallel (-r parallel, the default when it is installed)
+# or xargs -P (-r xargs); then `vet-eval --json OUTDIR/metrics.json` over the N streams, which
+# checks that they are a complete set and scores them as the unsharded run (same metrics, notes
+# merged back in input order). Shard K holds notes K, K+N, K+2N, ... (round-robin). INPUT must
+# be a file (each shard reads it). Each shard gets -t nproc/JOBS threads (at least 1), its share
+# of the cores, unless ARGS give another -t: threads beyond the cores cost far more than they
+# save (OpenMP threads spin). The programs are found in $VET_BIN when set, else on
+# PATH. The same one-liners by hand, and the Slurm job array (shard-slurm.sbatch), are in
+# pipelines/README.md. Exit status: 0; 1 when a shard or vet-eval fails; 2 on a usage error.
+set -u
+jobs='' runner=''
+while getopts j:r:h opt; do
+    case $opt in
+    j) jobs=$OPTARG ;;
+    r) runner=$OPTARG ;;
+    h) sed -n '2,/^set -u$/{/^#/p}' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) exit 2 ;;
+    esac
+done
+shift $((OPTIND - 1))
+[ $# -ge 3 ] || { echo "shard-parallel.sh: usage: shard-parallel.sh [-j JOBS] [-r parallel|xargs] N INPUT OUTDIR [VET-GENERATE ARGS...]" >&2; exit 2; }
+n=$1 input=$2 out=$3
+shift 3
+case $n in '' | *[!0-9]* | 0*) echo "shard-parallel.sh: N must be an integer >= 1 (got '$n')" >&2; exit 2 ;; esac
+jobs=${jobs:-$n}
+case $jobs in '' | *[!0-9]* | 0*) echo "shard-parallel.sh: -j must be an integer >= 1 (got '$jobs')" >&2; exit 2 ;; esac
+if [ -z "$runner" ]; then
+    if command -v parallel >/dev/null 2>&1 && parallel --version 2>/dev/null | grep -q GNU; then runner='parallel'; else runner='xargs'; fi
+fi
+gen=${VET_BIN:+$VET_BIN/}vet-generate
+eval_=${VET_BIN:+$VET_BIN/}vet-eval
+mkdir -p "$out" || exit 1
+
+# The fan-out: one vet-generate per shard number, {} replaced by K.
+fan_out() {
+    case $runner in
+    parallel) seq 0 $((n - 1)) | parallel -q -j "$jobs" "$gen" -q --shard "{}/$n" "$@" -o "$out/shard-{}-of-$n.pred" "$input" ;;
+    xargs) seq 0 $((n - 1)) | xargs -P "$jobs" -I{} "$gen" -q --shard "{}/$n" "$@" -o "$out/shard-{}-of-$n.pred" "$input" ;;
+    esac
+}
+case $runner in parallel | xargs) ;; *) echo "shard-parallel.sh: -r must be parallel or xargs (got '$runner')" >&2; exit 2 ;; esac
+threads=$(( $(nproc 2>/dev/null || echo 1) / jobs ))
+[ "$threads" -ge 1 ] || threads=1
+fan_out -t "$threads" "$@" || { echo "shard-parallel.sh: a shard failed (its vet-generate said why above)" >&2; exit 1; }
+
+# The merge: the N streams in shard order (vet-eval would take any order).
+set --
+k=0
+while [ $k -lt "$n" ]; do set -- "$@" "$out/shard-$k-of-$n.pred"; k=$((k + 1)); done
+"$eval_" --json "$out/metrics.json" "$@" || exit 1

@@ -1,0 +1,160 @@
+#!/usr/bin/env bash
+# test_shard.sh — sharded coding (issue 21): vet-generate --shard K/N over the fault fixture's
+# 160 notes and micro model (tests/e2e/fault_fixture.sh), 3 shards run at once, merged by
+# vet-eval: the same records (by id, in input order) and the same metrics as the unsharded run;
+# the headers' shard fields; sampling; a packed input; a missing, twice-given, other-split,
+# other-input or edited shard refused with the shard named; an input the unsharded run refuses
+# failing every shard alike; --shard's usage errors; and both fan-outs of
+# pipelines/ (shard-parallel.sh through xargs -P, and GNU parallel when installed;
+# shard-slurm.sbatch run as three array tasks outside Slurm).
+set -u
+: "${VET_BIN:?}" "${VET_TOP:?}"
+VET_BUILD=${VET_BUILD:-$VET_TOP/build/rel}
+GEN=$VET_BIN/vet-generate EVAL=$VET_BIN/vet-eval DUMP=$VET_BIN/vet-dump MKPREDS=$VET_BUILD/tests/helpers/vet-mkpreds
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/vet-shard.XXXXXX")
+trap 'rm -rf "$tmp"' EXIT
+export OMP_NUM_THREADS=1  # a micro model: threads cost more than they save, and shards run side by side
+
+ok() { echo "ok $1"; }
+notok() { echo "not ok $1"; [ $# -gt 1 ] && echo "  $2" >&2; return 0; }
+check() { if eval "$2"; then ok "$1"; else notok "$1" "${3:-$2}"; fi; }
+
+. "$VET_TOP/tests/e2e/fault_fixture.sh"
+fx=$tmp/fx
+mkdir -p "$fx" && make_fixture "$fx" || { notok setup "make_fixture failed"; exit 1; }
+# Constrained decoding makes every note answer with labels of the table: metrics that are not all 0.
+gen() { "$GEN" -q -m "$fx/base" -n 24 -b 4 --constrain "$VET_TOP/data/codes.tsv" "$@"; }
+records() { "$DUMP" -r "$1" | sed 's/"ms":[0-9.e+-]*,//'; }  # without the wall time
+ids() { "$DUMP" -r "$1" | grep -o '"id":"[^"]*"'; }
+metrics() { grep -v '"input"' "$1"; }  # the JSON report less the input's name
+
+gen "$fx/notes.tok" -o "$tmp/all.pred" || { notok setup "the unsharded run failed"; exit 1; }
+"$EVAL" -q --json "$tmp/all.json" "$tmp/all.pred" || { notok setup "vet-eval of the unsharded run failed"; exit 1; }
+total=$("$DUMP" -c "$tmp/all.pred")
+
+# --- 3 shards at once, then one vet-eval ---------------------------------------------------------
+for k in 0 1 2; do gen --shard $k/3 "$fx/notes.tok" -o "$tmp/s$k.pred" & done
+wait
+hdr_ok=1 sum=0
+for k in 0 1 2; do
+    "$DUMP" -H "$tmp/s$k.pred" | grep -q "\"shard\":{\"k\":$k,\"n\":3,\"input_notes\":$total}" || hdr_ok=0
+    c=$("$DUMP" -c "$tmp/s$k.pred"); sum=$((sum + c))
+    [ "$c" = $(((total - k + 2) / 3)) ] || hdr_ok=0  # round-robin: notes k, k+3, ...
+done
+check shard-headers '[ $hdr_ok = 1 ] && [ $sum = $total ] && ! "$DUMP" -H "$tmp/all.pred" | grep -q "\"shard\""' \
+    "headers or counts wrong (sum $sum of $total): $("$DUMP" -H "$tmp/s1.pred")"
+
+# Shard k's i-th record is note k + 3i: interleaved back, the ids are the input's order, and
+# every record (text, labels, generated ids) equals the unsharded one.
+paste -d '\n' <(ids "$tmp/s0.pred") <(ids "$tmp/s1.pred") <(ids "$tmp/s2.pred") | grep . >"$tmp/merged.ids"
+check shard-records '[ "$(cat "$tmp/merged.ids")" = "$(ids "$tmp/all.pred")" ] && [ "$(for k in 0 1 2; do records "$tmp/s$k.pred"; done | sort)" = "$(records "$tmp/all.pred" | sort)" ]' \
+    "the shards' records differ from the unsharded run's"
+
+"$EVAL" -q --json "$tmp/merged.json" "$tmp/s2.pred" "$tmp/s0.pred" "$tmp/s1.pred"; rc=$?
+"$EVAL" "$tmp/s0.pred" "$tmp/s1.pred" "$tmp/s2.pred" | tail -n +2 >"$tmp/merged.table"
+check shard-metrics '[ $rc = 0 ] && [ "$(metrics "$tmp/merged.json")" = "$(metrics "$tmp/all.json")" ] && grep -q "\"accuracy\": 0\.[0-9]*[1-9]" "$tmp/all.json" && [ "$(cat "$tmp/merged.table")" = "$("$EVAL" "$tmp/all.pred" | tail -n +2)" ]' \
+    "rc=$rc: $(diff <(metrics "$tmp/merged.json") <(metrics "$tmp/all.json") | head -5)"
+
+# Sampling: each note draws from a stream seeded by its place in the whole input, so a shard
+# samples what the unsharded run samples.
+samp() { "$GEN" -q -m "$fx/base" -n 12 -b 3 --temperature 1.5 --top-k 40 --seed 5 "$@"; }
+samp "$fx/notes.tok" -o "$tmp/sall.pred"
+for k in 0 1 2; do samp --shard $k/3 "$fx/notes.tok" -o "$tmp/ss$k.pred" & done
+wait
+check shard-sampling '[ "$(for k in 0 1 2; do records "$tmp/ss$k.pred"; done | sort)" = "$(records "$tmp/sall.pred" | sort)" ] && [ "$(records "$tmp/sall.pred")" != "$(records "$tmp/all.pred")" ]' \
+    "sampled shards differ from the sampled unsharded run"
+
+# --- a packed input: shards of its notes (samples), not of its rows ------------------------------
+for k in 0 1; do gen --shard $k/2 "$fx/rows.tok" -o "$tmp/p$k.pred" || echo "gen p$k failed" >&2; done
+"$GEN" -q -m "$fx/base" -n 24 -b 4 --constrain "$VET_TOP/data/codes.tsv" "$fx/rows.tok" -o "$tmp/pall.pred"
+"$EVAL" -q --json "$tmp/p.json" "$tmp/p0.pred" "$tmp/p1.pred"; rc=$?
+"$EVAL" -q --json "$tmp/pall.json" "$tmp/pall.pred"
+check shard-packed '[ $rc = 0 ] && "$DUMP" -H "$tmp/p1.pred" | grep -q "\"input_notes\":$("$DUMP" -c "$tmp/pall.pred")}" && [ "$(metrics "$tmp/p.json")" = "$(metrics "$tmp/pall.json")" ]' \
+    "rc=$rc $("$DUMP" -H "$tmp/p1.pred" | grep -o '"shard":{[^}]*}')"
+
+# --- an incomplete or overlapping set is refused, naming the shard -------------------------------
+refused() {  # refused WANT_STATUS SUBSTRING ARGS...: vet-eval fails so, saying so
+    local want=$1 says=$2; shift 2
+    "$EVAL" -q "$@" >/dev/null 2>"$tmp/err"
+    local rc=$?
+    [ $rc = "$want" ] && grep -qF -- "$says" "$tmp/err" && grep -q '^vet-eval: ' "$tmp/err" ||
+        { echo "  vet-eval $*: rc=$rc: $(cat "$tmp/err")" >&2; return 1; }
+}
+check shard-missing 'refused 1 "s0.pred: shard 2/3 is missing" "$tmp/s0.pred" "$tmp/s1.pred" && refused 1 "shard 0/3 is missing" "$tmp/s2.pred"'
+check shard-twice 'refused 1 "shard 1/3 appears twice ($tmp/s1.pred and $tmp/s1.pred)" "$tmp/s0.pred" "$tmp/s1.pred" "$tmp/s1.pred" "$tmp/s2.pred"'
+"$GEN" -q -m "$fx/base" -n 2 --shard 3/4 "$fx/notes.tok" -o "$tmp/q3.pred"
+head -n 100 "$fx/notes.csv" >"$tmp/fewer.csv" && "$VET_BIN/vet-tokenize" -q --spm "$fx/tok.model" "$tmp/fewer.csv" -o "$tmp/fewer.tok"
+"$GEN" -q -m "$fx/base" -n 2 --shard 1/3 "$tmp/fewer.tok" -o "$tmp/f1.pred"
+check shard-mismatch 'refused 1 "q3.pred: shard 3/4, but" "$tmp/s0.pred" "$tmp/s1.pred" "$tmp/q3.pred" && refused 1 "shards of different inputs" "$tmp/s0.pred" "$tmp/f1.pred" "$tmp/s2.pred" && refused 1 "all.pred: not a shard" "$tmp/s0.pred" "$tmp/all.pred" && refused 1 "not a shard" "$tmp/all.pred" "$tmp/all.pred"'
+
+# A header that is not a shard's, or a stream that does not hold its shard's records (vet-mkpreds
+# writes streams with any header).
+if [ -x "$MKPREDS" ]; then
+    printf '{"id":"a","gold":["1"],"pred":["1"]}\n{"id":"b","gold":["2"],"pred":["1"]}\n' >"$tmp/two.jsonl"
+    "$MKPREDS" --header '{"shard":{"k":0,"n":1,"input_notes":3}}' "$tmp/two.jsonl" "$tmp/short.pred"
+    "$MKPREDS" --header '{"shard":{"k":4,"n":3,"input_notes":3}}' "$tmp/two.jsonl" "$tmp/badk.pred"
+    "$MKPREDS" --header '{"shard":{"k":0,"n":2,"input_notes":3}}' "$tmp/two.jsonl" "$tmp/h0.pred"
+    "$MKPREDS" --header '{"shard":{"k":1,"n":2,"input_notes":3}}' "$tmp/two.jsonl" "$tmp/h1.pred"
+    check shard-edited 'refused 1 "shard 0/1 has 2 records, want 3" "$tmp/short.pred" && refused 1 "shard 4/3 of 3 notes is not a shard" "$tmp/badk.pred" && refused 1 "h1.pred: shard 1/2 has 2 records, want 1" "$tmp/h0.pred" "$tmp/h1.pred"'
+    # Ids are unique across the set: a repeated one names both streams and records.
+    printf '{"id":"a","gold":["1"],"pred":["1"]}\n' >"$tmp/a.jsonl"
+    "$MKPREDS" --header '{"shard":{"k":1,"n":2,"input_notes":2}}' "$tmp/a.jsonl" "$tmp/dup1.pred"
+    "$MKPREDS" --header '{"shard":{"k":0,"n":2,"input_notes":2}}' "$tmp/a.jsonl" "$tmp/dup0.pred"
+    check shard-duplicate-id 'refused 1 "dup1.pred: record 1: id '"'"'a'"'"' appears twice (first at $tmp/dup0.pred record 1)" "$tmp/dup0.pred" "$tmp/dup1.pred"'
+else
+    echo "skip shard-edited: $MKPREDS not built (make helpers)"
+    echo "skip shard-duplicate-id: $MKPREDS not built (make helpers)"
+fi
+
+# --- an input the unsharded run refuses (a prompt token outside the vocabulary at note 5) fails
+# every shard alike, before anything is written: no shard's count can disagree with the others'
+MKTOK=$VET_BUILD/tests/helpers/vet-mktokens
+if [ -x "$MKTOK" ]; then
+    for i in 1 2 3 4 5 6 7; do
+        tok=$([ $i = 5 ] && echo 99999 || echo 5)
+        echo "{\"id\":\"b$i\",\"species\":\"\",\"codes\":[],\"note\":\"n\",\"prompt\":[1,$tok,6],\"response\":[7,2]}"
+    done | "$MKTOK" --sha256 "$(sha256sum "$fx/tok.model" | cut -c1-64)" --vocab 512 -o "$tmp/bad.tok"
+    "$GEN" -q -m "$fx/base" -n 2 "$tmp/bad.tok" -o "$tmp/bad.pred" 2>"$tmp/err.all"; rcs=$?
+    for k in 0 1 2; do
+        "$GEN" -q -m "$fx/base" -n 2 --shard $k/3 "$tmp/bad.tok" -o "$tmp/bad$k.pred" 2>"$tmp/err$k"; rcs="$rcs$?"
+    done
+    check shard-bad-input '[ "$rcs" = 1111 ] && grep -q "record 5: note b5: prompt token 99999" "$tmp/err0" && grep -q "record 5" "$tmp/err2" && [ -z "$(ls "$tmp"/bad.pred "$tmp"/bad[0-9].pred 2>/dev/null)" ]' \
+        "rc=$rcs: $(cat "$tmp/err.all" "$tmp/err0")"
+else
+    echo "skip shard-bad-input: $MKTOK not built (make helpers)"
+fi
+
+# --- --shard's usage errors ---------------------------------------------------------------------
+bad_flag() {  # bad_flag VALUE SUBSTRING [INPUT]
+    "$GEN" -q -m "$fx/base" --shard "$1" "${3:-$fx/notes.tok}" -o "$tmp/x.pred" 2>"$tmp/err" </dev/null
+    local rc=$?
+    [ $rc = 2 ] && grep -qF -- "$2" "$tmp/err" && [ ! -e "$tmp/x.pred" ] || { echo "  --shard $1: rc=$rc: $(cat "$tmp/err")" >&2; return 1; }
+}
+check shard-usage 'bad_flag 3/3 "--shard K: '"'"'3'"'"' is not an integer in [0, 2]" && bad_flag 7 "want K/N" && bad_flag 0/0 "--shard N" && bad_flag -1/2 "--shard K" && bad_flag 1/2/3 "--shard N" && bad_flag "" "want K/N" && bad_flag 0/2 "not stdin" -'
+
+# --- pipelines/: shard-parallel.sh (xargs -P 3; GNU parallel when installed), shard-slurm.sbatch --
+args=(-m "$fx/base" -n 24 -b 4 --constrain "$VET_TOP/data/codes.tsv")
+VET_BIN=$VET_BIN "$VET_TOP/pipelines/shard-parallel.sh" -r xargs -j 3 3 "$fx/notes.tok" "$tmp/px" "${args[@]}" >"$tmp/px.out" 2>&1; rc=$?
+check pipeline-xargs '[ $rc = 0 ] && [ "$(metrics "$tmp/px/metrics.json")" = "$(metrics "$tmp/all.json")" ] && [ "$(records "$tmp/px/shard-1-of-3.pred")" = "$(records "$tmp/s1.pred")" ]' \
+    "rc=$rc: $(head -c 400 "$tmp/px.out")"
+VET_BIN=$VET_BIN "$VET_TOP/pipelines/shard-parallel.sh" -r xargs 2 "$fx/notes.tok" "$tmp/pbad" -m "$tmp/nosuch" >/dev/null 2>&1; rc=$?
+check pipeline-shard-fails '[ $rc = 1 ] && [ ! -e "$tmp/pbad/metrics.json" ]' "rc=$rc"
+if command -v parallel >/dev/null 2>&1 && parallel --version 2>/dev/null | grep -q GNU; then
+    VET_BIN=$VET_BIN "$VET_TOP/pipelines/shard-parallel.sh" -r parallel 3 "$fx/notes.tok" "$tmp/pp" "${args[@]}" >"$tmp/pp.out" 2>&1; rc=$?
+    check pipeline-parallel '[ $rc = 0 ] && [ "$(metrics "$tmp/pp/metrics.json")" = "$(metrics "$tmp/all.json")" ]' "rc=$rc: $(head -c 400 "$tmp/pp.out")"
+else
+    echo "skip pipeline-parallel: GNU parallel is not installed"
+fi
+for k in 0 1 2; do
+    SLURM_ARRAY_TASK_ID=$k SLURM_ARRAY_TASK_MIN=0 SLURM_ARRAY_TASK_MAX=2 SLURM_ARRAY_TASK_COUNT=3 SLURM_CPUS_PER_TASK=1 \
+        VET_BIN=$VET_BIN bash "$VET_TOP/pipelines/shard-slurm.sbatch" "$fx/notes.tok" "$tmp/sl" "${args[@]}" &
+done
+wait
+"$EVAL" -q --json "$tmp/sl.json" "$tmp"/sl/shard-*-of-3.pred; rc=$?
+SLURM_ARRAY_TASK_ID=1 SLURM_ARRAY_TASK_MIN=1 SLURM_ARRAY_TASK_MAX=2 SLURM_ARRAY_TASK_COUNT=2 \
+    bash "$VET_TOP/pipelines/shard-slurm.sbatch" "$fx/notes.tok" "$tmp/sl2" "${args[@]}" 2>"$tmp/err"; rc2=$?
+check pipeline-slurm '[ $rc = 0 ] && [ "$(metrics "$tmp/sl.json")" = "$(metrics "$tmp/all.json")" ] && [ $rc2 = 2 ] && grep -q "the array must be 0-M" "$tmp/err"' \
+    "rc=$rc rc2=$rc2 $(cat "$tmp/err")"
+
+# --- the man pages say it ------------------------------------------------------------------------
+check manpage 'grep -q "shard" "$VET_TOP/man/vet-generate.1" && grep -q "input_notes" "$VET_TOP/man/vet-generate.1" && grep -q "is missing" "$VET_TOP/man/vet-eval.1" && grep -q "input_notes" "$VET_TOP/docs/formats.md" && grep -q "pipelines/" "$VET_TOP/README.md"'
