@@ -312,10 +312,12 @@ static const volatile sig_atomic_t *catch_stop_signals(void) {
     return &stop_requested;
 }
 
-// Under mpirun: the ranks (rank 0 speaks for the job: the others keep quiet but for errors),
+// Under mpirun: the ranks, one GPU each with --device cuda (rank 0 speaks for the job: the others keep quiet but for errors),
 // and the test hook VET_TRAIN_FAIL_AT=RANK:STEP (man vet-train): that rank fails at that step.
 static void join_ranks(flags *f, const vet_comm *comm) {
     f->o.comm = comm;
+    if (comm->size > 1 && f->o.backend_new && !strchr(f->device, ':'))
+        f->o.gpu_index = comm->local_rank;  // one GPU per rank: --device cuda is the rank's own
     if (comm->rank > 0) f->prog.quiet = 1;
     const char *hook = getenv("VET_TRAIN_FAIL_AT");
     if (hook && *hook && sscanf(hook, "%d:%ld", &f->o.fail_rank, &f->o.fail_step) != 2)

@@ -20,6 +20,7 @@
 typedef struct vet_comm {
     const char *name;          // "single", "mpi"
     int rank, size;            // this process, and how many train together (1: alone)
+    int local_rank;            // its index among the ranks on its machine (one GPU per rank)
     void *ctx;
 
     // x (n) := the sum over ranks of every rank's x, in rank order; the same bits on every rank.

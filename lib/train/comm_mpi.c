@@ -133,8 +133,14 @@ int vet_comm_mpi_open(vet_comm *c, vet_err *err) {
         mpi_close(m);
         return vet_err_nomem(err, "out of memory");
     }
+    MPI_Comm node;  // the ranks that share this machine's memory: local_rank picks a GPU
+    int local = 0;
+    if (MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, rank, MPI_INFO_NULL, &node) == MPI_SUCCESS) {
+        MPI_Comm_rank(node, &local);
+        MPI_Comm_free(&node);
+    }
     *c = (vet_comm){
-        .name = "mpi", .rank = rank, .size = size, .ctx = m,
+        .name = "mpi", .rank = rank, .size = size, .local_rank = local, .ctx = m,
         .allreduce_f32 = mpi_allreduce_f32, .allreduce_f64 = mpi_allreduce_f64,
         .allgather_int = mpi_allgather_int, .broadcast = mpi_broadcast,
         .abort = mpi_abort, .close = mpi_close,
