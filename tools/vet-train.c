@@ -312,12 +312,22 @@ static const volatile sig_atomic_t *catch_stop_signals(void) {
     return &stop_requested;
 }
 
+// One GPU per rank: --device cuda without an index is the rank's local index among the GPUs it
+// sees (modulo their count in CUDA_VISIBLE_DEVICES: srun --gpus-per-task=1 shows each rank one).
+static int local_gpu(int local_rank) {
+    const char *vis = getenv("CUDA_VISIBLE_DEVICES");
+    if (!vis || !*vis) return local_rank;
+    int n = 1;
+    for (const char *p = vis; *p; p++) n += *p == ',';
+    return local_rank % n;
+}
+
 // Under mpirun: the ranks, one GPU each with --device cuda (rank 0 speaks for the job: the others keep quiet but for errors),
 // and the test hook VET_TRAIN_FAIL_AT=RANK:STEP (man vet-train): that rank fails at that step.
 static void join_ranks(flags *f, const vet_comm *comm) {
     f->o.comm = comm;
     if (comm->size > 1 && f->o.backend_new && !strchr(f->device, ':'))
-        f->o.gpu_index = comm->local_rank;  // one GPU per rank: --device cuda is the rank's own
+        f->o.gpu_index = local_gpu(comm->local_rank);
     if (comm->rank > 0) f->prog.quiet = 1;
     const char *hook = getenv("VET_TRAIN_FAIL_AT");
     if (hook && *hook && sscanf(hook, "%d:%ld", &f->o.fail_rank, &f->o.fail_step) != 2)
