@@ -7,7 +7,8 @@
 #   make bench         benchmarks, printed side by side with a reference run
 #   make install PREFIX=/usr/local
 #
-# Knobs: CUDA=0 forces the CPU-only build; SANITIZE=1 builds into build/san;
+# Knobs: CUDA=0 forces the CPU-only build; MPI=0 builds vet-train without MPI (MPI=auto: with it
+# when mpicc or pkg-config's ompi-c is found; docs/scale.md); SANITIZE=1 builds into build/san;
 # NATIVE=0 drops -march=native (portable binaries); ARCH=x86-64-v3 builds for that -march
 # instead (e.g. an AVX2-only machine's code on an AVX-512 one, to measure what it runs).
 
@@ -21,12 +22,13 @@ SANITIZE  ?= 0
 NATIVE    ?= 1
 ARCH      ?= $(if $(filter 1,$(NATIVE)),native)
 CUDA      ?= auto
+MPI       ?= auto
 
 # Debian's packages (make deps). Kept in one place: .ci/run uses this list too.
 DEB_PACKAGES := build-essential pkg-config libsentencepiece-dev sentencepiece libmsgpack-dev \
                 libzstd-dev zstd libopenblas-dev libjansson-dev python3-sentencepiece \
                 python3-venv gnuplot-nox man-db jq clang libclang-rt-14-dev libpcre2-dev \
-                libutf8proc-dev debootstrap
+                libutf8proc-dev libopenmpi-dev openmpi-bin parallel debootstrap
 
 ifeq ($(SANITIZE),1)
   BUILD   := build/san
@@ -69,6 +71,21 @@ else
   BACKENDS  := cpu
 endif
 
+# --- MPI: data-parallel vet-train (lib/train/comm_mpi.c) whenever mpicc is present, unless MPI=0 ---
+# Only the release and sanitizer builds: the fuzzing and CUDA stand-in builds keep their own flags
+# (no VET_MPI) and libraries (LDLIBS_NOCUDA above), so they stay single-process.
+MPICC ?= mpicc
+ifeq ($(MPI),auto)
+  MPI := $(if $(shell command -v $(MPICC) 2>/dev/null || pkg-config --exists ompi-c 2>/dev/null && echo y),1,0)
+endif
+ifeq ($(MPI),1)
+  MPI_CFLAGS ?= $(shell $(MPICC) --showme:compile 2>/dev/null || pkg-config --cflags ompi-c)
+  MPI_LIBS   ?= $(shell $(MPICC) --showme:link 2>/dev/null || pkg-config --libs ompi-c)
+  CPPFLAGS   += -DVET_MPI=1 $(MPI_CFLAGS)
+  LDLIBS     += $(MPI_LIBS)
+  BACKENDS_MPI := , mpi
+endif
+
 # --- sources ----------------------------------------------------------------------------
 # The library: lib/<layer>/ (lib/README.md) and the CUDA backend's host side, kernels/host/.
 LIB_SRC  := $(wildcard lib/*/*.c lib/*/*.cc kernels/host/*.c)
@@ -83,7 +100,7 @@ MANPAGES := $(wildcard man/*.1)
 # The settings that change how objects are compiled, kept in BUILD/settings and rewritten only
 # when they change: every object depends on it, so `make CUDA=0` after `make` (or the other way
 # round) rebuilds instead of linking objects compiled for the other setting.
-BUILD_SETTINGS := CUDA=$(CUDA) NATIVE=$(NATIVE) SANITIZE=$(SANITIZE)
+BUILD_SETTINGS := CUDA=$(CUDA) MPI=$(MPI) NATIVE=$(NATIVE) SANITIZE=$(SANITIZE)
 BUILD_STAMP := $(BUILD)/settings
 $(shell mkdir -p $(BUILD) && (test "$$(cat $(BUILD_STAMP) 2>/dev/null)" = "$(BUILD_SETTINGS)" || echo "$(BUILD_SETTINGS)" > $(BUILD_STAMP)))
 
@@ -107,7 +124,7 @@ $(eval $(call vet_lib_build,$(BUILD),$(CC),$(CXX),$(CPPFLAGS),$(CFLAGS),$(CXXFLA
 
 .PHONY: all deps test helpers bench install clean
 all: $(TOOLS)
-	@echo "vet $(VERSION): built $(words $(TOOLS)) programs in $(BIN)/ (backends: $(BACKENDS)$(if $(filter 1,$(SANITIZE)), sanitized))"
+	@echo "vet $(VERSION): built $(words $(TOOLS)) programs in $(BIN)/ (backends: $(BACKENDS)$(BACKENDS_MPI)$(if $(filter 1,$(SANITIZE)), sanitized))"
 
 $(BUILD)/kernels/%.o: kernels/%.cu
 	@mkdir -p $(@D)

@@ -89,6 +89,9 @@ static void usage(void) {
         "  --quant none|int8|nf4   CUDA, LoRA: base weight matrices stored int8 (a scale per row) or\n"
         "                          nf4 (QLoRA's, an absmax per 64), dequantized for each GEMM (none)\n"
         "  -q, --quiet             no progress output\n"
+        "Data parallel (man vet-train, docs/scale.md):\n"
+        "  mpirun -np N vet-train ...  N ranks, each --batch-size rows of every micro-batch (N x\n"
+        "                          --batch-size in all); rank 0 writes OUT. This build: %s\n"
         "  -h, --help              this help\n"
         "  -V, --version           print the version\n"
         "\n"
@@ -98,7 +101,7 @@ static void usage(void) {
         "Exit status: 0 done (or stopped early by --patience), 1 bad input, 2 usage, 3 I/O error,\n"
         "5 interrupted by SIGINT/SIGTERM (checkpoint written: continue with --resume OUT),\n"
         "6 non-finite loss or gradient.\n",
-        vet_config_preset_names());
+        vet_config_preset_names(), *vet_comm_builtin() ? "with MPI" : "without MPI (make MPI=1)");
     exit(EXIT_OK);
 }
 
@@ -309,7 +312,35 @@ static const volatile sig_atomic_t *catch_stop_signals(void) {
     return &stop_requested;
 }
 
+// One GPU per rank: --device cuda without an index is the rank's local index among the GPUs it
+// sees (modulo their count in CUDA_VISIBLE_DEVICES: srun --gpus-per-task=1 shows each rank one).
+static int local_gpu(int local_rank) {
+    const char *vis = getenv("CUDA_VISIBLE_DEVICES");
+    if (!vis || !*vis) return local_rank;
+    int n = 1;
+    for (const char *p = vis; *p; p++) n += *p == ',';
+    return local_rank % n;
+}
+
+// Under mpirun: the ranks, one GPU each with --device cuda (rank 0 speaks for the job: the others keep quiet but for errors),
+// and the test hook VET_TRAIN_FAIL_AT=RANK:STEP (man vet-train): that rank fails at that step.
+static void join_ranks(flags *f, const vet_comm *comm) {
+    f->o.comm = comm;
+    if (comm->size > 1 && f->o.backend_new && !strchr(f->device, ':'))
+        f->o.gpu_index = local_gpu(comm->local_rank);
+    if (comm->rank > 0) f->prog.quiet = 1;
+    const char *hook = getenv("VET_TRAIN_FAIL_AT");
+    if (hook && *hook && sscanf(hook, "%d:%ld", &f->o.fail_rank, &f->o.fail_step) != 2)
+        cli_usage_error("VET_TRAIN_FAIL_AT: '%s' is not RANK:STEP", hook);
+    if (comm->size > 1 && !f->prog.quiet)
+        fprintf(stderr, "vet-train: data parallel: %d ranks (%s), %d rows each, a micro-batch of %ld rows\n",
+                comm->size, comm->name, f->o.batch_size, (long)f->o.batch_size * comm->size);
+}
+
 static void print_summary(const flags *f, const vet_train_result *res) {
+    if (!f->prog.quiet && res->ranks > 1)
+        fprintf(stderr, "vet-train: %d ranks: %.3f s in the collectives (%.1f%% of %.1f s)\n", res->ranks,
+                res->comm_seconds, 100 * res->comm_seconds / (res->seconds > 0 ? res->seconds : 1), res->seconds);
     if (!f->prog.quiet) {
         fprintf(stderr, "vet-train: %s\n", res->model_desc);
         fprintf(stderr, "vet-train: %ld steps, %.0f tokens in %.1f s (%.0f tokens/s); loss %.4f -> %.4f", res->steps,
@@ -335,14 +366,22 @@ int main(int argc, char **argv) {
     choose_device(&f);
     f.o.on_note = on_note;  // the device and its memory plan, before training starts
     f.o.stop = catch_stop_signals();
+    vet_comm comm;
+    vet_err err;
+    if (vet_comm_open(&comm, &err) < 0) cli_fail_err(&err);
+    join_ranks(&f, &comm);
 
     vet_train_result res;
-    vet_err err;
     if (vet_train_run(&f.o, on_step, &f.prog, &res, &err) < 0) {
         if (f.prog.tty && !f.prog.quiet) fputc('\n', stderr);  // end the progress bar's line
-        cli_warn("%s", err.msg);
+        if (comm.size == 1) cli_warn("%s", err.msg);
+        else cli_warn("rank %d of %d: %s", comm.rank, comm.size, err.msg);
+        // Under mpirun every rank ends now: a failure only this rank knows of (rank 0 writing
+        // OUT) would otherwise leave the others waiting in the next collective for ever.
+        if (comm.size > 1) comm.abort(comm.ctx, cli_exit_status(&err));
         return cli_exit_status(&err);
     }
     print_summary(&f, &res);
+    comm.close(comm.ctx);
     return res.outcome == VET_TRAIN_INTERRUPTED ? EXIT_INTERRUPTED : EXIT_OK;
 }

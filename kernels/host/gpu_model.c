@@ -200,6 +200,12 @@ int vet_gpu_download_grads(vet_gpu_model *g, float *grads, size_t n, vet_err *er
     return vet_cuda_download(g->ctx, grads, g->grads, n * sizeof(float), err);
 }
 
+int vet_gpu_upload_grads(vet_gpu_model *g, const float *grads, size_t n, vet_err *err) {
+    if (n != g->n_params)
+        return vet_errf(err, "gradient buffer of %zu floats, the GPU model trains %zu", n, g->n_params);
+    return vet_cuda_upload(g->ctx, g->grads, grads, n * sizeof(float), err);
+}
+
 int vet_gpu_download_state(vet_gpu_model *g, float *params, float *adam_m, float *adam_v,
                            size_t n, vet_err *err) {
     if (n != g->n_params)
@@ -242,6 +248,9 @@ int vet_gpu_scale_grads(vet_gpu_model *g, float s, vet_err *err) { return NO_CUD
 int vet_gpu_download_params(vet_gpu_model *g, vet_model *m, vet_err *err) { return NO_CUDA(err); }
 int vet_gpu_download_lora(vet_gpu_model *g, vet_model *m, vet_err *err) { return NO_CUDA(err); }
 int vet_gpu_download_grads(vet_gpu_model *g, float *grads, size_t n, vet_err *err) {
+    return NO_CUDA(err);
+}
+int vet_gpu_upload_grads(vet_gpu_model *g, const float *grads, size_t n, vet_err *err) {
     return NO_CUDA(err);
 }
 int vet_gpu_download_state(vet_gpu_model *g, float *params, float *adam_m, float *adam_v,

@@ -27,6 +27,7 @@
 
 #include "base/err.h"
 #include "model/model.h"
+#include "train/comm.h"
 
 typedef struct vet_train_opts vet_train_opts;  // train/trainer.h
 
@@ -81,6 +82,10 @@ typedef struct vet_train_backend {
     // gradients *= s (clipping, and the fp16 unscale in the same multiply)
     int (*scale_grads)(void *ctx, float s, vet_err *err);
     int (*zero_grads)(void *ctx, vet_err *err);
+    // Data parallel (train/comm.h): the gradients := their sum over comm's ranks (comm's
+    // rank-order sum, the same bits on every rank), before grad_norm. NULL: the backend cannot
+    // train on more than one rank.
+    int (*allreduce_grads)(void *ctx, const vet_comm *comm, vet_err *err);
     // AdamW (model/ops.h's adamw_update, operation for operation) over the trainable floats
     // [off, off + n): one parameter group.
     int (*adamw_step)(void *ctx, size_t off, size_t n, const vet_adamw *hp, vet_err *err);

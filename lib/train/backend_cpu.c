@@ -73,6 +73,11 @@ static int cpu_zero_grads(void *ctx, vet_err *err) {
     return 0;
 }
 
+static int cpu_allreduce_grads(void *ctx, const vet_comm *comm, vet_err *err) {
+    cpu_backend *c = ctx;
+    return comm->allreduce_f32(comm->ctx, c->grads, c->n, err);
+}
+
 static int cpu_adamw_step(void *ctx, size_t off, size_t n, const vet_adamw *hp, vet_err *err) {
     cpu_backend *c = ctx;
     if (off > c->n || n > c->n - off)
@@ -107,7 +112,8 @@ int vet_cpu_train_backend(const vet_train_opts *o, vet_note_fn note, void *note_
         .name = "cpu", .ctx = c, .loss_scaling = 0,
         .load = cpu_load, .forward_backward = cpu_forward_backward, .forward = cpu_forward,
         .grad_norm = cpu_grad_norm, .find_nonfinite_grad = cpu_find_nonfinite_grad,
-        .scale_grads = cpu_scale_grads, .zero_grads = cpu_zero_grads, .adamw_step = cpu_adamw_step,
+        .scale_grads = cpu_scale_grads, .zero_grads = cpu_zero_grads, .allreduce_grads = cpu_allreduce_grads,
+        .adamw_step = cpu_adamw_step,
         .pull_state = cpu_pull_state, .push_state = cpu_push_state, .free = cpu_free,
     };
     vet_train_notef(note, note_ctx, "device cpu (%d threads), fp32", vet_get_threads());

@@ -59,6 +59,7 @@ static int truncate_log(const char *path, long upto, vet_err *err) {
 
 int train_log_open(train_run *r, long resume_step, vet_err *err) {
     char path[4200];
+    if (r->comm->rank != 0) return 0;  // rank 0 alone writes OUT: r->log stays NULL
     if (vet_mkdirs(r->o->out_dir, err) < 0) return -1;
     snprintf(path, sizeof path, "%s/train.log.jsonl", r->o->out_dir);
     if (resume_step >= 0 && truncate_log(path, resume_step, err) < 0) return -1;
@@ -76,6 +77,7 @@ void train_log_step(train_run *r, const vet_step_info *s, double loss_scale) {
             s->step, s->epoch, s->loss, s->lr, s->grad_norm, s->loss_tokens, s->tokens_per_s, s->elapsed_s);
     if (!isnan(s->val_loss)) fprintf(r->log, ",\"val_loss\":%.7g", s->val_loss);
     if (loss_scale > 0) fprintf(r->log, ",\"loss_scale\":%.7g", loss_scale);
+    if (r->comm->size > 1) fprintf(r->log, ",\"ranks\":%d,\"allreduce_s\":%.4f", r->comm->size, s->comm_s);
     fputs("}\n", r->log);
     fflush(r->log);
 }

@@ -36,11 +36,11 @@ static void shuffle_epoch(train_run *r, int epoch) {
     r->order_epoch = epoch;
 }
 
-// Micro-batch `micro` of the current epoch's order (the epoch's last may hold fewer rows);
-// *real_tokens: the tokens of its rows, padding not counted.
+// This rank's share of micro-batch `micro` of the current epoch's order (parallel.c; alone,
+// the whole micro-batch; the epoch's last may hold fewer rows), n > 0 of them; *real_tokens:
+// the tokens of its rows, padding not counted.
 static int micro_batch(train_run *r, long micro, vet_batch *b, long *real_tokens, vet_err *err) {
-    int bs = r->o->batch_size, first = (int)(micro * bs);
-    int n = r->train.n_rows - first < bs ? r->train.n_rows - first : bs;
+    int first, n = train_share(r, micro, &first);
     vet_row rows[n];
     *real_tokens = 0;
     for (int i = 0; i < n; i++) {
@@ -50,7 +50,8 @@ static int micro_batch(train_run *r, long micro, vet_batch *b, long *real_tokens
     return vet_batch_from_rows(b, rows, n, r->m.cfg.vocab_size, err);
 }
 
-// The micro-batches [first, last) of the step's epoch that make one optimizer step.
+// The micro-batches [first, last) of the step's epoch that make one optimizer step (each
+// batch_size rows on every rank: parallel.c).
 typedef struct {
     long first, last;
     long targets;              // target tokens in all of them: the step's loss is their mean
@@ -61,8 +62,9 @@ static step_span span_of(train_run *r, long step) {
     step_span s = {.first = (step % r->steps_per_epoch) * o->grad_accum};
     s.last = s.first + o->grad_accum < r->micro_per_epoch ? s.first + o->grad_accum : r->micro_per_epoch;
     shuffle_epoch(r, (int)(step / r->steps_per_epoch));
+    int gbs = train_global_batch(r);  // every rank's rows: the loss is the mean over all ranks'
     for (long mi = s.first; mi < s.last; mi++)
-        for (int i = (int)(mi * o->batch_size); i < (int)((mi + 1) * o->batch_size) && i < r->train.n_rows; i++) {
+        for (int i = (int)(mi * gbs); i < (int)((mi + 1) * gbs) && i < r->train.n_rows; i++) {
             const vet_row *row = &r->train.rows[r->order[i]];
             for (int k = 0; k < row->n; k++) s.targets += row->targets[k] >= 0;
         }
@@ -83,8 +85,10 @@ static int forward_backward(train_run *r, long step, const step_span *s, float l
     for (long mi = s->first; mi < s->last; mi++) {
         vet_batch b;
         long real;
+        int first;
+        if (train_share(r, mi, &first) == 0) continue;  // nothing of an epoch's short last one here
         if (micro_batch(r, mi, &b, &real, err) < 0) return vet_err_prefix(err, "training rows");
-        uint64_t seed = vet_rng_hash(vet_rng_hash(o->seed, (uint64_t)step), (uint64_t)mi);
+        uint64_t seed = train_rank_seed(r, vet_rng_hash(vet_rng_hash(o->seed, (uint64_t)step), (uint64_t)mi));
         vet_batch_drop_tokens(&b, o->token_dropout, r->train.unk_id, vet_rng_hash(seed, 0x70CE));
         double ls;
         int rc = r->be.forward_backward(r->be.ctx, &b, seed, grad_scale, &ls, err);
@@ -143,13 +147,17 @@ static int adamw_step(train_run *r, double lr, long opt_step, vet_err *err) {
 }
 
 // Optimizer step `step` (0-based). Returns 1 when taken (info's step, loss, lr, norm and
-// targets filled; *tokens: the real tokens it trained on), 0 when skipped, -1 on error.
+// targets filled; *tokens: the real tokens it trained on, every rank's), 0 when skipped, -1 on
+// error. With several ranks, the gradients are summed over them (parallel.c) before the norm.
 static int train_step(train_run *r, vet_train_state *st, const vet_schedule *sched, long step, vet_step_info *info,
                       long *tokens, vet_err *err) {
     vet_train_backend *be = &r->be;
     step_span span = span_of(r, step);
-    double loss_sum, norm;
-    if (forward_backward(r, step, &span, vet_loss_scale_factor(st), &loss_sum, tokens, err) < 0) return -1;
+    double loss_sum, norm, comm_s;
+    int rc = forward_backward(r, step, &span, vet_loss_scale_factor(st), &loss_sum, tokens, err);
+    double sums[2] = {loss_sum, (double)*tokens};
+    if (train_sync_step(r, step, rc, sums, &comm_s, err) < 0) return -1;
+    loss_sum = sums[0], *tokens = (long)sums[1];
     double loss = span.targets ? loss_sum / span.targets : 0;
     float unscale = vet_loss_scale_unscale(st);
     if (be->grad_norm(be->ctx, unscale, &norm, err) < 0) return -1;
@@ -163,18 +171,20 @@ static int train_step(train_run *r, vet_train_state *st, const vet_schedule *sch
     if (adamw_step(r, lr, opt_step, err) < 0 || be->zero_grads(be->ctx, err) < 0) return -1;
     *info = (vet_step_info){.step = step + 1, .total_steps = r->total_steps,
                             .epoch = (double)(step + 1) / r->steps_per_epoch, .loss = loss, .lr = lr,
-                            .grad_norm = norm, .loss_tokens = span.targets, .val_loss = NAN};
+                            .grad_norm = norm, .loss_tokens = span.targets, .val_loss = NAN, .comm_s = comm_s};
     return 1;
 }
 
 // ---------------------------------------------------------------------------------------
 // After a step
 
+// The mean loss over the validation rows, in batches of batch_size; with several ranks, rank k
+// takes batches k, k + N, ... and the sums are added up over the ranks.
 static int validation_loss(train_run *r, double *out, vet_err *err) {
     double loss_sum = 0;
     long targets = 0;
-    int bs = r->o->batch_size;
-    for (int first = 0; first < r->val.n_rows; first += bs) {
+    int bs = r->o->batch_size, ranks = r->comm->size;
+    for (int first = r->comm->rank * bs; first < r->val.n_rows; first += bs * ranks) {
         int n = r->val.n_rows - first < bs ? r->val.n_rows - first : bs;
         vet_batch b;
         if (vet_batch_from_rows(&b, r->val.rows + first, n, r->m.cfg.vocab_size, err) < 0)
@@ -187,6 +197,9 @@ static int validation_loss(train_run *r, double *out, vet_err *err) {
         loss_sum += ls;
         targets += nt;
     }
+    double sums[2] = {loss_sum, (double)targets};
+    if (ranks > 1 && r->comm->allreduce_f64(r->comm->ctx, sums, 2, err) < 0) return -1;
+    loss_sum = sums[0], targets = (long)sums[1];
     *out = targets ? loss_sum / targets : NAN;
     return 0;
 }
@@ -233,6 +246,7 @@ int train_loop(train_run *r, vet_step_fn on_step, void *ctx, vet_train_result *r
         if (!taken) continue;
         st.tokens_seen += (double)tokens;
         vet_loss_scale_step_taken(&st);
+        res->comm_seconds += info.comm_s;
         if (isnan(res->first_loss)) res->first_loss = info.loss;
         res->last_loss = info.loss;
         int early = 0, last = st.step == r->total_steps;
@@ -242,7 +256,9 @@ int train_loop(train_run *r, vet_step_fn on_step, void *ctx, vet_train_result *r
         info.elapsed_s = t1 - t_start;
         train_log_step(r, &info, loss_scale);
         if (on_step) on_step(&info, ctx);
-        int stop = o->stop && *o->stop;  // SIGINT / SIGTERM: a checkpoint, then stop
+        // SIGINT / SIGTERM: a checkpoint, then stop; with several ranks, when any saw it (each
+        // may see the signal at another step: they agreed on this one in parallel.c).
+        int stop = r->comm->size > 1 ? r->stop_agreed : o->stop && *o->stop;
         if (!last && ((o->save_every > 0 && st.step % o->save_every == 0) || stop))
             if (train_save_checkpoint(r, &st, res, err) < 0) return -1;
         if (stop && !last) res->outcome = VET_TRAIN_INTERRUPTED;

@@ -11,6 +11,7 @@
 
 int train_write_outputs(train_run *r, const vet_train_state *st, vet_err *err) {
     const vet_train_opts *o = r->o;
+    if (r->comm->rank != 0) return 0;  // rank 0 alone writes OUT
     if (r->be.pull_state(r->be.ctx, 0, err) < 0) return -1;
     if (r->best && isfinite(st->best_val)) memcpy(r->params, r->best, r->n * sizeof(float));
     const char *base = o->base_dir ? o->base_dir : o->init;

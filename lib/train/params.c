@@ -48,7 +48,8 @@ int train_setup_params(train_run *r, vet_err *err) {
     if (!r->adam_m || !r->adam_v || (o->val_path && !r->best) || !r->order)
         return vet_err_nomem(err, "out of memory for the optimizer (%zu trainable floats)", r->n);
     r->order_epoch = -1;
-    r->micro_per_epoch = (r->train.n_rows + o->batch_size - 1) / o->batch_size;
+    int gbs = train_global_batch(r);  // rows of a micro-batch over all the ranks
+    r->micro_per_epoch = (r->train.n_rows + gbs - 1) / gbs;
     r->steps_per_epoch = (r->micro_per_epoch + o->grad_accum - 1) / o->grad_accum;
     r->total_steps = r->steps_per_epoch * o->epochs;
     if (o->max_steps > 0 && o->max_steps < r->total_steps) r->total_steps = o->max_steps;

@@ -15,7 +15,7 @@ static void fingerprint(const train_run *r, char hex[65]) {
              "full=%d r=%d alpha=%.9g drop=%.9g targets=%u rslora=%d epochs=%d bs=%d ga=%d lr=%.9g wd=%.9g "
              "warm=%.9g sched=%d clip=%.9g seed=%llu max_steps=%ld rows=%d tokens=%ld n=%zu adapter=%s",
              o->full, o->lora_r, o->lora_alpha, o->lora_dropout, o->lora_targets, o->rslora, o->epochs,
-             o->batch_size, o->grad_accum, o->lr, o->weight_decay, o->warmup_ratio, (int)o->scheduler,
+             train_global_batch(r), o->grad_accum, o->lr, o->weight_decay, o->warmup_ratio, (int)o->scheduler,
              o->max_grad_norm, (unsigned long long)o->seed, o->max_steps, r->train.n_rows, r->train.n_tokens, r->n,
              o->adapter_in ? o->adapter_in : "");
     // Each only when set, so that older checkpoints keep their fingerprint.
@@ -73,6 +73,7 @@ int train_resume(train_run *r, vet_train_state *st, vet_err *err) {
 }
 
 int train_save_checkpoint(train_run *r, const vet_train_state *st, vet_train_result *res, vet_err *err) {
+    if (r->comm->rank != 0) return 0;  // rank 0 alone writes OUT
     char root[4200];
     snprintf(root, sizeof root, "%s/checkpoints", r->o->out_dir);
     if (r->be.pull_state(r->be.ctx, 1, err) < 0) return -1;

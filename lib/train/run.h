@@ -42,6 +42,10 @@ typedef struct {
     vet_out_lock lock;         // OUT/.vet-train.lock, held for the whole run
     int made_out;              // OUT did not exist before this run (removed again if left empty)
     char base_id[65], data_id[65];  // identity.c: what the run starts from
+    // Data parallel (parallel.c): the ranks, and what they agreed after the last step.
+    const vet_comm *comm;      // o->comm, or `alone`
+    vet_comm alone;
+    int stop_agreed;           // some rank saw a stop signal
 } train_run;
 
 // setup.c: the settings checked against the base's config.json before anything heavy is read
@@ -56,6 +60,18 @@ void train_identities(train_run *r);
 int train_setup_params(train_run *r, vet_err *err);
 // params.c: the name of the trainable tensor that holds element idx, for messages.
 void train_describe_param(const train_run *r, size_t idx, char *buf, size_t n);
+// parallel.c: this rank's share of micro-batch `micro` of the current order: *first, the
+// position in the order of its first row; returns how many rows (0: none, at an epoch's end).
+int train_share(const train_run *r, long micro, int *first);
+// parallel.c: the rows of one global micro-batch: batch_size x ranks.
+int train_global_batch(const train_run *r);
+// parallel.c: the dropout seed of this rank's share of a micro-batch (rank 0: seed itself).
+uint64_t train_rank_seed(const train_run *r, uint64_t seed);
+// parallel.c: after a step's backward on every rank (rc: this rank's result, err its error):
+// the ranks agree who failed (the first failing rank's error kind becomes every rank's) and
+// whether to stop; then the loss and token count (sums[2]) and the gradients are summed over
+// the ranks. *comm_s: the seconds it took. Alone: rc, nothing else.
+int train_sync_step(train_run *r, long step, int rc, double sums[2], double *comm_s, vet_err *err);
 // loop.c: the steps, from a fresh start or a checkpoint, to the output files.
 int train_loop(train_run *r, vet_step_fn on_step, void *ctx, vet_train_result *res, vet_err *err);
 // resume.c: st for a fresh run, or the checkpoint o->resume names (its state made the

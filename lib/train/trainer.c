@@ -39,7 +39,7 @@ static int load_backend(train_run *r, vet_err *err) {
     vet_train_setup s = {
         .m = &r->m, .mode = r->o->full ? VET_TRAIN_FULL : VET_TRAIN_LORA,
         .params = r->params, .adam_m = r->adam_m, .adam_v = r->adam_v, .n = r->n,
-        .batch_size = r->o->batch_size,
+        .batch_size = r->o->batch_size,  // this rank's rows of a micro-batch
         .max_len = r->train.max_len > r->val.max_len ? r->train.max_len : r->val.max_len,
         .max_rows = r->train.n_rows > r->val.n_rows ? r->train.n_rows : r->val.n_rows,
     };
@@ -61,6 +61,9 @@ static int check_opts(const vet_train_opts *o, vet_err *err) {
         return vet_err_kindf(err, VET_E_USAGE, "give exactly one of --base and --init");
     if (o->batch_size < 1 || o->grad_accum < 1 || o->epochs < 1)
         return vet_err_kindf(err, VET_E_USAGE, "--batch-size, --grad-accum and --epochs must be at least 1");
+    if (o->comm && o->comm->size > 1 && (long)o->batch_size * o->comm->size > 65536)
+        return vet_err_kindf(err, VET_E_USAGE, "--batch-size %d on %d ranks: a global batch over 65536 rows",
+                             o->batch_size, o->comm->size);
     if (o->init && !o->tokenizer)
         return vet_err_kindf(err, VET_E_USAGE, "--init %s needs --tokenizer FILE: the new model is written with "
                              "the tokenizer its data was made with, and without one no program could use it", o->init);
@@ -100,10 +103,16 @@ int vet_train_run(const vet_train_opts *o, vet_step_fn on_step, void *ctx, vet_t
     if (check_opts(o, err) < 0) return -1;
     vet_set_threads(o->threads);
     train_run r = {.o = o, .ctx = ctx};
+    vet_comm_single(&r.alone);
+    r.comm = o->comm ? o->comm : &r.alone;
+    res->ranks = r.comm->size;
     vet_train_backend_fn backend_new = o->backend_new ? o->backend_new : vet_cpu_train_backend;
     int rc = backend_new(o, o->on_note, ctx, &r.be, err);
+    if (rc == 0 && r.comm->size > 1 && !r.be.allreduce_grads)
+        rc = vet_err_kindf(err, VET_E_USAGE, "the %s backend cannot train under mpirun (%d ranks): run one process",
+                           r.be.name, r.comm->size);
     if (rc == 0) rc = train_preflight(&r, err);
-    if (rc == 0) rc = claim_out(&r, err);
+    if (rc == 0 && r.comm->rank == 0) rc = claim_out(&r, err);  // rank 0 alone writes OUT
     if (rc == 0) rc = train_load_data(&r, err);
     if (rc == 0) rc = train_setup_model(&r, err);
     if (rc == 0) train_identities(&r);

@@ -11,6 +11,16 @@
 // Everything random (data order, LoRA dropout) is a function of (seed, step), so a run that is
 // stopped and resumed from a checkpoint computes bit-for-bit what the uninterrupted run does.
 //
+// Data parallel (docs/scale.md). With a communicator of N ranks (train/comm.h: mpirun -np N),
+// a micro-batch is batch_size rows on every rank, batch_size x N in all: rank k computes the
+// k-th batch_size rows of each of the step's micro-batches, in the one global data order, and
+// the gradients are summed over the ranks in rank order before the norm, clipping and AdamW,
+// which every rank then takes alike. N ranks with batch B therefore train as one process with
+// batch N x B and the same grad_accum (to float rounding: the rows' gradients are summed in
+// another order), and a checkpoint (the global step; settings fingerprinted with the global
+// batch) continues on any number of ranks whose batch_size x N is the same. Rank 0 alone
+// writes OUT; the ranks agree after every step's backward on who failed and on a stop signal.
+//
 // Devices. The compute runs on a backend (train/backend.h): the CPU's by default, or the one
 // vet_train_opts.backend_new makes (tools/vet-train.c hands in the CUDA backend of
 // kernels/host/gpu_train_backend.h for --device cuda). The data, the schedule, the gradient
@@ -30,6 +40,7 @@
 
 #include "base/err.h"
 #include "train/backend.h"
+#include "train/comm.h"
 #include "train/schedule.h"
 
 typedef struct vet_train_opts {
@@ -86,6 +97,10 @@ typedef struct vet_train_opts {
     vet_note_fn on_note;       // called with vet_train_run's ctx; NULL: no notes (the backend's
                                // notes go there too)
     const volatile sig_atomic_t *stop;  // set by a signal handler: checkpoint and stop
+    // data parallel
+    const vet_comm *comm;      // the ranks trained with (NULL: this process alone)
+    int fail_rank;             // a test hook (VET_TRAIN_FAIL_AT=RANK:STEP in vet-train): rank
+    long fail_step;            // fail_rank fails at step fail_step (1-based; 0: never)
 } vet_train_opts;
 
 // What the loop tells its caller after every step (for progress output).
@@ -95,6 +110,7 @@ typedef struct {
     double loss, lr, grad_norm, tokens_per_s, val_loss;  // val_loss NAN when not evaluated
     long loss_tokens;
     double elapsed_s;
+    double comm_s;             // seconds of this step spent in the ranks' collectives (0 alone)
 } vet_step_info;
 
 typedef void (*vet_step_fn)(const vet_step_info *info, void *ctx);
@@ -114,6 +130,8 @@ typedef struct {
     long best_step;
     long skipped_steps;
     char checkpoint[4096];     // the last checkpoint written ("" if none)
+    int ranks;                 // processes trained with (1: alone)
+    double comm_seconds;       // of seconds, those spent in the ranks' collectives
     char model_desc[256];      // "llama tiny: 4 layers, dim 128, ... (1.2 M params, 0.3 M trainable)"
 } vet_train_result;
 
