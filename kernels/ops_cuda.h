@@ -165,6 +165,23 @@ int adamw_update_cuda(vet_cuda *ctx, float *p, const float *g, float *m, float *
                       float lr, float beta1, float beta2, float eps, float wd, int step,
                       vet_err *err);
 
+// --- the gradients' norm and finiteness (kernels/gradstats.cu) ------------------------------
+// One pass over the gradient buffer for the optimizer step, so only 16 bytes reach the host:
+//   out->norm      = sqrt(sum over i of (double)(g[i] * unscale)^2): vet_train_grad_norm's
+//                    value (lib/train/backend.h), product rounded to float, squares in double;
+//   out->first_bad = the least i with g[i] not finite (inf or nan), or n when all are finite.
+// out is DEVICE memory (download it: sizeof(vet_cuda_grad_stats) bytes); scratch holds
+// grad_stats_scratch_bytes() of device memory the caller owns. The sum is a deterministic
+// two-pass reduction over a fixed grid (no atomics): the same bits on every run and every GPU,
+// within ~1e-15 relative of the CPU's element-0-up sum (not its bits: another order).
+typedef struct {
+    double norm;
+    uint64_t first_bad;
+} vet_cuda_grad_stats;
+size_t grad_stats_scratch_bytes(void);
+int grad_stats_cuda(vet_cuda *ctx, vet_cuda_grad_stats *out, const float *g, size_t n,
+                    float unscale, void *scratch, vet_err *err);
+
 // --- decoding with a KV cache (kernels/decode.cu) --------------------------------------------
 // A layer's cache holds n_slots sequences of up to max_len positions: cache (n_slots, max_len,
 // KVH, hd), slot s's position p at row s * max_len + p. slots and pos are (n) device int32.

@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "kernels/host/gpu_model.h"
+#include "kernels/ops_cuda.h"
 #include "model/model.h"
 
 #define ALIGN 256          // bytes: every buffer starts on a 256-byte boundary
@@ -71,6 +72,8 @@ struct vet_gpu_model {
     float *dgate, *dup, *dact;     // (N,F); dgate shares act's memory
     float *xd, *du;                // (N,W), (N,r)
     void *attn_scratch;
+    vet_cuda_grad_stats *gstats;   // (1) the gradients' norm and first non-finite index
+    void *gstats_scratch;          // grad_stats_scratch_bytes(): the reduction's partials
     uint16_t *xb16, *db16;         // (N,W) bf16 GEMM inputs (bf16 mode), one memory
     int32_t *tokens, *pos, *seg, *tgt_pos, *tgt;  // (N) the batch on the device
     void *mem;

@@ -178,6 +178,17 @@ int vet_gpu_scale_grads(vet_gpu_model *g, float s, vet_err *err) {
     return vet_cuda_sync(g->ctx, err);
 }
 
+// Two kernels and one 16-byte download (which waits for them): the step's only gradient traffic
+// to the host.
+int vet_gpu_grad_stats(vet_gpu_model *g, float unscale, double *norm, size_t *first_bad, vet_err *err) {
+    TRY(grad_stats_cuda(g->ctx, g->gstats, g->grads, g->n_params, unscale, g->gstats_scratch, err));
+    vet_cuda_grad_stats st;
+    TRY(vet_cuda_download(g->ctx, &st, g->gstats, sizeof st, err));
+    *norm = st.norm;
+    *first_bad = st.first_bad < g->n_params ? (size_t)st.first_bad : g->n_params;
+    return 0;
+}
+
 int vet_gpu_download_params(vet_gpu_model *g, vet_model *m, vet_err *err) {
     if (g->full) {
         if (m->n_w != g->n_w) return vet_errf(err, "model has %zu weights, the GPU model %zu", m->n_w, g->n_w);
@@ -245,6 +256,9 @@ int vet_gpu_adamw_step(vet_gpu_model *g, size_t off, size_t n, float lr, float b
 }
 int vet_gpu_zero_grads(vet_gpu_model *g, vet_err *err) { return NO_CUDA(err); }
 int vet_gpu_scale_grads(vet_gpu_model *g, float s, vet_err *err) { return NO_CUDA(err); }
+int vet_gpu_grad_stats(vet_gpu_model *g, float unscale, double *norm, size_t *first_bad, vet_err *err) {
+    return NO_CUDA(err);
+}
 int vet_gpu_download_params(vet_gpu_model *g, vet_model *m, vet_err *err) { return NO_CUDA(err); }
 int vet_gpu_download_lora(vet_gpu_model *g, vet_model *m, vet_err *err) { return NO_CUDA(err); }
 int vet_gpu_download_grads(vet_gpu_model *g, float *grads, size_t n, vet_err *err) {

@@ -112,8 +112,12 @@ int vet_gpu_backward(vet_gpu_model *g, float loss_scale, vet_train_mode mode, ve
 int vet_gpu_adamw_step(vet_gpu_model *g, size_t off, size_t n, float lr, float beta1,
                        float beta2, float eps, float wd, int step, vet_err *err);
 int vet_gpu_zero_grads(vet_gpu_model *g, vet_err *err);
-// grads *= s (gradient clipping: the trainer computes the norm from vet_gpu_download_grads).
+// grads *= s on the device (clipping, and fp16's unscale in the same multiply).
 int vet_gpu_scale_grads(vet_gpu_model *g, float s, vet_err *err);
+// The gradients' global norm times unscale (vet_train_grad_norm's value) and the least index
+// of a gradient that is not finite (*first_bad = n_params when none), reduced on the device
+// (grad_stats_cuda): 16 bytes come back, the gradients stay where they are.
+int vet_gpu_grad_stats(vet_gpu_model *g, float unscale, double *norm, size_t *first_bad, vet_err *err);
 
 // Copies the trainable floats back: the LoRA A/B into m->lora_mem (m must have the same
 // adapters), or in full mode the base weights into m->w_mem.

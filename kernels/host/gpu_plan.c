@@ -164,6 +164,8 @@ int gpu_layout(vet_gpu_model *g, gpu_slot *s) {
     PUT(g->xd, N * g->W * f, K_SCRATCH);
     PUT(g->du, N * (r ? r : 1) * f, K_SCRATCH);
     PUT(g->attn_scratch, attention_scratch_bytes(g->B, g->T, g->H), K_SCRATCH);
+    PUT(g->gstats, sizeof(vet_cuda_grad_stats), K_SCRATCH);
+    PUT(g->gstats_scratch, grad_stats_scratch_bytes(), K_SCRATCH);
     if (g->bf16) {
         PUT(g->xb16, N * g->W * u16, K_SCRATCH);
         SHARE(g->db16, g->xb16);  // forward (and recompute) inputs vs backward dout: never at once

@@ -40,8 +40,9 @@ typedef struct {
     vet_gpu_model *gpu;        // NULL until load
     vet_train_mode mode;
     float *params, *adam_m, *adam_v;  // (n) the host's copy (vet_train_setup)
-    float *grads;              // (n) the device's gradients, downloaded for the norm
+    float *grads;              // (n) the device's gradients, downloaded for the host allreduce
     size_t n;
+    size_t first_bad;          // grad_norm's least non-finite index (n: none)
 } cuda_backend;
 
 // "13.48 GiB", "3.2 MiB" or "12.0 KiB" (a small model's plan would read 0.00 GiB).
@@ -114,18 +115,20 @@ static int cuda_forward(void *ctx, const vet_batch *b, double *loss_sum, int *n_
     return vet_gpu_forward(c->gpu, b, loss_sum, n_targets, 0, 0, err);
 }
 
-// The gradients come back (LoRA's are small) and are summed on the host in the CPU's order.
+// Reduced on the device (kernels/gradstats.cu: deterministic, two passes): the norm and the
+// first non-finite index come back, 16 bytes; the gradients stay on the device.
 static int cuda_grad_norm(void *ctx, float unscale, double *norm, vet_err *err) {
     cuda_backend *c = ctx;
-    if (vet_gpu_download_grads(c->gpu, c->grads, c->n, err) < 0) return -1;
-    *norm = vet_train_grad_norm(c->grads, c->n, unscale);
-    return 0;
+    c->first_bad = c->n;
+    return vet_gpu_grad_stats(c->gpu, unscale, norm, &c->first_bad, err);
 }
 
-// The gradients as cuda_grad_norm downloaded them.
+// What cuda_grad_norm's reduction found.
 static int cuda_find_nonfinite_grad(void *ctx, size_t *index) {
     cuda_backend *c = ctx;
-    return vet_train_find_nonfinite(c->grads, c->n, index);
+    if (c->first_bad >= c->n) return 0;
+    *index = c->first_bad;
+    return 1;
 }
 
 static int cuda_scale_grads(void *ctx, float s, vet_err *err) { return vet_gpu_scale_grads(((cuda_backend *)ctx)->gpu, s, err); }

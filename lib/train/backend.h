@@ -73,11 +73,15 @@ typedef struct vet_train_backend {
     // Forward only, no dropout (validation): the summed loss and the count of targets.
     int (*forward)(void *ctx, const vet_batch *b, double *loss_sum, int *n_targets, vet_err *err);
 
-    // The global L2 norm of the gradients times unscale (fp16: float(1/S); else 1), summed on
-    // the host in double from element 0 up (vet_train_grad_norm), so that every backend clips
-    // and checks alike. The gradients themselves are not changed.
+    // The global L2 norm of the gradients times unscale (fp16: float(1/S); else 1): the value
+    // of vet_train_grad_norm (each product rounded to float, squares summed in double), so
+    // that every backend clips and checks alike. The CPU sums from element 0 up; a device
+    // reduces where the gradients are, in a fixed order of its own (CUDA: two passes in
+    // double, deterministic, within ~1e-15 relative of the CPU's sum). Only the norm comes
+    // back; the gradients themselves are not changed.
     int (*grad_norm)(void *ctx, float unscale, double *norm, vet_err *err);
-    // After grad_norm: 1 and *index of the first gradient that is not finite, or 0.
+    // After grad_norm: 1 and *index of the first gradient that is not finite, or 0 (a device
+    // finds it in grad_norm's pass and keeps the index).
     int (*find_nonfinite_grad)(void *ctx, size_t *index);
     // gradients *= s (clipping, and the fp16 unscale in the same multiply)
     int (*scale_grads)(void *ctx, float s, vet_err *err);

@@ -24,6 +24,7 @@
 #include "model/ops.h"
 #include "model/quant.h"
 #include "base/rng.h"
+#include "train/backend.h"
 
 static vet_cuda *ctx;
 static vet_rng rng;
@@ -34,7 +35,7 @@ typedef struct {
     char name[64], shape[64];
     double err, tol, ms;
 } row_t;
-static row_t table[96];
+static row_t table[128];
 static int n_rows;
 
 #define TRY(call)                                                              \
@@ -105,7 +106,7 @@ static row_t *compare(const char *name, const char *shape, const float *d, const
     printf("%s %s: max rel err %.3g (tol %.0e) %s\n", ok ? "ok" : "not ok", name, e, tol, shape);
     fflush(stdout);
     free(g);
-    row_t *r = &table[n_rows < 95 ? n_rows++ : 95];
+    row_t *r = &table[n_rows < 127 ? n_rows++ : 127];
     snprintf(r->name, sizeof r->name, "%s", name);
     snprintf(r->shape, sizeof r->shape, "%s", shape);
     r->err = e;
@@ -132,7 +133,7 @@ static row_t *compare_bits(const char *name, const char *shape, const float *d, 
            bad, n, mask_bad, shape);
     fflush(stdout);
     free(g);
-    row_t *r = &table[n_rows < 95 ? n_rows++ : 95];
+    row_t *r = &table[n_rows < 127 ? n_rows++ : 127];
     snprintf(r->name, sizeof r->name, "%s", name);
     snprintf(r->shape, sizeof r->shape, "%s", shape);
     r->err = (double)bad / (double)(n ? n : 1);
@@ -749,6 +750,90 @@ static void run_config(const config *c) {
     vet_cuda_mem_free(d_tgt);
 }
 
+// --- the gradients' norm and first non-finite index (gradstats.cu) ------------------------------
+// Records one line of the table (for checks that are not a tensor compare).
+static row_t *record(const char *name, const char *shape, int ok, double e, double tol, const char *what) {
+    if (!ok) failures++;
+    printf("%s %s: %s %s\n", ok ? "ok" : "not ok", name, what, shape);
+    fflush(stdout);
+    row_t *r = &table[n_rows < 127 ? n_rows++ : 127];
+    snprintf(r->name, sizeof r->name, "%s", name);
+    snprintf(r->shape, sizeof r->shape, "%s", shape);
+    r->err = e, r->tol = tol, r->ms = 0;
+    return r;
+}
+
+// grad_stats_cuda on the host buffer g (n): uploads it, runs the op, downloads the 16 bytes.
+static vet_cuda_grad_stats gpu_grad_stats(const float *d_g, size_t n, float unscale, void *d_scratch,
+                                          vet_cuda_grad_stats *d_out) {
+    vet_cuda_grad_stats st;
+    TRY(grad_stats_cuda(ctx, d_out, d_g, n, unscale, d_scratch, &err));
+    TRY(vet_cuda_download(ctx, &st, d_out, sizeof st, &err));
+    return st;
+}
+
+// The norm against vet_train_grad_norm (the CPU's double sum from element 0 up). The products
+// are the same floats on both sides; only the order of the double additions differs, so the
+// relative error is at most ~n * 2^-53 (1.9e-9 for the 7B adapter's 16.8M floats): tol 1e-8.
+// Non-finite: the flag and the least index exactly, with an inf and a nan planted where a
+// wrong block or stride minimum would pick the other one. Determinism: two runs, same bits.
+static void grad_stats_cases(void) {
+    const size_t big = (size_t)16777216 + 37;  // 7B LoRA r16 q,k,v,o (32 x 4 x 131072) and a ragged tail
+    static const size_t sizes[] = {1, 257, 300001, (size_t)16777216 + 37};
+    void *d_scratch = dev(NULL, grad_stats_scratch_bytes());
+    vet_cuda_grad_stats *d_out = dev(NULL, sizeof(vet_cuda_grad_stats));
+    char sh[64], what[160];
+    for (int k = 0; k < 4; k++) {
+        size_t n = sizes[k];
+        for (int fp16 = 0; fp16 < 2; fp16++) {
+            // fp16's case: gradients scaled by 2^16, unscale 2^-16 (the trainer's 1/S)
+            float scale = fp16 ? 65536.0f * 1e-3f : 1e-3f, unscale = fp16 ? 1.0f / 65536.0f : 1.0f;
+            float *g = rnd(n, scale), *d_g = devf(g, n);
+            double cpu = vet_train_grad_norm(g, n, unscale);
+            vet_cuda_grad_stats a = gpu_grad_stats(d_g, n, unscale, d_scratch, d_out);
+            vet_cuda_grad_stats b = gpu_grad_stats(d_g, n, unscale, d_scratch, d_out);
+            double e = fabs(a.norm - cpu) / (cpu > 0 ? cpu : 1);
+            snprintf(sh, sizeof sh, "n=%zu unscale=%g", n, unscale);
+            snprintf(what, sizeof what, "norm %.17g vs cpu %.17g, rel err %.3g (tol 1e-8), first_bad %llu", a.norm,
+                     cpu, e, (unsigned long long)a.first_bad);
+            row_t *r = record("grad_stats norm", sh, e <= 1e-8 && a.first_bad == n, e, 1e-8, what);
+            int same = !memcmp(&a, &b, sizeof a);
+            record("grad_stats deterministic", sh, same, same ? 0 : 1, 0,
+                   same ? "two runs, identical bits" : "two runs differ in bits");
+            if (n == big && !fp16)
+                TIME(grad_stats_cuda(ctx, d_out, d_g, n, unscale, d_scratch, &err), r->ms);
+            free(g);
+            vet_cuda_mem_free(d_g);
+        }
+    }
+    // Planted non-finite values: {index, value} pairs, and the index expected first.
+    // 262144 = 1024 blocks x 256 threads, one grid stride: 262150 is block 0's second stride
+    // (a block-0 minimum that is not the global one), 1000 and 5000 lie in later blocks.
+    static const struct { size_t at[2]; int nan_first; size_t want; } plants[] = {
+        {{1000, 300000}, 0, 1000}, {{262150, 5000}, 1, 5000}, {{300000, 300000}, 1, 300000}, {{0, 7}, 0, 0},
+    };
+    size_t n = 300001;
+    for (int k = 0; k < 4; k++) {
+        float *g = rnd(n, 1e-3f);
+        g[plants[k].at[0]] = plants[k].nan_first ? NAN : INFINITY;
+        g[plants[k].at[1]] = plants[k].nan_first ? INFINITY : NAN;
+        float *d_g = devf(g, n);
+        size_t cpu_bad = n;
+        int cpu_flag = vet_train_find_nonfinite(g, n, &cpu_bad);
+        double cpu_norm = vet_train_grad_norm(g, n, 1.0f);
+        vet_cuda_grad_stats a = gpu_grad_stats(d_g, n, 1.0f, d_scratch, d_out);
+        int ok = cpu_flag && cpu_bad == plants[k].want && a.first_bad == plants[k].want &&
+                 !isfinite(a.norm) && !isfinite(cpu_norm);
+        snprintf(sh, sizeof sh, "n=%zu planted at %zu, %zu", n, plants[k].at[0], plants[k].at[1]);
+        snprintf(what, sizeof what, "first_bad %llu (cpu %zu, want %zu), norm %g (cpu %g)",
+                 (unsigned long long)a.first_bad, cpu_bad, plants[k].want, a.norm, cpu_norm);
+        record("grad_stats nonfinite", sh, ok, ok ? 0 : 1, 0, what);
+        free(g);
+        vet_cuda_mem_free(d_g);
+    }
+    vet_cuda_mem_free(d_scratch), vet_cuda_mem_free(d_out);
+}
+
 int main(int argc, char **argv) {
     const char *size = "small";
     uint64_t seed = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
@@ -787,6 +872,7 @@ int main(int argc, char **argv) {
     char name[256];
     if (vet_cuda_device_name(0, name, sizeof name, &err) == 0) printf("# device %s\n", name);
     run_config(c);
+    grad_stats_cases();
     printf("\n| op | shape | max rel err | tol | GPU ms/call |\n| --- | --- | --- | --- | --- |\n");
     for (int i = 0; i < n_rows; i++) {
         char ms[32] = "-";  // only the first tensor of a call is timed

@@ -17,6 +17,7 @@
 #include "base/half.h"
 #include "model/ops.h"
 #include "model/quant.h"
+#include "train/backend.h"
 
 struct vet_cuda {
     int dev;
@@ -354,6 +355,23 @@ int adamw_update_cuda(vet_cuda *ctx, float *p, const float *g, float *m, float *
                       vet_err *err) {
     CHECK_CTX(ctx, err);
     adamw_update(p, g, m, v, n, lr, beta1, beta2, eps, wd, step);
+    return 0;
+}
+
+// --- the gradients' norm and finiteness (gradstats.cu) -----------------------------------------
+// The CPU's own reductions on the buffer (device memory is host memory here), so the stand-in's
+// norm is vet_train_grad_norm's bits and the device path trains exactly as the CPU path does.
+size_t grad_stats_scratch_bytes(void) { return 1024 * 16; }  // as gradstats.cu: 1024 partials
+
+int grad_stats_cuda(vet_cuda *ctx, vet_cuda_grad_stats *out, const float *g, size_t n,
+                    float unscale, void *scratch, vet_err *err) {
+    CHECK_CTX(ctx, err);
+    if (!out || !scratch || (n && !g))
+        return vet_errf(err, "%s:%d: grad_stats: NULL device buffer", __FILE__, __LINE__);
+    memset(scratch, 0, grad_stats_scratch_bytes());  // touched, so a short scratch shows under ASan
+    size_t bad;
+    out->norm = vet_train_grad_norm(g, n, unscale);
+    out->first_bad = vet_train_find_nonfinite(g, n, &bad) ? bad : n;
     return 0;
 }
 
