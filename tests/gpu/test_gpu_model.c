@@ -337,6 +337,43 @@ static void test_adamw_steps(void) {
     vet_model_free(&m);
 }
 
+// The gradients' norm and first non-finite index reduced on the device (vet_gpu_grad_stats):
+// the norm is vet_train_grad_norm's (bits on the stand-in; 1e-8 relative on a GPU, whose sum
+// runs in another order), with and without fp16's unscale; planted inf / nan give the least
+// index exactly and a non-finite norm; the gradients themselves are left as they were.
+static void test_grad_stats(void) {
+    if (!ctx) SKIP(no_gpu);
+    vet_model m;
+    make_model(&m, VAR_LLAMA, 1, 0.1f);
+    vet_err err;
+    vet_gpu_model *g = vet_gpu_model_new(ctx, &m, 2, 8, NULL, &err);
+    if (!g) fprintf(stderr, "  %s\n", err.msg);
+    CHECK(g);
+    size_t n = m.n_lora, bad = 0;
+    float *h = malloc(n * 4), *back = malloc(n * 4);
+    vet_rng r;
+    vet_rng_seed(&r, 7);
+    for (size_t i = 0; i < n; i++) h[i] = (float)vet_rng_normal(&r) * 100.0f;
+    double norm = -1;
+    CHECK(g && vet_gpu_upload_grads(g, h, n, &err) == 0);
+    for (int k = 0; k < 2 && g; k++) {
+        float unscale = k ? 1.0f / 1024.0f : 1.0f;
+        double want = vet_train_grad_norm(h, n, unscale);
+        CHECK(vet_gpu_grad_stats(g, unscale, &norm, &bad, &err) == 0);
+        printf("# grad_stats unscale %g: norm %.17g, cpu %.17g\n", unscale, norm, want);
+        CHECK(fabs(norm - want) <= 1e-8 * want && bad == n);
+    }
+    h[n - 3] = NAN, h[n / 2] = INFINITY;  // the inf comes first
+    CHECK(g && vet_gpu_upload_grads(g, h, n, &err) == 0);
+    CHECK(g && vet_gpu_grad_stats(g, 1.0f, &norm, &bad, &err) == 0);
+    CHECK(!isfinite(norm) && bad == n / 2);
+    CHECK(g && vet_gpu_download_grads(g, back, n, &err) == 0);
+    CHECK(memcmp(back, h, n * 4) == 0);
+    free(h), free(back);
+    vet_gpu_model_free(g);
+    vet_model_free(&m);
+}
+
 // The training backend tables (lib/train/backend.h): three steps of the trainer's phases
 // through the CUDA backend (kernels/host/gpu_train_backend.c) and through the CPU's, each on
 // its own copy of the model: losses, norms, parameters and both AdamW moments agree; the
@@ -388,6 +425,8 @@ static void test_train_backends(void) {
                 loss[k] += s;
             }
             CHECK(be[k]->grad_norm(be[k]->ctx, 1.0f, &norm[k], &err) == 0);
+            size_t bad;
+            CHECK(be[k]->find_nonfinite_grad(be[k]->ctx, &bad) == 0);
             CHECK(be[k]->scale_grads(be[k]->ctx, (float)(0.5 * norm[0] / (norm[k] + 1e-6)), &err) == 0);
             vet_adamw hp = {.lr = 1e-2f, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f, .weight_decay = 0.01f,
                             .step = step};
@@ -858,6 +897,7 @@ int main(void) {
     RUN(test_full_llama);
     RUN(test_full_qwen_tied);
     RUN(test_adamw_steps);
+    RUN(test_grad_stats);
     RUN(test_train_backends);
     RUN(test_refusals);
     RUN(test_quant_plan);
