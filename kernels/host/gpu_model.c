@@ -163,19 +163,19 @@ int vet_gpu_adamw_step(vet_gpu_model *g, size_t off, size_t n, float lr, float b
         return vet_errf(err, "AdamW slice [%zu, %zu) outside the %zu trainable floats", off, off + n,
                         g->n_params);
     if (step < 1) return vet_errf(err, "AdamW step %d: steps count from 1", step);
-    TRY(adamw_update_cuda(g->ctx, g->params + off, g->grads + off, g->adam_m + off, g->adam_v + off,
-                          n, lr, beta1, beta2, eps, wd, step, err));
-    return vet_cuda_sync(g->ctx, err);
+    return adamw_update_cuda(g->ctx, g->params + off, g->grads + off, g->adam_m + off, g->adam_v + off,
+                             n, lr, beta1, beta2, eps, wd, step, err);
 }
 
+// The optimizer's device ops (zero, scale, AdamW) are queued without waiting: the host has
+// nothing to read from them, and the next transfer (the next batch's upload, the 16 bytes of
+// grad_stats, a pull_state) waits for the stream and reports any asynchronous failure.
 int vet_gpu_zero_grads(vet_gpu_model *g, vet_err *err) {
-    TRY(vet_cuda_memset0(g->ctx, g->grads, g->n_params * sizeof(float), err));
-    return vet_cuda_sync(g->ctx, err);
+    return vet_cuda_memset0(g->ctx, g->grads, g->n_params * sizeof(float), err);
 }
 
 int vet_gpu_scale_grads(vet_gpu_model *g, float s, vet_err *err) {
-    TRY(scale_inplace_cuda(g->ctx, g->grads, s, g->n_params, err));
-    return vet_cuda_sync(g->ctx, err);
+    return scale_inplace_cuda(g->ctx, g->grads, s, g->n_params, err);
 }
 
 // Two kernels and one 16-byte download (which waits for them): the step's only gradient traffic
