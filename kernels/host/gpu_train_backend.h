@@ -7,9 +7,10 @@
 // context of cuda:o->gpu_index and notes the device and the base weights' format. Loading
 // the model notes its device memory plan for the run's largest micro-batch and checks it
 // against the device's free memory BEFORE anything is allocated there, then uploads the model
-// in one allocation. The gradients come back to the host for the norm and the non-finite
-// check (summed in the CPU's order, so both backends clip alike); the trainable state comes
-// back for checkpoints and the output files, and goes up on resume.
+// in one allocation. The gradient norm and the non-finite check are reduced on the device
+// (kernels/gradstats.cu; 16 bytes come back), clipping and AdamW run there; the gradients
+// come to the host only for the multi-rank allreduce; the trainable state comes back for
+// checkpoints and the output files, and goes up on resume.
 //
 // Built without CUDA the factory exists and fails with "--device cuda: vet was built without
 // CUDA (rebuild with nvcc on PATH)".

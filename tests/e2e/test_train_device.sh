@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # test_train_device.sh — vet-train --device cuda, run without a GPU: build/standin/vet-train is
 # vet-train linked against the CPU stand-in of the CUDA ops (mk/gpustub.mk, ASan + UBSan), so
-# the trainer's device path (memory plan, device forward/backward/AdamW, grads back for the
-# norm, state down for checkpoints, state up on resume) runs here. In fp32 the stand-in computes
+# the trainer's device path (memory plan, device forward/backward, the gradient norm, clipping
+# and AdamW on the device, state down for checkpoints, state up on resume) runs here. In fp32 the stand-in computes
 # the CPU core's arithmetic, so the same binary's --device cpu and --device cuda --fp32 must
 # write byte-identical adapters and logs. Against bin/vet-train (built -O3, the stand-in -O1)
 # the losses agree to 1e-5. `skip` when the stand-in build is absent (make gpustub).
