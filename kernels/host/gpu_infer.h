@@ -5,7 +5,8 @@
 // A vet_gpu_infer is a merged model (no LoRA left: vet_model_merge_lora first, as for the
 // CPU) uploaded once (fp32, or bf16 weight matrices with VET_GPU_BF16, IEEE fp16 ones with
 // VET_GPU_FP16: norms, biases, the lm_head and the tied embedding stay fp32), plus the KV caches of n_slots sequences of up to
-// max_len positions each (fp32, (L, n_slots, max_len, KVH, hd)) and the scratch rows of a
+// max_len positions each ((L, n_slots, max_len, KVH, hd): bf16 with bf16 or quantized weights,
+// fp16 with fp16 weights, fp32 in fp32 mode unless VET_GPU_KV_BF16) and the scratch rows of a
 // prefill or a step, all in ONE device allocation sized first by vet_gpu_infer_plan_bytes and
 // refused, with the numbers, when larger than the caller's memory limit. Nothing is allocated
 // afterwards.
@@ -42,6 +43,11 @@
 #include "kernels/host/gpu_model.h"
 #include "model/model.h"
 #include "model/quant.h"
+
+// Inference-only option (a bit of vet_gpu_opts.flags beside gpu_model.h's): a bf16 KV cache
+// with fp32 weights and GEMMs, so a test sees the cache's rounding alone. 16-bit weights
+// always get a 16-bit cache (their format); fp32 (vet-generate --fp32) an fp32 one.
+enum { VET_GPU_KV_BF16 = 1 << 8 };
 
 // Device bytes of an inference model, by kind; total is exactly what vet_gpu_infer_new
 // allocates (each buffer rounded up to 256 bytes).

@@ -32,6 +32,16 @@
 // measures on these models (1.4e-2, 1.55e-2), so fp16 silently stored or computed as bf16
 // fails; and an fp16 run must show at least TOL's error (the rounding happened: not fp32).
 #define TOL_FP16 3.5e-3
+// A bf16 KV cache with fp32 weights and GEMMs: each key and value rounded once to bf16, a
+// relative error of at most 2^-9 (~0.2%) per element. The attention output is a convex
+// combination of the rounded values (error <= 2^-9 of the largest), but the scores move by up
+// to 2^-9 |q||k|, and these test models' matrices (10x the init scale; Qwen's k biases) make
+// scores of tens, so softmax weights move by a few %, then two layers amplify it: measured
+// 7.1e-3 (LLaMA) and 1.9e-2 (Qwen). The bound is bf16 weights' TOL_BF16 (3e-2, which rounds
+// every GEMM input and weight besides). Lower bound TOL: an fp32 cache measures < 1e-6, so a
+// cache silently kept fp32 fails; a cache read with the wrong width is test_kv16_ops's
+// planted misread (error ~1-2, far over any bound).
+#define TOL_KV_BF16 TOL_BF16
 
 static int argmax(const float *x, int V) {
     int b = 0;
@@ -114,6 +124,81 @@ static void test_llama_bf16(void) { run_parity(VAR_LLAMA, VET_GPU_BF16, TOL_BF16
 static void test_qwen_bf16(void) { run_parity(VAR_QWEN_TIED, VET_GPU_BF16, TOL_BF16); }
 static void test_llama_fp16(void) { run_parity_in(VAR_LLAMA, VET_GPU_FP16, TOL, TOL_FP16); }
 static void test_qwen_fp16(void) { run_parity_in(VAR_QWEN_TIED, VET_GPU_FP16, TOL, TOL_FP16); }
+static void test_llama_kv_bf16(void) { run_parity_in(VAR_LLAMA, VET_GPU_KV_BF16, TOL, TOL_KV_BF16); }
+static void test_qwen_kv_bf16(void) { run_parity_in(VAR_QWEN_TIED, VET_GPU_KV_BF16, TOL, TOL_KV_BF16); }
+
+// The 16-bit cache ops alone: rows written by kv_cache_write16_cuda are each value rounded once
+// (the cache's bits equal lib/base/half.h's rounding), and attention_decode16_cuda equals the
+// fp32 op on a float cache holding those rounded values (1e-5: the same sums). The planted bug
+// -- the bf16 cache read as fp32 -- must be far off (> 0.5), so a width mix-up cannot pass.
+static void test_kv16_ops(void) {
+    if (!ctx) SKIP(no_gpu);
+    const int S = 3, max_len = 9, H = 4, KVH = 2, hd = 8, KV = KVH * hd, n = 2;
+    const size_t ncache = (size_t)S * max_len * KV;
+    int32_t slots[2] = {2, 0}, pos[2] = {8, 3};
+    vet_rng r;
+    vet_rng_seed(&r, 3);
+    float *kf = calloc(ncache, 4), *vf = calloc(ncache, 4), *rows = malloc((size_t)n * KV * 4), *q = malloc((size_t)n * H * hd * 4);
+    uint16_t *back = malloc(ncache * 2);
+    float *o16 = malloc((size_t)n * H * hd * 4), *o32 = malloc((size_t)n * H * hd * 4), *obug = malloc((size_t)n * H * hd * 4);
+    for (int i = 0; i < n * H * hd; i++) q[i] = 2.0f * (float)vet_rng_uniform_double(&r) - 1.0f;
+    for (int fmt = VET_CUDA_KV_BF16; fmt <= VET_CUDA_KV_F16; fmt++) {
+        vet_err err;
+        void *dk, *dv, *dkf, *dvf, *drows, *dq, *dslots, *dpos, *dout;
+        // the 16-bit caches get 4 bytes per element, so the planted fp32 read stays in bounds
+        int ok = vet_cuda_malloc(&dk, ncache * 4, &err) == 0 && vet_cuda_malloc(&dv, ncache * 4, &err) == 0 &&
+                 vet_cuda_malloc(&dkf, ncache * 4, &err) == 0 && vet_cuda_malloc(&dvf, ncache * 4, &err) == 0 &&
+                 vet_cuda_malloc(&drows, (size_t)n * KV * 4, &err) == 0 && vet_cuda_malloc(&dq, (size_t)n * H * hd * 4, &err) == 0 &&
+                 vet_cuda_malloc(&dslots, 8, &err) == 0 && vet_cuda_malloc(&dpos, 8, &err) == 0 &&
+                 vet_cuda_malloc(&dout, (size_t)n * H * hd * 4, &err) == 0;
+        CHECK(ok);
+        if (!ok) return;
+        // every position of both slots filled through the 16-bit write, one row pair at a time
+        int good_bits = 1;
+        for (int p = 0; p < max_len && ok; p++) {
+            int32_t ps[2] = {p, p};
+            for (int i = 0; i < n * KV; i++) rows[i] = 4.0f * (float)vet_rng_uniform_double(&r) - 2.0f;
+            ok = vet_cuda_upload(ctx, drows, rows, (size_t)n * KV * 4, &err) == 0 && vet_cuda_upload(ctx, dslots, slots, 8, &err) == 0 &&
+                 vet_cuda_upload(ctx, dpos, ps, 8, &err) == 0 &&
+                 kv_cache_write16_cuda(ctx, dk, drows, dslots, dpos, n, max_len, KV, fmt, &err) == 0;
+            for (int i = 0; i < n * KV; i++) rows[i] = -rows[i] * 0.5f;
+            ok = ok && vet_cuda_upload(ctx, drows, rows, (size_t)n * KV * 4, &err) == 0 &&
+                 kv_cache_write16_cuda(ctx, dv, drows, dslots, dpos, n, max_len, KV, fmt, &err) == 0;
+            for (int i = 0; i < n && ok; i++)
+                for (int c = 0; c < KV; c++) {  // the float cache: the rounded values
+                    size_t at = ((size_t)slots[i] * max_len + p) * KV + c;
+                    float v = rows[(size_t)i * KV + c], k = -2.0f * v;
+                    kf[at] = fmt == VET_CUDA_KV_BF16 ? vet_bf16_to_f32(vet_f32_to_bf16(k)) : vet_f16_to_f32(vet_f32_to_f16(k));
+                    vf[at] = fmt == VET_CUDA_KV_BF16 ? vet_bf16_to_f32(vet_f32_to_bf16(v)) : vet_f16_to_f32(vet_f32_to_f16(v));
+                }
+        }
+        ok = ok && vet_cuda_download(ctx, back, dv, ncache * 2, &err) == 0;
+        for (int s0 = 0; s0 < 2 && ok; s0++)
+            for (int p = 0; p < max_len; p++)
+                for (int c = 0; c < KV; c++) {
+                    size_t at = ((size_t)slots[s0] * max_len + p) * KV + c;
+                    good_bits &= back[at] == (fmt == VET_CUDA_KV_BF16 ? vet_f32_to_bf16(vf[at]) : vet_f32_to_f16(vf[at]));
+                }
+        ok = ok && vet_cuda_upload(ctx, dkf, kf, ncache * 4, &err) == 0 && vet_cuda_upload(ctx, dvf, vf, ncache * 4, &err) == 0 &&
+             vet_cuda_upload(ctx, dq, q, (size_t)n * H * hd * 4, &err) == 0 && vet_cuda_upload(ctx, dpos, pos, 8, &err) == 0 &&
+             attention_decode16_cuda(ctx, dout, dq, dk, dv, dslots, dpos, n, max_len, H, KVH, hd, fmt, &err) == 0 &&
+             vet_cuda_download(ctx, o16, dout, (size_t)n * H * hd * 4, &err) == 0 &&
+             attention_decode_cuda(ctx, dout, dq, dkf, dvf, dslots, dpos, n, max_len, H, KVH, hd, &err) == 0 &&
+             vet_cuda_download(ctx, o32, dout, (size_t)n * H * hd * 4, &err) == 0 &&
+             attention_decode_cuda(ctx, dout, dq, dk, dv, dslots, dpos, n, max_len, H, KVH, hd, &err) == 0 &&  // planted
+             vet_cuda_download(ctx, obug, dout, (size_t)n * H * hd * 4, &err) == 0;
+        if (!ok) printf("# %s\n", err.msg);
+        double e = max_rel(o16, o32, (size_t)n * H * hd), eb = max_rel(obug, o32, (size_t)n * H * hd);
+        printf("# %s cache: written bits the host's rounding: %s; attention vs fp32 on the rounded values %.3g, "
+               "read as fp32 (planted bug) %.3g\n", fmt == VET_CUDA_KV_BF16 ? "bf16" : "fp16", good_bits ? "yes" : "NO", e, eb);
+        CHECK(ok && good_bits);
+        CHECK(e <= 1e-5);
+        CHECK(!(eb <= 0.5));  // NaN (garbage bits) fails the planted read too
+        void *all[] = {dk, dv, dkf, dvf, drows, dq, dslots, dpos, dout};
+        for (int i = 0; i < 9; i++) vet_cuda_mem_free(all[i]);
+    }
+    free(kf), free(vf), free(rows), free(q), free(back), free(o16), free(o32), free(obug);
+}
 
 // A float16 checkpoint (every weight an fp16 value): fp16 storage keeps its matrices exactly,
 // so only the GEMM inputs' rounding is left, and the greedy tokens of a decode stay the CPU's;
@@ -168,7 +253,9 @@ static void test_plan(void) {
     size_t kv = 2 * (size_t)m.cfg.n_layers * 4 * 32 * m.cfg.n_kv_heads * m.cfg.head_dim * sizeof(float);
     CHECK(p.cache >= kv && p.cache < kv + 4096);
     CHECK(vet_gpu_infer_plan_bytes(&m.cfg, 4, 32, VET_GPU_BF16, &pb, &err) == 0);
-    CHECK(pb.weights < p.weights && pb.cache == p.cache);
+    CHECK(pb.weights < p.weights && pb.cache >= kv / 2 && pb.cache < kv / 2 + 1024);  // the bf16 cache: half
+    CHECK(vet_gpu_infer_plan_bytes(&m.cfg, 4, 32, VET_GPU_KV_BF16, &p2, &err) == 0);
+    CHECK(p2.weights == p.weights && p2.cache == pb.cache);
     CHECK(vet_gpu_infer_plan_bytes(&m.cfg, 4, 32, VET_GPU_FP16, &p2, &err) == 0);
     CHECK(memcmp(&p2, &pb, sizeof pb) == 0);  // fp16: bf16's layout in the other format
     CHECK(vet_gpu_infer_plan_bytes(&m.cfg, 4, 32, VET_GPU_FP16 | VET_GPU_BF16, &p2, &err) < 0);
@@ -337,6 +424,9 @@ int main(void) {
     RUN(test_llama_fp16);
     RUN(test_qwen_fp16);
     RUN(test_fp16_checkpoint);
+    RUN(test_llama_kv_bf16);
+    RUN(test_qwen_kv_bf16);
+    RUN(test_kv16_ops);
     RUN(test_refusals);
     RUN(test_quant_plan);
     RUN(test_quant_int8);
