@@ -530,6 +530,9 @@ static int prefill_rows(vet_gpu_infer *g, int M, int B, float *logits, vet_err *
     return head(g, g->proj, B, logits, err);
 }
 
+static int prefill_chunk(vet_gpu_infer *g, const int *slots, const int32_t *const *ids, const int *n, int i0, int i1,
+                         float *logits, vet_err *err);
+
 int vet_gpu_infer_prefill(vet_gpu_infer *g, int slot, const int32_t *ids, int n, float *logits,
                           vet_err *err) {
     if (slot < 0 || slot >= g->n_slots) return vet_errf(err, "slot %d out of range [0, %d)", slot, g->n_slots);
@@ -539,12 +542,53 @@ int vet_gpu_infer_prefill(vet_gpu_infer *g, int slot, const int32_t *ids, int n,
                         g->max_len);
     TRY(check_ids(g, ids, n, err));
     g->len[slot] = 0;  // cleared first: a failure below leaves the slot empty
-    int32_t *tok = g->h_in, *sl = tok + n, *pos = sl + n, *seg = pos + n, *last = seg + n;
-    memcpy(tok, ids, (size_t)n * sizeof(int32_t));
-    for (int i = 0; i < n; i++) sl[i] = slot, pos[i] = i, seg[i] = 0;
-    last[0] = n - 1;
-    TRY(prefill_rows(g, n, 1, logits, err));
+    TRY(prefill_chunk(g, &slot, &ids, &n, 0, 1, logits, err));
     g->len[slot] = n;
+    return 0;
+}
+
+// Prompts i0..i1-1 (at most P rows in all) as one prefill_rows.
+static int prefill_chunk(vet_gpu_infer *g, const int *slots, const int32_t *const *ids, const int *n, int i0, int i1,
+                         float *logits, vet_err *err) {
+    int M = 0, B = i1 - i0;
+    for (int i = i0; i < i1; i++) M += n[i];
+    int32_t *tok = g->h_in, *sl = tok + M, *pos = sl + M, *seg = pos + M, *last = seg + M;
+    for (int i = i0, r = 0; i < i1; i++) {
+        memcpy(tok + r, ids[i], (size_t)n[i] * sizeof(int32_t));
+        for (int j = 0; j < n[i]; j++, r++) sl[r] = slots[i], pos[r] = j, seg[r] = i - i0;
+        last[i - i0] = r - 1;
+    }
+    return prefill_rows(g, M, B, logits + (size_t)i0 * g->V, err);
+}
+
+int vet_gpu_infer_prefill_batch(vet_gpu_infer *g, const int *slots, const int32_t *const *ids, const int *n,
+                                int count, float *logits, int *bad, vet_err *err) {
+    int dummy;
+    if (!bad) bad = &dummy;
+    *bad = -1;
+    if (count < 0 || count > g->n_slots)
+        return vet_errf(err, "a prefill of %d prompts, but only %d slots", count, g->n_slots);
+    for (int i = 0; i < count; i++) {
+        *bad = i;
+        if (slots[i] < 0 || slots[i] >= g->n_slots)
+            return vet_errf(err, "slot %d out of range [0, %d)", slots[i], g->n_slots);
+        for (int j = 0; j < i; j++)
+            if (slots[j] == slots[i]) return vet_errf(err, "slot %d appears twice in one prefill", slots[i]);
+        if (n[i] <= 0) return vet_errf(err, "empty prompt");
+        if (n[i] > g->max_len)
+            return vet_errf(err, "a prompt of %d tokens does not fit the device KV cache of %d positions", n[i],
+                            g->max_len);
+        TRY(check_ids(g, ids[i], n[i], err));
+    }
+    *bad = -1;
+    for (int i = 0; i < count; i++) g->len[slots[i]] = 0;  // a failure below leaves them empty
+    // consecutive prompts while their rows fit P (one prompt always does: P >= max_len)
+    for (int i0 = 0, i1; i0 < count; i0 = i1) {
+        int rows = 0;
+        for (i1 = i0; i1 < count && rows + n[i1] <= g->P; i1++) rows += n[i1];
+        TRY(prefill_chunk(g, slots, ids, n, i0, i1, logits, err));
+    }
+    for (int i = 0; i < count; i++) g->len[slots[i]] = n[i];
     return 0;
 }
 
@@ -595,6 +639,10 @@ int vet_gpu_infer_step(vet_gpu_infer *g, const int *slots, const int32_t *tokens
 static int be_prefill(void *g, int slot, const int32_t *ids, int n, float *logits, vet_err *err) {
     return vet_gpu_infer_prefill(g, slot, ids, n, logits, err);
 }
+static int be_prefill_batch(void *g, const int *slots, const int32_t *const *ids, const int *n, int count,
+                            float *logits, int *bad, vet_err *err) {
+    return vet_gpu_infer_prefill_batch(g, slots, ids, n, count, logits, bad, err);
+}
 static int be_step(void *g, const int *slots, const int32_t *tokens, int n, float *logits, vet_err *err) {
     return vet_gpu_infer_step(g, slots, tokens, n, logits, err);
 }
@@ -604,6 +652,7 @@ void vet_gpu_infer_backend(vet_gpu_infer *g, vet_infer_backend *be) {
     be->n_slots = g->n_slots;
     be->prefill = be_prefill;
     be->step = be_step;
+    be->prefill_batch = be_prefill_batch;
 }
 
 #else  // built without CUDA: every call fails the same way
@@ -633,6 +682,11 @@ int vet_gpu_infer_prefill(vet_gpu_infer *g, int slot, const int32_t *ids, int n,
 }
 int vet_gpu_infer_step(vet_gpu_infer *g, const int *slots, const int32_t *tokens, int n,
                        float *logits, vet_err *err) {
+    return NO_CUDA(err);
+}
+int vet_gpu_infer_prefill_batch(vet_gpu_infer *g, const int *slots, const int32_t *const *ids, const int *n,
+                                int count, float *logits, int *bad, vet_err *err) {
+    if (bad) *bad = -1;
     return NO_CUDA(err);
 }
 int vet_gpu_infer_len(const vet_gpu_infer *g, int slot) { return 0; }

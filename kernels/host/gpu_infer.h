@@ -90,6 +90,12 @@ int vet_gpu_infer_prefill(vet_gpu_infer *g, int slot, const int32_t *ids, int n,
                           vet_err *err);
 int vet_gpu_infer_step(vet_gpu_infer *g, const int *slots, const int32_t *tokens, int n,
                        float *logits, vet_err *err);
+// As vet_infer_backend's prefill_batch: count prompts (at most n_slots, distinct slots) prefilled
+// in batched forwards of up to the plan's prefill rows each (max(max_len, min(n_slots x max_len,
+// 2048)) positions: consecutive prompts concatenated, causal attention per prompt through
+// attention_forward_cuda's segments), logits (count, V). bad (may be NULL): the prompt at fault.
+int vet_gpu_infer_prefill_batch(vet_gpu_infer *g, const int *slots, const int32_t *const *ids, const int *n,
+                                int count, float *logits, int *bad, vet_err *err);
 int vet_gpu_infer_len(const vet_gpu_infer *g, int slot);  // positions in the slot's cache
 
 // be = the backend table of g, for vet_generate_on.

@@ -52,6 +52,8 @@ static int argmax(const float *x, int V) {
 
 // Prefill three prompts, then steps: all slots (shuffled), a subset, one alone; each logits row
 // against the CPU's. Returns the worst relative error; *ok 0 when a call failed.
+static int batched_prefill;  // parity: the three prompts in one vet_gpu_infer_prefill_batch
+
 static double parity(int variant, unsigned flags, int *ok) {
     const tiny_shape *s = variant == VAR_QWEN_TIED ? &QWEN : &LLAMA;
     vet_model m;
@@ -72,10 +74,16 @@ static double parity(int variant, unsigned flags, int *ok) {
     for (int p = 0; p < 3; p++)
         for (int i = 0; i < lens[p]; i++) prompts[p][i] = (int32_t)vet_rng_below(&r, (uint64_t)V);
     int32_t next[3];
+    if (batched_prefill && *ok) {  // slots 2, 0, 1: logits row i is slot (i + 2) % 3's
+        int sl[3] = {2, 0, 1}, n3[3] = {lens[2], lens[0], lens[1]};
+        const int32_t *ids[3] = {prompts[2], prompts[0], prompts[1]};
+        *ok = vet_gpu_infer_prefill_batch(g, sl, ids, n3, 3, b, NULL, &err) == 0;
+        if (!*ok) printf("# %s\n", err.msg);
+    }
     for (int p = 0; p < 3 && *ok; p++) {
         *ok = vet_infer_prefill(cpu, p, prompts[p], lens[p], a, &err) == 0 &&
-              vet_gpu_infer_prefill(g, p, prompts[p], lens[p], b, &err) == 0;
-        double e = max_rel(b, a, V);
+              (batched_prefill || vet_gpu_infer_prefill(g, p, prompts[p], lens[p], b, &err) == 0);
+        double e = max_rel(batched_prefill ? b + (size_t)((p + 1) % 3) * V : b, a, V);
         worst = e > worst ? e : worst;
         next[p] = (int32_t)argmax(a, V);
     }
@@ -124,6 +132,52 @@ static void test_llama_bf16(void) { run_parity(VAR_LLAMA, VET_GPU_BF16, TOL_BF16
 static void test_qwen_bf16(void) { run_parity(VAR_QWEN_TIED, VET_GPU_BF16, TOL_BF16); }
 static void test_llama_fp16(void) { run_parity_in(VAR_LLAMA, VET_GPU_FP16, TOL, TOL_FP16); }
 static void test_qwen_fp16(void) { run_parity_in(VAR_QWEN_TIED, VET_GPU_FP16, TOL, TOL_FP16); }
+// Batched prefill: the three prompts in one forward (rows concatenated, a causal segment each),
+// every logits row and the decode steps after it as close to the CPU's (each prompt alone) as
+// one-at-a-time prefill. Prompts that attended across their boundary, keys written to the
+// wrong slot or positions not restarting at 0 would be off by O(1).
+static void test_llama_batched_prefill(void) { batched_prefill = 1; run_parity(VAR_LLAMA, 0, TOL); batched_prefill = 0; }
+static void test_qwen_batched_prefill_bf16(void) {
+    batched_prefill = 1;
+    run_parity(VAR_QWEN_TIED, VET_GPU_BF16, TOL_BF16);
+    batched_prefill = 0;
+}
+
+// More prompt rows than one batched forward takes (2048): the batch is cut into consecutive
+// chunks (here 2 + 2 prompts); each prompt's logits, in its row of the result, within TOL of
+// the CPU's prefill of that prompt alone, and each slot's length its prompt's.
+static void test_prefill_chunks(void) {
+    if (!ctx) SKIP(no_gpu);
+    vet_model m;
+    tiny_model(&m, VAR_LLAMA, &LLAMA, 11);
+    const int V = m.cfg.vocab_size, S = 4, max_len = 800, len = 700;
+    vet_err err;
+    vet_infer *cpu = vet_infer_new(&m, 1, &err);
+    vet_gpu_infer *g = vet_gpu_infer_new(ctx, &m, S, max_len, NULL, &err);
+    CHECK(cpu && g);
+    int32_t *pr = malloc((size_t)S * len * sizeof(int32_t));
+    vet_rng r;
+    vet_rng_seed(&r, 9);
+    for (int i = 0; i < S * len; i++) pr[i] = (int32_t)vet_rng_below(&r, (uint64_t)V);
+    const int32_t *ids[4] = {pr, pr + len, pr + 2 * len, pr + 3 * len};
+    int sl[4] = {3, 1, 0, 2}, n[4] = {len, len, len, len - 100};
+    float *b = malloc((size_t)S * V * 4), *a = malloc((size_t)V * 4);
+    int ok = cpu && g && vet_gpu_infer_prefill_batch(g, sl, ids, n, S, b, NULL, &err) == 0;
+    if (!ok && g) printf("# %s\n", err.msg);
+    double worst = 0;
+    for (int i = 0; i < S && ok; i++) {
+        ok = vet_infer_prefill(cpu, 0, ids[i], n[i], a, &err) == 0 && vet_gpu_infer_len(g, sl[i]) == n[i];
+        double e = max_rel(b + (size_t)i * V, a, V);
+        worst = e > worst ? e : worst;
+    }
+    printf("# 4 prompts of %d-%d tokens in chunks of <= 2048 rows: max rel err %.3g\n", len - 100, len, worst);
+    CHECK(ok && worst <= TOL);
+    free(pr), free(a), free(b);
+    vet_gpu_infer_free(g);
+    vet_infer_free(cpu);
+    vet_model_free(&m);
+}
+
 static void test_llama_kv_bf16(void) { run_parity_in(VAR_LLAMA, VET_GPU_KV_BF16, TOL, TOL_KV_BF16); }
 static void test_qwen_kv_bf16(void) { run_parity_in(VAR_QWEN_TIED, VET_GPU_KV_BF16, TOL, TOL_KV_BF16); }
 
@@ -424,6 +478,9 @@ int main(void) {
     RUN(test_llama_fp16);
     RUN(test_qwen_fp16);
     RUN(test_fp16_checkpoint);
+    RUN(test_llama_batched_prefill);
+    RUN(test_qwen_batched_prefill_bf16);
+    RUN(test_prefill_chunks);
     RUN(test_llama_kv_bf16);
     RUN(test_qwen_kv_bf16);
     RUN(test_kv16_ops);
