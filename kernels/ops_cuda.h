@@ -202,6 +202,11 @@ int attention_decode16_cuda(vet_cuda *ctx, float *out, const float *q, const uin
                             const uint16_t *vcache, const int32_t *slots, const int32_t *pos, int n,
                             int max_len, int H, int KVH, int hd, int fmt, vet_err *err);
 
+// Greedy decoding's choice on the device: out[i] = the id of row i's largest value, x (n,V); the
+// lowest id wins a tie (lib/generate/decoder.c's argmax). Rows with NaNs: a NaN is never
+// chosen over a number, which the CPU's sequential scan only guarantees after position 0.
+int argmax_rows_cuda(vet_cuda *ctx, int32_t *out, const float *x, int n, int V, vet_err *err);
+
 // --- quantized base weights (kernels/quant.cu; the formats of lib/model/quant.h) ------------------
 // A weight matrix W (OC,C) stored quantized on the device:
 //   VET_CUDA_Q_INT8  q: int8 (OC,C); scale: fp32 (OC), one per row:   W = q * scale[row]

@@ -445,11 +445,16 @@ static int layer_rest(vet_gpu_infer *g, int l, int n, vet_err *err) {
     return add_inplace_cuda(ctx, g->x, g->proj, (size_t)n * C, err);
 }
 
-// logits (n,V) on the host = rmsnorm(rows)·lm_head^T, rows (n,C) on the device.
+// g->logits (n,V) = rmsnorm(rows)·lm_head^T, rows (n,C), on the device.
+static int head_device(vet_gpu_infer *g, const float *rows, int n, vet_err *err) {
+    TRY(rmsnorm_forward_cuda(g->ctx, g->h, g->rstd, rows, g->final_norm, n, g->C, g->cfg.rms_eps, err));
+    return matmul_forward_cuda(g->ctx, g->logits, g->h, g->lm_head, NULL, n, g->C, g->V, err);
+}
+
+// The same logits on the host.
 static int head(vet_gpu_infer *g, const float *rows, int n, float *logits, vet_err *err) {
     vet_cuda *ctx = g->ctx;
-    TRY(rmsnorm_forward_cuda(ctx, g->h, g->rstd, rows, g->final_norm, n, g->C, g->cfg.rms_eps, err));
-    TRY(matmul_forward_cuda(ctx, g->logits, g->h, g->lm_head, NULL, n, g->C, g->V, err));
+    TRY(head_device(g, rows, n, err));
     // queued behind the GEMM on the stream into pinned memory, then one wait for all of it
     size_t bytes = (size_t)n * g->V * sizeof(float);
     TRY(vet_cuda_download_async(ctx, g->h_logits, g->logits, bytes, err));
@@ -592,9 +597,8 @@ int vet_gpu_infer_prefill_batch(vet_gpu_infer *g, const int *slots, const int32_
     return 0;
 }
 
-int vet_gpu_infer_step(vet_gpu_infer *g, const int *slots, const int32_t *tokens, int n,
-                       float *logits, vet_err *err) {
-    if (n <= 0) return 0;
+// A step's forward up to the final residual stream x (n,C), the slots' lengths not yet moved.
+static int step_rows(vet_gpu_infer *g, const int *slots, const int32_t *tokens, int n, vet_err *err) {
     if (n > g->n_slots) return vet_errf(err, "a step of %d rows, but only %d slots", n, g->n_slots);
     TRY(check_ids(g, tokens, n, err));
     int32_t *h_tok = g->h_in, *h_slot = h_tok + n, *h_pos = h_slot + n;  // h_in holds 4*R >= 3*n
@@ -631,10 +635,33 @@ int vet_gpu_infer_step(vet_gpu_infer *g, const int *slots, const int32_t *tokens
             TRY(attention_decode_cuda(ctx, g->att, g->q, kl, vl, d_slot, d_pos, n, g->max_len, H, KVH, hd, err));
         TRY(layer_rest(g, l, n, err));
     }
+    return 0;
+}
+
+int vet_gpu_infer_step(vet_gpu_infer *g, const int *slots, const int32_t *tokens, int n,
+                       float *logits, vet_err *err) {
+    if (n <= 0) return 0;
+    TRY(step_rows(g, slots, tokens, n, err));
     TRY(head(g, g->x, n, logits, err));
     for (int i = 0; i < n; i++) g->len[slots[i]]++;
     return 0;
 }
+
+int vet_gpu_infer_step_greedy(vet_gpu_infer *g, const int *slots, const int32_t *tokens, int n, int32_t *next,
+                              vet_err *err) {
+    if (n <= 0) return 0;
+    TRY(step_rows(g, slots, tokens, n, err));
+    TRY(head_device(g, g->x, n, err));
+    int32_t *d_next = g->in + 4 * (size_t)g->R, *h_next = (int32_t *)g->h_logits;  // (n) ids, not n x V floats
+    TRY(argmax_rows_cuda(g->ctx, d_next, g->logits, n, g->V, err));
+    TRY(vet_cuda_download_async(g->ctx, h_next, d_next, (size_t)n * sizeof(int32_t), err));
+    TRY(vet_cuda_sync(g->ctx, err));
+    memcpy(next, h_next, (size_t)n * sizeof(int32_t));
+    for (int i = 0; i < n; i++) g->len[slots[i]]++;
+    return 0;
+}
+
+
 
 static int be_prefill(void *g, int slot, const int32_t *ids, int n, float *logits, vet_err *err) {
     return vet_gpu_infer_prefill(g, slot, ids, n, logits, err);
@@ -642,6 +669,9 @@ static int be_prefill(void *g, int slot, const int32_t *ids, int n, float *logit
 static int be_prefill_batch(void *g, const int *slots, const int32_t *const *ids, const int *n, int count,
                             float *logits, int *bad, vet_err *err) {
     return vet_gpu_infer_prefill_batch(g, slots, ids, n, count, logits, bad, err);
+}
+static int be_step_greedy(void *g, const int *slots, const int32_t *tokens, int n, int32_t *next, vet_err *err) {
+    return vet_gpu_infer_step_greedy(g, slots, tokens, n, next, err);
 }
 static int be_step(void *g, const int *slots, const int32_t *tokens, int n, float *logits, vet_err *err) {
     return vet_gpu_infer_step(g, slots, tokens, n, logits, err);
@@ -653,6 +683,7 @@ void vet_gpu_infer_backend(vet_gpu_infer *g, vet_infer_backend *be) {
     be->prefill = be_prefill;
     be->step = be_step;
     be->prefill_batch = be_prefill_batch;
+    be->step_greedy = be_step_greedy;
 }
 
 #else  // built without CUDA: every call fails the same way
@@ -687,6 +718,10 @@ int vet_gpu_infer_step(vet_gpu_infer *g, const int *slots, const int32_t *tokens
 int vet_gpu_infer_prefill_batch(vet_gpu_infer *g, const int *slots, const int32_t *const *ids, const int *n,
                                 int count, float *logits, int *bad, vet_err *err) {
     if (bad) *bad = -1;
+    return NO_CUDA(err);
+}
+int vet_gpu_infer_step_greedy(vet_gpu_infer *g, const int *slots, const int32_t *tokens, int n, int32_t *next,
+                              vet_err *err) {
     return NO_CUDA(err);
 }
 int vet_gpu_infer_len(const vet_gpu_infer *g, int slot) { return 0; }

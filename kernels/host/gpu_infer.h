@@ -11,13 +11,15 @@
 // refused, with the numbers, when larger than the caller's memory limit. Nothing is allocated
 // afterwards.
 //
-//   prefill  the prompt as one batched forward: GEMMs over its M positions, causal attention
-//            (attention_forward_cuda with one sample), its keys and values written straight
-//            into the slot's cache; logits of the last position come back (V floats).
+//   prefill  one prompt, or several concatenated (prefill_batch), as one batched forward:
+//            GEMMs over all their positions, causal attention per prompt (attention_forward_cuda
+//            over one packed row, a segment per prompt), keys and values scattered into each
+//            prompt's slot (kv_cache_write); logits of each prompt's last position come back.
 //   step     one token for each of n distinct slots: GEMMs over the n rows, RoPE at each
 //            slot's position, the new k/v rows scattered into the caches (kv_cache_write_cuda),
 //            attention of each row against its own slot's cache (attention_decode_cuda);
-//            logits (n, V) come back for sampling on the host.
+//            logits (n, V) come back (through pinned memory) for sampling on the host, or,
+//            greedy, only the n argmax ids (step_greedy).
 // vet_gpu_infer_backend fills lib/generate/decoder.h's backend table, so vet_generate_on drives
 // it with the CPU's scheduling, sampling and constrained decoding.
 //
@@ -90,6 +92,11 @@ int vet_gpu_infer_prefill(vet_gpu_infer *g, int slot, const int32_t *ids, int n,
                           vet_err *err);
 int vet_gpu_infer_step(vet_gpu_infer *g, const int *slots, const int32_t *tokens, int n,
                        float *logits, vet_err *err);
+// A step whose next tokens are chosen greedily on the device (argmax_rows_cuda: the lowest id
+// on ties, as vet_sample at temperature 0): next (n) gets the ids, n ints come back instead of
+// n x V floats. The slots advance as with vet_gpu_infer_step.
+int vet_gpu_infer_step_greedy(vet_gpu_infer *g, const int *slots, const int32_t *tokens, int n, int32_t *next,
+                              vet_err *err);
 // As vet_infer_backend's prefill_batch: count prompts (at most n_slots, distinct slots) prefilled
 // in batched forwards of up to the plan's prefill rows each (max(max_len, min(n_slots x max_len,
 // 2048)) positions: consecutive prompts concatenated, causal attention per prompt through

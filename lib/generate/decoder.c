@@ -592,11 +592,20 @@ static int finish(gen_slot *g, int stopped, vet_gen_done_fn done, void *ctx, vet
 
 // Picks the next token of slot g from its logits row. Returns 1 when the note is finished
 // (and hands it to done), 0 when it goes on, -1 on error.
+static int take_token(const vet_gen_opts *o, gen_slot *g, int tok, vet_gen_done_fn done, void *ctx,
+                      vet_err *err);
+
 static int choose(const vet_gen_opts *o, gen_slot *g, float *row, int V, vet_gen_done_fn done,
                   void *ctx, vet_err *err) {
     if (o->constrain) vet_constrain_mask(o->constrain, &g->cs, o->max_new - g->n, row);
     double u = vet_rng_uniform_double(&g->rng);
-    int tok = vet_sample(row, V, &o->sampling, u);
+    return take_token(o, g, vet_sample(row, V, &o->sampling, u), done, ctx, err);
+}
+
+// Appends tok (chosen by choose, or by the backend's greedy step) to slot g's note; returns as
+// choose does.
+static int take_token(const vet_gen_opts *o, gen_slot *g, int tok, vet_gen_done_fn done, void *ctx,
+                      vet_err *err) {
     if (g->n == g->cap) {
         int cap = g->cap ? 2 * g->cap : 64;
         int32_t *p = realloc(g->ids, (size_t)cap * sizeof *p);
@@ -635,6 +644,7 @@ void vet_infer_backend_of(vet_infer *s, vet_infer_backend *be) {
     be->prefill = cpu_prefill;
     be->step = cpu_step;
     be->prefill_batch = cpu_prefill_batch;
+    be->step_greedy = NULL;  // the logits are in host memory already
 }
 
 int vet_generate(const vet_model *m, const vet_gen_opts *o, int batch, vet_gen_next_fn next,
@@ -725,10 +735,12 @@ int vet_generate_on(const vet_infer_backend *be, int V, const vet_gen_opts *o, i
     gen_slot *slots = calloc((size_t)batch, sizeof *slots);
     float *logits = malloc((size_t)batch * V * sizeof(float));
     int *rows = malloc((size_t)batch * sizeof(int)), *lens = malloc((size_t)batch * sizeof(int));
-    int32_t *toks = malloc((size_t)batch * sizeof(int32_t));
+    int32_t *toks = malloc((size_t)batch * sizeof(int32_t)), *next_ids = malloc((size_t)batch * sizeof(int32_t));
     const int32_t **ids = malloc((size_t)batch * sizeof *ids);
+    // greedy without constraints: the choice is the logits' argmax, which a backend may make
+    const int greedy_on_backend = be->step_greedy && o->sampling.temperature <= 0.0f && !o->constrain;
     int rc = 0, more = 1;
-    if (!slots || !logits || !rows || !toks || !lens || !ids) {
+    if (!slots || !logits || !rows || !toks || !lens || !ids || !next_ids) {
         rc = vet_err_nomem(err, "out of memory for a batch of %d", batch);
         goto out;
     }
@@ -745,20 +757,34 @@ int vet_generate_on(const vet_infer_backend *be, int V, const vet_gen_opts *o, i
             continue;
         }
         double t0 = now_ms();
-        if (be->step(be->state, rows, toks, n, logits, err) < 0) {
-            rc = -1;
-            goto out;
-        }
-        for (int i = 0; i < n; i++)
-            if (choose(o, &slots[rows[i]], logits + (size_t)i * V, V, done, ctx, err) < 0) {
+        if (greedy_on_backend) {  // the backend's argmax: n ids back, the same draw of u skipped
+            if (be->step_greedy(be->state, rows, toks, n, next_ids, err) < 0) {
                 rc = -1;
                 goto out;
             }
+            for (int i = 0; i < n; i++) {
+                (void)vet_rng_uniform_double(&slots[rows[i]].rng);  // as choose: one draw per token
+                if (take_token(o, &slots[rows[i]], next_ids[i], done, ctx, err) < 0) {
+                    rc = -1;
+                    goto out;
+                }
+            }
+        } else {
+            if (be->step(be->state, rows, toks, n, logits, err) < 0) {
+                rc = -1;
+                goto out;
+            }
+            for (int i = 0; i < n; i++)
+                if (choose(o, &slots[rows[i]], logits + (size_t)i * V, V, done, ctx, err) < 0) {
+                    rc = -1;
+                    goto out;
+                }
+        }
         if (o->stats) o->stats->step_tokens += n, o->stats->step_ms += now_ms() - t0;
     }
 out:
     if (slots)
         for (int b = 0; b < batch; b++) free(slots[b].ids), free(slots[b].prompt);
-    free(slots), free(logits), free(rows), free(toks), free(lens), free(ids);
+    free(slots), free(logits), free(rows), free(toks), free(lens), free(ids), free(next_ids);
     return rc;
 }

@@ -672,6 +672,39 @@ static void run_config(const config *c) {
         vet_cuda_mem_free(d_dpos);
     }
 
+    // --- greedy argmax per row (N,V): ids equal the host's strict scan, ties planted ---
+    {
+        float *x = rnd((size_t)N * V, 1);
+        for (int i = 0; i < N; i++) {  // row i: its maximum twice, the lower id must win
+            float *row = x + (size_t)i * V;
+            int a = (int)vet_rng_below(&rng, (uint64_t)V), b = (int)vet_rng_below(&rng, (uint64_t)V);
+            row[a] = row[b] = 100.0f;
+        }
+        int32_t *got = malloc((size_t)N * 4), *d_ids = dev(NULL, (size_t)N * 4);
+        float *d_x = devf(x, (size_t)N * V);
+        TRY(argmax_rows_cuda(ctx, d_ids, d_x, N, V, &err));
+        TRY(vet_cuda_sync(ctx, &err));
+        TRY(vet_cuda_download(ctx, got, d_ids, (size_t)N * 4, &err));
+        int bad = 0;
+        for (int i = 0; i < N; i++) {
+            const float *row = x + (size_t)i * V;
+            int best = 0;
+            for (int v = 1; v < V; v++)
+                if (row[v] > row[best]) best = v;
+            bad += got[i] != best;
+        }
+        if (bad) failures++;
+        snprintf(sh, sizeof sh, "N=%d V=%d", N, V);
+        printf("%s argmax_rows: %d of %d rows differ from the host's (ties planted) %s\n", bad ? "not ok" : "ok", bad, N, sh);
+        row_t *rr = &table[n_rows < 95 ? n_rows++ : 95];
+        snprintf(rr->name, sizeof rr->name, "argmax_rows");
+        snprintf(rr->shape, sizeof rr->shape, "%s", sh);
+        rr->err = (double)bad / N, rr->tol = 0, rr->ms = 0;
+        TIME(argmax_rows_cuda(ctx, d_ids, d_x, N, V, &err), rr->ms);
+        free(x), free(got);
+        vet_cuda_mem_free(d_ids), vet_cuda_mem_free(d_x);
+    }
+
     // --- swiglu (N,F) ---
     {
         size_t n = (size_t)N * F;

@@ -178,6 +178,81 @@ static void test_prefill_chunks(void) {
     vet_model_free(&m);
 }
 
+// argmax_rows_cuda: the lowest id of each row's maximum (decoder.c's greedy), on rows of 1,000
+// values: ties at the front, middle and end, the maximum last, all equal, -inf around, and a
+// NaN first (a number wins). A kernel keeping the highest id of a tie fails rows 0-2.
+static void test_argmax_rows(void) {
+    if (!ctx) SKIP(no_gpu);
+    enum { NR = 7, V = 1000 };
+    float *x = malloc((size_t)NR * V * 4);
+    vet_rng r;
+    vet_rng_seed(&r, 4);
+    for (int i = 0; i < NR * V; i++) x[i] = (float)vet_rng_uniform_double(&r);
+    float *row = x;
+    row[3] = row[700] = 5.0f;                            // 0: tie -> 3
+    row = x + V, row[0] = row[1] = row[999] = 7.0f;      // 1: tie at the front -> 0
+    row = x + 2 * V, row[511] = row[256] = 2.0f;         // 2: tie across thread slices -> 256
+    row = x + 3 * V, row[999] = 3.0f;                    // 3: the last -> 999
+    row = x + 4 * V;                                     // 4: all equal -> 0
+    for (int v = 0; v < V; v++) row[v] = 1.5f;
+    row = x + 5 * V;                                     // 5: -inf but one -> 640
+    for (int v = 0; v < V; v++) row[v] = -INFINITY;
+    row[640] = -3.0f;
+    row = x + 6 * V, row[0] = NAN, row[17] = 9.0f;       // 6: a NaN first -> 17
+    const int32_t want[NR] = {3, 0, 256, 999, 0, 640, 17};
+    vet_err err;
+    void *dx, *dout;
+    int32_t got[NR] = {0};
+    int ok = vet_cuda_malloc(&dx, (size_t)NR * V * 4, &err) == 0 && vet_cuda_malloc(&dout, NR * 4, &err) == 0 &&
+             vet_cuda_upload(ctx, dx, x, (size_t)NR * V * 4, &err) == 0 &&
+             argmax_rows_cuda(ctx, dout, dx, NR, V, &err) == 0 && vet_cuda_download(ctx, got, dout, NR * 4, &err) == 0;
+    if (!ok) printf("# %s\n", err.msg);
+    CHECK(ok);
+    for (int i = 0; i < NR; i++) {
+        if (got[i] != want[i]) printf("# row %d: %d, want %d\n", i, got[i], want[i]);
+        CHECK(got[i] == want[i]);
+        if (i < 6) CHECK(got[i] == argmax(x + (size_t)i * V, V));  // the host's greedy, NaN-free rows
+    }
+    vet_cuda_mem_free(dx), vet_cuda_mem_free(dout);
+    free(x);
+}
+
+// vet_gpu_infer_step_greedy on one model against vet_gpu_infer_step on a twin: 8 steps of 3
+// slots fed their own greedy tokens; the ids equal the argmax of the twin's logits, and the
+// slots' lengths move together.
+static void test_step_greedy(void) {
+    if (!ctx) SKIP(no_gpu);
+    vet_model m;
+    tiny_model(&m, VAR_QWEN_TIED, &QWEN, 11);
+    const int V = m.cfg.vocab_size, S = 3;
+    vet_err err;
+    vet_gpu_opts o = {.flags = VET_GPU_BF16};
+    vet_gpu_infer *a = vet_gpu_infer_new(ctx, &m, S, 32, &o, &err), *b = vet_gpu_infer_new(ctx, &m, S, 32, &o, &err);
+    CHECK(a && b);
+    float *lg = malloc((size_t)S * V * 4);
+    int32_t pr[3][4] = {{1, 2, 3, 4}, {9, 8, 7, 0}, {5, 5, 5, 5}}, tok[3], ids[3];
+    int slots[3] = {1, 2, 0}, ok = a && b, same = 1;
+    for (int s0 = 0; s0 < S && ok; s0++) {
+        ok = vet_gpu_infer_prefill(a, s0, pr[s0], 4 - s0, lg, &err) == 0 &&
+             vet_gpu_infer_prefill(b, s0, pr[s0], 4 - s0, lg, &err) == 0;
+        tok[s0] = (int32_t)argmax(lg, V);
+    }
+    for (int step = 0; step < 8 && ok; step++) {
+        int32_t in[3] = {tok[slots[0]], tok[slots[1]], tok[slots[2]]};
+        ok = vet_gpu_infer_step_greedy(a, slots, in, S, ids, &err) == 0 && vet_gpu_infer_step(b, slots, in, S, lg, &err) == 0;
+        for (int i = 0; i < S && ok; i++) {
+            same &= ids[i] == argmax(lg + (size_t)i * V, V);
+            tok[slots[i]] = ids[i];
+        }
+    }
+    if (!ok) printf("# %s\n", err.msg);
+    CHECK(ok && same);
+    for (int s0 = 0; s0 < S && ok; s0++) CHECK(vet_gpu_infer_len(a, s0) == vet_gpu_infer_len(b, s0));
+    free(lg);
+    vet_gpu_infer_free(a), vet_gpu_infer_free(b);
+    vet_model_free(&m);
+}
+
 static void test_llama_kv_bf16(void) { run_parity_in(VAR_LLAMA, VET_GPU_KV_BF16, TOL, TOL_KV_BF16); }
 static void test_qwen_kv_bf16(void) { run_parity_in(VAR_QWEN_TIED, VET_GPU_KV_BF16, TOL, TOL_KV_BF16); }
 
@@ -481,6 +556,8 @@ int main(void) {
     RUN(test_llama_batched_prefill);
     RUN(test_qwen_batched_prefill_bf16);
     RUN(test_prefill_chunks);
+    RUN(test_argmax_rows);
+    RUN(test_step_greedy);
     RUN(test_llama_kv_bf16);
     RUN(test_qwen_kv_bf16);
     RUN(test_kv16_ops);

@@ -473,6 +473,22 @@ int attention_decode16_cuda(vet_cuda *ctx, float *out, const float *q, const uin
     return attn_decode(ctx, out, q, kcache, vcache, slots, pos, n, max_len, H, KVH, hd, fmt, err);
 }
 
+// decoder.c's argmax (strict >: the lowest id wins a tie), with decode.cu's rule that a number
+// beats a NaN.
+int argmax_rows_cuda(vet_cuda *ctx, int32_t *out, const float *x, int n, int V, vet_err *err) {
+    CHECK_CTX(ctx, err);
+    if (n <= 0) return 0;
+    if (V <= 0) return vet_errf(err, "%s:%d: argmax of rows of %d values", __FILE__, __LINE__, V);
+    for (int i = 0; i < n; i++) {
+        const float *r = x + (size_t)i * V;
+        int b = 0;
+        for (int v = 1; v < V; v++)
+            if (r[v] > r[b] || (r[b] != r[b] && r[v] == r[v])) b = v;
+        out[i] = b;
+    }
+    return 0;
+}
+
 // --- quantized base weights --------------------------------------------------------------------
 // lib/model/quant.c's dequantization (what kernels/quant.cu must equal bit for bit, checked by
 // tests/gpu/op_parity.c on a GPU), then the stand-in GEMMs above: the same composition as
