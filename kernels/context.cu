@@ -154,3 +154,28 @@ extern "C" int vet_cuda_memset0(vet_cuda *ctx, void *dst_dev, size_t bytes, vet_
     CUDA_TRY(cudaMemsetAsync(dst_dev, 0, bytes, ctx->stream), err);
     return 0;
 }
+
+extern "C" int vet_cuda_host_alloc(void **ptr, size_t bytes, vet_err *err) {
+    *ptr = NULL;
+    if (bytes == 0) bytes = 1;
+    cudaError_t e = cudaHostAlloc(ptr, bytes, cudaHostAllocDefault);
+    if (e != cudaSuccess) {
+        *ptr = NULL;
+        cudaGetLastError();
+        return vet_errf(err, "%s:%d: cudaHostAlloc of %zu bytes: %s", __FILE__, __LINE__, bytes,
+                        cudaGetErrorString(e));
+    }
+    return 0;
+}
+
+extern "C" void vet_cuda_host_free(void *ptr) {
+    if (ptr) cudaFreeHost(ptr);
+}
+
+extern "C" int vet_cuda_download_async(vet_cuda *ctx, void *dst_host, const void *src_dev,
+                                       size_t bytes, vet_err *err) {
+    CHECK_CTX(ctx, err);
+    if (bytes == 0) return 0;
+    CUDA_TRY(cudaMemcpyAsync(dst_host, src_dev, bytes, cudaMemcpyDeviceToHost, ctx->stream), err);
+    return 0;
+}

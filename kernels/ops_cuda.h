@@ -50,6 +50,14 @@ void vet_cuda_mem_free(void *ptr);
 int vet_cuda_upload(vet_cuda *ctx, void *dst_dev, const void *src_host, size_t bytes, vet_err *err);
 int vet_cuda_download(vet_cuda *ctx, void *dst_host, const void *src_dev, size_t bytes, vet_err *err);
 int vet_cuda_memset0(vet_cuda *ctx, void *dst_dev, size_t bytes, vet_err *err);
+// Page-locked host memory (cudaHostAlloc / cudaFreeHost): the device copies into it by DMA,
+// without the driver's staging copy through pageable memory, and asynchronously.
+// vet_cuda_host_free(NULL) is a no-op.
+int vet_cuda_host_alloc(void **ptr, size_t bytes, vet_err *err);
+void vet_cuda_host_free(void *ptr);
+// Queues a device-to-host copy on ctx's stream and returns at once; dst_host must be
+// vet_cuda_host_alloc memory, complete after vet_cuda_sync.
+int vet_cuda_download_async(vet_cuda *ctx, void *dst_host, const void *src_dev, size_t bytes, vet_err *err);
 
 // --- bf16 storage ---------------------------------------------------------------------------
 // bf16 values are uint16_t bit patterns (lib/base/half.h's layout); rounding is to nearest even,
@@ -199,6 +207,22 @@ int kv_cache_write_cuda(vet_cuda *ctx, float *cache, const float *rows, const in
 int attention_decode_cuda(vet_cuda *ctx, float *out, const float *q, const float *kcache,
                           const float *vcache, const int32_t *slots, const int32_t *pos, int n,
                           int max_len, int H, int KVH, int hd, vet_err *err);
+
+// A 16-bit cache (the same layout, uint16_t elements): fmt VET_CUDA_KV_BF16 or VET_CUDA_KV_F16.
+// The write rounds each fp32 value to fmt once (nearest even, as vet_f32_to_bf16 /
+// vet_f32_to_f16); the attention widens the keys and values exactly and accumulates in fp32,
+// so it equals attention_decode_cuda on a float cache holding the rounded values.
+enum { VET_CUDA_KV_BF16 = 1, VET_CUDA_KV_F16 = 2 };
+int kv_cache_write16_cuda(vet_cuda *ctx, uint16_t *cache, const float *rows, const int32_t *slots,
+                          const int32_t *pos, int n, int max_len, int KV, int fmt, vet_err *err);
+int attention_decode16_cuda(vet_cuda *ctx, float *out, const float *q, const uint16_t *kcache,
+                            const uint16_t *vcache, const int32_t *slots, const int32_t *pos, int n,
+                            int max_len, int H, int KVH, int hd, int fmt, vet_err *err);
+
+// Greedy decoding's choice on the device: out[i] = the id of row i's largest value, x (n,V); the
+// lowest id wins a tie (lib/generate/decoder.c's argmax). Rows with NaNs: a NaN is never
+// chosen over a number, which the CPU's sequential scan only guarantees after position 0.
+int argmax_rows_cuda(vet_cuda *ctx, int32_t *out, const float *x, int n, int V, vet_err *err);
 
 // --- quantized base weights (kernels/quant.cu; the formats of lib/model/quant.h) ------------------
 // A weight matrix W (OC,C) stored quantized on the device:

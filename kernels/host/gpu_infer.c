@@ -12,8 +12,18 @@
 //
 // 16-bit mode (VET_GPU_BF16, or VET_GPU_FP16 for IEEE fp16): the weight matrices are stored in
 // that format and each GEMM's input is rounded to it once (x16), as kernels/host/gpu_train.c does; the
-// GEMMs accumulate in fp32. Norms, biases, lm_head, caches and activations fp32. fp16 keeps a
+// GEMMs accumulate in fp32. Norms, biases, lm_head and activations fp32. fp16 keeps a
 // float16 checkpoint's weights exactly (bf16 would drop 3 of their 10 mantissa bits).
+//
+// The KV cache is stored in the 16-bit format of the weights (bf16, or fp16 with VET_GPU_FP16;
+// bf16 for quantized weights dequantized to bf16; bf16 with VET_GPU_KV_BF16 in fp32 mode), fp32
+// in fp32 mode: each key and value is rounded once when written (kv_cache_write16_cuda) and
+// widened exactly when read, with fp32 accumulation. A prefill's own attention reads its
+// keys and values rounded the same way (rounded in place before attention_forward_cuda), so
+// a prompt's rows are the same numbers whether they come from the prefill or the cache.
+// Prefill rows: a prompt's positions (or several prompts' concatenated), each row with its
+// slot, position and segment, so the keys and values are scattered into the caches by the
+// same kv_cache_write as a step's.
 #include "kernels/host/gpu_infer.h"
 
 #include <stdio.h>
@@ -46,9 +56,10 @@ struct vet_gpu_infer {
     int fp16;                               // VET_GPU_FP16: the 16-bit format is IEEE fp16
     int quant;                              // 0, VET_CUDA_Q_INT8 or VET_CUDA_Q_NF4
     int L, C, F, Q, KV, H, KVH, hd, V, W;  // W = max(C, Q, F): the widest GEMM input
-    int n_slots, max_len, R;                // R = max(max_len, n_slots): scratch rows
+    int kvfmt;                              // 0 (fp32 cache), VET_CUDA_KV_BF16 or VET_CUDA_KV_F16
+    int n_slots, max_len, P, R;             // P: prefill rows (>= max_len); R = max(P, n_slots)
     int *len;                               // host (n_slots): positions in each slot's cache
-    int32_t *h_in;                          // host (3*n_slots): a step's tokens, slots, positions
+    int32_t *h_in;                          // host (4*R + n_slots): tokens, slots, positions, segments, last rows
 
     // --- device buffers (all inside mem) ---
     float *w;                      // fp32 mode: the whole w_mem; the pointers below point into it
@@ -63,17 +74,16 @@ struct vet_gpu_infer {
     float *qs[P_N];
     size_t q_bytes[P_N], q_scales[P_N], max_oi;
     void *wdq;
-    float *kc, *vc;                // (L, n_slots, max_len, KV)
+    void *kc, *vc;                 // (L, n_slots, max_len, KV) fp32, or uint16_t in format kvfmt
     float *cos_t, *sin_t;          // (max_len, hd/2)
     float *x, *h, *q, *att, *proj, *rstd, *lse;  // (R,C) (R,C) (R,Q) (R,Q) (R,C) (R) (R,H)
-    float *k, *v;                  // (n_slots, KV) a step's new rows
+    float *k, *v;                  // (R, KV) the new keys and values of a prefill or a step
     float *gate, *up, *act;        // (R,F)
     float *logits;                 // (n_slots, V)
-    uint16_t *x16;                 // (R,W) 16-bit GEMM inputs (16-bit mode)
-    void *attn_scratch;            // attention_scratch_bytes(1, max_len, H)
-    int32_t *ids;                  // (max_len) a prompt
-    int32_t *in;                   // (3*n_slots) a step's tokens | slots | positions
-    int32_t *seq_pos, *seg0;       // (max_len) 0, 1, 2, ... and zeros: a prompt's pos and seg
+    float *h_logits;               // host, pinned (n_slots, V): logits copied back by DMA
+    uint16_t *x16;                 // (R,W) 16-bit GEMM inputs (16-bit mode or a 16-bit cache)
+    void *attn_scratch;            // attention_scratch_bytes(1, P, H)
+    int32_t *in;                   // (4*R + n_slots) h_in on the device
     void *mem;
     vet_gpu_infer_plan plan;
 };
@@ -84,6 +94,10 @@ typedef struct {
     int kind;
 } slot_t;
 #define MAX_SLOTS 64
+
+// Rows of one batched prefill (several prompts concatenated; one longer prompt gets max_len):
+// a 7B model's scratch for 2048 rows is ~0.9 GB, beside 17 GB of a batch-64 x 512 bf16 cache.
+#define PREFILL_ROWS 2048
 
 static size_t aligned(size_t b) { return (b + ALIGN - 1) / ALIGN * ALIGN; }
 
@@ -123,7 +137,11 @@ static int set_dims(vet_gpu_infer *g, const vet_config *c, int n_slots, int max_
     g->W = g->C > g->Q ? g->C : g->Q;
     if (g->F > g->W) g->W = g->F;
     g->n_slots = n_slots, g->max_len = max_len;
-    g->R = max_len > n_slots ? max_len : n_slots;
+    // Prefill rows: a whole prompt, and up to PREFILL_ROWS rows of several prompts at once.
+    size_t all = (size_t)n_slots * max_len, P = all < PREFILL_ROWS ? all : PREFILL_ROWS;
+    g->P = P > (size_t)max_len ? (int)P : max_len;
+    g->R = g->P > n_slots ? g->P : n_slots;
+    g->kvfmt = g->fp16 ? VET_CUDA_KV_F16 : (g->half || (flags & VET_GPU_KV_BF16)) ? VET_CUDA_KV_BF16 : 0;
     g->max_oi = 0;
     for (int t = 0; t < P_N; t++) {
         int out, in;
@@ -168,8 +186,9 @@ static int layout(vet_gpu_infer *g, slot_t *s) {
         }
         PUT(g->lm_head, V * C * f, K_WEIGHTS);
     }
-    PUT(g->kc, L * S * g->max_len * KV * f, K_CACHE);
-    PUT(g->vc, L * S * g->max_len * KV * f, K_CACHE);
+    size_t kvb = g->kvfmt ? u16 : f;
+    PUT(g->kc, L * S * g->max_len * KV * kvb, K_CACHE);
+    PUT(g->vc, L * S * g->max_len * KV * kvb, K_CACHE);
 
     PUT(g->cos_t, (size_t)g->max_len * g->hd / 2 * f, K_SCRATCH);
     PUT(g->sin_t, (size_t)g->max_len * g->hd / 2 * f, K_SCRATCH);
@@ -180,19 +199,16 @@ static int layout(vet_gpu_infer *g, slot_t *s) {
     PUT(g->proj, R * C * f, K_SCRATCH);
     PUT(g->rstd, R * f, K_SCRATCH);
     PUT(g->lse, R * g->H * f, K_SCRATCH);
-    PUT(g->k, S * KV * f, K_SCRATCH);
-    PUT(g->v, S * KV * f, K_SCRATCH);
+    PUT(g->k, R * KV * f, K_SCRATCH);
+    PUT(g->v, R * KV * f, K_SCRATCH);
     PUT(g->gate, R * F * f, K_SCRATCH);
     PUT(g->up, R * F * f, K_SCRATCH);
     PUT(g->act, R * F * f, K_SCRATCH);
     PUT(g->logits, S * V * f, K_SCRATCH);
-    if (g->half) PUT(g->x16, R * g->W * u16, K_SCRATCH);
+    if (g->half || g->kvfmt) PUT(g->x16, R * g->W * u16, K_SCRATCH);
     if (g->quant) PUT(g->wdq, g->max_oi * (g->half ? u16 : f), K_SCRATCH);
-    PUT(g->attn_scratch, attention_scratch_bytes(1, g->max_len, g->H), K_SCRATCH);
-    PUT(g->ids, (size_t)g->max_len * i32, K_SCRATCH);
-    PUT(g->in, 3 * S * i32, K_SCRATCH);
-    PUT(g->seq_pos, (size_t)g->max_len * i32, K_SCRATCH);
-    PUT(g->seg0, (size_t)g->max_len * i32, K_SCRATCH);
+    PUT(g->attn_scratch, attention_scratch_bytes(1, g->P, g->H), K_SCRATCH);
+    PUT(g->in, (4 * R + S) * i32, K_SCRATCH);
 #undef PUT
     return n;
 }
@@ -287,25 +303,22 @@ static int upload_weights(vet_gpu_infer *g, const vet_model *m, vet_err *err) {
     return 0;
 }
 
-// RoPE tables for positions < max_len, and a prompt's positions 0.. and segment ids 0.
+// RoPE tables for positions < max_len.
 static int upload_tables(vet_gpu_infer *g, vet_err *err) {
     const vet_config *c = &g->cfg;
     size_t half = (size_t)g->max_len * g->hd / 2;
     float *inv = malloc((size_t)g->hd / 2 * sizeof(float)), *cs = malloc(2 * half * sizeof(float));
-    int32_t *seq = malloc((size_t)g->max_len * sizeof(int32_t));
     int rc = -1;
-    if (!inv || !cs || !seq) {
+    if (!inv || !cs) {
         vet_err_nomem(err, "out of memory for the RoPE tables");
         goto out;
     }
     vet_rope_inv_freq(c, inv);
     rope_tables(cs, cs + half, g->max_len, c->head_dim, inv);
-    for (int i = 0; i < g->max_len; i++) seq[i] = i;
-    if (vet_gpu_upload_f32(g->ctx, g->cos_t, cs, half, err) == 0 && vet_gpu_upload_f32(g->ctx, g->sin_t, cs + half, half, err) == 0 &&
-        vet_cuda_upload(g->ctx, g->seq_pos, seq, (size_t)g->max_len * sizeof(int32_t), err) == 0)
-        rc = 0;  // seg0 is already zero (vet_cuda_malloc)
+    if (vet_gpu_upload_f32(g->ctx, g->cos_t, cs, half, err) == 0 && vet_gpu_upload_f32(g->ctx, g->sin_t, cs + half, half, err) == 0)
+        rc = 0;
 out:
-    free(inv), free(cs), free(seq);
+    free(inv), free(cs);
     return rc;
 }
 
@@ -350,7 +363,8 @@ vet_gpu_infer *vet_gpu_infer_new(vet_cuda *ctx, const vet_model *m, int n_slots,
         off += aligned(s[i].bytes);
     }
     g->len = calloc((size_t)n_slots, sizeof(int));
-    g->h_in = malloc(3 * (size_t)n_slots * sizeof(int32_t));
+    g->h_in = malloc((4 * (size_t)g->R + n_slots) * sizeof(int32_t));
+    if (vet_cuda_host_alloc((void **)&g->h_logits, (size_t)n_slots * g->V * sizeof(float), err) < 0) goto fail;
     if (!g->len || !g->h_in) {
         vet_err_nomem(err, "out of memory");
         goto fail;
@@ -366,6 +380,7 @@ void vet_gpu_infer_free(vet_gpu_infer *g) {
     if (!g) return;
     vet_cuda_mem_free(g->mem);
     free(g->len), free(g->h_in);
+    vet_cuda_host_free(g->h_logits);
     free(g);
 }
 
@@ -430,13 +445,22 @@ static int layer_rest(vet_gpu_infer *g, int l, int n, vet_err *err) {
     return add_inplace_cuda(ctx, g->x, g->proj, (size_t)n * C, err);
 }
 
-// logits (n,V) on the host = rmsnorm(x rows)·lm_head^T, x rows starting at row x0.
-static int head(vet_gpu_infer *g, int x0, int n, float *logits, vet_err *err) {
+// g->logits (n,V) = rmsnorm(rows)·lm_head^T, rows (n,C), on the device.
+static int head_device(vet_gpu_infer *g, const float *rows, int n, vet_err *err) {
+    TRY(rmsnorm_forward_cuda(g->ctx, g->h, g->rstd, rows, g->final_norm, n, g->C, g->cfg.rms_eps, err));
+    return matmul_forward_cuda(g->ctx, g->logits, g->h, g->lm_head, NULL, n, g->C, g->V, err);
+}
+
+// The same logits on the host.
+static int head(vet_gpu_infer *g, const float *rows, int n, float *logits, vet_err *err) {
     vet_cuda *ctx = g->ctx;
-    TRY(rmsnorm_forward_cuda(ctx, g->h, g->rstd, g->x + (size_t)x0 * g->C, g->final_norm, n, g->C,
-                             g->cfg.rms_eps, err));
-    TRY(matmul_forward_cuda(ctx, g->logits, g->h, g->lm_head, NULL, n, g->C, g->V, err));
-    return vet_cuda_download(ctx, logits, g->logits, (size_t)n * g->V * sizeof(float), err);
+    TRY(head_device(g, rows, n, err));
+    // queued behind the GEMM on the stream into pinned memory, then one wait for all of it
+    size_t bytes = (size_t)n * g->V * sizeof(float);
+    TRY(vet_cuda_download_async(ctx, g->h_logits, g->logits, bytes, err));
+    TRY(vet_cuda_sync(ctx, err));
+    memcpy(logits, g->h_logits, bytes);
+    return 0;
 }
 
 static int check_ids(const vet_gpu_infer *g, const int32_t *ids, int n, vet_err *err) {
@@ -446,6 +470,74 @@ static int check_ids(const vet_gpu_infer *g, const int32_t *ids, int n, vet_err 
     return 0;
 }
 
+// Layer l's cache (keys or values: which = kc or vc) as the ops want it.
+static void *cache_layer(const vet_gpu_infer *g, void *which, int l) {
+    size_t per = (size_t)g->n_slots * g->max_len * g->KV * (g->kvfmt ? sizeof(uint16_t) : sizeof(float));
+    return (char *)which + l * per;
+}
+
+// n rows of g->k and g->v into layer l's caches at (slots[i], pos[i]), rounded to the cache's
+// format. round_rows: k and v themselves become the rounded values too (a prefill's attention
+// then reads what the cache holds).
+static int cache_write(vet_gpu_infer *g, int l, const int32_t *slots, const int32_t *pos, int n, int round_rows,
+                       vet_err *err) {
+    vet_cuda *ctx = g->ctx;
+    void *kl = cache_layer(g, g->kc, l), *vl = cache_layer(g, g->vc, l);
+    int KV = g->KV;
+    if (!g->kvfmt) {
+        TRY(kv_cache_write_cuda(ctx, kl, g->k, slots, pos, n, g->max_len, KV, err));
+        return kv_cache_write_cuda(ctx, vl, g->v, slots, pos, n, g->max_len, KV, err);
+    }
+    TRY(kv_cache_write16_cuda(ctx, kl, g->k, slots, pos, n, g->max_len, KV, g->kvfmt, err));
+    TRY(kv_cache_write16_cuda(ctx, vl, g->v, slots, pos, n, g->max_len, KV, g->kvfmt, err));
+    if (!round_rows) return 0;
+    size_t m = (size_t)n * KV;  // <= R*W: x16 is free between the q/k/v GEMMs and the o input
+    float *rows[2] = {g->k, g->v};
+    for (int r = 0; r < 2; r++) {
+        if (g->kvfmt == VET_CUDA_KV_F16) {
+            TRY(f32_to_f16_cuda(ctx, g->x16, rows[r], m, err));
+            TRY(f16_to_f32_cuda(ctx, rows[r], g->x16, m, err));
+        } else {
+            TRY(f32_to_bf16_cuda(ctx, g->x16, rows[r], m, err));
+            TRY(bf16_to_f32_cuda(ctx, rows[r], g->x16, m, err));
+        }
+    }
+    return 0;
+}
+
+// The forward of B prompts concatenated into M rows: h_in holds (M) tokens, slots, positions
+// (0.. within each prompt) and segments (the prompt's index), then (B) the row of each
+// prompt's last position. Causal attention per prompt (attention_forward_cuda over one packed
+// row, a segment per prompt); keys and values scattered into each prompt's slot; logits (B,V)
+// of the last positions back on the host.
+static int prefill_rows(vet_gpu_infer *g, int M, int B, float *logits, vet_err *err) {
+    vet_cuda *ctx = g->ctx;
+    int C = g->C, H = g->H, KVH = g->KVH, hd = g->hd;
+    TRY(vet_cuda_upload(ctx, g->in, g->h_in, (4 * (size_t)M + B) * sizeof(int32_t), err));
+    const int32_t *d_tok = g->in, *d_slot = d_tok + M, *d_pos = d_slot + M, *d_seg = d_pos + M, *d_last = d_seg + M;
+    TRY(embed(g, d_tok, M, err));
+    for (int l = 0; l < g->L; l++) {
+        TRY(rmsnorm_forward_cuda(ctx, g->h, g->rstd, g->x, g->attn_norm + (size_t)l * C, M, C, g->cfg.rms_eps,
+                                 err));
+        TRY(to_half(g, g->h, M, C, err));
+        TRY(linear(g, l, P_Q, g->q, g->h, M, err));  // (M,Q)
+        TRY(linear(g, l, P_K, g->k, g->h, M, err));  // (M,KV)
+        TRY(linear(g, l, P_V, g->v, g->h, M, err));
+        TRY(rope_forward_cuda(ctx, g->q, d_pos, g->cos_t, g->sin_t, M, H, hd, err));
+        TRY(rope_forward_cuda(ctx, g->k, d_pos, g->cos_t, g->sin_t, M, KVH, hd, err));
+        TRY(cache_write(g, l, d_slot, d_pos, M, 1, err));
+        TRY(attention_forward_cuda(ctx, g->att, g->lse, g->q, g->k, g->v, d_seg, 1, M, H, KVH, hd,
+                                   g->attn_scratch, err));
+        TRY(layer_rest(g, l, M, err));
+    }
+    // each prompt's last row gathered (an embedding lookup in the table x) into proj (B,C)
+    TRY(embedding_forward_cuda(ctx, g->proj, d_last, g->x, B, C, err));
+    return head(g, g->proj, B, logits, err);
+}
+
+static int prefill_chunk(vet_gpu_infer *g, const int *slots, const int32_t *const *ids, const int *n, int i0, int i1,
+                         float *logits, vet_err *err);
+
 int vet_gpu_infer_prefill(vet_gpu_infer *g, int slot, const int32_t *ids, int n, float *logits,
                           vet_err *err) {
     if (slot < 0 || slot >= g->n_slots) return vet_errf(err, "slot %d out of range [0, %d)", slot, g->n_slots);
@@ -454,38 +546,62 @@ int vet_gpu_infer_prefill(vet_gpu_infer *g, int slot, const int32_t *ids, int n,
         return vet_errf(err, "a prompt of %d tokens does not fit the device KV cache of %d positions", n,
                         g->max_len);
     TRY(check_ids(g, ids, n, err));
-    vet_cuda *ctx = g->ctx;
-    int C = g->C, H = g->H, KVH = g->KVH, hd = g->hd;
-    size_t slot_rows = (size_t)g->max_len * g->KV, layer_rows = (size_t)g->n_slots * slot_rows;
     g->len[slot] = 0;  // cleared first: a failure below leaves the slot empty
-    TRY(vet_cuda_upload(ctx, g->ids, ids, (size_t)n * sizeof(int32_t), err));
-    TRY(embed(g, g->ids, n, err));
-    for (int l = 0; l < g->L; l++) {
-        // this slot's cache rows 0..n-1 of layer l: the prompt's keys and values go straight there
-        float *kl = g->kc + l * layer_rows + slot * slot_rows, *vl = g->vc + l * layer_rows + slot * slot_rows;
-        TRY(rmsnorm_forward_cuda(ctx, g->h, g->rstd, g->x, g->attn_norm + (size_t)l * C, n, C, g->cfg.rms_eps,
-                                 err));
-        TRY(to_half(g, g->h, n, C, err));
-        TRY(linear(g, l, P_Q, g->q, g->h, n, err));  // (n,Q)
-        TRY(linear(g, l, P_K, kl, g->h, n, err));    // (n,KV)
-        TRY(linear(g, l, P_V, vl, g->h, n, err));
-        TRY(rope_forward_cuda(ctx, g->q, g->seq_pos, g->cos_t, g->sin_t, n, H, hd, err));
-        TRY(rope_forward_cuda(ctx, kl, g->seq_pos, g->cos_t, g->sin_t, n, KVH, hd, err));
-        TRY(attention_forward_cuda(ctx, g->att, g->lse, g->q, kl, vl, g->seg0, 1, n, H, KVH, hd,
-                                   g->attn_scratch, err));
-        TRY(layer_rest(g, l, n, err));
-    }
-    TRY(head(g, n - 1, 1, logits, err));  // only the last position's logits are wanted
+    TRY(prefill_chunk(g, &slot, &ids, &n, 0, 1, logits, err));
     g->len[slot] = n;
     return 0;
 }
 
-int vet_gpu_infer_step(vet_gpu_infer *g, const int *slots, const int32_t *tokens, int n,
-                       float *logits, vet_err *err) {
-    if (n <= 0) return 0;
+// Prompts i0..i1-1 (at most P rows in all) as one prefill_rows.
+static int prefill_chunk(vet_gpu_infer *g, const int *slots, const int32_t *const *ids, const int *n, int i0, int i1,
+                         float *logits, vet_err *err) {
+    int M = 0, B = i1 - i0;
+    for (int i = i0; i < i1; i++) M += n[i];
+    int32_t *tok = g->h_in, *sl = tok + M, *pos = sl + M, *seg = pos + M, *last = seg + M;
+    for (int i = i0, r = 0; i < i1; i++) {
+        memcpy(tok + r, ids[i], (size_t)n[i] * sizeof(int32_t));
+        for (int j = 0; j < n[i]; j++, r++) sl[r] = slots[i], pos[r] = j, seg[r] = i - i0;
+        last[i - i0] = r - 1;
+    }
+    return prefill_rows(g, M, B, logits + (size_t)i0 * g->V, err);
+}
+
+int vet_gpu_infer_prefill_batch(vet_gpu_infer *g, const int *slots, const int32_t *const *ids, const int *n,
+                                int count, float *logits, int *bad, vet_err *err) {
+    int dummy;
+    if (!bad) bad = &dummy;
+    *bad = -1;
+    if (count < 0 || count > g->n_slots)
+        return vet_errf(err, "a prefill of %d prompts, but only %d slots", count, g->n_slots);
+    for (int i = 0; i < count; i++) {
+        *bad = i;
+        if (slots[i] < 0 || slots[i] >= g->n_slots)
+            return vet_errf(err, "slot %d out of range [0, %d)", slots[i], g->n_slots);
+        for (int j = 0; j < i; j++)
+            if (slots[j] == slots[i]) return vet_errf(err, "slot %d appears twice in one prefill", slots[i]);
+        if (n[i] <= 0) return vet_errf(err, "empty prompt");
+        if (n[i] > g->max_len)
+            return vet_errf(err, "a prompt of %d tokens does not fit the device KV cache of %d positions", n[i],
+                            g->max_len);
+        TRY(check_ids(g, ids[i], n[i], err));
+    }
+    *bad = -1;
+    for (int i = 0; i < count; i++) g->len[slots[i]] = 0;  // a failure below leaves them empty
+    // consecutive prompts while their rows fit P (one prompt always does: P >= max_len)
+    for (int i0 = 0, i1; i0 < count; i0 = i1) {
+        int rows = 0;
+        for (i1 = i0; i1 < count && rows + n[i1] <= g->P; i1++) rows += n[i1];
+        TRY(prefill_chunk(g, slots, ids, n, i0, i1, logits, err));
+    }
+    for (int i = 0; i < count; i++) g->len[slots[i]] = n[i];
+    return 0;
+}
+
+// A step's forward up to the final residual stream x (n,C), the slots' lengths not yet moved.
+static int step_rows(vet_gpu_infer *g, const int *slots, const int32_t *tokens, int n, vet_err *err) {
     if (n > g->n_slots) return vet_errf(err, "a step of %d rows, but only %d slots", n, g->n_slots);
     TRY(check_ids(g, tokens, n, err));
-    int32_t *h_tok = g->h_in, *h_slot = h_tok + n, *h_pos = h_slot + n;
+    int32_t *h_tok = g->h_in, *h_slot = h_tok + n, *h_pos = h_slot + n;  // h_in holds 4*R >= 3*n
     for (int i = 0; i < n; i++) {
         if (slots[i] < 0 || slots[i] >= g->n_slots || g->len[slots[i]] == 0)
             return vet_errf(err, "slot %d is out of range or was never prefilled", slots[i]);
@@ -497,13 +613,11 @@ int vet_gpu_infer_step(vet_gpu_infer *g, const int *slots, const int32_t *tokens
         h_tok[i] = tokens[i], h_slot[i] = slots[i], h_pos[i] = g->len[slots[i]];
     }
     vet_cuda *ctx = g->ctx;
-    int C = g->C, H = g->H, KVH = g->KVH, hd = g->hd, KV = g->KV;
-    size_t layer_rows = (size_t)g->n_slots * g->max_len * KV;
+    int C = g->C, H = g->H, KVH = g->KVH, hd = g->hd;
     TRY(vet_cuda_upload(ctx, g->in, g->h_in, 3 * (size_t)n * sizeof(int32_t), err));
     const int32_t *d_tok = g->in, *d_slot = g->in + n, *d_pos = g->in + 2 * n;
     TRY(embed(g, d_tok, n, err));
     for (int l = 0; l < g->L; l++) {
-        float *kl = g->kc + l * layer_rows, *vl = g->vc + l * layer_rows;
         TRY(rmsnorm_forward_cuda(ctx, g->h, g->rstd, g->x, g->attn_norm + (size_t)l * C, n, C, g->cfg.rms_eps,
                                  err));
         TRY(to_half(g, g->h, n, C, err));
@@ -512,18 +626,52 @@ int vet_gpu_infer_step(vet_gpu_infer *g, const int *slots, const int32_t *tokens
         TRY(linear(g, l, P_V, g->v, g->h, n, err));
         TRY(rope_forward_cuda(ctx, g->q, d_pos, g->cos_t, g->sin_t, n, H, hd, err));
         TRY(rope_forward_cuda(ctx, g->k, d_pos, g->cos_t, g->sin_t, n, KVH, hd, err));
-        TRY(kv_cache_write_cuda(ctx, kl, g->k, d_slot, d_pos, n, g->max_len, KV, err));
-        TRY(kv_cache_write_cuda(ctx, vl, g->v, d_slot, d_pos, n, g->max_len, KV, err));
-        TRY(attention_decode_cuda(ctx, g->att, g->q, kl, vl, d_slot, d_pos, n, g->max_len, H, KVH, hd, err));
+        TRY(cache_write(g, l, d_slot, d_pos, n, 0, err));
+        const void *kl = cache_layer(g, g->kc, l), *vl = cache_layer(g, g->vc, l);
+        if (g->kvfmt)
+            TRY(attention_decode16_cuda(ctx, g->att, g->q, kl, vl, d_slot, d_pos, n, g->max_len, H, KVH, hd,
+                                        g->kvfmt, err));
+        else
+            TRY(attention_decode_cuda(ctx, g->att, g->q, kl, vl, d_slot, d_pos, n, g->max_len, H, KVH, hd, err));
         TRY(layer_rest(g, l, n, err));
     }
-    TRY(head(g, 0, n, logits, err));
+    return 0;
+}
+
+int vet_gpu_infer_step(vet_gpu_infer *g, const int *slots, const int32_t *tokens, int n,
+                       float *logits, vet_err *err) {
+    if (n <= 0) return 0;
+    TRY(step_rows(g, slots, tokens, n, err));
+    TRY(head(g, g->x, n, logits, err));
     for (int i = 0; i < n; i++) g->len[slots[i]]++;
     return 0;
 }
 
+int vet_gpu_infer_step_greedy(vet_gpu_infer *g, const int *slots, const int32_t *tokens, int n, int32_t *next,
+                              vet_err *err) {
+    if (n <= 0) return 0;
+    TRY(step_rows(g, slots, tokens, n, err));
+    TRY(head_device(g, g->x, n, err));
+    int32_t *d_next = g->in + 4 * (size_t)g->R, *h_next = (int32_t *)g->h_logits;  // (n) ids, not n x V floats
+    TRY(argmax_rows_cuda(g->ctx, d_next, g->logits, n, g->V, err));
+    TRY(vet_cuda_download_async(g->ctx, h_next, d_next, (size_t)n * sizeof(int32_t), err));
+    TRY(vet_cuda_sync(g->ctx, err));
+    memcpy(next, h_next, (size_t)n * sizeof(int32_t));
+    for (int i = 0; i < n; i++) g->len[slots[i]]++;
+    return 0;
+}
+
+
+
 static int be_prefill(void *g, int slot, const int32_t *ids, int n, float *logits, vet_err *err) {
     return vet_gpu_infer_prefill(g, slot, ids, n, logits, err);
+}
+static int be_prefill_batch(void *g, const int *slots, const int32_t *const *ids, const int *n, int count,
+                            float *logits, int *bad, vet_err *err) {
+    return vet_gpu_infer_prefill_batch(g, slots, ids, n, count, logits, bad, err);
+}
+static int be_step_greedy(void *g, const int *slots, const int32_t *tokens, int n, int32_t *next, vet_err *err) {
+    return vet_gpu_infer_step_greedy(g, slots, tokens, n, next, err);
 }
 static int be_step(void *g, const int *slots, const int32_t *tokens, int n, float *logits, vet_err *err) {
     return vet_gpu_infer_step(g, slots, tokens, n, logits, err);
@@ -534,6 +682,8 @@ void vet_gpu_infer_backend(vet_gpu_infer *g, vet_infer_backend *be) {
     be->n_slots = g->n_slots;
     be->prefill = be_prefill;
     be->step = be_step;
+    be->prefill_batch = be_prefill_batch;
+    be->step_greedy = be_step_greedy;
 }
 
 #else  // built without CUDA: every call fails the same way
@@ -563,6 +713,15 @@ int vet_gpu_infer_prefill(vet_gpu_infer *g, int slot, const int32_t *ids, int n,
 }
 int vet_gpu_infer_step(vet_gpu_infer *g, const int *slots, const int32_t *tokens, int n,
                        float *logits, vet_err *err) {
+    return NO_CUDA(err);
+}
+int vet_gpu_infer_prefill_batch(vet_gpu_infer *g, const int *slots, const int32_t *const *ids, const int *n,
+                                int count, float *logits, int *bad, vet_err *err) {
+    if (bad) *bad = -1;
+    return NO_CUDA(err);
+}
+int vet_gpu_infer_step_greedy(vet_gpu_infer *g, const int *slots, const int32_t *tokens, int n, int32_t *next,
+                              vet_err *err) {
     return NO_CUDA(err);
 }
 int vet_gpu_infer_len(const vet_gpu_infer *g, int slot) { return 0; }

@@ -5,18 +5,21 @@
 // A vet_gpu_infer is a merged model (no LoRA left: vet_model_merge_lora first, as for the
 // CPU) uploaded once (fp32, or bf16 weight matrices with VET_GPU_BF16, IEEE fp16 ones with
 // VET_GPU_FP16: norms, biases, the lm_head and the tied embedding stay fp32), plus the KV caches of n_slots sequences of up to
-// max_len positions each (fp32, (L, n_slots, max_len, KVH, hd)) and the scratch rows of a
+// max_len positions each ((L, n_slots, max_len, KVH, hd): bf16 with bf16 or quantized weights,
+// fp16 with fp16 weights, fp32 in fp32 mode unless VET_GPU_KV_BF16) and the scratch rows of a
 // prefill or a step, all in ONE device allocation sized first by vet_gpu_infer_plan_bytes and
 // refused, with the numbers, when larger than the caller's memory limit. Nothing is allocated
 // afterwards.
 //
-//   prefill  the prompt as one batched forward: GEMMs over its M positions, causal attention
-//            (attention_forward_cuda with one sample), its keys and values written straight
-//            into the slot's cache; logits of the last position come back (V floats).
+//   prefill  one prompt, or several concatenated (prefill_batch), as one batched forward:
+//            GEMMs over all their positions, causal attention per prompt (attention_forward_cuda
+//            over one packed row, a segment per prompt), keys and values scattered into each
+//            prompt's slot (kv_cache_write); logits of each prompt's last position come back.
 //   step     one token for each of n distinct slots: GEMMs over the n rows, RoPE at each
 //            slot's position, the new k/v rows scattered into the caches (kv_cache_write_cuda),
 //            attention of each row against its own slot's cache (attention_decode_cuda);
-//            logits (n, V) come back for sampling on the host.
+//            logits (n, V) come back (through pinned memory) for sampling on the host, or,
+//            greedy, only the n argmax ids (step_greedy).
 // vet_gpu_infer_backend fills lib/generate/decoder.h's backend table, so vet_generate_on drives
 // it with the CPU's scheduling, sampling and constrained decoding.
 //
@@ -42,6 +45,11 @@
 #include "kernels/host/gpu_model.h"
 #include "model/model.h"
 #include "model/quant.h"
+
+// Inference-only option (a bit of vet_gpu_opts.flags beside gpu_model.h's): a bf16 KV cache
+// with fp32 weights and GEMMs, so a test sees the cache's rounding alone. 16-bit weights
+// always get a 16-bit cache (their format); fp32 (vet-generate --fp32) an fp32 one.
+enum { VET_GPU_KV_BF16 = 1 << 8 };
 
 // Device bytes of an inference model, by kind; total is exactly what vet_gpu_infer_new
 // allocates (each buffer rounded up to 256 bytes).
@@ -84,6 +92,17 @@ int vet_gpu_infer_prefill(vet_gpu_infer *g, int slot, const int32_t *ids, int n,
                           vet_err *err);
 int vet_gpu_infer_step(vet_gpu_infer *g, const int *slots, const int32_t *tokens, int n,
                        float *logits, vet_err *err);
+// A step whose next tokens are chosen greedily on the device (argmax_rows_cuda: the lowest id
+// on ties, as vet_sample at temperature 0): next (n) gets the ids, n ints come back instead of
+// n x V floats. The slots advance as with vet_gpu_infer_step.
+int vet_gpu_infer_step_greedy(vet_gpu_infer *g, const int *slots, const int32_t *tokens, int n, int32_t *next,
+                              vet_err *err);
+// As vet_infer_backend's prefill_batch: count prompts (at most n_slots, distinct slots) prefilled
+// in batched forwards of up to the plan's prefill rows each (max(max_len, min(n_slots x max_len,
+// 2048)) positions: consecutive prompts concatenated, causal attention per prompt through
+// attention_forward_cuda's segments), logits (count, V). bad (may be NULL): the prompt at fault.
+int vet_gpu_infer_prefill_batch(vet_gpu_infer *g, const int *slots, const int32_t *const *ids, const int *n,
+                                int count, float *logits, int *bad, vet_err *err);
 int vet_gpu_infer_len(const vet_gpu_infer *g, int slot);  // positions in the slot's cache
 
 // be = the backend table of g, for vet_generate_on.

@@ -565,6 +565,8 @@ typedef struct {
     int64_t tag;
     int32_t *ids;
     int n, cap;
+    int32_t *prompt;    // the prompt, copied: next's pointer lasts only until the next call
+    int n_prompt, prompt_cap;
     double t0;
     vet_rng rng;
     vet_cstate cs;
@@ -590,11 +592,20 @@ static int finish(gen_slot *g, int stopped, vet_gen_done_fn done, void *ctx, vet
 
 // Picks the next token of slot g from its logits row. Returns 1 when the note is finished
 // (and hands it to done), 0 when it goes on, -1 on error.
+static int take_token(const vet_gen_opts *o, gen_slot *g, int tok, vet_gen_done_fn done, void *ctx,
+                      vet_err *err);
+
 static int choose(const vet_gen_opts *o, gen_slot *g, float *row, int V, vet_gen_done_fn done,
                   void *ctx, vet_err *err) {
     if (o->constrain) vet_constrain_mask(o->constrain, &g->cs, o->max_new - g->n, row);
     double u = vet_rng_uniform_double(&g->rng);
-    int tok = vet_sample(row, V, &o->sampling, u);
+    return take_token(o, g, vet_sample(row, V, &o->sampling, u), done, ctx, err);
+}
+
+// Appends tok (chosen by choose, or by the backend's greedy step) to slot g's note; returns as
+// choose does.
+static int take_token(const vet_gen_opts *o, gen_slot *g, int tok, vet_gen_done_fn done, void *ctx,
+                      vet_err *err) {
     if (g->n == g->cap) {
         int cap = g->cap ? 2 * g->cap : 64;
         int32_t *p = realloc(g->ids, (size_t)cap * sizeof *p);
@@ -615,11 +626,25 @@ static int cpu_step(void *s, const int *slots, const int32_t *tokens, int n, flo
     return vet_infer_step(s, slots, tokens, n, logits, err);
 }
 
+// The CPU's batch: each prompt alone (its GEMM shapes depend only on itself), logits row i.
+static int cpu_prefill_batch(void *s, const int *slots, const int32_t *const *ids, const int *n, int count,
+                             float *logits, int *bad, vet_err *err) {
+    const size_t V = (size_t)((vet_infer *)s)->V;
+    for (int i = 0; i < count; i++)
+        if (vet_infer_prefill(s, slots[i], ids[i], n[i], logits + i * V, err) < 0) {
+            *bad = i;
+            return -1;
+        }
+    return 0;
+}
+
 void vet_infer_backend_of(vet_infer *s, vet_infer_backend *be) {
     be->state = s;
     be->n_slots = s->n_slots;
     be->prefill = cpu_prefill;
     be->step = cpu_step;
+    be->prefill_batch = cpu_prefill_batch;
+    be->step_greedy = NULL;  // the logits are in host memory already
 }
 
 int vet_generate(const vet_model *m, const vet_gen_opts *o, int batch, vet_gen_next_fn next,
@@ -634,6 +659,74 @@ int vet_generate(const vet_model *m, const vet_gen_opts *o, int batch, vet_gen_n
     return rc;
 }
 
+// Slot g takes prompt p: its sampler, constraint state and a copy of the prompt.
+static int take_prompt(const vet_gen_opts *o, gen_slot *g, const vet_gen_prompt *p, vet_err *err) {
+    g->active = 1, g->tag = p->tag, g->n = 0, g->t0 = now_ms();
+    vet_rng_seed(&g->rng, vet_rng_hash(o->seed, (uint64_t)p->tag));
+    if (o->constrain) vet_constrain_start(o->constrain, &g->cs);
+    if (p->n_prompt > g->prompt_cap) {
+        int32_t *q = realloc(g->prompt, (size_t)p->n_prompt * sizeof *q);
+        if (!q) return vet_err_nomem(err, "out of memory for a prompt of %d tokens", p->n_prompt);
+        g->prompt = q, g->prompt_cap = p->n_prompt;
+    }
+    if (p->n_prompt > 0) memcpy(g->prompt, p->prompt, (size_t)p->n_prompt * sizeof *g->prompt);
+    g->n_prompt = p->n_prompt;
+    return 0;
+}
+
+// Every free slot takes the next prompt; those prompts are prefilled together (the backend's
+// prefill_batch: one batched forward on a device) and pick their first tokens; a note that
+// finishes at once frees its slot for another round. *more becomes 0 when next has no more.
+// pick (batch) and the pointer tables (batch) are scratch.
+static int fill_slots(const vet_infer_backend *be, int V, const vet_gen_opts *o, gen_slot *slots, int batch,
+                      int *more, vet_gen_next_fn next, vet_gen_done_fn done, void *ctx, float *logits, int *pick,
+                      const int32_t **ids, int *lens, vet_err *err) {
+    for (;;) {
+        int k = 0;
+        for (int b = 0; b < batch && *more; b++) {
+            gen_slot *g = &slots[b];
+            while (!g->active && *more) {
+                vet_gen_prompt p;
+                int got = next(ctx, &p, err);
+                if (got < 0) return -1;
+                if (got == 0) {
+                    *more = 0;
+                    break;
+                }
+                if (take_prompt(o, g, &p, err) < 0) return -1;
+                if (o->max_new <= 0) {
+                    if (finish(g, 0, done, ctx, err) < 0) return -1;
+                    continue;
+                }
+                pick[k] = b, ids[k] = g->prompt, lens[k] = g->n_prompt, k++;
+                break;
+            }
+        }
+        if (k == 0) return 0;
+        double t0 = now_ms();
+        int rc = 0, bad = -1;
+        if (be->prefill_batch) {
+            rc = be->prefill_batch(be->state, pick, ids, lens, k, logits, &bad, err);
+        } else {
+            for (int i = 0; i < k && rc == 0; i++)
+                if ((rc = be->prefill(be->state, pick[i], ids[i], lens[i], logits + (size_t)i * V, err)) < 0) bad = i;
+        }
+        if (rc < 0) {
+            if (bad >= 0 || k == 1)
+                vet_err_prefix(err, "note %lld", (long long)slots[pick[bad >= 0 ? bad : 0]].tag + 1);
+            else
+                vet_err_prefix(err, "notes %lld and %d more prefilled with it", (long long)slots[pick[0]].tag + 1, k - 1);
+            return -1;
+        }
+        int64_t tokens = 0;
+        for (int i = 0; i < k; i++) {
+            tokens += lens[i];
+            if (choose(o, &slots[pick[i]], logits + (size_t)i * V, V, done, ctx, err) < 0) return -1;
+        }
+        if (o->stats) o->stats->prompt_tokens += tokens, o->stats->prefill_ms += now_ms() - t0;
+    }
+}
+
 int vet_generate_on(const vet_infer_backend *be, int V, const vet_gen_opts *o, int batch,
                     vet_gen_next_fn next, vet_gen_done_fn done, void *ctx, vet_err *err) {
     if (batch < 1) return vet_errf(err, "batch must be at least 1 (got %d)", batch);
@@ -641,50 +734,20 @@ int vet_generate_on(const vet_infer_backend *be, int V, const vet_gen_opts *o, i
         return vet_errf(err, "batch %d is larger than the backend's %d slots", batch, be->n_slots);
     gen_slot *slots = calloc((size_t)batch, sizeof *slots);
     float *logits = malloc((size_t)batch * V * sizeof(float));
-    int *rows = malloc((size_t)batch * sizeof(int));
-    int32_t *toks = malloc((size_t)batch * sizeof(int32_t));
+    int *rows = malloc((size_t)batch * sizeof(int)), *lens = malloc((size_t)batch * sizeof(int));
+    int32_t *toks = malloc((size_t)batch * sizeof(int32_t)), *next_ids = malloc((size_t)batch * sizeof(int32_t));
+    const int32_t **ids = malloc((size_t)batch * sizeof *ids);
+    // greedy without constraints: the choice is the logits' argmax, which a backend may make
+    const int greedy_on_backend = be->step_greedy && o->sampling.temperature <= 0.0f && !o->constrain;
     int rc = 0, more = 1;
-    if (!slots || !logits || !rows || !toks) {
+    if (!slots || !logits || !rows || !toks || !lens || !ids || !next_ids) {
         rc = vet_err_nomem(err, "out of memory for a batch of %d", batch);
         goto out;
     }
     for (;;) {
-        // Every free slot takes the next prompt (a note can finish at once: then take another).
-        for (int b = 0; b < batch && more; b++) {
-            gen_slot *g = &slots[b];
-            while (!g->active && more) {
-                vet_gen_prompt p;
-                int got = next(ctx, &p, err);
-                if (got < 0) {
-                    rc = -1;
-                    goto out;
-                }
-                if (got == 0) {
-                    more = 0;
-                    break;
-                }
-                g->active = 1, g->tag = p.tag, g->n = 0, g->t0 = now_ms();
-                vet_rng_seed(&g->rng, vet_rng_hash(o->seed, (uint64_t)p.tag));
-                if (o->constrain) vet_constrain_start(o->constrain, &g->cs);
-                if (o->max_new <= 0) {
-                    if (finish(g, 0, done, ctx, err) < 0) {
-                        rc = -1;
-                        goto out;
-                    }
-                    continue;
-                }
-                double t0 = now_ms();
-                if (be->prefill(be->state, b, p.prompt, p.n_prompt, logits, err) < 0) {
-                    vet_err_prefix(err, "note %lld", (long long)p.tag + 1);
-                    rc = -1;
-                    goto out;
-                }
-                if (choose(o, g, logits, V, done, ctx, err) < 0) {
-                    rc = -1;
-                    goto out;
-                }
-                if (o->stats) o->stats->prompt_tokens += p.n_prompt, o->stats->prefill_ms += now_ms() - t0;
-            }
+        if (fill_slots(be, V, o, slots, batch, &more, next, done, ctx, logits, rows, ids, lens, err) < 0) {
+            rc = -1;
+            goto out;
         }
         int n = 0;
         for (int b = 0; b < batch; b++)
@@ -694,20 +757,34 @@ int vet_generate_on(const vet_infer_backend *be, int V, const vet_gen_opts *o, i
             continue;
         }
         double t0 = now_ms();
-        if (be->step(be->state, rows, toks, n, logits, err) < 0) {
-            rc = -1;
-            goto out;
-        }
-        for (int i = 0; i < n; i++)
-            if (choose(o, &slots[rows[i]], logits + (size_t)i * V, V, done, ctx, err) < 0) {
+        if (greedy_on_backend) {  // the backend's argmax: n ids back, the same draw of u skipped
+            if (be->step_greedy(be->state, rows, toks, n, next_ids, err) < 0) {
                 rc = -1;
                 goto out;
             }
+            for (int i = 0; i < n; i++) {
+                (void)vet_rng_uniform_double(&slots[rows[i]].rng);  // as choose: one draw per token
+                if (take_token(o, &slots[rows[i]], next_ids[i], done, ctx, err) < 0) {
+                    rc = -1;
+                    goto out;
+                }
+            }
+        } else {
+            if (be->step(be->state, rows, toks, n, logits, err) < 0) {
+                rc = -1;
+                goto out;
+            }
+            for (int i = 0; i < n; i++)
+                if (choose(o, &slots[rows[i]], logits + (size_t)i * V, V, done, ctx, err) < 0) {
+                    rc = -1;
+                    goto out;
+                }
+        }
         if (o->stats) o->stats->step_tokens += n, o->stats->step_ms += now_ms() - t0;
     }
 out:
     if (slots)
-        for (int b = 0; b < batch; b++) free(slots[b].ids);
-    free(slots), free(logits), free(rows), free(toks);
+        for (int b = 0; b < batch; b++) free(slots[b].ids), free(slots[b].prompt);
+    free(slots), free(logits), free(rows), free(toks), free(lens), free(ids), free(next_ids);
     return rc;
 }

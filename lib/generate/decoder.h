@@ -102,13 +102,25 @@ int vet_generate(const vet_model *m, const vet_gen_opts *o, int batch, vet_gen_n
 
 // The forward the driver runs on: the CPU's vet_infer above (what vet_generate uses), or a
 // device's (kernels/host/gpu_infer.h). prefill and step mean what vet_infer_prefill and vet_infer_step
-// mean; slots are 0 .. n_slots-1.
+// mean; slots are 0 .. n_slots-1. prefill_batch (NULL: the driver calls prefill for each
+// prompt) prefills count prompts into distinct slots at once: prompt i (ids[i], n[i] tokens)
+// into slots[i], logits (count, V) with row i the last position's logits of prompt i, each
+// row what prefill would give (up to the device's summation order). A device does it as one
+// batched forward; the CPU loops over prefill (its prompts stay alone: bit-exact batching).
+// On failure *bad is the index of the prompt at fault (-1: not one prompt's).
 typedef struct {
     void *state;
     int n_slots;
     int (*prefill)(void *state, int slot, const int32_t *ids, int n, float *logits, vet_err *err);
     int (*step)(void *state, const int *slots, const int32_t *tokens, int n, float *logits,
                 vet_err *err);
+    int (*prefill_batch)(void *state, const int *slots, const int32_t *const *ids, const int *n, int count,
+                         float *logits, int *bad, vet_err *err);
+    // NULL, or step with the greedy choice made by the backend: next[i] = vet_sample's
+    // temperature-0 choice (argmax, lowest id on ties) of row i's logits. The driver uses it
+    // for greedy decoding without constraints (a device then returns n ids, not n x V floats).
+    int (*step_greedy)(void *state, const int *slots, const int32_t *tokens, int n, int32_t *next,
+                       vet_err *err);
 } vet_infer_backend;
 
 // be = the CPU forward s as a backend table (what vet_generate runs on; an ensemble's members).

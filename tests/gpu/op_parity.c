@@ -616,6 +616,96 @@ static void run_config(const config *c) {
         vet_cuda_mem_free(d_one);
     }
 
+    // --- the 16-bit KV cache (bf16, fp16): the same step with caches of rounded values ---
+    for (int fmt = VET_CUDA_KV_BF16; fmt <= VET_CUDA_KV_F16; fmt++) {
+        const char *fn = fmt == VET_CUDA_KV_BF16 ? "bf16" : "fp16";
+        const int n_slots = C >= 1024 ? 64 : 9, n = n_slots - 1, max_len = T;
+        size_t ncache = (size_t)n_slots * max_len * KV, nq = (size_t)n * Q, nr = (size_t)n * KV;
+        int32_t *slots = malloc(n * 4), *dpos = malloc(n * 4);
+        for (int i = 0; i < n; i++) slots[i] = (i * 5 + 3) % n;  // distinct (n = 8 or 63: 5 is coprime)
+        for (int i = 0; i < n; i++) dpos[i] = (int32_t)vet_rng_below(&rng, (uint64_t)max_len);
+        dpos[0] = 0, dpos[n - 1] = max_len - 1;
+        float *kc = rnd(ncache, 1), *vc = rnd(ncache, 1), *kr = rnd(nr, 1), *vr = rnd(nr, 1);
+        float *q = rnd(nq, 1), *out = malloc(nq * 4);
+        uint16_t *kc16 = malloc(ncache * 2), *vc16 = malloc(ncache * 2);
+        for (size_t i = 0; i < ncache; i++) {  // the caches' earlier rows, rounded on the host
+            kc16[i] = fmt == VET_CUDA_KV_BF16 ? vet_f32_to_bf16(kc[i]) : vet_f32_to_f16(kc[i]);
+            vc16[i] = fmt == VET_CUDA_KV_BF16 ? vet_f32_to_bf16(vc[i]) : vet_f32_to_f16(vc[i]);
+        }
+        for (int i = 0; i < n; i++) {
+            size_t at = ((size_t)slots[i] * max_len + dpos[i]) * KV;
+            for (int c = 0; c < KV; c++) {
+                float k = kr[(size_t)i * KV + c], v = vr[(size_t)i * KV + c];
+                kc16[at + c] = fmt == VET_CUDA_KV_BF16 ? vet_f32_to_bf16(k) : vet_f32_to_f16(k);
+                vc16[at + c] = fmt == VET_CUDA_KV_BF16 ? vet_f32_to_bf16(v) : vet_f32_to_f16(v);
+            }
+        }
+        for (size_t i = 0; i < ncache; i++) {  // the CPU reference reads the rounded values
+            kc[i] = fmt == VET_CUDA_KV_BF16 ? vet_bf16_to_f32(kc16[i]) : vet_f16_to_f32(kc16[i]);
+            vc[i] = fmt == VET_CUDA_KV_BF16 ? vet_bf16_to_f32(vc16[i]) : vet_f16_to_f32(vc16[i]);
+        }
+        uint16_t *d_kc = dev(NULL, ncache * 2), *d_vc = dev(NULL, ncache * 2);
+        float *d_kr = devf(kr, nr), *d_vr = devf(vr, nr), *d_q = devf(q, nq), *d_out = devf(NULL, nq);
+        float *d_wide = devf(NULL, ncache);
+        int32_t *d_slots = dev(slots, n * 4), *d_dpos = dev(dpos, n * 4);
+        // the earlier rows uploaded as rounded, the step's rows written (and rounded) by the op
+        TRY(vet_cuda_upload(ctx, d_kc, kc16, ncache * 2, &err));
+        TRY(vet_cuda_upload(ctx, d_vc, vc16, ncache * 2, &err));
+        TRY(kv_cache_write16_cuda(ctx, d_kc, d_kr, d_slots, d_dpos, n, max_len, KV, fmt, &err));
+        TRY(kv_cache_write16_cuda(ctx, d_vc, d_vr, d_slots, d_dpos, n, max_len, KV, fmt, &err));
+        if (fmt == VET_CUDA_KV_BF16) TRY(bf16_to_f32_cuda(ctx, d_wide, d_kc, ncache, &err));
+        else TRY(f16_to_f32_cuda(ctx, d_wide, d_kc, ncache, &err));
+        char nm[64];
+        snprintf(sh, sizeof sh, "n=%d slots=%d max_len=%d KV=%d", n, n_slots, max_len, KV);
+        snprintf(nm, sizeof nm, "kv_cache_write16 %s k", fn);
+        r = compare_bits(nm, sh, d_wide, kc, ncache);
+        TIME(kv_cache_write16_cuda(ctx, d_kc, d_kr, d_slots, d_dpos, n, max_len, KV, fmt, &err), r->ms);
+        ref_attention_decode(out, q, kc, vc, slots, dpos, n, max_len, H, KVH, hd);
+        TRY(attention_decode16_cuda(ctx, d_out, d_q, d_kc, d_vc, d_slots, d_dpos, n, max_len, H, KVH, hd, fmt, &err));
+        snprintf(sh, sizeof sh, "n=%d max_len=%d H=%d KVH=%d hd=%d", n, max_len, H, KVH, hd);
+        snprintf(nm, sizeof nm, "attention_decode16 %s", fn);
+        r = compare(nm, sh, d_out, out, nq, F32);
+        TIME(attention_decode16_cuda(ctx, d_out, d_q, d_kc, d_vc, d_slots, d_dpos, n, max_len, H, KVH, hd, fmt, &err),
+             r->ms);
+        free(slots), free(dpos), free(kc), free(vc), free(kr), free(vr), free(q), free(out), free(kc16), free(vc16);
+        vet_cuda_mem_free(d_kc), vet_cuda_mem_free(d_vc), vet_cuda_mem_free(d_kr), vet_cuda_mem_free(d_vr);
+        vet_cuda_mem_free(d_q), vet_cuda_mem_free(d_out), vet_cuda_mem_free(d_wide), vet_cuda_mem_free(d_slots);
+        vet_cuda_mem_free(d_dpos);
+    }
+
+    // --- greedy argmax per row (N,V): ids equal the host's strict scan, ties planted ---
+    {
+        float *x = rnd((size_t)N * V, 1);
+        for (int i = 0; i < N; i++) {  // row i: its maximum twice, the lower id must win
+            float *row = x + (size_t)i * V;
+            int a = (int)vet_rng_below(&rng, (uint64_t)V), b = (int)vet_rng_below(&rng, (uint64_t)V);
+            row[a] = row[b] = 100.0f;
+        }
+        int32_t *got = malloc((size_t)N * 4), *d_ids = dev(NULL, (size_t)N * 4);
+        float *d_x = devf(x, (size_t)N * V);
+        TRY(argmax_rows_cuda(ctx, d_ids, d_x, N, V, &err));
+        TRY(vet_cuda_sync(ctx, &err));
+        TRY(vet_cuda_download(ctx, got, d_ids, (size_t)N * 4, &err));
+        int bad = 0;
+        for (int i = 0; i < N; i++) {
+            const float *row = x + (size_t)i * V;
+            int best = 0;
+            for (int v = 1; v < V; v++)
+                if (row[v] > row[best]) best = v;
+            bad += got[i] != best;
+        }
+        if (bad) failures++;
+        snprintf(sh, sizeof sh, "N=%d V=%d", N, V);
+        printf("%s argmax_rows: %d of %d rows differ from the host's (ties planted) %s\n", bad ? "not ok" : "ok", bad, N, sh);
+        row_t *rr = &table[n_rows < 95 ? n_rows++ : 95];
+        snprintf(rr->name, sizeof rr->name, "argmax_rows");
+        snprintf(rr->shape, sizeof rr->shape, "%s", sh);
+        rr->err = (double)bad / N, rr->tol = 0, rr->ms = 0;
+        TIME(argmax_rows_cuda(ctx, d_ids, d_x, N, V, &err), rr->ms);
+        free(x), free(got);
+        vet_cuda_mem_free(d_ids), vet_cuda_mem_free(d_x);
+    }
+
     // --- swiglu (N,F) ---
     {
         size_t n = (size_t)N * F;

@@ -32,6 +32,16 @@
 // measures on these models (1.4e-2, 1.55e-2), so fp16 silently stored or computed as bf16
 // fails; and an fp16 run must show at least TOL's error (the rounding happened: not fp32).
 #define TOL_FP16 3.5e-3
+// A bf16 KV cache with fp32 weights and GEMMs: each key and value rounded once to bf16, a
+// relative error of at most 2^-9 (~0.2%) per element. The attention output is a convex
+// combination of the rounded values (error <= 2^-9 of the largest), but the scores move by up
+// to 2^-9 |q||k|, and these test models' matrices (10x the init scale; Qwen's k biases) make
+// scores of tens, so softmax weights move by a few %, then two layers amplify it: measured
+// 7.1e-3 (LLaMA) and 1.9e-2 (Qwen). The bound is bf16 weights' TOL_BF16 (3e-2, which rounds
+// every GEMM input and weight besides). Lower bound TOL: an fp32 cache measures < 1e-6, so a
+// cache silently kept fp32 fails; a cache read with the wrong width is test_kv16_ops's
+// planted misread (error ~1-2, far over any bound).
+#define TOL_KV_BF16 TOL_BF16
 
 static int argmax(const float *x, int V) {
     int b = 0;
@@ -42,6 +52,8 @@ static int argmax(const float *x, int V) {
 
 // Prefill three prompts, then steps: all slots (shuffled), a subset, one alone; each logits row
 // against the CPU's. Returns the worst relative error; *ok 0 when a call failed.
+static int batched_prefill;  // parity: the three prompts in one vet_gpu_infer_prefill_batch
+
 static double parity(int variant, unsigned flags, int *ok) {
     const tiny_shape *s = variant == VAR_QWEN_TIED ? &QWEN : &LLAMA;
     vet_model m;
@@ -62,10 +74,16 @@ static double parity(int variant, unsigned flags, int *ok) {
     for (int p = 0; p < 3; p++)
         for (int i = 0; i < lens[p]; i++) prompts[p][i] = (int32_t)vet_rng_below(&r, (uint64_t)V);
     int32_t next[3];
+    if (batched_prefill && *ok) {  // slots 2, 0, 1: logits row i is slot (i + 2) % 3's
+        int sl[3] = {2, 0, 1}, n3[3] = {lens[2], lens[0], lens[1]};
+        const int32_t *ids[3] = {prompts[2], prompts[0], prompts[1]};
+        *ok = vet_gpu_infer_prefill_batch(g, sl, ids, n3, 3, b, NULL, &err) == 0;
+        if (!*ok) printf("# %s\n", err.msg);
+    }
     for (int p = 0; p < 3 && *ok; p++) {
         *ok = vet_infer_prefill(cpu, p, prompts[p], lens[p], a, &err) == 0 &&
-              vet_gpu_infer_prefill(g, p, prompts[p], lens[p], b, &err) == 0;
-        double e = max_rel(b, a, V);
+              (batched_prefill || vet_gpu_infer_prefill(g, p, prompts[p], lens[p], b, &err) == 0);
+        double e = max_rel(batched_prefill ? b + (size_t)((p + 1) % 3) * V : b, a, V);
         worst = e > worst ? e : worst;
         next[p] = (int32_t)argmax(a, V);
     }
@@ -114,6 +132,202 @@ static void test_llama_bf16(void) { run_parity(VAR_LLAMA, VET_GPU_BF16, TOL_BF16
 static void test_qwen_bf16(void) { run_parity(VAR_QWEN_TIED, VET_GPU_BF16, TOL_BF16); }
 static void test_llama_fp16(void) { run_parity_in(VAR_LLAMA, VET_GPU_FP16, TOL, TOL_FP16); }
 static void test_qwen_fp16(void) { run_parity_in(VAR_QWEN_TIED, VET_GPU_FP16, TOL, TOL_FP16); }
+// Batched prefill: the three prompts in one forward (rows concatenated, a causal segment each),
+// every logits row and the decode steps after it as close to the CPU's (each prompt alone) as
+// one-at-a-time prefill. Prompts that attended across their boundary, keys written to the
+// wrong slot or positions not restarting at 0 would be off by O(1).
+static void test_llama_batched_prefill(void) { batched_prefill = 1; run_parity(VAR_LLAMA, 0, TOL); batched_prefill = 0; }
+static void test_qwen_batched_prefill_bf16(void) {
+    batched_prefill = 1;
+    run_parity(VAR_QWEN_TIED, VET_GPU_BF16, TOL_BF16);
+    batched_prefill = 0;
+}
+
+// More prompt rows than one batched forward takes (2048): the batch is cut into consecutive
+// chunks (here 2 + 2 prompts); each prompt's logits, in its row of the result, within TOL of
+// the CPU's prefill of that prompt alone, and each slot's length its prompt's.
+static void test_prefill_chunks(void) {
+    if (!ctx) SKIP(no_gpu);
+    vet_model m;
+    tiny_model(&m, VAR_LLAMA, &LLAMA, 11);
+    const int V = m.cfg.vocab_size, S = 4, max_len = 800, len = 700;
+    vet_err err;
+    vet_infer *cpu = vet_infer_new(&m, 1, &err);
+    vet_gpu_infer *g = vet_gpu_infer_new(ctx, &m, S, max_len, NULL, &err);
+    CHECK(cpu && g);
+    int32_t *pr = malloc((size_t)S * len * sizeof(int32_t));
+    vet_rng r;
+    vet_rng_seed(&r, 9);
+    for (int i = 0; i < S * len; i++) pr[i] = (int32_t)vet_rng_below(&r, (uint64_t)V);
+    const int32_t *ids[4] = {pr, pr + len, pr + 2 * len, pr + 3 * len};
+    int sl[4] = {3, 1, 0, 2}, n[4] = {len, len, len, len - 100};
+    float *b = malloc((size_t)S * V * 4), *a = malloc((size_t)V * 4);
+    int ok = cpu && g && vet_gpu_infer_prefill_batch(g, sl, ids, n, S, b, NULL, &err) == 0;
+    if (!ok && g) printf("# %s\n", err.msg);
+    double worst = 0;
+    for (int i = 0; i < S && ok; i++) {
+        ok = vet_infer_prefill(cpu, 0, ids[i], n[i], a, &err) == 0 && vet_gpu_infer_len(g, sl[i]) == n[i];
+        double e = max_rel(b + (size_t)i * V, a, V);
+        worst = e > worst ? e : worst;
+    }
+    printf("# 4 prompts of %d-%d tokens in chunks of <= 2048 rows: max rel err %.3g\n", len - 100, len, worst);
+    CHECK(ok && worst <= TOL);
+    free(pr), free(a), free(b);
+    vet_gpu_infer_free(g);
+    vet_infer_free(cpu);
+    vet_model_free(&m);
+}
+
+// argmax_rows_cuda: the lowest id of each row's maximum (decoder.c's greedy), on rows of 1,000
+// values: ties at the front, middle and end, the maximum last, all equal, -inf around, and a
+// NaN first (a number wins). A kernel keeping the highest id of a tie fails rows 0-2.
+static void test_argmax_rows(void) {
+    if (!ctx) SKIP(no_gpu);
+    enum { NR = 7, V = 1000 };
+    float *x = malloc((size_t)NR * V * 4);
+    vet_rng r;
+    vet_rng_seed(&r, 4);
+    for (int i = 0; i < NR * V; i++) x[i] = (float)vet_rng_uniform_double(&r);
+    float *row = x;
+    row[3] = row[700] = 5.0f;                            // 0: tie -> 3
+    row = x + V, row[0] = row[1] = row[999] = 7.0f;      // 1: tie at the front -> 0
+    row = x + 2 * V, row[511] = row[256] = 2.0f;         // 2: tie across thread slices -> 256
+    row = x + 3 * V, row[999] = 3.0f;                    // 3: the last -> 999
+    row = x + 4 * V;                                     // 4: all equal -> 0
+    for (int v = 0; v < V; v++) row[v] = 1.5f;
+    row = x + 5 * V;                                     // 5: -inf but one -> 640
+    for (int v = 0; v < V; v++) row[v] = -INFINITY;
+    row[640] = -3.0f;
+    row = x + 6 * V, row[0] = NAN, row[17] = 9.0f;       // 6: a NaN first -> 17
+    const int32_t want[NR] = {3, 0, 256, 999, 0, 640, 17};
+    vet_err err;
+    void *dx, *dout;
+    int32_t got[NR] = {0};
+    int ok = vet_cuda_malloc(&dx, (size_t)NR * V * 4, &err) == 0 && vet_cuda_malloc(&dout, NR * 4, &err) == 0 &&
+             vet_cuda_upload(ctx, dx, x, (size_t)NR * V * 4, &err) == 0 &&
+             argmax_rows_cuda(ctx, dout, dx, NR, V, &err) == 0 && vet_cuda_download(ctx, got, dout, NR * 4, &err) == 0;
+    if (!ok) printf("# %s\n", err.msg);
+    CHECK(ok);
+    for (int i = 0; i < NR; i++) {
+        if (got[i] != want[i]) printf("# row %d: %d, want %d\n", i, got[i], want[i]);
+        CHECK(got[i] == want[i]);
+        if (i < 6) CHECK(got[i] == argmax(x + (size_t)i * V, V));  // the host's greedy, NaN-free rows
+    }
+    vet_cuda_mem_free(dx), vet_cuda_mem_free(dout);
+    free(x);
+}
+
+// vet_gpu_infer_step_greedy on one model against vet_gpu_infer_step on a twin: 8 steps of 3
+// slots fed their own greedy tokens; the ids equal the argmax of the twin's logits, and the
+// slots' lengths move together.
+static void test_step_greedy(void) {
+    if (!ctx) SKIP(no_gpu);
+    vet_model m;
+    tiny_model(&m, VAR_QWEN_TIED, &QWEN, 11);
+    const int V = m.cfg.vocab_size, S = 3;
+    vet_err err;
+    vet_gpu_opts o = {.flags = VET_GPU_BF16};
+    vet_gpu_infer *a = vet_gpu_infer_new(ctx, &m, S, 32, &o, &err), *b = vet_gpu_infer_new(ctx, &m, S, 32, &o, &err);
+    CHECK(a && b);
+    float *lg = malloc((size_t)S * V * 4);
+    int32_t pr[3][4] = {{1, 2, 3, 4}, {9, 8, 7, 0}, {5, 5, 5, 5}}, tok[3], ids[3];
+    int slots[3] = {1, 2, 0}, ok = a && b, same = 1;
+    for (int s0 = 0; s0 < S && ok; s0++) {
+        ok = vet_gpu_infer_prefill(a, s0, pr[s0], 4 - s0, lg, &err) == 0 &&
+             vet_gpu_infer_prefill(b, s0, pr[s0], 4 - s0, lg, &err) == 0;
+        tok[s0] = (int32_t)argmax(lg, V);
+    }
+    for (int step = 0; step < 8 && ok; step++) {
+        int32_t in[3] = {tok[slots[0]], tok[slots[1]], tok[slots[2]]};
+        ok = vet_gpu_infer_step_greedy(a, slots, in, S, ids, &err) == 0 && vet_gpu_infer_step(b, slots, in, S, lg, &err) == 0;
+        for (int i = 0; i < S && ok; i++) {
+            same &= ids[i] == argmax(lg + (size_t)i * V, V);
+            tok[slots[i]] = ids[i];
+        }
+    }
+    if (!ok) printf("# %s\n", err.msg);
+    CHECK(ok && same);
+    for (int s0 = 0; s0 < S && ok; s0++) CHECK(vet_gpu_infer_len(a, s0) == vet_gpu_infer_len(b, s0));
+    free(lg);
+    vet_gpu_infer_free(a), vet_gpu_infer_free(b);
+    vet_model_free(&m);
+}
+
+static void test_llama_kv_bf16(void) { run_parity_in(VAR_LLAMA, VET_GPU_KV_BF16, TOL, TOL_KV_BF16); }
+static void test_qwen_kv_bf16(void) { run_parity_in(VAR_QWEN_TIED, VET_GPU_KV_BF16, TOL, TOL_KV_BF16); }
+
+// The 16-bit cache ops alone: rows written by kv_cache_write16_cuda are each value rounded once
+// (the cache's bits equal lib/base/half.h's rounding), and attention_decode16_cuda equals the
+// fp32 op on a float cache holding those rounded values (1e-5: the same sums). The planted bug
+// -- the bf16 cache read as fp32 -- must be far off (> 0.5), so a width mix-up cannot pass.
+static void test_kv16_ops(void) {
+    if (!ctx) SKIP(no_gpu);
+    const int S = 3, max_len = 9, H = 4, KVH = 2, hd = 8, KV = KVH * hd, n = 2;
+    const size_t ncache = (size_t)S * max_len * KV;
+    int32_t slots[2] = {2, 0}, pos[2] = {8, 3};
+    vet_rng r;
+    vet_rng_seed(&r, 3);
+    float *kf = calloc(ncache, 4), *vf = calloc(ncache, 4), *rows = malloc((size_t)n * KV * 4), *q = malloc((size_t)n * H * hd * 4);
+    uint16_t *back = malloc(ncache * 2);
+    float *o16 = malloc((size_t)n * H * hd * 4), *o32 = malloc((size_t)n * H * hd * 4), *obug = malloc((size_t)n * H * hd * 4);
+    for (int i = 0; i < n * H * hd; i++) q[i] = 2.0f * (float)vet_rng_uniform_double(&r) - 1.0f;
+    for (int fmt = VET_CUDA_KV_BF16; fmt <= VET_CUDA_KV_F16; fmt++) {
+        vet_err err;
+        void *dk, *dv, *dkf, *dvf, *drows, *dq, *dslots, *dpos, *dout;
+        // the 16-bit caches get 4 bytes per element, so the planted fp32 read stays in bounds
+        int ok = vet_cuda_malloc(&dk, ncache * 4, &err) == 0 && vet_cuda_malloc(&dv, ncache * 4, &err) == 0 &&
+                 vet_cuda_malloc(&dkf, ncache * 4, &err) == 0 && vet_cuda_malloc(&dvf, ncache * 4, &err) == 0 &&
+                 vet_cuda_malloc(&drows, (size_t)n * KV * 4, &err) == 0 && vet_cuda_malloc(&dq, (size_t)n * H * hd * 4, &err) == 0 &&
+                 vet_cuda_malloc(&dslots, 8, &err) == 0 && vet_cuda_malloc(&dpos, 8, &err) == 0 &&
+                 vet_cuda_malloc(&dout, (size_t)n * H * hd * 4, &err) == 0;
+        CHECK(ok);
+        if (!ok) return;
+        // every position of both slots filled through the 16-bit write, one row pair at a time
+        int good_bits = 1;
+        for (int p = 0; p < max_len && ok; p++) {
+            int32_t ps[2] = {p, p};
+            for (int i = 0; i < n * KV; i++) rows[i] = 4.0f * (float)vet_rng_uniform_double(&r) - 2.0f;
+            ok = vet_cuda_upload(ctx, drows, rows, (size_t)n * KV * 4, &err) == 0 && vet_cuda_upload(ctx, dslots, slots, 8, &err) == 0 &&
+                 vet_cuda_upload(ctx, dpos, ps, 8, &err) == 0 &&
+                 kv_cache_write16_cuda(ctx, dk, drows, dslots, dpos, n, max_len, KV, fmt, &err) == 0;
+            for (int i = 0; i < n * KV; i++) rows[i] = -rows[i] * 0.5f;
+            ok = ok && vet_cuda_upload(ctx, drows, rows, (size_t)n * KV * 4, &err) == 0 &&
+                 kv_cache_write16_cuda(ctx, dv, drows, dslots, dpos, n, max_len, KV, fmt, &err) == 0;
+            for (int i = 0; i < n && ok; i++)
+                for (int c = 0; c < KV; c++) {  // the float cache: the rounded values
+                    size_t at = ((size_t)slots[i] * max_len + p) * KV + c;
+                    float v = rows[(size_t)i * KV + c], k = -2.0f * v;
+                    kf[at] = fmt == VET_CUDA_KV_BF16 ? vet_bf16_to_f32(vet_f32_to_bf16(k)) : vet_f16_to_f32(vet_f32_to_f16(k));
+                    vf[at] = fmt == VET_CUDA_KV_BF16 ? vet_bf16_to_f32(vet_f32_to_bf16(v)) : vet_f16_to_f32(vet_f32_to_f16(v));
+                }
+        }
+        ok = ok && vet_cuda_download(ctx, back, dv, ncache * 2, &err) == 0;
+        for (int s0 = 0; s0 < 2 && ok; s0++)
+            for (int p = 0; p < max_len; p++)
+                for (int c = 0; c < KV; c++) {
+                    size_t at = ((size_t)slots[s0] * max_len + p) * KV + c;
+                    good_bits &= back[at] == (fmt == VET_CUDA_KV_BF16 ? vet_f32_to_bf16(vf[at]) : vet_f32_to_f16(vf[at]));
+                }
+        ok = ok && vet_cuda_upload(ctx, dkf, kf, ncache * 4, &err) == 0 && vet_cuda_upload(ctx, dvf, vf, ncache * 4, &err) == 0 &&
+             vet_cuda_upload(ctx, dq, q, (size_t)n * H * hd * 4, &err) == 0 && vet_cuda_upload(ctx, dpos, pos, 8, &err) == 0 &&
+             attention_decode16_cuda(ctx, dout, dq, dk, dv, dslots, dpos, n, max_len, H, KVH, hd, fmt, &err) == 0 &&
+             vet_cuda_download(ctx, o16, dout, (size_t)n * H * hd * 4, &err) == 0 &&
+             attention_decode_cuda(ctx, dout, dq, dkf, dvf, dslots, dpos, n, max_len, H, KVH, hd, &err) == 0 &&
+             vet_cuda_download(ctx, o32, dout, (size_t)n * H * hd * 4, &err) == 0 &&
+             attention_decode_cuda(ctx, dout, dq, dk, dv, dslots, dpos, n, max_len, H, KVH, hd, &err) == 0 &&  // planted
+             vet_cuda_download(ctx, obug, dout, (size_t)n * H * hd * 4, &err) == 0;
+        if (!ok) printf("# %s\n", err.msg);
+        double e = max_rel(o16, o32, (size_t)n * H * hd), eb = max_rel(obug, o32, (size_t)n * H * hd);
+        printf("# %s cache: written bits the host's rounding: %s; attention vs fp32 on the rounded values %.3g, "
+               "read as fp32 (planted bug) %.3g\n", fmt == VET_CUDA_KV_BF16 ? "bf16" : "fp16", good_bits ? "yes" : "NO", e, eb);
+        CHECK(ok && good_bits);
+        CHECK(e <= 1e-5);
+        CHECK(!(eb <= 0.5));  // NaN (garbage bits) fails the planted read too
+        void *all[] = {dk, dv, dkf, dvf, drows, dq, dslots, dpos, dout};
+        for (int i = 0; i < 9; i++) vet_cuda_mem_free(all[i]);
+    }
+    free(kf), free(vf), free(rows), free(q), free(back), free(o16), free(o32), free(obug);
+}
 
 // A float16 checkpoint (every weight an fp16 value): fp16 storage keeps its matrices exactly,
 // so only the GEMM inputs' rounding is left, and the greedy tokens of a decode stay the CPU's;
@@ -168,7 +382,9 @@ static void test_plan(void) {
     size_t kv = 2 * (size_t)m.cfg.n_layers * 4 * 32 * m.cfg.n_kv_heads * m.cfg.head_dim * sizeof(float);
     CHECK(p.cache >= kv && p.cache < kv + 4096);
     CHECK(vet_gpu_infer_plan_bytes(&m.cfg, 4, 32, VET_GPU_BF16, &pb, &err) == 0);
-    CHECK(pb.weights < p.weights && pb.cache == p.cache);
+    CHECK(pb.weights < p.weights && pb.cache >= kv / 2 && pb.cache < kv / 2 + 1024);  // the bf16 cache: half
+    CHECK(vet_gpu_infer_plan_bytes(&m.cfg, 4, 32, VET_GPU_KV_BF16, &p2, &err) == 0);
+    CHECK(p2.weights == p.weights && p2.cache == pb.cache);
     CHECK(vet_gpu_infer_plan_bytes(&m.cfg, 4, 32, VET_GPU_FP16, &p2, &err) == 0);
     CHECK(memcmp(&p2, &pb, sizeof pb) == 0);  // fp16: bf16's layout in the other format
     CHECK(vet_gpu_infer_plan_bytes(&m.cfg, 4, 32, VET_GPU_FP16 | VET_GPU_BF16, &p2, &err) < 0);
@@ -337,6 +553,14 @@ int main(void) {
     RUN(test_llama_fp16);
     RUN(test_qwen_fp16);
     RUN(test_fp16_checkpoint);
+    RUN(test_llama_batched_prefill);
+    RUN(test_qwen_batched_prefill_bf16);
+    RUN(test_prefill_chunks);
+    RUN(test_argmax_rows);
+    RUN(test_step_greedy);
+    RUN(test_llama_kv_bf16);
+    RUN(test_qwen_kv_bf16);
+    RUN(test_kv16_ops);
     RUN(test_refusals);
     RUN(test_quant_plan);
     RUN(test_quant_int8);

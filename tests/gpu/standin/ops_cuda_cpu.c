@@ -98,6 +98,20 @@ int vet_cuda_download(vet_cuda *ctx, void *dst_host, const void *src_dev, size_t
     return 0;
 }
 
+// Pinned host memory is plain malloc here; the async copy is done when it returns.
+int vet_cuda_host_alloc(void **ptr, size_t bytes, vet_err *err) {
+    *ptr = malloc(bytes ? bytes : 1);
+    return *ptr ? 0 : vet_errf(err, "%s:%d: out of memory", __FILE__, __LINE__);
+}
+
+void vet_cuda_host_free(void *ptr) { free(ptr); }
+
+int vet_cuda_download_async(vet_cuda *ctx, void *dst_host, const void *src_dev, size_t bytes, vet_err *err) {
+    CHECK_CTX(ctx, err);
+    if (bytes) memcpy(dst_host, src_dev, bytes);
+    return 0;
+}
+
 int vet_cuda_memset0(vet_cuda *ctx, void *dst_dev, size_t bytes, vet_err *err) {
     CHECK_CTX(ctx, err);
     if (bytes) memset(dst_dev, 0, bytes);
@@ -376,8 +390,21 @@ int grad_stats_cuda(vet_cuda *ctx, vet_cuda_grad_stats *out, const float *g, siz
 }
 
 // --- decoding with a KV cache (decode.cu) ------------------------------------------------------
-int kv_cache_write_cuda(vet_cuda *ctx, float *cache, const float *rows, const int32_t *slots,
-                        const int32_t *pos, int n, int max_len, int KV, vet_err *err) {
+// The cache's elements: fp32 (fmt 0), or bf16 / fp16 bit patterns rounded and widened with
+// lib/base/half.h, what decode.cu's ld / st do on the device.
+static float kv_ld(const void *c, size_t i, int fmt) {
+    if (fmt == VET_CUDA_KV_BF16) return vet_bf16_to_f32(((const uint16_t *)c)[i]);
+    if (fmt == VET_CUDA_KV_F16) return vet_f16_to_f32(((const uint16_t *)c)[i]);
+    return ((const float *)c)[i];
+}
+static void kv_st(void *c, size_t i, float x, int fmt) {
+    if (fmt == VET_CUDA_KV_BF16) ((uint16_t *)c)[i] = vet_f32_to_bf16(x);
+    else if (fmt == VET_CUDA_KV_F16) ((uint16_t *)c)[i] = vet_f32_to_f16(x);
+    else ((float *)c)[i] = x;
+}
+
+static int kv_write(vet_cuda *ctx, void *cache, const float *rows, const int32_t *slots, const int32_t *pos, int n,
+                    int max_len, int KV, int fmt, vet_err *err) {
     CHECK_CTX(ctx, err);
     if (n <= 0 || KV <= 0) return 0;
     if (max_len <= 0) return vet_errf(err, "%s:%d: kv cache of %d positions", __FILE__, __LINE__, max_len);
@@ -385,16 +412,28 @@ int kv_cache_write_cuda(vet_cuda *ctx, float *cache, const float *rows, const in
         if (pos[i] < 0 || pos[i] >= max_len)  // the real op does not check: a wrong caller shows here
             return vet_errf(err, "%s:%d: kv_cache_write row %d at position %d of a cache of %d", __FILE__,
                             __LINE__, i, pos[i], max_len);
-        memcpy(cache + ((size_t)slots[i] * max_len + pos[i]) * KV, rows + (size_t)i * KV,
-               (size_t)KV * sizeof(float));
+        size_t at = ((size_t)slots[i] * max_len + pos[i]) * KV;
+        for (int c = 0; c < KV; c++) kv_st(cache, at + c, rows[(size_t)i * KV + c], fmt);
     }
     return 0;
 }
 
+int kv_cache_write_cuda(vet_cuda *ctx, float *cache, const float *rows, const int32_t *slots,
+                        const int32_t *pos, int n, int max_len, int KV, vet_err *err) {
+    return kv_write(ctx, cache, rows, slots, pos, n, max_len, KV, 0, err);
+}
+
+int kv_cache_write16_cuda(vet_cuda *ctx, uint16_t *cache, const float *rows, const int32_t *slots,
+                          const int32_t *pos, int n, int max_len, int KV, int fmt, vet_err *err) {
+    if (fmt != VET_CUDA_KV_BF16 && fmt != VET_CUDA_KV_F16)
+        return vet_errf(err, "%s:%d: kv cache format %d (not bf16 or fp16)", __FILE__, __LINE__, fmt);
+    return kv_write(ctx, cache, rows, slots, pos, n, max_len, KV, fmt, err);
+}
+
 // lib/generate/decoder.c's attend_step: scores, their max, exp and sum, then the weighted values.
-int attention_decode_cuda(vet_cuda *ctx, float *out, const float *q, const float *kcache,
-                          const float *vcache, const int32_t *slots, const int32_t *pos, int n,
-                          int max_len, int H, int KVH, int hd, vet_err *err) {
+static int attn_decode(vet_cuda *ctx, float *out, const float *q, const void *kcache, const void *vcache,
+                       const int32_t *slots, const int32_t *pos, int n, int max_len, int H, int KVH, int hd, int fmt,
+                       vet_err *err) {
     CHECK_CTX(ctx, err);
     if (n <= 0 || H <= 0) return 0;
     if (hd <= 0 || hd > 128)
@@ -413,31 +452,58 @@ int attention_decode_cuda(vet_cuda *ctx, float *out, const float *q, const float
             return vet_errf(err, "%s:%d: attention_decode row %d at position %d of a cache of %d", __FILE__,
                             __LINE__, i, pos[i], max_len);
         }
-        const float *K = kcache + (size_t)slots[i] * max_len * KV, *V = vcache + (size_t)slots[i] * max_len * KV;
+        const size_t base = (size_t)slots[i] * max_len * KV;  // the slot's first element
         for (int h = 0; h < H; h++) {
-            const int g = h / rep;
+            const size_t g = (size_t)(h / rep) * hd;
             const float *qv = q + ((size_t)i * H + h) * hd;
             float *o = out + ((size_t)i * H + h) * hd;
             float mx = -INFINITY;
             for (int j = 0; j < T; j++) {
-                const float *kr = K + (size_t)j * KV + (size_t)g * hd;
                 float s = 0.0f;
-                for (int d = 0; d < hd; d++) s += qv[d] * kr[d];
+                for (int d = 0; d < hd; d++) s += qv[d] * kv_ld(kcache, base + j * KV + g + d, fmt);
                 score[j] = s * scale;
                 mx = score[j] > mx ? score[j] : mx;
             }
             float sum = 0.0f;
             for (int j = 0; j < T; j++) sum += (score[j] = expf(score[j] - mx));
             memset(o, 0, (size_t)hd * sizeof(float));
-            for (int j = 0; j < T; j++) {
-                const float *vr = V + (size_t)j * KV + (size_t)g * hd;
-                for (int d = 0; d < hd; d++) o[d] += score[j] * vr[d];
-            }
+            for (int j = 0; j < T; j++)
+                for (int d = 0; d < hd; d++) o[d] += score[j] * kv_ld(vcache, base + j * KV + g + d, fmt);
             const float inv = 1.0f / sum;
             for (int d = 0; d < hd; d++) o[d] *= inv;
         }
     }
     free(score);
+    return 0;
+}
+
+int attention_decode_cuda(vet_cuda *ctx, float *out, const float *q, const float *kcache,
+                          const float *vcache, const int32_t *slots, const int32_t *pos, int n,
+                          int max_len, int H, int KVH, int hd, vet_err *err) {
+    return attn_decode(ctx, out, q, kcache, vcache, slots, pos, n, max_len, H, KVH, hd, 0, err);
+}
+
+int attention_decode16_cuda(vet_cuda *ctx, float *out, const float *q, const uint16_t *kcache,
+                            const uint16_t *vcache, const int32_t *slots, const int32_t *pos, int n,
+                            int max_len, int H, int KVH, int hd, int fmt, vet_err *err) {
+    if (fmt != VET_CUDA_KV_BF16 && fmt != VET_CUDA_KV_F16)
+        return vet_errf(err, "%s:%d: kv cache format %d (not bf16 or fp16)", __FILE__, __LINE__, fmt);
+    return attn_decode(ctx, out, q, kcache, vcache, slots, pos, n, max_len, H, KVH, hd, fmt, err);
+}
+
+// decoder.c's argmax (strict >: the lowest id wins a tie), with decode.cu's rule that a number
+// beats a NaN.
+int argmax_rows_cuda(vet_cuda *ctx, int32_t *out, const float *x, int n, int V, vet_err *err) {
+    CHECK_CTX(ctx, err);
+    if (n <= 0) return 0;
+    if (V <= 0) return vet_errf(err, "%s:%d: argmax of rows of %d values", __FILE__, __LINE__, V);
+    for (int i = 0; i < n; i++) {
+        const float *r = x + (size_t)i * V;
+        int b = 0;
+        for (int v = 1; v < V; v++)
+            if (r[v] > r[b] || (r[b] != r[b] && r[v] == r[v])) b = v;
+        out[i] = b;
+    }
     return 0;
 }
 
