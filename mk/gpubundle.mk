@@ -43,8 +43,8 @@ $(BUNDLE_BUILD)/libvet-standin.a: $(BUNDLE_LIB_OBJ) $(BUNDLE_STANDIN_OBJ)
 
 BUNDLE_TOOLS   := $(patsubst tools/%.c,$(BUNDLE_DIR)/bin/%,$(wildcard tools/vet-*.c))
 BUNDLE_HELPERS := $(BUNDLE_DIR)/bin/vet-inspect $(BUNDLE_DIR)/bin/vet-mktokens
-BUNDLE_GPUTEST := $(patsubst %,$(BUNDLE_DIR)/test/%,op_parity test_gpu_model test_gpu_infer)
-BUNDLE_CPUTEST := $(patsubst %,$(BUNDLE_DIR)/cpu/%,op_parity test_gpu_model test_gpu_infer)
+BUNDLE_GPUTEST := $(patsubst %,$(BUNDLE_DIR)/test/%,op_parity test_gpu_model test_gpu_infer gemm_rate)
+BUNDLE_CPUTEST := $(patsubst %,$(BUNDLE_DIR)/cpu/%,op_parity test_gpu_model test_gpu_infer gemm_rate)
 
 $(BUNDLE_DIR)/bin/%: tools/%.c $(BUNDLE_BUILD)/libvet.a
 	@mkdir -p $(@D)

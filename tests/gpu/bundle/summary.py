@@ -36,7 +36,14 @@ def parity_counts(text):
     return {"ok": len(re.findall(r"^ok ", text, re.M)), "not_ok": len(re.findall(r"^not ok ", text, re.M))}
 
 
-def targets(bench, parity, logs, mode):
+def gemm_rate(text):
+    """gemm_rate's lines: {"shapes": {"NxCxOC": TFLOP/s}, "best_tflops": R} or {}."""
+    shapes = {m.group(1): float(m.group(2)) for m in re.finditer(r"^# gemm (\d+x\d+x\d+): [0-9.]+ ms, ([0-9.]+) TFLOP/s", text, re.M)}
+    best = re.search(r"^# gemm best: ([0-9.]+) TFLOP/s", text, re.M)
+    return {"shapes": shapes, "best_tflops": float(best.group(1))} if best else {}
+
+
+def targets(bench, parity, logs, mode, gemm):
     """Rows: (what, measured, met) with met one of yes / NO / not measured / n/a."""
     rows = []
 
@@ -52,6 +59,10 @@ def targets(bench, parity, logs, mode):
     add("7B LoRA r16 q,k,v,o, bf16, 4 x 512, no checkpointing: MFU (model FLOPs) >= 40%",
         fast.get("vet", {}).get("mfu"), "{:.1f}%", lambda v: v >= 40)
     add("the same: tokens/s >= 2x transformers + peft", fast.get("speedup"), "{:.2f}x", lambda v: v >= 2)
+    tps, best = fast.get("vet", {}).get("tps"), gemm.get("best_tflops")
+    share = tps * fast["model_flops_per_token"] / 1e12 / best * 100 if tps and best else None
+    rows.append(("the same: model FLOP/s as a share of the bf16 GEMM rate measured in this run (no target)",
+                 f"{share:.1f}% of {best:.3g} TFLOP/s" if share is not None else "not measured", "-"))
     smi = ckpt.get("vet", {}).get("smi_gib")
     add("with --grad-checkpoint: peak device memory (nvidia-smi) <= 18 GB",
         smi * GB if smi is not None else None, "{:.1f} GB", lambda v: v <= 18, gpu_only=True)
@@ -94,7 +105,8 @@ def main():
     device = [l[len("# device: "):] for l in logs.get("gpu", "").splitlines() if l.startswith("# device: ")]
     device += [l[2:] for l in logs.get("gpu", "").splitlines() if l.startswith("# flags: ")]
     build = read(os.path.join(a.bundle, "BUILD")).strip().splitlines()
-    rows = targets(bench, parity, a.logs, a.mode)
+    gemm = gemm_rate(logs.get("gemm", ""))
+    rows = targets(bench, parity, a.logs, a.mode, gemm)
     now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     n_ok = sum(p["status"] == "ok" for p in parts)
 
@@ -112,6 +124,9 @@ def main():
     tables = read(a.tables).strip()
     if tables:
         md += ["", "## Benchmarks", ("\n" + tables).replace("\n## ", "\n### ")]
+    if gemm:
+        md += ["", "## bf16 GEMM rate (gemm_rate: vet's matmul_forward_bf16_cuda, random inputs)", "",
+               "| N x C x OC | TFLOP/s |", "| --- | ---: |"] + [f"| {k} | {v:.1f} |" for k, v in gemm["shapes"].items()]
     for name in ("parity-small", "parity-mid"):
         body = [l for l in logs.get(name, "").splitlines() if l.startswith("|") or l.startswith("# ")]
         if body:
@@ -124,7 +139,7 @@ def main():
         f.write("\n".join(md) + "\n")
 
     fig = {"date": now, "mode": a.mode, "budget_s": int(a.budget), "total_s": int(a.total), "device": device,
-           "bundle": build, "parts": parts, "benchmarks": bench, "parity": parity,
+           "bundle": build, "parts": parts, "benchmarks": bench, "parity": parity, "gemm": gemm,
            "targets": [{"target": w, "measured": v, "met": m} for w, v, m in rows]}
     with open(os.path.join(a.out, "figures.json"), "w") as f:
         json.dump(fig, f, indent=1)
