@@ -634,10 +634,10 @@ static void run_config(const config *c) {
         }
         for (int i = 0; i < n; i++) {
             size_t at = ((size_t)slots[i] * max_len + dpos[i]) * KV;
-            for (int c = 0; c < KV; c++) {
-                float k = kr[(size_t)i * KV + c], v = vr[(size_t)i * KV + c];
-                kc16[at + c] = fmt == VET_CUDA_KV_BF16 ? vet_f32_to_bf16(k) : vet_f32_to_f16(k);
-                vc16[at + c] = fmt == VET_CUDA_KV_BF16 ? vet_f32_to_bf16(v) : vet_f32_to_f16(v);
+            for (int j = 0; j < KV; j++) {
+                float k = kr[(size_t)i * KV + j], v = vr[(size_t)i * KV + j];
+                kc16[at + j] = fmt == VET_CUDA_KV_BF16 ? vet_f32_to_bf16(k) : vet_f32_to_f16(k);
+                vc16[at + j] = fmt == VET_CUDA_KV_BF16 ? vet_f32_to_bf16(v) : vet_f32_to_f16(v);
             }
         }
         for (size_t i = 0; i < ncache; i++) {  // the CPU reference reads the rounded values
