@@ -723,8 +723,8 @@ static void run_config(const config *c) {
 
     // --- the rank-order sum of data-parallel gradients (kernels/rank_sum.cu): the bits of
     // lib/train/comm_mpi.c's host sum, so a run on N GPUs equals its host-summed twin. Copies of
-    // mixed magnitudes make the order matter; the reverse order must differ somewhere, or the
-    // check could not see a kernel that adds in another order.
+    // mixed magnitudes make the order matter: from 3 copies on (2 commute) the reverse order
+    // must differ somewhere, or the check could not see a kernel that adds in another order.
     for (int n_copies = 2; n_copies <= 8; n_copies += n_copies == 2 ? 1 : 5) {
         size_t len = (size_t)N * C + 7;  // odd: no multiple of a block
         float *copies = malloc((size_t)n_copies * len * 4), *want = malloc(len * 4);
@@ -744,7 +744,7 @@ static void run_config(const config *c) {
         snprintf(sh, sizeof sh, "%d copies of %zu", n_copies, len);
         r = compare_bits("sum_in_rank_order", sh, d_out, want, len);
         TIME(sum_in_rank_order_cuda(ctx, d_out, d_copies, n_copies, len, &err), r->ms);
-        if (!reverse_differs) {
+        if (n_copies > 2 && !reverse_differs) {
             failures++;
             printf("not ok sum_in_rank_order sensitivity: the reverse order gives the same bits %s\n", sh);
         }
