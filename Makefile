@@ -93,23 +93,25 @@ endif
 # Only with CUDA and MPI (MPI bootstraps NCCL's id); found in the CUDA toolkit (NVIDIA's
 # packages put nccl.h in its include/ and libnccl in lib64/ or lib/) or in /usr. Like MPI, only
 # the release and sanitizer builds: the stand-in and the GPU bundle build without it.
+# NCCL_ON is the outcome (a command-line NCCL=1 cannot be overridden, so it is not reused).
+NCCL_ON := 0
 ifeq ($(CUDA)$(MPI),11)
   NCCL_H   ?= $(firstword $(wildcard $(CUDA_HOME)/include/nccl.h /usr/include/nccl.h))
   NCCL_LIB ?= $(firstword $(wildcard $(CUDA_HOME)/lib64/libnccl.so $(CUDA_HOME)/lib/libnccl.so \
                 /usr/local/cuda-*/lib/libnccl.so /usr/lib/x86_64-linux-gnu/libnccl.so))
   ifeq ($(NCCL),auto)
-    NCCL := $(if $(and $(NCCL_H),$(NCCL_LIB)),1,0)
-  endif
-  ifeq ($(NCCL),1)
+    NCCL_ON := $(if $(and $(NCCL_H),$(NCCL_LIB)),1,0)
+  else ifeq ($(NCCL),1)
     ifeq ($(and $(NCCL_H),$(NCCL_LIB)),)
       $(error NCCL=1: nccl.h or libnccl.so not found (looked in $(CUDA_HOME) and /usr); NCCL=0 builds without)
     endif
-    CPPFLAGS += -DVET_NCCL=1 -I$(dir $(NCCL_H)) -I$(CUDA_HOME)/include
-    LDLIBS   += -L$(dir $(NCCL_LIB)) -Wl,-rpath,$(dir $(NCCL_LIB)) -lnccl
-    BACKENDS_NCCL := , nccl
+    NCCL_ON := 1
   endif
-else
-  NCCL := 0
+endif
+ifeq ($(NCCL_ON),1)
+  CPPFLAGS += -DVET_NCCL=1 -I$(dir $(NCCL_H)) -I$(CUDA_HOME)/include
+  LDLIBS   += -L$(dir $(NCCL_LIB)) -Wl,-rpath,$(dir $(NCCL_LIB)) -lnccl
+  BACKENDS_NCCL := , nccl
 endif
 
 # --- sources ----------------------------------------------------------------------------
@@ -126,7 +128,7 @@ MANPAGES := $(wildcard man/*.1)
 # The settings that change how objects are compiled, kept in BUILD/settings and rewritten only
 # when they change: every object depends on it, so `make CUDA=0` after `make` (or the other way
 # round) rebuilds instead of linking objects compiled for the other setting.
-BUILD_SETTINGS := CUDA=$(CUDA) MPI=$(MPI) NCCL=$(NCCL) NATIVE=$(NATIVE) SANITIZE=$(SANITIZE)
+BUILD_SETTINGS := CUDA=$(CUDA) MPI=$(MPI) NCCL=$(NCCL_ON) NATIVE=$(NATIVE) SANITIZE=$(SANITIZE)
 BUILD_STAMP := $(BUILD)/settings
 $(shell mkdir -p $(BUILD) && (test "$$(cat $(BUILD_STAMP) 2>/dev/null)" = "$(BUILD_SETTINGS)" || echo "$(BUILD_SETTINGS)" > $(BUILD_STAMP)))
 
