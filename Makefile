@@ -8,7 +8,9 @@
 #   make install PREFIX=/usr/local
 #
 # Knobs: CUDA=0 forces the CPU-only build; MPI=0 builds vet-train without MPI (MPI=auto: with it
-# when mpicc or pkg-config's ompi-c is found; docs/scale.md); SANITIZE=1 builds into build/san;
+# when mpicc or pkg-config's ompi-c is found; docs/scale.md); NCCL=0 sums a multi-GPU run's
+# gradients through the host (NCCL=auto: on the GPUs with NCCL when nccl.h and libnccl are found
+# and CUDA and MPI are both on); SANITIZE=1 builds into build/san;
 # NATIVE=0 drops -march=native (portable binaries); ARCH=x86-64-v3 builds for that -march
 # instead (e.g. an AVX2-only machine's code on an AVX-512 one, to measure what it runs).
 
@@ -23,6 +25,7 @@ NATIVE    ?= 1
 ARCH      ?= $(if $(filter 1,$(NATIVE)),native)
 CUDA      ?= auto
 MPI       ?= auto
+NCCL      ?= auto
 
 # Debian's packages (make deps). Kept in one place: .ci/run uses this list too.
 DEB_PACKAGES := build-essential pkg-config libsentencepiece-dev sentencepiece libmsgpack-dev \
@@ -86,6 +89,31 @@ ifeq ($(MPI),1)
   BACKENDS_MPI := , mpi
 endif
 
+# --- NCCL: multi-GPU gradient sums on the devices (kernels/host/gpu_collective.c) ------------
+# Only with CUDA and MPI (MPI bootstraps NCCL's id); found in the CUDA toolkit (NVIDIA's
+# packages put nccl.h in its include/ and libnccl in lib64/ or lib/) or in /usr. Like MPI, only
+# the release and sanitizer builds: the stand-in and the GPU bundle build without it.
+# NCCL_ON is the outcome (a command-line NCCL=1 cannot be overridden, so it is not reused).
+NCCL_ON := 0
+ifeq ($(CUDA)$(MPI),11)
+  NCCL_H   ?= $(firstword $(wildcard $(CUDA_HOME)/include/nccl.h /usr/include/nccl.h))
+  NCCL_LIB ?= $(firstword $(wildcard $(CUDA_HOME)/lib64/libnccl.so $(CUDA_HOME)/lib/libnccl.so \
+                /usr/local/cuda-*/lib/libnccl.so /usr/lib/x86_64-linux-gnu/libnccl.so))
+  ifeq ($(NCCL),auto)
+    NCCL_ON := $(if $(and $(NCCL_H),$(NCCL_LIB)),1,0)
+  else ifeq ($(NCCL),1)
+    ifeq ($(and $(NCCL_H),$(NCCL_LIB)),)
+      $(error NCCL=1: nccl.h or libnccl.so not found (looked in $(CUDA_HOME) and /usr); NCCL=0 builds without)
+    endif
+    NCCL_ON := 1
+  endif
+endif
+ifeq ($(NCCL_ON),1)
+  CPPFLAGS += -DVET_NCCL=1 -I$(dir $(NCCL_H)) -I$(CUDA_HOME)/include
+  LDLIBS   += -L$(dir $(NCCL_LIB)) -Wl,-rpath,$(dir $(NCCL_LIB)) -lnccl
+  BACKENDS_NCCL := , nccl
+endif
+
 # --- sources ----------------------------------------------------------------------------
 # The library: lib/<layer>/ (lib/README.md) and the CUDA backend's host side, kernels/host/.
 LIB_SRC  := $(wildcard lib/*/*.c lib/*/*.cc kernels/host/*.c)
@@ -100,7 +128,7 @@ MANPAGES := $(wildcard man/*.1)
 # The settings that change how objects are compiled, kept in BUILD/settings and rewritten only
 # when they change: every object depends on it, so `make CUDA=0` after `make` (or the other way
 # round) rebuilds instead of linking objects compiled for the other setting.
-BUILD_SETTINGS := CUDA=$(CUDA) MPI=$(MPI) NATIVE=$(NATIVE) SANITIZE=$(SANITIZE)
+BUILD_SETTINGS := CUDA=$(CUDA) MPI=$(MPI) NCCL=$(NCCL_ON) NATIVE=$(NATIVE) SANITIZE=$(SANITIZE)
 BUILD_STAMP := $(BUILD)/settings
 $(shell mkdir -p $(BUILD) && (test "$$(cat $(BUILD_STAMP) 2>/dev/null)" = "$(BUILD_SETTINGS)" || echo "$(BUILD_SETTINGS)" > $(BUILD_STAMP)))
 
@@ -124,7 +152,7 @@ $(eval $(call vet_lib_build,$(BUILD),$(CC),$(CXX),$(CPPFLAGS),$(CFLAGS),$(CXXFLA
 
 .PHONY: all deps test helpers bench install clean
 all: $(TOOLS)
-	@echo "vet $(VERSION): built $(words $(TOOLS)) programs in $(BIN)/ (backends: $(BACKENDS)$(BACKENDS_MPI)$(if $(filter 1,$(SANITIZE)), sanitized))"
+	@echo "vet $(VERSION): built $(words $(TOOLS)) programs in $(BIN)/ (backends: $(BACKENDS)$(BACKENDS_MPI)$(BACKENDS_NCCL)$(if $(filter 1,$(SANITIZE)), sanitized))"
 
 $(BUILD)/kernels/%.o: kernels/%.cu
 	@mkdir -p $(@D)
@@ -154,7 +182,7 @@ deps:
 	  echo "make deps: installed $$missing"; fi
 
 # The whole suite: unit binaries, end-to-end scripts, the reference (PyTorch) suite.
-test: all $(UNIT) $(HELPERS) tokenizer build/standin/test_gpu_model build/standin/vet-train build/standin/vet-generate build/standin/test_gpu_infer
+test: all $(UNIT) $(HELPERS) tokenizer build/standin/test_gpu_model build/standin/vet-train build/standin/vet-generate build/standin/test_gpu_infer build/standin/test_collective
 	@VET_BIN=$(abspath $(BIN)) VET_BUILD=$(abspath $(BUILD)) VET_SANITIZE=$(SANITIZE) tests/run
 
 bench: all helpers tokenizer

@@ -41,6 +41,8 @@ extern "C" int vet_cuda_device_name(int dev, char *name, size_t n, vet_err *err)
     return 0;
 }
 
+extern "C" void *vet_cuda_stream(vet_cuda *ctx) { return ctx ? (void *)ctx->stream : NULL; }
+
 // Partial construction is undone by vet_cuda_free, which accepts a half-built context.
 extern "C" vet_cuda *vet_cuda_new(int dev, vet_err *err) {
     int count;

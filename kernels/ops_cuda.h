@@ -59,6 +59,10 @@ void vet_cuda_host_free(void *ptr);
 // vet_cuda_host_alloc memory, complete after vet_cuda_sync.
 int vet_cuda_download_async(vet_cuda *ctx, void *dst_host, const void *src_dev, size_t bytes, vet_err *err);
 
+// The context's stream as a cudaStream_t, for a library that queues its own work on it (NCCL:
+// kernels/host/gpu_collective.c). NULL for the CPU stand-in.
+void *vet_cuda_stream(vet_cuda *ctx);
+
 // --- bf16 storage ---------------------------------------------------------------------------
 // bf16 values are uint16_t bit patterns (lib/base/half.h's layout); rounding is to nearest even,
 // as vet_f32_to_bf16 and PyTorch do.
@@ -277,6 +281,13 @@ int matmul_forward_f16_cuda(vet_cuda *ctx, float *out, const uint16_t *inp,
 int matmul_backward_f16_cuda(vet_cuda *ctx, float *dinp, float *dweight, const uint16_t *dout,
                              const uint16_t *inp, const uint16_t *weight, int N, int C, int OC,
                              vet_err *err);
+
+// --- data parallel (kernels/rank_sum.cu) ----------------------------------------------------
+// out (len) = ((copies[0] + copies[1]) + copies[2]) + ... over n_copies >= 1 copies, copies
+// (n_copies, len): the rank-order sum of lib/train/comm_mpi.c, bit for bit (additions only,
+// in that order). out must not overlap copies.
+int sum_in_rank_order_cuda(vet_cuda *ctx, float *out, const float *copies, int n_copies, size_t len,
+                           vet_err *err);
 
 #ifdef __cplusplus
 }

@@ -8,7 +8,8 @@
 # and build/standin/vet-generate: `--device cuda` runs kernels/host/gpu_infer.c's prefill and decode
 # steps (tests/e2e/test_generate_device.sh).
 #
-#   make gpustub       builds build/standin/test_gpu_model, test_gpu_infer, vet-train and vet-generate
+#   make gpustub       builds build/standin/test_gpu_model, test_gpu_infer, test_collective, vet-train and
+#                      vet-generate
 STANDIN      := build/standin
 STANDIN_TEST := $(STANDIN)/test_gpu_model
 STANDIN_TRAIN:= $(STANDIN)/vet-train
@@ -39,5 +40,12 @@ $(STANDIN_INFER): tests/gpu/test_gpu_infer.c tests/gpu/gpu_test_util.h tests/uni
 $(STANDIN_GEN): tools/vet-generate.c tools/cli.h $(STANDIN)/libvet.a
 	$(CC) $(STANDIN_CPPF) $(STANDIN_CF) $< $(STANDIN)/libvet.a \
 	  -fopenmp $(STANDIN_SAN) $(STANDIN_LIBS) -o $@
-gpustub: $(STANDIN_TEST) $(STANDIN_TRAIN) $(STANDIN_GEN) $(STANDIN_INFER)
+# kernels/host/gpu_collective.c compiled against a stand-in NCCL (ranks as threads) beside the
+# stand-in ops: its reduce-scatter / sum / gather schedule checked without GPUs.
+STANDIN_COLL := $(STANDIN)/test_collective
+STANDIN_COLL_SRC := tests/gpu/standin/test_collective.c tests/gpu/standin/nccl_threads.c kernels/host/gpu_collective.c
+$(STANDIN_COLL): $(STANDIN_COLL_SRC) tests/gpu/standin/nccl.h kernels/host/gpu_collective.h $(STANDIN)/libvet.a
+	$(CC) $(STANDIN_CPPF) -DVET_NCCL=1 -Itests/gpu/standin $(STANDIN_CF) $(STANDIN_COLL_SRC) $(STANDIN)/libvet.a \
+	  -fopenmp $(STANDIN_SAN) $(STANDIN_LIBS) -o $@
+gpustub: $(STANDIN_TEST) $(STANDIN_TRAIN) $(STANDIN_GEN) $(STANDIN_INFER) $(STANDIN_COLL)
 .PHONY: gpustub

@@ -205,6 +205,11 @@ int vet_gpu_download_lora(vet_gpu_model *g, vet_model *m, vet_err *err) {
     return vet_cuda_download(g->ctx, m->lora_mem, g->params, g->n_lora * sizeof(float), err);
 }
 
+float *vet_gpu_grads_device(vet_gpu_model *g, size_t *n) {
+    *n = g->n_params;
+    return g->grads;
+}
+
 int vet_gpu_download_grads(vet_gpu_model *g, float *grads, size_t n, vet_err *err) {
     if (n != g->n_params)
         return vet_errf(err, "gradient buffer of %zu floats, the GPU model trains %zu", n, g->n_params);
@@ -261,6 +266,10 @@ int vet_gpu_grad_stats(vet_gpu_model *g, float unscale, double *norm, size_t *fi
 }
 int vet_gpu_download_params(vet_gpu_model *g, vet_model *m, vet_err *err) { return NO_CUDA(err); }
 int vet_gpu_download_lora(vet_gpu_model *g, vet_model *m, vet_err *err) { return NO_CUDA(err); }
+float *vet_gpu_grads_device(vet_gpu_model *g, size_t *n) {
+    *n = 0;
+    return NULL;
+}
 int vet_gpu_download_grads(vet_gpu_model *g, float *grads, size_t n, vet_err *err) {
     return NO_CUDA(err);
 }

@@ -126,6 +126,9 @@ int vet_gpu_download_params(vet_gpu_model *g, vet_model *m, vet_err *err);
 int vet_gpu_download_lora(vet_gpu_model *g, vet_model *m, vet_err *err);
 // The gradients (n_params floats, laid out like lora_mem / w_mem) into grads.
 int vet_gpu_download_grads(vet_gpu_model *g, float *grads, size_t n, vet_err *err);
+// The gradients on the device (n_params floats; *n set), for a collective that sums them in
+// place there (gpu_collective.h). NULL without CUDA.
+float *vet_gpu_grads_device(vet_gpu_model *g, size_t *n);
 // The gradients replaced by grads (n_params floats): the sum over data-parallel ranks.
 int vet_gpu_upload_grads(vet_gpu_model *g, const float *grads, size_t n, vet_err *err);
 // The training state for checkpoints and resume: the trainable floats and both AdamW moments

@@ -12,6 +12,11 @@
 // come to the host only for the multi-rank allreduce; the trainable state comes back for
 // checkpoints and the output files, and goes up on resume.
 //
+// Data parallel (o->comm of several ranks, one GPU each): the step's gradients are summed in
+// rank order on the devices with NCCL when the build has it (gpu_collective.h; its
+// communicator is made when the model loads), else, or with VET_NCCL=0 in the environment,
+// through the host by the comm's MPI sum; the same bits either way. The device note says which.
+//
 // Built without CUDA the factory exists and fails with "--device cuda: vet was built without
 // CUDA (rebuild with nvcc on PATH)".
 #ifndef VET_GPU_TRAIN_BACKEND_H

@@ -812,6 +812,37 @@ static void run_config(const config *c) {
         vet_cuda_mem_free(d_loss);
     }
 
+    // --- the rank-order sum of data-parallel gradients (kernels/rank_sum.cu): the bits of
+    // lib/train/comm_mpi.c's host sum, so a run on N GPUs equals its host-summed twin. Copies of
+    // mixed magnitudes make the order matter: from 3 copies on (2 commute) the reverse order
+    // must differ somewhere, or the check could not see a kernel that adds in another order.
+    for (int n_copies = 2; n_copies <= 8; n_copies += n_copies == 2 ? 1 : 5) {
+        size_t len = (size_t)N * C + 7;  // odd: no multiple of a block
+        float *copies = malloc((size_t)n_copies * len * 4), *want = malloc(len * 4);
+        for (int j = 0; j < n_copies; j++)
+            for (size_t i = 0; i < len; i++)
+                copies[(size_t)j * len + i] = (float)vet_rng_normal(&rng) * (j % 3 == 0 ? 1e-3f : j % 3 == 1 ? 1.0f : 1e3f);
+        size_t reverse_differs = 0;
+        for (size_t i = 0; i < len; i++) {
+            float f = copies[i], b = copies[(size_t)(n_copies - 1) * len + i];
+            for (int j = 1; j < n_copies; j++) f += copies[(size_t)j * len + i];
+            for (int j = n_copies - 2; j >= 0; j--) b += copies[(size_t)j * len + i];
+            want[i] = f;
+            reverse_differs += memcmp(&f, &b, sizeof f) != 0;
+        }
+        float *d_copies = devf(copies, (size_t)n_copies * len), *d_out = devf(NULL, len);
+        TRY(sum_in_rank_order_cuda(ctx, d_out, d_copies, n_copies, len, &err));
+        snprintf(sh, sizeof sh, "%d copies of %zu", n_copies, len);
+        r = compare_bits("sum_in_rank_order", sh, d_out, want, len);
+        TIME(sum_in_rank_order_cuda(ctx, d_out, d_copies, n_copies, len, &err), r->ms);
+        if (n_copies > 2 && !reverse_differs) {
+            failures++;
+            printf("not ok sum_in_rank_order sensitivity: the reverse order gives the same bits %s\n", sh);
+        }
+        free(copies), free(want);
+        vet_cuda_mem_free(d_copies), vet_cuda_mem_free(d_out);
+    }
+
     // --- AdamW: the same fp32 operations, so bit-identical (tol 0) over several steps ---
     {
         size_t n = (size_t)N * C;

@@ -52,6 +52,9 @@ vet_cuda *vet_cuda_new(int dev, vet_err *err) {
 
 void vet_cuda_free(vet_cuda *ctx) { free(ctx); }
 
+// No stream on the CPU: nothing queues work of its own on the stand-in.
+void *vet_cuda_stream(vet_cuda *ctx) { return NULL; }
+
 int vet_cuda_sync(vet_cuda *ctx, vet_err *err) {
     CHECK_CTX(ctx, err);
     return 0;
@@ -625,5 +628,18 @@ int matmul_backward_f16_cuda(vet_cuda *ctx, float *dinp, float *dweight, const u
     float *x = dweight ? widen16(inp, (size_t)N * C) : NULL;
     matmul_backward(dinp, dweight, NULL, d, x, w, N, C, OC);
     free(d), free(w), free(x);
+    return 0;
+}
+
+// The rank-order sum of kernels/rank_sum.cu, as lib/train/comm_mpi.c adds: copy 0, then + copy 1, ...
+int sum_in_rank_order_cuda(vet_cuda *ctx, float *out, const float *copies, int n_copies, size_t len,
+                           vet_err *err) {
+    CHECK_CTX(ctx, err);
+    if (n_copies < 1) return vet_errf(err, "%s:%d: sum of %d copies", __FILE__, __LINE__, n_copies);
+    for (size_t i = 0; i < len; i++) {
+        float s = copies[i];
+        for (int j = 1; j < n_copies; j++) s += copies[(size_t)j * len + i];
+        out[i] = s;
+    }
     return 0;
 }
