@@ -36,7 +36,6 @@ set -u
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/../.." && pwd)
 . "$here/bench_lib.sh"
-: "${VET_BIN:=$top/bin}" "${VET_BUILD:=$top/build/rel}" "${VET_VENV:=$top/.venv}"
 : "${PRESET:=llama-7b}" "${STEPS:=20}" "${WARMUP:=3}" "${BATCH:=4}" "${SEQ:=512}" "${DROPOUT:=0.1}"
 : "${PEAK_TFLOPS:=989}" "${DEVICE:=cuda}" "${KEEP:=0}" "${CKPT:=1}"
 : "${LABEL:=lora-$([ "$CKPT" = 1 ] && echo ckpt || echo nockpt)-d$DROPOUT}"
@@ -51,11 +50,7 @@ fi
 need_helpers bench_7b
 pick_python
 
-work=$(mktemp -d "${TMPDIR:-/tmp}/vet-bench7b.XXXXXX")
-smi_pid=
-cleanup() { [ -n "$smi_pid" ] && kill "$smi_pid" 2>/dev/null; [ "$KEEP" = 1 ] && say "kept $work" || rm -rf "$work"; }
-trap cleanup EXIT
-t_all=$SECONDS
+bench_workdir bench7b
 
 # --- the base and the data ----------------------------------------------------------------
 make_random_base bench_7b

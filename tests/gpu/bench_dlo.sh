@@ -20,7 +20,6 @@ set -u
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/../.." && pwd)
 . "$here/bench_lib.sh"
-: "${VET_BIN:=$top/bin}" "${VET_BUILD:=$top/build/rel}" "${VET_VENV:=$top/.venv}"
 : "${NOTES_CSV:=${VET_SHARED:-$top/../shared}/data/dlo/dlo_notes.csv}" "${TOKENIZER:=}"
 : "${EPOCHS:=3}" "${TRAIN_CAP:=0}" "${CKPT:=1}" "${PRESET:=llama-7b}" "${DEVICE:=cuda}" "${LABEL:=dlo}" "${KEEP:=0}"
 say() { echo "bench_dlo: $*" >&2; }
@@ -29,10 +28,7 @@ say() { echo "bench_dlo: $*" >&2; }
 [ -f "$NOTES_CSV" ] || { echo "not ok bench_dlo: no notes at $NOTES_CSV (VET_SHARED or NOTES_CSV)"; exit 1; }
 need_helpers bench_dlo
 pick_python
-work=$(mktemp -d "${TMPDIR:-/tmp}/vet-benchdlo.XXXXXX")
-cleanup() { [ "$KEEP" = 1 ] && say "kept $work" || rm -rf "$work"; }
-trap cleanup EXIT
-t_all=$SECONDS
+bench_workdir benchdlo
 
 make_random_base bench_dlo
 if [ -z "$TOKENIZER" ]; then

@@ -27,7 +27,6 @@ set -u
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/../.." && pwd)
 . "$here/bench_lib.sh"
-: "${VET_BIN:=$top/bin}" "${VET_BUILD:=$top/build/rel}" "${VET_VENV:=$top/.venv}"
 : "${PRESET:=llama-7b}" "${NOTES:=1000}" "${PROMPT:=90}" "${MAX_NEW:=100}" "${BATCH:=64}" "${MAX_LEN:=256}"
 : "${HF:=1}" "${DEVICE:=cuda}" "${KEEP:=0}" "${TOKENIZER:=}" "${LABEL:=generate}"
 say() { echo "bench_generate_gpu: $*" >&2; }
@@ -44,10 +43,7 @@ fi
 need_helpers bench_generate_gpu
 pick_python
 
-work=$(mktemp -d "${TMPDIR:-/tmp}/vet-benchgen.XXXXXX")
-cleanup() { [ "$KEEP" = 1 ] && say "kept $work" || rm -rf "$work"; }
-trap cleanup EXIT
-t_all=$SECONDS
+bench_workdir benchgen
 
 # --- the base, a tokenizer, the prompts ----------------------------------------------------
 make_random_base bench_generate_gpu

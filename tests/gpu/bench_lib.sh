@@ -15,6 +15,22 @@
 #                 written on a GPU only)
 #   FIGURES       a file every benchmark appends its figures to, one JSON object per line
 
+# Sourced after $top is set: the programs, the build, the venv (each unless the environment says).
+: "${VET_BIN:=$top/bin}" "${VET_BUILD:=$top/build/rel}" "${VET_VENV:=$top/.venv}"
+
+# bench_workdir NAME: $work, a fresh directory removed at exit unless KEEP=1 (it is then named),
+# and $t_all, the start. A background poller in $smi_pid is stopped at exit too.
+bench_workdir() {
+    work=$(mktemp -d "${TMPDIR:-/tmp}/vet-$1.XXXXXX")
+    smi_pid=
+    trap 'bench_cleanup' EXIT
+    t_all=$SECONDS
+}
+bench_cleanup() {
+    [ -n "${smi_pid:-}" ] && kill "$smi_pid" 2>/dev/null
+    if [ "${KEEP:-0}" = 1 ]; then say "kept $work"; else rm -rf "$work"; fi
+}
+
 # pick_python: sets $py, the Python of the baselines: VET_PYTHON, else the repository's venv
 # (VET_VENV) when there is one, else python3.
 pick_python() {

@@ -7,7 +7,6 @@ set -u
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/../.." && pwd)
 . "$here/bench_lib.sh"
-: "${VET_BIN:=$top/bin}" "${VET_BUILD:=$top/build/rel}" "${VET_VENV:=$top/.venv}"
 : "${PRESET:=llama-7b}" "${DEVICE:=cuda}"
 say() { echo "make_base: $*" >&2; }
 [ $# -eq 1 ] || { echo "usage: make_base.sh DIR" >&2; exit 2; }
