@@ -1,7 +1,8 @@
 // dropout.cu — inverted dropout with exactly lib/model/ops_cpu.c's masks (dropout_forward /
 // dropout_backward), made on the device.
 //
-// The CPU gives row n its own xoshiro256** stream, seeded by vet_rng_hash(seed, n), and draws
+// The CPU gives row n its own xoshiro256** stream, seeded by vet_rng_hash(seed, row0 + n) (row0:
+// the batch's first row in the data-parallel global micro-batch, 0 alone), and draws
 // one uniform per column in order: element (n,c) becomes 0 when its draw is < p, else
 // x * (1/(1-p)). The kernel runs the same generator (lib/base/rng_core.h, the code lib/base/rng.c is
 // built on) with the same integer arithmetic, so the masks are the CPU's bit for bit, and
@@ -23,13 +24,13 @@
 // far more than the memory traffic; a call is roughly C steps' latency, not N*C/throughput.
 // Splitting rows would need a GF(2) jump table per column tile (future work if it shows).
 __global__ void dropout_rows_kernel(float *out, const float *inp, float p, float keep_scale,
-                                    uint64_t seed, int N, int C, int accumulate) {
+                                    uint64_t seed, int64_t key0, int N, int C, int accumulate) {
     const int lane = threadIdx.x % 32;
     const int row0 = (blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32) * 32;  // the warp's first row
     if (row0 >= N) return;  // the whole warp: the shuffles below see all 32 lanes or none
     const int n = row0 + lane, rows = min(32, N - row0);
     uint64_t s[4];
-    if (n < N) vet_rng_core_seed(s, vet_rng_core_hash(seed, (uint64_t)n));
+    if (n < N) vet_rng_core_seed(s, vet_rng_core_hash(seed, (uint64_t)(key0 + n)));
     for (int c0 = 0; c0 < C; c0 += 32) {
         const int cols = min(32, C - c0), c = c0 + lane;
         uint32_t bits = n < N ? vet_rng_core_keep_bits(s, p, cols) : 0u;
@@ -45,8 +46,8 @@ __global__ void dropout_rows_kernel(float *out, const float *inp, float p, float
 
 #define DROPOUT_THREADS 128  // 4 warps = 128 rows per block
 
-static int dropout_rows(vet_cuda *ctx, float *out, const float *inp, float p, uint64_t seed, int N,
-                        int C, int accumulate, const char *what, vet_err *err) {
+static int dropout_rows(vet_cuda *ctx, float *out, const float *inp, float p, uint64_t seed, int64_t key0,
+                        int N, int C, int accumulate, const char *what, vet_err *err) {
     CHECK_CTX(ctx, err);
     if (N <= 0 || C <= 0) return 0;
     size_t n = (size_t)N * C;
@@ -59,17 +60,17 @@ static int dropout_rows(vet_cuda *ctx, float *out, const float *inp, float p, ui
     // The scale as the CPU computes it, in fp32 on the host: the same bits.
     float keep_scale = 1.0f / (1.0f - p);
     dropout_rows_kernel<<<ceil_div(N, DROPOUT_THREADS), DROPOUT_THREADS, 0, ctx->stream>>>(
-        out, inp, p, keep_scale, seed, N, C, accumulate);
+        out, inp, p, keep_scale, seed, key0, N, C, accumulate);
     LAUNCH_CHECK(what, err);
     return 0;
 }
 
 extern "C" int dropout_forward_cuda(vet_cuda *ctx, float *out, const float *inp, float p, uint64_t seed,
-                                    int N, int C, vet_err *err) {
-    return dropout_rows(ctx, out, inp, p, seed, N, C, 0, "dropout_forward", err);
+                                    int64_t row0, int N, int C, vet_err *err) {
+    return dropout_rows(ctx, out, inp, p, seed, row0, N, C, 0, "dropout_forward", err);
 }
 
 extern "C" int dropout_backward_cuda(vet_cuda *ctx, float *dinp, const float *dout, float p,
-                                     uint64_t seed, int N, int C, vet_err *err) {
-    return dropout_rows(ctx, dinp, dout, p, seed, N, C, 1, "dropout_backward", err);
+                                     uint64_t seed, int64_t row0, int N, int C, vet_err *err) {
+    return dropout_rows(ctx, dinp, dout, p, seed, row0, N, C, 1, "dropout_backward", err);
 }

@@ -147,15 +147,16 @@ int scale_inplace_cuda(vet_cuda *ctx, float *x, float s, size_t n, vet_err *err)
 
 // --- dropout (kernels/dropout.cu; inverted, as torch.nn.Dropout) -----------------------------
 // lib/model/ops.h's dropout_forward / dropout_backward with the same masks and values bit for bit:
-// row n draws from the stream seeded by vet_rng_hash(seed, n) (lib/base/rng.c), one uniform per
+// row n draws from the stream seeded by vet_rng_hash(seed, row0 + n) (lib/base/rng.c; row0: the
+// batch's vet_batch.row0, 0 but for a rank's share of a data-parallel batch), one uniform per
 // column in order; a draw < p drops the element, else it is scaled by 1/(1-p). p <= 0 is the
 // identity. out may be inp (in place).
 // out (N,C) = dropout(inp).
-int dropout_forward_cuda(vet_cuda *ctx, float *out, const float *inp, float p, uint64_t seed, int N,
-                         int C, vet_err *err);
+int dropout_forward_cuda(vet_cuda *ctx, float *out, const float *inp, float p, uint64_t seed, int64_t row0,
+                         int N, int C, vet_err *err);
 // dinp (N,C) += the forward's mask / (1-p) * dout.
 int dropout_backward_cuda(vet_cuda *ctx, float *dinp, const float *dout, float p, uint64_t seed,
-                          int N, int C, vet_err *err);
+                          int64_t row0, int N, int C, vet_err *err);
 
 // --- cross-entropy --------------------------------------------------------------------------
 // As crossentropy_softmax_backward_inplace: logits (n,V) become softmax - onehot(tgt), loss (n);

@@ -86,6 +86,7 @@ struct vet_gpu_model {
     int bB, bT;                    // its shape
     int n_tgt, training, have_dlnf;
     uint64_t dropout_seed;
+    int64_t row0;                  // the batch's row0: the dropout masks' row key offset
 };
 
 // Which layer slot of the per-layer activations (xmid .. lora_u) layer l uses: its own, or

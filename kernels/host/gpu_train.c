@@ -112,7 +112,7 @@ static int lora_u_forward(vet_gpu_model *g, int l, int t, const proj *p, const f
                           vet_err *err) {
     const float *x = inp;
     if (g->training && g->dropout > 0.0f) {
-        if (dropout_forward_cuda(g->ctx, g->xd, inp, g->dropout, lora_seed(g->dropout_seed, l, t), N, p->in,
+        if (dropout_forward_cuda(g->ctx, g->xd, inp, g->dropout, lora_seed(g->dropout_seed, l, t), g->row0, N, p->in,
                                  err) < 0)
             return -1;
         x = g->xd;
@@ -162,7 +162,7 @@ static int proj_backward(vet_gpu_model *g, int l, int t, float *dinp, const floa
         return -1;
     const float *x = inp;
     if (drop) {  // the forward's mask again
-        if (dropout_forward_cuda(ctx, g->xd, inp, g->dropout, seed, N, p.in, err) < 0) return -1;
+        if (dropout_forward_cuda(ctx, g->xd, inp, g->dropout, seed, g->row0, N, p.in, err) < 0) return -1;
         x = g->xd;
     }
     // dA (r,in) += du^T·x
@@ -171,7 +171,7 @@ static int proj_backward(vet_gpu_model *g, int l, int t, float *dinp, const floa
         return vet_cuda_sgemm(ctx, 0, 0, N, p.in, r, 1.0f, g->du, r, p.A, p.in, 1.0f, dinp, p.in, err);
     // dinp += mask/(1-p) * (du·A); xd is free again
     if (vet_cuda_sgemm(ctx, 0, 0, N, p.in, r, 1.0f, g->du, r, p.A, p.in, 0.0f, g->xd, p.in, err) < 0) return -1;
-    return dropout_backward_cuda(ctx, dinp, g->xd, g->dropout, seed, N, p.in, err);
+    return dropout_backward_cuda(ctx, dinp, g->xd, g->dropout, seed, g->row0, N, p.in, err);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -216,7 +216,7 @@ static int layer_forward(vet_gpu_model *g, int l, int B, int T, int recompute, v
     if (g->bf16) TRY(to_half(g, g->xb16, a.att, (size_t)N * Q, err));
     TRY(proj_forward(g, l, 3, a.xmid, a.att, g->xb16, N, err));  // xmid = dropout(o(att)) + x
     if (g->resid_p > 0.0f)
-        TRY(dropout_forward_cuda(ctx, a.xmid, a.xmid, g->resid_p, resid_seed(g->dropout_seed, l, 0), N, C, err));
+        TRY(dropout_forward_cuda(ctx, a.xmid, a.xmid, g->resid_p, resid_seed(g->dropout_seed, l, 0), g->row0, N, C, err));
     TRY(add_inplace_cuda(ctx, a.xmid, x, (size_t)N * C, err));
     // MLP block
     TRY(rmsnorm_forward_cuda(ctx, g->h, a.rstd2, a.xmid, g->mlp_norm + (size_t)l * C, N, C, c->rms_eps, err));
@@ -231,7 +231,7 @@ static int layer_forward(vet_gpu_model *g, int l, int B, int T, int recompute, v
     if (g->bf16) TRY(to_half(g, g->xb16, g->act, (size_t)N * F, err));
     TRY(proj_forward(g, l, 6, xout, g->act, g->xb16, N, err));  // xout = dropout(down(act)) + xmid
     if (g->resid_p > 0.0f)
-        TRY(dropout_forward_cuda(ctx, xout, xout, g->resid_p, resid_seed(g->dropout_seed, l, 1), N, C, err));
+        TRY(dropout_forward_cuda(ctx, xout, xout, g->resid_p, resid_seed(g->dropout_seed, l, 1), g->row0, N, C, err));
     return add_inplace_cuda(ctx, xout, a.xmid, (size_t)N * C, err);
 }
 
@@ -247,6 +247,7 @@ int vet_gpu_forward(vet_gpu_model *g, const vet_batch *b, double *loss_sum, int 
     g->training = training && g->has_lora;
     g->resid_p = training ? g->resid_dropout : 0.0f;
     g->dropout_seed = dropout_seed;
+    g->row0 = b->row0;
     g->have_dlnf = 0;
     // A bad index would read out of bounds on the device, silently: check on the host.
     for (int i = 0; i < N; i++)
@@ -301,7 +302,7 @@ static const float *resid_branch_grad(vet_gpu_model *g, const float *dx, int l, 
     if (g->resid_p <= 0.0f) return dx;
     size_t n = (size_t)N * g->C;
     if (vet_cuda_memset0(g->ctx, g->h, n * sizeof(float), err) < 0 ||
-        dropout_backward_cuda(g->ctx, g->h, dx, g->resid_p, resid_seed(g->dropout_seed, l, branch), N, g->C,
+        dropout_backward_cuda(g->ctx, g->h, dx, g->resid_p, resid_seed(g->dropout_seed, l, branch), g->row0, N, g->C,
                               err) < 0)
         return NULL;
     return g->h;

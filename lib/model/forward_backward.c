@@ -67,6 +67,7 @@ struct vet_acts {
     int training;       // LoRA dropout on (a training forward of a model with adapters)
     float resid_p;      // residual dropout in effect (resid_dropout in a training forward, else 0)
     uint64_t dropout_seed;
+    int64_t row0;       // the batch's row0: the dropout masks' row key offset
     const vet_batch *last;
     void *mem;          // everything above lives in this one allocation
 };
@@ -205,7 +206,7 @@ static void proj_forward(const vet_model *m, vet_acts *a, int l, int t, float *o
     float *u = a->lora_u[t] ? a->lora_u[t] + (size_t)l * a->N * a->r : NULL;
     float drop = a->training ? m->lora.dropout : 0.0f;
     lora_proj_forward(out, u, a->xd, inp, p.w, p.b, p.A, p.B, a->r, m->lora.scale, drop,
-                      lora_seed(a->dropout_seed, l, t), N, in, outc);
+                      lora_seed(a->dropout_seed, l, t), a->row0, N, in, outc);
 }
 
 // Cross-entropy over the gathered target rows in chunks; with want_dlnf also the gradient of
@@ -252,6 +253,7 @@ int vet_model_forward(vet_model *m, vet_acts *a, const vet_batch *b, float *logi
     a->training = training && m->has_lora;
     a->resid_p = training ? a->resid_dropout : 0.0f;
     a->dropout_seed = dropout_seed;
+    a->row0 = b->row0;
     a->last = b;
     a->have_dlnf = 0;
 
@@ -270,7 +272,7 @@ int vet_model_forward(vet_model *m, vet_acts *a, const vet_batch *b, float *logi
                           c->n_kv_heads, c->head_dim);
         proj_forward(m, a, l, 3, a->proj, att, N);
         if (a->resid_p > 0.0f)  // in place: each element reads its own input only
-            dropout_forward(a->proj, a->proj, a->resid_p, resid_seed(dropout_seed, l, 0), N, C);
+            dropout_forward(a->proj, a->proj, a->resid_p, resid_seed(dropout_seed, l, 0), a->row0, N, C);
         memcpy(xmid, x, (size_t)N * C * sizeof(float));
         add_inplace(xmid, a->proj, (size_t)N * C);
         rmsnorm_forward(a->h, a->rstd2 + l * NS, xmid, m->w.mlp_norm + (size_t)l * C, N, C, c->rms_eps);
@@ -279,7 +281,7 @@ int vet_model_forward(vet_model *m, vet_acts *a, const vet_batch *b, float *logi
         swiglu_forward(a->act, gate, up, (size_t)N * F);
         proj_forward(m, a, l, 6, a->proj, a->act, N);
         if (a->resid_p > 0.0f)
-            dropout_forward(a->proj, a->proj, a->resid_p, resid_seed(dropout_seed, l, 1), N, C);
+            dropout_forward(a->proj, a->proj, a->resid_p, resid_seed(dropout_seed, l, 1), a->row0, N, C);
         memcpy(xout, xmid, (size_t)N * C * sizeof(float));
         add_inplace(xout, a->proj, (size_t)N * C);
     }
@@ -320,7 +322,7 @@ static void proj_backward(const vet_model *m, vet_acts *a, int l, int t, float *
     const float *u = a->lora_u[t] ? a->lora_u[t] + (size_t)l * a->N * a->r : NULL;
     float drop = a->training ? m->lora.dropout : 0.0f;
     lora_proj_backward(dinp, dW, db, dA, dB, a->du, a->xd, dout, inp, u, p.w, p.A, p.B, a->r,
-                       m->lora.scale, drop, lora_seed(a->dropout_seed, l, t), N, in, outc);
+                       m->lora.scale, drop, lora_seed(a->dropout_seed, l, t), a->row0, N, in, outc);
 }
 
 // The gradient reaching a branch's projection output from the residual gradient dx: dx itself,
@@ -329,7 +331,7 @@ static void proj_backward(const vet_model *m, vet_acts *a, int l, int t, float *
 static const float *resid_branch_grad(vet_acts *a, const float *dx, int l, int branch, int N) {
     if (a->resid_p <= 0.0f) return dx;
     memset(a->h, 0, (size_t)N * a->C * sizeof(float));
-    dropout_backward(a->h, dx, a->resid_p, resid_seed(a->dropout_seed, l, branch), N, a->C);
+    dropout_backward(a->h, dx, a->resid_p, resid_seed(a->dropout_seed, l, branch), a->row0, N, a->C);
     return a->h;
 }
 

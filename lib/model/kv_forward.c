@@ -81,7 +81,7 @@ static void proj(const vet_model *m, vet_kv *kv, int l, int t, float *out, const
     int outc, in;
     vet_lora_dims(&m->cfg, t, &outc, &in);
     lora_proj_w p = lora_layer_proj(m, l, t);
-    lora_proj_forward(out, kv->u, NULL, inp, p.w, p.b, p.A, p.B, kv->r, m->lora.scale, 0.0f, 0, n,
+    lora_proj_forward(out, kv->u, NULL, inp, p.w, p.b, p.A, p.B, kv->r, m->lora.scale, 0.0f, 0, 0, n,
                       in, outc);
 }
 

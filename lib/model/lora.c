@@ -136,12 +136,12 @@ lora_proj_w lora_layer_proj(const vet_model *m, int l, int t) {
 
 void lora_proj_forward(float *out, float *u, float *xd, const float *inp, const float *W,
                        const float *bias, const float *A, const float *B, int r, float scale,
-                       float dropout, uint64_t seed, int N, int in, int outc) {
+                       float dropout, uint64_t seed, int64_t row0, int N, int in, int outc) {
     matmul_forward(out, inp, W, bias, N, in, outc);  // (N,out) base
     if (!A) return;
     const float *x = inp;
     if (dropout > 0.0f) {  // xd (N,in) = dropout(inp)
-        dropout_forward(xd, inp, dropout, seed, N, in);
+        dropout_forward(xd, inp, dropout, seed, row0, N, in);
         x = xd;
     }
     matmul_forward(u, x, A, NULL, N, in, r);  // u (N,r) = x · A^T
@@ -152,7 +152,7 @@ void lora_proj_forward(float *out, float *u, float *xd, const float *inp, const 
 void lora_proj_backward(float *dinp, float *dW, float *dbias, float *dA, float *dB, float *du,
                         float *xd, const float *dout, const float *inp, const float *u,
                         const float *W, const float *A, const float *B, int r, float scale,
-                        float dropout, uint64_t seed, int N, int in, int outc) {
+                        float dropout, uint64_t seed, int64_t row0, int N, int in, int outc) {
     matmul_backward(dinp, dW, dbias, dout, inp, W, N, in, outc);
     if (!A) return;
     // du (N,r) = scale * dout · B
@@ -161,7 +161,7 @@ void lora_proj_backward(float *dinp, float *dW, float *dbias, float *dA, float *
         vet_sgemm(1, 0, outc, r, N, scale, dout, outc, u, r, 1.0f, dB, r);
     const float *x = inp;
     if (dropout > 0.0f) {  // the same mask as the forward, regenerated from its seed
-        dropout_forward(xd, inp, dropout, seed, N, in);
+        dropout_forward(xd, inp, dropout, seed, row0, N, in);
         x = xd;
     }
     if (dA)  // dA (r,in) += du^T · x
@@ -169,7 +169,7 @@ void lora_proj_backward(float *dinp, float *dW, float *dbias, float *dA, float *
     if (!dinp) return;
     if (dropout > 0.0f) {  // dinp += mask/(1-p) * (du · A); xd is free again: use it
         vet_sgemm(0, 0, N, in, r, 1.0f, du, r, A, in, 0.0f, xd, in);
-        dropout_backward(dinp, xd, dropout, seed, N, in);
+        dropout_backward(dinp, xd, dropout, seed, row0, N, in);
     } else {
         vet_sgemm(0, 0, N, in, r, 1.0f, du, r, A, in, 1.0f, dinp, in);
     }

@@ -67,6 +67,24 @@ int vet_batch_from_rows(vet_batch *b, const vet_row *rows, int n_rows, int vocab
     return 0;
 }
 
+int vet_batch_slice(vet_batch *dst, const vet_batch *src, int r0, int n, vet_err *err) {
+    memset(dst, 0, sizeof *dst);
+    if (r0 < 0 || n <= 0 || r0 + n > src->B)
+        return vet_errf(err, "rows [%d, %d) are not a slice of a batch of %d rows", r0, r0 + n, src->B);
+    size_t off = (size_t)r0 * src->T, cnt = (size_t)n * src->T, bytes = cnt * sizeof(int32_t);
+    dst->B = n, dst->T = src->T, dst->row0 = src->row0 + (int64_t)off;
+    dst->tokens = malloc(bytes), dst->targets = malloc(bytes), dst->pos = malloc(bytes), dst->seg = malloc(bytes);
+    if (!dst->tokens || !dst->targets || !dst->pos || !dst->seg) {
+        vet_batch_free(dst);
+        return vet_err_nomem(err, "out of memory for a batch of %d x %d", n, src->T);
+    }
+    memcpy(dst->tokens, src->tokens + off, bytes);
+    memcpy(dst->targets, src->targets + off, bytes);
+    memcpy(dst->pos, src->pos + off, bytes);
+    memcpy(dst->seg, src->seg + off, bytes);
+    return 0;
+}
+
 void vet_batch_free(vet_batch *b) {
     free(b->tokens);
     free(b->targets);

@@ -25,6 +25,10 @@ typedef struct {
     int32_t *targets;  // (B,T) id to predict at each position, -1 = no loss
     int32_t *pos;      // (B,T) position inside the sample (RoPE), 0 for padding
     int32_t *seg;      // (B,T) sample index inside the row, -1 for padding
+    // The flattened index (b*T + t) of this batch's first position inside a bigger batch it is
+    // a slice of (a rank's share of a data-parallel micro-batch, vet_batch_slice), else 0. The
+    // dropout masks of position n are keyed by row0 + n, so a slice draws the whole's masks.
+    int64_t row0;
 } vet_batch;
 
 // One packed row as vet-pack writes it (docs/formats.md): tokens/targets of length n and the
@@ -38,6 +42,9 @@ typedef struct {
 // (starts not ascending from 0, a start beyond n, a token outside [0, vocab)).
 int vet_batch_from_rows(vet_batch *b, const vet_row *rows, int n_rows, int vocab_size, vet_err *err);
 void vet_batch_free(vet_batch *b);
+// dst = rows [r0, r0 + n) of src (copied; same T, so padded to src's longest row), with
+// row0 = src->row0 + r0 * T: the slice trains with the whole's dropout masks. 0 < n, r0 + n <= B.
+int vet_batch_slice(vet_batch *dst, const vet_batch *src, int r0, int n, vet_err *err);
 int vet_batch_n_targets(const vet_batch *b);  // positions with target != -1
 
 // Word dropout (Iyyer et al. 2015; Bowman et al. 2016): each context token that carries no

@@ -110,10 +110,12 @@ void crossentropy_smoothed_softmax_backward_inplace(float *logits, float *loss, 
 
 // --- dropout (inverted, as torch.nn.Dropout) ------------------------------------------------
 // out (N,C) = inp * mask / (1-p), the mask drawn from seed per row (reproducible, any thread
-// count). p == 0 copies.
-void dropout_forward(float *out, const float *inp, float p, uint64_t seed, int N, int C);
-// dinp (N,C) += dout * mask / (1-p), the same mask regenerated from seed.
-void dropout_backward(float *dinp, const float *dout, float p, uint64_t seed, int N, int C);
+// count). p == 0 copies. Row n's mask is keyed by row0 + n: the batch's first row's index in a
+// bigger batch (a rank's share of a data-parallel micro-batch: vet_batch.row0; else 0), so
+// the rows of a slice at row0 get the masks of those rows of the whole.
+void dropout_forward(float *out, const float *inp, float p, uint64_t seed, int64_t row0, int N, int C);
+// dinp (N,C) += dout * mask / (1-p), the same mask regenerated from (seed, row0).
+void dropout_backward(float *dinp, const float *dout, float p, uint64_t seed, int64_t row0, int N, int C);
 
 // --- AdamW, as torch.optim.AdamW (decoupled weight decay, bias correction) ----------------
 // step counts from 1. p -= lr*wd*p, then m,v moments and p -= lr * mhat / (sqrt(vhat) + eps).

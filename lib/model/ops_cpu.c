@@ -266,14 +266,14 @@ void crossentropy_softmax_backward_inplace(float *logits, float *loss, const int
 }
 
 // --- dropout -------------------------------------------------------------------------------------
-// Row n's mask comes from its own stream seeded by (seed, n): the same mask for any thread count,
-// and backward regenerates it instead of storing it.
-static void dropout_rows_scalar(float *out, const float *inp, float p, uint64_t seed, int n0, int n1,
-                                int C, int accumulate) {
+// Row n's mask comes from its own stream seeded by (seed, row0 + n): the same mask for any thread
+// count, and backward regenerates it instead of storing it.
+static void dropout_rows_scalar(float *out, const float *inp, float p, uint64_t seed, int64_t row0, int n0,
+                                int n1, int C, int accumulate) {
     float keep_scale = 1.0f / (1.0f - p);
     for (int n = n0; n < n1; n++) {
         vet_rng r;
-        vet_rng_seed(&r, vet_rng_hash(seed, (uint64_t)n));
+        vet_rng_seed(&r, vet_rng_hash(seed, (uint64_t)(row0 + n)));
         const float *x = inp + (size_t)n * C;
         float *y = out + (size_t)n * C;
         for (int c = 0; c < C; c++) {
@@ -289,13 +289,13 @@ static void dropout_rows_scalar(float *out, const float *inp, float p, uint64_t 
 // AVX2: rows four at a time, their four streams in the lanes of one register (ops_simd.c),
 // the masks drawn MASK_COLS columns at a time into a small buffer, then applied.
 #define MASK_COLS 256
-static void dropout_rows_avx2(float *out, const float *inp, float p, uint64_t seed, int n0, int C,
-                              int accumulate) {
+static void dropout_rows_avx2(float *out, const float *inp, float p, uint64_t seed, int64_t row0, int n0,
+                              int C, int accumulate) {
     float keep_scale = 1.0f / (1.0f - p);
     int64_t thr = (int64_t)ceil((double)p * 16777216.0);  // p * 2^24 is exact in double
     int32_t mask[4 * MASK_COLS];
     uint64_t st[4][4];
-    for (int j = 0; j < 4; j++) vet_rng_core_seed(st[j], vet_rng_core_hash(seed, (uint64_t)(n0 + j)));
+    for (int j = 0; j < 4; j++) vet_rng_core_seed(st[j], vet_rng_core_hash(seed, (uint64_t)(row0 + n0 + j)));
     for (int c0 = 0; c0 < C; c0 += MASK_COLS) {
         int w = C - c0 < MASK_COLS ? C - c0 : MASK_COLS;
         vet_avx2_dropout_masks4(mask, st, thr, w);
@@ -306,32 +306,32 @@ static void dropout_rows_avx2(float *out, const float *inp, float p, uint64_t se
     }
 }
 
-static void dropout_apply(float *out, const float *inp, float p, uint64_t seed, int N, int C,
+static void dropout_apply(float *out, const float *inp, float p, uint64_t seed, int64_t row0, int N, int C,
                           int accumulate) {
     int quads = vet_simd_avx2() ? N / 4 : 0, rest = quads * 4;
     if (quads) {
 #pragma omp parallel for schedule(static) if ((size_t)N * C >= VET_PAR_MIN)
-        for (int q = 0; q < quads; q++) dropout_rows_avx2(out, inp, p, seed, 4 * q, C, accumulate);
+        for (int q = 0; q < quads; q++) dropout_rows_avx2(out, inp, p, seed, row0, 4 * q, C, accumulate);
     }
     int left = N - rest;
 #pragma omp parallel for schedule(static) if ((size_t)left * C >= VET_PAR_MIN)
-    for (int n = rest; n < N; n++) dropout_rows_scalar(out, inp, p, seed, n, n + 1, C, accumulate);
+    for (int n = rest; n < N; n++) dropout_rows_scalar(out, inp, p, seed, row0, n, n + 1, C, accumulate);
 }
 
-void dropout_forward(float *out, const float *inp, float p, uint64_t seed, int N, int C) {
+void dropout_forward(float *out, const float *inp, float p, uint64_t seed, int64_t row0, int N, int C) {
     if (p <= 0.0f) {
         memcpy(out, inp, (size_t)N * C * sizeof(float));
         return;
     }
-    dropout_apply(out, inp, p, seed, N, C, 0);
+    dropout_apply(out, inp, p, seed, row0, N, C, 0);
 }
 
-void dropout_backward(float *dinp, const float *dout, float p, uint64_t seed, int N, int C) {
+void dropout_backward(float *dinp, const float *dout, float p, uint64_t seed, int64_t row0, int N, int C) {
     if (p <= 0.0f) {
         add_inplace(dinp, dout, (size_t)N * C);
         return;
     }
-    dropout_apply(dinp, dout, p, seed, N, C, 1);
+    dropout_apply(dinp, dout, p, seed, row0, N, C, 1);
 }
 
 // --- AdamW ---------------------------------------------------------------------------------------

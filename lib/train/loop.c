@@ -37,17 +37,31 @@ static void shuffle_epoch(train_run *r, int epoch) {
 }
 
 // This rank's share of micro-batch `micro` of the current epoch's order (parallel.c; alone,
-// the whole micro-batch; the epoch's last may hold fewer rows), n > 0 of them; *real_tokens:
-// the tokens of its rows, padding not counted.
-static int micro_batch(train_run *r, long micro, vet_batch *b, long *real_tokens, vet_err *err) {
-    int first, n = train_share(r, micro, &first);
-    vet_row rows[n];
+// the whole micro-batch; the epoch's last may hold fewer rows), n > 0 of them, token dropout
+// drawn from seed; *real_tokens: the tokens of its rows, padding not counted. Every rank builds
+// the whole (global) micro-batch, draws its token dropout and cuts its rows out of it: the share
+// is padded to the global batch's longest row and its row0 is its place in the global batch, so
+// its token dropout and its dropout masks are those of one process with the global batch size
+// (docs/scale.md, "Dropout"). Alone the share is the whole, as it always was.
+static int micro_batch(train_run *r, long micro, uint64_t seed, vet_batch *b, long *real_tokens, vet_err *err) {
+    int first, n = train_share(r, micro, &first), g0 = (int)(micro * train_global_batch(r));
+    int gn = r->train.n_rows - g0 < train_global_batch(r) ? r->train.n_rows - g0 : train_global_batch(r);
+    vet_row rows[gn];
     *real_tokens = 0;
-    for (int i = 0; i < n; i++) {
-        rows[i] = r->train.rows[r->order[first + i]];
-        *real_tokens += rows[i].n;
+    for (int i = 0; i < gn; i++) {
+        rows[i] = r->train.rows[r->order[g0 + i]];
+        if (i >= first - g0 && i < first - g0 + n) *real_tokens += rows[i].n;
     }
-    return vet_batch_from_rows(b, rows, n, r->m.cfg.vocab_size, err);
+    vet_batch whole;
+    if (vet_batch_from_rows(&whole, rows, gn, r->m.cfg.vocab_size, err) < 0) return -1;
+    vet_batch_drop_tokens(&whole, r->o->token_dropout, r->train.unk_id, vet_rng_hash(seed, 0x70CE));
+    if (gn == n) {  // the share is the whole (one process, or the share is everything left)
+        *b = whole;
+        return 0;
+    }
+    int rc = vet_batch_slice(b, &whole, first - g0, n, err);
+    vet_batch_free(&whole);
+    return rc;
 }
 
 // The micro-batches [first, last) of the step's epoch that make one optimizer step (each
@@ -75,7 +89,7 @@ static step_span span_of(train_run *r, long step) {
 // One optimizer step
 
 // Forward and backward of each micro-batch of the step (token dropout and the dropout masks
-// drawn from (seed, step, micro-batch)); the backend accumulates the gradients. The backward
+// drawn from (seed, step, micro-batch), whatever the number of ranks); the backend accumulates the gradients. The backward
 // is of loss_sum / targets, times fp16's loss scale: the gradient of the step's mean loss.
 static int forward_backward(train_run *r, long step, const step_span *s, float loss_scale, double *loss_sum,
                             long *tokens, vet_err *err) {
@@ -87,9 +101,9 @@ static int forward_backward(train_run *r, long step, const step_span *s, float l
         long real;
         int first;
         if (train_share(r, mi, &first) == 0) continue;  // nothing of an epoch's short last one here
-        if (micro_batch(r, mi, &b, &real, err) < 0) return vet_err_prefix(err, "training rows");
-        uint64_t seed = train_rank_seed(r, vet_rng_hash(vet_rng_hash(o->seed, (uint64_t)step), (uint64_t)mi));
-        vet_batch_drop_tokens(&b, o->token_dropout, r->train.unk_id, vet_rng_hash(seed, 0x70CE));
+        // One seed for every rank: a share's masks are keyed by its rows' global places (row0).
+        uint64_t seed = vet_rng_hash(vet_rng_hash(o->seed, (uint64_t)step), (uint64_t)mi);
+        if (micro_batch(r, mi, seed, &b, &real, err) < 0) return vet_err_prefix(err, "training rows");
         double ls;
         int rc = r->be.forward_backward(r->be.ctx, &b, seed, grad_scale, &ls, err);
         vet_batch_free(&b);

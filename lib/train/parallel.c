@@ -3,7 +3,6 @@
 // the identity, so a run without mpirun computes what it always did.
 #include <time.h>
 
-#include "base/rng.h"
 #include "train/run.h"
 
 static double now_s(void) {
@@ -21,14 +20,6 @@ int train_share(const train_run *r, long micro, int *first) {
     long n = r->train.n_rows - start;
     *first = (int)start;
     return n <= 0 ? 0 : n < bs ? (int)n : (int)bs;
-}
-
-// Each rank's share of a micro-batch draws its own dropout masks (the masks are a function of a
-// row's place in its batch, so sharing the seed would repeat rank 0's masks on every rank).
-// With dropout, N ranks are therefore the same training as one process in distribution, not
-// in the numbers (docs/scale.md).
-uint64_t train_rank_seed(const train_run *r, uint64_t seed) {
-    return r->comm->rank == 0 ? seed : vet_rng_hash(seed, 0xDA7A0000ULL + (uint64_t)r->comm->rank);
 }
 
 // The step's status on every rank: (1 + error kind) << 1 when this rank failed, | 1 when it

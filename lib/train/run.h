@@ -65,8 +65,6 @@ void train_describe_param(const train_run *r, size_t idx, char *buf, size_t n);
 int train_share(const train_run *r, long micro, int *first);
 // parallel.c: the rows of one global micro-batch: batch_size x ranks.
 int train_global_batch(const train_run *r);
-// parallel.c: the dropout seed of this rank's share of a micro-batch (rank 0: seed itself).
-uint64_t train_rank_seed(const train_run *r, uint64_t seed);
 // parallel.c: after a step's backward on every rank (rc: this rank's result, err its error):
 // the ranks agree who failed (the first failing rank's error kind becomes every rank's) and
 // whether to stop; then the loss and token count (sums[2]) and the gradients are summed over

@@ -26,10 +26,10 @@ export OMP_NUM_THREADS=1
 mpi() { local np=$1; shift; mpirun -np "$np" --oversubscribe --allow-run-as-root -x OMP_NUM_THREADS \
     -x ASAN_OPTIONS ${VET_TRAIN_FAIL_AT:+-x VET_TRAIN_FAIL_AT} "$VET_BIN/vet-train" "$@"; }
 one() { "$VET_BIN/vet-train" "$@"; }
-# LoRA on the fixture's micro model, 8 steps of 2 micro-batches, validation and checkpoints.
-# Dropout off: with it each rank draws its own masks (docs/scale.md).
+# LoRA on the fixture's micro model, 8 steps of 2 micro-batches, validation and checkpoints;
+# dropout off here (case 1b turns every kind on).
 args() { echo --threads 1 -q --base "$tmp/base" --train "$tmp/train.msgpack.zst" --val "$tmp/val.msgpack.zst" \
-    --epochs 100 --max-steps 8 --grad-accum 2 --lr 1e-3 --lora-r 4 --lora-alpha 8 --lora-dropout 0 \
+    --epochs 100 --max-steps 8 --grad-accum 2 --lr 1e-3 --lora-r 4 --lora-alpha 8 --lora-dropout ${DROP:-0} \
     --save-every 3 --eval-every 4 --out "$tmp/$1"; }
 
 # compare.py A B [FROM]: the losses (and validation losses) of steps FROM.. within 1e-6 relative;
@@ -79,6 +79,18 @@ doubled_ok() {
     compare "$tmp/one4" "$tmp/two2"
 }
 check mpi_2x2_trains_as_1x4 doubled_ok
+
+# 1b. The same with LoRA, residual and token dropout on: a rank's share of a micro-batch is
+# padded to the global batch's longest row and keys its masks by its rows' global places
+# (vet_batch.row0), every rank with the one seed, so the masks and dropped tokens are the
+# one-process run's. Against the per-rank masks this used to be, the losses differ at step 1.
+dropout_ok() {
+    local drop="--resid-dropout 0.1 --token-dropout 0.1"
+    one $(DROP=0.1 args d_one4) --batch-size 4 $drop || return 1
+    mpi 2 $(DROP=0.1 args d_two2) --batch-size 2 $drop || return 1
+    compare "$tmp/d_one4" "$tmp/d_two2"
+}
+check mpi_2x2_trains_as_1x4_with_dropout dropout_ok
 
 # 2. Deterministic: another 2-rank run gives the same bits (the rank-order sum), and rank 1
 # wrote nothing (rank 0 alone writes OUT: one log, one set of checkpoints).

@@ -746,19 +746,26 @@ static void run_config(const config *c) {
             float *d_x = devf(x, n), *d_y = devf(NULL, n), *d_dout = devf(dout, n), *d_dinp = devf(dinp, n);
             char nm[64];
             snprintf(sh, sizeof sh, "N=%d C=%d p=%g", N, W, ps[k]);
-            dropout_forward(y, x, ps[k], s, N, W);
-            TRY(dropout_forward_cuda(ctx, d_y, d_x, ps[k], s, N, W, &err));
+            dropout_forward(y, x, ps[k], s, 0, N, W);
+            TRY(dropout_forward_cuda(ctx, d_y, d_x, ps[k], s, 0, N, W, &err));
             snprintf(nm, sizeof nm, "dropout_forward p=%g", ps[k]);
             r = compare_bits(nm, sh, d_y, y, n);
-            TIME(dropout_forward_cuda(ctx, d_y, d_x, ps[k], s, N, W, &err), r->ms);
+            TIME(dropout_forward_cuda(ctx, d_y, d_x, ps[k], s, 0, N, W, &err), r->ms);
+            // a rank's share: rows [r0, N) run alone with row0 = r0 (not a warp's multiple)
+            // are the CPU's whole-batch rows r0.. bit for bit
+            int r0 = N > 37 ? 37 : N / 2;
+            size_t off = (size_t)r0 * W;
+            TRY(dropout_forward_cuda(ctx, d_y, d_x + off, ps[k], s, r0, N - r0, W, &err));
+            snprintf(nm, sizeof nm, "dropout_forward row0=%d p=%g", r0, ps[k]);
+            compare_bits(nm, sh, d_y, y + off, n - off);
             // backward: += onto the same random start, with the forward's mask
-            dropout_backward(dinp, dout, ps[k], s, N, W);
-            TRY(dropout_backward_cuda(ctx, d_dinp, d_dout, ps[k], s, N, W, &err));
+            dropout_backward(dinp, dout, ps[k], s, 0, N, W);
+            TRY(dropout_backward_cuda(ctx, d_dinp, d_dout, ps[k], s, 0, N, W, &err));
             snprintf(nm, sizeof nm, "dropout_backward p=%g", ps[k]);
             r = compare_bits(nm, sh, d_dinp, dinp, n);
-            TIME(dropout_backward_cuda(ctx, d_dinp, d_dout, ps[k], s, N, W, &err), r->ms);
+            TIME(dropout_backward_cuda(ctx, d_dinp, d_dout, ps[k], s, 0, N, W, &err), r->ms);
             // in place (out == inp), as the residual dropout uses it on the CPU
-            TRY(dropout_forward_cuda(ctx, d_x, d_x, ps[k], s, N, W, &err));
+            TRY(dropout_forward_cuda(ctx, d_x, d_x, ps[k], s, 0, N, W, &err));
             snprintf(nm, sizeof nm, "dropout_forward in place p=%g", ps[k]);
             compare_bits(nm, sh, d_x, y, n);
             free(x), free(y), free(dout), free(dinp);

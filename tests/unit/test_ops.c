@@ -331,8 +331,8 @@ static void test_crossentropy_smoothed(void) {
 static void test_dropout(void) {
     int N = 50, C = 40;
     float *x = randn(N * C, 20, 1.0f), *y = calloc(N * C, 4), *y2 = calloc(N * C, 4);
-    dropout_forward(y, x, 0.25f, 77, N, C);
-    dropout_forward(y2, x, 0.25f, 77, N, C);
+    dropout_forward(y, x, 0.25f, 77, 0, N, C);
+    dropout_forward(y2, x, 0.25f, 77, 0, N, C);
     CHECK(memcmp(y, y2, N * C * 4) == 0);
     int zeros = 0;
     for (int i = 0; i < N * C; i++) {
@@ -342,11 +342,42 @@ static void test_dropout(void) {
     CHECK(zeros > 0.2 * N * C && zeros < 0.3 * N * C);
     float *d = calloc(N * C, 4), *ones = malloc(N * C * 4);
     for (int i = 0; i < N * C; i++) ones[i] = 1.0f;
-    dropout_backward(d, ones, 0.25f, 77, N, C);
+    dropout_backward(d, ones, 0.25f, 77, 0, N, C);
     for (int i = 0; i < N * C; i++) CHECK((d[i] == 0.0f) == (y[i] == 0.0f));
-    dropout_forward(y2, x, 0.25f, 78, N, C);
+    dropout_forward(y2, x, 0.25f, 78, 0, N, C);
     CHECK(memcmp(y, y2, N * C * 4) != 0);  // another seed, another mask
     free(x); free(y); free(y2); free(d); free(ones);
+}
+
+// A slice of rows [r0, r0 + n) of a batch, run with row0 = r0, gets exactly the whole batch's
+// masks for those rows (forward and backward), whatever the alignment of the AVX2 path's
+// quads of rows; row0 = 0 on the slice would give the first rows' masks instead.
+static void test_dropout_row0(void) {
+    int N = 50, C = 300;  // C over the AVX2 path's 256-column mask tile
+    float *x = randn(N * C, 21, 1.0f), *y = calloc(N * C, 4), *d = calloc(N * C, 4);
+    float *ys = calloc(N * C, 4), *ds = calloc(N * C, 4);
+    dropout_forward(y, x, 0.3f, 91, 0, N, C);
+    for (int i = 0; i < N * C; i++) d[i] = 0.5f;
+    dropout_backward(d, x, 0.3f, 91, 0, N, C);
+    const int cuts[][2] = {{1, 13}, {3, 9}, {4, 40}, {17, 33}, {49, 1}, {0, 50}};
+    for (size_t k = 0; k < sizeof cuts / sizeof cuts[0]; k++) {
+        int r0 = cuts[k][0], n = cuts[k][1];
+        const float *xs = x + (size_t)r0 * C;
+        dropout_forward(ys, xs, 0.3f, 91, r0, n, C);
+        CHECK(memcmp(ys, y + (size_t)r0 * C, (size_t)n * C * 4) == 0);
+        for (int i = 0; i < n * C; i++) ds[i] = 0.5f;
+        dropout_backward(ds, xs, 0.3f, 91, r0, n, C);
+        CHECK(memcmp(ds, d + (size_t)r0 * C, (size_t)n * C * 4) == 0);
+        // offsets compose: a whole at row0 = 100 holds the slice at row0 = 100 + r0
+        dropout_forward(d, x, 0.3f, 91, 100, N, C);
+        dropout_forward(ys, xs, 0.3f, 91, 100 + r0, n, C);
+        CHECK(memcmp(ys, d + (size_t)r0 * C, (size_t)n * C * 4) == 0);
+        for (int i = 0; i < N * C; i++) d[i] = 0.5f;
+        dropout_backward(d, x, 0.3f, 91, 0, N, C);  // the whole's backward again for the next cut
+    }
+    dropout_forward(ys, x + 17 * C, 0.3f, 91, 0, 33, C);  // no offset: other masks
+    CHECK(memcmp(ys, y + 17 * C, 33 * C * 4) != 0);
+    free(x); free(y); free(d); free(ys); free(ds);
 }
 
 // --- AdamW -------------------------------------------------------------------------------------
@@ -396,8 +427,8 @@ static void test_simd_exact(void) {
         swiglu_forward(out[k], g, u, n);
         swiglu_backward(dg[k], du[k], d, g, u, n);
         swiglu_backward_set(dgs[k], dus[k], d, g, u, n);
-        dropout_forward(dr[k], g, 0.3f, 99, N, C);
-        dropout_backward(db[k], d, 0.1f, 98, N, C);
+        dropout_forward(dr[k], g, 0.3f, 99, 0, N, C);
+        dropout_backward(db[k], d, 0.1f, 98, 0, N, C);
         rms[k] = calloc(N * C, 4), rstd[k] = calloc(N, 4), drms[k] = randn(N * C, 66, 1.0f), dw[k] = calloc(C, 4);
         rmsnorm_forward(rms[k], rstd[k], u, d, N, C - 3, 1e-5f);  // C - 3: a tail of 5 past 8-lane blocks
         rmsnorm_backward(drms[k], dw[k], g + 7, u, d, rstd[k], N, C - 3);
@@ -481,7 +512,7 @@ static void run_ops_big(par_out *o, int threads) {
     for (int i = 0; i < N; i++) tg[i] = i % 7 == 0 ? -1 : (i * 13) % V;
     crossentropy_softmax_backward_inplace(o->ce, o->cel, tg, N, V);
     o->dr = calloc(N * C, 4);
-    dropout_backward(o->dr, dy, 0.3f, 5, N, C);
+    dropout_backward(o->dr, dy, 0.3f, 5, 0, N, C);
     free(seg); free(q); free(k); free(v); free(dout); free(x); free(w); free(dy); free(W); free(bias); free(tg);
 }
 static void test_threads_agree(void) {
@@ -518,6 +549,7 @@ int main(void) {
     RUN(test_crossentropy);
     RUN(test_crossentropy_smoothed);
     RUN(test_dropout);
+    RUN(test_dropout_row0);
     RUN(test_adamw);
     RUN(test_threads_agree);
     RUN(test_simd_exact);

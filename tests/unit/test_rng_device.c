@@ -118,7 +118,7 @@ static void test_kernel_walk_equals_cpu_dropout(void) {
                 size_t n = (size_t)N * C, bytes = n * sizeof(float);
                 float *x = malloc(bytes), *a = malloc(bytes), *b = malloc(bytes);
                 fill(x, n, &r);
-                dropout_forward(a, x, ps[ip], seeds[is], N, C);
+                dropout_forward(a, x, ps[ip], seeds[is], 0, N, C);
                 kernel_walk(b, x, ps[ip], seeds[is], N, C, 0);
                 fwd_bad += memcmp(a, b, bytes) != 0;
                 for (size_t i = 0; i < n; i++) dropped += a[i] == 0.0f && x[i] != 0.0f;
@@ -126,7 +126,7 @@ static void test_kernel_walk_equals_cpu_dropout(void) {
                 // backward: += onto the same random start
                 fill(a, n, &r);
                 memcpy(b, a, bytes);
-                dropout_backward(a, x, ps[ip], seeds[is], N, C);
+                dropout_backward(a, x, ps[ip], seeds[is], 0, N, C);
                 kernel_walk(b, x, ps[ip], seeds[is], N, C, 1);
                 bwd_bad += memcmp(a, b, bytes) != 0;
                 free(x), free(a), free(b);

@@ -324,19 +324,19 @@ int scale_inplace_cuda(vet_cuda *ctx, float *x, float s, size_t n, vet_err *err)
 // --- dropout -----------------------------------------------------------------------------------
 // The CPU ops themselves: the kernel's masks are these bit for bit (lib/base/rng_core.h, shared;
 // tests/unit/test_rng_device.c runs the kernel's tile walk in C against them).
-int dropout_forward_cuda(vet_cuda *ctx, float *out, const float *inp, float p, uint64_t seed, int N,
-                         int C, vet_err *err) {
+int dropout_forward_cuda(vet_cuda *ctx, float *out, const float *inp, float p, uint64_t seed, int64_t row0,
+                         int N, int C, vet_err *err) {
     CHECK_CTX(ctx, err);
     if (N <= 0 || C <= 0 || (p <= 0.0f && out == inp)) return 0;  // memcpy onto itself is undefined
-    dropout_forward(out, inp, p, seed, N, C);
+    dropout_forward(out, inp, p, seed, row0, N, C);
     return 0;
 }
 
 int dropout_backward_cuda(vet_cuda *ctx, float *dinp, const float *dout, float p, uint64_t seed,
-                          int N, int C, vet_err *err) {
+                          int64_t row0, int N, int C, vet_err *err) {
     CHECK_CTX(ctx, err);
     if (N <= 0 || C <= 0) return 0;
-    dropout_backward(dinp, dout, p, seed, N, C);
+    dropout_backward(dinp, dout, p, seed, row0, N, C);
     return 0;
 }
 
