@@ -435,6 +435,32 @@ static void test_batch_errors(void) {
     CHECK_CONTAINS(err.msg, "not ascending");
 }
 
+// A slice (a rank's share of a data-parallel micro-batch) keeps the whole's T (its padding) and
+// rows, and its row0 is its first position's place in the whole; offsets compose; bad ranges fail.
+static void test_batch_slice(void) {
+    int32_t tok[3][5] = {{1, 2, 3, 4, 5}, {6, 7}, {8, 9, 1}}, tgt[3][5] = {{2, 3, 4, 5, -1}, {7, -1}, {9, 1, -1}};
+    int32_t st[3][1] = {{0}, {0}, {0}};
+    vet_row r[3] = {{tok[0], tgt[0], st[0], 5, 1}, {tok[1], tgt[1], st[1], 2, 1}, {tok[2], tgt[2], st[2], 3, 1}};
+    vet_err err;
+    vet_batch w, s, s2;
+    CHECK(vet_batch_from_rows(&w, r, 3, 10, &err) == 0);
+    CHECK(w.row0 == 0 && w.T == 5);
+    CHECK(vet_batch_slice(&s, &w, 1, 2, &err) == 0);
+    CHECK(s.B == 2 && s.T == 5 && s.row0 == 5);  // padded to the whole's longest row, not its own 3
+    CHECK(memcmp(s.tokens, w.tokens + 5, 10 * sizeof(int32_t)) == 0);
+    CHECK(memcmp(s.targets, w.targets + 5, 10 * sizeof(int32_t)) == 0);
+    CHECK(memcmp(s.pos, w.pos + 5, 10 * sizeof(int32_t)) == 0);
+    CHECK(memcmp(s.seg, w.seg + 5, 10 * sizeof(int32_t)) == 0);
+    CHECK(vet_batch_slice(&s2, &s, 1, 1, &err) == 0);
+    CHECK(s2.row0 == 10 && s2.tokens[0] == 8);
+    vet_batch_free(&s2);
+    CHECK(vet_batch_slice(&s2, &w, 2, 2, &err) == -1);
+    CHECK_CONTAINS(err.msg, "not a slice");
+    CHECK(vet_batch_slice(&s2, &w, 0, 0, &err) == -1);
+    vet_batch_free(&s);
+    vet_batch_free(&w);
+}
+
 // Word dropout: only loss-free context tokens change (never BOS, padding or any position that
 // carries a target), about p of them, the same for the same seed, and p = 0 changes nothing.
 static void test_token_dropout(void) {
@@ -600,6 +626,7 @@ int main(void) {
     RUN(test_deterministic);
     RUN(test_dropout_grad);
     RUN(test_resid_dropout_grad);
+    RUN(test_batch_slice);
     RUN(test_load);
     RUN(test_kv_cache_llama3);
     RUN(test_kv_cache_qwen_tied);
