@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "cli.h"
 #include "io/config.h"
@@ -114,6 +115,7 @@ static void on_signal(int sig) {
 typedef struct {
     int quiet, tty;
     long log_every;
+    long step_delay_ms;  // the test hook VET_TRAIN_STEP_DELAY_MS (man vet-train)
 } progress;
 
 static void on_note(const char *line, void *ctx) {
@@ -123,6 +125,10 @@ static void on_note(const char *line, void *ctx) {
 
 static void on_step(const vet_step_info *s, void *ctx) {
     progress *p = ctx;
+    if (p->step_delay_ms > 0) {  // a run slow enough for a test's kill -9 to land mid-run on any machine
+        struct timespec d = {p->step_delay_ms / 1000, p->step_delay_ms % 1000 * 1000000L};
+        while (nanosleep(&d, &d) != 0) continue;
+    }
     if (p->quiet) return;
     if (p->tty) {
         int width = 30, done = (int)(width * s->step / (s->total_steps ? s->total_steps : 1));
@@ -323,7 +329,8 @@ static int local_gpu(int local_rank) {
 }
 
 // Under mpirun: the ranks, one GPU each with --device cuda (rank 0 speaks for the job: the others keep quiet but for errors),
-// and the test hook VET_TRAIN_FAIL_AT=RANK:STEP (man vet-train): that rank fails at that step.
+// and the test hooks (man vet-train): VET_TRAIN_FAIL_AT=RANK:STEP, that rank fails at that step;
+// VET_TRAIN_STEP_DELAY_MS=N, a pause after every step (outputs unchanged).
 static void join_ranks(flags *f, const vet_comm *comm) {
     f->o.comm = comm;
     if (comm->size > 1 && f->o.backend_new && !strchr(f->device, ':'))
@@ -332,6 +339,8 @@ static void join_ranks(flags *f, const vet_comm *comm) {
     const char *hook = getenv("VET_TRAIN_FAIL_AT");
     if (hook && *hook && sscanf(hook, "%d:%ld", &f->o.fail_rank, &f->o.fail_step) != 2)
         cli_usage_error("VET_TRAIN_FAIL_AT: '%s' is not RANK:STEP", hook);
+    const char *delay = getenv("VET_TRAIN_STEP_DELAY_MS");
+    if (delay && *delay) f->prog.step_delay_ms = cli_long("VET_TRAIN_STEP_DELAY_MS", delay, 0, 60000);
     if (comm->size > 1 && !f->prog.quiet)
         fprintf(stderr, "vet-train: data parallel: %d ranks (%s), %d rows each, a micro-batch of %ld rows\n",
                 comm->size, comm->name, f->o.batch_size, (long)f->o.batch_size * comm->size);

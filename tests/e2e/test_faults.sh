@@ -97,7 +97,11 @@ check faults_full_disk_dump_stdout dump_full
 lora_args=(--threads 2 -q --base "$fx/base" --train "$fx/train.msgpack.zst" --epochs 100 --max-steps 12
            --batch-size 2 --grad-accum 2 --lr 1e-3 --lora-r 4 --lora-alpha 8 --save-every 2 --save-limit 2)
 # The uninterrupted run, timed: from its first checkpoint to its end is the window kills land in.
+# Every killed run and this one pause 20 ms after each step (VET_TRAIN_STEP_DELAY_MS, outputs
+# unchanged): the window is then >= 200 ms on any machine, however fast (a quiet machine ran
+# the 12 steps in less time than the poll takes); the resumed runs go at full speed.
 now_ms() { echo $(($(date +%s%N) / 1000000)); }
+export VET_TRAIN_STEP_DELAY_MS=20
 "$VET_BIN/vet-train" "${lora_args[@]}" --out "$tmp/whole" & whole=$!
 waited=0
 until ls "$tmp"/whole/checkpoints/step-*/state.json >/dev/null 2>&1 || [ $waited -ge 3000 ]; do
@@ -123,7 +127,7 @@ train_kills() {
         kill -9 $pid 2>/dev/null; wait $pid 2>/dev/null
         if [ -f "$out/adapter_model.safetensors" ]; then rm -rf "$out"; continue; fi   # finished first
         landed=$((landed + 1))
-        if "$VET_BIN/vet-train" "${lora_args[@]}" --out "$out" --resume "$out" 2>"$tmp/resume.err" &&
+        if VET_TRAIN_STEP_DELAY_MS=0 "$VET_BIN/vet-train" "${lora_args[@]}" --out "$out" --resume "$out" 2>"$tmp/resume.err" &&
             cmp -s "$tmp/whole/adapter_model.safetensors" "$out/adapter_model.safetensors"; then
             resumed_ok=$((resumed_ok + 1))
         else

@@ -57,7 +57,9 @@ check train_lora_writes_peft_adapter lora_ok
 kill_resume_ok() {
     local out=$tmp/lora-b
     lora_args "$out"
-    "$VET_BIN/vet-train" "${args[@]}" & local pid=$!
+    # 25 ms after each step: the 18 steps after the 6th take >= 450 ms on any machine, so the
+    # kill lands mid-run (without it a quiet fast machine finished before the poll saw step 6).
+    VET_TRAIN_STEP_DELAY_MS=25 "$VET_BIN/vet-train" "${args[@]}" & local pid=$!
     local waited=0
     until [ -d "$out/checkpoints/step-00000006" ] || [ $waited -ge 600 ]; do sleep 0.05; waited=$((waited + 1)); done
     kill -9 $pid 2>/dev/null
