@@ -43,7 +43,10 @@ while IFS='|' read -r name want substr cmd; do
     name=$(echo $name) want=$(echo $want) substr=$(echo "$substr" | sed 's/^ *//; s/ *$//')
     [ -n "$name" ] || continue
     n=$((n + 1))
-    prog=$(eval "echo $cmd" | awk '{print $1}'); prog=$(basename "$prog")
+    # The program: the first word, past `env` and its VAR=value assignments (a case may set a
+    # program's environment variable: `env VET_X=bad $B/vet-train ...`).
+    prog=$(eval "echo $cmd" | awk '{ i = 1; if ($1 == "env") { i = 2; while ($i ~ /^[A-Za-z_][A-Za-z0-9_]*=/) i++ } print $i }')
+    prog=$(basename "$prog")
     eval "timeout 20 $cmd" >"$tmp/out" 2>"$tmp/err" </dev/null
     status=$? why=""
     if [ $status -eq 124 ]; then why="hung (killed after 20 s)"
