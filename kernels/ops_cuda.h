@@ -63,6 +63,19 @@ int vet_cuda_download_async(vet_cuda *ctx, void *dst_host, const void *src_dev, 
 // kernels/host/gpu_collective.c). NULL for the CPU stand-in.
 void *vet_cuda_stream(vet_cuda *ctx);
 
+// --- timing marks on the stream (kernels/context.cu) -----------------------------------------
+// A timer of n marks, each a CUDA event with timing on. vet_cuda_timer_mark queues mark i
+// (0 <= i < n) on ctx's stream: it takes its timestamp when the device reaches it, after the
+// work queued before it. vet_cuda_timer_ms waits for mark b and gives the milliseconds of
+// the device's clock between marks a and b (both queued, a first). A mark may be queued
+// again once its time has been read. The stand-in takes the wall clock at the call (its ops
+// are done when they return).
+typedef struct vet_cuda_timer vet_cuda_timer;
+vet_cuda_timer *vet_cuda_timer_new(vet_cuda *ctx, int n, vet_err *err);
+int vet_cuda_timer_mark(vet_cuda_timer *t, int i, vet_err *err);
+int vet_cuda_timer_ms(vet_cuda_timer *t, int a, int b, float *ms, vet_err *err);
+void vet_cuda_timer_free(vet_cuda_timer *t);
+
 // --- bf16 storage ---------------------------------------------------------------------------
 // bf16 values are uint16_t bit patterns (lib/base/half.h's layout); rounding is to nearest even,
 // as vet_f32_to_bf16 and PyTorch do.
@@ -147,10 +160,10 @@ int scale_inplace_cuda(vet_cuda *ctx, float *x, float s, size_t n, vet_err *err)
 
 // --- dropout (kernels/dropout.cu; inverted, as torch.nn.Dropout) -----------------------------
 // lib/model/ops.h's dropout_forward / dropout_backward with the same masks and values bit for bit:
-// row n draws from the stream seeded by vet_rng_hash(seed, row0 + n) (lib/base/rng.c; row0: the
-// batch's vet_batch.row0, 0 but for a rank's share of a data-parallel batch), one uniform per
-// column in order; a draw < p drops the element, else it is scaled by 1/(1-p). p <= 0 is the
-// identity. out may be inp (in place).
+// element (n, c) is kept by vet_dropout_keep4(seed, row0 + n, c / 4, ceil(p * 2^24))
+// (lib/base/philox.h, Philox4x32-10; row0: the batch's vet_batch.row0, 0 but for a rank's share
+// of a data-parallel batch); a kept element is scaled by 1/(1-p). p <= 0 is the identity. out
+// may be inp (in place).
 // out (N,C) = dropout(inp).
 int dropout_forward_cuda(vet_cuda *ctx, float *out, const float *inp, float p, uint64_t seed, int64_t row0,
                          int N, int C, vet_err *err);

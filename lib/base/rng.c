@@ -5,8 +5,8 @@
 
 #include "base/rng_core.h"
 
-// The generator's arithmetic lives in rng_core.h, shared with the CUDA dropout kernel so that
-// both draw the same bits; these are its vet_rng wrappers.
+// The generator's arithmetic lives in rng_core.h (__host__ __device__ under nvcc, so a kernel
+// could draw the same bits); these are its vet_rng wrappers.
 uint64_t vet_splitmix64(uint64_t *state) { return vet_rng_core_splitmix64(state); }
 
 uint64_t vet_rng_hash(uint64_t a, uint64_t b) { return vet_rng_core_hash(a, b); }

@@ -1,13 +1,13 @@
 // rng_core.h — the arithmetic of lib/base/rng.c's generator, once: splitmix64, the seed hash,
 // xoshiro256** and its uniform float, as inline functions over a bare uint64_t[4] state.
 //
-// Why a header of its own: the CUDA dropout kernel (kernels/dropout.cu) must draw exactly the
-// CPU's masks, bit for bit. Both lib/base/rng.c and that kernel are written on top of these
-// functions, so there is one copy of every constant and every shift: under nvcc they are
-// __host__ __device__, in C plain static inline. Everything is integer arithmetic on
-// uint64_t (exact on any machine) except the last step of vet_rng_core_uniform, which is
-// exact too (a 24-bit integer to float, times a power of two). tests/unit/test_rng_device.c
-// runs this header as C against values pinned from an independent implementation.
+// Why a header of its own: a kernel can draw exactly the CPU's streams, bit for bit, from the
+// one copy of every constant and every shift (under nvcc the functions are __host__
+// __device__, in C plain static inline). Everything is integer arithmetic on uint64_t (exact
+// on any machine) except the last step of vet_rng_core_uniform, which is exact too (a 24-bit
+// integer to float, times a power of two). tests/unit/test_rng_core.c checks this header
+// against values pinned from an independent implementation. (Dropout's masks, which the
+// device does make, come from the counter-based generator of philox.h instead: no stream.)
 //
 // Plain C11 / CUDA C++: no vet types, no libc calls (a kernel can include it as is).
 #ifndef VET_RNG_CORE_H
@@ -60,15 +60,6 @@ VET_HD uint64_t vet_rng_core_next(uint64_t s[4]) {
 // A float in [0, 1): the top 24 bits of a draw times 2^-24 (both steps exact in fp32).
 VET_HD float vet_rng_core_uniform(uint64_t s[4]) {
     return (float)(vet_rng_core_next(s) >> 40) * 0x1.0p-24f;
-}
-
-// The next n (<= 32) draws as bits: bit j is 1 when draw j is NOT below p, i.e. exactly when
-// lib/model/ops_cpu.c's dropout keeps that element (`u < p ? 0 : x * keep_scale`). The dropout
-// kernel takes a row's mask 32 columns at a time this way.
-VET_HD uint32_t vet_rng_core_keep_bits(uint64_t s[4], float p, int n) {
-    uint32_t bits = 0;
-    for (int j = 0; j < n; j++) bits |= (uint32_t)!(vet_rng_core_uniform(s) < p) << j;
-    return bits;
 }
 
 #endif

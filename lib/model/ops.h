@@ -109,8 +109,9 @@ void crossentropy_smoothed_softmax_backward_inplace(float *logits, float *loss, 
                                                     int n, int V, float eps);
 
 // --- dropout (inverted, as torch.nn.Dropout) ------------------------------------------------
-// out (N,C) = inp * mask / (1-p), the mask drawn from seed per row (reproducible, any thread
-// count). p == 0 copies. Row n's mask is keyed by row0 + n: the batch's first row's index in a
+// out (N,C) = inp * mask / (1-p), element (n, c) kept by vet_dropout_keep4(seed, row0 + n, c / 4,
+// ceil(p * 2^24)) (base/philox.h: counter-based, so reproducible for any thread count, and the
+// CUDA kernel's masks bit for bit). p == 0 copies. Row n's mask is keyed by row0 + n: the batch's first row's index in a
 // bigger batch (a rank's share of a data-parallel micro-batch: vet_batch.row0; else 0), so
 // the rows of a slice at row0 get the masks of those rows of the whole.
 void dropout_forward(float *out, const float *inp, float p, uint64_t seed, int64_t row0, int N, int C);

@@ -8,8 +8,7 @@
 #include <string.h>
 
 #include "model/ops_math.h"
-#include "base/rng.h"
-#include "base/rng_core.h"
+#include "base/philox.h"
 
 // Reductions over rows (a weight's gradient) are split by column block, never by row:
 // each output column is summed by one thread in row order, so the result does not depend
@@ -266,56 +265,43 @@ void crossentropy_softmax_backward_inplace(float *logits, float *loss, const int
 }
 
 // --- dropout -------------------------------------------------------------------------------------
-// Row n's mask comes from its own stream seeded by (seed, row0 + n): the same mask for any thread
-// count, and backward regenerates it instead of storing it.
-static void dropout_rows_scalar(float *out, const float *inp, float p, uint64_t seed, int64_t row0, int n0,
-                                int n1, int C, int accumulate) {
-    float keep_scale = 1.0f / (1.0f - p);
-    for (int n = n0; n < n1; n++) {
-        vet_rng r;
-        vet_rng_seed(&r, vet_rng_hash(seed, (uint64_t)(row0 + n)));
-        const float *x = inp + (size_t)n * C;
-        float *y = out + (size_t)n * C;
-        for (int c = 0; c < C; c++) {
-            // vet_rng_uniform's draw, inlined from rng_core.h (a call per element cost more
-            // than the draw): the same numbers, so the same masks as before and as the device.
-            float v = vet_rng_core_uniform(r.s) < p ? 0.0f : x[c] * keep_scale;
-            if (accumulate) y[c] += v;
-            else y[c] = v;
-        }
-    }
-}
+// Element (n, c)'s keep bit is vet_dropout_keep4(seed, row0 + n, c / 4, thr) (base/philox.h): a
+// pure function of its coordinates, the same for any thread count and any slice of rows, the
+// same on the device (kernels/dropout.cu), and backward regenerates it instead of storing it.
+// A row is done MASK_COLS columns at a time: their keep masks into a small buffer, then applied.
+#define MASK_COLS 256  // a multiple of 64 (the AVX2 masks come 64 columns at a time)
 
-// AVX2: rows four at a time, their four streams in the lanes of one register (ops_simd.c),
-// the masks drawn MASK_COLS columns at a time into a small buffer, then applied.
-#define MASK_COLS 256
-static void dropout_rows_avx2(float *out, const float *inp, float p, uint64_t seed, int64_t row0, int n0,
-                              int C, int accumulate) {
-    float keep_scale = 1.0f / (1.0f - p);
-    int64_t thr = (int64_t)ceil((double)p * 16777216.0);  // p * 2^24 is exact in double
-    int32_t mask[4 * MASK_COLS];
-    uint64_t st[4][4];
-    for (int j = 0; j < 4; j++) vet_rng_core_seed(st[j], vet_rng_core_hash(seed, (uint64_t)(row0 + n0 + j)));
+static void dropout_row(float *y, const float *x, float keep_scale, uint32_t thr, uint64_t seed,
+                        uint64_t row_key, int C, int accumulate, int simd) {
+    int32_t mask[MASK_COLS];
     for (int c0 = 0; c0 < C; c0 += MASK_COLS) {
-        int w = C - c0 < MASK_COLS ? C - c0 : MASK_COLS;
-        vet_avx2_dropout_masks4(mask, st, thr, w);
-        for (int j = 0; j < 4; j++) {
-            size_t off = (size_t)(n0 + j) * C + c0;
-            vet_avx2_dropout_apply_row(out + off, inp + off, mask + j * w, keep_scale, w, accumulate);
+        int w = C - c0 < MASK_COLS ? C - c0 : MASK_COLS, nq = (w + 3) / 4;
+        uint32_t q0 = (uint32_t)(c0 / 4);
+        if (simd) {
+            vet_avx2_dropout_keep(mask, seed, row_key, q0, nq, thr);
+            vet_avx2_dropout_apply_row(y + c0, x + c0, mask, keep_scale, w, accumulate);
+            continue;
+        }
+        for (int q = 0; q < nq; q++) {
+            unsigned bits = vet_dropout_keep4(seed, row_key, q0 + (uint32_t)q, thr);
+            for (int j = 0; j < 4; j++) mask[4 * q + j] = (int32_t)((bits >> j) & 1u);
+        }
+        for (int c = 0; c < w; c++) {
+            float v = mask[c] ? x[c0 + c] * keep_scale : 0.0f;
+            y[c0 + c] = accumulate ? y[c0 + c] + v : v;
         }
     }
 }
 
 static void dropout_apply(float *out, const float *inp, float p, uint64_t seed, int64_t row0, int N, int C,
                           int accumulate) {
-    int quads = vet_simd_avx2() ? N / 4 : 0, rest = quads * 4;
-    if (quads) {
+    float keep_scale = 1.0f / (1.0f - p);
+    uint32_t thr = vet_dropout_threshold(p);
+    int simd = vet_simd_avx2();
 #pragma omp parallel for schedule(static) if ((size_t)N * C >= VET_PAR_MIN)
-        for (int q = 0; q < quads; q++) dropout_rows_avx2(out, inp, p, seed, row0, 4 * q, C, accumulate);
-    }
-    int left = N - rest;
-#pragma omp parallel for schedule(static) if ((size_t)left * C >= VET_PAR_MIN)
-    for (int n = rest; n < N; n++) dropout_rows_scalar(out, inp, p, seed, row0, n, n + 1, C, accumulate);
+    for (int n = 0; n < N; n++)
+        dropout_row(out + (size_t)n * C, inp + (size_t)n * C, keep_scale, thr, seed, (uint64_t)(row0 + n), C,
+                    accumulate, simd);
 }
 
 void dropout_forward(float *out, const float *inp, float p, uint64_t seed, int64_t row0, int N, int C) {

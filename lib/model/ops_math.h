@@ -43,9 +43,10 @@ void vet_avx2_swiglu_forward(float *out, const float *gate, const float *up, siz
 // accumulate 1: dgate, dup +=; 0: written (=)
 void vet_avx2_swiglu_backward(float *dgate, float *dup, const float *dout, const float *gate,
                               const float *up, size_t n, int accumulate);
-// The keep masks (all ones: kept) of the next C draws of four rows, mask (4, C), from their
-// xoshiro256** states st[row], advanced past them; thr = ceil(p * 2^24).
-void vet_avx2_dropout_masks4(int32_t *mask, uint64_t st[4][4], int64_t thr, int C);
+// The keep masks (all ones: kept) mask (4 * nq) of one row's columns [4*q0, 4*(q0+nq)): the bits
+// of vet_dropout_keep4(seed, row_key, q, thr) (base/philox.h) for q = q0 .. q0+nq-1.
+void vet_avx2_dropout_keep(int32_t *mask, uint64_t seed, uint64_t row_key, uint32_t q0, int nq,
+                           uint32_t thr);
 // y (C) = or += x * keep_scale where mask, else 0.
 void vet_avx2_dropout_apply_row(float *y, const float *x, const int32_t *mask, float keep_scale, int C,
                                 int accumulate);

@@ -3,9 +3,8 @@
 // sums), chosen at run time.
 //
 // Why by hand: GCC leaves SwiGLU's forward scalar (the clamps of vet_expf read as control
-// flow), and dropout draws one xoshiro256** number per element, a serial chain per row. A
-// build for a generic x86-64 (NATIVE=0) would get neither AVX2 nor FMA from the compiler at
-// all. These functions carry their own target attribute and run only where
+// flow) and does not vectorize dropout's Philox rounds (32x32 -> 64-bit products). A build for
+// a generic x86-64 (NATIVE=0) would get neither AVX2 nor FMA from the compiler at all. These functions carry their own target attribute and run only where
 // __builtin_cpu_supports says the CPU has AVX2 and FMA, so one binary is fast on AVX2-only
 // machines (most cloud VMs and laptops) and still runs on older ones.
 //
@@ -17,7 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "base/rng_core.h"
+#include "base/philox.h"
 
 static int simd_off_;  // vet_ops_simd(0): the scalar loops everywhere (tests compare the two)
 
@@ -100,49 +99,75 @@ AVX2 void vet_avx2_swiglu_backward(float *dgate, float *dup, const float *dout, 
     }
 }
 
-// x * 5 and x * 9 on 64-bit lanes (AVX2 has no 64-bit multiply): shifts and adds, exact mod 2^64.
-AVX2 static inline __m256i mul5(__m256i x) { return _mm256_add_epi64(_mm256_slli_epi64(x, 2), x); }
-AVX2 static inline __m256i mul9(__m256i x) { return _mm256_add_epi64(_mm256_slli_epi64(x, 3), x); }
-AVX2 static inline __m256i rotl64(__m256i x, int k) {
-    return _mm256_or_si256(_mm256_slli_epi64(x, k), _mm256_srli_epi64(x, 64 - k));
+// (hi, lo) of the eight 32x32 -> 64-bit products m * x[i]. _mm256_mul_epu32 multiplies the even
+// 32-bit lanes (the low halves of the 64-bit lanes); the odd lanes go through a shift first.
+AVX2 static inline void mulhilo8(__m256i x, __m256i m, __m256i *hi, __m256i *lo) {
+    __m256i pe = _mm256_mul_epu32(x, m), po = _mm256_mul_epu32(_mm256_srli_epi64(x, 32), m);
+    *lo = _mm256_blend_epi32(pe, _mm256_slli_epi64(po, 32), 0xAA);
+    *hi = _mm256_blend_epi32(_mm256_srli_epi64(pe, 32), po, 0xAA);
 }
 
-// Four rows' dropout masks at once: lane j runs row j's xoshiro256** stream (vet_rng_core_next,
-// the same steps), so mask[j*C + c] is all ones exactly where the scalar loop keeps element c
-// of row j; the states are advanced past the C draws (the next columns continue the streams).
-// keep: draw >> 40 >= thr, thr = ceil(p * 2^24) (u = k * 2^-24 < p  <=>  k < thr).
-AVX2 void vet_avx2_dropout_masks4(int32_t *mask, uint64_t st[4][4], int64_t thr, int C) {
-    __m256i s0 = _mm256_set_epi64x((long long)st[3][0], (long long)st[2][0], (long long)st[1][0], (long long)st[0][0]);
-    __m256i s1 = _mm256_set_epi64x((long long)st[3][1], (long long)st[2][1], (long long)st[1][1], (long long)st[0][1]);
-    __m256i s2 = _mm256_set_epi64x((long long)st[3][2], (long long)st[2][2], (long long)st[1][2], (long long)st[0][2]);
-    __m256i s3 = _mm256_set_epi64x((long long)st[3][3], (long long)st[2][3], (long long)st[1][3], (long long)st[0][3]);
-    const __m256i below = _mm256_set1_epi64x(thr - 1);
-    for (int c = 0; c < C; c++) {
-        __m256i result = mul9(rotl64(mul5(s1), 7));
-        __m256i t = _mm256_slli_epi64(s1, 17);
-        s2 = _mm256_xor_si256(s2, s0);
-        s3 = _mm256_xor_si256(s3, s1);
-        s1 = _mm256_xor_si256(s1, s2);
-        s0 = _mm256_xor_si256(s0, s3);
-        s2 = _mm256_xor_si256(s2, t);
-        s3 = rotl64(s3, 45);
-        // k = result >> 40 < 2^24, so a signed compare is exact; keep when k > thr - 1
-        __m256i keep = _mm256_cmpgt_epi64(_mm256_srli_epi64(result, 40), below);
-        // the low 32 bits of each 64-bit lane: row j's word for column c
-        int64_t w[4];
-        _mm256_storeu_si256((__m256i *)w, keep);
-        mask[c] = (int32_t)w[0];
-        mask[C + c] = (int32_t)w[1];
-        mask[2 * C + c] = (int32_t)w[2];
-        mask[3 * C + c] = (int32_t)w[3];
+// The ten rounds on two blocks of eight counters at once (x[0..3] and y[0..3]): two independent
+// chains of multiplies, so one block's products fill the other's latency.
+AVX2 static inline void philox_rounds16(__m256i x[4], __m256i y[4], uint64_t seed) {
+    const __m256i m0 = _mm256_set1_epi32((int)VET_PHILOX_M0), m1 = _mm256_set1_epi32((int)VET_PHILOX_M1);
+    uint32_t k0 = (uint32_t)seed, k1 = (uint32_t)(seed >> 32);
+    for (int round = 0; round < 10; round++) {
+        if (round > 0) k0 += VET_PHILOX_W0, k1 += VET_PHILOX_W1;
+        const __m256i kv0 = _mm256_set1_epi32((int)k0), kv1 = _mm256_set1_epi32((int)k1);
+        __m256i hx0, lx0, hx1, lx1, hy0, ly0, hy1, ly1;
+        mulhilo8(x[0], m0, &hx0, &lx0);
+        mulhilo8(y[0], m0, &hy0, &ly0);
+        mulhilo8(x[2], m1, &hx1, &lx1);
+        mulhilo8(y[2], m1, &hy1, &ly1);
+        x[0] = _mm256_xor_si256(_mm256_xor_si256(hx1, x[1]), kv0), x[1] = lx1;
+        y[0] = _mm256_xor_si256(_mm256_xor_si256(hy1, y[1]), kv0), y[1] = ly1;
+        x[2] = _mm256_xor_si256(_mm256_xor_si256(hx0, x[3]), kv1), x[3] = lx0;
+        y[2] = _mm256_xor_si256(_mm256_xor_si256(hy0, y[3]), kv1), y[3] = ly0;
     }
-    int64_t out[4][4];
-    _mm256_storeu_si256((__m256i *)out[0], s0);
-    _mm256_storeu_si256((__m256i *)out[1], s1);
-    _mm256_storeu_si256((__m256i *)out[2], s2);
-    _mm256_storeu_si256((__m256i *)out[3], s3);
-    for (int j = 0; j < 4; j++)
-        for (int i = 0; i < 4; i++) st[j][i] = (uint64_t)out[i][j];
+}
+
+// Eight counters' output words x[0..3] (lane i: counter i) as keep masks in column order:
+// o[4i + j] = word j of counter i kept. After the unpacks r0 holds counters 0 | 4, r1 1 | 5,
+// r2 2 | 6, r3 3 | 7; the permutes put them in order.
+AVX2 static inline void keep_store32(int32_t *o, const __m256i x[4], __m256i below) {
+    __m256i k0 = _mm256_cmpgt_epi32(_mm256_srli_epi32(x[0], 8), below);
+    __m256i k1 = _mm256_cmpgt_epi32(_mm256_srli_epi32(x[1], 8), below);
+    __m256i k2 = _mm256_cmpgt_epi32(_mm256_srli_epi32(x[2], 8), below);
+    __m256i k3 = _mm256_cmpgt_epi32(_mm256_srli_epi32(x[3], 8), below);
+    __m256i a = _mm256_unpacklo_epi32(k0, k1), b = _mm256_unpackhi_epi32(k0, k1);
+    __m256i c = _mm256_unpacklo_epi32(k2, k3), d = _mm256_unpackhi_epi32(k2, k3);
+    __m256i r0 = _mm256_unpacklo_epi64(a, c), r1 = _mm256_unpackhi_epi64(a, c);
+    __m256i r2 = _mm256_unpacklo_epi64(b, d), r3 = _mm256_unpackhi_epi64(b, d);
+    _mm256_storeu_si256((__m256i *)(o + 0), _mm256_permute2x128_si256(r0, r1, 0x20));
+    _mm256_storeu_si256((__m256i *)(o + 8), _mm256_permute2x128_si256(r2, r3, 0x20));
+    _mm256_storeu_si256((__m256i *)(o + 16), _mm256_permute2x128_si256(r0, r1, 0x31));
+    _mm256_storeu_si256((__m256i *)(o + 24), _mm256_permute2x128_si256(r2, r3, 0x31));
+}
+
+// Dropout's keep masks of one row, columns [4*q0, 4*(q0+nq)): Philox4x32-10 counters
+// (q, row key, 0) sixteen at a time in the lanes of two blocks, the rounds of base/philox.h,
+// then the output words transposed into column order. mask[c] is all ones where
+// vet_dropout_keep4 keeps column 4*q0 + c. nq % 16 != 0: the last counters one at a time.
+AVX2 void vet_avx2_dropout_keep(int32_t *mask, uint64_t seed, uint64_t row_key, uint32_t q0, int nq,
+                                uint32_t thr) {
+    const __m256i below = _mm256_set1_epi32((int)thr - 1);  // k < 2^24: a signed compare is exact
+    const __m256i lo = _mm256_set1_epi32((int)(uint32_t)row_key), hi = _mm256_set1_epi32((int)(uint32_t)(row_key >> 32));
+    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    int q = 0;
+    for (; q + 16 <= nq; q += 16) {
+        __m256i x[4] = {_mm256_add_epi32(_mm256_set1_epi32((int)(q0 + (uint32_t)q)), lane), lo, hi,
+                        _mm256_setzero_si256()};
+        __m256i y[4] = {_mm256_add_epi32(_mm256_set1_epi32((int)(q0 + (uint32_t)q + 8u)), lane), lo, hi,
+                        _mm256_setzero_si256()};
+        philox_rounds16(x, y, seed);
+        keep_store32(mask + 4 * q, x, below);
+        keep_store32(mask + 4 * q + 32, y, below);
+    }
+    for (; q < nq; q++) {
+        unsigned bits = vet_dropout_keep4(seed, row_key, q0 + (uint32_t)q, thr);
+        for (int j = 0; j < 4; j++) mask[4 * q + j] = (bits >> j) & 1u ? -1 : 0;
+    }
 }
 
 // y = (x * keep_scale) & mask, or y += that: the kept elements as the scalar loop computes
@@ -247,7 +272,8 @@ int vet_simd_avx2(void) { return 0; }
 void vet_avx2_swiglu_forward(float *out, const float *gate, const float *up, size_t n) {}
 void vet_avx2_swiglu_backward(float *dgate, float *dup, const float *dout, const float *gate,
                               const float *up, size_t n, int accumulate) {}
-void vet_avx2_dropout_masks4(int32_t *mask, uint64_t st[4][4], int64_t thr, int C) {}
+void vet_avx2_dropout_keep(int32_t *mask, uint64_t seed, uint64_t row_key, uint32_t q0, int nq,
+                           uint32_t thr) {}
 void vet_avx2_dropout_apply_row(float *y, const float *x, const int32_t *mask, float keep_scale, int C,
                                 int accumulate) {}
 float vet_avx2_exp_sum(float *row, int nv, float mx) { return 0.0f; }

@@ -735,11 +735,12 @@ static void run_config(const config *c) {
         vet_cuda_mem_free(d_dout), vet_cuda_mem_free(d_dg), vet_cuda_mem_free(d_du);
     }
 
-    // --- dropout on the LoRA input widths (N,C) and (N,F): the CPU's masks, bit for bit ---
+    // --- dropout on the LoRA input widths (N,C) and (N,F), and an odd width (the kernel's
+    // scalar path, no float4): the CPU's masks, bit for bit ---
     {
-        const float ps[2] = {0.1f, 0.5f};
-        for (int k = 0; k < 2; k++) {
-            int W = k ? F : C;
+        const float ps[3] = {0.1f, 0.5f, 0.3f};
+        for (int k = 0; k < 3; k++) {
+            int W = k == 0 ? C : k == 1 ? F : C - 1;
             size_t n = (size_t)N * W;
             uint64_t s = vet_rng_next(&rng);
             float *x = rnd(n, 1), *y = malloc(n * 4), *dout = rnd(n, 1), *dinp = rnd(n, 1);

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "kernels/ops_cuda.h"
 #include "base/half.h"
@@ -58,6 +59,51 @@ void *vet_cuda_stream(vet_cuda *ctx) { return NULL; }
 int vet_cuda_sync(vet_cuda *ctx, vet_err *err) {
     CHECK_CTX(ctx, err);
     return 0;
+}
+
+// Timing marks: the wall clock when the mark is queued, which on the stand-in is when the
+// work before it is done.
+struct vet_cuda_timer {
+    int n;
+    double *at;  // (n) seconds
+};
+
+vet_cuda_timer *vet_cuda_timer_new(vet_cuda *ctx, int n, vet_err *err) {
+    if (!ctx || n < 2) {
+        vet_errf(err, "%s:%d: a timer needs a context and at least 2 marks", __FILE__, __LINE__);
+        return NULL;
+    }
+    vet_cuda_timer *t = calloc(1, sizeof *t);
+    double *at = calloc((size_t)n, sizeof *at);
+    if (!t || !at) {
+        free(t), free(at);
+        vet_errf(err, "%s:%d: out of memory", __FILE__, __LINE__);
+        return NULL;
+    }
+    t->n = n, t->at = at;
+    return t;
+}
+
+int vet_cuda_timer_mark(vet_cuda_timer *t, int i, vet_err *err) {
+    if (!t || i < 0 || i >= t->n) return vet_errf(err, "%s:%d: timer mark %d out of range", __FILE__, __LINE__, i);
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    t->at[i] = (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+    return 0;
+}
+
+int vet_cuda_timer_ms(vet_cuda_timer *t, int a, int b, float *ms, vet_err *err) {
+    *ms = 0.0f;
+    if (!t || a < 0 || a >= t->n || b < 0 || b >= t->n)
+        return vet_errf(err, "%s:%d: timer marks %d, %d out of range", __FILE__, __LINE__, a, b);
+    *ms = (float)((t->at[b] - t->at[a]) * 1e3);
+    return 0;
+}
+
+void vet_cuda_timer_free(vet_cuda_timer *t) {
+    if (!t) return;
+    free(t->at);
+    free(t);
 }
 
 // A pretend 80 GiB card with 64 GiB free; VET_STANDIN_MEM=BYTES (suffix K, M or G allowed)
@@ -322,8 +368,8 @@ int scale_inplace_cuda(vet_cuda *ctx, float *x, float s, size_t n, vet_err *err)
 }
 
 // --- dropout -----------------------------------------------------------------------------------
-// The CPU ops themselves: the kernel's masks are these bit for bit (lib/base/rng_core.h, shared;
-// tests/unit/test_rng_device.c runs the kernel's tile walk in C against them).
+// The CPU ops themselves: the kernel's masks are these bit for bit (lib/base/philox.h, shared;
+// tests/unit/test_philox.c runs the kernel's walk in C against them).
 int dropout_forward_cuda(vet_cuda *ctx, float *out, const float *inp, float p, uint64_t seed, int64_t row0,
                          int N, int C, vet_err *err) {
     CHECK_CTX(ctx, err);
