@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "kernels/host/gpu_model.h"
+#include "kernels/host/gpu_profile.h"
 #include "kernels/ops_cuda.h"
 #include "model/model.h"
 
@@ -87,7 +88,15 @@ struct vet_gpu_model {
     int n_tgt, training, have_dlnf;
     uint64_t dropout_seed;
     int64_t row0;                  // the batch's row0: the dropout masks' row key offset
+    vet_gpu_profile *prof;         // NULL, or where the device time goes (not owned)
 };
+
+// From here the device's time goes to kind (gpu_profile.h); nothing without a profile. In a
+// function that returns -1 on error with err in scope.
+#define PROF(g, kind)                                                                        \
+    do {                                                                                     \
+        if ((g)->prof && vet_gpu_profile_enter((g)->prof, (kind), err) < 0) return -1;       \
+    } while (0)
 
 // Which layer slot of the per-layer activations (xmid .. lora_u) layer l uses: its own, or
 // with gradient checkpointing the single one every layer shares.

@@ -152,6 +152,8 @@ void vet_gpu_model_free(vet_gpu_model *g) {
 
 const vet_gpu_plan *vet_gpu_model_plan(const vet_gpu_model *g) { return &g->plan; }
 
+void vet_gpu_model_set_profile(vet_gpu_model *g, vet_gpu_profile *prof) { g->prof = prof; }
+
 #define TRY(call) do { if ((call) < 0) return -1; } while (0)
 
 // ---------------------------------------------------------------------------------------
@@ -163,27 +165,38 @@ int vet_gpu_adamw_step(vet_gpu_model *g, size_t off, size_t n, float lr, float b
         return vet_errf(err, "AdamW slice [%zu, %zu) outside the %zu trainable floats", off, off + n,
                         g->n_params);
     if (step < 1) return vet_errf(err, "AdamW step %d: steps count from 1", step);
-    return adamw_update_cuda(g->ctx, g->params + off, g->grads + off, g->adam_m + off, g->adam_v + off,
-                             n, lr, beta1, beta2, eps, wd, step, err);
+    PROF(g, VET_PROF_OPTIMIZER);
+    TRY(adamw_update_cuda(g->ctx, g->params + off, g->grads + off, g->adam_m + off, g->adam_v + off, n, lr,
+                          beta1, beta2, eps, wd, step, err));
+    PROF(g, VET_PROF_NONE);
+    return 0;
 }
 
 // The optimizer's device ops (zero, scale, AdamW) are queued without waiting: the host has
 // nothing to read from them, and the next transfer (the next batch's upload, the 16 bytes of
 // grad_stats, a pull_state) waits for the stream and reports any asynchronous failure.
 int vet_gpu_zero_grads(vet_gpu_model *g, vet_err *err) {
-    return vet_cuda_memset0(g->ctx, g->grads, g->n_params * sizeof(float), err);
+    PROF(g, VET_PROF_OPTIMIZER);
+    TRY(vet_cuda_memset0(g->ctx, g->grads, g->n_params * sizeof(float), err));
+    PROF(g, VET_PROF_NONE);
+    return 0;
 }
 
 int vet_gpu_scale_grads(vet_gpu_model *g, float s, vet_err *err) {
-    return scale_inplace_cuda(g->ctx, g->grads, s, g->n_params, err);
+    PROF(g, VET_PROF_OPTIMIZER);
+    TRY(scale_inplace_cuda(g->ctx, g->grads, s, g->n_params, err));
+    PROF(g, VET_PROF_NONE);
+    return 0;
 }
 
 // Two kernels and one 16-byte download (which waits for them): the step's only gradient traffic
 // to the host.
 int vet_gpu_grad_stats(vet_gpu_model *g, float unscale, double *norm, size_t *first_bad, vet_err *err) {
+    PROF(g, VET_PROF_OPTIMIZER);
     TRY(grad_stats_cuda(g->ctx, g->gstats, g->grads, g->n_params, unscale, g->gstats_scratch, err));
     vet_cuda_grad_stats st;
     TRY(vet_cuda_download(g->ctx, &st, g->gstats, sizeof st, err));
+    PROF(g, VET_PROF_NONE);
     *norm = st.norm;
     *first_bad = st.first_bad < g->n_params ? (size_t)st.first_bad : g->n_params;
     return 0;
@@ -254,6 +267,7 @@ vet_gpu_model *vet_gpu_model_new(vet_cuda *ctx, const vet_model *m, int B, int T
     return NULL;
 }
 void vet_gpu_model_free(vet_gpu_model *g) { (void)g; }
+void vet_gpu_model_set_profile(vet_gpu_model *g, vet_gpu_profile *prof) { (void)g, (void)prof; }
 const vet_gpu_plan *vet_gpu_model_plan(const vet_gpu_model *g) { return NULL; }
 int vet_gpu_adamw_step(vet_gpu_model *g, size_t off, size_t n, float lr, float beta1,
                        float beta2, float eps, float wd, int step, vet_err *err) {

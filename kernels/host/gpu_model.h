@@ -17,9 +17,8 @@
 // yet on a GPU.
 //
 // LoRA dropout: the masks are made on the device (dropout_forward_cuda) from the CPU's seeds
-// (lib/model/forward_backward.c's) with the CPU's per-row generators (lib/base/rng_core.h,
-// shared with lib/base/rng.c), so they are the CPU's masks bit for bit and a GPU step equals
-// a CPU step.
+// (lib/model/forward_backward.c's) with the CPU's counter-based generator (lib/base/philox.h),
+// so they are the CPU's masks bit for bit and a GPU step equals a CPU step.
 //
 // Built without CUDA (no nvcc, or CUDA=0) every function exists and fails with
 // "vet was built without CUDA (rebuild with nvcc on PATH)".
@@ -96,6 +95,10 @@ vet_gpu_model *vet_gpu_model_new(vet_cuda *ctx, const vet_model *m, int B, int T
 void vet_gpu_model_free(vet_gpu_model *g);
 // The plan the model was allocated with.
 const vet_gpu_plan *vet_gpu_model_plan(const vet_gpu_model *g);
+// From now on the forwards, backwards and optimizer ops mark their kinds of work on prof
+// (kernels/host/gpu_profile.h; NULL: none). prof is not owned and must outlive g's use.
+typedef struct vet_gpu_profile vet_gpu_profile;
+void vet_gpu_model_set_profile(vet_gpu_model *g, vet_gpu_profile *prof);
 
 // Forward over a batch (uploaded here: b is not needed afterwards). Summed
 // cross-entropy over target positions in *loss_sum, their count in *n_targets. training != 0

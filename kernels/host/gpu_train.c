@@ -9,8 +9,9 @@
 //     back, with the embedding ops (a gather/scatter by index is exactly what they are);
 //   - lm_head + cross-entropy run fused in chunks (lmhead_crossentropy_cuda): the (B,T,V)
 //     logits never exist;
-//   - dropout masks are made on the device (dropout_forward_cuda: lib/base/rng.c's streams run
-//     in the kernel, so the masks are the CPU's bit for bit) from the CPU's seeds;
+//   - dropout masks are made on the device (dropout_forward_cuda: the counter-based generator
+//     of lib/base/philox.h, the CPU's too, so the masks are the CPU's bit for bit) from the
+//     CPU's seeds, regenerated in the recompute and the backward, never stored;
 //   - gradient checkpointing (VET_GPU_CKPT; the CPU core has none): forward keeps only the
 //     layer inputs x[l], backward reruns layer_forward for layer l into one layer's buffers
 //     right before layer l's backward. Same ops, same inputs, same dropout seeds: the same bits.
@@ -29,6 +30,7 @@
 // The 16-bit storage mode (g->bf16) holds bf16, or IEEE fp16 with VET_GPU_FP16: the same
 // places converted, the same GEMMs, only the format differs.
 static int to_half(vet_gpu_model *g, uint16_t *out, const float *inp, size_t n, vet_err *err) {
+    PROF(g, VET_PROF_CONVERT);
     return g->fp16 ? f32_to_f16_cuda(g->ctx, out, inp, n, err) : f32_to_bf16_cuda(g->ctx, out, inp, n, err);
 }
 static int half_forward(vet_gpu_model *g, float *out, const uint16_t *inp, const uint16_t *w, const float *b,
@@ -43,6 +45,7 @@ static int half_backward(vet_gpu_model *g, float *dinp, float *dw, const uint16_
 }
 static int half_embedding(vet_gpu_model *g, float *out, const int32_t *tokens, const uint16_t *embed, int N,
                           int C, vet_err *err) {
+    PROF(g, VET_PROF_EMBEDDING);
     return g->fp16 ? embedding_forward_f16_cuda(g->ctx, out, tokens, embed, N, C, err)
                    : embedding_forward_bf16_cuda(g->ctx, out, tokens, embed, N, C, err);
 }
@@ -112,11 +115,13 @@ static int lora_u_forward(vet_gpu_model *g, int l, int t, const proj *p, const f
                           vet_err *err) {
     const float *x = inp;
     if (g->training && g->dropout > 0.0f) {
+        PROF(g, VET_PROF_DROPOUT);
         if (dropout_forward_cuda(g->ctx, g->xd, inp, g->dropout, lora_seed(g->dropout_seed, l, t), g->row0, N, p->in,
                                  err) < 0)
             return -1;
         x = g->xd;
     }
+    PROF(g, VET_PROF_GEMM_LORA);
     return matmul_forward_cuda(g->ctx, p->u, x, p->A, NULL, N, p->in, g->r, err);
 }
 
@@ -125,12 +130,14 @@ static int proj_forward(vet_gpu_model *g, int l, int t, float *out, const float 
                         const uint16_t *inp16, int N, vet_err *err) {
     vet_cuda *ctx = g->ctx;
     proj p = proj_of(g, l, t);
+    PROF(g, VET_PROF_GEMM_BASE);
     int rc = g->quant ? matmul_forward_q_cuda(ctx, out, inp, g->bf16 ? inp16 : NULL, &p.qw, p.b, N, p.in,
                                               p.out, g->wdq, err)
              : g->bf16 ? half_forward(g, out, inp16, p.w16, p.b, N, p.in, p.out, err)
                        : matmul_forward_cuda(ctx, out, inp, p.w, p.b, N, p.in, p.out, err);
     if (rc < 0 || !p.A) return rc;
     if (lora_u_forward(g, l, t, &p, inp, N, err) < 0) return -1;
+    PROF(g, VET_PROF_GEMM_LORA);
     return vet_cuda_sgemm(ctx, 0, 1, N, p.out, g->r, g->lora_scale, p.u, g->r, p.B, g->r, 1.0f,
                           out, p.out, err);  // out += scale * u·B^T
 }
@@ -143,13 +150,16 @@ static int proj_backward(vet_gpu_model *g, int l, int t, float *dinp, const floa
     int rc;
     if (g->quant) {  // dinp += dout·W, W dequantized again (the forward's copy is long gone)
         rc = g->bf16 ? to_half(g, g->db16, dout, (size_t)N * p.out, err) : 0;
+        PROF(g, VET_PROF_GEMM_BASE);
         if (rc == 0)
             rc = matmul_backward_q_cuda(ctx, dinp, dout, g->bf16 ? g->db16 : NULL, &p.qw, N, p.in, p.out, g->wdq,
                                         err);
     } else if (g->bf16) {  // dinp += dout·W with dout rounded to bf16, as a bf16 autograd would
         rc = to_half(g, g->db16, dout, (size_t)N * p.out, err);
+        PROF(g, VET_PROF_GEMM_BASE);
         if (rc == 0) rc = half_backward(g, dinp, NULL, g->db16, NULL, p.w16, N, p.in, p.out, err);
     } else {
+        PROF(g, VET_PROF_GEMM_BASE);
         rc = matmul_backward_cuda(ctx, dinp, full ? p.dw : NULL, full ? p.db : NULL, dout, inp, p.w,
                                   N, p.in, p.out, err);
     }
@@ -157,13 +167,16 @@ static int proj_backward(vet_gpu_model *g, int l, int t, float *dinp, const floa
     int r = g->r, drop = g->training && g->dropout > 0.0f;
     uint64_t seed = lora_seed(g->dropout_seed, l, t);
     // du (N,r) = scale * dout·B;  dB (out,r) += scale * dout^T·u
+    PROF(g, VET_PROF_GEMM_LORA);
     if (vet_cuda_sgemm(ctx, 0, 0, N, r, p.out, g->lora_scale, dout, p.out, p.B, r, 0.0f, g->du, r, err) < 0 ||
         vet_cuda_sgemm(ctx, 1, 0, p.out, r, N, g->lora_scale, dout, p.out, p.u, r, 1.0f, p.dB, r, err) < 0)
         return -1;
     const float *x = inp;
     if (drop) {  // the forward's mask again
+        PROF(g, VET_PROF_DROPOUT);
         if (dropout_forward_cuda(ctx, g->xd, inp, g->dropout, seed, g->row0, N, p.in, err) < 0) return -1;
         x = g->xd;
+        PROF(g, VET_PROF_GEMM_LORA);
     }
     // dA (r,in) += du^T·x
     if (vet_cuda_sgemm(ctx, 1, 0, r, p.in, N, 1.0f, g->du, r, x, p.in, 1.0f, p.dA, p.in, err) < 0) return -1;
@@ -171,6 +184,7 @@ static int proj_backward(vet_gpu_model *g, int l, int t, float *dinp, const floa
         return vet_cuda_sgemm(ctx, 0, 0, N, p.in, r, 1.0f, g->du, r, p.A, p.in, 1.0f, dinp, p.in, err);
     // dinp += mask/(1-p) * (du·A); xd is free again
     if (vet_cuda_sgemm(ctx, 0, 0, N, p.in, r, 1.0f, g->du, r, p.A, p.in, 0.0f, g->xd, p.in, err) < 0) return -1;
+    PROF(g, VET_PROF_DROPOUT);
     return dropout_backward_cuda(ctx, dinp, g->xd, g->dropout, seed, g->row0, N, p.in, err);
 }
 
@@ -204,25 +218,32 @@ static int layer_forward(vet_gpu_model *g, int l, int B, int T, int recompute, v
     float *x = g->x + l * NS * C, *xout = g->x + (l + 1) * NS * C;
     layer_acts a = acts_of(g, l);
     // attention block
+    PROF(g, VET_PROF_NORM);
     TRY(rmsnorm_forward_cuda(ctx, g->h, a.rstd1, x, g->attn_norm + (size_t)l * C, N, C, c->rms_eps, err));
     if (g->bf16) TRY(to_half(g, g->xb16, g->h, (size_t)N * C, err));
     TRY(proj_forward(g, l, 0, a.q, g->h, g->xb16, N, err));
     TRY(proj_forward(g, l, 1, a.k, g->h, g->xb16, N, err));
     TRY(proj_forward(g, l, 2, a.v, g->h, g->xb16, N, err));
+    PROF(g, VET_PROF_ROPE);
     TRY(rope_forward_cuda(ctx, a.q, g->pos, g->cos_t, g->sin_t, N, g->H, g->hd, err));
     TRY(rope_forward_cuda(ctx, a.k, g->pos, g->cos_t, g->sin_t, N, g->KVH, g->hd, err));
+    PROF(g, VET_PROF_ATTENTION);
     TRY(attention_forward_cuda(ctx, a.att, a.lse, a.q, a.k, a.v, g->seg, B, T, g->H, g->KVH, g->hd,
                                g->attn_scratch, err));
     if (g->bf16) TRY(to_half(g, g->xb16, a.att, (size_t)N * Q, err));
     TRY(proj_forward(g, l, 3, a.xmid, a.att, g->xb16, N, err));  // xmid = dropout(o(att)) + x
+    PROF(g, VET_PROF_DROPOUT);
     if (g->resid_p > 0.0f)
         TRY(dropout_forward_cuda(ctx, a.xmid, a.xmid, g->resid_p, resid_seed(g->dropout_seed, l, 0), g->row0, N, C, err));
+    PROF(g, VET_PROF_RESIDUAL);
     TRY(add_inplace_cuda(ctx, a.xmid, x, (size_t)N * C, err));
     // MLP block
+    PROF(g, VET_PROF_NORM);
     TRY(rmsnorm_forward_cuda(ctx, g->h, a.rstd2, a.xmid, g->mlp_norm + (size_t)l * C, N, C, c->rms_eps, err));
     if (g->bf16) TRY(to_half(g, g->xb16, g->h, (size_t)N * C, err));
     TRY(proj_forward(g, l, 4, a.gate, g->h, g->xb16, N, err));
     TRY(proj_forward(g, l, 5, a.up, g->h, g->xb16, N, err));
+    PROF(g, VET_PROF_SWIGLU);
     TRY(swiglu_forward_cuda(ctx, g->act, a.gate, a.up, (size_t)N * F, err));
     if (recompute) {
         proj p = proj_of(g, l, 6);
@@ -230,8 +251,10 @@ static int layer_forward(vet_gpu_model *g, int l, int B, int T, int recompute, v
     }
     if (g->bf16) TRY(to_half(g, g->xb16, g->act, (size_t)N * F, err));
     TRY(proj_forward(g, l, 6, xout, g->act, g->xb16, N, err));  // xout = dropout(down(act)) + xmid
+    PROF(g, VET_PROF_DROPOUT);
     if (g->resid_p > 0.0f)
         TRY(dropout_forward_cuda(ctx, xout, xout, g->resid_p, resid_seed(g->dropout_seed, l, 1), g->row0, N, C, err));
+    PROF(g, VET_PROF_RESIDUAL);
     return add_inplace_cuda(ctx, xout, a.xmid, (size_t)N * C, err);
 }
 
@@ -255,14 +278,17 @@ int vet_gpu_forward(vet_gpu_model *g, const vet_batch *b, double *loss_sum, int 
             return vet_errf(err, "batch position %d: token %d or position %d outside [0, %d) / [0, %d)",
                             i, b->tokens[i], b->pos[i], g->V, g->T);
     size_t ni = (size_t)N * sizeof(int32_t);
+    PROF(g, VET_PROF_TRANSFER);
     TRY(vet_cuda_upload(ctx, g->tokens, b->tokens, ni, err));
     TRY(vet_cuda_upload(ctx, g->pos, b->pos, ni, err));
     TRY(vet_cuda_upload(ctx, g->seg, b->seg, ni, err));
 
+    PROF(g, VET_PROF_EMBEDDING);
     if (g->embed) TRY(embedding_forward_cuda(ctx, g->x, g->tokens, g->embed, N, C, err));
     else TRY(half_embedding(g, g->x, g->tokens, g->embed16, N, C, err));
     for (int l = 0; l < g->L; l++) TRY(layer_forward(g, l, b->B, b->T, 0, err));
     const float *xL = g->x + (size_t)g->L * NS * C;
+    PROF(g, VET_PROF_NORM);
     TRY(rmsnorm_forward_cuda(ctx, g->lnf, g->rstdf, xL, g->final_norm, N, C, c->rms_eps, err));
 
     // The positions with a target, ascending (the CPU's order, so the loss sums alike).
@@ -272,18 +298,24 @@ int vet_gpu_forward(vet_gpu_model *g, const vet_batch *b, double *loss_sum, int 
     g->n_tgt = n;
     double s = 0;
     if (n > 0) {
+        PROF(g, VET_PROF_TRANSFER);
         TRY(vet_cuda_upload(ctx, g->tgt_pos, g->h_tgt_pos, (size_t)n * sizeof(int32_t), err));
         TRY(vet_cuda_upload(ctx, g->tgt, g->h_tgt, (size_t)n * sizeof(int32_t), err));
         // lnf_t (n,C) = lnf rows at tgt_pos: a gather, which is what an embedding lookup is
+        PROF(g, VET_PROF_EMBEDDING);
         TRY(embedding_forward_cuda(ctx, g->lnf_t, g->tgt_pos, g->lnf, n, C, err));
         // Training: the loss gradient at lnf_t now, while each logits chunk is at hand (as
         // the CPU), so a LoRA backward never recomputes the logits.
+        PROF(g, VET_PROF_LOSS);
         TRY(lmhead_crossentropy_cuda(ctx, g->loss, training ? g->dlnf_t : NULL, NULL, g->lnf_t,
                                      g->lm_head, g->tgt, n, C, g->V, 1.0f, g->chunk, g->ce_rows, err));
+        PROF(g, VET_PROF_TRANSFER);
         TRY(vet_cuda_download(ctx, g->h_loss, g->loss, (size_t)n * sizeof(float), err));
         for (int i = 0; i < n; i++) s += g->h_loss[i];
     }
+    PROF(g, VET_PROF_NONE);
     TRY(vet_cuda_sync(ctx, err));
+    if (g->prof) TRY(vet_gpu_profile_collect(g->prof, err));
     g->have_dlnf = training;
     g->last = b, g->bB = b->B, g->bT = b->T;
     if (loss_sum) *loss_sum = s;
@@ -301,6 +333,7 @@ static const float *resid_branch_grad(vet_gpu_model *g, const float *dx, int l, 
                                       vet_err *err) {
     if (g->resid_p <= 0.0f) return dx;
     size_t n = (size_t)N * g->C;
+    if (g->prof && vet_gpu_profile_enter(g->prof, VET_PROF_DROPOUT, err) < 0) return NULL;
     if (vet_cuda_memset0(g->ctx, g->h, n * sizeof(float), err) < 0 ||
         dropout_backward_cuda(g->ctx, g->h, dx, g->resid_p, resid_seed(g->dropout_seed, l, branch), g->row0, N, g->C,
                               err) < 0)
@@ -325,8 +358,10 @@ int vet_gpu_backward(vet_gpu_model *g, float loss_scale, vet_train_mode mode, ve
 
     // --- loss -> lnf ---
     float *dlnf = g->dh;  // (N,C), rows without a target stay 0
+    PROF(g, VET_PROF_MEMSET);
     TRY(vet_cuda_memset0(ctx, dlnf, (size_t)N * C * fs, err));
     if (n > 0) {
+        PROF(g, VET_PROF_LOSS);
         if (!g->have_dlnf)
             TRY(lmhead_crossentropy_cuda(ctx, g->loss, g->dlnf_t, NULL, g->lnf_t, g->lm_head, g->tgt, n, C,
                                          g->V, 1.0f, g->chunk, g->ce_rows, err));
@@ -334,12 +369,16 @@ int vet_gpu_backward(vet_gpu_model *g, float loss_scale, vet_train_mode mode, ve
             TRY(lmhead_crossentropy_cuda(ctx, g->loss, NULL, GW(g->o_lm_head), g->lnf_t, g->lm_head,
                                          g->tgt, n, C, g->V, loss_scale, g->chunk, g->ce_rows, err));
         // scatter the target rows back (an embedding backward into zeros), then scale
+        PROF(g, VET_PROF_EMBEDDING);
         TRY(embedding_backward_cuda(ctx, dlnf, g->dlnf_t, g->tgt_pos, n, C, err));
+        PROF(g, VET_PROF_RESIDUAL);
         TRY(scale_inplace_cuda(ctx, dlnf, loss_scale, (size_t)N * C, err));
     }
     g->have_dlnf = 1;
     float *dx = g->dx;  // gradient of the residual stream, walking down the layers
+    PROF(g, VET_PROF_MEMSET);
     TRY(vet_cuda_memset0(ctx, dx, (size_t)N * C * fs, err));
+    PROF(g, VET_PROF_NORM);
     TRY(rmsnorm_backward_cuda(ctx, dx, GW(g->o_final_norm), dlnf, g->x + (size_t)g->L * NS * C,
                               g->final_norm, g->rstdf, N, C, err));
 
@@ -352,41 +391,58 @@ int vet_gpu_backward(vet_gpu_model *g, float loss_scale, vet_train_mode mode, ve
         const float *anorm = g->attn_norm + (size_t)l * C, *mnorm = g->mlp_norm + (size_t)l * C;
         size_t o_anorm = g->o_attn_norm + (size_t)l * C, o_mnorm = g->o_mlp_norm + (size_t)l * C;
         // MLP: x'' = x' + down(silu(g)*u), g,u from h2 = norm(x')
+        PROF(g, VET_PROF_SWIGLU);
         TRY(swiglu_forward_cuda(ctx, g->act, gate, up, (size_t)N * F, err));
+        PROF(g, VET_PROF_MEMSET);
         TRY(vet_cuda_memset0(ctx, g->dact, (size_t)N * F * fs, err));
         const float *dbranch = resid_branch_grad(g, dx, l, 1, N, err);
         if (!dbranch) return -1;
         TRY(proj_backward(g, l, 6, g->dact, dbranch, g->act, N, full, err));
+        PROF(g, VET_PROF_MEMSET);
         TRY(vet_cuda_memset0(ctx, g->dgate, (size_t)N * F * fs, err));
         TRY(vet_cuda_memset0(ctx, g->dup, (size_t)N * F * fs, err));
+        PROF(g, VET_PROF_SWIGLU);
         TRY(swiglu_backward_cuda(ctx, g->dgate, g->dup, g->dact, gate, up, (size_t)N * F, err));
+        PROF(g, VET_PROF_NORM);
         TRY(rmsnorm_forward_cuda(ctx, g->h, a.rstd2, xmid, mnorm, N, C, c->rms_eps, err));
+        PROF(g, VET_PROF_MEMSET);
         TRY(vet_cuda_memset0(ctx, g->dh, (size_t)N * C * fs, err));
         TRY(proj_backward(g, l, 4, g->dh, g->dgate, g->h, N, full, err));
         TRY(proj_backward(g, l, 5, g->dh, g->dup, g->h, N, full, err));
+        PROF(g, VET_PROF_NORM);
         TRY(rmsnorm_backward_cuda(ctx, dx, GW(o_mnorm), g->dh, xmid, mnorm, a.rstd2, N, C, err));
         // attention: x' = x + o(attn(rope(q), rope(k), v)), q,k,v from h = norm(x)
+        PROF(g, VET_PROF_MEMSET);
         TRY(vet_cuda_memset0(ctx, g->datt, (size_t)N * Q * fs, err));
         if (!(dbranch = resid_branch_grad(g, dx, l, 0, N, err))) return -1;
         TRY(proj_backward(g, l, 3, g->datt, dbranch, att, N, full, err));
+        PROF(g, VET_PROF_MEMSET);
         TRY(vet_cuda_memset0(ctx, g->dq, (size_t)N * Q * fs, err));
         TRY(vet_cuda_memset0(ctx, g->dk, (size_t)N * KV * fs, err));
         TRY(vet_cuda_memset0(ctx, g->dv, (size_t)N * KV * fs, err));
+        PROF(g, VET_PROF_ATTENTION);
         TRY(attention_backward_cuda(ctx, g->dq, g->dk, g->dv, g->datt, q, k, v, att,
                                     a.lse, g->seg, g->bB, g->bT, g->H, g->KVH,
                                     g->hd, g->attn_scratch, err));
+        PROF(g, VET_PROF_ROPE);
         TRY(rope_backward_cuda(ctx, g->dq, g->pos, g->cos_t, g->sin_t, N, g->H, g->hd, err));
         TRY(rope_backward_cuda(ctx, g->dk, g->pos, g->cos_t, g->sin_t, N, g->KVH, g->hd, err));
+        PROF(g, VET_PROF_NORM);
         TRY(rmsnorm_forward_cuda(ctx, g->h, a.rstd1, x, anorm, N, C, c->rms_eps, err));
+        PROF(g, VET_PROF_MEMSET);
         TRY(vet_cuda_memset0(ctx, g->dh, (size_t)N * C * fs, err));
         TRY(proj_backward(g, l, 0, g->dh, g->dq, g->h, N, full, err));
         TRY(proj_backward(g, l, 1, g->dh, g->dk, g->h, N, full, err));
         TRY(proj_backward(g, l, 2, g->dh, g->dv, g->h, N, full, err));
+        PROF(g, VET_PROF_NORM);
         TRY(rmsnorm_backward_cuda(ctx, dx, GW(o_anorm), g->dh, x, anorm, a.rstd1, N, C, err));
     }
+    PROF(g, VET_PROF_EMBEDDING);
     if (full) TRY(embedding_backward_cuda(ctx, GW(g->o_embed), dx, g->tokens, N, C, err));
 #undef GW
-    return vet_cuda_sync(ctx, err);
+    PROF(g, VET_PROF_NONE);
+    TRY(vet_cuda_sync(ctx, err));
+    return g->prof ? vet_gpu_profile_collect(g->prof, err) : 0;
 }
 
 #else  // built without CUDA

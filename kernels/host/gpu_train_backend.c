@@ -28,6 +28,7 @@ static int check_settings(const vet_train_opts *o, vet_err *err) {
 #include "kernels/host/gpu_collective.h"
 #include "kernels/host/gpu_model.h"
 #include "kernels/ops_cuda.h"
+#include "kernels/host/gpu_profile.h"
 
 // Device memory a plan may take: the free memory less room for what is allocated outside
 // the plan (cuBLAS workspaces, kernel modules loaded on first use).
@@ -47,6 +48,8 @@ typedef struct {
     int use_nccl;              // data parallel: 1 sums the gradients on the devices (NCCL),
                                // 0 through the host (the comm's MPI sum); the same bits
     vet_gpu_collective *coll;  // NCCL's communicator, made at load when use_nccl
+    const char *profile_path;  // VET_GPU_PROFILE: where the device time by kind goes (NULL: nowhere)
+    vet_gpu_profile *prof;     // made at load when profile_path
 } cuda_backend;
 
 // "13.48 GiB", "3.2 MiB" or "12.0 KiB" (a small model's plan would read 0.00 GiB).
@@ -104,6 +107,13 @@ static int cuda_load(void *ctx, const vet_train_setup *s, vet_err *err) {
     vet_gpu_opts go = {.flags = flags, .mem_limit = usable, .resid_dropout = (float)c->o->resid_dropout};
     c->gpu = vet_gpu_model_new(c->cuda, m, B, T, &go, err);
     if (!c->gpu) return -1;
+    // A diagnostic, not a setting: the environment, like the stand-in's VET_STANDIN_MEM.
+    const char *path = getenv("VET_GPU_PROFILE");
+    if (path && *path) {
+        if (!(c->prof = vet_gpu_profile_new(c->cuda, err))) return -1;
+        c->profile_path = path;
+        vet_gpu_model_set_profile(c->gpu, c->prof);
+    }
     // Every rank gets here (the trainer's setup is the same on all), so the collective NCCL
     // setup cannot wait for a rank that is not coming: one that failed before makes the
     // launcher end the job (vet-train's comm->abort).
@@ -155,7 +165,10 @@ static int cuda_allreduce_grads(void *ctx, const vet_comm *comm, vet_err *err) {
         size_t n;
         float *g = vet_gpu_grads_device(c->gpu, &n);
         if (n != c->n) return vet_errf(err, "gradient buffer of %zu floats, the GPU model trains %zu", c->n, n);
-        return vet_gpu_collective_allreduce(c->coll, g, n, err);
+        if (vet_gpu_profile_enter(c->prof, VET_PROF_COLLECTIVE, err) < 0 ||
+            vet_gpu_collective_allreduce(c->coll, g, n, err) < 0)
+            return -1;
+        return vet_gpu_profile_enter(c->prof, VET_PROF_NONE, err);
     }
     if (vet_gpu_download_grads(c->gpu, c->grads, c->n, err) < 0) return -1;
     if (comm->allreduce_f32(comm->ctx, c->grads, c->n, err) < 0) return -1;
@@ -168,8 +181,11 @@ static int cuda_adamw_step(void *ctx, size_t off, size_t n, const vet_adamw *hp,
                               err);
 }
 
+// The profile file is rewritten here too: a pull comes before every checkpoint and the outputs,
+// so the file is current when the run ends (and after each checkpoint of a long one).
 static int cuda_pull_state(void *ctx, int moments, vet_err *err) {
     cuda_backend *c = ctx;
+    if (c->prof && vet_gpu_profile_write(c->prof, c->profile_path, err) < 0) return -1;
     return vet_gpu_download_state(c->gpu, c->params, moments ? c->adam_m : NULL, moments ? c->adam_v : NULL, c->n,
                                   err);
 }
@@ -184,6 +200,7 @@ static void cuda_free(void *ctx) {
     if (!c) return;
     vet_gpu_collective_free(c->coll);  // before the context whose stream it uses
     vet_gpu_model_free(c->gpu);
+    vet_gpu_profile_free(c->prof);  // its events belong to the context: before it
     vet_cuda_free(c->cuda);
     free(c->grads);
     free(c);

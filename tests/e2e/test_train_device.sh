@@ -231,6 +231,39 @@ rdrop_ok() {
 }
 check train_device_resid_dropout_equals_cpu rdrop_ok
 
+# 10c'. VET_GPU_PROFILE=FILE (kernels/host/gpu_profile.h): the device time by kind of work as
+# JSON, written at each pull of the state. Every kind this run does has time and segments
+# (LoRA and residual dropout among them), the shares add up to 1, nothing is
+# left to "collective" on one rank, and the profile changes nothing: the adapter is the
+# unprofiled run's, byte for byte. A file that cannot be written fails the run, named.
+profile_ok() {
+    [ $cuda_status -eq 0 ] || return 1
+    VET_GPU_PROFILE="$tmp/prof.json" run "$sbin" "$tmp/prof" --device cuda --fp32 --resid-dropout 0.1 ||
+        { cat "$tmp/prof.err" >&2; return 1; }
+    cmp "$tmp/rd-cuda/adapter_model.safetensors" "$tmp/prof/adapter_model.safetensors" >&2 || return 1
+    /usr/bin/python3 - "$tmp/prof.json" <<'PY' || return 1
+import json, sys
+p = json.load(open(sys.argv[1]))
+k = p["kinds"]
+want = ["gemm_base", "gemm_lora", "dropout", "attention", "rope", "norm", "swiglu", "residual", "memset",
+        "embedding", "loss", "transfer", "optimizer"]
+bad = [n for n in want if not (k[n]["ms"] > 0 and k[n]["segments"] > 0)]
+share = sum(v["share"] for v in k.values())
+busy = sum(v["ms"] for v in k.values())
+print(f"profile: busy {p['busy_ms']:.1f} ms, between calls {p['between_calls_ms']:.1f} ms; "
+      + ", ".join(f"{n} {v['share']:.3f}" for n, v in k.items() if v["ms"] > 0), file=sys.stderr)
+ok = not bad and abs(share - 1) < 2e-3 and abs(busy - p["busy_ms"]) < 0.01 * p["busy_ms"] + 0.01
+ok &= k["collective"]["segments"] == 0 and k["convert"]["segments"] == 0  # one rank; fp32: no casts
+ok &= p["between_calls_ms"] >= 0
+if bad: print("no time for", bad, file=sys.stderr)
+sys.exit(0 if ok else 1)
+PY
+    VET_GPU_PROFILE="$tmp/no/such/dir/p.json" run "$sbin" "$tmp/prof-bad" --device cuda --fp32
+    [ $? -eq 3 ] || return 1  # an I/O error
+    grep -q "$tmp/no/such/dir/p.json" "$tmp/prof-bad.err" || { cat "$tmp/prof-bad.err" >&2; return 1; }
+}
+check train_device_profile profile_ok
+
 # 10d. --token-dropout rewrites the batch on the host before it goes anywhere, so the device
 # trains on the CPU's tokens: a byte-identical adapter in fp32, different from no dropout.
 tdrop_ok() {

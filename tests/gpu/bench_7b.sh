@@ -30,6 +30,8 @@
 # transformers, peft), PRESET (llama-7b), STEPS (20), WARMUP (3), BATCH (4), SEQ (512),
 # DROPOUT (0.1), CKPT (1: --grad-checkpoint, and PEFT's gradient checkpointing), PEAK_TFLOPS (989),
 # DEVICE (cuda; cpu with a small PRESET only checks this script), LABEL (the figures' name),
+# PROFILE (1: vet-train runs with VET_GPU_PROFILE, and a second table says where its device
+# time went by kind of work: GEMMs, dropout, attention, ...; kernels/host/gpu_profile.h),
 # KEEP=1 keeps the work directory; bench_lib.sh's VET_HELPERS, VET_NO_BUILD, BASE, VOCAB,
 # RESULTS, FIGURES. Budget: ~1-2 minutes per run on an H200 (the base made once by run.sh).
 set -u
@@ -37,7 +39,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/../.." && pwd)
 . "$here/bench_lib.sh"
 : "${PRESET:=llama-7b}" "${STEPS:=20}" "${WARMUP:=3}" "${BATCH:=4}" "${SEQ:=512}" "${DROPOUT:=0.1}"
-: "${PEAK_TFLOPS:=989}" "${DEVICE:=cuda}" "${KEEP:=0}" "${CKPT:=1}"
+: "${PEAK_TFLOPS:=989}" "${DEVICE:=cuda}" "${KEEP:=0}" "${CKPT:=1}" "${PROFILE:=0}"
 : "${LABEL:=lora-$([ "$CKPT" = 1 ] && echo ckpt || echo nockpt)-d$DROPOUT}"
 say() { echo "bench_7b: $*" >&2; }
 
@@ -86,7 +88,9 @@ smi_peak() {  # smi_peak FILE: runs until killed, keeps the maximum in FILE
 # --- vet-train ----------------------------------------------------------------------------
 say "vet-train --device $DEVICE: $STEPS steps of $BATCH x $SEQ"
 smi_peak "$work/vet.smi" & smi_pid=$!
-timeout 240 "$VET_BIN/vet-train" --device "$DEVICE" --base "$work/base" --train "$work/train.zst" \
+prof_env=()
+[ "$PROFILE" = 1 ] && [ "$DEVICE" = cuda ] && prof_env=(VET_GPU_PROFILE="$work/profile.json")
+timeout 240 env "${prof_env[@]}" "$VET_BIN/vet-train" --device "$DEVICE" --base "$work/base" --train "$work/train.zst" \
     --out "$work/vet" --epochs 100 --max-steps "$STEPS" --batch-size "$BATCH" --grad-accum 1 \
     --lora-r 16 --lora-alpha 32 --lora-dropout "$DROPOUT" --lora-targets q,k,v,o --log-every 1 \
     $([ "$CKPT" = 1 ] && echo --grad-checkpoint) 2>"$work/vet.err"
@@ -177,6 +181,23 @@ fig = {"part": label, "kind": "lora", "device": device, "preset": preset, "batch
        "n_matmul_params": n_mm, "model_flops_per_token": model_flops_tok, "hw_flops_per_token": hw_flops_tok,
        "peak_tflops": peak, "vet": vet, "peft": pf,
        "speedup": vet["tps"] / pf["tps"] if vet.get("tps") and pf.get("tps") else None}
+def profile_table(prof):
+    lines = ["", f"vet-train's device time by kind of work (VET_GPU_PROFILE; all {steps} steps, warm-up included; "
+             f"busy {prof['busy_ms']:.0f} ms, device waiting for the host between calls "
+             f"{prof['between_calls_ms']:.0f} ms)", "", "| kind | ms/step | share | segments/step |",
+             "| --- | ---: | ---: | ---: |"]
+    for name, k in sorted(prof["kinds"].items(), key=lambda kv: -kv[1]["ms"]):
+        if k["segments"]:
+            lines.append(f"| {name} | {k['ms'] / int(steps):.2f} | {100 * k['share']:.1f}% | "
+                         f"{k['segments'] / int(steps):.0f} |")
+    return lines
+prof = read(f"{work}/profile.json")
+if prof:
+    try:  # a broken profile must not cost the table above
+        fig["vet_profile"] = json.loads(prof)
+        print("\n".join(profile_table(fig["vet_profile"])))
+    except (ValueError, KeyError, TypeError) as e:
+        print(f"\n(vet-train's profile unreadable: {e})")
 json.dump(fig, open(f"{work}/figures.json", "w"))
 PY
 )

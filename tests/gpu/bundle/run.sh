@@ -17,7 +17,8 @@
 #   gpu-model     test_gpu_model              the GPU model against the CPU model core
 #   gpu-infer     test_gpu_infer              prefill and batched decode against the CPU's
 #   base          a random llama-7b base in bf16, made once with torch on the GPU
-#   lora-ckpt     vet-train vs transformers + peft, 7B LoRA r16 q,k,v,o, bf16, --grad-checkpoint, dropout 0.1
+#   lora-ckpt     vet-train vs transformers + peft, 7B LoRA r16 q,k,v,o, bf16, --grad-checkpoint, dropout 0.1;
+#                 vet-train profiled (VET_GPU_PROFILE): its device time by kind of work
 #   lora-fast     the same without checkpointing, dropout 0 (issue 20's speed target)
 #   dlo           three epochs of the reference recipe over the DLO notes on the 7B base
 #   generate      vet-generate vs transformers generate, 300 notes, batch 64, greedy, <= 100 new tokens
@@ -162,7 +163,7 @@ if wanted lora-ckpt || wanted lora-fast || wanted dlo || wanted generate; then
 fi
 part base 40 bash "$here/scripts/make_base.sh" "$work/base"
 export BASE=$work/base
-part lora-ckpt 65 env "${lora_env[@]}" CKPT=1 DROPOUT=0.1 LABEL=lora-ckpt bash "$here/scripts/bench_7b.sh"
+part lora-ckpt 65 env "${lora_env[@]}" CKPT=1 DROPOUT=0.1 PROFILE=1 LABEL=lora-ckpt bash "$here/scripts/bench_7b.sh"
 part lora-fast 60 env "${lora_env[@]}" CKPT=0 DROPOUT=0 LABEL=lora-fast bash "$here/scripts/bench_7b.sh"
 part dlo 70 env "${dlo_env[@]}" bash "$here/scripts/bench_dlo.sh"
 part generate 40 env "${gen_env[@]}" bash "$here/scripts/bench_generate_gpu.sh"
