@@ -221,16 +221,8 @@ __device__ inline bool am_better(float v, int i, float bv, int bi) {
     return v > bv || (v == bv && i < bi) || (bv != bv && v == v);  // a number beats a NaN
 }
 
-__global__ void argmax_rows_kernel(int32_t *out, const float *x, int V) {
-    __shared__ float sv[AM_THREADS];
-    __shared__ int si[AM_THREADS];
-    const float *row = x + (size_t)blockIdx.x * V;
-    float bv = -INFINITY;
-    int bi = V;  // no id yet: any value of the row wins over it
-    for (int v = threadIdx.x; v < V; v += AM_THREADS) {
-        float xv = row[v];
-        if (bi == V || am_better(xv, v, bv, bi)) bv = xv, bi = v;
-    }
+// The block's best (value, id) of each thread's (bv, bi) (bi == V: none), into si[0].
+__device__ void block_argmax(float bv, int bi, int V, float *sv, int *si) {
     sv[threadIdx.x] = bv, si[threadIdx.x] = bi;
     __syncthreads();
     for (int s = AM_THREADS / 2; s > 0; s /= 2) {
@@ -242,7 +234,37 @@ __global__ void argmax_rows_kernel(int32_t *out, const float *x, int V) {
         }
         __syncthreads();
     }
+}
+
+__global__ void argmax_rows_kernel(int32_t *out, const float *x, int V) {
+    __shared__ float sv[AM_THREADS];
+    __shared__ int si[AM_THREADS];
+    const float *row = x + (size_t)blockIdx.x * V;
+    float bv = -INFINITY;
+    int bi = V;  // no id yet: any value of the row wins over it
+    for (int v = threadIdx.x; v < V; v += AM_THREADS) {
+        float xv = row[v];
+        if (bi == V || am_better(xv, v, bv, bi)) bv = xv, bi = v;
+    }
+    block_argmax(bv, bi, V, sv, si);
     if (threadIdx.x == 0) out[blockIdx.x] = si[0];
+}
+
+// Row i's candidates are ids[off[i] .. off[i+1]): the same scan and tree over them only.
+__global__ void argmax_allowed_rows_kernel(int32_t *out, const float *x, int V, const int32_t *ids,
+                                           const int32_t *off) {
+    __shared__ float sv[AM_THREADS];
+    __shared__ int si[AM_THREADS];
+    const float *row = x + (size_t)blockIdx.x * V;
+    float bv = -INFINITY;
+    int bi = V;
+    for (int k = off[blockIdx.x] + threadIdx.x; k < off[blockIdx.x + 1]; k += AM_THREADS) {
+        int v = ids[k];
+        float xv = row[v];
+        if (bi == V || am_better(xv, v, bv, bi)) bv = xv, bi = v;
+    }
+    block_argmax(bv, bi, V, sv, si);
+    if (threadIdx.x == 0) out[blockIdx.x] = si[0] < V ? si[0] : 0;  // an empty list (refused on the host)
 }
 
 extern "C" int argmax_rows_cuda(vet_cuda *ctx, int32_t *out, const float *x, int n, int V,
@@ -253,5 +275,16 @@ extern "C" int argmax_rows_cuda(vet_cuda *ctx, int32_t *out, const float *x, int
         return vet_errf(err, "%s:%d: argmax of rows of %d values", __FILE__, __LINE__, V);
     argmax_rows_kernel<<<n, AM_THREADS, 0, ctx->stream>>>(out, x, V);
     LAUNCH_CHECK("argmax_rows", err);
+    return 0;
+}
+
+extern "C" int argmax_allowed_rows_cuda(vet_cuda *ctx, int32_t *out, const float *x, int n, int V,
+                                        const int32_t *ids, const int32_t *off, vet_err *err) {
+    CHECK_CTX(ctx, err);
+    if (n <= 0) return 0;
+    if (V <= 0)
+        return vet_errf(err, "%s:%d: argmax of rows of %d values", __FILE__, __LINE__, V);
+    argmax_allowed_rows_kernel<<<n, AM_THREADS, 0, ctx->stream>>>(out, x, V, ids, off);
+    LAUNCH_CHECK("argmax_allowed_rows", err);
     return 0;
 }

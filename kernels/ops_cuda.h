@@ -241,6 +241,11 @@ int attention_decode16_cuda(vet_cuda *ctx, float *out, const float *q, const uin
 // lowest id wins a tie (lib/generate/decoder.c's argmax). Rows with NaNs: a NaN is never
 // chosen over a number, which the CPU's sequential scan only guarantees after position 0.
 int argmax_rows_cuda(vet_cuda *ctx, int32_t *out, const float *x, int n, int V, vet_err *err);
+// The same over a subset: out[i] = the best of x[i][ids[k]] for k in [off[i], off[i+1]) (device
+// arrays; ids ascending within a row, in [0, V), at least one): constrained greedy decoding's
+// choice among the allowed ids, by the same rule (the lowest id wins a tie; a number beats a NaN).
+int argmax_allowed_rows_cuda(vet_cuda *ctx, int32_t *out, const float *x, int n, int V, const int32_t *ids,
+                             const int32_t *off, vet_err *err);
 
 // --- quantized base weights (kernels/quant.cu; the formats of lib/model/quant.h) ------------------
 // A weight matrix W (OC,C) stored quantized on the device:

@@ -84,6 +84,7 @@ struct vet_gpu_infer {
     uint16_t *x16;                 // (R,W) 16-bit GEMM inputs (16-bit mode or a 16-bit cache)
     void *attn_scratch;            // attention_scratch_bytes(1, P, H)
     int32_t *in;                   // (4*R + n_slots) h_in on the device
+    int32_t *allow;                // (n_slots * V + n_slots + 1) constrained greedy's id lists, offsets
     void *mem;
     vet_gpu_infer_plan plan;
 };
@@ -209,6 +210,7 @@ static int layout(vet_gpu_infer *g, slot_t *s) {
     if (g->quant) PUT(g->wdq, g->max_oi * (g->half ? u16 : f), K_SCRATCH);
     PUT(g->attn_scratch, attention_scratch_bytes(1, g->P, g->H), K_SCRATCH);
     PUT(g->in, (4 * R + S) * i32, K_SCRATCH);
+    PUT(g->allow, (S * V + S + 1) * i32, K_SCRATCH);
 #undef PUT
     return n;
 }
@@ -647,13 +649,32 @@ int vet_gpu_infer_step(vet_gpu_infer *g, const int *slots, const int32_t *tokens
     return 0;
 }
 
-int vet_gpu_infer_step_greedy(vet_gpu_infer *g, const int *slots, const int32_t *tokens, int n, int32_t *next,
-                              vet_err *err) {
+int vet_gpu_infer_step_greedy(vet_gpu_infer *g, const int *slots, const int32_t *tokens, int n,
+                              const int32_t *allowed, const int32_t *allowed_off, int32_t *next, vet_err *err) {
     if (n <= 0) return 0;
+    if (allowed) {  // checked on the host: a bad id would read outside a row on the device
+        if (allowed_off[0] != 0) return vet_errf(err, "allowed-id lists must start at offset 0");
+        for (int i = 0; i < n; i++)
+            if (allowed_off[i + 1] <= allowed_off[i] || allowed_off[i + 1] - allowed_off[i] > g->V)
+                return vet_errf(err, "row %d: %d allowed ids (1 to %d)", i, allowed_off[i + 1] - allowed_off[i], g->V);
+        for (int k = 0; k < allowed_off[n]; k++)
+            if (allowed[k] < 0 || allowed[k] >= g->V) return vet_errf(err, "allowed id %d outside [0, %d)", allowed[k], g->V);
+    }
+    // The lists up first (a few ids a row, at most n x V; the copy waits for an idle stream,
+    // so before this step's forward is queued), then the step, then the choice among them.
+    int32_t *d_off = g->allow, *d_ids = g->allow + n + 1;
+    if (allowed) {
+        TRY(vet_cuda_upload(g->ctx, d_off, allowed_off, ((size_t)n + 1) * sizeof(int32_t), err));
+        TRY(vet_cuda_upload(g->ctx, d_ids, allowed, (size_t)allowed_off[n] * sizeof(int32_t), err));
+    }
     TRY(step_rows(g, slots, tokens, n, err));
     TRY(head_device(g, g->x, n, err));
     int32_t *d_next = g->in + 4 * (size_t)g->R, *h_next = (int32_t *)g->h_logits;  // (n) ids, not n x V floats
-    TRY(argmax_rows_cuda(g->ctx, d_next, g->logits, n, g->V, err));
+    if (allowed) {
+        TRY(argmax_allowed_rows_cuda(g->ctx, d_next, g->logits, n, g->V, d_ids, d_off, err));
+    } else {
+        TRY(argmax_rows_cuda(g->ctx, d_next, g->logits, n, g->V, err));
+    }
     TRY(vet_cuda_download_async(g->ctx, h_next, d_next, (size_t)n * sizeof(int32_t), err));
     TRY(vet_cuda_sync(g->ctx, err));
     memcpy(next, h_next, (size_t)n * sizeof(int32_t));
@@ -670,8 +691,9 @@ static int be_prefill_batch(void *g, const int *slots, const int32_t *const *ids
                             float *logits, int *bad, vet_err *err) {
     return vet_gpu_infer_prefill_batch(g, slots, ids, n, count, logits, bad, err);
 }
-static int be_step_greedy(void *g, const int *slots, const int32_t *tokens, int n, int32_t *next, vet_err *err) {
-    return vet_gpu_infer_step_greedy(g, slots, tokens, n, next, err);
+static int be_step_greedy(void *g, const int *slots, const int32_t *tokens, int n, const int32_t *allowed,
+                          const int32_t *allowed_off, int32_t *next, vet_err *err) {
+    return vet_gpu_infer_step_greedy(g, slots, tokens, n, allowed, allowed_off, next, err);
 }
 static int be_step(void *g, const int *slots, const int32_t *tokens, int n, float *logits, vet_err *err) {
     return vet_gpu_infer_step(g, slots, tokens, n, logits, err);
@@ -720,8 +742,8 @@ int vet_gpu_infer_prefill_batch(vet_gpu_infer *g, const int *slots, const int32_
     if (bad) *bad = -1;
     return NO_CUDA(err);
 }
-int vet_gpu_infer_step_greedy(vet_gpu_infer *g, const int *slots, const int32_t *tokens, int n, int32_t *next,
-                              vet_err *err) {
+int vet_gpu_infer_step_greedy(vet_gpu_infer *g, const int *slots, const int32_t *tokens, int n,
+                              const int32_t *allowed, const int32_t *allowed_off, int32_t *next, vet_err *err) {
     return NO_CUDA(err);
 }
 int vet_gpu_infer_len(const vet_gpu_infer *g, int slot) { return 0; }

@@ -19,7 +19,7 @@
 //            slot's position, the new k/v rows scattered into the caches (kv_cache_write_cuda),
 //            attention of each row against its own slot's cache (attention_decode_cuda);
 //            logits (n, V) come back (through pinned memory) for sampling on the host, or,
-//            greedy, only the n argmax ids (step_greedy).
+//            greedy, only the n argmax ids (step_greedy; constrained, over the allowed ids).
 // vet_gpu_infer_backend fills lib/generate/decoder.h's backend table, so vet_generate_on drives
 // it with the CPU's scheduling, sampling and constrained decoding.
 //
@@ -94,9 +94,11 @@ int vet_gpu_infer_step(vet_gpu_infer *g, const int *slots, const int32_t *tokens
                        float *logits, vet_err *err);
 // A step whose next tokens are chosen greedily on the device (argmax_rows_cuda: the lowest id
 // on ties, as vet_sample at temperature 0): next (n) gets the ids, n ints come back instead of
-// n x V floats. The slots advance as with vet_gpu_infer_step.
-int vet_gpu_infer_step_greedy(vet_gpu_infer *g, const int *slots, const int32_t *tokens, int n, int32_t *next,
-                              vet_err *err);
+// n x V floats. allowed (NULL: every id): row i chooses among allowed[allowed_off[i] ..
+// allowed_off[i+1]), ascending, 1 to V ids of [0, V) (constrained decoding; argmax_allowed_rows_cuda),
+// checked here. The slots advance as with vet_gpu_infer_step.
+int vet_gpu_infer_step_greedy(vet_gpu_infer *g, const int *slots, const int32_t *tokens, int n,
+                              const int32_t *allowed, const int32_t *allowed_off, int32_t *next, vet_err *err);
 // As vet_infer_backend's prefill_batch: count prompts (at most n_slots, distinct slots) prefilled
 // in batched forwards of up to the plan's prefill rows each (max(max_len, min(n_slots x max_len,
 // 2048)) positions: consecutive prompts concatenated, causal attention per prompt through

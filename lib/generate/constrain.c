@@ -299,7 +299,7 @@ static int mask_pass(const vet_constrain *c, const vet_cstate *s, int budget, co
     int accepting = vet_constrain_accepting(c, s), n = 0;
     for (int v = 0; v < c->V; v++) {
         int ok = 0;
-        if (in[v] == -INFINITY) ok = 0;
+        if (in && in[v] == -INFINITY) ok = 0;
         else if (c->is_eos[v]) ok = accepting;
         else if (c->text[v] && c->len[v] > 0 && first[c->text[v][0]]) {
             vet_cstate out;
@@ -326,6 +326,16 @@ void vet_constrain_mask(const vet_constrain *c, const vet_cstate *s, int remaini
     for (int v = 0; v < c->V; v++)
         if (!allow[v]) logits[v] = -INFINITY;
     free(allow);
+}
+
+int vet_constrain_allowed(const vet_constrain *c, const vet_cstate *s, int remaining, int32_t *ids,
+                          unsigned char *allow) {
+    int n = mask_pass(c, s, remaining, NULL, allow);
+    if (n == 0) n = mask_pass(c, s, -1, NULL, allow);  // as vet_constrain_mask
+    int k = 0;
+    for (int v = 0; v < c->V; v++)
+        if (n == 0 ? c->is_eos[v] : allow[v]) ids[k++] = v;
+    return k;
 }
 
 int vet_constrain_matches(const vet_constrain *c, const char *text, size_t len) {

@@ -57,6 +57,10 @@ void vet_constrain_start(const vet_constrain *c, vet_cstate *s);
 // Sets logits[v] = -inf for every id v not allowed next, with `remaining` tokens left
 // (this one included). Always leaves at least one id allowed (EOS when nothing else fits).
 void vet_constrain_mask(const vet_constrain *c, const vet_cstate *s, int remaining, float *logits);
+// The same choice as a list: ids[0..k) the ids vet_constrain_mask leaves allowed, ascending
+// (ids and allow hold V), for logits with no -inf of their own. Returns k >= 1.
+int vet_constrain_allowed(const vet_constrain *c, const vet_cstate *s, int remaining, int32_t *ids,
+                          unsigned char *allow);
 // Moves s past token; returns -1 (s unchanged) when the token leaves the language.
 int vet_constrain_advance(const vet_constrain *c, vet_cstate *s, int token);
 // True when the text so far is a complete sentence (EOS may come now).

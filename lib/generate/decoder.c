@@ -21,6 +21,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "generate/allowed.h"
 #include "generate/constrain.h"
 #include "model/ops.h"
 #include "base/rng.h"
@@ -737,10 +738,19 @@ int vet_generate_on(const vet_infer_backend *be, int V, const vet_gen_opts *o, i
     int *rows = malloc((size_t)batch * sizeof(int)), *lens = malloc((size_t)batch * sizeof(int));
     int32_t *toks = malloc((size_t)batch * sizeof(int32_t)), *next_ids = malloc((size_t)batch * sizeof(int32_t));
     const int32_t **ids = malloc((size_t)batch * sizeof *ids);
-    // greedy without constraints: the choice is the logits' argmax, which a backend may make
-    const int greedy_on_backend = be->step_greedy && o->sampling.temperature <= 0.0f && !o->constrain;
+    // greedy: the choice is the logits' argmax, which a backend may make; constrained, the
+    // argmax over the ids the constraint allows, handed over as lists (generate/allowed.h)
+    const int greedy_on_backend = be->step_greedy && o->sampling.temperature <= 0.0f;
+    vet_allowed *allowed = NULL;
+    int32_t *allow_ids = NULL, *allow_off = NULL;  // (<= batch x V), (batch + 1)
+    if (greedy_on_backend && o->constrain) {
+        allowed = vet_allowed_new(o->constrain, V, err);
+        allow_ids = malloc((size_t)batch * V * sizeof *allow_ids);
+        allow_off = malloc(((size_t)batch + 1) * sizeof *allow_off);
+    }
     int rc = 0, more = 1;
-    if (!slots || !logits || !rows || !toks || !lens || !ids || !next_ids) {
+    if (!slots || !logits || !rows || !toks || !lens || !ids || !next_ids ||
+        (greedy_on_backend && o->constrain && (!allowed || !allow_ids || !allow_off))) {
         rc = vet_err_nomem(err, "out of memory for a batch of %d", batch);
         goto out;
     }
@@ -758,7 +768,22 @@ int vet_generate_on(const vet_infer_backend *be, int V, const vet_gen_opts *o, i
         }
         double t0 = now_ms();
         if (greedy_on_backend) {  // the backend's argmax: n ids back, the same draw of u skipped
-            if (be->step_greedy(be->state, rows, toks, n, next_ids, err) < 0) {
+            if (allowed) {  // row i may take allow_ids[allow_off[i] .. allow_off[i+1])
+                allow_off[0] = 0;
+                for (int i = 0; i < n; i++) {
+                    const gen_slot *g = &slots[rows[i]];
+                    int k;
+                    const int32_t *list = vet_allowed_get(allowed, &g->cs, o->max_new - g->n, &k, err);
+                    if (!list) {
+                        rc = -1;
+                        goto out;
+                    }
+                    memcpy(allow_ids + allow_off[i], list, (size_t)k * sizeof *list);
+                    allow_off[i + 1] = allow_off[i] + k;
+                }
+            }
+            if (be->step_greedy(be->state, rows, toks, n, allowed ? allow_ids : NULL, allowed ? allow_off : NULL,
+                                next_ids, err) < 0) {
                 rc = -1;
                 goto out;
             }
@@ -786,5 +811,6 @@ out:
     if (slots)
         for (int b = 0; b < batch; b++) free(slots[b].ids), free(slots[b].prompt);
     free(slots), free(logits), free(rows), free(toks), free(lens), free(ids), free(next_ids);
+    vet_allowed_free(allowed), free(allow_ids), free(allow_off);
     return rc;
 }

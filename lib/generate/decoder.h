@@ -117,10 +117,12 @@ typedef struct {
     int (*prefill_batch)(void *state, const int *slots, const int32_t *const *ids, const int *n, int count,
                          float *logits, int *bad, vet_err *err);
     // NULL, or step with the greedy choice made by the backend: next[i] = vet_sample's
-    // temperature-0 choice (argmax, lowest id on ties) of row i's logits. The driver uses it
-    // for greedy decoding without constraints (a device then returns n ids, not n x V floats).
-    int (*step_greedy)(void *state, const int *slots, const int32_t *tokens, int n, int32_t *next,
-                       vet_err *err);
+    // temperature-0 choice (argmax, lowest id on ties) of row i's logits; with allowed, the
+    // choice among row i's allowed ids allowed[allowed_off[i] .. allowed_off[i+1]) (ascending,
+    // at least one: constrained decoding, generate/allowed.h). The driver uses it for greedy
+    // decoding (a device then returns n ids, not n x V floats).
+    int (*step_greedy)(void *state, const int *slots, const int32_t *tokens, int n, const int32_t *allowed,
+                       const int32_t *allowed_off, int32_t *next, vet_err *err);
 } vet_infer_backend;
 
 // be = the CPU forward s as a backend table (what vet_generate runs on; an ensemble's members).

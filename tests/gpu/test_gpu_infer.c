@@ -239,7 +239,8 @@ static void test_step_greedy(void) {
     }
     for (int step = 0; step < 8 && ok; step++) {
         int32_t in[3] = {tok[slots[0]], tok[slots[1]], tok[slots[2]]};
-        ok = vet_gpu_infer_step_greedy(a, slots, in, S, ids, &err) == 0 && vet_gpu_infer_step(b, slots, in, S, lg, &err) == 0;
+        ok = vet_gpu_infer_step_greedy(a, slots, in, S, NULL, NULL, ids, &err) == 0 &&
+             vet_gpu_infer_step(b, slots, in, S, lg, &err) == 0;
         for (int i = 0; i < S && ok; i++) {
             same &= ids[i] == argmax(lg + (size_t)i * V, V);
             tok[slots[i]] = ids[i];
@@ -249,6 +250,101 @@ static void test_step_greedy(void) {
     CHECK(ok && same);
     for (int s0 = 0; s0 < S && ok; s0++) CHECK(vet_gpu_infer_len(a, s0) == vet_gpu_infer_len(b, s0));
     free(lg);
+    vet_gpu_infer_free(a), vet_gpu_infer_free(b);
+    vet_model_free(&m);
+}
+
+// The first best of row[ids[0..k)] (ids ascending), the host's rule for a subset.
+static int argmax_of(const float *row, const int32_t *ids, int k) {
+    int b = ids[0];
+    for (int j = 1; j < k; j++)
+        if (row[ids[j]] > row[b]) b = ids[j];
+    return b;
+}
+
+// argmax_allowed_rows_cuda on planted rows: the best allowed id, not the row's best; the lowest
+// allowed id of a tie; a single allowed id whatever its value; a NaN among the allowed loses.
+static void test_argmax_allowed_rows(void) {
+    if (!ctx) SKIP(no_gpu);
+    enum { NR = 4, V = 600 };
+    float *x = malloc((size_t)NR * V * 4);
+    vet_rng r;
+    vet_rng_seed(&r, 6);
+    for (int i = 0; i < NR * V; i++) x[i] = (float)vet_rng_uniform_double(&r);
+    x[0 * V + 5] = 50.0f, x[0 * V + 300] = 9.0f;  // 0: 5 is the row's best but not allowed -> 300
+    x[1 * V + 20] = x[1 * V + 400] = 8.0f;        // 1: a tie among the allowed -> 20
+    x[2 * V + 599] = -INFINITY;                   // 2: the only allowed id -> 599
+    x[3 * V + 7] = NAN, x[3 * V + 8] = 0.5f;      // 3: NaN first, then numbers -> the best number
+    int32_t ids[] = {1, 300, 301, 599,  20, 21, 400, 450,  599,  7, 8, 9, 10};
+    int32_t off[NR + 1] = {0, 4, 8, 9, 13};
+    int32_t want[NR] = {300, 20, 599, 0};
+    want[3] = x[3 * V + 9] > x[3 * V + 8] ? (x[3 * V + 10] > x[3 * V + 9] ? 10 : 9) : (x[3 * V + 10] > x[3 * V + 8] ? 10 : 8);
+    vet_err err;
+    void *dx, *dout, *dids, *doff;
+    int32_t got[NR] = {0};
+    int ok = vet_cuda_malloc(&dx, (size_t)NR * V * 4, &err) == 0 && vet_cuda_malloc(&dout, NR * 4, &err) == 0 &&
+             vet_cuda_malloc(&dids, sizeof ids, &err) == 0 && vet_cuda_malloc(&doff, sizeof off, &err) == 0 &&
+             vet_cuda_upload(ctx, dx, x, (size_t)NR * V * 4, &err) == 0 &&
+             vet_cuda_upload(ctx, dids, ids, sizeof ids, &err) == 0 && vet_cuda_upload(ctx, doff, off, sizeof off, &err) == 0 &&
+             argmax_allowed_rows_cuda(ctx, dout, dx, NR, V, dids, doff, &err) == 0 &&
+             vet_cuda_download(ctx, got, dout, NR * 4, &err) == 0;
+    if (!ok) printf("# %s\n", err.msg);
+    CHECK(ok);
+    for (int i = 0; i < NR; i++) {
+        if (got[i] != want[i]) printf("# row %d: %d, want %d\n", i, got[i], want[i]);
+        CHECK(got[i] == want[i]);
+        if (i < 3) CHECK(got[i] == argmax_of(x + (size_t)i * V, ids + off[i], off[i + 1] - off[i]));
+    }
+    vet_cuda_mem_free(dx), vet_cuda_mem_free(dout), vet_cuda_mem_free(dids), vet_cuda_mem_free(doff);
+    free(x);
+}
+
+// Constrained greedy on the device against the host's choice on a twin: each step every slot
+// may take a different allowed subset (every third id from a moving start, and one slot a single
+// id); the device's ids are the host's argmax over the same subset of the twin's logits. Lists
+// the device must refuse (an id outside [0, V), an empty row) fail the call, named.
+static void test_step_greedy_allowed(void) {
+    if (!ctx) SKIP(no_gpu);
+    vet_model m;
+    tiny_model(&m, VAR_LLAMA, &LLAMA, 12);
+    const int V = m.cfg.vocab_size, S = 3;
+    vet_err err;
+    vet_gpu_infer *a = vet_gpu_infer_new(ctx, &m, S, 32, NULL, &err), *b = vet_gpu_infer_new(ctx, &m, S, 32, NULL, &err);
+    CHECK(a && b);
+    float *lg = malloc((size_t)S * V * 4);
+    int32_t *allowed = malloc((size_t)S * V * sizeof *allowed), off[4], tok[3], ids[3];
+    int32_t pr[3][3] = {{3, 1, 4}, {1, 5, 9}, {2, 6, 5}};
+    int slots[3] = {2, 0, 1}, ok = a && b, same = 1;
+    for (int s0 = 0; s0 < S && ok; s0++) {
+        ok = vet_gpu_infer_prefill(a, s0, pr[s0], 3, lg, &err) == 0 && vet_gpu_infer_prefill(b, s0, pr[s0], 3, lg, &err) == 0;
+        tok[s0] = (int32_t)argmax(lg, V);
+    }
+    for (int step = 0; step < 6 && ok; step++) {
+        off[0] = 0;
+        for (int i = 0; i < S; i++) {
+            int k = off[i];
+            if (i == 2) allowed[k++] = (int32_t)((step * 7) % V);  // one id only
+            else
+                for (int v = (step + i) % 3; v < V; v += 3) allowed[k++] = v;
+            off[i + 1] = k;
+        }
+        int32_t in[3] = {tok[slots[0]], tok[slots[1]], tok[slots[2]]};
+        ok = vet_gpu_infer_step_greedy(a, slots, in, S, allowed, off, ids, &err) == 0 &&
+             vet_gpu_infer_step(b, slots, in, S, lg, &err) == 0;
+        for (int i = 0; i < S && ok; i++) {
+            same &= ids[i] == argmax_of(lg + (size_t)i * V, allowed + off[i], off[i + 1] - off[i]);
+            tok[slots[i]] = ids[i];
+        }
+    }
+    if (!ok) printf("# %s\n", err.msg);
+    CHECK(ok && same);
+    // refused before anything runs: an id out of range, a row with no ids
+    int32_t bad_ids[2] = {0, V}, bad_off[2] = {0, 2}, one[1] = {0}, empty_off[2] = {0, 0}, in1[1] = {tok[slots[0]]};
+    CHECK(a && vet_gpu_infer_step_greedy(a, slots, in1, 1, bad_ids, bad_off, ids, &err) == -1 &&
+          strstr(err.msg, "outside"));
+    CHECK(a && vet_gpu_infer_step_greedy(a, slots, in1, 1, one, empty_off, ids, &err) == -1 &&
+          strstr(err.msg, "allowed ids"));
+    free(lg), free(allowed);
     vet_gpu_infer_free(a), vet_gpu_infer_free(b);
     vet_model_free(&m);
 }
@@ -558,6 +654,8 @@ int main(void) {
     RUN(test_prefill_chunks);
     RUN(test_argmax_rows);
     RUN(test_step_greedy);
+    RUN(test_argmax_allowed_rows);
+    RUN(test_step_greedy_allowed);
     RUN(test_llama_kv_bf16);
     RUN(test_qwen_kv_bf16);
     RUN(test_kv16_ops);

@@ -8,6 +8,7 @@
 
 #include "check.h"
 #include "io/config.h"
+#include "generate/allowed.h"
 #include "generate/constrain.h"
 #include "generate/decoder.h"
 #include "data/labels.h"
@@ -255,8 +256,73 @@ static void test_decode_greedy(void) { decode_random_model(0.0f, 60, 4); }
 static void test_decode_sampled(void) { decode_random_model(1.5f, 60, 3); }
 static void test_decode_short_budget(void) { decode_random_model(2.0f, 26, 5); }
 
+// vet_constrain_allowed lists exactly the ids vet_constrain_mask leaves finite, ascending, at
+// every state of random walks through the language and for budgets from roomy to too short;
+// vet_allowed answers the same lists, computing each (state, budget) once (the second ask is
+// remembered) and still right after it has emptied its table (more keys than it holds).
+static void test_allowed_lists(void) {
+    int V;
+    char **p = make_pieces(&V);
+    vet_constrain *c = make_constrain(p, V);
+    vet_err err;
+    vet_allowed *a = vet_allowed_new(c, V, &err);
+    CHECK(a != NULL);
+    float *lg = malloc((size_t)V * sizeof(float));
+    int32_t *ids = malloc((size_t)V * sizeof *ids);
+    unsigned char *allow = malloc((size_t)V);
+    vet_rng r;
+    vet_rng_seed(&r, 9);
+    const int budgets[] = {100, 6, 3, 2, 1};
+    int bad = 0, states = 0;
+    for (int walk = 0; walk < 40; walk++) {
+        vet_cstate s;
+        vet_constrain_start(c, &s);
+        for (int depth = 0; depth < 12; depth++) {
+            for (int ib = 0; ib < 5; ib++) {
+                for (int v = 0; v < V; v++) lg[v] = 0;
+                vet_constrain_mask(c, &s, budgets[ib], lg);
+                int k = vet_constrain_allowed(c, &s, budgets[ib], ids, allow), j = 0;
+                for (int v = 0; v < V; v++)
+                    if (lg[v] == 0) bad += j >= k || ids[j++] != v;
+                bad += j != k || k < 1;
+                int n1, n2;
+                const int32_t *l1 = vet_allowed_get(a, &s, budgets[ib], &n1, &err);
+                bad += !l1 || n1 != k || memcmp(l1, ids, (size_t)k * sizeof *ids) != 0;
+                const int32_t *l2 = vet_allowed_get(a, &s, budgets[ib], &n2, &err);
+                bad += l2 != l1 || n2 != n1;
+                states++;
+            }
+            // one step along a random allowed non-EOS id, if any
+            int k = vet_constrain_allowed(c, &s, 100, ids, allow), m = 0;
+            for (int j = 0; j < k; j++)
+                if (ids[j] != 2) ids[m++] = ids[j];
+            if (m == 0) break;
+            CHECK(vet_constrain_advance(c, &s, ids[vet_rng_next(&r) % (uint64_t)m]) == 0);
+        }
+    }
+    CHECK(bad == 0);
+    long long computed, remembered;
+    vet_allowed_counts(a, &computed, &remembered);
+    CHECK(remembered >= states && computed <= states);  // every second ask, and repeated places
+    // More keys than the table holds (budgets 1..5000 at the start): still the right lists.
+    vet_cstate s0;
+    vet_constrain_start(c, &s0);
+    int k0 = vet_constrain_allowed(c, &s0, 100, ids, allow), wrong = 0;
+    for (int rem = 1; rem <= 5000; rem++) {
+        int n;
+        const int32_t *l = vet_allowed_get(a, &s0, rem, &n, &err);
+        if (rem >= 100) wrong += !l || n != k0 || memcmp(l, ids, (size_t)k0 * sizeof *ids) != 0;
+    }
+    CHECK(wrong == 0);
+    free(lg), free(ids), free(allow);
+    vet_allowed_free(a);
+    vet_constrain_free(c);
+    vet_constrain_free_pieces(p, V);
+}
+
 int main(void) {
     vet_set_threads(1);
+    RUN(test_allowed_lists);
     RUN(test_matches);
     RUN(test_advance_and_mask);
     RUN(test_from_code_table);

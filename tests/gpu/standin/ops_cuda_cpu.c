@@ -556,6 +556,25 @@ int argmax_rows_cuda(vet_cuda *ctx, int32_t *out, const float *x, int n, int V, 
     return 0;
 }
 
+// The same over each row's allowed ids (ascending): the first of the best, a number over a NaN.
+int argmax_allowed_rows_cuda(vet_cuda *ctx, int32_t *out, const float *x, int n, int V, const int32_t *ids,
+                             const int32_t *off, vet_err *err) {
+    CHECK_CTX(ctx, err);
+    if (n <= 0) return 0;
+    if (V <= 0) return vet_errf(err, "%s:%d: argmax of rows of %d values", __FILE__, __LINE__, V);
+    for (int i = 0; i < n; i++) {
+        const float *r = x + (size_t)i * V;
+        if (off[i + 1] <= off[i]) return vet_errf(err, "%s:%d: row %d has no allowed id", __FILE__, __LINE__, i);
+        int b = ids[off[i]];
+        for (int k = off[i] + 1; k < off[i + 1]; k++) {
+            int v = ids[k];
+            if (r[v] > r[b] || (r[b] != r[b] && r[v] == r[v])) b = v;
+        }
+        out[i] = b;
+    }
+    return 0;
+}
+
 // --- quantized base weights --------------------------------------------------------------------
 // lib/model/quant.c's dequantization (what kernels/quant.cu must equal bit for bit, checked by
 // tests/gpu/op_parity.c on a GPU), then the stand-in GEMMs above: the same composition as
