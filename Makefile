@@ -66,7 +66,8 @@ ifeq ($(CUDA),1)
   NVCCFLAGS ?= -O3 -std=c++17 -Ilib -I. -Xcompiler -Wall,-Werror -Werror all-warnings \
                -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90
   CPPFLAGS  += -DVET_CUDA=1
-  LDLIBS    += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublas -lcublasLt -lcudart
+  # cuBLAS is not linked: kernels/cublas.cu loads it on first use (-ldl), found through this rpath.
+  LDLIBS    += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcudart -ldl
   CU_OBJ    := $(CU_SRC:%.cu=$(BUILD)/%.o)
   BACKENDS  := cpu cuda
 else

@@ -25,6 +25,21 @@ static inline int ceil_div(long long a, long long b) { return (int)((a + b - 1) 
 
 const char *vet_cublas_status_string(cublasStatus_t s);  // context.cu
 
+// The cuBLAS functions vet calls, loaded by vet_cublas_load (cublas.cu) from vet_cuda_new:
+// call them as vet_cublas.gemm_ex(...) once a context exists.
+struct vet_cublas_api {
+    decltype(&cublasCreate_v2) create;
+    decltype(&cublasDestroy_v2) destroy;
+    decltype(&cublasSetStream_v2) set_stream;
+    decltype(&cublasSetMathMode) set_math_mode;
+    // cuBLAS's C entry point (the header adds a C++ overload of the same name for the old
+    // cudaDataType compute argument): the exported symbol's signature, written out.
+    cublasStatus_t (*gemm_ex)(cublasHandle_t, cublasOperation_t, cublasOperation_t, int, int, int, const void *,
+                              const void *, cudaDataType, int, const void *, cudaDataType, int, const void *,
+                              void *, cudaDataType, int, cublasComputeType_t, cublasGemmAlgo_t);
+};
+extern vet_cublas_api vet_cublas;
+
 // `CUDA_TRY(cudaMalloc(...), err)`: returns -1 from the calling function with the error named.
 #define CUDA_TRY(call, err)                                                                     \
     do {                                                                                        \

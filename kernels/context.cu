@@ -66,10 +66,14 @@ extern "C" vet_cuda *vet_cuda_new(int dev, vet_err *err) {
         vet_cuda_free(ctx);
         return NULL;
     }
-    cublasStatus_t s = cublasCreate(&ctx->blas);
-    if (s == CUBLAS_STATUS_SUCCESS) s = cublasSetStream(ctx->blas, ctx->stream);
+    if (vet_cublas_load(err) < 0) {
+        vet_cuda_free(ctx);
+        return NULL;
+    }
+    cublasStatus_t s = vet_cublas.create(&ctx->blas);
+    if (s == CUBLAS_STATUS_SUCCESS) s = vet_cublas.set_stream(ctx->blas, ctx->stream);
     // Default math: fp32 GEMMs stay fp32 (TF32 only if asked per call, and we never ask).
-    if (s == CUBLAS_STATUS_SUCCESS) s = cublasSetMathMode(ctx->blas, CUBLAS_DEFAULT_MATH);
+    if (s == CUBLAS_STATUS_SUCCESS) s = vet_cublas.set_math_mode(ctx->blas, CUBLAS_DEFAULT_MATH);
     if (s != CUBLAS_STATUS_SUCCESS) {
         vet_errf(err, "%s:%d: cuBLAS on device %d: %s", __FILE__, __LINE__, dev,
                  vet_cublas_status_string(s));
@@ -81,7 +85,7 @@ extern "C" vet_cuda *vet_cuda_new(int dev, vet_err *err) {
 
 extern "C" void vet_cuda_free(vet_cuda *ctx) {
     if (!ctx) return;
-    if (ctx->blas) cublasDestroy(ctx->blas);
+    if (ctx->blas) vet_cublas.destroy(ctx->blas);  // a handle exists only once cuBLAS is loaded
     if (ctx->stream) {
         cudaStreamSynchronize(ctx->stream);
         cudaStreamDestroy(ctx->stream);

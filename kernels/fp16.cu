@@ -64,8 +64,8 @@ extern "C" int vet_cuda_gemm_f16(vet_cuda *ctx, int transA, int transB, int M, i
     if (K <= 0) return vet_errf(err, "%s:%d: GEMM with inner dimension K = %d", __FILE__, __LINE__, K);
     cublasOperation_t opA = transA ? CUBLAS_OP_T : CUBLAS_OP_N;
     cublasOperation_t opB = transB ? CUBLAS_OP_T : CUBLAS_OP_N;
-    CUBLAS_TRY(cublasGemmEx(ctx->blas, opB, opA, N, M, K, &alpha, B, CUDA_R_16F, ldb, A, CUDA_R_16F, lda,
-                            &beta, C, CUDA_R_32F, ldc, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+    CUBLAS_TRY(vet_cublas.gemm_ex(ctx->blas, opB, opA, N, M, K, &alpha, B, CUDA_R_16F, ldb, A, CUDA_R_16F, lda,
+                                  &beta, C, CUDA_R_32F, ldc, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
                err);
     return 0;
 }

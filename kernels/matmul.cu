@@ -19,8 +19,8 @@ static int gemm_ex(vet_cuda *ctx, int transA, int transB, int M, int N, int K, f
     cublasOperation_t opA = transA ? CUBLAS_OP_T : CUBLAS_OP_N;
     cublasOperation_t opB = transB ? CUBLAS_OP_T : CUBLAS_OP_N;
     // CUBLAS_COMPUTE_32F: fp32 accumulation and no TF32 shortcut, for bf16 inputs too.
-    CUBLAS_TRY(cublasGemmEx(ctx->blas, opB, opA, N, M, K, &alpha, B, ab_type, ldb, A, ab_type, lda,
-                            &beta, C, CUDA_R_32F, ldc, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+    CUBLAS_TRY(vet_cublas.gemm_ex(ctx->blas, opB, opA, N, M, K, &alpha, B, ab_type, ldb, A, ab_type, lda,
+                                  &beta, C, CUDA_R_32F, ldc, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
                err);
     return 0;
 }

@@ -37,6 +37,10 @@ int vet_cuda_device_name(int dev, char *name, size_t n, vet_err *err);
 typedef struct vet_cuda vet_cuda;
 vet_cuda *vet_cuda_new(int dev, vet_err *err);
 void vet_cuda_free(vet_cuda *ctx);
+// Loads cuBLAS (kernels/cublas.cu: dlopen, on first use, so that a program that never opens a
+// device never maps it); vet_cuda_new calls it. 0, or -1 with the reason when the library or
+// one of its functions is missing. The stand-in has nothing to load.
+int vet_cublas_load(vet_err *err);
 // Waits for every op queued on ctx; reports the first asynchronous error.
 int vet_cuda_sync(vet_cuda *ctx, vet_err *err);
 // Free and total memory of ctx's device in bytes (cudaMemGetInfo): what a model may still

@@ -26,7 +26,7 @@ BUNDLE_CXXF := -std=c++17 -O3 -march=$(BUNDLE_ARCH) -Wall -Wextra
 # --as-needed: a program records only the libraries it uses (vet-dump does not need cuBLAS).
 BUNDLE_LDF  := -fopenmp -Wl,--as-needed -Wl,--disable-new-dtags -Wl,-rpath,'$$ORIGIN/../lib' \
                -Wl,-rpath,$(CUDA_HOME)/lib64
-BUNDLE_CUDA_LIBS := $(LDLIBS_NOCUDA) -L$(CUDA_HOME)/lib64 -lcublas -lcublasLt -lcudart
+BUNDLE_CUDA_LIBS := $(LDLIBS_NOCUDA) -L$(CUDA_HOME)/lib64 -lcudart -ldl  # cuBLAS: dlopen (kernels/cublas.cu)
 BUNDLE_CU_OBJ := $(CU_SRC:%.cu=$(BUNDLE_BUILD)/%.o)
 BUNDLE_LIB_OBJ = $(patsubst %,$(BUNDLE_BUILD)/%.o,$(basename $(LIB_SRC)))
 BUNDLE_STANDIN_OBJ := $(BUNDLE_BUILD)/tests/gpu/standin/ops_cuda_cpu.o

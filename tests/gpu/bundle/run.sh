@@ -134,9 +134,19 @@ part() {
 # --- the parts -------------------------------------------------------------------------------
 # CUDA's libraries where the programs' rpath (/usr/local/cuda/lib64) does not reach them: CUDA_LIB,
 # other toolkit folders, the nvidia-* Python wheels, ldconfig's cache (the `bundle` part checks).
+# cuBLAS is not linked but opened on first use (kernels/cublas.cu), so ldd does not show it missing.
+cublas_found() {
+    local d
+    for d in /usr/local/cuda/lib64 $(echo "${LD_LIBRARY_PATH:-}" | tr ':' ' '); do
+        [ -f "$d/libcublas.so.13" ] && return 0
+    done
+    ldconfig -p 2>/dev/null | grep -q 'libcublas\.so\.13 '
+}
 find_cuda_libs() {
     local p d
-    for p in "$here"/bin/* "$tests"/*; do ldd "$p" 2>&1; done | grep -q 'not found' || return 0
+    if ! { for p in "$here"/bin/* "$tests"/*; do ldd "$p" 2>&1; done | grep -q 'not found'; } && cublas_found; then
+        return 0
+    fi
     for d in ${CUDA_LIB:-} /usr/local/cuda*/lib64 /usr/local/cuda*/targets/x86_64-linux/lib \
         $("$VET_PYTHON" -c 'import nvidia, os; print(" ".join(os.path.join(p, s, "lib") for p in nvidia.__path__ for s in os.listdir(p)))' 2>/dev/null) \
         $(ldconfig -p 2>/dev/null | awk '/libcublas\.so\.13 /{ sub("/[^/]*$", "", $NF); print $NF }'); do

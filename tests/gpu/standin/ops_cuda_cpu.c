@@ -53,6 +53,9 @@ vet_cuda *vet_cuda_new(int dev, vet_err *err) {
 
 void vet_cuda_free(vet_cuda *ctx) { free(ctx); }
 
+// Nothing to load: the stand-in's GEMMs are OpenBLAS's.
+int vet_cublas_load(vet_err *err) { return 0; }
+
 // No stream on the CPU: nothing queues work of its own on the stand-in.
 void *vet_cuda_stream(vet_cuda *ctx) { return NULL; }
 
