@@ -12,6 +12,8 @@
 
 #include "base/atomic_file.h"
 
+#ifdef VET_CUDA
+
 #define RING 8192
 
 struct vet_gpu_profile {
@@ -27,11 +29,6 @@ static const char *const names[VET_PROF_N + 1] = {
     "between_calls", "gemm_base", "gemm_lora", "dropout", "attention", "rope", "norm", "swiglu",
     "residual", "convert", "memset", "embedding", "loss", "transfer", "optimizer", "collective"};
 
-const char *vet_prof_kind_name(vet_prof_kind kind) {
-    return kind >= VET_PROF_NONE && kind < VET_PROF_N ? names[kind + 1] : "?";
-}
-
-#ifdef VET_CUDA
 
 vet_gpu_profile *vet_gpu_profile_new(vet_cuda *ctx, vet_err *err) {
     vet_gpu_profile *p = calloc(1, sizeof *p);
@@ -76,10 +73,6 @@ int vet_gpu_profile_enter(vet_gpu_profile *p, vet_prof_kind kind, vet_err *err) 
     return 0;
 }
 
-double vet_gpu_profile_ms(const vet_gpu_profile *p, vet_prof_kind kind) {
-    return kind >= VET_PROF_NONE && kind < VET_PROF_N ? p->ms[kind + 1] : 0.0;
-}
-
 int vet_gpu_profile_write(vet_gpu_profile *p, const char *path, vet_err *err) {
     if (vet_gpu_profile_collect(p, err) < 0) return -1;
     double busy = 0;
@@ -107,6 +100,5 @@ int vet_gpu_profile_collect(vet_gpu_profile *p, vet_err *err) { return 0; }
 int vet_gpu_profile_write(vet_gpu_profile *p, const char *path, vet_err *err) {
     return vet_errf(err, "vet was built without CUDA (rebuild with nvcc on PATH)");
 }
-double vet_gpu_profile_ms(const vet_gpu_profile *p, vet_prof_kind kind) { return 0.0; }
 
 #endif

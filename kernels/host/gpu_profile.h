@@ -48,9 +48,5 @@ int vet_gpu_profile_enter(vet_gpu_profile *p, vet_prof_kind kind, vet_err *err);
 int vet_gpu_profile_collect(vet_gpu_profile *p, vet_err *err);
 // The totals as JSON into path (atomically): milliseconds, share and segments per kind.
 int vet_gpu_profile_write(vet_gpu_profile *p, const char *path, vet_err *err);
-// The name of a kind in the file ("gemm_base", ...; "between_calls" for VET_PROF_NONE).
-const char *vet_prof_kind_name(vet_prof_kind kind);
-// The totals so far: the milliseconds of kind (VET_PROF_NONE: between calls).
-double vet_gpu_profile_ms(const vet_gpu_profile *p, vet_prof_kind kind);
 
 #endif

@@ -232,9 +232,10 @@ static int layer_forward(vet_gpu_model *g, int l, int B, int T, int recompute, v
                                g->attn_scratch, err));
     if (g->bf16) TRY(to_half(g, g->xb16, a.att, (size_t)N * Q, err));
     TRY(proj_forward(g, l, 3, a.xmid, a.att, g->xb16, N, err));  // xmid = dropout(o(att)) + x
-    PROF(g, VET_PROF_DROPOUT);
-    if (g->resid_p > 0.0f)
+    if (g->resid_p > 0.0f) {
+        PROF(g, VET_PROF_DROPOUT);
         TRY(dropout_forward_cuda(ctx, a.xmid, a.xmid, g->resid_p, resid_seed(g->dropout_seed, l, 0), g->row0, N, C, err));
+    }
     PROF(g, VET_PROF_RESIDUAL);
     TRY(add_inplace_cuda(ctx, a.xmid, x, (size_t)N * C, err));
     // MLP block
@@ -251,9 +252,10 @@ static int layer_forward(vet_gpu_model *g, int l, int B, int T, int recompute, v
     }
     if (g->bf16) TRY(to_half(g, g->xb16, g->act, (size_t)N * F, err));
     TRY(proj_forward(g, l, 6, xout, g->act, g->xb16, N, err));  // xout = dropout(down(act)) + xmid
-    PROF(g, VET_PROF_DROPOUT);
-    if (g->resid_p > 0.0f)
+    if (g->resid_p > 0.0f) {
+        PROF(g, VET_PROF_DROPOUT);
         TRY(dropout_forward_cuda(ctx, xout, xout, g->resid_p, resid_seed(g->dropout_seed, l, 1), g->row0, N, C, err));
+    }
     PROF(g, VET_PROF_RESIDUAL);
     return add_inplace_cuda(ctx, xout, a.xmid, (size_t)N * C, err);
 }

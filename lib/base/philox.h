@@ -7,7 +7,8 @@
 // element in any thread, in parallel, and the backward and the recompute regenerate the mask
 // instead of storing it; the CPU (lib/model/ops_cpu.c, scalar and AVX2) computes the same
 // function, so the device's masks are the CPU's bit for bit. (The stream generator of
-// rng_core.h made a row one dependent chain of draws: one GPU thread per row.)
+// per-row xoshiro256** streams used before made a row one dependent chain of draws: one GPU
+// thread per row.)
 //
 // Plain C11 / CUDA C++: no vet types, no libc calls; __host__ __device__ under nvcc.
 // tests/unit/test_philox.c checks Random123's published known-answer vectors.

@@ -3,23 +3,47 @@
 
 #include <math.h>
 
-#include "base/rng_core.h"
+// splitmix64 (Steele, Lea & Flood), for seeding and hashing.
+uint64_t vet_splitmix64(uint64_t *state) {
+    uint64_t z = (*state += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
 
-// The generator's arithmetic lives in rng_core.h (__host__ __device__ under nvcc, so a kernel
-// could draw the same bits); these are its vet_rng wrappers.
-uint64_t vet_splitmix64(uint64_t *state) { return vet_rng_core_splitmix64(state); }
+// hash(hash(a) ^ b), each hash one splitmix64 step.
+uint64_t vet_rng_hash(uint64_t a, uint64_t b) {
+    uint64_t s = a;
+    uint64_t h = vet_splitmix64(&s) ^ b;
+    return vet_splitmix64(&h);
+}
 
-uint64_t vet_rng_hash(uint64_t a, uint64_t b) { return vet_rng_core_hash(a, b); }
-
+// xoshiro256**'s state from one seed: four splitmix64 outputs.
 void vet_rng_seed(vet_rng *r, uint64_t seed) {
-    vet_rng_core_seed(r->s, seed);
+    uint64_t x = seed;
+    for (int i = 0; i < 4; i++) r->s[i] = vet_splitmix64(&x);
     r->has_spare = 0;
     r->spare = 0;
 }
 
-uint64_t vet_rng_next(vet_rng *r) { return vet_rng_core_next(r->s); }
+static inline uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
 
-float vet_rng_uniform(vet_rng *r) { return vet_rng_core_uniform(r->s); }
+// 64 random bits (xoshiro256**, Blackman & Vigna).
+uint64_t vet_rng_next(vet_rng *r) {
+    uint64_t *s = r->s;
+    uint64_t result = rotl(s[1] * 5, 7) * 9;
+    uint64_t t = s[1] << 17;
+    s[2] ^= s[0];
+    s[3] ^= s[1];
+    s[1] ^= s[2];
+    s[0] ^= s[3];
+    s[2] ^= t;
+    s[3] = rotl(s[3], 45);
+    return result;
+}
+
+// A float in [0, 1): the top 24 bits of a draw times 2^-24 (both steps exact in fp32).
+float vet_rng_uniform(vet_rng *r) { return (float)(vet_rng_next(r) >> 40) * 0x1.0p-24f; }
 
 double vet_rng_uniform_double(vet_rng *r) { return (double)(vet_rng_next(r) >> 11) * 0x1.0p-53; }
 
