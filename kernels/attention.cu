@@ -372,23 +372,30 @@ attention_backward_dkdv_kernel(float *dk, float *dv, const float *dout, const fl
 }
 
 // --- host side -----------------------------------------------------------------------------------
-static int check_shapes(int B, int T, int H, int KVH, int hd, vet_err *err) {
+int attention_check_shapes(int B, int T, int H, int KVH, int hd, vet_err *err) {
     if (hd <= 0 || hd > MAXD)
         return vet_errf(err, "%s:%d: attention supports head_dim 1..%d, not %d", __FILE__, __LINE__,
                         MAXD, hd);
     if (KVH <= 0 || H % KVH)
         return vet_errf(err, "%s:%d: %d heads do not split into %d kv heads", __FILE__, __LINE__, H,
                         KVH);
-    if (T > 65535 * BQ || B > 65535 || H > 65535)
+    if (T > 65535 * BQ || B > 65535 || H > 65535)  // BQ = 16: the smallest block of any kernel
         return vet_errf(err, "%s:%d: attention batch %d x %d x %d heads too large for one launch",
                         __FILE__, __LINE__, B, T, H);
     return 0;
 }
 
-static int seg_bounds(vet_cuda *ctx, int32_t *start, int32_t *end, const int32_t *seg, int B, int T,
+int attention_seg_bounds(vet_cuda *ctx, int32_t *start, int32_t *end, const int32_t *seg, int B, int T,
                       vet_err *err) {
     seg_bounds_kernel<<<ceil_div(B, 64), 64, 0, ctx->stream>>>(start, end, seg, B, T);
     LAUNCH_CHECK("attention seg_bounds", err);
+    return 0;
+}
+
+int attention_delta(vet_cuda *ctx, float *D, const float *dout, const float *out, size_t NH, int hd,
+                    vet_err *err) {
+    attention_delta_kernel<<<ceil_div((long long)NH * 32, 256), 256, 0, ctx->stream>>>(D, dout, out, NH, hd);
+    LAUNCH_CHECK("attention_backward (delta)", err);
     return 0;
 }
 
@@ -397,9 +404,9 @@ extern "C" int attention_forward_cuda(vet_cuda *ctx, float *out, float *lse, con
                                       int T, int H, int KVH, int hd, void *scratch, vet_err *err) {
     CHECK_CTX(ctx, err);
     if (B <= 0 || T <= 0 || H <= 0) return 0;
-    if (check_shapes(B, T, H, KVH, hd, err) < 0) return -1;
+    if (attention_check_shapes(B, T, H, KVH, hd, err) < 0) return -1;
     int32_t *start = (int32_t *)scratch, *end = start + (size_t)B * T;
-    if (seg_bounds(ctx, start, end, seg, B, T, err) < 0) return -1;
+    if (attention_seg_bounds(ctx, start, end, seg, B, T, err) < 0) return -1;
     size_t smem = (size_t)(BQ * hd + TILE * (hd + 1) + TILE * hd) * sizeof(float);
     SMEM_OPT_IN(attention_forward_kernel, smem, err);
     dim3 grid(ceil_div(T, BQ), H, B);
@@ -416,15 +423,13 @@ extern "C" int attention_backward_cuda(vet_cuda *ctx, float *dq, float *dk, floa
                                        void *scratch, vet_err *err) {
     CHECK_CTX(ctx, err);
     if (B <= 0 || T <= 0 || H <= 0) return 0;
-    if (check_shapes(B, T, H, KVH, hd, err) < 0) return -1;
+    if (attention_check_shapes(B, T, H, KVH, hd, err) < 0) return -1;
     int32_t *start = (int32_t *)scratch, *end = start + (size_t)B * T;
     float *D = (float *)(end + (size_t)B * T);
     const float scale = 1.0f / sqrtf((float)hd);
-    if (seg_bounds(ctx, start, end, seg, B, T, err) < 0) return -1;
+    if (attention_seg_bounds(ctx, start, end, seg, B, T, err) < 0) return -1;
 
-    size_t NH = (size_t)B * T * H;
-    attention_delta_kernel<<<ceil_div((long long)NH * 32, 256), 256, 0, ctx->stream>>>(D, dout, out, NH, hd);
-    LAUNCH_CHECK("attention_backward (delta)", err);
+    if (attention_delta(ctx, D, dout, out, (size_t)B * T * H, hd, err) < 0) return -1;
 
     size_t smem_dq = (size_t)(2 * BQ * hd + 2 * TILE * (hd + 1)) * sizeof(float);
     SMEM_OPT_IN(attention_backward_dq_kernel, smem_dq, err);

@@ -82,6 +82,16 @@ extern vet_cublas_api vet_cublas;
                                     __FILE__, __LINE__);                                        \
     } while (0)
 
+// --- shared by attention.cu and attention_tc.cu (defined in attention.cu) ----------------------
+// The shape checks of both attentions (head_dim <= 128, H a multiple of KVH, a launchable grid).
+int attention_check_shapes(int B, int T, int H, int KVH, int hd, vet_err *err);
+// start, end (B,T): each position's sample as [start, end), -1 for padding (from seg).
+int attention_seg_bounds(vet_cuda *ctx, int32_t *start, int32_t *end, const int32_t *seg, int B, int T,
+                         vet_err *err);
+// D (NH) = rowsum(dout * out) over rows of hd: the backward's per-query term.
+int attention_delta(vet_cuda *ctx, float *D, const float *dout, const float *out, size_t NH, int hd,
+                    vet_err *err);
+
 // --- reductions ---------------------------------------------------------------------------------
 // Warp-level: every lane ends with the result. Order is fixed (butterfly), so a kernel is
 // deterministic run to run.

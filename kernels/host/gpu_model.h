@@ -58,6 +58,11 @@ enum {
     // format. fp16's range ends at 65504, so the caller scales the loss (vet-train --fp16's
     // dynamic loss scaling). Not with VET_GPU_BF16, VET_GPU_FULL or a quantization.
     VET_GPU_FP16 = 1 << 5,
+    // With bf16 storage (VET_GPU_BF16, not VET_GPU_FP16), attention runs on tensor cores (kernels/attention_tc.cu: q, k, v and
+    // the probabilities rounded to bf16, fp32 accumulation). This flag keeps the fp32 CUDA-core
+    // kernels there instead (exact, slower): vet-train's VET_GPU_ATTENTION=fp32, to tell a
+    // difference the tensor-core attention makes from one the bf16 weights make.
+    VET_GPU_ATTN_FP32 = 1 << 6,
 };
 
 typedef struct {

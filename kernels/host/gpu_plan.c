@@ -46,6 +46,9 @@ int gpu_set_dims(vet_gpu_model *g, const vet_config *c, int r, unsigned targets,
     if (g->full && r > 0)
         return vet_errf(err, "full training of a model with LoRA adapters is not supported "
                              "(train the adapters, or drop them)");
+    // Not in fp16 storage: its loss-scaled gradients would need the attention in fp16's range
+    // (a kernel on fp16 operands; today's rounds to bf16), so it keeps the fp32 kernels.
+    g->attn_tc = g->bf16 && !g->fp16 && !(flags & VET_GPU_ATTN_FP32);
     g->ckpt = (flags & VET_GPU_CKPT) != 0;
     g->B = B, g->T = T, g->N = (size_t)B * T;
     g->L = c->n_layers, g->C = c->dim, g->F = c->hidden_dim, g->H = c->n_heads;

@@ -228,8 +228,8 @@ static int layer_forward(vet_gpu_model *g, int l, int B, int T, int recompute, v
     TRY(rope_forward_cuda(ctx, a.q, g->pos, g->cos_t, g->sin_t, N, g->H, g->hd, err));
     TRY(rope_forward_cuda(ctx, a.k, g->pos, g->cos_t, g->sin_t, N, g->KVH, g->hd, err));
     PROF(g, VET_PROF_ATTENTION);
-    TRY(attention_forward_cuda(ctx, a.att, a.lse, a.q, a.k, a.v, g->seg, B, T, g->H, g->KVH, g->hd,
-                               g->attn_scratch, err));
+    TRY((g->attn_tc ? attention_forward_bf16_cuda : attention_forward_cuda)(
+        ctx, a.att, a.lse, a.q, a.k, a.v, g->seg, B, T, g->H, g->KVH, g->hd, g->attn_scratch, err));
     if (g->bf16) TRY(to_half(g, g->xb16, a.att, (size_t)N * Q, err));
     TRY(proj_forward(g, l, 3, a.xmid, a.att, g->xb16, N, err));  // xmid = dropout(o(att)) + x
     if (g->resid_p > 0.0f) {
@@ -423,9 +423,9 @@ int vet_gpu_backward(vet_gpu_model *g, float loss_scale, vet_train_mode mode, ve
         TRY(vet_cuda_memset0(ctx, g->dk, (size_t)N * KV * fs, err));
         TRY(vet_cuda_memset0(ctx, g->dv, (size_t)N * KV * fs, err));
         PROF(g, VET_PROF_ATTENTION);
-        TRY(attention_backward_cuda(ctx, g->dq, g->dk, g->dv, g->datt, q, k, v, att,
-                                    a.lse, g->seg, g->bB, g->bT, g->H, g->KVH,
-                                    g->hd, g->attn_scratch, err));
+        TRY((g->attn_tc ? attention_backward_bf16_cuda : attention_backward_cuda)(
+            ctx, g->dq, g->dk, g->dv, g->datt, q, k, v, att, a.lse, g->seg, g->bB, g->bT, g->H, g->KVH, g->hd,
+            g->attn_scratch, err));
         PROF(g, VET_PROF_ROPE);
         TRY(rope_backward_cuda(ctx, g->dq, g->pos, g->cos_t, g->sin_t, N, g->H, g->hd, err));
         TRY(rope_backward_cuda(ctx, g->dk, g->pos, g->cos_t, g->sin_t, N, g->KVH, g->hd, err));

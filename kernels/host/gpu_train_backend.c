@@ -98,6 +98,12 @@ static int cuda_load(void *ctx, const vet_train_setup *s, vet_err *err) {
     if (B < 1) B = 1;
     if (T < 1) T = 1;
     unsigned flags = gpu_flags(c->o);
+    // A diagnostic, like VET_GPU_PROFILE: which attention the 16-bit mode runs.
+    const char *attn = getenv("VET_GPU_ATTENTION");
+    if (attn && *attn && strcmp(attn, "tc") && strcmp(attn, "fp32"))
+        return vet_err_kindf(err, VET_E_USAGE,
+                             "VET_GPU_ATTENTION=%s: use tc (tensor cores, the 16-bit mode's default) or fp32", attn);
+    if (attn && !strcmp(attn, "fp32")) flags |= VET_GPU_ATTN_FP32;
     vet_gpu_plan p;
     if (vet_gpu_plan_bytes(&m->cfg, m->has_lora ? m->lora.r : 0, m->has_lora ? m->lora.targets : 0, B, T, flags,
                            &p, err) < 0)

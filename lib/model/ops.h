@@ -76,6 +76,21 @@ void attention_backward(float *dq, float *dk, float *dv, const float *dout, cons
                         const float *k, const float *v, const float *out, const float *lse,
                         const int32_t *seg, int B, int T, int H, int KVH, int hd);
 
+// The same attention with the tensor-core kernels' arithmetic (kernels/attention_tc.cu), so
+// the stand-in and the GPU parity test have the kernels' numbers to compare with: q, k, v and
+// dout are rounded to bf16 (RN) where the kernels load them; scores and every product sum in
+// fp32 or wider; the probabilities (and the score gradients) are rounded to bf16 before they
+// multiply v (dout, q, k). The forward's online softmax runs over key tiles of
+// VET_ATTN_TC_TILE keys starting at the first key the query block of VET_ATTN_TC_TILE
+// queries sees, as the kernel's, because a probability is rounded against the running
+// maximum of its tile. Same shapes, mask and outputs as attention_forward / _backward.
+#define VET_ATTN_TC_TILE 64
+void attention_forward_bf16(float *out, float *lse, const float *q, const float *k, const float *v,
+                            const int32_t *seg, int B, int T, int H, int KVH, int hd);
+void attention_backward_bf16(float *dq, float *dk, float *dv, const float *dout, const float *q,
+                             const float *k, const float *v, const float *out, const float *lse,
+                             const int32_t *seg, int B, int T, int H, int KVH, int hd);
+
 // Inference over one sequence with a cache: n new queries q (n,H,hd) at positions p0..p0+n-1
 // against keys/values kc, vc (p0+n, KVH, hd) (the new ones already appended); out (n,H,hd).
 void attention_cached_forward(float *out, const float *q, const float *kc, const float *vc,

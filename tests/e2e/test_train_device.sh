@@ -138,6 +138,30 @@ PY
 }
 check train_device_bf16_close_to_cpu bf16_ok
 
+# 7b. VET_GPU_ATTENTION: bf16 runs attention on tensor cores (the stand-in replays their
+#     arithmetic); =tc says so (the same bytes), =fp32 keeps the fp32 kernels (another adapter,
+#     the final loss within 1%); any other value is refused before training (exit 2).
+attention_env_ok() {
+    [ -d "$tmp/bf16" ] || return 1
+    VET_GPU_ATTENTION=tc run "$sbin" "$tmp/attn-tc" --device cuda || return 1
+    cmp "$tmp/bf16/adapter_model.safetensors" "$tmp/attn-tc/adapter_model.safetensors" >&2 || return 1
+    VET_GPU_ATTENTION=fp32 run "$sbin" "$tmp/attn-32" --device cuda || { cat "$tmp/attn-32.err" >&2; return 1; }
+    ! cmp -s "$tmp/bf16/adapter_model.safetensors" "$tmp/attn-32/adapter_model.safetensors" || return 1
+    /usr/bin/python3 - "$tmp/bf16/train.log.jsonl" "$tmp/attn-32/train.log.jsonl" <<'PY' || return 1
+import json, sys
+a = [json.loads(l) for l in open(sys.argv[1])]
+b = [json.loads(l) for l in open(sys.argv[2])]
+print(f"final loss bf16: tensor-core attention {a[-1]['loss']:.6f}, fp32 attention {b[-1]['loss']:.6f}", file=sys.stderr)
+sys.exit(0 if len(a) == len(b) and abs(a[-1]["loss"] - b[-1]["loss"]) <= 0.01 * b[-1]["loss"] else 1)
+PY
+    local msg status
+    msg=$(VET_GPU_ATTENTION=flash "$sbin" "${common[@]}" --out "$tmp/attn-bad" --device cuda 2>&1)
+    status=$?
+    [ $status -eq 2 ] && grep -q "VET_GPU_ATTENTION=flash: use tc .* or fp32" <<<"$msg" && [ ! -e "$tmp/attn-bad/adapter_model.safetensors" ] ||
+        { echo "exit $status: $msg" >&2; return 1; }
+}
+check train_device_attention_env attention_env_ok
+
 # 8. Full training (from scratch) on the device: fp32, byte-identical to the CPU path; bf16 refused.
 full_ok() {
     local args=(--threads 2 -q --init "$tmp/micro.json" --tokenizer "$tmp/tok.model" --train "$tmp/train.msgpack.zst"

@@ -563,6 +563,60 @@ static void run_config(const config *c) {
         vet_cuda_mem_free(d_dv);
     }
 
+    // --- the same attention on tensor cores (attention_tc.cu): against the CPU replay of its
+    // arithmetic (ops_attention_bf16.c: only fp32 summation order and expf's last bit differ,
+    // which can flip a probability's bf16 rounding) and against the exact fp32 op (bf16's error) ---
+    {
+        size_t nq = (size_t)N * Q, nk = (size_t)N * KV, nl = (size_t)N * H;
+        float *q = rnd(nq, 1), *k = rnd(nk, 1), *v = rnd(nk, 1);
+        float *out = malloc(nq * 4), *lse = malloc(nl * 4), *out32 = malloc(nq * 4), *lse32 = malloc(nl * 4);
+        float *d_q = devf(q, nq), *d_k = devf(k, nk), *d_v = devf(v, nk);
+        float *d_out = devf(NULL, nq), *d_lse = devf(NULL, nl);
+        void *scratch = dev(NULL, attention_scratch_bytes(B, T, H));
+        attention_forward_bf16(out, lse, q, k, v, seg, B, T, H, KVH, hd);
+        attention_forward(out32, lse32, q, k, v, seg, B, T, H, KVH, hd);
+        TRY(attention_forward_bf16_cuda(ctx, d_out, d_lse, d_q, d_k, d_v, d_seg, B, T, H, KVH, hd, scratch, &err));
+        snprintf(sh, sizeof sh, "B=%d T=%d H=%d KVH=%d hd=%d", B, T, H, KVH, hd);
+        r = compare("attention_forward_bf16 out", sh, d_out, out, nq, 4e-3);
+        compare("attention_forward_bf16 lse", sh, d_lse, lse, nl, 1e-4);
+        TIME(attention_forward_bf16_cuda(ctx, d_out, d_lse, d_q, d_k, d_v, d_seg, B, T, H, KVH, hd, scratch, &err),
+             r->ms);
+        TRY(attention_forward_bf16_cuda(ctx, d_out, d_lse, d_q, d_k, d_v, d_seg, B, T, H, KVH, hd, scratch, &err));
+        compare("attention_forward_bf16 out vs fp32", sh, d_out, out32, nq, 2e-2);
+        float *dout = rnd(nq, 1), *dq = rnd(nq, 1), *dk = rnd(nk, 1), *dv = rnd(nk, 1);
+        float *d_dout = devf(dout, nq), *d_dq = devf(dq, nq), *d_dk = devf(dk, nk), *d_dv = devf(dv, nk);
+        attention_backward_bf16(dq, dk, dv, dout, q, k, v, out, lse, seg, B, T, H, KVH, hd);
+        TRY(attention_backward_bf16_cuda(ctx, d_dq, d_dk, d_dv, d_dout, d_q, d_k, d_v, d_out, d_lse, d_seg,
+                                         B, T, H, KVH, hd, scratch, &err));
+        r = compare("attention_backward_bf16 dq", sh, d_dq, dq, nq, 4e-3);
+        compare("attention_backward_bf16 dk", sh, d_dk, dk, nk, 4e-3);
+        compare("attention_backward_bf16 dv", sh, d_dv, dv, nk, 4e-3);
+        TIME(attention_backward_bf16_cuda(ctx, d_dq, d_dk, d_dv, d_dout, d_q, d_k, d_v, d_out, d_lse, d_seg,
+                                          B, T, H, KVH, hd, scratch, &err), r->ms);
+        // Deterministic: a second run from the same gradients gives the same bits.
+        float *g1 = malloc(nq * 4), *g2 = malloc(nq * 4);
+        TRY(vet_cuda_upload(ctx, d_dq, dq, nq * 4, &err));
+        TRY(attention_backward_bf16_cuda(ctx, d_dq, d_dk, d_dv, d_dout, d_q, d_k, d_v, d_out, d_lse, d_seg,
+                                         B, T, H, KVH, hd, scratch, &err));
+        TRY(vet_cuda_sync(ctx, &err));
+        TRY(vet_cuda_download(ctx, g1, d_dq, nq * 4, &err));
+        TRY(vet_cuda_upload(ctx, d_dq, dq, nq * 4, &err));
+        TRY(attention_backward_bf16_cuda(ctx, d_dq, d_dk, d_dv, d_dout, d_q, d_k, d_v, d_out, d_lse, d_seg,
+                                         B, T, H, KVH, hd, scratch, &err));
+        TRY(vet_cuda_sync(ctx, &err));
+        TRY(vet_cuda_download(ctx, g2, d_dq, nq * 4, &err));
+        int same = !memcmp(g1, g2, nq * 4);
+        if (!same) failures++;
+        printf("%s attention_backward_bf16 run twice: same bits\n", same ? "ok" : "not ok");
+        free(g1), free(g2);
+        free(q), free(k), free(v), free(out), free(lse), free(out32), free(lse32);
+        free(dout), free(dq), free(dk), free(dv);
+        vet_cuda_mem_free(d_q), vet_cuda_mem_free(d_k), vet_cuda_mem_free(d_v);
+        vet_cuda_mem_free(d_out), vet_cuda_mem_free(d_lse), vet_cuda_mem_free(scratch);
+        vet_cuda_mem_free(d_dout), vet_cuda_mem_free(d_dq), vet_cuda_mem_free(d_dk);
+        vet_cuda_mem_free(d_dv);
+    }
+
     // --- a decode step: new k/v rows into the slots' caches, attention against the caches ---
     {
         // n rows of distinct slots (in a shuffled order) at random positions, one at 0 and one

@@ -195,6 +195,49 @@ static void test_lora_bf16(void) {
     lora_parity(VAR_QWEN_TIED, 0.0f, 1, 3, 19, VET_GPU_BF16, 1e-2, 1e-1);
 }
 
+// One forward + backward of the GPU model alone: loss per token and LoRA grads (n_lora).
+static int gpu_lora_step(const vet_model *m, const vet_batch *b, unsigned flags, double *loss, float *grads) {
+    vet_err err;
+    vet_gpu_opts o = {.flags = flags};
+    vet_gpu_model *g = vet_gpu_model_new(ctx, m, b->B, b->T, &o, &err);
+    int n = 0, rc = g ? vet_gpu_forward(g, b, loss, &n, 1, 77, &err) : -1;
+    if (rc == 0) rc = vet_gpu_backward(g, 1.0f / n, VET_TRAIN_LORA, &err);
+    if (rc == 0) rc = vet_gpu_download_grads(g, grads, m->n_lora, &err);
+    if (rc) fprintf(stderr, "  %s\n", err.msg);
+    if (n > 0) *loss /= n;
+    vet_gpu_model_free(g);
+    return rc;
+}
+
+// bf16 storage runs attention on tensor cores (attention_*_bf16_cuda, whose arithmetic the
+// stand-in replays); VET_GPU_ATTN_FP32 keeps the fp32 kernels. The two must differ (the switch
+// works) by no more than bf16 rounding (the replay is the same attention), with dropout.
+static void test_lora_bf16_attention(void) {
+    if (!ctx) SKIP(no_gpu);
+    vet_model m;
+    make_model(&m, VAR_LLAMA, 1, 0.1f);
+    batch3 x;
+    make_batch(&x, m.cfg.vocab_size, 3);
+    double l_tc = 0, l_32 = 0;
+    float *g_tc = calloc(m.n_lora, sizeof(float)), *g_32 = calloc(m.n_lora, sizeof(float));
+    CHECK(gpu_lora_step(&m, &x.b, VET_GPU_BF16, &l_tc, g_tc) == 0);
+    CHECK(gpu_lora_step(&m, &x.b, VET_GPU_BF16 | VET_GPU_ATTN_FP32, &l_32, g_32) == 0);
+    printf("# bf16 loss: attention on tensor cores %.9g, fp32 attention %.9g\n", l_tc, l_32);
+    CHECK(l_tc != l_32);
+    CHECK(fabs(l_tc - l_32) <= 5e-3 * fabs(l_32));
+    CHECK(memcmp(g_tc, g_32, m.n_lora * sizeof(float)) != 0);
+    double worst = check_lora_grads(&m, g_tc, g_32, 1e-1);
+    CHECK(worst > 0);
+    // fp16 storage keeps the fp32 attention: the flag changes nothing there.
+    double f1 = 0, f2 = 0;
+    CHECK(gpu_lora_step(&m, &x.b, VET_GPU_FP16, &f1, g_tc) == 0);
+    CHECK(gpu_lora_step(&m, &x.b, VET_GPU_FP16 | VET_GPU_ATTN_FP32, &f2, g_32) == 0);
+    CHECK(f1 == f2 && memcmp(g_tc, g_32, m.n_lora * sizeof(float)) == 0);
+    free(g_tc), free(g_32);
+    vet_batch_free(&x.b);
+    vet_model_free(&m);
+}
+
 // fp16 base weights (VET_GPU_FP16, vet-train --fp16): bf16's mode in IEEE fp16, the backward
 // unscaled and with GradScaler's first loss scale 65536 (grads divided on the host, as the
 // trainer's lib/train/loss_scale.h has them). Tolerances: fp16 keeps 10 mantissa bits to
@@ -899,6 +942,7 @@ int main(void) {
     RUN(test_lora_qwen_bias_tied);
     RUN(test_lora_dropout);
     RUN(test_lora_bf16);
+    RUN(test_lora_bf16_attention);
     RUN(test_lora_fp16);
     RUN(test_full_llama);
     RUN(test_full_qwen_tied);

@@ -343,6 +343,26 @@ int attention_backward_cuda(vet_cuda *ctx, float *dq, float *dk, float *dv, cons
     return 0;
 }
 
+// The tensor-core kernels' arithmetic, as lib/model/ops_attention_bf16.c computes it.
+int attention_forward_bf16_cuda(vet_cuda *ctx, float *out, float *lse, const float *q, const float *k,
+                                const float *v, const int32_t *seg, int B, int T, int H, int KVH,
+                                int hd, void *scratch, vet_err *err) {
+    CHECK_CTX(ctx, err);
+    if (attention_args(B, T, H, KVH, hd, scratch, err) < 0) return -1;
+    attention_forward_bf16(out, lse, q, k, v, seg, B, T, H, KVH, hd);
+    return 0;
+}
+
+int attention_backward_bf16_cuda(vet_cuda *ctx, float *dq, float *dk, float *dv, const float *dout,
+                                 const float *q, const float *k, const float *v, const float *out,
+                                 const float *lse, const int32_t *seg, int B, int T, int H, int KVH,
+                                 int hd, void *scratch, vet_err *err) {
+    CHECK_CTX(ctx, err);
+    if (attention_args(B, T, H, KVH, hd, scratch, err) < 0) return -1;
+    attention_backward_bf16(dq, dk, dv, dout, q, k, v, out, lse, seg, B, T, H, KVH, hd);
+    return 0;
+}
+
 // --- SwiGLU, residual ------------------------------------------------------------------------
 int swiglu_forward_cuda(vet_cuda *ctx, float *out, const float *gate, const float *up, size_t n,
                         vet_err *err) {

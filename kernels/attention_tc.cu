@@ -1,0 +1,513 @@
+// attention_tc.cu — causal attention over packed rows with GQA on tensor cores: bf16 operands,
+// fp32 accumulation (WMMA 16x16x16 fragments), forward and backward, FlashAttention-2's
+// algorithm. The bf16 training path uses it; attention.cu's fp32 kernels stay the exact
+// reference (and the fp32 path). lib/model/ops_attention_bf16.c computes the same numbers on
+// the CPU: the stand-in runs it, the GPU parity test compares these kernels with it.
+//
+// Contract as attention.cu: q (B,T,H,hd), k, v (B,T,KVH,hd) fp32, seg (B,T) with -1 padding;
+// query i sees key j iff both lie in one sample and j <= i. Operands are rounded to bf16 as they
+// are loaded into shared memory (head_dim padded with zeros to a multiple of 16).
+//
+// Work split: a block holds TT = 64 queries (forward, dq) or 64 keys (dk/dv), 16 rows per warp
+// (one fragment's height). Scores of a warp's 16 rows against a tile land in the warp's fp32
+// scratch (store_matrix_sync); two lanes own each row, half of the tile's columns each, for
+// the masking, the softmax statistics and the bf16 probabilities. Accumulators that must be
+// rescaled row by row (the output O) or summed over tiles (dQ, dK, dV) live in per-warp fp32
+// shared memory, loaded into a fragment, multiplied into and stored back each tile: WMMA does
+// not say which row a fragment element holds, so the rows are scaled where their layout is known.
+//
+// Forward (per query block): for each key tile from the block's first visible key:
+//   S = Q K^T;  s = S scale (masked: -inf);  m' = max(m, rowmax s);  p = exp(s - m');
+//   l = l exp(m - m') + rowsum p;  O = O exp(m - m') + bf16(p) V;  at the end out = O / l,
+//   lse = m + log l (padding: out 0, lse 0).
+// Backward: D = rowsum(dO * O) (attention.cu's kernel), then with p = exp(S scale - lse),
+// dP = dO V^T and dS = p (dP - D) scale:
+//   dq kernel (per query block, over key tiles):       dQ += bf16(dS) K
+//   dk/dv kernel (per key block, over the group's heads and query tiles of 32):
+//                                                      dV += bf16(p)^T dO,  dK += bf16(dS)^T Q
+// Each output row is owned by one warp: no atomics, the same bits run to run.
+#include <limits.h>
+#include <mma.h>
+
+#include "common.cuh"
+#include "model/ops.h"
+
+using namespace nvcuda;
+
+#define TT 64   // queries per block and keys per tile (forward, dq); keys per block (dk/dv)
+#define KQT 32  // queries per tile in the dk/dv kernel: keeps its shared memory under sm_80's 164 KB
+#define NW 4    // warps per block
+#define WR 16   // rows per warp: one fragment's height
+static_assert(TT == VET_ATTN_TC_TILE, "the CPU replay tiles as the kernel does");
+static_assert(TT == NW * WR, "a block's warps cover its rows");
+
+typedef __nv_bfloat16 bf16;
+typedef wmma::fragment<wmma::matrix_a, 16, 16, 16, bf16, wmma::row_major> frag_a;
+typedef wmma::fragment<wmma::matrix_b, 16, 16, 16, bf16, wmma::row_major> frag_b;
+typedef wmma::fragment<wmma::matrix_b, 16, 16, 16, bf16, wmma::col_major> frag_bt;  // X^T of a row-major X
+typedef wmma::fragment<wmma::accumulator, 16, 16, 16, float> frag_c;
+
+#define FULL 0xffffffffu
+
+// Shared-memory strides, in elements. Padding shifts consecutive rows across banks; every
+// stride keeps a 16-row fragment 32-byte aligned (ldh: 16 rows x ldh x 2 B = 32 ldh B).
+struct tc_dims {
+    int hdp;  // head_dim rounded up to 16
+    int ldh;  // bf16 rows of hdp (Q, K, V, dO tiles)
+    int ldf;  // fp32 rows of hdp (O, dQ, dK, dV accumulators)
+};
+__host__ __device__ inline tc_dims tc_dims_of(int hd) {
+    int hdp = (hd + 15) / 16 * 16;
+    return {hdp, hdp + 8, hdp + 4};
+}
+__host__ __device__ inline int ld_score(int w) { return w + 4; }  // fp32 scores, tile width w
+__host__ __device__ inline int ld_prob(int w) { return w + 8; }   // bf16 probabilities
+
+// Carves a block's dynamic shared memory into 128-byte aligned regions; the host runs the same
+// arithmetic (base NULL) to size the launch.
+struct smem_carve {
+    unsigned char *base;
+    size_t used;
+    __host__ __device__ void *take(size_t bytes) {
+        void *p = base ? base + used : nullptr;
+        used += (bytes + 127) / 128 * 128;
+        return p;
+    }
+};
+
+// rows r0..r0+n-1 of head `head` of x (B,T,nh,hd), batch row b, into dst (n rows of ld) as
+// bf16; rows past T and columns past hd are 0.
+__device__ inline void load_tile(bf16 *dst, const float *x, int b, int T, int nh, int head, int r0,
+                                 int n, int hd, tc_dims D) {
+    for (int idx = threadIdx.x; idx < n * D.hdp; idx += blockDim.x) {
+        int r = idx / D.hdp, d = idx % D.hdp, i = r0 + r;
+        float val = i < T && d < hd ? x[(((size_t)b * T + i) * nh + head) * hd + d] : 0.0f;
+        dst[r * D.ldh + d] = __float2bfloat16_rn(val);
+    }
+}
+
+__device__ inline void zero_f32(float *p, int n) {
+    for (int i = threadIdx.x; i < n; i += blockDim.x) p[i] = 0.0f;
+}
+
+__device__ inline int warp_min_int(int x) {
+    for (int o = 16; o > 0; o >>= 1) x = min(x, __shfl_xor_sync(FULL, x, o));
+    return x;
+}
+__device__ inline int warp_max_int(int x) {
+    for (int o = 16; o > 0; o >>= 1) x = max(x, __shfl_xor_sync(FULL, x, o));
+    return x;
+}
+
+// C (16 x w) = A (16 x kdim, row-major, lda) . X^T, X (w x kdim, row-major, ldx): scores.
+__device__ inline void mma_abt(float *C, int ldc, const bf16 *A, int lda, const bf16 *X, int ldx, int w,
+                               int kdim) {
+    for (int n = 0; n < w / 16; n++) {
+        frag_c c;
+        wmma::fill_fragment(c, 0.0f);
+        for (int kk = 0; kk < kdim; kk += 16) {
+            frag_a a;
+            frag_bt bt;
+            wmma::load_matrix_sync(a, A + kk, lda);
+            wmma::load_matrix_sync(bt, X + n * 16 * ldx + kk, ldx);
+            wmma::mma_sync(c, a, bt, c);
+        }
+        wmma::store_matrix_sync(C + n * 16, c, ldc, wmma::mem_row_major);
+    }
+}
+
+// C (16 x ncol) += P (16 x kdim, row-major, ldp) . X (kdim x ncol, row-major, ldx), C fp32 in shared.
+__device__ inline void mma_acc(float *C, int ldc, const bf16 *P, int ldp, const bf16 *X, int ldx, int kdim,
+                               int ncol) {
+    for (int n = 0; n < ncol / 16; n++) {
+        frag_c c;
+        wmma::load_matrix_sync(c, C + n * 16, ldc, wmma::mem_row_major);
+        for (int kk = 0; kk < kdim; kk += 16) {
+            frag_a a;
+            frag_b bm;
+            wmma::load_matrix_sync(a, P + kk, ldp);
+            wmma::load_matrix_sync(bm, X + kk * ldx + n * 16, ldx);
+            wmma::mma_sync(c, a, bm, c);
+        }
+        wmma::store_matrix_sync(C + n * 16, c, ldc, wmma::mem_row_major);
+    }
+}
+
+// The smallest start and the largest i+1 over the valid queries i0..i0+n-1 (thread 0).
+__device__ inline void block_query_range(const int32_t *st, int i0, int n, int T, int *lo, int *hi) {
+    int a = T, z = 0;
+    for (int r = 0; r < n && i0 + r < T; r++) {
+        if (st[i0 + r] < 0) continue;
+        a = min(a, (int)st[i0 + r]);
+        z = i0 + r + 1;
+    }
+    *lo = z ? a : 0;
+    *hi = z;
+}
+
+// --- forward ---------------------------------------------------------------------------------
+// grid (ceil(T/TT), H, B). shared: Qs, Ks, Vs (TT, ldh) bf16; per warp S (WR, TT+4) fp32,
+// P (WR, TT+8) bf16, O (WR, ldf) fp32.
+__device__ inline void forward_regions(tc_dims D, unsigned char *base, bf16 **Qs, bf16 **Ks, bf16 **Vs,
+                                       float **S, bf16 **P, float **O, int **range) {
+    smem_carve c{base, 0};
+    *Qs = (bf16 *)c.take((size_t)TT * D.ldh * sizeof(bf16));
+    *Ks = (bf16 *)c.take((size_t)TT * D.ldh * sizeof(bf16));
+    *Vs = (bf16 *)c.take((size_t)TT * D.ldh * sizeof(bf16));
+    *S = (float *)c.take((size_t)NW * WR * ld_score(TT) * sizeof(float));
+    *P = (bf16 *)c.take((size_t)NW * WR * ld_prob(TT) * sizeof(bf16));
+    *O = (float *)c.take((size_t)NW * WR * D.ldf * sizeof(float));
+    *range = (int *)c.take(2 * sizeof(int));
+}
+static size_t forward_smem(tc_dims D) {
+    smem_carve c{nullptr, 0};
+    for (int t = 0; t < 3; t++) c.take((size_t)TT * D.ldh * sizeof(bf16));
+    c.take((size_t)NW * WR * ld_score(TT) * sizeof(float));
+    c.take((size_t)NW * WR * ld_prob(TT) * sizeof(bf16));
+    c.take((size_t)NW * WR * D.ldf * sizeof(float));
+    c.take(2 * sizeof(int));  // range
+    return c.used;
+}
+
+__global__ void __launch_bounds__(NW * 32)
+attention_tc_forward_kernel(float *out, float *lse, const float *q, const float *k, const float *v,
+                            const int32_t *start, int T, int H, int KVH, int hd, float scale) {
+    extern __shared__ __align__(128) unsigned char smem[];
+    const tc_dims D = tc_dims_of(hd);
+    bf16 *Qs, *Ks, *Vs, *Pw;
+    float *Sw, *Ow;
+    int *range;
+    forward_regions(D, smem, &Qs, &Ks, &Vs, &Sw, &Pw, &Ow, &range);
+    const int b = blockIdx.z, h = blockIdx.y, g = h / (H / KVH), i0 = blockIdx.x * TT;
+    const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+    const int32_t *st = start + (size_t)b * T;
+    const int lds = ld_score(TT), ldp = ld_prob(TT);
+
+    load_tile(Qs, q, b, T, H, h, i0, TT, hd, D);
+    zero_f32(Ow, NW * WR * D.ldf);
+    if (threadIdx.x == 0) block_query_range(st, i0, TT, T, &range[0], &range[1]);
+    __syncthreads();
+    const int klo = range[0], khi = range[1];
+
+    // This lane's row (two lanes a row) and half of the tile's columns.
+    const int r = lane >> 1, half = lane & 1;
+    const int qi = i0 + warp * WR + r, qs = qi < T ? st[qi] : -1;
+    // The keys any row of this warp sees: [wlo, whi) (whi = 0: none).
+    const int wlo = warp_min_int(qs >= 0 ? qs : INT_MAX), whi = warp_max_int(qs >= 0 ? qi + 1 : 0);
+    const bf16 *Qw = Qs + warp * WR * D.ldh;
+    float *S = Sw + warp * WR * lds, *O = Ow + warp * WR * D.ldf;
+    bf16 *P = Pw + warp * WR * ldp;
+    float *srow = S + r * lds + half * (TT / 2), *orow = O + r * D.ldf + half * (D.hdp / 2);
+    bf16 *prow = P + r * ldp + half * (TT / 2);
+    float m = -INFINITY, l = 0.0f;
+
+    for (int kt = klo; kt < khi; kt += TT) {
+        __syncthreads();  // the previous tile is no longer read
+        load_tile(Ks, k, b, T, KVH, g, kt, TT, hd, D);
+        load_tile(Vs, v, b, T, KVH, g, kt, TT, hd, D);
+        __syncthreads();
+        if (whi <= kt || wlo >= kt + TT) continue;  // warp-uniform: no row of the warp sees the tile
+
+        mma_abt(S, lds, Qw, D.ldh, Ks, D.ldh, TT, D.hdp);
+        __syncwarp();
+        float mt = -INFINITY;
+#pragma unroll
+        for (int c = 0; c < TT / 2; c++) {
+            int j = kt + half * (TT / 2) + c;
+            float s = qs >= 0 && j >= qs && j <= qi ? __fmul_rn(srow[c], scale) : -INFINITY;
+            srow[c] = s;
+            mt = fmaxf(mt, s);
+        }
+        mt = fmaxf(mt, __shfl_xor_sync(FULL, mt, 1));
+        const float m_new = fmaxf(m, mt);
+        const float corr = m == -INFINITY ? 0.0f : expf(m - m_new);  // m finite: m_new too
+        float ps = 0.0f;
+#pragma unroll
+        for (int c = 0; c < TT / 2; c++) {
+            float p = srow[c] == -INFINITY ? 0.0f : expf(srow[c] - m_new);
+            ps = __fadd_rn(ps, p);
+            prow[c] = __float2bfloat16_rn(p);
+        }
+        ps = __fadd_rn(ps, __shfl_xor_sync(FULL, ps, 1));  // both halves: commutative, one value
+        l = __fadd_rn(__fmul_rn(l, corr), ps);
+        m = m_new;
+        for (int d = 0; d < D.hdp / 2; d++) orow[d] = __fmul_rn(orow[d], corr);
+        __syncwarp();
+        mma_acc(O, D.ldf, P, ldp, Vs, D.ldh, TT, D.hdp);
+        __syncwarp();
+    }
+
+    if (qi < T) {
+        size_t qo = ((size_t)b * T + qi) * H + h;
+        bool pad = qs < 0;  // padding queries: zero output, lse 0 (as the CPU)
+        float inv = pad ? 0.0f : 1.0f / l;
+        for (int d = half * (D.hdp / 2); d < (half + 1) * (D.hdp / 2) && d < hd; d++)
+            out[qo * hd + d] = __fmul_rn(O[r * D.ldf + d], inv);
+        if (half == 0) lse[qo] = pad ? 0.0f : m + logf(l);
+    }
+}
+
+// --- backward: dq ----------------------------------------------------------------------------
+// grid (ceil(T/TT), H, B). shared: Qs, dOs, Ks, Vs (TT, ldh) bf16; per warp S (WR, TT+4) fp32
+// (scores, then dP), G (WR, TT+8) bf16 (dS), A (WR, ldf) fp32 (dQ).
+__device__ inline void dq_regions(tc_dims D, unsigned char *base, bf16 **Qs, bf16 **dOs, bf16 **Ks,
+                                  bf16 **Vs, float **S, bf16 **G, float **A, int **range) {
+    smem_carve c{base, 0};
+    *Qs = (bf16 *)c.take((size_t)TT * D.ldh * sizeof(bf16));
+    *dOs = (bf16 *)c.take((size_t)TT * D.ldh * sizeof(bf16));
+    *Ks = (bf16 *)c.take((size_t)TT * D.ldh * sizeof(bf16));
+    *Vs = (bf16 *)c.take((size_t)TT * D.ldh * sizeof(bf16));
+    *S = (float *)c.take((size_t)NW * WR * ld_score(TT) * sizeof(float));
+    *G = (bf16 *)c.take((size_t)NW * WR * ld_prob(TT) * sizeof(bf16));
+    *A = (float *)c.take((size_t)NW * WR * D.ldf * sizeof(float));
+    *range = (int *)c.take(2 * sizeof(int));
+}
+static size_t dq_smem(tc_dims D) {
+    smem_carve c{nullptr, 0};
+    for (int t = 0; t < 4; t++) c.take((size_t)TT * D.ldh * sizeof(bf16));
+    c.take((size_t)NW * WR * ld_score(TT) * sizeof(float));
+    c.take((size_t)NW * WR * ld_prob(TT) * sizeof(bf16));
+    c.take((size_t)NW * WR * D.ldf * sizeof(float));
+    c.take(2 * sizeof(int));  // range
+    return c.used;
+}
+
+__global__ void __launch_bounds__(NW * 32)
+attention_tc_dq_kernel(float *dq, const float *dout, const float *q, const float *k, const float *v,
+                       const float *lse, const float *Dl, const int32_t *start, int T, int H, int KVH,
+                       int hd, float scale) {
+    extern __shared__ __align__(128) unsigned char smem[];
+    const tc_dims D = tc_dims_of(hd);
+    bf16 *Qs, *dOs, *Ks, *Vs, *Gw;
+    float *Sw, *Aw;
+    int *range;
+    dq_regions(D, smem, &Qs, &dOs, &Ks, &Vs, &Sw, &Gw, &Aw, &range);
+    const int b = blockIdx.z, h = blockIdx.y, g = h / (H / KVH), i0 = blockIdx.x * TT;
+    const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+    const int32_t *st = start + (size_t)b * T;
+    const int lds = ld_score(TT), ldp = ld_prob(TT);
+
+    load_tile(Qs, q, b, T, H, h, i0, TT, hd, D);
+    load_tile(dOs, dout, b, T, H, h, i0, TT, hd, D);
+    zero_f32(Aw, NW * WR * D.ldf);
+    if (threadIdx.x == 0) block_query_range(st, i0, TT, T, &range[0], &range[1]);
+    __syncthreads();
+    const int klo = range[0], khi = range[1];
+
+    const int r = lane >> 1, half = lane & 1;
+    const int qi = i0 + warp * WR + r, qs = qi < T ? st[qi] : -1;
+    const size_t qo = ((size_t)b * T + (qi < T ? qi : 0)) * H + h;
+    const float L = lse[qo], Dq = Dl[qo];
+    const int wlo = warp_min_int(qs >= 0 ? qs : INT_MAX), whi = warp_max_int(qs >= 0 ? qi + 1 : 0);
+    const bf16 *Qw = Qs + warp * WR * D.ldh, *dOw = dOs + warp * WR * D.ldh;
+    float *S = Sw + warp * WR * lds, *A = Aw + warp * WR * D.ldf;
+    bf16 *G = Gw + warp * WR * ldp;
+    float *srow = S + r * lds + half * (TT / 2);
+    bf16 *grow = G + r * ldp + half * (TT / 2);
+
+    for (int kt = klo; kt < khi; kt += TT) {
+        __syncthreads();
+        load_tile(Ks, k, b, T, KVH, g, kt, TT, hd, D);
+        load_tile(Vs, v, b, T, KVH, g, kt, TT, hd, D);
+        __syncthreads();
+        if (whi <= kt || wlo >= kt + TT) continue;  // warp-uniform
+
+        mma_abt(S, lds, Qw, D.ldh, Ks, D.ldh, TT, D.hdp);
+        __syncwarp();
+        float p[TT / 2];
+#pragma unroll
+        for (int c = 0; c < TT / 2; c++) {
+            int j = kt + half * (TT / 2) + c;
+            p[c] = qs >= 0 && j >= qs && j <= qi ? expf(__fsub_rn(__fmul_rn(srow[c], scale), L)) : 0.0f;
+        }
+        __syncwarp();  // the scores are read: dP may overwrite them
+        mma_abt(S, lds, dOw, D.ldh, Vs, D.ldh, TT, D.hdp);
+        __syncwarp();
+#pragma unroll
+        for (int c = 0; c < TT / 2; c++)
+            grow[c] = __float2bfloat16_rn(__fmul_rn(__fmul_rn(p[c], __fsub_rn(srow[c], Dq)), scale));
+        __syncwarp();
+        mma_acc(A, D.ldf, G, ldp, Ks, D.ldh, TT, D.hdp);
+        __syncwarp();
+    }
+
+    if (qi < T && qs >= 0) {  // padding (or past T): no gradient
+        size_t base = ((size_t)b * T + qi) * H + h;
+        for (int d = half * (D.hdp / 2); d < (half + 1) * (D.hdp / 2) && d < hd; d++)
+            dq[base * hd + d] += A[r * D.ldf + d];
+    }
+}
+
+// --- backward: dk, dv ------------------------------------------------------------------------
+// grid (ceil(T/TT), KVH, B): a block owns TT keys (16 a warp) and sums over every query head of
+// the kv group and every query of each key's sample at or after it, KQT queries a tile.
+// shared: Kb, Vb (TT, ldh), Qs, dOs (KQT, ldh) bf16; per warp S (WR, KQT+4) fp32, P, G
+// (WR, KQT+8) bf16, dK, dV (WR, ldf) fp32; per query of the tile lse, D and its sample's start.
+__device__ inline void dkdv_regions(tc_dims D, unsigned char *base, bf16 **Kb, bf16 **Vb, bf16 **Qs,
+                                    bf16 **dOs, float **S, bf16 **P, bf16 **G, float **dK, float **dV,
+                                    float **Ls, float **Ds, int **Ss, int **range) {
+    smem_carve c{base, 0};
+    *Kb = (bf16 *)c.take((size_t)TT * D.ldh * sizeof(bf16));
+    *Vb = (bf16 *)c.take((size_t)TT * D.ldh * sizeof(bf16));
+    *Qs = (bf16 *)c.take((size_t)KQT * D.ldh * sizeof(bf16));
+    *dOs = (bf16 *)c.take((size_t)KQT * D.ldh * sizeof(bf16));
+    *S = (float *)c.take((size_t)NW * WR * ld_score(KQT) * sizeof(float));
+    *P = (bf16 *)c.take((size_t)NW * WR * ld_prob(KQT) * sizeof(bf16));
+    *G = (bf16 *)c.take((size_t)NW * WR * ld_prob(KQT) * sizeof(bf16));
+    *dK = (float *)c.take((size_t)NW * WR * D.ldf * sizeof(float));
+    *dV = (float *)c.take((size_t)NW * WR * D.ldf * sizeof(float));
+    *Ls = (float *)c.take(KQT * sizeof(float));
+    *Ds = (float *)c.take(KQT * sizeof(float));
+    *Ss = (int *)c.take(KQT * sizeof(int));
+    *range = (int *)c.take(2 * sizeof(int));
+}
+static size_t dkdv_smem(tc_dims D) {
+    smem_carve c{nullptr, 0};
+    for (int t = 0; t < 2; t++) c.take((size_t)TT * D.ldh * sizeof(bf16));
+    for (int t = 0; t < 2; t++) c.take((size_t)KQT * D.ldh * sizeof(bf16));
+    c.take((size_t)NW * WR * ld_score(KQT) * sizeof(float));
+    for (int t = 0; t < 2; t++) c.take((size_t)NW * WR * ld_prob(KQT) * sizeof(bf16));
+    for (int t = 0; t < 2; t++) c.take((size_t)NW * WR * D.ldf * sizeof(float));
+    for (int t = 0; t < 3; t++) c.take(KQT * sizeof(float));
+    c.take(2 * sizeof(int));  // range
+    return c.used;
+}
+
+__global__ void __launch_bounds__(NW * 32)
+attention_tc_dkdv_kernel(float *dk, float *dv, const float *dout, const float *q, const float *k,
+                         const float *v, const float *lse, const float *Dl, const int32_t *start,
+                         const int32_t *end, int T, int H, int KVH, int hd, float scale) {
+    extern __shared__ __align__(128) unsigned char smem[];
+    const tc_dims D = tc_dims_of(hd);
+    bf16 *Kb, *Vb, *Qs, *dOs, *Pw, *Gw;
+    float *Sw, *dKw, *dVw, *Ls, *Ds;
+    int *Ss, *range;
+    dkdv_regions(D, smem, &Kb, &Vb, &Qs, &dOs, &Sw, &Pw, &Gw, &dKw, &dVw, &Ls, &Ds, &Ss, &range);
+    const int b = blockIdx.z, g = blockIdx.y, k0 = blockIdx.x * TT, rep = H / KVH;
+    const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+    const int32_t *st = start + (size_t)b * T, *en = end + (size_t)b * T;
+    const int lds = ld_score(KQT), ldp = ld_prob(KQT);
+
+    load_tile(Kb, k, b, T, KVH, g, k0, TT, hd, D);
+    load_tile(Vb, v, b, T, KVH, g, k0, TT, hd, D);
+    zero_f32(dKw, NW * WR * D.ldf);
+    zero_f32(dVw, NW * WR * D.ldf);
+    if (threadIdx.x == 0) {  // queries that see some key of the block: [first valid key, max end)
+        int lo = T, hi = 0;
+        for (int r = 0; r < TT && k0 + r < T; r++) {
+            int j = k0 + r;
+            if (st[j] < 0) continue;
+            lo = min(lo, j);
+            hi = max(hi, (int)en[j]);
+        }
+        range[0] = hi ? lo : 0;
+        range[1] = hi;
+    }
+    __syncthreads();
+    const int qlo = range[0], qhi = range[1];
+
+    // This lane's key row (two lanes a key) and half of the query tile's columns.
+    const int r = lane >> 1, half = lane & 1;
+    const int kj = k0 + warp * WR + r, ks = kj < T ? st[kj] : -1, ke = kj < T ? en[kj] : -1;
+    // The queries any key of this warp is seen by: [wlo, whi).
+    const int wlo = warp_min_int(ks >= 0 ? kj : INT_MAX), whi = warp_max_int(ks >= 0 ? ke : 0);
+    const bf16 *Kw = Kb + warp * WR * D.ldh, *Vw = Vb + warp * WR * D.ldh;
+    float *S = Sw + warp * WR * lds, *dK = dKw + warp * WR * D.ldf, *dV = dVw + warp * WR * D.ldf;
+    bf16 *P = Pw + warp * WR * ldp, *G = Gw + warp * WR * ldp;
+    float *srow = S + r * lds + half * (KQT / 2);
+    bf16 *prow = P + r * ldp + half * (KQT / 2), *grow = G + r * ldp + half * (KQT / 2);
+
+    for (int h = g * rep; h < (g + 1) * rep; h++)
+        for (int qt = qlo; qt < qhi; qt += KQT) {
+            __syncthreads();
+            load_tile(Qs, q, b, T, H, h, qt, KQT, hd, D);
+            load_tile(dOs, dout, b, T, H, h, qt, KQT, hd, D);
+            if (threadIdx.x < KQT) {
+                int i = qt + threadIdx.x;
+                size_t qo = ((size_t)b * T + (i < T ? i : 0)) * H + h;
+                Ls[threadIdx.x] = lse[qo];
+                Ds[threadIdx.x] = Dl[qo];
+                Ss[threadIdx.x] = i < T ? st[i] : -1;
+            }
+            __syncthreads();
+            if (whi <= qt || wlo >= qt + KQT) continue;  // warp-uniform
+
+            mma_abt(S, lds, Kw, D.ldh, Qs, D.ldh, KQT, D.hdp);  // S^T: keys x queries
+            __syncwarp();
+            float p[KQT / 2];
+#pragma unroll
+            for (int c = 0; c < KQT / 2; c++) {
+                int col = half * (KQT / 2) + c, i = qt + col;
+                bool ok = i < T && ks >= 0 && Ss[col] == ks && kj <= i;  // same sample, j <= i
+                p[c] = ok ? expf(__fsub_rn(__fmul_rn(srow[c], scale), Ls[col])) : 0.0f;
+                prow[c] = __float2bfloat16_rn(p[c]);
+            }
+            __syncwarp();
+            mma_abt(S, lds, Vw, D.ldh, dOs, D.ldh, KQT, D.hdp);  // dP^T
+            __syncwarp();
+#pragma unroll
+            for (int c = 0; c < KQT / 2; c++) {
+                int col = half * (KQT / 2) + c;
+                grow[c] = __float2bfloat16_rn(__fmul_rn(__fmul_rn(p[c], __fsub_rn(srow[c], Ds[col])), scale));
+            }
+            __syncwarp();
+            mma_acc(dV, D.ldf, P, ldp, dOs, D.ldh, KQT, D.hdp);
+            mma_acc(dK, D.ldf, G, ldp, Qs, D.ldh, KQT, D.hdp);
+            __syncwarp();
+        }
+
+    if (ks >= 0) {  // padding keys are seen by nobody
+        size_t ko = (((size_t)b * T + kj) * KVH + g) * hd;
+        for (int d = half * (D.hdp / 2); d < (half + 1) * (D.hdp / 2) && d < hd; d++) {
+            dk[ko + d] += dK[r * D.ldf + d];
+            dv[ko + d] += dV[r * D.ldf + d];
+        }
+    }
+}
+
+// --- host side -----------------------------------------------------------------------------------
+extern "C" int attention_forward_bf16_cuda(vet_cuda *ctx, float *out, float *lse, const float *q,
+                                           const float *k, const float *v, const int32_t *seg, int B,
+                                           int T, int H, int KVH, int hd, void *scratch, vet_err *err) {
+    CHECK_CTX(ctx, err);
+    if (B <= 0 || T <= 0 || H <= 0) return 0;
+    if (attention_check_shapes(B, T, H, KVH, hd, err) < 0) return -1;
+    int32_t *start = (int32_t *)scratch, *end = start + (size_t)B * T;
+    if (attention_seg_bounds(ctx, start, end, seg, B, T, err) < 0) return -1;
+    const tc_dims D = tc_dims_of(hd);
+    size_t smem = forward_smem(D);
+    SMEM_OPT_IN(attention_tc_forward_kernel, smem, err);
+    attention_tc_forward_kernel<<<dim3(ceil_div(T, TT), H, B), NW * 32, smem, ctx->stream>>>(
+        out, lse, q, k, v, start, T, H, KVH, hd, 1.0f / sqrtf((float)hd));
+    LAUNCH_CHECK("attention_forward_bf16", err);
+    return 0;
+}
+
+extern "C" int attention_backward_bf16_cuda(vet_cuda *ctx, float *dq, float *dk, float *dv,
+                                            const float *dout, const float *q, const float *k,
+                                            const float *v, const float *out, const float *lse,
+                                            const int32_t *seg, int B, int T, int H, int KVH, int hd,
+                                            void *scratch, vet_err *err) {
+    CHECK_CTX(ctx, err);
+    if (B <= 0 || T <= 0 || H <= 0) return 0;
+    if (attention_check_shapes(B, T, H, KVH, hd, err) < 0) return -1;
+    int32_t *start = (int32_t *)scratch, *end = start + (size_t)B * T;
+    float *Dl = (float *)(end + (size_t)B * T);
+    const float scale = 1.0f / sqrtf((float)hd);
+    const tc_dims D = tc_dims_of(hd);
+    if (attention_seg_bounds(ctx, start, end, seg, B, T, err) < 0) return -1;
+    if (attention_delta(ctx, Dl, dout, out, (size_t)B * T * H, hd, err) < 0) return -1;
+
+    size_t smem_dq = dq_smem(D);
+    SMEM_OPT_IN(attention_tc_dq_kernel, smem_dq, err);
+    attention_tc_dq_kernel<<<dim3(ceil_div(T, TT), H, B), NW * 32, smem_dq, ctx->stream>>>(
+        dq, dout, q, k, v, lse, Dl, start, T, H, KVH, hd, scale);
+    LAUNCH_CHECK("attention_backward_bf16 (dq)", err);
+
+    size_t smem_kv = dkdv_smem(D);
+    SMEM_OPT_IN(attention_tc_dkdv_kernel, smem_kv, err);
+    attention_tc_dkdv_kernel<<<dim3(ceil_div(T, TT), KVH, B), NW * 32, smem_kv, ctx->stream>>>(
+        dk, dv, dout, q, k, v, lse, Dl, start, end, T, H, KVH, hd, scale);
+    LAUNCH_CHECK("attention_backward_bf16 (dk, dv)", err);
+    return 0;
+}
