@@ -7,6 +7,7 @@
 
 #include <cublas_v2.h>
 #include <cuda_bf16.h>
+#include <cuda_fp16.h>
 #include <cuda_runtime.h>
 #include <float.h>
 #include <math.h>
@@ -91,6 +92,12 @@ int attention_seg_bounds(vet_cuda *ctx, int32_t *start, int32_t *end, const int3
 // D (NH) = rowsum(dout * out) over rows of hd: the backward's per-query term.
 int attention_delta(vet_cuda *ctx, float *D, const float *dout, const float *out, size_t NH, int hd,
                     vet_err *err);
+
+// An fp32 value rounded to a 16-bit format (VET_CUDA_BF16 / VET_CUDA_F16), nearest even: the
+// conversion kernels' rounding (elementwise.cu, fp16.cu), for fused passes that write both.
+__device__ inline uint16_t round_to16(float v, int fmt) {
+    return fmt == VET_CUDA_F16 ? __half_as_ushort(__float2half_rn(v)) : __bfloat16_as_ushort(__float2bfloat16_rn(v));
+}
 
 // --- reductions ---------------------------------------------------------------------------------
 // Warp-level: every lane ends with the result. Order is fixed (butterfly), so a kernel is

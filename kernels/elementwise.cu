@@ -92,12 +92,25 @@ __global__ void swiglu_forward_kernel(float *out, const float *gate, const float
     }
 }
 
+// SET: the gradients written (=), not added (+=).
+template <bool SET>
 __global__ void swiglu_backward_kernel(float *dgate, float *dup, const float *dout,
                                        const float *gate, const float *up, size_t n) {
     GRID_STRIDE(i, n) {
         float g = gate[i], s = 1.0f / (1.0f + expf(-g));
-        dup[i] += dout[i] * (g * s);
-        dgate[i] += dout[i] * up[i] * (s * (1.0f + g * (1.0f - s)));  // d silu/dg
+        float du = dout[i] * (g * s), dg = dout[i] * up[i] * (s * (1.0f + g * (1.0f - s)));  // d silu/dg
+        if (SET) dup[i] = du, dgate[i] = dg;
+        else dup[i] += du, dgate[i] += dg;
+    }
+}
+
+// silu(gate) * up into out (may be NULL) and out16 (may be NULL) in one pass.
+__global__ void swiglu_forward_half_kernel(float *out, uint16_t *out16, int fmt, const float *gate,
+                                           const float *up, size_t n) {
+    GRID_STRIDE(i, n) {
+        float g = gate[i], y = g / (1.0f + expf(-g)) * up[i];
+        if (out) out[i] = y;
+        if (out16) out16[i] = round_to16(y, fmt);
     }
 }
 
@@ -114,8 +127,26 @@ extern "C" int swiglu_backward_cuda(vet_cuda *ctx, float *dgate, float *dup, con
                                     const float *gate, const float *up, size_t n, vet_err *err) {
     CHECK_CTX(ctx, err);
     if (n == 0) return 0;
-    swiglu_backward_kernel<<<blocks_for(n), THREADS, 0, ctx->stream>>>(dgate, dup, dout, gate, up, n);
+    swiglu_backward_kernel<false><<<blocks_for(n), THREADS, 0, ctx->stream>>>(dgate, dup, dout, gate, up, n);
     LAUNCH_CHECK("swiglu_backward", err);
+    return 0;
+}
+
+extern "C" int swiglu_backward_set_cuda(vet_cuda *ctx, float *dgate, float *dup, const float *dout,
+                                        const float *gate, const float *up, size_t n, vet_err *err) {
+    CHECK_CTX(ctx, err);
+    if (n == 0) return 0;
+    swiglu_backward_kernel<true><<<blocks_for(n), THREADS, 0, ctx->stream>>>(dgate, dup, dout, gate, up, n);
+    LAUNCH_CHECK("swiglu_backward_set", err);
+    return 0;
+}
+
+extern "C" int swiglu_forward_half_cuda(vet_cuda *ctx, float *out, uint16_t *out16, int fmt, const float *gate,
+                                        const float *up, size_t n, vet_err *err) {
+    CHECK_CTX(ctx, err);
+    if (n == 0) return 0;
+    swiglu_forward_half_kernel<<<blocks_for(n), THREADS, 0, ctx->stream>>>(out, out16, fmt, gate, up, n);
+    LAUNCH_CHECK("swiglu_forward_half", err);
     return 0;
 }
 

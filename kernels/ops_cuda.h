@@ -173,6 +173,24 @@ int swiglu_backward_cuda(vet_cuda *ctx, float *dgate, float *dup, const float *d
 int add_inplace_cuda(vet_cuda *ctx, float *x, const float *y, size_t n, vet_err *err);
 int scale_inplace_cuda(vet_cuda *ctx, float *x, float s, size_t n, vet_err *err);
 
+// --- fused passes: one pass over the memory instead of two or three, the same bits as the ops
+// above run one after another -----------------------------------------------------------------
+// The 16-bit format of a second output: rounded to nearest even as f32_to_bf16_cuda /
+// f32_to_f16_cuda round.
+enum { VET_CUDA_BF16 = 1, VET_CUDA_F16 = 2 };
+// dgate, dup (N,F) = (not +=) swiglu_backward's gradients: no zeroing pass before (the CPU's
+// swiglu_backward_set).
+int swiglu_backward_set_cuda(vet_cuda *ctx, float *dgate, float *dup, const float *dout,
+                             const float *gate, const float *up, size_t n, vet_err *err);
+// silu(gate) * up into out (fp32; NULL: not kept) and out16 (rounded to fmt; NULL: not made).
+int swiglu_forward_half_cuda(vet_cuda *ctx, float *out, uint16_t *out16, int fmt, const float *gate,
+                             const float *up, size_t n, vet_err *err);
+// rmsnorm_forward of x (N,C) into out (fp32; NULL: not kept), out16 (rounded to fmt; NULL: not
+// made) and rstd (N); with res non-NULL, first x += res (a residual add, x written back) and
+// the norm of the sum.
+int rmsnorm_forward_fused_cuda(vet_cuda *ctx, float *out, uint16_t *out16, int fmt, float *rstd, float *x,
+                               const float *res, const float *weight, int N, int C, float eps, vet_err *err);
+
 // --- dropout (kernels/dropout.cu; inverted, as torch.nn.Dropout) -----------------------------
 // lib/model/ops.h's dropout_forward / dropout_backward with the same masks and values bit for bit:
 // element (n, c) is kept by vet_dropout_keep4(seed, row0 + n, c / 4, ceil(p * 2^24))
@@ -245,7 +263,7 @@ int attention_decode_cuda(vet_cuda *ctx, float *out, const float *q, const float
 // The write rounds each fp32 value to fmt once (nearest even, as vet_f32_to_bf16 /
 // vet_f32_to_f16); the attention widens the keys and values exactly and accumulates in fp32,
 // so it equals attention_decode_cuda on a float cache holding the rounded values.
-enum { VET_CUDA_KV_BF16 = 1, VET_CUDA_KV_F16 = 2 };
+enum { VET_CUDA_KV_BF16 = VET_CUDA_BF16, VET_CUDA_KV_F16 = VET_CUDA_F16 };
 int kv_cache_write16_cuda(vet_cuda *ctx, uint16_t *cache, const float *rows, const int32_t *slots,
                           const int32_t *pos, int n, int max_len, int KV, int fmt, vet_err *err);
 int attention_decode16_cuda(vet_cuda *ctx, float *out, const float *q, const uint16_t *kcache,

@@ -20,6 +20,31 @@ __global__ void rmsnorm_forward_kernel(float *out, float *rstd, const float *inp
     if (threadIdx.x == 0) rstd[blockIdx.x] = r;
 }
 
+// The forward fused with what surrounds it (one block per row, the same sums, so the same bits):
+// RES: x += res first (the residual add, written back); out (may be NULL) and out16 (may be
+// NULL: the GEMM input in 16 bits, without a separate conversion pass).
+template <bool RES>
+__global__ void rmsnorm_fused_kernel(float *out, uint16_t *out16, int fmt, float *rstd, float *x_io,
+                                     const float *res, const float *weight, int C, float eps) {
+    __shared__ double partial[32];
+    const size_t row = (size_t)blockIdx.x * C;
+    float *x = x_io + row;
+    double ss = 0;
+    for (int c = threadIdx.x; c < C; c += blockDim.x) {
+        float v = x[c];
+        if (RES) x[c] = v = v + res[row + c];
+        ss += (double)v * v;
+    }
+    ss = block_sum(ss, partial);  // its barriers order this thread's writes of x before the reads
+    float r = 1.0f / sqrtf((float)(ss / C) + eps);
+    for (int c = threadIdx.x; c < C; c += blockDim.x) {
+        float y = weight[c] * (x[c] * r);
+        if (out) out[row + c] = y;
+        if (out16) out16[row + c] = round_to16(y, fmt);
+    }
+    if (threadIdx.x == 0) rstd[blockIdx.x] = r;
+}
+
 // dx = r * w*dy - r^3/C * x * sum(w*dy*x), one block per row; dx accumulates (+=).
 __global__ void rmsnorm_backward_dinp_kernel(float *dinp, const float *dout, const float *inp,
                                              const float *weight, const float *rstd, int C) {
@@ -55,6 +80,19 @@ extern "C" int rmsnorm_forward_cuda(vet_cuda *ctx, float *out, float *rstd, cons
     if (N <= 0 || C <= 0) return 0;
     rmsnorm_forward_kernel<<<N, THREADS, 0, ctx->stream>>>(out, rstd, inp, weight, C, eps);
     LAUNCH_CHECK("rmsnorm_forward", err);
+    return 0;
+}
+
+extern "C" int rmsnorm_forward_fused_cuda(vet_cuda *ctx, float *out, uint16_t *out16, int fmt, float *rstd,
+                                          float *x, const float *res, const float *weight, int N, int C,
+                                          float eps, vet_err *err) {
+    CHECK_CTX(ctx, err);
+    if (N <= 0 || C <= 0) return 0;
+    if (res)
+        rmsnorm_fused_kernel<true><<<N, THREADS, 0, ctx->stream>>>(out, out16, fmt, rstd, x, res, weight, C, eps);
+    else
+        rmsnorm_fused_kernel<false><<<N, THREADS, 0, ctx->stream>>>(out, out16, fmt, rstd, x, NULL, weight, C, eps);
+    LAUNCH_CHECK("rmsnorm_forward_fused", err);
     return 0;
 }
 

@@ -142,6 +142,20 @@ static int proj_forward(vet_gpu_model *g, int l, int t, float *out, const float 
                           out, p.out, err);  // out += scale * u·B^T
 }
 
+// Whether the forward reads the fp32 input of the projections in `mask` (bits 1 << t): the fp32
+// GEMMs do (fp32 and quantized-fp32 modes), and so does an adapter on one of them; the 16-bit
+// GEMMs read only the 16-bit copy.
+static int fp32_input_read(const vet_gpu_model *g, unsigned mask) {
+    return !g->bf16 || (g->targets & mask);
+}
+
+// Whether projection t's backward reads its fp32 input: its adapter's dA (and the dropout mask
+// over the input), or full training's dW. The base's dinp needs only W and dout, so without
+// either the backward need not recompute the input (SwiGLU's output, a norm's output).
+static int input_in_backward(const vet_gpu_model *g, int t, int full) {
+    return full || (g->targets & (1u << t));
+}
+
 // dinp (N,in) +=; full mode: dW, db +=; LoRA mode: dA, dB +=. As lora_proj_backward.
 static int proj_backward(vet_gpu_model *g, int l, int t, float *dinp, const float *dout,
                          const float *inp, int N, int full, vet_err *err) {
@@ -218,9 +232,13 @@ static int layer_forward(vet_gpu_model *g, int l, int B, int T, int recompute, v
     float *x = g->x + l * NS * C, *xout = g->x + (l + 1) * NS * C;
     layer_acts a = acts_of(g, l);
     // attention block
+    // The norms write the GEMMs' 16-bit input in the same pass, and their fp32 output only for
+    // a reader: the fp32 GEMMs, or an adapter on a projection that reads it.
+    const int fmt = g->fp16 ? VET_CUDA_F16 : VET_CUDA_BF16;
+    uint16_t *in16 = g->bf16 ? g->xb16 : NULL;
     PROF(g, VET_PROF_NORM);
-    TRY(rmsnorm_forward_cuda(ctx, g->h, a.rstd1, x, g->attn_norm + (size_t)l * C, N, C, c->rms_eps, err));
-    if (g->bf16) TRY(to_half(g, g->xb16, g->h, (size_t)N * C, err));
+    TRY(rmsnorm_forward_fused_cuda(ctx, fp32_input_read(g, 0x7u) ? g->h : NULL, in16, fmt, a.rstd1, x, NULL,
+                                   g->attn_norm + (size_t)l * C, N, C, c->rms_eps, err));
     TRY(proj_forward(g, l, 0, a.q, g->h, g->xb16, N, err));
     TRY(proj_forward(g, l, 1, a.k, g->h, g->xb16, N, err));
     TRY(proj_forward(g, l, 2, a.v, g->h, g->xb16, N, err));
@@ -236,21 +254,22 @@ static int layer_forward(vet_gpu_model *g, int l, int B, int T, int recompute, v
         PROF(g, VET_PROF_DROPOUT);
         TRY(dropout_forward_cuda(ctx, a.xmid, a.xmid, g->resid_p, resid_seed(g->dropout_seed, l, 0), g->row0, N, C, err));
     }
-    PROF(g, VET_PROF_RESIDUAL);
-    TRY(add_inplace_cuda(ctx, a.xmid, x, (size_t)N * C, err));
-    // MLP block
+    // MLP block: xmid += x (the residual) and its norm in one pass
     PROF(g, VET_PROF_NORM);
-    TRY(rmsnorm_forward_cuda(ctx, g->h, a.rstd2, a.xmid, g->mlp_norm + (size_t)l * C, N, C, c->rms_eps, err));
-    if (g->bf16) TRY(to_half(g, g->xb16, g->h, (size_t)N * C, err));
+    TRY(rmsnorm_forward_fused_cuda(ctx, fp32_input_read(g, 0x30u) ? g->h : NULL, in16, fmt, a.rstd2, a.xmid, x,
+                                   g->mlp_norm + (size_t)l * C, N, C, c->rms_eps, err));
     TRY(proj_forward(g, l, 4, a.gate, g->h, g->xb16, N, err));
     TRY(proj_forward(g, l, 5, a.up, g->h, g->xb16, N, err));
-    PROF(g, VET_PROF_SWIGLU);
-    TRY(swiglu_forward_cuda(ctx, g->act, a.gate, a.up, (size_t)N * F, err));
-    if (recompute) {
+    if (recompute) {  // of the rest, backward wants only down's adapter input side again
         proj p = proj_of(g, l, 6);
-        return p.A ? lora_u_forward(g, l, 6, &p, g->act, N, err) : 0;
+        if (!p.A) return 0;
+        PROF(g, VET_PROF_SWIGLU);
+        TRY(swiglu_forward_cuda(ctx, g->act, a.gate, a.up, (size_t)N * F, err));
+        return lora_u_forward(g, l, 6, &p, g->act, N, err);
     }
-    if (g->bf16) TRY(to_half(g, g->xb16, g->act, (size_t)N * F, err));
+    PROF(g, VET_PROF_SWIGLU);
+    TRY(swiglu_forward_half_cuda(ctx, fp32_input_read(g, 0x40u) ? g->act : NULL, in16, fmt, a.gate, a.up,
+                                 (size_t)N * F, err));
     TRY(proj_forward(g, l, 6, xout, g->act, g->xb16, N, err));  // xout = dropout(down(act)) + xmid
     if (g->resid_p > 0.0f) {
         PROF(g, VET_PROF_DROPOUT);
@@ -393,20 +412,21 @@ int vet_gpu_backward(vet_gpu_model *g, float loss_scale, vet_train_mode mode, ve
         const float *anorm = g->attn_norm + (size_t)l * C, *mnorm = g->mlp_norm + (size_t)l * C;
         size_t o_anorm = g->o_attn_norm + (size_t)l * C, o_mnorm = g->o_mlp_norm + (size_t)l * C;
         // MLP: x'' = x' + down(silu(g)*u), g,u from h2 = norm(x')
-        PROF(g, VET_PROF_SWIGLU);
-        TRY(swiglu_forward_cuda(ctx, g->act, gate, up, (size_t)N * F, err));
+        if (input_in_backward(g, 6, full)) {
+            PROF(g, VET_PROF_SWIGLU);
+            TRY(swiglu_forward_cuda(ctx, g->act, gate, up, (size_t)N * F, err));
+        }
         PROF(g, VET_PROF_MEMSET);
         TRY(vet_cuda_memset0(ctx, g->dact, (size_t)N * F * fs, err));
         const float *dbranch = resid_branch_grad(g, dx, l, 1, N, err);
         if (!dbranch) return -1;
         TRY(proj_backward(g, l, 6, g->dact, dbranch, g->act, N, full, err));
-        PROF(g, VET_PROF_MEMSET);
-        TRY(vet_cuda_memset0(ctx, g->dgate, (size_t)N * F * fs, err));
-        TRY(vet_cuda_memset0(ctx, g->dup, (size_t)N * F * fs, err));
-        PROF(g, VET_PROF_SWIGLU);
-        TRY(swiglu_backward_cuda(ctx, g->dgate, g->dup, g->dact, gate, up, (size_t)N * F, err));
-        PROF(g, VET_PROF_NORM);
-        TRY(rmsnorm_forward_cuda(ctx, g->h, a.rstd2, xmid, mnorm, N, C, c->rms_eps, err));
+        PROF(g, VET_PROF_SWIGLU);  // written, not added: no zeroing pass (the CPU's order)
+        TRY(swiglu_backward_set_cuda(ctx, g->dgate, g->dup, g->dact, gate, up, (size_t)N * F, err));
+        if (input_in_backward(g, 4, full) || input_in_backward(g, 5, full)) {  // rstd2 is kept
+            PROF(g, VET_PROF_NORM);
+            TRY(rmsnorm_forward_cuda(ctx, g->h, a.rstd2, xmid, mnorm, N, C, c->rms_eps, err));
+        }
         PROF(g, VET_PROF_MEMSET);
         TRY(vet_cuda_memset0(ctx, g->dh, (size_t)N * C * fs, err));
         TRY(proj_backward(g, l, 4, g->dh, g->dgate, g->h, N, full, err));
@@ -429,8 +449,10 @@ int vet_gpu_backward(vet_gpu_model *g, float loss_scale, vet_train_mode mode, ve
         PROF(g, VET_PROF_ROPE);
         TRY(rope_backward_cuda(ctx, g->dq, g->pos, g->cos_t, g->sin_t, N, g->H, g->hd, err));
         TRY(rope_backward_cuda(ctx, g->dk, g->pos, g->cos_t, g->sin_t, N, g->KVH, g->hd, err));
-        PROF(g, VET_PROF_NORM);
-        TRY(rmsnorm_forward_cuda(ctx, g->h, a.rstd1, x, anorm, N, C, c->rms_eps, err));
+        if (input_in_backward(g, 0, full) || input_in_backward(g, 1, full) || input_in_backward(g, 2, full)) {
+            PROF(g, VET_PROF_NORM);
+            TRY(rmsnorm_forward_cuda(ctx, g->h, a.rstd1, x, anorm, N, C, c->rms_eps, err));
+        }
         PROF(g, VET_PROF_MEMSET);
         TRY(vet_cuda_memset0(ctx, g->dh, (size_t)N * C * fs, err));
         TRY(proj_backward(g, l, 0, g->dh, g->dq, g->h, N, full, err));

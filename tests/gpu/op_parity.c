@@ -142,6 +142,29 @@ static row_t *compare_bits(const char *name, const char *shape, const float *d, 
     return r;
 }
 
+// Whether two device buffers hold the same bytes (both downloaded).
+static int same_bits_dev(const void *a, const void *b, size_t bytes) {
+    unsigned char *x = malloc(bytes), *y = malloc(bytes);
+    TRY(vet_cuda_sync(ctx, &err));
+    TRY(vet_cuda_download(ctx, x, a, bytes, &err));
+    TRY(vet_cuda_download(ctx, y, b, bytes, &err));
+    int same = !memcmp(x, y, bytes);
+    free(x), free(y);
+    return same;
+}
+
+// Records a bit-for-bit comparison's line (err 0 or 1, tolerance 0).
+static row_t *bits_row(const char *name, const char *shape, int same) {
+    if (!same) failures++;
+    printf("%s %s: the same bits as the unfused ops %s\n", same ? "ok" : "not ok", name, shape);
+    fflush(stdout);
+    row_t *r = &table[n_rows < 127 ? n_rows++ : 127];
+    snprintf(r->name, sizeof r->name, "%s", name);
+    snprintf(r->shape, sizeof r->shape, "%s", shape);
+    r->err = !same, r->tol = 0, r->ms = 0;
+    return r;
+}
+
 // The decode step's attention on the CPU (lib/generate/decoder.c's attend_step): query row i of slot
 // slots[i] against that slot's cache positions [0, pos[i]]; caches (n_slots, max_len, KVH, hd).
 static void ref_attention_decode(float *out, const float *q, const float *kc, const float *vc,
@@ -273,6 +296,63 @@ static void run_config(const config *c) {
         if (bad2) failures++;
         free(x), free(h), free(g), free(back), free(gb);
         vet_cuda_mem_free(d_x), vet_cuda_mem_free(d_h);
+    }
+
+    // --- fused passes: the same bits as the unfused kernels in sequence, on the device ---
+    {
+        size_t n = (size_t)N * C, nf = (size_t)N * F;
+        float *x = rnd(n, 1), *res = rnd(n, 1), *w = rnd(C, 1), *gt = rnd(nf, 2), *up = rnd(nf, 1);
+        float *d_x1 = devf(x, n), *d_x2 = devf(x, n), *d_res = devf(res, n), *d_w = devf(w, C);
+        float *d_o1 = devf(NULL, n), *d_o2 = devf(NULL, n), *d_r1 = devf(NULL, N), *d_r2 = devf(NULL, N);
+        uint16_t *d_h1 = dev(NULL, nf * 2), *d_h2 = dev(NULL, nf * 2);
+        float *d_gt = devf(gt, nf), *d_up = devf(up, nf), *d_a1 = devf(NULL, nf), *d_a2 = devf(NULL, nf);
+        snprintf(sh, sizeof sh, "N=%d C=%d F=%d", N, C, F);
+        const char *fmt_name[3] = {"", "bf16", "f16"};
+        for (int fmt = VET_CUDA_BF16; fmt <= VET_CUDA_F16; fmt++) {
+            int (*conv)(vet_cuda *, uint16_t *, const float *, size_t, vet_err *) =
+                fmt == VET_CUDA_F16 ? f32_to_f16_cuda : f32_to_bf16_cuda;
+            // x += res; norm; round  ==  the fused pass (x written back alike)
+            TRY(vet_cuda_upload(ctx, d_x1, x, n * 4, &err));
+            TRY(vet_cuda_upload(ctx, d_x2, x, n * 4, &err));
+            TRY(add_inplace_cuda(ctx, d_x1, d_res, n, &err));
+            TRY(rmsnorm_forward_cuda(ctx, d_o1, d_r1, d_x1, d_w, N, C, 1e-5f, &err));
+            TRY(conv(ctx, d_h1, d_o1, n, &err));
+            TRY(rmsnorm_forward_fused_cuda(ctx, d_o2, d_h2, fmt, d_r2, d_x2, d_res, d_w, N, C, 1e-5f, &err));
+            char nm[64];
+            snprintf(nm, sizeof nm, "rmsnorm_forward_fused %s", fmt_name[fmt]);
+            int same = same_bits_dev(d_x1, d_x2, n * 4) && same_bits_dev(d_o1, d_o2, n * 4) &&
+                       same_bits_dev(d_r1, d_r2, (size_t)N * 4) && same_bits_dev(d_h1, d_h2, n * 2);
+            bits_row(nm, sh, same);
+            TIME(rmsnorm_forward_fused_cuda(ctx, NULL, d_h2, fmt, d_r2, d_x2, NULL, d_w, N, C, 1e-5f, &err),
+                 table[n_rows - 1].ms);
+            // swiglu; round  ==  the fused pass
+            TRY(swiglu_forward_cuda(ctx, d_a1, d_gt, d_up, nf, &err));
+            TRY(conv(ctx, d_h1, d_a1, nf, &err));
+            TRY(swiglu_forward_half_cuda(ctx, d_a2, d_h2, fmt, d_gt, d_up, nf, &err));
+            snprintf(nm, sizeof nm, "swiglu_forward_half %s", fmt_name[fmt]);
+            bits_row(nm, sh, same_bits_dev(d_a1, d_a2, nf * 4) && same_bits_dev(d_h1, d_h2, nf * 2));
+            TIME(swiglu_forward_half_cuda(ctx, NULL, d_h2, fmt, d_gt, d_up, nf, &err), table[n_rows - 1].ms);
+        }
+        // swiglu_backward into zeros  ==  swiglu_backward_set (an exact zero's sign aside: 0 + -0 = +0)
+        float *d_g1 = devf(NULL, nf), *d_u1 = devf(NULL, nf), *d_g2 = devf(NULL, nf), *d_u2 = devf(NULL, nf);
+        TRY(vet_cuda_memset0(ctx, d_g1, nf * 4, &err));
+        TRY(vet_cuda_memset0(ctx, d_u1, nf * 4, &err));
+        TRY(swiglu_backward_cuda(ctx, d_g1, d_u1, d_a1, d_gt, d_up, nf, &err));
+        TRY(swiglu_backward_set_cuda(ctx, d_g2, d_u2, d_a1, d_gt, d_up, nf, &err));
+        float *g1 = malloc(nf * 4), *g2 = malloc(nf * 4);
+        size_t bad = 0;
+        for (int which = 0; which < 2; which++) {
+            TRY(vet_cuda_sync(ctx, &err));
+            TRY(vet_cuda_download(ctx, g1, which ? d_u1 : d_g1, nf * 4, &err));
+            TRY(vet_cuda_download(ctx, g2, which ? d_u2 : d_g2, nf * 4, &err));
+            for (size_t i = 0; i < nf; i++) bad += !(g1[i] == g2[i]) && !(g1[i] != g1[i] && g2[i] != g2[i]);
+        }
+        bits_row("swiglu_backward_set", sh, bad == 0);
+        TIME(swiglu_backward_set_cuda(ctx, d_g2, d_u2, d_a1, d_gt, d_up, nf, &err), table[n_rows - 1].ms);
+        free(x), free(res), free(w), free(gt), free(up), free(g1), free(g2);
+        void *bufs[] = {d_x1, d_x2, d_res, d_w, d_o1, d_o2, d_r1, d_r2, d_h1, d_h2, d_gt, d_up, d_a1, d_a2,
+                        d_g1, d_u1, d_g2, d_u2};
+        for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) vet_cuda_mem_free(bufs[i]);
     }
 
     // --- rmsnorm ---

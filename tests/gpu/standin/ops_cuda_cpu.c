@@ -390,6 +390,44 @@ int scale_inplace_cuda(vet_cuda *ctx, float *x, float s, size_t n, vet_err *err)
     return 0;
 }
 
+// --- fused passes: the ops in sequence (the kernels give these bits too) -------------------
+static void round16_rows(uint16_t *out16, const float *x, size_t n, int fmt) {
+    for (size_t i = 0; i < n; i++) out16[i] = fmt == VET_CUDA_F16 ? vet_f32_to_f16(x[i]) : vet_f32_to_bf16(x[i]);
+}
+
+int swiglu_backward_set_cuda(vet_cuda *ctx, float *dgate, float *dup, const float *dout,
+                             const float *gate, const float *up, size_t n, vet_err *err) {
+    CHECK_CTX(ctx, err);
+    swiglu_backward_set(dgate, dup, dout, gate, up, n);
+    return 0;
+}
+
+int swiglu_forward_half_cuda(vet_cuda *ctx, float *out, uint16_t *out16, int fmt, const float *gate,
+                             const float *up, size_t n, vet_err *err) {
+    CHECK_CTX(ctx, err);
+    if (n == 0) return 0;
+    float *y = out ? out : malloc(n * sizeof *y);
+    if (!y) return vet_err_kindf(err, VET_E_NOMEM, "%s:%d: stand-in swiglu: out of memory", __FILE__, __LINE__);
+    swiglu_forward(y, gate, up, n);
+    if (out16) round16_rows(out16, y, n, fmt);
+    if (!out) free(y);
+    return 0;
+}
+
+int rmsnorm_forward_fused_cuda(vet_cuda *ctx, float *out, uint16_t *out16, int fmt, float *rstd, float *x,
+                               const float *res, const float *weight, int N, int C, float eps, vet_err *err) {
+    CHECK_CTX(ctx, err);
+    if (N <= 0 || C <= 0) return 0;
+    size_t n = (size_t)N * C;
+    if (res) add_inplace(x, res, n);
+    float *y = out ? out : malloc(n * sizeof *y);
+    if (!y) return vet_err_kindf(err, VET_E_NOMEM, "%s:%d: stand-in rmsnorm: out of memory", __FILE__, __LINE__);
+    rmsnorm_forward(y, rstd, x, weight, N, C, eps);
+    if (out16) round16_rows(out16, y, n, fmt);
+    if (!out) free(y);
+    return 0;
+}
+
 // --- dropout -----------------------------------------------------------------------------------
 // The CPU ops themselves: the kernel's masks are these bit for bit (lib/base/philox.h, shared;
 // tests/unit/test_philox.c runs the kernel's walk in C against them).
