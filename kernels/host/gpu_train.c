@@ -38,10 +38,12 @@ static int half_forward(vet_gpu_model *g, float *out, const uint16_t *inp, const
     return g->fp16 ? matmul_forward_f16_cuda(g->ctx, out, inp, w, b, N, C, OC, err)
                    : matmul_forward_bf16_cuda(g->ctx, out, inp, w, b, N, C, OC, err);
 }
-static int half_backward(vet_gpu_model *g, float *dinp, float *dw, const uint16_t *dout, const uint16_t *inp,
-                         const uint16_t *w, int N, int C, int OC, vet_err *err) {
-    return g->fp16 ? matmul_backward_f16_cuda(g->ctx, dinp, dw, dout, inp, w, N, C, OC, err)
-                   : matmul_backward_bf16_cuda(g->ctx, dinp, dw, dout, inp, w, N, C, OC, err);
+// dinp (N,C) = dout (N,OC) · W (OC,C), written (beta 0) or added (beta 1): matmul_backward_bf16_cuda's
+// (matmul_backward_f16_cuda's) activation-gradient GEMM, with the choice of beta.
+static int half_dinp(vet_gpu_model *g, float *dinp, const uint16_t *dout, const uint16_t *w, int N, int C, int OC,
+                     float beta, vet_err *err) {
+    return g->fp16 ? vet_cuda_gemm_f16(g->ctx, 0, 0, N, C, OC, 1.0f, dout, OC, w, C, beta, dinp, C, err)
+                   : vet_cuda_gemm_bf16(g->ctx, 0, 0, N, C, OC, 1.0f, dout, OC, w, C, beta, dinp, C, err);
 }
 static int half_embedding(vet_gpu_model *g, float *out, const int32_t *tokens, const uint16_t *embed, int N,
                           int C, vet_err *err) {
@@ -156,12 +158,19 @@ static int input_in_backward(const vet_gpu_model *g, int t, int full) {
     return full || (g->targets & (1u << t));
 }
 
-// dinp (N,in) +=; full mode: dW, db +=; LoRA mode: dA, dB +=. As lora_proj_backward.
+// dinp (N,in) +=, or = when `first` (the first projection to write it: the base GEMM writes with
+// beta 0 instead of a zeroing pass before; the quantized and full-training GEMMs, which add,
+// get the zeroing pass); full mode: dW, db +=; LoRA mode: dA, dB +=. As lora_proj_backward.
 static int proj_backward(vet_gpu_model *g, int l, int t, float *dinp, const float *dout,
-                         const float *inp, int N, int full, vet_err *err) {
+                         const float *inp, int N, int full, int first, vet_err *err) {
     vet_cuda *ctx = g->ctx;
     proj p = proj_of(g, l, t);
     int rc;
+    if (first && (g->quant || full)) {
+        PROF(g, VET_PROF_MEMSET);
+        if (vet_cuda_memset0(ctx, dinp, (size_t)N * p.in * sizeof(float), err) < 0) return -1;
+    }
+    const float beta = first && !g->quant && !full ? 0.0f : 1.0f;
     if (g->quant) {  // dinp += dout·W, W dequantized again (the forward's copy is long gone)
         rc = g->bf16 ? to_half(g, g->db16, dout, (size_t)N * p.out, err) : 0;
         PROF(g, VET_PROF_GEMM_BASE);
@@ -171,11 +180,13 @@ static int proj_backward(vet_gpu_model *g, int l, int t, float *dinp, const floa
     } else if (g->bf16) {  // dinp += dout·W with dout rounded to bf16, as a bf16 autograd would
         rc = to_half(g, g->db16, dout, (size_t)N * p.out, err);
         PROF(g, VET_PROF_GEMM_BASE);
-        if (rc == 0) rc = half_backward(g, dinp, NULL, g->db16, NULL, p.w16, N, p.in, p.out, err);
+        if (rc == 0) rc = half_dinp(g, dinp, g->db16, p.w16, N, p.in, p.out, beta, err);
+    } else if (!full) {  // dinp (+)= dout·W: matmul_backward_cuda's GEMM, with the choice of beta
+        PROF(g, VET_PROF_GEMM_BASE);
+        rc = vet_cuda_sgemm(ctx, 0, 0, N, p.in, p.out, 1.0f, dout, p.out, p.w, p.in, beta, dinp, p.in, err);
     } else {
         PROF(g, VET_PROF_GEMM_BASE);
-        rc = matmul_backward_cuda(ctx, dinp, full ? p.dw : NULL, full ? p.db : NULL, dout, inp, p.w,
-                                  N, p.in, p.out, err);
+        rc = matmul_backward_cuda(ctx, dinp, p.dw, p.db, dout, inp, p.w, N, p.in, p.out, err);
     }
     if (rc < 0 || !p.A || full) return rc;
     int r = g->r, drop = g->training && g->dropout > 0.0f;
@@ -416,28 +427,22 @@ int vet_gpu_backward(vet_gpu_model *g, float loss_scale, vet_train_mode mode, ve
             PROF(g, VET_PROF_SWIGLU);
             TRY(swiglu_forward_cuda(ctx, g->act, gate, up, (size_t)N * F, err));
         }
-        PROF(g, VET_PROF_MEMSET);
-        TRY(vet_cuda_memset0(ctx, g->dact, (size_t)N * F * fs, err));
         const float *dbranch = resid_branch_grad(g, dx, l, 1, N, err);
         if (!dbranch) return -1;
-        TRY(proj_backward(g, l, 6, g->dact, dbranch, g->act, N, full, err));
+        TRY(proj_backward(g, l, 6, g->dact, dbranch, g->act, N, full, 1, err));
         PROF(g, VET_PROF_SWIGLU);  // written, not added: no zeroing pass (the CPU's order)
         TRY(swiglu_backward_set_cuda(ctx, g->dgate, g->dup, g->dact, gate, up, (size_t)N * F, err));
         if (input_in_backward(g, 4, full) || input_in_backward(g, 5, full)) {  // rstd2 is kept
             PROF(g, VET_PROF_NORM);
             TRY(rmsnorm_forward_cuda(ctx, g->h, a.rstd2, xmid, mnorm, N, C, c->rms_eps, err));
         }
-        PROF(g, VET_PROF_MEMSET);
-        TRY(vet_cuda_memset0(ctx, g->dh, (size_t)N * C * fs, err));
-        TRY(proj_backward(g, l, 4, g->dh, g->dgate, g->h, N, full, err));
-        TRY(proj_backward(g, l, 5, g->dh, g->dup, g->h, N, full, err));
+        TRY(proj_backward(g, l, 4, g->dh, g->dgate, g->h, N, full, 1, err));
+        TRY(proj_backward(g, l, 5, g->dh, g->dup, g->h, N, full, 0, err));
         PROF(g, VET_PROF_NORM);
         TRY(rmsnorm_backward_cuda(ctx, dx, GW(o_mnorm), g->dh, xmid, mnorm, a.rstd2, N, C, err));
         // attention: x' = x + o(attn(rope(q), rope(k), v)), q,k,v from h = norm(x)
-        PROF(g, VET_PROF_MEMSET);
-        TRY(vet_cuda_memset0(ctx, g->datt, (size_t)N * Q * fs, err));
         if (!(dbranch = resid_branch_grad(g, dx, l, 0, N, err))) return -1;
-        TRY(proj_backward(g, l, 3, g->datt, dbranch, att, N, full, err));
+        TRY(proj_backward(g, l, 3, g->datt, dbranch, att, N, full, 1, err));
         PROF(g, VET_PROF_MEMSET);
         TRY(vet_cuda_memset0(ctx, g->dq, (size_t)N * Q * fs, err));
         TRY(vet_cuda_memset0(ctx, g->dk, (size_t)N * KV * fs, err));
@@ -453,11 +458,9 @@ int vet_gpu_backward(vet_gpu_model *g, float loss_scale, vet_train_mode mode, ve
             PROF(g, VET_PROF_NORM);
             TRY(rmsnorm_forward_cuda(ctx, g->h, a.rstd1, x, anorm, N, C, c->rms_eps, err));
         }
-        PROF(g, VET_PROF_MEMSET);
-        TRY(vet_cuda_memset0(ctx, g->dh, (size_t)N * C * fs, err));
-        TRY(proj_backward(g, l, 0, g->dh, g->dq, g->h, N, full, err));
-        TRY(proj_backward(g, l, 1, g->dh, g->dk, g->h, N, full, err));
-        TRY(proj_backward(g, l, 2, g->dh, g->dv, g->h, N, full, err));
+        TRY(proj_backward(g, l, 0, g->dh, g->dq, g->h, N, full, 1, err));
+        TRY(proj_backward(g, l, 1, g->dh, g->dk, g->h, N, full, 0, err));
+        TRY(proj_backward(g, l, 2, g->dh, g->dv, g->h, N, full, 0, err));
         PROF(g, VET_PROF_NORM);
         TRY(rmsnorm_backward_cuda(ctx, dx, GW(o_anorm), g->dh, x, anorm, a.rstd1, N, C, err));
     }
