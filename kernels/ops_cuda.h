@@ -191,6 +191,23 @@ int swiglu_forward_half_cuda(vet_cuda *ctx, float *out, uint16_t *out16, int fmt
 int rmsnorm_forward_fused_cuda(vet_cuda *ctx, float *out, uint16_t *out16, int fmt, float *rstd, float *x,
                                const float *res, const float *weight, int N, int C, float eps, vet_err *err);
 
+// --- an adapter's products with its input dropout inside (kernels/lora.cu) --------------------
+// x (N,C) an adapter's input, A (r,C), du (N,r); dropout(x) is dropout_forward_cuda's (the same
+// masks and values, from seed and row0), never written out. 0 < p < 1, 1 <= r <=
+// VET_LORA_FUSED_MAX_R; otherwise (or p = 0) the caller takes dropout_forward_cuda and the GEMMs.
+#define VET_LORA_FUSED_MAX_R 32
+// u (N,r) = dropout(x) · A^T
+int lora_down_dropout_cuda(vet_cuda *ctx, float *u, const float *x, const float *A, float p, uint64_t seed,
+                           int64_t row0, int N, int C, int r, vet_err *err);
+// dA (r,C) += du^T · dropout(x). scratch: lora_grad_a_scratch_floats(N, C, r) floats (at most N*C)
+// for the deterministic per-slice partial sums.
+size_t lora_grad_a_scratch_floats(int N, int C, int r);
+int lora_grad_a_dropout_cuda(vet_cuda *ctx, float *dA, const float *du, const float *x, float p, uint64_t seed,
+                             int64_t row0, int N, int C, int r, float *scratch, size_t scratch_floats, vet_err *err);
+// dinp (N,C) += the mask / (1-p) * (du · A): dropout_backward_cuda of du·A.
+int lora_grad_input_dropout_cuda(vet_cuda *ctx, float *dinp, const float *du, const float *A, float p,
+                                 uint64_t seed, int64_t row0, int N, int C, int r, vet_err *err);
+
 // --- dropout (kernels/dropout.cu; inverted, as torch.nn.Dropout) -----------------------------
 // lib/model/ops.h's dropout_forward / dropout_backward with the same masks and values bit for bit:
 // element (n, c) is kept by vet_dropout_keep4(seed, row0 + n, c / 4, ceil(p * 2^24))

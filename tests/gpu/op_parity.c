@@ -35,7 +35,7 @@ typedef struct {
     char name[64], shape[64];
     double err, tol, ms;
 } row_t;
-static row_t table[128];
+static row_t table[256];
 static int n_rows;
 
 #define TRY(call)                                                              \
@@ -106,7 +106,7 @@ static row_t *compare(const char *name, const char *shape, const float *d, const
     printf("%s %s: max rel err %.3g (tol %.0e) %s\n", ok ? "ok" : "not ok", name, e, tol, shape);
     fflush(stdout);
     free(g);
-    row_t *r = &table[n_rows < 127 ? n_rows++ : 127];
+    row_t *r = &table[n_rows < 255 ? n_rows++ : 255];
     snprintf(r->name, sizeof r->name, "%s", name);
     snprintf(r->shape, sizeof r->shape, "%s", shape);
     r->err = e;
@@ -133,7 +133,7 @@ static row_t *compare_bits(const char *name, const char *shape, const float *d, 
            bad, n, mask_bad, shape);
     fflush(stdout);
     free(g);
-    row_t *r = &table[n_rows < 127 ? n_rows++ : 127];
+    row_t *r = &table[n_rows < 255 ? n_rows++ : 255];
     snprintf(r->name, sizeof r->name, "%s", name);
     snprintf(r->shape, sizeof r->shape, "%s", shape);
     r->err = (double)bad / (double)(n ? n : 1);
@@ -158,7 +158,7 @@ static row_t *bits_row(const char *name, const char *shape, int same) {
     if (!same) failures++;
     printf("%s %s: the same bits as the unfused ops %s\n", same ? "ok" : "not ok", name, shape);
     fflush(stdout);
-    row_t *r = &table[n_rows < 127 ? n_rows++ : 127];
+    row_t *r = &table[n_rows < 255 ? n_rows++ : 255];
     snprintf(r->name, sizeof r->name, "%s", name);
     snprintf(r->shape, sizeof r->shape, "%s", shape);
     r->err = !same, r->tol = 0, r->ms = 0;
@@ -869,6 +869,47 @@ static void run_config(const config *c) {
         vet_cuda_mem_free(d_dout), vet_cuda_mem_free(d_dg), vet_cuda_mem_free(d_du);
     }
 
+    // --- an adapter's products with its dropout inside (kernels/lora.cu) against the CPU's
+    // dropout then BLAS: ranks 4, 16 and 32 (each template), widths C and an odd one (the tails) ---
+    {
+        const int ranks[3] = {4, 16, 32}, widths[2] = {C, C + 3};
+        const float p = 0.1f;
+        const uint64_t seed = 0x5eedu;
+        for (int wi = 0; wi < 2; wi++)
+            for (int ri = 0; ri < 3; ri++) {
+                const int W = widths[wi], R = ranks[ri];
+                size_t nx = (size_t)N * W, na = (size_t)R * W, nu = (size_t)N * R;
+                float *x = rnd(nx, 1), *A = rnd(na, 1), *du = rnd(nu, 1), *xd = malloc(nx * 4), *u = malloc(nu * 4);
+                float *dA = rnd(na, 1), *dinp = rnd(nx, 1), *t = malloc(nx * 4);
+                float *d_x = devf(x, nx), *d_A = devf(A, na), *d_du = devf(du, nu), *d_u = devf(NULL, nu);
+                float *d_dA = devf(dA, na), *d_dinp = devf(dinp, nx);
+                size_t ns = lora_grad_a_scratch_floats(N, W, R);
+                float *d_s = devf(NULL, ns ? ns : 1);
+                dropout_forward(xd, x, p, seed, 37, N, W);
+                matmul_forward(u, xd, A, NULL, N, W, R);
+                vet_sgemm(1, 0, R, W, N, 1.0f, du, R, xd, W, 1.0f, dA, W);
+                vet_sgemm(0, 0, N, W, R, 1.0f, du, R, A, W, 0.0f, t, W);
+                dropout_backward(dinp, t, p, seed, 37, N, W);
+                snprintf(sh, sizeof sh, "N=%d C=%d r=%d p=0.1", N, W, R);
+                TRY(lora_down_dropout_cuda(ctx, d_u, d_x, d_A, p, seed, 37, N, W, R, &err));
+                r = compare("lora_down_dropout", sh, d_u, u, nu, F32);
+                TIME(lora_down_dropout_cuda(ctx, d_u, d_x, d_A, p, seed, 37, N, W, R, &err), r->ms);
+                TRY(lora_grad_a_dropout_cuda(ctx, d_dA, d_du, d_x, p, seed, 37, N, W, R, d_s, ns, &err));
+                r = compare("lora_grad_a_dropout", sh, d_dA, dA, na, F32);
+                TRY(lora_grad_input_dropout_cuda(ctx, d_dinp, d_du, d_A, p, seed, 37, N, W, R, &err));
+                r = compare("lora_grad_input_dropout", sh, d_dinp, dinp, nx, F32);
+                TIME(lora_grad_input_dropout_cuda(ctx, d_dinp, d_du, d_A, p, seed, 37, N, W, R, &err), r->ms);
+                free(x), free(A), free(du), free(xd), free(u), free(dA), free(dinp), free(t);
+                vet_cuda_mem_free(d_x), vet_cuda_mem_free(d_A), vet_cuda_mem_free(d_du), vet_cuda_mem_free(d_u);
+                vet_cuda_mem_free(d_dA), vet_cuda_mem_free(d_dinp), vet_cuda_mem_free(d_s);
+            }
+        // a rank over the limit is refused with the reason, not run
+        int rc = lora_down_dropout_cuda(ctx, NULL, NULL, NULL, 0.1f, 1, 0, N, C, VET_LORA_FUSED_MAX_R + 1, &err);
+        int ok = rc < 0 && strstr(err.msg, "use the unfused path");
+        if (!ok) failures++;
+        printf("%s lora_down_dropout refuses rank %d\n", ok ? "ok" : "not ok", VET_LORA_FUSED_MAX_R + 1);
+    }
+
     // --- dropout on the LoRA input widths (N,C) and (N,F), and an odd width (the kernel's
     // scalar path, no float4): the CPU's masks, bit for bit ---
     {
@@ -1019,7 +1060,7 @@ static row_t *record(const char *name, const char *shape, int ok, double e, doub
     if (!ok) failures++;
     printf("%s %s: %s %s\n", ok ? "ok" : "not ok", name, what, shape);
     fflush(stdout);
-    row_t *r = &table[n_rows < 127 ? n_rows++ : 127];
+    row_t *r = &table[n_rows < 255 ? n_rows++ : 255];
     snprintf(r->name, sizeof r->name, "%s", name);
     snprintf(r->shape, sizeof r->shape, "%s", shape);
     r->err = e, r->tol = tol, r->ms = 0;

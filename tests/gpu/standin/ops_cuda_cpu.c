@@ -428,6 +428,66 @@ int rmsnorm_forward_fused_cuda(vet_cuda *ctx, float *out, uint16_t *out16, int f
     return 0;
 }
 
+// --- an adapter's products with its input dropout inside: the unfused sequence the trainer ran
+// before (dropout into a temporary, then the same GEMM calls), so the bits are that path's ----
+static int lora_fused_args(int r, float p, const char *what, vet_err *err) {
+    if (r < 1 || r > VET_LORA_FUSED_MAX_R)
+        return vet_errf(err, "%s:%d: %s: rank %d outside 1..%d (use the unfused path)", __FILE__, __LINE__, what, r,
+                        VET_LORA_FUSED_MAX_R);
+    if (!(p > 0.0f && p < 1.0f))
+        return vet_errf(err, "%s:%d: %s: dropout %g outside (0, 1)", __FILE__, __LINE__, what, (double)p);
+    return 0;
+}
+
+int lora_down_dropout_cuda(vet_cuda *ctx, float *u, const float *x, const float *A, float p, uint64_t seed,
+                           int64_t row0, int N, int C, int r, vet_err *err) {
+    CHECK_CTX(ctx, err);
+    if (lora_fused_args(r, p, "lora_down_dropout", err) < 0) return -1;
+    if (N <= 0 || C <= 0) return 0;
+    float *xd = malloc((size_t)N * C * sizeof *xd);
+    if (!xd) return vet_err_kindf(err, VET_E_NOMEM, "%s:%d: stand-in lora: out of memory", __FILE__, __LINE__);
+    dropout_forward(xd, x, p, seed, row0, N, C);
+    int rc = matmul_forward_cuda(ctx, u, xd, A, NULL, N, C, r, err);
+    free(xd);
+    return rc;
+}
+
+size_t lora_grad_a_scratch_floats(int N, int C, int r) {
+    int S = N / r < 32 ? N / r : 32;
+    return S > 1 ? (size_t)S * r * C : 0;
+}
+
+int lora_grad_a_dropout_cuda(vet_cuda *ctx, float *dA, const float *du, const float *x, float p, uint64_t seed,
+                             int64_t row0, int N, int C, int r, float *scratch, size_t scratch_floats, vet_err *err) {
+    CHECK_CTX(ctx, err);
+    if (lora_fused_args(r, p, "lora_grad_a_dropout", err) < 0) return -1;
+    if (N <= 0 || C <= 0) return 0;
+    size_t need = lora_grad_a_scratch_floats(N, C, r);
+    if (scratch_floats < need)
+        return vet_errf(err, "%s:%d: lora_grad_a_dropout: scratch of %zu floats, needs %zu", __FILE__, __LINE__,
+                        scratch_floats, need);
+    if (need) memset(scratch, 0, need * sizeof *scratch);  // ASan sees a short buffer here, as the device would fault
+    float *xd = malloc((size_t)N * C * sizeof *xd);
+    if (!xd) return vet_err_kindf(err, VET_E_NOMEM, "%s:%d: stand-in lora: out of memory", __FILE__, __LINE__);
+    dropout_forward(xd, x, p, seed, row0, N, C);
+    int rc = vet_cuda_sgemm(ctx, 1, 0, r, C, N, 1.0f, du, r, xd, C, 1.0f, dA, C, err);
+    free(xd);
+    return rc;
+}
+
+int lora_grad_input_dropout_cuda(vet_cuda *ctx, float *dinp, const float *du, const float *A, float p,
+                                 uint64_t seed, int64_t row0, int N, int C, int r, vet_err *err) {
+    CHECK_CTX(ctx, err);
+    if (lora_fused_args(r, p, "lora_grad_input_dropout", err) < 0) return -1;
+    if (N <= 0 || C <= 0) return 0;
+    float *t = malloc((size_t)N * C * sizeof *t);
+    if (!t) return vet_err_kindf(err, VET_E_NOMEM, "%s:%d: stand-in lora: out of memory", __FILE__, __LINE__);
+    int rc = vet_cuda_sgemm(ctx, 0, 0, N, C, r, 1.0f, du, r, A, C, 0.0f, t, C, err);
+    if (rc == 0) dropout_backward(dinp, t, p, seed, row0, N, C);
+    free(t);
+    return rc;
+}
+
 // --- dropout -----------------------------------------------------------------------------------
 // The CPU ops themselves: the kernel's masks are these bit for bit (lib/base/philox.h, shared;
 // tests/unit/test_philox.c runs the kernel's walk in C against them).

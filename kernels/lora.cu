@@ -1,0 +1,248 @@
+// lora.cu — an adapter's three skinny products with its input dropout applied inside them: the
+// dropped-out input is never written. What they replace, per target and layer: a dropout pass
+// writing xd (N,C) and a cuBLAS GEMM reading it, in the forward (u = xd·A^T) and twice in the
+// backward (dA += du^T·xd; dinp += mask ⊙ (du·A) through an (N,C) temporary): ~200 MB of
+// traffic per target and layer at 7B.
+//
+// The mask of element (n, c) is lib/base/philox.h's (vet_dropout_keep4(seed, row0 + n, c / 4,
+// thr)), the same as dropout.cu's and the CPU's; a kept value is x * keep_scale rounded to fp32
+// (__fmul_rn), as there. A thread takes one group of 4 columns (one Philox call), so the mask
+// costs what the dropout pass cost, once per use. Sums run in fp32 in a fixed order (no
+// atomics): the same bits run to run; against the CPU's BLAS only the order of the sums differs.
+//
+// r (the rank) is at most VET_LORA_FUSED_MAX_R (32): the kernels keep r x 4 values a thread in
+// registers, so a larger rank takes the unfused path (gpu_train.c decides).
+#include "common.cuh"
+#include "base/philox.h"
+
+#define GROUPS 128  // column groups of 4 a block (512 columns)
+#define DOWN_ROWS_PER_WARP 1
+#define DOWN_WARPS 8
+#define DOWN_CHUNK 128  // columns of A staged in shared memory at a time (down)
+#define IN_ROWS 32      // rows a thread walks (grad input), so A's columns are read once per 32 rows
+#define JT 16           // rank rows a thread accumulates (grad A)
+
+// x̃ = dropout(x) for the 4 columns of group q of row n (zeros past C).
+__device__ inline void dropped4(float xv[4], const float *x, int n, int q, int C, uint64_t seed, int64_t row0,
+                                uint32_t thr, float keep_scale) {
+    const unsigned bits = vet_dropout_keep4(seed, (uint64_t)(row0 + n), (uint32_t)q, thr);
+    const float *xr = x + (size_t)n * C + 4 * (size_t)q;
+#pragma unroll
+    for (int k = 0; k < 4; k++) {
+        float v = 4 * q + k < C ? xr[k] : 0.0f;
+        xv[k] = (bits >> k) & 1u ? __fmul_rn(v, keep_scale) : 0.0f;
+    }
+}
+
+// u (N,r) = dropout(x) (N,C) · A^T (r,C). Block: DOWN_WARPS warps, each DOWN_ROWS_PER_WARP rows;
+// a lane takes group q = c0/4 + lane of each chunk of DOWN_CHUNK columns; per row, the lane's
+// partial sums over its columns are reduced across the warp at the end (fixed butterfly).
+template <int RT>
+__global__ void __launch_bounds__(DOWN_WARPS * 32)
+lora_down_kernel(float *u, const float *x, const float *A, float keep_scale, uint32_t thr, uint64_t seed,
+                 int64_t row0, int N, int C, int r) {
+    __shared__ float As[RT][DOWN_CHUNK];
+    const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+    const int n0 = (blockIdx.x * DOWN_WARPS + warp) * DOWN_ROWS_PER_WARP;
+    float acc[DOWN_ROWS_PER_WARP][RT];
+#pragma unroll
+    for (int a = 0; a < DOWN_ROWS_PER_WARP; a++)
+#pragma unroll
+        for (int j = 0; j < RT; j++) acc[a][j] = 0.0f;
+    for (int c0 = 0; c0 < C; c0 += DOWN_CHUNK) {
+        __syncthreads();  // the previous chunk is no longer read
+        for (int i = threadIdx.x; i < RT * DOWN_CHUNK; i += blockDim.x) {
+            int j = i / DOWN_CHUNK, cc = i % DOWN_CHUNK;
+            As[j][cc] = j < r && c0 + cc < C ? A[(size_t)j * C + c0 + cc] : 0.0f;
+        }
+        __syncthreads();
+        const int q = c0 / 4 + lane;
+        if (4 * q >= C) continue;
+#pragma unroll
+        for (int a = 0; a < DOWN_ROWS_PER_WARP; a++) {
+            const int n = n0 + a;
+            if (n >= N) break;
+            float xv[4];
+            dropped4(xv, x, n, q, C, seed, row0, thr, keep_scale);
+#pragma unroll
+            for (int j = 0; j < RT; j++) {
+                const float *aj = &As[j][4 * lane];
+                acc[a][j] = fmaf(xv[3], aj[3], fmaf(xv[2], aj[2], fmaf(xv[1], aj[1], fmaf(xv[0], aj[0], acc[a][j]))));
+            }
+        }
+    }
+#pragma unroll
+    for (int a = 0; a < DOWN_ROWS_PER_WARP; a++) {
+        const int n = n0 + a;
+#pragma unroll
+        for (int j = 0; j < RT; j++) {
+            float s = warp_sum(acc[a][j]);  // every lane joins the shuffles
+            if (lane == 0 && n < N && j < r) u[(size_t)n * r + j] = s;
+        }
+    }
+}
+
+// dinp (N,C) += mask ⊙ keep_scale · (du (N,r) · A (r,C)). Thread: group q (4 columns), its A
+// columns in registers, walking IN_ROWS rows; du's row is the same for the whole warp (a
+// broadcast). A dropped element adds 0.0f, as the CPU's dropout_backward (so -0 becomes +0 alike).
+template <int RT>
+__global__ void __launch_bounds__(GROUPS)
+lora_grad_input_kernel(float *dinp, const float *du, const float *A, float keep_scale, uint32_t thr,
+                       uint64_t seed, int64_t row0, int N, int C, int r) {
+    const int q = blockIdx.x * GROUPS + threadIdx.x, n0 = blockIdx.y * IN_ROWS;
+    if (4 * q >= C) return;
+    float a[RT][4];
+#pragma unroll
+    for (int j = 0; j < RT; j++)
+#pragma unroll
+        for (int k = 0; k < 4; k++) a[j][k] = j < r && 4 * q + k < C ? A[(size_t)j * C + 4 * q + k] : 0.0f;
+    for (int n = n0; n < n0 + IN_ROWS && n < N; n++) {
+        const unsigned bits = vet_dropout_keep4(seed, (uint64_t)(row0 + n), (uint32_t)q, thr);
+        float s[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+        const float *dr = du + (size_t)n * r;
+#pragma unroll
+        for (int j = 0; j < RT; j++) {
+            if (j >= r) break;
+            const float d = dr[j];
+#pragma unroll
+            for (int k = 0; k < 4; k++) s[k] = fmaf(d, a[j][k], s[k]);
+        }
+        float *o = dinp + (size_t)n * C + 4 * q;
+#pragma unroll
+        for (int k = 0; k < 4; k++)
+            if (4 * q + k < C) o[k] = __fadd_rn(o[k], (bits >> k) & 1u ? __fmul_rn(s[k], keep_scale) : 0.0f);
+    }
+}
+
+// Partial dA: part[z] (r,C) = du[rows of slice z]^T · dropout(x)[same rows], JT rank rows a
+// thread (blockIdx.y picks them), one group of 4 columns, the slice's rows in order. With one
+// slice, dA += the sum directly.
+__global__ void __launch_bounds__(GROUPS)
+lora_grad_a_kernel(float *out, int accumulate, const float *du, const float *x, float keep_scale, uint32_t thr,
+                   uint64_t seed, int64_t row0, int N, int C, int r, int rows_per_slice) {
+    __shared__ float dus[64][JT];
+    const int q = blockIdx.x * GROUPS + threadIdx.x, j0 = blockIdx.y * JT, z = blockIdx.z;
+    const int n_lo = z * rows_per_slice, n_hi = min(N, n_lo + rows_per_slice);
+    float acc[JT][4];
+#pragma unroll
+    for (int jj = 0; jj < JT; jj++)
+#pragma unroll
+        for (int k = 0; k < 4; k++) acc[jj][k] = 0.0f;
+    for (int nb = n_lo; nb < n_hi; nb += 64) {
+        __syncthreads();
+        for (int i = threadIdx.x; i < 64 * JT; i += blockDim.x) {
+            int rr = i / JT, jj = i % JT, n = nb + rr;
+            dus[rr][jj] = n < n_hi && j0 + jj < r ? du[(size_t)n * r + j0 + jj] : 0.0f;
+        }
+        __syncthreads();
+        if (4 * q >= C) continue;
+        for (int rr = 0; rr < 64 && nb + rr < n_hi; rr++) {
+            float xv[4];
+            dropped4(xv, x, nb + rr, q, C, seed, row0, thr, keep_scale);
+#pragma unroll
+            for (int jj = 0; jj < JT; jj++)
+#pragma unroll
+                for (int k = 0; k < 4; k++) acc[jj][k] = fmaf(dus[rr][jj], xv[k], acc[jj][k]);
+        }
+    }
+    if (4 * q >= C) return;
+    float *o = out + (accumulate ? 0 : (size_t)z * r * C);
+#pragma unroll
+    for (int jj = 0; jj < JT; jj++) {
+        if (j0 + jj >= r) break;
+#pragma unroll
+        for (int k = 0; k < 4; k++) {
+            const int c = 4 * q + k;
+            if (c >= C) break;
+            size_t at = (size_t)(j0 + jj) * C + c;
+            o[at] = accumulate ? __fadd_rn(o[at], acc[jj][k]) : acc[jj][k];
+        }
+    }
+}
+
+// dA (n) += sum over the S slices of part[s], in slice order.
+__global__ void lora_sum_slices_kernel(float *dA, const float *part, int S, size_t n) {
+    GRID_STRIDE(i, n) {
+        float s = 0.0f;
+        for (int z = 0; z < S; z++) s = __fadd_rn(s, part[(size_t)z * n + i]);
+        dA[i] = __fadd_rn(dA[i], s);
+    }
+}
+
+// --- host side -----------------------------------------------------------------------------------
+static int check_args(int N, int C, int r, float p, const char *what, vet_err *err) {
+    if (r < 1 || r > VET_LORA_FUSED_MAX_R)
+        return vet_errf(err, "%s:%d: %s: rank %d outside 1..%d (use the unfused path)", __FILE__, __LINE__, what, r,
+                        VET_LORA_FUSED_MAX_R);
+    if (!(p > 0.0f && p < 1.0f))
+        return vet_errf(err, "%s:%d: %s: dropout %g outside (0, 1)", __FILE__, __LINE__, what, (double)p);
+    if ((long long)N * C <= 0) return 0;
+    return 1;
+}
+
+extern "C" int lora_down_dropout_cuda(vet_cuda *ctx, float *u, const float *x, const float *A, float p, uint64_t seed,
+                                      int64_t row0, int N, int C, int r, vet_err *err) {
+    CHECK_CTX(ctx, err);
+    int ok = check_args(N, C, r, p, "lora_down_dropout", err);
+    if (ok <= 0) return ok;
+    const float ks = 1.0f / (1.0f - p);  // as the CPU's dropout_apply
+    const uint32_t thr = vet_dropout_threshold(p);
+    const int rows_per_block = DOWN_WARPS * DOWN_ROWS_PER_WARP, blocks = ceil_div(N, rows_per_block);
+    if (r <= 8)
+        lora_down_kernel<8><<<blocks, DOWN_WARPS * 32, 0, ctx->stream>>>(u, x, A, ks, thr, seed, row0, N, C, r);
+    else if (r <= 16)
+        lora_down_kernel<16><<<blocks, DOWN_WARPS * 32, 0, ctx->stream>>>(u, x, A, ks, thr, seed, row0, N, C, r);
+    else
+        lora_down_kernel<32><<<blocks, DOWN_WARPS * 32, 0, ctx->stream>>>(u, x, A, ks, thr, seed, row0, N, C, r);
+    LAUNCH_CHECK("lora_down_dropout", err);
+    return 0;
+}
+
+extern "C" int lora_grad_input_dropout_cuda(vet_cuda *ctx, float *dinp, const float *du, const float *A, float p,
+                                            uint64_t seed, int64_t row0, int N, int C, int r, vet_err *err) {
+    CHECK_CTX(ctx, err);
+    int ok = check_args(N, C, r, p, "lora_grad_input_dropout", err);
+    if (ok <= 0) return ok;
+    const float ks = 1.0f / (1.0f - p);
+    const uint32_t thr = vet_dropout_threshold(p);
+    dim3 grid(ceil_div((C + 3) / 4, GROUPS), ceil_div(N, IN_ROWS));
+    if (grid.y > 65535) return vet_errf(err, "%s:%d: lora_grad_input_dropout: %d rows too many", __FILE__, __LINE__, N);
+    if (r <= 8)
+        lora_grad_input_kernel<8><<<grid, GROUPS, 0, ctx->stream>>>(dinp, du, A, ks, thr, seed, row0, N, C, r);
+    else if (r <= 16)
+        lora_grad_input_kernel<16><<<grid, GROUPS, 0, ctx->stream>>>(dinp, du, A, ks, thr, seed, row0, N, C, r);
+    else
+        lora_grad_input_kernel<32><<<grid, GROUPS, 0, ctx->stream>>>(dinp, du, A, ks, thr, seed, row0, N, C, r);
+    LAUNCH_CHECK("lora_grad_input_dropout", err);
+    return 0;
+}
+
+extern "C" size_t lora_grad_a_scratch_floats(int N, int C, int r) {
+    int S = N / r < 32 ? N / r : 32;  // slices: S * r <= N, so S * r * C fits an (N,C) buffer
+    return S > 1 ? (size_t)S * r * C : 0;
+}
+
+extern "C" int lora_grad_a_dropout_cuda(vet_cuda *ctx, float *dA, const float *du, const float *x, float p,
+                                        uint64_t seed, int64_t row0, int N, int C, int r, float *scratch,
+                                        size_t scratch_floats, vet_err *err) {
+    CHECK_CTX(ctx, err);
+    int ok = check_args(N, C, r, p, "lora_grad_a_dropout", err);
+    if (ok <= 0) return ok;
+    const float ks = 1.0f / (1.0f - p);
+    const uint32_t thr = vet_dropout_threshold(p);
+    size_t need = lora_grad_a_scratch_floats(N, C, r);
+    if (scratch_floats < need)
+        return vet_errf(err, "%s:%d: lora_grad_a_dropout: scratch of %zu floats, needs %zu", __FILE__, __LINE__,
+                        scratch_floats, need);
+    const int S = need ? (N / r < 32 ? N / r : 32) : 1, rows = ceil_div(N, S);
+    dim3 grid(ceil_div((C + 3) / 4, GROUPS), ceil_div(r, JT), S);
+    lora_grad_a_kernel<<<grid, GROUPS, 0, ctx->stream>>>(S > 1 ? scratch : dA, S == 1, du, x, ks, thr, seed, row0, N,
+                                                         C, r, rows);
+    LAUNCH_CHECK("lora_grad_a_dropout", err);
+    if (S > 1) {
+        size_t n = (size_t)r * C;
+        lora_sum_slices_kernel<<<grid_blocks(n, 256), 256, 0, ctx->stream>>>(dA, scratch, S, n);
+        LAUNCH_CHECK("lora_grad_a_dropout (slices)", err);
+    }
+    return 0;
+}
