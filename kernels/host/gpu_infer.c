@@ -298,7 +298,9 @@ static int upload_weights(vet_gpu_infer *g, const vet_model *m, vet_err *err) {
         proj_dims(g, t, &out, &in);
         if (vet_gpu_upload_half(ctx, g->mat16[t], host[t], L * out * in, g->fp16, err) < 0) return -1;
     }
-    vet_gpu_small_dst d = {g->embed, g->embed16, g->attn_norm, g->mlp_norm, g->final_norm, g->lm_head, g->bq, g->bk, g->bv};
+    vet_gpu_small_dst d = {.embed = g->embed, .embed16 = g->embed16, .attn_norm = g->attn_norm,
+                           .mlp_norm = g->mlp_norm, .final_norm = g->final_norm, .lm_head = g->lm_head,
+                           .bq = g->bq, .bk = g->bk, .bv = g->bv};
     if (vet_gpu_upload_small(ctx, &g->cfg, w, &d, g->fp16, err) < 0) return -1;
     if (g->cfg.tie_embeddings) g->embed = g->lm_head;  // tied: look up in the fp32 table
     else if (g->embed16) g->embed = NULL;              // untied 16-bit: embed16

@@ -69,6 +69,10 @@ struct vet_gpu_model {
     float *rstdf, *lnf, *lnf_t, *dlnf_t;  // (N), (N,C) x3; lnf shares h's memory
     // scratch
     float *chunk, *loss;           // (ce_rows,V), (N)
+    // 16-bit mode: the lm_head (V,C) in 16 bits (tied: the embedding table too, embed16), and
+    // the loss side's 16-bit GEMM inputs: a chunk of lnf_t (ce_rows,C), of dlogits (ce_rows,V)
+    uint16_t *lm_head16, *ce16;
+    size_t xd_floats;              // xd's size: (N,W), or the fused LoRA products' slices
     float *h, *act, *dx, *dh;      // (N,C), (N,F), (N,C), (N,C)
     float *dq, *dk, *dv, *datt;    // (N,Q), (N,KV), (N,KV), (N,Q); dq, dk, datt in dup, act, dact
     float *dgate, *dup, *dact;     // (N,F); dgate shares act's memory

@@ -86,6 +86,19 @@ int gpu_set_dims(vet_gpu_model *g, const vet_config *c, int r, unsigned targets,
         if (n > g->max_oi) g->max_oi = n;
     }
     g->n_params = g->full ? g->n_w : g->n_lora;
+    // xd holds the unfused LoRA dropout's input (N,W); the fused products (rank <= 32, kernels/
+    // lora.cu) need only lora_grad_a_dropout_cuda's slices of the widest adapter input.
+    g->xd_floats = g->N * g->W;
+    if (r > 0 && r <= VET_LORA_FUSED_MAX_R) {
+        g->xd_floats = 1;
+        for (int t = 0; t < VET_LORA_N_TARGETS; t++) {
+            if (!(g->targets & (1u << t))) continue;
+            int out, in;
+            vet_lora_dims(c, t, &out, &in);
+            size_t need = lora_grad_a_scratch_floats((int)g->N, in, r);
+            if (need > g->xd_floats) g->xd_floats = need;
+        }
+    }
     // embed, attn_norm | wq .. wdown | final_norm, lm_head: the matrices' window
     g->n_w16 = g->n_w - V * C * (c->tie_embeddings ? 1 : 2) - L * C - C;
     return 0;
@@ -120,7 +133,12 @@ int gpu_layout(vet_gpu_model *g, gpu_slot *s) {
             PUT(g->bk, L * KV * f, K_WEIGHTS);
             PUT(g->bv, L * KV * f, K_WEIGHTS);
         }
-        PUT(g->lm_head, V * C * f, K_WEIGHTS);  // lmhead_crossentropy_cuda reads fp32
+        if (g->bf16) {  // the lm_head in 16 bits like the matrices; tied, it is the embedding too
+            PUT(g->lm_head16, V * C * u16, K_WEIGHTS);
+            if (g->cfg.tie_embeddings) SHARE(g->embed16, g->lm_head16);
+        } else {
+            PUT(g->lm_head, V * C * f, K_WEIGHTS);  // lmhead_crossentropy_cuda reads fp32
+        }
     }
     if (!g->full) PUT(g->params, g->n_lora * f, K_TRAIN);
     PUT(g->grads, g->n_params * f, K_TRAIN);
@@ -164,7 +182,7 @@ int gpu_layout(vet_gpu_model *g, gpu_slot *s) {
     if (KV <= F) SHARE(g->dk, g->act);
     else PUT(g->dk, N * KV * f, K_SCRATCH);
     PUT(g->dv, N * KV * f, K_SCRATCH);
-    PUT(g->xd, N * g->W * f, K_SCRATCH);
+    PUT(g->xd, g->xd_floats * f, K_SCRATCH);
     PUT(g->du, N * (r ? r : 1) * f, K_SCRATCH);
     PUT(g->attn_scratch, attention_scratch_bytes(g->B, g->T, g->H), K_SCRATCH);
     PUT(g->gstats, sizeof(vet_cuda_grad_stats), K_SCRATCH);
@@ -172,6 +190,7 @@ int gpu_layout(vet_gpu_model *g, gpu_slot *s) {
     if (g->bf16) {
         PUT(g->xb16, N * g->W * u16, K_SCRATCH);
         SHARE(g->db16, g->xb16);  // forward (and recompute) inputs vs backward dout: never at once
+        PUT(g->ce16, (size_t)g->ce_rows * (C + V) * u16, K_SCRATCH);
     }
     if (g->quant) PUT(g->wdq, g->max_oi * (g->bf16 ? u16 : f), K_SCRATCH);  // one dequantized matrix
     PUT(g->tokens, N * i32, K_SCRATCH);

@@ -149,6 +149,34 @@ static int proj_forward(vet_gpu_model *g, int l, int t, float *out, const float 
                           out, p.out, err);  // out += scale * u·B^T
 }
 
+// The loss at the target rows and, with dx, its gradient dx (n,C) = grad_scale * dlogits·lm_head:
+// the fp32 fused op, or in the 16-bit mode the same steps chunk by chunk on the 16-bit lm_head
+// (each chunk's rows and dlogits rounded to the GEMMs' format, as a bf16 autograd would).
+static int lmhead_loss(vet_gpu_model *g, float *dx, int n, float grad_scale, vet_err *err) {
+    vet_cuda *ctx = g->ctx;
+    const int C = g->C, V = g->V;
+    if (!g->lm_head16)
+        return lmhead_crossentropy_cuda(ctx, g->loss, dx, NULL, g->lnf_t, g->lm_head, g->tgt, n, C, V, grad_scale,
+                                        g->chunk, g->ce_rows, err);
+    uint16_t *x16 = g->ce16, *d16 = g->ce16 + (size_t)g->ce_rows * C;
+    int (*gemm)(vet_cuda *, int, int, int, int, int, float, const uint16_t *, int, const uint16_t *, int, float,
+                float *, int, vet_err *) = g->fp16 ? vet_cuda_gemm_f16 : vet_cuda_gemm_bf16;
+    for (int c0 = 0; c0 < n; c0 += g->ce_rows) {
+        int m = n - c0 < g->ce_rows ? n - c0 : g->ce_rows;
+        if (to_half(g, x16, g->lnf_t + (size_t)c0 * C, (size_t)m * C, err) < 0) return -1;
+        PROF(g, VET_PROF_LOSS);  // logits (m,V) = x·lm_head^T, then softmax - onehot in place
+        if (gemm(ctx, 0, 1, m, V, C, 1.0f, x16, C, g->lm_head16, C, 0.0f, g->chunk, V, err) < 0 ||
+            crossentropy_softmax_backward_inplace_cuda(ctx, g->chunk, g->loss + c0, g->tgt + c0, m, V, err) < 0)
+            return -1;
+        if (!dx) continue;
+        if (to_half(g, d16, g->chunk, (size_t)m * V, err) < 0) return -1;
+        PROF(g, VET_PROF_LOSS);
+        if (gemm(ctx, 0, 0, m, C, V, grad_scale, d16, V, g->lm_head16, C, 0.0f, dx + (size_t)c0 * C, C, err) < 0)
+            return -1;
+    }
+    return 0;
+}
+
 // Whether the forward reads the fp32 input of the projections in `mask` (bits 1 << t): the fp32
 // GEMMs do (fp32 and quantized-fp32 modes), and so does an adapter on one of them; the 16-bit
 // GEMMs read only the 16-bit copy.
@@ -203,7 +231,7 @@ static int proj_backward(vet_gpu_model *g, int l, int t, float *dinp, const floa
         return -1;
     if (drop && r <= VET_LORA_FUSED_MAX_R) {  // the forward's mask again, inside both products
         if (lora_grad_a_dropout_cuda(ctx, p.dA, g->du, inp, g->dropout, seed, g->row0, N, p.in, r, g->xd,
-                                     (size_t)N * g->W, err) < 0)
+                                     g->xd_floats, err) < 0)
             return -1;
         return lora_grad_input_dropout_cuda(ctx, dinp, g->du, p.A, g->dropout, seed, g->row0, N, p.in, r, err);
     }
@@ -350,8 +378,7 @@ int vet_gpu_forward(vet_gpu_model *g, const vet_batch *b, double *loss_sum, int 
         // Training: the loss gradient at lnf_t now, while each logits chunk is at hand (as
         // the CPU), so a LoRA backward never recomputes the logits.
         PROF(g, VET_PROF_LOSS);
-        TRY(lmhead_crossentropy_cuda(ctx, g->loss, training ? g->dlnf_t : NULL, NULL, g->lnf_t,
-                                     g->lm_head, g->tgt, n, C, g->V, 1.0f, g->chunk, g->ce_rows, err));
+        TRY(lmhead_loss(g, training ? g->dlnf_t : NULL, n, 1.0f, err));
         PROF(g, VET_PROF_TRANSFER);
         TRY(vet_cuda_download(ctx, g->h_loss, g->loss, (size_t)n * sizeof(float), err));
         for (int i = 0; i < n; i++) s += g->h_loss[i];
@@ -406,8 +433,7 @@ int vet_gpu_backward(vet_gpu_model *g, float loss_scale, vet_train_mode mode, ve
     if (n > 0) {
         PROF(g, VET_PROF_LOSS);
         if (!g->have_dlnf)
-            TRY(lmhead_crossentropy_cuda(ctx, g->loss, g->dlnf_t, NULL, g->lnf_t, g->lm_head, g->tgt, n, C,
-                                         g->V, 1.0f, g->chunk, g->ce_rows, err));
+            TRY(lmhead_loss(g, g->dlnf_t, n, 1.0f, err));
         if (full)  // d lm_head (V,C) += loss_scale * dlogits^T · lnf_t: the logits once more
             TRY(lmhead_crossentropy_cuda(ctx, g->loss, NULL, GW(g->o_lm_head), g->lnf_t, g->lm_head,
                                          g->tgt, n, C, g->V, loss_scale, g->chunk, g->ce_rows, err));

@@ -55,12 +55,15 @@ int vet_gpu_upload_small(vet_cuda *ctx, const vet_config *c, const vet_weights *
                          int fp16, vet_err *err) {
     size_t L = c->n_layers, C = c->dim, V = c->vocab_size;
     size_t Q = (size_t)c->n_heads * c->head_dim, KV = (size_t)c->n_kv_heads * c->head_dim;
-    if (d->embed16 && vet_gpu_upload_half(ctx, d->embed16, w->embed, V * C, fp16, err) < 0) return -1;
+    int embed_is_head = c->tie_embeddings && d->lm_head16 && d->embed16 == d->lm_head16;
+    if (d->embed16 && !embed_is_head && vet_gpu_upload_half(ctx, d->embed16, w->embed, V * C, fp16, err) < 0)
+        return -1;
+    if (d->lm_head16 && vet_gpu_upload_half(ctx, d->lm_head16, w->lm_head, V * C, fp16, err) < 0) return -1;
     if (!d->embed16 && !c->tie_embeddings && vet_gpu_upload_f32(ctx, d->embed, w->embed, V * C, err) < 0) return -1;
     if (vet_gpu_upload_f32(ctx, d->attn_norm, w->attn_norm, L * C, err) < 0 ||
         vet_gpu_upload_f32(ctx, d->mlp_norm, w->mlp_norm, L * C, err) < 0 ||
         vet_gpu_upload_f32(ctx, d->final_norm, w->final_norm, C, err) < 0 ||
-        vet_gpu_upload_f32(ctx, d->lm_head, w->lm_head, V * C, err) < 0)
+        (!d->lm_head16 && vet_gpu_upload_f32(ctx, d->lm_head, w->lm_head, V * C, err) < 0))
         return -1;
     if (c->qkv_bias &&
         (vet_gpu_upload_f32(ctx, d->bq, w->bq, L * Q, err) < 0 || vet_gpu_upload_f32(ctx, d->bk, w->bk, L * KV, err) < 0 ||

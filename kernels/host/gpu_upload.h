@@ -32,7 +32,8 @@ typedef struct {
     uint16_t *embed16;   // (V,C) bf16/fp16 table
     float *attn_norm, *mlp_norm;  // (L,C)
     float *final_norm;   // (C)
-    float *lm_head;      // (V,C)
+    float *lm_head;      // (V,C) fp32, unless lm_head16 holds it
+    uint16_t *lm_head16; // (V,C) bf16/fp16 (tied: embed16 is the same buffer)
     float *bq, *bk, *bv; // Qwen2 biases (L,Q), (L,KV), (L,KV)
 } vet_gpu_small_dst;
 // Uploads the embedding table (half when d->embed16, else fp32 unless tied), the norms, the

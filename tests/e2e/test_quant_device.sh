@@ -81,7 +81,8 @@ Q, KV = H * hd, KVH * hd
 tied, bias = c.get("tie_word_embeddings", False), c["model_type"] == "qwen2"
 AL = lambda b: (b + 255) // 256 * 256
 mats = [(Q, C), (KV, C), (KV, C), (C, Q), (F, C), (F, C), (C, F)]  # (out, in) per projection
-rest = (0 if tied else AL(V * C * 2)) + 2 * AL(L * C * 4) + AL(C * 4) + AL(V * C * 4)
+# untied: the embedding in 16 bits; the lm_head in 16 bits (tied: one table for both)
+rest = (0 if tied else AL(V * C * 2)) + 2 * AL(L * C * 4) + AL(C * 4) + AL(V * C * 2)
 rest += (AL(L * Q * 4) + 2 * AL(L * KV * 4)) if bias else 0
 n16 = sum(o * i for o, i in mats) * L + L * C + (L * (Q + 2 * KV) if bias else 0)  # the bf16 window
 want = {

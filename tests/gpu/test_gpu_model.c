@@ -717,18 +717,21 @@ static void test_quant_plan(void) {
     size_t L = c->n_layers, C = c->dim, V = c->vocab_size, Q = (size_t)c->n_heads * c->head_dim;
     size_t KV = (size_t)c->n_kv_heads * c->head_dim;
 #define AL plan_aligned
-    // the rest: norms, biases, lm_head (fp32; this model's embedding is tied to lm_head)
-    size_t rest = AL(L * C * 4) * 2 + AL(C * 4) + AL(L * Q * 4) + AL(L * KV * 4) * 2 + AL(V * C * 4);
+    // the rest: norms, biases, lm_head (this model's embedding is tied to it): 16-bit with bf16
+    // compute, fp32 with fp32 compute
+    size_t small = AL(L * C * 4) * 2 + AL(C * 4) + AL(L * Q * 4) + AL(L * KV * 4) * 2;
+    size_t rest = small + AL(V * C * 2), rest32 = small + AL(V * C * 4);
     matrix_bytes mb = plan_matrix_bytes(c);
     size_t most = mb.most;
     CHECK(p8.weights == mb.b8 + rest);
     CHECK(p4.weights == mb.b4 + rest);
-    CHECK(p8f.weights == p8.weights);  // fp32 compute: the same storage (the embedding is tied)
+    CHECK(p8f.weights == mb.b8 + rest32);
     CHECK(p4.weights < p8.weights && p8.weights < pb.weights);
     CHECK(p8.train == pb.train && p8.activations == pb.activations);
     CHECK(p8.scratch == pb.scratch + AL(most * 2));   // one bf16 matrix
     size_t NW = (size_t)3 * 19 * ((size_t)c->hidden_dim > C ? (size_t)c->hidden_dim : C);  // the bf16 GEMM inputs' size
-    CHECK(p8f.scratch + AL(NW * 2) == pb.scratch + AL(most * 4));  // fp32: no bf16 inputs, one fp32 matrix
+    size_t ce16 = (size_t)3 * 19 * (C + V) * 2;  // the loss side's 16-bit inputs (every row: a small vocabulary)
+    CHECK(p8f.scratch + AL(NW * 2) + AL(ce16) == pb.scratch + AL(most * 4));  // fp32: no 16-bit inputs, one fp32 matrix
 #undef AL
     CHECK(vet_gpu_plan_bytes(c, 4, VET_LORA_ALL, 3, 19, VET_GPU_INT8 | VET_GPU_NF4, &p8, &err) < 0);
     CHECK_CONTAINS(err.msg, "choose one");
@@ -762,7 +765,7 @@ static void test_quant_plan_7b(void) {
     }
     // the projection matrices alone: 6.48 G parameters
     size_t L = c.n_layers, C = c.dim, V = c.vocab_size;
-    double rest = (double)(2 * L * C + C) * 4 + (double)V * C * 4 + (double)V * C * 2;  // norms, lm_head, embed bf16
+    double rest = (double)(2 * L * C + C) * 4 + (double)V * C * 2 * 2;  // norms; lm_head and embed bf16
     double mb = p[0].weights - rest, m8 = p[1].weights - rest, m4 = p[2].weights - rest;
     printf("# matrices: bf16 %.2f GB, int8 %.2f GB (x%.3f), nf4 %.2f GB (x%.3f)\n", mb / 1e9, m8 / 1e9, m8 / mb,
            m4 / 1e9, m4 / mb);
