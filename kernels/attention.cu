@@ -180,7 +180,7 @@ __global__ void attention_delta_kernel(float *D, const float *dout, const float 
 __global__ void __launch_bounds__(NWARPS * 32)
 attention_backward_dq_kernel(float *dq, const float *dout, const float *q, const float *k,
                              const float *v, const float *lse, const float *D,
-                             const int32_t *start, int T, int H, int KVH, int hd, float scale) {
+                             const int32_t *start, int T, int H, int KVH, int hd, float scale, int accumulate) {
     extern __shared__ float smem[];
     float *Qs = smem, *dOs = Qs + BQ * hd, *Ks = dOs + BQ * hd, *Vs = Ks + TILE * (hd + 1);
     __shared__ int range[2];
@@ -248,12 +248,12 @@ attention_backward_dq_kernel(float *dq, const float *dout, const float *q, const
 
 #pragma unroll
     for (int a = 0; a < QPW; a++) {
-        if (qs[a] < 0) continue;  // padding (or past T): no gradient
+        if (qi[a] >= T || (qs[a] < 0 && accumulate)) continue;  // padding: no gradient (0 when written)
         size_t qo = ((size_t)b * T + qi[a]) * H + h;
 #pragma unroll
         for (int e = 0; e < NPL; e++) {
             int d = lane + 32 * e;
-            if (d < hd) dq[qo * hd + d] += acc[a][e];
+            if (d < hd) dq[qo * hd + d] = accumulate ? dq[qo * hd + d] + acc[a][e] : qs[a] < 0 ? 0.0f : acc[a][e];
         }
     }
 }
@@ -265,7 +265,7 @@ __global__ void __launch_bounds__(NWARPS * 32)
 attention_backward_dkdv_kernel(float *dk, float *dv, const float *dout, const float *q,
                                const float *k, const float *v, const float *lse, const float *D,
                                const int32_t *start, const int32_t *end, int T, int H, int KVH,
-                               int hd, float scale) {
+                               int hd, float scale, int accumulate) {
     extern __shared__ float smem[];
     float *Qs = smem, *dOs = Qs + TILE * (hd + 1), *Kb = dOs + TILE * (hd + 1), *Vb = Kb + BKEY * hd;
     float *Ls = Vb + BKEY * hd, *Ds = Ls + TILE;
@@ -358,14 +358,15 @@ attention_backward_dkdv_kernel(float *dk, float *dv, const float *dout, const fl
 
 #pragma unroll
     for (int a = 0; a < KPW; a++) {
-        if (ks[a] < 0) continue;  // padding keys are seen by nobody
+        if (kj[a] >= T || (ks[a] < 0 && accumulate)) continue;  // padding keys are seen by nobody
         size_t ko = (((size_t)b * T + kj[a]) * KVH + g) * hd;
+        const bool pad = ks[a] < 0;
 #pragma unroll
         for (int e = 0; e < NPL; e++) {
             int d = lane + 32 * e;
             if (d < hd) {
-                dk[ko + d] += dkacc[a][e];
-                dv[ko + d] += dvacc[a][e];
+                dk[ko + d] = accumulate ? dk[ko + d] + dkacc[a][e] : pad ? 0.0f : dkacc[a][e];
+                dv[ko + d] = accumulate ? dv[ko + d] + dvacc[a][e] : pad ? 0.0f : dvacc[a][e];
             }
         }
     }
@@ -420,7 +421,7 @@ extern "C" int attention_backward_cuda(vet_cuda *ctx, float *dq, float *dk, floa
                                        const float *dout, const float *q, const float *k,
                                        const float *v, const float *out, const float *lse,
                                        const int32_t *seg, int B, int T, int H, int KVH, int hd,
-                                       void *scratch, vet_err *err) {
+                                       int accumulate, void *scratch, vet_err *err) {
     CHECK_CTX(ctx, err);
     if (B <= 0 || T <= 0 || H <= 0) return 0;
     if (attention_check_shapes(B, T, H, KVH, hd, err) < 0) return -1;
@@ -434,14 +435,14 @@ extern "C" int attention_backward_cuda(vet_cuda *ctx, float *dq, float *dk, floa
     size_t smem_dq = (size_t)(2 * BQ * hd + 2 * TILE * (hd + 1)) * sizeof(float);
     SMEM_OPT_IN(attention_backward_dq_kernel, smem_dq, err);
     attention_backward_dq_kernel<<<dim3(ceil_div(T, BQ), H, B), NWARPS * 32, smem_dq, ctx->stream>>>(
-        dq, dout, q, k, v, lse, D, start, T, H, KVH, hd, scale);
+        dq, dout, q, k, v, lse, D, start, T, H, KVH, hd, scale, accumulate);
     LAUNCH_CHECK("attention_backward (dq)", err);
 
     size_t smem_kv = (size_t)(2 * TILE * (hd + 1) + 2 * BKEY * hd + 3 * TILE) * sizeof(float);
     SMEM_OPT_IN(attention_backward_dkdv_kernel, smem_kv, err);
     attention_backward_dkdv_kernel<<<dim3(ceil_div(T, BKEY), KVH, B), NWARPS * 32, smem_kv,
                                      ctx->stream>>>(dk, dv, dout, q, k, v, lse, D, start, end, T,
-                                                    H, KVH, hd, scale);
+                                                    H, KVH, hd, scale, accumulate);
     LAUNCH_CHECK("attention_backward (dk, dv)", err);
     return 0;
 }

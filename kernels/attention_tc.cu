@@ -275,7 +275,7 @@ static size_t dq_smem(tc_dims D) {
 __global__ void __launch_bounds__(NW * 32)
 attention_tc_dq_kernel(float *dq, const float *dout, const float *q, const float *k, const float *v,
                        const float *lse, const float *Dl, const int32_t *start, int T, int H, int KVH,
-                       int hd, float scale) {
+                       int hd, float scale, int accumulate) {
     extern __shared__ __align__(128) unsigned char smem[];
     const tc_dims D = tc_dims_of(hd);
     bf16 *Qs, *dOs, *Ks, *Vs, *Gw;
@@ -331,10 +331,12 @@ attention_tc_dq_kernel(float *dq, const float *dout, const float *q, const float
         __syncwarp();
     }
 
-    if (qi < T && qs >= 0) {  // padding (or past T): no gradient
+    if (qi < T && (qs >= 0 || !accumulate)) {  // padding: no gradient (0 when written)
         size_t base = ((size_t)b * T + qi) * H + h;
-        for (int d = half * (D.hdp / 2); d < (half + 1) * (D.hdp / 2) && d < hd; d++)
-            dq[base * hd + d] += A[r * D.ldf + d];
+        for (int d = half * (D.hdp / 2); d < (half + 1) * (D.hdp / 2) && d < hd; d++) {
+            float g = qs < 0 ? 0.0f : A[r * D.ldf + d];
+            dq[base * hd + d] = accumulate ? dq[base * hd + d] + g : g;
+        }
     }
 }
 
@@ -376,7 +378,7 @@ static size_t dkdv_smem(tc_dims D) {
 __global__ void __launch_bounds__(NW * 32)
 attention_tc_dkdv_kernel(float *dk, float *dv, const float *dout, const float *q, const float *k,
                          const float *v, const float *lse, const float *Dl, const int32_t *start,
-                         const int32_t *end, int T, int H, int KVH, int hd, float scale) {
+                         const int32_t *end, int T, int H, int KVH, int hd, float scale, int accumulate) {
     extern __shared__ __align__(128) unsigned char smem[];
     const tc_dims D = tc_dims_of(hd);
     bf16 *Kb, *Vb, *Qs, *dOs, *Pw, *Gw;
@@ -456,11 +458,12 @@ attention_tc_dkdv_kernel(float *dk, float *dv, const float *dout, const float *q
             __syncwarp();
         }
 
-    if (ks >= 0) {  // padding keys are seen by nobody
+    if (kj < T && (ks >= 0 || !accumulate)) {  // padding keys are seen by nobody (0 when written)
         size_t ko = (((size_t)b * T + kj) * KVH + g) * hd;
         for (int d = half * (D.hdp / 2); d < (half + 1) * (D.hdp / 2) && d < hd; d++) {
-            dk[ko + d] += dK[r * D.ldf + d];
-            dv[ko + d] += dV[r * D.ldf + d];
+            float gk = ks < 0 ? 0.0f : dK[r * D.ldf + d], gv = ks < 0 ? 0.0f : dV[r * D.ldf + d];
+            dk[ko + d] = accumulate ? dk[ko + d] + gk : gk;
+            dv[ko + d] = accumulate ? dv[ko + d] + gv : gv;
         }
     }
 }
@@ -487,7 +490,7 @@ extern "C" int attention_backward_bf16_cuda(vet_cuda *ctx, float *dq, float *dk,
                                             const float *dout, const float *q, const float *k,
                                             const float *v, const float *out, const float *lse,
                                             const int32_t *seg, int B, int T, int H, int KVH, int hd,
-                                            void *scratch, vet_err *err) {
+                                            int accumulate, void *scratch, vet_err *err) {
     CHECK_CTX(ctx, err);
     if (B <= 0 || T <= 0 || H <= 0) return 0;
     if (attention_check_shapes(B, T, H, KVH, hd, err) < 0) return -1;
@@ -501,13 +504,13 @@ extern "C" int attention_backward_bf16_cuda(vet_cuda *ctx, float *dq, float *dk,
     size_t smem_dq = dq_smem(D);
     SMEM_OPT_IN(attention_tc_dq_kernel, smem_dq, err);
     attention_tc_dq_kernel<<<dim3(ceil_div(T, TT), H, B), NW * 32, smem_dq, ctx->stream>>>(
-        dq, dout, q, k, v, lse, Dl, start, T, H, KVH, hd, scale);
+        dq, dout, q, k, v, lse, Dl, start, T, H, KVH, hd, scale, accumulate);
     LAUNCH_CHECK("attention_backward_bf16 (dq)", err);
 
     size_t smem_kv = dkdv_smem(D);
     SMEM_OPT_IN(attention_tc_dkdv_kernel, smem_kv, err);
     attention_tc_dkdv_kernel<<<dim3(ceil_div(T, TT), KVH, B), NW * 32, smem_kv, ctx->stream>>>(
-        dk, dv, dout, q, k, v, lse, Dl, start, end, T, H, KVH, hd, scale);
+        dk, dv, dout, q, k, v, lse, Dl, start, end, T, H, KVH, hd, scale, accumulate);
     LAUNCH_CHECK("attention_backward_bf16 (dk, dv)", err);
     return 0;
 }

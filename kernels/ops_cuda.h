@@ -148,11 +148,12 @@ size_t attention_scratch_bytes(int B, int T, int H);
 int attention_forward_cuda(vet_cuda *ctx, float *out, float *lse, const float *q, const float *k,
                            const float *v, const int32_t *seg, int B, int T, int H, int KVH,
                            int hd, void *scratch, vet_err *err);
-// dq (B,T,H,hd) +=, dk, dv (B,T,KVH,hd) += (deterministic: each output owned by one warp).
+// dq (B,T,H,hd), dk, dv (B,T,KVH,hd): += with accumulate, else = (padding rows 0): no zeroing
+// pass before (deterministic: each output owned by one warp).
 int attention_backward_cuda(vet_cuda *ctx, float *dq, float *dk, float *dv, const float *dout,
                             const float *q, const float *k, const float *v, const float *out,
                             const float *lse, const int32_t *seg, int B, int T, int H, int KVH,
-                            int hd, void *scratch, vet_err *err);
+                            int hd, int accumulate, void *scratch, vet_err *err);
 // The same on tensor cores (kernels/attention_tc.cu): q, k, v, dout rounded to bf16 as they are
 // loaded, fp32 accumulation, probabilities and score gradients rounded to bf16 before they
 // multiply; lib/model/ops.h's attention_forward_bf16 / _backward_bf16 compute these values on
@@ -163,7 +164,7 @@ int attention_forward_bf16_cuda(vet_cuda *ctx, float *out, float *lse, const flo
 int attention_backward_bf16_cuda(vet_cuda *ctx, float *dq, float *dk, float *dv, const float *dout,
                                  const float *q, const float *k, const float *v, const float *out,
                                  const float *lse, const int32_t *seg, int B, int T, int H, int KVH,
-                                 int hd, void *scratch, vet_err *err);
+                                 int hd, int accumulate, void *scratch, vet_err *err);
 
 // --- SwiGLU, residual -----------------------------------------------------------------------
 int swiglu_forward_cuda(vet_cuda *ctx, float *out, const float *gate, const float *up, size_t n,

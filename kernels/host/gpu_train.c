@@ -421,7 +421,7 @@ int vet_gpu_backward(vet_gpu_model *g, float loss_scale, vet_train_mode mode, ve
     if (full && !g->full)
         return vet_errf(err, "full training needs a GPU model made with VET_GPU_FULL (fp32 weights, "
                              "no adapters)");
-    int N = g->bB * g->bT, C = g->C, F = g->F, Q = g->Q, KV = g->KV, n = g->n_tgt;
+    int N = g->bB * g->bT, C = g->C, F = g->F, n = g->n_tgt;
     size_t NS = g->N, fs = sizeof(float);
     float *gw = full ? g->grads : NULL;  // base weight grads, offsets as in w_mem
 #define GW(o) (gw ? gw + (o) : NULL)
@@ -480,13 +480,9 @@ int vet_gpu_backward(vet_gpu_model *g, float loss_scale, vet_train_mode mode, ve
         // attention: x' = x + o(attn(rope(q), rope(k), v)), q,k,v from h = norm(x)
         if (!(dbranch = resid_branch_grad(g, dx, l, 0, N, err))) return -1;
         TRY(proj_backward(g, l, 3, g->datt, dbranch, att, N, full, 1, err));
-        PROF(g, VET_PROF_MEMSET);
-        TRY(vet_cuda_memset0(ctx, g->dq, (size_t)N * Q * fs, err));
-        TRY(vet_cuda_memset0(ctx, g->dk, (size_t)N * KV * fs, err));
-        TRY(vet_cuda_memset0(ctx, g->dv, (size_t)N * KV * fs, err));
-        PROF(g, VET_PROF_ATTENTION);
+        PROF(g, VET_PROF_ATTENTION);  // dq, dk, dv written (not added): no zeroing pass
         TRY((g->attn_tc ? attention_backward_bf16_cuda : attention_backward_cuda)(
-            ctx, g->dq, g->dk, g->dv, g->datt, q, k, v, att, a.lse, g->seg, g->bB, g->bT, g->H, g->KVH, g->hd,
+            ctx, g->dq, g->dk, g->dv, g->datt, q, k, v, att, a.lse, g->seg, g->bB, g->bT, g->H, g->KVH, g->hd, 0,
             g->attn_scratch, err));
         PROF(g, VET_PROF_ROPE);
         TRY(rope_backward_cuda(ctx, g->dq, g->pos, g->cos_t, g->sin_t, N, g->H, g->hd, err));

@@ -223,6 +223,36 @@ static void make_batch(const config *c, int32_t *tokens, int32_t *seg, int32_t *
     }
 }
 
+typedef int (*attn_bwd_fn)(vet_cuda *, float *, float *, float *, const float *, const float *, const float *,
+                           const float *, const float *, const float *, const int32_t *, int, int, int, int, int, int,
+                           void *, vet_err *);
+typedef void (*attn_bwd_cpu)(float *, float *, float *, const float *, const float *, const float *, const float *,
+                             const float *, const float *, const int32_t *, int, int, int, int, int);
+
+// The written (=) backward: NaNs in dq, dk, dv before (a kernel that read them would show it),
+// the CPU's gradients from zeros after, padding rows 0.
+static void attention_written(const char *name, const char *sh, attn_bwd_fn gpu, attn_bwd_cpu cpu, const float *dout,
+                              const float *q, const float *k, const float *v, const float *out, const float *lse,
+                              const int32_t *seg, const float *d_dout, const float *d_q, const float *d_k,
+                              const float *d_v, const float *d_out, const float *d_lse, const int32_t *d_seg,
+                              void *scratch, int B, int T, int H, int KVH, int hd, double tol) {
+    size_t nq = (size_t)B * T * H * hd, nk = (size_t)B * T * KVH * hd;
+    float *dq = calloc(nq, 4), *dk = calloc(nk, 4), *dv = calloc(nk, 4), *nan = malloc(nq * 4);
+    for (size_t i = 0; i < nq; i++) nan[i] = NAN;
+    cpu(dq, dk, dv, dout, q, k, v, out, lse, seg, B, T, H, KVH, hd);
+    float *d_dq = devf(nan, nq), *d_dk = devf(nan, nk), *d_dv = devf(nan, nk);
+    TRY(gpu(ctx, d_dq, d_dk, d_dv, d_dout, d_q, d_k, d_v, d_out, d_lse, d_seg, B, T, H, KVH, hd, 0, scratch, &err));
+    char nm[64];
+    snprintf(nm, sizeof nm, "%s written dq", name);
+    compare(nm, sh, d_dq, dq, nq, tol);
+    snprintf(nm, sizeof nm, "%s written dk", name);
+    compare(nm, sh, d_dk, dk, nk, tol);
+    snprintf(nm, sizeof nm, "%s written dv", name);
+    compare(nm, sh, d_dv, dv, nk, tol);
+    free(dq), free(dk), free(dv), free(nan);
+    vet_cuda_mem_free(d_dq), vet_cuda_mem_free(d_dk), vet_cuda_mem_free(d_dv);
+}
+
 static void run_config(const config *c) {
     const int B = c->B, T = c->T, N = B * T, C = c->C, H = c->H, KVH = c->KVH, hd = c->hd;
     const int F = c->F, V = c->V, Q = H * hd, KV = KVH * hd;
@@ -630,12 +660,14 @@ static void run_config(const config *c) {
         float *d_dout = devf(dout, nq), *d_dq = devf(dq, nq), *d_dk = devf(dk, nk), *d_dv = devf(dv, nk);
         attention_backward(dq, dk, dv, dout, q, k, v, out, lse, seg, B, T, H, KVH, hd);
         TRY(attention_backward_cuda(ctx, d_dq, d_dk, d_dv, d_dout, d_q, d_k, d_v, d_out, d_lse, d_seg,
-                                    B, T, H, KVH, hd, scratch, &err));
+                                    B, T, H, KVH, hd, 1, scratch, &err));
         r = compare("attention_backward dq", sh, d_dq, dq, nq, F32);
         compare("attention_backward dk", sh, d_dk, dk, nk, F32);
         compare("attention_backward dv", sh, d_dv, dv, nk, F32);
         TIME(attention_backward_cuda(ctx, d_dq, d_dk, d_dv, d_dout, d_q, d_k, d_v, d_out, d_lse, d_seg,
-                                     B, T, H, KVH, hd, scratch, &err), r->ms);
+                                     B, T, H, KVH, hd, 1, scratch, &err), r->ms);
+        attention_written("attention_backward", sh, attention_backward_cuda, attention_backward, dout, q, k, v, out,
+                          lse, seg, d_dout, d_q, d_k, d_v, d_out, d_lse, d_seg, scratch, B, T, H, KVH, hd, F32);
         free(q), free(k), free(v), free(out), free(lse), free(dout), free(dq), free(dk), free(dv);
         vet_cuda_mem_free(d_q), vet_cuda_mem_free(d_k), vet_cuda_mem_free(d_v);
         vet_cuda_mem_free(d_out), vet_cuda_mem_free(d_lse), vet_cuda_mem_free(scratch);
@@ -667,27 +699,30 @@ static void run_config(const config *c) {
         float *d_dout = devf(dout, nq), *d_dq = devf(dq, nq), *d_dk = devf(dk, nk), *d_dv = devf(dv, nk);
         attention_backward_bf16(dq, dk, dv, dout, q, k, v, out, lse, seg, B, T, H, KVH, hd);
         TRY(attention_backward_bf16_cuda(ctx, d_dq, d_dk, d_dv, d_dout, d_q, d_k, d_v, d_out, d_lse, d_seg,
-                                         B, T, H, KVH, hd, scratch, &err));
+                                         B, T, H, KVH, hd, 1, scratch, &err));
         r = compare("attention_backward_bf16 dq", sh, d_dq, dq, nq, 4e-3);
         compare("attention_backward_bf16 dk", sh, d_dk, dk, nk, 4e-3);
         compare("attention_backward_bf16 dv", sh, d_dv, dv, nk, 4e-3);
         TIME(attention_backward_bf16_cuda(ctx, d_dq, d_dk, d_dv, d_dout, d_q, d_k, d_v, d_out, d_lse, d_seg,
-                                          B, T, H, KVH, hd, scratch, &err), r->ms);
+                                          B, T, H, KVH, hd, 1, scratch, &err), r->ms);
         // Deterministic: a second run from the same gradients gives the same bits.
         float *g1 = malloc(nq * 4), *g2 = malloc(nq * 4);
         TRY(vet_cuda_upload(ctx, d_dq, dq, nq * 4, &err));
         TRY(attention_backward_bf16_cuda(ctx, d_dq, d_dk, d_dv, d_dout, d_q, d_k, d_v, d_out, d_lse, d_seg,
-                                         B, T, H, KVH, hd, scratch, &err));
+                                         B, T, H, KVH, hd, 1, scratch, &err));
         TRY(vet_cuda_sync(ctx, &err));
         TRY(vet_cuda_download(ctx, g1, d_dq, nq * 4, &err));
         TRY(vet_cuda_upload(ctx, d_dq, dq, nq * 4, &err));
         TRY(attention_backward_bf16_cuda(ctx, d_dq, d_dk, d_dv, d_dout, d_q, d_k, d_v, d_out, d_lse, d_seg,
-                                         B, T, H, KVH, hd, scratch, &err));
+                                         B, T, H, KVH, hd, 1, scratch, &err));
         TRY(vet_cuda_sync(ctx, &err));
         TRY(vet_cuda_download(ctx, g2, d_dq, nq * 4, &err));
         int same = !memcmp(g1, g2, nq * 4);
         if (!same) failures++;
         printf("%s attention_backward_bf16 run twice: same bits\n", same ? "ok" : "not ok");
+        attention_written("attention_backward_bf16", sh, attention_backward_bf16_cuda, attention_backward_bf16, dout,
+                          q, k, v, out, lse, seg, d_dout, d_q, d_k, d_v, d_out, d_lse, d_seg, scratch, B, T, H, KVH,
+                          hd, 4e-3);
         free(g1), free(g2);
         free(q), free(k), free(v), free(out), free(lse), free(out32), free(lse32);
         free(dout), free(dq), free(dk), free(dv);
