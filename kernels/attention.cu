@@ -373,7 +373,7 @@ attention_backward_dkdv_kernel(float *dk, float *dv, const float *dout, const fl
 }
 
 // --- host side -----------------------------------------------------------------------------------
-int attention_check_shapes(int B, int T, int H, int KVH, int hd, vet_err *err) {
+static int attention_check_shapes(int B, int T, int H, int KVH, int hd, vet_err *err) {
     if (hd <= 0 || hd > MAXD)
         return vet_errf(err, "%s:%d: attention supports head_dim 1..%d, not %d", __FILE__, __LINE__,
                         MAXD, hd);
@@ -386,28 +386,38 @@ int attention_check_shapes(int B, int T, int H, int KVH, int hd, vet_err *err) {
     return 0;
 }
 
-int attention_seg_bounds(vet_cuda *ctx, int32_t *start, int32_t *end, const int32_t *seg, int B, int T,
-                      vet_err *err) {
+static int attention_seg_bounds(vet_cuda *ctx, int32_t *start, int32_t *end, const int32_t *seg, int B, int T,
+                                vet_err *err) {
     seg_bounds_kernel<<<ceil_div(B, 64), 64, 0, ctx->stream>>>(start, end, seg, B, T);
     LAUNCH_CHECK("attention seg_bounds", err);
     return 0;
 }
 
-int attention_delta(vet_cuda *ctx, float *D, const float *dout, const float *out, size_t NH, int hd,
-                    vet_err *err) {
+static int attention_delta(vet_cuda *ctx, float *D, const float *dout, const float *out, size_t NH, int hd,
+                           vet_err *err) {
     attention_delta_kernel<<<ceil_div((long long)NH * 32, 256), 256, 0, ctx->stream>>>(D, dout, out, NH, hd);
     LAUNCH_CHECK("attention_backward (delta)", err);
     return 0;
 }
 
+int attention_prepare(vet_cuda *ctx, const int32_t *seg, const float *dout, const float *out, int B, int T, int H,
+                      int KVH, int hd, void *scratch, attention_scratch *s, vet_err *err) {
+    CHECK_CTX(ctx, err);
+    if (B <= 0 || T <= 0 || H <= 0) return 1;
+    if (attention_check_shapes(B, T, H, KVH, hd, err) < 0) return -1;
+    s->start = (int32_t *)scratch, s->end = s->start + (size_t)B * T;
+    s->D = (float *)(s->end + (size_t)B * T);
+    if (attention_seg_bounds(ctx, s->start, s->end, seg, B, T, err) < 0) return -1;
+    return dout && attention_delta(ctx, s->D, dout, out, (size_t)B * T * H, hd, err) < 0 ? -1 : 0;
+}
+
 extern "C" int attention_forward_cuda(vet_cuda *ctx, float *out, float *lse, const float *q,
                                       const float *k, const float *v, const int32_t *seg, int B,
                                       int T, int H, int KVH, int hd, void *scratch, vet_err *err) {
-    CHECK_CTX(ctx, err);
-    if (B <= 0 || T <= 0 || H <= 0) return 0;
-    if (attention_check_shapes(B, T, H, KVH, hd, err) < 0) return -1;
-    int32_t *start = (int32_t *)scratch, *end = start + (size_t)B * T;
-    if (attention_seg_bounds(ctx, start, end, seg, B, T, err) < 0) return -1;
+    attention_scratch s = {};
+    int ready = attention_prepare(ctx, seg, NULL, NULL, B, T, H, KVH, hd, scratch, &s, err);
+    if (ready != 0) return ready < 0 ? -1 : 0;
+    const int32_t *start = s.start;
     size_t smem = (size_t)(BQ * hd + TILE * (hd + 1) + TILE * hd) * sizeof(float);
     SMEM_OPT_IN(attention_forward_kernel, smem, err);
     dim3 grid(ceil_div(T, BQ), H, B);
@@ -422,15 +432,11 @@ extern "C" int attention_backward_cuda(vet_cuda *ctx, float *dq, float *dk, floa
                                        const float *v, const float *out, const float *lse,
                                        const int32_t *seg, int B, int T, int H, int KVH, int hd,
                                        int accumulate, void *scratch, vet_err *err) {
-    CHECK_CTX(ctx, err);
-    if (B <= 0 || T <= 0 || H <= 0) return 0;
-    if (attention_check_shapes(B, T, H, KVH, hd, err) < 0) return -1;
-    int32_t *start = (int32_t *)scratch, *end = start + (size_t)B * T;
-    float *D = (float *)(end + (size_t)B * T);
-    const float scale = 1.0f / sqrtf((float)hd);
-    if (attention_seg_bounds(ctx, start, end, seg, B, T, err) < 0) return -1;
-
-    if (attention_delta(ctx, D, dout, out, (size_t)B * T * H, hd, err) < 0) return -1;
+    attention_scratch s = {};
+    int ready = attention_prepare(ctx, seg, dout, out, B, T, H, KVH, hd, scratch, &s, err);
+    if (ready != 0) return ready < 0 ? -1 : 0;
+    const int32_t *start = s.start, *end = s.end;
+    const float *D = s.D, scale = 1.0f / sqrtf((float)hd);
 
     size_t smem_dq = (size_t)(2 * BQ * hd + 2 * TILE * (hd + 1)) * sizeof(float);
     SMEM_OPT_IN(attention_backward_dq_kernel, smem_dq, err);

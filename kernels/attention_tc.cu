@@ -2,7 +2,8 @@
 // fp32 accumulation (WMMA 16x16x16 fragments), forward and backward, FlashAttention-2's
 // algorithm. The bf16 training path uses it; attention.cu's fp32 kernels stay the exact
 // reference (and the fp32 path). lib/model/ops_attention_bf16.c computes the same numbers on
-// the CPU: the stand-in runs it, the GPU parity test compares these kernels with it.
+// the CPU (given this file's tile, VET_ATTN_TC_TILE): the stand-in runs it, the GPU parity test
+// compares these kernels with it.
 //
 // Contract as attention.cu: q (B,T,H,hd), k, v (B,T,KVH,hd) fp32, seg (B,T) with -1 padding;
 // query i sees key j iff both lie in one sample and j <= i. Operands are rounded to bf16 as they
@@ -30,15 +31,13 @@
 #include <mma.h>
 
 #include "common.cuh"
-#include "model/ops.h"
 
 using namespace nvcuda;
 
-#define TT 64   // queries per block and keys per tile (forward, dq); keys per block (dk/dv)
+#define TT VET_ATTN_TC_TILE  // queries per block and keys per tile (forward, dq); keys per block (dk/dv)
 #define KQT 32  // queries per tile in the dk/dv kernel: keeps its shared memory under sm_80's 164 KB
 #define NW 4    // warps per block
 #define WR 16   // rows per warp: one fragment's height
-static_assert(TT == VET_ATTN_TC_TILE, "the CPU replay tiles as the kernel does");
 static_assert(TT == NW * WR, "a block's warps cover its rows");
 
 typedef __nv_bfloat16 bf16;
@@ -148,24 +147,22 @@ __device__ inline void block_query_range(const int32_t *st, int i0, int n, int T
 // --- forward ---------------------------------------------------------------------------------
 // grid (ceil(T/TT), H, B). shared: Qs, Ks, Vs (TT, ldh) bf16; per warp S (WR, TT+4) fp32,
 // P (WR, TT+8) bf16, O (WR, ldf) fp32.
-__device__ inline void forward_regions(tc_dims D, unsigned char *base, bf16 **Qs, bf16 **Ks, bf16 **Vs,
-                                       float **S, bf16 **P, float **O, int **range) {
+struct fwd_smem {
+    bf16 *Qs, *Ks, *Vs, *P;
+    float *S, *O;
+    int *range;
+};
+// The forward's shared memory carved from base (NULL: only counted); returns its bytes, so the
+// kernel and its launch use one layout.
+__host__ __device__ inline size_t fwd_layout(tc_dims D, unsigned char *base, fwd_smem *m) {
     smem_carve c{base, 0};
-    *Qs = (bf16 *)c.take((size_t)TT * D.ldh * sizeof(bf16));
-    *Ks = (bf16 *)c.take((size_t)TT * D.ldh * sizeof(bf16));
-    *Vs = (bf16 *)c.take((size_t)TT * D.ldh * sizeof(bf16));
-    *S = (float *)c.take((size_t)NW * WR * ld_score(TT) * sizeof(float));
-    *P = (bf16 *)c.take((size_t)NW * WR * ld_prob(TT) * sizeof(bf16));
-    *O = (float *)c.take((size_t)NW * WR * D.ldf * sizeof(float));
-    *range = (int *)c.take(2 * sizeof(int));
-}
-static size_t forward_smem(tc_dims D) {
-    smem_carve c{nullptr, 0};
-    for (int t = 0; t < 3; t++) c.take((size_t)TT * D.ldh * sizeof(bf16));
-    c.take((size_t)NW * WR * ld_score(TT) * sizeof(float));
-    c.take((size_t)NW * WR * ld_prob(TT) * sizeof(bf16));
-    c.take((size_t)NW * WR * D.ldf * sizeof(float));
-    c.take(2 * sizeof(int));  // range
+    m->Qs = (bf16 *)c.take((size_t)TT * D.ldh * sizeof(bf16));
+    m->Ks = (bf16 *)c.take((size_t)TT * D.ldh * sizeof(bf16));
+    m->Vs = (bf16 *)c.take((size_t)TT * D.ldh * sizeof(bf16));
+    m->S = (float *)c.take((size_t)NW * WR * ld_score(TT) * sizeof(float));
+    m->P = (bf16 *)c.take((size_t)NW * WR * ld_prob(TT) * sizeof(bf16));
+    m->O = (float *)c.take((size_t)NW * WR * D.ldf * sizeof(float));
+    m->range = (int *)c.take(2 * sizeof(int));
     return c.used;
 }
 
@@ -174,10 +171,11 @@ attention_tc_forward_kernel(float *out, float *lse, const float *q, const float 
                             const int32_t *start, int T, int H, int KVH, int hd, float scale) {
     extern __shared__ __align__(128) unsigned char smem[];
     const tc_dims D = tc_dims_of(hd);
-    bf16 *Qs, *Ks, *Vs, *Pw;
-    float *Sw, *Ow;
-    int *range;
-    forward_regions(D, smem, &Qs, &Ks, &Vs, &Sw, &Pw, &Ow, &range);
+    fwd_smem sm;
+    fwd_layout(D, smem, &sm);
+    bf16 *Qs = sm.Qs, *Ks = sm.Ks, *Vs = sm.Vs, *Pw = sm.P;
+    float *Sw = sm.S, *Ow = sm.O;
+    int *range = sm.range;
     const int b = blockIdx.z, h = blockIdx.y, g = h / (H / KVH), i0 = blockIdx.x * TT;
     const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
     const int32_t *st = start + (size_t)b * T;
@@ -250,25 +248,21 @@ attention_tc_forward_kernel(float *out, float *lse, const float *q, const float 
 // --- backward: dq ----------------------------------------------------------------------------
 // grid (ceil(T/TT), H, B). shared: Qs, dOs, Ks, Vs (TT, ldh) bf16; per warp S (WR, TT+4) fp32
 // (scores, then dP), G (WR, TT+8) bf16 (dS), A (WR, ldf) fp32 (dQ).
-__device__ inline void dq_regions(tc_dims D, unsigned char *base, bf16 **Qs, bf16 **dOs, bf16 **Ks,
-                                  bf16 **Vs, float **S, bf16 **G, float **A, int **range) {
+struct dq_smem {
+    bf16 *Qs, *dOs, *Ks, *Vs, *G;
+    float *S, *A;
+    int *range;
+};
+__host__ __device__ inline size_t dq_layout(tc_dims D, unsigned char *base, dq_smem *m) {
     smem_carve c{base, 0};
-    *Qs = (bf16 *)c.take((size_t)TT * D.ldh * sizeof(bf16));
-    *dOs = (bf16 *)c.take((size_t)TT * D.ldh * sizeof(bf16));
-    *Ks = (bf16 *)c.take((size_t)TT * D.ldh * sizeof(bf16));
-    *Vs = (bf16 *)c.take((size_t)TT * D.ldh * sizeof(bf16));
-    *S = (float *)c.take((size_t)NW * WR * ld_score(TT) * sizeof(float));
-    *G = (bf16 *)c.take((size_t)NW * WR * ld_prob(TT) * sizeof(bf16));
-    *A = (float *)c.take((size_t)NW * WR * D.ldf * sizeof(float));
-    *range = (int *)c.take(2 * sizeof(int));
-}
-static size_t dq_smem(tc_dims D) {
-    smem_carve c{nullptr, 0};
-    for (int t = 0; t < 4; t++) c.take((size_t)TT * D.ldh * sizeof(bf16));
-    c.take((size_t)NW * WR * ld_score(TT) * sizeof(float));
-    c.take((size_t)NW * WR * ld_prob(TT) * sizeof(bf16));
-    c.take((size_t)NW * WR * D.ldf * sizeof(float));
-    c.take(2 * sizeof(int));  // range
+    m->Qs = (bf16 *)c.take((size_t)TT * D.ldh * sizeof(bf16));
+    m->dOs = (bf16 *)c.take((size_t)TT * D.ldh * sizeof(bf16));
+    m->Ks = (bf16 *)c.take((size_t)TT * D.ldh * sizeof(bf16));
+    m->Vs = (bf16 *)c.take((size_t)TT * D.ldh * sizeof(bf16));
+    m->S = (float *)c.take((size_t)NW * WR * ld_score(TT) * sizeof(float));
+    m->G = (bf16 *)c.take((size_t)NW * WR * ld_prob(TT) * sizeof(bf16));
+    m->A = (float *)c.take((size_t)NW * WR * D.ldf * sizeof(float));
+    m->range = (int *)c.take(2 * sizeof(int));
     return c.used;
 }
 
@@ -278,10 +272,11 @@ attention_tc_dq_kernel(float *dq, const float *dout, const float *q, const float
                        int hd, float scale, int accumulate) {
     extern __shared__ __align__(128) unsigned char smem[];
     const tc_dims D = tc_dims_of(hd);
-    bf16 *Qs, *dOs, *Ks, *Vs, *Gw;
-    float *Sw, *Aw;
-    int *range;
-    dq_regions(D, smem, &Qs, &dOs, &Ks, &Vs, &Sw, &Gw, &Aw, &range);
+    dq_smem sm;
+    dq_layout(D, smem, &sm);
+    bf16 *Qs = sm.Qs, *dOs = sm.dOs, *Ks = sm.Ks, *Vs = sm.Vs, *Gw = sm.G;
+    float *Sw = sm.S, *Aw = sm.A;
+    int *range = sm.range;
     const int b = blockIdx.z, h = blockIdx.y, g = h / (H / KVH), i0 = blockIdx.x * TT;
     const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
     const int32_t *st = start + (size_t)b * T;
@@ -345,33 +340,26 @@ attention_tc_dq_kernel(float *dq, const float *dout, const float *q, const float
 // the kv group and every query of each key's sample at or after it, KQT queries a tile.
 // shared: Kb, Vb (TT, ldh), Qs, dOs (KQT, ldh) bf16; per warp S (WR, KQT+4) fp32, P, G
 // (WR, KQT+8) bf16, dK, dV (WR, ldf) fp32; per query of the tile lse, D and its sample's start.
-__device__ inline void dkdv_regions(tc_dims D, unsigned char *base, bf16 **Kb, bf16 **Vb, bf16 **Qs,
-                                    bf16 **dOs, float **S, bf16 **P, bf16 **G, float **dK, float **dV,
-                                    float **Ls, float **Ds, int **Ss, int **range) {
+struct dkdv_smem {
+    bf16 *Kb, *Vb, *Qs, *dOs, *P, *G;
+    float *S, *dK, *dV, *Ls, *Ds;
+    int *Ss, *range;
+};
+__host__ __device__ inline size_t dkdv_layout(tc_dims D, unsigned char *base, dkdv_smem *m) {
     smem_carve c{base, 0};
-    *Kb = (bf16 *)c.take((size_t)TT * D.ldh * sizeof(bf16));
-    *Vb = (bf16 *)c.take((size_t)TT * D.ldh * sizeof(bf16));
-    *Qs = (bf16 *)c.take((size_t)KQT * D.ldh * sizeof(bf16));
-    *dOs = (bf16 *)c.take((size_t)KQT * D.ldh * sizeof(bf16));
-    *S = (float *)c.take((size_t)NW * WR * ld_score(KQT) * sizeof(float));
-    *P = (bf16 *)c.take((size_t)NW * WR * ld_prob(KQT) * sizeof(bf16));
-    *G = (bf16 *)c.take((size_t)NW * WR * ld_prob(KQT) * sizeof(bf16));
-    *dK = (float *)c.take((size_t)NW * WR * D.ldf * sizeof(float));
-    *dV = (float *)c.take((size_t)NW * WR * D.ldf * sizeof(float));
-    *Ls = (float *)c.take(KQT * sizeof(float));
-    *Ds = (float *)c.take(KQT * sizeof(float));
-    *Ss = (int *)c.take(KQT * sizeof(int));
-    *range = (int *)c.take(2 * sizeof(int));
-}
-static size_t dkdv_smem(tc_dims D) {
-    smem_carve c{nullptr, 0};
-    for (int t = 0; t < 2; t++) c.take((size_t)TT * D.ldh * sizeof(bf16));
-    for (int t = 0; t < 2; t++) c.take((size_t)KQT * D.ldh * sizeof(bf16));
-    c.take((size_t)NW * WR * ld_score(KQT) * sizeof(float));
-    for (int t = 0; t < 2; t++) c.take((size_t)NW * WR * ld_prob(KQT) * sizeof(bf16));
-    for (int t = 0; t < 2; t++) c.take((size_t)NW * WR * D.ldf * sizeof(float));
-    for (int t = 0; t < 3; t++) c.take(KQT * sizeof(float));
-    c.take(2 * sizeof(int));  // range
+    m->Kb = (bf16 *)c.take((size_t)TT * D.ldh * sizeof(bf16));
+    m->Vb = (bf16 *)c.take((size_t)TT * D.ldh * sizeof(bf16));
+    m->Qs = (bf16 *)c.take((size_t)KQT * D.ldh * sizeof(bf16));
+    m->dOs = (bf16 *)c.take((size_t)KQT * D.ldh * sizeof(bf16));
+    m->S = (float *)c.take((size_t)NW * WR * ld_score(KQT) * sizeof(float));
+    m->P = (bf16 *)c.take((size_t)NW * WR * ld_prob(KQT) * sizeof(bf16));
+    m->G = (bf16 *)c.take((size_t)NW * WR * ld_prob(KQT) * sizeof(bf16));
+    m->dK = (float *)c.take((size_t)NW * WR * D.ldf * sizeof(float));
+    m->dV = (float *)c.take((size_t)NW * WR * D.ldf * sizeof(float));
+    m->Ls = (float *)c.take(KQT * sizeof(float));
+    m->Ds = (float *)c.take(KQT * sizeof(float));
+    m->Ss = (int *)c.take(KQT * sizeof(int));
+    m->range = (int *)c.take(2 * sizeof(int));
     return c.used;
 }
 
@@ -381,10 +369,11 @@ attention_tc_dkdv_kernel(float *dk, float *dv, const float *dout, const float *q
                          const int32_t *end, int T, int H, int KVH, int hd, float scale, int accumulate) {
     extern __shared__ __align__(128) unsigned char smem[];
     const tc_dims D = tc_dims_of(hd);
-    bf16 *Kb, *Vb, *Qs, *dOs, *Pw, *Gw;
-    float *Sw, *dKw, *dVw, *Ls, *Ds;
-    int *Ss, *range;
-    dkdv_regions(D, smem, &Kb, &Vb, &Qs, &dOs, &Sw, &Pw, &Gw, &dKw, &dVw, &Ls, &Ds, &Ss, &range);
+    dkdv_smem sm;
+    dkdv_layout(D, smem, &sm);
+    bf16 *Kb = sm.Kb, *Vb = sm.Vb, *Qs = sm.Qs, *dOs = sm.dOs, *Pw = sm.P, *Gw = sm.G;
+    float *Sw = sm.S, *dKw = sm.dK, *dVw = sm.dV, *Ls = sm.Ls, *Ds = sm.Ds;
+    int *Ss = sm.Ss, *range = sm.range;
     const int b = blockIdx.z, g = blockIdx.y, k0 = blockIdx.x * TT, rep = H / KVH;
     const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
     const int32_t *st = start + (size_t)b * T, *en = end + (size_t)b * T;
@@ -472,13 +461,13 @@ attention_tc_dkdv_kernel(float *dk, float *dv, const float *dout, const float *q
 extern "C" int attention_forward_bf16_cuda(vet_cuda *ctx, float *out, float *lse, const float *q,
                                            const float *k, const float *v, const int32_t *seg, int B,
                                            int T, int H, int KVH, int hd, void *scratch, vet_err *err) {
-    CHECK_CTX(ctx, err);
-    if (B <= 0 || T <= 0 || H <= 0) return 0;
-    if (attention_check_shapes(B, T, H, KVH, hd, err) < 0) return -1;
-    int32_t *start = (int32_t *)scratch, *end = start + (size_t)B * T;
-    if (attention_seg_bounds(ctx, start, end, seg, B, T, err) < 0) return -1;
+    attention_scratch s = {};
+    int ready = attention_prepare(ctx, seg, NULL, NULL, B, T, H, KVH, hd, scratch, &s, err);
+    if (ready != 0) return ready < 0 ? -1 : 0;
+    const int32_t *start = s.start;
     const tc_dims D = tc_dims_of(hd);
-    size_t smem = forward_smem(D);
+    fwd_smem none;
+    size_t smem = fwd_layout(D, nullptr, &none);
     SMEM_OPT_IN(attention_tc_forward_kernel, smem, err);
     attention_tc_forward_kernel<<<dim3(ceil_div(T, TT), H, B), NW * 32, smem, ctx->stream>>>(
         out, lse, q, k, v, start, T, H, KVH, hd, 1.0f / sqrtf((float)hd));
@@ -491,23 +480,22 @@ extern "C" int attention_backward_bf16_cuda(vet_cuda *ctx, float *dq, float *dk,
                                             const float *v, const float *out, const float *lse,
                                             const int32_t *seg, int B, int T, int H, int KVH, int hd,
                                             int accumulate, void *scratch, vet_err *err) {
-    CHECK_CTX(ctx, err);
-    if (B <= 0 || T <= 0 || H <= 0) return 0;
-    if (attention_check_shapes(B, T, H, KVH, hd, err) < 0) return -1;
-    int32_t *start = (int32_t *)scratch, *end = start + (size_t)B * T;
-    float *Dl = (float *)(end + (size_t)B * T);
-    const float scale = 1.0f / sqrtf((float)hd);
+    attention_scratch s = {};
+    int ready = attention_prepare(ctx, seg, dout, out, B, T, H, KVH, hd, scratch, &s, err);
+    if (ready != 0) return ready < 0 ? -1 : 0;
+    const int32_t *start = s.start, *end = s.end;
+    const float *Dl = s.D, scale = 1.0f / sqrtf((float)hd);
     const tc_dims D = tc_dims_of(hd);
-    if (attention_seg_bounds(ctx, start, end, seg, B, T, err) < 0) return -1;
-    if (attention_delta(ctx, Dl, dout, out, (size_t)B * T * H, hd, err) < 0) return -1;
 
-    size_t smem_dq = dq_smem(D);
+    dq_smem none_dq;
+    size_t smem_dq = dq_layout(D, nullptr, &none_dq);
     SMEM_OPT_IN(attention_tc_dq_kernel, smem_dq, err);
     attention_tc_dq_kernel<<<dim3(ceil_div(T, TT), H, B), NW * 32, smem_dq, ctx->stream>>>(
         dq, dout, q, k, v, lse, Dl, start, T, H, KVH, hd, scale, accumulate);
     LAUNCH_CHECK("attention_backward_bf16 (dq)", err);
 
-    size_t smem_kv = dkdv_smem(D);
+    dkdv_smem none_kv;
+    size_t smem_kv = dkdv_layout(D, nullptr, &none_kv);
     SMEM_OPT_IN(attention_tc_dkdv_kernel, smem_kv, err);
     attention_tc_dkdv_kernel<<<dim3(ceil_div(T, TT), KVH, B), NW * 32, smem_kv, ctx->stream>>>(
         dk, dv, dout, q, k, v, lse, Dl, start, end, T, H, KVH, hd, scale, accumulate);

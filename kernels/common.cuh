@@ -84,14 +84,15 @@ extern vet_cublas_api vet_cublas;
     } while (0)
 
 // --- shared by attention.cu and attention_tc.cu (defined in attention.cu) ----------------------
-// The shape checks of both attentions (head_dim <= 128, H a multiple of KVH, a launchable grid).
-int attention_check_shapes(int B, int T, int H, int KVH, int hd, vet_err *err);
-// start, end (B,T): each position's sample as [start, end), -1 for padding (from seg).
-int attention_seg_bounds(vet_cuda *ctx, int32_t *start, int32_t *end, const int32_t *seg, int B, int T,
-                         vet_err *err);
-// D (NH) = rowsum(dout * out) over rows of hd: the backward's per-query term.
-int attention_delta(vet_cuda *ctx, float *D, const float *dout, const float *out, size_t NH, int hd,
-                    vet_err *err);
+// Both attentions' entry: the context and shape checks, the caller's scratch split into start,
+// end (B,T) and D (B,T,H), the samples' bounds, and with dout (backward) D. Returns 1 when the
+// batch is empty (nothing to do), 0 to go on, -1 with err set.
+typedef struct {
+    int32_t *start, *end;
+    float *D;
+} attention_scratch;
+int attention_prepare(vet_cuda *ctx, const int32_t *seg, const float *dout, const float *out, int B, int T, int H,
+                      int KVH, int hd, void *scratch, attention_scratch *s, vet_err *err);
 
 // An fp32 value rounded to a 16-bit format (VET_CUDA_BF16 / VET_CUDA_F16), nearest even: the
 // conversion kernels' rounding (elementwise.cu, fp16.cu), for fused passes that write both.

@@ -156,8 +156,10 @@ int attention_backward_cuda(vet_cuda *ctx, float *dq, float *dk, float *dv, cons
                             int hd, int accumulate, void *scratch, vet_err *err);
 // The same on tensor cores (kernels/attention_tc.cu): q, k, v, dout rounded to bf16 as they are
 // loaded, fp32 accumulation, probabilities and score gradients rounded to bf16 before they
-// multiply; lib/model/ops.h's attention_forward_bf16 / _backward_bf16 compute these values on
-// the CPU. Same arguments, scratch and determinism as the fp32 kernels above.
+// multiply; VET_ATTN_TC_TILE queries a block and keys a tile. lib/model/ops.h's
+// attention_forward_bf16 (given this tile) / _backward_bf16 compute these values on the CPU.
+// Same arguments, scratch and determinism as the fp32 kernels above.
+#define VET_ATTN_TC_TILE 64
 int attention_forward_bf16_cuda(vet_cuda *ctx, float *out, float *lse, const float *q, const float *k,
                                 const float *v, const int32_t *seg, int B, int T, int H, int KVH,
                                 int hd, void *scratch, vet_err *err);

@@ -24,6 +24,7 @@ struct vet_gpu_model {
     int fp16;           // VET_GPU_FP16: that storage is IEEE fp16 (same places, same GEMMs)
     int quant;          // 0, VET_CUDA_Q_INT8 or VET_CUDA_Q_NF4 (VET_GPU_INT8 / VET_GPU_NF4)
     int attn_tc;        // attention on tensor cores (bf16 storage without VET_GPU_ATTN_FP32)
+    int lora_fused;     // LoRA dropout inside the adapters' products (rank <= 32, no VET_GPU_LORA_UNFUSED)
     int ckpt;           // VET_GPU_CKPT: per-layer activations hold one layer (see act_layer)
     int B, T;           // capacity
     size_t N;           // B*T: the layer stride of every per-layer activation

@@ -63,6 +63,10 @@ enum {
     // kernels there instead (exact, slower): vet-train's VET_GPU_ATTENTION=fp32, to tell a
     // difference the tensor-core attention makes from one the bf16 weights make.
     VET_GPU_ATTN_FP32 = 1 << 6,
+    // LoRA dropout runs inside the adapters' products (kernels/lora.cu) when the rank allows it;
+    // this flag takes the unfused path (a dropout pass, then cuBLAS): vet-train's
+    // VET_GPU_LORA_FUSED=0, the same numbers up to the order of fp32 sums, more memory traffic.
+    VET_GPU_LORA_UNFUSED = 1 << 7,
 };
 
 typedef struct {

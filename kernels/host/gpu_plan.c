@@ -89,7 +89,8 @@ int gpu_set_dims(vet_gpu_model *g, const vet_config *c, int r, unsigned targets,
     // xd holds the unfused LoRA dropout's input (N,W); the fused products (rank <= 32, kernels/
     // lora.cu) need only lora_grad_a_dropout_cuda's slices of the widest adapter input.
     g->xd_floats = g->N * g->W;
-    if (r > 0 && r <= VET_LORA_FUSED_MAX_R) {
+    g->lora_fused = r > 0 && r <= VET_LORA_FUSED_MAX_R && !(flags & VET_GPU_LORA_UNFUSED);
+    if (g->lora_fused) {
         g->xd_floats = 1;
         for (int t = 0; t < VET_LORA_N_TARGETS; t++) {
             if (!(g->targets & (1u << t))) continue;

@@ -116,7 +116,7 @@ static proj proj_of(vet_gpu_model *g, int l, int t) {
 static int lora_u_forward(vet_gpu_model *g, int l, int t, const proj *p, const float *inp, int N,
                           vet_err *err) {
     const float *x = inp;
-    if (g->training && g->dropout > 0.0f && g->r <= VET_LORA_FUSED_MAX_R) {  // the mask inside the product
+    if (g->training && g->dropout > 0.0f && g->lora_fused) {  // the mask inside the product
         PROF(g, VET_PROF_GEMM_LORA);
         return lora_down_dropout_cuda(g->ctx, p->u, inp, p->A, g->dropout, lora_seed(g->dropout_seed, l, t), g->row0,
                                       N, p->in, g->r, err);
@@ -229,7 +229,7 @@ static int proj_backward(vet_gpu_model *g, int l, int t, float *dinp, const floa
     if (vet_cuda_sgemm(ctx, 0, 0, N, r, p.out, g->lora_scale, dout, p.out, p.B, r, 0.0f, g->du, r, err) < 0 ||
         vet_cuda_sgemm(ctx, 1, 0, p.out, r, N, g->lora_scale, dout, p.out, p.u, r, 1.0f, p.dB, r, err) < 0)
         return -1;
-    if (drop && r <= VET_LORA_FUSED_MAX_R) {  // the forward's mask again, inside both products
+    if (drop && g->lora_fused) {  // the forward's mask again, inside both products
         if (lora_grad_a_dropout_cuda(ctx, p.dA, g->du, inp, g->dropout, seed, g->row0, N, p.in, r, g->xd,
                                      g->xd_floats, err) < 0)
             return -1;

@@ -59,6 +59,21 @@ static unsigned gpu_flags(const vet_train_opts *o) {
            (o->gpu_ckpt ? VET_GPU_CKPT : 0) | (o->gpu_fp16 ? VET_GPU_FP16 : 0);
 }
 
+// Diagnostics from the environment, like VET_GPU_PROFILE: which attention the 16-bit mode runs
+// (VET_GPU_ATTENTION=tc|fp32) and whether LoRA dropout runs inside the adapters' products
+// (VET_GPU_LORA_FUSED=1|0). Another value is a usage error, not a silent default.
+static int env_flags(unsigned *flags, vet_err *err) {
+    const char *attn = getenv("VET_GPU_ATTENTION"), *fused = getenv("VET_GPU_LORA_FUSED");
+    if (attn && *attn && strcmp(attn, "tc") && strcmp(attn, "fp32"))
+        return vet_err_kindf(err, VET_E_USAGE,
+                             "VET_GPU_ATTENTION=%s: use tc (tensor cores, the 16-bit mode's default) or fp32", attn);
+    if (fused && *fused && strcmp(fused, "0") && strcmp(fused, "1"))
+        return vet_err_kindf(err, VET_E_USAGE, "VET_GPU_LORA_FUSED=%s: use 1 (the default) or 0", fused);
+    if (attn && !strcmp(attn, "fp32")) *flags |= VET_GPU_ATTN_FP32;
+    if (fused && !strcmp(fused, "0")) *flags |= VET_GPU_LORA_UNFUSED;
+    return 0;
+}
+
 // The plan for micro-batches of B x T said, then refused with its numbers and what would
 // shrink it when it exceeds what can be planned of the device's free memory.
 static int check_plan(cuda_backend *c, const vet_gpu_plan *p, int B, int T, size_t *usable, vet_err *err) {
@@ -98,12 +113,7 @@ static int cuda_load(void *ctx, const vet_train_setup *s, vet_err *err) {
     if (B < 1) B = 1;
     if (T < 1) T = 1;
     unsigned flags = gpu_flags(c->o);
-    // A diagnostic, like VET_GPU_PROFILE: which attention the 16-bit mode runs.
-    const char *attn = getenv("VET_GPU_ATTENTION");
-    if (attn && *attn && strcmp(attn, "tc") && strcmp(attn, "fp32"))
-        return vet_err_kindf(err, VET_E_USAGE,
-                             "VET_GPU_ATTENTION=%s: use tc (tensor cores, the 16-bit mode's default) or fp32", attn);
-    if (attn && !strcmp(attn, "fp32")) flags |= VET_GPU_ATTN_FP32;
+    if (env_flags(&flags, err) < 0) return -1;
     vet_gpu_plan p;
     if (vet_gpu_plan_bytes(&m->cfg, m->has_lora ? m->lora.r : 0, m->has_lora ? m->lora.targets : 0, B, T, flags,
                            &p, err) < 0)

@@ -80,13 +80,12 @@ void attention_backward(float *dq, float *dk, float *dv, const float *dout, cons
 // the stand-in and the GPU parity test have the kernels' numbers to compare with: q, k, v and
 // dout are rounded to bf16 (RN) where the kernels load them; scores and every product sum in
 // fp32 or wider; the probabilities (and the score gradients) are rounded to bf16 before they
-// multiply v (dout, q, k). The forward's online softmax runs over key tiles of
-// VET_ATTN_TC_TILE keys starting at the first key the query block of VET_ATTN_TC_TILE
-// queries sees, as the kernel's, because a probability is rounded against the running
-// maximum of its tile. Same shapes, mask and outputs as attention_forward / _backward.
-#define VET_ATTN_TC_TILE 64
+// multiply v (dout, q, k). The forward's online softmax runs over key tiles of `tile` keys
+// starting at the first key the query block of `tile` queries sees, as the kernel's (its tile:
+// kernels/ops_cuda.h's VET_ATTN_TC_TILE), because a probability is rounded against the running
+// maximum of its tile; tile <= 64. Same shapes, mask and outputs as attention_forward / _backward.
 void attention_forward_bf16(float *out, float *lse, const float *q, const float *k, const float *v,
-                            const int32_t *seg, int B, int T, int H, int KVH, int hd);
+                            const int32_t *seg, int B, int T, int H, int KVH, int hd, int tile);
 void attention_backward_bf16(float *dq, float *dk, float *dv, const float *dout, const float *q,
                              const float *k, const float *v, const float *out, const float *lse,
                              const int32_t *seg, int B, int T, int H, int KVH, int hd);

@@ -12,9 +12,9 @@
 //   - q, k, v, dout are rounded to bf16 where the kernels load them into shared memory;
 //   - a score is an exact sum of bf16 products (here in double, there in fp32 inside the MMA),
 //     rounded to fp32, then times scale;
-//   - forward: online softmax over key tiles of VET_ATTN_TC_TILE starting at the first key the
-//     query block of VET_ATTN_TC_TILE queries sees (klo); p = expf(s - running max) is summed in
-//     fp32 in two halves of 32 keys (the two lanes of a row) and rounded to bf16 before it
+//   - forward: online softmax over key tiles of `tile` keys starting at the first key the query
+//     block of `tile` queries sees (klo); p = expf(s - running max) is summed in fp32 in two
+//     halves of the tile (the two lanes of a row) and rounded to bf16 before it
 //     multiplies v; out = o * (1 / l), lse = m + logf(l);
 //   - backward: D = rowsum(dout * out) in fp32 values; p = expf(s * scale - lse);
 //     ds = p (dp - D) scale; p and ds are rounded to bf16 before they multiply dout, q, k.
@@ -25,8 +25,7 @@
 #include "base/half.h"
 #include "model/ops.h"
 
-#define TILE VET_ATTN_TC_TILE
-#define HALF (TILE / 2)
+#define TILE_MAX 64
 
 static inline float rb(float x) { return vet_bf16_to_f32(vet_f32_to_bf16(x)); }
 
@@ -55,7 +54,8 @@ static float dot_exact(const float *a, const float *b, int n) {
 }
 
 void attention_forward_bf16(float *out, float *lse, const float *q, const float *k, const float *v,
-                            const int32_t *seg, int B, int T, int H, int KVH, int hd) {
+                            const int32_t *seg, int B, int T, int H, int KVH, int hd, int tile) {
+    const int TILE = tile > 0 && tile <= TILE_MAX ? tile : TILE_MAX, HALF = TILE / 2;
     const float scale = 1.0f / sqrtf((float)hd);
     const int rep = H / KVH;
     int32_t *st = malloc((size_t)T * sizeof *st);
@@ -84,7 +84,7 @@ void attention_forward_bf16(float *out, float *lse, const float *q, const float 
                     memset(o, 0, (size_t)hd * sizeof *o);
                     float m = -INFINITY, l = 0.0f;
                     for (int kt = klo; kt < khi; kt += TILE) {
-                        float s[TILE], pb[TILE], mt = -INFINITY;
+                        float s[TILE_MAX], pb[TILE_MAX], mt = -INFINITY;
                         for (int c = 0; c < TILE; c++) {
                             int j = kt + c;
                             int ok = j >= st[i] && j <= i;  // j <= i < T

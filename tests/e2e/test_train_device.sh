@@ -162,6 +162,21 @@ PY
 }
 check train_device_attention_env attention_env_ok
 
+# 7c. VET_GPU_LORA_FUSED: 0 runs the unfused LoRA dropout (a dropout pass, then the GEMMs), which
+#     the stand-in's fused ops also run, so the adapter's bytes are the same (on a GPU only the
+#     order of the sums differs); another value is refused before training (exit 2).
+lora_fused_env_ok() {
+    [ -d "$tmp/bf16" ] || return 1
+    VET_GPU_LORA_FUSED=0 run "$sbin" "$tmp/unfused" --device cuda || { cat "$tmp/unfused.err" >&2; return 1; }
+    cmp "$tmp/bf16/adapter_model.safetensors" "$tmp/unfused/adapter_model.safetensors" >&2 || return 1
+    local msg status
+    msg=$(VET_GPU_LORA_FUSED=yes "$sbin" "${common[@]}" --out "$tmp/unfused-bad" --device cuda 2>&1)
+    status=$?
+    [ $status -eq 2 ] && grep -q "VET_GPU_LORA_FUSED=yes: use 1 (the default) or 0" <<<"$msg" ||
+        { echo "exit $status: $msg" >&2; return 1; }
+}
+check train_device_lora_fused_env lora_fused_env_ok
+
 # 8. Full training (from scratch) on the device: fp32, byte-identical to the CPU path; bf16 refused.
 full_ok() {
     local args=(--threads 2 -q --init "$tmp/micro.json" --tokenizer "$tmp/tok.model" --train "$tmp/train.msgpack.zst"

@@ -685,7 +685,7 @@ static void run_config(const config *c) {
         float *d_q = devf(q, nq), *d_k = devf(k, nk), *d_v = devf(v, nk);
         float *d_out = devf(NULL, nq), *d_lse = devf(NULL, nl);
         void *scratch = dev(NULL, attention_scratch_bytes(B, T, H));
-        attention_forward_bf16(out, lse, q, k, v, seg, B, T, H, KVH, hd);
+        attention_forward_bf16(out, lse, q, k, v, seg, B, T, H, KVH, hd, VET_ATTN_TC_TILE);
         attention_forward(out32, lse32, q, k, v, seg, B, T, H, KVH, hd);
         TRY(attention_forward_bf16_cuda(ctx, d_out, d_lse, d_q, d_k, d_v, d_seg, B, T, H, KVH, hd, scratch, &err));
         snprintf(sh, sizeof sh, "B=%d T=%d H=%d KVH=%d hd=%d", B, T, H, KVH, hd);

@@ -52,7 +52,7 @@ static void close_to_fp32(int hd) {
     float *q = rnd(nq, 2.0f), *k = rnd(nk, 2.0f), *v = rnd(nk, 1.0f), *dout = rnd(nq, 1.0f);
     float *o32 = malloc(nq * 4), *l32 = malloc(nl * 4), *o16 = malloc(nq * 4), *l16 = malloc(nl * 4);
     attention_forward(o32, l32, q, k, v, seg, B, T, H, KVH, hd);
-    attention_forward_bf16(o16, l16, q, k, v, seg, B, T, H, KVH, hd);
+    attention_forward_bf16(o16, l16, q, k, v, seg, B, T, H, KVH, hd, 64);
     double e_out = max_diff(o16, o32, nq) / max_abs(o32, nq), e_lse = max_diff(l16, l32, nl);
     fprintf(stderr, "hd %d: out max rel err %.3g, lse max abs err %.3g\n", hd, e_out, e_lse);
     CHECK(e_out <= 1.5e-2);
@@ -102,7 +102,7 @@ static void test_single_key_samples_exact(void) {
     for (size_t i = 0; i < nk; i++) k[i] = vet_bf16_to_f32(vet_f32_to_bf16(k[i])),
                                      v[i] = vet_bf16_to_f32(vet_f32_to_bf16(v[i]));
     float *o = malloc(nq * 4), *l = malloc((size_t)t * h * 4);
-    attention_forward_bf16(o, l, q, k, v, seg, b, t, h, kvh, hd);
+    attention_forward_bf16(o, l, q, k, v, seg, b, t, h, kvh, hd, 64);
     for (int i = 0; i < t; i++)
         for (int hh = 0; hh < h; hh++) {
             for (int d = 0; d < hd; d++) CHECK(o[((size_t)i * h + hh) * hd + d] == v[(size_t)i * hd + d]);
@@ -121,10 +121,31 @@ static void test_single_key_samples_exact(void) {
     free(q), free(k), free(v), free(dout), free(o), free(l), free(dq), free(dk), free(dv);
 }
 
+// The forward's tiling shows in its bits (a probability is rounded against its tile's running
+// maximum): tiles of 16 and of 64 differ, both within bf16's error of each other. So the
+// replay takes the kernel's tile, and a kernel with another tile would fail op_parity's 4e-3
+// against it only where the roundings differ, not by a bug's margin.
+static void test_tile_shows_in_bits(void) {
+    enum { hd = 32 };
+    int32_t seg[B * T];
+    make_seg(seg);
+    size_t nq = (size_t)B * T * H * hd, nk = (size_t)B * T * KVH * hd, nl = (size_t)B * T * H;
+    float *q = rnd(nq, 2.0f), *k = rnd(nk, 2.0f), *v = rnd(nk, 1.0f);
+    float *o64 = malloc(nq * 4), *l64 = malloc(nl * 4), *o16 = malloc(nq * 4), *l16 = malloc(nl * 4);
+    attention_forward_bf16(o64, l64, q, k, v, seg, B, T, H, KVH, hd, 64);
+    attention_forward_bf16(o16, l16, q, k, v, seg, B, T, H, KVH, hd, 16);
+    double e = max_diff(o16, o64, nq) / max_abs(o64, nq);
+    fprintf(stderr, "tiles 16 vs 64: out max rel diff %.3g\n", e);
+    CHECK(memcmp(o16, o64, nq * 4) != 0);
+    CHECK(e <= 1e-2);
+    free(q), free(k), free(v), free(o64), free(l64), free(o16), free(l16);
+}
+
 int main(void) {
     RUN(test_close_to_fp32_hd40);
     RUN(test_close_to_fp32_hd64);
     RUN(test_close_to_fp32_hd128);
     RUN(test_single_key_samples_exact);
+    RUN(test_tile_shows_in_bits);
     CHECK_EXIT();
 }

@@ -324,11 +324,18 @@ static int attention_args(int B, int T, int H, int KVH, int hd, const void *scra
     return 0;
 }
 
-// Written (not added) gradients: zeros first, then the CPU's +=, the bits of a zeroing pass and an add.
-static void zero_attention_grads(float *dq, float *dk, float *dv, int B, int T, int H, int KVH, int hd) {
-    memset(dq, 0, (size_t)B * T * H * hd * sizeof *dq);
-    memset(dk, 0, (size_t)B * T * KVH * hd * sizeof *dk);
-    memset(dv, 0, (size_t)B * T * KVH * hd * sizeof *dv);
+// A backward's checks; written (not added) gradients are zeroed first, then the CPU's += runs:
+// the bits of a zeroing pass and an add.
+static int backward_args(vet_cuda *ctx, float *dq, float *dk, float *dv, int B, int T, int H, int KVH, int hd,
+                         int accumulate, void *scratch, vet_err *err) {
+    CHECK_CTX(ctx, err);
+    if (attention_args(B, T, H, KVH, hd, scratch, err) < 0) return -1;
+    if (!accumulate) {
+        memset(dq, 0, (size_t)B * T * H * hd * sizeof *dq);
+        memset(dk, 0, (size_t)B * T * KVH * hd * sizeof *dk);
+        memset(dv, 0, (size_t)B * T * KVH * hd * sizeof *dv);
+    }
+    return 0;
 }
 
 int attention_forward_cuda(vet_cuda *ctx, float *out, float *lse, const float *q, const float *k,
@@ -344,9 +351,7 @@ int attention_backward_cuda(vet_cuda *ctx, float *dq, float *dk, float *dv, cons
                             const float *q, const float *k, const float *v, const float *out,
                             const float *lse, const int32_t *seg, int B, int T, int H, int KVH,
                             int hd, int accumulate, void *scratch, vet_err *err) {
-    CHECK_CTX(ctx, err);
-    if (attention_args(B, T, H, KVH, hd, scratch, err) < 0) return -1;
-    if (!accumulate) zero_attention_grads(dq, dk, dv, B, T, H, KVH, hd);
+    if (backward_args(ctx, dq, dk, dv, B, T, H, KVH, hd, accumulate, scratch, err) < 0) return -1;
     attention_backward(dq, dk, dv, dout, q, k, v, out, lse, seg, B, T, H, KVH, hd);
     return 0;
 }
@@ -357,7 +362,7 @@ int attention_forward_bf16_cuda(vet_cuda *ctx, float *out, float *lse, const flo
                                 int hd, void *scratch, vet_err *err) {
     CHECK_CTX(ctx, err);
     if (attention_args(B, T, H, KVH, hd, scratch, err) < 0) return -1;
-    attention_forward_bf16(out, lse, q, k, v, seg, B, T, H, KVH, hd);
+    attention_forward_bf16(out, lse, q, k, v, seg, B, T, H, KVH, hd, VET_ATTN_TC_TILE);
     return 0;
 }
 
@@ -365,9 +370,7 @@ int attention_backward_bf16_cuda(vet_cuda *ctx, float *dq, float *dk, float *dv,
                                  const float *q, const float *k, const float *v, const float *out,
                                  const float *lse, const int32_t *seg, int B, int T, int H, int KVH,
                                  int hd, int accumulate, void *scratch, vet_err *err) {
-    CHECK_CTX(ctx, err);
-    if (attention_args(B, T, H, KVH, hd, scratch, err) < 0) return -1;
-    if (!accumulate) zero_attention_grads(dq, dk, dv, B, T, H, KVH, hd);
+    if (backward_args(ctx, dq, dk, dv, B, T, H, KVH, hd, accumulate, scratch, err) < 0) return -1;
     attention_backward_bf16(dq, dk, dv, dout, q, k, v, out, lse, seg, B, T, H, KVH, hd);
     return 0;
 }
