@@ -92,15 +92,13 @@ __global__ void swiglu_forward_kernel(float *out, const float *gate, const float
     }
 }
 
-// SET: the gradients written (=), not added (+=).
-template <bool SET>
+// The gradients written (=), not added: the trainer needs no zeroing pass first.
 __global__ void swiglu_backward_kernel(float *dgate, float *dup, const float *dout,
                                        const float *gate, const float *up, size_t n) {
     GRID_STRIDE(i, n) {
         float g = gate[i], s = 1.0f / (1.0f + expf(-g));
         float du = dout[i] * (g * s), dg = dout[i] * up[i] * (s * (1.0f + g * (1.0f - s)));  // d silu/dg
-        if (SET) dup[i] = du, dgate[i] = dg;
-        else dup[i] += du, dgate[i] += dg;
+        dup[i] = du, dgate[i] = dg;
     }
 }
 
@@ -123,20 +121,11 @@ extern "C" int swiglu_forward_cuda(vet_cuda *ctx, float *out, const float *gate,
     return 0;
 }
 
-extern "C" int swiglu_backward_cuda(vet_cuda *ctx, float *dgate, float *dup, const float *dout,
-                                    const float *gate, const float *up, size_t n, vet_err *err) {
-    CHECK_CTX(ctx, err);
-    if (n == 0) return 0;
-    swiglu_backward_kernel<false><<<blocks_for(n), THREADS, 0, ctx->stream>>>(dgate, dup, dout, gate, up, n);
-    LAUNCH_CHECK("swiglu_backward", err);
-    return 0;
-}
-
 extern "C" int swiglu_backward_set_cuda(vet_cuda *ctx, float *dgate, float *dup, const float *dout,
                                         const float *gate, const float *up, size_t n, vet_err *err) {
     CHECK_CTX(ctx, err);
     if (n == 0) return 0;
-    swiglu_backward_kernel<true><<<blocks_for(n), THREADS, 0, ctx->stream>>>(dgate, dup, dout, gate, up, n);
+    swiglu_backward_kernel<<<blocks_for(n), THREADS, 0, ctx->stream>>>(dgate, dup, dout, gate, up, n);
     LAUNCH_CHECK("swiglu_backward_set", err);
     return 0;
 }

@@ -217,11 +217,6 @@ extern "C" int lora_grad_input_dropout_cuda(vet_cuda *ctx, float *dinp, const fl
     return 0;
 }
 
-extern "C" size_t lora_grad_a_scratch_floats(int N, int C, int r) {
-    int S = N / r < 32 ? N / r : 32;  // slices: S * r <= N, so S * r * C fits an (N,C) buffer
-    return S > 1 ? (size_t)S * r * C : 0;
-}
-
 extern "C" int lora_grad_a_dropout_cuda(vet_cuda *ctx, float *dA, const float *du, const float *x, float p,
                                         uint64_t seed, int64_t row0, int N, int C, int r, float *scratch,
                                         size_t scratch_floats, vet_err *err) {
@@ -234,7 +229,7 @@ extern "C" int lora_grad_a_dropout_cuda(vet_cuda *ctx, float *dA, const float *d
     if (scratch_floats < need)
         return vet_errf(err, "%s:%d: lora_grad_a_dropout: scratch of %zu floats, needs %zu", __FILE__, __LINE__,
                         scratch_floats, need);
-    const int S = need ? (N / r < 32 ? N / r : 32) : 1, rows = ceil_div(N, S);
+    const int S = lora_grad_a_slices(N, r), rows = ceil_div(N, S);
     dim3 grid(ceil_div((C + 3) / 4, GROUPS), ceil_div(r, JT), S);
     lora_grad_a_kernel<<<grid, GROUPS, 0, ctx->stream>>>(S > 1 ? scratch : dA, S == 1, du, x, ks, thr, seed, row0, N,
                                                          C, r, rows);

@@ -171,8 +171,6 @@ int attention_backward_bf16_cuda(vet_cuda *ctx, float *dq, float *dk, float *dv,
 // --- SwiGLU, residual -----------------------------------------------------------------------
 int swiglu_forward_cuda(vet_cuda *ctx, float *out, const float *gate, const float *up, size_t n,
                         vet_err *err);
-int swiglu_backward_cuda(vet_cuda *ctx, float *dgate, float *dup, const float *dout,
-                         const float *gate, const float *up, size_t n, vet_err *err);
 int add_inplace_cuda(vet_cuda *ctx, float *x, const float *y, size_t n, vet_err *err);
 int scale_inplace_cuda(vet_cuda *ctx, float *x, float s, size_t n, vet_err *err);
 
@@ -202,9 +200,16 @@ int rmsnorm_forward_fused_cuda(vet_cuda *ctx, float *out, uint16_t *out16, int f
 // u (N,r) = dropout(x) · A^T
 int lora_down_dropout_cuda(vet_cuda *ctx, float *u, const float *x, const float *A, float p, uint64_t seed,
                            int64_t row0, int N, int C, int r, vet_err *err);
-// dA (r,C) += du^T · dropout(x). scratch: lora_grad_a_scratch_floats(N, C, r) floats (at most N*C)
-// for the deterministic per-slice partial sums.
-size_t lora_grad_a_scratch_floats(int N, int C, int r);
+// dA (r,C) += du^T · dropout(x), the rows in lora_grad_a_slices(N, r) slices whose partial sums
+// (scratch: lora_grad_a_scratch_floats(N, C, r) floats, at most N*C) are added in slice order.
+static inline int lora_grad_a_slices(int N, int r) {
+    int S = N / r;  // S * r <= N, so the partials fit an (N,C) buffer
+    return S > 32 ? 32 : S > 1 ? S : 1;
+}
+static inline size_t lora_grad_a_scratch_floats(int N, int C, int r) {
+    int S = lora_grad_a_slices(N, r);
+    return S > 1 ? (size_t)S * r * C : 0;
+}
 int lora_grad_a_dropout_cuda(vet_cuda *ctx, float *dA, const float *du, const float *x, float p, uint64_t seed,
                              int64_t row0, int N, int C, int r, float *scratch, size_t scratch_floats, vet_err *err);
 // dinp (N,C) += the mask / (1-p) * (du · A): dropout_backward_cuda of du·A.

@@ -116,16 +116,14 @@ static proj proj_of(vet_gpu_model *g, int l, int t) {
 static int lora_u_forward(vet_gpu_model *g, int l, int t, const proj *p, const float *inp, int N,
                           vet_err *err) {
     const float *x = inp;
-    if (g->training && g->dropout > 0.0f && g->lora_fused) {  // the mask inside the product
-        PROF(g, VET_PROF_GEMM_LORA);
-        return lora_down_dropout_cuda(g->ctx, p->u, inp, p->A, g->dropout, lora_seed(g->dropout_seed, l, t), g->row0,
-                                      N, p->in, g->r, err);
-    }
     if (g->training && g->dropout > 0.0f) {
+        const uint64_t seed = lora_seed(g->dropout_seed, l, t);
+        if (g->lora_fused) {  // the mask inside the product: xd is never written
+            PROF(g, VET_PROF_GEMM_LORA);
+            return lora_down_dropout_cuda(g->ctx, p->u, inp, p->A, g->dropout, seed, g->row0, N, p->in, g->r, err);
+        }
         PROF(g, VET_PROF_DROPOUT);
-        if (dropout_forward_cuda(g->ctx, g->xd, inp, g->dropout, lora_seed(g->dropout_seed, l, t), g->row0, N, p->in,
-                                 err) < 0)
-            return -1;
+        if (dropout_forward_cuda(g->ctx, g->xd, inp, g->dropout, seed, g->row0, N, p->in, err) < 0) return -1;
         x = g->xd;
     }
     PROF(g, VET_PROF_GEMM_LORA);
@@ -177,18 +175,22 @@ static int lmhead_loss(vet_gpu_model *g, float *dx, int n, float grad_scale, vet
     return 0;
 }
 
-// Whether the forward reads the fp32 input of the projections in `mask` (bits 1 << t): the fp32
-// GEMMs do (fp32 and quantized-fp32 modes), and so does an adapter on one of them; the 16-bit
-// GEMMs read only the 16-bit copy.
+// The projections that share one input (VET_LORA_* bits): a norm's output feeds these.
+#define QKV_IN (VET_LORA_Q | VET_LORA_K | VET_LORA_V)
+#define MLP_IN (VET_LORA_GATE | VET_LORA_UP)
+
+// Whether the forward reads the fp32 input of the projections in `mask`: the fp32 GEMMs do (fp32
+// and quantized-fp32 modes), and so does an adapter on one of them; the 16-bit GEMMs read only
+// the 16-bit copy.
 static int fp32_input_read(const vet_gpu_model *g, unsigned mask) {
     return !g->bf16 || (g->targets & mask);
 }
 
-// Whether projection t's backward reads its fp32 input: its adapter's dA (and the dropout mask
-// over the input), or full training's dW. The base's dinp needs only W and dout, so without
-// either the backward need not recompute the input (SwiGLU's output, a norm's output).
-static int input_in_backward(const vet_gpu_model *g, int t, int full) {
-    return full || (g->targets & (1u << t));
+// Whether the backward of a projection in `mask` reads its fp32 input: an adapter's dA (and the
+// dropout mask over the input), or full training's dW. The base's dinp needs only W and dout, so
+// without either the backward need not recompute the input (SwiGLU's output, a norm's output).
+static int input_in_backward(const vet_gpu_model *g, unsigned mask, int full) {
+    return full || (g->targets & mask);
 }
 
 // dinp (N,in) +=, or = when `first` (the first projection to write it: the base GEMM writes with
@@ -287,7 +289,7 @@ static int layer_forward(vet_gpu_model *g, int l, int B, int T, int recompute, v
     const int fmt = g->fp16 ? VET_CUDA_F16 : VET_CUDA_BF16;
     uint16_t *in16 = g->bf16 ? g->xb16 : NULL;
     PROF(g, VET_PROF_NORM);
-    TRY(rmsnorm_forward_fused_cuda(ctx, fp32_input_read(g, 0x7u) ? g->h : NULL, in16, fmt, a.rstd1, x, NULL,
+    TRY(rmsnorm_forward_fused_cuda(ctx, fp32_input_read(g, QKV_IN) ? g->h : NULL, in16, fmt, a.rstd1, x, NULL,
                                    g->attn_norm + (size_t)l * C, N, C, c->rms_eps, err));
     TRY(proj_forward(g, l, 0, a.q, g->h, g->xb16, N, err));
     TRY(proj_forward(g, l, 1, a.k, g->h, g->xb16, N, err));
@@ -306,7 +308,7 @@ static int layer_forward(vet_gpu_model *g, int l, int B, int T, int recompute, v
     }
     // MLP block: xmid += x (the residual) and its norm in one pass
     PROF(g, VET_PROF_NORM);
-    TRY(rmsnorm_forward_fused_cuda(ctx, fp32_input_read(g, 0x30u) ? g->h : NULL, in16, fmt, a.rstd2, a.xmid, x,
+    TRY(rmsnorm_forward_fused_cuda(ctx, fp32_input_read(g, MLP_IN) ? g->h : NULL, in16, fmt, a.rstd2, a.xmid, x,
                                    g->mlp_norm + (size_t)l * C, N, C, c->rms_eps, err));
     TRY(proj_forward(g, l, 4, a.gate, g->h, g->xb16, N, err));
     TRY(proj_forward(g, l, 5, a.up, g->h, g->xb16, N, err));
@@ -318,7 +320,7 @@ static int layer_forward(vet_gpu_model *g, int l, int B, int T, int recompute, v
         return lora_u_forward(g, l, 6, &p, g->act, N, err);
     }
     PROF(g, VET_PROF_SWIGLU);
-    TRY(swiglu_forward_half_cuda(ctx, fp32_input_read(g, 0x40u) ? g->act : NULL, in16, fmt, a.gate, a.up,
+    TRY(swiglu_forward_half_cuda(ctx, fp32_input_read(g, VET_LORA_DOWN) ? g->act : NULL, in16, fmt, a.gate, a.up,
                                  (size_t)N * F, err));
     TRY(proj_forward(g, l, 6, xout, g->act, g->xb16, N, err));  // xout = dropout(down(act)) + xmid
     if (g->resid_p > 0.0f) {
@@ -460,7 +462,7 @@ int vet_gpu_backward(vet_gpu_model *g, float loss_scale, vet_train_mode mode, ve
         const float *anorm = g->attn_norm + (size_t)l * C, *mnorm = g->mlp_norm + (size_t)l * C;
         size_t o_anorm = g->o_attn_norm + (size_t)l * C, o_mnorm = g->o_mlp_norm + (size_t)l * C;
         // MLP: x'' = x' + down(silu(g)*u), g,u from h2 = norm(x')
-        if (input_in_backward(g, 6, full)) {
+        if (input_in_backward(g, VET_LORA_DOWN, full)) {
             PROF(g, VET_PROF_SWIGLU);
             TRY(swiglu_forward_cuda(ctx, g->act, gate, up, (size_t)N * F, err));
         }
@@ -469,7 +471,7 @@ int vet_gpu_backward(vet_gpu_model *g, float loss_scale, vet_train_mode mode, ve
         TRY(proj_backward(g, l, 6, g->dact, dbranch, g->act, N, full, 1, err));
         PROF(g, VET_PROF_SWIGLU);  // written, not added: no zeroing pass (the CPU's order)
         TRY(swiglu_backward_set_cuda(ctx, g->dgate, g->dup, g->dact, gate, up, (size_t)N * F, err));
-        if (input_in_backward(g, 4, full) || input_in_backward(g, 5, full)) {  // rstd2 is kept
+        if (input_in_backward(g, MLP_IN, full)) {  // rstd2 is kept
             PROF(g, VET_PROF_NORM);
             TRY(rmsnorm_forward_cuda(ctx, g->h, a.rstd2, xmid, mnorm, N, C, c->rms_eps, err));
         }
@@ -487,7 +489,7 @@ int vet_gpu_backward(vet_gpu_model *g, float loss_scale, vet_train_mode mode, ve
         PROF(g, VET_PROF_ROPE);
         TRY(rope_backward_cuda(ctx, g->dq, g->pos, g->cos_t, g->sin_t, N, g->H, g->hd, err));
         TRY(rope_backward_cuda(ctx, g->dk, g->pos, g->cos_t, g->sin_t, N, g->KVH, g->hd, err));
-        if (input_in_backward(g, 0, full) || input_in_backward(g, 1, full) || input_in_backward(g, 2, full)) {
+        if (input_in_backward(g, QKV_IN, full)) {
             PROF(g, VET_PROF_NORM);
             TRY(rmsnorm_forward_cuda(ctx, g->h, a.rstd1, x, anorm, N, C, c->rms_eps, err));
         }

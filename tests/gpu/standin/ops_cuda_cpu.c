@@ -383,13 +383,6 @@ int swiglu_forward_cuda(vet_cuda *ctx, float *out, const float *gate, const floa
     return 0;
 }
 
-int swiglu_backward_cuda(vet_cuda *ctx, float *dgate, float *dup, const float *dout,
-                         const float *gate, const float *up, size_t n, vet_err *err) {
-    CHECK_CTX(ctx, err);
-    swiglu_backward(dgate, dup, dout, gate, up, n);
-    return 0;
-}
-
 int add_inplace_cuda(vet_cuda *ctx, float *x, const float *y, size_t n, vet_err *err) {
     CHECK_CTX(ctx, err);
     add_inplace(x, y, n);
@@ -462,11 +455,6 @@ int lora_down_dropout_cuda(vet_cuda *ctx, float *u, const float *x, const float 
     int rc = matmul_forward_cuda(ctx, u, xd, A, NULL, N, C, r, err);
     free(xd);
     return rc;
-}
-
-size_t lora_grad_a_scratch_floats(int N, int C, int r) {
-    int S = N / r < 32 ? N / r : 32;
-    return S > 1 ? (size_t)S * r * C : 0;
 }
 
 int lora_grad_a_dropout_cuda(vet_cuda *ctx, float *dA, const float *du, const float *x, float p, uint64_t seed,
