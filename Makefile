@@ -183,7 +183,7 @@ deps:
 	  echo "make deps: installed $$missing"; fi
 
 # The whole suite: unit binaries, end-to-end scripts, the reference (PyTorch) suite.
-test: all $(UNIT) $(HELPERS) tokenizer build/standin/test_gpu_model build/standin/vet-train build/standin/vet-generate build/standin/test_gpu_infer build/standin/test_collective
+test: all $(UNIT) $(HELPERS) tokenizer build/standin/test_gpu_model build/standin/vet-train build/standin/vet-generate build/standin/test_gpu_infer build/standin/test_collective build/standin/op_parity
 	@VET_BIN=$(abspath $(BIN)) VET_BUILD=$(abspath $(BUILD)) VET_SANITIZE=$(SANITIZE) tests/run
 
 bench: all helpers tokenizer

@@ -331,6 +331,13 @@ int dequant_bf16_cuda(vet_cuda *ctx, uint16_t *out, const vet_cuda_qweight *w, i
 int matmul_forward_q_cuda(vet_cuda *ctx, float *out, const float *inp, const uint16_t *inp16,
                           const vet_cuda_qweight *w, const float *bias, int N, int C, int OC,
                           void *scratch, vet_err *err);
+// The decode step's linear layer: the same out for N <= VET_QROWS_MAX rows (lib/model/quant.h; 8),
+// reading the packed codes directly (no scratch, no dequantized matrix: a decode step is bound
+// by the weight bytes it reads). inp16 given: the weights rounded to bf16 as the scratch path
+// does in 16-bit mode, times those bf16 inputs; else fp32 weights times inp. fp32 sums in the
+// order of lib/model/quant_rows.c's vet_quant_rows_forward, which it equals bit for bit.
+int matmul_rows_q_cuda(vet_cuda *ctx, float *out, const float *inp, const uint16_t *inp16,
+                       const vet_cuda_qweight *w, const float *bias, int N, int C, int OC, vet_err *err);
 // The activation gradient only (a quantized base weight is frozen: LoRA training):
 // dinp (N,C) += dout (N,OC) · W, with dout16 (bf16 GEMM) or else dout (fp32 GEMM).
 int matmul_backward_q_cuda(vet_cuda *ctx, float *dinp, const float *dout, const uint16_t *dout16,

@@ -99,3 +99,143 @@ extern "C" int matmul_backward_q_cuda(vet_cuda *ctx, float *dinp, const float *d
     if (dequant_cuda(ctx, (float *)scratch, w, OC, C, err) < 0) return -1;
     return matmul_backward_cuda(ctx, dinp, NULL, NULL, dout, NULL, (const float *)scratch, N, C, OC, err);
 }
+
+// --- the decode step's linear layer on the packed codes -------------------------------------
+// out (N,OC) = x (N,C) · W^T + bias for N <= VET_QROWS_MAX rows: a decode step reads every weight
+// once for a handful of rows, so it is bound by the bytes of W. Dequantizing into scratch first
+// moves 0.56 (nf4) or 1 byte a weight in, 2 out and 2 back into the GEMM; this kernel moves
+// only the packed bytes. lib/model/quant_rows.c is its arithmetic on the CPU, in its order (see
+// model/quant.h): one warp a row of W, lane l the groups of 8 columns at 8 (l + 32 k), fmaf
+// into one sum per input row, the warp's xor butterfly (warp_sum), then the bias.
+//
+// VEC: C % 8 == 0 and q aligned to a group's bytes, so a group's codes are one 8-byte (int8) or 4-byte
+// (nf4) load, its nf4 absmax one value (a group of 8 never crosses a block of 64) and its x
+// two float4 (or one 16-byte bf16) loads. Otherwise each element is read alone: odd shapes,
+// the same order and the same bits.
+#define QROWS_WARPS 8
+
+static_assert(VET_QROWS_LANES == 32 && VET_QROWS_GROUP == 8, "the kernel's layout is quant.h's");
+
+template <int KIND, bool HALF, bool VEC>
+__global__ void __launch_bounds__(QROWS_WARPS * 32)
+rows_q_kernel(float *out, const float *x, const __nv_bfloat16 *x16, const void *q, const float *scale,
+              const float *bias, int N, int C, int OC) {
+    __shared__ float code[16];
+    if (threadIdx.x < 16) code[threadIdx.x] = nf4_code[threadIdx.x];  // lanes index it at random
+    __syncthreads();
+    int r = blockIdx.x * QROWS_WARPS + (threadIdx.x >> 5), lane = threadIdx.x & 31;
+    if (r >= OC) return;  // a whole warp leaves together: no shuffle waits for it
+    const size_t row = (size_t)r * C;
+    const float rs = KIND == VET_CUDA_Q_INT8 ? scale[r] : 0.0f;
+    float acc[VET_QROWS_MAX];
+#pragma unroll
+    for (int n = 0; n < VET_QROWS_MAX; n++) acc[n] = 0.0f;
+    // Two groups in flight a lane: a decode step is latency-bound on these loads otherwise.
+#pragma unroll 2
+    for (int c0 = VET_QROWS_GROUP * lane; c0 < C; c0 += VET_QROWS_GROUP * VET_QROWS_LANES) {
+        float w[VET_QROWS_GROUP];
+        if (VET_QROWS_GROUP + c0 <= C && VEC) {
+            size_t i = row + c0;
+            if (KIND == VET_CUDA_Q_INT8) {
+                uint2 b = __ldg((const uint2 *)((const int8_t *)q + i));
+#pragma unroll
+                for (int j = 0; j < 8; j++) {
+                    int8_t v = (int8_t)(((j < 4 ? b.x : b.y) >> (8 * (j & 3))) & 0xff);
+                    w[j] = __fmul_rn((float)v, rs);
+                }
+            } else {
+                unsigned b = __ldg((const unsigned *)((const uint8_t *)q + i / 2));
+                float a = __ldg(scale + i / VET_NF4_BLOCK);
+#pragma unroll
+                for (int j = 0; j < 8; j++) {  // byte j/2 of the word; the high nibble first
+                    unsigned byte = (b >> (8 * (j >> 1))) & 0xffu;
+                    w[j] = __fmul_rn(code[(j & 1) ? (byte & 15u) : (byte >> 4)], a);
+                }
+            }
+        } else {
+#pragma unroll
+            for (int j = 0; j < 8; j++) {
+                w[j] = 0.0f;
+                if (c0 + j >= C) continue;
+                size_t i = row + c0 + j;
+                if (KIND == VET_CUDA_Q_INT8) {
+                    w[j] = __fmul_rn((float)((const int8_t *)q)[i], rs);
+                } else {
+                    unsigned byte = ((const uint8_t *)q)[i >> 1];
+                    w[j] = __fmul_rn(code[(i & 1) ? (byte & 15u) : (byte >> 4)], scale[i / VET_NF4_BLOCK]);
+                }
+            }
+        }
+        if (HALF)
+#pragma unroll
+            for (int j = 0; j < 8; j++) w[j] = __bfloat162float(__float2bfloat16_rn(w[j]));
+        const int m = C - c0 < VET_QROWS_GROUP ? C - c0 : VET_QROWS_GROUP;
+#pragma unroll
+        for (int n = 0; n < VET_QROWS_MAX; n++) {
+            if (n >= N) break;
+            size_t xi = (size_t)n * C + c0;
+            float xv[VET_QROWS_GROUP];
+            if (VEC && m == VET_QROWS_GROUP) {
+                if (HALF) {
+                    uint4 p = __ldg((const uint4 *)(x16 + xi));
+                    unsigned u[4] = {p.x, p.y, p.z, p.w};
+#pragma unroll
+                    for (int j = 0; j < 8; j++)  // bf16 widens by a shift: no rounding
+                        xv[j] = __uint_as_float((j & 1 ? u[j >> 1] >> 16 : u[j >> 1] & 0xffffu) << 16);
+                } else {
+                    float4 a = __ldg((const float4 *)(x + xi)), b = __ldg((const float4 *)(x + xi + 4));
+                    xv[0] = a.x, xv[1] = a.y, xv[2] = a.z, xv[3] = a.w;
+                    xv[4] = b.x, xv[5] = b.y, xv[6] = b.z, xv[7] = b.w;
+                }
+            } else {
+#pragma unroll
+                for (int j = 0; j < 8; j++) xv[j] = j < m ? (HALF ? __bfloat162float(x16[xi + j]) : x[xi + j]) : 0.0f;
+            }
+#pragma unroll
+            for (int j = 0; j < 8; j++)
+                if (j < m) acc[n] = __fmaf_rn(xv[j], w[j], acc[n]);
+        }
+    }
+#pragma unroll
+    for (int n = 0; n < VET_QROWS_MAX; n++) {
+        if (n >= N) break;
+        float s = warp_sum(acc[n]);
+        if (lane == 0) out[(size_t)n * OC + r] = bias ? __fadd_rn(s, bias[r]) : s;
+    }
+}
+
+template <int KIND, bool HALF>
+static void launch_rows_q(vet_cuda *ctx, bool vec, float *out, const float *x, const __nv_bfloat16 *x16,
+                          const vet_cuda_qweight *w, const float *bias, int N, int C, int OC) {
+    dim3 grid(ceil_div(OC, QROWS_WARPS)), block(QROWS_WARPS * 32);
+    if (vec)
+        rows_q_kernel<KIND, HALF, true><<<grid, block, 0, ctx->stream>>>(out, x, x16, w->q, w->scale, bias, N, C, OC);
+    else
+        rows_q_kernel<KIND, HALF, false><<<grid, block, 0, ctx->stream>>>(out, x, x16, w->q, w->scale, bias, N, C, OC);
+}
+
+extern "C" int matmul_rows_q_cuda(vet_cuda *ctx, float *out, const float *inp, const uint16_t *inp16,
+                                  const vet_cuda_qweight *w, const float *bias, int N, int C, int OC,
+                                  vet_err *err) {
+    CHECK_CTX(ctx, err);
+    if (check_qweight(w, OC, C, err) < 0) return -1;
+    if (N < 0 || N > VET_QROWS_MAX)
+        return vet_errf(err, "%s:%d: matmul_rows_q takes at most %d rows, not %d (use matmul_forward_q)", __FILE__,
+                        __LINE__, VET_QROWS_MAX, N);
+    if (N == 0 || OC == 0) return 0;
+    if (!(inp16 ? (const void *)inp16 : (const void *)inp))
+        return vet_errf(err, "%s:%d: matmul_rows_q without its input", __FILE__, __LINE__);
+    // The vector loads need aligned groups: rows of a multiple of 8 columns on aligned buffers.
+    bool vec = C % VET_QROWS_GROUP == 0 && (uintptr_t)w->q % (w->kind == VET_CUDA_Q_INT8 ? 8 : 4) == 0 &&
+               (inp16 ? (uintptr_t)inp16 % 16 == 0 : (uintptr_t)inp % 16 == 0);
+    const __nv_bfloat16 *x16 = (const __nv_bfloat16 *)inp16;
+    if (w->kind == VET_CUDA_Q_INT8) {
+        if (inp16) launch_rows_q<VET_CUDA_Q_INT8, true>(ctx, vec, out, inp, x16, w, bias, N, C, OC);
+        else launch_rows_q<VET_CUDA_Q_INT8, false>(ctx, vec, out, inp, x16, w, bias, N, C, OC);
+    } else {
+        if (inp16) launch_rows_q<VET_CUDA_Q_NF4, true>(ctx, vec, out, inp, x16, w, bias, N, C, OC);
+        else launch_rows_q<VET_CUDA_Q_NF4, false>(ctx, vec, out, inp, x16, w, bias, N, C, OC);
+    }
+    LAUNCH_CHECK("matmul_rows_q", err);
+    return 0;
+}

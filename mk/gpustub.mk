@@ -8,8 +8,8 @@
 # and build/standin/vet-generate: `--device cuda` runs kernels/host/gpu_infer.c's prefill and decode
 # steps (tests/e2e/test_generate_device.sh).
 #
-#   make gpustub       builds build/standin/test_gpu_model, test_gpu_infer, test_collective, vet-train and
-#                      vet-generate
+#   make gpustub       builds build/standin/test_gpu_model, test_gpu_infer, test_collective, op_parity,
+#                      vet-train and vet-generate
 STANDIN      := build/standin
 STANDIN_TEST := $(STANDIN)/test_gpu_model
 STANDIN_TRAIN:= $(STANDIN)/vet-train
@@ -47,5 +47,11 @@ STANDIN_COLL_SRC := tests/gpu/standin/test_collective.c tests/gpu/standin/nccl_t
 $(STANDIN_COLL): $(STANDIN_COLL_SRC) tests/gpu/standin/nccl.h kernels/host/gpu_collective.h $(STANDIN)/libvet.a
 	$(CC) $(STANDIN_CPPF) -DVET_NCCL=1 -Itests/gpu/standin $(STANDIN_CF) $(STANDIN_COLL_SRC) $(STANDIN)/libvet.a \
 	  -fopenmp $(STANDIN_SAN) $(STANDIN_LIBS) -o $@
-gpustub: $(STANDIN_TEST) $(STANDIN_TRAIN) $(STANDIN_GEN) $(STANDIN_INFER) $(STANDIN_COLL)
+# The lease's parity harness (tests/gpu/op_parity.c) on the stand-in: its bookkeeping, refusals
+# and buffers checked under ASan + UBSan before a GPU runs it (tests/e2e/test_op_parity_standin.sh).
+STANDIN_PARITY := $(STANDIN)/op_parity
+$(STANDIN_PARITY): tests/gpu/op_parity.c $(STANDIN)/libvet.a
+	$(CC) $(STANDIN_CPPF) $(STANDIN_CF) $< $(STANDIN)/libvet.a \
+	  -fopenmp $(STANDIN_SAN) $(STANDIN_LIBS) -o $@
+gpustub: $(STANDIN_TEST) $(STANDIN_TRAIN) $(STANDIN_GEN) $(STANDIN_INFER) $(STANDIN_COLL) $(STANDIN_PARITY)
 .PHONY: gpustub

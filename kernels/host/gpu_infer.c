@@ -74,6 +74,7 @@ struct vet_gpu_infer {
     float *qs[P_N];
     size_t q_bytes[P_N], q_scales[P_N], max_oi;
     void *wdq;
+    int qrows;                     // steps of up to VET_QROWS_MAX rows read the codes (matmul_rows_q)
     void *kc, *vc;                 // (L, n_slots, max_len, KV) fp32, or uint16_t in format kvfmt
     float *cos_t, *sin_t;          // (max_len, hd/2)
     float *x, *h, *q, *att, *proj, *rstd, *lse;  // (R,C) (R,C) (R,Q) (R,Q) (R,C) (R) (R,H)
@@ -132,6 +133,7 @@ static int set_dims(vet_gpu_infer *g, const vet_config *c, int n_slots, int max_
                              "bf16 or fp32 for their GEMMs)");
     g->half = g->fp16 || (flags & VET_GPU_BF16) != 0;
     g->quant = flags & VET_GPU_INT8 ? VET_CUDA_Q_INT8 : flags & VET_GPU_NF4 ? VET_CUDA_Q_NF4 : 0;
+    g->qrows = g->quant && !(flags & VET_GPU_QUANT_SCRATCH);
     g->L = c->n_layers, g->C = c->dim, g->F = c->hidden_dim, g->H = c->n_heads;
     g->KVH = c->n_kv_heads, g->hd = c->head_dim, g->V = c->vocab_size;
     g->Q = g->H * g->hd, g->KV = g->KVH * g->hd;
@@ -416,6 +418,8 @@ static int linear(vet_gpu_infer *g, int l, int t, float *out, const float *inp, 
     if (g->cfg.qkv_bias && t <= P_V) b = (t == P_Q ? g->bq : t == P_K ? g->bk : g->bv) + (size_t)l * o;
     if (g->quant) {
         vet_cuda_qweight q = {g->quant, (const char *)g->qw[t] + l * g->q_bytes[t], g->qs[t] + l * g->q_scales[t]};
+        if (g->qrows && N <= VET_QROWS_MAX)  // a step: bound by the weight bytes, read them packed
+            return matmul_rows_q_cuda(g->ctx, out, inp, g->half ? g->x16 : NULL, &q, b, N, in, o, err);
         return matmul_forward_q_cuda(g->ctx, out, inp, g->half ? g->x16 : NULL, &q, b, N, in, o, g->wdq, err);
     }
     if (g->fp16)
@@ -777,6 +781,12 @@ int vet_gpu_infer_device_open(const vet_device_choice *c, const char *model_dir,
                               vet_err *err) {
     memset(d, 0, sizeof *d);
     d->index = c->index, d->quant = c->quant;
+    // A diagnostic from the environment, as vet-train's VET_GPU_ATTENTION: another value is a
+    // usage error, not a silent default.
+    const char *gemv = getenv("VET_GPU_QUANT_GEMV");
+    if (gemv && *gemv && strcmp(gemv, "0") && strcmp(gemv, "1"))
+        return vet_err_kindf(err, VET_E_USAGE, "VET_GPU_QUANT_GEMV=%s: use 1 (the default) or 0", gemv);
+    d->quant_scratch = gemv && !strcmp(gemv, "0");
     d->half = vet_gpu_infer_choose_half(c, model_dir, &d->half_from_checkpoint);
     d->ctx = vet_gpu_infer_open(c->index, d->name, sizeof d->name, &d->free_bytes, &d->total_bytes, err);
     if (!d->ctx) {
@@ -797,8 +807,9 @@ static const char *half_name(unsigned half) {
 
 const char *vet_gpu_infer_device_describe(const vet_gpu_infer_device *d, char *buf, size_t n) {
     if (d->quant != VET_QUANT_NONE)
-        snprintf(buf, n, "device cuda:%d %s, weights %s (dequantized to %s for each GEMM)", d->index, d->name,
-                 vet_quant_name(d->quant), half_name(d->half));
+        snprintf(buf, n, "device cuda:%d %s, weights %s (%sdequantized to %s for each GEMM)", d->index, d->name,
+                 vet_quant_name(d->quant), d->quant_scratch ? "" : "read packed by steps of up to 8 notes, else ",
+                 half_name(d->half));
     else
         snprintf(buf, n, "device cuda:%d %s, weights %s%s", d->index, d->name, half_name(d->half),
                  d->half_from_checkpoint ? " (the checkpoint's dtype, float16)" : "");
@@ -806,7 +817,8 @@ const char *vet_gpu_infer_device_describe(const vet_gpu_infer_device *d, char *b
 }
 
 static unsigned device_flags(const vet_gpu_infer_device *d) {
-    return d->half | (d->quant == VET_QUANT_INT8 ? VET_GPU_INT8 : d->quant == VET_QUANT_NF4 ? VET_GPU_NF4 : 0);
+    return d->half | (d->quant == VET_QUANT_INT8 ? VET_GPU_INT8 : d->quant == VET_QUANT_NF4 ? VET_GPU_NF4 : 0) |
+           (d->quant_scratch ? VET_GPU_QUANT_SCRATCH : 0);
 }
 
 int vet_gpu_infer_device_plan(const vet_gpu_infer_device *d, const vet_config *cfg, int n_slots, int max_len,

@@ -50,6 +50,10 @@
 // with fp32 weights and GEMMs, so a test sees the cache's rounding alone. 16-bit weights
 // always get a 16-bit cache (their format); fp32 (vet-generate --fp32) an fp32 one.
 enum { VET_GPU_KV_BF16 = 1 << 8 };
+// Quantized weights only: decode steps dequantize into scratch for a GEMM, as a prefill does,
+// instead of reading the packed codes (matmul_rows_q_cuda, the default for steps of up to
+// VET_QROWS_MAX rows). For comparisons and as the fallback: VET_GPU_QUANT_GEMV=0 sets it.
+enum { VET_GPU_QUANT_SCRATCH = 1 << 9 };
 
 // Device bytes of an inference model, by kind; total is exactly what vet_gpu_infer_new
 // allocates (each buffer rounded up to 256 bytes).
@@ -78,8 +82,9 @@ typedef struct vet_gpu_infer vet_gpu_infer;  // opaque
 // VET_GPU_BF16, VET_GPU_FP16 (the bf16 mode in IEEE fp16: matrices and GEMM inputs fp16, fp32
 // accumulation; for float16 checkpoints, whose weights it keeps exactly) or 0, plus
 // VET_GPU_INT8 or VET_GPU_NF4 (not with VET_GPU_FP16) for quantized weight matrices
-// (quantized on the host by lib/model/quant.c, dequantized per GEMM into one scratch matrix, to bf16
-// with VET_GPU_BF16, else fp32; see gpu_model.h); mem_limit the bytes it may take (0: no check). opts may be NULL (fp32,
+// (quantized on the host by lib/model/quant.c; a prefill dequantizes each matrix into one scratch
+// matrix for its GEMM, to bf16 with VET_GPU_BF16, else fp32, see gpu_model.h; a step of up to
+// VET_QROWS_MAX rows reads the packed codes, unless VET_GPU_QUANT_SCRATCH); mem_limit the bytes it may take (0: no check). opts may be NULL (fp32,
 // no limit). m is not referenced afterwards.
 vet_gpu_infer *vet_gpu_infer_new(vet_cuda *ctx, const vet_model *m, int n_slots, int max_len,
                                  const vet_gpu_opts *opts, vet_err *err);
@@ -128,6 +133,7 @@ typedef struct {
     unsigned half;             // VET_GPU_BF16, VET_GPU_FP16 or 0 (fp32)
     vet_quant_kind quant;
     int half_from_checkpoint;  // fp16 because the checkpoint is stored in float16
+    int quant_scratch;         // VET_GPU_QUANT_GEMV=0: decode steps dequantize into scratch too
 } vet_gpu_infer_device;
 
 // The 16-bit format of the weights (VET_GPU_BF16, VET_GPU_FP16, or 0 for fp32): as c asks,

@@ -70,6 +70,25 @@ static inline int vet_nf4_get(const uint8_t *codes, size_t i) {
 // The nearest NF4 code to x (x normally in [-1, 1]); ties to the lower code.
 int vet_nf4_nearest(float x);
 
+// --- the decode step's linear layer on the packed codes (kernels/quant.cu's matmul_rows_q) ---
+// out (N,OC) = x (N,C) · W^T + bias for a few rows (N <= VET_QROWS_MAX: the slots of one decode
+// step), W (OC,C) of kind VET_QUANT_INT8 or VET_QUANT_NF4 read code by code, never dequantized
+// into a matrix. This is the kernel's arithmetic on the CPU, in its order, so that the CUDA
+// stand-in runs it and the GPU parity test compares the kernel with it bit for bit:
+//   - the weight of (r, c) is the dequantized value above (one fp32 multiply), rounded to bf16
+//     when round_bf16 is set (as the dequantize-then-GEMM path does in 16-bit mode);
+//   - the CUDA warp of row r gives lane l the groups of VET_QROWS_GROUP columns that start at
+//     c0 = VET_QROWS_GROUP * (l + VET_QROWS_LANES * k), k = 0, 1, ...; a lane's sum for row n
+//     is acc = fmaf(x[n][c], w[r][c], acc) over its columns in increasing order;
+//   - the 32 lanes' sums are added by an xor butterfly (offsets 16, 8, 4, 2, 1: each lane adds
+//     its partner's value), then out = sum + bias[r] (one fp32 add; bias may be NULL).
+// x holds the values the kernel reads: in 16-bit mode, the bf16 inputs widened to fp32.
+#define VET_QROWS_MAX 8
+#define VET_QROWS_LANES 32
+#define VET_QROWS_GROUP 8
+void vet_quant_rows_forward(float *out, const float *x, vet_quant_kind kind, const void *q, const float *scale,
+                            const float *bias, int N, int C, int OC, int round_bf16);
+
 // Bytes one (rows, cols) weight matrix takes stored as kind (NONE: fp32).
 size_t vet_quant_matrix_bytes(vet_quant_kind kind, size_t rows, size_t cols);
 

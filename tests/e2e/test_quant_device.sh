@@ -147,7 +147,7 @@ gen_ok() {
     n_notes=$("$DUMP" -c "$tmp/rows.tok") || return 1
     "$sbin/vet-generate" --threads 2 -m "$tmp/base" -a "$tmp/adapter" --device cuda --quant nf4 -n 8 -b 4 \
         "$tmp/rows.tok" -o "$tmp/nf4.pred" 2>"$tmp/gen.err" || { cat "$tmp/gen.err" >&2; return 1; }
-    grep -q "^vet-generate: device cuda:0 .*, weights nf4 (dequantized to bf16 for each GEMM)$" "$tmp/gen.err" &&
+    grep -q "^vet-generate: device cuda:0 .*, weights nf4 (read packed by steps of up to 8 notes, else dequantized to bf16 for each GEMM)$" "$tmp/gen.err" &&
         grep -q "^vet-generate: device memory plan for 4 notes" "$tmp/gen.err" || { cat "$tmp/gen.err" >&2; return 1; }
     [ "$("$DUMP" -c "$tmp/nf4.pred")" = "$n_notes" ] || return 1
     "$DUMP" -r "$tmp/nf4.pred" | /usr/bin/python3 -c '
@@ -156,3 +156,18 @@ recs = [json.loads(l) for l in sys.stdin if l.strip()]
 sys.exit(0 if recs and all("id" in r and "text" in r and isinstance(r.get("pred"), list) for r in recs) else 1)'
 }
 check quant_generate_nf4_predictions gen_ok
+
+# 7. VET_GPU_QUANT_GEMV=0: steps dequantize into scratch too (said on stderr), every note still
+#    written; another value is refused before any work (exit 2, nothing written).
+gemv_env_ok() {
+    VET_GPU_QUANT_GEMV=0 "$sbin/vet-generate" --threads 2 -m "$tmp/base" -a "$tmp/adapter" --device cuda --quant nf4 \
+        -n 8 -b 4 "$tmp/rows.tok" -o "$tmp/nf4s.pred" 2>"$tmp/gen0.err" || { cat "$tmp/gen0.err" >&2; return 1; }
+    grep -q "^vet-generate: device cuda:0 .*, weights nf4 (dequantized to bf16 for each GEMM)$" "$tmp/gen0.err" ||
+        { cat "$tmp/gen0.err" >&2; return 1; }
+    [ "$("$DUMP" -c "$tmp/nf4s.pred")" = "$("$DUMP" -c "$tmp/rows.tok")" ] || return 1
+    local msg
+    msg=$(VET_GPU_QUANT_GEMV=yes "$sbin/vet-generate" --threads 2 -m "$tmp/base" --device cuda --quant nf4 \
+          "$tmp/rows.tok" -o "$tmp/bad.pred" 2>&1)
+    [ $? -eq 2 ] && grep -q "VET_GPU_QUANT_GEMV=yes: use 1 (the default) or 0" <<<"$msg" && [ ! -e "$tmp/bad.pred" ]
+}
+check quant_generate_gemv_env gemv_env_ok

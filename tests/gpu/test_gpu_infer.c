@@ -546,9 +546,14 @@ static void test_refusals(void) {
 
 // --- quantized weights ----------------------------------------------------------------------
 
-// Two prompts prefilled, then 4 decode steps over both slots: the quantized model's logits
-// equal (bits) the unquantized model's on the dequantized weights (same compute flags), and
-// lie within tol of the CPU's on the original weights.
+// Two prompts prefilled, then 4 decode steps over both slots, on three device models: the
+// quantized one (its steps read the packed codes: matmul_rows_q_cuda), the same with
+// VET_GPU_QUANT_SCRATCH (steps dequantize into scratch as a prefill does) and the unquantized
+// model on the dequantized weights (same compute flags). The scratch model equals the
+// dequantized one bit for bit, prefill and steps; the default one equals it in the prefill of
+// the 9-token prompt, and differs in the 4-token prompt's (as few rows as a step) and in the
+// steps only by the order of fp32 sums (the packed path ran: some bits differ); all lie within
+// tol of the CPU's on the original weights.
 static void quant_infer(int variant, unsigned qflag, unsigned compute, double tol) {
     if (!ctx) SKIP(no_gpu);
     // at the init's scale (matrix_scale 1): the usual test models' matrices are 10x that,
@@ -560,23 +565,33 @@ static void quant_infer(int variant, unsigned qflag, unsigned compute, double to
     tiny_model(&mq, variant, &sh, 11);
     roundtrip_weights(&mq, qflag);
     const int V = m.cfg.vocab_size, max_len = 24;
+    const size_t bytes = 2 * (size_t)V * 4;
     vet_err err;
     vet_infer *cpu = vet_infer_new(&m, 2, &err);
-    vet_gpu_opts oq = {.flags = qflag | compute}, orf = {.flags = compute};
+    vet_gpu_opts oq = {.flags = qflag | compute}, os = {.flags = qflag | compute | VET_GPU_QUANT_SCRATCH},
+                 orf = {.flags = compute};
     vet_gpu_infer *gq = vet_gpu_infer_new(ctx, &m, 2, max_len, &oq, &err);
     if (!gq) printf("# %s\n", err.msg);
+    vet_gpu_infer *gs = vet_gpu_infer_new(ctx, &m, 2, max_len, &os, &err);
     vet_gpu_infer *gr = vet_gpu_infer_new(ctx, &mq, 2, max_len, &orf, &err);
-    CHECK(cpu && gq && gr);
-    float *a = malloc(2 * (size_t)V * 4), *b = malloc(2 * (size_t)V * 4), *c = malloc(2 * (size_t)V * 4);
+    CHECK(cpu && gq && gs && gr);
+    float *a = malloc(bytes), *b = malloc(bytes), *c = malloc(bytes), *d = malloc(bytes);
     int32_t prompt[2][9] = {{5, 9, 2, 33, 17, 4, 8, 21, 3}, {40, 1, 12, 7, 0, 0, 0, 0, 0}};
-    int lens[2] = {9, 4}, ok = cpu && gq && gr, same = 1;
-    double worst = 0;
+    int lens[2] = {9, 4}, ok = cpu && gq && gs && gr, same = 1, scratch_same = 1, step_bits_differ = 0;
+    double worst = 0, step_vs_scratch = 0;
     int32_t next[2];
     for (int p = 0; p < 2 && ok; p++) {
         ok = vet_infer_prefill(cpu, p, prompt[p], lens[p], a, &err) == 0 &&
              vet_gpu_infer_prefill(gq, p, prompt[p], lens[p], b, &err) == 0 &&
-             vet_gpu_infer_prefill(gr, p, prompt[p], lens[p], c, &err) == 0;
-        same &= memcmp(b, c, (size_t)V * 4) == 0;
+             vet_gpu_infer_prefill(gr, p, prompt[p], lens[p], c, &err) == 0 &&
+             vet_gpu_infer_prefill(gs, p, prompt[p], lens[p], d, &err) == 0;
+        scratch_same &= memcmp(d, c, (size_t)V * 4) == 0;
+        if (lens[p] > VET_QROWS_MAX) {  // a GEMM's rows: dequantized into scratch, as gr's
+            same &= memcmp(b, c, (size_t)V * 4) == 0;
+        } else {  // as few rows as a step: the packed path
+            double es = max_rel(b, c, V);
+            step_vs_scratch = es > step_vs_scratch ? es : step_vs_scratch;
+        }
         double e = max_rel(b, a, V);
         worst = e > worst ? e : worst;
         next[p] = (int32_t)argmax(a, V);
@@ -585,19 +600,25 @@ static void quant_infer(int variant, unsigned qflag, unsigned compute, double to
     for (int step = 0; step < 4 && ok; step++) {
         int32_t toks[2] = {next[1], next[0]};
         ok = vet_infer_step(cpu, slots, toks, 2, a, &err) == 0 && vet_gpu_infer_step(gq, slots, toks, 2, b, &err) == 0 &&
-             vet_gpu_infer_step(gr, slots, toks, 2, c, &err) == 0;
-        same &= memcmp(b, c, 2 * (size_t)V * 4) == 0;
-        double e = max_rel(b, a, 2 * (size_t)V);
+             vet_gpu_infer_step(gr, slots, toks, 2, c, &err) == 0 && vet_gpu_infer_step(gs, slots, toks, 2, d, &err) == 0;
+        scratch_same &= memcmp(d, c, bytes) == 0;
+        step_bits_differ |= memcmp(b, c, bytes) != 0;
+        double e = max_rel(b, a, 2 * (size_t)V), es = max_rel(b, c, 2 * (size_t)V);
         worst = e > worst ? e : worst;
+        step_vs_scratch = es > step_vs_scratch ? es : step_vs_scratch;
         next[1] = (int32_t)argmax(a, V), next[0] = (int32_t)argmax(a + V, V);
     }
     if (!ok) printf("# %s\n", err.msg);
-    printf("# %s%s: logits max rel err vs the CPU %.3g (tol %.2g); identical to the dequantized model: %s\n",
-           qflag == VET_GPU_INT8 ? "int8" : "nf4", compute ? " bf16" : "", worst, tol, same ? "yes" : "NO");
-    CHECK(ok && same);
+    printf("# %s%s: logits max rel err vs the CPU %.3g (tol %.2g); 9-row prefill identical to the dequantized model: %s; "
+           "packed-code rows vs dequantized %.3g (tol 1e-4, bits differ: %s); scratch steps identical: %s\n",
+           qflag == VET_GPU_INT8 ? "int8" : "nf4", compute ? " bf16" : "", worst, tol, same ? "yes" : "NO",
+           step_vs_scratch, step_bits_differ ? "yes" : "NO", scratch_same ? "yes" : "NO");
+    CHECK(ok && same && scratch_same);
+    CHECK(step_bits_differ && step_vs_scratch <= 1e-4);
     CHECK(worst <= tol && worst > 0);
-    free(a), free(b), free(c);
+    free(a), free(b), free(c), free(d);
     vet_gpu_infer_free(gq);
+    vet_gpu_infer_free(gs);
     vet_gpu_infer_free(gr);
     vet_infer_free(cpu);
     vet_model_free(&m);

@@ -66,6 +66,10 @@ static void test_lines_said(void) {
               "device cuda:2 Test GPU (sm_90, 1.0 GiB), weights fp16 (the checkpoint's dtype, float16)");
     d = device(0, VET_QUANT_INT8, 0);
     CHECK_STR(vet_gpu_infer_device_describe(&d, buf, sizeof buf),
+              "device cuda:0 Test GPU (sm_90, 1.0 GiB), weights int8 (read packed by steps of up to 8 notes, else "
+              "dequantized to fp32 for each GEMM)");
+    d.quant_scratch = 1;  // VET_GPU_QUANT_GEMV=0
+    CHECK_STR(vet_gpu_infer_device_describe(&d, buf, sizeof buf),
               "device cuda:0 Test GPU (sm_90, 1.0 GiB), weights int8 (dequantized to fp32 for each GEMM)");
     d = device(0, VET_QUANT_NONE, (size_t)3 << 29);
     vet_gpu_infer_plan p = {.weights = 3 << 20, .cache = 1536, .scratch = (size_t)5 << 30};

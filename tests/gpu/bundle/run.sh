@@ -181,6 +181,7 @@ fallback() {  # fallback ROWS KERNELS SETTING: `not ok ROWS` in a parity log, or
 }
 fallback 'attention_[a-z_]*bf16' 'attention_tc_' VET_GPU_ATTENTION=fp32
 fallback 'lora_[a-z_]*dropout' 'lora_[a-z_]*_kernel' VET_GPU_LORA_FUSED=0
+fallback 'matmul_rows_q' 'rows_q_kernel' VET_GPU_QUANT_GEMV=0
 part gpu-model 35 "$tests/test_gpu_model"
 part gpu-infer 25 "$tests/test_gpu_infer"
 if wanted lora-ckpt || wanted lora-fast || wanted dlo || wanted generate; then

@@ -742,6 +742,26 @@ int matmul_forward_q_cuda(vet_cuda *ctx, float *out, const float *inp, const uin
     return matmul_forward_cuda(ctx, out, inp, scratch, bias, N, C, OC, err);
 }
 
+// The decode step's kernel: its arithmetic is lib/model/quant_rows.c's, which it equals bit for bit.
+int matmul_rows_q_cuda(vet_cuda *ctx, float *out, const float *inp, const uint16_t *inp16,
+                       const vet_cuda_qweight *w, const float *bias, int N, int C, int OC, vet_err *err) {
+    CHECK_CTX(ctx, err);
+    if (check_qweight(w, OC, C, err) < 0) return -1;
+    if (N < 0 || N > VET_QROWS_MAX)
+        return vet_errf(err, "%s:%d: matmul_rows_q takes at most %d rows, not %d (use matmul_forward_q)", __FILE__,
+                        __LINE__, VET_QROWS_MAX, N);
+    if (N == 0 || OC == 0) return 0;
+    float *x = (float *)inp;
+    if (inp16) {  // the kernel reads the bf16 inputs widened
+        size_t n = (size_t)N * C;
+        if (!(x = malloc((n ? n : 1) * sizeof(float)))) return vet_errf(err, "%s:%d: out of memory", __FILE__, __LINE__);
+        for (size_t i = 0; i < n; i++) x[i] = vet_bf16_to_f32(inp16[i]);
+    }
+    vet_quant_rows_forward(out, x, (vet_quant_kind)w->kind, w->q, w->scale, bias, N, C, OC, inp16 != NULL);
+    if (inp16) free(x);
+    return 0;
+}
+
 int matmul_backward_q_cuda(vet_cuda *ctx, float *dinp, const float *dout, const uint16_t *dout16,
                            const vet_cuda_qweight *w, int N, int C, int OC, void *scratch, vet_err *err) {
     CHECK_CTX(ctx, err);
