@@ -309,8 +309,10 @@ int argmax_allowed_rows_cuda(vet_cuda *ctx, int32_t *out, const float *x, int n,
 // A weight matrix W (OC,C) stored quantized on the device:
 //   VET_CUDA_Q_INT8  q: int8 (OC,C); scale: fp32 (OC), one per row:   W = q * scale[row]
 //   VET_CUDA_Q_NF4   q: ceil(OC*C/2) bytes of 4-bit codes over the flattened row-major W,
-//                    element 2j in the HIGH nibble of byte j; scale: fp32 absmax of each
-//                    block of 64 elements, ceil(OC*C/64):          W = nf4[code] * absmax[i/64]
+//                    element 2j in the HIGH nibble of byte j, then the int8 absmax of each
+//                    block of 64 elements (nb = ceil(OC*C/64) bytes); scale: fp32, the mean
+//                    absmax, then one scale per 256 blocks (double quantization):
+//                    absmax'[b] = aq[b] * scale[1 + b/256] + scale[0], W = nf4[code] * absmax'[i/64]
 // The kinds equal lib/model/quant.h's vet_quant_kind values.
 enum { VET_CUDA_Q_INT8 = 1, VET_CUDA_Q_NF4 = 2 };
 typedef struct {
@@ -319,8 +321,8 @@ typedef struct {
     const float *scale;  // device
 } vet_cuda_qweight;
 
-// out (OC,C) = W dequantized: exactly lib/model/quant.c's vet_dequant_int8 / vet_dequant_nf4 (one
-// fp32 multiply per element); _bf16: that fp32 value rounded to bf16 (nearest even).
+// out (OC,C) = W dequantized: exactly lib/model/quant.c's vet_dequant_int8 / vet_dequant_nf4_dq (one
+// fp32 multiply per element, and nf4's absmax' as there); _bf16: that fp32 value rounded to bf16 (nearest even).
 int dequant_cuda(vet_cuda *ctx, float *out, const vet_cuda_qweight *w, int OC, int C, vet_err *err);
 int dequant_bf16_cuda(vet_cuda *ctx, uint16_t *out, const vet_cuda_qweight *w, int OC, int C,
                       vet_err *err);

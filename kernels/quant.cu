@@ -29,13 +29,21 @@ __global__ void dequant_int8_kernel(T *out, const int8_t *q, const float *scale,
     GRID_STRIDE(i, n) put(out, i, __fmul_rn((float)q[i], scale[i / C]));
 }
 
-// out (n) = nf4[code of i] * absmax[i / 64]; code of i: high nibble of byte i/2 for even i.
+// absmax' of nf4 block b (lib/model/quant.h's vet_nf4_dq_absmax): aq[b] * s[b / 256] + mean,
+// one rounded multiply and one rounded add, as on the host.
+__device__ inline float nf4_absmax(const int8_t *aq, const float *scales, size_t b) {
+    return __fadd_rn(__fmul_rn((float)aq[b], scales[1 + b / VET_NF4_DQ_GROUP]), scales[0]);
+}
+
+// out (n) = nf4[code of i] * absmax'[i / 64]; code of i: high nibble of byte i/2 for even i;
+// the int8 absmax values follow the codes (aq = codes + ceil(n/2)).
 template <typename T>
-__global__ void dequant_nf4_kernel(T *out, const uint8_t *codes, const float *absmax, size_t n) {
+__global__ void dequant_nf4_kernel(T *out, const uint8_t *codes, const float *scales, size_t n) {
+    const int8_t *aq = (const int8_t *)(codes + (n + 1) / 2);
     GRID_STRIDE(i, n) {
         unsigned b = codes[i >> 1];
         unsigned c = (i & 1) ? (b & 15u) : (b >> 4);
-        put(out, i, __fmul_rn(nf4_code[c], absmax[i / VET_NF4_BLOCK]));
+        put(out, i, __fmul_rn(nf4_code[c], nf4_absmax(aq, scales, i / VET_NF4_BLOCK)));
     }
 }
 
@@ -127,6 +135,7 @@ rows_q_kernel(float *out, const float *x, const __nv_bfloat16 *x16, const void *
     if (r >= OC) return;  // a whole warp leaves together: no shuffle waits for it
     const size_t row = (size_t)r * C;
     const float rs = KIND == VET_CUDA_Q_INT8 ? scale[r] : 0.0f;
+    const int8_t *aq = (const int8_t *)q + ((size_t)OC * C + 1) / 2;  // nf4: the absmax values after the codes
     float acc[VET_QROWS_MAX];
 #pragma unroll
     for (int n = 0; n < VET_QROWS_MAX; n++) acc[n] = 0.0f;
@@ -145,7 +154,7 @@ rows_q_kernel(float *out, const float *x, const __nv_bfloat16 *x16, const void *
                 }
             } else {
                 unsigned b = __ldg((const unsigned *)((const uint8_t *)q + i / 2));
-                float a = __ldg(scale + i / VET_NF4_BLOCK);
+                float a = nf4_absmax(aq, scale, i / VET_NF4_BLOCK);
 #pragma unroll
                 for (int j = 0; j < 8; j++) {  // byte j/2 of the word; the high nibble first
                     unsigned byte = (b >> (8 * (j >> 1))) & 0xffu;
@@ -162,7 +171,7 @@ rows_q_kernel(float *out, const float *x, const __nv_bfloat16 *x16, const void *
                     w[j] = __fmul_rn((float)((const int8_t *)q)[i], rs);
                 } else {
                     unsigned byte = ((const uint8_t *)q)[i >> 1];
-                    w[j] = __fmul_rn(code[(i & 1) ? (byte & 15u) : (byte >> 4)], scale[i / VET_NF4_BLOCK]);
+                    w[j] = __fmul_rn(code[(i & 1) ? (byte & 15u) : (byte >> 4)], nf4_absmax(aq, scale, i / VET_NF4_BLOCK));
                 }
             }
         }

@@ -150,8 +150,7 @@ static int set_dims(vet_gpu_infer *g, const vet_config *c, int n_slots, int max_
         int out, in;
         proj_dims(g, t, &out, &in);
         size_t n = (size_t)out * in;
-        g->q_bytes[t] = g->quant == VET_CUDA_Q_INT8 ? n : vet_nf4_bytes(n);
-        g->q_scales[t] = g->quant == VET_CUDA_Q_INT8 ? (size_t)out : vet_nf4_blocks(n);
+        if (g->quant) vet_quant_stored_sizes((vet_quant_kind)g->quant, out, in, &g->q_bytes[t], &g->q_scales[t]);
         if (n > g->max_oi) g->max_oi = n;
     }
     return 0;

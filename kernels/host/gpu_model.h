@@ -46,7 +46,7 @@ enum {
     // mode: the fp32 model on the dequantized weights, exactly). Norms, biases, lm_head and
     // LoRA stay fp32, an untied embedding bf16 (fp32 without VET_GPU_BF16). LoRA only.
     VET_GPU_INT8 = 1 << 2,  // int8, one fp32 scale per output row
-    VET_GPU_NF4 = 1 << 3,   // NF4, one fp32 absmax per block of 64 (no double quantization)
+    VET_GPU_NF4 = 1 << 3,   // NF4, an absmax per block of 64, double quantized (lib/model/quant.h)
     // Gradient checkpointing: forward keeps only each layer's input (the residual stream,
     // (L+1) x N x C) and the loss side; backward recomputes one layer's forward, into a single
     // layer's buffers, right before that layer's backward. The same ops in the same order on

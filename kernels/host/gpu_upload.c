@@ -39,7 +39,7 @@ int vet_gpu_upload_quantized(vet_cuda *ctx, int quant, const float *host, int L,
     for (int l = 0; l < L && rc == 0; l++) {
         const float *src = host + (size_t)l * n;
         rc = quant == VET_CUDA_Q_INT8 ? vet_quant_int8(q, sc, src, (size_t)out, (size_t)in, err)
-                                      : vet_quant_nf4(q, sc, src, n, err);
+                                      : vet_quant_nf4_dq(q, sc, src, n, err);
         if (rc < 0) {
             vet_err_prefix(err, "layer %d %s", l, what);
             break;

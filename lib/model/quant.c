@@ -4,6 +4,7 @@
 #include "model/quant.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 const float vet_nf4_code[16] = VET_NF4_CODES;
@@ -23,37 +24,38 @@ const char *vet_quant_name(vet_quant_kind kind) {
 // ---------------------------------------------------------------------------------------
 // int8, one scale per row
 
+// One row of len values: scale = max |x| / 127, o = round-half-even(x / scale) in [-127, 127].
+// Returns 0 when a value is not finite (the row is then zeros, scale 0).
+static int quant_row_int8(int8_t *o, float *scale, const float *x, size_t len) {
+    float amax = 0.0f;
+    int finite = 1;
+    for (size_t c = 0; c < len; c++) {
+        if (!isfinite(x[c])) finite = 0;
+        float a = fabsf(x[c]);
+        if (a > amax) amax = a;
+    }
+    float s = finite ? amax / 127.0f : 0.0f;
+    *scale = s;
+    if (s == 0.0f) {  // a zero row (or one so small that its scale underflows): zeros
+        memset(o, 0, len);
+        return finite;
+    }
+    for (size_t c = 0; c < len; c++) {
+        float v = rintf(x[c] / s);  // round half to even (the default rounding mode)
+        if (v > 127.0f) v = 127.0f;
+        if (v < -127.0f) v = -127.0f;
+        o[c] = (int8_t)v;
+    }
+    return 1;
+}
+
 int vet_quant_int8(int8_t *q, float *scale, const float *w, size_t rows, size_t cols, vet_err *err) {
     long bad = -1;  // the first row with a non-finite value (any one: it is refused)
 #pragma omp parallel for schedule(static) if (rows * cols >= (1u << 16))
     for (size_t r = 0; r < rows; r++) {
-        const float *x = w + r * cols;
-        int8_t *o = q + r * cols;
-        float amax = 0.0f;
-        int finite = 1;
-        for (size_t c = 0; c < cols; c++) {
-            if (!isfinite(x[c])) finite = 0;
-            float a = fabsf(x[c]);
-            if (a > amax) amax = a;
-        }
-        if (!finite) {
+        if (!quant_row_int8(q + r * cols, &scale[r], w + r * cols, cols)) {
 #pragma omp critical
             bad = (long)r;
-            memset(o, 0, cols);
-            scale[r] = 0.0f;
-            continue;
-        }
-        float s = amax / 127.0f;
-        scale[r] = s;
-        if (s == 0.0f) {  // a zero row (or one so small that its scale underflows): zeros
-            memset(o, 0, cols);
-            continue;
-        }
-        for (size_t c = 0; c < cols; c++) {
-            float v = rintf(x[c] / s);  // round half to even (the default rounding mode)
-            if (v > 127.0f) v = 127.0f;
-            if (v < -127.0f) v = -127.0f;
-            o[c] = (int8_t)v;
         }
     }
     if (bad >= 0)
@@ -128,11 +130,57 @@ void vet_dequant_nf4(float *w, const uint8_t *codes, const float *absmax, size_t
     for (size_t i = 0; i < n; i++) w[i] = vet_nf4_code[vet_nf4_get(codes, i)] * absmax[i / VET_NF4_BLOCK];
 }
 
-size_t vet_quant_matrix_bytes(vet_quant_kind kind, size_t rows, size_t cols) {
+void vet_quant_stored_sizes(vet_quant_kind kind, size_t rows, size_t cols, size_t *q_bytes, size_t *scales) {
     size_t n = rows * cols;
-    switch (kind) {
-    case VET_QUANT_INT8: return n + rows * sizeof(float);
-    case VET_QUANT_NF4: return vet_nf4_bytes(n) + vet_nf4_blocks(n) * sizeof(float);
-    default: return n * sizeof(float);
+    *q_bytes = kind == VET_QUANT_INT8 ? n : kind == VET_QUANT_NF4 ? vet_nf4_dq_bytes(n) : 0;
+    *scales = kind == VET_QUANT_INT8 ? rows : kind == VET_QUANT_NF4 ? vet_nf4_dq_scales(n) : n;
+}
+
+size_t vet_quant_matrix_bytes(vet_quant_kind kind, size_t rows, size_t cols) {
+    size_t q, sc;
+    vet_quant_stored_sizes(kind, rows, cols, &q, &sc);
+    return q + sc * sizeof(float);
+}
+
+// ---------------------------------------------------------------------------------------
+// NF4 with double quantization: the absmax values in int8 around their mean
+
+size_t vet_nf4_dq_bytes(size_t n) { return vet_nf4_bytes(n) + vet_nf4_blocks(n); }
+size_t vet_nf4_dq_scales(size_t n) {
+    return 1 + (vet_nf4_blocks(n) + VET_NF4_DQ_GROUP - 1) / VET_NF4_DQ_GROUP;
+}
+
+int vet_quant_nf4_dq(uint8_t *q, float *scales, const float *w, size_t n, vet_err *err) {
+    size_t nb = vet_nf4_blocks(n);
+    float *absmax = malloc((nb ? nb : 1) * sizeof(float)), *dev = malloc((nb ? nb : 1) * sizeof(float));
+    if (!absmax || !dev) {
+        free(absmax), free(dev);
+        return vet_err_nomem(err, "out of memory for the absmax values of a %zu-value weight", n);
     }
+    int rc = vet_quant_nf4(q, absmax, w, n, err);  // the first level, bitsandbytes' codes
+    if (rc == 0) {
+        int8_t *aq = (int8_t *)(q + vet_nf4_bytes(n));
+        double sum = 0;
+        for (size_t b = 0; b < nb; b++) sum += absmax[b];
+        float off = nb ? (float)(sum / (double)nb) : 0.0f;
+        scales[0] = off;
+        for (size_t b = 0; b < nb; b++) dev[b] = absmax[b] - off;
+        for (size_t g = 0; g * VET_NF4_DQ_GROUP < nb; g++) {
+            size_t a = g * VET_NF4_DQ_GROUP, len = nb - a < VET_NF4_DQ_GROUP ? nb - a : VET_NF4_DQ_GROUP;
+            quant_row_int8(aq + a, &scales[1 + g], dev + a, len);  // finite: absmax of finite weights
+            // Rounding may put a block far below the mean under zero (by at most half a step),
+            // which would flip its weights' signs: one step up keeps it at or above zero.
+            for (size_t b = a; b < a + len; b++)
+                if (vet_nf4_dq_absmax(aq, scales, b) < 0.0f && aq[b] < 127) aq[b]++;
+        }
+    }
+    free(absmax), free(dev);
+    return rc;
+}
+
+void vet_dequant_nf4_dq(float *w, const uint8_t *q, const float *scales, size_t n) {
+    const int8_t *aq = (const int8_t *)(q + vet_nf4_bytes(n));
+#pragma omp parallel for schedule(static) if (n >= (1u << 16))
+    for (size_t i = 0; i < n; i++)
+        w[i] = vet_nf4_code[vet_nf4_get(q, i)] * vet_nf4_dq_absmax(aq, scales, i / VET_NF4_BLOCK);
 }

@@ -23,6 +23,21 @@
 // nibble of byte j, element 2j+1 in the LOW nibble; an odd length leaves the last low nibble 0.
 // Storage: ceil(n/2) bytes + 4 bytes per block = 0.5625 bytes per weight.
 //
+// NF4 as stored on a device (vet_quant_nf4_dq), with QLoRA's double quantization of the
+// absmax values: the codes above, computed with the fp32 absmax, and then
+//   offset     = the mean of the nb = ceil(n/64) absmax values     (fp32; scales[0])
+//   per group g of VET_NF4_DQ_GROUP (256) consecutive blocks, the int8 rule above on
+//   absmax - offset: s_g = max |absmax - offset| / 127             (fp32; scales[1 + g])
+//              aq[b] = round-half-even((absmax[b] - offset) / s_g) in [-127, 127]
+//   absmax'[b] = aq[b] * s_g + offset      (one fp32 multiply, then one fp32 add: never fused)
+//   w'         = VET_NF4_CODES[code] * absmax'[b]
+// A block that rounds below zero (far under the mean) takes one step up (its weights would
+// flip sign otherwise). The second level is linear int8 around the mean, where bitsandbytes
+// uses its dynamic 8-bit map: the same bytes (1 per block + 4 per 256 blocks + 4 for the mean),
+// a simpler rule; the absmax error is at most s_g / 2, far below NF4's own. Storage: the
+// codes, then aq (nb bytes) in one byte array of vet_nf4_dq_bytes(n); vet_nf4_dq_scales(n)
+// floats: 0.5 + 1/64 + ~1/4096 = ~0.5159 bytes per weight (0.5625 without).
+//
 // Non-finite weights are refused (a NaN would silently poison a whole row or block).
 #ifndef VET_QUANT_H
 #define VET_QUANT_H
@@ -72,7 +87,8 @@ int vet_nf4_nearest(float x);
 
 // --- the decode step's linear layer on the packed codes (kernels/quant.cu's matmul_rows_q) ---
 // out (N,OC) = x (N,C) · W^T + bias for a few rows (N <= VET_QROWS_MAX: the slots of one decode
-// step), W (OC,C) of kind VET_QUANT_INT8 or VET_QUANT_NF4 read code by code, never dequantized
+// step), W (OC,C) of kind VET_QUANT_INT8 or VET_QUANT_NF4 (the double-quantized stored format:
+// q as vet_quant_nf4_dq writes it, scale its scales) read code by code, never dequantized
 // into a matrix. This is the kernel's arithmetic on the CPU, in its order, so that the CUDA
 // stand-in runs it and the GPU parity test compares the kernel with it bit for bit:
 //   - the weight of (r, c) is the dequantized value above (one fp32 multiply), rounded to bf16
@@ -89,7 +105,25 @@ int vet_nf4_nearest(float x);
 void vet_quant_rows_forward(float *out, const float *x, vet_quant_kind kind, const void *q, const float *scale,
                             const float *bias, int N, int C, int OC, int round_bf16);
 
-// Bytes one (rows, cols) weight matrix takes stored as kind (NONE: fp32).
+// NF4 with double quantization (the stored format above): q holds vet_nf4_dq_bytes(n) bytes
+// (codes, then the int8 absmax values), scales vet_nf4_dq_scales(n) floats (the mean, then one
+// scale per group of 256 blocks).
+#define VET_NF4_DQ_GROUP 256
+size_t vet_nf4_dq_bytes(size_t n);   // ceil(n / 2) + ceil(n / 64)
+size_t vet_nf4_dq_scales(size_t n);  // 1 + ceil(ceil(n / 64) / 256)
+int vet_quant_nf4_dq(uint8_t *q, float *scales, const float *w, size_t n, vet_err *err);
+void vet_dequant_nf4_dq(float *w, const uint8_t *q, const float *scales, size_t n);
+// absmax' of block b; aq = q + vet_nf4_bytes(n).
+static inline float vet_nf4_dq_absmax(const int8_t *aq, const float *scales, size_t b) {
+    float a = (float)aq[b] * scales[1 + b / VET_NF4_DQ_GROUP];
+    return a + scales[0];
+}
+
+// A (rows, cols) matrix stored as kind: the bytes of its q array and the floats of its scales
+// (int8: the codes and a scale per row; NF4: vet_nf4_dq_bytes and vet_nf4_dq_scales; NONE: no
+// bytes, and the fp32 values as "scales").
+void vet_quant_stored_sizes(vet_quant_kind kind, size_t rows, size_t cols, size_t *q_bytes, size_t *scales);
+// Bytes one (rows, cols) weight matrix takes stored as kind (NONE: fp32; NF4: double quantized).
 size_t vet_quant_matrix_bytes(vet_quant_kind kind, size_t rows, size_t cols);
 
 #endif

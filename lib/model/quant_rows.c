@@ -11,17 +11,19 @@
 #include "base/half.h"
 #include "model/quant.h"
 
-// The dequantized weight of flat element i = r * C + c (row scale rs for int8).
-static inline float weight_at(vet_quant_kind kind, const void *q, const float *scale, size_t i, float rs,
-                              int round_bf16) {
+// The dequantized weight of flat element i = r * C + c (row scale rs for int8; aq the nf4
+// absmax values of the double-quantized format).
+static inline float weight_at(vet_quant_kind kind, const void *q, const int8_t *aq, const float *scale, size_t i,
+                              float rs, int round_bf16) {
     float w = kind == VET_QUANT_INT8 ? (float)((const int8_t *)q)[i] * rs
-                                     : vet_nf4_code[vet_nf4_get(q, i)] * scale[i / VET_NF4_BLOCK];
+                                     : vet_nf4_code[vet_nf4_get(q, i)] * vet_nf4_dq_absmax(aq, scale, i / VET_NF4_BLOCK);
     return round_bf16 ? vet_bf16_to_f32(vet_f32_to_bf16(w)) : w;
 }
 
 void vet_quant_rows_forward(float *out, const float *x, vet_quant_kind kind, const void *q, const float *scale,
                             const float *bias, int N, int C, int OC, int round_bf16) {
     const int stride = VET_QROWS_GROUP * VET_QROWS_LANES;
+    const int8_t *aq = (const int8_t *)q + vet_nf4_bytes((size_t)OC * C);  // nf4 only
     for (int r = 0; r < OC; r++) {
         size_t row = (size_t)r * C;
         float rs = kind == VET_QUANT_INT8 ? scale[r] : 0.0f;
@@ -32,7 +34,7 @@ void vet_quant_rows_forward(float *out, const float *x, vet_quant_kind kind, con
                 float acc = 0.0f;
                 for (int c0 = VET_QROWS_GROUP * l; c0 < C; c0 += stride)
                     for (int j = 0; j < VET_QROWS_GROUP && c0 + j < C; j++)
-                        acc = fmaf(xn[c0 + j], weight_at(kind, q, scale, row + c0 + j, rs, round_bf16), acc);
+                        acc = fmaf(xn[c0 + j], weight_at(kind, q, aq, scale, row + c0 + j, rs, round_bf16), acc);
                 lane[l] = acc;
             }
             for (int off = VET_QROWS_LANES / 2; off > 0; off /= 2) {

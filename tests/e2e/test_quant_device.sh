@@ -4,7 +4,8 @@
 # lib/ linked against the CPU stand-in of the CUDA ops, ASan + UBSan; make gpustub). Checks: a
 # tiny LoRA run completes with int8 and nf4, says so, and prints a memory plan whose weight
 # bytes are exactly what the formats cost (int8: 1 byte + a fp32 scale per row; nf4: half a
-# byte + a fp32 absmax per 64; the rest as in bf16 mode), recomputed here from config.json;
+# byte + an int8 absmax per 64 + the fp32 mean and a scale per 256 blocks; the rest as in bf16
+# mode), recomputed here from config.json;
 # its losses stay within 1% of the bf16 run's; vet-generate --quant nf4 writes a full predictions
 # stream; --quant on the CPU is refused with exit 2. `skip` where the stand-in is not built.
 set -u
@@ -88,7 +89,9 @@ n16 = sum(o * i for o, i in mats) * L + L * C + (L * (Q + 2 * KV) if bias else 0
 want = {
     "bf16": AL(n16 * 2) + rest,
     "int8": sum(AL(L * o * i) + AL(L * o * 4) for o, i in mats) + rest,
-    "nf4": sum(AL(L * ((o * i + 1) // 2)) + AL(L * ((o * i + 63) // 64) * 4) for o, i in mats) + rest,
+    # nf4, double quantized: codes and an int8 absmax per 64; the fp32 mean and a scale per 256 blocks
+    "nf4": sum(AL(L * ((o * i + 1) // 2 + (o * i + 63) // 64)) + AL(L * (1 + ((o * i + 63) // 64 + 255) // 256) * 4)
+               for o, i in mats) + rest,
 }
 def shown(b):  # kernels/host/device.c's vet_bytes_str
     if b >= 1 << 30: return "%.2f GiB" % (b / 2**30)

@@ -62,7 +62,7 @@ static inline void roundtrip_weights(vet_model *m, unsigned qflag) {
         int out, in;
         vet_lora_dims(&m->cfg, t, &out, &in);
         size_t n = (size_t)out * in;
-        void *q = malloc(n + 1);
+        void *q = malloc(2 * n + 1);  // nf4: codes and absmax bytes; int8: n
         float *s = malloc((n + 1) * sizeof(float));
         for (int l = 0; l < m->cfg.n_layers; l++) {
             float *x = host[t] + l * n;
@@ -70,8 +70,8 @@ static inline void roundtrip_weights(vet_model *m, unsigned qflag) {
                 CHECK(vet_quant_int8(q, s, x, out, in, &err) == 0);
                 vet_dequant_int8(x, q, s, out, in);
             } else {
-                CHECK(vet_quant_nf4(q, s, x, n, &err) == 0);
-                vet_dequant_nf4(x, q, s, n);
+                CHECK(vet_quant_nf4_dq(q, s, x, n, &err) == 0);
+                vet_dequant_nf4_dq(x, q, s, n);
             }
         }
         free(q), free(s);
@@ -82,8 +82,8 @@ static inline void roundtrip_weights(vet_model *m, unsigned qflag) {
 static inline size_t plan_aligned(size_t b) { return (b + 255) / 256 * 256; }
 
 // The plan's bytes of the 7 projection matrices of c, each stored as one buffer of all layers
-// (and a buffer of its scales): 16-bit, int8 (a fp32 scale per row) and nf4 (a fp32 absmax per
-// 64; a partial last block rounds up); *most: the largest matrix's element count.
+// (and a buffer of its scales): 16-bit, int8 (a fp32 scale per row) and nf4 (4-bit codes, an
+// int8 absmax per 64, a partial last block rounding up; fp32 mean and scale per 256 blocks); *most: the largest matrix's element count.
 typedef struct {
     size_t b16, b8, b4, most;
 } matrix_bytes;
@@ -96,7 +96,9 @@ static inline matrix_bytes plan_matrix_bytes(const vet_config *c) {
         size_t n = (size_t)out * in;
         r.b16 += plan_aligned(L * n * 2);
         r.b8 += plan_aligned(L * n) + plan_aligned(L * out * 4);
-        r.b4 += plan_aligned(L * ((n + 1) / 2)) + plan_aligned(L * ((n + 63) / 64) * 4);
+        size_t blocks = (n + 63) / 64;  // nf4, double quantized: codes + an int8 absmax per block,
+        r.b4 += plan_aligned(L * ((n + 1) / 2 + blocks)) +  // the mean and a scale per 256 blocks
+                plan_aligned(L * (1 + (blocks + 255) / 256) * 4);
         r.most = n > r.most ? n : r.most;
     }
     return r;

@@ -529,17 +529,17 @@ static void run_config(const config *c) {
         float *w = rnd(nw, 0.05f);
         for (int col = 0; col < K; col++) w[(size_t)3 * K + col] = 0.0f;
         for (size_t i = 0; i < 64 && 128 + i < nw; i++) w[128 + i] = 0.0f;
-        size_t qb = kind == VET_CUDA_Q_INT8 ? nw : vet_nf4_bytes(nw);
-        size_t ns = kind == VET_CUDA_Q_INT8 ? (size_t)OC : vet_nf4_blocks(nw);
+        size_t qb = kind == VET_CUDA_Q_INT8 ? nw : vet_nf4_dq_bytes(nw);
+        size_t ns = kind == VET_CUDA_Q_INT8 ? (size_t)OC : vet_nf4_dq_scales(nw);
         void *q = malloc(qb);
         float *sc = malloc(ns * 4), *wd = malloc(nw * 4);
-        int qrc = kind == VET_CUDA_Q_INT8 ? vet_quant_int8(q, sc, w, OC, K, &err) : vet_quant_nf4(q, sc, w, nw, &err);
+        int qrc = kind == VET_CUDA_Q_INT8 ? vet_quant_int8(q, sc, w, OC, K, &err) : vet_quant_nf4_dq(q, sc, w, nw, &err);
         if (qrc < 0) {
             printf("not ok quantize %s: %s\n", kn, err.msg);
             exit(1);
         }
         if (kind == VET_CUDA_Q_INT8) vet_dequant_int8(wd, q, sc, OC, K);
-        else vet_dequant_nf4(wd, q, sc, nw);
+        else vet_dequant_nf4_dq(wd, q, sc, nw);
         void *d_q = dev(q, qb);
         float *d_sc = devf(sc, ns), *d_wd = devf(NULL, nw);
         vet_cuda_qweight qw = {kind, d_q, d_sc};
@@ -1091,18 +1091,18 @@ static void quant_rows_cases(const config *c) {
             const size_t nw = (size_t)OC * K;
             const char *kn = kind == VET_CUDA_Q_INT8 ? "int8" : "nf4";
             float *w = rnd(nw, 0.05f), *bias = rnd(OC, 1), *x = rnd((size_t)NM * K, 1);
-            size_t qb = kind == VET_CUDA_Q_INT8 ? nw : vet_nf4_bytes(nw);
-            size_t ns = kind == VET_CUDA_Q_INT8 ? (size_t)OC : vet_nf4_blocks(nw);
+            size_t qb = kind == VET_CUDA_Q_INT8 ? nw : vet_nf4_dq_bytes(nw);
+            size_t ns = kind == VET_CUDA_Q_INT8 ? (size_t)OC : vet_nf4_dq_scales(nw);
             void *q = malloc(qb);
             float *sc = malloc(ns * 4), *wd = malloc(nw * 4), *wr = malloc(nw * 4), *xr = malloc((size_t)NM * K * 4);
             float *want = malloc((size_t)NM * OC * 4), *gemm = malloc((size_t)NM * OC * 4);
             uint16_t *x16 = malloc((size_t)NM * K * 2);
-            if ((kind == VET_CUDA_Q_INT8 ? vet_quant_int8(q, sc, w, OC, K, &err) : vet_quant_nf4(q, sc, w, nw, &err)) < 0) {
+            if ((kind == VET_CUDA_Q_INT8 ? vet_quant_int8(q, sc, w, OC, K, &err) : vet_quant_nf4_dq(q, sc, w, nw, &err)) < 0) {
                 printf("not ok quantize %s: %s\n", kn, err.msg);
                 exit(1);
             }
             if (kind == VET_CUDA_Q_INT8) vet_dequant_int8(wd, q, sc, OC, K);
-            else vet_dequant_nf4(wd, q, sc, nw);
+            else vet_dequant_nf4_dq(wd, q, sc, nw);
             for (size_t i = 0; i < nw; i++) wr[i] = vet_bf16_to_f32(vet_f32_to_bf16(wd[i]));
             for (size_t i = 0; i < (size_t)NM * K; i++) xr[i] = vet_bf16_to_f32(x16[i] = vet_f32_to_bf16(x[i]));
             void *d_q = dev(q, qb), *scratch = dev(NULL, nw * 4);

@@ -196,20 +196,88 @@ static void test_refusals(void) {
     CHECK_STR(vet_quant_name(VET_QUANT_NF4), "nf4");
 }
 
-// Storage per parameter: int8 1 byte + 4 per row; nf4 0.5 + 4/64; fp32 4.
+// Storage per parameter: int8 1 byte + 4 per row; nf4 (double quantized, as stored) 0.5 + 1/64
+// + 4 per 256 blocks + 4 for the mean (0.5625 with fp32 absmax values); fp32 4.
 static void test_bytes_per_param(void) {
     size_t r = 4096, c = 11008, n = r * c;
     CHECK(vet_quant_matrix_bytes(VET_QUANT_INT8, r, c) == n + 4 * r);
-    CHECK(vet_quant_matrix_bytes(VET_QUANT_NF4, r, c) == n / 2 + n / 64 * 4);
-    CHECK((double)vet_quant_matrix_bytes(VET_QUANT_NF4, r, c) / n == 0.5625);
+    CHECK(vet_quant_matrix_bytes(VET_QUANT_NF4, r, c) == n / 2 + n / 64 + 4 * (1 + n / 64 / 256));
+    CHECK(vet_nf4_bytes(n) + vet_nf4_blocks(n) * 4 == n / 2 + n / 64 * 4);  // the single-level sizes
     CHECK(vet_quant_matrix_bytes(VET_QUANT_NONE, r, c) == 4 * n);
-    CHECK(vet_quant_matrix_bytes(VET_QUANT_NF4, 1, 65) == 33 + 8);  // odd, two blocks
+    CHECK(vet_quant_matrix_bytes(VET_QUANT_NF4, 1, 65) == 33 + 2 + 8);  // odd, two blocks, one group
+    CHECK(vet_nf4_dq_scales(64 * 256) == 2 && vet_nf4_dq_scales(64 * 256 + 1) == 3);
+    size_t qb, ns;
+    vet_quant_stored_sizes(VET_QUANT_NF4, r, c, &qb, &ns);
+    CHECK(qb == n / 2 + n / 64 && ns == 1 + n / 64 / 256);
+    vet_quant_stored_sizes(VET_QUANT_INT8, r, c, &qb, &ns);
+    CHECK(qb == n && ns == r);
     printf("# bytes per parameter (4096 x 11008): int8 %.6f, nf4 %.6f, fp32 4\n",
            (double)vet_quant_matrix_bytes(VET_QUANT_INT8, r, c) / n,
            (double)vet_quant_matrix_bytes(VET_QUANT_NF4, r, c) / n);
 }
 
+// Double quantization (the stored nf4 format): the codes are the single-level ones; the mean
+// is the absmax values' mean; every absmax' is within half a step of its absmax (or one step
+// above, never below zero); the weights dequantize to code * absmax' exactly. n spans three
+// groups of 256 blocks, the last partial, with a zero block and an outlier block.
+static void test_nf4_double_quant(void) {
+    size_t n = 64 * 600 + 13, nb = vet_nf4_blocks(n), ng = (nb + 255) / 256;
+    float *w = randn(n, 0.02f, 21);
+    for (size_t i = 64 * 5; i < 64 * 6; i++) w[i] = 0.0f;  // block 5: zero
+    w[64 * 300 + 7] = 0.5f;                               // block 300: an outlier
+    uint8_t *codes = malloc(vet_nf4_bytes(n)), *q = malloc(vet_nf4_dq_bytes(n));
+    float *absmax = malloc(nb * 4), *sc = malloc(vet_nf4_dq_scales(n) * 4), *back = malloc(n * 4);
+    vet_err err;
+    CHECK(vet_quant_nf4(codes, absmax, w, n, &err) == 0);
+    CHECK(vet_quant_nf4_dq(q, sc, w, n, &err) == 0);
+    CHECK(vet_nf4_dq_scales(n) == 1 + ng && ng == 3);
+    CHECK(memcmp(codes, q, vet_nf4_bytes(n)) == 0);
+    double mean = 0;
+    for (size_t b = 0; b < nb; b++) mean += absmax[b];
+    CHECK(sc[0] == (float)(mean / nb));
+    const int8_t *aq = (const int8_t *)(q + vet_nf4_bytes(n));
+    size_t far = 0, negative = 0, bad_val = 0;
+    double worst = 0;
+    for (size_t b = 0; b < nb; b++) {
+        float s = sc[1 + b / 256], a = vet_nf4_dq_absmax(aq, sc, b);
+        CHECK(a == (float)aq[b] * s + sc[0]);
+        double d = fabs((double)a - absmax[b]);
+        if (d > 0.5001 * s && !(a >= absmax[b] && d <= 1.0001 * s)) far++;
+        if (a < 0) negative++;
+        worst = d / absmax[300] > worst ? d / absmax[300] : worst;
+    }
+    vet_dequant_nf4_dq(back, q, sc, n);
+    for (size_t i = 0; i < n; i++)
+        bad_val += back[i] != vet_nf4_code[vet_nf4_get(q, i)] * vet_nf4_dq_absmax(aq, sc, i / 64);
+    for (size_t i = 64 * 5; i < 64 * 6; i++) CHECK(back[i] == 0.0f);
+    CHECK(far == 0 && negative == 0 && bad_val == 0);
+    printf("# nf4 double quantization, %zu blocks: worst |absmax' - absmax| %.2e of the largest\n", nb, worst);
+    free(w), free(codes), free(q), free(absmax), free(sc), free(back);
+}
+
+// A block far below the mean would round under zero and flip its weights' signs: it takes one
+// step up instead. 255 blocks of absmax ~1 and one of 1e-4: the step is ~2/254 > 2 x 1e-4.
+static void test_nf4_double_quant_sign(void) {
+    size_t n = 64 * 256;
+    float *w = malloc(n * 4), *back = malloc(n * 4);
+    for (size_t i = 0; i < n; i++) w[i] = (i % 3 ? 1.0f : -0.5f) * (i % 64 == 0 ? 1.0f : 0.25f);
+    for (size_t i = 0; i < 64; i++) w[64 * 9 + i] = (i % 2 ? 1e-4f : -1e-4f);
+    w[64 * 17] = 2.0f;  // the spread that makes the step coarse
+    uint8_t *q = malloc(vet_nf4_dq_bytes(n));
+    float sc[2];
+    vet_err err;
+    CHECK(vet_quant_nf4_dq(q, sc, w, n, &err) == 0);
+    vet_dequant_nf4_dq(back, q, sc, n);
+    size_t flipped = 0;
+    for (size_t i = 0; i < n; i++) flipped += (back[i] > 0 && w[i] < 0) || (back[i] < 0 && w[i] > 0);
+    CHECK(flipped == 0);
+    CHECK(vet_nf4_dq_absmax((const int8_t *)(q + vet_nf4_bytes(n)), sc, 9) >= 0.0f);
+    free(w), free(back), free(q);
+}
+
 int main(void) {
+    RUN(test_nf4_double_quant);
+    RUN(test_nf4_double_quant_sign);
     RUN(test_nf4_table);
     RUN(test_nf4_nearest_and_ties);
     RUN(test_nf4_roundtrip);

@@ -43,15 +43,15 @@ static void one_shape(vet_quant_kind kind, int N, int C, int OC, int round_bf16,
     size_t nw = (size_t)OC * C;
     float *w = randn(nw, 0.05f, rng), *x = randn((size_t)N * C, 1.0f, rng), *bias = randn(OC, 1.0f, rng);
     float *wd = malloc(nw * sizeof(float)), *out = malloc((size_t)N * OC * sizeof(float));
-    size_t qb = kind == VET_QUANT_INT8 ? nw : vet_nf4_bytes(nw);
-    size_t ns = kind == VET_QUANT_INT8 ? (size_t)OC : vet_nf4_blocks(nw);
+    size_t qb = kind == VET_QUANT_INT8 ? nw : vet_nf4_dq_bytes(nw);
+    size_t ns = kind == VET_QUANT_INT8 ? (size_t)OC : vet_nf4_dq_scales(nw);
     void *q = malloc(qb ? qb : 1);
     float *sc = malloc(ns * sizeof(float) + 1);
     vet_err err;
-    int rc = kind == VET_QUANT_INT8 ? vet_quant_int8(q, sc, w, OC, C, &err) : vet_quant_nf4(q, sc, w, nw, &err);
+    int rc = kind == VET_QUANT_INT8 ? vet_quant_int8(q, sc, w, OC, C, &err) : vet_quant_nf4_dq(q, sc, w, nw, &err);
     CHECK(rc == 0);
     if (kind == VET_QUANT_INT8) vet_dequant_int8(wd, q, sc, OC, C);
-    else vet_dequant_nf4(wd, q, sc, nw);
+    else vet_dequant_nf4_dq(wd, q, sc, nw);
     if (round_bf16)
         for (size_t i = 0; i < nw; i++) wd[i] = vet_bf16_to_f32(vet_f32_to_bf16(wd[i]));
     for (size_t i = 0; i < (size_t)N * OC; i++) out[i] = NAN;  // every output is written
@@ -84,10 +84,10 @@ static void test_rows_independent(void) {
     vet_rng_seed(&rng, 12);
     int N = 6, C = 300, OC = 7;
     float *w = randn((size_t)OC * C, 0.05f, &rng), *x = randn((size_t)N * C, 1.0f, &rng);
-    uint8_t *q = malloc(vet_nf4_bytes((size_t)OC * C));
-    float *sc = malloc(vet_nf4_blocks((size_t)OC * C) * sizeof(float)), all[6 * 7], one[7];
+    uint8_t *q = malloc(vet_nf4_dq_bytes((size_t)OC * C));
+    float *sc = malloc(vet_nf4_dq_scales((size_t)OC * C) * sizeof(float)), all[6 * 7], one[7];
     vet_err err;
-    CHECK(vet_quant_nf4(q, sc, w, (size_t)OC * C, &err) == 0);
+    CHECK(vet_quant_nf4_dq(q, sc, w, (size_t)OC * C, &err) == 0);
     vet_quant_rows_forward(all, x, VET_QUANT_NF4, q, sc, NULL, N, C, OC, 0);
     int same = 1;
     for (int n = 0; n < N; n++) {
@@ -142,10 +142,11 @@ static void test_summation_order(void) {
 static void test_zeros(void) {
     float w[2 * 64] = {0}, x[2 * 64], out[2 * 2], bias[2] = {0.5f, -2.0f};
     for (int i = 0; i < 2 * 64; i++) x[i] = (float)i;
-    uint8_t q[64];
-    float sc[2];
+    uint8_t q[64 + 2];  // vet_nf4_dq_bytes(128): codes, then an absmax byte per block
+    float sc[2];        // vet_nf4_dq_scales(128): the mean, one group's scale
     vet_err err;
-    CHECK(vet_quant_nf4(q, sc, w, 2 * 64, &err) == 0);
+    CHECK(vet_nf4_dq_bytes(128) == sizeof q && vet_nf4_dq_scales(128) == 2);
+    CHECK(vet_quant_nf4_dq(q, sc, w, 2 * 64, &err) == 0);
     vet_quant_rows_forward(out, x, VET_QUANT_NF4, q, sc, bias, 2, 64, 2, 1);
     CHECK(out[0] == 0.5f && out[1] == -2.0f && out[2] == 0.5f && out[3] == -2.0f);
     vet_quant_rows_forward(out, x, VET_QUANT_NF4, q, sc, bias, 1, 0, 2, 0);

@@ -713,7 +713,7 @@ int dequant_cuda(vet_cuda *ctx, float *out, const vet_cuda_qweight *w, int OC, i
     CHECK_CTX(ctx, err);
     if (check_qweight(w, OC, C, err) < 0) return -1;
     if (w->kind == VET_CUDA_Q_INT8) vet_dequant_int8(out, w->q, w->scale, (size_t)OC, (size_t)C);
-    else vet_dequant_nf4(out, w->q, w->scale, (size_t)OC * C);
+    else vet_dequant_nf4_dq(out, w->q, w->scale, (size_t)OC * C);
     return 0;
 }
 
