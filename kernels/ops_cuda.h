@@ -25,6 +25,7 @@
 extern "C" {  // err.h has no guard of its own: vet_errf must keep its C name
 #endif
 #include "base/err.h"
+#include "model/quant.h"  // the packed decode kernel's layout (VET_QROWS_*), its CPU replay's
 
 // --- devices, context, buffers --------------------------------------------------------------
 // Number of CUDA devices into *count; -1 with the reason in err when the runtime cannot talk
@@ -333,13 +334,21 @@ int dequant_bf16_cuda(vet_cuda *ctx, uint16_t *out, const vet_cuda_qweight *w, i
 int matmul_forward_q_cuda(vet_cuda *ctx, float *out, const float *inp, const uint16_t *inp16,
                           const vet_cuda_qweight *w, const float *bias, int N, int C, int OC,
                           void *scratch, vet_err *err);
-// The decode step's linear layer: the same out for N <= VET_QROWS_MAX rows (lib/model/quant.h; 8),
+// The decode step's linear layer: the same out for N <= VET_QROWS_MAX rows (model/quant.h; 8),
 // reading the packed codes directly (no scratch, no dequantized matrix: a decode step is bound
 // by the weight bytes it reads). inp16 given: the weights rounded to bf16 as the scratch path
 // does in 16-bit mode, times those bf16 inputs; else fp32 weights times inp. fp32 sums in the
 // order of lib/model/quant_rows.c's vet_quant_rows_forward, which it equals bit for bit.
+// It takes 1 to VET_QROWS_MAX rows of a multiple of 8 columns, the codes and inputs aligned for
+// its vector loads (matmul_rows_q_fits; anything else is refused: use matmul_forward_q).
 int matmul_rows_q_cuda(vet_cuda *ctx, float *out, const float *inp, const uint16_t *inp16,
                        const vet_cuda_qweight *w, const float *bias, int N, int C, int OC, vet_err *err);
+static inline int matmul_rows_q_fits(const vet_cuda_qweight *w, const float *inp, const uint16_t *inp16, int N,
+                                     int C) {
+    return N >= 1 && N <= VET_QROWS_MAX && C % VET_QROWS_GROUP == 0 &&
+           (uintptr_t)w->q % (w->kind == VET_CUDA_Q_INT8 ? 8 : 4) == 0 &&
+           (inp16 ? (uintptr_t)inp16 % 16 == 0 : (uintptr_t)inp % 16 == 0);
+}
 // The activation gradient only (a quantized base weight is frozen: LoRA training):
 // dinp (N,C) += dout (N,OC) · W, with dout16 (bf16 GEMM) or else dout (fp32 GEMM).
 int matmul_backward_q_cuda(vet_cuda *ctx, float *dinp, const float *dout, const uint16_t *dout16,

@@ -9,9 +9,7 @@
 //
 // Each element is dequantized with one fp32 multiply (__fmul_rn: never contracted), as
 // lib/model/quant.c does on the host, so the device values equal vet_dequant_* bit for bit.
-#include "common.cuh"
-// After common.cuh, so err.h's declarations already have C linkage (ops_cuda.h's extern "C").
-#include "model/quant.h"
+#include "common.cuh"  // and through ops_cuda.h, model/quant.h (the formats, VET_QROWS_*)
 
 #define THREADS 256
 
@@ -116,15 +114,52 @@ extern "C" int matmul_backward_q_cuda(vet_cuda *ctx, float *dinp, const float *d
 // model/quant.h): one warp a row of W, lane l the groups of 8 columns at 8 (l + 32 k), fmaf
 // into one sum per input row, the warp's xor butterfly (warp_sum), then the bias.
 //
-// VEC: C % 8 == 0 and q aligned to a group's bytes, so a group's codes are one 8-byte (int8) or 4-byte
-// (nf4) load, its nf4 absmax one value (a group of 8 never crosses a block of 64) and its x
-// two float4 (or one 16-byte bf16) loads. Otherwise each element is read alone: odd shapes,
-// the same order and the same bits.
+// It takes only what matmul_rows_q_fits says (ops_cuda.h): rows of a multiple of 8 columns on
+// aligned buffers, so every group is whole and read by vector loads. A model's matrices are;
+// an odd shape (a tiny test model's) goes through scratch, and no slow element-by-element
+// variant adds its code to every program that links the kernels.
 #define QROWS_WARPS 8
 
 static_assert(VET_QROWS_LANES == 32 && VET_QROWS_GROUP == 8, "the kernel's layout is quant.h's");
 
-template <int KIND, bool HALF, bool VEC>
+// The 8 dequantized weights of the group at flat index i (i % 8 == 0): one 8-byte (int8) or
+// 4-byte (nf4) load, and for nf4 one absmax (a group of 8 never crosses a block of 64).
+template <int KIND>
+__device__ inline void group_weights(float w[VET_QROWS_GROUP], const void *q, const int8_t *aq, const float *scale,
+                                     const float *code, size_t i, float rs) {
+    if (KIND == VET_CUDA_Q_INT8) {
+        uint2 b = __ldg((const uint2 *)((const int8_t *)q + i));
+#pragma unroll
+        for (int j = 0; j < 8; j++)
+            w[j] = __fmul_rn((float)(int8_t)(((j < 4 ? b.x : b.y) >> (8 * (j & 3))) & 0xffu), rs);
+    } else {
+        unsigned b = __ldg((const unsigned *)((const uint8_t *)q + i / 2));
+        float a = nf4_absmax(aq, scale, i / VET_NF4_BLOCK);
+#pragma unroll
+        for (int j = 0; j < 8; j++) {  // byte j/2 of the word; the high nibble first
+            unsigned byte = (b >> (8 * (j >> 1))) & 0xffu;
+            w[j] = __fmul_rn(code[(j & 1) ? (byte & 15u) : (byte >> 4)], a);
+        }
+    }
+}
+
+// The 8 inputs at x[xi..] (xi % 8 == 0): two float4 loads, or one 16-byte load of bf16 values
+// widened exactly (a shift).
+template <bool HALF>
+__device__ inline void group_inputs(float xv[VET_QROWS_GROUP], const float *x, const __nv_bfloat16 *x16, size_t xi) {
+    if (HALF) {
+        uint4 p = __ldg((const uint4 *)(x16 + xi));
+        unsigned u[4] = {p.x, p.y, p.z, p.w};
+#pragma unroll
+        for (int j = 0; j < 8; j++) xv[j] = __uint_as_float((j & 1 ? u[j >> 1] >> 16 : u[j >> 1] & 0xffffu) << 16);
+    } else {
+        float4 a = __ldg((const float4 *)(x + xi)), b = __ldg((const float4 *)(x + xi + 4));
+        xv[0] = a.x, xv[1] = a.y, xv[2] = a.z, xv[3] = a.w;
+        xv[4] = b.x, xv[5] = b.y, xv[6] = b.z, xv[7] = b.w;
+    }
+}
+
+template <int KIND, bool HALF>
 __global__ void __launch_bounds__(QROWS_WARPS * 32)
 rows_q_kernel(float *out, const float *x, const __nv_bfloat16 *x16, const void *q, const float *scale,
               const float *bias, int N, int C, int OC) {
@@ -139,70 +174,19 @@ rows_q_kernel(float *out, const float *x, const __nv_bfloat16 *x16, const void *
     float acc[VET_QROWS_MAX];
 #pragma unroll
     for (int n = 0; n < VET_QROWS_MAX; n++) acc[n] = 0.0f;
-    // Two groups in flight a lane: a decode step is latency-bound on these loads otherwise.
-#pragma unroll 2
     for (int c0 = VET_QROWS_GROUP * lane; c0 < C; c0 += VET_QROWS_GROUP * VET_QROWS_LANES) {
         float w[VET_QROWS_GROUP];
-        if (VET_QROWS_GROUP + c0 <= C && VEC) {
-            size_t i = row + c0;
-            if (KIND == VET_CUDA_Q_INT8) {
-                uint2 b = __ldg((const uint2 *)((const int8_t *)q + i));
-#pragma unroll
-                for (int j = 0; j < 8; j++) {
-                    int8_t v = (int8_t)(((j < 4 ? b.x : b.y) >> (8 * (j & 3))) & 0xff);
-                    w[j] = __fmul_rn((float)v, rs);
-                }
-            } else {
-                unsigned b = __ldg((const unsigned *)((const uint8_t *)q + i / 2));
-                float a = nf4_absmax(aq, scale, i / VET_NF4_BLOCK);
-#pragma unroll
-                for (int j = 0; j < 8; j++) {  // byte j/2 of the word; the high nibble first
-                    unsigned byte = (b >> (8 * (j >> 1))) & 0xffu;
-                    w[j] = __fmul_rn(code[(j & 1) ? (byte & 15u) : (byte >> 4)], a);
-                }
-            }
-        } else {
-#pragma unroll
-            for (int j = 0; j < 8; j++) {
-                w[j] = 0.0f;
-                if (c0 + j >= C) continue;
-                size_t i = row + c0 + j;
-                if (KIND == VET_CUDA_Q_INT8) {
-                    w[j] = __fmul_rn((float)((const int8_t *)q)[i], rs);
-                } else {
-                    unsigned byte = ((const uint8_t *)q)[i >> 1];
-                    w[j] = __fmul_rn(code[(i & 1) ? (byte & 15u) : (byte >> 4)], nf4_absmax(aq, scale, i / VET_NF4_BLOCK));
-                }
-            }
-        }
+        group_weights<KIND>(w, q, aq, scale, code, row + c0, rs);
         if (HALF)
 #pragma unroll
-            for (int j = 0; j < 8; j++) w[j] = __bfloat162float(__float2bfloat16_rn(w[j]));
-        const int m = C - c0 < VET_QROWS_GROUP ? C - c0 : VET_QROWS_GROUP;
+            for (int j = 0; j < VET_QROWS_GROUP; j++) w[j] = __bfloat162float(__float2bfloat16_rn(w[j]));
 #pragma unroll
         for (int n = 0; n < VET_QROWS_MAX; n++) {
             if (n >= N) break;
-            size_t xi = (size_t)n * C + c0;
             float xv[VET_QROWS_GROUP];
-            if (VEC && m == VET_QROWS_GROUP) {
-                if (HALF) {
-                    uint4 p = __ldg((const uint4 *)(x16 + xi));
-                    unsigned u[4] = {p.x, p.y, p.z, p.w};
+            group_inputs<HALF>(xv, x, x16, (size_t)n * C + c0);
 #pragma unroll
-                    for (int j = 0; j < 8; j++)  // bf16 widens by a shift: no rounding
-                        xv[j] = __uint_as_float((j & 1 ? u[j >> 1] >> 16 : u[j >> 1] & 0xffffu) << 16);
-                } else {
-                    float4 a = __ldg((const float4 *)(x + xi)), b = __ldg((const float4 *)(x + xi + 4));
-                    xv[0] = a.x, xv[1] = a.y, xv[2] = a.z, xv[3] = a.w;
-                    xv[4] = b.x, xv[5] = b.y, xv[6] = b.z, xv[7] = b.w;
-                }
-            } else {
-#pragma unroll
-                for (int j = 0; j < 8; j++) xv[j] = j < m ? (HALF ? __bfloat162float(x16[xi + j]) : x[xi + j]) : 0.0f;
-            }
-#pragma unroll
-            for (int j = 0; j < 8; j++)
-                if (j < m) acc[n] = __fmaf_rn(xv[j], w[j], acc[n]);
+            for (int j = 0; j < VET_QROWS_GROUP; j++) acc[n] = __fmaf_rn(xv[j], w[j], acc[n]);
         }
     }
 #pragma unroll
@@ -213,38 +197,26 @@ rows_q_kernel(float *out, const float *x, const __nv_bfloat16 *x16, const void *
     }
 }
 
-template <int KIND, bool HALF>
-static void launch_rows_q(vet_cuda *ctx, bool vec, float *out, const float *x, const __nv_bfloat16 *x16,
-                          const vet_cuda_qweight *w, const float *bias, int N, int C, int OC) {
-    dim3 grid(ceil_div(OC, QROWS_WARPS)), block(QROWS_WARPS * 32);
-    if (vec)
-        rows_q_kernel<KIND, HALF, true><<<grid, block, 0, ctx->stream>>>(out, x, x16, w->q, w->scale, bias, N, C, OC);
-    else
-        rows_q_kernel<KIND, HALF, false><<<grid, block, 0, ctx->stream>>>(out, x, x16, w->q, w->scale, bias, N, C, OC);
-}
-
 extern "C" int matmul_rows_q_cuda(vet_cuda *ctx, float *out, const float *inp, const uint16_t *inp16,
                                   const vet_cuda_qweight *w, const float *bias, int N, int C, int OC,
                                   vet_err *err) {
     CHECK_CTX(ctx, err);
     if (check_qweight(w, OC, C, err) < 0) return -1;
-    if (N < 0 || N > VET_QROWS_MAX)
-        return vet_errf(err, "%s:%d: matmul_rows_q takes at most %d rows, not %d (use matmul_forward_q)", __FILE__,
-                        __LINE__, VET_QROWS_MAX, N);
     if (N == 0 || OC == 0) return 0;
-    if (!(inp16 ? (const void *)inp16 : (const void *)inp))
-        return vet_errf(err, "%s:%d: matmul_rows_q without its input", __FILE__, __LINE__);
-    // The vector loads need aligned groups: rows of a multiple of 8 columns on aligned buffers.
-    bool vec = C % VET_QROWS_GROUP == 0 && (uintptr_t)w->q % (w->kind == VET_CUDA_Q_INT8 ? 8 : 4) == 0 &&
-               (inp16 ? (uintptr_t)inp16 % 16 == 0 : (uintptr_t)inp % 16 == 0);
+    if (!matmul_rows_q_fits(w, inp, inp16, N, C))
+        return vet_errf(err, "%s:%d: matmul_rows_q takes 1 to %d rows of a multiple of %d columns on aligned "
+                        "buffers, not %d x %d (use matmul_forward_q)", __FILE__, __LINE__, VET_QROWS_MAX,
+                        VET_QROWS_GROUP, N, C);
+    dim3 grid(ceil_div(OC, QROWS_WARPS)), block(QROWS_WARPS * 32);
     const __nv_bfloat16 *x16 = (const __nv_bfloat16 *)inp16;
-    if (w->kind == VET_CUDA_Q_INT8) {
-        if (inp16) launch_rows_q<VET_CUDA_Q_INT8, true>(ctx, vec, out, inp, x16, w, bias, N, C, OC);
-        else launch_rows_q<VET_CUDA_Q_INT8, false>(ctx, vec, out, inp, x16, w, bias, N, C, OC);
-    } else {
-        if (inp16) launch_rows_q<VET_CUDA_Q_NF4, true>(ctx, vec, out, inp, x16, w, bias, N, C, OC);
-        else launch_rows_q<VET_CUDA_Q_NF4, false>(ctx, vec, out, inp, x16, w, bias, N, C, OC);
-    }
+    if (w->kind == VET_CUDA_Q_INT8 && inp16)
+        rows_q_kernel<VET_CUDA_Q_INT8, true><<<grid, block, 0, ctx->stream>>>(out, inp, x16, w->q, w->scale, bias, N, C, OC);
+    else if (w->kind == VET_CUDA_Q_INT8)
+        rows_q_kernel<VET_CUDA_Q_INT8, false><<<grid, block, 0, ctx->stream>>>(out, inp, x16, w->q, w->scale, bias, N, C, OC);
+    else if (inp16)
+        rows_q_kernel<VET_CUDA_Q_NF4, true><<<grid, block, 0, ctx->stream>>>(out, inp, x16, w->q, w->scale, bias, N, C, OC);
+    else
+        rows_q_kernel<VET_CUDA_Q_NF4, false><<<grid, block, 0, ctx->stream>>>(out, inp, x16, w->q, w->scale, bias, N, C, OC);
     LAUNCH_CHECK("matmul_rows_q", err);
     return 0;
 }

@@ -417,9 +417,10 @@ static int linear(vet_gpu_infer *g, int l, int t, float *out, const float *inp, 
     if (g->cfg.qkv_bias && t <= P_V) b = (t == P_Q ? g->bq : t == P_K ? g->bk : g->bv) + (size_t)l * o;
     if (g->quant) {
         vet_cuda_qweight q = {g->quant, (const char *)g->qw[t] + l * g->q_bytes[t], g->qs[t] + l * g->q_scales[t]};
-        if (g->qrows && N <= VET_QROWS_MAX)  // a step: bound by the weight bytes, read them packed
-            return matmul_rows_q_cuda(g->ctx, out, inp, g->half ? g->x16 : NULL, &q, b, N, in, o, err);
-        return matmul_forward_q_cuda(g->ctx, out, inp, g->half ? g->x16 : NULL, &q, b, N, in, o, g->wdq, err);
+        const uint16_t *x16 = g->half ? g->x16 : NULL;
+        if (g->qrows && matmul_rows_q_fits(&q, inp, x16, N, in))  // a step: bound by the weight bytes
+            return matmul_rows_q_cuda(g->ctx, out, inp, x16, &q, b, N, in, o, err);
+        return matmul_forward_q_cuda(g->ctx, out, inp, x16, &q, b, N, in, o, g->wdq, err);
     }
     if (g->fp16)
         return matmul_forward_f16_cuda(g->ctx, out, g->x16, g->mat16[t] + l * per, b, N, in, o, err);

@@ -1080,74 +1080,76 @@ static void run_config(const config *c) {
 // Records one line of the table (for checks that are not a tensor compare).
 // The decode step's linear layer on packed codes (matmul_rows_q_cuda): the bits of
 // lib/model/quant_rows.c's replay, and the values of the GEMM on the dequantized weight (the
-// tolerances of matmul_forward_q above), for 1, 3 and VET_QROWS_MAX rows, fp32 and bf16, on
-// an odd shape (element loads, nf4 rows mid-byte) and an aligned one (vector loads); on the
-// aligned one the time against the scratch path (dequantize, then the GEMM) at 1 and 8 rows.
-// A ninth row is refused.
+// tolerances of matmul_forward_q above), for 1, 3 and VET_QROWS_MAX rows, fp32 and bf16, with
+// the time against the scratch path (dequantize, then the GEMM) at 1 and 8 rows. Refused, as
+// matmul_rows_q_fits says: a ninth row, an odd width, a misaligned input.
 static void quant_rows_cases(const config *c) {
-    for (int aligned = 0; aligned <= 1; aligned++)
-        for (int kind = VET_CUDA_Q_INT8; kind <= VET_CUDA_Q_NF4; kind++) {
-            const int OC = aligned ? c->F : c->F - 1, K = aligned ? c->C : c->C - 1, NM = VET_QROWS_MAX;
-            const size_t nw = (size_t)OC * K;
-            const char *kn = kind == VET_CUDA_Q_INT8 ? "int8" : "nf4";
-            float *w = rnd(nw, 0.05f), *bias = rnd(OC, 1), *x = rnd((size_t)NM * K, 1);
-            size_t qb = kind == VET_CUDA_Q_INT8 ? nw : vet_nf4_dq_bytes(nw);
-            size_t ns = kind == VET_CUDA_Q_INT8 ? (size_t)OC : vet_nf4_dq_scales(nw);
-            void *q = malloc(qb);
-            float *sc = malloc(ns * 4), *wd = malloc(nw * 4), *wr = malloc(nw * 4), *xr = malloc((size_t)NM * K * 4);
-            float *want = malloc((size_t)NM * OC * 4), *gemm = malloc((size_t)NM * OC * 4);
-            uint16_t *x16 = malloc((size_t)NM * K * 2);
-            if ((kind == VET_CUDA_Q_INT8 ? vet_quant_int8(q, sc, w, OC, K, &err) : vet_quant_nf4_dq(q, sc, w, nw, &err)) < 0) {
-                printf("not ok quantize %s: %s\n", kn, err.msg);
-                exit(1);
-            }
-            if (kind == VET_CUDA_Q_INT8) vet_dequant_int8(wd, q, sc, OC, K);
-            else vet_dequant_nf4_dq(wd, q, sc, nw);
-            for (size_t i = 0; i < nw; i++) wr[i] = vet_bf16_to_f32(vet_f32_to_bf16(wd[i]));
-            for (size_t i = 0; i < (size_t)NM * K; i++) xr[i] = vet_bf16_to_f32(x16[i] = vet_f32_to_bf16(x[i]));
-            void *d_q = dev(q, qb), *scratch = dev(NULL, nw * 4);
-            float *d_sc = devf(sc, ns), *d_x = devf(x, (size_t)NM * K), *d_b = devf(bias, OC);
-            float *d_out = devf(NULL, (size_t)NM * OC);
-            uint16_t *d_x16 = dev(x16, (size_t)NM * K * 2);
-            vet_cuda_qweight qw = {kind, d_q, d_sc};
-            char nm[64], sh[64];
-            static const int rows[] = {1, 3, VET_QROWS_MAX};
-            for (int half = 0; half <= 1; half++)
-                for (int ri = 0; ri < 3; ri++) {
-                    int N = rows[ri];
-                    const float *xin = half ? xr : x;
-                    snprintf(sh, sizeof sh, "N=%d C=%d OC=%d%s", N, K, OC, aligned ? "" : " (odd)");
-                    snprintf(nm, sizeof nm, "matmul_rows_q %s %s", kn, half ? "bf16" : "fp32");
-                    vet_quant_rows_forward(want, xin, (vet_quant_kind)kind, q, sc, bias, N, K, OC, half);
-                    TRY(matmul_rows_q_cuda(ctx, d_out, d_x, half ? d_x16 : NULL, &qw, d_b, N, K, OC, &err));
-                    row_t *r = compare_bits(nm, sh, d_out, want, (size_t)N * OC);
-                    if (aligned && N != 3) {
-                        TIME(matmul_rows_q_cuda(ctx, d_out, d_x, half ? d_x16 : NULL, &qw, d_b, N, K, OC, &err), r->ms);
-                        if (r->ms > 0)
-                            printf("# %s %s: %.0f GB/s of packed weights\n", nm, sh,
-                                   (double)(qb + ns * 4) / (r->ms * 1e-3) / 1e9);
-                    }
-                    matmul_forward(gemm, xin, half ? wr : wd, bias, N, K, OC);
-                    snprintf(nm, sizeof nm, "matmul_rows_q %s %s vs GEMM", kn, half ? "bf16" : "fp32");
-                    compare(nm, sh, d_out, gemm, (size_t)N * OC, half ? 1e-4 : F32_TOL);
-                    if (aligned && N != 3) {  // the path it replaces, for the time
-                        snprintf(nm, sizeof nm, "matmul_forward_q %s %s (scratch)", kn, half ? "bf16" : "fp32");
-                        TRY(matmul_forward_q_cuda(ctx, d_out, d_x, half ? d_x16 : NULL, &qw, d_b, N, K, OC, scratch,
-                                                  &err));
-                        r = compare(nm, sh, d_out, gemm, (size_t)N * OC, half ? 1e-4 : F32_TOL);
-                        TIME(matmul_forward_q_cuda(ctx, d_out, d_x, half ? d_x16 : NULL, &qw, d_b, N, K, OC, scratch,
-                                                   &err), r->ms);
-                    }
-                }
-            int refused = matmul_rows_q_cuda(ctx, d_out, d_x, NULL, &qw, d_b, VET_QROWS_MAX + 1, K, OC, &err) < 0 &&
-                          strstr(err.msg, "at most") != NULL;
-            if (!refused) failures++;
-            printf("%s matmul_rows_q %s refuses %d rows\n", refused ? "ok" : "not ok", kn, VET_QROWS_MAX + 1);
-            free(w), free(bias), free(x), free(q), free(sc), free(wd), free(wr), free(xr), free(want), free(gemm);
-            free(x16);
-            vet_cuda_mem_free(d_q), vet_cuda_mem_free(scratch), vet_cuda_mem_free(d_sc), vet_cuda_mem_free(d_x);
-            vet_cuda_mem_free(d_b), vet_cuda_mem_free(d_out), vet_cuda_mem_free(d_x16);
+    for (int kind = VET_CUDA_Q_INT8; kind <= VET_CUDA_Q_NF4; kind++) {
+        const int OC = c->F, K = c->C, NM = VET_QROWS_MAX;
+        const size_t nw = (size_t)OC * K;
+        const char *kn = kind == VET_CUDA_Q_INT8 ? "int8" : "nf4";
+        float *w = rnd(nw, 0.05f), *bias = rnd(OC, 1), *x = rnd((size_t)NM * K, 1);
+        size_t qb = kind == VET_CUDA_Q_INT8 ? nw : vet_nf4_dq_bytes(nw);
+        size_t ns = kind == VET_CUDA_Q_INT8 ? (size_t)OC : vet_nf4_dq_scales(nw);
+        void *q = malloc(qb);
+        float *sc = malloc(ns * 4), *wd = malloc(nw * 4), *wr = malloc(nw * 4), *xr = malloc((size_t)NM * K * 4);
+        float *want = malloc((size_t)NM * OC * 4), *gemm = malloc((size_t)NM * OC * 4);
+        uint16_t *x16 = malloc((size_t)NM * K * 2);
+        if ((kind == VET_CUDA_Q_INT8 ? vet_quant_int8(q, sc, w, OC, K, &err) : vet_quant_nf4_dq(q, sc, w, nw, &err)) < 0) {
+            printf("not ok quantize %s: %s\n", kn, err.msg);
+            exit(1);
         }
+        if (kind == VET_CUDA_Q_INT8) vet_dequant_int8(wd, q, sc, OC, K);
+        else vet_dequant_nf4_dq(wd, q, sc, nw);
+        for (size_t i = 0; i < nw; i++) wr[i] = vet_bf16_to_f32(vet_f32_to_bf16(wd[i]));
+        for (size_t i = 0; i < (size_t)NM * K; i++) xr[i] = vet_bf16_to_f32(x16[i] = vet_f32_to_bf16(x[i]));
+        void *d_q = dev(q, qb), *scratch = dev(NULL, nw * 4);
+        float *d_sc = devf(sc, ns), *d_x = devf(x, (size_t)NM * K), *d_b = devf(bias, OC);
+        float *d_out = devf(NULL, (size_t)NM * OC);
+        uint16_t *d_x16 = dev(x16, (size_t)NM * K * 2);
+        vet_cuda_qweight qw = {kind, d_q, d_sc};
+        char nm[64], sh[64];
+        static const int rows[] = {1, 3, VET_QROWS_MAX};
+        for (int half = 0; half <= 1; half++)
+            for (int ri = 0; ri < 3; ri++) {
+                int N = rows[ri];
+                const float *xin = half ? xr : x;
+                snprintf(sh, sizeof sh, "N=%d C=%d OC=%d", N, K, OC);
+                snprintf(nm, sizeof nm, "matmul_rows_q %s %s", kn, half ? "bf16" : "fp32");
+                vet_quant_rows_forward(want, xin, (vet_quant_kind)kind, q, sc, bias, N, K, OC, half);
+                TRY(matmul_rows_q_cuda(ctx, d_out, d_x, half ? d_x16 : NULL, &qw, d_b, N, K, OC, &err));
+                row_t *r = compare_bits(nm, sh, d_out, want, (size_t)N * OC);
+                if (N != 3) {
+                    TIME(matmul_rows_q_cuda(ctx, d_out, d_x, half ? d_x16 : NULL, &qw, d_b, N, K, OC, &err), r->ms);
+                    if (r->ms > 0)
+                        printf("# %s %s: %.0f GB/s of packed weights\n", nm, sh,
+                               (double)(qb + ns * 4) / (r->ms * 1e-3) / 1e9);
+                }
+                matmul_forward(gemm, xin, half ? wr : wd, bias, N, K, OC);
+                snprintf(nm, sizeof nm, "matmul_rows_q %s %s vs GEMM", kn, half ? "bf16" : "fp32");
+                compare(nm, sh, d_out, gemm, (size_t)N * OC, half ? 1e-4 : F32_TOL);
+                if (N != 3) {  // the path it replaces, for the time
+                    snprintf(nm, sizeof nm, "matmul_forward_q %s %s (scratch)", kn, half ? "bf16" : "fp32");
+                    TRY(matmul_forward_q_cuda(ctx, d_out, d_x, half ? d_x16 : NULL, &qw, d_b, N, K, OC, scratch, &err));
+                    r = compare(nm, sh, d_out, gemm, (size_t)N * OC, half ? 1e-4 : F32_TOL);
+                    TIME(matmul_forward_q_cuda(ctx, d_out, d_x, half ? d_x16 : NULL, &qw, d_b, N, K, OC, scratch,
+                                               &err), r->ms);
+                }
+            }
+        // refusals: each must fail with the message, and not write out
+        struct { int N, C, off; const char *what; } bad[] = {
+            {VET_QROWS_MAX + 1, K, 0, "a ninth row"}, {1, K - 1, 0, "an odd width"}, {1, K, 1, "a misaligned input"}};
+        for (int i = 0; i < 3; i++) {
+            int refused = matmul_rows_q_cuda(ctx, d_out, d_x + bad[i].off, NULL, &qw, d_b, bad[i].N, bad[i].C, OC,
+                                             &err) < 0 && strstr(err.msg, "use matmul_forward_q") != NULL;
+            if (!refused) failures++;
+            printf("%s matmul_rows_q %s refuses %s\n", refused ? "ok" : "not ok", kn, bad[i].what);
+        }
+        free(w), free(bias), free(x), free(q), free(sc), free(wd), free(wr), free(xr), free(want), free(gemm);
+        free(x16);
+        vet_cuda_mem_free(d_q), vet_cuda_mem_free(scratch), vet_cuda_mem_free(d_sc), vet_cuda_mem_free(d_x);
+        vet_cuda_mem_free(d_b), vet_cuda_mem_free(d_out), vet_cuda_mem_free(d_x16);
+    }
 }
 
 static row_t *record(const char *name, const char *shape, int ok, double e, double tol, const char *what) {

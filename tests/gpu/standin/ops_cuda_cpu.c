@@ -747,10 +747,11 @@ int matmul_rows_q_cuda(vet_cuda *ctx, float *out, const float *inp, const uint16
                        const vet_cuda_qweight *w, const float *bias, int N, int C, int OC, vet_err *err) {
     CHECK_CTX(ctx, err);
     if (check_qweight(w, OC, C, err) < 0) return -1;
-    if (N < 0 || N > VET_QROWS_MAX)
-        return vet_errf(err, "%s:%d: matmul_rows_q takes at most %d rows, not %d (use matmul_forward_q)", __FILE__,
-                        __LINE__, VET_QROWS_MAX, N);
     if (N == 0 || OC == 0) return 0;
+    if (!matmul_rows_q_fits(w, inp, inp16, N, C))  // what the kernel refuses, refused here too
+        return vet_errf(err, "%s:%d: matmul_rows_q takes 1 to %d rows of a multiple of %d columns on aligned "
+                        "buffers, not %d x %d (use matmul_forward_q)", __FILE__, __LINE__, VET_QROWS_MAX,
+                        VET_QROWS_GROUP, N, C);
     float *x = (float *)inp;
     if (inp16) {  // the kernel reads the bf16 inputs widened
         size_t n = (size_t)N * C;
