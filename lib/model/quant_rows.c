@@ -24,6 +24,8 @@ void vet_quant_rows_forward(float *out, const float *x, vet_quant_kind kind, con
                             const float *bias, int N, int C, int OC, int round_bf16) {
     const int stride = VET_QROWS_GROUP * VET_QROWS_LANES;
     const int8_t *aq = (const int8_t *)q + vet_nf4_bytes((size_t)OC * C);  // nf4 only
+    // Rows of W are independent: threads change nothing in any row's order.
+#pragma omp parallel for schedule(static) if ((size_t)OC * C * N >= (1u << 20))
     for (int r = 0; r < OC; r++) {
         size_t row = (size_t)r * C;
         float rs = kind == VET_QUANT_INT8 ? scale[r] : 0.0f;
