@@ -32,6 +32,8 @@
 # DEVICE (cuda; cpu with a small PRESET only checks this script), LABEL (the figures' name),
 # PROFILE (1: vet-train runs with VET_GPU_PROFILE, and a second table says where its device
 # time went by kind of work: GEMMs, dropout, attention, ...; kernels/host/gpu_profile.h),
+# QUANT (none; int8 or nf4: vet-train --quant, for the quantized bases' memory targets),
+# BASELINE (1; 0 runs vet-train alone: the quantized runs have absolute targets, no baseline),
 # KEEP=1 keeps the work directory; bench_lib.sh's VET_HELPERS, VET_NO_BUILD, BASE, VOCAB,
 # RESULTS, FIGURES. Budget: ~1-2 minutes per run on an H200 (the base made once by run.sh).
 set -u
@@ -39,7 +41,8 @@ here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/../.." && pwd)
 . "$here/bench_lib.sh"
 : "${PRESET:=llama-7b}" "${STEPS:=20}" "${WARMUP:=3}" "${BATCH:=4}" "${SEQ:=512}" "${DROPOUT:=0.1}"
-: "${PEAK_TFLOPS:=989}" "${DEVICE:=cuda}" "${KEEP:=0}" "${CKPT:=1}" "${PROFILE:=0}"
+: "${PEAK_TFLOPS:=989}" "${DEVICE:=cuda}" "${KEEP:=0}" "${CKPT:=1}" "${PROFILE:=0}" "${QUANT:=none}"
+: "${BASELINE:=1}"
 : "${LABEL:=lora-$([ "$CKPT" = 1 ] && echo ckpt || echo nockpt)-d$DROPOUT}"
 say() { echo "bench_7b: $*" >&2; }
 
@@ -86,14 +89,14 @@ smi_peak() {  # smi_peak FILE: runs until killed, keeps the maximum in FILE
 }
 
 # --- vet-train ----------------------------------------------------------------------------
-say "vet-train --device $DEVICE: $STEPS steps of $BATCH x $SEQ"
+say "vet-train --device $DEVICE --quant $QUANT: $STEPS steps of $BATCH x $SEQ"
 smi_peak "$work/vet.smi" & smi_pid=$!
 prof_env=()
 [ "$PROFILE" = 1 ] && [ "$DEVICE" = cuda ] && prof_env=(VET_GPU_PROFILE="$work/profile.json")
 timeout 240 env "${prof_env[@]}" "$VET_BIN/vet-train" --device "$DEVICE" --base "$work/base" --train "$work/train.zst" \
     --out "$work/vet" --epochs 100 --max-steps "$STEPS" --batch-size "$BATCH" --grad-accum 1 \
     --lora-r 16 --lora-alpha 32 --lora-dropout "$DROPOUT" --lora-targets q,k,v,o --log-every 1 \
-    $([ "$CKPT" = 1 ] && echo --grad-checkpoint) 2>"$work/vet.err"
+    $([ "$CKPT" = 1 ] && echo --grad-checkpoint) $([ "$QUANT" != none ] && echo --quant "$QUANT") 2>"$work/vet.err"
 vet_status=$?
 kill "$smi_pid" 2>/dev/null; wait "$smi_pid" 2>/dev/null; smi_pid=
 grep -E '^vet-train: (device|llama)' "$work/vet.err" >&2
@@ -103,12 +106,15 @@ if [ $vet_status -ne 0 ]; then
 fi
 
 # --- transformers + PEFT ------------------------------------------------------------------
-say "transformers + peft: the same $STEPS steps"
-smi_peak "$work/peft.smi" & smi_pid=$!
-VET_CKPT=$CKPT timeout 240 "$py" "$here/bench_peft.py" "$work/base" "$work/train.jsonl" "$STEPS" "$BATCH" "$DROPOUT" \
-    "$WARMUP" "$DEVICE" >"$work/peft.out" 2>"$work/peft.err"
-peft_status=$?
-kill "$smi_pid" 2>/dev/null; wait "$smi_pid" 2>/dev/null; smi_pid=
+peft_status=0
+if [ "$BASELINE" = 1 ]; then
+    say "transformers + peft: the same $STEPS steps"
+    smi_peak "$work/peft.smi" & smi_pid=$!
+    VET_CKPT=$CKPT timeout 240 "$py" "$here/bench_peft.py" "$work/base" "$work/train.jsonl" "$STEPS" "$BATCH" \
+        "$DROPOUT" "$WARMUP" "$DEVICE" >"$work/peft.out" 2>"$work/peft.err"
+    peft_status=$?
+    kill "$smi_pid" 2>/dev/null; wait "$smi_pid" 2>/dev/null; smi_pid=
+fi
 if [ $peft_status -ne 0 ]; then
     tail -n 5 "$work/peft.err" >&2
     why=$(sed -n 's/^not ok bench_peft: //p' "$work/peft.out" | head -1)
@@ -116,7 +122,7 @@ if [ $peft_status -ne 0 ]; then
 fi
 
 # --- the table and the figures --------------------------------------------------------------
-table=$(CKPT=$CKPT python3 - "$work" "$WARMUP" "$PEAK_TFLOPS" "$BATCH" "$SEQ" "$STEPS" "$DROPOUT" "$PRESET" "$LABEL" "$DEVICE" <<'PY'
+table=$(CKPT=$CKPT QUANT=$QUANT python3 - "$work" "$WARMUP" "$PEAK_TFLOPS" "$BATCH" "$SEQ" "$STEPS" "$DROPOUT" "$PRESET" "$LABEL" "$DEVICE" <<'PY'
 import json, os, re, sys
 work, warm, peak, B, T, steps, drop, preset, label, device = sys.argv[1:]
 warm, peak, ckpt = int(warm), float(peak), os.environ.get("CKPT") == "1"
@@ -168,7 +174,9 @@ rows = [("tokens/s", "tps", "{:.0f}"), ("s/step", "step_s", "{:.3f}"),
         ("peak device memory, nvidia-smi (GiB)", "smi_gib", "{:.1f}"),
         ("allocated: vet's plan / torch max_memory_allocated (GiB)", "alloc_gib", "{:.1f}"),
         ("final loss", "loss", "{:.4f}")]
-print(f"{preset} (random weights, bf16 base), LoRA r 16 q,k,v,o, dropout {drop}, gradient checkpointing "
+quant = os.environ.get("QUANT", "none")
+base = "bf16 base" if quant == "none" else f"base quantized to {quant} (--quant {quant}, bf16 compute)"
+print(f"{preset} (random weights, {base}), LoRA r 16 q,k,v,o, dropout {drop}, gradient checkpointing "
       f"{'on' if ckpt else 'off'}; batch {B} x {T} packed rows, {steps} steps, first {warm} not timed; "
       f"N = {n_mm / 1e9:.2f} G matmul parameters; MFU against {peak:.0f} TFLOP/s")
 print()
@@ -176,7 +184,7 @@ print(f"| | vet-train --device {device} | transformers + peft | vet / peft |")
 print("| --- | ---: | ---: | ---: |")
 for label_, k, fmt in rows:
     print(f"| {label_} | {cell(vet, k, fmt)} | {cell(pf, k, fmt)} | {ratio(k)} |")
-fig = {"part": label, "kind": "lora", "device": device, "preset": preset, "batch": int(B), "seq": int(T),
+fig = {"part": label, "kind": "lora", "quant": quant, "device": device, "preset": preset, "batch": int(B), "seq": int(T),
        "steps": int(steps), "warmup": warm, "dropout": float(drop), "grad_checkpoint": ckpt,
        "n_matmul_params": n_mm, "model_flops_per_token": model_flops_tok, "hw_flops_per_token": hw_flops_tok,
        "peak_tflops": peak, "vet": vet, "peft": pf,

@@ -6,8 +6,9 @@
 # but what the device image has (the NVIDIA driver, the CUDA libraries, python3 with torch,
 # transformers and peft) and the bundle itself; it writes nothing outside OUTDIR and /tmp.
 #
-# Parts, in order, each with its own time cap (the caps add up to 480 s, so the whole run ends
-# within 8 minutes whatever happens; a part left less than 5 s is `not ok: no time left`):
+# Parts, in order, each with its own time cap, and one budget of 480 s for all (the caps add up
+# to 550 s: a part never gets more than the budget has left, so the whole run ends within 8
+# minutes whatever happens; a part left less than 5 s is `not ok: no time left`):
 #   bundle        every program starts and finds its libraries; the baseline's Python imports
 #   gpu           nvidia-smi (with --cpu: the CPU and its flags)
 #   memcheck      op_parity --size small under compute-sanitizer --tool memcheck
@@ -20,8 +21,10 @@
 #   lora-ckpt     vet-train vs transformers + peft, 7B LoRA r16 q,k,v,o, bf16, --grad-checkpoint, dropout 0.1;
 #                 vet-train profiled (VET_GPU_PROFILE): its device time by kind of work
 #   lora-fast     the same without checkpointing, dropout 0 (issue 20's speed target)
+#   lora-nf4      vet-train alone, --quant nf4 --grad-checkpoint, 4 steps: peak memory (target 7 GB)
 #   dlo           three epochs of the reference recipe over the DLO notes on the 7B base
 #   generate      vet-generate vs transformers generate, 300 notes, batch 64, greedy, <= 100 new tokens
+#   lora-int8     as lora-nf4 with --quant int8 (target 11 GB); last, it gets what time is left
 # Each part prints `ok PART` or `not ok PART: <why>` — a missing program, GPU, library or Python
 # package is `not ok`, never a skip. What the run learns goes to OUTDIR in three files:
 #   summary.md     the parts, the targets of issue 20 with the measured figures, every table
@@ -80,6 +83,7 @@ if [ $cpu = 1 ]; then
     mode=cpu tests=$here/cpu
     export DEVICE=cpu PRESET=tiny VOCAB=1024
     lora_env=(STEPS=4 WARMUP=1 BATCH=2 SEQ=512)
+    q4=none q8=none  # --quant needs a device: the rehearsal runs the parts' scripts unquantized
     dlo_env=(EPOCHS=1)
     gen_env=(NOTES=24 BATCH=8 MAX_NEW=16 PROMPT=60)
     mid_size=small   # the stand-in's "mid" CPU references take minutes on 2 cores
@@ -88,10 +92,12 @@ else
     mode=gpu tests=$here/test
     export DEVICE=cuda PRESET=llama-7b BASE_TORCH_ONLY=1
     lora_env=(STEPS=10 WARMUP=2 BATCH=4 SEQ=512)
+    q4=nf4 q8=int8
     dlo_env=(EPOCHS=3 TRAIN_CAP=55)
     gen_env=(NOTES=300 BATCH=64 MAX_NEW=100 PROMPT=90)
     mid_size=mid gemm_size=full
 fi
+quant_env=(STEPS=4 WARMUP=1 CKPT=1 DROPOUT=0.1 BASELINE=0)  # after lora_env: these win
 export TMPDIR=$work   # every benchmark's work directory goes away with ours
 
 # --- running a part ------------------------------------------------------------------------
@@ -184,15 +190,19 @@ fallback 'lora_[a-z_]*dropout' 'lora_[a-z_]*_kernel' VET_GPU_LORA_FUSED=0
 fallback 'matmul_rows_q' 'rows_q_kernel' VET_GPU_QUANT_GEMV=0
 part gpu-model 35 "$tests/test_gpu_model"
 part gpu-infer 25 "$tests/test_gpu_infer"
-if wanted lora-ckpt || wanted lora-fast || wanted dlo || wanted generate; then
+if wanted lora-ckpt || wanted lora-fast || wanted lora-nf4 || wanted lora-int8 || wanted dlo || wanted generate; then
     parts=${parts:+$parts,base}
 fi
 part base 40 bash "$here/scripts/make_base.sh" "$work/base"
 export BASE=$work/base
 part lora-ckpt 65 env "${lora_env[@]}" CKPT=1 DROPOUT=0.1 PROFILE=1 LABEL=lora-ckpt bash "$here/scripts/bench_7b.sh"
 part lora-fast 60 env "${lora_env[@]}" CKPT=0 DROPOUT=0 LABEL=lora-fast bash "$here/scripts/bench_7b.sh"
+# The quantized bases' memory targets (nf4 <= 7 GB, int8 <= 11 GB with checkpointing): vet-train
+# alone, a few steps. int8 comes last: it gets what the budget has left.
+part lora-nf4 35 env "${lora_env[@]}" "${quant_env[@]}" QUANT=$q4 LABEL=lora-nf4 bash "$here/scripts/bench_7b.sh"
 part dlo 70 env "${dlo_env[@]}" bash "$here/scripts/bench_dlo.sh"
 part generate 40 env "${gen_env[@]}" bash "$here/scripts/bench_generate_gpu.sh"
+part lora-int8 35 env "${lora_env[@]}" "${quant_env[@]}" QUANT=$q8 LABEL=lora-int8 bash "$here/scripts/bench_7b.sh"
 
 # --- what comes back ---------------------------------------------------------------------------
 total=$((SECONDS - t_start))
