@@ -123,6 +123,8 @@ LIB_CXX  := $(filter %.cc,$(LIB_SRC))
 LIBVET   := $(BUILD)/libvet.a
 TOOLS    := $(patsubst tools/%.c,$(BIN)/%,$(wildcard tools/vet-*.c))
 UNIT     := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/test_*.c))
+# Unit tests of the kernels' host-and-device headers (tests/unit/test_*.cu): where nvcc is.
+UNIT_CU  := $(if $(filter 1,$(CUDA)),$(patsubst tests/unit/%.cu,$(BUILD)/tests/%,$(wildcard tests/unit/test_*.cu)))
 HELPERS  := $(patsubst tests/helpers/%.c,$(BUILD)/tests/helpers/%,$(wildcard tests/helpers/*.c))
 MANPAGES := $(wildcard man/*.1)
 
@@ -164,6 +166,14 @@ $(BIN)/%: tools/%.c $(LIBVET)
 $(BUILD)/tests/%: tests/unit/%.c $(LIBVET)
 	@mkdir -p $(@D)
 	$(CC) $(CPPFLAGS) -Itests/unit $(CFLAGS) $(DEPFLAGS) -MF $@.d -MT $@ $< $(LIBVET) $(LDFLAGS) $(LDLIBS) -o $@
+# nvcc compiles a .cu unit test as host code (no GPU needed); the C++ compiler links it with this
+# build's sanitizers (-Xcompiler splits its argument at commas: one flag at a time).
+CU_TEST_SAN := $(if $(SANFLAGS),-Xcompiler -fsanitize=address -Xcompiler -fsanitize=undefined \
+                 -Xcompiler -fno-sanitize-recover=undefined -Xcompiler -fno-omit-frame-pointer)
+$(BUILD)/tests/%: tests/unit/%.cu tests/unit/check.h $(wildcard kernels/*.cuh)
+	@mkdir -p $(@D)
+	$(NVCC) -std=c++17 -O1 -g -Ilib -I. -Itests/unit $(CU_TEST_SAN) -c $< -o $@.o
+	$(CXX) $(SANFLAGS) $@.o -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcudart -o $@
 $(BUILD)/tests/helpers/%: tests/helpers/%.c $(LIBVET)
 	@mkdir -p $(@D)
 	$(CC) $(CPPFLAGS) $(CFLAGS) $(DEPFLAGS) -MF $@.d -MT $@ $< $(LIBVET) $(LDFLAGS) $(LDLIBS) -o $@
@@ -172,7 +182,7 @@ $(BUILD)/tools:
 $(TOOLS): | $(BUILD)/tools
 -include $(CU_OBJ:.o=.d) $(wildcard $(BUILD)/tools/*.d $(BUILD)/tests/*.d $(BUILD)/tests/helpers/*.d)
 
-helpers: $(UNIT) $(HELPERS)
+helpers: $(UNIT) $(UNIT_CU) $(HELPERS)
 
 deps:
 	@if [ "$$(id -u)" != 0 ]; then echo "make deps: run as root (apt-get install)"; exit 1; fi
@@ -183,7 +193,7 @@ deps:
 	  echo "make deps: installed $$missing"; fi
 
 # The whole suite: unit binaries, end-to-end scripts, the reference (PyTorch) suite.
-test: all $(UNIT) $(HELPERS) tokenizer build/standin/test_gpu_model build/standin/vet-train build/standin/vet-generate build/standin/test_gpu_infer build/standin/test_collective build/standin/op_parity
+test: all $(UNIT) $(UNIT_CU) $(HELPERS) tokenizer build/standin/test_gpu_model build/standin/vet-train build/standin/vet-generate build/standin/test_gpu_infer build/standin/test_collective build/standin/op_parity
 	@VET_BIN=$(abspath $(BIN)) VET_BUILD=$(abspath $(BUILD)) VET_SANITIZE=$(SANITIZE) tests/run
 
 bench: all helpers tokenizer

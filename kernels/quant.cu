@@ -10,6 +10,7 @@
 // Each element is dequantized with one fp32 multiply (__fmul_rn: never contracted), as
 // lib/model/quant.c does on the host, so the device values equal vet_dequant_* bit for bit.
 #include "common.cuh"  // and through ops_cuda.h, model/quant.h (the formats, VET_QROWS_*)
+#include "quant_unpack.cuh"
 
 #define THREADS 256
 
@@ -130,16 +131,12 @@ __device__ inline void group_weights(float w[VET_QROWS_GROUP], const void *q, co
     if (KIND == VET_CUDA_Q_INT8) {
         uint2 b = __ldg((const uint2 *)((const int8_t *)q + i));
 #pragma unroll
-        for (int j = 0; j < 8; j++)
-            w[j] = __fmul_rn((float)(int8_t)(((j < 4 ? b.x : b.y) >> (8 * (j & 3))) & 0xffu), rs);
+        for (int j = 0; j < 8; j++) w[j] = __fmul_rn((float)unpack_int8(b, j), rs);
     } else {
         unsigned b = __ldg((const unsigned *)((const uint8_t *)q + i / 2));
         float a = nf4_absmax(aq, scale, i / VET_NF4_BLOCK);
 #pragma unroll
-        for (int j = 0; j < 8; j++) {  // byte j/2 of the word; the high nibble first
-            unsigned byte = (b >> (8 * (j >> 1))) & 0xffu;
-            w[j] = __fmul_rn(code[(j & 1) ? (byte & 15u) : (byte >> 4)], a);
-        }
+        for (int j = 0; j < 8; j++) w[j] = __fmul_rn(code[unpack_nf4(b, j)], a);
     }
 }
 
@@ -149,9 +146,8 @@ template <bool HALF>
 __device__ inline void group_inputs(float xv[VET_QROWS_GROUP], const float *x, const __nv_bfloat16 *x16, size_t xi) {
     if (HALF) {
         uint4 p = __ldg((const uint4 *)(x16 + xi));
-        unsigned u[4] = {p.x, p.y, p.z, p.w};
 #pragma unroll
-        for (int j = 0; j < 8; j++) xv[j] = __uint_as_float((j & 1 ? u[j >> 1] >> 16 : u[j >> 1] & 0xffffu) << 16);
+        for (int j = 0; j < 8; j++) xv[j] = __uint_as_float(unpack_bf16_bits(p, j));
     } else {
         float4 a = __ldg((const float4 *)(x + xi)), b = __ldg((const float4 *)(x + xi + 4));
         xv[0] = a.x, xv[1] = a.y, xv[2] = a.z, xv[3] = a.w;
