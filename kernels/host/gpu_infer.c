@@ -806,10 +806,11 @@ static const char *half_name(unsigned half) {
 }
 
 const char *vet_gpu_infer_device_describe(const vet_gpu_infer_device *d, char *buf, size_t n) {
+    char packed[64] = "";
+    if (!d->quant_scratch) snprintf(packed, sizeof packed, "read packed by steps of up to %d notes, else ", VET_QROWS_MAX);
     if (d->quant != VET_QUANT_NONE)
         snprintf(buf, n, "device cuda:%d %s, weights %s (%sdequantized to %s for each GEMM)", d->index, d->name,
-                 vet_quant_name(d->quant), d->quant_scratch ? "" : "read packed by steps of up to 8 notes, else ",
-                 half_name(d->half));
+                 vet_quant_name(d->quant), packed, half_name(d->half));
     else
         snprintf(buf, n, "device cuda:%d %s, weights %s%s", d->index, d->name, half_name(d->half),
                  d->half_from_checkpoint ? " (the checkpoint's dtype, float16)" : "");

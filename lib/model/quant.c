@@ -125,10 +125,6 @@ int vet_quant_nf4(uint8_t *codes, float *absmax, const float *w, size_t n, vet_e
     return 0;
 }
 
-void vet_dequant_nf4(float *w, const uint8_t *codes, const float *absmax, size_t n) {
-#pragma omp parallel for schedule(static) if (n >= (1u << 16))
-    for (size_t i = 0; i < n; i++) w[i] = vet_nf4_code[vet_nf4_get(codes, i)] * absmax[i / VET_NF4_BLOCK];
-}
 
 void vet_quant_stored_sizes(vet_quant_kind kind, size_t rows, size_t cols, size_t *q_bytes, size_t *scales) {
     size_t n = rows * cols;

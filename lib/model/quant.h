@@ -76,8 +76,8 @@ void vet_dequant_int8(float *w, const int8_t *q, const float *scale, size_t rows
 // NF4 over n values: codes (vet_nf4_bytes(n)), absmax (vet_nf4_blocks(n)).
 size_t vet_nf4_bytes(size_t n);   // ceil(n / 2)
 size_t vet_nf4_blocks(size_t n);  // ceil(n / 64)
+// The first level alone (the fp32 absmax values); weights are stored double quantized (below).
 int vet_quant_nf4(uint8_t *codes, float *absmax, const float *w, size_t n, vet_err *err);
-void vet_dequant_nf4(float *w, const uint8_t *codes, const float *absmax, size_t n);
 // The code of element i (high nibble for even i).
 static inline int vet_nf4_get(const uint8_t *codes, size_t i) {
     return i % 2 ? codes[i / 2] & 15 : codes[i / 2] >> 4;
