@@ -166,11 +166,11 @@ extern "C" int scale_inplace_cuda(vet_cuda *ctx, float *x, float s, size_t n, ve
 // The CPU's adamw_update operation by operation. The _rn intrinsics are never fused into FMAs
 // by nvcc (plain a*b+c would be), and the CPU build does not contract either (-std=c11), so
 // every rounding happens at the same place and the update is bit-identical to the CPU's.
-__global__ void adamw_kernel(float *p, const float *g, float *m, float *v, size_t n, float decay,
-                             float beta2, float w1, float w2, float step_size, float bc2_sqrt,
-                             float eps) {
+__global__ void adamw_kernel(float *p, const float *g, float gscale, float *m, float *v, size_t n,
+                             float decay, float beta2, float w1, float w2, float step_size,
+                             float bc2_sqrt, float eps) {
     GRID_STRIDE(i, n) {
-        float gi = g[i], mi0 = m[i];
+        float gi = __fmul_rn(g[i], gscale), mi0 = m[i];
         float pi = __fmul_rn(p[i], decay);
         // torch.lerp: m + w*(g-m) for w < 0.5, else g - (g-m)*(1-w)
         float mi = w1 < 0.5f ? __fadd_rn(mi0, __fmul_rn(w1, __fsub_rn(gi, mi0)))
@@ -183,9 +183,9 @@ __global__ void adamw_kernel(float *p, const float *g, float *m, float *v, size_
     }
 }
 
-extern "C" int adamw_update_cuda(vet_cuda *ctx, float *p, const float *g, float *m, float *v,
-                                 size_t n, float lr, float beta1, float beta2, float eps, float wd,
-                                 int step, vet_err *err) {
+extern "C" int adamw_update_cuda(vet_cuda *ctx, float *p, const float *g, float gscale, float *m,
+                                 float *v, size_t n, float lr, float beta1, float beta2, float eps,
+                                 float wd, int step, vet_err *err) {
     CHECK_CTX(ctx, err);
     if (step < 1) return vet_errf(err, "%s:%d: adamw step %d (steps count from 1)", __FILE__, __LINE__, step);
     if (n == 0) return 0;
@@ -194,8 +194,8 @@ extern "C" int adamw_update_cuda(vet_cuda *ctx, float *p, const float *g, float 
     float decay = (float)(1.0 - (double)lr * wd);
     float w1 = (float)(1.0 - (double)beta1), w2 = (float)(1.0 - (double)beta2);
     float step_size = (float)((double)lr / bc1), bc2_sqrt = (float)sqrt(bc2);
-    adamw_kernel<<<blocks_for(n), THREADS, 0, ctx->stream>>>(p, g, m, v, n, decay, beta2, w1, w2,
-                                                            step_size, bc2_sqrt, eps);
+    adamw_kernel<<<blocks_for(n), THREADS, 0, ctx->stream>>>(p, g, gscale, m, v, n, decay, beta2,
+                                                            w1, w2, step_size, bc2_sqrt, eps);
     LAUNCH_CHECK("adamw_update", err);
     return 0;
 }

@@ -246,8 +246,8 @@ int lmhead_crossentropy_cuda(vet_cuda *ctx, float *loss, float *dx, float *dW, c
                              float grad_scale, float *chunk, int chunk_rows, vet_err *err);
 
 // --- AdamW (torch.optim.AdamW, the same fp32 operations as adamw_update: bit-identical) ------
-int adamw_update_cuda(vet_cuda *ctx, float *p, const float *g, float *m, float *v, size_t n,
-                      float lr, float beta1, float beta2, float eps, float wd, int step,
+int adamw_update_cuda(vet_cuda *ctx, float *p, const float *g, float gscale, float *m, float *v,
+                      size_t n, float lr, float beta1, float beta2, float eps, float wd, int step,
                       vet_err *err);
 
 // --- the gradients' norm and finiteness (kernels/gradstats.cu) ------------------------------

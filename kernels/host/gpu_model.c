@@ -161,32 +161,25 @@ void vet_gpu_model_set_profile(vet_gpu_model *g, vet_gpu_profile *prof) { g->pro
 // ---------------------------------------------------------------------------------------
 // Optimizer, transfers
 
-int vet_gpu_adamw_step(vet_gpu_model *g, size_t off, size_t n, float lr, float beta1,
+int vet_gpu_adamw_step(vet_gpu_model *g, size_t off, size_t n, float gscale, float lr, float beta1,
                        float beta2, float eps, float wd, int step, vet_err *err) {
     if (off > g->n_params || n > g->n_params - off)
         return vet_errf(err, "AdamW slice [%zu, %zu) outside the %zu trainable floats", off, off + n,
                         g->n_params);
     if (step < 1) return vet_errf(err, "AdamW step %d: steps count from 1", step);
     PROF(g, VET_PROF_OPTIMIZER);
-    TRY(adamw_update_cuda(g->ctx, g->params + off, g->grads + off, g->adam_m + off, g->adam_v + off, n, lr,
-                          beta1, beta2, eps, wd, step, err));
+    TRY(adamw_update_cuda(g->ctx, g->params + off, g->grads + off, gscale, g->adam_m + off, g->adam_v + off, n,
+                          lr, beta1, beta2, eps, wd, step, err));
     PROF(g, VET_PROF_NONE);
     return 0;
 }
 
-// The optimizer's device ops (zero, scale, AdamW) are queued without waiting: the host has
+// The optimizer's device ops (zero, AdamW) are queued without waiting: the host has
 // nothing to read from them, and the next transfer (the next batch's upload, the 16 bytes of
 // grad_stats, a pull_state) waits for the stream and reports any asynchronous failure.
 int vet_gpu_zero_grads(vet_gpu_model *g, vet_err *err) {
     PROF(g, VET_PROF_OPTIMIZER);
     TRY(vet_cuda_memset0(g->ctx, g->grads, g->n_params * sizeof(float), err));
-    PROF(g, VET_PROF_NONE);
-    return 0;
-}
-
-int vet_gpu_scale_grads(vet_gpu_model *g, float s, vet_err *err) {
-    PROF(g, VET_PROF_OPTIMIZER);
-    TRY(scale_inplace_cuda(g->ctx, g->grads, s, g->n_params, err));
     PROF(g, VET_PROF_NONE);
     return 0;
 }
@@ -271,12 +264,11 @@ vet_gpu_model *vet_gpu_model_new(vet_cuda *ctx, const vet_model *m, int B, int T
 void vet_gpu_model_free(vet_gpu_model *g) { (void)g; }
 void vet_gpu_model_set_profile(vet_gpu_model *g, vet_gpu_profile *prof) { (void)g, (void)prof; }
 const vet_gpu_plan *vet_gpu_model_plan(const vet_gpu_model *g) { return NULL; }
-int vet_gpu_adamw_step(vet_gpu_model *g, size_t off, size_t n, float lr, float beta1,
+int vet_gpu_adamw_step(vet_gpu_model *g, size_t off, size_t n, float gscale, float lr, float beta1,
                        float beta2, float eps, float wd, int step, vet_err *err) {
     return NO_CUDA(err);
 }
 int vet_gpu_zero_grads(vet_gpu_model *g, vet_err *err) { return NO_CUDA(err); }
-int vet_gpu_scale_grads(vet_gpu_model *g, float s, vet_err *err) { return NO_CUDA(err); }
 int vet_gpu_grad_stats(vet_gpu_model *g, float unscale, double *norm, size_t *first_bad, vet_err *err) {
     return NO_CUDA(err);
 }

@@ -120,12 +120,11 @@ int vet_gpu_forward(vet_gpu_model *g, const vet_batch *b, double *loss_sum, int 
 int vet_gpu_backward(vet_gpu_model *g, float loss_scale, vet_train_mode mode, vet_err *err);
 
 // AdamW (adamw_update's exact operations) over the trainable floats [off, off + n) with
-// their grads and moments; step counts from 1. Grads are left as they are.
-int vet_gpu_adamw_step(vet_gpu_model *g, size_t off, size_t n, float lr, float beta1,
+// their grads times gscale (clipping, and fp16's unscale in the same multiply) and moments;
+// step counts from 1. Grads are left as they are.
+int vet_gpu_adamw_step(vet_gpu_model *g, size_t off, size_t n, float gscale, float lr, float beta1,
                        float beta2, float eps, float wd, int step, vet_err *err);
 int vet_gpu_zero_grads(vet_gpu_model *g, vet_err *err);
-// grads *= s on the device (clipping, and fp16's unscale in the same multiply).
-int vet_gpu_scale_grads(vet_gpu_model *g, float s, vet_err *err);
 // The gradients' global norm times unscale (vet_train_grad_norm's value) and the least index
 // of a gradient that is not finite (*first_bad = n_params when none), reduced on the device
 // (grad_stats_cuda): 16 bytes come back, the gradients stay where they are.

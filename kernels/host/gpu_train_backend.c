@@ -42,7 +42,9 @@ typedef struct {
     vet_gpu_model *gpu;        // NULL until load
     vet_train_mode mode;
     float *params, *adam_m, *adam_v;  // (n) the host's copy (vet_train_setup)
-    float *grads;              // (n) the device's gradients, downloaded for the host allreduce
+    float *grads;              // (n) the device's gradients, downloaded for the host allreduce:
+                               // allocated by its first call, so a run on one device or with
+                               // NCCL never holds it (28 GB of host memory for a 7B --full run)
     size_t n;
     size_t first_bad;          // grad_norm's least non-finite index (n: none)
     int use_nccl;              // data parallel: 1 sums the gradients on the devices (NCCL),
@@ -106,8 +108,6 @@ static int cuda_load(void *ctx, const vet_train_setup *s, vet_err *err) {
     cuda_backend *c = ctx;
     c->mode = s->mode, c->n = s->n;
     c->params = s->params, c->adam_m = s->adam_m, c->adam_v = s->adam_v;
-    c->grads = calloc(s->n, sizeof(float));
-    if (!c->grads) return vet_err_nomem(err, "out of memory for the optimizer (%zu trainable floats)", s->n);
     const vet_model *m = s->m;
     int B = s->batch_size < s->max_rows ? s->batch_size : s->max_rows, T = s->max_len;
     if (B < 1) B = 1;
@@ -166,7 +166,6 @@ static int cuda_find_nonfinite_grad(void *ctx, size_t *index) {
     return 1;
 }
 
-static int cuda_scale_grads(void *ctx, float s, vet_err *err) { return vet_gpu_scale_grads(((cuda_backend *)ctx)->gpu, s, err); }
 static int cuda_zero_grads(void *ctx, vet_err *err) { return vet_gpu_zero_grads(((cuda_backend *)ctx)->gpu, err); }
 
 // Data parallel, one rank per GPU. With NCCL the gradients are summed on the devices
@@ -186,6 +185,9 @@ static int cuda_allreduce_grads(void *ctx, const vet_comm *comm, vet_err *err) {
             return -1;
         return vet_gpu_profile_enter(c->prof, VET_PROF_NONE, err);
     }
+    if (!c->grads && !(c->grads = malloc(c->n * sizeof(float))))
+        return vet_err_nomem(err, "out of memory for the host's copy of the gradients (%zu floats), which "
+                                  "the sum through the host needs: a build with NCCL sums on the devices", c->n);
     if (vet_gpu_download_grads(c->gpu, c->grads, c->n, err) < 0) return -1;
     if (comm->allreduce_f32(comm->ctx, c->grads, c->n, err) < 0) return -1;
     return vet_gpu_upload_grads(c->gpu, c->grads, c->n, err);
@@ -193,8 +195,8 @@ static int cuda_allreduce_grads(void *ctx, const vet_comm *comm, vet_err *err) {
 
 static int cuda_adamw_step(void *ctx, size_t off, size_t n, const vet_adamw *hp, vet_err *err) {
     cuda_backend *c = ctx;
-    return vet_gpu_adamw_step(c->gpu, off, n, hp->lr, hp->beta1, hp->beta2, hp->eps, hp->weight_decay, hp->step,
-                              err);
+    return vet_gpu_adamw_step(c->gpu, off, n, hp->grad_scale, hp->lr, hp->beta1, hp->beta2, hp->eps,
+                              hp->weight_decay, hp->step, err);
 }
 
 // The profile file is rewritten here too: a pull comes before every checkpoint and the outputs,
@@ -274,7 +276,7 @@ int vet_cuda_train_backend(const vet_train_opts *o, vet_note_fn note, void *note
         .name = "cuda", .ctx = c, .loss_scaling = o->gpu_fp16,
         .load = cuda_load, .forward_backward = cuda_forward_backward, .forward = cuda_forward,
         .grad_norm = cuda_grad_norm, .find_nonfinite_grad = cuda_find_nonfinite_grad,
-        .scale_grads = cuda_scale_grads, .zero_grads = cuda_zero_grads, .allreduce_grads = cuda_allreduce_grads,
+        .zero_grads = cuda_zero_grads, .allreduce_grads = cuda_allreduce_grads,
         .adamw_step = cuda_adamw_step,
         .pull_state = cuda_pull_state, .push_state = cuda_push_state, .free = cuda_free,
     };

@@ -134,8 +134,10 @@ void dropout_backward(float *dinp, const float *dout, float p, uint64_t seed, in
 
 // --- AdamW, as torch.optim.AdamW (decoupled weight decay, bias correction) ----------------
 // step counts from 1. p -= lr*wd*p, then m,v moments and p -= lr * mhat / (sqrt(vhat) + eps).
-void adamw_update(float *p, const float *g, float *m, float *v, size_t n, float lr, float beta1,
-                  float beta2, float eps, float wd, int step);
+// The gradient used is g * gscale, one rounded multiply: clipping and fp16's unscale ride in
+// the step (the same bits as scale_inplace(g, gscale) before it; 1 leaves g as it is).
+void adamw_update(float *p, const float *g, float gscale, float *m, float *v, size_t n, float lr,
+                  float beta1, float beta2, float eps, float wd, int step);
 
 // --- threads ---------------------------------------------------------------------------------
 void vet_set_threads(int n);  // OpenMP threads (0 = all cores); OpenBLAS single; also in model.h

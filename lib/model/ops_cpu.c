@@ -324,18 +324,18 @@ void dropout_backward(float *dinp, const float *dout, float p, uint64_t seed, in
 // The same sequence of fp32 operations as torch.optim.AdamW's single-tensor path:
 //   p *= 1 - lr*wd;  m = lerp(m, g, 1-beta1);  v = v*beta2 + (1-beta2)*g*g;
 //   p += -(lr/bc1) * m / (sqrt(v)/sqrt(bc2) + eps), with bc = 1 - beta^step in double.
-void adamw_update(float *p, const float *g, float *m, float *v, size_t n, float lr, float beta1,
-                  float beta2, float eps, float wd, int step) {
+void adamw_update(float *p, const float *g, float gscale, float *m, float *v, size_t n, float lr,
+                  float beta1, float beta2, float eps, float wd, int step) {
     double bc1 = 1.0 - pow((double)beta1, step), bc2 = 1.0 - pow((double)beta2, step);
     float decay = (float)(1.0 - (double)lr * wd);
     float w1 = (float)(1.0 - (double)beta1), w2 = (float)(1.0 - (double)beta2);
     float step_size = (float)((double)lr / bc1), bc2_sqrt = (float)sqrt(bc2);
 #pragma omp parallel for schedule(static) if (n >= VET_PAR_MIN)
     for (size_t i = 0; i < n; i++) {
-        float pi = p[i] * decay;
+        float gi = g[i] * gscale, pi = p[i] * decay;
         // torch.lerp with weight < 0.5: m + w * (g - m)
-        float mi = w1 < 0.5f ? m[i] + w1 * (g[i] - m[i]) : g[i] - (g[i] - m[i]) * (1.0f - w1);
-        float vi = v[i] * beta2 + w2 * g[i] * g[i];
+        float mi = w1 < 0.5f ? m[i] + w1 * (gi - m[i]) : gi - (gi - m[i]) * (1.0f - w1);
+        float vi = v[i] * beta2 + w2 * gi * gi;
         float denom = sqrtf(vi) / bc2_sqrt + eps;
         p[i] = pi + (-step_size) * mi / denom;
         m[i] = mi;

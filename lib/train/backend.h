@@ -50,6 +50,9 @@ typedef struct {
 typedef struct {
     float lr, beta1, beta2, eps, weight_decay;
     int step;                  // the optimizer step, counting from 1 (bias correction)
+    float grad_scale;          // the gradients' factor inside the step: clipping times fp16's
+                               // unscale (1: none). A pass of its own over the gradients
+                               // would read and write them all once more.
 } vet_adamw;
 
 typedef struct vet_train_backend {
@@ -83,15 +86,13 @@ typedef struct vet_train_backend {
     // After grad_norm: 1 and *index of the first gradient that is not finite, or 0 (a device
     // finds it in grad_norm's pass and keeps the index).
     int (*find_nonfinite_grad)(void *ctx, size_t *index);
-    // gradients *= s (clipping, and the fp16 unscale in the same multiply)
-    int (*scale_grads)(void *ctx, float s, vet_err *err);
     int (*zero_grads)(void *ctx, vet_err *err);
     // Data parallel (train/comm.h): the gradients := their sum over comm's ranks (comm's
     // rank-order sum, the same bits on every rank), before grad_norm. NULL: the backend cannot
     // train on more than one rank.
     int (*allreduce_grads)(void *ctx, const vet_comm *comm, vet_err *err);
     // AdamW (model/ops.h's adamw_update, operation for operation) over the trainable floats
-    // [off, off + n): one parameter group.
+    // [off, off + n): one parameter group, on the gradients times hp->grad_scale.
     int (*adamw_step)(void *ctx, size_t off, size_t n, const vet_adamw *hp, vet_err *err);
 
     // The host's copy made current: the trainable floats, and with moments both AdamW moments

@@ -61,12 +61,6 @@ static int cpu_find_nonfinite_grad(void *ctx, size_t *index) {
     return vet_train_find_nonfinite(c->grads, c->n, index);
 }
 
-static int cpu_scale_grads(void *ctx, float s, vet_err *err) {
-    cpu_backend *c = ctx;
-    scale_inplace(c->grads, s, c->n);
-    return 0;
-}
-
 static int cpu_zero_grads(void *ctx, vet_err *err) {
     cpu_backend *c = ctx;
     memset(c->grads, 0, c->n * sizeof(float));
@@ -82,8 +76,8 @@ static int cpu_adamw_step(void *ctx, size_t off, size_t n, const vet_adamw *hp, 
     cpu_backend *c = ctx;
     if (off > c->n || n > c->n - off)
         return vet_errf(err, "AdamW slice [%zu, %zu) outside the %zu trainable floats", off, off + n, c->n);
-    adamw_update(c->params + off, c->grads + off, c->adam_m + off, c->adam_v + off, n, hp->lr, hp->beta1,
-                 hp->beta2, hp->eps, hp->weight_decay, hp->step);
+    adamw_update(c->params + off, c->grads + off, hp->grad_scale, c->adam_m + off, c->adam_v + off, n, hp->lr,
+                 hp->beta1, hp->beta2, hp->eps, hp->weight_decay, hp->step);
     return 0;
 }
 
@@ -112,7 +106,7 @@ int vet_cpu_train_backend(const vet_train_opts *o, vet_note_fn note, void *note_
         .name = "cpu", .ctx = c, .loss_scaling = 0,
         .load = cpu_load, .forward_backward = cpu_forward_backward, .forward = cpu_forward,
         .grad_norm = cpu_grad_norm, .find_nonfinite_grad = cpu_find_nonfinite_grad,
-        .scale_grads = cpu_scale_grads, .zero_grads = cpu_zero_grads, .allreduce_grads = cpu_allreduce_grads,
+        .zero_grads = cpu_zero_grads, .allreduce_grads = cpu_allreduce_grads,
         .adamw_step = cpu_adamw_step,
         .pull_state = cpu_pull_state, .push_state = cpu_push_state, .free = cpu_free,
     };

@@ -139,22 +139,23 @@ static int nonfinite_step(train_run *r, vet_train_state *st, long step, double l
     return 0;
 }
 
-// As torch.nn.utils.clip_grad_norm_: the gradients times max/(norm + 1e-6) when that is
-// below 1. fp16's unscale rides in the same multiply (GradScaler.unscale_ then clipping).
-static int clip_grads(train_run *r, double norm, float unscale, vet_err *err) {
+// As torch.nn.utils.clip_grad_norm_: the gradients' factor max/(norm + 1e-6) when that is
+// below 1. fp16's unscale rides in the same multiply (GradScaler.unscale_ then clipping), and
+// the multiply in the AdamW step (vet_adamw's grad_scale).
+static float clip_scale(const train_run *r, double norm, float unscale) {
     double max = r->o->max_grad_norm;
     double coef = max > 0 ? max / (norm + 1e-6) : 1.0;
-    float s = coef < 1.0 ? unscale * (float)coef : unscale;
-    return s != 1.0f ? r->be.scale_grads(r->be.ctx, s, err) : 0;
+    return coef < 1.0 ? unscale * (float)coef : unscale;
 }
 
 // AdamW over each parameter group (torch.optim.AdamW's betas and eps; no decay on norms and
-// biases). opt_step counts from 0.
-static int adamw_step(train_run *r, double lr, long opt_step, vet_err *err) {
+// biases) on the gradients times grad_scale. opt_step counts from 0.
+static int adamw_step(train_run *r, double lr, long opt_step, float grad_scale, vet_err *err) {
     for (int i = 0; i < r->n_groups; i++) {
         const train_group *g = &r->groups[i];
         vet_adamw hp = {.lr = (float)lr, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f,
-                        .weight_decay = g->decay ? (float)r->o->weight_decay : 0.0f, .step = (int)(opt_step + 1)};
+                        .weight_decay = g->decay ? (float)r->o->weight_decay : 0.0f, .step = (int)(opt_step + 1),
+                        .grad_scale = grad_scale};
         if (r->be.adamw_step(r->be.ctx, g->off, g->n, &hp, err) < 0) return -1;
     }
     return 0;
@@ -179,10 +180,10 @@ static int train_step(train_run *r, vet_train_state *st, const vet_schedule *sch
         if (nonfinite_step(r, st, step, loss, norm, err) < 0) return -1;
         return be->zero_grads(be->ctx, err) < 0 ? -1 : 0;
     }
-    if (clip_grads(r, norm, unscale, err) < 0) return -1;
     long opt_step = step - st->scale_skips;  // steps skipped for fp16 overflow advance neither
     double lr = vet_schedule_lr(sched, opt_step);
-    if (adamw_step(r, lr, opt_step, err) < 0 || be->zero_grads(be->ctx, err) < 0) return -1;
+    if (adamw_step(r, lr, opt_step, clip_scale(r, norm, unscale), err) < 0 || be->zero_grads(be->ctx, err) < 0)
+        return -1;
     *info = (vet_step_info){.step = step + 1, .total_steps = r->total_steps,
                             .epoch = (double)(step + 1) / r->steps_per_epoch, .loss = loss, .lr = lr,
                             .grad_norm = norm, .loss_tokens = span.targets, .val_loss = NAN, .comm_s = comm_s};

@@ -1056,8 +1056,10 @@ static void run_config(const config *c) {
         float *d_p = devf(p, n), *d_m = devf(m, n), *d_v = devf(v, n);
         for (int step = 1; step <= 3; step++) {
             float *g = rnd(n, 1), *d_g = devf(g, n);
-            adamw_update(p, g, m, v, n, 2e-4f, 0.9f, 0.999f, 1e-8f, 0.01f, step);
-            TRY(adamw_update_cuda(ctx, d_p, d_g, d_m, d_v, n, 2e-4f, 0.9f, 0.999f, 1e-8f, 0.01f, step, &err));
+            float gscale = step == 2 ? 0.37f : 1.0f;  // clipping's factor, on one step
+            adamw_update(p, g, gscale, m, v, n, 2e-4f, 0.9f, 0.999f, 1e-8f, 0.01f, step);
+            TRY(adamw_update_cuda(ctx, d_p, d_g, gscale, d_m, d_v, n, 2e-4f, 0.9f, 0.999f, 1e-8f, 0.01f, step,
+                                  &err));
             free(g);
             vet_cuda_mem_free(d_g);
         }
@@ -1066,7 +1068,7 @@ static void run_config(const config *c) {
         compare("adamw_update m", sh, d_m, m, n, 0.0);
         compare("adamw_update v", sh, d_v, v, n, 0.0);
         float *g = rnd(n, 1), *d_g = devf(g, n);
-        TIME(adamw_update_cuda(ctx, d_p, d_g, d_m, d_v, n, 2e-4f, 0.9f, 0.999f, 1e-8f, 0.01f, 4, &err), r->ms);
+        TIME(adamw_update_cuda(ctx, d_p, d_g, 1.0f, d_m, d_v, n, 2e-4f, 0.9f, 0.999f, 1e-8f, 0.01f, 4, &err), r->ms);
         free(p), free(m), free(v), free(g);
         vet_cuda_mem_free(d_p), vet_cuda_mem_free(d_m), vet_cuda_mem_free(d_v), vet_cuda_mem_free(d_g);
     }

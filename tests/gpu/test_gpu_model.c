@@ -355,16 +355,16 @@ static void test_adamw_steps(void) {
         double nc2 = 0, ng2 = 0;
         for (size_t i = 0; i < n; i++) nc2 += (double)gc[i] * gc[i], ng2 += (double)gg[i] * gg[i];
         double coef_c = 0.5 * sqrt(nc2) / (sqrt(nc2) + 1e-6), coef_g = 0.5 * sqrt(nc2) / (sqrt(ng2) + 1e-6);
+        // two segments with different weight decay, as the trainer's; the device scales
+        // inside the step, the CPU before it
         scale_inplace(gc, (float)coef_c, n);
-        CHECK(vet_gpu_scale_grads(g, (float)coef_g, &err) == 0);
-        // two segments with different weight decay, as the trainer's
         float lr = 1e-2f;
         size_t half = n / 2;
-        adamw_update(m.lora_mem, gc, mc, vc, half, lr, 0.9f, 0.999f, 1e-8f, 0.01f, step);
-        adamw_update(m.lora_mem + half, gc + half, mc + half, vc + half, n - half, lr, 0.9f, 0.999f,
+        adamw_update(m.lora_mem, gc, 1.0f, mc, vc, half, lr, 0.9f, 0.999f, 1e-8f, 0.01f, step);
+        adamw_update(m.lora_mem + half, gc + half, 1.0f, mc + half, vc + half, n - half, lr, 0.9f, 0.999f,
                      1e-8f, 0.0f, step);
-        CHECK(vet_gpu_adamw_step(g, 0, half, lr, 0.9f, 0.999f, 1e-8f, 0.01f, step, &err) == 0);
-        CHECK(vet_gpu_adamw_step(g, half, n - half, lr, 0.9f, 0.999f, 1e-8f, 0.0f, step, &err) == 0);
+        CHECK(vet_gpu_adamw_step(g, 0, half, (float)coef_g, lr, 0.9f, 0.999f, 1e-8f, 0.01f, step, &err) == 0);
+        CHECK(vet_gpu_adamw_step(g, half, n - half, (float)coef_g, lr, 0.9f, 0.999f, 1e-8f, 0.0f, step, &err) == 0);
         memset(gc, 0, n * 4);
         CHECK(vet_gpu_zero_grads(g, &err) == 0);
         CHECK(vet_gpu_download_lora(g, &mg, &err) == 0);
@@ -434,6 +434,13 @@ static void collect_note(const char *line, void *nctx) {
     snprintf(note_text + len, sizeof note_text - len, "%s\n", line);
 }
 
+static int twice_f32(void *c, float *x, size_t n, vet_err *err) {
+    (void)c, (void)err;
+    for (size_t i = 0; i < n; i++) x[i] *= 2;
+    return 0;
+}
+static const vet_comm two_ranks = {.name = "twice", .size = 2, .allreduce_f32 = twice_f32};
+
 static void test_train_backends(void) {
     if (!ctx) SKIP(no_gpu);
     vet_model mc, mg;
@@ -473,12 +480,17 @@ static void test_train_backends(void) {
                 CHECK(be[k]->forward_backward(be[k]->ctx, &x[mi].b, vet_rng_hash(step, mi), inv, &s, &err) == 0);
                 loss[k] += s;
             }
+            // The sum over ranks through the host (no NCCL here): a stand-in communicator of
+            // two ranks holding the same gradients doubles them, and the norm, exactly.
+            double alone;
+            CHECK(be[k]->grad_norm(be[k]->ctx, 1.0f, &alone, &err) == 0);
+            CHECK(be[k]->allreduce_grads(be[k]->ctx, &two_ranks, &err) == 0);
             CHECK(be[k]->grad_norm(be[k]->ctx, 1.0f, &norm[k], &err) == 0);
+            CHECK(norm[k] == 2 * alone);
             size_t bad;
             CHECK(be[k]->find_nonfinite_grad(be[k]->ctx, &bad) == 0);
-            CHECK(be[k]->scale_grads(be[k]->ctx, (float)(0.5 * norm[0] / (norm[k] + 1e-6)), &err) == 0);
             vet_adamw hp = {.lr = 1e-2f, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f, .weight_decay = 0.01f,
-                            .step = step};
+                            .step = step, .grad_scale = (float)(0.5 * norm[0] / (norm[k] + 1e-6))};
             CHECK(be[k]->adamw_step(be[k]->ctx, 0, n / 2, &hp, &err) == 0);
             hp.weight_decay = 0;
             CHECK(be[k]->adamw_step(be[k]->ctx, n / 2, n - n / 2, &hp, &err) == 0);
@@ -567,7 +579,7 @@ static void test_refusals(void) {
         CHECK(vet_gpu_forward(g, &x.b, NULL, NULL, 1, 0, &err) < 0);
         CHECK_CONTAINS(err.msg, "does not fit");
         CHECK(vet_gpu_backward(g, 1.0f, VET_TRAIN_FULL, &err) < 0);
-        CHECK(vet_gpu_adamw_step(g, 1, m.n_lora, 1e-3f, 0.9f, 0.999f, 1e-8f, 0, 1, &err) < 0);
+        CHECK(vet_gpu_adamw_step(g, 1, m.n_lora, 1.0f, 1e-3f, 0.9f, 0.999f, 1e-8f, 0, 1, &err) < 0);
         CHECK_CONTAINS(err.msg, "outside");
         float one;
         CHECK(vet_gpu_download_grads(g, &one, 1, &err) < 0);

@@ -388,7 +388,7 @@ static void test_adamw(void) {
     double P[2] = {1.0, -0.5}, M[2] = {0}, Vv[2] = {0};
     for (int step = 1; step <= 2; step++) {
         const float *g = step == 1 ? g1 : g2;
-        adamw_update(p, g, m, v, 2, 0.1f, 0.9f, 0.999f, 1e-8f, 0.01f, step);
+        adamw_update(p, g, 1.0f, m, v, 2, 0.1f, 0.9f, 0.999f, 1e-8f, 0.01f, step);
         for (int i = 0; i < 2; i++) {
             P[i] *= 1 - 0.1 * 0.01;
             M[i] = 0.9 * M[i] + 0.1 * g[i];
@@ -403,6 +403,28 @@ static void test_adamw(void) {
     CHECK_NEAR(p[1], P[1], 1e-6);
     CHECK_NEAR(m[1], M[1], 1e-6);
     CHECK_NEAR(v[1], Vv[1], 1e-8);
+}
+
+// The gradients' factor inside the step (clipping, fp16's unscale) is scale_inplace before it,
+// bit for bit; a factor of 1 leaves them as they are, 0 is a step without gradients.
+static void test_adamw_grad_scale(void) {
+    enum { N = 37 };
+    float g[N], gs[N], p1[N], p2[N], m1[N], m2[N], v1[N], v2[N];
+    for (int i = 0; i < N; i++) {
+        g[i] = sinf(0.7f * i) * (i % 5 ? 1e-3f : 3.0f), gs[i] = g[i];
+        p1[i] = p2[i] = cosf(0.3f * i), m1[i] = m2[i] = 0.01f * i, v1[i] = v2[i] = 1e-4f * (i + 1);
+    }
+    const float s = 0.3127f;
+    scale_inplace(gs, s, N);
+    adamw_update(p1, g, s, m1, v1, N, 1e-2f, 0.9f, 0.999f, 1e-8f, 0.01f, 3);
+    adamw_update(p2, gs, 1.0f, m2, v2, N, 1e-2f, 0.9f, 0.999f, 1e-8f, 0.01f, 3);
+    CHECK(!memcmp(p1, p2, sizeof p1) && !memcmp(m1, m2, sizeof m1) && !memcmp(v1, v2, sizeof v1));
+    CHECK(memcmp(g, gs, sizeof g) != 0);  // the factor was not 1 in effect
+    float z[N] = {0};
+    memcpy(p2, p1, sizeof p1), memcpy(m2, m1, sizeof m1), memcpy(v2, v1, sizeof v1);
+    adamw_update(p1, g, 0.0f, m1, v1, N, 1e-2f, 0.9f, 0.999f, 1e-8f, 0.01f, 4);
+    adamw_update(p2, z, 1.0f, m2, v2, N, 1e-2f, 0.9f, 0.999f, 1e-8f, 0.01f, 4);
+    CHECK(!memcmp(p1, p2, sizeof p1) && !memcmp(m1, m2, sizeof m1) && !memcmp(v1, v2, sizeof v1));
 }
 
 // The AVX2 kernels (ops_simd.c) against the scalar loops, bit for bit: SwiGLU both ways and
@@ -551,6 +573,7 @@ int main(void) {
     RUN(test_dropout);
     RUN(test_dropout_row0);
     RUN(test_adamw);
+    RUN(test_adamw_grad_scale);
     RUN(test_threads_agree);
     RUN(test_simd_exact);
     RUN(test_simd_attention_exact);

@@ -534,11 +534,11 @@ int lmhead_crossentropy_cuda(vet_cuda *ctx, float *loss, float *dx, float *dW, c
 }
 
 // --- AdamW -----------------------------------------------------------------------------------
-int adamw_update_cuda(vet_cuda *ctx, float *p, const float *g, float *m, float *v, size_t n,
-                      float lr, float beta1, float beta2, float eps, float wd, int step,
+int adamw_update_cuda(vet_cuda *ctx, float *p, const float *g, float gscale, float *m, float *v,
+                      size_t n, float lr, float beta1, float beta2, float eps, float wd, int step,
                       vet_err *err) {
     CHECK_CTX(ctx, err);
-    adamw_update(p, g, m, v, n, lr, beta1, beta2, eps, wd, step);
+    adamw_update(p, g, gscale, m, v, n, lr, beta1, beta2, eps, wd, step);
     return 0;
 }
 
