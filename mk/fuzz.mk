@@ -4,6 +4,7 @@
 #                               FUZZ_SECONDS (default 60) on its seeds; fails on any crash, leak,
 #                               timeout or sanitizer report, leaving the input in build/fuzz/crashes
 #   make fuzz FUZZ_ONLY=csv     only the named harnesses (space separated)
+#   make fuzz FUZZ_JOBS=1       one harness at a time (default: as many as cores)
 #   make fuzz FUZZ_SEED=1 FUZZ_RUNS=N   a fixed seed and at most N inputs per harness: the same
 #                               exploration every run (CI), whatever the machine's speed
 #   make fuzz-regress           replay every committed input: tests/fuzz/regress/<harness>/* (each
@@ -17,6 +18,7 @@
 FUZZ_CC      ?= clang
 FUZZ_CXX     ?= clang++
 FUZZ_SECONDS ?= 60
+FUZZ_JOBS    ?= $(shell nproc 2>/dev/null || echo 1)
 FUZZ_ONLY    ?=
 FUZZ_OUT     := build/fuzz
 FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=undefined
@@ -55,20 +57,10 @@ fuzz-seeds: all fuzz-build
 	  tests/fuzz/seeds.sh $(FUZZ_OUT)/seeds $(abspath $(BIN)) $(abspath $(FUZZ_OUT))
 
 # Each harness: FUZZ_SECONDS on its growing corpus (build/fuzz/corpus/<h>, kept between runs)
-# plus the seeds; a summary line per harness; the log in build/fuzz/logs/<h>.log.
+# plus the seeds, FUZZ_JOBS harnesses at a time (default: one per core); a summary line per
+# harness; the log in build/fuzz/logs/<h>.log (tests/fuzz/run.sh).
 fuzz: fuzz-seeds
-	@mkdir -p $(FUZZ_OUT)/logs; fail=0; \
-	for h in $(FUZZ_NAMES); do \
-	  mkdir -p $(FUZZ_OUT)/corpus/$$h $(FUZZ_OUT)/crashes/$$h; \
-	  $(FUZZ_OUT)/fuzz_$$h $(FUZZ_FLAGS) -max_total_time=$(FUZZ_SECONDS) \
-	    -artifact_prefix=$(FUZZ_OUT)/crashes/$$h/ $(FUZZ_OUT)/corpus/$$h $(FUZZ_OUT)/seeds/$$h \
-	    >$(FUZZ_OUT)/logs/$$h.log 2>&1; rc=$$?; \
-	  execs=$$(sed -n 's/^stat::number_of_executed_units: *//p' $(FUZZ_OUT)/logs/$$h.log); \
-	  cov=$$(grep -oE 'cov: [0-9]+ ft: [0-9]+ corp: [0-9]+' $(FUZZ_OUT)/logs/$$h.log | tail -n 1); \
-	  if [ $$rc -eq 0 ]; then echo "fuzz $$h: ok, $${execs:-?} runs (at most $(FUZZ_SECONDS) s), $$cov"; \
-	  else fail=1; echo "fuzz $$h: FAILED (exit $$rc), input in $(FUZZ_OUT)/crashes/$$h/:"; \
-	    grep -E 'ERROR|runtime error|SUMMARY|vet fuzz' $(FUZZ_OUT)/logs/$$h.log | head -n 5 | sed 's/^/    /'; fi; \
-	done; exit $$fail
+	@FUZZ_FLAGS='$(FUZZ_FLAGS)' sh tests/fuzz/run.sh $(FUZZ_OUT) $(FUZZ_SECONDS) $(FUZZ_JOBS) $(FUZZ_NAMES)
 
 # Replays committed inputs one by one (no fuzzing): each must run clean.
 fuzz-regress: fuzz-build
