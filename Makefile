@@ -153,7 +153,7 @@ $(1)/libvet.a: $(patsubst %,$(1)/%.o,$(basename $(LIB_SRC))) $(7)
 endef
 $(eval $(call vet_lib_build,$(BUILD),$(CC),$(CXX),$(CPPFLAGS),$(CFLAGS),$(CXXFLAGS),$(CU_OBJ)))
 
-.PHONY: all deps test helpers bench install clean
+.PHONY: all deps test test-build helpers bench install clean
 all: $(TOOLS)
 	@echo "vet $(VERSION): built $(words $(TOOLS)) programs in $(BIN)/ (backends: $(BACKENDS)$(BACKENDS_MPI)$(BACKENDS_NCCL)$(if $(filter 1,$(SANITIZE)), sanitized))"
 
@@ -193,7 +193,10 @@ deps:
 	  echo "make deps: installed $$missing"; fi
 
 # The whole suite: unit binaries, end-to-end scripts, the reference (PyTorch) suite.
-test: all $(UNIT) $(UNIT_CU) $(HELPERS) tokenizer build/standin/test_gpu_model build/standin/vet-train build/standin/vet-generate build/standin/test_gpu_infer build/standin/test_collective build/standin/op_parity
+# test-build makes what it runs (`make -j test-build` in parallel, then `make test`: the suite's
+# own processes then do not inherit a make jobserver).
+test-build: all $(UNIT) $(UNIT_CU) $(HELPERS) tokenizer build/standin/test_gpu_model build/standin/vet-train build/standin/vet-generate build/standin/test_gpu_infer build/standin/test_collective build/standin/op_parity
+test: test-build
 	@VET_BIN=$(abspath $(BIN)) VET_BUILD=$(abspath $(BUILD)) VET_SANITIZE=$(SANITIZE) tests/run
 
 bench: all helpers tokenizer
