@@ -11,7 +11,13 @@ tmp=$(mktemp -d "${TMPDIR:-/tmp}/vet-pipeline.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
 ok() { echo "ok $1"; }
 fail() { echo "not ok $1"; }
-check() { local name=$1; shift; if "$@"; then ok "$name"; else fail "$name"; fi; }
+# Each check's time as a comment line (tests/run counts only ok / not ok / skip lines): this is
+# the suite's longest test, and the figures say where its minutes go.
+check() {
+    local name=$1 t0=$SECONDS; shift
+    if "$@"; then ok "$name"; else fail "$name"; fi
+    echo "# $name: $((SECONDS - t0)) s"
+}
 pipe() { make --no-print-directory -s -f "$VET_TOP/pipelines/vet.mk" VET_BIN="$VET_BIN" "$@"; }
 json() { /usr/bin/python3 -c "import json,sys; print(json.load(open(sys.argv[1]))$2)" "$1"; }
 
@@ -60,9 +66,22 @@ deps_ok() {
     s=$(stages "${small[@]}")
     [ "$s" = "vet-eval vet-generate vet-pack vet-train " ] || { echo "touching tokens reran: $s" >&2; return 1; }
     # One stage by name runs that stage (and what it needs) only.
+    mkdir -p "$tmp/before" && cp "$tmp"/out/packed/*.msgpack.zst "$tmp/before/" &&
+        cp "$tmp/out/rows/test.msgpack.zst" "$tmp/before/rows-test.msgpack.zst" || return 1
     pipe "${small[@]}" pack >/dev/null 2>&1 || return 1
     s=$(stages "${small[@]}")
     [ "$s" = "vet-eval vet-generate vet-train " ] || { echo "after 'pack': $s" >&2; return 1; }
+    # pack is deterministic: it wrote the same bytes again, so the models trained on them and
+    # what they made stand (the runs are deterministic too). Marked current in the pipeline's
+    # order, instead of four trainings again in the next check.
+    local f g
+    for f in "$tmp"/before/*.msgpack.zst; do
+        case ${f##*/} in rows-*) g=$tmp/out/rows/${f##*/rows-} ;; *) g=$tmp/out/packed/${f##*/} ;; esac
+        cmp -s "$f" "$g" || { echo "pack wrote other bytes for $g the second time" >&2; return 1; }
+    done
+    touch "$tmp"/out/*.done && touch "$tmp/out/predictions.msgpack.zst" && touch "$tmp/out/metrics.json" &&
+        touch "$tmp/out/loss.png" "$tmp/out/f1.png" || return 1
+    pipe "${small[@]}" -q || { echo "not up to date after marking" >&2; return 1; }
 }
 check pipeline_stage_dependencies deps_ok
 
@@ -178,14 +197,17 @@ failure_ok() {
 check pipeline_stops_at_bad_input failure_ok
 
 # 3b. pipelines/seeds.sh: one model per training seed on the same split, and their spread.
+# One model per seed (ENSEMBLE=1: what is checked is the runs and their spread, and the
+# ensemble has its own check above).
 seeds_ok() {
     local o="$tmp/seeds"
-    sh "$VET_TOP/pipelines/seeds.sh" -s "7 8" -t eval "${small[@]}" OUT="$o" TRAIN_ARGS="--epochs 1 --lr 3e-3 -q" \
+    sh "$VET_TOP/pipelines/seeds.sh" -s "7 8" -t eval "${small[@]}" ENSEMBLE=1 OUT="$o" TRAIN_ARGS="--epochs 1 --lr 3e-3 -q" \
         VET_BIN="$VET_BIN" >"$tmp/seeds.out" 2>&1 || { cat "$tmp/seeds.out" >&2; return 1; }
-    # The split is the same for both seeds, the models differ.
+    # The split is the same for both seeds, the models (the refits that coded the test split) differ.
     cmp -s "$o/seed-7/rows/test.msgpack.zst" "$o/seed-8/rows/test.msgpack.zst" || { echo "splits differ" >&2; return 1; }
-    cmp -s "$o/seed-7/model/model.safetensors" "$o/seed-8/model/model.safetensors" && { echo "same model for two seeds" >&2; return 1; }
-    grep -q -- "--seed 8" "$o/seed-8/.args/train" || { echo "TRAIN_SEED not passed to vet-train" >&2; return 1; }
+    [ -s "$o/seed-7/refit/model.safetensors" ] && [ -s "$o/seed-8/refit/model.safetensors" ] || { echo "no refit models" >&2; return 1; }
+    cmp -s "$o/seed-7/refit/model.safetensors" "$o/seed-8/refit/model.safetensors" && { echo "same model for two seeds" >&2; return 1; }
+    grep -q -- "--seed 8$" "$o/seed-8/.args/refit" || { echo "TRAIN_SEED not passed to vet-train" >&2; return 1; }
     # seeds.json: the runs' own accuracies, and their mean.
     /usr/bin/python3 - "$o" <<'PY' || return 1
 import json, sys
@@ -199,7 +221,7 @@ assert abs(s["accuracy"]["sd"] - abs(accs[0] - accs[1]) / 2 ** 0.5) < 1e-12, s["
 PY
     grep -q "^accuracy on the test split over 2 training seeds: mean" "$tmp/seeds.out" || { cat "$tmp/seeds.out" >&2; return 1; }
     # -k split: another grouped split per seed (cross-validation by repeated splits).
-    sh "$VET_TOP/pipelines/seeds.sh" -k split -s "3 4" -t eval "${small[@]}" OUT="$tmp/cv" TRAIN_ARGS="--epochs 1 --lr 3e-3 -q" \
+    sh "$VET_TOP/pipelines/seeds.sh" -k split -s "3 4" -t eval "${small[@]}" ENSEMBLE=1 OUT="$tmp/cv" TRAIN_ARGS="--epochs 1 --lr 3e-3 -q" \
         VET_BIN="$VET_BIN" >"$tmp/cv.out" 2>&1 || { cat "$tmp/cv.out" >&2; return 1; }
     cmp -s "$tmp/cv/seed-3/rows/test.msgpack.zst" "$tmp/cv/seed-4/rows/test.msgpack.zst" && { echo "-k split kept the split" >&2; return 1; }
     grep -q -- "--seed 4" "$tmp/cv/seed-4/.args/pack" || { echo "SEED not passed to vet-pack" >&2; return 1; }
