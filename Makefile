@@ -68,7 +68,10 @@ ifeq ($(CUDA),1)
   CPPFLAGS  += -DVET_CUDA=1
   # cuBLAS is not linked: kernels/cublas.cu loads it on first use (-ldl), found through this rpath.
   LDLIBS    += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcudart -ldl
-  CU_OBJ    := $(CU_SRC:%.cu=$(BUILD)/%.o)
+  # nvcc's flags do not change with SANITIZE or the bundle's -march: one compile of each kernel
+  # (build/cuda) serves the release and sanitizer builds and the GPU bundle (mk/gpubundle.mk).
+  CU_BUILD  := build/cuda
+  CU_OBJ    := $(CU_SRC:%.cu=$(CU_BUILD)/%.o)
   BACKENDS  := cpu cuda
 else
   CU_OBJ    :=
@@ -157,7 +160,7 @@ $(eval $(call vet_lib_build,$(BUILD),$(CC),$(CXX),$(CPPFLAGS),$(CFLAGS),$(CXXFLA
 all: $(TOOLS)
 	@echo "vet $(VERSION): built $(words $(TOOLS)) programs in $(BIN)/ (backends: $(BACKENDS)$(BACKENDS_MPI)$(BACKENDS_NCCL)$(if $(filter 1,$(SANITIZE)), sanitized))"
 
-$(BUILD)/kernels/%.o: kernels/%.cu
+$(CU_BUILD)/kernels/%.o: kernels/%.cu
 	@mkdir -p $(@D)
 	$(NVCC) $(NVCCFLAGS) $(DEPFLAGS) -DVET_CUDA=1 -c $< -o $@
 $(BIN)/%: tools/%.c $(LIBVET)

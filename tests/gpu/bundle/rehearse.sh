@@ -14,22 +14,15 @@
 # programs load is the bundle's, glibc's or CUDA's. Needs root (debootstrap, mount, chroot).
 # Env: VET_REHEARSAL_ROOT, VET_VENV (.venv), CUDA_HOME (/usr/local/cuda), DEBIAN_MIRROR,
 # VET_REHEARSAL_OUT (build/gpu-rehearsal: the run's three files are copied there).
+# `rehearse.sh --root` only makes the root (CI starts it early: it is mostly download time).
 set -eu
-[ $# -eq 1 ] || { echo "usage: rehearse.sh BUNDLE" >&2; exit 2; }
-bundle=$(cd "$1" && pwd)
-top=$(pwd)
+[ $# -eq 1 ] || { echo "usage: rehearse.sh BUNDLE | rehearse.sh --root" >&2; exit 2; }
 root=${VET_REHEARSAL_ROOT:-/var/tmp/vet-rehearsal-root}
-venv=$(cd "${VET_VENV:-$top/.venv}" 2>/dev/null && pwd) || venv=
-cuda=${CUDA_HOME:-/usr/local/cuda}
-keep=${VET_REHEARSAL_OUT:-$top/build/gpu-rehearsal}
 say() { echo "gpu-rehearsal: $*"; }
 fail() { say "$*" >&2; exit 1; }
 
-[ "$(id -u)" = 0 ] || fail "needs root (debootstrap, mount, chroot)"
-[ -n "$venv" ] && [ -x "$venv/bin/python" ] || fail "needs the reference venv (tests/reference/setup)"
-[ -d "$cuda/lib64" ] || fail "no CUDA libraries at $cuda/lib64 (CUDA_HOME)"
-
-if [ ! -f "$root/.vet-root-ready" ]; then
+make_root() {
+    [ ! -f "$root/.vet-root-ready" ] || return 0
     command -v debootstrap >/dev/null || fail "needs debootstrap (make deps installs it)"
     mirror=${DEBIAN_MIRROR:-$(awk '/^URIs:/ { print $2; exit }' /etc/apt/sources.list.d/debian.sources 2>/dev/null)}
     mirror=${mirror:-http://deb.debian.org/debian}
@@ -38,7 +31,24 @@ if [ ! -f "$root/.vet-root-ready" ]; then
     debootstrap --variant=minbase --include=python3 bookworm "$root" "$mirror" >"$root.log" 2>&1 ||
         { tail -n 20 "$root.log" >&2; fail "debootstrap failed (log: $root.log)"; }
     touch "$root/.vet-root-ready"
+}
+if [ "$1" = --root ]; then
+    [ "$(id -u)" = 0 ] || fail "needs root (debootstrap)"
+    make_root
+    exit 0
 fi
+
+bundle=$(cd "$1" && pwd)
+top=$(pwd)
+venv=$(cd "${VET_VENV:-$top/.venv}" 2>/dev/null && pwd) || venv=
+cuda=${CUDA_HOME:-/usr/local/cuda}
+keep=${VET_REHEARSAL_OUT:-$top/build/gpu-rehearsal}
+
+[ "$(id -u)" = 0 ] || fail "needs root (debootstrap, mount, chroot)"
+[ -n "$venv" ] && [ -x "$venv/bin/python" ] || fail "needs the reference venv (tests/reference/setup)"
+[ -d "$cuda/lib64" ] || fail "no CUDA libraries at $cuda/lib64 (CUDA_HOME)"
+
+make_root
 
 # The root lacks what the bundle must carry: no -dev package, none of vet's own libraries.
 dev=$(chroot "$root" dpkg-query -W -f '${Package}\n' | grep -- '-dev$' || true)
