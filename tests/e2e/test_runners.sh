@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# test_runners.sh — the two runners CI's verdict rests on, on planted programs: tests/run (the
+# suite, VET_TEST_JOBS at a time) must count every ok / not ok / skip line, count a crash, an exit
+# status without a failure line and a program that reports nothing as failures, name them, and
+# exit non-zero, whatever the number of jobs; tests/fuzz/run.sh (make fuzz) must report each
+# harness in order and fail on a failing or missing one.
+set -u
+: "${VET_TOP:?}"
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/vet-runners.XXXXXX")
+trap 'rm -rf "$tmp"' EXIT
+ok() { echo "ok $1"; }
+fail() { echo "not ok $1"; }
+check() { local name=$1; shift; if "$@"; then ok "$name"; else fail "$name"; fi; }
+
+# Planted unit programs: tests/run looks for $VET_BUILD/tests/test_*; the filter "plantedrun"
+# matches no real test file.
+mkdir -p "$tmp/build/tests"
+plant() { printf '#!/bin/sh\n%s\n' "$2" >"$tmp/build/tests/test_plantedrun_$1"; chmod +x "$tmp/build/tests/test_plantedrun_$1"; }
+plant pass 'echo "ok a"; echo "ok b"'
+plant fail 'echo "ok a"; echo "not ok b"; echo "why b failed" >&2'
+plant status 'echo "ok a"; exit 3'
+plant crash 'echo "ok a"; kill -SEGV $$'
+plant silent 'exit 0'
+plant skip 'sleep 1; echo "skip c: no such thing here"'
+
+run_suite() {  # run_suite JOBS: the planted suite; its output in $tmp/suite-JOBS
+    VET_BUILD="$tmp/build" VET_TEST_JOBS=$1 "$VET_TOP/tests/run" plantedrun >"$tmp/suite-$1" 2>&1
+}
+suite_ok() {
+    local j=$1 out="$tmp/suite-$1"
+    run_suite "$j" && { echo "exit 0 with failures (jobs $j)" >&2; return 1; }
+    # ok: pass 2 + fail 1 + status 1 + crash 1 = 5; failed: fail, status, crash, silent = 4; skipped 1
+    grep -qx "vet: 5 passed, 4 failed, 1 skipped" "$out" || { cat "$out" >&2; return 1; }
+    local t
+    for t in fail status crash silent; do
+        grep -q "^failed: .*unit/test_plantedrun_$t" "$out" || { echo "jobs $j: $t not named" >&2; return 1; }
+    done
+    grep -q "^failed: .*test_plantedrun_pass" "$out" && { echo "jobs $j: pass named as failed" >&2; return 1; }
+    grep -q "not ok unit/test_plantedrun_status (exit status 3)" "$out" &&
+        grep -q "not ok unit/test_plantedrun_crash (exit status 139)" "$out" &&
+        grep -q "not ok unit/test_plantedrun_silent (ran no test case)" "$out" &&
+        grep -q "| why b failed" "$out" && grep -q "skip c: no such thing here" "$out" ||
+        { cat "$out" >&2; return 1; }
+    # one report line per program
+    [ "$(grep -c '^unit/test_plantedrun_' "$out")" = 6 ] || { cat "$out" >&2; return 1; }
+}
+check runner_counts_one_job suite_ok 1
+check runner_counts_three_jobs suite_ok 3
+
+passing_ok() {
+    VET_BUILD="$tmp/build" VET_TEST_JOBS=2 "$VET_TOP/tests/run" plantedrun_pass plantedrun_skip >"$tmp/pass" 2>&1 &&
+        grep -qx "vet: 2 passed, 0 failed, 1 skipped" "$tmp/pass"
+}
+check runner_passing_exits_0 passing_ok
+
+bad_jobs_ok() {
+    VET_BUILD="$tmp/build" VET_TEST_JOBS=two "$VET_TOP/tests/run" plantedrun >"$tmp/bad" 2>&1
+    [ $? -eq 2 ] && grep -q "VET_TEST_JOBS=two" "$tmp/bad"
+}
+check runner_refuses_bad_jobs bad_jobs_ok
+
+# tests/fuzz/run.sh: harnesses OUT/fuzz_<h>, their seeds in OUT/seeds/<h>.
+mkdir -p "$tmp/fuzz/seeds/good" "$tmp/fuzz/seeds/bad"
+printf '#!/bin/sh\necho "#9 cov: 7 ft: 8 corp: 9"\necho "stat::number_of_executed_units: 42"\n' >"$tmp/fuzz/fuzz_good"
+printf '#!/bin/sh\necho "==1==ERROR: AddressSanitizer: planted"\nexit 77\n' >"$tmp/fuzz/fuzz_bad"
+chmod +x "$tmp/fuzz/fuzz_good" "$tmp/fuzz/fuzz_bad"
+fuzz_ok() {
+    sh "$VET_TOP/tests/fuzz/run.sh" "$tmp/fuzz" 5 2 good bad gone >"$tmp/fuzz.out" 2>&1 &&
+        { echo "exit 0 with failing harnesses" >&2; return 1; }
+    [ "$(sed -n 1p "$tmp/fuzz.out")" = "fuzz good: ok, 42 runs (at most 5 s), cov: 7 ft: 8 corp: 9" ] &&
+        grep -q "^fuzz bad: FAILED (exit 77)" "$tmp/fuzz.out" && grep -q "ERROR: AddressSanitizer: planted" "$tmp/fuzz.out" &&
+        grep -q "^fuzz gone: FAILED" "$tmp/fuzz.out" || { cat "$tmp/fuzz.out" >&2; return 1; }
+    sh "$VET_TOP/tests/fuzz/run.sh" "$tmp/fuzz" 5 1 good >"$tmp/fuzz1.out" 2>&1 || { cat "$tmp/fuzz1.out" >&2; return 1; }
+    sh "$VET_TOP/tests/fuzz/run.sh" "$tmp/fuzz" 5 0 good >/dev/null 2>&1
+    [ $? -eq 2 ]
+}
+check fuzz_runner_verdicts fuzz_ok
