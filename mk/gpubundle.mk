@@ -27,13 +27,13 @@ BUNDLE_CXXF := -std=c++17 -O3 -march=$(BUNDLE_ARCH) -Wall -Wextra
 BUNDLE_LDF  := -fopenmp -Wl,--as-needed -Wl,--disable-new-dtags -Wl,-rpath,'$$ORIGIN/../lib' \
                -Wl,-rpath,$(CUDA_HOME)/lib64
 BUNDLE_CUDA_LIBS := $(LDLIBS_NOCUDA) -L$(CUDA_HOME)/lib64 -lcudart -ldl  # cuBLAS: dlopen (kernels/cublas.cu)
-BUNDLE_CU_OBJ := $(CU_OBJ)  # the kernels as the release build compiles them (Makefile: build/cuda)
 BUNDLE_LIB_OBJ = $(patsubst %,$(BUNDLE_BUILD)/%.o,$(basename $(LIB_SRC)))
 BUNDLE_STANDIN_OBJ := $(BUNDLE_BUILD)/tests/gpu/standin/ops_cuda_cpu.o
 
-# One compile of lib/ (with VET_CUDA=1) makes two archives: libvet.a with the CUDA kernels, and
-# libvet-standin.a with the CPU stand-in in their place (the rehearsal's test programs).
-$(eval $(call vet_lib_build,$(BUNDLE_BUILD),$(CC),$(CXX),$(BUNDLE_CPPF),$(BUNDLE_CF),$(BUNDLE_CXXF),$(BUNDLE_CU_OBJ)))
+# One compile of lib/ (with VET_CUDA=1) makes two archives: libvet.a with the CUDA kernels (the
+# release build's objects, Makefile: build/cuda), and libvet-standin.a with the CPU stand-in in
+# their place (the rehearsal's test programs).
+$(eval $(call vet_lib_build,$(BUNDLE_BUILD),$(CC),$(CXX),$(BUNDLE_CPPF),$(BUNDLE_CF),$(BUNDLE_CXXF),$(CU_OBJ)))
 $(BUNDLE_BUILD)/libvet-standin.a: $(BUNDLE_LIB_OBJ) $(BUNDLE_STANDIN_OBJ)
 	@rm -f $@
 	ar rcs $@ $^

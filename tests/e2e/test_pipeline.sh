@@ -239,8 +239,8 @@ check pipeline_seeds_spread seeds_ok
 # Philox masks, 0.831 with the xoshiro masks before; 0.825 on 2026-12-04 on an AMD EPYC with
 # AVX-512, where that day's optimizer change was checked to leave a trained model's bytes as they
 # were: OpenBLAS picks its kernels by CPU, their sums round differently, and 15 epochs later one
-# model lands a few notes apart, as seeds do; the three-refit figure is in docs/results.md). The sanitized build (several times slower) trains
-# 3 epochs instead of 15, without the floor: what it checks is memory and undefined behaviour
+# model lands a few notes apart, as seeds do; the three-refit figure is in docs/results.md).
+# The sanitized build (several times slower) trains 3 epochs instead of 15, without the floor: what it checks is memory and undefined behaviour
 # on real data, every stage and code path of the default run.
 if [ -n "${VET_SHARED:-}" ] && [ -f "$VET_SHARED/data/dlo/dlo_notes.csv" ]; then
     dlo_ok() {
