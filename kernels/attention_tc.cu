@@ -30,6 +30,7 @@
 #include <limits.h>
 #include <mma.h>
 
+#include "attention_mma.cuh"
 #include "common.cuh"
 
 using namespace nvcuda;
@@ -458,6 +459,11 @@ attention_tc_dkdv_kernel(float *dk, float *dv, const float *dout, const float *q
 }
 
 // --- host side -----------------------------------------------------------------------------------
+// Heads up to VET_ATTN_MMA_MAX_HD wide run attention_mma.cu's register kernels (same numbers);
+// the WMMA kernels above take wider heads, and every width when a test asks for them.
+static int force_wmma = 0;
+extern "C" void attention_tc_force_wmma(int on) { force_wmma = on != 0; }
+
 extern "C" int attention_forward_bf16_cuda(vet_cuda *ctx, float *out, float *lse, const float *q,
                                            const float *k, const float *v, const int32_t *seg, int B,
                                            int T, int H, int KVH, int hd, void *scratch, vet_err *err) {
@@ -465,6 +471,10 @@ extern "C" int attention_forward_bf16_cuda(vet_cuda *ctx, float *out, float *lse
     int ready = attention_prepare(ctx, seg, NULL, NULL, B, T, H, KVH, hd, scratch, &s, err);
     if (ready != 0) return ready < 0 ? -1 : 0;
     const int32_t *start = s.start;
+    if (!force_wmma) {
+        int done = attention_mma_forward(ctx, out, lse, q, k, v, start, B, T, H, KVH, hd, err);
+        if (done <= 0) return done;
+    }
     const tc_dims D = tc_dims_of(hd);
     fwd_smem none;
     size_t smem = fwd_layout(D, nullptr, &none);
@@ -485,6 +495,11 @@ extern "C" int attention_backward_bf16_cuda(vet_cuda *ctx, float *dq, float *dk,
     if (ready != 0) return ready < 0 ? -1 : 0;
     const int32_t *start = s.start, *end = s.end;
     const float *Dl = s.D, scale = 1.0f / sqrtf((float)hd);
+    if (!force_wmma) {
+        int done = attention_mma_backward(ctx, dq, dk, dv, dout, q, k, v, lse, Dl, start, end, B, T, H, KVH, hd,
+                                          accumulate, err);
+        if (done <= 0) return done;
+    }
     const tc_dims D = tc_dims_of(hd);
 
     dq_smem none_dq;

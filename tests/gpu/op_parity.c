@@ -96,6 +96,15 @@ static double max_rel(const float *gpu, const float *cpu, size_t n) {
 }
 
 // Downloads the device tensor and compares it with the CPU's; records the line.
+// a + b in one of four rotating buffers: a row's name, copied before the fourth next call.
+static const char *cat(const char *a, const char *b) {
+    static char buf[4][96];
+    static int at;
+    at = (at + 1) % 4;
+    snprintf(buf[at], sizeof buf[at], "%s%s", a, b);
+    return buf[at];
+}
+
 static row_t *compare(const char *name, const char *shape, const float *d, const float *cpu,
                       size_t n, double tol) {
     float *g = malloc(n * sizeof(float));
@@ -659,10 +668,16 @@ static void run_config(const config *c) {
         vet_cuda_mem_free(d_dv);
     }
 
-    // --- the same attention on tensor cores (attention_tc.cu): against the CPU replay of its
+    // --- the same attention on tensor cores (attention_mma.cu for heads up to 128 wide, then
+    // attention_tc.cu's WMMA kernels, forced, under names ending _wmma): against the CPU replay of its
     // arithmetic (ops_attention_bf16.c: only fp32 summation order and expf's last bit differ,
-    // which can flip a probability's bf16 rounding) and against the exact fp32 op (bf16's error) ---
-    {
+    // which can flip a probability's bf16 rounding) and against the exact fp32 op (bf16's error).
+    // The WMMA pass runs at the small size only: its CPU references would double the mid size's
+    // time, and WMMA serves only heads wider than any the mid size has. ---
+    for (int wm = 0; wm < (C >= 1024 ? 1 : 2); wm++) {
+        attention_tc_force_wmma(wm);
+        const char *fw = wm ? "attention_forward_bf16_wmma" : "attention_forward_bf16";
+        const char *bw = wm ? "attention_backward_bf16_wmma" : "attention_backward_bf16";
         size_t nq = (size_t)N * Q, nk = (size_t)N * KV, nl = (size_t)N * H;
         float *q = rnd(nq, 1), *k = rnd(nk, 1), *v = rnd(nk, 1);
         float *out = malloc(nq * 4), *lse = malloc(nl * 4), *out32 = malloc(nq * 4), *lse32 = malloc(nl * 4);
@@ -673,20 +688,20 @@ static void run_config(const config *c) {
         attention_forward(out32, lse32, q, k, v, seg, B, T, H, KVH, hd);
         TRY(attention_forward_bf16_cuda(ctx, d_out, d_lse, d_q, d_k, d_v, d_seg, B, T, H, KVH, hd, scratch, &err));
         snprintf(sh, sizeof sh, "B=%d T=%d H=%d KVH=%d hd=%d", B, T, H, KVH, hd);
-        r = compare("attention_forward_bf16 out", sh, d_out, out, nq, 4e-3);
-        compare("attention_forward_bf16 lse", sh, d_lse, lse, nl, 1e-4);
+        r = compare(cat(fw, " out"), sh, d_out, out, nq, 4e-3);
+        compare(cat(fw, " lse"), sh, d_lse, lse, nl, 1e-4);
         TIME(attention_forward_bf16_cuda(ctx, d_out, d_lse, d_q, d_k, d_v, d_seg, B, T, H, KVH, hd, scratch, &err),
              r->ms);
         TRY(attention_forward_bf16_cuda(ctx, d_out, d_lse, d_q, d_k, d_v, d_seg, B, T, H, KVH, hd, scratch, &err));
-        compare("attention_forward_bf16 out vs fp32", sh, d_out, out32, nq, 2e-2);
+        compare(cat(fw, " out vs fp32"), sh, d_out, out32, nq, 2e-2);
         float *dout = rnd(nq, 1), *dq = rnd(nq, 1), *dk = rnd(nk, 1), *dv = rnd(nk, 1);
         float *d_dout = devf(dout, nq), *d_dq = devf(dq, nq), *d_dk = devf(dk, nk), *d_dv = devf(dv, nk);
         attention_backward_bf16(dq, dk, dv, dout, q, k, v, out, lse, seg, B, T, H, KVH, hd);
         TRY(attention_backward_bf16_cuda(ctx, d_dq, d_dk, d_dv, d_dout, d_q, d_k, d_v, d_out, d_lse, d_seg,
                                          B, T, H, KVH, hd, 1, scratch, &err));
-        r = compare("attention_backward_bf16 dq", sh, d_dq, dq, nq, 4e-3);
-        compare("attention_backward_bf16 dk", sh, d_dk, dk, nk, 4e-3);
-        compare("attention_backward_bf16 dv", sh, d_dv, dv, nk, 4e-3);
+        r = compare(cat(bw, " dq"), sh, d_dq, dq, nq, 4e-3);
+        compare(cat(bw, " dk"), sh, d_dk, dk, nk, 4e-3);
+        compare(cat(bw, " dv"), sh, d_dv, dv, nk, 4e-3);
         TIME(attention_backward_bf16_cuda(ctx, d_dq, d_dk, d_dv, d_dout, d_q, d_k, d_v, d_out, d_lse, d_seg,
                                           B, T, H, KVH, hd, 1, scratch, &err), r->ms);
         // Deterministic: a second run from the same gradients gives the same bits.
@@ -703,8 +718,8 @@ static void run_config(const config *c) {
         TRY(vet_cuda_download(ctx, g2, d_dq, nq * 4, &err));
         int same = !memcmp(g1, g2, nq * 4);
         if (!same) failures++;
-        printf("%s attention_backward_bf16 run twice: same bits\n", same ? "ok" : "not ok");
-        attention_written("attention_backward_bf16", sh, attention_backward_bf16_cuda, attention_backward_bf16, dout,
+        printf("%s %s run twice: same bits\n", same ? "ok" : "not ok", bw);
+        attention_written(bw, sh, attention_backward_bf16_cuda, attention_backward_bf16, dout,
                           q, k, v, out, lse, seg, d_dout, d_q, d_k, d_v, d_out, d_lse, d_seg, scratch, B, T, H, KVH,
                           hd, 4e-3);
         free(g1), free(g2);
@@ -714,6 +729,7 @@ static void run_config(const config *c) {
         vet_cuda_mem_free(d_out), vet_cuda_mem_free(d_lse), vet_cuda_mem_free(scratch);
         vet_cuda_mem_free(d_dout), vet_cuda_mem_free(d_dq), vet_cuda_mem_free(d_dk);
         vet_cuda_mem_free(d_dv);
+        attention_tc_force_wmma(0);
     }
 
     // --- a decode step: new k/v rows into the slots' caches, attention against the caches ---

@@ -1,0 +1,549 @@
+// attention_mma.cu — attention_tc.cu's algorithm (FlashAttention-2 over packed rows with GQA,
+// bf16 operands, fp32 accumulation) with the products in registers: PTX mma.sync m16n8k16.
+//
+// Why a second version: attention_tc.cu's WMMA kernels keep their accumulators in shared memory
+// (WMMA does not say which row a fragment element holds, so a row-wise rescale must go through
+// memory) and reload them every tile. On the first H200 run (2026-12-04) that made attention half
+// of a 7B LoRA step at ~10 TFLOP/s. m16n8k16's register layout is documented (PTX ISA, "Matrix
+// Fragments for mma.m16n8k16"), so here the scores, the probabilities and the O / dQ / dK / dV
+// accumulators stay in registers, and a probability tile goes from an accumulator straight into
+// the next product's A operand.
+//
+// The numbers are attention_tc.cu's: the same tiles (64 queries a block, 64 keys a tile from the
+// block's first visible key; 64 keys and 32-query tiles in dk/dv), the same running max, the
+// same bf16 rounding of q, k, v, dout, p and dS, the same fp32 formulas (__fmul_rn, __fsub_rn);
+// only fp32 summation order differs. lib/model/ops_attention_bf16.c replays them on the CPU.
+//
+// Fragments (lane = 4 g + t): A (16x16): a0 = (g, 2t..2t+1), a1 = (g+8, 2t..), a2 = (g, 2t+8..),
+// a3 = (g+8, 2t+8..); B (16x8, k x n): b0 = (k 2t..2t+1, n g), b1 = (k 2t+8.., n g); C (16x8):
+// c0, c1 = (g, 2t, 2t+1), c2, c3 = (g+8, 2t, 2t+1). Each register holds two bf16, the lower
+// column (or k) in the low half. A thread therefore owns rows g and g+8 of its warp's 16.
+//
+// B operands are read from shared tiles stored [n][k]: K (and V for dP) row-major serve S = Q K^T
+// directly; products over keys or queries (P V, dS K, P^T dO, dS^T Q) need V, K, dO, Q stored
+// transposed ([d][row]), written so by the loader. Row strides are padded by 8 elements so the
+// eight rows g of a fragment fall in distinct banks.
+#include <limits.h>
+
+#include "attention_mma.cuh"
+
+#define TT VET_ATTN_TC_TILE  // queries a block and keys a tile (forward, dq); keys a block (dk/dv)
+#define KQT 32               // queries a tile in dk/dv (as attention_tc.cu)
+#define NW 4                 // warps a block, 16 rows each
+#define FULL 0xffffffffu
+static_assert(TT == NW * 16, "a block's warps cover its rows");
+
+typedef __nv_bfloat16 bf16;
+
+// d (16x8 fp32) += a (16x16 bf16, row) . b (16x8 bf16, col)
+__device__ __forceinline__ void mma_bf16(float d[4], const unsigned a[4], const unsigned b[2]) {
+    asm("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
+        "{%0, %1, %2, %3};\n"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+}
+
+__device__ __forceinline__ unsigned ld_pair(const bf16 *p) { return *(const unsigned *)p; }
+
+__device__ __forceinline__ unsigned pack_bf16(float lo, float hi) {
+    __nv_bfloat162 h = __floats2bfloat162_rn(lo, hi);  // .x (lo) in the low half
+    return *(unsigned *)&h;
+}
+
+// A fragment of X (row-major, ld): rows 0..15, columns 0..15 from X.
+__device__ __forceinline__ void frag_a(unsigned a[4], const bf16 *X, int ld, int g, int t) {
+    const bf16 *p = X + g * ld + 2 * t;
+    a[0] = ld_pair(p);
+    a[1] = ld_pair(p + 8 * ld);
+    a[2] = ld_pair(p + 8);
+    a[3] = ld_pair(p + 8 * ld + 8);
+}
+
+// B fragment with B[k][n] = Y[n][k], Y row-major (ld): n 0..7, k 0..15 from Y.
+__device__ __forceinline__ void frag_b(unsigned b[2], const bf16 *Y, int ld, int g, int t) {
+    const bf16 *p = Y + g * ld + 2 * t;
+    b[0] = ld_pair(p);
+    b[1] = ld_pair(p + 8);
+}
+
+// An A fragment of 16 columns (two C tiles side by side, s[0] left, s[1] right) rounded to bf16.
+__device__ __forceinline__ void c_to_a(unsigned a[4], const float *s0, const float *s1) {
+    a[0] = pack_bf16(s0[0], s0[1]);
+    a[1] = pack_bf16(s0[2], s0[3]);
+    a[2] = pack_bf16(s1[0], s1[1]);
+    a[3] = pack_bf16(s1[2], s1[3]);
+}
+
+// Rows r0..r0+n-1 of head `head` of x (B,T,nh,hd) as bf16 into rm (row-major, n x ldr) and/or
+// tr (transposed, HDP x ldt: tr[d ldt + r]); rows past T and columns past hd are 0.
+template <int HDP>
+__device__ inline void load_rows(bf16 *rm, int ldr, bf16 *tr, int ldt, const float *x, int b, int T, int nh,
+                                 int head, int r0, int n, int hd) {
+    for (int idx = threadIdx.x; idx < n * HDP; idx += blockDim.x) {
+        int r = idx / HDP, d = idx - r * HDP, i = r0 + r;
+        float val = i < T && d < hd ? x[(((size_t)b * T + i) * nh + head) * hd + d] : 0.0f;
+        bf16 h = __float2bfloat16_rn(val);
+        if (rm) rm[r * ldr + d] = h;
+        if (tr) tr[d * ldt + r] = h;
+    }
+}
+
+__device__ inline int warp_min_int(int x) {
+    for (int o = 16; o > 0; o >>= 1) x = min(x, __shfl_xor_sync(FULL, x, o));
+    return x;
+}
+__device__ inline int warp_max_int(int x) {
+    for (int o = 16; o > 0; o >>= 1) x = max(x, __shfl_xor_sync(FULL, x, o));
+    return x;
+}
+// Over the four lanes of a quad (the lanes holding one row's columns).
+__device__ __forceinline__ float quad_max(float x) {
+    x = fmaxf(x, __shfl_xor_sync(FULL, x, 1));
+    return fmaxf(x, __shfl_xor_sync(FULL, x, 2));
+}
+__device__ __forceinline__ float quad_sum(float x) {
+    x = __fadd_rn(x, __shfl_xor_sync(FULL, x, 1));
+    return __fadd_rn(x, __shfl_xor_sync(FULL, x, 2));
+}
+
+// The smallest start and the largest i+1 over the valid queries i0..i0+n-1 (thread 0).
+__device__ inline void block_query_range(const int32_t *st, int i0, int n, int T, int *lo, int *hi) {
+    int a = T, z = 0;
+    for (int r = 0; r < n && i0 + r < T; r++) {
+        if (st[i0 + r] < 0) continue;
+        a = min(a, (int)st[i0 + r]);
+        z = i0 + r + 1;
+    }
+    *lo = z ? a : 0;
+    *hi = z;
+}
+
+template <int KC> struct mma_dims {
+    static constexpr int HDP = KC * 16;  // head_dim padded with zeros to 16 KC
+    static constexpr int LDH = HDP + 8;  // row-major tiles of HDP columns
+    static constexpr int LDK = TT + 8;   // transposed tiles of TT rows
+    static constexpr int LDQ = KQT + 8;  // transposed tiles of KQT rows
+};
+
+// --- forward ---------------------------------------------------------------------------------
+// grid (ceil(T/TT), H, B). shared: Qs, Ks (TT, LDH) bf16, Vt (HDP, LDK) bf16. Registers per
+// thread: Q fragments (KC x 4), O (2 KC tiles x 4), scores (TT/8 tiles x 4).
+template <int KC> __host__ __device__ constexpr size_t fwd_smem_bytes() {
+    return (2 * (size_t)TT * mma_dims<KC>::LDH + (size_t)mma_dims<KC>::HDP * mma_dims<KC>::LDK) * sizeof(bf16) +
+           2 * sizeof(int);
+}
+
+template <int KC>
+__global__ void __launch_bounds__(NW * 32)
+attention_mma_forward_kernel(float *out, float *lse, const float *q, const float *k, const float *v,
+                             const int32_t *start, int T, int H, int KVH, int hd, float scale) {
+    typedef mma_dims<KC> M;
+    extern __shared__ __align__(16) unsigned char smem[];
+    bf16 *Qs = (bf16 *)smem, *Ks = Qs + TT * M::LDH, *Vt = Ks + TT * M::LDH;
+    int *range = (int *)(Vt + M::HDP * M::LDK);
+    const int b = blockIdx.z, h = blockIdx.y, grp = h / (H / KVH), i0 = blockIdx.x * TT;
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, t = lane & 3;
+    const int32_t *st = start + (size_t)b * T;
+
+    load_rows<M::HDP>(Qs, M::LDH, nullptr, 0, q, b, T, H, h, i0, TT, hd);
+    if (threadIdx.x == 0) block_query_range(st, i0, TT, T, &range[0], &range[1]);
+    __syncthreads();
+    const int klo = range[0], khi = range[1];
+
+    int qi[2], qs[2], lo = INT_MAX, hi = 0;  // this thread's rows g and g+8: index, sample start
+    for (int rr = 0; rr < 2; rr++) {
+        qi[rr] = i0 + warp * 16 + g + 8 * rr;
+        qs[rr] = qi[rr] < T ? st[qi[rr]] : -1;
+        if (qs[rr] >= 0) lo = min(lo, qs[rr]), hi = max(hi, qi[rr] + 1);
+    }
+    const int wlo = warp_min_int(lo), whi = warp_max_int(hi);  // the keys any row of the warp sees
+
+    unsigned qa[KC][4];
+#pragma unroll
+    for (int kc = 0; kc < KC; kc++) frag_a(qa[kc], Qs + warp * 16 * M::LDH + kc * 16, M::LDH, g, t);
+    float o[2 * KC][4];
+#pragma unroll
+    for (int dn = 0; dn < 2 * KC; dn++) o[dn][0] = o[dn][1] = o[dn][2] = o[dn][3] = 0.0f;
+    float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};
+
+    for (int kt = klo; kt < khi; kt += TT) {
+        __syncthreads();  // the previous tile is no longer read
+        load_rows<M::HDP>(Ks, M::LDH, nullptr, 0, k, b, T, KVH, grp, kt, TT, hd);
+        load_rows<M::HDP>(nullptr, 0, Vt, M::LDK, v, b, T, KVH, grp, kt, TT, hd);
+        __syncthreads();
+        if (whi <= kt || wlo >= kt + TT) continue;  // warp-uniform: no row of the warp sees the tile
+
+        float s[TT / 8][4];  // S = Q K^T, then the scaled and masked scores, then p
+#pragma unroll
+        for (int nt = 0; nt < TT / 8; nt++) {
+            s[nt][0] = s[nt][1] = s[nt][2] = s[nt][3] = 0.0f;
+#pragma unroll
+            for (int kc = 0; kc < KC; kc++) {
+                unsigned bk[2];
+                frag_b(bk, Ks + nt * 8 * M::LDH + kc * 16, M::LDH, g, t);
+                mma_bf16(s[nt], qa[kc], bk);
+            }
+        }
+        float mt[2] = {-INFINITY, -INFINITY};
+#pragma unroll
+        for (int nt = 0; nt < TT / 8; nt++)
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                const int rr = e >> 1, j = kt + nt * 8 + 2 * t + (e & 1);
+                const bool seen = qs[rr] >= 0 && j >= qs[rr] && j <= qi[rr];
+                s[nt][e] = seen ? __fmul_rn(s[nt][e], scale) : -INFINITY;
+                mt[rr] = fmaxf(mt[rr], s[nt][e]);
+            }
+        float mn[2], corr[2], ps[2] = {0.0f, 0.0f};
+#pragma unroll
+        for (int rr = 0; rr < 2; rr++) {
+            mn[rr] = fmaxf(m[rr], quad_max(mt[rr]));
+            corr[rr] = m[rr] == -INFINITY ? 0.0f : expf(m[rr] - mn[rr]);  // m finite: mn too
+        }
+#pragma unroll
+        for (int nt = 0; nt < TT / 8; nt++)
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                const int rr = e >> 1;
+                const float p = s[nt][e] == -INFINITY ? 0.0f : expf(s[nt][e] - mn[rr]);
+                ps[rr] = __fadd_rn(ps[rr], p);
+                s[nt][e] = p;
+            }
+#pragma unroll
+        for (int rr = 0; rr < 2; rr++) {
+            l[rr] = __fadd_rn(__fmul_rn(l[rr], corr[rr]), quad_sum(ps[rr]));
+            m[rr] = mn[rr];
+        }
+#pragma unroll
+        for (int dn = 0; dn < 2 * KC; dn++)
+#pragma unroll
+            for (int e = 0; e < 4; e++) o[dn][e] = __fmul_rn(o[dn][e], corr[e >> 1]);
+#pragma unroll
+        for (int c = 0; c < TT / 16; c++) {  // O += bf16(p) V, 16 keys at a time
+            unsigned pa[4];
+            c_to_a(pa, s[2 * c], s[2 * c + 1]);
+#pragma unroll
+            for (int dn = 0; dn < 2 * KC; dn++) {
+                unsigned bv[2];
+                frag_b(bv, Vt + dn * 8 * M::LDK + c * 16, M::LDK, g, t);
+                mma_bf16(o[dn], pa, bv);
+            }
+        }
+    }
+
+#pragma unroll
+    for (int rr = 0; rr < 2; rr++) {
+        if (qi[rr] >= T) continue;
+        const size_t qo = ((size_t)b * T + qi[rr]) * H + h;
+        const bool pad = qs[rr] < 0;  // padding queries: zero output, lse 0 (as the CPU)
+        const float inv = pad ? 0.0f : 1.0f / l[rr];
+#pragma unroll
+        for (int dn = 0; dn < 2 * KC; dn++)
+#pragma unroll
+            for (int c = 0; c < 2; c++) {
+                const int d = dn * 8 + 2 * t + c;
+                if (d < hd) out[qo * hd + d] = __fmul_rn(o[dn][2 * rr + c], inv);
+            }
+        if (t == 0) lse[qo] = pad ? 0.0f : m[rr] + logf(l[rr]);
+    }
+}
+
+// --- backward: dq ----------------------------------------------------------------------------
+// grid (ceil(T/TT), H, B). shared: Qs, dOs, Ks, Vs (TT, LDH), Kt (HDP, LDK) bf16. Registers:
+// dQ (2 KC tiles x 4), S then p, dP then dS (TT/8 tiles x 4 each).
+template <int KC> __host__ __device__ constexpr size_t dq_smem_bytes() {
+    return (4 * (size_t)TT * mma_dims<KC>::LDH + (size_t)mma_dims<KC>::HDP * mma_dims<KC>::LDK) * sizeof(bf16) +
+           2 * sizeof(int);
+}
+
+template <int KC>
+__global__ void __launch_bounds__(NW * 32)
+attention_mma_dq_kernel(float *dq, const float *dout, const float *q, const float *k, const float *v,
+                        const float *lse, const float *Dl, const int32_t *start, int T, int H, int KVH, int hd,
+                        float scale, int accumulate) {
+    typedef mma_dims<KC> M;
+    extern __shared__ __align__(16) unsigned char smem[];
+    bf16 *Qs = (bf16 *)smem, *dOs = Qs + TT * M::LDH, *Ks = dOs + TT * M::LDH, *Vs = Ks + TT * M::LDH;
+    bf16 *Kt = Vs + TT * M::LDH;
+    int *range = (int *)(Kt + M::HDP * M::LDK);
+    const int b = blockIdx.z, h = blockIdx.y, grp = h / (H / KVH), i0 = blockIdx.x * TT;
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, t = lane & 3;
+    const int32_t *st = start + (size_t)b * T;
+
+    load_rows<M::HDP>(Qs, M::LDH, nullptr, 0, q, b, T, H, h, i0, TT, hd);
+    load_rows<M::HDP>(dOs, M::LDH, nullptr, 0, dout, b, T, H, h, i0, TT, hd);
+    if (threadIdx.x == 0) block_query_range(st, i0, TT, T, &range[0], &range[1]);
+    __syncthreads();
+    const int klo = range[0], khi = range[1];
+
+    int qi[2], qs[2], lo = INT_MAX, hi = 0;
+    float L[2], Dq[2];
+    for (int rr = 0; rr < 2; rr++) {
+        qi[rr] = i0 + warp * 16 + g + 8 * rr;
+        qs[rr] = qi[rr] < T ? st[qi[rr]] : -1;
+        const size_t qo = ((size_t)b * T + (qi[rr] < T ? qi[rr] : 0)) * H + h;
+        L[rr] = lse[qo], Dq[rr] = Dl[qo];
+        if (qs[rr] >= 0) lo = min(lo, qs[rr]), hi = max(hi, qi[rr] + 1);
+    }
+    const int wlo = warp_min_int(lo), whi = warp_max_int(hi);
+    const bf16 *Qw = Qs + warp * 16 * M::LDH, *dOw = dOs + warp * 16 * M::LDH;
+
+    float acc[2 * KC][4];
+#pragma unroll
+    for (int dn = 0; dn < 2 * KC; dn++) acc[dn][0] = acc[dn][1] = acc[dn][2] = acc[dn][3] = 0.0f;
+
+    for (int kt = klo; kt < khi; kt += TT) {
+        __syncthreads();
+        load_rows<M::HDP>(Ks, M::LDH, Kt, M::LDK, k, b, T, KVH, grp, kt, TT, hd);
+        load_rows<M::HDP>(Vs, M::LDH, nullptr, 0, v, b, T, KVH, grp, kt, TT, hd);
+        __syncthreads();
+        if (whi <= kt || wlo >= kt + TT) continue;  // warp-uniform
+
+        float s[TT / 8][4], dp[TT / 8][4];  // S = Q K^T and dP = dO V^T
+#pragma unroll
+        for (int nt = 0; nt < TT / 8; nt++)
+#pragma unroll
+            for (int e = 0; e < 4; e++) s[nt][e] = dp[nt][e] = 0.0f;
+#pragma unroll
+        for (int kc = 0; kc < KC; kc++) {
+            unsigned aq[4], ao[4];
+            frag_a(aq, Qw + kc * 16, M::LDH, g, t);
+            frag_a(ao, dOw + kc * 16, M::LDH, g, t);
+#pragma unroll
+            for (int nt = 0; nt < TT / 8; nt++) {
+                unsigned bk[2], bv[2];
+                frag_b(bk, Ks + nt * 8 * M::LDH + kc * 16, M::LDH, g, t);
+                frag_b(bv, Vs + nt * 8 * M::LDH + kc * 16, M::LDH, g, t);
+                mma_bf16(s[nt], aq, bk);
+                mma_bf16(dp[nt], ao, bv);
+            }
+        }
+#pragma unroll
+        for (int nt = 0; nt < TT / 8; nt++)
+#pragma unroll
+            for (int e = 0; e < 4; e++) {  // dS = p (dP - D) scale, into s
+                const int rr = e >> 1, j = kt + nt * 8 + 2 * t + (e & 1);
+                const bool seen = qs[rr] >= 0 && j >= qs[rr] && j <= qi[rr];
+                const float p = seen ? expf(__fsub_rn(__fmul_rn(s[nt][e], scale), L[rr])) : 0.0f;
+                s[nt][e] = __fmul_rn(__fmul_rn(p, __fsub_rn(dp[nt][e], Dq[rr])), scale);
+            }
+#pragma unroll
+        for (int c = 0; c < TT / 16; c++) {  // dQ += bf16(dS) K
+            unsigned da[4];
+            c_to_a(da, s[2 * c], s[2 * c + 1]);
+#pragma unroll
+            for (int dn = 0; dn < 2 * KC; dn++) {
+                unsigned bk[2];
+                frag_b(bk, Kt + dn * 8 * M::LDK + c * 16, M::LDK, g, t);
+                mma_bf16(acc[dn], da, bk);
+            }
+        }
+    }
+
+#pragma unroll
+    for (int rr = 0; rr < 2; rr++) {
+        if (qi[rr] >= T || (qs[rr] < 0 && accumulate)) continue;  // padding: no gradient (0 when written)
+        const size_t base = (((size_t)b * T + qi[rr]) * H + h) * hd;
+#pragma unroll
+        for (int dn = 0; dn < 2 * KC; dn++)
+#pragma unroll
+            for (int c = 0; c < 2; c++) {
+                const int d = dn * 8 + 2 * t + c;
+                if (d >= hd) continue;
+                const float gq = qs[rr] < 0 ? 0.0f : acc[dn][2 * rr + c];
+                dq[base + d] = accumulate ? dq[base + d] + gq : gq;
+            }
+    }
+}
+
+// --- backward: dk, dv ------------------------------------------------------------------------
+// grid (ceil(T/TT), KVH, B): a block owns TT keys (16 a warp) and sums over every query head of
+// the kv group and every query of each key's sample at or after it, KQT queries a tile.
+// shared: Kb, Vb (TT, LDH), Qs, dOs (KQT, LDH), Qt, dOt (HDP, LDQ) bf16; per query of the tile
+// lse, D and its sample's start. Registers: dK, dV (2 KC tiles x 4 each), S^T then p, dP^T.
+template <int KC> __host__ __device__ constexpr size_t dkdv_smem_bytes() {
+    return (2 * (size_t)TT * mma_dims<KC>::LDH + 2 * (size_t)KQT * mma_dims<KC>::LDH +
+            2 * (size_t)mma_dims<KC>::HDP * mma_dims<KC>::LDQ) * sizeof(bf16) +
+           KQT * (2 * sizeof(float) + sizeof(int)) + 2 * sizeof(int);
+}
+
+template <int KC>
+__global__ void __launch_bounds__(NW * 32)
+attention_mma_dkdv_kernel(float *dk, float *dv, const float *dout, const float *q, const float *k, const float *v,
+                          const float *lse, const float *Dl, const int32_t *start, const int32_t *end, int T, int H,
+                          int KVH, int hd, float scale, int accumulate) {
+    typedef mma_dims<KC> M;
+    extern __shared__ __align__(16) unsigned char smem[];
+    bf16 *Kb = (bf16 *)smem, *Vb = Kb + TT * M::LDH, *Qs = Vb + TT * M::LDH, *dOs = Qs + KQT * M::LDH;
+    bf16 *Qt = dOs + KQT * M::LDH, *dOt = Qt + M::HDP * M::LDQ;
+    float *Ls = (float *)(dOt + M::HDP * M::LDQ), *Ds = Ls + KQT;
+    int *Ss = (int *)(Ds + KQT), *range = Ss + KQT;
+    const int b = blockIdx.z, grp = blockIdx.y, k0 = blockIdx.x * TT, rep = H / KVH;
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, t = lane & 3;
+    const int32_t *st = start + (size_t)b * T, *en = end + (size_t)b * T;
+
+    load_rows<M::HDP>(Kb, M::LDH, nullptr, 0, k, b, T, KVH, grp, k0, TT, hd);
+    load_rows<M::HDP>(Vb, M::LDH, nullptr, 0, v, b, T, KVH, grp, k0, TT, hd);
+    if (threadIdx.x == 0) {  // queries that see some key of the block: [first valid key, max end)
+        int lo = T, hi = 0;
+        for (int r = 0; r < TT && k0 + r < T; r++) {
+            int j = k0 + r;
+            if (st[j] < 0) continue;
+            lo = min(lo, j);
+            hi = max(hi, (int)en[j]);
+        }
+        range[0] = hi ? lo : 0;
+        range[1] = hi;
+    }
+    __syncthreads();
+    const int qlo = range[0], qhi = range[1];
+
+    int kj[2], ks[2], lo = INT_MAX, hi = 0;  // this thread's key rows g and g+8
+    for (int rr = 0; rr < 2; rr++) {
+        kj[rr] = k0 + warp * 16 + g + 8 * rr;
+        ks[rr] = kj[rr] < T ? st[kj[rr]] : -1;
+        if (ks[rr] >= 0) lo = min(lo, kj[rr]), hi = max(hi, (int)en[kj[rr]]);
+    }
+    const int wlo = warp_min_int(lo), whi = warp_max_int(hi);  // the queries that see a key of the warp
+    const bf16 *Kw = Kb + warp * 16 * M::LDH, *Vw = Vb + warp * 16 * M::LDH;
+
+    float gk[2 * KC][4], gv[2 * KC][4];
+#pragma unroll
+    for (int dn = 0; dn < 2 * KC; dn++)
+#pragma unroll
+        for (int e = 0; e < 4; e++) gk[dn][e] = gv[dn][e] = 0.0f;
+
+    for (int h = grp * rep; h < (grp + 1) * rep; h++)
+        for (int qt = qlo; qt < qhi; qt += KQT) {
+            __syncthreads();
+            load_rows<M::HDP>(Qs, M::LDH, Qt, M::LDQ, q, b, T, H, h, qt, KQT, hd);
+            load_rows<M::HDP>(dOs, M::LDH, dOt, M::LDQ, dout, b, T, H, h, qt, KQT, hd);
+            if (threadIdx.x < KQT) {
+                int i = qt + threadIdx.x;
+                size_t qo = ((size_t)b * T + (i < T ? i : 0)) * H + h;
+                Ls[threadIdx.x] = lse[qo];
+                Ds[threadIdx.x] = Dl[qo];
+                Ss[threadIdx.x] = i < T ? st[i] : -1;
+            }
+            __syncthreads();
+            if (whi <= qt || wlo >= qt + KQT) continue;  // warp-uniform
+
+            float s[KQT / 8][4], dp[KQT / 8][4];  // S^T = K Q^T and dP^T = V dO^T: keys x queries
+#pragma unroll
+            for (int nt = 0; nt < KQT / 8; nt++)
+#pragma unroll
+                for (int e = 0; e < 4; e++) s[nt][e] = dp[nt][e] = 0.0f;
+#pragma unroll
+            for (int kc = 0; kc < KC; kc++) {
+                unsigned ak[4], av[4];
+                frag_a(ak, Kw + kc * 16, M::LDH, g, t);
+                frag_a(av, Vw + kc * 16, M::LDH, g, t);
+#pragma unroll
+                for (int nt = 0; nt < KQT / 8; nt++) {
+                    unsigned bq[2], bo[2];
+                    frag_b(bq, Qs + nt * 8 * M::LDH + kc * 16, M::LDH, g, t);
+                    frag_b(bo, dOs + nt * 8 * M::LDH + kc * 16, M::LDH, g, t);
+                    mma_bf16(s[nt], ak, bq);
+                    mma_bf16(dp[nt], av, bo);
+                }
+            }
+#pragma unroll
+            for (int nt = 0; nt < KQT / 8; nt++)
+#pragma unroll
+                for (int e = 0; e < 4; e++) {  // p into s, dS into dp
+                    const int rr = e >> 1, col = nt * 8 + 2 * t + (e & 1), i = qt + col;
+                    const bool seen = i < T && ks[rr] >= 0 && Ss[col] == ks[rr] && kj[rr] <= i;  // one sample, j <= i
+                    const float p = seen ? expf(__fsub_rn(__fmul_rn(s[nt][e], scale), Ls[col])) : 0.0f;
+                    s[nt][e] = p;
+                    dp[nt][e] = __fmul_rn(__fmul_rn(p, __fsub_rn(dp[nt][e], Ds[col])), scale);
+                }
+#pragma unroll
+            for (int c = 0; c < KQT / 16; c++) {  // dV += bf16(p)^T dO, dK += bf16(dS)^T Q
+                unsigned pa[4], da[4];
+                c_to_a(pa, s[2 * c], s[2 * c + 1]);
+                c_to_a(da, dp[2 * c], dp[2 * c + 1]);
+#pragma unroll
+                for (int dn = 0; dn < 2 * KC; dn++) {
+                    unsigned bo[2], bq[2];
+                    frag_b(bo, dOt + dn * 8 * M::LDQ + c * 16, M::LDQ, g, t);
+                    frag_b(bq, Qt + dn * 8 * M::LDQ + c * 16, M::LDQ, g, t);
+                    mma_bf16(gv[dn], pa, bo);
+                    mma_bf16(gk[dn], da, bq);
+                }
+            }
+        }
+
+#pragma unroll
+    for (int rr = 0; rr < 2; rr++) {
+        if (kj[rr] >= T || (ks[rr] < 0 && accumulate)) continue;  // padding keys: seen by nobody (0 when written)
+        const size_t ko = (((size_t)b * T + kj[rr]) * KVH + grp) * hd;
+#pragma unroll
+        for (int dn = 0; dn < 2 * KC; dn++)
+#pragma unroll
+            for (int c = 0; c < 2; c++) {
+                const int d = dn * 8 + 2 * t + c;
+                if (d >= hd) continue;
+                const float a = ks[rr] < 0 ? 0.0f : gk[dn][2 * rr + c], z = ks[rr] < 0 ? 0.0f : gv[dn][2 * rr + c];
+                dk[ko + d] = accumulate ? dk[ko + d] + a : a;
+                dv[ko + d] = accumulate ? dv[ko + d] + z : z;
+            }
+    }
+}
+
+// --- host side -----------------------------------------------------------------------------------
+template <int KC>
+static int launch_forward(vet_cuda *ctx, float *out, float *lse, const float *q, const float *k, const float *v,
+                          const int32_t *start, int B, int T, int H, int KVH, int hd, vet_err *err) {
+    const size_t smem = fwd_smem_bytes<KC>();
+    SMEM_OPT_IN(attention_mma_forward_kernel<KC>, smem, err);
+    attention_mma_forward_kernel<KC><<<dim3(ceil_div(T, TT), H, B), NW * 32, smem, ctx->stream>>>(
+        out, lse, q, k, v, start, T, H, KVH, hd, 1.0f / sqrtf((float)hd));
+    LAUNCH_CHECK("attention_forward_bf16 (mma)", err);
+    return 0;
+}
+
+template <int KC>
+static int launch_backward(vet_cuda *ctx, float *dq, float *dk, float *dv, const float *dout, const float *q,
+                           const float *k, const float *v, const float *lse, const float *Dl, const int32_t *start,
+                           const int32_t *end, int B, int T, int H, int KVH, int hd, int accumulate, vet_err *err) {
+    const float scale = 1.0f / sqrtf((float)hd);
+    const size_t smem_dq = dq_smem_bytes<KC>(), smem_kv = dkdv_smem_bytes<KC>();
+    SMEM_OPT_IN(attention_mma_dq_kernel<KC>, smem_dq, err);
+    attention_mma_dq_kernel<KC><<<dim3(ceil_div(T, TT), H, B), NW * 32, smem_dq, ctx->stream>>>(
+        dq, dout, q, k, v, lse, Dl, start, T, H, KVH, hd, scale, accumulate);
+    LAUNCH_CHECK("attention_backward_bf16 (mma dq)", err);
+    SMEM_OPT_IN(attention_mma_dkdv_kernel<KC>, smem_kv, err);
+    attention_mma_dkdv_kernel<KC><<<dim3(ceil_div(T, TT), KVH, B), NW * 32, smem_kv, ctx->stream>>>(
+        dk, dv, dout, q, k, v, lse, Dl, start, end, T, H, KVH, hd, scale, accumulate);
+    LAUNCH_CHECK("attention_backward_bf16 (mma dk, dv)", err);
+    return 0;
+}
+
+// Two instantiations (the register arrays need the width at compile time): heads up to 64 wide
+// run padded to 64, wider ones to 128; the padding columns are zeros, which add nothing. Each
+// width costs ~0.6 MB of machine code in every program that links it (the GPU bundle's size).
+static int padded_kc(int hd) { return hd <= 64 ? 4 : hd <= VET_ATTN_MMA_MAX_HD ? 8 : 0; }
+static_assert(8 * 16 == VET_ATTN_MMA_MAX_HD, "the widest instantiation is VET_ATTN_MMA_MAX_HD");
+
+int attention_mma_forward(vet_cuda *ctx, float *out, float *lse, const float *q, const float *k, const float *v,
+                          const int32_t *start, int B, int T, int H, int KVH, int hd, vet_err *err) {
+    switch (padded_kc(hd)) {
+    case 4: return launch_forward<4>(ctx, out, lse, q, k, v, start, B, T, H, KVH, hd, err);
+    case 8: return launch_forward<8>(ctx, out, lse, q, k, v, start, B, T, H, KVH, hd, err);
+    default: return 1;
+    }
+}
+
+int attention_mma_backward(vet_cuda *ctx, float *dq, float *dk, float *dv, const float *dout, const float *q,
+                           const float *k, const float *v, const float *lse, const float *Dl, const int32_t *start,
+                           const int32_t *end, int B, int T, int H, int KVH, int hd, int accumulate, vet_err *err) {
+    switch (padded_kc(hd)) {
+    case 4:
+        return launch_backward<4>(ctx, dq, dk, dv, dout, q, k, v, lse, Dl, start, end, B, T, H, KVH, hd, accumulate,
+                                  err);
+    case 8:
+        return launch_backward<8>(ctx, dq, dk, dv, dout, q, k, v, lse, Dl, start, end, B, T, H, KVH, hd, accumulate,
+                                  err);
+    default: return 1;
+    }
+}

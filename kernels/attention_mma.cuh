@@ -1,0 +1,20 @@
+// attention_mma.cuh — attention_tc.cu's entry to attention_mma.cu: the same three kernels with
+// their products and accumulators in registers (mma.sync), for heads up to 128 wide.
+#ifndef VET_ATTENTION_MMA_CUH
+#define VET_ATTENTION_MMA_CUH
+
+#include "common.cuh"
+
+// The widest head the register kernels take (head_dim rounded up to 16); wider heads stay on
+// attention_tc.cu's WMMA kernels.
+#define VET_ATTN_MMA_MAX_HD 128
+
+// Each returns 0 when launched, -1 on a CUDA error (err set), 1 when hd is wider than
+// VET_ATTN_MMA_MAX_HD (nothing launched). start/end/Dl: attention_prepare's scratch.
+int attention_mma_forward(vet_cuda *ctx, float *out, float *lse, const float *q, const float *k, const float *v,
+                          const int32_t *start, int B, int T, int H, int KVH, int hd, vet_err *err);
+int attention_mma_backward(vet_cuda *ctx, float *dq, float *dk, float *dv, const float *dout, const float *q,
+                           const float *k, const float *v, const float *lse, const float *Dl, const int32_t *start,
+                           const int32_t *end, int B, int T, int H, int KVH, int hd, int accumulate, vet_err *err);
+
+#endif
