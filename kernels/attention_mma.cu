@@ -74,15 +74,57 @@ __device__ __forceinline__ void c_to_a(unsigned a[4], const float *s0, const flo
     a[3] = pack_bf16(s1[2], s1[3]);
 }
 
-// Rows r0..r0+n-1 of head `head` of x (B,T,nh,hd) as bf16 into rm (row-major, n x ldr) and/or
+// Rows r0..r0+N-1 of head `head` of x (B,T,nh,hd) as bf16 into rm (row-major, N x ldr) and/or
 // tr (transposed, HDP x ldt: tr[d ldt + r]); rows past T and columns past hd are 0.
-template <int HDP>
-__device__ inline void load_rows(bf16 *rm, int ldr, bf16 *tr, int ldt, const float *x, int b, int T, int nh,
-                                 int head, int r0, int n, int hd) {
-    for (int idx = threadIdx.x; idx < n * HDP; idx += blockDim.x) {
-        int r = idx / HDP, d = idx - r * HDP, i = r0 + r;
-        float val = i < T && d < hd ? x[(((size_t)b * T + i) * nh + head) * hd + d] : 0.0f;
-        bf16 h = __float2bfloat16_rn(val);
+//
+// Why batches: a loop that loads, converts and stores one element an iteration can wait for each
+// load before the next. On the 2026-12-04 H200 runs these kernels ran at ~13 TFLOP/s (mid size,
+// forward), with ~128 such loads a thread a tile: the likely cause, not yet confirmed by a
+// profile. Here a thread issues BATCH float4 loads (when hd is a multiple of 4 and x is 16-byte
+// aligned: `vec`), then converts and stores them.
+template <int HDP, int N>
+__device__ __forceinline__ void load_rows(bf16 *rm, int ldr, bf16 *tr, int ldt, const float *x, int b, int T,
+                                          int nh, int head, int r0, int hd, bool vec) {
+    constexpr int THREADS = NW * 32, BATCH = 4;  // float4 loads in flight a thread (the accumulators keep the rest)
+    if (vec) {
+        constexpr int QUADS = N * HDP / 4, PER = (QUADS + THREADS - 1) / THREADS;
+#pragma unroll 1
+        for (int k0 = 0; k0 < PER; k0 += BATCH) {
+            float4 val[BATCH];
+#pragma unroll
+            for (int k = 0; k < BATCH; k++) {
+                const int idx = threadIdx.x + (k0 + k) * THREADS, r = idx / (HDP / 4), d = idx % (HDP / 4) * 4;
+                const int i = r0 + r;
+                val[k] = k0 + k < PER && idx < QUADS && i < T && d < hd
+                             ? __ldg((const float4 *)(x + (((size_t)b * T + i) * nh + head) * hd + d))
+                             : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+            }
+#pragma unroll
+            for (int k = 0; k < BATCH; k++) {
+                const int idx = threadIdx.x + (k0 + k) * THREADS, r = idx / (HDP / 4), d = idx % (HDP / 4) * 4;
+                if (k0 + k >= PER || idx >= QUADS) continue;
+                const __nv_bfloat162 lo = __floats2bfloat162_rn(val[k].x, val[k].y);
+                const __nv_bfloat162 hi = __floats2bfloat162_rn(val[k].z, val[k].w);
+                if (rm) {  // d % 4 == 0 and ldr even: 4-byte aligned pairs
+                    *(__nv_bfloat162 *)(rm + r * ldr + d) = lo;
+                    *(__nv_bfloat162 *)(rm + r * ldr + d + 2) = hi;
+                }
+                if (tr) {
+                    tr[(d + 0) * ldt + r] = lo.x;
+                    tr[(d + 1) * ldt + r] = lo.y;
+                    tr[(d + 2) * ldt + r] = hi.x;
+                    tr[(d + 3) * ldt + r] = hi.y;
+                }
+            }
+        }
+        return;
+    }
+    // One element an iteration, as before the batching: rare (hd not a multiple of 4), and
+    // batched it would double the kernels' machine code (the GPU bundle's size).
+#pragma unroll 1
+    for (int idx = threadIdx.x; idx < N * HDP; idx += THREADS) {
+        const int r = idx / HDP, d = idx % HDP, i = r0 + r;
+        const bf16 h = __float2bfloat16_rn(i < T && d < hd ? x[(((size_t)b * T + i) * nh + head) * hd + d] : 0.0f);
         if (rm) rm[r * ldr + d] = h;
         if (tr) tr[d * ldt + r] = h;
     }
@@ -136,7 +178,7 @@ template <int KC> __host__ __device__ constexpr size_t fwd_smem_bytes() {
 template <int KC>
 __global__ void __launch_bounds__(NW * 32)
 attention_mma_forward_kernel(float *out, float *lse, const float *q, const float *k, const float *v,
-                             const int32_t *start, int T, int H, int KVH, int hd, float scale) {
+                             const int32_t *start, int T, int H, int KVH, int hd, float scale, bool vec) {
     typedef mma_dims<KC> M;
     extern __shared__ __align__(16) unsigned char smem[];
     bf16 *Qs = (bf16 *)smem, *Ks = Qs + TT * M::LDH, *Vt = Ks + TT * M::LDH;
@@ -145,7 +187,7 @@ attention_mma_forward_kernel(float *out, float *lse, const float *q, const float
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, t = lane & 3;
     const int32_t *st = start + (size_t)b * T;
 
-    load_rows<M::HDP>(Qs, M::LDH, nullptr, 0, q, b, T, H, h, i0, TT, hd);
+    load_rows<M::HDP, TT>(Qs, M::LDH, nullptr, 0, q, b, T, H, h, i0, hd, vec);
     if (threadIdx.x == 0) block_query_range(st, i0, TT, T, &range[0], &range[1]);
     __syncthreads();
     const int klo = range[0], khi = range[1];
@@ -168,8 +210,8 @@ attention_mma_forward_kernel(float *out, float *lse, const float *q, const float
 
     for (int kt = klo; kt < khi; kt += TT) {
         __syncthreads();  // the previous tile is no longer read
-        load_rows<M::HDP>(Ks, M::LDH, nullptr, 0, k, b, T, KVH, grp, kt, TT, hd);
-        load_rows<M::HDP>(nullptr, 0, Vt, M::LDK, v, b, T, KVH, grp, kt, TT, hd);
+        load_rows<M::HDP, TT>(Ks, M::LDH, nullptr, 0, k, b, T, KVH, grp, kt, hd, vec);
+        load_rows<M::HDP, TT>(nullptr, 0, Vt, M::LDK, v, b, T, KVH, grp, kt, hd, vec);
         __syncthreads();
         if (whi <= kt || wlo >= kt + TT) continue;  // warp-uniform: no row of the warp sees the tile
 
@@ -260,7 +302,7 @@ template <int KC>
 __global__ void __launch_bounds__(NW * 32)
 attention_mma_dq_kernel(float *dq, const float *dout, const float *q, const float *k, const float *v,
                         const float *lse, const float *Dl, const int32_t *start, int T, int H, int KVH, int hd,
-                        float scale, int accumulate) {
+                        float scale, int accumulate, bool vec) {
     typedef mma_dims<KC> M;
     extern __shared__ __align__(16) unsigned char smem[];
     bf16 *Qs = (bf16 *)smem, *dOs = Qs + TT * M::LDH, *Ks = dOs + TT * M::LDH, *Vs = Ks + TT * M::LDH;
@@ -270,8 +312,8 @@ attention_mma_dq_kernel(float *dq, const float *dout, const float *q, const floa
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, t = lane & 3;
     const int32_t *st = start + (size_t)b * T;
 
-    load_rows<M::HDP>(Qs, M::LDH, nullptr, 0, q, b, T, H, h, i0, TT, hd);
-    load_rows<M::HDP>(dOs, M::LDH, nullptr, 0, dout, b, T, H, h, i0, TT, hd);
+    load_rows<M::HDP, TT>(Qs, M::LDH, nullptr, 0, q, b, T, H, h, i0, hd, vec);
+    load_rows<M::HDP, TT>(dOs, M::LDH, nullptr, 0, dout, b, T, H, h, i0, hd, vec);
     if (threadIdx.x == 0) block_query_range(st, i0, TT, T, &range[0], &range[1]);
     __syncthreads();
     const int klo = range[0], khi = range[1];
@@ -294,8 +336,8 @@ attention_mma_dq_kernel(float *dq, const float *dout, const float *q, const floa
 
     for (int kt = klo; kt < khi; kt += TT) {
         __syncthreads();
-        load_rows<M::HDP>(Ks, M::LDH, Kt, M::LDK, k, b, T, KVH, grp, kt, TT, hd);
-        load_rows<M::HDP>(Vs, M::LDH, nullptr, 0, v, b, T, KVH, grp, kt, TT, hd);
+        load_rows<M::HDP, TT>(Ks, M::LDH, Kt, M::LDK, k, b, T, KVH, grp, kt, hd, vec);
+        load_rows<M::HDP, TT>(Vs, M::LDH, nullptr, 0, v, b, T, KVH, grp, kt, hd, vec);
         __syncthreads();
         if (whi <= kt || wlo >= kt + TT) continue;  // warp-uniform
 
@@ -371,7 +413,7 @@ template <int KC>
 __global__ void __launch_bounds__(NW * 32)
 attention_mma_dkdv_kernel(float *dk, float *dv, const float *dout, const float *q, const float *k, const float *v,
                           const float *lse, const float *Dl, const int32_t *start, const int32_t *end, int T, int H,
-                          int KVH, int hd, float scale, int accumulate) {
+                          int KVH, int hd, float scale, int accumulate, bool vec) {
     typedef mma_dims<KC> M;
     extern __shared__ __align__(16) unsigned char smem[];
     bf16 *Kb = (bf16 *)smem, *Vb = Kb + TT * M::LDH, *Qs = Vb + TT * M::LDH, *dOs = Qs + KQT * M::LDH;
@@ -382,8 +424,8 @@ attention_mma_dkdv_kernel(float *dk, float *dv, const float *dout, const float *
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, t = lane & 3;
     const int32_t *st = start + (size_t)b * T, *en = end + (size_t)b * T;
 
-    load_rows<M::HDP>(Kb, M::LDH, nullptr, 0, k, b, T, KVH, grp, k0, TT, hd);
-    load_rows<M::HDP>(Vb, M::LDH, nullptr, 0, v, b, T, KVH, grp, k0, TT, hd);
+    load_rows<M::HDP, TT>(Kb, M::LDH, nullptr, 0, k, b, T, KVH, grp, k0, hd, vec);
+    load_rows<M::HDP, TT>(Vb, M::LDH, nullptr, 0, v, b, T, KVH, grp, k0, hd, vec);
     if (threadIdx.x == 0) {  // queries that see some key of the block: [first valid key, max end)
         int lo = T, hi = 0;
         for (int r = 0; r < TT && k0 + r < T; r++) {
@@ -416,8 +458,8 @@ attention_mma_dkdv_kernel(float *dk, float *dv, const float *dout, const float *
     for (int h = grp * rep; h < (grp + 1) * rep; h++)
         for (int qt = qlo; qt < qhi; qt += KQT) {
             __syncthreads();
-            load_rows<M::HDP>(Qs, M::LDH, Qt, M::LDQ, q, b, T, H, h, qt, KQT, hd);
-            load_rows<M::HDP>(dOs, M::LDH, dOt, M::LDQ, dout, b, T, H, h, qt, KQT, hd);
+            load_rows<M::HDP, KQT>(Qs, M::LDH, Qt, M::LDQ, q, b, T, H, h, qt, hd, vec);
+            load_rows<M::HDP, KQT>(dOs, M::LDH, dOt, M::LDQ, dout, b, T, H, h, qt, hd, vec);
             if (threadIdx.x < KQT) {
                 int i = qt + threadIdx.x;
                 size_t qo = ((size_t)b * T + (i < T ? i : 0)) * H + h;
@@ -491,13 +533,22 @@ attention_mma_dkdv_kernel(float *dk, float *dv, const float *dout, const float *
 }
 
 // --- host side -----------------------------------------------------------------------------------
+static int scalar_loads = 0;  // attention_mma_force_scalar_loads: tests reach the other path
+void attention_mma_force_scalar_loads(int on) { scalar_loads = on != 0; }
+
+// float4 loads: rows of hd floats keep every 4-column group 16-byte aligned.
+static bool vec_loads(int hd, const float *q, const float *k, const float *v, const float *dout) {
+    auto al = [](const float *p) { return p == nullptr || ((uintptr_t)p & 15) == 0; };
+    return !scalar_loads && hd % 4 == 0 && al(q) && al(k) && al(v) && al(dout);
+}
+
 template <int KC>
 static int launch_forward(vet_cuda *ctx, float *out, float *lse, const float *q, const float *k, const float *v,
                           const int32_t *start, int B, int T, int H, int KVH, int hd, vet_err *err) {
     const size_t smem = fwd_smem_bytes<KC>();
     SMEM_OPT_IN(attention_mma_forward_kernel<KC>, smem, err);
     attention_mma_forward_kernel<KC><<<dim3(ceil_div(T, TT), H, B), NW * 32, smem, ctx->stream>>>(
-        out, lse, q, k, v, start, T, H, KVH, hd, 1.0f / sqrtf((float)hd));
+        out, lse, q, k, v, start, T, H, KVH, hd, 1.0f / sqrtf((float)hd), vec_loads(hd, q, k, v, nullptr));
     LAUNCH_CHECK("attention_forward_bf16 (mma)", err);
     return 0;
 }
@@ -507,14 +558,15 @@ static int launch_backward(vet_cuda *ctx, float *dq, float *dk, float *dv, const
                            const float *k, const float *v, const float *lse, const float *Dl, const int32_t *start,
                            const int32_t *end, int B, int T, int H, int KVH, int hd, int accumulate, vet_err *err) {
     const float scale = 1.0f / sqrtf((float)hd);
+    const bool vec = vec_loads(hd, q, k, v, dout);
     const size_t smem_dq = dq_smem_bytes<KC>(), smem_kv = dkdv_smem_bytes<KC>();
     SMEM_OPT_IN(attention_mma_dq_kernel<KC>, smem_dq, err);
     attention_mma_dq_kernel<KC><<<dim3(ceil_div(T, TT), H, B), NW * 32, smem_dq, ctx->stream>>>(
-        dq, dout, q, k, v, lse, Dl, start, T, H, KVH, hd, scale, accumulate);
+        dq, dout, q, k, v, lse, Dl, start, T, H, KVH, hd, scale, accumulate, vec);
     LAUNCH_CHECK("attention_backward_bf16 (mma dq)", err);
     SMEM_OPT_IN(attention_mma_dkdv_kernel<KC>, smem_kv, err);
     attention_mma_dkdv_kernel<KC><<<dim3(ceil_div(T, TT), KVH, B), NW * 32, smem_kv, ctx->stream>>>(
-        dk, dv, dout, q, k, v, lse, Dl, start, end, T, H, KVH, hd, scale, accumulate);
+        dk, dv, dout, q, k, v, lse, Dl, start, end, T, H, KVH, hd, scale, accumulate, vec);
     LAUNCH_CHECK("attention_backward_bf16 (mma dk, dv)", err);
     return 0;
 }

@@ -17,4 +17,8 @@ int attention_mma_backward(vet_cuda *ctx, float *dq, float *dk, float *dv, const
                            const float *k, const float *v, const float *lse, const float *Dl, const int32_t *start,
                            const int32_t *end, int B, int T, int H, int KVH, int hd, int accumulate, vet_err *err);
 
+// Tests: on = 1 makes the kernels load their tiles one element at a time (the path for heads
+// whose width is not a multiple of 4, or unaligned tensors) at any width.
+void attention_mma_force_scalar_loads(int on);
+
 #endif

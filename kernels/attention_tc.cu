@@ -462,7 +462,10 @@ attention_tc_dkdv_kernel(float *dk, float *dv, const float *dout, const float *q
 // Heads up to VET_ATTN_MMA_MAX_HD wide run attention_mma.cu's register kernels (same numbers);
 // the WMMA kernels above take wider heads, and every width when a test asks for them.
 static int force_wmma = 0;
-extern "C" void attention_tc_force_wmma(int on) { force_wmma = on != 0; }
+extern "C" void attention_tc_variant(int variant) {
+    force_wmma = variant == 2;
+    attention_mma_force_scalar_loads(variant == 1);
+}
 
 extern "C" int attention_forward_bf16_cuda(vet_cuda *ctx, float *out, float *lse, const float *q,
                                            const float *k, const float *v, const int32_t *seg, int B,

@@ -169,9 +169,10 @@ int attention_backward_bf16_cuda(vet_cuda *ctx, float *dq, float *dk, float *dv,
                                  const float *lse, const int32_t *seg, int B, int T, int H, int KVH,
                                  int hd, int accumulate, void *scratch, vet_err *err);
 // Heads up to 128 wide run on register-resident mma.sync kernels (attention_mma.cu), wider ones
-// on WMMA kernels (attention_tc.cu): the same numbers. on = 1 sends every width to the WMMA
-// kernels, so the parity test checks both (a process-wide setting, for tests).
-void attention_tc_force_wmma(int on);
+// on WMMA kernels (attention_tc.cu): the same numbers. For the parity test, which checks each
+// (a process-wide setting): variant 0 the default, 1 the mma kernels loading their tiles one
+// element at a time (their path for widths not a multiple of 4), 2 the WMMA kernels at any width.
+void attention_tc_variant(int variant);
 
 // --- SwiGLU, residual -----------------------------------------------------------------------
 int swiglu_forward_cuda(vet_cuda *ctx, float *out, const float *gate, const float *up, size_t n,

@@ -668,16 +668,19 @@ static void run_config(const config *c) {
         vet_cuda_mem_free(d_dv);
     }
 
-    // --- the same attention on tensor cores (attention_mma.cu for heads up to 128 wide, then
-    // attention_tc.cu's WMMA kernels, forced, under names ending _wmma): against the CPU replay of its
+    // --- the same attention on tensor cores (attention_mma.cu for heads up to 128 wide; then its
+    // element-at-a-time loads, forced, under names ending _scalar; then attention_tc.cu's WMMA
+    // kernels, forced, under names ending _wmma): against the CPU replay of its
     // arithmetic (ops_attention_bf16.c: only fp32 summation order and expf's last bit differ,
     // which can flip a probability's bf16 rounding) and against the exact fp32 op (bf16's error).
-    // The WMMA pass runs at the small size only: its CPU references would double the mid size's
-    // time, and WMMA serves only heads wider than any the mid size has. ---
-    for (int wm = 0; wm < (C >= 1024 ? 1 : 2); wm++) {
-        attention_tc_force_wmma(wm);
-        const char *fw = wm ? "attention_forward_bf16_wmma" : "attention_forward_bf16";
-        const char *bw = wm ? "attention_backward_bf16_wmma" : "attention_backward_bf16";
+    // The forced passes run at the small size only: their CPU references would triple the mid
+    // size's time, and neither serves the mid size's heads in training. ---
+    for (int variant = 0; variant < (C >= 1024 ? 1 : 3); variant++) {
+        static const char *const suffix[3] = {"", "_scalar", "_wmma"};
+        attention_tc_variant(variant);
+        char fw[64], bw[64];
+        snprintf(fw, sizeof fw, "attention_forward_bf16%s", suffix[variant]);
+        snprintf(bw, sizeof bw, "attention_backward_bf16%s", suffix[variant]);
         size_t nq = (size_t)N * Q, nk = (size_t)N * KV, nl = (size_t)N * H;
         float *q = rnd(nq, 1), *k = rnd(nk, 1), *v = rnd(nk, 1);
         float *out = malloc(nq * 4), *lse = malloc(nl * 4), *out32 = malloc(nq * 4), *lse32 = malloc(nl * 4);
@@ -729,7 +732,7 @@ static void run_config(const config *c) {
         vet_cuda_mem_free(d_out), vet_cuda_mem_free(d_lse), vet_cuda_mem_free(scratch);
         vet_cuda_mem_free(d_dout), vet_cuda_mem_free(d_dq), vet_cuda_mem_free(d_dk);
         vet_cuda_mem_free(d_dv);
-        attention_tc_force_wmma(0);
+        attention_tc_variant(0);
     }
 
     // --- a decode step: new k/v rows into the slots' caches, attention against the caches ---

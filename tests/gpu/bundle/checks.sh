@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
-# checks.sh bundle|device|memcheck — three of run.sh's parts, each a program so that run.sh can
+# checks.sh bundle|device|memcheck|ncu — four of run.sh's parts, each a program so that run.sh can
 # cap its time. Env from run.sh: VET_BUNDLE (the bundle), VET_TESTS (its test/ or cpu/),
 # VET_RUN_MODE (gpu or cpu), VET_PYTHON.
 #   bundle    every program finds its libraries and starts; the baseline's Python imports
 #   device    nvidia-smi, or with --cpu the CPU and its vector flags
 #   memcheck  op_parity --size small under compute-sanitizer --tool memcheck (the CPU rehearsal
 #             runs the stand-in op_parity: there is no memory checker for it there)
+#   ncu       Nsight Compute on the first launch of each register attention kernel in op_parity
+#             --size mid (the 7B head width): throughput, occupancy, warp stalls, memory; the
+#             CPU rehearsal has no profiler and prints one comment line
 set -u
 b=$VET_BUNDLE t=$VET_TESTS
 case ${1:-} in
@@ -51,5 +54,15 @@ memcheck)
     fi
     command -v compute-sanitizer >/dev/null || { echo "not ok memcheck: compute-sanitizer is not on PATH"; exit 1; }
     exec compute-sanitizer --tool memcheck --error-exitcode 9 --print-limit 20 "$t/op_parity" --size small --reps 0 ;;
-*) echo "usage: checks.sh bundle|device|memcheck" >&2; exit 2 ;;
+ncu)
+    if [ "$VET_RUN_MODE" = cpu ]; then
+        echo "# cpu rehearsal: no Nsight Compute"
+        exit 0
+    fi
+    command -v ncu >/dev/null || { echo "not ok ncu: ncu is not on PATH"; exit 1; }
+    # --clock-control none: the clocks as the benchmarks run them (the device notes' advice)
+    exec ncu --clock-control none --kernel-name regex:attention_mma_ --launch-count 3 \
+        --section SpeedOfLight --section Occupancy --section LaunchStats --section WarpStateStats \
+        --section MemoryWorkloadAnalysis "$t/op_parity" --size mid --reps 0 ;;
+*) echo "usage: checks.sh bundle|device|memcheck|ncu" >&2; exit 2 ;;
 esac

@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
-# run.sh [--cpu] [--parts LIST] OUTDIR — every GPU check of one device lease, in at most 8 minutes.
+# run.sh [--cpu] [--parts LIST] OUTDIR — every GPU check of one device lease, in at most 9 minutes.
 #
 # The one command of the GPU bundle (`make gpu-bundle` builds dist/gpu/, docs/cuda.md says how a
 # session with a lent GPU runs it): on the device, `sh dist/gpu/run.sh "$OUT"`. It needs nothing
 # but what the device image has (the NVIDIA driver, the CUDA libraries, python3 with torch,
 # transformers and peft) and the bundle itself; it writes nothing outside OUTDIR and /tmp.
 #
-# Parts, in order, each with its own time cap, and one budget of 480 s for all (the caps add up
-# to 610 s: a part never gets more than the budget has left, so the whole run ends within 8
+# Parts, in order, each with its own time cap, and one budget of 540 s for all (the caps add up
+# to 710 s: a part never gets more than the budget has left, so the whole run ends within 9
 # minutes whatever happens; a part left less than 5 s is `not ok: no time left`):
 #   bundle        every program starts and finds its libraries; the baseline's Python imports
 #   gpu           nvidia-smi (with --cpu: the CPU and its flags)
@@ -25,6 +25,7 @@
 #   dlo           three epochs of the reference recipe over the DLO notes on the 7B base
 #   generate      vet-generate vs transformers generate, 300 notes, batch 64, greedy, <= 100 new tokens
 #   lora-int8     as lora-nf4 with --quant int8 (target 11 GB); last, it gets what time is left
+#   ncu           only when --parts names it: Nsight Compute on the register attention kernels
 # Each part prints `ok PART` or `not ok PART: <why>` — a missing program, GPU, library or Python
 # package is `not ok`, never a skip. What the run learns goes to OUTDIR in three files:
 #   summary.md     the parts, the targets of issue 20 with the measured figures, every table
@@ -36,7 +37,7 @@
 # with --device cpu, a tiny base. Without a GPU and without --cpu, run.sh exits 2 with one line.
 # --parts LIST: only these parts (comma-separated; `base` is added when a benchmark needs it),
 # for a second call in the same lease.
-# Env: VET_BUDGET_S (480), VET_CAP_SCALE (1: every cap and the budget multiplied by it; the
+# Env: VET_BUDGET_S (540), VET_CAP_SCALE (1: every cap and the budget multiplied by it; the
 # rehearsal on a shared 2-core CI machine uses 3), VET_PYTHON (python3), CUDA_LIB (a folder
 # holding libcublas.so.13).
 # Exit status: 0 every part ok, 1 some part not ok, 2 usage error or no GPU.
@@ -69,7 +70,7 @@ fi
 # --- the run's settings ----------------------------------------------------------------------
 scale=${VET_CAP_SCALE:-1}
 case $scale in '' | *[!0-9]* | 0) echo "run.sh: VET_CAP_SCALE must be a positive integer" >&2; exit 2 ;; esac
-budget=$(( ${VET_BUDGET_S:-480} * scale ))
+budget=$(( ${VET_BUDGET_S:-540} * scale ))
 work=$(mktemp -d "${TMPDIR:-/tmp}/vet-gpurun.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 mkdir -p "$work/logs"
@@ -218,6 +219,8 @@ part lora-nf4 35 env "${lora_env[@]}" "${quant_env[@]}" QUANT=$q4 LABEL=lora-nf4
 part dlo 70 env "${dlo_env[@]}" bash "$here/scripts/bench_dlo.sh"
 part generate 80 env "${gen_env[@]}" bash "$here/scripts/bench_generate_gpu.sh"
 part lora-int8 35 env "${lora_env[@]}" "${quant_env[@]}" QUANT=$q8 LABEL=lora-int8 bash "$here/scripts/bench_7b.sh"
+# Opt-in (--parts ncu): a profile for the speed work, not a check.
+[[ ",$parts," == *",ncu,"* ]] && part ncu 120 bash "$here/scripts/checks.sh" ncu
 
 # --- what comes back ---------------------------------------------------------------------------
 total=$((SECONDS - t_start))

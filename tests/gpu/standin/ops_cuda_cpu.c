@@ -375,8 +375,8 @@ int attention_backward_bf16_cuda(vet_cuda *ctx, float *dq, float *dk, float *dv,
     return 0;
 }
 
-// The register (mma) and WMMA kernels compute the same numbers: one replay serves both.
-void attention_tc_force_wmma(int on) { (void)on; }
+// The register (mma) and WMMA kernels compute the same numbers: one replay serves every variant.
+void attention_tc_variant(int variant) { (void)variant; }
 
 // --- SwiGLU, residual ------------------------------------------------------------------------
 int swiglu_forward_cuda(vet_cuda *ctx, float *out, const float *gate, const float *up, size_t n,
