@@ -25,7 +25,7 @@
 #   dlo           three epochs of the reference recipe over the DLO notes on the 7B base
 #   generate      vet-generate vs transformers generate, 300 notes, batch 64, greedy, <= 100 new tokens
 #   lora-int8     as lora-nf4 with --quant int8 (target 11 GB); last, it gets what time is left
-#   ncu           only when --parts names it: Nsight Compute on the register attention kernels
+#   ncu           only when --parts names it: Nsight Compute on the attention and fused LoRA kernels
 # Each part prints `ok PART` or `not ok PART: <why>` — a missing program, GPU, library or Python
 # package is `not ok`, never a skip. What the run learns goes to OUTDIR in three files:
 #   summary.md     the parts, the targets of issue 20 with the measured figures, every table
