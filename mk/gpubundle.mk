@@ -12,8 +12,9 @@
 # The device machine has nvcc, the CUDA libraries, the NVIDIA driver and python3 with torch,
 # transformers and peft, but none of Debian's -dev packages and no network: what vet links
 # (sentencepiece, protobuf-lite, msgpack-c, zstd, jansson, PCRE2, utf8proc, OpenBLAS, libgomp,
-# libstdc++ ...) travels in dist/gpu/lib, found through the programs' DT_RPATH ($ORIGIN/../lib;
-# RPATH, not RUNPATH, so that it also holds for the libraries' own dependencies).
+# libstdc++ ...) travels packed in dist/gpu/lib.tar.xz; run.sh unpacks it beside a copy of the
+# programs, which find it through their DT_RPATH ($ORIGIN/../lib; RPATH, not RUNPATH, so that it
+# also holds for the libraries' own dependencies).
 BUNDLE_DIR   := dist/gpu
 BUNDLE_BUILD := build/bundle
 BUNDLE_ARCH  := x86-64-v3

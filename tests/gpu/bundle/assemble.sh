@@ -1,8 +1,9 @@
 #!/bin/sh
 # tests/gpu/bundle/assemble.sh DIR ARCH — completes the GPU bundle once make has built its programs
 # (mk/gpubundle.mk: `make gpu-bundle`). Adds to DIR:
-#   lib/       every shared library the programs load that is neither glibc's nor the NVIDIA
-#              driver's or the CUDA toolkit's (those are on the device), found with ldd
+#   lib.tar.xz every shared library the programs load that is neither glibc's nor the NVIDIA
+#              driver's or the CUDA toolkit's (those are on the device), found with ldd, packed
+#              (44 MB, 8 MB packed: run.sh unpacks it beside a copy of the programs)
 #   scripts/   the benchmark scripts run.sh calls
 #   data/      the DLO notes (VET_SHARED/data/dlo, default ../shared; synthetic notes from
 #              vet-synth when it is absent) and a SentencePiece tokenizer trained on them
@@ -62,6 +63,12 @@ cp "$tok/tokenizer.model" "$dir/data/tokenizer.model"
     echo "data: $notes_from"
     echo "libraries: $(ls "$dir/lib" | tr '\n' ' ')"
 } >"$dir/BUILD"
+
+# The libraries packed, last (BUILD lists them): xz, as tar -J, which run.sh can also read with
+# Python's tarfile where the device lacks xz.
+rm -f "$dir/lib.tar.xz"
+XZ_OPT="-6 -T0" tar -C "$dir" -cJf "$dir/lib.tar.xz" lib
+rm -rf "$dir/lib"
 
 bytes=$(du -sb "$dir" | cut -f1)
 say "$dir: $(find "$dir" -type f | wc -l) files, $((bytes / 1024 / 1024)) MiB ($bytes bytes; limit 60 MiB)"

@@ -74,14 +74,28 @@ budget=$(( ${VET_BUDGET_S:-540} * scale ))
 work=$(mktemp -d "${TMPDIR:-/tmp}/vet-gpurun.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 mkdir -p "$work/logs"
-export VET_BIN=$here/bin VET_HELPERS=$here/bin VET_NO_BUILD=1 VET_VENV=/nonexistent
 export VET_PYTHON=${VET_PYTHON:-python3}
+# The bundle carries its libraries packed (lib.tar.xz: OpenBLAS alone is 36 MB, 4 MB packed), so
+# that it stays far under what a lease carries (64 MiB with the working tree). The programs find
+# their libraries through DT_RPATH $ORIGIN/../lib, so they run from a copy beside the unpacked
+# libraries in the work directory (the bundle itself may be read-only: the rehearsal mounts it
+# so). An unpacked lib/ (an older bundle) is used where it is.
+progs=$here
+if [ ! -d "$here/lib" ]; then
+    progs=$work/bundle
+    mkdir -p "$progs" && cp -R "$here/bin" "$here/test" "$here/cpu" "$progs/" &&
+        { tar -xJf "$here/lib.tar.xz" -C "$progs" 2>/dev/null ||
+            "$VET_PYTHON" -c 'import sys, tarfile; tarfile.open(sys.argv[1]).extractall(sys.argv[2])' \
+                "$here/lib.tar.xz" "$progs"; } && [ -d "$progs/lib" ] ||
+        { echo "run.sh: cannot unpack $here/lib.tar.xz into $progs (tar with xz, or $VET_PYTHON)" >&2; exit 2; }
+fi
+export VET_BIN=$progs/bin VET_HELPERS=$progs/bin VET_NO_BUILD=1 VET_VENV=/nonexistent
 export RESULTS=$work/tables.md FIGURES=$work/figures.jsonl
 export TOKENIZER=$here/data/tokenizer.model NOTES_CSV=$here/data/notes.csv
 : >"$RESULTS"
 : >"$FIGURES"
 if [ $cpu = 1 ]; then
-    mode=cpu tests=$here/cpu
+    mode=cpu tests=$progs/cpu
     export DEVICE=cpu PRESET=tiny VOCAB=1024
     lora_env=(STEPS=4 WARMUP=1 BATCH=2 SEQ=512)
     q4=none q8=none  # --quant needs a device: the rehearsal runs the parts' scripts unquantized
@@ -90,7 +104,7 @@ if [ $cpu = 1 ]; then
     mid_size=small   # the stand-in's "mid" CPU references take minutes on 2 cores
     gemm_size=small
 else
-    mode=gpu tests=$here/test
+    mode=gpu tests=$progs/test
     export DEVICE=cuda PRESET=llama-7b BASE_TORCH_ONLY=1
     lora_env=(STEPS=10 WARMUP=2 BATCH=4 SEQ=512)
     q4=nf4 q8=int8
@@ -166,7 +180,7 @@ cublas_found() {
 }
 find_cuda_libs() {
     local p d
-    if ! { for p in "$here"/bin/* "$tests"/*; do ldd "$p" 2>&1; done | grep -q 'not found'; } && cublas_found; then
+    if ! { for p in "$progs"/bin/* "$tests"/*; do ldd "$p" 2>&1; done | grep -q 'not found'; } && cublas_found; then
         return 0
     fi
     for d in ${CUDA_LIB:-} /usr/local/cuda*/lib64 /usr/local/cuda*/targets/x86_64-linux/lib \
@@ -178,7 +192,7 @@ find_cuda_libs() {
     done
 }
 [ $cpu = 1 ] || find_cuda_libs
-export VET_BUNDLE=$here VET_TESTS=$tests VET_RUN_MODE=$mode
+export VET_BUNDLE=$progs VET_TESTS=$tests VET_RUN_MODE=$mode
 
 cd "$work" || exit 2
 echo "# run.sh: $mode run, budget $budget s, output in $out" >&2
