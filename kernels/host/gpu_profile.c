@@ -26,7 +26,7 @@ struct vet_gpu_profile {
 };
 
 static const char *const names[VET_PROF_N + 1] = {
-    "between_calls", "gemm_base", "gemm_lora", "dropout", "attention", "rope", "norm", "swiglu",
+    "between_calls", "gemm_base", "gemm_lora", "lora_fused", "dropout", "attention", "rope", "norm", "swiglu",
     "residual", "convert", "memset", "embedding", "loss", "transfer", "optimizer", "collective"};
 
 

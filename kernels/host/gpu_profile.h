@@ -20,7 +20,8 @@
 typedef enum {
     VET_PROF_NONE = -1,  // between calls: the device waits for the host
     VET_PROF_GEMM_BASE,  // the frozen (or fully trained) weights' GEMMs, dequantization included
-    VET_PROF_GEMM_LORA,  // the adapters' A and B GEMMs and their gradients
+    VET_PROF_GEMM_LORA,  // the adapters' A and B GEMMs and their gradients (cuBLAS)
+    VET_PROF_LORA_FUSED, // the adapters' products with LoRA dropout's mask inside (lora.cu)
     VET_PROF_DROPOUT,    // LoRA input and residual dropout, forward and backward
     VET_PROF_ATTENTION,  // attention forward and backward
     VET_PROF_ROPE,

@@ -119,7 +119,7 @@ static int lora_u_forward(vet_gpu_model *g, int l, int t, const proj *p, const f
     if (g->training && g->dropout > 0.0f) {
         const uint64_t seed = lora_seed(g->dropout_seed, l, t);
         if (g->lora_fused) {  // the mask inside the product: xd is never written
-            PROF(g, VET_PROF_GEMM_LORA);
+            PROF(g, VET_PROF_LORA_FUSED);
             return lora_down_dropout_cuda(g->ctx, p->u, inp, p->A, g->dropout, seed, g->row0, N, p->in, g->r, err);
         }
         PROF(g, VET_PROF_DROPOUT);
@@ -232,6 +232,7 @@ static int proj_backward(vet_gpu_model *g, int l, int t, float *dinp, const floa
         vet_cuda_sgemm(ctx, 1, 0, p.out, r, N, g->lora_scale, dout, p.out, p.u, r, 1.0f, p.dB, r, err) < 0)
         return -1;
     if (drop && g->lora_fused) {  // the forward's mask again, inside both products
+        PROF(g, VET_PROF_LORA_FUSED);
         if (lora_grad_a_dropout_cuda(ctx, p.dA, g->du, inp, g->dropout, seed, g->row0, N, p.in, r, g->xd,
                                      g->xd_floats, err) < 0)
             return -1;

@@ -272,7 +272,7 @@ check train_device_resid_dropout_equals_cpu rdrop_ok
 
 # 10c'. VET_GPU_PROFILE=FILE (kernels/host/gpu_profile.h): the device time by kind of work as
 # JSON, written at each pull of the state. Every kind this run does has time and segments
-# (LoRA and residual dropout among them), the shares add up to 1, nothing is
+# (LoRA dropout's fused products and residual dropout among them), the shares add up to 1, nothing is
 # left to "collective" on one rank, and the profile changes nothing: the adapter is the
 # unprofiled run's, byte for byte. A file that cannot be written fails the run, named.
 profile_ok() {
@@ -284,7 +284,7 @@ profile_ok() {
 import json, sys
 p = json.load(open(sys.argv[1]))
 k = p["kinds"]
-want = ["gemm_base", "gemm_lora", "dropout", "attention", "rope", "norm", "swiglu", "residual", "memset",
+want = ["gemm_base", "gemm_lora", "lora_fused", "dropout", "attention", "rope", "norm", "swiglu", "residual", "memset",
         "embedding", "loss", "transfer", "optimizer"]
 bad = [n for n in want if not (k[n]["ms"] > 0 and k[n]["segments"] > 0)]
 share = sum(v["share"] for v in k.values())
