@@ -668,19 +668,15 @@ static void run_config(const config *c) {
         vet_cuda_mem_free(d_dv);
     }
 
-    // --- the same attention on tensor cores (attention_mma.cu for heads up to 128 wide; then its
-    // element-at-a-time loads, forced, under names ending _scalar; then attention_tc.cu's WMMA
-    // kernels, forced, under names ending _wmma): against the CPU replay of its
-    // arithmetic (ops_attention_bf16.c: only fp32 summation order and expf's last bit differ,
-    // which can flip a probability's bf16 rounding) and against the exact fp32 op (bf16's error).
-    // The forced passes run at the small size only: their CPU references would triple the mid
-    // size's time, and neither serves the mid size's heads in training. ---
-    for (int variant = 0; variant < (C >= 1024 ? 1 : 3); variant++) {
-        static const char *const suffix[3] = {"", "_scalar", "_wmma"};
-        attention_tc_variant(variant);
-        char fw[64], bw[64];
-        snprintf(fw, sizeof fw, "attention_forward_bf16%s", suffix[variant]);
-        snprintf(bw, sizeof bw, "attention_backward_bf16%s", suffix[variant]);
+    // --- the same attention on tensor cores, in three variants (attention_tc_variant): the
+    // default (attention_mma.cu for heads up to 128 wide), its element-at-a-time tile loads
+    // forced (rows `_scalar`), attention_tc.cu's WMMA kernels forced (rows `_wmma`); each against
+    // the CPU replay of their arithmetic (ops_attention_bf16.c: only fp32 summation order and
+    // expf's last bit differ, which can flip a probability's bf16 rounding) and the exact fp32 op
+    // (bf16's error), each timed, so one lease compares them at the 7B head width. The CPU
+    // references are computed once; the `written` check, which makes its own, runs for every
+    // variant at the small size and for the default at mid. ---
+    {
         size_t nq = (size_t)N * Q, nk = (size_t)N * KV, nl = (size_t)N * H;
         float *q = rnd(nq, 1), *k = rnd(nk, 1), *v = rnd(nk, 1);
         float *out = malloc(nq * 4), *lse = malloc(nl * 4), *out32 = malloc(nq * 4), *lse32 = malloc(nl * 4);
@@ -689,50 +685,65 @@ static void run_config(const config *c) {
         void *scratch = dev(NULL, attention_scratch_bytes(B, T, H));
         attention_forward_bf16(out, lse, q, k, v, seg, B, T, H, KVH, hd, VET_ATTN_TC_TILE);
         attention_forward(out32, lse32, q, k, v, seg, B, T, H, KVH, hd);
-        TRY(attention_forward_bf16_cuda(ctx, d_out, d_lse, d_q, d_k, d_v, d_seg, B, T, H, KVH, hd, scratch, &err));
-        snprintf(sh, sizeof sh, "B=%d T=%d H=%d KVH=%d hd=%d", B, T, H, KVH, hd);
-        r = compare(cat(fw, " out"), sh, d_out, out, nq, 4e-3);
-        compare(cat(fw, " lse"), sh, d_lse, lse, nl, 1e-4);
-        TIME(attention_forward_bf16_cuda(ctx, d_out, d_lse, d_q, d_k, d_v, d_seg, B, T, H, KVH, hd, scratch, &err),
-             r->ms);
-        TRY(attention_forward_bf16_cuda(ctx, d_out, d_lse, d_q, d_k, d_v, d_seg, B, T, H, KVH, hd, scratch, &err));
-        compare(cat(fw, " out vs fp32"), sh, d_out, out32, nq, 2e-2);
-        float *dout = rnd(nq, 1), *dq = rnd(nq, 1), *dk = rnd(nk, 1), *dv = rnd(nk, 1);
-        float *d_dout = devf(dout, nq), *d_dq = devf(dq, nq), *d_dk = devf(dk, nk), *d_dv = devf(dv, nk);
+        // The gradients start from random values (+= is checked): dq0.. kept for each variant.
+        float *dout = rnd(nq, 1), *dq0 = rnd(nq, 1), *dk0 = rnd(nk, 1), *dv0 = rnd(nk, 1);
+        float *dq = malloc(nq * 4), *dk = malloc(nk * 4), *dv = malloc(nk * 4);
+        memcpy(dq, dq0, nq * 4), memcpy(dk, dk0, nk * 4), memcpy(dv, dv0, nk * 4);
         attention_backward_bf16(dq, dk, dv, dout, q, k, v, out, lse, seg, B, T, H, KVH, hd);
-        TRY(attention_backward_bf16_cuda(ctx, d_dq, d_dk, d_dv, d_dout, d_q, d_k, d_v, d_out, d_lse, d_seg,
-                                         B, T, H, KVH, hd, 1, scratch, &err));
-        r = compare(cat(bw, " dq"), sh, d_dq, dq, nq, 4e-3);
-        compare(cat(bw, " dk"), sh, d_dk, dk, nk, 4e-3);
-        compare(cat(bw, " dv"), sh, d_dv, dv, nk, 4e-3);
-        TIME(attention_backward_bf16_cuda(ctx, d_dq, d_dk, d_dv, d_dout, d_q, d_k, d_v, d_out, d_lse, d_seg,
-                                          B, T, H, KVH, hd, 1, scratch, &err), r->ms);
-        // Deterministic: a second run from the same gradients gives the same bits.
+        float *d_dout = devf(dout, nq), *d_dq = devf(NULL, nq), *d_dk = devf(NULL, nk), *d_dv = devf(NULL, nk);
         float *g1 = malloc(nq * 4), *g2 = malloc(nq * 4);
-        TRY(vet_cuda_upload(ctx, d_dq, dq, nq * 4, &err));
-        TRY(attention_backward_bf16_cuda(ctx, d_dq, d_dk, d_dv, d_dout, d_q, d_k, d_v, d_out, d_lse, d_seg,
-                                         B, T, H, KVH, hd, 1, scratch, &err));
-        TRY(vet_cuda_sync(ctx, &err));
-        TRY(vet_cuda_download(ctx, g1, d_dq, nq * 4, &err));
-        TRY(vet_cuda_upload(ctx, d_dq, dq, nq * 4, &err));
-        TRY(attention_backward_bf16_cuda(ctx, d_dq, d_dk, d_dv, d_dout, d_q, d_k, d_v, d_out, d_lse, d_seg,
-                                         B, T, H, KVH, hd, 1, scratch, &err));
-        TRY(vet_cuda_sync(ctx, &err));
-        TRY(vet_cuda_download(ctx, g2, d_dq, nq * 4, &err));
-        int same = !memcmp(g1, g2, nq * 4);
-        if (!same) failures++;
-        printf("%s %s run twice: same bits\n", same ? "ok" : "not ok", bw);
-        attention_written(bw, sh, attention_backward_bf16_cuda, attention_backward_bf16, dout,
-                          q, k, v, out, lse, seg, d_dout, d_q, d_k, d_v, d_out, d_lse, d_seg, scratch, B, T, H, KVH,
-                          hd, 4e-3);
+        snprintf(sh, sizeof sh, "B=%d T=%d H=%d KVH=%d hd=%d", B, T, H, KVH, hd);
+        for (int variant = 0; variant < 3; variant++) {
+            static const char *const suffix[3] = {"", "_scalar", "_wmma"};
+            char fw[64], bw[64];
+            snprintf(fw, sizeof fw, "attention_forward_bf16%s", suffix[variant]);
+            snprintf(bw, sizeof bw, "attention_backward_bf16%s", suffix[variant]);
+            attention_tc_variant(variant);
+            TRY(attention_forward_bf16_cuda(ctx, d_out, d_lse, d_q, d_k, d_v, d_seg, B, T, H, KVH, hd, scratch,
+                                            &err));
+            r = compare(cat(fw, " out"), sh, d_out, out, nq, 4e-3);
+            compare(cat(fw, " lse"), sh, d_lse, lse, nl, 1e-4);
+            TIME(attention_forward_bf16_cuda(ctx, d_out, d_lse, d_q, d_k, d_v, d_seg, B, T, H, KVH, hd, scratch,
+                                             &err),
+                 r->ms);
+            TRY(attention_forward_bf16_cuda(ctx, d_out, d_lse, d_q, d_k, d_v, d_seg, B, T, H, KVH, hd, scratch,
+                                            &err));
+            compare(cat(fw, " out vs fp32"), sh, d_out, out32, nq, 2e-2);
+            TRY(vet_cuda_upload(ctx, d_dq, dq0, nq * 4, &err));
+            TRY(vet_cuda_upload(ctx, d_dk, dk0, nk * 4, &err));
+            TRY(vet_cuda_upload(ctx, d_dv, dv0, nk * 4, &err));
+            TRY(attention_backward_bf16_cuda(ctx, d_dq, d_dk, d_dv, d_dout, d_q, d_k, d_v, d_out, d_lse, d_seg,
+                                             B, T, H, KVH, hd, 1, scratch, &err));
+            r = compare(cat(bw, " dq"), sh, d_dq, dq, nq, 4e-3);
+            compare(cat(bw, " dk"), sh, d_dk, dk, nk, 4e-3);
+            compare(cat(bw, " dv"), sh, d_dv, dv, nk, 4e-3);
+            TIME(attention_backward_bf16_cuda(ctx, d_dq, d_dk, d_dv, d_dout, d_q, d_k, d_v, d_out, d_lse, d_seg,
+                                              B, T, H, KVH, hd, 1, scratch, &err),
+                 r->ms);
+            // Deterministic: a second run from the same gradients gives the same bits.
+            for (int run = 0; run < 2; run++) {
+                TRY(vet_cuda_upload(ctx, d_dq, dq0, nq * 4, &err));
+                TRY(attention_backward_bf16_cuda(ctx, d_dq, d_dk, d_dv, d_dout, d_q, d_k, d_v, d_out, d_lse,
+                                                 d_seg, B, T, H, KVH, hd, 1, scratch, &err));
+                TRY(vet_cuda_sync(ctx, &err));
+                TRY(vet_cuda_download(ctx, run ? g2 : g1, d_dq, nq * 4, &err));
+            }
+            int same = !memcmp(g1, g2, nq * 4);
+            if (!same) failures++;
+            printf("%s %s run twice: same bits\n", same ? "ok" : "not ok", bw);
+            if (variant == 0 || C < 1024)
+                attention_written(bw, sh, attention_backward_bf16_cuda, attention_backward_bf16, dout, q, k, v, out,
+                                  lse, seg, d_dout, d_q, d_k, d_v, d_out, d_lse, d_seg, scratch, B, T, H, KVH, hd,
+                                  4e-3);
+        }
+        attention_tc_variant(0);
         free(g1), free(g2);
         free(q), free(k), free(v), free(out), free(lse), free(out32), free(lse32);
-        free(dout), free(dq), free(dk), free(dv);
+        free(dout), free(dq0), free(dk0), free(dv0), free(dq), free(dk), free(dv);
         vet_cuda_mem_free(d_q), vet_cuda_mem_free(d_k), vet_cuda_mem_free(d_v);
         vet_cuda_mem_free(d_out), vet_cuda_mem_free(d_lse), vet_cuda_mem_free(scratch);
         vet_cuda_mem_free(d_dout), vet_cuda_mem_free(d_dq), vet_cuda_mem_free(d_dk);
         vet_cuda_mem_free(d_dv);
-        attention_tc_variant(0);
     }
 
     // --- a decode step: new k/v rows into the slots' caches, attention against the caches ---
