@@ -82,6 +82,52 @@ lora_down_kernel(float *u, const float *x, const float *A, float keep_scale, uin
     }
 }
 
+// The same product without shared memory or barriers (lora_down_variant(1); written after the
+// first H200 lease, which put these kernels at ~3 TFLOP/s: the one above waits at two barriers
+// and a staging load of A for every 128 columns). A warp takes R rows; a lane takes the same
+// groups of 4 columns as above (q = lane, lane + 32, ...), reads A's 4 columns of every rank
+// straight from global memory (L1 serves the warps that walk the same columns) and uses them for
+// its R rows. Each lane's sums run in the order above and are reduced by the same butterfly:
+// the same bits (op_parity checks it).
+template <int RT, int R>
+__global__ void __launch_bounds__(DOWN_WARPS * 32)
+lora_down2_kernel(float *u, const float *x, const float *A, float keep_scale, uint32_t thr, uint64_t seed,
+                  int64_t row0, int N, int C, int r) {
+    const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+    const int n0 = (blockIdx.x * DOWN_WARPS + warp) * R, groups = (C + 3) / 4;
+    float acc[R][RT];
+#pragma unroll
+    for (int a = 0; a < R; a++)
+#pragma unroll
+        for (int j = 0; j < RT; j++) acc[a][j] = 0.0f;
+    for (int q = lane; q < groups; q += 32) {
+        float aw[RT][4];
+#pragma unroll
+        for (int j = 0; j < RT; j++)
+#pragma unroll
+            for (int k = 0; k < 4; k++) aw[j][k] = j < r && 4 * q + k < C ? __ldg(A + (size_t)j * C + 4 * q + k) : 0.0f;
+#pragma unroll
+        for (int a = 0; a < R; a++) {
+            const int n = n0 + a;
+            if (n >= N) break;
+            float xv[4];
+            dropped4(xv, x, n, q, C, seed, row0, thr, keep_scale);
+#pragma unroll
+            for (int j = 0; j < RT; j++)
+                acc[a][j] = fmaf(xv[3], aw[j][3], fmaf(xv[2], aw[j][2], fmaf(xv[1], aw[j][1], fmaf(xv[0], aw[j][0], acc[a][j]))));
+        }
+    }
+#pragma unroll
+    for (int a = 0; a < R; a++) {
+        const int n = n0 + a;
+#pragma unroll
+        for (int j = 0; j < RT; j++) {
+            float s = warp_sum(acc[a][j]);  // every lane joins the shuffles
+            if (lane == 0 && n < N && j < r) u[(size_t)n * r + j] = s;
+        }
+    }
+}
+
 // dinp (N,C) += mask ⊙ keep_scale · (du (N,r) · A (r,C)). Thread: group q (4 columns), its A
 // columns in registers, walking IN_ROWS rows; du's row is the same for the whole warp (a
 // broadcast). A dropped element adds 0.0f, as the CPU's dropout_backward (so -0 becomes +0 alike).
@@ -170,6 +216,9 @@ __global__ void lora_sum_slices_kernel(float *dA, const float *part, int S, size
 }
 
 // --- host side -----------------------------------------------------------------------------------
+static int down_variant = 0;
+extern "C" void lora_down_variant(int variant) { down_variant = variant == 1; }
+
 static int check_args(int N, int C, int r, float p, const char *what, vet_err *err) {
     if (r < 1 || r > VET_LORA_FUSED_MAX_R)
         return vet_errf(err, "%s:%d: %s: rank %d outside 1..%d (use the unfused path)", __FILE__, __LINE__, what, r,
@@ -187,6 +236,19 @@ extern "C" int lora_down_dropout_cuda(vet_cuda *ctx, float *u, const float *x, c
     if (ok <= 0) return ok;
     const float ks = 1.0f / (1.0f - p);  // as the CPU's dropout_apply
     const uint32_t thr = vet_dropout_threshold(p);
+    if (down_variant == 1) {  // R rows a warp: 32 / RT, so a lane keeps ~64 sums and A values
+        if (r <= 8)
+            lora_down2_kernel<8, 4><<<ceil_div(N, DOWN_WARPS * 4), DOWN_WARPS * 32, 0, ctx->stream>>>(
+                u, x, A, ks, thr, seed, row0, N, C, r);
+        else if (r <= 16)
+            lora_down2_kernel<16, 2><<<ceil_div(N, DOWN_WARPS * 2), DOWN_WARPS * 32, 0, ctx->stream>>>(
+                u, x, A, ks, thr, seed, row0, N, C, r);
+        else
+            lora_down2_kernel<32, 1><<<ceil_div(N, DOWN_WARPS), DOWN_WARPS * 32, 0, ctx->stream>>>(
+                u, x, A, ks, thr, seed, row0, N, C, r);
+        LAUNCH_CHECK("lora_down_dropout (variant 1)", err);
+        return 0;
+    }
     const int rows_per_block = DOWN_WARPS * DOWN_ROWS_PER_WARP, blocks = ceil_div(N, rows_per_block);
     if (r <= 8)
         lora_down_kernel<8><<<blocks, DOWN_WARPS * 32, 0, ctx->stream>>>(u, x, A, ks, thr, seed, row0, N, C, r);
