@@ -81,11 +81,11 @@ __device__ __forceinline__ void c_to_a(unsigned a[4], const float *s0, const flo
 // load before the next. On the 2026-12-04 H200 runs these kernels ran at ~13 TFLOP/s (mid size,
 // forward), with ~128 such loads a thread a tile: the likely cause, not yet confirmed by a
 // profile. Here a thread issues BATCH float4 loads (when hd is a multiple of 4 and x is 16-byte
-// aligned: `vec`), then converts and stores them.
+// aligned: `vec`), then converts and stores them; a 64 x 128 tile takes two such rounds.
 template <int HDP, int N>
 __device__ __forceinline__ void load_rows(bf16 *rm, int ldr, bf16 *tr, int ldt, const float *x, int b, int T,
                                           int nh, int head, int r0, int hd, bool vec) {
-    constexpr int THREADS = NW * 32, BATCH = 4;  // float4 loads in flight a thread (the accumulators keep the rest)
+    constexpr int THREADS = NW * 32, BATCH = 8;  // float4 loads in flight a thread (the accumulators keep the rest)
     if (vec) {
         constexpr int QUADS = N * HDP / 4, PER = (QUADS + THREADS - 1) / THREADS;
 #pragma unroll 1
@@ -120,7 +120,7 @@ __device__ __forceinline__ void load_rows(bf16 *rm, int ldr, bf16 *tr, int ldt, 
         return;
     }
     // One element an iteration, as before the batching: rare (hd not a multiple of 4), and
-    // batched it would double the kernels' machine code (the GPU bundle's size).
+    // batched it would double the kernels' machine code.
 #pragma unroll 1
     for (int idx = threadIdx.x; idx < N * HDP; idx += THREADS) {
         const int r = idx / HDP, d = idx % HDP, i = r0 + r;
