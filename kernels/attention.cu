@@ -20,6 +20,7 @@
 // hd+1 floats so the 32 lanes hit 32 different banks); the softmax statistics are warp
 // reductions; the weighted sums over the tile are done dimension-parallel, lane l owning
 // dimensions l, l+32, l+64, l+96, with each key's weight broadcast by a shuffle.
+#include "attention_ranges.cuh"
 #include "common.cuh"
 
 #define MAXD 128          // largest head_dim supported (LLaMA, Qwen2: 128)
@@ -57,22 +58,6 @@ __global__ void seg_bounds_kernel(int32_t *start, int32_t *end, const int32_t *s
     }
 }
 
-// The smallest start and the largest i+1 over the block's valid queries i0..i0+n-1:
-// the key range the block must visit. Written to shared by thread 0.
-__device__ inline void query_block_range(const int32_t *start, int i0, int n, int T, int *lo,
-                                         int *hi) {
-    int a = T, z = 0;
-    for (int r = 0; r < n && i0 + r < T; r++) {
-        int s = start[i0 + r];
-        if (s < 0) continue;
-        a = min(a, s);
-        z = max(z, i0 + r + 1);
-    }
-    if (z == 0) a = 0;  // no valid query: an empty range
-    *lo = a;
-    *hi = z;
-}
-
 // --- forward ---------------------------------------------------------------------------------
 // grid (ceil(T/BQ), H, B), NWARPS warps; warp w owns queries i0 + w*QPW + (0..QPW-1).
 // shared: Qs (BQ,hd), Ks (TILE,hd+1), Vs (TILE,hd)
@@ -90,7 +75,7 @@ attention_forward_kernel(float *out, float *lse, const float *q, const float *k,
         int r = idx / hd, d = idx % hd, i = i0 + r;
         Qs[idx] = i < T ? q[(((size_t)b * T + i) * H + h) * hd + d] : 0.0f;
     }
-    if (threadIdx.x == 0) query_block_range(st, i0, BQ, T, &range[0], &range[1]);
+    if (threadIdx.x == 0) block_query_range(st, i0, BQ, T, &range[0], &range[1]);
     __syncthreads();
     const int klo = range[0], khi = range[1];
 
@@ -194,7 +179,7 @@ attention_backward_dq_kernel(float *dq, const float *dout, const float *q, const
         Qs[idx] = i < T ? q[src] : 0.0f;
         dOs[idx] = i < T ? dout[src] : 0.0f;
     }
-    if (threadIdx.x == 0) query_block_range(st, i0, BQ, T, &range[0], &range[1]);
+    if (threadIdx.x == 0) block_query_range(st, i0, BQ, T, &range[0], &range[1]);
     __syncthreads();
     const int klo = range[0], khi = range[1];
 
@@ -281,17 +266,7 @@ attention_backward_dkdv_kernel(float *dk, float *dv, const float *dout, const fl
         Kb[idx] = j < T ? k[src] : 0.0f;
         Vb[idx] = j < T ? v[src] : 0.0f;
     }
-    if (threadIdx.x == 0) {  // queries that see some key of the block: [first valid key, max end)
-        int lo = T, hi = 0;
-        for (int r = 0; r < BKEY && k0 + r < T; r++) {
-            int j = k0 + r;
-            if (st[j] < 0) continue;
-            lo = min(lo, j);
-            hi = max(hi, (int)en[j]);
-        }
-        range[0] = hi ? lo : 0;
-        range[1] = hi;
-    }
+    if (threadIdx.x == 0) block_key_range(st, en, k0, BKEY, T, &range[0], &range[1]);
     __syncthreads();
     const int qlo = range[0], qhi = range[1];
 

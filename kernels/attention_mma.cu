@@ -26,6 +26,7 @@
 #include <limits.h>
 
 #include "attention_mma.cuh"
+#include "attention_ranges.cuh"
 
 #define TT VET_ATTN_TC_TILE  // queries a block and keys a tile (forward, dq); keys a block (dk/dv)
 #define KQT 32               // queries a tile in dk/dv (as attention_tc.cu)
@@ -72,6 +73,68 @@ __device__ __forceinline__ void c_to_a(unsigned a[4], const float *s0, const flo
     a[1] = pack_bf16(s0[2], s0[3]);
     a[2] = pack_bf16(s1[0], s1[1]);
     a[3] = pack_bf16(s1[2], s1[3]);
+}
+
+// The backward's two score-shaped products of a warp's 16 rows, in one pass over the head:
+// s (16 x 8 NT) = X Y^T and dp = Z W^T, X and Z (16 rows, ld) the A sides, Y and W (8 NT rows,
+// ld) the B sides, all bf16 row-major with KC 16-column steps.
+template <int KC, int NT>
+__device__ __forceinline__ void two_products(float s[NT][4], float dp[NT][4], const bf16 *X, const bf16 *Y,
+                                             const bf16 *Z, const bf16 *W, int ld, int g, int t) {
+#pragma unroll
+    for (int nt = 0; nt < NT; nt++)
+#pragma unroll
+        for (int e = 0; e < 4; e++) s[nt][e] = dp[nt][e] = 0.0f;
+#pragma unroll
+    for (int kc = 0; kc < KC; kc++) {
+        unsigned ax[4], az[4];
+        frag_a(ax, X + kc * 16, ld, g, t);
+        frag_a(az, Z + kc * 16, ld, g, t);
+#pragma unroll
+        for (int nt = 0; nt < NT; nt++) {
+            unsigned by[2], bw[2];
+            frag_b(by, Y + nt * 8 * ld + kc * 16, ld, g, t);
+            frag_b(bw, W + nt * 8 * ld + kc * 16, ld, g, t);
+            mma_bf16(s[nt], ax, by);
+            mma_bf16(dp[nt], az, bw);
+        }
+    }
+}
+
+// acc (16 x 16 KC, as 2 KC tiles of 8 columns) += bf16(p) Y: p (16 x 16 NC) in accumulator
+// tiles, Y (16 NC x 16 KC) given transposed (Yt, ld: a row per output column). O += P V,
+// dQ += dS K, dV += P^T dO, dK += dS^T Q.
+template <int KC, int NC>
+__device__ __forceinline__ void acc_product(float acc[2 * KC][4], float p[2 * NC][4], const bf16 *Yt, int ld, int g,
+                                            int t) {
+#pragma unroll
+    for (int c = 0; c < NC; c++) {  // 16 rows of Y at a time
+        unsigned pa[4];
+        c_to_a(pa, p[2 * c], p[2 * c + 1]);
+#pragma unroll
+        for (int dn = 0; dn < 2 * KC; dn++) {
+            unsigned by[2];
+            frag_b(by, Yt + dn * 8 * ld + c * 16, ld, g, t);
+            mma_bf16(acc[dn], pa, by);
+        }
+    }
+}
+
+// Row rr (0: the thread's row g, 1: g + 8) of the accumulator tiles into a gradient row dst
+// (hd wide): += with accumulate, else =. A padding row (pad) gets no gradient: 0 when written.
+template <int KC>
+__device__ __forceinline__ void store_grad_row(float *dst, const float acc[2 * KC][4], int rr, int t, int hd,
+                                               bool pad, int accumulate) {
+    if (pad && accumulate) return;
+#pragma unroll
+    for (int dn = 0; dn < 2 * KC; dn++)
+#pragma unroll
+        for (int c = 0; c < 2; c++) {
+            const int d = dn * 8 + 2 * t + c;
+            if (d >= hd) continue;
+            const float v = pad ? 0.0f : acc[dn][2 * rr + c];
+            dst[d] = accumulate ? dst[d] + v : v;
+        }
 }
 
 // Rows r0..r0+N-1 of head `head` of x (B,T,nh,hd) as bf16 into rm (row-major, N x ldr) and/or
@@ -130,14 +193,6 @@ __device__ __forceinline__ void load_rows(bf16 *rm, int ldr, bf16 *tr, int ldt, 
     }
 }
 
-__device__ inline int warp_min_int(int x) {
-    for (int o = 16; o > 0; o >>= 1) x = min(x, __shfl_xor_sync(FULL, x, o));
-    return x;
-}
-__device__ inline int warp_max_int(int x) {
-    for (int o = 16; o > 0; o >>= 1) x = max(x, __shfl_xor_sync(FULL, x, o));
-    return x;
-}
 // Over the four lanes of a quad (the lanes holding one row's columns).
 __device__ __forceinline__ float quad_max(float x) {
     x = fmaxf(x, __shfl_xor_sync(FULL, x, 1));
@@ -148,17 +203,6 @@ __device__ __forceinline__ float quad_sum(float x) {
     return __fadd_rn(x, __shfl_xor_sync(FULL, x, 2));
 }
 
-// The smallest start and the largest i+1 over the valid queries i0..i0+n-1 (thread 0).
-__device__ inline void block_query_range(const int32_t *st, int i0, int n, int T, int *lo, int *hi) {
-    int a = T, z = 0;
-    for (int r = 0; r < n && i0 + r < T; r++) {
-        if (st[i0 + r] < 0) continue;
-        a = min(a, (int)st[i0 + r]);
-        z = i0 + r + 1;
-    }
-    *lo = z ? a : 0;
-    *hi = z;
-}
 
 template <int KC> struct mma_dims {
     static constexpr int HDP = KC * 16;  // head_dim padded with zeros to 16 KC
@@ -260,17 +304,7 @@ attention_mma_forward_kernel(float *out, float *lse, const float *q, const float
         for (int dn = 0; dn < 2 * KC; dn++)
 #pragma unroll
             for (int e = 0; e < 4; e++) o[dn][e] = __fmul_rn(o[dn][e], corr[e >> 1]);
-#pragma unroll
-        for (int c = 0; c < TT / 16; c++) {  // O += bf16(p) V, 16 keys at a time
-            unsigned pa[4];
-            c_to_a(pa, s[2 * c], s[2 * c + 1]);
-#pragma unroll
-            for (int dn = 0; dn < 2 * KC; dn++) {
-                unsigned bv[2];
-                frag_b(bv, Vt + dn * 8 * M::LDK + c * 16, M::LDK, g, t);
-                mma_bf16(o[dn], pa, bv);
-            }
-        }
+        acc_product<KC, TT / 16>(o, s, Vt, M::LDK, g, t);  // O += bf16(p) V
     }
 
 #pragma unroll
@@ -342,24 +376,7 @@ attention_mma_dq_kernel(float *dq, const float *dout, const float *q, const floa
         if (whi <= kt || wlo >= kt + TT) continue;  // warp-uniform
 
         float s[TT / 8][4], dp[TT / 8][4];  // S = Q K^T and dP = dO V^T
-#pragma unroll
-        for (int nt = 0; nt < TT / 8; nt++)
-#pragma unroll
-            for (int e = 0; e < 4; e++) s[nt][e] = dp[nt][e] = 0.0f;
-#pragma unroll
-        for (int kc = 0; kc < KC; kc++) {
-            unsigned aq[4], ao[4];
-            frag_a(aq, Qw + kc * 16, M::LDH, g, t);
-            frag_a(ao, dOw + kc * 16, M::LDH, g, t);
-#pragma unroll
-            for (int nt = 0; nt < TT / 8; nt++) {
-                unsigned bk[2], bv[2];
-                frag_b(bk, Ks + nt * 8 * M::LDH + kc * 16, M::LDH, g, t);
-                frag_b(bv, Vs + nt * 8 * M::LDH + kc * 16, M::LDH, g, t);
-                mma_bf16(s[nt], aq, bk);
-                mma_bf16(dp[nt], ao, bv);
-            }
-        }
+        two_products<KC, TT / 8>(s, dp, Qw, Ks, dOw, Vs, M::LDH, g, t);
 #pragma unroll
         for (int nt = 0; nt < TT / 8; nt++)
 #pragma unroll
@@ -369,33 +386,13 @@ attention_mma_dq_kernel(float *dq, const float *dout, const float *q, const floa
                 const float p = seen ? expf(__fsub_rn(__fmul_rn(s[nt][e], scale), L[rr])) : 0.0f;
                 s[nt][e] = __fmul_rn(__fmul_rn(p, __fsub_rn(dp[nt][e], Dq[rr])), scale);
             }
-#pragma unroll
-        for (int c = 0; c < TT / 16; c++) {  // dQ += bf16(dS) K
-            unsigned da[4];
-            c_to_a(da, s[2 * c], s[2 * c + 1]);
-#pragma unroll
-            for (int dn = 0; dn < 2 * KC; dn++) {
-                unsigned bk[2];
-                frag_b(bk, Kt + dn * 8 * M::LDK + c * 16, M::LDK, g, t);
-                mma_bf16(acc[dn], da, bk);
-            }
-        }
+        acc_product<KC, TT / 16>(acc, s, Kt, M::LDK, g, t);  // dQ += bf16(dS) K
     }
 
 #pragma unroll
-    for (int rr = 0; rr < 2; rr++) {
-        if (qi[rr] >= T || (qs[rr] < 0 && accumulate)) continue;  // padding: no gradient (0 when written)
-        const size_t base = (((size_t)b * T + qi[rr]) * H + h) * hd;
-#pragma unroll
-        for (int dn = 0; dn < 2 * KC; dn++)
-#pragma unroll
-            for (int c = 0; c < 2; c++) {
-                const int d = dn * 8 + 2 * t + c;
-                if (d >= hd) continue;
-                const float gq = qs[rr] < 0 ? 0.0f : acc[dn][2 * rr + c];
-                dq[base + d] = accumulate ? dq[base + d] + gq : gq;
-            }
-    }
+    for (int rr = 0; rr < 2; rr++)
+        if (qi[rr] < T)
+            store_grad_row<KC>(dq + (((size_t)b * T + qi[rr]) * H + h) * hd, acc, rr, t, hd, qs[rr] < 0, accumulate);
 }
 
 // --- backward: dk, dv ------------------------------------------------------------------------
@@ -426,17 +423,7 @@ attention_mma_dkdv_kernel(float *dk, float *dv, const float *dout, const float *
 
     load_rows<M::HDP, TT>(Kb, M::LDH, nullptr, 0, k, b, T, KVH, grp, k0, hd, vec);
     load_rows<M::HDP, TT>(Vb, M::LDH, nullptr, 0, v, b, T, KVH, grp, k0, hd, vec);
-    if (threadIdx.x == 0) {  // queries that see some key of the block: [first valid key, max end)
-        int lo = T, hi = 0;
-        for (int r = 0; r < TT && k0 + r < T; r++) {
-            int j = k0 + r;
-            if (st[j] < 0) continue;
-            lo = min(lo, j);
-            hi = max(hi, (int)en[j]);
-        }
-        range[0] = hi ? lo : 0;
-        range[1] = hi;
-    }
+    if (threadIdx.x == 0) block_key_range(st, en, k0, TT, T, &range[0], &range[1]);
     __syncthreads();
     const int qlo = range[0], qhi = range[1];
 
@@ -460,35 +447,12 @@ attention_mma_dkdv_kernel(float *dk, float *dv, const float *dout, const float *
             __syncthreads();
             load_rows<M::HDP, KQT>(Qs, M::LDH, Qt, M::LDQ, q, b, T, H, h, qt, hd, vec);
             load_rows<M::HDP, KQT>(dOs, M::LDH, dOt, M::LDQ, dout, b, T, H, h, qt, hd, vec);
-            if (threadIdx.x < KQT) {
-                int i = qt + threadIdx.x;
-                size_t qo = ((size_t)b * T + (i < T ? i : 0)) * H + h;
-                Ls[threadIdx.x] = lse[qo];
-                Ds[threadIdx.x] = Dl[qo];
-                Ss[threadIdx.x] = i < T ? st[i] : -1;
-            }
+            load_query_stats(Ls, Ds, Ss, lse, Dl, st, b, T, H, h, qt, KQT);
             __syncthreads();
             if (whi <= qt || wlo >= qt + KQT) continue;  // warp-uniform
 
             float s[KQT / 8][4], dp[KQT / 8][4];  // S^T = K Q^T and dP^T = V dO^T: keys x queries
-#pragma unroll
-            for (int nt = 0; nt < KQT / 8; nt++)
-#pragma unroll
-                for (int e = 0; e < 4; e++) s[nt][e] = dp[nt][e] = 0.0f;
-#pragma unroll
-            for (int kc = 0; kc < KC; kc++) {
-                unsigned ak[4], av[4];
-                frag_a(ak, Kw + kc * 16, M::LDH, g, t);
-                frag_a(av, Vw + kc * 16, M::LDH, g, t);
-#pragma unroll
-                for (int nt = 0; nt < KQT / 8; nt++) {
-                    unsigned bq[2], bo[2];
-                    frag_b(bq, Qs + nt * 8 * M::LDH + kc * 16, M::LDH, g, t);
-                    frag_b(bo, dOs + nt * 8 * M::LDH + kc * 16, M::LDH, g, t);
-                    mma_bf16(s[nt], ak, bq);
-                    mma_bf16(dp[nt], av, bo);
-                }
-            }
+            two_products<KC, KQT / 8>(s, dp, Kw, Qs, Vw, dOs, M::LDH, g, t);
 #pragma unroll
             for (int nt = 0; nt < KQT / 8; nt++)
 #pragma unroll
@@ -499,36 +463,16 @@ attention_mma_dkdv_kernel(float *dk, float *dv, const float *dout, const float *
                     s[nt][e] = p;
                     dp[nt][e] = __fmul_rn(__fmul_rn(p, __fsub_rn(dp[nt][e], Ds[col])), scale);
                 }
-#pragma unroll
-            for (int c = 0; c < KQT / 16; c++) {  // dV += bf16(p)^T dO, dK += bf16(dS)^T Q
-                unsigned pa[4], da[4];
-                c_to_a(pa, s[2 * c], s[2 * c + 1]);
-                c_to_a(da, dp[2 * c], dp[2 * c + 1]);
-#pragma unroll
-                for (int dn = 0; dn < 2 * KC; dn++) {
-                    unsigned bo[2], bq[2];
-                    frag_b(bo, dOt + dn * 8 * M::LDQ + c * 16, M::LDQ, g, t);
-                    frag_b(bq, Qt + dn * 8 * M::LDQ + c * 16, M::LDQ, g, t);
-                    mma_bf16(gv[dn], pa, bo);
-                    mma_bf16(gk[dn], da, bq);
-                }
-            }
+            acc_product<KC, KQT / 16>(gv, s, dOt, M::LDQ, g, t);  // dV += bf16(p)^T dO
+            acc_product<KC, KQT / 16>(gk, dp, Qt, M::LDQ, g, t);  // dK += bf16(dS)^T Q
         }
 
 #pragma unroll
-    for (int rr = 0; rr < 2; rr++) {
-        if (kj[rr] >= T || (ks[rr] < 0 && accumulate)) continue;  // padding keys: seen by nobody (0 when written)
+    for (int rr = 0; rr < 2; rr++) {  // padding keys are seen by nobody: no gradient
+        if (kj[rr] >= T) continue;
         const size_t ko = (((size_t)b * T + kj[rr]) * KVH + grp) * hd;
-#pragma unroll
-        for (int dn = 0; dn < 2 * KC; dn++)
-#pragma unroll
-            for (int c = 0; c < 2; c++) {
-                const int d = dn * 8 + 2 * t + c;
-                if (d >= hd) continue;
-                const float a = ks[rr] < 0 ? 0.0f : gk[dn][2 * rr + c], z = ks[rr] < 0 ? 0.0f : gv[dn][2 * rr + c];
-                dk[ko + d] = accumulate ? dk[ko + d] + a : a;
-                dv[ko + d] = accumulate ? dv[ko + d] + z : z;
-            }
+        store_grad_row<KC>(dk + ko, gk, rr, t, hd, ks[rr] < 0, accumulate);
+        store_grad_row<KC>(dv + ko, gv, rr, t, hd, ks[rr] < 0, accumulate);
     }
 }
 

@@ -31,6 +31,7 @@
 #include <mma.h>
 
 #include "attention_mma.cuh"
+#include "attention_ranges.cuh"
 #include "common.cuh"
 
 using namespace nvcuda;
@@ -90,14 +91,6 @@ __device__ inline void zero_f32(float *p, int n) {
     for (int i = threadIdx.x; i < n; i += blockDim.x) p[i] = 0.0f;
 }
 
-__device__ inline int warp_min_int(int x) {
-    for (int o = 16; o > 0; o >>= 1) x = min(x, __shfl_xor_sync(FULL, x, o));
-    return x;
-}
-__device__ inline int warp_max_int(int x) {
-    for (int o = 16; o > 0; o >>= 1) x = max(x, __shfl_xor_sync(FULL, x, o));
-    return x;
-}
 
 // C (16 x w) = A (16 x kdim, row-major, lda) . X^T, X (w x kdim, row-major, ldx): scores.
 __device__ inline void mma_abt(float *C, int ldc, const bf16 *A, int lda, const bf16 *X, int ldx, int w,
@@ -133,17 +126,6 @@ __device__ inline void mma_acc(float *C, int ldc, const bf16 *P, int ldp, const 
     }
 }
 
-// The smallest start and the largest i+1 over the valid queries i0..i0+n-1 (thread 0).
-__device__ inline void block_query_range(const int32_t *st, int i0, int n, int T, int *lo, int *hi) {
-    int a = T, z = 0;
-    for (int r = 0; r < n && i0 + r < T; r++) {
-        if (st[i0 + r] < 0) continue;
-        a = min(a, (int)st[i0 + r]);
-        z = i0 + r + 1;
-    }
-    *lo = z ? a : 0;
-    *hi = z;
-}
 
 // --- forward ---------------------------------------------------------------------------------
 // grid (ceil(T/TT), H, B). shared: Qs, Ks, Vs (TT, ldh) bf16; per warp S (WR, TT+4) fp32,
@@ -384,17 +366,7 @@ attention_tc_dkdv_kernel(float *dk, float *dv, const float *dout, const float *q
     load_tile(Vb, v, b, T, KVH, g, k0, TT, hd, D);
     zero_f32(dKw, NW * WR * D.ldf);
     zero_f32(dVw, NW * WR * D.ldf);
-    if (threadIdx.x == 0) {  // queries that see some key of the block: [first valid key, max end)
-        int lo = T, hi = 0;
-        for (int r = 0; r < TT && k0 + r < T; r++) {
-            int j = k0 + r;
-            if (st[j] < 0) continue;
-            lo = min(lo, j);
-            hi = max(hi, (int)en[j]);
-        }
-        range[0] = hi ? lo : 0;
-        range[1] = hi;
-    }
+    if (threadIdx.x == 0) block_key_range(st, en, k0, TT, T, &range[0], &range[1]);
     __syncthreads();
     const int qlo = range[0], qhi = range[1];
 
@@ -414,13 +386,7 @@ attention_tc_dkdv_kernel(float *dk, float *dv, const float *dout, const float *q
             __syncthreads();
             load_tile(Qs, q, b, T, H, h, qt, KQT, hd, D);
             load_tile(dOs, dout, b, T, H, h, qt, KQT, hd, D);
-            if (threadIdx.x < KQT) {
-                int i = qt + threadIdx.x;
-                size_t qo = ((size_t)b * T + (i < T ? i : 0)) * H + h;
-                Ls[threadIdx.x] = lse[qo];
-                Ds[threadIdx.x] = Dl[qo];
-                Ss[threadIdx.x] = i < T ? st[i] : -1;
-            }
+            load_query_stats(Ls, Ds, Ss, lse, Dl, st, b, T, H, h, qt, KQT);
             __syncthreads();
             if (whi <= qt || wlo >= qt + KQT) continue;  // warp-uniform
 

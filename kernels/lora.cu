@@ -34,6 +34,25 @@ __device__ inline void dropped4(float xv[4], const float *x, int n, int q, int C
     }
 }
 
+// acc + x · a over 4 columns, in the one order both down kernels use (so they give the same bits).
+__device__ __forceinline__ float dot4_acc(float acc, const float x[4], const float *a) {
+    return fmaf(x[3], a[3], fmaf(x[2], a[2], fmaf(x[1], a[1], fmaf(x[0], a[0], acc))));
+}
+
+// u's rows n0..n0+R-1 (< N) from each lane's partial sums: one butterfly a rank, lane 0 writes.
+template <int R, int RT>
+__device__ inline void store_row_sums(float *u, float (&acc)[R][RT], int n0, int N, int r, int lane) {
+#pragma unroll
+    for (int a = 0; a < R; a++) {
+        const int n = n0 + a;
+#pragma unroll
+        for (int j = 0; j < RT; j++) {
+            float s = warp_sum(acc[a][j]);  // every lane joins the shuffles
+            if (lane == 0 && n < N && j < r) u[(size_t)n * r + j] = s;
+        }
+    }
+}
+
 // u (N,r) = dropout(x) (N,C) · A^T (r,C). Block: DOWN_WARPS warps, each DOWN_ROWS_PER_WARP rows;
 // a lane takes group q = c0/4 + lane of each chunk of DOWN_CHUNK columns; per row, the lane's
 // partial sums over its columns are reduced across the warp at the end (fixed butterfly).
@@ -65,21 +84,10 @@ lora_down_kernel(float *u, const float *x, const float *A, float keep_scale, uin
             float xv[4];
             dropped4(xv, x, n, q, C, seed, row0, thr, keep_scale);
 #pragma unroll
-            for (int j = 0; j < RT; j++) {
-                const float *aj = &As[j][4 * lane];
-                acc[a][j] = fmaf(xv[3], aj[3], fmaf(xv[2], aj[2], fmaf(xv[1], aj[1], fmaf(xv[0], aj[0], acc[a][j]))));
-            }
+            for (int j = 0; j < RT; j++) acc[a][j] = dot4_acc(acc[a][j], xv, &As[j][4 * lane]);
         }
     }
-#pragma unroll
-    for (int a = 0; a < DOWN_ROWS_PER_WARP; a++) {
-        const int n = n0 + a;
-#pragma unroll
-        for (int j = 0; j < RT; j++) {
-            float s = warp_sum(acc[a][j]);  // every lane joins the shuffles
-            if (lane == 0 && n < N && j < r) u[(size_t)n * r + j] = s;
-        }
-    }
+    store_row_sums(u, acc, n0, N, r, lane);
 }
 
 // The same product without shared memory or barriers (lora_down_variant(1); written after the
@@ -113,19 +121,10 @@ lora_down2_kernel(float *u, const float *x, const float *A, float keep_scale, ui
             float xv[4];
             dropped4(xv, x, n, q, C, seed, row0, thr, keep_scale);
 #pragma unroll
-            for (int j = 0; j < RT; j++)
-                acc[a][j] = fmaf(xv[3], aw[j][3], fmaf(xv[2], aw[j][2], fmaf(xv[1], aw[j][1], fmaf(xv[0], aw[j][0], acc[a][j]))));
+            for (int j = 0; j < RT; j++) acc[a][j] = dot4_acc(acc[a][j], xv, aw[j]);
         }
     }
-#pragma unroll
-    for (int a = 0; a < R; a++) {
-        const int n = n0 + a;
-#pragma unroll
-        for (int j = 0; j < RT; j++) {
-            float s = warp_sum(acc[a][j]);  // every lane joins the shuffles
-            if (lane == 0 && n < N && j < r) u[(size_t)n * r + j] = s;
-        }
-    }
+    store_row_sums(u, acc, n0, N, r, lane);
 }
 
 // dinp (N,C) += mask ⊙ keep_scale · (du (N,r) · A (r,C)). Thread: group q (4 columns), its A

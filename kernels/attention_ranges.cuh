@@ -1,0 +1,59 @@
+// attention_ranges.cuh — what the attention kernels (attention.cu, attention_tc.cu,
+// attention_mma.cu) share about packed rows: which keys a block of queries sees, which queries
+// see a block of keys (from attention_prepare's per-position sample start and end), a warp's
+// min and max of such bounds, and a query tile's statistics for the dk/dv kernels.
+#ifndef VET_ATTENTION_RANGES_CUH
+#define VET_ATTENTION_RANGES_CUH
+
+#include <stdint.h>
+
+__device__ inline int warp_min_int(int x) {
+    for (int o = 16; o > 0; o >>= 1) x = min(x, __shfl_xor_sync(0xffffffffu, x, o));
+    return x;
+}
+__device__ inline int warp_max_int(int x) {
+    for (int o = 16; o > 0; o >>= 1) x = max(x, __shfl_xor_sync(0xffffffffu, x, o));
+    return x;
+}
+
+// The keys queries i0..i0+n-1 see: [the smallest sample start, the largest valid i + 1), or
+// [0, 0) when none is valid (padding). One thread computes it.
+__device__ inline void block_query_range(const int32_t *st, int i0, int n, int T, int *lo, int *hi) {
+    int a = T, z = 0;
+    for (int r = 0; r < n && i0 + r < T; r++) {
+        if (st[i0 + r] < 0) continue;
+        a = min(a, (int)st[i0 + r]);
+        z = i0 + r + 1;
+    }
+    *lo = z ? a : 0;
+    *hi = z;
+}
+
+// The queries that see some key of k0..k0+n-1: [the first valid key, the largest sample end),
+// or [0, 0) when none is valid. One thread computes it.
+__device__ inline void block_key_range(const int32_t *st, const int32_t *en, int k0, int n, int T, int *lo,
+                                       int *hi) {
+    int a = T, z = 0;
+    for (int r = 0; r < n && k0 + r < T; r++) {
+        const int j = k0 + r;
+        if (st[j] < 0) continue;
+        a = min(a, j);
+        z = max(z, (int)en[j]);
+    }
+    *lo = z ? a : 0;
+    *hi = z;
+}
+
+// For queries qt..qt+n-1 of head h (threads 0..n-1 of the block, n <= blockDim.x): their lse
+// and D = rowsum(dO * O) (B,T,H) and their sample's start (-1 past T) into shared Ls, Ds, Ss.
+__device__ inline void load_query_stats(float *Ls, float *Ds, int *Ss, const float *lse, const float *Dl,
+                                        const int32_t *st, int b, int T, int H, int h, int qt, int n) {
+    if (threadIdx.x >= n) return;
+    const int i = qt + threadIdx.x;
+    const size_t qo = ((size_t)b * T + (i < T ? i : 0)) * H + h;
+    Ls[threadIdx.x] = lse[qo];
+    Ds[threadIdx.x] = Dl[qo];
+    Ss[threadIdx.x] = i < T ? st[i] : -1;
+}
+
+#endif
