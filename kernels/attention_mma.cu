@@ -203,7 +203,6 @@ __device__ __forceinline__ float quad_sum(float x) {
     return __fadd_rn(x, __shfl_xor_sync(FULL, x, 2));
 }
 
-
 template <int KC> struct mma_dims {
     static constexpr int HDP = KC * 16;  // head_dim padded with zeros to 16 KC
     static constexpr int LDH = HDP + 8;  // row-major tiles of HDP columns

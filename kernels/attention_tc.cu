@@ -91,7 +91,6 @@ __device__ inline void zero_f32(float *p, int n) {
     for (int i = threadIdx.x; i < n; i += blockDim.x) p[i] = 0.0f;
 }
 
-
 // C (16 x w) = A (16 x kdim, row-major, lda) . X^T, X (w x kdim, row-major, ldx): scores.
 __device__ inline void mma_abt(float *C, int ldc, const bf16 *A, int lda, const bf16 *X, int ldx, int w,
                                int kdim) {
@@ -125,7 +124,6 @@ __device__ inline void mma_acc(float *C, int ldc, const bf16 *P, int ldp, const 
         wmma::store_matrix_sync(C + n * 16, c, ldc, wmma::mem_row_major);
     }
 }
-
 
 // --- forward ---------------------------------------------------------------------------------
 // grid (ceil(T/TT), H, B). shared: Qs, Ks, Vs (TT, ldh) bf16; per warp S (WR, TT+4) fp32,

@@ -3,7 +3,8 @@
 # suite, VET_TEST_JOBS at a time) must count every ok / not ok / skip line, count a crash, an exit
 # status without a failure line and a program that reports nothing as failures, name them, and
 # exit non-zero, whatever the number of jobs; tests/fuzz/run.sh (make fuzz) must report each
-# harness in order and fail on a failing or missing one.
+# harness in order and fail on a failing or missing one; the GPU bundle's run.sh must refuse a
+# bundle whose packed libraries cannot be unpacked, with one line and exit 2.
 set -u
 : "${VET_TOP:?}"
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/vet-runners.XXXXXX")
@@ -75,3 +76,17 @@ fuzz_ok() {
     [ $? -eq 2 ] && grep -q "JOBS=0: a whole number of at least 1" "$tmp/fuzz0.out"
 }
 check fuzz_runner_verdicts fuzz_ok
+
+# tests/gpu/bundle/run.sh on a bundle whose lib.tar.xz is not an archive: one line naming it,
+# exit 2, no part run. (make gpu-rehearsal, as root in CI, runs it on a real bundle.)
+bundle_refusal_ok() {
+    local b=$tmp/bundle out
+    mkdir -p "$b/bin" "$b/test" "$b/cpu"
+    cp "$VET_TOP/tests/gpu/bundle/run.sh" "$b/run.sh"
+    echo "not an archive" >"$b/lib.tar.xz"
+    out=$(bash "$b/run.sh" --cpu "$tmp/bundle-out" 2>&1)
+    local rc=$?
+    [ $rc -eq 2 ] && [ "$(echo "$out" | wc -l)" -eq 1 ] &&
+        grep -q "^run.sh: cannot unpack $b/lib.tar.xz" <<<"$out" || { echo "exit $rc: $out" >&2; return 1; }
+}
+check bundle_run_refuses_bad_archive bundle_refusal_ok

@@ -79,16 +79,13 @@ export VET_PYTHON=${VET_PYTHON:-python3}
 # that it stays far under what a lease carries (64 MiB with the working tree). The programs find
 # their libraries through DT_RPATH $ORIGIN/../lib, so they run from a copy beside the unpacked
 # libraries in the work directory (the bundle itself may be read-only: the rehearsal mounts it
-# so). An unpacked lib/ (an older bundle) is used where it is.
-progs=$here
-if [ ! -d "$here/lib" ]; then
-    progs=$work/bundle
-    mkdir -p "$progs" && cp -R "$here/bin" "$here/test" "$here/cpu" "$progs/" &&
-        { tar -xJf "$here/lib.tar.xz" -C "$progs" 2>/dev/null ||
-            "$VET_PYTHON" -c 'import sys, tarfile; tarfile.open(sys.argv[1]).extractall(sys.argv[2])' \
-                "$here/lib.tar.xz" "$progs"; } && [ -d "$progs/lib" ] ||
-        { echo "run.sh: cannot unpack $here/lib.tar.xz into $progs (tar with xz, or $VET_PYTHON)" >&2; exit 2; }
-fi
+# so).
+progs=$work/bundle
+mkdir -p "$progs" && cp -R "$here/bin" "$here/test" "$here/cpu" "$progs/" &&
+    { tar -xJf "$here/lib.tar.xz" -C "$progs" 2>/dev/null ||
+        "$VET_PYTHON" -c 'import sys, tarfile; tarfile.open(sys.argv[1]).extractall(sys.argv[2])' \
+            "$here/lib.tar.xz" "$progs" 2>/dev/null; } && [ -d "$progs/lib" ] ||
+    { echo "run.sh: cannot unpack $here/lib.tar.xz into $progs (tar with xz, or $VET_PYTHON; make gpu-bundle)" >&2; exit 2; }
 export VET_BIN=$progs/bin VET_HELPERS=$progs/bin VET_NO_BUILD=1 VET_VENV=/nonexistent
 export RESULTS=$work/tables.md FIGURES=$work/figures.jsonl
 export TOKENIZER=$here/data/tokenizer.model NOTES_CSV=$here/data/notes.csv
