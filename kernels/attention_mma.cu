@@ -20,13 +20,19 @@
 // column (or k) in the low half. A thread therefore owns rows g and g+8 of its warp's 16.
 //
 // B operands are read from shared tiles stored [n][k]: K (and V for dP) row-major serve S = Q K^T
-// directly; products over keys or queries (P V, dS K, P^T dO, dS^T Q) need V, K, dO, Q stored
-// transposed ([d][row]), written so by the loader. Row strides are padded by 8 elements so the
-// eight rows g of a fragment fall in distinct banks.
+// directly; products over keys or queries (P V, dS K, P^T dO, dS^T Q) take their B operand
+// transposed. The default kernels (template flag LDM) read every fragment with ldmatrix and the
+// transposed ones with ldmatrix.trans from the same row-major tiles (mma_frag.cuh). The kernels
+// of the first GPU run (LDM false, attention_tc_variant 3) had the loader also write V, K, dO, Q
+// transposed ([d][row]): 2-byte stores a column apart, which by the row strides below fall 16 to a
+// bank (a 16-way conflict on every store, ~4,000 cycles a 64 x 128 tile against ~700 for its
+// products), the likely cause of the ~13 TFLOP/s measured. Row strides are padded by 8 elements
+// so the eight rows of a fragment (or of an ldmatrix matrix) fall in distinct banks.
 #include <limits.h>
 
 #include "attention_mma.cuh"
 #include "attention_ranges.cuh"
+#include "mma_frag.cuh"
 
 #define TT VET_ATTN_TC_TILE  // queries a block and keys a tile (forward, dq); keys a block (dk/dv)
 #define KQT 32               // queries a tile in dk/dv (as attention_tc.cu)
@@ -67,6 +73,23 @@ __device__ __forceinline__ void frag_b(unsigned b[2], const bf16 *Y, int ld, int
     b[1] = ld_pair(p + 8);
 }
 
+// ldmatrix.x4 (mma_frag.cuh says which row each lane hands it): four 8x8 blocks of 16-bit
+// elements from shared memory into fragments, one instruction for what frag_a / frag_b read with
+// four or two 32-bit loads a thread; .trans reads B operands out of [k][n] tiles, so no tile
+// needs a transposed copy in shared memory.
+__device__ __forceinline__ void ldsm_x4(unsigned r[4], const bf16 *p) {
+    const unsigned a = (unsigned)__cvta_generic_to_shared(p);
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(a));
+}
+__device__ __forceinline__ void ldsm_x4_trans(unsigned r[4], const bf16 *p) {
+    const unsigned a = (unsigned)__cvta_generic_to_shared(p);
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(a));
+}
+
 // An A fragment of 16 columns (two C tiles side by side, s[0] left, s[1] right) rounded to bf16.
 __device__ __forceinline__ void c_to_a(unsigned a[4], const float *s0, const float *s1) {
     a[0] = pack_bf16(s0[0], s0[1]);
@@ -77,10 +100,12 @@ __device__ __forceinline__ void c_to_a(unsigned a[4], const float *s0, const flo
 
 // The backward's two score-shaped products of a warp's 16 rows, in one pass over the head:
 // s (16 x 8 NT) = X Y^T and dp = Z W^T, X and Z (16 rows, ld) the A sides, Y and W (8 NT rows,
-// ld) the B sides, all bf16 row-major with KC 16-column steps.
-template <int KC, int NT>
+// ld) the B sides, all bf16 row-major with KC 16-column steps. LDM: fragments by ldmatrix.
+template <int KC, int NT, bool LDM>
 __device__ __forceinline__ void two_products(float s[NT][4], float dp[NT][4], const bf16 *X, const bf16 *Y,
                                              const bf16 *Z, const bf16 *W, int ld, int g, int t) {
+    static_assert(NT % 2 == 0, "ldmatrix.x4 fills two n tiles");
+    const int lane = 4 * g + t, oa = ldsm_offset_down_first(lane, ld), ob = ldsm_offset_right_first(lane, ld);
 #pragma unroll
     for (int nt = 0; nt < NT; nt++)
 #pragma unroll
@@ -88,34 +113,56 @@ __device__ __forceinline__ void two_products(float s[NT][4], float dp[NT][4], co
 #pragma unroll
     for (int kc = 0; kc < KC; kc++) {
         unsigned ax[4], az[4];
-        frag_a(ax, X + kc * 16, ld, g, t);
-        frag_a(az, Z + kc * 16, ld, g, t);
+        if constexpr (LDM) {
+            ldsm_x4(ax, X + kc * 16 + oa);
+            ldsm_x4(az, Z + kc * 16 + oa);
+        } else {
+            frag_a(ax, X + kc * 16, ld, g, t);
+            frag_a(az, Z + kc * 16, ld, g, t);
+        }
 #pragma unroll
-        for (int nt = 0; nt < NT; nt++) {
-            unsigned by[2], bw[2];
-            frag_b(by, Y + nt * 8 * ld + kc * 16, ld, g, t);
-            frag_b(bw, W + nt * 8 * ld + kc * 16, ld, g, t);
+        for (int nt = 0; nt < NT; nt += 2) {
+            unsigned by[4], bw[4];  // b0, b1 of n tile nt, then of nt + 1
+            if constexpr (LDM) {
+                ldsm_x4(by, Y + nt * 8 * ld + kc * 16 + ob);
+                ldsm_x4(bw, W + nt * 8 * ld + kc * 16 + ob);
+            } else {
+                frag_b(by, Y + nt * 8 * ld + kc * 16, ld, g, t);
+                frag_b(by + 2, Y + (nt + 1) * 8 * ld + kc * 16, ld, g, t);
+                frag_b(bw, W + nt * 8 * ld + kc * 16, ld, g, t);
+                frag_b(bw + 2, W + (nt + 1) * 8 * ld + kc * 16, ld, g, t);
+            }
             mma_bf16(s[nt], ax, by);
             mma_bf16(dp[nt], az, bw);
+            mma_bf16(s[nt + 1], ax, by + 2);
+            mma_bf16(dp[nt + 1], az, bw + 2);
         }
     }
 }
 
 // acc (16 x 16 KC, as 2 KC tiles of 8 columns) += bf16(p) Y: p (16 x 16 NC) in accumulator
-// tiles, Y (16 NC x 16 KC) given transposed (Yt, ld: a row per output column). O += P V,
-// dQ += dS K, dV += P^T dO, dK += dS^T Q.
-template <int KC, int NC>
-__device__ __forceinline__ void acc_product(float acc[2 * KC][4], float p[2 * NC][4], const bf16 *Yt, int ld, int g,
+// tiles, Y (16 NC x 16 KC). O += P V, dQ += dS K, dV += P^T dO, dK += dS^T Q. LDM: Y is the
+// row-major tile (ld), read by ldmatrix.trans; otherwise Y is given transposed (a row per output
+// column, ld), read by 32-bit loads.
+template <int KC, int NC, bool LDM>
+__device__ __forceinline__ void acc_product(float acc[2 * KC][4], float p[2 * NC][4], const bf16 *Y, int ld, int g,
                                             int t) {
+    const int ot = ldsm_offset_down_first(4 * g + t, ld);
 #pragma unroll
     for (int c = 0; c < NC; c++) {  // 16 rows of Y at a time
         unsigned pa[4];
         c_to_a(pa, p[2 * c], p[2 * c + 1]);
 #pragma unroll
-        for (int dn = 0; dn < 2 * KC; dn++) {
-            unsigned by[2];
-            frag_b(by, Yt + dn * 8 * ld + c * 16, ld, g, t);
+        for (int dn = 0; dn < 2 * KC; dn += 2) {
+            unsigned by[4];  // b0, b1 of output tile dn, then of dn + 1
+            if constexpr (LDM) {
+                ldsm_x4_trans(by, Y + c * 16 * ld + dn * 8 + ot);
+            } else {
+                frag_b(by, Y + dn * 8 * ld + c * 16, ld, g, t);
+                frag_b(by + 2, Y + (dn + 1) * 8 * ld + c * 16, ld, g, t);
+            }
             mma_bf16(acc[dn], pa, by);
+            mma_bf16(acc[dn + 1], pa, by + 2);
         }
     }
 }
@@ -142,8 +189,8 @@ __device__ __forceinline__ void store_grad_row(float *dst, const float acc[2 * K
 //
 // Why batches: a loop that loads, converts and stores one element an iteration can wait for each
 // load before the next. On the 2026-12-04 H200 runs these kernels ran at ~13 TFLOP/s (mid size,
-// forward), with ~128 such loads a thread a tile: the likely cause, not yet confirmed by a
-// profile. Here a thread issues BATCH float4 loads (when hd is a multiple of 4 and x is 16-byte
+// forward), with ~128 such loads a thread a tile: one likely cause (the other, the transposed
+// stores' bank conflicts, above), not yet confirmed by a profile. Here a thread issues BATCH float4 loads (when hd is a multiple of 4 and x is 16-byte
 // aligned: `vec`), then converts and stores them; a 64 x 128 tile takes two such rounds.
 template <int HDP, int N>
 __device__ __forceinline__ void load_rows(bf16 *rm, int ldr, bf16 *tr, int ldt, const float *x, int b, int T,
@@ -168,9 +215,11 @@ __device__ __forceinline__ void load_rows(bf16 *rm, int ldr, bf16 *tr, int ldt, 
                 if (k0 + k >= PER || idx >= QUADS) continue;
                 const __nv_bfloat162 lo = __floats2bfloat162_rn(val[k].x, val[k].y);
                 const __nv_bfloat162 hi = __floats2bfloat162_rn(val[k].z, val[k].w);
-                if (rm) {  // d % 4 == 0 and ldr even: 4-byte aligned pairs
-                    *(__nv_bfloat162 *)(rm + r * ldr + d) = lo;
-                    *(__nv_bfloat162 *)(rm + r * ldr + d + 2) = hi;
+                if (rm) {  // d % 4 == 0 and ldr % 4 == 0: 8-byte aligned, a warp's row in 2 wavefronts
+                    uint2 w;
+                    w.x = *(const unsigned *)&lo;
+                    w.y = *(const unsigned *)&hi;
+                    *(uint2 *)(rm + r * ldr + d) = w;
                 }
                 if (tr) {
                     tr[(d + 0) * ldt + r] = lo.x;
@@ -211,21 +260,25 @@ template <int KC> struct mma_dims {
 };
 
 // --- forward ---------------------------------------------------------------------------------
-// grid (ceil(T/TT), H, B). shared: Qs, Ks (TT, LDH) bf16, Vt (HDP, LDK) bf16. Registers per
-// thread: Q fragments (KC x 4), O (2 KC tiles x 4), scores (TT/8 tiles x 4).
-template <int KC> __host__ __device__ constexpr size_t fwd_smem_bytes() {
-    return (2 * (size_t)TT * mma_dims<KC>::LDH + (size_t)mma_dims<KC>::HDP * mma_dims<KC>::LDK) * sizeof(bf16) +
-           2 * sizeof(int);
+// grid (ceil(T/TT), H, B). shared: Qs, Ks (TT, LDH) bf16, and V: with LDM row-major Vs (TT,
+// LDH), else transposed Vt (HDP, LDK). Registers per thread: Q fragments (KC x 4), O (2 KC
+// tiles x 4), scores (TT/8 tiles x 4).
+template <int KC, bool LDM> __host__ __device__ constexpr size_t v_tile_elems() {
+    return LDM ? (size_t)TT * mma_dims<KC>::LDH : (size_t)mma_dims<KC>::HDP * mma_dims<KC>::LDK;
+}
+template <int KC, bool LDM> __host__ __device__ constexpr size_t fwd_smem_bytes() {
+    return (2 * (size_t)TT * mma_dims<KC>::LDH + v_tile_elems<KC, LDM>()) * sizeof(bf16) + 2 * sizeof(int);
 }
 
-template <int KC>
+template <int KC, bool LDM>
 __global__ void __launch_bounds__(NW * 32)
 attention_mma_forward_kernel(float *out, float *lse, const float *q, const float *k, const float *v,
                              const int32_t *start, int T, int H, int KVH, int hd, float scale, bool vec) {
     typedef mma_dims<KC> M;
     extern __shared__ __align__(16) unsigned char smem[];
-    bf16 *Qs = (bf16 *)smem, *Ks = Qs + TT * M::LDH, *Vt = Ks + TT * M::LDH;
-    int *range = (int *)(Vt + M::HDP * M::LDK);
+    bf16 *Qs = (bf16 *)smem, *Ks = Qs + TT * M::LDH, *Vt = Ks + TT * M::LDH;  // V: row-major with LDM, else [d][key]
+    int *range = (int *)(Vt + v_tile_elems<KC, LDM>());
+    const int ldv = LDM ? M::LDH : M::LDK, ob = ldsm_offset_right_first(threadIdx.x & 31, M::LDH);
     const int b = blockIdx.z, h = blockIdx.y, grp = h / (H / KVH), i0 = blockIdx.x * TT;
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, t = lane & 3;
     const int32_t *st = start + (size_t)b * T;
@@ -254,19 +307,29 @@ attention_mma_forward_kernel(float *out, float *lse, const float *q, const float
     for (int kt = klo; kt < khi; kt += TT) {
         __syncthreads();  // the previous tile is no longer read
         load_rows<M::HDP, TT>(Ks, M::LDH, nullptr, 0, k, b, T, KVH, grp, kt, hd, vec);
-        load_rows<M::HDP, TT>(nullptr, 0, Vt, M::LDK, v, b, T, KVH, grp, kt, hd, vec);
+        if constexpr (LDM)
+            load_rows<M::HDP, TT>(Vt, M::LDH, nullptr, 0, v, b, T, KVH, grp, kt, hd, vec);
+        else
+            load_rows<M::HDP, TT>(nullptr, 0, Vt, M::LDK, v, b, T, KVH, grp, kt, hd, vec);
         __syncthreads();
         if (whi <= kt || wlo >= kt + TT) continue;  // warp-uniform: no row of the warp sees the tile
 
         float s[TT / 8][4];  // S = Q K^T, then the scaled and masked scores, then p
 #pragma unroll
-        for (int nt = 0; nt < TT / 8; nt++) {
-            s[nt][0] = s[nt][1] = s[nt][2] = s[nt][3] = 0.0f;
+        for (int nt = 0; nt < TT / 8; nt += 2) {
+#pragma unroll
+            for (int e = 0; e < 4; e++) s[nt][e] = s[nt + 1][e] = 0.0f;
 #pragma unroll
             for (int kc = 0; kc < KC; kc++) {
-                unsigned bk[2];
-                frag_b(bk, Ks + nt * 8 * M::LDH + kc * 16, M::LDH, g, t);
+                unsigned bk[4];  // b0, b1 of key tile nt, then of nt + 1
+                if constexpr (LDM) {
+                    ldsm_x4(bk, Ks + nt * 8 * M::LDH + kc * 16 + ob);
+                } else {
+                    frag_b(bk, Ks + nt * 8 * M::LDH + kc * 16, M::LDH, g, t);
+                    frag_b(bk + 2, Ks + (nt + 1) * 8 * M::LDH + kc * 16, M::LDH, g, t);
+                }
                 mma_bf16(s[nt], qa[kc], bk);
+                mma_bf16(s[nt + 1], qa[kc], bk + 2);
             }
         }
         float mt[2] = {-INFINITY, -INFINITY};
@@ -303,7 +366,7 @@ attention_mma_forward_kernel(float *out, float *lse, const float *q, const float
         for (int dn = 0; dn < 2 * KC; dn++)
 #pragma unroll
             for (int e = 0; e < 4; e++) o[dn][e] = __fmul_rn(o[dn][e], corr[e >> 1]);
-        acc_product<KC, TT / 16>(o, s, Vt, M::LDK, g, t);  // O += bf16(p) V
+        acc_product<KC, TT / 16, LDM>(o, s, Vt, ldv, g, t);  // O += bf16(p) V
     }
 
 #pragma unroll
@@ -324,14 +387,15 @@ attention_mma_forward_kernel(float *out, float *lse, const float *q, const float
 }
 
 // --- backward: dq ----------------------------------------------------------------------------
-// grid (ceil(T/TT), H, B). shared: Qs, dOs, Ks, Vs (TT, LDH), Kt (HDP, LDK) bf16. Registers:
-// dQ (2 KC tiles x 4), S then p, dP then dS (TT/8 tiles x 4 each).
-template <int KC> __host__ __device__ constexpr size_t dq_smem_bytes() {
-    return (4 * (size_t)TT * mma_dims<KC>::LDH + (size_t)mma_dims<KC>::HDP * mma_dims<KC>::LDK) * sizeof(bf16) +
+// grid (ceil(T/TT), H, B). shared: Qs, dOs, Ks, Vs (TT, LDH), and without LDM Kt (HDP, LDK)
+// bf16. Registers: dQ (2 KC tiles x 4), S then p, dP then dS (TT/8 tiles x 4 each).
+template <int KC, bool LDM> __host__ __device__ constexpr size_t dq_smem_bytes() {
+    return (4 * (size_t)TT * mma_dims<KC>::LDH + (LDM ? 0 : (size_t)mma_dims<KC>::HDP * mma_dims<KC>::LDK)) *
+               sizeof(bf16) +
            2 * sizeof(int);
 }
 
-template <int KC>
+template <int KC, bool LDM>
 __global__ void __launch_bounds__(NW * 32)
 attention_mma_dq_kernel(float *dq, const float *dout, const float *q, const float *k, const float *v,
                         const float *lse, const float *Dl, const int32_t *start, int T, int H, int KVH, int hd,
@@ -339,8 +403,8 @@ attention_mma_dq_kernel(float *dq, const float *dout, const float *q, const floa
     typedef mma_dims<KC> M;
     extern __shared__ __align__(16) unsigned char smem[];
     bf16 *Qs = (bf16 *)smem, *dOs = Qs + TT * M::LDH, *Ks = dOs + TT * M::LDH, *Vs = Ks + TT * M::LDH;
-    bf16 *Kt = Vs + TT * M::LDH;
-    int *range = (int *)(Kt + M::HDP * M::LDK);
+    bf16 *Kt = Vs + TT * M::LDH;  // unused with LDM
+    int *range = (int *)(Kt + (LDM ? 0 : M::HDP * M::LDK));
     const int b = blockIdx.z, h = blockIdx.y, grp = h / (H / KVH), i0 = blockIdx.x * TT;
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, t = lane & 3;
     const int32_t *st = start + (size_t)b * T;
@@ -369,13 +433,13 @@ attention_mma_dq_kernel(float *dq, const float *dout, const float *q, const floa
 
     for (int kt = klo; kt < khi; kt += TT) {
         __syncthreads();
-        load_rows<M::HDP, TT>(Ks, M::LDH, Kt, M::LDK, k, b, T, KVH, grp, kt, hd, vec);
+        load_rows<M::HDP, TT>(Ks, M::LDH, LDM ? nullptr : Kt, M::LDK, k, b, T, KVH, grp, kt, hd, vec);
         load_rows<M::HDP, TT>(Vs, M::LDH, nullptr, 0, v, b, T, KVH, grp, kt, hd, vec);
         __syncthreads();
         if (whi <= kt || wlo >= kt + TT) continue;  // warp-uniform
 
         float s[TT / 8][4], dp[TT / 8][4];  // S = Q K^T and dP = dO V^T
-        two_products<KC, TT / 8>(s, dp, Qw, Ks, dOw, Vs, M::LDH, g, t);
+        two_products<KC, TT / 8, LDM>(s, dp, Qw, Ks, dOw, Vs, M::LDH, g, t);
 #pragma unroll
         for (int nt = 0; nt < TT / 8; nt++)
 #pragma unroll
@@ -385,7 +449,10 @@ attention_mma_dq_kernel(float *dq, const float *dout, const float *q, const floa
                 const float p = seen ? expf(__fsub_rn(__fmul_rn(s[nt][e], scale), L[rr])) : 0.0f;
                 s[nt][e] = __fmul_rn(__fmul_rn(p, __fsub_rn(dp[nt][e], Dq[rr])), scale);
             }
-        acc_product<KC, TT / 16>(acc, s, Kt, M::LDK, g, t);  // dQ += bf16(dS) K
+        if constexpr (LDM)
+            acc_product<KC, TT / 16, true>(acc, s, Ks, M::LDH, g, t);  // dQ += bf16(dS) K
+        else
+            acc_product<KC, TT / 16, false>(acc, s, Kt, M::LDK, g, t);
     }
 
 #pragma unroll
@@ -397,15 +464,19 @@ attention_mma_dq_kernel(float *dq, const float *dout, const float *q, const floa
 // --- backward: dk, dv ------------------------------------------------------------------------
 // grid (ceil(T/TT), KVH, B): a block owns TT keys (16 a warp) and sums over every query head of
 // the kv group and every query of each key's sample at or after it, KQT queries a tile.
-// shared: Kb, Vb (TT, LDH), Qs, dOs (KQT, LDH), Qt, dOt (HDP, LDQ) bf16; per query of the tile
-// lse, D and its sample's start. Registers: dK, dV (2 KC tiles x 4 each), S^T then p, dP^T.
-template <int KC> __host__ __device__ constexpr size_t dkdv_smem_bytes() {
+// shared: Kb, Vb (TT, LDH), Qs, dOs (KQT, LDH), without LDM Qt, dOt (HDP, LDQ) bf16; per query
+// of the tile lse, D and its sample's start. Registers: dK, dV (2 KC tiles x 4 each), S^T then
+// p, dP^T.
+template <int KC, bool LDM> __host__ __device__ constexpr size_t dkdv_transposed_elems() {
+    return LDM ? 0 : (size_t)mma_dims<KC>::HDP * mma_dims<KC>::LDQ;
+}
+template <int KC, bool LDM> __host__ __device__ constexpr size_t dkdv_smem_bytes() {
     return (2 * (size_t)TT * mma_dims<KC>::LDH + 2 * (size_t)KQT * mma_dims<KC>::LDH +
-            2 * (size_t)mma_dims<KC>::HDP * mma_dims<KC>::LDQ) * sizeof(bf16) +
+            2 * dkdv_transposed_elems<KC, LDM>()) * sizeof(bf16) +
            KQT * (2 * sizeof(float) + sizeof(int)) + 2 * sizeof(int);
 }
 
-template <int KC>
+template <int KC, bool LDM>
 __global__ void __launch_bounds__(NW * 32)
 attention_mma_dkdv_kernel(float *dk, float *dv, const float *dout, const float *q, const float *k, const float *v,
                           const float *lse, const float *Dl, const int32_t *start, const int32_t *end, int T, int H,
@@ -413,8 +484,8 @@ attention_mma_dkdv_kernel(float *dk, float *dv, const float *dout, const float *
     typedef mma_dims<KC> M;
     extern __shared__ __align__(16) unsigned char smem[];
     bf16 *Kb = (bf16 *)smem, *Vb = Kb + TT * M::LDH, *Qs = Vb + TT * M::LDH, *dOs = Qs + KQT * M::LDH;
-    bf16 *Qt = dOs + KQT * M::LDH, *dOt = Qt + M::HDP * M::LDQ;
-    float *Ls = (float *)(dOt + M::HDP * M::LDQ), *Ds = Ls + KQT;
+    bf16 *Qt = dOs + KQT * M::LDH, *dOt = Qt + dkdv_transposed_elems<KC, LDM>();  // unused with LDM
+    float *Ls = (float *)(dOt + dkdv_transposed_elems<KC, LDM>()), *Ds = Ls + KQT;
     int *Ss = (int *)(Ds + KQT), *range = Ss + KQT;
     const int b = blockIdx.z, grp = blockIdx.y, k0 = blockIdx.x * TT, rep = H / KVH;
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, t = lane & 3;
@@ -444,14 +515,14 @@ attention_mma_dkdv_kernel(float *dk, float *dv, const float *dout, const float *
     for (int h = grp * rep; h < (grp + 1) * rep; h++)
         for (int qt = qlo; qt < qhi; qt += KQT) {
             __syncthreads();
-            load_rows<M::HDP, KQT>(Qs, M::LDH, Qt, M::LDQ, q, b, T, H, h, qt, hd, vec);
-            load_rows<M::HDP, KQT>(dOs, M::LDH, dOt, M::LDQ, dout, b, T, H, h, qt, hd, vec);
+            load_rows<M::HDP, KQT>(Qs, M::LDH, LDM ? nullptr : Qt, M::LDQ, q, b, T, H, h, qt, hd, vec);
+            load_rows<M::HDP, KQT>(dOs, M::LDH, LDM ? nullptr : dOt, M::LDQ, dout, b, T, H, h, qt, hd, vec);
             load_query_stats(Ls, Ds, Ss, lse, Dl, st, b, T, H, h, qt, KQT);
             __syncthreads();
             if (whi <= qt || wlo >= qt + KQT) continue;  // warp-uniform
 
             float s[KQT / 8][4], dp[KQT / 8][4];  // S^T = K Q^T and dP^T = V dO^T: keys x queries
-            two_products<KC, KQT / 8>(s, dp, Kw, Qs, Vw, dOs, M::LDH, g, t);
+            two_products<KC, KQT / 8, LDM>(s, dp, Kw, Qs, Vw, dOs, M::LDH, g, t);
 #pragma unroll
             for (int nt = 0; nt < KQT / 8; nt++)
 #pragma unroll
@@ -462,8 +533,13 @@ attention_mma_dkdv_kernel(float *dk, float *dv, const float *dout, const float *
                     s[nt][e] = p;
                     dp[nt][e] = __fmul_rn(__fmul_rn(p, __fsub_rn(dp[nt][e], Ds[col])), scale);
                 }
-            acc_product<KC, KQT / 16>(gv, s, dOt, M::LDQ, g, t);  // dV += bf16(p)^T dO
-            acc_product<KC, KQT / 16>(gk, dp, Qt, M::LDQ, g, t);  // dK += bf16(dS)^T Q
+            if constexpr (LDM) {
+                acc_product<KC, KQT / 16, true>(gv, s, dOs, M::LDH, g, t);  // dV += bf16(p)^T dO
+                acc_product<KC, KQT / 16, true>(gk, dp, Qs, M::LDH, g, t);  // dK += bf16(dS)^T Q
+            } else {
+                acc_product<KC, KQT / 16, false>(gv, s, dOt, M::LDQ, g, t);
+                acc_product<KC, KQT / 16, false>(gk, dp, Qt, M::LDQ, g, t);
+            }
         }
 
 #pragma unroll
@@ -476,8 +552,12 @@ attention_mma_dkdv_kernel(float *dk, float *dv, const float *dout, const float *
 }
 
 // --- host side -----------------------------------------------------------------------------------
-static int scalar_loads = 0;  // attention_mma_force_scalar_loads: tests reach the other path
-void attention_mma_force_scalar_loads(int on) { scalar_loads = on != 0; }
+static int scalar_loads = 0;      // attention_mma_set_variant: tests reach the element-load path
+static int transposed_tiles = 0;  // and the kernels of the first GPU run (no ldmatrix)
+void attention_mma_set_variant(int scalar, int transposed) {
+    scalar_loads = scalar != 0;
+    transposed_tiles = transposed != 0;
+}
 
 // float4 loads: rows of hd floats keep every 4-column group 16-byte aligned.
 static bool vec_loads(int hd, const float *q, const float *k, const float *v, const float *dout) {
@@ -485,30 +565,30 @@ static bool vec_loads(int hd, const float *q, const float *k, const float *v, co
     return !scalar_loads && hd % 4 == 0 && al(q) && al(k) && al(v) && al(dout);
 }
 
-template <int KC>
+template <int KC, bool LDM>
 static int launch_forward(vet_cuda *ctx, float *out, float *lse, const float *q, const float *k, const float *v,
                           const int32_t *start, int B, int T, int H, int KVH, int hd, vet_err *err) {
-    const size_t smem = fwd_smem_bytes<KC>();
-    SMEM_OPT_IN(attention_mma_forward_kernel<KC>, smem, err);
-    attention_mma_forward_kernel<KC><<<dim3(ceil_div(T, TT), H, B), NW * 32, smem, ctx->stream>>>(
+    const size_t smem = fwd_smem_bytes<KC, LDM>();
+    SMEM_OPT_IN((attention_mma_forward_kernel<KC, LDM>), smem, err);
+    attention_mma_forward_kernel<KC, LDM><<<dim3(ceil_div(T, TT), H, B), NW * 32, smem, ctx->stream>>>(
         out, lse, q, k, v, start, T, H, KVH, hd, 1.0f / sqrtf((float)hd), vec_loads(hd, q, k, v, nullptr));
     LAUNCH_CHECK("attention_forward_bf16 (mma)", err);
     return 0;
 }
 
-template <int KC>
+template <int KC, bool LDM>
 static int launch_backward(vet_cuda *ctx, float *dq, float *dk, float *dv, const float *dout, const float *q,
                            const float *k, const float *v, const float *lse, const float *Dl, const int32_t *start,
                            const int32_t *end, int B, int T, int H, int KVH, int hd, int accumulate, vet_err *err) {
     const float scale = 1.0f / sqrtf((float)hd);
     const bool vec = vec_loads(hd, q, k, v, dout);
-    const size_t smem_dq = dq_smem_bytes<KC>(), smem_kv = dkdv_smem_bytes<KC>();
-    SMEM_OPT_IN(attention_mma_dq_kernel<KC>, smem_dq, err);
-    attention_mma_dq_kernel<KC><<<dim3(ceil_div(T, TT), H, B), NW * 32, smem_dq, ctx->stream>>>(
+    const size_t smem_dq = dq_smem_bytes<KC, LDM>(), smem_kv = dkdv_smem_bytes<KC, LDM>();
+    SMEM_OPT_IN((attention_mma_dq_kernel<KC, LDM>), smem_dq, err);
+    attention_mma_dq_kernel<KC, LDM><<<dim3(ceil_div(T, TT), H, B), NW * 32, smem_dq, ctx->stream>>>(
         dq, dout, q, k, v, lse, Dl, start, T, H, KVH, hd, scale, accumulate, vec);
     LAUNCH_CHECK("attention_backward_bf16 (mma dq)", err);
-    SMEM_OPT_IN(attention_mma_dkdv_kernel<KC>, smem_kv, err);
-    attention_mma_dkdv_kernel<KC><<<dim3(ceil_div(T, TT), KVH, B), NW * 32, smem_kv, ctx->stream>>>(
+    SMEM_OPT_IN((attention_mma_dkdv_kernel<KC, LDM>), smem_kv, err);
+    attention_mma_dkdv_kernel<KC, LDM><<<dim3(ceil_div(T, TT), KVH, B), NW * 32, smem_kv, ctx->stream>>>(
         dk, dv, dout, q, k, v, lse, Dl, start, end, T, H, KVH, hd, scale, accumulate, vec);
     LAUNCH_CHECK("attention_backward_bf16 (mma dk, dv)", err);
     return 0;
@@ -522,9 +602,14 @@ static_assert(8 * 16 == VET_ATTN_MMA_MAX_HD, "the widest instantiation is VET_AT
 
 int attention_mma_forward(vet_cuda *ctx, float *out, float *lse, const float *q, const float *k, const float *v,
                           const int32_t *start, int B, int T, int H, int KVH, int hd, vet_err *err) {
+    const bool ldm = !transposed_tiles;
     switch (padded_kc(hd)) {
-    case 4: return launch_forward<4>(ctx, out, lse, q, k, v, start, B, T, H, KVH, hd, err);
-    case 8: return launch_forward<8>(ctx, out, lse, q, k, v, start, B, T, H, KVH, hd, err);
+    case 4:
+        return (ldm ? launch_forward<4, true> : launch_forward<4, false>)(ctx, out, lse, q, k, v, start, B, T, H,
+                                                                          KVH, hd, err);
+    case 8:
+        return (ldm ? launch_forward<8, true> : launch_forward<8, false>)(ctx, out, lse, q, k, v, start, B, T, H,
+                                                                          KVH, hd, err);
     default: return 1;
     }
 }
@@ -532,13 +617,14 @@ int attention_mma_forward(vet_cuda *ctx, float *out, float *lse, const float *q,
 int attention_mma_backward(vet_cuda *ctx, float *dq, float *dk, float *dv, const float *dout, const float *q,
                            const float *k, const float *v, const float *lse, const float *Dl, const int32_t *start,
                            const int32_t *end, int B, int T, int H, int KVH, int hd, int accumulate, vet_err *err) {
+    const bool ldm = !transposed_tiles;
     switch (padded_kc(hd)) {
     case 4:
-        return launch_backward<4>(ctx, dq, dk, dv, dout, q, k, v, lse, Dl, start, end, B, T, H, KVH, hd, accumulate,
-                                  err);
+        return (ldm ? launch_backward<4, true> : launch_backward<4, false>)(
+            ctx, dq, dk, dv, dout, q, k, v, lse, Dl, start, end, B, T, H, KVH, hd, accumulate, err);
     case 8:
-        return launch_backward<8>(ctx, dq, dk, dv, dout, q, k, v, lse, Dl, start, end, B, T, H, KVH, hd, accumulate,
-                                  err);
+        return (ldm ? launch_backward<8, true> : launch_backward<8, false>)(
+            ctx, dq, dk, dv, dout, q, k, v, lse, Dl, start, end, B, T, H, KVH, hd, accumulate, err);
     default: return 1;
     }
 }

@@ -17,8 +17,11 @@ int attention_mma_backward(vet_cuda *ctx, float *dq, float *dk, float *dv, const
                            const float *k, const float *v, const float *lse, const float *Dl, const int32_t *start,
                            const int32_t *end, int B, int T, int H, int KVH, int hd, int accumulate, vet_err *err);
 
-// Tests: on = 1 makes the kernels load their tiles one element at a time (the path for heads
-// whose width is not a multiple of 4, or unaligned tensors) at any width.
-void attention_mma_force_scalar_loads(int on);
+// Which kernels run (a process-wide setting, for tests and the diagnostic VET_GPU_ATTENTION):
+// scalar = 1 makes them load their tiles one element at a time (the path for heads whose width
+// is not a multiple of 4, or unaligned tensors) at any width; transposed = 1 runs the kernels of
+// the first GPU run (2026-12-04), which keep transposed copies of V, K, Q and dO in shared memory
+// and read fragments with 32-bit loads, instead of ldmatrix(.trans) from the row-major tiles.
+void attention_mma_set_variant(int scalar, int transposed);
 
 #endif

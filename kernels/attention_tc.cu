@@ -428,7 +428,7 @@ attention_tc_dkdv_kernel(float *dk, float *dv, const float *dout, const float *q
 static int force_wmma = 0;
 extern "C" void attention_tc_variant(int variant) {
     force_wmma = variant == 2;
-    attention_mma_force_scalar_loads(variant == 1);
+    attention_mma_set_variant(variant == 1, variant == 3);
 }
 
 extern "C" int attention_forward_bf16_cuda(vet_cuda *ctx, float *out, float *lse, const float *q,

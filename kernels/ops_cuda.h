@@ -169,9 +169,11 @@ int attention_backward_bf16_cuda(vet_cuda *ctx, float *dq, float *dk, float *dv,
                                  const float *lse, const int32_t *seg, int B, int T, int H, int KVH,
                                  int hd, int accumulate, void *scratch, vet_err *err);
 // Heads up to 128 wide run on register-resident mma.sync kernels (attention_mma.cu), wider ones
-// on WMMA kernels (attention_tc.cu): the same numbers. For the parity test, which checks each
-// (a process-wide setting): variant 0 the default, 1 the mma kernels loading their tiles one
-// element at a time (their path for widths not a multiple of 4), 2 the WMMA kernels at any width.
+// on WMMA kernels (attention_tc.cu): the same numbers. For the parity test, which checks each,
+// and the diagnostic VET_GPU_ATTENTION (a process-wide setting): variant 0 the default, 1 the
+// mma kernels loading their tiles one element at a time (their path for widths not a multiple of
+// 4), 2 the WMMA kernels at any width, 3 the mma kernels of the first GPU run (transposed tiles
+// in shared memory, no ldmatrix).
 void attention_tc_variant(int variant);
 
 // --- SwiGLU, residual -----------------------------------------------------------------------

@@ -668,9 +668,11 @@ static void run_config(const config *c) {
         vet_cuda_mem_free(d_dv);
     }
 
-    // --- the same attention on tensor cores, in three variants (attention_tc_variant): the
-    // default (attention_mma.cu for heads up to 128 wide), its element-at-a-time tile loads
-    // forced (rows `_scalar`), attention_tc.cu's WMMA kernels forced (rows `_wmma`); each against
+    // --- the same attention on tensor cores, in four variants (attention_tc_variant): the
+    // default (attention_mma.cu for heads up to 128 wide, fragments by ldmatrix), its
+    // element-at-a-time tile loads forced (rows `_scalar`), attention_tc.cu's WMMA kernels forced
+    // (rows `_wmma`), attention_mma.cu's kernels of the first GPU run, with transposed tiles in
+    // shared memory (rows `_transposed`: run.sh falls back to them when the default fails); each against
     // the CPU replay of their arithmetic (ops_attention_bf16.c: only fp32 summation order and
     // expf's last bit differ, which can flip a probability's bf16 rounding) and the exact fp32 op
     // (bf16's error), each timed, so one lease compares them at the 7B head width. The CPU
@@ -693,8 +695,8 @@ static void run_config(const config *c) {
         float *d_dout = devf(dout, nq), *d_dq = devf(NULL, nq), *d_dk = devf(NULL, nk), *d_dv = devf(NULL, nk);
         float *g1 = malloc(nq * 4), *g2 = malloc(nq * 4);
         snprintf(sh, sizeof sh, "B=%d T=%d H=%d KVH=%d hd=%d", B, T, H, KVH, hd);
-        for (int variant = 0; variant < 3; variant++) {
-            static const char *const suffix[3] = {"", "_scalar", "_wmma"};
+        for (int variant = 0; variant < 4; variant++) {
+            static const char *const suffix[4] = {"", "_scalar", "_wmma", "_transposed"};
             char fw[64], bw[64];
             snprintf(fw, sizeof fw, "attention_forward_bf16%s", suffix[variant]);
             snprintf(bw, sizeof bw, "attention_backward_bf16%s", suffix[variant]);
