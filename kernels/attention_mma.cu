@@ -185,58 +185,70 @@ __device__ __forceinline__ void store_grad_row(float *dst, const float acc[2 * K
 }
 
 // Rows r0..r0+N-1 of head `head` of x (B,T,nh,hd) as bf16 into rm (row-major, N x ldr) and/or
-// tr (transposed, HDP x ldt: tr[d ldt + r]); rows past T and columns past hd are 0.
+// tr (transposed, HDP x ldt: tr[d ldt + r]); rows past T and columns past hd are 0. x is fp32
+// (dout, rounded here) or already bf16 (q, k, v, as training stores them: the same values).
 //
 // Why batches: a loop that loads, converts and stores one element an iteration can wait for each
 // load before the next. On the 2026-12-04 H200 runs these kernels ran at ~13 TFLOP/s (mid size,
 // forward), with ~128 such loads a thread a tile: one likely cause (the other, the transposed
-// stores' bank conflicts, above), not yet confirmed by a profile. Here a thread issues BATCH float4 loads (when hd is a multiple of 4 and x is 16-byte
-// aligned: `vec`), then converts and stores them; a 64 x 128 tile takes two such rounds.
-template <int HDP, int N>
-__device__ __forceinline__ void load_rows(bf16 *rm, int ldr, bf16 *tr, int ldt, const float *x, int b, int T,
+// stores' bank conflicts, above), not yet confirmed by a profile. Here a thread issues BATCH
+// 16-byte loads (when hd is a multiple of 8 and the tensors 16-byte aligned: `vec`), then
+// converts and stores them; a 64 x 128 fp32 tile takes two such rounds, a bf16 one one.
+__device__ __forceinline__ bf16 to_bf16(float x) { return __float2bfloat16_rn(x); }
+__device__ __forceinline__ bf16 to_bf16(bf16 x) { return x; }
+
+template <int HDP, int N, typename Tin>
+__device__ __forceinline__ void load_rows(bf16 *rm, int ldr, bf16 *tr, int ldt, const Tin *x, int b, int T,
                                           int nh, int head, int r0, int hd, bool vec) {
-    constexpr int THREADS = NW * 32, BATCH = 8;  // float4 loads in flight a thread (the accumulators keep the rest)
+    constexpr int THREADS = NW * 32, BATCH = 8;  // 16-byte loads in flight a thread (the accumulators keep the rest)
+    constexpr int E = 16 / sizeof(Tin);          // elements a load: 4 fp32 or 8 bf16
     if (vec) {
-        constexpr int QUADS = N * HDP / 4, PER = (QUADS + THREADS - 1) / THREADS;
+        constexpr int VECS = N * HDP / E, PER = (VECS + THREADS - 1) / THREADS;
 #pragma unroll 1
         for (int k0 = 0; k0 < PER; k0 += BATCH) {
-            float4 val[BATCH];
+            uint4 val[BATCH];
 #pragma unroll
             for (int k = 0; k < BATCH; k++) {
-                const int idx = threadIdx.x + (k0 + k) * THREADS, r = idx / (HDP / 4), d = idx % (HDP / 4) * 4;
+                const int idx = threadIdx.x + (k0 + k) * THREADS, r = idx / (HDP / E), d = idx % (HDP / E) * E;
                 const int i = r0 + r;
-                val[k] = k0 + k < PER && idx < QUADS && i < T && d < hd
-                             ? __ldg((const float4 *)(x + (((size_t)b * T + i) * nh + head) * hd + d))
-                             : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+                val[k] = k0 + k < PER && idx < VECS && i < T && d < hd
+                             ? __ldg((const uint4 *)(x + (((size_t)b * T + i) * nh + head) * hd + d))
+                             : make_uint4(0u, 0u, 0u, 0u);
             }
 #pragma unroll
             for (int k = 0; k < BATCH; k++) {
-                const int idx = threadIdx.x + (k0 + k) * THREADS, r = idx / (HDP / 4), d = idx % (HDP / 4) * 4;
-                if (k0 + k >= PER || idx >= QUADS) continue;
-                const __nv_bfloat162 lo = __floats2bfloat162_rn(val[k].x, val[k].y);
-                const __nv_bfloat162 hi = __floats2bfloat162_rn(val[k].z, val[k].w);
-                if (rm) {  // d % 4 == 0 and ldr % 4 == 0: 8-byte aligned, a warp's row in 2 wavefronts
-                    uint2 w;
-                    w.x = *(const unsigned *)&lo;
-                    w.y = *(const unsigned *)&hi;
-                    *(uint2 *)(rm + r * ldr + d) = w;
-                }
-                if (tr) {
-                    tr[(d + 0) * ldt + r] = lo.x;
-                    tr[(d + 1) * ldt + r] = lo.y;
-                    tr[(d + 2) * ldt + r] = hi.x;
-                    tr[(d + 3) * ldt + r] = hi.y;
+                const int idx = threadIdx.x + (k0 + k) * THREADS, r = idx / (HDP / E), d = idx % (HDP / E) * E;
+                if (k0 + k >= PER || idx >= VECS) continue;
+                const uint4 w = val[k];
+                if constexpr (E == 4) {  // fp32: round to bf16 pairs
+                    const unsigned lo = pack_bf16(__uint_as_float(w.x), __uint_as_float(w.y));
+                    const unsigned hi = pack_bf16(__uint_as_float(w.z), __uint_as_float(w.w));
+                    if (rm) *(uint2 *)(rm + r * ldr + d) = make_uint2(lo, hi);  // 8-byte aligned
+                    if (tr) {
+                        tr[(d + 0) * ldt + r] = __ushort_as_bfloat16((unsigned short)(lo & 0xffffu));
+                        tr[(d + 1) * ldt + r] = __ushort_as_bfloat16((unsigned short)(lo >> 16));
+                        tr[(d + 2) * ldt + r] = __ushort_as_bfloat16((unsigned short)(hi & 0xffffu));
+                        tr[(d + 3) * ldt + r] = __ushort_as_bfloat16((unsigned short)(hi >> 16));
+                    }
+                } else {  // bf16: copied
+                    if (rm) *(uint4 *)(rm + r * ldr + d) = w;  // 16-byte aligned (ldr % 8 == 0)
+                    if (tr) {
+                        const unsigned word[4] = {w.x, w.y, w.z, w.w};
+#pragma unroll
+                        for (int e = 0; e < 8; e++)
+                            tr[(d + e) * ldt + r] = __ushort_as_bfloat16((unsigned short)(word[e >> 1] >> (16 * (e & 1))));
+                    }
                 }
             }
         }
         return;
     }
-    // One element an iteration, as before the batching: rare (hd not a multiple of 4), and
+    // One element an iteration, as before the batching: rare (hd not a multiple of 8), and
     // batched it would double the kernels' machine code.
 #pragma unroll 1
     for (int idx = threadIdx.x; idx < N * HDP; idx += THREADS) {
         const int r = idx / HDP, d = idx % HDP, i = r0 + r;
-        const bf16 h = __float2bfloat16_rn(i < T && d < hd ? x[(((size_t)b * T + i) * nh + head) * hd + d] : 0.0f);
+        const bf16 h = i < T && d < hd ? to_bf16(x[(((size_t)b * T + i) * nh + head) * hd + d]) : to_bf16(0.0f);
         if (rm) rm[r * ldr + d] = h;
         if (tr) tr[d * ldt + r] = h;
     }
@@ -272,7 +284,7 @@ template <int KC, bool LDM> __host__ __device__ constexpr size_t fwd_smem_bytes(
 
 template <int KC, bool LDM>
 __global__ void __launch_bounds__(NW * 32)
-attention_mma_forward_kernel(float *out, float *lse, const float *q, const float *k, const float *v,
+attention_mma_forward_kernel(float *out, float *lse, const bf16 *q, const bf16 *k, const bf16 *v,
                              const int32_t *start, int T, int H, int KVH, int hd, float scale, bool vec) {
     typedef mma_dims<KC> M;
     extern __shared__ __align__(16) unsigned char smem[];
@@ -397,7 +409,7 @@ template <int KC, bool LDM> __host__ __device__ constexpr size_t dq_smem_bytes()
 
 template <int KC, bool LDM>
 __global__ void __launch_bounds__(NW * 32)
-attention_mma_dq_kernel(float *dq, const float *dout, const float *q, const float *k, const float *v,
+attention_mma_dq_kernel(float *dq, const float *dout, const bf16 *q, const bf16 *k, const bf16 *v,
                         const float *lse, const float *Dl, const int32_t *start, int T, int H, int KVH, int hd,
                         float scale, int accumulate, bool vec) {
     typedef mma_dims<KC> M;
@@ -478,7 +490,7 @@ template <int KC, bool LDM> __host__ __device__ constexpr size_t dkdv_smem_bytes
 
 template <int KC, bool LDM>
 __global__ void __launch_bounds__(NW * 32)
-attention_mma_dkdv_kernel(float *dk, float *dv, const float *dout, const float *q, const float *k, const float *v,
+attention_mma_dkdv_kernel(float *dk, float *dv, const float *dout, const bf16 *q, const bf16 *k, const bf16 *v,
                           const float *lse, const float *Dl, const int32_t *start, const int32_t *end, int T, int H,
                           int KVH, int hd, float scale, int accumulate, bool vec) {
     typedef mma_dims<KC> M;
@@ -559,37 +571,40 @@ void attention_mma_set_variant(int scalar, int transposed) {
     transposed_tiles = transposed != 0;
 }
 
-// float4 loads: rows of hd floats keep every 4-column group 16-byte aligned.
-static bool vec_loads(int hd, const float *q, const float *k, const float *v, const float *dout) {
-    auto al = [](const float *p) { return p == nullptr || ((uintptr_t)p & 15) == 0; };
-    return !scalar_loads && hd % 4 == 0 && al(q) && al(k) && al(v) && al(dout);
+// 16-byte loads: rows of hd elements keep every 8-column group 16-byte aligned (4 for fp32 dout).
+static bool vec_loads(int hd, const uint16_t *q, const uint16_t *k, const uint16_t *v, const float *dout) {
+    auto al = [](const void *p) { return p == nullptr || ((uintptr_t)p & 15) == 0; };
+    return !scalar_loads && hd % 8 == 0 && al(q) && al(k) && al(v) && al(dout);
 }
+static const bf16 *as_bf16(const uint16_t *p) { return (const bf16 *)p; }
 
 template <int KC, bool LDM>
-static int launch_forward(vet_cuda *ctx, float *out, float *lse, const float *q, const float *k, const float *v,
+static int launch_forward(vet_cuda *ctx, float *out, float *lse, const uint16_t *q, const uint16_t *k, const uint16_t *v,
                           const int32_t *start, int B, int T, int H, int KVH, int hd, vet_err *err) {
     const size_t smem = fwd_smem_bytes<KC, LDM>();
     SMEM_OPT_IN((attention_mma_forward_kernel<KC, LDM>), smem, err);
     attention_mma_forward_kernel<KC, LDM><<<dim3(ceil_div(T, TT), H, B), NW * 32, smem, ctx->stream>>>(
-        out, lse, q, k, v, start, T, H, KVH, hd, 1.0f / sqrtf((float)hd), vec_loads(hd, q, k, v, nullptr));
+        out, lse, as_bf16(q), as_bf16(k), as_bf16(v), start, T, H, KVH, hd, 1.0f / sqrtf((float)hd),
+        vec_loads(hd, q, k, v, nullptr));
     LAUNCH_CHECK("attention_forward_bf16 (mma)", err);
     return 0;
 }
 
 template <int KC, bool LDM>
-static int launch_backward(vet_cuda *ctx, float *dq, float *dk, float *dv, const float *dout, const float *q,
-                           const float *k, const float *v, const float *lse, const float *Dl, const int32_t *start,
+static int launch_backward(vet_cuda *ctx, float *dq, float *dk, float *dv, const float *dout, const uint16_t *q,
+                           const uint16_t *k, const uint16_t *v, const float *lse, const float *Dl, const int32_t *start,
                            const int32_t *end, int B, int T, int H, int KVH, int hd, int accumulate, vet_err *err) {
     const float scale = 1.0f / sqrtf((float)hd);
     const bool vec = vec_loads(hd, q, k, v, dout);
     const size_t smem_dq = dq_smem_bytes<KC, LDM>(), smem_kv = dkdv_smem_bytes<KC, LDM>();
     SMEM_OPT_IN((attention_mma_dq_kernel<KC, LDM>), smem_dq, err);
     attention_mma_dq_kernel<KC, LDM><<<dim3(ceil_div(T, TT), H, B), NW * 32, smem_dq, ctx->stream>>>(
-        dq, dout, q, k, v, lse, Dl, start, T, H, KVH, hd, scale, accumulate, vec);
+        dq, dout, as_bf16(q), as_bf16(k), as_bf16(v), lse, Dl, start, T, H, KVH, hd, scale, accumulate, vec);
     LAUNCH_CHECK("attention_backward_bf16 (mma dq)", err);
     SMEM_OPT_IN((attention_mma_dkdv_kernel<KC, LDM>), smem_kv, err);
     attention_mma_dkdv_kernel<KC, LDM><<<dim3(ceil_div(T, TT), KVH, B), NW * 32, smem_kv, ctx->stream>>>(
-        dk, dv, dout, q, k, v, lse, Dl, start, end, T, H, KVH, hd, scale, accumulate, vec);
+        dk, dv, dout, as_bf16(q), as_bf16(k), as_bf16(v), lse, Dl, start, end, T, H, KVH, hd, scale, accumulate,
+        vec);
     LAUNCH_CHECK("attention_backward_bf16 (mma dk, dv)", err);
     return 0;
 }
@@ -600,7 +615,7 @@ static int launch_backward(vet_cuda *ctx, float *dq, float *dk, float *dv, const
 static int padded_kc(int hd) { return hd <= 64 ? 4 : hd <= VET_ATTN_MMA_MAX_HD ? 8 : 0; }
 static_assert(8 * 16 == VET_ATTN_MMA_MAX_HD, "the widest instantiation is VET_ATTN_MMA_MAX_HD");
 
-int attention_mma_forward(vet_cuda *ctx, float *out, float *lse, const float *q, const float *k, const float *v,
+int attention_mma_forward(vet_cuda *ctx, float *out, float *lse, const uint16_t *q, const uint16_t *k, const uint16_t *v,
                           const int32_t *start, int B, int T, int H, int KVH, int hd, vet_err *err) {
     const bool ldm = !transposed_tiles;
     switch (padded_kc(hd)) {
@@ -614,8 +629,8 @@ int attention_mma_forward(vet_cuda *ctx, float *out, float *lse, const float *q,
     }
 }
 
-int attention_mma_backward(vet_cuda *ctx, float *dq, float *dk, float *dv, const float *dout, const float *q,
-                           const float *k, const float *v, const float *lse, const float *Dl, const int32_t *start,
+int attention_mma_backward(vet_cuda *ctx, float *dq, float *dk, float *dv, const float *dout, const uint16_t *q,
+                           const uint16_t *k, const uint16_t *v, const float *lse, const float *Dl, const int32_t *start,
                            const int32_t *end, int B, int T, int H, int KVH, int hd, int accumulate, vet_err *err) {
     const bool ldm = !transposed_tiles;
     switch (padded_kc(hd)) {

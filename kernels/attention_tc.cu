@@ -77,13 +77,16 @@ struct smem_carve {
 };
 
 // rows r0..r0+n-1 of head `head` of x (B,T,nh,hd), batch row b, into dst (n rows of ld) as
-// bf16; rows past T and columns past hd are 0.
-__device__ inline void load_tile(bf16 *dst, const float *x, int b, int T, int nh, int head, int r0,
-                                 int n, int hd, tc_dims D) {
+// bf16; rows past T and columns past hd are 0. x: fp32 (dout, rounded here) or bf16 (q, k, v).
+__device__ inline bf16 tile_value(float x) { return __float2bfloat16_rn(x); }
+__device__ inline bf16 tile_value(bf16 x) { return x; }
+template <typename Tin>
+__device__ inline void load_tile(bf16 *dst, const Tin *x, int b, int T, int nh, int head, int r0, int n, int hd,
+                                 tc_dims D) {
     for (int idx = threadIdx.x; idx < n * D.hdp; idx += blockDim.x) {
         int r = idx / D.hdp, d = idx % D.hdp, i = r0 + r;
-        float val = i < T && d < hd ? x[(((size_t)b * T + i) * nh + head) * hd + d] : 0.0f;
-        dst[r * D.ldh + d] = __float2bfloat16_rn(val);
+        dst[r * D.ldh + d] = i < T && d < hd ? tile_value(x[(((size_t)b * T + i) * nh + head) * hd + d])
+                                             : __float2bfloat16_rn(0.0f);
     }
 }
 
@@ -148,7 +151,7 @@ __host__ __device__ inline size_t fwd_layout(tc_dims D, unsigned char *base, fwd
 }
 
 __global__ void __launch_bounds__(NW * 32)
-attention_tc_forward_kernel(float *out, float *lse, const float *q, const float *k, const float *v,
+attention_tc_forward_kernel(float *out, float *lse, const bf16 *q, const bf16 *k, const bf16 *v,
                             const int32_t *start, int T, int H, int KVH, int hd, float scale) {
     extern __shared__ __align__(128) unsigned char smem[];
     const tc_dims D = tc_dims_of(hd);
@@ -248,7 +251,7 @@ __host__ __device__ inline size_t dq_layout(tc_dims D, unsigned char *base, dq_s
 }
 
 __global__ void __launch_bounds__(NW * 32)
-attention_tc_dq_kernel(float *dq, const float *dout, const float *q, const float *k, const float *v,
+attention_tc_dq_kernel(float *dq, const float *dout, const bf16 *q, const bf16 *k, const bf16 *v,
                        const float *lse, const float *Dl, const int32_t *start, int T, int H, int KVH,
                        int hd, float scale, int accumulate) {
     extern __shared__ __align__(128) unsigned char smem[];
@@ -345,8 +348,8 @@ __host__ __device__ inline size_t dkdv_layout(tc_dims D, unsigned char *base, dk
 }
 
 __global__ void __launch_bounds__(NW * 32)
-attention_tc_dkdv_kernel(float *dk, float *dv, const float *dout, const float *q, const float *k,
-                         const float *v, const float *lse, const float *Dl, const int32_t *start,
+attention_tc_dkdv_kernel(float *dk, float *dv, const float *dout, const bf16 *q, const bf16 *k,
+                         const bf16 *v, const float *lse, const float *Dl, const int32_t *start,
                          const int32_t *end, int T, int H, int KVH, int hd, float scale, int accumulate) {
     extern __shared__ __align__(128) unsigned char smem[];
     const tc_dims D = tc_dims_of(hd);
@@ -431,8 +434,8 @@ extern "C" void attention_tc_variant(int variant) {
     attention_mma_set_variant(variant == 1, variant == 3);
 }
 
-extern "C" int attention_forward_bf16_cuda(vet_cuda *ctx, float *out, float *lse, const float *q,
-                                           const float *k, const float *v, const int32_t *seg, int B,
+extern "C" int attention_forward_bf16_cuda(vet_cuda *ctx, float *out, float *lse, const uint16_t *q,
+                                           const uint16_t *k, const uint16_t *v, const int32_t *seg, int B,
                                            int T, int H, int KVH, int hd, void *scratch, vet_err *err) {
     attention_scratch s = {};
     int ready = attention_prepare(ctx, seg, NULL, NULL, B, T, H, KVH, hd, scratch, &s, err);
@@ -447,14 +450,14 @@ extern "C" int attention_forward_bf16_cuda(vet_cuda *ctx, float *out, float *lse
     size_t smem = fwd_layout(D, nullptr, &none);
     SMEM_OPT_IN(attention_tc_forward_kernel, smem, err);
     attention_tc_forward_kernel<<<dim3(ceil_div(T, TT), H, B), NW * 32, smem, ctx->stream>>>(
-        out, lse, q, k, v, start, T, H, KVH, hd, 1.0f / sqrtf((float)hd));
+        out, lse, (const bf16 *)q, (const bf16 *)k, (const bf16 *)v, start, T, H, KVH, hd, 1.0f / sqrtf((float)hd));
     LAUNCH_CHECK("attention_forward_bf16", err);
     return 0;
 }
 
 extern "C" int attention_backward_bf16_cuda(vet_cuda *ctx, float *dq, float *dk, float *dv,
-                                            const float *dout, const float *q, const float *k,
-                                            const float *v, const float *out, const float *lse,
+                                            const float *dout, const uint16_t *q, const uint16_t *k,
+                                            const uint16_t *v, const float *out, const float *lse,
                                             const int32_t *seg, int B, int T, int H, int KVH, int hd,
                                             int accumulate, void *scratch, vet_err *err) {
     attention_scratch s = {};
@@ -473,14 +476,15 @@ extern "C" int attention_backward_bf16_cuda(vet_cuda *ctx, float *dq, float *dk,
     size_t smem_dq = dq_layout(D, nullptr, &none_dq);
     SMEM_OPT_IN(attention_tc_dq_kernel, smem_dq, err);
     attention_tc_dq_kernel<<<dim3(ceil_div(T, TT), H, B), NW * 32, smem_dq, ctx->stream>>>(
-        dq, dout, q, k, v, lse, Dl, start, T, H, KVH, hd, scale, accumulate);
+        dq, dout, (const bf16 *)q, (const bf16 *)k, (const bf16 *)v, lse, Dl, start, T, H, KVH, hd, scale, accumulate);
     LAUNCH_CHECK("attention_backward_bf16 (dq)", err);
 
     dkdv_smem none_kv;
     size_t smem_kv = dkdv_layout(D, nullptr, &none_kv);
     SMEM_OPT_IN(attention_tc_dkdv_kernel, smem_kv, err);
     attention_tc_dkdv_kernel<<<dim3(ceil_div(T, TT), KVH, B), NW * 32, smem_kv, ctx->stream>>>(
-        dk, dv, dout, q, k, v, lse, Dl, start, end, T, H, KVH, hd, scale, accumulate);
+        dk, dv, dout, (const bf16 *)q, (const bf16 *)k, (const bf16 *)v, lse, Dl, start, end, T, H, KVH, hd, scale,
+        accumulate);
     LAUNCH_CHECK("attention_backward_bf16 (dk, dv)", err);
     return 0;
 }

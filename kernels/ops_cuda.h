@@ -139,6 +139,11 @@ int rope_forward_cuda(vet_cuda *ctx, float *x, const int32_t *pos, const float *
                       const float *sin_t, int N, int nh, int hd, vet_err *err);
 int rope_backward_cuda(vet_cuda *ctx, float *dx, const int32_t *pos, const float *cos_t,
                        const float *sin_t, int N, int nh, int hd, vet_err *err);
+// The forward's result rounded to bf16 into out16 (N,nh,hd), x unchanged: the same bits as
+// rope_forward_cuda then f32_to_bf16_cuda, in one pass (training's q and k for the tensor-core
+// attention, which reads them in bf16).
+int rope_forward_bf16_cuda(vet_cuda *ctx, uint16_t *out16, const float *x, const int32_t *pos,
+                           const float *cos_t, const float *sin_t, int N, int nh, int hd, vet_err *err);
 
 // --- causal attention over packed rows, GQA (flash-attention style) --------------------------
 // Shapes and mask as attention_forward: q (B,T,H,hd), k, v (B,T,KVH,hd), seg (B,T) with -1 =
@@ -155,17 +160,18 @@ int attention_backward_cuda(vet_cuda *ctx, float *dq, float *dk, float *dv, cons
                             const float *q, const float *k, const float *v, const float *out,
                             const float *lse, const int32_t *seg, int B, int T, int H, int KVH,
                             int hd, int accumulate, void *scratch, vet_err *err);
-// The same on tensor cores (kernels/attention_tc.cu): q, k, v, dout rounded to bf16 as they are
-// loaded, fp32 accumulation, probabilities and score gradients rounded to bf16 before they
-// multiply; VET_ATTN_TC_TILE queries a block and keys a tile. lib/model/ops.h's
-// attention_forward_bf16 (given this tile) / _backward_bf16 compute these values on the CPU.
-// Same arguments, scratch and determinism as the fp32 kernels above.
+// The same on tensor cores (kernels/attention_tc.cu): q, k, v given in bf16 (training stores
+// them so: the rounding the kernels would apply as they load fp32 values), dout rounded to bf16
+// as it is loaded, fp32 accumulation, probabilities and score gradients rounded to bf16 before
+// they multiply; VET_ATTN_TC_TILE queries a block and keys a tile. lib/model/ops.h's
+// attention_forward_bf16 (given this tile, and q, k, v widened from bf16) / _backward_bf16
+// compute these values on the CPU. Same scratch and determinism as the fp32 kernels above.
 #define VET_ATTN_TC_TILE 64
-int attention_forward_bf16_cuda(vet_cuda *ctx, float *out, float *lse, const float *q, const float *k,
-                                const float *v, const int32_t *seg, int B, int T, int H, int KVH,
+int attention_forward_bf16_cuda(vet_cuda *ctx, float *out, float *lse, const uint16_t *q, const uint16_t *k,
+                                const uint16_t *v, const int32_t *seg, int B, int T, int H, int KVH,
                                 int hd, void *scratch, vet_err *err);
 int attention_backward_bf16_cuda(vet_cuda *ctx, float *dq, float *dk, float *dv, const float *dout,
-                                 const float *q, const float *k, const float *v, const float *out,
+                                 const uint16_t *q, const uint16_t *k, const uint16_t *v, const float *out,
                                  const float *lse, const int32_t *seg, int B, int T, int H, int KVH,
                                  int hd, int accumulate, void *scratch, vet_err *err);
 // Heads up to 128 wide run on register-resident mma.sync kernels (attention_mma.cu), wider ones

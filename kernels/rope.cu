@@ -8,9 +8,11 @@
 // One thread per pair (n, head, i < hd/2) of x (N,nh,hd).
 //   forward:  a' = a cos - b sin;  b' = b cos + a sin
 //   backward: the transpose, da = da' cos + db' sin;  db = db' cos - da' sin
+// out16 non-NULL (forward only): the result rounded to bf16 there, x left as it is; the same
+// fp32 arithmetic as in place, so the bits are those of rounding the in-place result.
 template <bool BACKWARD>
-__global__ void rope_kernel(float *x, const int32_t *pos, const float *cos_t, const float *sin_t,
-                            int N, int nh, int hd) {
+__global__ void rope_kernel(float *x, __nv_bfloat16 *out16, const int32_t *pos, const float *cos_t,
+                            const float *sin_t, int N, int nh, int hd) {
     int half = hd / 2;
     size_t total = (size_t)N * nh * half;
     for (size_t t = blockIdx.x * (size_t)blockDim.x + threadIdx.x; t < total;
@@ -19,18 +21,25 @@ __global__ void rope_kernel(float *x, const int32_t *pos, const float *cos_t, co
         size_t n = nhead / nh;
         float c = cos_t[(size_t)pos[n] * half + i], s = sin_t[(size_t)pos[n] * half + i];
         float *v = x + nhead * hd;
-        float a = v[i], b = v[i + half];
+        float a = v[i], b = v[i + half], ra, rb;
         if (!BACKWARD) {
-            v[i] = a * c - b * s;
-            v[i + half] = b * c + a * s;
+            ra = a * c - b * s;
+            rb = b * c + a * s;
         } else {
-            v[i] = a * c + b * s;
-            v[i + half] = b * c - a * s;
+            ra = a * c + b * s;
+            rb = b * c - a * s;
+        }
+        if (out16) {
+            out16[nhead * hd + i] = __float2bfloat16_rn(ra);
+            out16[nhead * hd + i + half] = __float2bfloat16_rn(rb);
+        } else {
+            v[i] = ra;
+            v[i + half] = rb;
         }
     }
 }
 
-static int rope_launch(vet_cuda *ctx, bool backward, float *x, const int32_t *pos,
+static int rope_launch(vet_cuda *ctx, bool backward, float *x, uint16_t *out16, const int32_t *pos,
                        const float *cos_t, const float *sin_t, int N, int nh, int hd, vet_err *err) {
     CHECK_CTX(ctx, err);
     if (hd % 2) return vet_errf(err, "%s:%d: rope needs an even head_dim, not %d", __FILE__, __LINE__, hd);
@@ -39,19 +48,25 @@ static int rope_launch(vet_cuda *ctx, bool backward, float *x, const int32_t *po
     size_t b = (total + THREADS - 1) / THREADS;
     int blocks = (int)(b < 65536 ? b : 65536);
     if (backward)
-        rope_kernel<true><<<blocks, THREADS, 0, ctx->stream>>>(x, pos, cos_t, sin_t, N, nh, hd);
+        rope_kernel<true><<<blocks, THREADS, 0, ctx->stream>>>(x, nullptr, pos, cos_t, sin_t, N, nh, hd);
     else
-        rope_kernel<false><<<blocks, THREADS, 0, ctx->stream>>>(x, pos, cos_t, sin_t, N, nh, hd);
+        rope_kernel<false><<<blocks, THREADS, 0, ctx->stream>>>(x, (__nv_bfloat16 *)out16, pos, cos_t, sin_t, N,
+                                                                  nh, hd);
     LAUNCH_CHECK(backward ? "rope_backward" : "rope_forward", err);
     return 0;
 }
 
 extern "C" int rope_forward_cuda(vet_cuda *ctx, float *x, const int32_t *pos, const float *cos_t,
                                  const float *sin_t, int N, int nh, int hd, vet_err *err) {
-    return rope_launch(ctx, false, x, pos, cos_t, sin_t, N, nh, hd, err);
+    return rope_launch(ctx, false, x, nullptr, pos, cos_t, sin_t, N, nh, hd, err);
+}
+
+extern "C" int rope_forward_bf16_cuda(vet_cuda *ctx, uint16_t *out16, const float *x, const int32_t *pos,
+                                      const float *cos_t, const float *sin_t, int N, int nh, int hd, vet_err *err) {
+    return rope_launch(ctx, false, (float *)x, out16, pos, cos_t, sin_t, N, nh, hd, err);
 }
 
 extern "C" int rope_backward_cuda(vet_cuda *ctx, float *dx, const int32_t *pos, const float *cos_t,
                                   const float *sin_t, int N, int nh, int hd, vet_err *err) {
-    return rope_launch(ctx, true, dx, pos, cos_t, sin_t, N, nh, hd, err);
+    return rope_launch(ctx, true, dx, nullptr, pos, cos_t, sin_t, N, nh, hd, err);
 }

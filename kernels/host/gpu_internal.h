@@ -65,6 +65,11 @@ struct vet_gpu_model {
     float *x, *xmid;               // (L+1,N,C), (LA,N,C)
     float *rstd1, *rstd2;          // (LA,N)
     float *q, *k, *v, *att, *lse;  // (LA,N,Q), (LA,N,KV) x2, (LA,N,Q), (LA,N,H)
+    // With attn_tc, q, k, v are kept in bf16 instead, q16 (LA,N,Q), k16, v16 (LA,N,KV): what the
+    // tensor-core attention reads (it rounds to bf16 as it loads: the same values, half the
+    // memory and traffic); q, k, v are then (N,Q), (N,KV) fp32 scratch where the projections
+    // write before RoPE rounds them.
+    uint16_t *q16, *k16, *v16;
     float *gate, *up;              // (LA,N,F)
     float *lora_u[VET_LORA_N_TARGETS];  // (LA,N,r)
     float *rstdf, *lnf, *lnf_t, *dlnf_t;  // (N), (N,C) x3; lnf shares h's memory

@@ -152,9 +152,15 @@ int gpu_layout(vet_gpu_model *g, gpu_slot *s) {
     PUT(g->xmid, LA * N * C * f, K_ACTS);
     PUT(g->rstd1, LA * N * f, K_ACTS);
     PUT(g->rstd2, LA * N * f, K_ACTS);
-    PUT(g->q, LA * N * Q * f, K_ACTS);
-    PUT(g->k, LA * N * KV * f, K_ACTS);
-    PUT(g->v, LA * N * KV * f, K_ACTS);
+    if (g->attn_tc) {  // bf16: what the tensor-core attention reads; fp32 scratch below
+        PUT(g->q16, LA * N * Q * u16, K_ACTS);
+        PUT(g->k16, LA * N * KV * u16, K_ACTS);
+        PUT(g->v16, LA * N * KV * u16, K_ACTS);
+    } else {
+        PUT(g->q, LA * N * Q * f, K_ACTS);
+        PUT(g->k, LA * N * KV * f, K_ACTS);
+        PUT(g->v, LA * N * KV * f, K_ACTS);
+    }
     PUT(g->att, LA * N * Q * f, K_ACTS);
     PUT(g->lse, LA * N * g->H * f, K_ACTS);
     PUT(g->gate, LA * N * F * f, K_ACTS);
@@ -182,6 +188,10 @@ int gpu_layout(vet_gpu_model *g, gpu_slot *s) {
     if (KV <= F) SHARE(g->dk, g->act);
     else PUT(g->dk, N * KV * f, K_SCRATCH);
     PUT(g->dv, N * KV * f, K_SCRATCH);
+    // With q, k, v kept in bf16, the projections write fp32 into the gradients' buffers, which a
+    // layer's forward (or recompute) never holds anything in: they are made and rounded before
+    // its MLP writes act or dup, and backward fills them only after the recompute.
+    if (g->attn_tc) SHARE(g->q, g->dq), SHARE(g->k, g->dk), SHARE(g->v, g->dv);
     PUT(g->xd, g->xd_floats * f, K_SCRATCH);
     PUT(g->du, N * (r ? r : 1) * f, K_SCRATCH);
     PUT(g->attn_scratch, attention_scratch_bytes(g->B, g->T, g->H), K_SCRATCH);

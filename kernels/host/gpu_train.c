@@ -260,16 +260,21 @@ static int proj_backward(vet_gpu_model *g, int l, int t, float *dinp, const floa
 
 #define TRY(call) do { if ((call) < 0) return -1; } while (0)
 
-// Layer l's pointers into the per-layer activations (act_layer's slot).
+// Layer l's pointers into the per-layer activations (act_layer's slot). With attn_tc, q, k, v
+// are the fp32 scratch the projections write (shared by every layer) and q16, k16, v16 the
+// layer's bf16 copies, which the attention reads; otherwise q16, k16, v16 are NULL.
 typedef struct {
     float *xmid, *rstd1, *rstd2, *q, *k, *v, *att, *lse, *gate, *up;
+    uint16_t *q16, *k16, *v16;
 } layer_acts;
 
 static layer_acts acts_of(const vet_gpu_model *g, int l) {
-    size_t NS = g->N, s = act_layer(g, l);
-    return (layer_acts){g->xmid + s * NS * g->C, g->rstd1 + s * NS, g->rstd2 + s * NS, g->q + s * NS * g->Q,
-                        g->k + s * NS * g->KV, g->v + s * NS * g->KV, g->att + s * NS * g->Q,
-                        g->lse + s * NS * g->H, g->gate + s * NS * g->F, g->up + s * NS * g->F};
+    size_t NS = g->N, s = act_layer(g, l), sq = g->attn_tc ? 0 : s;
+    layer_acts a = {g->xmid + s * NS * g->C, g->rstd1 + s * NS, g->rstd2 + s * NS, g->q + sq * NS * g->Q,
+                    g->k + sq * NS * g->KV, g->v + sq * NS * g->KV, g->att + s * NS * g->Q,
+                    g->lse + s * NS * g->H, g->gate + s * NS * g->F, g->up + s * NS * g->F, NULL, NULL, NULL};
+    if (g->attn_tc) a.q16 = g->q16 + s * NS * g->Q, a.k16 = g->k16 + s * NS * g->KV, a.v16 = g->v16 + s * NS * g->KV;
+    return a;
 }
 
 // Layer l's forward on the batch of B x T (N = B*T positions) on the device: from its input
@@ -296,11 +301,21 @@ static int layer_forward(vet_gpu_model *g, int l, int B, int T, int recompute, v
     TRY(proj_forward(g, l, 1, a.k, g->h, g->xb16, N, err));
     TRY(proj_forward(g, l, 2, a.v, g->h, g->xb16, N, err));
     PROF(g, VET_PROF_ROPE);
-    TRY(rope_forward_cuda(ctx, a.q, g->pos, g->cos_t, g->sin_t, N, g->H, g->hd, err));
-    TRY(rope_forward_cuda(ctx, a.k, g->pos, g->cos_t, g->sin_t, N, g->KVH, g->hd, err));
-    PROF(g, VET_PROF_ATTENTION);
-    TRY((g->attn_tc ? attention_forward_bf16_cuda : attention_forward_cuda)(
-        ctx, a.att, a.lse, a.q, a.k, a.v, g->seg, B, T, g->H, g->KVH, g->hd, g->attn_scratch, err));
+    if (g->attn_tc) {  // rotated and rounded to bf16 in one pass; v rounded
+        TRY(rope_forward_bf16_cuda(ctx, a.q16, a.q, g->pos, g->cos_t, g->sin_t, N, g->H, g->hd, err));
+        TRY(rope_forward_bf16_cuda(ctx, a.k16, a.k, g->pos, g->cos_t, g->sin_t, N, g->KVH, g->hd, err));
+        PROF(g, VET_PROF_CONVERT);
+        TRY(f32_to_bf16_cuda(ctx, a.v16, a.v, (size_t)N * g->KV, err));
+        PROF(g, VET_PROF_ATTENTION);
+        TRY(attention_forward_bf16_cuda(ctx, a.att, a.lse, a.q16, a.k16, a.v16, g->seg, B, T, g->H, g->KVH, g->hd,
+                                        g->attn_scratch, err));
+    } else {
+        TRY(rope_forward_cuda(ctx, a.q, g->pos, g->cos_t, g->sin_t, N, g->H, g->hd, err));
+        TRY(rope_forward_cuda(ctx, a.k, g->pos, g->cos_t, g->sin_t, N, g->KVH, g->hd, err));
+        PROF(g, VET_PROF_ATTENTION);
+        TRY(attention_forward_cuda(ctx, a.att, a.lse, a.q, a.k, a.v, g->seg, B, T, g->H, g->KVH, g->hd,
+                                   g->attn_scratch, err));
+    }
     if (g->bf16) TRY(to_half(g, g->xb16, a.att, (size_t)N * Q, err));
     TRY(proj_forward(g, l, 3, a.xmid, a.att, g->xb16, N, err));  // xmid = dropout(o(att)) + x
     if (g->resid_p > 0.0f) {
@@ -484,9 +499,12 @@ int vet_gpu_backward(vet_gpu_model *g, float loss_scale, vet_train_mode mode, ve
         if (!(dbranch = resid_branch_grad(g, dx, l, 0, N, err))) return -1;
         TRY(proj_backward(g, l, 3, g->datt, dbranch, att, N, full, 1, err));
         PROF(g, VET_PROF_ATTENTION);  // dq, dk, dv written (not added): no zeroing pass
-        TRY((g->attn_tc ? attention_backward_bf16_cuda : attention_backward_cuda)(
-            ctx, g->dq, g->dk, g->dv, g->datt, q, k, v, att, a.lse, g->seg, g->bB, g->bT, g->H, g->KVH, g->hd, 0,
-            g->attn_scratch, err));
+        if (g->attn_tc)
+            TRY(attention_backward_bf16_cuda(ctx, g->dq, g->dk, g->dv, g->datt, a.q16, a.k16, a.v16, att, a.lse,
+                                             g->seg, g->bB, g->bT, g->H, g->KVH, g->hd, 0, g->attn_scratch, err));
+        else
+            TRY(attention_backward_cuda(ctx, g->dq, g->dk, g->dv, g->datt, q, k, v, att, a.lse, g->seg, g->bB,
+                                        g->bT, g->H, g->KVH, g->hd, 0, g->attn_scratch, err));
         PROF(g, VET_PROF_ROPE);
         TRY(rope_backward_cuda(ctx, g->dq, g->pos, g->cos_t, g->sin_t, N, g->H, g->hd, err));
         TRY(rope_backward_cuda(ctx, g->dk, g->pos, g->cos_t, g->sin_t, N, g->KVH, g->hd, err));

@@ -84,6 +84,14 @@ static void *dev(const void *host, size_t bytes) {
     return d;
 }
 static float *devf(const float *host, size_t n) { return dev(host, n * sizeof(float)); }
+// n fp32 values rounded to bf16 on the device.
+static uint16_t *dev_bf16(const float *host, size_t n) {
+    uint16_t *h = malloc(n * sizeof *h);
+    for (size_t i = 0; i < n; i++) h[i] = vet_f32_to_bf16(host[i]);
+    uint16_t *d = dev(h, n * sizeof *h);
+    free(h);
+    return d;
+}
 
 static double max_rel(const float *gpu, const float *cpu, size_t n) {
     double num = 0, den = 0;
@@ -233,9 +241,24 @@ static void make_batch(const config *c, int32_t *tokens, int32_t *seg, int32_t *
     }
 }
 
-typedef int (*attn_bwd_fn)(vet_cuda *, float *, float *, float *, const float *, const float *, const float *,
-                           const float *, const float *, const float *, const int32_t *, int, int, int, int, int, int,
+// q, k, v on the device: fp32 for the fp32 kernels, bf16 for the tensor-core ones (the adapters
+// below give both one type).
+typedef int (*attn_bwd_fn)(vet_cuda *, float *, float *, float *, const float *, const void *, const void *,
+                           const void *, const float *, const float *, const int32_t *, int, int, int, int, int, int,
                            void *, vet_err *);
+static int attention_backward_f32_dev(vet_cuda *cx, float *dq, float *dk, float *dv, const float *dout, const void *q,
+                                      const void *k, const void *v, const float *out, const float *lse,
+                                      const int32_t *seg, int B, int T, int H, int KVH, int hd, int acc, void *scratch,
+                                      vet_err *e) {
+    return attention_backward_cuda(cx, dq, dk, dv, dout, q, k, v, out, lse, seg, B, T, H, KVH, hd, acc, scratch, e);
+}
+static int attention_backward_bf16_dev(vet_cuda *cx, float *dq, float *dk, float *dv, const float *dout,
+                                       const void *q, const void *k, const void *v, const float *out,
+                                       const float *lse, const int32_t *seg, int B, int T, int H, int KVH, int hd,
+                                       int acc, void *scratch, vet_err *e) {
+    return attention_backward_bf16_cuda(cx, dq, dk, dv, dout, q, k, v, out, lse, seg, B, T, H, KVH, hd, acc, scratch,
+                                        e);
+}
 typedef void (*attn_bwd_cpu)(float *, float *, float *, const float *, const float *, const float *, const float *,
                              const float *, const float *, const int32_t *, int, int, int, int, int);
 
@@ -243,8 +266,8 @@ typedef void (*attn_bwd_cpu)(float *, float *, float *, const float *, const flo
 // the CPU's gradients from zeros after, padding rows 0.
 static void attention_written(const char *name, const char *sh, attn_bwd_fn gpu, attn_bwd_cpu cpu, const float *dout,
                               const float *q, const float *k, const float *v, const float *out, const float *lse,
-                              const int32_t *seg, const float *d_dout, const float *d_q, const float *d_k,
-                              const float *d_v, const float *d_out, const float *d_lse, const int32_t *d_seg,
+                              const int32_t *seg, const float *d_dout, const void *d_q, const void *d_k,
+                              const void *d_v, const float *d_out, const float *d_lse, const int32_t *d_seg,
                               void *scratch, int B, int T, int H, int KVH, int hd, double tol) {
     size_t nq = (size_t)B * T * H * hd, nk = (size_t)B * T * KVH * hd;
     float *dq = calloc(nq, 4), *dk = calloc(nk, 4), *dv = calloc(nk, 4), *nan = malloc(nq * 4);
@@ -619,9 +642,18 @@ static void run_config(const config *c) {
         float *d_cs = devf(cs, (size_t)T * half), *d_sn = devf(sn, (size_t)T * half);
         size_t n = (size_t)N * Q;
         float *x = rnd(n, 1), *d_x = devf(x, n);
+        // the bf16 form first, from the unrotated x (which it leaves as it is): the bits of the
+        // in-place rotation then a rounding pass
+        uint16_t *d_r16 = dev(NULL, n * 2), *d_ref16 = dev(NULL, n * 2);
+        TRY(rope_forward_bf16_cuda(ctx, d_r16, d_x, d_pos, d_cs, d_sn, N, H, hd, &err));
+        snprintf(sh, sizeof sh, "N=%d H=%d hd=%d", N, H, hd);
         rope_forward(x, pos, cs, sn, N, H, hd);
         TRY(rope_forward_cuda(ctx, d_x, d_pos, d_cs, d_sn, N, H, hd, &err));
-        snprintf(sh, sizeof sh, "N=%d H=%d hd=%d", N, H, hd);
+        TRY(f32_to_bf16_cuda(ctx, d_ref16, d_x, n, &err));
+        r = bits_row("rope_forward_bf16", sh, same_bits_dev(d_r16, d_ref16, n * 2));
+        float *x0 = rnd(n, 1), *d_x0 = devf(x0, n);
+        TIME(rope_forward_bf16_cuda(ctx, d_r16, d_x0, d_pos, d_cs, d_sn, N, H, hd, &err), r->ms);
+        free(x0), vet_cuda_mem_free(d_x0), vet_cuda_mem_free(d_r16), vet_cuda_mem_free(d_ref16);
         r = compare("rope_forward", sh, d_x, x, n, F32);
         TIME(rope_forward_cuda(ctx, d_x, d_pos, d_cs, d_sn, N, H, hd, &err), r->ms);
         float *g = rnd(n, 1), *d_g = devf(g, n);
@@ -659,7 +691,7 @@ static void run_config(const config *c) {
         compare("attention_backward dv", sh, d_dv, dv, nk, F32);
         TIME(attention_backward_cuda(ctx, d_dq, d_dk, d_dv, d_dout, d_q, d_k, d_v, d_out, d_lse, d_seg,
                                      B, T, H, KVH, hd, 1, scratch, &err), r->ms);
-        attention_written("attention_backward", sh, attention_backward_cuda, attention_backward, dout, q, k, v, out,
+        attention_written("attention_backward", sh, attention_backward_f32_dev, attention_backward, dout, q, k, v, out,
                           lse, seg, d_dout, d_q, d_k, d_v, d_out, d_lse, d_seg, scratch, B, T, H, KVH, hd, F32);
         free(q), free(k), free(v), free(out), free(lse), free(dout), free(dq), free(dk), free(dv);
         vet_cuda_mem_free(d_q), vet_cuda_mem_free(d_k), vet_cuda_mem_free(d_v);
@@ -682,7 +714,9 @@ static void run_config(const config *c) {
         size_t nq = (size_t)N * Q, nk = (size_t)N * KV, nl = (size_t)N * H;
         float *q = rnd(nq, 1), *k = rnd(nk, 1), *v = rnd(nk, 1);
         float *out = malloc(nq * 4), *lse = malloc(nl * 4), *out32 = malloc(nq * 4), *lse32 = malloc(nl * 4);
-        float *d_q = devf(q, nq), *d_k = devf(k, nk), *d_v = devf(v, nk);
+        // q, k, v on the device in bf16, as training stores them; the CPU replay rounds the fp32
+        // values the same way.
+        uint16_t *d_q = dev_bf16(q, nq), *d_k = dev_bf16(k, nk), *d_v = dev_bf16(v, nk);
         float *d_out = devf(NULL, nq), *d_lse = devf(NULL, nl);
         void *scratch = dev(NULL, attention_scratch_bytes(B, T, H));
         attention_forward_bf16(out, lse, q, k, v, seg, B, T, H, KVH, hd, VET_ATTN_TC_TILE);
@@ -734,7 +768,7 @@ static void run_config(const config *c) {
             if (!same) failures++;
             printf("%s %s run twice: same bits\n", same ? "ok" : "not ok", bw);
             if (variant == 0 || C < 1024)
-                attention_written(bw, sh, attention_backward_bf16_cuda, attention_backward_bf16, dout, q, k, v, out,
+                attention_written(bw, sh, attention_backward_bf16_dev, attention_backward_bf16, dout, q, k, v, out,
                                   lse, seg, d_dout, d_q, d_k, d_v, d_out, d_lse, d_seg, scratch, B, T, H, KVH, hd,
                                   4e-3);
         }

@@ -517,7 +517,8 @@ static void test_train_backends(void) {
 }
 
 // The plan: parts positive and adding up, the model allocated with exactly that plan, bf16
-// smaller, full training bigger, and a too-small limit refused with the numbers.
+// smaller (its weights, and q, k, v kept in bf16 for the tensor-core attention: fp32 again with
+// VET_GPU_ATTN_FP32), full training bigger, and a too-small limit refused with the numbers.
 static void test_plan(void) {
     vet_model m;
     make_model(&m, VAR_QWEN_TIED, 1, 0.0f);
@@ -530,7 +531,14 @@ static void test_plan(void) {
     CHECK(p.weights >= m.n_w * sizeof(float));
     CHECK(p.train >= 4 * m.n_lora * sizeof(float));  // A/B, grads, m, v
     CHECK(vet_gpu_plan_bytes(&m.cfg, m.lora.r, m.lora.targets, 3, 19, VET_GPU_BF16, &pb, &err) == 0);
-    CHECK(pb.weights < p.weights && pb.activations == p.activations);
+    size_t L = m.cfg.n_layers, NQ = (size_t)3 * 19 * m.cfg.n_heads * m.cfg.head_dim,
+           NKV = (size_t)3 * 19 * m.cfg.n_kv_heads * m.cfg.head_dim;
+    size_t qkv16 = plan_aligned(L * NQ * 4) - plan_aligned(L * NQ * 2) +
+                   2 * (plan_aligned(L * NKV * 4) - plan_aligned(L * NKV * 2));
+    CHECK(pb.weights < p.weights && pb.activations == p.activations - qkv16);
+    CHECK(vet_gpu_plan_bytes(&m.cfg, m.lora.r, m.lora.targets, 3, 19, VET_GPU_BF16 | VET_GPU_ATTN_FP32, &pb,
+                             &err) == 0);
+    CHECK(pb.activations == p.activations);
     CHECK(vet_gpu_plan_bytes(&m.cfg, 0, 0, 3, 19, VET_GPU_FULL, &pf, &err) == 0);
     CHECK(pf.train >= 3 * m.n_w * sizeof(float) && pf.n_params == m.n_w);
     // activations grow with B x T
@@ -899,9 +907,12 @@ static void test_ckpt_plan(void) {
     size_t per[17] = {N * C * 4, N * 4, N * 4, N * Q * 4, N * KV * 4, N * KV * 4, N * Q * 4, N * H * 4,
                       N * F * 4, N * F * 4};
     for (int t = 0; t < VET_LORA_N_TARGETS; t++) per[10 + t] = N * r * 4;
-    size_t saved = 0;
-    for (int i = 0; i < 17; i++) saved += AL(L * per[i]) - AL(per[i]);
     for (int i = 0; i < 3; i++) {
+        // bf16 modes keep q, k, v in bf16 (the tensor-core attention's input)
+        const size_t qkv = modes[i] & VET_GPU_BF16 ? 2 : 4;
+        per[3] = N * Q * qkv, per[4] = per[5] = N * KV * qkv;
+        size_t saved = 0;
+        for (int j = 0; j < 17; j++) saved += AL(L * per[j]) - AL(per[j]);
         vet_gpu_plan p, pc;
         CHECK(vet_gpu_plan_bytes(c, m.lora.r, m.lora.targets, 3, 19, modes[i], &p, &err) == 0);
         CHECK(vet_gpu_plan_bytes(c, m.lora.r, m.lora.targets, 3, 19, modes[i] | VET_GPU_CKPT, &pc, &err) == 0);

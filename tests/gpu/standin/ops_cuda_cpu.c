@@ -300,6 +300,19 @@ int rope_forward_cuda(vet_cuda *ctx, float *x, const int32_t *pos, const float *
     return 0;
 }
 
+int rope_forward_bf16_cuda(vet_cuda *ctx, uint16_t *out16, const float *x, const int32_t *pos,
+                           const float *cos_t, const float *sin_t, int N, int nh, int hd, vet_err *err) {
+    CHECK_CTX(ctx, err);
+    size_t n = (size_t)N * nh * hd;
+    float *t = malloc(n * sizeof *t);
+    if (!t) return vet_err_nomem(err, "out of memory");
+    memcpy(t, x, n * sizeof *t);
+    rope_forward(t, pos, cos_t, sin_t, N, nh, hd);
+    for (size_t i = 0; i < n; i++) out16[i] = vet_f32_to_bf16(t[i]);
+    free(t);
+    return 0;
+}
+
 int rope_backward_cuda(vet_cuda *ctx, float *dx, const int32_t *pos, const float *cos_t,
                        const float *sin_t, int N, int nh, int hd, vet_err *err) {
     CHECK_CTX(ctx, err);
@@ -356,22 +369,43 @@ int attention_backward_cuda(vet_cuda *ctx, float *dq, float *dk, float *dv, cons
     return 0;
 }
 
-// The tensor-core kernels' arithmetic, as lib/model/ops_attention_bf16.c computes it.
-int attention_forward_bf16_cuda(vet_cuda *ctx, float *out, float *lse, const float *q, const float *k,
-                                const float *v, const int32_t *seg, int B, int T, int H, int KVH,
+// The tensor-core kernels' arithmetic, as lib/model/ops_attention_bf16.c computes it, on q, k, v
+// widened from bf16 (the CPU op rounds them to bf16 again: the same values).
+static int widen3(float **q32, float **k32, float **v32, const uint16_t *q, const uint16_t *k, const uint16_t *v,
+                  size_t nq, size_t nk, vet_err *err) {
+    *q32 = malloc(nq * sizeof(float)), *k32 = malloc(nk * sizeof(float)), *v32 = malloc(nk * sizeof(float));
+    if (!*q32 || !*k32 || !*v32) {
+        free(*q32), free(*k32), free(*v32);
+        return vet_err_nomem(err, "out of memory");
+    }
+    for (size_t i = 0; i < nq; i++) (*q32)[i] = vet_bf16_to_f32(q[i]);
+    for (size_t i = 0; i < nk; i++) (*k32)[i] = vet_bf16_to_f32(k[i]), (*v32)[i] = vet_bf16_to_f32(v[i]);
+    return 0;
+}
+
+int attention_forward_bf16_cuda(vet_cuda *ctx, float *out, float *lse, const uint16_t *q, const uint16_t *k,
+                                const uint16_t *v, const int32_t *seg, int B, int T, int H, int KVH,
                                 int hd, void *scratch, vet_err *err) {
     CHECK_CTX(ctx, err);
     if (attention_args(B, T, H, KVH, hd, scratch, err) < 0) return -1;
-    attention_forward_bf16(out, lse, q, k, v, seg, B, T, H, KVH, hd, VET_ATTN_TC_TILE);
+    float *q32, *k32, *v32;
+    size_t rows = (size_t)B * T;
+    if (widen3(&q32, &k32, &v32, q, k, v, rows * H * hd, rows * KVH * hd, err) < 0) return -1;
+    attention_forward_bf16(out, lse, q32, k32, v32, seg, B, T, H, KVH, hd, VET_ATTN_TC_TILE);
+    free(q32), free(k32), free(v32);
     return 0;
 }
 
 int attention_backward_bf16_cuda(vet_cuda *ctx, float *dq, float *dk, float *dv, const float *dout,
-                                 const float *q, const float *k, const float *v, const float *out,
+                                 const uint16_t *q, const uint16_t *k, const uint16_t *v, const float *out,
                                  const float *lse, const int32_t *seg, int B, int T, int H, int KVH,
                                  int hd, int accumulate, void *scratch, vet_err *err) {
     if (backward_args(ctx, dq, dk, dv, B, T, H, KVH, hd, accumulate, scratch, err) < 0) return -1;
-    attention_backward_bf16(dq, dk, dv, dout, q, k, v, out, lse, seg, B, T, H, KVH, hd);
+    float *q32, *k32, *v32;
+    size_t rows = (size_t)B * T;
+    if (widen3(&q32, &k32, &v32, q, k, v, rows * H * hd, rows * KVH * hd, err) < 0) return -1;
+    attention_backward_bf16(dq, dk, dv, dout, q32, k32, v32, out, lse, seg, B, T, H, KVH, hd);
+    free(q32), free(k32), free(v32);
     return 0;
 }
 
