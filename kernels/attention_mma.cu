@@ -185,8 +185,9 @@ __device__ __forceinline__ void store_grad_row(float *dst, const float acc[2 * K
 }
 
 // Rows r0..r0+N-1 of head `head` of x (B,T,nh,hd) as bf16 into rm (row-major, N x ldr) and/or
-// tr (transposed, HDP x ldt: tr[d ldt + r]); rows past T and columns past hd are 0. x is fp32
-// (dout, rounded here) or already bf16 (q, k, v, as training stores them: the same values).
+// tr (transposed, HDP x ldt: tr[d ldt + r]); rows past T and columns past hd are 0. x is bf16
+// (q, k, v, dout, as their callers give them: the values these kernels once rounded fp32 to as
+// they loaded); the fp32 form stays for tests of the loader.
 //
 // Why batches: a loop that loads, converts and stores one element an iteration can wait for each
 // load before the next. On the 2026-12-04 H200 runs these kernels ran at ~13 TFLOP/s (mid size,
@@ -409,7 +410,7 @@ template <int KC, bool LDM> __host__ __device__ constexpr size_t dq_smem_bytes()
 
 template <int KC, bool LDM>
 __global__ void __launch_bounds__(NW * 32)
-attention_mma_dq_kernel(float *dq, const float *dout, const bf16 *q, const bf16 *k, const bf16 *v,
+attention_mma_dq_kernel(float *dq, const bf16 *dout, const bf16 *q, const bf16 *k, const bf16 *v,
                         const float *lse, const float *Dl, const int32_t *start, int T, int H, int KVH, int hd,
                         float scale, int accumulate, bool vec) {
     typedef mma_dims<KC> M;
@@ -490,7 +491,7 @@ template <int KC, bool LDM> __host__ __device__ constexpr size_t dkdv_smem_bytes
 
 template <int KC, bool LDM>
 __global__ void __launch_bounds__(NW * 32)
-attention_mma_dkdv_kernel(float *dk, float *dv, const float *dout, const bf16 *q, const bf16 *k, const bf16 *v,
+attention_mma_dkdv_kernel(float *dk, float *dv, const bf16 *dout, const bf16 *q, const bf16 *k, const bf16 *v,
                           const float *lse, const float *Dl, const int32_t *start, const int32_t *end, int T, int H,
                           int KVH, int hd, float scale, int accumulate, bool vec) {
     typedef mma_dims<KC> M;
@@ -571,8 +572,8 @@ void attention_mma_set_variant(int scalar, int transposed) {
     transposed_tiles = transposed != 0;
 }
 
-// 16-byte loads: rows of hd elements keep every 8-column group 16-byte aligned (4 for fp32 dout).
-static bool vec_loads(int hd, const uint16_t *q, const uint16_t *k, const uint16_t *v, const float *dout) {
+// 16-byte loads: rows of hd elements keep every 8-column group 16-byte aligned.
+static bool vec_loads(int hd, const uint16_t *q, const uint16_t *k, const uint16_t *v, const uint16_t *dout) {
     auto al = [](const void *p) { return p == nullptr || ((uintptr_t)p & 15) == 0; };
     return !scalar_loads && hd % 8 == 0 && al(q) && al(k) && al(v) && al(dout);
 }
@@ -591,7 +592,7 @@ static int launch_forward(vet_cuda *ctx, float *out, float *lse, const uint16_t 
 }
 
 template <int KC, bool LDM>
-static int launch_backward(vet_cuda *ctx, float *dq, float *dk, float *dv, const float *dout, const uint16_t *q,
+static int launch_backward(vet_cuda *ctx, float *dq, float *dk, float *dv, const uint16_t *dout, const uint16_t *q,
                            const uint16_t *k, const uint16_t *v, const float *lse, const float *Dl, const int32_t *start,
                            const int32_t *end, int B, int T, int H, int KVH, int hd, int accumulate, vet_err *err) {
     const float scale = 1.0f / sqrtf((float)hd);
@@ -599,11 +600,12 @@ static int launch_backward(vet_cuda *ctx, float *dq, float *dk, float *dv, const
     const size_t smem_dq = dq_smem_bytes<KC, LDM>(), smem_kv = dkdv_smem_bytes<KC, LDM>();
     SMEM_OPT_IN((attention_mma_dq_kernel<KC, LDM>), smem_dq, err);
     attention_mma_dq_kernel<KC, LDM><<<dim3(ceil_div(T, TT), H, B), NW * 32, smem_dq, ctx->stream>>>(
-        dq, dout, as_bf16(q), as_bf16(k), as_bf16(v), lse, Dl, start, T, H, KVH, hd, scale, accumulate, vec);
+        dq, as_bf16(dout), as_bf16(q), as_bf16(k), as_bf16(v), lse, Dl, start, T, H, KVH, hd, scale, accumulate, vec);
     LAUNCH_CHECK("attention_backward_bf16 (mma dq)", err);
     SMEM_OPT_IN((attention_mma_dkdv_kernel<KC, LDM>), smem_kv, err);
     attention_mma_dkdv_kernel<KC, LDM><<<dim3(ceil_div(T, TT), KVH, B), NW * 32, smem_kv, ctx->stream>>>(
-        dk, dv, dout, as_bf16(q), as_bf16(k), as_bf16(v), lse, Dl, start, end, T, H, KVH, hd, scale, accumulate,
+        dk, dv, as_bf16(dout), as_bf16(q), as_bf16(k), as_bf16(v), lse, Dl, start, end, T, H, KVH, hd, scale,
+        accumulate,
         vec);
     LAUNCH_CHECK("attention_backward_bf16 (mma dk, dv)", err);
     return 0;
@@ -629,7 +631,7 @@ int attention_mma_forward(vet_cuda *ctx, float *out, float *lse, const uint16_t 
     }
 }
 
-int attention_mma_backward(vet_cuda *ctx, float *dq, float *dk, float *dv, const float *dout, const uint16_t *q,
+int attention_mma_backward(vet_cuda *ctx, float *dq, float *dk, float *dv, const uint16_t *dout, const uint16_t *q,
                            const uint16_t *k, const uint16_t *v, const float *lse, const float *Dl, const int32_t *start,
                            const int32_t *end, int B, int T, int H, int KVH, int hd, int accumulate, vet_err *err) {
     const bool ldm = !transposed_tiles;

@@ -251,7 +251,7 @@ __host__ __device__ inline size_t dq_layout(tc_dims D, unsigned char *base, dq_s
 }
 
 __global__ void __launch_bounds__(NW * 32)
-attention_tc_dq_kernel(float *dq, const float *dout, const bf16 *q, const bf16 *k, const bf16 *v,
+attention_tc_dq_kernel(float *dq, const bf16 *dout, const bf16 *q, const bf16 *k, const bf16 *v,
                        const float *lse, const float *Dl, const int32_t *start, int T, int H, int KVH,
                        int hd, float scale, int accumulate) {
     extern __shared__ __align__(128) unsigned char smem[];
@@ -348,7 +348,7 @@ __host__ __device__ inline size_t dkdv_layout(tc_dims D, unsigned char *base, dk
 }
 
 __global__ void __launch_bounds__(NW * 32)
-attention_tc_dkdv_kernel(float *dk, float *dv, const float *dout, const bf16 *q, const bf16 *k,
+attention_tc_dkdv_kernel(float *dk, float *dv, const bf16 *dout, const bf16 *q, const bf16 *k,
                          const bf16 *v, const float *lse, const float *Dl, const int32_t *start,
                          const int32_t *end, int T, int H, int KVH, int hd, float scale, int accumulate) {
     extern __shared__ __align__(128) unsigned char smem[];
@@ -456,7 +456,8 @@ extern "C" int attention_forward_bf16_cuda(vet_cuda *ctx, float *out, float *lse
 }
 
 extern "C" int attention_backward_bf16_cuda(vet_cuda *ctx, float *dq, float *dk, float *dv,
-                                            const float *dout, const uint16_t *q, const uint16_t *k,
+                                            const float *dout, const uint16_t *dout16, const uint16_t *q,
+                                            const uint16_t *k,
                                             const uint16_t *v, const float *out, const float *lse,
                                             const int32_t *seg, int B, int T, int H, int KVH, int hd,
                                             int accumulate, void *scratch, vet_err *err) {
@@ -466,7 +467,7 @@ extern "C" int attention_backward_bf16_cuda(vet_cuda *ctx, float *dq, float *dk,
     const int32_t *start = s.start, *end = s.end;
     const float *Dl = s.D, scale = 1.0f / sqrtf((float)hd);
     if (!force_wmma) {
-        int done = attention_mma_backward(ctx, dq, dk, dv, dout, q, k, v, lse, Dl, start, end, B, T, H, KVH, hd,
+        int done = attention_mma_backward(ctx, dq, dk, dv, dout16, q, k, v, lse, Dl, start, end, B, T, H, KVH, hd,
                                           accumulate, err);
         if (done <= 0) return done;
     }
@@ -476,14 +477,14 @@ extern "C" int attention_backward_bf16_cuda(vet_cuda *ctx, float *dq, float *dk,
     size_t smem_dq = dq_layout(D, nullptr, &none_dq);
     SMEM_OPT_IN(attention_tc_dq_kernel, smem_dq, err);
     attention_tc_dq_kernel<<<dim3(ceil_div(T, TT), H, B), NW * 32, smem_dq, ctx->stream>>>(
-        dq, dout, (const bf16 *)q, (const bf16 *)k, (const bf16 *)v, lse, Dl, start, T, H, KVH, hd, scale, accumulate);
+        dq, (const bf16 *)dout16, (const bf16 *)q, (const bf16 *)k, (const bf16 *)v, lse, Dl, start, T, H, KVH, hd, scale, accumulate);
     LAUNCH_CHECK("attention_backward_bf16 (dq)", err);
 
     dkdv_smem none_kv;
     size_t smem_kv = dkdv_layout(D, nullptr, &none_kv);
     SMEM_OPT_IN(attention_tc_dkdv_kernel, smem_kv, err);
     attention_tc_dkdv_kernel<<<dim3(ceil_div(T, TT), KVH, B), NW * 32, smem_kv, ctx->stream>>>(
-        dk, dv, dout, (const bf16 *)q, (const bf16 *)k, (const bf16 *)v, lse, Dl, start, end, T, H, KVH, hd, scale,
+        dk, dv, (const bf16 *)dout16, (const bf16 *)q, (const bf16 *)k, (const bf16 *)v, lse, Dl, start, end, T, H, KVH, hd, scale,
         accumulate);
     LAUNCH_CHECK("attention_backward_bf16 (dk, dv)", err);
     return 0;

@@ -161,9 +161,10 @@ int attention_backward_cuda(vet_cuda *ctx, float *dq, float *dk, float *dv, cons
                             const float *lse, const int32_t *seg, int B, int T, int H, int KVH,
                             int hd, int accumulate, void *scratch, vet_err *err);
 // The same on tensor cores (kernels/attention_tc.cu): q, k, v given in bf16 (training stores
-// them so: the rounding the kernels would apply as they load fp32 values), dout rounded to bf16
-// as it is loaded, fp32 accumulation, probabilities and score gradients rounded to bf16 before
-// they multiply; VET_ATTN_TC_TILE queries a block and keys a tile. lib/model/ops.h's
+// them so), and dout both in fp32 (dout: D = rowsum(dout * out) from it) and rounded to bf16
+// (dout16, which the products read; the caller rounds it, as f32_to_bf16_cuda), fp32
+// accumulation, probabilities and score gradients rounded to bf16 before they multiply;
+// VET_ATTN_TC_TILE queries a block and keys a tile. lib/model/ops.h's
 // attention_forward_bf16 (given this tile, and q, k, v widened from bf16) / _backward_bf16
 // compute these values on the CPU. Same scratch and determinism as the fp32 kernels above.
 #define VET_ATTN_TC_TILE 64
@@ -171,8 +172,8 @@ int attention_forward_bf16_cuda(vet_cuda *ctx, float *out, float *lse, const uin
                                 const uint16_t *v, const int32_t *seg, int B, int T, int H, int KVH,
                                 int hd, void *scratch, vet_err *err);
 int attention_backward_bf16_cuda(vet_cuda *ctx, float *dq, float *dk, float *dv, const float *dout,
-                                 const uint16_t *q, const uint16_t *k, const uint16_t *v, const float *out,
-                                 const float *lse, const int32_t *seg, int B, int T, int H, int KVH,
+                                 const uint16_t *dout16, const uint16_t *q, const uint16_t *k, const uint16_t *v,
+                                 const float *out, const float *lse, const int32_t *seg, int B, int T, int H, int KVH,
                                  int hd, int accumulate, void *scratch, vet_err *err);
 // Heads up to 128 wide run on register-resident mma.sync kernels (attention_mma.cu), wider ones
 // on WMMA kernels (attention_tc.cu): the same numbers. For the parity test, which checks each,

@@ -499,9 +499,13 @@ int vet_gpu_backward(vet_gpu_model *g, float loss_scale, vet_train_mode mode, ve
         if (!(dbranch = resid_branch_grad(g, dx, l, 0, N, err))) return -1;
         TRY(proj_backward(g, l, 3, g->datt, dbranch, att, N, full, 1, err));
         PROF(g, VET_PROF_ATTENTION);  // dq, dk, dv written (not added): no zeroing pass
-        if (g->attn_tc)
-            TRY(attention_backward_bf16_cuda(ctx, g->dq, g->dk, g->dv, g->datt, a.q16, a.k16, a.v16, att, a.lse,
-                                             g->seg, g->bB, g->bT, g->H, g->KVH, g->hd, 0, g->attn_scratch, err));
+        if (g->attn_tc) {  // datt rounded into db16, free between the projections' backward passes
+            TRY(to_half(g, g->db16, g->datt, (size_t)N * g->Q, err));
+            PROF(g, VET_PROF_ATTENTION);
+            TRY(attention_backward_bf16_cuda(ctx, g->dq, g->dk, g->dv, g->datt, g->db16, a.q16, a.k16, a.v16, att,
+                                             a.lse, g->seg, g->bB, g->bT, g->H, g->KVH, g->hd, 0, g->attn_scratch,
+                                             err));
+        }
         else
             TRY(attention_backward_cuda(ctx, g->dq, g->dk, g->dv, g->datt, q, k, v, att, a.lse, g->seg, g->bB,
                                         g->bT, g->H, g->KVH, g->hd, 0, g->attn_scratch, err));

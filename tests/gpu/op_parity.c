@@ -252,12 +252,13 @@ static int attention_backward_f32_dev(vet_cuda *cx, float *dq, float *dk, float 
                                       vet_err *e) {
     return attention_backward_cuda(cx, dq, dk, dv, dout, q, k, v, out, lse, seg, B, T, H, KVH, hd, acc, scratch, e);
 }
+static const uint16_t *parity_dout16;  // the bf16 dout of the tensor-core attention's rows
 static int attention_backward_bf16_dev(vet_cuda *cx, float *dq, float *dk, float *dv, const float *dout,
                                        const void *q, const void *k, const void *v, const float *out,
                                        const float *lse, const int32_t *seg, int B, int T, int H, int KVH, int hd,
                                        int acc, void *scratch, vet_err *e) {
-    return attention_backward_bf16_cuda(cx, dq, dk, dv, dout, q, k, v, out, lse, seg, B, T, H, KVH, hd, acc, scratch,
-                                        e);
+    return attention_backward_bf16_cuda(cx, dq, dk, dv, dout, parity_dout16, q, k, v, out, lse, seg, B, T, H, KVH,
+                                        hd, acc, scratch, e);
 }
 typedef void (*attn_bwd_cpu)(float *, float *, float *, const float *, const float *, const float *, const float *,
                              const float *, const float *, const int32_t *, int, int, int, int, int);
@@ -727,6 +728,8 @@ static void run_config(const config *c) {
         memcpy(dq, dq0, nq * 4), memcpy(dk, dk0, nk * 4), memcpy(dv, dv0, nk * 4);
         attention_backward_bf16(dq, dk, dv, dout, q, k, v, out, lse, seg, B, T, H, KVH, hd);
         float *d_dout = devf(dout, nq), *d_dq = devf(NULL, nq), *d_dk = devf(NULL, nk), *d_dv = devf(NULL, nk);
+        uint16_t *d_dout16 = dev_bf16(dout, nq);
+        parity_dout16 = d_dout16;
         float *g1 = malloc(nq * 4), *g2 = malloc(nq * 4);
         snprintf(sh, sizeof sh, "B=%d T=%d H=%d KVH=%d hd=%d", B, T, H, KVH, hd);
         for (int variant = 0; variant < 4; variant++) {
@@ -748,18 +751,18 @@ static void run_config(const config *c) {
             TRY(vet_cuda_upload(ctx, d_dq, dq0, nq * 4, &err));
             TRY(vet_cuda_upload(ctx, d_dk, dk0, nk * 4, &err));
             TRY(vet_cuda_upload(ctx, d_dv, dv0, nk * 4, &err));
-            TRY(attention_backward_bf16_cuda(ctx, d_dq, d_dk, d_dv, d_dout, d_q, d_k, d_v, d_out, d_lse, d_seg,
-                                             B, T, H, KVH, hd, 1, scratch, &err));
+            TRY(attention_backward_bf16_cuda(ctx, d_dq, d_dk, d_dv, d_dout, d_dout16, d_q, d_k, d_v, d_out, d_lse,
+                                             d_seg, B, T, H, KVH, hd, 1, scratch, &err));
             r = compare(cat(bw, " dq"), sh, d_dq, dq, nq, 4e-3);
             compare(cat(bw, " dk"), sh, d_dk, dk, nk, 4e-3);
             compare(cat(bw, " dv"), sh, d_dv, dv, nk, 4e-3);
-            TIME(attention_backward_bf16_cuda(ctx, d_dq, d_dk, d_dv, d_dout, d_q, d_k, d_v, d_out, d_lse, d_seg,
-                                              B, T, H, KVH, hd, 1, scratch, &err),
+            TIME(attention_backward_bf16_cuda(ctx, d_dq, d_dk, d_dv, d_dout, d_dout16, d_q, d_k, d_v, d_out, d_lse,
+                                              d_seg, B, T, H, KVH, hd, 1, scratch, &err),
                  r->ms);
             // Deterministic: a second run from the same gradients gives the same bits.
             for (int run = 0; run < 2; run++) {
                 TRY(vet_cuda_upload(ctx, d_dq, dq0, nq * 4, &err));
-                TRY(attention_backward_bf16_cuda(ctx, d_dq, d_dk, d_dv, d_dout, d_q, d_k, d_v, d_out, d_lse,
+                TRY(attention_backward_bf16_cuda(ctx, d_dq, d_dk, d_dv, d_dout, d_dout16, d_q, d_k, d_v, d_out, d_lse,
                                                  d_seg, B, T, H, KVH, hd, 1, scratch, &err));
                 TRY(vet_cuda_sync(ctx, &err));
                 TRY(vet_cuda_download(ctx, run ? g2 : g1, d_dq, nq * 4, &err));
@@ -778,7 +781,7 @@ static void run_config(const config *c) {
         free(dout), free(dq0), free(dk0), free(dv0), free(dq), free(dk), free(dv);
         vet_cuda_mem_free(d_q), vet_cuda_mem_free(d_k), vet_cuda_mem_free(d_v);
         vet_cuda_mem_free(d_out), vet_cuda_mem_free(d_lse), vet_cuda_mem_free(scratch);
-        vet_cuda_mem_free(d_dout), vet_cuda_mem_free(d_dq), vet_cuda_mem_free(d_dk);
+        vet_cuda_mem_free(d_dout), vet_cuda_mem_free(d_dout16), vet_cuda_mem_free(d_dq), vet_cuda_mem_free(d_dk);
         vet_cuda_mem_free(d_dv);
     }
 

@@ -396,13 +396,19 @@ int attention_forward_bf16_cuda(vet_cuda *ctx, float *out, float *lse, const uin
     return 0;
 }
 
+// dout16 must be dout rounded (the kernels multiply with it, the CPU op rounds dout itself): a
+// caller that hands another buffer is caught here.
 int attention_backward_bf16_cuda(vet_cuda *ctx, float *dq, float *dk, float *dv, const float *dout,
-                                 const uint16_t *q, const uint16_t *k, const uint16_t *v, const float *out,
-                                 const float *lse, const int32_t *seg, int B, int T, int H, int KVH,
+                                 const uint16_t *dout16, const uint16_t *q, const uint16_t *k, const uint16_t *v,
+                                 const float *out, const float *lse, const int32_t *seg, int B, int T, int H, int KVH,
                                  int hd, int accumulate, void *scratch, vet_err *err) {
     if (backward_args(ctx, dq, dk, dv, B, T, H, KVH, hd, accumulate, scratch, err) < 0) return -1;
     float *q32, *k32, *v32;
     size_t rows = (size_t)B * T;
+    for (size_t i = 0; i < rows * H * hd; i++)
+        if (dout16[i] != vet_f32_to_bf16(dout[i]))
+            return vet_errf(err, "%s:%d: attention_backward_bf16: dout16[%zu] is not dout rounded to bf16", __FILE__,
+                            __LINE__, i);
     if (widen3(&q32, &k32, &v32, q, k, v, rows * H * hd, rows * KVH * hd, err) < 0) return -1;
     attention_backward_bf16(dq, dk, dv, dout, q32, k32, v32, out, lse, seg, B, T, H, KVH, hd);
     free(q32), free(k32), free(v32);
