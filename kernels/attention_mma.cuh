@@ -17,11 +17,14 @@ int attention_mma_backward(vet_cuda *ctx, float *dq, float *dk, float *dv, const
                            const uint16_t *k, const uint16_t *v, const float *lse, const float *Dl, const int32_t *start,
                            const int32_t *end, int B, int T, int H, int KVH, int hd, int accumulate, vet_err *err);
 
-// Which kernels run (a process-wide setting, for tests and the diagnostic VET_GPU_ATTENTION):
-// scalar = 1 makes them load their tiles one element at a time (the path for heads whose width
-// is not a multiple of 4, or unaligned tensors) at any width; transposed = 1 runs the kernels of
-// the first GPU run (2026-12-04), which keep transposed copies of V, K, Q and dO in shared memory
-// and read fragments with 32-bit loads, instead of ldmatrix(.trans) from the row-major tiles.
-void attention_mma_set_variant(int scalar, int transposed);
+// Which kernels run (a process-wide setting, for tests and the diagnostic VET_GPU_ATTENTION). By
+// default attention_pipe.cu's (tiles double-buffered by asynchronous copies) where they apply
+// (head_dim a multiple of 8, 16-byte aligned tensors), else attention_mma.cu's (each tile loaded,
+// then computed). scalar = 1: attention_mma.cu's kernels loading their tiles one element at a
+// time (their path for other widths) at any width; transposed = 1: attention_mma.cu's kernels of
+// the first GPU run (2026-12-04), which keep transposed copies of V, K, Q and dO in shared
+// memory and read fragments with 32-bit loads instead of ldmatrix(.trans); sync = 1:
+// attention_mma.cu's ldmatrix kernels with 16-byte loads, where the pipelined ones would run.
+void attention_mma_set_variant(int scalar, int transposed, int sync);
 
 #endif

@@ -5,9 +5,10 @@
 // the CPU (given this file's tile, VET_ATTN_TC_TILE): the stand-in runs it, the GPU parity test
 // compares these kernels with it.
 //
-// Contract as attention.cu: q (B,T,H,hd), k, v (B,T,KVH,hd) fp32, seg (B,T) with -1 padding;
-// query i sees key j iff both lie in one sample and j <= i. Operands are rounded to bf16 as they
-// are loaded into shared memory (head_dim padded with zeros to a multiple of 16).
+// Contract as attention.cu: q (B,T,H,hd), k, v (B,T,KVH,hd), seg (B,T) with -1 padding; query
+// i sees key j iff both lie in one sample and j <= i. q, k, v and dout come in bf16 (training
+// keeps q, k, v so and rounds dout; the fp32 values these kernels once rounded as they loaded)
+// and are copied into shared memory, head_dim padded with zeros to a multiple of 16.
 //
 // Work split: a block holds TT = 64 queries (forward, dq) or 64 keys (dk/dv), 16 rows per warp
 // (one fragment's height). Scores of a warp's 16 rows against a tile land in the warp's fp32
@@ -76,17 +77,13 @@ struct smem_carve {
     }
 };
 
-// rows r0..r0+n-1 of head `head` of x (B,T,nh,hd), batch row b, into dst (n rows of ld) as
-// bf16; rows past T and columns past hd are 0. x: fp32 (dout, rounded here) or bf16 (q, k, v).
-__device__ inline bf16 tile_value(float x) { return __float2bfloat16_rn(x); }
-__device__ inline bf16 tile_value(bf16 x) { return x; }
-template <typename Tin>
-__device__ inline void load_tile(bf16 *dst, const Tin *x, int b, int T, int nh, int head, int r0, int n, int hd,
+// rows r0..r0+n-1 of head `head` of x (B,T,nh,hd, bf16), batch row b, into dst (n rows of ld);
+// rows past T and columns past hd are 0.
+__device__ inline void load_tile(bf16 *dst, const bf16 *x, int b, int T, int nh, int head, int r0, int n, int hd,
                                  tc_dims D) {
     for (int idx = threadIdx.x; idx < n * D.hdp; idx += blockDim.x) {
         int r = idx / D.hdp, d = idx % D.hdp, i = r0 + r;
-        dst[r * D.ldh + d] = i < T && d < hd ? tile_value(x[(((size_t)b * T + i) * nh + head) * hd + d])
-                                             : __float2bfloat16_rn(0.0f);
+        dst[r * D.ldh + d] = i < T && d < hd ? x[(((size_t)b * T + i) * nh + head) * hd + d] : __float2bfloat16_rn(0.0f);
     }
 }
 
@@ -431,7 +428,7 @@ attention_tc_dkdv_kernel(float *dk, float *dv, const bf16 *dout, const bf16 *q, 
 static int force_wmma = 0;
 extern "C" void attention_tc_variant(int variant) {
     force_wmma = variant == 2;
-    attention_mma_set_variant(variant == 1, variant == 3);
+    attention_mma_set_variant(variant == 1, variant == 3, variant == 4);
 }
 
 extern "C" int attention_forward_bf16_cuda(vet_cuda *ctx, float *out, float *lse, const uint16_t *q,

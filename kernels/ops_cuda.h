@@ -177,10 +177,12 @@ int attention_backward_bf16_cuda(vet_cuda *ctx, float *dq, float *dk, float *dv,
                                  int hd, int accumulate, void *scratch, vet_err *err);
 // Heads up to 128 wide run on register-resident mma.sync kernels (attention_mma.cu), wider ones
 // on WMMA kernels (attention_tc.cu): the same numbers. For the parity test, which checks each,
-// and the diagnostic VET_GPU_ATTENTION (a process-wide setting): variant 0 the default, 1 the
-// mma kernels loading their tiles one element at a time (their path for widths not a multiple of
-// 4), 2 the WMMA kernels at any width, 3 the mma kernels of the first GPU run (transposed tiles
-// in shared memory, no ldmatrix).
+// and the diagnostic VET_GPU_ATTENTION (a process-wide setting): variant 0 the default (tiles
+// double-buffered by asynchronous copies where head_dim is a multiple of 8), 1 the mma kernels
+// loading their tiles one element at a time (their path for other widths), 2 the WMMA kernels at
+// any width, 3 the mma kernels of the first GPU run (transposed tiles in shared memory, no
+// ldmatrix, each tile loaded then computed), 4 the ldmatrix kernels loading each tile then
+// computing (what the default was before the asynchronous copies).
 void attention_tc_variant(int variant);
 
 // --- SwiGLU, residual -----------------------------------------------------------------------

@@ -62,21 +62,24 @@ static unsigned gpu_flags(const vet_train_opts *o) {
 }
 
 // Diagnostics from the environment, like VET_GPU_PROFILE: which attention the 16-bit mode runs
-// (VET_GPU_ATTENTION=tc|tc-transposed|fp32) and whether LoRA dropout runs inside the adapters'
-// products (VET_GPU_LORA_FUSED=1|0). Another value is a usage error, not a silent default.
-// tc-transposed: the tensor-core kernels of the first GPU run (attention_tc_variant 3, a
-// process-wide setting), which the GPU bundle falls back to when the default's parity fails.
+// (VET_GPU_ATTENTION=tc|tc-sync|tc-transposed|fp32) and whether LoRA dropout runs inside the
+// adapters' products (VET_GPU_LORA_FUSED=1|0). Another value is a usage error, not a silent
+// default. tc-sync: the tensor-core kernels that load each tile, then compute (no asynchronous
+// copies; attention_tc_variant 4, a process-wide setting); tc-transposed: those of the first GPU
+// run (variant 3). The GPU bundle falls back to them, in that order, when the default's parity
+// fails.
 static int env_flags(unsigned *flags, vet_err *err) {
     const char *attn = getenv("VET_GPU_ATTENTION"), *fused = getenv("VET_GPU_LORA_FUSED");
-    if (attn && *attn && strcmp(attn, "tc") && strcmp(attn, "tc-transposed") && strcmp(attn, "fp32"))
+    if (attn && *attn && strcmp(attn, "tc") && strcmp(attn, "tc-sync") && strcmp(attn, "tc-transposed") &&
+        strcmp(attn, "fp32"))
         return vet_err_kindf(err, VET_E_USAGE,
-                             "VET_GPU_ATTENTION=%s: use tc (tensor cores, the 16-bit mode's default), tc-transposed "
-                             "or fp32",
+                             "VET_GPU_ATTENTION=%s: use tc (tensor cores, the 16-bit mode's default), tc-sync, "
+                             "tc-transposed or fp32",
                              attn);
     if (fused && *fused && strcmp(fused, "0") && strcmp(fused, "1"))
         return vet_err_kindf(err, VET_E_USAGE, "VET_GPU_LORA_FUSED=%s: use 1 (the default) or 0", fused);
     if (attn && !strcmp(attn, "fp32")) *flags |= VET_GPU_ATTN_FP32;
-    attention_tc_variant(attn && !strcmp(attn, "tc-transposed") ? 3 : 0);
+    attention_tc_variant(!attn ? 0 : !strcmp(attn, "tc-transposed") ? 3 : !strcmp(attn, "tc-sync") ? 4 : 0);
     if (fused && !strcmp(fused, "0")) *flags |= VET_GPU_LORA_UNFUSED;
     return 0;
 }

@@ -92,10 +92,10 @@ bundle_refusal_ok() {
 check bundle_run_refuses_bad_archive bundle_refusal_ok
 
 # tests/gpu/bundle/run.sh's attention fallback, from planted parity rows: a failed default row
-# with every `_transposed` row ok turns on the first GPU run's kernels
-# (VET_GPU_ATTENTION=tc-transposed); a failed `_transposed` row too, the fp32 kernels; no failed
-# default row, no fallback. (The planted bundle has only run.sh, a parity program and an empty
-# library archive; its summary fails, which this does not look at.)
+# turns on the first of `_sync` (VET_GPU_ATTENTION=tc-sync) and `_transposed` (tc-transposed)
+# whose rows all passed, else the fp32 kernels; no failed default row, no fallback. (The planted
+# bundle has only run.sh, a parity program and an empty library archive; its summary fails,
+# which this does not look at.)
 attention_fallback_ok() {
     local b=$tmp/fallback
     mkdir -p "$b/bin" "$b/test" "$b/cpu/lib"
@@ -105,19 +105,23 @@ with tarfile.open(sys.argv[1], "w:xz") as t: t.add(sys.argv[2], arcname="lib")' 
     printf '#!/bin/sh\nprintf "%%b" "$PLANTED_ROWS"\n' >"$b/cpu/op_parity"
     chmod +x "$b/cpu/op_parity"
     local default_bad='not ok attention_forward_bf16 out: max rel err 1 (tol 4e-03)\n'
+    local default_ok='ok attention_forward_bf16 out: max rel err 0 (tol 4e-03)\n'
+    local sync_ok='ok attention_forward_bf16_sync out: max rel err 0 (tol 4e-03)\n'
+    local sync_bad='not ok attention_backward_bf16_sync dq: max rel err 1 (tol 4e-03)\n'
     local tr_ok='ok attention_forward_bf16_transposed out: max rel err 0 (tol 4e-03)\n'
     local tr_bad='not ok attention_backward_bf16_transposed dq: max rel err 1 (tol 4e-03)\n'
-    local ok_rows='ok attention_forward_bf16 out: max rel err 0 (tol 4e-03)\n'
     fallback_of() {  # the setting run.sh exported after parity-small printed $1, or "none"
         local err
         err=$(PLANTED_ROWS=$1 VET_PYTHON=/usr/bin/python3 bash "$b/run.sh" --cpu --parts parity-small "$tmp/fallback-out" 2>&1 >/dev/null)
         grep -o 'VET_GPU_ATTENTION=[a-z0-9-]* from here on' <<<"$err" | sed 's/ from here on//' | grep . || echo none
     }
-    local a c d
-    a=$(fallback_of "$default_bad$tr_ok")
-    c=$(fallback_of "$default_bad$tr_ok$tr_bad")
-    d=$(fallback_of "$ok_rows$tr_bad")
-    [ "$a" = VET_GPU_ATTENTION=tc-transposed ] && [ "$c" = VET_GPU_ATTENTION=fp32 ] && [ "$d" = none ] ||
-        { echo "fallbacks: default failed: $a; both failed: $c; default ok: $d" >&2; return 1; }
+    local s t f d
+    s=$(fallback_of "$default_bad$tr_ok$sync_ok")
+    t=$(fallback_of "$default_bad$sync_ok$sync_bad$tr_ok")
+    f=$(fallback_of "$default_bad$sync_bad$tr_ok$tr_bad")
+    d=$(fallback_of "$default_ok$sync_bad$tr_bad")
+    [ "$s" = VET_GPU_ATTENTION=tc-sync ] && [ "$t" = VET_GPU_ATTENTION=tc-transposed ] &&
+        [ "$f" = VET_GPU_ATTENTION=fp32 ] && [ "$d" = none ] ||
+        { echo "fallbacks: to sync: $s; to transposed: $t; to fp32: $f; default ok: $d" >&2; return 1; }
 }
 check bundle_run_attention_fallback attention_fallback_ok

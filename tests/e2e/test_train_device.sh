@@ -139,8 +139,8 @@ PY
 check train_device_bf16_close_to_cpu bf16_ok
 
 # 7b. VET_GPU_ATTENTION: bf16 runs attention on tensor cores (the stand-in replays their
-#     arithmetic); =tc says so (the same bytes), =tc-transposed takes the first GPU run's kernels
-#     (the same numbers: the same bytes here), =fp32 keeps the fp32 kernels (another adapter,
+#     arithmetic); =tc says so (the same bytes), =tc-sync and =tc-transposed take other
+#     tensor-core kernels (the same numbers: the same bytes here), =fp32 keeps the fp32 kernels (another adapter,
 #     the final loss within 1%); any other value is refused before training (exit 2).
 attention_env_ok() {
     [ -d "$tmp/bf16" ] || return 1
@@ -148,6 +148,8 @@ attention_env_ok() {
     cmp "$tmp/bf16/adapter_model.safetensors" "$tmp/attn-tc/adapter_model.safetensors" >&2 || return 1
     VET_GPU_ATTENTION=tc-transposed run "$sbin" "$tmp/attn-tr" --device cuda || return 1
     cmp "$tmp/bf16/adapter_model.safetensors" "$tmp/attn-tr/adapter_model.safetensors" >&2 || return 1
+    VET_GPU_ATTENTION=tc-sync run "$sbin" "$tmp/attn-sync" --device cuda || return 1
+    cmp "$tmp/bf16/adapter_model.safetensors" "$tmp/attn-sync/adapter_model.safetensors" >&2 || return 1
     VET_GPU_ATTENTION=fp32 run "$sbin" "$tmp/attn-32" --device cuda || { cat "$tmp/attn-32.err" >&2; return 1; }
     ! cmp -s "$tmp/bf16/adapter_model.safetensors" "$tmp/attn-32/adapter_model.safetensors" || return 1
     /usr/bin/python3 - "$tmp/bf16/train.log.jsonl" "$tmp/attn-32/train.log.jsonl" <<'PY' || return 1

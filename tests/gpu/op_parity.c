@@ -701,11 +701,14 @@ static void run_config(const config *c) {
         vet_cuda_mem_free(d_dv);
     }
 
-    // --- the same attention on tensor cores, in four variants (attention_tc_variant): the
-    // default (attention_mma.cu for heads up to 128 wide, fragments by ldmatrix), its
-    // element-at-a-time tile loads forced (rows `_scalar`), attention_tc.cu's WMMA kernels forced
-    // (rows `_wmma`), attention_mma.cu's kernels of the first GPU run, with transposed tiles in
-    // shared memory (rows `_transposed`: run.sh falls back to them when the default fails); each against
+    // --- the same attention on tensor cores, in five variants (attention_tc_variant): the
+    // default (attention_pipe.cu for heads up to 128 wide whose width is a multiple of 8: tiles
+    // double-buffered by asynchronous copies, fragments by ldmatrix; attention_mma.cu's kernels
+    // for the others), attention_mma.cu's element-at-a-time tile loads forced (rows `_scalar`),
+    // attention_tc.cu's WMMA kernels forced (rows `_wmma`), attention_mma.cu's kernels of the
+    // first GPU run, with transposed tiles in shared memory (rows `_transposed`), attention_mma.cu's
+    // ldmatrix kernels loading each tile then computing (rows `_sync`); run.sh falls back to
+    // `_sync`, then `_transposed`, when the default fails. Each against
     // the CPU replay of their arithmetic (ops_attention_bf16.c: only fp32 summation order and
     // expf's last bit differ, which can flip a probability's bf16 rounding) and the exact fp32 op
     // (bf16's error), each timed, so one lease compares them at the 7B head width. The CPU
@@ -732,8 +735,8 @@ static void run_config(const config *c) {
         parity_dout16 = d_dout16;
         float *g1 = malloc(nq * 4), *g2 = malloc(nq * 4);
         snprintf(sh, sizeof sh, "B=%d T=%d H=%d KVH=%d hd=%d", B, T, H, KVH, hd);
-        for (int variant = 0; variant < 4; variant++) {
-            static const char *const suffix[4] = {"", "_scalar", "_wmma", "_transposed"};
+        for (int variant = 0; variant < 5; variant++) {
+            static const char *const suffix[5] = {"", "_scalar", "_wmma", "_transposed", "_sync"};
             char fw[64], bw[64];
             snprintf(fw, sizeof fw, "attention_forward_bf16%s", suffix[variant]);
             snprintf(bw, sizeof bw, "attention_backward_bf16%s", suffix[variant]);

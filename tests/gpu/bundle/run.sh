@@ -213,18 +213,23 @@ fallback() {  # fallback ROWS KERNELS SETTING: `not ok ROWS` in a parity log, or
         "$rows" "$1" "${kern:-0}" "$2" "$3" >>"$RESULTS"
 }
 # attention: the default variant's rows (`attention_forward_bf16 out` ...), what training runs;
-# the forced ones (`_scalar`, `_wmma`, `_transposed`) are compared and timed, not used at the 7B
-# width. When the default fails, the first GPU run's tensor-core kernels (rows `_transposed`)
-# take its place if every one of their rows passed and compute-sanitizer named no attention
-# kernel; otherwise the fp32 kernels do.
+# the forced ones (`_scalar`, `_wmma`, `_transposed`, `_sync`) are compared and timed, not used
+# at the 7B width. When the default fails (its rows, or compute-sanitizer in its pipelined
+# kernels), the first of the tensor-core variants `_sync` (tiles loaded, then computed) and
+# `_transposed` (the first GPU run's kernels) whose rows all passed takes its place, unless
+# compute-sanitizer named one of their kernels; otherwise the fp32 kernels do.
 parity_count() { cat "$work"/logs/parity-* 2>/dev/null | grep -c "$1"; }
 attention_fallback=VET_GPU_ATTENTION=fp32
-if [ "$(parity_count '^not ok attention_[a-z]*_bf16_transposed ')" -eq 0 ] &&
-    [ "$(parity_count '^ok attention_[a-z]*_bf16_transposed ')" -gt 0 ] &&
-    ! grep -q "^=========  *at .*attention_\(tc\|mma\)_" "$work/logs/memcheck" 2>/dev/null; then
-    attention_fallback=VET_GPU_ATTENTION=tc-transposed
+if ! grep -q "^=========  *at .*attention_\(tc\|mma\)_" "$work/logs/memcheck" 2>/dev/null; then
+    for candidate in sync:tc-sync transposed:tc-transposed; do
+        if [ "$(parity_count "^not ok attention_[a-z]*_bf16_${candidate%%:*} ")" -eq 0 ] &&
+            [ "$(parity_count "^ok attention_[a-z]*_bf16_${candidate%%:*} ")" -gt 0 ]; then
+            attention_fallback=VET_GPU_ATTENTION=${candidate#*:}
+            break
+        fi
+    done
 fi
-fallback 'attention_[a-z]*_bf16 ' 'attention_\(tc\|mma\)_' "$attention_fallback"
+fallback 'attention_[a-z]*_bf16 ' 'attention_\(tc\|mma\|pipe\)_' "$attention_fallback"
 fallback 'lora_[a-z_]*dropout' 'lora_[a-z_]*_kernel' VET_GPU_LORA_FUSED=0
 fallback 'matmul_rows_q' 'rows_q_kernel' VET_GPU_QUANT_GEMV=0
 part gpu-model 35 "$tests/test_gpu_model"
