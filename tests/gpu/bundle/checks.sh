@@ -6,7 +6,7 @@
 #   device    nvidia-smi, or with --cpu the CPU and its vector flags
 #   memcheck  op_parity --size small under compute-sanitizer --tool memcheck (the CPU rehearsal
 #             runs the stand-in op_parity: there is no memory checker for it there)
-#   ncu       Nsight Compute on the first 24 launches of the register attention kernels and the
+#   ncu       Nsight Compute on the first 30 launches of the register attention kernels and the
 #             fused LoRA kernels in op_parity
 #             --size mid (the 7B head width): throughput, occupancy, warp stalls, memory; the
 #             CPU rehearsal has no profiler and prints one comment line
@@ -62,7 +62,7 @@ ncu)
     fi
     command -v ncu >/dev/null || { echo "not ok ncu: ncu is not on PATH"; exit 1; }
     # --clock-control none: the clocks as the benchmarks run them (the device notes' advice)
-    exec ncu --clock-control none --kernel-name regex:"attention_mma_|lora_" --launch-count 24 \
+    exec ncu --clock-control none --kernel-name regex:"attention_pipe_|attention_mma_|lora_" --launch-count 30 \
         --section SpeedOfLight --section Occupancy --section LaunchStats --section WarpStateStats \
         --section MemoryWorkloadAnalysis "$t/op_parity" --size mid --reps 0 ;;
 *) echo "usage: checks.sh bundle|device|memcheck|ncu" >&2; exit 2 ;;
