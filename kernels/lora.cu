@@ -34,6 +34,18 @@ __device__ inline void dropped4(float xv[4], const float *x, int n, int q, int C
     }
 }
 
+// dropped4 with the group read as one 16-byte load: C a multiple of 4, x 16-byte aligned (the
+// caller checks), so the group is whole. The same values.
+__device__ inline void dropped4_vec(float xv[4], const float *x, int n, int q, int C, uint64_t seed, int64_t row0,
+                                    uint32_t thr, float keep_scale) {
+    const unsigned bits = vet_dropout_keep4(seed, (uint64_t)(row0 + n), (uint32_t)q, thr);
+    const float4 v = __ldg((const float4 *)(x + (size_t)n * C + 4 * (size_t)q));
+    xv[0] = bits & 1u ? __fmul_rn(v.x, keep_scale) : 0.0f;
+    xv[1] = bits & 2u ? __fmul_rn(v.y, keep_scale) : 0.0f;
+    xv[2] = bits & 4u ? __fmul_rn(v.z, keep_scale) : 0.0f;
+    xv[3] = bits & 8u ? __fmul_rn(v.w, keep_scale) : 0.0f;
+}
+
 // acc + x · a over 4 columns, in the one order both down kernels use (so they give the same bits).
 __device__ __forceinline__ float dot4_acc(float acc, const float x[4], const float *a) {
     return fmaf(x[3], a[3], fmaf(x[2], a[2], fmaf(x[1], a[1], fmaf(x[0], a[0], acc))));
@@ -96,8 +108,9 @@ lora_down_kernel(float *u, const float *x, const float *A, float keep_scale, uin
 // groups of 4 columns as above (q = lane, lane + 32, ...), reads A's 4 columns of every rank
 // straight from global memory (L1 serves the warps that walk the same columns) and uses them for
 // its R rows. Each lane's sums run in the order above and are reduced by the same butterfly:
-// the same bits (op_parity checks it).
-template <int RT, int R>
+// the same bits (op_parity checks it). VEC (C a multiple of 4, x and A 16-byte aligned): x's
+// and A's groups as 16-byte loads, two groups' loads in flight.
+template <int RT, int R, bool VEC>
 __global__ void __launch_bounds__(DOWN_WARPS * 32)
 lora_down2_kernel(float *u, const float *x, const float *A, float keep_scale, uint32_t thr, uint64_t seed,
                   int64_t row0, int N, int C, int r) {
@@ -108,18 +121,29 @@ lora_down2_kernel(float *u, const float *x, const float *A, float keep_scale, ui
     for (int a = 0; a < R; a++)
 #pragma unroll
         for (int j = 0; j < RT; j++) acc[a][j] = 0.0f;
+#pragma unroll 2
     for (int q = lane; q < groups; q += 32) {
         float aw[RT][4];
 #pragma unroll
-        for (int j = 0; j < RT; j++)
+        for (int j = 0; j < RT; j++) {
+            if constexpr (VEC) {
+                const float4 a4 = j < r ? __ldg((const float4 *)(A + (size_t)j * C + 4 * q)) : make_float4(0, 0, 0, 0);
+                aw[j][0] = a4.x, aw[j][1] = a4.y, aw[j][2] = a4.z, aw[j][3] = a4.w;
+            } else {
 #pragma unroll
-            for (int k = 0; k < 4; k++) aw[j][k] = j < r && 4 * q + k < C ? __ldg(A + (size_t)j * C + 4 * q + k) : 0.0f;
+                for (int k = 0; k < 4; k++)
+                    aw[j][k] = j < r && 4 * q + k < C ? __ldg(A + (size_t)j * C + 4 * q + k) : 0.0f;
+            }
+        }
 #pragma unroll
         for (int a = 0; a < R; a++) {
             const int n = n0 + a;
             if (n >= N) break;
             float xv[4];
-            dropped4(xv, x, n, q, C, seed, row0, thr, keep_scale);
+            if constexpr (VEC)
+                dropped4_vec(xv, x, n, q, C, seed, row0, thr, keep_scale);
+            else
+                dropped4(xv, x, n, q, C, seed, row0, thr, keep_scale);
 #pragma unroll
             for (int j = 0; j < RT; j++) acc[a][j] = dot4_acc(acc[a][j], xv, aw[j]);
         }
@@ -236,15 +260,28 @@ extern "C" int lora_down_dropout_cuda(vet_cuda *ctx, float *u, const float *x, c
     const float ks = 1.0f / (1.0f - p);  // as the CPU's dropout_apply
     const uint32_t thr = vet_dropout_threshold(p);
     if (down_variant == 1) {  // R rows a warp: 32 / RT, so a lane keeps ~64 sums and A values
-        if (r <= 8)
-            lora_down2_kernel<8, 4><<<ceil_div(N, DOWN_WARPS * 4), DOWN_WARPS * 32, 0, ctx->stream>>>(
-                u, x, A, ks, thr, seed, row0, N, C, r);
-        else if (r <= 16)
-            lora_down2_kernel<16, 2><<<ceil_div(N, DOWN_WARPS * 2), DOWN_WARPS * 32, 0, ctx->stream>>>(
-                u, x, A, ks, thr, seed, row0, N, C, r);
-        else
-            lora_down2_kernel<32, 1><<<ceil_div(N, DOWN_WARPS), DOWN_WARPS * 32, 0, ctx->stream>>>(
-                u, x, A, ks, thr, seed, row0, N, C, r);
+        const bool vec = C % 4 == 0 && ((uintptr_t)x & 15) == 0 && ((uintptr_t)A & 15) == 0;
+        if (vec) {
+            if (r <= 8)
+                lora_down2_kernel<8, 4, true><<<ceil_div(N, DOWN_WARPS * 4), DOWN_WARPS * 32, 0, ctx->stream>>>(
+                    u, x, A, ks, thr, seed, row0, N, C, r);
+            else if (r <= 16)
+                lora_down2_kernel<16, 2, true><<<ceil_div(N, DOWN_WARPS * 2), DOWN_WARPS * 32, 0, ctx->stream>>>(
+                    u, x, A, ks, thr, seed, row0, N, C, r);
+            else
+                lora_down2_kernel<32, 1, true><<<ceil_div(N, DOWN_WARPS), DOWN_WARPS * 32, 0, ctx->stream>>>(
+                    u, x, A, ks, thr, seed, row0, N, C, r);
+        } else {
+            if (r <= 8)
+                lora_down2_kernel<8, 4, false><<<ceil_div(N, DOWN_WARPS * 4), DOWN_WARPS * 32, 0, ctx->stream>>>(
+                    u, x, A, ks, thr, seed, row0, N, C, r);
+            else if (r <= 16)
+                lora_down2_kernel<16, 2, false><<<ceil_div(N, DOWN_WARPS * 2), DOWN_WARPS * 32, 0, ctx->stream>>>(
+                    u, x, A, ks, thr, seed, row0, N, C, r);
+            else
+                lora_down2_kernel<32, 1, false><<<ceil_div(N, DOWN_WARPS), DOWN_WARPS * 32, 0, ctx->stream>>>(
+                    u, x, A, ks, thr, seed, row0, N, C, r);
+        }
         LAUNCH_CHECK("lora_down_dropout (variant 1)", err);
         return 0;
     }
