@@ -1002,6 +1002,7 @@ static void run_config(const config *c) {
                 free(u0);
                 TRY(lora_grad_a_dropout_cuda(ctx, d_dA, d_du, d_x, p, seed, 37, N, W, R, d_s, ns, &err));
                 r = compare("lora_grad_a_dropout", sh, d_dA, dA, na, F32);
+                TIME(lora_grad_a_dropout_cuda(ctx, d_dA, d_du, d_x, p, seed, 37, N, W, R, d_s, ns, &err), r->ms);
                 TRY(lora_grad_input_dropout_cuda(ctx, d_dinp, d_du, d_A, p, seed, 37, N, W, R, &err));
                 r = compare("lora_grad_input_dropout", sh, d_dinp, dinp, nx, F32);
                 TIME(lora_grad_input_dropout_cuda(ctx, d_dinp, d_du, d_A, p, seed, 37, N, W, R, &err), r->ms);
@@ -1009,6 +1010,39 @@ static void run_config(const config *c) {
                 vet_cuda_mem_free(d_x), vet_cuda_mem_free(d_A), vet_cuda_mem_free(d_du), vet_cuda_mem_free(d_u);
                 vet_cuda_mem_free(d_dA), vet_cuda_mem_free(d_dinp), vet_cuda_mem_free(d_s);
             }
+        // The adapter's products that stay on cuBLAS (kernels/host/gpu_train.c's calls), rank 16
+        // at width C: y += s u B^T (up), du = s dout B, dB += s dout^T u; against the CPU's BLAS and
+        // timed, with the bytes each must move, so a lease tells which LoRA product is far from
+        // the memory's rate (the 7B step's LoRA share, 73-77 ms, is ~7x what its traffic needs).
+        {
+            const int R = 16;
+            const float sc = 2.0f;
+            size_t ny = (size_t)N * C, nu = (size_t)N * R, nb = (size_t)C * R;
+            float *u = rnd(nu, 1), *Bw = rnd(nb, 1), *y = rnd(ny, 1), *dy = rnd(ny, 1), *du = malloc(nu * 4);
+            float *dB = rnd(nb, 1);
+            float *d_u = devf(u, nu), *d_B = devf(Bw, nb), *d_y = devf(y, ny), *d_dy = devf(dy, ny);
+            float *d_du = devf(NULL, nu), *d_dB = devf(dB, nb);
+            snprintf(sh, sizeof sh, "N=%d out=%d r=%d", N, C, R);
+            const double mb_y = (double)ny * 4 / 1e6;
+            vet_sgemm(0, 1, N, C, R, sc, u, R, Bw, R, 1.0f, y, C);
+            TRY(vet_cuda_sgemm(ctx, 0, 1, N, C, R, sc, d_u, R, d_B, R, 1.0f, d_y, C, &err));
+            r = compare("lora cuBLAS up (y += s u B^T)", sh, d_y, y, ny, 1e-5);
+            TIME(vet_cuda_sgemm(ctx, 0, 1, N, C, R, sc, d_u, R, d_B, R, 1.0f, d_y, C, &err), r->ms);
+            if (r->ms > 0) printf("# lora cuBLAS up %s: %.0f GB/s (y read and written)\n", sh, 2 * mb_y / r->ms);
+            vet_sgemm(0, 0, N, R, C, sc, dy, C, Bw, R, 0.0f, du, R);
+            TRY(vet_cuda_sgemm(ctx, 0, 0, N, R, C, sc, d_dy, C, d_B, R, 0.0f, d_du, R, &err));
+            r = compare("lora cuBLAS du (s dout B)", sh, d_du, du, nu, 1e-4);
+            TIME(vet_cuda_sgemm(ctx, 0, 0, N, R, C, sc, d_dy, C, d_B, R, 0.0f, d_du, R, &err), r->ms);
+            if (r->ms > 0) printf("# lora cuBLAS du %s: %.0f GB/s (dout read)\n", sh, mb_y / r->ms);
+            vet_sgemm(1, 0, C, R, N, sc, dy, C, u, R, 1.0f, dB, R);
+            TRY(vet_cuda_sgemm(ctx, 1, 0, C, R, N, sc, d_dy, C, d_u, R, 1.0f, d_dB, R, &err));
+            r = compare("lora cuBLAS dB (s dout^T u)", sh, d_dB, dB, nb, 1e-4);
+            TIME(vet_cuda_sgemm(ctx, 1, 0, C, R, N, sc, d_dy, C, d_u, R, 1.0f, d_dB, R, &err), r->ms);
+            if (r->ms > 0) printf("# lora cuBLAS dB %s: %.0f GB/s (dout read)\n", sh, mb_y / r->ms);
+            free(u), free(Bw), free(y), free(dy), free(du), free(dB);
+            vet_cuda_mem_free(d_u), vet_cuda_mem_free(d_B), vet_cuda_mem_free(d_y), vet_cuda_mem_free(d_dy);
+            vet_cuda_mem_free(d_du), vet_cuda_mem_free(d_dB);
+        }
         // a rank over the limit is refused with the reason, not run
         int rc = lora_down_dropout_cuda(ctx, NULL, NULL, NULL, 0.1f, 1, 0, N, C, VET_LORA_FUSED_MAX_R + 1, &err);
         int ok = rc < 0 && strstr(err.msg, "use the unfused path");
