@@ -102,9 +102,9 @@ lora_down_kernel(float *u, const float *x, const float *A, float keep_scale, uin
     store_row_sums(u, acc, n0, N, r, lane);
 }
 
-// The same product without shared memory or barriers (lora_down_variant(1); written after the
-// first H200 lease, which put these kernels at ~3 TFLOP/s: the one above waits at two barriers
-// and a staging load of A for every 128 columns). A warp takes R rows; a lane takes the same
+// The same product without shared memory or barriers, the default (the kernel above is
+// lora_down_variant(1); this one was written after the first H200 lease, which put that one at
+// ~3 TFLOP/s: it waits at two barriers and a staging load of A for every 128 columns). A warp takes R rows; a lane takes the same
 // groups of 4 columns as above (q = lane, lane + 32, ...), reads A's 4 columns of every rank
 // straight from global memory (L1 serves the warps that walk the same columns) and uses them for
 // its R rows. Each lane's sums run in the order above and are reduced by the same butterfly:
@@ -240,7 +240,7 @@ __global__ void lora_sum_slices_kernel(float *dA, const float *part, int S, size
 
 // --- host side -----------------------------------------------------------------------------------
 static int down_variant = 0;
-extern "C" void lora_down_variant(int variant) { down_variant = variant == 1; }
+extern "C" void lora_down_variant(int variant) { down_variant = variant == 1; }  // 1: lora_down_kernel
 
 static int check_args(int N, int C, int r, float p, const char *what, vet_err *err) {
     if (r < 1 || r > VET_LORA_FUSED_MAX_R)
@@ -259,7 +259,7 @@ extern "C" int lora_down_dropout_cuda(vet_cuda *ctx, float *u, const float *x, c
     if (ok <= 0) return ok;
     const float ks = 1.0f / (1.0f - p);  // as the CPU's dropout_apply
     const uint32_t thr = vet_dropout_threshold(p);
-    if (down_variant == 1) {  // R rows a warp: 32 / RT, so a lane keeps ~64 sums and A values
+    if (down_variant == 0) {  // R rows a warp: 32 / RT, so a lane keeps ~64 sums and A values
         const bool vec = C % 4 == 0 && ((uintptr_t)x & 15) == 0 && ((uintptr_t)A & 15) == 0;
         if (vec) {
             if (r <= 8)
@@ -282,7 +282,7 @@ extern "C" int lora_down_dropout_cuda(vet_cuda *ctx, float *u, const float *x, c
                 lora_down2_kernel<32, 1, false><<<ceil_div(N, DOWN_WARPS), DOWN_WARPS * 32, 0, ctx->stream>>>(
                     u, x, A, ks, thr, seed, row0, N, C, r);
         }
-        LAUNCH_CHECK("lora_down_dropout (variant 1)", err);
+        LAUNCH_CHECK("lora_down_dropout", err);
         return 0;
     }
     const int rows_per_block = DOWN_WARPS * DOWN_ROWS_PER_WARP, blocks = ceil_div(N, rows_per_block);
@@ -292,7 +292,7 @@ extern "C" int lora_down_dropout_cuda(vet_cuda *ctx, float *u, const float *x, c
         lora_down_kernel<16><<<blocks, DOWN_WARPS * 32, 0, ctx->stream>>>(u, x, A, ks, thr, seed, row0, N, C, r);
     else
         lora_down_kernel<32><<<blocks, DOWN_WARPS * 32, 0, ctx->stream>>>(u, x, A, ks, thr, seed, row0, N, C, r);
-    LAUNCH_CHECK("lora_down_dropout", err);
+    LAUNCH_CHECK("lora_down_dropout (variant 1)", err);
     return 0;
 }
 

@@ -218,7 +218,8 @@ int rmsnorm_forward_fused_cuda(vet_cuda *ctx, float *out, uint16_t *out16, int f
 int lora_down_dropout_cuda(vet_cuda *ctx, float *u, const float *x, const float *A, float p, uint64_t seed,
                            int64_t row0, int N, int C, int r, vet_err *err);
 // For the parity test, which checks and times both (a process-wide setting): variant 0 the
-// default kernel, 1 a kernel without shared memory or barriers, several rows a warp (the same bits).
+// default kernel (no shared memory or barriers, several rows a warp, 16-byte loads), 1 the first
+// kernel (A staged in shared memory 128 columns at a time, a row a warp): the same bits.
 void lora_down_variant(int variant);
 // dA (r,C) += du^T · dropout(x), the rows in lora_grad_a_slices(N, r) slices whose partial sums
 // (scratch: lora_grad_a_scratch_floats(N, C, r) floats, at most N*C) are added in slice order.
