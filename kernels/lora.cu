@@ -154,7 +154,9 @@ lora_down2_kernel(float *u, const float *x, const float *A, float keep_scale, ui
 // dinp (N,C) += mask ⊙ keep_scale · (du (N,r) · A (r,C)). Thread: group q (4 columns), its A
 // columns in registers, walking IN_ROWS rows; du's row is the same for the whole warp (a
 // broadcast). A dropped element adds 0.0f, as the CPU's dropout_backward (so -0 becomes +0 alike).
-template <int RT>
+// VEC (C a multiple of 4, dinp 16-byte aligned): dinp's group read and written as 16 bytes, two
+// rows in flight; the same bits.
+template <int RT, bool VEC>
 __global__ void __launch_bounds__(GROUPS)
 lora_grad_input_kernel(float *dinp, const float *du, const float *A, float keep_scale, uint32_t thr,
                        uint64_t seed, int64_t row0, int N, int C, int r) {
@@ -165,6 +167,7 @@ lora_grad_input_kernel(float *dinp, const float *du, const float *A, float keep_
     for (int j = 0; j < RT; j++)
 #pragma unroll
         for (int k = 0; k < 4; k++) a[j][k] = j < r && 4 * q + k < C ? A[(size_t)j * C + 4 * q + k] : 0.0f;
+#pragma unroll 2
     for (int n = n0; n < n0 + IN_ROWS && n < N; n++) {
         const unsigned bits = vet_dropout_keep4(seed, (uint64_t)(row0 + n), (uint32_t)q, thr);
         float s[4] = {0.0f, 0.0f, 0.0f, 0.0f};
@@ -177,15 +180,26 @@ lora_grad_input_kernel(float *dinp, const float *du, const float *A, float keep_
             for (int k = 0; k < 4; k++) s[k] = fmaf(d, a[j][k], s[k]);
         }
         float *o = dinp + (size_t)n * C + 4 * q;
+        if constexpr (VEC) {
+            float4 v = *(float4 *)o;
+            v.x = __fadd_rn(v.x, bits & 1u ? __fmul_rn(s[0], keep_scale) : 0.0f);
+            v.y = __fadd_rn(v.y, bits & 2u ? __fmul_rn(s[1], keep_scale) : 0.0f);
+            v.z = __fadd_rn(v.z, bits & 4u ? __fmul_rn(s[2], keep_scale) : 0.0f);
+            v.w = __fadd_rn(v.w, bits & 8u ? __fmul_rn(s[3], keep_scale) : 0.0f);
+            *(float4 *)o = v;
+        } else {
 #pragma unroll
-        for (int k = 0; k < 4; k++)
-            if (4 * q + k < C) o[k] = __fadd_rn(o[k], (bits >> k) & 1u ? __fmul_rn(s[k], keep_scale) : 0.0f);
+            for (int k = 0; k < 4; k++)
+                if (4 * q + k < C) o[k] = __fadd_rn(o[k], (bits >> k) & 1u ? __fmul_rn(s[k], keep_scale) : 0.0f);
+        }
     }
 }
 
 // Partial dA: part[z] (r,C) = du[rows of slice z]^T · dropout(x)[same rows], JT rank rows a
 // thread (blockIdx.y picks them), one group of 4 columns, the slice's rows in order. With one
-// slice, dA += the sum directly.
+// slice, dA += the sum directly. VEC (C a multiple of 4, x and out 16-byte aligned): x's group
+// read and the sums written as 16 bytes; the same bits.
+template <bool VEC>
 __global__ void __launch_bounds__(GROUPS)
 lora_grad_a_kernel(float *out, int accumulate, const float *du, const float *x, float keep_scale, uint32_t thr,
                    uint64_t seed, int64_t row0, int N, int C, int r, int rows_per_slice) {
@@ -207,7 +221,10 @@ lora_grad_a_kernel(float *out, int accumulate, const float *du, const float *x, 
         if (4 * q >= C) continue;
         for (int rr = 0; rr < 64 && nb + rr < n_hi; rr++) {
             float xv[4];
-            dropped4(xv, x, nb + rr, q, C, seed, row0, thr, keep_scale);
+            if constexpr (VEC)
+                dropped4_vec(xv, x, nb + rr, q, C, seed, row0, thr, keep_scale);
+            else
+                dropped4(xv, x, nb + rr, q, C, seed, row0, thr, keep_scale);
 #pragma unroll
             for (int jj = 0; jj < JT; jj++)
 #pragma unroll
@@ -219,12 +236,22 @@ lora_grad_a_kernel(float *out, int accumulate, const float *du, const float *x, 
 #pragma unroll
     for (int jj = 0; jj < JT; jj++) {
         if (j0 + jj >= r) break;
+        if constexpr (VEC) {
+            float4 *p = (float4 *)(o + (size_t)(j0 + jj) * C + 4 * q);
+            float4 v = make_float4(acc[jj][0], acc[jj][1], acc[jj][2], acc[jj][3]);
+            if (accumulate) {
+                const float4 w = *p;
+                v.x = __fadd_rn(w.x, v.x), v.y = __fadd_rn(w.y, v.y), v.z = __fadd_rn(w.z, v.z), v.w = __fadd_rn(w.w, v.w);
+            }
+            *p = v;
+        } else {
 #pragma unroll
-        for (int k = 0; k < 4; k++) {
-            const int c = 4 * q + k;
-            if (c >= C) break;
-            size_t at = (size_t)(j0 + jj) * C + c;
-            o[at] = accumulate ? __fadd_rn(o[at], acc[jj][k]) : acc[jj][k];
+            for (int k = 0; k < 4; k++) {
+                const int c = 4 * q + k;
+                if (c >= C) break;
+                size_t at = (size_t)(j0 + jj) * C + c;
+                o[at] = accumulate ? __fadd_rn(o[at], acc[jj][k]) : acc[jj][k];
+            }
         }
     }
 }
@@ -305,12 +332,17 @@ extern "C" int lora_grad_input_dropout_cuda(vet_cuda *ctx, float *dinp, const fl
     const uint32_t thr = vet_dropout_threshold(p);
     dim3 grid(ceil_div((C + 3) / 4, GROUPS), ceil_div(N, IN_ROWS));
     if (grid.y > 65535) return vet_errf(err, "%s:%d: lora_grad_input_dropout: %d rows too many", __FILE__, __LINE__, N);
+    const bool vec = C % 4 == 0 && ((uintptr_t)dinp & 15) == 0;
+#define GRAD_INPUT(RT)                                                                                          \
+    (vec ? lora_grad_input_kernel<RT, true> : lora_grad_input_kernel<RT, false>)<<<grid, GROUPS, 0, ctx->stream>>>( \
+        dinp, du, A, ks, thr, seed, row0, N, C, r)
     if (r <= 8)
-        lora_grad_input_kernel<8><<<grid, GROUPS, 0, ctx->stream>>>(dinp, du, A, ks, thr, seed, row0, N, C, r);
+        GRAD_INPUT(8);
     else if (r <= 16)
-        lora_grad_input_kernel<16><<<grid, GROUPS, 0, ctx->stream>>>(dinp, du, A, ks, thr, seed, row0, N, C, r);
+        GRAD_INPUT(16);
     else
-        lora_grad_input_kernel<32><<<grid, GROUPS, 0, ctx->stream>>>(dinp, du, A, ks, thr, seed, row0, N, C, r);
+        GRAD_INPUT(32);
+#undef GRAD_INPUT
     LAUNCH_CHECK("lora_grad_input_dropout", err);
     return 0;
 }
@@ -329,8 +361,10 @@ extern "C" int lora_grad_a_dropout_cuda(vet_cuda *ctx, float *dA, const float *d
                         scratch_floats, need);
     const int S = lora_grad_a_slices(N, r), rows = ceil_div(N, S);
     dim3 grid(ceil_div((C + 3) / 4, GROUPS), ceil_div(r, JT), S);
-    lora_grad_a_kernel<<<grid, GROUPS, 0, ctx->stream>>>(S > 1 ? scratch : dA, S == 1, du, x, ks, thr, seed, row0, N,
-                                                         C, r, rows);
+    float *out = S > 1 ? scratch : dA;
+    const bool vec = C % 4 == 0 && ((uintptr_t)x & 15) == 0 && ((uintptr_t)out & 15) == 0;
+    (vec ? lora_grad_a_kernel<true> : lora_grad_a_kernel<false>)<<<grid, GROUPS, 0, ctx->stream>>>(
+        out, S == 1, du, x, ks, thr, seed, row0, N, C, r, rows);
     LAUNCH_CHECK("lora_grad_a_dropout", err);
     if (S > 1) {
         size_t n = (size_t)r * C;
