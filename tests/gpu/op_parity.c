@@ -1,6 +1,6 @@
 // op_parity.c — every CUDA op against its CPU twin (lib/model/ops.h), forward and backward.
 //
-//   op_parity [--size small|mid] [--seed S] [--reps R]
+//   op_parity [--size small|mid] [--seed S] [--reps R] [--only attention,lora,other]
 //
 // Draws random inputs from a fresh seed (printed; --seed repeats a run), runs the CPU op and
 // the CUDA op on the same inputs and prints one line per comparison:
@@ -287,6 +287,18 @@ static void attention_written(const char *name, const char *sh, attn_bwd_fn gpu,
     vet_cuda_mem_free(d_dq), vet_cuda_mem_free(d_dk), vet_cuda_mem_free(d_dv);
 }
 
+// --only SECTIONS (comma separated: attention, lora, other): run those sections alone, as the
+// bundle's racecheck part does (compute-sanitizer's racecheck and synccheck are slow, and the
+// kernels with shared-memory pipelines are the attention's and the adapters').
+static const char *only;
+static int want(const char *section) {
+    if (!only) return 1;
+    size_t n = strlen(section);
+    for (const char *p = only; (p = strstr(p, section)) != NULL; p += n)
+        if ((p == only || p[-1] == ',') && (p[n] == '\0' || p[n] == ',')) return 1;
+    return 0;
+}
+
 static void run_config(const config *c) {
     const int B = c->B, T = c->T, N = B * T, C = c->C, H = c->H, KVH = c->KVH, hd = c->hd;
     const int F = c->F, V = c->V, Q = H * hd, KV = KVH * hd;
@@ -301,7 +313,7 @@ static void run_config(const config *c) {
     row_t *r;
 
     // --- embedding (V,C) ---
-    {
+    if (want("other")) {
         float *embed = rnd((size_t)V * C, 1), *out = malloc((size_t)N * C * 4);
         float *d_embed = devf(embed, (size_t)V * C), *d_out = devf(NULL, (size_t)N * C);
         embedding_forward(out, tokens, embed, N, C);
@@ -330,7 +342,7 @@ static void run_config(const config *c) {
     }
 
     // --- bf16 conversion: bit-exact against lib/base/half.h, special values included ---
-    {
+    if (want("other")) {
         size_t n = (size_t)N * C;
         float *x = rnd(n, 3);
         const float special[] = {0.0f, -0.0f, INFINITY, -INFINITY, NAN, 1.00390625f /* tie */,
@@ -363,7 +375,7 @@ static void run_config(const config *c) {
     }
 
     // --- fused passes: the same bits as the unfused kernels in sequence, on the device ---
-    {
+    if (want("other")) {
         size_t n = (size_t)N * C, nf = (size_t)N * F;
         float *x = rnd(n, 1), *res = rnd(n, 1), *w = rnd(C, 1), *gt = rnd(nf, 2), *up = rnd(nf, 1);
         float *d_x1 = devf(x, n), *d_x2 = devf(x, n), *d_res = devf(res, n), *d_w = devf(w, C);
@@ -403,7 +415,7 @@ static void run_config(const config *c) {
     }
 
     // --- rmsnorm ---
-    {
+    if (want("other")) {
         size_t n = (size_t)N * C;
         float *x = rnd(n, 1), *w = rnd(C, 1), *out = malloc(n * 4), *rstd = malloc(N * 4);
         float *d_x = devf(x, n), *d_w = devf(w, C), *d_out = devf(NULL, n), *d_rstd = devf(NULL, N);
@@ -427,7 +439,7 @@ static void run_config(const config *c) {
     }
 
     // --- matmul: the MLP's up projection (N,C) -> (N,F), with a bias ---
-    {
+    if (want("other")) {
         float *x = rnd((size_t)N * C, 1), *w = rnd((size_t)F * C, 0.05f), *bias = rnd(F, 1);
         float *out = malloc((size_t)N * F * 4);
         float *d_x = devf(x, (size_t)N * C), *d_w = devf(w, (size_t)F * C), *d_b = devf(bias, F);
@@ -483,7 +495,7 @@ static void run_config(const config *c) {
     // --- fp16 (kernels/fp16.cu): conversion bit-exact against lib/base/half.h (range edges, ties,
     //     subnormals), the embedding on an fp16 table exact, the GEMMs against the CPU on the
     //     rounded values ---
-    {
+    if (want("other")) {
         size_t n = (size_t)N * C;
         float *x = rnd(n, 3);
         const float special[] = {0.0f, -0.0f, INFINITY, -INFINITY, NAN, 65504.0f, 65519.0f, 65520.0f /* -> inf */,
@@ -635,7 +647,7 @@ static void run_config(const config *c) {
     }
 
     // --- rope on q (N,H,hd) with the tables of positions < T ---
-    {
+    if (want("other")) {
         int half = hd / 2;
         float *inv = malloc(half * 4), *cs = malloc((size_t)T * half * 4), *sn = malloc((size_t)T * half * 4);
         rope_inv_freq(inv, hd, 500000.0f, NULL);
@@ -667,7 +679,7 @@ static void run_config(const config *c) {
     }
 
     // --- attention over the packed rows, GQA ---
-    {
+    if (want("attention")) {
         size_t nq = (size_t)N * Q, nk = (size_t)N * KV;
         float *q = rnd(nq, 1), *k = rnd(nk, 1), *v = rnd(nk, 1);
         float *out = malloc(nq * 4), *lse = malloc((size_t)N * H * 4);
@@ -714,7 +726,7 @@ static void run_config(const config *c) {
     // (bf16's error), each timed, so one lease compares them at the 7B head width. The CPU
     // references are computed once; the `written` check, which makes its own, runs for every
     // variant at the small size and for the default at mid. ---
-    {
+    if (want("attention")) {
         size_t nq = (size_t)N * Q, nk = (size_t)N * KV, nl = (size_t)N * H;
         float *q = rnd(nq, 1), *k = rnd(nk, 1), *v = rnd(nk, 1);
         float *out = malloc(nq * 4), *lse = malloc(nl * 4), *out32 = malloc(nq * 4), *lse32 = malloc(nl * 4);
@@ -789,7 +801,7 @@ static void run_config(const config *c) {
     }
 
     // --- a decode step: new k/v rows into the slots' caches, attention against the caches ---
-    {
+    if (want("other")) {
         // n rows of distinct slots (in a shuffled order) at random positions, one at 0 and one
         // at the cache's last position; the caches hold random earlier keys and values.
         const int n_slots = C >= 1024 ? 64 : 9, n = n_slots - 1, max_len = T;
@@ -899,7 +911,7 @@ static void run_config(const config *c) {
     }
 
     // --- greedy argmax per row (N,V): ids equal the host's strict scan, ties planted ---
-    {
+    if (want("other")) {
         float *x = rnd((size_t)N * V, 1);
         for (int i = 0; i < N; i++) {  // row i: its maximum twice, the lower id must win
             float *row = x + (size_t)i * V;
@@ -932,7 +944,7 @@ static void run_config(const config *c) {
     }
 
     // --- swiglu (N,F) ---
-    {
+    if (want("other")) {
         size_t n = (size_t)N * F;
         float *gt = rnd(n, 2), *up = rnd(n, 1), *out = malloc(n * 4);
         float *d_gt = devf(gt, n), *d_up = devf(up, n), *d_out = devf(NULL, n);
@@ -965,7 +977,7 @@ static void run_config(const config *c) {
 
     // --- an adapter's products with its dropout inside (kernels/lora.cu) against the CPU's
     // dropout then BLAS: ranks 4, 16 and 32 (each template), widths C and an odd one (the tails) ---
-    {
+    if (want("lora")) {
         const int ranks[3] = {4, 16, 32}, widths[2] = {C, C + 3};
         const float p = 0.1f;
         const uint64_t seed = 0x5eedu;
@@ -1053,7 +1065,7 @@ static void run_config(const config *c) {
 
     // --- dropout on the LoRA input widths (N,C) and (N,F), and an odd width (the kernel's
     // scalar path, no float4): the CPU's masks, bit for bit ---
-    {
+    if (want("other")) {
         const float ps[3] = {0.1f, 0.5f, 0.3f};
         for (int k = 0; k < 3; k++) {
             int W = k == 0 ? C : k == 1 ? F : C - 1;
@@ -1091,7 +1103,7 @@ static void run_config(const config *c) {
     }
 
     // --- cross-entropy: plain, then fused with the lm_head over the target rows ---
-    {
+    if (want("other")) {
         int n = 0;
         for (int i = 0; i < N; i++) n += tgt[i] >= 0;
         int nr = n < 512 ? n : 512;  // plain op on the first rows (some with target -1)
@@ -1168,7 +1180,7 @@ static void run_config(const config *c) {
     }
 
     // --- AdamW: the same fp32 operations, so bit-identical (tol 0) over several steps ---
-    {
+    if (want("other")) {
         size_t n = (size_t)N * C;
         float *p = rnd(n, 1), *m = rnd(n, 0.1f), *v = malloc(n * 4);
         for (size_t i = 0; i < n; i++) v[i] = (float)fabs(vet_rng_normal(&rng)) * 0.01f;
@@ -1362,8 +1374,9 @@ int main(int argc, char **argv) {
         if (!strcmp(argv[i], "--size") && i + 1 < argc) size = argv[++i];
         else if (!strcmp(argv[i], "--seed") && i + 1 < argc) seed = strtoull(argv[++i], NULL, 10);
         else if (!strcmp(argv[i], "--reps") && i + 1 < argc) reps = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--only") && i + 1 < argc) only = argv[++i];
         else {
-            fprintf(stderr, "usage: op_parity [--size small|mid] [--seed S] [--reps R]\n");
+            fprintf(stderr, "usage: op_parity [--size small|mid] [--seed S] [--reps R] [--only attention,lora,other]\n");
             return 2;
         }
     }
@@ -1393,8 +1406,10 @@ int main(int argc, char **argv) {
     char name[256];
     if (vet_cuda_device_name(0, name, sizeof name, &err) == 0) printf("# device %s\n", name);
     run_config(c);
-    quant_rows_cases(c);
-    grad_stats_cases();
+    if (want("other")) {
+        quant_rows_cases(c);
+        grad_stats_cases();
+    }
     printf("\n| op | shape | max rel err | tol | GPU ms/call |\n| --- | --- | --- | --- | --- |\n");
     for (int i = 0; i < n_rows; i++) {
         char ms[32] = "-";  // only the first tensor of a call is timed

@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
-# checks.sh bundle|device|memcheck|ncu — four of run.sh's parts, each a program so that run.sh can
+# checks.sh bundle|device|memcheck|racecheck|ncu — five of run.sh's parts, each a program so that run.sh can
 # cap its time. Env from run.sh: VET_BUNDLE (the bundle), VET_TESTS (its test/ or cpu/),
 # VET_RUN_MODE (gpu or cpu), VET_PYTHON.
 #   bundle    every program finds its libraries and starts; the baseline's Python imports
 #   device    nvidia-smi, or with --cpu the CPU and its vector flags
 #   memcheck  op_parity --size small under compute-sanitizer --tool memcheck (the CPU rehearsal
 #             runs the stand-in op_parity: there is no memory checker for it there)
+#   racecheck op_parity --size small --only attention,lora (the kernels with shared-memory
+#             pipelines and barriers) under compute-sanitizer --tool racecheck, then synccheck
+#             (the CPU rehearsal runs that stand-in op_parity, no checker)
 #   ncu       Nsight Compute on the first 30 launches of the register attention kernels and the
 #             fused LoRA kernels in op_parity
 #             --size mid (the 7B head width): throughput, occupancy, warp stalls, memory; the
@@ -55,6 +58,16 @@ memcheck)
     fi
     command -v compute-sanitizer >/dev/null || { echo "not ok memcheck: compute-sanitizer is not on PATH"; exit 1; }
     exec compute-sanitizer --tool memcheck --error-exitcode 9 --print-limit 20 "$t/op_parity" --size small --reps 0 ;;
+racecheck)
+    if [ "$VET_RUN_MODE" = cpu ]; then
+        echo "# cpu rehearsal: the stand-in op_parity, no race checker"
+        exec "$t/op_parity" --size small --reps 0 --only attention,lora
+    fi
+    command -v compute-sanitizer >/dev/null || { echo "not ok racecheck: compute-sanitizer is not on PATH"; exit 1; }
+    compute-sanitizer --tool racecheck --error-exitcode 9 --print-limit 20 "$t/op_parity" --size small --reps 0 \
+        --only attention,lora || exit
+    exec compute-sanitizer --tool synccheck --error-exitcode 9 --print-limit 20 "$t/op_parity" --size small --reps 0 \
+        --only attention,lora ;;
 ncu)
     if [ "$VET_RUN_MODE" = cpu ]; then
         echo "# cpu rehearsal: no Nsight Compute"
@@ -65,5 +78,5 @@ ncu)
     exec ncu --clock-control none --kernel-name regex:"attention_pipe_|attention_mma_|lora_" --launch-count 30 \
         --section SpeedOfLight --section Occupancy --section LaunchStats --section WarpStateStats \
         --section MemoryWorkloadAnalysis "$t/op_parity" --size mid --reps 0 ;;
-*) echo "usage: checks.sh bundle|device|memcheck|ncu" >&2; exit 2 ;;
+*) echo "usage: checks.sh bundle|device|memcheck|racecheck|ncu" >&2; exit 2 ;;
 esac

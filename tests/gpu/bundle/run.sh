@@ -7,11 +7,12 @@
 # transformers and peft) and the bundle itself; it writes nothing outside OUTDIR and /tmp.
 #
 # Parts, in order, each with its own time cap, and one budget of 540 s for all (the caps add up
-# to 710 s: a part never gets more than the budget has left, so the whole run ends within 9
+# to 750 s: a part never gets more than the budget has left, so the whole run ends within 9
 # minutes whatever happens; a part left less than 5 s is `not ok: no time left`):
 #   bundle        every program starts and finds its libraries; the baseline's Python imports
 #   gpu           nvidia-smi (with --cpu: the CPU and its flags)
 #   memcheck      op_parity --size small under compute-sanitizer --tool memcheck
+#   racecheck     op_parity --size small --only attention,lora under racecheck, then synccheck
 #   parity-small  op_parity --size small      every CUDA op against the CPU op
 #   parity-mid    op_parity --size mid        (a LLaMA-like layer, head_dim 128, 32k vocabulary)
 #   gemm          gemm_rate: vet's bf16 GEMM at the 7B step's shapes, the ceiling for the MFU figures
@@ -196,20 +197,21 @@ echo "# run.sh: $mode run, budget $budget s, output in $out" >&2
 part bundle 60 bash "$here/scripts/checks.sh" bundle
 part gpu 10 bash "$here/scripts/checks.sh" device
 part memcheck 40 bash "$here/scripts/checks.sh" memcheck
+part racecheck 40 bash "$here/scripts/checks.sh" racecheck
 part parity-small 20 "$tests/op_parity" --size small
 part parity-mid 90 "$tests/op_parity" --size "$mid_size"
 part gemm 10 "$tests/gemm_rate" --size "$gemm_size"
 # A kernel written without a GPU that fails its parity rows (or that compute-sanitizer catches)
 # is turned off for what follows, so the benchmarks still measure a correct program; the
 # summary's tables say which and why.
-fallback() {  # fallback ROWS KERNELS SETTING: `not ok ROWS` in a parity log, or a memcheck report
+fallback() {  # fallback ROWS KERNELS SETTING: `not ok ROWS` in a parity log, or a compute-sanitizer report
     local rows kern        # in a kernel named like KERNELS: export SETTING
     rows=$(cat "$work"/logs/parity-* 2>/dev/null | grep -c "^not ok $1")
-    kern=$(grep -c "^=========  *at .*$2" "$work/logs/memcheck" 2>/dev/null)
+    kern=$({ grep "^=========  *at .*$2" "$work/logs/memcheck"; grep "^=========.*$2" "$work/logs/racecheck"; } 2>/dev/null | grep -c .)
     [ "$rows" -gt 0 ] || [ "${kern:-0}" -gt 0 ] || return 0
     export "${3?}"
-    echo "# run.sh: $rows parity rows \`not ok $1\`, ${kern:-0} memcheck reports in $2: $3 from here on" >&2
-    printf '\n### Fallbacks\n\n%s parity rows `not ok %s`, %s memcheck reports in `%s`: the parts after ran with `%s`.\n' \
+    echo "# run.sh: $rows parity rows \`not ok $1\`, ${kern:-0} compute-sanitizer reports in $2: $3 from here on" >&2
+    printf '\n### Fallbacks\n\n%s parity rows `not ok %s`, %s compute-sanitizer reports in `%s`: the parts after ran with `%s`.\n' \
         "$rows" "$1" "${kern:-0}" "$2" "$3" >>"$RESULTS"
 }
 # attention: the default variant's rows (`attention_forward_bf16 out` ...), what training runs;
@@ -220,7 +222,8 @@ fallback() {  # fallback ROWS KERNELS SETTING: `not ok ROWS` in a parity log, or
 # compute-sanitizer named one of their kernels; otherwise the fp32 kernels do.
 parity_count() { cat "$work"/logs/parity-* 2>/dev/null | grep -c "$1"; }
 attention_fallback=VET_GPU_ATTENTION=fp32
-if ! grep -q "^=========  *at .*attention_\(tc\|mma\)_" "$work/logs/memcheck" 2>/dev/null; then
+if ! { grep -q "^=========  *at .*attention_\(tc\|mma\)_" "$work/logs/memcheck" ||
+    grep -q "^=========.*attention_\(tc\|mma\)_" "$work/logs/racecheck"; } 2>/dev/null; then
     for candidate in sync:tc-sync transposed:tc-transposed; do
         if [ "$(parity_count "^not ok attention_[a-z]*_bf16_${candidate%%:*} ")" -eq 0 ] &&
             [ "$(parity_count "^ok attention_[a-z]*_bf16_${candidate%%:*} ")" -gt 0 ]; then

@@ -86,6 +86,9 @@ def targets(bench, parity, logs, mode, gemm):
     m = re.search(r"ERROR SUMMARY: (\d+) error", read(os.path.join(logs, "memcheck")))
     add("compute-sanitizer memcheck on op_parity --size small: 0 errors", int(m.group(1)) if m else None,
         "{} errors", lambda v: v == 0, gpu_only=True)
+    counts = [int(n) for n in re.findall(r"ERROR SUMMARY: (\d+) error", read(os.path.join(logs, "racecheck")))]
+    add("compute-sanitizer racecheck and synccheck on the attention and LoRA ops: 0 errors",
+        sum(counts) if len(counts) == 2 else None, "{} errors", lambda v: v == 0, gpu_only=True)
     return rows
 
 
