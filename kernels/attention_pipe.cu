@@ -89,7 +89,7 @@ attention_pipe_forward_kernel(float *out, float *lse, const bf16 *q, const bf16 
 
     copy_rows<M::HDP, TT>(Qs, M::LDH, q, b, T, H, h, i0, hd);
     cp_async_commit();
-    if (threadIdx.x == 0) block_query_range(st, i0, TT, T, &range[0], &range[1]);
+    if (threadIdx.x < 32) block_query_range_warp(st, i0, TT, T, range);
     __syncthreads();
     const int klo = range[0], khi = range[1];
     if (klo < khi) {
@@ -147,7 +147,7 @@ attention_pipe_dq_kernel(float *dq, const bf16 *dout, const bf16 *q, const bf16 
     copy_rows<M::HDP, TT>(Qs, M::LDH, q, b, T, H, h, i0, hd);
     copy_rows<M::HDP, TT>(dOs, M::LDH, dout, b, T, H, h, i0, hd);
     cp_async_commit();
-    if (threadIdx.x == 0) block_query_range(st, i0, TT, T, &range[0], &range[1]);
+    if (threadIdx.x < 32) block_query_range_warp(st, i0, TT, T, range);
     __syncthreads();
     const int klo = range[0], khi = range[1];
     if (klo < khi) {
@@ -209,7 +209,7 @@ attention_pipe_dkdv_kernel(float *dk, float *dv, const bf16 *dout, const bf16 *q
     copy_rows<M::HDP, TT>(Kb, M::LDH, k, b, T, KVH, grp, k0, hd);
     copy_rows<M::HDP, TT>(Vb, M::LDH, v, b, T, KVH, grp, k0, hd);
     cp_async_commit();
-    if (threadIdx.x == 0) block_key_range(st, en, k0, TT, T, &range[0], &range[1]);
+    if (threadIdx.x < 32) block_key_range_warp(st, en, k0, TT, T, range);
     __syncthreads();
     const int qlo = range[0], qhi = range[1];
     const int per_head = qhi > qlo ? (qhi - qlo + KQT - 1) / KQT : 0, n = per_head * rep;

@@ -44,6 +44,35 @@ __device__ inline void block_key_range(const int32_t *st, const int32_t *en, int
     *hi = z;
 }
 
+// The same two ranges computed by a whole warp (every lane of it calls; lane 0 writes range[0],
+// range[1]): a lane takes rows lane, lane + 32, ..., and the bounds are reduced across the warp.
+// Why: one thread walking 64 rows waits for each row's load in turn, a serial prologue of
+// microseconds in every block, which the tile loop no longer hides once it is fast.
+__device__ inline void block_query_range_warp(const int32_t *st, int i0, int n, int T, int *range) {
+    const int lane = threadIdx.x & 31;
+    int a = T, z = 0;
+    for (int r = lane; r < n && i0 + r < T; r += 32) {
+        const int s = st[i0 + r];
+        if (s < 0) continue;
+        a = min(a, s);
+        z = max(z, i0 + r + 1);
+    }
+    a = warp_min_int(a), z = warp_max_int(z);
+    if (lane == 0) range[0] = z ? a : 0, range[1] = z;
+}
+__device__ inline void block_key_range_warp(const int32_t *st, const int32_t *en, int k0, int n, int T, int *range) {
+    const int lane = threadIdx.x & 31;
+    int a = T, z = 0;
+    for (int r = lane; r < n && k0 + r < T; r += 32) {
+        const int j = k0 + r;
+        if (st[j] < 0) continue;
+        a = min(a, j);
+        z = max(z, (int)en[j]);
+    }
+    a = warp_min_int(a), z = warp_max_int(z);
+    if (lane == 0) range[0] = z ? a : 0, range[1] = z;
+}
+
 // For queries qt..qt+n-1 of head h (threads 0..n-1 of the block, n <= blockDim.x): their lse
 // and D = rowsum(dO * O) (B,T,H) and their sample's start (-1 past T) into shared Ls, Ds, Ss.
 __device__ inline void load_query_stats(float *Ls, float *Ds, int *Ss, const float *lse, const float *Dl,
