@@ -36,25 +36,13 @@ extern "C" size_t attention_scratch_bytes(int B, int T, int H) {
     return (size_t)B * T * 2 * sizeof(int32_t) + (size_t)B * T * H * sizeof(float);
 }
 
-// start, end (B,T): the run of position i is [start, end); -1 for padding. One thread per row.
+// start, end (B,T): the run of position i is [start, end); -1 for padding. One thread a position
+// (seg_bounds_at): a thread a row walked its T positions one dependent load after another, a
+// serial prologue in every attention call.
 __global__ void seg_bounds_kernel(int32_t *start, int32_t *end, const int32_t *seg, int B, int T) {
-    int b = blockIdx.x * blockDim.x + threadIdx.x;
-    if (b >= B) return;
-    const int32_t *sg = seg + (size_t)b * T;
-    int32_t *st = start + (size_t)b * T, *en = end + (size_t)b * T;
-    int i = 0;
-    while (i < T) {
-        if (sg[i] < 0) {
-            st[i] = en[i] = -1;
-            i++;
-            continue;
-        }
-        int s = i;
-        while (i < T && sg[i] == sg[s]) i++;
-        for (int j = s; j < i; j++) {
-            st[j] = s;
-            en[j] = i;
-        }
+    GRID_STRIDE(i, (size_t)B * T) {
+        const size_t b = i / T;
+        seg_bounds_at(seg + b * T, T, (int)(i % T), start + i, end + i);
     }
 }
 
@@ -363,7 +351,7 @@ static int attention_check_shapes(int B, int T, int H, int KVH, int hd, vet_err 
 
 static int attention_seg_bounds(vet_cuda *ctx, int32_t *start, int32_t *end, const int32_t *seg, int B, int T,
                                 vet_err *err) {
-    seg_bounds_kernel<<<ceil_div(B, 64), 64, 0, ctx->stream>>>(start, end, seg, B, T);
+    seg_bounds_kernel<<<grid_blocks((size_t)B * T, 256), 256, 0, ctx->stream>>>(start, end, seg, B, T);
     LAUNCH_CHECK("attention seg_bounds", err);
     return 0;
 }

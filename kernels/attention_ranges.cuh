@@ -7,6 +7,22 @@
 
 #include <stdint.h>
 
+// The sample run of position p of one packed row sg (T positions; -1 padding): [*start, *end),
+// the maximal run of equal ids around p, or -1, -1 for padding. Host and device (one thread a
+// position on the device; tests/unit/test_seg_bounds.cu checks it on the CPU against a serial
+// walk). Each position reads only its own run, so the work is the runs' lengths, not T.
+__host__ __device__ inline void seg_bounds_at(const int32_t *sg, int T, int p, int32_t *start, int32_t *end) {
+    const int32_t s = sg[p];
+    if (s < 0) {
+        *start = *end = -1;
+        return;
+    }
+    int a = p, e = p + 1;
+    while (a > 0 && sg[a - 1] == s) a--;
+    while (e < T && sg[e] == s) e++;
+    *start = a, *end = e;
+}
+
 __device__ inline int warp_min_int(int x) {
     for (int o = 16; o > 0; o >>= 1) x = min(x, __shfl_xor_sync(0xffffffffu, x, o));
     return x;
