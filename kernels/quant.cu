@@ -46,6 +46,60 @@ __global__ void dequant_nf4_kernel(T *out, const uint8_t *codes, const float *sc
     }
 }
 
+// The same values, 8 consecutive elements a thread (elements 8 g .. 8 g + 7), for aligned
+// shapes: one 8-byte (int8) or 4-byte (nf4) load of the packed group, one scale (a row's, or an
+// nf4 block's: 8 divides 64), one 32- or 16-byte store, and nf4's codebook from shared memory.
+// Why: the element-a-thread kernels above made each thread load a byte, divide a 64-bit index
+// for its scale and (nf4) read the __constant__ codebook at 16 different addresses a warp, which
+// constant memory serializes: on the first H200 lease an nf4 step cost ~100 ms more than a bf16
+// one, ~10x the bytes the dequantization moves.
+__device__ inline void put8(float *out, size_t i, const float v[8]) {
+    float4 *o = (float4 *)(out + i);
+    o[0] = make_float4(v[0], v[1], v[2], v[3]);
+    o[1] = make_float4(v[4], v[5], v[6], v[7]);
+}
+__device__ inline void put8(__nv_bfloat16 *out, size_t i, const float v[8]) {
+    unsigned w[4];
+#pragma unroll
+    for (int k = 0; k < 4; k++) {
+        const __nv_bfloat162 h = __floats2bfloat162_rn(v[2 * k], v[2 * k + 1]);  // .x (lower) in the low half
+        w[k] = *(const unsigned *)&h;
+    }
+    *(uint4 *)(out + i) = make_uint4(w[0], w[1], w[2], w[3]);
+}
+
+// C a multiple of 8 (a group never crosses a row), q 8-byte and out 16-byte aligned.
+template <typename T>
+__global__ void dequant_int8_vec_kernel(T *out, const int8_t *q, const float *scale, int C, size_t groups) {
+    GRID_STRIDE(g, groups) {
+        const size_t i = 8 * g;
+        const float s = scale[i / C];
+        const uint2 b = *(const uint2 *)(q + i);
+        float v[8];
+#pragma unroll
+        for (int j = 0; j < 8; j++) v[j] = __fmul_rn((float)unpack_int8(b, j), s);
+        put8(out, i, v);
+    }
+}
+
+// n a multiple of 8, codes 4-byte and out 16-byte aligned.
+template <typename T>
+__global__ void dequant_nf4_vec_kernel(T *out, const uint8_t *codes, const float *scales, size_t n) {
+    __shared__ float code[16];
+    if (threadIdx.x < 16) code[threadIdx.x] = nf4_code[threadIdx.x];
+    __syncthreads();
+    const int8_t *aq = (const int8_t *)(codes + (n + 1) / 2);
+    GRID_STRIDE(g, n / 8) {
+        const size_t i = 8 * g;
+        const unsigned word = *(const unsigned *)(codes + i / 2);
+        const float a = nf4_absmax(aq, scales, i / VET_NF4_BLOCK);
+        float v[8];
+#pragma unroll
+        for (int j = 0; j < 8; j++) v[j] = __fmul_rn(code[unpack_nf4(word, j)], a);
+        put8(out, i, v);
+    }
+}
+
 static int check_qweight(const vet_cuda_qweight *w, int OC, int C, vet_err *err) {
     if (!w || !w->q || !w->scale)
         return vet_errf(err, "%s:%d: quantized weight without its data", __FILE__, __LINE__);
@@ -61,9 +115,16 @@ static int dequant(vet_cuda *ctx, T *out, const vet_cuda_qweight *w, int OC, int
     if (check_qweight(w, OC, C, err) < 0) return -1;
     size_t n = (size_t)OC * C;
     if (n == 0) return 0;
-    if (w->kind == VET_CUDA_Q_INT8)
+    const bool out16 = ((uintptr_t)out & 15) == 0;
+    if (w->kind == VET_CUDA_Q_INT8 && C % 8 == 0 && out16 && ((uintptr_t)w->q & 7) == 0)
+        dequant_int8_vec_kernel<T><<<blocks_for(n / 8), THREADS, 0, ctx->stream>>>(out, (const int8_t *)w->q,
+                                                                                   w->scale, C, n / 8);
+    else if (w->kind == VET_CUDA_Q_INT8)
         dequant_int8_kernel<T><<<blocks_for(n), THREADS, 0, ctx->stream>>>(out, (const int8_t *)w->q, w->scale,
                                                                           OC, C);
+    else if (n % 8 == 0 && out16 && ((uintptr_t)w->q & 3) == 0)
+        dequant_nf4_vec_kernel<T><<<blocks_for(n / 8), THREADS, 0, ctx->stream>>>(out, (const uint8_t *)w->q,
+                                                                                  w->scale, n);
     else
         dequant_nf4_kernel<T><<<blocks_for(n), THREADS, 0, ctx->stream>>>(out, (const uint8_t *)w->q, w->scale,
                                                                          n);

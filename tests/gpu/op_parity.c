@@ -36,7 +36,7 @@ typedef struct {
     char name[64], shape[64];
     double err, tol, ms;
 } row_t;
-static row_t table[256];
+static row_t table[512];
 static int n_rows;
 
 #define TRY(call)                                                              \
@@ -124,7 +124,7 @@ static row_t *compare(const char *name, const char *shape, const float *d, const
     printf("%s %s: max rel err %.3g (tol %.0e) %s\n", ok ? "ok" : "not ok", name, e, tol, shape);
     fflush(stdout);
     free(g);
-    row_t *r = &table[n_rows < 255 ? n_rows++ : 255];
+    row_t *r = &table[n_rows < 511 ? n_rows++ : 511];
     snprintf(r->name, sizeof r->name, "%s", name);
     snprintf(r->shape, sizeof r->shape, "%s", shape);
     r->err = e;
@@ -151,7 +151,7 @@ static row_t *compare_bits(const char *name, const char *shape, const float *d, 
            bad, n, mask_bad, shape);
     fflush(stdout);
     free(g);
-    row_t *r = &table[n_rows < 255 ? n_rows++ : 255];
+    row_t *r = &table[n_rows < 511 ? n_rows++ : 511];
     snprintf(r->name, sizeof r->name, "%s", name);
     snprintf(r->shape, sizeof r->shape, "%s", shape);
     r->err = (double)bad / (double)(n ? n : 1);
@@ -176,7 +176,7 @@ static row_t *bits_row(const char *name, const char *shape, int same) {
     if (!same) failures++;
     printf("%s %s: the same bits as the unfused ops %s\n", same ? "ok" : "not ok", name, shape);
     fflush(stdout);
-    row_t *r = &table[n_rows < 255 ? n_rows++ : 255];
+    row_t *r = &table[n_rows < 511 ? n_rows++ : 511];
     snprintf(r->name, sizeof r->name, "%s", name);
     snprintf(r->shape, sizeof r->shape, "%s", shape);
     r->err = !same, r->tol = 0, r->ms = 0;
@@ -566,9 +566,11 @@ static void run_config(const config *c) {
     // --- quantized weights: device dequantization = lib/model/quant.c's, bit for bit; the linear
     //     layer on them against the CPU GEMM on the host-dequantized weight ---
     // W (OC,K) with OC = F-1, K = C-1: odd sizes, nf4 blocks across rows and a partial last
-    // block; one zero row (int8 scale 0) and one zero nf4 block.
-    for (int kind = VET_CUDA_Q_INT8; kind <= VET_CUDA_Q_NF4; kind++) {
-        const int OC = F - 1, K = C - 1;
+    // block; one zero row (int8 scale 0) and one zero nf4 block. Then OC = F, K = C (multiples of
+    // 8: the dequantization's 8-elements-a-thread kernels).
+    for (int kind_shape = 0; kind_shape < 4; kind_shape++) {
+        const int kind = VET_CUDA_Q_INT8 + kind_shape % 2, even = kind_shape / 2;
+        const int OC = even ? F : F - 1, K = even ? C : C - 1;
         const size_t nw = (size_t)OC * K, nx = (size_t)N * K, no = (size_t)N * OC;
         const char *kn = kind == VET_CUDA_Q_INT8 ? "int8" : "nf4";
         float *w = rnd(nw, 0.05f);
@@ -1289,7 +1291,7 @@ static row_t *record(const char *name, const char *shape, int ok, double e, doub
     if (!ok) failures++;
     printf("%s %s: %s %s\n", ok ? "ok" : "not ok", name, what, shape);
     fflush(stdout);
-    row_t *r = &table[n_rows < 255 ? n_rows++ : 255];
+    row_t *r = &table[n_rows < 511 ? n_rows++ : 511];
     snprintf(r->name, sizeof r->name, "%s", name);
     snprintf(r->shape, sizeof r->shape, "%s", shape);
     r->err = e, r->tol = tol, r->ms = 0;
