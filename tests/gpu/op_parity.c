@@ -568,7 +568,7 @@ static void run_config(const config *c) {
     // W (OC,K) with OC = F-1, K = C-1: odd sizes, nf4 blocks across rows and a partial last
     // block; one zero row (int8 scale 0) and one zero nf4 block. Then OC = F, K = C (multiples of
     // 8: the dequantization's 8-elements-a-thread kernels).
-    for (int kind_shape = 0; kind_shape < 4; kind_shape++) {
+    for (int kind_shape = 0; kind_shape < 4 && want("other"); kind_shape++) {
         const int kind = VET_CUDA_Q_INT8 + kind_shape % 2, even = kind_shape / 2;
         const int OC = even ? F : F - 1, K = even ? C : C - 1;
         const size_t nw = (size_t)OC * K, nx = (size_t)N * K, no = (size_t)N * OC;
@@ -606,6 +606,11 @@ static void run_config(const config *c) {
         for (size_t i = 0; i < nw; i++) bad += g16[i] != h16[i];
         printf("%s dequant %s bf16: %zu of %zu values differ in bits\n", bad ? "not ok" : "ok", kn, bad, nw);
         if (bad) failures++;
+        if (even) {  // the aligned shape is here for the dequantization's kernels alone
+            free(w), free(q), free(sc), free(wd), free(h16), free(g16);
+            vet_cuda_mem_free(d_q), vet_cuda_mem_free(d_sc), vet_cuda_mem_free(d_wd), vet_cuda_mem_free(d_w16);
+            continue;
+        }
         // the linear layer: fp32 path vs the CPU on the dequantized weight (1e-5); bf16 path vs
         // the CPU on the bf16-rounded inputs and weight (1e-4, as the bf16 GEMM above)
         float *x = rnd(nx, 1), *bias = rnd(OC, 1), *out = malloc(no * 4), *xr = malloc(nx * 4);
