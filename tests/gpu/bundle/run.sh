@@ -12,7 +12,6 @@
 #   bundle        every program starts and finds its libraries; the baseline's Python imports
 #   gpu           nvidia-smi (with --cpu: the CPU and its flags)
 #   memcheck      op_parity --size small under compute-sanitizer --tool memcheck
-#   racecheck     op_parity --size small --only attention,lora under racecheck, then synccheck
 #   parity-small  op_parity --size small      every CUDA op against the CPU op
 #   parity-mid    op_parity --size mid        (a LLaMA-like layer, head_dim 128, 32k vocabulary)
 #   gemm          gemm_rate: vet's bf16 GEMM at the 7B step's shapes, the ceiling for the MFU figures
@@ -25,7 +24,9 @@
 #   lora-nf4      vet-train alone, --quant nf4 --grad-checkpoint, 4 steps: peak memory (target 7 GB)
 #   dlo           three epochs of the reference recipe over the DLO notes on the 7B base
 #   generate      vet-generate vs transformers generate, 300 notes, batch 64, greedy, <= 100 new tokens
-#   lora-int8     as lora-nf4 with --quant int8 (target 11 GB); last, it gets what time is left
+#   lora-int8     as lora-nf4 with --quant int8 (target 11 GB)
+#   racecheck     op_parity --size small --only attention,lora under compute-sanitizer racecheck,
+#                 then synccheck (the shared-memory pipelines); last, it gets what time is left
 #   ncu           only when --parts names it: Nsight Compute on the attention and fused LoRA kernels
 # Each part prints `ok PART` or `not ok PART: <why>` — a missing program, GPU, library or Python
 # package is `not ok`, never a skip. What the run learns goes to OUTDIR in three files:
@@ -197,33 +198,31 @@ echo "# run.sh: $mode run, budget $budget s, output in $out" >&2
 part bundle 60 bash "$here/scripts/checks.sh" bundle
 part gpu 10 bash "$here/scripts/checks.sh" device
 part memcheck 40 bash "$here/scripts/checks.sh" memcheck
-part racecheck 40 bash "$here/scripts/checks.sh" racecheck
 part parity-small 20 "$tests/op_parity" --size small
 part parity-mid 90 "$tests/op_parity" --size "$mid_size"
 part gemm 10 "$tests/gemm_rate" --size "$gemm_size"
 # A kernel written without a GPU that fails its parity rows (or that compute-sanitizer catches)
 # is turned off for what follows, so the benchmarks still measure a correct program; the
 # summary's tables say which and why.
-fallback() {  # fallback ROWS KERNELS SETTING: `not ok ROWS` in a parity log, or a compute-sanitizer report
+fallback() {  # fallback ROWS KERNELS SETTING: `not ok ROWS` in a parity log, or a memcheck report
     local rows kern        # in a kernel named like KERNELS: export SETTING
     rows=$(cat "$work"/logs/parity-* 2>/dev/null | grep -c "^not ok $1")
-    kern=$({ grep "^=========  *at .*$2" "$work/logs/memcheck"; grep "^=========.*$2" "$work/logs/racecheck"; } 2>/dev/null | grep -c .)
+    kern=$(grep -c "^=========  *at .*$2" "$work/logs/memcheck" 2>/dev/null)
     [ "$rows" -gt 0 ] || [ "${kern:-0}" -gt 0 ] || return 0
     export "${3?}"
-    echo "# run.sh: $rows parity rows \`not ok $1\`, ${kern:-0} compute-sanitizer reports in $2: $3 from here on" >&2
-    printf '\n### Fallbacks\n\n%s parity rows `not ok %s`, %s compute-sanitizer reports in `%s`: the parts after ran with `%s`.\n' \
+    echo "# run.sh: $rows parity rows \`not ok $1\`, ${kern:-0} memcheck reports in $2: $3 from here on" >&2
+    printf '\n### Fallbacks\n\n%s parity rows `not ok %s`, %s memcheck reports in `%s`: the parts after ran with `%s`.\n' \
         "$rows" "$1" "${kern:-0}" "$2" "$3" >>"$RESULTS"
 }
 # attention: the default variant's rows (`attention_forward_bf16 out` ...), what training runs;
 # the forced ones (`_scalar`, `_wmma`, `_transposed`, `_sync`) are compared and timed, not used
-# at the 7B width. When the default fails (its rows, or compute-sanitizer in its pipelined
-# kernels), the first of the tensor-core variants `_sync` (tiles loaded, then computed) and
-# `_transposed` (the first GPU run's kernels) whose rows all passed takes its place, unless
-# compute-sanitizer named one of their kernels; otherwise the fp32 kernels do.
+# at the 7B width. When the default fails (its rows, or memcheck in its pipelined kernels), the
+# first of the tensor-core variants `_sync` (tiles loaded, then computed) and `_transposed` (the
+# first GPU run's kernels) whose rows all passed takes its place, unless memcheck named one of
+# their kernels; otherwise the fp32 kernels do.
 parity_count() { cat "$work"/logs/parity-* 2>/dev/null | grep -c "$1"; }
 attention_fallback=VET_GPU_ATTENTION=fp32
-if ! { grep -q "^=========  *at .*attention_\(tc\|mma\)_" "$work/logs/memcheck" ||
-    grep -q "^=========.*attention_\(tc\|mma\)_" "$work/logs/racecheck"; } 2>/dev/null; then
+if ! grep -q "^=========  *at .*attention_\(tc\|mma\)_" "$work/logs/memcheck" 2>/dev/null; then
     for candidate in sync:tc-sync transposed:tc-transposed; do
         if [ "$(parity_count "^not ok attention_[a-z]*_bf16_${candidate%%:*} ")" -eq 0 ] &&
             [ "$(parity_count "^ok attention_[a-z]*_bf16_${candidate%%:*} ")" -gt 0 ]; then
@@ -250,6 +249,7 @@ part lora-nf4 35 env "${lora_env[@]}" "${quant_env[@]}" QUANT=$q4 LABEL=lora-nf4
 part dlo 70 env "${dlo_env[@]}" bash "$here/scripts/bench_dlo.sh"
 part generate 80 env "${gen_env[@]}" bash "$here/scripts/bench_generate_gpu.sh"
 part lora-int8 35 env "${lora_env[@]}" "${quant_env[@]}" QUANT=$q8 LABEL=lora-int8 bash "$here/scripts/bench_7b.sh"
+part racecheck 40 bash "$here/scripts/checks.sh" racecheck
 # Opt-in (--parts ncu): a profile for the speed work, not a check.
 [[ ",$parts," == *",ncu,"* ]] && part ncu 120 bash "$here/scripts/checks.sh" ncu
 
