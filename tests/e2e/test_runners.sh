@@ -93,7 +93,8 @@ check bundle_run_refuses_bad_archive bundle_refusal_ok
 
 # tests/gpu/bundle/run.sh's attention fallback, from planted parity rows: a failed default row
 # turns on the first of `_sync` (VET_GPU_ATTENTION=tc-sync) and `_transposed` (tc-transposed)
-# whose rows all passed, else the fp32 kernels; no failed default row, no fallback. (The planted
+# whose rows all passed, else the fp32 kernels; no failed default row, no fallback; a parity run
+# that printed no row (it hung or crashed) counts as failed, and parity-mid is then not run. (The planted
 # bundle has only run.sh, a parity program and an empty library archive; its summary fails,
 # which this does not look at.)
 attention_fallback_ok() {
@@ -115,13 +116,16 @@ with tarfile.open(sys.argv[1], "w:xz") as t: t.add(sys.argv[2], arcname="lib")' 
         err=$(PLANTED_ROWS=$1 VET_PYTHON=/usr/bin/python3 bash "$b/run.sh" --cpu --parts parity-small "$tmp/fallback-out" 2>&1 >/dev/null)
         grep -o 'VET_GPU_ATTENTION=[a-z0-9-]* from here on' <<<"$err" | sed 's/ from here on//' | grep . || echo none
     }
-    local s t f d
+    local s t f d h mid
     s=$(fallback_of "$default_bad$tr_ok$sync_ok")
+    h=$(fallback_of "")
+    mid=$(PLANTED_ROWS="" VET_PYTHON=/usr/bin/python3 bash "$b/run.sh" --cpu --parts parity-small,parity-mid "$tmp/fallback-out" 2>/dev/null)
     t=$(fallback_of "$default_bad$sync_ok$sync_bad$tr_ok")
     f=$(fallback_of "$default_bad$sync_bad$tr_ok$tr_bad")
     d=$(fallback_of "$default_ok$sync_bad$tr_bad")
     [ "$s" = VET_GPU_ATTENTION=tc-sync ] && [ "$t" = VET_GPU_ATTENTION=tc-transposed ] &&
-        [ "$f" = VET_GPU_ATTENTION=fp32 ] && [ "$d" = none ] ||
-        { echo "fallbacks: to sync: $s; to transposed: $t; to fp32: $f; default ok: $d" >&2; return 1; }
+        [ "$f" = VET_GPU_ATTENTION=fp32 ] && [ "$d" = none ] && [ "$h" = VET_GPU_ATTENTION=fp32 ] &&
+        grep -q "^not ok parity-mid: parity-small did not finish" <<<"$mid" ||
+        { echo "fallbacks: to sync: $s; to transposed: $t; to fp32: $f; default ok: $d; no rows: $h; $mid" >&2; return 1; }
 }
 check bundle_run_attention_fallback attention_fallback_ok
