@@ -55,6 +55,44 @@ __device__ __forceinline__ void copy_rows(bf16 *rm, int ldr, const bf16 *x, int 
     }
 }
 
+// K and V rows kt..kt+TT-1 of kv head grp into a stage (K's tile, then V's TT LDH elements
+// after it): issued, not waited for.
+template <int KC>
+__device__ __forceinline__ void copy_kv(bf16 *stage, const bf16 *k, const bf16 *v, int b, int T, int KVH, int grp,
+                                        int kt, int hd) {
+    typedef mma_dims<KC> M;
+    copy_rows<M::HDP, TT>(stage, M::LDH, k, b, T, KVH, grp, kt, hd);
+    copy_rows<M::HDP, TT>(stage + TT * M::LDH, M::LDH, v, b, T, KVH, grp, kt, hd);
+}
+
+// The forward's and dq's key tiles. key_tiles_begin: the block's key range (into range[0..1],
+// shared) and the first tile issued into stage 0, as one group. key_tiles_run: for each tile, the
+// next one issued into the other stage, this one waited for, work(Ks, kt) where some row of the
+// warp sees it (Ks: its K, its V TT LDH elements after), and a barrier before its stage is refilled.
+template <int KC>
+__device__ __forceinline__ void key_tiles_begin(int *range, bf16 *stage, const int32_t *st, int i0, const bf16 *k,
+                                                const bf16 *v, int b, int T, int KVH, int grp, int hd) {
+    if (threadIdx.x < 32) block_query_range_warp(st, i0, TT, T, range);
+    __syncthreads();
+    if (range[0] < range[1]) copy_kv<KC>(stage, k, v, b, T, KVH, grp, range[0], hd);
+    cp_async_commit();
+}
+template <int KC, typename Work>
+__device__ __forceinline__ void key_tiles_run(bf16 *stage, const bf16 *k, const bf16 *v, int b, int T, int KVH,
+                                              int grp, int hd, int klo, int khi, const query_rows &qr, Work work) {
+    constexpr int TILE = TT * mma_dims<KC>::LDH;
+    for (int kt = klo, i = 0; kt < khi; kt += TT, i++) {
+        if (kt + TT < khi) copy_kv<KC>(stage + 2 * ((i + 1) & 1) * TILE, k, v, b, T, KVH, grp, kt + TT, hd);
+        cp_async_commit();
+        cp_async_wait_but_newest();
+        __syncthreads();                           // tile kt is in
+        if (!(qr.whi <= kt || qr.wlo >= kt + TT))  // warp-uniform: some row of the warp sees the tile
+            work(stage + 2 * (i & 1) * TILE, kt);
+        __syncthreads();  // this stage is read: the next iteration's copies may refill it
+    }
+    cp_async_wait_all();
+}
+
 // load_query_stats's values, issued: lse, D and sample start of queries qt..qt+n-1 of head h
 // (threads 0..n-1). Past T: zeros, which dkdv_tile's mask never reads (it tests i < T first).
 __device__ __forceinline__ void copy_query_stats(float *Ls, float *Ds, int *Ss, const float *lse, const float *Dl,
@@ -89,14 +127,8 @@ attention_pipe_forward_kernel(float *out, float *lse, const bf16 *q, const bf16 
 
     copy_rows<M::HDP, TT>(Qs, M::LDH, q, b, T, H, h, i0, hd);
     cp_async_commit();
-    if (threadIdx.x < 32) block_query_range_warp(st, i0, TT, T, range);
-    __syncthreads();
+    key_tiles_begin<KC>(range, stage, st, i0, k, v, b, T, KVH, grp, hd);
     const int klo = range[0], khi = range[1];
-    if (klo < khi) {
-        copy_rows<M::HDP, TT>(stage, M::LDH, k, b, T, KVH, grp, klo, hd);
-        copy_rows<M::HDP, TT>(stage + TILE, M::LDH, v, b, T, KVH, grp, klo, hd);
-    }
-    cp_async_commit();
     const query_rows qr = query_rows_of(st, i0, warp, g, T);
     cp_async_wait_but_newest();
     __syncthreads();  // Q is in
@@ -107,20 +139,9 @@ attention_pipe_forward_kernel(float *out, float *lse, const bf16 *q, const bf16 
     float o[2 * KC][4], m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};
     zero_acc(o);
 
-    for (int kt = klo, i = 0; kt < khi; kt += TT, i++) {
-        bf16 *Ks = stage + 2 * (i & 1) * TILE, *next = stage + 2 * ((i + 1) & 1) * TILE;
-        if (kt + TT < khi) {
-            copy_rows<M::HDP, TT>(next, M::LDH, k, b, T, KVH, grp, kt + TT, hd);
-            copy_rows<M::HDP, TT>(next + TILE, M::LDH, v, b, T, KVH, grp, kt + TT, hd);
-        }
-        cp_async_commit();
-        cp_async_wait_but_newest();
-        __syncthreads();  // tile kt is in
-        if (!(qr.whi <= kt || qr.wlo >= kt + TT))  // warp-uniform: some row of the warp sees the tile
-            forward_tile<KC, true>(o, m, l, qa, Ks, Ks + TILE, kt, qr, scale, g, t);
-        __syncthreads();  // this stage is read: the next iteration's copies may refill it
-    }
-    cp_async_wait_all();
+    key_tiles_run<KC>(stage, k, v, b, T, KVH, grp, hd, klo, khi, qr, [&](const bf16 *Ks, int kt) {
+        forward_tile<KC, true>(o, m, l, qa, Ks, Ks + TILE, kt, qr, scale, g, t);
+    });
     forward_store<KC>(out, lse, o, m, l, qr, b, T, H, h, hd, t);
 }
 
@@ -147,14 +168,8 @@ attention_pipe_dq_kernel(float *dq, const bf16 *dout, const bf16 *q, const bf16 
     copy_rows<M::HDP, TT>(Qs, M::LDH, q, b, T, H, h, i0, hd);
     copy_rows<M::HDP, TT>(dOs, M::LDH, dout, b, T, H, h, i0, hd);
     cp_async_commit();
-    if (threadIdx.x < 32) block_query_range_warp(st, i0, TT, T, range);
-    __syncthreads();
+    key_tiles_begin<KC>(range, stage, st, i0, k, v, b, T, KVH, grp, hd);
     const int klo = range[0], khi = range[1];
-    if (klo < khi) {
-        copy_rows<M::HDP, TT>(stage, M::LDH, k, b, T, KVH, grp, klo, hd);
-        copy_rows<M::HDP, TT>(stage + TILE, M::LDH, v, b, T, KVH, grp, klo, hd);
-    }
-    cp_async_commit();
     const query_rows qr = query_rows_of(st, i0, warp, g, T);
     float L[2], Dq[2];
     query_stats_of(L, Dq, lse, Dl, qr, b, T, H, h);
@@ -164,20 +179,9 @@ attention_pipe_dq_kernel(float *dq, const bf16 *dout, const bf16 *q, const bf16 
 
     float acc[2 * KC][4];
     zero_acc(acc);
-    for (int kt = klo, i = 0; kt < khi; kt += TT, i++) {
-        bf16 *Ks = stage + 2 * (i & 1) * TILE, *next = stage + 2 * ((i + 1) & 1) * TILE;
-        if (kt + TT < khi) {
-            copy_rows<M::HDP, TT>(next, M::LDH, k, b, T, KVH, grp, kt + TT, hd);
-            copy_rows<M::HDP, TT>(next + TILE, M::LDH, v, b, T, KVH, grp, kt + TT, hd);
-        }
-        cp_async_commit();
-        cp_async_wait_but_newest();
-        __syncthreads();
-        if (!(qr.whi <= kt || qr.wlo >= kt + TT))  // warp-uniform
-            dq_tile<KC, true>(acc, Qw, dOw, Ks, Ks + TILE, nullptr, kt, qr, L, Dq, scale, g, t);
-        __syncthreads();
-    }
-    cp_async_wait_all();
+    key_tiles_run<KC>(stage, k, v, b, T, KVH, grp, hd, klo, khi, qr, [&](const bf16 *Ks, int kt) {
+        dq_tile<KC, true>(acc, Qw, dOw, Ks, Ks + TILE, nullptr, kt, qr, L, Dq, scale, g, t);
+    });
     dq_store<KC>(dq, acc, qr, b, T, H, h, hd, t, accumulate);
 }
 
