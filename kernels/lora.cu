@@ -288,27 +288,17 @@ extern "C" int lora_down_dropout_cuda(vet_cuda *ctx, float *u, const float *x, c
     const uint32_t thr = vet_dropout_threshold(p);
     if (down_variant == 0) {  // R rows a warp: 32 / RT, so a lane keeps ~64 sums and A values
         const bool vec = C % 4 == 0 && ((uintptr_t)x & 15) == 0 && ((uintptr_t)A & 15) == 0;
-        if (vec) {
-            if (r <= 8)
-                lora_down2_kernel<8, 4, true><<<ceil_div(N, DOWN_WARPS * 4), DOWN_WARPS * 32, 0, ctx->stream>>>(
-                    u, x, A, ks, thr, seed, row0, N, C, r);
-            else if (r <= 16)
-                lora_down2_kernel<16, 2, true><<<ceil_div(N, DOWN_WARPS * 2), DOWN_WARPS * 32, 0, ctx->stream>>>(
-                    u, x, A, ks, thr, seed, row0, N, C, r);
-            else
-                lora_down2_kernel<32, 1, true><<<ceil_div(N, DOWN_WARPS), DOWN_WARPS * 32, 0, ctx->stream>>>(
-                    u, x, A, ks, thr, seed, row0, N, C, r);
-        } else {
-            if (r <= 8)
-                lora_down2_kernel<8, 4, false><<<ceil_div(N, DOWN_WARPS * 4), DOWN_WARPS * 32, 0, ctx->stream>>>(
-                    u, x, A, ks, thr, seed, row0, N, C, r);
-            else if (r <= 16)
-                lora_down2_kernel<16, 2, false><<<ceil_div(N, DOWN_WARPS * 2), DOWN_WARPS * 32, 0, ctx->stream>>>(
-                    u, x, A, ks, thr, seed, row0, N, C, r);
-            else
-                lora_down2_kernel<32, 1, false><<<ceil_div(N, DOWN_WARPS), DOWN_WARPS * 32, 0, ctx->stream>>>(
-                    u, x, A, ks, thr, seed, row0, N, C, r);
-        }
+#define DOWN2(RT, R)                                                                                           \
+    (vec ? lora_down2_kernel<RT, R, true> : lora_down2_kernel<RT, R, false>)<<<ceil_div(N, DOWN_WARPS * R),     \
+                                                                               DOWN_WARPS * 32, 0, ctx->stream>>>( \
+        u, x, A, ks, thr, seed, row0, N, C, r)
+        if (r <= 8)
+            DOWN2(8, 4);
+        else if (r <= 16)
+            DOWN2(16, 2);
+        else
+            DOWN2(32, 1);
+#undef DOWN2
         LAUNCH_CHECK("lora_down_dropout", err);
         return 0;
     }
