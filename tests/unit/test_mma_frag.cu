@@ -50,32 +50,19 @@ static void test_a(int row0, int col0) {
     CHECK(bad == 0);
 }
 
-// B fragments of two 8-wide n tiles from a block stored [n][k] (non-transposed load).
-static void test_b_nk(int row0, int col0) {
+// B fragments of two 8-wide n tiles (registers 0, 1: n 0..7; 2, 3: n 8..15) from a block stored
+// [n][k] (non-transposed load, kn = 0) or [k][n] (transposed load, kn = 1).
+static void test_b(int row0, int col0, int kn) {
     uint16_t regs[32][4][2];
-    ldmatrix_x4(regs, row0 * LD + col0, ldsm_offset_right_first, 0);
+    ldmatrix_x4(regs, row0 * LD + col0, kn ? ldsm_offset_down_first : ldsm_offset_right_first, kn);
     int bad = 0;
     for (int l = 0; l < 32; l++)
         for (int j = 0; j < 2; j++)
             for (int i = 0; i < 2; i++)
                 for (int h = 0; h < 2; h++) {
-                    mma_pos p = mma_b_pos(l, i, h);  // B[k][n] = Y[8 j + n][k]
-                    bad += regs[l][2 * j + i][h] != at(row0, col0, 8 * j + p.col, p.row);
-                }
-    CHECK(bad == 0);
-}
-
-// B fragments of two 8-wide n tiles from a block stored [k][n] (transposed load).
-static void test_b_kn(int row0, int col0) {
-    uint16_t regs[32][4][2];
-    ldmatrix_x4(regs, row0 * LD + col0, ldsm_offset_down_first, 1);
-    int bad = 0;
-    for (int l = 0; l < 32; l++)
-        for (int j = 0; j < 2; j++)
-            for (int i = 0; i < 2; i++)
-                for (int h = 0; h < 2; h++) {
-                    mma_pos p = mma_b_pos(l, i, h);  // B[k][n] = Y[k][8 j + n]
-                    bad += regs[l][2 * j + i][h] != at(row0, col0, p.row, 8 * j + p.col);
+                    mma_pos p = mma_b_pos(l, i, h);  // B[k][n] = Y[8 j + n][k], or Y[k][8 j + n]
+                    uint16_t want = kn ? at(row0, col0, p.row, 8 * j + p.col) : at(row0, col0, 8 * j + p.col, p.row);
+                    bad += regs[l][2 * j + i][h] != want;
                 }
     CHECK(bad == 0);
 }
@@ -139,8 +126,8 @@ static void test_fragments(void) {
     const int pos[][2] = {{0, 0}, {0, 16}, {16, 8}, {32, 24}};
     for (int p = 0; p < 4; p++) {
         test_a(pos[p][0], pos[p][1]);
-        test_b_nk(pos[p][0], pos[p][1]);
-        test_b_kn(pos[p][0], pos[p][1]);
+        test_b(pos[p][0], pos[p][1], 0);
+        test_b(pos[p][0], pos[p][1], 1);
     }
 }
 
