@@ -454,8 +454,7 @@ extern "C" int attention_forward_bf16_cuda(vet_cuda *ctx, float *out, float *lse
 
 extern "C" int attention_backward_bf16_cuda(vet_cuda *ctx, float *dq, float *dk, float *dv,
                                             const float *dout, const uint16_t *dout16, const uint16_t *q,
-                                            const uint16_t *k,
-                                            const uint16_t *v, const float *out, const float *lse,
+                                            const uint16_t *k, const uint16_t *v, const float *out, const float *lse,
                                             const int32_t *seg, int B, int T, int H, int KVH, int hd,
                                             int accumulate, void *scratch, vet_err *err) {
     attention_scratch s = {};
@@ -474,15 +473,16 @@ extern "C" int attention_backward_bf16_cuda(vet_cuda *ctx, float *dq, float *dk,
     size_t smem_dq = dq_layout(D, nullptr, &none_dq);
     SMEM_OPT_IN(attention_tc_dq_kernel, smem_dq, err);
     attention_tc_dq_kernel<<<dim3(ceil_div(T, TT), H, B), NW * 32, smem_dq, ctx->stream>>>(
-        dq, (const bf16 *)dout16, (const bf16 *)q, (const bf16 *)k, (const bf16 *)v, lse, Dl, start, T, H, KVH, hd, scale, accumulate);
+        dq, (const bf16 *)dout16, (const bf16 *)q, (const bf16 *)k, (const bf16 *)v, lse, Dl, start, T, H, KVH, hd,
+        scale, accumulate);
     LAUNCH_CHECK("attention_backward_bf16 (dq)", err);
 
     dkdv_smem none_kv;
     size_t smem_kv = dkdv_layout(D, nullptr, &none_kv);
     SMEM_OPT_IN(attention_tc_dkdv_kernel, smem_kv, err);
     attention_tc_dkdv_kernel<<<dim3(ceil_div(T, TT), KVH, B), NW * 32, smem_kv, ctx->stream>>>(
-        dk, dv, (const bf16 *)dout16, (const bf16 *)q, (const bf16 *)k, (const bf16 *)v, lse, Dl, start, end, T, H, KVH, hd, scale,
-        accumulate);
+        dk, dv, (const bf16 *)dout16, (const bf16 *)q, (const bf16 *)k, (const bf16 *)v, lse, Dl, start, end, T, H,
+        KVH, hd, scale, accumulate);
     LAUNCH_CHECK("attention_backward_bf16 (dk, dv)", err);
     return 0;
 }
