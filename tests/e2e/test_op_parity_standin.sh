@@ -26,4 +26,19 @@ else
     echo "not ok op_parity_standin: exit status $rc, $n_ok ok lines, $rows table rows"
     tail -n 30 "$out.err" >&2
 fi
+
+# --only attention,lora (the bundle's racecheck part): those sections' rows and no other; an
+# unknown section is refused (exit 2), not a run that checks nothing.
+"$bin" --size small --seed 1 --reps 0 --only attention,lora >"$out" 2>"$out.err"
+rc=$?
+att=$(grep -c '^ok attention_forward_bf16 ' "$out") lora=$(grep -c '^ok lora_down_dropout' "$out")
+other=$(grep -c '^ok \(rope\|rmsnorm\|dequant\|adamw\|embedding\)' "$out")
+"$bin" --size small --reps 0 --only attention,lroa >/dev/null 2>"$out.err"
+bad=$?
+if [ "$rc" -eq 0 ] && [ "$att" -gt 0 ] && [ "$lora" -gt 0 ] && [ "$other" -eq 0 ] && [ "$bad" -eq 2 ] &&
+    grep -q "unknown --only section 'lroa'" "$out.err"; then
+    echo "ok op_parity_standin_only: $att attention and $lora lora rows, none of the others; a misspelt section refused"
+else
+    echo "not ok op_parity_standin_only: exit $rc, attention $att, lora $lora, others $other, misspelt exit $bad"
+fi
 exit 0

@@ -1396,6 +1396,15 @@ int main(int argc, char **argv) {
     // cases; "mid" is a LLaMA-like layer with head_dim 128 and a 32k vocabulary.
     static const config small = {"small", 2, 147, 200, 6, 2, 40, 344, 1000, 60};
     static const config mid = {"mid", 2, 1024, 2048, 16, 4, 128, 5632, 32000, 600};
+    for (const char *p = only; p && *p;) {  // --only's names: a misspelt one would run nothing
+        size_t n = strcspn(p, ",");
+        if (!((n == 9 && !strncmp(p, "attention", n)) || (n == 4 && !strncmp(p, "lora", n)) ||
+              (n == 5 && !strncmp(p, "other", n)))) {
+            fprintf(stderr, "op_parity: unknown --only section '%.*s' (attention, lora, other)\n", (int)n, p);
+            return 2;
+        }
+        p += n + (p[n] == ',');
+    }
     const config *c = !strcmp(size, "mid") ? &mid : &small;
     if (strcmp(size, "mid") && strcmp(size, "small")) {
         fprintf(stderr, "op_parity: unknown --size %s (small or mid)\n", size);
