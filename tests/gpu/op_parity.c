@@ -861,7 +861,7 @@ static void run_config(const config *c) {
     }
 
     // --- the 16-bit KV cache (bf16, fp16): the same step with caches of rounded values ---
-    for (int fmt = VET_CUDA_KV_BF16; fmt <= VET_CUDA_KV_F16; fmt++) {
+    for (int fmt = VET_CUDA_KV_BF16; fmt <= VET_CUDA_KV_F16 && want("other"); fmt++) {
         const char *fn = fmt == VET_CUDA_KV_BF16 ? "bf16" : "fp16";
         const int n_slots = C >= 1024 ? 64 : 9, n = n_slots - 1, max_len = T;
         size_t ncache = (size_t)n_slots * max_len * KV, nq = (size_t)n * Q, nr = (size_t)n * KV;
@@ -1159,7 +1159,7 @@ static void run_config(const config *c) {
     // lib/train/comm_mpi.c's host sum, so a run on N GPUs equals its host-summed twin. Copies of
     // mixed magnitudes make the order matter: from 3 copies on (2 commute) the reverse order
     // must differ somewhere, or the check could not see a kernel that adds in another order.
-    for (int n_copies = 2; n_copies <= 8; n_copies += n_copies == 2 ? 1 : 5) {
+    for (int n_copies = 2; n_copies <= 8 && want("other"); n_copies += n_copies == 2 ? 1 : 5) {
         size_t len = (size_t)N * C + 7;  // odd: no multiple of a block
         float *copies = malloc((size_t)n_copies * len * 4), *want = malloc(len * 4);
         for (int j = 0; j < n_copies; j++)
