@@ -265,6 +265,44 @@ __global__ void lora_sum_slices_kernel(float *dA, const float *part, int S, size
     }
 }
 
+// y (N,out) += s · u · B^T: thread = group q of 4 columns, UP_ROWS rows; B's 4 rows (r values each)
+// in registers, u's row the same for the whole block (a broadcast). VEC (out a multiple of 4, y
+// 16-byte aligned): y's group read and written as 16 bytes.
+#define UP_ROWS 32
+template <int RT, bool VEC>
+__global__ void __launch_bounds__(GROUPS)
+lora_up_kernel(float *y, const float *u, const float *B, float s, int N, int out, int r) {
+    const int q = blockIdx.x * GROUPS + threadIdx.x, n0 = blockIdx.y * UP_ROWS;
+    if (4 * q >= out) return;
+    float b[RT][4];
+#pragma unroll
+    for (int j = 0; j < RT; j++)
+#pragma unroll
+        for (int k = 0; k < 4; k++) b[j][k] = j < r && 4 * q + k < out ? __ldg(B + (size_t)(4 * q + k) * r + j) : 0.0f;
+#pragma unroll 2
+    for (int n = n0; n < n0 + UP_ROWS && n < N; n++) {
+        const float *ur = u + (size_t)n * r;
+        float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+#pragma unroll
+        for (int j = 0; j < RT; j++) {
+            if (j >= r) break;
+            const float uj = __ldg(ur + j);
+#pragma unroll
+            for (int k = 0; k < 4; k++) acc[k] = fmaf(uj, b[j][k], acc[k]);
+        }
+        float *o = y + (size_t)n * out + 4 * q;
+        if constexpr (VEC) {
+            float4 v = *(float4 *)o;
+            v.x = fmaf(s, acc[0], v.x), v.y = fmaf(s, acc[1], v.y), v.z = fmaf(s, acc[2], v.z), v.w = fmaf(s, acc[3], v.w);
+            *(float4 *)o = v;
+        } else {
+#pragma unroll
+            for (int k = 0; k < 4; k++)
+                if (4 * q + k < out) o[k] = fmaf(s, acc[k], o[k]);
+        }
+    }
+}
+
 // --- host side -----------------------------------------------------------------------------------
 static int down_variant = 0;
 extern "C" void lora_down_variant(int variant) { down_variant = variant == 1; }  // 1: lora_down_kernel
@@ -334,6 +372,28 @@ extern "C" int lora_grad_input_dropout_cuda(vet_cuda *ctx, float *dinp, const fl
         GRAD_INPUT(32);
 #undef GRAD_INPUT
     LAUNCH_CHECK("lora_grad_input_dropout", err);
+    return 0;
+}
+
+extern "C" int lora_up_cuda(vet_cuda *ctx, float *y, const float *u, const float *B, float s, int N, int out, int r,
+                            vet_err *err) {
+    CHECK_CTX(ctx, err);
+    if (r < 1 || r > VET_LORA_FUSED_MAX_R)
+        return vet_errf(err, "%s:%d: lora_up: rank %d outside 1..%d", __FILE__, __LINE__, r, VET_LORA_FUSED_MAX_R);
+    if ((long long)N * out <= 0) return 0;
+    dim3 grid(ceil_div((out + 3) / 4, GROUPS), ceil_div(N, UP_ROWS));
+    if (grid.y > 65535) return vet_errf(err, "%s:%d: lora_up: %d rows too many", __FILE__, __LINE__, N);
+    const bool vec = out % 4 == 0 && ((uintptr_t)y & 15) == 0;
+#define UP(RT) \
+    (vec ? lora_up_kernel<RT, true> : lora_up_kernel<RT, false>)<<<grid, GROUPS, 0, ctx->stream>>>(y, u, B, s, N, out, r)
+    if (r <= 8)
+        UP(8);
+    else if (r <= 16)
+        UP(16);
+    else
+        UP(32);
+#undef UP
+    LAUNCH_CHECK("lora_up", err);
     return 0;
 }
 

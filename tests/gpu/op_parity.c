@@ -1049,6 +1049,17 @@ static void run_config(const config *c) {
             r = compare("lora cuBLAS up (y += s u B^T)", sh, d_y, y, ny, 1e-5);
             TIME(vet_cuda_sgemm(ctx, 0, 1, N, C, R, sc, d_u, R, d_B, R, 1.0f, d_y, C, &err), r->ms);
             if (r->ms > 0) printf("# lora cuBLAS up %s: %.0f GB/s (y read and written)\n", sh, 2 * mb_y / r->ms);
+            // the same product by lora_up_cuda (a candidate for training's up product), from a
+            // fresh y
+            float *y0 = rnd(ny, 1), *y1 = malloc(ny * 4);
+            memcpy(y1, y0, ny * 4);
+            vet_sgemm(0, 1, N, C, R, sc, u, R, Bw, R, 1.0f, y1, C);
+            TRY(vet_cuda_upload(ctx, d_y, y0, ny * 4, &err));
+            TRY(lora_up_cuda(ctx, d_y, d_u, d_B, sc, N, C, R, &err));
+            r = compare("lora_up (kernel: y += s u B^T)", sh, d_y, y1, ny, 1e-5);
+            TIME(lora_up_cuda(ctx, d_y, d_u, d_B, sc, N, C, R, &err), r->ms);
+            if (r->ms > 0) printf("# lora_up kernel %s: %.0f GB/s (y read and written)\n", sh, 2 * mb_y / r->ms);
+            free(y0), free(y1);
             vet_sgemm(0, 0, N, R, C, sc, dy, C, Bw, R, 0.0f, du, R);
             TRY(vet_cuda_sgemm(ctx, 0, 0, N, R, C, sc, d_dy, C, d_B, R, 0.0f, d_du, R, &err));
             r = compare("lora cuBLAS du (s dout B)", sh, d_du, du, nu, 1e-4);

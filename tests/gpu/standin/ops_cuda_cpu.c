@@ -521,6 +521,21 @@ int lora_grad_a_dropout_cuda(vet_cuda *ctx, float *dA, const float *du, const fl
     return rc;
 }
 
+// The kernel's arithmetic: per element the rank sum in order (fmaf), then y + s·sum (fmaf).
+int lora_up_cuda(vet_cuda *ctx, float *y, const float *u, const float *B, float s, int N, int out, int r,
+                 vet_err *err) {
+    CHECK_CTX(ctx, err);
+    if (r < 1 || r > VET_LORA_FUSED_MAX_R)
+        return vet_errf(err, "%s:%d: lora_up: rank %d outside 1..%d", __FILE__, __LINE__, r, VET_LORA_FUSED_MAX_R);
+    for (int n = 0; n < N; n++)
+        for (int o = 0; o < out; o++) {
+            float acc = 0.0f;
+            for (int j = 0; j < r; j++) acc = fmaf(u[(size_t)n * r + j], B[(size_t)o * r + j], acc);
+            y[(size_t)n * out + o] = fmaf(s, acc, y[(size_t)n * out + o]);
+        }
+    return 0;
+}
+
 int lora_grad_input_dropout_cuda(vet_cuda *ctx, float *dinp, const float *du, const float *A, float p,
                                  uint64_t seed, int64_t row0, int N, int C, int r, vet_err *err) {
     CHECK_CTX(ctx, err);
