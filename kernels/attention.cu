@@ -63,7 +63,7 @@ attention_forward_kernel(float *out, float *lse, const float *q, const float *k,
         int r = idx / hd, d = idx % hd, i = i0 + r;
         Qs[idx] = i < T ? q[(((size_t)b * T + i) * H + h) * hd + d] : 0.0f;
     }
-    if (threadIdx.x == 0) block_query_range(st, i0, BQ, T, &range[0], &range[1]);
+    if (threadIdx.x < 32) block_query_range(st, i0, BQ, T, range);
     __syncthreads();
     const int klo = range[0], khi = range[1];
 
@@ -167,7 +167,7 @@ attention_backward_dq_kernel(float *dq, const float *dout, const float *q, const
         Qs[idx] = i < T ? q[src] : 0.0f;
         dOs[idx] = i < T ? dout[src] : 0.0f;
     }
-    if (threadIdx.x == 0) block_query_range(st, i0, BQ, T, &range[0], &range[1]);
+    if (threadIdx.x < 32) block_query_range(st, i0, BQ, T, range);
     __syncthreads();
     const int klo = range[0], khi = range[1];
 
@@ -254,7 +254,7 @@ attention_backward_dkdv_kernel(float *dk, float *dv, const float *dout, const fl
         Kb[idx] = j < T ? k[src] : 0.0f;
         Vb[idx] = j < T ? v[src] : 0.0f;
     }
-    if (threadIdx.x == 0) block_key_range(st, en, k0, BKEY, T, &range[0], &range[1]);
+    if (threadIdx.x < 32) block_key_range(st, en, k0, BKEY, T, range);
     __syncthreads();
     const int qlo = range[0], qhi = range[1];
 

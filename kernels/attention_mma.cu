@@ -40,7 +40,7 @@ attention_mma_forward_kernel(float *out, float *lse, const bf16 *q, const bf16 *
     const int32_t *st = start + (size_t)b * T;
 
     load_rows<M::HDP, TT>(Qs, M::LDH, nullptr, 0, q, b, T, H, h, i0, hd, vec);
-    if (threadIdx.x < 32) block_query_range_warp(st, i0, TT, T, range);
+    if (threadIdx.x < 32) block_query_range(st, i0, TT, T, range);
     __syncthreads();
     const int klo = range[0], khi = range[1];
     const query_rows qr = query_rows_of(st, i0, warp, g, T);
@@ -90,7 +90,7 @@ attention_mma_dq_kernel(float *dq, const bf16 *dout, const bf16 *q, const bf16 *
 
     load_rows<M::HDP, TT>(Qs, M::LDH, nullptr, 0, q, b, T, H, h, i0, hd, vec);
     load_rows<M::HDP, TT>(dOs, M::LDH, nullptr, 0, dout, b, T, H, h, i0, hd, vec);
-    if (threadIdx.x < 32) block_query_range_warp(st, i0, TT, T, range);
+    if (threadIdx.x < 32) block_query_range(st, i0, TT, T, range);
     __syncthreads();
     const int klo = range[0], khi = range[1];
     const query_rows qr = query_rows_of(st, i0, warp, g, T);
@@ -143,7 +143,7 @@ attention_mma_dkdv_kernel(float *dk, float *dv, const bf16 *dout, const bf16 *q,
 
     load_rows<M::HDP, TT>(Kb, M::LDH, nullptr, 0, k, b, T, KVH, grp, k0, hd, vec);
     load_rows<M::HDP, TT>(Vb, M::LDH, nullptr, 0, v, b, T, KVH, grp, k0, hd, vec);
-    if (threadIdx.x < 32) block_key_range_warp(st, en, k0, TT, T, range);
+    if (threadIdx.x < 32) block_key_range(st, en, k0, TT, T, range);
     __syncthreads();
     const int qlo = range[0], qhi = range[1];
     const key_rows kr = key_rows_of(st, en, k0, warp, g, T);

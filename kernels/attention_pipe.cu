@@ -72,7 +72,7 @@ __device__ __forceinline__ void copy_kv(bf16 *stage, const bf16 *k, const bf16 *
 template <int KC>
 __device__ __forceinline__ void key_tiles_begin(int *range, bf16 *stage, const int32_t *st, int i0, const bf16 *k,
                                                 const bf16 *v, int b, int T, int KVH, int grp, int hd) {
-    if (threadIdx.x < 32) block_query_range_warp(st, i0, TT, T, range);
+    if (threadIdx.x < 32) block_query_range(st, i0, TT, T, range);
     __syncthreads();
     if (range[0] < range[1]) copy_kv<KC>(stage, k, v, b, T, KVH, grp, range[0], hd);
     cp_async_commit();
@@ -213,7 +213,7 @@ attention_pipe_dkdv_kernel(float *dk, float *dv, const bf16 *dout, const bf16 *q
     copy_rows<M::HDP, TT>(Kb, M::LDH, k, b, T, KVH, grp, k0, hd);
     copy_rows<M::HDP, TT>(Vb, M::LDH, v, b, T, KVH, grp, k0, hd);
     cp_async_commit();
-    if (threadIdx.x < 32) block_key_range_warp(st, en, k0, TT, T, range);
+    if (threadIdx.x < 32) block_key_range(st, en, k0, TT, T, range);
     __syncthreads();
     const int qlo = range[0], qhi = range[1];
     const int per_head = qhi > qlo ? (qhi - qlo + KQT - 1) / KQT : 0, n = per_head * rep;

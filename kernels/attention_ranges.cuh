@@ -1,7 +1,7 @@
 // attention_ranges.cuh — what the attention kernels (attention.cu, attention_tc.cu,
-// attention_mma.cu) share about packed rows: which keys a block of queries sees, which queries
-// see a block of keys (from attention_prepare's per-position sample start and end), a warp's
-// min and max of such bounds, and a query tile's statistics for the dk/dv kernels.
+// attention_mma.cu, attention_pipe.cu) share about packed rows: each position's sample bounds,
+// which keys a block of queries sees, which queries see a block of keys (from those bounds), a
+// warp's min and max of such bounds, and a query tile's statistics for the dk/dv kernels.
 #ifndef VET_ATTENTION_RANGES_CUH
 #define VET_ATTENTION_RANGES_CUH
 
@@ -33,38 +33,12 @@ __device__ inline int warp_max_int(int x) {
 }
 
 // The keys queries i0..i0+n-1 see: [the smallest sample start, the largest valid i + 1), or
-// [0, 0) when none is valid (padding). One thread computes it.
-__device__ inline void block_query_range(const int32_t *st, int i0, int n, int T, int *lo, int *hi) {
-    int a = T, z = 0;
-    for (int r = 0; r < n && i0 + r < T; r++) {
-        if (st[i0 + r] < 0) continue;
-        a = min(a, (int)st[i0 + r]);
-        z = i0 + r + 1;
-    }
-    *lo = z ? a : 0;
-    *hi = z;
-}
-
-// The queries that see some key of k0..k0+n-1: [the first valid key, the largest sample end),
-// or [0, 0) when none is valid. One thread computes it.
-__device__ inline void block_key_range(const int32_t *st, const int32_t *en, int k0, int n, int T, int *lo,
-                                       int *hi) {
-    int a = T, z = 0;
-    for (int r = 0; r < n && k0 + r < T; r++) {
-        const int j = k0 + r;
-        if (st[j] < 0) continue;
-        a = min(a, j);
-        z = max(z, (int)en[j]);
-    }
-    *lo = z ? a : 0;
-    *hi = z;
-}
-
-// The same two ranges computed by a whole warp (every lane of it calls; lane 0 writes range[0],
-// range[1]): a lane takes rows lane, lane + 32, ..., and the bounds are reduced across the warp.
-// Why: one thread walking 64 rows waits for each row's load in turn, a serial prologue of
-// microseconds in every block, which the tile loop no longer hides once it is fast.
-__device__ inline void block_query_range_warp(const int32_t *st, int i0, int n, int T, int *range) {
+// [0, 0) when none is valid (padding); and the queries that see some key of k0..k0+n-1: [the
+// first valid key, the largest sample end), or [0, 0). Computed by one whole warp (every lane
+// calls; lane 0 writes range[0], range[1]): a lane takes rows lane, lane + 32, ..., and the
+// bounds are reduced across the warp. Why not one thread: walking 64 rows it waits for each
+// row's load in turn, a serial prologue of microseconds in every block.
+__device__ inline void block_query_range(const int32_t *st, int i0, int n, int T, int *range) {
     const int lane = threadIdx.x & 31;
     int a = T, z = 0;
     for (int r = lane; r < n && i0 + r < T; r += 32) {
@@ -76,7 +50,7 @@ __device__ inline void block_query_range_warp(const int32_t *st, int i0, int n, 
     a = warp_min_int(a), z = warp_max_int(z);
     if (lane == 0) range[0] = z ? a : 0, range[1] = z;
 }
-__device__ inline void block_key_range_warp(const int32_t *st, const int32_t *en, int k0, int n, int T, int *range) {
+__device__ inline void block_key_range(const int32_t *st, const int32_t *en, int k0, int n, int T, int *range) {
     const int lane = threadIdx.x & 31;
     int a = T, z = 0;
     for (int r = lane; r < n && k0 + r < T; r += 32) {

@@ -164,7 +164,7 @@ attention_tc_forward_kernel(float *out, float *lse, const bf16 *q, const bf16 *k
 
     load_tile(Qs, q, b, T, H, h, i0, TT, hd, D);
     zero_f32(Ow, NW * WR * D.ldf);
-    if (threadIdx.x == 0) block_query_range(st, i0, TT, T, &range[0], &range[1]);
+    if (threadIdx.x < 32) block_query_range(st, i0, TT, T, range);
     __syncthreads();
     const int klo = range[0], khi = range[1];
 
@@ -266,7 +266,7 @@ attention_tc_dq_kernel(float *dq, const bf16 *dout, const bf16 *q, const bf16 *k
     load_tile(Qs, q, b, T, H, h, i0, TT, hd, D);
     load_tile(dOs, dout, b, T, H, h, i0, TT, hd, D);
     zero_f32(Aw, NW * WR * D.ldf);
-    if (threadIdx.x == 0) block_query_range(st, i0, TT, T, &range[0], &range[1]);
+    if (threadIdx.x < 32) block_query_range(st, i0, TT, T, range);
     __syncthreads();
     const int klo = range[0], khi = range[1];
 
@@ -364,7 +364,7 @@ attention_tc_dkdv_kernel(float *dk, float *dv, const bf16 *dout, const bf16 *q, 
     load_tile(Vb, v, b, T, KVH, g, k0, TT, hd, D);
     zero_f32(dKw, NW * WR * D.ldf);
     zero_f32(dVw, NW * WR * D.ldf);
-    if (threadIdx.x == 0) block_key_range(st, en, k0, TT, T, &range[0], &range[1]);
+    if (threadIdx.x < 32) block_key_range(st, en, k0, TT, T, range);
     __syncthreads();
     const int qlo = range[0], qhi = range[1];
 

@@ -12,6 +12,8 @@
 //
 // r (the rank) is at most VET_LORA_FUSED_MAX_R (32): the kernels keep r x 4 values a thread in
 // registers, so a larger rank takes the unfused path (gpu_train.c decides).
+#include <type_traits>
+
 #include "common.cuh"
 #include "base/philox.h"
 
@@ -22,28 +24,23 @@
 #define IN_ROWS 32      // rows a thread walks (grad input), so A's columns are read once per 32 rows
 #define JT 16           // rank rows a thread accumulates (grad A)
 
-// x̃ = dropout(x) for the 4 columns of group q of row n (zeros past C).
+// x̃ = dropout(x) for the 4 columns of group q of row n (zeros past C). VEC: the group read as
+// one 16-byte load (C a multiple of 4, x 16-byte aligned: the caller checks), the same values.
+template <bool VEC = false>
 __device__ inline void dropped4(float xv[4], const float *x, int n, int q, int C, uint64_t seed, int64_t row0,
                                 uint32_t thr, float keep_scale) {
     const unsigned bits = vet_dropout_keep4(seed, (uint64_t)(row0 + n), (uint32_t)q, thr);
     const float *xr = x + (size_t)n * C + 4 * (size_t)q;
+    float v[4];
+    if constexpr (VEC) {
+        const float4 v4 = __ldg((const float4 *)xr);
+        v[0] = v4.x, v[1] = v4.y, v[2] = v4.z, v[3] = v4.w;
+    } else {
 #pragma unroll
-    for (int k = 0; k < 4; k++) {
-        float v = 4 * q + k < C ? xr[k] : 0.0f;
-        xv[k] = (bits >> k) & 1u ? __fmul_rn(v, keep_scale) : 0.0f;
+        for (int k = 0; k < 4; k++) v[k] = 4 * q + k < C ? xr[k] : 0.0f;
     }
-}
-
-// dropped4 with the group read as one 16-byte load: C a multiple of 4, x 16-byte aligned (the
-// caller checks), so the group is whole. The same values.
-__device__ inline void dropped4_vec(float xv[4], const float *x, int n, int q, int C, uint64_t seed, int64_t row0,
-                                    uint32_t thr, float keep_scale) {
-    const unsigned bits = vet_dropout_keep4(seed, (uint64_t)(row0 + n), (uint32_t)q, thr);
-    const float4 v = __ldg((const float4 *)(x + (size_t)n * C + 4 * (size_t)q));
-    xv[0] = bits & 1u ? __fmul_rn(v.x, keep_scale) : 0.0f;
-    xv[1] = bits & 2u ? __fmul_rn(v.y, keep_scale) : 0.0f;
-    xv[2] = bits & 4u ? __fmul_rn(v.z, keep_scale) : 0.0f;
-    xv[3] = bits & 8u ? __fmul_rn(v.w, keep_scale) : 0.0f;
+#pragma unroll
+    for (int k = 0; k < 4; k++) xv[k] = (bits >> k) & 1u ? __fmul_rn(v[k], keep_scale) : 0.0f;
 }
 
 // acc + x · a over 4 columns, in the one order both down kernels use (so they give the same bits).
@@ -140,10 +137,7 @@ lora_down2_kernel(float *u, const float *x, const float *A, float keep_scale, ui
             const int n = n0 + a;
             if (n >= N) break;
             float xv[4];
-            if constexpr (VEC)
-                dropped4_vec(xv, x, n, q, C, seed, row0, thr, keep_scale);
-            else
-                dropped4(xv, x, n, q, C, seed, row0, thr, keep_scale);
+            dropped4<VEC>(xv, x, n, q, C, seed, row0, thr, keep_scale);
 #pragma unroll
             for (int j = 0; j < RT; j++) acc[a][j] = dot4_acc(acc[a][j], xv, aw[j]);
         }
@@ -221,10 +215,7 @@ lora_grad_a_kernel(float *out, int accumulate, const float *du, const float *x, 
         if (4 * q >= C) continue;
         for (int rr = 0; rr < 64 && nb + rr < n_hi; rr++) {
             float xv[4];
-            if constexpr (VEC)
-                dropped4_vec(xv, x, nb + rr, q, C, seed, row0, thr, keep_scale);
-            else
-                dropped4(xv, x, nb + rr, q, C, seed, row0, thr, keep_scale);
+            dropped4<VEC>(xv, x, nb + rr, q, C, seed, row0, thr, keep_scale);
 #pragma unroll
             for (int jj = 0; jj < JT; jj++)
 #pragma unroll
@@ -304,6 +295,17 @@ lora_up_kernel(float *y, const float *u, const float *B, float s, int N, int out
 }
 
 // --- host side -----------------------------------------------------------------------------------
+// f(std::integral_constant<int, RT>{}) with RT the kernels' rank bound for r (8, 16 or 32: r x 4
+// values a thread in registers): one place picks the template for every launch below.
+template <typename F> static void with_rank(int r, F f) {
+    if (r <= 8)
+        f(std::integral_constant<int, 8>{});
+    else if (r <= 16)
+        f(std::integral_constant<int, 16>{});
+    else
+        f(std::integral_constant<int, 32>{});
+}
+
 static int down_variant = 0;
 extern "C" void lora_down_variant(int variant) { down_variant = variant == 1; }  // 1: lora_down_kernel
 
@@ -326,27 +328,19 @@ extern "C" int lora_down_dropout_cuda(vet_cuda *ctx, float *u, const float *x, c
     const uint32_t thr = vet_dropout_threshold(p);
     if (down_variant == 0) {  // R rows a warp: 32 / RT, so a lane keeps ~64 sums and A values
         const bool vec = C % 4 == 0 && ((uintptr_t)x & 15) == 0 && ((uintptr_t)A & 15) == 0;
-#define DOWN2(RT, R)                                                                                           \
-    (vec ? lora_down2_kernel<RT, R, true> : lora_down2_kernel<RT, R, false>)<<<ceil_div(N, DOWN_WARPS * R),     \
-                                                                               DOWN_WARPS * 32, 0, ctx->stream>>>( \
-        u, x, A, ks, thr, seed, row0, N, C, r)
-        if (r <= 8)
-            DOWN2(8, 4);
-        else if (r <= 16)
-            DOWN2(16, 2);
-        else
-            DOWN2(32, 1);
-#undef DOWN2
+        with_rank(r, [&](auto rt) {
+            constexpr int RT = decltype(rt)::value, R = 32 / RT;
+            (vec ? lora_down2_kernel<RT, R, true> : lora_down2_kernel<RT, R, false>)<<<
+                ceil_div(N, DOWN_WARPS * R), DOWN_WARPS * 32, 0, ctx->stream>>>(u, x, A, ks, thr, seed, row0, N, C, r);
+        });
         LAUNCH_CHECK("lora_down_dropout", err);
         return 0;
     }
     const int rows_per_block = DOWN_WARPS * DOWN_ROWS_PER_WARP, blocks = ceil_div(N, rows_per_block);
-    if (r <= 8)
-        lora_down_kernel<8><<<blocks, DOWN_WARPS * 32, 0, ctx->stream>>>(u, x, A, ks, thr, seed, row0, N, C, r);
-    else if (r <= 16)
-        lora_down_kernel<16><<<blocks, DOWN_WARPS * 32, 0, ctx->stream>>>(u, x, A, ks, thr, seed, row0, N, C, r);
-    else
-        lora_down_kernel<32><<<blocks, DOWN_WARPS * 32, 0, ctx->stream>>>(u, x, A, ks, thr, seed, row0, N, C, r);
+    with_rank(r, [&](auto rt) {
+        lora_down_kernel<decltype(rt)::value>
+            <<<blocks, DOWN_WARPS * 32, 0, ctx->stream>>>(u, x, A, ks, thr, seed, row0, N, C, r);
+    });
     LAUNCH_CHECK("lora_down_dropout (variant 1)", err);
     return 0;
 }
@@ -361,16 +355,11 @@ extern "C" int lora_grad_input_dropout_cuda(vet_cuda *ctx, float *dinp, const fl
     dim3 grid(ceil_div((C + 3) / 4, GROUPS), ceil_div(N, IN_ROWS));
     if (grid.y > 65535) return vet_errf(err, "%s:%d: lora_grad_input_dropout: %d rows too many", __FILE__, __LINE__, N);
     const bool vec = C % 4 == 0 && ((uintptr_t)dinp & 15) == 0;
-#define GRAD_INPUT(RT)                                                                                          \
-    (vec ? lora_grad_input_kernel<RT, true> : lora_grad_input_kernel<RT, false>)<<<grid, GROUPS, 0, ctx->stream>>>( \
-        dinp, du, A, ks, thr, seed, row0, N, C, r)
-    if (r <= 8)
-        GRAD_INPUT(8);
-    else if (r <= 16)
-        GRAD_INPUT(16);
-    else
-        GRAD_INPUT(32);
-#undef GRAD_INPUT
+    with_rank(r, [&](auto rt) {
+        constexpr int RT = decltype(rt)::value;
+        (vec ? lora_grad_input_kernel<RT, true> : lora_grad_input_kernel<RT, false>)<<<grid, GROUPS, 0, ctx->stream>>>(
+            dinp, du, A, ks, thr, seed, row0, N, C, r);
+    });
     LAUNCH_CHECK("lora_grad_input_dropout", err);
     return 0;
 }
@@ -384,15 +373,11 @@ extern "C" int lora_up_cuda(vet_cuda *ctx, float *y, const float *u, const float
     dim3 grid(ceil_div((out + 3) / 4, GROUPS), ceil_div(N, UP_ROWS));
     if (grid.y > 65535) return vet_errf(err, "%s:%d: lora_up: %d rows too many", __FILE__, __LINE__, N);
     const bool vec = out % 4 == 0 && ((uintptr_t)y & 15) == 0;
-#define UP(RT) \
-    (vec ? lora_up_kernel<RT, true> : lora_up_kernel<RT, false>)<<<grid, GROUPS, 0, ctx->stream>>>(y, u, B, s, N, out, r)
-    if (r <= 8)
-        UP(8);
-    else if (r <= 16)
-        UP(16);
-    else
-        UP(32);
-#undef UP
+    with_rank(r, [&](auto rt) {
+        constexpr int RT = decltype(rt)::value;
+        (vec ? lora_up_kernel<RT, true> : lora_up_kernel<RT, false>)<<<grid, GROUPS, 0, ctx->stream>>>(y, u, B, s, N,
+                                                                                                      out, r);
+    });
     LAUNCH_CHECK("lora_up", err);
     return 0;
 }

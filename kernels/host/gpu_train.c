@@ -505,10 +505,10 @@ int vet_gpu_backward(vet_gpu_model *g, float loss_scale, vet_train_mode mode, ve
             TRY(attention_backward_bf16_cuda(ctx, g->dq, g->dk, g->dv, g->datt, g->db16, a.q16, a.k16, a.v16, att,
                                              a.lse, g->seg, g->bB, g->bT, g->H, g->KVH, g->hd, 0, g->attn_scratch,
                                              err));
-        }
-        else
+        } else {
             TRY(attention_backward_cuda(ctx, g->dq, g->dk, g->dv, g->datt, q, k, v, att, a.lse, g->seg, g->bB,
                                         g->bT, g->H, g->KVH, g->hd, 0, g->attn_scratch, err));
+        }
         PROF(g, VET_PROF_ROPE);
         TRY(rope_backward_cuda(ctx, g->dq, g->pos, g->cos_t, g->sin_t, N, g->H, g->hd, err));
         TRY(rope_backward_cuda(ctx, g->dk, g->pos, g->cos_t, g->sin_t, N, g->KVH, g->hd, err));

@@ -1079,6 +1079,10 @@ static void run_config(const config *c) {
         int ok = rc < 0 && strstr(err.msg, "use the unfused path");
         if (!ok) failures++;
         printf("%s lora_down_dropout refuses rank %d\n", ok ? "ok" : "not ok", VET_LORA_FUSED_MAX_R + 1);
+        rc = lora_up_cuda(ctx, NULL, NULL, NULL, 1.0f, N, C, VET_LORA_FUSED_MAX_R + 1, &err);
+        ok = rc < 0 && strstr(err.msg, "lora_up: rank") && strstr(err.msg, "outside");
+        if (!ok) failures++;
+        printf("%s lora_up refuses rank %d\n", ok ? "ok" : "not ok", VET_LORA_FUSED_MAX_R + 1);
     }
 
     // --- dropout on the LoRA input widths (N,C) and (N,F), and an odd width (the kernel's
