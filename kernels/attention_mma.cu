@@ -9,6 +9,10 @@
 // accumulators stay in registers, and a probability tile goes from an accumulator straight into
 // the next product's A operand.
 //
+// The softmax: with ldmatrix fragments (LDM) FlashAttention-2's ex2 form and unmasked whole
+// tiles; the transposed-tile kernels (the first lease's, run.sh's measured fallback) keep expf
+// (attention_mma_tile.cuh, "the softmax's arithmetic").
+//
 // The pieces (fragments, loader, each kernel's work on one tile) are in attention_mma_tile.cuh;
 // this file holds the kernels that load each tile synchronously (every variant, and the only
 // path for heads whose width is not a multiple of 8), and the host side, which picks between
@@ -32,6 +36,7 @@ __global__ void __launch_bounds__(NW * 32)
 attention_mma_forward_kernel(float *out, float *lse, const bf16 *q, const bf16 *k, const bf16 *v,
                              const int32_t *start, int T, int H, int KVH, int hd, float scale, bool vec) {
     typedef mma_dims<KC> M;
+    constexpr bool EX2 = LDM;  // attention_mma_tile.cuh: the first lease's kernels keep expf
     extern __shared__ __align__(16) unsigned char smem[];
     bf16 *Qs = (bf16 *)smem, *Ks = Qs + TT * M::LDH, *Vt = Ks + TT * M::LDH;  // V: row-major with LDM, else [d][key]
     int *range = (int *)(Vt + v_tile_elems<KC, LDM>());
@@ -60,9 +65,9 @@ attention_mma_forward_kernel(float *out, float *lse, const bf16 *q, const bf16 *
             load_rows<M::HDP, TT>(nullptr, 0, Vt, M::LDK, v, b, T, KVH, grp, kt, hd, vec);
         __syncthreads();
         if (qr.whi <= kt || qr.wlo >= kt + TT) continue;  // warp-uniform: no row of the warp sees the tile
-        forward_tile<KC, LDM>(o, m, l, qa, Ks, Vt, kt, qr, scale, g, t);
+        forward_tile<KC, LDM, EX2>(o, m, l, qa, Ks, Vt, kt, qr, scale, g, t);
     }
-    forward_store<KC>(out, lse, o, m, l, qr, b, T, H, h, hd, t);
+    forward_store<KC, EX2>(out, lse, o, m, l, qr, b, T, H, h, hd, scale, t);
 }
 
 // --- backward: dq ----------------------------------------------------------------------------
@@ -80,6 +85,7 @@ attention_mma_dq_kernel(float *dq, const bf16 *dout, const bf16 *q, const bf16 *
                         const float *lse, const float *Dl, const int32_t *start, int T, int H, int KVH, int hd,
                         float scale, int accumulate, bool vec) {
     typedef mma_dims<KC> M;
+    constexpr bool EX2 = LDM;  // attention_mma_tile.cuh: the first lease's kernels keep expf
     extern __shared__ __align__(16) unsigned char smem[];
     bf16 *Qs = (bf16 *)smem, *dOs = Qs + TT * M::LDH, *Ks = dOs + TT * M::LDH, *Vs = Ks + TT * M::LDH;
     bf16 *Kt = Vs + TT * M::LDH;  // unused with LDM
@@ -106,7 +112,7 @@ attention_mma_dq_kernel(float *dq, const bf16 *dout, const bf16 *q, const bf16 *
         load_rows<M::HDP, TT>(Vs, M::LDH, nullptr, 0, v, b, T, KVH, grp, kt, hd, vec);
         __syncthreads();
         if (qr.whi <= kt || qr.wlo >= kt + TT) continue;  // warp-uniform
-        dq_tile<KC, LDM>(acc, Qw, dOw, Ks, Vs, Kt, kt, qr, L, Dq, scale, g, t);
+        dq_tile<KC, LDM, EX2>(acc, Qw, dOw, Ks, Vs, Kt, kt, qr, L, Dq, scale, g, t);
     }
     dq_store<KC>(dq, acc, qr, b, T, H, h, hd, t, accumulate);
 }
@@ -132,6 +138,7 @@ attention_mma_dkdv_kernel(float *dk, float *dv, const bf16 *dout, const bf16 *q,
                           const float *lse, const float *Dl, const int32_t *start, const int32_t *end, int T, int H,
                           int KVH, int hd, float scale, int accumulate, bool vec) {
     typedef mma_dims<KC> M;
+    constexpr bool EX2 = LDM;  // attention_mma_tile.cuh: the first lease's kernels keep expf
     extern __shared__ __align__(16) unsigned char smem[];
     bf16 *Kb = (bf16 *)smem, *Vb = Kb + TT * M::LDH, *Qs = Vb + TT * M::LDH, *dOs = Qs + KQT * M::LDH;
     bf16 *Qt = dOs + KQT * M::LDH, *dOt = Qt + dkdv_transposed_elems<KC, LDM>();  // unused with LDM
@@ -159,7 +166,7 @@ attention_mma_dkdv_kernel(float *dk, float *dv, const bf16 *dout, const bf16 *q,
             load_query_stats(Ls, Ds, Ss, lse, Dl, st, b, T, H, h, qt, KQT);
             __syncthreads();
             if (kr.whi <= qt || kr.wlo >= qt + KQT) continue;  // warp-uniform
-            dkdv_tile<KC, LDM>(gk, gv, Kw, Vw, Qs, dOs, Qt, dOt, Ls, Ds, Ss, qt, T, kr, scale, g, t);
+            dkdv_tile<KC, LDM, EX2>(gk, gv, Kw, Vw, Qs, dOs, Qt, dOt, Ls, Ds, Ss, qt, T, kr, scale, g, t);
         }
     dkdv_store<KC>(dk, dv, gk, gv, kr, b, T, KVH, grp, hd, t, accumulate);
 }

@@ -6,8 +6,9 @@
 //
 // The numbers are attention_tc.cu's: the same tiles (64 queries a block, 64 keys a tile from the
 // block's first visible key; 64 keys and 32-query tiles in dk/dv), the same running max, the
-// same bf16 rounding of q, k, v, dout, p and dS, the same fp32 formulas (__fmul_rn, __fsub_rn);
-// only fp32 summation order differs. lib/model/ops_attention_bf16.c replays them on the CPU.
+// same bf16 rounding of q, k, v, dout, p and dS, the same fp32 formulas (__fmul_rn, __fsub_rn),
+// except the softmax of the EX2 kernels (below: ex2 where attention_tc.cu has expf); only fp32
+// summation order differs. lib/model/ops_attention_bf16.c replays the EX2 kernels on the CPU.
 //
 // Fragments (lane = 4 g + t): A (16x16): a0 = (g, 2t..2t+1), a1 = (g+8, 2t..), a2 = (g, 2t+8..),
 // a3 = (g+8, 2t+8..); B (16x8, k x n): b0 = (k 2t..2t+1, n g), b1 = (k 2t+8.., n g); C (16x8):
@@ -236,6 +237,29 @@ __device__ __forceinline__ float quad_sum(float x) {
     return __fadd_rn(x, __shfl_xor_sync(FULL, x, 2));
 }
 
+// --- the softmax's arithmetic -------------------------------------------------------------------
+// Two forms, chosen by each kernel's EX2 flag. With EX2 (the kernels on ldmatrix fragments, the
+// default): the running max is taken over unscaled scores, and a probability is a multiply, a
+// subtraction and one ex2.approx, p = 2^(s scale log2(e) - m scale log2(e)), FlashAttention-2's
+// form (not its fused multiply-add: rounded apart, the row's maximum gets p = 1 exactly, as with
+// expf, so a one-key sample's output is its value bit for bit); the backward's p = 2^(s scale
+// log2(e) - lse log2(e)), one fused multiply-add. Without it (the first lease's
+// kernels on transposed tiles, kept as run.sh's measured fallback): s scaled first, then
+// expf(s - m), a range reduction and a polynomial, and a test for -inf besides.
+//
+// Why: on m16n8k16 a warp spends 16 mma on 128 scores of a 128-wide head, 4 scores a lane, while
+// the softmax took ~20 scalar instructions a score (the mask, the scale, the max, expf, the sum):
+// the scalar pipes, not the tensor cores, set the pace. ex2.approx.ftz is within 2 ulp (2^-inf is
+// +0, subnormal results flush to 0, far below what a bf16 probability keeps), so the values stay
+// within the parity test's tolerance of the CPU replay (ops_attention_bf16.c, which computes the
+// EX2 form with exp2f and fmaf).
+#define LOG2E_F 1.44269504088896341f
+__device__ __forceinline__ float ex2(float x) {
+    float y;
+    asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
+    return y;
+}
+
 template <int KC> struct mma_dims {
     static constexpr int HDP = KC * 16;  // head_dim padded with zeros to 16 KC
     static constexpr int LDH = HDP + 8;  // row-major tiles of HDP columns
@@ -247,50 +271,65 @@ template <int KC> struct mma_dims {
 // --- a warp's rows, and what it sees ------------------------------------------------------------
 // The thread's query rows g and g+8 of its warp's 16 (from i0): index qi, sample start qs (-1:
 // padding or past T); wlo, whi: the keys any row of the warp sees (warp-uniform).
+// smax, qmin: the largest sample start of the warp's rows (INT_MAX if one is padding or past T)
+// and its first row: whole(kt) says every row of the warp sees every key of the tile kt.., so
+// the mask can be skipped (warp-uniform; attention_ranges.cuh).
 struct query_rows {
-    int qi[2], qs[2], wlo, whi;
+    int qi[2], qs[2], wlo, whi, smax, qmin;
+    __device__ __forceinline__ bool whole(int kt) const { return queries_see_whole_tile(smax, qmin, kt, TT); }
 };
 __device__ __forceinline__ query_rows query_rows_of(const int32_t *st, int i0, int warp, int g, int T) {
     query_rows q;
-    int lo = INT_MAX, hi = 0;
+    int lo = INT_MAX, hi = 0, smax = 0;
     for (int rr = 0; rr < 2; rr++) {
         q.qi[rr] = i0 + warp * 16 + g + 8 * rr;
         q.qs[rr] = q.qi[rr] < T ? st[q.qi[rr]] : -1;
         if (q.qs[rr] >= 0) lo = min(lo, q.qs[rr]), hi = max(hi, q.qi[rr] + 1);
+        smax = max(smax, start_or_never(q.qs[rr]));
     }
     q.wlo = warp_min_int(lo), q.whi = warp_max_int(hi);
+    q.smax = warp_max_int(smax), q.qmin = i0 + warp * 16;
     return q;
 }
 
 // The thread's key rows g and g+8 of its warp's 16 (from k0): index kj, sample start ks; wlo,
 // whi: the queries that see some key of the warp (warp-uniform).
+// kstart, kend, kmax: the one sample all 16 keys of the warp belong to ([kstart, kend); kstart
+// -1 when they are not one sample's, or one is padding or past T) and the warp's last key:
+// whole(qt) says every key of the warp is seen by every query of the tile qt.. (warp-uniform).
 struct key_rows {
-    int kj[2], ks[2], wlo, whi;
+    int kj[2], ks[2], wlo, whi, kstart, kend, kmax;
+    __device__ __forceinline__ bool whole(int qt) const { return keys_seen_by_whole_tile(kstart, kend, kmax, qt, KQT); }
 };
 __device__ __forceinline__ key_rows key_rows_of(const int32_t *st, const int32_t *en, int k0, int warp, int g,
                                                 int T) {
     key_rows k;
-    int lo = INT_MAX, hi = 0;
+    int lo = INT_MAX, hi = 0, elo = INT_MAX;
     for (int rr = 0; rr < 2; rr++) {
         k.kj[rr] = k0 + warp * 16 + g + 8 * rr;
         k.ks[rr] = k.kj[rr] < T ? st[k.kj[rr]] : -1;
-        if (k.ks[rr] >= 0) lo = min(lo, k.kj[rr]), hi = max(hi, (int)en[k.kj[rr]]);
+        if (k.ks[rr] >= 0) lo = min(lo, k.kj[rr]), hi = max(hi, (int)en[k.kj[rr]]), elo = min(elo, (int)en[k.kj[rr]]);
     }
     k.wlo = warp_min_int(lo), k.whi = warp_max_int(hi);
+    const int smin = warp_min_int(min(k.ks[0], k.ks[1])), smax = warp_max_int(max(k.ks[0], k.ks[1]));
+    k.kstart = smin == smax ? smin : -1;  // -1 too when a key is padding (smin -1)
+    k.kend = warp_min_int(elo), k.kmax = k0 + warp * 16 + 15;
     return k;
 }
 
 // --- forward: one key tile ------------------------------------------------------------------
 // For a warp's 16 query rows (Q fragments qa): S = Q K^T over the key tile kt.. (Ks: (TT, LDH)),
-// scaled and masked (the sample's keys up to the query), the running max m and sum l updated, O
-// rescaled and O += bf16(P) V. V's tile: row-major (TT, LDH) with LDM, else transposed (HDP, LDK).
-template <int KC, bool LDM>
-__device__ __forceinline__ void forward_tile(float (&o)[2 * KC][4], float (&m)[2], float (&l)[2],
-                                             const unsigned (&qa)[KC][4], const bf16 *Ks, const bf16 *Vt, int kt,
-                                             const query_rows &q, float scale, int g, int t) {
+// masked (the sample's keys up to the query; not at all in a WHOLE tile), the running max m and
+// sum l updated, O rescaled and O += bf16(P) V. V's tile: row-major (TT, LDH) with LDM, else
+// transposed (HDP, LDK). m is the max of unscaled scores with EX2, of scaled ones without.
+template <int KC, bool LDM, bool EX2, bool WHOLE>
+__device__ __forceinline__ void forward_tile_as(float (&o)[2 * KC][4], float (&m)[2], float (&l)[2],
+                                                const unsigned (&qa)[KC][4], const bf16 *Ks, const bf16 *Vt, int kt,
+                                                const query_rows &q, float scale, int g, int t) {
+    static_assert(EX2 || !WHOLE, "whole tiles are the EX2 kernels' (the fallback keeps its arithmetic)");
     typedef mma_dims<KC> M;
     const int ob = ldsm_offset_right_first(4 * g + t, M::LDH);
-    float s[TT / 8][4];  // S = Q K^T, then the scaled and masked scores, then p
+    float s[TT / 8][4];  // S = Q K^T, then the masked scores, then p
 #pragma unroll
     for (int nt = 0; nt < TT / 8; nt += 2) {
 #pragma unroll
@@ -313,23 +352,38 @@ __device__ __forceinline__ void forward_tile(float (&o)[2 * KC][4], float (&m)[2
     for (int nt = 0; nt < TT / 8; nt++)
 #pragma unroll
         for (int e = 0; e < 4; e++) {
-            const int rr = e >> 1, j = kt + nt * 8 + 2 * t + (e & 1);
-            const bool seen = q.qs[rr] >= 0 && j >= q.qs[rr] && j <= q.qi[rr];
-            s[nt][e] = seen ? __fmul_rn(s[nt][e], scale) : -INFINITY;
+            const int rr = e >> 1;
+            if constexpr (!WHOLE) {
+                const int j = kt + nt * 8 + 2 * t + (e & 1);
+                const bool seen = q.qs[rr] >= 0 && j >= q.qs[rr] && j <= q.qi[rr];
+                s[nt][e] = seen ? (EX2 ? s[nt][e] : __fmul_rn(s[nt][e], scale)) : -INFINITY;
+            }
             mt[rr] = fmaxf(mt[rr], s[nt][e]);
         }
-    float mn[2], corr[2], ps[2] = {0.0f, 0.0f};
+    const float scale2 = __fmul_rn(scale, LOG2E_F);
+    float mn[2], base[2], corr[2], ps[2] = {0.0f, 0.0f};
 #pragma unroll
     for (int rr = 0; rr < 2; rr++) {
         mn[rr] = fmaxf(m[rr], quad_max(mt[rr]));
-        corr[rr] = m[rr] == -INFINITY ? 0.0f : expf(m[rr] - mn[rr]);  // m finite: mn too
+        if constexpr (EX2) {
+            // The exponents' offset m scale log2(e); 0 while the row has seen no key (all its
+            // scores are -inf then, and 2^-inf = 0): no test a score.
+            base[rr] = mn[rr] == -INFINITY ? 0.0f : __fmul_rn(mn[rr], scale2);
+            corr[rr] = ex2(__fsub_rn(__fmul_rn(m[rr], scale2), base[rr]));  // m = -inf: 0
+        } else {
+            corr[rr] = m[rr] == -INFINITY ? 0.0f : expf(m[rr] - mn[rr]);  // m finite: mn too
+        }
     }
 #pragma unroll
     for (int nt = 0; nt < TT / 8; nt++)
 #pragma unroll
         for (int e = 0; e < 4; e++) {
             const int rr = e >> 1;
-            const float p = s[nt][e] == -INFINITY ? 0.0f : expf(s[nt][e] - mn[rr]);
+            float p;
+            if constexpr (EX2)
+                p = ex2(__fsub_rn(__fmul_rn(s[nt][e], scale2), base[rr]));
+            else
+                p = s[nt][e] == -INFINITY ? 0.0f : expf(s[nt][e] - mn[rr]);
             ps[rr] = __fadd_rn(ps[rr], p);
             s[nt][e] = p;
         }
@@ -344,12 +398,22 @@ __device__ __forceinline__ void forward_tile(float (&o)[2 * KC][4], float (&m)[2
         for (int e = 0; e < 4; e++) o[dn][e] = __fmul_rn(o[dn][e], corr[e >> 1]);
     acc_product<KC, TT / 16, LDM>(o, s, Vt, LDM ? M::LDH : M::LDK, g, t);  // O += bf16(p) V
 }
+template <int KC, bool LDM, bool EX2>
+__device__ __forceinline__ void forward_tile(float (&o)[2 * KC][4], float (&m)[2], float (&l)[2],
+                                             const unsigned (&qa)[KC][4], const bf16 *Ks, const bf16 *Vt, int kt,
+                                             const query_rows &q, float scale, int g, int t) {
+    if (EX2 && q.whole(kt))
+        forward_tile_as<KC, LDM, EX2, EX2>(o, m, l, qa, Ks, Vt, kt, q, scale, g, t);
+    else
+        forward_tile_as<KC, LDM, EX2, false>(o, m, l, qa, Ks, Vt, kt, q, scale, g, t);
+}
 
-// The rows' output O / l and lse = m + log l; padding queries: zero output, lse 0 (as the CPU).
-template <int KC>
+// The rows' output O / l and lse = m + log l in natural units (m scale + log l with EX2, whose m
+// is unscaled); padding queries: zero output, lse 0 (as the CPU).
+template <int KC, bool EX2>
 __device__ __forceinline__ void forward_store(float *out, float *lse, const float (&o)[2 * KC][4], const float (&m)[2],
                                               const float (&l)[2], const query_rows &q, int b, int T, int H, int h,
-                                              int hd, int t) {
+                                              int hd, float scale, int t) {
 #pragma unroll
     for (int rr = 0; rr < 2; rr++) {
         if (q.qi[rr] >= T) continue;
@@ -363,34 +427,60 @@ __device__ __forceinline__ void forward_store(float *out, float *lse, const floa
                 const int d = dn * 8 + 2 * t + c;
                 if (d < hd) out[qo * hd + d] = __fmul_rn(o[dn][2 * rr + c], inv);
             }
-        if (t == 0) lse[qo] = pad ? 0.0f : m[rr] + logf(l[rr]);
+        if (t == 0) lse[qo] = pad ? 0.0f : EX2 ? __fmaf_rn(m[rr], scale, logf(l[rr])) : m[rr] + logf(l[rr]);
     }
+}
+
+// A probability in the backward from its unscaled score s and its row's lse: L2 is lse log2(e)
+// with EX2, lse without.
+template <bool EX2> __device__ __forceinline__ float backward_p(float s, float scale, float scale2, float L2) {
+    if constexpr (EX2)
+        return ex2(__fmaf_rn(s, scale2, -L2));
+    else
+        return expf(__fsub_rn(__fmul_rn(s, scale), L2));
+}
+template <bool EX2> __device__ __forceinline__ float backward_lse(float L) {
+    return EX2 ? __fmul_rn(L, LOG2E_F) : L;
 }
 
 // --- backward, dq: one key tile ---------------------------------------------------------------
 // For a warp's 16 query rows (Qw, dOw: their (16, LDH) tiles; L, Dq: their lse and D): S = Q K^T
 // and dP = dO V^T over the key tile kt.. (Ks, Vs: (TT, LDH)), dS = p (dP - D) scale, dQ += bf16(dS)
 // K. K read row-major with LDM, else from its transposed copy Kt (HDP, LDK).
-template <int KC, bool LDM>
-__device__ __forceinline__ void dq_tile(float (&acc)[2 * KC][4], const bf16 *Qw, const bf16 *dOw, const bf16 *Ks,
-                                        const bf16 *Vs, const bf16 *Kt, int kt, const query_rows &q,
-                                        const float (&L)[2], const float (&Dq)[2], float scale, int g, int t) {
+template <int KC, bool LDM, bool EX2, bool WHOLE>
+__device__ __forceinline__ void dq_tile_as(float (&acc)[2 * KC][4], const bf16 *Qw, const bf16 *dOw, const bf16 *Ks,
+                                           const bf16 *Vs, const bf16 *Kt, int kt, const query_rows &q,
+                                           const float (&L)[2], const float (&Dq)[2], float scale, int g, int t) {
     typedef mma_dims<KC> M;
     float s[TT / 8][4], dp[TT / 8][4];  // S = Q K^T and dP = dO V^T
     two_products<KC, TT / 8, LDM>(s, dp, Qw, Ks, dOw, Vs, M::LDH, g, t);
+    const float scale2 = __fmul_rn(scale, LOG2E_F), L2[2] = {backward_lse<EX2>(L[0]), backward_lse<EX2>(L[1])};
 #pragma unroll
     for (int nt = 0; nt < TT / 8; nt++)
 #pragma unroll
         for (int e = 0; e < 4; e++) {  // dS = p (dP - D) scale, into s
-            const int rr = e >> 1, j = kt + nt * 8 + 2 * t + (e & 1);
-            const bool seen = q.qs[rr] >= 0 && j >= q.qs[rr] && j <= q.qi[rr];
-            const float p = seen ? expf(__fsub_rn(__fmul_rn(s[nt][e], scale), L[rr])) : 0.0f;
+            const int rr = e >> 1;
+            bool seen = true;
+            if constexpr (!WHOLE) {
+                const int j = kt + nt * 8 + 2 * t + (e & 1);
+                seen = q.qs[rr] >= 0 && j >= q.qs[rr] && j <= q.qi[rr];
+            }
+            const float p = seen ? backward_p<EX2>(s[nt][e], scale, scale2, L2[rr]) : 0.0f;
             s[nt][e] = __fmul_rn(__fmul_rn(p, __fsub_rn(dp[nt][e], Dq[rr])), scale);
         }
     if constexpr (LDM)
         acc_product<KC, TT / 16, true>(acc, s, Ks, M::LDH, g, t);  // dQ += bf16(dS) K
     else
         acc_product<KC, TT / 16, false>(acc, s, Kt, M::LDK, g, t);
+}
+template <int KC, bool LDM, bool EX2>
+__device__ __forceinline__ void dq_tile(float (&acc)[2 * KC][4], const bf16 *Qw, const bf16 *dOw, const bf16 *Ks,
+                                        const bf16 *Vs, const bf16 *Kt, int kt, const query_rows &q,
+                                        const float (&L)[2], const float (&Dq)[2], float scale, int g, int t) {
+    if (EX2 && q.whole(kt))
+        dq_tile_as<KC, LDM, EX2, EX2>(acc, Qw, dOw, Ks, Vs, Kt, kt, q, L, Dq, scale, g, t);
+    else
+        dq_tile_as<KC, LDM, EX2, false>(acc, Qw, dOw, Ks, Vs, Kt, kt, q, L, Dq, scale, g, t);
 }
 
 // The rows' lse and D (padding rows and rows past T: row 0's, unused).
@@ -415,26 +505,33 @@ __device__ __forceinline__ void dq_store(float *dq, const float (&acc)[2 * KC][4
 // --- backward, dk and dv: one query tile ----------------------------------------------------
 // For a warp's 16 key rows (Kw, Vw: their (16, LDH) tiles): S^T = K Q^T and dP^T = V dO^T over
 // the query tile qt.. of one head (Qs, dOs: (KQT, LDH); Ls, Ds, Ss: each query's lse, D, sample
-// start), p and dS = p (dP - D) scale where the query sees the key (one sample, j <= i), dV +=
-// bf16(p)^T dO and dK += bf16(dS)^T Q. Q and dO read row-major with LDM, else from their
-// transposed copies Qt, dOt (HDP, LDQ).
-template <int KC, bool LDM>
-__device__ __forceinline__ void dkdv_tile(float (&gk)[2 * KC][4], float (&gv)[2 * KC][4], const bf16 *Kw,
-                                          const bf16 *Vw, const bf16 *Qs, const bf16 *dOs, const bf16 *Qt,
-                                          const bf16 *dOt, const float *Ls, const float *Ds, const int *Ss, int qt,
-                                          int T, const key_rows &k, float scale, int g, int t) {
+// start), p and dS = p (dP - D) scale where the query sees the key (one sample, j <= i; every
+// pair in a WHOLE tile), dV += bf16(p)^T dO and dK += bf16(dS)^T Q. Q and dO read row-major with
+// LDM, else from their transposed copies Qt, dOt (HDP, LDQ).
+template <int KC, bool LDM, bool EX2, bool WHOLE>
+__device__ __forceinline__ void dkdv_tile_as(float (&gk)[2 * KC][4], float (&gv)[2 * KC][4], const bf16 *Kw,
+                                             const bf16 *Vw, const bf16 *Qs, const bf16 *dOs, const bf16 *Qt,
+                                             const bf16 *dOt, const float *Ls, const float *Ds, const int *Ss, int qt,
+                                             int T, const key_rows &k, float scale, int g, int t) {
     typedef mma_dims<KC> M;
     float s[KQT / 8][4], dp[KQT / 8][4];  // S^T = K Q^T and dP^T = V dO^T: keys x queries
     two_products<KC, KQT / 8, LDM>(s, dp, Kw, Qs, Vw, dOs, M::LDH, g, t);
+    const float scale2 = __fmul_rn(scale, LOG2E_F);
 #pragma unroll
     for (int nt = 0; nt < KQT / 8; nt++)
 #pragma unroll
-        for (int e = 0; e < 4; e++) {  // p into s, dS into dp
-            const int rr = e >> 1, col = nt * 8 + 2 * t + (e & 1), i = qt + col;
-            const bool seen = i < T && k.ks[rr] >= 0 && Ss[col] == k.ks[rr] && k.kj[rr] <= i;  // one sample, j <= i
-            const float p = seen ? expf(__fsub_rn(__fmul_rn(s[nt][e], scale), Ls[col])) : 0.0f;
-            s[nt][e] = p;
-            dp[nt][e] = __fmul_rn(__fmul_rn(p, __fsub_rn(dp[nt][e], Ds[col])), scale);
+        for (int c = 0; c < 2; c++) {  // the thread's two query columns of this n tile
+            const int col = nt * 8 + 2 * t + c, i = qt + col;
+            const float L2 = backward_lse<EX2>(Ls[col]), D = Ds[col];
+#pragma unroll
+            for (int rr = 0; rr < 2; rr++) {  // p into s, dS into dp
+                const int e = 2 * rr + c;
+                bool seen = true;
+                if constexpr (!WHOLE) seen = i < T && k.ks[rr] >= 0 && Ss[col] == k.ks[rr] && k.kj[rr] <= i;
+                const float p = seen ? backward_p<EX2>(s[nt][e], scale, scale2, L2) : 0.0f;
+                s[nt][e] = p;
+                dp[nt][e] = __fmul_rn(__fmul_rn(p, __fsub_rn(dp[nt][e], D)), scale);
+            }
         }
     if constexpr (LDM) {
         acc_product<KC, KQT / 16, true>(gv, s, dOs, M::LDH, g, t);  // dV += bf16(p)^T dO
@@ -443,6 +540,16 @@ __device__ __forceinline__ void dkdv_tile(float (&gk)[2 * KC][4], float (&gv)[2 
         acc_product<KC, KQT / 16, false>(gv, s, dOt, M::LDQ, g, t);
         acc_product<KC, KQT / 16, false>(gk, dp, Qt, M::LDQ, g, t);
     }
+}
+template <int KC, bool LDM, bool EX2>
+__device__ __forceinline__ void dkdv_tile(float (&gk)[2 * KC][4], float (&gv)[2 * KC][4], const bf16 *Kw,
+                                          const bf16 *Vw, const bf16 *Qs, const bf16 *dOs, const bf16 *Qt,
+                                          const bf16 *dOt, const float *Ls, const float *Ds, const int *Ss, int qt,
+                                          int T, const key_rows &k, float scale, int g, int t) {
+    if (EX2 && k.whole(qt))
+        dkdv_tile_as<KC, LDM, EX2, EX2>(gk, gv, Kw, Vw, Qs, dOs, Qt, dOt, Ls, Ds, Ss, qt, T, k, scale, g, t);
+    else
+        dkdv_tile_as<KC, LDM, EX2, false>(gk, gv, Kw, Vw, Qs, dOs, Qt, dOt, Ls, Ds, Ss, qt, T, k, scale, g, t);
 }
 
 // Padding keys are seen by nobody: no gradient (0 when written).

@@ -140,9 +140,9 @@ attention_pipe_forward_kernel(float *out, float *lse, const bf16 *q, const bf16 
     zero_acc(o);
 
     key_tiles_run<KC>(stage, k, v, b, T, KVH, grp, hd, klo, khi, qr, [&](const bf16 *Ks, int kt) {
-        forward_tile<KC, true>(o, m, l, qa, Ks, Ks + TILE, kt, qr, scale, g, t);
+        forward_tile<KC, true, true>(o, m, l, qa, Ks, Ks + TILE, kt, qr, scale, g, t);
     });
-    forward_store<KC>(out, lse, o, m, l, qr, b, T, H, h, hd, t);
+    forward_store<KC, true>(out, lse, o, m, l, qr, b, T, H, h, hd, scale, t);
 }
 
 // --- backward: dq ----------------------------------------------------------------------------
@@ -180,7 +180,7 @@ attention_pipe_dq_kernel(float *dq, const bf16 *dout, const bf16 *q, const bf16 
     float acc[2 * KC][4];
     zero_acc(acc);
     key_tiles_run<KC>(stage, k, v, b, T, KVH, grp, hd, klo, khi, qr, [&](const bf16 *Ks, int kt) {
-        dq_tile<KC, true>(acc, Qw, dOw, Ks, Ks + TILE, nullptr, kt, qr, L, Dq, scale, g, t);
+        dq_tile<KC, true, true>(acc, Qw, dOw, Ks, Ks + TILE, nullptr, kt, qr, L, Dq, scale, g, t);
     });
     dq_store<KC>(dq, acc, qr, b, T, H, h, hd, t, accumulate);
 }
@@ -244,7 +244,7 @@ attention_pipe_dkdv_kernel(float *dk, float *dv, const bf16 *dout, const bf16 *q
         const bf16 *Qs = qstage + 2 * s * P::QTILE;
         const float *Ls = stats + 3 * s * KQT;
         if (!(kr.whi <= qt || kr.wlo >= qt + KQT))  // warp-uniform
-            dkdv_tile<KC, true>(gk, gv, Kw, Vw, Qs, Qs + P::QTILE, nullptr, nullptr, Ls, Ls + KQT,
+            dkdv_tile<KC, true, true>(gk, gv, Kw, Vw, Qs, Qs + P::QTILE, nullptr, nullptr, Ls, Ls + KQT,
                                 (const int *)(Ls + 2 * KQT), qt, T, kr, scale, g, t);
         __syncthreads();  // this stage is read: the next iteration's copies may refill it
     }

@@ -5,6 +5,7 @@
 #ifndef VET_ATTENTION_RANGES_CUH
 #define VET_ATTENTION_RANGES_CUH
 
+#include <limits.h>
 #include <stdint.h>
 
 // The sample run of position p of one packed row sg (T positions; -1 padding): [*start, *end),
@@ -21,6 +22,25 @@ __host__ __device__ inline void seg_bounds_at(const int32_t *sg, int T, int p, i
     while (a > 0 && sg[a - 1] == s) a--;
     while (e < T && sg[e] == s) e++;
     *start = a, *end = e;
+}
+
+// Whole tiles: where every query of a warp sees every key of a tile, the kernels skip the mask
+// (attention_mma_tile.cuh). Host and device, so that tests/unit/test_attention_whole.cu checks
+// on the CPU that each says "whole" exactly when every pair is seen.
+//
+// A warp's query rows qmin.. (consecutive) whose largest sample start is smax, each row's start
+// taken as start_or_never (padding and rows past T never see a whole tile): they see all of the
+// keys kt..kt+n-1 iff every row's sample starts at or before kt and the first row is at or past
+// the last key.
+__host__ __device__ inline int start_or_never(int s) { return s >= 0 ? s : INT_MAX; }
+__host__ __device__ inline bool queries_see_whole_tile(int smax, int qmin, int kt, int n) {
+    return smax <= kt && kt + n - 1 <= qmin;
+}
+// A warp's keys, ..kmax, all of one sample [kstart, kend) (kstart -1 if they are not: two
+// samples, padding, past T): every query of qt..qt+n-1 sees all of them iff the tile starts at or
+// after the last key and ends inside that sample.
+__host__ __device__ inline bool keys_seen_by_whole_tile(int kstart, int kend, int kmax, int qt, int n) {
+    return kstart >= 0 && kmax <= qt && qt + n <= kend;
 }
 
 __device__ inline int warp_min_int(int x) {

@@ -5,18 +5,23 @@
 // they cannot equal attention_forward's fp32 bits. This file computes what they compute, in
 // the order that matters, so that (1) the CPU stand-in of the CUDA backend runs the bf16
 // training path with the kernels' numbers, and (2) the GPU parity test compares the kernels
-// against these values with a tight tolerance (only fp32 summation order and expf's last bit
-// differ), and against attention_forward's fp32 values with a bf16 one.
+// against these values with a tight tolerance (only fp32 summation order and the last bits of
+// ex2.approx against exp2f differ), and against attention_forward's fp32 values with a bf16 one.
+// The softmax is the default kernels' ex2 form (kernels/attention_mma_tile.cuh, "the softmax's
+// arithmetic"); the WMMA and transposed-tile fallbacks keep expf(s scale - m), within the same
+// tolerance of these values.
 //
 // What matters for the bits:
 //   - q, k, v, dout are rounded to bf16 where the kernels load them into shared memory;
 //   - a score is an exact sum of bf16 products (here in double, there in fp32 inside the MMA),
 //     rounded to fp32, then times scale;
 //   - forward: online softmax over key tiles of `tile` keys starting at the first key the query
-//     block of `tile` queries sees (klo); p = expf(s - running max) is summed in fp32 in two
-//     halves of the tile (the two lanes of a row) and rounded to bf16 before it
-//     multiplies v; out = o * (1 / l), lse = m + logf(l);
-//   - backward: D = rowsum(dout * out) in fp32 values; p = expf(s * scale - lse);
+//     block of `tile` queries sees (klo), the running max m over unscaled scores; p =
+//     exp2f(s * scale log2 e - m * scale log2 e), each product rounded, is summed in fp32 in two halves of the tile
+//     (the two lanes of a row) and rounded to bf16 before it multiplies v; out = o * (1 / l),
+//     lse = fmaf(m, scale, logf(l));
+//   - backward: D = rowsum(dout * out) in fp32 values; p = exp2f(fmaf(s, scale log2 e,
+//     -lse log2 e));
 //     ds = p (dp - D) scale; p and ds are rounded to bf16 before they multiply dout, q, k.
 #include <math.h>
 #include <stdlib.h>
@@ -26,6 +31,7 @@
 #include "model/ops.h"
 
 #define TILE_MAX 64
+#define LOG2E_F 1.44269504088896341f  // as the kernels' (attention_mma_tile.cuh)
 
 static inline float rb(float x) { return vet_bf16_to_f32(vet_f32_to_bf16(x)); }
 
@@ -56,7 +62,7 @@ static float dot_exact(const float *a, const float *b, int n) {
 void attention_forward_bf16(float *out, float *lse, const float *q, const float *k, const float *v,
                             const int32_t *seg, int B, int T, int H, int KVH, int hd, int tile) {
     const int TILE = tile > 0 && tile <= TILE_MAX ? tile : TILE_MAX, HALF = TILE / 2;
-    const float scale = 1.0f / sqrtf((float)hd);
+    const float scale = 1.0f / sqrtf((float)hd), scale2 = scale * LOG2E_F;
     const int rep = H / KVH;
     int32_t *st = malloc((size_t)T * sizeof *st);
     float *kr = malloc((size_t)T * KVH * hd * sizeof *kr), *vr = malloc((size_t)T * KVH * hd * sizeof *vr);
@@ -88,14 +94,16 @@ void attention_forward_bf16(float *out, float *lse, const float *q, const float 
                         for (int c = 0; c < TILE; c++) {
                             int j = kt + c;
                             int ok = j >= st[i] && j <= i;  // j <= i < T
-                            s[c] = ok ? dot_exact(qr, kr + ((size_t)j * KVH + g) * hd, hd) * scale : -INFINITY;
+                            s[c] = ok ? dot_exact(qr, kr + ((size_t)j * KVH + g) * hd, hd) : -INFINITY;
                             mt = s[c] > mt ? s[c] : mt;
                         }
                         float m_new = m > mt ? m : mt;
-                        float corr = m == -INFINITY ? 0.0f : expf(m - m_new);  // m finite: m_new too
+                        // the exponents' offset; 0 while nothing is seen (exp2f(-inf) = 0)
+                        float base = m_new == -INFINITY ? 0.0f : m_new * scale2;
+                        float mscaled = m * scale2, corr = exp2f(mscaled - base);  // m = -inf: 0
                         float sum[2] = {0.0f, 0.0f};
                         for (int c = 0; c < TILE; c++) {
-                            float p = s[c] == -INFINITY ? 0.0f : expf(s[c] - m_new);
+                            float sscaled = s[c] * scale2, p = exp2f(sscaled - base);
                             sum[c / HALF] += p;
                             pb[c] = rb(p);
                         }
@@ -110,7 +118,7 @@ void attention_forward_bf16(float *out, float *lse, const float *q, const float 
                     }
                     float inv = 1.0f / l;
                     for (int d = 0; d < hd; d++) out[qo * hd + d] = o[d] * inv;
-                    lse[qo] = m + logf(l);
+                    lse[qo] = fmaf(m, scale, logf(l));
                 }
             }
         }
@@ -121,7 +129,7 @@ void attention_forward_bf16(float *out, float *lse, const float *q, const float 
 void attention_backward_bf16(float *dq, float *dk, float *dv, const float *dout, const float *q,
                              const float *k, const float *v, const float *out, const float *lse,
                              const int32_t *seg, int B, int T, int H, int KVH, int hd) {
-    const float scale = 1.0f / sqrtf((float)hd);
+    const float scale = 1.0f / sqrtf((float)hd), scale2 = scale * LOG2E_F;
     const int rep = H / KVH;
     const size_t nq = (size_t)T * H * hd, nk = (size_t)T * KVH * hd;
     int32_t *st = malloc((size_t)T * sizeof *st);
@@ -144,12 +152,12 @@ void attention_backward_bf16(float *dq, float *dk, float *dv, const float *dout,
                 const int g = h / rep;
                 const size_t qo = (size_t)i * H + h;
                 const float *qi = qr + qo * hd, *doi = dor + qo * hd;
-                float L = lse[(size_t)b * T * H + qo];
+                float L2 = lse[(size_t)b * T * H + qo] * LOG2E_F;
                 float D = dot_exact(dout + bq + qo * hd, out + bq + qo * hd, hd);  // fp32 values
                 memset(aq, 0, (size_t)hd * sizeof *aq);
                 for (int j = st[i]; j <= i; j++) {
                     const size_t ko = ((size_t)j * KVH + g) * hd;
-                    float p = expf(dot_exact(qi, kr + ko, hd) * scale - L);
+                    float p = exp2f(fmaf(dot_exact(qi, kr + ko, hd), scale2, -L2));
                     float dp = dot_exact(doi, vr + ko, hd);
                     float pb = rb(p), dsb = rb(p * (dp - D) * scale);
                     for (int d = 0; d < hd; d++) {
