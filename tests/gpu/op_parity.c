@@ -729,7 +729,9 @@ static void run_config(const config *c) {
     // ldmatrix kernels loading each tile then computing (rows `_sync`); run.sh falls back to
     // `_sync`, then `_transposed`, when the default fails. Each against
     // the CPU replay of their arithmetic (ops_attention_bf16.c: only fp32 summation order and
-    // expf's last bit differ, which can flip a probability's bf16 rounding) and the exact fp32 op
+    // the last bits of ex2.approx (or, in the _transposed and _wmma kernels, of expf, whose form
+    // differs from the replay's by a rounding) differ, which can flip a probability's bf16
+    // rounding) and the exact fp32 op
     // (bf16's error), each timed, so one lease compares them at the 7B head width. The CPU
     // references are computed once; the `written` check, which makes its own, runs for every
     // variant at the small size and for the default at mid. ---
