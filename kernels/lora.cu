@@ -24,12 +24,12 @@
 #define IN_ROWS 32      // rows a thread walks (grad input), so A's columns are read once per 32 rows
 #define JT 16           // rank rows a thread accumulates (grad A)
 
-// x̃ = dropout(x) for the 4 columns of group q of row n (zeros past C). VEC: the group read as
+// x̃ = dropout(x) for the 4 columns of group q of row n (zeros past C); without DROP x's values
+// as they are (the backward's products through B, which have no dropout). VEC: the group read as
 // one 16-byte load (C a multiple of 4, x 16-byte aligned: the caller checks), the same values.
-template <bool VEC = false>
+template <bool VEC = false, bool DROP = true>
 __device__ inline void dropped4(float xv[4], const float *x, int n, int q, int C, uint64_t seed, int64_t row0,
                                 uint32_t thr, float keep_scale) {
-    const unsigned bits = vet_dropout_keep4(seed, (uint64_t)(row0 + n), (uint32_t)q, thr);
     const float *xr = x + (size_t)n * C + 4 * (size_t)q;
     float v[4];
     if constexpr (VEC) {
@@ -39,6 +39,12 @@ __device__ inline void dropped4(float xv[4], const float *x, int n, int q, int C
 #pragma unroll
         for (int k = 0; k < 4; k++) v[k] = 4 * q + k < C ? xr[k] : 0.0f;
     }
+    if constexpr (!DROP) {
+#pragma unroll
+        for (int k = 0; k < 4; k++) xv[k] = v[k];
+        return;
+    }
+    const unsigned bits = vet_dropout_keep4(seed, (uint64_t)(row0 + n), (uint32_t)q, thr);
 #pragma unroll
     for (int k = 0; k < 4; k++) xv[k] = (bits >> k) & 1u ? __fmul_rn(v[k], keep_scale) : 0.0f;
 }
@@ -48,16 +54,17 @@ __device__ __forceinline__ float dot4_acc(float acc, const float x[4], const flo
     return fmaf(x[3], a[3], fmaf(x[2], a[2], fmaf(x[1], a[1], fmaf(x[0], a[0], acc))));
 }
 
-// u's rows n0..n0+R-1 (< N) from each lane's partial sums: one butterfly a rank, lane 0 writes.
+// u's rows n0..n0+R-1 (< N) from each lane's partial sums: one butterfly a rank, lane 0 writes
+// s times the sum (s = 1: the sum's bits).
 template <int R, int RT>
-__device__ inline void store_row_sums(float *u, float (&acc)[R][RT], int n0, int N, int r, int lane) {
+__device__ inline void store_row_sums(float *u, float (&acc)[R][RT], int n0, int N, int r, int lane, float s) {
 #pragma unroll
     for (int a = 0; a < R; a++) {
         const int n = n0 + a;
 #pragma unroll
         for (int j = 0; j < RT; j++) {
-            float s = warp_sum(acc[a][j]);  // every lane joins the shuffles
-            if (lane == 0 && n < N && j < r) u[(size_t)n * r + j] = s;
+            const float sum = warp_sum(acc[a][j]);  // every lane joins the shuffles
+            if (lane == 0 && n < N && j < r) u[(size_t)n * r + j] = __fmul_rn(s, sum);
         }
     }
 }
@@ -96,7 +103,7 @@ lora_down_kernel(float *u, const float *x, const float *A, float keep_scale, uin
             for (int j = 0; j < RT; j++) acc[a][j] = dot4_acc(acc[a][j], xv, &As[j][4 * lane]);
         }
     }
-    store_row_sums(u, acc, n0, N, r, lane);
+    store_row_sums(u, acc, n0, N, r, lane, 1.0f);
 }
 
 // The same product without shared memory or barriers, the default (the kernel above is
@@ -107,10 +114,15 @@ lora_down_kernel(float *u, const float *x, const float *A, float keep_scale, uin
 // its R rows. Each lane's sums run in the order above and are reduced by the same butterfly:
 // the same bits (op_parity checks it). VEC (C a multiple of 4, x and A 16-byte aligned): x's
 // and A's groups as 16-byte loads, two groups' loads in flight.
-template <int RT, int R, bool VEC>
+//
+// The same kernel computes the backward's du (N,r) = s dout (N,out) B (out,r), a product of the
+// same shape (a long row against r short ones): DROP false (no mask), COLS true (the operand
+// stored (C, r) row-major, as B is), u scaled by s. With COLS a group's operand is 4 rows of r
+// values, contiguous: 16-byte loads when r == RT.
+template <int RT, int R, bool VEC, bool DROP = true, bool COLS = false>
 __global__ void __launch_bounds__(DOWN_WARPS * 32)
 lora_down2_kernel(float *u, const float *x, const float *A, float keep_scale, uint32_t thr, uint64_t seed,
-                  int64_t row0, int N, int C, int r) {
+                  int64_t row0, int N, int C, int r, float s) {
     const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
     const int n0 = (blockIdx.x * DOWN_WARPS + warp) * R, groups = (C + 3) / 4;
     float acc[R][RT];
@@ -121,8 +133,26 @@ lora_down2_kernel(float *u, const float *x, const float *A, float keep_scale, ui
 #pragma unroll 2
     for (int q = lane; q < groups; q += 32) {
         float aw[RT][4];
+        if constexpr (COLS) {  // A (C, r): rows 4q..4q+3, r values each
+            if constexpr (VEC) {  // r == RT: RT 16-byte loads of the 4 RT contiguous values
+                const float4 *a4 = (const float4 *)(A + (size_t)4 * q * RT);
 #pragma unroll
-        for (int j = 0; j < RT; j++) {
+                for (int m = 0; m < RT; m++) {
+                    const float4 f = __ldg(a4 + m);
+                    const float e[4] = {f.x, f.y, f.z, f.w};
+#pragma unroll
+                    for (int i = 0; i < 4; i++) aw[(4 * m + i) % RT][(4 * m + i) / RT] = e[i];
+                }
+            } else {
+#pragma unroll
+                for (int j = 0; j < RT; j++)
+#pragma unroll
+                    for (int k = 0; k < 4; k++)
+                        aw[j][k] = j < r && 4 * q + k < C ? __ldg(A + (size_t)(4 * q + k) * r + j) : 0.0f;
+            }
+        }
+#pragma unroll
+        for (int j = 0; j < RT && !COLS; j++) {
             if constexpr (VEC) {
                 const float4 a4 = j < r ? __ldg((const float4 *)(A + (size_t)j * C + 4 * q)) : make_float4(0, 0, 0, 0);
                 aw[j][0] = a4.x, aw[j][1] = a4.y, aw[j][2] = a4.z, aw[j][3] = a4.w;
@@ -137,12 +167,12 @@ lora_down2_kernel(float *u, const float *x, const float *A, float keep_scale, ui
             const int n = n0 + a;
             if (n >= N) break;
             float xv[4];
-            dropped4<VEC>(xv, x, n, q, C, seed, row0, thr, keep_scale);
+            dropped4<VEC, DROP>(xv, x, n, q, C, seed, row0, thr, keep_scale);
 #pragma unroll
             for (int j = 0; j < RT; j++) acc[a][j] = dot4_acc(acc[a][j], xv, aw[j]);
         }
     }
-    store_row_sums(u, acc, n0, N, r, lane);
+    store_row_sums(u, acc, n0, N, r, lane, s);
 }
 
 // dinp (N,C) += mask ⊙ keep_scale · (du (N,r) · A (r,C)). Thread: group q (4 columns), its A
@@ -191,12 +221,16 @@ lora_grad_input_kernel(float *dinp, const float *du, const float *A, float keep_
 
 // Partial dA: part[z] (r,C) = du[rows of slice z]^T · dropout(x)[same rows], JT rank rows a
 // thread (blockIdx.y picks them), one group of 4 columns, the slice's rows in order. With one
-// slice, dA += the sum directly. VEC (C a multiple of 4, x and out 16-byte aligned): x's group
-// read and the sums written as 16 bytes; the same bits.
-template <bool VEC>
+// slice, dA += s times the sum directly. VEC (C a multiple of 4, x and out 16-byte aligned): x's
+// group read and the sums written as 16 bytes; the same bits.
+//
+// The same kernel computes the backward's dB (out,r) += s dout^T u, of the same shape (a sum
+// over rows of a short row times a long one): du := u, x := dout, DROP false, T_OUT true (the
+// sums stored (C, r), B's layout, partial slices too; 4-byte stores: the output is small).
+template <bool VEC, bool DROP = true, bool T_OUT = false>
 __global__ void __launch_bounds__(GROUPS)
 lora_grad_a_kernel(float *out, int accumulate, const float *du, const float *x, float keep_scale, uint32_t thr,
-                   uint64_t seed, int64_t row0, int N, int C, int r, int rows_per_slice) {
+                   uint64_t seed, int64_t row0, int N, int C, int r, int rows_per_slice, float s) {
     __shared__ float dus[64][JT];
     const int q = blockIdx.x * GROUPS + threadIdx.x, j0 = blockIdx.y * JT, z = blockIdx.z;
     const int n_lo = z * rows_per_slice, n_hi = min(N, n_lo + rows_per_slice);
@@ -215,7 +249,7 @@ lora_grad_a_kernel(float *out, int accumulate, const float *du, const float *x, 
         if (4 * q >= C) continue;
         for (int rr = 0; rr < 64 && nb + rr < n_hi; rr++) {
             float xv[4];
-            dropped4<VEC>(xv, x, nb + rr, q, C, seed, row0, thr, keep_scale);
+            dropped4<VEC, DROP>(xv, x, nb + rr, q, C, seed, row0, thr, keep_scale);
 #pragma unroll
             for (int jj = 0; jj < JT; jj++)
 #pragma unroll
@@ -227,12 +261,13 @@ lora_grad_a_kernel(float *out, int accumulate, const float *du, const float *x, 
 #pragma unroll
     for (int jj = 0; jj < JT; jj++) {
         if (j0 + jj >= r) break;
-        if constexpr (VEC) {
+        if constexpr (VEC && !T_OUT) {
             float4 *p = (float4 *)(o + (size_t)(j0 + jj) * C + 4 * q);
             float4 v = make_float4(acc[jj][0], acc[jj][1], acc[jj][2], acc[jj][3]);
             if (accumulate) {
                 const float4 w = *p;
-                v.x = __fadd_rn(w.x, v.x), v.y = __fadd_rn(w.y, v.y), v.z = __fadd_rn(w.z, v.z), v.w = __fadd_rn(w.w, v.w);
+                v.x = __fadd_rn(w.x, __fmul_rn(s, v.x)), v.y = __fadd_rn(w.y, __fmul_rn(s, v.y));
+                v.z = __fadd_rn(w.z, __fmul_rn(s, v.z)), v.w = __fadd_rn(w.w, __fmul_rn(s, v.w));
             }
             *p = v;
         } else {
@@ -240,19 +275,19 @@ lora_grad_a_kernel(float *out, int accumulate, const float *du, const float *x, 
             for (int k = 0; k < 4; k++) {
                 const int c = 4 * q + k;
                 if (c >= C) break;
-                size_t at = (size_t)(j0 + jj) * C + c;
-                o[at] = accumulate ? __fadd_rn(o[at], acc[jj][k]) : acc[jj][k];
+                const size_t at = T_OUT ? (size_t)c * r + j0 + jj : (size_t)(j0 + jj) * C + c;
+                o[at] = accumulate ? __fadd_rn(o[at], __fmul_rn(s, acc[jj][k])) : acc[jj][k];
             }
         }
     }
 }
 
-// dA (n) += sum over the S slices of part[s], in slice order.
-__global__ void lora_sum_slices_kernel(float *dA, const float *part, int S, size_t n) {
+// dA (n) += sc times the sum over the S slices of part[s], in slice order (sc = 1: the sum).
+__global__ void lora_sum_slices_kernel(float *dA, const float *part, int S, size_t n, float sc) {
     GRID_STRIDE(i, n) {
         float s = 0.0f;
         for (int z = 0; z < S; z++) s = __fadd_rn(s, part[(size_t)z * n + i]);
-        dA[i] = __fadd_rn(dA[i], s);
+        dA[i] = __fadd_rn(dA[i], __fmul_rn(sc, s));
     }
 }
 
@@ -331,7 +366,8 @@ extern "C" int lora_down_dropout_cuda(vet_cuda *ctx, float *u, const float *x, c
         with_rank(r, [&](auto rt) {
             constexpr int RT = decltype(rt)::value, R = 32 / RT;
             (vec ? lora_down2_kernel<RT, R, true> : lora_down2_kernel<RT, R, false>)<<<
-                ceil_div(N, DOWN_WARPS * R), DOWN_WARPS * 32, 0, ctx->stream>>>(u, x, A, ks, thr, seed, row0, N, C, r);
+                ceil_div(N, DOWN_WARPS * R), DOWN_WARPS * 32, 0, ctx->stream>>>(u, x, A, ks, thr, seed, row0, N, C, r,
+                                                                                1.0f);
         });
         LAUNCH_CHECK("lora_down_dropout", err);
         return 0;
@@ -399,12 +435,62 @@ extern "C" int lora_grad_a_dropout_cuda(vet_cuda *ctx, float *dA, const float *d
     float *out = S > 1 ? scratch : dA;
     const bool vec = C % 4 == 0 && ((uintptr_t)x & 15) == 0 && ((uintptr_t)out & 15) == 0;
     (vec ? lora_grad_a_kernel<true> : lora_grad_a_kernel<false>)<<<grid, GROUPS, 0, ctx->stream>>>(
-        out, S == 1, du, x, ks, thr, seed, row0, N, C, r, rows);
+        out, S == 1, du, x, ks, thr, seed, row0, N, C, r, rows, 1.0f);
     LAUNCH_CHECK("lora_grad_a_dropout", err);
     if (S > 1) {
         size_t n = (size_t)r * C;
-        lora_sum_slices_kernel<<<grid_blocks(n, 256), 256, 0, ctx->stream>>>(dA, scratch, S, n);
+        lora_sum_slices_kernel<<<grid_blocks(n, 256), 256, 0, ctx->stream>>>(dA, scratch, S, n, 1.0f);
         LAUNCH_CHECK("lora_grad_a_dropout (slices)", err);
     }
     return 0;
 }
+
+// --- the backward's products through B, on the kernels above (no dropout there) --------------
+static int check_rank(int r, const char *what, vet_err *err) {
+    if (r < 1 || r > VET_LORA_FUSED_MAX_R)
+        return vet_errf(err, "%s:%d: %s: rank %d outside 1..%d (use cuBLAS)", __FILE__, __LINE__, what, r,
+                        VET_LORA_FUSED_MAX_R);
+    return 0;
+}
+
+extern "C" int lora_du_cuda(vet_cuda *ctx, float *du, const float *dout, const float *B, float s, int N, int out, int r,
+                            vet_err *err) {
+    CHECK_CTX(ctx, err);
+    if (check_rank(r, "lora_du", err) < 0) return -1;
+    if ((long long)N * out <= 0) return 0;
+    with_rank(r, [&](auto rt) {
+        constexpr int RT = decltype(rt)::value, R = 32 / RT;
+        const bool vec = r == RT && out % 4 == 0 && ((uintptr_t)dout & 15) == 0 && ((uintptr_t)B & 15) == 0;
+        (vec ? lora_down2_kernel<RT, R, true, false, true> : lora_down2_kernel<RT, R, false, false, true>)<<<
+            ceil_div(N, DOWN_WARPS * R), DOWN_WARPS * 32, 0, ctx->stream>>>(du, dout, B, 1.0f, 0u, 0u, 0, N, out, r,
+                                                                            s);
+    });
+    LAUNCH_CHECK("lora_du", err);
+    return 0;
+}
+
+extern "C" int lora_grad_b_cuda(vet_cuda *ctx, float *dB, const float *dout, const float *u, float s, int N, int out,
+                                int r, float *scratch, size_t scratch_floats, vet_err *err) {
+    CHECK_CTX(ctx, err);
+    if (check_rank(r, "lora_grad_b", err) < 0) return -1;
+    if ((long long)N * out <= 0) return 0;
+    const size_t need = lora_grad_a_scratch_floats(N, out, r);
+    if (scratch_floats < need)
+        return vet_errf(err, "%s:%d: lora_grad_b: scratch of %zu floats, needs %zu", __FILE__, __LINE__,
+                        scratch_floats, need);
+    const int S = lora_grad_a_slices(N, r), rows = ceil_div(N, S);
+    dim3 grid(ceil_div((out + 3) / 4, GROUPS), ceil_div(r, JT), S);
+    float *o = S > 1 ? scratch : dB;
+    const bool vec = out % 4 == 0 && ((uintptr_t)dout & 15) == 0;
+    (vec ? lora_grad_a_kernel<true, false, true> : lora_grad_a_kernel<false, false, true>)<<<grid, GROUPS, 0,
+                                                                                              ctx->stream>>>(
+        o, S == 1, u, dout, 1.0f, 0u, 0u, 0, N, out, r, rows, s);
+    LAUNCH_CHECK("lora_grad_b", err);
+    if (S > 1) {
+        size_t n = (size_t)r * out;
+        lora_sum_slices_kernel<<<grid_blocks(n, 256), 256, 0, ctx->stream>>>(dB, scratch, S, n, s);
+        LAUNCH_CHECK("lora_grad_b (slices)", err);
+    }
+    return 0;
+}
+

@@ -243,6 +243,17 @@ int lora_grad_input_dropout_cuda(vet_cuda *ctx, float *dinp, const float *du, co
 // which to keep. Sums over the rank in order, then y + s·sum (fmaf).
 int lora_up_cuda(vet_cuda *ctx, float *y, const float *u, const float *B, float s, int N, int out, int r,
                  vet_err *err);
+// The backward's two products through B (B: out x r), on lora_down_dropout's and
+// lora_grad_a_dropout's kernels without the mask, where cuBLAS's SGEMM gets shapes it tiles
+// poorly (n = 16 with k = 4096; m x n = 4096 x 16 with k = N): du (N,r) = s · dout (N,out) · B,
+// sums in lora_down_dropout's order, then times s; dB (out,r) += s · dout^T · u (u: N x r), the
+// rows in lora_grad_a_slices(N, r) slices as lora_grad_a_dropout (scratch:
+// lora_grad_a_scratch_floats(N, out, r) floats), then dB + s · sum. 1 <= r <=
+// VET_LORA_FUSED_MAX_R; training uses them with the fused products (VET_GPU_LORA_FUSED).
+int lora_du_cuda(vet_cuda *ctx, float *du, const float *dout, const float *B, float s, int N, int out, int r,
+                 vet_err *err);
+int lora_grad_b_cuda(vet_cuda *ctx, float *dB, const float *dout, const float *u, float s, int N, int out, int r,
+                     float *scratch, size_t scratch_floats, vet_err *err);
 
 // --- dropout (kernels/dropout.cu; inverted, as torch.nn.Dropout) -----------------------------
 // lib/model/ops.h's dropout_forward / dropout_backward with the same masks and values bit for bit:

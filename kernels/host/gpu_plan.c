@@ -86,7 +86,8 @@ int gpu_set_dims(vet_gpu_model *g, const vet_config *c, int r, unsigned targets,
     }
     g->n_params = g->full ? g->n_w : g->n_lora;
     // xd holds the unfused LoRA dropout's input (N,W); the fused products (rank <= 32, kernels/
-    // lora.cu) need only lora_grad_a_dropout_cuda's slices of the widest adapter input.
+    // lora.cu) need only the slices of lora_grad_a_dropout_cuda (the widest adapter input) and
+    // lora_grad_b_cuda (the widest adapter output).
     g->xd_floats = g->N * g->W;
     g->lora_fused = r > 0 && r <= VET_LORA_FUSED_MAX_R && !(flags & VET_GPU_LORA_UNFUSED);
     if (g->lora_fused) {
@@ -95,7 +96,8 @@ int gpu_set_dims(vet_gpu_model *g, const vet_config *c, int r, unsigned targets,
             if (!(g->targets & (1u << t))) continue;
             int out, in;
             vet_lora_dims(c, t, &out, &in);
-            size_t need = lora_grad_a_scratch_floats((int)g->N, in, r);
+            size_t need = lora_grad_a_scratch_floats((int)g->N, in, r), need_b = lora_grad_a_scratch_floats((int)g->N, out, r);
+            if (need_b > need) need = need_b;
             if (need > g->xd_floats) g->xd_floats = need;
         }
     }

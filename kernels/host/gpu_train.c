@@ -226,11 +226,19 @@ static int proj_backward(vet_gpu_model *g, int l, int t, float *dinp, const floa
     if (rc < 0 || !p.A || full) return rc;
     int r = g->r, drop = g->training && g->dropout > 0.0f;
     uint64_t seed = lora_seed(g->dropout_seed, l, t);
-    // du (N,r) = scale * dout·B;  dB (out,r) += scale * dout^T·u
-    PROF(g, VET_PROF_GEMM_LORA);
-    if (vet_cuda_sgemm(ctx, 0, 0, N, r, p.out, g->lora_scale, dout, p.out, p.B, r, 0.0f, g->du, r, err) < 0 ||
-        vet_cuda_sgemm(ctx, 1, 0, p.out, r, N, g->lora_scale, dout, p.out, p.u, r, 1.0f, p.dB, r, err) < 0)
-        return -1;
+    // du (N,r) = scale * dout·B;  dB (out,r) += scale * dout^T·u: vet's kernels with the fused
+    // products (cuBLAS tiles these skinny shapes onto few multiprocessors), else cuBLAS
+    if (g->lora_fused) {
+        PROF(g, VET_PROF_LORA_FUSED);
+        if (lora_du_cuda(ctx, g->du, dout, p.B, g->lora_scale, N, p.out, r, err) < 0 ||
+            lora_grad_b_cuda(ctx, p.dB, dout, p.u, g->lora_scale, N, p.out, r, g->xd, g->xd_floats, err) < 0)
+            return -1;
+    } else {
+        PROF(g, VET_PROF_GEMM_LORA);
+        if (vet_cuda_sgemm(ctx, 0, 0, N, r, p.out, g->lora_scale, dout, p.out, p.B, r, 0.0f, g->du, r, err) < 0 ||
+            vet_cuda_sgemm(ctx, 1, 0, p.out, r, N, g->lora_scale, dout, p.out, p.u, r, 1.0f, p.dB, r, err) < 0)
+            return -1;
+    }
     if (drop && g->lora_fused) {  // the forward's mask again, inside both products
         PROF(g, VET_PROF_LORA_FUSED);
         if (lora_grad_a_dropout_cuda(ctx, p.dA, g->du, inp, g->dropout, seed, g->row0, N, p.in, r, g->xd,
@@ -243,8 +251,8 @@ static int proj_backward(vet_gpu_model *g, int l, int t, float *dinp, const floa
         PROF(g, VET_PROF_DROPOUT);
         if (dropout_forward_cuda(ctx, g->xd, inp, g->dropout, seed, g->row0, N, p.in, err) < 0) return -1;
         x = g->xd;
-        PROF(g, VET_PROF_GEMM_LORA);
     }
+    PROF(g, VET_PROF_GEMM_LORA);
     // dA (r,in) += du^T·x
     if (vet_cuda_sgemm(ctx, 1, 0, r, p.in, N, 1.0f, g->du, r, x, p.in, 1.0f, p.dA, p.in, err) < 0) return -1;
     if (!drop)  // dinp += du·A

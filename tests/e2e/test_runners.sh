@@ -129,3 +129,23 @@ with tarfile.open(sys.argv[1], "w:xz") as t: t.add(sys.argv[2], arcname="lib")' 
         { echo "fallbacks: to sync: $s; to transposed: $t; to fp32: $f; default ok: $d; no rows: $h; $mid" >&2; return 1; }
 }
 check bundle_run_attention_fallback attention_fallback_ok
+
+# The LoRA fallback on the same planted bundle: a failed row of a fused product, the backward's
+# lora_du and lora_grad_b included, turns on VET_GPU_LORA_FUSED=0; all of them passing does not.
+lora_fallback_ok() {
+    local b=$tmp/fallback
+    lora_of() {
+        local err
+        err=$(PLANTED_ROWS=$1 VET_PYTHON=/usr/bin/python3 bash "$b/run.sh" --cpu --parts parity-small "$tmp/fallback-out" 2>&1 >/dev/null)
+        grep -o 'VET_GPU_LORA_FUSED=0 from here on' <<<"$err" | sed 's/ from here on//' | grep . || echo none
+    }
+    local ok='ok lora_down_dropout: max rel err 0 (tol 1e-05)\nok lora_du: max rel err 0 (tol 1e-05)\nok lora_grad_b: max rel err 0 (tol 1e-05)\n'
+    local du_bad='not ok lora_du: max rel err 1 (tol 1e-05)\n' gb_bad='not ok lora_grad_b: max rel err 1 (tol 1e-05)\n'
+    local dd_bad='not ok lora_grad_a_dropout: max rel err 1 (tol 1e-05)\n'
+    local a c d e
+    a=$(lora_of "$ok") c=$(lora_of "$ok$du_bad") d=$(lora_of "$ok$gb_bad") e=$(lora_of "$ok$dd_bad")
+    [ "$a" = none ] && [ "$c" = VET_GPU_LORA_FUSED=0 ] && [ "$d" = VET_GPU_LORA_FUSED=0 ] &&
+        [ "$e" = VET_GPU_LORA_FUSED=0 ] ||
+        { echo "lora fallback: all ok: $a; du bad: $c; grad_b bad: $d; grad_a bad: $e" >&2; return 1; }
+}
+check bundle_run_lora_fallback lora_fallback_ok

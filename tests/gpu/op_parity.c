@@ -1028,11 +1028,34 @@ static void run_config(const config *c) {
                 TRY(lora_grad_input_dropout_cuda(ctx, d_dinp, d_du, d_A, p, seed, 37, N, W, R, &err));
                 r = compare("lora_grad_input_dropout", sh, d_dinp, dinp, nx, F32);
                 TIME(lora_grad_input_dropout_cuda(ctx, d_dinp, d_du, d_A, p, seed, 37, N, W, R, &err), r->ms);
+                // The backward's products through B on the same kernels without the mask: x as
+                // dout (N,W), Bw (W,R) as B, du as u; s = 2. Training runs them in place of
+                // cuBLAS's (the rows `lora cuBLAS du`, `dB` below time those at rank 16).
+                {
+                    const float sc = 2.0f;
+                    float *Bw = rnd(na, 1), *dB = rnd(na, 1), *dub = malloc(nu * 4);
+                    float *d_Bw = devf(Bw, na), *d_dB = devf(dB, na), *d_dub = devf(NULL, nu);
+                    vet_sgemm(0, 0, N, R, W, sc, x, W, Bw, R, 0.0f, dub, R);
+                    vet_sgemm(1, 0, W, R, N, sc, x, W, du, R, 1.0f, dB, R);
+                    snprintf(sh, sizeof sh, "N=%d out=%d r=%d", N, W, R);
+                    const double mb = (double)nx * 4 / 1e6;
+                    TRY(lora_du_cuda(ctx, d_dub, d_x, d_Bw, sc, N, W, R, &err));
+                    r = compare("lora_du", sh, d_dub, dub, nu, F32);
+                    TIME(lora_du_cuda(ctx, d_dub, d_x, d_Bw, sc, N, W, R, &err), r->ms);
+                    if (r->ms > 0) printf("# lora_du kernel %s: %.0f GB/s (dout read)\n", sh, mb / r->ms);
+                    TRY(lora_grad_b_cuda(ctx, d_dB, d_x, d_du, sc, N, W, R, d_s, ns, &err));
+                    r = compare("lora_grad_b", sh, d_dB, dB, na, F32);
+                    TIME(lora_grad_b_cuda(ctx, d_dB, d_x, d_du, sc, N, W, R, d_s, ns, &err), r->ms);
+                    if (r->ms > 0) printf("# lora_grad_b kernel %s: %.0f GB/s (dout read)\n", sh, mb / r->ms);
+                    free(Bw), free(dB), free(dub);
+                    vet_cuda_mem_free(d_Bw), vet_cuda_mem_free(d_dB), vet_cuda_mem_free(d_dub);
+                }
                 free(x), free(A), free(du), free(xd), free(u), free(dA), free(dinp), free(t);
                 vet_cuda_mem_free(d_x), vet_cuda_mem_free(d_A), vet_cuda_mem_free(d_du), vet_cuda_mem_free(d_u);
                 vet_cuda_mem_free(d_dA), vet_cuda_mem_free(d_dinp), vet_cuda_mem_free(d_s);
             }
-        // The adapter's products that stay on cuBLAS (kernels/host/gpu_train.c's calls), rank 16
+        // The adapter's products on cuBLAS (kernels/host/gpu_train.c's calls; du and dB only with
+        // VET_GPU_LORA_FUSED=0 since lora_du and lora_grad_b, above), rank 16
         // at width C: y += s u B^T (up), du = s dout B, dB += s dout^T u; against the CPU's BLAS and
         // timed, with the bytes each must move, so a lease tells which LoRA product is far from
         // the memory's rate (the 7B step's LoRA share, 73-77 ms, is ~7x what its traffic needs).
@@ -1085,6 +1108,12 @@ static void run_config(const config *c) {
         ok = rc < 0 && strstr(err.msg, "lora_up: rank") && strstr(err.msg, "outside");
         if (!ok) failures++;
         printf("%s lora_up refuses rank %d\n", ok ? "ok" : "not ok", VET_LORA_FUSED_MAX_R + 1);
+        rc = lora_du_cuda(ctx, NULL, NULL, NULL, 1.0f, N, C, VET_LORA_FUSED_MAX_R + 1, &err);
+        ok = rc < 0 && strstr(err.msg, "lora_du: rank") && strstr(err.msg, "use cuBLAS");
+        rc = lora_grad_b_cuda(ctx, NULL, NULL, NULL, 1.0f, N, C, VET_LORA_FUSED_MAX_R + 1, NULL, 0, &err);
+        ok = ok && rc < 0 && strstr(err.msg, "lora_grad_b: rank") && strstr(err.msg, "use cuBLAS");
+        if (!ok) failures++;
+        printf("%s lora_du and lora_grad_b refuse rank %d\n", ok ? "ok" : "not ok", VET_LORA_FUSED_MAX_R + 1);
     }
 
     // --- dropout on the LoRA input widths (N,C) and (N,F), and an odd width (the kernel's

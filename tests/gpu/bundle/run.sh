@@ -244,7 +244,10 @@ if ! grep -q "^=========  *at .*attention_\(tc\|mma\)_" "$work/logs/memcheck" 2>
     done
 fi
 fallback 'attention_[a-z]*_bf16 ' 'attention_\(tc\|mma\|pipe\)_' "$attention_fallback"
-fallback 'lora_[a-z_]*dropout' 'lora_[a-z_]*_kernel' VET_GPU_LORA_FUSED=0
+# LoRA: the fused products' rows (`lora_down_dropout`, ..., and the backward's `lora_du`,
+# `lora_grad_b`) or memcheck in their kernels (`lora_down2_kernel` has a digit): cuBLAS and a
+# dropout pass instead.
+fallback 'lora_\([a-z_]*dropout\|du\|grad_b\)' 'lora_[a-z_0-9]*_kernel' VET_GPU_LORA_FUSED=0
 fallback 'matmul_rows_q' 'rows_q_kernel' VET_GPU_QUANT_GEMV=0
 part gpu-model 35 "$tests/test_gpu_model"
 part gpu-infer 25 "$tests/test_gpu_infer"

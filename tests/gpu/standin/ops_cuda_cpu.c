@@ -536,6 +536,33 @@ int lora_up_cuda(vet_cuda *ctx, float *y, const float *u, const float *B, float 
     return 0;
 }
 
+// The products through B: the cuBLAS calls the trainer makes without them, so the stand-in's
+// training bits do not depend on which path runs; the arguments checked as the kernels check them.
+int lora_du_cuda(vet_cuda *ctx, float *du, const float *dout, const float *B, float s, int N, int out, int r,
+                 vet_err *err) {
+    CHECK_CTX(ctx, err);
+    if (r < 1 || r > VET_LORA_FUSED_MAX_R)
+        return vet_errf(err, "%s:%d: lora_du: rank %d outside 1..%d (use cuBLAS)", __FILE__, __LINE__, r,
+                        VET_LORA_FUSED_MAX_R);
+    if (N <= 0 || out <= 0) return 0;
+    return vet_cuda_sgemm(ctx, 0, 0, N, r, out, s, dout, out, B, r, 0.0f, du, r, err);
+}
+
+int lora_grad_b_cuda(vet_cuda *ctx, float *dB, const float *dout, const float *u, float s, int N, int out, int r,
+                     float *scratch, size_t scratch_floats, vet_err *err) {
+    CHECK_CTX(ctx, err);
+    if (r < 1 || r > VET_LORA_FUSED_MAX_R)
+        return vet_errf(err, "%s:%d: lora_grad_b: rank %d outside 1..%d (use cuBLAS)", __FILE__, __LINE__, r,
+                        VET_LORA_FUSED_MAX_R);
+    if (N <= 0 || out <= 0) return 0;
+    size_t need = lora_grad_a_scratch_floats(N, out, r);
+    if (scratch_floats < need)
+        return vet_errf(err, "%s:%d: lora_grad_b: scratch of %zu floats, needs %zu", __FILE__, __LINE__,
+                        scratch_floats, need);
+    if (need) memset(scratch, 0, need * sizeof *scratch);  // ASan sees a short buffer here, as the device would fault
+    return vet_cuda_sgemm(ctx, 1, 0, out, r, N, s, dout, out, u, r, 1.0f, dB, r, err);
+}
+
 int lora_grad_input_dropout_cuda(vet_cuda *ctx, float *dinp, const float *du, const float *A, float p,
                                  uint64_t seed, int64_t row0, int N, int C, int r, vet_err *err) {
     CHECK_CTX(ctx, err);
