@@ -344,12 +344,14 @@ template <typename F> static void with_rank(int r, F f) {
 static int down_variant = 0;
 extern "C" void lora_down_variant(int variant) { down_variant = variant == 1; }  // 1: lora_down_kernel
 
-static int check_args(int N, int C, int r, float p, const char *what, vet_err *err) {
+// zero_ok: p = 0 (no dropout: the plain product on the same kernel) is taken.
+static int check_args(int N, int C, int r, float p, const char *what, vet_err *err, bool zero_ok = false) {
     if (r < 1 || r > VET_LORA_FUSED_MAX_R)
         return vet_errf(err, "%s:%d: %s: rank %d outside 1..%d (use the unfused path)", __FILE__, __LINE__, what, r,
                         VET_LORA_FUSED_MAX_R);
-    if (!(p > 0.0f && p < 1.0f))
-        return vet_errf(err, "%s:%d: %s: dropout %g outside (0, 1)", __FILE__, __LINE__, what, (double)p);
+    if (!((p > 0.0f || (zero_ok && p == 0.0f)) && p < 1.0f))
+        return vet_errf(err, "%s:%d: %s: dropout %g outside %s, 1)", __FILE__, __LINE__, what, (double)p,
+                        zero_ok ? "[0" : "(0");
     if ((long long)N * C <= 0) return 0;
     return 1;
 }
@@ -357,15 +359,17 @@ static int check_args(int N, int C, int r, float p, const char *what, vet_err *e
 extern "C" int lora_down_dropout_cuda(vet_cuda *ctx, float *u, const float *x, const float *A, float p, uint64_t seed,
                                       int64_t row0, int N, int C, int r, vet_err *err) {
     CHECK_CTX(ctx, err);
-    int ok = check_args(N, C, r, p, "lora_down_dropout", err);
+    int ok = check_args(N, C, r, p, "lora_down_dropout", err, true);
     if (ok <= 0) return ok;
     const float ks = 1.0f / (1.0f - p);  // as the CPU's dropout_apply
     const uint32_t thr = vet_dropout_threshold(p);
-    if (down_variant == 0) {  // R rows a warp: 32 / RT, so a lane keeps ~64 sums and A values
+    const bool drop = p > 0.0f;
+    if (down_variant == 0 || !drop) {  // R rows a warp: 32 / RT, so a lane keeps ~64 sums and A values
         const bool vec = C % 4 == 0 && ((uintptr_t)x & 15) == 0 && ((uintptr_t)A & 15) == 0;
         with_rank(r, [&](auto rt) {
             constexpr int RT = decltype(rt)::value, R = 32 / RT;
-            (vec ? lora_down2_kernel<RT, R, true> : lora_down2_kernel<RT, R, false>)<<<
+            (drop ? (vec ? lora_down2_kernel<RT, R, true> : lora_down2_kernel<RT, R, false>)
+                  : (vec ? lora_down2_kernel<RT, R, true, false> : lora_down2_kernel<RT, R, false, false>))<<<
                 ceil_div(N, DOWN_WARPS * R), DOWN_WARPS * 32, 0, ctx->stream>>>(u, x, A, ks, thr, seed, row0, N, C, r,
                                                                                 1.0f);
         });
@@ -422,7 +426,7 @@ extern "C" int lora_grad_a_dropout_cuda(vet_cuda *ctx, float *dA, const float *d
                                         uint64_t seed, int64_t row0, int N, int C, int r, float *scratch,
                                         size_t scratch_floats, vet_err *err) {
     CHECK_CTX(ctx, err);
-    int ok = check_args(N, C, r, p, "lora_grad_a_dropout", err);
+    int ok = check_args(N, C, r, p, "lora_grad_a_dropout", err, true);
     if (ok <= 0) return ok;
     const float ks = 1.0f / (1.0f - p);
     const uint32_t thr = vet_dropout_threshold(p);
@@ -434,7 +438,9 @@ extern "C" int lora_grad_a_dropout_cuda(vet_cuda *ctx, float *dA, const float *d
     dim3 grid(ceil_div((C + 3) / 4, GROUPS), ceil_div(r, JT), S);
     float *out = S > 1 ? scratch : dA;
     const bool vec = C % 4 == 0 && ((uintptr_t)x & 15) == 0 && ((uintptr_t)out & 15) == 0;
-    (vec ? lora_grad_a_kernel<true> : lora_grad_a_kernel<false>)<<<grid, GROUPS, 0, ctx->stream>>>(
+    (p > 0.0f ? (vec ? lora_grad_a_kernel<true> : lora_grad_a_kernel<false>)
+              : (vec ? lora_grad_a_kernel<true, false> : lora_grad_a_kernel<false, false>))<<<grid, GROUPS, 0,
+                                                                                             ctx->stream>>>(
         out, S == 1, du, x, ks, thr, seed, row0, N, C, r, rows, 1.0f);
     LAUNCH_CHECK("lora_grad_a_dropout", err);
     if (S > 1) {

@@ -211,8 +211,10 @@ int rmsnorm_forward_fused_cuda(vet_cuda *ctx, float *out, uint16_t *out16, int f
 
 // --- an adapter's products with its input dropout inside (kernels/lora.cu) --------------------
 // x (N,C) an adapter's input, A (r,C), du (N,r); dropout(x) is dropout_forward_cuda's (the same
-// masks and values, from seed and row0), never written out. 0 < p < 1, 1 <= r <=
-// VET_LORA_FUSED_MAX_R; otherwise (or p = 0) the caller takes dropout_forward_cuda and the GEMMs.
+// masks and values, from seed and row0), never written out. 1 <= r <= VET_LORA_FUSED_MAX_R
+// (otherwise the caller takes dropout_forward_cuda and the GEMMs); 0 <= p < 1 for the down
+// product and dA (p = 0: no mask, the plain product on the same kernels, where cuBLAS's SGEMM
+// gets a skinny shape), 0 < p < 1 for the input gradient (p = 0: cuBLAS, a well-shaped GEMM).
 #define VET_LORA_FUSED_MAX_R 32
 // u (N,r) = dropout(x) · A^T
 int lora_down_dropout_cuda(vet_cuda *ctx, float *u, const float *x, const float *A, float p, uint64_t seed,

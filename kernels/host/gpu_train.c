@@ -116,12 +116,14 @@ static proj proj_of(vet_gpu_model *g, int l, int t) {
 static int lora_u_forward(vet_gpu_model *g, int l, int t, const proj *p, const float *inp, int N,
                           vet_err *err) {
     const float *x = inp;
-    if (g->training && g->dropout > 0.0f) {
-        const uint64_t seed = lora_seed(g->dropout_seed, l, t);
-        if (g->lora_fused) {  // the mask inside the product: xd is never written
-            PROF(g, VET_PROF_LORA_FUSED);
-            return lora_down_dropout_cuda(g->ctx, p->u, inp, p->A, g->dropout, seed, g->row0, N, p->in, g->r, err);
-        }
+    const int drop = g->training && g->dropout > 0.0f;
+    const uint64_t seed = lora_seed(g->dropout_seed, l, t);
+    if (g->lora_fused) {  // vet's kernel: the mask inside the product (xd is never written), or none
+        PROF(g, VET_PROF_LORA_FUSED);
+        return lora_down_dropout_cuda(g->ctx, p->u, inp, p->A, drop ? g->dropout : 0.0f, seed, g->row0, N, p->in,
+                                      g->r, err);
+    }
+    if (drop) {
         PROF(g, VET_PROF_DROPOUT);
         if (dropout_forward_cuda(g->ctx, g->xd, inp, g->dropout, seed, g->row0, N, p->in, err) < 0) return -1;
         x = g->xd;
@@ -239,12 +241,14 @@ static int proj_backward(vet_gpu_model *g, int l, int t, float *dinp, const floa
             vet_cuda_sgemm(ctx, 1, 0, p.out, r, N, g->lora_scale, dout, p.out, p.u, r, 1.0f, p.dB, r, err) < 0)
             return -1;
     }
-    if (drop && g->lora_fused) {  // the forward's mask again, inside both products
+    if (g->lora_fused) {  // the forward's mask again, inside both products (dA's without dropout too)
         PROF(g, VET_PROF_LORA_FUSED);
-        if (lora_grad_a_dropout_cuda(ctx, p.dA, g->du, inp, g->dropout, seed, g->row0, N, p.in, r, g->xd,
-                                     g->xd_floats, err) < 0)
+        if (lora_grad_a_dropout_cuda(ctx, p.dA, g->du, inp, drop ? g->dropout : 0.0f, seed, g->row0, N, p.in, r,
+                                     g->xd, g->xd_floats, err) < 0)
             return -1;
-        return lora_grad_input_dropout_cuda(ctx, dinp, g->du, p.A, g->dropout, seed, g->row0, N, p.in, r, err);
+        if (drop) return lora_grad_input_dropout_cuda(ctx, dinp, g->du, p.A, g->dropout, seed, g->row0, N, p.in, r, err);
+        PROF(g, VET_PROF_GEMM_LORA);  // dinp += du·A: a well-shaped GEMM (n = in)
+        return vet_cuda_sgemm(ctx, 0, 0, N, p.in, r, 1.0f, g->du, r, p.A, p.in, 1.0f, dinp, p.in, err);
     }
     const float *x = inp;
     if (drop) {  // the forward's mask again

@@ -1028,6 +1028,23 @@ static void run_config(const config *c) {
                 TRY(lora_grad_input_dropout_cuda(ctx, d_dinp, d_du, d_A, p, seed, 37, N, W, R, &err));
                 r = compare("lora_grad_input_dropout", sh, d_dinp, dinp, nx, F32);
                 TIME(lora_grad_input_dropout_cuda(ctx, d_dinp, d_du, d_A, p, seed, 37, N, W, R, &err), r->ms);
+                // p = 0 (training without dropout): the plain products on the same kernels
+                {
+                    float *up0 = malloc(nu * 4), *dA0 = rnd(na, 1);
+                    float *d_dA0 = devf(dA0, na);
+                    matmul_forward(up0, x, A, NULL, N, W, R);
+                    vet_sgemm(1, 0, R, W, N, 1.0f, du, R, x, W, 1.0f, dA0, W);
+                    snprintf(sh, sizeof sh, "N=%d C=%d r=%d p=0", N, W, R);
+                    TRY(lora_down_dropout_cuda(ctx, d_u, d_x, d_A, 0.0f, seed, 37, N, W, R, &err));
+                    r = compare("lora_down_dropout (p = 0)", sh, d_u, up0, nu, F32);
+                    TIME(lora_down_dropout_cuda(ctx, d_u, d_x, d_A, 0.0f, seed, 37, N, W, R, &err), r->ms);
+                    TRY(lora_grad_a_dropout_cuda(ctx, d_dA0, d_du, d_x, 0.0f, seed, 37, N, W, R, d_s, ns, &err));
+                    r = compare("lora_grad_a_dropout (p = 0)", sh, d_dA0, dA0, na, F32);
+                    TIME(lora_grad_a_dropout_cuda(ctx, d_dA0, d_du, d_x, 0.0f, seed, 37, N, W, R, d_s, ns, &err),
+                         r->ms);
+                    free(up0), free(dA0);
+                    vet_cuda_mem_free(d_dA0);
+                }
                 // The backward's products through B on the same kernels without the mask: x as
                 // dout (N,W), Bw (W,R) as B, du as u; s = 2. Training runs them in place of
                 // cuBLAS's (the rows `lora cuBLAS du`, `dB` below time those at rank 16).

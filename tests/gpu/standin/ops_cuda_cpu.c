@@ -481,19 +481,21 @@ int rmsnorm_forward_fused_cuda(vet_cuda *ctx, float *out, uint16_t *out16, int f
 
 // --- an adapter's products with its input dropout inside: the unfused sequence the trainer ran
 // before (dropout into a temporary, then the same GEMM calls), so the bits are that path's ----
-static int lora_fused_args(int r, float p, const char *what, vet_err *err) {
+// zero_ok: p = 0 taken (the down product and dA: the plain product, as the kernels).
+static int lora_fused_args(int r, float p, const char *what, vet_err *err, int zero_ok) {
     if (r < 1 || r > VET_LORA_FUSED_MAX_R)
         return vet_errf(err, "%s:%d: %s: rank %d outside 1..%d (use the unfused path)", __FILE__, __LINE__, what, r,
                         VET_LORA_FUSED_MAX_R);
-    if (!(p > 0.0f && p < 1.0f))
-        return vet_errf(err, "%s:%d: %s: dropout %g outside (0, 1)", __FILE__, __LINE__, what, (double)p);
+    if (!((p > 0.0f || (zero_ok && p == 0.0f)) && p < 1.0f))
+        return vet_errf(err, "%s:%d: %s: dropout %g outside %s, 1)", __FILE__, __LINE__, what, (double)p,
+                        zero_ok ? "[0" : "(0");
     return 0;
 }
 
 int lora_down_dropout_cuda(vet_cuda *ctx, float *u, const float *x, const float *A, float p, uint64_t seed,
                            int64_t row0, int N, int C, int r, vet_err *err) {
     CHECK_CTX(ctx, err);
-    if (lora_fused_args(r, p, "lora_down_dropout", err) < 0) return -1;
+    if (lora_fused_args(r, p, "lora_down_dropout", err, 1) < 0) return -1;
     if (N <= 0 || C <= 0) return 0;
     float *xd = malloc((size_t)N * C * sizeof *xd);
     if (!xd) return vet_err_kindf(err, VET_E_NOMEM, "%s:%d: stand-in lora: out of memory", __FILE__, __LINE__);
@@ -506,7 +508,7 @@ int lora_down_dropout_cuda(vet_cuda *ctx, float *u, const float *x, const float 
 int lora_grad_a_dropout_cuda(vet_cuda *ctx, float *dA, const float *du, const float *x, float p, uint64_t seed,
                              int64_t row0, int N, int C, int r, float *scratch, size_t scratch_floats, vet_err *err) {
     CHECK_CTX(ctx, err);
-    if (lora_fused_args(r, p, "lora_grad_a_dropout", err) < 0) return -1;
+    if (lora_fused_args(r, p, "lora_grad_a_dropout", err, 1) < 0) return -1;
     if (N <= 0 || C <= 0) return 0;
     size_t need = lora_grad_a_scratch_floats(N, C, r);
     if (scratch_floats < need)
@@ -566,7 +568,7 @@ int lora_grad_b_cuda(vet_cuda *ctx, float *dB, const float *dout, const float *u
 int lora_grad_input_dropout_cuda(vet_cuda *ctx, float *dinp, const float *du, const float *A, float p,
                                  uint64_t seed, int64_t row0, int N, int C, int r, vet_err *err) {
     CHECK_CTX(ctx, err);
-    if (lora_fused_args(r, p, "lora_grad_input_dropout", err) < 0) return -1;
+    if (lora_fused_args(r, p, "lora_grad_input_dropout", err, 0) < 0) return -1;
     if (N <= 0 || C <= 0) return 0;
     float *t = malloc((size_t)N * C * sizeof *t);
     if (!t) return vet_err_kindf(err, VET_E_NOMEM, "%s:%d: stand-in lora: out of memory", __FILE__, __LINE__);
