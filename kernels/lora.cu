@@ -422,6 +422,33 @@ extern "C" int lora_up_cuda(vet_cuda *ctx, float *y, const float *u, const float
     return 0;
 }
 
+// dst += s · (du^T · dropout(x)) over the N rows (what: the caller's name, in errors): the
+// sums in lora_grad_a_slices(N, r) slices (partials in scratch), then the slices' sum in order.
+// DROP, T_OUT: lora_grad_a_kernel's (dA: the mask, r x C; dB: none, C x r).
+template <bool DROP, bool T_OUT>
+static int sum_over_rows(vet_cuda *ctx, float *dst, const float *du, const float *x, float ks, uint32_t thr,
+                         uint64_t seed, int64_t row0, int N, int C, int r, float s, float *scratch,
+                         size_t scratch_floats, const char *what, vet_err *err) {
+    const size_t need = lora_grad_a_scratch_floats(N, C, r);
+    if (scratch_floats < need)
+        return vet_errf(err, "%s:%d: %s: scratch of %zu floats, needs %zu", __FILE__, __LINE__, what, scratch_floats,
+                        need);
+    const int S = lora_grad_a_slices(N, r), rows = ceil_div(N, S);
+    dim3 grid(ceil_div((C + 3) / 4, GROUPS), ceil_div(r, JT), S);
+    float *out = S > 1 ? scratch : dst;
+    const bool vec = C % 4 == 0 && ((uintptr_t)x & 15) == 0 && (T_OUT || ((uintptr_t)out & 15) == 0);
+    (vec ? lora_grad_a_kernel<true, DROP, T_OUT> : lora_grad_a_kernel<false, DROP, T_OUT>)<<<grid, GROUPS, 0,
+                                                                                            ctx->stream>>>(
+        out, S == 1, du, x, ks, thr, seed, row0, N, C, r, rows, s);
+    LAUNCH_CHECK(what, err);
+    if (S > 1) {
+        size_t n = (size_t)r * C;
+        lora_sum_slices_kernel<<<grid_blocks(n, 256), 256, 0, ctx->stream>>>(dst, scratch, S, n, s);
+        LAUNCH_CHECK(what, err);
+    }
+    return 0;
+}
+
 extern "C" int lora_grad_a_dropout_cuda(vet_cuda *ctx, float *dA, const float *du, const float *x, float p,
                                         uint64_t seed, int64_t row0, int N, int C, int r, float *scratch,
                                         size_t scratch_floats, vet_err *err) {
@@ -430,25 +457,10 @@ extern "C" int lora_grad_a_dropout_cuda(vet_cuda *ctx, float *dA, const float *d
     if (ok <= 0) return ok;
     const float ks = 1.0f / (1.0f - p);
     const uint32_t thr = vet_dropout_threshold(p);
-    size_t need = lora_grad_a_scratch_floats(N, C, r);
-    if (scratch_floats < need)
-        return vet_errf(err, "%s:%d: lora_grad_a_dropout: scratch of %zu floats, needs %zu", __FILE__, __LINE__,
-                        scratch_floats, need);
-    const int S = lora_grad_a_slices(N, r), rows = ceil_div(N, S);
-    dim3 grid(ceil_div((C + 3) / 4, GROUPS), ceil_div(r, JT), S);
-    float *out = S > 1 ? scratch : dA;
-    const bool vec = C % 4 == 0 && ((uintptr_t)x & 15) == 0 && ((uintptr_t)out & 15) == 0;
-    (p > 0.0f ? (vec ? lora_grad_a_kernel<true> : lora_grad_a_kernel<false>)
-              : (vec ? lora_grad_a_kernel<true, false> : lora_grad_a_kernel<false, false>))<<<grid, GROUPS, 0,
-                                                                                             ctx->stream>>>(
-        out, S == 1, du, x, ks, thr, seed, row0, N, C, r, rows, 1.0f);
-    LAUNCH_CHECK("lora_grad_a_dropout", err);
-    if (S > 1) {
-        size_t n = (size_t)r * C;
-        lora_sum_slices_kernel<<<grid_blocks(n, 256), 256, 0, ctx->stream>>>(dA, scratch, S, n, 1.0f);
-        LAUNCH_CHECK("lora_grad_a_dropout (slices)", err);
-    }
-    return 0;
+    return p > 0.0f ? sum_over_rows<true, false>(ctx, dA, du, x, ks, thr, seed, row0, N, C, r, 1.0f, scratch,
+                                                 scratch_floats, "lora_grad_a_dropout", err)
+                    : sum_over_rows<false, false>(ctx, dA, du, x, ks, thr, seed, row0, N, C, r, 1.0f, scratch,
+                                                  scratch_floats, "lora_grad_a_dropout", err);
 }
 
 // --- the backward's products through B, on the kernels above (no dropout there) --------------
@@ -480,23 +492,6 @@ extern "C" int lora_grad_b_cuda(vet_cuda *ctx, float *dB, const float *dout, con
     CHECK_CTX(ctx, err);
     if (check_rank(r, "lora_grad_b", err) < 0) return -1;
     if ((long long)N * out <= 0) return 0;
-    const size_t need = lora_grad_a_scratch_floats(N, out, r);
-    if (scratch_floats < need)
-        return vet_errf(err, "%s:%d: lora_grad_b: scratch of %zu floats, needs %zu", __FILE__, __LINE__,
-                        scratch_floats, need);
-    const int S = lora_grad_a_slices(N, r), rows = ceil_div(N, S);
-    dim3 grid(ceil_div((out + 3) / 4, GROUPS), ceil_div(r, JT), S);
-    float *o = S > 1 ? scratch : dB;
-    const bool vec = out % 4 == 0 && ((uintptr_t)dout & 15) == 0;
-    (vec ? lora_grad_a_kernel<true, false, true> : lora_grad_a_kernel<false, false, true>)<<<grid, GROUPS, 0,
-                                                                                              ctx->stream>>>(
-        o, S == 1, u, dout, 1.0f, 0u, 0u, 0, N, out, r, rows, s);
-    LAUNCH_CHECK("lora_grad_b", err);
-    if (S > 1) {
-        size_t n = (size_t)r * out;
-        lora_sum_slices_kernel<<<grid_blocks(n, 256), 256, 0, ctx->stream>>>(dB, scratch, S, n, s);
-        LAUNCH_CHECK("lora_grad_b (slices)", err);
-    }
-    return 0;
+    return sum_over_rows<false, true>(ctx, dB, u, dout, 1.0f, 0u, 0u, 0, N, out, r, s, scratch, scratch_floats,
+                                      "lora_grad_b", err);
 }
-

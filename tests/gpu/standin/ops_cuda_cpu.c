@@ -492,6 +492,15 @@ static int lora_fused_args(int r, float p, const char *what, vet_err *err, int z
     return 0;
 }
 
+// The row sums' slices, as the kernels': a scratch shorter than they need is refused; the stand-in
+// writes all of it (ASan sees a short buffer here, as the device would fault).
+static int lora_scratch(float *scratch, size_t have, size_t need, const char *what, vet_err *err) {
+    if (have < need)
+        return vet_errf(err, "%s:%d: %s: scratch of %zu floats, needs %zu", __FILE__, __LINE__, what, have, need);
+    if (need) memset(scratch, 0, need * sizeof *scratch);
+    return 0;
+}
+
 int lora_down_dropout_cuda(vet_cuda *ctx, float *u, const float *x, const float *A, float p, uint64_t seed,
                            int64_t row0, int N, int C, int r, vet_err *err) {
     CHECK_CTX(ctx, err);
@@ -510,11 +519,8 @@ int lora_grad_a_dropout_cuda(vet_cuda *ctx, float *dA, const float *du, const fl
     CHECK_CTX(ctx, err);
     if (lora_fused_args(r, p, "lora_grad_a_dropout", err, 1) < 0) return -1;
     if (N <= 0 || C <= 0) return 0;
-    size_t need = lora_grad_a_scratch_floats(N, C, r);
-    if (scratch_floats < need)
-        return vet_errf(err, "%s:%d: lora_grad_a_dropout: scratch of %zu floats, needs %zu", __FILE__, __LINE__,
-                        scratch_floats, need);
-    if (need) memset(scratch, 0, need * sizeof *scratch);  // ASan sees a short buffer here, as the device would fault
+    if (lora_scratch(scratch, scratch_floats, lora_grad_a_scratch_floats(N, C, r), "lora_grad_a_dropout", err) < 0)
+        return -1;
     float *xd = malloc((size_t)N * C * sizeof *xd);
     if (!xd) return vet_err_kindf(err, VET_E_NOMEM, "%s:%d: stand-in lora: out of memory", __FILE__, __LINE__);
     dropout_forward(xd, x, p, seed, row0, N, C);
@@ -557,11 +563,8 @@ int lora_grad_b_cuda(vet_cuda *ctx, float *dB, const float *dout, const float *u
         return vet_errf(err, "%s:%d: lora_grad_b: rank %d outside 1..%d (use cuBLAS)", __FILE__, __LINE__, r,
                         VET_LORA_FUSED_MAX_R);
     if (N <= 0 || out <= 0) return 0;
-    size_t need = lora_grad_a_scratch_floats(N, out, r);
-    if (scratch_floats < need)
-        return vet_errf(err, "%s:%d: lora_grad_b: scratch of %zu floats, needs %zu", __FILE__, __LINE__,
-                        scratch_floats, need);
-    if (need) memset(scratch, 0, need * sizeof *scratch);  // ASan sees a short buffer here, as the device would fault
+    if (lora_scratch(scratch, scratch_floats, lora_grad_a_scratch_floats(N, out, r), "lora_grad_b", err) < 0)
+        return -1;
     return vet_cuda_sgemm(ctx, 1, 0, out, r, N, s, dout, out, u, r, 1.0f, dB, r, err);
 }
 
