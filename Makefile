@@ -128,6 +128,9 @@ TOOLS    := $(patsubst tools/%.c,$(BIN)/%,$(wildcard tools/vet-*.c))
 UNIT     := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/test_*.c))
 # Unit tests of the kernels' host-and-device headers (tests/unit/test_*.cu): where nvcc is.
 UNIT_CU  := $(if $(filter 1,$(CUDA)),$(patsubst tests/unit/%.cu,$(BUILD)/tests/%,$(wildcard tests/unit/test_*.cu)))
+# The kernels themselves run on the CPU (tests/unit/test_*.cc on tests/unit/simt_emu.h): built by
+# the C++ compiler with the CUDA toolkit's headers, so where nvcc is, as the .cu tests.
+UNIT_EMU := $(if $(filter 1,$(CUDA)),$(patsubst tests/unit/%.cc,$(BUILD)/tests/%,$(wildcard tests/unit/test_*.cc)))
 HELPERS  := $(patsubst tests/helpers/%.c,$(BUILD)/tests/helpers/%,$(wildcard tests/helpers/*.c))
 MANPAGES := $(wildcard man/*.1)
 
@@ -177,6 +180,12 @@ $(BUILD)/tests/%: tests/unit/%.cu tests/unit/check.h $(wildcard kernels/*.cuh)
 	@mkdir -p $(@D)
 	$(NVCC) -std=c++17 -O1 -g -Ilib -I. -Itests/unit $(CU_TEST_SAN) -c $< -o $@.o
 	$(CXX) $(SANFLAGS) $@.o -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcudart -o $@
+# -ffp-contract=off: a product and a sum round apart, as the kernels' __fmul_rn and __fadd_rn.
+$(BUILD)/tests/%: tests/unit/%.cc tests/unit/simt_emu.h tests/unit/check.h $(wildcard kernels/*.cuh kernels/*.cu) \
+                  $(LIBVET)
+	@mkdir -p $(@D)
+	$(CXX) -std=c++17 -O1 -g -Wall -Wextra -Wno-unknown-pragmas -Wno-sign-compare -ffp-contract=off -DVET_SIMT_EMU \
+	  -I$(CUDA_HOME)/include -Ilib -I. -Itests/unit $(SANFLAGS) $< $(LIBVET) $(LDFLAGS) $(LDLIBS) -fopenmp -o $@
 $(BUILD)/tests/helpers/%: tests/helpers/%.c $(LIBVET)
 	@mkdir -p $(@D)
 	$(CC) $(CPPFLAGS) $(CFLAGS) $(DEPFLAGS) -MF $@.d -MT $@ $< $(LIBVET) $(LDFLAGS) $(LDLIBS) -o $@
@@ -185,7 +194,7 @@ $(BUILD)/tools:
 $(TOOLS): | $(BUILD)/tools
 -include $(CU_OBJ:.o=.d) $(wildcard $(BUILD)/tools/*.d $(BUILD)/tests/*.d $(BUILD)/tests/helpers/*.d)
 
-helpers: $(UNIT) $(UNIT_CU) $(HELPERS)
+helpers: $(UNIT) $(UNIT_CU) $(UNIT_EMU) $(HELPERS)
 
 deps:
 	@if [ "$$(id -u)" != 0 ]; then echo "make deps: run as root (apt-get install)"; exit 1; fi
@@ -198,7 +207,7 @@ deps:
 # The whole suite: unit binaries, end-to-end scripts, the reference (PyTorch) suite.
 # test-build makes what it runs (`make -j test-build` in parallel, then `make test`: the suite's
 # own processes then do not inherit a make jobserver).
-test-build: all $(UNIT) $(UNIT_CU) $(HELPERS) tokenizer build/standin/test_gpu_model build/standin/vet-train build/standin/vet-generate build/standin/test_gpu_infer build/standin/test_collective build/standin/op_parity
+test-build: all $(UNIT) $(UNIT_CU) $(UNIT_EMU) $(HELPERS) tokenizer build/standin/test_gpu_model build/standin/vet-train build/standin/vet-generate build/standin/test_gpu_infer build/standin/test_collective build/standin/op_parity
 test: test-build
 	@VET_BIN=$(abspath $(BIN)) VET_BUILD=$(abspath $(BUILD)) VET_SANITIZE=$(SANITIZE) tests/run
 

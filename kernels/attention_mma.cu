@@ -171,6 +171,7 @@ attention_mma_dkdv_kernel(float *dk, float *dv, const bf16 *dout, const bf16 *q,
     dkdv_store<KC>(dk, dv, gk, gv, kr, b, T, KVH, grp, hd, t, accumulate);
 }
 
+#ifndef VET_SIMT_EMU  // the emulator launches the kernels itself
 // --- host side -----------------------------------------------------------------------------------
 static int scalar_loads = 0;      // attention_mma_set_variant: tests reach the element-load path,
 static int transposed_tiles = 0;  // the kernels of the first GPU run (no ldmatrix),
@@ -262,3 +263,4 @@ int attention_mma_backward(vet_cuda *ctx, float *dq, float *dk, float *dv, const
     default: return 1;
     }
 }
+#endif

@@ -33,10 +33,14 @@ typedef __nv_bfloat16 bf16;
 
 // d (16x8 fp32) += a (16x16 bf16, row) . b (16x8 bf16, col)
 __device__ __forceinline__ void mma_bf16(float d[4], const unsigned a[4], const unsigned b[2]) {
+#ifdef VET_SIMT_EMU  // tests/unit/simt_emu.h: the kernels on the CPU
+    emu_mma_bf16(d, a, b);
+#else
     asm("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
         "{%0, %1, %2, %3};\n"
         : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
         : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+#endif
 }
 
 __device__ __forceinline__ unsigned ld_pair(const bf16 *p) { return *(const unsigned *)p; }
@@ -67,16 +71,24 @@ __device__ __forceinline__ void frag_b(unsigned b[2], const bf16 *Y, int ld, int
 // four or two 32-bit loads a thread; .trans reads B operands out of [k][n] tiles, so no tile
 // needs a transposed copy in shared memory.
 __device__ __forceinline__ void ldsm_x4(unsigned r[4], const bf16 *p) {
+#ifdef VET_SIMT_EMU
+    emu_ldmatrix_x4(r, p, false);
+#else
     const unsigned a = (unsigned)__cvta_generic_to_shared(p);
     asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
                  : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
                  : "r"(a));
+#endif
 }
 __device__ __forceinline__ void ldsm_x4_trans(unsigned r[4], const bf16 *p) {
+#ifdef VET_SIMT_EMU
+    emu_ldmatrix_x4(r, p, true);
+#else
     const unsigned a = (unsigned)__cvta_generic_to_shared(p);
     asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];\n"
                  : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
                  : "r"(a));
+#endif
 }
 
 // An A fragment of 16 columns (two C tiles side by side, s[0] left, s[1] right) rounded to bf16.
@@ -255,9 +267,13 @@ __device__ __forceinline__ float quad_sum(float x) {
 // EX2 form with exp2f and fmaf).
 #define LOG2E_F 1.44269504088896341f
 __device__ __forceinline__ float ex2(float x) {
+#ifdef VET_SIMT_EMU
+    return exp2f(x);
+#else
     float y;
     asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
     return y;
+#endif
 }
 
 template <int KC> struct mma_dims {

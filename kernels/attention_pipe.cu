@@ -26,6 +26,18 @@
 
 // --- asynchronous copies ----------------------------------------------------------------------
 // 16 bytes from global src to shared dst, or 16 zero bytes when !full (src is then not read).
+// Under tests/unit/simt_emu.h (VET_SIMT_EMU) a copy lands at once and the waits are no-ops.
+#ifdef VET_SIMT_EMU
+__device__ __forceinline__ void cp_async16(void *dst, const void *src, bool full) {
+    full ? (void)memcpy(dst, src, 16) : (void)memset(dst, 0, 16);
+}
+__device__ __forceinline__ void cp_async4(void *dst, const void *src, bool full) {
+    full ? (void)memcpy(dst, src, 4) : (void)memset(dst, 0, 4);
+}
+__device__ __forceinline__ void cp_async_commit() {}
+__device__ __forceinline__ void cp_async_wait_but_newest() {}
+__device__ __forceinline__ void cp_async_wait_all() {}
+#else
 __device__ __forceinline__ void cp_async16(void *dst, const void *src, bool full) {
     const unsigned d = (unsigned)__cvta_generic_to_shared(dst);
     asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(d), "l"(src), "r"(full ? 16 : 0));
@@ -40,6 +52,7 @@ __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commi
 // every thread's visible).
 __device__ __forceinline__ void cp_async_wait_but_newest() { asm volatile("cp.async.wait_group 1;\n" ::); }
 __device__ __forceinline__ void cp_async_wait_all() { asm volatile("cp.async.wait_group 0;\n" ::); }
+#endif
 
 // Rows r0..r0+N-1 of head `head` of x (B,T,nh,hd) bf16 into rm (row-major, N x ldr), as
 // load_rows's vec path puts them (hd a multiple of 8, x 16-byte aligned): issued, not waited for.
@@ -252,6 +265,7 @@ attention_pipe_dkdv_kernel(float *dk, float *dv, const bf16 *dout, const bf16 *q
     dkdv_store<KC>(dk, dv, gk, gv, kr, b, T, KVH, grp, hd, t, accumulate);
 }
 
+#ifndef VET_SIMT_EMU  // the emulator launches the kernels itself
 // --- host side -----------------------------------------------------------------------------------
 bool attention_pipe_fits(int hd, const void *q, const void *k, const void *v, const void *dout) {
     auto al = [](const void *p) { return p == nullptr || ((uintptr_t)p & 15) == 0; };
@@ -305,3 +319,4 @@ int attention_pipe_backward(vet_cuda *ctx, float *dq, float *dk, float *dv, cons
                     : launch_backward<8>(ctx, dq, dk, dv, dout, q, k, v, lse, Dl, start, end, B, T, H, KVH, hd,
                                          accumulate, err);
 }
+#endif

@@ -1,0 +1,232 @@
+// test_attention_emu.cc — the register attention's kernels run on the CPU (tests/unit/simt_emu.h:
+// a block's threads as POSIX threads, ldmatrix and mma.sync replayed from the PTX ISA), their
+// outputs against the CPU replay of their arithmetic (lib/model/ops_attention_bf16.c) at
+// op_parity's tolerances: the pipelined kernels (attention_pipe.cu, the default), the
+// synchronous ldmatrix ones (attention_mma.cu) and the transposed-tile ones (the first lease's),
+// forward, dq and dk/dv, with written and accumulated gradients. Packed rows of random samples,
+// padding, GQA, and samples long enough that whole tiles (the unmasked path) run beside masked
+// ones; head widths 40 (padded to 64) and 128. The pipelined and synchronous kernels share their
+// tile code and tile order, so their outputs must be equal bit for bit.
+//
+// Built with the C++ compiler and -DVET_SIMT_EMU where the CUDA toolkit's headers are (as the
+// .cu unit tests); no GPU is needed.
+#include "simt_emu.h"
+
+#include "kernels/attention_mma.cu"
+#include "kernels/attention_pipe.cu"
+
+#include <math.h>
+#include <stdlib.h>
+
+#include <vector>
+
+extern "C" {
+#include "check.h"
+#include "model/ops.h"
+}
+
+static uint64_t rng = 0x2545f4914f6cdd1dull;
+static float frand() {  // uniform in [-1, 1)
+    rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
+    return (float)((rng >> 40) * (1.0 / 8388608.0)) - 1.0f;
+}
+static int irand(int n) {
+    rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
+    return (int)((rng >> 33) % (uint64_t)n);
+}
+
+static double max_rel(const std::vector<float> &got, const std::vector<float> &want) {
+    double num = 0, den = 0;
+    for (size_t i = 0; i < got.size(); i++) {
+        double d = fabs((double)got[i] - want[i]);
+        if (!(d <= num)) num = d;  // nan too
+        if (fabs(want[i]) > den) den = fabs(want[i]);
+    }
+    return num / (den > 0 ? den : 1.0);
+}
+
+struct problem {
+    int B, T, H, KVH, hd, maxlen;
+    std::vector<int32_t> seg, start, end;
+    std::vector<float> q, k, v, dout;                    // fp32, as the replay takes them
+    std::vector<__nv_bfloat16> q16, k16, v16, dout16;  // rounded, as training stores them
+    std::vector<float> out, lse, D, dq, dk, dv;          // the replay's
+};
+
+static std::vector<__nv_bfloat16> rounded(const std::vector<float> &x) {
+    std::vector<__nv_bfloat16> r(x.size());
+    for (size_t i = 0; i < x.size(); i++) r[i] = __float2bfloat16_rn(x[i]);
+    return r;
+}
+
+static problem shape(int B, int T, int H, int KVH, int hd, int maxlen) {
+    problem p;
+    p.B = B, p.T = T, p.H = H, p.KVH = KVH, p.hd = hd, p.maxlen = maxlen;
+    return p;
+}
+
+static void make(problem &p) {
+    const int N = p.B * p.T;
+    p.seg.assign(N, -1);
+    for (int b = 0; b < p.B; b++) {  // odd rows end in padding
+        int fill = b % 2 ? p.T - irand(p.T / 3 + 1) : p.T, i = 0, id = 0;
+        while (i < fill) {
+            int len = 1 + irand(p.maxlen);
+            for (int n = 0; n < len && i < fill; n++, i++) p.seg[b * p.T + i] = id;
+            id++;
+        }
+    }
+    p.start.resize(N), p.end.resize(N);
+    for (int b = 0; b < p.B; b++)
+        for (int i = 0; i < p.T; i++) seg_bounds_at(&p.seg[b * p.T], p.T, i, &p.start[b * p.T + i], &p.end[b * p.T + i]);
+    auto rnd = [](size_t n) {
+        std::vector<float> x(n);
+        for (auto &e : x) e = frand();
+        return x;
+    };
+    const size_t nq = (size_t)N * p.H * p.hd, nk = (size_t)N * p.KVH * p.hd, nl = (size_t)N * p.H;
+    p.q = rnd(nq), p.k = rnd(nk), p.v = rnd(nk), p.dout = rnd(nq);
+    p.q16 = rounded(p.q), p.k16 = rounded(p.k), p.v16 = rounded(p.v), p.dout16 = rounded(p.dout);
+    p.out.resize(nq), p.lse.resize(nl), p.D.resize(nl);
+    attention_forward_bf16(p.out.data(), p.lse.data(), p.q.data(), p.k.data(), p.v.data(), p.seg.data(), p.B, p.T,
+                           p.H, p.KVH, p.hd, VET_ATTN_TC_TILE);
+    for (size_t r = 0; r < nl; r++) {  // D = rowsum(dout * out), fp32 values, as the replay
+        double s = 0;
+        for (int d = 0; d < p.hd; d++) s += (double)p.dout[r * p.hd + d] * p.out[r * p.hd + d];
+        p.D[r] = (float)s;
+    }
+    p.dq.assign(nq, 0.0f), p.dk.assign(nk, 0.0f), p.dv.assign(nk, 0.0f);
+    attention_backward_bf16(p.dq.data(), p.dk.data(), p.dv.data(), p.dout.data(), p.q.data(), p.k.data(),
+                            p.v.data(), p.out.data(), p.lse.data(), p.seg.data(), p.B, p.T, p.H, p.KVH, p.hd);
+}
+
+// One kind of kernel, run through the emulator: the forward's out and lse; dq, dk, dv written
+// (accumulate 0, over NaN-filled buffers) from the replay's out and lse.
+struct result {
+    std::vector<float> out, lse, dq, dk, dv;
+};
+
+enum kind { PIPE, SYNC, TRANSPOSED };
+
+template <int KC> static result run(const problem &p, kind kd) {
+    const int N = p.B * p.T, T = p.T, H = p.H, KVH = p.KVH, hd = p.hd, qb = (T + TT - 1) / TT;
+    const float scale = 1.0f / sqrtf((float)hd);
+    const size_t nq = (size_t)N * H * hd, nk = (size_t)N * KVH * hd;
+    result r;
+    r.out.assign(nq, NAN), r.lse.assign((size_t)N * H, NAN);
+    r.dq.assign(nq, NAN), r.dk.assign(nk, NAN), r.dv.assign(nk, NAN);
+    const bf16 *q = p.q16.data(), *k = p.k16.data(), *v = p.v16.data(), *dO = p.dout16.data();
+    const int32_t *st = p.start.data(), *en = p.end.data();
+    const float *lse = p.lse.data(), *D = p.D.data();
+    float *out = r.out.data(), *ls = r.lse.data(), *dq = r.dq.data(), *dk = r.dk.data(), *dv = r.dv.data();
+    switch (kd) {
+    case PIPE:
+        emu_launch(dim3(qb, H, p.B), NW * 32,
+                   [&] { attention_pipe_forward_kernel<KC>(out, ls, q, k, v, st, T, H, KVH, hd, scale); });
+        emu_launch(dim3(qb, H, p.B), NW * 32, [&] {
+            attention_pipe_dq_kernel<KC>(dq, dO, q, k, v, lse, D, st, T, H, KVH, hd, scale, 0);
+        });
+        emu_launch(dim3(qb, KVH, p.B), NW * 32, [&] {
+            attention_pipe_dkdv_kernel<KC>(dk, dv, dO, q, k, v, lse, D, st, en, T, H, KVH, hd, scale, 0);
+        });
+        break;
+    case SYNC:
+    case TRANSPOSED:
+        auto all = [&](auto ldm) {
+            constexpr bool LDM = decltype(ldm)::value;
+            emu_launch(dim3(qb, H, p.B), NW * 32, [&] {
+                attention_mma_forward_kernel<KC, LDM>(out, ls, q, k, v, st, T, H, KVH, hd, scale, true);
+            });
+            emu_launch(dim3(qb, H, p.B), NW * 32, [&] {
+                attention_mma_dq_kernel<KC, LDM>(dq, dO, q, k, v, lse, D, st, T, H, KVH, hd, scale, 0, true);
+            });
+            emu_launch(dim3(qb, KVH, p.B), NW * 32, [&] {
+                attention_mma_dkdv_kernel<KC, LDM>(dk, dv, dO, q, k, v, lse, D, st, en, T, H, KVH, hd, scale, 0,
+                                                   true);
+            });
+        };
+        if (kd == SYNC)
+            all(std::integral_constant<bool, true>{});
+        else
+            all(std::integral_constant<bool, false>{});
+        break;
+    }
+    return r;
+}
+
+static void check_close(const char *what, const result &r, const problem &p) {
+    double e_out = max_rel(r.out, p.out), e_lse = max_rel(r.lse, p.lse), e_dq = max_rel(r.dq, p.dq),
+           e_dk = max_rel(r.dk, p.dk), e_dv = max_rel(r.dv, p.dv);
+    printf("# %s hd=%d: max rel err out %.2g lse %.2g dq %.2g dk %.2g dv %.2g\n", what, p.hd, e_out, e_lse, e_dq,
+           e_dk, e_dv);
+    CHECK(e_out <= 4e-3);  // op_parity's tolerances against the replay
+    CHECK(e_lse <= 1e-4);
+    CHECK(e_dq <= 4e-3);
+    CHECK(e_dk <= 4e-3);
+    CHECK(e_dv <= 4e-3);
+}
+
+static bool same_bits(const std::vector<float> &a, const std::vector<float> &b) {
+    return a.size() == b.size() && !memcmp(a.data(), b.data(), a.size() * sizeof(float));
+}
+
+// transposed: the first lease's kernels too (they share little code with the others, and run
+// only as a fallback: at one width, to keep the emulation's seconds down).
+template <int KC> static void check_problem(problem &p, bool transposed) {
+    make(p);
+    result pipe = run<KC>(p, PIPE), sync = run<KC>(p, SYNC);
+    check_close("pipelined", pipe, p);
+    check_close("synchronous", sync, p);
+    if (transposed) check_close("transposed", run<KC>(p, TRANSPOSED), p);
+    CHECK(same_bits(pipe.out, sync.out) && same_bits(pipe.lse, sync.lse));  // one tile code, one order
+    CHECK(same_bits(pipe.dq, sync.dq) && same_bits(pipe.dk, sync.dk) && same_bits(pipe.dv, sync.dv));
+}
+
+// Head width 40 (padded to 64, KC 4), 2 query heads on 1 kv head, 2 rows of 150 with samples
+// up to 120 positions (whole tiles and masked ones, padding at the end of row 1).
+static void test_hd40(void) {
+    problem p = shape(2, 150, 2, 1, 40, 120);
+    check_problem<4>(p, true);
+}
+
+// Head width 128 (KC 8, the 7B shape), 2 query heads on 1 kv head, a row of 130 with samples up
+// to 130 positions.
+static void test_hd128(void) {
+    problem p = shape(1, 130, 2, 1, 128, 130);
+    check_problem<8>(p, false);
+}
+
+// Accumulating gradients (accumulate 1, as a caller that adds into dq, dk, dv): the pipelined
+// kernels add to what is there, the replay's sum over the same starting values.
+static void test_accumulate(void) {
+    problem p = shape(1, 100, 2, 2, 40, 100);
+    make(p);
+    const int N = p.T, T = p.T, H = p.H, KVH = p.KVH, hd = p.hd, qb = (T + TT - 1) / TT;
+    const float scale = 1.0f / sqrtf((float)hd);
+    std::vector<float> dq0(p.dq.size()), dk0(p.dk.size()), dv0(p.dv.size());
+    for (auto *x : {&dq0, &dk0, &dv0})
+        for (auto &e : *x) e = frand();
+    std::vector<float> dq = dq0, dk = dk0, dv = dv0, wq = dq0, wk = dk0, wv = dv0;
+    attention_backward_bf16(wq.data(), wk.data(), wv.data(), p.dout.data(), p.q.data(), p.k.data(), p.v.data(),
+                            p.out.data(), p.lse.data(), p.seg.data(), 1, T, H, KVH, hd);
+    const bf16 *q = p.q16.data(), *k = p.k16.data(), *v = p.v16.data(), *dO = p.dout16.data();
+    emu_launch(dim3(qb, H, 1), NW * 32, [&] {
+        attention_pipe_dq_kernel<4>(dq.data(), dO, q, k, v, p.lse.data(), p.D.data(), p.start.data(), T, H, KVH, hd,
+                                    scale, 1);
+    });
+    emu_launch(dim3(qb, KVH, 1), NW * 32, [&] {
+        attention_pipe_dkdv_kernel<4>(dk.data(), dv.data(), dO, q, k, v, p.lse.data(), p.D.data(), p.start.data(),
+                                      p.end.data(), T, H, KVH, hd, scale, 1);
+    });
+    (void)N;
+    CHECK(max_rel(dq, wq) <= 4e-3);
+    CHECK(max_rel(dk, wk) <= 4e-3);
+    CHECK(max_rel(dv, wv) <= 4e-3);
+}
+
+int main(void) {
+    RUN(test_hd40);
+    RUN(test_hd128);
+    RUN(test_accumulate);
+    CHECK_EXIT();
+}
