@@ -68,6 +68,21 @@ extern vet_cublas_api vet_cublas;
                             cudaGetErrorString(e_));                                            \
     } while (0)
 
+// kernel<<<grid, block, smem, stream>>>(...) where the CPU emulator (tests/unit/simt_emu.h,
+// VET_SIMT_EMU) can run it instead, the host code around it unchanged: there a launch runs
+// every block before it returns, and a launch cannot fail.
+#ifdef VET_SIMT_EMU
+#define LAUNCH(kernel, grid, block, smem, stream, ...)                                          \
+    do {                                                                                        \
+        (void)(stream);                                                                         \
+        emu_launch(dim3(grid), (block), [&] { (kernel)(__VA_ARGS__); });                        \
+    } while (0)
+#undef LAUNCH_CHECK
+#define LAUNCH_CHECK(what, err) (void)(what)
+#else
+#define LAUNCH(kernel, grid, block, smem, stream, ...) (kernel)<<<(grid), (block), (smem), (stream)>>>(__VA_ARGS__)
+#endif
+
 // Kernels that need more than the default 48 KB of dynamic shared memory must say so once.
 #define SMEM_OPT_IN(kernel, bytes, err)                                                         \
     do {                                                                                        \

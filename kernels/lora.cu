@@ -368,18 +368,18 @@ extern "C" int lora_down_dropout_cuda(vet_cuda *ctx, float *u, const float *x, c
         const bool vec = C % 4 == 0 && ((uintptr_t)x & 15) == 0 && ((uintptr_t)A & 15) == 0;
         with_rank(r, [&](auto rt) {
             constexpr int RT = decltype(rt)::value, R = 32 / RT;
-            (drop ? (vec ? lora_down2_kernel<RT, R, true> : lora_down2_kernel<RT, R, false>)
-                  : (vec ? lora_down2_kernel<RT, R, true, false> : lora_down2_kernel<RT, R, false, false>))<<<
-                ceil_div(N, DOWN_WARPS * R), DOWN_WARPS * 32, 0, ctx->stream>>>(u, x, A, ks, thr, seed, row0, N, C, r,
-                                                                                1.0f);
+            LAUNCH((drop ? (vec ? lora_down2_kernel<RT, R, true> : lora_down2_kernel<RT, R, false>)
+                         : (vec ? lora_down2_kernel<RT, R, true, false> : lora_down2_kernel<RT, R, false, false>)),
+                   ceil_div(N, DOWN_WARPS * R), DOWN_WARPS * 32, 0, ctx->stream, u, x, A, ks, thr, seed, row0, N, C, r,
+                   1.0f);
         });
         LAUNCH_CHECK("lora_down_dropout", err);
         return 0;
     }
     const int rows_per_block = DOWN_WARPS * DOWN_ROWS_PER_WARP, blocks = ceil_div(N, rows_per_block);
     with_rank(r, [&](auto rt) {
-        lora_down_kernel<decltype(rt)::value>
-            <<<blocks, DOWN_WARPS * 32, 0, ctx->stream>>>(u, x, A, ks, thr, seed, row0, N, C, r);
+        LAUNCH(lora_down_kernel<decltype(rt)::value>, blocks, DOWN_WARPS * 32, 0, ctx->stream, u, x, A, ks, thr, seed,
+               row0, N, C, r);
     });
     LAUNCH_CHECK("lora_down_dropout (variant 1)", err);
     return 0;
@@ -397,8 +397,8 @@ extern "C" int lora_grad_input_dropout_cuda(vet_cuda *ctx, float *dinp, const fl
     const bool vec = C % 4 == 0 && ((uintptr_t)dinp & 15) == 0;
     with_rank(r, [&](auto rt) {
         constexpr int RT = decltype(rt)::value;
-        (vec ? lora_grad_input_kernel<RT, true> : lora_grad_input_kernel<RT, false>)<<<grid, GROUPS, 0, ctx->stream>>>(
-            dinp, du, A, ks, thr, seed, row0, N, C, r);
+        LAUNCH((vec ? lora_grad_input_kernel<RT, true> : lora_grad_input_kernel<RT, false>), grid, GROUPS, 0,
+               ctx->stream, dinp, du, A, ks, thr, seed, row0, N, C, r);
     });
     LAUNCH_CHECK("lora_grad_input_dropout", err);
     return 0;
@@ -415,8 +415,8 @@ extern "C" int lora_up_cuda(vet_cuda *ctx, float *y, const float *u, const float
     const bool vec = out % 4 == 0 && ((uintptr_t)y & 15) == 0;
     with_rank(r, [&](auto rt) {
         constexpr int RT = decltype(rt)::value;
-        (vec ? lora_up_kernel<RT, true> : lora_up_kernel<RT, false>)<<<grid, GROUPS, 0, ctx->stream>>>(y, u, B, s, N,
-                                                                                                      out, r);
+        LAUNCH((vec ? lora_up_kernel<RT, true> : lora_up_kernel<RT, false>), grid, GROUPS, 0, ctx->stream, y, u, B, s,
+               N, out, r);
     });
     LAUNCH_CHECK("lora_up", err);
     return 0;
@@ -437,13 +437,12 @@ static int sum_over_rows(vet_cuda *ctx, float *dst, const float *du, const float
     dim3 grid(ceil_div((C + 3) / 4, GROUPS), ceil_div(r, JT), S);
     float *out = S > 1 ? scratch : dst;
     const bool vec = C % 4 == 0 && ((uintptr_t)x & 15) == 0 && (T_OUT || ((uintptr_t)out & 15) == 0);
-    (vec ? lora_grad_a_kernel<true, DROP, T_OUT> : lora_grad_a_kernel<false, DROP, T_OUT>)<<<grid, GROUPS, 0,
-                                                                                            ctx->stream>>>(
-        out, S == 1, du, x, ks, thr, seed, row0, N, C, r, rows, s);
+    LAUNCH((vec ? lora_grad_a_kernel<true, DROP, T_OUT> : lora_grad_a_kernel<false, DROP, T_OUT>), grid, GROUPS, 0,
+           ctx->stream, out, S == 1, du, x, ks, thr, seed, row0, N, C, r, rows, s);
     LAUNCH_CHECK(what, err);
     if (S > 1) {
         size_t n = (size_t)r * C;
-        lora_sum_slices_kernel<<<grid_blocks(n, 256), 256, 0, ctx->stream>>>(dst, scratch, S, n, s);
+        LAUNCH(lora_sum_slices_kernel, grid_blocks(n, 256), 256, 0, ctx->stream, dst, scratch, S, n, s);
         LAUNCH_CHECK(what, err);
     }
     return 0;
@@ -479,9 +478,9 @@ extern "C" int lora_du_cuda(vet_cuda *ctx, float *du, const float *dout, const f
     with_rank(r, [&](auto rt) {
         constexpr int RT = decltype(rt)::value, R = 32 / RT;
         const bool vec = r == RT && out % 4 == 0 && ((uintptr_t)dout & 15) == 0 && ((uintptr_t)B & 15) == 0;
-        (vec ? lora_down2_kernel<RT, R, true, false, true> : lora_down2_kernel<RT, R, false, false, true>)<<<
-            ceil_div(N, DOWN_WARPS * R), DOWN_WARPS * 32, 0, ctx->stream>>>(du, dout, B, 1.0f, 0u, 0u, 0, N, out, r,
-                                                                            s);
+        LAUNCH((vec ? lora_down2_kernel<RT, R, true, false, true> : lora_down2_kernel<RT, R, false, false, true>),
+               ceil_div(N, DOWN_WARPS * R), DOWN_WARPS * 32, 0, ctx->stream, du, dout, B, 1.0f, 0u, 0u, 0, N, out, r,
+               s);
     });
     LAUNCH_CHECK("lora_du", err);
     return 0;

@@ -164,39 +164,42 @@ inline float __fmaf_rn(float a, float b, float c) { return fmaf(a, b, c); }
 template <typename T> inline T __ldg(const T *p) { return *p; }
 
 // A kernel call (a lambda that calls it with its arguments) over grid x threads, one block at a
-// time; dynamic shared memory up to sizeof smem.
+// time: `threads` POSIX threads, made once a launch, walk the blocks in order with a barrier of
+// the block between two (thread 0 refills shared memory there); dynamic shared memory up to
+// sizeof smem.
+struct emu_worker {
+    const std::function<void()> *kernel;
+    dim3 grid;
+    unsigned t;
+};
+inline void *emu_work(void *v) {
+    const emu_worker *w = (const emu_worker *)v;
+    for (unsigned z = 0; z < w->grid.z; z++)
+        for (unsigned y = 0; y < w->grid.y; y++)
+            for (unsigned x = 0; x < w->grid.x; x++) {
+                if (w->t == 0) memset(smem, 0xff, sizeof smem);
+                emu_block_bar.wait();  // the block's shared memory is ready
+                blockIdx = make_uint3(x, y, z), threadIdx = make_uint3(w->t, 0, 0), emu_phase = 0;
+                (*w->kernel)();
+                emu_block_bar.wait();  // every thread is done with this block
+            }
+    return nullptr;
+}
 inline void emu_launch(dim3 grid, int threads, const std::function<void()> &kernel) {
     gridDim = grid, blockDim = dim3(threads);
     emu_block_bar.n = threads;
     for (int w = 0; w < (threads + 31) / 32; w++) emu_warps[w].bar.n = threads - 32 * w < 32 ? threads - 32 * w : 32;
-    for (unsigned z = 0; z < grid.z; z++)
-        for (unsigned y = 0; y < grid.y; y++)
-            for (unsigned x = 0; x < grid.x; x++) {
-                memset(smem, 0xff, sizeof smem);
-                struct arg {
-                    const std::function<void()> *k;
-                    uint3 block, thread;
-                };
-                std::vector<pthread_t> tids(threads);
-                std::vector<arg> args(threads);
-                for (int t = 0; t < threads; t++) {
-                    args[t] = arg{&kernel, make_uint3(x, y, z), make_uint3(t, 0, 0)};
-                    pthread_attr_t at;
-                    pthread_attr_init(&at);
-                    pthread_attr_setstacksize(&at, 1 << 20);
-                    pthread_create(
-                        &tids[t], &at,
-                        [](void *v) -> void * {
-                            arg *a = (arg *)v;
-                            blockIdx = a->block, threadIdx = a->thread, emu_phase = 0;
-                            (*a->k)();
-                            return nullptr;
-                        },
-                        &args[t]);
-                    pthread_attr_destroy(&at);
-                }
-                for (int t = 0; t < threads; t++) pthread_join(tids[t], nullptr);
-            }
+    std::vector<pthread_t> tids(threads);
+    std::vector<emu_worker> args(threads);
+    pthread_attr_t at;
+    pthread_attr_init(&at);
+    pthread_attr_setstacksize(&at, 1 << 20);
+    for (int t = 0; t < threads; t++) {
+        args[t] = emu_worker{&kernel, grid, (unsigned)t};
+        pthread_create(&tids[t], &at, emu_work, &args[t]);
+    }
+    pthread_attr_destroy(&at);
+    for (int t = 0; t < threads; t++) pthread_join(tids[t], nullptr);
 }
 
 #endif

@@ -1,0 +1,136 @@
+// test_lora_emu.cc — kernels/lora.cu as training calls it (its host functions, their grids and
+// its kernels) on the CPU emulator (tests/unit/simt_emu.h), against the CPU's dropout and BLAS:
+// the down product with dropout inside, and without (p = 0), its first kernel (variant 1) bit for
+// bit; dA += du^T dropout(x) in row slices, with and without dropout; dinp += mask (du A); the
+// backward's products through B (du = s dout B, dB += s dout^T u); and the up product (lora_up).
+// Ranks 4, 16 and 32 (each template), widths 200 (16-byte paths) and 203 (element paths), 40
+// rows (tails of every row tiling, several slices). Tolerance 1e-5 of the largest value, as
+// op_parity's: only the order of fp32 sums differs from BLAS.
+#include "simt_emu.h"
+
+#include <cublas_v2.h>
+#include <cuda_fp16.h>
+
+// Static shared arrays: one block runs at a time, so a static local is its shared memory.
+#undef __shared__
+#define __shared__ static
+
+#include "kernels/lora.cu"
+
+#include <stdlib.h>
+
+#include <vector>
+
+extern "C" {
+#include "check.h"
+#include "model/ops.h"
+}
+
+static uint64_t rng = 0x9e3779b97f4a7c15ull;
+static std::vector<float> rnd(size_t n) {
+    std::vector<float> x(n);
+    for (auto &e : x) {
+        rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
+        e = (float)((rng >> 40) * (1.0 / 8388608.0)) - 1.0f;
+    }
+    return x;
+}
+
+static double max_rel(const std::vector<float> &got, const std::vector<float> &want) {
+    double num = 0, den = 0;
+    for (size_t i = 0; i < got.size(); i++) {
+        double d = fabs((double)got[i] - want[i]);
+        if (!(d <= num)) num = d;  // nan too
+        if (fabs(want[i]) > den) den = fabs(want[i]);
+    }
+    return num / (den > 0 ? den : 1.0);
+}
+
+static vet_cuda ctx_;  // never dereferenced by the emulated launches
+static vet_cuda *ctx = &ctx_;
+
+#define TOL 1e-5
+#define OK(call) CHECK((call) == 0)
+
+static void one_shape(int N, int C, int r) {
+    const float p = 0.1f, s = 2.0f;
+    const uint64_t seed = 0x5eedu;
+    const int64_t row0 = 37;
+    vet_err err;
+    const size_t nx = (size_t)N * C, na = (size_t)r * C, nu = (size_t)N * r;
+    std::vector<float> x = rnd(nx), A = rnd(na), du = rnd(nu), B = rnd(na), dout = rnd(nx), u = rnd(nu);
+    std::vector<float> xd(nx), want(nu), got(nu, NAN);
+    std::vector<float> scratch(lora_grad_a_scratch_floats(N, C, r) + 1);
+
+    // u = dropout(x) A^T, and without dropout
+    dropout_forward(xd.data(), x.data(), p, seed, row0, N, C);
+    matmul_forward(want.data(), xd.data(), A.data(), NULL, N, C, r);
+    OK(lora_down_dropout_cuda(ctx, got.data(), x.data(), A.data(), p, seed, row0, N, C, r, &err));
+    CHECK(max_rel(got, want) <= TOL);
+    std::vector<float> staged(nu, NAN);
+    lora_down_variant(1);
+    OK(lora_down_dropout_cuda(ctx, staged.data(), x.data(), A.data(), p, seed, row0, N, C, r, &err));
+    lora_down_variant(0);
+    CHECK(!memcmp(staged.data(), got.data(), nu * sizeof(float)));  // the same bits
+    matmul_forward(want.data(), x.data(), A.data(), NULL, N, C, r);
+    OK(lora_down_dropout_cuda(ctx, got.data(), x.data(), A.data(), 0.0f, seed, row0, N, C, r, &err));
+    CHECK(max_rel(got, want) <= TOL);
+
+    // dA += du^T dropout(x), and without dropout
+    for (float pp : {p, 0.0f}) {
+        std::vector<float> dA = rnd(na), wantA = dA;
+        dropout_forward(xd.data(), x.data(), pp, seed, row0, N, C);
+        vet_sgemm(1, 0, r, C, N, 1.0f, du.data(), r, xd.data(), C, 1.0f, wantA.data(), C);
+        OK(lora_grad_a_dropout_cuda(ctx, dA.data(), du.data(), x.data(), pp, seed, row0, N, C, r, scratch.data(),
+                                    scratch.size(), &err));
+        CHECK(max_rel(dA, wantA) <= TOL);
+    }
+
+    // dinp += mask / (1 - p) (du A)
+    {
+        std::vector<float> dinp = rnd(nx), wantx = dinp, t(nx);
+        vet_sgemm(0, 0, N, C, r, 1.0f, du.data(), r, A.data(), C, 0.0f, t.data(), C);
+        dropout_backward(wantx.data(), t.data(), p, seed, row0, N, C);
+        OK(lora_grad_input_dropout_cuda(ctx, dinp.data(), du.data(), A.data(), p, seed, row0, N, C, r, &err));
+        CHECK(max_rel(dinp, wantx) <= TOL);
+    }
+
+    // du = s dout B (B: C x r), dB += s dout^T u
+    vet_sgemm(0, 0, N, r, C, s, dout.data(), C, B.data(), r, 0.0f, want.data(), r);
+    OK(lora_du_cuda(ctx, got.data(), dout.data(), B.data(), s, N, C, r, &err));
+    CHECK(max_rel(got, want) <= TOL);
+    {
+        std::vector<float> dB = rnd(na), wantB = dB;
+        vet_sgemm(1, 0, C, r, N, s, dout.data(), C, u.data(), r, 1.0f, wantB.data(), r);
+        OK(lora_grad_b_cuda(ctx, dB.data(), dout.data(), u.data(), s, N, C, r, scratch.data(), scratch.size(), &err));
+        CHECK(max_rel(dB, wantB) <= TOL);
+    }
+
+    // y += s u B^T
+    {
+        std::vector<float> y = rnd(nx), wanty = y;
+        vet_sgemm(0, 1, N, C, r, s, u.data(), r, B.data(), r, 1.0f, wanty.data(), C);
+        OK(lora_up_cuda(ctx, y.data(), u.data(), B.data(), s, N, C, r, &err));
+        CHECK(max_rel(y, wanty) <= TOL);
+    }
+}
+
+static void test_ranks_and_widths(void) {
+    for (int C : {200, 203})
+        for (int r : {4, 16, 32}) one_shape(40, C, r);
+}
+
+// A short scratch is refused with the sizes, not overrun.
+static void test_short_scratch(void) {
+    std::vector<float> dB(200 * 16), dout(70 * 200), u(70 * 16), scratch(8);
+    vet_err err;
+    CHECK(lora_grad_b_cuda(ctx, dB.data(), dout.data(), u.data(), 1.0f, 70, 200, 16, scratch.data(), scratch.size(),
+                           &err) < 0);
+    CHECK(strstr(err.msg, "lora_grad_b: scratch of 8 floats, needs") != NULL);
+}
+
+int main(void) {
+    RUN(test_ranks_and_widths);
+    RUN(test_short_scratch);
+    CHECK_EXIT();
+}
