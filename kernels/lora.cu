@@ -108,10 +108,10 @@ lora_down_kernel(float *u, const float *x, const float *A, float keep_scale, uin
 
 // The same product without shared memory or barriers, the default (the kernel above is
 // lora_down_variant(1); this one was written after the first H200 lease, which put that one at
-// ~3 TFLOP/s: it waits at two barriers and a staging load of A for every 128 columns). A warp takes R rows; a lane takes the same
-// groups of 4 columns as above (q = lane, lane + 32, ...), reads A's 4 columns of every rank
-// straight from global memory (L1 serves the warps that walk the same columns) and uses them for
-// its R rows. Each lane's sums run in the order above and are reduced by the same butterfly:
+// ~3 TFLOP/s: it waits at two barriers and a staging load of A for every 128 columns). A warp
+// takes R rows; a lane takes the same groups of 4 columns as above (q = lane, lane + 32, ...),
+// reads A's 4 columns of every rank straight from global memory (L1 serves the warps that walk
+// the same columns) and uses them for its R rows. Each lane's sums run in the order above and are reduced by the same butterfly:
 // the same bits (op_parity checks it). VEC (C a multiple of 4, x and A 16-byte aligned): x's
 // and A's groups as 16-byte loads, two groups' loads in flight.
 //
@@ -319,7 +319,8 @@ lora_up_kernel(float *y, const float *u, const float *B, float s, int N, int out
         float *o = y + (size_t)n * out + 4 * q;
         if constexpr (VEC) {
             float4 v = *(float4 *)o;
-            v.x = fmaf(s, acc[0], v.x), v.y = fmaf(s, acc[1], v.y), v.z = fmaf(s, acc[2], v.z), v.w = fmaf(s, acc[3], v.w);
+            v.x = fmaf(s, acc[0], v.x), v.y = fmaf(s, acc[1], v.y);
+            v.z = fmaf(s, acc[2], v.z), v.w = fmaf(s, acc[3], v.w);
             *(float4 *)o = v;
         } else {
 #pragma unroll

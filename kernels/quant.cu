@@ -117,16 +117,16 @@ static int dequant(vet_cuda *ctx, T *out, const vet_cuda_qweight *w, int OC, int
     if (n == 0) return 0;
     const bool out16 = ((uintptr_t)out & 15) == 0;
     if (w->kind == VET_CUDA_Q_INT8 && C % 8 == 0 && out16 && ((uintptr_t)w->q & 7) == 0)
-        dequant_int8_vec_kernel<T><<<blocks_for(n / 8), THREADS, 0, ctx->stream>>>(out, (const int8_t *)w->q,
+        LAUNCH((dequant_int8_vec_kernel<T>), blocks_for(n / 8), THREADS, 0, ctx->stream, out, (const int8_t *)w->q,
                                                                                    w->scale, C, n / 8);
     else if (w->kind == VET_CUDA_Q_INT8)
-        dequant_int8_kernel<T><<<blocks_for(n), THREADS, 0, ctx->stream>>>(out, (const int8_t *)w->q, w->scale,
+        LAUNCH((dequant_int8_kernel<T>), blocks_for(n), THREADS, 0, ctx->stream, out, (const int8_t *)w->q, w->scale,
                                                                           OC, C);
     else if (n % 8 == 0 && out16 && ((uintptr_t)w->q & 3) == 0)
-        dequant_nf4_vec_kernel<T><<<blocks_for(n / 8), THREADS, 0, ctx->stream>>>(out, (const uint8_t *)w->q,
+        LAUNCH((dequant_nf4_vec_kernel<T>), blocks_for(n / 8), THREADS, 0, ctx->stream, out, (const uint8_t *)w->q,
                                                                                   w->scale, n);
     else
-        dequant_nf4_kernel<T><<<blocks_for(n), THREADS, 0, ctx->stream>>>(out, (const uint8_t *)w->q, w->scale,
+        LAUNCH((dequant_nf4_kernel<T>), blocks_for(n), THREADS, 0, ctx->stream, out, (const uint8_t *)w->q, w->scale,
                                                                          n);
     LAUNCH_CHECK(w->kind == VET_CUDA_Q_INT8 ? "dequant int8" : "dequant nf4", err);
     return 0;
@@ -266,14 +266,12 @@ extern "C" int matmul_rows_q_cuda(vet_cuda *ctx, float *out, const float *inp, c
                         VET_QROWS_GROUP, N, C);
     dim3 grid(ceil_div(OC, QROWS_WARPS)), block(QROWS_WARPS * 32);
     const __nv_bfloat16 *x16 = (const __nv_bfloat16 *)inp16;
-    if (w->kind == VET_CUDA_Q_INT8 && inp16)
-        rows_q_kernel<VET_CUDA_Q_INT8, true><<<grid, block, 0, ctx->stream>>>(out, inp, x16, w->q, w->scale, bias, N, C, OC);
-    else if (w->kind == VET_CUDA_Q_INT8)
-        rows_q_kernel<VET_CUDA_Q_INT8, false><<<grid, block, 0, ctx->stream>>>(out, inp, x16, w->q, w->scale, bias, N, C, OC);
-    else if (inp16)
-        rows_q_kernel<VET_CUDA_Q_NF4, true><<<grid, block, 0, ctx->stream>>>(out, inp, x16, w->q, w->scale, bias, N, C, OC);
-    else
-        rows_q_kernel<VET_CUDA_Q_NF4, false><<<grid, block, 0, ctx->stream>>>(out, inp, x16, w->q, w->scale, bias, N, C, OC);
+    // the kernel for the weight's kind and the input's format
+    auto kernel = w->kind == VET_CUDA_Q_INT8 ? (inp16 ? rows_q_kernel<VET_CUDA_Q_INT8, true>
+                                                      : rows_q_kernel<VET_CUDA_Q_INT8, false>)
+                                             : (inp16 ? rows_q_kernel<VET_CUDA_Q_NF4, true>
+                                                      : rows_q_kernel<VET_CUDA_Q_NF4, false>);
+    LAUNCH(kernel, grid, block, 0, ctx->stream, out, inp, x16, w->q, w->scale, bias, N, C, OC);
     LAUNCH_CHECK("matmul_rows_q", err);
     return 0;
 }

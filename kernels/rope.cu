@@ -48,9 +48,9 @@ static int rope_launch(vet_cuda *ctx, bool backward, float *x, uint16_t *out16, 
     size_t b = (total + THREADS - 1) / THREADS;
     int blocks = (int)(b < 65536 ? b : 65536);
     if (backward)
-        rope_kernel<true><<<blocks, THREADS, 0, ctx->stream>>>(x, nullptr, pos, cos_t, sin_t, N, nh, hd);
+        LAUNCH((rope_kernel<true>), blocks, THREADS, 0, ctx->stream, x, nullptr, pos, cos_t, sin_t, N, nh, hd);
     else
-        rope_kernel<false><<<blocks, THREADS, 0, ctx->stream>>>(x, (__nv_bfloat16 *)out16, pos, cos_t, sin_t, N,
+        LAUNCH((rope_kernel<false>), blocks, THREADS, 0, ctx->stream, x, (__nv_bfloat16 *)out16, pos, cos_t, sin_t, N,
                                                                   nh, hd);
     LAUNCH_CHECK(backward ? "rope_backward" : "rope_forward", err);
     return 0;

@@ -162,6 +162,11 @@ inline float __fadd_rn(float a, float b) { return a + b; }
 inline float __fsub_rn(float a, float b) { return a - b; }
 inline float __fmaf_rn(float a, float b, float c) { return fmaf(a, b, c); }
 template <typename T> inline T __ldg(const T *p) { return *p; }
+inline float __uint_as_float(unsigned u) {
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
 
 // A kernel call (a lambda that calls it with its arguments) over grid x threads, one block at a
 // time: `threads` POSIX threads, made once a launch, walk the blocks in order with a barrier of
@@ -184,6 +189,10 @@ inline void *emu_work(void *v) {
                 emu_block_bar.wait();  // every thread is done with this block
             }
     return nullptr;
+}
+inline void emu_launch(dim3 grid, int threads, const std::function<void()> &kernel);
+inline void emu_launch(dim3 grid, dim3 block, const std::function<void()> &kernel) {  // 1-D blocks
+    emu_launch(grid, (int)(block.x * block.y * block.z), kernel);
 }
 inline void emu_launch(dim3 grid, int threads, const std::function<void()> &kernel) {
     gridDim = grid, blockDim = dim3(threads);

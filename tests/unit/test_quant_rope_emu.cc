@@ -1,0 +1,147 @@
+// test_quant_rope_emu.cc — kernels/quant.cu and kernels/rope.cu as vet calls them (host
+// functions, grids, kernels) on the CPU emulator (tests/unit/simt_emu.h), against lib/model's
+// CPU code: dequantization of int8 and double-quantized NF4 weights to fp32 and bf16 (the
+// 8-elements-a-thread kernels on aligned shapes, the element kernels on odd ones) bit for bit;
+// the decode GEMV on packed weights (matmul_rows_q) against vet_quant_rows_forward, its
+// replay, bit for bit (fp32 and bf16 inputs, with and without bias, 1 to 8 rows); RoPE forward,
+// forward into bf16 and backward against the CPU's rope (here without fused multiply-adds, so
+// the CPU's bits: on a GPU nvcc may contract them, which the parity test's tolerance takes).
+#include "simt_emu.h"
+
+#include <cublas_v2.h>
+#include <cuda_fp16.h>
+
+#undef __shared__
+#define __shared__ static  // one block runs at a time: a static local is its shared memory
+
+#include "kernels/quant.cu"
+#include "kernels/rope.cu"
+
+#include <stdlib.h>
+
+#include <vector>
+
+extern "C" {
+#include "base/half.h"
+#include "check.h"
+#include "model/ops.h"
+#include "model/quant.h"
+}
+
+static uint64_t rng = 0x243f6a8885a308d3ull;
+static std::vector<float> rnd(size_t n) {
+    std::vector<float> x(n);
+    for (auto &e : x) {
+        rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
+        e = (float)((rng >> 40) * (1.0 / 8388608.0)) - 1.0f;
+    }
+    return x;
+}
+
+static vet_cuda ctx_;
+static vet_cuda *ctx = &ctx_;
+
+static bool same(const std::vector<float> &a, const std::vector<float> &b) {
+    return a.size() == b.size() && !memcmp(a.data(), b.data(), a.size() * sizeof(float));
+}
+
+// A quantized OC x C matrix with its CPU dequantization.
+struct qmat {
+    int kind, OC, C;
+    std::vector<uint8_t> q;
+    std::vector<float> scale, w;  // w: the CPU's dequantized values
+    vet_cuda_qweight qw() const { return vet_cuda_qweight{kind, q.data(), scale.data()}; }
+};
+
+static qmat quantize(int kind, int OC, int C) {
+    qmat m{kind, OC, C, {}, {}, {}};
+    std::vector<float> w = rnd((size_t)OC * C);
+    vet_err err;
+    const size_t n = (size_t)OC * C;
+    m.w.resize(n);
+    if (kind == VET_CUDA_Q_INT8) {
+        m.q.resize(n + 8), m.scale.resize(OC);
+        CHECK(vet_quant_int8((int8_t *)m.q.data(), m.scale.data(), w.data(), OC, C, &err) == 0);
+        vet_dequant_int8(m.w.data(), (const int8_t *)m.q.data(), m.scale.data(), OC, C);
+    } else {
+        m.q.resize(vet_nf4_dq_bytes(n) + 8), m.scale.resize(vet_nf4_dq_scales(n));
+        CHECK(vet_quant_nf4_dq(m.q.data(), m.scale.data(), w.data(), n, &err) == 0);
+        vet_dequant_nf4_dq(m.w.data(), m.q.data(), m.scale.data(), n);
+    }
+    return m;
+}
+
+// Aligned shapes (the 8-a-thread kernels) and odd ones (an element a thread); more than one
+// nf4 scale group (256 blocks of 64) in the largest.
+static void test_dequant(void) {
+    const int shapes[][2] = {{24, 72}, {7, 13}, {300, 136}};
+    for (int kind : {VET_CUDA_Q_INT8, VET_CUDA_Q_NF4})
+        for (auto &sh : shapes) {
+            qmat m = quantize(kind, sh[0], sh[1]);
+            const vet_cuda_qweight w = m.qw();
+            const size_t n = (size_t)m.OC * m.C;
+            std::vector<float> got(n, NAN);
+            std::vector<uint16_t> got16(n, 0xffff), want16(n);
+            vet_err err;
+            CHECK(dequant_cuda(ctx, got.data(), &w, m.OC, m.C, &err) == 0);
+            CHECK(same(got, m.w));
+            CHECK(dequant_bf16_cuda(ctx, got16.data(), &w, m.OC, m.C, &err) == 0);
+            for (size_t i = 0; i < n; i++) want16[i] = vet_f32_to_bf16(m.w[i]);
+            CHECK(!memcmp(got16.data(), want16.data(), n * 2));
+        }
+}
+
+// The decode GEMV: out (N, OC) = x (N, C) W^T (+ bias), on the packed codes.
+static void test_rows_q(void) {
+    for (int kind : {VET_CUDA_Q_INT8, VET_CUDA_Q_NF4})
+        for (int N : {1, 3, 8}) {
+            const int OC = 20, C = 96;
+            qmat m = quantize(kind, OC, C);
+            const vet_cuda_qweight w = m.qw();
+            std::vector<float> x = rnd((size_t)N * C), bias = rnd(OC), xr((size_t)N * C);
+            std::vector<uint16_t> x16((size_t)N * C);
+            for (size_t i = 0; i < x.size(); i++) x16[i] = vet_f32_to_bf16(x[i]), xr[i] = vet_bf16_to_f32(x16[i]);
+            vet_err err;
+            for (int half = 0; half < 2; half++)
+                for (const float *b : {(const float *)nullptr, (const float *)bias.data()}) {
+                    std::vector<float> got((size_t)N * OC, NAN), want((size_t)N * OC);
+                    vet_quant_rows_forward(want.data(), half ? xr.data() : x.data(), (vet_quant_kind)kind, m.q.data(),
+                                           m.scale.data(), b, N, C, OC, half);
+                    CHECK(matmul_rows_q_cuda(ctx, got.data(), x.data(), half ? x16.data() : nullptr, &w, b, N, C, OC,
+                                             &err) == 0);
+                    CHECK(same(got, want));
+                }
+        }
+}
+
+static void test_rope(void) {
+    const int N = 37, nh = 3, hd = 40, max_pos = 64;
+    std::vector<float> inv(hd / 2), cos_t((size_t)max_pos * hd / 2), sin_t(cos_t.size());
+    rope_inv_freq(inv.data(), hd, 10000.0f, nullptr);
+    rope_tables(cos_t.data(), sin_t.data(), max_pos, hd, inv.data());
+    std::vector<int32_t> pos(N);
+    for (int n = 0; n < N; n++) pos[n] = (n * 7) % max_pos;
+    const std::vector<float> x = rnd((size_t)N * nh * hd);
+    vet_err err;
+    std::vector<float> want = x, got = x;
+    rope_forward(want.data(), pos.data(), cos_t.data(), sin_t.data(), N, nh, hd);
+    CHECK(rope_forward_cuda(ctx, got.data(), pos.data(), cos_t.data(), sin_t.data(), N, nh, hd, &err) == 0);
+    CHECK(same(got, want));
+    std::vector<uint16_t> got16(x.size(), 0xffff);
+    CHECK(rope_forward_bf16_cuda(ctx, got16.data(), x.data(), pos.data(), cos_t.data(), sin_t.data(), N, nh, hd,
+                                 &err) == 0);
+    int bad = 0;
+    for (size_t i = 0; i < x.size(); i++) bad += got16[i] != vet_f32_to_bf16(want[i]);
+    CHECK(bad == 0);
+    want = x, got = x;
+    rope_backward(want.data(), pos.data(), cos_t.data(), sin_t.data(), N, nh, hd);
+    CHECK(rope_backward_cuda(ctx, got.data(), pos.data(), cos_t.data(), sin_t.data(), N, nh, hd, &err) == 0);
+    CHECK(same(got, want));
+}
+
+int main(void) {
+    RUN(test_dequant);
+    RUN(test_rows_q);
+    RUN(test_rope);
+    CHECK_EXIT();
+}
