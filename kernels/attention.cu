@@ -52,7 +52,7 @@ __global__ void seg_bounds_kernel(int32_t *start, int32_t *end, const int32_t *s
 __global__ void __launch_bounds__(NWARPS * 32)
 attention_forward_kernel(float *out, float *lse, const float *q, const float *k, const float *v,
                          const int32_t *start, int T, int H, int KVH, int hd, float scale) {
-    extern __shared__ float smem[];
+    SHARED_DYNAMIC(float, smem, 4);
     float *Qs = smem, *Ks = Qs + BQ * hd, *Vs = Ks + TILE * (hd + 1);
     __shared__ int range[2];
     const int b = blockIdx.z, h = blockIdx.y, g = h / (H / KVH), i0 = blockIdx.x * BQ;
@@ -154,7 +154,7 @@ __global__ void __launch_bounds__(NWARPS * 32)
 attention_backward_dq_kernel(float *dq, const float *dout, const float *q, const float *k,
                              const float *v, const float *lse, const float *D,
                              const int32_t *start, int T, int H, int KVH, int hd, float scale, int accumulate) {
-    extern __shared__ float smem[];
+    SHARED_DYNAMIC(float, smem, 4);
     float *Qs = smem, *dOs = Qs + BQ * hd, *Ks = dOs + BQ * hd, *Vs = Ks + TILE * (hd + 1);
     __shared__ int range[2];
     const int b = blockIdx.z, h = blockIdx.y, g = h / (H / KVH), i0 = blockIdx.x * BQ;
@@ -239,7 +239,7 @@ attention_backward_dkdv_kernel(float *dk, float *dv, const float *dout, const fl
                                const float *k, const float *v, const float *lse, const float *D,
                                const int32_t *start, const int32_t *end, int T, int H, int KVH,
                                int hd, float scale, int accumulate) {
-    extern __shared__ float smem[];
+    SHARED_DYNAMIC(float, smem, 4);
     float *Qs = smem, *dOs = Qs + TILE * (hd + 1), *Kb = dOs + TILE * (hd + 1), *Vb = Kb + BKEY * hd;
     float *Ls = Vb + BKEY * hd, *Ds = Ls + TILE;
     int *Ss = (int *)(Ds + TILE);
@@ -351,14 +351,14 @@ static int attention_check_shapes(int B, int T, int H, int KVH, int hd, vet_err 
 
 static int attention_seg_bounds(vet_cuda *ctx, int32_t *start, int32_t *end, const int32_t *seg, int B, int T,
                                 vet_err *err) {
-    seg_bounds_kernel<<<grid_blocks((size_t)B * T, 256), 256, 0, ctx->stream>>>(start, end, seg, B, T);
+    LAUNCH(seg_bounds_kernel, grid_blocks((size_t)B * T, 256), 256, 0, ctx->stream, start, end, seg, B, T);
     LAUNCH_CHECK("attention seg_bounds", err);
     return 0;
 }
 
 static int attention_delta(vet_cuda *ctx, float *D, const float *dout, const float *out, size_t NH, int hd,
                            vet_err *err) {
-    attention_delta_kernel<<<ceil_div((long long)NH * 32, 256), 256, 0, ctx->stream>>>(D, dout, out, NH, hd);
+    LAUNCH(attention_delta_kernel, ceil_div((long long)NH * 32, 256), 256, 0, ctx->stream, D, dout, out, NH, hd);
     LAUNCH_CHECK("attention_backward (delta)", err);
     return 0;
 }
@@ -384,8 +384,8 @@ extern "C" int attention_forward_cuda(vet_cuda *ctx, float *out, float *lse, con
     size_t smem = (size_t)(BQ * hd + TILE * (hd + 1) + TILE * hd) * sizeof(float);
     SMEM_OPT_IN(attention_forward_kernel, smem, err);
     dim3 grid(ceil_div(T, BQ), H, B);
-    attention_forward_kernel<<<grid, NWARPS * 32, smem, ctx->stream>>>(
-        out, lse, q, k, v, start, T, H, KVH, hd, 1.0f / sqrtf((float)hd));
+    LAUNCH(attention_forward_kernel, grid, NWARPS * 32, smem, ctx->stream, out, lse, q, k, v, start, T, H, KVH, hd,
+           1.0f / sqrtf((float)hd));
     LAUNCH_CHECK("attention_forward", err);
     return 0;
 }
@@ -403,15 +403,14 @@ extern "C" int attention_backward_cuda(vet_cuda *ctx, float *dq, float *dk, floa
 
     size_t smem_dq = (size_t)(2 * BQ * hd + 2 * TILE * (hd + 1)) * sizeof(float);
     SMEM_OPT_IN(attention_backward_dq_kernel, smem_dq, err);
-    attention_backward_dq_kernel<<<dim3(ceil_div(T, BQ), H, B), NWARPS * 32, smem_dq, ctx->stream>>>(
-        dq, dout, q, k, v, lse, D, start, T, H, KVH, hd, scale, accumulate);
+    LAUNCH(attention_backward_dq_kernel, dim3(ceil_div(T, BQ), H, B), NWARPS * 32, smem_dq, ctx->stream, dq, dout, q,
+           k, v, lse, D, start, T, H, KVH, hd, scale, accumulate);
     LAUNCH_CHECK("attention_backward (dq)", err);
 
     size_t smem_kv = (size_t)(2 * TILE * (hd + 1) + 2 * BKEY * hd + 3 * TILE) * sizeof(float);
     SMEM_OPT_IN(attention_backward_dkdv_kernel, smem_kv, err);
-    attention_backward_dkdv_kernel<<<dim3(ceil_div(T, BKEY), KVH, B), NWARPS * 32, smem_kv,
-                                     ctx->stream>>>(dk, dv, dout, q, k, v, lse, D, start, end, T,
-                                                    H, KVH, hd, scale, accumulate);
+    LAUNCH(attention_backward_dkdv_kernel, dim3(ceil_div(T, BKEY), KVH, B), NWARPS * 32, smem_kv, ctx->stream, dk,
+           dv, dout, q, k, v, lse, D, start, end, T, H, KVH, hd, scale, accumulate);
     LAUNCH_CHECK("attention_backward (dk, dv)", err);
     return 0;
 }

@@ -37,7 +37,7 @@ attention_mma_forward_kernel(float *out, float *lse, const bf16 *q, const bf16 *
                              const int32_t *start, int T, int H, int KVH, int hd, float scale, bool vec) {
     typedef mma_dims<KC> M;
     constexpr bool EX2 = LDM;  // attention_mma_tile.cuh: the first lease's kernels keep expf
-    extern __shared__ __align__(16) unsigned char smem[];
+    SHARED_DYNAMIC(unsigned char, smem, 16);
     bf16 *Qs = (bf16 *)smem, *Ks = Qs + TT * M::LDH, *Vt = Ks + TT * M::LDH;  // V: row-major with LDM, else [d][key]
     int *range = (int *)(Vt + v_tile_elems<KC, LDM>());
     const int b = blockIdx.z, h = blockIdx.y, grp = h / (H / KVH), i0 = blockIdx.x * TT;
@@ -86,7 +86,7 @@ attention_mma_dq_kernel(float *dq, const bf16 *dout, const bf16 *q, const bf16 *
                         float scale, int accumulate, bool vec) {
     typedef mma_dims<KC> M;
     constexpr bool EX2 = LDM;  // attention_mma_tile.cuh: the first lease's kernels keep expf
-    extern __shared__ __align__(16) unsigned char smem[];
+    SHARED_DYNAMIC(unsigned char, smem, 16);
     bf16 *Qs = (bf16 *)smem, *dOs = Qs + TT * M::LDH, *Ks = dOs + TT * M::LDH, *Vs = Ks + TT * M::LDH;
     bf16 *Kt = Vs + TT * M::LDH;  // unused with LDM
     int *range = (int *)(Kt + (LDM ? 0 : M::HDP * M::LDK));
@@ -139,7 +139,7 @@ attention_mma_dkdv_kernel(float *dk, float *dv, const bf16 *dout, const bf16 *q,
                           int KVH, int hd, float scale, int accumulate, bool vec) {
     typedef mma_dims<KC> M;
     constexpr bool EX2 = LDM;  // attention_mma_tile.cuh: the first lease's kernels keep expf
-    extern __shared__ __align__(16) unsigned char smem[];
+    SHARED_DYNAMIC(unsigned char, smem, 16);
     bf16 *Kb = (bf16 *)smem, *Vb = Kb + TT * M::LDH, *Qs = Vb + TT * M::LDH, *dOs = Qs + KQT * M::LDH;
     bf16 *Qt = dOs + KQT * M::LDH, *dOt = Qt + dkdv_transposed_elems<KC, LDM>();  // unused with LDM
     float *Ls = (float *)(dOt + dkdv_transposed_elems<KC, LDM>()), *Ds = Ls + KQT;

@@ -131,7 +131,7 @@ attention_pipe_forward_kernel(float *out, float *lse, const bf16 *q, const bf16 
                               const int32_t *start, int T, int H, int KVH, int hd, float scale) {
     typedef mma_dims<KC> M;
     constexpr int TILE = TT * M::LDH;
-    extern __shared__ __align__(16) unsigned char smem[];
+    SHARED_DYNAMIC(unsigned char, smem, 16);
     bf16 *Qs = (bf16 *)smem, *stage = Qs + TILE;  // stage s: Ks at stage + 2 s TILE, Vs after it
     int *range = (int *)(stage + 4 * TILE);
     const int b = blockIdx.z, h = blockIdx.y, grp = h / (H / KVH), i0 = blockIdx.x * TT;
@@ -171,7 +171,7 @@ attention_pipe_dq_kernel(float *dq, const bf16 *dout, const bf16 *q, const bf16 
                          float scale, int accumulate) {
     typedef mma_dims<KC> M;
     constexpr int TILE = TT * M::LDH;
-    extern __shared__ __align__(16) unsigned char smem[];
+    SHARED_DYNAMIC(unsigned char, smem, 16);
     bf16 *Qs = (bf16 *)smem, *dOs = Qs + TILE, *stage = dOs + TILE;
     int *range = (int *)(stage + 4 * TILE);
     const int b = blockIdx.z, h = blockIdx.y, grp = h / (H / KVH), i0 = blockIdx.x * TT;
@@ -215,7 +215,7 @@ attention_pipe_dkdv_kernel(float *dk, float *dv, const bf16 *dout, const bf16 *q
                            int KVH, int hd, float scale, int accumulate) {
     typedef mma_dims<KC> M;
     typedef pipe_dkdv_layout<KC> P;
-    extern __shared__ __align__(16) unsigned char smem[];
+    SHARED_DYNAMIC(unsigned char, smem, 16);
     bf16 *Kb = (bf16 *)smem, *Vb = Kb + P::TILE, *qstage = Vb + P::TILE;  // stage s: Qs, dOs at 2 s QTILE
     float *stats = (float *)(smem + P::STATS);                             // stage s: Ls, Ds, Ss at 3 s KQT
     int *range = (int *)(stats + 2 * 3 * KQT);

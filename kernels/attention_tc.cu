@@ -150,7 +150,7 @@ __host__ __device__ inline size_t fwd_layout(tc_dims D, unsigned char *base, fwd
 __global__ void __launch_bounds__(NW * 32)
 attention_tc_forward_kernel(float *out, float *lse, const bf16 *q, const bf16 *k, const bf16 *v,
                             const int32_t *start, int T, int H, int KVH, int hd, float scale) {
-    extern __shared__ __align__(128) unsigned char smem[];
+    SHARED_DYNAMIC(unsigned char, smem, 128);
     const tc_dims D = tc_dims_of(hd);
     fwd_smem sm;
     fwd_layout(D, smem, &sm);
@@ -251,7 +251,7 @@ __global__ void __launch_bounds__(NW * 32)
 attention_tc_dq_kernel(float *dq, const bf16 *dout, const bf16 *q, const bf16 *k, const bf16 *v,
                        const float *lse, const float *Dl, const int32_t *start, int T, int H, int KVH,
                        int hd, float scale, int accumulate) {
-    extern __shared__ __align__(128) unsigned char smem[];
+    SHARED_DYNAMIC(unsigned char, smem, 128);
     const tc_dims D = tc_dims_of(hd);
     dq_smem sm;
     dq_layout(D, smem, &sm);
@@ -348,7 +348,7 @@ __global__ void __launch_bounds__(NW * 32)
 attention_tc_dkdv_kernel(float *dk, float *dv, const bf16 *dout, const bf16 *q, const bf16 *k,
                          const bf16 *v, const float *lse, const float *Dl, const int32_t *start,
                          const int32_t *end, int T, int H, int KVH, int hd, float scale, int accumulate) {
-    extern __shared__ __align__(128) unsigned char smem[];
+    SHARED_DYNAMIC(unsigned char, smem, 128);
     const tc_dims D = tc_dims_of(hd);
     dkdv_smem sm;
     dkdv_layout(D, smem, &sm);

@@ -68,20 +68,15 @@ extern vet_cublas_api vet_cublas;
                             cudaGetErrorString(e_));                                            \
     } while (0)
 
-// kernel<<<grid, block, smem, stream>>>(...) where the CPU emulator (tests/unit/simt_emu.h,
-// VET_SIMT_EMU) can run it instead, the host code around it unchanged: there a launch runs
-// every block before it returns, and a launch cannot fail.
+// The block's dynamic shared memory as `type name[]`, aligned to `align` bytes. A macro so that
+// the CPU emulator (tests/unit/simt_emu.h, VET_SIMT_EMU), where `__shared__` makes a static
+// local (one block runs at a time), can hand every kernel its one buffer instead.
 #ifdef VET_SIMT_EMU
-#define LAUNCH(kernel, grid, block, smem, stream, ...)                                          \
-    do {                                                                                        \
-        (void)(stream);                                                                         \
-        emu_launch(dim3(grid), (block), [&] { (kernel)(__VA_ARGS__); });                        \
-    } while (0)
-#undef LAUNCH_CHECK
-#define LAUNCH_CHECK(what, err) (void)(what)
+#define SHARED_DYNAMIC(type, name, align) type *name = (type *)emu_smem
 #else
-#define LAUNCH(kernel, grid, block, smem, stream, ...) (kernel)<<<(grid), (block), (smem), (stream)>>>(__VA_ARGS__)
+#define SHARED_DYNAMIC(type, name, align) extern __shared__ __align__(align) type name[]
 #endif
+
 
 // Kernels that need more than the default 48 KB of dynamic shared memory must say so once.
 #define SMEM_OPT_IN(kernel, bytes, err)                                                         \
@@ -158,5 +153,22 @@ static inline int grid_blocks(size_t n, int threads) {
 }
 #define GRID_STRIDE(i, n) \
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < (n); i += (size_t)gridDim.x * blockDim.x)
+
+// kernel<<<grid, block, smem, stream>>>(...) where the CPU emulator (tests/unit/simt_emu.h,
+// VET_SIMT_EMU) can run it instead, the host code around it unchanged: there a launch runs
+// every block before it returns, a launch cannot fail and needs no opt-in to more shared memory.
+#ifdef VET_SIMT_EMU
+#define LAUNCH(kernel, grid, block, smem, stream, ...)                                          \
+    do {                                                                                        \
+        (void)(stream);                                                                         \
+        emu_launch(dim3(grid), (block), [&] { (kernel)(__VA_ARGS__); });                        \
+    } while (0)
+#undef LAUNCH_CHECK
+#define LAUNCH_CHECK(what, err) ((void)(what), (void)(err))
+#undef SMEM_OPT_IN
+#define SMEM_OPT_IN(kernel, bytes, err) (void)(bytes)
+#else
+#define LAUNCH(kernel, grid, block, smem, stream, ...) (kernel)<<<(grid), (block), (smem), (stream)>>>(__VA_ARGS__)
+#endif
 
 #endif

@@ -18,7 +18,9 @@
 #ifndef VET_SIMT_EMU_H
 #define VET_SIMT_EMU_H
 
+#include <cublas_v2.h>
 #include <cuda_bf16.h>
+#include <cuda_fp16.h>
 #include <cuda_runtime.h>
 #include <math.h>
 #include <limits.h>
@@ -37,6 +39,10 @@
 #include "kernels/mma_frag.cuh"
 
 #define __launch_bounds__(...)
+// One block runs at a time: a static local is its shared memory (the dynamic part is emu_smem,
+// through common.cuh's SHARED_DYNAMIC).
+#undef __shared__
+#define __shared__ static
 
 // The device's integer min and max (CUDA declares them for device code only).
 inline int min(int a, int b) { return a < b ? a : b; }
@@ -76,9 +82,9 @@ inline emu_barrier emu_block_bar;
 inline emu_warp emu_warps[EMU_MAX_THREADS / 32];
 inline thread_local unsigned emu_phase;
 
-// Shared memory: the kernels' `extern __shared__ unsigned char smem[]`, one block at a time.
-// Filled with 0xff before each block: bf16 NaNs where a kernel reads what it never wrote.
-alignas(16) inline unsigned char smem[232 * 1024];
+// Dynamic shared memory (SHARED_DYNAMIC), one block at a time. Filled with 0xff before each
+// block: NaNs where a kernel reads what it never wrote.
+alignas(128) inline unsigned char emu_smem[232 * 1024];
 
 inline void __syncthreads() { emu_block_bar.wait(); }
 
@@ -97,6 +103,14 @@ template <typename T> inline T __shfl_xor_sync(unsigned, T x, int lane_mask) {
     auto s = emu_exchange(&x, sizeof x);
     T y;
     memcpy(&y, s[(threadIdx.x % 32) ^ lane_mask], sizeof y);
+    return y;
+}
+
+template <typename T> inline T __shfl_sync(unsigned, T x, int src_lane) {
+    static_assert(sizeof(T) <= EMU_SLOT_BYTES, "a shuffled value fits a slot");
+    auto s = emu_exchange(&x, sizeof x);
+    T y;
+    memcpy(&y, s[src_lane & 31], sizeof y);
     return y;
 }
 
@@ -171,7 +185,7 @@ inline float __uint_as_float(unsigned u) {
 // A kernel call (a lambda that calls it with its arguments) over grid x threads, one block at a
 // time: `threads` POSIX threads, made once a launch, walk the blocks in order with a barrier of
 // the block between two (thread 0 refills shared memory there); dynamic shared memory up to
-// sizeof smem.
+// sizeof emu_smem.
 struct emu_worker {
     const std::function<void()> *kernel;
     dim3 grid;
@@ -182,7 +196,7 @@ inline void *emu_work(void *v) {
     for (unsigned z = 0; z < w->grid.z; z++)
         for (unsigned y = 0; y < w->grid.y; y++)
             for (unsigned x = 0; x < w->grid.x; x++) {
-                if (w->t == 0) memset(smem, 0xff, sizeof smem);
+                if (w->t == 0) memset(emu_smem, 0xff, sizeof emu_smem);
                 emu_block_bar.wait();  // the block's shared memory is ready
                 blockIdx = make_uint3(x, y, z), threadIdx = make_uint3(w->t, 0, 0), emu_phase = 0;
                 (*w->kernel)();

@@ -8,10 +8,20 @@
 // ones; head widths 40 (padded to 64) and 128. The pipelined and synchronous kernels share their
 // tile code and tile order, so their outputs must be equal bit for bit.
 //
-// Built with the C++ compiler and -DVET_SIMT_EMU where the CUDA toolkit's headers are (as the
-// .cu unit tests); no GPU is needed.
+// Also attention.cu's fp32 kernels through their host functions. Built with the C++ compiler
+// and -DVET_SIMT_EMU where the CUDA toolkit's headers are (as the .cu unit tests); no GPU is
+// needed.
 #include "simt_emu.h"
 
+#include "kernels/attention.cu"
+#undef MAXD  // attention.cu's own names, not the other files' (one translation unit here)
+#undef NPL
+#undef TILE
+#undef NWARPS
+#undef QPW
+#undef KPW
+#undef BQ
+#undef BKEY
 #include "kernels/attention_mma.cu"
 #include "kernels/attention_pipe.cu"
 
@@ -224,7 +234,40 @@ static void test_accumulate(void) {
     CHECK(max_rel(dv, wv) <= 4e-3);
 }
 
+// The fp32 kernels (attention.cu: the fp32 path, and the bundle's last fallback) as training
+// calls them (attention_forward_cuda, attention_backward_cuda: the sample bounds and D = rowsum
+// (dout out) by their kernels into the scratch, then the attention's), against the exact CPU op
+// at op_parity's tolerance (1e-5: only the order of fp32 sums differs).
+static void test_fp32_kernels(void) {
+    problem p = shape(2, 70, 2, 1, 40, 50);
+    make(p);
+    const int N = p.B * p.T;
+    const size_t nq = (size_t)N * p.H * p.hd, nk = (size_t)N * p.KVH * p.hd, nl = (size_t)N * p.H;
+    std::vector<float> out(nq), lse(nl), want_out(nq), want_lse(nl);
+    std::vector<float> dq(nq, NAN), dk(nk, NAN), dv(nk, NAN), wq(nq, 0.0f), wk(nk, 0.0f), wv(nk, 0.0f);
+    std::vector<unsigned char> scratch(attention_scratch_bytes(p.B, p.T, p.H));
+    vet_cuda c{};
+    vet_err err;
+    attention_forward(want_out.data(), want_lse.data(), p.q.data(), p.k.data(), p.v.data(), p.seg.data(), p.B, p.T,
+                      p.H, p.KVH, p.hd);
+    CHECK(attention_forward_cuda(&c, out.data(), lse.data(), p.q.data(), p.k.data(), p.v.data(), p.seg.data(), p.B,
+                                 p.T, p.H, p.KVH, p.hd, scratch.data(), &err) == 0);
+    CHECK(max_rel(out, want_out) <= 1e-5);
+    CHECK(max_rel(lse, want_lse) <= 1e-5);
+    attention_backward(wq.data(), wk.data(), wv.data(), p.dout.data(), p.q.data(), p.k.data(), p.v.data(),
+                       want_out.data(), want_lse.data(), p.seg.data(), p.B, p.T, p.H, p.KVH, p.hd);
+    CHECK(attention_backward_cuda(&c, dq.data(), dk.data(), dv.data(), p.dout.data(), p.q.data(), p.k.data(),
+                                  p.v.data(), want_out.data(), want_lse.data(), p.seg.data(), p.B, p.T, p.H, p.KVH,
+                                  p.hd, 0, scratch.data(), &err) == 0);
+    printf("# fp32 kernels: max rel err out %.2g lse %.2g dq %.2g dk %.2g dv %.2g\n", max_rel(out, want_out),
+           max_rel(lse, want_lse), max_rel(dq, wq), max_rel(dk, wk), max_rel(dv, wv));
+    CHECK(max_rel(dq, wq) <= 1e-5);
+    CHECK(max_rel(dk, wk) <= 1e-5);
+    CHECK(max_rel(dv, wv) <= 1e-5);
+}
+
 int main(void) {
+    RUN(test_fp32_kernels);
     RUN(test_hd40);
     RUN(test_hd128);
     RUN(test_accumulate);

@@ -8,12 +8,6 @@
 // op_parity's: only the order of fp32 sums differs from BLAS.
 #include "simt_emu.h"
 
-#include <cublas_v2.h>
-#include <cuda_fp16.h>
-
-// Static shared arrays: one block runs at a time, so a static local is its shared memory.
-#undef __shared__
-#define __shared__ static
 
 #include "kernels/lora.cu"
 

@@ -8,11 +8,6 @@
 // the CPU's bits: on a GPU nvcc may contract them, which the parity test's tolerance takes).
 #include "simt_emu.h"
 
-#include <cublas_v2.h>
-#include <cuda_fp16.h>
-
-#undef __shared__
-#define __shared__ static  // one block runs at a time: a static local is its shared memory
 
 #include "kernels/quant.cu"
 #include "kernels/rope.cu"
