@@ -57,8 +57,7 @@ static int kv_cache_write_t(vet_cuda *ctx, E *cache, const float *rows, const in
         return vet_errf(err, "%s:%d: kv cache of %d positions", __FILE__, __LINE__, max_len);
     size_t total = (size_t)n * KV, b = (total + THREADS - 1) / THREADS;
     int blocks = (int)(b < 65536 ? b : 65536);
-    kv_cache_write_kernel<E><<<blocks, THREADS, 0, ctx->stream>>>(cache, rows, slots, pos, n,
-                                                                 max_len, KV);
+    LAUNCH(kv_cache_write_kernel<E>, blocks, THREADS, 0, ctx->stream, cache, rows, slots, pos, n, max_len, KV);
     LAUNCH_CHECK("kv_cache_write", err);
     return 0;
 }
@@ -185,8 +184,8 @@ static int attention_decode_t(vet_cuda *ctx, float *out, const float *q, const E
     if (H > 65535 || max_len <= 0)
         return vet_errf(err, "%s:%d: attention_decode with %d heads, cache of %d positions",
                         __FILE__, __LINE__, H, max_len);
-    attention_decode_kernel<E><<<dim3(n, H), NWARPS * 32, 0, ctx->stream>>>(
-        out, q, kcache, vcache, slots, pos, max_len, H, KVH, hd, 1.0f / sqrtf((float)hd));
+    LAUNCH(attention_decode_kernel<E>, dim3(n, H), NWARPS * 32, 0, ctx->stream, out, q, kcache, vcache, slots, pos,
+           max_len, H, KVH, hd, 1.0f / sqrtf((float)hd));
     LAUNCH_CHECK("attention_decode", err);
     return 0;
 }
@@ -273,7 +272,7 @@ extern "C" int argmax_rows_cuda(vet_cuda *ctx, int32_t *out, const float *x, int
     if (n <= 0) return 0;
     if (V <= 0)
         return vet_errf(err, "%s:%d: argmax of rows of %d values", __FILE__, __LINE__, V);
-    argmax_rows_kernel<<<n, AM_THREADS, 0, ctx->stream>>>(out, x, V);
+    LAUNCH(argmax_rows_kernel, n, AM_THREADS, 0, ctx->stream, out, x, V);
     LAUNCH_CHECK("argmax_rows", err);
     return 0;
 }
@@ -284,7 +283,7 @@ extern "C" int argmax_allowed_rows_cuda(vet_cuda *ctx, int32_t *out, const float
     if (n <= 0) return 0;
     if (V <= 0)
         return vet_errf(err, "%s:%d: argmax of rows of %d values", __FILE__, __LINE__, V);
-    argmax_allowed_rows_kernel<<<n, AM_THREADS, 0, ctx->stream>>>(out, x, V, ids, off);
+    LAUNCH(argmax_allowed_rows_kernel, n, AM_THREADS, 0, ctx->stream, out, x, V, ids, off);
     LAUNCH_CHECK("argmax_allowed_rows", err);
     return 0;
 }
