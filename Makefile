@@ -181,7 +181,7 @@ $(BUILD)/tests/%: tests/unit/%.cu tests/unit/check.h $(wildcard kernels/*.cuh)
 	$(NVCC) -std=c++17 -O1 -g -Ilib -I. -Itests/unit $(CU_TEST_SAN) -c $< -o $@.o
 	$(CXX) $(SANFLAGS) $@.o -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcudart -o $@
 # -ffp-contract=off: a product and a sum round apart, as the kernels' __fmul_rn and __fadd_rn.
-$(BUILD)/tests/%: tests/unit/%.cc tests/unit/simt_emu.h tests/unit/check.h $(wildcard kernels/*.cuh kernels/*.cu) \
+$(BUILD)/tests/%: tests/unit/%.cc tests/unit/simt_emu.h tests/unit/emu_check.h tests/unit/check.h $(wildcard kernels/*.cuh kernels/*.cu) \
                   $(LIBVET)
 	@mkdir -p $(@D)
 	$(CXX) -std=c++17 -O1 -g -Wall -Wextra -Wno-unknown-pragmas -Wno-sign-compare -ffp-contract=off -DVET_SIMT_EMU \

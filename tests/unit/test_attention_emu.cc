@@ -25,34 +25,12 @@
 #include "kernels/attention_mma.cu"
 #include "kernels/attention_pipe.cu"
 
-#include <math.h>
 #include <stdlib.h>
 
-#include <vector>
+#include "emu_check.h"
 
 extern "C" {
-#include "check.h"
 #include "model/ops.h"
-}
-
-static uint64_t rng = 0x2545f4914f6cdd1dull;
-static float frand() {  // uniform in [-1, 1)
-    rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
-    return (float)((rng >> 40) * (1.0 / 8388608.0)) - 1.0f;
-}
-static int irand(int n) {
-    rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
-    return (int)((rng >> 33) % (uint64_t)n);
-}
-
-static double max_rel(const std::vector<float> &got, const std::vector<float> &want) {
-    double num = 0, den = 0;
-    for (size_t i = 0; i < got.size(); i++) {
-        double d = fabs((double)got[i] - want[i]);
-        if (!(d <= num)) num = d;  // nan too
-        if (fabs(want[i]) > den) den = fabs(want[i]);
-    }
-    return num / (den > 0 ? den : 1.0);
 }
 
 struct problem {
@@ -176,10 +154,6 @@ static void check_close(const char *what, const result &r, const problem &p) {
     CHECK(e_dv <= 4e-3);
 }
 
-static bool same_bits(const std::vector<float> &a, const std::vector<float> &b) {
-    return a.size() == b.size() && !memcmp(a.data(), b.data(), a.size() * sizeof(float));
-}
-
 // transposed: the first lease's kernels too (they share little code with the others, and run
 // only as a fallback: at one width, to keep the emulation's seconds down).
 template <int KC> static void check_problem(problem &p, bool transposed) {
@@ -246,17 +220,16 @@ static void test_fp32_kernels(void) {
     std::vector<float> out(nq), lse(nl), want_out(nq), want_lse(nl);
     std::vector<float> dq(nq, NAN), dk(nk, NAN), dv(nk, NAN), wq(nq, 0.0f), wk(nk, 0.0f), wv(nk, 0.0f);
     std::vector<unsigned char> scratch(attention_scratch_bytes(p.B, p.T, p.H));
-    vet_cuda c{};
     vet_err err;
     attention_forward(want_out.data(), want_lse.data(), p.q.data(), p.k.data(), p.v.data(), p.seg.data(), p.B, p.T,
                       p.H, p.KVH, p.hd);
-    CHECK(attention_forward_cuda(&c, out.data(), lse.data(), p.q.data(), p.k.data(), p.v.data(), p.seg.data(), p.B,
+    CHECK(attention_forward_cuda(ctx, out.data(), lse.data(), p.q.data(), p.k.data(), p.v.data(), p.seg.data(), p.B,
                                  p.T, p.H, p.KVH, p.hd, scratch.data(), &err) == 0);
     CHECK(max_rel(out, want_out) <= 1e-5);
     CHECK(max_rel(lse, want_lse) <= 1e-5);
     attention_backward(wq.data(), wk.data(), wv.data(), p.dout.data(), p.q.data(), p.k.data(), p.v.data(),
                        want_out.data(), want_lse.data(), p.seg.data(), p.B, p.T, p.H, p.KVH, p.hd);
-    CHECK(attention_backward_cuda(&c, dq.data(), dk.data(), dv.data(), p.dout.data(), p.q.data(), p.k.data(),
+    CHECK(attention_backward_cuda(ctx, dq.data(), dk.data(), dv.data(), p.dout.data(), p.q.data(), p.k.data(),
                                   p.v.data(), want_out.data(), want_lse.data(), p.seg.data(), p.B, p.T, p.H, p.KVH,
                                   p.hd, 0, scratch.data(), &err) == 0);
     printf("# fp32 kernels: max rel err out %.2g lse %.2g dq %.2g dk %.2g dv %.2g\n", max_rel(out, want_out),

@@ -9,37 +9,20 @@
 
 #include "kernels/decode.cu"
 
-#include <math.h>
 #include <stdlib.h>
 
-#include <vector>
+#include "emu_check.h"
 
 extern "C" {
 #include "base/half.h"
-#include "check.h"
 }
-
-static uint64_t rng = 0x13198a2e03707344ull;
-static uint64_t next() {
-    rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
-    return rng;
-}
-static float frand() { return (float)((next() >> 40) * (1.0 / 8388608.0)) - 1.0f; }
-static std::vector<float> rnd(size_t n) {
-    std::vector<float> x(n);
-    for (auto &e : x) e = frand();
-    return x;
-}
-
-static vet_cuda ctx_;
-static vet_cuda *ctx = &ctx_;
 
 // fmt: 0 fp32 cache, else VET_CUDA_KV_BF16 / VET_CUDA_KV_F16.
 static void decode_step(int fmt, int hd) {
     const int n_slots = 9, n = 8, max_len = 40, H = 4, KVH = 2, KV = KVH * hd;
     std::vector<int32_t> slots(n), pos(n);
     for (int i = 0; i < n; i++) slots[i] = (i * 5 + 3) % n_slots;  // distinct, shuffled
-    for (int i = 0; i < n; i++) pos[i] = (int)(next() % max_len);
+    for (int i = 0; i < n; i++) pos[i] = (int)(emu_next() % max_len);
     pos[0] = 0, pos[n - 1] = max_len - 1;
     const size_t ncache = (size_t)n_slots * max_len * KV;
     std::vector<float> kc = rnd(ncache), vc = rnd(ncache), kr = rnd((size_t)n * KV), vr = rnd((size_t)n * KV);

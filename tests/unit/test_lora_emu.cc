@@ -13,35 +13,11 @@
 
 #include <stdlib.h>
 
-#include <vector>
+#include "emu_check.h"
 
 extern "C" {
-#include "check.h"
 #include "model/ops.h"
 }
-
-static uint64_t rng = 0x9e3779b97f4a7c15ull;
-static std::vector<float> rnd(size_t n) {
-    std::vector<float> x(n);
-    for (auto &e : x) {
-        rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
-        e = (float)((rng >> 40) * (1.0 / 8388608.0)) - 1.0f;
-    }
-    return x;
-}
-
-static double max_rel(const std::vector<float> &got, const std::vector<float> &want) {
-    double num = 0, den = 0;
-    for (size_t i = 0; i < got.size(); i++) {
-        double d = fabs((double)got[i] - want[i]);
-        if (!(d <= num)) num = d;  // nan too
-        if (fabs(want[i]) > den) den = fabs(want[i]);
-    }
-    return num / (den > 0 ? den : 1.0);
-}
-
-static vet_cuda ctx_;  // never dereferenced by the emulated launches
-static vet_cuda *ctx = &ctx_;
 
 #define TOL 1e-5
 #define OK(call) CHECK((call) == 0)

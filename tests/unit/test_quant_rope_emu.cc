@@ -14,30 +14,12 @@
 
 #include <stdlib.h>
 
-#include <vector>
+#include "emu_check.h"
 
 extern "C" {
 #include "base/half.h"
-#include "check.h"
 #include "model/ops.h"
 #include "model/quant.h"
-}
-
-static uint64_t rng = 0x243f6a8885a308d3ull;
-static std::vector<float> rnd(size_t n) {
-    std::vector<float> x(n);
-    for (auto &e : x) {
-        rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
-        e = (float)((rng >> 40) * (1.0 / 8388608.0)) - 1.0f;
-    }
-    return x;
-}
-
-static vet_cuda ctx_;
-static vet_cuda *ctx = &ctx_;
-
-static bool same(const std::vector<float> &a, const std::vector<float> &b) {
-    return a.size() == b.size() && !memcmp(a.data(), b.data(), a.size() * sizeof(float));
 }
 
 // A quantized OC x C matrix with its CPU dequantization.
@@ -79,7 +61,7 @@ static void test_dequant(void) {
             std::vector<uint16_t> got16(n, 0xffff), want16(n);
             vet_err err;
             CHECK(dequant_cuda(ctx, got.data(), &w, m.OC, m.C, &err) == 0);
-            CHECK(same(got, m.w));
+            CHECK(same_bits(got, m.w));
             CHECK(dequant_bf16_cuda(ctx, got16.data(), &w, m.OC, m.C, &err) == 0);
             for (size_t i = 0; i < n; i++) want16[i] = vet_f32_to_bf16(m.w[i]);
             CHECK(!memcmp(got16.data(), want16.data(), n * 2));
@@ -104,7 +86,7 @@ static void test_rows_q(void) {
                                            m.scale.data(), b, N, C, OC, half);
                     CHECK(matmul_rows_q_cuda(ctx, got.data(), x.data(), half ? x16.data() : nullptr, &w, b, N, C, OC,
                                              &err) == 0);
-                    CHECK(same(got, want));
+                    CHECK(same_bits(got, want));
                 }
         }
 }
@@ -121,7 +103,7 @@ static void test_rope(void) {
     std::vector<float> want = x, got = x;
     rope_forward(want.data(), pos.data(), cos_t.data(), sin_t.data(), N, nh, hd);
     CHECK(rope_forward_cuda(ctx, got.data(), pos.data(), cos_t.data(), sin_t.data(), N, nh, hd, &err) == 0);
-    CHECK(same(got, want));
+    CHECK(same_bits(got, want));
     std::vector<uint16_t> got16(x.size(), 0xffff);
     CHECK(rope_forward_bf16_cuda(ctx, got16.data(), x.data(), pos.data(), cos_t.data(), sin_t.data(), N, nh, hd,
                                  &err) == 0);
@@ -131,7 +113,7 @@ static void test_rope(void) {
     want = x, got = x;
     rope_backward(want.data(), pos.data(), cos_t.data(), sin_t.data(), N, nh, hd);
     CHECK(rope_backward_cuda(ctx, got.data(), pos.data(), cos_t.data(), sin_t.data(), N, nh, hd, &err) == 0);
-    CHECK(same(got, want));
+    CHECK(same_bits(got, want));
 }
 
 int main(void) {
