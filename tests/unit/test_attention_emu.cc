@@ -66,12 +66,8 @@ static void make(problem &p) {
     }
     p.start.resize(N), p.end.resize(N);
     for (int b = 0; b < p.B; b++)
-        for (int i = 0; i < p.T; i++) seg_bounds_at(&p.seg[b * p.T], p.T, i, &p.start[b * p.T + i], &p.end[b * p.T + i]);
-    auto rnd = [](size_t n) {
-        std::vector<float> x(n);
-        for (auto &e : x) e = frand();
-        return x;
-    };
+        for (int i = 0; i < p.T; i++)
+            seg_bounds_at(&p.seg[b * p.T], p.T, i, &p.start[b * p.T + i], &p.end[b * p.T + i]);
     const size_t nq = (size_t)N * p.H * p.hd, nk = (size_t)N * p.KVH * p.hd, nl = (size_t)N * p.H;
     p.q = rnd(nq), p.k = rnd(nk), p.v = rnd(nk), p.dout = rnd(nq);
     p.q16 = rounded(p.q), p.k16 = rounded(p.k), p.v16 = rounded(p.v), p.dout16 = rounded(p.dout);
