@@ -42,7 +42,7 @@ extern "C" int crossentropy_softmax_backward_inplace_cuda(vet_cuda *ctx, float *
                                                           vet_err *err) {
     CHECK_CTX(ctx, err);
     if (n <= 0) return 0;
-    crossentropy_kernel<<<n, THREADS, 0, ctx->stream>>>(logits, loss, tgt, V);
+    LAUNCH(crossentropy_kernel, n, THREADS, 0, ctx->stream, logits, loss, tgt, V);
     LAUNCH_CHECK("crossentropy", err);
     return 0;
 }

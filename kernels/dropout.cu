@@ -67,8 +67,8 @@ static int dropout_rows(vet_cuda *ctx, float *out, const float *inp, float p, ui
     size_t threads = (size_t)N * Q;
     // Enough blocks to fill the device several times over; the grid-stride loop takes the rest.
     int blocks = (int)(threads / DROPOUT_THREADS + 1 < 65536 ? threads / DROPOUT_THREADS + 1 : 65536);
-    dropout_kernel<<<blocks, DROPOUT_THREADS, 0, ctx->stream>>>(out, inp, keep_scale, thr, seed, row0, N, C, Q,
-                                                                 accumulate, vec);
+    LAUNCH(dropout_kernel, blocks, DROPOUT_THREADS, 0, ctx->stream, out, inp, keep_scale, thr, seed, row0, N, C, Q,
+           accumulate, vec);
     LAUNCH_CHECK(what, err);
     return 0;
 }

@@ -18,7 +18,7 @@ extern "C" int f32_to_bf16_cuda(vet_cuda *ctx, uint16_t *out, const float *inp, 
                                 vet_err *err) {
     CHECK_CTX(ctx, err);
     if (n == 0) return 0;
-    f32_to_bf16_kernel<<<blocks_for(n), THREADS, 0, ctx->stream>>>((__nv_bfloat16 *)out, inp, n);
+    LAUNCH(f32_to_bf16_kernel, blocks_for(n), THREADS, 0, ctx->stream, (__nv_bfloat16 *)out, inp, n);
     LAUNCH_CHECK("f32_to_bf16", err);
     return 0;
 }
@@ -26,7 +26,7 @@ extern "C" int bf16_to_f32_cuda(vet_cuda *ctx, float *out, const uint16_t *inp, 
                                 vet_err *err) {
     CHECK_CTX(ctx, err);
     if (n == 0) return 0;
-    bf16_to_f32_kernel<<<blocks_for(n), THREADS, 0, ctx->stream>>>(out, (const __nv_bfloat16 *)inp, n);
+    LAUNCH(bf16_to_f32_kernel, blocks_for(n), THREADS, 0, ctx->stream, out, (const __nv_bfloat16 *)inp, n);
     LAUNCH_CHECK("bf16_to_f32", err);
     return 0;
 }
@@ -58,8 +58,8 @@ extern "C" int embedding_forward_cuda(vet_cuda *ctx, float *out, const int32_t *
                                       const float *embed, int N, int C, vet_err *err) {
     CHECK_CTX(ctx, err);
     if (N <= 0 || C <= 0) return 0;
-    embedding_forward_kernel<float>
-        <<<blocks_for((size_t)N * C), THREADS, 0, ctx->stream>>>(out, tokens, embed, N, C);
+    LAUNCH(embedding_forward_kernel<float>, blocks_for((size_t)N * C), THREADS, 0, ctx->stream, out, tokens, embed, N,
+           C);
     LAUNCH_CHECK("embedding_forward", err);
     return 0;
 }
@@ -68,8 +68,8 @@ extern "C" int embedding_forward_bf16_cuda(vet_cuda *ctx, float *out, const int3
                                            const uint16_t *embed, int N, int C, vet_err *err) {
     CHECK_CTX(ctx, err);
     if (N <= 0 || C <= 0) return 0;
-    embedding_forward_kernel<__nv_bfloat16><<<blocks_for((size_t)N * C), THREADS, 0, ctx->stream>>>(
-        out, tokens, (const __nv_bfloat16 *)embed, N, C);
+    LAUNCH(embedding_forward_kernel<__nv_bfloat16>, blocks_for((size_t)N * C), THREADS, 0, ctx->stream, out, tokens,
+           (const __nv_bfloat16 *)embed, N, C);
     LAUNCH_CHECK("embedding_forward_bf16", err);
     return 0;
 }
@@ -78,8 +78,8 @@ extern "C" int embedding_backward_cuda(vet_cuda *ctx, float *dembed, const float
                                        const int32_t *tokens, int N, int C, vet_err *err) {
     CHECK_CTX(ctx, err);
     if (N <= 0 || C <= 0) return 0;
-    embedding_backward_kernel<<<ceil_div(C, THREADS), THREADS, 0, ctx->stream>>>(dembed, dout,
-                                                                                 tokens, N, C);
+    LAUNCH(embedding_backward_kernel, ceil_div(C, THREADS), THREADS, 0, ctx->stream, dembed, dout,
+           tokens, N, C);
     LAUNCH_CHECK("embedding_backward", err);
     return 0;
 }
@@ -116,7 +116,7 @@ extern "C" int swiglu_forward_cuda(vet_cuda *ctx, float *out, const float *gate,
                                    size_t n, vet_err *err) {
     CHECK_CTX(ctx, err);
     if (n == 0) return 0;
-    swiglu_forward_kernel<<<blocks_for(n), THREADS, 0, ctx->stream>>>(out, gate, up, n);
+    LAUNCH(swiglu_forward_kernel, blocks_for(n), THREADS, 0, ctx->stream, out, gate, up, n);
     LAUNCH_CHECK("swiglu_forward", err);
     return 0;
 }
@@ -125,7 +125,7 @@ extern "C" int swiglu_backward_set_cuda(vet_cuda *ctx, float *dgate, float *dup,
                                         const float *gate, const float *up, size_t n, vet_err *err) {
     CHECK_CTX(ctx, err);
     if (n == 0) return 0;
-    swiglu_backward_kernel<<<blocks_for(n), THREADS, 0, ctx->stream>>>(dgate, dup, dout, gate, up, n);
+    LAUNCH(swiglu_backward_kernel, blocks_for(n), THREADS, 0, ctx->stream, dgate, dup, dout, gate, up, n);
     LAUNCH_CHECK("swiglu_backward_set", err);
     return 0;
 }
@@ -134,7 +134,7 @@ extern "C" int swiglu_forward_half_cuda(vet_cuda *ctx, float *out, uint16_t *out
                                         const float *up, size_t n, vet_err *err) {
     CHECK_CTX(ctx, err);
     if (n == 0) return 0;
-    swiglu_forward_half_kernel<<<blocks_for(n), THREADS, 0, ctx->stream>>>(out, out16, fmt, gate, up, n);
+    LAUNCH(swiglu_forward_half_kernel, blocks_for(n), THREADS, 0, ctx->stream, out, out16, fmt, gate, up, n);
     LAUNCH_CHECK("swiglu_forward_half", err);
     return 0;
 }
@@ -150,14 +150,14 @@ __global__ void scale_inplace_kernel(float *x, float s, size_t n) {
 extern "C" int add_inplace_cuda(vet_cuda *ctx, float *x, const float *y, size_t n, vet_err *err) {
     CHECK_CTX(ctx, err);
     if (n == 0) return 0;
-    add_inplace_kernel<<<blocks_for(n), THREADS, 0, ctx->stream>>>(x, y, n);
+    LAUNCH(add_inplace_kernel, blocks_for(n), THREADS, 0, ctx->stream, x, y, n);
     LAUNCH_CHECK("add_inplace", err);
     return 0;
 }
 extern "C" int scale_inplace_cuda(vet_cuda *ctx, float *x, float s, size_t n, vet_err *err) {
     CHECK_CTX(ctx, err);
     if (n == 0) return 0;
-    scale_inplace_kernel<<<blocks_for(n), THREADS, 0, ctx->stream>>>(x, s, n);
+    LAUNCH(scale_inplace_kernel, blocks_for(n), THREADS, 0, ctx->stream, x, s, n);
     LAUNCH_CHECK("scale_inplace", err);
     return 0;
 }
@@ -194,8 +194,8 @@ extern "C" int adamw_update_cuda(vet_cuda *ctx, float *p, const float *g, float 
     float decay = (float)(1.0 - (double)lr * wd);
     float w1 = (float)(1.0 - (double)beta1), w2 = (float)(1.0 - (double)beta2);
     float step_size = (float)((double)lr / bc1), bc2_sqrt = (float)sqrt(bc2);
-    adamw_kernel<<<blocks_for(n), THREADS, 0, ctx->stream>>>(p, g, gscale, m, v, n, decay, beta2,
-                                                            w1, w2, step_size, bc2_sqrt, eps);
+    LAUNCH(adamw_kernel, blocks_for(n), THREADS, 0, ctx->stream, p, g, gscale, m, v, n, decay, beta2,
+           w1, w2, step_size, bc2_sqrt, eps);
     LAUNCH_CHECK("adamw_update", err);
     return 0;
 }

@@ -92,9 +92,9 @@ extern "C" int grad_stats_cuda(vet_cuda *ctx, vet_cuda_grad_stats *out, const fl
         return vet_errf(err, "%s:%d: grad_stats: NULL device buffer", __FILE__, __LINE__);
     double *part_sum = (double *)scratch;
     unsigned long long *part_bad = (unsigned long long *)(part_sum + GS_BLOCKS);
-    grad_stats_partial_kernel<<<GS_BLOCKS, GS_THREADS, 0, ctx->stream>>>(part_sum, part_bad, g, n, unscale);
+    LAUNCH(grad_stats_partial_kernel, GS_BLOCKS, GS_THREADS, 0, ctx->stream, part_sum, part_bad, g, n, unscale);
     LAUNCH_CHECK("grad_stats (pass 1)", err);
-    grad_stats_final_kernel<<<1, GS_THREADS, 0, ctx->stream>>>(out, part_sum, part_bad, n);
+    LAUNCH(grad_stats_final_kernel, 1, GS_THREADS, 0, ctx->stream, out, part_sum, part_bad, n);
     LAUNCH_CHECK("grad_stats (pass 2)", err);
     return 0;
 }

@@ -22,7 +22,7 @@ extern "C" int sum_in_rank_order_cuda(vet_cuda *ctx, float *out, const float *co
     CHECK_CTX(ctx, err);
     if (n_copies < 1) return vet_errf(err, "%s:%d: sum of %d copies", __FILE__, __LINE__, n_copies);
     if (len == 0) return 0;
-    sum_in_rank_order_kernel<<<grid_blocks(len, THREADS), THREADS, 0, ctx->stream>>>(out, copies, n_copies, len);
+    LAUNCH(sum_in_rank_order_kernel, grid_blocks(len, THREADS), THREADS, 0, ctx->stream, out, copies, n_copies, len);
     LAUNCH_CHECK("sum_in_rank_order", err);
     return 0;
 }

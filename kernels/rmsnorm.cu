@@ -78,7 +78,7 @@ extern "C" int rmsnorm_forward_cuda(vet_cuda *ctx, float *out, float *rstd, cons
                                     const float *weight, int N, int C, float eps, vet_err *err) {
     CHECK_CTX(ctx, err);
     if (N <= 0 || C <= 0) return 0;
-    rmsnorm_forward_kernel<<<N, THREADS, 0, ctx->stream>>>(out, rstd, inp, weight, C, eps);
+    LAUNCH(rmsnorm_forward_kernel, N, THREADS, 0, ctx->stream, out, rstd, inp, weight, C, eps);
     LAUNCH_CHECK("rmsnorm_forward", err);
     return 0;
 }
@@ -89,9 +89,9 @@ extern "C" int rmsnorm_forward_fused_cuda(vet_cuda *ctx, float *out, uint16_t *o
     CHECK_CTX(ctx, err);
     if (N <= 0 || C <= 0) return 0;
     if (res)
-        rmsnorm_fused_kernel<true><<<N, THREADS, 0, ctx->stream>>>(out, out16, fmt, rstd, x, res, weight, C, eps);
+        LAUNCH(rmsnorm_fused_kernel<true>, N, THREADS, 0, ctx->stream, out, out16, fmt, rstd, x, res, weight, C, eps);
     else
-        rmsnorm_fused_kernel<false><<<N, THREADS, 0, ctx->stream>>>(out, out16, fmt, rstd, x, NULL, weight, C, eps);
+        LAUNCH(rmsnorm_fused_kernel<false>, N, THREADS, 0, ctx->stream, out, out16, fmt, rstd, x, NULL, weight, C, eps);
     LAUNCH_CHECK("rmsnorm_forward_fused", err);
     return 0;
 }
@@ -102,12 +102,12 @@ extern "C" int rmsnorm_backward_cuda(vet_cuda *ctx, float *dinp, float *dweight,
     CHECK_CTX(ctx, err);
     if (N <= 0 || C <= 0) return 0;
     if (dinp) {
-        rmsnorm_backward_dinp_kernel<<<N, THREADS, 0, ctx->stream>>>(dinp, dout, inp, weight, rstd, C);
+        LAUNCH(rmsnorm_backward_dinp_kernel, N, THREADS, 0, ctx->stream, dinp, dout, inp, weight, rstd, C);
         LAUNCH_CHECK("rmsnorm_backward (dinp)", err);
     }
     if (dweight) {
-        rmsnorm_backward_dweight_kernel<<<ceil_div(C, THREADS), THREADS, 0, ctx->stream>>>(
-            dweight, dout, inp, rstd, N, C);
+        LAUNCH(rmsnorm_backward_dweight_kernel, ceil_div(C, THREADS), THREADS, 0, ctx->stream, dweight, dout, inp, rstd,
+               N, C);
         LAUNCH_CHECK("rmsnorm_backward (dweight)", err);
     }
     return 0;

@@ -1,0 +1,159 @@
+// test_elementwise_emu.cc — the element-wise and row kernels a training step runs between its
+// GEMMs (kernels/elementwise.cu, rmsnorm.cu, dropout.cu, crossentropy.cu), through their host
+// functions, on the CPU emulator (tests/unit/simt_emu.h), against lib/model's CPU ops: bf16
+// conversions, embeddings forward (fp32 and bf16 tables) and backward with repeated tokens,
+// SwiGLU forward, backward and the fused forward into bf16, residual add and scale, AdamW,
+// RMSNorm forward, backward with its weight gradient and the fused residual + norm + cast,
+// dropout forward and backward (the Philox masks) and cross-entropy in place (an ignored row).
+// op_parity's tolerances: 1e-5 where the order of sums may differ, bits where the ops promise
+// them. Not gradstats.cu: its fixed grid of 1024 blocks (its determinism) takes ~14 s a call
+// here. These kernels ran on the H200 on 2026-12-04; here they guard every later change made
+// without one.
+#include "simt_emu.h"
+
+#include "kernels/elementwise.cu"
+#undef THREADS
+#include "kernels/rmsnorm.cu"
+#undef THREADS
+#include "kernels/dropout.cu"
+#include "kernels/crossentropy.cu"
+
+#include <stdlib.h>
+
+#include "emu_check.h"
+
+extern "C" {
+#include "base/half.h"
+#include "model/ops.h"
+}
+
+#define F32 1e-5
+
+static void test_conversions_and_embeddings(void) {
+    const int N = 37, C = 40, V = 11;
+    vet_err err;
+    std::vector<float> x = rnd((size_t)N * C), back(x.size(), NAN);
+    std::vector<uint16_t> h(x.size(), 0);
+    CHECK(f32_to_bf16_cuda(ctx, h.data(), x.data(), x.size(), &err) == 0);
+    int bad = 0;
+    for (size_t i = 0; i < x.size(); i++) bad += h[i] != vet_f32_to_bf16(x[i]);
+    CHECK(bad == 0);
+    CHECK(bf16_to_f32_cuda(ctx, back.data(), h.data(), h.size(), &err) == 0);
+    bad = 0;
+    for (size_t i = 0; i < x.size(); i++) bad += back[i] != vet_bf16_to_f32(h[i]);
+    CHECK(bad == 0);
+
+    std::vector<int32_t> tok(N);
+    for (int n = 0; n < N; n++) tok[n] = n % 3 == 0 ? 4 : irand(V);  // token 4 many times
+    std::vector<float> emb = rnd((size_t)V * C), want((size_t)N * C), got(want.size(), NAN);
+    embedding_forward(want.data(), tok.data(), emb.data(), N, C);
+    CHECK(embedding_forward_cuda(ctx, got.data(), tok.data(), emb.data(), N, C, &err) == 0);
+    CHECK(same_bits(got, want));
+    std::vector<uint16_t> emb16(emb.size());
+    std::vector<float> emb_r(emb.size());
+    for (size_t i = 0; i < emb.size(); i++) emb16[i] = vet_f32_to_bf16(emb[i]), emb_r[i] = vet_bf16_to_f32(emb16[i]);
+    embedding_forward(want.data(), tok.data(), emb_r.data(), N, C);
+    CHECK(embedding_forward_bf16_cuda(ctx, got.data(), tok.data(), emb16.data(), N, C, &err) == 0);
+    CHECK(same_bits(got, want));
+    std::vector<float> dout = rnd((size_t)N * C), de = rnd((size_t)V * C), de_want = de;
+    embedding_backward(de_want.data(), dout.data(), tok.data(), N, C);
+    CHECK(embedding_backward_cuda(ctx, de.data(), dout.data(), tok.data(), N, C, &err) == 0);
+    CHECK(same_bits(de, de_want));  // one thread a column walks the rows in the CPU's order
+}
+
+static void test_swiglu_add_scale_adamw(void) {
+    const size_t n = 1000;
+    vet_err err;
+    std::vector<float> g = rnd(n), u = rnd(n), dout = rnd(n), want(n), got(n, NAN);
+    swiglu_forward(want.data(), g.data(), u.data(), n);
+    CHECK(swiglu_forward_cuda(ctx, got.data(), g.data(), u.data(), n, &err) == 0);
+    CHECK(max_rel(got, want) <= F32);
+    std::vector<float> fused(n, NAN);
+    std::vector<uint16_t> h(n, 0);
+    CHECK(swiglu_forward_half_cuda(ctx, fused.data(), h.data(), VET_CUDA_BF16, g.data(), u.data(), n, &err) == 0);
+    CHECK(same_bits(fused, got));  // the fused pass: the same bits as the op, then rounded
+    int bad = 0;
+    for (size_t i = 0; i < n; i++) bad += h[i] != vet_f32_to_bf16(got[i]);
+    CHECK(bad == 0);
+    std::vector<float> dg(n), du(n), dg_got(n, NAN), du_got(n, NAN);
+    swiglu_backward_set(dg.data(), du.data(), dout.data(), g.data(), u.data(), n);
+    CHECK(swiglu_backward_set_cuda(ctx, dg_got.data(), du_got.data(), dout.data(), g.data(), u.data(), n, &err) == 0);
+    CHECK(max_rel(dg_got, dg) <= F32 && max_rel(du_got, du) <= F32);
+
+    std::vector<float> a = rnd(n), b = rnd(n), aw = a;
+    add_inplace(aw.data(), b.data(), n);
+    scale_inplace(aw.data(), 0.37f, n);
+    CHECK(add_inplace_cuda(ctx, a.data(), b.data(), n, &err) == 0);
+    CHECK(scale_inplace_cuda(ctx, a.data(), 0.37f, n, &err) == 0);
+    CHECK(same_bits(a, aw));
+
+    std::vector<float> p = rnd(n), grad = rnd(n), m = rnd(n), v(n);
+    for (auto &e : v) e = fabsf(frand());
+    std::vector<float> pw = p, mw = m, vw = v;
+    adamw_update(pw.data(), grad.data(), 0.5f, mw.data(), vw.data(), n, 2e-4f, 0.9f, 0.999f, 1e-8f, 0.01f, 7);
+    CHECK(adamw_update_cuda(ctx, p.data(), grad.data(), 0.5f, m.data(), v.data(), n, 2e-4f, 0.9f, 0.999f, 1e-8f,
+                            0.01f, 7, &err) == 0);
+    CHECK(same_bits(p, pw) && same_bits(m, mw) && same_bits(v, vw));  // AdamW: bit for bit
+}
+
+static void test_rmsnorm(void) {
+    const int N = 21, C = 300;
+    const float eps = 1e-5f;
+    vet_err err;
+    std::vector<float> x = rnd((size_t)N * C), w = rnd(C), out((size_t)N * C), rstd(N), got(out.size(), NAN),
+                       rgot(N, NAN);
+    rmsnorm_forward(out.data(), rstd.data(), x.data(), w.data(), N, C, eps);
+    CHECK(rmsnorm_forward_cuda(ctx, got.data(), rgot.data(), x.data(), w.data(), N, C, eps, &err) == 0);
+    CHECK(max_rel(got, out) <= F32 && max_rel(rgot, rstd) <= F32);
+    // the fused pass: x += res, its norm, rounded to bf16 too
+    std::vector<float> res = rnd(x.size()), xs = x, xw = x, fo(out.size(), NAN), fr(N, NAN);
+    std::vector<uint16_t> f16(out.size(), 0);
+    add_inplace(xw.data(), res.data(), xw.size());
+    rmsnorm_forward(out.data(), rstd.data(), xw.data(), w.data(), N, C, eps);
+    CHECK(rmsnorm_forward_fused_cuda(ctx, fo.data(), f16.data(), VET_CUDA_BF16, fr.data(), xs.data(), res.data(),
+                                     w.data(), N, C, eps, &err) == 0);
+    CHECK(same_bits(xs, xw));
+    CHECK(max_rel(fo, out) <= F32 && max_rel(fr, rstd) <= F32);
+    int bad = 0;
+    for (size_t i = 0; i < fo.size(); i++) bad += f16[i] != vet_f32_to_bf16(fo[i]);
+    CHECK(bad == 0);
+    // backward: dx += , dw +=
+    std::vector<float> dout = rnd(x.size()), dx = rnd(x.size()), dw = rnd(C), dxw = dx, dww = dw;
+    rmsnorm_backward(dxw.data(), dww.data(), dout.data(), xw.data(), w.data(), rstd.data(), N, C);
+    CHECK(rmsnorm_backward_cuda(ctx, dx.data(), dw.data(), dout.data(), xw.data(), w.data(), rstd.data(), N, C,
+                                &err) == 0);
+    CHECK(max_rel(dx, dxw) <= F32 && max_rel(dw, dww) <= F32);
+}
+
+static void test_dropout(void) {
+    const int N = 19, C = 203;  // an odd width: the groups' tails
+    const float p = 0.1f;
+    vet_err err;
+    std::vector<float> x = rnd((size_t)N * C), want(x.size()), got(x.size(), NAN);
+    dropout_forward(want.data(), x.data(), p, 0x5eed, 37, N, C);
+    CHECK(dropout_forward_cuda(ctx, got.data(), x.data(), p, 0x5eed, 37, N, C, &err) == 0);
+    CHECK(same_bits(got, want));
+    std::vector<float> d = rnd(x.size()), dw = d;
+    dropout_backward(dw.data(), x.data(), p, 0x5eed, 37, N, C);
+    CHECK(dropout_backward_cuda(ctx, d.data(), x.data(), p, 0x5eed, 37, N, C, &err) == 0);
+    CHECK(same_bits(d, dw));
+}
+
+static void test_crossentropy(void) {
+    const int n = 6, V = 1000;
+    vet_err err;
+    std::vector<float> z = rnd((size_t)n * V), zw = z, loss(n, NAN), lw(n);
+    std::vector<int32_t> tgt{3, 999, -1, 0, 500, 3};
+    crossentropy_softmax_backward_inplace(zw.data(), lw.data(), tgt.data(), n, V);
+    CHECK(crossentropy_softmax_backward_inplace_cuda(ctx, z.data(), loss.data(), tgt.data(), n, V, &err) == 0);
+    CHECK(max_rel(loss, lw) <= F32 && max_rel(z, zw) <= F32);
+}
+
+int main(void) {
+    RUN(test_conversions_and_embeddings);
+    RUN(test_swiglu_add_scale_adamw);
+    RUN(test_rmsnorm);
+    RUN(test_dropout);
+    RUN(test_crossentropy);
+    CHECK_EXIT();
+}
