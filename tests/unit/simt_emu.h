@@ -26,9 +26,12 @@
 #include <limits.h>
 #include <linux/futex.h>
 #include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <stdint.h>
 #include <string.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -66,8 +69,19 @@ struct emu_barrier {
             syscall(SYS_futex, (int *)&generation, FUTEX_WAKE_PRIVATE, INT_MAX, nullptr, nullptr, 0);
             return;
         }
-        while (generation.load(std::memory_order_acquire) == gen)
-            syscall(SYS_futex, (int *)&generation, FUTEX_WAIT_PRIVATE, gen, nullptr, nullptr, 0);
+        // A barrier that some thread never reaches (a kernel whose threads skip a __syncthreads
+        // or a warp collective) would hang the test: after a minute it fails instead.
+        int waited = 0;
+        while (generation.load(std::memory_order_acquire) == gen) {
+            struct timespec second = {1, 0};
+            syscall(SYS_futex, (int *)&generation, FUTEX_WAIT_PRIVATE, gen, &second, nullptr, 0);
+            if (generation.load(std::memory_order_acquire) == gen && ++waited == 60) {
+                fprintf(stderr, "simt_emu: a barrier of %d threads waited 60 s with %d arrived: a thread skipped "
+                                "a __syncthreads or a warp collective\n",
+                        n, waiting.load());
+                abort();
+            }
+        }
     }
 };
 
