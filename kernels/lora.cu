@@ -54,6 +54,40 @@ __device__ __forceinline__ float dot4_acc(float acc, const float x[4], const flo
     return fmaf(x[3], a[3], fmaf(x[2], a[2], fmaf(x[1], a[1], fmaf(x[0], a[0], acc))));
 }
 
+// Columns 4q..4q+3 of every rank of an adapter matrix M into w[rank][column], zeros past C and
+// r: M rank-major (r, C) as A is, or with COLS column-major (C, r) as B is (then the group is 4
+// rows of r contiguous values). VEC: 16-byte loads (C a multiple of 4, M 16-byte aligned, and
+// with COLS r == RT: the caller checks), the same values.
+template <int RT, bool VEC, bool COLS>
+__device__ __forceinline__ void group_ranks(float (&w)[RT][4], const float *M, int q, int C, int r) {
+    if constexpr (VEC && COLS) {  // RT 16-byte loads of the 4 RT contiguous values
+        const float4 *m4 = (const float4 *)(M + (size_t)4 * q * RT);
+#pragma unroll
+        for (int m = 0; m < RT; m++) {
+            const float4 f = __ldg(m4 + m);
+            const float e[4] = {f.x, f.y, f.z, f.w};
+#pragma unroll
+            for (int i = 0; i < 4; i++) w[(4 * m + i) % RT][(4 * m + i) / RT] = e[i];
+        }
+    } else if constexpr (VEC) {
+#pragma unroll
+        for (int j = 0; j < RT; j++) {
+            const float4 f = j < r ? __ldg((const float4 *)(M + (size_t)j * C + 4 * q)) : make_float4(0, 0, 0, 0);
+            w[j][0] = f.x, w[j][1] = f.y, w[j][2] = f.z, w[j][3] = f.w;
+        }
+    } else {
+#pragma unroll
+        for (int j = 0; j < RT; j++)
+#pragma unroll
+            for (int k = 0; k < 4; k++) {
+                if constexpr (COLS)
+                    w[j][k] = j < r && 4 * q + k < C ? __ldg(M + (size_t)(4 * q + k) * r + j) : 0.0f;
+                else
+                    w[j][k] = j < r && 4 * q + k < C ? __ldg(M + (size_t)j * C + 4 * q + k) : 0.0f;
+            }
+    }
+}
+
 // u's rows n0..n0+R-1 (< N) from each lane's partial sums: one butterfly a rank, lane 0 writes
 // s times the sum (s = 1: the sum's bits).
 template <int R, int RT>
@@ -111,8 +145,8 @@ lora_down_kernel(float *u, const float *x, const float *A, float keep_scale, uin
 // ~3 TFLOP/s: it waits at two barriers and a staging load of A for every 128 columns). A warp
 // takes R rows; a lane takes the same groups of 4 columns as above (q = lane, lane + 32, ...),
 // reads A's 4 columns of every rank straight from global memory (L1 serves the warps that walk
-// the same columns) and uses them for its R rows. Each lane's sums run in the order above and are reduced by the same butterfly:
-// the same bits (op_parity checks it). VEC (C a multiple of 4, x and A 16-byte aligned): x's
+// the same columns) and uses them for its R rows. Each lane's sums run in the order above and
+// are reduced by the same butterfly: the same bits (op_parity checks it). VEC (C a multiple of 4, x and A 16-byte aligned): x's
 // and A's groups as 16-byte loads, two groups' loads in flight.
 //
 // The same kernel computes the backward's du (N,r) = s dout (N,out) B (out,r), a product of the
@@ -133,35 +167,7 @@ lora_down2_kernel(float *u, const float *x, const float *A, float keep_scale, ui
 #pragma unroll 2
     for (int q = lane; q < groups; q += 32) {
         float aw[RT][4];
-        if constexpr (COLS) {  // A (C, r): rows 4q..4q+3, r values each
-            if constexpr (VEC) {  // r == RT: RT 16-byte loads of the 4 RT contiguous values
-                const float4 *a4 = (const float4 *)(A + (size_t)4 * q * RT);
-#pragma unroll
-                for (int m = 0; m < RT; m++) {
-                    const float4 f = __ldg(a4 + m);
-                    const float e[4] = {f.x, f.y, f.z, f.w};
-#pragma unroll
-                    for (int i = 0; i < 4; i++) aw[(4 * m + i) % RT][(4 * m + i) / RT] = e[i];
-                }
-            } else {
-#pragma unroll
-                for (int j = 0; j < RT; j++)
-#pragma unroll
-                    for (int k = 0; k < 4; k++)
-                        aw[j][k] = j < r && 4 * q + k < C ? __ldg(A + (size_t)(4 * q + k) * r + j) : 0.0f;
-            }
-        }
-#pragma unroll
-        for (int j = 0; j < RT && !COLS; j++) {
-            if constexpr (VEC) {
-                const float4 a4 = j < r ? __ldg((const float4 *)(A + (size_t)j * C + 4 * q)) : make_float4(0, 0, 0, 0);
-                aw[j][0] = a4.x, aw[j][1] = a4.y, aw[j][2] = a4.z, aw[j][3] = a4.w;
-            } else {
-#pragma unroll
-                for (int k = 0; k < 4; k++)
-                    aw[j][k] = j < r && 4 * q + k < C ? __ldg(A + (size_t)j * C + 4 * q + k) : 0.0f;
-            }
-        }
+        group_ranks<RT, VEC, COLS>(aw, A, q, C, r);
 #pragma unroll
         for (int a = 0; a < R; a++) {
             const int n = n0 + a;
@@ -187,10 +193,7 @@ lora_grad_input_kernel(float *dinp, const float *du, const float *A, float keep_
     const int q = blockIdx.x * GROUPS + threadIdx.x, n0 = blockIdx.y * IN_ROWS;
     if (4 * q >= C) return;
     float a[RT][4];
-#pragma unroll
-    for (int j = 0; j < RT; j++)
-#pragma unroll
-        for (int k = 0; k < 4; k++) a[j][k] = j < r && 4 * q + k < C ? A[(size_t)j * C + 4 * q + k] : 0.0f;
+    group_ranks<RT, false, false>(a, A, q, C, r);
 #pragma unroll 2
     for (int n = n0; n < n0 + IN_ROWS && n < N; n++) {
         const unsigned bits = vet_dropout_keep4(seed, (uint64_t)(row0 + n), (uint32_t)q, thr);
@@ -301,10 +304,7 @@ lora_up_kernel(float *y, const float *u, const float *B, float s, int N, int out
     const int q = blockIdx.x * GROUPS + threadIdx.x, n0 = blockIdx.y * UP_ROWS;
     if (4 * q >= out) return;
     float b[RT][4];
-#pragma unroll
-    for (int j = 0; j < RT; j++)
-#pragma unroll
-        for (int k = 0; k < 4; k++) b[j][k] = j < r && 4 * q + k < out ? __ldg(B + (size_t)(4 * q + k) * r + j) : 0.0f;
+    group_ranks<RT, false, true>(b, B, q, out, r);
 #pragma unroll 2
     for (int n = n0; n < n0 + UP_ROWS && n < N; n++) {
         const float *ur = u + (size_t)n * r;
