@@ -171,7 +171,6 @@ attention_mma_dkdv_kernel(float *dk, float *dv, const bf16 *dout, const bf16 *q,
     dkdv_store<KC>(dk, dv, gk, gv, kr, b, T, KVH, grp, hd, t, accumulate);
 }
 
-#ifndef VET_SIMT_EMU  // the emulator launches the kernels itself
 // --- host side -----------------------------------------------------------------------------------
 static int scalar_loads = 0;      // attention_mma_set_variant: tests reach the element-load path,
 static int transposed_tiles = 0;  // the kernels of the first GPU run (no ldmatrix),
@@ -187,19 +186,17 @@ static bool pipelined(int hd, const uint16_t *q, const uint16_t *k, const uint16
 
 // 16-byte loads: rows of hd elements keep every 8-column group 16-byte aligned.
 static bool vec_loads(int hd, const uint16_t *q, const uint16_t *k, const uint16_t *v, const uint16_t *dout) {
-    auto al = [](const void *p) { return p == nullptr || ((uintptr_t)p & 15) == 0; };
-    return !scalar_loads && hd % 8 == 0 && al(q) && al(k) && al(v) && al(dout);
+    return !scalar_loads && hd % 8 == 0 && aligned16(q) && aligned16(k) && aligned16(v) && aligned16(dout);
 }
-static const bf16 *as_bf16(const uint16_t *p) { return (const bf16 *)p; }
 
 template <int KC, bool LDM>
 static int launch_forward(vet_cuda *ctx, float *out, float *lse, const uint16_t *q, const uint16_t *k, const uint16_t *v,
                           const int32_t *start, int B, int T, int H, int KVH, int hd, vet_err *err) {
     const size_t smem = fwd_smem_bytes<KC, LDM>();
     SMEM_OPT_IN((attention_mma_forward_kernel<KC, LDM>), smem, err);
-    attention_mma_forward_kernel<KC, LDM><<<dim3(ceil_div(T, TT), H, B), NW * 32, smem, ctx->stream>>>(
-        out, lse, as_bf16(q), as_bf16(k), as_bf16(v), start, T, H, KVH, hd, 1.0f / sqrtf((float)hd),
-        vec_loads(hd, q, k, v, nullptr));
+    LAUNCH((attention_mma_forward_kernel<KC, LDM>), dim3(ceil_div(T, TT), H, B), NW * 32, smem, ctx->stream, out, lse,
+           as_bf16(q), as_bf16(k), as_bf16(v), start, T, H, KVH, hd, 1.0f / sqrtf((float)hd),
+           vec_loads(hd, q, k, v, nullptr));
     LAUNCH_CHECK("attention_forward_bf16 (mma)", err);
     return 0;
 }
@@ -212,14 +209,13 @@ static int launch_backward(vet_cuda *ctx, float *dq, float *dk, float *dv, const
     const bool vec = vec_loads(hd, q, k, v, dout);
     const size_t smem_dq = dq_smem_bytes<KC, LDM>(), smem_kv = dkdv_smem_bytes<KC, LDM>();
     SMEM_OPT_IN((attention_mma_dq_kernel<KC, LDM>), smem_dq, err);
-    attention_mma_dq_kernel<KC, LDM><<<dim3(ceil_div(T, TT), H, B), NW * 32, smem_dq, ctx->stream>>>(
-        dq, as_bf16(dout), as_bf16(q), as_bf16(k), as_bf16(v), lse, Dl, start, T, H, KVH, hd, scale, accumulate, vec);
+    LAUNCH((attention_mma_dq_kernel<KC, LDM>), dim3(ceil_div(T, TT), H, B), NW * 32, smem_dq, ctx->stream, dq,
+           as_bf16(dout), as_bf16(q), as_bf16(k), as_bf16(v), lse, Dl, start, T, H, KVH, hd, scale, accumulate, vec);
     LAUNCH_CHECK("attention_backward_bf16 (mma dq)", err);
     SMEM_OPT_IN((attention_mma_dkdv_kernel<KC, LDM>), smem_kv, err);
-    attention_mma_dkdv_kernel<KC, LDM><<<dim3(ceil_div(T, TT), KVH, B), NW * 32, smem_kv, ctx->stream>>>(
-        dk, dv, as_bf16(dout), as_bf16(q), as_bf16(k), as_bf16(v), lse, Dl, start, end, T, H, KVH, hd, scale,
-        accumulate,
-        vec);
+    LAUNCH((attention_mma_dkdv_kernel<KC, LDM>), dim3(ceil_div(T, TT), KVH, B), NW * 32, smem_kv, ctx->stream, dk, dv,
+           as_bf16(dout), as_bf16(q), as_bf16(k), as_bf16(v), lse, Dl, start, end, T, H, KVH, hd, scale, accumulate,
+           vec);
     LAUNCH_CHECK("attention_backward_bf16 (mma dk, dv)", err);
     return 0;
 }
@@ -263,4 +259,3 @@ int attention_mma_backward(vet_cuda *ctx, float *dq, float *dk, float *dv, const
     default: return 1;
     }
 }
-#endif

@@ -43,6 +43,11 @@ __device__ __forceinline__ void mma_bf16(float d[4], const unsigned a[4], const 
 #endif
 }
 
+// The host sides': q, k, v, dout come as uint16_t (ops_cuda.h), the kernels take bf16; a pointer
+// allows the 16-byte loads and copies when it is 16-byte aligned (NULL: not read).
+static inline const bf16 *as_bf16(const uint16_t *p) { return (const bf16 *)p; }
+static inline bool aligned16(const void *p) { return p == nullptr || ((uintptr_t)p & 15) == 0; }
+
 __device__ __forceinline__ unsigned ld_pair(const bf16 *p) { return *(const unsigned *)p; }
 
 __device__ __forceinline__ unsigned pack_bf16(float lo, float hi) {

@@ -265,22 +265,19 @@ attention_pipe_dkdv_kernel(float *dk, float *dv, const bf16 *dout, const bf16 *q
     dkdv_store<KC>(dk, dv, gk, gv, kr, b, T, KVH, grp, hd, t, accumulate);
 }
 
-#ifndef VET_SIMT_EMU  // the emulator launches the kernels itself
 // --- host side -----------------------------------------------------------------------------------
 bool attention_pipe_fits(int hd, const void *q, const void *k, const void *v, const void *dout) {
-    auto al = [](const void *p) { return p == nullptr || ((uintptr_t)p & 15) == 0; };
-    return hd % 8 == 0 && hd <= VET_ATTN_MMA_MAX_HD && al(q) && al(k) && al(v) && al(dout);
+    return hd % 8 == 0 && hd <= VET_ATTN_MMA_MAX_HD && aligned16(q) && aligned16(k) && aligned16(v) &&
+           aligned16(dout);
 }
-
-static const bf16 *as_bf16(const uint16_t *p) { return (const bf16 *)p; }
 
 template <int KC>
 static int launch_forward(vet_cuda *ctx, float *out, float *lse, const uint16_t *q, const uint16_t *k,
                           const uint16_t *v, const int32_t *start, int B, int T, int H, int KVH, int hd, vet_err *err) {
     const size_t smem = pipe_fwd_smem_bytes<KC>();
     SMEM_OPT_IN(attention_pipe_forward_kernel<KC>, smem, err);
-    attention_pipe_forward_kernel<KC><<<dim3(ceil_div(T, TT), H, B), NW * 32, smem, ctx->stream>>>(
-        out, lse, as_bf16(q), as_bf16(k), as_bf16(v), start, T, H, KVH, hd, 1.0f / sqrtf((float)hd));
+    LAUNCH(attention_pipe_forward_kernel<KC>, dim3(ceil_div(T, TT), H, B), NW * 32, smem, ctx->stream, out, lse,
+           as_bf16(q), as_bf16(k), as_bf16(v), start, T, H, KVH, hd, 1.0f / sqrtf((float)hd));
     LAUNCH_CHECK("attention_forward_bf16 (pipelined)", err);
     return 0;
 }
@@ -293,13 +290,13 @@ static int launch_backward(vet_cuda *ctx, float *dq, float *dk, float *dv, const
     const float scale = 1.0f / sqrtf((float)hd);
     const size_t smem_dq = pipe_dq_smem_bytes<KC>(), smem_kv = pipe_dkdv_layout<KC>::bytes;
     SMEM_OPT_IN(attention_pipe_dq_kernel<KC>, smem_dq, err);
-    attention_pipe_dq_kernel<KC><<<dim3(ceil_div(T, TT), H, B), NW * 32, smem_dq, ctx->stream>>>(
-        dq, as_bf16(dout), as_bf16(q), as_bf16(k), as_bf16(v), lse, Dl, start, T, H, KVH, hd, scale, accumulate);
+    LAUNCH(attention_pipe_dq_kernel<KC>, dim3(ceil_div(T, TT), H, B), NW * 32, smem_dq, ctx->stream, dq,
+           as_bf16(dout), as_bf16(q), as_bf16(k), as_bf16(v), lse, Dl, start, T, H, KVH, hd, scale, accumulate);
     LAUNCH_CHECK("attention_backward_bf16 (pipelined dq)", err);
     SMEM_OPT_IN(attention_pipe_dkdv_kernel<KC>, smem_kv, err);
-    attention_pipe_dkdv_kernel<KC><<<dim3(ceil_div(T, TT), KVH, B), NW * 32, smem_kv, ctx->stream>>>(
-        dk, dv, as_bf16(dout), as_bf16(q), as_bf16(k), as_bf16(v), lse, Dl, start, end, T, H, KVH, hd, scale,
-        accumulate);
+    LAUNCH(attention_pipe_dkdv_kernel<KC>, dim3(ceil_div(T, TT), KVH, B), NW * 32, smem_kv, ctx->stream, dk, dv,
+           as_bf16(dout), as_bf16(q), as_bf16(k), as_bf16(v), lse, Dl, start, end, T, H, KVH, hd, scale,
+           accumulate);
     LAUNCH_CHECK("attention_backward_bf16 (pipelined dk, dv)", err);
     return 0;
 }
@@ -319,4 +316,3 @@ int attention_pipe_backward(vet_cuda *ctx, float *dq, float *dk, float *dv, cons
                     : launch_backward<8>(ctx, dq, dk, dv, dout, q, k, v, lse, Dl, start, end, B, T, H, KVH, hd,
                                          accumulate, err);
 }
-#endif

@@ -72,7 +72,8 @@ __device__ __forceinline__ void group_ranks(float (&w)[RT][4], const float *M, i
     } else if constexpr (VEC) {
 #pragma unroll
         for (int j = 0; j < RT; j++) {
-            const float4 f = j < r ? __ldg((const float4 *)(M + (size_t)j * C + 4 * q)) : make_float4(0, 0, 0, 0);
+            const float4 f =
+                j < r ? __ldg((const float4 *)(M + (size_t)j * C + 4 * q)) : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
             w[j][0] = f.x, w[j][1] = f.y, w[j][2] = f.z, w[j][3] = f.w;
         }
     } else {

@@ -1,9 +1,10 @@
 // test_attention_emu.cc — the register attention's kernels run on the CPU (tests/unit/simt_emu.h:
-// a block's threads as POSIX threads, ldmatrix and mma.sync replayed from the PTX ISA), their
+// a block's threads as POSIX threads, ldmatrix and mma.sync replayed from the PTX ISA), through
+// attention_mma.cu's host side (attention_mma_forward / _backward, which pick the kernels), their
 // outputs against the CPU replay of their arithmetic (lib/model/ops_attention_bf16.c) at
 // op_parity's tolerances: the pipelined kernels (attention_pipe.cu, the default), the
-// synchronous ldmatrix ones (attention_mma.cu) and the transposed-tile ones (the first lease's),
-// forward, dq and dk/dv, with written and accumulated gradients. Packed rows of random samples,
+// synchronous ldmatrix ones, the transposed-tile ones (the first lease's) and the element-load
+// ones (attention_mma.cu), forward, dq and dk/dv, with written and accumulated gradients. Packed rows of random samples,
 // padding, GQA, and samples long enough that whole tiles (the unmasked path) run beside masked
 // ones; head widths 40 (padded to 64) and 128. The pipelined and synchronous kernels share their
 // tile code and tile order, so their outputs must be equal bit for bit.
@@ -90,51 +91,26 @@ struct result {
     std::vector<float> out, lse, dq, dk, dv;
 };
 
-enum kind { PIPE, SYNC, TRANSPOSED };
+// The kernels attention_mma.cu's host side picks (attention_mma_set_variant's switches, as
+// attention_tc_variant sets them for op_parity): the pipelined default, the synchronous ldmatrix
+// ones, the transposed-tile ones, and the element-at-a-time loads.
+enum kind { PIPE, SYNC, TRANSPOSED, SCALAR };
 
-template <int KC> static result run(const problem &p, kind kd) {
-    const int N = p.B * p.T, T = p.T, H = p.H, KVH = p.KVH, hd = p.hd, qb = (T + TT - 1) / TT;
-    const float scale = 1.0f / sqrtf((float)hd);
-    const size_t nq = (size_t)N * H * hd, nk = (size_t)N * KVH * hd;
+static result run(const problem &p, kind kd) {
+    const int N = p.B * p.T;
+    const size_t nq = (size_t)N * p.H * p.hd, nk = (size_t)N * p.KVH * p.hd;
+    const uint16_t *q = (const uint16_t *)p.q16.data(), *k = (const uint16_t *)p.k16.data(),
+                   *v = (const uint16_t *)p.v16.data(), *dO = (const uint16_t *)p.dout16.data();
     result r;
-    r.out.assign(nq, NAN), r.lse.assign((size_t)N * H, NAN);
+    r.out.assign(nq, NAN), r.lse.assign((size_t)N * p.H, NAN);
     r.dq.assign(nq, NAN), r.dk.assign(nk, NAN), r.dv.assign(nk, NAN);
-    const bf16 *q = p.q16.data(), *k = p.k16.data(), *v = p.v16.data(), *dO = p.dout16.data();
-    const int32_t *st = p.start.data(), *en = p.end.data();
-    const float *lse = p.lse.data(), *D = p.D.data();
-    float *out = r.out.data(), *ls = r.lse.data(), *dq = r.dq.data(), *dk = r.dk.data(), *dv = r.dv.data();
-    switch (kd) {
-    case PIPE:
-        emu_launch(dim3(qb, H, p.B), NW * 32,
-                   [&] { attention_pipe_forward_kernel<KC>(out, ls, q, k, v, st, T, H, KVH, hd, scale); });
-        emu_launch(dim3(qb, H, p.B), NW * 32, [&] {
-            attention_pipe_dq_kernel<KC>(dq, dO, q, k, v, lse, D, st, T, H, KVH, hd, scale, 0);
-        });
-        emu_launch(dim3(qb, KVH, p.B), NW * 32, [&] {
-            attention_pipe_dkdv_kernel<KC>(dk, dv, dO, q, k, v, lse, D, st, en, T, H, KVH, hd, scale, 0);
-        });
-        break;
-    case SYNC:
-    case TRANSPOSED:
-        auto all = [&](auto ldm) {
-            constexpr bool LDM = decltype(ldm)::value;
-            emu_launch(dim3(qb, H, p.B), NW * 32, [&] {
-                attention_mma_forward_kernel<KC, LDM>(out, ls, q, k, v, st, T, H, KVH, hd, scale, true);
-            });
-            emu_launch(dim3(qb, H, p.B), NW * 32, [&] {
-                attention_mma_dq_kernel<KC, LDM>(dq, dO, q, k, v, lse, D, st, T, H, KVH, hd, scale, 0, true);
-            });
-            emu_launch(dim3(qb, KVH, p.B), NW * 32, [&] {
-                attention_mma_dkdv_kernel<KC, LDM>(dk, dv, dO, q, k, v, lse, D, st, en, T, H, KVH, hd, scale, 0,
-                                                   true);
-            });
-        };
-        if (kd == SYNC)
-            all(std::integral_constant<bool, true>{});
-        else
-            all(std::integral_constant<bool, false>{});
-        break;
-    }
+    vet_err err;
+    attention_mma_set_variant(kd == SCALAR, kd == TRANSPOSED, kd == SYNC);
+    CHECK(attention_mma_forward(ctx, r.out.data(), r.lse.data(), q, k, v, p.start.data(), p.B, p.T, p.H, p.KVH, p.hd,
+                                &err) == 0);
+    CHECK(attention_mma_backward(ctx, r.dq.data(), r.dk.data(), r.dv.data(), dO, q, k, v, p.lse.data(), p.D.data(),
+                                 p.start.data(), p.end.data(), p.B, p.T, p.H, p.KVH, p.hd, 0, &err) == 0);
+    attention_mma_set_variant(0, 0, 0);
     return r;
 }
 
@@ -150,55 +126,51 @@ static void check_close(const char *what, const result &r, const problem &p) {
     CHECK(e_dv <= 4e-3);
 }
 
-// transposed: the first lease's kernels too (they share little code with the others, and run
-// only as a fallback: at one width, to keep the emulation's seconds down).
-template <int KC> static void check_problem(problem &p, bool transposed) {
+// Every kernel kind at one width (the transposed and element-load ones, which share less code
+// with the default, only where `all` is set, to keep the emulation's seconds down).
+static void check_problem(problem &p, bool all) {
     make(p);
-    result pipe = run<KC>(p, PIPE), sync = run<KC>(p, SYNC);
+    result pipe = run(p, PIPE), sync = run(p, SYNC);
     check_close("pipelined", pipe, p);
     check_close("synchronous", sync, p);
-    if (transposed) check_close("transposed", run<KC>(p, TRANSPOSED), p);
     CHECK(same_bits(pipe.out, sync.out) && same_bits(pipe.lse, sync.lse));  // one tile code, one order
     CHECK(same_bits(pipe.dq, sync.dq) && same_bits(pipe.dk, sync.dk) && same_bits(pipe.dv, sync.dv));
+    if (!all) return;
+    check_close("transposed", run(p, TRANSPOSED), p);
+    result scalar = run(p, SCALAR);  // the synchronous kernels with element loads: their bits
+    check_close("element loads", scalar, p);
+    CHECK(same_bits(scalar.out, sync.out) && same_bits(scalar.dq, sync.dq) && same_bits(scalar.dk, sync.dk));
 }
 
 // Head width 40 (padded to 64, KC 4), 2 query heads on 1 kv head, 2 rows of 150 with samples
 // up to 120 positions (whole tiles and masked ones, padding at the end of row 1).
 static void test_hd40(void) {
     problem p = shape(2, 150, 2, 1, 40, 120);
-    check_problem<4>(p, true);
+    check_problem(p, true);
 }
 
 // Head width 128 (KC 8, the 7B shape), 2 query heads on 1 kv head, a row of 130 with samples up
 // to 130 positions.
 static void test_hd128(void) {
     problem p = shape(1, 130, 2, 1, 128, 130);
-    check_problem<8>(p, false);
+    check_problem(p, false);
 }
 
-// Accumulating gradients (accumulate 1, as a caller that adds into dq, dk, dv): the pipelined
-// kernels add to what is there, the replay's sum over the same starting values.
+// Accumulating gradients (accumulate 1, as a caller that adds into dq, dk, dv): the default
+// (pipelined) kernels add to what is there, the replay's sum over the same starting values.
 static void test_accumulate(void) {
     problem p = shape(1, 100, 2, 2, 40, 100);
     make(p);
-    const int N = p.T, T = p.T, H = p.H, KVH = p.KVH, hd = p.hd, qb = (T + TT - 1) / TT;
-    const float scale = 1.0f / sqrtf((float)hd);
-    std::vector<float> dq0(p.dq.size()), dk0(p.dk.size()), dv0(p.dv.size());
-    for (auto *x : {&dq0, &dk0, &dv0})
-        for (auto &e : *x) e = frand();
-    std::vector<float> dq = dq0, dk = dk0, dv = dv0, wq = dq0, wk = dk0, wv = dv0;
+    const int T = p.T, H = p.H, KVH = p.KVH, hd = p.hd;
+    std::vector<float> dq = rnd(p.dq.size()), dk = rnd(p.dk.size()), dv = rnd(p.dv.size());
+    std::vector<float> wq = dq, wk = dk, wv = dv;
     attention_backward_bf16(wq.data(), wk.data(), wv.data(), p.dout.data(), p.q.data(), p.k.data(), p.v.data(),
                             p.out.data(), p.lse.data(), p.seg.data(), 1, T, H, KVH, hd);
-    const bf16 *q = p.q16.data(), *k = p.k16.data(), *v = p.v16.data(), *dO = p.dout16.data();
-    emu_launch(dim3(qb, H, 1), NW * 32, [&] {
-        attention_pipe_dq_kernel<4>(dq.data(), dO, q, k, v, p.lse.data(), p.D.data(), p.start.data(), T, H, KVH, hd,
-                                    scale, 1);
-    });
-    emu_launch(dim3(qb, KVH, 1), NW * 32, [&] {
-        attention_pipe_dkdv_kernel<4>(dk.data(), dv.data(), dO, q, k, v, p.lse.data(), p.D.data(), p.start.data(),
-                                      p.end.data(), T, H, KVH, hd, scale, 1);
-    });
-    (void)N;
+    vet_err err;
+    CHECK(attention_mma_backward(ctx, dq.data(), dk.data(), dv.data(), (const uint16_t *)p.dout16.data(),
+                                 (const uint16_t *)p.q16.data(), (const uint16_t *)p.k16.data(),
+                                 (const uint16_t *)p.v16.data(), p.lse.data(), p.D.data(), p.start.data(),
+                                 p.end.data(), 1, T, H, KVH, hd, 1, &err) == 0);
     CHECK(max_rel(dq, wq) <= 4e-3);
     CHECK(max_rel(dk, wk) <= 4e-3);
     CHECK(max_rel(dv, wv) <= 4e-3);
