@@ -99,8 +99,23 @@ static void test_short_scratch(void) {
     CHECK(strstr(err.msg, "lora_grad_b: scratch of 8 floats, needs") != NULL);
 }
 
+// Dropout outside what each product takes is refused with the range, not run: the down product
+// and dA take p = 0 (no mask), the input gradient does not (its caller uses cuBLAS then).
+static void test_refusals(void) {
+    std::vector<float> u(16), x(64), A(64);
+    vet_err err;
+    CHECK(lora_down_dropout_cuda(ctx, u.data(), x.data(), A.data(), -0.1f, 1, 0, 4, 16, 4, &err) < 0);
+    CHECK(strstr(err.msg, "lora_down_dropout: dropout -0.1 outside [0, 1)") != NULL);
+    CHECK(lora_down_dropout_cuda(ctx, u.data(), x.data(), A.data(), 1.0f, 1, 0, 4, 16, 4, &err) < 0);
+    CHECK(lora_grad_input_dropout_cuda(ctx, x.data(), u.data(), A.data(), 0.0f, 1, 0, 4, 16, 4, &err) < 0);
+    CHECK(strstr(err.msg, "lora_grad_input_dropout: dropout 0 outside (0, 1)") != NULL);
+    CHECK(lora_du_cuda(ctx, u.data(), x.data(), A.data(), 1.0f, 4, 16, 33, &err) < 0);
+    CHECK(strstr(err.msg, "lora_du: rank 33 outside 1..32 (use cuBLAS)") != NULL);
+}
+
 int main(void) {
     RUN(test_ranks_and_widths);
     RUN(test_short_scratch);
+    RUN(test_refusals);
     CHECK_EXIT();
 }
