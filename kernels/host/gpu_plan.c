@@ -96,8 +96,9 @@ int gpu_set_dims(vet_gpu_model *g, const vet_config *c, int r, unsigned targets,
             if (!(g->targets & (1u << t))) continue;
             int out, in;
             vet_lora_dims(c, t, &out, &in);
-            size_t need = lora_grad_a_scratch_floats((int)g->N, in, r), need_b = lora_grad_a_scratch_floats((int)g->N, out, r);
-            if (need_b > need) need = need_b;
+            size_t need_a = lora_grad_a_scratch_floats((int)g->N, in, r);
+            size_t need_b = lora_grad_a_scratch_floats((int)g->N, out, r);
+            size_t need = need_a > need_b ? need_a : need_b;
             if (need > g->xd_floats) g->xd_floats = need;
         }
     }

@@ -195,6 +195,56 @@ static int input_in_backward(const vet_gpu_model *g, unsigned mask, int full) {
     return full || (g->targets & mask);
 }
 
+// dinp (N,in) += du·A, no dropout: a well-shaped GEMM (n = in), cuBLAS's on either path.
+static int lora_dinp_plain(vet_gpu_model *g, const proj *p, float *dinp, int N, vet_err *err) {
+    PROF(g, VET_PROF_GEMM_LORA);
+    return vet_cuda_sgemm(g->ctx, 0, 0, N, p->in, g->r, 1.0f, g->du, g->r, p->A, p->in, 1.0f, dinp, p->in, err);
+}
+
+// An adapter's backward on vet's kernels (rank <= 32): du (N,r) = scale dout·B and dB (out,r) +=
+// scale dout^T·u (cuBLAS tiles these skinny shapes onto few multiprocessors), dA (r,in) +=
+// du^T·dropout(inp) and dinp += the mask's share of du·A, the forward's mask regenerated inside
+// the products (xd is scratch for the row slices only).
+static int lora_backward_fused(vet_gpu_model *g, const proj *p, float *dinp, const float *dout, const float *inp,
+                               int N, int drop, uint64_t seed, vet_err *err) {
+    vet_cuda *ctx = g->ctx;
+    const int r = g->r;
+    PROF(g, VET_PROF_LORA_FUSED);
+    if (lora_du_cuda(ctx, g->du, dout, p->B, g->lora_scale, N, p->out, r, err) < 0 ||
+        lora_grad_b_cuda(ctx, p->dB, dout, p->u, g->lora_scale, N, p->out, r, g->xd, g->xd_floats, err) < 0 ||
+        lora_grad_a_dropout_cuda(ctx, p->dA, g->du, inp, drop ? g->dropout : 0.0f, seed, g->row0, N, p->in, r, g->xd,
+                                 g->xd_floats, err) < 0)
+        return -1;
+    if (!drop) return lora_dinp_plain(g, p, dinp, N, err);
+    return lora_grad_input_dropout_cuda(ctx, dinp, g->du, p->A, g->dropout, seed, g->row0, N, p->in, r, err);
+}
+
+// The same with cuBLAS's GEMMs and, with dropout, a pass that writes the masked input into xd
+// (rank over 32, or VET_GPU_LORA_FUSED=0).
+static int lora_backward_cublas(vet_gpu_model *g, const proj *p, float *dinp, const float *dout, const float *inp,
+                                int N, int drop, uint64_t seed, vet_err *err) {
+    vet_cuda *ctx = g->ctx;
+    const int r = g->r;
+    PROF(g, VET_PROF_GEMM_LORA);
+    if (vet_cuda_sgemm(ctx, 0, 0, N, r, p->out, g->lora_scale, dout, p->out, p->B, r, 0.0f, g->du, r, err) < 0 ||
+        vet_cuda_sgemm(ctx, 1, 0, p->out, r, N, g->lora_scale, dout, p->out, p->u, r, 1.0f, p->dB, r, err) < 0)
+        return -1;
+    const float *x = inp;
+    if (drop) {  // the forward's mask again
+        PROF(g, VET_PROF_DROPOUT);
+        if (dropout_forward_cuda(ctx, g->xd, inp, g->dropout, seed, g->row0, N, p->in, err) < 0) return -1;
+        x = g->xd;
+        PROF(g, VET_PROF_GEMM_LORA);
+    }
+    // dA (r,in) += du^T·x
+    if (vet_cuda_sgemm(ctx, 1, 0, r, p->in, N, 1.0f, g->du, r, x, p->in, 1.0f, p->dA, p->in, err) < 0) return -1;
+    if (!drop) return lora_dinp_plain(g, p, dinp, N, err);
+    // dinp += mask/(1-p) * (du·A); xd is free again
+    if (vet_cuda_sgemm(ctx, 0, 0, N, p->in, r, 1.0f, g->du, r, p->A, p->in, 0.0f, g->xd, p->in, err) < 0) return -1;
+    PROF(g, VET_PROF_DROPOUT);
+    return dropout_backward_cuda(ctx, dinp, g->xd, g->dropout, seed, g->row0, N, p->in, err);
+}
+
 // dinp (N,in) +=, or = when `first` (the first projection to write it: the base GEMM writes with
 // beta 0 instead of a zeroing pass before; the quantized and full-training GEMMs, which add,
 // get the zeroing pass); full mode: dW, db +=; LoRA mode: dA, dB +=. As lora_proj_backward.
@@ -226,45 +276,10 @@ static int proj_backward(vet_gpu_model *g, int l, int t, float *dinp, const floa
         rc = matmul_backward_cuda(ctx, dinp, p.dw, p.db, dout, inp, p.w, N, p.in, p.out, err);
     }
     if (rc < 0 || !p.A || full) return rc;
-    int r = g->r, drop = g->training && g->dropout > 0.0f;
-    uint64_t seed = lora_seed(g->dropout_seed, l, t);
-    // du (N,r) = scale * dout·B;  dB (out,r) += scale * dout^T·u: vet's kernels with the fused
-    // products (cuBLAS tiles these skinny shapes onto few multiprocessors), else cuBLAS
-    if (g->lora_fused) {
-        PROF(g, VET_PROF_LORA_FUSED);
-        if (lora_du_cuda(ctx, g->du, dout, p.B, g->lora_scale, N, p.out, r, err) < 0 ||
-            lora_grad_b_cuda(ctx, p.dB, dout, p.u, g->lora_scale, N, p.out, r, g->xd, g->xd_floats, err) < 0)
-            return -1;
-    } else {
-        PROF(g, VET_PROF_GEMM_LORA);
-        if (vet_cuda_sgemm(ctx, 0, 0, N, r, p.out, g->lora_scale, dout, p.out, p.B, r, 0.0f, g->du, r, err) < 0 ||
-            vet_cuda_sgemm(ctx, 1, 0, p.out, r, N, g->lora_scale, dout, p.out, p.u, r, 1.0f, p.dB, r, err) < 0)
-            return -1;
-    }
-    if (g->lora_fused) {  // the forward's mask again, inside both products (dA's without dropout too)
-        PROF(g, VET_PROF_LORA_FUSED);
-        if (lora_grad_a_dropout_cuda(ctx, p.dA, g->du, inp, drop ? g->dropout : 0.0f, seed, g->row0, N, p.in, r,
-                                     g->xd, g->xd_floats, err) < 0)
-            return -1;
-        if (drop) return lora_grad_input_dropout_cuda(ctx, dinp, g->du, p.A, g->dropout, seed, g->row0, N, p.in, r, err);
-        PROF(g, VET_PROF_GEMM_LORA);  // dinp += du·A: a well-shaped GEMM (n = in)
-        return vet_cuda_sgemm(ctx, 0, 0, N, p.in, r, 1.0f, g->du, r, p.A, p.in, 1.0f, dinp, p.in, err);
-    }
-    const float *x = inp;
-    if (drop) {  // the forward's mask again
-        PROF(g, VET_PROF_DROPOUT);
-        if (dropout_forward_cuda(ctx, g->xd, inp, g->dropout, seed, g->row0, N, p.in, err) < 0) return -1;
-        x = g->xd;
-    }
-    PROF(g, VET_PROF_GEMM_LORA);
-    // dA (r,in) += du^T·x
-    if (vet_cuda_sgemm(ctx, 1, 0, r, p.in, N, 1.0f, g->du, r, x, p.in, 1.0f, p.dA, p.in, err) < 0) return -1;
-    if (!drop)  // dinp += du·A
-        return vet_cuda_sgemm(ctx, 0, 0, N, p.in, r, 1.0f, g->du, r, p.A, p.in, 1.0f, dinp, p.in, err);
-    // dinp += mask/(1-p) * (du·A); xd is free again
-    if (vet_cuda_sgemm(ctx, 0, 0, N, p.in, r, 1.0f, g->du, r, p.A, p.in, 0.0f, g->xd, p.in, err) < 0) return -1;
-    PROF(g, VET_PROF_DROPOUT);
-    return dropout_backward_cuda(ctx, dinp, g->xd, g->dropout, seed, g->row0, N, p.in, err);
+    const int drop = g->training && g->dropout > 0.0f;
+    const uint64_t seed = lora_seed(g->dropout_seed, l, t);
+    return g->lora_fused ? lora_backward_fused(g, &p, dinp, dout, inp, N, drop, seed, err)
+                         : lora_backward_cublas(g, &p, dinp, dout, inp, N, drop, seed, err);
 }
 
 // ---------------------------------------------------------------------------------------

@@ -17,9 +17,9 @@
 //     rounded to fp32, then times scale;
 //   - forward: online softmax over key tiles of `tile` keys starting at the first key the query
 //     block of `tile` queries sees (klo), the running max m over unscaled scores; p =
-//     exp2f(s * scale log2 e - m * scale log2 e), each product rounded, is summed in fp32 in two halves of the tile
-//     (the two lanes of a row) and rounded to bf16 before it multiplies v; out = o * (1 / l),
-//     lse = fmaf(m, scale, logf(l));
+//     exp2f(s * scale log2 e - m * scale log2 e), each product rounded, is summed in fp32 in
+//     two halves of the tile (the two lanes of a row) and rounded to bf16 before it multiplies
+//     v; out = o * (1 / l), lse = fmaf(m, scale, logf(l));
 //   - backward: D = rowsum(dout * out) in fp32 values; p = exp2f(fmaf(s, scale log2 e,
 //     -lse log2 e));
 //     ds = p (dp - D) scale; p and ds are rounded to bf16 before they multiply dout, q, k.
