@@ -207,7 +207,7 @@ deps:
 # The whole suite: unit binaries, end-to-end scripts, the reference (PyTorch) suite.
 # test-build makes what it runs (`make -j test-build` in parallel, then `make test`: the suite's
 # own processes then do not inherit a make jobserver).
-test-build: all $(UNIT) $(UNIT_CU) $(UNIT_EMU) $(HELPERS) tokenizer build/standin/test_gpu_model build/standin/vet-train build/standin/vet-generate build/standin/test_gpu_infer build/standin/test_collective build/standin/op_parity
+test-build: all $(UNIT) $(UNIT_CU) $(UNIT_EMU) $(HELPERS) tokenizer build/standin/test_gpu_model build/standin/vet-train build/standin/vet-generate build/standin/test_gpu_infer build/standin/test_collective build/standin/op_parity gpuemu
 test: test-build
 	@VET_BIN=$(abspath $(BIN)) VET_BUILD=$(abspath $(BUILD)) VET_SANITIZE=$(SANITIZE) tests/run
 

@@ -29,7 +29,9 @@
 //                                                      dV += bf16(p)^T dO,  dK += bf16(dS)^T Q
 // Each output row is owned by one warp: no atomics, the same bits run to run.
 #include <limits.h>
+#ifndef VET_SIMT_EMU  // the emulator brings its own nvcuda::wmma (tests/unit/simt_emu.h)
 #include <mma.h>
+#endif
 
 #include "attention_mma.cuh"
 #include "attention_ranges.cuh"
@@ -446,8 +448,8 @@ extern "C" int attention_forward_bf16_cuda(vet_cuda *ctx, float *out, float *lse
     fwd_smem none;
     size_t smem = fwd_layout(D, nullptr, &none);
     SMEM_OPT_IN(attention_tc_forward_kernel, smem, err);
-    attention_tc_forward_kernel<<<dim3(ceil_div(T, TT), H, B), NW * 32, smem, ctx->stream>>>(
-        out, lse, (const bf16 *)q, (const bf16 *)k, (const bf16 *)v, start, T, H, KVH, hd, 1.0f / sqrtf((float)hd));
+    LAUNCH(attention_tc_forward_kernel, dim3(ceil_div(T, TT), H, B), NW * 32, smem, ctx->stream, out, lse,
+           (const bf16 *)q, (const bf16 *)k, (const bf16 *)v, start, T, H, KVH, hd, 1.0f / sqrtf((float)hd));
     LAUNCH_CHECK("attention_forward_bf16", err);
     return 0;
 }
@@ -472,17 +474,17 @@ extern "C" int attention_backward_bf16_cuda(vet_cuda *ctx, float *dq, float *dk,
     dq_smem none_dq;
     size_t smem_dq = dq_layout(D, nullptr, &none_dq);
     SMEM_OPT_IN(attention_tc_dq_kernel, smem_dq, err);
-    attention_tc_dq_kernel<<<dim3(ceil_div(T, TT), H, B), NW * 32, smem_dq, ctx->stream>>>(
-        dq, (const bf16 *)dout16, (const bf16 *)q, (const bf16 *)k, (const bf16 *)v, lse, Dl, start, T, H, KVH, hd,
-        scale, accumulate);
+    LAUNCH(attention_tc_dq_kernel, dim3(ceil_div(T, TT), H, B), NW * 32, smem_dq, ctx->stream, dq,
+           (const bf16 *)dout16, (const bf16 *)q, (const bf16 *)k, (const bf16 *)v, lse, Dl, start, T, H, KVH, hd,
+           scale, accumulate);
     LAUNCH_CHECK("attention_backward_bf16 (dq)", err);
 
     dkdv_smem none_kv;
     size_t smem_kv = dkdv_layout(D, nullptr, &none_kv);
     SMEM_OPT_IN(attention_tc_dkdv_kernel, smem_kv, err);
-    attention_tc_dkdv_kernel<<<dim3(ceil_div(T, TT), KVH, B), NW * 32, smem_kv, ctx->stream>>>(
-        dk, dv, (const bf16 *)dout16, (const bf16 *)q, (const bf16 *)k, (const bf16 *)v, lse, Dl, start, end, T, H,
-        KVH, hd, scale, accumulate);
+    LAUNCH(attention_tc_dkdv_kernel, dim3(ceil_div(T, TT), KVH, B), NW * 32, smem_kv, ctx->stream, dk, dv,
+           (const bf16 *)dout16, (const bf16 *)q, (const bf16 *)k, (const bf16 *)v, lse, Dl, start, end, T, H, KVH,
+           hd, scale, accumulate);
     LAUNCH_CHECK("attention_backward_bf16 (dk, dv)", err);
     return 0;
 }

@@ -20,14 +20,14 @@ __global__ void f16_to_f32_kernel(float *out, const __half *inp, size_t n) {
 extern "C" int f32_to_f16_cuda(vet_cuda *ctx, uint16_t *out, const float *inp, size_t n, vet_err *err) {
     CHECK_CTX(ctx, err);
     if (n == 0) return 0;
-    f32_to_f16_kernel<<<blocks_for(n), THREADS, 0, ctx->stream>>>((__half *)out, inp, n);
+    LAUNCH(f32_to_f16_kernel, blocks_for(n), THREADS, 0, ctx->stream, (__half *)out, inp, n);
     LAUNCH_CHECK("f32_to_f16", err);
     return 0;
 }
 extern "C" int f16_to_f32_cuda(vet_cuda *ctx, float *out, const uint16_t *inp, size_t n, vet_err *err) {
     CHECK_CTX(ctx, err);
     if (n == 0) return 0;
-    f16_to_f32_kernel<<<blocks_for(n), THREADS, 0, ctx->stream>>>(out, (const __half *)inp, n);
+    LAUNCH(f16_to_f32_kernel, blocks_for(n), THREADS, 0, ctx->stream, out, (const __half *)inp, n);
     LAUNCH_CHECK("f16_to_f32", err);
     return 0;
 }
@@ -46,8 +46,8 @@ extern "C" int embedding_forward_f16_cuda(vet_cuda *ctx, float *out, const int32
                                           const uint16_t *embed, int N, int C, vet_err *err) {
     CHECK_CTX(ctx, err);
     if (N <= 0 || C <= 0) return 0;
-    embedding_forward_f16_kernel<<<blocks_for((size_t)N * C), THREADS, 0, ctx->stream>>>(
-        out, tokens, (const __half *)embed, N, C);
+    LAUNCH(embedding_forward_f16_kernel, blocks_for((size_t)N * C), THREADS, 0, ctx->stream, out, tokens,
+           (const __half *)embed, N, C);
     LAUNCH_CHECK("embedding_forward_f16", err);
     return 0;
 }
@@ -83,7 +83,7 @@ extern "C" int matmul_forward_f16_cuda(vet_cuda *ctx, float *out, const uint16_t
     if (N <= 0 || OC <= 0) return 0;
     float beta = 0.0f;
     if (bias) {
-        f16_bias_rows_kernel<<<blocks_for((size_t)N * OC), THREADS, 0, ctx->stream>>>(out, bias, N, OC);
+        LAUNCH(f16_bias_rows_kernel, blocks_for((size_t)N * OC), THREADS, 0, ctx->stream, out, bias, N, OC);
         LAUNCH_CHECK("matmul_forward_f16 (bias)", err);
         beta = 1.0f;
     }

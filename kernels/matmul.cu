@@ -58,7 +58,7 @@ __global__ void column_sum_kernel(float *dbias, const float *dout, int N, int OC
 static int bias_rows(vet_cuda *ctx, float *out, const float *bias, int N, int OC, vet_err *err) {
     size_t total = (size_t)N * OC;
     int blocks = (int)((total + THREADS - 1) / THREADS < 65536 ? (total + THREADS - 1) / THREADS : 65536);
-    fill_rows_kernel<<<blocks, THREADS, 0, ctx->stream>>>(out, bias, N, OC);
+    LAUNCH(fill_rows_kernel, blocks, THREADS, 0, ctx->stream, out, bias, N, OC);
     LAUNCH_CHECK("matmul bias", err);
     return 0;
 }
@@ -88,7 +88,7 @@ extern "C" int matmul_backward_cuda(vet_cuda *ctx, float *dinp, float *dweight, 
         vet_cuda_sgemm(ctx, 1, 0, OC, C, N, 1.0f, dout, OC, inp, C, 1.0f, dweight, C, err) < 0)
         return -1;
     if (dbias && OC > 0) {
-        column_sum_kernel<<<ceil_div(OC, THREADS), THREADS, 0, ctx->stream>>>(dbias, dout, N, OC);
+        LAUNCH(column_sum_kernel, ceil_div(OC, THREADS), THREADS, 0, ctx->stream, dbias, dout, N, OC);
         LAUNCH_CHECK("matmul_backward (dbias)", err);
     }
     return 0;

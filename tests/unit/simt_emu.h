@@ -1,15 +1,17 @@
-// simt_emu.h — just enough of a CUDA multiprocessor on the CPU to run vet's warp-level kernels
-// as they are written (tests/unit/test_*_emu.cc, compiled by the C++ compiler with
-// -DVET_SIMT_EMU): a block's threads are POSIX threads; __syncthreads is a barrier of the
-// block; a warp's collectives (shuffles, ldmatrix, mma.sync) exchange values through a slot
-// array of the warp and a barrier of its 32 threads; cp.async copies at once.
+// simt_emu.h — just enough of a CUDA multiprocessor on the CPU to run vet's kernels as they are
+// written (tests/unit/test_*_emu.cc and the whole emulated device of mk/gpuemu.mk, compiled by
+// the C++ compiler with -DVET_SIMT_EMU): a block's threads are fibers on the calling thread;
+// __syncthreads is a barrier of the block; a warp's collectives (shuffles, ldmatrix, mma.sync,
+// WMMA) exchange values through a slot array of the warp and a barrier of its threads;
+// cp.async copies at once.
 //
 // Why: the register attention's kernels (kernels/attention_pipe.cu, attention_mma.cu) had only
 // ever been compiled when they were written: their tile loops, fragment addresses, masks and
 // stores run here on a few blocks and are compared with the CPU replay of their arithmetic
-// (lib/model/ops_attention_bf16.c). What this cannot see: timing, races between asynchronous
-// copies and their readers (the copies here land at once), bank conflicts, register limits;
-// the GPU bundle's compute-sanitizer parts look for the races.
+// (lib/model/ops_attention_bf16.c). What this cannot see: timing, races (one thread
+// runs at a time, to its next barrier: a read the kernel does not order after a write sees it
+// or not by the threads' order, and asynchronous copies land at once), bank conflicts,
+// register limits; the GPU bundle's compute-sanitizer parts look for the races.
 //
 // The collectives follow the PTX ISA's descriptions: ldmatrix (lane 8 m + r addresses row r of
 // matrix m; lane 4 r + c receives (r, 2c), (r, 2c + 1), or with .trans (2c, r), (2c + 1, r)) and
@@ -24,19 +26,16 @@
 #include <cuda_runtime.h>
 #include <math.h>
 #include <limits.h>
-#include <linux/futex.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <stdint.h>
 #include <string.h>
-#include <sys/syscall.h>
+#include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
 
-#include <atomic>
-
 #include <functional>
+#include <type_traits>
 #include <vector>
 
 #include "kernels/mma_frag.cuh"
@@ -51,37 +50,36 @@
 inline int min(int a, int b) { return a < b ? a : b; }
 inline int max(int a, int b) { return a > b ? a : b; }
 
-inline thread_local uint3 threadIdx, blockIdx;
+// Every thread of a block is a fiber on the calling thread (emu_launch, below): the scheduler
+// sets these before it resumes one.
+inline uint3 threadIdx, blockIdx;
 inline dim3 blockDim, gridDim;
 
-// A reusable barrier of n threads: arrivals counted atomically, the waiters asleep on the
-// generation word (a futex), woken all at once by the last to arrive. (A mutex and a condition
-// variable made every waiter take the mutex again on its way out: 32 hand-offs a collective.)
+// The fiber that runs now and what it waits for (emu_launch keeps one of these a thread).
+struct emu_barrier;
+struct emu_fiber {
+    void *sp;                   // its saved stack pointer while it is not running
+    unsigned char *stack;       // the bottom of its stack (a guard page below)
+    unsigned tid, phase;        // threadIdx.x; emu_phase
+    const emu_barrier *waits;   // the barrier it waits at, or none
+    unsigned waits_gen;         // that barrier's generation when it arrived
+    bool done;
+};
+inline emu_fiber *emu_running;
+inline void emu_yield();  // back to the scheduler
+
+// A reusable barrier of n threads. The last to arrive opens it (a new generation) and goes on;
+// the others yield until the scheduler sees the generation change.
 struct emu_barrier {
-    std::atomic<int> waiting{0};
-    std::atomic<int> generation{0};
-    int n = 0;
+    int n = 0, arrived = 0;
+    unsigned generation = 0;
     void wait() {
-        const int gen = generation.load(std::memory_order_acquire);
-        if (waiting.fetch_add(1, std::memory_order_acq_rel) + 1 == n) {
-            waiting.store(0, std::memory_order_relaxed);
-            generation.fetch_add(1, std::memory_order_acq_rel);
-            syscall(SYS_futex, (int *)&generation, FUTEX_WAKE_PRIVATE, INT_MAX, nullptr, nullptr, 0);
+        if (++arrived == n) {
+            arrived = 0, generation++;
             return;
         }
-        // A barrier that some thread never reaches (a kernel whose threads skip a __syncthreads
-        // or a warp collective) would hang the test: after a minute it fails instead.
-        int waited = 0;
-        while (generation.load(std::memory_order_acquire) == gen) {
-            struct timespec second = {1, 0};
-            syscall(SYS_futex, (int *)&generation, FUTEX_WAIT_PRIVATE, gen, &second, nullptr, 0);
-            if (generation.load(std::memory_order_acquire) == gen && ++waited == 60) {
-                fprintf(stderr, "simt_emu: a barrier of %d threads waited 60 s with %d arrived: a thread skipped "
-                                "a __syncthreads or a warp collective\n",
-                        n, waiting.load());
-                abort();
-            }
-        }
+        emu_running->waits = this, emu_running->waits_gen = generation;
+        emu_yield();
     }
 };
 
@@ -94,7 +92,7 @@ struct emu_warp {
 };
 inline emu_barrier emu_block_bar;
 inline emu_warp emu_warps[EMU_MAX_THREADS / 32];
-inline thread_local unsigned emu_phase;
+inline unsigned emu_phase;
 
 // Dynamic shared memory (SHARED_DYNAMIC), one block at a time. Filled with 0xff before each
 // block: NaNs where a kernel reads what it never wrote.
@@ -183,6 +181,70 @@ inline void emu_mma_bf16(float d[4], const unsigned a[4], const unsigned b[2]) {
     }
 }
 
+// __syncwarp: the warp's barrier alone (no slot: a lane one collective ahead stays in bounds).
+inline void __syncwarp(unsigned = 0xffffffffu) { emu_warps[threadIdx.x / 32].bar.wait(); }
+
+// nvcuda::wmma as kernels/attention_tc.cu uses it (16x16x16 tiles of bf16, fp32 accumulators;
+// fill, load, mma, store; no element access): the fragments' layout across lanes is opaque to
+// a kernel, so here every lane holds the whole tile. Loads read it all; a store writes one
+// eighth of a row a lane (its part), so a kernel that reads a tile back without __syncwarp
+// races as on the device; mma sums in double, as emu_mma_bf16.
+namespace nvcuda {
+namespace wmma {
+struct matrix_a {};
+struct matrix_b {};
+struct accumulator {};
+struct row_major {};
+struct col_major {};
+enum layout_t { mem_row_major, mem_col_major };
+template <typename Use, int M, int N, int K, typename T, typename Layout = void> struct fragment {
+    float x[16][16];  // (row, column) of the tile
+};
+template <typename F> inline void fill_fragment(F &f, float v) {
+    for (auto &row : f.x)
+        for (float &e : row) e = v;
+}
+template <typename T> inline float emu_wmma_value(T v) { return (float)v; }
+inline float emu_wmma_value(__nv_bfloat16 v) { return __bfloat162float(v); }
+// a (16 x k) and b (k x 16) tiles as stored: row-major (r, c) at p[r ldm + c], column-major at
+// p[c ldm + r].
+template <typename Use, typename T, typename Layout>
+inline void load_matrix_sync(fragment<Use, 16, 16, 16, T, Layout> &f, const T *p, unsigned ldm) {
+    const bool rows = std::is_same<Layout, row_major>::value;
+    for (int r = 0; r < 16; r++)
+        for (int c = 0; c < 16; c++) f.x[r][c] = emu_wmma_value(rows ? p[r * ldm + c] : p[c * ldm + r]);
+}
+inline void load_matrix_sync(fragment<accumulator, 16, 16, 16, float> &f, const float *p, unsigned ldm,
+                             layout_t l) {
+    for (int r = 0; r < 16; r++)
+        for (int c = 0; c < 16; c++) f.x[r][c] = l == mem_row_major ? p[r * ldm + c] : p[c * ldm + r];
+}
+inline void store_matrix_sync(float *p, const fragment<accumulator, 16, 16, 16, float> &f, unsigned ldm,
+                              layout_t l) {
+    const int lane = threadIdx.x % 32, r = lane / 2;
+    for (int c = (lane % 2) * 8; c < (lane % 2) * 8 + 8; c++) {
+        if (l == mem_row_major)
+            p[r * ldm + c] = f.x[r][c];
+        else
+            p[c * ldm + r] = f.x[r][c];
+    }
+}
+template <typename T, typename LA, typename LB>
+inline void mma_sync(fragment<accumulator, 16, 16, 16, float> &d, const fragment<matrix_a, 16, 16, 16, T, LA> &a,
+                     const fragment<matrix_b, 16, 16, 16, T, LB> &b,
+                     const fragment<accumulator, 16, 16, 16, float> &c) {
+    float out[16][16];
+    for (int i = 0; i < 16; i++)
+        for (int j = 0; j < 16; j++) {
+            double acc = c.x[i][j];
+            for (int k = 0; k < 16; k++) acc += (double)a.x[i][k] * b.x[k][j];
+            out[i][j] = (float)acc;
+        }
+    memcpy(d.x, out, sizeof out);
+}
+}  // namespace wmma
+}  // namespace nvcuda
+
 // The intrinsics the kernels name, with the host's IEEE arithmetic (compiled with
 // -ffp-contract=off, so a product and a sum round apart as __fmul_rn and __fadd_rn do).
 inline float __fmul_rn(float a, float b) { return a * b; }
@@ -201,46 +263,170 @@ inline float __uint_as_float(unsigned u) {
 }
 
 // A kernel call (a lambda that calls it with its arguments) over grid x threads, one block at a
-// time: `threads` POSIX threads, made once a launch, walk the blocks in order with a barrier of
-// the block between two (thread 0 refills shared memory there); dynamic shared memory up to
-// sizeof emu_smem.
-struct emu_worker {
-    const std::function<void()> *kernel;
-    dim3 grid;
-    unsigned t;
+// time, each of its threads a fiber on the calling thread: the scheduler resumes them in turn,
+// each runs to its next barrier or collective (or its end) and switches back, and one that
+// waits at a barrier not yet complete is passed over. A pass that resumes nobody while some
+// thread is unfinished is a deadlock (a thread skipped a __syncthreads or a collective, or
+// exited before it): that aborts with the block named. Deterministic, and a launch costs a
+// switch or two a thread per sync point instead of the kernel's threads, futexes and the
+// operating system's scheduler (what POSIX threads here cost: minutes for a model's step).
+//
+// The switch saves the System V x86-64 callee-saved registers on the old stack and takes the
+// new one's: a dozen instructions (ucontext's swapcontext makes a system call a switch).
+#if defined(__x86_64__)
+extern "C" void emu_switch(void **save_sp, void *load_sp);
+asm(".text\n"
+    ".weak emu_switch\n"  // one copy a translation unit: the linker keeps one
+    ".type emu_switch, @function\n"
+    "emu_switch:\n"
+    "  pushq %rbp\n  pushq %rbx\n  pushq %r12\n  pushq %r13\n  pushq %r14\n  pushq %r15\n"
+    "  movq %rsp, (%rdi)\n"
+    "  movq %rsi, %rsp\n"
+    "  popq %r15\n  popq %r14\n  popq %r13\n  popq %r12\n  popq %rbx\n  popq %rbp\n"
+    "  ret\n"
+    ".size emu_switch, .-emu_switch\n");
+#else
+#error "simt_emu.h: the fiber switch is written for x86-64"
+#endif
+
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
+#include <sanitizer/common_interface_defs.h>
+#define EMU_ASAN 1
+#else
+#define EMU_ASAN 0
+#endif
+
+enum { EMU_STACK_BYTES = 512 << 10, EMU_GUARD_BYTES = 4096 };
+struct emu_sched {
+    void *sp = nullptr;                 // the scheduler's, while a fiber runs
+    const std::function<void()> *kernel = nullptr;
+    const void *sched_stack = nullptr;  // the calling thread's stack, for ASan
+    size_t sched_stack_size = 0;
+    void *fake = nullptr;
 };
-inline void *emu_work(void *v) {
-    const emu_worker *w = (const emu_worker *)v;
-    for (unsigned z = 0; z < w->grid.z; z++)
-        for (unsigned y = 0; y < w->grid.y; y++)
-            for (unsigned x = 0; x < w->grid.x; x++) {
-                if (w->t == 0) memset(emu_smem, 0xff, sizeof emu_smem);
-                emu_block_bar.wait();  // the block's shared memory is ready
-                blockIdx = make_uint3(x, y, z), threadIdx = make_uint3(w->t, 0, 0), emu_phase = 0;
-                (*w->kernel)();
-                emu_block_bar.wait();  // every thread is done with this block
-            }
-    return nullptr;
+inline emu_sched emu_main;
+
+inline void emu_to_fiber(emu_fiber &f) {
+#if EMU_ASAN
+    __sanitizer_start_switch_fiber(&emu_main.fake, f.stack, EMU_STACK_BYTES);
+#endif
+    emu_switch(&emu_main.sp, f.sp);
+#if EMU_ASAN
+    __sanitizer_finish_switch_fiber(emu_main.fake, nullptr, nullptr);
+#endif
 }
+
+inline void emu_yield() {
+    emu_fiber *f = emu_running;
+#if EMU_ASAN
+    void *fake = nullptr;
+    __sanitizer_start_switch_fiber(f->done ? nullptr : &fake, emu_main.sched_stack, emu_main.sched_stack_size);
+#endif
+    emu_switch(&f->sp, emu_main.sp);
+#if EMU_ASAN
+    __sanitizer_finish_switch_fiber(fake, &emu_main.sched_stack, &emu_main.sched_stack_size);
+#endif
+}
+
+// The fibers' stacks, made once (mmap, a guard page at the bottom) and kept for the process;
+// with ASan, the lowest address a finished fiber's frames may have poisoned.
+inline std::vector<unsigned char *> emu_stacks, emu_stack_used;
+inline unsigned char *emu_stack(unsigned t) {
+    while (emu_stacks.size() <= t) {
+        void *m = mmap(nullptr, EMU_STACK_BYTES + EMU_GUARD_BYTES, PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        if (m == MAP_FAILED) {
+            perror("simt_emu: a fiber's stack");
+            abort();
+        }
+        mprotect(m, EMU_GUARD_BYTES, PROT_NONE);
+        emu_stacks.push_back((unsigned char *)m + EMU_GUARD_BYTES);
+        emu_stack_used.push_back(nullptr);
+    }
+    return emu_stacks[t];
+}
+
+// Where a fiber starts (through emu_switch's ret): the kernel, then back for good.
+inline void emu_fiber_main() {
+#if EMU_ASAN
+    __sanitizer_finish_switch_fiber(nullptr, &emu_main.sched_stack, &emu_main.sched_stack_size);
+#endif
+    (*emu_main.kernel)();
+    emu_running->done = true;
+#if EMU_ASAN
+    // This frame and emu_yield's stay on the stack, their redzones poisoned, when the fiber is
+    // left for good: the next fiber on this stack unpoisons from here up (emu_fiber_start).
+    emu_stack_used[emu_running->tid] = (unsigned char *)__builtin_frame_address(0) - 1024;
+#endif
+    emu_yield();
+    abort();  // a finished fiber is never resumed
+}
+
+// A fresh fiber for thread t: its stack as emu_switch leaves one (six registers, then the
+// address it returns to, 16-byte aligned as a call would leave it).
+inline void emu_fiber_start(emu_fiber &f, unsigned t) {
+    f = emu_fiber{};
+    f.tid = t, f.stack = emu_stack(t);
+#if EMU_ASAN
+    if (unsigned char *low = emu_stack_used[t]) {
+        __asan_unpoison_memory_region(low, (size_t)(f.stack + EMU_STACK_BYTES - low));
+        emu_stack_used[t] = nullptr;
+    }
+#endif
+    uintptr_t top = ((uintptr_t)(f.stack + EMU_STACK_BYTES) & ~(uintptr_t)15) - 16;
+    void **sp = (void **)top;
+    *sp = (void *)emu_fiber_main;
+    for (int r = 0; r < 6; r++) *--sp = nullptr;
+    f.sp = sp;
+}
+
 inline void emu_launch(dim3 grid, int threads, const std::function<void()> &kernel);
 inline void emu_launch(dim3 grid, dim3 block, const std::function<void()> &kernel) {  // 1-D blocks
     emu_launch(grid, (int)(block.x * block.y * block.z), kernel);
 }
 inline void emu_launch(dim3 grid, int threads, const std::function<void()> &kernel) {
-    gridDim = grid, blockDim = dim3(threads);
-    emu_block_bar.n = threads;
-    for (int w = 0; w < (threads + 31) / 32; w++) emu_warps[w].bar.n = threads - 32 * w < 32 ? threads - 32 * w : 32;
-    std::vector<pthread_t> tids(threads);
-    std::vector<emu_worker> args(threads);
-    pthread_attr_t at;
-    pthread_attr_init(&at);
-    pthread_attr_setstacksize(&at, 1 << 20);
-    for (int t = 0; t < threads; t++) {
-        args[t] = emu_worker{&kernel, grid, (unsigned)t};
-        pthread_create(&tids[t], &at, emu_work, &args[t]);
+    if (threads < 1 || threads > EMU_MAX_THREADS) {
+        fprintf(stderr, "simt_emu: a launch of %d threads a block (1 to %d)\n", threads, (int)EMU_MAX_THREADS);
+        abort();
     }
-    pthread_attr_destroy(&at);
-    for (int t = 0; t < threads; t++) pthread_join(tids[t], nullptr);
+    gridDim = grid, blockDim = dim3(threads);
+    emu_block_bar = emu_barrier{};
+    emu_block_bar.n = threads;
+    for (int w = 0; w < (threads + 31) / 32; w++) {
+        emu_warps[w].bar = emu_barrier{};
+        emu_warps[w].bar.n = threads - 32 * w < 32 ? threads - 32 * w : 32;
+    }
+    emu_main.kernel = &kernel;
+    std::vector<emu_fiber> fibers(threads);
+    for (unsigned z = 0; z < grid.z; z++)
+        for (unsigned y = 0; y < grid.y; y++)
+            for (unsigned x = 0; x < grid.x; x++) {
+                memset(emu_smem, 0xff, sizeof emu_smem);
+                blockIdx = make_uint3(x, y, z);
+                for (int t = 0; t < threads; t++) emu_fiber_start(fibers[t], t);
+                for (int left = threads; left > 0;) {
+                    bool resumed = false;
+                    for (emu_fiber &f : fibers) {
+                        if (f.done || (f.waits && f.waits->generation == f.waits_gen)) continue;
+                        f.waits = nullptr;
+                        threadIdx = make_uint3(f.tid, 0, 0), emu_phase = f.phase;
+                        emu_running = &f;
+                        emu_to_fiber(f);
+                        f.phase = emu_phase;
+                        resumed = true;
+                        if (f.done) left--;
+                    }
+                    if (!resumed) {
+                        fprintf(stderr,
+                                "simt_emu: block (%u, %u, %u): %d threads wait at barriers the others never reach "
+                                "(a thread skipped a __syncthreads or a warp collective, or returned before it)\n",
+                                x, y, z, left);
+                        abort();
+                    }
+                }
+            }
+    emu_running = nullptr;
 }
 
 #endif

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# test_gpu_emu_parity.sh — the lease's parity harness (tests/gpu/op_parity.c) on the emulated
+# device (mk/gpuemu.mk): every kernel, through the host function training calls, against the
+# CPU op it must equal, at the harness's small size, under ASan + UBSan; on a device the same
+# program says the same thing and times it. One ok line for all its comparisons, a not ok line
+# for each failure; `skip` when it was not built (make gpuemu), and in the sanitizer pass of the
+# suite (the emulator build is sanitized already: it runs in the plain pass).
+set -u
+top=${VET_TOP:-$(cd "$(dirname "$0")/../.." && pwd)}
+bin=${VET_EMU:-$top/build/emu}/op_parity
+if [ ! -x "$bin" ]; then
+    echo "skip gpu_emu_parity: $bin not built (make gpuemu; needs the CUDA toolkit's headers)"
+    exit 0
+fi
+if [ "${VET_SANITIZE:-0}" = 1 ]; then
+    echo "skip gpu_emu_parity: ran in the plain pass (the emulated device is one ASan + UBSan build)"
+    exit 0
+fi
+out=$(mktemp "${TMPDIR:-/tmp}/vet-emu-parity.XXXXXX")
+trap 'rm -f "$out" "$out.err"' EXIT
+ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1} "$bin" --size small --seed 1 --reps 0 >"$out" 2>"$out.err"
+rc=$?
+n_ok=$(grep -c '^ok ' "$out")
+grep '^not ok ' "$out" | sed 's/^not ok /not ok gpu_emu_parity: /'
+# the attention's five variants and the LoRA products each reached their kernels
+wmma=$(grep -c '^ok attention_forward_bf16_wmma ' "$out") lora=$(grep -c '^ok lora_grad_b' "$out")
+if [ "$rc" -eq 0 ] && [ "$n_ok" -gt 150 ] && [ "$wmma" -gt 0 ] && [ "$lora" -gt 0 ] && grep -q '^# 0 failed$' "$out"; then
+    echo "ok gpu_emu_parity: every kernel against its CPU op, $n_ok comparisons"
+else
+    echo "not ok gpu_emu_parity: exit status $rc, $n_ok ok lines ($wmma WMMA attention, $lora lora_grad_b)"
+    tail -n 30 "$out.err" >&2
+fi
+exit 0
