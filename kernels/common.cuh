@@ -161,7 +161,7 @@ static inline int grid_blocks(size_t n, int threads) {
 #define LAUNCH(kernel, grid, block, smem, stream, ...)                                          \
     do {                                                                                        \
         (void)(stream);                                                                         \
-        emu_launch(dim3(grid), (block), [&] { (kernel)(__VA_ARGS__); });                        \
+        emu_launch(dim3(grid), (block), (size_t)(smem), [&] { (kernel)(__VA_ARGS__); });        \
     } while (0)
 #undef LAUNCH_CHECK
 #define LAUNCH_CHECK(what, err) ((void)(what), (void)(err))

@@ -86,6 +86,10 @@ struct emu_barrier {
 enum { EMU_MAX_THREADS = 1024, EMU_SLOT_BYTES = 64 };
 struct emu_warp {
     emu_barrier bar;
+    // The product of the warp's last mma.sync (emu_mma_bf16), made by its first lane out of the
+    // collective for all 32: the barrier generation that collective completed.
+    unsigned mma_key = ~0u;
+    double mma_ab[16][8];
     // Two slot arrays used in turn: a lane may be one collective ahead of the others (the
     // barrier keeps it from two), so the array it writes is never one another lane still reads.
     alignas(16) unsigned char slot[2][32][EMU_SLOT_BYTES];
@@ -153,31 +157,41 @@ inline float emu_bf16(unsigned reg, int h) {
     return __bfloat162float(__ushort_as_bfloat16((unsigned short)(reg >> (16 * h))));
 }
 
-// d (16x8 fp32) += a (16x16 bf16) b (16x8 bf16), this lane's fragments of each.
+// d (16x8 fp32) += a (16x16 bf16) b (16x8 bf16), this lane's fragments of each. The first lane
+// past the collective multiplies the whole tiles (in double) for the warp; each lane adds its
+// accumulators and rounds once.
 inline void emu_mma_bf16(float d[4], const unsigned a[4], const unsigned b[2]) {
     unsigned mine[6] = {a[0], a[1], a[2], a[3], b[0], b[1]};
     auto s = emu_exchange(mine, sizeof mine);
-    double A[16][16], B[16][8];
-    for (int l = 0; l < 32; l++) {
-        unsigned f[6];
-        memcpy(f, s[l], sizeof f);
-        for (int h = 0; h < 2; h++) {
-            for (int i = 0; i < 4; i++) {
-                mma_pos p = mma_a_pos(l, i, h);
-                A[p.row][p.col] = emu_bf16(f[i], h);
-            }
-            for (int i = 0; i < 2; i++) {
-                mma_pos p = mma_b_pos(l, i, h);
-                B[p.row][p.col] = emu_bf16(f[4 + i], h);
+    emu_warp &w = emu_warps[threadIdx.x / 32];
+    if (w.mma_key != w.bar.generation) {
+        double A[16][16], B[16][8];
+        for (int l = 0; l < 32; l++) {
+            unsigned f[6];
+            memcpy(f, s[l], sizeof f);
+            for (int h = 0; h < 2; h++) {
+                for (int i = 0; i < 4; i++) {
+                    mma_pos p = mma_a_pos(l, i, h);
+                    A[p.row][p.col] = emu_bf16(f[i], h);
+                }
+                for (int i = 0; i < 2; i++) {
+                    mma_pos p = mma_b_pos(l, i, h);
+                    B[p.row][p.col] = emu_bf16(f[4 + i], h);
+                }
             }
         }
+        for (int r = 0; r < 16; r++)
+            for (int c = 0; c < 8; c++) {
+                double acc = 0.0;
+                for (int k = 0; k < 16; k++) acc += A[r][k] * B[k][c];
+                w.mma_ab[r][c] = acc;
+            }
+        w.mma_key = w.bar.generation;
     }
     const int lane = threadIdx.x % 32;
     for (int e = 0; e < 4; e++) {
         mma_pos p = mma_c_pos(lane, e);
-        double acc = d[e];
-        for (int k = 0; k < 16; k++) acc += A[p.row][k] * B[k][p.col];
-        d[e] = (float)acc;
+        d[e] = (float)((double)d[e] + w.mma_ab[p.row][p.col]);
     }
 }
 
@@ -289,9 +303,14 @@ asm(".text\n"
 #error "simt_emu.h: the fiber switch is written for x86-64"
 #endif
 
+// Under ASan: the fibers' frames poison and unpoison their redzones on the fibers' stacks as on
+// any stack, so loads and stores are checked as everywhere else. ASan's fiber annotations
+// (__sanitizer_start_switch_fiber) are left out: they keep its idea of the current stack
+// right, which only a no-return call (abort, longjmp, a throw: none in a kernel) and its
+// reports' wording need, and they doubled a model step's time here. What is left to do is
+// emu_fiber_start's: a stack handed to a new fiber carries no poison of the finished one.
 #if defined(__SANITIZE_ADDRESS__)
 #include <sanitizer/asan_interface.h>
-#include <sanitizer/common_interface_defs.h>
 #define EMU_ASAN 1
 #else
 #define EMU_ASAN 0
@@ -299,35 +318,13 @@ asm(".text\n"
 
 enum { EMU_STACK_BYTES = 512 << 10, EMU_GUARD_BYTES = 4096 };
 struct emu_sched {
-    void *sp = nullptr;                 // the scheduler's, while a fiber runs
+    void *sp = nullptr;  // the scheduler's, while a fiber runs
     const std::function<void()> *kernel = nullptr;
-    const void *sched_stack = nullptr;  // the calling thread's stack, for ASan
-    size_t sched_stack_size = 0;
-    void *fake = nullptr;
 };
 inline emu_sched emu_main;
 
-inline void emu_to_fiber(emu_fiber &f) {
-#if EMU_ASAN
-    __sanitizer_start_switch_fiber(&emu_main.fake, f.stack, EMU_STACK_BYTES);
-#endif
-    emu_switch(&emu_main.sp, f.sp);
-#if EMU_ASAN
-    __sanitizer_finish_switch_fiber(emu_main.fake, nullptr, nullptr);
-#endif
-}
-
-inline void emu_yield() {
-    emu_fiber *f = emu_running;
-#if EMU_ASAN
-    void *fake = nullptr;
-    __sanitizer_start_switch_fiber(f->done ? nullptr : &fake, emu_main.sched_stack, emu_main.sched_stack_size);
-#endif
-    emu_switch(&f->sp, emu_main.sp);
-#if EMU_ASAN
-    __sanitizer_finish_switch_fiber(fake, &emu_main.sched_stack, &emu_main.sched_stack_size);
-#endif
-}
+inline void emu_to_fiber(emu_fiber &f) { emu_switch(&emu_main.sp, f.sp); }
+inline void emu_yield() { emu_switch(&emu_running->sp, emu_main.sp); }
 
 // The fibers' stacks, made once (mmap, a guard page at the bottom) and kept for the process;
 // with ASan, the lowest address a finished fiber's frames may have poisoned.
@@ -349,14 +346,11 @@ inline unsigned char *emu_stack(unsigned t) {
 
 // Where a fiber starts (through emu_switch's ret): the kernel, then back for good.
 inline void emu_fiber_main() {
-#if EMU_ASAN
-    __sanitizer_finish_switch_fiber(nullptr, &emu_main.sched_stack, &emu_main.sched_stack_size);
-#endif
     (*emu_main.kernel)();
     emu_running->done = true;
 #if EMU_ASAN
-    // This frame and emu_yield's stay on the stack, their redzones poisoned, when the fiber is
-    // left for good: the next fiber on this stack unpoisons from here up (emu_fiber_start).
+    // This frame stays on the stack when the fiber is left for good (with whatever a compiler
+    // poisoned in it): the next fiber on this stack unpoisons from below it up (emu_fiber_start).
     emu_stack_used[emu_running->tid] = (unsigned char *)__builtin_frame_address(0) - 1024;
 #endif
     emu_yield();
@@ -381,11 +375,18 @@ inline void emu_fiber_start(emu_fiber &f, unsigned t) {
     f.sp = sp;
 }
 
-inline void emu_launch(dim3 grid, int threads, const std::function<void()> &kernel);
-inline void emu_launch(dim3 grid, dim3 block, const std::function<void()> &kernel) {  // 1-D blocks
-    emu_launch(grid, (int)(block.x * block.y * block.z), kernel);
+// smem: the launch's dynamic shared memory, refilled with 0xff before each block (a kernel
+// that reads past what it asked for reads NaNs left by an earlier launch, or its own).
+inline void emu_launch(dim3 grid, int threads, size_t smem, const std::function<void()> &kernel);
+inline void emu_launch(dim3 grid, dim3 block, size_t smem, const std::function<void()> &kernel) {  // 1-D blocks
+    emu_launch(grid, (int)(block.x * block.y * block.z), smem, kernel);
 }
-inline void emu_launch(dim3 grid, int threads, const std::function<void()> &kernel) {
+inline void emu_launch(dim3 grid, int threads, size_t smem, const std::function<void()> &kernel) {
+    if (smem > sizeof emu_smem) {
+        fprintf(stderr, "simt_emu: a launch asks for %zu bytes of dynamic shared memory (at most %zu)\n", smem,
+                sizeof emu_smem);
+        abort();
+    }
     if (threads < 1 || threads > EMU_MAX_THREADS) {
         fprintf(stderr, "simt_emu: a launch of %d threads a block (1 to %d)\n", threads, (int)EMU_MAX_THREADS);
         abort();
@@ -395,6 +396,7 @@ inline void emu_launch(dim3 grid, int threads, const std::function<void()> &kern
     emu_block_bar.n = threads;
     for (int w = 0; w < (threads + 31) / 32; w++) {
         emu_warps[w].bar = emu_barrier{};
+        emu_warps[w].mma_key = ~0u;
         emu_warps[w].bar.n = threads - 32 * w < 32 ? threads - 32 * w : 32;
     }
     emu_main.kernel = &kernel;
@@ -402,7 +404,7 @@ inline void emu_launch(dim3 grid, int threads, const std::function<void()> &kern
     for (unsigned z = 0; z < grid.z; z++)
         for (unsigned y = 0; y < grid.y; y++)
             for (unsigned x = 0; x < grid.x; x++) {
-                memset(emu_smem, 0xff, sizeof emu_smem);
+                memset(emu_smem, 0xff, smem);
                 blockIdx = make_uint3(x, y, z);
                 for (int t = 0; t < threads; t++) emu_fiber_start(fibers[t], t);
                 for (int left = threads; left > 0;) {

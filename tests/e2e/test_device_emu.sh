@@ -1,0 +1,113 @@
+#!/usr/bin/env bash
+# test_device_emu.sh — vet-train and vet-generate with --device cuda on the emulated device
+# (mk/gpuemu.mk: vet's kernels as written, run by the SIMT emulator, with the CUDA runtime and
+# cuBLAS on the host; ASan + UBSan): the trainer's device path and kernels/host/gpu_infer.c over
+# the real kernels, where test_train_device.sh and test_generate_device.sh run them over the
+# stand-in's CPU ops. The kernels sum in other orders than the CPU core, so the losses are
+# compared to a tolerance, and bit-equality is asked only of the device against itself (a
+# resumed run, a checkpointed one). `skip` when it was not built (make gpuemu) and in
+# the sanitizer pass of the suite (the emulator build is sanitized already).
+set -u
+: "${VET_BIN:?}" "${VET_TOP:?}"
+dir=${VET_EMU:-$VET_TOP/build/emu}
+if [ ! -x "$dir/vet-train" ] || [ ! -x "$dir/vet-generate" ]; then
+    echo "skip device_emu: $dir not built (make gpuemu; needs the CUDA toolkit's headers)"
+    exit 0
+fi
+if [ "${VET_SANITIZE:-0}" = 1 ]; then
+    echo "skip device_emu: ran in the plain pass (the emulated device is one ASan + UBSan build)"
+    exit 0
+fi
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/vet-device-emu.XXXXXX")
+trap 'rm -rf "$tmp"' EXIT
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
+ok() { echo "ok $1"; }
+fail() { echo "not ok $1"; }
+check() { local name=$1; shift; if "$@"; then ok "$name"; else fail "$name"; fi; }
+
+. "$VET_TOP/tests/e2e/fault_fixture.sh"
+make_fixture "$tmp" || { fail "device_emu_fixture"; exit 1; }
+DUMP=$VET_BIN/vet-dump
+
+# Rows of 128 tokens (the fixture packs 256): the emulator runs a step's every thread in turn.
+mkdir -p "$tmp/p128"
+"$VET_BIN/vet-pack" "$tmp/notes.tok" --out "$tmp/p128" --seq-len 128 2>/dev/null || { fail device_emu_pack; exit 0; }
+common=(--threads 2 --base "$tmp/base" --train "$tmp/p128/train.msgpack.zst" --val "$tmp/p128/val.msgpack.zst"
+        --epochs 100 --max-steps 4 --batch-size 2 --grad-accum 2 --lr 1e-3 --lora-r 4 --lora-alpha 8
+        --lora-dropout 0.1 --save-every 2 --eval-every 2 --max-grad-norm 0.1)
+# train BINARY OUT [FLAGS...], stderr into OUT.err
+train() { local bin=$1 out=$2; shift 2; "$bin" "${common[@]}" --out "$out" "$@" 2>"$out.err"; }
+
+train "$VET_BIN/vet-train" "$tmp/cpu" --device cpu || fail device_emu_cpu_run
+train "$dir/vet-train" "$tmp/e32" --device cuda --fp32
+st32=$?
+
+# steps A B TOL: the same steps, and loss, val_loss, grad_norm within TOL of A's (relative)
+steps_close() {
+    /usr/bin/python3 - "$1/train.log.jsonl" "$2/train.log.jsonl" "$3" <<'PY'
+import json, sys
+a = [json.loads(l) for l in open(sys.argv[1])]
+b = [json.loads(l) for l in open(sys.argv[2])]
+tol = float(sys.argv[3])
+if len(a) != len(b) or len(a) != 4:
+    sys.exit(f"{len(a)} vs {len(b)} log lines (4 steps)")
+for x, y in zip(a, b):
+    if x["step"] != y["step"] or x["lr"] != y["lr"] or x["loss_tokens"] != y["loss_tokens"]:
+        sys.exit(f"step {x['step']}: step, lr or loss_tokens differ")
+    for k in ("loss", "grad_norm", "val_loss"):
+        if (k in x) != (k in y):
+            sys.exit(f"step {x['step']}: {k} in one log only")
+        if k in x and abs(x[k] - y[k]) > tol * max(1.0, abs(x[k])):
+            sys.exit(f"step {x['step']}: {k} {x[k]} (cpu) vs {y[k]} (emulated device)")
+PY
+}
+
+# 1. fp32 on the device: the CPU core's run (dropout's masks, clipping, AdamW, the validation
+#    loss) to the summation order.
+fp32_ok() {
+    [ $st32 -eq 0 ] || { tail -5 "$tmp/e32.err" >&2; return 1; }
+    grep -q '^vet-train: device cuda:0 vet SIMT emulator on the CPU .*, base weights fp32$' "$tmp/e32.err" || return 1
+    steps_close "$tmp/cpu" "$tmp/e32" 1e-4
+}
+check device_emu_train_fp32_matches_cpu fp32_ok
+
+# 2. bf16 base weights (the default for LoRA on cuda: bf16 GEMM inputs, the register attention
+#    on mma.sync): the CPU's losses within bf16's rounding.
+bf16_ok() {
+    train "$dir/vet-train" "$tmp/e16" --device cuda --bf16 || { tail -5 "$tmp/e16.err" >&2; return 1; }
+    grep -q '^vet-train: device cuda:0 .*, base weights bf16$' "$tmp/e16.err" || return 1
+    steps_close "$tmp/cpu" "$tmp/e16" 3e-2
+}
+check device_emu_train_bf16_matches_cpu bf16_ok
+
+# 3. The device against itself: resumed from its step-2 checkpoint, the same adapter bytes.
+resume_ok() {
+    [ $st32 -eq 0 ] || return 1
+    cp -r "$tmp/e32" "$tmp/res"
+    rm -f "$tmp/res"/adapter_*
+    train "$dir/vet-train" "$tmp/res" --device cuda --fp32 --resume "$tmp/res" -q || { cat "$tmp/res.err" >&2; return 1; }
+    cmp "$tmp/e32/adapter_model.safetensors" "$tmp/res/adapter_model.safetensors" >&2
+}
+check device_emu_train_resume_same_bytes resume_ok
+
+# 4. --grad-checkpoint: the recomputed layers give the same bytes as the kept ones.
+ckpt_ok() {
+    train "$dir/vet-train" "$tmp/ck" --device cuda --fp32 --grad-checkpoint -q || { cat "$tmp/ck.err" >&2; return 1; }
+    cmp "$tmp/e32/adapter_model.safetensors" "$tmp/ck/adapter_model.safetensors" >&2
+}
+check device_emu_train_checkpointing_same_bytes ckpt_ok
+
+# 5. vet-generate: fp32 on the device decodes the CPU's tokens greedily, batched, with the
+#    adapter (prefill, the KV cache, decode attention and the argmax on the device).
+n_notes=$("$DUMP" -c "$tmp/rows.tok")
+gen() { local bin=$1 out=$2; shift 2; "$bin" --threads 2 -m "$tmp/base" -a "$tmp/adapter" "$@" "$tmp/rows.tok" -o "$out" 2>"$out.err"; }
+records() { "$DUMP" -r "$1" | sed 's/"ms":[0-9.e+-]*,//'; }
+same() {
+    [ -s "$1" ] && [ -s "$2" ] || { echo "missing output: $(cat "$1.err" "$2.err" 2>/dev/null)" >&2; return 1; }
+    [ "$("$DUMP" -c "$1")" = "$n_notes" ] || { echo "$1: not $n_notes notes" >&2; return 1; }
+    diff <(records "$1") <(records "$2") >&2
+}
+gen "$VET_BIN/vet-generate" "$tmp/cpu.pred" -q -n 4 -b 4 --device cpu
+gen "$dir/vet-generate" "$tmp/e32.pred" -q -n 4 -b 32 --device cuda --fp32
+check device_emu_generate_fp32_equals_cpu same "$tmp/cpu.pred" "$tmp/e32.pred"
+exit 0
