@@ -1,5 +1,5 @@
 // test_attention_emu.cc — the register attention's kernels run on the CPU (tests/unit/simt_emu.h:
-// a block's threads as POSIX threads, ldmatrix and mma.sync replayed from the PTX ISA), through
+// a block's threads as fibers, ldmatrix and mma.sync replayed from the PTX ISA), through
 // attention_mma.cu's host side (attention_mma_forward / _backward, which pick the kernels), their
 // outputs against the CPU replay of their arithmetic (lib/model/ops_attention_bf16.c) at
 // op_parity's tolerances: the pipelined kernels (attention_pipe.cu, the default), the

@@ -6,8 +6,7 @@
 // RMSNorm forward, backward with its weight gradient and the fused residual + norm + cast,
 // dropout forward and backward (the Philox masks) and cross-entropy in place (an ignored row).
 // op_parity's tolerances: 1e-5 where the order of sums may differ, bits where the ops promise
-// them. Not gradstats.cu: its fixed grid of 1024 blocks (its determinism) takes ~14 s a call
-// here. These kernels ran on the H200 on 2026-12-04; here they guard every later change made
+// them. (gradstats.cu runs on the emulated device, in op_parity: test_gpu_emu_parity.sh.) These kernels ran on the H200 on 2026-12-04; here they guard every later change made
 // without one.
 #include "simt_emu.h"
 
