@@ -401,15 +401,26 @@ inline void emu_launch(dim3 grid, int threads, size_t smem, const std::function<
     }
     emu_main.kernel = &kernel;
     std::vector<emu_fiber> fibers(threads);
+#if EMU_ASAN
+    // Past the dynamic shared memory the launch asked for, an access is an ASan report (on a GPU
+    // it reads another block's, or faults).
+    __asan_poison_memory_region(emu_smem + smem, sizeof emu_smem - smem);
+#endif
+    size_t block = 0;
     for (unsigned z = 0; z < grid.z; z++)
         for (unsigned y = 0; y < grid.y; y++)
-            for (unsigned x = 0; x < grid.x; x++) {
+            for (unsigned x = 0; x < grid.x; x++, block++) {
                 memset(emu_smem, 0xff, smem);
                 blockIdx = make_uint3(x, y, z);
                 for (int t = 0; t < threads; t++) emu_fiber_start(fibers[t], t);
+                // Every other block resumes its threads last first: a GPU runs warps in any
+                // order, so a value read before a barrier orders it after its write (a missing
+                // __syncthreads) comes out wrong in one of the two orders.
+                const bool reverse = block & 1;
                 for (int left = threads; left > 0;) {
                     bool resumed = false;
-                    for (emu_fiber &f : fibers) {
+                    for (int i = 0; i < threads; i++) {
+                        emu_fiber &f = fibers[reverse ? threads - 1 - i : i];
                         if (f.done || (f.waits && f.waits->generation == f.waits_gen)) continue;
                         f.waits = nullptr;
                         threadIdx = make_uint3(f.tid, 0, 0), emu_phase = f.phase;
@@ -429,6 +440,9 @@ inline void emu_launch(dim3 grid, int threads, size_t smem, const std::function<
                 }
             }
     emu_running = nullptr;
+#if EMU_ASAN
+    __asan_unpoison_memory_region(emu_smem, sizeof emu_smem);
+#endif
 }
 
 #endif
