@@ -136,6 +136,13 @@ extern "C" void vet_cuda_mem_free(void *ptr) {
     if (ptr) cudaFree(ptr);
 }
 
+#if defined(VET_SIMT_EMU) && defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
+extern "C" void vet_cuda_guard(void *p, size_t bytes) { __asan_poison_memory_region(p, bytes); }
+#else
+extern "C" void vet_cuda_guard(void *, size_t) {}  // device memory: ASan cannot mark it
+#endif
+
 extern "C" int vet_cuda_upload(vet_cuda *ctx, void *dst_dev, const void *src_host, size_t bytes,
                                vet_err *err) {
     CHECK_CTX(ctx, err);

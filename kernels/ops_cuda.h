@@ -51,6 +51,10 @@ int vet_cuda_mem_info(vet_cuda *ctx, size_t *free_bytes, size_t *total_bytes, ve
 // Device memory. vet_cuda_malloc gives zeroed memory; vet_cuda_mem_free(NULL) is a no-op.
 int vet_cuda_malloc(void **ptr, size_t bytes, vet_err *err);
 void vet_cuda_mem_free(void *ptr);
+// Marks `bytes` at p, inside one allocation, as a gap that no op may touch (the padding after a
+// buffer carved from a model's one allocation): where device memory is host memory under ASan
+// (the emulated device, the stand-in), an access there is a report; on a GPU it does nothing.
+void vet_cuda_guard(void *p, size_t bytes);
 // Copies on ctx's stream; they complete before the call returns (host memory may be pageable).
 int vet_cuda_upload(vet_cuda *ctx, void *dst_dev, const void *src_host, size_t bytes, vet_err *err);
 int vet_cuda_download(vet_cuda *ctx, void *dst_host, const void *src_dev, size_t bytes, vet_err *err);

@@ -365,6 +365,7 @@ vet_gpu_infer *vet_gpu_infer_new(vet_cuda *ctx, const vet_model *m, int n_slots,
     size_t off = 0;
     for (int i = 0; i < n; i++) {
         *s[i].p = (char *)g->mem + off;
+        vet_cuda_guard((char *)g->mem + off + s[i].bytes, aligned(s[i].bytes) - s[i].bytes);  // no op's
         off += aligned(s[i].bytes);
     }
     g->len = calloc((size_t)n_slots, sizeof(int));

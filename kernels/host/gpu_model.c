@@ -114,6 +114,8 @@ vet_gpu_model *vet_gpu_model_new(vet_cuda *ctx, const vet_model *m, int B, int T
         if (s[i].alias && !*s[i].alias)
             { vet_errf(err, "internal: GPU buffer %d shares a buffer not yet placed", i); goto fail; }
         *s[i].p = s[i].alias ? *s[i].alias : (char *)g->mem + off;
+        if (!s[i].alias)  // the padding up to the next buffer: touched by no op
+            vet_cuda_guard((char *)g->mem + off + s[i].bytes, gpu_aligned(s[i].bytes) - s[i].bytes);
         off += gpu_aligned(s[i].bytes);
     }
     if (g->full) g->params = g->w;  // full mode trains the base weights in place

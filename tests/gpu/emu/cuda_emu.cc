@@ -4,8 +4,8 @@
 // vet's real kernels and host code together, where CI has no GPU.
 //
 // Device memory is host memory (every pointer works on both sides, as on a device with unified
-// addressing), handed out filled with 0xff bytes: a kernel or a GEMM that reads what nothing
-// wrote reads NaNs, as uninitialized device memory can be anything. Its capacity is
+// addressing), handed out filled with 0xff bytes (vet_cuda_malloc zeroes it, as on a device;
+// a direct cudaMalloc's reader sees NaNs, as uninitialized memory can be anything). Its capacity is
 // VET_EMU_MEM_MIB (default 4096): an allocation past it fails as cudaMalloc does. A launch
 // runs every block before it returns, so streams are names, events take the host's clock and
 // every copy is done when it returns. cublasGemmEx is the column-major product cuBLAS defines,

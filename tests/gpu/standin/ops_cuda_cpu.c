@@ -138,6 +138,13 @@ int vet_cuda_malloc(void **ptr, size_t bytes, vet_err *err) {
 
 void vet_cuda_mem_free(void *ptr) { free(ptr); }
 
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
+void vet_cuda_guard(void *p, size_t bytes) { __asan_poison_memory_region(p, bytes); }
+#else
+void vet_cuda_guard(void *p, size_t bytes) { (void)p, (void)bytes; }
+#endif
+
 int vet_cuda_upload(vet_cuda *ctx, void *dst_dev, const void *src_host, size_t bytes, vet_err *err) {
     CHECK_CTX(ctx, err);
     if (bytes) memcpy(dst_dev, src_host, bytes);
