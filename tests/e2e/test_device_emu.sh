@@ -9,15 +9,9 @@
 # the sanitizer pass of the suite (the emulator build is sanitized already).
 set -u
 : "${VET_BIN:?}" "${VET_TOP:?}"
-dir=${VET_EMU:-$VET_TOP/build/emu}
-if [ ! -x "$dir/vet-train" ] || [ ! -x "$dir/vet-generate" ]; then
-    echo "skip device_emu: $dir not built (make gpuemu; needs the CUDA toolkit's headers)"
-    exit 0
-fi
-if [ "${VET_SANITIZE:-0}" = 1 ]; then
-    echo "skip device_emu: ran in the plain pass (the emulated device is one ASan + UBSan build)"
-    exit 0
-fi
+. "$VET_TOP/tests/e2e/emu_device.sh"
+emu_ready device_emu vet-train vet-generate || exit 0
+dir=$emu_dir
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/vet-device-emu.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}

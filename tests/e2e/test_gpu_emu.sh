@@ -9,16 +9,9 @@
 # the sanitizer pass of the suite (the one emulator build is ASan + UBSan already: it runs in
 # the plain pass).
 set -u
-top=${VET_TOP:-$(cd "$(dirname "$0")/../.." && pwd)}
-dir=${VET_EMU:-$top/build/emu}
-if [ ! -x "$dir/test_gpu_model" ] || [ ! -x "$dir/test_gpu_infer" ]; then
-    echo "skip gpu_emu: $dir not built (make gpuemu; needs the CUDA toolkit's headers)"
-    exit 0
-fi
-if [ "${VET_SANITIZE:-0}" = 1 ]; then
-    echo "skip gpu_emu: ran in the plain pass (the emulated device is one ASan + UBSan build)"
-    exit 0
-fi
+. "$(dirname "$0")/emu_device.sh"
+emu_ready gpu_emu test_gpu_model test_gpu_infer || exit 0
+dir=$emu_dir
 out=$(mktemp "${TMPDIR:-/tmp}/vet-emu.XXXXXX")
 trap 'rm -f "$out" "$out.err"' EXIT
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1}

@@ -6,16 +6,9 @@
 # for each failure; `skip` when it was not built (make gpuemu), and in the sanitizer pass of the
 # suite (the emulator build is sanitized already: it runs in the plain pass).
 set -u
-top=${VET_TOP:-$(cd "$(dirname "$0")/../.." && pwd)}
-bin=${VET_EMU:-$top/build/emu}/op_parity
-if [ ! -x "$bin" ]; then
-    echo "skip gpu_emu_parity: $bin not built (make gpuemu; needs the CUDA toolkit's headers)"
-    exit 0
-fi
-if [ "${VET_SANITIZE:-0}" = 1 ]; then
-    echo "skip gpu_emu_parity: ran in the plain pass (the emulated device is one ASan + UBSan build)"
-    exit 0
-fi
+. "$(dirname "$0")/emu_device.sh"
+emu_ready gpu_emu_parity op_parity || exit 0
+bin=$emu_dir/op_parity
 out=$(mktemp "${TMPDIR:-/tmp}/vet-emu-parity.XXXXXX")
 trap 'rm -f "$out" "$out.err"' EXIT
 ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1} "$bin" --size small --seed 1 --reps 0 >"$out" 2>"$out.err"
