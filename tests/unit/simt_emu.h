@@ -98,8 +98,9 @@ inline emu_barrier emu_block_bar;
 inline emu_warp emu_warps[EMU_MAX_THREADS / 32];
 inline unsigned emu_phase;
 
-// Dynamic shared memory (SHARED_DYNAMIC), one block at a time. Filled with 0xff before each
-// block: NaNs where a kernel reads what it never wrote.
+// Dynamic shared memory (SHARED_DYNAMIC), one block at a time. The part a launch asks for is
+// filled with 0xff before each block (NaNs where a kernel reads what it never wrote); under
+// ASan the rest is poisoned for the launch (emu_launch).
 alignas(128) inline unsigned char emu_smem[232 * 1024];
 
 inline void __syncthreads() { emu_block_bar.wait(); }

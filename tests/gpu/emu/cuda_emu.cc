@@ -5,14 +5,13 @@
 //
 // Device memory is host memory (every pointer works on both sides, as on a device with unified
 // addressing), handed out filled with 0xff bytes (vet_cuda_malloc zeroes it, as on a device;
-// a direct cudaMalloc's reader sees NaNs, as uninitialized memory can be anything). Its capacity is
-// VET_EMU_MEM_MIB (default 4096): an allocation past it fails as cudaMalloc does. A launch
+// a direct cudaMalloc's reader sees NaNs, as uninitialized memory can be anything). Its
+// capacity is VET_EMU_MEM_MIB (default 4096): an allocation past it fails as cudaMalloc does. A launch
 // runs every block before it returns, so streams are names, events take the host's clock and
 // every copy is done when it returns. cublasGemmEx is the column-major product cuBLAS defines,
 // summed in double, refusing what cuBLAS refuses (a leading dimension under the rows stored,
 // types vet never asks for).
 #include <math.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
