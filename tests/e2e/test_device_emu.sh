@@ -79,7 +79,8 @@ resume_ok() {
     [ $st32 -eq 0 ] || return 1
     cp -r "$tmp/e32" "$tmp/res"
     rm -f "$tmp/res"/adapter_*
-    train "$dir/vet-train" "$tmp/res" --device cuda --fp32 --resume "$tmp/res" -q || { cat "$tmp/res.err" >&2; return 1; }
+    train "$dir/vet-train" "$tmp/res" --device cuda --fp32 --resume "$tmp/res" -q ||
+        { cat "$tmp/res.err" >&2; return 1; }
     cmp "$tmp/e32/adapter_model.safetensors" "$tmp/res/adapter_model.safetensors" >&2
 }
 check device_emu_train_resume_same_bytes resume_ok
@@ -94,7 +95,11 @@ check device_emu_train_checkpointing_same_bytes ckpt_ok
 # 5. vet-generate: fp32 on the device decodes the CPU's tokens greedily, batched, with the
 #    adapter (prefill, the KV cache, decode attention and the argmax on the device).
 n_notes=$("$DUMP" -c "$tmp/rows.tok")
-gen() { local bin=$1 out=$2; shift 2; "$bin" --threads 2 -m "$tmp/base" -a "$tmp/adapter" "$@" "$tmp/rows.tok" -o "$out" 2>"$out.err"; }
+gen() {
+    local bin=$1 out=$2
+    shift 2
+    "$bin" --threads 2 -m "$tmp/base" -a "$tmp/adapter" "$@" "$tmp/rows.tok" -o "$out" 2>"$out.err"
+}
 records() { "$DUMP" -r "$1" | sed 's/"ms":[0-9.e+-]*,//'; }
 same() {
     [ -s "$1" ] && [ -s "$2" ] || { echo "missing output: $(cat "$1.err" "$2.err" 2>/dev/null)" >&2; return 1; }

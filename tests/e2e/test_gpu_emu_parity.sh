@@ -17,7 +17,8 @@ n_ok=$(grep -c '^ok ' "$out")
 grep '^not ok ' "$out" | sed 's/^not ok /not ok gpu_emu_parity: /'
 # the attention's five variants and the LoRA products each reached their kernels
 wmma=$(grep -c '^ok attention_forward_bf16_wmma ' "$out") lora=$(grep -c '^ok lora_grad_b' "$out")
-if [ "$rc" -eq 0 ] && [ "$n_ok" -gt 150 ] && [ "$wmma" -gt 0 ] && [ "$lora" -gt 0 ] && grep -q '^# 0 failed$' "$out"; then
+if [ "$rc" -eq 0 ] && [ "$n_ok" -gt 150 ] && [ "$wmma" -gt 0 ] && [ "$lora" -gt 0 ] &&
+    grep -q '^# 0 failed$' "$out"; then
     echo "ok gpu_emu_parity: every kernel against its CPU op, $n_ok comparisons"
 else
     echo "not ok gpu_emu_parity: exit status $rc, $n_ok ok lines ($wmma WMMA attention, $lora lora_grad_b)"
