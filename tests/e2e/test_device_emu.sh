@@ -92,7 +92,21 @@ ckpt_ok() {
 }
 check device_emu_train_checkpointing_same_bytes ckpt_ok
 
-# 5. vet-generate: fp32 on the device decodes the CPU's tokens greedily, batched, with the
+# 5. The device's free memory comes from cudaMemGetInfo through kernels/context.cu (the stand-in
+#    replaces that file): a plan over what the emulated device has (VET_EMU_MEM_MIB, 256 MiB
+#    of it kept back) is refused with the numbers and exit 1, before anything is written.
+memory_ok() {
+    local status
+    VET_EMU_MEM_MIB=257 train "$dir/vet-train" "$tmp/small" --device cuda --fp32 --max-steps 1
+    status=$?
+    [ "$status" -eq 1 ] || { echo "exit $status, want 1: $(cat "$tmp/small.err")" >&2; return 1; }
+    grep -qE 'the model needs [0-9.]+ MiB on cuda:0 \(weights .*\) but only 1.0 MiB of its 257.0 MiB free can be planned' \
+        "$tmp/small.err" || { cat "$tmp/small.err" >&2; return 1; }
+    [ ! -e "$tmp/small/adapter_model.safetensors" ]
+}
+check device_emu_train_memory_refused memory_ok
+
+# 6. vet-generate: fp32 on the device decodes the CPU's tokens greedily, batched, with the
 #    adapter (prefill, the KV cache, decode attention and the argmax on the device).
 n_notes=$("$DUMP" -c "$tmp/rows.tok")
 gen() {

@@ -376,8 +376,8 @@ inline void emu_fiber_start(emu_fiber &f, unsigned t) {
     f.sp = sp;
 }
 
-// smem: the launch's dynamic shared memory, refilled with 0xff before each block (a kernel
-// that reads past what it asked for reads NaNs left by an earlier launch, or its own).
+// smem: the launch's dynamic shared memory, refilled with 0xff before each block (under ASan
+// the rest of emu_smem is poisoned while the launch runs: a kernel past its request is a report).
 inline void emu_launch(dim3 grid, int threads, size_t smem, const std::function<void()> &kernel);
 inline void emu_launch(dim3 grid, dim3 block, size_t smem, const std::function<void()> &kernel) {  // 1-D blocks
     emu_launch(grid, (int)(block.x * block.y * block.z), smem, kernel);
