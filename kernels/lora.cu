@@ -12,6 +12,12 @@
 //
 // r (the rank) is at most VET_LORA_FUSED_MAX_R (32): the kernels keep r x 4 values a thread in
 // registers, so a larger rank takes the unfused path (gpu_train.c decides).
+//
+// The long operand (x, or the backward's dout) is fp32, or T = __nv_bfloat16 / __half: the
+// 16-bit copies the 16-bit mode's GEMMs read, widened exactly as they load, so a 16-bit entry
+// gives the bits of its fp32 twin run on the widened values, for half the reads. That is PEFT's
+// arithmetic in a 16-bit model: its fp32 adapter gets the 16-bit activation cast up, and the
+// 16-bit gradient of the layer's output.
 #include <type_traits>
 
 #include "common.cuh"
@@ -24,21 +30,43 @@
 #define IN_ROWS 32      // rows a thread walks (grad input), so A's columns are read once per 32 rows
 #define JT 16           // rank rows a thread accumulates (grad A)
 
-// x̃ = dropout(x) for the 4 columns of group q of row n (zeros past C); without DROP x's values
-// as they are (the backward's products through B, which have no dropout). VEC: the group read as
-// one 16-byte load (C a multiple of 4, x 16-byte aligned: the caller checks), the same values.
-template <bool VEC = false, bool DROP = true>
-__device__ inline void dropped4(float xv[4], const float *x, int n, int q, int C, uint64_t seed, int64_t row0,
-                                uint32_t thr, float keep_scale) {
-    const float *xr = x + (size_t)n * C + 4 * (size_t)q;
-    float v[4];
-    if constexpr (VEC) {
+// A 16-bit value's bits as fp32: exact (every bf16 and fp16 value is an fp32 value).
+template <typename T> __device__ __forceinline__ float widen16(unsigned bits);
+template <> __device__ __forceinline__ float widen16<__nv_bfloat16>(unsigned bits) {
+    return __uint_as_float(bits << 16);
+}
+template <> __device__ __forceinline__ float widen16<__half>(unsigned bits) {
+    return __half2float(__ushort_as_half((unsigned short)bits));
+}
+__device__ __forceinline__ float widen(float v) { return v; }
+__device__ __forceinline__ float widen(__nv_bfloat16 v) { return __bfloat162float(v); }
+__device__ __forceinline__ float widen(__half v) { return __half2float(v); }
+
+// x's 4 values at xr as fp32: VEC, one load (16 bytes of fp32, 8 of a 16-bit type; the caller
+// checks the alignment), else element by element with zeros past `left` values.
+template <bool VEC, typename T> __device__ __forceinline__ void load4(float v[4], const T *xr, int left) {
+    if constexpr (VEC && std::is_same<T, float>::value) {
         const float4 v4 = __ldg((const float4 *)xr);
         v[0] = v4.x, v[1] = v4.y, v[2] = v4.z, v[3] = v4.w;
+    } else if constexpr (VEC) {
+        const uint2 w = __ldg((const uint2 *)xr);
+        v[0] = widen16<T>(w.x & 0xffffu), v[1] = widen16<T>(w.x >> 16);
+        v[2] = widen16<T>(w.y & 0xffffu), v[3] = widen16<T>(w.y >> 16);
     } else {
 #pragma unroll
-        for (int k = 0; k < 4; k++) v[k] = 4 * q + k < C ? xr[k] : 0.0f;
+        for (int k = 0; k < 4; k++) v[k] = k < left ? widen(xr[k]) : 0.0f;
     }
+}
+
+// x̃ = dropout(x) for the 4 columns of group q of row n (zeros past C); without DROP x's values
+// as they are (the backward's products through B, which have no dropout). VEC: the group read as
+// one load (C a multiple of 4, x aligned to the group's bytes: the caller checks), the same values.
+template <bool VEC = false, bool DROP = true, typename T = float>
+__device__ inline void dropped4(float xv[4], const T *x, int n, int q, int C, uint64_t seed, int64_t row0,
+                                uint32_t thr, float keep_scale) {
+    const T *xr = x + (size_t)n * C + 4 * (size_t)q;
+    float v[4];
+    load4<VEC>(v, xr, C - 4 * q);
     if constexpr (!DROP) {
 #pragma unroll
         for (int k = 0; k < 4; k++) xv[k] = v[k];
@@ -154,9 +182,9 @@ lora_down_kernel(float *u, const float *x, const float *A, float keep_scale, uin
 // same shape (a long row against r short ones): DROP false (no mask), COLS true (the operand
 // stored (C, r) row-major, as B is), u scaled by s. With COLS a group's operand is 4 rows of r
 // values, contiguous: 16-byte loads when r == RT.
-template <int RT, int R, bool VEC, bool DROP = true, bool COLS = false>
+template <int RT, int R, bool VEC, bool DROP = true, bool COLS = false, typename T = float>
 __global__ void __launch_bounds__(DOWN_WARPS * 32)
-lora_down2_kernel(float *u, const float *x, const float *A, float keep_scale, uint32_t thr, uint64_t seed,
+lora_down2_kernel(float *u, const T *x, const float *A, float keep_scale, uint32_t thr, uint64_t seed,
                   int64_t row0, int N, int C, int r, float s) {
     const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
     const int n0 = (blockIdx.x * DOWN_WARPS + warp) * R, groups = (C + 3) / 4;
@@ -174,7 +202,7 @@ lora_down2_kernel(float *u, const float *x, const float *A, float keep_scale, ui
             const int n = n0 + a;
             if (n >= N) break;
             float xv[4];
-            dropped4<VEC, DROP>(xv, x, n, q, C, seed, row0, thr, keep_scale);
+            dropped4<VEC, DROP, T>(xv, x, n, q, C, seed, row0, thr, keep_scale);
 #pragma unroll
             for (int j = 0; j < RT; j++) acc[a][j] = dot4_acc(acc[a][j], xv, aw[j]);
         }
@@ -231,9 +259,9 @@ lora_grad_input_kernel(float *dinp, const float *du, const float *A, float keep_
 // The same kernel computes the backward's dB (out,r) += s dout^T u, of the same shape (a sum
 // over rows of a short row times a long one): du := u, x := dout, DROP false, T_OUT true (the
 // sums stored (C, r), B's layout, partial slices too; 4-byte stores: the output is small).
-template <bool VEC, bool DROP = true, bool T_OUT = false>
+template <bool VEC, bool DROP = true, bool T_OUT = false, typename T = float>
 __global__ void __launch_bounds__(GROUPS)
-lora_grad_a_kernel(float *out, int accumulate, const float *du, const float *x, float keep_scale, uint32_t thr,
+lora_grad_a_kernel(float *out, int accumulate, const float *du, const T *x, float keep_scale, uint32_t thr,
                    uint64_t seed, int64_t row0, int N, int C, int r, int rows_per_slice, float s) {
     __shared__ float dus[64][JT];
     const int q = blockIdx.x * GROUPS + threadIdx.x, j0 = blockIdx.y * JT, z = blockIdx.z;
@@ -253,7 +281,7 @@ lora_grad_a_kernel(float *out, int accumulate, const float *du, const float *x, 
         if (4 * q >= C) continue;
         for (int rr = 0; rr < 64 && nb + rr < n_hi; rr++) {
             float xv[4];
-            dropped4<VEC, DROP>(xv, x, nb + rr, q, C, seed, row0, thr, keep_scale);
+            dropped4<VEC, DROP, T>(xv, x, nb + rr, q, C, seed, row0, thr, keep_scale);
 #pragma unroll
             for (int jj = 0; jj < JT; jj++)
 #pragma unroll
@@ -358,33 +386,65 @@ static int check_args(int N, int C, int r, float p, const char *what, vet_err *e
     return 1;
 }
 
-extern "C" int lora_down_dropout_cuda(vet_cuda *ctx, float *u, const float *x, const float *A, float p, uint64_t seed,
-                                      int64_t row0, int N, int C, int r, vet_err *err) {
+// x (N,C) aligned for one load of a group of 4 (16 bytes of fp32, 8 of a 16-bit type).
+template <typename T> static bool group_aligned(const T *x, int C) {
+    return C % 4 == 0 && ((uintptr_t)x % (4 * sizeof(T))) == 0;
+}
+
+// f((T *)x) with T the 16-bit type fmt names (VET_CUDA_BF16, VET_CUDA_F16); -1 with err set for
+// another fmt.
+template <typename F> static int with_format16(int fmt, const uint16_t *x, const char *what, vet_err *err, F f) {
+    if (fmt == VET_CUDA_BF16) return f((const __nv_bfloat16 *)x);
+    if (fmt == VET_CUDA_F16) return f((const __half *)x);
+    return vet_errf(err, "%s:%d: %s: format %d is neither bf16 (%d) nor fp16 (%d)", __FILE__, __LINE__, what, fmt,
+                    VET_CUDA_BF16, VET_CUDA_F16);
+}
+
+template <typename T>
+static int down_product(vet_cuda *ctx, float *u, const T *x, const float *A, float p, uint64_t seed, int64_t row0,
+                        int N, int C, int r, const char *what, vet_err *err) {
     CHECK_CTX(ctx, err);
-    int ok = check_args(N, C, r, p, "lora_down_dropout", err, true);
+    int ok = check_args(N, C, r, p, what, err, true);
     if (ok <= 0) return ok;
     const float ks = 1.0f / (1.0f - p);  // as the CPU's dropout_apply
     const uint32_t thr = vet_dropout_threshold(p);
     const bool drop = p > 0.0f;
-    if (down_variant == 0 || !drop) {  // R rows a warp: 32 / RT, so a lane keeps ~64 sums and A values
-        const bool vec = C % 4 == 0 && ((uintptr_t)x & 15) == 0 && ((uintptr_t)A & 15) == 0;
+    if (down_variant == 0 || !drop || !std::is_same<T, float>::value) {
+        // R rows a warp: 32 / RT, so a lane keeps ~64 sums and A values
+        const bool vec = group_aligned(x, C) && ((uintptr_t)A & 15) == 0;
         with_rank(r, [&](auto rt) {
             constexpr int RT = decltype(rt)::value, R = 32 / RT;
-            LAUNCH((drop ? (vec ? lora_down2_kernel<RT, R, true> : lora_down2_kernel<RT, R, false>)
-                         : (vec ? lora_down2_kernel<RT, R, true, false> : lora_down2_kernel<RT, R, false, false>)),
+            LAUNCH((drop ? (vec ? lora_down2_kernel<RT, R, true, true, false, T>
+                                : lora_down2_kernel<RT, R, false, true, false, T>)
+                         : (vec ? lora_down2_kernel<RT, R, true, false, false, T>
+                                : lora_down2_kernel<RT, R, false, false, false, T>)),
                    ceil_div(N, DOWN_WARPS * R), DOWN_WARPS * 32, 0, ctx->stream, u, x, A, ks, thr, seed, row0, N, C, r,
                    1.0f);
         });
-        LAUNCH_CHECK("lora_down_dropout", err);
+        LAUNCH_CHECK(what, err);
         return 0;
     }
-    const int rows_per_block = DOWN_WARPS * DOWN_ROWS_PER_WARP, blocks = ceil_div(N, rows_per_block);
-    with_rank(r, [&](auto rt) {
-        LAUNCH(lora_down_kernel<decltype(rt)::value>, blocks, DOWN_WARPS * 32, 0, ctx->stream, u, x, A, ks, thr, seed,
-               row0, N, C, r);
-    });
-    LAUNCH_CHECK("lora_down_dropout (variant 1)", err);
+    if constexpr (std::is_same<T, float>::value) {  // variant 1: the staged kernel, fp32 only
+        const int rows_per_block = DOWN_WARPS * DOWN_ROWS_PER_WARP, blocks = ceil_div(N, rows_per_block);
+        with_rank(r, [&](auto rt) {
+            LAUNCH(lora_down_kernel<decltype(rt)::value>, blocks, DOWN_WARPS * 32, 0, ctx->stream, u, x, A, ks, thr,
+                   seed, row0, N, C, r);
+        });
+        LAUNCH_CHECK("lora_down_dropout (variant 1)", err);
+    }
     return 0;
+}
+
+extern "C" int lora_down_dropout_cuda(vet_cuda *ctx, float *u, const float *x, const float *A, float p, uint64_t seed,
+                                      int64_t row0, int N, int C, int r, vet_err *err) {
+    return down_product(ctx, u, x, A, p, seed, row0, N, C, r, "lora_down_dropout", err);
+}
+
+extern "C" int lora_down_dropout16_cuda(vet_cuda *ctx, float *u, const uint16_t *x, int fmt, const float *A, float p,
+                                        uint64_t seed, int64_t row0, int N, int C, int r, vet_err *err) {
+    return with_format16(fmt, x, "lora_down_dropout16", err, [&](auto x16) {
+        return down_product(ctx, u, x16, A, p, seed, row0, N, C, r, "lora_down_dropout16", err);
+    });
 }
 
 extern "C" int lora_grad_input_dropout_cuda(vet_cuda *ctx, float *dinp, const float *du, const float *A, float p,
@@ -427,8 +487,8 @@ extern "C" int lora_up_cuda(vet_cuda *ctx, float *y, const float *u, const float
 // dst += s · (du^T · dropout(x)) over the N rows (what: the caller's name, in errors): the
 // sums in lora_grad_a_slices(N, r) slices (partials in scratch), then the slices' sum in order.
 // DROP, T_OUT: lora_grad_a_kernel's (dA: the mask, r x C; dB: none, C x r).
-template <bool DROP, bool T_OUT>
-static int sum_over_rows(vet_cuda *ctx, float *dst, const float *du, const float *x, float ks, uint32_t thr,
+template <bool DROP, bool T_OUT, typename T>
+static int sum_over_rows(vet_cuda *ctx, float *dst, const float *du, const T *x, float ks, uint32_t thr,
                          uint64_t seed, int64_t row0, int N, int C, int r, float s, float *scratch,
                          size_t scratch_floats, const char *what, vet_err *err) {
     const size_t need = lora_grad_a_scratch_floats(N, C, r);
@@ -438,8 +498,8 @@ static int sum_over_rows(vet_cuda *ctx, float *dst, const float *du, const float
     const int S = lora_grad_a_slices(N, r), rows = ceil_div(N, S);
     dim3 grid(ceil_div((C + 3) / 4, GROUPS), ceil_div(r, JT), S);
     float *out = S > 1 ? scratch : dst;
-    const bool vec = C % 4 == 0 && ((uintptr_t)x & 15) == 0 && (T_OUT || ((uintptr_t)out & 15) == 0);
-    LAUNCH((vec ? lora_grad_a_kernel<true, DROP, T_OUT> : lora_grad_a_kernel<false, DROP, T_OUT>), grid, GROUPS, 0,
+    const bool vec = group_aligned(x, C) && (T_OUT || ((uintptr_t)out & 15) == 0);
+    LAUNCH((vec ? lora_grad_a_kernel<true, DROP, T_OUT, T> : lora_grad_a_kernel<false, DROP, T_OUT, T>), grid, GROUPS, 0,
            ctx->stream, out, S == 1, du, x, ks, thr, seed, row0, N, C, r, rows, s);
     LAUNCH_CHECK(what, err);
     if (S > 1) {
@@ -450,18 +510,33 @@ static int sum_over_rows(vet_cuda *ctx, float *dst, const float *du, const float
     return 0;
 }
 
-extern "C" int lora_grad_a_dropout_cuda(vet_cuda *ctx, float *dA, const float *du, const float *x, float p,
-                                        uint64_t seed, int64_t row0, int N, int C, int r, float *scratch,
-                                        size_t scratch_floats, vet_err *err) {
+template <typename T>
+static int grad_a_product(vet_cuda *ctx, float *dA, const float *du, const T *x, float p, uint64_t seed, int64_t row0,
+                          int N, int C, int r, float *scratch, size_t scratch_floats, const char *what, vet_err *err) {
     CHECK_CTX(ctx, err);
-    int ok = check_args(N, C, r, p, "lora_grad_a_dropout", err, true);
+    int ok = check_args(N, C, r, p, what, err, true);
     if (ok <= 0) return ok;
     const float ks = 1.0f / (1.0f - p);
     const uint32_t thr = vet_dropout_threshold(p);
     return p > 0.0f ? sum_over_rows<true, false>(ctx, dA, du, x, ks, thr, seed, row0, N, C, r, 1.0f, scratch,
-                                                 scratch_floats, "lora_grad_a_dropout", err)
+                                                 scratch_floats, what, err)
                     : sum_over_rows<false, false>(ctx, dA, du, x, ks, thr, seed, row0, N, C, r, 1.0f, scratch,
-                                                  scratch_floats, "lora_grad_a_dropout", err);
+                                                  scratch_floats, what, err);
+}
+
+extern "C" int lora_grad_a_dropout_cuda(vet_cuda *ctx, float *dA, const float *du, const float *x, float p,
+                                        uint64_t seed, int64_t row0, int N, int C, int r, float *scratch,
+                                        size_t scratch_floats, vet_err *err) {
+    return grad_a_product(ctx, dA, du, x, p, seed, row0, N, C, r, scratch, scratch_floats, "lora_grad_a_dropout", err);
+}
+
+extern "C" int lora_grad_a_dropout16_cuda(vet_cuda *ctx, float *dA, const float *du, const uint16_t *x, int fmt,
+                                          float p, uint64_t seed, int64_t row0, int N, int C, int r, float *scratch,
+                                          size_t scratch_floats, vet_err *err) {
+    return with_format16(fmt, x, "lora_grad_a_dropout16", err, [&](auto x16) {
+        return grad_a_product(ctx, dA, du, x16, p, seed, row0, N, C, r, scratch, scratch_floats,
+                              "lora_grad_a_dropout16", err);
+    });
 }
 
 // --- the backward's products through B, on the kernels above (no dropout there) --------------
@@ -472,27 +547,52 @@ static int check_rank(int r, const char *what, vet_err *err) {
     return 0;
 }
 
-extern "C" int lora_du_cuda(vet_cuda *ctx, float *du, const float *dout, const float *B, float s, int N, int out, int r,
-                            vet_err *err) {
+template <typename T>
+static int du_product(vet_cuda *ctx, float *du, const T *dout, const float *B, float s, int N, int out, int r,
+                      const char *what, vet_err *err) {
     CHECK_CTX(ctx, err);
-    if (check_rank(r, "lora_du", err) < 0) return -1;
+    if (check_rank(r, what, err) < 0) return -1;
     if ((long long)N * out <= 0) return 0;
     with_rank(r, [&](auto rt) {
         constexpr int RT = decltype(rt)::value, R = 32 / RT;
-        const bool vec = r == RT && out % 4 == 0 && ((uintptr_t)dout & 15) == 0 && ((uintptr_t)B & 15) == 0;
-        LAUNCH((vec ? lora_down2_kernel<RT, R, true, false, true> : lora_down2_kernel<RT, R, false, false, true>),
+        const bool vec = r == RT && group_aligned(dout, out) && ((uintptr_t)B & 15) == 0;
+        LAUNCH((vec ? lora_down2_kernel<RT, R, true, false, true, T> : lora_down2_kernel<RT, R, false, false, true, T>),
                ceil_div(N, DOWN_WARPS * R), DOWN_WARPS * 32, 0, ctx->stream, du, dout, B, 1.0f, 0u, 0u, 0, N, out, r,
                s);
     });
-    LAUNCH_CHECK("lora_du", err);
+    LAUNCH_CHECK(what, err);
     return 0;
+}
+
+template <typename T>
+static int grad_b_product(vet_cuda *ctx, float *dB, const T *dout, const float *u, float s, int N, int out, int r,
+                          float *scratch, size_t scratch_floats, const char *what, vet_err *err) {
+    CHECK_CTX(ctx, err);
+    if (check_rank(r, what, err) < 0) return -1;
+    if ((long long)N * out <= 0) return 0;
+    return sum_over_rows<false, true>(ctx, dB, u, dout, 1.0f, 0u, 0u, 0, N, out, r, s, scratch, scratch_floats, what,
+                                      err);
+}
+
+extern "C" int lora_du_cuda(vet_cuda *ctx, float *du, const float *dout, const float *B, float s, int N, int out, int r,
+                            vet_err *err) {
+    return du_product(ctx, du, dout, B, s, N, out, r, "lora_du", err);
 }
 
 extern "C" int lora_grad_b_cuda(vet_cuda *ctx, float *dB, const float *dout, const float *u, float s, int N, int out,
                                 int r, float *scratch, size_t scratch_floats, vet_err *err) {
-    CHECK_CTX(ctx, err);
-    if (check_rank(r, "lora_grad_b", err) < 0) return -1;
-    if ((long long)N * out <= 0) return 0;
-    return sum_over_rows<false, true>(ctx, dB, u, dout, 1.0f, 0u, 0u, 0, N, out, r, s, scratch, scratch_floats,
-                                      "lora_grad_b", err);
+    return grad_b_product(ctx, dB, dout, u, s, N, out, r, scratch, scratch_floats, "lora_grad_b", err);
+}
+
+extern "C" int lora_du16_cuda(vet_cuda *ctx, float *du, const uint16_t *dout, int fmt, const float *B, float s, int N,
+                              int out, int r, vet_err *err) {
+    return with_format16(fmt, dout, "lora_du16", err,
+                         [&](auto d16) { return du_product(ctx, du, d16, B, s, N, out, r, "lora_du16", err); });
+}
+
+extern "C" int lora_grad_b16_cuda(vet_cuda *ctx, float *dB, const uint16_t *dout, int fmt, const float *u, float s,
+                                  int N, int out, int r, float *scratch, size_t scratch_floats, vet_err *err) {
+    return with_format16(fmt, dout, "lora_grad_b16", err, [&](auto d16) {
+        return grad_b_product(ctx, dB, d16, u, s, N, out, r, scratch, scratch_floats, "lora_grad_b16", err);
+    });
 }

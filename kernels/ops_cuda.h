@@ -260,6 +260,21 @@ int lora_du_cuda(vet_cuda *ctx, float *du, const float *dout, const float *B, fl
                  vet_err *err);
 int lora_grad_b_cuda(vet_cuda *ctx, float *dB, const float *dout, const float *u, float s, int N, int out, int r,
                      float *scratch, size_t scratch_floats, vet_err *err);
+// The four products that read a long (N, width) operand, reading a 16-bit copy of it instead:
+// x (lora_down_dropout16, lora_grad_a_dropout16) or dout (lora_du16, lora_grad_b16) in fmt
+// (VET_CUDA_BF16 or VET_CUDA_F16), widened exactly as it loads. Each gives the bits of its fp32
+// twin run on the widened values (op_parity checks it), for half the reads. What the 16-bit mode
+// trains with: PEFT's fp32 adapter in a 16-bit model gets the 16-bit activation cast up, and
+// the 16-bit gradient of the layer's output (gpu_train.c). Another fmt is an error.
+int lora_down_dropout16_cuda(vet_cuda *ctx, float *u, const uint16_t *x, int fmt, const float *A, float p,
+                             uint64_t seed, int64_t row0, int N, int C, int r, vet_err *err);
+int lora_grad_a_dropout16_cuda(vet_cuda *ctx, float *dA, const float *du, const uint16_t *x, int fmt, float p,
+                               uint64_t seed, int64_t row0, int N, int C, int r, float *scratch,
+                               size_t scratch_floats, vet_err *err);
+int lora_du16_cuda(vet_cuda *ctx, float *du, const uint16_t *dout, int fmt, const float *B, float s, int N, int out,
+                   int r, vet_err *err);
+int lora_grad_b16_cuda(vet_cuda *ctx, float *dB, const uint16_t *dout, int fmt, const float *u, float s, int N,
+                       int out, int r, float *scratch, size_t scratch_floats, vet_err *err);
 
 // --- dropout (kernels/dropout.cu; inverted, as torch.nn.Dropout) -----------------------------
 // lib/model/ops.h's dropout_forward / dropout_backward with the same masks and values bit for bit:

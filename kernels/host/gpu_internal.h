@@ -25,6 +25,8 @@ struct vet_gpu_model {
     int quant;          // 0, VET_CUDA_Q_INT8 or VET_CUDA_Q_NF4 (VET_GPU_INT8 / VET_GPU_NF4)
     int attn_tc;        // attention on tensor cores (bf16 storage without VET_GPU_ATTN_FP32)
     int lora_fused;     // LoRA dropout inside the adapters' products (rank <= 32, no VET_GPU_LORA_UNFUSED)
+    int lora16;         // 16-bit mode with lora_fused: the adapters read the GEMMs' 16-bit inputs
+                        // and douts (xb16, db16), as PEFT's in a 16-bit model (gpu_train.c)
     int ckpt;           // VET_GPU_CKPT: per-layer activations hold one layer (see act_layer)
     int B, T;           // capacity
     size_t N;           // B*T: the layer stride of every per-layer activation
@@ -86,7 +88,7 @@ struct vet_gpu_model {
     void *attn_scratch;
     vet_cuda_grad_stats *gstats;   // (1) the gradients' norm and first non-finite index
     void *gstats_scratch;          // grad_stats_scratch_bytes(): the reduction's partials
-    uint16_t *xb16, *db16;         // (N,W) bf16 GEMM inputs (bf16 mode), one memory
+    uint16_t *xb16, *db16;         // (N,W) bf16 GEMM inputs (bf16 mode), one memory but with lora16
     int32_t *tokens, *pos, *seg, *tgt_pos, *tgt;  // (N) the batch on the device
     void *mem;
     vet_gpu_plan plan;

@@ -90,6 +90,7 @@ int gpu_set_dims(vet_gpu_model *g, const vet_config *c, int r, unsigned targets,
     // lora_grad_b_cuda (the widest adapter output).
     g->xd_floats = g->N * g->W;
     g->lora_fused = r > 0 && r <= VET_LORA_FUSED_MAX_R && !(flags & VET_GPU_LORA_UNFUSED);
+    g->lora16 = g->lora_fused && g->bf16;
     if (g->lora_fused) {
         g->xd_floats = 1;
         for (int t = 0; t < VET_LORA_N_TARGETS; t++) {
@@ -202,7 +203,10 @@ int gpu_layout(vet_gpu_model *g, gpu_slot *s) {
     PUT(g->gstats_scratch, grad_stats_scratch_bytes(), K_SCRATCH);
     if (g->bf16) {
         PUT(g->xb16, N * g->W * u16, K_SCRATCH);
-        SHARE(g->db16, g->xb16);  // forward (and recompute) inputs vs backward dout: never at once
+        // forward (and recompute) inputs vs backward dout: never at once, but for lora16's
+        // backward, which reads an adapter's input and its dout together
+        if (g->lora16) PUT(g->db16, N * g->W * u16, K_SCRATCH);
+        else SHARE(g->db16, g->xb16);
         PUT(g->ce16, (size_t)g->ce_rows * (C + V) * u16, K_SCRATCH);
     }
     if (g->quant) PUT(g->wdq, g->max_oi * (g->bf16 ? u16 : f), K_SCRATCH);  // one dequantized matrix

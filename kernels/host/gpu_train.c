@@ -9,6 +9,9 @@
 //     back, with the embedding ops (a gather/scatter by index is exactly what they are);
 //   - lm_head + cross-entropy run fused in chunks (lmhead_crossentropy_cuda): the (B,T,V)
 //     logits never exist;
+//   - in the 16-bit mode the adapters read the GEMMs' 16-bit copies of their input and of the
+//     gradient at their output (g->lora16), as PEFT's fp32 adapters in a 16-bit model do, and
+//     the fp32 copies are not made;
 //   - dropout masks are made on the device (dropout_forward_cuda: the counter-based generator
 //     of lib/base/philox.h, the CPU's too, so the masks are the CPU's bit for bit) from the
 //     CPU's seeds, regenerated in the recompute and the backward, never stored;
@@ -112,12 +115,21 @@ static proj proj_of(vet_gpu_model *g, int l, int t) {
     return p;
 }
 
-// The adapter's input side: p.u (N,r) = dropout(inp)·A^T, what backward keeps of it.
-static int lora_u_forward(vet_gpu_model *g, int l, int t, const proj *p, const float *inp, int N,
-                          vet_err *err) {
+// The 16-bit mode's format code (kernels/ops_cuda.h's VET_CUDA_BF16 / VET_CUDA_F16).
+static int half_fmt(const vet_gpu_model *g) { return g->fp16 ? VET_CUDA_F16 : VET_CUDA_BF16; }
+
+// The adapter's input side: p.u (N,r) = dropout(inp)·A^T, what backward keeps of it. With
+// lora16 it reads inp16 (inp may be NULL), otherwise inp.
+static int lora_u_forward(vet_gpu_model *g, int l, int t, const proj *p, const float *inp, const uint16_t *inp16,
+                          int N, vet_err *err) {
     const float *x = inp;
     const int drop = g->training && g->dropout > 0.0f;
     const uint64_t seed = lora_seed(g->dropout_seed, l, t);
+    if (g->lora16) {
+        PROF(g, VET_PROF_LORA_FUSED);
+        return lora_down_dropout16_cuda(g->ctx, p->u, inp16, half_fmt(g), p->A, drop ? g->dropout : 0.0f, seed,
+                                        g->row0, N, p->in, g->r, err);
+    }
     if (g->lora_fused) {  // vet's kernel: the mask inside the product (xd is never written), or none
         PROF(g, VET_PROF_LORA_FUSED);
         return lora_down_dropout_cuda(g->ctx, p->u, inp, p->A, drop ? g->dropout : 0.0f, seed, g->row0, N, p->in,
@@ -132,7 +144,8 @@ static int lora_u_forward(vet_gpu_model *g, int l, int t, const proj *p, const f
     return matmul_forward_cuda(g->ctx, p->u, x, p->A, NULL, N, p->in, g->r, err);
 }
 
-// out (N,out) = inp·W^T + b + scale·(dropout(inp)·A^T)·B^T. inp16: inp as bf16 (bf16 mode).
+// out (N,out) = inp·W^T + b + scale·(dropout(inp)·A^T)·B^T. inp16: inp as bf16 (bf16 mode;
+// with it inp may be NULL, when no fp32 reader wants it: fp32_input_read).
 static int proj_forward(vet_gpu_model *g, int l, int t, float *out, const float *inp,
                         const uint16_t *inp16, int N, vet_err *err) {
     vet_cuda *ctx = g->ctx;
@@ -143,7 +156,7 @@ static int proj_forward(vet_gpu_model *g, int l, int t, float *out, const float 
              : g->bf16 ? half_forward(g, out, inp16, p.w16, p.b, N, p.in, p.out, err)
                        : matmul_forward_cuda(ctx, out, inp, p.w, p.b, N, p.in, p.out, err);
     if (rc < 0 || !p.A) return rc;
-    if (lora_u_forward(g, l, t, &p, inp, N, err) < 0) return -1;
+    if (lora_u_forward(g, l, t, &p, inp, inp16, N, err) < 0) return -1;
     PROF(g, VET_PROF_GEMM_LORA);
     return vet_cuda_sgemm(ctx, 0, 1, N, p.out, g->r, g->lora_scale, p.u, g->r, p.B, g->r, 1.0f,
                           out, p.out, err);  // out += scale * u·B^T
@@ -182,10 +195,10 @@ static int lmhead_loss(vet_gpu_model *g, float *dx, int n, float grad_scale, vet
 #define MLP_IN (VET_LORA_GATE | VET_LORA_UP)
 
 // Whether the forward reads the fp32 input of the projections in `mask`: the fp32 GEMMs do (fp32
-// and quantized-fp32 modes), and so does an adapter on one of them; the 16-bit GEMMs read only
-// the 16-bit copy.
+// and quantized-fp32 modes), and so does an adapter on one of them but with lora16; the 16-bit
+// GEMMs read only the 16-bit copy.
 static int fp32_input_read(const vet_gpu_model *g, unsigned mask) {
-    return !g->bf16 || (g->targets & mask);
+    return !g->bf16 || ((g->targets & mask) && !g->lora16);
 }
 
 // Whether the backward of a projection in `mask` reads its fp32 input: an adapter's dA (and the
@@ -205,15 +218,23 @@ static int lora_dinp_plain(vet_gpu_model *g, const proj *p, float *dinp, int N, 
 // scale dout^T·u (cuBLAS tiles these skinny shapes onto few multiprocessors), dA (r,in) +=
 // du^T·dropout(inp) and dinp += the mask's share of du·A, the forward's mask regenerated inside
 // the products (xd is scratch for the row slices only).
+// With lora16 the 16-bit copies instead: dout16 (the base GEMM's, db16) and inp16.
 static int lora_backward_fused(vet_gpu_model *g, const proj *p, float *dinp, const float *dout, const float *inp,
-                               int N, int drop, uint64_t seed, vet_err *err) {
+                               const uint16_t *inp16, int N, int drop, uint64_t seed, vet_err *err) {
     vet_cuda *ctx = g->ctx;
-    const int r = g->r;
+    const int r = g->r, fmt = half_fmt(g);
+    const float pd = drop ? g->dropout : 0.0f;
     PROF(g, VET_PROF_LORA_FUSED);
-    if (lora_du_cuda(ctx, g->du, dout, p->B, g->lora_scale, N, p->out, r, err) < 0 ||
-        lora_grad_b_cuda(ctx, p->dB, dout, p->u, g->lora_scale, N, p->out, r, g->xd, g->xd_floats, err) < 0 ||
-        lora_grad_a_dropout_cuda(ctx, p->dA, g->du, inp, drop ? g->dropout : 0.0f, seed, g->row0, N, p->in, r, g->xd,
-                                 g->xd_floats, err) < 0)
+    if (g->lora16 ? lora_du16_cuda(ctx, g->du, g->db16, fmt, p->B, g->lora_scale, N, p->out, r, err) < 0 ||
+                        lora_grad_b16_cuda(ctx, p->dB, g->db16, fmt, p->u, g->lora_scale, N, p->out, r, g->xd,
+                                           g->xd_floats, err) < 0 ||
+                        lora_grad_a_dropout16_cuda(ctx, p->dA, g->du, inp16, fmt, pd, seed, g->row0, N, p->in, r,
+                                                   g->xd, g->xd_floats, err) < 0
+                  : lora_du_cuda(ctx, g->du, dout, p->B, g->lora_scale, N, p->out, r, err) < 0 ||
+                        lora_grad_b_cuda(ctx, p->dB, dout, p->u, g->lora_scale, N, p->out, r, g->xd, g->xd_floats,
+                                         err) < 0 ||
+                        lora_grad_a_dropout_cuda(ctx, p->dA, g->du, inp, pd, seed, g->row0, N, p->in, r, g->xd,
+                                                 g->xd_floats, err) < 0)
         return -1;
     if (!drop) return lora_dinp_plain(g, p, dinp, N, err);
     return lora_grad_input_dropout_cuda(ctx, dinp, g->du, p->A, g->dropout, seed, g->row0, N, p->in, r, err);
@@ -248,8 +269,9 @@ static int lora_backward_cublas(vet_gpu_model *g, const proj *p, float *dinp, co
 // dinp (N,in) +=, or = when `first` (the first projection to write it: the base GEMM writes with
 // beta 0 instead of a zeroing pass before; the quantized and full-training GEMMs, which add,
 // get the zeroing pass); full mode: dW, db +=; LoRA mode: dA, dB +=. As lora_proj_backward.
+// The adapter reads inp, or with lora16 inp16 (backward_input makes whichever it is).
 static int proj_backward(vet_gpu_model *g, int l, int t, float *dinp, const float *dout,
-                         const float *inp, int N, int full, int first, vet_err *err) {
+                         const float *inp, const uint16_t *inp16, int N, int full, int first, vet_err *err) {
     vet_cuda *ctx = g->ctx;
     proj p = proj_of(g, l, t);
     int rc;
@@ -278,7 +300,7 @@ static int proj_backward(vet_gpu_model *g, int l, int t, float *dinp, const floa
     if (rc < 0 || !p.A || full) return rc;
     const int drop = g->training && g->dropout > 0.0f;
     const uint64_t seed = lora_seed(g->dropout_seed, l, t);
-    return g->lora_fused ? lora_backward_fused(g, &p, dinp, dout, inp, N, drop, seed, err)
+    return g->lora_fused ? lora_backward_fused(g, &p, dinp, dout, inp, inp16, N, drop, seed, err)
                          : lora_backward_cublas(g, &p, dinp, dout, inp, N, drop, seed, err);
 }
 
@@ -319,7 +341,7 @@ static int layer_forward(vet_gpu_model *g, int l, int B, int T, int recompute, v
     // attention block
     // The norms write the GEMMs' 16-bit input in the same pass, and their fp32 output only for
     // a reader: the fp32 GEMMs, or an adapter on a projection that reads it.
-    const int fmt = g->fp16 ? VET_CUDA_F16 : VET_CUDA_BF16;
+    const int fmt = half_fmt(g);
     uint16_t *in16 = g->bf16 ? g->xb16 : NULL;
     PROF(g, VET_PROF_NORM);
     TRY(rmsnorm_forward_fused_cuda(ctx, fp32_input_read(g, QKV_IN) ? g->h : NULL, in16, fmt, a.rstd1, x, NULL,
@@ -359,8 +381,9 @@ static int layer_forward(vet_gpu_model *g, int l, int B, int T, int recompute, v
         proj p = proj_of(g, l, 6);
         if (!p.A) return 0;
         PROF(g, VET_PROF_SWIGLU);
-        TRY(swiglu_forward_cuda(ctx, g->act, a.gate, a.up, (size_t)N * F, err));
-        return lora_u_forward(g, l, 6, &p, g->act, N, err);
+        if (g->lora16) TRY(swiglu_forward_half_cuda(ctx, NULL, g->xb16, fmt, a.gate, a.up, (size_t)N * F, err));
+        else TRY(swiglu_forward_cuda(ctx, g->act, a.gate, a.up, (size_t)N * F, err));
+        return lora_u_forward(g, l, 6, &p, g->act, g->xb16, N, err);
     }
     PROF(g, VET_PROF_SWIGLU);
     TRY(swiglu_forward_half_cuda(ctx, fp32_input_read(g, VET_LORA_DOWN) ? g->act : NULL, in16, fmt, a.gate, a.up,
@@ -466,7 +489,7 @@ int vet_gpu_backward(vet_gpu_model *g, float loss_scale, vet_train_mode mode, ve
     if (full && !g->full)
         return vet_errf(err, "full training needs a GPU model made with VET_GPU_FULL (fp32 weights, "
                              "no adapters)");
-    int N = g->bB * g->bT, C = g->C, F = g->F, n = g->n_tgt;
+    int N = g->bB * g->bT, C = g->C, F = g->F, n = g->n_tgt, fmt = half_fmt(g);
     size_t NS = g->N, fs = sizeof(float);
     float *gw = full ? g->grads : NULL;  // base weight grads, offsets as in w_mem
 #define GW(o) (gw ? gw + (o) : NULL)
@@ -504,27 +527,34 @@ int vet_gpu_backward(vet_gpu_model *g, float loss_scale, vet_train_mode mode, ve
         float *gate = a.gate, *up = a.up;
         const float *anorm = g->attn_norm + (size_t)l * C, *mnorm = g->mlp_norm + (size_t)l * C;
         size_t o_anorm = g->o_attn_norm + (size_t)l * C, o_mnorm = g->o_mlp_norm + (size_t)l * C;
+        // The projections' inputs, made again where their backward reads them (input_in_backward):
+        // in fp32 (h, act), or with lora16 the 16-bit copy the forward made (xb16, free here).
         // MLP: x'' = x' + down(silu(g)*u), g,u from h2 = norm(x')
         if (input_in_backward(g, VET_LORA_DOWN, full)) {
             PROF(g, VET_PROF_SWIGLU);
-            TRY(swiglu_forward_cuda(ctx, g->act, gate, up, (size_t)N * F, err));
+            if (g->lora16) TRY(swiglu_forward_half_cuda(ctx, NULL, g->xb16, fmt, gate, up, (size_t)N * F, err));
+            else TRY(swiglu_forward_cuda(ctx, g->act, gate, up, (size_t)N * F, err));
         }
         const float *dbranch = resid_branch_grad(g, dx, l, 1, N, err);
         if (!dbranch) return -1;
-        TRY(proj_backward(g, l, 6, g->dact, dbranch, g->act, N, full, 1, err));
+        TRY(proj_backward(g, l, 6, g->dact, dbranch, g->act, g->xb16, N, full, 1, err));
         PROF(g, VET_PROF_SWIGLU);  // written, not added: no zeroing pass (the CPU's order)
         TRY(swiglu_backward_set_cuda(ctx, g->dgate, g->dup, g->dact, gate, up, (size_t)N * F, err));
         if (input_in_backward(g, MLP_IN, full)) {  // rstd2 is kept
             PROF(g, VET_PROF_NORM);
-            TRY(rmsnorm_forward_cuda(ctx, g->h, a.rstd2, xmid, mnorm, N, C, c->rms_eps, err));
+            if (g->lora16)
+                TRY(rmsnorm_forward_fused_cuda(ctx, NULL, g->xb16, fmt, a.rstd2, xmid, NULL, mnorm, N, C, c->rms_eps,
+                                               err));
+            else TRY(rmsnorm_forward_cuda(ctx, g->h, a.rstd2, xmid, mnorm, N, C, c->rms_eps, err));
         }
-        TRY(proj_backward(g, l, 4, g->dh, g->dgate, g->h, N, full, 1, err));
-        TRY(proj_backward(g, l, 5, g->dh, g->dup, g->h, N, full, 0, err));
+        TRY(proj_backward(g, l, 4, g->dh, g->dgate, g->h, g->xb16, N, full, 1, err));
+        TRY(proj_backward(g, l, 5, g->dh, g->dup, g->h, g->xb16, N, full, 0, err));
         PROF(g, VET_PROF_NORM);
         TRY(rmsnorm_backward_cuda(ctx, dx, GW(o_mnorm), g->dh, xmid, mnorm, a.rstd2, N, C, err));
         // attention: x' = x + o(attn(rope(q), rope(k), v)), q,k,v from h = norm(x)
         if (!(dbranch = resid_branch_grad(g, dx, l, 0, N, err))) return -1;
-        TRY(proj_backward(g, l, 3, g->datt, dbranch, att, N, full, 1, err));
+        if (g->lora16 && (g->targets & VET_LORA_O)) TRY(to_half(g, g->xb16, att, (size_t)N * g->Q, err));
+        TRY(proj_backward(g, l, 3, g->datt, dbranch, att, g->xb16, N, full, 1, err));
         PROF(g, VET_PROF_ATTENTION);  // dq, dk, dv written (not added): no zeroing pass
         if (g->attn_tc) {  // datt rounded into db16, free between the projections' backward passes
             TRY(to_half(g, g->db16, g->datt, (size_t)N * g->Q, err));
@@ -541,11 +571,14 @@ int vet_gpu_backward(vet_gpu_model *g, float loss_scale, vet_train_mode mode, ve
         TRY(rope_backward_cuda(ctx, g->dk, g->pos, g->cos_t, g->sin_t, N, g->KVH, g->hd, err));
         if (input_in_backward(g, QKV_IN, full)) {
             PROF(g, VET_PROF_NORM);
-            TRY(rmsnorm_forward_cuda(ctx, g->h, a.rstd1, x, anorm, N, C, c->rms_eps, err));
+            if (g->lora16)
+                TRY(rmsnorm_forward_fused_cuda(ctx, NULL, g->xb16, fmt, a.rstd1, x, NULL, anorm, N, C, c->rms_eps,
+                                               err));
+            else TRY(rmsnorm_forward_cuda(ctx, g->h, a.rstd1, x, anorm, N, C, c->rms_eps, err));
         }
-        TRY(proj_backward(g, l, 0, g->dh, g->dq, g->h, N, full, 1, err));
-        TRY(proj_backward(g, l, 1, g->dh, g->dk, g->h, N, full, 0, err));
-        TRY(proj_backward(g, l, 2, g->dh, g->dv, g->h, N, full, 0, err));
+        TRY(proj_backward(g, l, 0, g->dh, g->dq, g->h, g->xb16, N, full, 1, err));
+        TRY(proj_backward(g, l, 1, g->dh, g->dk, g->h, g->xb16, N, full, 0, err));
+        TRY(proj_backward(g, l, 2, g->dh, g->dv, g->h, g->xb16, N, full, 0, err));
         PROF(g, VET_PROF_NORM);
         TRY(rmsnorm_backward_cuda(ctx, dx, GW(o_anorm), g->dh, x, anorm, a.rstd1, N, C, err));
     }

@@ -168,12 +168,23 @@ PY
 check train_device_attention_env attention_env_ok
 
 # 7c. VET_GPU_LORA_FUSED: 0 runs the unfused LoRA dropout (a dropout pass, then the GEMMs), which
-#     the stand-in's fused ops also run, so the adapter's bytes are the same (on a GPU only the
-#     order of the sums differs); another value is refused before training (exit 2).
+#     the stand-in's fused ops also run, so in fp32 the adapter's bytes are the same (on a GPU only
+#     the order of the sums differs). In bf16 the fused products read the 16-bit copies of their
+#     inputs and douts (PEFT's arithmetic in a 16-bit model) and the unfused ones the fp32 values:
+#     another adapter, the final loss within 1%. Another value is refused before training (exit 2).
 lora_fused_env_ok() {
-    [ -d "$tmp/bf16" ] || return 1
+    [ -d "$tmp/bf16" ] && [ -d "$tmp/cuda" ] || return 1
+    VET_GPU_LORA_FUSED=0 run "$sbin" "$tmp/unfused32" --device cuda --fp32 || { cat "$tmp/unfused32.err" >&2; return 1; }
+    cmp "$tmp/cuda/adapter_model.safetensors" "$tmp/unfused32/adapter_model.safetensors" >&2 || return 1
     VET_GPU_LORA_FUSED=0 run "$sbin" "$tmp/unfused" --device cuda || { cat "$tmp/unfused.err" >&2; return 1; }
-    cmp "$tmp/bf16/adapter_model.safetensors" "$tmp/unfused/adapter_model.safetensors" >&2 || return 1
+    ! cmp -s "$tmp/bf16/adapter_model.safetensors" "$tmp/unfused/adapter_model.safetensors" || return 1
+    /usr/bin/python3 - "$tmp/bf16/train.log.jsonl" "$tmp/unfused/train.log.jsonl" <<'PY' || return 1
+import json, sys
+a = [json.loads(l) for l in open(sys.argv[1])]
+b = [json.loads(l) for l in open(sys.argv[2])]
+print(f"final loss bf16: adapters on the 16-bit copies {a[-1]['loss']:.6f}, on fp32 {b[-1]['loss']:.6f}", file=sys.stderr)
+sys.exit(0 if len(a) == len(b) and abs(a[-1]["loss"] - b[-1]["loss"]) <= 0.01 * b[-1]["loss"] else 1)
+PY
     local msg status
     msg=$(VET_GPU_LORA_FUSED=yes "$sbin" "${common[@]}" --out "$tmp/unfused-bad" --device cuda 2>&1)
     status=$?

@@ -183,6 +183,57 @@ static row_t *bits_row(const char *name, const char *shape, int same) {
     return r;
 }
 
+// The 16-bit entries of an adapter's products (lora_*16_cuda: what the 16-bit mode trains with)
+// against their fp32 twins run on the widened values: the same bits, by contract; timed beside
+// the fp32 rows (half the reads). x (N,W) rounded to fmt serves as x and as dout, A (R,W) as A and
+// (its values read (W,R)) as B, du (N,R) as du and as u; s = 2.
+static void lora16_rows(int N, int W, int R, const float *x, const float *A, const float *du, float p, int fmt) {
+    const uint64_t seed = 0x5eedu;
+    const size_t nx = (size_t)N * W, na = (size_t)R * W, nu = (size_t)N * R, nmax = na > nu ? na : nu;
+    uint16_t *x16 = malloc(nx * 2);
+    float *xw = malloc(nx * 4), *ref = malloc(nmax * 4);
+    for (size_t i = 0; i < nx; i++) {
+        x16[i] = fmt == VET_CUDA_F16 ? vet_f32_to_f16(x[i]) : vet_f32_to_bf16(x[i]);
+        xw[i] = fmt == VET_CUDA_F16 ? vet_f16_to_f32(x16[i]) : vet_bf16_to_f32(x16[i]);
+    }
+    uint16_t *d_x16 = dev(x16, nx * 2);
+    float *d_xw = devf(xw, nx), *d_A = devf(A, na), *d_du = devf(du, nu);
+    float *d_ref = devf(NULL, nmax), *d_out = devf(NULL, nmax);
+    const size_t ns = lora_grad_a_scratch_floats(N, W, R);
+    float *d_s = devf(NULL, ns ? ns : 1);
+    char sh[64];
+    snprintf(sh, sizeof sh, "N=%d C=%d r=%d p=%g %s", N, W, R, p, fmt == VET_CUDA_F16 ? "fp16" : "bf16");
+    row_t *r;
+#define REF(call, n)                                                      \
+    do {                                                                  \
+        TRY(vet_cuda_memset0(ctx, d_ref, nmax * 4, &err));                \
+        TRY(vet_cuda_memset0(ctx, d_out, nmax * 4, &err));                \
+        TRY(call);                                                        \
+        TRY(vet_cuda_sync(ctx, &err));                                    \
+        TRY(vet_cuda_download(ctx, ref, d_ref, (n) * 4, &err));           \
+    } while (0)
+    REF(lora_down_dropout_cuda(ctx, d_ref, d_xw, d_A, p, seed, 37, N, W, R, &err), nu);
+    TRY(lora_down_dropout16_cuda(ctx, d_out, d_x16, fmt, d_A, p, seed, 37, N, W, R, &err));
+    r = compare_bits("lora_down_dropout16 == fp32 twin", sh, d_out, ref, nu);
+    TIME(lora_down_dropout16_cuda(ctx, d_out, d_x16, fmt, d_A, p, seed, 37, N, W, R, &err), r->ms);
+    REF(lora_grad_a_dropout_cuda(ctx, d_ref, d_du, d_xw, p, seed, 37, N, W, R, d_s, ns, &err), na);
+    TRY(lora_grad_a_dropout16_cuda(ctx, d_out, d_du, d_x16, fmt, p, seed, 37, N, W, R, d_s, ns, &err));
+    r = compare_bits("lora_grad_a_dropout16 == fp32 twin", sh, d_out, ref, na);
+    TIME(lora_grad_a_dropout16_cuda(ctx, d_out, d_du, d_x16, fmt, p, seed, 37, N, W, R, d_s, ns, &err), r->ms);
+    REF(lora_du_cuda(ctx, d_ref, d_xw, d_A, 2.0f, N, W, R, &err), nu);
+    TRY(lora_du16_cuda(ctx, d_out, d_x16, fmt, d_A, 2.0f, N, W, R, &err));
+    r = compare_bits("lora_du16 == fp32 twin", sh, d_out, ref, nu);
+    TIME(lora_du16_cuda(ctx, d_out, d_x16, fmt, d_A, 2.0f, N, W, R, &err), r->ms);
+    REF(lora_grad_b_cuda(ctx, d_ref, d_xw, d_du, 2.0f, N, W, R, d_s, ns, &err), na);
+    TRY(lora_grad_b16_cuda(ctx, d_out, d_x16, fmt, d_du, 2.0f, N, W, R, d_s, ns, &err));
+    r = compare_bits("lora_grad_b16 == fp32 twin", sh, d_out, ref, na);
+    TIME(lora_grad_b16_cuda(ctx, d_out, d_x16, fmt, d_du, 2.0f, N, W, R, d_s, ns, &err), r->ms);
+#undef REF
+    free(x16), free(xw), free(ref);
+    vet_cuda_mem_free(d_x16), vet_cuda_mem_free(d_xw), vet_cuda_mem_free(d_A), vet_cuda_mem_free(d_du);
+    vet_cuda_mem_free(d_ref), vet_cuda_mem_free(d_out), vet_cuda_mem_free(d_s);
+}
+
 // The decode step's attention on the CPU (lib/generate/decoder.c's attend_step): query row i of slot
 // slots[i] against that slot's cache positions [0, pos[i]]; caches (n_slots, max_len, KVH, hd).
 static void ref_attention_decode(float *out, const float *q, const float *kc, const float *vc,
@@ -1067,6 +1118,8 @@ static void run_config(const config *c) {
                     free(Bw), free(dB), free(dub);
                     vet_cuda_mem_free(d_Bw), vet_cuda_mem_free(d_dB), vet_cuda_mem_free(d_dub);
                 }
+                lora16_rows(N, W, R, x, A, du, p, VET_CUDA_BF16);
+                lora16_rows(N, W, R, x, A, du, 0.0f, VET_CUDA_F16);
                 free(x), free(A), free(du), free(xd), free(u), free(dA), free(dinp), free(t);
                 vet_cuda_mem_free(d_x), vet_cuda_mem_free(d_A), vet_cuda_mem_free(d_du), vet_cuda_mem_free(d_u);
                 vet_cuda_mem_free(d_dA), vet_cuda_mem_free(d_dinp), vet_cuda_mem_free(d_s);

@@ -751,7 +751,9 @@ static void test_quant_plan(void) {
     CHECK(p8.scratch == pb.scratch + AL(most * 2));   // one bf16 matrix
     size_t NW = (size_t)3 * 19 * ((size_t)c->hidden_dim > C ? (size_t)c->hidden_dim : C);  // the bf16 GEMM inputs' size
     size_t ce16 = (size_t)3 * 19 * (C + V) * 2;  // the loss side's 16-bit inputs (every row: a small vocabulary)
-    CHECK(p8f.scratch + AL(NW * 2) + AL(ce16) == pb.scratch + AL(most * 4));  // fp32: no 16-bit inputs, one fp32 matrix
+    // fp32: no 16-bit GEMM inputs, nor (the adapters reading those: lora16) 16-bit douts apart
+    // from them, one fp32 matrix
+    CHECK(p8f.scratch + 2 * AL(NW * 2) + AL(ce16) == pb.scratch + AL(most * 4));
 #undef AL
     CHECK(vet_gpu_plan_bytes(c, 4, VET_LORA_ALL, 3, 19, VET_GPU_INT8 | VET_GPU_NF4, &p8, &err) < 0);
     CHECK_CONTAINS(err.msg, "choose one");

@@ -2,7 +2,8 @@
 // its kernels) on the CPU emulator (tests/unit/simt_emu.h), against the CPU's dropout and BLAS:
 // the down product with dropout inside, and without (p = 0), its first kernel (variant 1) bit for
 // bit; dA += du^T dropout(x) in row slices, with and without dropout; dinp += mask (du A); the
-// backward's products through B (du = s dout B, dB += s dout^T u); and the up product (lora_up).
+// backward's products through B (du = s dout B, dB += s dout^T u); the up product (lora_up); and
+// the 16-bit entries against their fp32 twins on the widened values, bit for bit.
 // Ranks 4, 16 and 32 (each template), widths 200 (16-byte paths) and 203 (element paths), 40
 // rows (tails of every row tiling, several slices). Tolerance 1e-5 of the largest value, as
 // op_parity's: only the order of fp32 sums differs from BLAS.
@@ -16,6 +17,7 @@
 #include "emu_check.h"
 
 extern "C" {
+#include "base/half.h"
 #include "model/ops.h"
 }
 
@@ -85,6 +87,50 @@ static void one_shape(int N, int C, int r) {
     }
 }
 
+// The 16-bit entries (x, dout in bf16 or fp16) give their fp32 twins' bits on the widened values.
+static void one_shape16(int N, int C, int r, int fmt, float p) {
+    const uint64_t seed = 0x5eedu;
+    const int64_t row0 = 37;
+    vet_err err;
+    const size_t nx = (size_t)N * C, na = (size_t)r * C, nu = (size_t)N * r;
+    std::vector<float> x = rnd(nx), A = rnd(na), du = rnd(nu), xw(nx);
+    std::vector<uint16_t> x16(nx);
+    for (size_t i = 0; i < nx; i++) {
+        x16[i] = fmt == VET_CUDA_F16 ? vet_f32_to_f16(x[i]) : vet_f32_to_bf16(x[i]);
+        xw[i] = fmt == VET_CUDA_F16 ? vet_f16_to_f32(x16[i]) : vet_bf16_to_f32(x16[i]);
+    }
+    std::vector<float> scratch(lora_grad_a_scratch_floats(N, C, r) + 1);
+    std::vector<float> want(na > nu ? na : nu, 0.0f), got(want.size(), 0.0f);
+    const size_t bu = nu * sizeof(float), ba = na * sizeof(float);
+    OK(lora_down_dropout_cuda(ctx, want.data(), xw.data(), A.data(), p, seed, row0, N, C, r, &err));
+    OK(lora_down_dropout16_cuda(ctx, got.data(), x16.data(), fmt, A.data(), p, seed, row0, N, C, r, &err));
+    CHECK(!memcmp(got.data(), want.data(), bu));
+    std::fill(want.begin(), want.end(), 0.0f), std::fill(got.begin(), got.end(), 0.0f);
+    OK(lora_grad_a_dropout_cuda(ctx, want.data(), du.data(), xw.data(), p, seed, row0, N, C, r, scratch.data(),
+                                scratch.size(), &err));
+    OK(lora_grad_a_dropout16_cuda(ctx, got.data(), du.data(), x16.data(), fmt, p, seed, row0, N, C, r,
+                                  scratch.data(), scratch.size(), &err));
+    CHECK(!memcmp(got.data(), want.data(), ba));
+    OK(lora_du_cuda(ctx, want.data(), xw.data(), A.data(), 2.0f, N, C, r, &err));
+    OK(lora_du16_cuda(ctx, got.data(), x16.data(), fmt, A.data(), 2.0f, N, C, r, &err));
+    CHECK(!memcmp(got.data(), want.data(), bu));
+    std::fill(want.begin(), want.end(), 0.0f), std::fill(got.begin(), got.end(), 0.0f);
+    OK(lora_grad_b_cuda(ctx, want.data(), xw.data(), du.data(), 2.0f, N, C, r, scratch.data(), scratch.size(), &err));
+    OK(lora_grad_b16_cuda(ctx, got.data(), x16.data(), fmt, du.data(), 2.0f, N, C, r, scratch.data(), scratch.size(),
+                          &err));
+    CHECK(!memcmp(got.data(), want.data(), ba));
+    CHECK(lora_du16_cuda(ctx, got.data(), x16.data(), 3, A.data(), 2.0f, N, C, r, &err) < 0);
+    CHECK(strstr(err.msg, "lora_du16: format 3 is neither bf16") != NULL);
+}
+
+static void test_16bit_inputs(void) {
+    for (int C : {200, 203})
+        for (int r : {4, 16, 32}) {
+            one_shape16(40, C, r, VET_CUDA_BF16, 0.1f);
+            one_shape16(40, C, r, VET_CUDA_F16, 0.0f);
+        }
+}
+
 static void test_ranks_and_widths(void) {
     for (int C : {200, 203})
         for (int r : {4, 16, 32}) one_shape(40, C, r);
@@ -115,6 +161,7 @@ static void test_refusals(void) {
 
 int main(void) {
     RUN(test_ranks_and_widths);
+    RUN(test_16bit_inputs);
     RUN(test_short_scratch);
     RUN(test_refusals);
     CHECK_EXIT();

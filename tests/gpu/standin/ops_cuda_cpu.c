@@ -575,6 +575,64 @@ int lora_grad_b_cuda(vet_cuda *ctx, float *dB, const float *dout, const float *u
     return vet_cuda_sgemm(ctx, 1, 0, out, r, N, s, dout, out, u, r, 1.0f, dB, r, err);
 }
 
+// The 16-bit entries: the fp32 ones on the widened copy (the kernels' contract, bit for bit).
+static float *widen_copy(const uint16_t *x, int fmt, size_t n, const char *what, vet_err *err) {
+    if (fmt != VET_CUDA_BF16 && fmt != VET_CUDA_F16) {
+        vet_errf(err, "%s:%d: %s: format %d is neither bf16 (%d) nor fp16 (%d)", __FILE__, __LINE__, what, fmt,
+                 VET_CUDA_BF16, VET_CUDA_F16);
+        return NULL;
+    }
+    float *w = malloc((n ? n : 1) * sizeof *w);
+    if (!w) {
+        vet_err_kindf(err, VET_E_NOMEM, "%s:%d: stand-in %s: out of memory", __FILE__, __LINE__, what);
+        return NULL;
+    }
+    for (size_t i = 0; i < n; i++) w[i] = fmt == VET_CUDA_F16 ? vet_f16_to_f32(x[i]) : vet_bf16_to_f32(x[i]);
+    return w;
+}
+static size_t rows_by_width(int N, int C) { return N > 0 && C > 0 ? (size_t)N * C : 0; }
+
+int lora_down_dropout16_cuda(vet_cuda *ctx, float *u, const uint16_t *x, int fmt, const float *A, float p,
+                             uint64_t seed, int64_t row0, int N, int C, int r, vet_err *err) {
+    CHECK_CTX(ctx, err);
+    float *w = widen_copy(x, fmt, rows_by_width(N, C), "lora_down_dropout16", err);
+    if (!w) return -1;
+    int rc = lora_down_dropout_cuda(ctx, u, w, A, p, seed, row0, N, C, r, err);
+    free(w);
+    return rc;
+}
+
+int lora_grad_a_dropout16_cuda(vet_cuda *ctx, float *dA, const float *du, const uint16_t *x, int fmt, float p,
+                               uint64_t seed, int64_t row0, int N, int C, int r, float *scratch,
+                               size_t scratch_floats, vet_err *err) {
+    CHECK_CTX(ctx, err);
+    float *w = widen_copy(x, fmt, rows_by_width(N, C), "lora_grad_a_dropout16", err);
+    if (!w) return -1;
+    int rc = lora_grad_a_dropout_cuda(ctx, dA, du, w, p, seed, row0, N, C, r, scratch, scratch_floats, err);
+    free(w);
+    return rc;
+}
+
+int lora_du16_cuda(vet_cuda *ctx, float *du, const uint16_t *dout, int fmt, const float *B, float s, int N, int out,
+                   int r, vet_err *err) {
+    CHECK_CTX(ctx, err);
+    float *w = widen_copy(dout, fmt, rows_by_width(N, out), "lora_du16", err);
+    if (!w) return -1;
+    int rc = lora_du_cuda(ctx, du, w, B, s, N, out, r, err);
+    free(w);
+    return rc;
+}
+
+int lora_grad_b16_cuda(vet_cuda *ctx, float *dB, const uint16_t *dout, int fmt, const float *u, float s, int N,
+                       int out, int r, float *scratch, size_t scratch_floats, vet_err *err) {
+    CHECK_CTX(ctx, err);
+    float *w = widen_copy(dout, fmt, rows_by_width(N, out), "lora_grad_b16", err);
+    if (!w) return -1;
+    int rc = lora_grad_b_cuda(ctx, dB, w, u, s, N, out, r, scratch, scratch_floats, err);
+    free(w);
+    return rc;
+}
+
 int lora_grad_input_dropout_cuda(vet_cuda *ctx, float *dinp, const float *du, const float *A, float p,
                                  uint64_t seed, int64_t row0, int N, int C, int r, vet_err *err) {
     CHECK_CTX(ctx, err);
