@@ -102,6 +102,17 @@ __global__ void swiglu_backward_kernel(float *dgate, float *dup, const float *do
     }
 }
 
+// The same gradients rounded to fmt and written in 16 bits (what f32_to_bf16 / f32_to_f16 of
+// swiglu_backward_kernel's outputs give): for douts that only 16-bit GEMMs read.
+__global__ void swiglu_backward_half_kernel(uint16_t *dgate, uint16_t *dup, int fmt, const float *dout,
+                                            const float *gate, const float *up, size_t n) {
+    GRID_STRIDE(i, n) {
+        float g = gate[i], s = 1.0f / (1.0f + expf(-g));
+        float du = dout[i] * (g * s), dg = dout[i] * up[i] * (s * (1.0f + g * (1.0f - s)));
+        dup[i] = round_to16(du, fmt), dgate[i] = round_to16(dg, fmt);
+    }
+}
+
 // silu(gate) * up into out (may be NULL) and out16 (may be NULL) in one pass.
 __global__ void swiglu_forward_half_kernel(float *out, uint16_t *out16, int fmt, const float *gate,
                                            const float *up, size_t n) {
@@ -127,6 +138,18 @@ extern "C" int swiglu_backward_set_cuda(vet_cuda *ctx, float *dgate, float *dup,
     if (n == 0) return 0;
     LAUNCH(swiglu_backward_kernel, blocks_for(n), THREADS, 0, ctx->stream, dgate, dup, dout, gate, up, n);
     LAUNCH_CHECK("swiglu_backward_set", err);
+    return 0;
+}
+
+extern "C" int swiglu_backward_half_cuda(vet_cuda *ctx, uint16_t *dgate, uint16_t *dup, int fmt, const float *dout,
+                                         const float *gate, const float *up, size_t n, vet_err *err) {
+    CHECK_CTX(ctx, err);
+    if (fmt != VET_CUDA_BF16 && fmt != VET_CUDA_F16)
+        return vet_errf(err, "%s:%d: swiglu_backward_half: format %d is neither bf16 (%d) nor fp16 (%d)", __FILE__,
+                        __LINE__, fmt, VET_CUDA_BF16, VET_CUDA_F16);
+    if (n == 0) return 0;
+    LAUNCH(swiglu_backward_half_kernel, blocks_for(n), THREADS, 0, ctx->stream, dgate, dup, fmt, dout, gate, up, n);
+    LAUNCH_CHECK("swiglu_backward_half", err);
     return 0;
 }
 

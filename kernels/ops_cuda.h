@@ -148,6 +148,10 @@ int rope_backward_cuda(vet_cuda *ctx, float *dx, const int32_t *pos, const float
 // attention, which reads them in bf16).
 int rope_forward_bf16_cuda(vet_cuda *ctx, uint16_t *out16, const float *x, const int32_t *pos,
                            const float *cos_t, const float *sin_t, int N, int nh, int hd, vet_err *err);
+// The backward's the same way: rope_backward_cuda then f32_to_bf16_cuda, dx unchanged (the
+// gradients of q and k in the bf16 mode, where only bf16 GEMMs read them).
+int rope_backward_bf16_cuda(vet_cuda *ctx, uint16_t *out16, const float *dx, const int32_t *pos,
+                            const float *cos_t, const float *sin_t, int N, int nh, int hd, vet_err *err);
 
 // --- causal attention over packed rows, GQA (flash-attention style) --------------------------
 // Shapes and mask as attention_forward: q (B,T,H,hd), k, v (B,T,KVH,hd), seg (B,T) with -1 =
@@ -204,6 +208,11 @@ enum { VET_CUDA_BF16 = 1, VET_CUDA_F16 = 2 };
 // swiglu_backward_set).
 int swiglu_backward_set_cuda(vet_cuda *ctx, float *dgate, float *dup, const float *dout,
                              const float *gate, const float *up, size_t n, vet_err *err);
+// swiglu_backward_set_cuda's dgate, dup rounded to fmt (VET_CUDA_BF16 / VET_CUDA_F16) and
+// written in 16 bits, the bits its outputs' conversion would give: for douts that only 16-bit
+// GEMMs read (no fp32 pass written and read back). Another fmt is an error.
+int swiglu_backward_half_cuda(vet_cuda *ctx, uint16_t *dgate, uint16_t *dup, int fmt, const float *dout,
+                              const float *gate, const float *up, size_t n, vet_err *err);
 // silu(gate) * up into out (fp32; NULL: not kept) and out16 (rounded to fmt; NULL: not made).
 int swiglu_forward_half_cuda(vet_cuda *ctx, float *out, uint16_t *out16, int fmt, const float *gate,
                              const float *up, size_t n, vet_err *err);

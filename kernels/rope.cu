@@ -8,8 +8,8 @@
 // One thread per pair (n, head, i < hd/2) of x (N,nh,hd).
 //   forward:  a' = a cos - b sin;  b' = b cos + a sin
 //   backward: the transpose, da = da' cos + db' sin;  db = db' cos - da' sin
-// out16 non-NULL (forward only): the result rounded to bf16 there, x left as it is; the same
-// fp32 arithmetic as in place, so the bits are those of rounding the in-place result.
+// out16 non-NULL: the result rounded to bf16 there, x left as it is; the same fp32 arithmetic
+// as in place, so the bits are those of rounding the in-place result.
 template <bool BACKWARD>
 __global__ void rope_kernel(float *x, __nv_bfloat16 *out16, const int32_t *pos, const float *cos_t,
                             const float *sin_t, int N, int nh, int hd) {
@@ -48,7 +48,8 @@ static int rope_launch(vet_cuda *ctx, bool backward, float *x, uint16_t *out16, 
     size_t b = (total + THREADS - 1) / THREADS;
     int blocks = (int)(b < 65536 ? b : 65536);
     if (backward)
-        LAUNCH((rope_kernel<true>), blocks, THREADS, 0, ctx->stream, x, nullptr, pos, cos_t, sin_t, N, nh, hd);
+        LAUNCH((rope_kernel<true>), blocks, THREADS, 0, ctx->stream, x, (__nv_bfloat16 *)out16, pos, cos_t, sin_t, N,
+               nh, hd);
     else
         LAUNCH((rope_kernel<false>), blocks, THREADS, 0, ctx->stream, x, (__nv_bfloat16 *)out16, pos, cos_t, sin_t, N,
                                                                   nh, hd);
@@ -64,6 +65,11 @@ extern "C" int rope_forward_cuda(vet_cuda *ctx, float *x, const int32_t *pos, co
 extern "C" int rope_forward_bf16_cuda(vet_cuda *ctx, uint16_t *out16, const float *x, const int32_t *pos,
                                       const float *cos_t, const float *sin_t, int N, int nh, int hd, vet_err *err) {
     return rope_launch(ctx, false, (float *)x, out16, pos, cos_t, sin_t, N, nh, hd, err);
+}
+
+extern "C" int rope_backward_bf16_cuda(vet_cuda *ctx, uint16_t *out16, const float *dx, const int32_t *pos,
+                                       const float *cos_t, const float *sin_t, int N, int nh, int hd, vet_err *err) {
+    return rope_launch(ctx, true, (float *)dx, out16, pos, cos_t, sin_t, N, nh, hd, err);
 }
 
 extern "C" int rope_backward_cuda(vet_cuda *ctx, float *dx, const int32_t *pos, const float *cos_t,

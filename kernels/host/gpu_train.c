@@ -11,7 +11,9 @@
 //     logits never exist;
 //   - in the 16-bit mode the adapters read the GEMMs' 16-bit copies of their input and of the
 //     gradient at their output (g->lora16), as PEFT's fp32 adapters in a 16-bit model do, and
-//     the fp32 copies are not made;
+//     the fp32 copies are not made; the gradients at gate's, up's, q's and k's outputs are
+//     rounded to 16 bits by the pass that makes them (SwiGLU's backward, RoPE's) where
+//     nothing reads them in fp32 (mlp_douts16, qk_douts16);
 //   - dropout masks are made on the device (dropout_forward_cuda: the counter-based generator
 //     of lib/base/philox.h, the CPU's too, so the masks are the CPU's bit for bit) from the
 //     CPU's seeds, regenerated in the recompute and the backward, never stored;
@@ -208,6 +210,20 @@ static int input_in_backward(const vet_gpu_model *g, unsigned mask, int full) {
     return full || (g->targets & mask);
 }
 
+// Whether gate's and up's output gradients go straight into 16 bits (swiglu_backward_half_cuda):
+// in the 16-bit mode when nothing reads them in fp32, that is no adapter on gate or up but on the
+// 16-bit copies (lora16), and no full training (which keeps fp32 weights anyway).
+static int mlp_douts16(const vet_gpu_model *g, int full) {
+    return g->bf16 && !full && (g->lora16 || !(g->targets & MLP_IN));
+}
+
+// Whether the gradients at q's and k's outputs go through RoPE's transpose straight into bf16
+// (rope_backward_bf16_cuda) as mlp_douts16 says for gate and up; the kernel writes bf16, so not
+// in fp16 storage.
+static int qk_douts16(const vet_gpu_model *g, int full) {
+    return g->bf16 && !g->fp16 && !full && (g->lora16 || !(g->targets & (VET_LORA_Q | VET_LORA_K)));
+}
+
 // dinp (N,in) += du·A, no dropout: a well-shaped GEMM (n = in), cuBLAS's on either path.
 static int lora_dinp_plain(vet_gpu_model *g, const proj *p, float *dinp, int N, vet_err *err) {
     PROF(g, VET_PROF_GEMM_LORA);
@@ -218,15 +234,16 @@ static int lora_dinp_plain(vet_gpu_model *g, const proj *p, float *dinp, int N, 
 // scale dout^T·u (cuBLAS tiles these skinny shapes onto few multiprocessors), dA (r,in) +=
 // du^T·dropout(inp) and dinp += the mask's share of du·A, the forward's mask regenerated inside
 // the products (xd is scratch for the row slices only).
-// With lora16 the 16-bit copies instead: dout16 (the base GEMM's, db16) and inp16.
-static int lora_backward_fused(vet_gpu_model *g, const proj *p, float *dinp, const float *dout, const float *inp,
-                               const uint16_t *inp16, int N, int drop, uint64_t seed, vet_err *err) {
+// With lora16 the 16-bit copies instead: dout16 (the base GEMM's) and inp16.
+static int lora_backward_fused(vet_gpu_model *g, const proj *p, float *dinp, const float *dout,
+                               const uint16_t *dout16, const float *inp, const uint16_t *inp16, int N, int drop,
+                               uint64_t seed, vet_err *err) {
     vet_cuda *ctx = g->ctx;
     const int r = g->r, fmt = half_fmt(g);
     const float pd = drop ? g->dropout : 0.0f;
     PROF(g, VET_PROF_LORA_FUSED);
-    if (g->lora16 ? lora_du16_cuda(ctx, g->du, g->db16, fmt, p->B, g->lora_scale, N, p->out, r, err) < 0 ||
-                        lora_grad_b16_cuda(ctx, p->dB, g->db16, fmt, p->u, g->lora_scale, N, p->out, r, g->xd,
+    if (g->lora16 ? lora_du16_cuda(ctx, g->du, dout16, fmt, p->B, g->lora_scale, N, p->out, r, err) < 0 ||
+                        lora_grad_b16_cuda(ctx, p->dB, dout16, fmt, p->u, g->lora_scale, N, p->out, r, g->xd,
                                            g->xd_floats, err) < 0 ||
                         lora_grad_a_dropout16_cuda(ctx, p->dA, g->du, inp16, fmt, pd, seed, g->row0, N, p->in, r,
                                                    g->xd, g->xd_floats, err) < 0
@@ -269,27 +286,29 @@ static int lora_backward_cublas(vet_gpu_model *g, const proj *p, float *dinp, co
 // dinp (N,in) +=, or = when `first` (the first projection to write it: the base GEMM writes with
 // beta 0 instead of a zeroing pass before; the quantized and full-training GEMMs, which add,
 // get the zeroing pass); full mode: dW, db +=; LoRA mode: dA, dB +=. As lora_proj_backward.
-// The adapter reads inp, or with lora16 inp16 (backward_input makes whichever it is).
-static int proj_backward(vet_gpu_model *g, int l, int t, float *dinp, const float *dout,
+// The adapter reads inp, or with lora16 inp16 (the backward makes whichever it is). dout16: in
+// the 16-bit mode, dout already rounded to 16 bits by the pass that made it (dout is then NULL:
+// no fp32 reader may want it, see mlp_douts16), or NULL: rounded here into db16.
+static int proj_backward(vet_gpu_model *g, int l, int t, float *dinp, const float *dout, const uint16_t *dout16,
                          const float *inp, const uint16_t *inp16, int N, int full, int first, vet_err *err) {
     vet_cuda *ctx = g->ctx;
     proj p = proj_of(g, l, t);
-    int rc;
+    int rc = 0;
     if (first && (g->quant || full)) {
         PROF(g, VET_PROF_MEMSET);
         if (vet_cuda_memset0(ctx, dinp, (size_t)N * p.in * sizeof(float), err) < 0) return -1;
     }
     const float beta = first && !g->quant && !full ? 0.0f : 1.0f;
+    // dout rounded to 16 bits, as a 16-bit autograd would: what the 16-bit GEMMs (and lora16) read
+    const uint16_t *d16 = g->bf16 ? (dout16 ? dout16 : g->db16) : NULL;
+    if (g->bf16 && !dout16) rc = to_half(g, g->db16, dout, (size_t)N * p.out, err);
+    if (rc < 0) return rc;
     if (g->quant) {  // dinp += dout·W, W dequantized again (the forward's copy is long gone)
-        rc = g->bf16 ? to_half(g, g->db16, dout, (size_t)N * p.out, err) : 0;
         PROF(g, VET_PROF_GEMM_BASE);
-        if (rc == 0)
-            rc = matmul_backward_q_cuda(ctx, dinp, dout, g->bf16 ? g->db16 : NULL, &p.qw, N, p.in, p.out, g->wdq,
-                                        err);
-    } else if (g->bf16) {  // dinp += dout·W with dout rounded to bf16, as a bf16 autograd would
-        rc = to_half(g, g->db16, dout, (size_t)N * p.out, err);
+        rc = matmul_backward_q_cuda(ctx, dinp, dout, d16, &p.qw, N, p.in, p.out, g->wdq, err);
+    } else if (g->bf16) {  // dinp += dout·W on the 16-bit dout
         PROF(g, VET_PROF_GEMM_BASE);
-        if (rc == 0) rc = half_dinp(g, dinp, g->db16, p.w16, N, p.in, p.out, beta, err);
+        rc = half_dinp(g, dinp, d16, p.w16, N, p.in, p.out, beta, err);
     } else if (!full) {  // dinp (+)= dout·W: matmul_backward_cuda's GEMM, with the choice of beta
         PROF(g, VET_PROF_GEMM_BASE);
         rc = vet_cuda_sgemm(ctx, 0, 0, N, p.in, p.out, 1.0f, dout, p.out, p.w, p.in, beta, dinp, p.in, err);
@@ -300,7 +319,7 @@ static int proj_backward(vet_gpu_model *g, int l, int t, float *dinp, const floa
     if (rc < 0 || !p.A || full) return rc;
     const int drop = g->training && g->dropout > 0.0f;
     const uint64_t seed = lora_seed(g->dropout_seed, l, t);
-    return g->lora_fused ? lora_backward_fused(g, &p, dinp, dout, inp, inp16, N, drop, seed, err)
+    return g->lora_fused ? lora_backward_fused(g, &p, dinp, dout, d16, inp, inp16, N, drop, seed, err)
                          : lora_backward_cublas(g, &p, dinp, dout, inp, N, drop, seed, err);
 }
 
@@ -537,9 +556,14 @@ int vet_gpu_backward(vet_gpu_model *g, float loss_scale, vet_train_mode mode, ve
         }
         const float *dbranch = resid_branch_grad(g, dx, l, 1, N, err);
         if (!dbranch) return -1;
-        TRY(proj_backward(g, l, 6, g->dact, dbranch, g->act, g->xb16, N, full, 1, err));
-        PROF(g, VET_PROF_SWIGLU);  // written, not added: no zeroing pass (the CPU's order)
-        TRY(swiglu_backward_set_cuda(ctx, g->dgate, g->dup, g->dact, gate, up, (size_t)N * F, err));
+        TRY(proj_backward(g, l, 6, g->dact, dbranch, NULL, g->act, g->xb16, N, full, 1, err));
+        // written, not added: no zeroing pass (the CPU's order); straight into 16 bits when only
+        // 16-bit readers want them, each in the first half of its fp32 buffer
+        const int d16 = mlp_douts16(g, full);
+        uint16_t *dgate16 = d16 ? (uint16_t *)g->dgate : NULL, *dup16 = d16 ? (uint16_t *)g->dup : NULL;
+        PROF(g, VET_PROF_SWIGLU);
+        if (d16) TRY(swiglu_backward_half_cuda(ctx, dgate16, dup16, fmt, g->dact, gate, up, (size_t)N * F, err));
+        else TRY(swiglu_backward_set_cuda(ctx, g->dgate, g->dup, g->dact, gate, up, (size_t)N * F, err));
         if (input_in_backward(g, MLP_IN, full)) {  // rstd2 is kept
             PROF(g, VET_PROF_NORM);
             if (g->lora16)
@@ -547,14 +571,14 @@ int vet_gpu_backward(vet_gpu_model *g, float loss_scale, vet_train_mode mode, ve
                                                err));
             else TRY(rmsnorm_forward_cuda(ctx, g->h, a.rstd2, xmid, mnorm, N, C, c->rms_eps, err));
         }
-        TRY(proj_backward(g, l, 4, g->dh, g->dgate, g->h, g->xb16, N, full, 1, err));
-        TRY(proj_backward(g, l, 5, g->dh, g->dup, g->h, g->xb16, N, full, 0, err));
+        TRY(proj_backward(g, l, 4, g->dh, d16 ? NULL : g->dgate, dgate16, g->h, g->xb16, N, full, 1, err));
+        TRY(proj_backward(g, l, 5, g->dh, d16 ? NULL : g->dup, dup16, g->h, g->xb16, N, full, 0, err));
         PROF(g, VET_PROF_NORM);
         TRY(rmsnorm_backward_cuda(ctx, dx, GW(o_mnorm), g->dh, xmid, mnorm, a.rstd2, N, C, err));
         // attention: x' = x + o(attn(rope(q), rope(k), v)), q,k,v from h = norm(x)
         if (!(dbranch = resid_branch_grad(g, dx, l, 0, N, err))) return -1;
         if (g->lora16 && (g->targets & VET_LORA_O)) TRY(to_half(g, g->xb16, att, (size_t)N * g->Q, err));
-        TRY(proj_backward(g, l, 3, g->datt, dbranch, att, g->xb16, N, full, 1, err));
+        TRY(proj_backward(g, l, 3, g->datt, dbranch, NULL, att, g->xb16, N, full, 1, err));
         PROF(g, VET_PROF_ATTENTION);  // dq, dk, dv written (not added): no zeroing pass
         if (g->attn_tc) {  // datt rounded into db16, free between the projections' backward passes
             TRY(to_half(g, g->db16, g->datt, (size_t)N * g->Q, err));
@@ -566,9 +590,14 @@ int vet_gpu_backward(vet_gpu_model *g, float loss_scale, vet_train_mode mode, ve
             TRY(attention_backward_cuda(ctx, g->dq, g->dk, g->dv, g->datt, q, k, v, att, a.lse, g->seg, g->bB,
                                         g->bT, g->H, g->KVH, g->hd, 0, g->attn_scratch, err));
         }
-        PROF(g, VET_PROF_ROPE);
-        TRY(rope_backward_cuda(ctx, g->dq, g->pos, g->cos_t, g->sin_t, N, g->H, g->hd, err));
-        TRY(rope_backward_cuda(ctx, g->dk, g->pos, g->cos_t, g->sin_t, N, g->KVH, g->hd, err));
+        // dq, dk through RoPE's transpose: in place, or where only bf16 readers want them
+        // (qk_douts16) rounded into db16 right before each projection's backward
+        const int qk16 = qk_douts16(g, full);
+        if (!qk16) {
+            PROF(g, VET_PROF_ROPE);
+            TRY(rope_backward_cuda(ctx, g->dq, g->pos, g->cos_t, g->sin_t, N, g->H, g->hd, err));
+            TRY(rope_backward_cuda(ctx, g->dk, g->pos, g->cos_t, g->sin_t, N, g->KVH, g->hd, err));
+        }
         if (input_in_backward(g, QKV_IN, full)) {
             PROF(g, VET_PROF_NORM);
             if (g->lora16)
@@ -576,9 +605,17 @@ int vet_gpu_backward(vet_gpu_model *g, float loss_scale, vet_train_mode mode, ve
                                                err));
             else TRY(rmsnorm_forward_cuda(ctx, g->h, a.rstd1, x, anorm, N, C, c->rms_eps, err));
         }
-        TRY(proj_backward(g, l, 0, g->dh, g->dq, g->h, g->xb16, N, full, 1, err));
-        TRY(proj_backward(g, l, 1, g->dh, g->dk, g->h, g->xb16, N, full, 0, err));
-        TRY(proj_backward(g, l, 2, g->dh, g->dv, g->h, g->xb16, N, full, 0, err));
+        if (qk16) {
+            PROF(g, VET_PROF_ROPE);
+            TRY(rope_backward_bf16_cuda(ctx, g->db16, g->dq, g->pos, g->cos_t, g->sin_t, N, g->H, g->hd, err));
+        }
+        TRY(proj_backward(g, l, 0, g->dh, qk16 ? NULL : g->dq, qk16 ? g->db16 : NULL, g->h, g->xb16, N, full, 1, err));
+        if (qk16) {
+            PROF(g, VET_PROF_ROPE);
+            TRY(rope_backward_bf16_cuda(ctx, g->db16, g->dk, g->pos, g->cos_t, g->sin_t, N, g->KVH, g->hd, err));
+        }
+        TRY(proj_backward(g, l, 1, g->dh, qk16 ? NULL : g->dk, qk16 ? g->db16 : NULL, g->h, g->xb16, N, full, 0, err));
+        TRY(proj_backward(g, l, 2, g->dh, g->dv, NULL, g->h, g->xb16, N, full, 0, err));
         PROF(g, VET_PROF_NORM);
         TRY(rmsnorm_backward_cuda(ctx, dx, GW(o_anorm), g->dh, x, anorm, a.rstd1, N, C, err));
     }

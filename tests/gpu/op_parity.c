@@ -431,7 +431,7 @@ static void run_config(const config *c) {
         float *x = rnd(n, 1), *res = rnd(n, 1), *w = rnd(C, 1), *gt = rnd(nf, 2), *up = rnd(nf, 1);
         float *d_x1 = devf(x, n), *d_x2 = devf(x, n), *d_res = devf(res, n), *d_w = devf(w, C);
         float *d_o1 = devf(NULL, n), *d_o2 = devf(NULL, n), *d_r1 = devf(NULL, N), *d_r2 = devf(NULL, N);
-        uint16_t *d_h1 = dev(NULL, nf * 2), *d_h2 = dev(NULL, nf * 2);
+        uint16_t *d_h1 = dev(NULL, nf * 2), *d_h2 = dev(NULL, nf * 2), *d_g1 = dev(NULL, nf * 2), *d_g2 = dev(NULL, nf * 2);
         float *d_gt = devf(gt, nf), *d_up = devf(up, nf), *d_a1 = devf(NULL, nf), *d_a2 = devf(NULL, nf);
         snprintf(sh, sizeof sh, "N=%d C=%d F=%d", N, C, F);
         const char *fmt_name[3] = {"", "bf16", "f16"};
@@ -459,9 +459,17 @@ static void run_config(const config *c) {
             snprintf(nm, sizeof nm, "swiglu_forward_half %s", fmt_name[fmt]);
             bits_row(nm, sh, same_bits_dev(d_a1, d_a2, nf * 4) && same_bits_dev(d_h1, d_h2, nf * 2));
             TIME(swiglu_forward_half_cuda(ctx, NULL, d_h2, fmt, d_gt, d_up, nf, &err), table[n_rows - 1].ms);
+            // swiglu's backward; round both  ==  the 16-bit pass (up serves as dout too)
+            TRY(swiglu_backward_set_cuda(ctx, d_a1, d_a2, d_up, d_gt, d_up, nf, &err));
+            TRY(conv(ctx, d_h1, d_a1, nf, &err));
+            TRY(conv(ctx, d_g1, d_a2, nf, &err));
+            TRY(swiglu_backward_half_cuda(ctx, d_h2, d_g2, fmt, d_up, d_gt, d_up, nf, &err));
+            snprintf(nm, sizeof nm, "swiglu_backward_half %s", fmt_name[fmt]);
+            bits_row(nm, sh, same_bits_dev(d_h1, d_h2, nf * 2) && same_bits_dev(d_g1, d_g2, nf * 2));
+            TIME(swiglu_backward_half_cuda(ctx, d_h2, d_g2, fmt, d_up, d_gt, d_up, nf, &err), table[n_rows - 1].ms);
         }
         free(x), free(res), free(w), free(gt), free(up);
-        void *bufs[] = {d_x1, d_x2, d_res, d_w, d_o1, d_o2, d_r1, d_r2, d_h1, d_h2, d_gt, d_up, d_a1, d_a2};
+        void *bufs[] = {d_x1, d_x2, d_res, d_w, d_o1, d_o2, d_r1, d_r2, d_h1, d_h2, d_gt, d_up, d_a1, d_a2, d_g1, d_g2};
         for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) vet_cuda_mem_free(bufs[i]);
     }
 
@@ -728,6 +736,16 @@ static void run_config(const config *c) {
         r = compare("rope_forward", sh, d_x, x, n, F32);
         TIME(rope_forward_cuda(ctx, d_x, d_pos, d_cs, d_sn, N, H, hd, &err), r->ms);
         float *g = rnd(n, 1), *d_g = devf(g, n);
+        {  // the bf16 form, as the forward's
+            uint16_t *d_b16 = dev(NULL, n * 2), *d_bref16 = dev(NULL, n * 2);
+            float *d_g2 = devf(g, n);
+            TRY(rope_backward_bf16_cuda(ctx, d_b16, d_g, d_pos, d_cs, d_sn, N, H, hd, &err));
+            TRY(rope_backward_cuda(ctx, d_g2, d_pos, d_cs, d_sn, N, H, hd, &err));
+            TRY(f32_to_bf16_cuda(ctx, d_bref16, d_g2, n, &err));
+            r = bits_row("rope_backward_bf16", sh, same_bits_dev(d_b16, d_bref16, n * 2));
+            TIME(rope_backward_bf16_cuda(ctx, d_b16, d_g, d_pos, d_cs, d_sn, N, H, hd, &err), r->ms);
+            vet_cuda_mem_free(d_b16), vet_cuda_mem_free(d_bref16), vet_cuda_mem_free(d_g2);
+        }
         rope_backward(g, pos, cs, sn, N, H, hd);
         TRY(rope_backward_cuda(ctx, d_g, d_pos, d_cs, d_sn, N, H, hd, &err));
         r = compare("rope_backward", sh, d_g, g, n, F32);

@@ -78,6 +78,20 @@ static void test_swiglu_add_scale_adamw(void) {
     swiglu_backward_set(dg.data(), du.data(), dout.data(), g.data(), u.data(), n);
     CHECK(swiglu_backward_set_cuda(ctx, dg_got.data(), du_got.data(), dout.data(), g.data(), u.data(), n, &err) == 0);
     CHECK(max_rel(dg_got, dg) <= F32 && max_rel(du_got, du) <= F32);
+    for (int fmt : {VET_CUDA_BF16, VET_CUDA_F16}) {  // straight into 16 bits: the rounded op's bits
+        std::vector<uint16_t> dg16(n, 0), du16(n, 0);
+        CHECK(swiglu_backward_half_cuda(ctx, dg16.data(), du16.data(), fmt, dout.data(), g.data(), u.data(), n,
+                                        &err) == 0);
+        int wrong = 0;
+        for (size_t i = 0; i < n; i++) {
+            const uint16_t wg = fmt == VET_CUDA_F16 ? vet_f32_to_f16(dg_got[i]) : vet_f32_to_bf16(dg_got[i]);
+            const uint16_t wu = fmt == VET_CUDA_F16 ? vet_f32_to_f16(du_got[i]) : vet_f32_to_bf16(du_got[i]);
+            wrong += dg16[i] != wg || du16[i] != wu;
+        }
+        CHECK(wrong == 0);
+    }
+    CHECK(swiglu_backward_half_cuda(ctx, NULL, NULL, 0, dout.data(), g.data(), u.data(), n, &err) < 0);
+    CHECK(strstr(err.msg, "swiglu_backward_half: format 0 is neither bf16") != NULL);
 
     std::vector<float> a = rnd(n), b = rnd(n), aw = a;
     add_inplace(aw.data(), b.data(), n);

@@ -112,6 +112,12 @@ static void test_rope(void) {
     CHECK(bad == 0);
     want = x, got = x;
     rope_backward(want.data(), pos.data(), cos_t.data(), sin_t.data(), N, nh, hd);
+    std::fill(got16.begin(), got16.end(), 0xffff);
+    CHECK(rope_backward_bf16_cuda(ctx, got16.data(), x.data(), pos.data(), cos_t.data(), sin_t.data(), N, nh, hd,
+                                  &err) == 0);
+    bad = 0;
+    for (size_t i = 0; i < x.size(); i++) bad += got16[i] != vet_f32_to_bf16(want[i]);
+    CHECK(bad == 0);
     CHECK(rope_backward_cuda(ctx, got.data(), pos.data(), cos_t.data(), sin_t.data(), N, nh, hd, &err) == 0);
     CHECK(same_bits(got, want));
 }

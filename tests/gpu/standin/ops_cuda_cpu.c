@@ -320,6 +320,19 @@ int rope_forward_bf16_cuda(vet_cuda *ctx, uint16_t *out16, const float *x, const
     return 0;
 }
 
+int rope_backward_bf16_cuda(vet_cuda *ctx, uint16_t *out16, const float *dx, const int32_t *pos,
+                            const float *cos_t, const float *sin_t, int N, int nh, int hd, vet_err *err) {
+    CHECK_CTX(ctx, err);
+    size_t n = (size_t)N * nh * hd;
+    float *t = malloc(n * sizeof *t);
+    if (!t) return vet_err_nomem(err, "out of memory");
+    memcpy(t, dx, n * sizeof *t);
+    rope_backward(t, pos, cos_t, sin_t, N, nh, hd);
+    for (size_t i = 0; i < n; i++) out16[i] = vet_f32_to_bf16(t[i]);
+    free(t);
+    return 0;
+}
+
 int rope_backward_cuda(vet_cuda *ctx, float *dx, const int32_t *pos, const float *cos_t,
                        const float *sin_t, int N, int nh, int hd, vet_err *err) {
     CHECK_CTX(ctx, err);
@@ -457,6 +470,22 @@ int swiglu_backward_set_cuda(vet_cuda *ctx, float *dgate, float *dup, const floa
                              const float *gate, const float *up, size_t n, vet_err *err) {
     CHECK_CTX(ctx, err);
     swiglu_backward_set(dgate, dup, dout, gate, up, n);
+    return 0;
+}
+
+int swiglu_backward_half_cuda(vet_cuda *ctx, uint16_t *dgate, uint16_t *dup, int fmt, const float *dout,
+                              const float *gate, const float *up, size_t n, vet_err *err) {
+    CHECK_CTX(ctx, err);
+    if (fmt != VET_CUDA_BF16 && fmt != VET_CUDA_F16)
+        return vet_errf(err, "%s:%d: swiglu_backward_half: format %d is neither bf16 (%d) nor fp16 (%d)", __FILE__,
+                        __LINE__, fmt, VET_CUDA_BF16, VET_CUDA_F16);
+    if (n == 0) return 0;
+    float *t = malloc(2 * n * sizeof *t);
+    if (!t) return vet_err_kindf(err, VET_E_NOMEM, "%s:%d: stand-in swiglu: out of memory", __FILE__, __LINE__);
+    swiglu_backward_set(t, t + n, dout, gate, up, n);
+    round16_rows(dgate, t, n, fmt);
+    round16_rows(dup, t + n, n, fmt);
+    free(t);
     return 0;
 }
 
