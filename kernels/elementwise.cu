@@ -144,9 +144,7 @@ extern "C" int swiglu_backward_set_cuda(vet_cuda *ctx, float *dgate, float *dup,
 extern "C" int swiglu_backward_half_cuda(vet_cuda *ctx, uint16_t *dgate, uint16_t *dup, int fmt, const float *dout,
                                          const float *gate, const float *up, size_t n, vet_err *err) {
     CHECK_CTX(ctx, err);
-    if (fmt != VET_CUDA_BF16 && fmt != VET_CUDA_F16)
-        return vet_errf(err, "%s:%d: swiglu_backward_half: format %d is neither bf16 (%d) nor fp16 (%d)", __FILE__,
-                        __LINE__, fmt, VET_CUDA_BF16, VET_CUDA_F16);
+    if (vet_cuda_check_fmt16(fmt, "swiglu_backward_half", err) < 0) return -1;
     if (n == 0) return 0;
     LAUNCH(swiglu_backward_half_kernel, blocks_for(n), THREADS, 0, ctx->stream, dgate, dup, fmt, dout, gate, up, n);
     LAUNCH_CHECK("swiglu_backward_half", err);

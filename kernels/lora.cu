@@ -394,10 +394,8 @@ template <typename T> static bool group_aligned(const T *x, int C) {
 // f((T *)x) with T the 16-bit type fmt names (VET_CUDA_BF16, VET_CUDA_F16); -1 with err set for
 // another fmt.
 template <typename F> static int with_format16(int fmt, const uint16_t *x, const char *what, vet_err *err, F f) {
-    if (fmt == VET_CUDA_BF16) return f((const __nv_bfloat16 *)x);
-    if (fmt == VET_CUDA_F16) return f((const __half *)x);
-    return vet_errf(err, "%s:%d: %s: format %d is neither bf16 (%d) nor fp16 (%d)", __FILE__, __LINE__, what, fmt,
-                    VET_CUDA_BF16, VET_CUDA_F16);
+    if (vet_cuda_check_fmt16(fmt, what, err) < 0) return -1;
+    return fmt == VET_CUDA_BF16 ? f((const __nv_bfloat16 *)x) : f((const __half *)x);
 }
 
 template <typename T>

@@ -204,6 +204,11 @@ int scale_inplace_cuda(vet_cuda *ctx, float *x, float s, size_t n, vet_err *err)
 // The 16-bit format of a second output: rounded to nearest even as f32_to_bf16_cuda /
 // f32_to_f16_cuda round.
 enum { VET_CUDA_BF16 = 1, VET_CUDA_F16 = 2 };
+// 0 when fmt is one of them, else -1 with err naming the op (what) and the value.
+static inline int vet_cuda_check_fmt16(int fmt, const char *what, vet_err *err) {
+    if (fmt == VET_CUDA_BF16 || fmt == VET_CUDA_F16) return 0;
+    return vet_errf(err, "%s: format %d is neither bf16 (%d) nor fp16 (%d)", what, fmt, VET_CUDA_BF16, VET_CUDA_F16);
+}
 // dgate, dup (N,F) = (not +=) swiglu_backward's gradients: no zeroing pass before (the CPU's
 // swiglu_backward_set).
 int swiglu_backward_set_cuda(vet_cuda *ctx, float *dgate, float *dup, const float *dout,

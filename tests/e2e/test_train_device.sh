@@ -138,6 +138,18 @@ PY
 }
 check train_device_bf16_close_to_cpu bf16_ok
 
+# final_losses_close DIR_A DIR_B LABEL_A LABEL_B: two runs logged as many steps and their final
+# losses within 1% of B's (printed with the labels).
+final_losses_close() {
+    /usr/bin/python3 - "$1/train.log.jsonl" "$2/train.log.jsonl" "$3" "$4" <<'PY'
+import json, sys
+a = [json.loads(l) for l in open(sys.argv[1])]
+b = [json.loads(l) for l in open(sys.argv[2])]
+print(f"final loss {sys.argv[3]} {a[-1]['loss']:.6f}, {sys.argv[4]} {b[-1]['loss']:.6f}", file=sys.stderr)
+sys.exit(0 if len(a) == len(b) and abs(a[-1]["loss"] - b[-1]["loss"]) <= 0.01 * b[-1]["loss"] else 1)
+PY
+}
+
 # 7b. VET_GPU_ATTENTION: bf16 runs attention on tensor cores (the stand-in replays their
 #     arithmetic); =tc says so (the same bytes), =tc-sync and =tc-transposed take other
 #     tensor-core kernels (the same numbers: the same bytes here), =fp32 keeps the fp32 kernels (another adapter,
@@ -152,13 +164,7 @@ attention_env_ok() {
     cmp "$tmp/bf16/adapter_model.safetensors" "$tmp/attn-sync/adapter_model.safetensors" >&2 || return 1
     VET_GPU_ATTENTION=fp32 run "$sbin" "$tmp/attn-32" --device cuda || { cat "$tmp/attn-32.err" >&2; return 1; }
     ! cmp -s "$tmp/bf16/adapter_model.safetensors" "$tmp/attn-32/adapter_model.safetensors" || return 1
-    /usr/bin/python3 - "$tmp/bf16/train.log.jsonl" "$tmp/attn-32/train.log.jsonl" <<'PY' || return 1
-import json, sys
-a = [json.loads(l) for l in open(sys.argv[1])]
-b = [json.loads(l) for l in open(sys.argv[2])]
-print(f"final loss bf16: tensor-core attention {a[-1]['loss']:.6f}, fp32 attention {b[-1]['loss']:.6f}", file=sys.stderr)
-sys.exit(0 if len(a) == len(b) and abs(a[-1]["loss"] - b[-1]["loss"]) <= 0.01 * b[-1]["loss"] else 1)
-PY
+    final_losses_close "$tmp/bf16" "$tmp/attn-32" "bf16: tensor-core attention" "fp32 attention" || return 1
     local msg status
     msg=$(VET_GPU_ATTENTION=flash "$sbin" "${common[@]}" --out "$tmp/attn-bad" --device cuda 2>&1)
     status=$?
@@ -178,13 +184,7 @@ lora_fused_env_ok() {
     cmp "$tmp/cuda/adapter_model.safetensors" "$tmp/unfused32/adapter_model.safetensors" >&2 || return 1
     VET_GPU_LORA_FUSED=0 run "$sbin" "$tmp/unfused" --device cuda || { cat "$tmp/unfused.err" >&2; return 1; }
     ! cmp -s "$tmp/bf16/adapter_model.safetensors" "$tmp/unfused/adapter_model.safetensors" || return 1
-    /usr/bin/python3 - "$tmp/bf16/train.log.jsonl" "$tmp/unfused/train.log.jsonl" <<'PY' || return 1
-import json, sys
-a = [json.loads(l) for l in open(sys.argv[1])]
-b = [json.loads(l) for l in open(sys.argv[2])]
-print(f"final loss bf16: adapters on the 16-bit copies {a[-1]['loss']:.6f}, on fp32 {b[-1]['loss']:.6f}", file=sys.stderr)
-sys.exit(0 if len(a) == len(b) and abs(a[-1]["loss"] - b[-1]["loss"]) <= 0.01 * b[-1]["loss"] else 1)
-PY
+    final_losses_close "$tmp/bf16" "$tmp/unfused" "bf16: adapters on the 16-bit copies" "on fp32" || return 1
     local msg status
     msg=$(VET_GPU_LORA_FUSED=yes "$sbin" "${common[@]}" --out "$tmp/unfused-bad" --device cuda 2>&1)
     status=$?

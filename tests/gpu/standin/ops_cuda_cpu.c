@@ -476,9 +476,7 @@ int swiglu_backward_set_cuda(vet_cuda *ctx, float *dgate, float *dup, const floa
 int swiglu_backward_half_cuda(vet_cuda *ctx, uint16_t *dgate, uint16_t *dup, int fmt, const float *dout,
                               const float *gate, const float *up, size_t n, vet_err *err) {
     CHECK_CTX(ctx, err);
-    if (fmt != VET_CUDA_BF16 && fmt != VET_CUDA_F16)
-        return vet_errf(err, "%s:%d: swiglu_backward_half: format %d is neither bf16 (%d) nor fp16 (%d)", __FILE__,
-                        __LINE__, fmt, VET_CUDA_BF16, VET_CUDA_F16);
+    if (vet_cuda_check_fmt16(fmt, "swiglu_backward_half", err) < 0) return -1;
     if (n == 0) return 0;
     float *t = malloc(2 * n * sizeof *t);
     if (!t) return vet_err_kindf(err, VET_E_NOMEM, "%s:%d: stand-in swiglu: out of memory", __FILE__, __LINE__);
@@ -606,11 +604,7 @@ int lora_grad_b_cuda(vet_cuda *ctx, float *dB, const float *dout, const float *u
 
 // The 16-bit entries: the fp32 ones on the widened copy (the kernels' contract, bit for bit).
 static float *widen_copy(const uint16_t *x, int fmt, size_t n, const char *what, vet_err *err) {
-    if (fmt != VET_CUDA_BF16 && fmt != VET_CUDA_F16) {
-        vet_errf(err, "%s:%d: %s: format %d is neither bf16 (%d) nor fp16 (%d)", __FILE__, __LINE__, what, fmt,
-                 VET_CUDA_BF16, VET_CUDA_F16);
-        return NULL;
-    }
+    if (vet_cuda_check_fmt16(fmt, what, err) < 0) return NULL;
     float *w = malloc((n ? n : 1) * sizeof *w);
     if (!w) {
         vet_err_kindf(err, VET_E_NOMEM, "%s:%d: stand-in %s: out of memory", __FILE__, __LINE__, what);
