@@ -102,22 +102,29 @@ __global__ void swiglu_backward_kernel(float *dgate, float *dup, const float *do
     }
 }
 
+// gate and up as fp32, or stored in 16 bits (T = __nv_bfloat16, __half) and widened exactly.
+__device__ __forceinline__ float as_f32(float v) { return v; }
+__device__ __forceinline__ float as_f32(__nv_bfloat16 v) { return __bfloat162float(v); }
+__device__ __forceinline__ float as_f32(__half v) { return __half2float(v); }
+
 // The same gradients rounded to fmt and written in 16 bits (what f32_to_bf16 / f32_to_f16 of
 // swiglu_backward_kernel's outputs give): for douts that only 16-bit GEMMs read.
+template <typename T>
 __global__ void swiglu_backward_half_kernel(uint16_t *dgate, uint16_t *dup, int fmt, const float *dout,
-                                            const float *gate, const float *up, size_t n) {
+                                            const T *gate, const T *up, size_t n) {
     GRID_STRIDE(i, n) {
-        float g = gate[i], s = 1.0f / (1.0f + expf(-g));
-        float du = dout[i] * (g * s), dg = dout[i] * up[i] * (s * (1.0f + g * (1.0f - s)));
+        float g = as_f32(gate[i]), s = 1.0f / (1.0f + expf(-g));
+        float du = dout[i] * (g * s), dg = dout[i] * as_f32(up[i]) * (s * (1.0f + g * (1.0f - s)));
         dup[i] = round_to16(du, fmt), dgate[i] = round_to16(dg, fmt);
     }
 }
 
 // silu(gate) * up into out (may be NULL) and out16 (may be NULL) in one pass.
-__global__ void swiglu_forward_half_kernel(float *out, uint16_t *out16, int fmt, const float *gate,
-                                           const float *up, size_t n) {
+template <typename T>
+__global__ void swiglu_forward_half_kernel(float *out, uint16_t *out16, int fmt, const T *gate, const T *up,
+                                           size_t n) {
     GRID_STRIDE(i, n) {
-        float g = gate[i], y = g / (1.0f + expf(-g)) * up[i];
+        float g = as_f32(gate[i]), y = g / (1.0f + expf(-g)) * as_f32(up[i]);
         if (out) out[i] = y;
         if (out16) out16[i] = round_to16(y, fmt);
     }
@@ -146,8 +153,39 @@ extern "C" int swiglu_backward_half_cuda(vet_cuda *ctx, uint16_t *dgate, uint16_
     CHECK_CTX(ctx, err);
     if (vet_cuda_check_fmt16(fmt, "swiglu_backward_half", err) < 0) return -1;
     if (n == 0) return 0;
-    LAUNCH(swiglu_backward_half_kernel, blocks_for(n), THREADS, 0, ctx->stream, dgate, dup, fmt, dout, gate, up, n);
+    LAUNCH(swiglu_backward_half_kernel<float>, blocks_for(n), THREADS, 0, ctx->stream, dgate, dup, fmt, dout, gate,
+           up, n);
     LAUNCH_CHECK("swiglu_backward_half", err);
+    return 0;
+}
+
+extern "C" int swiglu_backward_in16_cuda(vet_cuda *ctx, uint16_t *dgate, uint16_t *dup, int fmt, const float *dout,
+                                         const uint16_t *gate, const uint16_t *up, size_t n, vet_err *err) {
+    CHECK_CTX(ctx, err);
+    if (vet_cuda_check_fmt16(fmt, "swiglu_backward_in16", err) < 0) return -1;
+    if (n == 0) return 0;
+    if (fmt == VET_CUDA_F16)
+        LAUNCH(swiglu_backward_half_kernel<__half>, blocks_for(n), THREADS, 0, ctx->stream, dgate, dup, fmt, dout,
+               (const __half *)gate, (const __half *)up, n);
+    else
+        LAUNCH(swiglu_backward_half_kernel<__nv_bfloat16>, blocks_for(n), THREADS, 0, ctx->stream, dgate, dup, fmt,
+               dout, (const __nv_bfloat16 *)gate, (const __nv_bfloat16 *)up, n);
+    LAUNCH_CHECK("swiglu_backward_in16", err);
+    return 0;
+}
+
+extern "C" int swiglu_forward_in16_cuda(vet_cuda *ctx, float *out, uint16_t *out16, int fmt, const uint16_t *gate,
+                                        const uint16_t *up, size_t n, vet_err *err) {
+    CHECK_CTX(ctx, err);
+    if (vet_cuda_check_fmt16(fmt, "swiglu_forward_in16", err) < 0) return -1;
+    if (n == 0) return 0;
+    if (fmt == VET_CUDA_F16)
+        LAUNCH(swiglu_forward_half_kernel<__half>, blocks_for(n), THREADS, 0, ctx->stream, out, out16, fmt,
+               (const __half *)gate, (const __half *)up, n);
+    else
+        LAUNCH(swiglu_forward_half_kernel<__nv_bfloat16>, blocks_for(n), THREADS, 0, ctx->stream, out, out16, fmt,
+               (const __nv_bfloat16 *)gate, (const __nv_bfloat16 *)up, n);
+    LAUNCH_CHECK("swiglu_forward_in16", err);
     return 0;
 }
 
@@ -155,7 +193,7 @@ extern "C" int swiglu_forward_half_cuda(vet_cuda *ctx, float *out, uint16_t *out
                                         const float *up, size_t n, vet_err *err) {
     CHECK_CTX(ctx, err);
     if (n == 0) return 0;
-    LAUNCH(swiglu_forward_half_kernel, blocks_for(n), THREADS, 0, ctx->stream, out, out16, fmt, gate, up, n);
+    LAUNCH(swiglu_forward_half_kernel<float>, blocks_for(n), THREADS, 0, ctx->stream, out, out16, fmt, gate, up, n);
     LAUNCH_CHECK("swiglu_forward_half", err);
     return 0;
 }

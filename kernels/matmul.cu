@@ -8,10 +8,10 @@
 
 #define THREADS 256
 
-// C (M,N) = alpha op(A)(M,K) · op(B)(K,N) + beta C, row-major; A, B of type ab_type.
+// C (M,N) = alpha op(A)(M,K) · op(B)(K,N) + beta C, row-major; A, B of type ab_type, C of c_type.
 static int gemm_ex(vet_cuda *ctx, int transA, int transB, int M, int N, int K, float alpha,
-                   const void *A, int lda, const void *B, int ldb, float beta, float *C, int ldc,
-                   cudaDataType_t ab_type, vet_err *err) {
+                   const void *A, int lda, const void *B, int ldb, float beta, void *C, int ldc,
+                   cudaDataType_t ab_type, vet_err *err, cudaDataType_t c_type = CUDA_R_32F) {
     CHECK_CTX(ctx, err);
     if (M <= 0 || N <= 0) return 0;
     if (K <= 0)  // leading dimensions would be 0, which cuBLAS rejects; vet never asks for it
@@ -20,7 +20,7 @@ static int gemm_ex(vet_cuda *ctx, int transA, int transB, int M, int N, int K, f
     cublasOperation_t opB = transB ? CUBLAS_OP_T : CUBLAS_OP_N;
     // CUBLAS_COMPUTE_32F: fp32 accumulation and no TF32 shortcut, for bf16 inputs too.
     CUBLAS_TRY(vet_cublas.gemm_ex(ctx->blas, opB, opA, N, M, K, &alpha, B, ab_type, ldb, A, ab_type, lda,
-                                  &beta, C, CUDA_R_32F, ldc, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+                                  &beta, C, c_type, ldc, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
                err);
     return 0;
 }
@@ -35,6 +35,14 @@ extern "C" int vet_cuda_gemm_bf16(vet_cuda *ctx, int transA, int transB, int M, 
                                   float alpha, const uint16_t *A, int lda, const uint16_t *B,
                                   int ldb, float beta, float *C, int ldc, vet_err *err) {
     return gemm_ex(ctx, transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, CUDA_R_16BF, err);
+}
+
+extern "C" int vet_cuda_gemm_half_out(vet_cuda *ctx, int fmt, int transA, int transB, int M, int N, int K,
+                                      float alpha, const uint16_t *A, int lda, const uint16_t *B, int ldb,
+                                      uint16_t *C, int ldc, vet_err *err) {
+    if (vet_cuda_check_fmt16(fmt, "vet_cuda_gemm_half_out", err) < 0) return -1;
+    const cudaDataType_t t = fmt == VET_CUDA_F16 ? CUDA_R_16F : CUDA_R_16BF;
+    return gemm_ex(ctx, transA, transB, M, N, K, alpha, A, lda, B, ldb, 0.0f, C, ldc, t, err, t);
 }
 
 // out (N,OC) rows = bias (OC): the GEMM then adds onto it with beta = 1 (as the CPU does).

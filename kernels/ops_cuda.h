@@ -120,6 +120,13 @@ int vet_cuda_sgemm(vet_cuda *ctx, int transA, int transB, int M, int N, int K, f
 int vet_cuda_gemm_bf16(vet_cuda *ctx, int transA, int transB, int M, int N, int K, float alpha,
                        const uint16_t *A, int lda, const uint16_t *B, int ldb, float beta,
                        float *C, int ldc, vet_err *err);
+// C = alpha * op(A) · op(B) with A, B and C in fmt (VET_CUDA_BF16 / VET_CUDA_F16, declared
+// below), fp32 accumulation, the sums rounded to fmt as C is written (beta 0): a 16-bit
+// model's linear layer, for outputs that only 16-bit readers want (gate and up in the 16-bit
+// mode). Another fmt is an error.
+int vet_cuda_gemm_half_out(vet_cuda *ctx, int fmt, int transA, int transB, int M, int N, int K, float alpha,
+                           const uint16_t *A, int lda, const uint16_t *B, int ldb, uint16_t *C, int ldc,
+                           vet_err *err);
 // out (N,OC) = inp (N,C) · W^T (OC,C) + bias (OC, or NULL). out is overwritten.
 int matmul_forward_cuda(vet_cuda *ctx, float *out, const float *inp, const float *weight,
                         const float *bias, int N, int C, int OC, vet_err *err);
@@ -218,6 +225,13 @@ int swiglu_backward_set_cuda(vet_cuda *ctx, float *dgate, float *dup, const floa
 // GEMMs read (no fp32 pass written and read back). Another fmt is an error.
 int swiglu_backward_half_cuda(vet_cuda *ctx, uint16_t *dgate, uint16_t *dup, int fmt, const float *dout,
                               const float *gate, const float *up, size_t n, vet_err *err);
+// swiglu_forward_half_cuda and swiglu_backward_half_cuda on gate and up stored in fmt (as the
+// 16-bit mode keeps them when they carry no adapter: vet_cuda_gemm_half_out writes them),
+// widened as they load: the bits of the fp32 entries on the widened values.
+int swiglu_forward_in16_cuda(vet_cuda *ctx, float *out, uint16_t *out16, int fmt, const uint16_t *gate,
+                             const uint16_t *up, size_t n, vet_err *err);
+int swiglu_backward_in16_cuda(vet_cuda *ctx, uint16_t *dgate, uint16_t *dup, int fmt, const float *dout,
+                              const uint16_t *gate, const uint16_t *up, size_t n, vet_err *err);
 // silu(gate) * up into out (fp32; NULL: not kept) and out16 (rounded to fmt; NULL: not made).
 int swiglu_forward_half_cuda(vet_cuda *ctx, float *out, uint16_t *out16, int fmt, const float *gate,
                              const float *up, size_t n, vet_err *err);

@@ -27,6 +27,7 @@ struct vet_gpu_model {
     int lora_fused;     // LoRA dropout inside the adapters' products (rank <= 32, no VET_GPU_LORA_UNFUSED)
     int lora16;         // 16-bit mode with lora_fused: the adapters read the GEMMs' 16-bit inputs
                         // and douts (xb16, db16), as PEFT's in a 16-bit model (gpu_train.c)
+    int mlp16;          // 16-bit mode, no adapter on gate or up: their GEMMs write 16 bits (gate16, up16)
     int ckpt;           // VET_GPU_CKPT: per-layer activations hold one layer (see act_layer)
     int B, T;           // capacity
     size_t N;           // B*T: the layer stride of every per-layer activation
@@ -73,6 +74,7 @@ struct vet_gpu_model {
     // write before RoPE rounds them.
     uint16_t *q16, *k16, *v16;
     float *gate, *up;              // (LA,N,F)
+    uint16_t *gate16, *up16;       // (LA,N,F) with mlp16, in place of gate and up
     float *lora_u[VET_LORA_N_TARGETS];  // (LA,N,r)
     float *rstdf, *lnf, *lnf_t, *dlnf_t;  // (N), (N,C) x3; lnf shares h's memory
     // scratch

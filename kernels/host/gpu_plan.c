@@ -91,6 +91,8 @@ int gpu_set_dims(vet_gpu_model *g, const vet_config *c, int r, unsigned targets,
     g->xd_floats = g->N * g->W;
     g->lora_fused = r > 0 && r <= VET_LORA_FUSED_MAX_R && !(flags & VET_GPU_LORA_UNFUSED);
     g->lora16 = g->lora_fused && g->bf16;
+    // gate's and up's outputs in 16 bits when only 16-bit readers want them (no adapter on either)
+    g->mlp16 = g->bf16 && !(g->targets & (VET_LORA_GATE | VET_LORA_UP));
     if (g->lora_fused) {
         g->xd_floats = 1;
         for (int t = 0; t < VET_LORA_N_TARGETS; t++) {
@@ -167,8 +169,13 @@ int gpu_layout(vet_gpu_model *g, gpu_slot *s) {
     }
     PUT(g->att, LA * N * Q * f, K_ACTS);
     PUT(g->lse, LA * N * g->H * f, K_ACTS);
-    PUT(g->gate, LA * N * F * f, K_ACTS);
-    PUT(g->up, LA * N * F * f, K_ACTS);
+    if (g->mlp16) {
+        PUT(g->gate16, LA * N * F * u16, K_ACTS);
+        PUT(g->up16, LA * N * F * u16, K_ACTS);
+    } else {
+        PUT(g->gate, LA * N * F * f, K_ACTS);
+        PUT(g->up, LA * N * F * f, K_ACTS);
+    }
     for (int t = 0; t < VET_LORA_N_TARGETS; t++)
         if (g->targets & (1u << t)) PUT(g->lora_u[t], LA * N * r * f, K_ACTS);
     PUT(g->rstdf, N * f, K_ACTS);

@@ -333,16 +333,44 @@ static int proj_backward(vet_gpu_model *g, int l, int t, float *dinp, const floa
 // layer's bf16 copies, which the attention reads; otherwise q16, k16, v16 are NULL.
 typedef struct {
     float *xmid, *rstd1, *rstd2, *q, *k, *v, *att, *lse, *gate, *up;
-    uint16_t *q16, *k16, *v16;
+    uint16_t *q16, *k16, *v16, *gate16, *up16;  // gate16, up16: with mlp16, where gate and up are NULL
 } layer_acts;
 
 static layer_acts acts_of(const vet_gpu_model *g, int l) {
     size_t NS = g->N, s = act_layer(g, l), sq = g->attn_tc ? 0 : s;
     layer_acts a = {g->xmid + s * NS * g->C, g->rstd1 + s * NS, g->rstd2 + s * NS, g->q + sq * NS * g->Q,
                     g->k + sq * NS * g->KV, g->v + sq * NS * g->KV, g->att + s * NS * g->Q,
-                    g->lse + s * NS * g->H, g->gate + s * NS * g->F, g->up + s * NS * g->F, NULL, NULL, NULL};
+                    g->lse + s * NS * g->H, NULL, NULL, NULL, NULL, NULL, NULL, NULL};
+    if (g->mlp16) a.gate16 = g->gate16 + s * NS * g->F, a.up16 = g->up16 + s * NS * g->F;
+    else a.gate = g->gate + s * NS * g->F, a.up = g->up + s * NS * g->F;
     if (g->attn_tc) a.q16 = g->q16 + s * NS * g->Q, a.k16 = g->k16 + s * NS * g->KV, a.v16 = g->v16 + s * NS * g->KV;
     return a;
+}
+
+// out16 (N,out) = inp16·W^T rounded to 16 bits: gate's or up's base GEMM with mlp16 (no adapter,
+// no bias; a quantized W dequantized into wdq first, as matmul_forward_q_cuda does).
+static int proj_forward16(vet_gpu_model *g, int l, int t, uint16_t *out16, const uint16_t *inp16, int N,
+                          vet_err *err) {
+    proj p = proj_of(g, l, t);
+    if (p.A || p.b) return vet_errf(err, "projection %d: an adapter or a bias needs the fp32 output", t);
+    const uint16_t *w = p.w16;
+    if (g->quant) {
+        PROF(g, VET_PROF_GEMM_BASE);
+        if (dequant_bf16_cuda(g->ctx, (uint16_t *)g->wdq, &p.qw, p.out, p.in, err) < 0) return -1;
+        w = (const uint16_t *)g->wdq;
+    }
+    PROF(g, VET_PROF_GEMM_BASE);
+    return vet_cuda_gemm_half_out(g->ctx, half_fmt(g), 0, 1, N, p.out, p.in, 1.0f, inp16, p.in, w, p.in, out16, p.out,
+                                  err);
+}
+
+// silu(gate) * up of layer acts a into out (fp32) and out16 (16-bit), either NULL: from fp32
+// gate and up, or from the 16-bit ones with mlp16.
+static int swiglu_any(vet_gpu_model *g, float *out, uint16_t *out16, const layer_acts *a, int N, vet_err *err) {
+    const size_t n = (size_t)N * g->F;
+    if (g->mlp16) return swiglu_forward_in16_cuda(g->ctx, out, out16, half_fmt(g), a->gate16, a->up16, n, err);
+    if (!out16) return swiglu_forward_cuda(g->ctx, out, a->gate, a->up, n, err);
+    return swiglu_forward_half_cuda(g->ctx, out, out16, half_fmt(g), a->gate, a->up, n, err);
 }
 
 // Layer l's forward on the batch of B x T (N = B*T positions) on the device: from its input
@@ -353,7 +381,7 @@ static layer_acts acts_of(const vet_gpu_model *g, int l) {
 static int layer_forward(vet_gpu_model *g, int l, int B, int T, int recompute, vet_err *err) {
     vet_cuda *ctx = g->ctx;
     const vet_config *c = &g->cfg;
-    int N = B * T, C = g->C, F = g->F, Q = g->Q;
+    int N = B * T, C = g->C, Q = g->Q;
     size_t NS = g->N;
     float *x = g->x + l * NS * C, *xout = g->x + (l + 1) * NS * C;
     layer_acts a = acts_of(g, l);
@@ -394,19 +422,22 @@ static int layer_forward(vet_gpu_model *g, int l, int B, int T, int recompute, v
     PROF(g, VET_PROF_NORM);
     TRY(rmsnorm_forward_fused_cuda(ctx, fp32_input_read(g, MLP_IN) ? g->h : NULL, in16, fmt, a.rstd2, a.xmid, x,
                                    g->mlp_norm + (size_t)l * C, N, C, c->rms_eps, err));
-    TRY(proj_forward(g, l, 4, a.gate, g->h, g->xb16, N, err));
-    TRY(proj_forward(g, l, 5, a.up, g->h, g->xb16, N, err));
+    if (g->mlp16) {
+        TRY(proj_forward16(g, l, 4, a.gate16, g->xb16, N, err));
+        TRY(proj_forward16(g, l, 5, a.up16, g->xb16, N, err));
+    } else {
+        TRY(proj_forward(g, l, 4, a.gate, g->h, g->xb16, N, err));
+        TRY(proj_forward(g, l, 5, a.up, g->h, g->xb16, N, err));
+    }
     if (recompute) {  // of the rest, backward wants only down's adapter input side again
         proj p = proj_of(g, l, 6);
         if (!p.A) return 0;
         PROF(g, VET_PROF_SWIGLU);
-        if (g->lora16) TRY(swiglu_forward_half_cuda(ctx, NULL, g->xb16, fmt, a.gate, a.up, (size_t)N * F, err));
-        else TRY(swiglu_forward_cuda(ctx, g->act, a.gate, a.up, (size_t)N * F, err));
+        TRY(swiglu_any(g, g->lora16 ? NULL : g->act, g->lora16 ? g->xb16 : NULL, &a, N, err));
         return lora_u_forward(g, l, 6, &p, g->act, g->xb16, N, err);
     }
     PROF(g, VET_PROF_SWIGLU);
-    TRY(swiglu_forward_half_cuda(ctx, fp32_input_read(g, VET_LORA_DOWN) ? g->act : NULL, in16, fmt, a.gate, a.up,
-                                 (size_t)N * F, err));
+    TRY(swiglu_any(g, fp32_input_read(g, VET_LORA_DOWN) ? g->act : NULL, in16, &a, N, err));
     TRY(proj_forward(g, l, 6, xout, g->act, g->xb16, N, err));  // xout = dropout(down(act)) + xmid
     if (g->resid_p > 0.0f) {
         PROF(g, VET_PROF_DROPOUT);
@@ -551,8 +582,7 @@ int vet_gpu_backward(vet_gpu_model *g, float loss_scale, vet_train_mode mode, ve
         // MLP: x'' = x' + down(silu(g)*u), g,u from h2 = norm(x')
         if (input_in_backward(g, VET_LORA_DOWN, full)) {
             PROF(g, VET_PROF_SWIGLU);
-            if (g->lora16) TRY(swiglu_forward_half_cuda(ctx, NULL, g->xb16, fmt, gate, up, (size_t)N * F, err));
-            else TRY(swiglu_forward_cuda(ctx, g->act, gate, up, (size_t)N * F, err));
+            TRY(swiglu_any(g, g->lora16 ? NULL : g->act, g->lora16 ? g->xb16 : NULL, &a, N, err));
         }
         const float *dbranch = resid_branch_grad(g, dx, l, 1, N, err);
         if (!dbranch) return -1;
@@ -562,7 +592,10 @@ int vet_gpu_backward(vet_gpu_model *g, float loss_scale, vet_train_mode mode, ve
         const int d16 = mlp_douts16(g, full);
         uint16_t *dgate16 = d16 ? (uint16_t *)g->dgate : NULL, *dup16 = d16 ? (uint16_t *)g->dup : NULL;
         PROF(g, VET_PROF_SWIGLU);
-        if (d16) TRY(swiglu_backward_half_cuda(ctx, dgate16, dup16, fmt, g->dact, gate, up, (size_t)N * F, err));
+        if (g->mlp16)  // (mlp16 implies d16)
+            TRY(swiglu_backward_in16_cuda(ctx, dgate16, dup16, fmt, g->dact, a.gate16, a.up16, (size_t)N * F, err));
+        else if (d16)
+            TRY(swiglu_backward_half_cuda(ctx, dgate16, dup16, fmt, g->dact, gate, up, (size_t)N * F, err));
         else TRY(swiglu_backward_set_cuda(ctx, g->dgate, g->dup, g->dact, gate, up, (size_t)N * F, err));
         if (input_in_backward(g, MLP_IN, full)) {  // rstd2 is kept
             PROF(g, VET_PROF_NORM);

@@ -31,11 +31,13 @@
 static const tiny_shape NARROW = {32, 12, 4, 2, 8, 61, 64, 64, 500.0f, 10.0f};
 static const tiny_shape *llama_shape = &LLAMA;  // VAR_LLAMA's shape in make_model
 
+static unsigned model_targets = VET_LORA_ALL;  // the adapted projections in make_model
+
 static void make_model(vet_model *m, int variant, int lora, float dropout) {
     tiny_model(m, variant, variant == VAR_QWEN_TIED ? &QWEN : llama_shape, 11);
     if (!lora) return;
     vet_err err;
-    if (vet_model_add_lora(m, 4, 8.0f, dropout, 0, VET_LORA_ALL, 5, &err)) {
+    if (vet_model_add_lora(m, 4, 8.0f, dropout, 0, model_targets, 5, &err)) {
         fprintf(stderr, "%s\n", err.msg);
         abort();
     }
@@ -892,6 +894,21 @@ static void test_ckpt_weights(void) {
     ckpt_parity(VAR_QWEN_TIED, 0.0f, VET_GPU_FULL, 1, 3, 19);
 }
 
+// The reference recipe's targets (q, k, v, o) in the 16-bit modes: gate and up carry no adapter,
+// so their GEMMs write 16 bits (mlp16) and SwiGLU reads those. Against the CPU within the
+// 16-bit tolerances (bf16 with dropout, fp16 with loss scaling), and checkpointed bit for bit
+// (an int8 base too: its dequantized GEMM into 16 bits).
+static void test_lora_recipe_targets_16bit(void) {
+    if (!ctx) SKIP(no_gpu);
+    model_targets = VET_LORA_Q | VET_LORA_K | VET_LORA_V | VET_LORA_O;
+    lora_parity(VAR_LLAMA, 0.1f, 1, 3, 19, VET_GPU_BF16, 1e-2, 1e-1);
+    lora_parity(VAR_QWEN_TIED, 0.0f, 1, 3, 19, VET_GPU_BF16, 1e-2, 1e-1);
+    CHECK(lora_parity_scaled(VAR_LLAMA, 0.1f, 1, 3, 19, VET_GPU_FP16, 1024.0f, 1e-3, 2e-2) > 0);
+    ckpt_parity(VAR_LLAMA, 0.1f, VET_GPU_BF16, 1, 3, 19);
+    ckpt_parity(VAR_QWEN_TIED, 0.1f, VET_GPU_INT8 | VET_GPU_BF16, 1, 3, 19);
+    model_targets = VET_LORA_ALL;
+}
+
 // The plan with VET_GPU_CKPT: weights, training state and scratch unchanged; the per-layer
 // activations (all but the layer inputs x, the rope tables and the final norm's) counted for
 // one layer instead of L, each buffer rounded to 256 bytes. The model is allocated with it.
@@ -971,6 +988,7 @@ int main(void) {
     RUN(test_lora_dropout);
     RUN(test_lora_bf16);
     RUN(test_lora_bf16_attention);
+    RUN(test_lora_recipe_targets_16bit);
     RUN(test_lora_fp16);
     RUN(test_full_llama);
     RUN(test_full_qwen_tied);

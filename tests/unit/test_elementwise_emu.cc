@@ -90,6 +90,24 @@ static void test_swiglu_add_scale_adamw(void) {
         }
         CHECK(wrong == 0);
     }
+    for (int fmt : {VET_CUDA_BF16, VET_CUDA_F16}) {  // gate and up stored in 16 bits: the widened values' bits
+        std::vector<uint16_t> g16(n), u16(n), a16(n), b16(n), c16(n), d16(n), h1(n), h2(n);
+        std::vector<float> gw(n), uw(n), y1(n, NAN), y2(n, NAN);
+        for (size_t i = 0; i < n; i++) {
+            g16[i] = fmt == VET_CUDA_F16 ? vet_f32_to_f16(g[i]) : vet_f32_to_bf16(g[i]);
+            u16[i] = fmt == VET_CUDA_F16 ? vet_f32_to_f16(u[i]) : vet_f32_to_bf16(u[i]);
+            gw[i] = fmt == VET_CUDA_F16 ? vet_f16_to_f32(g16[i]) : vet_bf16_to_f32(g16[i]);
+            uw[i] = fmt == VET_CUDA_F16 ? vet_f16_to_f32(u16[i]) : vet_bf16_to_f32(u16[i]);
+        }
+        CHECK(swiglu_forward_half_cuda(ctx, y1.data(), h1.data(), fmt, gw.data(), uw.data(), n, &err) == 0);
+        CHECK(swiglu_forward_in16_cuda(ctx, y2.data(), h2.data(), fmt, g16.data(), u16.data(), n, &err) == 0);
+        CHECK(same_bits(y1, y2) && h1 == h2);
+        CHECK(swiglu_backward_half_cuda(ctx, a16.data(), b16.data(), fmt, dout.data(), gw.data(), uw.data(), n,
+                                        &err) == 0);
+        CHECK(swiglu_backward_in16_cuda(ctx, c16.data(), d16.data(), fmt, dout.data(), g16.data(), u16.data(), n,
+                                        &err) == 0);
+        CHECK(a16 == c16 && b16 == d16);
+    }
     CHECK(swiglu_backward_half_cuda(ctx, NULL, NULL, 0, dout.data(), g.data(), u.data(), n, &err) < 0);
     CHECK(strstr(err.msg, "swiglu_backward_half: format 0 is neither bf16") != NULL);
 

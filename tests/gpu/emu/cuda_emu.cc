@@ -191,20 +191,21 @@ static double element(const void *m, cudaDataType t, size_t i) {
 }
 
 // C (m x n) = alpha op(A) op(B) + beta C, column-major, as cuBLAS: op(A) (m x k) is A's
-// (lda-strided) columns or, transposed, its rows; beta 0 never reads C.
+// (lda-strided) columns or, transposed, its rows; beta 0 never reads C. C is fp32, or of A's
+// 16-bit type (the sum rounded to nearest even as it is stored).
 static cublasStatus_t emu_gemm_ex(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k,
                                   const void *alpha, const void *A, cudaDataType at, int lda, const void *B,
                                   cudaDataType bt, int ldb, const void *beta, void *C, cudaDataType ct, int ldc,
                                   cublasComputeType_t compute, cublasGemmAlgo_t) {
     auto known = [](cudaDataType t) { return t == CUDA_R_32F || t == CUDA_R_16BF || t == CUDA_R_16F; };
     if (!h) return CUBLAS_STATUS_NOT_INITIALIZED;
-    if (!known(at) || at != bt || ct != CUDA_R_32F || compute != CUBLAS_COMPUTE_32F) return CUBLAS_STATUS_NOT_SUPPORTED;
+    if (!known(at) || at != bt || (ct != CUDA_R_32F && ct != at) || compute != CUBLAS_COMPUTE_32F)
+        return CUBLAS_STATUS_NOT_SUPPORTED;
     const bool tA = ta != CUBLAS_OP_N, tB = tb != CUBLAS_OP_N;
     if (m < 0 || n < 0 || k < 0 || lda < (tA ? k : m) || lda < 1 || ldb < (tB ? n : k) || ldb < 1 || ldc < m ||
         ldc < 1)
         return CUBLAS_STATUS_INVALID_VALUE;
     const float a = *(const float *)alpha, b = *(const float *)beta;
-    float *c = (float *)C;
 #pragma omp parallel for schedule(static)
     for (int j = 0; j < n; j++)
         for (int i = 0; i < m; i++) {
@@ -214,8 +215,11 @@ static cublasStatus_t emu_gemm_ex(cublasHandle_t h, cublasOperation_t ta, cublas
                 size_t ib = tB ? (size_t)l * ldb + j : (size_t)j * ldb + l;
                 acc += element(A, at, ia) * element(B, bt, ib);
             }
-            float *out = c + (size_t)j * ldc + i;
-            *out = b == 0.0f ? a * (float)acc : a * (float)acc + b * *out;
+            const size_t at_c = (size_t)j * ldc + i;
+            const float v = b == 0.0f ? a * (float)acc : a * (float)acc + b * (float)element(C, ct, at_c);
+            if (ct == CUDA_R_32F) ((float *)C)[at_c] = v;
+            else if (ct == CUDA_R_16BF) ((__nv_bfloat16 *)C)[at_c] = __float2bfloat16_rn(v);
+            else ((__half *)C)[at_c] = __float2half_rn(v);
         }
     return CUBLAS_STATUS_SUCCESS;
 }

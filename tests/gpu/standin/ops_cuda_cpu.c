@@ -1031,3 +1031,38 @@ int sum_in_rank_order_cuda(vet_cuda *ctx, float *out, const float *copies, int n
     }
     return 0;
 }
+
+// The 16-bit-output GEMM: the fp32-output one into a temporary, then rounded into C.
+int vet_cuda_gemm_half_out(vet_cuda *ctx, int fmt, int transA, int transB, int M, int N, int K, float alpha,
+                           const uint16_t *A, int lda, const uint16_t *B, int ldb, uint16_t *C, int ldc,
+                           vet_err *err) {
+    CHECK_CTX(ctx, err);
+    if (vet_cuda_check_fmt16(fmt, "vet_cuda_gemm_half_out", err) < 0) return -1;
+    if (M <= 0 || N <= 0) return 0;
+    float *t = malloc((size_t)M * N * sizeof *t);
+    if (!t) return vet_err_kindf(err, VET_E_NOMEM, "%s:%d: stand-in GEMM: out of memory", __FILE__, __LINE__);
+    int rc = fmt == VET_CUDA_F16 ? vet_cuda_gemm_f16(ctx, transA, transB, M, N, K, alpha, A, lda, B, ldb, 0.0f, t, N, err)
+                                 : vet_cuda_gemm_bf16(ctx, transA, transB, M, N, K, alpha, A, lda, B, ldb, 0.0f, t, N, err);
+    for (int i = 0; rc == 0 && i < M; i++) round16_rows(C + (size_t)i * ldc, t + (size_t)i * N, (size_t)N, fmt);
+    free(t);
+    return rc;
+}
+
+// SwiGLU on gate and up stored in 16 bits: the fp32 entries on the widened values.
+int swiglu_forward_in16_cuda(vet_cuda *ctx, float *out, uint16_t *out16, int fmt, const uint16_t *gate,
+                             const uint16_t *up, size_t n, vet_err *err) {
+    CHECK_CTX(ctx, err);
+    float *g = widen_copy(gate, fmt, n, "swiglu_forward_in16", err), *u = g ? widen_copy(up, fmt, n, "", err) : NULL;
+    int rc = u ? swiglu_forward_half_cuda(ctx, out, out16, fmt, g, u, n, err) : -1;
+    free(g), free(u);
+    return rc;
+}
+
+int swiglu_backward_in16_cuda(vet_cuda *ctx, uint16_t *dgate, uint16_t *dup, int fmt, const float *dout,
+                              const uint16_t *gate, const uint16_t *up, size_t n, vet_err *err) {
+    CHECK_CTX(ctx, err);
+    float *g = widen_copy(gate, fmt, n, "swiglu_backward_in16", err), *u = g ? widen_copy(up, fmt, n, "", err) : NULL;
+    int rc = u ? swiglu_backward_half_cuda(ctx, dgate, dup, fmt, dout, g, u, n, err) : -1;
+    free(g), free(u);
+    return rc;
+}
