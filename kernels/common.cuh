@@ -110,6 +110,11 @@ __device__ inline uint16_t round_to16(float v, int fmt) {
     return fmt == VET_CUDA_F16 ? __half_as_ushort(__float2half_rn(v)) : __bfloat16_as_ushort(__float2bfloat16_rn(v));
 }
 
+// A value as fp32: fp32 itself, or a bf16 / fp16 one widened (exactly: each is an fp32 value).
+__device__ __forceinline__ float to_f32(float v) { return v; }
+__device__ __forceinline__ float to_f32(__nv_bfloat16 v) { return __bfloat162float(v); }
+__device__ __forceinline__ float to_f32(__half v) { return __half2float(v); }
+
 // --- reductions ---------------------------------------------------------------------------------
 // Warp-level: every lane ends with the result. Order is fixed (butterfly), so a kernel is
 // deterministic run to run.

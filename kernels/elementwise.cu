@@ -102,19 +102,14 @@ __global__ void swiglu_backward_kernel(float *dgate, float *dup, const float *do
     }
 }
 
-// gate and up as fp32, or stored in 16 bits (T = __nv_bfloat16, __half) and widened exactly.
-__device__ __forceinline__ float as_f32(float v) { return v; }
-__device__ __forceinline__ float as_f32(__nv_bfloat16 v) { return __bfloat162float(v); }
-__device__ __forceinline__ float as_f32(__half v) { return __half2float(v); }
-
 // The same gradients rounded to fmt and written in 16 bits (what f32_to_bf16 / f32_to_f16 of
 // swiglu_backward_kernel's outputs give): for douts that only 16-bit GEMMs read.
 template <typename T>
 __global__ void swiglu_backward_half_kernel(uint16_t *dgate, uint16_t *dup, int fmt, const float *dout,
                                             const T *gate, const T *up, size_t n) {
     GRID_STRIDE(i, n) {
-        float g = as_f32(gate[i]), s = 1.0f / (1.0f + expf(-g));
-        float du = dout[i] * (g * s), dg = dout[i] * as_f32(up[i]) * (s * (1.0f + g * (1.0f - s)));
+        float g = to_f32(gate[i]), s = 1.0f / (1.0f + expf(-g));
+        float du = dout[i] * (g * s), dg = dout[i] * to_f32(up[i]) * (s * (1.0f + g * (1.0f - s)));
         dup[i] = round_to16(du, fmt), dgate[i] = round_to16(dg, fmt);
     }
 }
@@ -124,7 +119,7 @@ template <typename T>
 __global__ void swiglu_forward_half_kernel(float *out, uint16_t *out16, int fmt, const T *gate, const T *up,
                                            size_t n) {
     GRID_STRIDE(i, n) {
-        float g = as_f32(gate[i]), y = g / (1.0f + expf(-g)) * as_f32(up[i]);
+        float g = to_f32(gate[i]), y = g / (1.0f + expf(-g)) * to_f32(up[i]);
         if (out) out[i] = y;
         if (out16) out16[i] = round_to16(y, fmt);
     }

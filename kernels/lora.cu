@@ -38,9 +38,6 @@ template <> __device__ __forceinline__ float widen16<__nv_bfloat16>(unsigned bit
 template <> __device__ __forceinline__ float widen16<__half>(unsigned bits) {
     return __half2float(__ushort_as_half((unsigned short)bits));
 }
-__device__ __forceinline__ float widen(float v) { return v; }
-__device__ __forceinline__ float widen(__nv_bfloat16 v) { return __bfloat162float(v); }
-__device__ __forceinline__ float widen(__half v) { return __half2float(v); }
 
 // x's 4 values at xr as fp32: VEC, one load (16 bytes of fp32, 8 of a 16-bit type; the caller
 // checks the alignment), else element by element with zeros past `left` values.
@@ -54,7 +51,7 @@ template <bool VEC, typename T> __device__ __forceinline__ void load4(float v[4]
         v[2] = widen16<T>(w.y & 0xffffu), v[3] = widen16<T>(w.y >> 16);
     } else {
 #pragma unroll
-        for (int k = 0; k < 4; k++) v[k] = k < left ? widen(xr[k]) : 0.0f;
+        for (int k = 0; k < 4; k++) v[k] = k < left ? to_f32(xr[k]) : 0.0f;
     }
 }
 

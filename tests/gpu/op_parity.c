@@ -249,6 +249,10 @@ static void half_out_rows(int fmt, const uint16_t *d_x16, const uint16_t *d_w16,
                        sh, d_wide, ref, no, fmt == VET_CUDA_F16 ? 1.0 / 1024 : 1.0 / 256);
     TIME(vet_cuda_gemm_half_out(ctx, fmt, 0, 1, N, F, C, 1.0f, d_x16, C, d_w16, C, d_o, F, &err), r->ms);
     free(ref), vet_cuda_mem_free(d_wide), vet_cuda_mem_free(d_o);
+    int bad = vet_cuda_gemm_half_out(ctx, 3, 0, 1, N, F, C, 1.0f, d_x16, C, d_w16, C, NULL, F, &err);
+    int ok = bad < 0 && strstr(err.msg, "vet_cuda_gemm_half_out: format 3 is neither bf16 (1) nor fp16 (2)");
+    if (!ok) failures++;
+    printf("%s vet_cuda_gemm_half_out refuses format 3\n", ok ? "ok" : "not ok");
 }
 
 // The decode step's attention on the CPU (lib/generate/decoder.c's attend_step): query row i of slot

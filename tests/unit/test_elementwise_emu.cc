@@ -110,6 +110,11 @@ static void test_swiglu_add_scale_adamw(void) {
     }
     CHECK(swiglu_backward_half_cuda(ctx, NULL, NULL, 0, dout.data(), g.data(), u.data(), n, &err) < 0);
     CHECK(strstr(err.msg, "swiglu_backward_half: format 0 is neither bf16") != NULL);
+    std::vector<uint16_t> g16(n), u16(n);
+    CHECK(swiglu_forward_in16_cuda(ctx, NULL, g16.data(), 7, g16.data(), u16.data(), n, &err) < 0);
+    CHECK(strstr(err.msg, "swiglu_forward_in16: format 7 is neither bf16 (1) nor fp16 (2)") != NULL);
+    CHECK(swiglu_backward_in16_cuda(ctx, g16.data(), u16.data(), 0, dout.data(), g16.data(), u16.data(), n, &err) < 0);
+    CHECK(strstr(err.msg, "swiglu_backward_in16: format 0 is neither bf16") != NULL);
 
     std::vector<float> a = rnd(n), b = rnd(n), aw = a;
     add_inplace(aw.data(), b.data(), n);

@@ -307,30 +307,29 @@ int rope_forward_cuda(vet_cuda *ctx, float *x, const int32_t *pos, const float *
     return 0;
 }
 
-int rope_forward_bf16_cuda(vet_cuda *ctx, uint16_t *out16, const float *x, const int32_t *pos,
-                           const float *cos_t, const float *sin_t, int N, int nh, int hd, vet_err *err) {
-    CHECK_CTX(ctx, err);
+// x rotated (or, backward, through the rotation's transpose) on a copy, rounded to bf16 into out16.
+static int rope_into_bf16(uint16_t *out16, const float *x, int backward, const int32_t *pos, const float *cos_t,
+                          const float *sin_t, int N, int nh, int hd, vet_err *err) {
     size_t n = (size_t)N * nh * hd;
     float *t = malloc(n * sizeof *t);
     if (!t) return vet_err_nomem(err, "out of memory");
     memcpy(t, x, n * sizeof *t);
-    rope_forward(t, pos, cos_t, sin_t, N, nh, hd);
+    (backward ? rope_backward : rope_forward)(t, pos, cos_t, sin_t, N, nh, hd);
     for (size_t i = 0; i < n; i++) out16[i] = vet_f32_to_bf16(t[i]);
     free(t);
     return 0;
 }
 
+int rope_forward_bf16_cuda(vet_cuda *ctx, uint16_t *out16, const float *x, const int32_t *pos,
+                           const float *cos_t, const float *sin_t, int N, int nh, int hd, vet_err *err) {
+    CHECK_CTX(ctx, err);
+    return rope_into_bf16(out16, x, 0, pos, cos_t, sin_t, N, nh, hd, err);
+}
+
 int rope_backward_bf16_cuda(vet_cuda *ctx, uint16_t *out16, const float *dx, const int32_t *pos,
                             const float *cos_t, const float *sin_t, int N, int nh, int hd, vet_err *err) {
     CHECK_CTX(ctx, err);
-    size_t n = (size_t)N * nh * hd;
-    float *t = malloc(n * sizeof *t);
-    if (!t) return vet_err_nomem(err, "out of memory");
-    memcpy(t, dx, n * sizeof *t);
-    rope_backward(t, pos, cos_t, sin_t, N, nh, hd);
-    for (size_t i = 0; i < n; i++) out16[i] = vet_f32_to_bf16(t[i]);
-    free(t);
-    return 0;
+    return rope_into_bf16(out16, dx, 1, pos, cos_t, sin_t, N, nh, hd, err);
 }
 
 int rope_backward_cuda(vet_cuda *ctx, float *dx, const int32_t *pos, const float *cos_t,
@@ -1052,7 +1051,8 @@ int vet_cuda_gemm_half_out(vet_cuda *ctx, int fmt, int transA, int transB, int M
 int swiglu_forward_in16_cuda(vet_cuda *ctx, float *out, uint16_t *out16, int fmt, const uint16_t *gate,
                              const uint16_t *up, size_t n, vet_err *err) {
     CHECK_CTX(ctx, err);
-    float *g = widen_copy(gate, fmt, n, "swiglu_forward_in16", err), *u = g ? widen_copy(up, fmt, n, "", err) : NULL;
+    float *g = widen_copy(gate, fmt, n, "swiglu_forward_in16", err);
+    float *u = g ? widen_copy(up, fmt, n, "swiglu_forward_in16", err) : NULL;
     int rc = u ? swiglu_forward_half_cuda(ctx, out, out16, fmt, g, u, n, err) : -1;
     free(g), free(u);
     return rc;
@@ -1061,7 +1061,8 @@ int swiglu_forward_in16_cuda(vet_cuda *ctx, float *out, uint16_t *out16, int fmt
 int swiglu_backward_in16_cuda(vet_cuda *ctx, uint16_t *dgate, uint16_t *dup, int fmt, const float *dout,
                               const uint16_t *gate, const uint16_t *up, size_t n, vet_err *err) {
     CHECK_CTX(ctx, err);
-    float *g = widen_copy(gate, fmt, n, "swiglu_backward_in16", err), *u = g ? widen_copy(up, fmt, n, "", err) : NULL;
+    float *g = widen_copy(gate, fmt, n, "swiglu_backward_in16", err);
+    float *u = g ? widen_copy(up, fmt, n, "swiglu_backward_in16", err) : NULL;
     int rc = u ? swiglu_backward_half_cuda(ctx, dgate, dup, fmt, dout, g, u, n, err) : -1;
     free(g), free(u);
     return rc;
