@@ -22,6 +22,7 @@
 #include "attention_mma.cuh"
 #include "attention_ranges.cuh"
 #include "mma_frag.cuh"
+#include "mma_ops.cuh"
 
 #define TT VET_ATTN_TC_TILE  // queries a block and keys a tile (forward, dq); keys a block (dk/dv)
 #define KQT 32               // queries a tile in dk/dv (as attention_tc.cu)
@@ -31,29 +32,12 @@ static_assert(TT == NW * 16, "a block's warps cover its rows");
 
 typedef __nv_bfloat16 bf16;
 
-// d (16x8 fp32) += a (16x16 bf16, row) . b (16x8 bf16, col)
-__device__ __forceinline__ void mma_bf16(float d[4], const unsigned a[4], const unsigned b[2]) {
-#ifdef VET_SIMT_EMU  // tests/unit/simt_emu.h: the kernels on the CPU
-    emu_mma_bf16(d, a, b);
-#else
-    asm("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
-        "{%0, %1, %2, %3};\n"
-        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
-#endif
-}
-
 // The host sides': q, k, v, dout come as uint16_t (ops_cuda.h), the kernels take bf16; a pointer
 // allows the 16-byte loads and copies when it is 16-byte aligned (NULL: not read).
 static inline const bf16 *as_bf16(const uint16_t *p) { return (const bf16 *)p; }
 static inline bool aligned16(const void *p) { return p == nullptr || ((uintptr_t)p & 15) == 0; }
 
 __device__ __forceinline__ unsigned ld_pair(const bf16 *p) { return *(const unsigned *)p; }
-
-__device__ __forceinline__ unsigned pack_bf16(float lo, float hi) {
-    __nv_bfloat162 h = __floats2bfloat162_rn(lo, hi);  // .x (lo) in the low half
-    return *(unsigned *)&h;
-}
 
 // A fragment of X (row-major, ld): rows 0..15, columns 0..15 from X.
 __device__ __forceinline__ void frag_a(unsigned a[4], const bf16 *X, int ld, int g, int t) {

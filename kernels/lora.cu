@@ -357,6 +357,14 @@ lora_up_kernel(float *y, const float *u, const float *B, float s, int N, int out
 }
 
 // --- host side -----------------------------------------------------------------------------------
+// dst (n) += s times the sum of the S partials at part (S x n), in slice order. Also lora_mma.cu's.
+int lora_add_slices(vet_cuda *ctx, float *dst, const float *part, int S, size_t n, float s, const char *what,
+                    vet_err *err) {
+    LAUNCH(lora_sum_slices_kernel, grid_blocks(n, 256), 256, 0, ctx->stream, dst, part, S, n, s);
+    LAUNCH_CHECK(what, err);
+    return 0;
+}
+
 // f(std::integral_constant<int, RT>{}) with RT the kernels' rank bound for r (8, 16 or 32: r x 4
 // values a thread in registers): one place picks the template for every launch below.
 template <typename F> static void with_rank(int r, F f) {
@@ -497,12 +505,7 @@ static int sum_over_rows(vet_cuda *ctx, float *dst, const float *du, const T *x,
     LAUNCH((vec ? lora_grad_a_kernel<true, DROP, T_OUT, T> : lora_grad_a_kernel<false, DROP, T_OUT, T>), grid, GROUPS, 0,
            ctx->stream, out, S == 1, du, x, ks, thr, seed, row0, N, C, r, rows, s);
     LAUNCH_CHECK(what, err);
-    if (S > 1) {
-        size_t n = (size_t)r * C;
-        LAUNCH(lora_sum_slices_kernel, grid_blocks(n, 256), 256, 0, ctx->stream, dst, scratch, S, n, s);
-        LAUNCH_CHECK(what, err);
-    }
-    return 0;
+    return S > 1 ? lora_add_slices(ctx, dst, scratch, S, (size_t)r * C, s, what, err) : 0;
 }
 
 template <typename T>

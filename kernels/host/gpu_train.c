@@ -129,6 +129,9 @@ static int lora_u_forward(vet_gpu_model *g, int l, int t, const proj *p, const f
     const uint64_t seed = lora_seed(g->dropout_seed, l, t);
     if (g->lora16) {
         PROF(g, VET_PROF_LORA_FUSED);
+        if (g->lora_mma)
+            return lora_down_mma_cuda(g->ctx, p->u, inp16, half_fmt(g), p->A, drop ? g->dropout : 0.0f, seed, g->row0,
+                                      N, p->in, g->r, err);
         return lora_down_dropout16_cuda(g->ctx, p->u, inp16, half_fmt(g), p->A, drop ? g->dropout : 0.0f, seed,
                                         g->row0, N, p->in, g->r, err);
     }
@@ -234,27 +237,46 @@ static int lora_dinp_plain(vet_gpu_model *g, const proj *p, float *dinp, int N, 
 // scale dout^T·u (cuBLAS tiles these skinny shapes onto few multiprocessors), dA (r,in) +=
 // du^T·dropout(inp) and dinp += the mask's share of du·A, the forward's mask regenerated inside
 // the products (xd is scratch for the row slices only).
-// With lora16 the 16-bit copies instead: dout16 (the base GEMM's) and inp16.
+// With lora16 the 16-bit copies instead: dout16 (the base GEMM's) and inp16, on the tensor cores
+// with lora_mma.
+static int lora_backward_products(vet_gpu_model *g, const proj *p, const float *dout, const uint16_t *dout16,
+                                  const float *inp, const uint16_t *inp16, int N, float pd, uint64_t seed,
+                                  vet_err *err) {
+    vet_cuda *ctx = g->ctx;
+    const int r = g->r, fmt = half_fmt(g);
+    const float s = g->lora_scale;
+    if (g->lora_mma)
+        return lora_du_mma_cuda(ctx, g->du, dout16, fmt, p->B, s, N, p->out, r, err) < 0 ||
+                       lora_grad_b_mma_cuda(ctx, p->dB, dout16, fmt, p->u, s, N, p->out, r, g->xd, g->xd_floats,
+                                            err) < 0 ||
+                       lora_grad_a_mma_cuda(ctx, p->dA, g->du, inp16, fmt, pd, seed, g->row0, N, p->in, r, g->xd,
+                                            g->xd_floats, err) < 0
+                   ? -1
+                   : 0;
+    if (g->lora16)
+        return lora_du16_cuda(ctx, g->du, dout16, fmt, p->B, s, N, p->out, r, err) < 0 ||
+                       lora_grad_b16_cuda(ctx, p->dB, dout16, fmt, p->u, s, N, p->out, r, g->xd, g->xd_floats,
+                                          err) < 0 ||
+                       lora_grad_a_dropout16_cuda(ctx, p->dA, g->du, inp16, fmt, pd, seed, g->row0, N, p->in, r,
+                                                  g->xd, g->xd_floats, err) < 0
+                   ? -1
+                   : 0;
+    return lora_du_cuda(ctx, g->du, dout, p->B, s, N, p->out, r, err) < 0 ||
+                   lora_grad_b_cuda(ctx, p->dB, dout, p->u, s, N, p->out, r, g->xd, g->xd_floats, err) < 0 ||
+                   lora_grad_a_dropout_cuda(ctx, p->dA, g->du, inp, pd, seed, g->row0, N, p->in, r, g->xd,
+                                            g->xd_floats, err) < 0
+               ? -1
+               : 0;
+}
+
 static int lora_backward_fused(vet_gpu_model *g, const proj *p, float *dinp, const float *dout,
                                const uint16_t *dout16, const float *inp, const uint16_t *inp16, int N, int drop,
                                uint64_t seed, vet_err *err) {
-    vet_cuda *ctx = g->ctx;
-    const int r = g->r, fmt = half_fmt(g);
-    const float pd = drop ? g->dropout : 0.0f;
     PROF(g, VET_PROF_LORA_FUSED);
-    if (g->lora16 ? lora_du16_cuda(ctx, g->du, dout16, fmt, p->B, g->lora_scale, N, p->out, r, err) < 0 ||
-                        lora_grad_b16_cuda(ctx, p->dB, dout16, fmt, p->u, g->lora_scale, N, p->out, r, g->xd,
-                                           g->xd_floats, err) < 0 ||
-                        lora_grad_a_dropout16_cuda(ctx, p->dA, g->du, inp16, fmt, pd, seed, g->row0, N, p->in, r,
-                                                   g->xd, g->xd_floats, err) < 0
-                  : lora_du_cuda(ctx, g->du, dout, p->B, g->lora_scale, N, p->out, r, err) < 0 ||
-                        lora_grad_b_cuda(ctx, p->dB, dout, p->u, g->lora_scale, N, p->out, r, g->xd, g->xd_floats,
-                                         err) < 0 ||
-                        lora_grad_a_dropout_cuda(ctx, p->dA, g->du, inp, pd, seed, g->row0, N, p->in, r, g->xd,
-                                                 g->xd_floats, err) < 0)
+    if (lora_backward_products(g, p, dout, dout16, inp, inp16, N, drop ? g->dropout : 0.0f, seed, err) < 0)
         return -1;
     if (!drop) return lora_dinp_plain(g, p, dinp, N, err);
-    return lora_grad_input_dropout_cuda(ctx, dinp, g->du, p->A, g->dropout, seed, g->row0, N, p->in, r, err);
+    return lora_grad_input_dropout_cuda(g->ctx, dinp, g->du, p->A, g->dropout, seed, g->row0, N, p->in, g->r, err);
 }
 
 // The same with cuBLAS's GEMMs and, with dropout, a pass that writes the masked input into xd

@@ -69,7 +69,8 @@ static unsigned gpu_flags(const vet_train_opts *o) {
 // run (variant 3). The GPU bundle falls back to them, in that order, when the default's parity
 // fails.
 static int env_flags(unsigned *flags, vet_err *err) {
-    const char *attn = getenv("VET_GPU_ATTENTION"), *fused = getenv("VET_GPU_LORA_FUSED");
+    const char *attn = getenv("VET_GPU_ATTENTION"), *fused = getenv("VET_GPU_LORA_FUSED"),
+               *mma = getenv("VET_GPU_LORA_MMA");
     if (attn && *attn && strcmp(attn, "tc") && strcmp(attn, "tc-sync") && strcmp(attn, "tc-transposed") &&
         strcmp(attn, "fp32"))
         return vet_err_kindf(err, VET_E_USAGE,
@@ -78,9 +79,12 @@ static int env_flags(unsigned *flags, vet_err *err) {
                              attn);
     if (fused && *fused && strcmp(fused, "0") && strcmp(fused, "1"))
         return vet_err_kindf(err, VET_E_USAGE, "VET_GPU_LORA_FUSED=%s: use 1 (the default) or 0", fused);
+    if (mma && *mma && strcmp(mma, "0") && strcmp(mma, "1"))
+        return vet_err_kindf(err, VET_E_USAGE, "VET_GPU_LORA_MMA=%s: use 1 (the default) or 0", mma);
     if (attn && !strcmp(attn, "fp32")) *flags |= VET_GPU_ATTN_FP32;
     attention_tc_variant(!attn ? 0 : !strcmp(attn, "tc-transposed") ? 3 : !strcmp(attn, "tc-sync") ? 4 : 0);
     if (fused && !strcmp(fused, "0")) *flags |= VET_GPU_LORA_UNFUSED;
+    if (mma && !strcmp(mma, "0")) *flags |= VET_GPU_LORA_NO_MMA;
     return 0;
 }
 

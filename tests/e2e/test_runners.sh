@@ -130,22 +130,26 @@ with tarfile.open(sys.argv[1], "w:xz") as t: t.add(sys.argv[2], arcname="lib")' 
 }
 check bundle_run_attention_fallback attention_fallback_ok
 
-# The LoRA fallback on the same planted bundle: a failed row of a fused product, the backward's
-# lora_du and lora_grad_b included, turns on VET_GPU_LORA_FUSED=0; all of them passing does not.
+# The LoRA fallbacks on the same planted bundle: a failed row of a fused product, the backward's
+# lora_du and lora_grad_b included, turns on VET_GPU_LORA_FUSED=0; a failed row of a tensor-core
+# product (lora_*_mma) turns on VET_GPU_LORA_MMA=0 and only that; all of them passing, neither.
 lora_fallback_ok() {
     local b=$tmp/fallback
-    lora_of() {
+    lora_of() {  # lora_of ROWS: the settings the run turned on, space-separated, or none
         local err
         err=$(PLANTED_ROWS=$1 VET_PYTHON=/usr/bin/python3 bash "$b/run.sh" --cpu --parts parity-small "$tmp/fallback-out" 2>&1 >/dev/null)
-        grep -o 'VET_GPU_LORA_FUSED=0 from here on' <<<"$err" | sed 's/ from here on//' | grep . || echo none
+        grep -o 'VET_GPU_LORA_[A-Z]*=0 from here on' <<<"$err" | sed 's/ from here on//' | tr '\n' ' ' | sed 's/ $//' | grep . || echo none
     }
     local ok='ok lora_down_dropout: max rel err 0 (tol 1e-05)\nok lora_du: max rel err 0 (tol 1e-05)\nok lora_grad_b: max rel err 0 (tol 1e-05)\n'
+    ok+='ok lora_down_mma vs rounded operands: max rel err 0 (tol 1e-04)\n'
     local du_bad='not ok lora_du: max rel err 1 (tol 1e-05)\n' gb_bad='not ok lora_grad_b: max rel err 1 (tol 1e-05)\n'
     local dd_bad='not ok lora_grad_a_dropout: max rel err 1 (tol 1e-05)\n'
-    local a c d e
+    local mma_bad='not ok lora_du_mma vs rounded operands: max rel err 1 (tol 1e-04)\n'
+    local a c d e m
     a=$(lora_of "$ok") c=$(lora_of "$ok$du_bad") d=$(lora_of "$ok$gb_bad") e=$(lora_of "$ok$dd_bad")
+    m=$(lora_of "$ok$mma_bad")
     [ "$a" = none ] && [ "$c" = VET_GPU_LORA_FUSED=0 ] && [ "$d" = VET_GPU_LORA_FUSED=0 ] &&
-        [ "$e" = VET_GPU_LORA_FUSED=0 ] ||
-        { echo "lora fallback: all ok: $a; du bad: $c; grad_b bad: $d; grad_a bad: $e" >&2; return 1; }
+        [ "$e" = VET_GPU_LORA_FUSED=0 ] && [ "$m" = VET_GPU_LORA_MMA=0 ] ||
+        { echo "lora fallback: all ok: $a; du bad: $c; grad_b bad: $d; grad_a bad: $e; du_mma bad: $m" >&2; return 1; }
 }
 check bundle_run_lora_fallback lora_fallback_ok

@@ -240,6 +240,42 @@ static void test_lora_bf16_attention(void) {
     vet_model_free(&m);
 }
 
+// bf16 storage runs the adapters' long products on tensor cores (lora_*_mma_cuda: operands
+// rounded to bf16, as a bf16-autocast PEFT); VET_GPU_LORA_NO_MMA keeps the CUDA-core kernels
+// (fp32 adapters on the bf16 values). With dropout, on the recipe's targets and on all seven:
+// the two must differ (the switch works) by no more than bf16 rounding of the adapters' operands;
+// both are within test_lora_bf16's tolerances of the CPU (lora_parity). fp16 storage keeps the
+// CUDA-core kernels: the flag changes nothing there.
+static void test_lora_mma(void) {
+    if (!ctx) SKIP(no_gpu);
+    for (int pass = 0; pass < 2; pass++) {
+        model_targets = pass == 0 ? VET_LORA_Q | VET_LORA_K | VET_LORA_V | VET_LORA_O : VET_LORA_ALL;
+        vet_model m;
+        make_model(&m, VAR_LLAMA, 1, 0.1f);
+        batch3 x;
+        make_batch(&x, m.cfg.vocab_size, 3);
+        double l_tc = 0, l_cc = 0;
+        float *g_tc = calloc(m.n_lora, sizeof(float)), *g_cc = calloc(m.n_lora, sizeof(float));
+        CHECK(gpu_lora_step(&m, &x.b, VET_GPU_BF16, &l_tc, g_tc) == 0);
+        CHECK(gpu_lora_step(&m, &x.b, VET_GPU_BF16 | VET_GPU_LORA_NO_MMA, &l_cc, g_cc) == 0);
+        printf("# bf16 loss, targets %#x: adapters on tensor cores %.9g, on CUDA cores %.9g\n", model_targets, l_tc,
+               l_cc);
+        CHECK(fabs(l_tc - l_cc) <= 1e-3 * fabs(l_cc));
+        CHECK(memcmp(g_tc, g_cc, m.n_lora * sizeof(float)) != 0);
+        double worst = check_lora_grads(&m, g_tc, g_cc, 5e-2);
+        CHECK(worst > 0);
+        lora_parity(VAR_LLAMA, 0.1f, 1, 3, 19, VET_GPU_BF16 | VET_GPU_LORA_NO_MMA, 1e-2, 1e-1);
+        double f1 = 0, f2 = 0;
+        CHECK(gpu_lora_step(&m, &x.b, VET_GPU_FP16, &f1, g_tc) == 0);
+        CHECK(gpu_lora_step(&m, &x.b, VET_GPU_FP16 | VET_GPU_LORA_NO_MMA, &f2, g_cc) == 0);
+        CHECK(f1 == f2 && memcmp(g_tc, g_cc, m.n_lora * sizeof(float)) == 0);
+        free(g_tc), free(g_cc);
+        vet_batch_free(&x.b);
+        vet_model_free(&m);
+    }
+    model_targets = VET_LORA_ALL;
+}
+
 // fp16 base weights (VET_GPU_FP16, vet-train --fp16): bf16's mode in IEEE fp16, the backward
 // unscaled and with GradScaler's first loss scale 65536 (grads divided on the host, as the
 // trainer's lib/train/loss_scale.h has them). Tolerances: fp16 keeps 10 mantissa bits to
@@ -988,6 +1024,7 @@ int main(void) {
     RUN(test_lora_dropout);
     RUN(test_lora_bf16);
     RUN(test_lora_bf16_attention);
+    RUN(test_lora_mma);
     RUN(test_lora_recipe_targets_16bit);
     RUN(test_lora_fp16);
     RUN(test_full_llama);

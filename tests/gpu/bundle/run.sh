@@ -245,9 +245,12 @@ if ! grep -q "^=========  *at .*attention_\(tc\|mma\)_" "$work/logs/memcheck" 2>
 fi
 fallback 'attention_[a-z]*_bf16 ' 'attention_\(tc\|mma\|pipe\)_' "$attention_fallback"
 # LoRA: the fused products' rows (`lora_down_dropout`, ..., and the backward's `lora_du`,
-# `lora_grad_b`) or memcheck in their kernels (`lora_down2_kernel` has a digit): cuBLAS and a
-# dropout pass instead.
-fallback 'lora_\([a-z_]*dropout\|du\|grad_b\)' 'lora_[a-z_0-9]*_kernel' VET_GPU_LORA_FUSED=0
+# `lora_grad_b`, not their `_mma` twins) or memcheck in their kernels (`lora_down2_kernel` has a
+# digit): cuBLAS and a dropout pass instead. The tensor-core products' rows (`lora_down_mma`,
+# ...) or memcheck in theirs (`adapter_rows_mma_kernel`, `adapter_cols_mma_kernel`): the 16-bit
+# CUDA-core kernels instead.
+fallback 'lora_\([a-z_]*dropout\|du\|grad_b\)\($\|[^_]\|_[^m]\)' 'lora_[a-z_0-9]*_kernel' VET_GPU_LORA_FUSED=0
+fallback 'lora_[a-z_]*_mma ' 'adapter_[a-z]*_mma_kernel' VET_GPU_LORA_MMA=0
 fallback 'matmul_rows_q' 'rows_q_kernel' VET_GPU_QUANT_GEMV=0
 part gpu-model 35 "$tests/test_gpu_model"
 part gpu-infer 25 "$tests/test_gpu_infer"

@@ -655,6 +655,86 @@ int lora_grad_b16_cuda(vet_cuda *ctx, float *dB, const uint16_t *dout, int fmt, 
     return rc;
 }
 
+// The tensor-core entries (kernels/lora_mma.cu): every operand rounded to bf16 as the kernels
+// read it (x after its dropout, A, B, du, u), then the fp32 products above on the rounded values
+// (p = 0: the plain product). Only the order of fp32 sums differs from the device's.
+static float *bf16_rounded(const float *x, size_t n, vet_err *err) {
+    float *y = malloc((n ? n : 1) * sizeof *y);
+    if (!y) {
+        vet_err_kindf(err, VET_E_NOMEM, "%s:%d: stand-in lora_mma: out of memory", __FILE__, __LINE__);
+        return NULL;
+    }
+    for (size_t i = 0; i < n; i++) y[i] = vet_bf16_to_f32(vet_f32_to_bf16(x[i]));
+    return y;
+}
+static int mma_args(int fmt, int r, float p, const char *what, vet_err *err) {
+    if (fmt != VET_CUDA_BF16)
+        return vet_errf(err, "%s:%d: %s: format %d: the tensor-core products take bf16 (%d) only (fp16: the 16-bit kernels)",
+                        __FILE__, __LINE__, what, fmt, VET_CUDA_BF16);
+    return lora_fused_args(r, p, what, err, 1);
+}
+// x (N,C) in bf16 widened, with dropout p (> 0) applied, rounded to bf16 again.
+static float *dropped_bf16(const uint16_t *x, float p, uint64_t seed, int64_t row0, int N, int C, vet_err *err) {
+    const size_t n = rows_by_width(N, C);
+    float *w = widen_copy(x, VET_CUDA_BF16, n, "lora_mma", err);
+    if (!w || p == 0.0f) return w;
+    float *d = malloc((n ? n : 1) * sizeof *d);
+    if (!d) {
+        free(w);
+        vet_err_kindf(err, VET_E_NOMEM, "%s:%d: stand-in lora_mma: out of memory", __FILE__, __LINE__);
+        return NULL;
+    }
+    dropout_forward(d, w, p, seed, row0, N, C);
+    for (size_t i = 0; i < n; i++) d[i] = vet_bf16_to_f32(vet_f32_to_bf16(d[i]));
+    free(w);
+    return d;
+}
+
+int lora_down_mma_cuda(vet_cuda *ctx, float *u, const uint16_t *x, int fmt, const float *A, float p, uint64_t seed,
+                       int64_t row0, int N, int C, int r, vet_err *err) {
+    CHECK_CTX(ctx, err);
+    if (mma_args(fmt, r, p, "lora_down_mma", err) < 0) return -1;
+    if (N <= 0 || C <= 0) return 0;
+    float *xd = dropped_bf16(x, p, seed, row0, N, C, err), *Ar = xd ? bf16_rounded(A, (size_t)r * C, err) : NULL;
+    int rc = Ar ? lora_down_dropout_cuda(ctx, u, xd, Ar, 0.0f, 0, 0, N, C, r, err) : -1;
+    free(xd), free(Ar);
+    return rc;
+}
+
+int lora_grad_a_mma_cuda(vet_cuda *ctx, float *dA, const float *du, const uint16_t *x, int fmt, float p,
+                         uint64_t seed, int64_t row0, int N, int C, int r, float *scratch, size_t scratch_floats,
+                         vet_err *err) {
+    CHECK_CTX(ctx, err);
+    if (mma_args(fmt, r, p, "lora_grad_a_mma", err) < 0) return -1;
+    if (N <= 0 || C <= 0) return 0;
+    float *xd = dropped_bf16(x, p, seed, row0, N, C, err), *dur = xd ? bf16_rounded(du, (size_t)N * r, err) : NULL;
+    int rc = dur ? lora_grad_a_dropout_cuda(ctx, dA, dur, xd, 0.0f, 0, 0, N, C, r, scratch, scratch_floats, err) : -1;
+    free(xd), free(dur);
+    return rc;
+}
+
+int lora_du_mma_cuda(vet_cuda *ctx, float *du, const uint16_t *dout, int fmt, const float *B, float s, int N, int out,
+                     int r, vet_err *err) {
+    CHECK_CTX(ctx, err);
+    if (mma_args(fmt, r, 0.0f, "lora_du_mma", err) < 0) return -1;
+    if (N <= 0 || out <= 0) return 0;
+    float *d = dropped_bf16(dout, 0.0f, 0, 0, N, out, err), *Br = d ? bf16_rounded(B, (size_t)out * r, err) : NULL;
+    int rc = Br ? lora_du_cuda(ctx, du, d, Br, s, N, out, r, err) : -1;
+    free(d), free(Br);
+    return rc;
+}
+
+int lora_grad_b_mma_cuda(vet_cuda *ctx, float *dB, const uint16_t *dout, int fmt, const float *u, float s, int N,
+                         int out, int r, float *scratch, size_t scratch_floats, vet_err *err) {
+    CHECK_CTX(ctx, err);
+    if (mma_args(fmt, r, 0.0f, "lora_grad_b_mma", err) < 0) return -1;
+    if (N <= 0 || out <= 0) return 0;
+    float *d = dropped_bf16(dout, 0.0f, 0, 0, N, out, err), *ur = d ? bf16_rounded(u, (size_t)N * r, err) : NULL;
+    int rc = ur ? lora_grad_b_cuda(ctx, dB, d, ur, s, N, out, r, scratch, scratch_floats, err) : -1;
+    free(d), free(ur);
+    return rc;
+}
+
 int lora_grad_input_dropout_cuda(vet_cuda *ctx, float *dinp, const float *du, const float *A, float p,
                                  uint64_t seed, int64_t row0, int N, int C, int r, vet_err *err) {
     CHECK_CTX(ctx, err);
