@@ -193,6 +193,25 @@ lora_fused_env_ok() {
 }
 check train_device_lora_fused_env lora_fused_env_ok
 
+# 7d. VET_GPU_LORA_MMA: in bf16 the adapters' long products run on tensor cores by default (every
+#     operand rounded to bf16, a bf16-autocast PEFT's arithmetic); 0 keeps the CUDA-core kernels
+#     (fp32 adapters on the bf16 values): another adapter, the final loss within 1%. fp32 has no
+#     such products: the same bytes either way. Another value is refused before training (exit 2).
+lora_mma_env_ok() {
+    [ -d "$tmp/bf16" ] && [ -d "$tmp/cuda" ] || return 1
+    VET_GPU_LORA_MMA=0 run "$sbin" "$tmp/cuda-cores" --device cuda || { cat "$tmp/cuda-cores.err" >&2; return 1; }
+    ! cmp -s "$tmp/bf16/adapter_model.safetensors" "$tmp/cuda-cores/adapter_model.safetensors" || return 1
+    final_losses_close "$tmp/bf16" "$tmp/cuda-cores" "bf16: adapters on tensor cores" "on CUDA cores" || return 1
+    VET_GPU_LORA_MMA=0 run "$sbin" "$tmp/cuda-cores32" --device cuda --fp32 || { cat "$tmp/cuda-cores32.err" >&2; return 1; }
+    cmp "$tmp/cuda/adapter_model.safetensors" "$tmp/cuda-cores32/adapter_model.safetensors" >&2 || return 1
+    local msg status
+    msg=$(VET_GPU_LORA_MMA=on "$sbin" "${common[@]}" --out "$tmp/mma-bad" --device cuda 2>&1)
+    status=$?
+    [ $status -eq 2 ] && grep -q "VET_GPU_LORA_MMA=on: use 1 (the default) or 0" <<<"$msg" ||
+        { echo "exit $status: $msg" >&2; return 1; }
+}
+check train_device_lora_mma_env lora_mma_env_ok
+
 # 8. Full training (from scratch) on the device: fp32, byte-identical to the CPU path; bf16 refused.
 full_ok() {
     local args=(--threads 2 -q --init "$tmp/micro.json" --tokenizer "$tmp/tok.model" --train "$tmp/train.msgpack.zst"
