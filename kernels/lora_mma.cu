@@ -148,7 +148,8 @@ __device__ __forceinline__ unsigned half_of(const unsigned w[4], int nt) { retur
 // G (r,C) = L^T (r,N) · X̃ (N,C) over the rows of slice z (blockIdx.y: rows z·rows_per_slice ...),
 // L fp32 (N,r) rounded to bf16 as it loads. Warp: 64 columns (8 n-tiles), MT m-tiles of 16 ranks,
 // 16 rows a step. Stored (T_OUT: transposed, (C, r), B's layout) into out + z·r·C as the slice's
-// partial sums, or with accumulate (one slice) out += s times them.
+// partial sums, or with accumulate (one slice) out += s times them. VEC: X read 16 bytes a row
+// (as load8's) and, stored (r, C), the sums written 16 bytes at a time (C and out aligned for it).
 template <int MT, bool VEC, bool DROP, bool T_OUT>
 __global__ void __launch_bounds__(COLS_WARPS * 32)
 adapter_cols_mma_kernel(float *out, int accumulate, const float *L, const uint16_t *X, float ks, uint32_t thr,
@@ -187,6 +188,31 @@ adapter_cols_mma_kernel(float *out, int accumulate, const float *L, const uint16
         }
     }
     float *o = out + (accumulate ? 0 : (size_t)z * r * C);
+    // A lane's sums of rank j are columns c0+16t .. c0+16t+15 (element i: n-tile i % 8, e & 1 =
+    // i / 8). (r, C) with VEC (the caller checks C and out for 16-byte stores): four 16-byte
+    // stores a rank, so a rank's 64 columns are one 256-byte run across the 4 lanes of a g.
+    if (!T_OUT && VEC && c0 + 16 * t + 16 <= C) {
+#pragma unroll
+        for (int m = 0; m < MT; m++)
+#pragma unroll
+            for (int hf = 0; hf < 2; hf++) {
+                const int j = 16 * m + g + 8 * hf;
+                if (j >= r) continue;
+                float4 *p = (float4 *)(o + (size_t)j * C + c0 + 16 * t);
+#pragma unroll
+                for (int k = 0; k < 4; k++) {
+                    const int e = 2 * hf + k / 2, nt = 4 * (k % 2);
+                    float4 v = make_float4(acc[m][nt][e], acc[m][nt + 1][e], acc[m][nt + 2][e], acc[m][nt + 3][e]);
+                    if (accumulate) {
+                        const float4 w = p[k];
+                        v.x = __fadd_rn(w.x, __fmul_rn(s, v.x)), v.y = __fadd_rn(w.y, __fmul_rn(s, v.y));
+                        v.z = __fadd_rn(w.z, __fmul_rn(s, v.z)), v.w = __fadd_rn(w.w, __fmul_rn(s, v.w));
+                    }
+                    p[k] = v;
+                }
+            }
+        return;
+    }
 #pragma unroll
     for (int m = 0; m < MT; m++)
 #pragma unroll
@@ -255,8 +281,8 @@ static int cols_product(vet_cuda *ctx, float *dst, const float *L, const uint16_
     if (S > 65535) return vet_errf(err, "%s:%d: %s: %d row slices too many", __FILE__, __LINE__, what, S);
     const float ks = 1.0f / (1.0f - p);
     const uint32_t thr = vet_dropout_threshold(p);
-    const bool drop = p > 0.0f, vec = rows16_aligned(X, C);
     float *out = S > 1 ? scratch : dst;
+    const bool drop = p > 0.0f, vec = rows16_aligned(X, C) && (T_OUT || ((uintptr_t)out & 15) == 0);
     dim3 grid(ceil_div(C, 64 * COLS_WARPS), S);
     auto go = [&](auto mt_c) {
         constexpr int MT = decltype(mt_c)::value;

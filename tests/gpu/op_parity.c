@@ -1219,6 +1219,8 @@ static void run_config(const config *c) {
                 lora16_rows(N, W, R, x, A, du, 0.0f, VET_CUDA_F16);
                 lora_mma_rows(N, W, R, x, A, du, p);
                 lora_mma_rows(N, W, R, x, A, du, 0.0f);
+                // fewer than 2r rows: one row slice, summed straight into dA and dB
+                if (wi == 0 && R == 16) lora_mma_rows(R + 4, W, R, x, A, du, p);
                 free(x), free(A), free(du), free(xd), free(u), free(dA), free(dinp), free(t);
                 vet_cuda_mem_free(d_x), vet_cuda_mem_free(d_A), vet_cuda_mem_free(d_du), vet_cuda_mem_free(d_u);
                 vet_cuda_mem_free(d_dA), vet_cuda_mem_free(d_dinp), vet_cuda_mem_free(d_s);
