@@ -303,14 +303,14 @@ int lora_du16_cuda(vet_cuda *ctx, float *du, const uint16_t *dout, int fmt, cons
                    int r, vet_err *err);
 int lora_grad_b16_cuda(vet_cuda *ctx, float *dB, const uint16_t *dout, int fmt, const float *u, float s, int N,
                        int out, int r, float *scratch, size_t scratch_floats, vet_err *err);
-// The same four products on the tensor cores (kernels/lora_mma.cu: mma.sync, bf16 operands, fp32
-// sums): what a 16-bit autocast PEFT computes, its adapter's matmuls on 16-bit casts of both
-// operands. Every operand is rounded to bf16 as it is read (the kept value x / (1-p) after the
-// mask, A and B from their fp32 masters, du and u), nothing is written in 16 bits; the outputs and
-// their contracts (scaling, accumulation, the row slices and scratch) are the 16-bit entries'.
-// Not the same bits as those: against a CPU product on the rounded operands only the order of
-// the fp32 sums differs. fmt must be VET_CUDA_BF16; 1 <= r <= VET_LORA_FUSED_MAX_R. Training
-// uses them in the bf16 mode (VET_GPU_LORA_MMA, docs/cuda.md).
+// The same four products on the tensor cores (kernels/lora_mma.cu: mma.sync, 16-bit operands,
+// fp32 sums): what a 16-bit autocast PEFT computes, its adapter's matmuls on 16-bit casts of both
+// operands. Every operand is rounded to fmt (VET_CUDA_BF16 or VET_CUDA_F16, x's format) as it is
+// read (the kept value x / (1-p) after the mask, A and B from their fp32 masters, du and u),
+// nothing is written in 16 bits; the outputs and their contracts (scaling, accumulation, the row
+// slices and scratch) are the 16-bit entries'. Not the same bits as those: against a CPU product
+// on the rounded operands only the order of the fp32 sums differs. 1 <= r <=
+// VET_LORA_FUSED_MAX_R. Training uses them in the 16-bit modes (VET_GPU_LORA_MMA, docs/cuda.md).
 int lora_down_mma_cuda(vet_cuda *ctx, float *u, const uint16_t *x, int fmt, const float *A, float p, uint64_t seed,
                        int64_t row0, int N, int C, int r, vet_err *err);
 int lora_grad_a_mma_cuda(vet_cuda *ctx, float *dA, const float *du, const uint16_t *x, int fmt, float p,

@@ -27,7 +27,7 @@ struct vet_gpu_model {
     int lora_fused;     // LoRA dropout inside the adapters' products (rank <= 32, no VET_GPU_LORA_UNFUSED)
     int lora16;         // 16-bit mode with lora_fused: the adapters read the GEMMs' 16-bit inputs
                         // and douts (xb16, db16), as PEFT's in a 16-bit model (gpu_train.c)
-    int lora_mma;       // bf16 mode with lora16, no VET_GPU_LORA_NO_MMA: those products on tensor cores
+    int lora_mma;       // lora16 without VET_GPU_LORA_NO_MMA: those products on tensor cores
     int mlp16;          // 16-bit mode, no adapter on gate or up: their GEMMs write 16 bits (gate16, up16)
     int ckpt;           // VET_GPU_CKPT: per-layer activations hold one layer (see act_layer)
     int B, T;           // capacity

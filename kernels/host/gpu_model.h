@@ -67,11 +67,11 @@ enum {
     // this flag takes the unfused path (a dropout pass, then cuBLAS): vet-train's
     // VET_GPU_LORA_FUSED=0, the same numbers up to the order of fp32 sums, more memory traffic.
     VET_GPU_LORA_UNFUSED = 1 << 7,
-    // With bf16 storage (not VET_GPU_FP16) and the fused products, the four adapter products that
-    // read a long operand run on tensor cores (kernels/lora_mma.cu: every operand rounded to bf16,
-    // fp32 sums: a bf16-autocast PEFT's arithmetic). This flag keeps the CUDA-core kernels there
-    // (fp32 adapters on the bf16 values: PEFT in a bf16 model without autocast): vet-train's
-    // VET_GPU_LORA_MMA=0.
+    // With 16-bit storage (VET_GPU_BF16 or VET_GPU_FP16) and the fused products, the four adapter
+    // products that read a long operand run on tensor cores (kernels/lora_mma.cu: every operand
+    // rounded to the 16-bit format, fp32 sums: a 16-bit-autocast PEFT's arithmetic). This flag
+    // keeps the CUDA-core kernels there (fp32 adapters on the 16-bit values: PEFT in a 16-bit
+    // model without autocast): vet-train's VET_GPU_LORA_MMA=0.
     VET_GPU_LORA_NO_MMA = 1 << 8,
 };
 

@@ -234,57 +234,64 @@ static void lora16_rows(int N, int W, int R, const float *x, const float *A, con
     vet_cuda_mem_free(d_ref), vet_cuda_mem_free(d_out), vet_cuda_mem_free(d_s);
 }
 
-// The tensor-core entries (lora_*_mma_cuda: what the bf16 mode trains with) against the CPU's
-// products on the operands rounded as the kernels round them (x16 after its dropout, A, B, du,
-// u): only the fp32 sums' order differs, so a misplaced fragment element shows as an O(1) error.
-// Timed beside the 16-bit CUDA-core rows of the same shape. Operands as lora16_rows's; dA and dB
-// accumulate into random starting values.
-static void lora_mma_rows(int N, int W, int R, const float *x, const float *A, const float *du, float p) {
+// The tensor-core entries (lora_*_mma_cuda: what the 16-bit modes train with) against the CPU's
+// products on the operands rounded to fmt as the kernels round them (x16 after its dropout, A,
+// B, du, u): only the fp32 sums' order differs, so a misplaced fragment element shows as an O(1)
+// error. Timed beside the 16-bit CUDA-core rows of the same shape. Operands as lora16_rows's; dA
+// and dB accumulate into random starting values.
+static float round_to(float v, int fmt) {
+    return fmt == VET_CUDA_F16 ? vet_f16_to_f32(vet_f32_to_f16(v)) : vet_bf16_to_f32(vet_f32_to_bf16(v));
+}
+static void lora_mma_rows(int N, int W, int R, const float *x, const float *A, const float *du, float p, int fmt) {
     const uint64_t seed = 0x5eedu;
     const size_t nx = (size_t)N * W, na = (size_t)R * W, nu = (size_t)N * R;
     uint16_t *x16 = malloc(nx * 2);
     float *xw = malloc(nx * 4), *xd = malloc(nx * 4), *Ar = malloc(na * 4), *dur = malloc(nu * 4);
     float *ref = malloc((na > nu ? na : nu) * 4), *acc0 = rnd(na, 1);
-    for (size_t i = 0; i < nx; i++) x16[i] = vet_f32_to_bf16(x[i]), xw[i] = vet_bf16_to_f32(x16[i]);
+    const int f16 = fmt == VET_CUDA_F16;
+    for (size_t i = 0; i < nx; i++) {
+        x16[i] = f16 ? vet_f32_to_f16(x[i]) : vet_f32_to_bf16(x[i]);
+        xw[i] = f16 ? vet_f16_to_f32(x16[i]) : vet_bf16_to_f32(x16[i]);
+    }
     dropout_forward(xd, xw, p, seed, 37, N, W);
-    for (size_t i = 0; i < nx; i++) xd[i] = vet_bf16_to_f32(vet_f32_to_bf16(xd[i]));
-    for (size_t i = 0; i < na; i++) Ar[i] = vet_bf16_to_f32(vet_f32_to_bf16(A[i]));
-    for (size_t i = 0; i < nu; i++) dur[i] = vet_bf16_to_f32(vet_f32_to_bf16(du[i]));
+    for (size_t i = 0; i < nx; i++) xd[i] = round_to(xd[i], fmt);
+    for (size_t i = 0; i < na; i++) Ar[i] = round_to(A[i], fmt);
+    for (size_t i = 0; i < nu; i++) dur[i] = round_to(du[i], fmt);
     uint16_t *d_x16 = dev(x16, nx * 2);
     float *d_A = devf(A, na), *d_du = devf(du, nu), *d_u = devf(NULL, nu), *d_acc = devf(acc0, na);
     const size_t ns = lora_grad_a_scratch_floats(N, W, R);
     float *d_s = devf(NULL, ns ? ns : 1);
     char sh[64];
-    snprintf(sh, sizeof sh, "N=%d C=%d r=%d p=%g bf16", N, W, R, p);
+    snprintf(sh, sizeof sh, "N=%d C=%d r=%d p=%g %s", N, W, R, p, f16 ? "fp16" : "bf16");
     row_t *r;
     // u = dropout(x) A^T
     matmul_forward(ref, xd, Ar, NULL, N, W, R);
-    TRY(lora_down_mma_cuda(ctx, d_u, d_x16, VET_CUDA_BF16, d_A, p, seed, 37, N, W, R, &err));
+    TRY(lora_down_mma_cuda(ctx, d_u, d_x16, fmt, d_A, p, seed, 37, N, W, R, &err));
     r = compare("lora_down_mma vs rounded operands", sh, d_u, ref, nu, 1e-4);
-    TIME(lora_down_mma_cuda(ctx, d_u, d_x16, VET_CUDA_BF16, d_A, p, seed, 37, N, W, R, &err), r->ms);
+    TIME(lora_down_mma_cuda(ctx, d_u, d_x16, fmt, d_A, p, seed, 37, N, W, R, &err), r->ms);
     // dA += du^T dropout(x)
     memcpy(ref, acc0, na * 4);
     vet_sgemm(1, 0, R, W, N, 1.0f, dur, R, xd, W, 1.0f, ref, W);
-    TRY(lora_grad_a_mma_cuda(ctx, d_acc, d_du, d_x16, VET_CUDA_BF16, p, seed, 37, N, W, R, d_s, ns, &err));
+    TRY(lora_grad_a_mma_cuda(ctx, d_acc, d_du, d_x16, fmt, p, seed, 37, N, W, R, d_s, ns, &err));
     r = compare("lora_grad_a_mma vs rounded operands", sh, d_acc, ref, na, 1e-4);
-    TIME(lora_grad_a_mma_cuda(ctx, d_acc, d_du, d_x16, VET_CUDA_BF16, p, seed, 37, N, W, R, d_s, ns, &err), r->ms);
+    TIME(lora_grad_a_mma_cuda(ctx, d_acc, d_du, d_x16, fmt, p, seed, 37, N, W, R, d_s, ns, &err), r->ms);
     // x16 as dout (N,W), A's values read (W,R) as B: du = 2 dout B, dB += 2 dout^T u
-    snprintf(sh, sizeof sh, "N=%d out=%d r=%d bf16", N, W, R);
+    snprintf(sh, sizeof sh, "N=%d out=%d r=%d %s", N, W, R, f16 ? "fp16" : "bf16");
     vet_sgemm(0, 0, N, R, W, 2.0f, xw, W, Ar, R, 0.0f, ref, R);
-    TRY(lora_du_mma_cuda(ctx, d_u, d_x16, VET_CUDA_BF16, d_A, 2.0f, N, W, R, &err));
+    TRY(lora_du_mma_cuda(ctx, d_u, d_x16, fmt, d_A, 2.0f, N, W, R, &err));
     r = compare("lora_du_mma vs rounded operands", sh, d_u, ref, nu, 1e-4);
-    TIME(lora_du_mma_cuda(ctx, d_u, d_x16, VET_CUDA_BF16, d_A, 2.0f, N, W, R, &err), r->ms);
+    TIME(lora_du_mma_cuda(ctx, d_u, d_x16, fmt, d_A, 2.0f, N, W, R, &err), r->ms);
     TRY(vet_cuda_upload(ctx, d_acc, acc0, na * 4, &err));
     memcpy(ref, acc0, na * 4);
     vet_sgemm(1, 0, W, R, N, 2.0f, xw, W, dur, R, 1.0f, ref, R);
-    TRY(lora_grad_b_mma_cuda(ctx, d_acc, d_x16, VET_CUDA_BF16, d_du, 2.0f, N, W, R, d_s, ns, &err));
+    TRY(lora_grad_b_mma_cuda(ctx, d_acc, d_x16, fmt, d_du, 2.0f, N, W, R, d_s, ns, &err));
     r = compare("lora_grad_b_mma vs rounded operands", sh, d_acc, ref, na, 1e-4);
-    TIME(lora_grad_b_mma_cuda(ctx, d_acc, d_x16, VET_CUDA_BF16, d_du, 2.0f, N, W, R, d_s, ns, &err), r->ms);
-    // fp16 is refused with the reason (the 16-bit CUDA-core kernels take it)
-    int bad = lora_down_mma_cuda(ctx, d_u, d_x16, VET_CUDA_F16, d_A, p, seed, 37, N, W, R, &err);
-    int ok = bad < 0 && strstr(err.msg, "take bf16 (1) only");
+    TIME(lora_grad_b_mma_cuda(ctx, d_acc, d_x16, fmt, d_du, 2.0f, N, W, R, d_s, ns, &err), r->ms);
+    // another format is refused with the reason
+    int bad = lora_down_mma_cuda(ctx, d_u, d_x16, 3, d_A, p, seed, 37, N, W, R, &err);
+    int ok = bad < 0 && strstr(err.msg, "lora_down_mma: format 3 is neither bf16 (1) nor fp16 (2)");
     if (!ok) failures++;
-    printf("%s lora_down_mma refuses fp16\n", ok ? "ok" : "not ok");
+    printf("%s lora_down_mma refuses format 3\n", ok ? "ok" : "not ok");
     free(x16), free(xw), free(xd), free(Ar), free(dur), free(ref), free(acc0);
     vet_cuda_mem_free(d_x16), vet_cuda_mem_free(d_A), vet_cuda_mem_free(d_du), vet_cuda_mem_free(d_u);
     vet_cuda_mem_free(d_acc), vet_cuda_mem_free(d_s);
@@ -1217,10 +1224,11 @@ static void run_config(const config *c) {
                 }
                 lora16_rows(N, W, R, x, A, du, p, VET_CUDA_BF16);
                 lora16_rows(N, W, R, x, A, du, 0.0f, VET_CUDA_F16);
-                lora_mma_rows(N, W, R, x, A, du, p);
-                lora_mma_rows(N, W, R, x, A, du, 0.0f);
+                lora_mma_rows(N, W, R, x, A, du, p, VET_CUDA_BF16);
+                lora_mma_rows(N, W, R, x, A, du, 0.0f, VET_CUDA_BF16);
+                lora_mma_rows(N, W, R, x, A, du, p, VET_CUDA_F16);
                 // fewer than 2r rows: one row slice, summed straight into dA and dB
-                if (wi == 0 && R == 16) lora_mma_rows(R + 4, W, R, x, A, du, p);
+                if (wi == 0 && R == 16) lora_mma_rows(R + 4, W, R, x, A, du, p, VET_CUDA_BF16);
                 free(x), free(A), free(du), free(xd), free(u), free(dA), free(dinp), free(t);
                 vet_cuda_mem_free(d_x), vet_cuda_mem_free(d_A), vet_cuda_mem_free(d_du), vet_cuda_mem_free(d_u);
                 vet_cuda_mem_free(d_dA), vet_cuda_mem_free(d_dinp), vet_cuda_mem_free(d_s);

@@ -240,12 +240,12 @@ static void test_lora_bf16_attention(void) {
     vet_model_free(&m);
 }
 
-// bf16 storage runs the adapters' long products on tensor cores (lora_*_mma_cuda: operands
-// rounded to bf16, as a bf16-autocast PEFT); VET_GPU_LORA_NO_MMA keeps the CUDA-core kernels
-// (fp32 adapters on the bf16 values). With dropout, on the recipe's targets and on all seven:
-// the two must differ (the switch works) by no more than bf16 rounding of the adapters' operands;
-// both are within test_lora_bf16's tolerances of the CPU (lora_parity). fp16 storage keeps the
-// CUDA-core kernels: the flag changes nothing there.
+// 16-bit storage runs the adapters' long products on tensor cores (lora_*_mma_cuda: operands
+// rounded to the format, as a 16-bit-autocast PEFT); VET_GPU_LORA_NO_MMA keeps the CUDA-core
+// kernels (fp32 adapters on the 16-bit values). With dropout, on the recipe's targets and on all
+// seven, bf16 and fp16: the two must differ (the switch works) by no more than the rounding of
+// the adapters' operands (fp16's 8x finer than bf16's); both are within the modes' tolerances of
+// the CPU (lora_parity, test_lora_fp16's). fp32 storage has no such products.
 static void test_lora_mma(void) {
     if (!ctx) SKIP(no_gpu);
     for (int pass = 0; pass < 2; pass++) {
@@ -265,9 +265,17 @@ static void test_lora_mma(void) {
         double worst = check_lora_grads(&m, g_tc, g_cc, 5e-2);
         CHECK(worst > 0);
         lora_parity(VAR_LLAMA, 0.1f, 1, 3, 19, VET_GPU_BF16 | VET_GPU_LORA_NO_MMA, 1e-2, 1e-1);
+        CHECK(gpu_lora_step(&m, &x.b, VET_GPU_FP16, &l_tc, g_tc) == 0);
+        CHECK(gpu_lora_step(&m, &x.b, VET_GPU_FP16 | VET_GPU_LORA_NO_MMA, &l_cc, g_cc) == 0);
+        printf("# fp16 loss: adapters on tensor cores %.9g, on CUDA cores %.9g\n", l_tc, l_cc);
+        CHECK(fabs(l_tc - l_cc) <= 2e-4 * fabs(l_cc));
+        CHECK(memcmp(g_tc, g_cc, m.n_lora * sizeof(float)) != 0);
+        worst = check_lora_grads(&m, g_tc, g_cc, 1e-2);
+        CHECK(worst > 0);
+        CHECK(lora_parity_scaled(VAR_LLAMA, 0.1f, 1, 3, 19, VET_GPU_FP16, 1024.0f, 1e-3, 2e-2) > 0);
         double f1 = 0, f2 = 0;
-        CHECK(gpu_lora_step(&m, &x.b, VET_GPU_FP16, &f1, g_tc) == 0);
-        CHECK(gpu_lora_step(&m, &x.b, VET_GPU_FP16 | VET_GPU_LORA_NO_MMA, &f2, g_cc) == 0);
+        CHECK(gpu_lora_step(&m, &x.b, 0, &f1, g_tc) == 0);
+        CHECK(gpu_lora_step(&m, &x.b, VET_GPU_LORA_NO_MMA, &f2, g_cc) == 0);
         CHECK(f1 == f2 && memcmp(g_tc, g_cc, m.n_lora * sizeof(float)) == 0);
         free(g_tc), free(g_cc);
         vet_batch_free(&x.b);

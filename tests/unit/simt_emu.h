@@ -158,10 +158,12 @@ inline float emu_bf16(unsigned reg, int h) {
     return __bfloat162float(__ushort_as_bfloat16((unsigned short)(reg >> (16 * h))));
 }
 
-// d (16x8 fp32) += a (16x16 bf16) b (16x8 bf16), this lane's fragments of each. The first lane
-// past the collective multiplies the whole tiles (in double) for the warp; each lane adds its
-// accumulators and rounds once.
-inline void emu_mma_bf16(float d[4], const unsigned a[4], const unsigned b[2]) {
+inline float emu_f16(unsigned reg, int h) { return __half2float(__ushort_as_half((unsigned short)(reg >> (16 * h)))); }
+
+// d (16x8 fp32) += a (16x16) b (16x8), bf16 or (f16) fp16, this lane's fragments of each. The
+// first lane past the collective multiplies the whole tiles (in double) for the warp; each lane
+// adds its accumulators and rounds once.
+inline void emu_mma16(float d[4], const unsigned a[4], const unsigned b[2], bool f16) {
     unsigned mine[6] = {a[0], a[1], a[2], a[3], b[0], b[1]};
     auto s = emu_exchange(mine, sizeof mine);
     emu_warp &w = emu_warps[threadIdx.x / 32];
@@ -173,11 +175,11 @@ inline void emu_mma_bf16(float d[4], const unsigned a[4], const unsigned b[2]) {
             for (int h = 0; h < 2; h++) {
                 for (int i = 0; i < 4; i++) {
                     mma_pos p = mma_a_pos(l, i, h);
-                    A[p.row][p.col] = emu_bf16(f[i], h);
+                    A[p.row][p.col] = f16 ? emu_f16(f[i], h) : emu_bf16(f[i], h);
                 }
                 for (int i = 0; i < 2; i++) {
                     mma_pos p = mma_b_pos(l, i, h);
-                    B[p.row][p.col] = emu_bf16(f[4 + i], h);
+                    B[p.row][p.col] = f16 ? emu_f16(f[4 + i], h) : emu_bf16(f[4 + i], h);
                 }
             }
         }
@@ -195,6 +197,8 @@ inline void emu_mma_bf16(float d[4], const unsigned a[4], const unsigned b[2]) {
         d[e] = (float)((double)d[e] + w.mma_ab[p.row][p.col]);
     }
 }
+inline void emu_mma_bf16(float d[4], const unsigned a[4], const unsigned b[2]) { emu_mma16(d, a, b, false); }
+inline void emu_mma_f16(float d[4], const unsigned a[4], const unsigned b[2]) { emu_mma16(d, a, b, true); }
 
 // __syncwarp: the warp's barrier alone (no slot: a lane one collective ahead stays in bounds).
 inline void __syncwarp(unsigned = 0xffffffffu) { emu_warps[threadIdx.x / 32].bar.wait(); }

@@ -655,28 +655,30 @@ int lora_grad_b16_cuda(vet_cuda *ctx, float *dB, const uint16_t *dout, int fmt, 
     return rc;
 }
 
-// The tensor-core entries (kernels/lora_mma.cu): every operand rounded to bf16 as the kernels
+// The tensor-core entries (kernels/lora_mma.cu): every operand rounded to fmt as the kernels
 // read it (x after its dropout, A, B, du, u), then the fp32 products above on the rounded values
 // (p = 0: the plain product). Only the order of fp32 sums differs from the device's.
-static float *bf16_rounded(const float *x, size_t n, vet_err *err) {
+static float round16(float v, int fmt) {
+    return fmt == VET_CUDA_F16 ? vet_f16_to_f32(vet_f32_to_f16(v)) : vet_bf16_to_f32(vet_f32_to_bf16(v));
+}
+static float *rounded16(const float *x, size_t n, int fmt, vet_err *err) {
     float *y = malloc((n ? n : 1) * sizeof *y);
     if (!y) {
         vet_err_kindf(err, VET_E_NOMEM, "%s:%d: stand-in lora_mma: out of memory", __FILE__, __LINE__);
         return NULL;
     }
-    for (size_t i = 0; i < n; i++) y[i] = vet_bf16_to_f32(vet_f32_to_bf16(x[i]));
+    for (size_t i = 0; i < n; i++) y[i] = round16(x[i], fmt);
     return y;
 }
 static int mma_args(int fmt, int r, float p, const char *what, vet_err *err) {
-    if (fmt != VET_CUDA_BF16)
-        return vet_errf(err, "%s:%d: %s: format %d: the tensor-core products take bf16 (%d) only (fp16: the 16-bit kernels)",
-                        __FILE__, __LINE__, what, fmt, VET_CUDA_BF16);
+    if (vet_cuda_check_fmt16(fmt, what, err) < 0) return -1;
     return lora_fused_args(r, p, what, err, 1);
 }
-// x (N,C) in bf16 widened, with dropout p (> 0) applied, rounded to bf16 again.
-static float *dropped_bf16(const uint16_t *x, float p, uint64_t seed, int64_t row0, int N, int C, vet_err *err) {
+// x (N,C) in fmt widened, with dropout p (> 0) applied, rounded to fmt again.
+static float *dropped16(const uint16_t *x, int fmt, float p, uint64_t seed, int64_t row0, int N, int C,
+                        vet_err *err) {
     const size_t n = rows_by_width(N, C);
-    float *w = widen_copy(x, VET_CUDA_BF16, n, "lora_mma", err);
+    float *w = widen_copy(x, fmt, n, "lora_mma", err);
     if (!w || p == 0.0f) return w;
     float *d = malloc((n ? n : 1) * sizeof *d);
     if (!d) {
@@ -685,7 +687,7 @@ static float *dropped_bf16(const uint16_t *x, float p, uint64_t seed, int64_t ro
         return NULL;
     }
     dropout_forward(d, w, p, seed, row0, N, C);
-    for (size_t i = 0; i < n; i++) d[i] = vet_bf16_to_f32(vet_f32_to_bf16(d[i]));
+    for (size_t i = 0; i < n; i++) d[i] = round16(d[i], fmt);
     free(w);
     return d;
 }
@@ -695,7 +697,7 @@ int lora_down_mma_cuda(vet_cuda *ctx, float *u, const uint16_t *x, int fmt, cons
     CHECK_CTX(ctx, err);
     if (mma_args(fmt, r, p, "lora_down_mma", err) < 0) return -1;
     if (N <= 0 || C <= 0) return 0;
-    float *xd = dropped_bf16(x, p, seed, row0, N, C, err), *Ar = xd ? bf16_rounded(A, (size_t)r * C, err) : NULL;
+    float *xd = dropped16(x, fmt, p, seed, row0, N, C, err), *Ar = xd ? rounded16(A, (size_t)r * C, fmt, err) : NULL;
     int rc = Ar ? lora_down_dropout_cuda(ctx, u, xd, Ar, 0.0f, 0, 0, N, C, r, err) : -1;
     free(xd), free(Ar);
     return rc;
@@ -707,7 +709,7 @@ int lora_grad_a_mma_cuda(vet_cuda *ctx, float *dA, const float *du, const uint16
     CHECK_CTX(ctx, err);
     if (mma_args(fmt, r, p, "lora_grad_a_mma", err) < 0) return -1;
     if (N <= 0 || C <= 0) return 0;
-    float *xd = dropped_bf16(x, p, seed, row0, N, C, err), *dur = xd ? bf16_rounded(du, (size_t)N * r, err) : NULL;
+    float *xd = dropped16(x, fmt, p, seed, row0, N, C, err), *dur = xd ? rounded16(du, (size_t)N * r, fmt, err) : NULL;
     int rc = dur ? lora_grad_a_dropout_cuda(ctx, dA, dur, xd, 0.0f, 0, 0, N, C, r, scratch, scratch_floats, err) : -1;
     free(xd), free(dur);
     return rc;
@@ -718,7 +720,7 @@ int lora_du_mma_cuda(vet_cuda *ctx, float *du, const uint16_t *dout, int fmt, co
     CHECK_CTX(ctx, err);
     if (mma_args(fmt, r, 0.0f, "lora_du_mma", err) < 0) return -1;
     if (N <= 0 || out <= 0) return 0;
-    float *d = dropped_bf16(dout, 0.0f, 0, 0, N, out, err), *Br = d ? bf16_rounded(B, (size_t)out * r, err) : NULL;
+    float *d = dropped16(dout, fmt, 0.0f, 0, 0, N, out, err), *Br = d ? rounded16(B, (size_t)out * r, fmt, err) : NULL;
     int rc = Br ? lora_du_cuda(ctx, du, d, Br, s, N, out, r, err) : -1;
     free(d), free(Br);
     return rc;
@@ -729,7 +731,7 @@ int lora_grad_b_mma_cuda(vet_cuda *ctx, float *dB, const uint16_t *dout, int fmt
     CHECK_CTX(ctx, err);
     if (mma_args(fmt, r, 0.0f, "lora_grad_b_mma", err) < 0) return -1;
     if (N <= 0 || out <= 0) return 0;
-    float *d = dropped_bf16(dout, 0.0f, 0, 0, N, out, err), *ur = d ? bf16_rounded(u, (size_t)N * r, err) : NULL;
+    float *d = dropped16(dout, fmt, 0.0f, 0, 0, N, out, err), *ur = d ? rounded16(u, (size_t)N * r, fmt, err) : NULL;
     int rc = ur ? lora_grad_b_cuda(ctx, dB, d, ur, s, N, out, r, scratch, scratch_floats, err) : -1;
     free(d), free(ur);
     return rc;
