@@ -150,6 +150,16 @@ sys.exit(0 if len(a) == len(b) and abs(a[-1]["loss"] - b[-1]["loss"]) <= 0.01 * 
 PY
 }
 
+# env_refused SETTING NAME PATTERN: vet-train with SETTING (VAR=VALUE) in its environment exits 2
+# before training with a message matching PATTERN, and writes no adapter into $tmp/NAME.
+env_refused() {
+    local msg status
+    msg=$(env "$1" "$sbin" "${common[@]}" --out "$tmp/$2" --device cuda 2>&1)
+    status=$?
+    [ $status -eq 2 ] && grep -q "$3" <<<"$msg" && [ ! -e "$tmp/$2/adapter_model.safetensors" ] ||
+        { echo "$1: exit $status: $msg" >&2; return 1; }
+}
+
 # 7b. VET_GPU_ATTENTION: bf16 runs attention on tensor cores (the stand-in replays their
 #     arithmetic); =tc says so (the same bytes), =tc-sync and =tc-transposed take other
 #     tensor-core kernels (the same numbers: the same bytes here), =fp32 keeps the fp32 kernels (another adapter,
@@ -165,11 +175,7 @@ attention_env_ok() {
     VET_GPU_ATTENTION=fp32 run "$sbin" "$tmp/attn-32" --device cuda || { cat "$tmp/attn-32.err" >&2; return 1; }
     ! cmp -s "$tmp/bf16/adapter_model.safetensors" "$tmp/attn-32/adapter_model.safetensors" || return 1
     final_losses_close "$tmp/bf16" "$tmp/attn-32" "bf16: tensor-core attention" "fp32 attention" || return 1
-    local msg status
-    msg=$(VET_GPU_ATTENTION=flash "$sbin" "${common[@]}" --out "$tmp/attn-bad" --device cuda 2>&1)
-    status=$?
-    [ $status -eq 2 ] && grep -q "VET_GPU_ATTENTION=flash: use tc .* or fp32" <<<"$msg" && [ ! -e "$tmp/attn-bad/adapter_model.safetensors" ] ||
-        { echo "exit $status: $msg" >&2; return 1; }
+    env_refused VET_GPU_ATTENTION=flash attn-bad "VET_GPU_ATTENTION=flash: use tc .* or fp32"
 }
 check train_device_attention_env attention_env_ok
 
@@ -185,11 +191,7 @@ lora_fused_env_ok() {
     VET_GPU_LORA_FUSED=0 run "$sbin" "$tmp/unfused" --device cuda || { cat "$tmp/unfused.err" >&2; return 1; }
     ! cmp -s "$tmp/bf16/adapter_model.safetensors" "$tmp/unfused/adapter_model.safetensors" || return 1
     final_losses_close "$tmp/bf16" "$tmp/unfused" "bf16: adapters on the 16-bit copies" "on fp32" || return 1
-    local msg status
-    msg=$(VET_GPU_LORA_FUSED=yes "$sbin" "${common[@]}" --out "$tmp/unfused-bad" --device cuda 2>&1)
-    status=$?
-    [ $status -eq 2 ] && grep -q "VET_GPU_LORA_FUSED=yes: use 1 (the default) or 0" <<<"$msg" ||
-        { echo "exit $status: $msg" >&2; return 1; }
+    env_refused VET_GPU_LORA_FUSED=yes unfused-bad "VET_GPU_LORA_FUSED=yes: use 1 (the default) or 0"
 }
 check train_device_lora_fused_env lora_fused_env_ok
 
@@ -204,11 +206,7 @@ lora_mma_env_ok() {
     final_losses_close "$tmp/bf16" "$tmp/cuda-cores" "bf16: adapters on tensor cores" "on CUDA cores" || return 1
     VET_GPU_LORA_MMA=0 run "$sbin" "$tmp/cuda-cores32" --device cuda --fp32 || { cat "$tmp/cuda-cores32.err" >&2; return 1; }
     cmp "$tmp/cuda/adapter_model.safetensors" "$tmp/cuda-cores32/adapter_model.safetensors" >&2 || return 1
-    local msg status
-    msg=$(VET_GPU_LORA_MMA=on "$sbin" "${common[@]}" --out "$tmp/mma-bad" --device cuda 2>&1)
-    status=$?
-    [ $status -eq 2 ] && grep -q "VET_GPU_LORA_MMA=on: use 1 (the default) or 0" <<<"$msg" ||
-        { echo "exit $status: $msg" >&2; return 1; }
+    env_refused VET_GPU_LORA_MMA=on mma-bad "VET_GPU_LORA_MMA=on: use 1 (the default) or 0"
 }
 check train_device_lora_mma_env lora_mma_env_ok
 

@@ -211,31 +211,45 @@ static int gpu_lora_step(const vet_model *m, const vet_batch *b, unsigned flags,
     return rc;
 }
 
+// A switch between two kernels of one mode: the steps with `flags` and with `flags | sw` must
+// differ (the switch works) by at most tol_loss in the loss and tol_grad in the worst LoRA
+// gradient, relative; `what` names them in the log.
+static void switch_differs(const vet_model *m, const vet_batch *b, unsigned flags, unsigned sw, double tol_loss,
+                           double tol_grad, const char *what) {
+    double l_on = 0, l_off = 0;
+    float *g_on = calloc(m->n_lora, sizeof(float)), *g_off = calloc(m->n_lora, sizeof(float));
+    CHECK(gpu_lora_step(m, b, flags, &l_on, g_on) == 0);
+    CHECK(gpu_lora_step(m, b, flags | sw, &l_off, g_off) == 0);
+    printf("# flags %#x, %s: loss %.9g and %.9g\n", flags, what, l_on, l_off);
+    CHECK(l_on != l_off);
+    CHECK(fabs(l_on - l_off) <= tol_loss * fabs(l_off));
+    CHECK(memcmp(g_on, g_off, m->n_lora * sizeof(float)) != 0);
+    CHECK(check_lora_grads(m, g_on, g_off, tol_grad) > 0);
+    free(g_on), free(g_off);
+}
+
+// The same where the switch must change nothing: the same loss and gradient bits.
+static void switch_inert(const vet_model *m, const vet_batch *b, unsigned flags, unsigned sw) {
+    double l_on = 0, l_off = 0;
+    float *g_on = calloc(m->n_lora, sizeof(float)), *g_off = calloc(m->n_lora, sizeof(float));
+    CHECK(gpu_lora_step(m, b, flags, &l_on, g_on) == 0);
+    CHECK(gpu_lora_step(m, b, flags | sw, &l_off, g_off) == 0);
+    CHECK(l_on == l_off && memcmp(g_on, g_off, m->n_lora * sizeof(float)) == 0);
+    free(g_on), free(g_off);
+}
+
 // bf16 storage runs attention on tensor cores (attention_*_bf16_cuda, whose arithmetic the
 // stand-in replays); VET_GPU_ATTN_FP32 keeps the fp32 kernels. The two must differ (the switch
-// works) by no more than bf16 rounding (the replay is the same attention), with dropout.
+// works) by no more than bf16 rounding (the replay is the same attention), with dropout. fp16
+// storage keeps the fp32 attention: the flag changes nothing there.
 static void test_lora_bf16_attention(void) {
     if (!ctx) SKIP(no_gpu);
     vet_model m;
     make_model(&m, VAR_LLAMA, 1, 0.1f);
     batch3 x;
     make_batch(&x, m.cfg.vocab_size, 3);
-    double l_tc = 0, l_32 = 0;
-    float *g_tc = calloc(m.n_lora, sizeof(float)), *g_32 = calloc(m.n_lora, sizeof(float));
-    CHECK(gpu_lora_step(&m, &x.b, VET_GPU_BF16, &l_tc, g_tc) == 0);
-    CHECK(gpu_lora_step(&m, &x.b, VET_GPU_BF16 | VET_GPU_ATTN_FP32, &l_32, g_32) == 0);
-    printf("# bf16 loss: attention on tensor cores %.9g, fp32 attention %.9g\n", l_tc, l_32);
-    CHECK(l_tc != l_32);
-    CHECK(fabs(l_tc - l_32) <= 5e-3 * fabs(l_32));
-    CHECK(memcmp(g_tc, g_32, m.n_lora * sizeof(float)) != 0);
-    double worst = check_lora_grads(&m, g_tc, g_32, 1e-1);
-    CHECK(worst > 0);
-    // fp16 storage keeps the fp32 attention: the flag changes nothing there.
-    double f1 = 0, f2 = 0;
-    CHECK(gpu_lora_step(&m, &x.b, VET_GPU_FP16, &f1, g_tc) == 0);
-    CHECK(gpu_lora_step(&m, &x.b, VET_GPU_FP16 | VET_GPU_ATTN_FP32, &f2, g_32) == 0);
-    CHECK(f1 == f2 && memcmp(g_tc, g_32, m.n_lora * sizeof(float)) == 0);
-    free(g_tc), free(g_32);
+    switch_differs(&m, &x.b, VET_GPU_BF16, VET_GPU_ATTN_FP32, 5e-3, 1e-1, "attention on tensor cores, fp32 attention");
+    switch_inert(&m, &x.b, VET_GPU_FP16, VET_GPU_ATTN_FP32);
     vet_batch_free(&x.b);
     vet_model_free(&m);
 }
@@ -254,30 +268,12 @@ static void test_lora_mma(void) {
         make_model(&m, VAR_LLAMA, 1, 0.1f);
         batch3 x;
         make_batch(&x, m.cfg.vocab_size, 3);
-        double l_tc = 0, l_cc = 0;
-        float *g_tc = calloc(m.n_lora, sizeof(float)), *g_cc = calloc(m.n_lora, sizeof(float));
-        CHECK(gpu_lora_step(&m, &x.b, VET_GPU_BF16, &l_tc, g_tc) == 0);
-        CHECK(gpu_lora_step(&m, &x.b, VET_GPU_BF16 | VET_GPU_LORA_NO_MMA, &l_cc, g_cc) == 0);
-        printf("# bf16 loss, targets %#x: adapters on tensor cores %.9g, on CUDA cores %.9g\n", model_targets, l_tc,
-               l_cc);
-        CHECK(fabs(l_tc - l_cc) <= 1e-3 * fabs(l_cc));
-        CHECK(memcmp(g_tc, g_cc, m.n_lora * sizeof(float)) != 0);
-        double worst = check_lora_grads(&m, g_tc, g_cc, 5e-2);
-        CHECK(worst > 0);
+        printf("# targets %#x\n", model_targets);
+        switch_differs(&m, &x.b, VET_GPU_BF16, VET_GPU_LORA_NO_MMA, 1e-3, 5e-2, "adapters on tensor cores, CUDA cores");
         lora_parity(VAR_LLAMA, 0.1f, 1, 3, 19, VET_GPU_BF16 | VET_GPU_LORA_NO_MMA, 1e-2, 1e-1);
-        CHECK(gpu_lora_step(&m, &x.b, VET_GPU_FP16, &l_tc, g_tc) == 0);
-        CHECK(gpu_lora_step(&m, &x.b, VET_GPU_FP16 | VET_GPU_LORA_NO_MMA, &l_cc, g_cc) == 0);
-        printf("# fp16 loss: adapters on tensor cores %.9g, on CUDA cores %.9g\n", l_tc, l_cc);
-        CHECK(fabs(l_tc - l_cc) <= 2e-4 * fabs(l_cc));
-        CHECK(memcmp(g_tc, g_cc, m.n_lora * sizeof(float)) != 0);
-        worst = check_lora_grads(&m, g_tc, g_cc, 1e-2);
-        CHECK(worst > 0);
+        switch_differs(&m, &x.b, VET_GPU_FP16, VET_GPU_LORA_NO_MMA, 2e-4, 1e-2, "adapters on tensor cores, CUDA cores");
         CHECK(lora_parity_scaled(VAR_LLAMA, 0.1f, 1, 3, 19, VET_GPU_FP16, 1024.0f, 1e-3, 2e-2) > 0);
-        double f1 = 0, f2 = 0;
-        CHECK(gpu_lora_step(&m, &x.b, 0, &f1, g_tc) == 0);
-        CHECK(gpu_lora_step(&m, &x.b, VET_GPU_LORA_NO_MMA, &f2, g_cc) == 0);
-        CHECK(f1 == f2 && memcmp(g_tc, g_cc, m.n_lora * sizeof(float)) == 0);
-        free(g_tc), free(g_cc);
+        switch_inert(&m, &x.b, 0, VET_GPU_LORA_NO_MMA);
         vet_batch_free(&x.b);
         vet_model_free(&m);
     }
