@@ -10,27 +10,26 @@
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
-// d (16x8 fp32) += a (16x16 bf16, row) . b (16x8 bf16, col)
+// d (16x8 fp32) += a (16x16, row) . b (16x8, col), the operands of type T ("bf16" or "f16")
+#define VET_MMA_M16N8K16(T, d, a, b)                                                                        \
+    asm("mma.sync.aligned.m16n8k16.row.col.f32." T "." T ".f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, " \
+        "{%0, %1, %2, %3};\n"                                                                               \
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])                                                    \
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]))
+
 __device__ __forceinline__ void mma_bf16(float d[4], const unsigned a[4], const unsigned b[2]) {
 #ifdef VET_SIMT_EMU
     emu_mma_bf16(d, a, b);
 #else
-    asm("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
-        "{%0, %1, %2, %3};\n"
-        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+    VET_MMA_M16N8K16("bf16", d, a, b);
 #endif
 }
 
-// d (16x8 fp32) += a (16x16 fp16, row) . b (16x8 fp16, col)
 __device__ __forceinline__ void mma_f16(float d[4], const unsigned a[4], const unsigned b[2]) {
 #ifdef VET_SIMT_EMU
     emu_mma_f16(d, a, b);
 #else
-    asm("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
-        "{%0, %1, %2, %3};\n"
-        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+    VET_MMA_M16N8K16("f16", d, a, b);
 #endif
 }
 
