@@ -28,10 +28,8 @@
 #define KU 4              // keys per warp per iteration
 #define THREADS 256
 
-// Loads widen to fp32; stores round to nearest even (as vet_f32_to_bf16 / vet_f32_to_f16).
-__device__ inline float ld(const float *p) { return *p; }
-__device__ inline float ld(const __nv_bfloat16 *p) { return __bfloat162float(*p); }
-__device__ inline float ld(const __half *p) { return __half2float(*p); }
+// Loads widen to fp32 (common.cuh's to_f32); stores round to nearest even (as vet_f32_to_bf16 /
+// vet_f32_to_f16).
 __device__ inline void st(float *p, float x) { *p = x; }
 __device__ inline void st(__nv_bfloat16 *p, float x) { *p = __float2bfloat16_rn(x); }
 __device__ inline void st(__half *p, float x) { *p = __float2half_rn(x); }
@@ -115,7 +113,7 @@ attention_decode_kernel(float *out, const float *q, const E *kcache, const E *vc
 #pragma unroll
                 for (int e = 0; e < NPL; e++) {
                     int d = lane + 32 * e;
-                    if (d < hd) part += qv[e] * ld(kr + d);
+                    if (d < hd) part += qv[e] * to_f32(kr[d]);
                 }
             }
             s[u] = part;
@@ -142,7 +140,7 @@ attention_decode_kernel(float *out, const float *q, const E *kcache, const E *vc
             float acc = o[e] * corr;
 #pragma unroll
             for (int u = 0; u < KU; u++)
-                if (j0 + u < T && d < hd) acc += p[u] * ld(V + (size_t)(j0 + u) * KV + d);
+                if (j0 + u < T && d < hd) acc += p[u] * to_f32(V[(size_t)(j0 + u) * KV + d]);
             o[e] = acc;
         }
     }

@@ -453,6 +453,19 @@ static inline int matmul_rows_q_fits(const vet_cuda_qweight *w, const float *inp
            (uintptr_t)w->q % (w->kind == VET_CUDA_Q_INT8 ? 8 : 4) == 0 &&
            (inp16 ? (uintptr_t)inp16 % 16 == 0 : (uintptr_t)inp % 16 == 0);
 }
+// The same for up to VET_QMMA_ROWS (64) rows with bf16 inputs (a decode step of a large batch) on
+// the tensor cores, reading the packed codes: the numbers of matmul_forward_q's 16-bit path (each
+// weight dequantized and rounded to bf16 as there, fp32 sums) in the order of mma.sync's sums
+// (op_parity: within 1e-4 of the CPU's GEMM on those weights). matmul_rows_q_mma_fits says what
+// it takes (a multiple of 8 columns, the codes and inputs aligned for its vector loads); anything
+// else is refused: use matmul_forward_q.
+#define VET_QMMA_ROWS 64
+int matmul_rows_q_mma_cuda(vet_cuda *ctx, float *out, const uint16_t *inp16, const vet_cuda_qweight *w,
+                           const float *bias, int N, int C, int OC, vet_err *err);
+static inline int matmul_rows_q_mma_fits(const vet_cuda_qweight *w, const uint16_t *inp16, int N, int C) {
+    return N >= 1 && N <= VET_QMMA_ROWS && C % VET_QROWS_GROUP == 0 && inp16 && (uintptr_t)inp16 % 16 == 0 &&
+           (uintptr_t)w->q % (w->kind == VET_CUDA_Q_INT8 ? 8 : 4) == 0;
+}
 // The activation gradient only (a quantized base weight is frozen: LoRA training):
 // dinp (N,C) += dout (N,OC) · W, with dout16 (bf16 GEMM) or else dout (fp32 GEMM).
 int matmul_backward_q_cuda(vet_cuda *ctx, float *dinp, const float *dout, const uint16_t *dout16,

@@ -1,15 +1,19 @@
 // quant.cu — quantized base weights (lib/model/quant.h's int8 per-row and NF4 block-64 formats):
 // dequantization to fp32 or bf16, and the linear layer on a quantized weight.
 //
-// The linear layer is deliberately NOT a fused dequantize-GEMM kernel: the weight of one
-// projection is dequantized into a scratch buffer (OC*C bf16: 90 MB for a 7B MLP matrix),
-// then the existing cuBLAS GEMM runs on it. Correct and simple; the price is one extra pass
+// The linear layer at training's row counts is deliberately NOT a fused dequantize-GEMM kernel:
+// the weight of one projection is dequantized into a scratch buffer (OC*C bf16: 90 MB for a 7B
+// MLP matrix), then the existing cuBLAS GEMM runs on it. Correct and simple; the price is one extra pass
 // over the weight per GEMM (small next to the GEMM at training batch sizes). A fused kernel
-// that dequantizes tiles in shared memory would remove the scratch and that pass.
+// that dequantizes tiles in shared memory would remove the scratch and that pass. A decode step
+// (up to 64 rows) reads the packed codes instead (matmul_rows_q, matmul_rows_q_mma, below).
 //
 // Each element is dequantized with one fp32 multiply (__fmul_rn: never contracted), as
 // lib/model/quant.c does on the host, so the device values equal vet_dequant_* bit for bit.
+#include <type_traits>
+
 #include "common.cuh"  // and through ops_cuda.h, model/quant.h (the formats, VET_QROWS_*)
+#include "mma_ops.cuh"
 #include "quant_unpack.cuh"
 
 #define THREADS 256
@@ -273,5 +277,103 @@ extern "C" int matmul_rows_q_cuda(vet_cuda *ctx, float *out, const float *inp, c
                                                       : rows_q_kernel<VET_CUDA_Q_NF4, false>);
     LAUNCH(kernel, grid, block, 0, ctx->stream, out, inp, x16, w->q, w->scale, bias, N, C, OC);
     LAUNCH_CHECK("matmul_rows_q", err);
+    return 0;
+}
+
+// --- 9 to 64 rows on the tensor cores ------------------------------------------------------------
+// out (N,OC) = x16 (N,C) · bf16(W)^T + bias for up to QMMA_ROWS rows (a decode step of a large
+// batch: vet-generate's 64 slots), reading only the packed codes: the scratch path's numbers
+// (each weight dequantized and rounded to bf16 as dequant_bf16_cuda does, fp32 sums) in the
+// order of mma.sync's sums instead of cuBLAS's. Block: 16 output features (two n-tiles of 8),
+// every row (MT m-tiles of 16), QMMA_WARPS warps splitting C in 32-column chunks (warp w: chunks
+// w, w + QMMA_WARPS, ...). Lane (g, t) loads the group of 8 columns 8t..8t+7 of a chunk for the
+// rows g and g + 8 of each m-tile and for feature g of each n-tile: the k order of lora_mma.cu's
+// rows kernel (k position 2t+8i+h of half j is column 8t+4j+2i+h, for both operands). The warps'
+// sums meet in shared memory and are added in warp order, then the bias.
+
+#define QMMA_WARPS 8
+#define QMMA_ROWS 64
+
+template <int KIND, int MT>
+__global__ void __launch_bounds__(QMMA_WARPS * 32)
+rows_q_mma_kernel(float *out, const __nv_bfloat16 *x16, const void *q, const float *scale, const float *bias, int N,
+                  int C, int OC) {
+    __shared__ float code[16];
+    __shared__ float part[QMMA_WARPS][MT * 16][16];
+    if (threadIdx.x < 16) code[threadIdx.x] = nf4_code[threadIdx.x];
+    __syncthreads();
+    const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, g = lane / 4, t = lane % 4, o0 = blockIdx.x * 16;
+    const int8_t *aq = (const int8_t *)q + ((size_t)OC * C + 1) / 2;  // nf4: the absmax values after the codes
+    float acc[MT][2][4];
+#pragma unroll
+    for (int m = 0; m < MT; m++)
+#pragma unroll
+        for (int nt = 0; nt < 2; nt++) acc[m][nt][0] = acc[m][nt][1] = acc[m][nt][2] = acc[m][nt][3] = 0.0f;
+    for (int k0 = warp * 32; k0 < C; k0 += QMMA_WARPS * 32) {
+        const int k = k0 + 8 * t;  // C is a multiple of 8: a group is whole or past C
+        unsigned wb[2][4];
+#pragma unroll
+        for (int nt = 0; nt < 2; nt++) {
+            const int o = o0 + 8 * nt + g;
+            float w[VET_QROWS_GROUP] = {0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f};
+            if (o < OC && k < C)
+                group_weights<KIND>(w, q, aq, scale, code, (size_t)o * C + k, KIND == VET_CUDA_Q_INT8 ? scale[o] : 0.0f);
+#pragma unroll
+            for (int i = 0; i < 4; i++) wb[nt][i] = pack_bf16(w[2 * i], w[2 * i + 1]);
+        }
+#pragma unroll
+        for (int m = 0; m < MT; m++) {
+            uint4 xa = make_uint4(0u, 0u, 0u, 0u), xb = xa;  // rows 16m + g and 16m + g + 8
+            const int na = 16 * m + g, nb = na + 8;
+            if (k < C && na < N) xa = __ldg((const uint4 *)(x16 + (size_t)na * C + k));
+            if (k < C && nb < N) xb = __ldg((const uint4 *)(x16 + (size_t)nb * C + k));
+            const unsigned a_lo[4] = {xa.x, xb.x, xa.y, xb.y}, a_hi[4] = {xa.z, xb.z, xa.w, xb.w};
+#pragma unroll
+            for (int nt = 0; nt < 2; nt++) {
+                mma_bf16(acc[m][nt], a_lo, wb[nt]);
+                mma_bf16(acc[m][nt], a_hi, wb[nt] + 2);
+            }
+        }
+    }
+#pragma unroll
+    for (int m = 0; m < MT; m++)
+#pragma unroll
+        for (int nt = 0; nt < 2; nt++)
+#pragma unroll
+            for (int e = 0; e < 4; e++) part[warp][16 * m + g + 8 * (e >> 1)][8 * nt + 2 * t + (e & 1)] = acc[m][nt][e];
+    __syncthreads();
+    for (int i = threadIdx.x; i < MT * 16 * 16; i += blockDim.x) {
+        const int n = i / 16, o = o0 + i % 16;
+        float s = 0.0f;
+        for (int w = 0; w < QMMA_WARPS; w++) s = __fadd_rn(s, part[w][n][i % 16]);
+        if (n < N && o < OC) out[(size_t)n * OC + o] = bias ? __fadd_rn(s, bias[o]) : s;
+    }
+}
+
+extern "C" int matmul_rows_q_mma_cuda(vet_cuda *ctx, float *out, const uint16_t *inp16, const vet_cuda_qweight *w,
+                                      const float *bias, int N, int C, int OC, vet_err *err) {
+    CHECK_CTX(ctx, err);
+    if (check_qweight(w, OC, C, err) < 0) return -1;
+    if (N == 0 || OC == 0) return 0;
+    if (!matmul_rows_q_mma_fits(w, inp16, N, C))
+        return vet_errf(err, "%s:%d: matmul_rows_q_mma takes 1 to %d bf16 rows of a multiple of %d columns on "
+                        "aligned buffers, not %d x %d (use matmul_forward_q)", __FILE__, __LINE__, QMMA_ROWS,
+                        VET_QROWS_GROUP, N, C);
+    static_assert(QMMA_ROWS == VET_QMMA_ROWS, "ops_cuda.h's bound is the kernel's");
+    const __nv_bfloat16 *x16 = (const __nv_bfloat16 *)inp16;
+    auto go = [&](auto mt_c) {
+        constexpr int MT = decltype(mt_c)::value;
+        LAUNCH((w->kind == VET_CUDA_Q_INT8 ? rows_q_mma_kernel<VET_CUDA_Q_INT8, MT> : rows_q_mma_kernel<VET_CUDA_Q_NF4, MT>),
+               ceil_div(OC, 16), QMMA_WARPS * 32, 0, ctx->stream, out, x16, w->q, w->scale, bias, N, C, OC);
+    };
+    if (N <= 16)
+        go(std::integral_constant<int, 1>{});
+    else if (N <= 32)
+        go(std::integral_constant<int, 2>{});
+    else if (N <= 48)
+        go(std::integral_constant<int, 3>{});
+    else
+        go(std::integral_constant<int, 4>{});
+    LAUNCH_CHECK("matmul_rows_q_mma", err);
     return 0;
 }

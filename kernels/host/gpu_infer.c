@@ -74,7 +74,7 @@ struct vet_gpu_infer {
     float *qs[P_N];
     size_t q_bytes[P_N], q_scales[P_N], max_oi;
     void *wdq;
-    int qrows;                     // steps of up to VET_QROWS_MAX rows read the codes (matmul_rows_q)
+    int qrows;                     // steps of up to VET_QMMA_ROWS rows read the codes (matmul_rows_q, _mma)
     void *kc, *vc;                 // (L, n_slots, max_len, KV) fp32, or uint16_t in format kvfmt
     float *cos_t, *sin_t;          // (max_len, hd/2)
     float *x, *h, *q, *att, *proj, *rstd, *lse;  // (R,C) (R,C) (R,Q) (R,Q) (R,C) (R) (R,H)
@@ -421,6 +421,8 @@ static int linear(vet_gpu_infer *g, int l, int t, float *out, const float *inp, 
         const uint16_t *x16 = g->half ? g->x16 : NULL;
         if (g->qrows && matmul_rows_q_fits(&q, inp, x16, N, in))  // a step: bound by the weight bytes
             return matmul_rows_q_cuda(g->ctx, out, inp, x16, &q, b, N, in, o, err);
+        if (g->qrows && !g->fp16 && matmul_rows_q_mma_fits(&q, x16, N, in))  // a larger batch's step, bf16
+            return matmul_rows_q_mma_cuda(g->ctx, out, x16, &q, b, N, in, o, err);
         return matmul_forward_q_cuda(g->ctx, out, inp, x16, &q, b, N, in, o, g->wdq, err);
     }
     if (g->fp16)

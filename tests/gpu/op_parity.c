@@ -1501,6 +1501,40 @@ static void quant_rows_cases(const config *c) {
                                                &err), r->ms);
                 }
             }
+        // 9 to 64 rows on the tensor cores (matmul_rows_q_mma_cuda, bf16 inputs): the GEMM on the
+        // weights rounded to bf16, within 1e-4 (the order of fp32 sums), timed beside the scratch
+        // path at 64 rows (vet-generate's batch)
+        {
+            const int NQ = VET_QMMA_ROWS;
+            float *xq = rnd((size_t)NQ * K, 1), *xqr = malloc((size_t)NQ * K * 4), *ref = malloc((size_t)NQ * OC * 4);
+            uint16_t *xq16 = malloc((size_t)NQ * K * 2);
+            for (size_t i = 0; i < (size_t)NQ * K; i++) xqr[i] = vet_bf16_to_f32(xq16[i] = vet_f32_to_bf16(xq[i]));
+            uint16_t *d_xq16 = dev(xq16, (size_t)NQ * K * 2);
+            float *d_oq = devf(NULL, (size_t)NQ * OC);
+            static const int qrows[] = {9, 16, 40, VET_QMMA_ROWS};
+            for (int ri = 0; ri < 4; ri++) {
+                const int N = qrows[ri];
+                snprintf(sh, sizeof sh, "N=%d C=%d OC=%d", N, K, OC);
+                matmul_forward(ref, xqr, wr, bias, N, K, OC);
+                snprintf(nm, sizeof nm, "matmul_rows_q_mma %s bf16 vs GEMM", kn);
+                TRY(matmul_rows_q_mma_cuda(ctx, d_oq, d_xq16, &qw, d_b, N, K, OC, &err));
+                row_t *r = compare(nm, sh, d_oq, ref, (size_t)N * OC, 1e-4);
+                if (N != VET_QMMA_ROWS) continue;
+                TIME(matmul_rows_q_mma_cuda(ctx, d_oq, d_xq16, &qw, d_b, N, K, OC, &err), r->ms);
+                if (r->ms > 0)
+                    printf("# %s %s: %.0f GB/s of packed weights\n", nm, sh, (double)(qb + ns * 4) / (r->ms * 1e-3) / 1e9);
+                snprintf(nm, sizeof nm, "matmul_forward_q %s bf16 (scratch)", kn);
+                TRY(matmul_forward_q_cuda(ctx, d_oq, NULL, d_xq16, &qw, d_b, N, K, OC, scratch, &err));
+                r = compare(nm, sh, d_oq, ref, (size_t)N * OC, 1e-4);
+                TIME(matmul_forward_q_cuda(ctx, d_oq, NULL, d_xq16, &qw, d_b, N, K, OC, scratch, &err), r->ms);
+            }
+            int refused = matmul_rows_q_mma_cuda(ctx, d_oq, d_xq16, &qw, d_b, VET_QMMA_ROWS + 1, K, OC, &err) < 0 &&
+                          strstr(err.msg, "use matmul_forward_q") != NULL;
+            if (!refused) failures++;
+            printf("%s matmul_rows_q_mma %s refuses %d rows\n", refused ? "ok" : "not ok", kn, VET_QMMA_ROWS + 1);
+            free(xq), free(xqr), free(ref), free(xq16);
+            vet_cuda_mem_free(d_xq16), vet_cuda_mem_free(d_oq);
+        }
         // refusals: each must fail with the message, and not write out
         struct { int N, C, off; const char *what; } bad[] = {
             {VET_QROWS_MAX + 1, K, 0, "a ninth row"}, {1, K - 1, 0, "an odd width"}, {1, K, 1, "a misaligned input"}};

@@ -547,13 +547,14 @@ static void test_refusals(void) {
 // --- quantized weights ----------------------------------------------------------------------
 
 // Two prompts prefilled, then 4 decode steps over both slots, on three device models: the
-// quantized one (its steps read the packed codes: matmul_rows_q_cuda), the same with
-// VET_GPU_QUANT_SCRATCH (steps dequantize into scratch as a prefill does) and the unquantized
-// model on the dequantized weights (same compute flags). The scratch model equals the
-// dequantized one bit for bit, prefill and steps; the default one equals it in the prefill of
-// the 9-token prompt, and differs in the 4-token prompt's (as few rows as a step) and in the
-// steps only by the order of fp32 sums (the packed path ran: some bits differ); all lie within
-// tol of the CPU's on the original weights.
+// quantized one (its steps read the packed codes: matmul_rows_q_cuda, and in bf16 up to 64 rows
+// matmul_rows_q_mma_cuda), the same with VET_GPU_QUANT_SCRATCH (steps dequantize into scratch
+// as a prefill does) and the unquantized model on the dequantized weights (same compute flags).
+// The scratch model equals the dequantized one bit for bit, prefill and steps; the default one
+// equals it in the prefill of the 9-token prompt in fp32 (more rows than the packed kernel
+// takes), and differs in the prompts the packed kernels take and in the steps only by the order
+// of fp32 sums (the packed path ran: some bits differ); all lie within tol of the CPU's on the
+// original weights.
 static void quant_infer(int variant, unsigned qflag, unsigned compute, double tol) {
     if (!ctx) SKIP(no_gpu);
     // at the init's scale (matrix_scale 1): the usual test models' matrices are 10x that,
@@ -586,7 +587,7 @@ static void quant_infer(int variant, unsigned qflag, unsigned compute, double to
              vet_gpu_infer_prefill(gr, p, prompt[p], lens[p], c, &err) == 0 &&
              vet_gpu_infer_prefill(gs, p, prompt[p], lens[p], d, &err) == 0;
         scratch_same &= memcmp(d, c, (size_t)V * 4) == 0;
-        if (lens[p] > VET_QROWS_MAX) {  // a GEMM's rows: dequantized into scratch, as gr's
+        if (lens[p] > (compute & VET_GPU_BF16 ? VET_QMMA_ROWS : VET_QROWS_MAX)) {  // scratch, as gr's
             same &= memcmp(b, c, (size_t)V * 4) == 0;
         } else {  // as few rows as a step: the packed path
             double es = max_rel(b, c, V);
@@ -609,7 +610,7 @@ static void quant_infer(int variant, unsigned qflag, unsigned compute, double to
         next[1] = (int32_t)argmax(a, V), next[0] = (int32_t)argmax(a + V, V);
     }
     if (!ok) printf("# %s\n", err.msg);
-    printf("# %s%s: logits max rel err vs the CPU %.3g (tol %.2g); 9-row prefill identical to the dequantized model: %s; "
+    printf("# %s%s: logits max rel err vs the CPU %.3g (tol %.2g); scratch-path prefill identical to the dequantized model: %s; "
            "packed-code rows vs dequantized %.3g (tol 1e-4, bits differ: %s); scratch steps identical: %s\n",
            qflag == VET_GPU_INT8 ? "int8" : "nf4", compute ? " bf16" : "", worst, tol, same ? "yes" : "NO",
            step_vs_scratch, step_bits_differ ? "yes" : "NO", scratch_same ? "yes" : "NO");

@@ -10,7 +10,7 @@
 #             pipelines and barriers) under compute-sanitizer --tool racecheck, then synccheck
 #             (the CPU rehearsal runs that stand-in op_parity, no checker)
 #   ncu       Nsight Compute on the first 30 launches of the register attention kernels and the
-#             fused LoRA kernels in op_parity
+#             fused and tensor-core LoRA kernels in op_parity
 #             --size mid (the 7B head width): throughput, occupancy, warp stalls, memory; the
 #             CPU rehearsal has no profiler and prints one comment line
 set -u
@@ -75,7 +75,7 @@ ncu)
     fi
     command -v ncu >/dev/null || { echo "not ok ncu: ncu is not on PATH"; exit 1; }
     # --clock-control none: the clocks as the benchmarks run them (the device notes' advice)
-    exec ncu --clock-control none --kernel-name regex:"attention_pipe_|attention_mma_|lora_" --launch-count 30 \
+    exec ncu --clock-control none --kernel-name regex:"attention_pipe_|attention_mma_|lora_|adapter_" --launch-count 30 \
         --section SpeedOfLight --section Occupancy --section LaunchStats --section WarpStateStats \
         --section MemoryWorkloadAnalysis "$t/op_parity" --size mid --reps 0 ;;
 *) echo "usage: checks.sh bundle|device|memcheck|racecheck|ncu" >&2; exit 2 ;;

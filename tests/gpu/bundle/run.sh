@@ -251,7 +251,9 @@ fallback 'attention_[a-z]*_bf16 ' 'attention_\(tc\|mma\|pipe\)_' "$attention_fal
 # CUDA-core kernels instead.
 fallback 'lora_\([a-z_]*dropout\|du\|grad_b\)\($\|[^_]\|_[^m]\)' 'lora_[a-z_0-9]*_kernel' VET_GPU_LORA_FUSED=0
 fallback 'lora_[a-z_]*_mma ' 'adapter_[a-z]*_mma_kernel' VET_GPU_LORA_MMA=0
-fallback 'matmul_rows_q' 'rows_q_kernel' VET_GPU_QUANT_GEMV=0
+# The packed-code decode kernels' rows (`matmul_rows_q`, `matmul_rows_q_mma`) or memcheck in
+# either (`rows_q_kernel`, `rows_q_mma_kernel`): dequantization into scratch for every step.
+fallback 'matmul_rows_q' 'rows_q_\(mma_\)\{0,1\}kernel' VET_GPU_QUANT_GEMV=0
 part gpu-model 35 "$tests/test_gpu_model"
 part gpu-infer 25 "$tests/test_gpu_infer"
 if wanted lora-ckpt || wanted lora-fast || wanted lora-nf4 || wanted lora-int8 || wanted dlo || wanted generate; then

@@ -1004,6 +1004,24 @@ int matmul_forward_q_cuda(vet_cuda *ctx, float *out, const float *inp, const uin
     return matmul_forward_cuda(ctx, out, inp, scratch, bias, N, C, OC, err);
 }
 
+// The tensor-core decode kernel for up to 64 rows: matmul_forward_q's 16-bit path (the same
+// dequantized and rounded weights; the device differs in the order of its sums only).
+int matmul_rows_q_mma_cuda(vet_cuda *ctx, float *out, const uint16_t *inp16, const vet_cuda_qweight *w,
+                           const float *bias, int N, int C, int OC, vet_err *err) {
+    CHECK_CTX(ctx, err);
+    if (check_qweight(w, OC, C, err) < 0) return -1;
+    if (N == 0 || OC == 0) return 0;
+    if (!matmul_rows_q_mma_fits(w, inp16, N, C))  // what the kernel refuses, refused here too
+        return vet_errf(err, "%s:%d: matmul_rows_q_mma takes 1 to %d bf16 rows of a multiple of %d columns on "
+                        "aligned buffers, not %d x %d (use matmul_forward_q)", __FILE__, __LINE__, VET_QMMA_ROWS,
+                        VET_QROWS_GROUP, N, C);
+    uint16_t *scratch = malloc((size_t)OC * C * sizeof *scratch);
+    if (!scratch) return vet_errf(err, "%s:%d: out of memory", __FILE__, __LINE__);
+    int rc = matmul_forward_q_cuda(ctx, out, NULL, inp16, w, bias, N, C, OC, scratch, err);
+    free(scratch);
+    return rc;
+}
+
 // The decode step's kernel: its arithmetic is lib/model/quant_rows.c's, which it equals bit for bit.
 int matmul_rows_q_cuda(vet_cuda *ctx, float *out, const float *inp, const uint16_t *inp16,
                        const vet_cuda_qweight *w, const float *bias, int N, int C, int OC, vet_err *err) {
