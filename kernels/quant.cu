@@ -284,36 +284,41 @@ extern "C" int matmul_rows_q_cuda(vet_cuda *ctx, float *out, const float *inp, c
 // out (N,OC) = x16 (N,C) · bf16(W)^T + bias for up to QMMA_ROWS rows (a decode step of a large
 // batch: vet-generate's 64 slots), reading only the packed codes: the scratch path's numbers
 // (each weight dequantized and rounded to bf16 as dequant_bf16_cuda does, fp32 sums) in the
-// order of mma.sync's sums instead of cuBLAS's. Block: 16 output features (two n-tiles of 8),
-// every row (MT m-tiles of 16), QMMA_WARPS warps splitting C in 32-column chunks (warp w: chunks
-// w, w + QMMA_WARPS, ...). Lane (g, t) loads the group of 8 columns 8t..8t+7 of a chunk for the
-// rows g and g + 8 of each m-tile and for feature g of each n-tile: the k order of lora_mma.cu's
-// rows kernel (k position 2t+8i+h of half j is column 8t+4j+2i+h, for both operands). The warps'
-// sums meet in shared memory and are added in warp order, then the bias.
+// order of mma.sync's sums instead of cuBLAS's. Block: QMMA_FEAT output features (QMMA_NT n-tiles
+// of 8), every row (MT m-tiles of 16), QMMA_WARPS warps splitting C in 32-column chunks (warp w:
+// chunks w, w + QMMA_WARPS, ...). Lane (g, t) loads the group of 8 columns 8t..8t+7 of a chunk for
+// the rows g and g + 8 of each m-tile and for feature g of each n-tile: the k order of
+// lora_mma.cu's rows kernel (k position 2t+8i+h of half j is column 8t+4j+2i+h, for both
+// operands). Each code is dequantized once; each block reads all of x (through L2), so x's reads
+// are 2 N / QMMA_FEAT bytes a weight: 4 at 64 rows, against ~4.5 through scratch from memory.
+// The warps' sums meet in shared memory, the upper half's added to the lower's, then the lower
+// half's in warp order (a fixed order), then the bias.
 
 #define QMMA_WARPS 8
 #define QMMA_ROWS 64
+#define QMMA_NT 4
+#define QMMA_FEAT (8 * QMMA_NT)
 
 template <int KIND, int MT>
 __global__ void __launch_bounds__(QMMA_WARPS * 32)
 rows_q_mma_kernel(float *out, const __nv_bfloat16 *x16, const void *q, const float *scale, const float *bias, int N,
                   int C, int OC) {
     __shared__ float code[16];
-    __shared__ float part[QMMA_WARPS][MT * 16][16];
+    __shared__ float part[QMMA_WARPS / 2][MT * 16][QMMA_FEAT];
     if (threadIdx.x < 16) code[threadIdx.x] = nf4_code[threadIdx.x];
     __syncthreads();
-    const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, g = lane / 4, t = lane % 4, o0 = blockIdx.x * 16;
+    const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, g = lane / 4, t = lane % 4, o0 = blockIdx.x * QMMA_FEAT;
     const int8_t *aq = (const int8_t *)q + ((size_t)OC * C + 1) / 2;  // nf4: the absmax values after the codes
-    float acc[MT][2][4];
+    float acc[MT][QMMA_NT][4];
 #pragma unroll
     for (int m = 0; m < MT; m++)
 #pragma unroll
-        for (int nt = 0; nt < 2; nt++) acc[m][nt][0] = acc[m][nt][1] = acc[m][nt][2] = acc[m][nt][3] = 0.0f;
+        for (int nt = 0; nt < QMMA_NT; nt++) acc[m][nt][0] = acc[m][nt][1] = acc[m][nt][2] = acc[m][nt][3] = 0.0f;
     for (int k0 = warp * 32; k0 < C; k0 += QMMA_WARPS * 32) {
         const int k = k0 + 8 * t;  // C is a multiple of 8: a group is whole or past C
-        unsigned wb[2][4];
+        unsigned wb[QMMA_NT][4];
 #pragma unroll
-        for (int nt = 0; nt < 2; nt++) {
+        for (int nt = 0; nt < QMMA_NT; nt++) {
             const int o = o0 + 8 * nt + g;
             float w[VET_QROWS_GROUP] = {0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f};
             if (o < OC && k < C)
@@ -329,23 +334,30 @@ rows_q_mma_kernel(float *out, const __nv_bfloat16 *x16, const void *q, const flo
             if (k < C && nb < N) xb = __ldg((const uint4 *)(x16 + (size_t)nb * C + k));
             const unsigned a_lo[4] = {xa.x, xb.x, xa.y, xb.y}, a_hi[4] = {xa.z, xb.z, xa.w, xb.w};
 #pragma unroll
-            for (int nt = 0; nt < 2; nt++) {
+            for (int nt = 0; nt < QMMA_NT; nt++) {
                 mma_bf16(acc[m][nt], a_lo, wb[nt]);
                 mma_bf16(acc[m][nt], a_hi, wb[nt] + 2);
             }
         }
     }
+    const int hw = QMMA_WARPS / 2;
+    for (int round = 0; round < 2; round++) {  // the upper half stores, then the lower adds its own
+        if ((warp >= hw) == (round == 0))
 #pragma unroll
-    for (int m = 0; m < MT; m++)
+            for (int m = 0; m < MT; m++)
 #pragma unroll
-        for (int nt = 0; nt < 2; nt++)
+                for (int nt = 0; nt < QMMA_NT; nt++)
 #pragma unroll
-            for (int e = 0; e < 4; e++) part[warp][16 * m + g + 8 * (e >> 1)][8 * nt + 2 * t + (e & 1)] = acc[m][nt][e];
-    __syncthreads();
-    for (int i = threadIdx.x; i < MT * 16 * 16; i += blockDim.x) {
-        const int n = i / 16, o = o0 + i % 16;
+                    for (int e = 0; e < 4; e++) {
+                        float *p = &part[warp % hw][16 * m + g + 8 * (e >> 1)][8 * nt + 2 * t + (e & 1)];
+                        *p = round == 0 ? acc[m][nt][e] : __fadd_rn(acc[m][nt][e], *p);
+                    }
+        __syncthreads();
+    }
+    for (int i = threadIdx.x; i < MT * 16 * QMMA_FEAT; i += blockDim.x) {
+        const int n = i / QMMA_FEAT, j = i % QMMA_FEAT, o = o0 + j;
         float s = 0.0f;
-        for (int w = 0; w < QMMA_WARPS; w++) s = __fadd_rn(s, part[w][n][i % 16]);
+        for (int w = 0; w < hw; w++) s = __fadd_rn(s, part[w][n][j]);
         if (n < N && o < OC) out[(size_t)n * OC + o] = bias ? __fadd_rn(s, bias[o]) : s;
     }
 }
@@ -364,7 +376,7 @@ extern "C" int matmul_rows_q_mma_cuda(vet_cuda *ctx, float *out, const uint16_t 
     auto go = [&](auto mt_c) {
         constexpr int MT = decltype(mt_c)::value;
         LAUNCH((w->kind == VET_CUDA_Q_INT8 ? rows_q_mma_kernel<VET_CUDA_Q_INT8, MT> : rows_q_mma_kernel<VET_CUDA_Q_NF4, MT>),
-               ceil_div(OC, 16), QMMA_WARPS * 32, 0, ctx->stream, out, x16, w->q, w->scale, bias, N, C, OC);
+               ceil_div(OC, QMMA_FEAT), QMMA_WARPS * 32, 0, ctx->stream, out, x16, w->q, w->scale, bias, N, C, OC);
     };
     if (N <= 16)
         go(std::integral_constant<int, 1>{});
