@@ -3,7 +3,9 @@
 // the down product with dropout inside, and without (p = 0), its first kernel (variant 1) bit for
 // bit; dA += du^T dropout(x) in row slices, with and without dropout; dinp += mask (du A); the
 // backward's products through B (du = s dout B, dB += s dout^T u); the up product (lora_up); and
-// the 16-bit entries against their fp32 twins on the widened values, bit for bit.
+// the 16-bit entries against their fp32 twins on the widened values, bit for bit; and
+// kernels/lora_mma.cu's tensor-core entries (bf16 and fp16) against the CPU's products on the
+// operands rounded as they round them.
 // Ranks 4, 16 and 32 (each template), widths 200 (16-byte paths) and 203 (element paths), 40
 // rows (tails of every row tiling, several slices). Tolerance 1e-5 of the largest value, as
 // op_parity's: only the order of fp32 sums differs from BLAS.
@@ -11,6 +13,7 @@
 
 
 #include "kernels/lora.cu"
+#include "kernels/lora_mma.cu"
 
 #include <stdlib.h>
 
@@ -123,6 +126,61 @@ static void one_shape16(int N, int C, int r, int fmt, float p) {
     CHECK(strstr(err.msg, "lora_du16: format 3 is neither bf16") != NULL);
 }
 
+// The tensor-core entries: each product within 1e-5 of the CPU's on the operands rounded to fmt
+// (x after its dropout, A, B, du, u): only the order of fp32 sums differs.
+static float rounded(float v, int fmt) {
+    return fmt == VET_CUDA_F16 ? vet_f16_to_f32(vet_f32_to_f16(v)) : vet_bf16_to_f32(vet_f32_to_bf16(v));
+}
+static void one_shape_mma(int N, int C, int r, int fmt, float p) {
+    const uint64_t seed = 0x5eedu;
+    const int64_t row0 = 37;
+    vet_err err;
+    const size_t nx = (size_t)N * C, na = (size_t)r * C, nu = (size_t)N * r;
+    std::vector<float> x = rnd(nx), A = rnd(na), du = rnd(nu), xw(nx), xd(nx), Ar(na), dur(nu);
+    std::vector<uint16_t> x16(nx);
+    for (size_t i = 0; i < nx; i++) {
+        x16[i] = fmt == VET_CUDA_F16 ? vet_f32_to_f16(x[i]) : vet_f32_to_bf16(x[i]);
+        xw[i] = fmt == VET_CUDA_F16 ? vet_f16_to_f32(x16[i]) : vet_bf16_to_f32(x16[i]);
+    }
+    dropout_forward(xd.data(), xw.data(), p, seed, row0, N, C);
+    for (float &v : xd) v = rounded(v, fmt);
+    for (size_t i = 0; i < na; i++) Ar[i] = rounded(A[i], fmt);
+    for (size_t i = 0; i < nu; i++) dur[i] = rounded(du[i], fmt);
+    std::vector<float> scratch(lora_grad_a_scratch_floats(N, C, r) + 1), want(nu), got(nu, NAN);
+    matmul_forward(want.data(), xd.data(), Ar.data(), NULL, N, C, r);
+    OK(lora_down_mma_cuda(ctx, got.data(), x16.data(), fmt, A.data(), p, seed, row0, N, C, r, &err));
+    CHECK(max_rel(got, want) <= TOL);
+    vet_sgemm(0, 0, N, r, C, 2.0f, xw.data(), C, Ar.data(), r, 0.0f, want.data(), r);  // A's values as B (C x r)
+    OK(lora_du_mma_cuda(ctx, got.data(), x16.data(), fmt, A.data(), 2.0f, N, C, r, &err));
+    CHECK(max_rel(got, want) <= TOL);
+    std::vector<float> dA = rnd(na), wantA = dA, dB = rnd(na), wantB = dB;
+    vet_sgemm(1, 0, r, C, N, 1.0f, dur.data(), r, xd.data(), C, 1.0f, wantA.data(), C);
+    OK(lora_grad_a_mma_cuda(ctx, dA.data(), du.data(), x16.data(), fmt, p, seed, row0, N, C, r, scratch.data(),
+                            scratch.size(), &err));
+    CHECK(max_rel(dA, wantA) <= TOL);
+    vet_sgemm(1, 0, C, r, N, 2.0f, xw.data(), C, dur.data(), r, 1.0f, wantB.data(), r);
+    OK(lora_grad_b_mma_cuda(ctx, dB.data(), x16.data(), fmt, du.data(), 2.0f, N, C, r, scratch.data(),
+                            scratch.size(), &err));
+    CHECK(max_rel(dB, wantB) <= TOL);
+}
+
+static void test_tensor_cores(void) {
+    for (int C : {200, 203})
+        for (int r : {4, 16, 32}) {
+            one_shape_mma(40, C, r, VET_CUDA_BF16, 0.1f);
+            one_shape_mma(40, C, r, VET_CUDA_BF16, 0.0f);
+            one_shape_mma(40, C, r, VET_CUDA_F16, 0.1f);
+        }
+    one_shape_mma(20, 200, 16, VET_CUDA_BF16, 0.1f);  // one row slice: summed straight into dA and dB
+    vet_err err;
+    std::vector<float> u(16 * 4);
+    std::vector<uint16_t> x(16 * 4);
+    CHECK(lora_down_mma_cuda(ctx, u.data(), x.data(), 3, u.data(), 0.1f, 1, 0, 4, 16, 4, &err) < 0);
+    CHECK(strstr(err.msg, "lora_down_mma: format 3 is neither bf16") != NULL);
+    CHECK(lora_du_mma_cuda(ctx, u.data(), x.data(), VET_CUDA_BF16, u.data(), 1.0f, 4, 16, 33, &err) < 0);
+    CHECK(strstr(err.msg, "lora_du_mma: rank 33 outside 1..32") != NULL);
+}
+
 static void test_16bit_inputs(void) {
     for (int C : {200, 203})
         for (int r : {4, 16, 32}) {
@@ -162,6 +220,7 @@ static void test_refusals(void) {
 int main(void) {
     RUN(test_ranks_and_widths);
     RUN(test_16bit_inputs);
+    RUN(test_tensor_cores);
     RUN(test_short_scratch);
     RUN(test_refusals);
     CHECK_EXIT();
