@@ -1,5 +1,5 @@
-// lora_mma.cu — the adapter's four products that read a long (N, width) bf16 operand, on the
-// tensor cores (PTX mma.sync m16n8k16: bf16 operands, fp32 accumulators), LoRA dropout's mask
+// lora_mma.cu — the adapter's four products that read a long (N, width) 16-bit operand, on the
+// tensor cores (PTX mma.sync m16n8k16: bf16 or fp16 operands, fp32 accumulators), LoRA dropout's mask
 // inside as in lora.cu. What a 16-bit autocast run of PEFT computes (the reference recipe's
 // Trainer with fp16/bf16 = True): its adapter's matmuls cast both operands to the 16-bit type and
 // accumulate in fp32. The fp32 master A and B (and AdamW's state) stay fp32; each product rounds
