@@ -179,6 +179,11 @@ static void test_tensor_cores(void) {
     CHECK(strstr(err.msg, "lora_down_mma: format 3 is neither bf16") != NULL);
     CHECK(lora_du_mma_cuda(ctx, u.data(), x.data(), VET_CUDA_BF16, u.data(), 1.0f, 4, 16, 33, &err) < 0);
     CHECK(strstr(err.msg, "lora_du_mma: rank 33 outside 1..32") != NULL);
+    std::vector<float> dA(16 * 200), du(70 * 16), scratch(8);
+    std::vector<uint16_t> x70(70 * 200);
+    CHECK(lora_grad_a_mma_cuda(ctx, dA.data(), du.data(), x70.data(), VET_CUDA_BF16, 0.1f, 1, 0, 70, 200, 16,
+                               scratch.data(), scratch.size(), &err) < 0);
+    CHECK(strstr(err.msg, "lora_grad_a_mma: scratch of 8 floats, needs") != NULL);
 }
 
 static void test_16bit_inputs(void) {
