@@ -85,8 +85,11 @@ static void usage(void) {
         "  --fp16                  CUDA, LoRA: base weight matrices in fp16, with dynamic loss scaling\n"
         "  --dtype fp32|bf16|fp16  the same as --fp32 / --bf16 / --fp16\n"
         "  --threads N             CPU threads (0 = all cores)\n"
-        "  --grad-checkpoint       CUDA: keep only each layer's input, recompute the layer in backward\n"
-        "                          (same results, much less memory, ~1 more forward; the CPU ignores it)\n"
+        "  --grad-checkpoint[=keep-attention]\n"
+        "                          CUDA: keep only each layer's input, recompute the layer in backward\n"
+        "                          (same results, much less memory, ~1 more forward; the CPU ignores it);\n"
+        "                          =keep-attention also keeps each layer's attention output, so the\n"
+        "                          recompute skips the attention (same results, ~1 GB more at 7B)\n"
         "  --quant none|int8|nf4   CUDA, LoRA: base weight matrices stored int8 (a scale per row) or\n"
         "                          nf4 (QLoRA's, an absmax per 64), dequantized for each GEMM (none)\n"
         "  -q, --quiet             no progress output\n"
@@ -174,7 +177,7 @@ static const struct option long_opts[] = {
     {"patience", required_argument, 0, O_PATIENCE}, {"resume", required_argument, 0, O_RESUME},
     {"skip-nonfinite", no_argument, 0, O_SKIPNF}, {"log-every", required_argument, 0, O_LOGEVERY},
     {"device", required_argument, 0, O_DEVICE}, {"threads", required_argument, 0, O_THREADS},
-    {"dtype", required_argument, 0, O_DTYPE}, {"grad-checkpoint", no_argument, 0, O_GRADCKPT},
+    {"dtype", required_argument, 0, O_DTYPE}, {"grad-checkpoint", optional_argument, 0, O_GRADCKPT},
     {"quant", required_argument, 0, O_QUANT}, {"bf16", no_argument, 0, O_BF16}, {"fp32", no_argument, 0, O_FP32},
     {"fp16", no_argument, 0, O_FP16}, {"quiet", no_argument, 0, 'q'}, {"help", no_argument, 0, 'h'},
     {"version", no_argument, 0, 'V'}, {0, 0, 0, 0},
@@ -187,7 +190,7 @@ typedef struct {
     vet_train_opts o;
     progress prog;
     const char *device, *dtype, *quant;  // --device, --dtype (or --fp32/--bf16/--fp16), --quant
-    int grad_ckpt;
+    int grad_ckpt;  // 0, 1 (--grad-checkpoint) or 2 (=keep-attention): vet_train_opts.gpu_ckpt
     const char *train_more[MAX_TRAIN_FILES - 1];  // the second and later --train files
     int n_more;
 } flags;
@@ -245,7 +248,12 @@ static void set_flag(flags *f, int c, const char *v) {
     case O_BF16: f->dtype = "bf16"; break;
     case O_FP32: f->dtype = "fp32"; break;
     case O_FP16: f->dtype = "fp16"; break;
-    case O_GRADCKPT: f->grad_ckpt = 1; break;
+    case O_GRADCKPT:
+        if (v && strcmp(v, "keep-attention"))
+            cli_usage_error("--grad-checkpoint=%s: the only value is keep-attention (--grad-checkpoint alone keeps "
+                            "each layer's input only)", v);
+        f->grad_ckpt = v ? 2 : 1;
+        break;
     case O_QUANT: f->quant = v; break;
     case 'q': f->prog.quiet = 1; break;
     case 'h': usage();

@@ -30,6 +30,7 @@ struct vet_gpu_model {
     int lora_mma;       // lora16 without VET_GPU_LORA_NO_MMA: those products on tensor cores
     int mlp16;          // 16-bit mode, no adapter on gate or up: their GEMMs write 16 bits (gate16, up16)
     int ckpt;           // VET_GPU_CKPT: per-layer activations hold one layer (see act_layer)
+    int keep_att;       // VET_GPU_CKPT_KEEP_ATTN: att and lse hold every layer even so (att_layer)
     int B, T;           // capacity
     size_t N;           // B*T: the layer stride of every per-layer activation
     int L, C, F, Q, KV, H, KVH, hd, V, r, W;  // W = max(C, Q, F): the widest projection input
@@ -117,6 +118,8 @@ struct vet_gpu_model {
 // Which layer slot of the per-layer activations (xmid .. lora_u) layer l uses: its own, or
 // with gradient checkpointing the single one every layer shares.
 static inline size_t act_layer(const vet_gpu_model *g, int l) { return g->ckpt ? 0 : (size_t)l; }
+// att's and lse's slot: every layer's, unless checkpointing recomputes them too.
+static inline size_t att_layer(const vet_gpu_model *g, int l) { return g->ckpt && !g->keep_att ? 0 : (size_t)l; }
 
 // Layout: one list of (pointer, bytes, kind) walked twice, to count and to hand out. A slot
 // with alias set takes no bytes: its pointer gets the (earlier) slot's *alias, for buffers

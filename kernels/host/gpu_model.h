@@ -73,6 +73,12 @@ enum {
     // keeps the CUDA-core kernels there (fp32 adapters on the 16-bit values: PEFT in a 16-bit
     // model without autocast): vet-train's VET_GPU_LORA_MMA=0.
     VET_GPU_LORA_NO_MMA = 1 << 8,
+    // With VET_GPU_CKPT: each layer's attention output (N x Q fp32) and log-sum-exp (N x H) are
+    // kept as well, so the recompute runs everything but the attention's forward (the backward
+    // reads those two and q, k, v, which the recompute makes again). The same bits as without
+    // it; L x N x (Q + H) x 4 more bytes (~1.1 GB at 7B, 4 x 512) for one attention forward a
+    // layer less per step: vet-train --grad-checkpoint=keep-attention.
+    VET_GPU_CKPT_KEEP_ATTN = 1 << 9,
 };
 
 typedef struct {

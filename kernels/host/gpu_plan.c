@@ -50,6 +50,10 @@ int gpu_set_dims(vet_gpu_model *g, const vet_config *c, int r, unsigned targets,
     // (a kernel on fp16 operands; today's rounds to bf16), so it keeps the fp32 kernels.
     g->attn_tc = g->bf16 && !g->fp16 && !(flags & VET_GPU_ATTN_FP32);
     g->ckpt = (flags & VET_GPU_CKPT) != 0;
+    g->keep_att = (flags & VET_GPU_CKPT_KEEP_ATTN) != 0;
+    if (g->keep_att && !g->ckpt)
+        return vet_errf(err, "VET_GPU_CKPT_KEEP_ATTN without VET_GPU_CKPT: keeping the attention's output is a "
+                             "form of gradient checkpointing; add VET_GPU_CKPT");
     g->B = B, g->T = T, g->N = (size_t)B * T;
     g->L = c->n_layers, g->C = c->dim, g->F = c->hidden_dim, g->H = c->n_heads;
     g->KVH = c->n_kv_heads, g->hd = c->head_dim, g->V = c->vocab_size;
@@ -168,8 +172,9 @@ int gpu_layout(vet_gpu_model *g, gpu_slot *s) {
         PUT(g->k, LA * N * KV * f, K_ACTS);
         PUT(g->v, LA * N * KV * f, K_ACTS);
     }
-    PUT(g->att, LA * N * Q * f, K_ACTS);
-    PUT(g->lse, LA * N * g->H * f, K_ACTS);
+    size_t LT = g->keep_att ? L : LA;  // att_layer's slots
+    PUT(g->att, LT * N * Q * f, K_ACTS);
+    PUT(g->lse, LT * N * g->H * f, K_ACTS);
     if (g->mlp16) {
         PUT(g->gate16, LA * N * F * u16, K_ACTS);
         PUT(g->up16, LA * N * F * u16, K_ACTS);

@@ -359,10 +359,10 @@ typedef struct {
 } layer_acts;
 
 static layer_acts acts_of(const vet_gpu_model *g, int l) {
-    size_t NS = g->N, s = act_layer(g, l), sq = g->attn_tc ? 0 : s;
+    size_t NS = g->N, s = act_layer(g, l), sq = g->attn_tc ? 0 : s, sa = att_layer(g, l);
     layer_acts a = {g->xmid + s * NS * g->C, g->rstd1 + s * NS, g->rstd2 + s * NS, g->q + sq * NS * g->Q,
-                    g->k + sq * NS * g->KV, g->v + sq * NS * g->KV, g->att + s * NS * g->Q,
-                    g->lse + s * NS * g->H, NULL, NULL, NULL, NULL, NULL, NULL, NULL};
+                    g->k + sq * NS * g->KV, g->v + sq * NS * g->KV, g->att + sa * NS * g->Q,
+                    g->lse + sa * NS * g->H, NULL, NULL, NULL, NULL, NULL, NULL, NULL};
     if (g->mlp16) a.gate16 = g->gate16 + s * NS * g->F, a.up16 = g->up16 + s * NS * g->F;
     else a.gate = g->gate + s * NS * g->F, a.up = g->up + s * NS * g->F;
     if (g->attn_tc) a.q16 = g->q16 + s * NS * g->Q, a.k16 = g->k16 + s * NS * g->KV, a.v16 = g->v16 + s * NS * g->KV;
@@ -399,7 +399,9 @@ static int swiglu_any(vet_gpu_model *g, float *out, uint16_t *out16, const layer
 // x[l] into its activations and x[l+1]. recompute (gradient checkpointing, in backward): the
 // same ops into the same activation slot, but what backward does not read is skipped: the
 // down projection's GEMM and the residual add (x[l+1] is the next layer's input, kept), so
-// only its adapter input u is made (the same op on the same act as in the forward).
+// only its adapter input u is made (the same op on the same act as in the forward); with
+// keep_att the attention's forward too, its output and lse kept from the forward (q, k, v are
+// still made: the attention's backward reads them).
 static int layer_forward(vet_gpu_model *g, int l, int B, int T, int recompute, vet_err *err) {
     vet_cuda *ctx = g->ctx;
     const vet_config *c = &g->cfg;
@@ -418,6 +420,7 @@ static int layer_forward(vet_gpu_model *g, int l, int B, int T, int recompute, v
     TRY(proj_forward(g, l, 0, a.q, g->h, g->xb16, N, err));
     TRY(proj_forward(g, l, 1, a.k, g->h, g->xb16, N, err));
     TRY(proj_forward(g, l, 2, a.v, g->h, g->xb16, N, err));
+    const int attend = !(recompute && g->keep_att);
     PROF(g, VET_PROF_ROPE);
     if (g->attn_tc) {  // rotated and rounded to bf16 in one pass; v rounded
         TRY(rope_forward_bf16_cuda(ctx, a.q16, a.q, g->pos, g->cos_t, g->sin_t, N, g->H, g->hd, err));
@@ -425,14 +428,16 @@ static int layer_forward(vet_gpu_model *g, int l, int B, int T, int recompute, v
         PROF(g, VET_PROF_CONVERT);
         TRY(f32_to_bf16_cuda(ctx, a.v16, a.v, (size_t)N * g->KV, err));
         PROF(g, VET_PROF_ATTENTION);
-        TRY(attention_forward_bf16_cuda(ctx, a.att, a.lse, a.q16, a.k16, a.v16, g->seg, B, T, g->H, g->KVH, g->hd,
-                                        g->attn_scratch, err));
+        if (attend)
+            TRY(attention_forward_bf16_cuda(ctx, a.att, a.lse, a.q16, a.k16, a.v16, g->seg, B, T, g->H, g->KVH,
+                                            g->hd, g->attn_scratch, err));
     } else {
         TRY(rope_forward_cuda(ctx, a.q, g->pos, g->cos_t, g->sin_t, N, g->H, g->hd, err));
         TRY(rope_forward_cuda(ctx, a.k, g->pos, g->cos_t, g->sin_t, N, g->KVH, g->hd, err));
         PROF(g, VET_PROF_ATTENTION);
-        TRY(attention_forward_cuda(ctx, a.att, a.lse, a.q, a.k, a.v, g->seg, B, T, g->H, g->KVH, g->hd,
-                                   g->attn_scratch, err));
+        if (attend)
+            TRY(attention_forward_cuda(ctx, a.att, a.lse, a.q, a.k, a.v, g->seg, B, T, g->H, g->KVH, g->hd,
+                                       g->attn_scratch, err));
     }
     if (g->bf16) TRY(to_half(g, g->xb16, a.att, (size_t)N * Q, err));
     TRY(proj_forward(g, l, 3, a.xmid, a.att, g->xb16, N, err));  // xmid = dropout(o(att)) + x

@@ -58,7 +58,8 @@ typedef struct {
 static unsigned gpu_flags(const vet_train_opts *o) {
     return (o->gpu_bf16 ? VET_GPU_BF16 : 0) | (o->full ? VET_GPU_FULL : 0) |
            (o->gpu_quant == 1 ? VET_GPU_INT8 : o->gpu_quant == 2 ? VET_GPU_NF4 : 0) |
-           (o->gpu_ckpt ? VET_GPU_CKPT : 0) | (o->gpu_fp16 ? VET_GPU_FP16 : 0);
+           (o->gpu_ckpt ? VET_GPU_CKPT : 0) | (o->gpu_ckpt == 2 ? VET_GPU_CKPT_KEEP_ATTN : 0) |
+           (o->gpu_fp16 ? VET_GPU_FP16 : 0);
 }
 
 // Diagnostics from the environment, like VET_GPU_PROFILE: which attention the 16-bit mode runs
@@ -102,14 +103,19 @@ static int check_plan(cuda_backend *c, const vet_gpu_plan *p, int B, int T, size
                     B, T, vet_bytes_str(w, p->weights), vet_bytes_str(t, p->train), vet_bytes_str(a, p->activations),
                     vet_bytes_str(sc, p->scratch), vet_bytes_str(tot, p->total), vet_bytes_str(fr, free_b),
                     vet_bytes_str(all, total_b),
-                    o->gpu_ckpt ? "; gradient checkpointing: layer inputs kept, each layer recomputed in backward" : "");
+                    o->gpu_ckpt == 2 ? "; gradient checkpointing: layer inputs and attention outputs kept, each "
+                                       "layer but its attention recomputed in backward"
+                    : o->gpu_ckpt    ? "; gradient checkpointing: layer inputs kept, each layer recomputed in backward"
+                                     : "");
     if (p->total <= *usable) return 0;
     return vet_errf(err, "the model needs %s on cuda:%d (weights %s, training state %s, activations %s, "
                          "scratch %s) but only %s of its %s free can be planned (%s is kept for cuBLAS "
                          "and kernels): use a smaller --batch-size than %d or shorter rows than %d "
                          "(vet-pack --seq-len)%s%s",
                     tot, o->gpu_index, w, t, a, sc, vet_bytes_str(us, *usable), fr, vet_bytes_str(hr, GPU_HEADROOM), B, T,
-                    o->gpu_ckpt ? "" : ", or --grad-checkpoint",
+                    o->gpu_ckpt == 2 ? ", or --grad-checkpoint without =keep-attention"
+                    : o->gpu_ckpt    ? ""
+                                     : ", or --grad-checkpoint",
                     o->full || o->gpu_quant == 2 ? "" : o->gpu_quant ? ", or --quant nf4"
                           : o->gpu_bf16 ? ", or --quant int8 / nf4 base weights" : ", or --bf16 base weights");
 }

@@ -91,9 +91,11 @@ typedef struct vet_train_opts {
     int gpu_quant;             // CUDA: base weight matrices quantized (lib/quant.h's vet_quant_kind:
                                // 0 none, 1 int8, 2 nf4; LoRA only): dequantized to bf16 for the
                                // GEMMs with gpu_bf16, else to fp32
-    int gpu_ckpt;              // CUDA: gradient checkpointing (VET_GPU_CKPT): keep each layer's
+    int gpu_ckpt;              // CUDA: gradient checkpointing (VET_GPU_CKPT): 1 keeps each layer's
                                // input only, recompute the layer in backward; same results, far
-                               // smaller activations, ~1 more forward per step. The CPU ignores it
+                               // smaller activations, ~1 more forward per step. 2 (VET_GPU_CKPT_
+                               // KEEP_ATTN) keeps each layer's attention output too, and the
+                               // recompute skips the attention. The CPU ignores it
     vet_note_fn on_note;       // called with vet_train_run's ctx; NULL: no notes (the backend's
                                // notes go there too)
     const volatile sig_atomic_t *stop;  // set by a signal handler: checkpoint and stop

@@ -251,6 +251,33 @@ ckpt_ok() {
 }
 check train_device_grad_checkpoint_identical ckpt_ok
 
+# 9b. --grad-checkpoint=keep-attention: the same bytes again (the recompute reuses the kept
+#     attention output instead of rerunning it), a plan between the two, a note that says so;
+#     another value is a usage error naming the one there is.
+keep_att_ok() {
+    [ $cuda_status -eq 0 ] || return 1
+    run "$sbin" "$tmp/ka" --device cuda --fp32 --grad-checkpoint=keep-attention || { cat "$tmp/ka.err" >&2; return 1; }
+    cmp "$tmp/cuda/adapter_model.safetensors" "$tmp/ka/adapter_model.safetensors" >&2 || return 1
+    cmp "$tmp/cuda/checkpoints/step-00000003/train.safetensors" \
+        "$tmp/ka/checkpoints/step-00000003/train.safetensors" >&2 || return 1
+    diff <(steps "$tmp/cuda") <(steps "$tmp/ka") >&2 || return 1
+    grep -q 'layer inputs and attention outputs kept, each layer but its attention recomputed in backward$' \
+        "$tmp/ka.err" || return 1
+    local a0 a1 a2
+    a0=$(act_bytes "$tmp/cuda.err") a1=$(act_bytes "$tmp/ckpt.err") a2=$(act_bytes "$tmp/ka.err")
+    echo "activations: $a0 bytes without, $a1 checkpointed, $a2 keeping the attention" >&2
+    [ -n "$a2" ] && [ "$a2" -gt "$a1" ] && [ "$a2" -lt "$a0" ] || return 1
+    if [ -d "$tmp/bf16" ]; then
+        run "$sbin" "$tmp/ka-bf16" --device cuda --grad-checkpoint=keep-attention || return 1
+        cmp "$tmp/bf16/adapter_model.safetensors" "$tmp/ka-bf16/adapter_model.safetensors" >&2 || return 1
+    fi
+    local msg
+    msg=$("$sbin" "${common[@]}" --out "$tmp/ka-bad" --device cuda --grad-checkpoint=attention 2>&1)
+    [ $? -eq 2 ] && grep -q -- "--grad-checkpoint=attention: the only value is keep-attention" <<<"$msg" &&
+        [ ! -e "$tmp/ka-bad" ]
+}
+check train_device_grad_checkpoint_keep_attention keep_att_ok
+
 # 10. --fp16 (fp16 base weights, dynamic loss scaling): completes, says fp16, logs the scale,
 #     final loss within 3% of fp32's; refused on the CPU, with --full and with --quant.
 fp16_ok() {

@@ -19,7 +19,8 @@
 # FLOPs per token, two counts (issue 20's honest accounting):
 #   model FLOPs    = 4 N: forward 2 N, backward 2 N for the activation gradients only (the base is
 #                    frozen: no weight gradients; LoRA's own FLOPs are < 1% and not counted)
-#   hardware FLOPs = 6 N with CKPT=1 (the recompute of --grad-checkpoint), else 4 N
+#   hardware FLOPs = 6 N with checkpointing (the recompute of --grad-checkpoint, its projections
+#                    with =keep-attention too: attention's FLOPs are not counted), else 4 N
 # N = the matmul parameters: every layer's projections plus lm_head (the embedding is a lookup).
 # Attention's score/value FLOPs are not counted. The same nominal count for both programs, so MFU
 # ratios equal throughput ratios (vet computes the logits only at target positions, PEFT at every
@@ -28,7 +29,8 @@
 #
 # Env: VET_BIN (bin), VET_BUILD (build/rel), VET_VENV (.venv; else python3 must have torch,
 # transformers, peft), PRESET (llama-7b), STEPS (20), WARMUP (3), BATCH (4), SEQ (512),
-# DROPOUT (0.1), CKPT (1: --grad-checkpoint, and PEFT's gradient checkpointing), PEAK_TFLOPS (989),
+# DROPOUT (0.1), CKPT (1: --grad-checkpoint, and PEFT's gradient checkpointing; keep-attention:
+# --grad-checkpoint=keep-attention, PEFT's checkpointing as with 1; 0: neither), PEAK_TFLOPS (989),
 # DEVICE (cuda; cpu with a small PRESET only checks this script), LABEL (the figures' name),
 # PROFILE (1: vet-train runs with VET_GPU_PROFILE, and a second table says where its device
 # time went by kind of work: GEMMs, dropout, attention, ...; kernels/host/gpu_profile.h),
@@ -43,7 +45,9 @@ top=$(cd "$here/../.." && pwd)
 : "${PRESET:=llama-7b}" "${STEPS:=20}" "${WARMUP:=3}" "${BATCH:=4}" "${SEQ:=512}" "${DROPOUT:=0.1}"
 : "${PEAK_TFLOPS:=989}" "${DEVICE:=cuda}" "${KEEP:=0}" "${CKPT:=1}" "${PROFILE:=0}" "${QUANT:=none}"
 : "${BASELINE:=1}"
-: "${LABEL:=lora-$([ "$CKPT" = 1 ] && echo ckpt || echo nockpt)-d$DROPOUT}"
+case $CKPT in 0) ckpt_flag= ;; 1) ckpt_flag=--grad-checkpoint ;; keep-attention) ckpt_flag=--grad-checkpoint=keep-attention ;;
+*) echo "not ok bench_7b: CKPT=$CKPT: use 0, 1 or keep-attention"; exit 1 ;; esac
+: "${LABEL:=lora-$([ "$CKPT" = 0 ] && echo nockpt || echo ckpt)-d$DROPOUT}"
 say() { echo "bench_7b: $*" >&2; }
 
 [ -x "$VET_BIN/vet-train" ] || { echo "not ok bench_7b: $VET_BIN/vet-train not built (make)"; exit 1; }
@@ -96,7 +100,7 @@ prof_env=()
 timeout 240 env "${prof_env[@]}" "$VET_BIN/vet-train" --device "$DEVICE" --base "$work/base" --train "$work/train.zst" \
     --out "$work/vet" --epochs 100 --max-steps "$STEPS" --batch-size "$BATCH" --grad-accum 1 \
     --lora-r 16 --lora-alpha 32 --lora-dropout "$DROPOUT" --lora-targets q,k,v,o --log-every 1 \
-    $([ "$CKPT" = 1 ] && echo --grad-checkpoint) $([ "$QUANT" != none ] && echo --quant "$QUANT") 2>"$work/vet.err"
+    $ckpt_flag $([ "$QUANT" != none ] && echo --quant "$QUANT") 2>"$work/vet.err"
 vet_status=$?
 kill "$smi_pid" 2>/dev/null; wait "$smi_pid" 2>/dev/null; smi_pid=
 grep -E '^vet-train: (device|llama)' "$work/vet.err" >&2
@@ -110,7 +114,7 @@ peft_status=0
 if [ "$BASELINE" = 1 ]; then
     say "transformers + peft: the same $STEPS steps"
     smi_peak "$work/peft.smi" & smi_pid=$!
-    VET_CKPT=$CKPT timeout 240 "$py" "$here/bench_peft.py" "$work/base" "$work/train.jsonl" "$STEPS" "$BATCH" \
+    VET_CKPT=$([ "$CKPT" = 0 ] && echo 0 || echo 1) timeout 240 "$py" "$here/bench_peft.py" "$work/base" "$work/train.jsonl" "$STEPS" "$BATCH" \
         "$DROPOUT" "$WARMUP" "$DEVICE" >"$work/peft.out" 2>"$work/peft.err"
     peft_status=$?
     kill "$smi_pid" 2>/dev/null; wait "$smi_pid" 2>/dev/null; smi_pid=
@@ -125,7 +129,7 @@ fi
 table=$(CKPT=$CKPT QUANT=$QUANT python3 - "$work" "$WARMUP" "$PEAK_TFLOPS" "$BATCH" "$SEQ" "$STEPS" "$DROPOUT" "$PRESET" "$LABEL" "$DEVICE" <<'PY'
 import json, os, re, sys
 work, warm, peak, B, T, steps, drop, preset, label, device = sys.argv[1:]
-warm, peak, ckpt = int(warm), float(peak), os.environ.get("CKPT") == "1"
+warm, peak, ckpt = int(warm), float(peak), os.environ.get("CKPT", "0") != "0"
 cfg = json.load(open(f"{work}/base/config.json"))
 C, F, L, V = cfg["hidden_size"], cfg["intermediate_size"], cfg["num_hidden_layers"], cfg["vocab_size"]
 H, KVH = cfg["num_attention_heads"], cfg.get("num_key_value_heads", cfg["num_attention_heads"])
@@ -176,8 +180,10 @@ rows = [("tokens/s", "tps", "{:.0f}"), ("s/step", "step_s", "{:.3f}"),
         ("final loss", "loss", "{:.4f}")]
 quant = os.environ.get("QUANT", "none")
 base = "bf16 base" if quant == "none" else f"base quantized to {quant} (--quant {quant}, bf16 compute)"
+ckpt_kind = os.environ.get("CKPT", "0")
+ckpt_said = {"0": "off", "1": "on", "keep-attention": "on (vet: =keep-attention)"}.get(ckpt_kind, ckpt_kind)
 print(f"{preset} (random weights, {base}), LoRA r 16 q,k,v,o, dropout {drop}, gradient checkpointing "
-      f"{'on' if ckpt else 'off'}; batch {B} x {T} packed rows, {steps} steps, first {warm} not timed; "
+      f"{ckpt_said}; batch {B} x {T} packed rows, {steps} steps, first {warm} not timed; "
       f"N = {n_mm / 1e9:.2f} G matmul parameters; MFU against {peak:.0f} TFLOP/s")
 print()
 print(f"| | vet-train --device {device} | transformers + peft | vet / peft |")
@@ -185,7 +191,7 @@ print("| --- | ---: | ---: | ---: |")
 for label_, k, fmt in rows:
     print(f"| {label_} | {cell(vet, k, fmt)} | {cell(pf, k, fmt)} | {ratio(k)} |")
 fig = {"part": label, "kind": "lora", "quant": quant, "device": device, "preset": preset, "batch": int(B), "seq": int(T),
-       "steps": int(steps), "warmup": warm, "dropout": float(drop), "grad_checkpoint": ckpt,
+       "steps": int(steps), "warmup": warm, "dropout": float(drop), "grad_checkpoint": ckpt, "checkpoint_mode": ckpt_kind,
        "n_matmul_params": n_mm, "model_flops_per_token": model_flops_tok, "hw_flops_per_token": hw_flops_tok,
        "peak_tflops": peak, "vet": vet, "peft": pf,
        "speedup": vet["tps"] / pf["tps"] if vet.get("tps") and pf.get("tps") else None}

@@ -859,8 +859,9 @@ static int ckpt_run(const vet_model *m, const vet_batch *b0, const vet_batch *b1
     return rc;
 }
 
-// With VET_GPU_CKPT: the same losses and gradients, bit for bit, as without it (same flags
-// otherwise). The gradients must also be non-trivial, or the comparison would say nothing.
+// With VET_GPU_CKPT, and with it VET_GPU_CKPT_KEEP_ATTN: the same losses and gradients, bit for
+// bit, as without it (same flags otherwise). The gradients must also be non-trivial, or the
+// comparison would say nothing.
 static void ckpt_parity(int variant, float dropout, unsigned flags, int training, int capB, int capT) {
     int full = (flags & VET_GPU_FULL) != 0;
     vet_model m;
@@ -876,19 +877,25 @@ static void ckpt_parity(int variant, float dropout, unsigned flags, int training
     int rc = ckpt_run(&m, &x[0].b, &x[1].b, flags, capB, capT, training, mode, l0, g0, n, &err);
     if (rc) fprintf(stderr, "  plain: %s\n", err.msg);
     CHECK(rc == 0);
-    rc = ckpt_run(&m, &x[0].b, &x[1].b, flags | VET_GPU_CKPT, capB, capT, training, mode, l1, g1, n, &err);
-    if (rc) fprintf(stderr, "  checkpointed: %s\n", err.msg);
-    CHECK(rc == 0);
-    CHECK(memcmp(l0, l1, sizeof l0) == 0);
-    size_t differ = 0, nonzero = 0;
-    for (size_t i = 0; i < n; i++) {
-        differ += memcmp(&g0[i], &g1[i], sizeof(float)) != 0;
-        nonzero += g0[i] != 0.0f;
+    // checkpointed, then checkpointed keeping the attention's output (its recompute skipped)
+    const unsigned ckpt[2] = {VET_GPU_CKPT, VET_GPU_CKPT | VET_GPU_CKPT_KEEP_ATTN};
+    for (int k = 0; k < 2; k++) {
+        memset(g1, 0, n * sizeof(float));
+        rc = ckpt_run(&m, &x[0].b, &x[1].b, flags | ckpt[k], capB, capT, training, mode, l1, g1, n, &err);
+        if (rc) fprintf(stderr, "  checkpointed (%#x): %s\n", ckpt[k], err.msg);
+        CHECK(rc == 0);
+        CHECK(memcmp(l0, l1, sizeof l0) == 0);
+        size_t differ = 0, nonzero = 0;
+        for (size_t i = 0; i < n; i++) {
+            differ += memcmp(&g0[i], &g1[i], sizeof(float)) != 0;
+            nonzero += g0[i] != 0.0f;
+        }
+        printf("# ckpt%s flags %#x dropout %.2f training %d: losses %.9g %.9g vs %.9g %.9g; %zu of %zu grads "
+               "differ, %zu nonzero\n", k ? " keep-attention" : "", flags, dropout, training, l0[0], l0[1], l1[0],
+               l1[1], differ, n, nonzero);
+        CHECK(differ == 0);
+        CHECK(nonzero > n / 2);
     }
-    printf("# ckpt flags %#x dropout %.2f training %d: losses %.9g %.9g vs %.9g %.9g; %zu of %zu grads differ, "
-           "%zu nonzero\n", flags, dropout, training, l0[0], l0[1], l1[0], l1[1], differ, n, nonzero);
-    CHECK(differ == 0);
-    CHECK(nonzero > n / 2);
     free(g0), free(g1);
     for (int i = 0; i < 2; i++) vet_batch_free(&x[i].b);
     vet_model_free(&m);
@@ -978,13 +985,28 @@ static void test_ckpt_plan(void) {
         CHECK(pc.weights == p.weights && pc.train == p.train && pc.scratch == p.scratch);
         CHECK(pc.activations == p.activations - saved);
         CHECK(pc.total == pc.weights + pc.train + pc.activations + pc.scratch);
+        // keeping the attention's output: att (index 6) and lse (7) for every layer again
+        vet_gpu_plan pk;
+        CHECK(vet_gpu_plan_bytes(c, m.lora.r, m.lora.targets, 3, 19, modes[i] | VET_GPU_CKPT | VET_GPU_CKPT_KEEP_ATTN,
+                                 &pk, &err) == 0);
+        CHECK(pk.weights == p.weights && pk.train == p.train && pk.scratch == p.scratch);
+        CHECK(pk.activations == pc.activations + AL(L * per[6]) - AL(per[6]) + AL(L * per[7]) - AL(per[7]));
+        CHECK(pk.total == pk.weights + pk.train + pk.activations + pk.scratch);
         if (ctx && i == 2) {
             vet_gpu_opts o = {.flags = modes[i] | VET_GPU_CKPT};
             vet_gpu_model *g = vet_gpu_model_new(ctx, &m, 3, 19, &o, &err);
             CHECK(g && memcmp(vet_gpu_model_plan(g), &pc, sizeof pc) == 0);
             vet_gpu_model_free(g);
+            o.flags |= VET_GPU_CKPT_KEEP_ATTN;
+            g = vet_gpu_model_new(ctx, &m, 3, 19, &o, &err);
+            CHECK(g && memcmp(vet_gpu_model_plan(g), &pk, sizeof pk) == 0);
+            vet_gpu_model_free(g);
         }
     }
+    // keeping the attention's output is a form of checkpointing: alone, refused by name
+    vet_gpu_plan pr;
+    CHECK(vet_gpu_plan_bytes(c, m.lora.r, m.lora.targets, 3, 19, VET_GPU_CKPT_KEEP_ATTN, &pr, &err) < 0);
+    CHECK(strstr(err.msg, "VET_GPU_CKPT_KEEP_ATTN without VET_GPU_CKPT") != NULL);
 #undef AL
     vet_model_free(&m);
 }
@@ -1012,6 +1034,17 @@ static void test_ckpt_plan_7b(void) {
                target[i] / 1e9, pc[i].total <= target[i] ? "under" : "OVER",
                fabs(target[i] - (double)pc[i].total) / 1e9);
         CHECK(pc[i].activations == pc[0].activations);
+        vet_gpu_plan pk;
+        CHECK(vet_gpu_plan_bytes(&c, 16, qkvo, 4, 512, flags[i] | VET_GPU_CKPT | VET_GPU_CKPT_KEEP_ATTN, &pk,
+                                 &err) == 0);
+        printf("# llama-7b r16 q,k,v,o 4x512 %s checkpointed, attention kept: activations %.2f GB, total %.2f GB "
+               "(%.2f GiB): %s the target by %.2f GB\n", name[i], pk.activations / 1e9, pk.total / 1e9,
+               pk.total / 1073741824.0, pk.total <= target[i] ? "under" : "OVER",
+               fabs(target[i] - (double)pk.total) / 1e9);
+        // every layer's att (N x Q fp32) and lse (N x H) but the one the recompute held
+        double kept = 31.0 * 4 * 512 * (4096 + 32) * 4;
+        CHECK(fabs((double)(pk.activations - pc[i].activations) - kept) < 32 * 2 * 256);
+        if (i == 0) CHECK(pk.total < 18e9);
     }
     double x = 33.0 * 4 * 512 * 4096 * 4;  // the layer inputs
     CHECK(pc[0].activations > x && pc[0].activations < x + 0.6e9);
