@@ -21,6 +21,7 @@
 #include <type_traits>
 
 #include "common.cuh"
+#include "wide_io.cuh"
 #include "base/philox.h"
 
 #define GROUPS 128  // column groups of 4 a block (512 columns)
@@ -29,15 +30,6 @@
 #define DOWN_CHUNK 128  // columns of A staged in shared memory at a time (down)
 #define IN_ROWS 32      // rows a thread walks (grad input), so A's columns are read once per 32 rows
 #define JT 16           // rank rows a thread accumulates (grad A)
-
-// A 16-bit value's bits as fp32: exact (every bf16 and fp16 value is an fp32 value).
-template <typename T> __device__ __forceinline__ float widen16(unsigned bits);
-template <> __device__ __forceinline__ float widen16<__nv_bfloat16>(unsigned bits) {
-    return __uint_as_float(bits << 16);
-}
-template <> __device__ __forceinline__ float widen16<__half>(unsigned bits) {
-    return __half2float(__ushort_as_half((unsigned short)bits));
-}
 
 // x's 4 values at xr as fp32: VEC, one load (16 bytes of fp32, 8 of a 16-bit type; the caller
 // checks the alignment), else element by element with zeros past `left` values.

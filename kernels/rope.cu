@@ -2,6 +2,7 @@
 // The cos/sin tables (max_pos, hd/2) are made on the host by rope_tables (lib/model/ops_rope.c) and
 // uploaded once, so the angles round exactly as the CPU's (and PyTorch's) do.
 #include "common.cuh"
+#include "wide_io.cuh"
 
 #define THREADS 256
 
@@ -39,12 +40,71 @@ __global__ void rope_kernel(float *x, __nv_bfloat16 *out16, const int32_t *pos, 
     }
 }
 
+// The same four pairs at a time: thread t takes pairs 4q..4q+3 (q = t % (hd/8)) of head row
+// t / (hd/8), a, b, cos and sin each one 16-byte load, the results one 16-byte store each (8
+// bytes in bf16); 32-bit index arithmetic (the host checks that the quads fit). The same
+// expressions per pair, so the same bits as rope_kernel. hd a multiple of 8, x, out16 and the
+// tables 16-byte aligned (rope_launch checks).
+template <bool BACKWARD>
+__global__ void rope_wide_kernel(float *x, __nv_bfloat16 *out16, const int32_t *pos, const float *cos_t,
+                                 const float *sin_t, unsigned quads, int nh, int hd) {
+    const unsigned half = (unsigned)hd / 2, hq = half / 4;
+    for (unsigned t = blockIdx.x * blockDim.x + threadIdx.x; t < quads; t += gridDim.x * blockDim.x) {
+        const unsigned q = t % hq, nhead = t / hq, n = nhead / (unsigned)nh, i = 4 * q;
+        const size_t tab = (size_t)pos[n] * half + i, at = (size_t)nhead * hd + i;
+        const float4 c = *(const float4 *)(cos_t + tab), s = *(const float4 *)(sin_t + tab);
+        const float4 a = *(const float4 *)(x + at), b = *(const float4 *)(x + at + half);
+        const float cv[4] = {c.x, c.y, c.z, c.w}, sv[4] = {s.x, s.y, s.z, s.w};
+        const float av[4] = {a.x, a.y, a.z, a.w}, bv[4] = {b.x, b.y, b.z, b.w};
+        float ra[4], rb[4];
+#pragma unroll
+        for (int k = 0; k < 4; k++) {
+            if (!BACKWARD) {
+                ra[k] = av[k] * cv[k] - bv[k] * sv[k];
+                rb[k] = bv[k] * cv[k] + av[k] * sv[k];
+            } else {
+                ra[k] = av[k] * cv[k] + bv[k] * sv[k];
+                rb[k] = bv[k] * cv[k] - av[k] * sv[k];
+            }
+        }
+        if (out16) {
+            uint16_t *o = (uint16_t *)out16 + at;
+            *(uint2 *)o = make_uint2(__bfloat16_as_ushort(__float2bfloat16_rn(ra[0])) |
+                                         (unsigned)__bfloat16_as_ushort(__float2bfloat16_rn(ra[1])) << 16,
+                                     __bfloat16_as_ushort(__float2bfloat16_rn(ra[2])) |
+                                         (unsigned)__bfloat16_as_ushort(__float2bfloat16_rn(ra[3])) << 16);
+            *(uint2 *)(o + half) = make_uint2(__bfloat16_as_ushort(__float2bfloat16_rn(rb[0])) |
+                                                  (unsigned)__bfloat16_as_ushort(__float2bfloat16_rn(rb[1])) << 16,
+                                              __bfloat16_as_ushort(__float2bfloat16_rn(rb[2])) |
+                                                  (unsigned)__bfloat16_as_ushort(__float2bfloat16_rn(rb[3])) << 16);
+        } else {
+            *(float4 *)(x + at) = make_float4(ra[0], ra[1], ra[2], ra[3]);
+            *(float4 *)(x + at + half) = make_float4(rb[0], rb[1], rb[2], rb[3]);
+        }
+    }
+}
+
 static int rope_launch(vet_cuda *ctx, bool backward, float *x, uint16_t *out16, const int32_t *pos,
                        const float *cos_t, const float *sin_t, int N, int nh, int hd, vet_err *err) {
     CHECK_CTX(ctx, err);
     if (hd % 2) return vet_errf(err, "%s:%d: rope needs an even head_dim, not %d", __FILE__, __LINE__, hd);
     size_t total = (size_t)N * nh * (hd / 2);
     if (total == 0) return 0;
+    // Four pairs a thread where the layout allows: every (head row, 4 pairs) 16-byte aligned in x,
+    // out16 (8 bytes of it) and the tables, and a quad count that 32 bits index.
+    const size_t quads = total / 4;
+    if (hd % 8 == 0 && aligned16(x) && (!out16 || aligned16(out16)) && aligned16(cos_t) && aligned16(sin_t) &&
+        quads < (1u << 31)) {
+        const int blocks = grid_blocks(quads, THREADS);
+        if (backward)
+            LAUNCH((rope_wide_kernel<true>), blocks, THREADS, 0, ctx->stream, x, (__nv_bfloat16 *)out16, pos, cos_t,
+                   sin_t, (unsigned)quads, nh, hd);
+        else
+            LAUNCH((rope_wide_kernel<false>), blocks, THREADS, 0, ctx->stream, x, (__nv_bfloat16 *)out16, pos, cos_t,
+                   sin_t, (unsigned)quads, nh, hd);
+        LAUNCH_CHECK(backward ? "rope_backward" : "rope_forward", err);
+        return 0;
+    }
     size_t b = (total + THREADS - 1) / THREADS;
     int blocks = (int)(b < 65536 ? b : 65536);
     if (backward)

@@ -16,6 +16,10 @@
 #undef THREADS
 #include "kernels/dropout.cu"
 #include "kernels/crossentropy.cu"
+#undef THREADS
+#define blocks_for blocks_for_fp16  // the same static helper in both files: one translation unit here
+#include "kernels/fp16.cu"
+#undef blocks_for
 
 #include <stdlib.h>
 
@@ -27,6 +31,27 @@ extern "C" {
 }
 
 #define F32 1e-5
+
+// The conversions to 16 bits, 8 elements a thread (aligned, with a tail of n % 8) and one a
+// thread (skewed off 16 bytes): the rounding's bits either way, and nothing written past n.
+static void test_wide_conversions(void) {
+    vet_err err;
+    for (size_t n : {(size_t)1003, (size_t)8, (size_t)5})
+        for (int skew : {0, 1, 3})
+            for (int fmt : {VET_CUDA_BF16, VET_CUDA_F16}) {
+                std::vector<float> xb = rnd(n + skew + 1);
+                xb[skew + 3 % n] = 70000.0f;  // past fp16's range: inf there, bf16 keeps it
+                std::vector<uint16_t> hb(n + skew + 1, 0x7e7e);
+                const float *x = xb.data() + skew;
+                uint16_t *h = hb.data() + skew;
+                CHECK((fmt == VET_CUDA_F16 ? f32_to_f16_cuda : f32_to_bf16_cuda)(ctx, h, x, n, &err) == 0);
+                int bad = 0;
+                for (size_t i = 0; i < n; i++)
+                    bad += h[i] != (fmt == VET_CUDA_F16 ? vet_f32_to_f16(x[i]) : vet_f32_to_bf16(x[i]));
+                CHECK(bad == 0);
+                CHECK(h[n] == 0x7e7e && (skew == 0 || h[-1] == 0x7e7e));
+            }
+}
 
 static void test_conversions_and_embeddings(void) {
     const int N = 37, C = 40, V = 11;
@@ -58,6 +83,56 @@ static void test_conversions_and_embeddings(void) {
     embedding_backward(de_want.data(), dout.data(), tok.data(), N, C);
     CHECK(embedding_backward_cuda(ctx, de.data(), dout.data(), tok.data(), N, C, &err) == 0);
     CHECK(same_bits(de, de_want));  // one thread a column walks the rows in the CPU's order
+}
+
+// SwiGLU's 16-bit passes and the residual add, 8 elements a thread on aligned buffers (n = 1003:
+// a tail of 3) against the same ops one a thread on buffers skewed by one element (a thread an
+// element from the first): the same bits, element for element.
+static void test_wide_swiglu_add(void) {
+    const size_t n = 1003, m = n - 1;
+    vet_err err;
+    std::vector<float> g = rnd(n), u = rnd(n), d = rnd(n);
+    for (int fmt : {VET_CUDA_BF16, VET_CUDA_F16}) {
+        std::vector<uint16_t> g16(n), u16(n);
+        for (size_t i = 0; i < n; i++) {
+            g16[i] = fmt == VET_CUDA_F16 ? vet_f32_to_f16(g[i]) : vet_f32_to_bf16(g[i]);
+            u16[i] = fmt == VET_CUDA_F16 ? vet_f32_to_f16(u[i]) : vet_f32_to_bf16(u[i]);
+        }
+        // forward from 16-bit gate and up: aligned (wide) and from element 1 (skewed)
+        std::vector<float> y(n, NAN), ys(n, NAN);
+        std::vector<uint16_t> h(n), hs(n);
+        CHECK(swiglu_forward_in16_cuda(ctx, y.data(), h.data(), fmt, g16.data(), u16.data(), n, &err) == 0);
+        CHECK(swiglu_forward_in16_cuda(ctx, ys.data() + 1, hs.data() + 1, fmt, g16.data() + 1, u16.data() + 1, m,
+                                       &err) == 0);
+        CHECK(memcmp(y.data() + 1, ys.data() + 1, m * sizeof(float)) == 0 &&
+              memcmp(h.data() + 1, hs.data() + 1, m * 2) == 0);
+        // ... from fp32 gate and up, 16 bits only
+        std::vector<uint16_t> h2(n), h2s(n);
+        CHECK(swiglu_forward_half_cuda(ctx, NULL, h2.data(), fmt, g.data(), u.data(), n, &err) == 0);
+        CHECK(swiglu_forward_half_cuda(ctx, NULL, h2s.data() + 1, fmt, g.data() + 1, u.data() + 1, m, &err) == 0);
+        CHECK(memcmp(h2.data() + 1, h2s.data() + 1, m * 2) == 0);
+        std::vector<float> want(n);
+        swiglu_forward(want.data(), g.data(), u.data(), n);
+        int bad = 0;
+        for (size_t i = 0; i < n; i++)
+            bad += h2[i] != (fmt == VET_CUDA_F16 ? vet_f32_to_f16(want[i]) : vet_f32_to_bf16(want[i]));
+        CHECK(bad <= (int)(n / 100));  // the CPU's expf may differ from the kernel's in the last bit
+        // backward into 16 bits, from 16-bit and from fp32 gate and up
+        std::vector<uint16_t> a(n), b(n), as(n), bs(n);
+        CHECK(swiglu_backward_in16_cuda(ctx, a.data(), b.data(), fmt, d.data(), g16.data(), u16.data(), n, &err) == 0);
+        CHECK(swiglu_backward_in16_cuda(ctx, as.data() + 1, bs.data() + 1, fmt, d.data() + 1, g16.data() + 1,
+                                        u16.data() + 1, m, &err) == 0);
+        CHECK(memcmp(a.data() + 1, as.data() + 1, m * 2) == 0 && memcmp(b.data() + 1, bs.data() + 1, m * 2) == 0);
+        CHECK(swiglu_backward_half_cuda(ctx, a.data(), b.data(), fmt, d.data(), g.data(), u.data(), n, &err) == 0);
+        CHECK(swiglu_backward_half_cuda(ctx, as.data() + 1, bs.data() + 1, fmt, d.data() + 1, g.data() + 1,
+                                        u.data() + 1, m, &err) == 0);
+        CHECK(memcmp(a.data() + 1, as.data() + 1, m * 2) == 0 && memcmp(b.data() + 1, bs.data() + 1, m * 2) == 0);
+    }
+    std::vector<float> x = rnd(n), y = rnd(n), xs = x, want = x;
+    add_inplace(want.data(), y.data(), n);
+    CHECK(add_inplace_cuda(ctx, x.data(), y.data(), n, &err) == 0);
+    CHECK(add_inplace_cuda(ctx, xs.data() + 1, y.data() + 1, m, &err) == 0);
+    CHECK(same_bits(x, want) && memcmp(xs.data() + 1, want.data() + 1, m * sizeof(float)) == 0);
 }
 
 static void test_swiglu_add_scale_adamw(void) {
@@ -161,6 +236,44 @@ static void test_rmsnorm(void) {
     CHECK(max_rel(dx, dxw) <= F32 && max_rel(dw, dww) <= F32);
 }
 
+// RMSNorm's row kernels 8 columns at a time (C = 304, aligned rows) against the same with every
+// buffer skewed off 16 bytes (a column a thread): the fused residual add, norm and cast, and the
+// backward's dx; the double sums add in another order, which leaves these floats' bits as they
+// are; and both against the CPU op.
+static void test_rmsnorm_wide(void) {
+    const int N = 13, C = 304;
+    const size_t len = (size_t)N * C;
+    const float eps = 1e-5f;
+    vet_err err;
+    const std::vector<float> x0 = rnd(len), res = rnd(len), w = rnd(C), dout = rnd(len), dx0 = rnd(len);
+    // buffers at offset 0 and at offset 1 (skewed)
+    std::vector<float> xa = x0, xb(len + 1), ra(len), rb(len + 1), wb(C + 1), oa(len, NAN), ob(len + 1, NAN);
+    std::vector<float> sa(N, NAN), sb(N, NAN), da = dx0, db(len + 1), dob(len + 1);
+    std::vector<uint16_t> ha(len), hb(len + 1);
+    std::copy(x0.begin(), x0.end(), xb.begin() + 1);
+    std::copy(res.begin(), res.end(), rb.begin() + 1);
+    std::copy(w.begin(), w.end(), wb.begin() + 1);
+    std::copy(dx0.begin(), dx0.end(), db.begin() + 1);
+    std::copy(dout.begin(), dout.end(), dob.begin() + 1);
+    CHECK(rmsnorm_forward_fused_cuda(ctx, oa.data(), ha.data(), VET_CUDA_BF16, sa.data(), xa.data(), res.data(),
+                                     w.data(), N, C, eps, &err) == 0);
+    CHECK(rmsnorm_forward_fused_cuda(ctx, ob.data() + 1, hb.data() + 1, VET_CUDA_BF16, sb.data(), xb.data() + 1,
+                                     rb.data() + 1, wb.data() + 1, N, C, eps, &err) == 0);
+    CHECK(memcmp(xa.data(), xb.data() + 1, len * 4) == 0 && memcmp(oa.data(), ob.data() + 1, len * 4) == 0);
+    CHECK(memcmp(ha.data(), hb.data() + 1, len * 2) == 0 && same_bits(sa, sb));
+    std::vector<float> xw = x0, want(len), rw(N);
+    add_inplace(xw.data(), res.data(), len);
+    rmsnorm_forward(want.data(), rw.data(), xw.data(), w.data(), N, C, eps);
+    CHECK(same_bits(xa, xw) && max_rel(oa, want) <= F32 && max_rel(sa, rw) <= F32);
+    CHECK(rmsnorm_backward_cuda(ctx, da.data(), NULL, dout.data(), xa.data(), w.data(), sa.data(), N, C, &err) == 0);
+    CHECK(rmsnorm_backward_cuda(ctx, db.data() + 1, NULL, dob.data() + 1, xb.data() + 1, wb.data() + 1, sb.data(), N,
+                                C, &err) == 0);
+    CHECK(memcmp(da.data(), db.data() + 1, len * 4) == 0);
+    std::vector<float> dw = dx0;
+    rmsnorm_backward(dw.data(), NULL, dout.data(), xw.data(), w.data(), rw.data(), N, C);
+    CHECK(max_rel(da, dw) <= F32);
+}
+
 static void test_dropout(void) {
     const int N = 19, C = 203;  // an odd width: the groups' tails
     const float p = 0.1f;
@@ -189,6 +302,9 @@ int main(void) {
     RUN(test_conversions_and_embeddings);
     RUN(test_swiglu_add_scale_adamw);
     RUN(test_rmsnorm);
+    RUN(test_rmsnorm_wide);
+    RUN(test_wide_conversions);
+    RUN(test_wide_swiglu_add);
     RUN(test_dropout);
     RUN(test_crossentropy);
     CHECK_EXIT();

@@ -5,13 +5,15 @@
 // the decode GEMV on packed weights (matmul_rows_q) against vet_quant_rows_forward, its
 // replay, bit for bit (fp32 and bf16 inputs, with and without bias, 1 to 8 rows); RoPE forward,
 // forward into bf16 and backward against the CPU's rope (here without fused multiply-adds, so
-// the CPU's bits: on a GPU nvcc may contract them, which the parity test's tolerance takes).
+// the CPU's bits: on a GPU nvcc may contract them, which the parity test's tolerance takes), by
+// the four-pairs-a-thread kernel and, on odd widths and unaligned rows, the pair-a-thread one.
 #include "simt_emu.h"
 
 
 #include "kernels/quant.cu"
 #include "kernels/rope.cu"
 
+#include <algorithm>
 #include <stdlib.h>
 
 #include "emu_check.h"
@@ -91,35 +93,52 @@ static void test_rows_q(void) {
         }
 }
 
-static void test_rope(void) {
-    const int N = 37, nh = 3, hd = 40, max_pos = 64;
+// RoPE at head width hd, with x (and the bf16 output) starting `skew` floats into their
+// buffers: hd a multiple of 8 and skew 0 take the four-pairs-a-thread kernel, the rest the
+// pair-a-thread one; both against the CPU's bits.
+static void rope_case(int hd, int skew) {
+    const int N = 37, nh = 3, max_pos = 64;
     std::vector<float> inv(hd / 2), cos_t((size_t)max_pos * hd / 2), sin_t(cos_t.size());
     rope_inv_freq(inv.data(), hd, 10000.0f, nullptr);
     rope_tables(cos_t.data(), sin_t.data(), max_pos, hd, inv.data());
     std::vector<int32_t> pos(N);
     for (int n = 0; n < N; n++) pos[n] = (n * 7) % max_pos;
-    const std::vector<float> x = rnd((size_t)N * nh * hd);
+    const size_t len = (size_t)N * nh * hd;
+    const std::vector<float> x0 = rnd(len);
+    std::vector<float> xb(len + skew), gotb(len + skew);
+    std::vector<uint16_t> got16b(len + skew);
+    float *xs = xb.data() + skew, *got = gotb.data() + skew;
+    uint16_t *got16 = got16b.data() + skew;
+    std::copy(x0.begin(), x0.end(), xs);
     vet_err err;
-    std::vector<float> want = x, got = x;
+    std::vector<float> want = x0;
     rope_forward(want.data(), pos.data(), cos_t.data(), sin_t.data(), N, nh, hd);
-    CHECK(rope_forward_cuda(ctx, got.data(), pos.data(), cos_t.data(), sin_t.data(), N, nh, hd, &err) == 0);
-    CHECK(same_bits(got, want));
-    std::vector<uint16_t> got16(x.size(), 0xffff);
-    CHECK(rope_forward_bf16_cuda(ctx, got16.data(), x.data(), pos.data(), cos_t.data(), sin_t.data(), N, nh, hd,
-                                 &err) == 0);
+    std::copy(x0.begin(), x0.end(), got);
+    CHECK(rope_forward_cuda(ctx, got, pos.data(), cos_t.data(), sin_t.data(), N, nh, hd, &err) == 0);
+    CHECK(memcmp(got, want.data(), len * sizeof(float)) == 0);
+    std::fill(got16b.begin(), got16b.end(), 0xffff);
+    CHECK(rope_forward_bf16_cuda(ctx, got16, xs, pos.data(), cos_t.data(), sin_t.data(), N, nh, hd, &err) == 0);
     int bad = 0;
-    for (size_t i = 0; i < x.size(); i++) bad += got16[i] != vet_f32_to_bf16(want[i]);
+    for (size_t i = 0; i < len; i++) bad += got16[i] != vet_f32_to_bf16(want[i]);
     CHECK(bad == 0);
-    want = x, got = x;
+    CHECK(memcmp(xs, x0.data(), len * sizeof(float)) == 0);  // the bf16 pass leaves x as it was
+    want = x0;
     rope_backward(want.data(), pos.data(), cos_t.data(), sin_t.data(), N, nh, hd);
-    std::fill(got16.begin(), got16.end(), 0xffff);
-    CHECK(rope_backward_bf16_cuda(ctx, got16.data(), x.data(), pos.data(), cos_t.data(), sin_t.data(), N, nh, hd,
-                                  &err) == 0);
+    std::fill(got16b.begin(), got16b.end(), 0xffff);
+    CHECK(rope_backward_bf16_cuda(ctx, got16, xs, pos.data(), cos_t.data(), sin_t.data(), N, nh, hd, &err) == 0);
     bad = 0;
-    for (size_t i = 0; i < x.size(); i++) bad += got16[i] != vet_f32_to_bf16(want[i]);
+    for (size_t i = 0; i < len; i++) bad += got16[i] != vet_f32_to_bf16(want[i]);
     CHECK(bad == 0);
-    CHECK(rope_backward_cuda(ctx, got.data(), pos.data(), cos_t.data(), sin_t.data(), N, nh, hd, &err) == 0);
-    CHECK(same_bits(got, want));
+    std::copy(x0.begin(), x0.end(), got);
+    CHECK(rope_backward_cuda(ctx, got, pos.data(), cos_t.data(), sin_t.data(), N, nh, hd, &err) == 0);
+    CHECK(memcmp(got, want.data(), len * sizeof(float)) == 0);
+}
+
+static void test_rope(void) {
+    rope_case(40, 0);   // four pairs a thread (hd / 2 = 20: five quads a head)
+    rope_case(128, 0);  // LLaMA's head
+    rope_case(40, 1);   // x one float off 16 bytes: a pair a thread
+    rope_case(42, 0);   // half of 21 pairs: a pair a thread
 }
 
 int main(void) {
