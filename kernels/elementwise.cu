@@ -20,6 +20,8 @@ static bool wide_ok(const void *a, const void *b, const void *c, const void *d, 
 }
 static int wide_blocks(size_t n, bool vec) { return blocks_for(vec ? n / 8 + n % 8 : n); }
 
+extern "C" void elementwise_wide(int on) { vet_wide_io = on != 0; }
+
 // --- bf16 <-> fp32 ------------------------------------------------------------------------------
 __global__ void f32_to_bf16_kernel(__nv_bfloat16 *out, const float *inp, size_t n, bool vec) {
     WIDE_GROUPS(q, n, vec) {

@@ -85,6 +85,14 @@ int vet_cuda_timer_mark(vet_cuda_timer *t, int i, vet_err *err);
 int vet_cuda_timer_ms(vet_cuda_timer *t, int a, int b, float *ms, vet_err *err);
 void vet_cuda_timer_free(vet_cuda_timer *t);
 
+// The element-wise and row kernels a training step runs on every layer (the conversions to bf16
+// and fp16, SwiGLU's 16-bit passes, the residual add, RMSNorm's fused forward and its dx, RoPE)
+// take 8 elements (RoPE 4 pairs) a thread in 16-byte accesses where the pointers and widths
+// allow (kernels/wide_io.cuh), the same bits as one a thread. For the parity test, which checks
+// and times both, and the diagnostic VET_GPU_WIDE=0 (a process-wide setting): 0 makes them take
+// one element a thread everywhere, 1 (the default) as above.
+void elementwise_wide(int on);
+
 // --- bf16 storage ---------------------------------------------------------------------------
 // bf16 values are uint16_t bit patterns (lib/base/half.h's layout); rounding is to nearest even,
 // as vet_f32_to_bf16 and PyTorch do.

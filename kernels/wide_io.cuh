@@ -11,9 +11,12 @@
 
 #include "common.cuh"
 
+// elementwise_wide's setting (one variable in every file that includes this: C++17 inline).
+inline int vet_wide_io = 1;
+
 // Whether p can be read or written 16 bytes at a time (the device allocator's buffers can; a
-// slice at an odd offset may not).
-static inline bool aligned16(const void *p) { return ((uintptr_t)p & 15u) == 0; }
+// slice at an odd offset may not), and the wide path is on (elementwise_wide).
+static inline bool aligned16(const void *p) { return vet_wide_io && ((uintptr_t)p & 15u) == 0; }
 
 // A 16-bit value's bits as fp32: exact (every bf16 and fp16 value is an fp32 value).
 template <typename T> __device__ __forceinline__ float widen16(unsigned bits);

@@ -790,6 +790,10 @@ int vet_gpu_infer_device_open(const vet_device_choice *c, const char *model_dir,
     if (gemv && *gemv && strcmp(gemv, "0") && strcmp(gemv, "1"))
         return vet_err_kindf(err, VET_E_USAGE, "VET_GPU_QUANT_GEMV=%s: use 1 (the default) or 0", gemv);
     d->quant_scratch = gemv && !strcmp(gemv, "0");
+    const char *wide = getenv("VET_GPU_WIDE");
+    if (wide && *wide && strcmp(wide, "0") && strcmp(wide, "1"))
+        return vet_err_kindf(err, VET_E_USAGE, "VET_GPU_WIDE=%s: use 1 (the default) or 0", wide);
+    elementwise_wide(!(wide && !strcmp(wide, "0")));  // process-wide, as vet-train's
     d->half = vet_gpu_infer_choose_half(c, model_dir, &d->half_from_checkpoint);
     d->ctx = vet_gpu_infer_open(c->index, d->name, sizeof d->name, &d->free_bytes, &d->total_bytes, err);
     if (!d->ctx) {

@@ -74,6 +74,16 @@ bf16_ok() {
 }
 check device_emu_train_bf16_matches_cpu bf16_ok
 
+# 2b. The same bf16 run with the element-wise passes one element a thread (VET_GPU_WIDE=0) where
+#     the default takes 16 bytes a thread: the same adapter bytes (conversions, SwiGLU, the residual
+#     add, RMSNorm and RoPE through both paths of the real kernels over a whole run).
+narrow_ok() {
+    [ -f "$tmp/e16/adapter_model.safetensors" ] || return 1
+    VET_GPU_WIDE=0 train "$dir/vet-train" "$tmp/n16" --device cuda --bf16 -q || { tail -5 "$tmp/n16.err" >&2; return 1; }
+    cmp "$tmp/e16/adapter_model.safetensors" "$tmp/n16/adapter_model.safetensors" >&2
+}
+check device_emu_train_bf16_narrow_same_bytes narrow_ok
+
 # 3. The device against itself: resumed from its step-2 checkpoint, the same adapter bytes.
 resume_ok() {
     [ $st32 -eq 0 ] || return 1

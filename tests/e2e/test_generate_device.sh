@@ -134,13 +134,16 @@ maxlen_ok() {
 }
 check generate_device_max_len_refused maxlen_ok
 
-# 9. Usage errors: bf16 or --max-len on the CPU, an unknown device, a missing device index.
+# 9. Usage errors: bf16 or --max-len on the CPU, an unknown device, a missing device index, a
+#    VET_GPU_WIDE that is neither 1 nor 0.
 usage_ok() {
     gen "$tmp/u1.pred" -q --device cpu --bf16; [ $? -eq 2 ] && grep -q -- "--bf16" "$tmp/u1.pred.err" || return 1
     gen "$tmp/u2.pred" -q --max-len 64; [ $? -eq 2 ] && grep -q -- "--max-len" "$tmp/u2.pred.err" || return 1
     gen "$tmp/u3.pred" -q --device tpu; [ $? -eq 2 ] && grep -q "not cpu, cuda or cuda:N" "$tmp/u3.pred.err" || return 1
     gen "$tmp/u4.pred" -q --device cuda:1 --fp32; [ $? -eq 2 ] && grep -q "no CUDA device 1" "$tmp/u4.pred.err" || return 1
-    [ ! -e "$tmp/u1.pred" ] && [ ! -e "$tmp/u4.pred" ]
+    VET_GPU_WIDE=on gen "$tmp/u5.pred" -q --device cuda
+    [ $? -eq 2 ] && grep -q "VET_GPU_WIDE=on: use 1 (the default) or 0" "$tmp/u5.pred.err" || return 1
+    [ ! -e "$tmp/u1.pred" ] && [ ! -e "$tmp/u4.pred" ] && [ ! -e "$tmp/u5.pred" ]
 }
 check generate_device_usage_errors usage_ok
 

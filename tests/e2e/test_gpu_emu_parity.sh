@@ -24,12 +24,14 @@ lora16=$(grep -c '^ok lora_[a-z_]*16 == fp32 twin: 0 of ' "$out")
 mma=$(grep -c '^ok lora_[a-z_]*_mma vs rounded operands: ' "$out")
 # the packed-code decode kernel on tensor cores: 2 kinds x (4 row counts + the refusal of 65)
 qmma=$(grep -c '^ok matmul_rows_q_mma ' "$out")
+# the 16-byte element-wise passes against one element a thread: 8 ops, a wide and a narrow row each
+wide=$(grep -c '^ok \(wide\|narrow\) [a-z_0-9 ]*: the same bits as ' "$out")
 if [ "$rc" -eq 0 ] && [ "$n_ok" -gt 150 ] && [ "$wmma" -gt 0 ] && [ "$lora" -gt 0 ] && [ "$lora16" -eq 48 ] &&
-    [ "$mma" -eq 76 ] && [ "$qmma" -eq 10 ] &&
+    [ "$mma" -eq 76 ] && [ "$qmma" -eq 10 ] && [ "$wide" -eq 16 ] &&
     grep -q '^# 0 failed$' "$out"; then
     echo "ok gpu_emu_parity: every kernel against its CPU op, $n_ok comparisons"
 else
-    echo "not ok gpu_emu_parity: exit status $rc, $n_ok ok lines ($wmma WMMA attention, $lora lora_grad_b, $lora16 of 48 16-bit LoRA, $mma of 76 tensor-core LoRA, $qmma of 10 packed-code mma)"
+    echo "not ok gpu_emu_parity: exit status $rc, $n_ok ok lines ($wmma WMMA attention, $lora lora_grad_b, $lora16 of 48 16-bit LoRA, $mma of 76 tensor-core LoRA, $qmma of 10 packed-code mma, $wide of 16 wide/narrow)"
     tail -n 30 "$out.err" >&2
 fi
 exit 0

@@ -153,3 +153,25 @@ lora_fallback_ok() {
         { echo "lora fallback: all ok: $a; du bad: $c; grad_b bad: $d; grad_a bad: $e; du_mma bad: $m" >&2; return 1; }
 }
 check bundle_run_lora_fallback lora_fallback_ok
+
+# The element-wise fallback: a failed `wide` or `narrow` row (16 bytes a thread against one
+# element a thread) turns on VET_GPU_WIDE=0; all passing, not; no such row printed, it does.
+wide_fallback_ok() {
+    local b=$tmp/fallback
+    wide_of() {
+        local err
+        err=$(PLANTED_ROWS=$1 VET_PYTHON=/usr/bin/python3 bash "$b/run.sh" --cpu --parts parity-small "$tmp/fallback-out" 2>&1 >/dev/null)
+        grep -o 'VET_GPU_WIDE=0 from here on' <<<"$err" | sed 's/ from here on//' | grep . || echo none
+    }
+    local ok='ok wide add_inplace: the same bits as one element a thread N=8 C=8
+'
+    ok+='ok narrow add_inplace: the same bits as 16 bytes a thread N=8 C=8
+'
+    local bad='not ok narrow rope_forward_bf16: the same bits as 16 bytes a thread N=8 H=1 hd=8
+'
+    local a w n
+    a=$(wide_of "$ok") w=$(wide_of "$ok$bad") n=$(wide_of 'ok lora_du: max rel err 0 (tol 1e-05)\n')
+    [ "$a" = none ] && [ "$w" = VET_GPU_WIDE=0 ] && [ "$n" = VET_GPU_WIDE=0 ] ||
+        { echo "wide fallback: all ok: $a; one bad: $w; no rows: $n" >&2; return 1; }
+}
+check bundle_run_wide_fallback wide_fallback_ok

@@ -210,6 +210,17 @@ lora_mma_env_ok() {
 }
 check train_device_lora_mma_env lora_mma_env_ok
 
+# 7e. VET_GPU_WIDE=0: the element-wise passes one element a thread instead of 16 bytes: the same
+#     bits by contract (the stand-in's CPU ops have one path: the same bytes here; the emulated
+#     device's bf16 run checks the kernels, test_device_emu.sh). Another value is refused (exit 2).
+wide_env_ok() {
+    [ -d "$tmp/bf16" ] || return 1
+    VET_GPU_WIDE=0 run "$sbin" "$tmp/narrow" --device cuda || { cat "$tmp/narrow.err" >&2; return 1; }
+    cmp "$tmp/bf16/adapter_model.safetensors" "$tmp/narrow/adapter_model.safetensors" >&2 || return 1
+    env_refused VET_GPU_WIDE=2 wide-bad "VET_GPU_WIDE=2: use 1 (the default) or 0"
+}
+check train_device_wide_env wide_env_ok
+
 # 8. Full training (from scratch) on the device: fp32, byte-identical to the CPU path; bf16 refused.
 full_ok() {
     local args=(--threads 2 -q --init "$tmp/micro.json" --tokenizer "$tmp/tok.model" --train "$tmp/train.msgpack.zst"

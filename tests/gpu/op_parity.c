@@ -172,15 +172,18 @@ static int same_bits_dev(const void *a, const void *b, size_t bytes) {
 }
 
 // Records a bit-for-bit comparison's line (err 0 or 1, tolerance 0).
-static row_t *bits_row(const char *name, const char *shape, int same) {
+static row_t *bits_row_as(const char *name, const char *shape, int same, const char *as) {
     if (!same) failures++;
-    printf("%s %s: the same bits as the unfused ops %s\n", same ? "ok" : "not ok", name, shape);
+    printf("%s %s: the same bits as %s %s\n", same ? "ok" : "not ok", name, as, shape);
     fflush(stdout);
     row_t *r = &table[n_rows < 511 ? n_rows++ : 511];
     snprintf(r->name, sizeof r->name, "%s", name);
     snprintf(r->shape, sizeof r->shape, "%s", shape);
     r->err = !same, r->tol = 0, r->ms = 0;
     return r;
+}
+static row_t *bits_row(const char *name, const char *shape, int same) {
+    return bits_row_as(name, shape, same, "the unfused ops");
 }
 
 // The 16-bit entries of an adapter's products (lora_*16_cuda: what the 16-bit mode trains with)
@@ -838,6 +841,133 @@ static void run_config(const config *c) {
         TIME(rope_backward_cuda(ctx, d_g, d_pos, d_cs, d_sn, N, H, hd, &err), r->ms);
         free(inv), free(cs), free(sn), free(x), free(g);
         vet_cuda_mem_free(d_cs), vet_cuda_mem_free(d_sn), vet_cuda_mem_free(d_x), vet_cuda_mem_free(d_g);
+    }
+
+    // --- the 16-byte passes (kernels/wide_io.cuh) against the same ops one element a thread
+    // (elementwise_wide(0), the bundle's VET_GPU_WIDE=0): the same bits; each op timed both ways,
+    // rows `wide NAME` and `narrow NAME` (what the 16-byte accesses buy). At shapes whose rows
+    // are not multiples of 8 both ways take one element a thread.
+    if (want("other")) {
+        const size_t n = (size_t)N * C, nf = (size_t)N * F, nq = (size_t)N * Q;
+        const int half = hd / 2;
+        float *x = rnd(n, 1), *res = rnd(n, 1), *w = rnd(C, 1), *dy = rnd(n, 1), *gt = rnd(nf, 2), *dn = rnd(nf, 1);
+        float *q = rnd(nq, 1), *inv = malloc(half * 4), *cs = malloc((size_t)T * half * 4);
+        float *sn = malloc((size_t)T * half * 4);
+        rope_inv_freq(inv, hd, 500000.0f, NULL);
+        rope_tables(cs, sn, T, hd, inv);
+        uint16_t *g16 = malloc(nf * 2), *u16 = malloc(nf * 2);
+        for (size_t i = 0; i < nf; i++) g16[i] = vet_f32_to_bf16(gt[i]), u16[i] = vet_f32_to_bf16(dn[i] * 2);
+        float *d_x = devf(x, n), *d_res = devf(res, n), *d_w = devf(w, C), *d_dy = devf(dy, n), *d_dn = devf(dn, nf);
+        float *d_q = devf(q, nq), *d_cs = devf(cs, (size_t)T * half), *d_sn = devf(sn, (size_t)T * half);
+        uint16_t *d_g16 = dev(g16, nf * 2), *d_u16 = dev(u16, nf * 2);
+        // outputs, way 0 (16 bytes a thread) and way 1 (one element a thread)
+        size_t big = nf > nq ? nf : nq;
+        big = big > n ? big : n;
+        float *d_f[2] = {devf(NULL, big), devf(NULL, big)}, *d_r[2] = {devf(NULL, N), devf(NULL, N)};
+        uint16_t *d_h[2] = {dev(NULL, big * 2), dev(NULL, big * 2)}, *d_k[2] = {dev(NULL, nf * 2), dev(NULL, nf * 2)};
+        float *d_xo[2] = {devf(NULL, n), devf(NULL, n)};  // RMSNorm's x, added to in place
+        double ms[2] = {0, 0};
+        int wide_same = 0;
+        const char *names[] = {"f32_to_bf16", "rmsnorm_forward_fused bf16", "rmsnorm_backward dinp",
+                               "swiglu_forward_in16 bf16", "swiglu_backward_in16 bf16", "add_inplace",
+                               "rope_forward_bf16", "rope_backward_bf16"};
+        for (int op = 0; op < 8; op++) {
+            // pass 0 runs each way once into its buffers (then compared); pass 1 times each way
+            for (int pass = 0; pass < 2; pass++)
+                for (int way = 0; way < 2; way++) {
+                    elementwise_wide(way == 0);
+                    float *f = d_f[way], *rs = d_r[way], *xo = d_xo[way];
+                    uint16_t *h = d_h[way], *k = d_k[way];
+                    double t = 0;
+                    switch (op) {
+                    case 0:
+                        if (!pass) TRY(f32_to_bf16_cuda(ctx, h, d_x, n, &err));
+                        else TIME(f32_to_bf16_cuda(ctx, h, d_x, n, &err), t);
+                        break;
+                    case 1:  // x += res, its norm into f and h (the MLP's norm)
+                        if (!pass) {
+                            TRY(vet_cuda_upload(ctx, xo, x, n * 4, &err));
+                            TRY(rmsnorm_forward_fused_cuda(ctx, f, h, VET_CUDA_BF16, rs, xo, d_res, d_w, N, C, 1e-5f,
+                                                           &err));
+                        } else {
+                            TIME(rmsnorm_forward_fused_cuda(ctx, NULL, h, VET_CUDA_BF16, rs, xo, d_res, d_w, N, C,
+                                                            1e-5f, &err),
+                                 t);
+                        }
+                        break;
+                    case 2:  // dx += (from dy's values), rstd from op 1's default run
+                        if (!pass) {
+                            TRY(vet_cuda_upload(ctx, f, dy, n * 4, &err));
+                            TRY(rmsnorm_backward_cuda(ctx, f, NULL, d_dy, d_x, d_w, d_r[0], N, C, &err));
+                        } else {
+                            TIME(rmsnorm_backward_cuda(ctx, f, NULL, d_dy, d_x, d_w, d_r[0], N, C, &err), t);
+                        }
+                        break;
+                    case 3:
+                        if (!pass) TRY(swiglu_forward_in16_cuda(ctx, NULL, h, VET_CUDA_BF16, d_g16, d_u16, nf, &err));
+                        else TIME(swiglu_forward_in16_cuda(ctx, NULL, h, VET_CUDA_BF16, d_g16, d_u16, nf, &err), t);
+                        break;
+                    case 4:
+                        if (!pass)
+                            TRY(swiglu_backward_in16_cuda(ctx, h, k, VET_CUDA_BF16, d_dn, d_g16, d_u16, nf, &err));
+                        else
+                            TIME(swiglu_backward_in16_cuda(ctx, h, k, VET_CUDA_BF16, d_dn, d_g16, d_u16, nf, &err),
+                                 t);
+                        break;
+                    case 5:
+                        if (!pass) {
+                            TRY(vet_cuda_upload(ctx, f, x, n * 4, &err));
+                            TRY(add_inplace_cuda(ctx, f, d_res, n, &err));
+                        } else {
+                            TIME(add_inplace_cuda(ctx, f, d_res, n, &err), t);
+                        }
+                        break;
+                    case 6:
+                        if (!pass) TRY(rope_forward_bf16_cuda(ctx, h, d_q, d_pos, d_cs, d_sn, N, H, hd, &err));
+                        else TIME(rope_forward_bf16_cuda(ctx, h, d_q, d_pos, d_cs, d_sn, N, H, hd, &err), t);
+                        break;
+                    default:
+                        if (!pass) TRY(rope_backward_bf16_cuda(ctx, h, d_q, d_pos, d_cs, d_sn, N, H, hd, &err));
+                        else TIME(rope_backward_bf16_cuda(ctx, h, d_q, d_pos, d_cs, d_sn, N, H, hd, &err), t);
+                        break;
+                    }
+                    if (pass) ms[way] = t;
+                    if (!pass && way == 1) {  // both ways made: compare
+                        elementwise_wide(1);
+                        int same;
+                        switch (op) {
+                        case 0: same = same_bits_dev(d_h[0], d_h[1], n * 2); break;
+                        case 1:
+                            same = same_bits_dev(d_xo[0], d_xo[1], n * 4) && same_bits_dev(d_f[0], d_f[1], n * 4) &&
+                                   same_bits_dev(d_h[0], d_h[1], n * 2) &&
+                                   same_bits_dev(d_r[0], d_r[1], (size_t)N * 4);
+                            break;
+                        case 2: case 5: same = same_bits_dev(d_f[0], d_f[1], n * 4); break;
+                        case 3: same = same_bits_dev(d_h[0], d_h[1], nf * 2); break;
+                        case 4:
+                            same = same_bits_dev(d_h[0], d_h[1], nf * 2) && same_bits_dev(d_k[0], d_k[1], nf * 2);
+                            break;
+                        default: same = same_bits_dev(d_h[0], d_h[1], nq * 2); break;
+                        }
+                        if (op >= 6) snprintf(sh, sizeof sh, "N=%d H=%d hd=%d", N, H, hd);
+                        else if (op == 3 || op == 4) snprintf(sh, sizeof sh, "N=%d F=%d", N, F);
+                        else snprintf(sh, sizeof sh, "N=%d C=%d", N, C);
+                        ms[0] = ms[1] = 0;
+                        wide_same = same;
+                    }
+                }
+            elementwise_wide(1);
+            char nm[96];
+            snprintf(nm, sizeof nm, "wide %s", names[op]);
+            bits_row_as(nm, sh, wide_same, "one element a thread")->ms = ms[0];
+            snprintf(nm, sizeof nm, "narrow %s", names[op]);
+            bits_row_as(nm, sh, wide_same, "16 bytes a thread")->ms = ms[1];
+        }
+        free(x), free(res), free(w), free(dy), free(gt), free(dn), free(q), free(inv), free(cs), free(sn);
+        free(g16), free(u16);
+        void *bufs[] = {d_x, d_res, d_w, d_dy, d_dn, d_q, d_cs, d_sn, d_g16, d_u16, d_f[0], d_f[1], d_r[0], d_r[1],
+                        d_h[0], d_h[1], d_k[0], d_k[1], d_xo[0], d_xo[1]};
+        for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) vet_cuda_mem_free(bufs[i]);
     }
 
     // --- attention over the packed rows, GQA ---

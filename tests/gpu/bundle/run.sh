@@ -252,6 +252,10 @@ fallback 'attention_[a-z]*_bf16 ' 'attention_\(tc\|mma\|pipe\)_' "$attention_fal
 # CUDA-core kernels instead.
 fallback 'lora_\([a-z_]*dropout\|du\|grad_b\)\($\|[^_]\|_[^m]\)' 'lora_[a-z_0-9]*_kernel' VET_GPU_LORA_FUSED=0
 fallback 'lora_[a-z_]*_mma ' 'adapter_[a-z]*_mma_kernel' VET_GPU_LORA_MMA=0
+# The 16-byte element-wise passes against one element a thread (`wide ...`, `narrow ...`) or
+# memcheck in their kernels: one element a thread everywhere (the paths of the first lease).
+fallback '\(wide\|narrow\) ' '\(f32_to_bf16\|f32_to_f16\|swiglu_[a-z_]*\|add_inplace\|rmsnorm_[a-z_]*\|rope_wide\)_kernel' \
+    VET_GPU_WIDE=0
 # The packed-code decode kernels' rows (`matmul_rows_q`, `matmul_rows_q_mma`) or memcheck in
 # either (`rows_q_kernel`, `rows_q_mma_kernel`): dequantization into scratch for every step.
 fallback 'matmul_rows_q' 'rows_q_\(mma_\)\{0,1\}kernel' VET_GPU_QUANT_GEMV=0

@@ -440,6 +440,9 @@ void lora_down_variant(int variant) { (void)variant; }
 // The register (mma) and WMMA kernels compute the same numbers: one replay serves every variant.
 void attention_tc_variant(int variant) { (void)variant; }
 
+// The CPU ops take no 16-byte path: the one setting there is the ops themselves.
+void elementwise_wide(int on) { (void)on; }
+
 // --- SwiGLU, residual ------------------------------------------------------------------------
 int swiglu_forward_cuda(vet_cuda *ctx, float *out, const float *gate, const float *up, size_t n,
                         vet_err *err) {
