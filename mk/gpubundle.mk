@@ -12,12 +12,15 @@
 # The device machine has nvcc, the CUDA libraries, the NVIDIA driver and python3 with torch,
 # transformers and peft, but none of Debian's -dev packages and no network: what vet links
 # (sentencepiece, protobuf-lite, msgpack-c, zstd, jansson, PCRE2, utf8proc, OpenBLAS, libgomp,
-# libstdc++ ...) travels packed in dist/gpu/lib.tar.xz; run.sh unpacks it beside a copy of the
-# programs, which find it through their DT_RPATH ($ORIGIN/../lib; RPATH, not RUNPATH, so that it
-# also holds for the libraries' own dependencies).
+# libstdc++ ...) travels packed in dist/gpu/lib.tar.xz, and the programs themselves (built into
+# build/bundle/progs/) in dist/gpu/programs.tar.xz (each CUDA program carries every kernel for two
+# architectures: ~16 MB, ~2 MB packed); run.sh unpacks both into its work directory, where the
+# programs find the libraries through their DT_RPATH ($ORIGIN/../lib; RPATH, not RUNPATH, so that
+# it also holds for the libraries' own dependencies).
 BUNDLE_DIR   := dist/gpu
 BUNDLE_BUILD := build/bundle
 BUNDLE_ARCH  := x86-64-v3
+BUNDLE_PROGS := $(BUNDLE_BUILD)/progs
 
 ifeq ($(CUDA),1)
 BUNDLE_CPPF := -Ilib -I. -DVET_VERSION='"$(VERSION)"' -D_GNU_SOURCE -DVET_CUDA=1
@@ -39,28 +42,28 @@ $(BUNDLE_BUILD)/libvet-standin.a: $(BUNDLE_LIB_OBJ) $(BUNDLE_STANDIN_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
-BUNDLE_TOOLS   := $(patsubst tools/%.c,$(BUNDLE_DIR)/bin/%,$(wildcard tools/vet-*.c))
-BUNDLE_HELPERS := $(BUNDLE_DIR)/bin/vet-inspect $(BUNDLE_DIR)/bin/vet-mktokens
-BUNDLE_GPUTEST := $(patsubst %,$(BUNDLE_DIR)/test/%,op_parity test_gpu_model test_gpu_infer gemm_rate)
-BUNDLE_CPUTEST := $(patsubst %,$(BUNDLE_DIR)/cpu/%,op_parity test_gpu_model test_gpu_infer gemm_rate)
+BUNDLE_TOOLS   := $(patsubst tools/%.c,$(BUNDLE_PROGS)/bin/%,$(wildcard tools/vet-*.c))
+BUNDLE_HELPERS := $(BUNDLE_PROGS)/bin/vet-inspect $(BUNDLE_PROGS)/bin/vet-mktokens
+BUNDLE_GPUTEST := $(patsubst %,$(BUNDLE_PROGS)/test/%,op_parity test_gpu_model test_gpu_infer gemm_rate)
+BUNDLE_CPUTEST := $(patsubst %,$(BUNDLE_PROGS)/cpu/%,op_parity test_gpu_model test_gpu_infer gemm_rate)
 
-$(BUNDLE_DIR)/bin/%: tools/%.c $(BUNDLE_BUILD)/libvet.a
+$(BUNDLE_PROGS)/bin/%: tools/%.c $(BUNDLE_BUILD)/libvet.a
 	@mkdir -p $(@D)
 	$(CC) $(BUNDLE_CPPF) $(BUNDLE_CF) $< $(BUNDLE_BUILD)/libvet.a $(BUNDLE_LDF) $(BUNDLE_CUDA_LIBS) -o $@
-$(BUNDLE_DIR)/bin/%: tests/helpers/%.c $(BUNDLE_BUILD)/libvet.a
+$(BUNDLE_PROGS)/bin/%: tests/helpers/%.c $(BUNDLE_BUILD)/libvet.a
 	@mkdir -p $(@D)
 	$(CC) $(BUNDLE_CPPF) $(BUNDLE_CF) $< $(BUNDLE_BUILD)/libvet.a $(BUNDLE_LDF) $(BUNDLE_CUDA_LIBS) -o $@
-$(BUNDLE_DIR)/test/%: tests/gpu/%.c tests/gpu/gpu_test_util.h $(BUNDLE_BUILD)/libvet.a
+$(BUNDLE_PROGS)/test/%: tests/gpu/%.c tests/gpu/gpu_test_util.h $(BUNDLE_BUILD)/libvet.a
 	@mkdir -p $(@D)
 	$(CC) $(BUNDLE_CPPF) $(BUNDLE_CF) $< $(BUNDLE_BUILD)/libvet.a $(BUNDLE_LDF) $(BUNDLE_CUDA_LIBS) -o $@
-$(BUNDLE_DIR)/cpu/%: tests/gpu/%.c tests/gpu/gpu_test_util.h $(BUNDLE_BUILD)/libvet-standin.a
+$(BUNDLE_PROGS)/cpu/%: tests/gpu/%.c tests/gpu/gpu_test_util.h $(BUNDLE_BUILD)/libvet-standin.a
 	@mkdir -p $(@D)
 	$(CC) $(BUNDLE_CPPF) $(BUNDLE_CF) $< $(BUNDLE_BUILD)/libvet-standin.a $(BUNDLE_LDF) $(LDLIBS_NOCUDA) -o $@
 
 # The rest (libraries, scripts, data, the manifest, the size check) is assembled by a script;
 # VET_SHARED names the shared/ folder whose DLO notes travel (synthetic notes without it).
 gpu-bundle: $(BUNDLE_TOOLS) $(BUNDLE_HELPERS) $(BUNDLE_GPUTEST) $(BUNDLE_CPUTEST)
-	+@sh tests/gpu/bundle/assemble.sh $(BUNDLE_DIR) $(BUNDLE_ARCH)
+	+@sh tests/gpu/bundle/assemble.sh $(BUNDLE_DIR) $(BUNDLE_ARCH) $(BUNDLE_PROGS)
 gpu-rehearsal: gpu-bundle
 	@sh tests/gpu/bundle/rehearse.sh $(BUNDLE_DIR)
 else

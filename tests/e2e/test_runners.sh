@@ -77,15 +77,30 @@ fuzz_ok() {
 }
 check fuzz_runner_verdicts fuzz_ok
 
-# tests/gpu/bundle/run.sh on a bundle whose lib.tar.xz is not an archive: one line naming it,
-# exit 2, no part run. (make gpu-rehearsal, as root in CI, runs it on a real bundle.)
+# pack_dir ARCHIVE DIR NAME: DIR packed as NAME/ into the xz tar ARCHIVE (Python's tarfile, as
+# run.sh can read it where xz is missing).
+pack_dir() {
+    /usr/bin/python3 -c 'import sys, tarfile
+with tarfile.open(sys.argv[1], "w:xz") as t: t.add(sys.argv[2], arcname=sys.argv[3])' "$1" "$2" "$3"
+}
+
+# tests/gpu/bundle/run.sh on a bundle whose programs.tar.xz or lib.tar.xz is not an archive: one
+# line naming it, exit 2, no part run. (make gpu-rehearsal, as root in CI, runs it on a real
+# bundle.)
 bundle_refusal_ok() {
-    local b=$tmp/bundle out
-    mkdir -p "$b/bin" "$b/test" "$b/cpu"
+    local b=$tmp/bundle out rc
+    mkdir -p "$b/progs/cpu" "$b/lib"
     cp "$VET_TOP/tests/gpu/bundle/run.sh" "$b/run.sh"
+    echo "not an archive" >"$b/programs.tar.xz"
+    pack_dir "$b/lib.tar.xz" "$b/lib" lib || return 1
+    out=$(bash "$b/run.sh" --cpu "$tmp/bundle-out" 2>&1)
+    rc=$?
+    [ $rc -eq 2 ] && [ "$(echo "$out" | wc -l)" -eq 1 ] &&
+        grep -q "^run.sh: cannot unpack $b/programs.tar.xz" <<<"$out" || { echo "exit $rc: $out" >&2; return 1; }
+    pack_dir "$b/programs.tar.xz" "$b/progs/cpu" cpu || return 1
     echo "not an archive" >"$b/lib.tar.xz"
     out=$(bash "$b/run.sh" --cpu "$tmp/bundle-out" 2>&1)
-    local rc=$?
+    rc=$?
     [ $rc -eq 2 ] && [ "$(echo "$out" | wc -l)" -eq 1 ] &&
         grep -q "^run.sh: cannot unpack $b/lib.tar.xz" <<<"$out" || { echo "exit $rc: $out" >&2; return 1; }
 }
@@ -95,16 +110,15 @@ check bundle_run_refuses_bad_archive bundle_refusal_ok
 # turns on the first of `_sync` (VET_GPU_ATTENTION=tc-sync) and `_transposed` (tc-transposed)
 # whose rows all passed, else the fp32 kernels; no failed default row, no fallback; a parity run
 # that printed no row (it hung or crashed) counts as failed, and parity-mid is then not run. (The planted
-# bundle has only run.sh, a parity program and an empty library archive; its summary fails,
+# bundle has only run.sh, a parity program packed and an empty library archive; its summary fails,
 # which this does not look at.)
 attention_fallback_ok() {
     local b=$tmp/fallback
-    mkdir -p "$b/bin" "$b/test" "$b/cpu/lib"
+    mkdir -p "$b/progs/cpu" "$b/lib"
     cp "$VET_TOP/tests/gpu/bundle/run.sh" "$b/run.sh"
-    /usr/bin/python3 -c 'import sys, tarfile
-with tarfile.open(sys.argv[1], "w:xz") as t: t.add(sys.argv[2], arcname="lib")' "$b/lib.tar.xz" "$b/cpu/lib" || return 1
-    printf '#!/bin/sh\nprintf "%%b" "$PLANTED_ROWS"\n' >"$b/cpu/op_parity"
-    chmod +x "$b/cpu/op_parity"
+    printf '#!/bin/sh\nprintf "%%b" "$PLANTED_ROWS"\n' >"$b/progs/cpu/op_parity"
+    chmod +x "$b/progs/cpu/op_parity"
+    pack_dir "$b/lib.tar.xz" "$b/lib" lib && pack_dir "$b/programs.tar.xz" "$b/progs/cpu" cpu || return 1
     local default_bad='not ok attention_forward_bf16 out: max rel err 1 (tol 4e-03)\n'
     local default_ok='ok attention_forward_bf16 out: max rel err 0 (tol 4e-03)\n'
     local sync_ok='ok attention_forward_bf16_sync out: max rel err 0 (tol 4e-03)\n'

@@ -1,23 +1,29 @@
 #!/bin/sh
-# tests/gpu/bundle/assemble.sh DIR ARCH — completes the GPU bundle once make has built its programs
-# (mk/gpubundle.mk: `make gpu-bundle`). Adds to DIR:
+# tests/gpu/bundle/assemble.sh DIR ARCH PROGS — completes the GPU bundle once make has built its
+# programs into PROGS/bin, PROGS/test and PROGS/cpu (mk/gpubundle.mk: `make gpu-bundle`). Makes in DIR:
+#   programs.tar.xz  PROGS's bin/, test/ and cpu/ packed (vet-train, op_parity and test_gpu_model
+#              each carry every kernel for sm_80 and sm_90: ~16 MB, ~2 MB packed; unpacked the
+#              bundle had passed its 60 MiB on 2026-12-06)
 #   lib.tar.xz every shared library the programs load that is neither glibc's nor the NVIDIA
 #              driver's or the CUDA toolkit's (those are on the device), found with ldd, packed
-#              (44 MB, 8 MB packed: run.sh unpacks it beside a copy of the programs)
+#              (44 MB, 8 MB packed); run.sh unpacks both archives into its work directory
 #   scripts/   the benchmark scripts run.sh calls
 #   data/      the DLO notes (VET_SHARED/data/dlo, default ../shared; synthetic notes from
 #              vet-synth when it is absent) and a SentencePiece tokenizer trained on them
 #   run.sh     the one command of a lease; BUILD (what was built, from which commit)
 # and fails when DIR is over 60 MiB.
 set -eu
-dir=$1 arch=$2
+dir=$1 arch=$2 progs=$3
 top=$(pwd)
+case $progs in /*) ;; *) progs=$top/$progs ;; esac
+rm -rf "$dir/bin" "$dir/test" "$dir/cpu"  # the layout before programs.tar.xz
+mkdir -p "$dir"
 max_bytes=$((60 * 1024 * 1024))
 say() { echo "gpu-bundle: $*"; }
 
 # --- the libraries ------------------------------------------------------------------------
 rm -rf "$dir/lib" && mkdir -p "$dir/lib"
-for f in "$dir"/bin/* "$dir"/test/* "$dir"/cpu/*; do ldd "$f"; done |
+for f in "$progs"/bin/* "$progs"/test/* "$progs"/cpu/*; do ldd "$f"; done |
     awk '$2 == "=>" && $3 ~ /^\// { print $1, $3 }' | sort -u |
     while read -r name path; do
         case $name in
@@ -27,7 +33,7 @@ for f in "$dir"/bin/* "$dir"/test/* "$dir"/cpu/*; do ldd "$f"; done |
         esac
         cp -L "$path" "$dir/lib/$name"
     done
-missing=$(for f in "$dir"/bin/* "$dir"/test/* "$dir"/cpu/*; do ldd "$f" | grep 'not found' || true; done | sort -u)
+missing=$(for f in "$progs"/bin/* "$progs"/test/* "$progs"/cpu/*; do ldd "$f" | grep 'not found' || true; done | sort -u)
 [ -z "$missing" ] || { say "libraries not found:"; echo "$missing"; exit 1; }
 
 # --- the scripts --------------------------------------------------------------------------
@@ -46,12 +52,12 @@ if [ -f "$shared/data/dlo/dlo_notes.csv" ]; then
     cp "$shared/data/dlo/dlo_notes.csv" "$dir/data/notes.csv"
     notes_from="the DLO notes ($shared/data/dlo/dlo_notes.csv)"
 else
-    "$dir/bin/vet-synth" --diseases data/diseases.tsv --count 1602 --seed 1 -o "$dir/data/notes.csv"
+    "$progs/bin/vet-synth" --diseases data/diseases.tsv --count 1602 --seed 1 -o "$dir/data/notes.csv"
     notes_from="1,602 synthetic notes (vet-synth; ../shared absent)"
 fi
 tok=$(mktemp -d "${TMPDIR:-/tmp}/vet-bundle-tok.XXXXXX")
 trap 'rm -rf "$tok"' EXIT
-make --no-print-directory -s -f pipelines/vet.mk VET_BIN="$top/$dir/bin" OUT="$tok" \
+make --no-print-directory -s -f pipelines/vet.mk VET_BIN="$progs/bin" OUT="$tok" \
     NOTES="$top/$dir/data/notes.csv" VOCAB=1024 tokenizer >/dev/null
 cp "$tok/tokenizer.model" "$dir/data/tokenizer.model"
 
@@ -64,11 +70,12 @@ cp "$tok/tokenizer.model" "$dir/data/tokenizer.model"
     echo "libraries: $(ls "$dir/lib" | tr '\n' ' ')"
 } >"$dir/BUILD"
 
-# The libraries packed, last (BUILD lists them): xz, as tar -J, which run.sh can also read with
-# Python's tarfile where the device lacks xz.
-rm -f "$dir/lib.tar.xz"
+# The libraries packed, last (BUILD lists them), and the programs: xz, as tar -J, which run.sh
+# can also read with Python's tarfile where the device lacks xz.
+rm -f "$dir/lib.tar.xz" "$dir/programs.tar.xz"
 XZ_OPT="-6 -T0" tar -C "$dir" -cJf "$dir/lib.tar.xz" lib
 rm -rf "$dir/lib"
+XZ_OPT="-6 -T0" tar -C "$progs" -cJf "$dir/programs.tar.xz" bin test cpu
 
 bytes=$(du -sb "$dir" | cut -f1)
 say "$dir: $(find "$dir" -type f | wc -l) files, $((bytes / 1024 / 1024)) MiB ($bytes bytes; limit 60 MiB)"

@@ -78,17 +78,21 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/vet-gpurun.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 mkdir -p "$work/logs"
 export VET_PYTHON=${VET_PYTHON:-python3}
-# The bundle carries its libraries packed (lib.tar.xz: OpenBLAS alone is 36 MB, 4 MB packed), so
-# that it stays far under what a lease carries (64 MiB with the working tree). The programs find
-# their libraries through DT_RPATH $ORIGIN/../lib, so they run from a copy beside the unpacked
-# libraries in the work directory (the bundle itself may be read-only: the rehearsal mounts it
-# so).
+# The bundle carries its programs and libraries packed (programs.tar.xz: bin/, test/, cpu/, each
+# CUDA program ~16 MB, ~2 MB packed; lib.tar.xz: OpenBLAS alone is 36 MB, 4 MB packed), so that it
+# stays far under what a lease carries (64 MiB with the working tree). Both are unpacked into the
+# work directory (the bundle itself may be read-only: the rehearsal mounts it so), where the
+# programs find their libraries through DT_RPATH $ORIGIN/../lib.
 progs=$work/bundle
-mkdir -p "$progs" && cp -R "$here/bin" "$here/test" "$here/cpu" "$progs/" &&
-    { tar -xJf "$here/lib.tar.xz" -C "$progs" 2>/dev/null ||
+unpack() {  # unpack ARCHIVE DIR-IT-MUST-MAKE: with tar, or Python's tarfile where xz is missing
+    { tar -xJf "$here/$1" -C "$progs" 2>/dev/null ||
         "$VET_PYTHON" -c 'import sys, tarfile; tarfile.open(sys.argv[1]).extractall(sys.argv[2])' \
-            "$here/lib.tar.xz" "$progs" 2>/dev/null; } && [ -d "$progs/lib" ] ||
-    { echo "run.sh: cannot unpack $here/lib.tar.xz into $progs (tar with xz, or $VET_PYTHON; make gpu-bundle)" >&2; exit 2; }
+            "$here/$1" "$progs" 2>/dev/null; } && [ -d "$progs/$2" ] ||
+        { echo "run.sh: cannot unpack $here/$1 into $progs (tar with xz, or $VET_PYTHON; make gpu-bundle)" >&2; exit 2; }
+}
+mkdir -p "$progs"
+unpack programs.tar.xz cpu
+unpack lib.tar.xz lib
 export VET_BIN=$progs/bin VET_HELPERS=$progs/bin VET_NO_BUILD=1 VET_VENV=/nonexistent
 export RESULTS=$work/tables.md FIGURES=$work/figures.jsonl
 export TOKENIZER=$here/data/tokenizer.model NOTES_CSV=$here/data/notes.csv
