@@ -280,9 +280,10 @@ int lora_grad_input_dropout_cuda(vet_cuda *ctx, float *dinp, const float *du, co
                                  uint64_t seed, int64_t row0, int N, int C, int r, vet_err *err);
 // y (N,out) += s · u (N,r) · B^T (B: out x r), 1 <= r <= VET_LORA_FUSED_MAX_R: the adapter's up
 // product as a kernel of its own (a thread 4 columns of 32 rows, B's 4 rows in registers; y read
-// and written once, 16 bytes at a time where aligned). Not used by training yet: op_parity checks
-// it against the CPU and times it beside cuBLAS's SGEMM (`lora cuBLAS up`), so a lease says
-// which to keep. Sums over the rank in order, then y + s·sum (fmaf).
+// and written once, 16 bytes at a time where aligned). Training runs it with VET_GPU_LORA_UP=vet
+// (gpu_model.h's VET_GPU_LORA_UP_KERNEL); op_parity checks it against the CPU and times it beside
+// cuBLAS's SGEMM (`lora cuBLAS up`), and the GPU bundle turns it on when it is the faster. Sums
+// over the rank in order, then y + s·sum (fmaf).
 int lora_up_cuda(vet_cuda *ctx, float *y, const float *u, const float *B, float s, int N, int out, int r,
                  vet_err *err);
 // The backward's two products through B (B: out x r), on lora_down_dropout's and

@@ -31,6 +31,7 @@ struct vet_gpu_model {
     int mlp16;          // 16-bit mode, no adapter on gate or up: their GEMMs write 16 bits (gate16, up16)
     int ckpt;           // VET_GPU_CKPT: per-layer activations hold one layer (see act_layer)
     int keep_att;       // VET_GPU_CKPT_KEEP_ATTN: att and lse hold every layer even so (att_layer)
+    int lora_up_k;      // VET_GPU_LORA_UP_KERNEL (rank <= 32): the up product by lora_up_cuda
     int B, T;           // capacity
     size_t N;           // B*T: the layer stride of every per-layer activation
     int L, C, F, Q, KV, H, KVH, hd, V, r, W;  // W = max(C, Q, F): the widest projection input

@@ -79,6 +79,12 @@ enum {
     // it; L x N x (Q + H) x 4 more bytes (~1.1 GB at 7B, 4 x 512) for one attention forward a
     // layer less per step: vet-train --grad-checkpoint=keep-attention.
     VET_GPU_CKPT_KEEP_ATTN = 1 << 9,
+    // With LoRA of rank <= 32, the adapters' up product out += s·u·B^T by vet's kernel
+    // (lora_up_cuda: out read and written once, 16 bytes at a time) instead of cuBLAS's SGEMM,
+    // whose tiles fit a rank-16 product badly: the same numbers up to the order of the rank's
+    // sum. vet-train's VET_GPU_LORA_UP=vet; the GPU bundle picks it when op_parity times the
+    // kernel faster.
+    VET_GPU_LORA_UP_KERNEL = 1 << 10,
 };
 
 typedef struct {

@@ -162,6 +162,10 @@ static int proj_forward(vet_gpu_model *g, int l, int t, float *out, const float 
                        : matmul_forward_cuda(ctx, out, inp, p.w, p.b, N, p.in, p.out, err);
     if (rc < 0 || !p.A) return rc;
     if (lora_u_forward(g, l, t, &p, inp, inp16, N, err) < 0) return -1;
+    if (g->lora_up_k) {  // out += scale * u·B^T, out read and written once
+        PROF(g, VET_PROF_LORA_FUSED);
+        return lora_up_cuda(ctx, out, p.u, p.B, g->lora_scale, N, p.out, g->r, err);
+    }
     PROF(g, VET_PROF_GEMM_LORA);
     return vet_cuda_sgemm(ctx, 0, 1, N, p.out, g->r, g->lora_scale, p.u, g->r, p.B, g->r, 1.0f,
                           out, p.out, err);  // out += scale * u·B^T

@@ -64,15 +64,16 @@ static unsigned gpu_flags(const vet_train_opts *o) {
 
 // Diagnostics from the environment, like VET_GPU_PROFILE: which attention the 16-bit mode runs
 // (VET_GPU_ATTENTION=tc|tc-sync|tc-transposed|fp32), whether LoRA dropout runs inside the
-// adapters' products (VET_GPU_LORA_FUSED=1|0), and whether the element-wise passes take 16 bytes
-// a thread (VET_GPU_WIDE=1|0, elementwise_wide). Another value is a usage error, not a silent
+// adapters' products (VET_GPU_LORA_FUSED=1|0), whether the element-wise passes take 16 bytes a
+// thread (VET_GPU_WIDE=1|0, elementwise_wide), and what makes the adapters' up product
+// (VET_GPU_LORA_UP=cublas|vet). Another value is a usage error, not a silent
 // default. tc-sync: the tensor-core kernels that load each tile, then compute (no asynchronous
 // copies; attention_tc_variant 4, a process-wide setting); tc-transposed: those of the first GPU
 // run (variant 3). The GPU bundle falls back to them, in that order, when the default's parity
 // fails.
 static int env_flags(unsigned *flags, vet_err *err) {
     const char *attn = getenv("VET_GPU_ATTENTION"), *fused = getenv("VET_GPU_LORA_FUSED"),
-               *mma = getenv("VET_GPU_LORA_MMA"), *wide = getenv("VET_GPU_WIDE");
+               *mma = getenv("VET_GPU_LORA_MMA"), *wide = getenv("VET_GPU_WIDE"), *up = getenv("VET_GPU_LORA_UP");
     if (attn && *attn && strcmp(attn, "tc") && strcmp(attn, "tc-sync") && strcmp(attn, "tc-transposed") &&
         strcmp(attn, "fp32"))
         return vet_err_kindf(err, VET_E_USAGE,
@@ -85,6 +86,9 @@ static int env_flags(unsigned *flags, vet_err *err) {
         return vet_err_kindf(err, VET_E_USAGE, "VET_GPU_LORA_MMA=%s: use 1 (the default) or 0", mma);
     if (wide && *wide && strcmp(wide, "0") && strcmp(wide, "1"))
         return vet_err_kindf(err, VET_E_USAGE, "VET_GPU_WIDE=%s: use 1 (the default) or 0", wide);
+    if (up && *up && strcmp(up, "cublas") && strcmp(up, "vet"))
+        return vet_err_kindf(err, VET_E_USAGE, "VET_GPU_LORA_UP=%s: use cublas (the default) or vet", up);
+    if (up && !strcmp(up, "vet")) *flags |= VET_GPU_LORA_UP_KERNEL;
     if (attn && !strcmp(attn, "fp32")) *flags |= VET_GPU_ATTN_FP32;
     attention_tc_variant(!attn ? 0 : !strcmp(attn, "tc-transposed") ? 3 : !strcmp(attn, "tc-sync") ? 4 : 0);
     if (fused && !strcmp(fused, "0")) *flags |= VET_GPU_LORA_UNFUSED;

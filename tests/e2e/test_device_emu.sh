@@ -84,6 +84,15 @@ narrow_ok() {
 }
 check device_emu_train_bf16_narrow_same_bytes narrow_ok
 
+# 2c. fp32 with the adapters' up product by vet's kernel (VET_GPU_LORA_UP=vet) instead of the
+#     SGEMM: the default run's steps to fp32 rounding (the rank's sum in another order).
+up_ok() {
+    [ $st32 -eq 0 ] || return 1
+    VET_GPU_LORA_UP=vet train "$dir/vet-train" "$tmp/u32" --device cuda --fp32 -q || { tail -5 "$tmp/u32.err" >&2; return 1; }
+    steps_close "$tmp/e32" "$tmp/u32" 1e-5
+}
+check device_emu_train_lora_up_kernel up_ok
+
 # 3. The device against itself: resumed from its step-2 checkpoint, the same adapter bytes.
 resume_ok() {
     [ $st32 -eq 0 ] || return 1

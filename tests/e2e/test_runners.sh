@@ -189,3 +189,26 @@ wide_fallback_ok() {
         { echo "wide fallback: all ok: $a; one bad: $w; no rows: $n" >&2; return 1; }
 }
 check bundle_run_wide_fallback wide_fallback_ok
+
+# The up-product choice: parity-mid's table timing vet's kernel faster than cuBLAS's SGEMM, with
+# its rows passing, turns on VET_GPU_LORA_UP=vet; slower, a failed row, or no times, not.
+up_choice_ok() {
+    local b=$tmp/fallback
+    up_of() {
+        local err
+        err=$(PLANTED_ROWS=$1 VET_PYTHON=/usr/bin/python3 bash "$b/run.sh" --cpu --parts parity-small,parity-mid \
+            "$tmp/fallback-out" 2>&1 >/dev/null)
+        grep -o 'VET_GPU_LORA_UP=vet from here on' <<<"$err" | sed 's/ from here on//' | grep . || echo none
+    }
+    local head='| op | shape | max rel err | tol | ms |\n'
+    local ok='ok lora_up (kernel: y += s u B^T): max rel err 0 (tol 1e-05) N=8 out=8 r=16\n'
+    local bad='not ok lora_up (kernel: y += s u B^T): max rel err 1 (tol 1e-05) N=8 out=8 r=16\n'
+    local fast='| lora cuBLAS up (y += s u B^T) | N=8 out=8 r=16 | 0 | 1e-05 | 0.0300 |\n| lora_up (kernel: y += s u B^T) | N=8 out=8 r=16 | 0 | 1e-05 | 0.0100 |\n'
+    local slow='| lora cuBLAS up (y += s u B^T) | N=8 out=8 r=16 | 0 | 1e-05 | 0.0100 |\n| lora_up (kernel: y += s u B^T) | N=8 out=8 r=16 | 0 | 1e-05 | 0.0300 |\n'
+    local untimed='| lora cuBLAS up (y += s u B^T) | N=8 out=8 r=16 | 0 | 1e-05 | - |\n| lora_up (kernel: y += s u B^T) | N=8 out=8 r=16 | 0 | 1e-05 | - |\n'
+    local f s2 x u
+    f=$(up_of "$ok$head$fast") s2=$(up_of "$ok$head$slow") x=$(up_of "$bad$head$fast") u=$(up_of "$ok$head$untimed")
+    [ "$f" = VET_GPU_LORA_UP=vet ] && [ "$s2" = none ] && [ "$x" = none ] && [ "$u" = none ] ||
+        { echo "up choice: faster: $f; slower: $s2; failed row: $x; untimed: $u" >&2; return 1; }
+}
+check bundle_run_lora_up_choice up_choice_ok

@@ -221,6 +221,27 @@ wide_env_ok() {
 }
 check train_device_wide_env wide_env_ok
 
+# 7f. VET_GPU_LORA_UP=vet: the adapters' up product by vet's kernel instead of cuBLAS's SGEMM. The
+#     stand-in computes both with the same fused multiply-adds at this rank: the same adapter
+#     bytes; the profile shows the route: no cuBLAS adapter GEMM left (`gemm_lora`), where the
+#     default has them. Another value is refused (exit 2).
+lora_up_env_ok() {
+    [ -d "$tmp/cuda" ] || return 1
+    VET_GPU_LORA_UP=vet VET_GPU_PROFILE="$tmp/up.json" run "$sbin" "$tmp/up" --device cuda --fp32 ||
+        { cat "$tmp/up.err" >&2; return 1; }
+    cmp "$tmp/cuda/adapter_model.safetensors" "$tmp/up/adapter_model.safetensors" >&2 || return 1
+    VET_GPU_LORA_UP=cublas VET_GPU_PROFILE="$tmp/up0.json" run "$sbin" "$tmp/up0" --device cuda --fp32 || return 1
+    /usr/bin/python3 - "$tmp/up.json" "$tmp/up0.json" <<'PY' || return 1
+import json, sys
+vet, blas = (json.load(open(p))["kinds"] for p in sys.argv[1:3])
+print(f"gemm_lora segments: {vet['gemm_lora']['segments']} with VET_GPU_LORA_UP=vet, "
+      f"{blas['gemm_lora']['segments']} with cublas", file=sys.stderr)
+sys.exit(0 if vet["gemm_lora"]["segments"] == 0 and blas["gemm_lora"]["segments"] > 0 else 1)
+PY
+    env_refused VET_GPU_LORA_UP=mine up-bad "VET_GPU_LORA_UP=mine: use cublas (the default) or vet"
+}
+check train_device_lora_up_env lora_up_env_ok
+
 # 8. Full training (from scratch) on the device: fp32, byte-identical to the CPU path; bf16 refused.
 full_ok() {
     local args=(--threads 2 -q --init "$tmp/micro.json" --tokenizer "$tmp/tok.model" --train "$tmp/train.msgpack.zst"

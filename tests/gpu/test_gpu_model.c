@@ -280,6 +280,35 @@ static void test_lora_mma(void) {
     model_targets = VET_LORA_ALL;
 }
 
+// VET_GPU_LORA_UP_KERNEL: the adapters' up product by lora_up_cuda instead of cuBLAS's SGEMM.
+// The same numbers up to the order of the rank's sum: within fp32's rounding of each other in
+// fp32 and bf16, with dropout (on the stand-in, whose SGEMM sums a rank of 4 with the kernel's
+// fused multiply-adds, the same bits; vet-train's profile shows the route taken,
+// test_train_device.sh 7f), and against the CPU within fp32's tolerance.
+static void switch_close(const vet_model *m, const vet_batch *b, unsigned flags, unsigned sw, double tol_loss,
+                         double tol_grad, const char *what) {
+    double l_on = 0, l_off = 0;
+    float *g_on = calloc(m->n_lora, sizeof(float)), *g_off = calloc(m->n_lora, sizeof(float));
+    CHECK(gpu_lora_step(m, b, flags, &l_on, g_on) == 0);
+    CHECK(gpu_lora_step(m, b, flags | sw, &l_off, g_off) == 0);
+    printf("# flags %#x, %s: loss %.9g and %.9g\n", flags, what, l_on, l_off);
+    CHECK(fabs(l_on - l_off) <= tol_loss * fabs(l_off));
+    check_lora_grads(m, g_on, g_off, tol_grad);  // each tensor within tol_grad (check_tensor)
+    free(g_on), free(g_off);
+}
+static void test_lora_up_kernel(void) {
+    if (!ctx) SKIP(no_gpu);
+    vet_model m;
+    make_model(&m, VAR_LLAMA, 1, 0.1f);
+    batch3 x;
+    make_batch(&x, m.cfg.vocab_size, 3);
+    switch_close(&m, &x.b, 0, VET_GPU_LORA_UP_KERNEL, 1e-6, 1e-4, "up product by cuBLAS, by lora_up_cuda");
+    switch_close(&m, &x.b, VET_GPU_BF16, VET_GPU_LORA_UP_KERNEL, 1e-5, 1e-3, "up product by cuBLAS, by lora_up_cuda");
+    lora_parity(VAR_LLAMA, 0.1f, 1, 3, 19, VET_GPU_LORA_UP_KERNEL, TOL, TOL);
+    vet_batch_free(&x.b);
+    vet_model_free(&m);
+}
+
 // fp16 base weights (VET_GPU_FP16, vet-train --fp16): bf16's mode in IEEE fp16, the backward
 // unscaled and with GradScaler's first loss scale 65536 (grads divided on the host, as the
 // trainer's lib/train/loss_scale.h has them). Tolerances: fp16 keeps 10 mantissa bits to
@@ -1062,6 +1091,7 @@ int main(void) {
     RUN(test_lora_bf16);
     RUN(test_lora_bf16_attention);
     RUN(test_lora_mma);
+    RUN(test_lora_up_kernel);
     RUN(test_lora_recipe_targets_16bit);
     RUN(test_lora_fp16);
     RUN(test_full_llama);
