@@ -170,13 +170,16 @@ check bundle_run_lora_fallback lora_fallback_ok
 
 # The element-wise fallback: a failed `wide` or `narrow` row (16 bytes a thread against one
 # element a thread) turns on VET_GPU_WIDE=0; all passing, not; no such row printed, it does.
+# planted_setting PARTS SETTING ROWS: SETTING if run.sh, on the planted bundle with the parity
+# program printing ROWS, ran PARTS and then said it exported SETTING, else none.
+planted_setting() {
+    local err
+    err=$(PLANTED_ROWS=$3 VET_PYTHON=/usr/bin/python3 bash "$tmp/fallback/run.sh" --cpu --parts "$1" \
+        "$tmp/fallback-out" 2>&1 >/dev/null)
+    grep -oF "$2 from here on" <<<"$err" | sed 's/ from here on//' | grep . || echo none
+}
 wide_fallback_ok() {
-    local b=$tmp/fallback
-    wide_of() {
-        local err
-        err=$(PLANTED_ROWS=$1 VET_PYTHON=/usr/bin/python3 bash "$b/run.sh" --cpu --parts parity-small "$tmp/fallback-out" 2>&1 >/dev/null)
-        grep -o 'VET_GPU_WIDE=0 from here on' <<<"$err" | sed 's/ from here on//' | grep . || echo none
-    }
+    wide_of() { planted_setting parity-small VET_GPU_WIDE=0 "$1"; }
     local ok='ok wide add_inplace: the same bits as one element a thread N=8 C=8
 '
     ok+='ok narrow add_inplace: the same bits as 16 bytes a thread N=8 C=8
@@ -193,21 +196,20 @@ check bundle_run_wide_fallback wide_fallback_ok
 # The up-product choice: parity-mid's table timing vet's kernel faster than cuBLAS's SGEMM, with
 # its rows passing, turns on VET_GPU_LORA_UP=vet; slower, a failed row, or no times, not.
 up_choice_ok() {
-    local b=$tmp/fallback
-    up_of() {
-        local err
-        err=$(PLANTED_ROWS=$1 VET_PYTHON=/usr/bin/python3 bash "$b/run.sh" --cpu --parts parity-small,parity-mid \
-            "$tmp/fallback-out" 2>&1 >/dev/null)
-        grep -o 'VET_GPU_LORA_UP=vet from here on' <<<"$err" | sed 's/ from here on//' | grep . || echo none
+    up_of() { planted_setting parity-small,parity-mid VET_GPU_LORA_UP=vet "$1"; }
+    # the parity lines: a verdict (ok or not ok), or the table's header and its two up rows with
+    # cuBLAS's and the kernel's milliseconds
+    verdict() { printf '%s lora_up (kernel: y += s u B^T): max rel err %s (tol 1e-05) N=8 out=8 r=16\\n' "$1" "$2"; }
+    up_times() {
+        printf '| op | shape | max rel err | tol | ms |\\n'
+        printf '| lora cuBLAS up (y += s u B^T) | N=8 out=8 r=16 | 0 | 1e-05 | %s |\\n' "$1"
+        printf '| lora_up (kernel: y += s u B^T) | N=8 out=8 r=16 | 0 | 1e-05 | %s |\\n' "$2"
     }
-    local head='| op | shape | max rel err | tol | ms |\n'
-    local ok='ok lora_up (kernel: y += s u B^T): max rel err 0 (tol 1e-05) N=8 out=8 r=16\n'
-    local bad='not ok lora_up (kernel: y += s u B^T): max rel err 1 (tol 1e-05) N=8 out=8 r=16\n'
-    local fast='| lora cuBLAS up (y += s u B^T) | N=8 out=8 r=16 | 0 | 1e-05 | 0.0300 |\n| lora_up (kernel: y += s u B^T) | N=8 out=8 r=16 | 0 | 1e-05 | 0.0100 |\n'
-    local slow='| lora cuBLAS up (y += s u B^T) | N=8 out=8 r=16 | 0 | 1e-05 | 0.0100 |\n| lora_up (kernel: y += s u B^T) | N=8 out=8 r=16 | 0 | 1e-05 | 0.0300 |\n'
-    local untimed='| lora cuBLAS up (y += s u B^T) | N=8 out=8 r=16 | 0 | 1e-05 | - |\n| lora_up (kernel: y += s u B^T) | N=8 out=8 r=16 | 0 | 1e-05 | - |\n'
+    local ok bad fast slow untimed
+    ok=$(verdict ok 0) bad=$(verdict 'not ok' 1)
+    fast=$(up_times 0.0300 0.0100) slow=$(up_times 0.0100 0.0300) untimed=$(up_times - -)
     local f s2 x u
-    f=$(up_of "$ok$head$fast") s2=$(up_of "$ok$head$slow") x=$(up_of "$bad$head$fast") u=$(up_of "$ok$head$untimed")
+    f=$(up_of "$ok$fast") s2=$(up_of "$ok$slow") x=$(up_of "$bad$fast") u=$(up_of "$ok$untimed")
     [ "$f" = VET_GPU_LORA_UP=vet ] && [ "$s2" = none ] && [ "$x" = none ] && [ "$u" = none ] ||
         { echo "up choice: faster: $f; slower: $s2; failed row: $x; untimed: $u" >&2; return 1; }
 }

@@ -212,20 +212,23 @@ static int gpu_lora_step(const vet_model *m, const vet_batch *b, unsigned flags,
 }
 
 // A switch between two kernels of one mode: the steps with `flags` and with `flags | sw` must
-// differ (the switch works) by at most tol_loss in the loss and tol_grad in the worst LoRA
-// gradient, relative; `what` names them in the log.
-static void switch_differs(const vet_model *m, const vet_batch *b, unsigned flags, unsigned sw, double tol_loss,
-                           double tol_grad, const char *what) {
+// differ (the switch works; with must_differ) by at most tol_loss in the loss and tol_grad in the
+// worst LoRA gradient, relative; `what` names them in the log.
+static void switch_compare(const vet_model *m, const vet_batch *b, unsigned flags, unsigned sw, double tol_loss,
+                           double tol_grad, const char *what, int must_differ) {
     double l_on = 0, l_off = 0;
     float *g_on = calloc(m->n_lora, sizeof(float)), *g_off = calloc(m->n_lora, sizeof(float));
     CHECK(gpu_lora_step(m, b, flags, &l_on, g_on) == 0);
     CHECK(gpu_lora_step(m, b, flags | sw, &l_off, g_off) == 0);
     printf("# flags %#x, %s: loss %.9g and %.9g\n", flags, what, l_on, l_off);
-    CHECK(l_on != l_off);
     CHECK(fabs(l_on - l_off) <= tol_loss * fabs(l_off));
-    CHECK(memcmp(g_on, g_off, m->n_lora * sizeof(float)) != 0);
-    CHECK(check_lora_grads(m, g_on, g_off, tol_grad) > 0);
+    double worst = check_lora_grads(m, g_on, g_off, tol_grad);  // each tensor within tol_grad
+    if (must_differ) CHECK(l_on != l_off && memcmp(g_on, g_off, m->n_lora * sizeof(float)) != 0 && worst > 0);
     free(g_on), free(g_off);
+}
+static void switch_differs(const vet_model *m, const vet_batch *b, unsigned flags, unsigned sw, double tol_loss,
+                           double tol_grad, const char *what) {
+    switch_compare(m, b, flags, sw, tol_loss, tol_grad, what, 1);
 }
 
 // The same where the switch must change nothing: the same loss and gradient bits.
@@ -282,28 +285,18 @@ static void test_lora_mma(void) {
 
 // VET_GPU_LORA_UP_KERNEL: the adapters' up product by lora_up_cuda instead of cuBLAS's SGEMM.
 // The same numbers up to the order of the rank's sum: within fp32's rounding of each other in
-// fp32 and bf16, with dropout (on the stand-in, whose SGEMM sums a rank of 4 with the kernel's
-// fused multiply-adds, the same bits; vet-train's profile shows the route taken,
-// test_train_device.sh 7f), and against the CPU within fp32's tolerance.
-static void switch_close(const vet_model *m, const vet_batch *b, unsigned flags, unsigned sw, double tol_loss,
-                         double tol_grad, const char *what) {
-    double l_on = 0, l_off = 0;
-    float *g_on = calloc(m->n_lora, sizeof(float)), *g_off = calloc(m->n_lora, sizeof(float));
-    CHECK(gpu_lora_step(m, b, flags, &l_on, g_on) == 0);
-    CHECK(gpu_lora_step(m, b, flags | sw, &l_off, g_off) == 0);
-    printf("# flags %#x, %s: loss %.9g and %.9g\n", flags, what, l_on, l_off);
-    CHECK(fabs(l_on - l_off) <= tol_loss * fabs(l_off));
-    check_lora_grads(m, g_on, g_off, tol_grad);  // each tensor within tol_grad (check_tensor)
-    free(g_on), free(g_off);
-}
+// fp32 and bf16, with dropout (on the stand-in, whose SGEMM is the CPU's BLAS, possibly the same
+// bits; vet-train's profile shows the route taken, test_train_device.sh 7f), and against the CPU
+// within fp32's tolerance.
 static void test_lora_up_kernel(void) {
     if (!ctx) SKIP(no_gpu);
     vet_model m;
     make_model(&m, VAR_LLAMA, 1, 0.1f);
     batch3 x;
     make_batch(&x, m.cfg.vocab_size, 3);
-    switch_close(&m, &x.b, 0, VET_GPU_LORA_UP_KERNEL, 1e-6, 1e-4, "up product by cuBLAS, by lora_up_cuda");
-    switch_close(&m, &x.b, VET_GPU_BF16, VET_GPU_LORA_UP_KERNEL, 1e-5, 1e-3, "up product by cuBLAS, by lora_up_cuda");
+    switch_compare(&m, &x.b, 0, VET_GPU_LORA_UP_KERNEL, 1e-6, 1e-4, "up product by cuBLAS, by lora_up_cuda", 0);
+    switch_compare(&m, &x.b, VET_GPU_BF16, VET_GPU_LORA_UP_KERNEL, 1e-5, 1e-3, "up product by cuBLAS, by lora_up_cuda",
+                   0);
     lora_parity(VAR_LLAMA, 0.1f, 1, 3, 19, VET_GPU_LORA_UP_KERNEL, TOL, TOL);
     vet_batch_free(&x.b);
     vet_model_free(&m);
