@@ -18,7 +18,7 @@ static bool wide_ok(const void *a, const void *b, const void *c, const void *d, 
         if (p[i] && !aligned16(p[i])) return false;
     return true;
 }
-static int wide_blocks(size_t n, bool vec) { return blocks_for(vec ? n / 8 + n % 8 : n); }
+static int wide_blocks(size_t n, bool vec) { return blocks_for(wide_threads(n, vec)); }
 
 extern "C" void elementwise_wide(int on) { vet_wide_io = on != 0; }
 
@@ -124,13 +124,14 @@ __global__ void swiglu_backward_kernel(float *dgate, float *dup, const float *do
     }
 }
 
-// The same gradients rounded to fmt and written in 16 bits (what f32_to_bf16 / f32_to_f16 of
-// swiglu_backward_kernel's outputs give): for douts that only 16-bit GEMMs read.
-// One element of it: the gradients at gate (dg) and up (du) from dout d and the values g, u.
+// One element of SwiGLU's backward: the gradients at gate (dg) and up (du) from dout d and the
+// values g, u.
 __device__ __forceinline__ void swiglu_grads(float d, float g, float u, float *dg, float *du) {
     float s = 1.0f / (1.0f + expf(-g));
     *du = d * (g * s), *dg = d * u * (s * (1.0f + g * (1.0f - s)));
 }
+// The same gradients rounded to fmt and written in 16 bits (what f32_to_bf16 / f32_to_f16 of
+// swiglu_backward_kernel's outputs give): for douts that only 16-bit GEMMs read.
 template <typename T>
 __global__ void swiglu_backward_half_kernel(uint16_t *dgate, uint16_t *dup, int fmt, const float *dout,
                                             const T *gate, const T *up, size_t n, bool vec) {
@@ -167,7 +168,6 @@ __global__ void swiglu_forward_half_kernel(float *out, uint16_t *out16, int fmt,
         if (out16) out16[i] = round_to16(y, fmt);
     }
 }
-
 
 extern "C" int swiglu_forward_cuda(vet_cuda *ctx, float *out, const float *gate, const float *up,
                                    size_t n, vet_err *err) {

@@ -27,7 +27,7 @@ extern "C" int f32_to_f16_cuda(vet_cuda *ctx, uint16_t *out, const float *inp, s
     CHECK_CTX(ctx, err);
     if (n == 0) return 0;
     const bool vec = aligned16(out) && aligned16(inp);
-    LAUNCH(f32_to_f16_kernel, blocks_for(vec ? n / 8 + n % 8 : n), THREADS, 0, ctx->stream, (__half *)out, inp, n,
+    LAUNCH(f32_to_f16_kernel, blocks_for(wide_threads(n, vec)), THREADS, 0, ctx->stream, (__half *)out, inp, n,
            vec);
     LAUNCH_CHECK("f32_to_f16", err);
     return 0;

@@ -52,6 +52,9 @@ __device__ __forceinline__ void store8_16(uint16_t *p, const float v[8], int fmt
     *(uint4 *)p = make_uint4(w[0], w[1], w[2], w[3]);
 }
 
+// The threads such a pass needs: one for each group of 8 (when vec) and each element of the tail.
+static inline size_t wide_threads(size_t n, bool vec) { return vec ? n / 8 + n % 8 : n; }
+
 // The element-wise kernels' walk: groups of 8 (when vec) by a grid-stride loop, then the
 // elements past the last whole group (all of them when !vec) one a thread.
 #define WIDE_GROUPS(q, n, vec) GRID_STRIDE(q, (vec) ? (n) / 8 : 0)

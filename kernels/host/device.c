@@ -5,6 +5,7 @@
 #include "kernels/host/device.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "base/err.h"
@@ -56,6 +57,14 @@ static int parse_device(const char *device, vet_device_choice *c, vet_err *err) 
         return 0;
     }
     return vet_err_kindf(err, VET_E_USAGE, "--device: '%s' is not cpu, cuda or cuda:N", device);
+}
+
+int vet_env_switch(const char *name, int dflt, vet_err *err) {
+    const char *v = getenv(name);
+    if (!v || !*v) return dflt;
+    if (!strcmp(v, "0") || !strcmp(v, "1")) return v[0] == '1';
+    return vet_err_kindf(err, VET_E_USAGE, "%s=%s: use 1%s or 0%s", name, v, dflt ? " (the default)" : "",
+                         dflt ? "" : " (the default)");
 }
 
 int vet_device_choose(const char *device, const char *dtype, const char *quant, const char *weights,

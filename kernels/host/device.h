@@ -47,6 +47,11 @@ int vet_device_choose(const char *device, const char *dtype, const char *quant, 
 // "fp32", "bf16", "fp16" (VET_DTYPE_DEFAULT: "default").
 const char *vet_dtype_choice_name(vet_dtype_choice d);
 
+// An on/off diagnostic from the environment (VET_GPU_LORA_FUSED, VET_GPU_WIDE, ...): unset or
+// empty gives dflt, "1" 1, "0" 0; another value is refused with VET_E_USAGE and a message naming
+// the variable, so a typo is not a silent default. Returns 0 or 1, or -1 with err set.
+int vet_env_switch(const char *name, int dflt, vet_err *err);
+
 // A byte count for memory-plan messages: "1.50 GiB", "12.0 MiB", "3.0 KiB" (buf of 32 bytes).
 const char *vet_bytes_str(char buf[32], size_t b);
 

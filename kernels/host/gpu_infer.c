@@ -786,14 +786,12 @@ int vet_gpu_infer_device_open(const vet_device_choice *c, const char *model_dir,
     d->index = c->index, d->quant = c->quant;
     // A diagnostic from the environment, as vet-train's VET_GPU_ATTENTION: another value is a
     // usage error, not a silent default.
-    const char *gemv = getenv("VET_GPU_QUANT_GEMV");
-    if (gemv && *gemv && strcmp(gemv, "0") && strcmp(gemv, "1"))
-        return vet_err_kindf(err, VET_E_USAGE, "VET_GPU_QUANT_GEMV=%s: use 1 (the default) or 0", gemv);
-    d->quant_scratch = gemv && !strcmp(gemv, "0");
-    const char *wide = getenv("VET_GPU_WIDE");
-    if (wide && *wide && strcmp(wide, "0") && strcmp(wide, "1"))
-        return vet_err_kindf(err, VET_E_USAGE, "VET_GPU_WIDE=%s: use 1 (the default) or 0", wide);
-    elementwise_wide(!(wide && !strcmp(wide, "0")));  // process-wide, as vet-train's
+    const int gemv = vet_env_switch("VET_GPU_QUANT_GEMV", 1, err), wide = vet_env_switch("VET_GPU_WIDE", 1, err);
+    if (gemv < 0 || wide < 0) return -1;
+    d->quant_scratch = !gemv;
+#ifdef VET_CUDA
+    elementwise_wide(wide);  // process-wide, as vet-train's (a build without CUDA has no kernels)
+#endif
     d->half = vet_gpu_infer_choose_half(c, model_dir, &d->half_from_checkpoint);
     d->ctx = vet_gpu_infer_open(c->index, d->name, sizeof d->name, &d->free_bytes, &d->total_bytes, err);
     if (!d->ctx) {

@@ -72,28 +72,24 @@ static unsigned gpu_flags(const vet_train_opts *o) {
 // run (variant 3). The GPU bundle falls back to them, in that order, when the default's parity
 // fails.
 static int env_flags(unsigned *flags, vet_err *err) {
-    const char *attn = getenv("VET_GPU_ATTENTION"), *fused = getenv("VET_GPU_LORA_FUSED"),
-               *mma = getenv("VET_GPU_LORA_MMA"), *wide = getenv("VET_GPU_WIDE"), *up = getenv("VET_GPU_LORA_UP");
+    const char *attn = getenv("VET_GPU_ATTENTION"), *up = getenv("VET_GPU_LORA_UP");
     if (attn && *attn && strcmp(attn, "tc") && strcmp(attn, "tc-sync") && strcmp(attn, "tc-transposed") &&
         strcmp(attn, "fp32"))
         return vet_err_kindf(err, VET_E_USAGE,
                              "VET_GPU_ATTENTION=%s: use tc (tensor cores, the 16-bit mode's default), tc-sync, "
                              "tc-transposed or fp32",
                              attn);
-    if (fused && *fused && strcmp(fused, "0") && strcmp(fused, "1"))
-        return vet_err_kindf(err, VET_E_USAGE, "VET_GPU_LORA_FUSED=%s: use 1 (the default) or 0", fused);
-    if (mma && *mma && strcmp(mma, "0") && strcmp(mma, "1"))
-        return vet_err_kindf(err, VET_E_USAGE, "VET_GPU_LORA_MMA=%s: use 1 (the default) or 0", mma);
-    if (wide && *wide && strcmp(wide, "0") && strcmp(wide, "1"))
-        return vet_err_kindf(err, VET_E_USAGE, "VET_GPU_WIDE=%s: use 1 (the default) or 0", wide);
+    const int fused = vet_env_switch("VET_GPU_LORA_FUSED", 1, err), mma = vet_env_switch("VET_GPU_LORA_MMA", 1, err),
+              wide = vet_env_switch("VET_GPU_WIDE", 1, err);
+    if (fused < 0 || mma < 0 || wide < 0) return -1;
     if (up && *up && strcmp(up, "cublas") && strcmp(up, "vet"))
         return vet_err_kindf(err, VET_E_USAGE, "VET_GPU_LORA_UP=%s: use cublas (the default) or vet", up);
     if (up && !strcmp(up, "vet")) *flags |= VET_GPU_LORA_UP_KERNEL;
     if (attn && !strcmp(attn, "fp32")) *flags |= VET_GPU_ATTN_FP32;
     attention_tc_variant(!attn ? 0 : !strcmp(attn, "tc-transposed") ? 3 : !strcmp(attn, "tc-sync") ? 4 : 0);
-    if (fused && !strcmp(fused, "0")) *flags |= VET_GPU_LORA_UNFUSED;
-    if (mma && !strcmp(mma, "0")) *flags |= VET_GPU_LORA_NO_MMA;
-    elementwise_wide(!(wide && !strcmp(wide, "0")));  // process-wide, like attention_tc_variant
+    if (!fused) *flags |= VET_GPU_LORA_UNFUSED;
+    if (!mma) *flags |= VET_GPU_LORA_NO_MMA;
+    elementwise_wide(wide);  // process-wide, like attention_tc_variant
     return 0;
 }
 
