@@ -137,14 +137,13 @@ attention_forward_kernel(float *out, float *lse, const float *q, const float *k,
 
 // --- backward ----------------------------------------------------------------------------------
 // D (B,T,H) = rowsum(dO * O), one warp per (position, head).
-__global__ void attention_delta_kernel(float *D, const float *dout, const float *out, size_t NH,
-                                       int hd) {
+__global__ void attention_delta_kernel(float *D, const float *dout, attn_in out, size_t NH, int hd) {
     size_t w = (blockIdx.x * (size_t)blockDim.x + threadIdx.x) / 32;
     int lane = threadIdx.x % 32;
     if (w >= NH) return;
-    const float *a = dout + w * hd, *c = out + w * hd;
+    const float *a = dout + w * hd;
     float s = 0.0f;
-    for (int d = lane; d < hd; d += 32) s += a[d] * c[d];
+    for (int d = lane; d < hd; d += 32) s += a[d] * out.at(w * hd + d);
     s = warp_sum(s);
     if (lane == 0) D[w] = s;
 }
@@ -356,14 +355,14 @@ static int attention_seg_bounds(vet_cuda *ctx, int32_t *start, int32_t *end, con
     return 0;
 }
 
-static int attention_delta(vet_cuda *ctx, float *D, const float *dout, const float *out, size_t NH, int hd,
+static int attention_delta(vet_cuda *ctx, float *D, const float *dout, attn_in out, size_t NH, int hd,
                            vet_err *err) {
     LAUNCH(attention_delta_kernel, ceil_div((long long)NH * 32, 256), 256, 0, ctx->stream, D, dout, out, NH, hd);
     LAUNCH_CHECK("attention_backward (delta)", err);
     return 0;
 }
 
-int attention_prepare(vet_cuda *ctx, const int32_t *seg, const float *dout, const float *out, int B, int T, int H,
+int attention_prepare(vet_cuda *ctx, const int32_t *seg, const float *dout, attn_in out, int B, int T, int H,
                       int KVH, int hd, void *scratch, attention_scratch *s, vet_err *err) {
     CHECK_CTX(ctx, err);
     if (B <= 0 || T <= 0 || H <= 0) return 1;
@@ -378,7 +377,7 @@ extern "C" int attention_forward_cuda(vet_cuda *ctx, float *out, float *lse, con
                                       const float *k, const float *v, const int32_t *seg, int B,
                                       int T, int H, int KVH, int hd, void *scratch, vet_err *err) {
     attention_scratch s = {};
-    int ready = attention_prepare(ctx, seg, NULL, NULL, B, T, H, KVH, hd, scratch, &s, err);
+    int ready = attention_prepare(ctx, seg, NULL, attn_in{}, B, T, H, KVH, hd, scratch, &s, err);
     if (ready != 0) return ready < 0 ? -1 : 0;
     const int32_t *start = s.start;
     size_t smem = (size_t)(BQ * hd + TILE * (hd + 1) + TILE * hd) * sizeof(float);
@@ -396,7 +395,7 @@ extern "C" int attention_backward_cuda(vet_cuda *ctx, float *dq, float *dk, floa
                                        const int32_t *seg, int B, int T, int H, int KVH, int hd,
                                        int accumulate, void *scratch, vet_err *err) {
     attention_scratch s = {};
-    int ready = attention_prepare(ctx, seg, dout, out, B, T, H, KVH, hd, scratch, &s, err);
+    int ready = attention_prepare(ctx, seg, dout, attn_in{out, NULL}, B, T, H, KVH, hd, scratch, &s, err);
     if (ready != 0) return ready < 0 ? -1 : 0;
     const int32_t *start = s.start, *end = s.end;
     const float *D = s.D, scale = 1.0f / sqrtf((float)hd);

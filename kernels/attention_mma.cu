@@ -33,7 +33,7 @@ template <int KC, bool LDM> __host__ __device__ constexpr size_t fwd_smem_bytes(
 
 template <int KC, bool LDM>
 __global__ void __launch_bounds__(NW * 32)
-attention_mma_forward_kernel(float *out, float *lse, const bf16 *q, const bf16 *k, const bf16 *v,
+attention_mma_forward_kernel(attn_out out, float *lse, const bf16 *q, const bf16 *k, const bf16 *v,
                              const int32_t *start, int T, int H, int KVH, int hd, float scale, bool vec) {
     typedef mma_dims<KC> M;
     constexpr bool EX2 = LDM;  // attention_mma_tile.cuh: the first lease's kernels keep expf
@@ -190,7 +190,7 @@ static bool vec_loads(int hd, const uint16_t *q, const uint16_t *k, const uint16
 }
 
 template <int KC, bool LDM>
-static int launch_forward(vet_cuda *ctx, float *out, float *lse, const uint16_t *q, const uint16_t *k, const uint16_t *v,
+static int launch_forward(vet_cuda *ctx, attn_out out, float *lse, const uint16_t *q, const uint16_t *k, const uint16_t *v,
                           const int32_t *start, int B, int T, int H, int KVH, int hd, vet_err *err) {
     const size_t smem = fwd_smem_bytes<KC, LDM>();
     SMEM_OPT_IN((attention_mma_forward_kernel<KC, LDM>), smem, err);
@@ -226,7 +226,7 @@ static int launch_backward(vet_cuda *ctx, float *dq, float *dk, float *dv, const
 static int padded_kc(int hd) { return hd <= 64 ? 4 : hd <= VET_ATTN_MMA_MAX_HD ? 8 : 0; }
 static_assert(8 * 16 == VET_ATTN_MMA_MAX_HD, "the widest instantiation is VET_ATTN_MMA_MAX_HD");
 
-int attention_mma_forward(vet_cuda *ctx, float *out, float *lse, const uint16_t *q, const uint16_t *k, const uint16_t *v,
+int attention_mma_forward(vet_cuda *ctx, attn_out out, float *lse, const uint16_t *q, const uint16_t *k, const uint16_t *v,
                           const int32_t *start, int B, int T, int H, int KVH, int hd, vet_err *err) {
     if (padded_kc(hd) && pipelined(hd, q, k, v, nullptr))
         return attention_pipe_forward(ctx, out, lse, q, k, v, start, B, T, H, KVH, hd, err);

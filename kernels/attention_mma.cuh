@@ -11,7 +11,7 @@
 
 // Each returns 0 when launched, -1 on a CUDA error (err set), 1 when hd is wider than
 // VET_ATTN_MMA_MAX_HD (nothing launched). start/end/Dl: attention_prepare's scratch.
-int attention_mma_forward(vet_cuda *ctx, float *out, float *lse, const uint16_t *q, const uint16_t *k, const uint16_t *v,
+int attention_mma_forward(vet_cuda *ctx, attn_out out, float *lse, const uint16_t *q, const uint16_t *k, const uint16_t *v,
                           const int32_t *start, int B, int T, int H, int KVH, int hd, vet_err *err);
 int attention_mma_backward(vet_cuda *ctx, float *dq, float *dk, float *dv, const uint16_t *dout, const uint16_t *q,
                            const uint16_t *k, const uint16_t *v, const float *lse, const float *Dl, const int32_t *start,

@@ -416,7 +416,7 @@ __device__ __forceinline__ void forward_tile(float (&o)[2 * KC][4], float (&m)[2
 // The rows' output O / l and lse = m + log l in natural units (m scale + log l with EX2, whose m
 // is unscaled); padding queries: zero output, lse 0 (as the CPU).
 template <int KC, bool EX2>
-__device__ __forceinline__ void forward_store(float *out, float *lse, const float (&o)[2 * KC][4], const float (&m)[2],
+__device__ __forceinline__ void forward_store(attn_out out, float *lse, const float (&o)[2 * KC][4], const float (&m)[2],
                                               const float (&l)[2], const query_rows &q, int b, int T, int H, int h,
                                               int hd, float scale, int t) {
 #pragma unroll
@@ -426,12 +426,10 @@ __device__ __forceinline__ void forward_store(float *out, float *lse, const floa
         const bool pad = q.qs[rr] < 0;
         const float inv = pad ? 0.0f : 1.0f / l[rr];
 #pragma unroll
-        for (int dn = 0; dn < 2 * KC; dn++)
-#pragma unroll
-            for (int c = 0; c < 2; c++) {
-                const int d = dn * 8 + 2 * t + c;
-                if (d < hd) out[qo * hd + d] = __fmul_rn(o[dn][2 * rr + c], inv);
-            }
+        for (int dn = 0; dn < 2 * KC; dn++) {
+            const int d = dn * 8 + 2 * t;  // and d + 1: hd is even
+            if (d < hd) out.put2(qo * hd + d, __fmul_rn(o[dn][2 * rr], inv), __fmul_rn(o[dn][2 * rr + 1], inv));
+        }
         if (t == 0) lse[qo] = pad ? 0.0f : EX2 ? __fmaf_rn(m[rr], scale, logf(l[rr])) : m[rr] + logf(l[rr]);
     }
 }

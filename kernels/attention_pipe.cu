@@ -127,7 +127,7 @@ template <int KC> __host__ __device__ constexpr size_t pipe_fwd_smem_bytes() {
 
 template <int KC>
 __global__ void __launch_bounds__(NW * 32)
-attention_pipe_forward_kernel(float *out, float *lse, const bf16 *q, const bf16 *k, const bf16 *v,
+attention_pipe_forward_kernel(attn_out out, float *lse, const bf16 *q, const bf16 *k, const bf16 *v,
                               const int32_t *start, int T, int H, int KVH, int hd, float scale) {
     typedef mma_dims<KC> M;
     constexpr int TILE = TT * M::LDH;
@@ -272,7 +272,7 @@ bool attention_pipe_fits(int hd, const void *q, const void *k, const void *v, co
 }
 
 template <int KC>
-static int launch_forward(vet_cuda *ctx, float *out, float *lse, const uint16_t *q, const uint16_t *k,
+static int launch_forward(vet_cuda *ctx, attn_out out, float *lse, const uint16_t *q, const uint16_t *k,
                           const uint16_t *v, const int32_t *start, int B, int T, int H, int KVH, int hd, vet_err *err) {
     const size_t smem = pipe_fwd_smem_bytes<KC>();
     SMEM_OPT_IN(attention_pipe_forward_kernel<KC>, smem, err);
@@ -301,7 +301,7 @@ static int launch_backward(vet_cuda *ctx, float *dq, float *dk, float *dv, const
     return 0;
 }
 
-int attention_pipe_forward(vet_cuda *ctx, float *out, float *lse, const uint16_t *q, const uint16_t *k,
+int attention_pipe_forward(vet_cuda *ctx, attn_out out, float *lse, const uint16_t *q, const uint16_t *k,
                            const uint16_t *v, const int32_t *start, int B, int T, int H, int KVH, int hd, vet_err *err) {
     return hd <= 64 ? launch_forward<4>(ctx, out, lse, q, k, v, start, B, T, H, KVH, hd, err)
                     : launch_forward<8>(ctx, out, lse, q, k, v, start, B, T, H, KVH, hd, err);

@@ -11,7 +11,7 @@ bool attention_pipe_fits(int hd, const void *q, const void *k, const void *v, co
 
 // As attention_mma_forward / _backward, for tensors attention_pipe_fits takes (q, k, v, dout in
 // bf16): 0 when launched, -1 on a CUDA error (err set).
-int attention_pipe_forward(vet_cuda *ctx, float *out, float *lse, const uint16_t *q, const uint16_t *k,
+int attention_pipe_forward(vet_cuda *ctx, attn_out out, float *lse, const uint16_t *q, const uint16_t *k,
                            const uint16_t *v, const int32_t *start, int B, int T, int H, int KVH, int hd, vet_err *err);
 int attention_pipe_backward(vet_cuda *ctx, float *dq, float *dk, float *dv, const uint16_t *dout, const uint16_t *q,
                             const uint16_t *k, const uint16_t *v, const float *lse, const float *Dl,

@@ -150,7 +150,7 @@ __host__ __device__ inline size_t fwd_layout(tc_dims D, unsigned char *base, fwd
 }
 
 __global__ void __launch_bounds__(NW * 32)
-attention_tc_forward_kernel(float *out, float *lse, const bf16 *q, const bf16 *k, const bf16 *v,
+attention_tc_forward_kernel(attn_out out, float *lse, const bf16 *q, const bf16 *k, const bf16 *v,
                             const int32_t *start, int T, int H, int KVH, int hd, float scale) {
     SHARED_DYNAMIC(unsigned char, smem, 128);
     const tc_dims D = tc_dims_of(hd);
@@ -223,7 +223,7 @@ attention_tc_forward_kernel(float *out, float *lse, const bf16 *q, const bf16 *k
         bool pad = qs < 0;  // padding queries: zero output, lse 0 (as the CPU)
         float inv = pad ? 0.0f : 1.0f / l;
         for (int d = half * (D.hdp / 2); d < (half + 1) * (D.hdp / 2) && d < hd; d++)
-            out[qo * hd + d] = __fmul_rn(O[r * D.ldf + d], inv);
+            out.put(qo * hd + d, __fmul_rn(O[r * D.ldf + d], inv));
         if (half == 0) lse[qo] = pad ? 0.0f : m + logf(l);
     }
 }
@@ -433,11 +433,24 @@ extern "C" void attention_tc_variant(int variant) {
     attention_mma_set_variant(variant == 1, variant == 3, variant == 4);
 }
 
-extern "C" int attention_forward_bf16_cuda(vet_cuda *ctx, float *out, float *lse, const uint16_t *q,
-                                           const uint16_t *k, const uint16_t *v, const int32_t *seg, int B,
-                                           int T, int H, int KVH, int hd, void *scratch, vet_err *err) {
+// One output, and a bf16 one 4-byte aligned (attn_out::put2's stores).
+static int check_out(const void *out, const void *out16, vet_err *err) {
+    if (!out == !out16)
+        return vet_errf(err, "%s:%d: attention_forward_bf16: give out or out16, not %s", __FILE__, __LINE__,
+                        out ? "both" : "neither");
+    if ((uintptr_t)out16 % 4)
+        return vet_errf(err, "%s:%d: attention_forward_bf16: out16 is not 4-byte aligned", __FILE__, __LINE__);
+    return 0;
+}
+
+extern "C" int attention_forward_bf16_cuda(vet_cuda *ctx, float *out32, uint16_t *out16, float *lse,
+                                           const uint16_t *q, const uint16_t *k, const uint16_t *v,
+                                           const int32_t *seg, int B, int T, int H, int KVH, int hd, void *scratch,
+                                           vet_err *err) {
+    if (check_out(out32, out16, err) < 0) return -1;
+    const attn_out out = {out32, out16};
     attention_scratch s = {};
-    int ready = attention_prepare(ctx, seg, NULL, NULL, B, T, H, KVH, hd, scratch, &s, err);
+    int ready = attention_prepare(ctx, seg, NULL, attn_in{}, B, T, H, KVH, hd, scratch, &s, err);
     if (ready != 0) return ready < 0 ? -1 : 0;
     const int32_t *start = s.start;
     if (!force_wmma) {
@@ -456,11 +469,14 @@ extern "C" int attention_forward_bf16_cuda(vet_cuda *ctx, float *out, float *lse
 
 extern "C" int attention_backward_bf16_cuda(vet_cuda *ctx, float *dq, float *dk, float *dv,
                                             const float *dout, const uint16_t *dout16, const uint16_t *q,
-                                            const uint16_t *k, const uint16_t *v, const float *out, const float *lse,
-                                            const int32_t *seg, int B, int T, int H, int KVH, int hd,
-                                            int accumulate, void *scratch, vet_err *err) {
+                                            const uint16_t *k, const uint16_t *v, const float *out,
+                                            const uint16_t *out16, const float *lse, const int32_t *seg, int B, int T,
+                                            int H, int KVH, int hd, int accumulate, void *scratch, vet_err *err) {
+    if (!out == !out16)
+        return vet_errf(err, "%s:%d: attention_backward_bf16: give the forward's out or out16, not %s", __FILE__,
+                        __LINE__, out ? "both" : "neither");
     attention_scratch s = {};
-    int ready = attention_prepare(ctx, seg, dout, out, B, T, H, KVH, hd, scratch, &s, err);
+    int ready = attention_prepare(ctx, seg, dout, attn_in{out, out16}, B, T, H, KVH, hd, scratch, &s, err);
     if (ready != 0) return ready < 0 ? -1 : 0;
     const int32_t *start = s.start, *end = s.end;
     const float *Dl = s.D, scale = 1.0f / sqrtf((float)hd);

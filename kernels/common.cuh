@@ -101,7 +101,34 @@ typedef struct {
     int32_t *start, *end;
     float *D;
 } attention_scratch;
-int attention_prepare(vet_cuda *ctx, const int32_t *seg, const float *dout, const float *out, int B, int T, int H,
+// Where a forward writes its output (B,T,H,hd): fp32 (f32), or rounded to bf16 (b16: nearest
+// even, the bits f32_to_bf16_cuda would give the fp32 output: what training's o projection
+// reads, so the conversion pass and half the output's memory go); exactly one is non-NULL.
+struct attn_out {
+    float *f32;
+    uint16_t *b16;
+    __device__ __forceinline__ void put(size_t i, float v) const {
+        if (b16) b16[i] = __bfloat16_as_ushort(__float2bfloat16_rn(v));
+        else f32[i] = v;
+    }
+    // out[i], out[i + 1] = v0, v1; i even (head_dim is: a 4-byte store in bf16)
+    __device__ __forceinline__ void put2(size_t i, float v0, float v1) const {
+        if (b16)
+            *(uint32_t *)(b16 + i) = (uint32_t)__bfloat16_as_ushort(__float2bfloat16_rn(v0)) |
+                                     (uint32_t)__bfloat16_as_ushort(__float2bfloat16_rn(v1)) << 16;
+        else
+            f32[i] = v0, f32[i + 1] = v1;
+    }
+};
+// The forward's output as the backward reads it (D = rowsum(dO * O) on the widened bf16 values).
+struct attn_in {
+    const float *f32;
+    const uint16_t *b16;
+    __device__ __forceinline__ float at(size_t i) const {
+        return b16 ? __bfloat162float(__ushort_as_bfloat16(b16[i])) : f32[i];
+    }
+};
+int attention_prepare(vet_cuda *ctx, const int32_t *seg, const float *dout, attn_in out, int B, int T, int H,
                       int KVH, int hd, void *scratch, attention_scratch *s, vet_err *err);
 
 // An fp32 value rounded to a 16-bit format (VET_CUDA_BF16 / VET_CUDA_F16), nearest even: the

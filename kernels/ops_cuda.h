@@ -190,14 +190,18 @@ int attention_backward_cuda(vet_cuda *ctx, float *dq, float *dk, float *dv, cons
 // VET_ATTN_TC_TILE queries a block and keys a tile. lib/model/ops.h's
 // attention_forward_bf16 (given this tile, and q, k, v widened from bf16) / _backward_bf16
 // compute these values on the CPU. Same scratch and determinism as the fp32 kernels above.
+// The output goes to out (fp32) or out16 (bf16, 4-byte aligned: the fp32 output rounded to
+// nearest even, as f32_to_bf16_cuda; what training's o projection reads), exactly one of them;
+// the backward takes the one the forward wrote, and with out16 computes D from its widened
+// values (as a bf16 autograd's attention backward, whose saved output is bf16).
 #define VET_ATTN_TC_TILE 64
-int attention_forward_bf16_cuda(vet_cuda *ctx, float *out, float *lse, const uint16_t *q, const uint16_t *k,
-                                const uint16_t *v, const int32_t *seg, int B, int T, int H, int KVH,
-                                int hd, void *scratch, vet_err *err);
+int attention_forward_bf16_cuda(vet_cuda *ctx, float *out, uint16_t *out16, float *lse, const uint16_t *q,
+                                const uint16_t *k, const uint16_t *v, const int32_t *seg, int B, int T, int H,
+                                int KVH, int hd, void *scratch, vet_err *err);
 int attention_backward_bf16_cuda(vet_cuda *ctx, float *dq, float *dk, float *dv, const float *dout,
                                  const uint16_t *dout16, const uint16_t *q, const uint16_t *k, const uint16_t *v,
-                                 const float *out, const float *lse, const int32_t *seg, int B, int T, int H, int KVH,
-                                 int hd, int accumulate, void *scratch, vet_err *err);
+                                 const float *out, const uint16_t *out16, const float *lse, const int32_t *seg, int B,
+                                 int T, int H, int KVH, int hd, int accumulate, void *scratch, vet_err *err);
 // Heads up to 128 wide run on register-resident mma.sync kernels (attention_mma.cu), wider ones
 // on WMMA kernels (attention_tc.cu): the same numbers. For the parity test, which checks each,
 // and the diagnostic VET_GPU_ATTENTION (a process-wide setting): variant 0 the default (tiles

@@ -31,6 +31,8 @@ struct vet_gpu_model {
     int mlp16;          // 16-bit mode, no adapter on gate or up: their GEMMs write 16 bits (gate16, up16)
     int ckpt;           // VET_GPU_CKPT: per-layer activations hold one layer (see act_layer)
     int keep_att;       // VET_GPU_CKPT_KEEP_ATTN: att and lse hold every layer even so (att_layer)
+    int att_bf16;       // attn_tc, and no fp32 reader of its output (no adapter on o, or lora16):
+                        // the attention writes its output in bf16 (att16), the o projection's input
     int lora_up_k;      // VET_GPU_LORA_UP_KERNEL (rank <= 32): the up product by lora_up_cuda
     int B, T;           // capacity
     size_t N;           // B*T: the layer stride of every per-layer activation
@@ -71,6 +73,7 @@ struct vet_gpu_model {
     float *x, *xmid;               // (L+1,N,C), (LA,N,C)
     float *rstd1, *rstd2;          // (LA,N)
     float *q, *k, *v, *att, *lse;  // (LA,N,Q), (LA,N,KV) x2, (LA,N,Q), (LA,N,H)
+    uint16_t *att16;               // (LA,N,Q) with att_bf16, in place of att
     // With attn_tc, q, k, v are kept in bf16 instead, q16 (LA,N,Q), k16, v16 (LA,N,KV): what the
     // tensor-core attention reads (it rounds to bf16 as it loads: the same values, half the
     // memory and traffic); q, k, v are then (N,Q), (N,KV) fp32 scratch where the projections

@@ -99,6 +99,9 @@ int gpu_set_dims(vet_gpu_model *g, const vet_config *c, int r, unsigned targets,
     g->lora_up_k = r > 0 && r <= VET_LORA_FUSED_MAX_R && (flags & VET_GPU_LORA_UP_KERNEL);
     // gate's and up's outputs in 16 bits when only 16-bit readers want them (no adapter on either)
     g->mlp16 = g->bf16 && !(g->targets & (VET_LORA_GATE | VET_LORA_UP));
+    // the attention's output in bf16 when only 16-bit readers want it: the o projection's GEMM,
+    // its adapter reading the 16-bit copies (lora16), the attention's backward (D from it)
+    g->att_bf16 = g->attn_tc && (g->lora16 || !(g->targets & VET_LORA_O));
     if (g->lora_fused) {
         g->xd_floats = 1;
         for (int t = 0; t < VET_LORA_N_TARGETS; t++) {
@@ -174,7 +177,8 @@ int gpu_layout(vet_gpu_model *g, gpu_slot *s) {
         PUT(g->v, LA * N * KV * f, K_ACTS);
     }
     size_t LT = g->keep_att ? L : LA;  // att_layer's slots
-    PUT(g->att, LT * N * Q * f, K_ACTS);
+    if (g->att_bf16) PUT(g->att16, LT * N * Q * u16, K_ACTS);
+    else PUT(g->att, LT * N * Q * f, K_ACTS);
     PUT(g->lse, LT * N * g->H * f, K_ACTS);
     if (g->mlp16) {
         PUT(g->gate16, LA * N * F * u16, K_ACTS);

@@ -360,13 +360,16 @@ static int proj_backward(vet_gpu_model *g, int l, int t, float *dinp, const floa
 typedef struct {
     float *xmid, *rstd1, *rstd2, *q, *k, *v, *att, *lse, *gate, *up;
     uint16_t *q16, *k16, *v16, *gate16, *up16;  // gate16, up16: with mlp16, where gate and up are NULL
+    uint16_t *att16;                            // with g->att_bf16, where att is NULL
 } layer_acts;
 
 static layer_acts acts_of(const vet_gpu_model *g, int l) {
     size_t NS = g->N, s = act_layer(g, l), sq = g->attn_tc ? 0 : s, sa = att_layer(g, l);
     layer_acts a = {g->xmid + s * NS * g->C, g->rstd1 + s * NS, g->rstd2 + s * NS, g->q + sq * NS * g->Q,
-                    g->k + sq * NS * g->KV, g->v + sq * NS * g->KV, g->att + sa * NS * g->Q,
-                    g->lse + sa * NS * g->H, NULL, NULL, NULL, NULL, NULL, NULL, NULL};
+                    g->k + sq * NS * g->KV, g->v + sq * NS * g->KV, NULL, g->lse + sa * NS * g->H,
+                    NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL};
+    if (g->att_bf16) a.att16 = g->att16 + sa * NS * g->Q;
+    else a.att = g->att + sa * NS * g->Q;
     if (g->mlp16) a.gate16 = g->gate16 + s * NS * g->F, a.up16 = g->up16 + s * NS * g->F;
     else a.gate = g->gate + s * NS * g->F, a.up = g->up + s * NS * g->F;
     if (g->attn_tc) a.q16 = g->q16 + s * NS * g->Q, a.k16 = g->k16 + s * NS * g->KV, a.v16 = g->v16 + s * NS * g->KV;
@@ -433,8 +436,8 @@ static int layer_forward(vet_gpu_model *g, int l, int B, int T, int recompute, v
         TRY(f32_to_bf16_cuda(ctx, a.v16, a.v, (size_t)N * g->KV, err));
         PROF(g, VET_PROF_ATTENTION);
         if (attend)
-            TRY(attention_forward_bf16_cuda(ctx, a.att, a.lse, a.q16, a.k16, a.v16, g->seg, B, T, g->H, g->KVH,
-                                            g->hd, g->attn_scratch, err));
+            TRY(attention_forward_bf16_cuda(ctx, a.att, a.att16, a.lse, a.q16, a.k16, a.v16, g->seg, B, T, g->H,
+                                            g->KVH, g->hd, g->attn_scratch, err));
     } else {
         TRY(rope_forward_cuda(ctx, a.q, g->pos, g->cos_t, g->sin_t, N, g->H, g->hd, err));
         TRY(rope_forward_cuda(ctx, a.k, g->pos, g->cos_t, g->sin_t, N, g->KVH, g->hd, err));
@@ -443,8 +446,9 @@ static int layer_forward(vet_gpu_model *g, int l, int B, int T, int recompute, v
             TRY(attention_forward_cuda(ctx, a.att, a.lse, a.q, a.k, a.v, g->seg, B, T, g->H, g->KVH, g->hd,
                                        g->attn_scratch, err));
     }
-    if (g->bf16) TRY(to_half(g, g->xb16, a.att, (size_t)N * Q, err));
-    TRY(proj_forward(g, l, 3, a.xmid, a.att, g->xb16, N, err));  // xmid = dropout(o(att)) + x
+    // o's 16-bit input: the attention's own bf16 output, or the fp32 one rounded
+    if (g->bf16 && !g->att_bf16) TRY(to_half(g, g->xb16, a.att, (size_t)N * Q, err));
+    TRY(proj_forward(g, l, 3, a.xmid, a.att, g->att_bf16 ? a.att16 : g->xb16, N, err));  // xmid = drop(o(att)) + x
     if (g->resid_p > 0.0f) {
         PROF(g, VET_PROF_DROPOUT);
         TRY(dropout_forward_cuda(ctx, a.xmid, a.xmid, g->resid_p, resid_seed(g->dropout_seed, l, 0), g->row0, N, C, err));
@@ -641,15 +645,17 @@ int vet_gpu_backward(vet_gpu_model *g, float loss_scale, vet_train_mode mode, ve
         TRY(rmsnorm_backward_cuda(ctx, dx, GW(o_mnorm), g->dh, xmid, mnorm, a.rstd2, N, C, err));
         // attention: x' = x + o(attn(rope(q), rope(k), v)), q,k,v from h = norm(x)
         if (!(dbranch = resid_branch_grad(g, dx, l, 0, N, err))) return -1;
-        if (g->lora16 && (g->targets & VET_LORA_O)) TRY(to_half(g, g->xb16, att, (size_t)N * g->Q, err));
-        TRY(proj_backward(g, l, 3, g->datt, dbranch, NULL, att, g->xb16, N, full, 1, err));
+        if (g->lora16 && !g->att_bf16 && (g->targets & VET_LORA_O))  // (att_bf16: the forward's bf16 output)
+            TRY(to_half(g, g->xb16, att, (size_t)N * g->Q, err));
+        TRY(proj_backward(g, l, 3, g->datt, dbranch, NULL, att, g->att_bf16 ? a.att16 : g->xb16, N, full, 1,
+                          err));
         PROF(g, VET_PROF_ATTENTION);  // dq, dk, dv written (not added): no zeroing pass
         if (g->attn_tc) {  // datt rounded into db16, free between the projections' backward passes
             TRY(to_half(g, g->db16, g->datt, (size_t)N * g->Q, err));
             PROF(g, VET_PROF_ATTENTION);
             TRY(attention_backward_bf16_cuda(ctx, g->dq, g->dk, g->dv, g->datt, g->db16, a.q16, a.k16, a.v16, att,
-                                             a.lse, g->seg, g->bB, g->bT, g->H, g->KVH, g->hd, 0, g->attn_scratch,
-                                             err));
+                                             a.att16, a.lse, g->seg, g->bB, g->bT, g->H, g->KVH, g->hd, 0,
+                                             g->attn_scratch, err));
         } else {
             TRY(attention_backward_cuda(ctx, g->dq, g->dk, g->dv, g->datt, q, k, v, att, a.lse, g->seg, g->bB,
                                         g->bT, g->H, g->KVH, g->hd, 0, g->attn_scratch, err));

@@ -26,12 +26,16 @@ mma=$(grep -c '^ok lora_[a-z_]*_mma vs rounded operands: ' "$out")
 qmma=$(grep -c '^ok matmul_rows_q_mma ' "$out")
 # the 16-byte element-wise passes against one element a thread: 8 ops, a wide and a narrow row each
 wide=$(grep -c '^ok \(wide\|narrow\) [a-z_0-9 ]*: the same bits as ' "$out")
+# the attention's output in bf16 (training's att16), each of the five variants: its fp32 output
+# rounded, bit for bit, and dq, dk, dv from it
+out16=$(grep -c '^ok attention_forward_bf16[a-z_]* out16: the same bits as ' "$out")
+from16=$(grep -c '^ok attention_backward_bf16[a-z_]* d[qkv] from out16: ' "$out")
 if [ "$rc" -eq 0 ] && [ "$n_ok" -gt 150 ] && [ "$wmma" -gt 0 ] && [ "$lora" -gt 0 ] && [ "$lora16" -eq 48 ] &&
-    [ "$mma" -eq 76 ] && [ "$qmma" -eq 10 ] && [ "$wide" -eq 16 ] &&
+    [ "$mma" -eq 76 ] && [ "$qmma" -eq 10 ] && [ "$wide" -eq 16 ] && [ "$out16" -eq 5 ] && [ "$from16" -eq 15 ] &&
     grep -q '^# 0 failed$' "$out"; then
     echo "ok gpu_emu_parity: every kernel against its CPU op, $n_ok comparisons"
 else
-    echo "not ok gpu_emu_parity: exit status $rc, $n_ok ok lines ($wmma WMMA attention, $lora lora_grad_b, $lora16 of 48 16-bit LoRA, $mma of 76 tensor-core LoRA, $qmma of 10 packed-code mma, $wide of 16 wide/narrow)"
+    echo "not ok gpu_emu_parity: exit status $rc, $n_ok ok lines ($wmma WMMA attention, $lora lora_grad_b, $lora16 of 48 16-bit LoRA, $mma of 76 tensor-core LoRA, $qmma of 10 packed-code mma, $wide of 16 wide/narrow, $out16 of 5 bf16 attention outputs, $from16 of 15 gradients from them)"
     tail -n 30 "$out.err" >&2
 fi
 exit 0

@@ -395,8 +395,8 @@ static int attention_backward_bf16_dev(vet_cuda *cx, float *dq, float *dk, float
                                        const void *q, const void *k, const void *v, const float *out,
                                        const float *lse, const int32_t *seg, int B, int T, int H, int KVH, int hd,
                                        int acc, void *scratch, vet_err *e) {
-    return attention_backward_bf16_cuda(cx, dq, dk, dv, dout, parity_dout16, q, k, v, out, lse, seg, B, T, H, KVH,
-                                        hd, acc, scratch, e);
+    return attention_backward_bf16_cuda(cx, dq, dk, dv, dout, parity_dout16, q, k, v, out, NULL, lse, seg, B, T, H,
+                                        KVH, hd, acc, scratch, e);
 }
 typedef void (*attn_bwd_cpu)(float *, float *, float *, const float *, const float *, const float *, const float *,
                              const float *, const float *, const int32_t *, int, int, int, int, int);
@@ -1036,6 +1036,13 @@ static void run_config(const config *c) {
         float *dq = malloc(nq * 4), *dk = malloc(nk * 4), *dv = malloc(nk * 4);
         memcpy(dq, dq0, nq * 4), memcpy(dk, dk0, nk * 4), memcpy(dv, dv0, nk * 4);
         attention_backward_bf16(dq, dk, dv, dout, q, k, v, out, lse, seg, B, T, H, KVH, hd);
+        // The same from the output in bf16 (training's out16): the replay given it widened.
+        float *outr = malloc(nq * 4), *dqr = malloc(nq * 4), *dkr = malloc(nk * 4), *dvr = malloc(nk * 4);
+        for (size_t i = 0; i < nq; i++) outr[i] = vet_bf16_to_f32(vet_f32_to_bf16(out[i]));
+        memcpy(dqr, dq0, nq * 4), memcpy(dkr, dk0, nk * 4), memcpy(dvr, dv0, nk * 4);
+        attention_backward_bf16(dqr, dkr, dvr, dout, q, k, v, outr, lse, seg, B, T, H, KVH, hd);
+        uint16_t *d_out16 = dev(NULL, nq * 2), *d_ref16 = dev(NULL, nq * 2);
+        float *lse_dev = malloc(nl * 4);
         float *d_dout = devf(dout, nq), *d_dq = devf(NULL, nq), *d_dk = devf(NULL, nk), *d_dv = devf(NULL, nk);
         uint16_t *d_dout16 = dev_bf16(dout, nq);
         parity_dout16 = d_dout16;
@@ -1047,45 +1054,67 @@ static void run_config(const config *c) {
             snprintf(fw, sizeof fw, "attention_forward_bf16%s", suffix[variant]);
             snprintf(bw, sizeof bw, "attention_backward_bf16%s", suffix[variant]);
             attention_tc_variant(variant);
-            TRY(attention_forward_bf16_cuda(ctx, d_out, d_lse, d_q, d_k, d_v, d_seg, B, T, H, KVH, hd, scratch,
+            TRY(attention_forward_bf16_cuda(ctx, d_out, NULL, d_lse, d_q, d_k, d_v, d_seg, B, T, H, KVH, hd, scratch,
                                             &err));
             r = compare(cat(fw, " out"), sh, d_out, out, nq, 4e-3);
             compare(cat(fw, " lse"), sh, d_lse, lse, nl, 1e-4);
-            TIME(attention_forward_bf16_cuda(ctx, d_out, d_lse, d_q, d_k, d_v, d_seg, B, T, H, KVH, hd, scratch,
+            TIME(attention_forward_bf16_cuda(ctx, d_out, NULL, d_lse, d_q, d_k, d_v, d_seg, B, T, H, KVH, hd, scratch,
                                              &err),
                  r->ms);
-            TRY(attention_forward_bf16_cuda(ctx, d_out, d_lse, d_q, d_k, d_v, d_seg, B, T, H, KVH, hd, scratch,
+            TRY(attention_forward_bf16_cuda(ctx, d_out, NULL, d_lse, d_q, d_k, d_v, d_seg, B, T, H, KVH, hd, scratch,
                                             &err));
             compare(cat(fw, " out vs fp32"), sh, d_out, out32, nq, 2e-2);
+            // The output in bf16 (out16): the fp32 output rounded, bit for bit, and the same lse;
+            // timed beside the fp32 row (half the output's bytes).
+            TRY(vet_cuda_sync(ctx, &err));
+            TRY(vet_cuda_download(ctx, lse_dev, d_lse, nl * 4, &err));
+            TRY(f32_to_bf16_cuda(ctx, d_ref16, d_out, nq, &err));
+            TRY(attention_forward_bf16_cuda(ctx, NULL, d_out16, d_lse, d_q, d_k, d_v, d_seg, B, T, H, KVH, hd,
+                                            scratch, &err));
+            r = bits_row_as(cat(fw, " out16"), sh, same_bits_dev(d_out16, d_ref16, nq * 2), "its fp32 output rounded");
+            compare_bits(cat(fw, " lse with out16"), sh, d_lse, lse_dev, nl);
+            TIME(attention_forward_bf16_cuda(ctx, NULL, d_out16, d_lse, d_q, d_k, d_v, d_seg, B, T, H, KVH, hd,
+                                             scratch, &err),
+                 r->ms);
             TRY(vet_cuda_upload(ctx, d_dq, dq0, nq * 4, &err));
             TRY(vet_cuda_upload(ctx, d_dk, dk0, nk * 4, &err));
             TRY(vet_cuda_upload(ctx, d_dv, dv0, nk * 4, &err));
-            TRY(attention_backward_bf16_cuda(ctx, d_dq, d_dk, d_dv, d_dout, d_dout16, d_q, d_k, d_v, d_out, d_lse,
+            TRY(attention_backward_bf16_cuda(ctx, d_dq, d_dk, d_dv, d_dout, d_dout16, d_q, d_k, d_v, d_out, NULL, d_lse,
                                              d_seg, B, T, H, KVH, hd, 1, scratch, &err));
             r = compare(cat(bw, " dq"), sh, d_dq, dq, nq, 4e-3);
             compare(cat(bw, " dk"), sh, d_dk, dk, nk, 4e-3);
             compare(cat(bw, " dv"), sh, d_dv, dv, nk, 4e-3);
-            TIME(attention_backward_bf16_cuda(ctx, d_dq, d_dk, d_dv, d_dout, d_dout16, d_q, d_k, d_v, d_out, d_lse,
-                                              d_seg, B, T, H, KVH, hd, 1, scratch, &err),
+            TIME(attention_backward_bf16_cuda(ctx, d_dq, d_dk, d_dv, d_dout, d_dout16, d_q, d_k, d_v, d_out, NULL,
+                                              d_lse, d_seg, B, T, H, KVH, hd, 1, scratch, &err),
                  r->ms);
             // Deterministic: a second run from the same gradients gives the same bits.
             for (int run = 0; run < 2; run++) {
                 TRY(vet_cuda_upload(ctx, d_dq, dq0, nq * 4, &err));
-                TRY(attention_backward_bf16_cuda(ctx, d_dq, d_dk, d_dv, d_dout, d_dout16, d_q, d_k, d_v, d_out, d_lse,
-                                                 d_seg, B, T, H, KVH, hd, 1, scratch, &err));
+                TRY(attention_backward_bf16_cuda(ctx, d_dq, d_dk, d_dv, d_dout, d_dout16, d_q, d_k, d_v, d_out, NULL,
+                                                 d_lse, d_seg, B, T, H, KVH, hd, 1, scratch, &err));
                 TRY(vet_cuda_sync(ctx, &err));
                 TRY(vet_cuda_download(ctx, run ? g2 : g1, d_dq, nq * 4, &err));
             }
             int same = !memcmp(g1, g2, nq * 4);
             if (!same) failures++;
             printf("%s %s run twice: same bits\n", same ? "ok" : "not ok", bw);
+            // From the bf16 output: D = rowsum(dout * out) on its widened values.
+            TRY(vet_cuda_upload(ctx, d_dq, dq0, nq * 4, &err));
+            TRY(vet_cuda_upload(ctx, d_dk, dk0, nk * 4, &err));
+            TRY(vet_cuda_upload(ctx, d_dv, dv0, nk * 4, &err));
+            TRY(attention_backward_bf16_cuda(ctx, d_dq, d_dk, d_dv, d_dout, d_dout16, d_q, d_k, d_v, NULL, d_out16,
+                                             d_lse, d_seg, B, T, H, KVH, hd, 1, scratch, &err));
+            compare(cat(bw, " dq from out16"), sh, d_dq, dqr, nq, 4e-3);
+            compare(cat(bw, " dk from out16"), sh, d_dk, dkr, nk, 4e-3);
+            compare(cat(bw, " dv from out16"), sh, d_dv, dvr, nk, 4e-3);
             if (variant == 0 || C < 1024)
                 attention_written(bw, sh, attention_backward_bf16_dev, attention_backward_bf16, dout, q, k, v, out,
                                   lse, seg, d_dout, d_q, d_k, d_v, d_out, d_lse, d_seg, scratch, B, T, H, KVH, hd,
                                   4e-3);
         }
         attention_tc_variant(0);
-        free(g1), free(g2);
+        free(g1), free(g2), free(outr), free(dqr), free(dkr), free(dvr), free(lse_dev);
+        vet_cuda_mem_free(d_out16), vet_cuda_mem_free(d_ref16);
         free(q), free(k), free(v), free(out), free(lse), free(out32), free(lse32);
         free(dout), free(dq0), free(dk0), free(dv0), free(dq), free(dk), free(dv);
         vet_cuda_mem_free(d_q), vet_cuda_mem_free(d_k), vet_cuda_mem_free(d_v);

@@ -262,7 +262,9 @@ static void test_lora_bf16_attention(void) {
 // kernels (fp32 adapters on the 16-bit values). With dropout, on the recipe's targets and on all
 // seven, bf16 and fp16: the two must differ (the switch works) by no more than the rounding of
 // the adapters' operands (fp16's 8x finer than bf16's); both are within the modes' tolerances of
-// the CPU (lora_parity, test_lora_fp16's). fp32 storage has no such products.
+// the CPU (lora_parity, test_lora_fp16's). fp32 storage has no such products. bf16's gradient
+// tolerance, 7e-2: measured 4.6e-2 on the recipe's targets, 5.3e-2 since the attention's
+// backward takes D from its bf16 output (one more rounding in each layer, on both sides).
 static void test_lora_mma(void) {
     if (!ctx) SKIP(no_gpu);
     for (int pass = 0; pass < 2; pass++) {
@@ -272,7 +274,7 @@ static void test_lora_mma(void) {
         batch3 x;
         make_batch(&x, m.cfg.vocab_size, 3);
         printf("# targets %#x\n", model_targets);
-        switch_differs(&m, &x.b, VET_GPU_BF16, VET_GPU_LORA_NO_MMA, 1e-3, 5e-2, "adapters on tensor cores, CUDA cores");
+        switch_differs(&m, &x.b, VET_GPU_BF16, VET_GPU_LORA_NO_MMA, 1e-3, 7e-2, "adapters on tensor cores, CUDA cores");
         lora_parity(VAR_LLAMA, 0.1f, 1, 3, 19, VET_GPU_BF16 | VET_GPU_LORA_NO_MMA, 1e-2, 1e-1);
         switch_differs(&m, &x.b, VET_GPU_FP16, VET_GPU_LORA_NO_MMA, 2e-4, 1e-2, "adapters on tensor cores, CUDA cores");
         CHECK(lora_parity_scaled(VAR_LLAMA, 0.1f, 1, 3, 19, VET_GPU_FP16, 1024.0f, 1e-3, 2e-2) > 0);
@@ -597,7 +599,8 @@ static void test_plan(void) {
     CHECK(vet_gpu_plan_bytes(&m.cfg, m.lora.r, m.lora.targets, 3, 19, VET_GPU_BF16, &pb, &err) == 0);
     size_t L = m.cfg.n_layers, NQ = (size_t)3 * 19 * m.cfg.n_heads * m.cfg.head_dim,
            NKV = (size_t)3 * 19 * m.cfg.n_kv_heads * m.cfg.head_dim;
-    size_t qkv16 = plan_aligned(L * NQ * 4) - plan_aligned(L * NQ * 2) +
+    // q, k, v and the attention's output (att16: its adapter on o reads the 16-bit copy) in bf16
+    size_t qkv16 = 2 * (plan_aligned(L * NQ * 4) - plan_aligned(L * NQ * 2)) +
                    2 * (plan_aligned(L * NKV * 4) - plan_aligned(L * NKV * 2));
     CHECK(pb.weights < p.weights && pb.activations == p.activations - qkv16);
     CHECK(vet_gpu_plan_bytes(&m.cfg, m.lora.r, m.lora.targets, 3, 19, VET_GPU_BF16 | VET_GPU_ATTN_FP32, &pb,
@@ -996,9 +999,10 @@ static void test_ckpt_plan(void) {
                       N * F * 4, N * F * 4};
     for (int t = 0; t < VET_LORA_N_TARGETS; t++) per[10 + t] = N * r * 4;
     for (int i = 0; i < 3; i++) {
-        // bf16 modes keep q, k, v in bf16 (the tensor-core attention's input)
+        // bf16 modes keep q, k, v in bf16 (the tensor-core attention's input), and the attention's
+        // output (the o projection's input, its adapter reading the 16-bit copy at rank 1)
         const size_t qkv = modes[i] & VET_GPU_BF16 ? 2 : 4;
-        per[3] = N * Q * qkv, per[4] = per[5] = N * KV * qkv;
+        per[3] = N * Q * qkv, per[4] = per[5] = N * KV * qkv, per[6] = N * Q * qkv;
         size_t saved = 0;
         for (int j = 0; j < 17; j++) saved += AL(L * per[j]) - AL(per[j]);
         vet_gpu_plan p, pc;
@@ -1063,10 +1067,12 @@ static void test_ckpt_plan_7b(void) {
                "(%.2f GiB): %s the target by %.2f GB\n", name[i], pk.activations / 1e9, pk.total / 1e9,
                pk.total / 1073741824.0, pk.total <= target[i] ? "under" : "OVER",
                fabs(target[i] - (double)pk.total) / 1e9);
-        // every layer's att (N x Q fp32) and lse (N x H) but the one the recompute held
-        double kept = 31.0 * 4 * 512 * (4096 + 32) * 4;
+        // every layer's att (N x Q bf16: the attention writes it so) and lse (N x H fp32) but the
+        // one the recompute held
+        double kept = 31.0 * 4 * 512 * (4096 * 2 + 32 * 4);
         CHECK(fabs((double)(pk.activations - pc[i].activations) - kept) < 32 * 2 * 256);
         if (i == 0) CHECK(pk.total < 18e9);
+        if (i == 2) CHECK(pk.total < 7e9);  // nf4 keeps the attention within its target too
     }
     double x = 33.0 * 4 * 512 * 4096 * 4;  // the layer inputs
     CHECK(pc[0].activations > x && pc[0].activations < x + 0.6e9);

@@ -89,6 +89,7 @@ static void make(problem &p) {
 // (accumulate 0, over NaN-filled buffers) from the replay's out and lse.
 struct result {
     std::vector<float> out, lse, dq, dk, dv;
+    std::vector<uint16_t> out16;  // the forward again, its output in bf16 (training's att16)
 };
 
 // The kernels attention_mma.cu's host side picks (attention_mma_set_variant's switches, as
@@ -106,12 +107,24 @@ static result run(const problem &p, kind kd) {
     r.dq.assign(nq, NAN), r.dk.assign(nk, NAN), r.dv.assign(nk, NAN);
     vet_err err;
     attention_mma_set_variant(kd == SCALAR, kd == TRANSPOSED, kd == SYNC);
-    CHECK(attention_mma_forward(ctx, r.out.data(), r.lse.data(), q, k, v, p.start.data(), p.B, p.T, p.H, p.KVH, p.hd,
-                                &err) == 0);
+    CHECK(attention_mma_forward(ctx, attn_out{r.out.data(), nullptr}, r.lse.data(), q, k, v, p.start.data(), p.B, p.T,
+                                p.H, p.KVH, p.hd, &err) == 0);
+    r.out16.assign(nq, 0xffff);
+    std::vector<float> lse16(r.lse.size(), NAN);
+    CHECK(attention_mma_forward(ctx, attn_out{nullptr, r.out16.data()}, lse16.data(), q, k, v, p.start.data(), p.B,
+                                p.T, p.H, p.KVH, p.hd, &err) == 0);
+    CHECK(same_bits(lse16, r.lse));
     CHECK(attention_mma_backward(ctx, r.dq.data(), r.dk.data(), r.dv.data(), dO, q, k, v, p.lse.data(), p.D.data(),
                                  p.start.data(), p.end.data(), p.B, p.T, p.H, p.KVH, p.hd, 0, &err) == 0);
     attention_mma_set_variant(0, 0, 0);
     return r;
+}
+
+// The bf16 output: the fp32 output rounded to nearest even, bit for bit.
+static bool out16_is_rounded(const result &r) {
+    for (size_t i = 0; i < r.out.size(); i++)
+        if (r.out16[i] != __bfloat16_as_ushort(__float2bfloat16_rn(r.out[i]))) return false;
+    return true;
 }
 
 static void check_close(const char *what, const result &r, const problem &p) {
@@ -124,6 +137,7 @@ static void check_close(const char *what, const result &r, const problem &p) {
     CHECK(e_dq <= 4e-3);
     CHECK(e_dk <= 4e-3);
     CHECK(e_dv <= 4e-3);
+    CHECK(out16_is_rounded(r));
 }
 
 // Every kernel kind at one width (the transposed and element-load ones, which share less code
@@ -207,8 +221,35 @@ static void test_fp32_kernels(void) {
     CHECK(max_rel(dv, wv) <= 1e-5);
 }
 
+// D = rowsum(dout * out) from the output in bf16 (attention_prepare's kernel, as the backward
+// runs it with training's att16): the sums of the widened values, within fp32's rounding.
+static void test_delta_from_bf16(void) {
+    problem p = shape(2, 40, 3, 1, 40, 30);
+    make(p);
+    const size_t nl = (size_t)p.B * p.T * p.H, nq = nl * p.hd;
+    std::vector<uint16_t> out16(nq);
+    std::vector<float> want(nl), got(nl);
+    for (size_t i = 0; i < nq; i++) out16[i] = __bfloat16_as_ushort(__float2bfloat16_rn(p.out[i]));
+    for (size_t r = 0; r < nl; r++) {
+        double s = 0;
+        for (int d = 0; d < p.hd; d++)
+            s += (double)p.dout[r * p.hd + d] * __bfloat162float(__ushort_as_bfloat16(out16[r * p.hd + d]));
+        want[r] = (float)s;
+    }
+    std::vector<unsigned char> scratch(attention_scratch_bytes(p.B, p.T, p.H));
+    attention_scratch sc = {};
+    vet_err err;
+    CHECK(attention_prepare(ctx, p.seg.data(), p.dout.data(), attn_in{nullptr, out16.data()}, p.B, p.T, p.H, p.KVH,
+                            p.hd, scratch.data(), &sc, &err) == 0);
+    memcpy(got.data(), sc.D, nl * sizeof(float));
+    printf("# D from the bf16 output: max rel err %.2g\n", max_rel(got, want));
+    CHECK(max_rel(got, want) <= 1e-6);
+    CHECK(max_rel(got, p.D) > 0);  // not the fp32 output's D: the rounding shows
+}
+
 int main(void) {
     RUN(test_fp32_kernels);
+    RUN(test_delta_from_bf16);
     RUN(test_hd40);
     RUN(test_hd128);
     RUN(test_accumulate);

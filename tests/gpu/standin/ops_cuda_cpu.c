@@ -402,36 +402,65 @@ static int widen3(float **q32, float **k32, float **v32, const uint16_t *q, cons
     return 0;
 }
 
-int attention_forward_bf16_cuda(vet_cuda *ctx, float *out, float *lse, const uint16_t *q, const uint16_t *k,
-                                const uint16_t *v, const int32_t *seg, int B, int T, int H, int KVH,
-                                int hd, void *scratch, vet_err *err) {
+// out or out16 as the kernels check them: exactly one; out16 4-byte aligned.
+static int out_args(const char *what, const void *out, const void *out16, vet_err *err) {
+    if (!out == !out16)
+        return vet_errf(err, "%s:%d: %s: give out or out16, not %s", __FILE__, __LINE__, what,
+                        out ? "both" : "neither");
+    if ((uintptr_t)out16 % 4) return vet_errf(err, "%s:%d: %s: out16 is not 4-byte aligned", __FILE__, __LINE__, what);
+    return 0;
+}
+
+// With out16 the CPU op's fp32 output rounded to bf16, as the kernels' stores round it.
+int attention_forward_bf16_cuda(vet_cuda *ctx, float *out, uint16_t *out16, float *lse, const uint16_t *q,
+                                const uint16_t *k, const uint16_t *v, const int32_t *seg, int B, int T, int H,
+                                int KVH, int hd, void *scratch, vet_err *err) {
     CHECK_CTX(ctx, err);
+    if (out_args("attention_forward_bf16", out, out16, err) < 0) return -1;
     if (attention_args(B, T, H, KVH, hd, scratch, err) < 0) return -1;
     float *q32, *k32, *v32;
-    size_t rows = (size_t)B * T;
-    if (widen3(&q32, &k32, &v32, q, k, v, rows * H * hd, rows * KVH * hd, err) < 0) return -1;
-    attention_forward_bf16(out, lse, q32, k32, v32, seg, B, T, H, KVH, hd, VET_ATTN_TC_TILE);
+    size_t rows = (size_t)B * T, n = rows * H * hd;
+    float *o32 = out ? out : malloc(n * sizeof(float));
+    if (!o32) return vet_err_nomem(err, "out of memory");
+    if (widen3(&q32, &k32, &v32, q, k, v, n, rows * KVH * hd, err) < 0) {
+        if (!out) free(o32);
+        return -1;
+    }
+    attention_forward_bf16(o32, lse, q32, k32, v32, seg, B, T, H, KVH, hd, VET_ATTN_TC_TILE);
     free(q32), free(k32), free(v32);
+    if (!out) {
+        for (size_t i = 0; i < n; i++) out16[i] = vet_f32_to_bf16(o32[i]);
+        free(o32);
+    }
     return 0;
 }
 
 // dout16 must be dout rounded (the kernels multiply with it, the CPU op rounds dout itself): a
-// caller that hands another buffer is caught here.
+// caller that hands another buffer is caught here. out16: the CPU op on its widened values.
 int attention_backward_bf16_cuda(vet_cuda *ctx, float *dq, float *dk, float *dv, const float *dout,
                                  const uint16_t *dout16, const uint16_t *q, const uint16_t *k, const uint16_t *v,
-                                 const float *out, const float *lse, const int32_t *seg, int B, int T, int H, int KVH,
-                                 int hd, int accumulate, void *scratch, vet_err *err) {
+                                 const float *out, const uint16_t *out16, const float *lse, const int32_t *seg, int B,
+                                 int T, int H, int KVH, int hd, int accumulate, void *scratch, vet_err *err) {
+    if (out_args("attention_backward_bf16", out, out16, err) < 0) return -1;
     if (backward_args(ctx, dq, dk, dv, B, T, H, KVH, hd, accumulate, scratch, err) < 0) return -1;
     float *q32, *k32, *v32;
-    size_t rows = (size_t)B * T;
-    for (size_t i = 0; i < rows * H * hd; i++)
+    size_t rows = (size_t)B * T, n = rows * H * hd;
+    for (size_t i = 0; i < n; i++)
         if (dout16[i] != vet_f32_to_bf16(dout[i]))
             return vet_errf(err, "%s:%d: attention_backward_bf16: dout16[%zu] is not dout rounded to bf16", __FILE__,
                             __LINE__, i);
-    if (widen3(&q32, &k32, &v32, q, k, v, rows * H * hd, rows * KVH * hd, err) < 0) return -1;
-    attention_backward_bf16(dq, dk, dv, dout, q32, k32, v32, out, lse, seg, B, T, H, KVH, hd);
-    free(q32), free(k32), free(v32);
-    return 0;
+    float *o32 = (float *)out;
+    if (!out) {
+        if (!(o32 = malloc(n * sizeof(float)))) return vet_err_nomem(err, "out of memory");
+        for (size_t i = 0; i < n; i++) o32[i] = vet_bf16_to_f32(out16[i]);
+    }
+    int rc = widen3(&q32, &k32, &v32, q, k, v, n, rows * KVH * hd, err);
+    if (rc == 0) {
+        attention_backward_bf16(dq, dk, dv, dout, q32, k32, v32, o32, lse, seg, B, T, H, KVH, hd);
+        free(q32), free(k32), free(v32);
+    }
+    if (!out) free(o32);
+    return rc;
 }
 
 // Both kernels compute the same bits: one CPU op serves both.
