@@ -110,12 +110,13 @@ check bundle_run_refuses_bad_archive bundle_refusal_ok
 # turns on the first of `_sync` (VET_GPU_ATTENTION=tc-sync) and `_transposed` (tc-transposed)
 # whose rows all passed, else the fp32 kernels; no failed default row, no fallback; a parity run
 # that printed no row (it hung or crashed) counts as failed, and parity-mid is then not run. (The planted
-# bundle has only run.sh, a parity program packed and an empty library archive; its summary fails,
-# which this does not look at.)
+# bundle has only run.sh, scripts/choose.py, a parity program packed and an empty library archive;
+# its summary fails, which this does not look at.)
 attention_fallback_ok() {
     local b=$tmp/fallback
-    mkdir -p "$b/progs/cpu" "$b/lib"
+    mkdir -p "$b/progs/cpu" "$b/lib" "$b/scripts"
     cp "$VET_TOP/tests/gpu/bundle/run.sh" "$b/run.sh"
+    cp "$VET_TOP/tests/gpu/bundle/choose.py" "$b/scripts/"
     printf '#!/bin/sh\nprintf "%%b" "$PLANTED_ROWS"\n' >"$b/progs/cpu/op_parity"
     chmod +x "$b/progs/cpu/op_parity"
     pack_dir "$b/lib.tar.xz" "$b/lib" lib && pack_dir "$b/programs.tar.xz" "$b/progs/cpu" cpu || return 1
@@ -170,13 +171,13 @@ check bundle_run_lora_fallback lora_fallback_ok
 
 # The element-wise fallback: a failed `wide` or `narrow` row (16 bytes a thread against one
 # element a thread) turns on VET_GPU_WIDE=0; all passing, not; no such row printed, it does.
-# planted_setting PARTS SETTING ROWS: SETTING if run.sh, on the planted bundle with the parity
+# planted_setting PARTS SETTING ROWS: SETTING (a basic regular expression) if run.sh, on the planted bundle with the parity
 # program printing ROWS, ran PARTS and then said it exported SETTING, else none.
 planted_setting() {
     local err
     err=$(PLANTED_ROWS=$3 VET_PYTHON=/usr/bin/python3 bash "$tmp/fallback/run.sh" --cpu --parts "$1" \
         "$tmp/fallback-out" 2>&1 >/dev/null)
-    grep -oF "$2 from here on" <<<"$err" | sed 's/ from here on//' | grep . || echo none
+    grep -o "$2 from here on" <<<"$err" | sed 's/ from here on//' | grep . || echo none
 }
 wide_fallback_ok() {
     wide_of() { planted_setting parity-small VET_GPU_WIDE=0 "$1"; }
@@ -214,3 +215,57 @@ up_choice_ok() {
         { echo "up choice: faster: $f; slower: $s2; failed row: $x; untimed: $u" >&2; return 1; }
 }
 check bundle_run_lora_up_choice up_choice_ok
+
+# The other choices by speed (scripts/choose.py), from planted rows that all pass: the attention's
+# tile schedule whose forward (bf16 output) + backward is >= 3% under the default's, none within
+# the margin or with a failed row; the 16-bit adapters' products on CUDA cores when their four
+# rank-16 bf16 rows add up to >= 3% under the tensor cores' four, not when slower; one element
+# a thread when the narrow rows add up to less than the wide ones.
+speed_choices_ok() {
+    row() { printf '| %s | %s | 0 | 1e-04 | %s |\\n' "$1" "$2" "$3"; }
+    verdict() { printf '%s %s: max rel err 0 (tol 1e-04) %s\\n' "$1" "$2" "$3"; }
+    attention() {  # attention SYNC_VERDICT MS...: the three variants' rows (fwd, bwd ms each)
+        local v=$1 sh='B=1 T=8 H=1 KVH=1 hd=8' out='' s
+        shift
+        out+='| op | shape | max rel err | tol | ms |\n'
+        for s in '' _sync _transposed; do
+            out+=$(row "attention_forward_bf16$s out16" "$sh" "$1")$(row "attention_backward_bf16$s dq" "$sh" "$2")
+            out+=$(verdict "$([ "$s" = _sync ] && echo "$v" || echo ok)" "attention_forward_bf16$s out16" "$sh")
+            out+=$(verdict ok "attention_backward_bf16$s dq" "$sh")
+            shift 2
+        done
+        printf '%s' "$out"
+    }
+    att_of() { planted_setting parity-small,parity-mid 'VET_GPU_ATTENTION=tc[a-z-]*' "$1"; }
+    lora() {  # lora MMA_MS TWIN_MS: the four products' rows, each product at those times
+        local out='| op | shape | max rel err | tol | ms |\n' p
+        for p in down_dropout grad_a_dropout du grad_b; do
+            out+=$(row "lora_${p}16 == fp32 twin" 'N=64 C=8 r=16 p=0.1 bf16' "$2")
+            out+=$(verdict ok "lora_${p}16 == fp32 twin" 'N=64 C=8 r=16 p=0.1 bf16')
+            out+=$(row "lora_${p%_dropout}_mma vs rounded operands" 'N=64 C=8 r=16 p=0.1 bf16' "$1")
+            out+=$(verdict ok "lora_${p%_dropout}_mma vs rounded operands" 'N=64 C=8 r=16 p=0.1 bf16')
+        done
+        printf '%s' "$out"
+    }
+    mma_of() { planted_setting parity-small,parity-mid VET_GPU_LORA_MMA=0 "$1"; }
+    wide() {  # wide WIDE_MS NARROW_MS
+        printf '| op | shape | max rel err | tol | ms |\n'
+        row 'wide add_inplace' 'N=8 C=8' "$1"
+        row 'narrow add_inplace' 'N=8 C=8' "$2"
+        printf 'ok wide add_inplace: the same bits as one element a thread N=8 C=8\n'
+        printf 'ok narrow add_inplace: the same bits as 16 bytes a thread N=8 C=8\n'
+    }
+    wide_of() { planted_setting parity-small,parity-mid VET_GPU_WIDE=0 "$1"; }
+    local a1 a2 a3 a4 m1 m2 w1 w2
+    a1=$(att_of "$(attention ok 10 20 5 10 14 15.5)")         # sync 15 against 30: chosen
+    a2=$(att_of "$(attention 'not ok' 10 20 5 10 14 15.5)")   # sync failed; transposed 29.5: within 3%
+    a3=$(att_of "$(attention ok 10 20 14 15.5 9 10)")         # transposed 19: chosen
+    a4=$(att_of "$(attention ok - - 5 10 14 15.5)")           # the default untimed: no choice
+    m1=$(mma_of "$(lora 0.3 0.1)") m2=$(mma_of "$(lora 0.1 0.3)")
+    w1=$(wide_of "$(wide 0.2 0.1)") w2=$(wide_of "$(wide 0.1 0.2)")
+    [ "$a1" = VET_GPU_ATTENTION=tc-sync ] && [ "$a2" = none ] && [ "$a3" = VET_GPU_ATTENTION=tc-transposed ] &&
+        [ "$a4" = none ] && [ "$m1" = VET_GPU_LORA_MMA=0 ] && [ "$m2" = none ] && [ "$w1" = VET_GPU_WIDE=0 ] &&
+        [ "$w2" = none ] ||
+        { echo "speed choices: attention $a1 / $a2 / $a3 / $a4; lora mma $m1 / $m2; wide $w1 / $w2" >&2; return 1; }
+}
+check bundle_run_speed_choices speed_choices_ok

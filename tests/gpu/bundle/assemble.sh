@@ -41,7 +41,7 @@ rm -rf "$dir/scripts" && mkdir -p "$dir/scripts"
 for f in bench_lib.sh bench_7b.sh bench_generate_gpu.sh bench_dlo.sh bench_peft.py make_base.sh; do
     cp "tests/gpu/$f" "$dir/scripts/"
 done
-cp tests/gpu/bundle/summary.py tests/gpu/bundle/checks.sh "$dir/scripts/"
+cp tests/gpu/bundle/summary.py tests/gpu/bundle/choose.py tests/gpu/bundle/checks.sh "$dir/scripts/"
 cp tests/gpu/bundle/run.sh "$dir/run.sh"
 chmod +x "$dir/run.sh" "$dir"/scripts/*.sh
 

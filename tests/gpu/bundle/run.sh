@@ -263,17 +263,19 @@ fallback '\(wide\|narrow\) ' '\(f32_to_bf16\|f32_to_f16\|swiglu_[a-z_]*\|add_inp
 # The packed-code decode kernels' rows (`matmul_rows_q`, `matmul_rows_q_mma`) or memcheck in
 # either (`rows_q_kernel`, `rows_q_mma_kernel`): dequantization into scratch for every step.
 fallback 'matmul_rows_q' 'rows_q_\(mma_\)\{0,1\}kernel' VET_GPU_QUANT_GEMV=0
-# A choice by speed, not a fallback: the adapters' up product by vet's kernel (VET_GPU_LORA_UP=vet)
-# when parity-mid timed it faster than cuBLAS's SGEMM on the same product (its table's ms column)
-# and its rows all passed; said in the results, like a fallback.
-mid_ms() { grep -hF "| $1 |" "$work/logs/parity-mid" 2>/dev/null | awk -F'|' '{ gsub(/ /, "", $6); print $6; exit }'; }
-up_k=$(mid_ms 'lora_up (kernel: y += s u B^T)') up_b=$(mid_ms 'lora cuBLAS up (y += s u B^T)')
-if [ "$(parity_count '^not ok lora_up (kernel')" -eq 0 ] && [ "$(parity_count '^ok lora_up (kernel')" -gt 0 ] &&
-    awk -v k="$up_k" -v b="$up_b" 'BEGIN { exit !(k ~ /^[0-9.]+$/ && b ~ /^[0-9.]+$/ && k > 0 && k < b) }'; then
-    export VET_GPU_LORA_UP=vet
-    echo "# run.sh: lora_up's kernel $up_k ms against cuBLAS's $up_b ms at mid: VET_GPU_LORA_UP=vet from here on" >&2
-    printf '\n### Choices\n\nThe adapters'"'"' up product: vet'"'"'s kernel %s ms, cuBLAS %s ms (parity-mid): the parts after ran with `VET_GPU_LORA_UP=vet`.\n' \
-        "$up_k" "$up_b" >>"$RESULTS"
+# Choices by speed, not fallbacks (scripts/choose.py): where a kernel has a twin computing the same
+# thing another way (vet's up product or cuBLAS's, the attention's tile schedules, the 16-bit
+# adapters' products on tensor or CUDA cores, 16 bytes or one element a thread), the one
+# parity-mid timed faster, its rows all passing, for the parts after; said in the results, like
+# a fallback. A setting a fallback made is left alone.
+choices=$(python3 "$here/scripts/choose.py" "$work/logs/parity-mid" "$work"/logs/parity-* 2>>"$work/logs/choose")
+if [ -n "$choices" ]; then
+    printf '\n### Choices\n\n' >>"$RESULTS"
+    while IFS=$'\t' read -r setting why; do
+        export "${setting?}"
+        echo "# run.sh: $why (parity-mid): $setting from here on" >&2
+        printf -- '- %s (parity-mid): the parts after ran with `%s`.\n' "$why" "$setting" >>"$RESULTS"
+    done <<<"$choices"
 fi
 part gpu-model 35 "$tests/test_gpu_model"
 part gpu-infer 25 "$tests/test_gpu_infer"
