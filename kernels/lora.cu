@@ -312,13 +312,61 @@ __global__ void lora_sum_slices_kernel(float *dA, const float *part, int S, size
     }
 }
 
+// Four consecutive values of y at o as fp32 (left: how many of them are in the row, when !VEC),
+// and back: fp32 as they are, a 16-bit T (__nv_bfloat16 / __half) widened and rounded to T.
+// VEC: one 16-byte (fp32) or 8-byte (16-bit) access, o aligned to it.
+template <typename T> struct fmt_of { static constexpr int value = std::is_same<T, __half>::value ? VET_CUDA_F16 : VET_CUDA_BF16; };
+template <bool VEC> __device__ __forceinline__ void up_load(float v[4], const float *o, int left) {
+    if constexpr (VEC) {
+        const float4 a = *(const float4 *)o;
+        v[0] = a.x, v[1] = a.y, v[2] = a.z, v[3] = a.w;
+    } else {
+#pragma unroll
+        for (int k = 0; k < 4; k++) v[k] = k < left ? o[k] : 0.0f;
+    }
+}
+template <bool VEC, typename T> __device__ __forceinline__ void up_load(float v[4], const T *o, int left) {
+    const uint16_t *h = (const uint16_t *)o;
+    if constexpr (VEC) {
+        const uint2 a = *(const uint2 *)h;
+        v[0] = widen16<T>(a.x & 0xffffu), v[1] = widen16<T>(a.x >> 16);
+        v[2] = widen16<T>(a.y & 0xffffu), v[3] = widen16<T>(a.y >> 16);
+    } else {
+#pragma unroll
+        for (int k = 0; k < 4; k++) v[k] = k < left ? widen16<T>(h[k]) : 0.0f;
+    }
+}
+template <bool VEC> __device__ __forceinline__ void up_store(float *o, const float v[4], int left) {
+    if constexpr (VEC) {
+        *(float4 *)o = make_float4(v[0], v[1], v[2], v[3]);
+    } else {
+#pragma unroll
+        for (int k = 0; k < 4; k++)
+            if (k < left) o[k] = v[k];
+    }
+}
+template <bool VEC, typename T> __device__ __forceinline__ void up_store(T *o, const float v[4], int left) {
+    uint16_t *h = (uint16_t *)o;
+    constexpr int F = fmt_of<T>::value;
+    if constexpr (VEC) {
+        *(uint2 *)h = make_uint2(round_to16(v[0], F) | (unsigned)round_to16(v[1], F) << 16,
+                                 round_to16(v[2], F) | (unsigned)round_to16(v[3], F) << 16);
+    } else {
+#pragma unroll
+        for (int k = 0; k < 4; k++)
+            if (k < left) h[k] = round_to16(v[k], F);
+    }
+}
+
 // y (N,out) += s · u · B^T: thread = group q of 4 columns, UP_ROWS rows; B's 4 rows (r values each)
 // in registers, u's row the same for the whole block (a broadcast). VEC (out a multiple of 4, y
-// 16-byte aligned): y's group read and written as 16 bytes.
+// aligned to 4 values): y's group read and written in one access. y fp32, or 16-bit T (gate's
+// and up's outputs in the 16-bit mode): widened, the sum in fp32, rounded as written: the bits of
+// the fp32 kernel on the widened values, then a conversion.
 #define UP_ROWS 32
-template <int RT, bool VEC>
+template <int RT, bool VEC, typename T>
 __global__ void __launch_bounds__(GROUPS)
-lora_up_kernel(float *y, const float *u, const float *B, float s, int N, int out, int r) {
+lora_up_kernel(T *y, const float *u, const float *B, float s, int N, int out, int r) {
     const int q = blockIdx.x * GROUPS + threadIdx.x, n0 = blockIdx.y * UP_ROWS;
     if (4 * q >= out) return;
     float b[RT][4];
@@ -334,17 +382,12 @@ lora_up_kernel(float *y, const float *u, const float *B, float s, int N, int out
 #pragma unroll
             for (int k = 0; k < 4; k++) acc[k] = fmaf(uj, b[j][k], acc[k]);
         }
-        float *o = y + (size_t)n * out + 4 * q;
-        if constexpr (VEC) {
-            float4 v = *(float4 *)o;
-            v.x = fmaf(s, acc[0], v.x), v.y = fmaf(s, acc[1], v.y);
-            v.z = fmaf(s, acc[2], v.z), v.w = fmaf(s, acc[3], v.w);
-            *(float4 *)o = v;
-        } else {
+        T *o = y + (size_t)n * out + 4 * q;
+        float v[4];
+        up_load<VEC>(v, o, out - 4 * q);
 #pragma unroll
-            for (int k = 0; k < 4; k++)
-                if (4 * q + k < out) o[k] = fmaf(s, acc[k], o[k]);
-        }
+        for (int k = 0; k < 4; k++) v[k] = fmaf(s, acc[k], v[k]);
+        up_store<VEC>(o, v, out - 4 * q);
     }
 }
 
@@ -461,22 +504,35 @@ extern "C" int lora_grad_input_dropout_cuda(vet_cuda *ctx, float *dinp, const fl
     return 0;
 }
 
-extern "C" int lora_up_cuda(vet_cuda *ctx, float *y, const float *u, const float *B, float s, int N, int out, int r,
-                            vet_err *err) {
+template <typename T>
+static int lora_up_any(vet_cuda *ctx, T *y, const float *u, const float *B, float s, int N, int out, int r,
+                       const char *what, vet_err *err) {
     CHECK_CTX(ctx, err);
     if (r < 1 || r > VET_LORA_FUSED_MAX_R)
-        return vet_errf(err, "%s:%d: lora_up: rank %d outside 1..%d", __FILE__, __LINE__, r, VET_LORA_FUSED_MAX_R);
+        return vet_errf(err, "%s:%d: %s: rank %d outside 1..%d", __FILE__, __LINE__, what, r, VET_LORA_FUSED_MAX_R);
     if ((long long)N * out <= 0) return 0;
     dim3 grid(ceil_div((out + 3) / 4, GROUPS), ceil_div(N, UP_ROWS));
-    if (grid.y > 65535) return vet_errf(err, "%s:%d: lora_up: %d rows too many", __FILE__, __LINE__, N);
-    const bool vec = out % 4 == 0 && ((uintptr_t)y & 15) == 0;
+    if (grid.y > 65535) return vet_errf(err, "%s:%d: %s: %d rows too many", __FILE__, __LINE__, what, N);
+    const bool vec = out % 4 == 0 && ((uintptr_t)y % (4 * sizeof(T))) == 0;
     with_rank(r, [&](auto rt) {
         constexpr int RT = decltype(rt)::value;
-        LAUNCH((vec ? lora_up_kernel<RT, true> : lora_up_kernel<RT, false>), grid, GROUPS, 0, ctx->stream, y, u, B, s,
-               N, out, r);
+        LAUNCH((vec ? lora_up_kernel<RT, true, T> : lora_up_kernel<RT, false, T>), grid, GROUPS, 0, ctx->stream, y,
+               u, B, s, N, out, r);
     });
-    LAUNCH_CHECK("lora_up", err);
+    LAUNCH_CHECK(what, err);
     return 0;
+}
+
+extern "C" int lora_up_cuda(vet_cuda *ctx, float *y, const float *u, const float *B, float s, int N, int out, int r,
+                            vet_err *err) {
+    return lora_up_any(ctx, y, u, B, s, N, out, r, "lora_up", err);
+}
+
+extern "C" int lora_up16_cuda(vet_cuda *ctx, uint16_t *y, int fmt, const float *u, const float *B, float s, int N,
+                              int out, int r, vet_err *err) {
+    if (vet_cuda_check_fmt16(fmt, "lora_up16", err) < 0) return -1;
+    return fmt == VET_CUDA_F16 ? lora_up_any(ctx, (__half *)y, u, B, s, N, out, r, "lora_up16", err)
+                               : lora_up_any(ctx, (__nv_bfloat16 *)y, u, B, s, N, out, r, "lora_up16", err);
 }
 
 // dst += s · (du^T · dropout(x)) over the N rows (what: the caller's name, in errors): the

@@ -290,6 +290,11 @@ int lora_grad_input_dropout_cuda(vet_cuda *ctx, float *dinp, const float *du, co
 // over the rank in order, then y + s·sum (fmaf).
 int lora_up_cuda(vet_cuda *ctx, float *y, const float *u, const float *B, float s, int N, int out, int r,
                  vet_err *err);
+// The same into y stored in fmt (VET_CUDA_BF16 / VET_CUDA_F16: gate's and up's outputs in the
+// 16-bit mode, when adapters are on them): y widened, the same sum, rounded to fmt as written:
+// the bits of lora_up_cuda on the widened y, then f32_to_bf16_cuda / f32_to_f16_cuda.
+int lora_up16_cuda(vet_cuda *ctx, uint16_t *y, int fmt, const float *u, const float *B, float s, int N, int out,
+                   int r, vet_err *err);
 // The backward's two products through B (B: out x r), on lora_down_dropout's and
 // lora_grad_a_dropout's kernels without the mask, where cuBLAS's SGEMM gets shapes it tiles
 // poorly (n = 16 with k = 4096; m x n = 4096 x 16 with k = N): du (N,r) = s · dout (N,out) · B,

@@ -97,8 +97,9 @@ int gpu_set_dims(vet_gpu_model *g, const vet_config *c, int r, unsigned targets,
     g->lora16 = g->lora_fused && g->bf16;
     g->lora_mma = g->lora16 && !(flags & VET_GPU_LORA_NO_MMA);
     g->lora_up_k = r > 0 && r <= VET_LORA_FUSED_MAX_R && (flags & VET_GPU_LORA_UP_KERNEL);
-    // gate's and up's outputs in 16 bits when only 16-bit readers want them (no adapter on either)
-    g->mlp16 = g->bf16 && !(g->targets & (VET_LORA_GATE | VET_LORA_UP));
+    // gate's and up's outputs in 16 bits when only 16-bit readers want them: no adapter on either,
+    // or adapters on the 16-bit copies (lora16), which add their product into the 16-bit output
+    g->mlp16 = g->bf16 && (g->lora16 || !(g->targets & (VET_LORA_GATE | VET_LORA_UP)));
     // the attention's output in bf16 when only 16-bit readers want it: the o projection's GEMM,
     // its adapter reading the 16-bit copies (lora16), the attention's backward (D from it)
     g->att_bf16 = g->attn_tc && (g->lora16 || !(g->targets & VET_LORA_O));

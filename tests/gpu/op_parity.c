@@ -1422,6 +1422,32 @@ static void run_config(const config *c) {
             r = compare("lora_up (kernel: y += s u B^T)", sh, d_y, y1, ny, 1e-5);
             TIME(lora_up_cuda(ctx, d_y, d_u, d_B, sc, N, C, R, &err), r->ms);
             if (r->ms > 0) printf("# lora_up kernel %s: %.0f GB/s (y read and written)\n", sh, 2 * mb_y / r->ms);
+            // y in 16 bits (gate's and up's outputs with adapters, the 16-bit mode): lora_up16_cuda
+            // against lora_up_cuda on the widened y then the conversion, bit for bit, at width C
+            // (8-byte accesses) and C - 1 (element by element); timed at C beside the fp32 row.
+            for (int fmt = VET_CUDA_BF16; fmt <= VET_CUDA_F16; fmt++)
+                for (int wi = 0; wi < 2; wi++) {
+                    const int out = C - wi;
+                    const size_t n16 = (size_t)N * out;
+                    uint16_t *h = malloc(n16 * 2);
+                    float *w = malloc(n16 * 4);
+                    for (size_t i = 0; i < n16; i++) {
+                        h[i] = fmt == VET_CUDA_F16 ? vet_f32_to_f16(y0[i]) : vet_f32_to_bf16(y0[i]);
+                        w[i] = fmt == VET_CUDA_F16 ? vet_f16_to_f32(h[i]) : vet_bf16_to_f32(h[i]);
+                    }
+                    uint16_t *d_h = dev(h, n16 * 2), *d_ref = dev(NULL, n16 * 2);
+                    TRY(vet_cuda_upload(ctx, d_y, w, n16 * 4, &err));
+                    TRY(lora_up_cuda(ctx, d_y, d_u, d_B, sc, N, out, R, &err));
+                    TRY(fmt == VET_CUDA_F16 ? f32_to_f16_cuda(ctx, d_ref, d_y, n16, &err)
+                                            : f32_to_bf16_cuda(ctx, d_ref, d_y, n16, &err));
+                    TRY(lora_up16_cuda(ctx, d_h, fmt, d_u, d_B, sc, N, out, R, &err));
+                    char nm[64], sh16[96];
+                    snprintf(nm, sizeof nm, "lora_up16 %s == fp32 twin", fmt == VET_CUDA_F16 ? "f16" : "bf16");
+                    snprintf(sh16, sizeof sh16, "N=%d out=%d r=%d", N, out, R);
+                    r = bits_row_as(nm, sh16, same_bits_dev(d_h, d_ref, n16 * 2), "lora_up then the conversion");
+                    if (wi == 0) TIME(lora_up16_cuda(ctx, d_h, fmt, d_u, d_B, sc, N, out, R, &err), r->ms);
+                    free(h), free(w), vet_cuda_mem_free(d_h), vet_cuda_mem_free(d_ref);
+                }
             free(y0), free(y1);
             vet_sgemm(0, 0, N, R, C, sc, dy, C, Bw, R, 0.0f, du, R);
             TRY(vet_cuda_sgemm(ctx, 0, 0, N, R, C, sc, d_dy, C, d_B, R, 0.0f, d_du, R, &err));

@@ -599,13 +599,16 @@ static void test_plan(void) {
     CHECK(vet_gpu_plan_bytes(&m.cfg, m.lora.r, m.lora.targets, 3, 19, VET_GPU_BF16, &pb, &err) == 0);
     size_t L = m.cfg.n_layers, NQ = (size_t)3 * 19 * m.cfg.n_heads * m.cfg.head_dim,
            NKV = (size_t)3 * 19 * m.cfg.n_kv_heads * m.cfg.head_dim;
-    // q, k, v and the attention's output (att16: its adapter on o reads the 16-bit copy) in bf16
+    // q, k, v and the attention's output (att16: its adapter on o reads the 16-bit copy) in bf16,
+    // and gate and up (mlp16: their adapters read the 16-bit copies and add into 16 bits)
+    size_t NF = (size_t)3 * 19 * m.cfg.hidden_dim;
+    size_t mlp16 = 2 * (plan_aligned(L * NF * 4) - plan_aligned(L * NF * 2));
     size_t qkv16 = 2 * (plan_aligned(L * NQ * 4) - plan_aligned(L * NQ * 2)) +
                    2 * (plan_aligned(L * NKV * 4) - plan_aligned(L * NKV * 2));
-    CHECK(pb.weights < p.weights && pb.activations == p.activations - qkv16);
+    CHECK(pb.weights < p.weights && pb.activations == p.activations - qkv16 - mlp16);
     CHECK(vet_gpu_plan_bytes(&m.cfg, m.lora.r, m.lora.targets, 3, 19, VET_GPU_BF16 | VET_GPU_ATTN_FP32, &pb,
                              &err) == 0);
-    CHECK(pb.activations == p.activations);
+    CHECK(pb.activations == p.activations - mlp16);
     CHECK(vet_gpu_plan_bytes(&m.cfg, 0, 0, 3, 19, VET_GPU_FULL, &pf, &err) == 0);
     CHECK(pf.train >= 3 * m.n_w * sizeof(float) && pf.n_params == m.n_w);
     // activations grow with B x T
@@ -1000,9 +1003,10 @@ static void test_ckpt_plan(void) {
     for (int t = 0; t < VET_LORA_N_TARGETS; t++) per[10 + t] = N * r * 4;
     for (int i = 0; i < 3; i++) {
         // bf16 modes keep q, k, v in bf16 (the tensor-core attention's input), and the attention's
-        // output (the o projection's input, its adapter reading the 16-bit copy at rank 1)
+        // output, gate and up (their adapters reading the 16-bit copies at rank 1)
         const size_t qkv = modes[i] & VET_GPU_BF16 ? 2 : 4;
         per[3] = N * Q * qkv, per[4] = per[5] = N * KV * qkv, per[6] = N * Q * qkv;
+        per[8] = per[9] = N * F * qkv;
         size_t saved = 0;
         for (int j = 0; j < 17; j++) saved += AL(L * per[j]) - AL(per[j]);
         vet_gpu_plan p, pc;

@@ -3,7 +3,7 @@
 // the down product with dropout inside, and without (p = 0), its first kernel (variant 1) bit for
 // bit; dA += du^T dropout(x) in row slices, with and without dropout; dinp += mask (du A); the
 // backward's products through B (du = s dout B, dB += s dout^T u); the up product (lora_up); and
-// the 16-bit entries against their fp32 twins on the widened values, bit for bit; and
+// the 16-bit entries (lora_up16 too) against their fp32 twins on the widened values, bit for bit; and
 // kernels/lora_mma.cu's tensor-core entries (bf16 and fp16) against the CPU's products on the
 // operands rounded as they round them.
 // Ranks 4, 16 and 32 (each template), widths 200 (16-byte paths) and 203 (element paths), 40
@@ -124,6 +124,13 @@ static void one_shape16(int N, int C, int r, int fmt, float p) {
     CHECK(!memcmp(got.data(), want.data(), ba));
     CHECK(lora_du16_cuda(ctx, got.data(), x16.data(), 3, A.data(), 2.0f, N, C, r, &err) < 0);
     CHECK(strstr(err.msg, "lora_du16: format 3 is neither bf16") != NULL);
+    // y (x's 16-bit values as y) += s du A^T's shape: lora_up on the widened y, then rounded
+    std::vector<float> yw = xw;
+    std::vector<uint16_t> y16 = x16, want16(nx);
+    OK(lora_up_cuda(ctx, yw.data(), du.data(), A.data(), 2.0f, N, C, r, &err));  // A (r x C) read as B (C x r)
+    for (size_t i = 0; i < nx; i++) want16[i] = fmt == VET_CUDA_F16 ? vet_f32_to_f16(yw[i]) : vet_f32_to_bf16(yw[i]);
+    OK(lora_up16_cuda(ctx, y16.data(), fmt, du.data(), A.data(), 2.0f, N, C, r, &err));
+    CHECK(y16 == want16);
 }
 
 // The tensor-core entries: each product within 1e-5 of the CPU's on the operands rounded to fmt

@@ -609,6 +609,24 @@ int lora_up_cuda(vet_cuda *ctx, float *y, const float *u, const float *B, float 
     return 0;
 }
 
+// The same per element on y widened from fmt, the result rounded to fmt.
+int lora_up16_cuda(vet_cuda *ctx, uint16_t *y, int fmt, const float *u, const float *B, float s, int N, int out,
+                   int r, vet_err *err) {
+    CHECK_CTX(ctx, err);
+    if (vet_cuda_check_fmt16(fmt, "lora_up16", err) < 0) return -1;
+    if (r < 1 || r > VET_LORA_FUSED_MAX_R)
+        return vet_errf(err, "%s:%d: lora_up16: rank %d outside 1..%d", __FILE__, __LINE__, r, VET_LORA_FUSED_MAX_R);
+    for (int n = 0; n < N; n++)
+        for (int o = 0; o < out; o++) {
+            float acc = 0.0f;
+            for (int j = 0; j < r; j++) acc = fmaf(u[(size_t)n * r + j], B[(size_t)o * r + j], acc);
+            uint16_t *h = y + (size_t)n * out + o;
+            const float v = fmt == VET_CUDA_F16 ? vet_f16_to_f32(*h) : vet_bf16_to_f32(*h);
+            *h = fmt == VET_CUDA_F16 ? vet_f32_to_f16(fmaf(s, acc, v)) : vet_f32_to_bf16(fmaf(s, acc, v));
+        }
+    return 0;
+}
+
 // The products through B: the cuBLAS calls the trainer makes without them, so the stand-in's
 // training bits do not depend on which path runs; the arguments checked as the kernels check them.
 int lora_du_cuda(vet_cuda *ctx, float *du, const float *dout, const float *B, float s, int N, int out, int r,
