@@ -595,17 +595,18 @@ int lora_grad_a_dropout_cuda(vet_cuda *ctx, float *dA, const float *du, const fl
 }
 
 // The kernel's arithmetic: per element the rank sum in order (fmaf), then y + s·sum (fmaf).
+static float up_sum(const float *u, const float *B, int n, int o, int r) {
+    float acc = 0.0f;
+    for (int j = 0; j < r; j++) acc = fmaf(u[(size_t)n * r + j], B[(size_t)o * r + j], acc);
+    return acc;
+}
 int lora_up_cuda(vet_cuda *ctx, float *y, const float *u, const float *B, float s, int N, int out, int r,
                  vet_err *err) {
     CHECK_CTX(ctx, err);
     if (r < 1 || r > VET_LORA_FUSED_MAX_R)
         return vet_errf(err, "%s:%d: lora_up: rank %d outside 1..%d", __FILE__, __LINE__, r, VET_LORA_FUSED_MAX_R);
     for (int n = 0; n < N; n++)
-        for (int o = 0; o < out; o++) {
-            float acc = 0.0f;
-            for (int j = 0; j < r; j++) acc = fmaf(u[(size_t)n * r + j], B[(size_t)o * r + j], acc);
-            y[(size_t)n * out + o] = fmaf(s, acc, y[(size_t)n * out + o]);
-        }
+        for (int o = 0; o < out; o++) y[(size_t)n * out + o] = fmaf(s, up_sum(u, B, n, o, r), y[(size_t)n * out + o]);
     return 0;
 }
 
@@ -618,11 +619,10 @@ int lora_up16_cuda(vet_cuda *ctx, uint16_t *y, int fmt, const float *u, const fl
         return vet_errf(err, "%s:%d: lora_up16: rank %d outside 1..%d", __FILE__, __LINE__, r, VET_LORA_FUSED_MAX_R);
     for (int n = 0; n < N; n++)
         for (int o = 0; o < out; o++) {
-            float acc = 0.0f;
-            for (int j = 0; j < r; j++) acc = fmaf(u[(size_t)n * r + j], B[(size_t)o * r + j], acc);
             uint16_t *h = y + (size_t)n * out + o;
-            const float v = fmt == VET_CUDA_F16 ? vet_f16_to_f32(*h) : vet_bf16_to_f32(*h);
-            *h = fmt == VET_CUDA_F16 ? vet_f32_to_f16(fmaf(s, acc, v)) : vet_f32_to_bf16(fmaf(s, acc, v));
+            const float w = fmt == VET_CUDA_F16 ? vet_f16_to_f32(*h) : vet_bf16_to_f32(*h);
+            const float v = fmaf(s, up_sum(u, B, n, o, r), w);
+            *h = fmt == VET_CUDA_F16 ? vet_f32_to_f16(v) : vet_f32_to_bf16(v);
         }
     return 0;
 }
