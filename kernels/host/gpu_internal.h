@@ -28,7 +28,8 @@ struct vet_gpu_model {
     int lora16;         // 16-bit mode with lora_fused: the adapters read the GEMMs' 16-bit inputs
                         // and douts (xb16, db16), as PEFT's in a 16-bit model (gpu_train.c)
     int lora_mma;       // lora16 without VET_GPU_LORA_NO_MMA: those products on tensor cores
-    int mlp16;          // 16-bit mode, no adapter on gate or up or lora16: their GEMMs (and adapters) write 16 bits (gate16, up16)
+    int mlp16;          // 16-bit mode, gate and up without adapters or with lora16's: their GEMMs
+                        // (and adapters) write 16 bits (gate16, up16)
     int ckpt;           // VET_GPU_CKPT: per-layer activations hold one layer (see act_layer)
     int keep_att;       // VET_GPU_CKPT_KEEP_ATTN: att and lse hold every layer even so (att_layer)
     int att_bf16;       // attn_tc, and no fp32 reader of its output (no adapter on o, or lora16):
