@@ -163,6 +163,11 @@ int rope_backward_cuda(vet_cuda *ctx, float *dx, const int32_t *pos, const float
 // attention, which reads them in bf16).
 int rope_forward_bf16_cuda(vet_cuda *ctx, uint16_t *out16, const float *x, const int32_t *pos,
                            const float *cos_t, const float *sin_t, int N, int nh, int hd, vet_err *err);
+// x16 (N,nh,hd) in bf16 rotated in place: each value widened, the forward's fp32 arithmetic, the
+// result rounded: the bits of rope_forward_bf16_cuda on the widened values (training's q and k
+// when their projections write bf16).
+int rope_forward_inplace_bf16_cuda(vet_cuda *ctx, uint16_t *x16, const int32_t *pos, const float *cos_t,
+                                   const float *sin_t, int N, int nh, int hd, vet_err *err);
 // The backward's the same way: rope_backward_cuda then f32_to_bf16_cuda, dx unchanged (the
 // gradients of q and k in the bf16 mode, where only bf16 GEMMs read them).
 int rope_backward_bf16_cuda(vet_cuda *ctx, uint16_t *out16, const float *dx, const int32_t *pos,

@@ -10,9 +10,10 @@
 //   forward:  a' = a cos - b sin;  b' = b cos + a sin
 //   backward: the transpose, da = da' cos + db' sin;  db = db' cos - da' sin
 // out16 non-NULL: the result rounded to bf16 there, x left as it is; the same fp32 arithmetic
-// as in place, so the bits are those of rounding the in-place result.
-template <bool BACKWARD>
-__global__ void rope_kernel(float *x, __nv_bfloat16 *out16, const int32_t *pos, const float *cos_t,
+// as in place, so the bits are those of rounding the in-place result. x in bf16 (T): widened as
+// it is read, out16 then x itself (rotated in place, rounded).
+template <bool BACKWARD, typename T>
+__global__ void rope_kernel(T *x, __nv_bfloat16 *out16, const int32_t *pos, const float *cos_t,
                             const float *sin_t, int N, int nh, int hd) {
     int half = hd / 2;
     size_t total = (size_t)N * nh * half;
@@ -21,8 +22,8 @@ __global__ void rope_kernel(float *x, __nv_bfloat16 *out16, const int32_t *pos, 
         size_t i = t % half, nhead = t / half;  // nhead = n * nh + head
         size_t n = nhead / nh;
         float c = cos_t[(size_t)pos[n] * half + i], s = sin_t[(size_t)pos[n] * half + i];
-        float *v = x + nhead * hd;
-        float a = v[i], b = v[i + half], ra, rb;
+        T *v = x + nhead * hd;
+        float a = to_f32(v[i]), b = to_f32(v[i + half]), ra, rb;
         if (!BACKWARD) {
             ra = a * c - b * s;
             rb = b * c + a * s;
@@ -30,14 +31,27 @@ __global__ void rope_kernel(float *x, __nv_bfloat16 *out16, const int32_t *pos, 
             ra = a * c + b * s;
             rb = b * c - a * s;
         }
-        if (out16) {
-            out16[nhead * hd + i] = __float2bfloat16_rn(ra);
-            out16[nhead * hd + i + half] = __float2bfloat16_rn(rb);
-        } else {
-            v[i] = ra;
-            v[i + half] = rb;
+        if constexpr (std::is_same<T, float>::value) {
+            if (!out16) {
+                v[i] = ra;
+                v[i + half] = rb;
+                continue;
+            }
         }
+        out16[nhead * hd + i] = __float2bfloat16_rn(ra);
+        out16[nhead * hd + i + half] = __float2bfloat16_rn(rb);
     }
+}
+
+// Four values at p as fp32: one 16-byte (fp32) or 8-byte (bf16) load.
+__device__ __forceinline__ void load4(float v[4], const float *p) {
+    const float4 a = *(const float4 *)p;
+    v[0] = a.x, v[1] = a.y, v[2] = a.z, v[3] = a.w;
+}
+__device__ __forceinline__ void load4(float v[4], const __nv_bfloat16 *p) {
+    const uint2 a = *(const uint2 *)p;
+    v[0] = widen16<__nv_bfloat16>(a.x & 0xffffu), v[1] = widen16<__nv_bfloat16>(a.x >> 16);
+    v[2] = widen16<__nv_bfloat16>(a.y & 0xffffu), v[3] = widen16<__nv_bfloat16>(a.y >> 16);
 }
 
 // The same four pairs at a time: thread t takes pairs 4q..4q+3 (q = t % (hd/8)) of head row
@@ -45,18 +59,17 @@ __global__ void rope_kernel(float *x, __nv_bfloat16 *out16, const int32_t *pos, 
 // bytes in bf16); 32-bit index arithmetic (the host checks that the quads fit). The same
 // expressions per pair, so the same bits as rope_kernel. hd a multiple of 8, x, out16 and the
 // tables 16-byte aligned (rope_launch checks).
-template <bool BACKWARD>
-__global__ void rope_wide_kernel(float *x, __nv_bfloat16 *out16, const int32_t *pos, const float *cos_t,
+template <bool BACKWARD, typename T>
+__global__ void rope_wide_kernel(T *x, __nv_bfloat16 *out16, const int32_t *pos, const float *cos_t,
                                  const float *sin_t, unsigned quads, int nh, int hd) {
     const unsigned half = (unsigned)hd / 2, hq = half / 4;
     for (unsigned t = blockIdx.x * blockDim.x + threadIdx.x; t < quads; t += gridDim.x * blockDim.x) {
         const unsigned q = t % hq, nhead = t / hq, n = nhead / (unsigned)nh, i = 4 * q;
         const size_t tab = (size_t)pos[n] * half + i, at = (size_t)nhead * hd + i;
         const float4 c = *(const float4 *)(cos_t + tab), s = *(const float4 *)(sin_t + tab);
-        const float4 a = *(const float4 *)(x + at), b = *(const float4 *)(x + at + half);
         const float cv[4] = {c.x, c.y, c.z, c.w}, sv[4] = {s.x, s.y, s.z, s.w};
-        const float av[4] = {a.x, a.y, a.z, a.w}, bv[4] = {b.x, b.y, b.z, b.w};
-        float ra[4], rb[4];
+        float av[4], bv[4], ra[4], rb[4];
+        load4(av, x + at), load4(bv, x + at + half);
 #pragma unroll
         for (int k = 0; k < 4; k++) {
             if (!BACKWARD) {
@@ -67,7 +80,7 @@ __global__ void rope_wide_kernel(float *x, __nv_bfloat16 *out16, const int32_t *
                 rb[k] = bv[k] * cv[k] - av[k] * sv[k];
             }
         }
-        if (out16) {
+        if (std::is_same<T, __nv_bfloat16>::value || out16) {
             uint16_t *o = (uint16_t *)out16 + at;
             *(uint2 *)o = make_uint2(__bfloat16_as_ushort(__float2bfloat16_rn(ra[0])) |
                                          (unsigned)__bfloat16_as_ushort(__float2bfloat16_rn(ra[1])) << 16,
@@ -77,14 +90,16 @@ __global__ void rope_wide_kernel(float *x, __nv_bfloat16 *out16, const int32_t *
                                                   (unsigned)__bfloat16_as_ushort(__float2bfloat16_rn(rb[1])) << 16,
                                               __bfloat16_as_ushort(__float2bfloat16_rn(rb[2])) |
                                                   (unsigned)__bfloat16_as_ushort(__float2bfloat16_rn(rb[3])) << 16);
-        } else {
+        } else if constexpr (std::is_same<T, float>::value) {
             *(float4 *)(x + at) = make_float4(ra[0], ra[1], ra[2], ra[3]);
             *(float4 *)(x + at + half) = make_float4(rb[0], rb[1], rb[2], rb[3]);
         }
     }
 }
 
-static int rope_launch(vet_cuda *ctx, bool backward, float *x, uint16_t *out16, const int32_t *pos,
+// x fp32 (out16: NULL, in place; else the bf16 result there), or bf16 with out16 == x (in place).
+template <typename T>
+static int rope_launch(vet_cuda *ctx, bool backward, T *x, uint16_t *out16, const int32_t *pos,
                        const float *cos_t, const float *sin_t, int N, int nh, int hd, vet_err *err) {
     CHECK_CTX(ctx, err);
     if (hd % 2) return vet_errf(err, "%s:%d: rope needs an even head_dim, not %d", __FILE__, __LINE__, hd);
@@ -97,22 +112,22 @@ static int rope_launch(vet_cuda *ctx, bool backward, float *x, uint16_t *out16, 
         quads < (1u << 31)) {
         const int blocks = grid_blocks(quads, THREADS);
         if (backward)
-            LAUNCH((rope_wide_kernel<true>), blocks, THREADS, 0, ctx->stream, x, (__nv_bfloat16 *)out16, pos, cos_t,
-                   sin_t, (unsigned)quads, nh, hd);
+            LAUNCH((rope_wide_kernel<true, T>), blocks, THREADS, 0, ctx->stream, x, (__nv_bfloat16 *)out16, pos,
+                   cos_t, sin_t, (unsigned)quads, nh, hd);
         else
-            LAUNCH((rope_wide_kernel<false>), blocks, THREADS, 0, ctx->stream, x, (__nv_bfloat16 *)out16, pos, cos_t,
-                   sin_t, (unsigned)quads, nh, hd);
+            LAUNCH((rope_wide_kernel<false, T>), blocks, THREADS, 0, ctx->stream, x, (__nv_bfloat16 *)out16, pos,
+                   cos_t, sin_t, (unsigned)quads, nh, hd);
         LAUNCH_CHECK(backward ? "rope_backward" : "rope_forward", err);
         return 0;
     }
     size_t b = (total + THREADS - 1) / THREADS;
     int blocks = (int)(b < 65536 ? b : 65536);
     if (backward)
-        LAUNCH((rope_kernel<true>), blocks, THREADS, 0, ctx->stream, x, (__nv_bfloat16 *)out16, pos, cos_t, sin_t, N,
-               nh, hd);
+        LAUNCH((rope_kernel<true, T>), blocks, THREADS, 0, ctx->stream, x, (__nv_bfloat16 *)out16, pos, cos_t, sin_t,
+               N, nh, hd);
     else
-        LAUNCH((rope_kernel<false>), blocks, THREADS, 0, ctx->stream, x, (__nv_bfloat16 *)out16, pos, cos_t, sin_t, N,
-                                                                  nh, hd);
+        LAUNCH((rope_kernel<false, T>), blocks, THREADS, 0, ctx->stream, x, (__nv_bfloat16 *)out16, pos, cos_t, sin_t,
+               N, nh, hd);
     LAUNCH_CHECK(backward ? "rope_backward" : "rope_forward", err);
     return 0;
 }
@@ -130,6 +145,11 @@ extern "C" int rope_forward_bf16_cuda(vet_cuda *ctx, uint16_t *out16, const floa
 extern "C" int rope_backward_bf16_cuda(vet_cuda *ctx, uint16_t *out16, const float *dx, const int32_t *pos,
                                        const float *cos_t, const float *sin_t, int N, int nh, int hd, vet_err *err) {
     return rope_launch(ctx, true, (float *)dx, out16, pos, cos_t, sin_t, N, nh, hd, err);
+}
+
+extern "C" int rope_forward_inplace_bf16_cuda(vet_cuda *ctx, uint16_t *x16, const int32_t *pos, const float *cos_t,
+                                              const float *sin_t, int N, int nh, int hd, vet_err *err) {
+    return rope_launch(ctx, false, (__nv_bfloat16 *)x16, x16, pos, cos_t, sin_t, N, nh, hd, err);
 }
 
 extern "C" int rope_backward_cuda(vet_cuda *ctx, float *dx, const int32_t *pos, const float *cos_t,

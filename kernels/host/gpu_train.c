@@ -432,16 +432,27 @@ static int layer_forward(vet_gpu_model *g, int l, int B, int T, int recompute, v
     PROF(g, VET_PROF_NORM);
     TRY(rmsnorm_forward_fused_cuda(ctx, fp32_input_read(g, QKV_IN) ? g->h : NULL, in16, fmt, a.rstd1, x, NULL,
                                    g->attn_norm + (size_t)l * C, N, C, c->rms_eps, err));
-    TRY(proj_forward(g, l, 0, a.q, g->h, g->xb16, N, err));
-    TRY(proj_forward(g, l, 1, a.k, g->h, g->xb16, N, err));
-    TRY(proj_forward(g, l, 2, a.v, g->h, g->xb16, N, err));
+    if (g->qkv16) {  // straight into the bf16 copies the attention reads
+        TRY(proj_forward16(g, l, 0, a.q16, g->xb16, N, err));
+        TRY(proj_forward16(g, l, 1, a.k16, g->xb16, N, err));
+        TRY(proj_forward16(g, l, 2, a.v16, g->xb16, N, err));
+    } else {
+        TRY(proj_forward(g, l, 0, a.q, g->h, g->xb16, N, err));
+        TRY(proj_forward(g, l, 1, a.k, g->h, g->xb16, N, err));
+        TRY(proj_forward(g, l, 2, a.v, g->h, g->xb16, N, err));
+    }
     const int attend = !(recompute && g->keep_att);
     PROF(g, VET_PROF_ROPE);
-    if (g->attn_tc) {  // rotated and rounded to bf16 in one pass; v rounded
+    if (g->qkv16) {  // rotated in place
+        TRY(rope_forward_inplace_bf16_cuda(ctx, a.q16, g->pos, g->cos_t, g->sin_t, N, g->H, g->hd, err));
+        TRY(rope_forward_inplace_bf16_cuda(ctx, a.k16, g->pos, g->cos_t, g->sin_t, N, g->KVH, g->hd, err));
+    } else if (g->attn_tc) {  // rotated and rounded to bf16 in one pass; v rounded
         TRY(rope_forward_bf16_cuda(ctx, a.q16, a.q, g->pos, g->cos_t, g->sin_t, N, g->H, g->hd, err));
         TRY(rope_forward_bf16_cuda(ctx, a.k16, a.k, g->pos, g->cos_t, g->sin_t, N, g->KVH, g->hd, err));
         PROF(g, VET_PROF_CONVERT);
         TRY(f32_to_bf16_cuda(ctx, a.v16, a.v, (size_t)N * g->KV, err));
+    }
+    if (g->attn_tc) {
         PROF(g, VET_PROF_ATTENTION);
         if (attend)
             TRY(attention_forward_bf16_cuda(ctx, a.att, a.att16, a.lse, a.q16, a.k16, a.v16, g->seg, B, T, g->H,

@@ -821,6 +821,20 @@ static void run_config(const config *c) {
         r = bits_row("rope_forward_bf16", sh, same_bits_dev(d_r16, d_ref16, n * 2));
         float *x0 = rnd(n, 1), *d_x0 = devf(x0, n);
         TIME(rope_forward_bf16_cuda(ctx, d_r16, d_x0, d_pos, d_cs, d_sn, N, H, hd, &err), r->ms);
+        {  // in place on bf16 (q and k as their projections write them in the 16-bit mode): the bits
+            // of the bf16 form above on the widened values
+            uint16_t *h16 = malloc(n * 2);
+            float *w = malloc(n * 4);
+            for (size_t i = 0; i < n; i++) h16[i] = vet_f32_to_bf16(x0[i]), w[i] = vet_bf16_to_f32(h16[i]);
+            uint16_t *d_h16 = dev(h16, n * 2);
+            float *d_w = devf(w, n);
+            TRY(rope_forward_bf16_cuda(ctx, d_ref16, d_w, d_pos, d_cs, d_sn, N, H, hd, &err));
+            TRY(rope_forward_inplace_bf16_cuda(ctx, d_h16, d_pos, d_cs, d_sn, N, H, hd, &err));
+            r = bits_row_as("rope_forward_inplace_bf16", sh, same_bits_dev(d_h16, d_ref16, n * 2),
+                            "rope_forward_bf16 on the widened values");
+            TIME(rope_forward_inplace_bf16_cuda(ctx, d_h16, d_pos, d_cs, d_sn, N, H, hd, &err), r->ms);
+            free(h16), free(w), vet_cuda_mem_free(d_h16), vet_cuda_mem_free(d_w);
+        }
         free(x0), vet_cuda_mem_free(d_x0), vet_cuda_mem_free(d_r16), vet_cuda_mem_free(d_ref16);
         r = compare("rope_forward", sh, d_x, x, n, F32);
         TIME(rope_forward_cuda(ctx, d_x, d_pos, d_cs, d_sn, N, H, hd, &err), r->ms);

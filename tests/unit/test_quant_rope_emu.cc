@@ -122,6 +122,14 @@ static void rope_case(int hd, int skew) {
     for (size_t i = 0; i < len; i++) bad += got16[i] != vet_f32_to_bf16(want[i]);
     CHECK(bad == 0);
     CHECK(memcmp(xs, x0.data(), len * sizeof(float)) == 0);  // the bf16 pass leaves x as it was
+    // in place on bf16 (q and k as their projections write them): the forward on the widened values
+    std::vector<float> wide(len);
+    for (size_t i = 0; i < len; i++) got16[i] = vet_f32_to_bf16(x0[i]), wide[i] = vet_bf16_to_f32(got16[i]);
+    rope_forward(wide.data(), pos.data(), cos_t.data(), sin_t.data(), N, nh, hd);
+    CHECK(rope_forward_inplace_bf16_cuda(ctx, got16, pos.data(), cos_t.data(), sin_t.data(), N, nh, hd, &err) == 0);
+    bad = 0;
+    for (size_t i = 0; i < len; i++) bad += got16[i] != vet_f32_to_bf16(wide[i]);
+    CHECK(bad == 0);
     want = x0;
     rope_backward(want.data(), pos.data(), cos_t.data(), sin_t.data(), N, nh, hd);
     std::fill(got16b.begin(), got16b.end(), 0xffff);

@@ -326,6 +326,19 @@ int rope_forward_bf16_cuda(vet_cuda *ctx, uint16_t *out16, const float *x, const
     return rope_into_bf16(out16, x, 0, pos, cos_t, sin_t, N, nh, hd, err);
 }
 
+// In place on bf16: the forward on the widened values, rounded.
+int rope_forward_inplace_bf16_cuda(vet_cuda *ctx, uint16_t *x16, const int32_t *pos, const float *cos_t,
+                                   const float *sin_t, int N, int nh, int hd, vet_err *err) {
+    CHECK_CTX(ctx, err);
+    size_t n = (size_t)N * nh * hd;
+    float *w = malloc(n * sizeof *w);
+    if (!w) return vet_err_nomem(err, "out of memory");
+    for (size_t i = 0; i < n; i++) w[i] = vet_bf16_to_f32(x16[i]);
+    int rc = rope_into_bf16(x16, w, 0, pos, cos_t, sin_t, N, nh, hd, err);
+    free(w);
+    return rc;
+}
+
 int rope_backward_bf16_cuda(vet_cuda *ctx, uint16_t *out16, const float *dx, const int32_t *pos,
                             const float *cos_t, const float *sin_t, int N, int nh, int hd, vet_err *err) {
     CHECK_CTX(ctx, err);
