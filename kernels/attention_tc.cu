@@ -433,13 +433,12 @@ extern "C" void attention_tc_variant(int variant) {
     attention_mma_set_variant(variant == 1, variant == 3, variant == 4);
 }
 
-// One output, and a bf16 one 4-byte aligned (attn_out::put2's stores).
-static int check_out(const void *out, const void *out16, vet_err *err) {
+// One output, and a bf16 one 4-byte aligned (attn_out::put2's stores); what: the caller's name.
+static int check_out(const char *what, const void *out, const void *out16, vet_err *err) {
     if (!out == !out16)
-        return vet_errf(err, "%s:%d: attention_forward_bf16: give out or out16, not %s", __FILE__, __LINE__,
-                        out ? "both" : "neither");
+        return vet_errf(err, "%s:%d: %s: give out or out16, not %s", __FILE__, __LINE__, what, out ? "both" : "neither");
     if ((uintptr_t)out16 % 4)
-        return vet_errf(err, "%s:%d: attention_forward_bf16: out16 is not 4-byte aligned", __FILE__, __LINE__);
+        return vet_errf(err, "%s:%d: %s: out16 is not 4-byte aligned", __FILE__, __LINE__, what);
     return 0;
 }
 
@@ -447,7 +446,7 @@ extern "C" int attention_forward_bf16_cuda(vet_cuda *ctx, float *out32, uint16_t
                                            const uint16_t *q, const uint16_t *k, const uint16_t *v,
                                            const int32_t *seg, int B, int T, int H, int KVH, int hd, void *scratch,
                                            vet_err *err) {
-    if (check_out(out32, out16, err) < 0) return -1;
+    if (check_out("attention_forward_bf16", out32, out16, err) < 0) return -1;
     const attn_out out = {out32, out16};
     attention_scratch s = {};
     int ready = attention_prepare(ctx, seg, NULL, attn_in{}, B, T, H, KVH, hd, scratch, &s, err);
@@ -472,9 +471,7 @@ extern "C" int attention_backward_bf16_cuda(vet_cuda *ctx, float *dq, float *dk,
                                             const uint16_t *k, const uint16_t *v, const float *out,
                                             const uint16_t *out16, const float *lse, const int32_t *seg, int B, int T,
                                             int H, int KVH, int hd, int accumulate, void *scratch, vet_err *err) {
-    if (!out == !out16)
-        return vet_errf(err, "%s:%d: attention_backward_bf16: give the forward's out or out16, not %s", __FILE__,
-                        __LINE__, out ? "both" : "neither");
+    if (check_out("attention_backward_bf16", out, out16, err) < 0) return -1;
     attention_scratch s = {};
     int ready = attention_prepare(ctx, seg, dout, attn_in{out, out16}, B, T, H, KVH, hd, scratch, &s, err);
     if (ready != 0) return ready < 0 ? -1 : 0;

@@ -93,6 +93,12 @@ extern vet_cublas_api vet_cublas;
                                     __FILE__, __LINE__);                                        \
     } while (0)
 
+// An fp32 value rounded to a 16-bit format (VET_CUDA_BF16 / VET_CUDA_F16), nearest even: the
+// conversion kernels' rounding (elementwise.cu, fp16.cu), for fused passes that write both.
+__device__ inline uint16_t round_to16(float v, int fmt) {
+    return fmt == VET_CUDA_F16 ? __half_as_ushort(__float2half_rn(v)) : __bfloat16_as_ushort(__float2bfloat16_rn(v));
+}
+
 // --- shared by attention.cu and attention_tc.cu (defined in attention.cu) ----------------------
 // Both attentions' entry: the context and shape checks, the caller's scratch split into start,
 // end (B,T) and D (B,T,H), the samples' bounds, and with dout (backward) D. Returns 1 when the
@@ -108,14 +114,13 @@ struct attn_out {
     float *f32;
     uint16_t *b16;
     __device__ __forceinline__ void put(size_t i, float v) const {
-        if (b16) b16[i] = __bfloat16_as_ushort(__float2bfloat16_rn(v));
+        if (b16) b16[i] = round_to16(v, VET_CUDA_BF16);
         else f32[i] = v;
     }
     // out[i], out[i + 1] = v0, v1; i even (head_dim is: a 4-byte store in bf16)
     __device__ __forceinline__ void put2(size_t i, float v0, float v1) const {
         if (b16)
-            *(uint32_t *)(b16 + i) = (uint32_t)__bfloat16_as_ushort(__float2bfloat16_rn(v0)) |
-                                     (uint32_t)__bfloat16_as_ushort(__float2bfloat16_rn(v1)) << 16;
+            *(uint32_t *)(b16 + i) = round_to16(v0, VET_CUDA_BF16) | (uint32_t)round_to16(v1, VET_CUDA_BF16) << 16;
         else
             f32[i] = v0, f32[i + 1] = v1;
     }
@@ -131,11 +136,6 @@ struct attn_in {
 int attention_prepare(vet_cuda *ctx, const int32_t *seg, const float *dout, attn_in out, int B, int T, int H,
                       int KVH, int hd, void *scratch, attention_scratch *s, vet_err *err);
 
-// An fp32 value rounded to a 16-bit format (VET_CUDA_BF16 / VET_CUDA_F16), nearest even: the
-// conversion kernels' rounding (elementwise.cu, fp16.cu), for fused passes that write both.
-__device__ inline uint16_t round_to16(float v, int fmt) {
-    return fmt == VET_CUDA_F16 ? __half_as_ushort(__float2half_rn(v)) : __bfloat16_as_ushort(__float2bfloat16_rn(v));
-}
 
 // A value as fp32: fp32 itself, or a bf16 / fp16 one widened (exactly: each is an fp32 value).
 __device__ __forceinline__ float to_f32(float v) { return v; }

@@ -314,47 +314,33 @@ __global__ void lora_sum_slices_kernel(float *dA, const float *part, int S, size
 
 // Four consecutive values of y at o as fp32 (left: how many of them are in the row, when !VEC),
 // and back: fp32 as they are, a 16-bit T (__nv_bfloat16 / __half) widened and rounded to T.
-// VEC: one 16-byte (fp32) or 8-byte (16-bit) access, o aligned to it.
-template <typename T> struct fmt_of { static constexpr int value = std::is_same<T, __half>::value ? VET_CUDA_F16 : VET_CUDA_BF16; };
-template <bool VEC> __device__ __forceinline__ void up_load(float v[4], const float *o, int left) {
-    if constexpr (VEC) {
-        const float4 a = *(const float4 *)o;
-        v[0] = a.x, v[1] = a.y, v[2] = a.z, v[3] = a.w;
-    } else {
-#pragma unroll
-        for (int k = 0; k < 4; k++) v[k] = k < left ? o[k] : 0.0f;
-    }
-}
+// VEC: one access (wide_io.cuh's load4 / store4), o aligned to it.
+template <typename T>
+__host__ __device__ constexpr int fmt_of() { return std::is_same<T, __half>::value ? VET_CUDA_F16 : VET_CUDA_BF16; }
 template <bool VEC, typename T> __device__ __forceinline__ void up_load(float v[4], const T *o, int left) {
-    const uint16_t *h = (const uint16_t *)o;
     if constexpr (VEC) {
-        const uint2 a = *(const uint2 *)h;
-        v[0] = widen16<T>(a.x & 0xffffu), v[1] = widen16<T>(a.x >> 16);
-        v[2] = widen16<T>(a.y & 0xffffu), v[3] = widen16<T>(a.y >> 16);
+        load4(v, o);
     } else {
 #pragma unroll
-        for (int k = 0; k < 4; k++) v[k] = k < left ? widen16<T>(h[k]) : 0.0f;
-    }
-}
-template <bool VEC> __device__ __forceinline__ void up_store(float *o, const float v[4], int left) {
-    if constexpr (VEC) {
-        *(float4 *)o = make_float4(v[0], v[1], v[2], v[3]);
-    } else {
-#pragma unroll
-        for (int k = 0; k < 4; k++)
-            if (k < left) o[k] = v[k];
+        for (int k = 0; k < 4; k++) {
+            if constexpr (std::is_same<T, float>::value) v[k] = k < left ? o[k] : 0.0f;
+            else v[k] = k < left ? widen16<T>(((const uint16_t *)o)[k]) : 0.0f;
+        }
     }
 }
 template <bool VEC, typename T> __device__ __forceinline__ void up_store(T *o, const float v[4], int left) {
-    uint16_t *h = (uint16_t *)o;
-    constexpr int F = fmt_of<T>::value;
-    if constexpr (VEC) {
-        *(uint2 *)h = make_uint2(round_to16(v[0], F) | (unsigned)round_to16(v[1], F) << 16,
-                                 round_to16(v[2], F) | (unsigned)round_to16(v[3], F) << 16);
+    if constexpr (std::is_same<T, float>::value) {
+        if constexpr (VEC) store4(o, v);
+        else
+#pragma unroll
+            for (int k = 0; k < 4; k++)
+                if (k < left) o[k] = v[k];
+    } else if constexpr (VEC) {
+        store4_16((uint16_t *)o, v, fmt_of<T>());
     } else {
 #pragma unroll
         for (int k = 0; k < 4; k++)
-            if (k < left) h[k] = round_to16(v[k], F);
+            if (k < left) ((uint16_t *)o)[k] = round_to16(v[k], fmt_of<T>());
     }
 }
 

@@ -43,17 +43,6 @@ __global__ void rope_kernel(T *x, __nv_bfloat16 *out16, const int32_t *pos, cons
     }
 }
 
-// Four values at p as fp32: one 16-byte (fp32) or 8-byte (bf16) load.
-__device__ __forceinline__ void load4(float v[4], const float *p) {
-    const float4 a = *(const float4 *)p;
-    v[0] = a.x, v[1] = a.y, v[2] = a.z, v[3] = a.w;
-}
-__device__ __forceinline__ void load4(float v[4], const __nv_bfloat16 *p) {
-    const uint2 a = *(const uint2 *)p;
-    v[0] = widen16<__nv_bfloat16>(a.x & 0xffffu), v[1] = widen16<__nv_bfloat16>(a.x >> 16);
-    v[2] = widen16<__nv_bfloat16>(a.y & 0xffffu), v[3] = widen16<__nv_bfloat16>(a.y >> 16);
-}
-
 // The same four pairs at a time: thread t takes pairs 4q..4q+3 (q = t % (hd/8)) of head row
 // t / (hd/8), a, b, cos and sin each one 16-byte load, the results one 16-byte store each (8
 // bytes in bf16); 32-bit index arithmetic (the host checks that the quads fit). The same
@@ -82,17 +71,9 @@ __global__ void rope_wide_kernel(T *x, __nv_bfloat16 *out16, const int32_t *pos,
         }
         if (std::is_same<T, __nv_bfloat16>::value || out16) {
             uint16_t *o = (uint16_t *)out16 + at;
-            *(uint2 *)o = make_uint2(__bfloat16_as_ushort(__float2bfloat16_rn(ra[0])) |
-                                         (unsigned)__bfloat16_as_ushort(__float2bfloat16_rn(ra[1])) << 16,
-                                     __bfloat16_as_ushort(__float2bfloat16_rn(ra[2])) |
-                                         (unsigned)__bfloat16_as_ushort(__float2bfloat16_rn(ra[3])) << 16);
-            *(uint2 *)(o + half) = make_uint2(__bfloat16_as_ushort(__float2bfloat16_rn(rb[0])) |
-                                                  (unsigned)__bfloat16_as_ushort(__float2bfloat16_rn(rb[1])) << 16,
-                                              __bfloat16_as_ushort(__float2bfloat16_rn(rb[2])) |
-                                                  (unsigned)__bfloat16_as_ushort(__float2bfloat16_rn(rb[3])) << 16);
+            store4_16(o, ra, VET_CUDA_BF16), store4_16(o + half, rb, VET_CUDA_BF16);
         } else if constexpr (std::is_same<T, float>::value) {
-            *(float4 *)(x + at) = make_float4(ra[0], ra[1], ra[2], ra[3]);
-            *(float4 *)(x + at + half) = make_float4(rb[0], rb[1], rb[2], rb[3]);
+            store4(x + at, ra), store4(x + at + half, rb);
         }
     }
 }

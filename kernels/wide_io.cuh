@@ -52,6 +52,28 @@ __device__ __forceinline__ void store8_16(uint16_t *p, const float v[8], int fmt
     *(uint4 *)p = make_uint4(w[0], w[1], w[2], w[3]);
 }
 
+// Four consecutive elements, for kernels whose thread owns a group of 4 (RoPE's pairs, the
+// adapters' up product): v[0..3] = p[0..3] as fp32, one 16-byte load (fp32) or 8-byte one (16-bit
+// T); p aligned to it.
+__device__ __forceinline__ void load4(float v[4], const float *p) {
+    const float4 a = *(const float4 *)p;
+    v[0] = a.x, v[1] = a.y, v[2] = a.z, v[3] = a.w;
+}
+template <typename T> __device__ __forceinline__ void load4(float v[4], const T *p) {
+    static_assert(sizeof(T) == 2, "load4 of a 16-bit type: bf16 or fp16");
+    const uint2 a = *(const uint2 *)p;
+    v[0] = widen16<T>(a.x & 0xffffu), v[1] = widen16<T>(a.x >> 16);
+    v[2] = widen16<T>(a.y & 0xffffu), v[3] = widen16<T>(a.y >> 16);
+}
+// p[0..3] = v[0..3]: fp32 in one 16-byte store, or rounded to fmt in one 8-byte store.
+__device__ __forceinline__ void store4(float *p, const float v[4]) {
+    *(float4 *)p = make_float4(v[0], v[1], v[2], v[3]);
+}
+__device__ __forceinline__ void store4_16(uint16_t *p, const float v[4], int fmt) {
+    *(uint2 *)p = make_uint2(round_to16(v[0], fmt) | (unsigned)round_to16(v[1], fmt) << 16,
+                             round_to16(v[2], fmt) | (unsigned)round_to16(v[3], fmt) << 16);
+}
+
 // The threads such a pass needs: one for each group of 8 (when vec) and each element of the tail.
 static inline size_t wide_threads(size_t n, bool vec) { return vec ? n / 8 + n % 8 : n; }
 

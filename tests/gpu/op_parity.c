@@ -1127,6 +1127,22 @@ static void run_config(const config *c) {
                                   4e-3);
         }
         attention_tc_variant(0);
+        {  // both outputs, or neither, or a bf16 output off its 4-byte alignment: refused by name
+            int rc1 = attention_forward_bf16_cuda(ctx, d_out, d_out16, d_lse, d_q, d_k, d_v, d_seg, B, T, H, KVH, hd,
+                                                  scratch, &err);
+            int ok = rc1 < 0 && strstr(err.msg, "give out or out16, not both");
+            int rc2 = attention_forward_bf16_cuda(ctx, NULL, NULL, d_lse, d_q, d_k, d_v, d_seg, B, T, H, KVH, hd,
+                                                  scratch, &err);
+            ok = ok && rc2 < 0 && strstr(err.msg, "not neither");
+            int rc3 = attention_forward_bf16_cuda(ctx, NULL, d_out16 + 1, d_lse, d_q, d_k, d_v, d_seg, B, T, H, KVH,
+                                                  hd, scratch, &err);
+            ok = ok && rc3 < 0 && strstr(err.msg, "out16 is not 4-byte aligned");
+            int rc4 = attention_backward_bf16_cuda(ctx, d_dq, d_dk, d_dv, d_dout, d_dout16, d_q, d_k, d_v, d_out,
+                                                   d_out16, d_lse, d_seg, B, T, H, KVH, hd, 1, scratch, &err);
+            ok = ok && rc4 < 0 && strstr(err.msg, "not both");
+            if (!ok) failures++;
+            printf("%s attention_bf16 refuses both outputs, neither, an unaligned out16\n", ok ? "ok" : "not ok");
+        }
         free(g1), free(g2), free(outr), free(dqr), free(dkr), free(dvr), free(lse_dev);
         vet_cuda_mem_free(d_out16), vet_cuda_mem_free(d_ref16);
         free(q), free(k), free(v), free(out), free(lse), free(out32), free(lse32);
@@ -1486,6 +1502,10 @@ static void run_config(const config *c) {
         ok = rc < 0 && strstr(err.msg, "lora_up: rank") && strstr(err.msg, "outside");
         if (!ok) failures++;
         printf("%s lora_up refuses rank %d\n", ok ? "ok" : "not ok", VET_LORA_FUSED_MAX_R + 1);
+        rc = lora_up16_cuda(ctx, NULL, 3, NULL, NULL, 1.0f, N, C, 16, &err);
+        ok = rc < 0 && strstr(err.msg, "lora_up16: format 3 is neither bf16 (1) nor fp16 (2)");
+        if (!ok) failures++;
+        printf("%s lora_up16 refuses format 3\n", ok ? "ok" : "not ok");
         rc = lora_du_cuda(ctx, NULL, NULL, NULL, 1.0f, N, C, VET_LORA_FUSED_MAX_R + 1, &err);
         ok = rc < 0 && strstr(err.msg, "lora_du: rank") && strstr(err.msg, "use cuBLAS");
         rc = lora_grad_b_cuda(ctx, NULL, NULL, NULL, 1.0f, N, C, VET_LORA_FUSED_MAX_R + 1, NULL, 0, &err);

@@ -241,20 +241,32 @@ static void switch_inert(const vet_model *m, const vet_batch *b, unsigned flags,
     free(g_on), free(g_off);
 }
 
+// The switch tests' setting: a LLaMA-shaped model with rank-1 adapters, dropout 0.1, and batch 3.
+typedef struct {
+    vet_model m;
+    batch3 x;
+} switch_fixture;
+static void switch_fixture_make(switch_fixture *f) {
+    make_model(&f->m, VAR_LLAMA, 1, 0.1f);
+    make_batch(&f->x, f->m.cfg.vocab_size, 3);
+}
+static void switch_fixture_free(switch_fixture *f) {
+    vet_batch_free(&f->x.b);
+    vet_model_free(&f->m);
+}
+
 // bf16 storage runs attention on tensor cores (attention_*_bf16_cuda, whose arithmetic the
 // stand-in replays); VET_GPU_ATTN_FP32 keeps the fp32 kernels. The two must differ (the switch
 // works) by no more than bf16 rounding (the replay is the same attention), with dropout. fp16
 // storage keeps the fp32 attention: the flag changes nothing there.
 static void test_lora_bf16_attention(void) {
     if (!ctx) SKIP(no_gpu);
-    vet_model m;
-    make_model(&m, VAR_LLAMA, 1, 0.1f);
-    batch3 x;
-    make_batch(&x, m.cfg.vocab_size, 3);
-    switch_differs(&m, &x.b, VET_GPU_BF16, VET_GPU_ATTN_FP32, 5e-3, 1e-1, "attention on tensor cores, fp32 attention");
-    switch_inert(&m, &x.b, VET_GPU_FP16, VET_GPU_ATTN_FP32);
-    vet_batch_free(&x.b);
-    vet_model_free(&m);
+    switch_fixture f;
+    switch_fixture_make(&f);
+    switch_differs(&f.m, &f.x.b, VET_GPU_BF16, VET_GPU_ATTN_FP32, 5e-3, 1e-1,
+                   "attention on tensor cores, fp32 attention");
+    switch_inert(&f.m, &f.x.b, VET_GPU_FP16, VET_GPU_ATTN_FP32);
+    switch_fixture_free(&f);
 }
 
 // 16-bit storage runs the adapters' long products on tensor cores (lora_*_mma_cuda: operands
@@ -269,18 +281,17 @@ static void test_lora_mma(void) {
     if (!ctx) SKIP(no_gpu);
     for (int pass = 0; pass < 2; pass++) {
         model_targets = pass == 0 ? VET_LORA_Q | VET_LORA_K | VET_LORA_V | VET_LORA_O : VET_LORA_ALL;
-        vet_model m;
-        make_model(&m, VAR_LLAMA, 1, 0.1f);
-        batch3 x;
-        make_batch(&x, m.cfg.vocab_size, 3);
+        switch_fixture f;
+        switch_fixture_make(&f);
         printf("# targets %#x\n", model_targets);
-        switch_differs(&m, &x.b, VET_GPU_BF16, VET_GPU_LORA_NO_MMA, 1e-3, 7e-2, "adapters on tensor cores, CUDA cores");
+        switch_differs(&f.m, &f.x.b, VET_GPU_BF16, VET_GPU_LORA_NO_MMA, 1e-3, 7e-2,
+                       "adapters on tensor cores, CUDA cores");
         lora_parity(VAR_LLAMA, 0.1f, 1, 3, 19, VET_GPU_BF16 | VET_GPU_LORA_NO_MMA, 1e-2, 1e-1);
-        switch_differs(&m, &x.b, VET_GPU_FP16, VET_GPU_LORA_NO_MMA, 2e-4, 1e-2, "adapters on tensor cores, CUDA cores");
+        switch_differs(&f.m, &f.x.b, VET_GPU_FP16, VET_GPU_LORA_NO_MMA, 2e-4, 1e-2,
+                       "adapters on tensor cores, CUDA cores");
         CHECK(lora_parity_scaled(VAR_LLAMA, 0.1f, 1, 3, 19, VET_GPU_FP16, 1024.0f, 1e-3, 2e-2) > 0);
-        switch_inert(&m, &x.b, 0, VET_GPU_LORA_NO_MMA);
-        vet_batch_free(&x.b);
-        vet_model_free(&m);
+        switch_inert(&f.m, &f.x.b, 0, VET_GPU_LORA_NO_MMA);
+        switch_fixture_free(&f);
     }
     model_targets = VET_LORA_ALL;
 }
@@ -292,16 +303,13 @@ static void test_lora_mma(void) {
 // within fp32's tolerance.
 static void test_lora_up_kernel(void) {
     if (!ctx) SKIP(no_gpu);
-    vet_model m;
-    make_model(&m, VAR_LLAMA, 1, 0.1f);
-    batch3 x;
-    make_batch(&x, m.cfg.vocab_size, 3);
-    switch_compare(&m, &x.b, 0, VET_GPU_LORA_UP_KERNEL, 1e-6, 1e-4, "up product by cuBLAS, by lora_up_cuda", 0);
-    switch_compare(&m, &x.b, VET_GPU_BF16, VET_GPU_LORA_UP_KERNEL, 1e-5, 1e-3, "up product by cuBLAS, by lora_up_cuda",
-                   0);
+    switch_fixture f;
+    switch_fixture_make(&f);
+    switch_compare(&f.m, &f.x.b, 0, VET_GPU_LORA_UP_KERNEL, 1e-6, 1e-4, "up product by cuBLAS, by lora_up_cuda", 0);
+    switch_compare(&f.m, &f.x.b, VET_GPU_BF16, VET_GPU_LORA_UP_KERNEL, 1e-5, 1e-3,
+                   "up product by cuBLAS, by lora_up_cuda", 0);
     lora_parity(VAR_LLAMA, 0.1f, 1, 3, 19, VET_GPU_LORA_UP_KERNEL, TOL, TOL);
-    vet_batch_free(&x.b);
-    vet_model_free(&m);
+    switch_fixture_free(&f);
 }
 
 // fp16 base weights (VET_GPU_FP16, vet-train --fp16): bf16's mode in IEEE fp16, the backward
