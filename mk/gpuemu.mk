@@ -7,8 +7,9 @@
 # CUDA toolkit's headers (built where nvcc is, as the emulator's unit tests), no GPU, no
 # CUDA library; under ASan + UBSan as the stand-in.
 #
-#   make gpuemu        builds build/emu/test_gpu_model, test_gpu_infer, op_parity, vet-train and
+#   make gpuemu        builds build/emu/test_gpu_model, test_gpu_infer, op_parity, vet-train,
 #                      vet-generate (tests/e2e/test_gpu_emu*.sh and test_device_emu.sh run them)
+#                      and vet-fwdbwd (tests/reference/test_device_parity.py: against PyTorch)
 ifeq ($(CUDA),1)
 EMU          := build/emu
 # mk/gpustub.mk's flags (read when the recipes run: it is included after this file).
@@ -36,12 +37,14 @@ $(EMU)/libvet.a: $(EMU_LIBOBJ) $(EMU_KOBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
-EMU_PROGS := $(EMU)/test_gpu_model $(EMU)/test_gpu_infer $(EMU)/op_parity $(EMU)/vet-train $(EMU)/vet-generate
+EMU_PROGS := $(EMU)/test_gpu_model $(EMU)/test_gpu_infer $(EMU)/op_parity $(EMU)/vet-train $(EMU)/vet-generate \
+             $(EMU)/vet-fwdbwd
 $(EMU)/test_gpu_model: tests/gpu/test_gpu_model.c
 $(EMU)/test_gpu_infer: tests/gpu/test_gpu_infer.c
 $(EMU)/op_parity: tests/gpu/op_parity.c
 $(EMU)/vet-train: tools/vet-train.c
 $(EMU)/vet-generate: tools/vet-generate.c
+$(EMU)/vet-fwdbwd: tests/helpers/vet-fwdbwd.c
 $(EMU_PROGS): tests/gpu/gpu_test_util.h tests/unit/check.h tests/unit/tiny_models.h tools/cli.h $(EMU)/libvet.a
 	$(CC) $(EMU_CPPF) $(EMU_CF) $(filter %.c,$^) $(EMU)/libvet.a -fopenmp $(EMU_SAN) $(LDLIBS_NOCUDA) -o $@
 gpuemu: $(EMU_PROGS)

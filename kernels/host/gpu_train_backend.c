@@ -71,7 +71,7 @@ static unsigned gpu_flags(const vet_train_opts *o) {
 // copies; attention_tc_variant 4, a process-wide setting); tc-transposed: those of the first GPU
 // run (variant 3). The GPU bundle falls back to them, in that order, when the default's parity
 // fails.
-static int env_flags(unsigned *flags, vet_err *err) {
+int vet_gpu_env_flags(unsigned *flags, vet_err *err) {
     const char *attn = getenv("VET_GPU_ATTENTION"), *up = getenv("VET_GPU_LORA_UP");
     if (attn && *attn && strcmp(attn, "tc") && strcmp(attn, "tc-sync") && strcmp(attn, "tc-transposed") &&
         strcmp(attn, "fp32"))
@@ -135,7 +135,7 @@ static int cuda_load(void *ctx, const vet_train_setup *s, vet_err *err) {
     if (B < 1) B = 1;
     if (T < 1) T = 1;
     unsigned flags = gpu_flags(c->o);
-    if (env_flags(&flags, err) < 0) return -1;
+    if (vet_gpu_env_flags(&flags, err) < 0) return -1;
     vet_gpu_plan p;
     if (vet_gpu_plan_bytes(&m->cfg, m->has_lora ? m->lora.r : 0, m->has_lora ? m->lora.targets : 0, B, T, flags,
                            &p, err) < 0)
@@ -311,6 +311,11 @@ int vet_cuda_train_backend(const vet_train_opts *o, vet_note_fn note, void *note
                            vet_err *err) {
     memset(be, 0, sizeof *be);
     if (check_settings(o, err) < 0) return -1;
+    return vet_errf(err, "--device cuda: vet was built without CUDA (rebuild with nvcc on PATH)");
+}
+
+int vet_gpu_env_flags(unsigned *flags, vet_err *err) {
+    (void)flags;
     return vet_errf(err, "--device cuda: vet was built without CUDA (rebuild with nvcc on PATH)");
 }
 

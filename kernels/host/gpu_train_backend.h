@@ -27,4 +27,11 @@
 int vet_cuda_train_backend(const vet_train_opts *o, vet_note_fn note, void *note_ctx, vet_train_backend *be,
                            vet_err *err);
 
+// The GPU model's diagnostic settings from the environment, as vet-train reads them
+// (VET_GPU_ATTENTION, VET_GPU_LORA_FUSED, VET_GPU_LORA_MMA, VET_GPU_WIDE, VET_GPU_LORA_UP; vet-train(1)):
+// their VET_GPU_* bits added to *flags, the process-wide kernel choices made. A value outside
+// each one's list is refused (VET_E_USAGE), never a silent default. For a program that runs the
+// GPU model itself (tests/helpers/vet-fwdbwd).
+int vet_gpu_env_flags(unsigned *flags, vet_err *err);
+
 #endif

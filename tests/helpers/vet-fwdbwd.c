@@ -5,6 +5,7 @@
 //   vet-fwdbwd --model DIR [--adapter DIR | --full] --batch FILE.json --out FILE.safetensors
 //   vet-fwdbwd --model DIR --save-adapter DIR [--lora-r N] [--lora-alpha F] [--lora-targets SPEC]
 //              [--lora-dropout F] [--lora-rslora] [--lora-seed S]
+//   vet-fwdbwd ... --device cuda[:N] [--dtype fp32|bf16|fp16] [--loss-scale S]
 //
 // The batch: {"rows": [{"tokens": [...], "targets": [...], "starts": [...]}, ...]}, rows as
 // vet-pack writes them (docs/formats.md). The output holds
@@ -14,6 +15,13 @@
 //   with --adapter: per LoRA matrix, named as in adapter_model.safetensors
 //   with --full:    per base weight, named as in the HF checkpoint (tied lm_head: none)
 //   neither:        no gradient.
+// --device cuda runs the pass on the GPU model (kernels/host/gpu_model.h) instead of the CPU
+// core, its base weights in --dtype (fp32 by default; bf16 and fp16 are LoRA only, --full is
+// fp32), with the VET_GPU_* diagnostics of the environment as vet-train reads them. It computes
+// no logits (lm_head and the loss are fused in chunks there), so the file holds the loss and the
+// gradients only. --loss-scale S multiplies the loss before the backward and divides the
+// gradients by S after it (fp16's static loss scale: small gradients would underflow in fp16).
+// tests/reference/test_device_parity.py compares it with PyTorch in the same precision.
 // --save-adapter initialises LoRA (A as PEFT does, B random non-zero from --lora-seed so the
 // adapter changes the logits) and saves it as a PEFT directory.
 #include <jansson.h>
@@ -21,6 +29,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kernels/host/device.h"
+#include "kernels/host/gpu_model.h"
+#include "kernels/host/gpu_train_backend.h"
 #include "model/adapter.h"
 #include "model/model.h"
 #include "base/rng.h"
@@ -30,7 +41,9 @@ static const char *usage =
     "usage: vet-fwdbwd --model DIR [--adapter DIR | --full] --batch FILE.json --out FILE.safetensors [--threads N]\n"
     "       vet-fwdbwd --model DIR --save-adapter DIR [--lora-r N] [--lora-alpha F] [--lora-targets SPEC]\n"
     "                  [--lora-dropout F] [--lora-rslora] [--lora-seed S]\n"
-    "A test tool: one forward + backward over FILE.json, logits, loss and gradients to FILE.safetensors.\n";
+    "       vet-fwdbwd ... --device cuda[:N] [--dtype fp32|bf16|fp16] [--loss-scale S]\n"
+    "A test tool: one forward + backward over FILE.json, logits, loss and gradients to FILE.safetensors\n"
+    "(with --device cuda: loss and gradients, no logits).\n";
 
 static void die(const char *msg) {
     fprintf(stderr, "vet-fwdbwd: %s\n", msg);
@@ -148,12 +161,60 @@ static int add_full_grads(vet_st_writer *w, const vet_model *m, const float *gra
 }
 
 // ---------------------------------------------------------------------------------------
+// The pass on a CUDA device
+
+#ifdef VET_CUDA
+#include "kernels/ops_cuda.h"
+
+// One forward + backward of the GPU model made with flags (the precision, VET_GPU_FULL) plus the
+// environment's diagnostics: the mean loss in *loss and, when grads is not NULL, the gradients
+// of the mean loss (n floats, laid out as lora_mem / w_mem) computed for loss * scale and divided
+// by scale.
+static int device_fwdbwd(const vet_device_choice *dc, unsigned flags, const vet_model *m, const vet_batch *b,
+                         float scale, float *grads, size_t n, float *loss, vet_err *err) {
+    char why[512];
+    if (!vet_cuda_available(why, sizeof why)) return vet_errf(err, "--device cuda: %s", why);
+    if (vet_gpu_env_flags(&flags, err) < 0) return -1;
+    vet_cuda *ctx = vet_cuda_new(dc->index, err);
+    if (!ctx) return -1;
+    vet_gpu_opts o = {.flags = flags};
+    vet_gpu_model *g = vet_gpu_model_new(ctx, m, b->B, b->T, &o, err);
+    double sum = 0;
+    int nt = 0;
+    int rc = g ? vet_gpu_forward(g, b, &sum, &nt, 0, 0, err) : -1;  // no dropout, as the CPU pass
+    if (rc == 0 && nt == 0) rc = vet_errf(err, "the batch has no target positions (every target is -1)");
+    if (rc == 0 && grads) {
+        vet_train_mode mode = flags & VET_GPU_FULL ? VET_TRAIN_FULL : VET_TRAIN_LORA;
+        rc = vet_gpu_backward(g, scale / (float)nt, mode, err);
+        if (rc == 0) rc = vet_gpu_download_grads(g, grads, n, err);
+        for (size_t i = 0; rc == 0 && i < n; i++) grads[i] /= scale;
+    }
+    if (rc == 0) *loss = (float)(sum / nt);
+    vet_gpu_model_free(g);
+    vet_cuda_free(ctx);
+    return rc;
+}
+#else
+static int device_fwdbwd(const vet_device_choice *dc, unsigned flags, const vet_model *m, const vet_batch *b,
+                         float scale, float *grads, size_t n, float *loss, vet_err *err) {
+    (void)dc, (void)flags, (void)m, (void)b, (void)scale, (void)grads, (void)n, (void)loss;
+    return vet_errf(err, "--device cuda: vet was built without CUDA (rebuild with nvcc on PATH)");
+}
+#endif
+
+// The GPU model's flags for --dtype (the CPU computes in fp32 only) and --full.
+static unsigned device_flags(const vet_device_choice *dc, int full) {
+    return (dc->dtype == VET_DTYPE_BF16 ? VET_GPU_BF16 : 0) | (dc->dtype == VET_DTYPE_FP16 ? VET_GPU_FP16 : 0) |
+           (full ? VET_GPU_FULL : 0);
+}
+
+// ---------------------------------------------------------------------------------------
 
 int main(int argc, char **argv) {
     const char *model_dir = NULL, *adapter = NULL, *batch_path = NULL, *out = NULL, *save = NULL;
-    const char *targets = "q,k,v,o";
+    const char *targets = "q,k,v,o", *device = NULL, *dtype = NULL;
     int full = 0, threads = 0, r = 4, rslora = 0;
-    float alpha = 8, dropout = 0;
+    float alpha = 8, dropout = 0, scale = 1;
     unsigned long long seed = 1;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -175,6 +236,9 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--lora-dropout")) dropout = strtof(v, NULL);
         else if (!strcmp(a, "--lora-targets")) targets = v;
         else if (!strcmp(a, "--lora-seed")) seed = strtoull(v, NULL, 10);
+        else if (!strcmp(a, "--device")) device = v;
+        else if (!strcmp(a, "--dtype")) dtype = v;
+        else if (!strcmp(a, "--loss-scale")) scale = strtof(v, NULL);
         else { fprintf(stderr, "vet-fwdbwd: unknown option %s\n%s", a, usage); return 2; }
     }
     if (!model_dir || (!save && (!batch_path || !out)) || (adapter && full)) {
@@ -182,8 +246,14 @@ int main(int argc, char **argv) {
         return 2;
     }
     vet_set_threads(threads);
-
+    vet_device_choice dc;
     vet_err err = {0};
+    if (vet_device_choose(device, dtype, NULL, "base weights", &dc, &err) < 0) {
+        fprintf(stderr, "vet-fwdbwd: %s\n", err.msg);
+        return 2;
+    }
+    if (!(scale > 0)) die("--loss-scale: give a positive number");
+
     vet_model m = {0};
     if (vet_model_load(&m, model_dir, &err)) die(err.msg);
 
@@ -210,30 +280,30 @@ int main(int argc, char **argv) {
 
     vet_batch b = {0};
     if (read_batch(batch_path, m.cfg.vocab_size, &b, &err)) die(err.msg);
-    vet_acts *acts = vet_acts_new(&m, b.B, b.T, &err);
-    if (!acts) die(err.msg);
-    size_t n_logits = (size_t)b.B * b.T * m.cfg.vocab_size;
-    float *logits = malloc(sizeof(float) * n_logits);
-    if (!logits) die("out of memory");
-    double loss_sum = 0;
-    int n_targets = 0;
-    if (vet_model_forward(&m, acts, &b, logits, &loss_sum, &n_targets, 0, 0, &err)) die(err.msg);
-    if (n_targets == 0) die("the batch has no target positions (every target is -1)");
-    float loss = (float)(loss_sum / n_targets);
-
-    float *grads = NULL;
     vet_train_mode mode = full ? VET_TRAIN_FULL : VET_TRAIN_LORA;
-    if (full || adapter) {
-        size_t n = full ? m.n_w : m.n_lora;
-        grads = calloc(n, sizeof(float));
-        if (!grads) die("out of memory");
-        if (vet_model_backward(&m, acts, &b, 1.0f / n_targets, mode, grads, &err)) die(err.msg);
+    size_t n_grads = !(full || adapter) ? 0 : full ? m.n_w : m.n_lora;
+    float *grads = n_grads ? calloc(n_grads, sizeof(float)) : NULL, *logits = NULL, loss;
+    if (n_grads && !grads) die("out of memory");
+    if (dc.cuda) {
+        if (device_fwdbwd(&dc, device_flags(&dc, full), &m, &b, scale, grads, n_grads, &loss, &err)) die(err.msg);
+    } else {
+        vet_acts *acts = vet_acts_new(&m, b.B, b.T, &err);
+        if (!acts) die(err.msg);
+        logits = malloc(sizeof(float) * (size_t)b.B * b.T * m.cfg.vocab_size);
+        if (!logits) die("out of memory");
+        double loss_sum = 0;
+        int n_targets = 0;
+        if (vet_model_forward(&m, acts, &b, logits, &loss_sum, &n_targets, 0, 0, &err)) die(err.msg);
+        if (n_targets == 0) die("the batch has no target positions (every target is -1)");
+        loss = (float)(loss_sum / n_targets);
+        if (grads && vet_model_backward(&m, acts, &b, 1.0f / n_targets, mode, grads, &err)) die(err.msg);
+        vet_acts_free(acts);
     }
 
     vet_st_writer *w = vet_st_writer_new();
     if (!w) die("out of memory");
     int64_t sl[3] = {b.B, b.T, m.cfg.vocab_size}, s1[1] = {1};
-    if (vet_st_writer_add(w, "logits", VET_DT_F32, 3, sl, logits, &err) ||
+    if ((logits && vet_st_writer_add(w, "logits", VET_DT_F32, 3, sl, logits, &err)) ||
         vet_st_writer_add(w, "loss", VET_DT_F32, 1, s1, &loss, &err) ||
         (full && add_full_grads(w, &m, grads, &err)) ||
         (adapter && add_lora_grads(w, &m, grads, &err)) ||
@@ -243,7 +313,6 @@ int main(int argc, char **argv) {
     vet_st_writer_free(w);
     free(grads);
     free(logits);
-    vet_acts_free(acts);
     vet_batch_free(&b);
     vet_model_free(&m);
     return 0;
