@@ -53,6 +53,29 @@ __global__ void fill_rows_kernel(float *out, const float *bias, int N, int OC) {
         out[i] = bias[i % OC];
 }
 
+// The same rows in a 16-bit format: the bias rounded as a model cast to it holds it.
+__global__ void fill_rows16_kernel(uint16_t *out, const float *bias, int N, int OC, int fmt) {
+    size_t total = (size_t)N * OC;
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < total;
+         i += (size_t)gridDim.x * blockDim.x)
+        out[i] = round_to16(bias[i % OC], fmt);
+}
+
+extern "C" int matmul_forward_half_out_cuda(vet_cuda *ctx, int fmt, uint16_t *out16, const uint16_t *inp16,
+                                            const uint16_t *weight, const float *bias, int N, int C, int OC,
+                                            vet_err *err) {
+    CHECK_CTX(ctx, err);
+    if (vet_cuda_check_fmt16(fmt, "matmul_forward_half_out", err) < 0) return -1;
+    if (!bias) return vet_cuda_gemm_half_out(ctx, fmt, 0, 1, N, OC, C, 1.0f, inp16, C, weight, C, out16, OC, err);
+    if ((size_t)N * OC == 0) return 0;
+    int blocks = (int)(((size_t)N * OC + THREADS - 1) / THREADS);
+    if (blocks > 65535) blocks = 65535;
+    LAUNCH(fill_rows16_kernel, blocks, THREADS, 0, ctx->stream, out16, bias, N, OC, fmt);
+    LAUNCH_CHECK("matmul_forward_half_out (bias)", err);
+    const cudaDataType_t t = fmt == VET_CUDA_F16 ? CUDA_R_16F : CUDA_R_16BF;
+    return gemm_ex(ctx, 0, 1, N, OC, C, 1.0f, inp16, C, weight, C, 1.0f, out16, OC, t, err, t);
+}
+
 // dbias[o] += sum_n dout[n,o]: one thread per column, rows in order, double accumulator
 // (the CPU's order and precision; deterministic).
 __global__ void column_sum_kernel(float *dbias, const float *dout, int N, int OC) {

@@ -135,6 +135,13 @@ int vet_cuda_gemm_bf16(vet_cuda *ctx, int transA, int transB, int M, int N, int 
 int vet_cuda_gemm_half_out(vet_cuda *ctx, int fmt, int transA, int transB, int M, int N, int K, float alpha,
                            const uint16_t *A, int lda, const uint16_t *B, int ldb, uint16_t *C, int ldc,
                            vet_err *err);
+// A 16-bit model's linear layer: out16 (N,OC) = inp16 (N,C) · W^T (OC,C) + bias (OC, or NULL),
+// in fmt, the bias rounded to fmt first (as a model cast to 16 bits holds it), the product and
+// the sum in fp32, rounded once as out16 is written (the rows filled with the bias, then
+// vet_cuda_gemm_half_out's GEMM with beta 1; without a bias that GEMM alone): the 16-bit mode's
+// q, k and v of a model with biases (Qwen2). Another fmt is an error.
+int matmul_forward_half_out_cuda(vet_cuda *ctx, int fmt, uint16_t *out16, const uint16_t *inp16,
+                                 const uint16_t *weight, const float *bias, int N, int C, int OC, vet_err *err);
 // out (N,OC) = inp (N,C) · W^T (OC,C) + bias (OC, or NULL). out is overwritten.
 int matmul_forward_cuda(vet_cuda *ctx, float *out, const float *inp, const float *weight,
                         const float *bias, int N, int C, int OC, vet_err *err);

@@ -104,9 +104,9 @@ int gpu_set_dims(vet_gpu_model *g, const vet_config *c, int r, unsigned targets,
     // its adapter reading the 16-bit copies (lora16), the attention's backward (D from it)
     g->att_bf16 = g->attn_tc && (g->lora16 || !(g->targets & VET_LORA_O));
     // q, k and v the same way: their GEMMs (and adapters) write the bf16 copies the tensor-core
-    // attention reads, RoPE rotates q and k there (no fp32 output, no conversion pass); not with
-    // biases (Qwen2's, added in fp32)
-    g->qkv16 = g->attn_tc && !c->qkv_bias && (g->lora16 || !(g->targets & (VET_LORA_Q | VET_LORA_K | VET_LORA_V)));
+    // attention reads, RoPE rotates q and k there (no fp32 output, no conversion pass); Qwen2's
+    // biases, rounded to bf16, are the rows the GEMM adds onto (matmul_forward_half_out_cuda)
+    g->qkv16 = g->attn_tc && (g->lora16 || !(g->targets & (VET_LORA_Q | VET_LORA_K | VET_LORA_V)));
     if (g->lora_fused) {
         g->xd_floats = 1;
         for (int t = 0; t < VET_LORA_N_TARGETS; t++) {

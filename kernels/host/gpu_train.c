@@ -376,15 +376,15 @@ static layer_acts acts_of(const vet_gpu_model *g, int l) {
     return a;
 }
 
-// out16 (N,out) = inp16·W^T rounded to 16 bits: gate's or up's base GEMM with mlp16 (no bias; a
-// quantized W dequantized into wdq first, as matmul_forward_q_cuda does). An adapter (lora16: it
+// out16 (N,out) = inp16·W^T (+ the bias, rounded to 16 bits as the GEMM adds onto it) rounded to
+// 16 bits: gate's or up's base GEMM with mlp16, q's, k's and v's with qkv16 (a quantized W
+// dequantized into wdq first, as matmul_forward_q_cuda does). An adapter (lora16: it
 // reads inp16) adds s·u·B^T to the 16-bit output, the sum rounded again (lora_up16_cuda), as a
 // 16-bit PEFT model adds its adapter's output to the base layer's 16-bit one.
 static int proj_forward16(vet_gpu_model *g, int l, int t, uint16_t *out16, const uint16_t *inp16, int N,
                           vet_err *err) {
     proj p = proj_of(g, l, t);
-    if (p.b || (p.A && !g->lora16))
-        return vet_errf(err, "projection %d: a bias, or an adapter on fp32 inputs, needs the fp32 output", t);
+    if (p.A && !g->lora16) return vet_errf(err, "projection %d: an adapter on fp32 inputs needs the fp32 output", t);
     const uint16_t *w = p.w16;
     if (g->quant) {
         PROF(g, VET_PROF_GEMM_BASE);
@@ -392,9 +392,7 @@ static int proj_forward16(vet_gpu_model *g, int l, int t, uint16_t *out16, const
         w = (const uint16_t *)g->wdq;
     }
     PROF(g, VET_PROF_GEMM_BASE);
-    if (vet_cuda_gemm_half_out(g->ctx, half_fmt(g), 0, 1, N, p.out, p.in, 1.0f, inp16, p.in, w, p.in, out16, p.out,
-                               err) < 0)
-        return -1;
+    if (matmul_forward_half_out_cuda(g->ctx, half_fmt(g), out16, inp16, w, p.b, N, p.in, p.out, err) < 0) return -1;
     if (!p.A) return 0;
     if (lora_u_forward(g, l, t, &p, NULL, inp16, N, err) < 0) return -1;
     PROF(g, VET_PROF_LORA_FUSED);

@@ -34,13 +34,15 @@ from16=$(grep -c '^ok attention_backward_bf16[a-z_]* d[qkv] from out16: ' "$out"
 up16=$(grep -c '^ok lora_up16 b\{0,1\}f16 == fp32 twin: the same bits as ' "$out")
 # RoPE in place on bf16 (q and k as their projections write them): the bits on the widened values
 rope16=$(grep -c '^ok rope_forward_inplace_bf16: the same bits as ' "$out")
+# the 16-bit linear layer with a bias (Qwen2's q, k, v in the 16-bit mode): bf16 and fp16
+biased=$(grep -c '^ok matmul_forward_half_out b\{0,1\}f16 + bias vs rounded: ' "$out")
 if [ "$rc" -eq 0 ] && [ "$n_ok" -gt 150 ] && [ "$wmma" -gt 0 ] && [ "$lora" -gt 0 ] && [ "$lora16" -eq 48 ] &&
     [ "$mma" -eq 76 ] && [ "$qmma" -eq 10 ] && [ "$wide" -eq 16 ] && [ "$out16" -eq 5 ] && [ "$from16" -eq 15 ] &&
-    [ "$up16" -eq 4 ] && [ "$rope16" -eq 1 ] &&
+    [ "$up16" -eq 4 ] && [ "$rope16" -eq 1 ] && [ "$biased" -eq 2 ] &&
     grep -q '^# 0 failed$' "$out"; then
     echo "ok gpu_emu_parity: every kernel against its CPU op, $n_ok comparisons"
 else
-    echo "not ok gpu_emu_parity: exit status $rc, $n_ok ok lines ($wmma WMMA attention, $lora lora_grad_b, $lora16 of 48 16-bit LoRA, $mma of 76 tensor-core LoRA, $qmma of 10 packed-code mma, $wide of 16 wide/narrow, $out16 of 5 bf16 attention outputs, $from16 of 15 gradients from them, $up16 of 4 16-bit up products, $rope16 of 1 in-place bf16 RoPE)"
+    echo "not ok gpu_emu_parity: exit status $rc, $n_ok ok lines ($wmma WMMA attention, $lora lora_grad_b, $lora16 of 48 16-bit LoRA, $mma of 76 tensor-core LoRA, $qmma of 10 packed-code mma, $wide of 16 wide/narrow, $out16 of 5 bf16 attention outputs, $from16 of 15 gradients from them, $up16 of 4 16-bit up products, $rope16 of 1 in-place bf16 RoPE, $biased of 2 16-bit outputs with a bias)"
     tail -n 30 "$out.err" >&2
 fi
 exit 0

@@ -302,23 +302,41 @@ static void lora_mma_rows(int N, int W, int R, const float *x, const float *A, c
 
 // The 16-bit-output GEMM (gate's and up's in the 16-bit mode): out (N,F) = x16 (N,C) · w16^T in
 // fmt against the CPU on the widened inputs xr, wr, within the output's rounding (2^-8 of the
-// largest value for bf16, 2^-10 for fp16: twice a half-ulp), timed.
+// largest value for bf16, 2^-10 for fp16: twice a half-ulp), timed. Then the linear layer with
+// a bias (q, k and v of a model with biases): the CPU's product plus the bias rounded to fmt
+// (bias on the host, d_b on the device), to the same tolerance.
 static void half_out_rows(int fmt, const uint16_t *d_x16, const uint16_t *d_w16, const float *xr, const float *wr,
-                          int N, int C, int F, const char *sh) {
+                          const float *bias, const float *d_b, int N, int C, int F, const char *sh) {
     const size_t no = (size_t)N * F;
-    float *ref = malloc(no * 4), *d_wide = devf(NULL, no);
+    const double tol = fmt == VET_CUDA_F16 ? 1.0 / 1024 : 1.0 / 256;
+    float *ref = malloc(no * 4), *d_wide = devf(NULL, no), *b16 = malloc((size_t)F * 4);
+    int (*widen)(vet_cuda *, float *, const uint16_t *, size_t, vet_err *) =
+        fmt == VET_CUDA_F16 ? f16_to_f32_cuda : bf16_to_f32_cuda;
     uint16_t *d_o = dev(NULL, no * 2);
     matmul_forward(ref, xr, wr, NULL, N, C, F);
     TRY(vet_cuda_gemm_half_out(ctx, fmt, 0, 1, N, F, C, 1.0f, d_x16, C, d_w16, C, d_o, F, &err));
-    TRY((fmt == VET_CUDA_F16 ? f16_to_f32_cuda : bf16_to_f32_cuda)(ctx, d_wide, d_o, no, &err));
+    TRY(widen(ctx, d_wide, d_o, no, &err));
     row_t *r = compare(fmt == VET_CUDA_F16 ? "vet_cuda_gemm_half_out f16 vs rounded" : "vet_cuda_gemm_half_out bf16 vs rounded",
-                       sh, d_wide, ref, no, fmt == VET_CUDA_F16 ? 1.0 / 1024 : 1.0 / 256);
+                       sh, d_wide, ref, no, tol);
     TIME(vet_cuda_gemm_half_out(ctx, fmt, 0, 1, N, F, C, 1.0f, d_x16, C, d_w16, C, d_o, F, &err), r->ms);
-    free(ref), vet_cuda_mem_free(d_wide), vet_cuda_mem_free(d_o);
+    for (int o = 0; o < F; o++)
+        b16[o] = fmt == VET_CUDA_F16 ? vet_f16_to_f32(vet_f32_to_f16(bias[o])) : vet_bf16_to_f32(vet_f32_to_bf16(bias[o]));
+    matmul_forward(ref, xr, wr, b16, N, C, F);
+    TRY(matmul_forward_half_out_cuda(ctx, fmt, d_o, d_x16, d_w16, d_b, N, C, F, &err));
+    TRY(widen(ctx, d_wide, d_o, no, &err));
+    r = compare(fmt == VET_CUDA_F16 ? "matmul_forward_half_out f16 + bias vs rounded"
+                                    : "matmul_forward_half_out bf16 + bias vs rounded",
+                sh, d_wide, ref, no, tol);
+    TIME(matmul_forward_half_out_cuda(ctx, fmt, d_o, d_x16, d_w16, d_b, N, C, F, &err), r->ms);
+    free(ref), free(b16), vet_cuda_mem_free(d_wide), vet_cuda_mem_free(d_o);
     int bad = vet_cuda_gemm_half_out(ctx, 3, 0, 1, N, F, C, 1.0f, d_x16, C, d_w16, C, NULL, F, &err);
     int ok = bad < 0 && strstr(err.msg, "vet_cuda_gemm_half_out: format 3 is neither bf16 (1) nor fp16 (2)");
     if (!ok) failures++;
     printf("%s vet_cuda_gemm_half_out refuses format 3\n", ok ? "ok" : "not ok");
+    bad = matmul_forward_half_out_cuda(ctx, 3, NULL, d_x16, d_w16, d_b, N, C, F, &err);
+    ok = bad < 0 && strstr(err.msg, "matmul_forward_half_out: format 3 is neither bf16 (1) nor fp16 (2)");
+    if (!ok) failures++;
+    printf("%s matmul_forward_half_out refuses format 3\n", ok ? "ok" : "not ok");
 }
 
 // The decode step's attention on the CPU (lib/generate/decoder.c's attend_step): query row i of slot
@@ -623,7 +641,7 @@ static void run_config(const config *c) {
         TIME(matmul_forward_bf16_cuda(ctx, d_out, d_x16, d_w16, d_b, N, C, F, &err), r->ms);
         TRY(matmul_forward_bf16_cuda(ctx, d_out, d_x16, d_w16, d_b, N, C, F, &err));
         compare("matmul_forward_bf16 vs fp32", sh, d_out, exact, no, 1e-2);
-        half_out_rows(VET_CUDA_BF16, d_x16, d_w16, xr, wr, N, C, F, sh);
+        half_out_rows(VET_CUDA_BF16, d_x16, d_w16, xr, wr, bias, d_b, N, C, F, sh);
         float *dx2 = calloc(nx, 4), *dw2 = calloc(nw, 4);
         float *d_dx2 = devf(NULL, nx), *d_dw2 = devf(NULL, nw);
         matmul_backward(dx2, dw2, NULL, dor, xr, wr, N, C, F);
@@ -699,7 +717,7 @@ static void run_config(const config *c) {
         snprintf(sh, sizeof sh, "N=%d C=%d OC=%d", N, C, F);
         r = compare("matmul_forward_f16 vs rounded", sh, d_mo, mo, no, 1e-4);
         TIME(matmul_forward_f16_cuda(ctx, d_mo, d_x16, d_w16, d_b, N, C, F, &err), r->ms);
-        half_out_rows(VET_CUDA_F16, d_x16, d_w16, xr, wr, N, C, F, sh);
+        half_out_rows(VET_CUDA_F16, d_x16, d_w16, xr, wr, bias, d_b, N, C, F, sh);
         float *dx2 = calloc(nx, 4), *dw2 = calloc(nw, 4);
         float *d_dx2 = devf(NULL, nx), *d_dw2 = devf(NULL, nw);
         matmul_backward(dx2, dw2, NULL, dor, xr, wr, N, C, F);

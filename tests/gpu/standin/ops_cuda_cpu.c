@@ -1210,6 +1210,28 @@ int vet_cuda_gemm_half_out(vet_cuda *ctx, int fmt, int transA, int transB, int M
     return rc;
 }
 
+// The 16-bit linear layer with a bias: the fp32 product, plus the bias rounded to fmt and
+// widened (cuBLAS's beta-1 sum onto the bias rows), rounded into out16.
+int matmul_forward_half_out_cuda(vet_cuda *ctx, int fmt, uint16_t *out16, const uint16_t *inp16,
+                                 const uint16_t *weight, const float *bias, int N, int C, int OC, vet_err *err) {
+    CHECK_CTX(ctx, err);
+    if (vet_cuda_check_fmt16(fmt, "matmul_forward_half_out", err) < 0) return -1;
+    if (!bias) return vet_cuda_gemm_half_out(ctx, fmt, 0, 1, N, OC, C, 1.0f, inp16, C, weight, C, out16, OC, err);
+    if ((size_t)N * OC == 0) return 0;
+    float *t = malloc((size_t)N * OC * sizeof *t);
+    if (!t) return vet_err_kindf(err, VET_E_NOMEM, "%s:%d: stand-in GEMM: out of memory", __FILE__, __LINE__);
+    int rc = fmt == VET_CUDA_F16 ? vet_cuda_gemm_f16(ctx, 0, 1, N, OC, C, 1.0f, inp16, C, weight, C, 0.0f, t, OC, err)
+                                 : vet_cuda_gemm_bf16(ctx, 0, 1, N, OC, C, 1.0f, inp16, C, weight, C, 0.0f, t, OC, err);
+    for (int n = 0; rc == 0 && n < N; n++)
+        for (int o = 0; o < OC; o++) {
+            float b = fmt == VET_CUDA_F16 ? vet_f16_to_f32(vet_f32_to_f16(bias[o])) : vet_bf16_to_f32(vet_f32_to_bf16(bias[o]));
+            t[(size_t)n * OC + o] += b;
+        }
+    if (rc == 0) round16_rows(out16, t, (size_t)N * OC, fmt);
+    free(t);
+    return rc;
+}
+
 // SwiGLU on gate and up stored in 16 bits: the fp32 entries on the widened values.
 int swiglu_forward_in16_cuda(vet_cuda *ctx, float *out, uint16_t *out16, int fmt, const uint16_t *gate,
                              const uint16_t *up, size_t n, vet_err *err) {
