@@ -44,7 +44,7 @@ $(BUNDLE_BUILD)/libvet-standin.a: $(BUNDLE_LIB_OBJ) $(BUNDLE_STANDIN_OBJ)
 
 BUNDLE_TOOLS   := $(patsubst tools/%.c,$(BUNDLE_PROGS)/bin/%,$(wildcard tools/vet-*.c))
 BUNDLE_HELPERS := $(BUNDLE_PROGS)/bin/vet-inspect $(BUNDLE_PROGS)/bin/vet-mktokens $(BUNDLE_PROGS)/bin/vet-fwdbwd \
-                  $(BUNDLE_PROGS)/cpu/vet-fwdbwd
+                  $(BUNDLE_PROGS)/cpu/vet-fwdbwd $(BUNDLE_PROGS)/cpu/vet-generate
 BUNDLE_GPUTEST := $(patsubst %,$(BUNDLE_PROGS)/test/%,op_parity test_gpu_model test_gpu_infer gemm_rate)
 BUNDLE_CPUTEST := $(patsubst %,$(BUNDLE_PROGS)/cpu/%,op_parity test_gpu_model test_gpu_infer gemm_rate)
 
@@ -60,8 +60,11 @@ $(BUNDLE_PROGS)/test/%: tests/gpu/%.c tests/gpu/gpu_test_util.h $(BUNDLE_BUILD)/
 $(BUNDLE_PROGS)/cpu/%: tests/gpu/%.c tests/gpu/gpu_test_util.h $(BUNDLE_BUILD)/libvet-standin.a
 	@mkdir -p $(@D)
 	$(CC) $(BUNDLE_CPPF) $(BUNDLE_CF) $< $(BUNDLE_BUILD)/libvet-standin.a $(BUNDLE_LDF) $(LDLIBS_NOCUDA) -o $@
-# vet-fwdbwd's device pass against PyTorch (run.sh's torch-parity part) on the stand-in, for the rehearsal.
+# vet-fwdbwd's and vet-generate's device paths against PyTorch (run.sh's torch-parity part) on the
+# stand-in, for the rehearsal.
 $(BUNDLE_PROGS)/cpu/vet-fwdbwd: tests/helpers/vet-fwdbwd.c $(BUNDLE_BUILD)/libvet-standin.a
+$(BUNDLE_PROGS)/cpu/vet-generate: tools/vet-generate.c $(BUNDLE_BUILD)/libvet-standin.a
+$(BUNDLE_PROGS)/cpu/vet-fwdbwd $(BUNDLE_PROGS)/cpu/vet-generate:
 	@mkdir -p $(@D)
 	$(CC) $(BUNDLE_CPPF) $(BUNDLE_CF) $< $(BUNDLE_BUILD)/libvet-standin.a $(BUNDLE_LDF) $(LDLIBS_NOCUDA) -o $@
 

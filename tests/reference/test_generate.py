@@ -7,6 +7,16 @@
 # others run to the limit). vet-generate (KV cache, batch 3, adapter merged at load) must
 # produce exactly the token ids transformers produces, EOS included.
 #
+# The same on the device (the emulated device's build/emu/vet-generate, mk/gpuemu.mk, or the
+# program VET_GENERATE_DEVICE names; skipped where it is not built and in the sanitizer pass):
+# with --device cuda --fp32 the ids must be transformers' exactly; with --bf16 (the device's
+# default) greedy decoding may part from the fp32 run where two tokens' logits are nearly tied,
+# as transformers' own bf16 run does, so the check is on where it parts: at each note's first
+# difference from the fp32 ids, the fp32 model's logit of its token may exceed that of vet's by
+# at most TIE_FRACTION of that position's logits' standard deviation (a broken 16-bit path parts
+# at once, over margins of order the deviation; measured 2026-12-06: vet's partings at margins
+# of 0.2% to 0.5% of it, transformers' bf16 ones up to 2.2%).
+#
 # No tokenizer is involved in the ids: the prompts are random ids written straight into a
 # `tokens` stream (tests/helpers/vet-mktokens); a small SentencePiece model trained here only
 # lets vet-generate decode text and check the stream's tokenizer hash.
@@ -26,8 +36,22 @@ MAX_NEW = 20
 BIN = os.environ.get("VET_BIN") or os.path.join(reflib.TOP, "bin")
 GEN = os.path.join(BIN, "vet-generate")
 DUMP = os.path.join(BIN, "vet-dump")
-MKTOKENS = os.path.join(reflib.BUILD, "tests", "helpers", "vet-mktokens")
+MKTOKENS = os.path.join(os.environ.get("VET_HELPERS") or os.path.join(reflib.BUILD, "tests", "helpers"), "vet-mktokens")
 ALL7 = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+TIE_FRACTION = 0.1
+
+
+def device_generate():
+    """The vet-generate to run with --device cuda, and why not when there is none."""
+    prog = os.environ.get("VET_GENERATE_DEVICE")
+    if prog:
+        return prog, "" if os.access(prog, os.X_OK) else "VET_GENERATE_DEVICE=%s is not an executable" % prog
+    prog = os.path.join(os.environ.get("VET_EMU") or os.path.join(reflib.TOP, "build", "emu"), "vet-generate")
+    if os.environ.get("VET_SANITIZE") == "1":
+        return prog, "ran in the plain pass (the emulated device is one ASan + UBSan build)"
+    if not os.access(prog, os.X_OK):
+        return prog, "%s not built (make gpuemu; needs the CUDA toolkit's headers)" % prog
+    return prog, ""
 
 
 def train_tokenizer(workdir):
@@ -59,10 +83,10 @@ def write_tokens(path, ps, sha, vocab):
                    text=True, check=True)
 
 
-def vet_generate(model_dir, tokens, workdir, adapter=None):
+def vet_generate(model_dir, tokens, workdir, adapter=None, gen=GEN, extra=()):
     out = os.path.join(workdir, "preds")
-    args = [GEN, "-q", "--model", model_dir, "--max-new", str(MAX_NEW), "--batch", "3",
-            "--threads", "2", tokens, "-o", out]
+    args = [gen, "-q", "--model", model_dir, "--max-new", str(MAX_NEW), "--batch", "3",
+            "--threads", "2", tokens, "-o", out] + list(extra)
     if adapter:
         args += ["--adapter", adapter]
     p = subprocess.run(args, capture_output=True, text=True)
@@ -111,6 +135,39 @@ def make_adapter(base, outdir, seed):
     return pm
 
 
+def partings(model, ps, got, ref):
+    """For each note where got parts from ref: (position, the fp32 model's logit of ref's token
+    minus that of got's after their shared prefix, those logits' standard deviation)."""
+    out = []
+    for p, a, b in zip(ps, got, ref):
+        i = next((j for j, (x, y) in enumerate(zip(a, b)) if x != y), None)
+        if i is None:
+            if len(a) != len(b):
+                out.append((min(len(a), len(b)), float("inf"), 1.0))  # one stopped, the other did not
+            continue
+        with torch.no_grad():
+            logits = model(input_ids=torch.tensor([p + a[:i]])).logits[0, -1].float()
+        out.append((i, (logits[b[i]] - logits[a[i]]).item(), logits.std().item()))
+    return out
+
+
+def check_device(rep, label, gen, model, d, tokens, work, ps, ref, adapter=None):
+    """The device's fp32 ids equal ref; its bf16 ids part from ref only at near-ties."""
+    try:
+        got = vet_generate(d, tokens, work, adapter=adapter, gen=gen, extra=["--device", "cuda", "--fp32"])
+        rep.check("generate-device %s fp32" % label, got == ref, describe(got, ref))
+        got = vet_generate(d, tokens, work, adapter=adapter, gen=gen, extra=["--device", "cuda", "--bf16"])
+    except RuntimeError as e:
+        rep.check("generate-device %s" % label, False, str(e))
+        return
+    parts = partings(model, ps, got, ref)
+    worst = max((m / sd for _, m, sd in parts), default=0.0)
+    same = sum(1 for a, b in zip(got, ref) if a == b)
+    rep.check("generate-device %s bf16 (%d of %d notes as fp32; partings at margins <= %.3f of the logits' sd)"
+              % (label, same, len(ref), worst), worst <= TIE_FRACTION,
+              "parted (position, margin, sd): %s; %s" % (parts, describe(got, ref)))
+
+
 def describe(a, b):
     for i, (x, y) in enumerate(zip(a, b)):
         if x != y:
@@ -127,6 +184,9 @@ def main():
             for c in cases:
                 rep.skip("generate " + c, "%s not built (make && make helpers)" % tool)
             rep.exit()
+    dev_gen, dev_why = device_generate()
+    if dev_why:
+        rep.skip("generate-device", dev_why)
     with reflib.tmpdir() as work:
         try:
             tok = train_tokenizer(work)
@@ -156,6 +216,8 @@ def main():
                           got == ref, describe(got, ref))
             except RuntimeError as e:
                 rep.check("generate %s/base" % name, False, str(e))
+            if not dev_why:
+                check_device(rep, name + "/base", dev_gen, model, d, tokens, work, ps, ref)
             adir = os.path.join(work, name + "-lora")
             pm = make_adapter(model, adir, 7 + k)
             ref_lora = hf_generate(pm, ps, eos)
@@ -167,6 +229,8 @@ def main():
                           else "the adapter did not change transformers' output: test is blind")
             except RuntimeError as e:
                 rep.check("generate %s/lora" % name, False, str(e))
+            if not dev_why:
+                check_device(rep, name + "/lora", dev_gen, pm, d, tokens, work, ps, ref_lora, adapter=adir)
     rep.exit()
 
 

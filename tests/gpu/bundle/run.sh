@@ -7,7 +7,7 @@
 # transformers and peft) and the bundle itself; it writes nothing outside OUTDIR and /tmp.
 #
 # Parts, in order, each with its own time cap, and one budget of 540 s for all (the caps add up
-# to 785 s: a part never gets more than the budget has left, so the whole run ends within 9
+# to 795 s: a part never gets more than the budget has left, so the whole run ends within 9
 # minutes whatever happens; a part left less than 5 s is `not ok: no time left`):
 #   bundle        every program starts and finds its libraries; the baseline's Python imports
 #   gpu           nvidia-smi (with --cpu: the CPU and its flags)
@@ -18,7 +18,8 @@
 #   gpu-model     test_gpu_model              the GPU model against the CPU model core
 #   gpu-infer     test_gpu_infer              prefill and batched decode against the CPU's
 #   torch-parity  the GPU model's loss and LoRA gradients against PyTorch + PEFT in fp32, bf16 and
-#                 fp16 (tests/reference/test_device_parity.py --quick; PyTorch on the CPU)
+#                 fp16 (tests/reference/test_device_parity.py --quick), vet-generate's ids against
+#                 transformers generate on the CPU and the device (test_generate.py); PyTorch on the CPU
 #   base          a random llama-7b base in bf16, made once with torch on the GPU
 #   lora-ckpt     vet-train vs transformers + peft, 7B LoRA r16 q,k,v,o, bf16, checkpointing, dropout 0.1
 #                 (vet: --grad-checkpoint=keep-attention; peft: its gradient checkpointing);
@@ -284,7 +285,10 @@ part gpu-infer 25 "$tests/test_gpu_infer"
 # With the settings chosen above: the benchmarks below run what this part checks.
 fwdbwd=$progs/bin/vet-fwdbwd
 [ $cpu = 1 ] && fwdbwd=$progs/cpu/vet-fwdbwd  # the stand-in build, as the other test programs
-part torch-parity 35 env VET_FWDBWD_DEVICE="$fwdbwd" "$VET_PYTHON" "$here/scripts/ref/test_device_parity.py" --quick
+gen=$progs/bin/vet-generate
+[ $cpu = 1 ] && gen=$progs/cpu/vet-generate
+part torch-parity 45 env VET_FWDBWD_DEVICE="$fwdbwd" VET_GENERATE_DEVICE="$gen" bash -c \
+    '"$VET_PYTHON" "$1/test_device_parity.py" --quick && "$VET_PYTHON" "$1/test_generate.py"' _ "$here/scripts/ref"
 if wanted lora-ckpt || wanted lora-fast || wanted lora-nf4 || wanted lora-int8 || wanted dlo || wanted generate; then
     parts=${parts:+$parts,base}
 fi
