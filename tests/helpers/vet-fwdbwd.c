@@ -32,6 +32,9 @@
 #include "kernels/host/device.h"
 #include "kernels/host/gpu_model.h"
 #include "kernels/host/gpu_train_backend.h"
+#ifdef VET_CUDA
+#include "kernels/ops_cuda.h"
+#endif
 #include "model/adapter.h"
 #include "model/model.h"
 #include "base/rng.h"
@@ -164,8 +167,6 @@ static int add_full_grads(vet_st_writer *w, const vet_model *m, const float *gra
 // The pass on a CUDA device
 
 #ifdef VET_CUDA
-#include "kernels/ops_cuda.h"
-
 // One forward + backward of the GPU model made with flags (the precision, VET_GPU_FULL) plus the
 // environment's diagnostics: the mean loss in *loss and, when grads is not NULL, the gradients
 // of the mean loss (n floats, laid out as lora_mem / w_mem) computed for loss * scale and divided
