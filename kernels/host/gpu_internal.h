@@ -1,5 +1,6 @@
 // gpu_internal.h — the GPU model's private state, shared by gpu_plan.c (the memory layout),
-// gpu_model.c (creation, transfers, optimizer) and gpu_train.c (forward, backward). Only with VET_CUDA; nothing outside those three files includes it.
+// gpu_model.c (creation, transfers, optimizer), gpu_lora_layout.c (the adapters' device layout)
+// and gpu_train.c (forward, backward). Only with VET_CUDA; nothing outside those files includes it.
 #ifndef VET_GPU_INTERNAL_H
 #define VET_GPU_INTERNAL_H
 
@@ -24,7 +25,7 @@ struct vet_gpu_model {
     int fp16;           // VET_GPU_FP16: that storage is IEEE fp16 (same places, same GEMMs)
     int quant;          // 0, VET_CUDA_Q_INT8 or VET_CUDA_Q_NF4 (VET_GPU_INT8 / VET_GPU_NF4)
     int attn_tc;        // attention on tensor cores (bf16 storage without VET_GPU_ATTN_FP32)
-    int lora_fused;     // LoRA dropout inside the adapters' products (rank <= 32, no VET_GPU_LORA_UNFUSED)
+    int lora_fused;     // LoRA dropout inside the adapters' products (vet's kernels; no VET_GPU_LORA_UNFUSED)
     int lora16;         // 16-bit mode with lora_fused: the adapters read the GEMMs' 16-bit inputs
                         // and douts (xb16, db16), as PEFT's in a 16-bit model (gpu_train.c)
     int lora_mma;       // lora16 without VET_GPU_LORA_NO_MMA: those products on tensor cores
@@ -36,10 +37,13 @@ struct vet_gpu_model {
                         // (and adapters) write bf16 into q16, k16, v16, RoPE rotates in place
     int att_bf16;       // attn_tc, and no fp32 reader of its output (no adapter on o, or lora16):
                         // the attention writes its output in bf16 (att16), the o projection's input
-    int lora_up_k;      // VET_GPU_LORA_UP_KERNEL (rank <= 32): the up product by lora_up_cuda
+    int lora_up_k;      // VET_GPU_LORA_UP_KERNEL: the up product by lora_up_cuda (with rc)
     int B, T;           // capacity
     size_t N;           // B*T: the layer stride of every per-layer activation
     int L, C, F, Q, KV, H, KVH, hd, V, r, W;  // W = max(C, Q, F): the widest projection input
+    int rc;             // the rank vet's adapter kernels see: r, or with lora_fused at most
+                        // VET_LORA_FUSED_MAX_R, an adapter of rank r then run as ceil(r / rc)
+                        // blocks of rank <= rc (gpu_lora_layout.c: B's device layout)
     int ce_rows;        // rows per logits chunk
     // LoRA (copied from the model)
     int has_lora;
@@ -148,5 +152,14 @@ int gpu_layout(vet_gpu_model *g, gpu_slot *s);
 size_t gpu_aligned(size_t bytes);  // rounded up to ALIGN
 // The plan (bytes by kind) of a layout.
 void gpu_plan_of(const vet_gpu_model *g, const gpu_slot *s, int n, vet_gpu_plan *p);
+
+// gpu_lora_layout.c: whether the trainable floats' device layout differs from the host's (an
+// adapter of rank over rc: B's columns in blocks), the host index of device index i, and the
+// transfers of n_params trainable floats (parameters, gradients, AdamW moments) between the
+// host's layout and the device's.
+int gpu_lora_chunked(const vet_gpu_model *g);
+size_t gpu_lora_host_index(const vet_gpu_model *g, size_t i);
+int gpu_upload_trainable(vet_gpu_model *g, float *dev, const float *host, vet_err *err);
+int gpu_download_trainable(vet_gpu_model *g, float *host, const float *dev, vet_err *err);
 
 #endif

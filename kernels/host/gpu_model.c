@@ -139,7 +139,9 @@ vet_gpu_model *vet_gpu_model_new(vet_cuda *ctx, const vet_model *m, int B, int T
     if (rc == 0) rc = vet_gpu_upload_f32(ctx, g->sin_t, cs + half, half, err);
     free(inv), free(cs);
     if (rc < 0 || upload_weights(g, m, err) < 0) goto fail;
-    if (g->has_lora && vet_gpu_upload_f32(ctx, g->params, m->lora_mem, g->n_lora, err) < 0) goto fail;
+    if (g->has_lora && (gpu_lora_chunked(g) ? gpu_upload_trainable(g, g->params, m->lora_mem, err)
+                                            : vet_gpu_upload_f32(ctx, g->params, m->lora_mem, g->n_lora, err)) < 0)
+        goto fail;
     if (vet_cuda_sync(ctx, err) < 0) goto fail;
     return g;
 fail:
@@ -195,7 +197,7 @@ int vet_gpu_grad_stats(vet_gpu_model *g, float unscale, double *norm, size_t *fi
     TRY(vet_cuda_download(g->ctx, &st, g->gstats, sizeof st, err));
     PROF(g, VET_PROF_NONE);
     *norm = st.norm;
-    *first_bad = st.first_bad < g->n_params ? (size_t)st.first_bad : g->n_params;
+    *first_bad = st.first_bad < g->n_params ? gpu_lora_host_index(g, (size_t)st.first_bad) : g->n_params;
     return 0;
 }
 
@@ -212,7 +214,7 @@ int vet_gpu_download_lora(vet_gpu_model *g, vet_model *m, vet_err *err) {
     if (!m->has_lora || m->n_lora != g->n_lora || m->lora.r != g->r || m->lora.targets != g->targets)
         return vet_errf(err, "the model's LoRA adapters differ from the GPU model's (rank %d, %zu floats)",
                         g->r, g->n_lora);
-    return vet_cuda_download(g->ctx, m->lora_mem, g->params, g->n_lora * sizeof(float), err);
+    return gpu_download_trainable(g, m->lora_mem, g->params, err);
 }
 
 float *vet_gpu_grads_device(vet_gpu_model *g, size_t *n) {
@@ -223,23 +225,22 @@ float *vet_gpu_grads_device(vet_gpu_model *g, size_t *n) {
 int vet_gpu_download_grads(vet_gpu_model *g, float *grads, size_t n, vet_err *err) {
     if (n != g->n_params)
         return vet_errf(err, "gradient buffer of %zu floats, the GPU model trains %zu", n, g->n_params);
-    return vet_cuda_download(g->ctx, grads, g->grads, n * sizeof(float), err);
+    return gpu_download_trainable(g, grads, g->grads, err);
 }
 
 int vet_gpu_upload_grads(vet_gpu_model *g, const float *grads, size_t n, vet_err *err) {
     if (n != g->n_params)
         return vet_errf(err, "gradient buffer of %zu floats, the GPU model trains %zu", n, g->n_params);
-    return vet_cuda_upload(g->ctx, g->grads, grads, n * sizeof(float), err);
+    return gpu_upload_trainable(g, g->grads, grads, err);
 }
 
 int vet_gpu_download_state(vet_gpu_model *g, float *params, float *adam_m, float *adam_v,
                            size_t n, vet_err *err) {
     if (n != g->n_params)
         return vet_errf(err, "state buffers of %zu floats, the GPU model trains %zu", n, g->n_params);
-    size_t bytes = n * sizeof(float);
-    if (params) TRY(vet_cuda_download(g->ctx, params, g->params, bytes, err));
-    if (adam_m) TRY(vet_cuda_download(g->ctx, adam_m, g->adam_m, bytes, err));
-    if (adam_v) TRY(vet_cuda_download(g->ctx, adam_v, g->adam_v, bytes, err));
+    if (params) TRY(gpu_download_trainable(g, params, g->params, err));
+    if (adam_m) TRY(gpu_download_trainable(g, adam_m, g->adam_m, err));
+    if (adam_v) TRY(gpu_download_trainable(g, adam_v, g->adam_v, err));
     return 0;
 }
 
@@ -247,10 +248,9 @@ int vet_gpu_upload_state(vet_gpu_model *g, const float *params, const float *ada
                          const float *adam_v, size_t n, vet_err *err) {
     if (n != g->n_params)
         return vet_errf(err, "state buffers of %zu floats, the GPU model trains %zu", n, g->n_params);
-    size_t bytes = n * sizeof(float);
-    if (params) TRY(vet_cuda_upload(g->ctx, g->params, params, bytes, err));
-    if (adam_m) TRY(vet_cuda_upload(g->ctx, g->adam_m, adam_m, bytes, err));
-    if (adam_v) TRY(vet_cuda_upload(g->ctx, g->adam_v, adam_v, bytes, err));
+    if (params) TRY(gpu_upload_trainable(g, g->params, params, err));
+    if (adam_m) TRY(gpu_upload_trainable(g, g->adam_m, adam_m, err));
+    if (adam_v) TRY(gpu_upload_trainable(g, g->adam_v, adam_v, err));
     return 0;
 }
 

@@ -79,7 +79,7 @@ enum {
     // it; L x N x (Q + H) x 4 more bytes (~1.1 GB at 7B, 4 x 512) for one attention forward a
     // layer less per step: vet-train --grad-checkpoint=keep-attention.
     VET_GPU_CKPT_KEEP_ATTN = 1 << 9,
-    // With LoRA of rank <= 32, the adapters' up product out += s·u·B^T by vet's kernel
+    // With LoRA (a rank over 32 in blocks of 32), the adapters' up product out += s·u·B^T by vet's kernel
     // (lora_up_cuda: out read and written once, 16 bytes at a time) instead of cuBLAS's SGEMM,
     // whose tiles fit a rank-16 product badly: the same numbers up to the order of the rank's
     // sum. vet-train's VET_GPU_LORA_UP=vet; the GPU bundle picks it when op_parity times the
@@ -143,8 +143,9 @@ int vet_gpu_backward(vet_gpu_model *g, float loss_scale, vet_train_mode mode, ve
 int vet_gpu_adamw_step(vet_gpu_model *g, size_t off, size_t n, float gscale, float lr, float beta1,
                        float beta2, float eps, float wd, int step, vet_err *err);
 int vet_gpu_zero_grads(vet_gpu_model *g, vet_err *err);
-// The gradients' global norm times unscale (vet_train_grad_norm's value) and the least index
-// of a gradient that is not finite (*first_bad = n_params when none), reduced on the device
+// The gradients' global norm times unscale (vet_train_grad_norm's value) and the index (in the
+// host's layout; the least in the device's, which differs from the host's for B of a rank over
+// 32: gpu_lora_layout.c) of a gradient that is not finite (*first_bad = n_params when none), reduced on the device
 // (grad_stats_cuda): 16 bytes come back, the gradients stay where they are.
 int vet_gpu_grad_stats(vet_gpu_model *g, float unscale, double *norm, size_t *first_bad, vet_err *err);
 

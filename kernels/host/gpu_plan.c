@@ -89,14 +89,16 @@ int gpu_set_dims(vet_gpu_model *g, const vet_config *c, int r, unsigned targets,
         if (n > g->max_oi) g->max_oi = n;
     }
     g->n_params = g->full ? g->n_w : g->n_lora;
-    // xd holds the unfused LoRA dropout's input (N,W); the fused products (rank <= 32, kernels/
-    // lora.cu) need only the slices of lora_grad_a_dropout_cuda (the widest adapter input) and
-    // lora_grad_b_cuda (the widest adapter output).
+    // xd holds the unfused LoRA dropout's input (N,W); the fused products (kernels/lora.cu, in
+    // blocks of rank rc) need only the slices of lora_grad_a_dropout_cuda (the widest adapter
+    // input) and lora_grad_b_cuda (the widest adapter output).
     g->xd_floats = g->N * g->W;
-    g->lora_fused = r > 0 && r <= VET_LORA_FUSED_MAX_R && !(flags & VET_GPU_LORA_UNFUSED);
+    g->lora_fused = r > 0 && !(flags & VET_GPU_LORA_UNFUSED);
+    // vet's kernels take ranks up to VET_LORA_FUSED_MAX_R: a larger adapter runs as blocks of it
+    g->rc = g->lora_fused && r > VET_LORA_FUSED_MAX_R ? VET_LORA_FUSED_MAX_R : r;
     g->lora16 = g->lora_fused && g->bf16;
     g->lora_mma = g->lora16 && !(flags & VET_GPU_LORA_NO_MMA);
-    g->lora_up_k = r > 0 && r <= VET_LORA_FUSED_MAX_R && (flags & VET_GPU_LORA_UP_KERNEL);
+    g->lora_up_k = r > 0 && g->rc <= VET_LORA_FUSED_MAX_R && (flags & VET_GPU_LORA_UP_KERNEL);
     // gate's and up's outputs in 16 bits when only 16-bit readers want them: no adapter on either,
     // or adapters on the 16-bit copies (lora16), which add their product into the 16-bit output
     g->mlp16 = g->bf16 && (g->lora16 || !(g->targets & (VET_LORA_GATE | VET_LORA_UP)));
@@ -113,10 +115,14 @@ int gpu_set_dims(vet_gpu_model *g, const vet_config *c, int r, unsigned targets,
             if (!(g->targets & (1u << t))) continue;
             int out, in;
             vet_lora_dims(c, t, &out, &in);
-            size_t need_a = lora_grad_a_scratch_floats((int)g->N, in, r);
-            size_t need_b = lora_grad_a_scratch_floats((int)g->N, out, r);
-            size_t need = need_a > need_b ? need_a : need_b;
-            if (need > g->xd_floats) g->xd_floats = need;
+            // the blocks' ranks: rc, and a narrower last one (its row slices can be more)
+            const int ranks[2] = {g->rc, r - (r - 1) / g->rc * g->rc};
+            for (int k = 0; k < 2; k++) {
+                size_t need_a = lora_grad_a_scratch_floats((int)g->N, in, ranks[k]);
+                size_t need_b = lora_grad_a_scratch_floats((int)g->N, out, ranks[k]);
+                size_t need = need_a > need_b ? need_a : need_b;
+                if (need > g->xd_floats) g->xd_floats = need;
+            }
         }
     }
     // embed, attn_norm | wq .. wdown | final_norm, lm_head: the matrices' window

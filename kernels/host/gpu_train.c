@@ -73,6 +73,7 @@ typedef struct {
     float *dw, *db, *dA, *dB;    // gradient slots (full mode: dw, db; LoRA mode: dA, dB)
     float *u;                    // (N,r) this layer's x·A^T
     int out, in;
+    int r;                       // the adapter's rank; in a block of it (chunk_of) the block's
 } proj;
 
 static proj proj_of(vet_gpu_model *g, int l, int t) {
@@ -113,12 +114,42 @@ static proj proj_of(vet_gpu_model *g, int l, int t) {
         p.A = g->params + oa, p.B = g->params + obb;
         p.dA = g->grads + oa, p.dB = g->grads + obb;
         p.u = g->lora_u[t] + act_layer(g, l) * g->N * g->r;
+        p.r = g->r;
     }
     return p;
 }
 
+// An adapter of rank r over g->rc runs as blocks of rank <= rc, the most vet's kernels take
+// (gpu_lora_layout.c): block c is A's rows [j0, j0 + w), B's columns [j0, j0 + w) as the device
+// stores them (a whole (out, w) matrix), u's (N, w) block of the layer's slot, and the same of dA
+// and dB. Its products are an adapter of rank w; the blocks' outputs and gradients add up to the
+// whole adapter's (each rounding apart: the up product into a 16-bit output is rounded after
+// each block). One block, p itself, when r <= rc.
+static int n_blocks(const vet_gpu_model *g) { return g->rc > 0 ? (g->r + g->rc - 1) / g->rc : 1; }
+static proj chunk_of(const vet_gpu_model *g, const proj *p, int c) {
+    proj q = *p;
+    const int j0 = c * g->rc;
+    q.r = p->r - j0 < g->rc ? p->r - j0 : g->rc;
+    q.A += (size_t)j0 * p->in, q.dA += (size_t)j0 * p->in;
+    q.B += (size_t)j0 * p->out, q.dB += (size_t)j0 * p->out;
+    q.u += (size_t)j0 * g->N;
+    return q;
+}
+
 // The 16-bit mode's format code (kernels/ops_cuda.h's VET_CUDA_BF16 / VET_CUDA_F16).
 static int half_fmt(const vet_gpu_model *g) { return g->fp16 ? VET_CUDA_F16 : VET_CUDA_BF16; }
+
+// The down product of one block of an adapter (vet's kernels, rank <= rc): q.u = dropout(x)·A^T,
+// the mask (the same for every block: it is keyed by x's element) applied inside the product.
+static int lora_down_block(vet_gpu_model *g, const proj *q, const float *inp, const uint16_t *inp16, int N,
+                           float pd, uint64_t seed, vet_err *err) {
+    if (g->lora_mma)
+        return lora_down_mma_cuda(g->ctx, q->u, inp16, half_fmt(g), q->A, pd, seed, g->row0, N, q->in, q->r, err);
+    if (g->lora16)
+        return lora_down_dropout16_cuda(g->ctx, q->u, inp16, half_fmt(g), q->A, pd, seed, g->row0, N, q->in, q->r,
+                                        err);
+    return lora_down_dropout_cuda(g->ctx, q->u, inp, q->A, pd, seed, g->row0, N, q->in, q->r, err);
+}
 
 // The adapter's input side: p.u (N,r) = dropout(inp)·A^T, what backward keeps of it. With
 // lora16 it reads inp16 (inp may be NULL), otherwise inp.
@@ -127,18 +158,13 @@ static int lora_u_forward(vet_gpu_model *g, int l, int t, const proj *p, const f
     const float *x = inp;
     const int drop = g->training && g->dropout > 0.0f;
     const uint64_t seed = lora_seed(g->dropout_seed, l, t);
-    if (g->lora16) {
+    if (g->lora_fused) {  // vet's kernels: the mask inside the product (xd is never written), or none
         PROF(g, VET_PROF_LORA_FUSED);
-        if (g->lora_mma)
-            return lora_down_mma_cuda(g->ctx, p->u, inp16, half_fmt(g), p->A, drop ? g->dropout : 0.0f, seed, g->row0,
-                                      N, p->in, g->r, err);
-        return lora_down_dropout16_cuda(g->ctx, p->u, inp16, half_fmt(g), p->A, drop ? g->dropout : 0.0f, seed,
-                                        g->row0, N, p->in, g->r, err);
-    }
-    if (g->lora_fused) {  // vet's kernel: the mask inside the product (xd is never written), or none
-        PROF(g, VET_PROF_LORA_FUSED);
-        return lora_down_dropout_cuda(g->ctx, p->u, inp, p->A, drop ? g->dropout : 0.0f, seed, g->row0, N, p->in,
-                                      g->r, err);
+        for (int c = 0; c < n_blocks(g); c++) {
+            proj q = chunk_of(g, p, c);
+            if (lora_down_block(g, &q, inp, inp16, N, drop ? g->dropout : 0.0f, seed, err) < 0) return -1;
+        }
+        return 0;
     }
     if (drop) {
         PROF(g, VET_PROF_DROPOUT);
@@ -146,7 +172,7 @@ static int lora_u_forward(vet_gpu_model *g, int l, int t, const proj *p, const f
         x = g->xd;
     }
     PROF(g, VET_PROF_GEMM_LORA);
-    return matmul_forward_cuda(g->ctx, p->u, x, p->A, NULL, N, p->in, g->r, err);
+    return matmul_forward_cuda(g->ctx, p->u, x, p->A, NULL, N, p->in, p->r, err);
 }
 
 // out (N,out) = inp·W^T + b + scale·(dropout(inp)·A^T)·B^T. inp16: inp as bf16 (bf16 mode;
@@ -162,13 +188,18 @@ static int proj_forward(vet_gpu_model *g, int l, int t, float *out, const float 
                        : matmul_forward_cuda(ctx, out, inp, p.w, p.b, N, p.in, p.out, err);
     if (rc < 0 || !p.A) return rc;
     if (lora_u_forward(g, l, t, &p, inp, inp16, N, err) < 0) return -1;
-    if (g->lora_up_k) {  // out += scale * u·B^T, out read and written once
-        PROF(g, VET_PROF_LORA_FUSED);
-        return lora_up_cuda(ctx, out, p.u, p.B, g->lora_scale, N, p.out, g->r, err);
+    for (int c = 0; c < n_blocks(g); c++) {  // out += scale * u·B^T, block by block
+        proj q = chunk_of(g, &p, c);
+        if (g->lora_up_k) {  // out read and written once
+            PROF(g, VET_PROF_LORA_FUSED);
+            rc = lora_up_cuda(ctx, out, q.u, q.B, g->lora_scale, N, q.out, q.r, err);
+        } else {
+            PROF(g, VET_PROF_GEMM_LORA);
+            rc = vet_cuda_sgemm(ctx, 0, 1, N, q.out, q.r, g->lora_scale, q.u, q.r, q.B, q.r, 1.0f, out, q.out, err);
+        }
+        if (rc < 0) return -1;
     }
-    PROF(g, VET_PROF_GEMM_LORA);
-    return vet_cuda_sgemm(ctx, 0, 1, N, p.out, g->r, g->lora_scale, p.u, g->r, p.B, g->r, 1.0f,
-                          out, p.out, err);  // out += scale * u·B^T
+    return 0;
 }
 
 // The loss at the target rows and, with dx, its gradient dx (n,C) = grad_scale * dlogits·lm_head:
@@ -234,7 +265,7 @@ static int qk_douts16(const vet_gpu_model *g, int full) {
 // dinp (N,in) += du·A, no dropout: a well-shaped GEMM (n = in), cuBLAS's on either path.
 static int lora_dinp_plain(vet_gpu_model *g, const proj *p, float *dinp, int N, vet_err *err) {
     PROF(g, VET_PROF_GEMM_LORA);
-    return vet_cuda_sgemm(g->ctx, 0, 0, N, p->in, g->r, 1.0f, g->du, g->r, p->A, p->in, 1.0f, dinp, p->in, err);
+    return vet_cuda_sgemm(g->ctx, 0, 0, N, p->in, p->r, 1.0f, g->du, p->r, p->A, p->in, 1.0f, dinp, p->in, err);
 }
 
 // An adapter's backward on vet's kernels (rank <= 32): du (N,r) = scale dout·B and dB (out,r) +=
@@ -247,7 +278,7 @@ static int lora_backward_products(vet_gpu_model *g, const proj *p, const float *
                                   const float *inp, const uint16_t *inp16, int N, float pd, uint64_t seed,
                                   vet_err *err) {
     vet_cuda *ctx = g->ctx;
-    const int r = g->r, fmt = half_fmt(g);
+    const int r = p->r, fmt = half_fmt(g);
     const float s = g->lora_scale;
     if (g->lora_mma)
         return lora_du_mma_cuda(ctx, g->du, dout16, fmt, p->B, s, N, p->out, r, err) < 0 ||
@@ -276,19 +307,24 @@ static int lora_backward_products(vet_gpu_model *g, const proj *p, const float *
 static int lora_backward_fused(vet_gpu_model *g, const proj *p, float *dinp, const float *dout,
                                const uint16_t *dout16, const float *inp, const uint16_t *inp16, int N, int drop,
                                uint64_t seed, vet_err *err) {
-    PROF(g, VET_PROF_LORA_FUSED);
-    if (lora_backward_products(g, p, dout, dout16, inp, inp16, N, drop ? g->dropout : 0.0f, seed, err) < 0)
-        return -1;
-    if (!drop) return lora_dinp_plain(g, p, dinp, N, err);
-    return lora_grad_input_dropout_cuda(g->ctx, dinp, g->du, p->A, g->dropout, seed, g->row0, N, p->in, g->r, err);
+    for (int c = 0; c < n_blocks(g); c++) {  // du is one block's at a time
+        proj q = chunk_of(g, p, c);
+        PROF(g, VET_PROF_LORA_FUSED);
+        if (lora_backward_products(g, &q, dout, dout16, inp, inp16, N, drop ? g->dropout : 0.0f, seed, err) < 0 ||
+            (!drop ? lora_dinp_plain(g, &q, dinp, N, err)
+                   : lora_grad_input_dropout_cuda(g->ctx, dinp, g->du, q.A, g->dropout, seed, g->row0, N, q.in, q.r,
+                                                  err)) < 0)
+            return -1;
+    }
+    return 0;
 }
 
 // The same with cuBLAS's GEMMs and, with dropout, a pass that writes the masked input into xd
-// (rank over 32, or VET_GPU_LORA_FUSED=0).
+// (VET_GPU_LORA_FUSED=0: the whole adapter at once, in the host's layout).
 static int lora_backward_cublas(vet_gpu_model *g, const proj *p, float *dinp, const float *dout, const float *inp,
                                 int N, int drop, uint64_t seed, vet_err *err) {
     vet_cuda *ctx = g->ctx;
-    const int r = g->r;
+    const int r = p->r;
     PROF(g, VET_PROF_GEMM_LORA);
     if (vet_cuda_sgemm(ctx, 0, 0, N, r, p->out, g->lora_scale, dout, p->out, p->B, r, 0.0f, g->du, r, err) < 0 ||
         vet_cuda_sgemm(ctx, 1, 0, p->out, r, N, g->lora_scale, dout, p->out, p->u, r, 1.0f, p->dB, r, err) < 0)
@@ -396,7 +432,11 @@ static int proj_forward16(vet_gpu_model *g, int l, int t, uint16_t *out16, const
     if (!p.A) return 0;
     if (lora_u_forward(g, l, t, &p, NULL, inp16, N, err) < 0) return -1;
     PROF(g, VET_PROF_LORA_FUSED);
-    return lora_up16_cuda(g->ctx, out16, half_fmt(g), p.u, p.B, g->lora_scale, N, p.out, g->r, err);
+    for (int c = 0; c < n_blocks(g); c++) {
+        proj q = chunk_of(g, &p, c);
+        if (lora_up16_cuda(g->ctx, out16, half_fmt(g), q.u, q.B, g->lora_scale, N, q.out, q.r, err) < 0) return -1;
+    }
+    return 0;
 }
 
 // silu(gate) * up of layer acts a into out (fp32) and out16 (16-bit), either NULL: from fp32

@@ -123,32 +123,29 @@ memory_ok() {
 }
 check train_device_plan_refused_when_too_big memory_ok
 
+# final_losses_within FRACTION DIR_A DIR_B LABEL_A LABEL_B: two runs logged as many steps and
+# their final losses within FRACTION of B's (printed with the labels); final_losses_close: 1%.
+final_losses_within() {
+    /usr/bin/python3 - "$1" "$2/train.log.jsonl" "$3/train.log.jsonl" "$4" "$5" <<'PY'
+import json, sys
+tol = float(sys.argv[1])
+a = [json.loads(l) for l in open(sys.argv[2])]
+b = [json.loads(l) for l in open(sys.argv[3])]
+print(f"final loss {sys.argv[4]} {a[-1]['loss']:.6f}, {sys.argv[5]} {b[-1]['loss']:.6f}", file=sys.stderr)
+sys.exit(0 if len(a) == len(b) and abs(a[-1]["loss"] - b[-1]["loss"]) <= tol * b[-1]["loss"] else 1)
+PY
+}
+final_losses_close() { final_losses_within 0.01 "$@"; }
+
 # 7. bf16 base weights (the default on cuda): completes, says bf16, loss within 5% of the CPU's.
 bf16_ok() {
     run "$sbin" "$tmp/bf16" --device cuda || { cat "$tmp/bf16.err" >&2; return 1; }
     grep -q '^vet-train: device cuda:0 .*, base weights bf16$' "$tmp/bf16.err" || return 1
     ! cmp -s "$tmp/cuda/adapter_model.safetensors" "$tmp/bf16/adapter_model.safetensors" || return 1
-    /usr/bin/python3 - "$tmp/cpu/train.log.jsonl" "$tmp/bf16/train.log.jsonl" <<'PY'
-import json, sys
-a = [json.loads(l) for l in open(sys.argv[1])]
-b = [json.loads(l) for l in open(sys.argv[2])]
-print(f"final loss cpu {a[-1]['loss']:.5f}, cuda bf16 {b[-1]['loss']:.5f}", file=sys.stderr)
-sys.exit(0 if len(a) == len(b) and abs(a[-1]["loss"] - b[-1]["loss"]) <= 0.05 * a[-1]["loss"] else 1)
-PY
+    final_losses_within 0.05 "$tmp/bf16" "$tmp/cpu" "cuda bf16" cpu
 }
 check train_device_bf16_close_to_cpu bf16_ok
 
-# final_losses_close DIR_A DIR_B LABEL_A LABEL_B: two runs logged as many steps and their final
-# losses within 1% of B's (printed with the labels).
-final_losses_close() {
-    /usr/bin/python3 - "$1/train.log.jsonl" "$2/train.log.jsonl" "$3" "$4" <<'PY'
-import json, sys
-a = [json.loads(l) for l in open(sys.argv[1])]
-b = [json.loads(l) for l in open(sys.argv[2])]
-print(f"final loss {sys.argv[3]} {a[-1]['loss']:.6f}, {sys.argv[4]} {b[-1]['loss']:.6f}", file=sys.stderr)
-sys.exit(0 if len(a) == len(b) and abs(a[-1]["loss"] - b[-1]["loss"]) <= 0.01 * b[-1]["loss"] else 1)
-PY
-}
 
 # env_refused SETTING NAME PATTERN: vet-train with SETTING (VAR=VALUE) in its environment exits 2
 # before training with a message matching PATTERN, and writes no adapter into $tmp/NAME.
@@ -242,6 +239,65 @@ PY
     env_refused VET_GPU_LORA_UP=mine up-bad "VET_GPU_LORA_UP=mine: use cublas (the default) or vet"
 }
 check train_device_lora_up_env lora_up_env_ok
+
+# 7g. Rank over 32 (vet's adapter kernels take blocks of 32; the device keeps B's columns in
+#     blocks, kernels/host/gpu_lora_layout.c) on a model wide enough for rank 40 (hidden 96):
+#     fp32 on the device against the CPU (the blocks' products add in another order: losses and
+#     norms to 1e-5), the adapter file in PEFT's layout (the same tensors and shapes as the CPU's);
+#     resumed from its checkpoint at step 3, the same adapter bytes as the run without a stop;
+#     bf16 completes, the final loss within 5% of the CPU's.
+rank_blocks_ok() {
+    local w=$tmp/wide
+    mkdir -p "$w"
+    sed 's/"hidden_size": 32/"hidden_size": 96/; s/"num_key_value_heads": 2/"num_key_value_heads": 4/' \
+        "$tmp/micro.json" >"$w/wide.json"
+    "$VET_BIN/vet-train" -q --threads 2 --init "$w/wide.json" --tokenizer "$tmp/tok.model" \
+        --train "$tmp/train.msgpack.zst" --out "$w/base" --max-steps 1 --batch-size 4 --grad-accum 1 || return 1
+    local wc=("${common[@]}" --base "$w/base" --lora-r 40 --lora-alpha 16 --lora-dropout 0.1)
+    "$sbin" "${wc[@]}" --out "$w/cpu" --device cpu 2>"$w/cpu.err" || { cat "$w/cpu.err" >&2; return 1; }
+    "$sbin" "${wc[@]}" --out "$w/cuda" --device cuda --fp32 2>"$w/cuda.err" || { cat "$w/cuda.err" >&2; return 1; }
+    /usr/bin/python3 - "$w/cpu/train.log.jsonl" "$w/cuda/train.log.jsonl" <<'PY' || return 1
+import json, sys
+a = [json.loads(l) for l in open(sys.argv[1])]
+b = [json.loads(l) for l in open(sys.argv[2])]
+if len(a) != len(b) or len(a) != 6:
+    sys.exit(f"{len(a)} vs {len(b)} log lines")
+for x, y in zip(a, b):
+    for k in ("loss", "grad_norm", "val_loss"):
+        if k in x and abs(x[k] - y[k]) > 1e-5 * max(1.0, abs(x[k])):
+            sys.exit(f"rank 40, step {x['step']}: {k} {x[k]} (cpu) vs {y[k]} (cuda)")
+PY
+    /usr/bin/python3 - "$w/cpu/adapter_model.safetensors" "$w/cuda/adapter_model.safetensors" <<'PY' || return 1
+import array, json, struct, sys
+def tensors(path):  # name -> (dtype, shape, values) from a safetensors file of F32 tensors
+    with open(path, "rb") as f:
+        n = struct.unpack("<Q", f.read(8))[0]
+        h, data = json.loads(f.read(n)), f.read()
+    out = {}
+    for k, v in h.items():
+        if k == "__metadata__":
+            continue
+        lo, hi = v["data_offsets"]
+        out[k] = (v["dtype"], v["shape"], array.array("f", data[lo:hi]))
+    return out
+a, b = tensors(sys.argv[1]), tensors(sys.argv[2])
+if sorted(a) != sorted(b) or any(a[k][:2] != b[k][:2] for k in a) or not any(a[k][1][-1] == 40 for k in a):
+    sys.exit("rank 40: the adapters' tensors differ in names or shapes")
+for k in a:  # the device's adapter in PEFT's layout: each value the CPU's, to fp32's reordering
+    top = max(abs(x) for x in a[k][2])
+    err = max(abs(x - y) for x, y in zip(a[k][2], b[k][2]))
+    if err > 1e-4 * top:
+        sys.exit(f"rank 40: {k}: max |cpu - cuda| {err:.3g} of {top:.3g}")
+PY
+    cp -r "$w/cuda" "$w/res"
+    rm -f "$w/res"/adapter_*
+    "$sbin" "${wc[@]}" --out "$w/res" --device cuda --fp32 --resume "$w/res" -q 2>"$w/res.err" ||
+        { cat "$w/res.err" >&2; return 1; }
+    cmp "$w/cuda/adapter_model.safetensors" "$w/res/adapter_model.safetensors" >&2 || return 1
+    "$sbin" "${wc[@]}" --out "$w/bf16" --device cuda 2>"$w/bf16.err" || { cat "$w/bf16.err" >&2; return 1; }
+    final_losses_within 0.05 "$w/bf16" "$w/cpu" "rank 40: cuda bf16" cpu
+}
+check train_device_rank_over_32 rank_blocks_ok
 
 # 8. Full training (from scratch) on the device: fp32, byte-identical to the CPU path; bf16 refused.
 full_ok() {

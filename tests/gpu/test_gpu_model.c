@@ -32,12 +32,13 @@ static const tiny_shape NARROW = {32, 12, 4, 2, 8, 61, 64, 64, 500.0f, 10.0f};
 static const tiny_shape *llama_shape = &LLAMA;  // VAR_LLAMA's shape in make_model
 
 static unsigned model_targets = VET_LORA_ALL;  // the adapted projections in make_model
+static int model_rank = 4;                      // and their rank
 
 static void make_model(vet_model *m, int variant, int lora, float dropout) {
     tiny_model(m, variant, variant == VAR_QWEN_TIED ? &QWEN : llama_shape, 11);
     if (!lora) return;
     vet_err err;
-    if (vet_model_add_lora(m, 4, 8.0f, dropout, 0, model_targets, 5, &err)) {
+    if (vet_model_add_lora(m, model_rank, 8.0f, dropout, 0, model_targets, 5, &err)) {
         fprintf(stderr, "%s\n", err.msg);
         abort();
     }
@@ -464,8 +465,7 @@ static void test_adamw_steps(void) {
 // the norm is vet_train_grad_norm's (bits on the stand-in; 1e-8 relative on a GPU, whose sum
 // runs in another order), with and without fp16's unscale; planted inf / nan give the least
 // index exactly and a non-finite norm; the gradients themselves are left as they were.
-static void test_grad_stats(void) {
-    if (!ctx) SKIP(no_gpu);
+static void grad_stats_case(void) {
     vet_model m;
     make_model(&m, VAR_LLAMA, 1, 0.1f);
     vet_err err;
@@ -486,15 +486,62 @@ static void test_grad_stats(void) {
         printf("# grad_stats unscale %g: norm %.17g, cpu %.17g\n", unscale, norm, want);
         CHECK(fabs(norm - want) <= 1e-8 * want && bad == n);
     }
-    h[n - 3] = NAN, h[n / 2] = INFINITY;  // the inf comes first
+    // the inf comes first; with rank over 32 it is inside up's B (target 5), whose device index
+    // is another
+    size_t first = model_rank > 32 ? (size_t)(m.lora.B[5] - m.lora_mem) + 7 * model_rank + 40 : n / 2;
+    h[n - 3] = NAN, h[first] = INFINITY;
     CHECK(g && vet_gpu_upload_grads(g, h, n, &err) == 0);
     CHECK(g && vet_gpu_grad_stats(g, 1.0f, &norm, &bad, &err) == 0);
-    CHECK(!isfinite(norm) && bad == n / 2);
+    CHECK(!isfinite(norm) && bad == first);
     CHECK(g && vet_gpu_download_grads(g, back, n, &err) == 0);
     CHECK(memcmp(back, h, n * 4) == 0);
     free(h), free(back);
     vet_gpu_model_free(g);
     vet_model_free(&m);
+}
+
+static void test_grad_stats(void) {
+    if (!ctx) SKIP(no_gpu);
+    grad_stats_case();
+    model_rank = 64;  // B's columns in blocks on the device: the host's indices come back
+    grad_stats_case();
+    model_rank = 4;
+}
+
+// Rank over 32 (vet's adapter kernels take blocks of 32; the device keeps B's columns in blocks,
+// kernels/host/gpu_lora_layout.c): the loss and the gradients (back in the host's layout) to the
+// CPU's tolerance in fp32, with dropout; to bf16's with the 16-bit adapters, on tensor cores and
+// on CUDA cores; 48 = 32 + a narrower last block; the adapters and both AdamW moments go up and
+// come back bit for bit.
+static void test_lora_rank_blocks(void) {
+    if (!ctx) SKIP(no_gpu);
+    const int ranks[2] = {64, 48};
+    for (int i = 0; i < 2; i++) {
+        model_rank = ranks[i];
+        printf("# rank %d\n", model_rank);
+        lora_parity(VAR_LLAMA, 0.25f, 1, 3, 19, 0, TOL, TOL);
+        lora_parity(VAR_LLAMA, 0.0f, 1, 3, 19, VET_GPU_BF16, 1e-2, 1e-1);
+    }
+    model_rank = 64;
+    lora_parity(VAR_QWEN_TIED, 0.1f, 1, 3, 19, VET_GPU_BF16 | VET_GPU_LORA_NO_MMA, 1e-2, 1e-1);
+    lora_parity(VAR_QWEN_TIED, 0.1f, 1, 3, 19, VET_GPU_LORA_UP_KERNEL, TOL, TOL);
+    vet_model m, m2;
+    make_model(&m, VAR_LLAMA, 1, 0.0f);
+    make_model(&m2, VAR_LLAMA, 1, 0.0f);
+    vet_err err;
+    vet_gpu_model *g = vet_gpu_model_new(ctx, &m, 2, 8, NULL, &err);
+    CHECK(g);
+    size_t n = m.n_lora;
+    float *mv = malloc(4 * n * sizeof(float)), *back = mv + 2 * n;
+    for (size_t i = 0; i < 2 * n; i++) mv[i] = (float)i * 0.5f;
+    memset(m2.lora_mem, 0, n * sizeof(float));
+    CHECK(g && vet_gpu_download_lora(g, &m2, &err) == 0 && memcmp(m2.lora_mem, m.lora_mem, n * 4) == 0);
+    CHECK(g && vet_gpu_upload_state(g, m.lora_mem, mv, mv + n, n, &err) == 0);
+    CHECK(g && vet_gpu_download_state(g, NULL, back, back + n, n, &err) == 0 && memcmp(back, mv, 2 * n * 4) == 0);
+    free(mv);
+    vet_gpu_model_free(g);
+    vet_model_free(&m), vet_model_free(&m2);
+    model_rank = 4;
 }
 
 // The training backend tables (lib/train/backend.h): three steps of the trainer's phases
@@ -1100,6 +1147,7 @@ int main(void) {
     RUN(test_lora_qwen_bias_tied);
     RUN(test_lora_dropout);
     RUN(test_lora_bf16);
+    RUN(test_lora_rank_blocks);
     RUN(test_lora_bf16_attention);
     RUN(test_lora_mma);
     RUN(test_lora_up_kernel);

@@ -6,7 +6,9 @@
 # done on the host), or the program VET_FWDBWD_DEVICE names (the GPU bundle's, on a real GPU).
 # For each tiny model of make_models.py (llama2, llama3 with GQA and rope scaling, qwen2 with
 # biases and tied embeddings), PEFT LoRA r=4 alpha=8 on q,k,v,o and on all seven projections
-# (lora_B random), one packed batch, one forward and backward:
+# (lora_B random; on llama3 also rank 48, alpha 16, on the five projections at least 48 wide:
+# vet's adapter kernels take ranks up to 32 and run it in blocks), one packed batch, one forward
+# and backward:
 #
 #   fp32   against PyTorch fp32 to the CPU core's tolerances (loss 1e-4, gradients 1e-3 of each
 #          tensor's largest entry): the kernels only sum in other orders. Also full fine-tuning.
@@ -24,7 +26,8 @@
 #   are held to the same bar on llama3 with all seven projections.
 #
 # --quick (the GPU bundle's torch-parity part, where a lease's seconds count): llama3 and qwen2
-# with all seven projections in the three formats, no alternatives, no full fine-tuning; the
+# with all seven projections (and llama3's rank 48) in the three formats, no alternatives, no
+# full fine-tuning; the
 # VET_GPU_* settings the bundle chose are in the environment, so it checks what the benchmarks
 # after it run.
 #
@@ -42,6 +45,7 @@ from test_parity import ALL7, QKVO, make_adapter  # noqa: E402
 
 TOL_LOSS32, TOL_GRAD32 = 1e-4, 1e-3
 GRAD_RATIO, LOSS_RATIO = 1.5, 2.0
+WIDE = ["q_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]  # llama3's k, v are 32 wide
 UNIT_ROUNDOFF = {"bf16": 2.0 ** -8, "fp16": 2.0 ** -11}
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 LOSS_SCALE = {"fp32": 1.0, "bf16": 1.0, "fp16": 1024.0}
@@ -146,11 +150,14 @@ def main():
                 continue
             base = reflib.load_hf(mdir)
             rows = reflib.packed_batch(torch.Generator().manual_seed(1000 + mi), base.config.vocab_size)
-            for ci, (cname, targets) in enumerate((("lora-qkvo", QKVO), ("lora-all", ALL7))):
-                if quick and cname != "lora-all":
+            cases = [("lora-qkvo", QKVO, 4, 8), ("lora-all", ALL7, 4, 8)]
+            if mname == "llama3":  # rank over 32: vet's kernels run it in blocks of 32 and 16
+                cases.append(("lora-r48", WIDE, 48, 16))
+            for ci, (cname, targets, rank, alpha) in enumerate(cases):
+                if quick and cname == "lora-qkvo":
                     continue
                 adir = os.path.join(tmp, "%s-%s" % (mname, cname))
-                pm = make_adapter(reflib.load_hf(mdir), targets, False, 10 * mi + ci, adir)
+                pm = make_adapter(reflib.load_hf(mdir), targets, False, 10 * mi + ci, adir, r=rank, alpha=alpha)
                 _, ref_loss = reflib.reference_fwdbwd(pm, rows)
                 ref_grads = reflib.lora_grads(pm)
                 runs = [(dtype, "", {}) for dtype in DTYPES]

@@ -28,12 +28,12 @@ QKVO = ["q_proj", "k_proj", "v_proj", "o_proj"]
 ALL7 = QKVO + ["gate_proj", "up_proj", "down_proj"]
 
 
-def make_adapter(base, targets, rslora, seed, outdir):
-    """A PEFT LoRA adapter on base with random non-zero lora_B, saved to outdir; returns the
-    PeftModel (which shares base's weights)."""
+def make_adapter(base, targets, rslora, seed, outdir, r=4, alpha=8):
+    """A PEFT LoRA adapter (rank r) on base with random non-zero lora_B, saved to outdir; returns
+    the PeftModel (which shares base's weights)."""
     from peft import LoraConfig, get_peft_model
     torch.manual_seed(seed)
-    cfg = LoraConfig(r=4, lora_alpha=8, lora_dropout=0.0, target_modules=targets,
+    cfg = LoraConfig(r=r, lora_alpha=alpha, lora_dropout=0.0, target_modules=targets,
                      use_rslora=rslora, bias="none", task_type="CAUSAL_LM")
     pm = get_peft_model(base, cfg)
     with torch.no_grad():
