@@ -1015,6 +1015,15 @@ static void test_narrow_mlp(void) {
 }
 
 // bf16, int8 and nf4 base weights (fp32 and bf16 compute), with dropout; full training.
+// A rank over 32 (blocks of 32, the recompute's down products in blocks too): checkpointed the
+// same bits, bf16 with dropout.
+static void test_ckpt_rank_blocks(void) {
+    if (!ctx) SKIP(no_gpu);
+    model_rank = 48;
+    ckpt_parity(VAR_LLAMA, 0.1f, VET_GPU_BF16, 1, 3, 19);
+    model_rank = 4;
+}
+
 static void test_ckpt_weights(void) {
     if (!ctx) SKIP(no_gpu);
     ckpt_parity(VAR_LLAMA, 0.1f, VET_GPU_BF16, 1, 3, 19);
@@ -1169,6 +1178,7 @@ int main(void) {
     RUN(test_ckpt_fp32);
     RUN(test_ckpt_dropout);
     RUN(test_ckpt_qwen_bias);
+    RUN(test_ckpt_rank_blocks);
     RUN(test_ckpt_weights);
     RUN(test_narrow_mlp);
     vet_cuda_free(ctx);
