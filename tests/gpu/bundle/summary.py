@@ -140,6 +140,12 @@ def main():
         if body:
             md += ["", f"## {name} (op_parity: max |gpu - cpu| / max |cpu| per tensor, GPU ms per call)", ""]
             md += [l[2:] if l.startswith("# ") else l for l in body]
+    # torch-parity's lines: each with vet's error and PyTorch's own in the format (docs/reference.md)
+    torch_lines = [l for l in logs.get("torch-parity", "").splitlines()
+                   if re.match(r"(not )?ok (device|generate)", l)]
+    if torch_lines:
+        md += ["", "## Against PyTorch (torch-parity: the device's loss, LoRA gradients and greedy ids)", ""]
+        md += ["    " + l for l in torch_lines]
     fails = [l for p in parts for l in logs.get(p["name"], "").splitlines() if l.startswith("not ok")]
     if fails:
         md += ["", "## Every `not ok` line", ""] + ["    " + l for l in fails[:200]]
@@ -148,7 +154,7 @@ def main():
 
     fig = {"date": now, "mode": a.mode, "budget_s": int(a.budget), "total_s": int(a.total), "device": device,
            "bundle": build, "parts": parts, "benchmarks": bench, "parity": parity, "gemm": gemm,
-           "targets": [{"target": w, "measured": v, "met": m} for w, v, m in rows]}
+           "targets": [{"target": w, "measured": v, "met": m} for w, v, m in rows], "torch_parity": torch_lines}
     with open(os.path.join(a.out, "figures.json"), "w") as f:
         json.dump(fig, f, indent=1)
 
