@@ -136,7 +136,6 @@ struct attn_in {
 int attention_prepare(vet_cuda *ctx, const int32_t *seg, const float *dout, attn_in out, int B, int T, int H,
                       int KVH, int hd, void *scratch, attention_scratch *s, vet_err *err);
 
-
 // A value as fp32: fp32 itself, or a bf16 / fp16 one widened (exactly: each is an fp32 value).
 __device__ __forceinline__ float to_f32(float v) { return v; }
 __device__ __forceinline__ float to_f32(__nv_bfloat16 v) { return __bfloat162float(v); }

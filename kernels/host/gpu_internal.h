@@ -33,8 +33,9 @@ struct vet_gpu_model {
                         // (and adapters) write 16 bits (gate16, up16)
     int ckpt;           // VET_GPU_CKPT: per-layer activations hold one layer (see act_layer)
     int keep_att;       // VET_GPU_CKPT_KEEP_ATTN: att and lse hold every layer even so (att_layer)
-    int qkv16;          // attn_tc, no bias, q, k, v without adapters or with lora16's: their GEMMs
-                        // (and adapters) write bf16 into q16, k16, v16, RoPE rotates in place
+    int qkv16;          // attn_tc, q, k, v without adapters or with lora16's: their GEMMs (a bias
+                        // added onto its bf16 rows) and adapters write bf16 into q16, k16, v16,
+                        // RoPE rotates in place
     int att_bf16;       // attn_tc, and no fp32 reader of its output (no adapter on o, or lora16):
                         // the attention writes its output in bf16 (att16), the o projection's input
     int lora_up_k;      // VET_GPU_LORA_UP_KERNEL: the up product by lora_up_cuda (with rc)

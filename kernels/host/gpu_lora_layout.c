@@ -21,8 +21,10 @@
 
 int gpu_lora_chunked(const vet_gpu_model *g) { return !g->full && g->has_lora && g->rc < g->r; }
 
-// The device index of host index i of the trainable floats (to_device), or the other way.
-static size_t map_index(const vet_gpu_model *g, size_t i, int to_device) {
+// The host index of device index i of the trainable floats: inside a B span (one layer's
+// (out, r) matrix at base), k = j0 * out + o * w + (j - j0) holds element (o, j).
+size_t gpu_lora_host_index(const vet_gpu_model *g, size_t i) {
+    if (!gpu_lora_chunked(g) || i >= g->n_params) return i;
     const int r = g->r, rc = g->rc;
     for (int t = 0; t < VET_LORA_N_TARGETS; t++) {
         if (!(g->targets & (1u << t))) continue;
@@ -31,57 +33,63 @@ static size_t map_index(const vet_gpu_model *g, size_t i, int to_device) {
         const size_t per = (size_t)out * r, lo = g->offB[t], hi = lo + (size_t)g->L * per;
         if (i < lo || i >= hi) continue;
         const size_t base = lo + (i - lo) / per * per, k = (i - lo) % per;
-        if (to_device) {  // k = o * r + j
-            const int o = (int)(k / r), j = (int)(k % r), j0 = j / rc * rc, w = r - j0 < rc ? r - j0 : rc;
-            return base + (size_t)j0 * out + (size_t)o * w + (j - j0);
-        }
-        // k = j0 * out + o * w + (j - j0): the block holds out * w floats from j0 * out
         const int j0 = (int)(k / ((size_t)rc * out)) * rc, w = r - j0 < rc ? r - j0 : rc;
-        const size_t in_block = k - (size_t)j0 * out;
+        const size_t in_block = k - (size_t)j0 * out;  // the block holds out * w floats from j0 * out
         return base + in_block / w * r + j0 + in_block % w;
     }
-    return i;  // A, or not an adapter's float
+    return i;  // A's floats stay where they are
 }
 
-size_t gpu_lora_host_index(const vet_gpu_model *g, size_t i) {
-    return gpu_lora_chunked(g) && i < g->n_params ? map_index(g, i, 0) : i;
+// One B matrix (out, r) from the host's layout into the blocked one (to_blocks), or back.
+static void reblock(float *dst, const float *src, int out, int r, int rc, int to_blocks) {
+    for (int j0 = 0; j0 < r; j0 += rc) {
+        const int w = r - j0 < rc ? r - j0 : rc;
+        for (int o = 0; o < out; o++) {
+            const size_t h = (size_t)o * r + j0, b = (size_t)j0 * out + (size_t)o * w;
+            if (to_blocks) memcpy(dst + b, src + h, w * sizeof(float));
+            else memcpy(dst + h, src + b, w * sizeof(float));
+        }
+    }
 }
 
-// dst := src moved between the layouts (n_params floats each).
-static void move_layout(const vet_gpu_model *g, float *dst, const float *src, int to_device) {
-    memcpy(dst, src, g->n_params * sizeof(float));  // A and everything else stay in place
-    for (int t = 0; t < VET_LORA_N_TARGETS; t++) {
+// The n_params trainable floats between host and device (up: host -> dev): A's spans as they
+// are, each layer's B through a temporary of one matrix in the other layout. The spans cover
+// [0, n_lora) target by target (gpu_set_dims: A then B of each).
+static int move(vet_gpu_model *g, float *dev, float *host, int up, vet_err *err) {
+    const size_t bytes = g->n_params * sizeof(float);
+    if (!gpu_lora_chunked(g))
+        return up ? vet_cuda_upload(g->ctx, dev, host, bytes, err) : vet_cuda_download(g->ctx, host, dev, bytes, err);
+    int rc = 0;
+    for (int t = 0; t < VET_LORA_N_TARGETS && rc == 0; t++) {
         if (!(g->targets & (1u << t))) continue;
         int out, in;
         vet_lora_dims(&g->cfg, t, &out, &in);
-        const size_t lo = g->offB[t], hi = lo + (size_t)g->L * out * g->r;
-        for (size_t i = lo; i < hi; i++) {  // i in src's layout
-            const size_t k = map_index(g, i, to_device);
-            dst[k] = src[i];
+        const size_t na = (size_t)g->L * g->r * in, per = (size_t)out * g->r;
+        float *da = dev + g->offA[t], *ha = host + g->offA[t];
+        rc = up ? vet_cuda_upload(g->ctx, da, ha, na * sizeof(float), err)
+                : vet_cuda_download(g->ctx, ha, da, na * sizeof(float), err);
+        float *tmp = rc == 0 ? malloc(per * sizeof(float)) : NULL;
+        if (rc == 0 && !tmp) rc = vet_err_kindf(err, VET_E_NOMEM, "out of host memory for an adapter's layout");
+        for (int l = 0; l < g->L && rc == 0; l++) {
+            float *d = dev + g->offB[t] + l * per, *h = host + g->offB[t] + l * per;
+            if (up) {
+                reblock(tmp, h, out, g->r, g->rc, 1);
+                rc = vet_cuda_upload(g->ctx, d, tmp, per * sizeof(float), err);
+            } else if ((rc = vet_cuda_download(g->ctx, tmp, d, per * sizeof(float), err)) == 0) {
+                reblock(h, tmp, out, g->r, g->rc, 0);
+            }
         }
+        free(tmp);
     }
+    return rc;
 }
 
 int gpu_upload_trainable(vet_gpu_model *g, float *dev, const float *host, vet_err *err) {
-    const size_t bytes = g->n_params * sizeof(float);
-    if (!gpu_lora_chunked(g)) return vet_cuda_upload(g->ctx, dev, host, bytes, err);
-    float *tmp = malloc(bytes);
-    if (!tmp) return vet_err_kindf(err, VET_E_NOMEM, "out of host memory for the adapters' layout (%zu bytes)", bytes);
-    move_layout(g, tmp, host, 1);
-    int rc = vet_cuda_upload(g->ctx, dev, tmp, bytes, err);
-    free(tmp);
-    return rc;
+    return move(g, dev, (float *)host, 1, err);  // up: host is only read
 }
 
 int gpu_download_trainable(vet_gpu_model *g, float *host, const float *dev, vet_err *err) {
-    const size_t bytes = g->n_params * sizeof(float);
-    if (!gpu_lora_chunked(g)) return vet_cuda_download(g->ctx, host, dev, bytes, err);
-    float *tmp = malloc(bytes);
-    if (!tmp) return vet_err_kindf(err, VET_E_NOMEM, "out of host memory for the adapters' layout (%zu bytes)", bytes);
-    int rc = vet_cuda_download(g->ctx, tmp, dev, bytes, err);
-    if (rc == 0) move_layout(g, host, tmp, 0);
-    free(tmp);
-    return rc;
+    return move(g, (float *)dev, host, 0, err);  // down: dev is only read
 }
 
 #endif

@@ -139,9 +139,7 @@ vet_gpu_model *vet_gpu_model_new(vet_cuda *ctx, const vet_model *m, int B, int T
     if (rc == 0) rc = vet_gpu_upload_f32(ctx, g->sin_t, cs + half, half, err);
     free(inv), free(cs);
     if (rc < 0 || upload_weights(g, m, err) < 0) goto fail;
-    if (g->has_lora && (gpu_lora_chunked(g) ? gpu_upload_trainable(g, g->params, m->lora_mem, err)
-                                            : vet_gpu_upload_f32(ctx, g->params, m->lora_mem, g->n_lora, err)) < 0)
-        goto fail;
+    if (g->has_lora && gpu_upload_trainable(g, g->params, m->lora_mem, err) < 0) goto fail;
     if (vet_cuda_sync(ctx, err) < 0) goto fail;
     return g;
 fail:
