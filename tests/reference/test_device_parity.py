@@ -134,11 +134,26 @@ def check_16(rep, label, dtype, vet_out, torch_out, ref_loss, ref_grads):
               problem or tproblem or "vet's worst %s, torch's worst %s; bound %.2e" % (worst, tworst, GRAD_RATIO * et))
 
 
+def check_refusals(rep, prog):
+    """vet-fwdbwd refuses, before reading anything, a 16-bit format on the CPU, a bad device and a
+    loss scale that is not positive: the exit status and the message naming the flag."""
+    cases = [(["--dtype", "bf16"], 2, "bf16 base weights need --device cuda"),
+             (["--device", "gpu"], 2, "--device: 'gpu' is not cpu, cuda or cuda:N"),
+             (["--device", "cuda", "--loss-scale", "0"], 1, "--loss-scale: give a positive number")]
+    for args, status, msg in cases:
+        p = subprocess.run([prog, "--model", "none", "--batch", "none.json", "--out", "none.st"] + args,
+                           capture_output=True, text=True)
+        rep.check("vet-fwdbwd %s refused (exit %d)" % (" ".join(args), status),
+                  p.returncode == status and msg in p.stderr, "exit %d: %s" % (p.returncode, p.stderr.strip()))
+
+
 def main():
     quick = sys.argv[1:] == ["--quick"]
     if sys.argv[1:] and not quick:
         sys.exit("usage: test_device_parity.py [--quick]")
     rep = reflib.Report()
+    if reflib.have_fwdbwd() and not quick:
+        check_refusals(rep, reflib.FWDBWD)
     prog, why = device_program()
     if why:
         rep.skip("device_parity", why)
