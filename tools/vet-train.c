@@ -10,6 +10,7 @@
 #include <limits.h>
 #include <math.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +21,7 @@
 #include "kernels/host/device.h"
 #include "kernels/host/gpu_train_backend.h"
 #include "model/model.h"
+#include "train/grad_ckpt.h"
 #include "train/trainer.h"
 
 enum { EXIT_INTERRUPTED = 5 };
@@ -85,11 +87,15 @@ static void usage(void) {
         "  --fp16                  CUDA, LoRA: base weight matrices in fp16, with dynamic loss scaling\n"
         "  --dtype fp32|bf16|fp16  the same as --fp32 / --bf16 / --fp16\n"
         "  --threads N             CPU threads (0 = all cores)\n"
-        "  --grad-checkpoint[=keep-attention]\n"
+        "  --grad-checkpoint[=N|auto][,keep-attention]\n"
         "                          CUDA: keep only each layer's input, recompute the layer in backward\n"
         "                          (same results, much less memory, ~1 more forward; the CPU ignores it);\n"
-        "                          =keep-attention also keeps each layer's attention output, so the\n"
-        "                          recompute skips the attention (same results, ~1 GB more at 7B)\n"
+        "                          =N recomputes the first N layers only, the others keeping their\n"
+        "                          activations (faster, more memory); =auto as few as fit in the\n"
+        "                          device's memory; keep-attention also keeps each layer's attention\n"
+        "                          output, so the recompute skips the attention (~1 GB more at 7B)\n"
+        "  --device-memory SIZE    CUDA: plan for at most SIZE of the device (18G, 24576M; default its\n"
+        "                          free memory), for a shared device or a memory target\n"
         "  --quant none|int8|nf4   CUDA, LoRA: base weight matrices stored int8 (a scale per row) or\n"
         "                          nf4 (QLoRA's, an absmax per 64), dequantized for each GEMM (none)\n"
         "  -q, --quiet             no progress output\n"
@@ -154,7 +160,7 @@ enum {
     O_BASE = 256, O_INIT, O_TOKENIZER, O_OUT, O_TRAIN, O_VAL, O_R, O_ALPHA, O_DROPOUT, O_TARGETS, O_RSLORA,
     O_FULL, O_MERGE, O_EPOCHS, O_BS, O_GA, O_LR, O_WD, O_WARMUP, O_SCHED, O_CLIP, O_MAXSTEPS, O_SEED,
     O_EVAL, O_SAVE, O_SAVELIMIT, O_PATIENCE, O_RESUME, O_SKIPNF, O_LOGEVERY, O_DEVICE, O_THREADS, O_DTYPE,
-    O_GRADCKPT, O_QUANT, O_ADAPTER, O_BF16, O_FP32, O_FP16, O_SMOOTH, O_RDROP, O_TDROP,
+    O_GRADCKPT, O_DEVMEM, O_QUANT, O_ADAPTER, O_BF16, O_FP32, O_FP16, O_SMOOTH, O_RDROP, O_TDROP,
 };
 
 static const struct option long_opts[] = {
@@ -178,6 +184,7 @@ static const struct option long_opts[] = {
     {"skip-nonfinite", no_argument, 0, O_SKIPNF}, {"log-every", required_argument, 0, O_LOGEVERY},
     {"device", required_argument, 0, O_DEVICE}, {"threads", required_argument, 0, O_THREADS},
     {"dtype", required_argument, 0, O_DTYPE}, {"grad-checkpoint", optional_argument, 0, O_GRADCKPT},
+    {"device-memory", required_argument, 0, O_DEVMEM},
     {"quant", required_argument, 0, O_QUANT}, {"bf16", no_argument, 0, O_BF16}, {"fp32", no_argument, 0, O_FP32},
     {"fp16", no_argument, 0, O_FP16}, {"quiet", no_argument, 0, 'q'}, {"help", no_argument, 0, 'h'},
     {"version", no_argument, 0, 'V'}, {0, 0, 0, 0},
@@ -190,7 +197,8 @@ typedef struct {
     vet_train_opts o;
     progress prog;
     const char *device, *dtype, *quant;  // --device, --dtype (or --fp32/--bf16/--fp16), --quant
-    int grad_ckpt;  // 0, 1 (--grad-checkpoint) or 2 (=keep-attention): vet_train_opts.gpu_ckpt
+    int grad_ckpt;    // 0, 1 (--grad-checkpoint) or 2 (keep-attention): vet_train_opts.gpu_ckpt
+    int ckpt_layers;  // its layers recomputed (0 every layer, N, VET_CKPT_LAYERS_AUTO): gpu_ckpt_layers
     const char *train_more[MAX_TRAIN_FILES - 1];  // the second and later --train files
     int n_more;
 } flags;
@@ -249,10 +257,11 @@ static void set_flag(flags *f, int c, const char *v) {
     case O_FP32: f->dtype = "fp32"; break;
     case O_FP16: f->dtype = "fp16"; break;
     case O_GRADCKPT:
-        if (v && strcmp(v, "keep-attention"))
-            cli_usage_error("--grad-checkpoint=%s: the only value is keep-attention (--grad-checkpoint alone keeps "
-                            "each layer's input only)", v);
-        f->grad_ckpt = v ? 2 : 1;
+        if (vet_grad_ckpt_parse(v, &f->grad_ckpt, &f->ckpt_layers, &err) < 0) cli_usage_error("%s", err.msg);
+        break;
+    case O_DEVMEM:
+        if (vet_parse_bytes(v, (size_t)1 << 20, SIZE_MAX, &o->gpu_mem_cap, &err) < 0)
+            cli_usage_error("--device-memory: %s", err.msg);
         break;
     case O_QUANT: f->quant = v; break;
     case 'q': f->prog.quiet = 1; break;
@@ -296,6 +305,7 @@ static void choose_device(flags *f) {
     o->backend_new = vet_cuda_train_backend;
     o->gpu_index = dc.index;
     o->gpu_ckpt = f->grad_ckpt;  // the CPU keeps its activations: there the flag changes nothing
+    o->gpu_ckpt_layers = f->ckpt_layers;
     const char *full_flag = o->init ? "--init" : "--full";
     if (o->full && dc.dtype != VET_DTYPE_DEFAULT && dc.dtype != VET_DTYPE_FP32)
         cli_fail(EXIT_USAGE, "--%s with %s: full training on CUDA keeps fp32 weights; drop --%s or train LoRA",

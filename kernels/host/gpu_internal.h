@@ -31,7 +31,10 @@ struct vet_gpu_model {
     int lora_mma;       // lora16 without VET_GPU_LORA_NO_MMA: those products on tensor cores
     int mlp16;          // 16-bit mode, gate and up without adapters or with lora16's: their GEMMs
                         // (and adapters) write 16 bits (gate16, up16)
-    int ckpt;           // VET_GPU_CKPT: per-layer activations hold one layer (see act_layer)
+    int ckpt;           // VET_GPU_CKPT: layers 0..n_recompute-1 share one activation slot and are
+                        // recomputed in backward (see act_layer)
+    int n_recompute;    // with ckpt: how many layers, the first ones, are recomputed (1..L; the
+                        // others keep their activations as without checkpointing); 0 without
     int keep_att;       // VET_GPU_CKPT_KEEP_ATTN: att and lse hold every layer even so (att_layer)
     int qkv16;          // attn_tc, q, k, v without adapters or with lora16's: their GEMMs (a bias
                         // added onto its bf16 rows) and adapters write bf16 into q16, k16, v16,
@@ -127,11 +130,18 @@ struct vet_gpu_model {
         if ((g)->prof && vet_gpu_profile_enter((g)->prof, (kind), err) < 0) return -1;       \
     } while (0)
 
-// Which layer slot of the per-layer activations (xmid .. lora_u) layer l uses: its own, or
-// with gradient checkpointing the single one every layer shares.
-static inline size_t act_layer(const vet_gpu_model *g, int l) { return g->ckpt ? 0 : (size_t)l; }
-// att's and lse's slot: every layer's, unless checkpointing recomputes them too.
-static inline size_t att_layer(const vet_gpu_model *g, int l) { return g->ckpt && !g->keep_att ? 0 : (size_t)l; }
+// Which layer slot of the per-layer activations (xmid .. lora_u) layer l uses: its own, or with
+// gradient checkpointing slot 0, the one the recomputed layers (0..n_recompute-1) share, and
+// the kept layers theirs after it. act_slots: how many slots there are.
+static inline size_t act_layer(const vet_gpu_model *g, int l) {
+    if (!g->n_recompute) return (size_t)l;
+    return l < g->n_recompute ? 0 : (size_t)(1 + l - g->n_recompute);
+}
+static inline size_t act_slots(const vet_gpu_model *g) {
+    return g->n_recompute ? (size_t)(1 + g->L - g->n_recompute) : (size_t)g->L;
+}
+// att's and lse's slot: every layer's with keep_att, else act_layer's.
+static inline size_t att_layer(const vet_gpu_model *g, int l) { return g->keep_att ? (size_t)l : act_layer(g, l); }
 
 // Layout: one list of (pointer, bytes, kind) walked twice, to count and to hand out. A slot
 // with alias set takes no bytes: its pointer gets the (earlier) slot's *alias, for buffers
@@ -145,8 +155,9 @@ typedef struct {
 #define GPU_MAX_SLOTS 100
 
 // Fills g's sizes (everything gpu_layout needs) from a config, the LoRA shape (r 0: none),
-// the capacity B x T and VET_GPU_* flags; refuses what the GPU model cannot do.
-int gpu_set_dims(vet_gpu_model *g, const vet_config *c, int r, unsigned targets, int B, int T,
+// the capacity B x T, the layers gradient checkpointing recomputes (vet_gpu_opts.ckpt_layers)
+// and VET_GPU_* flags; refuses what the GPU model cannot do.
+int gpu_set_dims(vet_gpu_model *g, const vet_config *c, int r, unsigned targets, int B, int T, int ckpt_layers,
                  unsigned flags, vet_err *err);
 // The model's device buffers in order into s (GPU_MAX_SLOTS); returns their count.
 int gpu_layout(vet_gpu_model *g, gpu_slot *s);

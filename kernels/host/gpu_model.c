@@ -69,8 +69,8 @@ vet_gpu_model *vet_gpu_model_new(vet_cuda *ctx, const vet_model *m, int B, int T
     }
     g->ctx = ctx;
     const vet_lora *lo = &m->lora;
-    if (gpu_set_dims(g, &m->cfg, m->has_lora ? lo->r : 0, m->has_lora ? lo->targets : 0, B, T,
-                 opts->flags, err) < 0)
+    if (gpu_set_dims(g, &m->cfg, m->has_lora ? lo->r : 0, m->has_lora ? lo->targets : 0, B, T, opts->ckpt_layers,
+                     opts->flags, err) < 0)
         goto fail;
     const vet_weights *w = &m->w;
 #define OFF(p) ((size_t)((p) - m->w_mem))

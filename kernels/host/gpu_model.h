@@ -52,6 +52,8 @@ enum {
     // layer's buffers, right before that layer's backward. The same ops in the same order on
     // the same inputs (dropout masks from the same seeds), so the loss and every gradient are
     // bit-identical to the run without it; it costs about one more forward per step.
+    // vet_gpu_opts.ckpt_layers recomputes only the first layers, the others keeping their
+    // activations: memory and time in between, the same bits again.
     VET_GPU_CKPT = 1 << 4,
     // Base weight matrices stored IEEE fp16 instead of bf16: VET_GPU_BF16's mode exactly (the
     // same tensors and GEMM inputs rounded, fp16 GEMMs with fp32 accumulation) in the other
@@ -92,6 +94,10 @@ typedef struct {
     size_t mem_limit;  // bytes the model may take on the device (its free memory); 0: no check
     float resid_dropout;  // dropout before each residual add in training forwards, as
                           // vet_acts_set_resid_dropout (0: none)
+    int ckpt_layers;   // with VET_GPU_CKPT: how many layers, the first ones, are recomputed in
+                       // backward (1..L; 0: every layer); the others keep their activations.
+                       // Each layer kept costs one layer's activations (vet_gpu_plan_for says
+                       // how much) and saves one layer's forward a step. 0 without VET_GPU_CKPT
 } vet_gpu_opts;
 
 // Device bytes a model needs, by kind (vet_gpu_plan_bytes fills it: a function cannot share
@@ -101,7 +107,8 @@ typedef struct {
     size_t weights;      // base weights (fp32, or bf16 / int8 / nf4 matrices + the rest, see flags)
     size_t train;        // trainable params' grads + AdamW m, v (+ LoRA A/B themselves)
     size_t activations;  // what forward keeps for backward, for B x T positions (with
-                         // VET_GPU_CKPT: the layer inputs and one layer's worth)
+                         // VET_GPU_CKPT: the layer inputs, one layer's worth for the recomputed
+                         // layers and the kept layers' own)
     size_t scratch;      // backward scratch, logits chunk, attention scratch, the batch
     size_t total;
     size_t n_params;     // trainable floats (n_lora, or n_w in full mode)
@@ -111,6 +118,10 @@ typedef struct {
 // LoRA), batches of B x T and flags (VET_GPU_*). No device is needed.
 int vet_gpu_plan_bytes(const vet_config *c, int lora_r, unsigned lora_targets, int B, int T,
                        unsigned flags, vet_gpu_plan *out, vet_err *err);
+// The same with every setting of the model's options (flags, ckpt_layers; mem_limit is not
+// checked here): what vet_gpu_model_new with o would allocate.
+int vet_gpu_plan_for(const vet_config *c, int lora_r, unsigned lora_targets, int B, int T, const vet_gpu_opts *o,
+                     vet_gpu_plan *out, vet_err *err);
 
 typedef struct vet_gpu_model vet_gpu_model;  // opaque
 

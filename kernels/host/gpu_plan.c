@@ -16,7 +16,7 @@
 #include "model/lora.h"
 #include "model/quant.h"
 
-int gpu_set_dims(vet_gpu_model *g, const vet_config *c, int r, unsigned targets, int B, int T,
+int gpu_set_dims(vet_gpu_model *g, const vet_config *c, int r, unsigned targets, int B, int T, int ckpt_layers,
                  unsigned flags, vet_err *err) {
     if (B <= 0 || T <= 0) return vet_errf(err, "GPU model needs B, T > 0 (got %d x %d)", B, T);
     if (c->head_dim % 2 || c->head_dim > 128)
@@ -54,6 +54,11 @@ int gpu_set_dims(vet_gpu_model *g, const vet_config *c, int r, unsigned targets,
     if (g->keep_att && !g->ckpt)
         return vet_errf(err, "VET_GPU_CKPT_KEEP_ATTN without VET_GPU_CKPT: keeping the attention's output is a "
                              "form of gradient checkpointing; add VET_GPU_CKPT");
+    if (ckpt_layers < 0 || (ckpt_layers > 0 && !g->ckpt) || ckpt_layers > c->n_layers)
+        return vet_errf(err, "%d checkpointed layers: give 1 to %d (the model's layers) with VET_GPU_CKPT, or 0 "
+                             "(every layer with VET_GPU_CKPT, none without)",
+                        ckpt_layers, c->n_layers);
+    g->n_recompute = g->ckpt ? (ckpt_layers ? ckpt_layers : c->n_layers) : 0;
     g->B = B, g->T = T, g->N = (size_t)B * T;
     g->L = c->n_layers, g->C = c->dim, g->F = c->hidden_dim, g->H = c->n_heads;
     g->KVH = c->n_kv_heads, g->hd = c->head_dim, g->V = c->vocab_size;
@@ -174,7 +179,7 @@ int gpu_layout(vet_gpu_model *g, gpu_slot *s) {
     PUT(g->cos_t, (size_t)g->T * g->hd / 2 * f, K_ACTS);
     PUT(g->sin_t, (size_t)g->T * g->hd / 2 * f, K_ACTS);
     PUT(g->x, (L + 1) * N * C * f, K_ACTS);  // every layer's input, checkpointed or not
-    size_t LA = g->ckpt ? 1 : L;             // layers of the rest: one when recomputed
+    size_t LA = act_slots(g);                // layers of the rest: one for all the recomputed ones
     PUT(g->xmid, LA * N * C * f, K_ACTS);
     PUT(g->rstd1, LA * N * f, K_ACTS);
     PUT(g->rstd2, LA * N * f, K_ACTS);
@@ -268,13 +273,19 @@ void gpu_plan_of(const vet_gpu_model *g, const gpu_slot *s, int n, vet_gpu_plan 
 
 int vet_gpu_plan_bytes(const vet_config *c, int lora_r, unsigned lora_targets, int B, int T,
                        unsigned flags, vet_gpu_plan *out, vet_err *err) {
+    const vet_gpu_opts o = {.flags = flags};
+    return vet_gpu_plan_for(c, lora_r, lora_targets, B, T, &o, out, err);
+}
+
+int vet_gpu_plan_for(const vet_config *c, int lora_r, unsigned lora_targets, int B, int T, const vet_gpu_opts *o,
+                     vet_gpu_plan *out, vet_err *err) {
     vet_gpu_model *g = calloc(1, sizeof *g);  // only its sizes are used
     if (!g) return vet_err_nomem(err, "out of memory");
     if (lora_r > 0 && !(lora_targets & VET_LORA_ALL)) {
         free(g);
         return vet_errf(err, "LoRA rank %d with no target", lora_r);
     }
-    if (gpu_set_dims(g, c, lora_r > 0 ? lora_r : 0, lora_targets, B, T, flags, err) < 0) {
+    if (gpu_set_dims(g, c, lora_r > 0 ? lora_r : 0, lora_targets, B, T, o->ckpt_layers, o->flags, err) < 0) {
         free(g);
         return -1;
     }
@@ -288,6 +299,10 @@ int vet_gpu_plan_bytes(const vet_config *c, int lora_r, unsigned lora_targets, i
 
 int vet_gpu_plan_bytes(const vet_config *c, int lora_r, unsigned lora_targets, int B, int T,
                        unsigned flags, vet_gpu_plan *out, vet_err *err) {
+    return vet_errf(err, "vet was built without CUDA (rebuild with nvcc on PATH)");
+}
+int vet_gpu_plan_for(const vet_config *c, int lora_r, unsigned lora_targets, int B, int T, const vet_gpu_opts *o,
+                     vet_gpu_plan *out, vet_err *err) {
     return vet_errf(err, "vet was built without CUDA (rebuild with nvcc on PATH)");
 }
 

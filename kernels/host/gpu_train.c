@@ -18,8 +18,10 @@
 //     of lib/base/philox.h, the CPU's too, so the masks are the CPU's bit for bit) from the
 //     CPU's seeds, regenerated in the recompute and the backward, never stored;
 //   - gradient checkpointing (VET_GPU_CKPT; the CPU core has none): forward keeps only the
-//     layer inputs x[l], backward reruns layer_forward for layer l into one layer's buffers
-//     right before layer l's backward. Same ops, same inputs, same dropout seeds: the same bits.
+//     layer inputs x[l] of the first n_recompute layers (all of them by default; the others keep
+//     their activations), backward reruns layer_forward for such a layer l into one layer's
+//     buffers right before layer l's backward. Same ops, same inputs, same dropout seeds: the
+//     same bits.
 #include "kernels/host/gpu_model.h"
 
 #ifdef VET_CUDA
@@ -663,7 +665,7 @@ int vet_gpu_backward(vet_gpu_model *g, float loss_scale, vet_train_mode mode, ve
 
     for (int l = g->L - 1; l >= 0; l--) {
         // checkpointed: layer l's activations again, from its kept input, just before use
-        if (g->ckpt) TRY(layer_forward(g, l, g->bB, g->bT, 1, err));
+        if (l < g->n_recompute) TRY(layer_forward(g, l, g->bB, g->bT, 1, err));
         layer_acts a = acts_of(g, l);
         float *x = g->x + l * NS * C, *xmid = a.xmid, *q = a.q, *k = a.k, *v = a.v, *att = a.att;
         float *gate = a.gate, *up = a.up;

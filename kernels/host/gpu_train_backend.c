@@ -93,32 +93,87 @@ int vet_gpu_env_flags(unsigned *flags, vet_err *err) {
     return 0;
 }
 
-// The plan for micro-batches of B x T said, then refused with its numbers and what would
-// shrink it when it exceeds what can be planned of the device's free memory.
-static int check_plan(cuda_backend *c, const vet_gpu_plan *p, int B, int T, size_t *usable, vet_err *err) {
+// What the plan may take of the device: its free memory, or the --device-memory cap when that
+// is less, less the headroom kept for cuBLAS and kernels (free_b, total_b: for the messages).
+static int usable_memory(cuda_backend *c, size_t *usable, size_t *free_b, size_t *total_b, vet_err *err) {
+    if (vet_cuda_mem_info(c->cuda, free_b, total_b, err) < 0) return -1;
+    size_t room = *free_b;
+    if (c->o->gpu_mem_cap && c->o->gpu_mem_cap < room) room = c->o->gpu_mem_cap;
+    *usable = room > GPU_HEADROOM ? room - GPU_HEADROOM : 0;
+    return 0;
+}
+
+// The checkpointing the run asked for, as the model's options: VET_GPU_CKPT (and _KEEP_ATTN)
+// and the recomputed layers. With --grad-checkpoint=auto, the fewest layers recomputed (none
+// at all, first) whose plan fits in usable; when none fits, every layer (check_plan refuses).
+// *layers: the layers recomputed (0: no checkpointing).
+static int plan_checkpointing(const cuda_backend *c, const vet_model *m, int B, int T, size_t usable,
+                              vet_gpu_opts *go, vet_gpu_plan *p, int *layers, vet_err *err) {
     const vet_train_opts *o = c->o;
-    size_t free_b, total_b;
-    if (vet_cuda_mem_info(c->cuda, &free_b, &total_b, err) < 0) return -1;
-    *usable = free_b > GPU_HEADROOM ? free_b - GPU_HEADROOM : 0;
-    char w[32], t[32], a[32], sc[32], tot[32], fr[32], all[32], us[32], hr[32];
+    const int L = m->cfg.n_layers, r = m->has_lora ? m->lora.r : 0;
+    const unsigned targets = m->has_lora ? m->lora.targets : 0, ckpt = VET_GPU_CKPT | VET_GPU_CKPT_KEEP_ATTN;
+    const unsigned base = go->flags & ~ckpt, asked = go->flags & ckpt;
+    if (o->gpu_ckpt && o->gpu_ckpt_layers > L)
+        return vet_err_kindf(err, VET_E_USAGE,
+                             "--grad-checkpoint=%d: the model has %d layers; give 1 to %d, or auto (as few as fit in "
+                             "the device's memory)",
+                             o->gpu_ckpt_layers, L, L);
+    const int lo = !o->gpu_ckpt ? 0 : o->gpu_ckpt_layers == VET_CKPT_LAYERS_AUTO ? 0
+                                   : o->gpu_ckpt_layers ? o->gpu_ckpt_layers : L;
+    const int hi = o->gpu_ckpt_layers == VET_CKPT_LAYERS_AUTO && o->gpu_ckpt ? L : lo;
+    *layers = lo;
+    for (int n = lo; n <= hi; n++) {
+        go->flags = n ? base | asked : base;
+        go->ckpt_layers = n;
+        if (vet_gpu_plan_for(&m->cfg, r, targets, B, T, go, p, err) < 0) return -1;
+        *layers = n;
+        if (p->total <= usable) break;
+    }
+    return 0;
+}
+
+// The plan for micro-batches of B x T said, then refused with its numbers and what would
+// shrink it when it exceeds what can be planned of the device's memory. layers: the layers
+// recomputed (0: no checkpointing), of L.
+static int check_plan(cuda_backend *c, const vet_gpu_plan *p, int B, int T, int layers, int L, size_t usable,
+                      size_t free_b, size_t total_b, vet_err *err) {
+    const vet_train_opts *o = c->o;
+    const int auto_ckpt = o->gpu_ckpt && o->gpu_ckpt_layers == VET_CKPT_LAYERS_AUTO;
+    const int capped = o->gpu_mem_cap && o->gpu_mem_cap < free_b;
+    char w[32], t[32], a[32], sc[32], tot[32], fr[32], all[32], us[32], hr[32], mc[32], cap[48], ck[256] = "";
+    const char *kept = o->gpu_ckpt == 2 ? "layer inputs and attention outputs kept" : "layer inputs kept";
+    if (layers == L)
+        snprintf(ck, sizeof ck, "; gradient checkpointing: %s, each layer%s recomputed in backward", kept,
+                 o->gpu_ckpt == 2 ? " but its attention" : "");
+    else if (layers && L - layers == 1)
+        snprintf(ck, sizeof ck, "; gradient checkpointing: %s, the first %d of %d layers%s recomputed in backward "
+                 "(the last keeps its activations)",
+                 kept, layers, L, o->gpu_ckpt == 2 ? " but their attention" : "");
+    else if (layers)
+        snprintf(ck, sizeof ck, "; gradient checkpointing: %s, the first %d of %d layers%s recomputed in backward "
+                 "(the other %d keep their activations)",
+                 kept, layers, L, o->gpu_ckpt == 2 ? " but their attention" : "", L - layers);
+    else if (auto_ckpt)
+        snprintf(ck, sizeof ck, "; gradient checkpointing: none needed (every layer's activations fit)");
+    if (o->gpu_mem_cap) snprintf(cap, sizeof cap, ", %s allowed", vet_bytes_str(mc, o->gpu_mem_cap));
+    else cap[0] = 0;
     vet_train_notef(c->note, c->note_ctx,
                     "device memory plan for batches of %d x %d: weights %s, training state %s, activations %s, "
-                    "scratch %s; total %s of %s free (%s on the device)%s",
+                    "scratch %s; total %s of %s free (%s on the device%s)%s",
                     B, T, vet_bytes_str(w, p->weights), vet_bytes_str(t, p->train), vet_bytes_str(a, p->activations),
                     vet_bytes_str(sc, p->scratch), vet_bytes_str(tot, p->total), vet_bytes_str(fr, free_b),
-                    vet_bytes_str(all, total_b),
-                    o->gpu_ckpt == 2 ? "; gradient checkpointing: layer inputs and attention outputs kept, each "
-                                       "layer but its attention recomputed in backward"
-                    : o->gpu_ckpt    ? "; gradient checkpointing: layer inputs kept, each layer recomputed in backward"
-                                     : "");
-    if (p->total <= *usable) return 0;
+                    vet_bytes_str(all, total_b), cap, ck);
+    if (p->total <= usable) return 0;
     return vet_errf(err, "the model needs %s on cuda:%d (weights %s, training state %s, activations %s, "
-                         "scratch %s) but only %s of its %s free can be planned (%s is kept for cuBLAS "
+                         "scratch %s) but only %s of %s%s%s can be planned (%s is kept for cuBLAS "
                          "and kernels): use a smaller --batch-size than %d or shorter rows than %d "
                          "(vet-pack --seq-len)%s%s",
-                    tot, o->gpu_index, w, t, a, sc, vet_bytes_str(us, *usable), fr, vet_bytes_str(hr, GPU_HEADROOM), B, T,
+                    tot, o->gpu_index, w, t, a, sc, vet_bytes_str(us, usable), capped ? "the " : "its ",
+                    capped ? mc : fr, capped ? " --device-memory allows" : " free",
+                    vet_bytes_str(hr, GPU_HEADROOM), B, T,
                     o->gpu_ckpt == 2 ? ", or --grad-checkpoint without =keep-attention"
-                    : o->gpu_ckpt    ? ""
+                    : layers == L    ? ""
+                    : layers         ? ", or --grad-checkpoint recomputing more layers (alone: every layer)"
                                      : ", or --grad-checkpoint",
                     o->full || o->gpu_quant == 2 ? "" : o->gpu_quant ? ", or --quant nf4"
                           : o->gpu_bf16 ? ", or --quant int8 / nf4 base weights" : ", or --bf16 base weights");
@@ -136,13 +191,14 @@ static int cuda_load(void *ctx, const vet_train_setup *s, vet_err *err) {
     if (T < 1) T = 1;
     unsigned flags = gpu_flags(c->o);
     if (vet_gpu_env_flags(&flags, err) < 0) return -1;
-    vet_gpu_plan p;
-    if (vet_gpu_plan_bytes(&m->cfg, m->has_lora ? m->lora.r : 0, m->has_lora ? m->lora.targets : 0, B, T, flags,
-                           &p, err) < 0)
-        return -1;
-    size_t usable;
-    if (check_plan(c, &p, B, T, &usable, err) < 0) return -1;
+    size_t usable, free_b, total_b;
+    if (usable_memory(c, &usable, &free_b, &total_b, err) < 0) return -1;
     vet_gpu_opts go = {.flags = flags, .mem_limit = usable, .resid_dropout = (float)c->o->resid_dropout};
+    vet_gpu_plan p;
+    int layers = 0;
+    if (plan_checkpointing(c, m, B, T, usable, &go, &p, &layers, err) < 0 ||
+        check_plan(c, &p, B, T, layers, m->cfg.n_layers, usable, free_b, total_b, err) < 0)
+        return -1;
     c->gpu = vet_gpu_model_new(c->cuda, m, B, T, &go, err);
     if (!c->gpu) return -1;
     // A diagnostic, not a setting: the environment, like the stand-in's VET_STANDIN_MEM.

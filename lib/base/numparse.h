@@ -7,6 +7,8 @@
 #ifndef VET_NUMPARSE_H
 #define VET_NUMPARSE_H
 
+#include <stddef.h>
+
 #include "base/err.h"
 
 // A decimal integer (optional sign, digits only, nothing around it) in [lo, hi]. 0 with *out
@@ -16,5 +18,10 @@ int vet_parse_long(const char *s, long lo, long hi, long *out, vet_err *err);
 // A finite floating-point number (strtod syntax, nothing around it) in [lo, hi]. 0 with *out
 // set, or -1 with err (VET_E_USAGE): "'S' is not a number in [lo, hi]".
 int vet_parse_double(const char *s, double lo, double hi, double *out, vet_err *err);
+
+// A size in bytes: a whole number with an optional binary suffix K, M, G or T (also KiB, MiB,
+// GiB, TiB; any case), "18G" = 18 x 2^30, in [lo, hi]. A decimal suffix (GB) is refused
+// rather than guessed at. 0 with *out set, or -1 with err (VET_E_USAGE).
+int vet_parse_bytes(const char *s, size_t lo, size_t hi, size_t *out, vet_err *err);
 
 #endif

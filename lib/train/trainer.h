@@ -36,12 +36,16 @@
 #define VET_TRAINER_H
 
 #include <signal.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "base/err.h"
 #include "train/backend.h"
 #include "train/comm.h"
 #include "train/schedule.h"
+
+// vet_train_opts.gpu_ckpt_layers: recompute as few layers as the device memory allows.
+#define VET_CKPT_LAYERS_AUTO (-1)
 
 typedef struct vet_train_opts {
     // model
@@ -96,6 +100,12 @@ typedef struct vet_train_opts {
                                // smaller activations, ~1 more forward per step. 2 (VET_GPU_CKPT_
                                // KEEP_ATTN) keeps each layer's attention output too, and the
                                // recompute skips the attention. The CPU ignores it
+    int gpu_ckpt_layers;       // CUDA, with gpu_ckpt: how many layers, the first ones, are
+                               // recomputed: 0 every layer, N > 0 that many (the others keep their
+                               // activations: faster, more memory), VET_CKPT_LAYERS_AUTO as few as
+                               // the device memory allows (gpu_mem_cap or its free memory)
+    size_t gpu_mem_cap;        // CUDA: the most device memory the run may plan for (bytes; 0: the
+                               // device's free memory), for a shared device or a memory target
     vet_note_fn on_note;       // called with vet_train_run's ctx; NULL: no notes (the backend's
                                // notes go there too)
     const volatile sig_atomic_t *stop;  // set by a signal handler: checkpoint and stop

@@ -362,10 +362,49 @@ keep_att_ok() {
     fi
     local msg
     msg=$("$sbin" "${common[@]}" --out "$tmp/ka-bad" --device cuda --grad-checkpoint=attention 2>&1)
-    [ $? -eq 2 ] && grep -q -- "--grad-checkpoint=attention: the only value is keep-attention" <<<"$msg" &&
-        [ ! -e "$tmp/ka-bad" ]
+    [ $? -eq 2 ] && grep -q -- "--grad-checkpoint=attention: 'attention' is not N .*, auto .* or keep-attention" \
+        <<<"$msg" && [ ! -e "$tmp/ka-bad" ]
 }
 check train_device_grad_checkpoint_keep_attention keep_att_ok
+
+# 9c. --grad-checkpoint=N recomputes the first N layers only, the others keeping their
+#     activations: the same bytes again, a plan between none and every layer, a note that says
+#     which; =auto with room for every layer's activations recomputes nothing (and says so);
+#     --device-memory too small for any plan is refused naming it (exit 1, nothing written); N
+#     past the model's layers, a size in decimal units and a repeated value are usage errors.
+some_layers_ok() {
+    [ $cuda_status -eq 0 ] || return 1
+    local L msg status
+    L=$(/usr/bin/python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['num_hidden_layers'])" \
+        "$tmp/base/config.json") || return 1
+    run "$sbin" "$tmp/ck1" --device cuda --fp32 --grad-checkpoint=1 || { cat "$tmp/ck1.err" >&2; return 1; }
+    cmp "$tmp/cuda/adapter_model.safetensors" "$tmp/ck1/adapter_model.safetensors" >&2 || return 1
+    diff <(steps "$tmp/cuda") <(steps "$tmp/ck1") >&2 || return 1
+    grep -q "layer inputs kept, the first 1 of $L layers recomputed in backward (the" "$tmp/ck1.err" || return 1
+    local a0 a1 an
+    a0=$(act_bytes "$tmp/cuda.err") a1=$(act_bytes "$tmp/ckpt.err") an=$(act_bytes "$tmp/ck1.err")
+    echo "activations: $a0 bytes without, $a1 every layer recomputed, $an the first of $L" >&2
+    [ -n "$an" ] && [ "$an" -ge "$a1" ] && [ "$an" -le "$a0" ] || return 1
+    run "$sbin" "$tmp/cka" --device cuda --fp32 --grad-checkpoint=auto,keep-attention --device-memory 64G ||
+        { cat "$tmp/cka.err" >&2; return 1; }
+    cmp "$tmp/cuda/adapter_model.safetensors" "$tmp/cka/adapter_model.safetensors" >&2 || return 1
+    grep -q 'gradient checkpointing: none needed (every layer.s activations fit)$' "$tmp/cka.err" || return 1
+    [ "$(act_bytes "$tmp/cka.err")" = "$a0" ] || return 1
+    run "$sbin" "$tmp/ck-cap" --device cuda --grad-checkpoint=auto --device-memory 256M
+    status=$?
+    msg=$(cat "$tmp/ck-cap.err")
+    [ $status -eq 1 ] && grep -q 'but only 0.0 KiB of the 256.0 MiB --device-memory allows can be planned' <<<"$msg" &&
+        [ ! -e "$tmp/ck-cap" ] || { echo "exit $status: $msg" >&2; return 1; }
+    msg=$("$sbin" "${common[@]}" --out "$tmp/ck-many" --device cuda --grad-checkpoint=$((L + 1)) 2>&1)
+    status=$?
+    [ $status -eq 2 ] && grep -q -- "--grad-checkpoint=$((L + 1)): the model has $L layers; give 1 to $L, or auto" \
+        <<<"$msg" && [ ! -e "$tmp/ck-many" ] || { echo "exit $status: $msg" >&2; return 1; }
+    msg=$("$sbin" "${common[@]}" --out "$tmp/ck-gb" --device cuda --device-memory 18GB 2>&1)
+    [ $? -eq 2 ] && grep -q -- "--device-memory: '18GB' is not a size" <<<"$msg" || { echo "$msg" >&2; return 1; }
+    msg=$("$sbin" "${common[@]}" --out "$tmp/ck-two" --device cuda --grad-checkpoint=1,auto 2>&1)
+    [ $? -eq 2 ] && grep -q -- "give each of N / auto and keep-attention once" <<<"$msg" || { echo "$msg" >&2; return 1; }
+}
+check train_device_grad_checkpoint_some_layers some_layers_ok
 
 # 10. --fp16 (fp16 base weights, dynamic loss scaling): completes, says fp16, logs the scale,
 #     final loss within 3% of fp32's; refused on the CPU, with --full and with --quant.

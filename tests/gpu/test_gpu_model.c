@@ -637,6 +637,64 @@ static void test_train_backends(void) {
     vet_model_free(&mc), vet_model_free(&mg);
 }
 
+// The training backend's --grad-checkpoint=auto under --device-memory (vet_train_opts.gpu_mem_cap):
+// the fewest layers recomputed whose plan fits what the cap leaves after the headroom (256 MiB):
+// none when the whole plan fits, 2 of 4 when exactly that plan fits (1 of 4 recomputed saves
+// nothing: the recomputed layers share one slot), and a refusal naming the cap when not even
+// every layer recomputed fits. A fixed count beyond the model's layers is refused by name.
+static void test_train_backend_ckpt_auto(void) {
+    if (!ctx) SKIP(no_gpu);
+    vet_model m;
+    tiny_n_layers = 4;
+    make_model(&m, VAR_LLAMA, 1, 0.1f);
+    tiny_n_layers = 2;
+    vet_err err;
+    size_t free_b, total_b;
+    CHECK(vet_cuda_mem_info(ctx, &free_b, &total_b, &err) == 0);
+    vet_gpu_plan p[5];  // p[k]: k layers recomputed (0: no checkpointing)
+    for (int k = 0; k <= 4; k++) {
+        vet_gpu_opts go = {.flags = k ? VET_GPU_CKPT : 0, .ckpt_layers = k};
+        CHECK(vet_gpu_plan_for(&m.cfg, m.lora.r, m.lora.targets, 3, 19, &go, &p[k], &err) == 0);
+    }
+    CHECK(p[1].total == p[0].total && p[2].total < p[1].total && p[4].total < p[3].total);
+    const size_t headroom = (size_t)256 << 20;
+    CHECK(headroom + p[0].total < free_b);
+    const size_t cap[4] = {headroom + p[0].total, headroom + p[2].total, headroom + p[4].total - 1, 0};
+    const int layers[4] = {VET_CKPT_LAYERS_AUTO, VET_CKPT_LAYERS_AUTO, VET_CKPT_LAYERS_AUTO, 5};
+    const char *want[4] = {"; gradient checkpointing: none needed (every layer's activations fit)\n",
+                           "; gradient checkpointing: layer inputs kept, the first 2 of 4 layers recomputed in "
+                           "backward (the other 2 keep their activations)\n",
+                           "can be planned", "--grad-checkpoint=5: the model has 4 layers; give 1 to 4, or auto"};
+    for (int i = 0; i < 4; i++) {
+        vet_train_opts o;
+        vet_train_defaults(&o);
+        o.gpu_ckpt = 1, o.gpu_ckpt_layers = layers[i], o.gpu_mem_cap = cap[i];
+        vet_train_backend gpu;
+        note_text[0] = 0;
+        int rc = vet_cuda_train_backend(&o, collect_note, NULL, &gpu, &err);
+        CHECK(rc == 0);
+        vet_train_setup sg = {.m = &m, .mode = VET_TRAIN_LORA, .params = m.lora_mem, .n = m.n_lora,
+                              .batch_size = 3, .max_len = 19, .max_rows = 6};
+        float *am = calloc(m.n_lora, 4), *av = calloc(m.n_lora, 4);
+        sg.adam_m = am, sg.adam_v = av;
+        rc = gpu.load(gpu.ctx, &sg, &err);
+        printf("# cap %zu (plans: none %zu, 2 of 4 %zu, all %zu): %s%s\n", cap[i], p[0].total, p[2].total,
+               p[4].total, rc ? "refused: " : "", rc ? err.msg : note_text);
+        if (i < 2) {
+            CHECK(rc == 0);
+            CHECK_CONTAINS(note_text, want[i]);
+        } else {
+            CHECK(rc < 0);
+            CHECK_CONTAINS(err.msg, want[i]);
+        }
+        if (i == 2) CHECK_CONTAINS(err.msg, " --device-memory allows can be planned");
+        if (i == 3) CHECK(err.kind == VET_E_USAGE);
+        if (gpu.free) gpu.free(gpu.ctx);
+        free(am), free(av);
+    }
+    vet_model_free(&m);
+}
+
 // The plan: parts positive and adding up, the model allocated with exactly that plan, bf16
 // smaller (its weights, and q, k, v kept in bf16 for the tensor-core attention: fp32 again with
 // VET_GPU_ATTN_FP32), full training bigger, and a too-small limit refused with the numbers.
@@ -925,10 +983,12 @@ static void test_quant_plan_7b(void) {
 
 // Two micro-batches accumulated (forward, backward, forward, backward) on a GPU model made with
 // flags and capacity capB x capT: both losses and the gradients (n floats) out.
+static int ckpt_layers = 0;  // ckpt_parity's vet_gpu_opts.ckpt_layers (0: every layer)
+
 static int ckpt_run(const vet_model *m, const vet_batch *b0, const vet_batch *b1, unsigned flags, int capB,
                     int capT, int training, vet_train_mode mode, double loss[2], float *grads, size_t n,
                     vet_err *err) {
-    vet_gpu_opts o = {.flags = flags};
+    vet_gpu_opts o = {.flags = flags, .ckpt_layers = flags & VET_GPU_CKPT ? ckpt_layers : 0};
     vet_gpu_model *g = vet_gpu_model_new(ctx, m, capB, capT, &o, err);
     if (!g) return -1;
     const vet_batch *b[2] = {b0, b1};
@@ -973,8 +1033,9 @@ static void ckpt_parity(int variant, float dropout, unsigned flags, int training
             differ += memcmp(&g0[i], &g1[i], sizeof(float)) != 0;
             nonzero += g0[i] != 0.0f;
         }
-        printf("# ckpt%s flags %#x dropout %.2f training %d: losses %.9g %.9g vs %.9g %.9g; %zu of %zu grads "
-               "differ, %zu nonzero\n", k ? " keep-attention" : "", flags, dropout, training, l0[0], l0[1], l1[0],
+        printf("# ckpt%s (%d of %d layers recomputed) flags %#x dropout %.2f training %d: losses %.9g %.9g vs %.9g %.9g; %zu of %zu grads "
+               "differ, %zu nonzero\n", k ? " keep-attention" : "", ckpt_layers ? ckpt_layers : m.cfg.n_layers,
+               m.cfg.n_layers, flags, dropout, training, l0[0], l0[1], l1[0],
                l1[1], differ, n, nonzero);
         CHECK(differ == 0);
         CHECK(nonzero > n / 2);
@@ -1048,12 +1109,32 @@ static void test_lora_recipe_targets_16bit(void) {
     model_targets = VET_LORA_ALL;
 }
 
+// Only the first layers recomputed (vet_gpu_opts.ckpt_layers), the others keeping their
+// activations: the same bits again. Four layers, so that two kept layers have two slots after
+// the recomputed layers' one (a kept layer in the wrong slot would read another's activations).
+static void test_ckpt_some_layers(void) {
+    if (!ctx) SKIP(no_gpu);
+    tiny_n_layers = 4;
+    const int n[3] = {1, 2, 3};
+    for (int i = 0; i < 3; i++) {
+        ckpt_layers = n[i];
+        ckpt_parity(VAR_LLAMA, 0.1f, VET_GPU_BF16, 1, 3, 19);
+    }
+    ckpt_layers = 2;
+    ckpt_parity(VAR_QWEN_TIED, 0.1f, 0, 1, 3, 19);
+    ckpt_parity(VAR_LLAMA, 0.0f, VET_GPU_FULL, 1, 3, 19);
+    ckpt_layers = 0;
+    tiny_n_layers = 2;
+}
+
 // The plan with VET_GPU_CKPT: weights, training state and scratch unchanged; the per-layer
 // activations (all but the layer inputs x, the rope tables and the final norm's) counted for
 // one layer instead of L, each buffer rounded to 256 bytes. The model is allocated with it.
 static void test_ckpt_plan(void) {
     vet_model m;
+    tiny_n_layers = 4;  // room for some layers recomputed and some kept (ckpt_layers)
     make_model(&m, VAR_QWEN_TIED, 1, 0.0f);
+    tiny_n_layers = 2;
     const vet_config *c = &m.cfg;
     vet_err err;
     const unsigned modes[3] = {0, VET_GPU_BF16, VET_GPU_BF16 | VET_GPU_NF4};
@@ -1086,6 +1167,27 @@ static void test_ckpt_plan(void) {
         CHECK(pk.weights == p.weights && pk.train == p.train && pk.scratch == p.scratch);
         CHECK(pk.activations == pc.activations + AL(L * per[6]) - AL(per[6]) + AL(L * per[7]) - AL(per[7]));
         CHECK(pk.total == pk.weights + pk.train + pk.activations + pk.scratch);
+        // the first k layers recomputed (ckpt_layers): they share one slot, the other L - k keep theirs
+        for (size_t k = 1; k <= L; k++) {
+            size_t kept = 0, kept_att = 0;
+            for (int j = 0; j < 17; j++) kept += AL(L * per[j]) - AL((1 + L - k) * per[j]);
+            for (int j = 6; j < 8; j++) kept_att += AL(L * per[j]) - AL((1 + L - k) * per[j]);
+            vet_gpu_opts o = {.flags = modes[i] | VET_GPU_CKPT, .ckpt_layers = (int)k};
+            vet_gpu_plan ps, psk;
+            CHECK(vet_gpu_plan_for(c, m.lora.r, m.lora.targets, 3, 19, &o, &ps, &err) == 0);
+            CHECK(ps.weights == p.weights && ps.train == p.train && ps.scratch == p.scratch);
+            CHECK(ps.activations == p.activations - kept);
+            CHECK(ps.total == ps.weights + ps.train + ps.activations + ps.scratch);
+            o.flags |= VET_GPU_CKPT_KEEP_ATTN;  // att and lse: every layer's
+            CHECK(vet_gpu_plan_for(c, m.lora.r, m.lora.targets, 3, 19, &o, &psk, &err) == 0);
+            CHECK(psk.activations == ps.activations + kept_att);
+            if (k == L) CHECK(ps.activations == pc.activations && psk.activations == pk.activations);
+            if (ctx && i == 1 && k == 2) {  // allocated as planned
+                vet_gpu_model *g = vet_gpu_model_new(ctx, &m, 3, 19, &o, &err);
+                CHECK(g && memcmp(vet_gpu_model_plan(g), &psk, sizeof psk) == 0);
+                vet_gpu_model_free(g);
+            }
+        }
         if (ctx && i == 2) {
             vet_gpu_opts o = {.flags = modes[i] | VET_GPU_CKPT};
             vet_gpu_model *g = vet_gpu_model_new(ctx, &m, 3, 19, &o, &err);
@@ -1101,6 +1203,14 @@ static void test_ckpt_plan(void) {
     vet_gpu_plan pr;
     CHECK(vet_gpu_plan_bytes(c, m.lora.r, m.lora.targets, 3, 19, VET_GPU_CKPT_KEEP_ATTN, &pr, &err) < 0);
     CHECK(strstr(err.msg, "VET_GPU_CKPT_KEEP_ATTN without VET_GPU_CKPT") != NULL);
+    // layers to recompute: 1..L with VET_GPU_CKPT (0: all of them), none without it
+    const int bad[3] = {-1, (int)L + 1, 2};
+    const unsigned bad_flags[3] = {VET_GPU_CKPT, VET_GPU_CKPT, 0};
+    for (int i = 0; i < 3; i++) {
+        vet_gpu_opts o = {.flags = bad_flags[i], .ckpt_layers = bad[i]};
+        CHECK(vet_gpu_plan_for(c, m.lora.r, m.lora.targets, 3, 19, &o, &pr, &err) < 0);
+        CHECK(strstr(err.msg, "checkpointed layers: give 1 to 4 (the model's layers) with VET_GPU_CKPT") != NULL);
+    }
 #undef AL
     vet_model_free(&m);
 }
@@ -1142,6 +1252,23 @@ static void test_ckpt_plan_7b(void) {
         if (i == 0) CHECK(pk.total < 18e9);
         if (i == 2) CHECK(pk.total < 7e9);  // nf4 keeps the attention within its target too
     }
+    // --grad-checkpoint=auto's choice under a memory budget: the fewest layers recomputed whose
+    // plan fits (18 GB, the target's, and 22.5 GB, a 24 GB card less its context and headroom:
+    // there nothing needs recomputing at 4 x 512)
+    const double budget[2] = {18e9, 22.5e9};
+    for (int b = 0; b < 2; b++) {
+        int k = 0;
+        vet_gpu_plan ps = {0};
+        for (k = 0; k <= 32; k++) {
+            vet_gpu_opts o = {.flags = flags[0] | (k ? VET_GPU_CKPT : 0), .ckpt_layers = k};
+            CHECK(vet_gpu_plan_for(&c, 16, qkvo, 4, 512, &o, &ps, &err) == 0);
+            if ((double)ps.total <= budget[b]) break;
+        }
+        printf("# llama-7b r16 q,k,v,o 4x512 bf16 within %.1f GB: %d of 32 layers recomputed, total %.2f GB "
+               "(activations %.2f GB)\n", budget[b] / 1e9, k, ps.total / 1e9, ps.activations / 1e9);
+        CHECK(k < 32);
+        if (b == 0) CHECK(k > 0);  // at the target's 18 GB, neither extreme: something to choose
+    }
     double x = 33.0 * 4 * 512 * 4096 * 4;  // the layer inputs
     CHECK(pc[0].activations > x && pc[0].activations < x + 0.6e9);
     CHECK(pc[0].total < 18e9 && pc[1].total < 11e9);
@@ -1167,6 +1294,7 @@ int main(void) {
     RUN(test_adamw_steps);
     RUN(test_grad_stats);
     RUN(test_train_backends);
+    RUN(test_train_backend_ckpt_auto);
     RUN(test_refusals);
     RUN(test_quant_plan);
     RUN(test_quant_plan_7b);
@@ -1180,6 +1308,7 @@ int main(void) {
     RUN(test_ckpt_qwen_bias);
     RUN(test_ckpt_rank_blocks);
     RUN(test_ckpt_weights);
+    RUN(test_ckpt_some_layers);
     RUN(test_narrow_mlp);
     vet_cuda_free(ctx);
     CHECK_EXIT();

@@ -2,6 +2,7 @@
 // the string table and atomic output files.
 #include <errno.h>
 #include <limits.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -46,6 +47,27 @@ static void parse_long_refuses_what_strtol_accepts(void) {
     CHECK(vet_parse_long("101", 1, 100, &x, &e) == -1);
     CHECK_CONTAINS(e.msg, "'101' is not an integer in [1, 100]");
     CHECK(vet_parse_long(NULL, 1, 100, &x, &e) == -1);
+}
+
+// Sizes: binary units only (18G is 18 GiB), whole numbers, no overflow past size_t.
+static void parse_bytes_binary_units(void) {
+    vet_err e;
+    size_t x = 7;
+    CHECK(vet_parse_bytes("18G", 0, SIZE_MAX, &x, &e) == 0 && x == (size_t)18 << 30);
+    CHECK(vet_parse_bytes("24576m", 0, SIZE_MAX, &x, &e) == 0 && x == (size_t)24576 << 20);
+    CHECK(vet_parse_bytes("512KiB", 0, SIZE_MAX, &x, &e) == 0 && x == 512 * 1024);
+    CHECK(vet_parse_bytes("1T", 0, SIZE_MAX, &x, &e) == 0 && x == (size_t)1 << 40);
+    CHECK(vet_parse_bytes("1000", 0, SIZE_MAX, &x, &e) == 0 && x == 1000);
+    const char *bad[] = {"18GB", "1.5G", "", "G", " 1G", "1G ", "-1G", "1X", "1Gi", "20000000000T",
+                         "99999999999999999999999"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        x = 7;
+        CHECK(vet_parse_bytes(bad[i], 0, SIZE_MAX, &x, &e) == -1);
+        CHECK(x == 7 && e.kind == VET_E_USAGE);
+    }
+    CHECK(vet_parse_bytes("1K", 2048, SIZE_MAX, &x, &e) == -1);
+    CHECK_CONTAINS(e.msg, "'1K' is not a size in [2048, ");
+    CHECK(vet_parse_bytes(NULL, 0, 1, &x, &e) == -1);
 }
 
 static void parse_double_needs_finite_in_range(void) {
@@ -139,6 +161,7 @@ int main(void) {
     RUN(err_kinds_survive_prefix);
     RUN(parse_long_refuses_what_strtol_accepts);
     RUN(parse_double_needs_finite_in_range);
+    RUN(parse_bytes_binary_units);
     RUN(strtab_ids_follow_first_appearance);
     RUN(atomic_file_visible_only_when_whole);
     CHECK_EXIT();

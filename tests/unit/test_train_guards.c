@@ -1,6 +1,7 @@
 // test_train_guards.c — what vet-train checks before it trains (issue 22): one run per output
 // directory (train/out_lock.h), packed rows against the model and their content hash
-// (train/packed_set.h), and a checkpoint's state refused field by field (io/checkpoint.h).
+// (train/packed_set.h), a checkpoint's state refused field by field (io/checkpoint.h), and
+// --grad-checkpoint's values (train/grad_ckpt.h).
 #include <jansson.h>
 #include <signal.h>
 #include <stdio.h>
@@ -14,8 +15,10 @@
 #include "io/checkpoint.h"
 #include "io/mp.h"
 #include "io/stream.h"
+#include "train/grad_ckpt.h"
 #include "train/out_lock.h"
 #include "train/packed_set.h"
+#include "train/trainer.h"
 
 static char tmpdir[256];
 
@@ -226,9 +229,31 @@ static void checkpoint_state_refused_by_field(void) {
     CHECK_CONTAINS(load_edited(saved_ckpt("ck12", NAN), "step", json_integer(4)), "'adam_v' holds NaN");
 }
 
+// --grad-checkpoint's values (train/grad_ckpt.h): every spelling, and the refusals.
+static void grad_ckpt_values(void) {
+    vet_err e;
+    int mode = -9, layers = -9;
+    CHECK(vet_grad_ckpt_parse(NULL, &mode, &layers, &e) == 0 && mode == 1 && layers == 0);
+    CHECK(vet_grad_ckpt_parse("keep-attention", &mode, &layers, &e) == 0 && mode == 2 && layers == 0);
+    CHECK(vet_grad_ckpt_parse("12", &mode, &layers, &e) == 0 && mode == 1 && layers == 12);
+    CHECK(vet_grad_ckpt_parse("auto", &mode, &layers, &e) == 0 && mode == 1 && layers == VET_CKPT_LAYERS_AUTO);
+    CHECK(vet_grad_ckpt_parse("keep-attention,auto", &mode, &layers, &e) == 0 && mode == 2 &&
+          layers == VET_CKPT_LAYERS_AUTO);
+    CHECK(vet_grad_ckpt_parse("3,keep-attention", &mode, &layers, &e) == 0 && mode == 2 && layers == 3);
+    CHECK(vet_grad_ckpt_parse("0", &mode, &layers, &e) == 0 && mode == 0 && layers == 0);  // none
+    const char *bad[] = {"", "attention", "-1", "1,", ",1", "1,,auto", "2,3", "auto,4", "keep-attention,keep-attention",
+                         "0,keep-attention", "99999999999", "auto ", "AUTO"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        CHECK(vet_grad_ckpt_parse(bad[i], &mode, &layers, &e) == -1);
+        CHECK(e.kind == VET_E_USAGE);
+        CHECK_CONTAINS(e.msg, "--grad-checkpoint=");
+    }
+}
+
 int main(void) {
     snprintf(tmpdir, sizeof tmpdir, "%s/vet-guards.XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
     if (!mkdtemp(tmpdir)) { perror("mkdtemp"); return 1; }
+    RUN(grad_ckpt_values);
     RUN(lock_taken_refused_released);
     RUN(stale_lock_taken_over);
     RUN(packed_rows_checked_against_model);

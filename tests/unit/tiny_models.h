@@ -18,11 +18,14 @@ typedef struct {
     float matrix_scale;        // weights this many times the init's 0.02 (spread-out logits)
 } tiny_shape;
 
+// Layers of the next tiny_config (2; a test that needs more sets it and puts it back).
+static int tiny_n_layers = 2;
+
 static inline vet_config tiny_config(int variant, const tiny_shape *s) {
     vet_config c;
     memset(&c, 0, sizeof c);
     strcpy(c.arch, variant == VAR_QWEN_TIED ? "qwen2" : "llama");
-    c.dim = s->dim, c.hidden_dim = s->hidden, c.n_layers = 2, c.n_heads = s->n_heads;
+    c.dim = s->dim, c.hidden_dim = s->hidden, c.n_layers = tiny_n_layers, c.n_heads = s->n_heads;
     c.n_kv_heads = s->n_kv_heads, c.head_dim = s->head_dim, c.vocab_size = s->vocab, c.max_pos = s->max_pos;
     c.rms_eps = 1e-5f, c.rope_theta = 10000.0f, c.rope_factor = 1.0f;
     c.bos_id = 1, c.eos_id = 2, c.pad_id = -1, c.eos_ids[0] = 2, c.n_eos = 1;
