@@ -106,14 +106,16 @@ check device_emu_train_resume_same_bytes resume_ok
 
 # 4. --grad-checkpoint: the recomputed layers give the same bytes as the kept ones; with
 #    =keep-attention in bf16 (the tensor-core attention's output and lse kept, its forward not
-#    rerun) the same bytes as the bf16 run.
+#    rerun) the same bytes as the bf16 run; so does =1 (the first layer recomputed, the rest kept).
 ckpt_ok() {
     train "$dir/vet-train" "$tmp/ck" --device cuda --fp32 --grad-checkpoint -q || { cat "$tmp/ck.err" >&2; return 1; }
     cmp "$tmp/e32/adapter_model.safetensors" "$tmp/ck/adapter_model.safetensors" >&2 || return 1
     [ -f "$tmp/e16/adapter_model.safetensors" ] || return 1
     train "$dir/vet-train" "$tmp/ck16" --device cuda --bf16 --grad-checkpoint=keep-attention -q ||
         { cat "$tmp/ck16.err" >&2; return 1; }
-    cmp "$tmp/e16/adapter_model.safetensors" "$tmp/ck16/adapter_model.safetensors" >&2
+    cmp "$tmp/e16/adapter_model.safetensors" "$tmp/ck16/adapter_model.safetensors" >&2 || return 1
+    train "$dir/vet-train" "$tmp/ck1" --device cuda --bf16 --grad-checkpoint=1 -q || { cat "$tmp/ck1.err" >&2; return 1; }
+    cmp "$tmp/e16/adapter_model.safetensors" "$tmp/ck1/adapter_model.safetensors" >&2
 }
 check device_emu_train_checkpointing_same_bytes ckpt_ok
 

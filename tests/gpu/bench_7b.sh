@@ -29,8 +29,9 @@
 #
 # Env: VET_BIN (bin), VET_BUILD (build/rel), VET_VENV (.venv; else python3 must have torch,
 # transformers, peft), PRESET (llama-7b), STEPS (20), WARMUP (3), BATCH (4), SEQ (512),
-# DROPOUT (0.1), CKPT (1: --grad-checkpoint, and PEFT's gradient checkpointing; keep-attention:
-# --grad-checkpoint=keep-attention, PEFT's checkpointing as with 1; 0: neither), PEAK_TFLOPS (989),
+# DROPOUT (0.1), CKPT (1: --grad-checkpoint, and PEFT's gradient checkpointing; another value V,
+# such as keep-attention or auto,keep-attention: --grad-checkpoint=V, PEFT's checkpointing as with
+# 1; 0: neither), MEM (vet-train --device-memory MEM; empty: none), PEAK_TFLOPS (989),
 # DEVICE (cuda; cpu with a small PRESET only checks this script), LABEL (the figures' name),
 # PROFILE (1: vet-train runs with VET_GPU_PROFILE, and a second table says where its device
 # time went by kind of work: GEMMs, dropout, attention, ...; kernels/host/gpu_profile.h),
@@ -45,8 +46,10 @@ top=$(cd "$here/../.." && pwd)
 : "${PRESET:=llama-7b}" "${STEPS:=20}" "${WARMUP:=3}" "${BATCH:=4}" "${SEQ:=512}" "${DROPOUT:=0.1}"
 : "${PEAK_TFLOPS:=989}" "${DEVICE:=cuda}" "${KEEP:=0}" "${CKPT:=1}" "${PROFILE:=0}" "${QUANT:=none}"
 : "${BASELINE:=1}"
-case $CKPT in 0) ckpt_flag= ;; 1) ckpt_flag=--grad-checkpoint ;; keep-attention) ckpt_flag=--grad-checkpoint=keep-attention ;;
-*) echo "not ok bench_7b: CKPT=$CKPT: use 0, 1 or keep-attention"; exit 1 ;; esac
+: "${MEM:=}"
+case $CKPT in 0) ckpt_flag= ;; 1) ckpt_flag=--grad-checkpoint ;; *[!a-z0-9,-]* | '')
+    echo "not ok bench_7b: CKPT=$CKPT: use 0, 1 or a --grad-checkpoint value (keep-attention, auto, N)"; exit 1 ;;
+*) ckpt_flag=--grad-checkpoint=$CKPT ;; esac
 : "${LABEL:=lora-$([ "$CKPT" = 0 ] && echo nockpt || echo ckpt)-d$DROPOUT}"
 say() { echo "bench_7b: $*" >&2; }
 
@@ -100,7 +103,8 @@ prof_env=()
 timeout 240 env "${prof_env[@]}" "$VET_BIN/vet-train" --device "$DEVICE" --base "$work/base" --train "$work/train.zst" \
     --out "$work/vet" --epochs 100 --max-steps "$STEPS" --batch-size "$BATCH" --grad-accum 1 \
     --lora-r 16 --lora-alpha 32 --lora-dropout "$DROPOUT" --lora-targets q,k,v,o --log-every 1 \
-    $ckpt_flag $([ "$QUANT" != none ] && echo --quant "$QUANT") 2>"$work/vet.err"
+    $ckpt_flag $([ "$QUANT" != none ] && echo --quant "$QUANT") $([ -n "$MEM" ] && echo --device-memory "$MEM") \
+    2>"$work/vet.err"
 vet_status=$?
 kill "$smi_pid" 2>/dev/null; wait "$smi_pid" 2>/dev/null; smi_pid=
 grep -E '^vet-train: (device|llama)' "$work/vet.err" >&2
@@ -126,7 +130,7 @@ if [ $peft_status -ne 0 ]; then
 fi
 
 # --- the table and the figures --------------------------------------------------------------
-table=$(CKPT=$CKPT QUANT=$QUANT python3 - "$work" "$WARMUP" "$PEAK_TFLOPS" "$BATCH" "$SEQ" "$STEPS" "$DROPOUT" "$PRESET" "$LABEL" "$DEVICE" <<'PY'
+table=$(CKPT=$CKPT QUANT=$QUANT MEM=$MEM python3 - "$work" "$WARMUP" "$PEAK_TFLOPS" "$BATCH" "$SEQ" "$STEPS" "$DROPOUT" "$PRESET" "$LABEL" "$DEVICE" <<'PY'
 import json, os, re, sys
 work, warm, peak, B, T, steps, drop, preset, label, device = sys.argv[1:]
 warm, peak, ckpt = int(warm), float(peak), os.environ.get("CKPT", "0") != "0"
@@ -136,11 +140,20 @@ H, KVH = cfg["num_attention_heads"], cfg.get("num_key_value_heads", cfg["num_att
 hd = cfg.get("head_dim", C // H)
 n_mm = L * (C * H * hd * 2 + 2 * C * KVH * hd + 3 * C * F) + V * C  # q,o; k,v; gate,up,down; lm_head
 model_flops_tok = 4 * n_mm                    # forward + activation gradients
-hw_flops_tok = (6 if ckpt else 4) * n_mm      # + the recompute with checkpointing
 
 def read(path):
     try: return open(path).read()
     except OSError: return ""
+
+# + the recompute with checkpointing: every layer's for PEFT; vet's plan line says how many
+# layers it recomputed (--grad-checkpoint=N or auto: "the first 20 of 32", "none needed")
+def recomputed(err):
+    if not ckpt: return 0.0
+    m = re.search(r"the first ([0-9]+) of ([0-9]+) layers", err)
+    return int(m.group(1)) / int(m.group(2)) if m else 0.0 if "checkpointing: none needed" in err else 1.0
+vet_recomputed = recomputed(read(f"{work}/vet.err"))
+hw_flops_tok = (4 + 2 * vet_recomputed) * n_mm
+peft_hw_flops_tok = (6 if ckpt else 4) * n_mm
 
 vet = {}
 log = [json.loads(l) for l in read(f"{work}/vet/train.log.jsonl").splitlines() if l.strip()]
@@ -161,12 +174,12 @@ pf = {}
 if "tokens_per_s" in peft:
     pf = {"tps": float(peft["tokens_per_s"]), "step_s": float(peft["step_s"]), "loss": float(peft["final_loss"]),
           "alloc_gib": float(peft["peak_alloc_gib"])}
-for name, d in (("vet", vet), ("peft", pf)):
+for name, d, hw in (("vet", vet, hw_flops_tok), ("peft", pf, peft_hw_flops_tok)):
     s = read(f"{work}/{name}.smi").strip()
     if s: d["smi_gib"] = int(s) / 1024
     if d.get("tps"):
         d["mfu"] = d["tps"] * model_flops_tok / (peak * 1e12) * 100
-        d["hw_tflops"] = d["tps"] * hw_flops_tok / 1e12
+        d["hw_tflops"] = d["tps"] * hw / 1e12
 
 def cell(d, k, fmt):
     return fmt.format(d[k]) if d.get(k) is not None else "-"
@@ -174,14 +187,17 @@ def ratio(k):
     return f"{vet[k] / pf[k]:.2f}x" if vet.get(k) and pf.get(k) else "-"
 rows = [("tokens/s", "tps", "{:.0f}"), ("s/step", "step_s", "{:.3f}"),
         ("MFU % (model FLOPs 4N)", "mfu", "{:.1f}"),
-        (f"hardware TFLOP/s ({hw_flops_tok // n_mm}N)", "hw_tflops", "{:.1f}"),
+        (f"hardware TFLOP/s (vet {hw_flops_tok / n_mm:.3g}N, peft {peft_hw_flops_tok // n_mm}N)", "hw_tflops",
+         "{:.1f}"),
         ("peak device memory, nvidia-smi (GiB)", "smi_gib", "{:.1f}"),
         ("allocated: vet's plan / torch max_memory_allocated (GiB)", "alloc_gib", "{:.1f}"),
         ("final loss", "loss", "{:.4f}")]
 quant = os.environ.get("QUANT", "none")
 base = "bf16 base" if quant == "none" else f"base quantized to {quant} (--quant {quant}, bf16 compute)"
 ckpt_kind = os.environ.get("CKPT", "0")
-ckpt_said = {"0": "off", "1": "on", "keep-attention": "on (vet: =keep-attention)"}.get(ckpt_kind, ckpt_kind)
+ckpt_said = {"0": "off", "1": "on"}.get(ckpt_kind, f"on (vet: ={ckpt_kind})")
+if ckpt and vet_recomputed < 1: ckpt_said += f", vet recomputing {vet_recomputed:.0%} of the layers"
+if os.environ.get("MEM"): ckpt_said += f", vet within --device-memory {os.environ['MEM']}"
 print(f"{preset} (random weights, {base}), LoRA r 16 q,k,v,o, dropout {drop}, gradient checkpointing "
       f"{ckpt_said}; batch {B} x {T} packed rows, {steps} steps, first {warm} not timed; "
       f"N = {n_mm / 1e9:.2f} G matmul parameters; MFU against {peak:.0f} TFLOP/s")
@@ -193,6 +209,8 @@ for label_, k, fmt in rows:
 fig = {"part": label, "kind": "lora", "quant": quant, "device": device, "preset": preset, "batch": int(B), "seq": int(T),
        "steps": int(steps), "warmup": warm, "dropout": float(drop), "grad_checkpoint": ckpt, "checkpoint_mode": ckpt_kind,
        "n_matmul_params": n_mm, "model_flops_per_token": model_flops_tok, "hw_flops_per_token": hw_flops_tok,
+       "peft_hw_flops_per_token": peft_hw_flops_tok, "vet_recomputed_layers": vet_recomputed,
+       "device_memory": os.environ.get("MEM") or None,
        "peak_tflops": peak, "vet": vet, "peft": pf,
        "speedup": vet["tps"] / pf["tps"] if vet.get("tps") and pf.get("tps") else None}
 def profile_table(prof):
