@@ -148,7 +148,7 @@ def read(path):
 # + the recompute with checkpointing: every layer's for PEFT; vet's plan line says how many
 # layers it recomputed (--grad-checkpoint=N or auto: "the first 20 of 32", "none needed")
 def recomputed(err):
-    if not ckpt: return 0.0
+    if not ckpt or device == "cpu": return 0.0  # the CPU keeps every activation
     m = re.search(r"the first ([0-9]+) of ([0-9]+) layers", err)
     return int(m.group(1)) / int(m.group(2)) if m else 0.0 if "checkpointing: none needed" in err else 1.0
 vet_recomputed = recomputed(read(f"{work}/vet.err"))
