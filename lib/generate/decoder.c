@@ -1,4 +1,5 @@
-// decoder.c — the decoder with a KV cache (prefill + step), the sampler, and the batch driver.
+// decoder.c — the decoder with a KV cache (prefill + step) and the batch driver (the sampler:
+// sample.c).
 //
 // One decode step for n slots, per layer (N = n rows, one new position each):
 //   h = rmsnorm(x)                                   (n,C)
@@ -492,70 +493,6 @@ int vet_infer_step(vet_infer *s, const int *slots, const int32_t *tokens, int n,
     step_rmsnorm(s->h, s->x, s->m->w.final_norm, n, C, c->rms_eps);
     linear_rows(logits, s->h, s->m->w.lm_head, NULL, n, C, s->V);
     return 0;
-}
-
-// ---------------------------------------------------------------------------------------
-// Sampling
-
-static int argmax(const float *x, int V) {
-    int best = 0;
-    for (int v = 1; v < V; v++)
-        if (x[v] > x[best]) best = v;  // strict: the lowest id wins a tie
-    return best;
-}
-
-typedef struct {
-    float logit;
-    int id;
-} cand;
-
-static int cand_cmp(const void *a, const void *b) {
-    const cand *x = a, *y = b;
-    if (x->logit != y->logit) return x->logit > y->logit ? -1 : 1;
-    return x->id - y->id;
-}
-
-int vet_sample(float *logits, int V, const vet_sampling *sp, double u) {
-    if (sp->temperature <= 0.0f) return argmax(logits, V);
-    cand *c = malloc((size_t)V * sizeof *c);
-    if (!c) return argmax(logits, V);
-    int n = 0;
-    for (int v = 0; v < V; v++)
-        if (logits[v] != -INFINITY) c[n].logit = logits[v] / sp->temperature, c[n].id = v, n++;
-    if (n == 0) {
-        free(c);
-        return argmax(logits, V);
-    }
-    qsort(c, (size_t)n, sizeof *c, cand_cmp);
-    if (sp->top_k > 0 && sp->top_k < n) n = sp->top_k;
-    const float mx = c[0].logit;
-    double sum = 0;
-    for (int i = 0; i < n; i++) sum += (c[i].logit = expf(c[i].logit - mx));
-    if (sp->top_p > 0.0f && sp->top_p < 1.0f) {  // smallest head whose mass reaches top_p
-        double cum = 0;
-        int keep = n;
-        for (int i = 0; i < n; i++) {
-            cum += c[i].logit / sum;
-            if (cum >= sp->top_p) {
-                keep = i + 1;
-                break;
-            }
-        }
-        n = keep;
-        sum = 0;
-        for (int i = 0; i < n; i++) sum += c[i].logit;
-    }
-    double r = u * sum, cum = 0;
-    int pick = c[n - 1].id;
-    for (int i = 0; i < n; i++) {
-        cum += c[i].logit;
-        if (r < cum) {
-            pick = c[i].id;
-            break;
-        }
-    }
-    free(c);
-    return pick;
 }
 
 // ---------------------------------------------------------------------------------------

@@ -323,6 +323,97 @@ static void test_sampler(void) {
     CHECK(masked == 0);
 }
 
+// The sampler's order is a comparison sort's (sample.c): here that sort, as vet_sample was
+// written before (qsort over every candidate), is the reference. Random rows with many equal
+// logits, -inf, -0 and +0, every mix of temperature, top_k and top_p, several draws: the same
+// pick every time.
+typedef struct {
+    float logit;
+    int id;
+} ref_cand;
+static int ref_cmp(const void *a, const void *b) {
+    const ref_cand *x = a, *y = b;
+    if (x->logit != y->logit) return x->logit > y->logit ? -1 : 1;
+    return x->id - y->id;
+}
+static int ref_sample(const float *logits, int V, const vet_sampling *sp, double u) {
+    ref_cand *c = malloc((size_t)V * sizeof *c);
+    int n = 0;
+    for (int v = 0; v < V; v++)
+        if (logits[v] != -INFINITY) c[n].logit = logits[v] / sp->temperature, c[n].id = v, n++;
+    qsort(c, (size_t)n, sizeof *c, ref_cmp);
+    if (sp->top_k > 0 && sp->top_k < n) n = sp->top_k;
+    const float mx = c[0].logit;
+    double sum = 0;
+    for (int i = 0; i < n; i++) sum += (c[i].logit = expf(c[i].logit - mx));
+    if (sp->top_p > 0.0f && sp->top_p < 1.0f) {
+        double cum = 0;
+        int keep = n;
+        for (int i = 0; i < n; i++) {
+            cum += c[i].logit / sum;
+            if (cum >= sp->top_p) {
+                keep = i + 1;
+                break;
+            }
+        }
+        n = keep;
+        sum = 0;
+        for (int i = 0; i < n; i++) sum += c[i].logit;
+    }
+    double r = u * sum, cum = 0;
+    int pick = c[n - 1].id;
+    for (int i = 0; i < n; i++) {
+        cum += c[i].logit;
+        if (r < cum) {
+            pick = c[i].id;
+            break;
+        }
+    }
+    free(c);
+    return pick;
+}
+
+static void test_sampler_order(void) {
+    const int Vs[4] = {7, 61, 1000, 49152};
+    const float temps[3] = {0.7f, 1.0f, 50.0f}, top_ps[4] = {1.0f, 0.9f, 0.5f, 0.01f};
+    vet_rng r;
+    vet_rng_seed(&r, 3);
+    long compared = 0, differ = 0;
+    for (int vi = 0; vi < 4; vi++) {
+        const int V = Vs[vi], top_ks[5] = {0, 1, 3, 50, V + 5};
+        float *x = malloc((size_t)V * sizeof *x), *y = malloc((size_t)V * sizeof *y);
+        const int rows = V > 10000 ? 2 : 12;
+        for (int row = 0; row < rows; row++) {
+            for (int v = 0; v < V; v++) {  // quarter steps: many ties; some masked, some signed zeros
+                double g = vet_rng_normal(&r) * (row % 2 ? 1.0 : 4.0);
+                x[v] = (float)(round(g * 4.0) / 4.0);
+                if (x[v] == 0.0f && vet_rng_uniform_double(&r) < 0.5) x[v] = -0.0f;
+                if (vet_rng_uniform_double(&r) < 0.1) x[v] = -INFINITY;
+            }
+            if (x[V / 2] == -INFINITY) x[V / 2] = 0.0f;  // at least one candidate
+            for (int ti = 0; ti < 3; ti++)
+                for (int ki = 0; ki < 5; ki++)
+                    for (int pi = 0; pi < 4; pi++) {
+                        vet_sampling sp = {temps[ti], top_ps[pi], top_ks[ki]};
+                        for (int d = 0; d < 3; d++) {
+                            double u = vet_rng_uniform_double(&r);
+                            memcpy(y, x, (size_t)V * sizeof *y);
+                            int got = vet_sample(y, V, &sp, u), want = ref_sample(x, V, &sp, u);
+                            compared++;
+                            if (got != want) {
+                                if (differ++ < 5)
+                                    fprintf(stderr, "  V %d T %g top_k %d top_p %g u %.17g: %d, reference %d\n", V,
+                                            sp.temperature, sp.top_k, sp.top_p, u, got, want);
+                            }
+                        }
+                    }
+        }
+        free(x), free(y);
+    }
+    printf("# sampler: %ld draws against the comparison sort's order, %ld differ\n", compared, differ);
+    CHECK(differ == 0);
+}
+
 static void test_refusals(void) {
     vet_model m;
     make_model(&m, VAR_LLAMA, 1);
@@ -355,6 +446,7 @@ int main(void) {
     RUN(test_batch_equals_single_sampled_threads);
     RUN(test_merged_lora);
     RUN(test_sampler);
+    RUN(test_sampler_order);
     RUN(test_refusals);
     CHECK_EXIT();
 }
