@@ -99,10 +99,13 @@ sha=$(sha256sum "$tmp/model/tokenizer.model" | cut -c1-64)
 check mismatch '[ $rc -eq 1 ] && grep -q "tokenizer mismatch" "$tmp/err" && grep -q "$sha" "$tmp/err" && grep -q bbbbbbbb "$tmp/err" && grep -q "tokenizer.model" "$tmp/err" && [ ! -e "$tmp/x.pred" ]' \
     "rc=$rc: $(cat "$tmp/err")"
 
-# --- sampling: reproducible from the seed, independent of the batch, changed by the seed ----
-s() { "$GEN" -q -m "$tmp/model" -n 12 --temperature 1.5 --top-k 50 --top-p 0.95 "$@" "$tmp/notes.tok" -o - | "$DUMP" -r | sed 's/"ms":[0-9.e+-]*,//'; }
-a=$(s --seed 1 -b 1) b=$(s --seed 1 -b 4) c=$(s --seed 2 -b 4)
-check sampling-seeded '[ -n "$a" ] && [ "$a" = "$b" ] && [ "$a" != "$c" ] && [ "$a" != "$(records "$tmp/b1.pred")" ]'
+# --- sampling: reproducible from the seed, independent of the batch and of the threads that
+# pick the batch's tokens (each row its own), changed by the seed; without top-k (the whole
+# vocabulary ordered) as well -------------------------------------------------------------
+s() { "$GEN" -q -m "$tmp/model" -n 12 --temperature 1.5 --top-p 0.95 "$@" "$tmp/notes.tok" -o - | "$DUMP" -r | sed 's/"ms":[0-9.e+-]*,//'; }
+a=$(s --top-k 50 --seed 1 -b 1) b=$(s --top-k 50 --seed 1 -b 4) c=$(s --top-k 50 --seed 2 -b 4)
+d=$(s --top-k 50 --seed 1 -b 4 --threads 1) e=$(s --seed 1 -b 1 --threads 1) f=$(s --seed 1 -b 4 --threads 2)
+check sampling-seeded '[ -n "$a" ] && [ "$a" = "$b" ] && [ "$a" = "$d" ] && [ "$a" != "$c" ] && [ -n "$e" ] && [ "$e" = "$f" ] && [ "$a" != "$(records "$tmp/b1.pred")" ]'
 
 # --- an ensemble (--model twice): one model twice decodes as the model alone; two models are
 # order- and batch-invariant and say so in the header ----------------------------------------
