@@ -40,29 +40,33 @@ static int cand_cmp(const void *a, const void *b) {
     return before(x, y) ? -1 : before(y, x) ? 1 : 0;
 }
 
-// The k best of c[0..n) into c[0..k), in order. A heap whose root is the last of the kept (the
-// one a better candidate replaces): most candidates are turned away by one comparison.
-static void keep_best(cand *c, int n, int k) {
-    for (int i = 0; i < n; i++) {
-        cand x = c[i];
+// The k best candidates of the row (logits / temperature, -inf skipped) into best[0..k), in
+// order. A heap whose root is the last of the kept (the one a better candidate replaces): most
+// ids are turned away by one comparison, and no candidate list of the whole row is written.
+static void keep_best(const float *logits, int V, float temperature, int k, cand *best) {
+    int n = 0;
+    for (int v = 0; v < V; v++) {
+        if (logits[v] == -INFINITY) continue;
+        const cand x = {logits[v] / temperature, v};
         int hole;
-        if (i < k) {  // sift up from the end
-            hole = i;
-            while (hole > 0 && before(&c[(hole - 1) / 2], &x)) c[hole] = c[(hole - 1) / 2], hole = (hole - 1) / 2;
+        if (n < k) {  // sift up from the end
+            hole = n++;
+            while (hole > 0 && before(&best[(hole - 1) / 2], &x))
+                best[hole] = best[(hole - 1) / 2], hole = (hole - 1) / 2;
         } else {
-            if (!before(&x, &c[0])) continue;
+            if (!before(&x, &best[0])) continue;
             hole = 0;  // replace the root, sift down
             for (;;) {
                 int ch = 2 * hole + 1;
                 if (ch >= k) break;
-                if (ch + 1 < k && before(&c[ch], &c[ch + 1])) ch++;  // the later child
-                if (!before(&x, &c[ch])) break;
-                c[hole] = c[ch], hole = ch;
+                if (ch + 1 < k && before(&best[ch], &best[ch + 1])) ch++;  // the later child
+                if (!before(&x, &best[ch])) break;
+                best[hole] = best[ch], hole = ch;
             }
         }
-        c[hole] = x;
+        best[hole] = x;
     }
-    qsort(c, (size_t)k, sizeof *c, cand_cmp);
+    qsort(best, (size_t)k, sizeof *best, cand_cmp);
 }
 
 // c[0..n), given in id order, sorted by logit descending (stable: equal logits keep id order)
@@ -114,22 +118,21 @@ static void sort_all(cand *c, cand *tmp, int n) {
 
 int vet_sample(float *logits, int V, const vet_sampling *sp, double u) {
     if (sp->temperature <= 0.0f) return argmax(logits, V);
-    cand *c = malloc((size_t)V * sizeof *c), *tmp = NULL;
+    int n = 0;  // candidates: the ids not masked
+    for (int v = 0; v < V; v++) n += logits[v] != -INFINITY;
+    if (n == 0) return argmax(logits, V);
+    const int top_k = sp->top_k > 0 && sp->top_k < n ? sp->top_k : 0;
+    cand *c = malloc((size_t)(top_k ? top_k : n) * sizeof *c), *tmp = NULL;
     if (!c) return argmax(logits, V);
-    int n = 0;
-    for (int v = 0; v < V; v++)
-        if (logits[v] != -INFINITY) c[n].logit = logits[v] / sp->temperature, c[n].id = v, n++;
-    if (n == 0) {
-        free(c);
-        return argmax(logits, V);
-    }
-    if (sp->top_k > 0 && sp->top_k < n) {
-        keep_best(c, n, sp->top_k);
-        n = sp->top_k;
-    } else if ((tmp = malloc((size_t)n * sizeof *tmp))) {
-        sort_all(c, tmp, n);
+    if (top_k) {
+        keep_best(logits, V, sp->temperature, top_k, c);
+        n = top_k;
     } else {
-        qsort(c, (size_t)n, sizeof *c, cand_cmp);
+        n = 0;
+        for (int v = 0; v < V; v++)
+            if (logits[v] != -INFINITY) c[n].logit = logits[v] / sp->temperature, c[n].id = v, n++;
+        if ((tmp = malloc((size_t)n * sizeof *tmp))) sort_all(c, tmp, n);
+        else qsort(c, (size_t)n, sizeof *c, cand_cmp);
     }
     const float mx = c[0].logit;
     double sum = 0;
