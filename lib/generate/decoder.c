@@ -536,7 +536,7 @@ static int finish(gen_slot *g, int stopped, vet_gen_done_fn done, void *ctx, vet
 // ms at 49,152 ids, which at batch 64 behind a device outweighed the device's step.
 static void pick_tokens(const vet_gen_opts *o, gen_slot *slots, const int *slot_of, int n, float *logits, int V,
                         int32_t *out) {
-#pragma omp parallel for schedule(dynamic, 1) if (n > 1)
+#pragma omp parallel for schedule(dynamic, 1) if (n > 1 && (size_t)n * V >= PAR_MIN_WORK)
     for (int i = 0; i < n; i++) {
         gen_slot *g = &slots[slot_of[i]];
         float *row = logits + (size_t)i * V;

@@ -10,8 +10,9 @@
 // step at batch 64 behind a device whose step takes a few ms). Here, with top_k, one pass
 // keeps the k best in a heap and only those k are sorted (0.16 ms a row at k 50); without it,
 // a stable radix sort on the logits' bits (three passes of 11 bits) orders everything in
-// linear time (1.5 ms a row), leaving equal logits in id order as the comparison did. The order, and so every pick, is the comparison sort's exactly: tests/unit/test_infer.c
-// keeps that sort as the reference and compares the picks over random rows with ties.
+// linear time (1.5 ms a row), leaving equal logits in id order as the comparison did. The
+// order, and so every pick, is the comparison sort's exactly: tests/unit/test_infer.c keeps
+// that sort as the reference and compares the picks over random rows with ties.
 #include "generate/decoder.h"
 
 #include <math.h>
@@ -69,51 +70,30 @@ static void keep_best(const float *logits, int V, float temperature, int k, cand
     qsort(best, (size_t)k, sizeof *best, cand_cmp);
 }
 
-// c[0..n), given in id order, sorted by logit descending (stable: equal logits keep id order)
-// through tmp (n). The key of a float: its bits made to order as unsigned integers do, then
-// inverted for descending order; -0 is taken as +0, which it equals.
-static void sort_all(cand *c, cand *tmp, int n) {
-    uint32_t *key = malloc((size_t)n * sizeof *key), *tkey = malloc((size_t)n * sizeof *tkey);
-    if (!key || !tkey) {
-        free(key), free(tkey);
-        qsort(c, (size_t)n, sizeof *c, cand_cmp);  // the same order, slower
-        return;
-    }
-    for (int i = 0; i < n; i++) {
-        float f = c[i].logit + 0.0f;  // -0 + 0 = +0
-        uint32_t u;
-        memcpy(&u, &f, sizeof u);
-        u = u & 0x80000000u ? ~u : u | 0x80000000u;  // ascending as unsigned
-        key[i] = ~u;                                  // descending
-    }
-    cand *src = c, *dst = tmp;
-    uint32_t *ks = key, *kd = tkey;
-    // digits of 11, 11 and 10 bits, the lowest first; a digit every key shares (the top one,
-    // sign and exponent, often takes few values) still costs its pass, to keep the parity simple
+// A float's bits made to order as unsigned integers do, then inverted: ascending keys are
+// descending logits. -0 is taken as +0, which it equals.
+static inline uint32_t desc_key(float f) {
+    f += 0.0f;  // -0 + 0 = +0
+    uint32_t u;
+    memcpy(&u, &f, sizeof u);
+    return ~(u & 0x80000000u ? ~u : u | 0x80000000u);
+}
+
+// c[0..n), given in id order, sorted by logit descending, stable (equal logits keep id order),
+// by three radix passes of 11 bits through tmp (n). Returns the buffer holding the sorted run.
+static cand *sort_all(cand *c, cand *tmp, int n) {
     enum { BITS = 11, BUCKETS = 1 << BITS };
-    int *count = malloc((BUCKETS + 1) * sizeof *count);
-    if (!count) {
-        free(key), free(tkey);
-        qsort(c, (size_t)n, sizeof *c, cand_cmp);
-        return;
-    }
+    int count[BUCKETS + 1];
+    cand *src = c, *dst = tmp;
     for (int shift = 0; shift < 32; shift += BITS) {
-        const uint32_t mask = BUCKETS - 1;
-        memset(count, 0, (BUCKETS + 1) * sizeof *count);
-        for (int i = 0; i < n; i++) count[((ks[i] >> shift) & mask) + 1]++;
+        memset(count, 0, sizeof count);
+        for (int i = 0; i < n; i++) count[((desc_key(src[i].logit) >> shift) & (BUCKETS - 1)) + 1]++;
         for (int b = 0; b < BUCKETS; b++) count[b + 1] += count[b];
-        for (int i = 0; i < n; i++) {
-            int at = count[(ks[i] >> shift) & mask]++;
-            dst[at] = src[i], kd[at] = ks[i];
-        }
+        for (int i = 0; i < n; i++) dst[count[(desc_key(src[i].logit) >> shift) & (BUCKETS - 1)]++] = src[i];
         cand *t = src;
         src = dst, dst = t;
-        uint32_t *tk = ks;
-        ks = kd, kd = tk;
     }
-    // three passes: the sorted run is in tmp
-    memcpy(c, src, (size_t)n * sizeof *c);
-    free(count), free(key), free(tkey);
+    return src;
 }
 
 int vet_sample(float *logits, int V, const vet_sampling *sp, double u) {
@@ -122,8 +102,9 @@ int vet_sample(float *logits, int V, const vet_sampling *sp, double u) {
     for (int v = 0; v < V; v++) n += logits[v] != -INFINITY;
     if (n == 0) return argmax(logits, V);
     const int top_k = sp->top_k > 0 && sp->top_k < n ? sp->top_k : 0;
-    cand *c = malloc((size_t)(top_k ? top_k : n) * sizeof *c), *tmp = NULL;
-    if (!c) return argmax(logits, V);
+    // top_k: the k best; else every candidate and as many again for the radix sort's passes
+    cand *buf = malloc((size_t)(top_k ? top_k : 2 * n) * sizeof *buf), *c = buf;
+    if (!buf) return argmax(logits, V);
     if (top_k) {
         keep_best(logits, V, sp->temperature, top_k, c);
         n = top_k;
@@ -131,8 +112,7 @@ int vet_sample(float *logits, int V, const vet_sampling *sp, double u) {
         n = 0;
         for (int v = 0; v < V; v++)
             if (logits[v] != -INFINITY) c[n].logit = logits[v] / sp->temperature, c[n].id = v, n++;
-        if ((tmp = malloc((size_t)n * sizeof *tmp))) sort_all(c, tmp, n);
-        else qsort(c, (size_t)n, sizeof *c, cand_cmp);
+        c = sort_all(c, c + n, n);
     }
     const float mx = c[0].logit;
     double sum = 0;
@@ -160,6 +140,6 @@ int vet_sample(float *logits, int V, const vet_sampling *sp, double u) {
             break;
         }
     }
-    free(c), free(tmp);
+    free(buf);
     return pick;
 }

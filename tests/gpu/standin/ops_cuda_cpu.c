@@ -9,6 +9,7 @@
 // tests/gpu/op_parity.c on a GPU. Asynchrony does not exist here: every op is done when it
 // returns.
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +17,7 @@
 
 #include "kernels/ops_cuda.h"
 #include "base/half.h"
+#include "base/numparse.h"
 #include "model/ops.h"
 #include "model/quant.h"
 #include "train/backend.h"
@@ -117,13 +119,10 @@ int vet_cuda_mem_info(vet_cuda *ctx, size_t *free_bytes, size_t *total_bytes, ve
     size_t gib = (size_t)1 << 30, f = 64 * gib, t = 80 * gib;
     const char *env = getenv("VET_STANDIN_MEM");
     if (env && *env) {
-        char *end;
-        unsigned long long v = strtoull(env, &end, 10);
-        int shift = *end == 'K' ? 10 : *end == 'M' ? 20 : *end == 'G' ? 30 : 0;
-        if (end == env || (shift ? end[1] != 0 : *end != 0))
+        vet_err why;
+        if (vet_parse_bytes(env, 0, SIZE_MAX, &f, &why) < 0)
             return vet_errf(err, "%s:%d: VET_STANDIN_MEM='%s' is not a byte count (e.g. 1048576 or 64M)",
                             __FILE__, __LINE__, env);
-        f = (size_t)v << shift;
         if (f > t) t = f;
     }
     *free_bytes = f, *total_bytes = t;
