@@ -45,6 +45,11 @@ static void usage(void) {
            "      --seed S           seed of the sampler (default 0)\n"
            "      --constrain FILE   only write `Diagnosed conditions: ` and labels of this code\n"
            "                         table (one label per line, or code<TAB>term), then stop\n"
+           "      --rank K           generate nothing: score every label of the --constrain table\n"
+           "                         as the answer (its log-probability given the note), and list\n"
+           "                         the K most probable with p, their share of the table's\n"
+           "                         probability; pred is the best (vet-eval reports hit@k and\n"
+           "                         calibration)\n"
            "      --codes FILE       more labels to find in the text (the --constrain table's are\n"
            "                         always looked for; so are 6-18 digit codes)\n"
            "      --shard K/N        decode only notes K, K+N, K+2N, ... of INPUT (a file): shard K of N,\n"
@@ -93,7 +98,7 @@ typedef struct {
 
 static void parse_flags(int argc, char **argv, vet_generate_opts *o, run_flags *f) {
     enum { OPT_TEMP = 256, OPT_TOPP, OPT_TOPK, OPT_SEED, OPT_CONSTRAIN, OPT_CODES, OPT_DEVICE, OPT_BF16,
-           OPT_FP32, OPT_FP16, OPT_MAXLEN, OPT_QUANT, OPT_SHARD };
+           OPT_FP32, OPT_FP16, OPT_MAXLEN, OPT_QUANT, OPT_SHARD, OPT_RANK };
     static const struct option opts[] = {
         {"model", required_argument, 0, 'm'},   {"adapter", required_argument, 0, 'a'},
         {"spm", required_argument, 0, 's'},     {"tokenizer", required_argument, 0, 's'},
@@ -107,6 +112,7 @@ static void parse_flags(int argc, char **argv, vet_generate_opts *o, run_flags *
         {"fp32", no_argument, 0, OPT_FP32}, {"fp16", no_argument, 0, OPT_FP16},
         {"max-len", required_argument, 0, OPT_MAXLEN},
         {"quant", required_argument, 0, OPT_QUANT}, {"shard", required_argument, 0, OPT_SHARD},
+        {"rank", required_argument, 0, OPT_RANK},
         {"help", no_argument, 0, 'h'},          {"version", no_argument, 0, 'V'},
         {0, 0, 0, 0},
     };
@@ -137,6 +143,7 @@ static void parse_flags(int argc, char **argv, vet_generate_opts *o, run_flags *
         case OPT_MAXLEN: f->max_len = cli_int("--max-len", optarg, 1, 1 << 20); break;
         case OPT_QUANT: f->quant = optarg; break;
         case OPT_SHARD: parse_shard(optarg, o); break;
+        case OPT_RANK: o->rank = cli_int("--rank", optarg, 1, 1 << 20); break;
         case 'q': f->quiet = 1; break;
         case 'h': usage();
         case 'V': cli_version();

@@ -715,6 +715,7 @@ void vet_gpu_infer_backend(vet_gpu_infer *g, vet_infer_backend *be) {
     be->step = be_step;
     be->prefill_batch = be_prefill_batch;
     be->step_greedy = be_step_greedy;
+    be->copy_slot = NULL;  // the ranker prefills a prompt into each answer's slot (batched)
 }
 
 #else  // built without CUDA: every call fails the same way

@@ -231,6 +231,38 @@ void vet_infer_free(vet_infer *s) {
 
 int vet_infer_len(const vet_infer *s, int slot) { return s->len[slot]; }
 
+// Room for `need` positions in a slot's cache (grown by doubling: appends stay cheap).
+static int ensure_slot(vet_infer *s, int slot, int need, vet_err *err) {
+    if (need <= s->cap[slot]) return 0;
+    int cap = s->cap[slot] * 2;
+    if (cap < need) cap = need;
+    if (cap < 64) cap = 64;
+    for (int l = 0; l < s->L; l++) {
+        float **pk = &s->kc[(size_t)slot * s->L + l], **pv = &s->vc[(size_t)slot * s->L + l];
+        float *k = realloc(*pk, (size_t)cap * s->KV * sizeof(float));
+        if (k) *pk = k;
+        float *v = realloc(*pv, (size_t)cap * s->KV * sizeof(float));
+        if (v) *pv = v;
+        if (!k || !v) return vet_err_nomem(err, "out of memory for a KV cache of %d positions", cap);
+    }
+    s->cap[slot] = cap;
+    return 0;
+}
+
+int vet_infer_copy(vet_infer *s, int dst, int src, vet_err *err) {
+    if (dst < 0 || dst >= s->n_slots || src < 0 || src >= s->n_slots)
+        return vet_errf(err, "slot %d or %d out of range [0, %d)", dst, src, s->n_slots);
+    if (dst == src) return 0;
+    int n = s->len[src];
+    if (ensure_slot(s, dst, n + 1, err)) return -1;
+    for (int l = 0; l < s->L; l++) {
+        size_t d = (size_t)dst * s->L + l, f = (size_t)src * s->L + l, bytes = (size_t)n * s->KV * sizeof(float);
+        if (bytes) memcpy(s->kc[d], s->kc[f], bytes), memcpy(s->vc[d], s->vc[f], bytes);
+    }
+    s->len[dst] = n;
+    return 0;
+}
+
 // Scratch for n positions.
 static int ensure_rows(vet_infer *s, int n, vet_err *err) {
     if (n <= s->rows) return 0;
@@ -250,24 +282,6 @@ static int ensure_rows(vet_infer *s, int n, vet_err *err) {
         return vet_err_nomem(err, "out of memory for inference buffers of %d positions", n);
     }
     s->rows = n;
-    return 0;
-}
-
-// Room for `need` positions in a slot's cache (grown by doubling: appends stay cheap).
-static int ensure_slot(vet_infer *s, int slot, int need, vet_err *err) {
-    if (need <= s->cap[slot]) return 0;
-    int cap = s->cap[slot] * 2;
-    if (cap < need) cap = need;
-    if (cap < 64) cap = 64;
-    for (int l = 0; l < s->L; l++) {
-        float **pk = &s->kc[(size_t)slot * s->L + l], **pv = &s->vc[(size_t)slot * s->L + l];
-        float *k = realloc(*pk, (size_t)cap * s->KV * sizeof(float));
-        if (k) *pk = k;
-        float *v = realloc(*pv, (size_t)cap * s->KV * sizeof(float));
-        if (v) *pv = v;
-        if (!k || !v) return vet_err_nomem(err, "out of memory for a KV cache of %d positions", cap);
-    }
-    s->cap[slot] = cap;
     return 0;
 }
 
@@ -581,6 +595,10 @@ static int cpu_prefill_batch(void *s, const int *slots, const int32_t *const *id
     return 0;
 }
 
+static int cpu_copy_slot(void *state, int dst, int src, vet_err *err) {
+    return vet_infer_copy(state, dst, src, err);
+}
+
 void vet_infer_backend_of(vet_infer *s, vet_infer_backend *be) {
     be->state = s;
     be->n_slots = s->n_slots;
@@ -588,6 +606,7 @@ void vet_infer_backend_of(vet_infer *s, vet_infer_backend *be) {
     be->step = cpu_step;
     be->prefill_batch = cpu_prefill_batch;
     be->step_greedy = NULL;  // the logits are in host memory already
+    be->copy_slot = cpu_copy_slot;
 }
 
 int vet_generate(const vet_model *m, const vet_gen_opts *o, int batch, vet_gen_next_fn next,

@@ -41,6 +41,9 @@ int vet_infer_prefill(vet_infer *s, int slot, const int32_t *ids, int n, float *
 int vet_infer_step(vet_infer *s, const int *slots, const int32_t *tokens, int n, float *logits,
                    vet_err *err);
 int vet_infer_len(const vet_infer *s, int slot);  // positions in the slot's cache
+// Makes slot dst hold what slot src holds (its cache and length), so that both go on from the
+// same prefix: scoring many answers to one prompt (generate/rank.h) prefills the prompt once.
+int vet_infer_copy(vet_infer *s, int dst, int src, vet_err *err);
 
 // ---------------------------------------------------------------------------------------
 // Sampling. temperature <= 0: greedy (argmax, the lowest id on ties). Otherwise as
@@ -123,6 +126,9 @@ typedef struct {
     // decoding (a device then returns n ids, not n x V floats).
     int (*step_greedy)(void *state, const int *slots, const int32_t *tokens, int n, const int32_t *allowed,
                        const int32_t *allowed_off, int32_t *next, vet_err *err);
+    // NULL, or vet_infer_copy: slot dst goes on from what slot src holds (the ranker uses it to
+    // prefill a prompt once for all its answers; without it each answer's slot prefills it).
+    int (*copy_slot)(void *state, int dst, int src, vet_err *err);
 } vet_infer_backend;
 
 // be = the CPU forward s as a backend table (what vet_generate runs on; an ensemble's members).

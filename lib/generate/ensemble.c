@@ -106,6 +106,7 @@ void vet_ensemble_backend(vet_ensemble *e, vet_infer_backend *be) {
     be->step = ens_step;
     be->prefill_batch = NULL;  // prompts one at a time through each member's prefill
     be->step_greedy = NULL;    // the average of the members' logits is chosen from
+    be->copy_slot = NULL;      // each answer's slot prefills the prompt in every member
 }
 
 vet_ensemble *vet_ensemble_new_cpu(const vet_model *models, int k, int n_slots, vet_err *err) {

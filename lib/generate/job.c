@@ -2,6 +2,7 @@
 // decoder's two callbacks, which read the next prompt and write finished notes in input order.
 #include "generate/job.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +16,7 @@
 #include "generate/pending.h"
 #include "generate/predictions.h"
 #include "generate/prompts.h"
+#include "generate/rank.h"
 #include "io/mp.h"
 
 struct vet_generate_job {
@@ -36,6 +38,7 @@ struct vet_generate_job {
     int32_t eos[9];                          // config.json's end ids (8 at most) and the tokenizer's
     int n_eos;
     vet_constrain *cons;
+    vet_rank_answers answers;                // --rank: every label's answer
     // the forward: handed in (a device), or made on the CPU by run
     vet_infer_backend be;
     int have_backend, max_pos;
@@ -143,6 +146,21 @@ static int build_constrain(vet_generate_job *j, vet_err *err) {
     return j->cons ? 0 : vet_err_prefix(err, "%s", j->o.constrain);
 }
 
+// --rank: the constrain table's labels as answers, ended by the id the input's responses end
+// with (the header's tokenizer.eos_id, what vet-tokenize appended), else the tokenizer's.
+static int build_answers(vet_generate_job *j, vet_err *err) {
+    if (j->o.rank <= 0) return 0;
+    int64_t eos = vet_tokenizer_eos_id(j->tok);
+    const msgpack_object *e = mp_get(j->tokenizer, "eos_id");
+    if (e && e->type == MSGPACK_OBJECT_POSITIVE_INTEGER) eos = (int64_t)e->via.u64;
+    if (eos < 0 || eos >= j->V)
+        return vet_err_kindf(err, VET_E_INPUT, "%s: end-of-sequence id %lld is outside the model's vocabulary "
+                             "[0, %d)", vet_prompts_path(j->in), (long long)eos, j->V);
+    if (vet_rank_answers_build(&j->answers, j->tok, j->prefix, j->constrain_table, (int32_t)eos, j->V, err))
+        return vet_err_prefix(err, "%s", j->o.constrain);
+    return 0;
+}
+
 vet_generate_job *vet_generate_open(const vet_generate_opts *o, vet_err *err) {
     vet_generate_job *j = calloc(1, sizeof *j);
     if (!j) return vet_err_nomem(err, "out of memory"), NULL;
@@ -153,6 +171,14 @@ vet_generate_job *vet_generate_open(const vet_generate_opts *o, vet_err *err) {
     }
     if (o->shard_n < 0 || (o->shard_n > 0 && (o->shard_k < 0 || o->shard_k >= o->shard_n))) {
         vet_err_kindf(err, VET_E_USAGE, "--shard %d/%d: want K/N with 0 <= K < N", o->shard_k, o->shard_n);
+        goto fail;
+    }
+    if (o->rank > 0 && !o->constrain) {
+        vet_err_kindf(err, VET_E_USAGE, "--rank scores the labels of a code table: give it with --constrain FILE");
+        goto fail;
+    }
+    if (o->rank > 0 && o->sampling.temperature > 0) {
+        vet_err_kindf(err, VET_E_USAGE, "--rank scores every answer, it does not sample: drop --temperature");
         goto fail;
     }
     if (o->shard_n > 0 && strcmp(o->input, "-") == 0) {
@@ -168,7 +194,7 @@ vet_generate_job *vet_generate_open(const vet_generate_opts *o, vet_err *err) {
         goto fail;
     j->V = j->models.m[0].cfg.vocab_size;
     end_ids(j);
-    if (build_constrain(j, err)) goto fail;
+    if (build_constrain(j, err) || build_answers(j, err)) goto fail;
     return j;
 fail:
     vet_generate_close(j);
@@ -182,6 +208,7 @@ void vet_generate_close(vet_generate_job *j) {
     vet_infer_free(j->cpu);
     vet_ensemble_free(j->ens);
     vet_constrain_free(j->cons);
+    vet_rank_answers_free(&j->answers);
     vet_gen_models_free(&j->models);
     vet_labels_free(j->constrain_table);
     vet_labels_free(j->codes);
@@ -284,6 +311,17 @@ static int cpu_backend(vet_generate_job *j, vet_err *err) {
     return 0;
 }
 
+static int longest_answer(const vet_generate_job *j) {
+    int m = 0;
+    for (int a = 0; a < j->answers.count; a++) m = j->answers.n[a] > m ? j->answers.n[a] : m;
+    return m;
+}
+
+// Labels a record lists: K, or the whole table when it holds fewer.
+static int ranked_count(const vet_generate_job *j) {
+    return j->o.rank < j->answers.count ? j->o.rank : j->answers.count;
+}
+
 static vet_predictions_header header_of(const vet_generate_job *j) {
     const vet_generate_opts *o = &j->o;
     return (vet_predictions_header){
@@ -291,6 +329,7 @@ static vet_predictions_header header_of(const vet_generate_job *j) {
         .tokenizer = j->tokenizer, .tmpl = j->tmpl, .source = o->input, .sampling = o->sampling,
         .seed = o->seed, .max_new = o->max_new, .batch = o->batch, .constrain = o->constrain,
         .shard_k = o->shard_k, .shard_n = o->shard_n, .input_notes = j->input_notes,
+        .rank_k = o->rank > 0 ? ranked_count(j) : 0, .rank_labels = j->answers.count,
     };
 }
 
@@ -301,6 +340,80 @@ static int decode_all(vet_generate_job *j, vet_err *err) {
     if (!j->have_backend && cpu_backend(j, err)) return -1;
     vet_gen_opts go = {o->sampling, o->seed, o->max_new, j->eos, j->n_eos, j->cons, &j->counts.phases};
     return vet_generate_on(&j->be, j->V, &go, o->batch, next_prompt, note_done, j, err);
+}
+
+// --rank: note p's record from the answers' logp: the ranked labels, the best as pred and as
+// the text (the answer decoded, as if generated).
+static int fill_ranked(vet_generate_job *j, vet_prediction *p, const double *logp, double *prob, int *order,
+                       double ms, vet_err *err) {
+    const vet_rank_answers *a = &j->answers;
+    double log_total;
+    if (vet_rank_order(logp, a->count, prob, order, &log_total, err)) return -1;
+    vet_gen_result r = {0, a->ids[order[0]], a->n[order[0]], 1, ms};
+    if (vet_prediction_fill(p, &r, j->tok, j->vocab, j->eos, j->n_eos, err)) return -1;
+    int k = ranked_count(j);
+    vet_labels_free_list(p->pred, p->n_pred);
+    p->pred = NULL, p->n_pred = 0;
+    p->ranked = calloc((size_t)k, sizeof *p->ranked);
+    p->ranked_p = malloc((size_t)k * sizeof *p->ranked_p), p->ranked_logp = malloc((size_t)k * sizeof *p->ranked_logp);
+    if (!p->ranked || !p->ranked_p || !p->ranked_logp) return vet_err_nomem(err, "out of memory");
+    p->n_ranked = k, p->table_p = exp(log_total);
+    for (int i = 0; i < k; i++) {
+        if (!(p->ranked[i] = strdup(vet_labels_label(j->constrain_table, (size_t)order[i]))))
+            return vet_err_nomem(err, "out of memory");
+        p->ranked_p[i] = prob[order[i]], p->ranked_logp[i] = logp[order[i]];
+    }
+    if (!(p->pred = malloc(sizeof *p->pred)) || !(p->pred[0] = strdup(p->ranked[0])))
+        return vet_err_nomem(err, "out of memory");
+    p->n_pred = 1;
+    return 0;
+}
+
+// Every note's answers scored, one note at a time (its answers fill the slots).
+static int rank_notes(vet_generate_job *j, vet_ranker *rk, double *logp, double *prob, int *order, vet_err *err) {
+    for (;;) {
+        vet_gen_prompt gp;
+        int rc = next_prompt(j, &gp, err);
+        if (rc <= 0) return rc;
+        double t0 = now_s();
+        if (vet_ranker_score(rk, gp.prompt, gp.n_prompt, logp, &j->counts.phases, err)) return -1;
+        int64_t queued = queue_place(j, gp.tag);
+        vet_prediction *p = vet_pending_get(j->pending, queued);
+        if (fill_ranked(j, p, logp, prob, order, (now_s() - t0) * 1e3, err)) return -1;
+        vet_pending_done(j->pending, queued);
+        if (vet_pending_flush(j->pending, write_one, j, err) < 0) return -1;
+        if (j->o.progress) {
+            vet_generate_counts c;
+            vet_generate_counts_now(j, &c);
+            j->o.progress(j->o.progress_ctx, &c);
+        }
+    }
+}
+
+// --rank over the handed-in backend, or the CPU's forward with a slot per answer and one for
+// the prompt (a CPU slot costs only the cache it fills).
+static int rank_all(vet_generate_job *j, vet_err *err) {
+    j->t0 = now_s();
+    if (!j->have_backend) {
+        int slots = (j->answers.count < 256 ? j->answers.count : 256) + 1;
+        if (j->models.k > 1) {
+            if (!(j->ens = vet_ensemble_new_cpu(j->models.m, j->models.k, slots, err))) return -1;
+            vet_ensemble_backend(j->ens, &j->be);
+        } else {
+            if (!(j->cpu = vet_infer_new(&j->models.m[0], slots, err))) return -1;
+            vet_infer_backend_of(j->cpu, &j->be);
+        }
+        j->have_backend = 1;
+    }
+    int n = j->answers.count, rc = -1;
+    double *logp = malloc((size_t)n * sizeof *logp), *prob = malloc((size_t)n * sizeof *prob);
+    int *order = malloc((size_t)n * sizeof *order);
+    vet_ranker *rk = logp && prob && order ? vet_ranker_new(&j->be, j->V, &j->answers, err) : NULL;
+    if (!logp || !prob || !order) vet_err_nomem(err, "out of memory");
+    if (rk) rc = rank_notes(j, rk, logp, prob, order, err);
+    vet_ranker_free(rk);
+    free(logp), free(prob), free(order);
+    return rc;
 }
 
 // A shard's header names the input's note count, so vet-eval can tell a complete set of shards:
@@ -322,11 +435,12 @@ static int check_count(const vet_generate_job *j, vet_err *err) {
 int vet_generate_run(vet_generate_job *j, vet_err *err) {
     const vet_generate_opts *o = &j->o;
     vet_prompt_limits lim = {.vocab = j->V, .max_pos = j->max_pos, .max_new = o->max_new};
+    if (o->rank > 0) lim.max_new = longest_answer(j);  // it must fit beside each prompt
     vet_prompts_limit(j->in, &lim);
     if (count_input(j, &lim, err)) return -1;
     vet_predictions_header h = header_of(j);
     if (!(j->pending = vet_pending_new(err)) || !(j->w = vet_predictions_open(o->output, &h, err))) return -1;
-    int rc = decode_all(j, err);
+    int rc = o->rank > 0 ? rank_all(j, err) : decode_all(j, err);
     if (rc == 0) rc = check_count(j, err);
     vet_writer *w = j->w;
     j->w = NULL;

@@ -52,6 +52,10 @@ typedef struct {
     // many notes the whole input holds. The input is read twice (first to count its notes), so
     // it must be a file, not stdin (else VET_E_USAGE).
     int shard_k, shard_n;
+    // rank > 0 (needs constrain): no generation; every label of the constrain table is scored as
+    // an answer (generate/rank.h), each record gets the `rank` most probable with their p, and
+    // pred is the best. The CPU then runs one slot per label (plus one), a backend its own.
+    int rank;
     // Called after every finished note (when not NULL), e.g. for a progress line.
     void (*progress)(void *ctx, const vet_generate_counts *c);
     void *progress_ctx;

@@ -10,6 +10,8 @@ void vet_prediction_free(vet_prediction *p) {
     free(p->id), free(p->species), free(p->text), free(p->generated);
     mp_free_strs(p->gold, p->n_gold);
     vet_labels_free_list(p->pred, p->n_pred);
+    vet_labels_free_list(p->ranked, (size_t)p->n_ranked);
+    free(p->ranked_p), free(p->ranked_logp);
     memset(p, 0, sizeof *p);
 }
 
@@ -23,7 +25,7 @@ static void pack_str_or_nil(msgpack_packer *pk, const char *key, const char *s) 
 static void pack_decoding(msgpack_packer *pk, const vet_predictions_header *h) {
     mp_key(pk, "decoding");
     msgpack_pack_map(pk, 8);
-    mp_kv_str(pk, "mode", h->sampling.temperature > 0 ? "sample" : "greedy");
+    mp_kv_str(pk, "mode", h->rank_k > 0 ? "rank" : h->sampling.temperature > 0 ? "sample" : "greedy");
     mp_kv_double(pk, "temperature", h->sampling.temperature);
     mp_kv_double(pk, "top_p", h->sampling.top_p);
     mp_kv_int(pk, "top_k", h->sampling.top_k);
@@ -37,8 +39,8 @@ vet_writer *vet_predictions_open(const char *path, const vet_predictions_header 
     vet_writer *w = vet_writer_open(path, "predictions", "vet-generate", err);
     if (!w) return NULL;
     msgpack_packer *pk = vet_writer_packer(w);
-    int ensemble = h->n_models > 1, shard = h->shard_n > 0;
-    vet_writer_header_begin(w, (h->tmpl ? 6 : 5) + ensemble + shard);
+    int ensemble = h->n_models > 1, shard = h->shard_n > 0, rank = h->rank_k > 0;
+    vet_writer_header_begin(w, (h->tmpl ? 6 : 5) + ensemble + shard + rank);
     mp_kv_str(pk, "model", h->model);
     if (ensemble) mp_kv_str_array(pk, "ensemble", (char *const *)h->ensemble, (size_t)h->n_models);
     pack_str_or_nil(pk, "adapter", h->adapter);
@@ -57,6 +59,12 @@ vet_writer *vet_predictions_open(const char *path, const vet_predictions_header 
         mp_kv_int(pk, "n", h->shard_n);
         mp_kv_int(pk, "input_notes", h->input_notes);
     }
+    if (rank) {
+        mp_key(pk, "rank");
+        msgpack_pack_map(pk, 2);
+        mp_kv_int(pk, "k", h->rank_k);
+        mp_kv_int(pk, "labels", h->rank_labels);
+    }
     if (vet_writer_header_end(w, err)) {
         vet_writer_abort(w);
         return NULL;
@@ -66,7 +74,7 @@ vet_writer *vet_predictions_open(const char *path, const vet_predictions_header 
 
 int vet_predictions_write(vet_writer *w, const vet_prediction *p, vet_err *err) {
     msgpack_packer *pk = vet_writer_packer(w);
-    msgpack_pack_map(pk, 8);
+    msgpack_pack_map(pk, p->n_ranked > 0 ? 10 : 8);
     mp_kv_str(pk, "id", p->id);
     mp_kv_str(pk, "species", p->species);
     mp_kv_str_array(pk, "gold", p->gold, p->n_gold);
@@ -75,6 +83,17 @@ int vet_predictions_write(vet_writer *w, const vet_prediction *p, vet_err *err) 
     mp_kv_int(pk, "tokens", p->n_generated);
     mp_kv_double(pk, "ms", p->ms);
     mp_kv_i32_array(pk, "generated", p->generated, (size_t)p->n_generated);
+    if (p->n_ranked > 0) {
+        mp_key(pk, "ranked");
+        msgpack_pack_array(pk, (uint32_t)p->n_ranked);
+        for (int i = 0; i < p->n_ranked; i++) {
+            msgpack_pack_map(pk, 3);
+            mp_kv_str(pk, "label", p->ranked[i]);
+            mp_kv_double(pk, "p", p->ranked_p[i]);
+            mp_kv_double(pk, "logp", p->ranked_logp[i]);
+        }
+        mp_kv_double(pk, "table_p", p->table_p);
+    }
     return vet_writer_record_end(w, err);
 }
 

@@ -26,6 +26,13 @@ typedef struct {
     int32_t *generated;  // the ids the model chose, end-of-sequence included
     int n_generated;
     double ms;
+    // --rank (generate/rank.h): the n_ranked most probable labels of the table, best first,
+    // with p (softmax over the table) and logp (the answer's log-probability); table_p the
+    // table's answers' total probability. n_ranked 0: not ranked (no keys written).
+    char **ranked;
+    double *ranked_p, *ranked_logp;
+    int n_ranked;
+    double table_p;
 } vet_prediction;
 
 void vet_prediction_free(vet_prediction *p);  // frees what p holds and zeroes it
@@ -45,6 +52,7 @@ typedef struct {
     const char *constrain;              // the --constrain table's path; NULL: none
     int shard_k, shard_n;               // shard_n > 0: shard k of n (header key `shard`)
     int64_t input_notes;                // with a shard: the notes of the whole input
+    int rank_k, rank_labels;            // rank_k > 0: --rank K over a table of rank_labels (key `rank`)
 } vet_predictions_header;
 
 // Opens the stream at path ("-": stdout) and writes its header. VET_E_IO on failure (nothing

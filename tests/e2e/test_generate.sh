@@ -17,7 +17,7 @@ notok() { echo "not ok $1"; [ $# -gt 1 ] && echo "  $2" >&2; return 0; }
 check() { if eval "$2"; then ok "$1"; else notok "$1" "${3:-$2}"; fi; }
 skip_all() { for t in "$@"; do echo "skip $t: $why"; done; exit 0; }
 
-cases=(predictions batch-equal summary-counts packed-equal constrain mismatch sampling-seeded ensemble ensemble-refusals
+cases=(predictions batch-equal summary-counts packed-equal constrain rank rank-refusals mismatch sampling-seeded ensemble ensemble-refusals
        exit-codes manpage)
 why="vet-inspect or vet-mktokens not built (make helpers)"
 [ -x "$INSPECT" ] && [ -x "$MKTOK" ] || skip_all "${cases[@]}"
@@ -89,6 +89,46 @@ bad_pred=0
 for p in $preds; do grep -q "^$p	" "$VET_TOP/data/codes.tsv" || bad_pred=1; done
 check constrain '[ $rc -eq 0 ] && [ "$bad" = 0 ] && [ $bad_pred = 0 ] && [ -n "$preds" ]' \
     "rc=$rc unparsed=$bad bad_pred=$bad_pred preds=$preds"
+
+# --- --rank: every label of the table scored; K listed, best first, p their softmax share ---
+# (the logp values themselves against transformers: tests/reference/test_rank.py)
+n_labels=$(awk -F'\t' 'NR > 1 && $1 != ""' "$VET_TOP/data/codes.tsv" | wc -l)
+"$GEN" -q -m "$tmp/model" -b 2 --rank 4 --constrain "$VET_TOP/data/codes.tsv" "$tmp/notes.tok" -o "$tmp/r4.pred"
+rc=$?
+"$GEN" -q -m "$tmp/model" -b 16 --rank 1000 --constrain "$VET_TOP/data/codes.tsv" "$tmp/notes.tok" -o "$tmp/rall.pred"
+rc2=$?
+rank_ok=$("$DUMP" -r "$tmp/r4.pred" 2>/dev/null | /usr/bin/python3 -c '
+import json, math, sys
+n_labels, ok, n = int(sys.argv[1]), True, 0
+for line in sys.stdin:
+    r = json.loads(line); k = r.get("ranked", []); n += 1
+    ps = [x["p"] for x in k]
+    ok &= len(k) == 4 and all(a >= b for a, b in zip(ps, ps[1:])) and 0 < sum(ps) <= 1 + 1e-9
+    ok &= r["pred"] == [k[0]["label"]] and r["text"] == "Diagnosed conditions: " + k[0]["label"]
+    ok &= len(set(x["label"] for x in k)) == 4 and all(x["logp"] < 0 for x in k) and 0 < r["table_p"] <= 1
+print(int(ok and n > 0))' "$n_labels")
+all_ok=$("$DUMP" -r "$tmp/rall.pred" 2>/dev/null | /usr/bin/python3 -c '
+import json, math, sys
+n_labels, ok = int(sys.argv[1]), True
+for line in sys.stdin:
+    r = json.loads(line); k = r.get("ranked", [])
+    ok &= len(k) == n_labels and abs(sum(x["p"] for x in k) - 1) < 1e-6
+    # p is the softmax of logp, and table_p the total of exp(logp)
+    ok &= abs(sum(math.exp(x["logp"]) for x in k) - r["table_p"]) <= 1e-6 * r["table_p"]
+print(int(ok))' "$n_labels")
+# The first four of the whole table are the --rank 4 list (another batch, the same scores).
+same4=$(diff <("$DUMP" -r "$tmp/r4.pred" | /usr/bin/python3 -c 'import json,sys; [print(json.loads(l)["ranked"]) for l in sys.stdin]') \
+             <("$DUMP" -r "$tmp/rall.pred" | /usr/bin/python3 -c 'import json,sys; [print(json.loads(l)["ranked"][:4]) for l in sys.stdin]') >/dev/null && echo 1)
+hdr=$("$DUMP" -H "$tmp/r4.pred" 2>/dev/null)
+check rank '[ $rc -eq 0 ] && [ $rc2 -eq 0 ] && [ "$rank_ok" = 1 ] && [ "$all_ok" = 1 ] && [ "$same4" = 1 ] && [[ $hdr == *"\"rank\":{\"k\":4,\"labels\":$n_labels}"* ]] && [[ $hdr == *"\"mode\":\"rank\""* ]]' \
+    "rc=$rc/$rc2 rank_ok=$rank_ok all_ok=$all_ok same4=$same4 header: $hdr"
+
+# --- --rank's refusals: no table, K < 1, with sampling: usage errors, nothing written -------
+"$GEN" -q -m "$tmp/model" --rank 3 "$tmp/notes.tok" -o "$tmp/rx.pred" 2>"$tmp/err1"; e1=$?
+"$GEN" -q -m "$tmp/model" --rank 0 --constrain "$VET_TOP/data/codes.tsv" "$tmp/notes.tok" -o "$tmp/rx.pred" 2>"$tmp/err2"; e2=$?
+"$GEN" -q -m "$tmp/model" --rank 3 --temperature 0.7 --constrain "$VET_TOP/data/codes.tsv" "$tmp/notes.tok" -o "$tmp/rx.pred" 2>"$tmp/err3"; e3=$?
+check rank-refusals '[ $e1 = 2 ] && grep -q -- "--constrain" "$tmp/err1" && [ $e2 = 2 ] && [ $e3 = 2 ] && grep -q -- "--temperature" "$tmp/err3" && [ ! -e "$tmp/rx.pred" ]' \
+    "exits $e1 $e2 $e3: $(cat "$tmp/err1" "$tmp/err2" "$tmp/err3")"
 
 # --- tokenizer mismatch: refused, naming both hashes and the tokenizer file -----------------
 echo '{"id":"x","species":"","codes":[],"note":"n","prompt":[1,5,6],"response":[7,2]}' |

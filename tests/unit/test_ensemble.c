@@ -93,7 +93,7 @@ static int fixed_step(void *s, const int *slots, const int32_t *tokens, int n, f
 }
 
 static vet_infer_backend fixed_backend(fixed_model *f) {
-    vet_infer_backend be = {f, f->n_slots, fixed_prefill, fixed_step, NULL, NULL};
+    vet_infer_backend be = {f, f->n_slots, fixed_prefill, fixed_step, NULL, NULL, NULL};
     return be;
 }
 

@@ -1,0 +1,160 @@
+// test_rank.c — scoring a code table's answers (lib/generate/rank.h): each answer's logp
+// against an oracle that recomputes every prefix with a fresh prefill, the same bits whatever
+// the number of slots and with or without copy_slot, the softmax and its order, the shared
+// prefix, and the refusals.
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+#include "generate/decoder.h"
+#include "generate/rank.h"
+#include "base/rng.h"
+#include "tiny_models.h"
+
+static const tiny_shape SHAPE = {40, 56, 4, 2, 10, 61, 256, 32, 5000.0f, 8.0f};
+
+// Answers that share 3 leading ids (a response prefix), then differ in length and content;
+// two share a fourth id, one is a prefix of another but for the EOS (2).
+static const int32_t A0[] = {9, 17, 5, 30, 2}, A1[] = {9, 17, 5, 30, 41, 2}, A2[] = {9, 17, 5, 12, 2},
+                     A3[] = {9, 17, 5, 50, 50, 50, 7, 2}, A4[] = {9, 17, 5, 2};
+static const int32_t *const ANS[] = {A0, A1, A2, A3, A4};
+static const int ANS_N[] = {5, 6, 5, 8, 4};
+#define N_ANS 5
+
+static vet_rank_answers make_answers(void) {
+    vet_rank_answers a = {N_ANS, malloc(N_ANS * sizeof(int32_t *)), malloc(N_ANS * sizeof(int)), 0};
+    for (int i = 0; i < N_ANS; i++) {
+        a.ids[i] = malloc((size_t)ANS_N[i] * sizeof(int32_t));
+        memcpy(a.ids[i], ANS[i], (size_t)ANS_N[i] * sizeof(int32_t));
+        a.n[i] = ANS_N[i];
+    }
+    a.common = vet_rank_common_prefix(&a);
+    return a;
+}
+
+static void random_prompt(vet_rng *r, int32_t *ids, int n, int V) {
+    ids[0] = 1;
+    for (int i = 1; i < n; i++) ids[i] = 3 + (int32_t)vet_rng_below(r, (uint64_t)V - 3);
+}
+
+// The oracle: log P(ids | prompt) with each token's logits from a prefill of everything before
+// it (no step, no copy, no shared part).
+static double oracle_logp(vet_infer *s, const int32_t *prompt, int np, const int32_t *ids, int n, int V) {
+    vet_err err;
+    int32_t *seq = malloc((size_t)(np + n) * sizeof *seq);
+    float *logits = malloc((size_t)V * sizeof *logits);
+    memcpy(seq, prompt, (size_t)np * sizeof *seq);
+    memcpy(seq + np, ids, (size_t)n * sizeof *seq);
+    double lp = 0;
+    for (int t = 0; t < n; t++) {
+        if (vet_infer_prefill(s, 0, seq, np + t, logits, &err)) fprintf(stderr, "%s\n", err.msg), abort();
+        double mx = logits[0], sum = 0;
+        for (int v = 1; v < V; v++) mx = logits[v] > mx ? logits[v] : mx;
+        for (int v = 0; v < V; v++) sum += exp(logits[v] - mx);
+        lp += logits[ids[t]] - mx - log(sum);
+    }
+    free(seq), free(logits);
+    return lp;
+}
+
+// logp of every answer through a ranker over the CPU forward with n_slots slots; copy 0: the
+// backend without copy_slot (each answer's slot prefilled again).
+static void score_with(const vet_model *m, const vet_rank_answers *a, int n_slots, int copy, const int32_t *prompt,
+                       int np, double *logp) {
+    vet_err err;
+    vet_infer *s = vet_infer_new(m, n_slots, &err);
+    CHECK(s != NULL);
+    vet_infer_backend be;
+    vet_infer_backend_of(s, &be);
+    if (!copy) be.copy_slot = NULL;
+    vet_gen_stats st = {0};
+    vet_ranker *r = vet_ranker_new(&be, m->cfg.vocab_size, a, &err);
+    CHECK(r != NULL);
+    if (vet_ranker_score(r, prompt, np, logp, &st, &err)) fprintf(stderr, "%s\n", err.msg), abort();
+    // Every answer's ids after the shared part went through a step except its EOS, and the
+    // shared part once on slot 0 (more without copy_slot, or with one slot).
+    int64_t own = 0;
+    for (int i = 0; i < a->count; i++) own += a->n[i] - 1 - a->common;
+    CHECK(st.step_tokens >= own + a->common && st.prompt_tokens >= np);
+    if (copy && n_slots > a->count) CHECK(st.step_tokens == own + a->common && st.prompt_tokens == np);
+    vet_ranker_free(r);
+    vet_infer_free(s);
+}
+
+static void check_variant(int variant) {
+    vet_model m;
+    tiny_model(&m, variant, &SHAPE, 11 + variant);
+    int V = m.cfg.vocab_size;
+    vet_rank_answers a = make_answers();
+    CHECK(a.common == 3);
+    vet_rng rng;
+    vet_rng_seed(&rng, 5 + variant);
+    int32_t prompt[23];
+    random_prompt(&rng, prompt, 23, V);
+    double ref[N_ANS], got[N_ANS], other[N_ANS];
+    vet_err err;
+    vet_infer *s = vet_infer_new(&m, 1, &err);
+    for (int i = 0; i < N_ANS; i++) ref[i] = oracle_logp(s, prompt, 23, ANS[i], ANS_N[i], V);
+    vet_infer_free(s);
+    score_with(&m, &a, N_ANS + 1, 1, prompt, 23, got);
+    for (int i = 0; i < N_ANS; i++) CHECK_NEAR(got[i], ref[i], 1e-5);  // steps vs prefills: rounding only
+    // The same bits with any slot count, with or without copies.
+    int widths[] = {1, 2, 3, 4, 9};
+    for (size_t w = 0; w < sizeof widths / sizeof widths[0]; w++)
+        for (int copy = 0; copy < 2; copy++) {
+            score_with(&m, &a, widths[w], copy, prompt, 23, other);
+            CHECK(memcmp(other, got, sizeof got) == 0);
+        }
+    vet_rank_answers_free(&a);
+    vet_model_free(&m);
+}
+
+static void test_logp_matches_oracle(void) {
+    check_variant(VAR_LLAMA);
+    check_variant(VAR_LLAMA3);
+    check_variant(VAR_QWEN_TIED);
+}
+
+// The shared part: the ids all answers share, but never an answer's last.
+static void test_common_prefix(void) {
+    int32_t x[] = {4, 5, 6, 2}, y[] = {4, 5, 2}, z[] = {4, 5, 6, 7, 2}, w[] = {8, 2};
+    int32_t *ids[] = {x, z};
+    int n[] = {4, 5};
+    vet_rank_answers a = {2, ids, n, 0};
+    CHECK(vet_rank_common_prefix(&a) == 3);
+    ids[0] = y, n[0] = 3;
+    CHECK(vet_rank_common_prefix(&a) == 2);
+    ids[1] = w, n[1] = 2;
+    CHECK(vet_rank_common_prefix(&a) == 0);
+    a.count = 1, ids[0] = x, n[0] = 4;
+    CHECK(vet_rank_common_prefix(&a) == 3);  // one answer: all but its EOS
+}
+
+static void test_order(void) {
+    vet_err err;
+    double logp[] = {-3.0, -1.0, -2.0, -1.0, -40.0}, p[5], lt;
+    int order[5];
+    CHECK(vet_rank_order(logp, 5, p, order, &lt, &err) == 0);
+    double sum = 0, want = 0;
+    for (int i = 0; i < 5; i++) sum += p[i], want += exp(logp[i]);
+    CHECK_NEAR(sum, 1.0, 1e-12);
+    CHECK_NEAR(lt, log(want), 1e-12);
+    CHECK_NEAR(p[1], exp(-1.0) / want, 1e-12);
+    CHECK(p[1] == p[3]);
+    CHECK(order[0] == 1 && order[1] == 3 && order[2] == 2 && order[3] == 0 && order[4] == 4);  // ties: table order
+    // Far below any double's exp: the largest is subtracted first, so p stays exact.
+    double deep[] = {-2000.0, -2001.0};
+    CHECK(vet_rank_order(deep, 2, p, order, &lt, &err) == 0);
+    CHECK_NEAR(p[0], 1.0 / (1.0 + exp(-1.0)), 1e-12);
+    CHECK_NEAR(lt, -2000.0 + log(1.0 + exp(-1.0)), 1e-12);
+}
+
+int main(void) {
+    vet_set_threads(1);
+    RUN(test_logp_matches_oracle);
+    RUN(test_common_prefix);
+    RUN(test_order);
+    CHECK_EXIT();
+}
