@@ -1,6 +1,7 @@
 // vet-eval — scores predicted label sets against gold label sets: exact-match accuracy,
 // micro/macro P/R/F1, Jaccard, per-label and per-species tables, confusions, bootstrap
-// confidence intervals and a majority-label baseline. The report is built and written by
+// confidence intervals, a majority-label baseline and, for ranked predictions, the ranking
+// metrics (lib/eval/ranking.h). The report is built and written by
 // lib/eval/report.h (the arithmetic in lib/eval/metrics.c, the readers in predictions.c).
 #include <getopt.h>
 #include <stdio.h>
@@ -22,7 +23,9 @@ static void usage(void) {
            "input's order; an incomplete or overlapping set is refused, naming the shard.\n"
            "Prints exact-match accuracy, micro/macro precision, recall and F1, mean Jaccard, a\n"
            "per-label and a per-species table, the most frequent confusions, how many outputs\n"
-           "parsed to no label, 95%% bootstrap intervals and a majority-label baseline.\n"
+           "parsed to no label, 95%% bootstrap intervals and a majority-label baseline; for\n"
+           "vet-generate --rank predictions also hit@k, MRR, top-1 calibration (ECE, Brier) and\n"
+           "the accuracy left when the least confident notes go to a person.\n"
            "\n"
            "  -f, --format F           stream, csv or jsonl (default: sniffed from the first byte)\n"
            "  -c, --codes FILE         label terms for the table: 'code<TAB>term' lines\n"

@@ -119,6 +119,8 @@ static int set_cmp(const vet_eval *e, const uint32_t *a, uint32_t na, const uint
 
 static int sample_correct(const sample *s) { return set_equal(s->gold, s->ngold, s->pred, s->npred); }
 
+bool vet_eval_correct(const vet_eval *e, size_t i) { return i < e->n && sample_correct(&e->s[i]); }
+
 static double ratio(double a, double b) { return b > 0 ? a / b : 0.0; }
 
 // --- the report -------------------------------------------------------------------------

@@ -34,6 +34,8 @@ void vet_eval_free(vet_eval *e);  // safe with NULL
 int vet_eval_add(vet_eval *e, const char *species, char *const *gold, size_t ngold, char *const *pred,
                  size_t npred, vet_err *err);
 size_t vet_eval_n(const vet_eval *e);
+// Whether sample i (0-based, in the order added) is exactly right, as accuracy counts it.
+bool vet_eval_correct(const vet_eval *e, size_t i);
 
 // ---------------------------------------------------------------------------------------
 // The report

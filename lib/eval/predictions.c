@@ -16,6 +16,7 @@
 #include "base/lines.h"
 #include "base/strtab.h"
 #include "data/labels.h"
+#include "eval/ranking.h"
 #include "eval/shards.h"
 #include "io/csv.h"
 #include "io/mp.h"
@@ -76,6 +77,8 @@ void vet_pred_clear(vet_pred *rec) {
     free(rec->text);
     vet_labels_free_list(rec->gold, rec->ngold);
     vet_labels_free_list(rec->pred, rec->npred);
+    vet_labels_free_list(rec->ranked, rec->nranked);
+    free(rec->ranked_p);
     memset(rec, 0, sizeof *rec);
 }
 
@@ -169,6 +172,84 @@ int vet_pred_shard(const vet_pred_reader *r, vet_shard *s, vet_err *err) {
     return 1;
 }
 
+// --- `ranked`: the same entries and the same messages from both formats ---
+
+// Room for n entries in rec (NULL labels until read; nranked set so vet_pred_clear frees them).
+static int ranked_alloc(vet_pred *rec, size_t n, vet_err *err) {
+    rec->ranked = calloc(n ? n : 1, sizeof *rec->ranked);
+    rec->ranked_p = calloc(n ? n : 1, sizeof *rec->ranked_p);
+    if (!rec->ranked || !rec->ranked_p) return vet_err_nomem(err, "out of memory");
+    rec->nranked = n;
+    return 0;
+}
+
+// Entry i lacks key (present 0) or holds something else than a label string or a number.
+static int ranked_bad(size_t i, const char *key, int present, vet_err *err) {
+    if (!present) return vet_errf(err, "\"ranked\"[%zu] has no \"%s\"", i, key);
+    return vet_errf(err, "\"ranked\"[%zu].%s is not a %s", i, key, strcmp(key, "label") == 0 ? "string" : "number");
+}
+
+// logp is the log of the whole response's probability: never above 0 (-inf is a probability 0).
+static int check_logp(size_t i, double logp, vet_err *err) {
+    if (logp <= 0) return 0;  // NaN fails the comparison
+    return vet_errf(err, "\"ranked\"[%zu].logp = %g is not a log probability (want logp <= 0)", i, logp);
+}
+
+// Whether o is there and not nil: a nil `ranked` or `logp` counts as absent, in a stream as in
+// JSON lines (where writers say null for a missing value).
+static int given(const msgpack_object *o) { return o && o->type != MSGPACK_OBJECT_NIL; }
+
+// Entry i of a stream's `ranked`: a map of label, p and optional logp.
+static int stream_ranked_entry(const msgpack_object *x, size_t i, vet_pred *rec, vet_err *err) {
+    if (x->type != MSGPACK_OBJECT_MAP) return vet_errf(err, "\"ranked\"[%zu] is not a map", i);
+    const msgpack_object *label = mp_get(x, "label");
+    int has_logp = given(mp_get(x, "logp"));
+    double logp = 0;
+    if (!label || label->type != MSGPACK_OBJECT_STR) return ranked_bad(i, "label", label != NULL, err);
+    if (mp_get_double(x, "p", &rec->ranked_p[i], err) < 0) return ranked_bad(i, "p", mp_get(x, "p") != NULL, err);
+    if (has_logp && mp_get_double(x, "logp", &logp, err) < 0) return ranked_bad(i, "logp", 1, err);
+    if (has_logp && check_logp(i, logp, err) < 0) return -1;
+    rec->ranked[i] = strndup(label->via.str.ptr, label->via.str.size);
+    return rec->ranked[i] ? 0 : vet_err_nomem(err, "out of memory");
+}
+
+// A stream record's `ranked` into rec; absent or nil: nothing.
+static int stream_ranked(const msgpack_object *o, vet_pred *rec, vet_err *err) {
+    const msgpack_object *v = mp_get(o, "ranked");
+    if (!given(v)) return 0;
+    if (v->type != MSGPACK_OBJECT_ARRAY) return vet_errf(err, "\"ranked\" is not an array of {label, p} maps");
+    size_t n = v->via.array.size;
+    if (ranked_alloc(rec, n, err) < 0) return -1;
+    for (size_t i = 0; i < n; i++)
+        if (stream_ranked_entry(&v->via.array.ptr[i], i, rec, err) < 0) return -1;
+    return vet_ranked_check(rec->ranked, rec->ranked_p, n, err);
+}
+
+// Entry i of a JSON line's `ranked`: an object of label, p and optional logp (null: absent).
+static int json_ranked_entry(const json_t *x, size_t i, vet_pred *rec, vet_err *err) {
+    if (!json_is_object(x)) return vet_errf(err, "\"ranked\"[%zu] is not an object", i);
+    const json_t *label = json_object_get(x, "label"), *p = json_object_get(x, "p"), *logp = json_object_get(x, "logp");
+    if (!json_is_string(label)) return ranked_bad(i, "label", label != NULL, err);
+    if (!json_is_number(p)) return ranked_bad(i, "p", p != NULL, err);
+    if (logp && !json_is_null(logp) && !json_is_number(logp)) return ranked_bad(i, "logp", 1, err);
+    if (json_is_number(logp) && check_logp(i, json_number_value(logp), err) < 0) return -1;
+    rec->ranked_p[i] = json_number_value(p);
+    if (!(rec->ranked[i] = strdup(json_string_value(label)))) return vet_err_nomem(err, "out of memory");
+    return 0;
+}
+
+// A JSON line's `ranked` into rec; absent or null: nothing.
+static int json_ranked(const json_t *o, vet_pred *rec, vet_err *err) {
+    const json_t *v = json_object_get(o, "ranked");
+    if (!v || json_is_null(v)) return 0;
+    if (!json_is_array(v)) return vet_errf(err, "\"ranked\" is not an array of {label, p} objects");
+    size_t n = json_array_size(v);
+    if (ranked_alloc(rec, n, err) < 0) return -1;
+    for (size_t i = 0; i < n; i++)
+        if (json_ranked_entry(json_array_get(v, i), i, rec, err) < 0) return -1;
+    return vet_ranked_check(rec->ranked, rec->ranked_p, n, err);
+}
+
 // --- one record from each format ---
 
 static int stream_next(vet_pred_reader *r, vet_pred *rec, vet_err *err) {
@@ -200,6 +281,7 @@ static int stream_next(vet_pred_reader *r, vet_pred *rec, vet_err *err) {
     if (mp_get(o, "ms") && mp_get_double(o, "ms", &rec->ms, err) < 0) goto bad;
     if (mp_get_str_array(o, "gold", &rec->gold, &rec->ngold, err) < 0) goto bad;
     if (mp_get_str_array(o, "pred", &rec->pred, &rec->npred, err) < 0) goto bad;
+    if (stream_ranked(o, rec, err) < 0) goto bad;
     return 1;
 bad:
     return vet_err_prefix(err, "%s: record %llu", r->name, (unsigned long long)k);
@@ -316,7 +398,8 @@ static int jsonl_fields(vet_pred_reader *r, json_t *o, vet_pred *rec, vet_err *e
         rec->ms = json_number_value(v);
     }
     if (json_labels(json_object_get(o, "gold"), "gold", &rec->gold, &rec->ngold, err) < 0 ||
-        json_labels(json_object_get(o, "pred"), "pred", &rec->pred, &rec->npred, err) < 0) {
+        json_labels(json_object_get(o, "pred"), "pred", &rec->pred, &rec->npred, err) < 0 ||
+        json_ranked(o, rec, err) < 0) {
         vet_err_prefix(err, "%s:%ld", r->name, r->lines.lineno);
         return vet_err_at_line(err, r->lines.lineno);
     }
@@ -372,7 +455,8 @@ static int check_id(const vet_pred_reader *r, const vet_pred *rec, vet_strtab *i
     return 0;
 }
 
-int vet_eval_read_predictions(vet_eval *e, const char *path, int format, const char **format_name, vet_err *err) {
+int vet_eval_read_predictions(vet_eval *e, vet_ranks *ranks, const char *path, int format, const char **format_name,
+                              vet_err *err) {
     vet_pred_reader *r = vet_pred_open(path, format, err);
     if (!r) return -1;
     *format_name = vet_pred_format_name(r);  // a string constant: outlives the reader
@@ -390,6 +474,8 @@ int vet_eval_read_predictions(vet_eval *e, const char *path, int format, const c
     while ((rc = vet_pred_next(r, &rec, err)) == 1) {
         int added = check_id(r, &rec, &ids, &at, err);
         if (added == 0) added = vet_eval_add(e, rec.species, rec.gold, rec.ngold, rec.pred, rec.npred, err);
+        if (added == 0 && ranks)
+            added = vet_ranks_add(ranks, &rec, r->name, r->format == VET_PRED_STREAM ? "record" : "line", err);
         vet_pred_clear(&rec);
         if (added < 0) break;
     }

@@ -20,6 +20,11 @@ typedef struct {
     int64_t tokens;  // -1 when absent
     double ms;  // -1 when absent
     long at;  // where it was read: CSV and JSON lines its line, a stream its record number
+    // `ranked` (vet-generate --rank; a stream or JSON lines): the labels, most probable first,
+    // and each one's p, checked as eval/ranking.h says. nranked 0: the record has no ranking.
+    char **ranked;
+    double *ranked_p;
+    size_t nranked;
 } vet_pred;
 
 typedef struct vet_pred_reader vet_pred_reader;
@@ -28,8 +33,11 @@ typedef struct vet_pred_reader vet_pred_reader;
 // means a stream, '{' JSON lines, anything else CSV. A stream must be of kind "predictions".
 // CSV: a header row naming at least `gold` and `pred` (optional `id`, `species`, `text`,
 // `tokens`, `ms`), labels `;`-separated. JSON lines: one object per line, `gold`/`pred` arrays
-// of strings or `;`-separated strings. On failure err's kind tells a file that
-// could not be opened or read (VET_E_IO) from one that is not what it should be (VET_E_INPUT).
+// of strings or `;`-separated strings, an optional `ranked` (an array of {"label", "p"}
+// objects, "logp" optional). A stream's `ranked` is an array of such maps. In both, a null
+// `ranked` or `logp` is absent; a `logp` must be a number <= 0 and is not kept. On failure
+// err's kind tells a file that could not be opened or read (VET_E_IO) from one that is not what
+// it should be (VET_E_INPUT).
 vet_pred_reader *vet_pred_open(const char *path, int format, vet_err *err);
 const char *vet_pred_format_name(const vet_pred_reader *r);  // "stream", "csv", "jsonl"
 // 1: *rec filled (free with vet_pred_clear), 0: end of input, -1: error ("FILE:LINE: why" with
@@ -52,12 +60,17 @@ int vet_pred_shard(const vet_pred_reader *r, vet_shard *s, vet_err *err);
 // Splits "a; b;;c" into trimmed, non-empty malloc'd strings (free with vet_labels_free_list).
 int vet_split_labels(const char *s, size_t len, char ***out, size_t *n, vet_err *err);
 
-// Every prediction of path (read as above) added to e, and the format it was read as in
+struct vet_ranks;  // eval/ranking.h
+
+// Every prediction of path (read as above) added to e, its ranking (or its lack of one) to ranks
+// (eval/ranking.h; NULL: rankings are not kept), and the format it was read as in
 // *format_name ("stream", "csv", "jsonl"). A file with no prediction is an error, and so is an
 // id that appears twice: each note must be scored once, and a repeated id means two runs
-// concatenated or an id column that is not unique, which would weigh some notes double. A
-// shard of a split into more than one (eval/shards.h) is refused alone: the set is incomplete.
-int vet_eval_read_predictions(vet_eval *e, const char *path, int format, const char **format_name, vet_err *err);
+// concatenated or an id column that is not unique, which would weigh some notes double. So is a
+// file where some records have `ranked` and others do not. A shard of a split into more than one
+// (eval/shards.h) is refused alone: the set is incomplete.
+int vet_eval_read_predictions(vet_eval *e, struct vet_ranks *ranks, const char *path, int format,
+                              const char **format_name, vet_err *err);
 
 // The gold label sets of a tokens (`codes`), packed (`codes`, one set per sample of a row) or
 // predictions (`gold`) stream, added to e with no prediction: what the majority baseline is

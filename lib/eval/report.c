@@ -18,6 +18,7 @@ vet_eval_opts vet_eval_defaults(void) {
 void vet_report_free(vet_report *r) {
     vet_labels_free_list(r->base, r->nbase);
     vet_metrics_free(&r->m);
+    vet_ranking_free(&r->rank);
     vet_eval_free(r->samples);
     vet_labels_free(r->codes);
     free(r->input_buf);
@@ -60,10 +61,13 @@ int vet_report_build(const vet_eval_opts *o, vet_report *r, vet_err *err) {
     if (r->input_buf) r->input = r->input_buf;
     if (load_codes(r, err) < 0) return -1;
     vet_eval *e = r->samples = vet_eval_new();
-    if (!e) return vet_err_nomem(err, "out of memory");
-    int rc = o->n_shards >= 2 ? vet_eval_read_shards(e, o->shards, o->n_shards, o->format, &r->format, err)
-                              : vet_eval_read_predictions(e, o->predictions, o->format, &r->format, err);
+    vet_ranks *ranks = vet_ranks_new();
+    if (!e || !ranks) return vet_ranks_free(ranks), vet_err_nomem(err, "out of memory");
+    int rc = o->n_shards >= 2 ? vet_eval_read_shards(e, ranks, o->shards, o->n_shards, o->format, &r->format, err)
+                              : vet_eval_read_predictions(e, ranks, o->predictions, o->format, &r->format, err);
     if (rc == 0) rc = vet_metrics_compute(e, &r->m, err);
+    if (rc == 0) rc = vet_ranking_compute(ranks, e, &r->rank, err);
+    vet_ranks_free(ranks);
     if (rc == 0 && o->bootstrap > 0) rc = vet_metrics_bootstrap(e, o->bootstrap, o->seed, r->acc_ci, r->f1_ci, err);
     if (rc == 0) rc = baseline(r, e, err);
     return rc;

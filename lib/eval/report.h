@@ -14,6 +14,7 @@
 #include "base/err.h"
 #include "data/labels.h"
 #include "eval/metrics.h"
+#include "eval/ranking.h"
 
 typedef struct {
     const char *predictions;    // a path, or "-" for stdin
@@ -43,16 +44,19 @@ typedef struct {
     char **base;                // the baseline's label set
     size_t nbase;
     double base_acc;            // its accuracy on the evaluated set
+    vet_ranking rank;           // from vet-generate --rank predictions; rank.kmax 0 without
 } vet_report;
 
-// Reads the codes and the predictions, computes the metrics, the intervals and the baseline.
+// Reads the codes and the predictions, computes the metrics, the intervals, the baseline and,
+// when the predictions carry `ranked` lists, the ranking metrics (ranking.h).
 // 0, or -1 with err (its kind: VET_E_IO for a file that cannot be read, VET_E_INPUT for one
 // that is not what it should be). r is freed with vet_report_free either way.
 int vet_report_build(const vet_eval_opts *o, vet_report *r, vet_err *err);
 void vet_report_free(vet_report *r);
 
 // The table, to f. Labels, terms and species too long for their column are cut with "...",
-// control characters shown as spaces. 0, or -1 when f reports a write error.
+// control characters shown as spaces. A ranking section only with r->rank. 0, or -1 when f
+// reports a write error.
 int vet_report_print(FILE *f, const vet_report *r);
 
 // Every number as JSON (2-space indent, keys in a fixed order), written to path ("-": stdout)

@@ -1,5 +1,6 @@
 // report_json.c — vet-eval's report as JSON (report.h): every number of the table, the
-// per-label, per-species and confusion lists in full, the baseline and the intervals.
+// per-label, per-species and confusion lists in full, the baseline and the intervals, and the
+// ranking metrics (hit@k for every k) when the predictions have them.
 #include <errno.h>
 #include <jansson.h>
 #include <string.h>
@@ -82,12 +83,33 @@ static void add_baseline_and_ci(json_t *root, const vet_report *r) {
         json_object_set_new(root, "ci", json_null());
 }
 
+// "ranking": {k, hit_at: {"1": ..., "kmax": ...}, mrr, ece, brier, selective: [{coverage, notes,
+// threshold, accuracy}, ...]}.
+static void add_ranking(json_t *root, const vet_report *r) {
+    const vet_ranking *g = &r->rank;
+    json_t *hit = json_object(), *sel = json_array();
+    char k[32];
+    for (size_t i = 0; i < g->kmax; i++) {
+        snprintf(k, sizeof k, "%zu", i + 1);
+        json_object_set_new(hit, k, json_real(g->hit_at[i]));
+    }
+    for (int i = 0; i < VET_SELECTIVE_ROWS; i++) {
+        const vet_selective *s = &g->selective[i];
+        json_array_append_new(sel, json_pack("{sisIsfsf}", "coverage", s->coverage, "notes", (json_int_t)s->notes,
+                                             "threshold", s->threshold, "accuracy", s->accuracy));
+    }
+    json_object_set_new(root, "ranking",
+                        json_pack("{sIsosfsfsfso}", "k", (json_int_t)g->kmax, "hit_at", hit, "mrr", g->mrr, "ece",
+                                  g->ece, "brier", g->brier, "selective", sel));
+}
+
 int vet_report_write_json(const vet_report *r, const char *path, vet_err *err) {
     json_t *root = json_object();
     if (!root) return vet_err_nomem(err, "out of memory");
     add_summary(root, r);
     add_tables(root, r);
     add_baseline_and_ci(root, r);
+    if (r->rank.kmax > 0) add_ranking(root, r);
     vet_afile a;
     if (vet_afile_open(&a, path, err) < 0) {
         json_decref(root);

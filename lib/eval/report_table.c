@@ -1,5 +1,6 @@
-// report_table.c — vet-eval's report as a table (report.h): a summary, the per-label and
-// per-species tables and the most frequent confusions, no line wider than WIDTH columns.
+// report_table.c — vet-eval's report as a table (report.h): a summary, the ranking metrics (only
+// for vet-generate --rank predictions), the per-label and per-species tables and the most
+// frequent confusions, no line wider than WIDTH columns.
 #include <stdio.h>
 
 #include "eval/report.h"
@@ -63,6 +64,29 @@ static void print_summary(FILE *o, const vet_report *r) {
         fprintf(o, "%-17s the majority gold set of this set: optimistic, it peeks at the test labels\n", "");
 }
 
+// hit@k for k = 1, 2, 3, 5 and the longest list (those it reaches), MRR and the top label's
+// calibration, then what accuracy the most confident notes keep when the others go to a person.
+static void print_ranking(FILE *o, const vet_report *r) {
+    const vet_ranking *g = &r->rank;
+    char name[32];
+    fprintf(o, "\nranking (vet-generate --rank: up to %zu labels per note, most probable first)\n", g->kmax);
+    for (size_t k = 1; k <= g->kmax; k++) {
+        if (k > 3 && k != 5 && k != g->kmax) continue;
+        snprintf(name, sizeof name, "hit@%zu", k);
+        fprintf(o, "%-17s %.4f  (a gold label in the top %zu)\n", name, g->hit_at[k - 1], k);
+    }
+    fprintf(o, "%-17s %.4f  (mean of 1/rank of the first gold label; 0 when none is ranked)\n", "MRR", g->mrr);
+    fprintf(o, "%-17s %.4f  (the top label's p against how often it is gold, 10 bins)\n", "top-1 ECE", g->ece);
+    fprintf(o, "%-17s %.4f  (mean (p - correct)^2 of the top label; correct: 1 if it is gold)\n", "top-1 Brier",
+            g->brier);
+    fprintf(o, "\nselective prediction (the least confident notes go to a person; by top-1 p)\n");
+    fprintf(o, "%8s %8s %10s %9s\n", "coverage", "notes", "threshold", "accuracy");
+    for (int i = 0; i < VET_SELECTIVE_ROWS; i++) {
+        const vet_selective *s = &g->selective[i];
+        fprintf(o, "%7d%% %8zu %10.4f %9.4f\n", s->coverage, s->notes, s->threshold, s->accuracy);
+    }
+}
+
 static void print_labels(FILE *o, const vet_report *r) {
     const vet_metrics *m = &r->m;
     char a[512], b[512];
@@ -101,6 +125,7 @@ static void print_confusions(FILE *o, const vet_report *r) {
 
 int vet_report_print(FILE *o, const vet_report *r) {
     print_summary(o, r);
+    if (r->rank.kmax > 0) print_ranking(o, r);
     print_labels(o, r);
     print_species(o, r);
     print_confusions(o, r);

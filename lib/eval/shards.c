@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "base/strtab.h"
+#include "eval/ranking.h"
 
 int64_t vet_shard_size(const vet_shard *s) {
     return s->input_notes > s->k ? (s->input_notes - 1 - s->k) / s->n + 1 : 0;
@@ -86,7 +87,7 @@ static int read_shard(const char *path, int format, const vet_shard *s, vet_pred
     int rc;
     while ((rc = vet_pred_next(r, &rec, err)) == 1) {
         if (i < want) {
-            free(rec.text);  // not scored: only what vet_eval_add takes is kept for the merge
+            free(rec.text);  // not scored: what vet_eval_add and vet_ranks_add take is kept for the merge
             rec.text = NULL;
             slots[s->k + i * s->n] = rec;
         } else {
@@ -98,9 +99,10 @@ static int read_shard(const char *path, int format, const vet_shard *s, vet_pred
     return rc < 0 ? -1 : vet_shard_check_count(s, path, (uint64_t)i, err);
 }
 
-// The merged notes into e in input order, each id once (a repeat names both streams).
-static int add_merged(vet_eval *e, const vet_pred *slots, int64_t total, const char *const *by_k, int N,
-                      vet_err *err) {
+// The merged notes into e (and their rankings into ranks) in input order, each id once (a repeat
+// names both streams).
+static int add_merged(vet_eval *e, vet_ranks *ranks, const vet_pred *slots, int64_t total, const char *const *by_k,
+                      int N, vet_err *err) {
     vet_strtab ids = {0};
     int64_t *first = malloc((size_t)(total ? total : 1) * sizeof *first);
     int rc = first ? 0 : vet_err_nomem(err, "out of memory");
@@ -118,6 +120,7 @@ static int add_merged(vet_eval *e, const vet_pred *slots, int64_t total, const c
         } else {
             first[id] = g;
             rc = vet_eval_add(e, p->species, p->gold, p->ngold, p->pred, p->npred, err);
+            if (rc == 0 && ranks) rc = vet_ranks_add(ranks, p, by_k[g % N], "record", err);
         }
     }
     free(first);
@@ -125,8 +128,8 @@ static int add_merged(vet_eval *e, const vet_pred *slots, int64_t total, const c
     return rc < 0 ? -1 : 0;
 }
 
-int vet_eval_read_shards(vet_eval *e, const char *const *paths, int n, int format, const char **format_name,
-                         vet_err *err) {
+int vet_eval_read_shards(vet_eval *e, vet_ranks *ranks, const char *const *paths, int n, int format,
+                         const char **format_name, vet_err *err) {
     *format_name = "stream";
     vet_shard *s = calloc((size_t)n, sizeof *s);
     const char **by_k = calloc((size_t)n, sizeof *by_k);
@@ -143,7 +146,7 @@ int vet_eval_read_shards(vet_eval *e, const char *const *paths, int n, int forma
         by_k[s[i].k] = paths[i];
         rc = read_shard(paths[i], format, &s[i], slots, err);
     }
-    if (rc == 0) rc = add_merged(e, slots, total, by_k, n, err);
+    if (rc == 0) rc = add_merged(e, ranks, slots, total, by_k, n, err);
     if (rc == 0 && vet_eval_n(e) == 0) rc = vet_errf(err, "%s: no predictions (n = 0): nothing to evaluate", paths[0]);
     for (int64_t g = 0; slots && g < total; g++) vet_pred_clear(&slots[g]);
     free(slots), free(s), free(by_k);

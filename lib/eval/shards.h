@@ -26,10 +26,11 @@ int64_t vet_shard_size(const vet_shard *s);
 int vet_shard_check_count(const vet_shard *s, const char *path, uint64_t records, vet_err *err);
 
 // The predictions of the n >= 2 streams at paths, a complete set of shards (checked from their
-// headers before any record is read), added to e in the input's order; *format_name "stream".
-// Ids must be unique across the set (as in vet_eval_read_predictions). Each path is opened
+// headers before any record is read), added to e in the input's order, and their rankings to
+// ranks (NULL: not kept); *format_name "stream". Ids must be unique across the set, and either
+// every record or none has `ranked` (as in vet_eval_read_predictions). Each path is opened
 // twice (headers, then records), so none may be stdin (VET_E_USAGE).
-int vet_eval_read_shards(vet_eval *e, const char *const *paths, int n, int format, const char **format_name,
-                         vet_err *err);
+int vet_eval_read_shards(vet_eval *e, struct vet_ranks *ranks, const char *const *paths, int n, int format,
+                         const char **format_name, vet_err *err);
 
 #endif

@@ -129,6 +129,76 @@ EOF
     check baseline_from_missing bash -c "[ $(rc) = 3 ]"
 fi
 
+# --- vet-generate --rank predictions: the ranking section (numbers worked out by hand in
+# tests/unit/test_ranking.c), the table and the JSON agreeing; without `ranked`, the report as it was ---
+run --bootstrap 0 --json "$tmp/ranked.json" "$fx/ranked.jsonl"
+cp "$tmp/out" "$tmp/ranked.table"
+if [ "$(rc)" = 0 ] && $py - "$tmp/ranked.json" "$tmp/ranked.table" <<'EOF'; then ok ranking_report; else notok ranking_report "see above"; fi
+import json, re, sys
+j = json.load(open(sys.argv[1]))["ranking"]
+table = open(sys.argv[2]).read()
+near = lambda a, b: abs(a - b) < 1e-12
+assert j["k"] == 4 and list(j["hit_at"]) == ["1", "2", "3", "4"], j
+for k, want in (("1", 3 / 7), ("2", 5 / 7), ("3", 5 / 7), ("4", 6 / 7)):
+    assert near(j["hit_at"][k], want), (k, j["hit_at"][k])
+assert near(j["mrr"], 17 / 28) and near(j["ece"], 0.3) and near(j["brier"], 1.45 / 7), j
+want = [(100, 7, .3, 2 / 7), (90, 7, .3, 2 / 7), (80, 6, .3, 2 / 6), (70, 5, .5, 1 / 5), (60, 5, .5, 1 / 5),
+        (50, 4, .5, 1 / 4)]
+got = [(s["coverage"], s["notes"], s["threshold"], s["accuracy"]) for s in j["selective"]]
+assert len(got) == 6 and all(g[:2] == w[:2] and near(g[2], w[2]) and near(g[3], w[3]) for g, w in zip(got, want)), got
+assert re.search(r"^ranking \(vet-generate --rank: up to 4 labels per note", table, re.M), table
+def row(name):  # the number after a label at the start of a line
+    m = re.search(r"^%s +([0-9.]+)" % re.escape(name), table, re.M)
+    assert m, name
+    return m.group(1)
+f4 = lambda x: "%.4f" % x
+for k in ("1", "2", "3", "4"):
+    assert row("hit@" + k) == f4(j["hit_at"][k]), k
+assert row("MRR") == f4(j["mrr"]) and row("top-1 ECE") == f4(j["ece"]) and row("top-1 Brier") == f4(j["brier"])
+for s in j["selective"]:
+    line = "%7d%% %8d %10s %9s" % (s["coverage"], s["notes"], f4(s["threshold"]), f4(s["accuracy"]))
+    assert "\n" + line + "\n" in table, line
+assert table.index("\nranking (") < table.index("\nper label")
+assert max(map(len, table.splitlines())) <= 100
+EOF
+# A mix of ranked and unranked records is refused, naming the first that differs from the first.
+printf '{"id":"a","gold":["1"],"pred":["1"],"ranked":[{"label":"1","p":0.9}]}\n{"id":"b","gold":["1"],"pred":["1"]}\n' >"$tmp/mixed.jsonl"
+run "$tmp/mixed.jsonl"
+check ranking_mixed_refused bash -c "[ $(rc) = 1 ] && grep -q 'mixed.jsonl: line 2: no \"ranked\" list, but the first prediction (.*mixed.jsonl line 1) has one' $tmp/err"
+printf '{"id":"a","gold":["1"],"pred":["1"],"ranked":[{"label":"1","p":0.2},{"label":"2","p":0.7}]}\n' >"$tmp/rising.jsonl"
+run "$tmp/rising.jsonl"
+check ranking_rising_p bash -c "[ $(rc) = 1 ] && grep -q 'rising.jsonl:1: \"ranked\"\[1\].p = 0.69999999999999996 is above' $tmp/err"
+if [ -x "$mkpreds" ]; then
+    # The same notes as a stream (vet-mkpreds keeps `ranked` as it is, a null logp as nil): the same numbers.
+    "$mkpreds" "$fx/ranked.jsonl" "$tmp/ranked.preds"
+    "$eval_" -q --bootstrap 0 --json "$tmp/ranked_stream.json" "$tmp/ranked.preds" 2>"$tmp/err"
+    check ranking_stream $py -c "
+import json
+a, b = (json.load(open('$tmp/%s.json' % k)) for k in ('ranked', 'ranked_stream'))
+assert b['format'] == 'stream' and a['ranking'] == b['ranking'] and a['accuracy'] == b['accuracy']
+"
+    printf '{"id":"a","gold":["1"],"pred":["1"],"ranked":[{"label":"1","p":0.5},{"label":"1","p":0.5}]}\n' >"$tmp/twice.jsonl"
+    "$mkpreds" "$tmp/twice.jsonl" "$tmp/twice.preds"
+    run "$tmp/twice.preds"
+    check ranking_stream_label_twice bash -c "[ $(rc) = 1 ] && grep -q 'twice.preds: record 1: \"ranked\"\[1\].label .1. is also \"ranked\"\[0\]' $tmp/err"
+    printf '{"id":"a","gold":["1"],"pred":["1"],"ranked":[{"label":"1","p":"high"}]}\n' >"$tmp/pstr.jsonl"
+    "$mkpreds" "$tmp/pstr.jsonl" "$tmp/pstr.preds"
+    run "$tmp/pstr.preds"
+    check ranking_stream_p_not_number bash -c "[ $(rc) = 1 ] && grep -q 'pstr.preds: record 1: \"ranked\"\[0\].p is not a number' $tmp/err"
+else
+    echo "skip ranking_stream: $mkpreds not built (make helpers)"
+fi
+# Without `ranked`: the table byte for byte as before the ranking existed, and no "ranking" key.
+(cd "$fx" && "$eval_" --bootstrap 0 --codes codes.tsv small.csv) >"$tmp/plain.table" 2>"$tmp/err"
+check no_ranking_table_unchanged cmp "$fx/small.table.txt" "$tmp/plain.table"
+check no_ranking_json_key $py -c "
+import json
+j = json.load(open('$tmp/small.json'))
+assert list(j) == ['input', 'format', 'n', 'correct', 'accuracy', 'macro_precision', 'macro_recall', 'macro_f1',
+                   'micro_precision', 'micro_recall', 'micro_f1', 'jaccard', 'no_label', 'per_label', 'per_species',
+                   'confusions', 'baseline', 'ci'], list(j)
+"
+
 # --- bootstrap: deterministic for a seed, off with 0 ---
 "$eval_" -q --json "$tmp/b1.json" --seed 11 "$fx/small.csv"
 "$eval_" -q --json "$tmp/b2.json" --seed 11 "$fx/small.csv"

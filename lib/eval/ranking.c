@@ -1,0 +1,196 @@
+// ranking.c — see ranking.h. A note's list is checked as it is read; the set keeps, per note,
+// only what the metrics need: where its first gold label is ranked and its top label's p.
+#include "eval/ranking.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+// --- one list -------------------------------------------------------------------------------
+static int cmp_label_at(const void *a, const void *b, void *labels) {
+    char *const *v = labels;
+    size_t i = *(const size_t *)a, j = *(const size_t *)b;
+    int c = strcmp(v[i], v[j]);
+    return c ? c : (i > j) - (i < j);
+}
+
+// A label listed twice: 1 with its two places in *first < *second, 0 when none is, -1 when out
+// of memory. Sorting the places by label puts a repeat next to its first place, in n log n: a
+// list may be as long as the code table.
+static int find_repeat(char *const *labels, size_t n, size_t *first, size_t *second) {
+    size_t *at = malloc((n ? n : 1) * sizeof *at);
+    if (!at) return -1;
+    for (size_t i = 0; i < n; i++) at[i] = i;
+    qsort_r(at, n, sizeof *at, cmp_label_at, (void *)labels);
+    int found = 0;
+    for (size_t i = 1; i < n && !found; i++)
+        if (strcmp(labels[at[i - 1]], labels[at[i]]) == 0) *first = at[i - 1], *second = at[i], found = 1;
+    free(at);
+    return found;
+}
+
+int vet_ranked_check(char *const *labels, const double *p, size_t n, vet_err *err) {
+    if (n == 0) return vet_errf(err, "\"ranked\" is empty (a ranking lists at least the most probable label)");
+    for (size_t i = 0; i < n; i++) {
+        if (!labels[i][0]) return vet_errf(err, "\"ranked\"[%zu].label is empty", i);
+        if (!(p[i] >= 0 && p[i] <= 1))  // NaN fails both comparisons
+            return vet_errf(err, "\"ranked\"[%zu].p = %g is not a probability (want 0 <= p <= 1)", i, p[i]);
+        if (i > 0 && p[i] > p[i - 1])
+            return vet_errf(err, "\"ranked\"[%zu].p = %.17g is above \"ranked\"[%zu].p = %.17g: the list must be "
+                            "most probable first", i, p[i], i - 1, p[i - 1]);
+    }
+    size_t a = 0, b = 0;
+    int rc = find_repeat(labels, n, &a, &b);
+    if (rc < 0) return vet_err_nomem(err, "out of memory");
+    if (rc > 0)
+        return vet_errf(err, "\"ranked\"[%zu].label '%s' is also \"ranked\"[%zu]: each label is ranked once", b,
+                        labels[b], a);
+    return 0;
+}
+
+// --- the notes of a set -----------------------------------------------------------------------
+struct vet_ranks {
+    size_t n, cap;       // notes added; room in the arrays
+    size_t kmax;         // the longest list
+    int ranked;          // whether the first note (and so every note) has a list
+    char *first_file;    // where the first note was read, for the message about a mix
+    const char *first_unit;
+    long first_at;
+    size_t *gold_at;     // [n] with lists: the place (from 1) of the first gold label; 0: none listed
+    double *top_p;       // [n] with lists: the first label's p
+};
+
+vet_ranks *vet_ranks_new(void) { return calloc(1, sizeof(vet_ranks)); }
+
+void vet_ranks_free(vet_ranks *rk) {
+    if (!rk) return;
+    free(rk->first_file);
+    free(rk->gold_at);
+    free(rk->top_p);
+    free(rk);
+}
+
+// The place (from 1) of rec's first ranked label that is a gold label, 0 when none is. Gold sets
+// hold a few labels: a walk over them per ranked label.
+static size_t first_gold(const vet_pred *rec) {
+    for (size_t i = 0; i < rec->nranked; i++)
+        for (size_t j = 0; j < rec->ngold; j++)
+            if (strcmp(rec->ranked[i], rec->gold[j]) == 0) return i + 1;
+    return 0;
+}
+
+static int grow(vet_ranks *rk) {
+    if (rk->n < rk->cap) return 0;
+    size_t cap = rk->cap ? 2 * rk->cap : 256;
+    size_t *g = realloc(rk->gold_at, cap * sizeof *g);
+    if (g) rk->gold_at = g;
+    double *p = g ? realloc(rk->top_p, cap * sizeof *p) : NULL;
+    if (!p) return -1;
+    rk->top_p = p;
+    rk->cap = cap;
+    return 0;
+}
+
+int vet_ranks_add(vet_ranks *rk, const vet_pred *rec, const char *file, const char *unit, vet_err *err) {
+    int has = rec->nranked > 0;
+    if (rk->n == 0) {
+        if (!(rk->first_file = strdup(file))) return vet_err_nomem(err, "out of memory");
+        rk->first_unit = unit, rk->first_at = rec->at, rk->ranked = has;
+    } else if (has != rk->ranked) {
+        return vet_errf(err, "%s: %s %ld: %s \"ranked\" list, but the first prediction (%s %s %ld) has %s: "
+                        "predictions with and without vet-generate --rank cannot be scored together (two runs in "
+                        "one input?)", file, unit, rec->at, has ? "a" : "no", rk->first_file, rk->first_unit,
+                        rk->first_at, has ? "none" : "one");
+    }
+    if (has) {
+        if (grow(rk) < 0) return vet_err_nomem(err, "out of memory");
+        rk->gold_at[rk->n] = first_gold(rec);
+        rk->top_p[rk->n] = rec->ranked_p[0];
+        if (rec->nranked > rk->kmax) rk->kmax = rec->nranked;
+    }
+    rk->n++;
+    return 0;
+}
+
+// --- the metrics ------------------------------------------------------------------------------
+
+// hit@k for every k from how many notes have their first gold label at each place, and the MRR.
+static int hits(const vet_ranks *rk, vet_ranking *m) {
+    if (!(m->hit_at = calloc(rk->kmax, sizeof *m->hit_at))) return -1;
+    double rr = 0;
+    for (size_t i = 0; i < rk->n; i++) {
+        size_t at = rk->gold_at[i];
+        if (at == 0) continue;
+        m->hit_at[at - 1] += 1;
+        rr += 1.0 / (double)at;
+    }
+    for (size_t k = 1; k < rk->kmax; k++) m->hit_at[k] += m->hit_at[k - 1];  // counts up to k
+    for (size_t k = 0; k < rk->kmax; k++) m->hit_at[k] /= (double)rk->n;
+    m->mrr = rr / (double)rk->n;
+    return 0;
+}
+
+// ECE and Brier of the top label. A bin's term (count / N) |Σp / count - Σcorrect / count| is
+// |Σp - Σcorrect| / N, so the bins need only the two sums.
+static void calibration(const vet_ranks *rk, vet_ranking *m) {
+    double sum_p[10] = {0}, sum_ok[10] = {0}, brier = 0;
+    for (size_t i = 0; i < rk->n; i++) {
+        double p = rk->top_p[i], ok = rk->gold_at[i] == 1;
+        int b = (int)(p * 10);  // p = 1 falls in the last bin, [.9, 1]
+        if (b > 9) b = 9;
+        sum_p[b] += p;
+        sum_ok[b] += ok;
+        brier += (p - ok) * (p - ok);
+    }
+    double ece = 0;
+    for (int b = 0; b < 10; b++) ece += sum_p[b] > sum_ok[b] ? sum_p[b] - sum_ok[b] : sum_ok[b] - sum_p[b];
+    m->ece = ece / (double)rk->n;
+    m->brier = brier / (double)rk->n;
+}
+
+// Most confident first; equal p in input order, so the cut through a tie is the same every run.
+static int cmp_confidence(const void *a, const void *b, void *top_p) {
+    const double *p = top_p;
+    size_t i = *(const size_t *)a, j = *(const size_t *)b;
+    if (p[i] != p[j]) return p[i] < p[j] ? 1 : -1;
+    return (i > j) - (i < j);
+}
+
+static int selective(const vet_ranks *rk, const vet_eval *e, vet_ranking *m) {
+    size_t n = rk->n, *order = malloc(n * sizeof *order);
+    if (!order) return -1;
+    for (size_t i = 0; i < n; i++) order[i] = i;
+    qsort_r(order, n, sizeof *order, cmp_confidence, rk->top_p);
+    for (int r = 0; r < VET_SELECTIVE_ROWS; r++) {
+        vet_selective *s = &m->selective[r];
+        s->coverage = 100 - 10 * r;
+        s->notes = ((size_t)s->coverage * n + 99) / 100;  // ceil(c N / 100): at least one note
+        size_t right = 0;
+        for (size_t i = 0; i < s->notes; i++) right += vet_eval_correct(e, order[i]);
+        s->threshold = rk->top_p[order[s->notes - 1]];
+        s->accuracy = (double)right / (double)s->notes;
+    }
+    free(order);
+    return 0;
+}
+
+int vet_ranking_compute(const vet_ranks *rk, const vet_eval *e, vet_ranking *out, vet_err *err) {
+    memset(out, 0, sizeof *out);
+    if (!rk || rk->n == 0 || !rk->ranked) return 0;
+    if (rk->n != vet_eval_n(e))
+        return vet_errf(err, "ranking: %zu notes ranked but %zu scored (notes added to one and not the other)",
+                        rk->n, vet_eval_n(e));
+    out->n = rk->n;
+    out->kmax = rk->kmax;
+    if (hits(rk, out) < 0 || selective(rk, e, out) < 0) {
+        vet_ranking_free(out);
+        return vet_err_nomem(err, "out of memory");
+    }
+    calibration(rk, out);
+    return 0;
+}
+
+void vet_ranking_free(vet_ranking *m) {
+    free(m->hit_at);
+    memset(m, 0, sizeof *m);
+}
