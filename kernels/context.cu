@@ -168,6 +168,13 @@ extern "C" int vet_cuda_memset0(vet_cuda *ctx, void *dst_dev, size_t bytes, vet_
     return 0;
 }
 
+extern "C" int vet_cuda_copy(vet_cuda *ctx, void *dst_dev, const void *src_dev, size_t bytes, vet_err *err) {
+    CHECK_CTX(ctx, err);
+    if (bytes == 0) return 0;
+    CUDA_TRY(cudaMemcpyAsync(dst_dev, src_dev, bytes, cudaMemcpyDeviceToDevice, ctx->stream), err);
+    return 0;
+}
+
 extern "C" int vet_cuda_host_alloc(void **ptr, size_t bytes, vet_err *err) {
     *ptr = NULL;
     if (bytes == 0) bytes = 1;

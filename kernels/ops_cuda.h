@@ -59,6 +59,8 @@ void vet_cuda_guard(void *p, size_t bytes);
 int vet_cuda_upload(vet_cuda *ctx, void *dst_dev, const void *src_host, size_t bytes, vet_err *err);
 int vet_cuda_download(vet_cuda *ctx, void *dst_host, const void *src_dev, size_t bytes, vet_err *err);
 int vet_cuda_memset0(vet_cuda *ctx, void *dst_dev, size_t bytes, vet_err *err);
+// Device to device, queued on ctx's stream (ordered with the ops around it, no wait).
+int vet_cuda_copy(vet_cuda *ctx, void *dst_dev, const void *src_dev, size_t bytes, vet_err *err);
 // Page-locked host memory (cudaHostAlloc / cudaFreeHost): the device copies into it by DMA,
 // without the driver's staging copy through pageable memory, and asynchronously.
 // vet_cuda_host_free(NULL) is a no-op.

@@ -563,6 +563,22 @@ int vet_gpu_infer_prefill(vet_gpu_infer *g, int slot, const int32_t *ids, int n,
     return 0;
 }
 
+int vet_gpu_infer_copy(vet_gpu_infer *g, int dst, int src, vet_err *err) {
+    if (dst < 0 || dst >= g->n_slots || src < 0 || src >= g->n_slots)
+        return vet_errf(err, "slot %d or %d out of range [0, %d)", dst, src, g->n_slots);
+    if (dst == src) return 0;
+    size_t row = (size_t)g->KV * (g->kvfmt ? sizeof(uint16_t) : sizeof(float));
+    size_t slot_bytes = (size_t)g->max_len * row, bytes = (size_t)g->len[src] * row;
+    g->len[dst] = 0;  // a failure below leaves it empty
+    for (int l = 0; l < g->L; l++) {
+        char *k = cache_layer(g, g->kc, l), *v = cache_layer(g, g->vc, l);
+        TRY(vet_cuda_copy(g->ctx, k + dst * slot_bytes, k + src * slot_bytes, bytes, err));
+        TRY(vet_cuda_copy(g->ctx, v + dst * slot_bytes, v + src * slot_bytes, bytes, err));
+    }
+    g->len[dst] = g->len[src];
+    return 0;
+}
+
 // Prompts i0..i1-1 (at most P rows in all) as one prefill_rows.
 static int prefill_chunk(vet_gpu_infer *g, const int *slots, const int32_t *const *ids, const int *n, int i0, int i1,
                          float *logits, vet_err *err) {
@@ -708,6 +724,8 @@ static int be_step(void *g, const int *slots, const int32_t *tokens, int n, floa
     return vet_gpu_infer_step(g, slots, tokens, n, logits, err);
 }
 
+static int be_copy_slot(void *g, int dst, int src, vet_err *err) { return vet_gpu_infer_copy(g, dst, src, err); }
+
 void vet_gpu_infer_backend(vet_gpu_infer *g, vet_infer_backend *be) {
     be->state = g;
     be->n_slots = g->n_slots;
@@ -715,7 +733,7 @@ void vet_gpu_infer_backend(vet_gpu_infer *g, vet_infer_backend *be) {
     be->step = be_step;
     be->prefill_batch = be_prefill_batch;
     be->step_greedy = be_step_greedy;
-    be->copy_slot = NULL;  // the ranker prefills a prompt into each answer's slot (batched)
+    be->copy_slot = be_copy_slot;
 }
 
 #else  // built without CUDA: every call fails the same way
@@ -757,6 +775,7 @@ int vet_gpu_infer_step_greedy(vet_gpu_infer *g, const int *slots, const int32_t 
     return NO_CUDA(err);
 }
 int vet_gpu_infer_len(const vet_gpu_infer *g, int slot) { return 0; }
+int vet_gpu_infer_copy(vet_gpu_infer *g, int dst, int src, vet_err *err) { return NO_CUDA(err); }
 void vet_gpu_infer_backend(vet_gpu_infer *g, vet_infer_backend *be) { memset(be, 0, sizeof *be); }
 
 #endif

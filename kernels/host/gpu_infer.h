@@ -111,6 +111,9 @@ int vet_gpu_infer_step_greedy(vet_gpu_infer *g, const int *slots, const int32_t 
 int vet_gpu_infer_prefill_batch(vet_gpu_infer *g, const int *slots, const int32_t *const *ids, const int *n,
                                 int count, float *logits, int *bad, vet_err *err);
 int vet_gpu_infer_len(const vet_gpu_infer *g, int slot);  // positions in the slot's cache
+// Slot dst holds what slot src holds (its cached keys and values, copied on the device, and its
+// length): the backend's copy_slot (lib/generate/rank.h prefills a prompt once for its answers).
+int vet_gpu_infer_copy(vet_gpu_infer *g, int dst, int src, vet_err *err);
 
 // be = the backend table of g, for vet_generate_on.
 void vet_gpu_infer_backend(vet_gpu_infer *g, vet_infer_backend *be);

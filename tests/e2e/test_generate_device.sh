@@ -83,6 +83,30 @@ constrain_ok() {
 }
 check generate_device_constrain_equals_cpu constrain_ok
 
+# 3b. --rank on the device: the slots filled by copies on the device (batch 16), or each
+# answer's prompt prefilled again in a single slot (batch 1): the CPU's ranking, logp within
+# fp32 summation order.
+gen "$tmp/cpu-r.pred" -q -b 2 --device cpu --rank 5 --constrain "$VET_TOP/data/codes.tsv"
+gen "$tmp/cuda-r16.pred" -q -b 16 --device cuda --fp32 --rank 5 --constrain "$VET_TOP/data/codes.tsv"
+gen "$tmp/cuda-r1.pred" -q -b 1 --device cuda --fp32 --rank 5 --constrain "$VET_TOP/data/codes.tsv"
+rank_close() {  # rank_close A B: every note ranks the same labels, logp within 1e-5 relative
+    /usr/bin/python3 - "$DUMP" "$1" "$2" <<'PY' || return 1
+import json, subprocess, sys
+def recs(p):
+    out = subprocess.run([sys.argv[1], "-r", p], capture_output=True, text=True, check=True).stdout
+    return [json.loads(l) for l in out.splitlines() if l.strip()]
+a, b = recs(sys.argv[2]), recs(sys.argv[3])
+assert len(a) == len(b) and a, "record counts %d %d" % (len(a), len(b))
+for x, y in zip(a, b):
+    la, lb = [r["label"] for r in x["ranked"]], [r["label"] for r in y["ranked"]]
+    assert la == lb and len(la) == 5, "%s: %s vs %s" % (x["id"], la, lb)
+    for r, q in zip(x["ranked"], y["ranked"]):
+        assert abs(r["logp"] - q["logp"]) <= 1e-5 * max(1, abs(q["logp"])), (x["id"], r, q)
+PY
+}
+rank_ok() { rank_close "$tmp/cpu-r.pred" "$tmp/cuda-r16.pred" && rank_close "$tmp/cpu-r.pred" "$tmp/cuda-r1.pred"; }
+check generate_device_rank_close_to_cpu rank_ok
+
 # 4. With a LoRA adapter (merged on the host before the upload).
 gen "$tmp/cpu-a.pred" -q -n 12 -b 3 --device cpu -a "$tmp/adapter"
 gen "$tmp/cuda-a.pred" -q -n 12 -b 16 --device cuda --fp32 -a "$tmp/adapter"

@@ -170,6 +170,12 @@ int vet_cuda_download_async(vet_cuda *ctx, void *dst_host, const void *src_dev, 
     return 0;
 }
 
+int vet_cuda_copy(vet_cuda *ctx, void *dst_dev, const void *src_dev, size_t bytes, vet_err *err) {
+    CHECK_CTX(ctx, err);
+    if (bytes) memmove(dst_dev, src_dev, bytes);
+    return 0;
+}
+
 int vet_cuda_memset0(vet_cuda *ctx, void *dst_dev, size_t bytes, vet_err *err) {
     CHECK_CTX(ctx, err);
     if (bytes) memset(dst_dev, 0, bytes);
