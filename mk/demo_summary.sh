@@ -7,6 +7,11 @@ out=$1
 acc=$(jq -r '"\(.accuracy) \(.ci.accuracy[0] // "nan") \(.ci.accuracy[1] // "nan") \(.n) \(.baseline.accuracy)"' \
       "$out/metrics.json" 2>/dev/null || true)
 [ -n "$acc" ] && printf 'demo: accuracy %.3f (95%% CI %.3f-%.3f) on %d test notes; majority baseline %.3f\n' $acc
+# With a ranked run: the accuracy on the 80% of notes the model is surest of (vet-eval's
+# selective rows), the rest going to a person.
+sel=$(jq -r '.ranking.selective[]? | select(.coverage == 80) | "\(.accuracy) \(.threshold)"' "$out/metrics.json" \
+      2>/dev/null || true)
+[ -n "$sel" ] && printf 'demo: on the 80%% of notes it is surest of, accuracy %.3f (the rest, top-1 p < %.2f, to a person)\n' $sel
 # Tokens trained on: each step's rate times its time (elapsed_s is cumulative); the rate is
 # their sum over the training's wall time.
 rate=$(jq -s 'reduce .[] as $s ({t: 0, prev: 0}; {t: (.t + $s.tokens_per_s * ($s.elapsed_s - .prev)), prev: $s.elapsed_s})

@@ -4,7 +4,7 @@
 #        [TOKENIZER=tokenizer.model|tokenizer.json|dir (SPM= is the same)] [CODES=codes.tsv]
 #        [TRAIN_ARGS=...] [GEN_ARGS=...] [TRAIN_SEED=N]
 #        [FIT=train+val|train] [SWAP=A=B,C=D | SWAP=] [CONSTRAIN=codes.tsv | CONSTRAIN=]
-#        [ENSEMBLE=K]
+#        [ENSEMBLE=K] [RANK=K]
 #   make -f pipelines/vet.mk OUT=DIR TRAIN=a.csv VAL=b.csv TEST=c.csv ...   (a given split)
 #   make -f pipelines/vet.mk OUT=DIR pack          (one stage: tokenizer tokenize pack train
 #                                                   refit generate eval val report)
@@ -106,12 +106,21 @@ CODES_FLAG := $(if $(CODES),--codes $(CODES))
 # (chosen by cross-validation, docs/tuning-log.md, round 7); with BASE free decoding, as in the
 # reference recipe. CONSTRAIN= decodes freely; CONSTRAIN=FILE names another table.
 CONSTRAIN ?= $(if $(BASE),,$(CODES))
-GEN_CODES_FLAG := $(if $(CONSTRAIN),--constrain $(CONSTRAIN)$(if $(filter-out $(CONSTRAIN),$(CODES)), --codes $(CODES)),$(CODES_FLAG))
+# RANK=K: instead of generating, every CONSTRAIN label is scored as the answer (vet-generate
+# --rank K): the K most probable per note with their probabilities, and vet-eval's hit@k,
+# calibration and selective-prediction rows.
+RANK ?=
+GEN_CODES_FLAG := $(if $(CONSTRAIN),--constrain $(CONSTRAIN)$(if $(filter-out $(CONSTRAIN),$(CODES)), --codes $(CODES)),$(CODES_FLAG))$(if $(RANK), --rank $(RANK))
 
 # Settings that cannot work are refused here, before any OUT/.args file is written below.
 ENSEMBLE_SIZES := 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16
 ifeq ($(filter train train+val,$(FIT)),)
   $(error FIT must be train+val or train (got '$(FIT)'))
+endif
+ifneq ($(RANK),)
+  ifeq ($(CONSTRAIN),)
+    $(error RANK=$(RANK) scores the labels of a table: set CONSTRAIN=codes.tsv)
+  endif
 endif
 ifeq ($(filter $(ENSEMBLE_SIZES),$(ENSEMBLE)),)
   $(error ENSEMBLE must be a number of models from 1 to 16 (got '$(ENSEMBLE)'))

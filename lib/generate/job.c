@@ -369,33 +369,80 @@ static int fill_ranked(vet_generate_job *j, vet_prediction *p, const double *log
     return 0;
 }
 
-// Every note's answers scored, one note at a time (its answers fill the slots).
-static int rank_notes(vet_generate_job *j, vet_ranker *rk, double *logp, double *prob, int *order, vet_err *err) {
-    for (;;) {
+// A round's notes: their prompts copied (a prompt read is valid only until the next is read).
+typedef struct {
+    int32_t **ids;
+    int *lens, *caps;
+    int64_t *tags;
+    int n, max;
+} rank_round;
+
+static void round_free(rank_round *rd) {
+    for (int i = 0; rd->ids && i < rd->max; i++) free(rd->ids[i]);
+    free(rd->ids), free(rd->lens), free(rd->caps), free(rd->tags);
+}
+
+// Up to rd->max next prompts into rd; 1 when it holds any, 0 at the end, -1 on error.
+static int round_fill(vet_generate_job *j, rank_round *rd, vet_err *err) {
+    rd->n = 0;
+    while (rd->n < rd->max) {
         vet_gen_prompt gp;
         int rc = next_prompt(j, &gp, err);
-        if (rc <= 0) return rc;
+        if (rc < 0) return -1;
+        if (rc == 0) break;
+        int i = rd->n;
+        if (gp.n_prompt > rd->caps[i]) {
+            int32_t *p = realloc(rd->ids[i], (size_t)gp.n_prompt * sizeof *p);
+            if (!p) return vet_err_nomem(err, "out of memory for a prompt of %d tokens", gp.n_prompt);
+            rd->ids[i] = p, rd->caps[i] = gp.n_prompt;
+        }
+        memcpy(rd->ids[i], gp.prompt, (size_t)gp.n_prompt * sizeof(int32_t));
+        rd->lens[i] = gp.n_prompt, rd->tags[i] = gp.tag, rd->n++;
+    }
+    return rd->n > 0;
+}
+
+// Every note's answers scored, vet_ranker_notes at a time (their answers fill the slots).
+static int rank_notes(vet_generate_job *j, vet_ranker *rk, double *logp, double *prob, int *order, vet_err *err) {
+    int A = j->answers.count, rc;
+    rank_round rd = {0};
+    rd.max = vet_ranker_notes(rk);
+    rd.ids = calloc((size_t)rd.max, sizeof *rd.ids), rd.lens = calloc((size_t)rd.max, sizeof *rd.lens);
+    rd.caps = calloc((size_t)rd.max, sizeof *rd.caps), rd.tags = calloc((size_t)rd.max, sizeof *rd.tags);
+    if (!rd.ids || !rd.lens || !rd.caps || !rd.tags) {
+        round_free(&rd);
+        return vet_err_nomem(err, "out of memory");
+    }
+    while ((rc = round_fill(j, &rd, err)) > 0) {
         double t0 = now_s();
-        if (vet_ranker_score(rk, gp.prompt, gp.n_prompt, logp, &j->counts.phases, err)) return -1;
-        int64_t queued = queue_place(j, gp.tag);
-        vet_prediction *p = vet_pending_get(j->pending, queued);
-        if (fill_ranked(j, p, logp, prob, order, (now_s() - t0) * 1e3, err)) return -1;
-        vet_pending_done(j->pending, queued);
-        if (vet_pending_flush(j->pending, write_one, j, err) < 0) return -1;
+        rc = vet_ranker_score(rk, (const int32_t *const *)rd.ids, rd.lens, rd.n, logp, &j->counts.phases, err);
+        double ms = (now_s() - t0) * 1e3 / rd.n;  // the round's time shared among its notes
+        for (int i = 0; rc == 0 && i < rd.n; i++) {
+            int64_t queued = queue_place(j, rd.tags[i]);
+            vet_prediction *p = vet_pending_get(j->pending, queued);
+            rc = fill_ranked(j, p, logp + (size_t)i * A, prob, order, ms, err);
+            if (rc == 0) vet_pending_done(j->pending, queued);
+        }
+        if (rc == 0 && vet_pending_flush(j->pending, write_one, j, err) < 0) rc = -1;
+        if (rc) break;
         if (j->o.progress) {
             vet_generate_counts c;
             vet_generate_counts_now(j, &c);
             j->o.progress(j->o.progress_ctx, &c);
         }
     }
+    round_free(&rd);
+    return rc < 0 ? -1 : 0;
 }
 
-// --rank over the handed-in backend, or the CPU's forward with a slot per answer and one for
-// the prompt (a CPU slot costs only the cache it fills).
+// --rank over the handed-in backend, or the CPU's forward: a slot for each note's prompt and
+// one for each of its answers, for as many notes as make ~64 rows a step (a CPU slot costs
+// only the cache it fills); a table over 256 labels takes one note at a time, 256 answers a step.
 static int rank_all(vet_generate_job *j, vet_err *err) {
     j->t0 = now_s();
+    int n = j->answers.count, rc = -1;
     if (!j->have_backend) {
-        int slots = (j->answers.count < 256 ? j->answers.count : 256) + 1;
+        int notes = n < 64 ? 64 / n : 1, slots = n <= 256 ? notes * (n + 1) : 257;
         if (j->models.k > 1) {
             if (!(j->ens = vet_ensemble_new_cpu(j->models.m, j->models.k, slots, err))) return -1;
             vet_ensemble_backend(j->ens, &j->be);
@@ -405,12 +452,15 @@ static int rank_all(vet_generate_job *j, vet_err *err) {
         }
         j->have_backend = 1;
     }
-    int n = j->answers.count, rc = -1;
-    double *logp = malloc((size_t)n * sizeof *logp), *prob = malloc((size_t)n * sizeof *prob);
+    vet_ranker *rk = vet_ranker_new(&j->be, j->V, &j->answers, err);
+    if (!rk) return -1;
+    size_t g = (size_t)vet_ranker_notes(rk);
+    double *logp = malloc(g * n * sizeof *logp), *prob = malloc((size_t)n * sizeof *prob);
     int *order = malloc((size_t)n * sizeof *order);
-    vet_ranker *rk = logp && prob && order ? vet_ranker_new(&j->be, j->V, &j->answers, err) : NULL;
-    if (!logp || !prob || !order) vet_err_nomem(err, "out of memory");
-    if (rk) rc = rank_notes(j, rk, logp, prob, order, err);
+    if (!logp || !prob || !order)
+        vet_err_nomem(err, "out of memory");
+    else
+        rc = rank_notes(j, rk, logp, prob, order, err);
     vet_ranker_free(rk);
     free(logp), free(prob), free(order);
     return rc;

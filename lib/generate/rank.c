@@ -90,10 +90,13 @@ struct vet_ranker {
     const vet_infer_backend *be;
     const vet_rank_answers *a;
     int V, S;
+    int notes;              // notes a round scores at once: S / (answers + 1), at least 1
     float *logits;          // (S, V) a step's rows
-    float *first;           // (V) slot 0's logits after the shared tokens
-    int *slots, *who;       // per row of a step: its slot, its answer
-    int *chunk;             // (S) the slots a chunk of answers runs in
+    float *first;           // (notes, V) each note's logits after the shared tokens
+    double *lp_shared;      // (notes) the shared tokens' log-probability, per note
+    int *src;               // (notes) the slot holding a note's prompt and shared tokens
+    int *u_note, *u_ans, *u_slot;  // (S) a chunk's units: which note, which answer, which slot
+    int *slots, *who;       // (S) per row of a step: its slot, its unit
     int32_t *tok;           // (S) a step's tokens
     const int32_t **prompts;
     int *lens;              // (S) prefill_batch's arguments
@@ -107,7 +110,8 @@ static double now_ms(void) {
 
 void vet_ranker_free(vet_ranker *r) {
     if (!r) return;
-    free(r->logits), free(r->first), free(r->slots), free(r->who), free(r->chunk), free(r->tok);
+    free(r->logits), free(r->first), free(r->lp_shared), free(r->src);
+    free(r->u_note), free(r->u_ans), free(r->u_slot), free(r->slots), free(r->who), free(r->tok);
     free(r->prompts), free(r->lens);
     free(r);
 }
@@ -117,16 +121,22 @@ vet_ranker *vet_ranker_new(const vet_infer_backend *be, int V, const vet_rank_an
     vet_ranker *r = calloc(1, sizeof *r);
     if (!r) return vet_err_nomem(err, "out of memory"), NULL;
     r->be = be, r->a = a, r->V = V, r->S = be->n_slots;
-    size_t S = (size_t)r->S;
-    r->logits = malloc(S * V * sizeof(float)), r->first = malloc((size_t)V * sizeof(float));
-    r->slots = malloc(S * sizeof(int)), r->who = malloc(S * sizeof(int)), r->chunk = malloc(S * sizeof(int));
-    r->tok = malloc(S * sizeof(int32_t)), r->prompts = malloc(S * sizeof *r->prompts), r->lens = malloc(S * sizeof(int));
-    if (!r->logits || !r->first || !r->slots || !r->who || !r->chunk || !r->tok || !r->prompts || !r->lens) {
+    r->notes = r->S >= a->count + 1 ? r->S / (a->count + 1) : 1;
+    size_t S = (size_t)r->S, G = (size_t)r->notes;
+    r->logits = malloc(S * V * sizeof(float)), r->first = malloc(G * V * sizeof(float));
+    r->lp_shared = malloc(G * sizeof(double)), r->src = malloc(G * sizeof(int));
+    r->u_note = malloc(S * sizeof(int)), r->u_ans = malloc(S * sizeof(int)), r->u_slot = malloc(S * sizeof(int));
+    r->slots = malloc(S * sizeof(int)), r->who = malloc(S * sizeof(int)), r->tok = malloc(S * sizeof(int32_t));
+    r->prompts = malloc(S * sizeof *r->prompts), r->lens = malloc(S * sizeof(int));
+    if (!r->logits || !r->first || !r->lp_shared || !r->src || !r->u_note || !r->u_ans || !r->u_slot || !r->slots ||
+        !r->who || !r->tok || !r->prompts || !r->lens) {
         vet_ranker_free(r);
         return vet_err_nomem(err, "out of memory for the ranker's %d rows of %d logits", (int)S, V), NULL;
     }
     return r;
 }
+
+int vet_ranker_notes(const vet_ranker *r) { return r->notes; }
 
 // log P(id) under a row of logits: row[id] - log sum exp(row), in double.
 static double log_prob(const float *row, int V, int id) {
@@ -146,102 +156,120 @@ static void add_time(vet_gen_stats *st, int prefill, int64_t tokens, double t0) 
         st->step_tokens += tokens, st->step_ms += ms;
 }
 
-// Slots slots[0..k) fed the shared tokens ids[0..common) together (the logits are not needed).
-static int feed_shared(vet_ranker *r, const int *slots, int k, vet_gen_stats *st, vet_err *err) {
-    const int32_t *ids = r->a->ids[0];
-    for (int t = 0; t < r->a->common; t++) {
-        double t0 = now_ms();
-        for (int i = 0; i < k; i++) r->tok[i] = ids[t];
-        if (r->be->step(r->be->state, slots, r->tok, k, r->logits, err)) return -1;
-        add_time(st, 0, k, t0);
-    }
-    return 0;
-}
-
-// Slot 0: the prompt, then the shared tokens; returns their log-probability in *lp and leaves
-// the logits that follow them in r->first.
-static int shared_part(vet_ranker *r, const int32_t *prompt, int n_prompt, double *lp, vet_gen_stats *st,
-                       vet_err *err) {
+// prompts[i] into slots[i] (i < k), batched where the backend can; logits (k, V) into out.
+static int prefill_all(vet_ranker *r, const int *slots, const int32_t *const *prompts, const int *lens, int k,
+                       float *out, vet_gen_stats *st, vet_err *err) {
     const vet_infer_backend *be = r->be;
-    const int32_t *ids = r->a->ids[0];
-    int slot0 = 0;
     double t0 = now_ms();
-    if (be->prefill(be->state, 0, prompt, n_prompt, r->first, err)) return -1;
-    add_time(st, 1, n_prompt, t0);
-    *lp = 0.0;
-    for (int t = 0; t < r->a->common; t++) {
-        *lp += log_prob(r->first, r->V, ids[t]);
-        t0 = now_ms();
-        if (be->step(be->state, &slot0, &ids[t], 1, r->first, err)) return -1;
-        add_time(st, 0, 1, t0);
-    }
-    return 0;
-}
-
-// Slots slots[0..k) made to hold what slot 0 holds after the shared part: copies, or the same
-// prefill and steps again (prefill and steps give each slot the same bits as slot 0's).
-static int prepare(vet_ranker *r, const int *slots, int k, const int32_t *prompt, int n_prompt, vet_gen_stats *st,
-                   vet_err *err) {
-    const vet_infer_backend *be = r->be;
-    if (be->copy_slot && slots[0] != 0) {  // slot 0 itself (a single slot) has moved on: redo it
-        for (int i = 0; i < k; i++)
-            if (be->copy_slot(be->state, slots[i], 0, err)) return -1;
-        return 0;
-    }
-    double t0 = now_ms();
+    int64_t tokens = 0;
+    for (int i = 0; i < k; i++) tokens += lens[i];
     if (be->prefill_batch && k > 1) {
         int bad = -1;
-        for (int i = 0; i < k; i++) r->prompts[i] = prompt, r->lens[i] = n_prompt;
-        if (be->prefill_batch(be->state, slots, r->prompts, r->lens, k, r->logits, &bad, err)) return -1;
+        if (be->prefill_batch(be->state, slots, prompts, lens, k, out, &bad, err)) return -1;
     } else {
         for (int i = 0; i < k; i++)
-            if (be->prefill(be->state, slots[i], prompt, n_prompt, r->logits, err)) return -1;
+            if (be->prefill(be->state, slots[i], prompts[i], lens[i], out + (size_t)i * r->V, err)) return -1;
     }
-    add_time(st, 1, (int64_t)k * n_prompt, t0);
-    return feed_shared(r, slots, k, st, err);
+    add_time(st, 1, tokens, t0);
+    return 0;
 }
 
-// Answers a0 .. a0+k-1 in slots slots[0..k), each already holding the prompt and the shared
-// part: their first own token scored from r->first, then one step a token for every answer
-// not yet at its EOS (rows compacted: finished answers leave the step).
-static int score_chunk(vet_ranker *r, int a0, int k, const int *slots, double lp_shared, double *logp,
-                       vet_gen_stats *st, vet_err *err) {
+// One step of the shared token ids[t] for slots[0..k); logits (k, V) into out.
+static int step_shared(vet_ranker *r, const int *slots, int k, int t, float *out, vet_gen_stats *st, vet_err *err) {
+    double t0 = now_ms();
+    for (int i = 0; i < k; i++) r->tok[i] = r->a->ids[0][t];
+    if (r->be->step(r->be->state, slots, r->tok, k, out, err)) return -1;
+    add_time(st, 0, k, t0);
+    return 0;
+}
+
+// Each note's source slot: its prompt, then the shared tokens; their log-probability into
+// lp_shared and the logits that follow them into first.
+static int shared_part(vet_ranker *r, const int32_t *const *prompts, const int *lens, int count, vet_gen_stats *st,
+                       vet_err *err) {
+    if (prefill_all(r, r->src, prompts, lens, count, r->first, st, err)) return -1;
+    for (int i = 0; i < count; i++) r->lp_shared[i] = 0.0;
+    for (int t = 0; t < r->a->common; t++) {
+        for (int i = 0; i < count; i++)
+            r->lp_shared[i] += log_prob(r->first + (size_t)i * r->V, r->V, r->a->ids[0][t]);
+        if (step_shared(r, r->src, count, t, r->first, st, err)) return -1;
+    }
+    return 0;
+}
+
+// The chunk's k units made to hold what their note's source slot holds: copies, or the same
+// prefill and shared steps again (which give each slot the source's bits: decoder.h).
+static int prepare(vet_ranker *r, int k, const int32_t *const *prompts, const int *lens, vet_gen_stats *st,
+                   vet_err *err) {
+    const vet_infer_backend *be = r->be;
+    int copies = be->copy_slot != NULL;
+    for (int u = 0; u < k; u++) copies &= r->u_slot[u] != r->src[r->u_note[u]];  // a single slot has moved on
+    if (copies) {
+        for (int u = 0; u < k; u++)
+            if (be->copy_slot(be->state, r->u_slot[u], r->src[r->u_note[u]], err)) return -1;
+        return 0;
+    }
+    for (int u = 0; u < k; u++) r->prompts[u] = prompts[r->u_note[u]], r->lens[u] = lens[r->u_note[u]];
+    if (prefill_all(r, r->u_slot, r->prompts, r->lens, k, r->logits, st, err)) return -1;
+    for (int t = 0; t < r->a->common; t++)
+        if (step_shared(r, r->u_slot, k, t, r->logits, st, err)) return -1;
+    return 0;
+}
+
+// The chunk's k units, each slot holding its note's prompt and shared part: the answer's first
+// own token scored from its note's first, then one step a token for every unit not yet at its
+// answer's EOS (rows compacted: finished ones leave the step), all notes' units together.
+static int score_units(vet_ranker *r, int k, double *logp, vet_gen_stats *st, vet_err *err) {
     const vet_rank_answers *a = r->a;
-    int c = a->common;
-    for (int i = 0; i < k; i++) logp[a0 + i] = lp_shared + log_prob(r->first, r->V, a->ids[a0 + i][c]);
+    int c = a->common, A = a->count;
+    for (int u = 0; u < k; u++) {
+        int i = r->u_note[u], w = r->u_ans[u];
+        logp[(size_t)i * A + w] = r->lp_shared[i] + log_prob(r->first + (size_t)i * r->V, r->V, a->ids[w][c]);
+    }
     for (int t = c;; t++) {
         int n = 0;
-        for (int i = 0; i < k; i++) {
-            int w = a0 + i;
+        for (int u = 0; u < k; u++) {
+            int w = r->u_ans[u];
             if (t + 1 >= a->n[w]) continue;  // its last id (EOS) is scored, never fed
-            r->slots[n] = slots[i], r->who[n] = w, r->tok[n] = a->ids[w][t], n++;
+            r->slots[n] = r->u_slot[u], r->who[n] = u, r->tok[n] = a->ids[w][t], n++;
         }
         if (n == 0) return 0;
         double t0 = now_ms();
         if (r->be->step(r->be->state, r->slots, r->tok, n, r->logits, err)) return -1;
         add_time(st, 0, n, t0);
-        for (int i = 0; i < n; i++) {
-            int w = r->who[i];
-            logp[w] += log_prob(r->logits + (size_t)i * r->V, r->V, a->ids[w][t + 1]);
+        for (int j = 0; j < n; j++) {
+            int u = r->who[j], w = r->u_ans[u];
+            logp[(size_t)r->u_note[u] * A + w] += log_prob(r->logits + (size_t)j * r->V, r->V, a->ids[w][t + 1]);
         }
     }
 }
 
-int vet_ranker_score(vet_ranker *r, const int32_t *prompt, int n_prompt, double *logp, vet_gen_stats *st,
-                     vet_err *err) {
-    double lp_shared;
-    if (shared_part(r, prompt, n_prompt, &lp_shared, st, err)) return -1;
-    // Slot 0 keeps the shared part while slots 1.. take the answers; a single slot takes them
-    // itself, one at a time, the shared part redone for each but the first.
-    int width = r->S > 1 ? r->S - 1 : 1, first_slot = r->S > 1 ? 1 : 0;
-    int *sl = r->chunk, rc = 0;
-    for (int a0 = 0; rc == 0 && a0 < r->a->count; a0 += width) {
-        int k = r->a->count - a0 < width ? r->a->count - a0 : width;
-        for (int i = 0; i < k; i++) sl[i] = first_slot + i;
-        if (first_slot > 0 || a0 > 0) rc = prepare(r, sl, k, prompt, n_prompt, st, err);
-        if (rc == 0) rc = score_chunk(r, a0, k, sl, lp_shared, logp, st, err);
+int vet_ranker_score(vet_ranker *r, const int32_t *const *prompts, const int *lens, int count, double *logp,
+                     vet_gen_stats *st, vet_err *err) {
+    int A = r->a->count;
+    if (count < 1 || count > r->notes)
+        return vet_errf(err, "%d notes at once: the ranker takes 1 to %d", count, r->notes);
+    // Note i's slots: its source, then one per answer, when they all fit; else (one note) slot 0
+    // keeps the source and the others take the answers a chunk at a time (a single slot takes
+    // them itself, one at a time, the shared part redone for each but the first).
+    int wide = r->S >= A + 1;
+    for (int i = 0; i < count; i++) r->src[i] = wide ? i * (A + 1) : 0;
+    if (shared_part(r, prompts, lens, count, st, err)) return -1;
+    if (wide) {
+        int k = 0;
+        for (int i = 0; i < count; i++)
+            for (int w = 0; w < A; w++) r->u_note[k] = i, r->u_ans[k] = w, r->u_slot[k] = r->src[i] + 1 + w, k++;
+        if (prepare(r, k, prompts, lens, st, err)) return -1;
+        return score_units(r, k, logp, st, err);
     }
-    return rc;
+    int width = r->S > 1 ? r->S - 1 : 1, first_slot = r->S > 1 ? 1 : 0;
+    for (int a0 = 0; a0 < A; a0 += width) {
+        int k = A - a0 < width ? A - a0 : width;
+        for (int u = 0; u < k; u++) r->u_note[u] = 0, r->u_ans[u] = a0 + u, r->u_slot[u] = first_slot + u;
+        if ((first_slot > 0 || a0 > 0) && prepare(r, k, prompts, lens, st, err)) return -1;
+        if (score_units(r, k, logp, st, err)) return -1;
+    }
+    return 0;
 }
 
 // ---------------------------------------------------------------------------------------

@@ -8,12 +8,14 @@
 // constrained decoding (constrain.h) only approximates token by token; p is a confidence a
 // person can sort the notes by.
 //
-// How it runs on a forward (decoder.h's backend): the prompt is prefilled into slot 0 and the
-// tokens every answer starts with (the response prefix, mostly) are fed there once; then the
-// answers go through the other slots, batch - 1 at a time, one step a token, each slot a copy
-// of slot 0 (copy_slot) or, on a backend without it, the same prefill and steps again. Steps
-// compute every row alike whatever the batch (decoder.h), so logp does not depend on the batch
-// size or on the backend's having copy_slot.
+// How it runs on a forward (decoder.h's backend): each note's prompt is prefilled into a slot of
+// its own and the tokens every answer starts with (the response prefix, mostly) are fed there
+// once; then the answers run in the other slots, one step a token, each slot a copy of its
+// note's (copy_slot) or, on a backend without it, the same prefill and steps again. With
+// enough slots several notes go at once (all their answers in each step); with fewer slots
+// than answers, one note's answers a chunk at a time. On the CPU steps compute every row alike
+// whatever the batch (decoder.h), so logp does not depend on the number of slots or notes, or
+// on the backend's having copy_slot.
 #ifndef VET_RANK_H
 #define VET_RANK_H
 
@@ -48,10 +50,16 @@ typedef struct vet_ranker vet_ranker;
 vet_ranker *vet_ranker_new(const vet_infer_backend *be, int V, const vet_rank_answers *a, vet_err *err);
 void vet_ranker_free(vet_ranker *r);  // safe with NULL
 
-// logp[a] for every answer a (a->count of them) to the prompt. stats (may be NULL) is added
-// to: the prompt's prefills as prefill, the answers' steps as steps.
-int vet_ranker_score(vet_ranker *r, const int32_t *prompt, int n_prompt, double *logp, vet_gen_stats *stats,
-                     vet_err *err);
+// How many notes one vet_ranker_score call takes: with at least answers + 1 slots, as many
+// notes as have a slot for their prompt and one for each answer (all their answers then step
+// together); with fewer, one (its answers a chunk of slots at a time).
+int vet_ranker_notes(const vet_ranker *r);
+
+// logp[i * count_of_answers + a] for every answer a to each of prompts[0..count) (lens[i]
+// tokens each; 1 <= count <= vet_ranker_notes). stats (may be NULL) is added to: the prompts'
+// prefills as prefill, the answers' steps as steps.
+int vet_ranker_score(vet_ranker *r, const int32_t *const *prompts, const int *lens, int count, double *logp,
+                     vet_gen_stats *stats, vet_err *err);
 
 // p[a] = softmax(logp)[a] (computed in double, the largest subtracted first), and order[0..count)
 // the answers by p, best first (ties: table order). *log_total (may be NULL) = log sum exp(logp),

@@ -83,12 +83,14 @@ constrain_ok() {
 }
 check generate_device_constrain_equals_cpu constrain_ok
 
-# 3b. --rank on the device: the slots filled by copies on the device (batch 16), or each
-# answer's prompt prefilled again in a single slot (batch 1): the CPU's ranking, logp within
-# fp32 summation order.
+# 3b. --rank on the device: the slots filled by copies on the device, a chunk of one note's
+# answers at a time (batch 16) or two notes' answers together (batch 40, 2 x (17 labels + 1)),
+# or each answer's prompt prefilled again in a single slot (batch 1): the CPU's ranking, logp
+# within fp32 summation order.
 gen "$tmp/cpu-r.pred" -q -b 2 --device cpu --rank 5 --constrain "$VET_TOP/data/codes.tsv"
 gen "$tmp/cuda-r16.pred" -q -b 16 --device cuda --fp32 --rank 5 --constrain "$VET_TOP/data/codes.tsv"
 gen "$tmp/cuda-r1.pred" -q -b 1 --device cuda --fp32 --rank 5 --constrain "$VET_TOP/data/codes.tsv"
+gen "$tmp/cuda-r40.pred" -q -b 40 --device cuda --fp32 --rank 5 --constrain "$VET_TOP/data/codes.tsv"
 rank_close() {  # rank_close A B: every note ranks the same labels, logp within 1e-5 relative
     /usr/bin/python3 - "$DUMP" "$1" "$2" <<'PY' || return 1
 import json, subprocess, sys
@@ -104,7 +106,10 @@ for x, y in zip(a, b):
         assert abs(r["logp"] - q["logp"]) <= 1e-5 * max(1, abs(q["logp"])), (x["id"], r, q)
 PY
 }
-rank_ok() { rank_close "$tmp/cpu-r.pred" "$tmp/cuda-r16.pred" && rank_close "$tmp/cpu-r.pred" "$tmp/cuda-r1.pred"; }
+rank_ok() {
+    rank_close "$tmp/cpu-r.pred" "$tmp/cuda-r16.pred" && rank_close "$tmp/cpu-r.pred" "$tmp/cuda-r1.pred" &&
+        rank_close "$tmp/cpu-r.pred" "$tmp/cuda-r40.pred"
+}
 check generate_device_rank_close_to_cpu rank_ok
 
 # 4. With a LoRA adapter (merged on the host before the upload).

@@ -72,7 +72,9 @@ static void score_with(const vet_model *m, const vet_rank_answers *a, int n_slot
     vet_gen_stats st = {0};
     vet_ranker *r = vet_ranker_new(&be, m->cfg.vocab_size, a, &err);
     CHECK(r != NULL);
-    if (vet_ranker_score(r, prompt, np, logp, &st, &err)) fprintf(stderr, "%s\n", err.msg), abort();
+    const int32_t *const prompts[] = {prompt};
+    CHECK(vet_ranker_notes(r) == (n_slots >= a->count + 1 ? n_slots / (a->count + 1) : 1));
+    if (vet_ranker_score(r, prompts, &np, 1, logp, &st, &err)) fprintf(stderr, "%s\n", err.msg), abort();
     // Every answer's ids after the shared part went through a step except its EOS, and the
     // shared part once on slot 0 (more without copy_slot, or with one slot).
     int64_t own = 0;
@@ -106,6 +108,44 @@ static void check_variant(int variant) {
         for (int copy = 0; copy < 2; copy++) {
             score_with(&m, &a, widths[w], copy, prompt, 23, other);
             CHECK(memcmp(other, got, sizeof got) == 0);
+        }
+    vet_rank_answers_free(&a);
+    vet_model_free(&m);
+}
+
+// Several notes at once (their answers in the same steps) give each note's logp alone, bit for
+// bit, with copies and without; a round of fewer notes than the ranker takes too.
+static void test_notes_together(void) {
+    vet_model m;
+    tiny_model(&m, VAR_LLAMA, &SHAPE, 3);
+    int V = m.cfg.vocab_size;
+    vet_rank_answers a = make_answers();
+    vet_rng rng;
+    vet_rng_seed(&rng, 9);
+    enum { NOTES = 3 };
+    int lens[NOTES] = {17, 6, 29};
+    int32_t p0[17], p1[6], p2[29];
+    const int32_t *const prompts[NOTES] = {p0, p1, p2};
+    random_prompt(&rng, p0, 17, V), random_prompt(&rng, p1, 6, V), random_prompt(&rng, p2, 29, V);
+    double alone[NOTES][N_ANS];
+    for (int i = 0; i < NOTES; i++) score_with(&m, &a, N_ANS + 1, 1, prompts[i], lens[i], alone[i]);
+    vet_err err;
+    for (int copy = 0; copy < 2; copy++)
+        for (int extra = 0; extra < 2; extra++) {  // exactly NOTES notes' slots, or more than that
+            vet_infer *s = vet_infer_new(&m, NOTES * (N_ANS + 1) + extra * 4, &err);
+            vet_infer_backend be;
+            vet_infer_backend_of(s, &be);
+            if (!copy) be.copy_slot = NULL;
+            vet_ranker *r = vet_ranker_new(&be, V, &a, &err);
+            CHECK(r && vet_ranker_notes(r) == NOTES);
+            double got[NOTES * N_ANS], two[2 * N_ANS];
+            CHECK(vet_ranker_score(r, prompts, lens, NOTES, got, NULL, &err) == 0);
+            CHECK(memcmp(got, alone, sizeof got) == 0);
+            CHECK(vet_ranker_score(r, prompts + 1, lens + 1, 2, two, NULL, &err) == 0);
+            CHECK(memcmp(two, alone[1], sizeof two) == 0);
+            CHECK(vet_ranker_score(r, prompts, lens, NOTES + 1, got, NULL, &err) == -1);  // more than it takes
+            vet_ranker_free(r);
+            vet_infer_free(s);
         }
     vet_rank_answers_free(&a);
     vet_model_free(&m);
@@ -154,6 +194,7 @@ static void test_order(void) {
 int main(void) {
     vet_set_threads(1);
     RUN(test_logp_matches_oracle);
+    RUN(test_notes_together);
     RUN(test_common_prefix);
     RUN(test_order);
     CHECK_EXIT();
