@@ -68,6 +68,16 @@ static int ens_step(void *state, const int *slots, const int32_t *tokens, int n,
     return 0;
 }
 
+// Every member's slot copied (when every member can: else the ensemble has no copy_slot).
+static int ens_copy_slot(void *state, int dst, int src, vet_err *err) {
+    vet_ensemble *e = state;
+    for (int k = 0; k < e->k; k++) {
+        const vet_infer_backend *m = &e->members[k];
+        if (m->copy_slot(m->state, dst, src, err) < 0) return vet_err_prefix(err, "ensemble member %d", k + 1);
+    }
+    return 0;
+}
+
 vet_ensemble *vet_ensemble_new(const vet_infer_backend *members, int k, int V, int n_slots, vet_err *err) {
     if (k < 1) return vet_errf(err, "an ensemble needs at least one model"), NULL;
     if (V < 1 || n_slots < 1) return vet_errf(err, "ensemble of V %d, %d slots", V, n_slots), NULL;
@@ -106,7 +116,9 @@ void vet_ensemble_backend(vet_ensemble *e, vet_infer_backend *be) {
     be->step = ens_step;
     be->prefill_batch = NULL;  // prompts one at a time through each member's prefill
     be->step_greedy = NULL;    // the average of the members' logits is chosen from
-    be->copy_slot = NULL;      // each answer's slot prefills the prompt in every member
+    int copies = 1;
+    for (int k = 0; k < e->k; k++) copies &= e->members[k].copy_slot != NULL;
+    be->copy_slot = copies ? ens_copy_slot : NULL;  // without: each answer's slot prefills again
 }
 
 vet_ensemble *vet_ensemble_new_cpu(const vet_model *models, int k, int n_slots, vet_err *err) {

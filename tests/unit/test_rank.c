@@ -9,6 +9,7 @@
 
 #include "check.h"
 #include "generate/decoder.h"
+#include "generate/ensemble.h"
 #include "generate/rank.h"
 #include "base/rng.h"
 #include "tiny_models.h"
@@ -151,6 +152,37 @@ static void test_notes_together(void) {
     vet_model_free(&m);
 }
 
+// An ensemble copies every member's slot: the same bits as each answer's slot prefilled again.
+static void test_ensemble_copies(void) {
+    vet_model m[2];
+    tiny_model(&m[0], VAR_LLAMA, &SHAPE, 21), tiny_model(&m[1], VAR_LLAMA, &SHAPE, 22);
+    int V = m[0].cfg.vocab_size;
+    vet_rank_answers a = make_answers();
+    vet_rng rng;
+    vet_rng_seed(&rng, 4);
+    int32_t prompt[13];
+    random_prompt(&rng, prompt, 13, V);
+    const int32_t *const prompts[] = {prompt};
+    int len = 13;
+    double got[2][N_ANS];
+    vet_err err;
+    for (int copy = 0; copy < 2; copy++) {
+        vet_ensemble *e = vet_ensemble_new_cpu(m, 2, 2 * (N_ANS + 1), &err);
+        CHECK(e != NULL);
+        vet_infer_backend be;
+        vet_ensemble_backend(e, &be);
+        CHECK(be.copy_slot != NULL);
+        if (!copy) be.copy_slot = NULL;
+        vet_ranker *r = vet_ranker_new(&be, V, &a, &err);
+        CHECK(r && vet_ranker_score(r, prompts, &len, 1, got[copy], NULL, &err) == 0);
+        vet_ranker_free(r);
+        vet_ensemble_free(e);
+    }
+    CHECK(memcmp(got[0], got[1], sizeof got[0]) == 0);
+    vet_rank_answers_free(&a);
+    vet_model_free(&m[0]), vet_model_free(&m[1]);
+}
+
 static void test_logp_matches_oracle(void) {
     check_variant(VAR_LLAMA);
     check_variant(VAR_LLAMA3);
@@ -195,6 +227,7 @@ int main(void) {
     vet_set_threads(1);
     RUN(test_logp_matches_oracle);
     RUN(test_notes_together);
+    RUN(test_ensemble_copies);
     RUN(test_common_prefix);
     RUN(test_order);
     CHECK_EXIT();
