@@ -155,6 +155,22 @@ PY
 }
 check pipeline_constrain_codes constrain_ok
 
+# 2d'. RANK: every code of the table scored (vet-generate --rank), only generate and eval rerun,
+# and metrics.json holds the ranking; RANK without a table is refused before anything runs.
+rank_ok() {
+    local s
+    s=$(stages "${small[@]}" RANK=3)
+    [ "$s" = "vet-eval vet-generate " ] || { echo "RANK=3 would rerun: $s" >&2; return 1; }
+    pipe "${small[@]}" RANK=3 >"$tmp/rank.log" 2>&1 || { tail -5 "$tmp/rank.log" >&2; return 1; }
+    grep -q -- "--constrain $VET_TOP/data/codes.tsv --rank 3" "$tmp/out/.args/generate" || return 1
+    s=$(json "$tmp/out/metrics.json" '["ranking"]["hit_at"]["3"] >= json.load(open(sys.argv[1]))["accuracy"]')
+    [ "$s" = True ] || { echo "metrics.json: no ranking, or hit@3 below the accuracy" >&2; return 1; }
+    pipe "${small[@]}" RANK=3 CONSTRAIN= >"$tmp/rank.log" 2>&1 && return 1
+    grep -q "RANK=3 scores the labels of a table" "$tmp/rank.log" || { cat "$tmp/rank.log" >&2; return 1; }
+    pipe "${small[@]}" >"$tmp/rank.log" 2>&1  # back to generating, for the checks below
+}
+check pipeline_rank rank_ok
+
 # 2e. ENSEMBLE: from scratch the test split is decoded by three refits as one (vet-generate
 # --model three times), trained with seeds 42 (vet-train's default), 142 and 242; ENSEMBLE=K
 # changes only generate and eval, plus the training of members that do not exist yet.
