@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <zstd.h>
 
 #include "base/err.h"
 
@@ -40,6 +41,21 @@ static inline void fz_path(char *buf, size_t n, const char *name) { snprintf(buf
 static inline void fz_write(const char *path, const void *data, size_t n) {
     FILE *f = fopen(path, "wb");
     if (!f || (n && fwrite(data, 1, n, f) != n) || fclose(f) != 0) { perror(path); abort(); }
+}
+
+// data compressed into one zstd frame (with its checksum) at path: a stream harness's way past
+// the framing to the msgpack objects inside.
+static inline void fz_write_zstd(const char *path, const void *data, size_t n) {
+    size_t cap = ZSTD_compressBound(n);
+    void *z = malloc(cap);
+    ZSTD_CCtx *cc = ZSTD_createCCtx();
+    if (!z || !cc) abort();
+    ZSTD_CCtx_setParameter(cc, ZSTD_c_checksumFlag, 1);
+    size_t zn = ZSTD_compress2(cc, z, cap, data, n);
+    if (ZSTD_isError(zn)) abort();
+    fz_write(path, z, zn);
+    ZSTD_freeCCtx(cc);
+    free(z);
 }
 
 // Reads a whole file into a malloc'd buffer (NULL when it cannot).

@@ -10,7 +10,7 @@ out=$1 bin=$2 harn=$3
 top=$(cd "$(dirname "$0")/../.." && pwd)
 fx=$top/tests/fixtures
 mkdir -p "$out"
-for h in csv notes stream safetensors config adapter spm bpe gguf gguf_tokenizer; do
+for h in csv notes stream safetensors config adapter spm bpe gguf gguf_tokenizer predictions; do
     rm -rf "${out:?}/$h"; mkdir -p "$out/$h"
     cp "$top/tests/fuzz/corpus/$h/"* "$out/$h/" 2>/dev/null
 done
@@ -34,6 +34,18 @@ if [ -n "${VET_SHARED:-}" ] && [ -f "$VET_SHARED/data/dlo/dlo_notes.csv" ]; then
     { printf '\x01'; head -c 30000 "$VET_SHARED/data/dlo/dlo_alpaca.json" | sed '$d'; echo '}]'; } >"$out/notes/dlo-alpaca"
 fi
 
+# Predictions as vet-eval reads them: mode byte 0 CSV, 1 JSON lines, 2 a stream file, 3 a stream's
+# msgpack (the harness compresses it); the ranked fixture (vet-generate --rank's lists) in each.
+prefixed 00 "$fx/eval/small.csv" "$out/predictions/csv"
+prefixed 01 "$fx/eval/small.jsonl" "$out/predictions/jsonl"
+prefixed 01 "$fx/eval/ranked.jsonl" "$out/predictions/ranked-jsonl"
+mkpreds=$top/build/rel/tests/helpers/vet-mkpreds
+if [ -x "$mkpreds" ] && "$mkpreds" "$fx/eval/ranked.jsonl" "$out/predictions/ranked.tmp" 2>/dev/null; then
+    prefixed 02 "$out/predictions/ranked.tmp" "$out/predictions/ranked-stream"
+    { printf '\x03'; zstd -dc "$out/predictions/ranked.tmp"; } >"$out/predictions/ranked-msgpack" 2>/dev/null
+    rm -f "$out/predictions/ranked.tmp"
+fi
+
 # A tokenizer (needs spm_train), then streams made by the programs from the fixture notes.
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/vet-seeds.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
@@ -55,6 +67,6 @@ fi
 for h in adapter safetensors; do
     [ -x "$harn/fuzz_$h" ] && FUZZ_WRITE_SEEDS="$out/$h" "$harn/fuzz_$h" -runs=0 >/dev/null 2>&1
 done
-for h in csv notes stream safetensors config adapter spm bpe gguf gguf_tokenizer; do
+for h in csv notes stream safetensors config adapter spm bpe gguf gguf_tokenizer predictions; do
     echo "seeds: $h $(ls "$out/$h" | wc -l) files"
 done

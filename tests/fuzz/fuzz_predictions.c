@@ -1,0 +1,67 @@
+// fuzz_predictions.c — what vet-eval reads (lib/eval/predictions.h) and reports (report.h) on
+// arbitrary input: the CSV and JSON lines readers, the predictions stream's records (gold, pred,
+// and vet-generate --rank's `ranked` lists) and the metrics over them. The first byte picks the
+// form of the rest: 0 CSV, 1 JSON lines, 2 a stream file as it is, 3 msgpack that the harness
+// compresses into a zstd frame first (header, records, trailer: the fuzzer reaches the records).
+// Promises checked: a report is built or an error says why; every rate is in [0, 1]; hit@k
+// never falls as k grows; the selective rows keep fewer notes as the coverage falls.
+#include "fuzz_util.h"
+
+#include "eval/predictions.h"
+#include "eval/report.h"
+
+static FILE *devnull;
+
+int LLVMFuzzerInitialize(int *argc, char ***argv) {
+    devnull = fopen("/dev/null", "w");
+    return devnull ? 0 : -1;
+}
+
+static int rate(double x) { return x >= 0 && x <= 1; }
+
+static void check_ranking(const vet_ranking *k, size_t n) {
+    if (k->kmax == 0) return;
+    if (k->n != n || !rate(k->mrr) || !rate(k->ece) || !rate(k->brier)) abort();
+    for (size_t i = 0; i < k->kmax; i++)
+        if (!rate(k->hit_at[i]) || (i > 0 && k->hit_at[i] < k->hit_at[i - 1])) abort();
+    if (k->mrr > k->hit_at[k->kmax - 1] || k->mrr < k->hit_at[0]) abort();  // between hit@1 and hit@kmax
+    for (int r = 0; r < VET_SELECTIVE_ROWS; r++) {
+        const vet_selective *s = &k->selective[r];
+        if (s->notes < 1 || s->notes > n || !rate(s->accuracy) || !rate(s->threshold)) abort();
+        if (r > 0 && (s->notes > k->selective[r - 1].notes || s->threshold < k->selective[r - 1].threshold)) abort();
+    }
+}
+
+static void report(const char *path, int format) {
+    vet_eval_opts o = vet_eval_defaults();
+    o.predictions = path, o.format = format, o.bootstrap = 20;
+    vet_report r;
+    vet_err err = {0};
+    if (vet_report_build(&o, &r, &err) == 0) {
+        size_t n = vet_eval_n(r.samples);
+        if (n == 0 || !rate(r.m.accuracy) || !rate(r.base_acc)) abort();
+        check_ranking(&r.rank, n);
+        if (vet_report_print(devnull, &r) != 0) abort();
+        char json[300];
+        fz_path(json, sizeof json, "report.json");
+        err.msg[0] = 0;
+        if (vet_report_write_json(&r, json, &err) != 0) fz_check_msg(&err);
+    } else {
+        fz_check_msg(&err);
+    }
+    vet_report_free(&r);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+    if (size < 1) return 0;
+    static const int formats[4] = {VET_PRED_CSV, VET_PRED_JSONL, VET_PRED_SNIFF, VET_PRED_SNIFF};
+    int mode = data[0] & 3;
+    char path[300];
+    fz_path(path, sizeof path, "preds");
+    if (mode == 3)
+        fz_write_zstd(path, data + 1, size - 1);
+    else
+        fz_write(path, data + 1, size - 1);
+    report(path, formats[mode]);
+    return 0;
+}
