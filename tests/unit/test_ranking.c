@@ -7,30 +7,12 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "eval_files.h"
 #include "eval/predictions.h"
 #include "eval/ranking.h"
 #include "eval/report.h"
 #include "io/mp.h"
 #include "io/stream.h"
-
-static char dir[256];
-
-static const char *fixture(const char *name) {
-    static char p[2][600];
-    static int k;
-    k ^= 1;
-    const char *top = getenv("VET_TOP");
-    snprintf(p[k], sizeof p[k], "%s/tests/fixtures/eval/%s", top && *top ? top : ".", name);
-    return p[k];
-}
-
-static const char *tmp_path(const char *name) {
-    static char p[8][600];
-    static int k;
-    k = (k + 1) % 8;
-    snprintf(p[k], sizeof p[k], "%s/%s", dir, name);
-    return p[k];
-}
 
 static const char *write_tmp(const char *name, const char *text) {
     const char *path = tmp_path(name);
@@ -460,8 +442,7 @@ static void mix_names_first(void) {
 }
 
 int main(void) {
-    snprintf(dir, sizeof dir, "%s/vet-test-ranking.XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
-    if (!mkdtemp(dir)) return 1;
+    if (eval_dir_make("ranking")) return 1;
     RUN(hand_computed);
     RUN(one_note);
     RUN(calibration_bins);
@@ -471,8 +452,6 @@ int main(void) {
     RUN(bad_jsonl_ranked);
     RUN(bad_stream_ranked);
     RUN(mix_names_first);
-    char cmd[600];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    if (system(cmd) != 0) return 1;
+    if (eval_dir_remove()) return 1;
     CHECK_EXIT();
 }

@@ -5,29 +5,11 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "eval_files.h"
 #include "eval/predictions.h"
 #include "eval/report.h"
 #include "io/mp.h"
 #include "io/stream.h"
-
-static char dir[256];
-
-static const char *fixture(const char *name) {
-    static char p[2][600];
-    static int k;
-    k ^= 1;
-    const char *top = getenv("VET_TOP");
-    snprintf(p[k], sizeof p[k], "%s/tests/fixtures/eval/%s", top && *top ? top : ".", name);
-    return p[k];
-}
-
-static const char *tmp_path(const char *name) {
-    static char p[2][600];
-    static int k;
-    k ^= 1;
-    snprintf(p[k], sizeof p[k], "%s/%s", dir, name);
-    return p[k];
-}
 
 // A stream of kind with one record per entry of sets: key -> the labels of sets[i] (';'-separated).
 // For "packed" every record holds all the sets under "codes" as one row.
@@ -163,13 +145,10 @@ static void failures(void) {
 }
 
 int main(void) {
-    snprintf(dir, sizeof dir, "%s/vet-test-report.XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
-    if (!mkdtemp(dir)) return 1;
+    if (eval_dir_make("report")) return 1;
     RUN(numbers_and_baseline);
     RUN(table_and_json);
     RUN(failures);
-    char cmd[600];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    if (system(cmd) != 0) return 1;
+    if (eval_dir_remove()) return 1;
     CHECK_EXIT();
 }

@@ -5,20 +5,11 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "eval_files.h"
 #include "eval/report.h"
 #include "eval/shards.h"
 #include "io/mp.h"
 #include "io/stream.h"
-
-static char dir[256];
-
-static const char *tmp_path(const char *name) {
-    static char p[8][600];
-    static int k;
-    k = (k + 1) % 8;
-    snprintf(p[k], sizeof p[k], "%s/%s", dir, name);
-    return p[k];
-}
 
 // Note g of the input: id "n<g>", gold {"A"} or {"B"}, a prediction right for about half.
 static void pack_note(msgpack_packer *pk, int g) {
@@ -161,14 +152,11 @@ static void refused_sets(void) {
 }
 
 int main(void) {
-    snprintf(dir, sizeof dir, "%s/vet-test-shards.XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
-    if (!mkdtemp(dir)) return 1;
+    if (eval_dir_make("shards")) return 1;
     RUN(sizes);
     RUN(set_checks);
     RUN(merged_equals_unsharded);
     RUN(refused_sets);
-    char cmd[600];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    if (system(cmd) != 0) return 1;
+    if (eval_dir_remove()) return 1;
     CHECK_EXIT();
 }
