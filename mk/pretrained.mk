@@ -69,5 +69,10 @@ demo-pretrained: all $(SMOLLM2_GGUF) $(if $(PRETRAINED_SHARED),,$(DATA_OUT)/note
 	  $(PRETRAINED_OUT)/zero-shot-constrained.msgpack.zst >/dev/null && \
 	t0=$$(date +%s) && $(PRETRAINED_PIPE) train && echo $$(( $$(date +%s) - t0 )) >$(PRETRAINED_OUT)/train_s && \
 	$(PRETRAINED_PIPE) eval && \
+	echo "demo-pretrained: every code scored (vet-generate --rank 3 with the adapter)" && \
+	$(BIN)/vet-generate -q --model $(SMOLLM2_GGUF) --adapter $(PRETRAINED_OUT)/model --constrain $(PRETRAINED_CODES) \
+	  --rank 3 $(PRETRAINED_OUT)/rows/test.msgpack.zst -o $(PRETRAINED_OUT)/ranked.msgpack.zst && \
+	$(BIN)/vet-eval -q --codes $(PRETRAINED_CODES) --bootstrap 1000 --json $(PRETRAINED_OUT)/ranked.json \
+	  $(PRETRAINED_OUT)/ranked.msgpack.zst >/dev/null && \
 	mk/pretrained_summary.sh $(PRETRAINED_OUT) $(PRETRAINED_NOTES) && \
 	printf '  whole demo: %s s; every intermediate file is in %s/\n' "$$(( $$(date +%s) - start ))" "$(PRETRAINED_OUT)"
