@@ -16,8 +16,34 @@ void vet_rank_answers_free(vet_rank_answers *a) {
     memset(a, 0, sizeof *a);
 }
 
-static int same_ids(const int32_t *x, int nx, const int32_t *y, int ny) {
-    return nx == ny && memcmp(x, y, (size_t)nx * sizeof *x) == 0;
+// Answers i and j in the order of their ids (then their length): sorting by it puts two labels
+// that encode alike next to each other.
+static int cmp_answers(const void *x, const void *y, void *answers) {
+    const vet_rank_answers *a = answers;
+    int i = *(const int *)x, j = *(const int *)y, n = a->n[i] < a->n[j] ? a->n[i] : a->n[j];
+    for (int t = 0; t < n; t++)
+        if (a->ids[i][t] != a->ids[j][t]) return a->ids[i][t] < a->ids[j][t] ? -1 : 1;
+    if (a->n[i] != a->n[j]) return a->n[i] < a->n[j] ? -1 : 1;
+    return (i > j) - (i < j);
+}
+
+// Two labels whose answers are the same ids could not be told apart: VET_E_INPUT naming both.
+// Found by sorting (n log n: a table may hold many thousand labels), not by comparing pairs.
+static int check_distinct(const vet_rank_answers *a, const vet_labels *table, vet_err *err) {
+    int *order = malloc((size_t)a->count * sizeof *order);
+    if (!order) return vet_err_nomem(err, "out of memory");
+    for (int i = 0; i < a->count; i++) order[i] = i;
+    qsort_r(order, (size_t)a->count, sizeof *order, cmp_answers, (void *)a);
+    int rc = 0;
+    for (int k = 1; k < a->count && rc == 0; k++) {
+        int i = order[k - 1], j = order[k];
+        if (a->n[i] == a->n[j] && memcmp(a->ids[i], a->ids[j], (size_t)a->n[i] * sizeof(int32_t)) == 0)
+            rc = vet_err_kindf(err, VET_E_INPUT, "labels \"%s\" and \"%s\" are the same tokens: the model cannot "
+                               "tell them apart", vet_labels_label(table, (size_t)(i < j ? i : j)),
+                               vet_labels_label(table, (size_t)(i < j ? j : i)));
+    }
+    free(order);
+    return rc;
 }
 
 // The label's answer, as vet-tokenize encodes a response: encode(prefix + label), then EOS.
@@ -38,16 +64,11 @@ static int encode_answer(vet_rank_answers *a, int i, const vet_tokenizer *tok, c
     return 0;
 }
 
-static int check_answer(const vet_rank_answers *a, int i, const char *label, const vet_labels *table, int V,
-                        vet_err *err) {
+static int check_answer(const vet_rank_answers *a, int i, const char *label, int V, vet_err *err) {
     for (int t = 0; t < a->n[i]; t++)
         if (a->ids[i][t] < 0 || a->ids[i][t] >= V)
             return vet_err_kindf(err, VET_E_INPUT, "label \"%s\": its answer's token %d (id %d) is outside the "
                                  "model's vocabulary [0, %d)", label, t, a->ids[i][t], V);
-    for (int j = 0; j < i; j++)
-        if (same_ids(a->ids[i], a->n[i], a->ids[j], a->n[j]))
-            return vet_err_kindf(err, VET_E_INPUT, "labels \"%s\" and \"%s\" are the same tokens: the model "
-                                 "cannot tell them apart", vet_labels_label(table, (size_t)j), label);
     return 0;
 }
 
@@ -76,9 +97,10 @@ int vet_rank_answers_build(vet_rank_answers *a, const vet_tokenizer *tok, const 
     a->count = (int)m;
     for (int i = 0; i < a->count; i++) {
         const char *label = vet_labels_label(table, (size_t)i);
-        if (encode_answer(a, i, tok, prefix, label, eos, err) || check_answer(a, i, label, table, V, err))
+        if (encode_answer(a, i, tok, prefix, label, eos, err) || check_answer(a, i, label, V, err))
             return vet_rank_answers_free(a), -1;
     }
+    if (check_distinct(a, table, err)) return vet_rank_answers_free(a), -1;
     a->common = vet_rank_common_prefix(a);
     return 0;
 }

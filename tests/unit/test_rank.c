@@ -6,12 +6,15 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "check.h"
 #include "generate/decoder.h"
 #include "generate/ensemble.h"
 #include "generate/rank.h"
 #include "base/rng.h"
+#include "data/labels.h"
+#include "data/tokenizer.h"
 #include "tiny_models.h"
 
 static const tiny_shape SHAPE = {40, 56, 4, 2, 10, 61, 256, 32, 5000.0f, 8.0f};
@@ -204,6 +207,43 @@ static void test_common_prefix(void) {
     CHECK(vet_rank_common_prefix(&a) == 3);  // one answer: all but its EOS
 }
 
+// The answers of a table as vet-tokenize encodes responses, and the refusal of two labels that
+// encode alike: a byte-level BPE tokenizer with NFC makes "é" (U+00E9) and "e" U+0301 the same
+// piece. Pieces: e, Ã, ©, é (3), !, and the EOS </s> (5).
+static void test_answers_from_tokenizer(void) {
+    char dir[] = "/tmp/vet-test-rank.XXXXXX", path[300];
+    CHECK(mkdtemp(dir) != NULL);
+    snprintf(path, sizeof path, "%s/tokenizer.json", dir);
+    FILE *f = fopen(path, "w");
+    fputs("{\"added_tokens\": [{\"id\": 5, \"content\": \"</s>\", \"special\": true}],"
+          " \"normalizer\": {\"type\": \"NFC\"},"
+          " \"pre_tokenizer\": {\"type\": \"ByteLevel\", \"add_prefix_space\": false, \"use_regex\": false},"
+          " \"decoder\": {\"type\": \"ByteLevel\"}, \"model\": {\"type\": \"BPE\", \"vocab\": {\"e\": 0,"
+          " \"\\u00c3\": 1, \"\\u00a9\": 2, \"\\u00c3\\u00a9\": 3, \"!\": 4, \"\\u00cc\": 6, \"\\u0123\": 7},"
+          " \"merges\": [\"\\u00c3 \\u00a9\"]}}", f);
+    fclose(f);
+    vet_err err;
+    vet_tokenizer *tok = vet_tokenizer_load(path, &err);
+    if (!tok) fprintf(stderr, "%s\n", err.msg);
+    CHECK(tok != NULL);
+    vet_labels *t = vet_labels_new();
+    CHECK(vet_labels_add(t, "e!", NULL, &err) == 0 && vet_labels_add(t, "\xc3\xa9", NULL, &err) == 0);
+    vet_rank_answers a;
+    CHECK(vet_rank_answers_build(&a, tok, "e", t, 5, 8, &err) == 0);
+    CHECK(a.count == 2 && a.n[0] == 4 && a.n[1] == 3 && a.common == 1);  // e e ! </s>; e é </s>
+    CHECK(a.ids[0][0] == 0 && a.ids[0][1] == 0 && a.ids[0][2] == 4 && a.ids[0][3] == 5);
+    CHECK(a.ids[1][1] == 3 && a.ids[1][2] == 5);
+    vet_rank_answers_free(&a);
+    CHECK(vet_rank_answers_build(&a, tok, "e", t, 9, 8, &err) == -1 && err.kind == VET_E_INPUT);  // EOS past V
+    CHECK(vet_labels_add(t, "e\xcc\x81", NULL, &err) == 0);  // "e" U+0301: NFC makes it "é"
+    CHECK(vet_rank_answers_build(&a, tok, "e", t, 5, 8, &err) == -1 && err.kind == VET_E_INPUT);
+    CHECK(strstr(err.msg, "are the same tokens") && strstr(err.msg, "\"\xc3\xa9\" and \"e\xcc\x81\""));
+    CHECK(a.count == 0 && a.ids == NULL);
+    vet_labels_free(t);
+    vet_tokenizer_free(tok);
+    unlink(path), rmdir(dir);
+}
+
 static void test_order(void) {
     vet_err err;
     double logp[] = {-3.0, -1.0, -2.0, -1.0, -40.0}, p[5], lt;
@@ -229,6 +269,7 @@ int main(void) {
     RUN(test_notes_together);
     RUN(test_ensemble_copies);
     RUN(test_common_prefix);
+    RUN(test_answers_from_tokenizer);
     RUN(test_order);
     CHECK_EXIT();
 }
