@@ -348,7 +348,7 @@ static int fill_ranked(vet_generate_job *j, vet_prediction *p, const double *log
                        double ms, vet_err *err) {
     const vet_rank_answers *a = &j->answers;
     double log_total;
-    if (vet_rank_order(logp, a->count, prob, order, &log_total, err)) return -1;
+    vet_rank_order(logp, a->count, prob, order, &log_total);
     vet_gen_result r = {0, a->ids[order[0]], a->n[order[0]], 1, ms};
     if (vet_prediction_fill(p, &r, j->tok, j->vocab, j->eos, j->n_eos, err)) return -1;
     int k = ranked_count(j);
@@ -485,7 +485,7 @@ static int check_count(const vet_generate_job *j, vet_err *err) {
 int vet_generate_run(vet_generate_job *j, vet_err *err) {
     const vet_generate_opts *o = &j->o;
     vet_prompt_limits lim = {.vocab = j->V, .max_pos = j->max_pos, .max_new = o->max_new};
-    if (o->rank > 0) lim.max_new = longest_answer(j);  // it must fit beside each prompt
+    if (o->rank > 0) lim.max_new = longest_answer(j), lim.ranked = 1;  // it must fit beside each prompt
     vet_prompts_limit(j->in, &lim);
     if (count_input(j, &lim, err)) return -1;
     vet_predictions_header h = header_of(j);

@@ -166,9 +166,9 @@ static int check_limits(const vet_prompts *p, const vet_prompt *out, vet_err *er
     // never fed back).
     long need = (long)out->n_prompt + (l->max_new > 0 ? l->max_new - 1 : 0);
     if (l->max_pos > 0 && need > l->max_pos)
-        return vet_err_kindf(err, VET_E_USAGE, "note %s: a prompt of %d tokens and --max-new %d need %ld positions, "
+        return vet_err_kindf(err, VET_E_USAGE, "note %s: a prompt of %d tokens and %s %d need %ld positions, "
                              "but the device KV cache holds --max-len %d (raise --max-len)", out->id, out->n_prompt,
-                             l->max_new, need, l->max_pos);
+                             l->ranked ? "the longest --rank answer, of" : "--max-new", l->max_new, need, l->max_pos);
     for (int i = 0; l->vocab > 0 && i < out->n_prompt; i++)
         if (out->prompt[i] < 0 || out->prompt[i] >= l->vocab) {
             vet_errf(err, "note %s: prompt token %d is outside the model's vocabulary [0, %d) (was the input "

@@ -43,6 +43,7 @@ typedef struct {
     int vocab;    // every token in [0, vocab); 0: not checked
     int max_pos;  // > 0: positions of a fixed KV cache (prompt + max_new - 1 must fit); 0: any
     int max_new;  // new tokens per note (the last one is never fed back)
+    int ranked;   // max_new is the longest --rank answer, not --max-new (said so when refused)
 } vet_prompt_limits;
 
 void vet_prompts_limit(vet_prompts *p, const vet_prompt_limits *l);

@@ -160,7 +160,9 @@ vet_ranker *vet_ranker_new(const vet_infer_backend *be, int V, const vet_rank_an
 
 int vet_ranker_notes(const vet_ranker *r) { return r->notes; }
 
-// log P(id) under a row of logits: row[id] - log sum exp(row), in double.
+// log P(id) under a row of logits: row[id] - log sum exp(row), in double: an answer's logp sums
+// a dozen of them and answers are told apart by the differences (the training loss's fp32
+// crossentropy would also write the row's gradient, which nothing here needs).
 static double log_prob(const float *row, int V, int id) {
     float mx = row[0];
     for (int v = 1; v < V; v++) mx = row[v] > mx ? row[v] : mx;
@@ -297,29 +299,20 @@ int vet_ranker_score(vet_ranker *r, const int32_t *const *prompts, const int *le
 // ---------------------------------------------------------------------------------------
 // The order.
 
-typedef struct {
-    double p;
-    int i;
-} ranked_item;
-
-static int by_p_desc(const void *x, const void *y) {
-    const ranked_item *a = x, *b = y;
-    if (a->p != b->p) return a->p > b->p ? -1 : 1;
-    return (a->i > b->i) - (a->i < b->i);
+// Answers by p (the context), highest first; equal p in table order.
+static int by_p_desc(const void *x, const void *y, void *p_) {
+    const double *p = p_;
+    int i = *(const int *)x, j = *(const int *)y;
+    if (p[i] != p[j]) return p[i] > p[j] ? -1 : 1;
+    return (i > j) - (i < j);
 }
 
-int vet_rank_order(const double *logp, int count, double *p, int *order, double *log_total, vet_err *err) {
+void vet_rank_order(const double *logp, int count, double *p, int *order, double *log_total) {
     double mx = -INFINITY;
     for (int i = 0; i < count; i++) mx = logp[i] > mx ? logp[i] : mx;
     double s = 0.0;
     for (int i = 0; i < count; i++) s += exp(logp[i] - mx);
-    for (int i = 0; i < count; i++) p[i] = exp(logp[i] - mx) / s;
+    for (int i = 0; i < count; i++) p[i] = exp(logp[i] - mx) / s, order[i] = i;
     if (log_total) *log_total = mx + log(s);
-    ranked_item *items = malloc((size_t)count * sizeof *items);
-    if (!items) return vet_err_nomem(err, "out of memory");
-    for (int i = 0; i < count; i++) items[i] = (ranked_item){p[i], i};
-    qsort(items, (size_t)count, sizeof *items, by_p_desc);
-    for (int i = 0; i < count; i++) order[i] = items[i].i;
-    free(items);
-    return 0;
+    qsort_r(order, (size_t)count, sizeof *order, by_p_desc, p);
 }

@@ -64,6 +64,6 @@ int vet_ranker_score(vet_ranker *r, const int32_t *const *prompts, const int *le
 // p[a] = softmax(logp)[a] (computed in double, the largest subtracted first), and order[0..count)
 // the answers by p, best first (ties: table order). *log_total (may be NULL) = log sum exp(logp),
 // the log of the answers' total probability: how much of the model's belief the table holds.
-int vet_rank_order(const double *logp, int count, double *p, int *order, double *log_total, vet_err *err);
+void vet_rank_order(const double *logp, int count, double *p, int *order, double *log_total);
 
 #endif

@@ -160,6 +160,11 @@ maxlen_ok() {
     status=$?
     [ $status -eq 2 ] && grep -q "need [0-9]* positions, but the device KV cache holds --max-len 16 (raise --max-len)" "$tmp/ml.pred.err" &&
         [ ! -e "$tmp/ml.pred" ] || { echo "exit $status: $(cat "$tmp/ml.pred.err")" >&2; return 1; }
+    # With --rank what must fit beside the prompt is the longest answer, and the message says so.
+    gen "$tmp/mlr.pred" -q --device cuda --fp32 --max-len 16 --rank 3 --constrain "$VET_TOP/data/codes.tsv"
+    status=$?
+    [ $status -eq 2 ] && grep -q "tokens and the longest --rank answer, of [0-9]* need [0-9]* positions, but the device KV cache holds --max-len 16" "$tmp/mlr.pred.err" &&
+        [ ! -e "$tmp/mlr.pred" ] || { echo "--rank: exit $status: $(cat "$tmp/mlr.pred.err")" >&2; return 1; }
 }
 check generate_device_max_len_refused maxlen_ok
 
