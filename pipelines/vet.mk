@@ -4,10 +4,10 @@
 #        [TOKENIZER=tokenizer.model|tokenizer.json|dir (SPM= is the same)] [CODES=codes.tsv]
 #        [TRAIN_ARGS=...] [GEN_ARGS=...] [TRAIN_SEED=N]
 #        [FIT=train+val|train] [SWAP=A=B,C=D | SWAP=] [CONSTRAIN=codes.tsv | CONSTRAIN=]
-#        [ENSEMBLE=K] [RANK=K]
+#        [ENSEMBLE=K] [RANK=K [CALIBRATE=1]]
 #   make -f pipelines/vet.mk OUT=DIR TRAIN=a.csv VAL=b.csv TEST=c.csv ...   (a given split)
 #   make -f pipelines/vet.mk OUT=DIR pack          (one stage: tokenizer tokenize pack train
-#                                                   refit generate eval val report)
+#                                                   refit temperature generate eval val report)
 #
 # Stages and the files they leave in OUT:
 #   tokenizer  OUT/tokenizer.model          only without TOKENIZER and BASE: trained on the training notes
@@ -27,6 +27,9 @@
 #                                           and its ENSEMBLE members with FIT=train+val, else by
 #                                           OUT/model; only labels of CONSTRAIN, which is CODES
 #                                           from scratch)
+#   temperature OUT/temperature.txt         only with CALIBRATE=1: the temperature that calibrates
+#                                           RANK's probabilities, fitted on the validation split
+#                                           ranked whole by OUT/model (OUT/val-ranked.msgpack.zst)
 #   eval       OUT/metrics.json, OUT/metrics.txt   (vet-eval's JSON and table)
 #   val        OUT/val-metrics.json          the validation split scored by OUT/model (for tuning)
 #   report     OUT/loss.png, OUT/f1.png     (gnuplot)
@@ -110,6 +113,12 @@ CONSTRAIN ?= $(if $(BASE),,$(CODES))
 # --rank K): the K most probable per note with their probabilities, and vet-eval's hit@k,
 # calibration and selective-prediction rows.
 RANK ?=
+# CALIBRATE=1 (with RANK): the probabilities calibrated by temperature scaling. OUT/model (the
+# train split's model) ranks every label of each validation note, vet-eval --fit-temperature
+# writes the temperature T that makes their gold labels most probable to OUT/temperature.txt,
+# and the test split is ranked with --rank-temperature T. With FIT=train+val the refit, which
+# trained on val too, takes the T its train-split twin needed.
+CALIBRATE ?=
 GEN_CODES_FLAG := $(if $(CONSTRAIN),--constrain $(CONSTRAIN)$(if $(filter-out $(CONSTRAIN),$(CODES)), --codes $(CODES)),$(CODES_FLAG))$(if $(RANK), --rank $(RANK))
 
 # Settings that cannot work are refused here, before any OUT/.args file is written below.
@@ -120,6 +129,14 @@ endif
 ifneq ($(RANK),)
   ifeq ($(CONSTRAIN),)
     $(error RANK=$(RANK) scores the labels of a table: set CONSTRAIN=codes.tsv)
+  endif
+endif
+ifneq ($(CALIBRATE),)
+  ifneq ($(CALIBRATE),1)
+    $(error CALIBRATE must be 1 or empty (got '$(CALIBRATE)'))
+  endif
+  ifeq ($(RANK),)
+    $(error CALIBRATE=1 calibrates the probabilities of a ranking: set RANK=K too)
   endif
 endif
 ifeq ($(filter $(ENSEMBLE_SIZES),$(ENSEMBLE)),)
@@ -134,7 +151,7 @@ ifneq ($(ENSEMBLE),1)
   endif
 endif
 
-.PHONY: all tokenizer tokenize pack train refit generate eval val report
+.PHONY: all tokenizer tokenize pack train refit temperature generate eval val report
 .DELETE_ON_ERROR:
 all: eval
 
@@ -169,7 +186,7 @@ $(foreach s,train $(MEMBERS),$(eval $(call stage_args,$(s),$(MODEL_FLAG) $(TRAIN
 # The model(s) that generate the test split's diagnoses, and the stages that make them.
 FINAL     := $(if $(filter train+val,$(FIT)),$(MEMBERS),model)
 FINAL_DONE := $(if $(filter train+val,$(FIT)),$(MEMBERS:%=$(OUT)/%.done),$(OUT)/train.done)
-$(eval $(call stage_args,generate,$(GEN_MODEL) $(GEN_CODES_FLAG) $(GEN_ARGS)))
+$(eval $(call stage_args,generate,$(GEN_MODEL) $(GEN_CODES_FLAG) $(GEN_ARGS)$(if $(CALIBRATE), --rank-temperature (OUT/temperature.txt))))
 $(eval $(call stage_args,eval,$(CODES_FLAG) $(EVAL_ARGS)))
 .PHONY: ARGS_CHANGED
 
@@ -235,9 +252,18 @@ $(OUT)/train.done $(MEMBERS:%=$(OUT)/%.done): $(OUT)/%.done: $(PACKED) $(TOKENIZ
 train: $(OUT)/train.done
 refit: $(MEMBERS:%=$(OUT)/%.done)
 
+# --- temperature: RANK's probabilities calibrated on the validation split (CALIBRATE=1) ----------
+$(OUT)/val-ranked.msgpack.zst: $(OUT)/train.done $(OUT)/rows/val.msgpack.zst $(call args,generate)
+	$(V)vet-generate $(call model_flags,model) --tokenizer $(TOKENIZER) $(GEN_CODES_FLAG) $(GEN_ARGS) --rank all \
+	  $(OUT)/rows/val.msgpack.zst -o $@
+$(OUT)/temperature.txt: $(OUT)/val-ranked.msgpack.zst
+	$(V)vet-eval -q --fit-temperature $@ $<
+temperature: $(OUT)/temperature.txt
+
 # --- generate: the test split ------------------------------------------------------------------
-$(OUT)/predictions.msgpack.zst: $(FINAL_DONE) $(OUT)/rows/test.msgpack.zst $(call args,generate)
-	$(V)vet-generate $(GEN_MODEL) --tokenizer $(TOKENIZER) $(GEN_CODES_FLAG) $(GEN_ARGS) $(OUT)/rows/test.msgpack.zst -o $@
+$(OUT)/predictions.msgpack.zst: $(FINAL_DONE) $(OUT)/rows/test.msgpack.zst $(call args,generate) $(if $(CALIBRATE),$(OUT)/temperature.txt)
+	$(V)vet-generate $(GEN_MODEL) --tokenizer $(TOKENIZER) $(GEN_CODES_FLAG) $(GEN_ARGS) \
+	  $(if $(CALIBRATE),--rank-temperature "$$(cat $(OUT)/temperature.txt)") $(OUT)/rows/test.msgpack.zst -o $@
 generate: $(OUT)/predictions.msgpack.zst
 
 # --- eval ----------------------------------------------------------------------------------------

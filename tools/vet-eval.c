@@ -36,6 +36,9 @@ static void usage(void) {
            "  -B, --baseline-from FILE majority label from this tokens/packed/predictions stream\n"
            "                           (default: from the evaluated set itself: optimistic)\n"
            "  -F, --fail-under ACC     exit 4 when accuracy < ACC (after the report)\n"
+           "  -T, --fit-temperature FILE  fit the temperature that calibrates --rank's p to these\n"
+           "                           notes' gold labels; write it to FILE ('-': stdout, no table)\n"
+           "                           for vet-generate --rank-temperature (needs --rank all)\n"
            "  -q, --quiet              print nothing but errors\n"
            "  -h, --help               this help\n"
            "  -V, --version            print the version\n"
@@ -51,9 +54,9 @@ static int parse_format(const char *s) {
     cli_usage_error("--format: want stream, csv or jsonl, got '%s'", s);
 }
 
-static void refuse_overwrite(const char *json_path, const char *input) {
+static void refuse_overwrite(const char *flag, const char *out, const char *input) {
     vet_err err;
-    if (input && json_path && vet_refuse_overwrite("--json", json_path, input, &err)) cli_usage_error("%s", err.msg);
+    if (input && out && vet_refuse_overwrite(flag, out, input, &err)) cli_usage_error("%s", err.msg);
 }
 
 int main(int argc, char **argv) {
@@ -63,14 +66,15 @@ int main(int argc, char **argv) {
         {"json", required_argument, 0, 'j'},        {"confusions", required_argument, 0, 'n'},
         {"bootstrap", required_argument, 0, 'b'},   {"seed", required_argument, 0, 's'},
         {"baseline-from", required_argument, 0, 'B'}, {"fail-under", required_argument, 0, 'F'},
+        {"fit-temperature", required_argument, 0, 'T'},
         {"quiet", no_argument, 0, 'q'},             {"help", no_argument, 0, 'h'},
         {"version", no_argument, 0, 'V'},           {0, 0, 0, 0},
     };
     vet_eval_opts o = vet_eval_defaults();
-    const char *json_path = NULL;
+    const char *json_path = NULL, *temperature_path = NULL;
     double fail_under = -1;
     int quiet = 0, c;
-    while ((c = getopt_long(argc, argv, "f:c:j:n:b:s:B:F:qhV", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "f:c:j:n:b:s:B:F:T:qhV", opts, NULL)) != -1) {
         switch (c) {
         case 'f': o.format = parse_format(optarg); break;
         case 'c': o.codes = optarg; break;
@@ -80,6 +84,7 @@ int main(int argc, char **argv) {
         case 's': o.seed = (uint64_t)cli_long("--seed", optarg, 0, 0x7fffffffffffffffL); break;
         case 'B': o.baseline_from = optarg; break;
         case 'F': fail_under = cli_double("--fail-under", optarg, 0, 1); break;
+        case 'T': temperature_path = optarg, o.fit_temperature = 1; break;
         case 'q': quiet = 1; break;
         case 'h': usage();
         case 'V': cli_version();
@@ -89,16 +94,23 @@ int main(int argc, char **argv) {
     if (optind < argc) o.predictions = argv[optind];
     if (argc - optind > 1) o.shards = (const char *const *)argv + optind, o.n_shards = argc - optind;
 
-    // Before anything is read or written: --json must name none of the inputs.
-    refuse_overwrite(json_path, o.codes), refuse_overwrite(json_path, o.baseline_from);
-    for (int i = optind; i < argc; i++) refuse_overwrite(json_path, argv[i]);
+    // Before anything is read or written: --json and --fit-temperature must name none of the
+    // inputs, nor both stdout.
+    const char *outs[2][2] = {{"--json", json_path}, {"--fit-temperature", temperature_path}};
+    for (int k = 0; k < 2; k++) {
+        refuse_overwrite(outs[k][0], outs[k][1], o.codes), refuse_overwrite(outs[k][0], outs[k][1], o.baseline_from);
+        for (int i = optind; i < argc; i++) refuse_overwrite(outs[k][0], outs[k][1], argv[i]);
+    }
+    if (json_path && temperature_path && strcmp(json_path, temperature_path) == 0)
+        cli_usage_error("--json and --fit-temperature both name '%s': give each its own file", json_path);
     vet_report r;
     vet_err err;
     if (vet_report_build(&o, &r, &err) < 0) cli_fail_err(&err);
-    int json_on_stdout = json_path && strcmp(json_path, "-") == 0;
-    if (!quiet && !json_on_stdout && (vet_report_print(stdout, &r) < 0 || fflush(stdout) != 0))
+    int on_stdout = (json_path && strcmp(json_path, "-") == 0) || (temperature_path && strcmp(temperature_path, "-") == 0);
+    if (!quiet && !on_stdout && (vet_report_print(stdout, &r) < 0 || fflush(stdout) != 0))
         cli_fail(EXIT_IO, "<stdout>: write failed");
     if (json_path && vet_report_write_json(&r, json_path, &err) < 0) cli_fail_err(&err);
+    if (temperature_path && vet_report_write_temperature(&r, temperature_path, &err) < 0) cli_fail_err(&err);
 
     int status = fail_under >= 0 && r.m.accuracy < fail_under ? EXIT_BELOW : EXIT_OK;
     if (status == EXIT_BELOW && !quiet) cli_warn("accuracy %.4f is below --fail-under %g", r.m.accuracy, fail_under);

@@ -6,6 +6,7 @@
 // (the CPU, or a CUDA device through kernels/host/gpu_infer.h, whose forward it hands to the
 // job), says what it does on stderr and maps a failure's kind to the exit status.
 #include <getopt.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,7 +50,9 @@ static void usage(void) {
            "                         as the answer (its log-probability given the note), and list\n"
            "                         the K most probable with p, their share of the table's\n"
            "                         probability; pred is the best (vet-eval reports hit@k and\n"
-           "                         calibration)\n"
+           "                         calibration). --rank all: every label\n"
+           "      --rank-temperature T  with --rank: p = softmax(logp / T) over the table\n"
+           "                         (default 1; vet-eval --fit-temperature finds T on held-out notes)\n"
            "      --codes FILE       more labels to find in the text (the --constrain table's are\n"
            "                         always looked for; so are 6-18 digit codes)\n"
            "      --shard K/N        decode only notes K, K+N, K+2N, ... of INPUT (a file): shard K of N,\n"
@@ -98,7 +101,7 @@ typedef struct {
 
 static void parse_flags(int argc, char **argv, vet_generate_opts *o, run_flags *f) {
     enum { OPT_TEMP = 256, OPT_TOPP, OPT_TOPK, OPT_SEED, OPT_CONSTRAIN, OPT_CODES, OPT_DEVICE, OPT_BF16,
-           OPT_FP32, OPT_FP16, OPT_MAXLEN, OPT_QUANT, OPT_SHARD, OPT_RANK };
+           OPT_FP32, OPT_FP16, OPT_MAXLEN, OPT_QUANT, OPT_SHARD, OPT_RANK, OPT_RANK_TEMP };
     static const struct option opts[] = {
         {"model", required_argument, 0, 'm'},   {"adapter", required_argument, 0, 'a'},
         {"spm", required_argument, 0, 's'},     {"tokenizer", required_argument, 0, 's'},
@@ -112,7 +115,7 @@ static void parse_flags(int argc, char **argv, vet_generate_opts *o, run_flags *
         {"fp32", no_argument, 0, OPT_FP32}, {"fp16", no_argument, 0, OPT_FP16},
         {"max-len", required_argument, 0, OPT_MAXLEN},
         {"quant", required_argument, 0, OPT_QUANT}, {"shard", required_argument, 0, OPT_SHARD},
-        {"rank", required_argument, 0, OPT_RANK},
+        {"rank", required_argument, 0, OPT_RANK}, {"rank-temperature", required_argument, 0, OPT_RANK_TEMP},
         {"help", no_argument, 0, 'h'},          {"version", no_argument, 0, 'V'},
         {0, 0, 0, 0},
     };
@@ -143,7 +146,8 @@ static void parse_flags(int argc, char **argv, vet_generate_opts *o, run_flags *
         case OPT_MAXLEN: f->max_len = cli_int("--max-len", optarg, 1, 1 << 20); break;
         case OPT_QUANT: f->quant = optarg; break;
         case OPT_SHARD: parse_shard(optarg, o); break;
-        case OPT_RANK: o->rank = cli_int("--rank", optarg, 1, 1 << 20); break;
+        case OPT_RANK: o->rank = strcmp(optarg, "all") == 0 ? INT_MAX : cli_int("--rank", optarg, 1, 1 << 20); break;
+        case OPT_RANK_TEMP: o->rank_temperature = cli_double("--rank-temperature", optarg, 1e-3, 1e3); break;
         case 'q': f->quiet = 1; break;
         case 'h': usage();
         case 'V': cli_version();

@@ -6,6 +6,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <jansson.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,6 +37,7 @@ struct vet_pred_reader {
     size_t ncols;
     vet_lines lines;     // JSON lines
     uint64_t records;
+    int64_t table_labels;  // a stream's header `rank.labels` (vet-generate --rank); 0: not said
 };
 
 // An error about a line of a CSV or JSON lines file: "name:line: what", err->line set. -1.
@@ -79,6 +81,7 @@ void vet_pred_clear(vet_pred *rec) {
     vet_labels_free_list(rec->pred, rec->npred);
     vet_labels_free_list(rec->ranked, rec->nranked);
     free(rec->ranked_p);
+    free(rec->ranked_logp);
     memset(rec, 0, sizeof *rec);
 }
 
@@ -115,6 +118,22 @@ static int csv_header(vet_pred_reader *r, vet_err *err) {
     return 0;
 }
 
+// Whether o is there and not nil: a nil `ranked` or `logp` counts as absent, in a stream as in
+// JSON lines (where writers say null for a missing value).
+static int given(const msgpack_object *o) { return o && o->type != MSGPACK_OBJECT_NIL; }
+
+// A stream's header `rank` (vet-generate --rank): how many labels its table holds, which a
+// complete list (--rank all) has, in r->table_labels; none: 0.
+static int header_rank(vet_pred_reader *r, vet_err *err) {
+    const msgpack_object *h = mp_get(vet_reader_header(r->stream), "rank");
+    if (!given(h)) return 0;
+    int64_t n;
+    if (h->type != MSGPACK_OBJECT_MAP || mp_get_int(h, "labels", &n, err) < 0 || n < 1)
+        return vet_errf(err, "%s: header: \"rank\" is not a map with labels >= 1 (the table's size)", r->name);
+    r->table_labels = n;
+    return 0;
+}
+
 vet_pred_reader *vet_pred_open(const char *path, int format, vet_err *err) {
     int is_stdin = !path || strcmp(path, "-") == 0;
     vet_pred_reader *r = calloc(1, sizeof *r);
@@ -145,7 +164,7 @@ vet_pred_reader *vet_pred_open(const char *path, int format, vet_err *err) {
         if (!is_stdin) fclose(r->f);  // the stream reader opens the path itself
         r->f = NULL;
         r->stream = vet_reader_open(is_stdin ? "-" : path, "predictions", err);
-        if (!r->stream) {
+        if (!r->stream || header_rank(r, err) < 0) {
             goto fail;
         }
     } else if (format == VET_PRED_CSV) {
@@ -178,7 +197,9 @@ int vet_pred_shard(const vet_pred_reader *r, vet_shard *s, vet_err *err) {
 static int ranked_alloc(vet_pred *rec, size_t n, vet_err *err) {
     rec->ranked = calloc(n ? n : 1, sizeof *rec->ranked);
     rec->ranked_p = calloc(n ? n : 1, sizeof *rec->ranked_p);
-    if (!rec->ranked || !rec->ranked_p) return vet_err_nomem(err, "out of memory");
+    rec->ranked_logp = malloc((n ? n : 1) * sizeof *rec->ranked_logp);
+    if (!rec->ranked || !rec->ranked_p || !rec->ranked_logp) return vet_err_nomem(err, "out of memory");
+    for (size_t i = 0; i < n; i++) rec->ranked_logp[i] = NAN;  // absent until read
     rec->nranked = n;
     return 0;
 }
@@ -195,10 +216,6 @@ static int check_logp(size_t i, double logp, vet_err *err) {
     return vet_errf(err, "\"ranked\"[%zu].logp = %g is not a log probability (want logp <= 0)", i, logp);
 }
 
-// Whether o is there and not nil: a nil `ranked` or `logp` counts as absent, in a stream as in
-// JSON lines (where writers say null for a missing value).
-static int given(const msgpack_object *o) { return o && o->type != MSGPACK_OBJECT_NIL; }
-
 // Entry i of a stream's `ranked`: a map of label, p and optional logp.
 static int stream_ranked_entry(const msgpack_object *x, size_t i, vet_pred *rec, vet_err *err) {
     if (x->type != MSGPACK_OBJECT_MAP) return vet_errf(err, "\"ranked\"[%zu] is not a map", i);
@@ -209,6 +226,7 @@ static int stream_ranked_entry(const msgpack_object *x, size_t i, vet_pred *rec,
     if (mp_get_double(x, "p", &rec->ranked_p[i], err) < 0) return ranked_bad(i, "p", mp_get(x, "p") != NULL, err);
     if (has_logp && mp_get_double(x, "logp", &logp, err) < 0) return ranked_bad(i, "logp", 1, err);
     if (has_logp && check_logp(i, logp, err) < 0) return -1;
+    if (has_logp) rec->ranked_logp[i] = logp;
     rec->ranked[i] = strndup(label->via.str.ptr, label->via.str.size);
     return rec->ranked[i] ? 0 : vet_err_nomem(err, "out of memory");
 }
@@ -233,6 +251,7 @@ static int json_ranked_entry(const json_t *x, size_t i, vet_pred *rec, vet_err *
     if (!json_is_number(p)) return ranked_bad(i, "p", p != NULL, err);
     if (logp && !json_is_null(logp) && !json_is_number(logp)) return ranked_bad(i, "logp", 1, err);
     if (json_is_number(logp) && check_logp(i, json_number_value(logp), err) < 0) return -1;
+    if (json_is_number(logp)) rec->ranked_logp[i] = json_number_value(logp);
     rec->ranked_p[i] = json_number_value(p);
     if (!(rec->ranked[i] = strdup(json_string_value(label)))) return vet_err_nomem(err, "out of memory");
     return 0;
@@ -427,6 +446,7 @@ int vet_pred_next(vet_pred_reader *r, vet_pred *rec, vet_err *err) {
         return rc;
     }
     r->records++;
+    if (rec->nranked > 0) rec->table_labels = r->table_labels;
     rec->at = r->format == VET_PRED_STREAM ? (long)r->records
               : r->format == VET_PRED_CSV  ? vet_csv_line(r->csv)
                                            : r->lines.lineno;

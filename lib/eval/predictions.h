@@ -21,10 +21,13 @@ typedef struct {
     double ms;  // -1 when absent
     long at;  // where it was read: CSV and JSON lines its line, a stream its record number
     // `ranked` (vet-generate --rank; a stream or JSON lines): the labels, most probable first,
-    // and each one's p, checked as eval/ranking.h says. nranked 0: the record has no ranking.
+    // each one's p, checked as eval/ranking.h says, and its logp (NaN where the entry has none).
+    // nranked 0: the record has no ranking. table_labels: with a ranking, how many labels the
+    // table it was drawn from holds, as a stream's header says (`rank.labels`); 0: not said.
     char **ranked;
-    double *ranked_p;
+    double *ranked_p, *ranked_logp;
     size_t nranked;
+    int64_t table_labels;
 } vet_pred;
 
 typedef struct vet_pred_reader vet_pred_reader;
@@ -35,7 +38,7 @@ typedef struct vet_pred_reader vet_pred_reader;
 // `tokens`, `ms`), labels `;`-separated. JSON lines: one object per line, `gold`/`pred` arrays
 // of strings or `;`-separated strings, an optional `ranked` (an array of {"label", "p"}
 // objects, "logp" optional). A stream's `ranked` is an array of such maps. In both, a null
-// `ranked` or `logp` is absent; a `logp` must be a number <= 0 and is not kept. On failure
+// `ranked` or `logp` is absent; a `logp` must be a number <= 0. On failure
 // err's kind tells a file that could not be opened or read (VET_E_IO) from one that is not what
 // it should be (VET_E_INPUT).
 vet_pred_reader *vet_pred_open(const char *path, int format, vet_err *err);

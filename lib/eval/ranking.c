@@ -2,6 +2,7 @@
 // only what the metrics need: where its first gold label is ranked and its top label's p.
 #include "eval/ranking.h"
 
+#include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -58,7 +59,12 @@ struct vet_ranks {
     long first_at;
     size_t *gold_at;     // [n] with lists: the place (from 1) of the first gold label; 0: none listed
     double *top_p;       // [n] with lists: the first label's p
+    int keep;            // vet_ranks_keep_lists: the whole lists below, kmax entries a note
+    double *logp;        // [n * kmax] each note's logp, in its list's order
+    unsigned char *gold; // [n * kmax] whether that label is one of the note's gold labels
 };
+
+void vet_ranks_keep_lists(vet_ranks *rk) { rk->keep = 1; }
 
 vet_ranks *vet_ranks_new(void) { return calloc(1, sizeof(vet_ranks)); }
 
@@ -67,6 +73,8 @@ void vet_ranks_free(vet_ranks *rk) {
     free(rk->first_file);
     free(rk->gold_at);
     free(rk->top_p);
+    free(rk->logp);
+    free(rk->gold);
     free(rk);
 }
 
@@ -79,7 +87,8 @@ static size_t first_gold(const vet_pred *rec) {
     return 0;
 }
 
-static int grow(vet_ranks *rk) {
+// Room for one more note (and, keeping lists, for its list of width entries).
+static int grow(vet_ranks *rk, size_t width) {
     if (rk->n < rk->cap) return 0;
     size_t cap = rk->cap ? 2 * rk->cap : 256;
     size_t *g = realloc(rk->gold_at, cap * sizeof *g);
@@ -87,7 +96,40 @@ static int grow(vet_ranks *rk) {
     double *p = g ? realloc(rk->top_p, cap * sizeof *p) : NULL;
     if (!p) return -1;
     rk->top_p = p;
+    if (rk->keep) {
+        if (width && cap > SIZE_MAX / width / sizeof(double)) return -1;
+        size_t cells = width ? cap * width : 1;
+        double *l = realloc(rk->logp, cells * sizeof *l);
+        if (l) rk->logp = l;
+        unsigned char *m = l ? realloc(rk->gold, cells) : NULL;
+        if (!m) return -1;
+        rk->gold = m;
+    }
     rk->cap = cap;
+    return 0;
+}
+
+// Keeping lists: rec's must be whole (every label of its table, each with its logp) and as long
+// as the first note's; then it is stored.
+static int keep_list(vet_ranks *rk, const vet_pred *rec, const char *file, const char *unit, vet_err *err) {
+    const char *fix = "--fit-temperature needs every label's logp: vet-generate --rank all";
+    for (size_t i = 0; i < rec->nranked; i++)
+        if (isnan(rec->ranked_logp[i]))
+            return vet_errf(err, "%s: %s %ld: \"ranked\"[%zu] has no logp (%s)", file, unit, rec->at, i, fix);
+    if (rec->table_labels > 0 && (int64_t)rec->nranked != rec->table_labels)
+        return vet_errf(err, "%s: %s %ld: lists %zu of the table's %lld labels (%s)", file, unit, rec->at,
+                        rec->nranked, (long long)rec->table_labels, fix);
+    if (rk->n > 0 && rec->nranked != rk->kmax)
+        return vet_errf(err, "%s: %s %ld: lists %zu labels, but the first prediction (%s %s %ld) lists %zu (%s)",
+                        file, unit, rec->at, rec->nranked, rk->first_file, rk->first_unit, rk->first_at, rk->kmax,
+                        fix);
+    size_t w = rec->nranked, at = rk->n * w;
+    for (size_t i = 0; i < w; i++) {
+        rk->logp[at + i] = rec->ranked_logp[i];
+        rk->gold[at + i] = 0;
+        for (size_t j = 0; j < rec->ngold && !rk->gold[at + i]; j++)
+            rk->gold[at + i] = strcmp(rec->ranked[i], rec->gold[j]) == 0;
+    }
     return 0;
 }
 
@@ -103,7 +145,8 @@ int vet_ranks_add(vet_ranks *rk, const vet_pred *rec, const char *file, const ch
                         rk->first_at, has ? "none" : "one");
     }
     if (has) {
-        if (grow(rk) < 0) return vet_err_nomem(err, "out of memory");
+        if (grow(rk, rk->n ? rk->kmax : rec->nranked) < 0) return vet_err_nomem(err, "out of memory");
+        if (rk->keep && keep_list(rk, rec, file, unit, err) < 0) return -1;
         rk->gold_at[rk->n] = first_gold(rec);
         rk->top_p[rk->n] = rec->ranked_p[0];
         if (rec->nranked > rk->kmax) rk->kmax = rec->nranked;
@@ -130,22 +173,14 @@ static int hits(const vet_ranks *rk, vet_ranking *m) {
     return 0;
 }
 
-// ECE and Brier of the top label. A bin's term (count / N) |Σp / count - Σcorrect / count| is
-// |Σp - Σcorrect| / N, so the bins need only the two sums.
-static void calibration(const vet_ranks *rk, vet_ranking *m) {
-    double sum_p[10] = {0}, sum_ok[10] = {0}, brier = 0;
-    for (size_t i = 0; i < rk->n; i++) {
-        double p = rk->top_p[i], ok = rk->gold_at[i] == 1;
-        int b = (int)(p * 10);  // p = 1 falls in the last bin, [.9, 1]
-        if (b > 9) b = 9;
-        sum_p[b] += p;
-        sum_ok[b] += ok;
-        brier += (p - ok) * (p - ok);
-    }
-    double ece = 0;
-    for (int b = 0; b < 10; b++) ece += sum_p[b] > sum_ok[b] ? sum_p[b] - sum_ok[b] : sum_ok[b] - sum_p[b];
-    m->ece = ece / (double)rk->n;
-    m->brier = brier / (double)rk->n;
+// ECE and Brier of the top label as listed (calibrate.h's binning).
+static int calibration(const vet_ranks *rk, vet_ranking *m) {
+    unsigned char *ok = malloc(rk->n);
+    if (!ok) return -1;
+    for (size_t i = 0; i < rk->n; i++) ok[i] = rk->gold_at[i] == 1;
+    vet_top1_calibration(rk->top_p, ok, rk->n, &m->ece, &m->brier);
+    free(ok);
+    return 0;
 }
 
 // Most confident first; equal p in input order, so the cut through a tie is the same every run.
@@ -182,11 +217,17 @@ int vet_ranking_compute(const vet_ranks *rk, const vet_eval *e, vet_ranking *out
                         rk->n, vet_eval_n(e));
     out->n = rk->n;
     out->kmax = rk->kmax;
-    if (hits(rk, out) < 0 || selective(rk, e, out) < 0) {
+    if (hits(rk, out) < 0 || selective(rk, e, out) < 0 || calibration(rk, out) < 0) {
         vet_ranking_free(out);
         return vet_err_nomem(err, "out of memory");
     }
-    calibration(rk, out);
+    if (rk->keep) {
+        if (vet_temperature_fit(rk->logp, rk->gold, rk->n, rk->kmax, &out->temperature, err) < 0) {
+            vet_ranking_free(out);
+            return vet_err_prefix(err, "--fit-temperature");
+        }
+        out->fitted = 1;
+    }
     return 0;
 }
 

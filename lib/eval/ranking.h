@@ -21,6 +21,7 @@
 #include <stddef.h>
 
 #include "base/err.h"
+#include "eval/calibrate.h"
 #include "eval/metrics.h"
 #include "eval/predictions.h"
 
@@ -36,6 +37,12 @@ typedef struct vet_ranks vet_ranks;
 
 vet_ranks *vet_ranks_new(void);
 void vet_ranks_free(vet_ranks *rk);  // safe with NULL
+
+// Keep every note's whole list for a temperature fit (calibrate.h), before the first note is
+// added. Each note must then list every label of its table with its logp: the first note's
+// length, and for a stream the table size its header names (`rank.labels`): vet-generate
+// --rank all. A note that does not is an error naming it (VET_E_INPUT).
+void vet_ranks_keep_lists(vet_ranks *rk);
 
 // Adds the note rec (read from file, rec->at its `unit`, "record" or "line"): its ranked list,
 // or that it has none. Every note must be like the first, since scores over a mix of ranked and
@@ -57,11 +64,14 @@ typedef struct {
     double *hit_at;   // [kmax]: hit_at[k - 1] is hit@k
     double mrr, ece, brier;
     vet_selective selective[VET_SELECTIVE_ROWS];
+    int fitted;                 // with vet_ranks_keep_lists: the temperature fitted to the notes
+    vet_temperature temperature;
 } vet_ranking;
 
 // The metrics above over the notes of rk, whose exact-match correctness e holds (the same
-// notes, in the same order). Without a ranking, 0 with out->kmax 0. -1 only when memory runs
-// out (or rk and e disagree on the number of notes).
+// notes, in the same order), and with vet_ranks_keep_lists the temperature fit. Without a
+// ranking, 0 with out->kmax 0 (the caller that asked for a fit says that is an error). -1 when
+// memory runs out, rk and e disagree on the number of notes, or the fit fails (calibrate.h).
 int vet_ranking_compute(const vet_ranks *rk, const vet_eval *e, vet_ranking *out, vet_err *err);
 void vet_ranking_free(vet_ranking *m);
 

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/atomic_file.h"
 #include "base/input_file.h"
 #include "eval/predictions.h"
 #include "eval/shards.h"
@@ -52,6 +53,17 @@ static int baseline(vet_report *r, const vet_eval *e, vet_err *err) {
     return 0;
 }
 
+int vet_report_write_temperature(const vet_report *r, const char *path, vet_err *err) {
+    vet_afile a;
+    if (vet_afile_open(&a, path, err) < 0) return -1;
+    if (fprintf(a.f, "%.6g\n", r->rank.temperature.t) < 0) {
+        vet_err_io(err, "%s: write failed: %s", a.shown, strerror(errno));
+        vet_afile_abort(&a);
+        return -1;
+    }
+    return vet_afile_commit(&a, err);
+}
+
 int vet_report_build(const vet_eval_opts *o, vet_report *r, vet_err *err) {
     memset(r, 0, sizeof *r);
     r->o = *o;
@@ -63,11 +75,15 @@ int vet_report_build(const vet_eval_opts *o, vet_report *r, vet_err *err) {
     vet_eval *e = r->samples = vet_eval_new();
     vet_ranks *ranks = vet_ranks_new();
     if (!e || !ranks) return vet_ranks_free(ranks), vet_err_nomem(err, "out of memory");
+    if (o->fit_temperature) vet_ranks_keep_lists(ranks);
     int rc = o->n_shards >= 2 ? vet_eval_read_shards(e, ranks, o->shards, o->n_shards, o->format, &r->format, err)
                               : vet_eval_read_predictions(e, ranks, o->predictions, o->format, &r->format, err);
     if (rc == 0) rc = vet_metrics_compute(e, &r->m, err);
     if (rc == 0) rc = vet_ranking_compute(ranks, e, &r->rank, err);
     vet_ranks_free(ranks);
+    if (rc == 0 && o->fit_temperature && !r->rank.fitted)
+        rc = vet_errf(err, "--fit-temperature: %s has no \"ranked\" lists: fit to the predictions of vet-generate "
+                      "--rank all", r->input);
     if (rc == 0 && o->bootstrap > 0) rc = vet_metrics_bootstrap(e, o->bootstrap, o->seed, r->acc_ci, r->f1_ci, err);
     if (rc == 0) rc = baseline(r, e, err);
     return rc;

@@ -26,6 +26,8 @@ typedef struct {
     uint64_t seed;              // the bootstrap's seed
     const char *baseline_from;  // a tokens, packed or predictions stream, or NULL: this set
     int confusions;             // how many of the most frequent confusions the table shows
+    int fit_temperature;        // fit a temperature to the ranked lists (calibrate.h): they must be
+                                //   whole, with logp (vet-generate --rank all)
 } vet_eval_opts;
 
 // stdin, sniffed; no codes; 1000 resamples, seed 1; baseline from this set; 10 confusions.
@@ -58,6 +60,11 @@ void vet_report_free(vet_report *r);
 // control characters shown as spaces. A ranking section only with r->rank. 0, or -1 when f
 // reports a write error.
 int vet_report_print(FILE *f, const vet_report *r);
+
+// The fitted temperature (r->rank.fitted) as one line, "%.6g\n", to path ("-": stdout) through
+// base/atomic_file.h: what a pipeline hands to vet-generate --rank-temperature. 0, or -1 with
+// err (VET_E_IO, VET_E_NOMEM).
+int vet_report_write_temperature(const vet_report *r, const char *path, vet_err *err);
 
 // Every number as JSON (2-space indent, keys in a fixed order), written to path ("-": stdout)
 // through base/atomic_file.h. 0, or -1 with err (VET_E_IO, VET_E_NOMEM).

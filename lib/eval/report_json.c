@@ -84,7 +84,8 @@ static void add_baseline_and_ci(json_t *root, const vet_report *r) {
 }
 
 // "ranking": {k, hit_at: {"1": ..., "kmax": ...}, mrr, ece, brier, selective: [{coverage, notes,
-// threshold, accuracy}, ...]}.
+// threshold, accuracy}, ...]}, and with --fit-temperature "temperature": {t, bound, notes,
+// fitted, nll: [at 1, at t], ece: [..], brier: [..]}.
 static void add_ranking(json_t *root, const vet_report *r) {
     const vet_ranking *g = &r->rank;
     json_t *hit = json_object(), *sel = json_array();
@@ -98,9 +99,16 @@ static void add_ranking(json_t *root, const vet_report *r) {
         json_array_append_new(sel, json_pack("{sisIsfsf}", "coverage", s->coverage, "notes", (json_int_t)s->notes,
                                              "threshold", s->threshold, "accuracy", s->accuracy));
     }
-    json_object_set_new(root, "ranking",
-                        json_pack("{sIsosfsfsfso}", "k", (json_int_t)g->kmax, "hit_at", hit, "mrr", g->mrr, "ece",
-                                  g->ece, "brier", g->brier, "selective", sel));
+    json_t *rk = json_pack("{sIsosfsfsfso}", "k", (json_int_t)g->kmax, "hit_at", hit, "mrr", g->mrr, "ece", g->ece,
+                           "brier", g->brier, "selective", sel);
+    if (g->fitted) {
+        const vet_temperature *t = &g->temperature;
+        json_object_set_new(rk, "temperature",
+                            json_pack("{sfsisIsIs[ff]s[ff]s[ff]}", "t", t->t, "bound", t->bound, "notes",
+                                      (json_int_t)t->notes, "fitted", (json_int_t)t->fitted, "nll", t->nll[0],
+                                      t->nll[1], "ece", t->ece[0], t->ece[1], "brier", t->brier[0], t->brier[1]));
+    }
+    json_object_set_new(root, "ranking", rk);
 }
 
 int vet_report_write_json(const vet_report *r, const char *path, vet_err *err) {

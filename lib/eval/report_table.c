@@ -64,6 +64,18 @@ static void print_summary(FILE *o, const vet_report *r) {
         fprintf(o, "%-17s the majority gold set of this set: optimistic, it peeks at the test labels\n", "");
 }
 
+// --fit-temperature: T, and what it does to the NLL, ECE and Brier on these same notes.
+static void print_temperature(FILE *o, const vet_temperature *t) {
+    fprintf(o, "\ntemperature fitted to these %zu notes (%zu with a gold label ranked): T = %.4g%s\n", t->notes,
+            t->fitted, t->t, t->bound < 0 ? " (the search's lower end: the fit wants it lower)"
+                             : t->bound > 0 ? " (the search's upper end: the fit wants it higher)" : "");
+    fprintf(o, "%-17s %9s %9s\n", "", "T = 1", "fitted");
+    fprintf(o, "%-17s %9.4f %9.4f  (mean -log p of the gold label)\n", "NLL", t->nll[0], t->nll[1]);
+    fprintf(o, "%-17s %9.4f %9.4f\n", "top-1 ECE", t->ece[0], t->ece[1]);
+    fprintf(o, "%-17s %9.4f %9.4f\n", "top-1 Brier", t->brier[0], t->brier[1]);
+    fprintf(o, "%-17s (in-sample: fit on validation notes; vet-generate --rank-temperature T)\n", "");
+}
+
 // hit@k for k = 1, 2, 3, 5 and the longest list (those it reaches), MRR and the top label's
 // calibration, then what accuracy the most confident notes keep when the others go to a person.
 static void print_ranking(FILE *o, const vet_report *r) {
@@ -79,6 +91,7 @@ static void print_ranking(FILE *o, const vet_report *r) {
     fprintf(o, "%-17s %.4f  (the top label's p against how often it is gold, 10 bins)\n", "top-1 ECE", g->ece);
     fprintf(o, "%-17s %.4f  (mean (p - correct)^2 of the top label; correct: 1 if it is gold)\n", "top-1 Brier",
             g->brier);
+    if (g->fitted) print_temperature(o, &g->temperature);
     fprintf(o, "\nselective prediction (the least confident notes go to a person; by top-1 p)\n");
     fprintf(o, "%8s %8s %10s %9s\n", "coverage", "notes", "threshold", "accuracy");
     for (int i = 0; i < VET_SELECTIVE_ROWS; i++) {

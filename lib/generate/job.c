@@ -59,6 +59,7 @@ vet_generate_opts vet_generate_defaults(void) {
     o.input = "-", o.output = "-";
     o.max_new = 100, o.batch = 8;
     o.sampling = (vet_sampling){0.0f, 1.0f, 0};
+    o.rank_temperature = 1.0;
     return o;
 }
 
@@ -179,6 +180,15 @@ vet_generate_job *vet_generate_open(const vet_generate_opts *o, vet_err *err) {
     }
     if (o->rank > 0 && o->sampling.temperature > 0) {
         vet_err_kindf(err, VET_E_USAGE, "--rank scores every answer, it does not sample: drop --temperature");
+        goto fail;
+    }
+    if (!(o->rank_temperature > 0 && o->rank_temperature <= 1e6)) {  // NaN fails too
+        vet_err_kindf(err, VET_E_USAGE, "--rank-temperature %g: want a number above 0 (1: the model's own p)",
+                      o->rank_temperature);
+        goto fail;
+    }
+    if (o->rank_temperature != 1.0 && o->rank <= 0) {
+        vet_err_kindf(err, VET_E_USAGE, "--rank-temperature rescales the p of --rank's scores: give --rank K too");
         goto fail;
     }
     if (o->shard_n > 0 && strcmp(o->input, "-") == 0) {
@@ -330,6 +340,7 @@ static vet_predictions_header header_of(const vet_generate_job *j) {
         .seed = o->seed, .max_new = o->max_new, .batch = o->batch, .constrain = o->constrain,
         .shard_k = o->shard_k, .shard_n = o->shard_n, .input_notes = j->input_notes,
         .rank_k = o->rank > 0 ? ranked_count(j) : 0, .rank_labels = j->answers.count,
+        .rank_temperature = o->rank_temperature,
     };
 }
 
@@ -348,7 +359,7 @@ static int fill_ranked(vet_generate_job *j, vet_prediction *p, const double *log
                        double ms, vet_err *err) {
     const vet_rank_answers *a = &j->answers;
     double log_total;
-    vet_rank_order(logp, a->count, prob, order, &log_total);
+    vet_rank_order(logp, a->count, j->o.rank_temperature, prob, order, &log_total);
     vet_gen_result r = {0, a->ids[order[0]], a->n[order[0]], 1, ms};
     if (vet_prediction_fill(p, &r, j->tok, j->vocab, j->eos, j->n_eos, err)) return -1;
     int k = ranked_count(j);

@@ -56,6 +56,10 @@ typedef struct {
     // an answer (generate/rank.h), each record gets the `rank` most probable with their p, and
     // pred is the best. The CPU then runs one slot per label (plus one), a backend its own.
     int rank;
+    // With rank: p = softmax(logp / rank_temperature) over the table (> 0; 1: the model's own
+    // distribution). The order, pred and logp do not depend on it; vet-eval --fit-temperature
+    // finds the one that calibrates p on held-out notes.
+    double rank_temperature;
     // Called after every finished note (when not NULL), e.g. for a progress line.
     void (*progress)(void *ctx, const vet_generate_counts *c);
     void *progress_ctx;

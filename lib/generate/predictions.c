@@ -61,9 +61,10 @@ vet_writer *vet_predictions_open(const char *path, const vet_predictions_header 
     }
     if (rank) {
         mp_key(pk, "rank");
-        msgpack_pack_map(pk, 2);
+        msgpack_pack_map(pk, 3);
         mp_kv_int(pk, "k", h->rank_k);
         mp_kv_int(pk, "labels", h->rank_labels);
+        mp_kv_double(pk, "temperature", h->rank_temperature);
     }
     if (vet_writer_header_end(w, err)) {
         vet_writer_abort(w);

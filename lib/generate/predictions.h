@@ -53,6 +53,7 @@ typedef struct {
     int shard_k, shard_n;               // shard_n > 0: shard k of n (header key `shard`)
     int64_t input_notes;                // with a shard: the notes of the whole input
     int rank_k, rank_labels;            // rank_k > 0: --rank K over a table of rank_labels (key `rank`)
+    double rank_temperature;            // with rank_k: the p's temperature (--rank-temperature)
 } vet_predictions_header;
 
 // Opens the stream at path ("-": stdout) and writes its header. VET_E_IO on failure (nothing

@@ -307,12 +307,15 @@ static int by_p_desc(const void *x, const void *y, void *p_) {
     return (i > j) - (i < j);
 }
 
-void vet_rank_order(const double *logp, int count, double *p, int *order, double *log_total) {
+void vet_rank_order(const double *logp, int count, double temperature, double *p, int *order, double *log_total) {
     double mx = -INFINITY;
     for (int i = 0; i < count; i++) mx = logp[i] > mx ? logp[i] : mx;
-    double s = 0.0;
+    // At temperature 1 the two sums are the same terms in the same order: p is what it was
+    // before temperatures existed, bit for bit.
+    double s = 0.0, st = 0.0;
     for (int i = 0; i < count; i++) s += exp(logp[i] - mx);
-    for (int i = 0; i < count; i++) p[i] = exp(logp[i] - mx) / s, order[i] = i;
+    for (int i = 0; i < count; i++) p[i] = exp((logp[i] - mx) / temperature), st += p[i], order[i] = i;
+    for (int i = 0; i < count; i++) p[i] /= st;
     if (log_total) *log_total = mx + log(s);
     qsort_r(order, (size_t)count, sizeof *order, by_p_desc, p);
 }

@@ -61,9 +61,12 @@ int vet_ranker_notes(const vet_ranker *r);
 int vet_ranker_score(vet_ranker *r, const int32_t *const *prompts, const int *lens, int count, double *logp,
                      vet_gen_stats *stats, vet_err *err);
 
-// p[a] = softmax(logp)[a] (computed in double, the largest subtracted first), and order[0..count)
-// the answers by p, best first (ties: table order). *log_total (may be NULL) = log sum exp(logp),
-// the log of the answers' total probability: how much of the model's belief the table holds.
-void vet_rank_order(const double *logp, int count, double *p, int *order, double *log_total);
+// p[a] = softmax(logp / temperature)[a] (computed in double, the largest subtracted first;
+// temperature > 0, 1: the model's own distribution over the table, any other: --rank-temperature's
+// calibration, fitted by vet-eval --fit-temperature), and order[0..count) the answers by p, best
+// first (ties: table order; the order is the same at every temperature). *log_total (may be
+// NULL) = log sum exp(logp), whatever the temperature: the log of the answers' total probability,
+// how much of the model's belief the table holds.
+void vet_rank_order(const double *logp, int count, double temperature, double *p, int *order, double *log_total);
 
 #endif

@@ -6,10 +6,10 @@
 set -u
 : "${VET_BIN:?}" "${VET_TOP:?}"
 VET_BUILD=${VET_BUILD:-$VET_TOP/build/rel}
-GEN=$VET_BIN/vet-generate DUMP=$VET_BIN/vet-dump TOK=$VET_BIN/vet-tokenize PACK=$VET_BIN/vet-pack
+GEN=$VET_BIN/vet-generate DUMP=$VET_BIN/vet-dump TOK=$VET_BIN/vet-tokenize PACK=$VET_BIN/vet-pack EVAL=$VET_BIN/vet-eval
 INSPECT=$VET_BUILD/tests/helpers/vet-inspect MKTOK=$VET_BUILD/tests/helpers/vet-mktokens
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/vet-gen.XXXXXX")
-trap 'rm -rf "$tmp"' EXIT
+trap '[ -n "${KEEP:-}" ] || rm -rf "$tmp"' EXIT
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}  # tiny model: a thread team costs more than it saves
 
 ok() { echo "ok $1"; }
@@ -120,15 +120,44 @@ print(int(ok))' "$n_labels")
 same4=$(diff <("$DUMP" -r "$tmp/r4.pred" | /usr/bin/python3 -c 'import json,sys; [print(json.loads(l)["ranked"]) for l in sys.stdin]') \
              <("$DUMP" -r "$tmp/rall.pred" | /usr/bin/python3 -c 'import json,sys; [print(json.loads(l)["ranked"][:4]) for l in sys.stdin]') >/dev/null && echo 1)
 hdr=$("$DUMP" -H "$tmp/r4.pred" 2>/dev/null)
-check rank '[ $rc -eq 0 ] && [ $rc2 -eq 0 ] && [ "$rank_ok" = 1 ] && [ "$all_ok" = 1 ] && [ "$same4" = 1 ] && [[ $hdr == *"\"rank\":{\"k\":4,\"labels\":$n_labels}"* ]] && [[ $hdr == *"\"mode\":\"rank\""* ]]' \
+check rank '[ $rc -eq 0 ] && [ $rc2 -eq 0 ] && [ "$rank_ok" = 1 ] && [ "$all_ok" = 1 ] && [ "$same4" = 1 ] && [[ $hdr == *"\"rank\":{\"k\":4,\"labels\":$n_labels,\"temperature\":1}"* ]] && [[ $hdr == *"\"mode\":\"rank\""* ]]' \
     "rc=$rc/$rc2 rank_ok=$rank_ok all_ok=$all_ok same4=$same4 header: $hdr"
+
+# --- --rank all lists the whole table, as a K past its size; --rank-temperature T rescales p to
+# softmax(logp / T) and changes nothing else; vet-eval --fit-temperature fits T to those lists
+"$GEN" -q -m "$tmp/model" -b 16 --rank all --constrain "$VET_TOP/data/codes.tsv" "$tmp/notes.tok" -o "$tmp/rA.pred"
+rc=$?
+"$GEN" -q -m "$tmp/model" -b 16 --rank all --rank-temperature 2.5 --constrain "$VET_TOP/data/codes.tsv" "$tmp/notes.tok" -o "$tmp/rT.pred"
+rc2=$?
+same_all=$(cmp -s <("$DUMP" -r "$tmp/rA.pred" | sed 's/"ms":[0-9.e+-]*,//') <("$DUMP" -r "$tmp/rall.pred" | sed 's/"ms":[0-9.e+-]*,//') && echo 1)
+temp_ok=$(paste -d '\n' <("$DUMP" -r "$tmp/rA.pred") <("$DUMP" -r "$tmp/rT.pred") 2>/dev/null | /usr/bin/python3 -c '
+import json, math, sys
+lines, ok = sys.stdin.read().splitlines(), True
+for a, b in zip(lines[0::2], lines[1::2]):
+    a, b = json.loads(a), json.loads(b)
+    ka, kb = a["ranked"], b["ranked"]
+    ok &= [x["label"] for x in ka] == [x["label"] for x in kb] and [x["logp"] for x in ka] == [x["logp"] for x in kb]
+    ok &= a["pred"] == b["pred"] and a["table_p"] == b["table_p"]
+    z = sum(math.exp(x["logp"] / 2.5) for x in kb)
+    ok &= all(abs(x["p"] - math.exp(x["logp"] / 2.5) / z) < 1e-6 for x in kb)  # vet-dump prints 9 digits
+    ok &= kb[0]["p"] < ka[0]["p"]  # flatter
+print(int(ok and len(lines) > 0))')
+hdrT=$("$DUMP" -H "$tmp/rT.pred" 2>/dev/null)
+"$EVAL" -q --fit-temperature "$tmp/T.txt" "$tmp/rA.pred"; e1=$?
+"$EVAL" -q --fit-temperature "$tmp/T2.txt" "$tmp/rT.pred"; e2=$?  # fitted to logp: the same T
+"$EVAL" -q --fit-temperature "$tmp/T3.txt" "$tmp/r4.pred" 2>"$tmp/errT"; e3=$?
+check rank-temperature '[ $rc = 0 ] && [ $rc2 = 0 ] && [ "$same_all" = 1 ] && [ "$temp_ok" = 1 ] && [[ $hdrT == *"\"temperature\":2.5}"* ]] && [ $e1 = 0 ] && [ $e2 = 0 ] && cmp -s "$tmp/T.txt" "$tmp/T2.txt" && awk "{exit !(\$1 > 0 && NR == 1)}" "$tmp/T.txt" && [ $e3 = 1 ] && grep -q "lists 4 of the table.s $n_labels labels" "$tmp/errT" && [ ! -e "$tmp/T3.txt" ]' \
+    "rc=$rc/$rc2 same_all=$same_all temp_ok=$temp_ok fit=$e1/$e2/$e3 T=$(cat "$tmp/T.txt" "$tmp/T2.txt" 2>&1) $(cat "$tmp/errT") header: $hdrT"
 
 # --- --rank's refusals: no table, K < 1, with sampling: usage errors, nothing written -------
 "$GEN" -q -m "$tmp/model" --rank 3 "$tmp/notes.tok" -o "$tmp/rx.pred" 2>"$tmp/err1"; e1=$?
 "$GEN" -q -m "$tmp/model" --rank 0 --constrain "$VET_TOP/data/codes.tsv" "$tmp/notes.tok" -o "$tmp/rx.pred" 2>"$tmp/err2"; e2=$?
 "$GEN" -q -m "$tmp/model" --rank 3 --temperature 0.7 --constrain "$VET_TOP/data/codes.tsv" "$tmp/notes.tok" -o "$tmp/rx.pred" 2>"$tmp/err3"; e3=$?
-check rank-refusals '[ $e1 = 2 ] && grep -q -- "--constrain" "$tmp/err1" && [ $e2 = 2 ] && [ $e3 = 2 ] && grep -q -- "--temperature" "$tmp/err3" && [ ! -e "$tmp/rx.pred" ]' \
-    "exits $e1 $e2 $e3: $(cat "$tmp/err1" "$tmp/err2" "$tmp/err3")"
+"$GEN" -q -m "$tmp/model" --rank-temperature 2 --constrain "$VET_TOP/data/codes.tsv" "$tmp/notes.tok" -o "$tmp/rx.pred" 2>"$tmp/err4"; e4=$?
+"$GEN" -q -m "$tmp/model" --rank 3 --rank-temperature 0 --constrain "$VET_TOP/data/codes.tsv" "$tmp/notes.tok" -o "$tmp/rx.pred" 2>"$tmp/err5"; e5=$?
+"$GEN" -q -m "$tmp/model" --rank some --constrain "$VET_TOP/data/codes.tsv" "$tmp/notes.tok" -o "$tmp/rx.pred" 2>"$tmp/err6"; e6=$?
+check rank-refusals '[ $e1 = 2 ] && grep -q -- "--constrain" "$tmp/err1" && [ $e2 = 2 ] && [ $e3 = 2 ] && grep -q -- "--temperature" "$tmp/err3" && [ $e4 = 2 ] && grep -q -- "give --rank K" "$tmp/err4" && [ $e5 = 2 ] && grep -q -- "--rank-temperature" "$tmp/err5" && [ $e6 = 2 ] && [ ! -e "$tmp/rx.pred" ]' \
+    "exits $e1 $e2 $e3 $e4 $e5 $e6: $(cat "$tmp/err1" "$tmp/err2" "$tmp/err3" "$tmp/err4" "$tmp/err5" "$tmp/err6")"
 
 # --- tokenizer mismatch: refused, naming both hashes and the tokenizer file -----------------
 echo '{"id":"x","species":"","codes":[],"note":"n","prompt":[1,5,6],"response":[7,2]}' |

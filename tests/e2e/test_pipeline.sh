@@ -171,6 +171,29 @@ rank_ok() {
 }
 check pipeline_rank rank_ok
 
+# 2d''. CALIBRATE=1: the validation split ranked whole by OUT/model, the fitted temperature in
+# OUT/temperature.txt, and the test split ranked with it (the header says so); refused without
+# RANK, and for a value other than 1.
+calibrate_ok() {
+    local s t
+    pipe "${small[@]}" RANK=3 CALIBRATE=1 >"$tmp/cal.log" 2>&1 || { tail -5 "$tmp/cal.log" >&2; return 1; }
+    t=$(cat "$tmp/out/temperature.txt") || return 1
+    s=$("$VET_BIN/vet-dump" -H "$tmp/out/val-ranked.msgpack.zst" | /usr/bin/python3 -c '
+import json, sys; h = json.load(sys.stdin)["rank"]; print(h["k"] == h["labels"] and h["temperature"] == 1)')
+    [ "$s" = True ] || { echo "val-ranked.msgpack.zst: not every label ranked" >&2; return 1; }
+    s=$("$VET_BIN/vet-dump" -H "$tmp/out/predictions.msgpack.zst" | /usr/bin/python3 -c '
+import json, sys; h = json.load(sys.stdin)["rank"]; print(h["k"] == 3 and abs(h["temperature"] - float(sys.argv[1])) < 1e-12)' "$t")
+    [ "$s" = True ] || { echo "predictions not ranked at T = $t" >&2; return 1; }
+    grep -q "ranking" "$tmp/out/metrics.txt" || return 1
+    pipe "${small[@]}" RANK=3 CALIBRATE=1 -q || { echo "not up to date after a run" >&2; return 1; }
+    pipe "${small[@]}" CALIBRATE=1 >"$tmp/cal.log" 2>&1 && return 1
+    grep -q "CALIBRATE=1 calibrates the probabilities of a ranking" "$tmp/cal.log" || { cat "$tmp/cal.log" >&2; return 1; }
+    pipe "${small[@]}" RANK=3 CALIBRATE=yes >"$tmp/cal.log" 2>&1 && return 1
+    grep -q "CALIBRATE must be 1 or empty" "$tmp/cal.log" || { cat "$tmp/cal.log" >&2; return 1; }
+    pipe "${small[@]}" >"$tmp/cal.log" 2>&1  # back to generating, for the checks below
+}
+check pipeline_calibrate calibrate_ok
+
 # 2e. ENSEMBLE: from scratch the test split is decoded by three refits as one (vet-generate
 # --model three times), trained with seeds 42 (vet-train's default), 142 and 242; ENSEMBLE=K
 # changes only generate and eval, plus the training of members that do not exist yet.

@@ -2,9 +2,11 @@
 // arbitrary input: the CSV and JSON lines readers, the predictions stream's records (gold, pred,
 // and vet-generate --rank's `ranked` lists) and the metrics over them. The first byte picks the
 // form of the rest: 0 CSV, 1 JSON lines, 2 a stream file as it is, 3 msgpack that the harness
-// compresses into a zstd frame first (header, records, trailer: the fuzzer reaches the records).
-// Promises checked: a report is built or an error says why; every rate is in [0, 1]; hit@k
-// never falls as k grows; the selective rows keep fewer notes as the coverage falls.
+// compresses into a zstd frame first (header, records, trailer: the fuzzer reaches the records);
+// bit 2 asks for vet-eval --fit-temperature. Promises checked: a report is built or an error
+// says why; every rate is in [0, 1]; hit@k never falls as k grows; the selective rows keep fewer
+// notes as the coverage falls; a fitted temperature lies in the searched range and its NLL is
+// no worse than at T = 1.
 #include "fuzz_util.h"
 
 #include "eval/predictions.h"
@@ -32,15 +34,26 @@ static void check_ranking(const vet_ranking *k, size_t n) {
     }
 }
 
-static void report(const char *path, int format) {
+static void check_temperature(const vet_ranking *k) {
+    if (!k->fitted) return;
+    const vet_temperature *t = &k->temperature;
+    if (!(t->t >= VET_TEMPERATURE_MIN && t->t <= VET_TEMPERATURE_MAX) || t->fitted < 1 || t->fitted > t->notes) abort();
+    if (!(t->nll[0] >= 0 && t->nll[1] >= 0 && t->nll[1] <= t->nll[0] * (1 + 1e-9) + 1e-12)) abort();
+    for (int i = 0; i < 2; i++)
+        if (!rate(t->ece[i]) || !rate(t->brier[i])) abort();
+}
+
+static void report(const char *path, int format, int fit) {
     vet_eval_opts o = vet_eval_defaults();
-    o.predictions = path, o.format = format, o.bootstrap = 20;
+    o.predictions = path, o.format = format, o.bootstrap = 20, o.fit_temperature = fit;
     vet_report r;
     vet_err err = {0};
     if (vet_report_build(&o, &r, &err) == 0) {
         size_t n = vet_eval_n(r.samples);
         if (n == 0 || !rate(r.m.accuracy) || !rate(r.base_acc)) abort();
         check_ranking(&r.rank, n);
+        check_temperature(&r.rank);
+        if (fit != r.rank.fitted) abort();  // asked for and built, or an error
         if (vet_report_print(devnull, &r) != 0) abort();
         char json[300];
         fz_path(json, sizeof json, "report.json");
@@ -62,6 +75,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         fz_write_zstd(path, data + 1, size - 1);
     else
         fz_write(path, data + 1, size - 1);
-    report(path, formats[mode]);
+    report(path, formats[mode], (data[0] >> 2) & 1);
     return 0;
 }

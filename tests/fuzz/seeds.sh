@@ -39,10 +39,15 @@ fi
 prefixed 00 "$fx/eval/small.csv" "$out/predictions/csv"
 prefixed 01 "$fx/eval/small.jsonl" "$out/predictions/jsonl"
 prefixed 01 "$fx/eval/ranked.jsonl" "$out/predictions/ranked-jsonl"
+# --fit-temperature (mode bit 4): whole lists with logp, three notes over a table of three.
+w() { printf '{"gold": ["%s"], "pred": ["A"], "ranked": [{"label": "A", "p": %s, "logp": %s}, {"label": "B", "p": %s, "logp": %s}, {"label": "C", "p": %s, "logp": %s}]}\n' "$@"; }
+{ printf '\x05'; w A 0.7 -0.36 0.2 -1.6 0.1 -2.3; w B 0.6 -0.51 0.3 -1.2 0.1 -2.3; w A 0.9 -0.1 0.06 -2.8 0.04 -3.2; } \
+    >"$out/predictions/fit-jsonl"
 mkpreds=$top/build/rel/tests/helpers/vet-mkpreds
 if [ -x "$mkpreds" ] && "$mkpreds" "$fx/eval/ranked.jsonl" "$out/predictions/ranked.tmp" 2>/dev/null; then
     prefixed 02 "$out/predictions/ranked.tmp" "$out/predictions/ranked-stream"
     { printf '\x03'; zstd -dc "$out/predictions/ranked.tmp"; } >"$out/predictions/ranked-msgpack" 2>/dev/null
+    { printf '\x07'; zstd -dc "$out/predictions/ranked.tmp"; } >"$out/predictions/ranked-msgpack-fit" 2>/dev/null
     rm -f "$out/predictions/ranked.tmp"
 fi
 

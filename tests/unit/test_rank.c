@@ -247,7 +247,7 @@ static void test_answers_from_tokenizer(void) {
 static void test_order(void) {
     double logp[] = {-3.0, -1.0, -2.0, -1.0, -40.0}, p[5], lt;
     int order[5];
-    vet_rank_order(logp, 5, p, order, &lt);
+    vet_rank_order(logp, 5, 1.0, p, order, &lt);
     double sum = 0, want = 0;
     for (int i = 0; i < 5; i++) sum += p[i], want += exp(logp[i]);
     CHECK_NEAR(sum, 1.0, 1e-12);
@@ -257,9 +257,27 @@ static void test_order(void) {
     CHECK(order[0] == 1 && order[1] == 3 && order[2] == 2 && order[3] == 0 && order[4] == 4);  // ties: table order
     // Far below any double's exp: the largest is subtracted first, so p stays exact.
     double deep[] = {-2000.0, -2001.0};
-    vet_rank_order(deep, 2, p, order, &lt);
+    vet_rank_order(deep, 2, 1.0, p, order, &lt);
     CHECK_NEAR(p[0], 1.0 / (1.0 + exp(-1.0)), 1e-12);
     CHECK_NEAR(lt, -2000.0 + log(1.0 + exp(-1.0)), 1e-12);
+}
+
+// --rank-temperature: p = softmax(logp / T), the order and the table's total unchanged.
+static void test_order_temperature(void) {
+    double logp[] = {-3.0, -1.0, -2.0, -1.0, -40.0}, p1[5], p[5], lt1, lt;
+    int order1[5], order[5];
+    vet_rank_order(logp, 5, 1.0, p1, order1, &lt1);
+    const double temps[] = {0.25, 0.5, 2.0, 7.5};
+    for (int t = 0; t < 4; t++) {
+        double T = temps[t], z = 0;
+        vet_rank_order(logp, 5, T, p, order, &lt);
+        for (int i = 0; i < 5; i++) z += exp(logp[i] / T);
+        for (int i = 0; i < 5; i++) CHECK_NEAR(p[i], exp(logp[i] / T) / z, 1e-12);
+        for (int i = 0; i < 5; i++) CHECK(order[i] == order1[i]);
+        CHECK(lt == lt1);
+        // Above 1 the top label's p falls (flatter), below 1 it rises.
+        CHECK(T > 1 ? p[1] < p1[1] : p[1] > p1[1]);
+    }
 }
 
 int main(void) {
@@ -270,5 +288,6 @@ int main(void) {
     RUN(test_common_prefix);
     RUN(test_answers_from_tokenizer);
     RUN(test_order);
+    RUN(test_order_temperature);
     CHECK_EXIT();
 }

@@ -441,6 +441,130 @@ static void mix_names_first(void) {
     vet_report_free(&r);
 }
 
+
+// --- --fit-temperature -----------------------------------------------------------------------
+
+// Six notes over a table of the three labels A, B, C, each listed whole with logp (the scores
+// below) and p = softmax(logp), most probable first; the header's `rank.labels` is header_labels
+// (0: no `rank`). drop_logp_at: a record (from 1) whose second entry has no logp (0: none).
+static const double fit_scores[6][3] = {{-0.1, -2.5, -4.0}, {-0.3, -1.5, -3.0}, {-0.2, -2.0, -2.2},
+                                        {-0.7, -0.9, -3.5}, {-0.05, -3.5, -5.0}, {-0.4, -1.2, -2.9}};
+static const char fit_gold[6] = {'A', 'B', 'A', 'B', 'A', 'C'};
+
+static const char *fit_stream(const char *name, int header_labels, int drop_logp_at) {
+    const char *path = tmp_path(name);
+    vet_err err;
+    vet_writer *w = vet_writer_open(path, "predictions", "test_ranking", &err);
+    msgpack_packer *pk = vet_writer_packer(w);
+    vet_writer_header_begin(w, header_labels ? 1 : 0);
+    if (header_labels) {
+        mp_key(pk, "rank");
+        msgpack_pack_map(pk, 3);
+        mp_kv_int(pk, "k", 3), mp_kv_int(pk, "labels", header_labels), mp_kv_double(pk, "temperature", 1.0);
+    }
+    vet_writer_header_end(w, &err);
+    for (int i = 0; i < 6; i++) {
+        char g[2] = {fit_gold[i], 0}, a[2] = "A";
+        char *gold[] = {g}, *pred[] = {a};
+        double z = 0;
+        for (int j = 0; j < 3; j++) z += exp(fit_scores[i][j]);
+        msgpack_pack_map(pk, 3);
+        mp_kv_str_array(pk, "gold", gold, 1);
+        mp_kv_str_array(pk, "pred", pred, 1);
+        mp_key(pk, "ranked");
+        msgpack_pack_array(pk, 3);
+        for (int j = 0; j < 3; j++) {  // the scores fall along each row: A, B, C is the order
+            char label[2] = {(char)('A' + j), 0};
+            int with_logp = !(drop_logp_at == i + 1 && j == 1);
+            msgpack_pack_map(pk, 2 + with_logp);
+            mp_kv_str(pk, "label", label);
+            mp_kv_double(pk, "p", exp(fit_scores[i][j]) / z);
+            if (with_logp) mp_kv_double(pk, "logp", fit_scores[i][j]);
+        }
+        vet_writer_record_end(w, &err);
+    }
+    CHECK(vet_writer_close(w, &err) == 0);
+    return path;
+}
+
+static int build_fit(vet_report *r, const char *path, vet_err *err) {
+    vet_eval_opts o = vet_eval_defaults();
+    o.bootstrap = 0, o.predictions = path, o.fit_temperature = 1;
+    return vet_report_build(&o, r, err);
+}
+
+static void temperature_fit(void) {
+    vet_report r;
+    vet_err err;
+    const char *path = fit_stream("fit.pred", 3, 0);
+    CHECK(build_fit(&r, path, &err) == 0);
+    CHECK(r.rank.fitted == 1);
+    // The same fit as calibrate.h's on the arrays written here.
+    double logp[18];
+    unsigned char gold[18];
+    for (int i = 0; i < 6; i++)
+        for (int j = 0; j < 3; j++) logp[3 * i + j] = fit_scores[i][j], gold[3 * i + j] = fit_gold[i] == 'A' + j;
+    vet_temperature t;
+    CHECK(vet_temperature_fit(logp, gold, 6, 3, &t, &err) == 0);
+    CHECK(r.rank.temperature.t == t.t && r.rank.temperature.fitted == 6 && r.rank.temperature.bound == 0);
+    // At T = 1 the fit's ECE and Brier are the report's own (p is softmax(logp) here).
+    CHECK_NEAR(r.rank.temperature.ece[0], r.rank.ece, 1e-12);
+    CHECK_NEAR(r.rank.temperature.brier[0], r.rank.brier, 1e-12);
+    char *text = table_of(&r);
+    CHECK_CONTAINS(text, "temperature fitted to these 6 notes (6 with a gold label ranked): T = ");
+    CHECK(widest(text) <= 100);
+    free(text);
+    const char *tfile = tmp_path("T.txt"), *jfile = tmp_path("fit.json");
+    CHECK(vet_report_write_temperature(&r, tfile, &err) == 0);
+    FILE *f = fopen(tfile, "r");
+    double back = 0;
+    CHECK(f && fscanf(f, "%lf", &back) == 1);
+    if (f) fclose(f);
+    CHECK_NEAR(back, t.t, 1e-5 * t.t);  // "%.6g": six digits
+    CHECK(vet_report_write_json(&r, jfile, &err) == 0);
+    json_t *root = json_load_file(jfile, 0, NULL);
+    json_t *jt = json_object_get(json_object_get(root, "ranking"), "temperature");
+    CHECK(json_is_object(jt));
+    CHECK_NEAR(json_real_value(json_object_get(jt, "t")), t.t, 1e-12 * t.t);  // 15 digits
+    CHECK(json_array_size(json_object_get(jt, "nll")) == 2);
+    json_decref(root);
+    vet_report_free(&r);
+    // Without the fit the report has no temperature, in the table or the JSON.
+    CHECK(build(&r, &path, 1, &err) == 0 && r.rank.fitted == 0);
+    text = table_of(&r);
+    CHECK(strstr(text, "temperature fitted") == NULL);
+    free(text);
+    vet_report_free(&r);
+}
+
+static void fit_refused(const char *path, const char *want) {
+    vet_report r;
+    vet_err err = {0};
+    CHECK(build_fit(&r, path, &err) < 0 && err.kind == VET_E_INPUT);
+    CHECK_CONTAINS(err.msg, want);
+    vet_report_free(&r);
+}
+
+static void temperature_fit_refused(void) {
+    fit_refused(fit_stream("fit4.pred", 4, 0),
+                "fit4.pred: record 1: lists 3 of the table's 4 labels (--fit-temperature needs every label's logp: "
+                "vet-generate --rank all)");
+    fit_refused(fit_stream("nologp.pred", 3, 5), "nologp.pred: record 5: \"ranked\"[1] has no logp");
+    fit_refused(write_tmp("short.jsonl",
+                          "{\"gold\": [\"A\"], \"pred\": [\"A\"], \"ranked\": [{\"label\": \"A\", \"p\": 0.7, "
+                          "\"logp\": -0.3}, {\"label\": \"B\", \"p\": 0.3, \"logp\": -1.2}]}\n"
+                          "{\"gold\": [\"A\"], \"pred\": [\"A\"], \"ranked\": [{\"label\": \"A\", \"p\": 1, "
+                          "\"logp\": -0.1}]}\n"),
+                "short.jsonl: line 2: lists 1 labels, but the first prediction (");
+    fit_refused(write_tmp("plain.jsonl", "{\"gold\": [\"A\"], \"pred\": [\"A\"]}\n"),
+                "--fit-temperature: ");
+    fit_refused(write_tmp("plain2.jsonl", "{\"gold\": [\"A\"], \"pred\": [\"A\"]}\n"), "has no \"ranked\" lists");
+    // No note's gold label among the labels: nothing to fit.
+    fit_refused(write_tmp("nogold.jsonl", "{\"gold\": [\"Z\"], \"pred\": [\"A\"], \"ranked\": [{\"label\": \"A\", "
+                                          "\"p\": 1, \"logp\": -0.1}]}\n"),
+                "--fit-temperature: no note's gold label is among its ranked labels");
+}
+
 int main(void) {
     if (eval_dir_make("ranking")) return 1;
     RUN(hand_computed);
@@ -452,6 +576,8 @@ int main(void) {
     RUN(bad_jsonl_ranked);
     RUN(bad_stream_ranked);
     RUN(mix_names_first);
+    RUN(temperature_fit);
+    RUN(temperature_fit_refused);
     if (eval_dir_remove()) return 1;
     CHECK_EXIT();
 }
