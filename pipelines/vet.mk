@@ -4,10 +4,10 @@
 #        [TOKENIZER=tokenizer.model|tokenizer.json|dir (SPM= is the same)] [CODES=codes.tsv]
 #        [TRAIN_ARGS=...] [GEN_ARGS=...] [TRAIN_SEED=N]
 #        [FIT=train+val|train] [SWAP=A=B,C=D | SWAP=] [CONSTRAIN=codes.tsv | CONSTRAIN=]
-#        [ENSEMBLE=K] [RANK=K [CALIBRATE=1]]
+#        [ENSEMBLE=K] [RANK=K [CALIBRATE=1] [REFER=ACC]]
 #   make -f pipelines/vet.mk OUT=DIR TRAIN=a.csv VAL=b.csv TEST=c.csv ...   (a given split)
 #   make -f pipelines/vet.mk OUT=DIR pack          (one stage: tokenizer tokenize pack train
-#                                                   refit temperature generate eval val report)
+#                                                   refit temperature threshold generate eval val report)
 #
 # Stages and the files they leave in OUT:
 #   tokenizer  OUT/tokenizer.model          only without TOKENIZER and BASE: trained on the training notes
@@ -30,6 +30,9 @@
 #   temperature OUT/temperature.txt         only with CALIBRATE=1: the temperature that calibrates
 #                                           RANK's probabilities, fitted on the validation split
 #                                           ranked whole by OUT/model (OUT/val-ranked.msgpack.zst)
+#   threshold  OUT/threshold.txt            only with REFER=ACC: the lowest top-1 p at which the
+#                                           validation notes (ranked as for temperature) are coded
+#                                           at accuracy ACC; eval then refers the test notes below it
 #   eval       OUT/metrics.json, OUT/metrics.txt   (vet-eval's JSON and table)
 #   val        OUT/val-metrics.json          the validation split scored by OUT/model (for tuning)
 #   report     OUT/loss.png, OUT/f1.png     (gnuplot)
@@ -119,6 +122,11 @@ RANK ?=
 # and the test split is ranked with --rank-temperature T. With FIT=train+val the refit, which
 # trained on val too, takes the T its train-split twin needed.
 CALIBRATE ?=
+# REFER=ACC (with RANK; 0 < ACC <= 1): the notes the model is least sure of go to a person. The
+# threshold on the top-1 p at which OUT/model codes the validation notes at accuracy ACC (at
+# CALIBRATE's temperature when set) goes to OUT/threshold.txt, and eval reports how many test
+# notes it codes at that threshold, and how well (vet-eval --refer-below): out of sample.
+REFER ?=
 GEN_CODES_FLAG := $(if $(CONSTRAIN),--constrain $(CONSTRAIN)$(if $(filter-out $(CONSTRAIN),$(CODES)), --codes $(CODES)),$(CODES_FLAG))$(if $(RANK), --rank $(RANK))
 
 # Settings that cannot work are refused here, before any OUT/.args file is written below.
@@ -139,6 +147,14 @@ ifneq ($(CALIBRATE),)
     $(error CALIBRATE=1 calibrates the probabilities of a ranking: set RANK=K too)
   endif
 endif
+ifneq ($(REFER),)
+  ifeq ($(RANK),)
+    $(error REFER=$(REFER) refers the notes a ranking is least sure of: set RANK=K too)
+  endif
+  ifeq ($(shell echo '$(REFER)' | grep -Eqx '0?\.[0-9]*[1-9][0-9]*|1(\.0*)?' && echo ok),)
+    $(error REFER must be an accuracy above 0 and at most 1, such as 0.95 (got '$(REFER)'))
+  endif
+endif
 ifeq ($(filter $(ENSEMBLE_SIZES),$(ENSEMBLE)),)
   $(error ENSEMBLE must be a number of models from 1 to 16 (got '$(ENSEMBLE)'))
 endif
@@ -151,7 +167,7 @@ ifneq ($(ENSEMBLE),1)
   endif
 endif
 
-.PHONY: all tokenizer tokenize pack train refit temperature generate eval val report
+.PHONY: all tokenizer tokenize pack train refit temperature threshold generate eval val report
 .DELETE_ON_ERROR:
 all: eval
 
@@ -187,7 +203,8 @@ $(foreach s,train $(MEMBERS),$(eval $(call stage_args,$(s),$(MODEL_FLAG) $(TRAIN
 FINAL     := $(if $(filter train+val,$(FIT)),$(MEMBERS),model)
 FINAL_DONE := $(if $(filter train+val,$(FIT)),$(MEMBERS:%=$(OUT)/%.done),$(OUT)/train.done)
 $(eval $(call stage_args,generate,$(GEN_MODEL) $(GEN_CODES_FLAG) $(GEN_ARGS)$(if $(CALIBRATE), --rank-temperature (OUT/temperature.txt))))
-$(eval $(call stage_args,eval,$(CODES_FLAG) $(EVAL_ARGS)))
+$(eval $(call stage_args,eval,$(CODES_FLAG) $(EVAL_ARGS)$(if $(REFER), --refer-below (OUT/threshold.txt))))
+$(eval $(call stage_args,threshold,$(REFER) $(CALIBRATE)))
 .PHONY: ARGS_CHANGED
 
 # --- tokenizer: only when neither TOKENIZER nor BASE names one ------------------------------
@@ -252,13 +269,18 @@ $(OUT)/train.done $(MEMBERS:%=$(OUT)/%.done): $(OUT)/%.done: $(PACKED) $(TOKENIZ
 train: $(OUT)/train.done
 refit: $(MEMBERS:%=$(OUT)/%.done)
 
-# --- temperature: RANK's probabilities calibrated on the validation split (CALIBRATE=1) ----------
+# --- temperature and threshold: RANK's probabilities calibrated, and the referral threshold
+# chosen, on the validation split ranked whole by OUT/model (CALIBRATE=1, REFER=ACC) --------------
 $(OUT)/val-ranked.msgpack.zst: $(OUT)/train.done $(OUT)/rows/val.msgpack.zst $(call args,generate)
 	$(V)vet-generate $(call model_flags,model) --tokenizer $(TOKENIZER) $(GEN_CODES_FLAG) $(GEN_ARGS) --rank all \
 	  $(OUT)/rows/val.msgpack.zst -o $@
 $(OUT)/temperature.txt: $(OUT)/val-ranked.msgpack.zst
 	$(V)vet-eval -q --fit-temperature $@ $<
 temperature: $(OUT)/temperature.txt
+$(OUT)/threshold.txt: $(OUT)/val-ranked.msgpack.zst $(call args,threshold) $(if $(CALIBRATE),$(OUT)/temperature.txt)
+	$(V)vet-eval -q --fit-threshold $@ --target-accuracy $(REFER) \
+	  $(if $(CALIBRATE),--temperature "$$(cat $(OUT)/temperature.txt)") $<
+threshold: $(OUT)/threshold.txt
 
 # --- generate: the test split ------------------------------------------------------------------
 $(OUT)/predictions.msgpack.zst: $(FINAL_DONE) $(OUT)/rows/test.msgpack.zst $(call args,generate) $(if $(CALIBRATE),$(OUT)/temperature.txt)
@@ -268,8 +290,9 @@ generate: $(OUT)/predictions.msgpack.zst
 
 # --- eval ----------------------------------------------------------------------------------------
 # metrics.json is kept even when --fail-under in EVAL_ARGS fails the stage (exit 4).
-$(OUT)/metrics.json: $(OUT)/predictions.msgpack.zst $(call args,eval)
+$(OUT)/metrics.json: $(OUT)/predictions.msgpack.zst $(call args,eval) $(if $(REFER),$(OUT)/threshold.txt)
 	$(V)vet-eval $(CODES_FLAG) $(EVAL_ARGS) --baseline-from $(OUT)/packed/train.msgpack.zst \
+	  $(if $(REFER),--refer-below "$$(cat $(OUT)/threshold.txt)") \
 	  --json $@.tmp $(OUT)/predictions.msgpack.zst >$(OUT)/metrics.txt; status=$$?; \
 	  cat $(OUT)/metrics.txt; [ -f $@.tmp ] && mv $@.tmp $@; exit $$status
 eval: $(OUT)/metrics.json

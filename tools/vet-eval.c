@@ -13,6 +13,7 @@
 #include "eval/report.h"
 
 enum { EXIT_BELOW = 4 };  // accuracy below --fail-under
+enum { OPT_TARGET = 256, OPT_TEMPERATURE };
 
 static void usage(void) __attribute__((noreturn));
 static void usage(void) {
@@ -39,6 +40,13 @@ static void usage(void) {
            "  -T, --fit-temperature FILE  fit the temperature that calibrates --rank's p to these\n"
            "                           notes' gold labels; write it to FILE ('-': stdout, no table)\n"
            "                           for vet-generate --rank-temperature (needs --rank all)\n"
+           "      --temperature T      score the ranking at p = softmax(logp / T) (needs --rank all):\n"
+           "                           as if vet-generate had used --rank-temperature T\n"
+           "  -R, --refer-below P      notes whose top-1 p is below P go to a person: report how\n"
+           "                           many are coded automatically and how well (needs --rank)\n"
+           "  -A, --fit-threshold FILE the lowest P whose coded notes reach --target-accuracy on\n"
+           "                           these notes, written to FILE ('-': stdout, no table)\n"
+           "      --target-accuracy ACC  for --fit-threshold (default 0.95)\n"
            "  -q, --quiet              print nothing but errors\n"
            "  -h, --help               this help\n"
            "  -V, --version            print the version\n"
@@ -66,15 +74,18 @@ int main(int argc, char **argv) {
         {"json", required_argument, 0, 'j'},        {"confusions", required_argument, 0, 'n'},
         {"bootstrap", required_argument, 0, 'b'},   {"seed", required_argument, 0, 's'},
         {"baseline-from", required_argument, 0, 'B'}, {"fail-under", required_argument, 0, 'F'},
-        {"fit-temperature", required_argument, 0, 'T'},
+        {"fit-temperature", required_argument, 0, 'T'}, {"refer-below", required_argument, 0, 'R'},
+        {"fit-threshold", required_argument, 0, 'A'}, {"target-accuracy", required_argument, 0, OPT_TARGET},
+        {"temperature", required_argument, 0, OPT_TEMPERATURE},
         {"quiet", no_argument, 0, 'q'},             {"help", no_argument, 0, 'h'},
         {"version", no_argument, 0, 'V'},           {0, 0, 0, 0},
     };
     vet_eval_opts o = vet_eval_defaults();
-    const char *json_path = NULL, *temperature_path = NULL;
+    const char *json_path = NULL, *temperature_path = NULL, *threshold_path = NULL;
+    double target = 0.95;
     double fail_under = -1;
     int quiet = 0, c;
-    while ((c = getopt_long(argc, argv, "f:c:j:n:b:s:B:F:T:qhV", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "f:c:j:n:b:s:B:F:T:R:A:qhV", opts, NULL)) != -1) {
         switch (c) {
         case 'f': o.format = parse_format(optarg); break;
         case 'c': o.codes = optarg; break;
@@ -85,32 +96,45 @@ int main(int argc, char **argv) {
         case 'B': o.baseline_from = optarg; break;
         case 'F': fail_under = cli_double("--fail-under", optarg, 0, 1); break;
         case 'T': temperature_path = optarg, o.fit_temperature = 1; break;
+        case 'R': o.refer_below = cli_double("--refer-below", optarg, 0, 1); break;
+        case 'A': threshold_path = optarg; break;
+        case OPT_TEMPERATURE: o.temperature = cli_double("--temperature", optarg, 1e-3, 1e3); break;
+        case OPT_TARGET: target = cli_double("--target-accuracy", optarg, 1e-9, 1); break;
         case 'q': quiet = 1; break;
         case 'h': usage();
         case 'V': cli_version();
         default: cli_usage_error("unknown option");
         }
     }
+    if (threshold_path) o.fit_threshold = target;
+    if (threshold_path && o.refer_below >= 0)
+        cli_usage_error("--refer-below and --fit-threshold: give one (fit the threshold on validation notes, then "
+                        "refer the test notes below it)");
     if (optind < argc) o.predictions = argv[optind];
     if (argc - optind > 1) o.shards = (const char *const *)argv + optind, o.n_shards = argc - optind;
 
     // Before anything is read or written: --json and --fit-temperature must name none of the
     // inputs, nor both stdout.
-    const char *outs[2][2] = {{"--json", json_path}, {"--fit-temperature", temperature_path}};
-    for (int k = 0; k < 2; k++) {
+    const char *outs[3][2] = {{"--json", json_path}, {"--fit-temperature", temperature_path},
+                              {"--fit-threshold", threshold_path}};
+    for (int k = 0; k < 3; k++) {
         refuse_overwrite(outs[k][0], outs[k][1], o.codes), refuse_overwrite(outs[k][0], outs[k][1], o.baseline_from);
         for (int i = optind; i < argc; i++) refuse_overwrite(outs[k][0], outs[k][1], argv[i]);
     }
-    if (json_path && temperature_path && strcmp(json_path, temperature_path) == 0)
-        cli_usage_error("--json and --fit-temperature both name '%s': give each its own file", json_path);
+    for (int k = 0; k < 3; k++)
+        for (int l = k + 1; l < 3; l++)
+            if (outs[k][1] && outs[l][1] && strcmp(outs[k][1], outs[l][1]) == 0)
+                cli_usage_error("%s and %s both name '%s': give each its own file", outs[k][0], outs[l][0], outs[k][1]);
     vet_report r;
     vet_err err;
     if (vet_report_build(&o, &r, &err) < 0) cli_fail_err(&err);
-    int on_stdout = (json_path && strcmp(json_path, "-") == 0) || (temperature_path && strcmp(temperature_path, "-") == 0);
+    int on_stdout = 0;
+    for (int k = 0; k < 3; k++) on_stdout |= outs[k][1] && strcmp(outs[k][1], "-") == 0;
     if (!quiet && !on_stdout && (vet_report_print(stdout, &r) < 0 || fflush(stdout) != 0))
         cli_fail(EXIT_IO, "<stdout>: write failed");
     if (json_path && vet_report_write_json(&r, json_path, &err) < 0) cli_fail_err(&err);
     if (temperature_path && vet_report_write_temperature(&r, temperature_path, &err) < 0) cli_fail_err(&err);
+    if (threshold_path && vet_report_write_threshold(&r, threshold_path, &err) < 0) cli_fail_err(&err);
 
     int status = fail_under >= 0 && r.m.accuracy < fail_under ? EXIT_BELOW : EXIT_OK;
     if (status == EXIT_BELOW && !quiet) cli_warn("accuracy %.4f is below --fail-under %g", r.m.accuracy, fail_under);

@@ -4,6 +4,7 @@
 
 #include <math.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -60,11 +61,18 @@ struct vet_ranks {
     size_t *gold_at;     // [n] with lists: the place (from 1) of the first gold label; 0: none listed
     double *top_p;       // [n] with lists: the first label's p
     int keep;            // vet_ranks_keep_lists: the whole lists below, kmax entries a note
+    double temperature;  // vet_ranks_rescale: top_p from logp at this temperature; 0: as listed
     double *logp;        // [n * kmax] each note's logp, in its list's order
     unsigned char *gold; // [n * kmax] whether that label is one of the note's gold labels
 };
 
 void vet_ranks_keep_lists(vet_ranks *rk) { rk->keep = 1; }
+void vet_ranks_rescale(vet_ranks *rk, double temperature) { rk->temperature = temperature; }
+
+const double *vet_ranks_top_p(const vet_ranks *rk, size_t *n) {
+    *n = rk->ranked ? rk->n : 0;
+    return rk->ranked ? rk->top_p : NULL;
+}
 
 vet_ranks *vet_ranks_new(void) { return calloc(1, sizeof(vet_ranks)); }
 
@@ -109,10 +117,12 @@ static int grow(vet_ranks *rk, size_t width) {
     return 0;
 }
 
-// Keeping lists: rec's must be whole (every label of its table, each with its logp) and as long
-// as the first note's; then it is stored.
-static int keep_list(vet_ranks *rk, const vet_pred *rec, const char *file, const char *unit, vet_err *err) {
-    const char *fix = "--fit-temperature needs every label's logp: vet-generate --rank all";
+// Keeping or rescaling lists: rec's must be whole (every label of its table, each with its
+// logp) and as long as the first note's.
+static int check_whole(const vet_ranks *rk, const vet_pred *rec, const char *file, const char *unit, vet_err *err) {
+    char fix[120];
+    snprintf(fix, sizeof fix, "%s needs every label's logp: vet-generate --rank all",
+             rk->keep ? "--fit-temperature" : "--temperature");
     for (size_t i = 0; i < rec->nranked; i++)
         if (isnan(rec->ranked_logp[i]))
             return vet_errf(err, "%s: %s %ld: \"ranked\"[%zu] has no logp (%s)", file, unit, rec->at, i, fix);
@@ -123,6 +133,11 @@ static int keep_list(vet_ranks *rk, const vet_pred *rec, const char *file, const
         return vet_errf(err, "%s: %s %ld: lists %zu labels, but the first prediction (%s %s %ld) lists %zu (%s)",
                         file, unit, rec->at, rec->nranked, rk->first_file, rk->first_unit, rk->first_at, rk->kmax,
                         fix);
+    return 0;
+}
+
+// Stores rec's whole list for the fit.
+static void keep_list(vet_ranks *rk, const vet_pred *rec) {
     size_t w = rec->nranked, at = rk->n * w;
     for (size_t i = 0; i < w; i++) {
         rk->logp[at + i] = rec->ranked_logp[i];
@@ -130,7 +145,17 @@ static int keep_list(vet_ranks *rk, const vet_pred *rec, const char *file, const
         for (size_t j = 0; j < rec->ngold && !rk->gold[at + i]; j++)
             rk->gold[at + i] = strcmp(rec->ranked[i], rec->gold[j]) == 0;
     }
-    return 0;
+}
+
+// The first label's p at temperature t from the whole list's logp (the largest subtracted
+// first; -inf entries weigh nothing).
+static double top_p_at(const vet_pred *rec, double t) {
+    double mx = -INFINITY, z = 0;
+    for (size_t i = 0; i < rec->nranked; i++)
+        if (rec->ranked_logp[i] > mx) mx = rec->ranked_logp[i];
+    if (mx == -INFINITY) return 0;  // no probability anywhere: nothing to be sure of
+    for (size_t i = 0; i < rec->nranked; i++) z += exp((rec->ranked_logp[i] - mx) / t);
+    return exp((rec->ranked_logp[0] - mx) / t) / z;
 }
 
 int vet_ranks_add(vet_ranks *rk, const vet_pred *rec, const char *file, const char *unit, vet_err *err) {
@@ -146,9 +171,10 @@ int vet_ranks_add(vet_ranks *rk, const vet_pred *rec, const char *file, const ch
     }
     if (has) {
         if (grow(rk, rk->n ? rk->kmax : rec->nranked) < 0) return vet_err_nomem(err, "out of memory");
-        if (rk->keep && keep_list(rk, rec, file, unit, err) < 0) return -1;
+        if ((rk->keep || rk->temperature > 0) && check_whole(rk, rec, file, unit, err) < 0) return -1;
+        if (rk->keep) keep_list(rk, rec);
         rk->gold_at[rk->n] = first_gold(rec);
-        rk->top_p[rk->n] = rec->ranked_p[0];
+        rk->top_p[rk->n] = rk->temperature > 0 ? top_p_at(rec, rk->temperature) : rec->ranked_p[0];
         if (rec->nranked > rk->kmax) rk->kmax = rec->nranked;
     }
     rk->n++;

@@ -44,11 +44,21 @@ void vet_ranks_free(vet_ranks *rk);  // safe with NULL
 // --rank all. A note that does not is an error naming it (VET_E_INPUT).
 void vet_ranks_keep_lists(vet_ranks *rk);
 
+// Score each note's top label at p = softmax(logp / temperature) over its whole list instead of
+// its listed p (as if vet-generate had ranked with --rank-temperature): the calibration, the
+// selective rows and a referral change, hit@k and MRR do not. The lists must be whole, as for
+// vet_ranks_keep_lists. Before the first note is added.
+void vet_ranks_rescale(vet_ranks *rk, double temperature);
+
 // Adds the note rec (read from file, rec->at its `unit`, "record" or "line"): its ranked list,
 // or that it has none. Every note must be like the first, since scores over a mix of ranked and
 // unranked runs would mean nothing: a note that differs is an error naming it and the first
 // (VET_E_INPUT). Call it once per note added to the vet_eval, after it.
 int vet_ranks_add(vet_ranks *rk, const vet_pred *rec, const char *file, const char *unit, vet_err *err);
+
+// The notes' top-1 p (their first listed label's), in the order added: n of them, NULL without
+// a ranking.
+const double *vet_ranks_top_p(const vet_ranks *rk, size_t *n);
 
 enum { VET_SELECTIVE_ROWS = 6 };  // coverage 100, 90, 80, 70, 60, 50%
 

@@ -13,7 +13,8 @@
 #include "eval/shards.h"
 
 vet_eval_opts vet_eval_defaults(void) {
-    return (vet_eval_opts){.predictions = "-", .format = VET_PRED_SNIFF, .bootstrap = 1000, .seed = 1, .confusions = 10};
+    return (vet_eval_opts){.predictions = "-", .format = VET_PRED_SNIFF, .bootstrap = 1000, .seed = 1, .confusions = 10,
+                           .refer_below = -1};
 }
 
 void vet_report_free(vet_report *r) {
@@ -53,15 +54,46 @@ static int baseline(vet_report *r, const vet_eval *e, vet_err *err) {
     return 0;
 }
 
-int vet_report_write_temperature(const vet_report *r, const char *path, vet_err *err) {
+static int write_number(const char *path, const char *fmt, double x, vet_err *err) {
     vet_afile a;
     if (vet_afile_open(&a, path, err) < 0) return -1;
-    if (fprintf(a.f, "%.6g\n", r->rank.temperature.t) < 0) {
+    if (fprintf(a.f, fmt, x) < 0) {
         vet_err_io(err, "%s: write failed: %s", a.shown, strerror(errno));
         vet_afile_abort(&a);
         return -1;
     }
     return vet_afile_commit(&a, err);
+}
+
+int vet_report_write_temperature(const vet_report *r, const char *path, vet_err *err) {
+    return write_number(path, "%.6g\n", r->rank.temperature.t, err);
+}
+
+int vet_report_write_threshold(const vet_report *r, const char *path, vet_err *err) {
+    return write_number(path, "%.17g\n", r->referral.threshold, err);
+}
+
+// --refer-below or --fit-threshold: the notes split by their top-1 p.
+static int referral(vet_report *r, const vet_ranks *ranks, const vet_eval *e, vet_err *err) {
+    const vet_eval_opts *o = &r->o;
+    const char *flag = o->fit_threshold > 0 ? "--fit-threshold" : "--refer-below";
+    size_t n;
+    const double *top_p = vet_ranks_top_p(ranks, &n);
+    if (!top_p)
+        return vet_errf(err, "%s: %s has no \"ranked\" lists: a note's confidence is its top-1 p from vet-generate "
+                        "--rank K", flag, r->input);
+    unsigned char *ok = malloc(n);
+    if (!ok) return vet_err_nomem(err, "out of memory");
+    for (size_t i = 0; i < n; i++) ok[i] = (unsigned char)vet_eval_correct(e, i);
+    double threshold = o->refer_below;
+    int rc = o->fit_threshold > 0 ? vet_referral_fit(top_p, ok, n, o->fit_threshold, &threshold) : 1;
+    if (rc > 0) vet_referral_at(top_p, ok, n, threshold, &r->referral), r->referred = 1;
+    free(ok);
+    if (rc < 0) return vet_err_nomem(err, "out of memory");
+    if (rc == 0)
+        return vet_errf(err, "--fit-threshold: no threshold codes these notes at accuracy >= %g (not even the surest "
+                        "notes alone): lower the target", o->fit_threshold);
+    return 0;
 }
 
 int vet_report_build(const vet_eval_opts *o, vet_report *r, vet_err *err) {
@@ -76,11 +108,16 @@ int vet_report_build(const vet_eval_opts *o, vet_report *r, vet_err *err) {
     vet_ranks *ranks = vet_ranks_new();
     if (!e || !ranks) return vet_ranks_free(ranks), vet_err_nomem(err, "out of memory");
     if (o->fit_temperature) vet_ranks_keep_lists(ranks);
+    if (o->temperature > 0) vet_ranks_rescale(ranks, o->temperature);
     int rc = o->n_shards >= 2 ? vet_eval_read_shards(e, ranks, o->shards, o->n_shards, o->format, &r->format, err)
                               : vet_eval_read_predictions(e, ranks, o->predictions, o->format, &r->format, err);
     if (rc == 0) rc = vet_metrics_compute(e, &r->m, err);
     if (rc == 0) rc = vet_ranking_compute(ranks, e, &r->rank, err);
+    if (rc == 0 && (o->refer_below >= 0 || o->fit_threshold > 0)) rc = referral(r, ranks, e, err);
     vet_ranks_free(ranks);
+    if (rc == 0 && o->temperature > 0 && !r->rank.kmax)
+        rc = vet_errf(err, "--temperature: %s has no \"ranked\" lists: it rescales those of vet-generate --rank all",
+                      r->input);
     if (rc == 0 && o->fit_temperature && !r->rank.fitted)
         rc = vet_errf(err, "--fit-temperature: %s has no \"ranked\" lists: fit to the predictions of vet-generate "
                       "--rank all", r->input);

@@ -15,6 +15,7 @@
 #include "data/labels.h"
 #include "eval/metrics.h"
 #include "eval/ranking.h"
+#include "eval/referral.h"
 
 typedef struct {
     const char *predictions;    // a path, or "-" for stdin
@@ -28,9 +29,15 @@ typedef struct {
     int confusions;             // how many of the most frequent confusions the table shows
     int fit_temperature;        // fit a temperature to the ranked lists (calibrate.h): they must be
                                 //   whole, with logp (vet-generate --rank all)
+    double temperature;         // > 0: the top labels' p recomputed at this temperature from whole
+                                //   lists' logp (ranking.h, vet_ranks_rescale); 0: as listed
+    double refer_below;         // >= 0: notes with top-1 p below it are referred (referral.h); < 0: no
+    double fit_threshold;       // > 0: the threshold for this target accuracy (referral.h); 0: no.
+                                //   Not with refer_below.
 } vet_eval_opts;
 
-// stdin, sniffed; no codes; 1000 resamples, seed 1; baseline from this set; 10 confusions.
+// stdin, sniffed; no codes; 1000 resamples, seed 1; baseline from this set; 10 confusions; no
+// temperature, no referral.
 vet_eval_opts vet_eval_defaults(void);
 
 typedef struct {
@@ -47,6 +54,8 @@ typedef struct {
     size_t nbase;
     double base_acc;            // its accuracy on the evaluated set
     vet_ranking rank;           // from vet-generate --rank predictions; rank.kmax 0 without
+    int referred;               // o.refer_below or o.fit_threshold: referral is set
+    vet_referral referral;      // the split at o.refer_below, or at the threshold fitted
 } vet_report;
 
 // Reads the codes and the predictions, computes the metrics, the intervals, the baseline and,
@@ -60,6 +69,10 @@ void vet_report_free(vet_report *r);
 // control characters shown as spaces. A ranking section only with r->rank. 0, or -1 when f
 // reports a write error.
 int vet_report_print(FILE *f, const vet_report *r);
+
+// The fitted threshold (o.fit_threshold) as one line, "%.17g\n" (the exact p of a note, so that
+// --refer-below with it splits these notes as the fit did), to path as below.
+int vet_report_write_threshold(const vet_report *r, const char *path, vet_err *err);
 
 // The fitted temperature (r->rank.fitted) as one line, "%.6g\n", to path ("-": stdout) through
 // base/atomic_file.h: what a pipeline hands to vet-generate --rank-temperature. 0, or -1 with

@@ -85,7 +85,9 @@ static void add_baseline_and_ci(json_t *root, const vet_report *r) {
 
 // "ranking": {k, hit_at: {"1": ..., "kmax": ...}, mrr, ece, brier, selective: [{coverage, notes,
 // threshold, accuracy}, ...]}, and with --fit-temperature "temperature": {t, bound, notes,
-// fitted, nll: [at 1, at t], ece: [..], brier: [..]}.
+// fitted, nll: [at 1, at t], ece: [..], brier: [..]}, with --refer-below or --fit-threshold
+// "referral": {threshold, fitted, notes, coded, coverage, accuracy, referred_accuracy[, target]},
+// with --temperature "p_temperature": T.
 static void add_ranking(json_t *root, const vet_report *r) {
     const vet_ranking *g = &r->rank;
     json_t *hit = json_object(), *sel = json_array();
@@ -101,12 +103,23 @@ static void add_ranking(json_t *root, const vet_report *r) {
     }
     json_t *rk = json_pack("{sIsosfsfsfso}", "k", (json_int_t)g->kmax, "hit_at", hit, "mrr", g->mrr, "ece", g->ece,
                            "brier", g->brier, "selective", sel);
+    if (r->o.temperature > 0) json_object_set_new(rk, "p_temperature", json_real(r->o.temperature));
     if (g->fitted) {
         const vet_temperature *t = &g->temperature;
         json_object_set_new(rk, "temperature",
                             json_pack("{sfsisIsIs[ff]s[ff]s[ff]}", "t", t->t, "bound", t->bound, "notes",
                                       (json_int_t)t->notes, "fitted", (json_int_t)t->fitted, "nll", t->nll[0],
                                       t->nll[1], "ece", t->ece[0], t->ece[1], "brier", t->brier[0], t->brier[1]));
+    }
+    if (r->referred) {
+        const vet_referral *f = &r->referral;
+        json_object_set_new(rk, "referral",
+                            json_pack("{sfsbsIsIsfsfsf}", "threshold", f->threshold, "fitted", r->o.fit_threshold > 0,
+                                      "notes", (json_int_t)f->notes, "coded", (json_int_t)f->coded, "coverage",
+                                      f->coverage, "accuracy", f->accuracy, "referred_accuracy",
+                                      f->referred_accuracy));
+        if (r->o.fit_threshold > 0)
+            json_object_set_new(json_object_get(rk, "referral"), "target", json_real(r->o.fit_threshold));
     }
     json_object_set_new(root, "ranking", rk);
 }

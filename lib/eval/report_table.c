@@ -76,12 +76,28 @@ static void print_temperature(FILE *o, const vet_temperature *t) {
     fprintf(o, "%-17s (in-sample: fit on validation notes; vet-generate --rank-temperature T)\n", "");
 }
 
+// --refer-below / --fit-threshold: how many notes are coded at the threshold, and how well.
+static void print_referral(FILE *o, const vet_report *r) {
+    const vet_referral *f = &r->referral;
+    if (r->o.fit_threshold > 0)
+        fprintf(o, "\nreferral (threshold fitted to these notes for accuracy >= %g: %.4f; in-sample, apply it to\n"
+                   "other notes with vet-eval --refer-below)\n", r->o.fit_threshold, f->threshold);
+    else
+        fprintf(o, "\nreferral (notes with top-1 p below %.4f go to a person)\n", f->threshold);
+    fprintf(o, "%-17s %zu of %zu (%.1f%%), accuracy %.4f\n", "coded", f->coded, f->notes, 100 * f->coverage,
+            f->accuracy);
+    fprintf(o, "%-17s %zu (the model's accuracy on them: %.4f)\n", "referred", f->notes - f->coded,
+            f->referred_accuracy);
+}
+
 // hit@k for k = 1, 2, 3, 5 and the longest list (those it reaches), MRR and the top label's
 // calibration, then what accuracy the most confident notes keep when the others go to a person.
 static void print_ranking(FILE *o, const vet_report *r) {
     const vet_ranking *g = &r->rank;
     char name[32];
     fprintf(o, "\nranking (vet-generate --rank: up to %zu labels per note, most probable first)\n", g->kmax);
+    if (r->o.temperature > 0)
+        fprintf(o, "(p at temperature %g, from each note's logp: vet-eval --temperature)\n", r->o.temperature);
     for (size_t k = 1; k <= g->kmax; k++) {
         if (k > 3 && k != 5 && k != g->kmax) continue;
         snprintf(name, sizeof name, "hit@%zu", k);
@@ -98,6 +114,7 @@ static void print_ranking(FILE *o, const vet_report *r) {
         const vet_selective *s = &g->selective[i];
         fprintf(o, "%7d%% %8zu %10.4f %9.4f\n", s->coverage, s->notes, s->threshold, s->accuracy);
     }
+    if (r->referred) print_referral(o, r);
 }
 
 static void print_labels(FILE *o, const vet_report *r) {

@@ -188,6 +188,20 @@ assert b['format'] == 'stream' and a['ranking'] == b['ranking'] and a['accuracy'
 else
     echo "skip ranking_stream: $mkpreds not built (make helpers)"
 fi
+# --fit-threshold and --refer-below: the threshold written with every digit, the same split back
+# (tests/unit/test_ranking.c has the hand-worked numbers); without ranked lists, refused.
+run -q --bootstrap 0 --fit-threshold "$tmp/p.txt" --target-accuracy 0.5 "$fx/ranked.jsonl"
+fit_rc=$(rc)
+run --bootstrap 0 --refer-below "$(cat "$tmp/p.txt" 2>/dev/null)" --json "$tmp/refer.json" "$fx/ranked.jsonl"
+check referral bash -c "[ $fit_rc = 0 ] && [ \"\$(cat $tmp/p.txt)\" = 0.90000000000000002 ] && [ $(rc) = 0 ] &&
+    grep -q '^coded  *2 of 7 (28.6%), accuracy 0.5000' $tmp/out && $py -c \"
+import json; f = json.load(open('$tmp/refer.json'))['ranking']['referral']
+assert f['coded'] == 2 and f['notes'] == 7 and f['fitted'] is False and 'target' not in f, f\""
+run --refer-below 0.5 "$fx/small.csv"
+check referral_needs_ranking bash -c "[ $(rc) = 1 ] && grep -q 'has no \"ranked\" lists' $tmp/err"
+run --fit-threshold "$tmp/p1.txt" --target-accuracy 1 "$fx/ranked.jsonl"
+check referral_unreachable bash -c "[ $(rc) = 1 ] && grep -q 'no threshold codes these notes at accuracy >= 1' $tmp/err && [ ! -e $tmp/p1.txt ]"
+
 # Without `ranked`: the table byte for byte as before the ranking existed, and no "ranking" key.
 (cd "$fx" && "$eval_" --bootstrap 0 --codes codes.tsv small.csv) >"$tmp/plain.table" 2>"$tmp/err"
 check no_ranking_table_unchanged cmp "$fx/small.table.txt" "$tmp/plain.table"
@@ -273,7 +287,9 @@ check unwritable_json bash -c "[ $(rc) = 3 ]"
 run --codes "$tmp/does-not-exist.tsv" "$fx/small.csv"
 check missing_codes bash -c "[ $(rc) = 3 ]"
 bad_usage=""
-for args in "--format xml" "--bootstrap -1" "--fail-under 2" "--seed x" "--nope"; do
+for args in "--format xml" "--bootstrap -1" "--fail-under 2" "--seed x" "--nope" "--refer-below 1.5" \
+            "--refer-below 0.5 --fit-threshold $tmp/p.txt" "--target-accuracy 0 --fit-threshold $tmp/p.txt" \
+            "--fit-threshold $tmp/same --fit-temperature $tmp/same" "--json - --fit-threshold -"; do
     run $args "$fx/small.csv"
     [ "$(rc)" = 2 ] && has err "try 'vet-eval --help'" || bad_usage="$bad_usage [$args: exit $(rc)]"
 done

@@ -173,7 +173,7 @@ check pipeline_rank rank_ok
 
 # 2d''. CALIBRATE=1: the validation split ranked whole by OUT/model, the fitted temperature in
 # OUT/temperature.txt, and the test split ranked with it (the header says so); refused without
-# RANK, and for a value other than 1.
+# RANK, and for a value other than 1. REFER=ACC on top of it.
 calibrate_ok() {
     local s t
     pipe "${small[@]}" RANK=3 CALIBRATE=1 >"$tmp/cal.log" 2>&1 || { tail -5 "$tmp/cal.log" >&2; return 1; }
@@ -186,6 +186,18 @@ import json, sys; h = json.load(sys.stdin)["rank"]; print(h["k"] == 3 and abs(h[
     [ "$s" = True ] || { echo "predictions not ranked at T = $t" >&2; return 1; }
     grep -q "ranking" "$tmp/out/metrics.txt" || return 1
     pipe "${small[@]}" RANK=3 CALIBRATE=1 -q || { echo "not up to date after a run" >&2; return 1; }
+    # REFER=ACC: the threshold fitted on the same validation ranking at that temperature, and
+    # the test notes below it referred in metrics.json; refused without RANK and out of (0, 1].
+    pipe "${small[@]}" RANK=3 CALIBRATE=1 REFER=0.5 >"$tmp/cal.log" 2>&1 || { tail -5 "$tmp/cal.log" >&2; return 1; }
+    s=$(json "$tmp/out/metrics.json" "['ranking']['referral']['threshold'] == float(open('$tmp/out/threshold.txt').read())")
+    [ "$s" = True ] || { echo "metrics.json: no referral at OUT/threshold.txt's threshold" >&2; return 1; }
+    grep -q -- "--refer-below" "$tmp/out/.args/eval" || return 1
+    s=$(stages "${small[@]}" RANK=3 CALIBRATE=1 REFER=0.6)
+    [ "$s" = "vet-eval " ] || { echo "REFER=0.6 would rerun: $s" >&2; return 1; }
+    pipe "${small[@]}" REFER=0.9 >"$tmp/cal.log" 2>&1 && return 1
+    grep -q "REFER=0.9 refers the notes a ranking is least sure of" "$tmp/cal.log" || { cat "$tmp/cal.log" >&2; return 1; }
+    pipe "${small[@]}" RANK=3 REFER=1.5 >"$tmp/cal.log" 2>&1 && return 1
+    grep -q "REFER must be an accuracy above 0 and at most 1" "$tmp/cal.log" || { cat "$tmp/cal.log" >&2; return 1; }
     pipe "${small[@]}" CALIBRATE=1 >"$tmp/cal.log" 2>&1 && return 1
     grep -q "CALIBRATE=1 calibrates the probabilities of a ranking" "$tmp/cal.log" || { cat "$tmp/cal.log" >&2; return 1; }
     pipe "${small[@]}" RANK=3 CALIBRATE=yes >"$tmp/cal.log" 2>&1 && return 1

@@ -3,10 +3,12 @@
 // and vet-generate --rank's `ranked` lists) and the metrics over them. The first byte picks the
 // form of the rest: 0 CSV, 1 JSON lines, 2 a stream file as it is, 3 msgpack that the harness
 // compresses into a zstd frame first (header, records, trailer: the fuzzer reaches the records);
-// bit 2 asks for vet-eval --fit-temperature. Promises checked: a report is built or an error
+// bit 2 asks for vet-eval --fit-temperature, bit 3 for --temperature 1.7, bit 4 for
+// --refer-below 0.5 and bit 5 for --fit-threshold at accuracy 0.8 (in place of bit 4). Promises checked: a report is built or an error
 // says why; every rate is in [0, 1]; hit@k never falls as k grows; the selective rows keep fewer
 // notes as the coverage falls; a fitted temperature lies in the searched range and its NLL is
-// no worse than at T = 1.
+// no worse than at T = 1; a referral's counts add up, and a fitted threshold's coded notes reach
+// the target.
 #include "fuzz_util.h"
 
 #include "eval/predictions.h"
@@ -43,9 +45,22 @@ static void check_temperature(const vet_ranking *k) {
         if (!rate(t->ece[i]) || !rate(t->brier[i])) abort();
 }
 
-static void report(const char *path, int format, int fit) {
+static void check_referral(const vet_report *r, size_t n) {
+    if (!(r->o.refer_below >= 0 || r->o.fit_threshold > 0)) return;
+    const vet_referral *f = &r->referral;
+    if (!r->referred || f->notes != n || f->coded > n || !rate(f->coverage) || !rate(f->accuracy) ||
+        !rate(f->referred_accuracy))
+        abort();
+    if (r->o.fit_threshold > 0 && (f->coded < 1 || f->accuracy < r->o.fit_threshold - 1e-12)) abort();
+}
+
+static void report(const char *path, int format, int flags) {
     vet_eval_opts o = vet_eval_defaults();
-    o.predictions = path, o.format = format, o.bootstrap = 20, o.fit_temperature = fit;
+    o.predictions = path, o.format = format, o.bootstrap = 20, o.fit_temperature = flags & 1;
+    if (flags & 2) o.temperature = 1.7;
+    if (flags & 8) o.fit_threshold = 0.8;
+    else if (flags & 4) o.refer_below = 0.5;
+    int fit = flags & 1;
     vet_report r;
     vet_err err = {0};
     if (vet_report_build(&o, &r, &err) == 0) {
@@ -53,6 +68,7 @@ static void report(const char *path, int format, int fit) {
         if (n == 0 || !rate(r.m.accuracy) || !rate(r.base_acc)) abort();
         check_ranking(&r.rank, n);
         check_temperature(&r.rank);
+        check_referral(&r, n);
         if (fit != r.rank.fitted) abort();  // asked for and built, or an error
         if (vet_report_print(devnull, &r) != 0) abort();
         char json[300];
@@ -75,6 +91,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         fz_write_zstd(path, data + 1, size - 1);
     else
         fz_write(path, data + 1, size - 1);
-    report(path, formats[mode], (data[0] >> 2) & 1);
+    report(path, formats[mode], data[0] >> 2);
     return 0;
 }

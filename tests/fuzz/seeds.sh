@@ -39,10 +39,13 @@ fi
 prefixed 00 "$fx/eval/small.csv" "$out/predictions/csv"
 prefixed 01 "$fx/eval/small.jsonl" "$out/predictions/jsonl"
 prefixed 01 "$fx/eval/ranked.jsonl" "$out/predictions/ranked-jsonl"
-# --fit-temperature (mode bit 4): whole lists with logp, three notes over a table of three.
+# --fit-temperature (bit 4 of the mode byte): whole lists with logp, three notes over a table of three.
 w() { printf '{"gold": ["%s"], "pred": ["A"], "ranked": [{"label": "A", "p": %s, "logp": %s}, {"label": "B", "p": %s, "logp": %s}, {"label": "C", "p": %s, "logp": %s}]}\n' "$@"; }
 { printf '\x05'; w A 0.7 -0.36 0.2 -1.6 0.1 -2.3; w B 0.6 -0.51 0.3 -1.2 0.1 -2.3; w A 0.9 -0.1 0.06 -2.8 0.04 -3.2; } \
     >"$out/predictions/fit-jsonl"
+# --temperature and --fit-threshold (bits 8 and 32) on the same; --refer-below (bit 16) on the fixture.
+{ printf '\x29'; tail -c +2 "$out/predictions/fit-jsonl"; } >"$out/predictions/fit-threshold-jsonl"
+prefixed 11 "$fx/eval/ranked.jsonl" "$out/predictions/refer-jsonl"
 mkpreds=$top/build/rel/tests/helpers/vet-mkpreds
 if [ -x "$mkpreds" ] && "$mkpreds" "$fx/eval/ranked.jsonl" "$out/predictions/ranked.tmp" 2>/dev/null; then
     prefixed 02 "$out/predictions/ranked.tmp" "$out/predictions/ranked-stream"

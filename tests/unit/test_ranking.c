@@ -565,6 +565,96 @@ static void temperature_fit_refused(void) {
                 "--fit-temperature: no note's gold label is among its ranked labels");
 }
 
+// --- --refer-below and --fit-threshold ------------------------------------------------------
+
+// ranked.jsonl's top-1 p and exact match (check_hand's table): n1 .9 right, n2 .6, n3 .5, n4 .5,
+// n5 1 (wrong: its gold set has two labels), n6 .3 right, n7 .3.
+static int build_referral(vet_report *r, double refer_below, double fit, vet_err *err) {
+    vet_eval_opts o = vet_eval_defaults();
+    o.bootstrap = 0, o.predictions = fixture("ranked.jsonl"), o.refer_below = refer_below, o.fit_threshold = fit;
+    return vet_report_build(&o, r, err);
+}
+
+static void referral_report(void) {
+    vet_report r;
+    vet_err err;
+    // p >= .55 coded: n1 n2 n5, one right; referred n3 n4 n6 n7, one right (n6).
+    CHECK(build_referral(&r, 0.55, 0, &err) == 0 && r.referred);
+    CHECK(r.referral.coded == 3 && r.referral.notes == 7);
+    CHECK_NEAR(r.referral.accuracy, 1.0 / 3, 1e-15);
+    CHECK_NEAR(r.referral.referred_accuracy, 0.25, 1e-15);
+    char *text = table_of(&r);
+    CHECK_CONTAINS(text, "referral (notes with top-1 p below 0.5500 go to a person)");
+    CHECK_CONTAINS(text, "coded             3 of 7 (42.9%), accuracy 0.3333");
+    CHECK(widest(text) <= 100);
+    free(text);
+    vet_report_free(&r);
+    // For accuracy >= .5: by p, 1 (wrong) .9 (right) .6 .5 .5 .3 .3: the first two, 1/2.
+    CHECK(build_referral(&r, -1, 0.5, &err) == 0 && r.referred && r.referral.threshold == 0.9);
+    CHECK(r.referral.coded == 2);
+    const char *tfile = tmp_path("thr.txt");
+    CHECK(vet_report_write_threshold(&r, tfile, &err) == 0);
+    FILE *f = fopen(tfile, "r");
+    double back = 0;
+    CHECK(f && fscanf(f, "%lf", &back) == 1 && back == 0.9);  // all 17 digits: the same double
+    if (f) fclose(f);
+    text = table_of(&r);
+    CHECK_CONTAINS(text, "referral (threshold fitted to these notes for accuracy >= 0.5: 0.9000");
+    CHECK(widest(text) <= 100);
+    free(text);
+    vet_report_free(&r);
+    // No threshold reaches 1: the surest note is wrong.
+    CHECK(build_referral(&r, -1, 1.0, &err) < 0 && strstr(err.msg, "no threshold codes these notes at accuracy >= 1"));
+    vet_report_free(&r);
+    // Predictions without ranked lists: nothing to refer by.
+    vet_eval_opts o = vet_eval_defaults();
+    o.bootstrap = 0, o.predictions = fixture("small.jsonl"), o.refer_below = 0.5;
+    CHECK(vet_report_build(&o, &r, &err) < 0 && strstr(err.msg, "--refer-below: ") &&
+          strstr(err.msg, "has no \"ranked\" lists"));
+    vet_report_free(&r);
+}
+
+// --temperature: the top labels' p recomputed from the whole lists' logp; hit@k unchanged.
+static void rescaled(void) {
+    vet_report r;
+    vet_err err;
+    const char *path = fit_stream("scale.pred", 3, 0);
+    vet_eval_opts o = vet_eval_defaults();
+    o.bootstrap = 0, o.predictions = path;
+    CHECK(vet_report_build(&o, &r, &err) == 0);
+    double ece1 = r.rank.ece, hit1 = r.rank.hit_at[0], brier1 = r.rank.brier;
+    vet_report_free(&r);
+    o.temperature = 1.0;  // the lists' own p (softmax of logp): the same numbers
+    CHECK(vet_report_build(&o, &r, &err) == 0);
+    CHECK_NEAR(r.rank.ece, ece1, 1e-12);
+    CHECK_NEAR(r.rank.brier, brier1, 1e-12);
+    vet_report_free(&r);
+    o.temperature = 2.0;
+    CHECK(vet_report_build(&o, &r, &err) == 0);
+    CHECK(r.rank.hit_at[0] == hit1);
+    // Brier at T = 2 worked out here: the first label (A) is each note's top.
+    double brier = 0;
+    for (int i = 0; i < 6; i++) {
+        double z = 0;
+        for (int j = 0; j < 3; j++) z += exp(fit_scores[i][j] / 2);
+        double p = exp(fit_scores[i][0] / 2) / z, ok = fit_gold[i] == 'A';
+        brier += (p - ok) * (p - ok);
+    }
+    CHECK_NEAR(r.rank.brier, brier / 6, 1e-12);
+    char *text = table_of(&r);
+    CHECK_CONTAINS(text, "(p at temperature 2, from each note's logp: vet-eval --temperature)");
+    free(text);
+    vet_report_free(&r);
+    // Lists that are not whole, or no lists: refused.
+    o.predictions = fit_stream("scale4.pred", 4, 0);
+    CHECK(vet_report_build(&o, &r, &err) < 0 && strstr(err.msg, "lists 3 of the table's 4 labels (--temperature needs"));
+    vet_report_free(&r);
+    o.predictions = fixture("small.jsonl");
+    CHECK(vet_report_build(&o, &r, &err) < 0 && strstr(err.msg, "--temperature: ") &&
+          strstr(err.msg, "has no \"ranked\" lists"));
+    vet_report_free(&r);
+}
+
 int main(void) {
     if (eval_dir_make("ranking")) return 1;
     RUN(hand_computed);
@@ -578,6 +668,8 @@ int main(void) {
     RUN(mix_names_first);
     RUN(temperature_fit);
     RUN(temperature_fit_refused);
+    RUN(referral_report);
+    RUN(rescaled);
     if (eval_dir_remove()) return 1;
     CHECK_EXIT();
 }

@@ -1,0 +1,42 @@
+// referral.c — see referral.h.
+#include "eval/referral.h"
+
+#include <stdlib.h>
+
+void vet_referral_at(const double *top_p, const unsigned char *correct, size_t n, double threshold, vet_referral *out) {
+    size_t coded = 0, coded_right = 0, referred_right = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (top_p[i] >= threshold) coded++, coded_right += correct[i] != 0;
+        else referred_right += correct[i] != 0;
+    }
+    size_t referred = n - coded;
+    *out = (vet_referral){
+        .threshold = threshold, .notes = n, .coded = coded,
+        .coverage = n ? (double)coded / (double)n : 0,
+        .accuracy = coded ? (double)coded_right / (double)coded : 0,
+        .referred_accuracy = referred ? (double)referred_right / (double)referred : 0,
+    };
+}
+
+static int by_p_desc(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x < y) - (x > y);
+}
+
+int vet_referral_fit(const double *top_p, const unsigned char *correct, size_t n, double target, double *threshold) {
+    // Pairs (p, right) sorted by p, highest first; the cut may fall only where p changes.
+    double *pr = malloc((n ? n : 1) * 2 * sizeof *pr);
+    if (!pr) return -1;
+    for (size_t i = 0; i < n; i++) pr[2 * i] = top_p[i], pr[2 * i + 1] = correct[i] != 0;
+    qsort(pr, n, 2 * sizeof *pr, by_p_desc);
+    size_t right = 0;
+    int found = 0;
+    for (size_t i = 0; i < n; i++) {
+        right += pr[2 * i + 1] != 0;
+        int end_of_tie = i + 1 == n || pr[2 * (i + 1)] != pr[2 * i];
+        // right / (i + 1) >= target, multiplied out: no division's rounding at the boundary.
+        if (end_of_tie && (double)right >= target * (double)(i + 1)) *threshold = pr[2 * i], found = 1;
+    }
+    free(pr);
+    return found;
+}
