@@ -108,6 +108,12 @@ int vet_rank_answers_build(vet_rank_answers *a, const vet_tokenizer *tok, const 
 // ---------------------------------------------------------------------------------------
 // Scoring.
 
+// A row of logits' log-normalizer in two parts (log_prob below).
+typedef struct {
+    float mx;   // the largest logit
+    double ls;  // log sum exp(logit - mx)
+} row_norm;
+
 struct vet_ranker {
     const vet_infer_backend *be;
     const vet_rank_answers *a;
@@ -115,6 +121,7 @@ struct vet_ranker {
     int notes;              // notes a round scores at once: S / (answers + 1), at least 1
     float *logits;          // (S, V) a step's rows
     float *first;           // (notes, V) each note's logits after the shared tokens
+    row_norm *zfirst, *zrow;  // (notes) first's norms; (slots) a step's rows' norms
     double *lp_shared;      // (notes) the shared tokens' log-probability, per note
     int *src;               // (notes) the slot holding a note's prompt and shared tokens
     int *u_note, *u_ans, *u_slot;  // (S) a chunk's units: which note, which answer, which slot
@@ -133,6 +140,7 @@ static double now_ms(void) {
 void vet_ranker_free(vet_ranker *r) {
     if (!r) return;
     free(r->logits), free(r->first), free(r->lp_shared), free(r->src);
+    free(r->zfirst), free(r->zrow);
     free(r->u_note), free(r->u_ans), free(r->u_slot), free(r->slots), free(r->who), free(r->tok);
     free(r->prompts), free(r->lens);
     free(r);
@@ -147,10 +155,11 @@ vet_ranker *vet_ranker_new(const vet_infer_backend *be, int V, const vet_rank_an
     size_t S = (size_t)r->S, G = (size_t)r->notes;
     r->logits = malloc(S * V * sizeof(float)), r->first = malloc(G * V * sizeof(float));
     r->lp_shared = malloc(G * sizeof(double)), r->src = malloc(G * sizeof(int));
+    r->zfirst = malloc(G * sizeof *r->zfirst), r->zrow = malloc(S * sizeof *r->zrow);
     r->u_note = malloc(S * sizeof(int)), r->u_ans = malloc(S * sizeof(int)), r->u_slot = malloc(S * sizeof(int));
     r->slots = malloc(S * sizeof(int)), r->who = malloc(S * sizeof(int)), r->tok = malloc(S * sizeof(int32_t));
     r->prompts = malloc(S * sizeof *r->prompts), r->lens = malloc(S * sizeof(int));
-    if (!r->logits || !r->first || !r->lp_shared || !r->src || !r->u_note || !r->u_ans || !r->u_slot || !r->slots ||
+    if (!r->logits || !r->first || !r->lp_shared || !r->src || !r->zfirst || !r->zrow || !r->u_note || !r->u_ans || !r->u_slot || !r->slots ||
         !r->who || !r->tok || !r->prompts || !r->lens) {
         vet_ranker_free(r);
         return vet_err_nomem(err, "out of memory for the ranker's %d rows of %d logits", (int)S, V), NULL;
@@ -160,15 +169,27 @@ vet_ranker *vet_ranker_new(const vet_infer_backend *be, int V, const vet_rank_an
 
 int vet_ranker_notes(const vet_ranker *r) { return r->notes; }
 
-// log P(id) under a row of logits: row[id] - log sum exp(row), in double: an answer's logp sums
-// a dozen of them and answers are told apart by the differences (the training loss's fp32
-// crossentropy would also write the row's gradient, which nothing here needs).
-static double log_prob(const float *row, int V, int id) {
+// A row of logits' log-normalizer (row_norm, above): log P(id) = row[id] - mx - ls, in double:
+// an answer's logp sums a dozen of them and answers are told apart by the differences (the
+// training loss's fp32 crossentropy would also write the row's gradient, which nothing here
+// needs).
+
+static row_norm norm_of(const float *row, int V) {
     float mx = row[0];
     for (int v = 1; v < V; v++) mx = row[v] > mx ? row[v] : mx;
     double s = 0.0;
     for (int v = 0; v < V; v++) s += exp((double)row[v] - mx);
-    return (double)row[id] - mx - log(s);
+    return (row_norm){mx, log(s)};
+}
+
+static double log_prob(const float *row, row_norm z, int id) { return (double)row[id] - z.mx - z.ls; }
+
+// The norms of n rows of V logits, the rows shared among the threads: a row is summed by one
+// thread in one order, so the bits do not depend on the threads. (A row of 49,152 logits costs
+// about a millisecond in double: serially, as much as a third of a ranking's steps.)
+static void norms(const float *rows, int n, int V, row_norm *out) {
+#pragma omp parallel for schedule(static) if (n > 1)
+    for (int j = 0; j < n; j++) out[j] = norm_of(rows + (size_t)j * V, V);
 }
 
 static void add_time(vet_gen_stats *st, int prefill, int64_t tokens, double t0) {
@@ -214,10 +235,12 @@ static int shared_part(vet_ranker *r, const int32_t *const *prompts, const int *
     if (prefill_all(r, r->src, prompts, lens, count, r->first, st, err)) return -1;
     for (int i = 0; i < count; i++) r->lp_shared[i] = 0.0;
     for (int t = 0; t < r->a->common; t++) {
+        norms(r->first, count, r->V, r->zfirst);
         for (int i = 0; i < count; i++)
-            r->lp_shared[i] += log_prob(r->first + (size_t)i * r->V, r->V, r->a->ids[0][t]);
+            r->lp_shared[i] += log_prob(r->first + (size_t)i * r->V, r->zfirst[i], r->a->ids[0][t]);
         if (step_shared(r, r->src, count, t, r->first, st, err)) return -1;
     }
+    norms(r->first, count, r->V, r->zfirst);  // what every answer's first own token is scored by
     return 0;
 }
 
@@ -248,7 +271,7 @@ static int score_units(vet_ranker *r, int k, double *logp, vet_gen_stats *st, ve
     int c = a->common, A = a->count;
     for (int u = 0; u < k; u++) {
         int i = r->u_note[u], w = r->u_ans[u];
-        logp[(size_t)i * A + w] = r->lp_shared[i] + log_prob(r->first + (size_t)i * r->V, r->V, a->ids[w][c]);
+        logp[(size_t)i * A + w] = r->lp_shared[i] + log_prob(r->first + (size_t)i * r->V, r->zfirst[i], a->ids[w][c]);
     }
     for (int t = c;; t++) {
         int n = 0;
@@ -261,9 +284,10 @@ static int score_units(vet_ranker *r, int k, double *logp, vet_gen_stats *st, ve
         double t0 = now_ms();
         if (r->be->step(r->be->state, r->slots, r->tok, n, r->logits, err)) return -1;
         add_time(st, 0, n, t0);
+        norms(r->logits, n, r->V, r->zrow);
         for (int j = 0; j < n; j++) {
             int u = r->who[j], w = r->u_ans[u];
-            logp[(size_t)r->u_note[u] * A + w] += log_prob(r->logits + (size_t)j * r->V, r->V, a->ids[w][t + 1]);
+            logp[(size_t)r->u_note[u] * A + w] += log_prob(r->logits + (size_t)j * r->V, r->zrow[j], a->ids[w][t + 1]);
         }
     }
 }
