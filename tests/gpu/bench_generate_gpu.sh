@@ -5,8 +5,11 @@
 # the same prompts, the same batch (left-padded), for a side-by-side figure. Prints one table
 # (notes/s, generated tokens/s, seconds; target: 1,000 notes in under 30 s, issue 20) appended to
 # $RESULTS (on a GPU by default docs/gpu-results-<date>.md), and its figures as JSON ($FIGURES).
+# Then vet-generate --rank all on the first RANK_NOTES of the notes: every code of CODES scored
+# as the answer (never run on a GPU before; its own line in the table, vet only).
 # Ends with `ok bench_generate_gpu`, or `not ok bench_generate_gpu: <why>` and exit 1 — also when
-# a program, the GPU or transformers is missing.
+# a program, the GPU or transformers is missing (a failed ranking: `not ok bench_generate_gpu
+# rank: <why>`, the rest still judged).
 #
 #   tests/gpu/bench_generate_gpu.sh        (after make -j; builds the helpers it needs)
 #
@@ -19,7 +22,8 @@
 #
 # Env: VET_BIN (bin), VET_BUILD (build/rel), VET_VENV (.venv; else python3 with torch,
 # transformers), PRESET (llama-7b), NOTES (1000), PROMPT (90), MAX_NEW (100), BATCH (64),
-# MAX_LEN (256), HF (1: also run transformers; 0: skip it), DEVICE (cuda; cpu with a small
+# MAX_LEN (256), RANK_NOTES (NOTES / 5; 0: no ranking), CODES (the bundle's data/codes.tsv, else
+# the repository's), HF (1: also run transformers; 0: skip it), DEVICE (cuda; cpu with a small
 # PRESET and few NOTES only checks this script), TOKENIZER, LABEL (generate), KEEP=1 keeps the
 # work directory; bench_lib.sh's VET_HELPERS, VET_NO_BUILD, BASE, VOCAB, RESULTS, FIGURES.
 # Budget: ~5 minutes on an H200.
@@ -28,7 +32,9 @@ here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/../.." && pwd)
 . "$here/bench_lib.sh"
 : "${PRESET:=llama-7b}" "${NOTES:=1000}" "${PROMPT:=90}" "${MAX_NEW:=100}" "${BATCH:=64}" "${MAX_LEN:=256}"
-: "${HF:=1}" "${DEVICE:=cuda}" "${KEEP:=0}" "${TOKENIZER:=}" "${LABEL:=generate}"
+: "${HF:=1}" "${DEVICE:=cuda}" "${KEEP:=0}" "${TOKENIZER:=}" "${LABEL:=generate}" "${RANK_NOTES:=$((NOTES / 5))}"
+[ -f "$here/../data/codes.tsv" ] && : "${CODES:=$here/../data/codes.tsv}"
+: "${CODES:=$top/data/codes.tsv}"
 say() { echo "bench_generate_gpu: $*" >&2; }
 
 [ -x "$VET_BIN/vet-generate" ] || { echo "not ok bench_generate_gpu: $VET_BIN/vet-generate not built (make)"; exit 1; }
@@ -95,6 +101,21 @@ t1=$(date +%s.%N)
 grep -E '^vet-generate: (device|[0-9]+ notes, )' "$work/vet.err" >&2
 [ $vet_status -ne 0 ] && { tail -n 5 "$work/vet.err" >&2; echo "not ok bench_generate_gpu: vet-generate exit $vet_status"; }
 
+# --- vet-generate --rank all: every code scored for the first RANK_NOTES notes ------------------
+rank_status=0
+if [ "$RANK_NOTES" -gt 0 ]; then
+    say "vet-generate --rank all --device $DEVICE: $RANK_NOTES notes, the codes of $CODES, batch $BATCH"
+    head -n "$RANK_NOTES" "$work/prompts.jsonl" |
+        "$mktokens" --sha256 "$sha" --vocab "$vocab" -o "$work/rank.tok" || rank_status=1
+    if [ $rank_status = 0 ]; then
+        timeout 120 "$VET_BIN/vet-generate" "${dev_args[@]}" -m "$work/model" -b "$BATCH" \
+            --constrain "$CODES" --rank all "$work/rank.tok" -o "$work/rank.pred" 2>"$work/rank.err"
+        rank_status=$?
+    fi
+    grep -E '^vet-generate: [0-9]+ notes, ' "$work/rank.err" | sed 's/^vet-generate:/vet-generate --rank all:/' >&2
+    [ $rank_status -ne 0 ] && { tail -n 5 "$work/rank.err" >&2; echo "not ok bench_generate_gpu rank: exit $rank_status"; }
+fi
+
 # --- transformers generate ------------------------------------------------------------------
 hf_status=0
 if [ "$HF" = 1 ]; then
@@ -138,9 +159,9 @@ PY
 fi
 
 # --- the table ------------------------------------------------------------------------------
-table=$(python3 - "$work" "$t0" "$t1" "$NOTES" "$PROMPT" "$MAX_NEW" "$BATCH" "$PRESET" "$DEVICE" "$LABEL" <<'PY'
+table=$(python3 - "$work" "$t0" "$t1" "$NOTES" "$PROMPT" "$MAX_NEW" "$BATCH" "$PRESET" "$DEVICE" "$LABEL" "$CODES" <<'PY'
 import json, re, sys
-work, t0, t1, notes, plen, max_new, batch, preset, device, label = sys.argv[1:]
+work, t0, t1, notes, plen, max_new, batch, preset, device, label, codes = sys.argv[1:]
 def read(p):
     try: return open(p).read()
     except OSError: return ""
@@ -148,9 +169,17 @@ vet = {}
 m = re.search(r"(\d+) notes, (\d+) tokens, [0-9.]+ tokens/s \(([0-9.]+) s; prompts (\d+) tokens at ([0-9.]+) "
               r"tokens/s, decode steps (\d+) tokens at ([0-9.]+) tokens/s\)", read(f"{work}/vet.err"))
 if m:
-    n, tok, s = int(m.group(1)), int(m.group(2)), float(m.group(3))
+    n, tok, s = int(m.group(1)), int(m.group(2)), max(float(m.group(3)), 0.05)  # printed to 0.1 s
     vet = {"notes": n, "tokens": tok, "s": s, "nps": n / s, "tps": tok / s, "prompt_tps": float(m.group(5)),
            "step_tps": float(m.group(7)), "wall": float(t1) - float(t0)}
+rank = {}
+m = re.search(r"(\d+) notes, \d+ tokens, [0-9.]+ tokens/s \(([0-9.]+) s; prompts (\d+) tokens at ([0-9.]+) "
+              r"tokens/s, decode steps (\d+) tokens at ([0-9.]+) tokens/s\)", read(f"{work}/rank.err"))
+if m:
+    n, s = int(m.group(1)), max(float(m.group(2)), 0.05)
+    rank = {"notes": n, "s": s, "nps": n / s, "labels": sum(1 for l in open(codes) if l.strip() and
+                                                            not l.startswith("#") and not l.startswith("code\t")),
+            "answer_rows": int(m.group(5)), "rows_per_s": float(m.group(6))}
 hf = {}
 m = re.search(r"notes=(\d+) tokens=(\d+) seconds=([0-9.]+)", read(f"{work}/hf.out"))
 if m:
@@ -176,8 +205,11 @@ for row, k, fmt in (("notes", "notes", "{}"), ("generated tokens", "tokens", "{}
 print(f"| prompt tokens/s (prefill) | {cell(vet, 'prompt_tps', '{:.0f}')} | - | - |")
 print(f"| decode-step tokens/s | {cell(vet, 'step_tps', '{:.0f}')} | - | - |")
 print(f"| wall s incl. load + upload | {cell(vet, 'wall', '{:.1f}')} | - | - |")
+if rank:
+    print(f"| --rank all ({rank['labels']} codes): notes/s, answer rows/s | {rank['nps']:.1f}, "
+          f"{rank['rows_per_s']:.0f} ({rank['notes']} notes, {rank['s']:.1f} s) | - | - |")
 json.dump({"part": label, "kind": "generate", "device": device, "preset": preset, "notes": int(notes),
-           "prompt_tokens": int(plen), "max_new": int(max_new), "batch": int(batch), "vet": vet, "hf": hf,
+           "prompt_tokens": int(plen), "max_new": int(max_new), "batch": int(batch), "vet": vet, "hf": hf, "rank": rank,
            "s_per_1000_notes": vet["s"] * 1000 / vet["notes"] if vet.get("s") else None},
           open(f"{work}/figures.json", "w"))
 PY

@@ -65,6 +65,7 @@ trap 'rm -rf "$tok"' EXIT
 make --no-print-directory -s -f pipelines/vet.mk VET_BIN="$progs/bin" OUT="$tok" \
     NOTES="$top/$dir/data/notes.csv" VOCAB=1024 tokenizer >/dev/null
 cp "$tok/tokenizer.model" "$dir/data/tokenizer.model"
+cp data/codes.tsv "$dir/data/codes.tsv"   # bench_generate_gpu.sh's --rank table
 
 # --- what was built ------------------------------------------------------------------------
 {
