@@ -17,7 +17,7 @@ notok() { echo "not ok $1"; [ $# -gt 1 ] && echo "  $2" >&2; return 0; }
 check() { if eval "$2"; then ok "$1"; else notok "$1" "${3:-$2}"; fi; }
 skip_all() { for t in "$@"; do echo "skip $t: $why"; done; exit 0; }
 
-cases=(predictions batch-equal summary-counts packed-equal constrain rank rank-refusals mismatch sampling-seeded ensemble ensemble-refusals
+cases=(predictions batch-equal summary-counts packed-equal constrain rank rank-temperature rank-refusals mismatch sampling-seeded ensemble ensemble-refusals
        exit-codes manpage)
 why="vet-inspect or vet-mktokens not built (make helpers)"
 [ -x "$INSPECT" ] && [ -x "$MKTOK" ] || skip_all "${cases[@]}"
