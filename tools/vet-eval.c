@@ -113,8 +113,8 @@ int main(int argc, char **argv) {
     if (optind < argc) o.predictions = argv[optind];
     if (argc - optind > 1) o.shards = (const char *const *)argv + optind, o.n_shards = argc - optind;
 
-    // Before anything is read or written: --json and --fit-temperature must name none of the
-    // inputs, nor both stdout.
+    // Before anything is read or written: the outputs (--json, --fit-temperature,
+    // --fit-threshold) must name none of the inputs, nor two of them the same file.
     const char *outs[3][2] = {{"--json", json_path}, {"--fit-temperature", temperature_path},
                               {"--fit-threshold", threshold_path}};
     for (int k = 0; k < 3; k++) {
