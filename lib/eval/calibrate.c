@@ -45,6 +45,11 @@ static double lse(const double *l, const unsigned char *mask, size_t n, double s
     return mx + log(z);
 }
 
+double vet_p_at(const double *logp, size_t n, size_t i, double t) {
+    double z = lse(logp, NULL, n, 1.0 / t, NULL);
+    return z == -INFINITY || !isfinite(logp[i]) ? 0 : exp(logp[i] / t - z);
+}
+
 // Note i's answers and gold flags.
 typedef struct {
     const double *logp;
@@ -91,7 +96,7 @@ static int top1_at(const fit_set *f, double s, double *ece, double *brier, vet_e
         size_t top = 0;
         for (size_t j = 1; j < f->labels; j++)
             if (l[j] > l[top]) top = j;
-        p[i] = exp(s * l[top] - lse(l, NULL, f->labels, s, NULL));
+        p[i] = vet_p_at(l, f->labels, top, 1.0 / s);
         ok[i] = f->gold[i * f->labels + top] != 0;
     }
     vet_top1_calibration(p, ok, f->notes, ece, brier);

@@ -40,6 +40,10 @@ typedef struct {
 int vet_temperature_fit(const double *logp, const unsigned char *gold, size_t notes, size_t labels,
                         vet_temperature *out, vet_err *err);
 
+// p of answer i among n at temperature t: softmax(logp / t)[i], the largest subtracted first;
+// -inf entries weigh nothing (0 when every entry is -inf). What --temperature rescores with.
+double vet_p_at(const double *logp, size_t n, size_t i, double t);
+
 // The top-1 calibration ranking.h reports: notes binned by top_p into VET_ECE_BINS equal bins,
 // *ece = Σ over bins (count / n) |mean p - share correct|; *brier = mean (top_p - correct)².
 void vet_top1_calibration(const double *top_p, const unsigned char *correct, size_t n, double *ece, double *brier);

@@ -147,17 +147,6 @@ static void keep_list(vet_ranks *rk, const vet_pred *rec) {
     }
 }
 
-// The first label's p at temperature t from the whole list's logp (the largest subtracted
-// first; -inf entries weigh nothing).
-static double top_p_at(const vet_pred *rec, double t) {
-    double mx = -INFINITY, z = 0;
-    for (size_t i = 0; i < rec->nranked; i++)
-        if (rec->ranked_logp[i] > mx) mx = rec->ranked_logp[i];
-    if (mx == -INFINITY) return 0;  // no probability anywhere: nothing to be sure of
-    for (size_t i = 0; i < rec->nranked; i++) z += exp((rec->ranked_logp[i] - mx) / t);
-    return exp((rec->ranked_logp[0] - mx) / t) / z;
-}
-
 int vet_ranks_add(vet_ranks *rk, const vet_pred *rec, const char *file, const char *unit, vet_err *err) {
     int has = rec->nranked > 0;
     if (rk->n == 0) {
@@ -174,7 +163,7 @@ int vet_ranks_add(vet_ranks *rk, const vet_pred *rec, const char *file, const ch
         if ((rk->keep || rk->temperature > 0) && check_whole(rk, rec, file, unit, err) < 0) return -1;
         if (rk->keep) keep_list(rk, rec);
         rk->gold_at[rk->n] = first_gold(rec);
-        rk->top_p[rk->n] = rk->temperature > 0 ? top_p_at(rec, rk->temperature) : rec->ranked_p[0];
+        rk->top_p[rk->n] = rk->temperature > 0 ? vet_p_at(rec->ranked_logp, rec->nranked, 0, rk->temperature) : rec->ranked_p[0];
         if (rec->nranked > rk->kmax) rk->kmax = rec->nranked;
     }
     rk->n++;

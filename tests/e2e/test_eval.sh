@@ -199,6 +199,13 @@ import json; f = json.load(open('$tmp/refer.json'))['ranking']['referral']
 assert f['coded'] == 2 and f['notes'] == 7 and f['fitted'] is False and 'target' not in f, f\""
 run --refer-below 0.5 "$fx/small.csv"
 check referral_needs_ranking bash -c "[ $(rc) = 1 ] && grep -q 'has no \"ranked\" lists' $tmp/err"
+run --temperature 2 "$fx/small.csv"
+check temperature_needs_ranking bash -c "[ $(rc) = 1 ] && grep -q -- '--temperature: .*has no \"ranked\" lists' $tmp/err"
+run --fit-temperature "$tmp/t.txt" "$fx/small.csv"
+check fit_temperature_needs_ranking bash -c "[ $(rc) = 1 ] && grep -q -- '--fit-temperature: .*has no \"ranked\" lists' $tmp/err && [ ! -e $tmp/t.txt ]"
+# ranked.jsonl's lists carry logp on some entries only: not whole, refused naming the entry.
+run --fit-temperature "$tmp/t.txt" "$fx/ranked.jsonl"
+check fit_temperature_whole_lists bash -c "[ $(rc) = 1 ] && grep -q 'ranked.jsonl: line 2: \"ranked\"\[0\] has no logp (--fit-temperature needs' $tmp/err && [ ! -e $tmp/t.txt ]"
 run --fit-threshold "$tmp/p1.txt" --target-accuracy 1 "$fx/ranked.jsonl"
 check referral_unreachable bash -c "[ $(rc) = 1 ] && grep -q 'no threshold codes these notes at accuracy >= 1' $tmp/err && [ ! -e $tmp/p1.txt ]"
 
