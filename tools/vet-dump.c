@@ -1,10 +1,13 @@
-// vet-dump — prints any vet stream as JSON lines: how people look inside a stream.
+// vet-dump — prints any vet stream as JSON lines: how people look inside a stream; and a
+// predictions stream as a CSV table (--csv): how people take coded notes away.
 #include <getopt.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "cli.h"
 #include "base/input_file.h"
+#include "data/labels.h"
+#include "eval/coded_csv.h"
 #include "io/mp.h"
 #include "io/stream.h"
 
@@ -19,6 +22,12 @@ static void usage(void) {
            "  -H, --header     print only the header\n"
            "  -r, --records    print only the records (no header, no trailer)\n"
            "  -k, --kind KIND  fail unless the stream is of this kind\n"
+           "      --csv        print a predictions stream (vet-generate's) as a CSV table, one row\n"
+           "                   a note: id,species,pred,term,p,refer,gold,ranked,text (the header\n"
+           "                   row once, however many FILEs)\n"
+           "      --codes FILE with --csv: the terms of the predicted codes ('code<TAB>term')\n"
+           "      --refer-below P  with --csv: refer is yes for notes whose top-1 p (--rank) is\n"
+           "                   below P (such as vet-eval --fit-threshold's), else no\n"
            "  -h, --help       this help\n"
            "  -V, --version    print the version\n"
            "\n"
@@ -26,7 +35,30 @@ static void usage(void) {
     exit(EXIT_OK);
 }
 
-enum { MODE_ALL, MODE_COUNT, MODE_HEADER, MODE_RECORDS };
+enum { MODE_ALL, MODE_COUNT, MODE_HEADER, MODE_RECORDS, MODE_CSV };
+enum { OPT_CSV = 256, OPT_CODES, OPT_REFER_BELOW };
+
+// One predictions stream's notes as CSV rows (the header row is written once, by main).
+static int csv_one(const char *path, const vet_coded_csv_opts *o, int *header) {
+    vet_err err;
+    uint64_t rows;
+    if (vet_coded_csv_write(stdout, path, o, header, &rows, &err) < 0) {
+        fflush(stdout);
+        cli_warn("%s", err.msg);
+        return cli_exit_status(&err);
+    }
+    return EXIT_OK;
+}
+
+static vet_labels *load_codes(const char *path) {
+    vet_err err;
+    FILE *f = vet_input_open(path, "codes file", &err);
+    if (!f) cli_fail_err(&err);
+    vet_labels *codes = vet_codes_load(f, path, &err);
+    vet_input_close(f);
+    if (!codes) cli_fail_err(&err);
+    return codes;
+}
 
 static int dump_one(const char *path, int mode, const char *kind) {
     vet_err err;
@@ -70,31 +102,48 @@ int main(int argc, char **argv) {
     static const struct option opts[] = {
         {"count", no_argument, 0, 'c'},   {"header", no_argument, 0, 'H'},
         {"records", no_argument, 0, 'r'}, {"kind", required_argument, 0, 'k'},
+        {"csv", no_argument, 0, OPT_CSV}, {"codes", required_argument, 0, OPT_CODES},
+        {"refer-below", required_argument, 0, OPT_REFER_BELOW},
         {"help", no_argument, 0, 'h'},    {"version", no_argument, 0, 'V'},
         {0, 0, 0, 0},
     };
     int mode = MODE_ALL, c;
-    const char *kind = NULL;
+    const char *kind = NULL, *codes_path = NULL;
+    vet_coded_csv_opts csv = {.codes = NULL, .refer_below = -1};
     while ((c = getopt_long(argc, argv, "cHrk:hV", opts, NULL)) != -1) {
         switch (c) {
         case 'c': mode = MODE_COUNT; break;
         case 'H': mode = MODE_HEADER; break;
         case 'r': mode = MODE_RECORDS; break;
         case 'k': kind = optarg; break;
+        case OPT_CSV: mode = MODE_CSV; break;
+        case OPT_CODES: codes_path = optarg; break;
+        case OPT_REFER_BELOW: csv.refer_below = cli_double("--refer-below", optarg, 0, 1); break;
         case 'h': usage();
         case 'V': cli_version();
         default: cli_usage_error("unknown option");
         }
     }
+    if (mode != MODE_CSV && (codes_path || csv.refer_below >= 0))
+        cli_usage_error("%s belongs to --csv (the table of a predictions stream)", codes_path ? "--codes" : "--refer-below");
+    if (mode == MODE_CSV && kind && strcmp(kind, "predictions") != 0)
+        cli_usage_error("--csv prints predictions streams, not --kind %s", kind);
     int status = EXIT_OK;
     vet_err err;
     for (int i = optind; i < argc; i++)  // `vet-dump f >> f` would read what it writes
         if (vet_refuse_overwrite("the output", "-", argv[i], &err)) cli_usage_error("%s", err.msg);
-    if (optind == argc) return dump_one("-", mode, kind);
-    for (int i = optind; i < argc; i++) {
-        int s = dump_one(argv[i], mode, kind);
-        if (s != EXIT_OK) status = s;
+    vet_labels *codes = codes_path ? load_codes(codes_path) : NULL;
+    csv.codes = codes;
+    int header = 1;  // --csv: the header row, before the first stream's rows
+    if (optind == argc) {
+        status = mode == MODE_CSV ? csv_one("-", &csv, &header) : dump_one("-", mode, kind);
+    } else {
+        for (int i = optind; i < argc; i++) {
+            int s = mode == MODE_CSV ? csv_one(argv[i], &csv, &header) : dump_one(argv[i], mode, kind);
+            if (s != EXIT_OK) status = s;
+        }
     }
-    if (fflush(stdout) != 0) cli_fail(EXIT_IO, "<stdout>: write failed");
+    vet_labels_free(codes);
+    if (fflush(stdout) != 0 || ferror(stdout)) cli_fail(EXIT_IO, "<stdout>: write failed");
     return status;
 }

@@ -5,27 +5,13 @@
 
 #include "base/atomic_file.h"
 #include "data/synth.h"
+#include "io/csv_write.h"
 
 const char vet_synth_alpaca_header[] =
     "Below is an instruction that describes a task, paired with an input that provides further "
     "context. Write a response that appropriately completes the request.\n\n";
 const char vet_synth_alpaca_instruction[] =
     "Analyze the following veterinary clinical note and predict the SNOMED-CT diagnosis codes.";
-
-// RFC 4180: quote a field that holds a comma, a quote or a line end; double inner quotes.
-static void csv_field(FILE *f, const char *s, int last) {
-    if (strpbrk(s, ",\"\r\n")) {
-        fputc('"', f);
-        for (; *s; s++) {
-            if (*s == '"') fputc('"', f);
-            fputc(*s, f);
-        }
-        fputc('"', f);
-    } else {
-        fputs(s, f);
-    }
-    fputc(last ? '\n' : ',', f);
-}
 
 static int write_status(FILE *f, vet_err *err) {
     if (ferror(f)) return vet_err_io(err, "write error: %s", strerror(errno));
@@ -39,12 +25,12 @@ int vet_synth_write_csv_header(FILE *f, vet_err *err) {
 
 int vet_synth_write_csv_row(FILE *f, const vet_synth_table *t, const vet_synth_row *r, vet_err *err) {
     const vet_synth_disease *d = &t->diseases[r->disease];
-    csv_field(f, r->id, 0);
-    csv_field(f, t->species[r->species].name, 0);
-    csv_field(f, r->note, 0);
-    csv_field(f, d->code, 0);
-    csv_field(f, d->name, 0);
-    csv_field(f, r->symptoms, 1);
+    vet_csv_write_field(f, r->id, 0);
+    vet_csv_write_field(f, t->species[r->species].name, 0);
+    vet_csv_write_field(f, r->note, 0);
+    vet_csv_write_field(f, d->code, 0);
+    vet_csv_write_field(f, d->name, 0);
+    vet_csv_write_field(f, r->symptoms, 1);
     return write_status(f, err);
 }
 

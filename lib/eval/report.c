@@ -96,6 +96,13 @@ static int referral(vet_report *r, const vet_ranks *ranks, const vet_eval *e, ve
     return 0;
 }
 
+// Whether any note has a gold label: notes without any are new notes, not wrong answers.
+static int any_gold(const vet_metrics *m) {
+    for (size_t i = 0; i < m->nlabels; i++)
+        if (m->labels[i].support) return 1;
+    return 0;
+}
+
 int vet_report_build(const vet_eval_opts *o, vet_report *r, vet_err *err) {
     memset(r, 0, sizeof *r);
     r->o = *o;
@@ -112,6 +119,10 @@ int vet_report_build(const vet_eval_opts *o, vet_report *r, vet_err *err) {
     int rc = o->n_shards >= 2 ? vet_eval_read_shards(e, ranks, o->shards, o->n_shards, o->format, &r->format, err)
                               : vet_eval_read_predictions(e, ranks, o->predictions, o->format, &r->format, err);
     if (rc == 0) rc = vet_metrics_compute(e, &r->m, err);
+    if (rc == 0 && !any_gold(&r->m))
+        rc = vet_errf(err, "%s: no note has a gold label, so there is nothing to score against (new notes? "
+                      "vet-dump --csv lists their predictions; a codes column in vet-tokenize's input gives "
+                      "notes gold labels)", r->input);
     if (rc == 0) rc = vet_ranking_compute(ranks, e, &r->rank, err);
     if (rc == 0 && (o->refer_below >= 0 || o->fit_threshold > 0)) rc = referral(r, ranks, e, err);
     vet_ranks_free(ranks);

@@ -112,6 +112,15 @@ EOF
     "$mkpreds" "$tmp/none.jsonl" "$tmp/none.preds"
     run "$tmp/none.preds"
     check stream_empty bash -c "[ $(rc) = 1 ] && grep -q 'n = 0' $tmp/err"
+    # New notes: no note has a gold label. Scoring them would call every answer wrong, so it is
+    # refused (and names the way to list them); one note with a gold label among them is scored.
+    printf '{"id":"a","gold":[],"pred":["1"]}\n{"id":"b","gold":[],"pred":[]}\n' >"$tmp/new.jsonl"
+    "$mkpreds" "$tmp/new.jsonl" "$tmp/new.preds"
+    run "$tmp/new.preds"
+    check stream_no_gold bash -c "[ $(rc) = 1 ] && grep -q 'new.preds: no note has a gold label.*vet-dump --csv' $tmp/err && [ ! -s $tmp/out ]"
+    printf '{"id":"a","gold":[],"pred":["1"]}\n{"id":"c","gold":["1"],"pred":["1"]}\n' >"$tmp/some.jsonl"
+    run -b 0 "$tmp/some.jsonl"
+    check some_gold_scored bash -c "[ $(rc) = 0 ] && grep -q '^accuracy  *0.5000' $tmp/out"
     # A truncated stream.
     head -c 60 "$tmp/small.preds" >"$tmp/cut.preds"
     run "$tmp/cut.preds"
