@@ -1,9 +1,22 @@
 #!/bin/sh
-# mk/demo_summary.sh OUT — the last lines of `make demo`: the test accuracy with its 95% interval,
-# the wall time since OUT/.started (written when the demo began), the rate the model trained at
-# (from the refit's log) and the CPU that ran it, so a time can always be placed.
+# mk/demo_summary.sh OUT [BIN CODES] — the last lines of `make demo`: the new notes the model coded
+# (when the code stage ran: each note, its codes' terms from CODES and the top-1 p), the test
+# accuracy with its 95% interval, the wall time since OUT/.started (written when the demo began),
+# the rate the model trained at (from the refit's log) and the CPU that ran it, so a time can
+# always be placed.
 set -eu
-out=$1
+out=$1 bin=${2:-bin} codes=${3:-data/codes.tsv}
+if [ -f "$out/coded.csv" ] && [ -f "$out/new-predictions.msgpack.zst" ]; then
+    printf '\ndemo: new notes, coded (the table: %s)\n' "$out/coded.csv"
+    { "$bin/vet-dump" -r "$out/new.tok.msgpack.zst"; "$bin/vet-dump" -r "$out/new-predictions.msgpack.zst"; } |
+        jq -rs --rawfile c "$codes" '
+          ($c | split("\n") | map(split("\t") | select(length == 2) | {(.[0]): .[1]}) | add) as $term
+          | (map(select(has("note")) | {(.id): .note}) | add) as $note
+          | .[] | select(has("pred"))
+          | "  \(.id)  \($note[.id])\n      -> \(.pred | map($term[.] // .) | join("; "))\(
+              if .ranked then "  (p \(.ranked[0].p * 100 | round) %)" else "" end)"' || true
+    echo
+fi
 acc=$(jq -r '"\(.accuracy) \(.ci.accuracy[0] // "nan") \(.ci.accuracy[1] // "nan") \(.n) \(.baseline.accuracy)"' \
       "$out/metrics.json" 2>/dev/null || true)
 [ -n "$acc" ] && printf 'demo: accuracy %.3f (95%% CI %.3f-%.3f) on %d test notes; majority baseline %.3f\n' $acc

@@ -8,6 +8,9 @@
 #   make -f pipelines/vet.mk OUT=DIR TRAIN=a.csv VAL=b.csv TEST=c.csv ...   (a given split)
 #   make -f pipelines/vet.mk OUT=DIR pack          (one stage: tokenizer tokenize pack train
 #                                                   refit temperature threshold generate eval val report)
+#   make -f pipelines/vet.mk OUT=DIR ... code NEW=new.csv [CODED=file.csv]
+#                                                  (new notes coded by the trained model: the same
+#                                                   settings as the run that trained it)
 #
 # Stages and the files they leave in OUT:
 #   tokenizer  OUT/tokenizer.model          only without TOKENIZER and BASE: trained on the training notes
@@ -36,6 +39,12 @@
 #   eval       OUT/metrics.json, OUT/metrics.txt   (vet-eval's JSON and table)
 #   val        OUT/val-metrics.json          the validation split scored by OUT/model (for tuning)
 #   report     OUT/loss.png, OUT/f1.png     (gnuplot)
+#   code       OUT/coded.csv (CODED)        the notes of NEW (no codes column needed) coded by the
+#                                           model(s) that coded the test split, as vet-dump --csv's
+#                                           table: the codes, their terms (CODES), with RANK the
+#                                           top-1 p (at CALIBRATE's temperature) and with REFER
+#                                           which notes go to a person (OUT/threshold.txt);
+#                                           OUT/new.tok.msgpack.zst, OUT/new-predictions.msgpack.zst
 # Each stage is a file target with real dependencies, and each stage's arguments are kept in
 # OUT/.args/STAGE: changing an input or the arguments reruns that stage and those after it.
 
@@ -90,6 +99,9 @@ PACK_ARGS ?= --split 80/10/10 --group-by note --stratify codes --seq-len 512 --s
 # reference recipe's (vet-train's own defaults).
 TRAIN_ARGS ?= $(if $(BASE),,--epochs 15 --lr 3e-3 --batch-size 4 --grad-accum 2 --warmup-ratio 0.05 --weight-decay 0.1 --resid-dropout 0.2)
 GEN_ARGS  ?= --batch 16
+# New notes to code (the `code` stage): a CSV, Alpaca JSON or JSONL, as NOTES; codes optional.
+NEW       ?=
+CODED     ?= $(OUT)/coded.csv
 EVAL_ARGS ?= --bootstrap 1000
 
 ifeq ($(NOTES)$(TRAIN),)
@@ -155,6 +167,11 @@ ifneq ($(REFER),)
     $(error REFER must be an accuracy above 0 and at most 1, such as 0.95 (got '$(REFER)'))
   endif
 endif
+ifneq ($(filter code,$(MAKECMDGOALS)),)
+  ifeq ($(NEW),)
+    $(error the code stage codes new notes: set NEW=notes.csv (with the settings that trained OUT))
+  endif
+endif
 ifeq ($(filter $(ENSEMBLE_SIZES),$(ENSEMBLE)),)
   $(error ENSEMBLE must be a number of models from 1 to 16 (got '$(ENSEMBLE)'))
 endif
@@ -167,7 +184,7 @@ ifneq ($(ENSEMBLE),1)
   endif
 endif
 
-.PHONY: all tokenizer tokenize pack train refit temperature threshold generate eval val report
+.PHONY: all tokenizer tokenize pack train refit temperature threshold generate eval val report code
 .DELETE_ON_ERROR:
 all: eval
 
@@ -205,6 +222,7 @@ FINAL_DONE := $(if $(filter train+val,$(FIT)),$(MEMBERS:%=$(OUT)/%.done),$(OUT)/
 $(eval $(call stage_args,generate,$(GEN_MODEL) $(GEN_CODES_FLAG) $(GEN_ARGS)$(if $(CALIBRATE), --rank-temperature (OUT/temperature.txt))))
 $(eval $(call stage_args,eval,$(CODES_FLAG) $(EVAL_ARGS)$(if $(REFER), --refer-below (OUT/threshold.txt))))
 $(eval $(call stage_args,threshold,$(REFER) $(CALIBRATE)))
+$(if $(NEW),$(eval $(call stage_args,code,$(NEW) $(CODED))))
 .PHONY: ARGS_CHANGED
 
 # --- tokenizer: only when neither TOKENIZER nor BASE names one ------------------------------
@@ -305,6 +323,20 @@ $(OUT)/val-metrics.json: $(OUT)/val-predictions.msgpack.zst $(call args,eval)
 	$(V)vet-eval $(CODES_FLAG) --bootstrap 0 --baseline-from $(OUT)/packed/train.msgpack.zst \
 	  --json $@.tmp $< >$(OUT)/val-metrics.txt && mv $@.tmp $@ && cat $(OUT)/val-metrics.txt
 val: $(OUT)/val-metrics.json
+
+# --- code: new notes, coded by the model(s) that coded the test split ---------------------------
+# The notes are tokenized as the training notes were (no species swaps: each note is coded once).
+# CODED is written whole or not at all.
+$(OUT)/new.tok.msgpack.zst: $(NEW) $(TOKENIZER) $(call args,tokenize) $(call args,code)
+	$(V)vet-tokenize --tokenizer $(TOKENIZER) $(TOKENIZE_ARGS) $(NEW) -o $@
+$(OUT)/new-predictions.msgpack.zst: $(OUT)/new.tok.msgpack.zst $(FINAL_DONE) $(call args,generate) $(if $(CALIBRATE),$(OUT)/temperature.txt)
+	$(V)vet-generate $(GEN_MODEL) --tokenizer $(TOKENIZER) $(GEN_CODES_FLAG) $(GEN_ARGS) \
+	  $(if $(CALIBRATE),--rank-temperature "$$(cat $(OUT)/temperature.txt)") $< -o $@
+$(CODED): $(OUT)/new-predictions.msgpack.zst $(call args,code) $(if $(REFER),$(OUT)/threshold.txt)
+	$(V)vet-dump --csv $(if $(CODES),--codes $(CODES)) $(if $(REFER),--refer-below "$$(cat $(OUT)/threshold.txt)") \
+	  $< >$@.tmp && mv $@.tmp $@
+	@echo "$@: $$($(V)vet-dump --count $<) notes coded" >&2
+code: $(CODED)
 
 # --- report: pictures with gnuplot ---------------------------------------------------------------
 report: $(OUT)/loss.png $(OUT)/f1.png

@@ -248,6 +248,32 @@ ensemble_ok() {
 }
 check pipeline_ensemble ensemble_ok
 
+# 2f. code: new notes without codes (data/new-notes.csv) coded by the model(s) that coded the test
+# split, with only tokenize and generate run for them; the table has one row per note, each a
+# code of the table with its term; CODED names another file; without NEW the stage is refused.
+code_ok() {
+    local s n="$VET_TOP/data/new-notes.csv"
+    s=$(stages "${small[@]}" code NEW="$n")
+    [ "$s" = "vet-generate vet-tokenize " ] || { echo "code would run: $s" >&2; return 1; }
+    pipe "${small[@]}" code NEW="$n" >"$tmp/code.log" 2>&1 || { tail -5 "$tmp/code.log" >&2; return 1; }
+    /usr/bin/python3 - "$tmp/out/coded.csv" "$n" "$VET_TOP/data/codes.tsv" <<'EOF' || return 1
+import csv, sys
+rows = list(csv.DictReader(open(sys.argv[1], newline="")))
+notes = list(csv.DictReader(open(sys.argv[2], newline="")))
+terms = dict(l.rstrip("\n").split("\t") for l in open(sys.argv[3]) if not l.startswith("code\t"))
+assert [r["id"] for r in rows] == [n["id"] for n in notes], rows
+for r in rows:
+    assert r["gold"] == "" and r["pred"] in terms and r["term"] == terms[r["pred"]], r
+EOF
+    pipe "${small[@]}" code NEW="$n" -q || { echo "code: not up to date after a run" >&2; return 1; }
+    pipe "${small[@]}" -q || { echo "code changed the pipeline's own stages" >&2; return 1; }
+    pipe "${small[@]}" code NEW="$n" CODED="$tmp/elsewhere.csv" >"$tmp/code.log" 2>&1 || return 1
+    cmp -s "$tmp/elsewhere.csv" "$tmp/out/coded.csv" || { echo "CODED= wrote another table" >&2; return 1; }
+    pipe "${small[@]}" code >"$tmp/code.log" 2>&1 && return 1
+    grep -q "the code stage codes new notes: set NEW=notes.csv" "$tmp/code.log" || { cat "$tmp/code.log" >&2; return 1; }
+}
+check pipeline_code_new_notes code_ok
+
 # 3. A failing stage leaves no output under its final name, and the run stops there.
 failure_ok() {
     cp "$tmp/notes.csv" "$tmp/bad.csv" && printf '"unterminated,Cow,fever\n' >>"$tmp/bad.csv"

@@ -8,9 +8,11 @@
 // says why; every rate is in [0, 1]; hit@k never falls as k grows; the selective rows keep fewer
 // notes as the coverage falls; a fitted temperature lies in the searched range and its NLL is
 // no worse than at T = 1; a referral's counts add up, and a fitted threshold's coded notes reach
-// the target.
+// the target. A stream is also written as vet-dump --csv's table (eval/coded_csv.h): an error
+// says why, and a stream that vet-eval scores makes one row per note scored.
 #include "fuzz_util.h"
 
+#include "eval/coded_csv.h"
 #include "eval/predictions.h"
 #include "eval/report.h"
 
@@ -54,6 +56,20 @@ static void check_referral(const vet_report *r, size_t n) {
     if (r->o.fit_threshold > 0 && (f->coded < 1 || f->accuracy < r->o.fit_threshold - 1e-12)) abort();
 }
 
+// The table of the stream at path; scored: how many notes vet-eval scored from it (0: none).
+static void coded_table(const char *path, size_t scored, int ranked) {
+    vet_coded_csv_opts o = {.codes = NULL, .refer_below = ranked ? 0.5 : -1};
+    vet_err err = {0};
+    uint64_t rows = 0;
+    int header = 1;
+    if (vet_coded_csv_write(devnull, path, &o, &header, &rows, &err) == 0) {
+        if (scored && rows != scored) abort();
+    } else {
+        if (scored) abort();
+        fz_check_msg(&err);
+    }
+}
+
 static void report(const char *path, int format, int flags) {
     vet_eval_opts o = vet_eval_defaults();
     o.predictions = path, o.format = format, o.bootstrap = 20, o.fit_temperature = flags & 1;
@@ -63,8 +79,11 @@ static void report(const char *path, int format, int flags) {
     int fit = flags & 1;
     vet_report r;
     vet_err err = {0};
+    size_t scored = 0;
+    int ranked = 0;
     if (vet_report_build(&o, &r, &err) == 0) {
         size_t n = vet_eval_n(r.samples);
+        if (r.format && strcmp(r.format, "stream") == 0) scored = n, ranked = r.rank.kmax > 0;
         if (n == 0 || !rate(r.m.accuracy) || !rate(r.base_acc)) abort();
         check_ranking(&r.rank, n);
         check_temperature(&r.rank);
@@ -79,6 +98,7 @@ static void report(const char *path, int format, int flags) {
         fz_check_msg(&err);
     }
     vet_report_free(&r);
+    if (format == VET_PRED_SNIFF) coded_table(path, scored, ranked);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {

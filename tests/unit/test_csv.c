@@ -1,6 +1,8 @@
 // test_csv.c — the RFC 4180 reader on the edge cases real exports produce.
 #include "check.h"
+#include "base/rng.h"
 #include "io/csv.h"
+#include "io/csv_write.h"
 
 // Reads all of text and describes it: one "LINE:[f1|f2]" per row, "LINE:BAD" per rejected
 // row, joined by spaces. The last error message goes to errbuf.
@@ -190,6 +192,52 @@ static void long_rows(void) {
     free(t);
 }
 
+// What vet_csv_write_field writes, vet_csv reads back field for field: rows of random fields made
+// of the characters that need quoting (comma, quote, CR, LF), spaces and letters, empty ones too.
+static void written_fields_read_back(void) {
+    static const char alphabet[] = ",\"\r\n a;=";
+    enum { ROWS = 400, COLS = 4, MAXLEN = 12 };
+    static char want[ROWS][COLS][MAXLEN + 1];
+    vet_rng rng;
+    vet_rng_seed(&rng, 7);
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    for (int r = 0; r < ROWS; r++)
+        for (int c = 0; c < COLS; c++) {
+            int n = (int)(vet_rng_next(&rng) % (MAXLEN + 1));
+            for (int i = 0; i < n; i++) want[r][c][i] = alphabet[vet_rng_next(&rng) % (sizeof alphabet - 1)];
+            want[r][c][n] = '\0';
+            vet_csv_write_field(f, want[r][c], c == COLS - 1);
+        }
+    CHECK(fclose(f) == 0);
+    FILE *in = fmemopen(buf, len, "rb");
+    vet_err err = {0};
+    vet_csv *csv = vet_csv_open(in, "w.csv", &err);
+    int rows = 0, same = 1;
+    for (int rc; (rc = vet_csv_next(csv, &err)) == VET_CSV_ROW; rows++) {
+        if (rows >= ROWS || vet_csv_nfields(csv) != COLS) {
+            same = 0;
+            break;
+        }
+        for (int c = 0; c < COLS; c++) same &= strcmp(vet_csv_field(csv, c, NULL), want[rows][c]) == 0;
+    }
+    CHECK(same);
+    CHECK(rows == ROWS);
+    vet_csv_close(csv);
+    fclose(in);
+    free(buf);
+    // A field needs quotes only when it holds one of the four characters.
+    char *one = NULL;
+    size_t n1 = 0;
+    f = open_memstream(&one, &n1);
+    vet_csv_write_field(f, "a b;c=d", 0);
+    vet_csv_write_field(f, "say \"hi\", then\r\n", 1);
+    CHECK(fclose(f) == 0);
+    CHECK_STR(one, "a b;c=d,\"say \"\"hi\"\", then\r\n\"\n");
+    free(one);
+}
+
 int main(void) {
     RUN(plain_rows);
     RUN(quoted_fields);
@@ -202,5 +250,6 @@ int main(void) {
     RUN(bad_row_line_and_reason);
     RUN(raw_text);
     RUN(long_rows);
+    RUN(written_fields_read_back);
     CHECK_EXIT();
 }
