@@ -12,6 +12,10 @@ Then batch 16 sampled (temperature 0.8, top-k 50, as a user drawing several answ
 vet-generate against transformers `generate(do_sample=True)` with the same settings, and
 against its own greedy rate (what the sampler costs). The sampled tokens differ between the two
 (other generators), so that table compares rates, not outputs.
+With --codes TABLE: scoring every label of the table as each note's answer (vet-generate --rank
+all) against what a transformers user writes for it: per note, one batch of prompt + answer for
+every label (right-padded), the answer's log-probabilities summed (tests/reference/test_rank.py
+checks the two agree; here the top label of each note is compared).
 """
 import argparse
 import json
@@ -23,6 +27,7 @@ import time
 
 
 SAMPLE = {"temperature": 0.8, "top_k": 50, "seed": 1}
+PREFIX = "Diagnosed conditions: "  # vet-tokenize's default response, before the label
 
 
 def vet_run(args, model, batch, sample=False):
@@ -104,6 +109,63 @@ def hf_run(model, prompts, max_new, batch, eos, sample=False):
     return tokens / (time.perf_counter() - t0), tokens
 
 
+def read_labels(path):
+    labels = []
+    for line in open(path):
+        line = line.rstrip("\n")
+        if not line or line.startswith("#"):
+            continue
+        label = line.split("\t")[0].strip()
+        if not labels and label in ("code", "label"):
+            continue  # the header row
+        labels.append(label)
+    return labels
+
+
+def vet_rank(args, model):
+    """Notes/s of vet-generate --rank all (its work time, from the closing line) and each note's
+    top label."""
+    cmd = [os.path.join(args.vet_bin, "vet-generate"), "--model", model, "--rank", "all", "--constrain",
+           args.codes, "--batch", "16", "--threads", str(args.threads), args.tokens, "-o", "-"]
+    best = None
+    for _ in range(args.repeat):
+        p = subprocess.run(cmd, capture_output=True)
+        if p.returncode != 0:
+            sys.exit("bench_generate: vet-generate --rank failed: " + p.stderr.decode().strip())
+        m = re.search(r"(\d+) notes, (\d+) tokens, ([0-9.]+) tokens/s", p.stderr.decode())
+        if not m:
+            sys.exit("bench_generate: no summary line from vet-generate --rank")
+        rate = int(m.group(1)) / (int(m.group(2)) / float(m.group(3)))
+        if best is None or rate > best[0]:
+            d = subprocess.run([os.path.join(args.vet_bin, "vet-dump"), "-r", "-"], input=p.stdout,
+                               capture_output=True, check=True)
+            best = (rate, [json.loads(x)["pred"][0] for x in d.stdout.decode().splitlines() if x.strip()])
+    return best
+
+
+def hf_rank(model, prompts, answers, labels):
+    """Notes/s of the transformers way, and each note's top label."""
+    import torch
+    tops = []
+    t0 = time.perf_counter()
+    with torch.no_grad():
+        for p in prompts:
+            seqs = [p + a[:-1] for a in answers]
+            n = max(len(x) for x in seqs)
+            ids = torch.zeros((len(seqs), n), dtype=torch.long)
+            mask = torch.zeros((len(seqs), n), dtype=torch.long)
+            for b, x in enumerate(seqs):
+                ids[b, :len(x)] = torch.tensor(x)
+                mask[b, :len(x)] = 1
+            logp = torch.log_softmax(model(input_ids=ids, attention_mask=mask).logits.float(), dim=-1)
+            score = []
+            for b, a in enumerate(answers):
+                pos = torch.arange(len(p) - 1, len(p) - 1 + len(a))
+                score.append(logp[b, pos, torch.tensor(a)].sum().item())
+            tops.append(labels[max(range(len(score)), key=score.__getitem__)])
+    return len(prompts) / (time.perf_counter() - t0), tops
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--vet-bin", required=True)
@@ -112,6 +174,10 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--repeat", type=int, default=2, help="vet runs per setting (best is kept)")
     ap.add_argument("--hf-notes-b1", type=int, default=4, help="notes transformers runs at batch 1")
+    ap.add_argument("--codes", help="a code table: also time scoring every label (--rank all)")
+    ap.add_argument("--spm", help="the models' tokenizer.model, for the answers' ids (with --codes)")
+    ap.add_argument("--rank-models", nargs="*", default=[],
+                    help="with --codes: one model per MODEL_DIR, the same but with the tokenizer's vocabulary")
     ap.add_argument("models", nargs="+")
     args = ap.parse_args()
 
@@ -130,8 +196,8 @@ def main():
         "model", "vet b1", "vet b16", "hf b1", "hf b16", "vet/hf b1", "vet/hf b16", "vet b16/b1")
     print(head)
     print("-" * len(head))
-    steps, sampled = [], []
-    for d in args.models:
+    steps, sampled, ranked = [], [], []
+    for i, d in enumerate(args.models):
         name = os.path.basename(d.rstrip("/"))
         v1, s1 = vet_run(args, d, 1)
         v16, s16 = vet_run(args, d, 16)
@@ -148,6 +214,19 @@ def main():
         vs16, _ = vet_run(args, d, 16, sample=True)
         hs16, _ = hf_run(model, prompts, args.max_new, 16, eos, sample=True)
         sampled.append((name, vs16, hs16, v16))
+        if args.codes:
+            import sentencepiece as spm
+            sp = spm.SentencePieceProcessor(model_file=args.spm)
+            labels = read_labels(args.codes)
+            answers = [sp.encode(PREFIX + label) + [sp.eos_id()] for label in labels]
+            rd = args.rank_models[i] if i < len(args.rank_models) else d
+            vr, vtop = vet_rank(args, rd)
+            rmodel = AutoModelForCausalLM.from_pretrained(rd, dtype=torch.float32)
+            rmodel.eval()
+            hf_rank(rmodel, prompts[:1], answers, labels)  # warm-up
+            hr, htop = hf_rank(rmodel, prompts, answers, labels)
+            same = sum(a == b for a, b in zip(vtop, htop))
+            ranked.append((name, len(labels), vr, hr, same, len(prompts)))
         print("%-8s %12.1f %12.1f %12.1f %12.1f %9.1fx %9.1fx %11.1fx" % (
             name, v1, v16, h1, h16, v1 / h1, v16 / h16, v16 / v1), flush=True)
     print("(tokens/s, prompts and decoding together; targets: vet/hf b1 >= 2x, vet b16/b1 >= 5x)")
@@ -159,6 +238,15 @@ def main():
     print("-" * len(head))
     for name, vs, hs, vg in sampled:
         print("%-8s %12.1f %12.1f %11.1fx %17.2fx" % (name, vs, hs, vs / hs, vs / vg))
+    if ranked:
+        print()
+        print("scoring every label of %s (vet-generate --rank all, batch 16) against transformers: "
+              "per note one batch of prompt + each answer (notes/s)" % os.path.basename(args.codes))
+        head = "%-8s %8s %12s %12s %10s %14s" % ("model", "labels", "vet", "hf", "vet/hf", "same top-1")
+        print(head)
+        print("-" * len(head))
+        for name, nl, vr, hr, same, n in ranked:
+            print("%-8s %8d %12.1f %12.1f %9.1fx %9d of %d" % (name, nl, vr, hr, vr / hr, same, n))
     # Decode steps alone, against the roofline: batch 1 streams every weight once per token,
     # so its rate is set by memory bandwidth (or cache bandwidth for small models); batch 16
     # reuses each weight 16 times and is bound by the FMA units. The ratio cannot exceed

@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # bench_generate.sh — vet-generate tokens/s on the tiny and small presets (random weights),
 # batch 1 and batch 16, side by side with transformers `generate` on the same models in the
-# same run (bench/bench_generate.py does the timing and prints the table).
+# same run (bench/bench_generate.py does the timing and prints the table); then scoring every
+# code of data/codes.tsv as each note's answer (vet-generate --rank all) against transformers.
 #
 #   bench/bench_generate.sh [PRESET...]        default: tiny small base
 #
 # Env: VET_BIN (programs, default bin/), VET_BUILD (default build/rel: vet-inspect and
 # vet-mktokens from `make helpers`), VET_VENV (default .venv), THREADS (2), NOTES (32),
-# PROMPT (prompt tokens, 32), MAX_NEW (64).
+# PROMPT (prompt tokens, 32), MAX_NEW (64), CODES (the table --rank scores, data/codes.tsv).
 set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
 VET_BIN=${VET_BIN:-$top/bin} VET_BUILD=${VET_BUILD:-$top/build/rel} VET_VENV=${VET_VENV:-$top/.venv}
@@ -36,11 +37,23 @@ for i in range(int(sys.argv[1])):
 EOF
 "$VET_BUILD/tests/helpers/vet-mktokens" --sha256 "$sha" --vocab 512 -o "$tmp/prompts.tok" <"$tmp/prompts.jsonl"
 
-models=()
+models=() rank_models=()
+vocab=$("$VET_VENV/bin/python" -c 'import sentencepiece as s, sys; print(s.SentencePieceProcessor(model_file=sys.argv[1]).get_piece_size())' "$tmp/tok/tokenizer.model")
 for p in "${presets[@]}"; do
     "$VET_BUILD/tests/helpers/vet-inspect" init "$tmp/$p" "$p" 1 F32 >/dev/null
     cp "$tmp/tok/tokenizer.model" "$tmp/$p/"
     models+=("$tmp/$p")
+    # For --rank the answers are real text ("Diagnosed conditions: CODE"), whose ids reach past
+    # the presets' 512: the same preset with the tokenizer's vocabulary.
+    "$VET_BUILD/tests/helpers/vet-inspect" saveconfig "$p" "$tmp/$p.json" >/dev/null
+    "$VET_VENV/bin/python" - "$tmp/$p.json" "$vocab" <<'EOF'
+import json, sys
+c = json.load(open(sys.argv[1])); c["vocab_size"] = int(sys.argv[2]); json.dump(c, open(sys.argv[1], "w"))
+EOF
+    "$VET_BUILD/tests/helpers/vet-inspect" init "$tmp/$p-rank" "$tmp/$p.json" 1 F32 >/dev/null
+    cp "$tmp/tok/tokenizer.model" "$tmp/$p-rank/"
+    rank_models+=("$tmp/$p-rank")
 done
 "$VET_VENV/bin/python" "$top/bench/bench_generate.py" --vet-bin "$VET_BIN" --tokens "$tmp/prompts.tok" \
-    --max-new "$MAX_NEW" --threads "$THREADS" "${models[@]}"
+    --max-new "$MAX_NEW" --threads "$THREADS" --codes "${CODES:-$top/data/codes.tsv}" \
+    --spm "$tmp/tok/tokenizer.model" --rank-models "${rank_models[@]}" -- "${models[@]}"
