@@ -261,10 +261,18 @@ int main(int argc, char **argv) {
         rc = vet_generate_run(job, &err);
         if (o.progress) fputc('\n', stderr);  // ends the progress line
     }
-    if (rc == 0 && !f.quiet) {
+    if (rc == 0) {
         vet_generate_counts c;
         vet_generate_counts_now(job, &c);
-        show_summary(&c);
+        if (!f.quiet) show_summary(&c);
+        // Not an error (transformers codes such notes too), but the codes of these notes come
+        // from positions the model never trained on: said even with -q.
+        if (c.long_prompts)
+            cli_warn("warning: %lld note%s (the first: %s) %s a prompt longer than the model's context of %d "
+                     "positions; %s coded, but from positions the model never trained on (shorten the notes, "
+                     "or use a model with a longer context)",
+                     (long long)c.long_prompts, c.long_prompts == 1 ? "" : "s", c.first_long,
+                     c.long_prompts == 1 ? "has" : "have", c.context, c.long_prompts == 1 ? "it is" : "they are");
     }
     if (rc) cli_warn("%s", err.msg);
     // Everything freed before the exit status, so a sanitized build reports no leak.

@@ -203,6 +203,10 @@ vet_generate_job *vet_generate_open(const vet_generate_opts *o, vet_err *err) {
                             vet_tokenizer_path(j->tok), err))
         goto fail;
     j->V = j->models.m[0].cfg.vocab_size;
+    for (int i = 0; i < j->models.k; i++) {
+        int c = j->models.m[i].cfg.max_pos;
+        if (c > 0 && (j->counts.context == 0 || c < j->counts.context)) j->counts.context = c;
+    }
     end_ids(j);
     if (build_constrain(j, err) || build_answers(j, err)) goto fail;
     return j;
@@ -282,6 +286,8 @@ static int next_prompt(void *ctx, vet_gen_prompt *gp, vet_err *err) {
     }
     n->id = p.id, n->species = p.species, n->gold = p.gold, n->n_gold = p.n_gold;
     gp->tag = input_place(j, tag), gp->prompt = p.prompt, gp->n_prompt = p.n_prompt;
+    if (j->counts.context > 0 && p.n_prompt > j->counts.context && j->counts.long_prompts++ == 0)
+        snprintf(j->counts.first_long, sizeof j->counts.first_long, "%s", p.id);
     return 1;
 }
 

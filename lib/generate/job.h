@@ -30,6 +30,14 @@ typedef struct {
     int64_t notes, tokens;  // notes written so far, and the tokens generated for them
     double seconds;         // since decoding began
     vet_gen_stats phases;   // prompts (prefill) and decode steps, separately
+    // Notes whose prompt is longer than the model's context (config.json's
+    // max_position_embeddings, a GGUF's context_length; the smallest of an ensemble's): they are
+    // coded all the same, as transformers would, but from positions the model never trained on,
+    // so the program says so. context: that length (0: the model names none); first_long: the
+    // id of the first such note, cut to fit.
+    int64_t long_prompts;
+    int context;
+    char first_long[64];
 } vet_generate_counts;
 
 typedef struct {

@@ -18,7 +18,7 @@ check() { if eval "$2"; then ok "$1"; else notok "$1" "${3:-$2}"; fi; }
 skip_all() { for t in "$@"; do echo "skip $t: $why"; done; exit 0; }
 
 cases=(predictions batch-equal summary-counts packed-equal constrain rank rank-temperature rank-refusals mismatch sampling-seeded ensemble ensemble-refusals
-       exit-codes manpage)
+       long-prompts exit-codes manpage)
 why="vet-inspect or vet-mktokens not built (make helpers)"
 [ -x "$INSPECT" ] && [ -x "$MKTOK" ] || skip_all "${cases[@]}"
 bash "$VET_TOP/tests/fixtures/tokenize/make_model.sh" "$tmp/tok" >/dev/null 2>&1
@@ -204,6 +204,22 @@ many=(); for i in $(seq 17); do many+=(-m "$tmp/model"); done
 "$GEN" -q "${many[@]}" "$tmp/notes.tok" -o "$tmp/x.pred" 2>/dev/null; e_many=$?
 check ensemble-refusals '[ $e_vocab = 1 ] && grep -q "vocabulary of $((vocab + 8)) tokens" "$tmp/e_vocab" && [ $e_tok = 1 ] && grep -q "model4/tokenizer.model has sha256" "$tmp/e_tok" && [ $e_eos = 1 ] && grep -q "model5: its end-of-sequence ids differ" "$tmp/e_eos" && [ $e_adapter = 2 ] && [ $e_dev = 2 ] && grep -q "CPU only" "$tmp/e_dev" && [ $e_many = 2 ] && [ ! -e "$tmp/x.pred" ]' \
     "vocab=$e_vocab tok=$e_tok eos=$e_eos adapter=$e_adapter dev=$e_dev many=$e_many: $(cat "$tmp/e_vocab" "$tmp/e_tok" "$tmp/e_eos" "$tmp/e_dev")"
+
+# --- prompts longer than the model's context: coded all the same (as transformers would), the
+# same records as a model with room, and a warning that counts them and names the first, even
+# with -q; a run whose prompts fit says nothing (the predictions check above) ----------------
+lens=$("$DUMP" -r "$tmp/notes.tok" | /usr/bin/python3 -c 'import json, sys
+ls = [(json.loads(l)["id"], len(json.loads(l)["prompt"])) for l in sys.stdin]
+ctx = sorted(n for _, n in ls)[len(ls) // 2]  # half the notes (or fewer) longer than ctx
+print(ctx, sum(n > ctx for _, n in ls), next(i for i, n in ls if n > ctx))')
+read -r ctx n_long first_long <<<"$lens"
+sed "s/\"max_position_embeddings\": [0-9]*/\"max_position_embeddings\": $ctx/" "$tmp/config.json" >"$tmp/short.json"
+"$INSPECT" init "$tmp/short" "$tmp/short.json" 7 F32 >/dev/null && cp "$tmp/tok/tokenizer.model" "$tmp/short/"
+"$GEN" -q -m "$tmp/short" -n 12 -b 3 "$tmp/notes.tok" -o "$tmp/short.pred" 2>"$tmp/short.err"
+rc=$?
+want="vet-generate: warning: $n_long notes (the first: $first_long) have a prompt longer than the model's context of $ctx positions"
+check long-prompts '[ $rc -eq 0 ] && [ "$n_long" -ge 2 ] && grep -qF "$want" "$tmp/short.err" && [ "$(wc -l <"$tmp/short.err")" = 1 ] && [ "$(records "$tmp/short.pred")" = "$(records "$tmp/b1.pred")" ]' \
+    "rc=$rc want: $want; got: $(cat "$tmp/short.err")"
 
 # --- exit codes -----------------------------------------------------------------------------
 "$GEN" "$tmp/notes.tok" >/dev/null 2>&1; e_nomodel=$?
