@@ -13,7 +13,7 @@
 #include "eval/report.h"
 
 enum { EXIT_BELOW = 4 };  // accuracy below --fail-under
-enum { OPT_TARGET = 256, OPT_TEMPERATURE };
+enum { OPT_TARGET = 256, OPT_TEMPERATURE, OPT_COMPARE };
 
 static void usage(void) __attribute__((noreturn));
 static void usage(void) {
@@ -47,6 +47,10 @@ static void usage(void) {
            "  -A, --fit-threshold FILE the lowest P whose coded notes reach --target-accuracy on\n"
            "                           these notes, written to FILE ('-': stdout, no table)\n"
            "      --target-accuracy ACC  for --fit-threshold (default 0.95)\n"
+           "      --compare OTHER      compare note by note with OTHER, another model's predictions\n"
+           "                           of the same notes (paired by id): both right, only one,\n"
+           "                           neither; the accuracy difference with a paired bootstrap\n"
+           "                           interval; McNemar's exact p\n"
            "  -q, --quiet              print nothing but errors\n"
            "  -h, --help               this help\n"
            "  -V, --version            print the version\n"
@@ -76,7 +80,7 @@ int main(int argc, char **argv) {
         {"baseline-from", required_argument, 0, 'B'}, {"fail-under", required_argument, 0, 'F'},
         {"fit-temperature", required_argument, 0, 'T'}, {"refer-below", required_argument, 0, 'R'},
         {"fit-threshold", required_argument, 0, 'A'}, {"target-accuracy", required_argument, 0, OPT_TARGET},
-        {"temperature", required_argument, 0, OPT_TEMPERATURE},
+        {"temperature", required_argument, 0, OPT_TEMPERATURE}, {"compare", required_argument, 0, OPT_COMPARE},
         {"quiet", no_argument, 0, 'q'},             {"help", no_argument, 0, 'h'},
         {"version", no_argument, 0, 'V'},           {0, 0, 0, 0},
     };
@@ -100,6 +104,7 @@ int main(int argc, char **argv) {
         case 'A': threshold_path = optarg; break;
         case OPT_TEMPERATURE: o.temperature = cli_double("--temperature", optarg, 1e-3, 1e3); break;
         case OPT_TARGET: target = cli_double("--target-accuracy", optarg, 1e-9, 1); break;
+        case OPT_COMPARE: o.compare = optarg; break;
         case 'q': quiet = 1; break;
         case 'h': usage();
         case 'V': cli_version();
@@ -111,6 +116,8 @@ int main(int argc, char **argv) {
         cli_usage_error("--refer-below and --fit-threshold: give one (fit the threshold on validation notes, then "
                         "refer the test notes below it)");
     if (optind < argc) o.predictions = argv[optind];
+    if (o.compare && strcmp(o.compare, "-") == 0 && strcmp(o.predictions, "-") == 0)
+        cli_usage_error("--compare - and the predictions both on stdin: give one of them as a file");
     if (argc - optind > 1) o.shards = (const char *const *)argv + optind, o.n_shards = argc - optind;
 
     // Before anything is read or written: the outputs (--json, --fit-temperature,
@@ -119,6 +126,7 @@ int main(int argc, char **argv) {
                               {"--fit-threshold", threshold_path}};
     for (int k = 0; k < 3; k++) {
         refuse_overwrite(outs[k][0], outs[k][1], o.codes), refuse_overwrite(outs[k][0], outs[k][1], o.baseline_from);
+        refuse_overwrite(outs[k][0], outs[k][1], o.compare);
         for (int i = optind; i < argc; i++) refuse_overwrite(outs[k][0], outs[k][1], argv[i]);
     }
     for (int k = 0; k < 3; k++)

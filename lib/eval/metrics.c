@@ -3,6 +3,7 @@
 // Conventions: see metrics.h.
 #include "eval/metrics.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -20,6 +21,8 @@ struct vet_eval {
     vet_strtab labels, species;
     sample *s;
     size_t n, cap;
+    vet_strtab ids;     // the notes' ids, for the samples that were named (vet_eval_name_last)
+    size_t *id_sample;  // id_sample[k]: the sample named ids.str[k]
 };
 
 vet_eval *vet_eval_new(void) { return calloc(1, sizeof(vet_eval)); }
@@ -33,6 +36,8 @@ void vet_eval_free(vet_eval *e) {
     free(e->s);
     vet_strtab_free(&e->labels);
     vet_strtab_free(&e->species);
+    vet_strtab_free(&e->ids);
+    free(e->id_sample);
     free(e);
 }
 
@@ -86,6 +91,52 @@ int vet_eval_add(vet_eval *e, const char *species, char *const *gold, size_t ngo
     s->species = (uint32_t)sp;
     e->n++;
     return 0;
+}
+
+int vet_eval_name_last(vet_eval *e, const char *id, vet_err *err) {
+    if (e->n == 0) return vet_errf(err, "no sample to name '%s'", id);
+    size_t before = e->ids.n;
+    long k = vet_strtab_intern(&e->ids, id);
+    if (k < 0) return vet_err_nomem(err, "out of memory");
+    if (e->ids.n == before) return vet_errf(err, "id '%s' names two samples", id);
+    if ((e->ids.n & (e->ids.n - 1)) == 0) {  // grown at 1, 2, 4, 8, ...: room for 2n ids
+        size_t *p = realloc(e->id_sample, 2 * e->ids.n * sizeof *p);
+        if (!p) return vet_err_nomem(err, "out of memory");
+        e->id_sample = p;
+    }
+    e->id_sample[k] = e->n - 1;
+    return 0;
+}
+
+long vet_eval_find(const vet_eval *e, const char *id) {
+    long k = vet_strtab_find(&e->ids, id);
+    return k < 0 ? -1 : (long)e->id_sample[k];
+}
+
+size_t vet_eval_named(const vet_eval *e) { return e->ids.n; }
+
+const char *vet_eval_id_at(const vet_eval *e, size_t k) { return e->ids.str[k]; }
+
+// Writes the sample's set (label ids) as its label strings joined by ';' into out.
+static void set_text(const vet_eval *e, const uint32_t *set, uint32_t n, char *out, size_t cap) {
+    size_t len = 0;
+    out[0] = '\0';
+    for (uint32_t i = 0; i < n && len < cap; i++)
+        len += (size_t)snprintf(out + len, cap - len, "%s%s", i ? ";" : "", e->labels.str[set[i]]);
+}
+
+int vet_eval_same_gold(const vet_eval *a, size_t i, const vet_eval *b, size_t j, char *why, size_t cap) {
+    const sample *x = &a->s[i], *y = &b->s[j];
+    int same = x->ngold == y->ngold;
+    for (uint32_t k = 0; same && k < x->ngold; k++)  // both sorted by label string
+        same = strcmp(a->labels.str[x->gold[k]], b->labels.str[y->gold[k]]) == 0;
+    if (!same && why && cap) {
+        char ga[256], gb[256];
+        set_text(a, x->gold, x->ngold, ga, sizeof ga);
+        set_text(b, y->gold, y->ngold, gb, sizeof gb);
+        snprintf(why, cap, "{%s} against {%s}", ga, gb);
+    }
+    return same;
 }
 
 // --- set arithmetic (both sides sorted by label string) ---------------------------------
@@ -367,7 +418,7 @@ static int cmp_double(const void *a, const void *b) {
 }
 
 // The q-quantile of sorted v[0..n) by linear interpolation between order statistics.
-static double quantile(const double *v, int n, double q) {
+double vet_sorted_quantile(const double *v, int n, double q) {
     double pos = q * (n - 1);
     int lo = (int)pos;
     if (lo >= n - 1) return v[n - 1];
@@ -414,8 +465,8 @@ int vet_metrics_bootstrap(const vet_eval *e, int B, uint64_t seed, double acc_ci
     }
     qsort(acc, B, sizeof *acc, cmp_double);
     qsort(f1, B, sizeof *f1, cmp_double);
-    acc_ci[0] = quantile(acc, B, 0.025), acc_ci[1] = quantile(acc, B, 0.975);
-    f1_ci[0] = quantile(f1, B, 0.025), f1_ci[1] = quantile(f1, B, 0.975);
+    acc_ci[0] = vet_sorted_quantile(acc, B, 0.025), acc_ci[1] = vet_sorted_quantile(acc, B, 0.975);
+    f1_ci[0] = vet_sorted_quantile(f1, B, 0.025), f1_ci[1] = vet_sorted_quantile(f1, B, 0.975);
     free(sup), free(prd), free(tp), free(acc), free(f1);
     return 0;
 }

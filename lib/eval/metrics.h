@@ -34,6 +34,17 @@ void vet_eval_free(vet_eval *e);  // safe with NULL
 int vet_eval_add(vet_eval *e, const char *species, char *const *gold, size_t ngold, char *const *pred,
                  size_t npred, vet_err *err);
 size_t vet_eval_n(const vet_eval *e);
+// Names the last sample added by its note's id, so that another set of predictions of the same
+// notes can be paired with this one (eval/compare.h). An id already naming a sample is an error.
+int vet_eval_name_last(vet_eval *e, const char *id, vet_err *err);
+// The sample named id, or -1 when none is.
+long vet_eval_find(const vet_eval *e, const char *id);
+// How many samples are named, and the k-th name (0 <= k < that, in the order they were named).
+size_t vet_eval_named(const vet_eval *e);
+const char *vet_eval_id_at(const vet_eval *e, size_t k);
+// Whether sample i of a and sample j of b have the same gold label set (compared as strings);
+// when not and why is given, why gets "{a's labels} against {b's labels}".
+int vet_eval_same_gold(const vet_eval *a, size_t i, const vet_eval *b, size_t j, char *why, size_t cap);
 // Whether sample i (0-based, in the order added) is exactly right, as accuracy counts it.
 bool vet_eval_correct(const vet_eval *e, size_t i);
 
@@ -84,5 +95,7 @@ double vet_eval_constant_accuracy(const vet_eval *e, char *const *labels, size_t
 // statistics (numpy's default). Macro-F1 of a resample averages over the labels occurring in it.
 int vet_metrics_bootstrap(const vet_eval *e, int B, uint64_t seed, double acc_ci[2], double f1_ci[2],
                           vet_err *err);
+// The q-quantile of sorted v[0..n) (n >= 1), interpolated linearly between order statistics.
+double vet_sorted_quantile(const double *v, int n, double q);
 
 #endif

@@ -494,6 +494,7 @@ int vet_eval_read_predictions(vet_eval *e, vet_ranks *ranks, const char *path, i
     while ((rc = vet_pred_next(r, &rec, err)) == 1) {
         int added = check_id(r, &rec, &ids, &at, err);
         if (added == 0) added = vet_eval_add(e, rec.species, rec.gold, rec.ngold, rec.pred, rec.npred, err);
+        if (added == 0) added = vet_eval_name_last(e, rec.id, err);
         if (added == 0 && ranks)
             added = vet_ranks_add(ranks, &rec, r->name, r->format == VET_PRED_STREAM ? "record" : "line", err);
         vet_pred_clear(&rec);

@@ -103,6 +103,18 @@ static int any_gold(const vet_metrics *m) {
     return 0;
 }
 
+// --compare: the other predictions read as these were (any format, one file), then paired.
+static int compare(vet_report *r, vet_err *err) {
+    vet_eval *other = vet_eval_new();
+    if (!other) return vet_err_nomem(err, "out of memory");
+    const char *format;
+    int rc = vet_eval_read_predictions(other, NULL, r->o.compare, VET_PRED_SNIFF, &format, err);
+    if (rc == 0) rc = vet_compare(r->samples, other, r->input, r->o.compare, r->o.bootstrap, r->o.seed, &r->cmp, err);
+    vet_eval_free(other);
+    r->compared = rc == 0;
+    return rc;
+}
+
 int vet_report_build(const vet_eval_opts *o, vet_report *r, vet_err *err) {
     memset(r, 0, sizeof *r);
     r->o = *o;
@@ -134,5 +146,6 @@ int vet_report_build(const vet_eval_opts *o, vet_report *r, vet_err *err) {
                       "--rank all", r->input);
     if (rc == 0 && o->bootstrap > 0) rc = vet_metrics_bootstrap(e, o->bootstrap, o->seed, r->acc_ci, r->f1_ci, err);
     if (rc == 0) rc = baseline(r, e, err);
+    if (rc == 0 && o->compare) rc = compare(r, err);
     return rc;
 }

@@ -13,6 +13,7 @@
 
 #include "base/err.h"
 #include "data/labels.h"
+#include "eval/compare.h"
 #include "eval/metrics.h"
 #include "eval/ranking.h"
 #include "eval/referral.h"
@@ -34,6 +35,8 @@ typedef struct {
     double refer_below;         // >= 0: notes with top-1 p below it are referred (referral.h); < 0: no
     double fit_threshold;       // > 0: the threshold for this target accuracy (referral.h); 0: no.
                                 //   Not with refer_below.
+    const char *compare;        // another model's predictions of the same notes (any format, one
+                                //   file), compared note by note (compare.h); NULL: none
 } vet_eval_opts;
 
 // stdin, sniffed; no codes; 1000 resamples, seed 1; baseline from this set; 10 confusions; no
@@ -56,10 +59,13 @@ typedef struct {
     vet_ranking rank;           // from vet-generate --rank predictions; rank.kmax 0 without
     int referred;               // o.refer_below or o.fit_threshold: referral is set
     vet_referral referral;      // the split at o.refer_below, or at the threshold fitted
+    int compared;               // o.compare: cmp is set
+    vet_comparison cmp;         // these predictions against o.compare's
 } vet_report;
 
 // Reads the codes and the predictions, computes the metrics, the intervals, the baseline and,
-// when the predictions carry `ranked` lists, the ranking metrics (ranking.h).
+// when the predictions carry `ranked` lists, the ranking metrics (ranking.h); with o.compare,
+// the paired comparison (compare.h, with o.bootstrap resamples and o.seed).
 // 0, or -1 with err (its kind: VET_E_IO for a file that cannot be read, VET_E_INPUT for one
 // that is not what it should be). r is freed with vet_report_free either way.
 int vet_report_build(const vet_eval_opts *o, vet_report *r, vet_err *err);

@@ -3,6 +3,7 @@
 // ranking metrics (hit@k for every k) when the predictions have them.
 #include <errno.h>
 #include <jansson.h>
+#include <math.h>
 #include <string.h>
 
 #include "base/atomic_file.h"
@@ -124,6 +125,19 @@ static void add_ranking(json_t *root, const vet_report *r) {
     json_object_set_new(root, "ranking", rk);
 }
 
+// "compare": {other, n, both, only_this, only_other, neither, accuracy: [this, other],
+// difference, ci: [lo, hi] or null, mcnemar_p}.
+static void add_compare(json_t *root, const vet_report *r) {
+    const vet_comparison *c = &r->cmp;
+    json_t *cmp = json_pack("{sssIsIsIsIsIs[ff]sf}", "other", r->o.compare, "n", (json_int_t)c->n, "both",
+                            (json_int_t)c->both, "only_this", (json_int_t)c->only_this, "only_other",
+                            (json_int_t)c->only_other, "neither", (json_int_t)c->neither, "accuracy", c->acc_this,
+                            c->acc_other, "difference", c->diff);
+    json_object_set_new(cmp, "ci", isnan(c->ci[0]) ? json_null() : json_pack("[ff]", c->ci[0], c->ci[1]));
+    json_object_set_new(cmp, "mcnemar_p", json_real(c->mcnemar_p));
+    json_object_set_new(root, "compare", cmp);
+}
+
 int vet_report_write_json(const vet_report *r, const char *path, vet_err *err) {
     json_t *root = json_object();
     if (!root) return vet_err_nomem(err, "out of memory");
@@ -131,6 +145,7 @@ int vet_report_write_json(const vet_report *r, const char *path, vet_err *err) {
     add_tables(root, r);
     add_baseline_and_ci(root, r);
     if (r->rank.kmax > 0) add_ranking(root, r);
+    if (r->compared) add_compare(root, r);
     vet_afile a;
     if (vet_afile_open(&a, path, err) < 0) {
         json_decref(root);

@@ -1,6 +1,7 @@
 // report_table.c — vet-eval's report as a table (report.h): a summary, the ranking metrics (only
 // for vet-generate --rank predictions), the per-label and per-species tables and the most
 // frequent confusions, no line wider than WIDTH columns.
+#include <math.h>
 #include <stdio.h>
 
 #include "eval/report.h"
@@ -117,6 +118,25 @@ static void print_ranking(FILE *o, const vet_report *r) {
     if (r->referred) print_referral(o, r);
 }
 
+// --compare: the 2x2 table of exactly right notes, the difference with its paired interval and
+// McNemar's exact p.
+static void print_compare(FILE *o, const vet_report *r) {
+    const vet_comparison *c = &r->cmp;
+    char a[512];
+    fprintf(o, "\ncompared note by note with %s (the same %zu notes)\n", fit(a, sizeof a, r->o.compare, WIDTH - 50),
+            c->n);
+    fprintf(o, "%-17s %.4f here, %.4f there: difference %+.4f", "accuracy", c->acc_this, c->acc_other, c->diff);
+    if (isnan(c->ci[0]))
+        fputc('\n', o);
+    else
+        fprintf(o, "  95%% CI [%+.4f, %+.4f]\n%-17s (paired percentile bootstrap, %d resamples, seed %llu)\n",
+                c->ci[0], c->ci[1], "", r->o.bootstrap, (unsigned long long)r->o.seed);
+    fprintf(o, "%-17s %zu\n%-17s %zu\n%-17s %zu\n%-17s %zu\n", "both right", c->both, "only here right",
+            c->only_this, "only there right", c->only_other, "neither", c->neither);
+    fprintf(o, "%-17s %.4g  (exact McNemar test, two-sided, on the %zu notes only one gets right)\n", "McNemar p",
+            c->mcnemar_p, c->only_this + c->only_other);
+}
+
 static void print_labels(FILE *o, const vet_report *r) {
     const vet_metrics *m = &r->m;
     char a[512], b[512];
@@ -156,6 +176,7 @@ static void print_confusions(FILE *o, const vet_report *r) {
 int vet_report_print(FILE *o, const vet_report *r) {
     print_summary(o, r);
     if (r->rank.kmax > 0) print_ranking(o, r);
+    if (r->compared) print_compare(o, r);
     print_labels(o, r);
     print_species(o, r);
     print_confusions(o, r);

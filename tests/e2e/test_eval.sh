@@ -305,7 +305,7 @@ check missing_codes bash -c "[ $(rc) = 3 ]"
 bad_usage=""
 for args in "--format xml" "--bootstrap -1" "--fail-under 2" "--seed x" "--nope" "--refer-below 1.5" \
             "--refer-below 0.5 --fit-threshold $tmp/p.txt" "--target-accuracy 0 --fit-threshold $tmp/p.txt" \
-            "--fit-threshold $tmp/same --fit-temperature $tmp/same" "--json - --fit-threshold -"; do
+            "--fit-threshold $tmp/same --fit-temperature $tmp/same" "--json - --fit-threshold -" "--compare - -"; do
     run $args "$fx/small.csv"
     [ "$(rc)" = 2 ] && has err "try 'vet-eval --help'" || bad_usage="$bad_usage [$args: exit $(rc)]"
 done
@@ -315,6 +315,40 @@ check usage_errors test -z "$bad_usage"
 # are not shards are bad input, not a usage error.
 run "$fx/small.csv" "$fx/small.csv"
 check several_not_shards bash -c "[ $(rc) = 1 ] && grep -q 'small.csv: not a shard' $tmp/err"
+
+# --- --compare: another model's predictions of the same notes, paired by id (the six notes of
+# tests/unit/test_compare.c: both right 2, only here 2, only there 1, neither 1) ---
+printf '{"id":"n1","gold":["A"],"pred":["A"]}\n{"id":"n2","gold":["A"],"pred":["B"]}\n{"id":"n3","gold":["B"],"pred":["B"]}\n{"id":"n4","gold":["B"],"pred":["B"]}\n{"id":"n5","gold":["C"],"pred":["A"]}\n{"id":"n6","gold":["C"],"pred":["C"]}\n' >"$tmp/this.jsonl"
+printf 'id,gold,pred\nn6,C,C\nn5,C,B\nn4,B,A\nn3,B,A\nn2,A,A\nn1,A,A\n' >"$tmp/other.csv"
+run --seed 5 --json "$tmp/cmp.json" --compare "$tmp/other.csv" "$tmp/this.jsonl"
+cp "$tmp/out" "$tmp/cmp.table"
+if [ "$(rc)" = 0 ] && $py - "$tmp/cmp.json" "$tmp/cmp.table" <<'EOF'; then ok compare_report; else notok compare_report "see above"; fi
+import json, re, sys
+c = json.load(open(sys.argv[1]))["compare"]
+table = open(sys.argv[2]).read()
+assert c["other"].endswith("other.csv") and c["n"] == 6, c
+assert (c["both"], c["only_this"], c["only_other"], c["neither"]) == (2, 2, 1, 1), c
+assert abs(c["accuracy"][0] - 4 / 6) < 1e-12 and abs(c["accuracy"][1] - 0.5) < 1e-12, c
+assert abs(c["difference"] - 1 / 6) < 1e-12 and c["ci"][0] <= c["difference"] <= c["ci"][1], c
+assert c["mcnemar_p"] == 1, c  # b = 2, c = 1
+assert re.search(r"^compared note by note with .*other\.csv \(the same 6 notes\)$", table, re.M), table
+assert re.search(r"^accuracy +0\.6667 here, 0\.5000 there: difference \+0\.1667  95% CI \[", table, re.M), table
+assert re.search(r"^only there right +1$", table, re.M) and re.search(r"^McNemar p +1  \(exact", table, re.M), table
+EOF
+# Without resamples: no interval (null in the JSON).
+run -b 0 --json - --compare "$tmp/other.csv" "$tmp/this.jsonl"
+check compare_no_interval bash -c "[ $(rc) = 0 ] && $py -c 'import json,sys; sys.exit(json.load(open(\"$tmp/out\"))[\"compare\"][\"ci\"] is not None)'"
+# Refused: a note in one file only, a note whose gold labels differ, the other file missing.
+head -6 "$tmp/other.csv" >"$tmp/five.csv"
+run --compare "$tmp/five.csv" "$tmp/this.jsonl"
+check compare_missing_note bash -c "[ $(rc) = 1 ] && grep -q \"note 'n1' of .*this.jsonl is not in .*five.csv\" $tmp/err && [ ! -s $tmp/out ]"
+sed 's/^n3,B,A$/n3,C,A/' "$tmp/other.csv" >"$tmp/regold.csv"
+run --compare "$tmp/regold.csv" "$tmp/this.jsonl"
+check compare_other_gold bash -c "[ $(rc) = 1 ] && grep -q \"note 'n3' has other gold labels in .*this.jsonl than in .*regold.csv: {B} against {C}\" $tmp/err"
+run --compare "$tmp/nope.csv" "$tmp/this.jsonl"
+check compare_missing_file bash -c "[ $(rc) = 3 ] && grep -q 'cannot open' $tmp/err"
+run --json "$tmp/other.csv" --compare "$tmp/other.csv" "$tmp/this.jsonl"
+check compare_not_overwritten bash -c "[ $(rc) = 2 ] && grep -q 'n6,C,C' $tmp/other.csv"
 
 # --- --help, --version, the man page ---
 run --version

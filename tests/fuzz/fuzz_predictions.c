@@ -4,7 +4,8 @@
 // form of the rest: 0 CSV, 1 JSON lines, 2 a stream file as it is, 3 msgpack that the harness
 // compresses into a zstd frame first (header, records, trailer: the fuzzer reaches the records);
 // bit 2 asks for vet-eval --fit-temperature, bit 3 for --temperature 1.7, bit 4 for
-// --refer-below 0.5 and bit 5 for --fit-threshold at accuracy 0.8 (in place of bit 4). Promises checked: a report is built or an error
+// --refer-below 0.5 and bit 5 for --fit-threshold at accuracy 0.8 (in place of bit 4), bit 6 for
+// --compare with the file itself (every note agrees: a difference of 0 and p = 1). Promises checked: a report is built or an error
 // says why; every rate is in [0, 1]; hit@k never falls as k grows; the selective rows keep fewer
 // notes as the coverage falls; a fitted temperature lies in the searched range and its NLL is
 // no worse than at T = 1; a referral's counts add up, and a fitted threshold's coded notes reach
@@ -74,6 +75,7 @@ static void report(const char *path, int format, int flags) {
     vet_eval_opts o = vet_eval_defaults();
     o.predictions = path, o.format = format, o.bootstrap = 20, o.fit_temperature = flags & 1;
     if (flags & 2) o.temperature = 1.7;
+    if (flags & 16) o.compare = path;
     if (flags & 8) o.fit_threshold = 0.8;
     else if (flags & 4) o.refer_below = 0.5;
     int fit = flags & 1;
@@ -89,6 +91,10 @@ static void report(const char *path, int format, int flags) {
         check_temperature(&r.rank);
         check_referral(&r, n);
         if (fit != r.rank.fitted) abort();  // asked for and built, or an error
+        if (!!o.compare != r.compared) abort();
+        if (r.compared && (r.cmp.n != n || r.cmp.diff != 0 || r.cmp.only_this || r.cmp.only_other ||
+                           r.cmp.mcnemar_p != 1 || r.cmp.ci[0] != 0 || r.cmp.ci[1] != 0))
+            abort();
         if (vet_report_print(devnull, &r) != 0) abort();
         char json[300];
         fz_path(json, sizeof json, "report.json");

@@ -1,0 +1,86 @@
+// compare.c — two sets of predictions of the same notes, compared note by note (compare.h).
+#include "eval/compare.h"
+
+#include <math.h>
+#include <stdlib.h>
+
+#include "base/rng.h"
+
+double vet_mcnemar_p(size_t b, size_t c) {
+    size_t n = b + c, m = b < c ? b : c;
+    if (n == 0) return 1.0;
+    // P(X <= m) for X ~ Binomial(n, 1/2): the terms C(n, k) / 2^n in log space, so that no
+    // binomial coefficient overflows however many notes disagree.
+    double lfn = lgamma((double)n + 1), ln2n = (double)n * log(2.0), tail = 0;
+    for (size_t k = 0; k <= m; k++)
+        tail += exp(lfn - lgamma((double)k + 1) - lgamma((double)(n - k) + 1) - ln2n);
+    double p = 2 * tail;
+    return p < 1 ? p : 1;
+}
+
+static int cmp_double(const void *x, const void *y) {
+    double a = *(const double *)x, b = *(const double *)y;
+    return (a > b) - (a < b);
+}
+
+// The paired bootstrap of the difference: outcome[i] is note i's correct(this) - correct(other),
+// -1, 0 or 1, so a resample's difference is the mean of the outcomes it draws.
+static int paired_interval(const signed char *outcome, size_t n, int resamples, uint64_t seed, double ci[2],
+                           vet_err *err) {
+    double *d = malloc((size_t)resamples * sizeof *d);
+    if (!d) return vet_err_nomem(err, "out of memory");
+    vet_rng rng;
+    vet_rng_seed(&rng, seed);
+    for (int r = 0; r < resamples; r++) {
+        long sum = 0;
+        for (size_t k = 0; k < n; k++) sum += outcome[vet_rng_below(&rng, n)];
+        d[r] = (double)sum / (double)n;
+    }
+    qsort(d, (size_t)resamples, sizeof *d, cmp_double);
+    ci[0] = vet_sorted_quantile(d, resamples, 0.025), ci[1] = vet_sorted_quantile(d, resamples, 0.975);
+    free(d);
+    return 0;
+}
+
+int vet_compare(const vet_eval *a, const vet_eval *b, const char *name_a, const char *name_b, int resamples,
+                uint64_t seed, vet_comparison *c, vet_err *err) {
+    *c = (vet_comparison){.ci = {NAN, NAN}, .mcnemar_p = 1};
+    size_t n = vet_eval_n(a);
+    if (n == 0) return vet_errf(err, "%s: no notes to compare", name_a);
+    if (vet_eval_named(a) != n || vet_eval_named(b) != vet_eval_n(b))
+        return vet_errf(err, "%s: every note needs an id to be paired with %s's", vet_eval_named(a) != n ? name_a : name_b,
+                        vet_eval_named(a) != n ? name_b : name_a);
+    // Every id of b in a: with the counts equal, the ids are then the same.
+    for (size_t k = 0; k < vet_eval_named(b); k++)
+        if (vet_eval_find(a, vet_eval_id_at(b, k)) < 0)
+            return vet_errf(err, "--compare: note '%s' of %s is not in %s: compare predictions of the same notes",
+                            vet_eval_id_at(b, k), name_b, name_a);
+    if (vet_eval_n(b) != n)  // then some id of a is missing from b
+        for (size_t k = 0; k < n; k++)
+            if (vet_eval_find(b, vet_eval_id_at(a, k)) < 0)
+                return vet_errf(err, "--compare: note '%s' of %s is not in %s: compare predictions of the same notes",
+                                vet_eval_id_at(a, k), name_a, name_b);
+    signed char *outcome = malloc(n);
+    if (!outcome) return vet_err_nomem(err, "out of memory");
+    for (size_t k = 0; k < n; k++) {
+        const char *id = vet_eval_id_at(a, k);
+        size_t i = (size_t)vet_eval_find(a, id), j = (size_t)vet_eval_find(b, id);
+        char why[600];
+        if (!vet_eval_same_gold(a, i, b, j, why, sizeof why)) {
+            free(outcome);
+            return vet_errf(err, "--compare: note '%s' has other gold labels in %s than in %s: %s (predictions of "
+                            "different data?)", id, name_a, name_b, why);
+        }
+        int x = vet_eval_correct(a, i), y = vet_eval_correct(b, j);
+        outcome[k] = (signed char)(x - y);
+        c->both += x && y, c->only_this += x && !y, c->only_other += !x && y, c->neither += !x && !y;
+    }
+    c->n = n;
+    c->acc_this = (double)(c->both + c->only_this) / (double)n;
+    c->acc_other = (double)(c->both + c->only_other) / (double)n;
+    c->diff = ((double)c->only_this - (double)c->only_other) / (double)n;
+    c->mcnemar_p = vet_mcnemar_p(c->only_this, c->only_other);
+    int rc = resamples > 0 ? paired_interval(outcome, n, resamples, seed, c->ci, err) : 0;
+    free(outcome);
+    return rc;
+}

@@ -1,0 +1,44 @@
+// compare.h — two sets of predictions of the same notes, compared note by note (vet-eval
+// --compare): whether one model codes a test split better than another, or the difference is
+// what the split's few hundred notes cannot tell apart. Two separate intervals that overlap do
+// not answer that; a paired comparison does, since the notes both sets get right (or both miss)
+// say nothing about the difference.
+//   the 2x2 table  notes both sets get exactly right, only this set, only the other, neither
+//                  (exactly right as vet-eval's accuracy: the predicted set equals the gold set)
+//   difference     accuracy(this) - accuracy(other) = (only this - only other) / n, with a
+//                  paired percentile bootstrap interval: each resample draws n notes with
+//                  replacement and scores both sets on the same draw (the seed and resamples of
+//                  vet-eval's other intervals; quantiles as metrics.h's)
+//   McNemar        the exact two-sided test on the discordant notes: with b notes only this set
+//                  gets right and c only the other, p = min(1, 2 P(X <= min(b, c))) for
+//                  X ~ Binomial(b + c, 1/2); p = 1 when b + c = 0
+// Notes are paired by id (each set's ids are unique: the readers check): both sets must hold
+// the same ids, and each note the same gold labels in both (else they are not predictions of the
+// same notes and labels, and the comparison would mean nothing).
+#ifndef VET_COMPARE_H
+#define VET_COMPARE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/err.h"
+#include "eval/metrics.h"
+
+typedef struct {
+    size_t n, both, only_this, only_other, neither;
+    double acc_this, acc_other;
+    double diff;       // acc_this - acc_other
+    double ci[2];      // the 95% interval of diff; NaN with no resamples
+    double mcnemar_p;  // the exact two-sided p
+} vet_comparison;
+
+// Compares the samples of a ("this", named name_a in messages) with those of b (name_b), both
+// named by id (vet_eval_name_last). resamples 0: no interval. 0, or -1 with err (VET_E_INPUT:
+// an id in one set and not the other, a note whose gold labels differ, a sample with no id).
+int vet_compare(const vet_eval *a, const vet_eval *b, const char *name_a, const char *name_b, int resamples,
+                uint64_t seed, vet_comparison *c, vet_err *err);
+
+// The exact two-sided McNemar p for b and c discordant notes (above).
+double vet_mcnemar_p(size_t b, size_t c);
+
+#endif

@@ -1,0 +1,113 @@
+// test_compare.c — two sets of predictions of the same notes compared note by note
+// (lib/eval/compare.h): McNemar's exact p against values worked out with exact fractions, the 2x2
+// table and difference on hand-made notes, the paired interval, and the refusals (an id in one
+// set only, a note with other gold labels, a sample without an id).
+#include <math.h>
+
+#include "check.h"
+#include "eval/compare.h"
+
+static void mcnemar(void) {
+    // p = min(1, 2 sum_{k <= min(b,c)} C(b+c, k) / 2^(b+c)), by Python's fractions.Fraction.
+    CHECK(vet_mcnemar_p(0, 0) == 1);
+    CHECK(vet_mcnemar_p(1, 0) == 1);
+    CHECK(vet_mcnemar_p(3, 3) == 1);
+    CHECK_NEAR(vet_mcnemar_p(5, 0), 0.0625, 1e-15);
+    CHECK_NEAR(vet_mcnemar_p(14, 5), 0.063568115234375, 1e-13);  // 2 x 16664 / 2^19
+    CHECK_NEAR(vet_mcnemar_p(5, 14), 0.063568115234375, 1e-13);
+    CHECK_NEAR(vet_mcnemar_p(60, 40), 0.05688793364098079, 1e-12);
+    CHECK_NEAR(vet_mcnemar_p(1000, 900), 0.02310884510890107, 1e-11);  // terms far below 2^-1000
+}
+
+// One sample named id, with a gold set and a predicted set of one label each ("" for none).
+static void add(vet_eval *e, const char *id, const char *gold, const char *pred) {
+    char *g[1] = {(char *)gold}, *p[1] = {(char *)pred};
+    vet_err err;
+    CHECK(vet_eval_add(e, "Cow", g, *gold ? 1 : 0, p, *pred ? 1 : 0, &err) == 0);
+    CHECK(vet_eval_name_last(e, id, &err) == 0);
+}
+
+// Six notes, in different orders in the two sets:
+//   id    gold  this  other    this right  other right
+//   n1    A     A     A        1           1
+//   n2    A     B     A        0           1
+//   n3    B     B     A        1           0
+//   n4    B     B     A        1           0
+//   n5    C     A     B        0           0
+//   n6    C     C     C        1           1
+// both 2, only this 2, only other 1, neither 1; accuracies 4/6 and 3/6; difference 1/6.
+static void build(vet_eval *a, vet_eval *b) {
+    add(a, "n1", "A", "A"), add(a, "n2", "A", "B"), add(a, "n3", "B", "B");
+    add(a, "n4", "B", "B"), add(a, "n5", "C", "A"), add(a, "n6", "C", "C");
+    add(b, "n6", "C", "C"), add(b, "n5", "C", "B"), add(b, "n4", "B", "A");
+    add(b, "n3", "B", "A"), add(b, "n2", "A", "A"), add(b, "n1", "A", "A");
+}
+
+static void table(void) {
+    vet_eval *a = vet_eval_new(), *b = vet_eval_new();
+    build(a, b);
+    vet_comparison c;
+    vet_err err;
+    CHECK(vet_compare(a, b, "a", "b", 0, 1, &c, &err) == 0);
+    CHECK(c.n == 6 && c.both == 2 && c.only_this == 2 && c.only_other == 1 && c.neither == 1);
+    CHECK_NEAR(c.acc_this, 4.0 / 6, 1e-15);
+    CHECK_NEAR(c.acc_other, 3.0 / 6, 1e-15);
+    CHECK_NEAR(c.diff, 1.0 / 6, 1e-15);
+    CHECK(isnan(c.ci[0]) && isnan(c.ci[1]));  // no resamples
+    CHECK(c.mcnemar_p == 1);                   // b = 2, c = 1: 2 (1 + 3) / 8 = 1
+    // The other way round: the signs flip, the p does not.
+    vet_comparison r;
+    CHECK(vet_compare(b, a, "b", "a", 0, 1, &r, &err) == 0);
+    CHECK(r.only_this == 1 && r.only_other == 2 && r.both == 2 && r.neither == 1);
+    CHECK_NEAR(r.diff, -1.0 / 6, 1e-15);
+    // The paired interval: resample differences are means of draws from {0, -1, +1, +1, 0, 0}
+    // (n1..n6), so each lies in [-1, 1] on a grid of 1/6; the interval holds the point estimate
+    // here, and the same seed gives the same bounds.
+    CHECK(vet_compare(a, b, "a", "b", 2000, 7, &c, &err) == 0);
+    CHECK(c.ci[0] <= c.diff && c.diff <= c.ci[1] && c.ci[0] >= -1 && c.ci[1] <= 1 && c.ci[0] < c.ci[1]);
+    vet_comparison again;
+    CHECK(vet_compare(a, b, "a", "b", 2000, 7, &again, &err) == 0);
+    CHECK(again.ci[0] == c.ci[0] && again.ci[1] == c.ci[1]);
+    // A set against itself: every resample's difference is 0.
+    CHECK(vet_compare(a, a, "a", "a", 500, 3, &c, &err) == 0);
+    CHECK(c.diff == 0 && c.ci[0] == 0 && c.ci[1] == 0 && c.mcnemar_p == 1 && c.only_this == 0);
+    vet_eval_free(a), vet_eval_free(b);
+}
+
+static void refusals(void) {
+    vet_err err;
+    vet_comparison c;
+    // A note in one set only, either way.
+    vet_eval *a = vet_eval_new(), *b = vet_eval_new();
+    add(a, "n1", "A", "A"), add(a, "n2", "A", "A");
+    add(b, "n1", "A", "A");
+    CHECK(vet_compare(a, b, "this.csv", "other.csv", 0, 1, &c, &err) == -1);
+    CHECK(strstr(err.msg, "note 'n2' of this.csv is not in other.csv") != NULL);
+    CHECK(vet_compare(b, a, "other.csv", "this.csv", 0, 1, &c, &err) == -1);
+    CHECK(strstr(err.msg, "note 'n2' of this.csv is not in other.csv") != NULL);
+    add(b, "n3", "A", "A");  // the same count, another id
+    CHECK(vet_compare(a, b, "this.csv", "other.csv", 0, 1, &c, &err) == -1);
+    CHECK(strstr(err.msg, "note 'n3' of other.csv is not in this.csv") != NULL);
+    vet_eval_free(a), vet_eval_free(b);
+    // Other gold labels for one note.
+    a = vet_eval_new(), b = vet_eval_new();
+    add(a, "n1", "A", "A"), add(b, "n1", "B", "A");
+    CHECK(vet_compare(a, b, "x", "y", 0, 1, &c, &err) == -1);
+    CHECK(strstr(err.msg, "note 'n1' has other gold labels in x than in y: {A} against {B}") != NULL);
+    vet_eval_free(a), vet_eval_free(b);
+    // A sample with no id, and an id named twice.
+    a = vet_eval_new(), b = vet_eval_new();
+    char *g[1] = {"A"};
+    CHECK(vet_eval_add(a, NULL, g, 1, g, 1, &err) == 0);
+    add(b, "n1", "A", "A");
+    CHECK(vet_compare(a, b, "x", "y", 0, 1, &c, &err) == -1 && strstr(err.msg, "needs an id") != NULL);
+    CHECK(vet_eval_name_last(b, "n1", &err) == -1 && strstr(err.msg, "names two samples") != NULL);
+    vet_eval_free(a), vet_eval_free(b);
+}
+
+int main(void) {
+    RUN(mcnemar);
+    RUN(table);
+    RUN(refusals);
+    CHECK_EXIT();
+}
