@@ -6,6 +6,11 @@
 
 #include "base/rng.h"
 
+void vet_comparison_free(vet_comparison *c) {
+    free(c->this_right), free(c->other_right);
+    c->this_right = c->other_right = NULL;
+}
+
 double vet_mcnemar_p(size_t b, size_t c) {
     size_t n = b + c, m = b < c ? b : c;
     if (n == 0) return 1.0;
@@ -61,18 +66,24 @@ int vet_compare(const vet_eval *a, const vet_eval *b, const char *name_a, const 
                 return vet_errf(err, "--compare: note '%s' of %s is not in %s: compare predictions of the same notes",
                                 vet_eval_id_at(a, k), name_a, name_b);
     signed char *outcome = malloc(n);
-    if (!outcome) return vet_err_nomem(err, "out of memory");
+    c->this_right = malloc(n * sizeof *c->this_right), c->other_right = malloc(n * sizeof *c->other_right);
+    if (!outcome || !c->this_right || !c->other_right) {
+        free(outcome), vet_comparison_free(c);
+        return vet_err_nomem(err, "out of memory");
+    }
     for (size_t k = 0; k < n; k++) {
         const char *id = vet_eval_id_at(a, k);
         size_t i = (size_t)vet_eval_find(a, id), j = (size_t)vet_eval_find(b, id);
         char why[600];
         if (!vet_eval_same_gold(a, i, b, j, why, sizeof why)) {
-            free(outcome);
+            free(outcome), vet_comparison_free(c);
             return vet_errf(err, "--compare: note '%s' has other gold labels in %s than in %s: %s (predictions of "
                             "different data?)", id, name_a, name_b, why);
         }
         int x = vet_eval_correct(a, i), y = vet_eval_correct(b, j);
         outcome[k] = (signed char)(x - y);
+        if (x && !y) c->this_right[c->only_this] = id;
+        if (!x && y) c->other_right[c->only_other] = id;
         c->both += x && y, c->only_this += x && !y, c->only_other += !x && y, c->neither += !x && !y;
     }
     c->n = n;

@@ -30,13 +30,20 @@ typedef struct {
     double diff;       // acc_this - acc_other
     double ci[2];      // the 95% interval of diff; NaN with no resamples
     double mcnemar_p;  // the exact two-sided p
+    // The ids of the discordant notes, in a's order: only_this of them that only a gets right,
+    // only_other that only b does (pointers into a's table; free the arrays with
+    // vet_comparison_free).
+    const char **this_right, **other_right;
 } vet_comparison;
 
 // Compares the samples of a ("this", named name_a in messages) with those of b (name_b), both
 // named by id (vet_eval_name_last). resamples 0: no interval. 0, or -1 with err (VET_E_INPUT:
 // an id in one set and not the other, a note whose gold labels differ, a sample with no id).
+// Free c with vet_comparison_free after either, and before filling it again.
 int vet_compare(const vet_eval *a, const vet_eval *b, const char *name_a, const char *name_b, int resamples,
                 uint64_t seed, vet_comparison *c, vet_err *err);
+
+void vet_comparison_free(vet_comparison *c);  // safe on a zeroed or freed one
 
 // The exact two-sided McNemar p for b and c discordant notes (above).
 double vet_mcnemar_p(size_t b, size_t c);

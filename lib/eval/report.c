@@ -21,6 +21,7 @@ void vet_report_free(vet_report *r) {
     vet_labels_free_list(r->base, r->nbase);
     vet_metrics_free(&r->m);
     vet_ranking_free(&r->rank);
+    vet_comparison_free(&r->cmp);
     vet_eval_free(r->samples);
     vet_labels_free(r->codes);
     free(r->input_buf);

@@ -126,7 +126,7 @@ static void add_ranking(json_t *root, const vet_report *r) {
 }
 
 // "compare": {other, n, both, only_this, only_other, neither, accuracy: [this, other],
-// difference, ci: [lo, hi] or null, mcnemar_p}.
+// difference, ci: [lo, hi] or null, mcnemar_p, only_this_ids, only_other_ids}.
 static void add_compare(json_t *root, const vet_report *r) {
     const vet_comparison *c = &r->cmp;
     json_t *cmp = json_pack("{sssIsIsIsIsIs[ff]sf}", "other", r->o.compare, "n", (json_int_t)c->n, "both",
@@ -135,6 +135,11 @@ static void add_compare(json_t *root, const vet_report *r) {
                             c->acc_other, "difference", c->diff);
     json_object_set_new(cmp, "ci", isnan(c->ci[0]) ? json_null() : json_pack("[ff]", c->ci[0], c->ci[1]));
     json_object_set_new(cmp, "mcnemar_p", json_real(c->mcnemar_p));
+    json_t *here = json_array(), *there = json_array();
+    for (size_t i = 0; i < c->only_this; i++) json_array_append_new(here, json_string(c->this_right[i]));
+    for (size_t i = 0; i < c->only_other; i++) json_array_append_new(there, json_string(c->other_right[i]));
+    json_object_set_new(cmp, "only_this_ids", here);
+    json_object_set_new(cmp, "only_other_ids", there);
     json_object_set_new(root, "compare", cmp);
 }
 

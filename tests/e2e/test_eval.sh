@@ -331,6 +331,7 @@ assert (c["both"], c["only_this"], c["only_other"], c["neither"]) == (2, 2, 1, 1
 assert abs(c["accuracy"][0] - 4 / 6) < 1e-12 and abs(c["accuracy"][1] - 0.5) < 1e-12, c
 assert abs(c["difference"] - 1 / 6) < 1e-12 and c["ci"][0] <= c["difference"] <= c["ci"][1], c
 assert c["mcnemar_p"] == 1, c  # b = 2, c = 1
+assert c["only_this_ids"] == ["n3", "n4"] and c["only_other_ids"] == ["n2"], c
 assert re.search(r"^compared note by note with .*other\.csv \(the same 6 notes\)$", table, re.M), table
 assert re.search(r"^accuracy +0\.6667 here, 0\.5000 there: difference \+0\.1667  95% CI \[", table, re.M), table
 assert re.search(r"^only there right +1$", table, re.M) and re.search(r"^McNemar p +1  \(exact", table, re.M), table

@@ -3,6 +3,7 @@
 // table and difference on hand-made notes, the paired interval, and the refusals (an id in one
 // set only, a note with other gold labels, a sample without an id).
 #include <math.h>
+#include <string.h>
 
 #include "check.h"
 #include "eval/compare.h"
@@ -55,11 +56,16 @@ static void table(void) {
     CHECK_NEAR(c.diff, 1.0 / 6, 1e-15);
     CHECK(isnan(c.ci[0]) && isnan(c.ci[1]));  // no resamples
     CHECK(c.mcnemar_p == 1);                   // b = 2, c = 1: 2 (1 + 3) / 8 = 1
+    CHECK(strcmp(c.this_right[0], "n3") == 0 && strcmp(c.this_right[1], "n4") == 0);
+    CHECK(strcmp(c.other_right[0], "n2") == 0);
+    vet_comparison_free(&c);
     // The other way round: the signs flip, the p does not.
     vet_comparison r;
     CHECK(vet_compare(b, a, "b", "a", 0, 1, &r, &err) == 0);
     CHECK(r.only_this == 1 && r.only_other == 2 && r.both == 2 && r.neither == 1);
     CHECK_NEAR(r.diff, -1.0 / 6, 1e-15);
+    CHECK(strcmp(r.this_right[0], "n2") == 0);  // in b's order
+    vet_comparison_free(&r);
     // The paired interval: resample differences are means of draws from {0, -1, +1, +1, 0, 0}
     // (n1..n6), so each lies in [-1, 1] on a grid of 1/6; the interval holds the point estimate
     // here, and the same seed gives the same bounds.
@@ -68,9 +74,11 @@ static void table(void) {
     vet_comparison again;
     CHECK(vet_compare(a, b, "a", "b", 2000, 7, &again, &err) == 0);
     CHECK(again.ci[0] == c.ci[0] && again.ci[1] == c.ci[1]);
+    vet_comparison_free(&c), vet_comparison_free(&again);
     // A set against itself: every resample's difference is 0.
     CHECK(vet_compare(a, a, "a", "a", 500, 3, &c, &err) == 0);
     CHECK(c.diff == 0 && c.ci[0] == 0 && c.ci[1] == 0 && c.mcnemar_p == 1 && c.only_this == 0);
+    vet_comparison_free(&c);
     vet_eval_free(a), vet_eval_free(b);
 }
 
@@ -93,6 +101,7 @@ static void refusals(void) {
     a = vet_eval_new(), b = vet_eval_new();
     add(a, "n1", "A", "A"), add(b, "n1", "B", "A");
     CHECK(vet_compare(a, b, "x", "y", 0, 1, &c, &err) == -1);
+    vet_comparison_free(&c);
     CHECK(strstr(err.msg, "note 'n1' has other gold labels in x than in y: {A} against {B}") != NULL);
     vet_eval_free(a), vet_eval_free(b);
     // A sample with no id, and an id named twice.
