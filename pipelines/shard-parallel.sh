@@ -2,7 +2,7 @@
 # shard-parallel.sh — one vet-generate run fanned out over N shards on this machine, then one
 # vet-eval over the N streams.
 #
-#   pipelines/shard-parallel.sh [-j JOBS] [-r parallel|xargs] N INPUT OUTDIR [VET-GENERATE ARGS...]
+#   pipelines/shard-parallel.sh [-j JOBS] [-r parallel|xargs] [-c CODES] N INPUT OUTDIR [VET-GENERATE ARGS...]
 #
 # Runs `vet-generate -q --shard K/N ARGS -o OUTDIR/shard-K-of-N.pred INPUT` for K = 0 .. N-1,
 # JOBS at a time (default N), with GNU parallel (-r parallel, the default when it is installed)
@@ -13,19 +13,23 @@
 # of the cores, unless ARGS give another -t: threads beyond the cores cost far more than they
 # save (OpenMP threads spin). The programs are found in $VET_BIN when set, else on
 # PATH. The same one-liners by hand, and the Slurm job array (shard-slurm.sbatch), are in
-# pipelines/README.md. Exit status: 0; 1 when a shard or vet-eval fails; 2 on a usage error.
+# pipelines/README.md. New notes, without gold labels, are not scored: with -c CODES the N
+# streams become one table instead, OUTDIR/coded.csv (`vet-dump --csv --codes CODES`, the shards'
+# rows one shard after another: join by id; CODES '' for no terms). Exit status: 0; 1 when a
+# shard, vet-eval or vet-dump fails; 2 on a usage error.
 set -u
-jobs='' runner=''
-while getopts j:r:h opt; do
+jobs='' runner='' table=''
+while getopts j:r:c:h opt; do
     case $opt in
     j) jobs=$OPTARG ;;
     r) runner=$OPTARG ;;
+    c) table=yes codes=$OPTARG ;;
     h) sed -n '2,/^set -u$/{/^#/p}' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) exit 2 ;;
     esac
 done
 shift $((OPTIND - 1))
-[ $# -ge 3 ] || { echo "shard-parallel.sh: usage: shard-parallel.sh [-j JOBS] [-r parallel|xargs] N INPUT OUTDIR [VET-GENERATE ARGS...]" >&2; exit 2; }
+[ $# -ge 3 ] || { echo "shard-parallel.sh: usage: shard-parallel.sh [-j JOBS] [-r parallel|xargs] [-c CODES] N INPUT OUTDIR [VET-GENERATE ARGS...]" >&2; exit 2; }
 n=$1 input=$2 out=$3
 shift 3
 case $n in '' | *[!0-9]* | 0*) echo "shard-parallel.sh: N must be an integer >= 1 (got '$n')" >&2; exit 2 ;; esac
@@ -36,6 +40,7 @@ if [ -z "$runner" ]; then
 fi
 gen=${VET_BIN:+$VET_BIN/}vet-generate
 eval_=${VET_BIN:+$VET_BIN/}vet-eval
+dump=${VET_BIN:+$VET_BIN/}vet-dump
 mkdir -p "$out" || exit 1
 
 # The fan-out: one vet-generate per shard number, {} replaced by K.
@@ -54,4 +59,10 @@ fan_out -t "$threads" "$@" || { echo "shard-parallel.sh: a shard failed (its vet
 set --
 k=0
 while [ $k -lt "$n" ]; do set -- "$@" "$out/shard-$k-of-$n.pred"; k=$((k + 1)); done
-"$eval_" --json "$out/metrics.json" "$@" || exit 1
+if [ -n "$table" ]; then
+    # Written under a temporary name, renamed only when whole.
+    "$dump" --csv ${codes:+--codes "$codes"} "$@" >"$out/coded.csv.tmp" && mv "$out/coded.csv.tmp" "$out/coded.csv" ||
+        { rm -f "$out/coded.csv.tmp"; exit 1; }
+else
+    "$eval_" --json "$out/metrics.json" "$@" || exit 1
+fi

@@ -137,6 +137,20 @@ args=(-m "$fx/base" -n 24 -b 4 --constrain "$VET_TOP/data/codes.tsv")
 VET_BIN=$VET_BIN "$VET_TOP/pipelines/shard-parallel.sh" -r xargs -j 3 3 "$fx/notes.tok" "$tmp/px" "${args[@]}" >"$tmp/px.out" 2>&1; rc=$?
 check pipeline-xargs '[ $rc = 0 ] && [ "$(metrics "$tmp/px/metrics.json")" = "$(metrics "$tmp/all.json")" ] && [ "$(records "$tmp/px/shard-1-of-3.pred")" = "$(records "$tmp/s1.pred")" ]' \
     "rc=$rc: $(head -c 400 "$tmp/px.out")"
+# -c: new notes coded into one table instead of scored: a row per note (the shards' rows one after
+# another), the terms of the table, no metrics.json.
+VET_BIN=$VET_BIN "$VET_TOP/pipelines/shard-parallel.sh" -r xargs -c "$VET_TOP/data/codes.tsv" 3 "$fx/notes.tok" "$tmp/pc" "${args[@]}" >"$tmp/pc.out" 2>&1; rc=$?
+table_ok() {
+    [ $rc = 0 ] && [ ! -e "$tmp/pc/metrics.json" ] && [ ! -e "$tmp/pc/coded.csv.tmp" ] || return 1
+    /usr/bin/python3 - "$tmp/pc/coded.csv" "$VET_TOP/data/codes.tsv" "$("$DUMP" -c "$fx/notes.tok")" <<'EOF'
+import csv, sys
+rows = list(csv.DictReader(open(sys.argv[1], newline="")))
+terms = dict(l.rstrip("\n").split("\t") for l in open(sys.argv[2]) if not l.startswith("code\t"))
+assert len(rows) == int(sys.argv[3]) and len({r["id"] for r in rows}) == len(rows), len(rows)
+assert all(r["term"] == ";".join(terms.get(p, "") for p in r["pred"].split(";")) for r in rows if r["pred"]), rows
+EOF
+}
+check pipeline-table table_ok "rc=$rc: $(head -c 400 "$tmp/pc.out")"
 VET_BIN=$VET_BIN "$VET_TOP/pipelines/shard-parallel.sh" -r xargs 2 "$fx/notes.tok" "$tmp/pbad" -m "$tmp/nosuch" >/dev/null 2>&1; rc=$?
 check pipeline-shard-fails '[ $rc = 1 ] && [ ! -e "$tmp/pbad/metrics.json" ]' "rc=$rc"
 if command -v parallel >/dev/null 2>&1 && parallel --version 2>/dev/null | grep -q GNU; then
