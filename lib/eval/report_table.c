@@ -118,6 +118,21 @@ static void print_ranking(FILE *o, const vet_report *r) {
     if (r->referred) print_referral(o, r);
 }
 
+// A count of discordant notes and the first of their ids, ", "-separated and cut to the table's
+// width (the JSON has them all).
+static void discordant(FILE *o, const char *name, const char *const *id, size_t n) {
+    if (n == 0) {
+        fprintf(o, "%-17s 0\n", name);
+        return;
+    }
+    char all[2048], cut[512];
+    size_t len = 0;
+    all[0] = 0;
+    for (size_t i = 0; i < n && len + 2 < sizeof all; i++)
+        len += (size_t)snprintf(all + len, sizeof all - len, "%s%s", i ? ", " : "", id[i]);
+    fprintf(o, "%-17s %-5zu %s\n", name, n, fit(cut, sizeof cut, all, WIDTH - 24));
+}
+
 // --compare: the 2x2 table of exactly right notes, the difference with its paired interval and
 // McNemar's exact p.
 static void print_compare(FILE *o, const vet_report *r) {
@@ -131,8 +146,10 @@ static void print_compare(FILE *o, const vet_report *r) {
     else
         fprintf(o, "  95%% CI [%+.4f, %+.4f]\n%-17s (paired percentile bootstrap, %d resamples, seed %llu)\n",
                 c->ci[0], c->ci[1], "", r->o.bootstrap, (unsigned long long)r->o.seed);
-    fprintf(o, "%-17s %zu\n%-17s %zu\n%-17s %zu\n%-17s %zu\n", "both right", c->both, "only here right",
-            c->only_this, "only there right", c->only_other, "neither", c->neither);
+    fprintf(o, "%-17s %zu\n", "both right", c->both);
+    discordant(o, "only here right", c->this_right, c->only_this);
+    discordant(o, "only there right", c->other_right, c->only_other);
+    fprintf(o, "%-17s %zu\n", "neither", c->neither);
     fprintf(o, "%-17s %.4g  (exact McNemar test, two-sided, on the %zu notes only one gets right)\n", "McNemar p",
             c->mcnemar_p, c->only_this + c->only_other);
 }

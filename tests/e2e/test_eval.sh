@@ -334,7 +334,7 @@ assert c["mcnemar_p"] == 1, c  # b = 2, c = 1
 assert c["only_this_ids"] == ["n3", "n4"] and c["only_other_ids"] == ["n2"], c
 assert re.search(r"^compared note by note with .*other\.csv \(the same 6 notes\)$", table, re.M), table
 assert re.search(r"^accuracy +0\.6667 here, 0\.5000 there: difference \+0\.1667  95% CI \[", table, re.M), table
-assert re.search(r"^only there right +1$", table, re.M) and re.search(r"^McNemar p +1  \(exact", table, re.M), table
+assert re.search(r"^only here right +2 +n3, n4$", table, re.M) and re.search(r"^only there right +1 +n2$", table, re.M) and re.search(r"^McNemar p +1  \(exact", table, re.M), table
 EOF
 # Without resamples: no interval (null in the JSON).
 run -b 0 --json - --compare "$tmp/other.csv" "$tmp/this.jsonl"
