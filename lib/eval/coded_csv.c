@@ -45,11 +45,6 @@ static const char *field_text(field *b) {
     return b->failed ? NULL : b->s;
 }
 
-static void field_reset(field *b) {
-    b->len = 0;
-    if (b->s) b->s[0] = '\0';
-}
-
 static void field_labels(field *b, char *const *labels, size_t n) {
     for (size_t i = 0; i < n; i++) {
         if (i) field_put(b, ";", 1);
@@ -61,53 +56,36 @@ int vet_coded_csv_row(FILE *f, const vet_pred *rec, const vet_coded_csv_opts *o,
     if (o->refer_below >= 0 && rec->nranked == 0)
         return vet_errf(err, "%s: record %ld (id %s): no \"ranked\" list, so no p to compare with the referral "
                         "threshold (rank the notes with vet-generate --rank K)", name, rec->at, rec->id);
-    field b = {0};
-    int rc = 0;
-    // id, species
-    vet_csv_write_field(f, rec->id, 0);
-    vet_csv_write_field(f, rec->species, 0);
-    // pred, term
-    field_labels(&b, rec->pred, rec->npred);
-    const char *s = field_text(&b);
-    if (!s) goto nomem;
-    vet_csv_write_field(f, s, 0);
-    field_reset(&b);
+    // Every field is made before the row is written, so that a failed allocation leaves no
+    // half row behind.
+    enum { PRED, TERM, P, GOLD, RANKED, NFIELDS };
+    field b[NFIELDS] = {{0}};
+    field_labels(&b[PRED], rec->pred, rec->npred);
     for (size_t i = 0; o->codes && i < rec->npred; i++) {
         const char *term = vet_labels_term(o->codes, rec->pred[i]);
-        if (i) field_put(&b, ";", 1);
-        field_str(&b, term ? term : "");
+        if (i) field_put(&b[TERM], ";", 1);
+        field_str(&b[TERM], term ? term : "");
     }
-    if (!(s = field_text(&b))) goto nomem;
-    vet_csv_write_field(f, s, 0);
-    // p, refer
-    field_reset(&b);
-    if (rec->nranked) field_num(&b, rec->ranked_p[0]);
-    if (!(s = field_text(&b))) goto nomem;
-    vet_csv_write_field(f, s, 0);
-    vet_csv_write_field(f, o->refer_below < 0 ? "" : rec->ranked_p[0] < o->refer_below ? "yes" : "no", 0);
-    // gold
-    field_reset(&b);
-    field_labels(&b, rec->gold, rec->ngold);
-    if (!(s = field_text(&b))) goto nomem;
-    vet_csv_write_field(f, s, 0);
-    // ranked
-    field_reset(&b);
+    if (rec->nranked) field_num(&b[P], rec->ranked_p[0]);
+    field_labels(&b[GOLD], rec->gold, rec->ngold);
     for (size_t i = 0; i < rec->nranked; i++) {
-        if (i) field_put(&b, ";", 1);
-        field_str(&b, rec->ranked[i]);
-        field_put(&b, "=", 1);
-        field_num(&b, rec->ranked_p[i]);
+        if (i) field_put(&b[RANKED], ";", 1);
+        field_str(&b[RANKED], rec->ranked[i]);
+        field_put(&b[RANKED], "=", 1);
+        field_num(&b[RANKED], rec->ranked_p[i]);
     }
-    if (!(s = field_text(&b))) goto nomem;
-    vet_csv_write_field(f, s, 0);
-    // text
-    vet_csv_write_field(f, rec->text, 1);
-    goto done;
-nomem:
-    rc = vet_err_nomem(err, "%s: record %ld: out of memory", name, rec->at);
-done:
-    free(b.s);
-    return rc;
+    const char *text[NFIELDS];
+    int ok = 1;
+    for (int i = 0; i < NFIELDS; i++) ok &= (text[i] = field_text(&b[i])) != NULL;
+    if (ok) {
+        const char *refer = o->refer_below < 0 ? "" : rec->ranked_p[0] < o->refer_below ? "yes" : "no";
+        const char *row[] = {rec->id, rec->species, text[PRED], text[TERM], text[P], refer, text[GOLD], text[RANKED],
+                             rec->text};
+        size_t n = sizeof row / sizeof *row;
+        for (size_t i = 0; i < n; i++) vet_csv_write_field(f, row[i], i == n - 1);
+    }
+    for (int i = 0; i < NFIELDS; i++) free(b[i].s);
+    return ok ? 0 : vet_err_nomem(err, "%s: record %ld: out of memory", name, rec->at);
 }
 
 int vet_coded_csv_write(FILE *f, const char *path, const vet_coded_csv_opts *o, int *header, uint64_t *rows,
