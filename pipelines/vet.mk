@@ -222,7 +222,7 @@ FINAL_DONE := $(if $(filter train+val,$(FIT)),$(MEMBERS:%=$(OUT)/%.done),$(OUT)/
 $(eval $(call stage_args,generate,$(GEN_MODEL) $(GEN_CODES_FLAG) $(GEN_ARGS)$(if $(CALIBRATE), --rank-temperature (OUT/temperature.txt))))
 $(eval $(call stage_args,eval,$(CODES_FLAG) $(EVAL_ARGS)$(if $(REFER), --refer-below (OUT/threshold.txt))))
 $(eval $(call stage_args,threshold,$(REFER) $(CALIBRATE)))
-$(if $(NEW),$(eval $(call stage_args,code,$(NEW) $(CODED))))
+$(if $(NEW),$(eval $(call stage_args,code,$(NEW))))
 .PHONY: ARGS_CHANGED
 
 # --- tokenizer: only when neither TOKENIZER nor BASE names one ------------------------------
@@ -332,7 +332,7 @@ $(OUT)/new.tok.msgpack.zst: $(NEW) $(TOKENIZER) $(call args,tokenize) $(call arg
 $(OUT)/new-predictions.msgpack.zst: $(OUT)/new.tok.msgpack.zst $(FINAL_DONE) $(call args,generate) $(if $(CALIBRATE),$(OUT)/temperature.txt)
 	$(V)vet-generate $(GEN_MODEL) --tokenizer $(TOKENIZER) $(GEN_CODES_FLAG) $(GEN_ARGS) \
 	  $(if $(CALIBRATE),--rank-temperature "$$(cat $(OUT)/temperature.txt)") $< -o $@
-$(CODED): $(OUT)/new-predictions.msgpack.zst $(call args,code) $(if $(REFER),$(OUT)/threshold.txt)
+$(CODED): $(OUT)/new-predictions.msgpack.zst $(if $(REFER),$(OUT)/threshold.txt)
 	$(V)vet-dump --csv $(if $(CODES),--codes $(CODES)) $(if $(REFER),--refer-below "$$(cat $(OUT)/threshold.txt)") \
 	  $< >$@.tmp && mv $@.tmp $@
 	@echo "$@: $$($(V)vet-dump --count $<) notes coded" >&2

@@ -50,15 +50,6 @@ static int csv_one(const char *path, const vet_coded_csv_opts *o, int *header) {
     return EXIT_OK;
 }
 
-static vet_labels *load_codes(const char *path) {
-    vet_err err;
-    FILE *f = vet_input_open(path, "codes file", &err);
-    if (!f) cli_fail_err(&err);
-    vet_labels *codes = vet_codes_load(f, path, &err);
-    vet_input_close(f);
-    if (!codes) cli_fail_err(&err);
-    return codes;
-}
 
 static int dump_one(const char *path, int mode, const char *kind) {
     vet_err err;
@@ -132,7 +123,8 @@ int main(int argc, char **argv) {
     vet_err err;
     for (int i = optind; i < argc; i++)  // `vet-dump f >> f` would read what it writes
         if (vet_refuse_overwrite("the output", "-", argv[i], &err)) cli_usage_error("%s", err.msg);
-    vet_labels *codes = codes_path ? load_codes(codes_path) : NULL;
+    vet_labels *codes = NULL;
+    if (codes_path && !(codes = vet_codes_load_path(codes_path, &err))) cli_fail_err(&err);
     csv.codes = codes;
     int header = 1;  // --csv: the header row, before the first stream's rows
     if (optind == argc) {

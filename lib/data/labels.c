@@ -1,7 +1,6 @@
 // labels.c — label vocabulary, codes files, and label extraction from generated text.
 #include "data/labels.h"
 
-#include "base/input_file.h"
 #include "base/lines.h"
 
 #include <ctype.h>
@@ -10,6 +9,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "base/input_file.h"
 #include "base/strtab.h"
 
 typedef struct {
@@ -116,6 +116,14 @@ static char *trim(char *s) {
     size_t n = strlen(s);
     while (n && (s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '\r' || s[n - 1] == '\n')) s[--n] = 0;
     return s;
+}
+
+vet_labels *vet_codes_load_path(const char *path, vet_err *err) {
+    FILE *f = vet_input_open(path, "codes file", err);
+    if (!f) return NULL;
+    vet_labels *v = vet_codes_load(f, path, err);
+    vet_input_close(f);
+    return v;
 }
 
 vet_labels *vet_codes_load(FILE *f, const char *name, vet_err *err) {

@@ -43,6 +43,9 @@ const char *vet_labels_term(const vet_labels *v, const char *label);
 // header, as in codes.tsv). CRLF line ends are accepted; surrounding spaces are trimmed.
 // The same label twice with different terms is an error ("name:LINE: ...", err->line LINE).
 vet_labels *vet_codes_load(FILE *f, const char *name, vet_err *err);
+// The same from the file at path (base/input_file.h: a regular file or a pipe; "-" is stdin):
+// NULL with err VET_E_IO when it cannot be opened, VET_E_INPUT when it is malformed.
+vet_labels *vet_codes_load_path(const char *path, vet_err *err);
 
 // Finds the labels in text[0..len): *out gets malloc'd NUL-terminated copies (free with
 // vet_labels_free_list), *n their number. When unknown is not NULL, (*unknown)[i] is set

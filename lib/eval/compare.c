@@ -23,11 +23,6 @@ double vet_mcnemar_p(size_t b, size_t c) {
     return p < 1 ? p : 1;
 }
 
-static int cmp_double(const void *x, const void *y) {
-    double a = *(const double *)x, b = *(const double *)y;
-    return (a > b) - (a < b);
-}
-
 // The paired bootstrap of the difference: outcome[i] is note i's correct(this) - correct(other),
 // -1, 0 or 1, so a resample's difference is the mean of the outcomes it draws.
 static int paired_interval(const signed char *outcome, size_t n, int resamples, uint64_t seed, double ci[2],
@@ -41,8 +36,7 @@ static int paired_interval(const signed char *outcome, size_t n, int resamples, 
         for (size_t k = 0; k < n; k++) sum += outcome[vet_rng_below(&rng, n)];
         d[r] = (double)sum / (double)n;
     }
-    qsort(d, (size_t)resamples, sizeof *d, cmp_double);
-    ci[0] = vet_sorted_quantile(d, resamples, 0.025), ci[1] = vet_sorted_quantile(d, resamples, 0.975);
+    vet_percentile_ci(d, resamples, ci);
     free(d);
     return 0;
 }

@@ -9,6 +9,7 @@
 
 #include "base/rng.h"
 #include "base/strtab.h"
+#include "data/labels.h"
 
 // --- samples ----------------------------------------------------------------------------
 typedef struct {
@@ -117,12 +118,12 @@ size_t vet_eval_named(const vet_eval *e) { return e->ids.n; }
 
 const char *vet_eval_id_at(const vet_eval *e, size_t k) { return e->ids.str[k]; }
 
-// Writes the sample's set (label ids) as its label strings joined by ';' into out.
-static void set_text(const vet_eval *e, const uint32_t *set, uint32_t n, char *out, size_t cap) {
-    size_t len = 0;
-    out[0] = '\0';
-    for (uint32_t i = 0; i < n && len < cap; i++)
-        len += (size_t)snprintf(out + len, cap - len, "%s%s", i ? ";" : "", e->labels.str[set[i]]);
+// A sample's gold set as its labels joined by ';' (labels.h), cut at cap; the first 64 labels.
+static void gold_text(const vet_eval *e, const sample *s, char *out, size_t cap) {
+    const char *v[64];
+    uint32_t n = s->ngold < 64 ? s->ngold : 64;
+    for (uint32_t i = 0; i < n; i++) v[i] = e->labels.str[s->gold[i]];
+    vet_labels_join(out, cap, v, n, "");
 }
 
 int vet_eval_same_gold(const vet_eval *a, size_t i, const vet_eval *b, size_t j, char *why, size_t cap) {
@@ -132,8 +133,8 @@ int vet_eval_same_gold(const vet_eval *a, size_t i, const vet_eval *b, size_t j,
         same = strcmp(a->labels.str[x->gold[k]], b->labels.str[y->gold[k]]) == 0;
     if (!same && why && cap) {
         char ga[256], gb[256];
-        set_text(a, x->gold, x->ngold, ga, sizeof ga);
-        set_text(b, y->gold, y->ngold, gb, sizeof gb);
+        gold_text(a, x, ga, sizeof ga);
+        gold_text(b, y, gb, sizeof gb);
         snprintf(why, cap, "{%s} against {%s}", ga, gb);
     }
     return same;
@@ -418,11 +419,16 @@ static int cmp_double(const void *a, const void *b) {
 }
 
 // The q-quantile of sorted v[0..n) by linear interpolation between order statistics.
-double vet_sorted_quantile(const double *v, int n, double q) {
+static double quantile(const double *v, int n, double q) {
     double pos = q * (n - 1);
     int lo = (int)pos;
     if (lo >= n - 1) return v[n - 1];
     return v[lo] + (pos - lo) * (v[lo + 1] - v[lo]);
+}
+
+void vet_percentile_ci(double *v, int n, double ci[2]) {
+    qsort(v, (size_t)n, sizeof *v, cmp_double);
+    ci[0] = quantile(v, n, 0.025), ci[1] = quantile(v, n, 0.975);
 }
 
 int vet_metrics_bootstrap(const vet_eval *e, int B, uint64_t seed, double acc_ci[2], double f1_ci[2],
@@ -463,10 +469,8 @@ int vet_metrics_bootstrap(const vet_eval *e, int B, uint64_t seed, double acc_ci
         acc[b] = (double)correct / n;
         f1[b] = present ? sum / present : 0;
     }
-    qsort(acc, B, sizeof *acc, cmp_double);
-    qsort(f1, B, sizeof *f1, cmp_double);
-    acc_ci[0] = vet_sorted_quantile(acc, B, 0.025), acc_ci[1] = vet_sorted_quantile(acc, B, 0.975);
-    f1_ci[0] = vet_sorted_quantile(f1, B, 0.025), f1_ci[1] = vet_sorted_quantile(f1, B, 0.975);
+    vet_percentile_ci(acc, B, acc_ci);
+    vet_percentile_ci(f1, B, f1_ci);
     free(sup), free(prd), free(tp), free(acc), free(f1);
     return 0;
 }

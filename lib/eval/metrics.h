@@ -95,7 +95,8 @@ double vet_eval_constant_accuracy(const vet_eval *e, char *const *labels, size_t
 // statistics (numpy's default). Macro-F1 of a resample averages over the labels occurring in it.
 int vet_metrics_bootstrap(const vet_eval *e, int B, uint64_t seed, double acc_ci[2], double f1_ci[2],
                           vet_err *err);
-// The q-quantile of sorted v[0..n) (n >= 1), interpolated linearly between order statistics.
-double vet_sorted_quantile(const double *v, int n, double q);
+// The 95% percentile interval of n >= 1 resampled values (sorted in place): their 2.5th and
+// 97.5th percentiles, interpolated as above.
+void vet_percentile_ci(double *v, int n, double ci[2]);
 
 #endif

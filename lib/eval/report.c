@@ -30,10 +30,7 @@ void vet_report_free(vet_report *r) {
 
 static int load_codes(vet_report *r, vet_err *err) {
     if (!r->o.codes) return 0;
-    FILE *f = vet_input_open(r->o.codes, "codes file", err);
-    if (!f) return -1;
-    r->codes = vet_codes_load(f, r->o.codes, err);
-    vet_input_close(f);
+    r->codes = vet_codes_load_path(r->o.codes, err);
     return r->codes ? 0 : -1;
 }
 

@@ -104,19 +104,11 @@ static int load_tokenizer(vet_generate_job *j, vet_err *err) {
     return 0;
 }
 
-static vet_labels *load_codes(const char *path, vet_err *err) {
-    FILE *f = fopen(path, "r");
-    if (!f) return vet_err_io(err, "%s: cannot open", path), NULL;
-    vet_labels *v = vet_codes_load(f, path, err);
-    fclose(f);
-    return v;
-}
-
 // The code tables; the labels to find in the text are those of both.
 static int load_tables(vet_generate_job *j, vet_err *err) {
     const char *cpath = j->o.constrain;
-    if (cpath && !(j->constrain_table = load_codes(cpath, err))) return -1;
-    if (j->o.codes && !(j->codes = load_codes(j->o.codes, err))) return -1;
+    if (cpath && !(j->constrain_table = vet_codes_load_path(cpath, err))) return -1;
+    if (j->o.codes && !(j->codes = vet_codes_load_path(j->o.codes, err))) return -1;
     for (size_t i = 0; j->codes && j->constrain_table && i < vet_labels_count(j->constrain_table); i++) {
         const char *l = vet_labels_label(j->constrain_table, i);
         if (vet_labels_add(j->codes, l, vet_labels_term(j->constrain_table, l), err))

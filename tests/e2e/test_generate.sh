@@ -229,8 +229,13 @@ check long-prompts '[ $rc -eq 0 ] && [ "$n_long" -ge 2 ] && grep -qF "$want" "$t
 head -c 100 "$tmp/notes.tok" >"$tmp/trunc.tok"
 "$GEN" -m "$tmp/model" "$tmp/trunc.tok" >/dev/null 2>&1; e_trunc=$?
 "$GEN" -m "$tmp/nomodel" "$tmp/notes.tok" --spm "$tmp/tok/tokenizer.model" >/dev/null 2>&1; e_nodir=$?
-check exit-codes '[ $e_nomodel = 2 ] && [ $e_badflag = 2 ] && [ $e_missing = 3 ] && [ $e_kind = 1 ] && grep -q "kind" "$tmp/err" && [ $e_trunc = 1 ] && [ $e_nodir = 3 ]' \
-    "nomodel=$e_nomodel badflag=$e_badflag missing=$e_missing kind=$e_kind trunc=$e_trunc nodir=$e_nodir"
+# A code table that cannot be read (missing, a directory: I/O) or is malformed (bad input).
+"$GEN" -m "$tmp/model" --constrain "$tmp/nope.tsv" "$tmp/notes.tok" >/dev/null 2>"$tmp/err_tab"; e_notab=$?
+"$GEN" -m "$tmp/model" --codes "$tmp" "$tmp/notes.tok" >/dev/null 2>>"$tmp/err_tab"; e_dirtab=$?
+printf '1679004\tPPR\n1679004\tother\n' >"$tmp/twice.tsv"
+"$GEN" -m "$tmp/model" --constrain "$tmp/twice.tsv" "$tmp/notes.tok" >/dev/null 2>>"$tmp/err_tab"; e_badtab=$?
+check exit-codes '[ $e_nomodel = 2 ] && [ $e_badflag = 2 ] && [ $e_missing = 3 ] && [ $e_kind = 1 ] && grep -q "kind" "$tmp/err" && [ $e_trunc = 1 ] && [ $e_nodir = 3 ] && [ $e_notab = 3 ] && [ $e_dirtab = 3 ] && [ $e_badtab = 1 ] && grep -q "nope.tsv: cannot open the codes file" "$tmp/err_tab" && grep -q "twice.tsv:2" "$tmp/err_tab"' \
+    "nomodel=$e_nomodel badflag=$e_badflag missing=$e_missing kind=$e_kind trunc=$e_trunc nodir=$e_nodir notab=$e_notab dirtab=$e_dirtab badtab=$e_badtab: $(cat "$tmp/err_tab")"
 
 # --- the man page lists every long option of --help -----------------------------------------
 man_ok=1

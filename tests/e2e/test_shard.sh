@@ -151,6 +151,9 @@ assert all(r["term"] == ";".join(terms.get(p, "") for p in r["pred"].split(";"))
 EOF
 }
 check pipeline-table table_ok "rc=$rc: $(head -c 400 "$tmp/pc.out")"
+# The table's vet-dump failing (a codes file it cannot read): status 1, no table left behind.
+VET_BIN=$VET_BIN "$VET_TOP/pipelines/shard-parallel.sh" -r xargs -c "$tmp/nosuch.tsv" 2 "$fx/notes.tok" "$tmp/pcbad" "${args[@]}" >"$tmp/pcbad.out" 2>&1; rc=$?
+check pipeline-table-fails '[ $rc = 1 ] && [ ! -e "$tmp/pcbad/coded.csv" ] && [ ! -e "$tmp/pcbad/coded.csv.tmp" ] && grep -q "nosuch.tsv: cannot open the codes file" "$tmp/pcbad.out"' "rc=$rc: $(cat "$tmp/pcbad.out")"
 VET_BIN=$VET_BIN "$VET_TOP/pipelines/shard-parallel.sh" -r xargs 2 "$fx/notes.tok" "$tmp/pbad" -m "$tmp/nosuch" >/dev/null 2>&1; rc=$?
 check pipeline-shard-fails '[ $rc = 1 ] && [ ! -e "$tmp/pbad/metrics.json" ]' "rc=$rc"
 if command -v parallel >/dev/null 2>&1 && parallel --version 2>/dev/null | grep -q GNU; then
