@@ -123,6 +123,14 @@ int main(int argc, char **argv) {
     vet_err err;
     for (int i = optind; i < argc; i++)  // `vet-dump f >> f` would read what it writes
         if (vet_refuse_overwrite("the output", "-", argv[i], &err)) cli_usage_error("%s", err.msg);
+    // At most one of the inputs (the FILEs, none meaning stdin, and --codes) may be stdin.
+    vet_named_input ins[2] = {{"--codes", codes_path}, {"FILE", optind == argc ? "-" : NULL}};
+    for (int i = optind; i < argc; i++)
+        if (strcmp(argv[i], "-") == 0) {
+            if (ins[1].path) ins[0] = ins[1];  // a second FILE -
+            ins[1] = (vet_named_input){"FILE", "-"};
+        }
+    if (vet_refuse_stdin_twice(ins, 2, &err)) cli_usage_error("%s", err.msg);
     vet_labels *codes = NULL;
     if (codes_path && !(codes = vet_codes_load_path(codes_path, &err))) cli_fail_err(&err);
     csv.codes = codes;

@@ -116,8 +116,10 @@ int main(int argc, char **argv) {
         cli_usage_error("--refer-below and --fit-threshold: give one (fit the threshold on validation notes, then "
                         "refer the test notes below it)");
     if (optind < argc) o.predictions = argv[optind];
-    if (o.compare && strcmp(o.compare, "-") == 0 && strcmp(o.predictions, "-") == 0)
-        cli_usage_error("--compare - and the predictions both on stdin: give one of them as a file");
+    const vet_named_input ins[] = {{"PREDICTIONS", o.predictions}, {"--codes", o.codes}, {"--compare", o.compare},
+                                   {"--baseline-from", o.baseline_from}};
+    vet_err err;
+    if (vet_refuse_stdin_twice(ins, 4, &err)) cli_usage_error("%s", err.msg);
     if (argc - optind > 1) o.shards = (const char *const *)argv + optind, o.n_shards = argc - optind;
 
     // Before anything is read or written: the outputs (--json, --fit-temperature,
@@ -134,7 +136,6 @@ int main(int argc, char **argv) {
             if (outs[k][1] && outs[l][1] && strcmp(outs[k][1], outs[l][1]) == 0)
                 cli_usage_error("%s and %s both name '%s': give each its own file", outs[k][0], outs[l][0], outs[k][1]);
     vet_report r;
-    vet_err err;
     if (vet_report_build(&o, &r, &err) < 0) cli_fail_err(&err);
     int on_stdout = 0;
     for (int k = 0; k < 3; k++) on_stdout |= outs[k][1] && strcmp(outs[k][1], "-") == 0;

@@ -72,3 +72,17 @@ int vet_refuse_overwrite(const char *flag, const char *output, const char *input
                          "read (choose another output)", flag, is_std(output) ? "<stdout>" : output,
                          is_std(input) ? "<stdin>" : input);
 }
+
+int vet_refuse_stdin_twice(const vet_named_input *in, int n, vet_err *err) {
+    int first = -1;
+    for (int i = 0; i < n; i++) {
+        if (!in[i].path || strcmp(in[i].path, "-") != 0) continue;
+        if (first < 0) {
+            first = i;
+            continue;
+        }
+        return vet_err_kindf(err, VET_E_USAGE, "%s - and %s - both read stdin: give one of them as a file",
+                             in[first].flag, in[i].flag);
+    }
+    return 0;
+}

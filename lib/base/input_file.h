@@ -35,4 +35,15 @@ int vet_same_file(const char *output, const char *input);
 // opened for writing.
 int vet_refuse_overwrite(const char *flag, const char *output, const char *input, vet_err *err);
 
+// One input of a program, as its flag names it ("INPUT" for the operand) and the path given
+// (NULL: not given; "-": stdin). Callers spell an operand that defaults to stdin as "-".
+typedef struct {
+    const char *flag, *path;
+} vet_named_input;
+
+// VET_E_USAGE (-1) when two of the n inputs are stdin: the second would read what the first
+// left (nothing, or the tail of a stream of another kind) and fail with a message about the
+// wrong file. "FLAG_A - and FLAG_B - both read stdin: give one of them as a file". 0 otherwise.
+int vet_refuse_stdin_twice(const vet_named_input *in, int n, vet_err *err);
+
 #endif

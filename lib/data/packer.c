@@ -97,6 +97,9 @@ static int resolve_outputs(const vet_pack_opts *o, outputs *out, vet_err *err) {
     memset(out, 0, sizeof *out);
     if (is_presplit(o) && o->input)
         return vet_err_kindf(err, VET_E_USAGE, "give either one TOKENS input or --train-in/--val-in/--test-in, not both");
+    const vet_named_input ins[] = {{"--train-in", o->split_in[VET_SPLIT_TRAIN]}, {"--val-in", o->split_in[VET_SPLIT_VAL]},
+                                   {"--test-in", o->split_in[VET_SPLIT_TEST]}};
+    if (vet_refuse_stdin_twice(ins, 3, err)) return -1;
     if (o->out[VET_PACK_ALL]) {
         if (o->out_dir || o->out[0] || o->out[1] || o->out[2] || is_presplit(o) || o->out[VET_PACK_VAL_COPIES])
             return vet_err_kindf(err, VET_E_USAGE, "-o/--output writes everything to one stream: no "

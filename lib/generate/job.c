@@ -188,6 +188,8 @@ vet_generate_job *vet_generate_open(const vet_generate_opts *o, vet_err *err) {
                       "give INPUT as a file, not stdin");
         goto fail;
     }
+    const vet_named_input ins[] = {{"INPUT", o->input}, {"--codes", o->codes}, {"--constrain", o->constrain}};
+    if (vet_refuse_stdin_twice(ins, 3, err)) goto fail;
     // Predictions written over the stream being read would destroy it: refused before anything opens.
     if (vet_refuse_overwrite("-o", o->output, o->input, err)) goto fail;
     if (open_input(j, err) || load_tokenizer(j, err) || load_tables(j, err) ||

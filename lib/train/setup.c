@@ -3,6 +3,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "base/input_file.h"
 #include "base/rng.h"
 #include "data/tokenizer.h"
 #include "io/config.h"
@@ -37,8 +38,21 @@ int train_preflight(train_run *r, vet_err *err) {
     return -1;
 }
 
+// The training files and --val, of which at most one may be stdin: a second would find the
+// first's end of stream.
+static int refuse_stdin_twice(const vet_train_opts *o, vet_err *err) {
+    vet_named_input in[2];
+    int n = 0;
+    for (int i = -1; i <= o->n_train_more && n < 2; i++) {
+        const char *path = i < 0 ? o->train_path : i < o->n_train_more ? o->train_more[i] : o->val_path;
+        if (path && strcmp(path, "-") == 0) in[n++] = (vet_named_input){i < o->n_train_more ? "--train" : "--val", path};
+    }
+    return vet_refuse_stdin_twice(in, n, err);
+}
+
 int train_load_data(train_run *r, vet_err *err) {
     const vet_train_opts *o = r->o;
+    if (refuse_stdin_twice(o, err)) return -1;
     if (vet_packed_load(&r->train, o->train_path, err) < 0) return -1;
     if (o->token_dropout > 0 && r->train.unk_id < 0)
         return vet_errf(err, "%s: the header names no unk_id for --token-dropout to put in place of a token: "
