@@ -278,7 +278,7 @@ static int next_prompt(void *ctx, vet_gen_prompt *gp, vet_err *err) {
         vet_prompt_free_fields(&p);
         return -1;
     }
-    n->id = p.id, n->species = p.species, n->gold = p.gold, n->n_gold = p.n_gold;
+    n->id = p.id, n->species = p.species, n->gold = p.gold, n->n_gold = p.n_gold, n->n_prompt = p.n_prompt;
     gp->tag = input_place(j, tag), gp->prompt = p.prompt, gp->n_prompt = p.n_prompt;
     if (j->counts.context > 0 && p.n_prompt > j->counts.context && j->counts.long_prompts++ == 0)
         snprintf(j->counts.first_long, sizeof j->counts.first_long, "%s", p.id);
@@ -298,6 +298,11 @@ static int note_done(void *ctx, const vet_gen_result *r, vet_err *err) {
     int64_t queued = queue_place(j, r->tag);
     vet_prediction *p = vet_pending_get(j->pending, queued);
     if (vet_prediction_fill(p, r, j->tok, j->vocab, j->eos, j->n_eos, err)) return -1;
+    // The answer's last token was predicted from position n_prompt + n_ids - 2.
+    int context = j->counts.context;
+    if (context > 0 && p->n_prompt <= context && (int64_t)p->n_prompt + r->n_ids - 1 > context &&
+        j->counts.long_answers++ == 0)
+        snprintf(j->counts.first_long_answer, sizeof j->counts.first_long_answer, "%s", p->id);
     vet_pending_done(j->pending, queued);
     if (vet_pending_flush(j->pending, write_one, j, err) < 0) return -1;
     if (j->o.progress) {

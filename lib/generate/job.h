@@ -38,6 +38,11 @@ typedef struct {
     int64_t long_prompts;
     int context;
     char first_long[64];
+    // Notes whose prompt fits but whose answer ran past the context while it was generated
+    // (a token predicted from position context or later: prompt + generated - 1 > context),
+    // and the first of them. The same caveat, for the answer's last tokens.
+    int64_t long_answers;
+    char first_long_answer[64];
 } vet_generate_counts;
 
 typedef struct {

@@ -25,6 +25,7 @@ typedef struct {
     size_t n_pred;
     int32_t *generated;  // the ids the model chose, end-of-sequence included
     int n_generated;
+    int n_prompt;        // the prompt's length in tokens (not written: the context check's)
     double ms;
     // --rank (generate/rank.h): the n_ranked most probable labels of the table, best first,
     // with p (softmax over the table) and logp (the answer's log-probability); table_p the

@@ -218,8 +218,30 @@ sed "s/\"max_position_embeddings\": [0-9]*/\"max_position_embeddings\": $ctx/" "
 "$GEN" -q -m "$tmp/short" -n 12 -b 3 "$tmp/notes.tok" -o "$tmp/short.pred" 2>"$tmp/short.err"
 rc=$?
 want="vet-generate: warning: $n_long notes (the first: $first_long) have a prompt longer than the model's context of $ctx positions"
-check long-prompts '[ $rc -eq 0 ] && [ "$n_long" -ge 2 ] && grep -qF "$want" "$tmp/short.err" && [ "$(wc -l <"$tmp/short.err")" = 1 ] && [ "$(records "$tmp/short.pred")" = "$(records "$tmp/b1.pred")" ]' \
+# The notes that fit but whose answers ran past the context: counted from the records.
+long_answers() {  # CONTEXT PREDICTIONS: "count first-id" of prompt <= C < prompt + generated - 1
+    "$DUMP" -r "$tmp/notes.tok" >"$tmp/la.tok.jsonl" && "$DUMP" -r "$2" >"$tmp/la.pred.jsonl" &&
+        /usr/bin/python3 -c 'import json, sys
+c = int(sys.argv[1])
+n = {r["id"]: len(r["prompt"]) for r in map(json.loads, open(sys.argv[2]))}
+hit = [r["id"] for r in map(json.loads, open(sys.argv[3])) if n[r["id"]] <= c < n[r["id"]] + len(r["generated"]) - 1]
+print(len(hit), hit[0] if hit else "-")' "$1" "$tmp/la.tok.jsonl" "$tmp/la.pred.jsonl"
+}
+read -r n_la first_la <<<"$(long_answers "$ctx" "$tmp/short.pred")"
+want_la="vet-generate: warning: $n_la note$([ "$n_la" = 1 ] || echo s) (the first: $first_la) ran past the model's context of $ctx positions while generating"
+check long-prompts '[ $rc -eq 0 ] && [ "$n_long" -ge 2 ] && grep -qF "$want" "$tmp/short.err" && { [ "$n_la" = 0 ] || grep -qF "$want_la" "$tmp/short.err"; } && [ "$(wc -l <"$tmp/short.err")" = $((1 + (n_la > 0))) ] && [ "$(records "$tmp/short.pred")" = "$(records "$tmp/b1.pred")" ]' \
     "rc=$rc want: $want; got: $(cat "$tmp/short.err")"
+# Every prompt fits a context of the longest prompt, but that note's answer cannot: one warning,
+# about the answers alone.
+ctx_max=$("$DUMP" -r "$tmp/notes.tok" | /usr/bin/python3 -c 'import json, sys; print(max(len(json.loads(l)["prompt"]) for l in sys.stdin))')
+sed "s/\"max_position_embeddings\": [0-9]*/\"max_position_embeddings\": $ctx_max/" "$tmp/config.json" >"$tmp/fits.json"
+"$INSPECT" init "$tmp/fits" "$tmp/fits.json" 7 F32 >/dev/null && cp "$tmp/tok/tokenizer.model" "$tmp/fits/"
+"$GEN" -q -m "$tmp/fits" -n 12 -b 3 "$tmp/notes.tok" -o "$tmp/fits.pred" 2>"$tmp/fits.err"
+rc=$?
+read -r n_la first_la <<<"$(long_answers "$ctx_max" "$tmp/fits.pred")"
+want_la="vet-generate: warning: $n_la note$([ "$n_la" = 1 ] || echo s) (the first: $first_la) ran past the model's context of $ctx_max positions while generating; the last tokens of"
+check long-answers '[ $rc -eq 0 ] && [ "$n_la" -ge 1 ] && grep -qF "$want_la" "$tmp/fits.err" && [ "$(wc -l <"$tmp/fits.err")" = 1 ] && [ "$(records "$tmp/fits.pred")" = "$(records "$tmp/b1.pred")" ]' \
+    "rc=$rc n_la=$n_la want: $want_la; got: $(cat "$tmp/fits.err")"
 
 # --- exit codes -----------------------------------------------------------------------------
 "$GEN" "$tmp/notes.tok" >/dev/null 2>&1; e_nomodel=$?
