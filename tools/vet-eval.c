@@ -50,7 +50,8 @@ static void usage(void) {
            "      --compare OTHER      compare note by note with OTHER, another model's predictions\n"
            "                           of the same notes (paired by id): both right, only one,\n"
            "                           neither; the accuracy difference with a paired bootstrap\n"
-           "                           interval; McNemar's exact p\n"
+           "                           interval; McNemar's exact p. Repeat it to give the\n"
+           "                           shards of one vet-generate --shard run\n"
            "  -q, --quiet              print nothing but errors\n"
            "  -h, --help               this help\n"
            "  -V, --version            print the version\n"
@@ -89,6 +90,8 @@ int main(int argc, char **argv) {
     double target = 0.95;
     double fail_under = -1;
     int quiet = 0, c;
+    const char **compare = malloc((size_t)argc * sizeof *compare);  // every --compare, in order
+    if (!compare) cli_fail(EXIT_IO, "out of memory");
     while ((c = getopt_long(argc, argv, "f:c:j:n:b:s:B:F:T:R:A:qhV", opts, NULL)) != -1) {
         switch (c) {
         case 'f': o.format = parse_format(optarg); break;
@@ -104,7 +107,10 @@ int main(int argc, char **argv) {
         case 'A': threshold_path = optarg; break;
         case OPT_TEMPERATURE: o.temperature = cli_double("--temperature", optarg, 1e-3, 1e3); break;
         case OPT_TARGET: target = cli_double("--target-accuracy", optarg, 1e-9, 1); break;
-        case OPT_COMPARE: o.compare = optarg; break;
+        case OPT_COMPARE:  // repeated: the shards of one vet-generate --shard run
+            if (!o.compare) o.compare = optarg;
+            compare[o.n_compare_shards++] = optarg;
+            break;
         case 'q': quiet = 1; break;
         case 'h': usage();
         case 'V': cli_version();
@@ -116,6 +122,8 @@ int main(int argc, char **argv) {
         cli_usage_error("--refer-below and --fit-threshold: give one (fit the threshold on validation notes, then "
                         "refer the test notes below it)");
     if (optind < argc) o.predictions = argv[optind];
+    if (o.n_compare_shards >= 2) o.compare_shards = compare;
+    else o.n_compare_shards = 0;
     const vet_named_input ins[] = {{"PREDICTIONS", o.predictions}, {"--codes", o.codes}, {"--compare", o.compare},
                                    {"--baseline-from", o.baseline_from}};
     vet_err err;
@@ -128,7 +136,8 @@ int main(int argc, char **argv) {
                               {"--fit-threshold", threshold_path}};
     for (int k = 0; k < 3; k++) {
         refuse_overwrite(outs[k][0], outs[k][1], o.codes), refuse_overwrite(outs[k][0], outs[k][1], o.baseline_from);
-        refuse_overwrite(outs[k][0], outs[k][1], o.compare);
+        for (int i = 0; o.compare && i < (o.n_compare_shards ? o.n_compare_shards : 1); i++)
+            refuse_overwrite(outs[k][0], outs[k][1], compare[i]);
         for (int i = optind; i < argc; i++) refuse_overwrite(outs[k][0], outs[k][1], argv[i]);
     }
     for (int k = 0; k < 3; k++)
@@ -148,5 +157,6 @@ int main(int argc, char **argv) {
     int status = fail_under >= 0 && r.m.accuracy < fail_under ? EXIT_BELOW : EXIT_OK;
     if (status == EXIT_BELOW && !quiet) cli_warn("accuracy %.4f is below --fail-under %g", r.m.accuracy, fail_under);
     vet_report_free(&r);
+    free(compare);
     return status;
 }

@@ -25,6 +25,7 @@ void vet_report_free(vet_report *r) {
     vet_eval_free(r->samples);
     vet_labels_free(r->codes);
     free(r->input_buf);
+    free(r->other_buf);
     memset(r, 0, sizeof *r);
 }
 
@@ -101,13 +102,26 @@ static int any_gold(const vet_metrics *m) {
     return 0;
 }
 
-// --compare: the other predictions read as these were (any format, one file), then paired.
+// "FIRST and N more shards": how a set of shards is named in messages and the report.
+static int name_shards(char **buf, const char *const *paths, int n, vet_err *err) {
+    if (n >= 2 && asprintf(buf, "%s and %d more shards", paths[0], n - 1) < 0)
+        return *buf = NULL, vet_err_nomem(err, "out of memory");
+    return 0;
+}
+
+// --compare: the other predictions read as these were (any format, one file; or the shards of
+// one run), then paired.
 static int compare(vet_report *r, vet_err *err) {
+    const vet_eval_opts *o = &r->o;
+    if (name_shards(&r->other_buf, o->compare_shards, o->n_compare_shards, err)) return -1;
+    r->other = r->other_buf ? r->other_buf : o->compare;
     vet_eval *other = vet_eval_new();
     if (!other) return vet_err_nomem(err, "out of memory");
     const char *format;
-    int rc = vet_eval_read_predictions(other, NULL, r->o.compare, VET_PRED_SNIFF, &format, err);
-    if (rc == 0) rc = vet_compare(r->samples, other, r->input, r->o.compare, r->o.bootstrap, r->o.seed, &r->cmp, err);
+    int rc = o->n_compare_shards >= 2
+                 ? vet_eval_read_shards(other, NULL, o->compare_shards, o->n_compare_shards, VET_PRED_SNIFF, &format, err)
+                 : vet_eval_read_predictions(other, NULL, o->compare, VET_PRED_SNIFF, &format, err);
+    if (rc == 0) rc = vet_compare(r->samples, other, r->input, r->other, o->bootstrap, o->seed, &r->cmp, err);
     vet_eval_free(other);
     r->compared = rc == 0;
     return rc;
@@ -117,8 +131,7 @@ int vet_report_build(const vet_eval_opts *o, vet_report *r, vet_err *err) {
     memset(r, 0, sizeof *r);
     r->o = *o;
     r->input = strcmp(o->predictions, "-") == 0 ? "<stdin>" : o->predictions;
-    if (o->n_shards >= 2 && asprintf(&r->input_buf, "%s and %d more shards", o->shards[0], o->n_shards - 1) < 0)
-        return r->input_buf = NULL, vet_err_nomem(err, "out of memory");
+    if (name_shards(&r->input_buf, o->shards, o->n_shards, err)) return -1;
     if (r->input_buf) r->input = r->input_buf;
     if (load_codes(r, err) < 0) return -1;
     vet_eval *e = r->samples = vet_eval_new();

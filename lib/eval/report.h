@@ -37,6 +37,8 @@ typedef struct {
                                 //   Not with refer_below.
     const char *compare;        // another model's predictions of the same notes (any format, one
                                 //   file), compared note by note (compare.h); NULL: none
+    const char *const *compare_shards;  // n_compare_shards >= 2: the other predictions are the
+    int n_compare_shards;               //   streams of one --shard run instead (compare unused)
 } vet_eval_opts;
 
 // stdin, sniffed; no codes; 1000 resamples, seed 1; baseline from this set; 10 confusions; no
@@ -60,6 +62,8 @@ typedef struct {
     int referred;               // o.refer_below or o.fit_threshold: referral is set
     vet_referral referral;      // the split at o.refer_below, or at the threshold fitted
     int compared;               // o.compare: cmp is set
+    const char *other;          // o.compare, or "FIRST and N more shards"
+    char *other_buf;            // what other points to for a set of shards
     vet_comparison cmp;         // these predictions against o.compare's
 } vet_report;
 

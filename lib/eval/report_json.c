@@ -129,7 +129,7 @@ static void add_ranking(json_t *root, const vet_report *r) {
 // difference, ci: [lo, hi] or null, mcnemar_p, only_this_ids, only_other_ids}.
 static void add_compare(json_t *root, const vet_report *r) {
     const vet_comparison *c = &r->cmp;
-    json_t *cmp = json_pack("{sssIsIsIsIsIs[ff]sf}", "other", r->o.compare, "n", (json_int_t)c->n, "both",
+    json_t *cmp = json_pack("{sssIsIsIsIsIs[ff]sf}", "other", r->other, "n", (json_int_t)c->n, "both",
                             (json_int_t)c->both, "only_this", (json_int_t)c->only_this, "only_other",
                             (json_int_t)c->only_other, "neither", (json_int_t)c->neither, "accuracy", c->acc_this,
                             c->acc_other, "difference", c->diff);

@@ -138,7 +138,7 @@ static void discordant(FILE *o, const char *name, const char *const *id, size_t 
 static void print_compare(FILE *o, const vet_report *r) {
     const vet_comparison *c = &r->cmp;
     char a[512];
-    fprintf(o, "\ncompared note by note with %s (the same %zu notes)\n", fit(a, sizeof a, r->o.compare, WIDTH - 50),
+    fprintf(o, "\ncompared note by note with %s (the same %zu notes)\n", fit(a, sizeof a, r->other, WIDTH - 50),
             c->n);
     fprintf(o, "%-17s %.4f here, %.4f there: difference %+.4f", "accuracy", c->acc_this, c->acc_other, c->diff);
     if (isnan(c->ci[0]))

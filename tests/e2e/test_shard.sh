@@ -64,6 +64,17 @@ wait
 check shard-sampling '[ "$(for k in 0 1 2; do records "$tmp/ss$k.pred"; done | sort)" = "$(records "$tmp/sall.pred" | sort)" ] && [ "$(records "$tmp/sall.pred")" != "$(records "$tmp/all.pred")" ]' \
     "sampled shards differ from the sampled unsharded run"
 
+# --compare with shards on either side: the same comparison as of the unsharded streams (the
+# JSON's "compare" less the other's name), and the table names the set.
+cmp() { /usr/bin/python3 -c 'import json, sys; c = json.load(open(sys.argv[1]))["compare"]; c.pop("other"); print(json.dumps(c, sort_keys=True))' "$1"; }
+"$EVAL" -q --json "$tmp/c-plain.json" "$tmp/all.pred" --compare "$tmp/sall.pred"; rc1=$?
+"$EVAL" -q --json "$tmp/c-other.json" "$tmp/all.pred" --compare "$tmp/ss1.pred" --compare "$tmp/ss0.pred" --compare "$tmp/ss2.pred"; rc2=$?
+"$EVAL" -q --json "$tmp/c-this.json" "$tmp/s0.pred" "$tmp/s1.pred" "$tmp/s2.pred" --compare "$tmp/sall.pred"; rc3=$?
+"$EVAL" "$tmp/all.pred" --compare "$tmp/ss0.pred" --compare "$tmp/ss1.pred" --compare "$tmp/ss2.pred" >"$tmp/c.table"; rc4=$?
+"$EVAL" -q "$tmp/all.pred" --compare "$tmp/ss0.pred" --compare "$tmp/ss1.pred" 2>"$tmp/c.err"; rc5=$?
+check shard-compare '[ "$rc1$rc2$rc3$rc4$rc5" = 00001 ] && [ "$(cmp "$tmp/c-other.json")" = "$(cmp "$tmp/c-plain.json")" ] && [ "$(cmp "$tmp/c-this.json")" = "$(cmp "$tmp/c-plain.json")" ] && grep -q "\"other\": \"$tmp/ss1.pred and 2 more shards\"" "$tmp/c-other.json" && grep -q "compared note by note with .*and 2 more shards" "$tmp/c.table" && grep -q "shard 2/3 is missing" "$tmp/c.err"' \
+    "rc=$rc1$rc2$rc3$rc4$rc5: $(diff <(cmp "$tmp/c-other.json") <(cmp "$tmp/c-plain.json") | head -4) $(cat "$tmp/c.err")"
+
 # --- a packed input: shards of its notes (samples), not of its rows ------------------------------
 for k in 0 1; do gen --shard $k/2 "$fx/rows.tok" -o "$tmp/p$k.pred" || echo "gen p$k failed" >&2; done
 "$GEN" -q -m "$fx/base" -n 24 -b 4 --constrain "$VET_TOP/data/codes.tsv" "$fx/rows.tok" -o "$tmp/pall.pred"
