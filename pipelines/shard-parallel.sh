@@ -14,8 +14,8 @@
 # save (OpenMP threads spin). The programs are found in $VET_BIN when set, else on
 # PATH. The same one-liners by hand, and the Slurm job array (shard-slurm.sbatch), are in
 # pipelines/README.md. New notes, without gold labels, are not scored: with -c CODES the N
-# streams become one table instead, OUTDIR/coded.csv (`vet-dump --csv --codes CODES`, the shards'
-# rows one shard after another: join by id; CODES '' for no terms). Exit status: 0; 1 when a
+# streams become one table instead, OUTDIR/coded.csv (`vet-dump --csv --codes CODES`: the rows in
+# the input's order, as from one unsharded run; CODES '' for no terms). Exit status: 0; 1 when a
 # shard, vet-eval or vet-dump fails; 2 on a usage error.
 set -u
 jobs='' runner='' table=''

@@ -24,7 +24,8 @@ static void usage(void) {
            "  -k, --kind KIND  fail unless the stream is of this kind\n"
            "      --csv        print a predictions stream (vet-generate's) as a CSV table, one row\n"
            "                   a note: id,species,pred,term,p,refer,gold,ranked,text (the header\n"
-           "                   row once, however many FILEs)\n"
+           "                   row once, however many FILEs; the shards of one vet-generate\n"
+           "                   --shard run as one table in the input's order)\n"
            "      --codes FILE with --csv: the terms of the predicted codes ('code<TAB>term')\n"
            "      --refer-below P  with --csv: refer is yes for notes whose top-1 p (--rank) is\n"
            "                   below P (such as vet-eval --fit-threshold's), else no\n"
@@ -48,6 +49,19 @@ static int csv_one(const char *path, const vet_coded_csv_opts *o, int *header) {
         return cli_exit_status(&err);
     }
     return EXIT_OK;
+}
+
+// --csv of several files: one table in the input's order when they are the shards of one
+// vet-generate --shard run; *merged 0 when they are not (printed one after another then).
+static int csv_shards(const char *const *paths, int n, const vet_coded_csv_opts *o, int *header, int *merged) {
+    vet_err err;
+    uint64_t rows;
+    int rc = vet_coded_csv_write_shard_set(stdout, paths, n, o, header, &rows, &err);
+    *merged = rc <= 0;
+    if (rc >= 0) return EXIT_OK;
+    fflush(stdout);
+    cli_warn("%s", err.msg);
+    return cli_exit_status(&err);
 }
 
 
@@ -138,7 +152,10 @@ int main(int argc, char **argv) {
     if (optind == argc) {
         status = mode == MODE_CSV ? csv_one("-", &csv, &header) : dump_one("-", mode, kind);
     } else {
-        for (int i = optind; i < argc; i++) {
+        int merged = 0;
+        if (mode == MODE_CSV && argc - optind >= 2)
+            status = csv_shards((const char *const *)argv + optind, argc - optind, &csv, &header, &merged);
+        for (int i = optind; i < argc && !merged; i++) {
             int s = mode == MODE_CSV ? csv_one(argv[i], &csv, &header) : dump_one(argv[i], mode, kind);
             if (s != EXIT_OK) status = s;
         }

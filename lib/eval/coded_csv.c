@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "eval/coded_csv.h"
+#include "eval/shards.h"
 #include "io/csv_write.h"
 
 void vet_coded_csv_header(FILE *f) { fputs("id,species,pred,term,p,refer,gold,ranked,text\n", f); }
@@ -86,6 +87,58 @@ int vet_coded_csv_row(FILE *f, const vet_pred *rec, const vet_coded_csv_opts *o,
     }
     for (int i = 0; i < NFIELDS; i++) free(b[i].s);
     return ok ? 0 : vet_err_nomem(err, "%s: record %ld: out of memory", name, rec->at);
+}
+
+int vet_coded_csv_write_shards(FILE *f, const char *const *paths, const vet_shard *s, int n,
+                               const vet_coded_csv_opts *o, int *header, uint64_t *rows, vet_err *err) {
+    *rows = 0;
+    vet_pred_reader **r = calloc((size_t)n, sizeof *r);  // by shard number
+    const char **name = calloc((size_t)n, sizeof *name);
+    int rc = r && name ? 0 : vet_err_nomem(err, "out of memory");
+    for (int i = 0; rc == 0 && i < n; i++) {
+        name[s[i].k] = paths[i];
+        if (!(r[s[i].k] = vet_pred_open(paths[i], VET_PRED_STREAM, err))) rc = -1;
+    }
+    if (rc == 0 && *header) vet_coded_csv_header(f), *header = 0;
+    vet_pred rec;
+    for (int64_t g = 0; rc == 0 && g < s[0].input_notes; g++) {
+        int k = (int)(g % n);
+        int got = vet_pred_next(r[k], &rec, err);
+        if (got < 0) rc = -1;
+        else if (got == 0)  // shard k ended early: it holds g / n records
+            rc = vet_shard_check_count(&(vet_shard){k, n, s[0].input_notes}, name[k], (uint64_t)(g / n), err);
+        if (got <= 0) break;
+        rc = vet_coded_csv_row(f, &rec, o, name[k], err);
+        vet_pred_clear(&rec);
+        if (rc == 0) ++*rows;
+    }
+    // Every shard ended where its share does: its trailer read and verified, no record more.
+    for (int k = 0; rc == 0 && k < n; k++) {
+        vet_shard sk = {k, n, s[0].input_notes};
+        uint64_t more = 0;
+        int got;
+        while ((got = vet_pred_next(r[k], &rec, err)) == 1) vet_pred_clear(&rec), more++;
+        if (got < 0) rc = -1;
+        else if (more) rc = vet_shard_check_count(&sk, name[k], (uint64_t)vet_shard_size(&sk) + more, err);
+    }
+    for (int k = 0; r && k < n; k++) vet_pred_close(r[k]);
+    free(r), free(name);
+    return rc < 0 ? -1 : 0;
+}
+
+int vet_coded_csv_write_shard_set(FILE *f, const char *const *paths, int n, const vet_coded_csv_opts *o,
+                                  int *header, uint64_t *rows, vet_err *err) {
+    *rows = 0;
+    for (int i = 0; i < n; i++)
+        if (strcmp(paths[i], "-") == 0) return 1;
+    vet_shard *s = calloc((size_t)n, sizeof *s);
+    if (!s) return vet_err_nomem(err, "out of memory");
+    int sharded, plain, rc = vet_shards_headers(paths, n, VET_PRED_STREAM, s, &sharded, &plain, err);
+    if (rc == 0 && (plain >= 0 || n < 2)) rc = 1;
+    if (rc == 0) rc = vet_shards_check(s, paths, n, err);
+    if (rc == 0) rc = vet_coded_csv_write_shards(f, paths, s, n, o, header, rows, err);
+    free(s);
+    return rc;
 }
 
 int vet_coded_csv_write(FILE *f, const char *path, const vet_coded_csv_opts *o, int *header, uint64_t *rows,

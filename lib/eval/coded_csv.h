@@ -45,4 +45,18 @@ int vet_coded_csv_row(FILE *f, const vet_pred *rec, const vet_coded_csv_opts *o,
 int vet_coded_csv_write(FILE *f, const char *path, const vet_coded_csv_opts *o, int *header, uint64_t *rows,
                         vet_err *err);
 
+// The n >= 2 streams at paths, whose shards s[i] (vet_shards_headers) are a complete set
+// (vet_shards_check), as one table in the input's order: shard k's i-th record is note k + i N,
+// so the rows come round-robin from the shards. A shard with fewer or more records than its
+// share of the input is an error naming it (after the rows before it). Header and rows as
+// vet_coded_csv_write's.
+int vet_coded_csv_write_shards(FILE *f, const char *const *paths, const vet_shard *s, int n,
+                               const vet_coded_csv_opts *o, int *header, uint64_t *rows, vet_err *err);
+
+// The n files at paths as one table when every one is a shard (a complete set, else an error):
+// 0 written, -1 error. 1, with nothing written, when some file is no shard or is stdin: the
+// caller writes them one by one (vet_coded_csv_write).
+int vet_coded_csv_write_shard_set(FILE *f, const char *const *paths, int n, const vet_coded_csv_opts *o,
+                                  int *header, uint64_t *rows, vet_err *err);
+
 #endif

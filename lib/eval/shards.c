@@ -54,9 +54,9 @@ int vet_shards_check(const vet_shard *s, const char *const *paths, int n, vet_er
     return 0;
 }
 
-// Every stream's header: each must name a shard. -1 naming the first that does not.
-static int read_headers(const char *const *paths, int n, int format, vet_shard *s, vet_err *err) {
-    int sharded = -1, plain = -1;  // the first stream that is a shard, the first that is not
+int vet_shards_headers(const char *const *paths, int n, int format, vet_shard *s, int *sharded, int *plain,
+                       vet_err *err) {
+    *sharded = *plain = -1;
     for (int i = 0; i < n; i++) {
         if (strcmp(paths[i], "-") == 0)
             return vet_err_kindf(err, VET_E_USAGE, "stdin ('-') cannot be one of several predictions files (each is "
@@ -66,9 +66,17 @@ static int read_headers(const char *const *paths, int n, int format, vet_shard *
         int rc = vet_pred_shard(r, &s[i], err);
         vet_pred_close(r);
         if (rc < 0) return -1;
-        if (rc == 1 && sharded < 0) sharded = i;
-        if (rc == 0 && plain < 0) plain = i;
+        if (rc == 0) s[i] = (vet_shard){0};
+        if (rc == 1 && *sharded < 0) *sharded = i;
+        if (rc == 0 && *plain < 0) *plain = i;
     }
+    return 0;
+}
+
+// Every stream's header: each must name a shard. -1 naming the first that does not.
+static int read_headers(const char *const *paths, int n, int format, vet_shard *s, vet_err *err) {
+    int sharded, plain;  // the first stream that is a shard, the first that is not
+    if (vet_shards_headers(paths, n, format, s, &sharded, &plain, err)) return -1;
     if (plain < 0) return 0;
     if (sharded < 0)
         return vet_errf(err, "%s: not a shard (its header names none): vet-eval reads one predictions file, or the "

@@ -17,6 +17,12 @@
 #include "eval/metrics.h"
 #include "eval/predictions.h"
 
+// The shard each of the n predictions files at paths names into s[i] (zeroed when it names
+// none); *sharded and *plain: the first that names one and the first that does not (-1: none).
+// The headers alone are read; none of the paths may be stdin (VET_E_USAGE: each is read again).
+int vet_shards_headers(const char *const *paths, int n, int format, vet_shard *s, int *sharded, int *plain,
+                       vet_err *err);
+
 // Checks that s[0..n) (the shards of paths[0..n), every one sharded) are a complete set. 0 or -1.
 int vet_shards_check(const vet_shard *s, const char *const *paths, int n, vet_err *err);
 

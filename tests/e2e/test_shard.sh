@@ -64,6 +64,16 @@ wait
 check shard-sampling '[ "$(for k in 0 1 2; do records "$tmp/ss$k.pred"; done | sort)" = "$(records "$tmp/sall.pred" | sort)" ] && [ "$(records "$tmp/sall.pred")" != "$(records "$tmp/all.pred")" ]' \
     "sampled shards differ from the sampled unsharded run"
 
+# vet-dump --csv of a set of shards: the unsharded run's table, byte for byte (rows in the input's
+# order), whatever order the files come in; an incomplete set or a shard with a record too many
+# is refused; shards among plain streams are printed file after file, as any streams are.
+"$DUMP" --csv "$tmp/all.pred" >"$tmp/all.csv"
+"$DUMP" --csv "$tmp/s2.pred" "$tmp/s0.pred" "$tmp/s1.pred" >"$tmp/merged.csv"; rc1=$?
+"$DUMP" --csv "$tmp/s0.pred" "$tmp/s2.pred" >/dev/null 2>"$tmp/csv.err"; rc2=$?
+"$DUMP" --csv "$tmp/s0.pred" "$tmp/all.pred" >"$tmp/mixed.csv"; rc3=$?
+check shard-csv '[ "$rc1$rc2$rc3" = 010 ] && cmp -s "$tmp/merged.csv" "$tmp/all.csv" && grep -q "shard 1/3 is missing" "$tmp/csv.err" && [ "$(wc -l <"$tmp/mixed.csv")" = $(( $(wc -l <"$tmp/all.csv") + $("$DUMP" -c "$tmp/s0.pred") )) ]' \
+    "rc=$rc1$rc2$rc3: $(diff "$tmp/merged.csv" "$tmp/all.csv" | head -4) $(cat "$tmp/csv.err")"
+
 # --compare with shards on either side: the same comparison as of the unsharded streams (the
 # JSON's "compare" less the other's name), and the table names the set.
 cmp() { /usr/bin/python3 -c 'import json, sys; c = json.load(open(sys.argv[1]))["compare"]; c.pop("other"); print(json.dumps(c, sort_keys=True))' "$1"; }
@@ -106,7 +116,8 @@ if [ -x "$MKPREDS" ]; then
     "$MKPREDS" --header '{"shard":{"k":4,"n":3,"input_notes":3}}' "$tmp/two.jsonl" "$tmp/badk.pred"
     "$MKPREDS" --header '{"shard":{"k":0,"n":2,"input_notes":3}}' "$tmp/two.jsonl" "$tmp/h0.pred"
     "$MKPREDS" --header '{"shard":{"k":1,"n":2,"input_notes":3}}' "$tmp/two.jsonl" "$tmp/h1.pred"
-    check shard-edited 'refused 1 "shard 0/1 has 2 records, want 3" "$tmp/short.pred" && refused 1 "shard 4/3 of 3 notes is not a shard" "$tmp/badk.pred" && refused 1 "h1.pred: shard 1/2 has 2 records, want 1" "$tmp/h0.pred" "$tmp/h1.pred"'
+    "$DUMP" --csv "$tmp/h0.pred" "$tmp/h1.pred" >"$tmp/h.csv" 2>"$tmp/h.err"; rc_csv=$?
+    check shard-edited 'refused 1 "shard 0/1 has 2 records, want 3" "$tmp/short.pred" && refused 1 "shard 4/3 of 3 notes is not a shard" "$tmp/badk.pred" && refused 1 "h1.pred: shard 1/2 has 2 records, want 1" "$tmp/h0.pred" "$tmp/h1.pred" && [ $rc_csv = 1 ] && grep -q "h1.pred: shard 1/2 has 2 records, want 1" "$tmp/h.err"'
     # Ids are unique across the set: a repeated one names both streams and records.
     printf '{"id":"a","gold":["1"],"pred":["1"]}\n' >"$tmp/a.jsonl"
     "$MKPREDS" --header '{"shard":{"k":1,"n":2,"input_notes":2}}' "$tmp/a.jsonl" "$tmp/dup1.pred"
@@ -148,16 +159,17 @@ args=(-m "$fx/base" -n 24 -b 4 --constrain "$VET_TOP/data/codes.tsv")
 VET_BIN=$VET_BIN "$VET_TOP/pipelines/shard-parallel.sh" -r xargs -j 3 3 "$fx/notes.tok" "$tmp/px" "${args[@]}" >"$tmp/px.out" 2>&1; rc=$?
 check pipeline-xargs '[ $rc = 0 ] && [ "$(metrics "$tmp/px/metrics.json")" = "$(metrics "$tmp/all.json")" ] && [ "$(records "$tmp/px/shard-1-of-3.pred")" = "$(records "$tmp/s1.pred")" ]' \
     "rc=$rc: $(head -c 400 "$tmp/px.out")"
-# -c: new notes coded into one table instead of scored: a row per note (the shards' rows one after
-# another), the terms of the table, no metrics.json.
+# -c: new notes coded into one table instead of scored: a row per note in the input's order, the
+# terms of the table, no metrics.json.
 VET_BIN=$VET_BIN "$VET_TOP/pipelines/shard-parallel.sh" -r xargs -c "$VET_TOP/data/codes.tsv" 3 "$fx/notes.tok" "$tmp/pc" "${args[@]}" >"$tmp/pc.out" 2>&1; rc=$?
 table_ok() {
     [ $rc = 0 ] && [ ! -e "$tmp/pc/metrics.json" ] && [ ! -e "$tmp/pc/coded.csv.tmp" ] || return 1
-    /usr/bin/python3 - "$tmp/pc/coded.csv" "$VET_TOP/data/codes.tsv" "$("$DUMP" -c "$fx/notes.tok")" <<'EOF'
+    /usr/bin/python3 - "$tmp/pc/coded.csv" "$VET_TOP/data/codes.tsv" "$("$DUMP" -c "$fx/notes.tok")" "$(ids "$tmp/all.pred" | cut -d'"' -f4)" <<'EOF'
 import csv, sys
 rows = list(csv.DictReader(open(sys.argv[1], newline="")))
 terms = dict(l.rstrip("\n").split("\t") for l in open(sys.argv[2]) if not l.startswith("code\t"))
 assert len(rows) == int(sys.argv[3]) and len({r["id"] for r in rows}) == len(rows), len(rows)
+assert [r["id"] for r in rows] == sys.argv[4].split(), "not in the input's order"
 assert all(r["term"] == ";".join(terms.get(p, "") for p in r["pred"].split(";")) for r in rows if r["pred"]), rows
 EOF
 }
