@@ -9,8 +9,19 @@
 
 static void release(vet_afile *a) {
     free(a->path);
+    free(a->target);
     free(a->tmp);
     memset(a, 0, sizeof *a);
+}
+
+// 1 when st is the file this process's stdout or stderr writes to (/dev/stdout, /dev/fd/2,
+// /proc/self/fd/1 lead there through a redirect): replacing it would leave the redirect's open
+// file, which the shell's reader sees, empty.
+static int same_as_std(const struct stat *st) {
+    struct stat s;
+    for (int fd = 1; fd <= 2; fd++)
+        if (fstat(fd, &s) == 0 && s.st_dev == st->st_dev && s.st_ino == st->st_ino) return 1;
+    return 0;
 }
 
 int vet_afile_open(vet_afile *a, const char *path, vet_err *err) {
@@ -24,8 +35,15 @@ int vet_afile_open(vet_afile *a, const char *path, vet_err *err) {
     a->path = strdup(path);
     if (!a->path) return vet_err_nomem(err, "out of memory");
     a->shown = a->path;
-    struct stat st;
-    if (stat(path, &st) == 0 && !S_ISREG(st.st_mode)) {
+    struct stat st, lst;
+    int exists = stat(path, &st) == 0;
+    int is_link = lstat(path, &lst) == 0 && S_ISLNK(lst.st_mode);
+    if (is_link && exists && S_ISREG(st.st_mode) && !same_as_std(&st) && !(a->target = realpath(path, NULL))) {
+        vet_err_io(err, "%s: cannot follow the symlink: %s", path, strerror(errno));
+        release(a);
+        return -1;
+    }
+    if ((exists && !S_ISREG(st.st_mode)) || (is_link && !a->target)) {
         a->in_place = 1;
         a->f = fopen(path, "wb");
         if (!a->f) {
@@ -35,13 +53,14 @@ int vet_afile_open(vet_afile *a, const char *path, vet_err *err) {
         }
         return 0;
     }
-    size_t n = strlen(path) + 32;
+    const char *final = a->target ? a->target : path;
+    size_t n = strlen(final) + 32;
     a->tmp = malloc(n);
     if (!a->tmp) {
         release(a);
         return vet_err_nomem(err, "out of memory");
     }
-    snprintf(a->tmp, n, "%s.tmp.%ld", path, (long)getpid());
+    snprintf(a->tmp, n, "%s.tmp.%ld", final, (long)getpid());
     a->f = fopen(a->tmp, "wb");
     if (!a->f) {
         vet_err_io(err, "%s: cannot create: %s", a->tmp, strerror(errno));
@@ -80,8 +99,9 @@ int vet_afile_publish(vet_afile *a, vet_err *err) {
         vet_afile_abort(a);
         return vet_errf(err, "%s: published before it was finished (a bug)", a->shown ? a->shown : "?");
     }
-    if (a->tmp && rename(a->tmp, a->path) != 0) {
-        vet_err_io(err, "%s: cannot rename %s into place: %s", a->path, a->tmp, strerror(errno));
+    const char *final = a->target ? a->target : a->path;
+    if (a->tmp && rename(a->tmp, final) != 0) {
+        vet_err_io(err, "%s: cannot rename %s into place: %s", final, a->tmp, strerror(errno));
         vet_afile_abort(a);
         return -1;
     }

@@ -4,8 +4,12 @@
 // A reader therefore sees either the old file or the complete new one, never a file cut by a
 // full disk or a killed writer. "-" (or NULL) is stdout; a path that already names something
 // other than a regular file (/dev/null, /dev/stdout, a fifo) is written in place, since renaming
-// a temporary over it would replace the device with a plain file. The temporary is named
-// PATH.tmp.PID (checkpoint pruning recognises and removes strays of that shape).
+// a temporary over it would replace the device with a plain file. So is a symlink to this
+// process's own stdout or stderr (/dev/stdout while stdout is redirected to a file) and a
+// dangling one. A symlink to a regular file is followed: the temporary goes beside the file it
+// leads to and replaces that file, leaving the link a link (renaming over the link would
+// replace the link and leave its file as it was). The temporary is named TARGET.tmp.PID
+// (checkpoint pruning recognises and removes strays of that shape).
 //
 // A program with several outputs finishes them all (vet_afile_finish: flushed, synced, closed)
 // and only then publishes them (vet_afile_publish: the renames), so that a run that fails
@@ -19,7 +23,8 @@
 
 typedef struct {
     FILE *f;            // write here (binary mode)
-    char *path;         // the final name (NULL for stdout)
+    char *path;         // the final name as given (NULL for stdout)
+    char *target;       // the file a symlink at path leads to, renamed over instead (NULL: path)
     char *tmp;          // the temporary's name (NULL when written in place)
     const char *shown;  // the name for messages: path, or "<stdout>"
     int in_place;       // stdout, a device or a pipe: nothing to rename

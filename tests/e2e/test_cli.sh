@@ -24,3 +24,14 @@ for prog in vet-tokenize vet-pack vet-train vet-generate vet-eval vet-dump vet-s
         ok "$name"
     done
 done
+
+# An output named through a symlink (base/atomic_file): one to the program's own stdout, as
+# /dev/stdout is under a redirect, is written through (the redirect's file gets the bytes, the
+# link stays); one to a file replaces that file whole and leaves the link a link.
+printf 'id,gold,pred\n1,a,a\n2,b,c\n' >"$tmp/preds.csv"
+ln -s /proc/self/fd/1 "$tmp/so" && ln -s real.json "$tmp/link.json" && echo old >"$tmp/real.json"
+"$VET_BIN/vet-eval" -q -j "$tmp/so" "$tmp/preds.csv" >"$tmp/captured" 2>"$tmp/err"; st=$?
+"$VET_BIN/vet-eval" -q -j "$tmp/link.json" "$tmp/preds.csv" 2>>"$tmp/err"; st2=$?
+if [ $st$st2 = 00 ] && [ -L "$tmp/so" ] && [ -L "$tmp/link.json" ] && grep -q '"accuracy"' "$tmp/captured" && grep -q '"accuracy"' "$tmp/real.json"
+then ok cli_output_through_symlink
+else fail cli_output_through_symlink; echo "exit $st $st2; captured $(wc -c <"$tmp/captured") bytes; $(cat "$tmp/err")" >&2; fi

@@ -157,6 +157,40 @@ static void atomic_file_visible_only_when_whole(void) {
     rmdir(dir);
 }
 
+// A symlink is followed to its file, which is replaced whole; the link stays a link. A dangling
+// one is written through (its target created), as the shell's `>` would.
+static void atomic_file_follows_symlinks(void) {
+    char dir[] = "/tmp/vet-test-base.XXXXXX";
+    CHECK(mkdtemp(dir) != NULL);
+    char real[256], link[256], dangling[256], made[256];
+    snprintf(real, sizeof real, "%s/real.txt", dir);
+    snprintf(link, sizeof link, "%s/link.txt", dir);
+    snprintf(dangling, sizeof dangling, "%s/dangling.txt", dir);
+    snprintf(made, sizeof made, "%s/made.txt", dir);
+    FILE *f = fopen(real, "w");
+    CHECK(f && fputs("old\n", f) >= 0);
+    if (f) fclose(f);
+    CHECK(symlink("real.txt", link) == 0 && symlink("made.txt", dangling) == 0);
+    vet_err e;
+    vet_afile a;
+    CHECK(vet_afile_open(&a, link, &e) == 0 && !a.in_place);
+    fputs("new\n", a.f);
+    CHECK(vet_afile_commit(&a, &e) == 0);
+    struct stat st;
+    CHECK(lstat(link, &st) == 0 && S_ISLNK(st.st_mode));
+    char line[32] = "";
+    f = fopen(real, "r");
+    CHECK(f && fgets(line, sizeof line, f));
+    if (f) fclose(f);
+    CHECK_STR(line, "new\n");
+    CHECK(vet_afile_open(&a, dangling, &e) == 0 && a.in_place);
+    fputs("x\n", a.f);
+    CHECK(vet_afile_commit(&a, &e) == 0);
+    CHECK(lstat(dangling, &st) == 0 && S_ISLNK(st.st_mode) && exists(made));
+    unlink(link), unlink(dangling), unlink(real), unlink(made);
+    rmdir(dir);
+}
+
 int main(void) {
     RUN(err_kinds_survive_prefix);
     RUN(parse_long_refuses_what_strtol_accepts);
@@ -164,5 +198,6 @@ int main(void) {
     RUN(parse_bytes_binary_units);
     RUN(strtab_ids_follow_first_appearance);
     RUN(atomic_file_visible_only_when_whole);
+    RUN(atomic_file_follows_symlinks);
     CHECK_EXIT();
 }
