@@ -112,7 +112,7 @@ void vet_sgemm(int transA, int transB, int M, int N, int K, float alpha, const f
         cblas_sgemm(CblasRowMajor, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
         return;
     }
-    int split_rows = M >= N || M >= 64 * nt;
+    int split_rows = M >= N || M / 64 >= nt;  // (not 64 * nt: nt comes from the environment)
     int len = split_rows ? M : N;
     int chunk = (len + nt - 1) / nt;
     chunk = (chunk + 15) / 16 * 16;  // whole register blocks

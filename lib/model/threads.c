@@ -17,8 +17,13 @@ void vet_blas_single_threaded(void) {
     blas_single_ = 1;
 }
 
+// More threads than this is a typo (OMP_NUM_THREADS=40000000), not a machine; the thread
+// counts multiply into chunk sizes that must not overflow.
+#define VET_MAX_THREADS 4096
+
 void vet_set_threads(int n) {
     if (n <= 0) n = omp_get_num_procs();
+    if (n > VET_MAX_THREADS) n = VET_MAX_THREADS;
     vet_threads_ = n;
     omp_set_num_threads(n);
     openblas_set_num_threads(1);

@@ -558,6 +558,14 @@ static void test_threads_agree(void) {
     vet_set_threads(2);
 }
 
+// A thread count from the environment (vet-generate's OMP_NUM_THREADS) is capped: 40,000,000
+// threads is a typo, and 64 times it overflowed the GEMM's split test (UBSan).
+static void test_threads_capped(void) {
+    vet_set_threads(40000000);
+    CHECK(vet_get_threads() == 4096);
+    vet_set_threads(2);
+}
+
 int main(void) {
     vet_set_threads(2);
     RUN(test_rmsnorm_backward);
@@ -575,6 +583,7 @@ int main(void) {
     RUN(test_adamw);
     RUN(test_adamw_grad_scale);
     RUN(test_threads_agree);
+    RUN(test_threads_capped);
     RUN(test_simd_exact);
     RUN(test_simd_attention_exact);
     CHECK_EXIT();
