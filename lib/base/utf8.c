@@ -2,6 +2,8 @@
 #include "base/utf8.h"
 
 #include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
 
 bool vet_utf8_valid(const char *s, size_t n, size_t *bad_off) {
     const uint8_t *p = (const uint8_t *)s;
@@ -30,4 +32,18 @@ bool vet_utf8_valid(const char *s, size_t n, size_t *bad_off) {
 bad:
     if (bad_off) *bad_off = i;
     return false;
+}
+
+char *vet_utf8_repair(const char *s) {
+    size_t n = strlen(s), k = 0;
+    char *out = malloc(3 * n + 1);  // a bad byte becomes 3
+    if (!out) return NULL;
+    for (size_t i = 0; i < n;) {
+        size_t off;
+        if (vet_utf8_valid(s + i, n - i, &off)) off = n - i;
+        memcpy(out + k, s + i, off), k += off, i += off;  // the well-formed run
+        if (i < n) memcpy(out + k, "\xEF\xBF\xBD", 3), k += 3, i++;
+    }
+    out[k] = 0;
+    return out;
 }

@@ -11,6 +11,7 @@
 
 #include "base/input_file.h"
 #include "base/strtab.h"
+#include "base/utf8.h"
 
 typedef struct {
     char *label;
@@ -142,6 +143,12 @@ vet_labels *vet_codes_load(FILE *f, const char *name, vet_err *err) {
         char *line = L.buf;
         if (memchr(line, 0, L.len)) {
             vet_errf(err, "%s:%ld: a NUL byte (is this a codes file?)", name, L.lineno);
+            goto fail;
+        }
+        size_t off;
+        if (!vet_utf8_valid(line, L.len, &off)) {  // labels and terms reach JSON reports and CSV tables
+            vet_errf(err, "%s:%ld: invalid UTF-8 (byte %zu of the line); convert the file with iconv", name, L.lineno,
+                     off + 1);
             goto fail;
         }
         char *tab = strchr(line, '\t');

@@ -78,13 +78,8 @@ void vet_pack_summary_free(vet_pack_summary *s) {
     memset(s, 0, sizeof *s);
 }
 
-int vet_pack_summary_write_json(const vet_pack_summary *s, const char *path, vet_err *err) {
-    vet_afile a;
-    if (vet_afile_open(&a, path, err) != 0) return -1;
-    if (mp_print_json(a.f, &s->obj) != 0 || fputc('\n', a.f) == EOF) {
-        vet_err_io(err, "%s: write failed: %s", a.shown, strerror(errno));
-        vet_afile_abort(&a);
-        return -1;
-    }
-    return vet_afile_commit(&a, err);
+int vet_pack_summary_write_json(const vet_pack_summary *s, vet_afile *a, vet_err *err) {
+    if (mp_print_json(a->f, &s->obj) != 0 || fputc('\n', a->f) == EOF)
+        return vet_err_io(err, "%s: write failed: %s", a->shown, strerror(errno));
+    return 0;
 }

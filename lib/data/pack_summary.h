@@ -11,6 +11,7 @@
 
 #include <msgpack.h>
 
+#include "base/atomic_file.h"
 #include "base/err.h"
 #include "data/pack_rows.h"
 #include "data/pack_split.h"
@@ -40,7 +41,8 @@ typedef struct {
 int vet_pack_summary_build(const vet_pack_summary_in *in, vet_pack_summary *s, vet_err *err);
 void vet_pack_summary_free(vet_pack_summary *s);
 
-// Writes the summary as one line of JSON to path ("-": stdout), through base/atomic_file.
-int vet_pack_summary_write_json(const vet_pack_summary *s, const char *path, vet_err *err);
+// Writes the summary as one line of JSON into a, an opened base/atomic_file output (finished and
+// published by the caller, with the streams it describes). -1 with err (VET_E_IO) on a failed write.
+int vet_pack_summary_write_json(const vet_pack_summary *s, vet_afile *a, vet_err *err);
 
 #endif

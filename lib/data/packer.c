@@ -230,11 +230,15 @@ static int build_summary(const vet_pack_opts *o, pack_job *J, const vet_pack_res
     return vet_pack_summary_build(&in, &J->summary, err);
 }
 
-// Writes every used slot; closes them (each renamed into place) only when all are complete, so a
-// failure leaves no stream under its final name. Whatever fails here is an output failure.
+// Writes every used slot and the summary file; renames them into place only when all are
+// complete (each finished: whole and synced under its temporary name), so a failure, the
+// summary's included, leaves no file under its final name. Whatever fails here is an output
+// failure.
 static int write_outputs(const vet_pack_opts *o, pack_job *J, vet_err *err) {
     vet_pack_row_opts ro = row_opts(o);
     vet_writer *w[VET_PACK_SLOTS] = {0};
+    int done[VET_PACK_SLOTS] = {0};  // finished: only a publish (or an abort) is left
+    vet_afile summary = {0};
     int rc = 0;
     for (int k = 0; k < VET_PACK_SLOTS && rc == 0; k++) {
         if (!J->out.used[k]) continue;
@@ -242,11 +246,26 @@ static int write_outputs(const vet_pack_opts *o, pack_job *J, vet_err *err) {
             vet_pack_write_slot(w[k], &J->in[J->in_of_slot[k]], k, &ro, &J->summary.obj, &J->samples, &J->plan[k],
                                 err) != 0)
             rc = -1;
+        else if (vet_writer_finish(w[k], err) != 0)
+            w[k] = NULL, rc = -1;  // freed, its temporary gone
+        else
+            done[k] = 1;
+    }
+    if (rc == 0 && o->summary_path &&
+        (vet_afile_open(&summary, o->summary_path, err) != 0 ||
+         vet_pack_summary_write_json(&J->summary, &summary, err) != 0 || vet_afile_finish(&summary, err) != 0)) {
+        vet_err_prefix(err, "cannot write the summary");
+        rc = -1;
     }
     for (int k = 0; k < VET_PACK_SLOTS; k++) {
         if (!w[k]) continue;
-        if (rc == 0) rc = vet_writer_close(w[k], err);
+        if (rc == 0 && done[k]) rc = vet_writer_publish(w[k], err);
         else vet_writer_abort(w[k]);
+    }
+    // The summary comes last: it describes streams that exist.
+    if (summary.f || summary.finished) {
+        if (rc == 0) rc = vet_afile_publish(&summary, err);
+        else vet_afile_abort(&summary);
     }
     if (rc != 0 && err->kind != VET_E_NOMEM) err->kind = VET_E_IO;
     return rc;
@@ -264,11 +283,6 @@ int vet_pack_run(const vet_pack_opts *o, vet_pack_result *res, vet_err *err) {
     if (split_samples(o, &J, res, err) != 0 || plan_slots(o, &J, res, err) != 0 ||
         collect_rejected(&J, res, err) != 0 || build_summary(o, &J, res, err) != 0 || write_outputs(o, &J, err) != 0)
         goto done;
-    // The summary file comes last: it describes streams that exist.
-    if (o->summary_path && vet_pack_summary_write_json(&J.summary, o->summary_path, err) != 0) {
-        vet_err_prefix(err, "cannot write the summary");
-        goto done;
-    }
     rc = 0;
 done:
     job_free(&J);

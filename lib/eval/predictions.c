@@ -16,6 +16,7 @@
 #include "base/input_file.h"
 #include "base/lines.h"
 #include "base/strtab.h"
+#include "base/utf8.h"
 #include "data/labels.h"
 #include "eval/ranking.h"
 #include "eval/shards.h"
@@ -104,6 +105,10 @@ static int csv_header(vet_pred_reader *r, vet_err *err) {
     if (rc < 0) return -1;
     if (rc == VET_CSV_EOF) return vet_errf(err, "%s: empty input (expected a header row with gold and pred)", r->name);
     r->ncols = vet_csv_nfields(r->csv);
+    size_t rawlen;
+    const char *raw = vet_csv_raw(r->csv, &rawlen);
+    if (!vet_utf8_valid(raw, rawlen, NULL))
+        return at_line(r, vet_csv_line(r->csv), err, "the header row is not valid UTF-8 (convert the file with iconv)");
     if (vet_csv_check_header(r->csv, 1, err) < 0) return -1;  // columns are found without case
     for (int c = 0; c < NCOLS; c++) r->col[c] = -1;
     for (size_t i = 0; i < r->ncols; i++) {
@@ -429,11 +434,28 @@ static int jsonl_next(vet_pred_reader *r, vet_pred *rec, vet_err *err) {
     int got = jsonl_line(r, err);
     if (got <= 0) return got;
     json_error_t jerr;
-    json_t *o = json_loadb(r->lines.buf, r->lines.len, 0, &jerr);
+    json_t *o = json_loadb(r->lines.buf, r->lines.len, JSON_REJECT_DUPLICATES, &jerr);
     if (!o) return at_line(r, r->lines.lineno, err, "not JSON (%s)", jerr.text);
     int rc = json_is_object(o) ? jsonl_fields(r, o, rec, err) : at_line(r, r->lines.lineno, err, "not a JSON object");
     json_decref(o);
     return rc;
+}
+
+// The first of rec's names (id, species, a gold, predicted or ranked label) that is not UTF-8,
+// or NULL. They reach the JSON report, which cannot hold such bytes (jansson refuses them, and a
+// label dropped there would leave counts that do not add up), and vet-tokenize refuses them in
+// notes. The text is not checked: a model can end it inside a character, and only labels
+// parsed from it are scored.
+static const char *not_utf8(const vet_pred *rec) {
+    if (!vet_utf8_valid(rec->id, strlen(rec->id), NULL)) return "id";
+    if (!vet_utf8_valid(rec->species, strlen(rec->species), NULL)) return "species";
+    for (size_t i = 0; i < rec->ngold; i++)
+        if (!vet_utf8_valid(rec->gold[i], strlen(rec->gold[i]), NULL)) return "a gold label";
+    for (size_t i = 0; i < rec->npred; i++)
+        if (!vet_utf8_valid(rec->pred[i], strlen(rec->pred[i]), NULL)) return "a predicted label";
+    for (size_t i = 0; i < rec->nranked; i++)
+        if (!vet_utf8_valid(rec->ranked[i], strlen(rec->ranked[i]), NULL)) return "a ranked label";
+    return NULL;
 }
 
 int vet_pred_next(vet_pred_reader *r, vet_pred *rec, vet_err *err) {
@@ -450,6 +472,15 @@ int vet_pred_next(vet_pred_reader *r, vet_pred *rec, vet_err *err) {
     rec->at = r->format == VET_PRED_STREAM ? (long)r->records
               : r->format == VET_PRED_CSV  ? vet_csv_line(r->csv)
                                            : r->lines.lineno;
+    const char *bad = not_utf8(rec);
+    if (bad) {
+        long at = rec->at;
+        vet_pred_clear(rec);
+        return r->format == VET_PRED_STREAM
+                   ? vet_errf(err, "%s: record %ld: %s is not valid UTF-8 (convert the file with iconv)", r->name, at,
+                              bad)
+                   : at_line(r, at, err, "%s is not valid UTF-8 (convert the file with iconv)", bad);
+    }
     return 1;
 }
 

@@ -4,9 +4,11 @@
 #include <errno.h>
 #include <jansson.h>
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "base/atomic_file.h"
+#include "base/utf8.h"
 #include "eval/report.h"
 
 static json_t *str_array(const char *const *v, size_t n) {
@@ -22,9 +24,20 @@ static const char *term_of(const vet_report *r, const char *label) {
     return t ? t : "";
 }
 
+// A file's name as a JSON string: its bytes need not be UTF-8, which JSON needs (jansson would
+// refuse it and the key would be missing), so ill-formed bytes show as U+FFFD.
+static json_t *name_json(const char *name) {
+    json_t *j = json_string(name);
+    if (j) return j;
+    char *fixed = vet_utf8_repair(name);
+    j = fixed ? json_string(fixed) : NULL;
+    free(fixed);
+    return j;
+}
+
 static void add_summary(json_t *root, const vet_report *r) {
     const vet_metrics *m = &r->m;
-    json_object_set_new(root, "input", json_string(r->input));
+    json_object_set_new(root, "input", name_json(r->input));
     json_object_set_new(root, "format", json_string(r->format));
     json_object_set_new(root, "n", json_integer((json_int_t)m->n));
     json_object_set_new(root, "correct", json_integer((json_int_t)m->correct));
@@ -129,7 +142,7 @@ static void add_ranking(json_t *root, const vet_report *r) {
 // difference, ci: [lo, hi] or null, mcnemar_p, only_this_ids, only_other_ids}.
 static void add_compare(json_t *root, const vet_report *r) {
     const vet_comparison *c = &r->cmp;
-    json_t *cmp = json_pack("{sssIsIsIsIsIs[ff]sf}", "other", r->other, "n", (json_int_t)c->n, "both",
+    json_t *cmp = json_pack("{sosIsIsIsIsIs[ff]sf}", "other", name_json(r->other), "n", (json_int_t)c->n, "both",
                             (json_int_t)c->both, "only_this", (json_int_t)c->only_this, "only_other",
                             (json_int_t)c->only_other, "neither", (json_int_t)c->neither, "accuracy", c->acc_this,
                             c->acc_other, "difference", c->diff);

@@ -150,7 +150,7 @@ static int load_array(vet_notes *s, vet_err *err) {
         return vet_err_io(err, "%s: read failed: %s", s->name, strerror(errno));
     }
     json_error_t je;
-    s->root = json_loadb(buf, n, 0, &je);
+    s->root = json_loadb(buf, n, JSON_REJECT_DUPLICATES, &je);
     free(buf);
     if (!s->root) return at_line(s, je.line, err, "not valid JSON: %s", je.text);
     return 0;
@@ -376,7 +376,7 @@ static int next_jsonl(vet_notes *s, vet_note *n, vet_err *err) {
     if (!vet_utf8_valid(L->buf, L->len, &off))
         return reject(s, L->lineno, err, "invalid UTF-8 (byte %zu of the line)", off + 1);
     json_error_t je;
-    s->obj = json_loadb(L->buf, L->len, 0, &je);
+    s->obj = json_loadb(L->buf, L->len, JSON_REJECT_DUPLICATES, &je);
     if (!s->obj) return reject(s, L->lineno, err, "not valid JSON: %s (JSONL wants one object per line)", je.text);
     return from_json(s, s->obj, L->lineno, n, err);
 }

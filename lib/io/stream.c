@@ -99,7 +99,7 @@ static void writer_free(vet_writer *w) {
     free(w);
 }
 
-int vet_writer_close(vet_writer *w, vet_err *err) {
+int vet_writer_finish(vet_writer *w, vet_err *err) {
     if (!w->header_done) {
         vet_errf(err, "%s: stream closed without a header (a bug)", w->shown);
         vet_writer_abort(w);
@@ -109,9 +109,22 @@ int vet_writer_close(vet_writer *w, vet_err *err) {
     mp_kv_bool(&w->pk, "end", true);
     mp_kv_int(&w->pk, "records", (int64_t)w->records);
     if (writer_compress(w, ZSTD_e_end, err) < 0) { vet_writer_abort(w); return -1; }
-    int rc = vet_afile_commit(&w->out, err);  // on failure the temporary is gone already
+    if (vet_afile_finish(&w->out, err) < 0) {  // the temporary is gone already
+        writer_free(w);
+        return -1;
+    }
+    return 0;
+}
+
+int vet_writer_publish(vet_writer *w, vet_err *err) {
+    int rc = vet_afile_publish(&w->out, err);  // on failure the temporary is gone already
     writer_free(w);
     return rc;
+}
+
+int vet_writer_close(vet_writer *w, vet_err *err) {
+    if (vet_writer_finish(w, err) < 0) return -1;
+    return vet_writer_publish(w, err);
 }
 
 void vet_writer_abort(vet_writer *w) {

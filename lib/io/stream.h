@@ -46,6 +46,12 @@ uint64_t vet_writer_records(const vet_writer *w);
 // Writes the trailer, finishes the frame, flushes and (for a path) fsyncs and renames.
 // Frees w whatever happens. Returns 0 or -1 (and then no file exists under the final name).
 int vet_writer_close(vet_writer *w, vet_err *err);
+// vet_writer_close in two steps, for a program with several outputs that must appear together
+// or not at all (base/atomic_file's finish and publish): finish writes the trailer and makes the
+// file whole under its temporary name (on failure it is gone, w freed, -1); publish renames it
+// into place and frees w. Between the two, vet_writer_abort still removes it.
+int vet_writer_finish(vet_writer *w, vet_err *err);
+int vet_writer_publish(vet_writer *w, vet_err *err);
 // Drops everything written: removes the temporary file. Frees w. Safe with NULL.
 void vet_writer_abort(vet_writer *w);
 

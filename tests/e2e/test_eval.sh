@@ -396,3 +396,10 @@ lines = open('$tmp/out', encoding='utf-8').read().splitlines()
 assert max(map(len, lines)) <= 100
 "
 fi
+
+# A file name that is not UTF-8 (names are bytes): the JSON's "input" shows the bad byte as
+# U+FFFD instead of going missing (JSON holds only UTF-8).
+bad_name=$tmp/$(printf 'p\377.csv')
+cp "$fx/small.csv" "$bad_name"
+run -q --bootstrap 0 --json "$tmp/bad-name.json" "$bad_name"
+check json_input_name_not_utf8 bash -c "[ $(rc) = 0 ] && /usr/bin/python3 -c 'import json, sys; j = json.load(open(sys.argv[1])); assert j[\"input\"].endswith(\"p\ufffd.csv\"), j[\"input\"]' '$tmp/bad-name.json'"

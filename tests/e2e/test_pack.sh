@@ -307,6 +307,11 @@ else
 fi
 
 # --- every flag in --help is in the man page ---
+# A summary that cannot be written fails the run with nothing under a final name: the splits
+# wait for it (a make rule run again must not find outputs of a failed run up to date).
+"$PACK" --out "$tmp/nosum" --seq-len 128 --summary "$tmp/no/such/dir/s.json" "$tmp/s.tok" 2>"$tmp/err"; st1=$?
+"$PACK" -o "$tmp/nosum.pack" --seq-len 128 --summary /dev/full "$tmp/s.tok" 2>>"$tmp/err"; st2=$?
+check "a failed --summary leaves no split" bash -c "[ $st1 = 3 ] && [ $st2 = 3 ] && [ -z \"\$(ls '$tmp/nosum')\" ] && [ ! -e '$tmp/nosum.pack' ] && grep -q 'cannot write the summary' '$tmp/err'"
 man="$VET_TOP/man/vet-pack.1"
 missing=$("$PACK" --help | grep -o -- '--[a-z][a-z-]*' | sort -u | while read -r f; do
     grep -qF -- "$(printf '%s' "$f" | sed 's/-/\\-/g')" "$man" 2>/dev/null || echo "$f"; done | tr '\n' ' ')
