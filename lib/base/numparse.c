@@ -23,14 +23,47 @@ int vet_parse_long(const char *s, long lo, long hi, long *out, vet_err *err) {
     return 0;
 }
 
+double vet_strtod_decimal(const char *s, char **end) {
+    const char *p = s;
+    if (*p == '+' || *p == '-') p++;
+    size_t digits = 0;
+    for (; isdigit((unsigned char)*p); p++) digits++;
+    if (*p == '.')
+        for (p++; isdigit((unsigned char)*p); p++) digits++;
+    if (!digits) {
+        *end = (char *)s;
+        return 0;
+    }
+    if (*p == 'e' || *p == 'E') {
+        const char *q = p + 1;
+        if (*q == '+' || *q == '-') q++;
+        if (isdigit((unsigned char)*q)) {
+            for (; isdigit((unsigned char)*q); q++) {}
+            p = q;
+        }
+    }
+    // strtod on exactly this prefix: a copy, since strtod itself would read on into "0x10".
+    char buf[128];
+    size_t n = (size_t)(p - s);
+    if (n >= sizeof buf) {  // 127 characters of digits is no flag value: "no number here"
+        *end = (char *)s;
+        return 0;
+    }
+    memcpy(buf, s, n), buf[n] = 0;
+    char *e;
+    double x = strtod(buf, &e);
+    *end = (char *)s + (e - buf);
+    return x;
+}
+
 int vet_parse_double(const char *s, double lo, double hi, double *out, vet_err *err) {
     char *end;
     errno = 0;
     double x = 0;
-    int ok = s && *s && !isspace((unsigned char)s[0]);
+    int ok = s && *s;
     if (ok) {
-        x = strtod(s, &end);
-        ok = *end == 0 && isfinite(x) && x >= lo && x <= hi;
+        x = vet_strtod_decimal(s, &end);
+        ok = end != s && *end == 0 && errno != ERANGE && isfinite(x) && x >= lo && x <= hi;
     }
     if (!ok) return vet_err_kindf(err, VET_E_USAGE, "'%s' is not a number in [%g, %g]", s ? s : "", lo, hi);
     *out = x;

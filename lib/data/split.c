@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/numparse.h"
 #include "base/rng.h"
 #include "base/strtab.h"
 
@@ -15,26 +16,32 @@ const char *vet_split_name(int k) {
     return (k >= 0 && k < VET_SPLIT_N) ? names[k] : "?";
 }
 
+// Shares are weights of any scale (80/10/10, 0.8/0.1/0.1), but each at most this, so that their
+// sum stays finite and their ratios exact enough.
+#define VET_SPLIT_MAX_SHARE 1e12
+
 int vet_split_parse_shares(const char *spec, double share[3], vet_err *err) {
-    if (!spec) return vet_errf(err, "--split: missing value (expected e.g. 80/10/10)");
+    if (!spec) return vet_err_kindf(err, VET_E_USAGE, "--split: missing value (expected e.g. 80/10/10)");
     const char *p = spec;
     double v[3], sum = 0;
     for (int k = 0; k < 3; k++) {
         char *end;
         errno = 0;
-        v[k] = strtod(p, &end);
-        if (end == p || errno || !isfinite(v[k]) || v[k] < 0 || isspace((unsigned char)*p))
-            return vet_errf(err, "--split '%s': expected three non-negative numbers like 80/10/10", spec);
+        v[k] = vet_strtod_decimal(p, &end);
+        if (end == p || errno || !(v[k] >= 0 && v[k] <= VET_SPLIT_MAX_SHARE))
+            return vet_err_kindf(err, VET_E_USAGE, "--split '%s': expected three numbers in [0, %g] like 80/10/10",
+                                 spec, VET_SPLIT_MAX_SHARE);
         p = end;
         if (k < 2) {
             if (*p != '/')
-                return vet_errf(err, "--split '%s': expected three numbers separated by '/' (like 80/10/10)", spec);
+                return vet_err_kindf(err, VET_E_USAGE,
+                                     "--split '%s': expected three numbers separated by '/' (like 80/10/10)", spec);
             p++;
         }
         sum += v[k];
     }
-    if (*p) return vet_errf(err, "--split '%s': trailing characters after the third number", spec);
-    if (!(sum > 0)) return vet_errf(err, "--split '%s': the shares are all zero", spec);
+    if (*p) return vet_err_kindf(err, VET_E_USAGE, "--split '%s': trailing characters after the third number", spec);
+    if (!(sum > 0)) return vet_err_kindf(err, VET_E_USAGE, "--split '%s': the shares are all zero", spec);
     for (int k = 0; k < 3; k++) share[k] = v[k] / sum;
     return 0;
 }

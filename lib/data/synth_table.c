@@ -2,6 +2,7 @@
 // TAB-separated rows, one parser per row kind, every error "file:line: what is wrong".
 #include "data/synth.h"
 
+#include "base/numparse.h"
 #include "base/read_file.h"
 
 #include <errno.h>
@@ -25,12 +26,17 @@ static int grow(void *arr, int n, size_t elem) {
     return 0;
 }
 
+// Weights are relative (only their ratios matter) but their sums must stay finite; an age is
+// printed as a whole number of years.
+#define MAX_WEIGHT 1e12
+#define MAX_AGE 1000.0
+
 // Strict number: the whole field, finite.
 static int parse_number(const char *s, double *out) {
     if (!*s) return -1;
     char *end;
     errno = 0;
-    double v = strtod(s, &end);
+    double v = vet_strtod_decimal(s, &end);
     if (errno || *end || !isfinite(v)) return -1;
     *out = v;
     return 0;
@@ -141,8 +147,10 @@ static int parse_species(parser *p, char **f, int nf, vet_err *err) {
     if (!*f[1]) return BAD(p, "species with an empty name");
     if (vet_synth_species_index(t, f[1]) >= 0) return BAD(p, "species %s declared twice", f[1]);
     double w, age;
-    if (parse_number(f[2], &w) || w < 0) return BAD(p, "weight '%s' is not a number >= 0", f[2]);
-    if (parse_number(f[6], &age) || age <= 0) return BAD(p, "max age '%s' is not a number > 0", f[6]);
+    if (parse_number(f[2], &w) || !(w >= 0 && w <= MAX_WEIGHT))
+        return BAD(p, "weight '%s' is not a number in [0, %g]", f[2], MAX_WEIGHT);
+    if (parse_number(f[6], &age) || !(age > 0 && age <= MAX_AGE))
+        return BAD(p, "max age '%s' is not a number of years in (0, %g]", f[6], MAX_AGE);
     for (int i = 3; i <= 5; i++)
         if (!*f[i]) return BAD(p, "species %s: empty word for a young/female/male animal", f[1]);
     if (grow(&t->species, t->nspecies, sizeof *t->species)) return NOMEM();
@@ -244,7 +252,8 @@ static int parse_weight(parser *p, char **f, int nf, vet_err *err) {
     if (prev) {
         int s = vet_synth_species_index(t, f[1]);
         if (s < 0) return BAD(p, "unknown species '%s' (declare it with a 'species' row)", f[1]);
-        if (parse_number(f[2], &v) || v < 0) return BAD(p, "weight '%s' is not a number >= 0", f[2]);
+        if (parse_number(f[2], &v) || !(v >= 0 && v <= MAX_WEIGHT))
+            return BAD(p, "weight '%s' is not a number in [0, %g]", f[2], MAX_WEIGHT);
         if (d->prevalence[s] >= 0) return BAD(p, "disease %s: prevalence in %s given twice", d->code, f[1]);
         d->prevalence[s] = v;
     } else {

@@ -75,9 +75,17 @@ static void parse_double_needs_finite_in_range(void) {
     double x = 0;
     CHECK(vet_parse_double("2e-4", 0, 10, &x, &e) == 0 && x == 2e-4);
     CHECK(vet_parse_double("0.99", 0, 0.99, &x, &e) == 0);
-    const char *bad[] = {"nan", "inf", "-inf", "", " 1", "1 ", "1e999", "0.1x", "11"};
+    CHECK(vet_parse_double("-.5e+1", -10, 10, &x, &e) == 0 && x == -5);
+    CHECK(vet_parse_double("5.", 0, 10, &x, &e) == 0 && x == 5);
+    CHECK(vet_parse_double("1e", 0, 10, &x, &e) == -1);  // an exponent without digits is trailing text
+    // What strtod takes beyond decimal notation (hexadecimal, inf, nan) and what a double cannot
+    // hold (1e-400 is not 0) are refused.
+    const char *bad[] = {"nan", "inf", "-inf", "", " 1", "1 ", "1e999", "0.1x", "11", "0x10", "0x.8p1", "0X1",
+                         "infinity", "1e-400", ".", "+", "e5"};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) CHECK(vet_parse_double(bad[i], 0, 10, &x, &e) == -1);
     CHECK_CONTAINS(e.msg, "is not a number in [0, 10]");
+    char *end;
+    CHECK(vet_strtod_decimal("0x10", &end) == 0 && *end == 'x');
 }
 
 static void strtab_ids_follow_first_appearance(void) {

@@ -20,11 +20,13 @@ static void test_parse_shares(void) {
     CHECK(vet_split_parse_shares("0.7/0.15/0.15", s, &err) == 0);
     CHECK_NEAR(s[0], 0.7, 1e-12);
     const char *bad[] = {"80/10", "80/10/10/", "a/b/c", "-1/1/1", "0/0/0", "80/10/x", "nan/1/1",
-                         "inf/1/1", "", "80,10,10", "80/10/10 "};
+                         "inf/1/1", "", "80,10,10", "80/10/10 ", "0x50/0x10/0x10", "1e308/1e308/1e308",
+                         " 80/10/10", "80/1e-400/10"};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         err.msg[0] = 0;
         CHECK(vet_split_parse_shares(bad[i], s, &err) == -1);
         CHECK_CONTAINS(err.msg, "--split");
+        CHECK(err.kind == VET_E_USAGE);
     }
 }
 

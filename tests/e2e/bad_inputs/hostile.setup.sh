@@ -10,3 +10,11 @@ printf '1679004\t\377\376\n' >"$H/codes-latin1.tsv"
 printf '{"id":"1","gold":["a"],"gold":["b"],"pred":["a"]}\n' >"$H/preds-dup-key.jsonl"
 printf '{"instruction":"x","input":"Goat limping","input":"Cow fever","output":"1"}\n' >"$H/notes-dup-key.jsonl"
 printf '[{"instruction":"x","input":"Goat","output":"1","output":"2"}]\n' >"$H/notes-dup-key.json"
+# vet-synth tables with numbers past any sense: an age printed as an int, weights whose sum overflows.
+synth_table() {  # MAX-AGE COW-WEIGHT
+    printf 'species\tCow\t%s\tcalf\tcow\tbull\t%s\nspecies\tGoat\t1\tkid\tdoe\tbuck\t10\n' "$2" "$1"
+    printf 'template\t{Subject}. Presented with {signs}{duration}.\nsign\tfever\tfever|pyrexia\n'
+    printf 'disease\t1111111\tA\tDisease A\nprevalence\tCow\t1\nprevalence\tGoat\t1\nshows\tfever\t0.5\n'
+}
+synth_table 1e300 1 >"$H/synth-age.tsv"
+synth_table 14 1e308 >"$H/synth-weight.tsv"
