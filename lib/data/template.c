@@ -73,6 +73,20 @@ static int append_codes(vet_text *out, const vet_note *n) {
 }
 
 // Renders fmt for note n into out (appending). With n == NULL only checks the placeholders.
+// 1 when the format s holds the placeholder {name} ("{{" is a literal brace, no placeholder).
+static int has_placeholder(const char *s, const char *name) {
+    size_t n = strlen(name);
+    for (const char *p = s; (p = strchr(p, '{'));) {
+        if (p[1] == '{') {
+            p += 2;
+            continue;
+        }
+        if (strncmp(p + 1, name, n) == 0 && p[1 + n] == '}') return 1;
+        p++;
+    }
+    return 0;
+}
+
 static int render(const vet_template *t, const char *fmt, int where, const vet_note *n,
                   vet_text *out, vet_err *err) {
     const char *p = fmt;
@@ -131,6 +145,11 @@ static int render(const vet_template *t, const char *fmt, int where, const vet_n
     return 0;
 oom:
     return vet_err_nomem(err, "out of memory rendering the %s", WHERE[where]);
+}
+
+int vet_template_shows_note(const vet_template *t) {
+    return has_placeholder(t->prompt, "note") ||
+           (has_placeholder(t->prompt, "input") && has_placeholder(t->input_format, "note"));
 }
 
 int vet_template_prompt(const vet_template *t, const vet_note *n, vet_text *out, vet_err *err) {
@@ -224,6 +243,12 @@ vet_template *vet_template_parse(const char *text, size_t len, const char *name,
         render(t, t->input_format, IN_INPUT, NULL, NULL, err) ||
         render(t, t->response, IN_RESPONSE, NULL, NULL, err)) {
         vet_err_prefix(err, "template %s", name);
+        goto fail;
+    }
+    // A response without the codes is the same for every sample: nothing to learn from.
+    if (!has_placeholder(t->response, "codes") && !has_placeholder(t->response, "disease")) {
+        vet_errf(err, "template %s: the response part '%s' holds neither {codes} nor {disease}: every sample "
+                 "would have the same answer (check --response-format or the part after ---)", name, t->response);
         goto fail;
     }
     t->response_prefix = literal_prefix(t->response, NULL);

@@ -53,6 +53,9 @@ void vet_template_free(vet_template *t);
 
 // Render into out (cleared first). Fails when a placeholder has nothing to render.
 int vet_template_prompt(const vet_template *t, const vet_note *n, vet_text *out, vet_err *err);
+// 1 when the prompt shows a CSV note's text: {note} in it, or {input} with {note} in the input
+// format. Alpaca records carry the note in their own instruction or input instead.
+int vet_template_shows_note(const vet_template *t);
 int vet_template_response(const vet_template *t, const vet_note *n, vet_text *out, vet_err *err);
 
 // Identity, for the stream header. sha256 covers the template text, the instruction, the

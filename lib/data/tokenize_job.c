@@ -81,7 +81,14 @@ static int open_input(job *j, vet_err *err) {
     if (!(j->in = vet_input_open(j->o->input, "notes file", err))) return -1;
     vet_notes_opts nopt = j->o->notes;
     nopt.note_prefix = vet_template_note_prefix(j->tpl);  // what the template puts before an Alpaca note
-    if ((j->src = vet_notes_open(j->in, j->in_name, &nopt, err))) return 0;
+    if ((j->src = vet_notes_open(j->in, j->in_name, &nopt, err))) {
+        // CSV notes reach the prompt only through {note}: without it every prompt is the same.
+        if (vet_notes_format_of(j->src) == VET_NOTES_CSV && !vet_template_shows_note(j->tpl))
+            return vet_err_kindf(err, VET_E_USAGE, "%s: template %s never shows a CSV note's text: put {note} in "
+                                 "the prompt, or in --input-format (with {input} in the prompt)", j->in_name,
+                                 vet_template_name(j->tpl));
+        return 0;
+    }
     if (ferror(j->in)) err->kind = VET_E_IO;  // the header could not be read, rather than was bad
     return -1;
 }

@@ -90,7 +90,7 @@ check csv_note_only bash -c "'$dump' -r '$tmp/only.tok' | jq -e '.id == \"1\" an
 check template_file_roundtrip cmp -s <(records "$tmp/file.tok") <(records "$tmp/tpl.tok")
 "$tok" --spm "$model" --template "$fx/custom.template" -o "$tmp/custom.tok" "$fx/notes.csv"
 check template_custom bash -c "'$dump' -H '$tmp/custom.tok' | jq -e '.template.name == \"custom.template\" and .template.response_prefix == \"\"' >/dev/null"
-"$tok" --spm "$model" --input-format '' --instruction 'Name the disease.' -o "$tmp/noinput.tok" "$fx/notes.csv"
+"$tok" --spm "$model" --input-format '' --instruction 'Name the disease.' -o "$tmp/noinput.tok" "$fx/notes.json"
 check template_noinput bash -c "'$dump' -H '$tmp/noinput.tok' | jq -e '.template.name == \"alpaca-noinput\" and .template.instruction == \"Name the disease.\"' >/dev/null"
 expect_fail template_leaks_answer 1 "would show the model its answer" "$tok" --spm "$model" --input-format 'Note: {note} ({codes})' "$fx/notes.csv"
 expect_fail template_missing 3 "cannot open template" "$tok" --spm "$model" --template "$tmp/none.template" "$fx/notes.csv"

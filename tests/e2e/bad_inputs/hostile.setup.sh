@@ -18,3 +18,5 @@ synth_table() {  # MAX-AGE COW-WEIGHT
 }
 synth_table 1e300 1 >"$H/synth-age.tsv"
 synth_table 14 1e308 >"$H/synth-weight.tsv"
+# A template whose prompt never shows the note (every CSV row would get the same prompt).
+printf 'Classify this note.\n---\nDiagnosed conditions: {codes}\n' >"$H/no-note.template"
