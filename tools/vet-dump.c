@@ -102,6 +102,14 @@ static int dump_one(const char *path, int mode, const char *kind) {
     return status;
 }
 
+// What to print: one of --count, --header, --records and --csv (the same one twice is fine).
+static int set_mode(int now, int want) {
+    static const char *const names[] = {[MODE_COUNT] = "--count", [MODE_HEADER] = "--header",
+                                        [MODE_RECORDS] = "--records", [MODE_CSV] = "--csv"};
+    if (now != MODE_ALL && now != want) cli_usage_error("%s and %s: give one", names[now], names[want]);
+    return want;
+}
+
 int main(int argc, char **argv) {
     cli_prog = "vet-dump";
     static const struct option opts[] = {
@@ -117,11 +125,11 @@ int main(int argc, char **argv) {
     vet_coded_csv_opts csv = {.codes = NULL, .refer_below = -1};
     while ((c = getopt_long(argc, argv, "cHrk:hV", opts, NULL)) != -1) {
         switch (c) {
-        case 'c': mode = MODE_COUNT; break;
-        case 'H': mode = MODE_HEADER; break;
-        case 'r': mode = MODE_RECORDS; break;
+        case 'c': mode = set_mode(mode, MODE_COUNT); break;
+        case 'H': mode = set_mode(mode, MODE_HEADER); break;
+        case 'r': mode = set_mode(mode, MODE_RECORDS); break;
         case 'k': kind = optarg; break;
-        case OPT_CSV: mode = MODE_CSV; break;
+        case OPT_CSV: mode = set_mode(mode, MODE_CSV); break;
         case OPT_CODES: codes_path = optarg; break;
         case OPT_REFER_BELOW: csv.refer_below = cli_double("--refer-below", optarg, 0, 1); break;
         case 'h': usage();
@@ -129,6 +137,8 @@ int main(int argc, char **argv) {
         default: cli_usage_error("unknown option");
         }
     }
+    if (kind && strcmp(kind, "tokens") != 0 && strcmp(kind, "packed") != 0 && strcmp(kind, "predictions") != 0)
+        cli_usage_error("--kind %s: want tokens, packed or predictions", kind);
     if (mode != MODE_CSV && (codes_path || csv.refer_below >= 0))
         cli_usage_error("%s belongs to --csv (the table of a predictions stream)", codes_path ? "--codes" : "--refer-below");
     if (mode == MODE_CSV && kind && strcmp(kind, "predictions") != 0)
