@@ -89,7 +89,7 @@ int main(int argc, char **argv) {
     const char *json_path = NULL, *temperature_path = NULL, *threshold_path = NULL;
     double target = 0.95;
     double fail_under = -1;
-    int quiet = 0, c;
+    int quiet = 0, target_given = 0, c;
     const char **compare = malloc((size_t)argc * sizeof *compare);  // every --compare, in order
     if (!compare) cli_fail(EXIT_IO, "out of memory");
     while ((c = getopt_long(argc, argv, "f:c:j:n:b:s:B:F:T:R:A:qhV", opts, NULL)) != -1) {
@@ -106,7 +106,7 @@ int main(int argc, char **argv) {
         case 'R': o.refer_below = cli_double("--refer-below", optarg, 0, 1); break;
         case 'A': threshold_path = optarg; break;
         case OPT_TEMPERATURE: o.temperature = cli_double("--temperature", optarg, 1e-3, 1e3); break;
-        case OPT_TARGET: target = cli_double("--target-accuracy", optarg, 1e-9, 1); break;
+        case OPT_TARGET: target = cli_double("--target-accuracy", optarg, 1e-9, 1), target_given = 1; break;
         case OPT_COMPARE:  // repeated: the shards of one vet-generate --shard run
             if (!o.compare) o.compare = optarg;
             compare[o.n_compare_shards++] = optarg;
@@ -117,6 +117,8 @@ int main(int argc, char **argv) {
         default: cli_usage_error("unknown option");
         }
     }
+    if (target_given && !threshold_path)
+        cli_usage_error("--target-accuracy is what --fit-threshold aims for: give --fit-threshold FILE too");
     if (threshold_path) o.fit_threshold = target;
     if (threshold_path && o.refer_below >= 0)
         cli_usage_error("--refer-below and --fit-threshold: give one (fit the threshold on validation notes, then "

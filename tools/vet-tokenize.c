@@ -144,7 +144,7 @@ int main(int argc, char **argv) {
     vet_tokenize_opts o = vet_tokenize_defaults();
     vet_swap swap = {0};
     vet_err err;
-    int print_tpl = 0, quiet = 0, c;
+    int print_tpl = 0, quiet = 0, max_len_given = 0, c;
     while ((c = getopt_long(argc, argv, "s:o:f:qhV", opts, NULL)) != -1) {
         switch (c) {
         case 's': o.tokenizer = optarg; break;
@@ -171,7 +171,7 @@ int main(int argc, char **argv) {
             if (vet_swap_parse(optarg, &swap, &err) != 0) cli_usage_error("%s", err.msg);
             break;
         case OPT_STATS: o.stats = 1; break;
-        case OPT_MAX_LEN: o.max_len = cli_long("--max-len", optarg, 1, 1L << 20); break;
+        case OPT_MAX_LEN: o.max_len = cli_long("--max-len", optarg, 1, 1L << 20), max_len_given = 1; break;
         case 'h': usage();
         case 'V': cli_version();
         default: cli_usage_error("unknown option");
@@ -179,6 +179,8 @@ int main(int argc, char **argv) {
     }
     if (argc - optind > 1) cli_usage_error("one INPUT at most (got %d)", argc - optind);
     if (optind < argc) o.input = argv[optind];
+    if (print_tpl && optind < argc) cli_usage_error("--print-template prints the template and reads no INPUT");
+    if (max_len_given && !o.stats) cli_usage_error("--max-len is what --stats compares against: give --stats too");
     if (print_tpl) return print_template(&o);
     o.swap = &swap;
 

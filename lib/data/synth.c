@@ -83,10 +83,13 @@ static int species_named(const vet_synth_table *t, const char *names, int *keep,
     char *list = strdup(names);
     if (!list) return vet_err_nomem(err, "out of memory");
     char *save;
+    int named = 0;
     for (char *s = strtok_r(list, ",", &save); s; s = strtok_r(NULL, ",", &save)) {
         while (*s == ' ') s++;
         size_t len = strlen(s);
         while (len && s[len - 1] == ' ') s[--len] = 0;
+        if (!*s) continue;
+        named++;
         int i = vet_synth_species_index(t, s);
         if (i < 0) {
             char known[256] = "";
@@ -99,6 +102,7 @@ static int species_named(const vet_synth_table *t, const char *names, int *keep,
         keep[i] = 1;
     }
     free(list);
+    if (!named) return vet_err_kindf(err, VET_E_USAGE, "--species '%s' names no species", names);
     return 0;
 }
 
@@ -107,7 +111,7 @@ static int species_weights(vet_synth_gen *g, const char *names, vet_err *err) {
     const vet_synth_table *t = g->t;
     int *keep = calloc(t->nspecies, sizeof *keep);
     if (!keep) return vet_err_nomem(err, "out of memory");
-    if (names && *names) {
+    if (names) {
         if (species_named(t, names, keep, err) < 0) {
             free(keep);
             return -1;

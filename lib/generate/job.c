@@ -174,6 +174,12 @@ vet_generate_job *vet_generate_open(const vet_generate_opts *o, vet_err *err) {
         vet_err_kindf(err, VET_E_USAGE, "--rank scores every answer, it does not sample: drop --temperature");
         goto fail;
     }
+    if (!(o->sampling.temperature > 0) && (o->sampling.top_p < 1 || o->sampling.top_k > 0 || o->seed != 0)) {
+        vet_err_kindf(err, VET_E_USAGE, "%s shapes sampling, but greedy decoding (no --temperature) samples "
+                      "nothing: give --temperature T too, or drop it",
+                      o->sampling.top_p < 1 ? "--top-p" : o->sampling.top_k > 0 ? "--top-k" : "--seed");
+        goto fail;
+    }
     if (!(o->rank_temperature > 0 && o->rank_temperature <= 1e6)) {  // NaN fails too
         vet_err_kindf(err, VET_E_USAGE, "--rank-temperature %g: want a number above 0 (1: the model's own p)",
                       o->rank_temperature);
