@@ -48,9 +48,14 @@ static inline void cli_warn(const char *fmt, ...) {
     va_end(ap);
 }
 
+// Set once the program exits on an error it reported: stdout's check at exit (below) then stays
+// quiet, so a failed write to stdout is reported once, with the program's own status.
+static int cli_failed_;
+
 // Prints "prog: message" and exits with status.
 static inline void cli_fail(int status, const char *fmt, ...) __attribute__((format(printf, 2, 3), noreturn));
 static inline void cli_fail(int status, const char *fmt, ...) {
+    cli_failed_ = status != EXIT_OK;
     va_list ap;
     va_start(ap, fmt);
     fprintf(stderr, "%s: ", cli_prog);
@@ -101,6 +106,7 @@ static inline void cli_version(void) {
 // to stdout must have reached it: `vet-x --help > /dev/full` fails with exit 3, not 0. Registered
 // before main runs, so no program can forget it.
 static inline void cli_close_stdout_(void) {
+    if (cli_failed_) return;
     if (fflush(stdout) != 0 || ferror(stdout)) {
         fprintf(stderr, "%s: <stdout>: write failed: %s\n", cli_prog, strerror(errno ? errno : EIO));
         _exit(EXIT_IO);

@@ -268,8 +268,15 @@ int vet_csv_check_header(const vet_csv *c, int fold_case, vet_err *err) {
     int rc = 0;
     if (!first || !key) rc = vet_err_nomem(err, "%s: out of memory", c->name);
     for (size_t j = 0; rc == 0 && j < c->nfields; j++) {
-        const char *name = vet_csv_field(c, j, NULL);
+        size_t len;
+        const char *name = vet_csv_field(c, j, &len);
         size_t n = strlen(name);
+        if (n != len) {  // "note\0x" would be found as "note"
+            rc = vet_errf(err, "%s:%ld: a NUL byte in the name of column %zu ('%s...'): is this a text file?",
+                          c->name, c->row_line, j + 1, name);
+            vet_err_at_line(err, c->row_line);
+            break;
+        }
         for (size_t k = 0; k <= n; k++) key[k] = fold_case ? (char)tolower((unsigned char)name[k]) : name[k];
         size_t before = seen.n;
         long id = vet_strtab_intern(&seen, key);

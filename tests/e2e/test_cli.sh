@@ -35,3 +35,10 @@ ln -s /proc/self/fd/1 "$tmp/so" && ln -s real.json "$tmp/link.json" && echo old 
 if [ $st$st2 = 00 ] && [ -L "$tmp/so" ] && [ -L "$tmp/link.json" ] && grep -q '"accuracy"' "$tmp/captured" && grep -q '"accuracy"' "$tmp/real.json"
 then ok cli_output_through_symlink
 else fail cli_output_through_symlink; echo "exit $st $st2; captured $(wc -c <"$tmp/captured") bytes; $(cat "$tmp/err")" >&2; fi
+
+# A failed write to stdout is reported once, with the program's status (the exit-time check stays
+# quiet once the program has reported an error itself).
+"$VET_BIN/vet-eval" "$tmp/preds.csv" >/dev/full 2>"$tmp/err"; st=$?
+if [ $st = 3 ] && [ "$(wc -l <"$tmp/err")" = 1 ] && grep -q '^vet-eval: <stdout>: write failed' "$tmp/err"
+then ok cli_stdout_failure_once
+else fail cli_stdout_failure_once; echo "exit $st: $(cat "$tmp/err")" >&2; fi

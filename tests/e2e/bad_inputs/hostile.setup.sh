@@ -20,3 +20,6 @@ synth_table 1e300 1 >"$H/synth-age.tsv"
 synth_table 14 1e308 >"$H/synth-weight.tsv"
 # A template whose prompt never shows the note (every CSV row would get the same prompt).
 printf 'Classify this note.\n---\nDiagnosed conditions: {codes}\n' >"$H/no-note.template"
+# A NUL byte inside a header name ("note\0xyz" used to be found as "note").
+printf 'id,note\000xyz,codes\n1,Cow with fever,1679004\n' >"$H/header-nul.csv"
+printf 'id,gold\000junk,pred\n1,a,a\n' >"$H/preds-header-nul.csv"
