@@ -307,7 +307,9 @@ static int json_codes(vet_notes *s, json_t *obj, long line, vet_err *err) {
     json_t *c;
     json_array_foreach(codes, i, c) {
         if (!json_is_string(c)) return reject(s, line, err, "\"snomed_codes\"[%zu] is not a string", i);
-        if (add_code(s, (char *)json_string_value(c))) return no_memory(s, line, err);
+        const char *v = json_string_value(c);
+        if (!v[strspn(v, " \t")]) continue;  // empty, as the CSV reader drops an empty piece of "a;;b"
+        if (add_code(s, (char *)v)) return no_memory(s, line, err);
     }
     return VET_NOTE_OK;
 }
@@ -398,7 +400,8 @@ const char *vet_notes_raw(vet_notes *s, size_t *len) {
         return s->lines.buf ? s->lines.buf : "";
     case VET_NOTES_JSON:
         if (!s->raw && s->next > 0)
-            s->raw = json_dumps(json_array_get(s->root, s->next - 1), JSON_COMPACT | JSON_ENSURE_ASCII);
+            s->raw = json_dumps(json_array_get(s->root, s->next - 1),
+                                JSON_COMPACT | JSON_ENSURE_ASCII | JSON_ENCODE_ANY);  // a string or a number too
         *len = s->raw ? strlen(s->raw) : 0;
         return s->raw ? s->raw : "";
     default: *len = 0; return "";

@@ -209,3 +209,13 @@ text_ok() {
         [ "$n" -eq "$("$tok" --spm "$tmp/model/tokenizer.model" "$fx/notes.csv" | "$VET_BIN/vet-dump" --count)" ]
 }
 check text_mode_renders_every_note text_ok
+
+# --skip-bad on a JSON array: a record that is no object is named with its RAW text (a string or
+# a number re-serialized too), and an empty code is dropped as the CSV reader drops one.
+printf '[{"input":"Clinical Note: a","output":"x"},\n"a string record",\n42,\n{"input":"Clinical Note: b","output":"y","snomed_codes":["1679004",""]}]\n' >"$tmp/mixed.json"
+"$tok" --spm "$model" --skip-bad "$tmp/mixed.rej" -o "$tmp/mixed.tok" "$tmp/mixed.json" 2>/dev/null
+mixed_ok() {
+    [ "$(cut -f3 "$tmp/mixed.rej")" = "$(printf '"a string record"\n42')" ] &&
+        [ "$(records "$tmp/mixed.tok" '.codes' | tr -d '\n')" = '[]["1679004"]' ]
+}
+check json_rejects_keep_raw mixed_ok
