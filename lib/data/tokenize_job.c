@@ -9,6 +9,7 @@
 
 #include "base/atomic_file.h"
 #include "base/input_file.h"
+#include "base/strtab.h"
 #include "data/template.h"
 #include "data/tokenizer.h"
 #include "io/mp.h"
@@ -35,6 +36,9 @@ typedef struct {
     vet_text copy_id, copy_note, copy_input;  // the strings of its species-swapped copy
     long first_reject_line;      // the first rejected row, for "all rows were rejected"
     char first_reject[512];
+    vet_strtab ids;              // the ids written, and the line of each (id_line[id])
+    long *id_line;
+    size_t id_cap;
 } job;
 
 vet_tokenize_opts vet_tokenize_defaults(void) {
@@ -315,9 +319,34 @@ static int write_copy(job *j, const vet_note *n, vet_err *err) {
 
 // --- the run --------------------------------------------------------------------------------
 
-// One note read well: rendered (a failure rejects the row), written, followed by its copy.
+// A note whose id a note written before has: VET_E_INPUT naming that one. Every later program
+// pairs a note's records by id (vet-eval refuses a repeat at the end of the pipeline), so it is
+// caught here, before any generation time is spent on it.
+static int check_id(const job *j, const vet_note *n, vet_err *err) {
+    long id = vet_strtab_find(&j->ids, n->id);
+    if (id < 0) return 0;
+    return vet_err_kindf(err, VET_E_INPUT, "id '%s' appears twice (first at line %ld): each note needs an id of its "
+                         "own", n->id, j->id_line[id]);
+}
+
+// A note written: its id taken.
+static int remember_id(job *j, const vet_note *n, vet_err *err) {
+    long id = vet_strtab_intern(&j->ids, n->id);
+    if (id < 0) return vet_err_nomem(err, "out of memory");
+    if ((size_t)id >= j->id_cap) {
+        size_t cap = j->id_cap ? 2 * j->id_cap : 1024;
+        long *p = realloc(j->id_line, cap * sizeof *p);
+        if (!p) return vet_err_nomem(err, "out of memory");
+        j->id_line = p, j->id_cap = cap;
+    }
+    j->id_line[id] = n->line;
+    return 0;
+}
+
+// One note read well: its id checked and the note rendered (either failing rejects the row),
+// written, followed by its copy.
 static int take_note(job *j, const vet_note *n, vet_err *err) {
-    if (render(j, n, err)) {
+    if (check_id(j, n, err) || render(j, n, err)) {
         if (err->kind != VET_E_INPUT) return -1;
         char reason[sizeof err->msg];  // the rejects file wants the reason without "file:line: "
         memcpy(reason, err->msg, sizeof reason);
@@ -325,7 +354,7 @@ static int take_note(job *j, const vet_note *n, vet_err *err) {
         return set_aside(j, n->line, reason, err);
     }
     if (emit(j, n, NULL, err)) return err->kind == VET_E_INPUT ? at_note(j, n, NULL, err) : -1;  // the tokenizer refused it
-    return write_copy(j, n, err);
+    return remember_id(j, n, err) || write_copy(j, n, err) ? -1 : 0;
 }
 
 // A file that yields no note is refused, whatever the cause (only a header row, `[]`, every row
@@ -380,6 +409,8 @@ static int close_outputs(job *j, int ok, vet_err *err) {
 }
 
 static void job_free(job *j) {
+    vet_strtab_free(&j->ids);
+    free(j->id_line);
     free(j->pids);
     free(j->rids);
     vet_text_free(&j->prompt);

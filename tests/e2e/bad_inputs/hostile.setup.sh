@@ -23,3 +23,5 @@ printf 'Classify this note.\n---\nDiagnosed conditions: {codes}\n' >"$H/no-note.
 # A NUL byte inside a header name ("note\0xyz" used to be found as "note").
 printf 'id,note\000xyz,codes\n1,Cow with fever,1679004\n' >"$H/header-nul.csv"
 printf 'id,gold\000junk,pred\n1,a,a\n' >"$H/preds-header-nul.csv"
+# Two notes with one id (vet-eval refused them only at the end of the pipeline).
+printf 'id,species,note,codes\n1,Cow,fever and cough,1679004\n1,Goat,lame,3974005\n' >"$H/dup-id.csv"
