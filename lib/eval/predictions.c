@@ -21,6 +21,7 @@
 #include "eval/ranking.h"
 #include "eval/shards.h"
 #include "io/csv.h"
+#include "io/json_file.h"
 #include "io/mp.h"
 #include "io/stream.h"
 
@@ -435,7 +436,7 @@ static int jsonl_next(vet_pred_reader *r, vet_pred *rec, vet_err *err) {
     if (got <= 0) return got;
     json_error_t jerr;
     json_t *o = json_loadb(r->lines.buf, r->lines.len, JSON_REJECT_DUPLICATES, &jerr);
-    if (!o) return at_line(r, r->lines.lineno, err, "not JSON (%s)", jerr.text);
+    if (!o) return at_line(r, r->lines.lineno, err, "not JSON (%s)", vet_json_why(&jerr));
     int rc = json_is_object(o) ? jsonl_fields(r, o, rec, err) : at_line(r, r->lines.lineno, err, "not a JSON object");
     json_decref(o);
     return rc;
@@ -487,16 +488,23 @@ int vet_pred_next(vet_pred_reader *r, vet_pred *rec, vet_err *err) {
 // --- filling a sample set -------------------------------------------------------------------
 
 // A second prediction for an id already seen (ids: the table; at: where each was read): -1 with
+const char *vet_pred_where(char *buf, size_t n, const char *file, const char *unit, long at) {
+    if (strcmp(unit, "line") == 0) snprintf(buf, n, "%s:%ld", file, at);
+    else snprintf(buf, n, "%s: %s %ld", file, unit, at);
+    return buf;
+}
+
 // err naming both places.
 static int check_id(const vet_pred_reader *r, const vet_pred *rec, vet_strtab *ids, long **at, vet_err *err) {
     size_t before = ids->n;
     long id = vet_strtab_intern(ids, rec->id);
     if (id < 0) return vet_err_nomem(err, "out of memory");
     const char *unit = r->format == VET_PRED_STREAM ? "record" : "line";
+    char where[600];
     if (ids->n == before)
-        return vet_errf(err, "%s: %s %ld: id '%s' appears twice (first at %s %ld): each note must be scored once "
-                        "(two files concatenated, or an id column that is not unique?)", r->name, unit, rec->at,
-                        rec->id, unit, (*at)[id]);
+        return vet_errf(err, "%s: id '%s' appears twice (first at %s %ld): each note must be scored once (two files "
+                        "concatenated, or an id column that is not unique?)",
+                        vet_pred_where(where, sizeof where, r->name, unit, rec->at), rec->id, unit, (*at)[id]);
     if ((ids->n & (ids->n - 1)) == 0) {  // grown at 1, 2, 4, 8, ...: room for 2n ids
         long *p = realloc(*at, 2 * ids->n * sizeof *p);
         if (!p) return vet_err_nomem(err, "out of memory");

@@ -46,6 +46,10 @@ const char *vet_pred_format_name(const vet_pred_reader *r);  // "stream", "csv",
 // 1: *rec filled (free with vet_pred_clear), 0: end of input, -1: error ("FILE:LINE: why" with
 // err->line set, or "FILE: record N: why"; err's kind as above).
 int vet_pred_next(vet_pred_reader *r, vet_pred *rec, vet_err *err);
+// Where a prediction was read, as messages put it: "FILE:N" for a line of a CSV or JSON lines
+// file, "FILE: record N" for a stream's record (unit "line" or "record"). Written into buf.
+const char *vet_pred_where(char *buf, size_t n, const char *file, const char *unit, long at);
+
 void vet_pred_clear(vet_pred *rec);
 void vet_pred_close(vet_pred_reader *r);
 

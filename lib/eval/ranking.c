@@ -117,6 +117,9 @@ static int grow(vet_ranks *rk, size_t width) {
     return 0;
 }
 
+// "FILE:N" or "FILE: record N": where rec was read (predictions.h), for the messages below.
+#define WHERE vet_pred_where((char[600]){0}, 600, file, unit, rec->at)
+
 // Keeping or rescaling lists: rec's must be whole (every label of its table, each with its
 // logp) and as long as the first note's.
 static int check_whole(const vet_ranks *rk, const vet_pred *rec, const char *file, const char *unit, vet_err *err) {
@@ -125,13 +128,13 @@ static int check_whole(const vet_ranks *rk, const vet_pred *rec, const char *fil
              rk->keep ? "--fit-temperature" : "--temperature");
     for (size_t i = 0; i < rec->nranked; i++)
         if (isnan(rec->ranked_logp[i]))
-            return vet_errf(err, "%s: %s %ld: \"ranked\"[%zu] has no logp (%s)", file, unit, rec->at, i, fix);
+            return vet_errf(err, "%s: \"ranked\"[%zu] has no logp (%s)", WHERE, i, fix);
     if (rec->table_labels > 0 && (int64_t)rec->nranked != rec->table_labels)
-        return vet_errf(err, "%s: %s %ld: lists %zu of the table's %lld labels (%s)", file, unit, rec->at,
+        return vet_errf(err, "%s: lists %zu of the table's %lld labels (%s)", WHERE,
                         rec->nranked, (long long)rec->table_labels, fix);
     if (rk->n > 0 && rec->nranked != rk->kmax)
-        return vet_errf(err, "%s: %s %ld: lists %zu labels, but the first prediction (%s %s %ld) lists %zu (%s)",
-                        file, unit, rec->at, rec->nranked, rk->first_file, rk->first_unit, rk->first_at, rk->kmax,
+        return vet_errf(err, "%s: lists %zu labels, but the first prediction (%s %s %ld) lists %zu (%s)",
+                        WHERE, rec->nranked, rk->first_file, rk->first_unit, rk->first_at, rk->kmax,
                         fix);
     return 0;
 }
@@ -153,9 +156,9 @@ int vet_ranks_add(vet_ranks *rk, const vet_pred *rec, const char *file, const ch
         if (!(rk->first_file = strdup(file))) return vet_err_nomem(err, "out of memory");
         rk->first_unit = unit, rk->first_at = rec->at, rk->ranked = has;
     } else if (has != rk->ranked) {
-        return vet_errf(err, "%s: %s %ld: %s \"ranked\" list, but the first prediction (%s %s %ld) has %s: "
+        return vet_errf(err, "%s: %s \"ranked\" list, but the first prediction (%s %s %ld) has %s: "
                         "predictions with and without vet-generate --rank cannot be scored together (two runs in "
-                        "one input?)", file, unit, rec->at, has ? "a" : "no", rk->first_file, rk->first_unit,
+                        "one input?)", WHERE, has ? "a" : "no", rk->first_file, rk->first_unit,
                         rk->first_at, has ? "none" : "one");
     }
     if (has) {

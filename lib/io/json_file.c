@@ -2,8 +2,14 @@
 #include "io/json_file.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 #include "base/read_file.h"
+
+const char *vet_json_why(const json_error_t *je) {
+    if (strstr(je->text, "JSON_ALLOW_NUL")) return "a \\u0000 (NUL) in a string: text cannot hold one";
+    return je->text;
+}
 
 json_t *vet_json_load(const char *path, const char *what, size_t flags, vet_err *err) {
     char *text;
@@ -13,7 +19,7 @@ json_t *vet_json_load(const char *path, const char *what, size_t flags, vet_err 
     json_t *root = json_loadb(text, len, flags, &je);
     free(text);
     if (!root) {
-        vet_errf(err, "%s:%d: not valid JSON: %s", path, je.line, je.text);
+        vet_errf(err, "%s:%d: not valid JSON: %s", path, je.line, vet_json_why(&je));
         vet_err_at_line(err, je.line);
     }
     return root;

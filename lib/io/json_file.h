@@ -17,4 +17,9 @@
 // JSON ("path:LINE: not valid JSON: why", with err->line set).
 json_t *vet_json_load(const char *path, const char *what, size_t flags, vet_err *err);
 
+// jansson's reason for refusing a text, in vet's words where jansson's name its own flags
+// ("\u0000 is not allowed without JSON_ALLOW_NUL" becomes "a \u0000 (NUL) in a string: text
+// cannot hold one"); else je->text as it is.
+const char *vet_json_why(const json_error_t *je);
+
 #endif

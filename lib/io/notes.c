@@ -14,6 +14,7 @@
 #include "base/lines.h"
 #include "base/utf8.h"
 #include "io/csv.h"
+#include "io/json_file.h"
 
 // Bounds on what is held in memory at once: a JSON array is loaded whole, a JSONL record is one
 // line. Real Alpaca files are a few MB; the bounds only stop a device or a wrong file.
@@ -152,7 +153,7 @@ static int load_array(vet_notes *s, vet_err *err) {
     json_error_t je;
     s->root = json_loadb(buf, n, JSON_REJECT_DUPLICATES, &je);
     free(buf);
-    if (!s->root) return at_line(s, je.line, err, "not valid JSON: %s", je.text);
+    if (!s->root) return at_line(s, je.line, err, "not valid JSON: %s", vet_json_why(&je));
     return 0;
 }
 
@@ -340,10 +341,11 @@ static int from_json(vet_notes *s, json_t *obj, long line, vet_note *n, vet_err 
     int rc = json_members(s, obj, line, v, err);
     if (rc != VET_NOTE_OK) return rc;
     const char *input = v[KEY_INPUT];
-    if (!input || blank(input)) return reject(s, line, err, "empty note (no \"input\")");
+    if (!input) return reject(s, line, err, "no note (no \"input\")");
+    if (blank(input)) return reject(s, line, err, "empty note (\"input\" is blank)");
     size_t pn = strlen(s->note_prefix);
     const char *note = strncmp(input, s->note_prefix, pn) == 0 ? input + pn : input;
-    if (blank(note)) return reject(s, line, err, "empty note");
+    if (blank(note)) return reject(s, line, err, "empty note (\"input\" holds only '%s')", s->note_prefix);
     const char *id;
     if ((rc = json_codes(s, obj, line, err)) != VET_NOTE_OK || (rc = json_id(s, obj, line, &id, err)) != VET_NOTE_OK)
         return rc;
@@ -379,7 +381,8 @@ static int next_jsonl(vet_notes *s, vet_note *n, vet_err *err) {
         return reject(s, L->lineno, err, "invalid UTF-8 (byte %zu of the line)", off + 1);
     json_error_t je;
     s->obj = json_loadb(L->buf, L->len, JSON_REJECT_DUPLICATES, &je);
-    if (!s->obj) return reject(s, L->lineno, err, "not valid JSON: %s (JSONL wants one object per line)", je.text);
+    if (!s->obj)
+        return reject(s, L->lineno, err, "not valid JSON: %s (JSONL wants one object per line)", vet_json_why(&je));
     return from_json(s, s->obj, L->lineno, n, err);
 }
 

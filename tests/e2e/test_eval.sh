@@ -173,7 +173,7 @@ EOF
 # A mix of ranked and unranked records is refused, naming the first that differs from the first.
 printf '{"id":"a","gold":["1"],"pred":["1"],"ranked":[{"label":"1","p":0.9}]}\n{"id":"b","gold":["1"],"pred":["1"]}\n' >"$tmp/mixed.jsonl"
 run "$tmp/mixed.jsonl"
-check ranking_mixed_refused bash -c "[ $(rc) = 1 ] && grep -q 'mixed.jsonl: line 2: no \"ranked\" list, but the first prediction (.*mixed.jsonl line 1) has one' $tmp/err"
+check ranking_mixed_refused bash -c "[ $(rc) = 1 ] && grep -q 'mixed.jsonl:2: no \"ranked\" list, but the first prediction (.*mixed.jsonl line 1) has one' $tmp/err"
 printf '{"id":"a","gold":["1"],"pred":["1"],"ranked":[{"label":"1","p":0.2},{"label":"2","p":0.7}]}\n' >"$tmp/rising.jsonl"
 run "$tmp/rising.jsonl"
 check ranking_rising_p bash -c "[ $(rc) = 1 ] && grep -q 'rising.jsonl:1: \"ranked\"\[1\].p = 0.69999999999999996 is above' $tmp/err"
@@ -214,7 +214,7 @@ run --fit-temperature "$tmp/t.txt" "$fx/small.csv"
 check fit_temperature_needs_ranking bash -c "[ $(rc) = 1 ] && grep -q -- '--fit-temperature: .*has no \"ranked\" lists' $tmp/err && [ ! -e $tmp/t.txt ]"
 # ranked.jsonl's lists carry logp on some entries only: not whole, refused naming the entry.
 run --fit-temperature "$tmp/t.txt" "$fx/ranked.jsonl"
-check fit_temperature_whole_lists bash -c "[ $(rc) = 1 ] && grep -q 'ranked.jsonl: line 2: \"ranked\"\[0\] has no logp (--fit-temperature needs' $tmp/err && [ ! -e $tmp/t.txt ]"
+check fit_temperature_whole_lists bash -c "[ $(rc) = 1 ] && grep -q 'ranked.jsonl:2: \"ranked\"\[0\] has no logp (--fit-temperature needs' $tmp/err && [ ! -e $tmp/t.txt ]"
 run --fit-threshold "$tmp/p1.txt" --target-accuracy 1 "$fx/ranked.jsonl"
 check referral_unreachable bash -c "[ $(rc) = 1 ] && grep -q 'no threshold codes these notes at accuracy >= 1' $tmp/err && [ ! -e $tmp/p1.txt ]"
 

@@ -135,7 +135,7 @@ static void jsonl_records(void) {
     CHECK(vet_notes_next(x.s, &n, &x.err) == VET_NOTE_BAD);
     CHECK_CONTAINS(x.err.msg, "-:4: empty note");
     CHECK(x.err.line == 4);
-    CHECK_STR(vet_notes_reason(x.s), "empty note (no \"input\")");
+    CHECK_STR(vet_notes_reason(x.s), "empty note (\"input\" is blank)");
     CHECK(vet_notes_next(x.s, &n, &x.err) == VET_NOTE_OK);
     CHECK_STR(n.note, "plain");
     CHECK_STR(n.id, "42");

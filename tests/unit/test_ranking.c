@@ -357,10 +357,10 @@ static void bad_jsonl_ranked(void) {
     bad_jsonl("[{\"label\": \"A\", \"p\": 0.5, \"logp\": 0.25}]", "\"ranked\"[0].logp = 0.25 is not a log probability");
     // A list only in some records: the first record that differs from the first is named.
     refused(write_tmp("mix1.jsonl", OK_LINE "{\"gold\": [\"A\"], \"pred\": [\"A\"]}\n"),
-            "mix1.jsonl: line 2: no \"ranked\" list, but the first prediction (");
+            "mix1.jsonl:2: no \"ranked\" list, but the first prediction (");
     refused(write_tmp("mix2.jsonl", "{\"gold\": [\"A\"], \"pred\": [\"A\"], \"ranked\": null}\n"
                                     "{\"gold\": [\"B\"], \"pred\": [\"A\"]}\n" OK_LINE),
-            "mix2.jsonl: line 3: a \"ranked\" list, but the first prediction (");
+            "mix2.jsonl:3: a \"ranked\" list, but the first prediction (");
 }
 
 // A stream of two records, the second's `ranked` packed by pack (the first a good list).
@@ -436,7 +436,7 @@ static void mix_names_first(void) {
     vet_report r;
     vet_err err;
     CHECK(build(&r, &path, 1, &err) < 0);
-    CHECK_CONTAINS(err.msg, "mix3.jsonl: line 2: a \"ranked\" list, but the first prediction (");
+    CHECK_CONTAINS(err.msg, "mix3.jsonl:2: a \"ranked\" list, but the first prediction (");
     CHECK_CONTAINS(err.msg, "mix3.jsonl line 1) has none: predictions with and without vet-generate --rank");
     vet_report_free(&r);
 }
@@ -555,7 +555,7 @@ static void temperature_fit_refused(void) {
                           "\"logp\": -0.3}, {\"label\": \"B\", \"p\": 0.3, \"logp\": -1.2}]}\n"
                           "{\"gold\": [\"A\"], \"pred\": [\"A\"], \"ranked\": [{\"label\": \"A\", \"p\": 1, "
                           "\"logp\": -0.1}]}\n"),
-                "short.jsonl: line 2: lists 1 labels, but the first prediction (");
+                "short.jsonl:2: lists 1 labels, but the first prediction (");
     fit_refused(write_tmp("plain.jsonl", "{\"gold\": [\"A\"], \"pred\": [\"A\"]}\n"),
                 "--fit-temperature: ");
     fit_refused(write_tmp("plain2.jsonl", "{\"gold\": [\"A\"], \"pred\": [\"A\"]}\n"), "has no \"ranked\" lists");
