@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "base/input_file.h"
 #include "export/export.h"
 #include "io/gguf.h"
 #include "model/model.h"
@@ -63,6 +64,10 @@ int main(int argc, char **argv) {
     if (optind < argc) cli_usage_error("unexpected argument '%s'", argv[optind]);
     if (!o.model_dir) cli_usage_error("--model DIR is required");
     if (!strcmp(o.out, "-") && isatty(1)) cli_usage_error("will not write a GGUF file to a terminal: give -o FILE");
+    // The GGUF written over a file of the model or the adapter would destroy what it is made from.
+    if (vet_refuse_overwrite_in("-o", o.out, "--model", o.model_dir, &err) ||
+        vet_refuse_overwrite_in("-o", o.out, "--adapter", o.adapter_dir, &err))
+        cli_usage_error("%s", err.msg);
     vet_export_result r;
     if (vet_export_gguf(&o, &r, &err) < 0) cli_fail_err(&err);
     if (!r.has_tokenizer)

@@ -2,6 +2,8 @@
 #include "base/input_file.h"
 
 #include <errno.h>
+#include <libgen.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -85,4 +87,25 @@ int vet_refuse_stdin_twice(const vet_named_input *in, int n, vet_err *err) {
                              in[first].flag, in[i].flag);
     }
     return 0;
+}
+
+int vet_same_dir(const char *a, const char *b) {
+    struct stat x, y;
+    if (!a || !b || stat(a, &x) != 0 || stat(b, &y) != 0 || !S_ISDIR(x.st_mode) || !S_ISDIR(y.st_mode)) return 0;
+    return x.st_dev == y.st_dev && x.st_ino == y.st_ino;
+}
+
+int vet_refuse_overwrite_in(const char *flag, const char *output, const char *in_flag, const char *dir,
+                            vet_err *err) {
+    struct stat st;
+    if (!dir || is_std(output)) return 0;
+    if (stat(dir, &st) == 0 && !S_ISDIR(st.st_mode)) return vet_refuse_overwrite(flag, output, dir, err);
+    if (stat(output, &st) != 0 || S_ISDIR(st.st_mode)) return 0;  // a new file (or no file at all)
+    char *copy = strdup(output);
+    if (!copy) return vet_err_nomem(err, "out of memory");
+    int inside = vet_same_dir(dirname(copy), dir);
+    free(copy);
+    if (!inside) return 0;
+    return vet_err_kindf(err, VET_E_USAGE, "%s %s would overwrite a file of %s %s, which this run reads (choose an "
+                         "output outside it)", flag, output, in_flag, dir);
 }

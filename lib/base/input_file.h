@@ -35,6 +35,17 @@ int vet_same_file(const char *output, const char *input);
 // opened for writing.
 int vet_refuse_overwrite(const char *flag, const char *output, const char *input, vet_err *err);
 
+// The same for an input that is a model or adapter folder (or a file, then as above): VET_E_USAGE
+// when output names a file that exists inside the folder dir (its parent folder is dir, by device
+// and inode): "FLAG OUT would overwrite a file of IN_FLAG DIR: ...". Writing a new file into it
+// is fine; replacing one of its files (weights, config, tokenizer) would destroy the input. dir
+// NULL: 0.
+int vet_refuse_overwrite_in(const char *flag, const char *output, const char *in_flag, const char *dir,
+                            vet_err *err);
+
+// 1 when a and b name the same existing folder (device and inode).
+int vet_same_dir(const char *a, const char *b);
+
 // One input of a program, as its flag names it ("INPUT" for the operand) and the path given
 // (NULL: not given; "-": stdin). Callers spell an operand that defaults to stdin as "-".
 typedef struct {

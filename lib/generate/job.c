@@ -154,6 +154,19 @@ static int build_answers(vet_generate_job *j, vet_err *err) {
     return 0;
 }
 
+// -o must name none of the inputs: the notes, the code tables, the tokenizer, and no file of a
+// model or adapter folder (or a GGUF model itself).
+static int refuse_overwrite(const vet_generate_opts *o, vet_err *err) {
+    if (vet_refuse_overwrite("-o", o->output, o->input, err) || vet_refuse_overwrite("-o", o->output, o->codes, err) ||
+        vet_refuse_overwrite("-o", o->output, o->constrain, err) ||
+        vet_refuse_overwrite_in("-o", o->output, "--tokenizer", o->tokenizer, err) ||
+        vet_refuse_overwrite_in("-o", o->output, "--adapter", o->adapter, err))
+        return -1;
+    for (int i = 0; i < o->n_models; i++)
+        if (vet_refuse_overwrite_in("-o", o->output, "--model", o->models[i], err)) return -1;
+    return 0;
+}
+
 vet_generate_job *vet_generate_open(const vet_generate_opts *o, vet_err *err) {
     vet_generate_job *j = calloc(1, sizeof *j);
     if (!j) return vet_err_nomem(err, "out of memory"), NULL;
@@ -196,8 +209,8 @@ vet_generate_job *vet_generate_open(const vet_generate_opts *o, vet_err *err) {
     }
     const vet_named_input ins[] = {{"INPUT", o->input}, {"--codes", o->codes}, {"--constrain", o->constrain}};
     if (vet_refuse_stdin_twice(ins, 3, err)) goto fail;
-    // Predictions written over the stream being read would destroy it: refused before anything opens.
-    if (vet_refuse_overwrite("-o", o->output, o->input, err)) goto fail;
+    // Predictions written over anything this run reads would destroy it: refused before anything opens.
+    if (refuse_overwrite(o, err)) goto fail;
     if (open_input(j, err) || load_tokenizer(j, err) || load_tables(j, err) ||
         vet_gen_models_load(&j->models, o->models, o->n_models, o->adapter, vet_tokenizer_sha256(j->tok),
                             vet_tokenizer_path(j->tok), err))

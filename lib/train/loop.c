@@ -251,7 +251,10 @@ int train_loop(train_run *r, vet_step_fn on_step, void *ctx, vet_train_result *r
     vet_schedule_init(&sched, o->scheduler, o->lr, o->warmup_ratio, r->total_steps);
     double t_start = now_s();
     res->first_loss = NAN;
-    for (long step = st.step; step < r->total_steps; step++) {
+    // A checkpoint of the step that used up the patience ends the run at once, with the best
+    // parameters, as the uninterrupted run ended there.
+    if (o->patience > 0 && st.bad_evals >= o->patience) res->outcome = VET_TRAIN_EARLY_STOP;
+    for (long step = st.step; step < r->total_steps && res->outcome == VET_TRAIN_DONE; step++) {
         double t0 = now_s(), loss_scale = st.loss_scale;  // the scale this step runs at (0: none)
         vet_step_info info;
         long tokens;
@@ -273,7 +276,10 @@ int train_loop(train_run *r, vet_step_fn on_step, void *ctx, vet_train_result *r
         if (on_step) on_step(&info, ctx);
         // SIGINT / SIGTERM: a checkpoint, then stop; with several ranks, when any saw it (each
         // may see the signal at another step: they agreed on this one in parallel.c).
+        // The step that stops early is a last step too: the run ends with its outputs written,
+        // signal or not (a checkpoint there would be resumed into more steps).
         int stop = r->comm->size > 1 ? r->stop_agreed : o->stop && *o->stop;
+        last |= early;
         if (!last && ((o->save_every > 0 && st.step % o->save_every == 0) || stop))
             if (train_save_checkpoint(r, &st, res, err) < 0) return -1;
         if (stop && !last) res->outcome = VET_TRAIN_INTERRUPTED;

@@ -31,6 +31,12 @@ static void fingerprint(const train_run *r, char hex[65]) {
         size_t len = strlen(s);
         snprintf(s + len, sizeof s - len, " td=%.9g", o->token_dropout);
     }
+    // When the validation loss is taken and how many worse ones end the run decide which
+    // parameters are written (the best) and when the run stops.
+    if (o->val_path && (o->eval_every > 0 || o->patience > 0)) {
+        size_t len = strlen(s);
+        snprintf(s + len, sizeof s - len, " ee=%ld pat=%ld", (long)o->eval_every, (long)o->patience);
+    }
     vet_sha256_hex(s, strlen(s), hex);
 }
 

@@ -9,6 +9,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "base/input_file.h"
+#include "io/checkpoint.h"
 #include "io/config.h"
 #include "model/lora.h"
 #include "model/ops.h"
@@ -56,6 +58,29 @@ static void describe_model(const train_run *r, char *buf, size_t n) {
 
 // Settings that cannot work together, refused before anything is read or written (usage
 // errors: vet-train exits 2).
+// The files of a run, before any is read: --out must be none of the input folders (the run would
+// write its model or adapter over the one it starts from), and no rows file may be given twice
+// (its rows would count double) or serve as both training and validation rows.
+static int check_files(const vet_train_opts *o, vet_err *err) {
+    if (vet_same_dir(o->out_dir, o->base_dir) || vet_same_dir(o->out_dir, o->adapter_in))
+        return vet_err_kindf(err, VET_E_USAGE, "--out %s is the %s folder this run starts from: writing it would "
+                             "destroy the input (choose another --out)", o->out_dir,
+                             vet_same_dir(o->out_dir, o->base_dir) ? "--base" : "--adapter");
+    // (stdin is no file to compare: base/input_file refuses it twice)
+    for (int i = -1; i < o->n_train_more; i++) {
+        const char *a = i < 0 ? o->train_path : o->train_more[i];
+        if (!a || strcmp(a, "-") == 0) continue;
+        if (o->val_path && strcmp(o->val_path, "-") != 0 && vet_same_file(o->val_path, a))
+            return vet_err_kindf(err, VET_E_USAGE, "--val %s is a --train file: a validation loss on the training rows "
+                                 "measures nothing (give held-out rows, e.g. vet-pack's val split)", o->val_path);
+        for (int k = i + 1; k < o->n_train_more; k++)
+            if (strcmp(o->train_more[k], "-") != 0 && vet_same_file(o->train_more[k], a))
+                return vet_err_kindf(err, VET_E_USAGE, "--train %s is given twice: its rows would count double (to "
+                                     "see them more often, raise --epochs)", o->train_more[k]);
+    }
+    return 0;
+}
+
 static int check_opts(const vet_train_opts *o, vet_err *err) {
     if ((o->base_dir != NULL) == (o->init != NULL))
         return vet_err_kindf(err, VET_E_USAGE, "give exactly one of --base and --init");
@@ -70,7 +95,22 @@ static int check_opts(const vet_train_opts *o, vet_err *err) {
     if (!o->val_path && (o->eval_every > 0 || o->patience > 0))
         return vet_err_kindf(err, VET_E_USAGE, "%s without --val: it acts on the validation loss; give --val FILE "
                              "or drop it", o->eval_every > 0 ? "--eval-every" : "--patience");
-    return 0;
+    return check_files(o, err);
+}
+
+// A run without --resume into an OUT that holds an earlier run's checkpoints: the new run's
+// pruning would keep the old ones (the highest steps) and remove its own, even the one an
+// interrupt has just named, and --resume would then find the old run's. Refused (exit 2)
+// rather than deleting what may be hours of another run.
+static int refuse_stale_checkpoints(const vet_train_opts *o, vet_err *err) {
+    if (o->resume) return 0;
+    char root[4200], found[4400];
+    snprintf(root, sizeof root, "%s/checkpoints", o->out_dir);
+    vet_err ignored;
+    if (vet_ckpt_find(root, found, sizeof found, &ignored) < 0) return 0;
+    return vet_err_kindf(err, VET_E_USAGE, "%s holds the checkpoints of an earlier run (%s): continue it with --resume "
+                         "%s, or remove %s (or choose another --out) to start afresh", o->out_dir, found, o->out_dir,
+                         root);
 }
 
 // OUT, created if absent, and its lock (train/out_lock.h): taken before anything is read, so a
@@ -81,7 +121,8 @@ static int claim_out(train_run *r, vet_err *err) {
     if (!r->made_out && !S_ISDIR(st.st_mode))
         return vet_err_io(err, "%s: exists and is not a directory (--out names the output directory)", r->o->out_dir);
     if (vet_mkdirs(r->o->out_dir, err) < 0) return -1;
-    return vet_out_lock_take(&r->lock, r->o->out_dir, err);
+    if (vet_out_lock_take(&r->lock, r->o->out_dir, err) < 0) return -1;
+    return refuse_stale_checkpoints(r->o, err);
 }
 
 static void run_free(train_run *r) {

@@ -195,7 +195,8 @@ empty_file_ok() {
         --epochs 1 --batch-size 2 --grad-accum 1 --lora-r 4 --lora-alpha 8 || return 1
     [ "$(log_targets "$tmp/with-empty/train.log.jsonl")" -eq "$(log_targets "$tmp/one-train/train.log.jsonl")" ] || return 1
     local msg
-    msg=$(train --base "$tmp/base" --train "$tmp/empty.msgpack.zst" --train "$tmp/empty.msgpack.zst" --out "$tmp/none" \
+    cp "$tmp/empty.msgpack.zst" "$tmp/empty2.msgpack.zst"  # (one file twice is refused as such)
+    msg=$(train --base "$tmp/base" --train "$tmp/empty.msgpack.zst" --train "$tmp/empty2.msgpack.zst" --out "$tmp/none" \
         --max-steps 1 2>&1)
     [ $? -eq 1 ] && grep -q "none of the 2 --train files (.*empty.msgpack.zst, ...) has any rows" <<<"$msg" || { echo "$msg" >&2; return 1; }
     msg=$(train --base "$tmp/base" --train "$tmp/empty.msgpack.zst" --out "$tmp/none" --max-steps 1 2>&1)
@@ -256,3 +257,58 @@ memory_ok() {
     [ $? -eq 1 ] && grep -q "needs .* GB of memory, but only .* GB is available" <<<"$msg"
 }
 check train_refuses_model_too_big_for_memory memory_ok
+
+# Early stopping and resuming: a run resumed from the step before the one that used up the
+# patience stops where the uninterrupted run stopped, with the same adapter; a checkpoint whose
+# patience is used up (bad_evals == --patience, as older vets saved at that step) ends the run at
+# once with the best parameters; --patience and --eval-every are part of the run's settings.
+patience_ok() {
+    local ref=$tmp/pat-ref res=$tmp/pat-res
+    lora_args "$ref" --val "$tmp/val.msgpack.zst" --eval-every 1 --patience 2 --save-every 1 --lr 0.3 --max-steps 40
+    local a=("${args[@]}")
+    "$VET_BIN/vet-train" "${a[@]}" || return 1
+    local stop; stop=$(wc -l <"$ref/train.log.jsonl")
+    [ "$stop" -lt 40 ] || { echo "no early stop in 40 steps" >&2; return 1; }
+    local ck; ck=$(printf '%s/checkpoints/step-%08d' "$ref" $((stop - 1)))
+    [ -d "$ck" ] && [ ! -e "$(printf '%s/checkpoints/step-%08d' "$ref" "$stop")" ] || { echo "checkpoints: $(ls "$ref/checkpoints")" >&2; return 1; }
+    # (a) from step stop-1: one more step, the same stop, the same adapter.
+    mkdir -p "$res/checkpoints" && cp -r "$ck" "$res/checkpoints/"
+    lora_args "$res" --val "$tmp/val.msgpack.zst" --eval-every 1 --patience 2 --save-every 1 --lr 0.3 --max-steps 40
+    "$VET_BIN/vet-train" "${args[@]}" --resume "$res" || return 1
+    [ "$(wc -l <"$res/train.log.jsonl")" = 1 ] && cmp -s "$ref/adapter_model.safetensors" "$res/adapter_model.safetensors" ||
+        { echo "resumed: $(wc -l <"$res/train.log.jsonl") steps taken, want 1" >&2; return 1; }
+    # (b) the same checkpoint with the patience used up: no step more, the best parameters (step
+    # stop was no better, so the same adapter).
+    rm -rf "$res" && mkdir -p "$res/checkpoints" && cp -r "$ck" "$res/checkpoints/"
+    sed -i 's/"bad_evals": *[0-9]*/"bad_evals": 2/' "$res/checkpoints/"*/state.json
+    "$VET_BIN/vet-train" "${args[@]}" --resume "$res" || return 1
+    [ "$(cat "$res/train.log.jsonl" 2>/dev/null | wc -l)" = 0 ] && cmp -s "$ref/adapter_model.safetensors" "$res/adapter_model.safetensors" ||
+        { echo "exhausted patience: $(wc -l <"$res/train.log.jsonl") steps taken, want 0" >&2; return 1; }
+    # (c) another --patience on resume is another run.
+    rm -rf "$res" && mkdir -p "$res/checkpoints" && cp -r "$ck" "$res/checkpoints/"
+    lora_args "$res" --val "$tmp/val.msgpack.zst" --eval-every 1 --patience 5 --save-every 1 --lr 0.3 --max-steps 40
+    ! "$VET_BIN/vet-train" "${args[@]}" --resume "$res" 2>"$tmp/pat.err" && grep -q "other settings" "$tmp/pat.err"
+}
+check train_early_stop_resume patience_ok
+
+# --out naming the folder the run starts from, a --train file twice, --val among the --train
+# files: usage errors before anything is read or written.
+same_files_ok() {
+    "$VET_BIN/vet-train" -q --full --base "$tmp/base" --train "$tmp/train.msgpack.zst" --out "$tmp/base" 2>"$tmp/sf.err"; local e1=$?
+    "$VET_BIN/vet-train" -q --base "$tmp/base" --train "$tmp/train.msgpack.zst" --train "$tmp/../$(basename "$tmp")/train.msgpack.zst" --out "$tmp/sf" 2>>"$tmp/sf.err"; local e2=$?
+    "$VET_BIN/vet-train" -q --base "$tmp/base" --train "$tmp/train.msgpack.zst" --val "$tmp/train.msgpack.zst" --out "$tmp/sf" 2>>"$tmp/sf.err"; local e3=$?
+    [ "$e1$e2$e3" = 222 ] && grep -q "is the --base folder this run starts from" "$tmp/sf.err" && grep -q "is given twice" "$tmp/sf.err" &&
+        grep -q "is a --train file" "$tmp/sf.err" && [ ! -e "$tmp/sf/adapter_model.safetensors" ]
+}
+check train_refuses_inputs_as_outputs same_files_ok
+
+# A run without --resume into an --out that holds an earlier run's checkpoints: refused (its
+# pruning would keep the old run's and delete its own); --resume continues it, as the message says.
+stale_ok() {
+    local out=$tmp/stale
+    lora "$out" --max-steps 6 || return 1
+    [ -d "$out/checkpoints" ] || { echo "no checkpoints to test with" >&2; return 1; }
+    lora "$out" --max-steps 6 --lr 2e-3 2>"$tmp/stale.err"; local e=$?
+    [ $e = 2 ] && grep -q "holds the checkpoints of an earlier run" "$tmp/stale.err" && grep -q -- "--resume $out" "$tmp/stale.err"
+}
+check train_refuses_stale_checkpoints stale_ok

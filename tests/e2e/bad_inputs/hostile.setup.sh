@@ -25,3 +25,6 @@ printf 'id,note\000xyz,codes\n1,Cow with fever,1679004\n' >"$H/header-nul.csv"
 printf 'id,gold\000junk,pred\n1,a,a\n' >"$H/preds-header-nul.csv"
 # Two notes with one id (vet-eval refused them only at the end of the pipeline).
 printf 'id,species,note,codes\n1,Cow,fever and cough,1679004\n1,Goat,lame,3974005\n' >"$H/dup-id.csv"
+# Copies of the model and the code table for the outputs that would overwrite them (a check that
+# failed would destroy only these).
+cp -r "$X/base" "$H/model-copy" && cp "$VET_TOP/data/codes.tsv" "$H/codes-copy.tsv"
