@@ -9,7 +9,8 @@
 //                   to the model's vocabulary), 6 byte (SentencePiece's <0x0A>)
 //   merges          (gpt2) "left right", best first
 //   scores          (llama) each piece's score, from which transformers rebuilds the merges
-//   add_space_prefix (llama) the SentencePiece normalizer's add_dummy_prefix
+//   add_space_prefix (llama) the SentencePiece normalizer's add_dummy_prefix, the one setting of its
+//                   normalizer GGUF holds: a model that normalizes more is refused (spm_normalizer_fits)
 //   bos/eos/unknown/padding_token_id, add_bos_token, add_eos_token; chat_template when
 //   tokenizer_config.json has one.
 // A model whose embedding has more rows than the tokenizer has pieces gets "[PADn]" entries of
@@ -137,16 +138,46 @@ static int bpe_part(vet_gguf_writer *w, const char *path, vocab_tab *v, vet_expo
     return rc;
 }
 
+// llama.cpp runs a "llama" vocabulary without a normalizer (llm_tokenizer_spm): it puts a space
+// before the text when add_space_prefix says so, writes spaces as U+2581 and matches the rest as
+// it is. GGUF has no key for anything more, so a model whose normalizer does more (NFKC rules,
+// squeezed spaces) would tokenize its text otherwise from the GGUF than it was trained on: refused,
+// naming every setting in the way.
+static int spm_normalizer_fits(const vet_spm *s, const char *path, vet_err *err) {
+    const vet_spm_norm *n = vet_spm_normalizer(s);
+    if (!n) return vet_errf(err, "%s: its normalizer settings cannot be read, so vet cannot tell whether GGUF can "
+                            "hold them", path);
+    char why[256] = "";
+    size_t k = 0;
+    if (n->charsmap_len)
+        k += (size_t)snprintf(why + k, sizeof why - k, "normalizer %s (character rules)", n->name[0] ? n->name : "?");
+    if (n->remove_extra_whitespaces)
+        k += (size_t)snprintf(why + k, sizeof why - k, "%sremove_extra_whitespaces true", k ? ", " : "");
+    if (!n->escape_whitespaces)
+        k += (size_t)snprintf(why + k, sizeof why - k, "%sescape_whitespaces false", k ? ", " : "");
+    if (n->whitespace_as_suffix)
+        k += (size_t)snprintf(why + k, sizeof why - k, "%streat_whitespace_as_suffix true", k ? ", " : "");
+    if (!k) return 0;
+    return vet_errf(err, "%s: %s: GGUF cannot hold this normalizer, and llama.cpp would tokenize the text otherwise "
+                    "than the model was trained on (a tokenizer trained with spm_train --normalization_rule_name=identity "
+                    "--remove_extra_whitespaces=false exports, with a model trained on its ids)", path, why);
+}
+
 static int spm_part(vet_gguf_writer *w, const char *path, vocab_tab *v, vet_export_result *r, vet_err *err) {
     vet_spm *s = vet_spm_load(path, err);
     if (!s) return -1;
+    if (spm_normalizer_fits(s, vet_spm_path(s), err) < 0) {
+        vet_spm_free(s);
+        return -1;
+    }
     for (int i = 0; i < v->n; i++)
         v->tok[i] = vet_spm_id_to_piece(s, i), v->score[i] = vet_spm_score(s, i), v->type[i] = vet_spm_piece_type(s, i);
     int rc = vet_gguf_set_str(w, "tokenizer.ggml.model", "llama", err);
     if (!rc) rc = vet_gguf_set_str_array(w, "tokenizer.ggml.tokens", v->tok, (uint64_t)v->vocab, err);
     if (!rc) rc = vet_gguf_set_array(w, "tokenizer.ggml.scores", VET_GGUF_F32, v->score, (uint64_t)v->vocab, err);
     if (!rc) rc = vet_gguf_set_array(w, "tokenizer.ggml.token_type", VET_GGUF_I32, v->type, (uint64_t)v->vocab, err);
-    // The normalizer's one setting GGUF can hold (llama.cpp's default, absent, is true).
+    // The normalizer's one setting GGUF can hold (llama.cpp's default, absent, is true); the others
+    // were checked to be what llama.cpp does anyway.
     if (!rc) rc = vet_gguf_set_bool(w, "tokenizer.ggml.add_space_prefix", vet_spm_add_dummy_prefix(s), err);
     if (!rc) snprintf(r->tokenizer, sizeof r->tokenizer, "llama");
     vet_spm_free(s);
