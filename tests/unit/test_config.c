@@ -313,7 +313,7 @@ static void test_hf_init_dir(void) {
     vet_tensors *t = vet_tensors_open_dir(dir, &err), *t2 = vet_tensors_open_dir(dir2, &err);
     CHECK(t && t2);
     if (!t || !t2) return;
-    CHECK(vet_hf_check_tensors(&l, t, &err) == 0);
+    CHECK(vet_hf_check_tensors(&l, t, dir, &err) == 0);
     CHECK(vet_tensors_count(t) == (size_t)vet_hf_tensors(&c, NULL, 0));
     char p[600];
     // The tokenizer ships under its kind's name: a file named *.json is a tokenizer.json.
@@ -380,16 +380,24 @@ static void test_hf_check_tensors(void) {
     CHECK(t != NULL);
     if (!t) return;
     c.hidden_dim = 256;
-    CHECK(vet_hf_check_tensors(&c, t, &err) == -1);
+    CHECK(vet_hf_check_tensors(&c, t, dir, &err) == -1);
     CHECK_CONTAINS(err.msg, "tensor 'model.layers.0.mlp.gate_proj.weight': shape [384, 128], but config.json says [256, 128]");
     c.hidden_dim = 384;
     c.n_layers = 5;
-    CHECK(vet_hf_check_tensors(&c, t, &err) == -1);
-    CHECK_CONTAINS(err.msg, "tensor 'model.layers.4.input_layernorm.weight' is missing");
+    CHECK(vet_hf_check_tensors(&c, t, dir, &err) == -1);
+    CHECK_CONTAINS(err.msg, "/init/a: tensor 'model.layers.4.input_layernorm.weight' is missing");
     c.n_layers = 3;
-    CHECK(vet_hf_check_tensors(&c, t, &err) == -1);
+    CHECK(vet_hf_check_tensors(&c, t, dir, &err) == -1);
     CHECK_CONTAINS(err.msg, "tensor 'model.layers.3.");
-    CHECK_CONTAINS(err.msg, "is not part of a llama model");
+    CHECK_CONTAINS(err.msg, "is not part of the llama model config.json describes (num_hidden_layers is 3)");
+    // a tied config: the file's lm_head.weight is then the one tensor too many
+    c.n_layers = 4;
+    c.tie_embeddings = 1;
+    CHECK(vet_hf_check_tensors(&c, t, dir, &err) == -1);
+    CHECK_CONTAINS(err.msg, "tensor 'lm_head.weight' is not part of the llama model config.json describes: vet");
+    // ... which the weights decide, as transformers does
+    vet_hf_tie_from_weights(&c, t);
+    CHECK(c.tie_embeddings == 0 && vet_hf_check_tensors(&c, t, dir, &err) == 0);
     vet_tensors_close(t);
 }
 
