@@ -58,7 +58,8 @@ void vet_hf_tie_from_weights(vet_config *c, const vet_tensors *t);
 // model.safetensors from w (+ copies tokenizer_model, when not NULL, to dir/tokenizer.json when
 // it is one (its name ends in .json, or it starts with '{'), else to dir/tokenizer.model, with
 // the tokenizer_config.json beside it when there is one),
-// each atomically. Refuses a dir that holds a sharded model (its index would shadow the file).
+// each atomically. Refuses a dir that holds a sharded model (the stale shards and index would
+// stay beside the new file: a folder other tools could read as the old model).
 int vet_hf_save_dir(const char *dir, const vet_config *c, vet_st_writer *w, const char *tokenizer_model, vet_err *err);
 
 // A random model per LLaMA convention: normal(0, 0.02) for every linear and embedding weight

@@ -78,6 +78,7 @@ CASES = [
     ("tied-lm-head-differs", lambda d: tied_lm_head(d, False)),
     ("tied-lm-head-equal", lambda d: tied_lm_head(d, True)),
     ("inv-freq", inv_freq),
+    ("single-and-shards", single_and_shards),
 ]
 
 
