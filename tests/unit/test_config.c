@@ -265,6 +265,29 @@ static void test_save_load_round_trip(void) {
     CHECK(vet_config_save(&a, tmp_path("no/dir/x.json"), &err) == -1);
 }
 
+// eos_token_id lists: every id kept up to VET_MAX_EOS and saved back; a longer list is refused,
+// never cut (generation would run past the ids dropped, and a saved model lose them).
+static void test_eos_lists(void) {
+    char text[1024], ids[512] = "";
+    size_t k = 0;
+    for (int i = 0; i < VET_MAX_EOS; i++) k += (size_t)snprintf(ids + k, sizeof ids - k, "%s%d", i ? ", " : "", 2 + i);
+    const char *head = "{\"architectures\": [\"LlamaForCausalLM\"], \"hidden_size\": 64, \"intermediate_size\": 160,"
+                       " \"num_hidden_layers\": 2, \"num_attention_heads\": 4, \"vocab_size\": 100, \"eos_token_id\": ";
+    snprintf(text, sizeof text, "%s[%s]}", head, ids);
+    vet_config a, b;
+    vet_err err = {0};
+    CHECK(vet_config_load(&a, write_json(text), &err) == 0);
+    CHECK(a.n_eos == VET_MAX_EOS && a.eos_id == 2 && a.eos_ids[VET_MAX_EOS - 1] == 2 + VET_MAX_EOS - 1);
+    CHECK(vet_config_save(&a, tmp_path("eos.json"), &err) == 0);
+    CHECK(vet_config_load(&b, tmp_path("eos.json"), &err) == 0);
+    CHECK(same_config(&a, &b));
+    // -1 means none, in a list too
+    snprintf(text, sizeof text, "%s[-1, %s]}", head, ids);
+    CHECK(vet_config_load(&a, write_json(text), &err) == 0 && a.n_eos == VET_MAX_EOS);
+    snprintf(text, sizeof text, "%s[%s, 90]}", head, ids);
+    expect_refused(text, "\"eos_token_id\" lists more ids than the 16 vet keeps");
+}
+
 // ---------------------------------------------------------------------------------------
 // hfdir
 
@@ -440,6 +463,7 @@ int main(void) {
     RUN(test_refusals);
     RUN(test_presets);
     RUN(test_save_load_round_trip);
+    RUN(test_eos_lists);
     RUN(test_hf_names);
     RUN(test_hf_init_dir);
     RUN(test_hf_check_tensors);
