@@ -15,6 +15,7 @@
 //   tokenizer_config.json has one.
 // A model whose embedding has more rows than the tokenizer has pieces gets "[PADn]" entries of
 // type unused, as llama.cpp does: its runtime wants one token per row.
+// A GGUF model (vet-export --model FILE.gguf) passes its own tokenizer.* keys on unchanged.
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +26,8 @@
 #include "data/spm.h"
 #include "data/tokenizer.h"
 #include "export/export_impl.h"
+#include "io/gguf.h"
+#include "io/gguf_config.h"
 #include "io/json_file.h"
 
 enum { TT_NORMAL = 1, TT_CONTROL = 3, TT_USER = 4, TT_UNUSED = 5 };
@@ -208,7 +211,41 @@ static int specials(vet_gguf_writer *w, const vet_tokenizer *t, const char *dir,
     return rc;
 }
 
+// The string value of key in g into out (n bytes), "" when absent or not a string.
+static void gguf_str(const vet_gguf *g, const char *key, char *out, size_t n) {
+    const vet_gguf_kv *kv = vet_gguf_find_kv(g, key);
+    out[0] = 0;
+    if (kv && kv->type == VET_GGUF_STRING) snprintf(out, n, "%.*s", (int)(kv->n < n ? kv->n : n - 1), (const char *)kv->data);
+}
+
+// A GGUF model's tokenizer goes out as it came in: every tokenizer.* key copied value for value
+// (vet rebuilds nothing of it, so nothing can be lost or changed). Its token list must have one
+// entry per embedding row, as llama.cpp requires. Returns 1 when there was a tokenizer, 0 when not.
+static int gguf_part(vet_gguf_writer *w, const char *path, int vocab_size, vet_export_result *r, vet_err *err) {
+    vet_gguf *g = vet_gguf_open(path, err);
+    if (!g) return -1;
+    const vet_gguf_kv *tokens = vet_gguf_find_kv(g, "tokenizer.ggml.tokens");
+    int rc = 0, n = 0;
+    if (tokens && (tokens->type != VET_GGUF_ARRAY || tokens->arr_type != VET_GGUF_STRING ||
+                   tokens->n != (uint64_t)vocab_size))
+        rc = vet_errf(err, "%s: tokenizer.ggml.tokens is not a list of the model's %d tokens", path, vocab_size);
+    for (size_t i = 0; !rc && i < vet_gguf_n_kv(g); i++) {
+        const vet_gguf_kv *kv = vet_gguf_kv_at(g, i);
+        if (strncmp(kv->key, "tokenizer.", 10) != 0) continue;
+        rc = vet_gguf_copy_kv(w, g, kv, err);
+        n++;
+    }
+    if (!rc && n) {
+        gguf_str(g, "tokenizer.ggml.model", r->tokenizer, sizeof r->tokenizer);
+        gguf_str(g, "tokenizer.ggml.pre", r->pre, sizeof r->pre);
+        r->has_tokenizer = 1;
+    }
+    vet_gguf_close(g);
+    return rc ? -1 : n > 0;
+}
+
 int export_vocab(vet_gguf_writer *w, const char *dir, int vocab_size, vet_export_result *r, vet_err *err) {
+    if (vet_path_is_gguf(dir)) return gguf_part(w, dir, vocab_size, r, err);
     char p1[4200], p2[4200];
     snprintf(p1, sizeof p1, "%s/tokenizer.json", dir), snprintf(p2, sizeof p2, "%s/tokenizer.model", dir);
     if (access(p1, F_OK) != 0 && access(p2, F_OK) != 0) return 0;
