@@ -9,17 +9,19 @@
 #include "base/input_file.h"
 #include "export/export.h"
 #include "io/gguf.h"
+#include "io/gguf_config.h"
 #include "model/model.h"
 
 static void usage(void) __attribute__((noreturn));
 static void usage(void) {
-    printf("usage: vet-export --model DIR [--adapter DIR] [--type f16|q8_0|f32] [-o OUT.gguf]\n"
+    printf("usage: vet-export --model DIR|FILE.gguf [--adapter DIR] [--type f16|q8_0|f32] [-o OUT.gguf]\n"
            "Writes the model in DIR (config.json + safetensors; a llama or qwen2 model) as GGUF v3,\n"
            "with the PEFT LoRA adapter merged in when --adapter is given, and the directory's\n"
            "tokenizer (tokenizer.json or tokenizer.model) as tokenizer.ggml.*. Norms and biases stay F32.\n"
            "\n"
            "  -m, --model DIR      the model directory (vet-train's --full or --merge output, or any\n"
-           "                       Hugging Face LLaMA / Qwen2 directory)\n"
+           "                       Hugging Face LLaMA / Qwen2 directory), or a GGUF model file (its\n"
+           "                       tokenizer.* keys are copied unchanged)\n"
            "  -a, --adapter DIR    a LoRA adapter (vet-train's output) to merge before writing\n"
            "  -t, --type T         f16 (default), q8_0 or f32: the type of the 2-D weights\n"
            "  -o, --output FILE    the .gguf to write (default or '-': stdout, never a terminal)\n"
@@ -70,7 +72,9 @@ int main(int argc, char **argv) {
         cli_usage_error("%s", err.msg);
     vet_export_result r;
     if (vet_export_gguf(&o, &r, &err) < 0) cli_fail_err(&err);
-    if (!r.has_tokenizer)
+    if (!r.has_tokenizer && vet_path_is_gguf(o.model_dir))
+        cli_warn("%s has no tokenizer.* keys: the GGUF written holds no tokenizer", o.model_dir);
+    else if (!r.has_tokenizer)
         cli_warn("%s has no tokenizer.json or tokenizer.model: the GGUF holds no tokenizer", o.model_dir);
     if (r.n_f16_fallback)
         cli_warn("%d weights have rows that are not a multiple of 32: written F16, not Q8_0", r.n_f16_fallback);

@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "base/err.h"
+#include "data/spm_proto.h"
 
 typedef struct vet_spm vet_spm;
 
@@ -46,6 +47,9 @@ enum { VET_SPM_NORMAL = 1, VET_SPM_UNKNOWN = 2, VET_SPM_CONTROL = 3, VET_SPM_USE
 int vet_spm_piece_type(const vet_spm *s, int id);
 // 1 when the normalizer puts a space (U+2581) before the text (normalizer_spec.add_dummy_prefix).
 int vet_spm_add_dummy_prefix(const vet_spm *s);
+// The model's normalizer settings (data/spm_proto.h), read from its bytes; NULL when they could
+// not be read back (a model SentencePiece accepts but vet's reader does not follow).
+const vet_spm_norm *vet_spm_normalizer(const vet_spm *s);
 
 // The model file actually read and the sha256 (hex) of its bytes.
 const char *vet_spm_path(const vet_spm *s);

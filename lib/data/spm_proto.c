@@ -3,6 +3,7 @@
 // 2 a varint length then that many bytes (strings, nested messages), 5 four little-endian bytes.
 #include "data/spm_proto.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -141,10 +142,38 @@ static int piece_type(const uint8_t *p, const uint8_t *end, uint8_t *type) {
     return 0;
 }
 
-int vet_spm_proto_read(const void *data, size_t len, uint8_t *types, int32_t n, int *add_dummy_prefix) {
+// The NormalizerSpec message [p, end) into *norm (fields absent keep what *norm holds).
+static int normalizer_read(const uint8_t *p, const uint8_t *end, vet_spm_norm *norm) {
+    while (p < end) {
+        unsigned f, wt;
+        uint64_t v = 0;
+        const uint8_t *sub = NULL;
+        if (next_field(&p, end, &f, &wt, &v, &sub) < 0) return -1;
+        if (f == 1 && wt == 2) snprintf(norm->name, sizeof norm->name, "%.*s", (int)(v < 31 ? v : 31), (const char *)sub);
+        else if (f == 2 && wt == 2) norm->charsmap_len = (size_t)v;
+        else if (f == 3 && wt == 0) norm->add_dummy_prefix = v != 0;
+        else if (f == 4 && wt == 0) norm->remove_extra_whitespaces = v != 0;
+        else if (f == 5 && wt == 0) norm->escape_whitespaces = v != 0;
+    }
+    return 0;
+}
+
+// The one TrainerSpec field that changes encoding: treat_whitespace_as_suffix (24).
+static int trainer_read(const uint8_t *p, const uint8_t *end, vet_spm_norm *norm) {
+    while (p < end) {
+        unsigned f, wt;
+        uint64_t v = 0;
+        const uint8_t *sub = NULL;
+        if (next_field(&p, end, &f, &wt, &v, &sub) < 0) return -1;
+        if (f == 24 && wt == 0) norm->whitespace_as_suffix = v != 0;
+    }
+    return 0;
+}
+
+int vet_spm_proto_read(const void *data, size_t len, uint8_t *types, int32_t n, vet_spm_norm *norm) {
     const uint8_t *p = data, *end = p + len;
     int32_t i = 0;
-    *add_dummy_prefix = 1;
+    *norm = (vet_spm_norm){.add_dummy_prefix = 1, .remove_extra_whitespaces = 1, .escape_whitespaces = 1};
     while (p < end) {
         unsigned f, wt;
         uint64_t v = 0;
@@ -152,14 +181,10 @@ int vet_spm_proto_read(const void *data, size_t len, uint8_t *types, int32_t n, 
         if (next_field(&p, end, &f, &wt, &v, &sub) < 0) return -1;
         if (f == 1 && wt == 2) {
             if (i >= n || piece_type(sub, sub + v, &types[i++]) < 0) return -1;
-        } else if (f == 3 && wt == 2) {  // normalizer_spec: add_dummy_prefix is its field 3
-            for (const uint8_t *q = sub; q < sub + v;) {
-                unsigned g, w;
-                uint64_t x = 0;
-                const uint8_t *s2;
-                if (next_field(&q, sub + v, &g, &w, &x, &s2) < 0) return -1;
-                if (g == 3 && w == 0) *add_dummy_prefix = x != 0;
-            }
+        } else if (f == 2 && wt == 2) {
+            if (trainer_read(sub, sub + v, norm) < 0) return -1;
+        } else if (f == 3 && wt == 2) {
+            if (normalizer_read(sub, sub + v, norm) < 0) return -1;
         }
     }
     return i == n ? 0 : -1;

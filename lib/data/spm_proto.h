@@ -35,10 +35,23 @@ typedef struct {
 // The serialized ModelProto of m (malloc'd, *len bytes). -1 with err when out of memory.
 int vet_spm_proto_serialize(const vet_spm_proto *m, uint8_t **out, size_t *len, vet_err *err);
 
+// How a model turns text into what its pieces are matched against: its NormalizerSpec (and the
+// TrainerSpec's treat_whitespace_as_suffix), with protobuf's defaults where a field is absent.
+// llama.cpp's "llama" runtime applies none of it but the dummy prefix and the U+2581 escaping,
+// so vet-export needs all of it to tell whether a GGUF can hold the tokenizer.
+typedef struct {
+    char name[32];                // NormalizerSpec.name: "identity", "nmt_nfkc", ... ("" when absent)
+    size_t charsmap_len;          // bytes of precompiled_charsmap: 0 when no character rule applies
+    int add_dummy_prefix;         // default true
+    int remove_extra_whitespaces; // default true
+    int escape_whitespaces;       // default true
+    int whitespace_as_suffix;     // TrainerSpec.treat_whitespace_as_suffix, default false
+} vet_spm_norm;
+
 // Reads back from a serialized ModelProto (a tokenizer.model) what SentencePieceProcessor's
 // interface does not tell: each piece's type into types[0..n) (user-defined, 4, included; 0 for a
-// type outside 1..6) and the normalizer's add_dummy_prefix (true when absent, protobuf's default).
+// type outside 1..6) and the normalizer into *norm.
 // -1 when the bytes are not a ModelProto of n pieces.
-int vet_spm_proto_read(const void *data, size_t len, uint8_t *types, int32_t n, int *add_dummy_prefix);
+int vet_spm_proto_read(const void *data, size_t len, uint8_t *types, int32_t n, vet_spm_norm *norm);
 
 #endif

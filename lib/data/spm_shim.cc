@@ -24,7 +24,8 @@ struct vet_spm {
     char sha256[65];
     mutable std::vector<int> scratch;  // reused by encode
     std::vector<uint8_t> types;        // each piece's type as the model says (empty: ask the processor)
-    int add_dummy_prefix = 1;
+    vet_spm_norm norm{};               // the normalizer as the model's bytes say
+    int norm_known = 0;                // 0: the bytes could not be read back (norm holds defaults)
 };
 
 // A tokenizer.model is a few MB (LLaMA's is 0.5 MB); anything past this is not one.
@@ -74,8 +75,8 @@ extern "C" vet_spm *vet_spm_from_proto(const char *path, const void *proto, size
         // The processor does not say which pieces are user-defined: the model's bytes do.
         if (status.ok() && s->sp.GetPieceSize() > 0) {
             s->types.resize((size_t)s->sp.GetPieceSize());
-            if (vet_spm_proto_read(proto, len, s->types.data(), s->sp.GetPieceSize(), &s->add_dummy_prefix) < 0)
-                s->types.clear(), s->add_dummy_prefix = 1;
+            s->norm_known = vet_spm_proto_read(proto, len, s->types.data(), s->sp.GetPieceSize(), &s->norm) == 0;
+            if (!s->norm_known) s->types.clear(), s->norm = vet_spm_norm{}, s->norm.add_dummy_prefix = 1;
         }
     } catch (const std::bad_alloc &) {
         vet_err_nomem(err, "%s: out of memory", path);
@@ -185,7 +186,8 @@ extern "C" int vet_spm_piece_type(const vet_spm *s, int id) {
     return VET_SPM_NORMAL;
 }
 
-extern "C" int vet_spm_add_dummy_prefix(const vet_spm *s) { return s->add_dummy_prefix; }
+extern "C" int vet_spm_add_dummy_prefix(const vet_spm *s) { return s->norm.add_dummy_prefix; }
+extern "C" const vet_spm_norm *vet_spm_normalizer(const vet_spm *s) { return s->norm_known ? &s->norm : nullptr; }
 
 extern "C" const char *vet_spm_path(const vet_spm *s) { return s->path.c_str(); }
 extern "C" const char *vet_spm_sha256(const vet_spm *s) { return s->sha256; }

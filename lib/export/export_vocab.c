@@ -9,11 +9,13 @@
 //                   to the model's vocabulary), 6 byte (SentencePiece's <0x0A>)
 //   merges          (gpt2) "left right", best first
 //   scores          (llama) each piece's score, from which transformers rebuilds the merges
-//   add_space_prefix (llama) the SentencePiece normalizer's add_dummy_prefix
+//   add_space_prefix (llama) the SentencePiece normalizer's add_dummy_prefix, the one setting of its
+//                   normalizer GGUF holds: a model that normalizes more is refused (spm_normalizer_fits)
 //   bos/eos/unknown/padding_token_id, add_bos_token, add_eos_token; chat_template when
 //   tokenizer_config.json has one.
 // A model whose embedding has more rows than the tokenizer has pieces gets "[PADn]" entries of
 // type unused, as llama.cpp does: its runtime wants one token per row.
+// A GGUF model (vet-export --model FILE.gguf) passes its own tokenizer.* keys on unchanged.
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +26,8 @@
 #include "data/spm.h"
 #include "data/tokenizer.h"
 #include "export/export_impl.h"
+#include "io/gguf.h"
+#include "io/gguf_config.h"
 #include "io/json_file.h"
 
 enum { TT_NORMAL = 1, TT_CONTROL = 3, TT_USER = 4, TT_UNUSED = 5 };
@@ -137,16 +141,46 @@ static int bpe_part(vet_gguf_writer *w, const char *path, vocab_tab *v, vet_expo
     return rc;
 }
 
+// llama.cpp runs a "llama" vocabulary without a normalizer (llm_tokenizer_spm): it puts a space
+// before the text when add_space_prefix says so, writes spaces as U+2581 and matches the rest as
+// it is. GGUF has no key for anything more, so a model whose normalizer does more (NFKC rules,
+// squeezed spaces) would tokenize its text otherwise from the GGUF than it was trained on: refused,
+// naming every setting in the way.
+static int spm_normalizer_fits(const vet_spm *s, const char *path, vet_err *err) {
+    const vet_spm_norm *n = vet_spm_normalizer(s);
+    if (!n) return vet_errf(err, "%s: its normalizer settings cannot be read, so vet cannot tell whether GGUF can "
+                            "hold them", path);
+    char why[256] = "";
+    size_t k = 0;
+    if (n->charsmap_len)
+        k += (size_t)snprintf(why + k, sizeof why - k, "normalizer %s (character rules)", n->name[0] ? n->name : "?");
+    if (n->remove_extra_whitespaces)
+        k += (size_t)snprintf(why + k, sizeof why - k, "%sremove_extra_whitespaces true", k ? ", " : "");
+    if (!n->escape_whitespaces)
+        k += (size_t)snprintf(why + k, sizeof why - k, "%sescape_whitespaces false", k ? ", " : "");
+    if (n->whitespace_as_suffix)
+        k += (size_t)snprintf(why + k, sizeof why - k, "%streat_whitespace_as_suffix true", k ? ", " : "");
+    if (!k) return 0;
+    return vet_errf(err, "%s: %s: GGUF cannot hold this normalizer, and llama.cpp would tokenize the text otherwise "
+                    "than the model was trained on (a tokenizer trained with spm_train --normalization_rule_name=identity "
+                    "--remove_extra_whitespaces=false exports, with a model trained on its ids)", path, why);
+}
+
 static int spm_part(vet_gguf_writer *w, const char *path, vocab_tab *v, vet_export_result *r, vet_err *err) {
     vet_spm *s = vet_spm_load(path, err);
     if (!s) return -1;
+    if (spm_normalizer_fits(s, vet_spm_path(s), err) < 0) {
+        vet_spm_free(s);
+        return -1;
+    }
     for (int i = 0; i < v->n; i++)
         v->tok[i] = vet_spm_id_to_piece(s, i), v->score[i] = vet_spm_score(s, i), v->type[i] = vet_spm_piece_type(s, i);
     int rc = vet_gguf_set_str(w, "tokenizer.ggml.model", "llama", err);
     if (!rc) rc = vet_gguf_set_str_array(w, "tokenizer.ggml.tokens", v->tok, (uint64_t)v->vocab, err);
     if (!rc) rc = vet_gguf_set_array(w, "tokenizer.ggml.scores", VET_GGUF_F32, v->score, (uint64_t)v->vocab, err);
     if (!rc) rc = vet_gguf_set_array(w, "tokenizer.ggml.token_type", VET_GGUF_I32, v->type, (uint64_t)v->vocab, err);
-    // The normalizer's one setting GGUF can hold (llama.cpp's default, absent, is true).
+    // The normalizer's one setting GGUF can hold (llama.cpp's default, absent, is true); the others
+    // were checked to be what llama.cpp does anyway.
     if (!rc) rc = vet_gguf_set_bool(w, "tokenizer.ggml.add_space_prefix", vet_spm_add_dummy_prefix(s), err);
     if (!rc) snprintf(r->tokenizer, sizeof r->tokenizer, "llama");
     vet_spm_free(s);
@@ -177,7 +211,41 @@ static int specials(vet_gguf_writer *w, const vet_tokenizer *t, const char *dir,
     return rc;
 }
 
+// The string value of key in g into out (n bytes), "" when absent or not a string.
+static void gguf_str(const vet_gguf *g, const char *key, char *out, size_t n) {
+    const vet_gguf_kv *kv = vet_gguf_find_kv(g, key);
+    out[0] = 0;
+    if (kv && kv->type == VET_GGUF_STRING) snprintf(out, n, "%.*s", (int)(kv->n < n ? kv->n : n - 1), (const char *)kv->data);
+}
+
+// A GGUF model's tokenizer goes out as it came in: every tokenizer.* key copied value for value
+// (vet rebuilds nothing of it, so nothing can be lost or changed). Its token list must have one
+// entry per embedding row, as llama.cpp requires. Returns 1 when there was a tokenizer, 0 when not.
+static int gguf_part(vet_gguf_writer *w, const char *path, int vocab_size, vet_export_result *r, vet_err *err) {
+    vet_gguf *g = vet_gguf_open(path, err);
+    if (!g) return -1;
+    const vet_gguf_kv *tokens = vet_gguf_find_kv(g, "tokenizer.ggml.tokens");
+    int rc = 0, n = 0;
+    if (tokens && (tokens->type != VET_GGUF_ARRAY || tokens->arr_type != VET_GGUF_STRING ||
+                   tokens->n != (uint64_t)vocab_size))
+        rc = vet_errf(err, "%s: tokenizer.ggml.tokens is not a list of the model's %d tokens", path, vocab_size);
+    for (size_t i = 0; !rc && i < vet_gguf_n_kv(g); i++) {
+        const vet_gguf_kv *kv = vet_gguf_kv_at(g, i);
+        if (strncmp(kv->key, "tokenizer.", 10) != 0) continue;
+        rc = vet_gguf_copy_kv(w, g, kv, err);
+        n++;
+    }
+    if (!rc && n) {
+        gguf_str(g, "tokenizer.ggml.model", r->tokenizer, sizeof r->tokenizer);
+        gguf_str(g, "tokenizer.ggml.pre", r->pre, sizeof r->pre);
+        r->has_tokenizer = 1;
+    }
+    vet_gguf_close(g);
+    return rc ? -1 : n > 0;
+}
+
 int export_vocab(vet_gguf_writer *w, const char *dir, int vocab_size, vet_export_result *r, vet_err *err) {
+    if (vet_path_is_gguf(dir)) return gguf_part(w, dir, vocab_size, r, err);
     char p1[4200], p2[4200];
     snprintf(p1, sizeof p1, "%s/tokenizer.json", dir), snprintf(p2, sizeof p2, "%s/tokenizer.model", dir);
     if (access(p1, F_OK) != 0 && access(p2, F_OK) != 0) return 0;

@@ -35,7 +35,7 @@ struct vet_generate_job {
     // the models and how decoding ends
     vet_gen_models models;
     int V;
-    int32_t eos[9];                          // config.json's end ids (8 at most) and the tokenizer's
+    int32_t eos[VET_MAX_EOS + 1];            // config.json's end ids and the tokenizer's
     int n_eos;
     vet_constrain *cons;
     vet_rank_answers answers;                // --rank: every label's answer

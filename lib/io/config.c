@@ -75,6 +75,8 @@ static int get_id_value(reader *r, const char *key, json_t *x, int *out) {
     return 0;
 }
 
+// An id or a list of ids into ids[0..*n); -1 entries mean none and are skipped. More than max
+// is refused: dropping an end id would let generation run past it, and the saved config lose it.
 static int get_ids(reader *r, const char *key, int *ids, int max, int *n) {
     json_t *v = json_object_get(r->root, key);
     *n = 0;
@@ -91,7 +93,10 @@ static int get_ids(reader *r, const char *key, int *ids, int max, int *n) {
     json_array_foreach(v, i, x) {
         if (!json_is_integer(x)) return vet_errf(r->err, "%s: \"%s\"[%zu] is not an integer id", r->path, key, i);
         if (get_id_value(r, key, x, &id)) return -1;
-        if (id >= 0 && *n < max) ids[(*n)++] = id;
+        if (id < 0) continue;
+        if (*n == max)
+            return vet_errf(r->err, "%s: \"%s\" lists more ids than the %d vet keeps", r->path, key, max);
+        ids[(*n)++] = id;
     }
     return 0;
 }
@@ -192,7 +197,7 @@ static int load_root(vet_config *c, reader *r) {
     if (!n) c->bos_id = -1;
     if (get_ids(r, "pad_token_id", &c->pad_id, 1, &n)) return -1;
     if (!n) c->pad_id = -1;
-    if (get_ids(r, "eos_token_id", c->eos_ids, 8, &c->n_eos)) return -1;
+    if (get_ids(r, "eos_token_id", c->eos_ids, VET_MAX_EOS, &c->n_eos)) return -1;
     c->eos_id = c->n_eos ? c->eos_ids[0] : -1;
 
     json_t *dt = json_object_get(r->root, "dtype");   // transformers 5 writes "dtype"
@@ -271,7 +276,7 @@ int vet_config_validate(const vet_config *c, vet_err *err) {
     if (c->mlp_bias) return vet_errf(err, "mlp_bias is not supported");
     if (c->qkv_bias && strcmp(c->arch, "qwen2"))
         return vet_errf(err, "q/k/v biases are only supported for qwen2 (LLaMA's attention_bias also biases o_proj)");
-    if (c->n_eos < 0 || c->n_eos > 8) return vet_errf(err, "n_eos %d out of range", c->n_eos);
+    if (c->n_eos < 0 || c->n_eos > VET_MAX_EOS) return vet_errf(err, "n_eos %d out of range", c->n_eos);
     int ids[3] = {c->bos_id, c->eos_id, c->pad_id};
     const char *names[3] = {"bos_token_id", "eos_token_id", "pad_token_id"};
     for (int i = 0; i < 3; i++)

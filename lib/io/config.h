@@ -16,6 +16,9 @@
 #define VET_ROPE_LLAMA3 1
 #define VET_ROPE_FACTORS 2      // rope_freq_factors; no config.json form (vet_config_save refuses it)
 #define VET_ROPE_MAX_FACTORS 512   // head_dim up to 1024 with VET_ROPE_FACTORS
+// The most end-of-sequence ids a config.json may list (published models list up to 3 or 4); a
+// longer list is refused, never cut.
+#define VET_MAX_EOS 16
 
 typedef struct {
     char arch[16];            // "llama" or "qwen2" (from architectures[0] / model_type)
@@ -34,7 +37,7 @@ typedef struct {
     int qkv_bias;             // q/k/v projections have biases (always for qwen2; attention_bias for llama)
     int mlp_bias;             // always 0: vet refuses configs with MLP biases
     int bos_id, eos_id, pad_id;   // -1 when absent; eos_id is eos_ids[0]
-    int eos_ids[8];
+    int eos_ids[VET_MAX_EOS];
     int n_eos;
     char torch_dtype[16];     // "float32" | "bfloat16" | "float16" (the dtype the weights are stored in)
 } vet_config;

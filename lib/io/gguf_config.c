@@ -82,8 +82,11 @@ static int get_vocab(const reader *r, vet_config *c) {
     return 0;
 }
 
-// What vet cannot run is refused by name: rope scaling, partial rotary, experts.
-static int refuse_unsupported(const reader *r, const vet_config *c) {
+// Rope scaling as llama.cpp reads it (llama-model.cpp load_hparams, llama-context.cpp): the
+// type is rope.scaling.type, "linear" when absent; the factor rope.scaling.factor, else the older
+// rope.scale_linear, 0 meaning 1; type "none" never scales. vet runs plain rope, so every
+// scaling llama.cpp would apply is refused by name, whichever key carries it.
+static int refuse_rope_scaling(const reader *r) {
     const char *path = vet_gguf_path(r->g);
     char k[128];
     if (vet_gguf_has(r->g, akey(r, "rope.scaling.type", k, sizeof k))) {
@@ -92,11 +95,22 @@ static int refuse_unsupported(const reader *r, const vet_config *c) {
         int none = strcmp(type, "none") == 0;
         if (!none) vet_errf(r->err, "%s: %s '%s': rope scaling is not supported in a GGUF (vet runs plain rope)", path, k, type);
         free(type);
-        if (!none) return -1;
+        return none ? 0 : -1;
     }
-    float lin = 1.0f;
-    if (get_float(r, "rope.scale_linear", &lin, 0, 1.0f)) return -1;
-    if (lin != 1.0f) return vet_errf(r->err, "%s: %s.rope.scale_linear %g: linear rope scaling is not supported", path, r->arch, lin);
+    const char *name = vet_gguf_has(r->g, akey(r, "rope.scaling.factor", k, sizeof k)) ? "rope.scaling.factor"
+                                                                                      : "rope.scale_linear";
+    float factor = 0.0f;
+    if (get_float(r, name, &factor, 0, 0.0f)) return -1;
+    if (factor != 0.0f && factor != 1.0f)
+        return vet_errf(r->err, "%s: %s.%s %g: linear rope scaling is not supported (llama.cpp scales linearly when "
+                        "%s.rope.scaling.type is absent; vet runs plain rope)", path, r->arch, name, factor, r->arch);
+    return 0;
+}
+
+// What vet cannot run is refused by name: rope scaling, partial rotary, experts.
+static int refuse_unsupported(const reader *r, const vet_config *c) {
+    const char *path = vet_gguf_path(r->g);
+    if (refuse_rope_scaling(r)) return -1;
     int rot = c->head_dim, experts = 0, vlen = c->head_dim;
     if (get_int(r, "rope.dimension_count", &rot, 0, c->head_dim) || get_int(r, "expert_count", &experts, 0, 0) ||
         get_int(r, "attention.value_length", &vlen, 0, c->head_dim))

@@ -158,6 +158,38 @@ int vet_gguf_set_str_array(vet_gguf_writer *w, const char *key, const char *cons
     return put_kv(w, key, VET_GGUF_ARRAY, val, len, err);
 }
 
+// The bytes of a string array's elements as the reader's mapping holds them (each a u64 length
+// and its bytes, back to back): from the first to the end of the last.
+static size_t str_array_span(const vet_gguf *g, const vet_gguf_kv *kv) {
+    if (kv->n == 0) return 0;
+    uint64_t len;
+    const char *last = vet_gguf_array_str(g, kv, kv->n - 1, &len);
+    return (size_t)((const uint8_t *)last + len - kv->data);
+}
+
+int vet_gguf_copy_kv(vet_gguf_writer *w, const vet_gguf *g, const vet_gguf_kv *kv, vet_err *err) {
+    if (kv->type == VET_GGUF_STRING) {
+        uint8_t *val = malloc(8 + (size_t)kv->n);
+        if (!val) return vet_err_nomem(err, "gguf writer: out of memory");
+        enc_str(val, (const char *)kv->data, (size_t)kv->n);
+        return put_kv(w, kv->key, VET_GGUF_STRING, val, 8 + (size_t)kv->n, err);
+    }
+    if (kv->type != VET_GGUF_ARRAY) {
+        if (elem_size(kv->type) == 0)
+            return vet_errf(err, "gguf writer: %s: a value of %s cannot be copied", kv->key, vet_gguf_type_name(kv->type));
+        return put_scalar(w, kv->key, kv->type, kv->data, err);
+    }
+    if (kv->arr_type != VET_GGUF_STRING) return vet_gguf_set_array(w, kv->key, kv->arr_type, kv->data, kv->n, err);
+    size_t span = str_array_span(g, kv);
+    uint8_t *val = malloc(12 + span);
+    if (!val) return vet_err_nomem(err, "gguf writer: out of memory");
+    uint32_t et = VET_GGUF_STRING;
+    memcpy(val, &et, 4);
+    memcpy(val + 4, &kv->n, 8);
+    if (span) memcpy(val + 12, kv->data, span);
+    return put_kv(w, kv->key, VET_GGUF_ARRAY, val, 12 + span, err);
+}
+
 size_t vet_gguf_write_nbytes(uint32_t type, int64_t n) {
     switch (type) {
     case VET_GGML_F32: case VET_GGML_F16: case VET_GGML_BF16: case VET_GGML_Q8_0: return vet_ggml_row_bytes(type, n);

@@ -52,6 +52,11 @@ int vet_gguf_set_array(vet_gguf_writer *w, const char *key, uint32_t elem_type, 
 int vet_gguf_set_str_array(vet_gguf_writer *w, const char *key, const char *const *strs, uint64_t n,
                            vet_err *err);
 
+// kv of the GGUF g (being read) under its own key, its value byte for byte: scalars, strings and
+// arrays of either, as the reader accepts them. How a model read from a GGUF passes on metadata
+// vet does not rebuild (its tokenizer).
+int vet_gguf_copy_kv(vet_gguf_writer *w, const vet_gguf *g, const vet_gguf_kv *kv, vet_err *err);
+
 // Produces a tensor's nbytes bytes into dst when the file is written; 0, or -1 with err (which
 // stops the write).
 typedef int (*vet_gguf_fill_fn)(void *ctx, uint8_t *dst, size_t nbytes, vet_err *err);

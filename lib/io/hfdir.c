@@ -80,42 +80,66 @@ static vet_hf_tensor *tensor_list(const vet_config *c, int *n, vet_err *err) {
     return list;
 }
 
-int vet_hf_check_tensors(const vet_config *c, const vet_tensors *t, vet_err *err) {
-    int n;
-    vet_hf_tensor *list = tensor_list(c, &n, err);
-    if (!list) return -1;
-    int rc = 0;
-    for (int i = 0; i < n && rc == 0; i++) {
+// Each tensor of list is in t, with its shape and a float dtype; the first that is not is named.
+static int check_listed(const vet_hf_tensor *list, int n, const vet_tensors *t, const char *where, vet_err *err) {
+    for (int i = 0; i < n; i++) {
         const vet_tensor_ref *r = vet_tensors_find(t, list[i].name);
-        if (!r) {
-            rc = vet_errf(err, "tensor '%s' is missing from the weights (config.json and weights disagree?)", list[i].name);
-            break;
-        }
+        if (!r)
+            return vet_errf(err, "%s%stensor '%s' is missing from the weights (config.json and the weights disagree?)",
+                            where ? where : "", where ? ": " : "", list[i].name);
         int same = r->ndim == list[i].ndim;
         for (int d = 0; same && d < r->ndim; d++) same = r->shape[d] == list[i].shape[d];
         if (!same) {
             char a[160], b[160];
-            rc = vet_errf(err, "%s: tensor '%s': shape %s, but config.json says %s", r->file, r->name,
-                          vet_shape_str(a, sizeof a, r->ndim, r->shape), vet_shape_str(b, sizeof b, list[i].ndim, list[i].shape));
-        } else if (r->dtype != VET_DT_F32 && r->dtype != VET_DT_BF16 && r->dtype != VET_DT_F16) {
-            rc = vet_errf(err, "%s: tensor '%s': dtype %s is not a float type", r->file, r->name, vet_dtype_name(r->dtype));
+            return vet_errf(err, "%s: tensor '%s': shape %s, but config.json says %s", r->file, r->name,
+                            vet_shape_str(a, sizeof a, r->ndim, r->shape),
+                            vet_shape_str(b, sizeof b, list[i].ndim, list[i].shape));
         }
+        if (r->dtype != VET_DT_F32 && r->dtype != VET_DT_BF16 && r->dtype != VET_DT_F16)
+            return vet_errf(err, "%s: tensor '%s': dtype %s is not a float type", r->file, r->name, vet_dtype_name(r->dtype));
     }
-    if (rc == 0 && vet_tensors_count(t) != (size_t)n) {
-        // Some tensor is not one the model uses: name the first such.
-        for (size_t i = 0; i < vet_tensors_count(t); i++) {
-            const vet_tensor_ref *r = vet_tensors_at(t, i);
-            int known = 0;
-            for (int j = 0; j < n && !known; j++) known = strcmp(r->name, list[j].name) == 0;
-            // transformers may store the rotary inv_freq buffer; it is derived, not a weight.
-            if (!known && !strstr(r->name, "rotary_emb.inv_freq")) {
-                rc = vet_errf(err, "%s: tensor '%s' is not part of a %s model with this config.json", r->file, r->name, c->arch);
-                break;
-            }
-        }
+    return 0;
+}
+
+// The layer a "model.layers.L...." name belongs to, or -1.
+static long layer_of(const char *name) {
+    const char *p = "model.layers.";
+    if (strncmp(name, p, strlen(p)) != 0) return -1;
+    char *end;
+    long l = strtol(name + strlen(p), &end, 10);
+    return end != name + strlen(p) && *end == '.' ? l : -1;
+}
+
+// Every tensor of t is in list: one that is not would be silently left out of the model (a layer
+// config.json does not count, a bias it does not have), so the first is refused by name. The
+// rotary inv_freq buffer that older transformers saved is derived from config.json, not a weight.
+static int check_unlisted(const vet_config *c, const vet_hf_tensor *list, int n, const vet_tensors *t, vet_err *err) {
+    for (size_t i = 0; i < vet_tensors_count(t); i++) {
+        const vet_tensor_ref *r = vet_tensors_at(t, i);
+        int known = strstr(r->name, "rotary_emb.inv_freq") != NULL;
+        for (int j = 0; j < n && !known; j++) known = strcmp(r->name, list[j].name) == 0;
+        if (known) continue;
+        long l = layer_of(r->name);
+        char hint[96] = "";
+        if (l >= c->n_layers) snprintf(hint, sizeof hint, " (num_hidden_layers is %d)", c->n_layers);
+        return vet_errf(err, "%s: tensor '%s' is not part of the %s model config.json describes%s: vet would leave it "
+                        "out; correct config.json, or remove the tensor from the weights", r->file, r->name, c->arch, hint);
     }
+    return 0;
+}
+
+int vet_hf_check_tensors(const vet_config *c, const vet_tensors *t, const char *where, vet_err *err) {
+    int n;
+    vet_hf_tensor *list = tensor_list(c, &n, err);
+    if (!list) return -1;
+    int rc = check_listed(list, n, t, where, err);
+    if (!rc) rc = check_unlisted(c, list, n, t, err);
     free(list);
     return rc;
+}
+
+void vet_hf_tie_from_weights(vet_config *c, const vet_tensors *t) {
+    c->tie_embeddings = vet_tensors_find(t, "lm_head.weight") == NULL;
 }
 
 // ---------------------------------------------------------------------------------------

@@ -44,14 +44,22 @@ typedef struct {
 int vet_hf_tensors(const vet_config *c, vet_hf_tensor *out, int max);
 
 // Checks that the tensors in t are exactly the ones config c needs, with the right shapes
-// (extra tensors are refused too, naming the first). Dtypes may be any float type.
-int vet_hf_check_tensors(const vet_config *c, const vet_tensors *t, vet_err *err);
+// (extra tensors are refused too, naming the first; a rotary_emb.inv_freq buffer is let through).
+// Dtypes may be any float type. where (the directory, or NULL) starts the message of a missing tensor.
+int vet_hf_check_tensors(const vet_config *c, const vet_tensors *t, const char *where, vet_err *err);
+
+// Whether the output layer shares the embedding, as the weights say: tied exactly when t has no
+// lm_head.weight, whatever config.json's tie_word_embeddings is. transformers (5.x) reads a
+// tied config with an lm_head.weight so: it unties the two when their values differ and ties them
+// when they are equal, which computes what the file's lm_head does either way.
+void vet_hf_tie_from_weights(vet_config *c, const vet_tensors *t);
 
 // Saves a model dir: creates dir (and parents) if needed, writes config.json and
 // model.safetensors from w (+ copies tokenizer_model, when not NULL, to dir/tokenizer.json when
 // it is one (its name ends in .json, or it starts with '{'), else to dir/tokenizer.model, with
 // the tokenizer_config.json beside it when there is one),
-// each atomically. Refuses a dir that holds a sharded model (its index would shadow the file).
+// each atomically. Refuses a dir that holds a sharded model (the stale shards and index would
+// stay beside the new file: a folder other tools could read as the old model).
 int vet_hf_save_dir(const char *dir, const vet_config *c, vet_st_writer *w, const char *tokenizer_model, vet_err *err);
 
 // A random model per LLaMA convention: normal(0, 0.02) for every linear and embedding weight

@@ -362,11 +362,13 @@ vet_tensors *vet_tensors_open_dir(const char *dir, vet_err *err) {
         return NULL;
     }
     if (S_ISREG(st.st_mode)) return vet_tensors_open_file(dir, err);
+    // model.safetensors first, then the index, as transformers looks for them: a folder holding
+    // both (a model re-saved unsharded over an old sharded copy) is read as transformers reads it.
     char path[4096];
-    snprintf(path, sizeof path, "%s/model.safetensors.index.json", dir);
-    if (file_exists(path)) return open_index(dir, path, err);
     snprintf(path, sizeof path, "%s/model.safetensors", dir);
     if (file_exists(path)) return vet_tensors_open_file(path, err);
+    snprintf(path, sizeof path, "%s/model.safetensors.index.json", dir);
+    if (file_exists(path)) return open_index(dir, path, err);
     vet_errf(err, "%s: no model.safetensors or model.safetensors.index.json (a Hugging Face model directory holds "
                   "one; .bin/.pth checkpoints must be converted to safetensors first)", dir);
     return NULL;

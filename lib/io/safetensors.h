@@ -45,8 +45,9 @@ typedef struct vet_tensors vet_tensors;
 
 // One .safetensors file (a model's, an adapter's, anything).
 vet_tensors *vet_tensors_open_file(const char *path, vet_err *err);
-// A Hugging Face model directory: model.safetensors.index.json and its shards when present,
-// else model.safetensors. A path that is a regular file is opened as one file.
+// A Hugging Face model directory: model.safetensors when present, else
+// model.safetensors.index.json and its shards (transformers' order, so a folder holding both
+// is read as transformers reads it). A path that is a regular file is opened as one file.
 vet_tensors *vet_tensors_open_dir(const char *dir, vet_err *err);
 // Tensors are kept sorted by name; find is a binary search. NULL if absent.
 const vet_tensor_ref *vet_tensors_find(const vet_tensors *t, const char *name);

@@ -190,6 +190,7 @@ static int refuse_feature(const json_t *c, const char *key, const char *path, ve
     json_t *v = json_object_get(c, key);
     if (!v || json_is_null(v) || json_is_false(v)) return 0;
     if ((json_is_object(v) && json_object_size(v) == 0) || (json_is_array(v) && json_array_size(v) == 0)) return 0;
+    if (json_is_string(v) && json_string_length(v) == 0) return 0;   // as empty as PEFT's "" (falsy)
     return vet_errf(err, "%s: \"%s\" is set; vet implements plain LoRA only (no %s)", path, key, key);
 }
 
@@ -271,7 +272,9 @@ static int read_config(const char *path, lora_params *p, vet_err *err) {
     }
     static const char *unsupported[] = {"use_dora", "lora_bias", "fan_in_fan_out", "rank_pattern",
                                         "alpha_pattern", "layers_to_transform", "modules_to_save",
-                                        "trainable_token_indices", "layer_replication"};
+                                        "trainable_token_indices", "layer_replication",
+                                        // PEFT leaves these modules alone even when target_modules names them
+                                        "exclude_modules"};
     for (size_t i = 0; i < sizeof unsupported / sizeof *unsupported; i++)
         if (refuse_feature(c, unsupported[i], path, err)) goto done;
     if (parse_targets(json_object_get(c, "target_modules"), path, &p->targets, err)) goto done;

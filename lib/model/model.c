@@ -10,6 +10,7 @@
 #include "model/model_gguf.h"
 #include "model/model_save.h"
 #include "io/gguf_config.h"
+#include "io/hfdir.h"
 #include "io/safetensors.h"
 
 // ---------------------------------------------------------------------------------------
@@ -223,9 +224,10 @@ int vet_model_load(vet_model *m, const char *dir, vet_err *err) {
     if (vet_config_load(&cfg, dir, err)) return -1;
     vet_tensors *ts = vet_tensors_open_dir(dir, err);
     if (!ts) return -1;
-    // A checkpoint without lm_head.weight shares the embedding (as tied models are saved).
-    if (!vet_tensors_find(ts, "lm_head.weight")) cfg.tie_embeddings = 1;
-    if (vet_model_alloc(m, &cfg, err)) {
+    // The output layer is the file's lm_head.weight when it has one (as transformers reads it),
+    // else the embedding; then every tensor must be one the model uses, or it would be left out.
+    vet_hf_tie_from_weights(&cfg, ts);
+    if (vet_hf_check_tensors(&cfg, ts, dir, err) || vet_model_alloc(m, &cfg, err)) {
         vet_tensors_close(ts);
         return -1;
     }

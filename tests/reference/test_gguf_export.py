@@ -390,6 +390,23 @@ def check_llama_cpp_quantize(tag, f32_path, path, typ, tmp):
     check("%s_llama_quantize_same_bytes" % tag, not bad, "tensors differ: %s" % sorted(bad)[:6])
 
 
+def check_gguf_in(tag, tmp, src):
+    """vet-export --model FILE.gguf: the output carries the input's tokenizer.* keys unchanged
+    (same keys, order, types and values), so llama.cpp can still load it."""
+    from gguf import GGUFReader
+    out = os.path.join(tmp, tag + "-again.gguf")
+    p = subprocess.run([EXPORT, "-q", "--model", src, "--type", "f32", "-o", out], capture_output=True, text=True)
+    check(tag + "_gguf_in_export", p.returncode == 0, p.stderr.strip())
+    if p.returncode != 0:
+        return
+    a, b = GGUFReader(src), GGUFReader(out)
+    keys = [k for k in a.fields if k.startswith("tokenizer.")]
+    got = [k for k in b.fields if k.startswith("tokenizer.")]
+    check(tag + "_gguf_in_keys", len(keys) > 5 and keys == got, "in %s, out %s" % (keys, got))
+    differ = [k for k in keys if k in b.fields and (field(a, k) != field(b, k) or a.fields[k].types != b.fields[k].types)]
+    check(tag + "_gguf_in_values", not differ, "differ: %s" % differ)
+
+
 def run_model(tmp, name, d, model, arch, tok, ref_ids, notes, adapter=None):
     rng = np.random.default_rng(5)
     ids = [int(x) for x in rng.integers(3, tok["n_real"], 24)]
@@ -407,6 +424,8 @@ def run_model(tmp, name, d, model, arch, tok, ref_ids, notes, adapter=None):
         case(tag + "_transformers", check_transformers, tag, tmp, fname, model, typ, ids)
         case(tag + "_tokenizer", check_tokenizer, tag, tmp, fname, ref_ids, notes)
         case(tag + "_llama_cpp", check_llama_cpp, tag, out, model, typ, ids, ref_ids, notes)
+        if typ == "f32":
+            case(tag + "_gguf_in", check_gguf_in, tag, tmp, out)
         if typ != "f32":
             case(tag + "_llama_quantize", check_llama_cpp_quantize, tag, os.path.join(tmp, "%s-f32.gguf" % name),
                  out, typ, tmp)

@@ -280,6 +280,17 @@ static void refuses_unsupported_features(void) {
     edit_config(dir, "rank_pattern", json_pack("{s:i}", "q_proj", 8));
     CHECK_CONTAINS(load_into(dir, 32, 2, NULL), "rank_pattern");
     edit_config(dir, "rank_pattern", json_object());
+    // exclude_modules: PEFT leaves those modules alone, so an adapter naming them is refused;
+    // null, [] and "" exclude nothing (as PEFT writes it by default: null)
+    edit_config(dir, "exclude_modules", json_pack("[s]", "q_proj"));
+    CHECK_CONTAINS(load_into(dir, 32, 2, NULL), "\"exclude_modules\" is set");
+    edit_config(dir, "exclude_modules", json_string(".*q_proj"));
+    CHECK_CONTAINS(load_into(dir, 32, 2, NULL), "exclude_modules");
+    edit_config(dir, "exclude_modules", json_string(""));
+    CHECK_STR(load_into(dir, 32, 2, NULL), "");
+    edit_config(dir, "exclude_modules", json_array());
+    CHECK_STR(load_into(dir, 32, 2, NULL), "");
+    edit_config(dir, "exclude_modules", json_null());
     edit_config(dir, "peft_type", json_string("IA3"));
     CHECK_CONTAINS(load_into(dir, 32, 2, NULL), "peft_type is IA3");
     edit_config(dir, "peft_type", json_string("LORA"));

@@ -265,6 +265,29 @@ static void test_save_load_round_trip(void) {
     CHECK(vet_config_save(&a, tmp_path("no/dir/x.json"), &err) == -1);
 }
 
+// eos_token_id lists: every id kept up to VET_MAX_EOS and saved back; a longer list is refused,
+// never cut (generation would run past the ids dropped, and a saved model lose them).
+static void test_eos_lists(void) {
+    char text[1024], ids[512] = "";
+    size_t k = 0;
+    for (int i = 0; i < VET_MAX_EOS; i++) k += (size_t)snprintf(ids + k, sizeof ids - k, "%s%d", i ? ", " : "", 2 + i);
+    const char *head = "{\"architectures\": [\"LlamaForCausalLM\"], \"hidden_size\": 64, \"intermediate_size\": 160,"
+                       " \"num_hidden_layers\": 2, \"num_attention_heads\": 4, \"vocab_size\": 100, \"eos_token_id\": ";
+    snprintf(text, sizeof text, "%s[%s]}", head, ids);
+    vet_config a, b;
+    vet_err err = {0};
+    CHECK(vet_config_load(&a, write_json(text), &err) == 0);
+    CHECK(a.n_eos == VET_MAX_EOS && a.eos_id == 2 && a.eos_ids[VET_MAX_EOS - 1] == 2 + VET_MAX_EOS - 1);
+    CHECK(vet_config_save(&a, tmp_path("eos.json"), &err) == 0);
+    CHECK(vet_config_load(&b, tmp_path("eos.json"), &err) == 0);
+    CHECK(same_config(&a, &b));
+    // -1 means none, in a list too
+    snprintf(text, sizeof text, "%s[-1, %s]}", head, ids);
+    CHECK(vet_config_load(&a, write_json(text), &err) == 0 && a.n_eos == VET_MAX_EOS);
+    snprintf(text, sizeof text, "%s[%s, 90]}", head, ids);
+    expect_refused(text, "\"eos_token_id\" lists more ids than the 16 vet keeps");
+}
+
 // ---------------------------------------------------------------------------------------
 // hfdir
 
@@ -313,7 +336,7 @@ static void test_hf_init_dir(void) {
     vet_tensors *t = vet_tensors_open_dir(dir, &err), *t2 = vet_tensors_open_dir(dir2, &err);
     CHECK(t && t2);
     if (!t || !t2) return;
-    CHECK(vet_hf_check_tensors(&l, t, &err) == 0);
+    CHECK(vet_hf_check_tensors(&l, t, dir, &err) == 0);
     CHECK(vet_tensors_count(t) == (size_t)vet_hf_tensors(&c, NULL, 0));
     char p[600];
     // The tokenizer ships under its kind's name: a file named *.json is a tokenizer.json.
@@ -380,16 +403,24 @@ static void test_hf_check_tensors(void) {
     CHECK(t != NULL);
     if (!t) return;
     c.hidden_dim = 256;
-    CHECK(vet_hf_check_tensors(&c, t, &err) == -1);
+    CHECK(vet_hf_check_tensors(&c, t, dir, &err) == -1);
     CHECK_CONTAINS(err.msg, "tensor 'model.layers.0.mlp.gate_proj.weight': shape [384, 128], but config.json says [256, 128]");
     c.hidden_dim = 384;
     c.n_layers = 5;
-    CHECK(vet_hf_check_tensors(&c, t, &err) == -1);
-    CHECK_CONTAINS(err.msg, "tensor 'model.layers.4.input_layernorm.weight' is missing");
+    CHECK(vet_hf_check_tensors(&c, t, dir, &err) == -1);
+    CHECK_CONTAINS(err.msg, "/init/a: tensor 'model.layers.4.input_layernorm.weight' is missing");
     c.n_layers = 3;
-    CHECK(vet_hf_check_tensors(&c, t, &err) == -1);
+    CHECK(vet_hf_check_tensors(&c, t, dir, &err) == -1);
     CHECK_CONTAINS(err.msg, "tensor 'model.layers.3.");
-    CHECK_CONTAINS(err.msg, "is not part of a llama model");
+    CHECK_CONTAINS(err.msg, "is not part of the llama model config.json describes (num_hidden_layers is 3)");
+    // a tied config: the file's lm_head.weight is then the one tensor too many
+    c.n_layers = 4;
+    c.tie_embeddings = 1;
+    CHECK(vet_hf_check_tensors(&c, t, dir, &err) == -1);
+    CHECK_CONTAINS(err.msg, "tensor 'lm_head.weight' is not part of the llama model config.json describes: vet");
+    // ... which the weights decide, as transformers does
+    vet_hf_tie_from_weights(&c, t);
+    CHECK(c.tie_embeddings == 0 && vet_hf_check_tensors(&c, t, dir, &err) == 0);
     vet_tensors_close(t);
 }
 
@@ -432,6 +463,7 @@ int main(void) {
     RUN(test_refusals);
     RUN(test_presets);
     RUN(test_save_load_round_trip);
+    RUN(test_eos_lists);
     RUN(test_hf_names);
     RUN(test_hf_init_dir);
     RUN(test_hf_check_tensors);

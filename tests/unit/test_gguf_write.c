@@ -256,6 +256,39 @@ static void round_trip_through_reader(void) {
     vet_gguf_close(g);
 }
 
+// Every key of a file read back, copied into a new writer (vet_gguf_copy_kv, how vet-export passes
+// a GGUF model's tokenizer on): the new file is the old one byte for byte.
+static void copy_kv_byte_for_byte(void) {
+    vet_err err = {0};
+    vet_gguf_writer *w = vet_gguf_writer_new(&err);
+    uint8_t u8[3] = {1, 2, 250};
+    double f64[2] = {0.5, -2};
+    const char *sa[3] = {"<s>", "", "\xe2\x96\x81the"};
+    CHECK(vet_gguf_set_u32(w, "tokenizer.ggml.bos_token_id", 1, &err) == 0);
+    CHECK(vet_gguf_set_bool(w, "tokenizer.ggml.add_bos_token", 1, &err) == 0);
+    CHECK(vet_gguf_set_f32(w, "k.f32", 0.25f, &err) == 0);
+    CHECK(vet_gguf_set_str(w, "tokenizer.ggml.model", "llama", &err) == 0);
+    CHECK(vet_gguf_set_str(w, "k.empty_str", "", &err) == 0);
+    CHECK(vet_gguf_set_str_array(w, "tokenizer.ggml.tokens", sa, 3, &err) == 0);
+    CHECK(vet_gguf_set_str_array(w, "k.no_strings", sa, 0, &err) == 0);
+    CHECK(vet_gguf_set_array(w, "tokenizer.ggml.precompiled_charsmap", VET_GGUF_U8, u8, 3, &err) == 0);
+    CHECK(vet_gguf_set_array(w, "k.f64", VET_GGUF_F64, f64, 2, &err) == 0);
+    CHECK(vet_gguf_write(w, path_of("kv.gguf"), &err) == 0);
+    vet_gguf_writer_free(w);
+    vet_gguf *g = vet_gguf_open(path_of("kv.gguf"), &err);
+    CHECK(g != NULL);
+    if (!g) { fprintf(stderr, "%s\n", err.msg); return; }
+    w = vet_gguf_writer_new(&err);
+    for (size_t i = 0; i < vet_gguf_n_kv(g); i++) CHECK(vet_gguf_copy_kv(w, g, vet_gguf_kv_at(g, i), &err) == 0);
+    CHECK(vet_gguf_write(w, path_of("kv-copy.gguf"), &err) == 0);
+    vet_gguf_writer_free(w);
+    vet_gguf_close(g);
+    size_t na, nb;
+    uint8_t *a = slurp(path_of("kv.gguf"), &na), *b = slurp(path_of("kv-copy.gguf"), &nb);
+    CHECK(a && b && na == nb && memcmp(a, b, na) == 0);
+    free(a), free(b);
+}
+
 static void q8_0_rows(void) {
     // ties go away from zero (roundf), as ggml's reference; amax 127 makes d = 1 exactly
     float x[32] = {127.0f, 2.5f, -2.5f, 0.5f, -0.5f, 1.49f, -127.0f};
@@ -323,6 +356,7 @@ int main(void) {
     RUN(refusals);
     RUN(alignment_64);
     RUN(round_trip_through_reader);
+    RUN(copy_kv_byte_for_byte);
     RUN(q8_0_rows);
     RUN(f16_rows);
     char cmd[300];

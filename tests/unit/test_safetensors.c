@@ -413,9 +413,16 @@ static void test_sharded_dir(void) {
     CHECK(vet_tensors_open_dir(dir, &err) == NULL);
     CHECK_CONTAINS(err.msg, "tensor 'model.a' is in both");
 
+    // model.safetensors beside a good index: the single file, as transformers reads such a folder.
+    write_shard("sharded/model-00002-of-00002.safetensors", "model.c", NULL, 10);
+    write_text(index, "{\"weight_map\": {\"model.a\": \"model-00001-of-00002.safetensors\","
+                      "\"model.c\": \"model-00002-of-00002.safetensors\"}}");
+    write_shard("sharded/model.safetensors", "only", NULL, 5);
+    t = vet_tensors_open_dir(dir, &err);
+    CHECK(t && vet_tensors_count(t) == 1 && vet_tensors_find(t, "only"));
+    vet_tensors_close(t);
     // Without an index, model.safetensors; a file path opens the file.
     unlink(index);
-    write_shard("sharded/model.safetensors", "only", NULL, 5);
     t = vet_tensors_open_dir(dir, &err);
     CHECK(t && vet_tensors_count(t) == 1 && vet_tensors_find(t, "only"));
     vet_tensors_close(t);

@@ -29,17 +29,22 @@ static void vocab(void) {
 }
 
 static vet_spm *build(int dummy_prefix, uint8_t *types_back, int *prefix_back) {
+    vet_spm_norm norm;
     vet_spm_proto m = {.n = N, .piece = piece, .piece_len = len, .score = score, .type = type, .byte_fallback = 1,
                        .add_dummy_prefix = dummy_prefix, .unk_piece = "<unk>", .bos_piece = "<s>", .eos_piece = "</s>"};
     uint8_t *proto = NULL;
     size_t n = 0;
     vet_err err = {0};
     CHECK(vet_spm_proto_serialize(&m, &proto, &n, &err) == 0);
-    CHECK(vet_spm_proto_read(proto, n, types_back, N, prefix_back) == 0);
+    CHECK(vet_spm_proto_read(proto, n, types_back, N, &norm) == 0);
+    *prefix_back = norm.add_dummy_prefix;
+    // what vet writes is what llama.cpp's runtime does: no character rules, spaces kept and escaped
+    CHECK_STR(norm.name, "identity");
+    CHECK(norm.charsmap_len == 0 && !norm.remove_extra_whitespaces && norm.escape_whitespaces &&
+          !norm.whitespace_as_suffix);
     uint8_t scratch[N];
-    int p2;
-    CHECK(vet_spm_proto_read(proto, n - 1, scratch, N, &p2) < 0);      // cut short: refused
-    CHECK(vet_spm_proto_read(proto, n, scratch, N - 1, &p2) < 0);      // more pieces than said
+    CHECK(vet_spm_proto_read(proto, n - 1, scratch, N, &norm) < 0);      // cut short: refused
+    CHECK(vet_spm_proto_read(proto, n, scratch, N - 1, &norm) < 0);      // more pieces than said
     vet_spm *s = vet_spm_from_proto("test.gguf", proto, n, "00", &err);
     if (!s) fprintf(stderr, "%s\n", err.msg);
     free(proto);
@@ -94,8 +99,27 @@ static void no_dummy_prefix(void) {
     vet_spm_free(s);
 }
 
+// spm_train's defaults, as bytes: one piece, a TrainerSpec with treat_whitespace_as_suffix, and a
+// NormalizerSpec naming nmt_nfkc with a 3-byte charsmap and nothing else (the rest defaults to true).
+static void normalizer_read_back(void) {
+    static const uint8_t proto[] = {
+        0x0A, 0x03, 0x0A, 0x01, 'a',                                    // pieces { piece "a" }
+        0x12, 0x03, 0xC0, 0x01, 0x01,                                   // trainer_spec { 24: 1 }
+        0x1A, 0x0F, 0x0A, 0x08, 'n', 'm', 't', '_', 'n', 'f', 'k', 'c', // normalizer_spec { name
+        0x12, 0x03, 1, 2, 3,                                            //   precompiled_charsmap }
+    };
+    uint8_t t[1];
+    vet_spm_norm norm;
+    CHECK(vet_spm_proto_read(proto, sizeof proto, t, 1, &norm) == 0);
+    CHECK_STR(norm.name, "nmt_nfkc");
+    CHECK(norm.charsmap_len == 3);
+    CHECK(norm.add_dummy_prefix && norm.remove_extra_whitespaces && norm.escape_whitespaces);   // protobuf's defaults
+    CHECK(norm.whitespace_as_suffix && t[0] == 1);
+}
+
 int main(void) {
     vocab();
+    RUN(normalizer_read_back);
     RUN(merges_follow_scores);
     RUN(no_dummy_prefix);
     CHECK_EXIT();

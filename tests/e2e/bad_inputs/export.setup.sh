@@ -21,8 +21,22 @@ json.dump({"model": {"type": "BPE", "vocab": vocab, "merges": []}, "pre_tokenize
 PY
 }
 
-# One up_proj weight of 1e6: finite, so the model loads, but beyond f16's 65504.
-cp -r "$X/base" "$X/base-big-up" && python3 - "$X/base-big-up/model.safetensors" <<'PY'
+# spm_tok DIR ARGS...: DIR's tokenizer.model retrained on the fixture's text with spm_train ARGS
+# (the fixture's own, $X/tok.model, has spm_train's default normalizer, nmt_nfkc).
+spm_tok() {
+    local dir=$1; shift
+    (cd "$X" && spm_train --input=text.txt --model_prefix="$dir/tokenizer" --vocab_size=512 --model_type=bpe \
+        --byte_fallback=true --character_coverage=1.0 --unk_id=0 --bos_id=1 --eos_id=2 --pad_id=-1 \
+        --num_threads=1 --minloglevel=2 "$@" >/dev/null 2>&1) && rm -f "$dir/tokenizer.vocab"
+}
+# One that GGUF can hold (llama.cpp's runtime normalizes nothing), and one that squeezes spaces.
+cp -r "$X/base" "$X/base-identity" && spm_tok "$X/base-identity" --normalization_rule_name=identity \
+    --remove_extra_whitespaces=false
+cp -r "$X/base" "$X/base-squeeze" && spm_tok "$X/base-squeeze" --normalization_rule_name=identity
+
+# One up_proj weight of 1e6: finite, so the model loads, but beyond f16's 65504 (with a tokenizer
+# GGUF holds: that is checked before the weights are written).
+cp -r "$X/base-identity" "$X/base-big-up" && python3 - "$X/base-big-up/model.safetensors" <<'PY'
 import json, struct, sys
 data = bytearray(open(sys.argv[1], "rb").read())
 n = struct.unpack("<Q", data[:8])[0]
@@ -33,3 +47,4 @@ PY
 cp -r "$X/base" "$X/base-prefix-space" && bl_tokenizer "$X/base-prefix-space" 300 \
     '{"type": "ByteLevel", "add_prefix_space": true, "use_regex": true}'
 cp -r "$X/base" "$X/base-tok600" && bl_tokenizer "$X/base-tok600" 600 '{"type": "ByteLevel", "add_prefix_space": false}'
+

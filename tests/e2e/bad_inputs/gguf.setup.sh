@@ -64,6 +64,8 @@ write("extra", extra=[("blk.0.attn_q_norm.weight", [HD], 0, f32(HD))])
 write("nanscale", q_scale=0x7E00)
 write("gpt2", arch="gpt2")
 write("yarn", meta={"llama.rope.scaling.type": ("str", "yarn")})
+# a scaling factor without a type: linear to llama.cpp
+write("ropefactor4", meta={"llama.rope.scaling.factor": ("f32", 4.0)})
 # llama3 rope as llama.cpp stores it: rope_freqs.weight, HD/2 = 8 F32 factors (good, then broken)
 def freqs(vals):
     return [("rope_freqs.weight", [len(vals)], 0, struct.pack("<%df" % len(vals), *vals))]
