@@ -108,10 +108,32 @@ ifeq ($(NOTES)$(TRAIN),)
   $(error set NOTES=notes.csv, or TRAIN=a.csv VAL=b.csv TEST=c.csv)
 endif
 ifneq ($(NOTES),)
-  ifneq ($(TRAIN),)
+  ifneq ($(TRAIN)$(VAL)$(TEST),)
     $(error set NOTES or TRAIN/VAL/TEST, not both)
   endif
 endif
+ifneq ($(TRAIN),)
+  ifeq ($(VAL)$(TEST),)
+    $(error TRAIN= is a given split: set VAL=b.csv and TEST=c.csv too (or NOTES=notes.csv alone, split 80/10/10))
+  endif
+  ifeq ($(VAL),)
+    $(error TRAIN= is a given split: set VAL=b.csv too (the validation notes))
+  endif
+  ifeq ($(TEST),)
+    $(error TRAIN= is a given split: set TEST=c.csv too (the test notes))
+  endif
+endif
+
+# Paths become make targets and words of shell commands, unquoted: make splits a name at blanks
+# (and reads : % * ? [ ] in a target), the shell reads quotes and ; & | < > ( ) $ ` \ in a command.
+# A path holding one of them is refused here, before anything is written, instead of making
+# stray files and directories under the pieces of the name.
+PATH_VARS := OUT NOTES TRAIN VAL TEST BASE INIT TOKENIZER CODES CONSTRAIN NEW CODED VET_BIN
+PATH_BAD_CHARS := ' " ` $$ ; & | < > ( ) \ * ? [ ] % :
+$(foreach v,$(PATH_VARS),$(if $(word 2,$($(v))),$(error $(v)='$($(v))' has a blank in it: make splits \
+  file names at blanks, so OUT and every file the pipeline reads or writes need a path without spaces)))
+$(foreach v,$(PATH_VARS),$(foreach c,$(PATH_BAD_CHARS),$(if $(findstring $(c),$($(v))),$(error $(v)='$($(v))' \
+  has $(c) in it, which make or the shell cannot take in a file name here: use a path without it))))
 
 V := $(VET_BIN)/
 SPLIT_MODE := $(if $(NOTES),notes,given)
@@ -184,6 +206,15 @@ ifneq ($(ENSEMBLE),1)
   endif
 endif
 
+# VOCAB: the size of the tokenizer trained on the notes (spm_train --vocab_size), a whole number.
+# spm_train says why a number the notes cannot fill fails (the tokenizer rule prints its log).
+no_digits = $(subst 0,,$(subst 1,,$(subst 2,,$(subst 3,,$(subst 4,,$(subst 5,,$(subst 6,,$(subst 7,,$(subst 8,,$(subst 9,,$(1)))))))))))
+ifeq ($(TOKENIZER),$(OUT)/tokenizer.model)
+  ifneq ($(or $(filter 0%,$(VOCAB)),$(word 2,$(VOCAB)),$(call no_digits,$(VOCAB)),$(if $(strip $(VOCAB)),,empty)),)
+    $(error VOCAB must be a whole number of pieces such as 1024 (got '$(VOCAB)'))
+  endif
+endif
+
 .PHONY: all tokenizer tokenize pack train refit temperature threshold generate eval val report code
 .DELETE_ON_ERROR:
 all: eval
@@ -238,7 +269,9 @@ $(OUT)/tokenizer.model: $(TRAIN_NOTES) $(call args,tokenizer)
 	  --allow_whitespace_only_pieces=true --remove_extra_whitespaces=false \
 	  --normalization_rule_name=identity --add_dummy_prefix=true --max_sentence_length=4192 \
 	  --unk_id=0 --bos_id=1 --eos_id=2 --pad_id=-1 --input_sentence_size=0 \
-	  --shuffle_input_sentence=false --num_threads=1 --minloglevel=2 >spm_train.log 2>&1
+	  --shuffle_input_sentence=false --num_threads=1 --minloglevel=2 >spm_train.log 2>&1 || { status=$$?; \
+	  echo "vet.mk: spm_train failed (exit $$status) training the tokenizer with VOCAB=$(VOCAB); the end of $(@D)/.spm/spm_train.log:" >&2; \
+	  tail -n 5 spm_train.log >&2; exit 1; }
 	mv $(@D)/.spm/tokenizer.model $@
 
 # --- tokenize --------------------------------------------------------------------------------

@@ -274,6 +274,39 @@ EOF
 }
 check pipeline_code_new_notes code_ok
 
+# 2j. Settings that cannot work are refused before anything is written, saying what is wrong
+# (exit 2, nothing in OUT or the current directory).
+refused() {  # refused MESSAGE MAKE-ARGS...
+    local want=$1 rc; shift
+    rm -rf "$tmp/cwd" && mkdir -p "$tmp/cwd" || return 1
+    (cd "$tmp/cwd" && pipe "$@" </dev/null) >"$tmp/ref.log" 2>&1; rc=$?
+    [ $rc = 2 ] && grep -qF -- "$want" "$tmp/ref.log" && [ ! -e "$tmp/refused" ] && [ ! -e "$tmp/with" ] &&
+        [ -z "$(ls -A "$tmp/cwd")" ] || { echo "$*: rc=$rc: $(cat "$tmp/ref.log")" >&2; return 1; }
+}
+# A given split without VAL or TEST (no vet-tokenize left reading stdin for the missing one).
+given_split_ok() {
+    refused "TRAIN= is a given split: set VAL=b.csv and TEST=c.csv too" OUT="$tmp/refused" TRAIN="$tmp/notes.csv" &&
+        refused "set TEST=c.csv too" OUT="$tmp/refused" TRAIN="$tmp/notes.csv" VAL="$tmp/notes.csv" &&
+        refused "set NOTES or TRAIN/VAL/TEST, not both" OUT="$tmp/refused" NOTES="$tmp/notes.csv" TEST="$tmp/notes.csv"
+}
+check pipeline_given_split_refused given_split_ok
+# A blank or a quote in a path (make would split the name, the shell read the quote).
+paths_ok() {
+    refused "OUT='$tmp/with space' has a blank in it" OUT="$tmp/with space" NOTES="$tmp/notes.csv" &&
+        refused "OUT='$tmp/it's' has ' in it" OUT="$tmp/it's" NOTES="$tmp/notes.csv" &&
+        refused "NOTES='$tmp/a b.csv' has a blank in it" OUT="$tmp/refused" NOTES="$tmp/a b.csv"
+}
+check pipeline_odd_paths_refused paths_ok
+# VOCAB: no number is refused; a number spm_train refuses fails the stage with spm_train's reason.
+vocab_ok() {
+    refused "VOCAB must be a whole number of pieces such as 1024 (got 'abc')" OUT="$tmp/refused" NOTES="$tmp/notes.csv" VOCAB=abc &&
+        refused "VOCAB must be a whole number" OUT="$tmp/refused" NOTES="$tmp/notes.csv" VOCAB=0 || return 1
+    pipe OUT="$tmp/vocab" NOTES="$tmp/notes.csv" VOCAB=100000 tokenizer >"$tmp/ref.log" 2>&1 && return 1
+    grep -q "spm_train failed" "$tmp/ref.log" && grep -q "Vocabulary size too high (100000)" "$tmp/ref.log" &&
+        [ ! -e "$tmp/vocab/tokenizer.model" ] || { cat "$tmp/ref.log" >&2; return 1; }
+}
+check pipeline_vocab vocab_ok
+
 # 3. A failing stage leaves no output under its final name, and the run stops there.
 failure_ok() {
     cp "$tmp/notes.csv" "$tmp/bad.csv" && printf '"unterminated,Cow,fever\n' >>"$tmp/bad.csv"
