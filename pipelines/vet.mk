@@ -219,26 +219,49 @@ endif
 .DELETE_ON_ERROR:
 all: eval
 
-# --- arguments as files: OUT/.args/STAGE changes only when the stage's arguments do --------
-# Compared when the makefile is read, so `make -n` and `make -q` tell the truth. A real run
-# rewrites a changed file (then older outputs rebuild); a dry run (-n, -q) writes nothing and
-# marks a changed stage out of date instead, so it leaves no trace.
-args = $(OUT)/.args/$(1)
+# --- one make at a time on OUT ---------------------------------------------------------------
+# Two makes writing one OUT would each take the other's files for their own (a stage recorded
+# as done with another run's settings). A real run (not -n or -q) holds OUT/.lock: it writes
+# its process id there (under flock(1)), and a second make on the same OUT while that process
+# lives is refused. The file stays after the run; the next make finds its process gone and
+# takes it over.
 DRY_RUN := $(findstring n,$(firstword -$(MAKEFLAGS)))$(findstring q,$(firstword -$(MAKEFLAGS)))
-args_changed = $(shell printf '%s\n' '$(2)' | cmp -s - $(call args,$(1)) 2>/dev/null || echo 1)
-define stage_args
-ifneq ($(call args_changed,$(1),$(2)),)
-  ifeq ($(DRY_RUN),)
-    $$(shell mkdir -p $(OUT)/.args && printf '%s\n' '$(2)' >$(call args,$(1)))
-  else
-    $(call args,$(1)): ARGS_CHANGED
-	@: the $(1) arguments changed
+ifeq ($(DRY_RUN),)
+  out_lock = mkdir -p $(OUT)/.args || exit 1; me=$$PPID; \
+    since() { sed 's/.*) //' /proc/$$1/stat 2>/dev/null | cut -d' ' -f20; }; \
+    exec 9>>$(OUT)/.lock || exit 1; \
+    if command -v flock >/dev/null 2>&1; then flock 9 || exit 1; fi; \
+    pid= start=; read -r pid start <$(OUT)/.lock; \
+    if [ -n "$$pid" ] && [ "$$pid" != "$$me" ] && { kill -0 "$$pid" || [ -d "/proc/$$pid" ]; } 2>/dev/null && \
+      [ "$$(since "$$pid")" = "$$start" ]; then echo "$$pid"; \
+    else printf '%s %s\n' "$$me" "$$(since "$$me")" >$(OUT)/.lock; fi
+  LOCKED_BY := $(shell $(out_lock))
+  ifneq ($(LOCKED_BY),)
+    $(error another make (process $(LOCKED_BY)) is running on OUT=$(OUT): wait for it to finish, or give \
+      this run another OUT (OUT/.lock names the process))
   endif
 endif
+
+# --- arguments as files: OUT/.args/STAGE changes only when the stage's arguments do --------
+# Compared, byte for byte, when the makefile is read, so `make -n` and `make -q` tell the truth;
+# a stage whose arguments changed has its OUT/.args/STAGE out of date, and a real run rewrites
+# the file only when it builds that stage (then older outputs rebuild), so a make for one stage
+# records nothing for the others. A dry run (-n, -q) writes nothing.
+args = $(OUT)/.args/$(1)
+define newline
+
+
 endef
-$(eval $(call stage_args,tokenizer,$(VOCAB) $(TOKENIZE_ARGS)))
-$(eval $(call stage_args,tokenize,$(TOKENIZER) $(TOKENIZE_ARGS) $(SWAP_FLAG)))
-$(eval $(call stage_args,pack,$(PACK_ARGS)))
+args_write = $(if $(DRY_RUN),@: the $(1) arguments changed,$(file >$@,$(ARGS_$(1))$(newline))@:)
+define stage_args
+ifneq ($$(wildcard $(call args,$(1)))x$$(file <$(call args,$(1)))x,$(call args,$(1))x$$(ARGS_$(1))x)
+$(call args,$(1)): ARGS_CHANGED
+	$$(call args_write,$(1))
+endif
+endef
+ARGS_tokenizer = $(VOCAB) $(TOKENIZE_ARGS)
+ARGS_tokenize = $(TOKENIZER) $(TOKENIZE_ARGS) $(SWAP_FLAG)
+ARGS_pack = $(PACK_ARGS)
 TRAIN_SEED_FLAG := $(if $(TRAIN_SEED), --seed $(TRAIN_SEED))
 # The refit's members: refit, refit-2 ... refit-K, each a stage of its own with its seed.
 MEMBERS := refit $(addprefix refit-,$(wordlist 2,$(ENSEMBLE),$(ENSEMBLE_SIZES)))
@@ -246,14 +269,15 @@ SEED_FLAG_train := $(TRAIN_SEED_FLAG)
 SEED_FLAG_refit := $(TRAIN_SEED_FLAG)
 $(foreach k,$(wordlist 2,$(ENSEMBLE),$(ENSEMBLE_SIZES)),$(eval \
   SEED_FLAG_refit-$(k) := $$(space)--seed $(shell echo $$(( $(or $(TRAIN_SEED),42) + 100 * ($(k) - 1) )))))
-$(foreach s,train $(MEMBERS),$(eval $(call stage_args,$(s),$(MODEL_FLAG) $(TRAIN_ARGS)$(SEED_FLAG_$(s)))))
+$(foreach s,train $(MEMBERS),$(eval ARGS_$(s) = $$(MODEL_FLAG) $$(TRAIN_ARGS)$$(SEED_FLAG_$(s))))
 # The model(s) that generate the test split's diagnoses, and the stages that make them.
 FINAL     := $(if $(filter train+val,$(FIT)),$(MEMBERS),model)
 FINAL_DONE := $(if $(filter train+val,$(FIT)),$(MEMBERS:%=$(OUT)/%.done),$(OUT)/train.done)
-$(eval $(call stage_args,generate,$(GEN_MODEL) $(GEN_CODES_FLAG) $(GEN_ARGS)$(if $(CALIBRATE), --rank-temperature (OUT/temperature.txt))))
-$(eval $(call stage_args,eval,$(CODES_FLAG) $(EVAL_ARGS)$(if $(REFER), --refer-below (OUT/threshold.txt))))
-$(eval $(call stage_args,threshold,$(REFER) $(CALIBRATE)))
-$(if $(NEW),$(eval $(call stage_args,code,$(NEW))))
+ARGS_generate = $(GEN_MODEL) $(GEN_CODES_FLAG) $(GEN_ARGS)$(if $(CALIBRATE), --rank-temperature (OUT/temperature.txt))
+ARGS_eval = $(CODES_FLAG) $(EVAL_ARGS)$(if $(REFER), --refer-below (OUT/threshold.txt))
+ARGS_threshold = $(REFER) $(CALIBRATE)
+ARGS_code = $(NEW)
+$(foreach s,tokenizer tokenize pack train $(MEMBERS) generate eval threshold $(if $(NEW),code),$(eval $(call stage_args,$(s))))
 .PHONY: ARGS_CHANGED
 
 # --- tokenizer: only when neither TOKENIZER nor BASE names one ------------------------------

@@ -274,6 +274,14 @@ EOF
 }
 check pipeline_code_new_notes code_ok
 
+# 2h. A stage's arguments are recorded by the make that runs it: a make for `pack` with other
+# TRAIN_ARGS (nothing to do) records nothing for train.
+args_by_stage_ok() {
+    pipe "${small[@]}" TRAIN_ARGS="--epochs 3 -q" pack >/dev/null 2>&1 || return 1
+    pipe "${small[@]}" -q || { echo "a make for pack recorded the train arguments" >&2; return 1; }
+}
+check pipeline_args_recorded_by_stage args_by_stage_ok
+
 # 2j. Settings that cannot work are refused before anything is written, saying what is wrong
 # (exit 2, nothing in OUT or the current directory).
 refused() {  # refused MESSAGE MAKE-ARGS...
@@ -306,6 +314,37 @@ vocab_ok() {
         [ ! -e "$tmp/vocab/tokenizer.model" ] || { cat "$tmp/ref.log" >&2; return 1; }
 }
 check pipeline_vocab vocab_ok
+
+# 2k. The small stages on an OUT of their own (the run's tokenizer, a micro model), each in seconds.
+ta="--instruction \"Code the patient's note.\""
+fast=(OUT="$tmp/q" NOTES="$tmp/notes.csv" SPM="$tmp/out/tokenizer.model" CODES="$VET_TOP/data/codes.tsv" ENSEMBLE=1 FIT=train SWAP=)
+# The arguments are compared byte for byte: a change in blanks inside quotes, or a value holding
+# an apostrophe, reruns the stage; the same value again does not.
+args_exact_ok() {
+    local q="$tmp/q"
+    pipe "${fast[@]}" TOKENIZE_ARGS="--instruction 'Code  the note.'" tokenize >/dev/null 2>&1 || return 1
+    pipe "${fast[@]}" TOKENIZE_ARGS="--instruction 'Code  the note.'" -q tokenize || { echo "not up to date after tokenize" >&2; return 1; }
+    pipe "${fast[@]}" TOKENIZE_ARGS="--instruction 'Code the note.'" -q tokenize && { echo "a change in blanks not seen" >&2; return 1; }
+    pipe "${fast[@]}" TOKENIZE_ARGS="$ta" tokenize >"$tmp/q.log" 2>&1 || { cat "$tmp/q.log" >&2; return 1; }
+    [ "$(cat "$q/.args/tokenize")" = "$tmp/out/tokenizer.model $ta " ] || { echo "recorded: $(cat "$q/.args/tokenize")" >&2; return 1; }
+    pipe "${fast[@]}" TOKENIZE_ARGS="$ta" -q tokenize || { echo "an apostrophe: not up to date after tokenize" >&2; return 1; }
+}
+check pipeline_args_compared_exactly args_exact_ok
+fast+=(TOKENIZE_ARGS="$ta")
+
+# One make at a time on an OUT: a second one is refused while the first runs (here: holds the
+# lock until told to let go), and the next one after it takes OUT/.lock over.
+one_make_ok() {
+    local q="$tmp/q" m i rc
+    make --no-print-directory -s -f "$VET_TOP/pipelines/vet.mk" VET_BIN="$VET_BIN" "${fast[@]}" \
+        --eval "hold: ; @i=0; while [ ! -e $tmp/release ] && [ \$\$i -lt 300 ]; do sleep 0.1; i=\$\$((i + 1)); done" hold & m=$!
+    for i in $(seq 100); do [ "$(cut -d' ' -f1 "$q/.lock" 2>/dev/null)" = "$m" ] && break; sleep 0.1; done
+    pipe "${fast[@]}" tokenize >"$tmp/q.log" 2>&1; rc=$?
+    touch "$tmp/release"; wait $m
+    [ $rc = 2 ] && grep -q "another make (process $m) is running on OUT=$q" "$tmp/q.log" || { echo "second make: rc=$rc: $(cat "$tmp/q.log")" >&2; return 1; }
+    pipe "${fast[@]}" pack >"$tmp/q.log" 2>&1 || { echo "after the first make: $(cat "$tmp/q.log")" >&2; return 1; }
+}
+check pipeline_one_make_per_out one_make_ok
 
 # 3. A failing stage leaves no output under its final name, and the run stops there.
 failure_ok() {
