@@ -315,17 +315,32 @@ endif
 tokenize: $(TOKENS)
 
 # --- pack: packed rows to train on, and the test split one sample per row ---------------------
+# Both vet-pack runs write into OUT/.pack.tmp; then rows/, the list of the files written
+# (OUT/.pack.files) and packed/ are moved into place, packed/ last. packed/train.msgpack.zst, the
+# stage's target, is there only when every file of the same run is: a run killed at any point
+# (even with -9, which make cannot clean up after) leaves the target missing or older than the
+# stage's inputs, and the stage runs again. A file of the list that is gone runs it again too.
 PACKED := $(OUT)/packed/train.msgpack.zst
+PACK_TMP := $(OUT)/.pack.tmp
 ifeq ($(SPLIT_MODE),notes)
 PACK_IN := $(TOKENS)
 else
 PACK_IN := --train-in $(OUT)/train.tok.msgpack.zst --val-in $(OUT)/val.tok.msgpack.zst --test-in $(OUT)/test.tok.msgpack.zst
 endif
-$(PACKED): $(TOKENS) $(call args,pack)
-	@mkdir -p $(OUT)/packed $(OUT)/rows
-	$(V)vet-pack $(PACK_ARGS) --summary $(OUT)/packed/summary.json --out $(OUT)/packed $(PACK_IN)
-	$(V)vet-pack $(PACK_ARGS) --no-pack --out $(OUT)/rows $(PACK_IN)
-$(OUT)/rows/test.msgpack.zst: $(PACKED)
+# (an OUT packed before the list was kept: its test rows at least)
+PACK_FILES := $(if $(wildcard $(OUT)/.pack.files),$(addprefix $(OUT)/,$(file <$(OUT)/.pack.files)),$(if \
+  $(wildcard $(PACKED)),$(OUT)/rows/test.msgpack.zst))
+PACK_MISSING := $(filter-out $(wildcard $(PACK_FILES)),$(PACK_FILES))
+$(PACKED): $(TOKENS) $(call args,pack) $(if $(PACK_MISSING),ARGS_CHANGED)
+	rm -rf $(PACK_TMP) && mkdir -p $(PACK_TMP)/packed $(PACK_TMP)/rows
+	$(V)vet-pack $(PACK_ARGS) --summary $(PACK_TMP)/packed/summary.json --out $(PACK_TMP)/packed $(PACK_IN)
+	$(V)vet-pack $(PACK_ARGS) --no-pack --out $(PACK_TMP)/rows $(PACK_IN)
+	cd $(PACK_TMP) && find packed rows -type f | LC_ALL=C sort >files
+	rm -rf $(OUT)/packed $(OUT)/rows $(OUT)/.pack.files
+	mv $(PACK_TMP)/rows $(OUT)/rows && mv $(PACK_TMP)/files $(OUT)/.pack.files && \
+	  mv $(PACK_TMP)/packed $(OUT)/packed && rmdir $(PACK_TMP)
+$(OUT)/rows/test.msgpack.zst $(OUT)/rows/val.msgpack.zst $(OUT)/rows/train.msgpack.zst \
+  $(OUT)/packed/val.msgpack.zst $(OUT)/packed/test.msgpack.zst $(OUT)/packed/summary.json: $(PACKED)
 pack: $(PACKED)
 
 # --- train and refit: one vet-train run each, on different data into different directories ---
@@ -373,7 +388,6 @@ $(OUT)/metrics.json: $(OUT)/predictions.msgpack.zst $(call args,eval) $(if $(REF
 eval: $(OUT)/metrics.json
 
 # --- val: the same on the validation split, for choosing settings without looking at test ----
-$(OUT)/rows/val.msgpack.zst: $(PACKED)
 $(OUT)/val-predictions.msgpack.zst: $(OUT)/train.done $(OUT)/rows/val.msgpack.zst $(call args,generate)
 	$(V)vet-generate $(call model_flags,model) --tokenizer $(TOKENIZER) $(GEN_CODES_FLAG) $(GEN_ARGS) $(OUT)/rows/val.msgpack.zst -o $@
 $(OUT)/val-metrics.json: $(OUT)/val-predictions.msgpack.zst $(call args,eval)

@@ -346,6 +346,26 @@ one_make_ok() {
 }
 check pipeline_one_make_per_out one_make_ok
 
+# The pack stage killed (-9, make and all) between its two vet-pack runs is not taken as done,
+# and the next run writes packed/ and rows/ of one split; a pack output that is gone is made again.
+pack_atomic_ok() {
+    local q="$tmp/q" i
+    mkdir -p "$tmp/shim" && for i in "$VET_BIN"/vet-*; do ln -sf "$i" "$tmp/shim/"; done && rm -f "$tmp/shim/vet-pack" &&
+        printf '#!/bin/sh\ncase " $* " in *" --no-pack "*) [ -e %s ] && kill -9 0 ;; esac\nexec %s "$@"\n' \
+            "$tmp/kill-pack" "$VET_BIN/vet-pack" >"$tmp/shim/vet-pack" && chmod +x "$tmp/shim/vet-pack" && touch "$tmp/kill-pack" || return 1
+    (setsid -w make --no-print-directory -s -f "$VET_TOP/pipelines/vet.mk" "${fast[@]}" VET_BIN="$tmp/shim" SEED=2 pack >/dev/null 2>&1; :) 2>/dev/null
+    rm -f "$tmp/kill-pack"
+    pipe "${fast[@]}" SEED=2 -q pack && { echo "a pack killed half way is taken as done" >&2; return 1; }
+    pipe "${fast[@]}" SEED=2 pack >/dev/null 2>&1 || return 1
+    test_ids() { "$VET_BIN/vet-dump" -r "$1" | /usr/bin/python3 -c 'import json, sys; print(sorted(i for l in sys.stdin for i in json.loads(l)["ids"]))'; }
+    [ "$(test_ids "$q/packed/test.msgpack.zst")" = "$(test_ids "$q/rows/test.msgpack.zst")" ] &&
+        [ "$(test_ids "$q/rows/test.msgpack.zst")" != "[]" ] || { echo "packed/ and rows/ hold other test splits" >&2; return 1; }
+    rm "$q/rows/test.msgpack.zst" && pipe "${fast[@]}" SEED=2 pack >/dev/null 2>&1 && [ -s "$q/rows/test.msgpack.zst" ] &&
+        pipe "${fast[@]}" SEED=2 -q pack || { echo "rows/test.msgpack.zst not made again" >&2; return 1; }
+}
+check pipeline_pack_atomic pack_atomic_ok
+fast+=(SEED=2)
+
 # 3. A failing stage leaves no output under its final name, and the run stops there.
 failure_ok() {
     cp "$tmp/notes.csv" "$tmp/bad.csv" && printf '"unterminated,Cow,fever\n' >>"$tmp/bad.csv"
