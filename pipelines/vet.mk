@@ -351,7 +351,12 @@ TRAIN_DATA_train := --train $(OUT)/packed/train.msgpack.zst --val $(OUT)/packed/
 TRAIN_DATA_refit := --train $(OUT)/packed/train.msgpack.zst --train $(OUT)/packed/val.msgpack.zst
 TRAIN_DIR_train  := model
 $(foreach m,$(MEMBERS),$(eval TRAIN_DIR_$(m) := $(m))$(eval TRAIN_DATA_$(m) := $(TRAIN_DATA_refit)))
-$(OUT)/train.done $(MEMBERS:%=$(OUT)/%.done): $(OUT)/%.done: $(PACKED) $(TOKENIZER) $(OUT)/.args/%
+# The model training starts from is an input too: BASE's config and weights (its *.json and
+# *.safetensors; a GGUF base, the file), or INIT when it is a config.json rather than a preset
+# (vet-train's test: a name with a / or .json in it).
+MODEL_FILES := $(if $(BASE),$(if $(wildcard $(BASE)/.),$(wildcard $(BASE)/*.json $(BASE)/*.safetensors),$(BASE)),$(if \
+  $(or $(findstring /,$(INIT)),$(findstring .json,$(INIT))),$(INIT)))
+$(OUT)/train.done $(MEMBERS:%=$(OUT)/%.done): $(OUT)/%.done: $(PACKED) $(TOKENIZER) $(MODEL_FILES) $(OUT)/.args/%
 	rm -f $@
 	$(V)vet-train $(MODEL_FLAG) --tokenizer $(TOKENIZER) $(TRAIN_DATA_$*) \
 	  --out $(OUT)/$(TRAIN_DIR_$*) $(TRAIN_ARGS)$(SEED_FLAG_$*)
@@ -361,7 +366,9 @@ refit: $(MEMBERS:%=$(OUT)/%.done)
 
 # --- temperature and threshold: RANK's probabilities calibrated, and the referral threshold
 # chosen, on the validation split ranked whole by OUT/model (CALIBRATE=1, REFER=ACC) --------------
-$(OUT)/val-ranked.msgpack.zst: $(OUT)/train.done $(OUT)/rows/val.msgpack.zst $(call args,generate)
+# CONSTRAIN and CODES are inputs of generate and eval (and of code): editing the table reruns them.
+TABLES := $(sort $(CONSTRAIN) $(CODES))
+$(OUT)/val-ranked.msgpack.zst: $(OUT)/train.done $(OUT)/rows/val.msgpack.zst $(call args,generate) $(TABLES)
 	$(V)vet-generate $(call model_flags,model) --tokenizer $(TOKENIZER) $(GEN_CODES_FLAG) $(GEN_ARGS) --rank all \
 	  $(OUT)/rows/val.msgpack.zst -o $@
 $(OUT)/temperature.txt: $(OUT)/val-ranked.msgpack.zst
@@ -373,14 +380,14 @@ $(OUT)/threshold.txt: $(OUT)/val-ranked.msgpack.zst $(call args,threshold) $(if 
 threshold: $(OUT)/threshold.txt
 
 # --- generate: the test split ------------------------------------------------------------------
-$(OUT)/predictions.msgpack.zst: $(FINAL_DONE) $(OUT)/rows/test.msgpack.zst $(call args,generate) $(if $(CALIBRATE),$(OUT)/temperature.txt)
+$(OUT)/predictions.msgpack.zst: $(FINAL_DONE) $(OUT)/rows/test.msgpack.zst $(call args,generate) $(TABLES) $(if $(CALIBRATE),$(OUT)/temperature.txt)
 	$(V)vet-generate $(GEN_MODEL) --tokenizer $(TOKENIZER) $(GEN_CODES_FLAG) $(GEN_ARGS) \
 	  $(if $(CALIBRATE),--rank-temperature "$$(cat $(OUT)/temperature.txt)") $(OUT)/rows/test.msgpack.zst -o $@
 generate: $(OUT)/predictions.msgpack.zst
 
 # --- eval ----------------------------------------------------------------------------------------
 # metrics.json is kept even when --fail-under in EVAL_ARGS fails the stage (exit 4).
-$(OUT)/metrics.json: $(OUT)/predictions.msgpack.zst $(call args,eval) $(if $(REFER),$(OUT)/threshold.txt)
+$(OUT)/metrics.json: $(OUT)/predictions.msgpack.zst $(call args,eval) $(CODES) $(if $(REFER),$(OUT)/threshold.txt)
 	$(V)vet-eval $(CODES_FLAG) $(EVAL_ARGS) --baseline-from $(OUT)/packed/train.msgpack.zst \
 	  $(if $(REFER),--refer-below "$$(cat $(OUT)/threshold.txt)") \
 	  --json $@.tmp $(OUT)/predictions.msgpack.zst >$(OUT)/metrics.txt; status=$$?; \
@@ -388,9 +395,9 @@ $(OUT)/metrics.json: $(OUT)/predictions.msgpack.zst $(call args,eval) $(if $(REF
 eval: $(OUT)/metrics.json
 
 # --- val: the same on the validation split, for choosing settings without looking at test ----
-$(OUT)/val-predictions.msgpack.zst: $(OUT)/train.done $(OUT)/rows/val.msgpack.zst $(call args,generate)
+$(OUT)/val-predictions.msgpack.zst: $(OUT)/train.done $(OUT)/rows/val.msgpack.zst $(call args,generate) $(TABLES)
 	$(V)vet-generate $(call model_flags,model) --tokenizer $(TOKENIZER) $(GEN_CODES_FLAG) $(GEN_ARGS) $(OUT)/rows/val.msgpack.zst -o $@
-$(OUT)/val-metrics.json: $(OUT)/val-predictions.msgpack.zst $(call args,eval)
+$(OUT)/val-metrics.json: $(OUT)/val-predictions.msgpack.zst $(call args,eval) $(CODES)
 	$(V)vet-eval $(CODES_FLAG) --bootstrap 0 --baseline-from $(OUT)/packed/train.msgpack.zst \
 	  --json $@.tmp $< >$(OUT)/val-metrics.txt && mv $@.tmp $@ && cat $(OUT)/val-metrics.txt
 val: $(OUT)/val-metrics.json
@@ -400,10 +407,10 @@ val: $(OUT)/val-metrics.json
 # CODED is written whole or not at all.
 $(OUT)/new.tok.msgpack.zst: $(NEW) $(TOKENIZER) $(call args,tokenize) $(call args,code)
 	$(V)vet-tokenize --tokenizer $(TOKENIZER) $(TOKENIZE_ARGS) $(NEW) -o $@
-$(OUT)/new-predictions.msgpack.zst: $(OUT)/new.tok.msgpack.zst $(FINAL_DONE) $(call args,generate) $(if $(CALIBRATE),$(OUT)/temperature.txt)
+$(OUT)/new-predictions.msgpack.zst: $(OUT)/new.tok.msgpack.zst $(FINAL_DONE) $(call args,generate) $(TABLES) $(if $(CALIBRATE),$(OUT)/temperature.txt)
 	$(V)vet-generate $(GEN_MODEL) --tokenizer $(TOKENIZER) $(GEN_CODES_FLAG) $(GEN_ARGS) \
 	  $(if $(CALIBRATE),--rank-temperature "$$(cat $(OUT)/temperature.txt)") $< -o $@
-$(CODED): $(OUT)/new-predictions.msgpack.zst $(if $(REFER),$(OUT)/threshold.txt)
+$(CODED): $(OUT)/new-predictions.msgpack.zst $(CODES) $(if $(REFER),$(OUT)/threshold.txt)
 	$(V)vet-dump --csv $(if $(CODES),--codes $(CODES)) $(if $(REFER),--refer-below "$$(cat $(OUT)/threshold.txt)") \
 	  $< >$@.tmp && mv $@.tmp $@
 	@echo "$@: $$($(V)vet-dump --count $<) notes coded" >&2

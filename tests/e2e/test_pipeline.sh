@@ -282,6 +282,14 @@ args_by_stage_ok() {
 }
 check pipeline_args_recorded_by_stage args_by_stage_ok
 
+# 2i. The code table is an input of generate and eval (editing it reruns them, nothing before).
+table_input_ok() {
+    local s
+    s=$(stages "${small[@]}" -W "$VET_TOP/data/codes.tsv")
+    [ "$s" = "vet-eval vet-generate " ] || { echo "a newer CODES table would rerun: $s" >&2; return 1; }
+}
+check pipeline_code_table_input table_input_ok
+
 # 2j. Settings that cannot work are refused before anything is written, saying what is wrong
 # (exit 2, nothing in OUT or the current directory).
 refused() {  # refused MESSAGE MAKE-ARGS...
@@ -365,6 +373,30 @@ pack_atomic_ok() {
 }
 check pipeline_pack_atomic pack_atomic_ok
 fast+=(SEED=2)
+
+# The model training starts from is an input of the train stage: an INIT config.json edited, or
+# BASE's weights replaced, trains again; a rerun with nothing changed does nothing.
+train_inputs_ok() {
+    local q="$tmp/q" s
+    cat >"$tmp/micro.json" <<'JSON'
+{"architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": 32,
+ "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4,
+ "num_key_value_heads": 2, "vocab_size": 512, "max_position_embeddings": 512,
+ "rms_norm_eps": 1e-5, "rope_theta": 10000.0, "tie_word_embeddings": false,
+ "hidden_act": "silu", "torch_dtype": "float32"}
+JSON
+    local init=("${fast[@]}" INIT="$tmp/micro.json" TRAIN_ARGS="--max-steps 2 --batch-size 4 --threads 1 -q")
+    pipe "${init[@]}" train >"$tmp/q.log" 2>&1 && pipe "${init[@]}" -q train || { cat "$tmp/q.log" >&2; return 1; }
+    touch "$tmp/micro.json"
+    pipe "${init[@]}" -q train && { echo "an edited INIT config.json: train up to date" >&2; return 1; }
+    pipe "${init[@]}" train >/dev/null 2>&1 && pipe "${init[@]}" -q train || return 1
+    local lora=(OUT="$tmp/qb" NOTES="$tmp/notes.csv" BASE="$q/model" TRAIN_ARGS="--max-steps 2 --batch-size 4 --threads 1 -q --lora-r 4")
+    pipe "${lora[@]}" train >"$tmp/q.log" 2>&1 && pipe "${lora[@]}" -q train || { cat "$tmp/q.log" >&2; return 1; }
+    touch "$q/model/model.safetensors"
+    s=$(stages "${lora[@]}" train)
+    [ "$s" = "vet-train " ] || { echo "new BASE weights would rerun: $s" >&2; return 1; }
+}
+check pipeline_train_inputs train_inputs_ok
 
 # 3. A failing stage leaves no output under its final name, and the run stops there.
 failure_ok() {
