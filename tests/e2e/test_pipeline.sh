@@ -274,6 +274,19 @@ EOF
 }
 check pipeline_code_new_notes code_ok
 
+# 2g. --fail-under in EVAL_ARGS failing the eval stage: metrics.json and metrics.txt hold the
+# scores that failed, and the stage is not taken as done (the next make evaluates again).
+fail_under_ok() {
+    local rc
+    pipe "${small[@]}" EVAL_ARGS="--bootstrap 100 --fail-under 0.999" >"$tmp/fu.log" 2>&1; rc=$?
+    [ $rc -ne 0 ] && grep -q "is below --fail-under 0.999" "$tmp/fu.log" || { echo "rc=$rc: $(tail -3 "$tmp/fu.log")" >&2; return 1; }
+    [ "$(json "$tmp/out/metrics.json" '["accuracy"] < 0.999')" = True ] && grep -q "^accuracy" "$tmp/out/metrics.txt" ||
+        { echo "no metrics.json or metrics.txt after a failed --fail-under" >&2; return 1; }
+    pipe "${small[@]}" EVAL_ARGS="--bootstrap 100 --fail-under 0.999" -q && { echo "the failed eval is taken as done" >&2; return 1; }
+    pipe "${small[@]}" >"$tmp/fu.log" 2>&1 && pipe "${small[@]}" -q  # back to the run's own arguments
+}
+check pipeline_fail_under_keeps_metrics fail_under_ok
+
 # 2h. A stage's arguments are recorded by the make that runs it: a make for `pack` with other
 # TRAIN_ARGS (nothing to do) records nothing for train.
 args_by_stage_ok() {
