@@ -45,8 +45,12 @@
 #                                           top-1 p (at CALIBRATE's temperature) and with REFER
 #                                           which notes go to a person (OUT/threshold.txt);
 #                                           OUT/new.tok.msgpack.zst, OUT/new-predictions.msgpack.zst
-# Each stage is a file target with real dependencies, and each stage's arguments are kept in
-# OUT/.args/STAGE: changing an input or the arguments reruns that stage and those after it.
+# Each stage is a file target with real dependencies (its input files, CODES and CONSTRAIN for
+# generate and eval, BASE's weights or an INIT config.json for train and refit), and each stage's
+# arguments are kept in OUT/.args/STAGE, compared byte for byte and written by the make that runs
+# the stage: changing an input or the arguments reruns that stage and those after it, and a
+# rerun with nothing changed does nothing. One make at a time on an OUT (OUT/.lock: a second is
+# refused while the first runs). Paths must not hold blanks or quotes (refused up front).
 
 VET_TOP   := $(abspath $(dir $(lastword $(MAKEFILE_LIST)))/..)
 VET_BIN   ?= $(VET_TOP)/bin
