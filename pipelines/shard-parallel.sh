@@ -9,7 +9,8 @@
 # or xargs -P (-r xargs); then `vet-eval --json OUTDIR/metrics.json` over the N streams, which
 # checks that they are a complete set and scores them as the unsharded run (same metrics, notes
 # merged back in input order). Shard K holds notes K, K+N, K+2N, ... (round-robin). INPUT must
-# be a file (each shard reads it). Each shard gets -t nproc/JOBS threads (at least 1), its share
+# be a file (each shard reads it; a name starting with - is one too). Paths and ARGS reach
+# vet-generate as they are: a {} in them is not the shard number. Each shard gets -t nproc/JOBS threads (at least 1), its share
 # of the cores, unless ARGS give another -t: threads beyond the cores cost far more than they
 # save (OpenMP threads spin). The programs are found in $VET_BIN when set, else on
 # PATH. The same one-liners by hand, and the Slurm job array (shard-slurm.sbatch), are in
@@ -41,13 +42,27 @@ fi
 gen=${VET_BIN:+$VET_BIN/}vet-generate
 eval_=${VET_BIN:+$VET_BIN/}vet-eval
 dump=${VET_BIN:+$VET_BIN/}vet-dump
-mkdir -p "$out" || exit 1
+mkdir -p -- "$out" || exit 1
 
-# The fan-out: one vet-generate per shard number, {} replaced by K.
+# The fan-out: one vet-generate per shard number K. Neither runner sees a path or an argument:
+# they go to the shards quoted in VET_SHARD_ARGS (the runners would replace a {} in them by K,
+# and GNU parallel its {.}, {/} ... too), and the runner's command, the same for every shard, is
+# a sh script taking K as its one argument. INPUT comes after --, so a name starting with - is
+# a file.
+quote() {  # quote ARG: ARG as one single-quoted sh word
+    q=$(printf '%sx' "$1" | sed "s/'/'\\\\''/g")
+    printf "'%s' " "${q%x}"
+}
 fan_out() {
+    VET_SHARD_ARGS=$(for a in "$gen" "$n" "$out" "$input" "$@"; do quote "$a"; done; echo x)
+    VET_SHARD_ARGS=${VET_SHARD_ARGS%x}
+    export VET_SHARD_ARGS
+    # shellcheck disable=SC2016
+    shard='k=$1; eval "set -- $VET_SHARD_ARGS"; gen=$1 n=$2 out=$3 input=$4; shift 4
+exec "$gen" -q --shard "$k/$n" "$@" -o "$out/shard-$k-of-$n.pred" -- "$input"'
     case $runner in
-    parallel) seq 0 $((n - 1)) | parallel -q -j "$jobs" "$gen" -q --shard "{}/$n" "$@" -o "$out/shard-{}-of-$n.pred" "$input" ;;
-    xargs) seq 0 $((n - 1)) | xargs -P "$jobs" -I{} "$gen" -q --shard "{}/$n" "$@" -o "$out/shard-{}-of-$n.pred" "$input" ;;
+    parallel) seq 0 $((n - 1)) | parallel -q -j "$jobs" sh -c "$shard" sh ;;
+    xargs) seq 0 $((n - 1)) | xargs -P "$jobs" -n 1 sh -c "$shard" sh ;;
     esac
 }
 case $runner in parallel | xargs) ;; *) echo "shard-parallel.sh: -r must be parallel or xargs (got '$runner')" >&2; exit 2 ;; esac
@@ -61,8 +76,8 @@ k=0
 while [ $k -lt "$n" ]; do set -- "$@" "$out/shard-$k-of-$n.pred"; k=$((k + 1)); done
 if [ -n "$table" ]; then
     # Written under a temporary name, renamed only when whole.
-    "$dump" --csv ${codes:+--codes "$codes"} "$@" >"$out/coded.csv.tmp" && mv "$out/coded.csv.tmp" "$out/coded.csv" ||
-        { rm -f "$out/coded.csv.tmp"; exit 1; }
+    "$dump" --csv ${codes:+--codes "$codes"} -- "$@" >"$out/coded.csv.tmp" && mv -- "$out/coded.csv.tmp" "$out/coded.csv" ||
+        { rm -f -- "$out/coded.csv.tmp"; exit 1; }
 else
-    "$eval_" --json "$out/metrics.json" "$@" || exit 1
+    "$eval_" --json "$out/metrics.json" -- "$@" || exit 1
 fi

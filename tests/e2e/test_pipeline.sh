@@ -274,6 +274,143 @@ EOF
 }
 check pipeline_code_new_notes code_ok
 
+# 2g. --fail-under in EVAL_ARGS failing the eval stage: metrics.json and metrics.txt hold the
+# scores that failed, and the stage is not taken as done (the next make evaluates again).
+fail_under_ok() {
+    local rc
+    pipe "${small[@]}" EVAL_ARGS="--bootstrap 100 --fail-under 0.999" >"$tmp/fu.log" 2>&1; rc=$?
+    [ $rc -ne 0 ] && grep -q "is below --fail-under 0.999" "$tmp/fu.log" || { echo "rc=$rc: $(tail -3 "$tmp/fu.log")" >&2; return 1; }
+    [ "$(json "$tmp/out/metrics.json" '["accuracy"] < 0.999')" = True ] && grep -q "^accuracy" "$tmp/out/metrics.txt" ||
+        { echo "no metrics.json or metrics.txt after a failed --fail-under" >&2; return 1; }
+    pipe "${small[@]}" EVAL_ARGS="--bootstrap 100 --fail-under 0.999" -q && { echo "the failed eval is taken as done" >&2; return 1; }
+    pipe "${small[@]}" >"$tmp/fu.log" 2>&1 && pipe "${small[@]}" -q  # back to the run's own arguments
+}
+check pipeline_fail_under_keeps_metrics fail_under_ok
+
+# 2h. A stage's arguments are recorded by the make that runs it: a make for `pack` with other
+# TRAIN_ARGS (nothing to do) records nothing for train.
+args_by_stage_ok() {
+    pipe "${small[@]}" TRAIN_ARGS="--epochs 3 -q" pack >/dev/null 2>&1 || return 1
+    pipe "${small[@]}" -q || { echo "a make for pack recorded the train arguments" >&2; return 1; }
+}
+check pipeline_args_recorded_by_stage args_by_stage_ok
+
+# 2i. The code table is an input of generate and eval (editing it reruns them, nothing before).
+table_input_ok() {
+    local s
+    s=$(stages "${small[@]}" -W "$VET_TOP/data/codes.tsv")
+    [ "$s" = "vet-eval vet-generate " ] || { echo "a newer CODES table would rerun: $s" >&2; return 1; }
+}
+check pipeline_code_table_input table_input_ok
+
+# 2j. Settings that cannot work are refused before anything is written, saying what is wrong
+# (exit 2, nothing in OUT or the current directory).
+refused() {  # refused MESSAGE MAKE-ARGS...
+    local want=$1 rc; shift
+    rm -rf "$tmp/cwd" && mkdir -p "$tmp/cwd" || return 1
+    (cd "$tmp/cwd" && pipe "$@" </dev/null) >"$tmp/ref.log" 2>&1; rc=$?
+    [ $rc = 2 ] && grep -qF -- "$want" "$tmp/ref.log" && [ ! -e "$tmp/refused" ] && [ ! -e "$tmp/with" ] &&
+        [ -z "$(ls -A "$tmp/cwd")" ] || { echo "$*: rc=$rc: $(cat "$tmp/ref.log")" >&2; return 1; }
+}
+# A given split without VAL or TEST (no vet-tokenize left reading stdin for the missing one).
+given_split_ok() {
+    refused "TRAIN= is a given split: set VAL=b.csv and TEST=c.csv too" OUT="$tmp/refused" TRAIN="$tmp/notes.csv" &&
+        refused "set TEST=c.csv too" OUT="$tmp/refused" TRAIN="$tmp/notes.csv" VAL="$tmp/notes.csv" &&
+        refused "set NOTES or TRAIN/VAL/TEST, not both" OUT="$tmp/refused" NOTES="$tmp/notes.csv" TEST="$tmp/notes.csv"
+}
+check pipeline_given_split_refused given_split_ok
+# A blank or a quote in a path (make would split the name, the shell read the quote).
+paths_ok() {
+    refused "OUT='$tmp/with space' has a blank in it" OUT="$tmp/with space" NOTES="$tmp/notes.csv" &&
+        refused "OUT='$tmp/it's' has ' in it" OUT="$tmp/it's" NOTES="$tmp/notes.csv" &&
+        refused "NOTES='$tmp/a b.csv' has a blank in it" OUT="$tmp/refused" NOTES="$tmp/a b.csv"
+}
+check pipeline_odd_paths_refused paths_ok
+# VOCAB: no number is refused; a number spm_train refuses fails the stage with spm_train's reason.
+vocab_ok() {
+    refused "VOCAB must be a whole number of pieces such as 1024 (got 'abc')" OUT="$tmp/refused" NOTES="$tmp/notes.csv" VOCAB=abc &&
+        refused "VOCAB must be a whole number" OUT="$tmp/refused" NOTES="$tmp/notes.csv" VOCAB=0 || return 1
+    pipe OUT="$tmp/vocab" NOTES="$tmp/notes.csv" VOCAB=100000 tokenizer >"$tmp/ref.log" 2>&1 && return 1
+    grep -q "spm_train failed" "$tmp/ref.log" && grep -q "Vocabulary size too high (100000)" "$tmp/ref.log" &&
+        [ ! -e "$tmp/vocab/tokenizer.model" ] || { cat "$tmp/ref.log" >&2; return 1; }
+}
+check pipeline_vocab vocab_ok
+
+# 2k. The small stages on an OUT of their own (the run's tokenizer, a micro model), each in seconds.
+ta="--instruction \"Code the patient's note.\""
+fast=(OUT="$tmp/q" NOTES="$tmp/notes.csv" SPM="$tmp/out/tokenizer.model" CODES="$VET_TOP/data/codes.tsv" ENSEMBLE=1 FIT=train SWAP=)
+# The arguments are compared byte for byte: a change in blanks inside quotes, or a value holding
+# an apostrophe, reruns the stage; the same value again does not.
+args_exact_ok() {
+    local q="$tmp/q"
+    pipe "${fast[@]}" TOKENIZE_ARGS="--instruction 'Code  the note.'" tokenize >/dev/null 2>&1 || return 1
+    pipe "${fast[@]}" TOKENIZE_ARGS="--instruction 'Code  the note.'" -q tokenize || { echo "not up to date after tokenize" >&2; return 1; }
+    pipe "${fast[@]}" TOKENIZE_ARGS="--instruction 'Code the note.'" -q tokenize && { echo "a change in blanks not seen" >&2; return 1; }
+    pipe "${fast[@]}" TOKENIZE_ARGS="$ta" tokenize >"$tmp/q.log" 2>&1 || { cat "$tmp/q.log" >&2; return 1; }
+    [ "$(cat "$q/.args/tokenize")" = "$tmp/out/tokenizer.model $ta " ] || { echo "recorded: $(cat "$q/.args/tokenize")" >&2; return 1; }
+    pipe "${fast[@]}" TOKENIZE_ARGS="$ta" -q tokenize || { echo "an apostrophe: not up to date after tokenize" >&2; return 1; }
+}
+check pipeline_args_compared_exactly args_exact_ok
+fast+=(TOKENIZE_ARGS="$ta")
+
+# One make at a time on an OUT: a second one is refused while the first runs (here: holds the
+# lock until told to let go), and the next one after it takes OUT/.lock over.
+one_make_ok() {
+    local q="$tmp/q" m i rc
+    make --no-print-directory -s -f "$VET_TOP/pipelines/vet.mk" VET_BIN="$VET_BIN" "${fast[@]}" \
+        --eval "hold: ; @i=0; while [ ! -e $tmp/release ] && [ \$\$i -lt 300 ]; do sleep 0.1; i=\$\$((i + 1)); done" hold & m=$!
+    for i in $(seq 100); do [ "$(cut -d' ' -f1 "$q/.lock" 2>/dev/null)" = "$m" ] && break; sleep 0.1; done
+    pipe "${fast[@]}" tokenize >"$tmp/q.log" 2>&1; rc=$?
+    touch "$tmp/release"; wait $m
+    [ $rc = 2 ] && grep -q "another make (process $m) is running on OUT=$q" "$tmp/q.log" || { echo "second make: rc=$rc: $(cat "$tmp/q.log")" >&2; return 1; }
+    pipe "${fast[@]}" pack >"$tmp/q.log" 2>&1 || { echo "after the first make: $(cat "$tmp/q.log")" >&2; return 1; }
+}
+check pipeline_one_make_per_out one_make_ok
+
+# The pack stage killed (-9, make and all) between its two vet-pack runs is not taken as done,
+# and the next run writes packed/ and rows/ of one split; a pack output that is gone is made again.
+pack_atomic_ok() {
+    local q="$tmp/q" i
+    mkdir -p "$tmp/shim" && for i in "$VET_BIN"/vet-*; do ln -sf "$i" "$tmp/shim/"; done && rm -f "$tmp/shim/vet-pack" &&
+        printf '#!/bin/sh\ncase " $* " in *" --no-pack "*) [ -e %s ] && kill -9 0 ;; esac\nexec %s "$@"\n' \
+            "$tmp/kill-pack" "$VET_BIN/vet-pack" >"$tmp/shim/vet-pack" && chmod +x "$tmp/shim/vet-pack" && touch "$tmp/kill-pack" || return 1
+    (setsid -w make --no-print-directory -s -f "$VET_TOP/pipelines/vet.mk" "${fast[@]}" VET_BIN="$tmp/shim" SEED=2 pack >/dev/null 2>&1; :) 2>/dev/null
+    rm -f "$tmp/kill-pack"
+    pipe "${fast[@]}" SEED=2 -q pack && { echo "a pack killed half way is taken as done" >&2; return 1; }
+    pipe "${fast[@]}" SEED=2 pack >/dev/null 2>&1 || return 1
+    test_ids() { "$VET_BIN/vet-dump" -r "$1" | /usr/bin/python3 -c 'import json, sys; print(sorted(i for l in sys.stdin for i in json.loads(l)["ids"]))'; }
+    [ "$(test_ids "$q/packed/test.msgpack.zst")" = "$(test_ids "$q/rows/test.msgpack.zst")" ] &&
+        [ "$(test_ids "$q/rows/test.msgpack.zst")" != "[]" ] || { echo "packed/ and rows/ hold other test splits" >&2; return 1; }
+    rm "$q/rows/test.msgpack.zst" && pipe "${fast[@]}" SEED=2 pack >/dev/null 2>&1 && [ -s "$q/rows/test.msgpack.zst" ] &&
+        pipe "${fast[@]}" SEED=2 -q pack || { echo "rows/test.msgpack.zst not made again" >&2; return 1; }
+}
+check pipeline_pack_atomic pack_atomic_ok
+fast+=(SEED=2)
+
+# The model training starts from is an input of the train stage: an INIT config.json edited, or
+# BASE's weights replaced, trains again; a rerun with nothing changed does nothing.
+train_inputs_ok() {
+    local q="$tmp/q" s
+    cat >"$tmp/micro.json" <<'JSON'
+{"architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": 32,
+ "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4,
+ "num_key_value_heads": 2, "vocab_size": 512, "max_position_embeddings": 512,
+ "rms_norm_eps": 1e-5, "rope_theta": 10000.0, "tie_word_embeddings": false,
+ "hidden_act": "silu", "torch_dtype": "float32"}
+JSON
+    local init=("${fast[@]}" INIT="$tmp/micro.json" TRAIN_ARGS="--max-steps 2 --batch-size 4 --threads 1 -q")
+    pipe "${init[@]}" train >"$tmp/q.log" 2>&1 && pipe "${init[@]}" -q train || { cat "$tmp/q.log" >&2; return 1; }
+    touch "$tmp/micro.json"
+    pipe "${init[@]}" -q train && { echo "an edited INIT config.json: train up to date" >&2; return 1; }
+    pipe "${init[@]}" train >/dev/null 2>&1 && pipe "${init[@]}" -q train || return 1
+    local lora=(OUT="$tmp/qb" NOTES="$tmp/notes.csv" BASE="$q/model" TRAIN_ARGS="--max-steps 2 --batch-size 4 --threads 1 -q --lora-r 4")
+    pipe "${lora[@]}" train >"$tmp/q.log" 2>&1 && pipe "${lora[@]}" -q train || { cat "$tmp/q.log" >&2; return 1; }
+    touch "$q/model/model.safetensors"
+    s=$(stages "${lora[@]}" train)
+    [ "$s" = "vet-train " ] || { echo "new BASE weights would rerun: $s" >&2; return 1; }
+}
+check pipeline_train_inputs train_inputs_ok
+
 # 3. A failing stage leaves no output under its final name, and the run stops there.
 failure_ok() {
     cp "$tmp/notes.csv" "$tmp/bad.csv" && printf '"unterminated,Cow,fever\n' >>"$tmp/bad.csv"

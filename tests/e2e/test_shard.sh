@@ -185,6 +185,25 @@ if command -v parallel >/dev/null 2>&1 && parallel --version 2>/dev/null | grep 
 else
     echo "skip pipeline-parallel: GNU parallel is not installed"
 fi
+# Odd paths reach vet-generate as they are: a {} (or GNU parallel's {.}, {/}) in OUTDIR or in an
+# argument is no replacement string, and an INPUT starting with - is a file, not options.
+odd="odd {} {.} {/} it's \$x"
+cp "$fx/notes.tok" "$tmp/-notes.tok" && cp "$VET_TOP/data/codes.tsv" "$tmp/codes {}.tsv" || exit 1
+odd_args=(-m "$fx/base" -n 24 -b 4 --constrain "codes {}.tsv")
+odd_ok() {  # odd_ok RUNNER INPUT OUTDIR: run from $tmp, the unsharded run's metrics
+    (cd "$tmp" && VET_BIN=$VET_BIN "$VET_TOP/pipelines/shard-parallel.sh" -r "$1" 2 "$2" "$3" "${odd_args[@]}") >"$tmp/odd.out" 2>&1 ||
+        { echo "  -r $1 $2 '$3': rc=$?: $(head -c 400 "$tmp/odd.out")" >&2; return 1; }
+    [ "$(ls "$tmp/$3" | tr '\n' ' ')" = "metrics.json shard-0-of-2.pred shard-1-of-2.pred " ] &&
+        [ "$(metrics "$tmp/$3/metrics.json")" = "$(metrics "$tmp/all.json")" ] || { echo "  -r $1 $2 '$3': $(ls "$tmp")" >&2; return 1; }
+}
+runners=xargs
+command -v parallel >/dev/null 2>&1 && parallel --version 2>/dev/null | grep -q GNU && runners="xargs parallel"
+odd_all() {
+    local r
+    for r in $runners; do odd_ok "$r" "$fx/notes.tok" "$odd $r" || return 1; done
+    odd_ok xargs -notes.tok dash-input
+}
+check pipeline-odd-paths odd_all
 for k in 0 1 2; do
     SLURM_ARRAY_TASK_ID=$k SLURM_ARRAY_TASK_MIN=0 SLURM_ARRAY_TASK_MAX=2 SLURM_ARRAY_TASK_COUNT=3 SLURM_CPUS_PER_TASK=1 \
         VET_BIN=$VET_BIN bash "$VET_TOP/pipelines/shard-slurm.sbatch" "$fx/notes.tok" "$tmp/sl" "${args[@]}" &
@@ -194,6 +213,12 @@ wait
 SLURM_ARRAY_TASK_ID=1 SLURM_ARRAY_TASK_MIN=1 SLURM_ARRAY_TASK_MAX=2 SLURM_ARRAY_TASK_COUNT=2 \
     bash "$VET_TOP/pipelines/shard-slurm.sbatch" "$fx/notes.tok" "$tmp/sl2" "${args[@]}" 2>"$tmp/err"; rc2=$?
 check pipeline-slurm '[ $rc = 0 ] && [ "$(metrics "$tmp/sl.json")" = "$(metrics "$tmp/all.json")" ] && [ $rc2 = 2 ] && grep -q "the array must be 0-M" "$tmp/err"' \
+    "rc=$rc rc2=$rc2 $(cat "$tmp/err")"
+# An INPUT starting with - is a file; SLURM_ARRAY_TASK_MAX unset (and no VET_SHARDS) is a usage
+# error (2) with a message, not bash's "unbound variable" (1).
+(cd "$tmp" && SLURM_ARRAY_TASK_ID=0 VET_SHARDS=1 VET_BIN=$VET_BIN bash "$VET_TOP/pipelines/shard-slurm.sbatch" -notes.tok "$tmp/sl3" "${args[@]}"); rc=$?
+SLURM_ARRAY_TASK_ID=0 bash "$VET_TOP/pipelines/shard-slurm.sbatch" "$fx/notes.tok" "$tmp/sl4" "${args[@]}" 2>"$tmp/err"; rc2=$?
+check pipeline-slurm-usage '[ $rc = 0 ] && [ -s "$tmp/sl3/shard-0-of-1.pred" ] && [ $rc2 = 2 ] && grep -q "SLURM_ARRAY_TASK_MAX is not set" "$tmp/err" && [ ! -e "$tmp/sl4" ]' \
     "rc=$rc rc2=$rc2 $(cat "$tmp/err")"
 
 # --- the man pages say it ------------------------------------------------------------------------
