@@ -360,8 +360,11 @@ $(foreach m,$(MEMBERS),$(eval TRAIN_DIR_$(m) := $(m))$(eval TRAIN_DATA_$(m) := $
 # (vet-train's test: a name with a / or .json in it).
 MODEL_FILES := $(if $(BASE),$(if $(wildcard $(BASE)/.),$(wildcard $(BASE)/*.json $(BASE)/*.safetensors),$(BASE)),$(if \
   $(or $(findstring /,$(INIT)),$(findstring .json,$(INIT))),$(INIT)))
+# A stage that runs trains afresh: the checkpoints an interrupted run left in its folder go first
+# (vet-train refuses a fresh run beside an earlier run's checkpoints; make has no --resume).
 $(OUT)/train.done $(MEMBERS:%=$(OUT)/%.done): $(OUT)/%.done: $(PACKED) $(TOKENIZER) $(MODEL_FILES) $(OUT)/.args/%
 	rm -f $@
+	rm -rf $(OUT)/$(TRAIN_DIR_$*)/checkpoints
 	$(V)vet-train $(MODEL_FLAG) --tokenizer $(TOKENIZER) $(TRAIN_DATA_$*) \
 	  --out $(OUT)/$(TRAIN_DIR_$*) $(TRAIN_ARGS)$(SEED_FLAG_$*)
 	touch $@
