@@ -75,7 +75,9 @@ static void test_parse_errors(void) {
     snprintf(buf, sizeof buf, "%sprevalence\tHorse\t1\n", MINI);
     expect_error(buf, "t.tsv:14: unknown species 'Horse'");
     snprintf(buf, sizeof buf, "%sprevalence\tCow\t-1\n", MINI);
-    expect_error(buf, "t.tsv:14: weight '-1' is not a number >= 0");
+    expect_error(buf, "t.tsv:14: weight '-1' is not a number in [0, 1e+12]");
+    snprintf(buf, sizeof buf, "%sprevalence\tCow\t0x10\n", MINI);  // decimal notation only
+    expect_error(buf, "t.tsv:14: weight '0x10' is not a number in [0, 1e+12]");
     snprintf(buf, sizeof buf, "%sprevalence\tGoat\t2\n", MINI);
     expect_error(buf, "t.tsv:14: disease 3974005: prevalence in Goat given twice");
     snprintf(buf, sizeof buf, "%sdiseases\t1\n", MINI);
