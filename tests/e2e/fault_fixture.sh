@@ -12,13 +12,7 @@ make_fixture() {
     "$VET_BIN/vet-tokenize" --spm "$fx/tok.model" "$fx/notes.csv" -o "$fx/notes.tok" || return 1
     "$VET_BIN/vet-pack" "$fx/notes.tok" --out "$fx" --seq-len 256 2>/dev/null || return 1
     "$VET_BIN/vet-pack" "$fx/notes.tok" --no-pack -o "$fx/rows.tok" --seq-len 256 2>/dev/null || return 1
-    cat >"$fx/micro.json" <<'JSON'
-{"architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": 32,
- "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4,
- "num_key_value_heads": 2, "vocab_size": 512, "max_position_embeddings": 512,
- "rms_norm_eps": 1e-5, "rope_theta": 10000.0, "tie_word_embeddings": false,
- "hidden_act": "silu", "torch_dtype": "float32"}
-JSON
+    cp "$VET_TOP/tests/fixtures/micro.json" "$fx/micro.json" || return 1  # a micro llama config
     "$VET_BIN/vet-train" -q --threads 2 --init "$fx/micro.json" --tokenizer "$fx/tok.model" \
         --train "$fx/train.msgpack.zst" --out "$fx/base" --max-steps 2 --batch-size 4 --grad-accum 1 || return 1
     "$VET_BIN/vet-train" -q --threads 2 --base "$fx/base" --train "$fx/train.msgpack.zst" --out "$fx/adapter" \

@@ -391,13 +391,7 @@ fast+=(SEED=2)
 # BASE's weights replaced, trains again; a rerun with nothing changed does nothing.
 train_inputs_ok() {
     local q="$tmp/q" s
-    cat >"$tmp/micro.json" <<'JSON'
-{"architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": 32,
- "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4,
- "num_key_value_heads": 2, "vocab_size": 512, "max_position_embeddings": 512,
- "rms_norm_eps": 1e-5, "rope_theta": 10000.0, "tie_word_embeddings": false,
- "hidden_act": "silu", "torch_dtype": "float32"}
-JSON
+    cp "$VET_TOP/tests/fixtures/micro.json" "$tmp/micro.json" || return 1
     local init=("${fast[@]}" INIT="$tmp/micro.json" TRAIN_ARGS="--max-steps 2 --batch-size 4 --threads 1 -q")
     pipe "${init[@]}" train >"$tmp/q.log" 2>&1 && pipe "${init[@]}" -q train || { cat "$tmp/q.log" >&2; return 1; }
     touch "$tmp/micro.json"
