@@ -1,17 +1,28 @@
-// utf8.h — UTF-8 validation (RFC 3629: no overlongs, no surrogates, nothing past U+10FFFF).
+// utf8.h — UTF-8 validation (RFC 3629: no overlongs, no surrogates, nothing past U+10FFFF) and
+// the one way vet shows bytes that are not UTF-8: U+FFFD for each maximal ill-formed subpart
+// (Unicode's "best practice", section 3.9; what Python's errors="replace" and Rust's
+// from_utf8_lossy, hence Hugging Face tokenizers, print), so vet's output reads the same as theirs.
 #ifndef VET_UTF8_H
 #define VET_UTF8_H
 
 #include <stdbool.h>
 #include <stddef.h>
 
+// The length (1 to 4) of the well-formed sequence that starts s[0..n), n > 0; or 0 when none
+// starts there, and then *bad is the length of the maximal ill-formed subpart there (1 to 3: a
+// stray byte, or the start of a sequence that is cut short or broken), which one U+FFFD replaces.
+size_t vet_utf8_seq(const char *s, size_t n, size_t *bad);
+
 // True when s[0..n) is well-formed UTF-8. On false, *bad_off (if not NULL) is the byte
 // offset of the first byte of the first ill-formed sequence.
 bool vet_utf8_valid(const char *s, size_t n, size_t *bad_off);
 
-// A malloc'd, NUL-terminated copy of the string s in which every byte that starts no well-formed
-// sequence is U+FFFD: what a name shows as in a JSON report (a file name is bytes, and JSON
-// holds only UTF-8). NULL when out of memory.
+// A malloc'd, NUL-terminated copy of s[0..n) with each maximal ill-formed subpart replaced by
+// U+FFFD; its length in *out_len when not NULL. NULL when out of memory.
+char *vet_utf8_repair_n(const char *s, size_t n, size_t *out_len);
+
+// vet_utf8_repair_n of a NUL-terminated string: what a file name shows as in a JSON report (a
+// name is bytes, and JSON holds only UTF-8).
 char *vet_utf8_repair(const char *s);
 
 #endif

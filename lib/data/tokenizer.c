@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "base/utf8.h"
 #include "data/bpe.h"
 #include "data/spm.h"
 #include "data/spm_gguf.h"
@@ -257,28 +258,6 @@ char *vet_tokenizer_decode_bytes(const vet_tokenizer *t, const int32_t *ids, siz
     return s;
 }
 
-// The length of the valid UTF-8 sequence at s[0..n), or 0 when the bytes there are not one:
-// then *bad is the length of the maximal ill-formed stretch (Unicode's "maximal subpart", as
-// Rust's from_utf8_lossy replaces).
-static size_t utf8_seq(const unsigned char *s, size_t n, size_t *bad) {
-    unsigned c = s[0];
-    size_t need;
-    unsigned lo = 0x80, hi = 0xBF;
-    if (c < 0x80) return 1;
-    if (c >= 0xC2 && c <= 0xDF) need = 1;
-    else if (c >= 0xE0 && c <= 0xEF) need = 2, lo = c == 0xE0 ? 0xA0 : 0x80, hi = c == 0xED ? 0x9F : 0xBF;
-    else if (c >= 0xF0 && c <= 0xF4) need = 3, lo = c == 0xF0 ? 0x90 : 0x80, hi = c == 0xF4 ? 0x8F : 0xBF;
-    else { *bad = 1; return 0; }
-    size_t k = 1;
-    for (; k <= need && k < n; k++) {
-        unsigned x = s[k];
-        if (x < (k == 1 ? lo : 0x80) || x > (k == 1 ? hi : 0xBF)) break;
-    }
-    if (k == need + 1) return k;
-    *bad = k;
-    return 0;
-}
-
 size_t vet_tokenizer_complete_len(const char *s, size_t n) {
     // Only the last three bytes can start an unfinished character.
     for (size_t back = 1; back <= 3 && back <= n; back++) {
@@ -294,15 +273,9 @@ char *vet_tokenizer_decode(const vet_tokenizer *t, const int32_t *ids, size_t n,
     size_t len;
     char *raw = vet_tokenizer_decode_bytes(t, ids, n, &len, err);
     if (!raw) return NULL;
-    char *out = malloc(3 * len + 1);  // each bad byte becomes at most 3 (U+FFFD)
+    // A character cut by the end of decoding shows as U+FFFD, as Hugging Face's decode shows it.
+    char *out = vet_utf8_repair_n(raw, len, NULL);
     if (!out) { free(raw); vet_err_nomem(err, "out of memory"); return NULL; }
-    size_t k = 0;
-    for (size_t i = 0; i < len;) {
-        size_t bad = 0, m = utf8_seq((const unsigned char *)raw + i, len - i, &bad);
-        if (m) { memcpy(out + k, raw + i, m), k += m, i += m; continue; }
-        memcpy(out + k, "\xEF\xBF\xBD", 3), k += 3, i += bad;
-    }
-    out[k] = 0;
     free(raw);
     return out;
 }

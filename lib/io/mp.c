@@ -162,26 +162,17 @@ int mp_get_str_array(const msgpack_object *map, const char *key, char ***out, si
 
 // --- JSON ------------------------------------------------------------------------------
 
-// The length of the well-formed UTF-8 sequence that starts at s (1 to 4), or 0 when the bytes
-// there are not one (a stray continuation byte, an overlong form, a sequence cut short).
-static size_t utf8_seq_len(const char *s, size_t n) {
-    unsigned char c = (unsigned char)s[0];
-    size_t len = c < 0x80 ? 1 : c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : c >= 0xc0 ? 2 : 0;
-    if (!len || len > n || !vet_utf8_valid(s, len, NULL)) return 0;
-    return len;
-}
-
-// A JSON string literal. Bytes that are not well-formed UTF-8 become U+FFFD, one per byte, so the
-// output is always valid JSON (as Python's errors="replace" would show them).
+// A JSON string literal. Bytes that are not well-formed UTF-8 become U+FFFD (base/utf8.h), so the
+// output is always valid JSON and reads as Python's errors="replace" shows the bytes.
 static void json_string(FILE *f, const char *s, size_t n) {
     fputc('"', f);
     for (size_t i = 0; i < n;) {
         unsigned char c = (unsigned char)s[i];
         if (c >= 0x80) {
-            size_t len = utf8_seq_len(s + i, n - i);
+            size_t bad, len = vet_utf8_seq(s + i, n - i, &bad);
             if (len) fwrite(s + i, 1, len, f);
             else fputs("\\ufffd", f);
-            i += len ? len : 1;
+            i += len ? len : bad;
             continue;
         }
         switch (c) {

@@ -12,6 +12,7 @@
 #include "base/err.h"
 #include "base/numparse.h"
 #include "base/strtab.h"
+#include "base/utf8.h"
 
 static void err_kinds_survive_prefix(void) {
     vet_err e;
@@ -199,6 +200,29 @@ static void atomic_file_follows_symlinks(void) {
     rmdir(dir);
 }
 
+// One U+FFFD for each maximal ill-formed subpart, as Python's bytes.decode("utf-8", "replace")
+// prints them (the expected strings are what Python 3.11 gives): a sequence cut short is one, a
+// surrogate or an overlong form is one per byte (their second byte can continue nothing).
+static void utf8_repair_maximal_subparts(void) {
+    static const struct { const char *in, *want; } cases[] = {
+        {"a\xff\xc3\xa9\xe2\x82\x01\x80\x02" "b", "a\xEF\xBF\xBD\xc3\xa9\xEF\xBF\xBD\x01\xEF\xBF\xBD\x02" "b"},
+        {"\xf0\x9f\x98", "\xEF\xBF\xBD"},
+        {"\xe2\x82x", "\xEF\xBF\xBDx"},
+        {"\xed\xa0\x80", "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD"},
+        {"\xc0\xaf", "\xEF\xBF\xBD\xEF\xBF\xBD"},
+        {"\xf4\x90\x80\x80", "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD"},
+        {"caf\xc3\xa9 \xf0\x9f\x90\x84", "caf\xc3\xa9 \xf0\x9f\x90\x84"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        char *got = vet_utf8_repair(cases[i].in);
+        CHECK_STR(got, cases[i].want);
+        free(got);
+    }
+    size_t off = 99;
+    CHECK(!vet_utf8_valid("ok\xe2\x82", 4, &off) && off == 2);
+    CHECK(vet_utf8_valid("ok\xe2\x82\xac", 5, NULL));
+}
+
 int main(void) {
     RUN(err_kinds_survive_prefix);
     RUN(parse_long_refuses_what_strtol_accepts);
@@ -207,5 +231,6 @@ int main(void) {
     RUN(strtab_ids_follow_first_appearance);
     RUN(atomic_file_visible_only_when_whole);
     RUN(atomic_file_follows_symlinks);
+    RUN(utf8_repair_maximal_subparts);
     CHECK_EXIT();
 }
