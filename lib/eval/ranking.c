@@ -117,8 +117,16 @@ static int grow(vet_ranks *rk, size_t width) {
     return 0;
 }
 
-// "FILE:N" or "FILE: record N": where rec was read (predictions.h), for the messages below.
-#define WHERE vet_pred_where((char[600]){0}, 600, file, unit, rec->at)
+// The messages below say where rec and the first prediction were read: "FILE:N" or "FILE:
+// record N" (predictions.h).
+typedef struct {
+    char rec[600], first[600];
+} where_buf;
+
+static void where_of(where_buf *w, const vet_ranks *rk, const vet_pred *rec, const char *file, const char *unit) {
+    vet_pred_where(w->rec, sizeof w->rec, file, unit, rec->at);
+    vet_pred_where(w->first, sizeof w->first, rk->first_file, rk->first_unit, rk->first_at);
+}
 
 // Keeping or rescaling lists: rec's must be whole (every label of its table, each with its
 // logp) and as long as the first note's.
@@ -126,16 +134,17 @@ static int check_whole(const vet_ranks *rk, const vet_pred *rec, const char *fil
     char fix[120];
     snprintf(fix, sizeof fix, "%s needs every label's logp: vet-generate --rank all",
              rk->keep ? "--fit-temperature" : "--temperature");
+    where_buf w;
+    where_of(&w, rk, rec, file, unit);
     for (size_t i = 0; i < rec->nranked; i++)
         if (isnan(rec->ranked_logp[i]))
-            return vet_errf(err, "%s: \"ranked\"[%zu] has no logp (%s)", WHERE, i, fix);
+            return vet_errf(err, "%s: \"ranked\"[%zu] has no logp (%s)", w.rec, i, fix);
     if (rec->table_labels > 0 && (int64_t)rec->nranked != rec->table_labels)
-        return vet_errf(err, "%s: lists %zu of the table's %lld labels (%s)", WHERE,
+        return vet_errf(err, "%s: lists %zu of the table's %lld labels (%s)", w.rec,
                         rec->nranked, (long long)rec->table_labels, fix);
     if (rk->n > 0 && rec->nranked != rk->kmax)
-        return vet_errf(err, "%s: lists %zu labels, but the first prediction (%s %s %ld) lists %zu (%s)",
-                        WHERE, rec->nranked, rk->first_file, rk->first_unit, rk->first_at, rk->kmax,
-                        fix);
+        return vet_errf(err, "%s: lists %zu labels, but the first prediction (%s) lists %zu (%s)",
+                        w.rec, rec->nranked, w.first, rk->kmax, fix);
     return 0;
 }
 
@@ -156,10 +165,11 @@ int vet_ranks_add(vet_ranks *rk, const vet_pred *rec, const char *file, const ch
         if (!(rk->first_file = strdup(file))) return vet_err_nomem(err, "out of memory");
         rk->first_unit = unit, rk->first_at = rec->at, rk->ranked = has;
     } else if (has != rk->ranked) {
-        return vet_errf(err, "%s: %s \"ranked\" list, but the first prediction (%s %s %ld) has %s: "
+        where_buf w;
+        where_of(&w, rk, rec, file, unit);
+        return vet_errf(err, "%s: %s \"ranked\" list, but the first prediction (%s) has %s: "
                         "predictions with and without vet-generate --rank cannot be scored together (two runs in "
-                        "one input?)", WHERE, has ? "a" : "no", rk->first_file, rk->first_unit,
-                        rk->first_at, has ? "none" : "one");
+                        "one input?)", w.rec, has ? "a" : "no", w.first, has ? "none" : "one");
     }
     if (has) {
         if (grow(rk, rk->n ? rk->kmax : rec->nranked) < 0) return vet_err_nomem(err, "out of memory");

@@ -173,7 +173,7 @@ EOF
 # A mix of ranked and unranked records is refused, naming the first that differs from the first.
 printf '{"id":"a","gold":["1"],"pred":["1"],"ranked":[{"label":"1","p":0.9}]}\n{"id":"b","gold":["1"],"pred":["1"]}\n' >"$tmp/mixed.jsonl"
 run "$tmp/mixed.jsonl"
-check ranking_mixed_refused bash -c "[ $(rc) = 1 ] && grep -q 'mixed.jsonl:2: no \"ranked\" list, but the first prediction (.*mixed.jsonl line 1) has one' $tmp/err"
+check ranking_mixed_refused bash -c "[ $(rc) = 1 ] && grep -q 'mixed.jsonl:2: no \"ranked\" list, but the first prediction (.*mixed.jsonl:1) has one' $tmp/err"
 printf '{"id":"a","gold":["1"],"pred":["1"],"ranked":[{"label":"1","p":0.2},{"label":"2","p":0.7}]}\n' >"$tmp/rising.jsonl"
 run "$tmp/rising.jsonl"
 check ranking_rising_p bash -c "[ $(rc) = 1 ] && grep -q 'rising.jsonl:1: \"ranked\"\[1\].p = 0.69999999999999996 is above' $tmp/err"

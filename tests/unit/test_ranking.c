@@ -212,7 +212,7 @@ static void stream_and_shards(void) {
     set[0] = stream_of_fixture("u1.pred", 1, 2, 1);
     CHECK(build(&r, set, 2, &err) < 0 && err.kind == VET_E_INPUT);
     CHECK_CONTAINS(err.msg, "u1.pred: record 1: no \"ranked\" list, but the first prediction (");
-    CHECK_CONTAINS(err.msg, "s0.pred record 1) has one");
+    CHECK_CONTAINS(err.msg, "s0.pred: record 1) has one");
     vet_report_free(&r);
 }
 
@@ -437,7 +437,7 @@ static void mix_names_first(void) {
     vet_err err;
     CHECK(build(&r, &path, 1, &err) < 0);
     CHECK_CONTAINS(err.msg, "mix3.jsonl:2: a \"ranked\" list, but the first prediction (");
-    CHECK_CONTAINS(err.msg, "mix3.jsonl line 1) has none: predictions with and without vet-generate --rank");
+    CHECK_CONTAINS(err.msg, "mix3.jsonl:1) has none: predictions with and without vet-generate --rank");
     vet_report_free(&r);
 }
 
