@@ -138,8 +138,14 @@ int vet_hf_check_tensors(const vet_config *c, const vet_tensors *t, const char *
     return rc;
 }
 
-void vet_hf_tie_from_weights(vet_config *c, const vet_tensors *t) {
-    c->tie_embeddings = vet_tensors_find(t, "lm_head.weight") == NULL;
+int vet_hf_tie_from_weights(vet_config *c, const vet_tensors *t, const char *dir, vet_err *err) {
+    int has_head = vet_tensors_find(t, "lm_head.weight") != NULL;
+    if (!has_head && !c->tie_embeddings)
+        return vet_errf(err, "%s: the weights have no lm_head.weight, and config.json's tie_word_embeddings is false (or absent: false for LLaMA and Qwen2): "
+                        "transformers would start the output layer from random numbers; if it is the embedding, set "
+                        "\"tie_word_embeddings\": true", dir);
+    c->tie_embeddings = !has_head;
+    return 0;
 }
 
 // ---------------------------------------------------------------------------------------

@@ -49,10 +49,12 @@ int vet_hf_tensors(const vet_config *c, vet_hf_tensor *out, int max);
 int vet_hf_check_tensors(const vet_config *c, const vet_tensors *t, const char *where, vet_err *err);
 
 // Whether the output layer shares the embedding, as the weights say: tied exactly when t has no
-// lm_head.weight, whatever config.json's tie_word_embeddings is. transformers (5.x) reads a
-// tied config with an lm_head.weight so: it unties the two when their values differ and ties them
-// when they are equal, which computes what the file's lm_head does either way.
-void vet_hf_tie_from_weights(vet_config *c, const vet_tensors *t);
+// lm_head.weight. transformers (5.x) reads a tied config with an lm_head.weight so: it unties the
+// two when their values differ and ties them when they are equal, which computes what the file's
+// lm_head does either way. An untied config (tie_word_embeddings false, or absent: LLaMA's and
+// Qwen2's default) without an lm_head.weight is refused: transformers would start that head from
+// random numbers. dir names the folder in the message.
+int vet_hf_tie_from_weights(vet_config *c, const vet_tensors *t, const char *dir, vet_err *err);
 
 // Saves a model dir: creates dir (and parents) if needed, writes config.json and
 // model.safetensors from w (+ copies tokenizer_model, when not NULL, to dir/tokenizer.json when

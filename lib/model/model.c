@@ -226,8 +226,7 @@ int vet_model_load(vet_model *m, const char *dir, vet_err *err) {
     if (!ts) return -1;
     // The output layer is the file's lm_head.weight when it has one (as transformers reads it),
     // else the embedding; then every tensor must be one the model uses, or it would be left out.
-    vet_hf_tie_from_weights(&cfg, ts);
-    if (vet_hf_check_tensors(&cfg, ts, dir, err) || vet_model_alloc(m, &cfg, err)) {
+    if (vet_hf_tie_from_weights(&cfg, ts, dir, err) || vet_hf_check_tensors(&cfg, ts, dir, err) || vet_model_alloc(m, &cfg, err)) {
         vet_tensors_close(ts);
         return -1;
     }

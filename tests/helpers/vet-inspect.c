@@ -76,8 +76,9 @@ static int cmd_show(const char *path) {
         }
         print_config(&c);
         printf(", \"check\": ");
-        vet_hf_tie_from_weights(&c, t);   // as vet_model_load decides it
-        if (vet_hf_check_tensors(&c, t, path, &err) == 0) printf("\"ok\"");
+        // as vet_model_load decides it
+        if (vet_hf_tie_from_weights(&c, t, path, &err) == 0 && vet_hf_check_tensors(&c, t, path, &err) == 0)
+            printf("\"ok\"");
         else {
             printf("\"");
             for (const char *s = err.msg; *s; s++) printf(*s == '"' || *s == '\\' ? "\\%c" : "%c", *s);

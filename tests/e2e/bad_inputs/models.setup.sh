@@ -30,3 +30,27 @@ PY
 cp -r "$X/base" "$X/base-layers1" && mf_json "$X/base-layers1/config.json" num_hidden_layers 1
 # A q_proj bias in a llama model (which has none): it would be left out.
 cp -r "$X/base" "$X/base-qbias" && mf_add_tensor "$X/base-qbias/model.safetensors" model.layers.0.self_attn.q_proj.bias 32
+
+# mf_drop_tensor FILE NAME: the tensor NAME and its bytes taken out of the safetensors FILE.
+mf_drop_tensor() {
+    python3 - "$@" <<'PY'
+import json, struct, sys
+path, name = sys.argv[1], sys.argv[2]
+data = open(path, "rb").read()
+hn = struct.unpack("<Q", data[:8])[0]
+head, body = json.loads(data[8:8 + hn]), data[8 + hn:]
+off = head.pop(name)["data_offsets"]
+for k, v in head.items():  # close the gap: safetensors wants the data contiguous
+    if k != "__metadata__" and v["data_offsets"][0] >= off[1]:
+        v["data_offsets"] = [v["data_offsets"][0] - (off[1] - off[0]), v["data_offsets"][1] - (off[1] - off[0])]
+body = body[:off[0]] + body[off[1]:]
+h = json.dumps(head).encode()
+h += b" " * (-len(h) % 8)
+open(path, "wb").write(struct.pack("<Q", len(h)) + h + body)
+PY
+}
+
+# An untied config without lm_head.weight: transformers starts that head from random numbers,
+# vet used to tie it to the embedding without a word (tied models, Qwen2's in
+# tests/reference/make_models.py, have none and load).
+cp -r "$X/base" "$X/base-nohead" && mf_drop_tensor "$X/base-nohead/model.safetensors" lm_head.weight
