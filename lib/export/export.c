@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "export/export_impl.h"
+#include "io/gguf_config.h"
 #include "model/adapter.h"
 #include "model/model_save.h"
 
@@ -27,8 +28,23 @@ static void model_name(const char *dir, char *out, size_t n) {
     snprintf(out, n, "%.*s", (int)(len - s), dir + s);
 }
 
+// The tokenizer half written to a writer that is thrown away, before the model is loaded: a
+// tokenizer GGUF cannot hold is refused in a second, not after a 7B model's minute of loading.
+static int vocab_dry_run(const char *dir, vet_err *err) {
+    if (vet_path_is_gguf(dir)) return 0;  // copied key for key: nothing to refuse early
+    vet_config c;
+    if (vet_config_load(&c, dir, err) < 0) return -1;
+    vet_gguf_writer *w = vet_gguf_writer_new(err);
+    if (!w) return -1;
+    vet_export_result scratch = {0};
+    int rc = export_vocab(w, dir, c.vocab_size, &scratch, err) < 0 ? -1 : 0;
+    vet_gguf_writer_free(w);
+    return rc;
+}
+
 int vet_export_gguf(const vet_export_opts *o, vet_export_result *r, vet_err *err) {
     memset(r, 0, sizeof *r);
+    if (vocab_dry_run(o->model_dir, err) < 0) return -1;
     vet_model m;
     if (vet_model_load(&m, o->model_dir, err) < 0) return -1;
     int rc = export_check_config(&m.cfg, err);

@@ -33,6 +33,13 @@ spm_tok() {
 cp -r "$X/base" "$X/base-identity" && spm_tok "$X/base-identity" --normalization_rule_name=identity \
     --remove_extra_whitespaces=false
 cp -r "$X/base" "$X/base-squeeze" && spm_tok "$X/base-squeeze" --normalization_rule_name=identity
+# vet-export reads the tokenizer before the weights: the cases that test the weights or the
+# adapter need one it exports (models.setup.sh and train.setup.sh, sourced later, copy
+# base-identity's tokenizer.model for theirs too).
+cp -r "$X/base3" "$X/base3-identity" && cp "$X/base-identity/tokenizer.model" "$X/base3-identity/"
+# The squeezing tokenizer beside weights cut short: the tokenizer is refused before the weights
+# are read (a 7B model's minute of loading), so its message comes first.
+cp -r "$X/base-squeeze" "$X/base-squeeze-cut" && truncate -s 4096 "$X/base-squeeze-cut/model.safetensors"
 
 # One up_proj weight of 1e6: finite, so the model loads, but beyond f16's 65504 (with a tokenizer
 # GGUF holds: that is checked before the weights are written).

@@ -28,6 +28,8 @@ PY
 
 # config.json says one layer, the weights hold two: layer 1 would be left out.
 cp -r "$X/base" "$X/base-layers1" && mf_json "$X/base-layers1/config.json" num_hidden_layers 1
+# The same with export.setup.sh's tokenizer that vet-export takes (it reads the tokenizer first).
+cp -r "$X/base-layers1" "$X/base-layers1-identity" && cp "$X/base-identity/tokenizer.model" "$X/base-layers1-identity/"
 # A q_proj bias in a llama model (which has none): it would be left out.
 cp -r "$X/base" "$X/base-qbias" && mf_add_tensor "$X/base-qbias/model.safetensors" model.layers.0.self_attn.q_proj.bias 32
 

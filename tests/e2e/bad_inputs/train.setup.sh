@@ -54,6 +54,8 @@ cp -r "$X/base" "$X/base-pos64" && jset "$X/base-pos64/config.json" 'd["max_posi
 
 # Models and adapters with a NaN or Inf, or LoRA values no reader takes.
 cp -r "$X/base" "$X/base-nan-q" && poison "$X/base-nan-q/model.safetensors" model.layers.1.self_attn.q_proj.weight nan
+# The same with export.setup.sh's tokenizer that vet-export takes (it reads the tokenizer first).
+cp -r "$X/base-nan-q" "$X/base-nan-q-identity" && cp "$X/base-identity/tokenizer.model" "$X/base-nan-q-identity/"
 cp -r "$X/base" "$X/base-inf-embed" && poison "$X/base-inf-embed/model.safetensors" model.embed_tokens.weight inf
 lora_a=base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight
 cp -r "$X/adapter" "$X/adapter-nan" && poison "$X/adapter-nan/adapter_model.safetensors" "$lora_a" nan
