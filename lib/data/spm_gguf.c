@@ -191,6 +191,13 @@ static int read_specials(reader *r, vet_spm_gguf_info *gi, int *extra_ws, vet_er
         return -1;
     if (gi->add_bos && gi->bos < 0)
         return vet_errf(err, "%s: the tokenizer adds BOS but tokenizer.ggml.bos_token_id is absent", r->path);
+    // llama.cpp reads this key for its UGM (T5) tokenizer only and runs a "llama" vocabulary
+    // with spaces kept: honouring it, vet would tokenize otherwise than llama.cpp; ignoring it,
+    // otherwise than the file says. Neither reads the file as its author meant, so it is refused.
+    if (*extra_ws)
+        return vet_errf(err, "%s: tokenizer.ggml.remove_extra_whitespaces is true, which llama.cpp does not apply to "
+                        "a \"llama\" (SentencePiece) vocabulary: the text would be tokenized two ways (give the "
+                        "model's tokenizer.model with --tokenizer instead)", r->path);
     if (add_eos)
         return vet_errf(err, "%s: tokenizer.ggml.add_eos_token is true: not supported (vet ends only a response with "
                         "EOS, never a prompt)", r->path);

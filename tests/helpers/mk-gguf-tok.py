@@ -184,6 +184,7 @@ SPM_VARIANTS = {
     "spm-bad-byte": arr_set("tokenizer.ggml.tokens", 10, "<0xZZ>"),
     "spm-bos-absent": delm("tokenizer.ggml.bos_token_id"),
     "spm-eos-out-of-range": setm("tokenizer.ggml.eos_token_id", U32, 70000),
+    "spm-squeeze": setm("tokenizer.ggml.remove_extra_whitespaces", BOOL, True),
     "spm-tokens-not-strings": setm("tokenizer.ggml.tokens", ARRAY, list(range(300)), U32),
 }
 

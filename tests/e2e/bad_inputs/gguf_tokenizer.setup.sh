@@ -6,7 +6,7 @@ for v in tokens-not-strings type-length merge-unknown merge-no-space pre-unknown
          model-bert model-llama no-tokenizer add-eos duplicate-token bad-utf8-token no-merges pre-not-string good \
          spm-good spm-no-scores spm-scores-length spm-scores-not-float spm-score-nan spm-no-types spm-type-range \
          spm-no-unk spm-two-unk spm-unk-id-mismatch spm-duplicate spm-empty-piece spm-bad-byte spm-bos-absent \
-         spm-eos-out-of-range spm-tokens-not-strings; do
+         spm-eos-out-of-range spm-tokens-not-strings spm-squeeze; do
     /usr/bin/python3 "$VET_TOP/tests/helpers/mk-gguf-tok.py" "$X/gguf/$v.gguf" "$v" || return 1
 done
 head -c 3000 "$X/gguf/good.gguf" >"$X/gguf/truncated.gguf"
