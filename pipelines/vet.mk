@@ -360,13 +360,19 @@ $(foreach m,$(MEMBERS),$(eval TRAIN_DIR_$(m) := $(m))$(eval TRAIN_DATA_$(m) := $
 # (vet-train's test: a name with a / or .json in it).
 MODEL_FILES := $(if $(BASE),$(if $(wildcard $(BASE)/.),$(wildcard $(BASE)/*.json $(BASE)/*.safetensors),$(BASE)),$(if \
   $(or $(findstring /,$(INIT)),$(findstring .json,$(INIT))),$(INIT)))
-# A stage that runs trains afresh: the checkpoints an interrupted run left in its folder go first
-# (vet-train refuses a fresh run beside an earlier run's checkpoints; make has no --resume).
+# A stage that runs after an interruption continues the run: when OUT/DIR/checkpoints holds the
+# checkpoints of the run this recipe started (its OUT/DIR/.started is newer than every input,
+# the stage's arguments included), vet-train --resume takes the newest; it still checks that the
+# settings, base and data are the run's (exit 1 if not). Otherwise the stage trains afresh: the
+# checkpoints an older run left go first (vet-train refuses a fresh run beside them).
 $(OUT)/train.done $(MEMBERS:%=$(OUT)/%.done): $(OUT)/%.done: $(PACKED) $(TOKENIZER) $(MODEL_FILES) $(OUT)/.args/%
 	rm -f $@
-	rm -rf $(OUT)/$(TRAIN_DIR_$*)/checkpoints
+	d=$(OUT)/$(TRAIN_DIR_$*); resume=; \
+	if [ -d $$d/checkpoints ] && [ -e $$d/.started ] && [ -z "$$(find $^ -newer $$d/.started)" ]; then \
+	  echo "vet.mk: $$d: continuing the interrupted run from its newest checkpoint" >&2; resume="--resume $$d"; \
+	else rm -rf $$d/checkpoints && mkdir -p $$d && touch $$d/.started || exit 1; fi; \
 	$(V)vet-train $(MODEL_FLAG) --tokenizer $(TOKENIZER) $(TRAIN_DATA_$*) \
-	  --out $(OUT)/$(TRAIN_DIR_$*) $(TRAIN_ARGS)$(SEED_FLAG_$*)
+	  --out $(OUT)/$(TRAIN_DIR_$*) $(TRAIN_ARGS)$(SEED_FLAG_$*) $$resume
 	touch $@
 train: $(OUT)/train.done
 refit: $(MEMBERS:%=$(OUT)/%.done)

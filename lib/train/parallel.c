@@ -22,14 +22,21 @@ int train_share(const train_run *r, long micro, int *first) {
     return n <= 0 ? 0 : n < bs ? (int)n : (int)bs;
 }
 
+// The test hook VET_TRAIN_FAIL_AT=RANK:STEP: rc, or the failure this rank was told to have here.
+static int test_hook(const train_run *r, long step, int rc, vet_err *err) {
+    const vet_train_opts *o = r->o;
+    if (rc == 0 && o->fail_step == step + 1 && o->fail_rank == r->comm->rank)
+        rc = vet_errf(err, "step %ld: failing on purpose (the test hook VET_TRAIN_FAIL_AT=%d:%ld)", step + 1,
+                      r->comm->rank, o->fail_step);
+    return rc;
+}
+
 // The step's status on every rank: (1 + error kind) << 1 when this rank failed, | 1 when it
 // saw a stop signal. The first failing rank's kind becomes every rank's exit status.
 static int agree(train_run *r, long step, int rc, vet_err *err) {
     const vet_train_opts *o = r->o;
     const vet_comm *c = r->comm;
-    if (rc == 0 && o->fail_step == step + 1 && o->fail_rank == c->rank)
-        rc = vet_errf(err, "step %ld: failing on purpose (the test hook VET_TRAIN_FAIL_AT=%d:%ld)", step + 1,
-                      c->rank, o->fail_step);
+    rc = test_hook(r, step, rc, err);
     int mine = (rc < 0 ? (1 + (int)err->kind) << 1 : 0) | (o->stop && *o->stop), all[c->size];
     vet_err own = *err;
     if (c->allgather_int(c->ctx, mine, all, err) < 0) return -1;
@@ -50,7 +57,7 @@ static int agree(train_run *r, long step, int rc, vet_err *err) {
 int train_sync_step(train_run *r, long step, int rc, double sums[2], double *comm_s, vet_err *err) {
     const vet_comm *c = r->comm;
     *comm_s = 0;
-    if (c->size == 1) return rc;
+    if (c->size == 1) return test_hook(r, step, rc, err);
     double t0 = now_s();
     if (agree(r, step, rc, err) < 0) return -1;
     if (c->allreduce_f64(c->ctx, sums, 2, err) < 0) return -1;

@@ -405,6 +405,21 @@ train_inputs_ok() {
 }
 check pipeline_train_inputs train_inputs_ok
 
+# A train stage that failed after a checkpoint continues the run when make runs it again
+# (nothing changed): the hook fails step 2 after step 1's checkpoint; the rerun fails step 1
+# if it started afresh, so passing it means it resumed. Changed arguments start afresh.
+train_resume_ok() {
+    local r=("${fast[@]}" OUT="$tmp/qr" INIT="$tmp/micro.json" TRAIN_ARGS="--max-steps 3 --batch-size 4 --threads 1 -q --save-every 1")
+    VET_TRAIN_FAIL_AT=0:2 pipe "${r[@]}" train >"$tmp/qr.log" 2>&1 && { echo "the hook did not fail step 2" >&2; return 1; }
+    [ -d "$tmp/qr/model/checkpoints" ] || { echo "no checkpoint after step 1" >&2; cat "$tmp/qr.log" >&2; return 1; }
+    VET_TRAIN_FAIL_AT=0:1 pipe "${r[@]}" train >"$tmp/qr.log" 2>&1 || { echo "the rerun did not resume" >&2; cat "$tmp/qr.log" >&2; return 1; }
+    grep -q 'continuing the interrupted run' "$tmp/qr.log" && pipe "${r[@]}" -q train || return 1
+    r[${#r[@]}-1]="TRAIN_ARGS=--max-steps 2 --batch-size 4 --threads 1 -q --save-every 1"
+    VET_TRAIN_FAIL_AT=0:1 pipe "${r[@]}" train >"$tmp/qr.log" 2>&1 && { echo "changed arguments resumed" >&2; return 1; }
+    grep -q 'failing on purpose' "$tmp/qr.log" || { cat "$tmp/qr.log" >&2; return 1; }
+}
+check pipeline_train_resumes train_resume_ok
+
 # 3. A failing stage leaves no output under its final name, and the run stops there.
 failure_ok() {
     cp "$tmp/notes.csv" "$tmp/bad.csv" && printf '"unterminated,Cow,fever\n' >>"$tmp/bad.csv"
