@@ -316,7 +316,7 @@ static int note_done(void *ctx, const vet_gen_result *r, vet_err *err) {
     vet_generate_job *j = ctx;
     int64_t queued = queue_place(j, r->tag);
     vet_prediction *p = vet_pending_get(j->pending, queued);
-    if (vet_prediction_fill(p, r, j->tok, j->vocab, j->eos, j->n_eos, err)) return -1;
+    if (vet_prediction_fill(p, r, j->tok, j->vocab, j->cons, j->eos, j->n_eos, err)) return -1;
     // The answer's last token was predicted from position n_prompt + n_ids - 2.
     int context = j->counts.context;
     if (context > 0 && p->n_prompt <= context && (int64_t)p->n_prompt + r->n_ids - 1 > context &&
@@ -385,7 +385,7 @@ static int fill_ranked(vet_generate_job *j, vet_prediction *p, const double *log
     double log_total;
     vet_rank_order(logp, a->count, j->o.rank_temperature, prob, order, &log_total);
     vet_gen_result r = {0, a->ids[order[0]], a->n[order[0]], 1, ms};
-    if (vet_prediction_fill(p, &r, j->tok, j->vocab, j->eos, j->n_eos, err)) return -1;
+    if (vet_prediction_fill(p, &r, j->tok, j->vocab, NULL, j->eos, j->n_eos, err)) return -1;
     int k = ranked_count(j);
     vet_labels_free_list(p->pred, p->n_pred);
     p->pred = NULL, p->n_pred = 0;
