@@ -273,7 +273,12 @@ int main(int argc, char **argv) {
                      "or use a model with a longer context)",
                      (long long)c.long_prompts, c.long_prompts == 1 ? "" : "s", c.first_long,
                      c.long_prompts == 1 ? "has" : "have", c.context, c.long_prompts == 1 ? "it is" : "they are");
-        if (c.long_answers)
+        if (c.long_answers && o.rank > 0)
+            cli_warn("warning: %lld note%s (the first: %s) ran past the model's context of %d positions while "
+                     "scoring the table's answers; the last tokens of the longest came from positions the model "
+                     "never trained on (shorten the notes, or the labels)",
+                     (long long)c.long_answers, c.long_answers == 1 ? "" : "s", c.first_long_answer, c.context);
+        else if (c.long_answers)
             cli_warn("warning: %lld note%s (the first: %s) ran past the model's context of %d positions while "
                      "generating; the last tokens of %s answer%s came from positions the model never trained on "
                      "(lower --max-new, or shorten the notes)",

@@ -70,7 +70,7 @@ static void usage(void) {
         "  --warmup-ratio X        warmup steps = ceil(X * total steps) (0.03)\n"
         "  --scheduler NAME        cosine, linear or constant (cosine)\n"
         "  --max-grad-norm X       clip the global gradient norm (1.0; 0 = off)\n"
-        "  --max-steps N           stop after N optimizer steps (0 = epochs decide)\n"
+        "  --max-steps N           stop after at most N optimizer steps (0 = epochs decide)\n"
         "  --seed N                data order, LoRA init and dropout (42)\n"
         "Evaluation and saving:\n"
         "  --eval-every N          validation loss every N steps (0 = only at the end; needs --val)\n"

@@ -338,6 +338,28 @@ int vet_constrain_allowed(const vet_constrain *c, const vet_cstate *s, int remai
     return k;
 }
 
+static int set_has(const vet_cstate *s, int st) {
+    for (int i = 0; i < s->n; i++)
+        if (s->st[i] == st) return 1;
+    return 0;
+}
+
+// A label the text closed ends where a ',' took a complete label to SEP; a label it ended and
+// then went on past (4021 on the way to 40214000) was not its answer.
+size_t vet_constrain_complete_len(const vet_constrain *c, const char *text, size_t len) {
+    vet_cstate s = {0};
+    set_add(&s, st_pfx(c, 0));
+    size_t closed = 0;
+    for (size_t i = 0; i < len; i++) {
+        vet_cstate next;
+        walk(c, &s, (const unsigned char *)text + i, 1, 0, &next);
+        if (!next.n) return closed;  // left the language: what it closed before
+        s = next;
+        if (text[i] == ',' && set_has(&s, st_sep(c))) closed = i;
+    }
+    return vet_constrain_accepting(c, &s) ? len : closed;
+}
+
 int vet_constrain_matches(const vet_constrain *c, const char *text, size_t len) {
     vet_cstate s = {0};
     set_add(&s, st_pfx(c, 0));

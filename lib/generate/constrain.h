@@ -67,5 +67,10 @@ int vet_constrain_advance(const vet_constrain *c, vet_cstate *s, int token);
 int vet_constrain_accepting(const vet_constrain *c, const vet_cstate *s);
 // True when text[0..len) is a complete sentence of the language (no leading space).
 int vet_constrain_matches(const vet_constrain *c, const char *text, size_t len);
+// How much of text[0..len) (no leading space) is a complete sentence whose labels the text
+// closed: all of it when it is one; else up to the last label followed by the separator (a
+// response cut by max_new in the middle of a label, or right after a label it was going on
+// past); 0 when none.
+size_t vet_constrain_complete_len(const vet_constrain *c, const char *text, size_t len);
 
 #endif

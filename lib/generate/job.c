@@ -304,6 +304,15 @@ static int next_prompt(void *ctx, vet_gen_prompt *gp, vet_err *err) {
     return 1;
 }
 
+// A note whose prompt fits the context but whose answer of n tokens does not: its last token
+// was predicted from position n_prompt + n - 2, the context or later. Counted, the first named.
+static void count_long_answer(vet_generate_job *j, const vet_prediction *p, int n) {
+    int context = j->counts.context;
+    if (context > 0 && p->n_prompt <= context && (int64_t)p->n_prompt + n - 1 > context &&
+        j->counts.long_answers++ == 0)
+        snprintf(j->counts.first_long_answer, sizeof j->counts.first_long_answer, "%s", p->id);
+}
+
 static int write_one(void *ctx, const vet_prediction *p, vet_err *err) {
     vet_generate_job *j = ctx;
     if (vet_predictions_write(j->w, p, err)) return -1;
@@ -316,12 +325,8 @@ static int note_done(void *ctx, const vet_gen_result *r, vet_err *err) {
     vet_generate_job *j = ctx;
     int64_t queued = queue_place(j, r->tag);
     vet_prediction *p = vet_pending_get(j->pending, queued);
-    if (vet_prediction_fill(p, r, j->tok, j->vocab, j->eos, j->n_eos, err)) return -1;
-    // The answer's last token was predicted from position n_prompt + n_ids - 2.
-    int context = j->counts.context;
-    if (context > 0 && p->n_prompt <= context && (int64_t)p->n_prompt + r->n_ids - 1 > context &&
-        j->counts.long_answers++ == 0)
-        snprintf(j->counts.first_long_answer, sizeof j->counts.first_long_answer, "%s", p->id);
+    if (vet_prediction_fill(p, r, j->tok, j->vocab, j->cons, j->eos, j->n_eos, err)) return -1;
+    count_long_answer(j, p, r->n_ids);
     vet_pending_done(j->pending, queued);
     if (vet_pending_flush(j->pending, write_one, j, err) < 0) return -1;
     if (j->o.progress) {
@@ -385,7 +390,11 @@ static int fill_ranked(vet_generate_job *j, vet_prediction *p, const double *log
     double log_total;
     vet_rank_order(logp, a->count, j->o.rank_temperature, prob, order, &log_total);
     vet_gen_result r = {0, a->ids[order[0]], a->n[order[0]], 1, ms};
-    if (vet_prediction_fill(p, &r, j->tok, j->vocab, j->eos, j->n_eos, err)) return -1;
+    if (vet_prediction_fill(p, &r, j->tok, j->vocab, NULL, j->eos, j->n_eos, err)) return -1;
+    // Every answer was scored: p shares the belief of the longest too, past the context or not.
+    int longest = 0;
+    for (int i = 0; i < a->count; i++) longest = a->n[i] > longest ? a->n[i] : longest;
+    count_long_answer(j, p, longest);
     int k = ranked_count(j);
     vet_labels_free_list(p->pred, p->n_pred);
     p->pred = NULL, p->n_pred = 0;

@@ -40,7 +40,8 @@ typedef struct {
     char first_long[64];
     // Notes whose prompt fits but whose answer ran past the context while it was generated
     // (a token predicted from position context or later: prompt + generated - 1 > context),
-    // and the first of them. The same caveat, for the answer's last tokens.
+    // and the first of them. The same caveat, for the answer's last tokens. With --rank, the
+    // answer is the table's longest: every answer is scored, and p is shared among them all.
     int64_t long_answers;
     char first_long_answer[64];
 } vet_generate_counts;

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "generate/constrain.h"
 #include "io/mp.h"
 
 void vet_prediction_free(vet_prediction *p) {
@@ -99,7 +100,7 @@ int vet_predictions_write(vet_writer *w, const vet_prediction *p, vet_err *err) 
 }
 
 int vet_prediction_fill(vet_prediction *p, const vet_gen_result *r, const vet_tokenizer *tok, const vet_labels *vocab,
-                        const int32_t *eos, int n_eos, vet_err *err) {
+                        const vet_constrain *cons, const int32_t *eos, int n_eos, vet_err *err) {
     p->generated = malloc((size_t)(r->n_ids + 1) * sizeof(int32_t));
     int32_t *keep = malloc((size_t)(r->n_ids + 1) * sizeof(int32_t));
     if (!p->generated || !keep) {
@@ -117,5 +118,7 @@ int vet_prediction_fill(vet_prediction *p, const vet_gen_result *r, const vet_to
     p->text = vet_tokenizer_decode(tok, keep, (size_t)nk, err);
     free(keep);
     if (!p->text) return -1;
-    return vet_labels_extract(vocab, p->text, strlen(p->text), &p->pred, &p->n_pred, NULL, err);
+    size_t len = strlen(p->text);
+    if (cons) len = vet_constrain_complete_len(cons, p->text, len);
+    return vet_labels_extract(vocab, p->text, len, &p->pred, &p->n_pred, NULL, err);
 }

@@ -66,8 +66,11 @@ int vet_predictions_write(vet_writer *w, const vet_prediction *p, vet_err *err);
 // without the end-of-sequence ids and without ids the tokenizer does not know (a model
 // vocabulary padded beyond it), always valid UTF-8 (byte-level pieces are joined first; a
 // character cut by the end of decoding becomes U+FFFD, data/tokenizer.h); the labels are
-// those of vocab found in it (lib/data/labels.h).
+// those of vocab found in it (lib/data/labels.h). With cons (constrained decoding; may be NULL)
+// only in the part of the text that is a complete response: a note cut by max_new in the middle
+// of a label (max_new too short for any label to fit) wrote the start of one, which is no label
+// of the table ("4021400" of 40214000 reads as an unknown code).
 int vet_prediction_fill(vet_prediction *p, const vet_gen_result *r, const vet_tokenizer *tok, const vet_labels *vocab,
-                        const int32_t *eos, int n_eos, vet_err *err);
+                        const vet_constrain *cons, const int32_t *eos, int n_eos, vet_err *err);
 
 #endif

@@ -323,11 +323,13 @@ int vet_ranker_score(vet_ranker *r, const int32_t *const *prompts, const int *le
 // ---------------------------------------------------------------------------------------
 // The order.
 
-// Answers by p (the context), highest first; equal p in table order.
-static int by_p_desc(const void *x, const void *y, void *p_) {
-    const double *p = p_;
+// Answers by logp (the context), highest first; equal logp in table order. The order of p at
+// any temperature, but for the p that underflow to 0 (logp more than ~745 T below the best:
+// 7.45 at --rank-temperature 0.01), which sorted by p came in table order, not by their logp.
+static int by_logp_desc(const void *x, const void *y, void *logp_) {
+    const double *logp = logp_;
     int i = *(const int *)x, j = *(const int *)y;
-    if (p[i] != p[j]) return p[i] > p[j] ? -1 : 1;
+    if (logp[i] != logp[j]) return logp[i] > logp[j] ? -1 : 1;
     return (i > j) - (i < j);
 }
 
@@ -341,5 +343,5 @@ void vet_rank_order(const double *logp, int count, double temperature, double *p
     for (int i = 0; i < count; i++) p[i] = exp((logp[i] - mx) / temperature), st += p[i], order[i] = i;
     for (int i = 0; i < count; i++) p[i] /= st;
     if (log_total) *log_total = mx + log(s);
-    qsort_r(order, (size_t)count, sizeof *order, by_p_desc, p);
+    qsort_r(order, (size_t)count, sizeof *order, by_logp_desc, (void *)logp);
 }

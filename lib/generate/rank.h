@@ -64,9 +64,10 @@ int vet_ranker_score(vet_ranker *r, const int32_t *const *prompts, const int *le
 // p[a] = softmax(logp / temperature)[a] (computed in double, the largest subtracted first;
 // temperature > 0, 1: the model's own distribution over the table, any other: --rank-temperature's
 // calibration, fitted by vet-eval --fit-temperature), and order[0..count) the answers by p, best
-// first (ties: table order; the order is the same at every temperature). *log_total (may be
-// NULL) = log sum exp(logp), whatever the temperature: the log of the answers' total probability,
-// how much of the model's belief the table holds.
+// first, that is by logp (ties: table order; the order is the same at every temperature, also
+// among answers whose p underflows to 0). *log_total (may be NULL) = log sum exp(logp), whatever
+// the temperature: the log of the answers' total probability, how much of the model's belief
+// the table holds.
 void vet_rank_order(const double *logp, int count, double temperature, double *p, int *order, double *log_total);
 
 #endif

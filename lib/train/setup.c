@@ -50,6 +50,19 @@ static int refuse_stdin_twice(const vet_train_opts *o, vet_err *err) {
     return vet_refuse_stdin_twice(in, n, err);
 }
 
+// Rows whose targets are all -1 (a loss mask over nothing) train nothing: every step's loss and
+// gradient are 0 and the run "succeeds" with the weights it started from; a validation set like
+// that has no loss, so no evaluation ever happens and no best model is kept. Refused, naming
+// what: nothing on which to learn or to validate.
+static int refuse_no_targets(const vet_packed_set *s, const char *what, const char *path, int n_files, vet_err *err) {
+    if (s->n_targets > 0) return 0;
+    if (n_files > 1)
+        return vet_errf(err, "none of the %d --train files (%s, ...) has a target token in its rows: nothing to %s",
+                        n_files, path, what);
+    return vet_errf(err, "%s: no target token in its %d rows (every target is -1): nothing to %s (vet-pack puts "
+                         "the responses' tokens in the loss)", path, s->n_rows, what);
+}
+
 int train_load_data(train_run *r, vet_err *err) {
     const vet_train_opts *o = r->o;
     if (refuse_stdin_twice(o, err)) return -1;
@@ -69,9 +82,11 @@ int train_load_data(train_run *r, vet_err *err) {
         return o->n_train_more ? vet_errf(err, "none of the %d --train files (%s, ...) has any rows",
                                           o->n_train_more + 1, o->train_path)
                                : vet_errf(err, "%s: no rows (is the split empty?)", o->train_path);
+    if (refuse_no_targets(&r->train, "learn", o->train_path, o->n_train_more + 1, err)) return -1;
     if (o->val_path) {
         if (vet_packed_load(&r->val, o->val_path, err) < 0) return -1;
         if (r->val.n_rows == 0) return vet_errf(err, "%s: no rows (is the split empty?)", o->val_path);
+        if (refuse_no_targets(&r->val, "validate with", o->val_path, 1, err)) return -1;
         if (strcmp(r->train.tokenizer_sha256, r->val.tokenizer_sha256) != 0)
             return vet_errf(err, "%s and %s were made with different tokenizers (%s sha256 %.12s… vs %s %.12s…): "
                                  "tokenize both with the same --tokenizer", o->train_path, o->val_path,

@@ -17,8 +17,8 @@ notok() { echo "not ok $1"; [ $# -gt 1 ] && echo "  $2" >&2; return 0; }
 check() { if eval "$2"; then ok "$1"; else notok "$1" "${3:-$2}"; fi; }
 skip_all() { for t in "$@"; do echo "skip $t: $why"; done; exit 0; }
 
-cases=(predictions batch-equal summary-counts packed-equal constrain rank rank-temperature rank-refusals mismatch sampling-seeded ensemble ensemble-refusals
-       long-prompts exit-codes manpage)
+cases=(predictions batch-equal summary-counts packed-equal constrain constrain-cut rank rank-temperature rank-refusals mismatch sampling-seeded ensemble ensemble-refusals
+       long-prompts long-answers rank-long-answers exit-codes manpage)
 why="vet-inspect or vet-mktokens not built (make helpers)"
 [ -x "$INSPECT" ] && [ -x "$MKTOK" ] || skip_all "${cases[@]}"
 bash "$VET_TOP/tests/fixtures/tokenize/make_model.sh" "$tmp/tok" >/dev/null 2>&1
@@ -89,6 +89,19 @@ bad_pred=0
 for p in $preds; do grep -q "^$p	" "$VET_TOP/data/codes.tsv" || bad_pred=1; done
 check constrain '[ $rc -eq 0 ] && [ "$bad" = 0 ] && [ $bad_pred = 0 ] && [ -n "$preds" ]' \
     "rc=$rc unparsed=$bad bad_pred=$bad_pred preds=$preds"
+
+# --- constrained decoding cut short: a --max-new too small for any label to fit cuts the text
+# in the middle of one ("Diagnosed conditions: 1679004" of 167900412345), and that start of a
+# label is no prediction (it read as an unknown code): every pred is a label of the table.
+printf '167900412345\n167900498765\n' >"$tmp/long.tsv"
+cut_bad="" cut_rc=0
+for n in $(seq 18 26); do
+    "$GEN" -q -m "$tmp/model" -n "$n" -b 4 --constrain "$tmp/long.tsv" "$tmp/notes.tok" -o "$tmp/cut.pred" || cut_rc=$?
+    for p in $("$DUMP" -r "$tmp/cut.pred" | grep -o '"pred":\[[^]]*\]' | sed 's/^"pred"://' | grep -o '"[^"]*"' | tr -d '"' | sort -u); do
+        grep -qx "$p" "$tmp/long.tsv" || cut_bad="$cut_bad -n $n: $p"
+    done
+done
+check constrain-cut '[ $cut_rc -eq 0 ] && [ -z "$cut_bad" ]' "rc=$cut_rc not in the table:$cut_bad"
 
 # --- --rank: every label of the table scored; K listed, best first, p their softmax share ---
 # (the logp values themselves against transformers: tests/reference/test_rank.py)
@@ -242,6 +255,16 @@ read -r n_la first_la <<<"$(long_answers "$ctx_max" "$tmp/fits.pred")"
 want_la="vet-generate: warning: $n_la note$([ "$n_la" = 1 ] || echo s) (the first: $first_la) ran past the model's context of $ctx_max positions while generating; the last tokens of"
 check long-answers '[ $rc -eq 0 ] && [ "$n_la" -ge 1 ] && grep -qF "$want_la" "$tmp/fits.err" && [ "$(wc -l <"$tmp/fits.err")" = 1 ] && [ "$(records "$tmp/fits.pred")" = "$(records "$tmp/b1.pred")" ]' \
     "rc=$rc n_la=$n_la want: $want_la; got: $(cat "$tmp/fits.err")"
+# --rank scores each answer at the positions after the prompt as well: a note whose prompt fits
+# but whose (longest) answer does not gets the warning too, said of the scoring. One label, so
+# that the record's answer is the longest.
+printf '76902006\n' >"$tmp/one.tsv"
+"$GEN" -q -m "$tmp/fits" --rank 1 --constrain "$tmp/one.tsv" "$tmp/notes.tok" -o "$tmp/fitsr.pred" 2>"$tmp/fitsr.err"
+rc=$?
+read -r n_lr first_lr <<<"$(long_answers "$ctx_max" "$tmp/fitsr.pred")"
+want_lr="vet-generate: warning: $n_lr note$([ "$n_lr" = 1 ] || echo s) (the first: $first_lr) ran past the model's context of $ctx_max positions while scoring the table's answers"
+check rank-long-answers '[ $rc -eq 0 ] && [ "$n_lr" -ge 1 ] && grep -qF "$want_lr" "$tmp/fitsr.err" && [ "$(wc -l <"$tmp/fitsr.err")" = 1 ]' \
+    "rc=$rc n_lr=$n_lr want: $want_lr; got: $(cat "$tmp/fitsr.err")"
 
 # --- exit codes -----------------------------------------------------------------------------
 "$GEN" "$tmp/notes.tok" >/dev/null 2>&1; e_nomodel=$?

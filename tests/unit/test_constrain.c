@@ -94,6 +94,20 @@ static void test_matches(void) {
     CHECK(!M("Diagnosed: 1679004"));
     CHECK(!M("Diagnosed conditions: foot rot"));
 #undef M
+    // What a response cut short answered: the labels it closed (a separator after them, or the
+    // end of a complete sentence), never the start of one ("4021" on the way to "40214000").
+#define CL(s, want) (vet_constrain_complete_len(c, s, strlen(s)) == strlen(want) && strncmp(s, want, strlen(want)) == 0)
+    CHECK(CL("Diagnosed conditions: 1679004", "Diagnosed conditions: 1679004"));
+    CHECK(CL("Diagnosed conditions: 4021", "Diagnosed conditions: 4021"));
+    CHECK(CL("Diagnosed conditions: 4021400", ""));
+    CHECK(CL("Diagnosed conditions: 167900", ""));
+    CHECK(CL("Diagnosed conditions: 1679004, 402140", "Diagnosed conditions: 1679004"));
+    CHECK(CL("Diagnosed conditions: 1679004, 4021, A", "Diagnosed conditions: 1679004, 4021"));
+    CHECK(CL("Diagnosed conditions: A, B, 40", "Diagnosed conditions: A, B"));
+    CHECK(CL("Diagnosed conditions: A, ", ""));
+    CHECK(CL("Diagnosed cond", ""));
+    CHECK(CL("Diagnosed conditions: 1679004, 1679004x", "Diagnosed conditions: 1679004"));
+#undef CL
     char *none[] = {NULL};
     vet_err err;
     CHECK(vet_constrain_new("x", none, 0, p, V, NULL, 0, &err) == NULL);

@@ -321,6 +321,21 @@ static void test_sampler(void) {
         masked += vet_sample(y, 6, &hot, (i + 0.5) / 100.0) == 5;
     }
     CHECK(masked == 0);
+    // A temperature so small that logit / T overflows to +inf (here 1.9 / T as well as 2 / T):
+    // as T -> 0, greedy, ids 1 and 3 (tied at the top) sharing the draw; the NaN of inf - inf
+    // took the worst candidate. All logits negative: every one / T is -inf, the same limit.
+    vet_sampling cold = {1e-39f, 1.0f, 0}, cold_k = {1e-39f, 1.0f, 3}, cold_p = {1e-39f, 0.5f, 0};
+    int cold_seen[6] = {0};
+    for (int i = 0; i < 100; i++) {
+        const vet_sampling *sps[3] = {&cold, &cold_k, &cold_p};
+        for (int s = 0; s < 3; s++) {
+            memcpy(y, x, sizeof y);
+            cold_seen[vet_sample(y, 6, sps[s], (i + 0.5) / 100.0)]++;
+        }
+    }
+    CHECK(cold_seen[1] > 0 && cold_seen[3] > 0 && cold_seen[1] + cold_seen[3] == 300);
+    float neg[4] = {-3.0f, -0.5f, -2.0f, -INFINITY};
+    CHECK(vet_sample(neg, 4, &cold, 0.99) == 1);
 }
 
 // The sampler's order is a comparison sort's (sample.c): here that sort, as vet_sample was

@@ -278,6 +278,15 @@ static void test_order_temperature(void) {
         // Above 1 the top label's p falls (flatter), below 1 it rises.
         CHECK(T > 1 ? p[1] < p1[1] : p[1] > p1[1]);
     }
+    // At the lowest temperature (0.001) every p below the best two underflows to 0: still in
+    // the order of their logp (-2 before -3), not in table order.
+    vet_rank_order(logp, 5, 0.001, p, order, &lt);
+    CHECK(p[0] == 0 && p[2] == 0 && p[4] == 0);
+    for (int i = 0; i < 5; i++) CHECK(order[i] == order1[i]);
+    // So at temperature 1, past exp's range (p 0 for both).
+    double far[] = {0.0, -900.0, -800.0};
+    vet_rank_order(far, 3, 1.0, p, order, &lt);
+    CHECK(p[1] == 0 && p[2] == 0 && order[0] == 0 && order[1] == 2 && order[2] == 1);
 }
 
 int main(void) {

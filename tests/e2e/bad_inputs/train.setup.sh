@@ -49,6 +49,8 @@ restream "$X/val.msgpack.zst" "$X/val-ge-vocab.zst" 'recs[-1]["tokens"][0] = 700
 restream "$tr" "$X/hdr-vocab-neg.zst" 'h["tokenizer"]["vocab_size"] = -1'
 restream "$tr" "$X/hdr-vocab-huge.zst" 'h["tokenizer"]["vocab_size"] = 2**32'
 restream "$tr" "$X/hdr-bos-out.zst" 'h["tokenizer"]["bos_id"] = 600'
+restream "$tr" "$X/tgt-none.zst" 'for r in recs: r["targets"] = [-1] * len(r["targets"])'
+restream "$X/val.msgpack.zst" "$X/val-tgt-none.zst" 'for r in recs: r["targets"] = [-1] * len(r["targets"])'
 restream "$tr" "$X/same-size.zst" 'recs[0]["tokens"][7], recs[0]["tokens"][8] = recs[0]["tokens"][8], recs[0]["tokens"][7]'
 cp -r "$X/base" "$X/base-pos64" && jset "$X/base-pos64/config.json" 'd["max_position_embeddings"] = 64'
 
