@@ -217,6 +217,17 @@ run --fit-temperature "$tmp/t.txt" "$fx/ranked.jsonl"
 check fit_temperature_whole_lists bash -c "[ $(rc) = 1 ] && grep -q 'ranked.jsonl:2: \"ranked\"\[0\] has no logp (--fit-temperature needs' $tmp/err && [ ! -e $tmp/t.txt ]"
 run --fit-threshold "$tmp/p1.txt" --target-accuracy 1 "$fx/ranked.jsonl"
 check referral_unreachable bash -c "[ $(rc) = 1 ] && grep -q 'no threshold codes these notes at accuracy >= 1' $tmp/err && [ ! -e $tmp/p1.txt ]"
+# An accuracy exactly at the target reaches it: 14 of 25 notes right is 0.56, as 55 of 100 is
+# 0.55 (0.56 x 25 rounds above 14 in doubles; the fit compared that product and found nothing).
+for t in 14/25/0.56 55/100/0.55; do
+    IFS=/ read -r right notes target <<<"$t"
+    for ((i = 0; i < notes; i++)); do
+        [ $i -lt "$right" ] && l=A || l=B
+        printf '{"id":"%d","gold":["A"],"pred":["%s"],"ranked":[{"label":"%s","p":0.5}]}\n' $i $l $l
+    done >"$tmp/at$target.jsonl"
+    run -q --bootstrap 0 --fit-threshold "$tmp/at$target.txt" --target-accuracy "$target" "$tmp/at$target.jsonl"
+    check "referral_fit_at_target_$target" bash -c "[ $(rc) = 0 ] && [ \"\$(cat $tmp/at$target.txt)\" = 0.5 ]"
+done
 
 # Without `ranked`: the table byte for byte as before the ranking existed, and no "ranking" key.
 (cd "$fx" && "$eval_" --bootstrap 0 --codes codes.tsv small.csv) >"$tmp/plain.table" 2>"$tmp/err"
