@@ -228,6 +228,16 @@ for t in 14/25/0.56 55/100/0.55; do
     run -q --bootstrap 0 --fit-threshold "$tmp/at$target.txt" --target-accuracy "$target" "$tmp/at$target.jsonl"
     check "referral_fit_at_target_$target" bash -c "[ $(rc) = 0 ] && [ \"\$(cat $tmp/at$target.txt)\" = 0.5 ]"
 done
+# The JSON holds every number in full: the 50% row's threshold (the second note's p) given back to
+# --refer-below codes that row's 2 notes (rounded to 15 digits it was above the p: 1 coded).
+for p in 0.9 0.7234567890123456 0.6 0.3; do
+    printf '{"gold":["A"],"pred":["A"],"ranked":[{"label":"A","p":%s}]}\n' $p
+done >"$tmp/digits.jsonl"
+run -q --bootstrap 0 --json "$tmp/digits.json" "$tmp/digits.jsonl"
+th=$($py -c "import json; print(repr(json.load(open('$tmp/digits.json'))['ranking']['selective'][-1]['threshold']))" 2>/dev/null)
+run -q --bootstrap 0 --refer-below "$th" --json "$tmp/digits2.json" "$tmp/digits.jsonl"
+check json_numbers_in_full bash -c "[ '$th' = 0.7234567890123456 ] && [ $(rc) = 0 ] && $py -c \"
+import json; f = json.load(open('$tmp/digits2.json'))['ranking']['referral']; assert f['coded'] == 2, f\""
 
 # Without `ranked`: the table byte for byte as before the ranking existed, and no "ranking" key.
 (cd "$fx" && "$eval_" --bootstrap 0 --codes codes.tsv small.csv) >"$tmp/plain.table" 2>"$tmp/err"
