@@ -271,6 +271,10 @@ run --fail-under 0.5 "$fx/small.csv"
 check fail_under_below bash -c "[ $(rc) = 4 ] && grep -q '^accuracy' $tmp/out && grep -q 'below --fail-under' $tmp/err"
 run --fail-under 0.4 "$fx/small.csv"
 check fail_under_above bash -c "[ $(rc) = 0 ]"
+# 19999 of 25000 right is 0.8000 to 4 decimals and below 0.8: the message gives the counts.
+awk 'BEGIN { print "gold,pred"; for (i = 0; i < 25000; i++) print "A," (i < 19999 ? "A" : "B") }' >"$tmp/fu.csv"
+run -b 0 --fail-under 0.8 "$tmp/fu.csv"
+check fail_under_counts bash -c "[ $(rc) = 4 ] && grep -q 'accuracy 0.8000 (19999 of 25000 notes exactly right) is below --fail-under 0.8' $tmp/err"
 run -q --fail-under 0.9 --json "$tmp/q.json" "$fx/small.csv"
 check quiet bash -c "[ $(rc) = 4 ] && [ ! -s $tmp/out ] && [ ! -s $tmp/err ] && [ -s $tmp/q.json ]"
 
