@@ -546,6 +546,15 @@ def one_case(c, rng, work):
                     check(name + "_fit_threshold", t == want_fit, "%r != %r (target %s)" % (t, want_fit, fit))
                 d = check_referral(j["ranking"].get("referral", {}), referral(samples, p, t))
                 check(name + "_referral", not d, d)
+                f = j["ranking"]["referral"]
+                want_lines = ["%-17s %d of %d (%.1f%%), accuracy %.4f" % ("coded", f["coded"], f["notes"],
+                                                                          100 * f["coverage"], f["accuracy"]),
+                              "%-17s %d (the model's accuracy on them: %.4f)" % ("referred", f["notes"] - f["coded"],
+                                                                                 f["referred_accuracy"])]
+                rc, out, err = vet_eval(["-b", "0"] + [a if a != base + ".thr" else base + ".thr2" for a in extra]
+                                        + [path])
+                missing = [w for w in want_lines if w not in out]
+                check(name + "_referral_table", rc == 0 and not missing, "table lacks %r (%s)" % (missing, err))
         # The table: the JSON's numbers, 4 decimals.
         rc, out, err = vet_eval(["-b", str(B), "-s", str(seed)] + shown + [path])
         d = table_shows(out, j) if rc == 0 else "rc %d: %s" % (rc, err)
@@ -603,6 +612,17 @@ def compare_cases(rng, work):
                                        got[k] == want[k] if k != "mcnemar_p" else
                                        abs(got[k] - want[k]) <= 1e-12 * max(1e-300, want[k]) + 1e-15)]
         check("compare_%d" % t, not bad, "%s: %r != %r" % (bad, {k: got[k] for k in bad}, {k: want[k] for k in bad}))
+        # The printed section shows the JSON's numbers.
+        rc, out, err = vet_eval(["-b", str(B), "-s", str(seed), "--compare", pb, pa])
+        lines = ["%-17s %.4f here, %.4f there: difference %+.4f" % ("accuracy", got["accuracy"][0], got["accuracy"][1],
+                                                                   got["difference"]),
+                 "%-17s %d\n" % ("both right", got["both"]), "%-17s %d\n" % ("neither", got["neither"]),
+                 "%-17s %.4g  (exact McNemar" % ("McNemar p", got["mcnemar_p"])]
+        lines += ["95%% CI [%+.4f, %+.4f]" % tuple(got["ci"])] if got["ci"] else []
+        for what, n in (("only here right", got["only_this"]), ("only there right", got["only_other"])):
+            lines.append("%-17s %d" % (what, n) + ("\n" if n == 0 else " "))
+        missing = [w for w in lines if w not in out]
+        check("compare_%d_table" % t, rc == 0 and not missing, "table lacks %r (%s)" % (missing, err))
 
 
 def mcnemar_cases():
