@@ -774,6 +774,30 @@ def json_full_precision(work):
           "selective %r; --refer-below it codes %r notes (%s%s)" % (row, coded, err, err2))
 
 
+def dump_float32(work):
+    # A stream of float32 p (another writer's): vet-dump shows each as the double vet-eval reads,
+    # which is what vet-eval's fitted threshold is then compared with.
+    import struct
+    try:
+        import msgpack
+        import zstandard
+    except ImportError:
+        print("skip dump_float32: no msgpack or zstandard in this python")
+        return
+    path = os.path.join(work, "f32.preds")
+    ps = [0.3732278091502738, 0.1, 0.9]
+    recs = [{"id": str(i), "gold": ["A"], "pred": ["A"], "ranked": [{"label": "A", "p": p}]} for i, p in enumerate(ps)]
+    raw = msgpack.packb({"vet": 1, "kind": "predictions", "program": "test", "version": "0"})
+    raw += b"".join(msgpack.packb(r, use_single_float=True) for r in recs) + msgpack.packb({"end": True, "records": 3})
+    open(path, "wb").write(zstandard.ZstdCompressor(write_checksum=True).compress(raw))
+    d = subprocess.run([DUMP, "-r", path], capture_output=True, text=True)
+    shown = [json.loads(l)["ranked"][0]["p"] for l in d.stdout.splitlines()]
+    widened = [struct.unpack("f", struct.pack("f", p))[0] for p in ps]
+    rc, out, err = vet_eval(["-q", "-b", "0", "--fit-threshold", "-", "--target-accuracy", "1", path])
+    check("dump_float32_as_read", d.returncode == 0 and shown == widened and rc == 0 and float(out) == min(shown),
+          "vet-dump shows %r, the doubles read are %r; vet-eval's threshold %r (%s)" % (shown, widened, out, err))
+
+
 def main():
     for exe in (EVAL, DUMP, MKPREDS):
         if not os.access(exe, os.X_OK):
@@ -794,6 +818,7 @@ def main():
         shard_cases(rng, work)
         repeatable(rng, work)
         json_full_precision(work)
+        dump_float32(work)
     return 1 if failed else 0
 
 
