@@ -34,8 +34,10 @@ int vet_referral_fit(const double *top_p, const unsigned char *correct, size_t n
     for (size_t i = 0; i < n; i++) {
         right += pr[2 * i + 1] != 0;
         int end_of_tie = i + 1 == n || pr[2 * (i + 1)] != pr[2 * i];
-        // right / (i + 1) >= target, multiplied out: no division's rounding at the boundary.
-        if (end_of_tie && (double)right >= target * (double)(i + 1)) *threshold = pr[2 * i], found = 1;
+        // The accuracy as the report shows it (a division, correctly rounded) against the target:
+        // at an accuracy equal to the target (14 of 25 and 0.56) both round the same number to
+        // the same double. Multiplied out instead, 0.56 x 25 rounds above 14: 14 right fell short.
+        if (end_of_tie && (double)right / (double)(i + 1) >= target) *threshold = pr[2 * i], found = 1;
     }
     free(pr);
     return found;

@@ -169,7 +169,9 @@ int vet_report_write_json(const vet_report *r, const char *path, vet_err *err) {
         json_decref(root);
         return -1;
     }
-    int bad = json_dumpf(root, a.f, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(15)) < 0 ||
+    // 17 significant digits: every double read back is the one vet computed (15 are not enough: a
+    // selective row's threshold rounded up, given to --refer-below, referred the note it stood for).
+    int bad = json_dumpf(root, a.f, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(17)) < 0 ||
               fputc('\n', a.f) == EOF;
     json_decref(root);
     if (bad) {

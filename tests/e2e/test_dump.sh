@@ -129,6 +129,12 @@ EOF
     check dump_csv_kind status_and_msg 2 "--csv prints predictions streams" --csv --kind tokens "$tmp/t.zst"
     printf '3974005\tFMD\n3974005\tother\n' >"$tmp/bad.tsv"
     check dump_csv_bad_codes status_and_msg 1 "bad.tsv:2" --csv --codes "$tmp/bad.tsv" "$tmp/ranked.preds"
+    # Numbers as the stream holds them: a p of 16 digits whole (9 cut it below itself, under the
+    # threshold vet-eval --fit-threshold writes from it), short ones short.
+    printf '{"gold":["A"],"pred":["A"],"ranked":[{"label":"A","p":0.3732278091502738,"logp":-0.1},{"label":"B","p":0.1}]}\n' \
+        >"$tmp/digits.jsonl"
+    "$mkpreds" "$tmp/digits.jsonl" "$tmp/digits.preds" || exit 1
+    check dump_numbers_whole bash -c "\"$dump\" -r \"$tmp/digits.preds\" | grep -qF '\"ranked\":[{\"label\":\"A\",\"p\":0.3732278091502738,\"logp\":-0.1},{\"label\":\"B\",\"p\":0.1}]'"
 fi
 
 help_ok() {

@@ -217,6 +217,27 @@ run --fit-temperature "$tmp/t.txt" "$fx/ranked.jsonl"
 check fit_temperature_whole_lists bash -c "[ $(rc) = 1 ] && grep -q 'ranked.jsonl:2: \"ranked\"\[0\] has no logp (--fit-temperature needs' $tmp/err && [ ! -e $tmp/t.txt ]"
 run --fit-threshold "$tmp/p1.txt" --target-accuracy 1 "$fx/ranked.jsonl"
 check referral_unreachable bash -c "[ $(rc) = 1 ] && grep -q 'no threshold codes these notes at accuracy >= 1' $tmp/err && [ ! -e $tmp/p1.txt ]"
+# An accuracy exactly at the target reaches it: 14 of 25 notes right is 0.56, as 55 of 100 is
+# 0.55 (0.56 x 25 rounds above 14 in doubles; the fit compared that product and found nothing).
+for t in 14/25/0.56 55/100/0.55; do
+    IFS=/ read -r right notes target <<<"$t"
+    for ((i = 0; i < notes; i++)); do
+        [ $i -lt "$right" ] && l=A || l=B
+        printf '{"id":"%d","gold":["A"],"pred":["%s"],"ranked":[{"label":"%s","p":0.5}]}\n' $i $l $l
+    done >"$tmp/at$target.jsonl"
+    run -q --bootstrap 0 --fit-threshold "$tmp/at$target.txt" --target-accuracy "$target" "$tmp/at$target.jsonl"
+    check "referral_fit_at_target_$target" bash -c "[ $(rc) = 0 ] && [ \"\$(cat $tmp/at$target.txt)\" = 0.5 ]"
+done
+# The JSON holds every number in full: the 50% row's threshold (the second note's p) given back to
+# --refer-below codes that row's 2 notes (rounded to 15 digits it was above the p: 1 coded).
+for p in 0.9 0.7234567890123456 0.6 0.3; do
+    printf '{"gold":["A"],"pred":["A"],"ranked":[{"label":"A","p":%s}]}\n' $p
+done >"$tmp/digits.jsonl"
+run -q --bootstrap 0 --json "$tmp/digits.json" "$tmp/digits.jsonl"
+th=$($py -c "import json; print(repr(json.load(open('$tmp/digits.json'))['ranking']['selective'][-1]['threshold']))" 2>/dev/null)
+run -q --bootstrap 0 --refer-below "$th" --json "$tmp/digits2.json" "$tmp/digits.jsonl"
+check json_numbers_in_full bash -c "[ '$th' = 0.7234567890123456 ] && [ $(rc) = 0 ] && $py -c \"
+import json; f = json.load(open('$tmp/digits2.json'))['ranking']['referral']; assert f['coded'] == 2, f\""
 
 # Without `ranked`: the table byte for byte as before the ranking existed, and no "ranking" key.
 (cd "$fx" && "$eval_" --bootstrap 0 --codes codes.tsv small.csv) >"$tmp/plain.table" 2>"$tmp/err"
@@ -250,6 +271,10 @@ run --fail-under 0.5 "$fx/small.csv"
 check fail_under_below bash -c "[ $(rc) = 4 ] && grep -q '^accuracy' $tmp/out && grep -q 'below --fail-under' $tmp/err"
 run --fail-under 0.4 "$fx/small.csv"
 check fail_under_above bash -c "[ $(rc) = 0 ]"
+# 19999 of 25000 right is 0.8000 to 4 decimals and below 0.8: the message gives the counts.
+awk 'BEGIN { print "gold,pred"; for (i = 0; i < 25000; i++) print "A," (i < 19999 ? "A" : "B") }' >"$tmp/fu.csv"
+run -b 0 --fail-under 0.8 "$tmp/fu.csv"
+check fail_under_counts bash -c "[ $(rc) = 4 ] && grep -q 'accuracy 0.8000 (19999 of 25000 notes exactly right) is below --fail-under 0.8' $tmp/err"
 run -q --fail-under 0.9 --json "$tmp/q.json" "$fx/small.csv"
 check quiet bash -c "[ $(rc) = 4 ] && [ ! -s $tmp/out ] && [ ! -s $tmp/err ] && [ -s $tmp/q.json ]"
 

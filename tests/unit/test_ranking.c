@@ -614,6 +614,28 @@ static void referral_report(void) {
     vet_report_free(&r);
 }
 
+// An accuracy exactly at the target reaches it, however the target rounds: k of n right for each
+// two-decimal target k/n (0.56 x 25 and 0.55 x 100 round above 14 and 55 in doubles).
+static void referral_fit_at_target(void) {
+    double p[100];
+    unsigned char ok[100];
+    for (int i = 0; i < 100; i++) p[i] = 0.5;
+    for (int t = 1; t <= 100; t++)
+        for (int n = 1; n <= 100; n++) {
+            if (t * n % 100) continue;  // k = t n / 100 right of n: accuracy t / 100 exactly
+            int k = t * n / 100;
+            for (int i = 0; i < n; i++) ok[i] = i < k;
+            char target[16];
+            snprintf(target, sizeof target, "%d.%02d", t / 100, t % 100);
+            double thr = -1;
+            if (vet_referral_fit(p, ok, (size_t)n, strtod(target, NULL), &thr) != 1 || thr != 0.5) {
+                fprintf(stderr, "%d of %d right: no threshold for target %s\n", k, n, target);
+                CHECK(!"an accuracy equal to the target reaches it");
+                return;
+            }
+        }
+}
+
 // --temperature: the top labels' p recomputed from the whole lists' logp; hit@k unchanged.
 static void rescaled(void) {
     vet_report r;
@@ -669,6 +691,7 @@ int main(void) {
     RUN(temperature_fit);
     RUN(temperature_fit_refused);
     RUN(referral_report);
+    RUN(referral_fit_at_target);
     RUN(rescaled);
     if (eval_dir_remove()) return 1;
     CHECK_EXIT();
