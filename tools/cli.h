@@ -4,12 +4,14 @@
 #define VET_CLI_H
 
 #include <errno.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "base/atomic_file.h"
 #include "base/err.h"
 #include "base/numparse.h"
 
@@ -113,6 +115,25 @@ static inline void cli_close_stdout_(void) {
     }
 }
 __attribute__((constructor)) static void cli_register_close_stdout_(void) { atexit(cli_close_stdout_); }
+
+// A signal that ends the program (Ctrl-C, kill, a closed terminal, a reader gone from a pipe)
+// first removes the outputs' temporaries, then ends it as the signal would have (the shell sees
+// 128 + the signal), so no TARGET.tmp.PID is left behind. A signal the program was started
+// ignoring (nohup, a background job's SIGINT) stays ignored; vet-train installs its own SIGINT
+// and SIGTERM handlers (a checkpoint, then exit 5) over these.
+static inline void cli_on_fatal_signal_(int sig) {
+    vet_afile_remove_temporaries();
+    signal(sig, SIG_DFL);
+    raise(sig);  // delivered when the handler returns (the signal is blocked until then)
+}
+__attribute__((constructor)) static void cli_register_signal_cleanup_(void) {
+    static const int sigs[] = {SIGINT, SIGTERM, SIGHUP, SIGPIPE};
+    struct sigaction sa = {0}, old;
+    sa.sa_handler = cli_on_fatal_signal_;
+    sigemptyset(&sa.sa_mask);
+    for (size_t i = 0; i < sizeof sigs / sizeof *sigs; i++)
+        if (sigaction(sigs[i], NULL, &old) == 0 && old.sa_handler != SIG_IGN) sigaction(sigs[i], &sa, NULL);
+}
 
 // True when stderr is a terminal: progress bars and summaries only then.
 static inline int cli_stderr_is_tty(void) { return isatty(2); }

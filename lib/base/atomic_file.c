@@ -2,12 +2,42 @@
 #include "base/atomic_file.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+// The temporaries in flight, for vet_afile_remove_temporaries. A signal handler may read a slot
+// at any moment, so each is a lock-free atomic pointer (C11 lets a handler touch those): a name is
+// whole before it is stored, and its slot is emptied before the name is freed.
+enum { MAX_LIVE = 64 };
+_Static_assert(ATOMIC_POINTER_LOCK_FREE == 2, "a signal handler may read only lock-free atomics");
+static _Atomic(char *) live[MAX_LIVE];
+
+static void track(char *tmp) {
+    for (int i = 0; i < MAX_LIVE; i++) {
+        char *none = NULL;
+        if (atomic_compare_exchange_strong(&live[i], &none, tmp)) return;
+    }
+}
+
+static void untrack(const char *tmp) {
+    for (int i = 0; i < MAX_LIVE; i++) {
+        char *mine = (char *)tmp;
+        if (atomic_compare_exchange_strong(&live[i], &mine, NULL)) return;
+    }
+}
+
+void vet_afile_remove_temporaries(void) {
+    for (int i = 0; i < MAX_LIVE; i++) {
+        char *p = atomic_load(&live[i]);
+        if (p) unlink(p);
+    }
+}
+
 static void release(vet_afile *a) {
+    if (a->tmp) untrack(a->tmp);
     free(a->path);
     free(a->target);
     free(a->tmp);
@@ -61,6 +91,7 @@ int vet_afile_open(vet_afile *a, const char *path, vet_err *err) {
         return vet_err_nomem(err, "out of memory");
     }
     snprintf(a->tmp, n, "%s.tmp.%ld", final, (long)getpid());
+    track(a->tmp);  // before it exists: a signal between the two removes nothing of anyone's
     a->f = fopen(a->tmp, "wb");
     if (!a->f) {
         vet_err_io(err, "%s: cannot create: %s", a->tmp, strerror(errno));

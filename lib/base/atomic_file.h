@@ -49,4 +49,9 @@ int vet_afile_commit(vet_afile *a, vet_err *err);
 // on an aborted or published a, and after a failed open.
 void vet_afile_abort(vet_afile *a);
 
+// Removes every temporary of this process that is open and not yet published, and nothing else.
+// Async-signal-safe: for a program's handler of a signal that ends it (tools/cli.h), so that
+// Ctrl-C or a kill leaves no TARGET.tmp.PID behind. The first 64 open at once are tracked.
+void vet_afile_remove_temporaries(void);
+
 #endif

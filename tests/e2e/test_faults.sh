@@ -139,3 +139,22 @@ train_kills() {
     [ $landed -ge "$kills" ] && [ $resumed_ok -eq $landed ]
 }
 check faults_train_kill9_resume_identical train_kills
+
+# --- 4. a program ended by a signal leaves no temporary -----------------------------------
+# signalled SIG STATUS: vet-generate coding the 12,000 notes is stopped by SIG once its output's
+# temporary exists; it must end as the signal ends a program (STATUS = 128 + SIG's number), with
+# neither the temporary (sig.pred.tmp.PID, tools/cli.h's handler) nor the output left.
+signalled() {
+    local sig=$1 want=$2 out="$tmp/sig-$1.pred"
+    "$VET_BIN/vet-generate" -q -t 1 -m "$fx/base" -n 4 "$tmp/big.tok" -o "$out" 2>"$tmp/sig.err" & local pid=$!
+    local waited=0
+    until compgen -G "$out.tmp.*" >/dev/null || [ $waited -ge 400 ]; do sleep 0.05; waited=$((waited + 1)); done
+    if ! compgen -G "$out.tmp.*" >/dev/null; then
+        echo "no temporary in 20 s" >&2; kill -9 $pid; wait $pid; return 1
+    fi
+    kill -"$sig" $pid; wait $pid; local status=$?
+    [ $status = "$want" ] || { echo "SIG$sig: exit $status, want $want: $(head -c 300 "$tmp/sig.err")" >&2; return 1; }
+    ! compgen -G "$out*" >/dev/null || { echo "SIG$sig left $(ls "$out"*)" >&2; return 1; }
+}
+check faults_sigterm_leaves_no_temporary signalled TERM 143
+check faults_sighup_leaves_no_temporary signalled HUP 129
