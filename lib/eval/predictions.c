@@ -459,6 +459,42 @@ static const char *not_utf8(const vet_pred *rec) {
     return NULL;
 }
 
+// s with the blanks around it cut, in place (a label " A " is the label "A").
+static void trim_label(char *s) {
+    size_t a = 0, b = strlen(s);
+    while (a < b && isspace((unsigned char)s[a])) a++;
+    while (b > a && isspace((unsigned char)s[b - 1])) b--;
+    memmove(s, s + a, b - a);
+    s[b - a] = 0;
+}
+
+// One rule for labels, whatever the format: a CSV field or a ';'-string is split and trimmed
+// (vet_split_labels), so an array's items (JSON lines, a stream) are trimmed too and a blank
+// one dropped, and a gold " A" counts as the prediction "A". A ranked label must hold more
+// than blanks (its p belongs to a label).
+static int normalize_labels(vet_pred *rec, vet_err *err) {
+    char **lists[2] = {rec->gold, rec->pred};
+    size_t *ns[2] = {&rec->ngold, &rec->npred};
+    for (int l = 0; l < 2; l++) {
+        size_t k = 0;
+        for (size_t i = 0; i < *ns[l]; i++) {
+            trim_label(lists[l][i]);
+            if (lists[l][i][0]) lists[l][k++] = lists[l][i];
+            else free(lists[l][i]);
+        }
+        *ns[l] = k;
+    }
+    int trimmed = 0;
+    for (size_t i = 0; i < rec->nranked; i++) {
+        size_t before = strlen(rec->ranked[i]);
+        trim_label(rec->ranked[i]);
+        if (!rec->ranked[i][0]) return vet_errf(err, "\"ranked\"[%zu].label is blank", i);
+        trimmed |= strlen(rec->ranked[i]) != before;
+    }
+    // " A" and "A" were two labels before: the list is checked again as the labels now read.
+    return trimmed ? vet_ranked_check(rec->ranked, rec->ranked_p, rec->nranked, err) : 0;
+}
+
 int vet_pred_next(vet_pred_reader *r, vet_pred *rec, vet_err *err) {
     memset(rec, 0, sizeof *rec);
     int rc = r->format == VET_PRED_STREAM ? stream_next(r, rec, err)
@@ -482,18 +518,24 @@ int vet_pred_next(vet_pred_reader *r, vet_pred *rec, vet_err *err) {
                               bad)
                    : at_line(r, at, err, "%s is not valid UTF-8 (convert the file with iconv)", bad);
     }
+    if (normalize_labels(rec, err) < 0) {
+        long at = rec->at;
+        vet_pred_clear(rec);
+        return r->format == VET_PRED_STREAM ? vet_err_prefix(err, "%s: record %ld", r->name, at)
+                                            : vet_err_prefix(err, "%s:%ld", r->name, at);
+    }
     return 1;
 }
 
 // --- filling a sample set -------------------------------------------------------------------
 
-// A second prediction for an id already seen (ids: the table; at: where each was read): -1 with
 const char *vet_pred_where(char *buf, size_t n, const char *file, const char *unit, long at) {
     if (strcmp(unit, "line") == 0) snprintf(buf, n, "%s:%ld", file, at);
     else snprintf(buf, n, "%s: %s %ld", file, unit, at);
     return buf;
 }
 
+// A second prediction for an id already seen (ids: the table; at: where each was read): -1 with
 // err naming both places.
 static int check_id(const vet_pred_reader *r, const vet_pred *rec, vet_strtab *ids, long **at, vet_err *err) {
     size_t before = ids->n;

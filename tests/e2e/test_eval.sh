@@ -428,3 +428,16 @@ bad_name=$tmp/$(printf 'p\377.csv')
 cp "$fx/small.csv" "$bad_name"
 run -q --bootstrap 0 --json "$tmp/bad-name.json" "$bad_name"
 check json_input_name_not_utf8 bash -c "[ $(rc) = 0 ] && /usr/bin/python3 -c 'import json, sys; j = json.load(open(sys.argv[1])); assert j[\"input\"].endswith(\"p\ufffd.csv\"), j[\"input\"]' '$tmp/bad-name.json'"
+
+# Labels are trimmed and blank ones dropped in every format, as a CSV field's are: a JSON array's
+# " A " is the label "A" (it used to count as wrong against "A", and "  " as a label); a ranked
+# label that is blank is refused, and one that is another after trimming is a label ranked twice.
+printf '{"gold": [" A ", "  "], "pred": "A"}\n{"gold": ["B"], "pred": ["B\\t", ""]}\n' >"$tmp/blank.jsonl"
+run -q --bootstrap 0 --json "$tmp/blank.json" "$tmp/blank.jsonl"
+check labels_trimmed_in_arrays bash -c "[ $(rc) = 0 ] && $py -c 'import json, sys; j = json.load(open(sys.argv[1])); assert j[\"accuracy\"] == 1 and sorted(j[\"per_label\"]) == [\"A\", \"B\"], j' '$tmp/blank.json'"
+printf '{"gold": ["A"], "pred": "A", "ranked": [{"label": "  ", "p": 0.5}]}\n' >"$tmp/blank-ranked.jsonl"
+run -q "$tmp/blank-ranked.jsonl"
+check ranked_label_blank bash -c "[ $(rc) = 1 ] && grep -q 'blank-ranked.jsonl:1: \"ranked\"\[0\].label is blank' $tmp/err"
+printf '{"gold": ["A"], "pred": "A", "ranked": [{"label": " A", "p": 0.5}, {"label": "A", "p": 0.4}]}\n' >"$tmp/twice-ranked.jsonl"
+run -q "$tmp/twice-ranked.jsonl"
+check ranked_label_twice_after_trim bash -c "[ $(rc) = 1 ] && grep -q 'twice-ranked.jsonl:1: \"ranked\"\[1\].label .A. is also' $tmp/err"
