@@ -116,8 +116,11 @@ static void usage(void) {
 }
 
 static volatile sig_atomic_t stop_requested;
+// The first SIGINT or SIGTERM asks for a stop after the step (and a checkpoint); a second one,
+// from a user who will not wait for a long step, ends the program now as the signal would (the
+// newest checkpoint stays whole: a half-written one is a temporary, removed).
 static void on_signal(int sig) {
-    (void)sig;
+    if (stop_requested) cli_on_fatal_signal_(sig);
     stop_requested = 1;
 }
 

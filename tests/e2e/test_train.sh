@@ -110,6 +110,22 @@ sigterm_ok() {
 }
 check train_sigterm_checkpoint_exit5 sigterm_ok
 
+# 4b. A second SIGTERM does not wait for the step: the run ends at once by the signal (143). The
+# hook makes each step last 20 s; the first signal lands in the first step's pause.
+sigterm_twice_ok() {
+    local out=$tmp/lora-twice
+    lora_args "$out" --save-every 0
+    VET_TRAIN_STEP_DELAY_MS=20000 "$VET_BIN/vet-train" "${args[@]}" & local pid=$!
+    local waited=0
+    until [ -s "$out/train.log.jsonl" ] || [ $waited -ge 600 ]; do sleep 0.05; waited=$((waited + 1)); done
+    kill -TERM $pid; sleep 0.3; kill -TERM $pid
+    local t0=$SECONDS
+    wait $pid
+    local status=$? took=$((SECONDS - t0))
+    [ $status -eq 143 ] && [ $took -lt 10 ] || { echo "two SIGTERMs: exit $status after $took s, want 143 at once" >&2; return 1; }
+}
+check train_second_sigterm_ends_now sigterm_twice_ok
+
 # 5. A base model with a NaN weight: stop at step 1 naming the loss, exit 6.
 # A NaN weight is refused when the model loads, naming the tensor (exit 1); a finite weight so
 # large that the forward pass overflows stops at the first step (exit 6).
