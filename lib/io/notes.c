@@ -47,6 +47,8 @@ struct vet_notes {
     size_t codes_cap;
     char **codes;
     size_t codes_n, codes_ptr_cap;
+    char *disease_buf;          // the disease name, trimmed
+    size_t disease_cap;
     char idbuf[32];
     char *raw;                  // JSON: the record re-serialized, for rejections
     char why[1024];             // why the last record was rejected, without "name:line: "
@@ -205,29 +207,49 @@ static int add_code(vet_notes *s, char *code) {
     return 0;
 }
 
+// The string p without its leading and trailing whitespace (cut in place).
+static char *trim(char *p) {
+    while (isspace((unsigned char)*p)) p++;
+    char *end = p + strlen(p);
+    while (end > p && isspace((unsigned char)end[-1])) *--end = '\0';
+    return p;
+}
+
+// Room for n bytes in *buf (capacity *cap); -1 when out of memory.
+static int reserve(char **buf, size_t *cap, size_t n) {
+    if (n <= *cap) return 0;
+    char *p = realloc(*buf, n);
+    if (!p) return -1;
+    *buf = p;
+    *cap = n;
+    return 0;
+}
+
 // Splits "a; b;c" into codes, trimming spaces and dropping empty pieces.
 static int split_codes(vet_notes *s, const char *field, size_t len) {
     s->codes_n = 0;
-    if (len + 1 > s->codes_cap) {
-        char *p = realloc(s->codes_buf, len + 1);
-        if (!p) return -1;
-        s->codes_buf = p;
-        s->codes_cap = len + 1;
-    }
+    if (reserve(&s->codes_buf, &s->codes_cap, len + 1)) return -1;
     memcpy(s->codes_buf, field, len);
     s->codes_buf[len] = '\0';
     char *p = s->codes_buf;
     for (;;) {
         char *semi = strchr(p, ';');
         if (semi) *semi = '\0';
-        while (isspace((unsigned char)*p)) p++;
-        char *end = p + strlen(p);
-        while (end > p && isspace((unsigned char)end[-1])) *--end = '\0';
+        p = trim(p);
         if (*p && add_code(s, p)) return -1;
         if (!semi) break;
         p = semi + 1;
     }
     return 0;
+}
+
+// The disease name trimmed as a code is ("" when blank): it is the label of a note without codes,
+// and " Foot Rot" would be another label than the "Foot Rot" vet-eval reads back.
+static const char *trim_disease(vet_notes *s, const char *v) {
+    size_t n = strlen(v);
+    if (reserve(&s->disease_buf, &s->disease_cap, n + 1)) return NULL;
+    memcpy(s->disease_buf, v, n + 1);
+    return trim(s->disease_buf);
 }
 
 static int blank(const char *s) {
@@ -265,11 +287,13 @@ static int next_csv(vet_notes *s, vet_note *n, vet_err *err) {
     }
     if (blank(v[COL_NOTE])) return reject(s, line, err, "empty note");
     if (split_codes(s, v[COL_CODES], len[COL_CODES])) return no_memory(s, line, err);
+    const char *disease = trim_disease(s, v[COL_DISEASE]);
+    if (!disease) return no_memory(s, line, err);
     if (!*v[COL_ID]) snprintf(s->idbuf, sizeof s->idbuf, "%ld", s->index);
     *n = (vet_note){
         .line = line, .index = s->index,
         .id = *v[COL_ID] ? v[COL_ID] : s->idbuf, .species = v[COL_SPECIES], .note = v[COL_NOTE],
-        .disease = v[COL_DISEASE], .codes = s->codes, .n_codes = s->codes_n,
+        .disease = disease, .codes = s->codes, .n_codes = s->codes_n,
     };
     return VET_NOTE_OK;
 }
@@ -298,19 +322,28 @@ static int json_members(vet_notes *s, json_t *obj, long line, const char *v[NKEY
     return VET_NOTE_OK;
 }
 
-// "snomed_codes": absent, null, or an array of strings.
+// "snomed_codes": absent, null, or an array of strings. Each is trimmed and a blank one dropped,
+// as the CSV reader does with "a; b;;c": " 123 " would be a label that never equals the "123"
+// a prediction names.
 static int json_codes(vet_notes *s, json_t *obj, long line, vet_err *err) {
     s->codes_n = 0;
     json_t *codes = json_object_get(obj, "snomed_codes");
     if (!codes || json_is_null(codes)) return VET_NOTE_OK;
     if (!json_is_array(codes)) return reject(s, line, err, "\"snomed_codes\" is not an array");
-    size_t i;
+    size_t i, need = 0;
     json_t *c;
     json_array_foreach(codes, i, c) {
         if (!json_is_string(c)) return reject(s, line, err, "\"snomed_codes\"[%zu] is not a string", i);
-        const char *v = json_string_value(c);
-        if (!v[strspn(v, " \t")]) continue;  // empty, as the CSV reader drops an empty piece of "a;;b"
-        if (add_code(s, (char *)v)) return no_memory(s, line, err);
+        need += strlen(json_string_value(c)) + 1;
+    }
+    if (reserve(&s->codes_buf, &s->codes_cap, need)) return no_memory(s, line, err);
+    char *p = s->codes_buf;  // the copies, one after another (the buffer moves no more)
+    json_array_foreach(codes, i, c) {
+        size_t n = strlen(json_string_value(c)) + 1;
+        memcpy(p, json_string_value(c), n);
+        char *code = trim(p);
+        if (*code && add_code(s, code)) return no_memory(s, line, err);
+        p += n;
     }
     return VET_NOTE_OK;
 }
@@ -349,9 +382,11 @@ static int from_json(vet_notes *s, json_t *obj, long line, vet_note *n, vet_err 
     const char *id;
     if ((rc = json_codes(s, obj, line, err)) != VET_NOTE_OK || (rc = json_id(s, obj, line, &id, err)) != VET_NOTE_OK)
         return rc;
+    const char *disease = trim_disease(s, v[KEY_DISEASE] ? v[KEY_DISEASE] : "");
+    if (!disease) return no_memory(s, line, err);
     *n = (vet_note){
         .line = line, .index = s->index, .id = id, .species = v[KEY_ANIMAL] ? v[KEY_ANIMAL] : "", .note = note,
-        .disease = v[KEY_DISEASE] ? v[KEY_DISEASE] : "", .codes = s->codes, .n_codes = s->codes_n,
+        .disease = disease, .codes = s->codes, .n_codes = s->codes_n,
         .instruction = v[KEY_INSTRUCTION], .input = input, .output = v[KEY_OUTPUT],
     };
     return VET_NOTE_OK;
@@ -418,6 +453,7 @@ void vet_notes_close(vet_notes *s) {
     if (s->obj) json_decref(s->obj);
     vet_lines_free(&s->lines);
     free(s->codes_buf);
+    free(s->disease_buf);
     free(s->codes);
     free(s->note_prefix);
     free(s->raw);

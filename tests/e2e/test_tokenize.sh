@@ -219,3 +219,18 @@ mixed_ok() {
         [ "$(records "$tmp/mixed.tok" '.codes' | tr -d '\n')" = '[]["1679004"]' ]
 }
 check json_rejects_keep_raw mixed_ok
+
+# Labels are trimmed alike in every format: a JSON code " 123 " and a disease " Foot Rot " (the
+# label of a note without codes) were kept with their blanks, labels that never equal the "123"
+# or "Foot Rot" a prediction names; a blank disease was a label of blanks, not none.
+printf '{"input":"Clinical Note: a","output":"x","snomed_codes":[" 123 ","\\n","\\t456\\r\\n"]}\n{"input":"Clinical Note: b","output":"y","disease":" Foot Rot \\n"}\n{"input":"Clinical Note: c","output":"z","disease":"   "}\n' >"$tmp/blanks.jsonl"
+printf 'id,note,codes,disease\n1,a, 123 ; 456 ,\n2,b,," Foot Rot "\n3,c,,"   "\n' >"$tmp/blanks.csv"
+labels_trimmed() {
+    local want='["123","456"]["Foot Rot"][]' f
+    for f in blanks.jsonl blanks.csv; do
+        "$tok" --spm "$model" -o "$tmp/$f.tok" "$tmp/$f" || return 1
+        [ "$(records "$tmp/$f.tok" '.codes' | tr -d '\n')" = "$want" ] || return 1
+    done
+    "$tok" --text "$tmp/blanks.csv" | grep -qx 'Diagnosed conditions: Foot Rot'
+}
+check labels_trimmed_in_every_format labels_trimmed
