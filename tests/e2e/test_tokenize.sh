@@ -166,6 +166,12 @@ check swap_counts grep -qF "5 read, 6 written (4 notes + 2 species-swapped copie
 check swap_text_mode test "$(grep -c '^### Response:$' "$tmp/sw.txt")" = 6
 expect_fail swap_bad_table 2 "--species-swap 'Cow': expected A=B" "$tok" --spm "$model" --species-swap Cow "$tmp/sw.csv"
 expect_fail swap_two_partners 2 "appears twice" "$tok" --spm "$model" --species-swap Cow=Buffalo,Yak=cow "$tmp/sw.csv"
+# A copy's id is an id like any other: a note "1~Buffalo" beside note 1's Buffalo copy (either
+# order) was a second record "1~Buffalo", exit 0, and vet-pack paired copies with either.
+printf 'id,species,note,codes\n1,Cow,a cow,1\n1~Buffalo,Buffalo,a real buffalo,2\n' >"$tmp/swid.csv"
+expect_fail swap_copy_id_taken_by_note 1 "swid.csv:3: id '1~Buffalo' appears twice (first at line 2, the species-swapped copy" \
+    "$tok" --spm "$model" --species-swap Cow=Buffalo -o "$tmp/swid.tok" "$tmp/swid.csv"
+printf 'id,species,note,codes\n1~Buffalo,Buffalo,a real buffalo,2\n1,Cow,a cow,1\n' >"$tmp/swid2.csv"
 expect_fail swap_copy_id_of_a_note 1 "swid2.csv:3: its Buffalo copy: id '1~Buffalo' appears twice (first at line 2)" \
     "$tok" --spm "$model" --species-swap Cow=Buffalo -o "$tmp/swid.tok" "$tmp/swid2.csv"
 
