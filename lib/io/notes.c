@@ -36,6 +36,7 @@ struct vet_notes {
     vet_csv *csv;
     long col[NCOLS];            // column index of each field, -1 when absent
     size_t ncols;               // fields in the header row
+    char *header;               // the header's fields, each NUL-terminated, back to back
     // JSON array
     json_t *root;
     size_t next;
@@ -99,6 +100,35 @@ static vet_notes_format sniff(FILE *f) {
     return ch == '[' ? VET_NOTES_JSON : ch == '{' ? VET_NOTES_JSONL : VET_NOTES_CSV;
 }
 
+// A copy of the header row's fields, to know the header when it comes again.
+static int keep_header(vet_notes *s) {
+    size_t total = 0, len;
+    for (size_t i = 0; i < s->ncols; i++) total += (vet_csv_field(s->csv, i, &len), len) + 1;
+    if (!(s->header = malloc(total ? total : 1))) return -1;
+    char *p = s->header;
+    for (size_t i = 0; i < s->ncols; i++) {
+        const char *f = vet_csv_field(s->csv, i, &len);
+        memcpy(p, f, len + 1);
+        p += len + 1;
+    }
+    return 0;
+}
+
+// True when the current row is the header again (a UTF-8 byte order mark before it aside): two
+// CSV files joined with cat, whose second header would otherwise be read as a note "note"
+// labelled "codes".
+static int repeats_header(const vet_notes *s) {
+    const char *h = s->header;
+    for (size_t i = 0; i < s->ncols; i++) {
+        size_t len, hlen = strlen(h);
+        const char *f = vet_csv_field(s->csv, i, &len);
+        if (i == 0 && len >= 3 && memcmp(f, "\xEF\xBB\xBF", 3) == 0) f += 3, len -= 3;
+        if (len != hlen || memcmp(f, h, len) != 0) return 0;
+        h += hlen + 1;
+    }
+    return 1;
+}
+
 static int open_csv(vet_notes *s, const vet_notes_opts *o, vet_err *err) {
     s->csv = vet_csv_open(s->f, s->name, err);
     if (!s->csv) return -1;
@@ -110,6 +140,7 @@ static int open_csv(vet_notes *s, const vet_notes_opts *o, vet_err *err) {
     const char *raw = vet_csv_raw(s->csv, &rawlen);
     if (!vet_utf8_valid(raw, rawlen, NULL)) return at_line(s, vet_csv_line(s->csv), err, "the header row is not valid UTF-8");
     if (vet_csv_check_header(s->csv, 0, err) < 0) return -1;
+    if (keep_header(s)) return no_memory(s, vet_csv_line(s->csv), err), -1;
     const char *want[NCOLS] = {o->id_col, o->species_col, o->note_col, o->codes_col, o->disease_col};
     for (int k = 0; k < NCOLS; k++) {
         const char *name = want[k] ? want[k] : COL_DEFAULT[k];
@@ -285,6 +316,8 @@ static int next_csv(vet_notes *s, vet_note *n, vet_err *err) {
         if (s->col[k] >= 0) v[k] = vet_csv_field(s->csv, (size_t)s->col[k], &len[k]);
         if (strlen(v[k]) != len[k]) return reject(s, line, err, "a NUL byte in column '%s'", COL_DEFAULT[k]);
     }
+    if (repeats_header(s))
+        return reject(s, line, err, "the header row again, not a note (files joined together? drop the line)");
     if (blank(v[COL_NOTE])) return reject(s, line, err, "empty note");
     if (split_codes(s, v[COL_CODES], len[COL_CODES])) return no_memory(s, line, err);
     const char *disease = trim_disease(s, v[COL_DISEASE]);
@@ -454,6 +487,7 @@ void vet_notes_close(vet_notes *s) {
     vet_lines_free(&s->lines);
     free(s->codes_buf);
     free(s->disease_buf);
+    free(s->header);
     free(s->codes);
     free(s->note_prefix);
     free(s->raw);

@@ -175,6 +175,16 @@ printf 'id,species,note,codes\n1~Buffalo,Buffalo,a real buffalo,2\n1,Cow,a cow,1
 expect_fail swap_copy_id_of_a_note 1 "swid2.csv:3: its Buffalo copy: id '1~Buffalo' appears twice (first at line 2)" \
     "$tok" --spm "$model" --species-swap Cow=Buffalo -o "$tmp/swid.tok" "$tmp/swid2.csv"
 
+# Two CSV files joined with cat: the second header (with or without its byte order mark) is a bad
+# row, not a note "note" with id "id" and label "codes" (exit 0 before).
+printf 'id,note,codes\n1,fever,123\n\xef\xbb\xbfid,note,codes\n2,cough,456\nid,note,codes\n' >"$tmp/joined.csv"
+expect_fail joined_csv_header_again 1 "joined.csv:3: the header row again, not a note" "$tok" --spm "$model" -o "$tmp/j.tok" "$tmp/joined.csv"
+"$tok" --spm "$model" --skip-bad "$tmp/joined.rej" -o "$tmp/j.tok" "$tmp/joined.csv" 2>/dev/null
+joined_skip_bad() {
+    [ "$(cut -f1 "$tmp/joined.rej" | paste -sd,)" = 3,5 ] && [ "$(records "$tmp/j.tok" .id | paste -sd,)" = '"1","2"' ]
+}
+check joined_csv_skip_bad joined_skip_bad
+
 # Labels are trimmed alike in every format: a JSON code " 123 " and a disease " Foot Rot " (the
 # label of a note without codes) were kept with their blanks, labels that never equal the "123"
 # or "Foot Rot" a prediction names; a blank disease was a label of blanks, not none.
