@@ -129,6 +129,19 @@ static int repeats_header(const vet_notes *s) {
     return 1;
 }
 
+// The header column whose name is `name` but for case and surrounding blanks ("Codes", " id"),
+// or -1.
+static long near_column(const vet_notes *s, const char *name) {
+    for (size_t i = 0; i < s->ncols; i++) {
+        size_t len;
+        const char *f = vet_csv_field(s->csv, i, &len);
+        while (len && isspace((unsigned char)*f)) f++, len--;
+        while (len && isspace((unsigned char)f[len - 1])) len--;
+        if (len == strlen(name) && strncasecmp(f, name, len) == 0) return (long)i;
+    }
+    return -1;
+}
+
 static int open_csv(vet_notes *s, const vet_notes_opts *o, vet_err *err) {
     s->csv = vet_csv_open(s->f, s->name, err);
     if (!s->csv) return -1;
@@ -156,6 +169,13 @@ static int open_csv(vet_notes *s, const vet_notes_opts *o, vet_err *err) {
             return at_line(s, vet_csv_line(s->csv), err, "no column '%s' in the header (columns: %s); name the "
                            "right one with %s", name, cols, COL_FLAG[k]);
         }
+        // An optional column left empty because its name differs in case or blanks only: the
+        // file's ids would silently become record numbers, its codes nothing.
+        long near = s->col[k] < 0 ? near_column(s, name) : -1;
+        if (near >= 0)
+            return at_line(s, vet_csv_line(s->csv), err, "no column '%s', but a column '%s' (names are matched "
+                           "exactly): name it with %s '%s', or rename it", name, vet_csv_field(s->csv, (size_t)near, NULL),
+                           COL_FLAG[k], vet_csv_field(s->csv, (size_t)near, NULL));
     }
     return 0;
 }
