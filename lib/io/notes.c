@@ -50,6 +50,8 @@ struct vet_notes {
     size_t codes_n, codes_ptr_cap;
     char *disease_buf;          // the disease name, trimmed
     size_t disease_cap;
+    char *species_buf;          // the species, trimmed
+    size_t species_cap;
     char idbuf[32];
     char *raw;                  // JSON: the record re-serialized, for rejections
     char why[1024];             // why the last record was rejected, without "name:line: "
@@ -294,13 +296,15 @@ static int split_codes(vet_notes *s, const char *field, size_t len) {
     return 0;
 }
 
-// The disease name trimmed as a code is ("" when blank): it is the label of a note without codes,
-// and " Foot Rot" would be another label than the "Foot Rot" vet-eval reads back.
-static const char *trim_disease(vet_notes *s, const char *v) {
+// v trimmed as a code is ("" when blank), copied into *buf; NULL when out of memory. For the
+// disease name, the label of a note without codes (" Foot Rot" would be another label than the
+// "Foot Rot" vet-eval reads back), and the species ("Cow " got no --species-swap copy, and a
+// species of its own in vet-eval's report).
+static const char *trimmed(char **buf, size_t *cap, const char *v) {
     size_t n = strlen(v);
-    if (reserve(&s->disease_buf, &s->disease_cap, n + 1)) return NULL;
-    memcpy(s->disease_buf, v, n + 1);
-    return trim(s->disease_buf);
+    if (reserve(buf, cap, n + 1)) return NULL;
+    memcpy(*buf, v, n + 1);
+    return trim(*buf);
 }
 
 static int blank(const char *s) {
@@ -340,12 +344,13 @@ static int next_csv(vet_notes *s, vet_note *n, vet_err *err) {
         return reject(s, line, err, "the header row again, not a note (files joined together? drop the line)");
     if (blank(v[COL_NOTE])) return reject(s, line, err, "empty note");
     if (split_codes(s, v[COL_CODES], len[COL_CODES])) return no_memory(s, line, err);
-    const char *disease = trim_disease(s, v[COL_DISEASE]);
-    if (!disease) return no_memory(s, line, err);
+    const char *disease = trimmed(&s->disease_buf, &s->disease_cap, v[COL_DISEASE]);
+    const char *species = trimmed(&s->species_buf, &s->species_cap, v[COL_SPECIES]);
+    if (!disease || !species) return no_memory(s, line, err);
     if (!*v[COL_ID]) snprintf(s->idbuf, sizeof s->idbuf, "%ld", s->index);
     *n = (vet_note){
         .line = line, .index = s->index,
-        .id = *v[COL_ID] ? v[COL_ID] : s->idbuf, .species = v[COL_SPECIES], .note = v[COL_NOTE],
+        .id = *v[COL_ID] ? v[COL_ID] : s->idbuf, .species = species, .note = v[COL_NOTE],
         .disease = disease, .codes = s->codes, .n_codes = s->codes_n,
     };
     return VET_NOTE_OK;
@@ -435,10 +440,11 @@ static int from_json(vet_notes *s, json_t *obj, long line, vet_note *n, vet_err 
     const char *id;
     if ((rc = json_codes(s, obj, line, err)) != VET_NOTE_OK || (rc = json_id(s, obj, line, &id, err)) != VET_NOTE_OK)
         return rc;
-    const char *disease = trim_disease(s, v[KEY_DISEASE] ? v[KEY_DISEASE] : "");
-    if (!disease) return no_memory(s, line, err);
+    const char *disease = trimmed(&s->disease_buf, &s->disease_cap, v[KEY_DISEASE] ? v[KEY_DISEASE] : "");
+    const char *species = trimmed(&s->species_buf, &s->species_cap, v[KEY_ANIMAL] ? v[KEY_ANIMAL] : "");
+    if (!disease || !species) return no_memory(s, line, err);
     *n = (vet_note){
-        .line = line, .index = s->index, .id = id, .species = v[KEY_ANIMAL] ? v[KEY_ANIMAL] : "", .note = note,
+        .line = line, .index = s->index, .id = id, .species = species, .note = note,
         .disease = disease, .codes = s->codes, .n_codes = s->codes_n,
         .instruction = v[KEY_INSTRUCTION], .input = input, .output = v[KEY_OUTPUT],
     };
@@ -507,6 +513,7 @@ void vet_notes_close(vet_notes *s) {
     vet_lines_free(&s->lines);
     free(s->codes_buf);
     free(s->disease_buf);
+    free(s->species_buf);
     free(s->header);
     free(s->codes);
     free(s->note_prefix);

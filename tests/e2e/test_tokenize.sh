@@ -199,6 +199,18 @@ labels_trimmed() {
     "$tok" --text "$tmp/blanks.csv" | grep -qx 'Diagnosed conditions: Foot Rot'
 }
 check labels_trimmed_in_every_format labels_trimmed
+# The species is trimmed alike: "Cow " got no --species-swap copy (and was a species of its own in
+# vet-eval's report).
+printf 'id,species,note,codes\n1,"Cow ",a cow,1\n' >"$tmp/sp.csv"
+printf '{"input":"Clinical Note: a cow","output":"1","animal":" Cow\\t"}\n' >"$tmp/sp.jsonl"
+species_trimmed() {
+    local f
+    for f in sp.csv sp.jsonl; do
+        "$tok" --spm "$model" --species-swap Cow=Buffalo -o "$tmp/$f.tok" "$tmp/$f" || return 1
+        [ "$(records "$tmp/$f.tok" '.species' | tr -d '\n')" = '"Cow""Buffalo"' ] || return 1
+    done
+}
+check species_trimmed_in_every_format species_trimmed
 
 # --- the DLO data -------------------------------------------------------------------------------------
 if [ -z "${VET_SHARED:-}" ] || [ ! -f "$VET_SHARED/data/dlo/dlo_notes.csv" ]; then
