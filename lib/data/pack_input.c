@@ -80,7 +80,6 @@ static int copy_object(msgpack_zone *z, msgpack_sbuffer *sb, const msgpack_objec
 // when there, says which prompts begin with a BOS) and template, copied into in for the
 // outputs' headers.
 static int read_header(vet_reader *r, vet_pack_input *in, header_facts *hf, vet_err *err) {
-    int64_t *vocab = &hf->vocab;
     const msgpack_object *h = vet_reader_header(r);
     const msgpack_object *tok = mp_get(h, "tokenizer");
     const char *sha;
@@ -91,7 +90,7 @@ static int read_header(vet_reader *r, vet_pack_input *in, header_facts *hf, vet_
     vet_tokenizer_header_kind(tok, in->tokenizer_kind, sizeof in->tokenizer_kind);
     // The vocabulary bounds every token id below: a header without a usable one would switch the
     // range check off, so it is refused rather than trusted.
-    if (mp_get_int(tok, "vocab_size", vocab, NULL) != 0 || *vocab < 1 || *vocab > VET_PACK_MAX_VOCAB)
+    if (mp_get_int(tok, "vocab_size", &hf->vocab, NULL) != 0 || hf->vocab < 1 || hf->vocab > VET_PACK_MAX_VOCAB)
         return vet_errf(err, "%s: header's tokenizer.vocab_size is missing or outside [1, %d] (a stream not made "
                         "by vet-tokenize, or edited?)", vet_reader_path(r), VET_PACK_MAX_VOCAB);
     if (mp_get_int(tok, "bos_id", &hf->bos, NULL) != 0 || hf->bos < -1) hf->bos = BOS_UNKNOWN;

@@ -105,7 +105,10 @@ static vet_notes_format sniff(FILE *f) {
 // A copy of the header row's fields, to know the header when it comes again.
 static int keep_header(vet_notes *s) {
     size_t total = 0, len;
-    for (size_t i = 0; i < s->ncols; i++) total += (vet_csv_field(s->csv, i, &len), len) + 1;
+    for (size_t i = 0; i < s->ncols; i++) {
+        vet_csv_field(s->csv, i, &len);
+        total += len + 1;
+    }
     if (!(s->header = malloc(total ? total : 1))) return -1;
     char *p = s->header;
     for (size_t i = 0; i < s->ncols; i++) {
