@@ -23,16 +23,16 @@ void vet_pack_targets(const int32_t *tokens, int32_t n, int32_t prompt_len, vet_
     }
 }
 
-int32_t vet_pack_fit(int32_t prompt_len, int32_t response_len, int32_t seq_len, vet_trunc mode,
+int32_t vet_pack_fit(int32_t prompt_len, int32_t response_len, int32_t seq_len, vet_trunc mode, int keep_bos,
                      int32_t *keep_from) {
     *keep_from = 0;
     if ((int64_t)prompt_len + response_len <= seq_len) return prompt_len;
     if (mode == VET_TRUNC_NONE) return -1;
     int32_t keep = seq_len - response_len;  // prompt tokens that fit beside the whole response
-    if (keep < 1 || prompt_len < 1) return -1;  // not even the BOS: reject
-    // LEFT keeps the BOS plus the newest keep-1 prompt tokens; the caller copies prompt[0]
-    // then prompt[keep_from ..]. RIGHT keeps prompt[0 .. keep).
-    if (mode == VET_TRUNC_LEFT) *keep_from = prompt_len - (keep - 1);
+    if (keep < 1 || prompt_len < 1) return -1;  // not even one prompt token (the BOS): reject
+    // LEFT keeps the newest prompt tokens, after the BOS when there is one: the caller copies
+    // prompt[0] (keep_bos), then prompt[keep_from ..]. RIGHT keeps prompt[0 .. keep).
+    if (mode == VET_TRUNC_LEFT) *keep_from = prompt_len - (keep_bos ? keep - 1 : keep);
     return keep;
 }
 

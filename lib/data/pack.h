@@ -38,10 +38,13 @@ void vet_pack_targets(const int32_t *tokens, int32_t n, int32_t prompt_len, vet_
                       int32_t *targets);
 
 // Fits a sample of prompt_len + response_len tokens into seq_len by cutting its prompt.
-// Returns the prompt tokens to keep (kept tokens: *keep_from .. *keep_from + kept - 1 of the
-// prompt), or -1 when the sample cannot be kept: mode NONE and too long, or the response plus
-// one prompt token (the BOS, always kept) does not fit. A sample that fits keeps everything.
-int32_t vet_pack_fit(int32_t prompt_len, int32_t response_len, int32_t seq_len, vet_trunc mode,
+// Returns the prompt tokens to keep, or -1 when the sample cannot be kept: mode NONE and too
+// long, or the response plus one prompt token does not fit. A sample that fits keeps everything.
+// RIGHT keeps prompt[0 .. kept). LEFT keeps the newest tokens, prompt[*keep_from ..]; with
+// keep_bos the prompt's first token (its BOS) stays in front of them: prompt[0], then
+// prompt[*keep_from .. *keep_from + kept - 2]. Without a BOS (a tokenizer that adds none, as
+// SmolLM2's and Qwen2's) the first token is the template's first word, not to be kept.
+int32_t vet_pack_fit(int32_t prompt_len, int32_t response_len, int32_t seq_len, vet_trunc mode, int keep_bos,
                      int32_t *keep_from);
 
 // First-fit decreasing. lens[i] in [1, seq_len]. Writes row_of[i] (rows numbered 0.. in the

@@ -54,6 +54,14 @@ void vet_pack_input_free(vet_pack_input *in) {
     memset(in, 0, sizeof *in);
 }
 
+// What the header says that every record is checked or fitted against: the vocabulary size
+// (bounds every id) and the BOS id (-1: the tokenizer has none; BOS_UNKNOWN: the header does not
+// say, and the prompt's first token is taken to be its BOS, as vet-tokenize's spm streams have it).
+#define BOS_UNKNOWN (-2)
+typedef struct {
+    int64_t vocab, bos;
+} header_facts;
+
 // Copies a header object out of the reader's memory: packed into sb, unpacked into z (the
 // unpacked strings point into sb, so both live as long as dst).
 static int copy_object(msgpack_zone *z, msgpack_sbuffer *sb, const msgpack_object *src, msgpack_object *dst,
@@ -68,9 +76,10 @@ static int copy_object(msgpack_zone *z, msgpack_sbuffer *sb, const msgpack_objec
     return 0;
 }
 
-// The header's tokenizer (its sha256 names it; its vocab_size, when there, bounds the token ids;
-// *vocab is 0 when absent) and template, copied into in for the outputs' headers.
-static int read_header(vet_reader *r, vet_pack_input *in, int64_t *vocab, vet_err *err) {
+// The header's tokenizer (its sha256 names it; its vocab_size bounds the token ids; its bos_id,
+// when there, says which prompts begin with a BOS) and template, copied into in for the
+// outputs' headers.
+static int read_header(vet_reader *r, vet_pack_input *in, header_facts *hf, vet_err *err) {
     const msgpack_object *h = vet_reader_header(r);
     const msgpack_object *tok = mp_get(h, "tokenizer");
     const char *sha;
@@ -81,9 +90,10 @@ static int read_header(vet_reader *r, vet_pack_input *in, int64_t *vocab, vet_er
     vet_tokenizer_header_kind(tok, in->tokenizer_kind, sizeof in->tokenizer_kind);
     // The vocabulary bounds every token id below: a header without a usable one would switch the
     // range check off, so it is refused rather than trusted.
-    if (mp_get_int(tok, "vocab_size", vocab, NULL) != 0 || *vocab < 1 || *vocab > VET_PACK_MAX_VOCAB)
+    if (mp_get_int(tok, "vocab_size", &hf->vocab, NULL) != 0 || hf->vocab < 1 || hf->vocab > VET_PACK_MAX_VOCAB)
         return vet_errf(err, "%s: header's tokenizer.vocab_size is missing or outside [1, %d] (a stream not made "
                         "by vet-tokenize, or edited?)", vet_reader_path(r), VET_PACK_MAX_VOCAB);
+    if (mp_get_int(tok, "bos_id", &hf->bos, NULL) != 0 || hf->bos < -1) hf->bos = BOS_UNKNOWN;
     msgpack_zone_init(&in->zone, 2048);
     in->ready = 1;
     if (copy_object(&in->zone, &in->buf[0], tok, &in->tokenizer, err) != 0) return -1;
@@ -132,9 +142,14 @@ static int check_record(const msgpack_object *rec, int64_t vocab, const char *no
 }
 
 // Fits the sample into seq_len: keeps it whole, cuts its prompt (--truncate), or marks it
-// rejected (kept in the table, without tokens, to be counted and named).
-static int fit_sample(vet_pack_sample *x, const record_tokens *t, const vet_pack_fit_opts *fit, vet_err *err) {
-    int32_t from, keep = vet_pack_fit((int32_t)t->np, (int32_t)t->nr, fit->seq_len, fit->trunc, &from);
+// rejected (kept in the table, without tokens, to be counted and named). Cut on the left, the
+// prompt keeps its first token only when that is the BOS: a prompt of a tokenizer that adds
+// none starts with the template's first word, which glued to the note's tail would be a prompt
+// no model ever sees.
+static int fit_sample(vet_pack_sample *x, const record_tokens *t, const vet_pack_fit_opts *fit, int64_t bos,
+                      vet_err *err) {
+    int keep_bos = bos == BOS_UNKNOWN || (t->np > 0 && t->prompt[0] == bos);
+    int32_t from, keep = vet_pack_fit((int32_t)t->np, (int32_t)t->nr, fit->seq_len, fit->trunc, keep_bos, &from);
     if (keep < 0) {
         x->rejected = 1;
         return 0;
@@ -144,11 +159,11 @@ static int fit_sample(vet_pack_sample *x, const record_tokens *t, const vet_pack
     x->n = keep + (int32_t)t->nr;
     x->tokens = malloc((size_t)x->n * sizeof *x->tokens);
     if (!x->tokens) return vet_err_nomem(err, "out of memory");
-    if (from > 0) {  // left: BOS, then the newest keep-1 prompt tokens
+    if (from > 0 && keep_bos) {  // left: BOS, then the newest keep-1 prompt tokens
         x->tokens[0] = t->prompt[0];
         memcpy(x->tokens + 1, t->prompt + from, (size_t)(keep - 1) * sizeof *t->prompt);
-    } else {
-        memcpy(x->tokens, t->prompt, (size_t)keep * sizeof *t->prompt);
+    } else {  // whole, right (the head), or left without a BOS (the newest keep tokens)
+        memcpy(x->tokens, t->prompt + from, (size_t)keep * sizeof *t->prompt);
     }
     memcpy(x->tokens + keep, t->resp, t->nr * sizeof *t->resp);
     return 0;
@@ -156,7 +171,7 @@ static int fit_sample(vet_pack_sample *x, const record_tokens *t, const vet_pack
 
 // One record into a sample appended to S; errors name the file and the record (and its id once
 // known).
-static int read_record(const vet_reader *r, const msgpack_object *rec, int64_t vocab, int slot,
+static int read_record(const vet_reader *r, const msgpack_object *rec, const header_facts *hf, int slot,
                        const vet_pack_fit_opts *fit, vet_pack_samples *S, vet_err *err) {
     vet_pack_sample x = {.split = (uint8_t)slot, .original = -1};
     record_tokens t = {0};
@@ -166,7 +181,8 @@ static int read_record(const vet_reader *r, const msgpack_object *rec, int64_t v
     int rc = read_fields(rec, &x, &t, &note, &note_len, err);
     if (rc != 0)
         vet_err_prefix(err, "%s: record %llu", vet_reader_path(r), recno);
-    else if ((rc = check_record(rec, vocab, note, note_len, &x, &t, err)) != 0 || (rc = fit_sample(&x, &t, fit, err)) != 0)
+    else if ((rc = check_record(rec, hf->vocab, note, note_len, &x, &t, err)) != 0 ||
+             (rc = fit_sample(&x, &t, fit, hf->bos, err)) != 0)
         vet_err_prefix(err, "%s: record %llu (id %s)", vet_reader_path(r), recno, x.id);
     free(t.prompt);
     free(t.resp);
@@ -182,10 +198,10 @@ int vet_pack_read(const char *path, int slot, const vet_pack_fit_opts *fit, vet_
     in->path = path;
     vet_reader *r = vet_reader_open(path, "tokens", err);
     if (!r) return -1;
-    int64_t vocab = 0;
-    int rc = read_header(r, in, &vocab, err);
+    header_facts hf = {0};
+    int rc = read_header(r, in, &hf, err);
     const msgpack_object *rec;
-    while (rc == 0 && (rc = vet_reader_next(r, &rec, err)) == 1) rc = read_record(r, rec, vocab, slot, fit, S, err);
+    while (rc == 0 && (rc = vet_reader_next(r, &rec, err)) == 1) rc = read_record(r, rec, &hf, slot, fit, S, err);
     // A whole stream with no record (vet-tokenize read no note) would become empty splits that
     // look like a finished job: refused, naming the file.
     if (rc == 0 && vet_reader_records(r) == 0)

@@ -93,13 +93,28 @@ static int refuse_overwrite(const vet_pack_opts *o, const outputs *out, vet_err 
     return 0;
 }
 
+// Already split inputs are splits of one set: one file given as two of them (hard links and other
+// spellings too) would put every note of the one split into the other, counted only as
+// leaked_groups. (stdin is no file to compare: vet_refuse_stdin_twice refuses it twice.)
+static int refuse_split_twice(const vet_pack_opts *o, vet_err *err) {
+    for (int a = 0; a < VET_SPLIT_N; a++)
+        for (int b = a + 1; b < VET_SPLIT_N; b++) {
+            const char *x = o->split_in[a], *y = o->split_in[b];
+            if (x && y && strcmp(x, "-") != 0 && strcmp(y, "-") != 0 && vet_same_file(y, x))
+                return vet_err_kindf(err, VET_E_USAGE, "--%s-in %s is the --%s-in file: every note of the one split "
+                                     "would be in the other (give each split its own file)", vet_split_name(b), y,
+                                     vet_split_name(a));
+        }
+    return 0;
+}
+
 static int resolve_outputs(const vet_pack_opts *o, outputs *out, vet_err *err) {
     memset(out, 0, sizeof *out);
     if (is_presplit(o) && o->input)
         return vet_err_kindf(err, VET_E_USAGE, "give either one TOKENS input or --train-in/--val-in/--test-in, not both");
     const vet_named_input ins[] = {{"--train-in", o->split_in[VET_SPLIT_TRAIN]}, {"--val-in", o->split_in[VET_SPLIT_VAL]},
                                    {"--test-in", o->split_in[VET_SPLIT_TEST]}};
-    if (vet_refuse_stdin_twice(ins, 3, err)) return -1;
+    if (vet_refuse_stdin_twice(ins, 3, err) || refuse_split_twice(o, err)) return -1;
     if (o->out[VET_PACK_ALL]) {
         if (o->out_dir || o->out[0] || o->out[1] || o->out[2] || is_presplit(o) || o->out[VET_PACK_VAL_COPIES])
             return vet_err_kindf(err, VET_E_USAGE, "-o/--output writes everything to one stream: no "

@@ -15,6 +15,13 @@
 #include "io/mp.h"
 #include "io/stream.h"
 
+// Where an id was written: the line of its note, and whether it is that note's species-swapped
+// copy (its id ID~PARTNER made here, not read).
+typedef struct {
+    long line;
+    int copy;
+} id_origin;
+
 typedef struct {
     const vet_tokenize_opts *o;
     vet_tokenize_summary *sum;
@@ -36,8 +43,8 @@ typedef struct {
     vet_text copy_id, copy_note, copy_input;  // the strings of its species-swapped copy
     long first_reject_line;      // the first rejected row, for "all rows were rejected"
     char first_reject[512];
-    vet_strtab ids;              // the ids written, and the line of each (id_line[id])
-    long *id_line;
+    vet_strtab ids;              // the ids written (copies' too), and where each came from (id_from[id])
+    id_origin *id_from;
     size_t id_cap;
 } job;
 
@@ -248,6 +255,33 @@ static int render(job *j, const vet_note *n, vet_err *err) {
     return 0;
 }
 
+// A note whose id a record written before has: VET_E_INPUT naming that one. Every later program
+// pairs a note's records by id (vet-eval refuses a repeat at the end of the pipeline), so it is
+// caught here, before any generation time is spent on it. A species-swapped copy's id counts as
+// well: a note "1~Buffalo" beside the copy of note 1 as Buffalo was a second "1~Buffalo" in the
+// stream, and vet-pack gave the copy's split to whichever it met.
+static int check_id(const job *j, const vet_note *n, vet_err *err) {
+    long id = vet_strtab_find(&j->ids, n->id);
+    if (id < 0) return 0;
+    const id_origin *o = &j->id_from[id];
+    return vet_err_kindf(err, VET_E_INPUT, "id '%s' appears twice (first at line %ld%s): each note needs an id of its "
+                         "own", n->id, o->line, o->copy ? ", the species-swapped copy of that line's note" : "");
+}
+
+// A record written: its id taken.
+static int remember_id(job *j, const vet_note *n, int copy, vet_err *err) {
+    long id = vet_strtab_intern(&j->ids, n->id);
+    if (id < 0) return vet_err_nomem(err, "out of memory");
+    if ((size_t)id >= j->id_cap) {
+        size_t cap = j->id_cap ? 2 * j->id_cap : 1024;
+        id_origin *p = realloc(j->id_from, cap * sizeof *p);
+        if (!p) return vet_err_nomem(err, "out of memory");
+        j->id_from = p, j->id_cap = cap;
+    }
+    j->id_from[id] = (id_origin){.line = n->line, .copy = copy};
+    return 0;
+}
+
 // --- rejected rows and species-swapped copies -----------------------------------------------
 
 // Puts the note's place in front of err's message ("file:line: ", for a copy "file:line: its
@@ -312,36 +346,13 @@ static int write_copy(job *j, const vet_note *n, vet_err *err) {
     const char *partner = j->o->swap && j->o->swap->n ? vet_swap_partner(j->o->swap, n->species) : NULL;
     if (!partner) return 0;
     vet_note copy;
-    if (make_copy(j, n, partner, &copy, err) || render(j, &copy, err) || emit(j, &copy, n->id, err))
+    if (make_copy(j, n, partner, &copy, err) || check_id(j, &copy, err) || render(j, &copy, err) ||
+        emit(j, &copy, n->id, err))
         return err->kind == VET_E_INPUT ? at_note(j, n, partner, err) : -1;
-    return 0;
+    return remember_id(j, &copy, 1, err);
 }
 
 // --- the run --------------------------------------------------------------------------------
-
-// A note whose id a note written before has: VET_E_INPUT naming that one. Every later program
-// pairs a note's records by id (vet-eval refuses a repeat at the end of the pipeline), so it is
-// caught here, before any generation time is spent on it.
-static int check_id(const job *j, const vet_note *n, vet_err *err) {
-    long id = vet_strtab_find(&j->ids, n->id);
-    if (id < 0) return 0;
-    return vet_err_kindf(err, VET_E_INPUT, "id '%s' appears twice (first at line %ld): each note needs an id of its "
-                         "own", n->id, j->id_line[id]);
-}
-
-// A note written: its id taken.
-static int remember_id(job *j, const vet_note *n, vet_err *err) {
-    long id = vet_strtab_intern(&j->ids, n->id);
-    if (id < 0) return vet_err_nomem(err, "out of memory");
-    if ((size_t)id >= j->id_cap) {
-        size_t cap = j->id_cap ? 2 * j->id_cap : 1024;
-        long *p = realloc(j->id_line, cap * sizeof *p);
-        if (!p) return vet_err_nomem(err, "out of memory");
-        j->id_line = p, j->id_cap = cap;
-    }
-    j->id_line[id] = n->line;
-    return 0;
-}
 
 // One note read well: its id checked and the note rendered (either failing rejects the row),
 // written, followed by its copy.
@@ -354,7 +365,7 @@ static int take_note(job *j, const vet_note *n, vet_err *err) {
         return set_aside(j, n->line, reason, err);
     }
     if (emit(j, n, NULL, err)) return err->kind == VET_E_INPUT ? at_note(j, n, NULL, err) : -1;  // the tokenizer refused it
-    return remember_id(j, n, err) || write_copy(j, n, err) ? -1 : 0;
+    return remember_id(j, n, 0, err) || write_copy(j, n, err) ? -1 : 0;
 }
 
 // A file that yields no note is refused, whatever the cause (only a header row, `[]`, every row
@@ -410,7 +421,7 @@ static int close_outputs(job *j, int ok, vet_err *err) {
 
 static void job_free(job *j) {
     vet_strtab_free(&j->ids);
-    free(j->id_line);
+    free(j->id_from);
     free(j->pids);
     free(j->rids);
     vet_text_free(&j->prompt);

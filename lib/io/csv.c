@@ -241,13 +241,18 @@ long vet_csv_line(const vet_csv *c) { return c->row_line; }
 
 const char *vet_csv_reason(const vet_csv *c) { return c->why; }
 
-const char *vet_csv_raw(const vet_csv *c, size_t *len) {
-    size_t n = c->raw_len;
-    if (n && c->raw[n - 1] == '\n') n--;
-    if (n && c->raw[n - 1] == '\r') n--;
-    if (len) *len = n;
-    if (!c->raw) return "";
-    c->raw[n] = '\0';  // the line end goes; the buffer always has room for the NUL
+const char *vet_csv_raw(vet_csv *c, size_t *len) {
+    if (!c->raw) {
+        if (len) *len = 0;
+        return "";
+    }
+    // The line end goes from raw_len itself, not only from the returned length: the NUL written
+    // over it would otherwise be taken for the row's last byte by a second call (the rejects
+    // file got "2,Cow,,1\0").
+    if (c->raw_len && c->raw[c->raw_len - 1] == '\n') c->raw_len--;
+    if (c->raw_len && c->raw[c->raw_len - 1] == '\r') c->raw_len--;
+    if (len) *len = c->raw_len;
+    c->raw[c->raw_len] = '\0';  // the buffer always has room for the NUL
     return c->raw;
 }
 

@@ -43,8 +43,9 @@ const char *vet_csv_field(const vet_csv *c, size_t i, size_t *len);
 long vet_csv_line(const vet_csv *c);
 // Why the last VET_CSV_BAD row was rejected: err's message without its "name:line: ".
 const char *vet_csv_reason(const vet_csv *c);
-// The current row's bytes as they were in the file, without its line end (NUL-terminated).
-const char *vet_csv_raw(const vet_csv *c, size_t *len);
+// The current row's bytes as they were in the file, without its line end (NUL-terminated); the
+// same however often it is called.
+const char *vet_csv_raw(vet_csv *c, size_t *len);
 void vet_csv_close(vet_csv *c);
 
 #endif

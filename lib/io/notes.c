@@ -36,6 +36,7 @@ struct vet_notes {
     vet_csv *csv;
     long col[NCOLS];            // column index of each field, -1 when absent
     size_t ncols;               // fields in the header row
+    char *header;               // the header's fields, each NUL-terminated, back to back
     // JSON array
     json_t *root;
     size_t next;
@@ -47,6 +48,10 @@ struct vet_notes {
     size_t codes_cap;
     char **codes;
     size_t codes_n, codes_ptr_cap;
+    char *disease_buf;          // the disease name, trimmed
+    size_t disease_cap;
+    char *species_buf;          // the species, trimmed
+    size_t species_cap;
     char idbuf[32];
     char *raw;                  // JSON: the record re-serialized, for rejections
     char why[1024];             // why the last record was rejected, without "name:line: "
@@ -97,6 +102,51 @@ static vet_notes_format sniff(FILE *f) {
     return ch == '[' ? VET_NOTES_JSON : ch == '{' ? VET_NOTES_JSONL : VET_NOTES_CSV;
 }
 
+// A copy of the header row's fields, to know the header when it comes again.
+static int keep_header(vet_notes *s) {
+    size_t total = 0, len;
+    for (size_t i = 0; i < s->ncols; i++) {
+        vet_csv_field(s->csv, i, &len);
+        total += len + 1;
+    }
+    if (!(s->header = malloc(total ? total : 1))) return -1;
+    char *p = s->header;
+    for (size_t i = 0; i < s->ncols; i++) {
+        const char *f = vet_csv_field(s->csv, i, &len);
+        memcpy(p, f, len + 1);
+        p += len + 1;
+    }
+    return 0;
+}
+
+// True when the current row is the header again (a UTF-8 byte order mark before it aside): two
+// CSV files joined with cat, whose second header would otherwise be read as a note "note"
+// labelled "codes".
+static int repeats_header(const vet_notes *s) {
+    const char *h = s->header;
+    for (size_t i = 0; i < s->ncols; i++) {
+        size_t len, hlen = strlen(h);
+        const char *f = vet_csv_field(s->csv, i, &len);
+        if (i == 0 && len >= 3 && memcmp(f, "\xEF\xBB\xBF", 3) == 0) f += 3, len -= 3;
+        if (len != hlen || memcmp(f, h, len) != 0) return 0;
+        h += hlen + 1;
+    }
+    return 1;
+}
+
+// The header column whose name is `name` but for case and surrounding blanks ("Codes", " id"),
+// or -1.
+static long near_column(const vet_notes *s, const char *name) {
+    for (size_t i = 0; i < s->ncols; i++) {
+        size_t len;
+        const char *f = vet_csv_field(s->csv, i, &len);
+        while (len && isspace((unsigned char)*f)) f++, len--;
+        while (len && isspace((unsigned char)f[len - 1])) len--;
+        if (len == strlen(name) && strncasecmp(f, name, len) == 0) return (long)i;
+    }
+    return -1;
+}
+
 static int open_csv(vet_notes *s, const vet_notes_opts *o, vet_err *err) {
     s->csv = vet_csv_open(s->f, s->name, err);
     if (!s->csv) return -1;
@@ -108,6 +158,7 @@ static int open_csv(vet_notes *s, const vet_notes_opts *o, vet_err *err) {
     const char *raw = vet_csv_raw(s->csv, &rawlen);
     if (!vet_utf8_valid(raw, rawlen, NULL)) return at_line(s, vet_csv_line(s->csv), err, "the header row is not valid UTF-8");
     if (vet_csv_check_header(s->csv, 0, err) < 0) return -1;
+    if (keep_header(s)) return no_memory(s, vet_csv_line(s->csv), err), -1;
     const char *want[NCOLS] = {o->id_col, o->species_col, o->note_col, o->codes_col, o->disease_col};
     for (int k = 0; k < NCOLS; k++) {
         const char *name = want[k] ? want[k] : COL_DEFAULT[k];
@@ -123,6 +174,13 @@ static int open_csv(vet_notes *s, const vet_notes_opts *o, vet_err *err) {
             return at_line(s, vet_csv_line(s->csv), err, "no column '%s' in the header (columns: %s); name the "
                            "right one with %s", name, cols, COL_FLAG[k]);
         }
+        // An optional column left empty because its name differs in case or blanks only: the
+        // file's ids would silently become record numbers, its codes nothing.
+        long near = s->col[k] < 0 ? near_column(s, name) : -1;
+        if (near >= 0)
+            return at_line(s, vet_csv_line(s->csv), err, "no column '%s', but a column '%s' (names are matched "
+                           "exactly): name it with %s '%s', or rename it", name, vet_csv_field(s->csv, (size_t)near, NULL),
+                           COL_FLAG[k], vet_csv_field(s->csv, (size_t)near, NULL));
     }
     return 0;
 }
@@ -205,29 +263,51 @@ static int add_code(vet_notes *s, char *code) {
     return 0;
 }
 
+// The string p without its leading and trailing whitespace (cut in place).
+static char *trim(char *p) {
+    while (isspace((unsigned char)*p)) p++;
+    char *end = p + strlen(p);
+    while (end > p && isspace((unsigned char)end[-1])) *--end = '\0';
+    return p;
+}
+
+// Room for n bytes in *buf (capacity *cap); -1 when out of memory.
+static int reserve(char **buf, size_t *cap, size_t n) {
+    if (n <= *cap) return 0;
+    char *p = realloc(*buf, n);
+    if (!p) return -1;
+    *buf = p;
+    *cap = n;
+    return 0;
+}
+
 // Splits "a; b;c" into codes, trimming spaces and dropping empty pieces.
 static int split_codes(vet_notes *s, const char *field, size_t len) {
     s->codes_n = 0;
-    if (len + 1 > s->codes_cap) {
-        char *p = realloc(s->codes_buf, len + 1);
-        if (!p) return -1;
-        s->codes_buf = p;
-        s->codes_cap = len + 1;
-    }
+    if (reserve(&s->codes_buf, &s->codes_cap, len + 1)) return -1;
     memcpy(s->codes_buf, field, len);
     s->codes_buf[len] = '\0';
     char *p = s->codes_buf;
     for (;;) {
         char *semi = strchr(p, ';');
         if (semi) *semi = '\0';
-        while (isspace((unsigned char)*p)) p++;
-        char *end = p + strlen(p);
-        while (end > p && isspace((unsigned char)end[-1])) *--end = '\0';
+        p = trim(p);
         if (*p && add_code(s, p)) return -1;
         if (!semi) break;
         p = semi + 1;
     }
     return 0;
+}
+
+// v trimmed as a code is ("" when blank), copied into *buf; NULL when out of memory. For the
+// disease name, the label of a note without codes (" Foot Rot" would be another label than the
+// "Foot Rot" vet-eval reads back), and the species ("Cow " got no --species-swap copy, and a
+// species of its own in vet-eval's report).
+static const char *trimmed(char **buf, size_t *cap, const char *v) {
+    size_t n = strlen(v);
+    if (reserve(buf, cap, n + 1)) return NULL;
+    memcpy(*buf, v, n + 1);
+    return trim(*buf);
 }
 
 static int blank(const char *s) {
@@ -263,13 +343,18 @@ static int next_csv(vet_notes *s, vet_note *n, vet_err *err) {
         if (s->col[k] >= 0) v[k] = vet_csv_field(s->csv, (size_t)s->col[k], &len[k]);
         if (strlen(v[k]) != len[k]) return reject(s, line, err, "a NUL byte in column '%s'", COL_DEFAULT[k]);
     }
+    if (repeats_header(s))
+        return reject(s, line, err, "the header row again, not a note (files joined together? drop the line)");
     if (blank(v[COL_NOTE])) return reject(s, line, err, "empty note");
     if (split_codes(s, v[COL_CODES], len[COL_CODES])) return no_memory(s, line, err);
+    const char *disease = trimmed(&s->disease_buf, &s->disease_cap, v[COL_DISEASE]);
+    const char *species = trimmed(&s->species_buf, &s->species_cap, v[COL_SPECIES]);
+    if (!disease || !species) return no_memory(s, line, err);
     if (!*v[COL_ID]) snprintf(s->idbuf, sizeof s->idbuf, "%ld", s->index);
     *n = (vet_note){
         .line = line, .index = s->index,
-        .id = *v[COL_ID] ? v[COL_ID] : s->idbuf, .species = v[COL_SPECIES], .note = v[COL_NOTE],
-        .disease = v[COL_DISEASE], .codes = s->codes, .n_codes = s->codes_n,
+        .id = *v[COL_ID] ? v[COL_ID] : s->idbuf, .species = species, .note = v[COL_NOTE],
+        .disease = disease, .codes = s->codes, .n_codes = s->codes_n,
     };
     return VET_NOTE_OK;
 }
@@ -298,19 +383,28 @@ static int json_members(vet_notes *s, json_t *obj, long line, const char *v[NKEY
     return VET_NOTE_OK;
 }
 
-// "snomed_codes": absent, null, or an array of strings.
+// "snomed_codes": absent, null, or an array of strings. Each is trimmed and a blank one dropped,
+// as the CSV reader does with "a; b;;c": " 123 " would be a label that never equals the "123"
+// a prediction names.
 static int json_codes(vet_notes *s, json_t *obj, long line, vet_err *err) {
     s->codes_n = 0;
     json_t *codes = json_object_get(obj, "snomed_codes");
     if (!codes || json_is_null(codes)) return VET_NOTE_OK;
     if (!json_is_array(codes)) return reject(s, line, err, "\"snomed_codes\" is not an array");
-    size_t i;
+    size_t i, need = 0;
     json_t *c;
     json_array_foreach(codes, i, c) {
         if (!json_is_string(c)) return reject(s, line, err, "\"snomed_codes\"[%zu] is not a string", i);
-        const char *v = json_string_value(c);
-        if (!v[strspn(v, " \t")]) continue;  // empty, as the CSV reader drops an empty piece of "a;;b"
-        if (add_code(s, (char *)v)) return no_memory(s, line, err);
+        need += strlen(json_string_value(c)) + 1;
+    }
+    if (reserve(&s->codes_buf, &s->codes_cap, need)) return no_memory(s, line, err);
+    char *p = s->codes_buf;  // the copies, one after another (the buffer moves no more)
+    json_array_foreach(codes, i, c) {
+        size_t n = strlen(json_string_value(c)) + 1;
+        memcpy(p, json_string_value(c), n);
+        char *code = trim(p);
+        if (*code && add_code(s, code)) return no_memory(s, line, err);
+        p += n;
     }
     return VET_NOTE_OK;
 }
@@ -349,9 +443,12 @@ static int from_json(vet_notes *s, json_t *obj, long line, vet_note *n, vet_err 
     const char *id;
     if ((rc = json_codes(s, obj, line, err)) != VET_NOTE_OK || (rc = json_id(s, obj, line, &id, err)) != VET_NOTE_OK)
         return rc;
+    const char *disease = trimmed(&s->disease_buf, &s->disease_cap, v[KEY_DISEASE] ? v[KEY_DISEASE] : "");
+    const char *species = trimmed(&s->species_buf, &s->species_cap, v[KEY_ANIMAL] ? v[KEY_ANIMAL] : "");
+    if (!disease || !species) return no_memory(s, line, err);
     *n = (vet_note){
-        .line = line, .index = s->index, .id = id, .species = v[KEY_ANIMAL] ? v[KEY_ANIMAL] : "", .note = note,
-        .disease = v[KEY_DISEASE] ? v[KEY_DISEASE] : "", .codes = s->codes, .n_codes = s->codes_n,
+        .line = line, .index = s->index, .id = id, .species = species, .note = note,
+        .disease = disease, .codes = s->codes, .n_codes = s->codes_n,
         .instruction = v[KEY_INSTRUCTION], .input = input, .output = v[KEY_OUTPUT],
     };
     return VET_NOTE_OK;
@@ -418,6 +515,9 @@ void vet_notes_close(vet_notes *s) {
     if (s->obj) json_decref(s->obj);
     vet_lines_free(&s->lines);
     free(s->codes_buf);
+    free(s->disease_buf);
+    free(s->species_buf);
+    free(s->header);
     free(s->codes);
     free(s->note_prefix);
     free(s->raw);

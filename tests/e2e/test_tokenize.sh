@@ -121,6 +121,9 @@ check skip_bad_exit_0 test "$rc" -eq 0
 check skip_bad_summary grep -qF "7 read, 3 written, 4 rejected" "$tmp/err"
 check skip_bad_written test "$("$dump" -c "$tmp/mixed.tok")" = 3
 check skip_bad_rejects_file bash -c "[ \$(wc -l <'$tmp/rejects.tsv') -eq 4 ] && cut -f1 '$tmp/rejects.tsv' | paste -sd, | grep -qx '3,4,7,8' && grep -qF 'a,b' '$tmp/rejects.tsv'"
+# RAW is the row's bytes without its line end, nothing more: the rows checked twice (UTF-8, then
+# the rejects file) ended in a NUL byte, the line end's place.
+check skip_bad_raw_exact bash -c "cut -f3 '$tmp/rejects.tsv' | cmp -s - <(printf '2,a,b\\n3,\\n5,caf\\xe9\\n6,\"x\"y\\n')"
 check skip_bad_ids bash -c "'$dump' -r '$tmp/mixed.tok' | jq -r .id | paste -sd, | grep -qx '1,4,7'"
 "$tok" --spm "$model" -o "$tmp/clean.tok" "$fx/notes.csv" 2>"$tmp/err"
 check quiet_when_piped test ! -s "$tmp/err"
@@ -163,6 +166,51 @@ check swap_counts grep -qF "5 read, 6 written (4 notes + 2 species-swapped copie
 check swap_text_mode test "$(grep -c '^### Response:$' "$tmp/sw.txt")" = 6
 expect_fail swap_bad_table 2 "--species-swap 'Cow': expected A=B" "$tok" --spm "$model" --species-swap Cow "$tmp/sw.csv"
 expect_fail swap_two_partners 2 "appears twice" "$tok" --spm "$model" --species-swap Cow=Buffalo,Yak=cow "$tmp/sw.csv"
+# A copy's id is an id like any other: a note "1~Buffalo" beside note 1's Buffalo copy (either
+# order) was a second record "1~Buffalo", exit 0, and vet-pack paired copies with either.
+printf 'id,species,note,codes\n1,Cow,a cow,1\n1~Buffalo,Buffalo,a real buffalo,2\n' >"$tmp/swid.csv"
+expect_fail swap_copy_id_taken_by_note 1 "swid.csv:3: id '1~Buffalo' appears twice (first at line 2, the species-swapped copy" \
+    "$tok" --spm "$model" --species-swap Cow=Buffalo -o "$tmp/swid.tok" "$tmp/swid.csv"
+printf 'id,species,note,codes\n1~Buffalo,Buffalo,a real buffalo,2\n1,Cow,a cow,1\n' >"$tmp/swid2.csv"
+expect_fail swap_copy_id_of_a_note 1 "swid2.csv:3: its Buffalo copy: id '1~Buffalo' appears twice (first at line 2)" \
+    "$tok" --spm "$model" --species-swap Cow=Buffalo -o "$tmp/swid.tok" "$tmp/swid2.csv"
+
+# Two CSV files joined with cat: the second header (with or without its byte order mark) is a bad
+# row, not a note "note" with id "id" and label "codes" (exit 0 before).
+printf 'id,note,codes\n1,fever,123\n\xef\xbb\xbfid,note,codes\n2,cough,456\nid,note,codes\n' >"$tmp/joined.csv"
+expect_fail joined_csv_header_again 1 "joined.csv:3: the header row again, not a note" "$tok" --spm "$model" -o "$tmp/j.tok" "$tmp/joined.csv"
+"$tok" --spm "$model" --skip-bad "$tmp/joined.rej" -o "$tmp/j.tok" "$tmp/joined.csv" 2>/dev/null
+joined_skip_bad() {
+    [ "$(cut -f1 "$tmp/joined.rej" | paste -sd,)" = 3,5 ] && [ "$(records "$tmp/j.tok" .id | paste -sd,)" = '"1","2"' ]
+}
+check joined_csv_skip_bad joined_skip_bad
+
+# Labels are trimmed alike in every format: a JSON code " 123 " and a disease " Foot Rot " (the
+# label of a note without codes) were kept with their blanks, labels that never equal the "123"
+# or "Foot Rot" a prediction names; a blank disease was a label of blanks, not none.
+printf '{"input":"Clinical Note: a","output":"x","snomed_codes":[" 123 ","\\n","\\t456\\r\\n"]}\n{"input":"Clinical Note: b","output":"y","disease":" Foot Rot \\n"}\n{"input":"Clinical Note: c","output":"z","disease":"   "}\n' >"$tmp/blanks.jsonl"
+printf 'id,note,codes,disease\n1,a, 123 ; 456 ,\n2,b,," Foot Rot "\n3,c,,"   "\n' >"$tmp/blanks.csv"
+labels_trimmed() {
+    local want='["123","456"]["Foot Rot"][]' f
+    for f in blanks.jsonl blanks.csv; do
+        "$tok" --spm "$model" -o "$tmp/$f.tok" "$tmp/$f" || return 1
+        [ "$(records "$tmp/$f.tok" '.codes' | tr -d '\n')" = "$want" ] || return 1
+    done
+    "$tok" --text "$tmp/blanks.csv" | grep -qx 'Diagnosed conditions: Foot Rot'
+}
+check labels_trimmed_in_every_format labels_trimmed
+# The species is trimmed alike: "Cow " got no --species-swap copy (and was a species of its own in
+# vet-eval's report).
+printf 'id,species,note,codes\n1,"Cow ",a cow,1\n' >"$tmp/sp.csv"
+printf '{"input":"Clinical Note: a cow","output":"1","animal":" Cow\\t"}\n' >"$tmp/sp.jsonl"
+species_trimmed() {
+    local f
+    for f in sp.csv sp.jsonl; do
+        "$tok" --spm "$model" --species-swap Cow=Buffalo -o "$tmp/$f.tok" "$tmp/$f" || return 1
+        [ "$(records "$tmp/$f.tok" '.species' | tr -d '\n')" = '"Cow""Buffalo"' ] || return 1
+    done
+}
+check species_trimmed_in_every_format species_trimmed
 
 # --- the DLO data -------------------------------------------------------------------------------------
 if [ -z "${VET_SHARED:-}" ] || [ ! -f "$VET_SHARED/data/dlo/dlo_notes.csv" ]; then
@@ -219,3 +267,4 @@ mixed_ok() {
         [ "$(records "$tmp/mixed.tok" '.codes' | tr -d '\n')" = '[]["1679004"]' ]
 }
 check json_rejects_keep_raw mixed_ok
+

@@ -58,6 +58,11 @@ check same_tokenizer_same_stream cmp -s "$tmp/notes.tok" "$tmp/again.tok"
 
 "$B/vet-pack" "$tmp/notes.tok" --out "$tmp/packed" --seq-len 512 2>"$tmp/err"
 check pack_gguf test $? -eq 0
+# --truncate left without a BOS: the kept prompt is the prompt's newest tokens alone (before, its
+# first token, the template's "Below", stayed in front of the note's tail).
+"$B/vet-pack" -o "$tmp/cut.pk" --no-pack --seq-len 40 --truncate left "$tmp/notes.tok" 2>"$tmp/err"
+check truncate_left_no_bos bash -c "'$B/vet-dump' -r '$tmp/notes.tok' | jq -c '.prompt[-(40 - (.response | length)):] + .response' | sort >'$tmp/want' &&
+    '$B/vet-dump' -r '$tmp/cut.pk' | jq -c '.tokens' | sort | cmp -s - '$tmp/want'"
 check packed_header_keeps_kind_and_sha bash -c "'$B/vet-dump' -H '$tmp/packed/train.msgpack.zst' | jq -e '.tokenizer.kind == \"gguf-bpe\" and .tokenizer.sha256 == \"$sha\"' >/dev/null"
 
 # Another GGUF tokenizer (the tiny one of the bad-input catalogue): its stream does not pack with these.

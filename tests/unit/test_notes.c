@@ -65,6 +65,20 @@ static void csv_missing_columns(void) {
     CHECK_CONTAINS(x.err.msg, "no column 'animal'");
     CHECK_CONTAINS(x.err.msg, "--species-col");
     fclose(x.f);
+    // An optional column whose name differs in case or blanks only is refused, not left empty:
+    // the file's ids became record numbers, its codes nothing, with exit 0.
+    x = open_text("ID,note,codes\n7,a,1\n", "n.csv", NULL);
+    CHECK(x.s == NULL && x.err.kind == VET_E_INPUT);
+    CHECK_CONTAINS(x.err.msg, "n.csv:1: no column 'id', but a column 'ID' (names are matched exactly): name it with "
+                              "--id-col 'ID'");
+    fclose(x.f);
+    x = open_text("id,note, Codes \n7,a,1\n", "n.csv", NULL);
+    CHECK(x.s == NULL);
+    CHECK_CONTAINS(x.err.msg, "no column 'codes', but a column ' Codes '");
+    fclose(x.f);
+    x = open_text("ID,note\n7,a\n", "n.csv", &(vet_notes_opts){.id_col = "ID"});
+    CHECK(x.s != NULL);
+    close_src(&x);
     x = open_text("", "n.csv", NULL);
     CHECK(x.s == NULL);
     CHECK_CONTAINS(x.err.msg, "n.csv:1: empty input");

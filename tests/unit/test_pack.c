@@ -168,19 +168,24 @@ static void test_targets(void) {
 static void test_fit(void) {
     int32_t from;
     // Fits exactly: everything kept.
-    CHECK(vet_pack_fit(6, 4, 10, VET_TRUNC_NONE, &from) == 6 && from == 0);
+    CHECK(vet_pack_fit(6, 4, 10, VET_TRUNC_NONE, 1, &from) == 6 && from == 0);
     // One too long: rejected without truncation.
-    CHECK(vet_pack_fit(7, 4, 10, VET_TRUNC_NONE, &from) == -1);
+    CHECK(vet_pack_fit(7, 4, 10, VET_TRUNC_NONE, 1, &from) == -1);
     // Right: keep the prompt's head.
-    CHECK(vet_pack_fit(7, 4, 10, VET_TRUNC_RIGHT, &from) == 6 && from == 0);
+    CHECK(vet_pack_fit(7, 4, 10, VET_TRUNC_RIGHT, 1, &from) == 6 && from == 0);
     // Left: keep BOS plus the newest 5 prompt tokens (indices 2..6).
-    CHECK(vet_pack_fit(7, 4, 10, VET_TRUNC_LEFT, &from) == 6 && from == 2);
+    CHECK(vet_pack_fit(7, 4, 10, VET_TRUNC_LEFT, 1, &from) == 6 && from == 2);
     // Response + BOS exactly seq_len: only the BOS is kept.
-    CHECK(vet_pack_fit(7, 9, 10, VET_TRUNC_LEFT, &from) == 1 && from == 7);
-    CHECK(vet_pack_fit(7, 9, 10, VET_TRUNC_RIGHT, &from) == 1 && from == 0);
+    CHECK(vet_pack_fit(7, 9, 10, VET_TRUNC_LEFT, 1, &from) == 1 && from == 7);
+    CHECK(vet_pack_fit(7, 9, 10, VET_TRUNC_RIGHT, 1, &from) == 1 && from == 0);
     // The response alone fills the row: rejected even with truncation.
-    CHECK(vet_pack_fit(7, 10, 10, VET_TRUNC_LEFT, &from) == -1);
-    CHECK(vet_pack_fit(7, 12, 10, VET_TRUNC_RIGHT, &from) == -1);
+    CHECK(vet_pack_fit(7, 10, 10, VET_TRUNC_LEFT, 1, &from) == -1);
+    CHECK(vet_pack_fit(7, 12, 10, VET_TRUNC_RIGHT, 1, &from) == -1);
+    // Left without a BOS (a tokenizer that adds none): the newest 6 prompt tokens (1..6), and
+    // with room for one prompt token, the last one.
+    CHECK(vet_pack_fit(7, 4, 10, VET_TRUNC_LEFT, 0, &from) == 6 && from == 1);
+    CHECK(vet_pack_fit(7, 9, 10, VET_TRUNC_LEFT, 0, &from) == 1 && from == 6);
+    CHECK(vet_pack_fit(7, 4, 10, VET_TRUNC_RIGHT, 0, &from) == 6 && from == 0);
 }
 
 static void test_parse_trunc(void) {

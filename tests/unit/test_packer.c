@@ -315,17 +315,20 @@ static void test_check(void) {
 }
 
 // One record per call: id, prompt, response (vocab_size 100).
+// bos: the header's tokenizer.bos_id, or NO_BOS_KEY to leave the key out.
+#define NO_BOS_KEY (-2)
 static void write_records(const char *path, int n, const char *const *id, const int32_t *const *prompt,
-                          const size_t *np, const int32_t *const *resp, const size_t *nr) {
+                          const size_t *np, const int32_t *const *resp, const size_t *nr, int bos) {
     vet_err err;
     vet_writer *w = vet_writer_open(path, "tokens", "test", &err);
     if (!w) abort();
     msgpack_packer *pk = vet_writer_packer(w);
     vet_writer_header_begin(w, 1);
     mp_key(pk, "tokenizer");
-    msgpack_pack_map(pk, 2);
+    msgpack_pack_map(pk, bos == NO_BOS_KEY ? 2 : 3);
     mp_kv_str(pk, "sha256", "abc");
     mp_kv_int(pk, "vocab_size", 100);
+    if (bos != NO_BOS_KEY) mp_kv_int(pk, "bos_id", bos);
     if (vet_writer_header_end(w, &err) != 0) abort();
     for (int i = 0; i < n; i++) {
         msgpack_pack_map(pk, 6);
@@ -351,7 +354,7 @@ static void test_read_fits_and_checks(void) {
     const char *ids[] = {"fits", "long"};
     const int32_t *prompts[] = {p0, p1}, *resps[] = {r0, r1};
     size_t np[] = {3, 8}, nr[] = {2, 3};
-    write_records(path, 2, ids, prompts, np, resps, nr);
+    write_records(path, 2, ids, prompts, np, resps, nr, NO_BOS_KEY);
     const vet_trunc modes[] = {VET_TRUNC_NONE, VET_TRUNC_LEFT, VET_TRUNC_RIGHT};
     const int32_t want_long[][7] = {{0}, {1, 9, 10, 11, 20, 21, 2}, {1, 5, 6, 7, 20, 21, 2}};
     for (int m = 0; m < 3; m++) {
@@ -374,7 +377,7 @@ static void test_read_fits_and_checks(void) {
     }
     static const int32_t bad[] = {1, 100};
     const int32_t *bad_prompts[] = {p0, bad};
-    write_records(path, 2, ids, bad_prompts, (size_t[]){3, 2}, resps, nr);
+    write_records(path, 2, ids, bad_prompts, (size_t[]){3, 2}, resps, nr, NO_BOS_KEY);
     vet_pack_fit_opts fit = {.seq_len = 64};
     vet_pack_input in = {0};
     vet_pack_samples S = {0};
@@ -387,8 +390,38 @@ static void test_read_fits_and_checks(void) {
     remove_tree(tmp);
 }
 
+// Cut on the left, a prompt keeps its first token only when the header says that it is the BOS:
+// a tokenizer that adds none (SmolLM2, Qwen2: bos_id -1, or a bos_id the prompts do not start
+// with) keeps the newest prompt tokens alone. Before, the template's first word ("Below") stayed
+// glued to the note's tail.
+static void test_read_left_cut_without_bos(void) {
+    make_tmp();
+    char path[128];
+    snprintf(path, sizeof path, "%s/in.tok", tmp);
+    static const int32_t p[] = {40, 5, 6, 7, 8, 9, 10, 11}, r[] = {20, 21, 2};
+    const char *ids[] = {"long"};
+    const int32_t *prompts[] = {p}, *resps[] = {r};
+    static const int32_t want_plain[] = {8, 9, 10, 11, 20, 21, 2}, want_bos[] = {40, 9, 10, 11, 20, 21, 2};
+    const int bos[] = {-1, 1, 40, NO_BOS_KEY};
+    const int32_t *want[] = {want_plain, want_plain, want_bos, want_bos};
+    for (int k = 0; k < 4; k++) {
+        write_records(path, 1, ids, prompts, (size_t[]){8}, resps, (size_t[]){3}, bos[k]);
+        vet_pack_fit_opts fit = {.seq_len = 7, .trunc = VET_TRUNC_LEFT};
+        vet_pack_input in = {0};
+        vet_pack_samples S = {0};
+        vet_err err;
+        CHECK(vet_pack_read(path, VET_SPLIT_TRAIN, &fit, &in, &S, &err) == 0);
+        CHECK(S.n == 1 && S.s[0].truncated && S.s[0].n == 7 && S.s[0].prompt_len == 4);
+        CHECK(S.s[0].tokens && memcmp(S.s[0].tokens, want[k], 7 * sizeof *want[k]) == 0);
+        vet_pack_samples_free(&S);
+        vet_pack_input_free(&in);
+    }
+    remove_tree(tmp);
+}
+
 int main(void) {
     RUN(test_read_fits_and_checks);
+    RUN(test_read_left_cut_without_bos);
     RUN(test_counts_add_up);
     RUN(test_deterministic_and_all);
     RUN(test_nothing_written_before_input_whole);
