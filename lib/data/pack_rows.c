@@ -121,7 +121,9 @@ static int write_header(vet_writer *w, const vet_pack_input *in, int slot, const
 }
 
 // Writes one row: its k samples back to back (tok, tgt: scratch of seq_len), with per-sample
-// columns (starts, ids, species, codes, prompt_lens).
+// columns (starts, ids, species, codes, prompt_lens, and copy_of in a row that holds a
+// species-swapped copy: the original's id, nil for a note, so that a reader counting notes, such
+// as vet-eval --baseline-from, can leave the copies out).
 static int write_row(vet_writer *w, const vet_pack_samples *S, const vet_pack_slot_plan *p, size_t r,
                      vet_loss_on loss_on, int32_t *tok, int32_t *tgt, vet_err *err) {
     const int32_t *in_row = p->order + p->begin[r];
@@ -132,8 +134,10 @@ static int write_row(vet_writer *w, const vet_pack_samples *S, const vet_pack_sl
         free(starts), free(plens), free(ids), free(species);
         return vet_err_nomem(err, "out of memory");
     }
+    int copies = 0;
     for (size_t j = 0; j < k; j++) {
         const vet_pack_sample *x = &S->s[p->idx[in_row[j]]];
+        copies |= x->copy_of != NULL;
         starts[j] = (int32_t)len;
         plens[j] = x->prompt_len;
         ids[j] = x->id;
@@ -143,7 +147,7 @@ static int write_row(vet_writer *w, const vet_pack_samples *S, const vet_pack_sl
         len += (size_t)x->n;
     }
     msgpack_packer *pk = vet_writer_packer(w);
-    msgpack_pack_map(pk, 7);
+    msgpack_pack_map(pk, copies ? 8 : 7);
     mp_kv_i32_array(pk, "tokens", tok, len);
     mp_kv_i32_array(pk, "targets", tgt, len);
     mp_kv_i32_array(pk, "starts", starts, k);
@@ -157,6 +161,15 @@ static int write_row(vet_writer *w, const vet_pack_samples *S, const vet_pack_sl
         for (size_t c = 0; c < x->n_codes; c++) mp_str(pk, x->codes[c]);
     }
     mp_kv_i32_array(pk, "prompt_lens", plens, k);
+    if (copies) {
+        mp_key(pk, "copy_of");
+        msgpack_pack_array(pk, k);
+        for (size_t j = 0; j < k; j++) {
+            const char *of = S->s[p->idx[in_row[j]]].copy_of;
+            if (of) mp_str(pk, of);
+            else msgpack_pack_nil(pk);
+        }
+    }
     free(starts), free(plens), free(ids), free(species);
     return vet_writer_record_end(w, err);
 }

@@ -608,12 +608,23 @@ static int add_packed_set(vet_eval *e, const msgpack_object *set, const char *pa
     return rc;
 }
 
+// 1 when sample i of a packed row (or, i = -1, a tokens record) is a species-swapped copy
+// (`copy_of`, docs/formats.md): the baseline counts notes, and a copy repeats its note's labels.
+static int is_copy(const msgpack_object *rec, long i) {
+    const msgpack_object *of = mp_get(rec, "copy_of");
+    if (!of) return 0;
+    if (i < 0) return of->type == MSGPACK_OBJECT_STR;
+    return of->type == MSGPACK_OBJECT_ARRAY && (uint32_t)i < of->via.array.size &&
+           of->via.array.ptr[i].type == MSGPACK_OBJECT_STR;
+}
+
 // A packed record: "codes" holds one gold set per sample of the row.
 static int add_packed_sets(vet_eval *e, const msgpack_object *rec, const char *path, unsigned long long k, vet_err *err) {
     const msgpack_object *codes = mp_get(rec, "codes");
     if (!codes || codes->type != MSGPACK_OBJECT_ARRAY)
         return vet_errf(err, "%s: record %llu: field \"codes\" is missing or not an array", path, k);
     for (uint32_t i = 0; i < codes->via.array.size; i++) {
+        if (is_copy(rec, i)) continue;
         const msgpack_object *set = &codes->via.array.ptr[i];
         if (set->type != MSGPACK_OBJECT_ARRAY) return vet_errf(err, "%s: record %llu: \"codes\"[%u] is not an array", path, k, i);
         if (add_packed_set(e, set, path, k, i, err) < 0) return -1;
@@ -643,7 +654,8 @@ int vet_eval_read_gold_sets(vet_eval *e, const char *path, vet_err *err) {
     const msgpack_object *rec;
     while (rc == 0 && (rc = vet_reader_next(r, &rec, err)) == 1) {
         unsigned long long k = vet_reader_records(r);
-        rc = packed ? add_packed_sets(e, rec, path, k, err) : add_record_set(e, rec, preds ? "gold" : "codes", path, k, err);
+        if (packed) rc = add_packed_sets(e, rec, path, k, err);
+        else rc = is_copy(rec, -1) ? 0 : add_record_set(e, rec, preds ? "gold" : "codes", path, k, err);
     }
     vet_reader_close(r);
     if (rc < 0) return -1;

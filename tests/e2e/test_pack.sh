@@ -232,6 +232,26 @@ check "--val-copies: exactly the val originals' copies, the rest as without it; 
            .samples_packed + .samples_rejected + .copies_dropped == .samples_in' '$tmp/cvc.json' >/dev/null"
 "$PACK" -o "$tmp/call.pack" --seq-len 128 --summary "$tmp/call.json" "$tmp/c.tok"
 check "-o keeps every copy (no held-out split)" jq -e '.samples_packed == 600 and .copies_dropped == 0' "$tmp/call.json"
+# A row holding a copy says which samples are copies (copy_of: the original's id, null for a
+# note); a row without one has no copy_of.
+check "copy_of marks exactly the copies of a row" bash -c "vet-dump -r '$tmp/call.pack' | jq -se '
+    map(if has(\"copy_of\") then ([.ids, .copy_of] | transpose | all(if (.[0] | contains(\"~\")) then .[1] + \"~Goat\" == .[0] else .[1] == null end)) and (.copy_of | any(. != null))
+        else (.ids | all(contains(\"~\") | not)) end) | all' >/dev/null"
+# vet-eval --baseline-from counts notes, not copies: three notes of A with a copy each against
+# four of B is B's majority (the copies made it A's, 6 to 4).
+"$PY" - > "$tmp/maj.jsonl" <<'EOF'
+import json
+for i in range(3):
+    r = dict(id=f"a{i}", species="Cow", codes=["A"], note=f"a note {i}", prompt=[1, 5 + i], response=[7, 2])
+    print(json.dumps(r)); print(json.dumps(dict(r, id=f"a{i}~Goat", species="Goat", copy_of=f"a{i}")))
+for i in range(4):
+    print(json.dumps(dict(id=f"b{i}", species="Cow", codes=["B"], note=f"b note {i}", prompt=[1, 9 + i], response=[8, 2])))
+EOF
+"$MKTOK" -o "$tmp/maj.tok" < "$tmp/maj.jsonl" && "$PACK" -o "$tmp/maj.pack" --seq-len 16 "$tmp/maj.tok" 2>/dev/null
+printf 'id,gold,pred\n1,B,B\n2,A,B\n' > "$tmp/maj.csv"
+check "vet-eval --baseline-from leaves species-swapped copies out (packed rows and tokens)" bash -c "
+    '$VET_BIN/vet-eval' -q --bootstrap 0 --baseline-from '$tmp/maj.pack' -j - '$tmp/maj.csv' | jq -e '.baseline.label == \"B\"' >/dev/null &&
+    '$VET_BIN/vet-eval' -q --bootstrap 0 --baseline-from '$tmp/maj.tok' -j - '$tmp/maj.csv' | jq -e '.baseline.label == \"B\"' >/dev/null"
 gen 40 7 | "$PY" -c "
 import json, sys
 for l in sys.stdin:
