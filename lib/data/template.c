@@ -302,5 +302,6 @@ const char *vet_template_sha256(const vet_template *t) { return t->sha256; }
 const char *vet_template_instruction(const vet_template *t) { return t->instruction; }
 const char *vet_template_input_format(const vet_template *t) { return t->input_format; }
 const char *vet_template_response_prefix(const vet_template *t) { return t->response_prefix; }
+const char *vet_template_response_format(const vet_template *t) { return t->response; }
 const char *vet_template_note_prefix(const vet_template *t) { return t->note_prefix; }
 const char *vet_template_text(const vet_template *t) { return t->text; }

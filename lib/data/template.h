@@ -66,6 +66,9 @@ const char *vet_template_instruction(const vet_template *t);
 const char *vet_template_input_format(const vet_template *t);
 // The response format's literal text before its first placeholder ("Diagnosed conditions: ").
 const char *vet_template_response_prefix(const vet_template *t);
+// The response format itself ("Diagnosed conditions: {codes}"), for the stream header: vet-generate
+// --constrain and --rank force prefix + label + end, which only a format of that shape trains.
+const char *vet_template_response_format(const vet_template *t);
 // The input format's literal text before {note} ("Clinical Note: "), or "" when it does not
 // start that way: what to strip from an Alpaca input to recover the note.
 const char *vet_template_note_prefix(const vet_template *t);

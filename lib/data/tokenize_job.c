@@ -130,11 +130,12 @@ static int write_header(job *j, vet_err *err) {
     mp_kv_int(pk, "pad_id", vet_tokenizer_pad_id(j->tok));
     mp_kv_int(pk, "unk_id", vet_tokenizer_unk_id(j->tok));
     mp_key(pk, "template");
-    msgpack_pack_map(pk, 4);
+    msgpack_pack_map(pk, 5);
     mp_kv_str(pk, "name", vet_template_name(j->tpl));
     mp_kv_str(pk, "sha256", vet_template_sha256(j->tpl));
     mp_kv_str(pk, "instruction", vet_template_instruction(j->tpl));
     mp_kv_str(pk, "response_prefix", vet_template_response_prefix(j->tpl));
+    mp_kv_str(pk, "response_format", vet_template_response_format(j->tpl));
     mp_kv_str(pk, "source", j->o->input);
     return vet_writer_header_end(j->w, err) ? output_failed(err) : 0;
 }

@@ -87,6 +87,31 @@ static int open_input(vet_generate_job *j, vet_err *err) {
     return 0;
 }
 
+// 1 when a response format is its literal prefix then one {codes} or {disease} and nothing
+// more: what --constrain and --rank force (prefix, a label, the end). ("{{" and "}}" are literal
+// braces, as data/template.h reads them.)
+static int answer_shaped(const char *fmt) {
+    const char *p = fmt;
+    while (*p && !(p[0] == '{' && p[1] != '{')) p += (p[0] == '{' || p[0] == '}') && p[1] == p[0] ? 2 : 1;
+    return strcmp(p, "{codes}") == 0 || strcmp(p, "{disease}") == 0;
+}
+
+// --constrain and --rank make the answer prefix + a label + the end: refused for an input whose
+// template trained another shape ("For {species}: {codes}", text after the codes), where they
+// would force what the model never learnt. A header from before response_format is taken as is.
+static int check_answer_shape(const vet_generate_job *j, vet_err *err) {
+    const msgpack_object *f = j->constrain_table && j->tmpl && j->tmpl->type == MSGPACK_OBJECT_MAP
+                                  ? mp_get(j->tmpl, "response_format") : NULL;
+    if (!f || f->type != MSGPACK_OBJECT_STR) return 0;
+    char fmt[4096];
+    snprintf(fmt, sizeof fmt, "%.*s", (int)f->via.str.size, f->via.str.ptr);
+    if (answer_shaped(fmt)) return 0;
+    return vet_err_kindf(err, VET_E_USAGE, "%s: %s makes each answer '%s' + a label + the end, but the input's "
+                         "template answers '%s': generate without it, or tokenize with a response format of "
+                         "that shape (text, then {codes})", vet_prompts_path(j->in),
+                         j->o.rank > 0 ? "--rank" : "--constrain", j->prefix, fmt);
+}
+
 // The tokenizer (--tokenizer, else the first model's directory), and the check that the input
 // was made with it: the same file (sha256), so the same kind.
 static int load_tokenizer(vet_generate_job *j, vet_err *err) {
@@ -211,7 +236,7 @@ vet_generate_job *vet_generate_open(const vet_generate_opts *o, vet_err *err) {
     if (vet_refuse_stdin_twice(ins, 3, err)) goto fail;
     // Predictions written over anything this run reads would destroy it: refused before anything opens.
     if (refuse_overwrite(o, err)) goto fail;
-    if (open_input(j, err) || load_tokenizer(j, err) || load_tables(j, err) ||
+    if (open_input(j, err) || load_tokenizer(j, err) || load_tables(j, err) || check_answer_shape(j, err) ||
         vet_gen_models_load(&j->models, o->models, o->n_models, o->adapter, vet_tokenizer_sha256(j->tok),
                             vet_tokenizer_path(j->tok), err))
         goto fail;

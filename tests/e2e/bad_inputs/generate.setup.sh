@@ -1,3 +1,7 @@
 # generate.setup.sh — inputs for generate.table: a copy of the rows that a case names as both its
 # input and its output (the copy, so a regression cannot destroy what other cases read).
 cp "$X/rows.tok" "$X/gen-self.tok"
+# Notes whose template answers "For SPECIES: CODES": --constrain and --rank, which force prefix +
+# label + end, are refused on them (they would force what the model never learnt).
+"$B/vet-tokenize" -q --spm "$X/tok.model" --response-format 'For {species}: {codes}' "$X/notes.csv" \
+    -o "$X/species-answer.tok" || return 1
