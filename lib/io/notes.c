@@ -251,7 +251,11 @@ vet_notes_format vet_notes_format_of(const vet_notes *s) { return s->format; }
 
 const char *vet_notes_reason(const vet_notes *s) { return s->why; }
 
+// A note's codes are a set (vet-eval scores them so): a code given twice ("123;123") is kept
+// once, or the response would teach the model to repeat it ("123, 123").
 static int add_code(vet_notes *s, char *code) {
+    for (size_t i = 0; i < s->codes_n; i++)
+        if (strcmp(s->codes[i], code) == 0) return 0;
     if (s->codes_n == s->codes_ptr_cap) {
         size_t cap = s->codes_ptr_cap ? 2 * s->codes_ptr_cap : 8;
         char **p = realloc(s->codes, cap * sizeof *p);

@@ -199,6 +199,18 @@ labels_trimmed() {
     "$tok" --text "$tmp/blanks.csv" | grep -qx 'Diagnosed conditions: Foot Rot'
 }
 check labels_trimmed_in_every_format labels_trimmed
+
+# A code given twice is one label (the codes are a set): "123; 456;123" answered
+# "123, 456, 123", teaching the model to repeat a code.
+printf '{"input":"Clinical Note: a","output":"x","snomed_codes":["9"," 9 ","8","9"]}\n' >"$tmp/dups.jsonl"
+printf 'id,note,codes\n1,a,123; 456;123\n' >"$tmp/dups.csv"
+codes_once() {
+    "$tok" --spm "$model" -o "$tmp/dups-j.tok" "$tmp/dups.jsonl" && "$tok" --spm "$model" -o "$tmp/dups-c.tok" "$tmp/dups.csv" &&
+        [ "$(records "$tmp/dups-j.tok" '.codes' | tr -d '\n')" = '["9","8"]' ] &&
+        [ "$(records "$tmp/dups-c.tok" '.codes' | tr -d '\n')" = '["123","456"]' ] &&
+        "$tok" --text "$tmp/dups.csv" | grep -qx 'Diagnosed conditions: 123, 456'
+}
+check codes_given_twice_once codes_once
 # The species is trimmed alike: "Cow " got no --species-swap copy (and was a species of its own in
 # vet-eval's report).
 printf 'id,species,note,codes\n1,"Cow ",a cow,1\n' >"$tmp/sp.csv"
