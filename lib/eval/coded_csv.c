@@ -35,9 +35,15 @@ static void field_put(field *b, const char *s, size_t n) {
 
 static void field_str(field *b, const char *s) { field_put(b, s, strlen(s)); }
 
-static void field_num(field *b, double x) {
+// x in 6 significant digits, or as many more (up to 17, then exact) as keep it on its side of
+// the referral threshold (below: < 0 when there is none): a p of 0.9499999 beside refer=yes at
+// 0.95 reads 0.9499999, not 0.95.
+static void field_num(field *b, double x, double below) {
     char num[32];
-    snprintf(num, sizeof num, "%.6g", x);
+    for (int prec = 6; prec <= 17; prec++) {
+        snprintf(num, sizeof num, "%.*g", prec, x);
+        if (below < 0 || (strtod(num, NULL) < below) == (x < below)) break;
+    }
     field_str(b, num);
 }
 
@@ -67,13 +73,13 @@ int vet_coded_csv_row(FILE *f, const vet_pred *rec, const vet_coded_csv_opts *o,
         if (i) field_put(&b[TERM], ";", 1);
         field_str(&b[TERM], term ? term : "");
     }
-    if (rec->nranked) field_num(&b[P], rec->ranked_p[0]);
+    if (rec->nranked) field_num(&b[P], rec->ranked_p[0], o->refer_below);
     field_labels(&b[GOLD], rec->gold, rec->ngold);
     for (size_t i = 0; i < rec->nranked; i++) {
         if (i) field_put(&b[RANKED], ";", 1);
         field_str(&b[RANKED], rec->ranked[i]);
         field_put(&b[RANKED], "=", 1);
-        field_num(&b[RANKED], rec->ranked_p[i]);
+        field_num(&b[RANKED], rec->ranked_p[i], o->refer_below);
     }
     const char *text[NFIELDS];
     int ok = 1;

@@ -114,6 +114,15 @@ EOF
     check dump_csv_files csv_files
     csv_stdin() { "$dump" --csv --codes "$tmp/codes.tsv" --refer-below 0.5 - <"$tmp/ranked.preds" | cmp -s - "$tmp/want.csv"; }
     check dump_csv_stdin csv_stdin
+    # A p just below the threshold prints below it: 0.94999999 in 6 digits, 0.95, beside refer=yes
+    # at 0.95, read as a contradiction; it keeps the digits that keep it on its side.
+    printf '{"id":"e","gold":["A"],"pred":["A"],"ranked":[{"label":"A","p":0.94999999},{"label":"B","p":0.05000001}]}\n' >"$tmp/edge.jsonl"
+    csv_p_side() {
+        "$mkpreds" "$tmp/edge.jsonl" "$tmp/edge.preds" &&
+            "$dump" --csv --refer-below 0.95 "$tmp/edge.preds" | grep -q '^e,,A,,0.94999999,yes,A,A=0.94999999;B=0.05,' &&
+            "$dump" --csv "$tmp/edge.preds" | grep -q '^e,,A,,0.95,,A,A=0.95;B=0.05,'
+    }
+    check dump_csv_p_beside_threshold csv_p_side
     check dump_csv_refer_unranked status_and_msg 1 'scored.preds: record 1 (id a): no "ranked" list' \
         --csv --refer-below 0.9 "$tmp/scored.preds"
     csv_not_predictions() {  # a tokens stream: an error, and no header row left on stdout
