@@ -687,13 +687,21 @@ def dump_cases(rng, work):
             continue
         rows = list(csv.DictReader(io.StringIO(p.stdout)))
         bad = []
+
+        def shown(x):  # man vet-dump: 6 digits, or more to keep x on its side of --refer-below
+            for prec in range(6, 18):
+                t = "%.*g" % (prec, x)
+                if thr is None or (float(t) < thr) == (x < thr):
+                    return t
+            return t
+
         for s, r in zip(samples, rows):
             if r["id"] != s["id"] or r["species"] != s["species"] or set(filter(None, r["gold"].split(";"))) != s["gold"] \
                     or set(filter(None, r["pred"].split(";"))) != s["pred"]:
                 bad.append("row %s: %r" % (s["id"], r))
             if s["ranked"]:
-                if r["p"] != "%.6g" % s["ranked"][0][1] or r["refer"] != ("yes" if s["ranked"][0][1] < thr else "no") \
-                        or r["ranked"] != ";".join("%s=%.6g" % (l, p) for l, p, _ in s["ranked"]):
+                if r["p"] != shown(s["ranked"][0][1]) or r["refer"] != ("yes" if s["ranked"][0][1] < thr else "no") \
+                        or r["ranked"] != ";".join("%s=%s" % (l, shown(p)) for l, p, _ in s["ranked"]):
                     bad.append("row %s: p/refer/ranked %r" % (s["id"], r))
             elif r["p"] or r["refer"] or r["ranked"]:
                 bad.append("row %s: p/refer/ranked for an unranked note %r" % (s["id"], r))
