@@ -135,9 +135,8 @@ static int check_record(const msgpack_object *rec, int64_t vocab, const char *no
         if (id < 0 || id >= vocab)
             return vet_errf(err, "token id %d outside the vocabulary [0, %lld)", id, (long long)vocab);
     }
-    x->key = malloc(note_len + 1);
+    x->key = vet_split_key(note, note_len);
     if (!x->key) return vet_err_nomem(err, "out of memory");
-    vet_split_normalize(note, note_len, x->key);
     return 0;
 }
 

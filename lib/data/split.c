@@ -6,6 +6,8 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdint.h>
+#include <utf8proc.h>
 
 #include "base/numparse.h"
 #include "base/rng.h"
@@ -65,6 +67,59 @@ size_t vet_split_normalize(const char *s, size_t n, char *out) {
     }
     out[o] = '\0';
     return o;
+}
+
+// Whitespace among code points after NFKC: ASCII's, and what NFKC leaves as it is (no-break and
+// the other fixed-width spaces become U+0020 already): NEL, the Ogham space mark and the line
+// and paragraph separators.
+static int is_unicode_space(utf8proc_int32_t cp) {
+    if (cp < 0x80) return is_ascii_space((unsigned char)cp);
+    if (cp == 0x85) return 1;
+    utf8proc_category_t cat = utf8proc_category(cp);
+    return cat == UTF8PROC_CATEGORY_ZS || cat == UTF8PROC_CATEGORY_ZL || cat == UTF8PROC_CATEGORY_ZP;
+}
+
+// mapped[0..n) is valid UTF-8 (utf8proc's output): the same whitespace rule as
+// vet_split_normalize, over code points. out holds n + 1 bytes (a run of spaces only shrinks).
+static void collapse_spaces(const utf8proc_uint8_t *mapped, utf8proc_ssize_t n, char *out) {
+    size_t o = 0;
+    int pending_space = 0;
+    for (utf8proc_ssize_t i = 0; i < n;) {
+        utf8proc_int32_t cp;
+        utf8proc_ssize_t len = utf8proc_iterate(mapped + i, n - i, &cp);
+        if (len <= 0) break;  // cannot happen: utf8proc wrote it
+        if (is_unicode_space(cp)) {
+            pending_space = o > 0;
+        } else {
+            if (pending_space) out[o++] = ' ';
+            pending_space = 0;
+            memcpy(out + o, mapped + i, (size_t)len);
+            o += (size_t)len;
+        }
+        i += len;
+    }
+    out[o] = '\0';
+}
+
+char *vet_split_key(const char *s, size_t n) {
+    int ascii = 1;
+    for (size_t i = 0; i < n && ascii; i++) ascii = (unsigned char)s[i] < 0x80;
+    utf8proc_uint8_t *mapped = NULL;
+    utf8proc_ssize_t m = UTF8PROC_ERROR_INVALIDUTF8;
+    // The DLO notes are ASCII: they never reach utf8proc, and their keys are what they were.
+    if (!ascii && n <= (size_t)PTRDIFF_MAX)
+        m = utf8proc_map((const utf8proc_uint8_t *)s, (utf8proc_ssize_t)n, &mapped,
+                         UTF8PROC_STABLE | UTF8PROC_COMPOSE | UTF8PROC_COMPAT | UTF8PROC_CASEFOLD | UTF8PROC_IGNORE);
+    if (m == UTF8PROC_ERROR_NOMEM) return NULL;
+    if (m < 0) {  // ASCII, or not UTF-8 (utf8proc refuses it): the bytes as they are
+        char *out = malloc(n + 1);
+        if (out) vet_split_normalize(s, n, out);
+        return out;
+    }
+    char *out = malloc((size_t)m + 1);
+    if (out) collapse_spaces(mapped, m, out);
+    free(mapped);
+    return out;
 }
 
 static int cmp_str_ptr(const void *a, const void *b) {

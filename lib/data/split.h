@@ -36,11 +36,19 @@ const char *vet_split_name(int k);
 // to sum 1 into share[3].
 int vet_split_parse_shares(const char *spec, double share[3], vet_err *err);
 
-// The grouping key of a note: ASCII letters folded to lower case, each run of ASCII
-// whitespace (space, \t, \n, \v, \f, \r) turned into one space, leading and trailing
-// whitespace removed. Other bytes (UTF-8 included) are kept as they are. out must hold n + 1
-// bytes; it is NUL-terminated. Returns the normalized length.
+// The ASCII part of a note's grouping key: ASCII letters folded to lower case, each run of
+// ASCII whitespace (space, \t, \n, \v, \f, \r) turned into one space, leading and trailing
+// whitespace removed. Other bytes are kept as they are. out must hold n + 1 bytes; it is
+// NUL-terminated. Returns the normalized length.
 size_t vet_split_normalize(const char *s, size_t n, char *out);
+
+// The grouping key of a note s[0..n): vet_split_normalize's for ASCII text (byte for byte);
+// text with other bytes is first put in NFKC with Unicode case folding and default-ignorable
+// code points dropped (utf8proc's tables), and every Unicode space or line separator counts as
+// whitespace. So a note typed with a composed "é" and one pasted with "e" + U+0301, "ÉTÉ" and
+// "été", a no-break space and a space, are one note. Bytes that are not UTF-8 are compared as
+// they are. Fresh malloc'd string; NULL only when out of memory.
+char *vet_split_key(const char *s, size_t n);
 
 // The stratification label of a sample: its codes, sorted (strcmp) and de-duplicated, joined
 // with ';'. Fresh malloc'd string ("" for no codes); NULL only when out of memory.

@@ -10,12 +10,13 @@ by a computation of this file's own (nothing of vet's packing or split code is r
   - --truncate left keeps BOS + the newest prompt tokens, right the prompt's head, the response
     whole, the row exactly --seq-len long; samples that fit are untouched
   - no two splits share a note after the promised normalization (ASCII case folded, runs of
-    ASCII whitespace one space, ends trimmed); the split does not change with --seq-len or
+    ASCII whitespace one space, ends trimmed; text with other characters in NFKC, case folded,
+    runs of Unicode whitespace one space); the split does not change with --seq-len or
     --truncate; --seed gives the same bytes again and another seed another split
   - --group-by none: shares within largest-remainder rounding of --split
   - --species-swap copies: in their original's split, dropped from test, in --val-copies for val
 Data: the 1,602 DLO notes (VET_SHARED) and notes written here that repeat one text under other
-case and whitespace. The tokenizer is trained by tests/fixtures/tokenize/make_model.sh.
+case and whitespace (and, for accented texts, composed or decomposed). The tokenizer is trained by tests/fixtures/tokenize/make_model.sh.
 """
 import csv
 import io
@@ -26,6 +27,7 @@ import re
 import subprocess
 import sys
 import tempfile
+import unicodedata
 
 TOP = os.environ.get("VET_TOP") or os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BIN = os.environ.get("VET_BIN") or os.path.join(TOP, "bin")
@@ -59,6 +61,9 @@ def summary(path):
 
 
 def normalize(note):
+    if not note.isascii():  # NFKC with case folding; every Unicode space is whitespace
+        note = unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", note).casefold())
+        return " ".join(note.split())
     s = re.sub(r"[ \t\n\v\f\r]+", " ", note).strip(" ")
     return "".join(chr(ord(c) + 32) if "A" <= c <= "Z" else c for c in s)
 
@@ -134,6 +139,15 @@ def varied_notes(path):
                        (ch.swapcase() if ch.isalpha() and rng.random() < 0.3 else ch) for ch in b)
         rows.append({"id": f"g{k}", "species": "Dog", "note": rng.choice(["", " ", "\n"]) + text + rng.choice(["", " ", "\t\n"]),
                      "codes": str(base.index(b))})
+    # Two non-ASCII texts, composed or decomposed (NFC, NFD), in either case, with Unicode spaces
+    rng2 = random.Random(4)
+    accented = ["Fi\u00e8vre \u00e9lev\u00e9e chez la vache", "\u00c9coulement nasal \u00e0 gauche"]
+    for k in range(30):
+        b = rng2.choice(accented)
+        text = "".join(rng2.choice([" ", "\u00a0", "\u2028", "\u3000 "]) if ch == " " else
+                       (ch.swapcase() if ch.isalpha() and rng2.random() < 0.3 else ch) for ch in b)
+        text = unicodedata.normalize(rng2.choice(["NFC", "NFD"]), text)
+        rows.append({"id": f"a{k}", "species": "Cow", "note": text, "codes": str(5 + accented.index(b))})
     rows += [{"id": f"u{k}", "species": "Cat", "note": f"unique note {k}", "codes": str(k % 5)} for k in range(60)]
     buf = io.StringIO(newline="")
     w = csv.DictWriter(buf, fieldnames=["id", "species", "note", "codes"], quoting=csv.QUOTE_ALL, lineterminator="\n")

@@ -1,6 +1,7 @@
 // test_split.c — grouped and stratified splits, note normalization (lib/split.h).
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "check.h"
 #include "base/rng.h"
@@ -45,6 +46,41 @@ static void test_normalize(void) {
     // Not NUL-terminated input: only n bytes read.
     vet_split_normalize("AbcDEF", 3, out);
     CHECK_STR(out, "abc");
+}
+
+// The key of a note: byte for byte vet_split_normalize's for ASCII; NFKC, case folding and
+// Unicode spaces for the rest; bytes that are not UTF-8 kept.
+static void check_key(const char *a, const char *b, int same) {
+    char *ka = vet_split_key(a, strlen(a)), *kb = vet_split_key(b, strlen(b));
+    CHECK(ka && kb);
+    if (ka && kb) CHECK((strcmp(ka, kb) == 0) == same);
+    free(ka);
+    free(kb);
+}
+
+static void test_key(void) {
+    const char *in = "  Cow.\tHigh   FEVER\r\n and Nasal discharge.  \n";
+    char ascii[64];
+    vet_split_normalize(in, strlen(in), ascii);
+    char *k = vet_split_key(in, strlen(in));
+    CHECK(k);
+    if (k) CHECK_STR(k, ascii);
+    free(k);
+    check_key("Fi\xc3\xa8vre", "fie\xcc\x80vre", 1);          // U+00E8 and e + U+0300 (NFC vs NFD)
+    check_key("\xc3\x89T\xc3\x89", "\xc3\xa9t\xc3\xa9", 1);     // ÉTÉ and été (case folding)
+    check_key("Stra\xc3\x9f" "e", "STRASSE", 1);               // ß folds to ss
+    check_key("\xef\xac\x81" "eld", "field", 1);                // the ligature U+FB01 (NFKC)
+    check_key("Cow\xc2\xa0" "fever", "cow  fever", 1);           // a no-break space
+    check_key("Cow\xe2\x80\xa8" "fever\xe3\x80\x80", "cow fever", 1);  // U+2028, U+3000
+    check_key("vesi\xc2\xad" "cles", "vesicles", 1);          // a soft hyphen (default ignorable)
+    check_key("\xc3\xa9t\xc3\xa9", "ete", 0);                 // accents still count
+    check_key("caf\xc3\xa9", "caf\xc3", 0);                    // not UTF-8: its bytes as they are
+    char *bad = vet_split_key("X\xff  Y", 5);
+    CHECK(bad && strcmp(bad, "x\xff y") == 0);
+    free(bad);
+    char *empty = vet_split_key("\xc2\xa0 ", 3);
+    CHECK(empty && empty[0] == 0);
+    free(empty);
 }
 
 static void test_label(void) {
@@ -251,6 +287,7 @@ static void test_assign_golden(void) {
 int main(void) {
     RUN(test_parse_shares);
     RUN(test_normalize);
+    RUN(test_key);
     RUN(test_label);
     RUN(test_index_keys);
     RUN(test_assign_grouped);
