@@ -110,15 +110,19 @@ static int sample_cold(const float *logits, int V, double u) {
 
 int vet_sample(float *logits, int V, const vet_sampling *sp, double u) {
     if (sp->temperature <= 0.0f) return argmax(logits, V);
-    int n = 0;  // candidates: the ids not masked
-    for (int v = 0; v < V; v++) n += logits[v] != -INFINITY;
+    int n = 0;  // candidates: the ids not masked, and the best logit among them, in one pass
+    float best = -INFINITY;
+    for (int v = 0; v < V; v++) {
+        n += logits[v] != -INFINITY;
+        if (logits[v] > best) best = logits[v];
+    }
     if (n == 0) return argmax(logits, V);
     // A temperature so small (--temperature 1e-39) that the best logit / T overflows: the scaled
     // logits' +inf - +inf (or -inf - -inf) was NaN, no sum exceeded the draw, and the worst
     // candidate was taken. Any two distinct floats are then more than 87 apart once scaled
     // (their gap is at least 2^-24 of the best), so every weight but the ties' is exp(< -87):
     // 0 in float. That limit is exact here.
-    if (!isfinite(logits[argmax(logits, V)] / sp->temperature)) return sample_cold(logits, V, u);
+    if (!isfinite(best / sp->temperature)) return sample_cold(logits, V, u);
     const int top_k = sp->top_k > 0 && sp->top_k < n ? sp->top_k : 0;
     // top_k: the k best; else every candidate and as many again for the radix sort's passes
     cand *buf = malloc((size_t)(top_k ? top_k : 2 * n) * sizeof *buf), *c = buf;
