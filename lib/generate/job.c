@@ -90,10 +90,13 @@ static int open_input(vet_generate_job *j, vet_err *err) {
 // 1 when a response format is its literal prefix then one {codes} or {disease} and nothing
 // more: what --constrain and --rank force (prefix, a label, the end). ("{{" and "}}" are literal
 // braces, as data/template.h reads them.)
-static int answer_shaped(const char *fmt) {
-    const char *p = fmt;
-    while (*p && !(p[0] == '{' && p[1] != '{')) p += (p[0] == '{' || p[0] == '}') && p[1] == p[0] ? 2 : 1;
-    return strcmp(p, "{codes}") == 0 || strcmp(p, "{disease}") == 0;
+static int answer_shaped(const char *fmt, size_t n) {
+    size_t i = 0;
+    while (i < n && !(fmt[i] == '{' && (i + 1 == n || fmt[i + 1] != '{')))
+        i += (fmt[i] == '{' || fmt[i] == '}') && i + 1 < n && fmt[i + 1] == fmt[i] ? 2 : 1;
+    const char *tail = fmt + i;
+    size_t rest = n - i;
+    return (rest == 7 && memcmp(tail, "{codes}", 7) == 0) || (rest == 9 && memcmp(tail, "{disease}", 9) == 0);
 }
 
 // --constrain and --rank make the answer prefix + a label + the end: refused for an input whose
@@ -103,13 +106,15 @@ static int check_answer_shape(const vet_generate_job *j, vet_err *err) {
     const msgpack_object *f = j->constrain_table && j->tmpl && j->tmpl->type == MSGPACK_OBJECT_MAP
                                   ? mp_get(j->tmpl, "response_format") : NULL;
     if (!f || f->type != MSGPACK_OBJECT_STR) return 0;
-    char fmt[4096];
-    snprintf(fmt, sizeof fmt, "%.*s", (int)f->via.str.size, f->via.str.ptr);
-    if (answer_shaped(fmt)) return 0;
+    // judged whole (a format of any length); shown up to 200 bytes
+    const char *fmt = f->via.str.ptr;
+    size_t n = f->via.str.size;
+    if (answer_shaped(fmt, n)) return 0;
     return vet_err_kindf(err, VET_E_USAGE, "%s: %s makes each answer '%s' + a label + the end, but the input's "
-                         "template answers '%s': generate without it, or tokenize with a response format of "
+                         "template answers '%.*s%s': generate without it, or tokenize with a response format of "
                          "that shape (text, then {codes})", vet_prompts_path(j->in),
-                         j->o.rank > 0 ? "--rank" : "--constrain", j->prefix, fmt);
+                         j->o.rank > 0 ? "--rank" : "--constrain", j->prefix, (int)(n > 200 ? 200 : n), fmt,
+                         n > 200 ? "..." : "");
 }
 
 // The tokenizer (--tokenizer, else the first model's directory), and the check that the input

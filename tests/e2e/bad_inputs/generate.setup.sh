@@ -5,3 +5,8 @@ cp "$X/rows.tok" "$X/gen-self.tok"
 # label + end, are refused on them (they would force what the model never learnt).
 "$B/vet-tokenize" -q --spm "$X/tok.model" --response-format 'For {species}: {codes}' "$X/notes.csv" \
     -o "$X/species-answer.tok" || return 1
+# A long response format that is not of that shape: judged whole (it was cut to 4,095 bytes
+# first) and quoted up to 200 bytes.
+long=$(printf '%0300d' 0)
+"$B/vet-tokenize" -q --spm "$X/tok.model" --response-format "$long {codes}!" "$X/notes.csv" \
+    -o "$X/long-answer.tok" || return 1
