@@ -369,9 +369,18 @@ static int token_distances(vet_constrain *c) {
     int *first = NULL, *pred = NULL, *queue = NULL;
     c->tokens = malloc((size_t)n_states * sizeof *c->tokens);
     if (!p || !c->tokens) goto out;
+    // Only a piece whose first byte some state takes can be walked: the rest are left out of
+    // the sort (most of a large vocabulary, for a table of codes).
+    unsigned char first_byte[256] = {0};
+    for (int st = 0; st < n_states; st++) {
+        vet_cstate s = {0};
+        set_add(&s, st);
+        next_bytes(c, &s, first_byte);
+    }
     int n = 0;
     for (int v = 0; v < c->V; v++)
-        if (c->text[v] && c->len[v] > 0) p[n++] = (sorted_piece){c->text[v], c->len[v], c->lead[v]};
+        if (c->text[v] && c->len[v] > 0 && first_byte[c->text[v][0]])
+            p[n++] = (sorted_piece){c->text[v], c->len[v], c->lead[v]};
     qsort(p, (size_t)n, sizeof *p, piece_cmp);
     w.p = p;
     for (w.from = 0; w.from < n_states; w.from++) {
