@@ -17,7 +17,6 @@ typedef struct {
     int child, sibling;    // first child, next sibling (-1: none)
     unsigned char ch;      // the byte leading here from the parent
     unsigned char terminal;  // a label ends here
-    int dist;              // fewest bytes from here to the end of some label
 } trie_node;
 
 struct vet_constrain {
@@ -30,7 +29,11 @@ struct vet_constrain {
     int *len;              // (V)
     unsigned char *lead;   // (V) the piece starts with "▁": its space may be the dummy prefix
     unsigned char *is_eos; // (V)
+    int *tokens;           // (states) fewest tokens that finish a sentence from a state, EOS
+                           // included; NO_WAY when none does
 };
+
+#define NO_WAY (INT_MAX / 4)
 
 #define ST_LEAD 0
 static inline int st_pfx(const vet_constrain *c, int i) { return i < c->P ? 1 + i : 1 + c->P; }
@@ -45,7 +48,7 @@ static int add_node(vet_constrain *c, unsigned char ch) {
         c->nodes = p, c->cap_nodes = cap;
     }
     trie_node *n = &c->nodes[c->n_nodes];
-    n->child = n->sibling = -1, n->ch = ch, n->terminal = 0, n->dist = INT_MAX / 4;
+    n->child = n->sibling = -1, n->ch = ch, n->terminal = 0;
     return c->n_nodes++;
 }
 
@@ -96,6 +99,8 @@ static unsigned char *piece_bytes(const char *piece, int *len) {
     return out;
 }
 
+static int token_distances(vet_constrain *c);
+
 vet_constrain *vet_constrain_new(const char *prefix, char *const *labels, size_t n_labels,
                                  char *const *pieces, int V, const int32_t *eos_ids, int n_eos,
                                  vet_err *err) {
@@ -121,13 +126,6 @@ vet_constrain *vet_constrain_new(const char *prefix, char *const *labels, size_t
         }
         if (insert_label(c, labels[i])) goto oom;
     }
-    // Children have larger indices than their parent: one backward sweep finds every dist.
-    for (int n = c->n_nodes - 1; n >= 0; n--) {
-        trie_node *t = &c->nodes[n];
-        if (t->terminal) t->dist = 0;
-        for (int k = t->child; k >= 0; k = c->nodes[k].sibling)
-            if (c->nodes[k].dist + 1 < t->dist) t->dist = c->nodes[k].dist + 1;
-    }
     for (int i = 0; i < n_eos; i++)
         if (eos_ids[i] >= 0 && eos_ids[i] < V) c->is_eos[eos_ids[i]] = 1;
     for (int v = 0; v < V; v++) {
@@ -135,6 +133,7 @@ vet_constrain *vet_constrain_new(const char *prefix, char *const *labels, size_t
         if (!(c->text[v] = piece_bytes(pieces[v], &c->len[v]))) goto oom;
         c->lead[v] = strncmp(pieces[v], "\xE2\x96\x81", 3) == 0;
     }
+    if (token_distances(c)) goto oom;
     return c;
 oom:
     vet_constrain_free(c);
@@ -150,6 +149,7 @@ void vet_constrain_free(vet_constrain *c) {
     free(c->len);
     free(c->is_eos);
     free(c->lead);
+    free(c->tokens);
     free(c->nodes);
     free(c->prefix);
     free(c);
@@ -230,21 +230,17 @@ static void step(const vet_constrain *c, int st, unsigned char ch, int lead, vet
     }
 }
 
-// The fewest bytes that finish a sentence from state st.
-static int min_chars(const vet_constrain *c, int st) {
-    int root = c->nodes[0].dist;
-    if (st == ST_LEAD) return 1 + c->P + root;
-    if (st <= c->P) return c->P - (st - 1) + root;
-    if (st == st_sep(c)) return 1 + root;
-    return c->nodes[st - 1 - c->P].dist;
+// A label ends at state st: EOS may come.
+static int state_accepts(const vet_constrain *c, int st) {
+    return st > c->P && st != st_sep(c) && c->nodes[st - 1 - c->P].terminal;
 }
 
-static int set_min_chars(const vet_constrain *c, const vet_cstate *s) {
-    int m = INT_MAX / 4;
-    for (int i = 0; i < s->n; i++) {
-        int d = min_chars(c, s->st[i]);
-        if (d < m) m = d;
-    }
+// The fewest tokens that finish a sentence from the set s, EOS included: its nearest member's
+// (a walk from a set is the union of its members' walks).
+static int set_tokens(const vet_constrain *c, const vet_cstate *s) {
+    int m = NO_WAY;
+    for (int i = 0; i < s->n; i++)
+        if (c->tokens[s->st[i]] < m) m = c->tokens[s->st[i]];
     return m;
 }
 
@@ -260,6 +256,167 @@ static void walk(const vet_constrain *c, const vet_cstate *s, const unsigned cha
     *out = cur;
 }
 
+// ---------------------------------------------------------------------------------------
+// The length budget in tokens
+//
+// tokens[st], the fewest tokens that finish a sentence from state st: 1 (the EOS) where a label
+// ends, else 1 + the least tokens[st'] over the states st' that one piece's walk from {st}
+// reaches. A shortest path with unit edges, found once: the edges st -> st', then one
+// breadth-first sweep backwards from the label ends.
+//
+// Why not walk every piece from every state: that is ~49k pieces x thousands of states. The
+// pieces are sorted as strings instead, so those that share a start are a run; from a state
+// the walk takes only the bytes the language can take next, narrowing the run by binary
+// search, and stops where either gives out: a few steps for most states.
+
+typedef struct {
+    const unsigned char *t;
+    int len;
+    int lead;  // c->lead: its first byte, a space, may be the dummy prefix
+} sorted_piece;
+
+// A piece's key at byte d: -1 past its end (so shorter pieces sort first), and 256 for the
+// space that starts a "▁" piece (step tells it from a byte piece's space, and so must the runs).
+static inline int key_at(const sorted_piece *p, int d) {
+    if (d >= p->len) return -1;
+    return d == 0 && p->lead ? 256 : p->t[d];
+}
+
+static int piece_cmp(const void *a_, const void *b_) {
+    const sorted_piece *a = a_, *b = b_;
+    for (int d = 0;; d++) {
+        int x = key_at(a, d), y = key_at(b, d);
+        if (x != y) return x < y ? -1 : 1;
+        if (x < 0) return 0;
+    }
+}
+
+// The first of p[lo, hi) whose key at d is >= k (the run shares its first d keys, so it is
+// sorted on the key at d).
+static int lower_key(const sorted_piece *p, int lo, int hi, int d, int k) {
+    while (lo < hi) {
+        int mid = lo + (hi - lo) / 2;
+        if (key_at(&p[mid], d) < k) lo = mid + 1;
+        else hi = mid;
+    }
+    return lo;
+}
+
+typedef struct {
+    const vet_constrain *c;
+    const sorted_piece *p;
+    int from;     // the state the walks start at
+    int *edge;    // (2 n_edge) from, to
+    size_t n_edge, cap_edge;
+} edge_walk;
+
+// Edges from w->from to every state of s (one piece took {from} there).
+static int add_edges(edge_walk *w, const vet_cstate *s) {
+    if (w->n_edge + (size_t)s->n > w->cap_edge) {
+        size_t cap = w->cap_edge ? 2 * w->cap_edge : 1024;
+        int *e = realloc(w->edge, 2 * cap * sizeof *e);
+        if (!e) return -1;
+        w->edge = e, w->cap_edge = cap;
+    }
+    for (int i = 0; i < s->n; i++, w->n_edge++)
+        w->edge[2 * w->n_edge] = w->from, w->edge[2 * w->n_edge + 1] = s->st[i];
+    return 0;
+}
+
+// can[b] = 1 for each byte b some state of s can take next (what step accepts).
+static void next_bytes(const vet_constrain *c, const vet_cstate *s, unsigned char *can) {
+    for (int i = 0; i < s->n; i++) {
+        int st = s->st[i];
+        if (st == ST_LEAD || st == st_sep(c)) {
+            can[' '] = 1;
+        } else if (st <= c->P) {
+            can[(unsigned char)c->prefix[st - 1]] = 1;
+        } else {
+            int node = st - 1 - c->P;
+            for (int k = c->nodes[node].child; k >= 0; k = c->nodes[k].sibling) can[c->nodes[k].ch] = 1;
+            if (c->nodes[node].terminal) can[','] = 1;
+        }
+    }
+}
+
+// The pieces p[lo, hi) all start with the d bytes that took {w->from} to s: follows each byte
+// the language takes next into the run of pieces that go on with it, adding an edge wherever
+// a piece ends.
+static int walk_run(edge_walk *w, const vet_cstate *s, int lo, int hi, int d) {
+    unsigned char can[256] = {0};
+    next_bytes(w->c, s, can);
+    for (int b = 0; b < 256; b++) {
+        if (!can[b]) continue;
+        for (int lead = 0; lead <= (d == 0 && b == ' '); lead++) {
+            int k = lead ? 256 : b;
+            int a = lower_key(w->p, lo, hi, d, k), e = lower_key(w->p, a, hi, d, k + 1);
+            if (a == e) continue;
+            vet_cstate next = {0};
+            for (int i = 0; i < s->n; i++) step(w->c, s->st[i], (unsigned char)b, lead, &next);
+            if (!next.n) continue;
+            if (w->p[a].len == d + 1 && add_edges(w, &next)) return -1;  // a piece ends here
+            if (walk_run(w, &next, a, e, d + 1)) return -1;  // those that go on (the ended key -1)
+        }
+    }
+    return 0;
+}
+
+// Fills c->tokens. Returns -1 out of memory.
+static int token_distances(vet_constrain *c) {
+    int n_states = st_sep(c) + 1, rc = -1;
+    edge_walk w = {.c = c};
+    sorted_piece *p = malloc(((size_t)c->V + 1) * sizeof *p);
+    int *first = NULL, *pred = NULL, *queue = NULL;
+    c->tokens = malloc((size_t)n_states * sizeof *c->tokens);
+    if (!p || !c->tokens) goto out;
+    // Only a piece whose first byte some state takes can be walked: the rest are left out of
+    // the sort (most of a large vocabulary, for a table of codes).
+    unsigned char first_byte[256] = {0};
+    for (int st = 0; st < n_states; st++) {
+        vet_cstate s = {0};
+        set_add(&s, st);
+        next_bytes(c, &s, first_byte);
+    }
+    int n = 0;
+    for (int v = 0; v < c->V; v++)
+        if (c->text[v] && c->len[v] > 0 && first_byte[c->text[v][0]])
+            p[n++] = (sorted_piece){c->text[v], c->len[v], c->lead[v]};
+    qsort(p, (size_t)n, sizeof *p, piece_cmp);
+    w.p = p;
+    for (w.from = 0; w.from < n_states; w.from++) {
+        vet_cstate s = {0};
+        set_add(&s, w.from);
+        if (walk_run(&w, &s, 0, n, 0)) goto out;
+    }
+    // The edges backwards, grouped by where they lead: pred[first[t] .. first[t + 1]).
+    first = calloc((size_t)n_states + 1, sizeof *first);
+    pred = malloc((w.n_edge ? w.n_edge : 1) * sizeof *pred);
+    queue = malloc((size_t)n_states * sizeof *queue);
+    if (!first || !pred || !queue) goto out;
+    for (size_t i = 0; i < w.n_edge; i++) first[w.edge[2 * i + 1] + 1]++;
+    for (int t = 0; t < n_states; t++) first[t + 1] += first[t];
+    for (size_t i = 0; i < w.n_edge; i++) {
+        int t = w.edge[2 * i + 1];
+        pred[first[t]++] = w.edge[2 * i];
+    }
+    for (int t = n_states; t > 0; t--) first[t] = first[t - 1];  // the fill moved each start on
+    first[0] = 0;
+    int head = 0, tail = 0;
+    for (int st = 0; st < n_states; st++) {
+        c->tokens[st] = state_accepts(c, st) ? 1 : NO_WAY;
+        if (c->tokens[st] == 1) queue[tail++] = st;
+    }
+    while (head < tail) {
+        int t = queue[head++];
+        for (int i = first[t]; i < first[t + 1]; i++)
+            if (c->tokens[pred[i]] == NO_WAY) c->tokens[pred[i]] = c->tokens[t] + 1, queue[tail++] = pred[i];
+    }
+    rc = 0;
+out:
+    free(p), free(w.edge), free(first), free(pred), free(queue);
+    return rc;
+}
+
 void vet_constrain_start(const vet_constrain *c, vet_cstate *s) {
     s->n = 0;
     set_add(s, ST_LEAD);
@@ -267,10 +424,8 @@ void vet_constrain_start(const vet_constrain *c, vet_cstate *s) {
 }
 
 int vet_constrain_accepting(const vet_constrain *c, const vet_cstate *s) {
-    for (int i = 0; i < s->n; i++) {
-        int st = s->st[i];
-        if (st > c->P && st != st_sep(c) && c->nodes[st - 1 - c->P].terminal) return 1;
-    }
+    for (int i = 0; i < s->n; i++)
+        if (state_accepts(c, s->st[i])) return 1;
     return 0;
 }
 
@@ -305,7 +460,7 @@ static int mask_pass(const vet_constrain *c, const vet_cstate *s, int budget, co
             vet_cstate out;
             walk(c, s, c->text[v], c->len[v], c->lead[v], &out);
             // after this token: budget-1 tokens left, enough for the rest and the EOS
-            ok = out.n > 0 && (budget < 0 || set_min_chars(c, &out) + 1 <= budget - 1);
+            ok = out.n > 0 && (budget < 0 || set_tokens(c, &out) <= budget - 1);
         }
         allow[v] = (unsigned char)ok;
         n += ok;

@@ -9,8 +9,11 @@
 // complete label. Disallowed tokens get logit -inf.
 //
 // Length budget: with `remaining` tokens left, a token is allowed only if the shortest way
-// to finish after it (in characters, each at least one token) still fits, so a note that
-// runs into max_new still ends on a complete label whenever max_new allows one at all.
+// to finish after it still fits: the fewest tokens of this vocabulary that finish a sentence
+// from there, EOS included (worked out once, in vet_constrain_new). So a note that runs into
+// max_new still ends on a complete label whenever max_new allows one at all. When no token
+// fits (max_new too small for any label), the mask drops the budget and only keeps the text
+// in the language; the response is then cut (vet_constrain_complete_len).
 //
 // Piece texts are SentencePiece pieces as the vocabulary spells them: "▁" is a space and a
 // byte-fallback piece <0xNN> is the byte NN. NULL (a control piece) is never allowed. A

@@ -17,7 +17,7 @@ notok() { echo "not ok $1"; [ $# -gt 1 ] && echo "  $2" >&2; return 0; }
 check() { if eval "$2"; then ok "$1"; else notok "$1" "${3:-$2}"; fi; }
 skip_all() { for t in "$@"; do echo "skip $t: $why"; done; exit 0; }
 
-cases=(predictions batch-equal summary-counts packed-equal constrain constrain-cut rank rank-temperature rank-refusals mismatch sampling-seeded ensemble ensemble-refusals
+cases=(predictions batch-equal summary-counts packed-equal constrain constrain-cut constrain-budget rank rank-temperature rank-refusals mismatch sampling-seeded ensemble ensemble-refusals
        long-prompts long-answers rank-long-answers exit-codes manpage)
 why="vet-inspect or vet-mktokens not built (make helpers)"
 [ -x "$INSPECT" ] && [ -x "$MKTOK" ] || skip_all "${cases[@]}"
@@ -102,6 +102,23 @@ for n in $(seq 18 26); do
     done
 done
 check constrain-cut '[ $cut_rc -eq 0 ] && [ -z "$cut_bad" ]' "rc=$cut_rc not in the table:$cut_bad"
+
+# --- constrained decoding's length budget counts tokens: "Diagnosed conditions: 1679004" is 29
+# characters but, as note t-01's response says, only R tokens with the EOS. With --max-new R
+# or a little more every answer is a complete sentence: the budget steers the model onto a way
+# that fits, where a budget in characters allowed nothing, fell back to no budget, and the
+# random model spelt the prefix in small pieces until it was cut ("Diagnosed condit").
+R=$("$DUMP" -r "$tmp/notes.tok" | grep '"id":"t-01"' | grep -o '"response":\[[0-9,]*\]' | tr -cd ',' | wc -c)
+R=$((R + 1))
+budget_bad="" budget_rc=0
+for n in $R $((R + 1)) $((R + 3)); do
+    "$GEN" -q -m "$tmp/model" -n "$n" -b 4 --constrain "$VET_TOP/data/codes.tsv" "$tmp/notes.tok" -o "$tmp/bud.pred" || budget_rc=$?
+    got=$("$DUMP" -r "$tmp/bud.pred" | grep -o '"text":"[^"]*"' | sed 's/^"text":"//; s/"$//')
+    [ "$(grep -c . <<<"$got")" = "$n_notes" ] || budget_bad="$budget_bad -n $n: $(grep -c . <<<"$got") answers"
+    cut=$(grep -Ev "^Diagnosed conditions: ($codes_re)(, ($codes_re))*$" <<<"$got" | head -1)
+    [ -z "$cut" ] || budget_bad="$budget_bad -n $n: \"$cut\""
+done
+check constrain-budget '[ $R -gt 2 ] && [ $budget_rc -eq 0 ] && [ -z "$budget_bad" ]' "R=$R rc=$budget_rc cut:$budget_bad"
 
 # --- --rank: every label of the table scored; K listed, best first, p their softmax share ---
 # (the logp values themselves against transformers: tests/reference/test_rank.py)

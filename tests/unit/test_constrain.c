@@ -155,14 +155,166 @@ static void test_advance_and_mask(void) {
     for (int v = 0; v < V; v++) lg[v] = 0;
     vet_constrain_mask(c, &s, 2, lg);
     CHECK(lg[2] == 0 && lg[piece_id(p, V, ",▁")] == -INFINITY);
-    // "4" then "000" then EOS takes 5 tokens at worst: not with 4 left, yes with 5.
+    // "4" then "000" then EOS takes 3 tokens (the budget counts tokens, not the 5 characters):
+    // not with 2 left, yes with 3.
     for (int v = 0; v < V; v++) lg[v] = 0;
-    vet_constrain_mask(c, &s, 4, lg);
+    vet_constrain_mask(c, &s, 2, lg);
     CHECK(lg[piece_id(p, V, "<0x34>")] == -INFINITY);
     for (int v = 0; v < V; v++) lg[v] = 0;
-    vet_constrain_mask(c, &s, 5, lg);
+    vet_constrain_mask(c, &s, 3, lg);
     CHECK(lg[piece_id(p, V, "<0x34>")] == 0);
     free(lg);
+    vet_constrain_free(c);
+    vet_constrain_free_pieces(p, V);
+}
+
+// The length budget counts tokens. "Dx: " and a label of 8 digits are 12 characters but can be
+// 3 tokens ("Dx:▁", "12345678", EOS): with 3 tokens left the budget must still find that way,
+// where a budget in characters finds none and falls back to the unbudgeted mask. A model that
+// prefers byte pieces then spells "Dx:" and is cut before any label.
+static char *short_pieces[] = {"▁Dx:", "▁", "Dx:▁", "12345678", "1234", "5678", "40", "21", ",▁"};
+
+static char **make_short_pieces(int *V) {
+    int n_words = (int)(sizeof short_pieces / sizeof short_pieces[0]);
+    *V = 3 + 256 + n_words;
+    char **p = calloc((size_t)*V, sizeof *p);
+    for (int b = 0; b < 256; b++) {
+        p[3 + b] = malloc(8);
+        snprintf(p[3 + b], 8, "<0x%02X>", b);
+    }
+    for (int i = 0; i < n_words; i++) p[3 + 256 + i] = strdup(short_pieces[i]);
+    return p;
+}
+
+// The ids vet_constrain_allowed leaves at s with `remaining` left, as piece texts "a b c"
+// (EOS as "EOS"), for comparing with what the budget must allow.
+static const char *allowed_text(vet_constrain *c, char **p, int V, const vet_cstate *s, int remaining) {
+    static char out[4096];
+    int32_t *ids = malloc((size_t)V * sizeof *ids);
+    unsigned char *allow = malloc((size_t)V);
+    int k = vet_constrain_allowed(c, s, remaining, ids, allow);
+    out[0] = 0;
+    for (int i = 0; i < k; i++)
+        snprintf(out + strlen(out), sizeof out - strlen(out), "%s%s", i ? " " : "", ids[i] == 2 ? "EOS" : p[ids[i]]);
+    free(ids), free(allow);
+    return out;
+}
+
+static void test_budget_in_tokens(void) {
+    int V;
+    char **p = make_short_pieces(&V);
+    char *lab[] = {"12345678", "4021"};
+    int32_t eos = 2;
+    vet_err err;
+    vet_constrain *c = vet_constrain_new("Dx: ", lab, 2, p, V, &eos, 1, &err);
+    CHECK(c != NULL);
+    vet_cstate s;
+    vet_constrain_start(c, &s);
+    // 3 left: only "Dx:▁" (then "12345678", EOS); 4 left: also "▁Dx:" (then "▁", a label, EOS)
+    // and the dummy prefix "▁"; 6 left: the byte 'D' too ('D' 'x' ':' ' ' "12345678" EOS).
+    // Counted in characters, 12 left would be too few for any of them.
+    CHECK_STR(allowed_text(c, p, V, &s, 3), "Dx:▁");
+    CHECK_STR(allowed_text(c, p, V, &s, 4), "▁Dx: ▁ Dx:▁");
+    CHECK_STR(allowed_text(c, p, V, &s, 5), "▁Dx: ▁ Dx:▁");
+    CHECK_STR(allowed_text(c, p, V, &s, 6), "<0x44> ▁Dx: ▁ Dx:▁");
+    CHECK(vet_constrain_advance(c, &s, piece_id(p, V, "Dx:▁")) == 0);
+    // At a label's start, 2 left: the whole label then EOS; 3 left: "1234" and "40" as well
+    // (one more piece ends each); 4 left: the byte '4' ('0' "21" EOS); 6: the byte '1'.
+    CHECK_STR(allowed_text(c, p, V, &s, 2), "12345678");
+    CHECK_STR(allowed_text(c, p, V, &s, 3), "12345678 1234 40");
+    CHECK_STR(allowed_text(c, p, V, &s, 4), "<0x34> 12345678 1234 40");
+    CHECK_STR(allowed_text(c, p, V, &s, 5), "<0x34> 12345678 1234 40");
+    CHECK_STR(allowed_text(c, p, V, &s, 6), "<0x31> <0x34> 12345678 1234 40");
+    CHECK(vet_constrain_advance(c, &s, piece_id(p, V, "12345678")) == 0);
+    // After a label, 1 left: EOS; 3 left: ",▁" too (then "12345678", EOS); 4: the byte ','.
+    CHECK_STR(allowed_text(c, p, V, &s, 1), "EOS");
+    CHECK_STR(allowed_text(c, p, V, &s, 3), "EOS ,▁");
+    CHECK_STR(allowed_text(c, p, V, &s, 4), "EOS <0x2C> ,▁");
+    // Greedy decoding with max_new 3, the fewest tokens a sentence takes, by a model that
+    // prefers byte pieces: a complete label, then EOS.
+    float *lg = malloc((size_t)V * sizeof *lg);
+    int32_t out[8];
+    int n = 0, max_new = 3;
+    vet_constrain_start(c, &s);
+    while (n < max_new) {
+        for (int v = 0; v < V; v++) lg[v] = v >= 3 && v < 3 + 256 ? 1.0f : 0.0f;
+        vet_constrain_mask(c, &s, max_new - n, lg);
+        int best = 0;
+        for (int v = 1; v < V; v++)
+            if (lg[v] > lg[best]) best = v;
+        out[n++] = best;
+        CHECK(vet_constrain_advance(c, &s, best) == 0);
+        if (best == eos) break;
+    }
+    char text[256];
+    size_t len = decode(p, out, out[n - 1] == eos ? n - 1 : n, text);
+    CHECK(out[n - 1] == eos);
+    CHECK_STR(text, "Dx: 12345678");
+    CHECK(vet_constrain_matches(c, text, len));
+    free(lg);
+    vet_constrain_free(c);
+    vet_constrain_free_pieces(p, V);
+}
+
+// The budget against an independent count: every place the language can be at (state sets
+// reached from the start by allowed ids, found by walking them), the fewest tokens that finish
+// from it worked out by repeated relaxation over those places; at each place and budget the
+// allowed ids must be exactly those that leave that many tokens or fewer (EOS at a label's
+// end), or the unbudgeted ones when none does.
+#define MAX_PLACES 4096
+static int place_of(vet_cstate *places, int *n, const vet_cstate *s) {
+    for (int i = 0; i < *n; i++)
+        if (places[i].n == s->n && memcmp(places[i].st, s->st, (size_t)s->n * sizeof *s->st) == 0) return i;
+    if (*n == MAX_PLACES) return -1;
+    places[*n] = *s;
+    return (*n)++;
+}
+
+static void test_budget_against_relaxation(void) {
+    int V;
+    char **p = make_pieces(&V);
+    vet_constrain *c = make_constrain(p, V);
+    vet_cstate *places = malloc(MAX_PLACES * sizeof *places);
+    int *next = malloc((size_t)MAX_PLACES * V * sizeof *next);  // place after id, -1: not allowed
+    int n = 0;
+    vet_cstate s;
+    vet_constrain_start(c, &s);
+    place_of(places, &n, &s);
+    for (int i = 0; i < n; i++)  // n grows as new places are found
+        for (int v = 0; v < V; v++) {
+            vet_cstate t = places[i];
+            next[(size_t)i * V + v] = v != 2 && vet_constrain_advance(c, &t, v) == 0 ? place_of(places, &n, &t) : -1;
+        }
+    CHECK(n > 20 && n < MAX_PLACES);
+    int *need = malloc((size_t)n * sizeof *need), changed = 1;
+    for (int i = 0; i < n; i++) need[i] = vet_constrain_accepting(c, &places[i]) ? 1 : 1 << 20;
+    while (changed) {
+        changed = 0;
+        for (int i = 0; i < n; i++)
+            for (int v = 0; v < V; v++) {
+                int j = next[(size_t)i * V + v];
+                if (j >= 0 && need[j] + 1 < need[i]) need[i] = need[j] + 1, changed = 1;
+            }
+    }
+    int32_t *ids = malloc((size_t)V * sizeof *ids);
+    unsigned char *allow = malloc((size_t)V), *want = malloc((size_t)V);
+    int bad = 0;
+    for (int i = 0; i < n; i++)
+        for (int rem = 1; rem <= 12; rem++) {
+            int any = 0;
+            for (int v = 0; v < V; v++) {
+                int j = next[(size_t)i * V + v];
+                want[v] = v == 2 ? vet_constrain_accepting(c, &places[i]) : j >= 0 && need[j] <= rem - 1;
+                any |= want[v];
+            }
+            for (int v = 0; !any && v < V; v++) want[v] = next[(size_t)i * V + v] >= 0;  // unbudgeted
+            int k = vet_constrain_allowed(c, &places[i], rem, ids, allow), m = 0;
+            for (int v = 0; v < V; v++)
+                if (want[v]) bad += m >= k || ids[m++] != v;
+            if (m != k && bad++ < 1) fprintf(stderr, "place %d, %d left: %d allowed, want %d\n", i, rem, k, m);
+        }
+    CHECK(bad == 0);
+    free(ids), free(allow), free(want), free(need), free(next), free(places);
     vet_constrain_free(c);
     vet_constrain_free_pieces(p, V);
 }
@@ -340,6 +492,8 @@ int main(void) {
     RUN(test_matches);
     RUN(test_advance_and_mask);
     RUN(test_from_code_table);
+    RUN(test_budget_in_tokens);
+    RUN(test_budget_against_relaxation);
     RUN(test_decode_greedy);
     RUN(test_decode_sampled);
     RUN(test_decode_short_budget);
