@@ -15,6 +15,8 @@ import tempfile
 
 import torch
 
+from tap import Report  # noqa: F401  (the tests use reflib.Report)
+
 torch.set_num_threads(int(os.environ.get("VET_REF_THREADS", "1")))  # tiny models: threads only add spin-waits
 try:  # save_pretrained's progress bars would bury the figures on stderr
     from huggingface_hub.utils import disable_progress_bars
@@ -30,25 +32,6 @@ FWDBWD = os.path.join(BUILD, "tests", "helpers", "vet-fwdbwd")
 
 # --------------------------------------------------------------------------------------
 # The line protocol of tests/run: ok NAME | not ok NAME | skip NAME: why
-class Report:
-    def __init__(self):
-        self.failed = 0
-
-    def check(self, name, passed, detail=""):
-        print(("ok " if passed else "not ok ") + name, flush=True)
-        if detail and not passed:
-            print("FAIL " + name + ": " + detail, file=sys.stderr, flush=True)
-        if not passed:
-            self.failed += 1
-        return passed
-
-    def skip(self, name, why):
-        print("skip %s: %s" % (name, why), flush=True)
-
-    def exit(self):
-        sys.exit(1 if self.failed else 0)
-
-
 def log(msg):
     print(msg, file=sys.stderr, flush=True)
 

@@ -37,6 +37,8 @@ import sys
 import tempfile
 import unicodedata
 
+from tap import Report
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 TOP = os.environ.get("VET_TOP") or os.path.dirname(os.path.dirname(HERE))
 BUILD = os.environ.get("VET_BUILD") or os.path.join(TOP, "build", "rel")
@@ -52,19 +54,8 @@ TEMPLATE = ("Below is an instruction that describes a task, paired with an input
             "further context. Write a response that appropriately completes the request.\n\n"
             "### Instruction:\n{instruction}\n\n### Input:\n{input}\n\n### Response:\n")
 
-failed = 0
-
-
-def ok(name, passed, detail=""):
-    global failed
-    print(("ok " if passed else "not ok ") + name, flush=True)
-    if not passed:
-        failed += 1
-        print("FAIL %s: %s" % (name, detail), file=sys.stderr, flush=True)
-
-
-def skip(name, why):
-    print("skip %s: %s" % (name, why), flush=True)
+REPORT = Report()  # shared with test_gguf_spm.py and test_gguf_tokenizer.py, which import ok and skip
+ok, skip = REPORT.check, REPORT.skip
 
 
 def stress_corpus():
@@ -345,7 +336,7 @@ def main():
                 check_bos(name, made[name], stress[:40] + (dlo[:20] if dlo else []))
         if "qwen2-nfc" in made:
             check_gguf_export(made["qwen2-nfc"], stress, tmp)
-    return 1 if failed else 0
+    return REPORT.status()
 
 
 if __name__ == "__main__":

@@ -28,6 +28,8 @@ import tempfile
 from collections import Counter
 from fractions import Fraction
 
+from tap import Report
+
 import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -39,16 +41,8 @@ DUMP = os.path.join(BIN, "vet-dump")
 MKPREDS = os.path.join(BUILD, "tests", "helpers", "vet-mkpreds")
 TOL = 1e-12  # the JSON's numbers against exact ones: only the last bits of a double may differ
 
-failed = 0
-
-
-def check(name, passed, detail=""):
-    global failed
-    print(("ok " if passed else "not ok ") + name, flush=True)
-    if not passed:
-        failed += 1
-        print("FAIL %s: %s" % (name, detail), file=sys.stderr, flush=True)
-    return passed
+REPORT = Report()
+check = REPORT.check
 
 
 # --- vet's RNG (lib/base/rng.c), for the bootstrap's draws ------------------------------------
@@ -827,7 +821,7 @@ def main():
         repeatable(rng, work)
         json_full_precision(work)
         dump_float32(work)
-    return 1 if failed else 0
+    return REPORT.status()
 
 
 if __name__ == "__main__":

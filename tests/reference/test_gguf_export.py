@@ -51,9 +51,11 @@ os.environ.setdefault("TQDM_DISABLE", "1")
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import make_models  # noqa: E402
+from tap import Report  # noqa: E402
 
 torch.set_num_threads(2)
-failed = 0
+REPORT = Report()
+check = REPORT.check
 
 TYPES = {"f32": 0, "f16": 1, "q8_0": 8}          # ggml type of the 2-D weights
 FILE_TYPE = {"f32": 0, "f16": 1, "q8_0": 7}      # llama.cpp's LLAMA_FTYPE
@@ -71,23 +73,13 @@ class Skip(Exception):
     pass
 
 
-def check(name, ok, detail=""):
-    global failed
-    print(("ok " if ok else "not ok ") + name, flush=True)
-    if not ok:
-        failed += 1
-        print("FAIL %s: %s" % (name, detail), file=sys.stderr, flush=True)
-
-
 def case(name, fn, *args):
-    global failed
     try:
         fn(*args)
     except Skip as s:
-        print("skip %s: %s" % (name, s), flush=True)
+        REPORT.skip(name, s)
     except Exception:
-        failed += 1
-        print("not ok %s" % name, flush=True)
+        REPORT.fail(name)
         traceback.print_exc()
 
 
@@ -480,7 +472,7 @@ def main():
         tok = {"model": "llama", "bos_token_id": 1, "eos_token_id": 2, "unknown_token_id": 0, "add_bos_token": True,
                "scores": [sp.GetScore(i) for i in range(512)], "n_real": 512}
         run_model(tmp, "llama-spm", d, model, "llama", tok, [[1] + sp.encode(x) for x in notes], notes)
-    return 1 if failed else 0
+    return REPORT.status()
 
 
 if __name__ == "__main__":

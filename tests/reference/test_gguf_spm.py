@@ -39,7 +39,7 @@ import test_bpe  # noqa: E402  (the corpora and the vet-bpe-ids runner)
 
 TOP = test_bpe.TOP
 BIN = os.environ.get("VET_BIN") or os.path.join(TOP, "bin")
-from test_bpe import ok, skip  # noqa: E402  (one line protocol; test_bpe.failed counts)
+from test_bpe import ok, skip  # noqa: E402  (one line protocol; test_bpe.REPORT counts)
 
 
 def training_text(tmp, stress):
@@ -283,7 +283,7 @@ def main():
                 check_vet_tokenize(tmp, gguf, d)
                 check_sha(tmp, sp, gguf)
             check_export(tag, tmp, d, sp, stress + (dlo[:400] if dlo else []))
-    return 1 if test_bpe.failed else 0
+    return test_bpe.REPORT.status()
 
 
 if __name__ == "__main__":

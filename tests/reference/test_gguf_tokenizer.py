@@ -32,7 +32,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import test_bpe  # noqa: E402  (the corpora, the GGUF finder and the vet-bpe-ids runner)
 
-from test_bpe import ok, skip  # noqa: E402  (one line protocol; test_bpe.failed counts)
+from test_bpe import ok, skip  # noqa: E402  (one line protocol; test_bpe.REPORT counts)
 
 
 def numeric_after_space(s):
@@ -186,7 +186,7 @@ def main():
         check_sha(tmp, gguf, info)
         if dlo and os.environ.get("VET_GGUF_TOK_SPEED"):
             speed(gguf, json_dir, dlo)
-    return 1 if test_bpe.failed else 0
+    return test_bpe.REPORT.status()
 
 
 if __name__ == "__main__":

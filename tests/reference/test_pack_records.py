@@ -29,20 +29,12 @@ import sys
 import tempfile
 import unicodedata
 
+from tap import Report
+
 TOP = os.environ.get("VET_TOP") or os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BIN = os.environ.get("VET_BIN") or os.path.join(TOP, "bin")
-failed = 0
-
-
-def ok(name, errs):
-    global failed
-    if errs:
-        failed += 1
-        print(f"not ok {name}")
-        for e in errs[:10]:
-            print(f"  {e}", file=sys.stderr)
-    else:
-        print(f"ok {name}")
+REPORT = Report()
+ok = REPORT.errors  # ok(name, errs): passes when errs is empty
 
 
 def run(*args):
@@ -227,7 +219,7 @@ def main():
                 if where.get(t["id"]) != want:
                     errs.append(f"copy {t['id']}: in {where.get(t['id'])}, its original in {orig}")
         ok("pack_records_copies_follow_originals", errs + leaks(tokens, where))
-    return 1 if failed else 0
+    return REPORT.status()
 
 
 if __name__ == "__main__":
