@@ -24,6 +24,7 @@ struct vet_csv {
     size_t nfields, fields_cap;
     char *raw;                  // the row's bytes as read
     size_t raw_len, raw_cap;
+    size_t eol_len;             // the last raw bytes that are the line end ending the row (0: none)
     char why[1024];             // why the last row was rejected, without "name:line: "
     int dead;                   // a fatal row was met: nothing more is read
     vet_err dead_err;           // its error, repeated by every later call
@@ -117,10 +118,12 @@ static int bad_row(vet_csv *c, long line, vet_err *err, const char *fmt, ...) {
 }
 
 // A line end at the current byte ch (just read): LF, CR, or CRLF (its LF consumed here).
+// A line end ends the row: its bytes (1, or 2 for CRLF) are remembered, so that vet_csv_raw cuts
+// exactly them and not a CR of the row's own ("\"x\r\r\n" open at end of input has none).
 static int line_end(vet_csv *c, int ch) {
-    if (ch == '\n') return 1;
-    if (ch != '\r') return 0;
-    if (peek(c) == '\n') get(c);
+    if (ch != '\n' && ch != '\r') return 0;
+    c->eol_len = 1;
+    if (ch == '\r' && peek(c) == '\n' && get(c) == '\n') c->eol_len = 2;
     return 1;
 }
 
@@ -156,6 +159,7 @@ restart:
     c->data_len = 0;
     c->nfields = 0;
     c->raw_len = 0;
+    c->eol_len = 0;
     c->row_line = c->line;
     // Blank lines between rows are not rows.
     ch = peek(c);
@@ -246,13 +250,13 @@ const char *vet_csv_raw(vet_csv *c, size_t *len) {
         if (len) *len = 0;
         return "";
     }
-    // The line end goes from raw_len itself, not only from the returned length: the NUL written
-    // over it would otherwise be taken for the row's last byte by a second call (the rejects
-    // file got "2,Cow,,1\0").
-    if (c->raw_len && c->raw[c->raw_len - 1] == '\n') c->raw_len--;
-    if (c->raw_len && c->raw[c->raw_len - 1] == '\r') c->raw_len--;
-    if (len) *len = c->raw_len;
-    c->raw[c->raw_len] = '\0';  // the buffer always has room for the NUL
+    // raw_len stays as read, and the cut is the line end the reader met, not whatever CR or LF
+    // the text ends with: a second call gives the same bytes (cutting raw_len itself took one
+    // more CR of "\r\r\n" each call; the NUL written over the line end was once taken for the
+    // row's last byte).
+    size_t n = c->raw_len - c->eol_len;
+    if (len) *len = n;
+    c->raw[n] = '\0';  // the buffer always has room for the NUL
     return c->raw;
 }
 
