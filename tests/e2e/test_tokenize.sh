@@ -280,3 +280,14 @@ mixed_ok() {
 }
 check json_rejects_keep_raw mixed_ok
 
+# An Alpaca record whose "output" is given but blank is a bad record (it trained an empty answer):
+# named by its place, set aside with --skip-bad and counted, read = written + rejected.
+printf '[{"input":"Clinical Note: a","output":"x"},\n{"input":"Clinical Note: b","output":""},\n{"input":"Clinical Note: c","output":"  "},\n{"input":"Clinical Note: d"}]\n' >"$tmp/blank-out.json"
+"$tok" --spm "$model" --skip-bad "$tmp/blank-out.rej" -o "$tmp/blank-out.tok" "$tmp/blank-out.json" 2>"$tmp/err"
+blank_output_ok() {
+    grep -qF "4 read, 2 written, 2 rejected" "$tmp/err" && [ "$(cut -f1 "$tmp/blank-out.rej" | paste -sd,)" = 2,3 ] &&
+        grep -qF 'empty answer ("output" is blank)' "$tmp/blank-out.rej" &&
+        [ "$(records "$tmp/blank-out.tok" '.note' | paste -sd,)" = '"a","d"' ]
+}
+check alpaca_blank_output_rejected blank_output_ok
+

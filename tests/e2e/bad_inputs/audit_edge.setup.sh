@@ -1,0 +1,6 @@
+# audit_edge.setup.sh — inputs for audit_edge.table (the edges of vet-tokenize and vet-pack left by
+# the record audit), made in $X/audit_edge.
+mkdir -p "$X/audit_edge" && E=$X/audit_edge
+# Alpaca records whose answer is given and is nothing: "" and blanks, in a JSON array and in JSONL.
+printf '[{"instruction":"x","input":"Clinical Note: Cow fever","output":"Diagnosed conditions: 1679004"},\n {"instruction":"x","input":"Clinical Note: Goat lame","output":" \\t "}]\n' >"$E/output-blank.json"
+printf '{"instruction":"x","input":"Clinical Note: Cow fever","output":"Diagnosed conditions: 1679004"}\n{"instruction":"x","input":"Clinical Note: Goat lame","output":""}\n' >"$E/output-empty.jsonl"
