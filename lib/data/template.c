@@ -275,6 +275,16 @@ fail:
     return NULL;
 }
 
+// A file written on Windows ends its lines in CRLF: each CR right before a LF is dropped (in
+// place; the new length returned), or every prompt would carry "\r\n" where the notes and the
+// built-in templates have "\n". A CR elsewhere is kept as it is.
+static size_t crlf_to_lf(char *s, size_t n) {
+    size_t w = 0;
+    for (size_t r = 0; r < n; r++)
+        if (!(s[r] == '\r' && r + 1 < n && s[r + 1] == '\n')) s[w++] = s[r];
+    return w;
+}
+
 vet_template *vet_template_open(const char *spec, const char *instruction, const char *input_format,
                                 const char *response_format, vet_err *err) {
     if (!spec) spec = "alpaca";
@@ -290,6 +300,7 @@ vet_template *vet_template_open(const char *spec, const char *instruction, const
     size_t len;
     if (vet_read_file(spec, "template (or a built-in: alpaca, alpaca-noinput)", (size_t)1 << 20, &text, &len, err) < 0)
         return NULL;
+    len = crlf_to_lf(text, len);
     const char *base = strrchr(spec, '/');
     base = base ? base + 1 : spec;
     vet_template *t = vet_template_parse(text, len, base, instruction, input_format, response_format, err);

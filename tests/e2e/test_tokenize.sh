@@ -94,6 +94,14 @@ check template_custom bash -c "'$dump' -H '$tmp/custom.tok' | jq -e '.template.n
 check template_noinput bash -c "'$dump' -H '$tmp/noinput.tok' | jq -e '.template.name == \"alpaca-noinput\" and .template.instruction == \"Name the disease.\"' >/dev/null"
 expect_fail template_leaks_answer 1 "would show the model its answer" "$tok" --spm "$model" --input-format 'Note: {note} ({codes})' "$fx/notes.csv"
 expect_fail template_missing 3 "cannot open template" "$tok" --spm "$model" --template "$tmp/none.template" "$fx/notes.csv"
+# A template file with CRLF line ends (written on Windows) renders as its LF copy ("\r\n" went
+# into every prompt), and --print-template of it prints the LF copy.
+"$tok" --print-template --template "$fx/custom.template" >"$tmp/lf.template"
+sed 's/$/\r/' "$tmp/lf.template" >"$tmp/crlf.template"
+"$tok" --spm "$model" --template "$tmp/lf.template" -o "$tmp/lf.tok" "$fx/notes.csv"
+"$tok" --spm "$model" --template "$tmp/crlf.template" -o "$tmp/crlf-tpl.tok" "$fx/notes.csv"
+check template_crlf_as_lf bash -c "grep -q \$'\r' '$tmp/crlf.template' && cmp -s <('$dump' -r '$tmp/lf.tok') <('$dump' -r '$tmp/crlf-tpl.tok') &&
+    cmp -s '$tmp/lf.template' <('$tok' --print-template --template '$tmp/crlf.template')"
 
 # --- bad rows: message, exit 1, no output left behind ----------------------------------------------
 bad() {  # bad NAME MESSAGE CONTENT
