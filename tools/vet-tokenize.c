@@ -91,12 +91,15 @@ static void print_counts(const vet_tokenize_summary *s, const char *rejects_path
             s->rejected ? rejects_path : "", s->rejected ? ")" : "");
 }
 
-// --print-template: the template in file form, to start a custom one from.
+// --print-template: the template in file form, to start a custom one from, with --instruction and
+// --input-format written in: given back with --template alone it renders the same prompts.
 static int print_template(const vet_tokenize_opts *o) {
     vet_err err;
+    vet_text text = {0};
     vet_template *tpl = vet_template_open(o->template_spec, o->instruction, o->input_format, o->response_format, &err);
-    if (!tpl) cli_fail_err(&err);
-    fputs(vet_template_text(tpl), stdout);
+    if (!tpl || vet_template_print_form(tpl, &text, &err)) cli_fail_err(&err);
+    fputs(text.s, stdout);
+    vet_text_free(&text);
     vet_template_free(tpl);
     return fflush(stdout) ? EXIT_IO : EXIT_OK;
 }

@@ -308,6 +308,55 @@ vet_template *vet_template_open(const char *spec, const char *instruction, const
     return t;
 }
 
+// s with each brace doubled: literal text that goes into a format.
+static int append_literal(vet_text *out, const char *s) {
+    for (; *s; s++) {
+        int brace = *s == '{' || *s == '}';
+        if ((brace && vet_text_append(out, s, 1)) || vet_text_append(out, s, 1)) return -1;
+    }
+    return 0;
+}
+
+// fmt with each {name} replaced by with (as literal text when literal, else as a format), every
+// other byte as it is, appended to out. The braces pair as render pairs them: "{{input}" is none.
+static int substitute(const char *fmt, const char *name, const char *with, int literal, vet_text *out) {
+    size_t n = strlen(name);
+    for (const char *p = fmt; *p;) {
+        int pair = (p[0] == '{' || p[0] == '}') && p[1] == p[0];
+        if (!pair && p[0] == '{' && strncmp(p + 1, name, n) == 0 && p[1 + n] == '}') {
+            if (literal ? append_literal(out, with) : vet_text_append(out, with, strlen(with))) return -1;
+            p += n + 2;
+            continue;
+        }
+        if (vet_text_append(out, p, pair ? 2 : 1)) return -1;
+        p += pair ? 2 : 1;
+    }
+    return 0;
+}
+
+// fmt (a prompt or a response format) appended to out with the instruction and the input format
+// written in, each only where it is not what the file alone would be read with: the placeholder
+// stays otherwise (and an Alpaca record's own instruction and input still count).
+static int append_resolved(const vet_template *t, const char *fmt, vet_text *out) {
+    vet_text mid = {0};
+    int own_instruction = strcmp(t->instruction, VET_DEFAULT_INSTRUCTION) != 0;
+    int own_input = strcmp(t->input_format, VET_DEFAULT_INPUT_FORMAT) != 0;
+    int rc = vet_text_append(&mid, "", 0) ||
+             (own_instruction ? substitute(fmt, "instruction", t->instruction, 1, &mid)
+                              : vet_text_append(&mid, fmt, strlen(fmt))) ||
+             (own_input ? substitute(mid.s, "input", t->input_format, 0, out) : vet_text_append(out, mid.s, mid.len));
+    vet_text_free(&mid);
+    return rc;
+}
+
+int vet_template_print_form(const vet_template *t, vet_text *out, vet_err *err) {
+    text_clear(out);
+    if (vet_text_append(out, "", 0) || append_resolved(t, t->prompt, out) || vet_text_append(out, "---\n", 4) ||
+        append_resolved(t, t->response, out) || vet_text_append(out, "\n", 1))
+        return vet_err_nomem(err, "out of memory");
+    return 0;
+}
+
 const char *vet_template_name(const vet_template *t) { return t->name; }
 const char *vet_template_sha256(const vet_template *t) { return t->sha256; }
 const char *vet_template_instruction(const vet_template *t) { return t->instruction; }

@@ -94,6 +94,14 @@ check template_custom bash -c "'$dump' -H '$tmp/custom.tok' | jq -e '.template.n
 check template_noinput bash -c "'$dump' -H '$tmp/noinput.tok' | jq -e '.template.name == \"alpaca-noinput\" and .template.instruction == \"Name the disease.\"' >/dev/null"
 expect_fail template_leaks_answer 1 "would show the model its answer" "$tok" --spm "$model" --input-format 'Note: {note} ({codes})' "$fx/notes.csv"
 expect_fail template_missing 3 "cannot open template" "$tok" --spm "$model" --template "$tmp/none.template" "$fx/notes.csv"
+# --print-template prints the template the run uses: --instruction and --input-format written in
+# (they were left out, so the printed file given back rendered the default instruction and input).
+flags=(--instruction 'Name the {code} }} of it.' --input-format '{species} {{x}}: {note}')
+"$tok" --print-template "${flags[@]}" >"$tmp/flags.template"
+"$tok" --spm "$model" "${flags[@]}" -o "$tmp/flags.tok" "$fx/notes.csv"
+"$tok" --spm "$model" --template "$tmp/flags.template" -o "$tmp/flags-rt.tok" "$fx/notes.csv"
+check template_print_with_flags_roundtrip bash -c "cmp -s <('$dump' -r '$tmp/flags.tok') <('$dump' -r '$tmp/flags-rt.tok') &&
+    ! cmp -s <('$dump' -r '$tmp/flags.tok') <('$dump' -r '$tmp/file.tok')"
 # A template file with CRLF line ends (written on Windows) renders as its LF copy ("\r\n" went
 # into every prompt), and --print-template of it prints the LF copy.
 "$tok" --print-template --template "$fx/custom.template" >"$tmp/lf.template"
