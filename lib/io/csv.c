@@ -5,6 +5,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -24,7 +25,7 @@ struct vet_csv {
     size_t nfields, fields_cap;
     char *raw;                  // the row's bytes as read
     size_t raw_len, raw_cap;
-    size_t eol_len;             // the last raw bytes that are the line end ending the row (0: none)
+    size_t text_len;            // raw_len less the row's line end, once vet_csv_raw has cut it; SIZE_MAX before
     char why[1024];             // why the last row was rejected, without "name:line: "
     int dead;                   // a fatal row was met: nothing more is read
     vet_err dead_err;           // its error, repeated by every later call
@@ -118,12 +119,10 @@ static int bad_row(vet_csv *c, long line, vet_err *err, const char *fmt, ...) {
 }
 
 // A line end at the current byte ch (just read): LF, CR, or CRLF (its LF consumed here).
-// A line end ends the row: its bytes (1, or 2 for CRLF) are remembered, so that vet_csv_raw cuts
-// exactly them and not a CR of the row's own ("\"x\r\r\n" open at end of input has none).
 static int line_end(vet_csv *c, int ch) {
-    if (ch != '\n' && ch != '\r') return 0;
-    c->eol_len = 1;
-    if (ch == '\r' && peek(c) == '\n' && get(c) == '\n') c->eol_len = 2;
+    if (ch == '\n') return 1;
+    if (ch != '\r') return 0;
+    if (peek(c) == '\n') get(c);
     return 1;
 }
 
@@ -159,7 +158,7 @@ restart:
     c->data_len = 0;
     c->nfields = 0;
     c->raw_len = 0;
-    c->eol_len = 0;
+    c->text_len = SIZE_MAX;
     c->row_line = c->line;
     // Blank lines between rows are not rows.
     ch = peek(c);
@@ -250,13 +249,17 @@ const char *vet_csv_raw(vet_csv *c, size_t *len) {
         if (len) *len = 0;
         return "";
     }
-    // raw_len stays as read, and the cut is the line end the reader met, not whatever CR or LF
-    // the text ends with: a second call gives the same bytes (cutting raw_len itself took one
-    // more CR of "\r\r\n" each call; the NUL written over the line end was once taken for the
-    // row's last byte).
-    size_t n = c->raw_len - c->eol_len;
-    if (len) *len = n;
-    c->raw[n] = '\0';  // the buffer always has room for the NUL
+    // The line end is cut once per row, and raw_len stays as read: a second call gives the same
+    // bytes. (Cutting raw_len itself took one more CR of a row ending "\r\r\n" on each call, and
+    // the NUL written over the line end was once taken for the row's last byte.)
+    if (c->text_len == SIZE_MAX) {
+        size_t n = c->raw_len;
+        if (n && c->raw[n - 1] == '\n') n--;
+        if (n && c->raw[n - 1] == '\r') n--;
+        c->text_len = n;
+    }
+    if (len) *len = c->text_len;
+    c->raw[c->text_len] = '\0';  // the buffer always has room for the NUL
     return c->raw;
 }
 
