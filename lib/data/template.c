@@ -275,12 +275,13 @@ fail:
     return NULL;
 }
 
-// A file written on Windows ends its lines in CRLF: each CR right before a LF is dropped (in
-// place; the new length returned), or every prompt would carry "\r\n" where the notes and the
-// built-in templates have "\n". A CR elsewhere is kept as it is.
-static size_t crlf_to_lf(char *s, size_t n) {
-    size_t w = 0;
-    for (size_t r = 0; r < n; r++)
+// A file written on Windows may begin with a UTF-8 byte order mark and ends its lines in CRLF: the
+// mark and each CR right before a LF are dropped (in place; the new length returned), or every
+// prompt would begin with the mark and carry "\r\n" where the notes and the built-in templates
+// have "\n" (the notes' own mark is skipped as well). A CR elsewhere is kept as it is.
+static size_t from_windows(char *s, size_t n) {
+    size_t r = n >= 3 && memcmp(s, "\xEF\xBB\xBF", 3) == 0 ? 3 : 0, w = 0;
+    for (; r < n; r++)
         if (!(s[r] == '\r' && r + 1 < n && s[r + 1] == '\n')) s[w++] = s[r];
     return w;
 }
@@ -300,7 +301,7 @@ vet_template *vet_template_open(const char *spec, const char *instruction, const
     size_t len;
     if (vet_read_file(spec, "template (or a built-in: alpaca, alpaca-noinput)", (size_t)1 << 20, &text, &len, err) < 0)
         return NULL;
-    len = crlf_to_lf(text, len);
+    len = from_windows(text, len);
     const char *base = strrchr(spec, '/');
     base = base ? base + 1 : spec;
     vet_template *t = vet_template_parse(text, len, base, instruction, input_format, response_format, err);

@@ -108,6 +108,10 @@ check template_print_with_flags_roundtrip bash -c "cmp -s <('$dump' -r '$tmp/fla
 sed 's/$/\r/' "$tmp/lf.template" >"$tmp/crlf.template"
 "$tok" --spm "$model" --template "$tmp/lf.template" -o "$tmp/lf.tok" "$fx/notes.csv"
 "$tok" --spm "$model" --template "$tmp/crlf.template" -o "$tmp/crlf-tpl.tok" "$fx/notes.csv"
+# The same with a UTF-8 byte order mark before it (Notepad's "UTF-8"): it began every prompt.
+printf '\357\273\277' | cat - "$tmp/crlf.template" >"$tmp/bom.template"
+"$tok" --spm "$model" --template "$tmp/bom.template" -o "$tmp/bom-tpl.tok" "$fx/notes.csv"
+check template_bom_dropped cmp -s <(records "$tmp/lf.tok") <(records "$tmp/bom-tpl.tok")
 check template_crlf_as_lf bash -c "grep -q \$'\r' '$tmp/crlf.template' && cmp -s <('$dump' -r '$tmp/lf.tok') <('$dump' -r '$tmp/crlf-tpl.tok') &&
     cmp -s '$tmp/lf.template' <('$tok' --print-template --template '$tmp/crlf.template')"
 
