@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "base/sha256.h"
+#include "base/utf8.h"
 
 // The reference recipe's wording (tatsu-lab/stanford_alpaca, tloen/alpaca-lora templates/alpaca.json).
 static const char ALPACA_PROMPT[] =
@@ -200,6 +201,22 @@ static char *dupn(const char *s, size_t n) {
     return d;
 }
 
+// Text that goes into every prompt is UTF-8, as the notes must be: other bytes were encoded as
+// they came, and the stream's header (which records the instruction) held a string other readers
+// cannot decode. The template's own text is bad input; an option's value a usage error.
+static int check_utf8(const char *name, const char *text, size_t len, const char *instruction,
+                      const char *input_format, const char *response_format, vet_err *err) {
+    size_t off;
+    if (!vet_utf8_valid(text, len, &off))
+        return vet_errf(err, "%s: the template is not valid UTF-8 (byte %zu); convert it with iconv", name, off + 1);
+    const char *opt[] = {instruction, input_format, response_format};
+    static const char *const flag[] = {"--instruction", "--input-format", "--response-format"};
+    for (int k = 0; k < 3; k++)
+        if (opt[k] && !vet_utf8_valid(opt[k], strlen(opt[k]), &off))
+            return vet_err_kindf(err, VET_E_USAGE, "%s is not valid UTF-8 (byte %zu)", flag[k], off + 1);
+    return 0;
+}
+
 vet_template *vet_template_parse(const char *text, size_t len, const char *name,
                                  const char *instruction, const char *input_format,
                                  const char *response_format, vet_err *err) {
@@ -207,6 +224,7 @@ vet_template *vet_template_parse(const char *text, size_t len, const char *name,
         vet_errf(err, "%s: the template holds a NUL byte (is it a text file?)", name);
         return NULL;
     }
+    if (check_utf8(name, text, len, instruction, input_format, response_format, err)) return NULL;
     vet_template *t = calloc(1, sizeof *t);
     if (!t) { vet_err_nomem(err, "out of memory"); return NULL; }
     // Split at the first line that is exactly "---".

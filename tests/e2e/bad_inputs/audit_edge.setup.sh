@@ -4,3 +4,5 @@ mkdir -p "$X/audit_edge" && E=$X/audit_edge
 # Alpaca records whose answer is given and is nothing: "" and blanks, in a JSON array and in JSONL.
 printf '[{"instruction":"x","input":"Clinical Note: Cow fever","output":"Diagnosed conditions: 1679004"},\n {"instruction":"x","input":"Clinical Note: Goat lame","output":" \\t "}]\n' >"$E/output-blank.json"
 printf '{"instruction":"x","input":"Clinical Note: Cow fever","output":"Diagnosed conditions: 1679004"}\n{"instruction":"x","input":"Clinical Note: Goat lame","output":""}\n' >"$E/output-empty.jsonl"
+# A template in Latin-1 (its bytes went into every prompt, and nothing said so).
+printf 'Caf\351 note: {note}\n---\n{codes}\n' >"$E/latin1.template"
