@@ -97,7 +97,11 @@ empty :=
 space := $(empty) $(empty)
 SWAP ?= $(if $(BASE),,Cow=Buffalo$(comma)Sheep=Goat)
 SWAP_FLAG := $(if $(SWAP),--species-swap $(SWAP))
-PACK_ARGS ?= --split 80/10/10 --group-by note --stratify codes --seq-len 512 --seed $(SEED)
+# vet-pack's arguments: SPLIT_ARGS shape the split, and go only where vet-pack makes one (NOTES;
+# a given TRAIN/VAL/TEST split is packed as it is, and vet-pack refuses them there); PACK_ARGS go
+# to every vet-pack run (the seed orders the rows too).
+SPLIT_ARGS ?= --split 80/10/10 --group-by note --stratify codes
+PACK_ARGS ?= --seq-len 512 --seed $(SEED)
 # From scratch (INIT) the defaults are tuned for the tiny preset on a CPU, chosen by
 # cross-validation on the DLO notes (docs/tuning-log.md, round 5); with BASE they are the
 # reference recipe's (vet-train's own defaults).
@@ -141,6 +145,7 @@ $(foreach v,$(PATH_VARS),$(foreach c,$(PATH_BAD_CHARS),$(if $(findstring $(c),$(
 
 V := $(VET_BIN)/
 SPLIT_MODE := $(if $(NOTES),notes,given)
+PACK_SPLIT_ARGS := $(if $(NOTES),$(SPLIT_ARGS))
 TRAIN_NOTES := $(if $(NOTES),$(NOTES),$(TRAIN))
 MODEL_FLAG := $(if $(BASE),--base $(BASE),--init $(INIT))
 model_flags = $(if $(BASE),--model $(BASE) --adapter $(OUT)/$(1),$(addprefix --model $(OUT)/,$(1)))
@@ -265,7 +270,7 @@ endif
 endef
 ARGS_tokenizer = $(VOCAB) $(TOKENIZE_ARGS)
 ARGS_tokenize = $(TOKENIZER) $(TOKENIZE_ARGS) $(SWAP_FLAG)
-ARGS_pack = $(PACK_ARGS)
+ARGS_pack = $(if $(PACK_SPLIT_ARGS),$(PACK_SPLIT_ARGS) )$(PACK_ARGS)
 TRAIN_SEED_FLAG := $(if $(TRAIN_SEED), --seed $(TRAIN_SEED))
 # The refit's members: refit, refit-2 ... refit-K, each a stage of its own with its seed.
 MEMBERS := refit $(addprefix refit-,$(wordlist 2,$(ENSEMBLE),$(ENSEMBLE_SIZES)))
@@ -337,8 +342,8 @@ PACK_FILES := $(if $(wildcard $(OUT)/.pack.files),$(addprefix $(OUT)/,$(file <$(
 PACK_MISSING := $(filter-out $(wildcard $(PACK_FILES)),$(PACK_FILES))
 $(PACKED): $(TOKENS) $(call args,pack) $(if $(PACK_MISSING),ARGS_CHANGED)
 	rm -rf $(PACK_TMP) && mkdir -p $(PACK_TMP)/packed $(PACK_TMP)/rows
-	$(V)vet-pack $(PACK_ARGS) --summary $(PACK_TMP)/packed/summary.json --out $(PACK_TMP)/packed $(PACK_IN)
-	$(V)vet-pack $(PACK_ARGS) --no-pack --out $(PACK_TMP)/rows $(PACK_IN)
+	$(V)vet-pack $(PACK_SPLIT_ARGS) $(PACK_ARGS) --summary $(PACK_TMP)/packed/summary.json --out $(PACK_TMP)/packed $(PACK_IN)
+	$(V)vet-pack $(PACK_SPLIT_ARGS) $(PACK_ARGS) --no-pack --out $(PACK_TMP)/rows $(PACK_IN)
 	cd $(PACK_TMP) && find packed rows -type f | LC_ALL=C sort >files
 	rm -rf $(OUT)/packed $(OUT)/rows $(OUT)/.pack.files
 	mv $(PACK_TMP)/rows $(OUT)/rows && mv $(PACK_TMP)/files $(OUT)/.pack.files && \

@@ -106,6 +106,18 @@ enum {
     OPT_TRUNCATE, OPT_SUMMARY, OPT_VAL_COPIES,
 };
 
+// A flag that only shapes the split (--split, --group-by, --stratify) given where no split is made:
+// -o writes one stream, --*-in gives the splits. Refused, rather than silently doing nothing.
+static void refuse_unused_split_flag(const vet_pack_opts *o, const char *split_flag) {
+    if (!split_flag) return;
+    if (o->out[VET_PACK_ALL])
+        cli_usage_error("%s has no effect with -o (one output, no split): leave it out, or split with --out DIR",
+                        split_flag);
+    if (o->split_in[VET_SPLIT_TRAIN] || o->split_in[VET_SPLIT_VAL] || o->split_in[VET_SPLIT_TEST])
+        cli_usage_error("%s has no effect with --train-in/--val-in/--test-in (the splits are given): leave it out",
+                        split_flag);
+}
+
 // "A" -> 1, "B" -> 0 for a flag that takes one of two words; anything else is a usage error.
 static int one_of(const char *flag, const char *v, const char *yes, const char *no) {
     if (strcmp(v, yes) == 0) return 1;
@@ -141,6 +153,7 @@ int main(int argc, char **argv) {
     };
     vet_pack_opts o = vet_pack_defaults();
     int verbose = 0, c;
+    const char *split_flag = NULL;  // the last flag given that only shapes the split
     vet_err err;
     while ((c = getopt_long(argc, argv, "o:vhV", opts, NULL)) != -1) {
         switch (c) {
@@ -154,10 +167,17 @@ int main(int argc, char **argv) {
         case OPT_TEST_IN: o.split_in[VET_SPLIT_TEST] = optarg; break;
         case OPT_SPLIT:
             if (vet_split_parse_shares(optarg, o.share, &err) != 0) cli_usage_error("%s", err.msg);
+            split_flag = "--split";
             break;
-        case OPT_SEED: o.seed = (uint64_t)cli_long("--seed", optarg, 0, LONG_MAX); break;
-        case OPT_GROUP_BY: o.group_by_note = one_of("--group-by", optarg, "note", "none"); break;
-        case OPT_STRATIFY: o.stratify = one_of("--stratify", optarg, "codes", "none"); break;
+        case OPT_SEED: o.seed = (uint64_t)cli_long("--seed", optarg, 0, LONG_MAX); break;  // the row order too
+        case OPT_GROUP_BY:
+            o.group_by_note = one_of("--group-by", optarg, "note", "none");
+            split_flag = "--group-by";
+            break;
+        case OPT_STRATIFY:
+            o.stratify = one_of("--stratify", optarg, "codes", "none");
+            split_flag = "--stratify";
+            break;
         case OPT_SEQ_LEN: o.seq_len = cli_int("--seq-len", optarg, SEQ_LEN_MIN, SEQ_LEN_MAX); break;
         case OPT_NO_PACK: o.packed = 0; break;
         case OPT_TRAIN_ON_PROMPT: o.loss_on = VET_LOSS_ALL; break;
@@ -179,6 +199,7 @@ int main(int argc, char **argv) {
         if (err.kind == VET_E_USAGE) cli_usage_error("%s", err.msg);
         cli_fail_err(&err);
     }
+    refuse_unused_split_flag(&o, split_flag);
 
     vet_pack_result res;
     if (vet_pack_run(&o, &res, &err) != 0) cli_fail_err(&err);

@@ -91,14 +91,32 @@ static void print_counts(const vet_tokenize_summary *s, const char *rejects_path
             s->rejected ? rejects_path : "", s->rejected ? ")" : "");
 }
 
-// --print-template: the template in file form, to start a custom one from.
+// --print-template: the template in file form, to start a custom one from, with --instruction and
+// --input-format written in: given back with --template alone it renders the same prompts.
 static int print_template(const vet_tokenize_opts *o) {
     vet_err err;
+    vet_text text = {0};
     vet_template *tpl = vet_template_open(o->template_spec, o->instruction, o->input_format, o->response_format, &err);
-    if (!tpl) cli_fail_err(&err);
-    fputs(vet_template_text(tpl), stdout);
+    if (!tpl || vet_template_print_form(tpl, &text, &err)) cli_fail_err(&err);
+    fputs(text.s, stdout);
+    vet_text_free(&text);
     vet_template_free(tpl);
     return fflush(stdout) ? EXIT_IO : EXIT_OK;
+}
+
+// --print-template prints and exits: a flag for the run itself would do nothing (-o FILE left the
+// template on stdout and no FILE). The first such flag is refused by name.
+static void refuse_run_flags(const vet_tokenize_opts *o, const vet_swap *swap) {
+    const vet_notes_opts *n = &o->notes;
+    const struct { int given; const char *flag; } run[] = {
+        {strcmp(o->output, "-") != 0, "-o"}, {o->rejects != NULL, "--skip-bad"}, {o->stats, "--stats"},
+        {o->text, "--text"}, {swap->n > 0, "--species-swap"}, {n->format != VET_NOTES_AUTO, "--format"},
+        {n->id_col || n->species_col || n->note_col || n->codes_col || n->disease_col, "a column flag (--*-col)"},
+    };
+    for (size_t k = 0; k < sizeof run / sizeof *run; k++)
+        if (run[k].given)
+            cli_usage_error("--print-template prints the template on stdout and exits: %s has no effect with it%s",
+                            run[k].flag, k == 0 ? " (redirect stdout to a file instead)" : "");
 }
 
 static vet_notes_format parse_format(const char *s) {
@@ -181,7 +199,10 @@ int main(int argc, char **argv) {
     if (optind < argc) o.input = argv[optind];
     if (print_tpl && optind < argc) cli_usage_error("--print-template prints the template and reads no INPUT");
     if (max_len_given && !o.stats) cli_usage_error("--max-len is what --stats compares against: give --stats too");
-    if (print_tpl) return print_template(&o);
+    if (print_tpl) {
+        refuse_run_flags(&o, &swap);
+        return print_template(&o);
+    }
     o.swap = &swap;
 
     vet_tokenize_summary sum;

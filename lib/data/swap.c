@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/utf8.h"
+
 static int is_word_byte(unsigned char c) {
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
 }
@@ -23,6 +25,11 @@ void vet_swap_free(vet_swap *s) {
 
 int vet_swap_parse(const char *spec, vet_swap *s, vet_err *err) {
     memset(s, 0, sizeof *s);
+    // The names become a copy's species, id and note words: bytes that are not UTF-8 would be
+    // records other readers cannot decode (the notes' own text is checked).
+    size_t off;
+    if (!vet_utf8_valid(spec, strlen(spec), &off))
+        return vet_err_kindf(err, VET_E_USAGE, "--species-swap is not valid UTF-8 (byte %zu)", off + 1);
     const char *p = spec;
     for (;;) {
         size_t len = strcspn(p, ",");

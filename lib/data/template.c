@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "base/sha256.h"
+#include "base/utf8.h"
 
 // The reference recipe's wording (tatsu-lab/stanford_alpaca, tloen/alpaca-lora templates/alpaca.json).
 static const char ALPACA_PROMPT[] =
@@ -200,6 +201,22 @@ static char *dupn(const char *s, size_t n) {
     return d;
 }
 
+// Text that goes into every prompt is UTF-8, as the notes must be: other bytes were encoded as
+// they came, and the stream's header (which records the instruction) held a string other readers
+// cannot decode. The template's own text is bad input; an option's value a usage error.
+static int check_utf8(const char *name, const char *text, size_t len, const char *instruction,
+                      const char *input_format, const char *response_format, vet_err *err) {
+    size_t off;
+    if (!vet_utf8_valid(text, len, &off))
+        return vet_errf(err, "%s: the template is not valid UTF-8 (byte %zu); convert it with iconv", name, off + 1);
+    const char *opt[] = {instruction, input_format, response_format};
+    static const char *const flag[] = {"--instruction", "--input-format", "--response-format"};
+    for (int k = 0; k < 3; k++)
+        if (opt[k] && !vet_utf8_valid(opt[k], strlen(opt[k]), &off))
+            return vet_err_kindf(err, VET_E_USAGE, "%s is not valid UTF-8 (byte %zu)", flag[k], off + 1);
+    return 0;
+}
+
 vet_template *vet_template_parse(const char *text, size_t len, const char *name,
                                  const char *instruction, const char *input_format,
                                  const char *response_format, vet_err *err) {
@@ -207,6 +224,7 @@ vet_template *vet_template_parse(const char *text, size_t len, const char *name,
         vet_errf(err, "%s: the template holds a NUL byte (is it a text file?)", name);
         return NULL;
     }
+    if (check_utf8(name, text, len, instruction, input_format, response_format, err)) return NULL;
     vet_template *t = calloc(1, sizeof *t);
     if (!t) { vet_err_nomem(err, "out of memory"); return NULL; }
     // Split at the first line that is exactly "---".
@@ -275,6 +293,17 @@ fail:
     return NULL;
 }
 
+// A file written on Windows may begin with a UTF-8 byte order mark and ends its lines in CRLF: the
+// mark and each CR right before a LF are dropped (in place; the new length returned), or every
+// prompt would begin with the mark and carry "\r\n" where the notes and the built-in templates
+// have "\n" (the notes' own mark is skipped as well). A CR elsewhere is kept as it is.
+static size_t from_windows(char *s, size_t n) {
+    size_t r = n >= 3 && memcmp(s, "\xEF\xBB\xBF", 3) == 0 ? 3 : 0, w = 0;
+    for (; r < n; r++)
+        if (!(s[r] == '\r' && r + 1 < n && s[r + 1] == '\n')) s[w++] = s[r];
+    return w;
+}
+
 vet_template *vet_template_open(const char *spec, const char *instruction, const char *input_format,
                                 const char *response_format, vet_err *err) {
     if (!spec) spec = "alpaca";
@@ -290,11 +319,61 @@ vet_template *vet_template_open(const char *spec, const char *instruction, const
     size_t len;
     if (vet_read_file(spec, "template (or a built-in: alpaca, alpaca-noinput)", (size_t)1 << 20, &text, &len, err) < 0)
         return NULL;
+    len = from_windows(text, len);
     const char *base = strrchr(spec, '/');
     base = base ? base + 1 : spec;
     vet_template *t = vet_template_parse(text, len, base, instruction, input_format, response_format, err);
     free(text);
     return t;
+}
+
+// s with each brace doubled: literal text that goes into a format.
+static int append_literal(vet_text *out, const char *s) {
+    for (; *s; s++) {
+        int brace = *s == '{' || *s == '}';
+        if ((brace && vet_text_append(out, s, 1)) || vet_text_append(out, s, 1)) return -1;
+    }
+    return 0;
+}
+
+// fmt with each {name} replaced by with (as literal text when literal, else as a format), every
+// other byte as it is, appended to out. The braces pair as render pairs them: "{{input}" is none.
+static int substitute(const char *fmt, const char *name, const char *with, int literal, vet_text *out) {
+    size_t n = strlen(name);
+    for (const char *p = fmt; *p;) {
+        int pair = (p[0] == '{' || p[0] == '}') && p[1] == p[0];
+        if (!pair && p[0] == '{' && strncmp(p + 1, name, n) == 0 && p[1 + n] == '}') {
+            if (literal ? append_literal(out, with) : vet_text_append(out, with, strlen(with))) return -1;
+            p += n + 2;
+            continue;
+        }
+        if (vet_text_append(out, p, pair ? 2 : 1)) return -1;
+        p += pair ? 2 : 1;
+    }
+    return 0;
+}
+
+// fmt (a prompt or a response format) appended to out with the instruction and the input format
+// written in, each only where it is not what the file alone would be read with: the placeholder
+// stays otherwise (and an Alpaca record's own instruction and input still count).
+static int append_resolved(const vet_template *t, const char *fmt, vet_text *out) {
+    vet_text mid = {0};
+    int own_instruction = strcmp(t->instruction, VET_DEFAULT_INSTRUCTION) != 0;
+    int own_input = strcmp(t->input_format, VET_DEFAULT_INPUT_FORMAT) != 0;
+    int rc = vet_text_append(&mid, "", 0) ||
+             (own_instruction ? substitute(fmt, "instruction", t->instruction, 1, &mid)
+                              : vet_text_append(&mid, fmt, strlen(fmt))) ||
+             (own_input ? substitute(mid.s, "input", t->input_format, 0, out) : vet_text_append(out, mid.s, mid.len));
+    vet_text_free(&mid);
+    return rc;
+}
+
+int vet_template_print_form(const vet_template *t, vet_text *out, vet_err *err) {
+    text_clear(out);
+    if (vet_text_append(out, "", 0) || append_resolved(t, t->prompt, out) || vet_text_append(out, "---\n", 4) ||
+        append_resolved(t, t->response, out) || vet_text_append(out, "\n", 1))
+        return vet_err_nomem(err, "out of memory");
+    return 0;
 }
 
 const char *vet_template_name(const vet_template *t) { return t->name; }

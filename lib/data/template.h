@@ -74,5 +74,11 @@ const char *vet_template_response_format(const vet_template *t);
 const char *vet_template_note_prefix(const vet_template *t);
 // The template in file form (prompt, ---, response), e.g. to start a custom one from.
 const char *vet_template_text(const vet_template *t);
+// The same with the instruction and the input format, where they are not the defaults, written
+// into the prompt in place of {instruction} (braces doubled) and {input}: a file that, read with
+// no --instruction or --input-format, renders every CSV note as t does (vet-tokenize
+// --print-template). Alpaca records, whose own instruction and input would replace them, then
+// get these instead. Into out (cleared first); -1 with err when out of memory.
+int vet_template_print_form(const vet_template *t, vet_text *out, vet_err *err);
 
 #endif

@@ -87,6 +87,21 @@ static int open_tokenizer(job *j, vet_err *err) {
     return 0;
 }
 
+// A column flag names a CSV column: on JSON or JSONL input, whose records have fixed keys, it
+// would do nothing (--codes-col labels read the codes from "snomed_codes" all the same).
+static int check_column_flags(const job *j, vet_err *err) {
+    const vet_notes_opts *n = &j->o->notes;
+    const char *given[] = {n->id_col, n->species_col, n->note_col, n->codes_col, n->disease_col};
+    static const char *const flag[] = {"--id-col", "--species-col", "--note-col", "--codes-col", "--disease-col"};
+    if (vet_notes_format_of(j->src) == VET_NOTES_CSV) return 0;
+    for (size_t k = 0; k < sizeof given / sizeof *given; k++)
+        if (given[k])
+            return vet_err_kindf(err, VET_E_USAGE, "%s: %s names a CSV column, and this input is %s (Alpaca "
+                                 "records have fixed keys: id, animal, input, snomed_codes, disease): leave it out",
+                                 j->in_name, flag[k], vet_notes_format_name(vet_notes_format_of(j->src)));
+    return 0;
+}
+
 static int open_input(job *j, vet_err *err) {
     j->in_name = strcmp(j->o->input, "-") == 0 ? "<stdin>" : j->o->input;
     if (!(j->in = vet_input_open(j->o->input, "notes file", err))) return -1;
@@ -98,7 +113,7 @@ static int open_input(job *j, vet_err *err) {
             return vet_err_kindf(err, VET_E_USAGE, "%s: template %s never shows a CSV note's text: put {note} in "
                                  "the prompt, or in --input-format (with {input} in the prompt)", j->in_name,
                                  vet_template_name(j->tpl));
-        return 0;
+        return check_column_flags(j, err);
     }
     if (ferror(j->in)) err->kind = VET_E_IO;  // the header could not be read, rather than was bad
     return -1;

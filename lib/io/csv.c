@@ -5,6 +5,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -24,6 +25,7 @@ struct vet_csv {
     size_t nfields, fields_cap;
     char *raw;                  // the row's bytes as read
     size_t raw_len, raw_cap;
+    size_t text_len;            // raw_len less the row's line end, once vet_csv_raw has cut it; SIZE_MAX before
     char why[1024];             // why the last row was rejected, without "name:line: "
     int dead;                   // a fatal row was met: nothing more is read
     vet_err dead_err;           // its error, repeated by every later call
@@ -156,6 +158,7 @@ restart:
     c->data_len = 0;
     c->nfields = 0;
     c->raw_len = 0;
+    c->text_len = SIZE_MAX;
     c->row_line = c->line;
     // Blank lines between rows are not rows.
     ch = peek(c);
@@ -246,13 +249,17 @@ const char *vet_csv_raw(vet_csv *c, size_t *len) {
         if (len) *len = 0;
         return "";
     }
-    // The line end goes from raw_len itself, not only from the returned length: the NUL written
-    // over it would otherwise be taken for the row's last byte by a second call (the rejects
-    // file got "2,Cow,,1\0").
-    if (c->raw_len && c->raw[c->raw_len - 1] == '\n') c->raw_len--;
-    if (c->raw_len && c->raw[c->raw_len - 1] == '\r') c->raw_len--;
-    if (len) *len = c->raw_len;
-    c->raw[c->raw_len] = '\0';  // the buffer always has room for the NUL
+    // The line end is cut once per row, and raw_len stays as read: a second call gives the same
+    // bytes. (Cutting raw_len itself took one more CR of a row ending "\r\r\n" on each call, and
+    // the NUL written over the line end was once taken for the row's last byte.)
+    if (c->text_len == SIZE_MAX) {
+        size_t n = c->raw_len;
+        if (n && c->raw[n - 1] == '\n') n--;
+        if (n && c->raw[n - 1] == '\r') n--;
+        c->text_len = n;
+    }
+    if (len) *len = c->text_len;
+    c->raw[c->text_len] = '\0';  // the buffer always has room for the NUL
     return c->raw;
 }
 

@@ -444,6 +444,11 @@ static int from_json(vet_notes *s, json_t *obj, long line, vet_note *n, vet_err 
     size_t pn = strlen(s->note_prefix);
     const char *note = strncmp(input, s->note_prefix, pn) == 0 ? input + pn : input;
     if (blank(note)) return reject(s, line, err, "empty note (\"input\" holds only '%s')", s->note_prefix);
+    // An "output" given but blank is the record's answer, and it is nothing: trained on, the model
+    // learns to answer nothing. (Absent or null, the template's response format renders one.)
+    if (v[KEY_OUTPUT] && blank(v[KEY_OUTPUT]))
+        return reject(s, line, err, "empty answer (\"output\" is blank): give the answer, or leave \"output\" out "
+                      "to have the response format render the record's codes");
     const char *id;
     if ((rc = json_codes(s, obj, line, err)) != VET_NOTE_OK || (rc = json_id(s, obj, line, &id, err)) != VET_NOTE_OK)
         return rc;

@@ -288,6 +288,12 @@ fails "unwritable output: exit 3" 3 "vet-pack: " "$PACK" --train "$tmp/w1.pack" 
 check "a failed write leaves none of the outputs (nor temp files)" test -z "$(ls "$tmp" | grep '^w[12]\.pack')"
 fails "--val-copies with -o: exit 2" 2 "no --out/--train/--val/--test/--\*-in/--val-copies with it" \
     "$PACK" -o "$tmp/f8.pack" --val-copies "$tmp/f8v.pack" "$tmp/c.tok"
+# The split's own flags where no split is made did nothing: refused (bad_inputs audit_edge.table
+# has each); --seed goes with every output (it orders the rows), and so stays accepted.
+fails "--split with --train-in: exit 2" 2 "^vet-pack: --split has no effect with --train-in" \
+    "$PACK" --split 1/1/1 --train-in "$tmp/s.tok" --out "$tmp/f11"
+check "--seed with -o and with --train-in: accepted" bash -c "'$PACK' --seed 7 -o '$tmp/f12.pack' '$tmp/s.tok' &&
+    '$PACK' --seed 7 --train-in '$tmp/s.tok' --out '$tmp/f12'"
 fails "--val-copies without a val split: exit 2" 2 "--val-copies without a val split" \
     "$PACK" --split 100/0/0 --train "$tmp/f9.pack" --val-copies "$tmp/f9v.pack" "$tmp/c.tok"
 echo '{"id":"b~Goat","species":"Goat","codes":["1"],"note":"x","prompt":[1,5],"response":[6,2],"copy_of":7}' |

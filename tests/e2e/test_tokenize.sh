@@ -94,6 +94,26 @@ check template_custom bash -c "'$dump' -H '$tmp/custom.tok' | jq -e '.template.n
 check template_noinput bash -c "'$dump' -H '$tmp/noinput.tok' | jq -e '.template.name == \"alpaca-noinput\" and .template.instruction == \"Name the disease.\"' >/dev/null"
 expect_fail template_leaks_answer 1 "would show the model its answer" "$tok" --spm "$model" --input-format 'Note: {note} ({codes})' "$fx/notes.csv"
 expect_fail template_missing 3 "cannot open template" "$tok" --spm "$model" --template "$tmp/none.template" "$fx/notes.csv"
+# --print-template prints the template the run uses: --instruction and --input-format written in
+# (they were left out, so the printed file given back rendered the default instruction and input).
+flags=(--instruction 'Name the {code} }} of it.' --input-format '{species} {{x}}: {note}')
+"$tok" --print-template "${flags[@]}" >"$tmp/flags.template"
+"$tok" --spm "$model" "${flags[@]}" -o "$tmp/flags.tok" "$fx/notes.csv"
+"$tok" --spm "$model" --template "$tmp/flags.template" -o "$tmp/flags-rt.tok" "$fx/notes.csv"
+check template_print_with_flags_roundtrip bash -c "cmp -s <('$dump' -r '$tmp/flags.tok') <('$dump' -r '$tmp/flags-rt.tok') &&
+    ! cmp -s <('$dump' -r '$tmp/flags.tok') <('$dump' -r '$tmp/file.tok')"
+# A template file with CRLF line ends (written on Windows) renders as its LF copy ("\r\n" went
+# into every prompt), and --print-template of it prints the LF copy.
+"$tok" --print-template --template "$fx/custom.template" >"$tmp/lf.template"
+sed 's/$/\r/' "$tmp/lf.template" >"$tmp/crlf.template"
+"$tok" --spm "$model" --template "$tmp/lf.template" -o "$tmp/lf.tok" "$fx/notes.csv"
+"$tok" --spm "$model" --template "$tmp/crlf.template" -o "$tmp/crlf-tpl.tok" "$fx/notes.csv"
+# The same with a UTF-8 byte order mark before it (Notepad's "UTF-8"): it began every prompt.
+printf '\357\273\277' | cat - "$tmp/crlf.template" >"$tmp/bom.template"
+"$tok" --spm "$model" --template "$tmp/bom.template" -o "$tmp/bom-tpl.tok" "$fx/notes.csv"
+check template_bom_dropped cmp -s <(records "$tmp/lf.tok") <(records "$tmp/bom-tpl.tok")
+check template_crlf_as_lf bash -c "grep -q \$'\r' '$tmp/crlf.template' && cmp -s <('$dump' -r '$tmp/lf.tok') <('$dump' -r '$tmp/crlf-tpl.tok') &&
+    cmp -s '$tmp/lf.template' <('$tok' --print-template --template '$tmp/crlf.template')"
 
 # --- bad rows: message, exit 1, no output left behind ----------------------------------------------
 bad() {  # bad NAME MESSAGE CONTENT
@@ -279,4 +299,15 @@ mixed_ok() {
         [ "$(records "$tmp/mixed.tok" '.codes' | tr -d '\n')" = '[]["1679004"]' ]
 }
 check json_rejects_keep_raw mixed_ok
+
+# An Alpaca record whose "output" is given but blank is a bad record (it trained an empty answer):
+# named by its place, set aside with --skip-bad and counted, read = written + rejected.
+printf '[{"input":"Clinical Note: a","output":"x"},\n{"input":"Clinical Note: b","output":""},\n{"input":"Clinical Note: c","output":"  "},\n{"input":"Clinical Note: d"}]\n' >"$tmp/blank-out.json"
+"$tok" --spm "$model" --skip-bad "$tmp/blank-out.rej" -o "$tmp/blank-out.tok" "$tmp/blank-out.json" 2>"$tmp/err"
+blank_output_ok() {
+    grep -qF "4 read, 2 written, 2 rejected" "$tmp/err" && [ "$(cut -f1 "$tmp/blank-out.rej" | paste -sd,)" = 2,3 ] &&
+        grep -qF 'empty answer ("output" is blank)' "$tmp/blank-out.rej" &&
+        [ "$(records "$tmp/blank-out.tok" '.note' | paste -sd,)" = '"a","d"' ]
+}
+check alpaca_blank_output_rejected blank_output_ok
 

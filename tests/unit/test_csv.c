@@ -173,6 +173,26 @@ static void raw_text(void) {
     fclose(f);
 }
 
+// The raw text less its one line end, the same bytes on every call: a row left open at end of
+// input ending in "\r\r\n" lost one more CR on each call.
+static void raw_text_idempotent(void) {
+    const char *t = "h\r\nab\r\n\"x\r\r\n";
+    FILE *f = fmemopen((void *)t, strlen(t), "rb");
+    vet_err err;
+    vet_csv *c = vet_csv_open(f, "t.csv", &err);
+    CHECK(vet_csv_next(c, &err) == VET_CSV_ROW);
+    CHECK(vet_csv_next(c, &err) == VET_CSV_ROW);
+    size_t n;
+    for (int call = 0; call < 2; call++) CHECK(memcmp(vet_csv_raw(c, &n), "ab", 3) == 0 && n == 2);
+    CHECK(vet_csv_next(c, &err) == VET_CSV_BAD);  // the quote still open at end of input
+    for (int call = 0; call < 3; call++) {
+        const char *raw = vet_csv_raw(c, &n);
+        CHECK(n == 3 && memcmp(raw, "\"x\r", 4) == 0);
+    }
+    vet_csv_close(c);
+    fclose(f);
+}
+
 // Rows longer than the 64 KiB read buffer, and many rows: the buffers are reused.
 static void long_rows(void) {
     size_t n = 200000;
@@ -253,6 +273,7 @@ int main(void) {
     RUN(unbalanced_quotes);
     RUN(bad_row_line_and_reason);
     RUN(raw_text);
+    RUN(raw_text_idempotent);
     RUN(long_rows);
     RUN(written_fields_read_back);
     CHECK_EXIT();

@@ -32,6 +32,12 @@ static void test_parse(void) {
     CHECK_CONTAINS(err.msg, "'Cow' appears twice");
     CHECK(vet_swap_parse("Cow=COW", &s, &err) == -1);
     CHECK_CONTAINS(err.msg, "appears twice");
+    // A name that is not UTF-8 (Latin-1 "Büffel") would be a copy's species, id and note words.
+    CHECK(vet_swap_parse("Cow=B\xfc" "ffel", &s, &err) == -1);
+    CHECK_CONTAINS(err.msg, "--species-swap is not valid UTF-8 (byte 6)");
+    CHECK(err.kind == VET_E_USAGE && s.n == 0);
+    CHECK(vet_swap_parse("Cow=B\xc3\xbc" "ffel", &s, &err) == 0);  // the same in UTF-8
+    vet_swap_free(&s);
     // The table's size is bounded: 33 pairs are refused, 32 taken.
     char spec[2048] = "";
     for (int i = 0; i < 33; i++) {

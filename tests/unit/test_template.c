@@ -126,6 +126,37 @@ static void file_roundtrip_and_identity(void) {
     CHECK_CONTAINS(err.msg, "cannot open template");
 }
 
+// The print form writes a non-default instruction (braces doubled) and input format into the
+// placeholders, in the prompt and the response alike; "{{input}}" is a literal, no placeholder.
+// Parsed back with no options, it renders what the template rendered.
+static void print_form_with_options(void) {
+    static const char file[] = "{{input}} {instruction}|{input}\n---\n{instruction}: {codes}\n";
+    vet_err err;
+    vet_template *t = vet_template_parse(file, strlen(file), "f", "Say {it}", "Note {note}", NULL, &err);
+    CHECK(t != NULL);
+    vet_text form = {0}, a = {0}, b = {0};
+    CHECK(vet_template_print_form(t, &form, &err) == 0);
+    CHECK_STR(form.s, "{{input}} Say {{it}}|Note {note}\n---\nSay {{it}}: {codes}\n");
+    vet_template *back = vet_template_parse(form.s, form.len, "f", NULL, NULL, NULL, &err);
+    CHECK(back != NULL);
+    vet_note n = cow();
+    CHECK(vet_template_prompt(t, &n, &a, &err) == 0 && vet_template_prompt(back, &n, &b, &err) == 0);
+    CHECK_STR(a.s, "{input} Say {it}|Note Cow. Fever.\n");
+    CHECK_STR(b.s, a.s);
+    CHECK(vet_template_response(t, &n, &a, &err) == 0 && vet_template_response(back, &n, &b, &err) == 0);
+    CHECK_STR(b.s, a.s);
+    vet_template_free(back);
+    vet_template_free(t);
+    // With the defaults the placeholders stay (an Alpaca record's own instruction still counts).
+    t = vet_template_open(NULL, NULL, NULL, NULL, &err);
+    CHECK(vet_template_print_form(t, &form, &err) == 0);
+    CHECK_STR(form.s, vet_template_text(t));
+    vet_template_free(t);
+    vet_text_free(&form);
+    vet_text_free(&a);
+    vet_text_free(&b);
+}
+
 static void bad_templates(void) {
     vet_err err;
     const char *t1 = "{instruction} {nte}\n";
@@ -147,6 +178,7 @@ int main(void) {
     RUN(record_fields_win);
     RUN(file_format);
     RUN(file_roundtrip_and_identity);
+    RUN(print_form_with_options);
     RUN(bad_templates);
     CHECK_EXIT();
 }
