@@ -11,6 +11,7 @@
 
 #include "base/input_file.h"
 #include "base/strtab.h"
+#include "base/trim.h"
 #include "base/utf8.h"
 
 typedef struct {
@@ -112,13 +113,6 @@ int vet_labels_add(vet_labels *v, const char *label, const char *term, vet_err *
     return 0;
 }
 
-static char *trim(char *s) {
-    while (*s == ' ' || *s == '\t') s++;
-    size_t n = strlen(s);
-    while (n && (s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '\r' || s[n - 1] == '\n')) s[--n] = 0;
-    return s;
-}
-
 vet_labels *vet_codes_load_path(const char *path, vet_err *err) {
     FILE *f = vet_input_open(path, "codes file", err);
     if (!f) return NULL;
@@ -152,9 +146,9 @@ vet_labels *vet_codes_load(FILE *f, const char *name, vet_err *err) {
             goto fail;
         }
         char *tab = strchr(line, '\t');
-        char *term = tab ? trim(tab + 1) : "";
+        char *term = tab ? vet_trim(tab + 1) : "";
         if (tab) *tab = 0;
-        char *label = trim(line);
+        char *label = vet_trim(line);
         if (!*label || *label == '#') continue;
         if (L.lineno == 1 && (strcasecmp(label, "code") == 0 || strcasecmp(label, "label") == 0)) continue;
         const char *old = vet_labels_term(v, label);

@@ -12,6 +12,7 @@
 #include "base/numparse.h"
 #include "base/rng.h"
 #include "base/strtab.h"
+#include "base/trim.h"
 
 const char *vet_split_name(int k) {
     static const char *names[VET_SPLIT_N] = {"train", "val", "test"};
@@ -48,16 +49,12 @@ int vet_split_parse_shares(const char *spec, double share[3], vet_err *err) {
     return 0;
 }
 
-static int is_ascii_space(unsigned char c) {
-    return c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r';
-}
-
 size_t vet_split_normalize(const char *s, size_t n, char *out) {
     size_t o = 0;
     int pending_space = 0;
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
-        if (is_ascii_space(c)) {
+        if (vet_is_blank(c)) {
             pending_space = o > 0;  // leading whitespace is dropped
             continue;
         }
@@ -73,7 +70,7 @@ size_t vet_split_normalize(const char *s, size_t n, char *out) {
 // the other fixed-width spaces become U+0020 already): NEL, the Ogham space mark and the line
 // and paragraph separators.
 static int is_unicode_space(utf8proc_int32_t cp) {
-    if (cp < 0x80) return is_ascii_space((unsigned char)cp);
+    if (cp < 0x80) return vet_is_blank((unsigned char)cp);
     if (cp == 0x85) return 1;
     utf8proc_category_t cat = utf8proc_category(cp);
     return cat == UTF8PROC_CATEGORY_ZS || cat == UTF8PROC_CATEGORY_ZL || cat == UTF8PROC_CATEGORY_ZP;

@@ -3,7 +3,6 @@
 // that fill a sample set (metrics.h) from a file.
 #include "eval/predictions.h"
 
-#include <ctype.h>
 #include <errno.h>
 #include <jansson.h>
 #include <math.h>
@@ -16,6 +15,7 @@
 #include "base/input_file.h"
 #include "base/lines.h"
 #include "base/strtab.h"
+#include "base/trim.h"
 #include "base/utf8.h"
 #include "data/labels.h"
 #include "eval/ranking.h"
@@ -61,10 +61,9 @@ int vet_split_labels(const char *s, size_t len, char ***out, size_t *n, vet_err 
     while (i <= len) {
         size_t j = i;
         while (j < len && s[j] != ';') j++;
-        size_t a = i, b = j;
-        while (a < b && isspace((unsigned char)s[a])) a++;
-        while (b > a && isspace((unsigned char)s[b - 1])) b--;
-        if (b > a && !(v[k++] = strndup(s + a, b - a))) {
+        size_t m = j - i;
+        const char *label = vet_trim_span(s + i, &m);
+        if (m > 0 && !(v[k++] = strndup(label, m))) {
             vet_labels_free_list(v, k - 1);
             return vet_err_nomem(err, "out of memory");
         }
@@ -394,7 +393,7 @@ static int jsonl_line(vet_pred_reader *r, vet_err *err) {
         int got = vet_lines_next(&r->lines, err);
         if (got <= 0) return got;
         for (size_t i = 0; i < r->lines.len; i++)
-            if (!isspace((unsigned char)r->lines.buf[i])) return 1;
+            if (!vet_is_blank((unsigned char)r->lines.buf[i])) return 1;
     }
 }
 
@@ -461,11 +460,8 @@ static const char *not_utf8(const vet_pred *rec) {
 
 // s with the blanks around it cut, in place (a label " A " is the label "A").
 static void trim_label(char *s) {
-    size_t a = 0, b = strlen(s);
-    while (a < b && isspace((unsigned char)s[a])) a++;
-    while (b > a && isspace((unsigned char)s[b - 1])) b--;
-    memmove(s, s + a, b - a);
-    s[b - a] = 0;
+    const char *t = vet_trim(s);
+    memmove(s, t, strlen(t) + 1);
 }
 
 // One rule for labels, whatever the format: a CSV field or a ';'-string is split and trimmed

@@ -2,7 +2,6 @@
 // one record at a time; the JSON array is loaded whole by jansson (Alpaca files are small).
 #include "io/notes.h"
 
-#include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <jansson.h>
@@ -12,6 +11,7 @@
 
 #include "base/input_file.h"
 #include "base/lines.h"
+#include "base/trim.h"
 #include "base/utf8.h"
 #include "io/csv.h"
 #include "io/json_file.h"
@@ -140,8 +140,7 @@ static long near_column(const vet_notes *s, const char *name) {
     for (size_t i = 0; i < s->ncols; i++) {
         size_t len;
         const char *f = vet_csv_field(s->csv, i, &len);
-        while (len && isspace((unsigned char)*f)) f++, len--;
-        while (len && isspace((unsigned char)f[len - 1])) len--;
+        f = vet_trim_span(f, &len);
         if (len == strlen(name) && strncasecmp(f, name, len) == 0) return (long)i;
     }
     return -1;
@@ -267,14 +266,6 @@ static int add_code(vet_notes *s, char *code) {
     return 0;
 }
 
-// The string p without its leading and trailing whitespace (cut in place).
-static char *trim(char *p) {
-    while (isspace((unsigned char)*p)) p++;
-    char *end = p + strlen(p);
-    while (end > p && isspace((unsigned char)end[-1])) *--end = '\0';
-    return p;
-}
-
 // Room for n bytes in *buf (capacity *cap); -1 when out of memory.
 static int reserve(char **buf, size_t *cap, size_t n) {
     if (n <= *cap) return 0;
@@ -295,7 +286,7 @@ static int split_codes(vet_notes *s, const char *field, size_t len) {
     for (;;) {
         char *semi = strchr(p, ';');
         if (semi) *semi = '\0';
-        p = trim(p);
+        p = vet_trim(p);
         if (*p && add_code(s, p)) return -1;
         if (!semi) break;
         p = semi + 1;
@@ -311,13 +302,7 @@ static const char *trimmed(char **buf, size_t *cap, const char *v) {
     size_t n = strlen(v);
     if (reserve(buf, cap, n + 1)) return NULL;
     memcpy(*buf, v, n + 1);
-    return trim(*buf);
-}
-
-static int blank(const char *s) {
-    for (; *s; s++)
-        if (!isspace((unsigned char)*s)) return 0;
-    return 1;
+    return vet_trim(*buf);
 }
 
 static int next_csv(vet_notes *s, vet_note *n, vet_err *err) {
@@ -349,7 +334,7 @@ static int next_csv(vet_notes *s, vet_note *n, vet_err *err) {
     }
     if (repeats_header(s))
         return reject(s, line, err, "the header row again, not a note (files joined together? drop the line)");
-    if (blank(v[COL_NOTE])) return reject(s, line, err, "empty note");
+    if (vet_is_blank_str(v[COL_NOTE])) return reject(s, line, err, "empty note");
     if (split_codes(s, v[COL_CODES], len[COL_CODES])) return no_memory(s, line, err);
     const char *disease = trimmed(&s->disease_buf, &s->disease_cap, v[COL_DISEASE]);
     const char *species = trimmed(&s->species_buf, &s->species_cap, v[COL_SPECIES]);
@@ -406,7 +391,7 @@ static int json_codes(vet_notes *s, json_t *obj, long line, vet_err *err) {
     json_array_foreach(codes, i, c) {
         size_t n = strlen(json_string_value(c)) + 1;
         memcpy(p, json_string_value(c), n);
-        char *code = trim(p);
+        char *code = vet_trim(p);
         if (*code && add_code(s, code)) return no_memory(s, line, err);
         p += n;
     }
@@ -440,13 +425,13 @@ static int from_json(vet_notes *s, json_t *obj, long line, vet_note *n, vet_err 
     if (rc != VET_NOTE_OK) return rc;
     const char *input = v[KEY_INPUT];
     if (!input) return reject(s, line, err, "no note (no \"input\")");
-    if (blank(input)) return reject(s, line, err, "empty note (\"input\" is blank)");
+    if (vet_is_blank_str(input)) return reject(s, line, err, "empty note (\"input\" is blank)");
     size_t pn = strlen(s->note_prefix);
     const char *note = strncmp(input, s->note_prefix, pn) == 0 ? input + pn : input;
-    if (blank(note)) return reject(s, line, err, "empty note (\"input\" holds only '%s')", s->note_prefix);
+    if (vet_is_blank_str(note)) return reject(s, line, err, "empty note (\"input\" holds only '%s')", s->note_prefix);
     // An "output" given but blank is the record's answer, and it is nothing: trained on, the model
     // learns to answer nothing. (Absent or null, the template's response format renders one.)
-    if (v[KEY_OUTPUT] && blank(v[KEY_OUTPUT]))
+    if (v[KEY_OUTPUT] && vet_is_blank_str(v[KEY_OUTPUT]))
         return reject(s, line, err, "empty answer (\"output\" is blank): give the answer, or leave \"output\" out "
                       "to have the response format render the record's codes");
     const char *id;
@@ -479,7 +464,7 @@ static int next_jsonl(vet_notes *s, vet_note *n, vet_err *err) {
         int rc = vet_lines_next(L, err);
         if (rc == 0) return VET_NOTE_EOF;
         if (rc < 0) return err->kind == VET_E_INPUT ? VET_NOTE_FATAL : VET_NOTE_IOERR;
-        if (!blank(L->buf) || L->len != strlen(L->buf)) break;
+        if (!vet_is_blank_str(L->buf) || L->len != strlen(L->buf)) break;
     }
     s->index++;
     size_t off;

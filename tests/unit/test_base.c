@@ -12,6 +12,7 @@
 #include "base/err.h"
 #include "base/numparse.h"
 #include "base/strtab.h"
+#include "base/trim.h"
 #include "base/utf8.h"
 
 static void err_kinds_survive_prefix(void) {
@@ -223,6 +224,23 @@ static void utf8_repair_maximal_subparts(void) {
     CHECK(vet_utf8_valid("ok\xe2\x82\xac", 5, NULL));
 }
 
+// The six ASCII blanks and nothing else: a no-break space (C2 A0) is a character of the text,
+// and a locale cannot change that.
+static void trim_ascii_blanks_only(void) {
+    char a[] = " \t\r\n\v\fFoot rot \r\n";
+    CHECK_STR(vet_trim(a), "Foot rot");
+    char b[] = "\xc2\xa0" "Cow\xc2\xa0";
+    CHECK_STR(vet_trim(b), "\xc2\xa0" "Cow\xc2\xa0");
+    char c[] = " \t ";
+    CHECK_STR(vet_trim(c), "");
+    size_t n = 7;
+    const char *t = vet_trim_span("  12;34", &n);  // a span of a longer string: only n bytes read
+    CHECK(n == 5 && t[0] == '1');
+    n = 3;
+    CHECK(vet_trim_span(" \n 9", &n) && n == 0);
+    CHECK(vet_is_blank_str("") && vet_is_blank_str(" \r\n") && !vet_is_blank_str(" x "));
+}
+
 int main(void) {
     RUN(err_kinds_survive_prefix);
     RUN(parse_long_refuses_what_strtol_accepts);
@@ -232,5 +250,6 @@ int main(void) {
     RUN(atomic_file_visible_only_when_whole);
     RUN(atomic_file_follows_symlinks);
     RUN(utf8_repair_maximal_subparts);
+    RUN(trim_ascii_blanks_only);
     CHECK_EXIT();
 }
