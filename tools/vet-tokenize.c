@@ -47,7 +47,7 @@ static void usage(void) {
            "                           as a whole word; the copy's id is ID~B and its copy_of is ID.\n"
            "                           Training-data augmentation: vet-pack keeps copies with their\n"
            "                           original and trains on those of the train split only\n"
-           "      --skip-bad FILE      write rejected rows to FILE and go on (default: stop)\n"
+           "      --skip-bad FILE      write rejected rows to FILE ('-': stderr) and go on (default: stop)\n"
            "      --stats              print token-length statistics on stderr\n"
            "      --max-len N          length the statistics compare against (default 512)\n"
            "  -q, --quiet              no note on stderr of which tokenizer a directory gave\n"
