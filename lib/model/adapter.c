@@ -354,6 +354,9 @@ static void drop_lora(vet_model *m) {
 
 int vet_adapter_load(vet_model *m, const char *dir, vet_err *err) {
     if (m->has_lora) return vet_errf(err, "%s: the model already has a LoRA adapter", dir);
+    // A path that is not there is a file that cannot be opened (exit 3), as a missing --model is;
+    // a folder without the adapter's files is bad input (below).
+    if (access(dir, F_OK) != 0) return vet_err_io(err, "%s: cannot open the adapter: %s", dir, strerror(errno));
     char path[4200];
     lora_params p = {0};
     join(path, sizeof path, dir, ADAPTER_CONFIG);

@@ -24,7 +24,7 @@ int vet_adapter_save(const char *dir, const vet_model *m, const char *base_model
 // Reads the PEFT adapter in dir into m (which must have no LoRA yet): checks the whole
 // adapter against m's shapes first, then calls vet_model_add_lora and overwrites A and B, so
 // on failure m is left as it was. Refuses, with a message naming the key or tensor:
-// a missing or unreadable file, peft_type other than LORA, r / lora_alpha / target_modules
+// a missing or unreadable file (VET_E_IO when dir itself is not there), peft_type other than LORA, r / lora_alpha / target_modules
 // missing, a target module vet cannot adapt, features vet does not implement (DoRA, biases,
 // rank/alpha patterns, layers_to_transform, modules_to_save), a missing or unexpected
 // tensor, and a tensor whose shape does not fit the base model (naming both shapes).
