@@ -79,7 +79,7 @@ int main(int argc, char **argv) {
     while ((c = getopt_long(argc, argv, "d:n:s:o:vhV", opts, NULL)) != -1) {
         switch (c) {
         case 'd': table_path = optarg; break;
-        case 'n': o.count = cli_long("-n", optarg, 0, LONG_MAX / 2); break;
+        case 'n': o.count = cli_long("--count", optarg, 0, LONG_MAX / 2); break;
         case 's': o.seed = (uint64_t)cli_long("--seed", optarg, 0, LONG_MAX); break;
         case OPT_NOISE: o.noise = cli_double("--noise", optarg, 0, 1); break;
         case OPT_DUP: o.dup = cli_double("--dup", optarg, 0, 1); break;
