@@ -30,6 +30,11 @@ int vet_adapter_save(const char *dir, const vet_model *m, const char *base_model
 // tensor, and a tensor whose shape does not fit the base model (naming both shapes).
 int vet_adapter_load(vet_model *m, const char *dir, vet_err *err);
 
+// Refuses (VET_E_USAGE, naming flag) a dir given where a model goes (--model, --base) that holds
+// an adapter and no config.json: the adapter belongs to --adapter, beside its base model. 0 for
+// anything else (a model, a GGUF file, a path not there: the model's reader says what is wrong).
+int vet_adapter_refuse_as_model(const char *flag, const char *dir, vet_err *err);
+
 // The limits every LoRA adapter keeps, one set for the program that writes adapters (vet-train
 // checks its flags against the base model before it trains) and for every reader
 // (vet_adapter_load, so vet-train --adapter and vet-generate --adapter): whatever vet writes,
