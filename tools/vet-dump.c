@@ -171,6 +171,8 @@ int main(int argc, char **argv) {
         }
     }
     vet_labels_free(codes);
-    if (fflush(stdout) != 0 || ferror(stdout)) cli_fail(EXIT_IO, "<stdout>: write failed");
+    errno = 0;  // the reason, when this flush meets it (a full disk, a reader gone), as the others give it
+    if (fflush(stdout) != 0 || ferror(stdout))
+        cli_fail(EXIT_IO, "<stdout>: write failed%s%s", errno ? ": " : "", errno ? strerror(errno) : "");
     return status;
 }

@@ -10,6 +10,7 @@
 #include "export/export.h"
 #include "io/gguf.h"
 #include "io/gguf_config.h"
+#include "model/adapter.h"
 #include "model/model.h"
 
 static void usage(void) __attribute__((noreturn));
@@ -65,6 +66,7 @@ int main(int argc, char **argv) {
     }
     if (optind < argc) cli_usage_error("unexpected argument '%s'", argv[optind]);
     if (!o.model_dir) cli_usage_error("--model DIR is required");
+    if (vet_adapter_refuse_as_model("--model", o.model_dir, &err)) cli_usage_error("%s", err.msg);
     if (!strcmp(o.out, "-") && isatty(1)) cli_usage_error("will not write a GGUF file to a terminal: give -o FILE");
     // The GGUF written over a file of the model or the adapter would destroy what it is made from.
     if (vet_refuse_overwrite_in("-o", o.out, "--model", o.model_dir, &err) ||

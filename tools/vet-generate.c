@@ -15,6 +15,7 @@
 #include "generate/job.h"
 #include "kernels/host/device.h"
 #include "kernels/host/gpu_infer.h"
+#include "model/adapter.h"
 #include "model/model.h"
 #include "model/ops.h"
 
@@ -155,6 +156,9 @@ static void parse_flags(int argc, char **argv, vet_generate_opts *o, run_flags *
         }
     }
     if (!o->n_models) cli_usage_error("--model DIR is required");
+    vet_err err;
+    for (int i = 0; i < o->n_models; i++)
+        if (vet_adapter_refuse_as_model("--model", o->models[i], &err)) cli_usage_error("%s", err.msg);
     if (o->n_models > 1 && o->adapter)
         cli_usage_error("--adapter with %d --model: an adapter belongs to one base; merge it into its model first, "
                         "or decode with one --model", o->n_models);

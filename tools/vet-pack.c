@@ -48,7 +48,7 @@ static void usage(void) {
            "      --truncate left|right  keep over-long samples by cutting the prompt (left: its\n"
            "                         oldest tokens after BOS; right: its tail); default: reject\n"
            "Reporting:\n"
-           "      --summary FILE     write the summary as JSON to FILE\n"
+           "      --summary FILE     write the summary as JSON to FILE ('-': stdout)\n"
            "  -v, --verbose          print the summary on stderr even when it is not a terminal\n"
            "  -h, --help             this help\n"
            "  -V, --version          print the version\n"

@@ -19,7 +19,8 @@ static void usage(void) {
            "and their clinical signs. The same table, options and seed give the same bytes.\n"
            "\n"
            "  -d, --diseases FILE  the disease table (default: $VET_DATA/diseases.tsv, else\n"
-           "                       data/diseases.tsv or share/vet/diseases.tsv next to bin/)\n"
+           "                       data/diseases.tsv or share/vet/diseases.tsv next to bin/);\n"
+           "                       a file or a pipe, such as <(...) ('-' is a file named -)\n"
            "  -n, --count N        number of notes (default 2000)\n"
            "  -s, --seed S         random seed, an integer >= 0 (default 1)\n"
            "      --noise P        replace a note's label by another plausible disease with\n"
@@ -78,7 +79,7 @@ int main(int argc, char **argv) {
     while ((c = getopt_long(argc, argv, "d:n:s:o:vhV", opts, NULL)) != -1) {
         switch (c) {
         case 'd': table_path = optarg; break;
-        case 'n': o.count = cli_long("-n", optarg, 0, LONG_MAX / 2); break;
+        case 'n': o.count = cli_long("--count", optarg, 0, LONG_MAX / 2); break;
         case 's': o.seed = (uint64_t)cli_long("--seed", optarg, 0, LONG_MAX); break;
         case OPT_NOISE: o.noise = cli_double("--noise", optarg, 0, 1); break;
         case OPT_DUP: o.dup = cli_double("--dup", optarg, 0, 1); break;

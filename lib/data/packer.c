@@ -235,6 +235,18 @@ static int collect_rejected(const pack_job *J, vet_pack_result *res, vet_err *er
     return 0;
 }
 
+// Samples were read, but none fits --seq-len: the outputs would be streams without a row, written
+// with exit 0, and a training run on them would learn nothing (vet-tokenize likewise refuses an
+// input whose every row is rejected). Refused before anything is made, the --out folder included.
+static int refuse_nothing_packed(const vet_pack_opts *o, const pack_job *J, const vet_pack_result *res,
+                                 vet_err *err) {
+    if (res->total.packed > 0 || res->total.rejected == 0) return 0;
+    return vet_errf(err, "%s: all %lld samples are longer than --seq-len %d: nothing to pack (%s)", J->in[0].path,
+                    (long long)res->total.rejected, (int)o->seq_len,
+                    o->trunc == VET_TRUNC_NONE ? "a larger --seq-len, or --truncate left|right to cut the prompts"
+                                               : "their responses alone do not fit: a larger --seq-len");
+}
+
 static int build_summary(const vet_pack_opts *o, pack_job *J, const vet_pack_result *res, vet_err *err) {
     const char *group_by = is_presplit(o) ? "input" : o->out[VET_PACK_ALL] ? "none" : o->group_by_note ? "note" : "none";
     vet_pack_summary_in in = {
@@ -290,14 +302,16 @@ int vet_pack_run(const vet_pack_opts *o, vet_pack_result *res, vet_err *err) {
     memset(res, 0, sizeof *res);
     pack_job J = {0};
     int rc = -1;
-    // The output directory is made only once the input proved whole: a refused input leaves nothing.
-    if (resolve_outputs(o, &J.out, err) != 0 || read_inputs(o, &J, err) != 0 || make_out_dir(o, err) != 0)
-        goto done;
+    if (resolve_outputs(o, &J.out, err) != 0 || read_inputs(o, &J, err) != 0) goto done;
     res->samples_in = (int64_t)J.samples.n;
     memcpy(res->used, J.out.used, sizeof res->used);
     if (split_samples(o, &J, res, err) != 0 || plan_slots(o, &J, res, err) != 0 ||
-        collect_rejected(&J, res, err) != 0 || build_summary(o, &J, res, err) != 0 || write_outputs(o, &J, err) != 0)
+        refuse_nothing_packed(o, &J, res, err) != 0 || collect_rejected(&J, res, err) != 0 ||
+        build_summary(o, &J, res, err) != 0)
         goto done;
+    // The output directory is made only once the input proved whole and packs: a refused input
+    // leaves nothing.
+    if (make_out_dir(o, err) != 0 || write_outputs(o, &J, err) != 0) goto done;
     rc = 0;
 done:
     job_free(&J);

@@ -241,6 +241,8 @@ int vet_ckpt_find(const char *path, char *out, size_t outn, vet_err *err) {
             return 0;
         }
     }
+    // Nothing there at all: a file that cannot be opened (exit 3), not a folder without checkpoints.
+    if (access(path, F_OK) != 0) return vet_err_io(err, "%s: cannot open: %s", path, strerror(errno));
     return vet_errf(err, "%s: no checkpoint to resume from (looked for %s/checkpoints/step-N)", path, path);
 }
 

@@ -43,7 +43,8 @@ int vet_ckpt_save(const char *ckpt_root, const vet_train_state *st, const float 
 int vet_ckpt_load(const char *dir, vet_train_state *st, float *params, float *adam_m,
                   float *adam_v, float *best, int *has_best, size_t n, vet_err *err);
 // Finds the newest complete checkpoint under ckpt_root (or accepts a checkpoint dir itself);
-// writes its path into out. Returns 0, or -1 when there is none.
+// writes its path into out. Returns 0, or -1 when there is none (VET_E_IO when path itself is not
+// there).
 int vet_ckpt_find(const char *path, char *out, size_t outn, vet_err *err);
 // Keeps the newest `keep` checkpoints (keep <= 0: all) and removes stale temporaries.
 int vet_ckpt_prune(const char *ckpt_root, int keep, vet_err *err);

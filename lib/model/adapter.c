@@ -352,8 +352,21 @@ static void drop_lora(vet_model *m) {
     memset(&m->lora, 0, sizeof m->lora);
 }
 
+int vet_adapter_refuse_as_model(const char *flag, const char *dir, vet_err *err) {
+    char config[4200], adapter[4200];
+    if (!dir) return 0;
+    join(config, sizeof config, dir, "config.json");
+    join(adapter, sizeof adapter, dir, ADAPTER_CONFIG);
+    if (access(adapter, F_OK) != 0 || access(config, F_OK) == 0) return 0;
+    return vet_err_kindf(err, VET_E_USAGE, "%s %s is a LoRA adapter (%s, no config.json), not a model: give its base "
+                         "model as %s and this folder as --adapter", flag, dir, ADAPTER_CONFIG, flag);
+}
+
 int vet_adapter_load(vet_model *m, const char *dir, vet_err *err) {
     if (m->has_lora) return vet_errf(err, "%s: the model already has a LoRA adapter", dir);
+    // A path that is not there is a file that cannot be opened (exit 3), as a missing --model is;
+    // a folder without the adapter's files is bad input (below).
+    if (access(dir, F_OK) != 0) return vet_err_io(err, "%s: cannot open the adapter: %s", dir, strerror(errno));
     char path[4200];
     lora_params p = {0};
     join(path, sizeof path, dir, ADAPTER_CONFIG);

@@ -24,11 +24,16 @@ int vet_adapter_save(const char *dir, const vet_model *m, const char *base_model
 // Reads the PEFT adapter in dir into m (which must have no LoRA yet): checks the whole
 // adapter against m's shapes first, then calls vet_model_add_lora and overwrites A and B, so
 // on failure m is left as it was. Refuses, with a message naming the key or tensor:
-// a missing or unreadable file, peft_type other than LORA, r / lora_alpha / target_modules
+// a missing or unreadable file (VET_E_IO when dir itself is not there), peft_type other than LORA, r / lora_alpha / target_modules
 // missing, a target module vet cannot adapt, features vet does not implement (DoRA, biases,
 // rank/alpha patterns, layers_to_transform, modules_to_save), a missing or unexpected
 // tensor, and a tensor whose shape does not fit the base model (naming both shapes).
 int vet_adapter_load(vet_model *m, const char *dir, vet_err *err);
+
+// Refuses (VET_E_USAGE, naming flag) a dir given where a model goes (--model, --base) that holds
+// an adapter and no config.json: the adapter belongs to --adapter, beside its base model. 0 for
+// anything else (a model, a GGUF file, a path not there: the model's reader says what is wrong).
+int vet_adapter_refuse_as_model(const char *flag, const char *dir, vet_err *err);
 
 // The limits every LoRA adapter keeps, one set for the program that writes adapters (vet-train
 // checks its flags against the base model before it trains) and for every reader

@@ -12,6 +12,7 @@
 #include "base/input_file.h"
 #include "io/checkpoint.h"
 #include "io/config.h"
+#include "model/adapter.h"
 #include "model/lora.h"
 #include "model/ops.h"
 #include "train/run.h"
@@ -62,6 +63,7 @@ static void describe_model(const train_run *r, char *buf, size_t n) {
 // write its model or adapter over the one it starts from), and no rows file may be given twice
 // (its rows would count double) or serve as both training and validation rows.
 static int check_files(const vet_train_opts *o, vet_err *err) {
+    if (vet_adapter_refuse_as_model("--base", o->base_dir, err)) return -1;
     if (vet_same_dir(o->out_dir, o->base_dir) || vet_same_dir(o->out_dir, o->adapter_in))
         return vet_err_kindf(err, VET_E_USAGE, "--out %s is the %s folder this run starts from: writing it would "
                              "destroy the input (choose another --out)", o->out_dir,

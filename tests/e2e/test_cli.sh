@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # test_cli.sh — what every program does the same way (tools/cli.h): --help and --version exit 0,
 # and what they print must reach stdout: into a full disk (/dev/full) they fail with exit 3 and
-# `vet-X: <stdout>: write failed`, never a silent 0 (the check registered before main runs).
+# `vet-X: <stdout>: write failed`, never a silent 0 (the check registered before main runs); and
+# the flags each program takes are the flags its --help and its man page list.
 set -u
 : "${VET_BIN:?}"
 ok() { echo "ok $1"; }
@@ -42,3 +43,28 @@ else fail cli_output_through_symlink; echo "exit $st $st2; captured $(wc -c <"$t
 if [ $st = 3 ] && [ "$(wc -l <"$tmp/err")" = 1 ] && grep -q '^vet-eval: <stdout>: write failed' "$tmp/err"
 then ok cli_stdout_failure_once
 else fail cli_stdout_failure_once; echo "exit $st: $(cat "$tmp/err")" >&2; fi
+
+# Every flag a program takes is named in its --help and in its man page's OPTIONS, and every flag
+# those two list is taken: the flags come from the option table in tools/ (what getopt_long
+# accepts), the listed ones from the name column of --help's option lines (up to the first two
+# spaces: not the flags of other programs a description mentions) and from the man page's .TP
+# headings; a listed flag is taken when the program, given it alone, does not call it unrecognized.
+top=${VET_TOP:-$(cd "$(dirname "$0")/../.." && pwd)}
+flags_in() { grep -oE -- '--[a-z][a-z0-9-]*' | sort -u; }
+help_listed() { "$VET_BIN/$1" --help | grep -E '^ {1,8}(-[A-Za-z], )?--[a-z]' | sed -E 's/^ +//; s/  .*//' | flags_in; }
+man_options() { sed 's/\\-/-/g; s/\\f[BIRP]//g' "$top/man/$1.1" | awk '/^\.SH OPTIONS/ { on = 1; next } /^\.SH/ { on = 0 } on'; }
+man_listed() { man_options "$1" | awk 'tp { print } { tp = $0 == ".TP" }' | flags_in; }
+parsed_flags() { grep -oE '\{"[a-z0-9-]+", *[a-z_]+_argument' "$top/tools/$1.c" | sed -E 's/^\{"([^"]*)".*/--\1/' | sort -u; }
+(cd "$tmp" && for prog in vet-tokenize vet-pack vet-train vet-generate vet-eval vet-dump vet-synth vet-export; do
+    "$VET_BIN/$prog" --help | flags_in >"$tmp/help"; man_options "$prog" | flags_in >"$tmp/man"
+    parsed_flags "$prog" >"$tmp/parsed"
+    missing=$(comm -23 "$tmp/parsed" "$tmp/help" | sed 's/^/not in --help: /'; comm -23 "$tmp/parsed" "$tmp/man" | sed 's/^/not in the man page: /')
+    for flag in $(help_listed "$prog"; man_listed "$prog"); do
+        timeout 20 "$VET_BIN/$prog" "$flag" </dev/null >/dev/null 2>"$tmp/err"
+        grep -q "unrecognized option '$flag'" "$tmp/err" && missing="$missing
+listed but not taken: $flag"
+    done
+    if [ -s "$tmp/parsed" ] && [ -z "$missing" ]; then ok "cli_${prog#vet-}_flags_documented"
+    else fail "cli_${prog#vet-}_flags_documented"; echo "$prog:$missing" >&2; fi
+    rm -f -- ./-* 2>/dev/null
+done)

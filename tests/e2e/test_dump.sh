@@ -146,6 +146,14 @@ EOF
     check dump_numbers_whole bash -c "\"$dump\" -r \"$tmp/digits.preds\" | grep -qF '\"ranked\":[{\"label\":\"A\",\"p\":0.3732278091502738,\"logp\":-0.1},{\"label\":\"B\",\"p\":0.1}]'"
 fi
 
+# Standard output that cannot be written: exit 3, one line that gives the reason, as every other
+# program's does (it said only "write failed").
+if [ -w /dev/full ]; then
+    "$dump" "$tmp/t.zst" >/dev/full 2>"$tmp/err"; st=$?
+    check dump_stdout_full_says_why bash -c "[ $st = 3 ] && [ \$(wc -l <'$tmp/err') = 1 ] &&
+        grep -q '^vet-dump: <stdout>: write failed: No space left on device' '$tmp/err'"
+fi
+
 help_ok() {
     local man flags
     man=$(sed 's/\\-/-/g' "$VET_TOP/man/vet-dump.1")

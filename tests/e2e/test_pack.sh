@@ -160,6 +160,12 @@ for mode in left right; do
         ok "--truncate $mode cuts the prompt only; a response that cannot fit is still rejected"
     else notok "--truncate $mode cuts the prompt only; a response that cannot fit is still rejected"; fi
 done
+# Every sample too long: exit 1 naming the input, and nothing written (no --out folder, no
+# summary); it used to write three streams without a row, with exit 0.
+"$PACK" --seq-len 3 --out "$tmp/none" --summary "$tmp/none.json" "$tmp/edge.tok" 2>"$tmp/err"; rc=$?
+if [ $rc = 1 ] && grep -q "edge.tok: all 5 samples are longer than --seq-len 3: nothing to pack" "$tmp/err" &&
+   [ ! -e "$tmp/none" ] && [ ! -e "$tmp/none.json" ]; then ok "every sample over --seq-len: exit 1, nothing written"
+else notok "every sample over --seq-len: exit 1, nothing written" "exit $rc: $(cat "$tmp/err"); $(ls "$tmp/none" 2>&1)"; fi
 
 # --- pre-split inputs ---
 gen 40 7 > "$tmp/v.jsonl"; gen 40 8 > "$tmp/t.jsonl"

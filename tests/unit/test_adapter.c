@@ -365,7 +365,10 @@ static void loads_bf16_adapter(void) {
 }
 
 static void refuses_missing_files(void) {
-    CHECK_CONTAINS(load_into(tmp_path("no-such-dir"), 32, 2, NULL), "adapter_config.json: missing");
+    // Nothing there: the I/O error of a path that cannot be opened; a folder that is no adapter: bad input.
+    CHECK_CONTAINS(load_into(tmp_path("no-such-dir"), 32, 2, NULL), "no-such-dir: cannot open the adapter: No such file");
+    CHECK(mkdir(tmp_path("empty-dir"), 0777) == 0);
+    CHECK_CONTAINS(load_into(tmp_path("empty-dir"), 32, 2, NULL), "adapter_config.json: missing");
     const char *dir = saved_adapter("no-weights", VET_LORA_Q);
     char path[600];
     snprintf(path, sizeof path, "%s/adapter_model.safetensors", dir);
