@@ -51,7 +51,8 @@ static void usage(void) {
            "                           (default: stop at the first)\n"
            "      --stats              print token-length statistics on stderr\n"
            "      --max-len N          length the statistics compare against (default 512)\n"
-           "  -q, --quiet              no note on stderr of which tokenizer a directory gave\n"
+           "  -q, --quiet              no note on stderr of which tokenizer a directory gave, nor of\n"
+           "                           how many records have no answer\n"
            "  -h, --help               this help\n"
            "  -V, --version            print the version\n"
            "\n"
@@ -90,6 +91,15 @@ static void print_counts(const vet_tokenize_summary *s, const char *rejects_path
     fprintf(stderr, "vet-tokenize: %llu read, %llu written%s, %llu rejected%s%s%s\n", (unsigned long long)s->read,
             (unsigned long long)s->written, copies, (unsigned long long)s->rejected, s->rejected ? " (see " : "",
             s->rejected ? rejects_path : "", s->rejected ? ")" : "");
+}
+
+// Notes without an answer among notes with one: a blank codes cell in training data, most
+// likely. (An input of new notes, all without one, is what the code stage tokenizes: no word.)
+static void warn_unlabeled(const vet_tokenize_summary *s) {
+    if (s->unlabeled && s->unlabeled < s->written)
+        cli_warn("%llu of %llu records have no codes, disease or output: notes to code with vet-generate; "
+                 "vet-pack refuses them as training data (fill in their codes, or leave them out)",
+                 (unsigned long long)s->unlabeled, (unsigned long long)s->written);
 }
 
 // --print-template: the template in file form, to start a custom one from, with --instruction and
@@ -217,6 +227,7 @@ int main(int argc, char **argv) {
     }
     if (o.stats && status == EXIT_OK) print_stats(&sum, o.max_len);
     if (sum.rejected > 0 || (status == EXIT_OK && cli_stderr_is_tty())) print_counts(&sum, o.rejects);
+    if (!quiet && status == EXIT_OK) warn_unlabeled(&sum);
     vet_tokenize_summary_free(&sum);
     vet_swap_free(&swap);
     return status;

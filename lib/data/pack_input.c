@@ -122,11 +122,16 @@ static int read_fields(const msgpack_object *rec, vet_pack_sample *x, record_tok
     return 0;
 }
 
-// The rest of a record, once its id is known: copy_of (optional, a string), a prompt and a
-// response that are not empty, every token id in [0, vocab); then the grouping key from the note.
+// The rest of a record, once its id is known: copy_of (optional, a string), not marked
+// unlabeled, a prompt and a response that are not empty, every token id in [0, vocab); then the grouping key from the note.
 static int check_record(const msgpack_object *rec, int64_t vocab, const char *note, size_t note_len,
                         vet_pack_sample *x, const record_tokens *t, vet_err *err) {
     if (mp_get(rec, "copy_of") && !(x->copy_of = mp_get_strdup(rec, "copy_of", err))) return -1;
+    const msgpack_object *u = mp_get(rec, "unlabeled");  // vet-tokenize: no codes, disease or output
+    if (u && !(u->type == MSGPACK_OBJECT_BOOLEAN && !u->via.boolean))
+        return vet_errf(err, "the note has no answer (no codes, disease or output): its response is the bare "
+                        "prefix, and training on it teaches the model to answer nothing; fill in its codes, or "
+                        "leave it out of the notes to train and test on");
     if (t->np == 0 || t->nr == 0)
         return vet_errf(err, "empty %s (a prompt starts with BOS, a response ends with EOS)",
                         t->np == 0 ? "prompt" : "response");

@@ -233,11 +233,19 @@ static int count_lengths(job *j, size_t np, size_t nr, vet_err *err) {
     return 0;
 }
 
+// A note with nothing to answer: no codes, no disease and no Alpaca output of its own. Its
+// response is the bare prefix, right for a new note to code and wrong to train on: the record
+// says so ("unlabeled"), and vet-pack refuses it.
+static bool unlabeled(const vet_note *n) {
+    return n->n_codes == 0 && !*n->disease && !(n->output && *n->output);
+}
+
 static int write_record(job *j, const vet_note *n, const char *copy_of, vet_err *err) {
     size_t np, nr;
     if (encode(j, &np, &nr, err)) return -1;
     msgpack_packer *pk = vet_writer_packer(j->w);
-    msgpack_pack_map(pk, copy_of ? 7 : 6);
+    bool no_answer = unlabeled(n);
+    msgpack_pack_map(pk, 6 + (copy_of != NULL) + no_answer);
     mp_kv_str(pk, "id", n->id);
     mp_kv_str(pk, "species", n->species);
     pack_codes(pk, n);
@@ -245,6 +253,11 @@ static int write_record(job *j, const vet_note *n, const char *copy_of, vet_err 
     mp_kv_i32_array(pk, "prompt", j->pids, np);
     mp_kv_i32_array(pk, "response", j->rids, nr);
     if (copy_of) mp_kv_str(pk, "copy_of", copy_of);
+    if (no_answer) {
+        mp_key(pk, "unlabeled");
+        msgpack_pack_true(pk);
+    }
+    j->sum->unlabeled += no_answer;
     if (vet_writer_record_end(j->w, err)) return output_failed(err);
     return j->o->stats ? count_lengths(j, np, nr, err) : 0;
 }

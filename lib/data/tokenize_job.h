@@ -53,6 +53,8 @@ typedef struct {
     uint64_t written;             // records written, copies included
     uint64_t copies;              // of which species-swapped copies
     uint64_t rejected;            // rows set aside in the rejects file
+    uint64_t unlabeled;           // records written without an answer (no codes, disease or
+                                  // output): notes to code, not to train on
     // With opts.stats: tokens per record (prompt, response, both) and, against max_len, how
     // many records are longer and how many tokens padding to max_len would leave real.
     vet_len_hist prompt, response, total;

@@ -231,6 +231,19 @@ codes_once() {
         "$tok" --text "$tmp/dups.csv" | grep -qx 'Diagnosed conditions: 123, 456'
 }
 check codes_given_twice_once codes_once
+# A note with no codes, disease or output is a note to code: its record says "unlabeled" (vet-pack
+# refuses it), and among notes with answers (a blank codes cell in training data) a warning says
+# how many; an input of new notes only, as the code stage tokenizes, gets no word.
+printf 'id,species,note,codes\n1,Cow,a cow,123\n2,Cow,a lame cow,\n' >"$tmp/unl.csv"
+printf 'id,species,note,codes\n1,Cow,a cow,\n2,Cow,a lame cow,\n' >"$tmp/new.csv"
+unlabeled_marked() {
+    "$tok" --spm "$model" -o "$tmp/unl.tok" "$tmp/unl.csv" 2>"$tmp/unl.err" || return 1
+    [ "$(records "$tmp/unl.tok" '.unlabeled' | tr -d '\n')" = 'nulltrue' ] || return 1
+    grep -q '1 of 2 records have no codes, disease or output' "$tmp/unl.err" || return 1
+    "$tok" --spm "$model" -o "$tmp/new.tok" "$tmp/new.csv" 2>"$tmp/new.err" || return 1
+    [ "$(records "$tmp/new.tok" '.unlabeled' | tr -d '\n')" = 'truetrue' ] && [ ! -s "$tmp/new.err" ]
+}
+check notes_without_answer_marked unlabeled_marked
 # The species is trimmed alike: "Cow " got no --species-swap copy (and was a species of its own in
 # vet-eval's report).
 printf 'id,species,note,codes\n1,"Cow ",a cow,1\n' >"$tmp/sp.csv"

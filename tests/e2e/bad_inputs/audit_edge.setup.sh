@@ -6,3 +6,7 @@ printf '[{"instruction":"x","input":"Clinical Note: Cow fever","output":"Diagnos
 printf '{"instruction":"x","input":"Clinical Note: Cow fever","output":"Diagnosed conditions: 1679004"}\n{"instruction":"x","input":"Clinical Note: Goat lame","output":""}\n' >"$E/output-empty.jsonl"
 # A template in Latin-1 (its bytes went into every prompt, and nothing said so).
 printf 'Caf\351 note: {note}\n---\n{codes}\n' >"$E/latin1.template"
+# A CSV note with neither codes nor a disease among notes with codes: tokenized (a note to code is
+# just that), marked "unlabeled", and refused by vet-pack (it trained the bare prefix, exit 0).
+printf 'id,species,note,codes\n1,Cow,fever and cough,1679004\n2,Cow,lame on the left hind leg,\n3,Goat,nasal discharge,40214000\n' >"$E/no-answer.csv"
+"$B/vet-tokenize" -q -s "$X/tok.model" "$E/no-answer.csv" -o "$E/no-answer.tok" 2>/dev/null || return 1
