@@ -32,7 +32,7 @@ static void usage(void) {
            "                           instead of token ids (to train a tokenizer; no --tokenizer)\n"
            "  -o, --output FILE        the stream (default stdout, '-')\n"
            "  -f, --format FMT         csv, json or jsonl (default: by suffix, else by the first byte)\n"
-           "      --template T         alpaca (default), alpaca-noinput, or a template FILE\n"
+           "      --template T         alpaca (default), alpaca-noinput, or a template FILE (- stdin)\n"
            "      --instruction TEXT   the instruction (default: \"%s\")\n"
            "      --input-format FMT   the input section (default: \"%s\"; '' drops the section)\n"
            "      --response-format FMT the response (default: \"%s\")\n"
@@ -209,6 +209,8 @@ int main(int argc, char **argv) {
     if (argc - optind > 1) cli_usage_error("one INPUT at most (got %d)", argc - optind);
     if (optind < argc) o.input = argv[optind];
     if (print_tpl && optind < argc) cli_usage_error("--print-template prints the template and reads no INPUT");
+    if (o.template_spec && strcmp(o.template_spec, "-") == 0 && !print_tpl && strcmp(o.input, "-") == 0)
+        cli_usage_error("--template - and the notes both on stdin: give the notes or the template as a file");
     if (max_len_given && !o.stats) cli_usage_error("--max-len is what --stats compares against: give --stats too");
     if (print_tpl) {
         refuse_run_flags(&o, &swap);

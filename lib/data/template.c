@@ -6,6 +6,7 @@
 #include "base/read_file.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -317,11 +318,14 @@ vet_template *vet_template_open(const char *spec, const char *instruction, const
     // A template is a few hundred bytes: 1 MiB refuses a device or a wrong file up front.
     char *text;
     size_t len;
-    if (vet_read_file(spec, "template (or a built-in: alpaca, alpaca-noinput)", (size_t)1 << 20, &text, &len, err) < 0)
+    // "-" is stdin, as for every other file vet reads (a pipe is read as a file is, bounded)
+    const bool from_stdin = strcmp(spec, "-") == 0;
+    if (vet_read_file(from_stdin ? "/dev/stdin" : spec, "template (or a built-in: alpaca, alpaca-noinput)",
+                      (size_t)1 << 20, &text, &len, err) < 0)
         return NULL;
     len = from_windows(text, len);
     const char *base = strrchr(spec, '/');
-    base = base ? base + 1 : spec;
+    base = from_stdin ? "stdin" : base ? base + 1 : spec;
     vet_template *t = vet_template_parse(text, len, base, instruction, input_format, response_format, err);
     free(text);
     return t;

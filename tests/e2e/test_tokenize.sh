@@ -244,6 +244,16 @@ unlabeled_marked() {
     [ "$(records "$tmp/new.tok" '.unlabeled' | tr -d '\n')" = 'truetrue' ] && [ ! -s "$tmp/new.err" ]
 }
 check notes_without_answer_marked unlabeled_marked
+# --template - reads the template from stdin (it was a file named "-", exit 3), and the same
+# records come out; the notes on stdin too is a usage error.
+template_stdin() {
+    "$tok" --print-template | "$tok" --spm "$model" --template - -o "$tmp/tstdin.tok" "$tmp/unl.csv" 2>/dev/null || return 1
+    "$tok" --spm "$model" -o "$tmp/tfile.tok" "$tmp/unl.csv" 2>/dev/null || return 1
+    [ "$("$dump" -r "$tmp/tstdin.tok")" = "$("$dump" -r "$tmp/tfile.tok")" ] || return 1
+    "$tok" --spm "$model" --template - <"$tmp/unl.csv" >/dev/null 2>"$tmp/tstdin.err"
+    [ $? -eq 2 ] && grep -q 'both on stdin' "$tmp/tstdin.err"
+}
+check template_from_stdin template_stdin
 # The species is trimmed alike: "Cow " got no --species-swap copy (and was a species of its own in
 # vet-eval's report).
 printf 'id,species,note,codes\n1,"Cow ",a cow,1\n' >"$tmp/sp.csv"
