@@ -90,7 +90,7 @@ static void print_counts(const vet_tokenize_summary *s, const char *rejects_path
                  (unsigned long long)(s->written - s->copies), (unsigned long long)s->copies);
     fprintf(stderr, "vet-tokenize: %llu read, %llu written%s, %llu rejected%s%s%s\n", (unsigned long long)s->read,
             (unsigned long long)s->written, copies, (unsigned long long)s->rejected, s->rejected ? " (see " : "",
-            s->rejected ? rejects_path : "", s->rejected ? ")" : "");
+            !s->rejected ? "" : strcmp(rejects_path, "-") == 0 ? "above" : rejects_path, s->rejected ? ")" : "");
 }
 
 // Notes without an answer among notes with one: a blank codes cell in training data, most

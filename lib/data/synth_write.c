@@ -14,7 +14,7 @@ const char vet_synth_alpaca_instruction[] =
     "Analyze the following veterinary clinical note and predict the SNOMED-CT diagnosis codes.";
 
 static int write_status(FILE *f, vet_err *err) {
-    if (ferror(f)) return vet_err_io(err, "write error: %s", strerror(errno));
+    if (ferror(f)) return vet_err_io(err, "write failed: %s", strerror(errno));
     return 0;
 }
 

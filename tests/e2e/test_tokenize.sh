@@ -145,6 +145,9 @@ check skip_bad_rejects_file bash -c "[ \$(wc -l <'$tmp/rejects.tsv') -eq 4 ] && 
 # the rejects file) ended in a NUL byte, the line end's place.
 check skip_bad_raw_exact bash -c "cut -f3 '$tmp/rejects.tsv' | cmp -s - <(printf '2,a,b\\n3,\\n5,caf\\xe9\\n6,\"x\"y\\n')"
 check skip_bad_ids bash -c "'$dump' -r '$tmp/mixed.tok' | jq -r .id | paste -sd, | grep -qx '1,4,7'"
+# --skip-bad -: the rejected rows on stderr, and the counts point above them (they said "(see -)")
+"$tok" --spm "$model" --skip-bad - -o "$tmp/mixed2.tok" "$tmp/mixed.csv" 2>"$tmp/err2"
+check skip_bad_stderr_counts grep -qF "4 rejected (see above)" "$tmp/err2"
 "$tok" --spm "$model" -o "$tmp/clean.tok" "$fx/notes.csv" 2>"$tmp/err"
 check quiet_when_piped test ! -s "$tmp/err"
 

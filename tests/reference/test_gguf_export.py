@@ -408,6 +408,7 @@ def run_model(tmp, name, d, model, arch, tok, ref_ids, notes, adapter=None):
         fname = "%s-%s.gguf" % (name, typ)
         out = os.path.join(tmp, fname)
         cmd = [EXPORT, "-q", "--model", d, "--type", typ, "-o", out] + (["--adapter", adapter] if adapter else [])
+        cmd += ["--threads", "0"] if typ == "q8_0" else []  # 0: all cores, as vet-generate and vet-train read it
         p = subprocess.run(cmd, capture_output=True, text=True)
         check("%s_export" % tag, p.returncode == 0 and os.path.isfile(out), p.stderr.strip())
         if p.returncode != 0:
