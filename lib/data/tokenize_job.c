@@ -151,7 +151,7 @@ static int write_header(job *j, vet_err *err) {
     mp_kv_str(pk, "instruction", vet_template_instruction(j->tpl));
     mp_kv_str(pk, "response_prefix", vet_template_response_prefix(j->tpl));
     mp_kv_str(pk, "response_format", vet_template_response_format(j->tpl));
-    mp_kv_str(pk, "source", j->o->input);
+    mp_kv_path(pk, "source", j->o->input);
     return vet_writer_header_end(j->w, err) ? output_failed(err) : 0;
 }
 

@@ -16,10 +16,14 @@ void vet_prediction_free(vet_prediction *p) {
     memset(p, 0, sizeof *p);
 }
 
-static void pack_str_or_nil(msgpack_packer *pk, const char *key, const char *s) {
+// A path, or nil.
+static void pack_path_or_nil(msgpack_packer *pk, const char *key, const char *path) {
+    if (path) {
+        mp_kv_path(pk, key, path);
+        return;
+    }
     mp_key(pk, key);
-    if (s) mp_str(pk, s);
-    else msgpack_pack_nil(pk);
+    msgpack_pack_nil(pk);
 }
 
 // The decoding settings: enough to decode the same notes the same way again.
@@ -33,7 +37,7 @@ static void pack_decoding(msgpack_packer *pk, const vet_predictions_header *h) {
     mp_kv_int(pk, "seed", (int64_t)h->seed);
     mp_kv_int(pk, "max_new", h->max_new);
     mp_kv_int(pk, "batch", h->batch);
-    pack_str_or_nil(pk, "constrain", h->constrain);
+    pack_path_or_nil(pk, "constrain", h->constrain);
 }
 
 vet_writer *vet_predictions_open(const char *path, const vet_predictions_header *h, vet_err *err) {
@@ -42,16 +46,20 @@ vet_writer *vet_predictions_open(const char *path, const vet_predictions_header 
     msgpack_packer *pk = vet_writer_packer(w);
     int ensemble = h->n_models > 1, shard = h->shard_n > 0, rank = h->rank_k > 0;
     vet_writer_header_begin(w, (h->tmpl ? 6 : 5) + ensemble + shard + rank);
-    mp_kv_str(pk, "model", h->model);
-    if (ensemble) mp_kv_str_array(pk, "ensemble", (char *const *)h->ensemble, (size_t)h->n_models);
-    pack_str_or_nil(pk, "adapter", h->adapter);
+    mp_kv_path(pk, "model", h->model);
+    if (ensemble) {
+        mp_key(pk, "ensemble");
+        msgpack_pack_array(pk, (size_t)h->n_models);
+        for (int i = 0; i < h->n_models; i++) mp_path(pk, h->ensemble[i]);
+    }
+    pack_path_or_nil(pk, "adapter", h->adapter);
     mp_key(pk, "tokenizer");
     msgpack_pack_object(pk, *h->tokenizer);
     if (h->tmpl) {
         mp_key(pk, "template");
         msgpack_pack_object(pk, *h->tmpl);
     }
-    mp_kv_str(pk, "source", h->source);
+    mp_kv_path(pk, "source", h->source);
     pack_decoding(pk, h);
     if (shard) {  // what vet-eval checks a set of shards with (eval/shards.h)
         mp_key(pk, "shard");

@@ -21,6 +21,16 @@ void mp_kv_strn(msgpack_packer *pk, const char *key, const char *val, size_t n) 
     mp_key(pk, key);
     mp_strn(pk, val, n);
 }
+void mp_path(msgpack_packer *pk, const char *path) {
+    path = path ? path : "";
+    char *shown = vet_utf8_valid(path, strlen(path), NULL) ? NULL : vet_utf8_repair(path);
+    mp_str(pk, shown ? shown : path);
+    free(shown);
+}
+void mp_kv_path(msgpack_packer *pk, const char *key, const char *path) {
+    mp_key(pk, key);
+    mp_path(pk, path);
+}
 void mp_kv_int(msgpack_packer *pk, const char *key, int64_t val) { mp_key(pk, key); msgpack_pack_int64(pk, val); }
 void mp_kv_double(msgpack_packer *pk, const char *key, double val) { mp_key(pk, key); msgpack_pack_double(pk, val); }
 void mp_kv_bool(msgpack_packer *pk, const char *key, bool val) {

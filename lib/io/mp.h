@@ -22,6 +22,11 @@ void mp_kv_bool(msgpack_packer *pk, const char *key, bool val);
 void mp_kv_i32_array(msgpack_packer *pk, const char *key, const int32_t *v, size_t n);
 void mp_kv_str_array(msgpack_packer *pk, const char *key, char *const *v, size_t n);
 void mp_key(msgpack_packer *pk, const char *key);  // then pack the value yourself
+// A file path as a string: a path is bytes, a msgpack string UTF-8 (Python's msgpack refuses
+// anything else), so a path that is not UTF-8 is written with U+FFFD for each ill-formed part, as
+// a file name in a JSON report is. (Out of memory: its bytes as they are.)
+void mp_kv_path(msgpack_packer *pk, const char *key, const char *path);
+void mp_path(msgpack_packer *pk, const char *path);  // the value alone
 
 // --- reading: all return NULL / -1 with a message naming the key when absent or mistyped ---
 // Finds key in a map; NULL when obj is not a map or key is absent (no error set).

@@ -257,6 +257,15 @@ template_stdin() {
     [ $? -eq 2 ] && grep -q 'both on stdin' "$tmp/tstdin.err"
 }
 check template_from_stdin template_stdin
+# A notes path that is not UTF-8 (Latin-1 "caf\xe9.csv"): the header's source holds it with
+# U+FFFD, so a reader that wants UTF-8 strings (Python's msgpack) can read the header.
+source_path_utf8() {
+    local latin=$tmp/$(printf 'caf\351').csv
+    cp "$tmp/unl.csv" "$latin" && "$tok" --spm "$model" -q -o "$tmp/latin.tok" "$latin" 2>/dev/null || return 1
+    zstd -dcq "$tmp/latin.tok" | LC_ALL=C grep -aq "$(printf 'caf\357\277\275.csv')" &&
+        ! zstd -dcq "$tmp/latin.tok" | LC_ALL=C grep -aq "$(printf 'caf\351.csv')"
+}
+check source_path_not_utf8_repaired source_path_utf8
 # The species is trimmed alike: "Cow " got no --species-swap copy (and was a species of its own in
 # vet-eval's report).
 printf 'id,species,note,codes\n1,"Cow ",a cow,1\n' >"$tmp/sp.csv"
