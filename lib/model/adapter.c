@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "base/atomic_file.h"
+#include "base/utf8.h"
 #include "io/json_file.h"
 #include "model/lora.h"
 #include "io/safetensors.h"
@@ -114,7 +115,13 @@ static json_t *config_json(const vet_lora *lo, const char *base_model_path) {
     json_t *c = json_object();
     json_object_set_new(c, "alpha_pattern", json_object());
     json_object_set_new(c, "auto_mapping", json_null());
-    json_object_set_new(c, "base_model_name_or_path", base_model_path ? json_string(base_model_path) : json_null());
+    // A path is bytes and JSON text UTF-8: jansson gives no string for one that is not (the key
+    // went missing), so it is written with U+FFFD for each ill-formed part.
+    char *shown = base_model_path && !vet_utf8_valid(base_model_path, strlen(base_model_path), NULL)
+                      ? vet_utf8_repair(base_model_path) : NULL;
+    json_object_set_new(c, "base_model_name_or_path",
+                        base_model_path ? json_string(shown ? shown : base_model_path) : json_null());
+    free(shown);
     json_object_set_new(c, "bias", json_string("none"));
     json_object_set_new(c, "exclude_modules", json_null());
     json_object_set_new(c, "fan_in_fan_out", json_false());

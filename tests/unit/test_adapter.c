@@ -386,10 +386,29 @@ static void refuses_save_without_lora(void) {
     vet_model_free(&m);
 }
 
+// A base path that is not UTF-8 (Latin-1 "caf\xe9"): written with U+FFFD. jansson gives no
+// string for it, and the key went missing from adapter_config.json.
+static void base_path_not_utf8(void) {
+    vet_config c = tiny_config(32, 2);
+    vet_model a;
+    vet_err err = {0};
+    CHECK(model_with_lora(&a, &c, 4, 8, 0, 0, (1u << 0), 3) == 0);
+    const char *dir = tmp_path("latin1_base");
+    CHECK(vet_adapter_save(dir, &a, "caf\xe9/base", &err) == 0);
+    char path[4096];
+    snprintf(path, sizeof path, "%s/adapter_config.json", dir);
+    json_t *j = json_load_file(path, 0, NULL);
+    CHECK(j != NULL);
+    if (j) CHECK_STR(json_string_value(json_object_get(j, "base_model_name_or_path")), "caf\xef\xbf\xbd/base");
+    json_decref(j);
+    vet_model_free(&a);
+}
+
 int main(void) {
     snprintf(tmp_root, sizeof tmp_root, "%s/vet-test-adapter.XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
     if (!mkdtemp(tmp_root)) { perror("mkdtemp"); return 1; }
     RUN(round_trip_qkvo);
+    RUN(base_path_not_utf8);
     RUN(round_trip_all_rslora);
     RUN(round_trip_mlp_only);
     RUN(files_look_like_peft);
