@@ -27,16 +27,20 @@ static char *piece_list[] = {
     "▁1679004", "xyz", "▁conditions:▁", "Rot,▁4021", "00,▁A",
 };
 
-static char **make_pieces(int *V) {
-    int n_words = (int)(sizeof piece_list / sizeof piece_list[0]);
+// A vocabulary: 3 control ids (NULL pieces), the 256 byte pieces <0xNN>, then words.
+static char **pieces_of(char *const *words, int n_words, int *V) {
     *V = 3 + 256 + n_words;
     char **p = calloc((size_t)*V, sizeof *p);
     for (int b = 0; b < 256; b++) {
         p[3 + b] = malloc(8);
         snprintf(p[3 + b], 8, "<0x%02X>", b);
     }
-    for (int i = 0; i < n_words; i++) p[3 + 256 + i] = strdup(piece_list[i]);
+    for (int i = 0; i < n_words; i++) p[3 + 256 + i] = strdup(words[i]);
     return p;
+}
+
+static char **make_pieces(int *V) {
+    return pieces_of(piece_list, (int)(sizeof piece_list / sizeof piece_list[0]), V);
 }
 
 static int piece_id(char **p, int V, const char *s) {
@@ -175,15 +179,7 @@ static void test_advance_and_mask(void) {
 static char *short_pieces[] = {"▁Dx:", "▁", "Dx:▁", "12345678", "1234", "5678", "40", "21", ",▁"};
 
 static char **make_short_pieces(int *V) {
-    int n_words = (int)(sizeof short_pieces / sizeof short_pieces[0]);
-    *V = 3 + 256 + n_words;
-    char **p = calloc((size_t)*V, sizeof *p);
-    for (int b = 0; b < 256; b++) {
-        p[3 + b] = malloc(8);
-        snprintf(p[3 + b], 8, "<0x%02X>", b);
-    }
-    for (int i = 0; i < n_words; i++) p[3 + 256 + i] = strdup(short_pieces[i]);
-    return p;
+    return pieces_of(short_pieces, (int)(sizeof short_pieces / sizeof short_pieces[0]), V);
 }
 
 // The ids vet_constrain_allowed leaves at s with `remaining` left, as piece texts "a b c"
