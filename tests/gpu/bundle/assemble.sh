@@ -44,7 +44,7 @@ done
 cp tests/gpu/bundle/summary.py tests/gpu/bundle/choose.py tests/gpu/bundle/checks.sh "$dir/scripts/"
 # The reference suite's device test and what it imports (run.sh's torch-parity part).
 mkdir -p "$dir/scripts/ref"
-for f in reflib.py make_models.py test_parity.py test_device_parity.py test_generate.py; do
+for f in tap.py reflib.py make_models.py test_parity.py test_device_parity.py test_generate.py; do
     cp "tests/reference/$f" "$dir/scripts/ref/"
 done
 cp tests/gpu/bundle/run.sh "$dir/run.sh"
