@@ -8,6 +8,10 @@
 #   make -f pipelines/vet.mk OUT=DIR TRAIN=a.csv VAL=b.csv TEST=c.csv ...   (a given split)
 #   make -f pipelines/vet.mk OUT=DIR pack          (one stage: tokenizer tokenize pack train
 #                                                   refit temperature threshold generate eval val report)
+#   make -f pipelines/vet.mk OUT=DIR NOTES=notes.csv ... cv FOLDS=K   (K-fold cross-validation:
+#                                                   the job once per fold into OUT/fold-I, each
+#                                                   fold's test split coded by a model that never
+#                                                   saw it; the K pooled: OUT/cv-metrics.{json,txt})
 #   make -f pipelines/vet.mk OUT=DIR ... code NEW=new.csv [CODED=file.csv]
 #                                                  (new notes coded by the trained model: the same
 #                                                   settings as the run that trained it)
@@ -39,6 +43,11 @@
 #   eval       OUT/metrics.json, OUT/metrics.txt   (vet-eval's JSON and table)
 #   val        OUT/val-metrics.json          the validation split scored by OUT/model (for tuning)
 #   report     OUT/loss.png, OUT/f1.png     (gnuplot)
+#   cv         OUT/cv-metrics.json, OUT/cv-metrics.txt   only with FOLDS=K (NOTES): vet-eval over
+#                                           the K folds' test predictions pooled (every note scored
+#                                           once); OUT/fold-I/ holds fold I's whole job (FOLD=I/K:
+#                                           vet-pack --fold, its test split fold I of K, the rest
+#                                           split train/val 80/10), as the stages above
 #   code       OUT/coded.csv (CODED)        the notes of NEW (no codes column needed) coded by the
 #                                           model(s) that coded the test split, as vet-dump --csv's
 #                                           table: the codes, their terms (CODES), with RANK the
@@ -100,7 +109,11 @@ SWAP_FLAG := $(if $(SWAP),--species-swap $(SWAP))
 # vet-pack's arguments: SPLIT_ARGS shape the split, and go only where vet-pack makes one (NOTES;
 # a given TRAIN/VAL/TEST split is packed as it is, and vet-pack refuses them there); PACK_ARGS go
 # to every vet-pack run (the seed orders the rows too).
-SPLIT_ARGS ?= --split 80/10/10 --group-by note --stratify codes
+# FOLD=I/K: fold I of a K-fold cross-validation is the test split (vet-pack --fold; the `cv` stage
+# sets it for each fold), the other folds are split train/val 80/10.
+FOLD      ?=
+FOLDS     ?=
+SPLIT_ARGS ?= $(if $(FOLD),--fold $(FOLD),--split 80/10/10) --group-by note --stratify codes
 PACK_ARGS ?= --seq-len 512 --seed $(SEED)
 # From scratch (INIT) the defaults are tuned for the tiny preset on a CPU, chosen by
 # cross-validation on the DLO notes (docs/tuning-log.md, round 5); with BASE they are the
@@ -198,6 +211,22 @@ ifneq ($(REFER),)
     $(error REFER must be an accuracy above 0 and at most 1, such as 0.95 (got '$(REFER)'))
   endif
 endif
+ifneq ($(filter cv,$(MAKECMDGOALS)),)
+  ifeq ($(NOTES),)
+    $(error the cv stage splits NOTES into folds: set NOTES=notes.csv (not a given TRAIN/VAL/TEST split))
+  endif
+  ifeq ($(filter $(FOLDS),2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20),)
+    $(error the cv stage needs FOLDS=K, the number of folds, from 2 to 20 (got '$(FOLDS)'))
+  endif
+  ifneq ($(FOLD),)
+    $(error FOLD=$(FOLD) is one fold's job; the cv stage runs every fold itself: leave FOLD out)
+  endif
+endif
+ifneq ($(FOLD),)
+  ifeq ($(NOTES),)
+    $(error FOLD=$(FOLD) splits NOTES into folds: set NOTES=notes.csv (not a given TRAIN/VAL/TEST split))
+  endif
+endif
 ifneq ($(filter code,$(MAKECMDGOALS)),)
   ifeq ($(NEW),)
     $(error the code stage codes new notes: set NEW=notes.csv (with the settings that trained OUT))
@@ -224,7 +253,7 @@ ifeq ($(TOKENIZER),$(OUT)/tokenizer.model)
   endif
 endif
 
-.PHONY: all tokenizer tokenize pack train refit temperature threshold generate eval val report code
+.PHONY: all tokenizer tokenize pack train refit temperature threshold generate eval val report code cv
 .DELETE_ON_ERROR:
 all: eval
 
@@ -441,6 +470,30 @@ $(CODED): $(OUT)/new-predictions.msgpack.zst $(CODES) $(if $(REFER),$(OUT)/thres
 	  $< >$@.tmp && mv $@.tmp $@
 	@echo "$@: $$($(V)vet-dump --count $<) notes coded" >&2
 code: $(CODED)
+
+# --- cv: K-fold cross-validation --------------------------------------------------------------
+# Each fold is the whole job in OUT/fold-I with FOLD=I/K (a make of its own, with its own lock and
+# stage arguments: rerunning cv redoes only what changed), up to its test split's predictions;
+# vet-eval then checks from their headers that the K are the test splits of one set of folds and
+# scores them pooled: every note once, by the model that never saw it. The folds run one after the
+# other (each vet-train takes every core); OUT/fold-I/metrics.json is each fold's own score, and
+# OUT/fold-I.log what its make printed.
+CV_FOLDS := $(if $(FOLDS),$(shell seq 0 $$(( $(FOLDS) - 1 )) 2>/dev/null))
+CV_PREDS := $(CV_FOLDS:%=$(OUT)/fold-%/predictions.msgpack.zst)
+.PHONY: CV_FOLD_RUNS
+CV_FOLD_RUNS:
+	@set -e; mkdir -p $(OUT); for i in $(CV_FOLDS); do \
+	  echo "vet.mk: cross-validation fold $$i/$(FOLDS) into $(OUT)/fold-$$i" >&2; \
+	  $(MAKE) --no-print-directory -f $(VET_TOP)/pipelines/vet.mk OUT=$(OUT)/fold-$$i FOLD=$$i/$(FOLDS) FOLDS= eval \
+	    >$(OUT)/fold-$$i.log; \
+	  echo "vet.mk: fold $$i/$(FOLDS): $$(grep -m1 '^accuracy' $(OUT)/fold-$$i/metrics.txt)" >&2; \
+	done
+$(CV_PREDS): CV_FOLD_RUNS ;
+.PRECIOUS: $(OUT)/cv-metrics.json
+$(OUT)/cv-metrics.json: $(CV_PREDS) $(CODES)
+	$(V)vet-eval $(CODES_FLAG) $(EVAL_ARGS) --json $@.tmp $(CV_PREDS) >$(OUT)/cv-metrics.txt && \
+	  mv $@.tmp $@ && cat $(OUT)/cv-metrics.txt
+cv: $(OUT)/cv-metrics.json
 
 # --- report: pictures with gnuplot ---------------------------------------------------------------
 report: $(OUT)/loss.png $(OUT)/f1.png

@@ -32,6 +32,9 @@ static void usage(void) {
            "Splitting:\n"
            "      --split A/B/C      train/val/test shares, normalized (default 80/10/10; 100/0/0 ok)\n"
            "      --seed N           seed for the split and the row order (default 1)\n"
+           "      --fold I/K         cross-validation: fold I of K (0 <= I < K) is the test split,\n"
+           "                         the other folds are split train/val by --split TRAIN/VAL\n"
+           "                         (default 80/10); the same --seed gives the same K folds\n"
            "      --group-by note|none   keep identical normalized notes in one split (default note)\n"
            "      --stratify codes|none  keep each label's share in every split (default none)\n"
            "      --train-in F, --val-in F, --test-in F   already split token streams: packed as\n"
@@ -103,7 +106,7 @@ static void print_summary(const vet_pack_opts *o, const vet_pack_result *res) {
 enum {
     OPT_OUT = 1000, OPT_TRAIN, OPT_VAL, OPT_TEST, OPT_TRAIN_IN, OPT_VAL_IN, OPT_TEST_IN, OPT_SPLIT,
     OPT_SEED, OPT_GROUP_BY, OPT_STRATIFY, OPT_SEQ_LEN, OPT_NO_PACK, OPT_TRAIN_ON_PROMPT,
-    OPT_TRUNCATE, OPT_SUMMARY, OPT_VAL_COPIES,
+    OPT_TRUNCATE, OPT_SUMMARY, OPT_VAL_COPIES, OPT_FOLD,
 };
 
 // A flag that only shapes the split (--split, --group-by, --stratify) given where no split is made:
@@ -146,6 +149,7 @@ int main(int argc, char **argv) {
         {"truncate", required_argument, 0, OPT_TRUNCATE},
         {"summary", required_argument, 0, OPT_SUMMARY},
         {"val-copies", required_argument, 0, OPT_VAL_COPIES},
+        {"fold", required_argument, 0, OPT_FOLD},
         {"verbose", no_argument, 0, 'v'},
         {"help", no_argument, 0, 'h'},
         {"version", no_argument, 0, 'V'},
@@ -154,6 +158,7 @@ int main(int argc, char **argv) {
     vet_pack_opts o = vet_pack_defaults();
     int verbose = 0, c;
     const char *split_flag = NULL;  // the last flag given that only shapes the split
+    const char *split_spec = NULL;  // --split's value, read once --fold is known
     vet_err err;
     while ((c = getopt_long(argc, argv, "o:vhV", opts, NULL)) != -1) {
         switch (c) {
@@ -166,8 +171,12 @@ int main(int argc, char **argv) {
         case OPT_VAL_IN: o.split_in[VET_SPLIT_VAL] = optarg; break;
         case OPT_TEST_IN: o.split_in[VET_SPLIT_TEST] = optarg; break;
         case OPT_SPLIT:
-            if (vet_split_parse_shares(optarg, o.share, &err) != 0) cli_usage_error("%s", err.msg);
+            split_spec = optarg;
             split_flag = "--split";
+            break;
+        case OPT_FOLD:
+            if (vet_split_parse_fold(optarg, &o.fold_i, &o.fold_k, &err) != 0) cli_usage_error("%s", err.msg);
+            split_flag = "--fold";
             break;
         case OPT_SEED: o.seed = (uint64_t)cli_long("--seed", optarg, 0, LONG_MAX); break;  // the row order too
         case OPT_GROUP_BY:
@@ -193,6 +202,12 @@ int main(int argc, char **argv) {
         default: cli_usage_error("unknown option");
         }
     }
+    // With --fold the test split is the fold and --split gives TRAIN/VAL for the rest (80/10 by
+    // default: at --fold I/10, 80/10/10 of the whole).
+    if (o.fold_k > 0 && vet_split_parse_train_val(split_spec ? split_spec : "80/10", o.share, &err) != 0)
+        cli_usage_error("%s", err.msg);
+    if (o.fold_k == 0 && split_spec && vet_split_parse_shares(split_spec, o.share, &err) != 0)
+        cli_usage_error("%s", err.msg);
     if (optind + 1 < argc) cli_usage_error("one input at most (got %d)", argc - optind);
     if (optind < argc) o.input = argv[optind];
     if (vet_pack_check(&o, &err) != 0) {

@@ -105,7 +105,7 @@ int vet_pack_plan_slot(const vet_pack_samples *S, int slot, const vet_pack_row_o
 static int write_header(vet_writer *w, const vet_pack_input *in, int slot, const vet_pack_row_opts *ro,
                         const msgpack_object *summary, vet_err *err) {
     msgpack_packer *pk = vet_writer_packer(w);
-    vet_writer_header_begin(w, 8);
+    vet_writer_header_begin(w, ro->fold ? 9 : 8);
     mp_key(pk, "tokenizer");
     msgpack_pack_object(pk, in->tokenizer);
     mp_key(pk, "template");
@@ -117,6 +117,16 @@ static int write_header(vet_writer *w, const vet_pack_input *in, int slot, const
     mp_kv_int(pk, "seed", (int64_t)ro->seed);
     mp_key(pk, "summary");
     msgpack_pack_object(pk, *summary);
+    if (ro->fold) {  // copied by vet-generate into its predictions; vet-eval pools the folds' test splits
+        mp_key(pk, "fold");
+        msgpack_pack_map(pk, 6);
+        mp_kv_int(pk, "i", ro->fold->i);
+        mp_kv_int(pk, "k", ro->fold->k);
+        mp_kv_int(pk, "seed", (int64_t)ro->fold->seed);
+        mp_kv_str(pk, "split", vet_pack_slot_name(slot));
+        mp_kv_int(pk, "notes", ro->fold->notes[slot]);
+        mp_kv_int(pk, "input_notes", ro->fold->input_notes);
+    }
     return vet_writer_header_end(w, err);
 }
 

@@ -13,12 +13,22 @@
 #include "data/pack_input.h"
 #include "io/stream.h"
 
+// A cross-validation fold (--fold I/K), as each output's header `fold` records it (docs/formats.md):
+// what vet-eval checks a set of folds' predictions with.
+typedef struct {
+    int i, k;
+    uint64_t seed;                     // the folds' seed (--seed)
+    int64_t input_notes;               // the notes packed into any split (copies not counted)
+    int64_t notes[VET_PACK_SLOTS];     // the notes packed into each slot (copies not counted)
+} vet_pack_fold;
+
 // The rows' settings; every output header records them.
 typedef struct {
     int32_t seq_len;        // tokens per row at most
     int packed;             // 0: one sample per row (--no-pack)
     vet_loss_on loss_on;
     uint64_t seed;          // the row order of slot k is seeded with vet_rng_hash(seed, 1000 + k)
+    const vet_pack_fold *fold;  // NULL: no folds (no header key `fold`)
 } vet_pack_row_opts;
 
 // A slot's numbers, the summary's per-split map.

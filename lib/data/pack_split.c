@@ -73,6 +73,49 @@ static int64_t index_labels(const vet_pack_samples *S, const int32_t *orig, size
     return n;
 }
 
+// Cross-validation (pack_split.h): m originals dealt into o->fold_k folds; fold o->fold_i is test,
+// the others' groups split into train and val. A group emptied of samples by the first step weighs
+// nothing in the second.
+static int assign_fold(const int32_t *group_of, int64_t n_groups, const int32_t *stratum_of, int64_t n_strata,
+                       size_t m, const vet_pack_split_opts *o, uint8_t *split_of, vet_err *err) {
+    double equal[VET_SPLIT_MAX_BINS];
+    for (int k = 0; k < o->fold_k; k++) equal[k] = 1.0 / o->fold_k;
+    uint8_t *fold_of = malloc(m + 1);
+    int32_t *rest_group = malloc((m + 1) * sizeof *rest_group), *rest_stratum = malloc((m + 1) * sizeof *rest_stratum);
+    int rc = -1;
+    if (!fold_of || !rest_group || !rest_stratum) {
+        vet_err_nomem(err, "out of memory");
+        goto done;
+    }
+    if (vet_split_assign_bins(group_of, (int32_t)n_groups, stratum_of, (int32_t)n_strata, m, o->fold_k, equal, o->seed,
+                              fold_of, err) != 0)
+        goto done;
+    size_t r = 0;  // the originals outside fold I, in input order
+    for (size_t j = 0; j < m; j++) {
+        if (fold_of[j] == o->fold_i) continue;
+        rest_group[r] = group_of[j];
+        rest_stratum[r++] = stratum_of ? stratum_of[j] : 0;
+    }
+    uint8_t *rest_split = malloc(r + 1);
+    if (!rest_split) {
+        vet_err_nomem(err, "out of memory");
+        goto done;
+    }
+    double train_val[3] = {o->share[0], o->share[1], 0};
+    if (vet_split_assign(rest_group, (int32_t)n_groups, stratum_of ? rest_stratum : NULL, (int32_t)n_strata, r,
+                         train_val, o->seed + 1 + (uint64_t)o->fold_i, rest_split, err) == 0) {
+        r = 0;
+        for (size_t j = 0; j < m; j++) split_of[j] = fold_of[j] == o->fold_i ? VET_SPLIT_TEST : rest_split[r++];
+        rc = 0;
+    }
+    free(rest_split);
+done:
+    free(fold_of);
+    free(rest_group);
+    free(rest_stratum);
+    return rc;
+}
+
 // Rule 1 and the first half of rule 2: the originals' groups (a note each, or one per sample)
 // split by vet_split_assign; every copy then takes its original's split.
 static int assign_splits(vet_pack_samples *S, const int32_t *orig, size_t m, const int32_t *note_of,
@@ -87,8 +130,10 @@ static int assign_splits(vet_pack_samples *S, const int32_t *orig, size_t m, con
     for (size_t j = 0; j < m; j++) group_of[j] = o->group_by_note ? note_of[j] : (int32_t)j;
     int64_t n_groups = o->group_by_note ? n_notes : (int64_t)m, n_strata = 1;
     if (o->stratify && (n_strata = index_labels(S, orig, m, stratum_of, err)) < 0) goto done;
-    if (vet_split_assign(group_of, (int32_t)n_groups, o->stratify ? stratum_of : NULL, (int32_t)n_strata, m,
-                         o->share, o->seed, split_of, err) != 0)
+    if (o->fold_k > 0 ? assign_fold(group_of, n_groups, o->stratify ? stratum_of : NULL, n_strata, m, o, split_of,
+                                    err) != 0
+                      : vet_split_assign(group_of, (int32_t)n_groups, o->stratify ? stratum_of : NULL,
+                                         (int32_t)n_strata, m, o->share, o->seed, split_of, err) != 0)
         goto done;
     for (size_t j = 0; j < m; j++) S->s[orig[j]].split = split_of[j];
     for (size_t i = 0; i < S->n; i++)

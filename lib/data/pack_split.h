@@ -14,6 +14,12 @@
 // Because copies take no part in the assignment, the originals' split is the same with or
 // without them.
 //
+// Cross-validation (--fold I/K): the originals' groups are first dealt into K folds by the same
+// assignment with K equal shares (seeded by seed, so every I sees the same folds); fold I is the
+// test split, and the groups of the other folds are split into train and val by share[0] and
+// share[1] (share[2] is 0), seeded by seed + 1 + I. Over I = 0 .. K-1 every original is in test
+// exactly once, and a note's group never straddles two folds.
+//
 // When the samples come already split (--train-in/--val-in/--test-in) or all go to one stream
 // (-o), nothing is assigned: each sample keeps its slot, a copy need not find its original, and
 // rules 2 and 3 apply to the slots as they are. The group counts are made in every mode.
@@ -29,7 +35,8 @@ typedef struct {
     int assign;             // 1: split the originals here; 0: keep every sample's slot
     int group_by_note;      // keep identical normalized notes in one split (else split by sample)
     int stratify;           // keep each label's share in every split
-    double share[3];        // train/val/test, summing to 1
+    double share[3];        // train/val/test, summing to 1 (with folds: train/val/0)
+    int fold_i, fold_k;     // --fold I/K (fold_k 0: no folds)
     uint64_t seed;
     int divert_val_copies;  // --val-copies: val copies to VET_PACK_VAL_COPIES, not dropped
     const char *path;       // the input, for the message about a copy without its original

@@ -53,7 +53,8 @@ static int split_outputs(const vet_pack_opts *o, outputs *out, vet_err *err) {
             snprintf(out->dir_path[k], l, "%s/%s.msgpack.zst", o->out_dir, name);
             out->path[k] = out->dir_path[k];
         }
-        int needed = presplit ? o->split_in[k] != NULL : o->share[k] > 0;
+        // With --fold the test split is the fold: always there, whatever share[2] says.
+        int needed = presplit ? o->split_in[k] != NULL : o->share[k] > 0 || (k == VET_SPLIT_TEST && o->fold_k > 0);
         if (needed && !out->path[k])
             return vet_err_kindf(err, VET_E_USAGE, "the %s split has no output: name it with --%s FILE or --out DIR",
                                  name, name);
@@ -115,6 +116,9 @@ static int resolve_outputs(const vet_pack_opts *o, outputs *out, vet_err *err) {
     const vet_named_input ins[] = {{"--train-in", o->split_in[VET_SPLIT_TRAIN]}, {"--val-in", o->split_in[VET_SPLIT_VAL]},
                                    {"--test-in", o->split_in[VET_SPLIT_TEST]}};
     if (vet_refuse_stdin_twice(ins, 3, err) || refuse_split_twice(o, err)) return -1;
+    if (o->fold_k > 0 && (o->out[VET_PACK_ALL] || is_presplit(o)))
+        return vet_err_kindf(err, VET_E_USAGE, "--fold makes the split (fold I is the test split): not with %s",
+                             o->out[VET_PACK_ALL] ? "-o (one output, no split)" : "--train-in/--val-in/--test-in");
     if (o->out[VET_PACK_ALL]) {
         if (o->out_dir || o->out[0] || o->out[1] || o->out[2] || is_presplit(o) || o->out[VET_PACK_VAL_COPIES])
             return vet_err_kindf(err, VET_E_USAGE, "-o/--output writes everything to one stream: no "
@@ -150,6 +154,7 @@ typedef struct {
     vet_pack_samples samples;
     vet_pack_slot_plan plan[VET_PACK_SLOTS];
     vet_pack_summary summary;
+    vet_pack_fold fold;               // with --fold: what every header's `fold` says
 } pack_job;
 
 static void job_free(pack_job *J) {
@@ -160,8 +165,9 @@ static void job_free(pack_job *J) {
     vet_pack_summary_free(&J->summary);
 }
 
-static vet_pack_row_opts row_opts(const vet_pack_opts *o) {
-    return (vet_pack_row_opts){.seq_len = o->seq_len, .packed = o->packed, .loss_on = o->loss_on, .seed = o->seed};
+static vet_pack_row_opts row_opts(const vet_pack_opts *o, const pack_job *J) {
+    return (vet_pack_row_opts){.seq_len = o->seq_len, .packed = o->packed, .loss_on = o->loss_on, .seed = o->seed,
+                               .fold = o->fold_k > 0 ? &J->fold : NULL};
 }
 
 static int make_out_dir(const vet_pack_opts *o, vet_err *err) {
@@ -205,6 +211,8 @@ static int split_samples(const vet_pack_opts *o, pack_job *J, vet_pack_result *r
         .stratify = o->stratify,
         .share = {o->share[0], o->share[1], o->share[2]},
         .seed = o->seed,
+        .fold_i = o->fold_i,
+        .fold_k = o->fold_k,
         .divert_val_copies = o->out[VET_PACK_VAL_COPIES] != NULL,
         .path = J->in[0].path,
     };
@@ -212,13 +220,26 @@ static int split_samples(const vet_pack_opts *o, pack_job *J, vet_pack_result *r
 }
 
 static int plan_slots(const vet_pack_opts *o, pack_job *J, vet_pack_result *res, vet_err *err) {
-    vet_pack_row_opts ro = row_opts(o);
+    vet_pack_row_opts ro = row_opts(o, J);
     for (int k = 0; k < VET_PACK_SLOTS; k++) {
         if (!J->out.used[k]) continue;
         if (vet_pack_plan_slot(&J->samples, k, &ro, &J->plan[k], &res->slot[k], err) != 0) return -1;
         vet_pack_stats_add(&res->total, &res->slot[k]);
     }
     return 0;
+}
+
+// With --fold: the notes (originals, not rejected) each slot packs, and all of them. Every fold of
+// one input packs the same notes in all (a sample's fit does not depend on its split), so the
+// test splits' counts of the K folds add up to input_notes.
+static void count_fold_notes(const vet_pack_opts *o, pack_job *J) {
+    J->fold = (vet_pack_fold){.i = o->fold_i, .k = o->fold_k, .seed = o->seed};
+    for (size_t i = 0; i < J->samples.n; i++) {
+        const vet_pack_sample *x = &J->samples.s[i];
+        if (x->copy_of || x->rejected) continue;
+        J->fold.notes[x->split]++;
+        J->fold.input_notes++;
+    }
 }
 
 // The ids of the rejected samples that were not dropped, in input order: the very samples that
@@ -262,7 +283,7 @@ static int build_summary(const vet_pack_opts *o, pack_job *J, const vet_pack_res
 // summary's included, leaves no file under its final name. Whatever fails here is an output
 // failure.
 static int write_outputs(const vet_pack_opts *o, pack_job *J, vet_err *err) {
-    vet_pack_row_opts ro = row_opts(o);
+    vet_pack_row_opts ro = row_opts(o, J);
     vet_writer *w[VET_PACK_SLOTS] = {0};
     int done[VET_PACK_SLOTS] = {0};  // finished: only a publish (or an abort) is left
     vet_afile summary = {0};
@@ -309,6 +330,7 @@ int vet_pack_run(const vet_pack_opts *o, vet_pack_result *res, vet_err *err) {
         refuse_nothing_packed(o, &J, res, err) != 0 || collect_rejected(&J, res, err) != 0 ||
         build_summary(o, &J, res, err) != 0)
         goto done;
+    count_fold_notes(o, &J);
     // The output directory is made only once the input proved whole and packs: a refused input
     // leaves nothing.
     if (make_out_dir(o, err) != 0 || write_outputs(o, &J, err) != 0) goto done;

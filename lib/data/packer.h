@@ -29,8 +29,9 @@ typedef struct {
     const char *out[VET_PACK_SLOTS];     // --train/--val/--test (win over out_dir), -o, --val-copies
     const char *summary_path;            // --summary FILE ("-": stdout), or NULL
     // Splitting.
-    double share[3];                     // normalized
+    double share[3];                     // normalized (with folds: train/val/0)
     uint64_t seed;
+    int fold_i, fold_k;                  // --fold I/K: test is fold I of K (fold_k 0: no folds)
     int group_by_note, stratify;
     // Rows.
     int32_t seq_len;

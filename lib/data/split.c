@@ -3,6 +3,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <stdio.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,6 +47,41 @@ int vet_split_parse_shares(const char *spec, double share[3], vet_err *err) {
     if (*p) return vet_err_kindf(err, VET_E_USAGE, "--split '%s': trailing characters after the third number", spec);
     if (!(sum > 0)) return vet_err_kindf(err, VET_E_USAGE, "--split '%s': the shares are all zero", spec);
     for (int k = 0; k < 3; k++) share[k] = v[k] / sum;
+    return 0;
+}
+
+int vet_split_parse_train_val(const char *spec, double share[3], vet_err *err) {
+    const char *slash = spec ? strchr(spec, '/') : NULL;
+    if (!slash || strchr(slash + 1, '/'))
+        return vet_err_kindf(err, VET_E_USAGE,
+                             "--split '%s' with --fold: expected two shares TRAIN/VAL like 80/10 (the test split "
+                             "is the fold)", spec ? spec : "");
+    // "A/B" read as the three shares "A/B/0", so the two forms share one set of rules and messages.
+    char three[512];
+    if ((size_t)snprintf(three, sizeof three, "%s/0", spec) >= sizeof three)
+        return vet_err_kindf(err, VET_E_USAGE, "--split: '%.40s...' is too long", spec);
+    if (vet_split_parse_shares(three, share, err) != 0) {
+        vet_err_kindf(err, VET_E_USAGE, "--split '%s' with --fold: expected two numbers in [0, %g] like 80/10, "
+                      "not both zero", spec, VET_SPLIT_MAX_SHARE);
+        return -1;
+    }
+    return 0;
+}
+
+int vet_split_parse_fold(const char *spec, int *i, int *k, vet_err *err) {
+    const char *slash = spec ? strchr(spec, '/') : NULL;
+    long fi, fk;
+    char first[32];
+    size_t n = slash ? (size_t)(slash - spec) : 0;
+    vet_err e = {0};
+    if (!slash || n >= sizeof first ||
+        (memcpy(first, spec, n), first[n] = 0, vet_parse_long(slash + 1, 2, VET_SPLIT_MAX_BINS, &fk, &e) != 0) ||
+        vet_parse_long(first, 0, fk - 1, &fi, &e) != 0)
+        return vet_err_kindf(err, VET_E_USAGE,
+                             "--fold '%s': expected I/K, fold I of K folds, 0 <= I < K, 2 <= K <= %d (like 0/10)",
+                             spec ? spec : "", VET_SPLIT_MAX_BINS);
+    *i = (int)fi;
+    *k = (int)fk;
     return 0;
 }
 
@@ -176,10 +212,10 @@ static int cmp_stratum(const void *a, const void *b) {
     return (x->id > y->id) - (x->id < y->id);
 }
 
-// The split with the largest value among those with a positive share (ties: lower split).
-static int argmax_allowed(const double v[3], const double share[3]) {
+// The bin with the largest value among those with a positive share (ties: lower bin).
+static int argmax_allowed(const double *v, const double *share, int bins) {
     int best = -1;
-    for (int k = 0; k < VET_SPLIT_N; k++)
+    for (int k = 0; k < bins; k++)
         if (share[k] > 0 && (best < 0 || v[k] > v[best])) best = k;
     return best;
 }
@@ -187,11 +223,12 @@ static int argmax_allowed(const double v[3], const double share[3]) {
 // What the assignment knows about groups and strata, built step by step by the helpers below.
 typedef struct {
     size_t n, G, S;                // samples, groups, strata
+    int bins;                      // splits (3) or folds
     const int32_t *group_of;       // (n) the caller's
     const int32_t *stratum_of;     // (n) the caller's, or NULL: one stratum
     int64_t *group_size;           // (G) samples per group
     int32_t *group_stratum;        // (G) each group's majority stratum
-    uint8_t *group_split;          // (G) the answer, per group
+    uint8_t *group_split;          // (G) the answer, per group: a bin
     int64_t *stratum_size;         // (S) samples per stratum (of its groups)
     int32_t *groups_by_stratum;    // (G) group ids, stratum by stratum
     int64_t *stratum_begin;        // (S + 1) where each stratum's groups start in groups_by_stratum
@@ -287,21 +324,21 @@ static int list_groups_by_stratum(split_work *w, vet_err *err) {
     return 0;
 }
 
-// Step 2: a stratum's quotas, seat by seat: each of its ns seats goes to the split furthest
+// Step 2: a stratum's quotas, seat by seat: each of its ns seats goes to the bin furthest
 // below its ideal count (largest remainder for positive ideals).
-static void stratum_quotas(int64_t ns, const double ideal[3], const double share[3], double quota[3]) {
-    double gap[3];
-    quota[0] = quota[1] = quota[2] = 0;
+static void stratum_quotas(int64_t ns, const double *ideal, const double *share, int bins, double *quota) {
+    double gap[VET_SPLIT_MAX_BINS];
+    for (int k = 0; k < bins; k++) quota[k] = 0;
     for (int64_t seat = 0; seat < ns; seat++) {
-        for (int k = 0; k < 3; k++) gap[k] = ideal[k] - quota[k];
-        quota[argmax_allowed(gap, share)] += 1;
+        for (int k = 0; k < bins; k++) gap[k] = ideal[k] - quota[k];
+        quota[argmax_allowed(gap, share, bins)] += 1;
     }
 }
 
-// Step 3: shuffles the stratum's groups and deals them out whole, each to the split furthest
-// below its quota. Returns the samples given to each split in given[3].
-static void deal_stratum(split_work *w, int32_t s, const double quota[3], const double share[3], vet_rng *rng,
-                         double given[3]) {
+// Step 3: shuffles the stratum's groups and deals them out whole, each to the bin furthest
+// below its quota. Returns the samples given to each bin in given[bins].
+static void deal_stratum(split_work *w, int32_t s, const double *quota, const double *share, vet_rng *rng,
+                         double *given) {
     int32_t *gs = w->groups_by_stratum + w->stratum_begin[s];
     int64_t ng = w->stratum_begin[s + 1] - w->stratum_begin[s];
     for (int64_t i = ng - 1; i > 0; i--) {  // Fisher-Yates
@@ -310,11 +347,11 @@ static void deal_stratum(split_work *w, int32_t s, const double quota[3], const 
         gs[i] = gs[j];
         gs[j] = t;
     }
-    double gap[3];
-    given[0] = given[1] = given[2] = 0;
+    double gap[VET_SPLIT_MAX_BINS];
+    for (int k = 0; k < w->bins; k++) given[k] = 0;
     for (int64_t i = 0; i < ng; i++) {
-        for (int k = 0; k < 3; k++) gap[k] = quota[k] - given[k];
-        int k = argmax_allowed(gap, share);
+        for (int k = 0; k < w->bins; k++) gap[k] = quota[k] - given[k];
+        int k = argmax_allowed(gap, share, w->bins);
         w->group_split[gs[i]] = (uint8_t)k;
         given[k] += (double)w->group_size[gs[i]];
     }
@@ -322,44 +359,52 @@ static void deal_stratum(split_work *w, int32_t s, const double quota[3], const 
 
 // Steps 2-4 over every stratum, largest first; c_k = ideal_k - given_k carries the rounding to
 // the next stratum (error diffusion).
-static int deal_strata(split_work *w, const double share[3], uint64_t seed, vet_err *err) {
+static int deal_strata(split_work *w, const double *share, uint64_t seed, vet_err *err) {
     stratum_key *order = malloc(w->S * sizeof *order);
     if (!order) return vet_err_nomem(err, "splitting: out of memory");
     for (size_t s = 0; s < w->S; s++) order[s] = (stratum_key){w->stratum_size[s], (int32_t)s};
     qsort(order, w->S, sizeof *order, cmp_stratum);
     vet_rng rng;
     vet_rng_seed(&rng, seed);
-    double carry[3] = {0, 0, 0};
+    double carry[VET_SPLIT_MAX_BINS] = {0};
     for (size_t si = 0; si < w->S; si++) {
         int32_t s = order[si].id;
         int64_t ns = w->stratum_size[s];
         if (ns == 0) continue;
-        double ideal[3], quota[3], given[3];
-        for (int k = 0; k < 3; k++) ideal[k] = share[k] * (double)ns + carry[k];
-        stratum_quotas(ns, ideal, share, quota);
+        double ideal[VET_SPLIT_MAX_BINS], quota[VET_SPLIT_MAX_BINS], given[VET_SPLIT_MAX_BINS];
+        for (int k = 0; k < w->bins; k++) ideal[k] = share[k] * (double)ns + carry[k];
+        stratum_quotas(ns, ideal, share, w->bins, quota);
         deal_stratum(w, s, quota, share, &rng, given);
-        for (int k = 0; k < 3; k++) carry[k] = ideal[k] - given[k];
+        for (int k = 0; k < w->bins; k++) carry[k] = ideal[k] - given[k];
     }
     free(order);
     return 0;
 }
 
-int vet_split_assign(const int32_t *group_of, int32_t n_groups, const int32_t *stratum_of,
-                     int32_t n_strata, size_t n, const double share[3], uint64_t seed,
-                     uint8_t *split_of, vet_err *err) {
+int vet_split_assign_bins(const int32_t *group_of, int32_t n_groups, const int32_t *stratum_of, int32_t n_strata,
+                          size_t n, int bins, const double *share, uint64_t seed, uint8_t *bin_of, vet_err *err) {
     if (!stratum_of) n_strata = 1;
-    if (n_groups < 0 || n_strata < 1)
-        return vet_errf(err, "splitting: %d groups and %d strata (a bug in vet-pack: please report it)", (int)n_groups,
-                        (int)n_strata);
-    if (argmax_allowed((double[3]){0, 0, 0}, share) < 0)
+    if (n_groups < 0 || n_strata < 1 || bins < 1 || bins > VET_SPLIT_MAX_BINS)
+        return vet_errf(err, "splitting: %d groups, %d strata, %d bins (a bug in vet-pack: please report it)",
+                        (int)n_groups, (int)n_strata, bins);
+    double zero[VET_SPLIT_MAX_BINS] = {0};
+    if (argmax_allowed(zero, share, bins) < 0)
         return vet_errf(err, "splitting: every share of --split is zero (give at least one above zero)");
-    split_work w = {.n = n, .G = (size_t)n_groups, .S = (size_t)n_strata, .group_of = group_of, .stratum_of = stratum_of};
+    split_work w = {.n = n, .G = (size_t)n_groups, .S = (size_t)n_strata, .bins = bins, .group_of = group_of,
+                    .stratum_of = stratum_of};
     int rc = -1;
     if (work_alloc(&w, err) == 0 && count_group_sizes(&w, err) == 0 && assign_group_strata(&w, err) == 0 &&
         list_groups_by_stratum(&w, err) == 0 && deal_strata(&w, share, seed, err) == 0) {
-        for (size_t i = 0; i < n; i++) split_of[i] = w.group_split[group_of[i]];
+        for (size_t i = 0; i < n; i++) bin_of[i] = w.group_split[group_of[i]];
         rc = 0;
     }
     work_free(&w);
     return rc;
+}
+
+int vet_split_assign(const int32_t *group_of, int32_t n_groups, const int32_t *stratum_of,
+                     int32_t n_strata, size_t n, const double share[3], uint64_t seed,
+                     uint8_t *split_of, vet_err *err) {
+    return vet_split_assign_bins(group_of, n_groups, stratum_of, n_strata, n, VET_SPLIT_N, share, seed, split_of,
+                                 err);
 }

@@ -29,6 +29,9 @@
 
 enum { VET_SPLIT_TRAIN = 0, VET_SPLIT_VAL = 1, VET_SPLIT_TEST = 2, VET_SPLIT_N = 3 };
 
+// The most bins vet_split_assign_bins deals into, and so the most cross-validation folds.
+#define VET_SPLIT_MAX_BINS 100
+
 // "train", "val", "test".
 const char *vet_split_name(int k);
 
@@ -61,8 +64,21 @@ int64_t vet_split_index_keys(char *const *keys, size_t n, int32_t *id_of, vet_er
 // Assigns every sample a split (see the algorithm above). group_of[i] in [0, n_groups);
 // stratum_of[i] in [0, n_strata), or stratum_of NULL for no stratification. share sums to 1.
 // Writes split_of[i] in {VET_SPLIT_TRAIN, VET_SPLIT_VAL, VET_SPLIT_TEST}.
+// vet_split_assign_bins(..., VET_SPLIT_N, share, ...).
 int vet_split_assign(const int32_t *group_of, int32_t n_groups, const int32_t *stratum_of,
                      int32_t n_strata, size_t n, const double share[3], uint64_t seed,
                      uint8_t *split_of, vet_err *err);
+
+// The same assignment into `bins` bins (1 .. VET_SPLIT_MAX_BINS) with share[bins] summing to 1:
+// bin_of[i] in [0, bins). K equal shares deal the groups into K cross-validation folds.
+int vet_split_assign_bins(const int32_t *group_of, int32_t n_groups, const int32_t *stratum_of, int32_t n_strata,
+                          size_t n, int bins, const double *share, uint64_t seed, uint8_t *bin_of, vet_err *err);
+
+// Parses "--fold I/K": 0 <= I < K, 2 <= K <= VET_SPLIT_MAX_BINS (VET_E_USAGE otherwise).
+int vet_split_parse_fold(const char *spec, int *i, int *k, vet_err *err);
+
+// Parses the "TRAIN/VAL" shares --split takes with --fold (the test split is the fold): two
+// non-negative numbers, not both zero, normalized into share[0] and share[1]; share[2] = 0.
+int vet_split_parse_train_val(const char *spec, double share[3], vet_err *err);
 
 #endif

@@ -196,6 +196,27 @@ int vet_pred_shard(const vet_pred_reader *r, vet_shard *s, vet_err *err) {
     return 1;
 }
 
+int vet_pred_fold(const vet_pred_reader *r, vet_fold *f, vet_err *err) {
+    memset(f, 0, sizeof *f);
+    const msgpack_object *fo = r->stream ? mp_get(vet_reader_header(r->stream), "fold") : NULL;
+    if (!fo) return 0;
+    int64_t i, k;
+    const char *split;
+    size_t split_len;
+    if (fo->type != MSGPACK_OBJECT_MAP || mp_get_int(fo, "i", &i, err) || mp_get_int(fo, "k", &k, err) ||
+        mp_get_int(fo, "seed", &f->seed, err) || mp_get_int(fo, "notes", &f->notes, err) ||
+        mp_get_int(fo, "input_notes", &f->input_notes, err) || mp_get_str(fo, "split", &split, &split_len, err))
+        return vet_errf(err, "%s: header: \"fold\" is not a map of i, k, seed, split, notes and input_notes", r->name);
+    if (k < 2 || k > (1 << 20) || i < 0 || i >= k || f->notes < 0 || f->input_notes < f->notes || split_len == 0 ||
+        split_len >= sizeof f->split)
+        return vet_errf(err, "%s: header: fold %lld/%lld holding %lld of %lld notes is not a fold (want 0 <= i < k, "
+                        "0 <= notes <= input_notes, a split name)", r->name, (long long)i, (long long)k,
+                        (long long)f->notes, (long long)f->input_notes);
+    f->i = (int)i, f->k = (int)k;
+    memcpy(f->split, split, split_len);
+    return 1;
+}
+
 // --- `ranked`: the same entries and the same messages from both formats ---
 
 // Room for n entries in rec (NULL labels until read; nranked set so vet_pred_clear frees them).

@@ -64,6 +64,19 @@ typedef struct {
 // a CSV, JSON lines), -1 when its `shard` is malformed (VET_E_INPUT).
 int vet_pred_shard(const vet_pred_reader *r, vet_shard *s, vet_err *err);
 
+// What a cross-validation fold's header says (vet-pack --fold I/K, copied by vet-generate;
+// docs/formats.md): split `split` of fold i of k folds dealt with seed, holding `notes` of the
+// input_notes notes packed.
+typedef struct {
+    int i, k;
+    int64_t seed, notes, input_notes;
+    char split[8];  // "train", "val" or "test"
+} vet_fold;
+
+// The fold r's header names: 1 with *f filled, 0 when it names none, -1 when its `fold` is
+// malformed (VET_E_INPUT).
+int vet_pred_fold(const vet_pred_reader *r, vet_fold *f, vet_err *err);
+
 // Splits "a; b;;c" into trimmed, non-empty malloc'd strings (free with vet_labels_free_list).
 int vet_split_labels(const char *s, size_t len, char ***out, size_t *n, vet_err *err);
 

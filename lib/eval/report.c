@@ -10,7 +10,7 @@
 #include "base/atomic_file.h"
 #include "base/input_file.h"
 #include "eval/predictions.h"
-#include "eval/shards.h"
+#include "eval/pred_set.h"
 
 vet_eval_opts vet_eval_defaults(void) {
     return (vet_eval_opts){.predictions = "-", .format = VET_PRED_SNIFF, .bootstrap = 1000, .seed = 1, .confusions = 10,
@@ -102,9 +102,9 @@ static int any_gold(const vet_metrics *m) {
     return 0;
 }
 
-// "FIRST and N more shards": how a set of shards is named in messages and the report.
-static int name_shards(char **buf, const char *const *paths, int n, vet_err *err) {
-    if (n >= 2 && asprintf(buf, "%s and %d more shards", paths[0], n - 1) < 0)
+// "FIRST and N more shards" (or folds): how a set is named in messages and the report.
+static int name_set(char **buf, const char *const *paths, int n, vet_pred_set_kind kind, vet_err *err) {
+    if (n >= 2 && asprintf(buf, "%s and %d more %s", paths[0], n - 1, vet_pred_set_noun(kind)) < 0)
         return *buf = NULL, vet_err_nomem(err, "out of memory");
     return 0;
 }
@@ -113,14 +113,15 @@ static int name_shards(char **buf, const char *const *paths, int n, vet_err *err
 // one run), then paired.
 static int compare(vet_report *r, vet_err *err) {
     const vet_eval_opts *o = &r->o;
-    if (name_shards(&r->other_buf, o->compare_shards, o->n_compare_shards, err)) return -1;
-    r->other = r->other_buf ? r->other_buf : o->compare;
     vet_eval *other = vet_eval_new();
     if (!other) return vet_err_nomem(err, "out of memory");
     const char *format;
-    int rc = o->n_compare_shards >= 2
-                 ? vet_eval_read_shards(other, NULL, o->compare_shards, o->n_compare_shards, VET_PRED_SNIFF, &format, err)
-                 : vet_eval_read_predictions(other, NULL, o->compare, VET_PRED_SNIFF, &format, err);
+    vet_pred_set_kind kind = VET_PRED_SET_SHARDS;
+    int rc = o->n_compare_shards >= 2 ? vet_eval_read_set(other, NULL, o->compare_shards, o->n_compare_shards,
+                                                          VET_PRED_SNIFF, &format, &kind, err)
+                                      : vet_eval_read_predictions(other, NULL, o->compare, VET_PRED_SNIFF, &format, err);
+    if (rc == 0) rc = name_set(&r->other_buf, o->compare_shards, o->n_compare_shards, kind, err);
+    r->other = r->other_buf ? r->other_buf : o->compare;
     if (rc == 0) rc = vet_compare(r->samples, other, r->input, r->other, o->bootstrap, o->seed, &r->cmp, err);
     vet_eval_free(other);
     r->compared = rc == 0;
@@ -131,16 +132,18 @@ int vet_report_build(const vet_eval_opts *o, vet_report *r, vet_err *err) {
     memset(r, 0, sizeof *r);
     r->o = *o;
     r->input = strcmp(o->predictions, "-") == 0 ? "<stdin>" : o->predictions;
-    if (name_shards(&r->input_buf, o->shards, o->n_shards, err)) return -1;
-    if (r->input_buf) r->input = r->input_buf;
     if (load_codes(r, err) < 0) return -1;
     vet_eval *e = r->samples = vet_eval_new();
     vet_ranks *ranks = vet_ranks_new();
     if (!e || !ranks) return vet_ranks_free(ranks), vet_err_nomem(err, "out of memory");
     if (o->fit_temperature) vet_ranks_keep_lists(ranks);
     if (o->temperature > 0) vet_ranks_rescale(ranks, o->temperature);
-    int rc = o->n_shards >= 2 ? vet_eval_read_shards(e, ranks, o->shards, o->n_shards, o->format, &r->format, err)
-                              : vet_eval_read_predictions(e, ranks, o->predictions, o->format, &r->format, err);
+    vet_pred_set_kind kind = VET_PRED_SET_SHARDS;
+    int rc = o->n_shards >= 2
+                 ? vet_eval_read_set(e, ranks, o->shards, o->n_shards, o->format, &r->format, &kind, err)
+                 : vet_eval_read_predictions(e, ranks, o->predictions, o->format, &r->format, err);
+    if (rc == 0) rc = name_set(&r->input_buf, o->shards, o->n_shards, kind, err);
+    if (r->input_buf) r->input = r->input_buf;
     if (rc == 0) rc = vet_metrics_compute(e, &r->m, err);
     if (rc == 0 && !any_gold(&r->m))
         rc = vet_errf(err, "%s: no note has a gold label, so there is nothing to score against (new notes? "

@@ -79,8 +79,9 @@ static int read_headers(const char *const *paths, int n, int format, vet_shard *
     if (vet_shards_headers(paths, n, format, s, &sharded, &plain, err)) return -1;
     if (plain < 0) return 0;
     if (sharded < 0)
-        return vet_errf(err, "%s: not a shard (its header names none): vet-eval reads one predictions file, or the "
-                        "shards of one vet-generate --shard run", paths[plain]);
+        return vet_errf(err, "%s: not a shard (its header names none): vet-eval reads one predictions file, the "
+                        "shards of one vet-generate --shard run, or the test folds of one cross-validation "
+                        "(vet-pack --fold)", paths[plain]);
     return vet_errf(err, "%s: not a shard (its header names none), but %s is shard %d/%d: give the shards of one "
                     "vet-generate --shard run, or one unsharded stream", paths[plain], paths[sharded], s[sharded].k,
                     s[sharded].n);

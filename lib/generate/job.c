@@ -24,6 +24,7 @@ struct vet_generate_job {
     // the input and what its header says
     vet_prompts *in;
     const msgpack_object *tokenizer, *tmpl;  // the header's, valid while in is open
+    const msgpack_object *fold;              // the header's `fold` (vet-pack --fold), or NULL
     const char *in_sha;                      // the tokenizer's sha256 the input was made with
     size_t in_sha_len;
     char in_kind[16];                        // and its kind ("spm" when the header has none)
@@ -76,7 +77,7 @@ static double now_s(void) {
 static int open_input(vet_generate_job *j, vet_err *err) {
     if (!(j->in = vet_prompts_open(j->o.input, err))) return -1;
     const msgpack_object *h = vet_prompts_header(j->in);
-    j->tokenizer = mp_get(h, "tokenizer"), j->tmpl = mp_get(h, "template");
+    j->tokenizer = mp_get(h, "tokenizer"), j->tmpl = mp_get(h, "template"), j->fold = mp_get(h, "fold");
     if (!j->tokenizer || mp_get_str(j->tokenizer, "sha256", &j->in_sha, &j->in_sha_len, err))
         return vet_errf(err, "%s: header lacks tokenizer.sha256 (not made by vet-tokenize?)",
                         vet_prompts_path(j->in));
@@ -395,7 +396,7 @@ static vet_predictions_header header_of(const vet_generate_job *j) {
     const vet_generate_opts *o = &j->o;
     return (vet_predictions_header){
         .model = o->models[0], .ensemble = o->models, .n_models = o->n_models, .adapter = o->adapter,
-        .tokenizer = j->tokenizer, .tmpl = j->tmpl, .source = o->input, .sampling = o->sampling,
+        .tokenizer = j->tokenizer, .tmpl = j->tmpl, .fold = j->fold, .source = o->input, .sampling = o->sampling,
         .seed = o->seed, .max_new = o->max_new, .batch = o->batch, .constrain = o->constrain,
         .shard_k = o->shard_k, .shard_n = o->shard_n, .input_notes = j->input_notes,
         .rank_k = o->rank > 0 ? ranked_count(j) : 0, .rank_labels = j->answers.count,

@@ -44,8 +44,8 @@ vet_writer *vet_predictions_open(const char *path, const vet_predictions_header 
     vet_writer *w = vet_writer_open(path, "predictions", "vet-generate", err);
     if (!w) return NULL;
     msgpack_packer *pk = vet_writer_packer(w);
-    int ensemble = h->n_models > 1, shard = h->shard_n > 0, rank = h->rank_k > 0;
-    vet_writer_header_begin(w, (h->tmpl ? 6 : 5) + ensemble + shard + rank);
+    int ensemble = h->n_models > 1, shard = h->shard_n > 0, rank = h->rank_k > 0, fold = h->fold != NULL;
+    vet_writer_header_begin(w, (h->tmpl ? 6 : 5) + ensemble + shard + rank + fold);
     mp_kv_path(pk, "model", h->model);
     if (ensemble) {
         mp_key(pk, "ensemble");
@@ -67,6 +67,10 @@ vet_writer *vet_predictions_open(const char *path, const vet_predictions_header 
         mp_kv_int(pk, "k", h->shard_k);
         mp_kv_int(pk, "n", h->shard_n);
         mp_kv_int(pk, "input_notes", h->input_notes);
+    }
+    if (fold) {  // what vet-eval pools the folds of a cross-validation with (eval/shards.h)
+        mp_key(pk, "fold");
+        msgpack_pack_object(pk, *h->fold);
     }
     if (rank) {
         mp_key(pk, "rank");

@@ -46,6 +46,7 @@ typedef struct {
     const char *adapter;                // NULL: none
     const msgpack_object *tokenizer;    // the input header's, copied as is
     const msgpack_object *tmpl;         // the input header's template; NULL when it has none
+    const msgpack_object *fold;         // the input header's `fold` (vet-pack --fold), copied as is; NULL: none
     const char *source;                 // the input path as given
     vet_sampling sampling;
     uint64_t seed;

@@ -338,6 +338,65 @@ else
     fi
 fi
 
+# --- cross-validation folds (--fold I/K) ---
+# Four folds of the notes with their copies: the test splits partition the originals (every note
+# tested once), no normalized note in two splits of a fold, copies only in train, the headers'
+# `fold` maps true to the streams, the rest of each fold split 80/10 (8:1) into train and val.
+for i in 0 1 2 3; do "$PACK" --fold $i/4 --stratify codes --out "$tmp/fold$i" --seq-len 128 \
+    --summary "$tmp/fold$i.json" "$tmp/c.tok" 2>>"$tmp/folderr"; done
+check_folds() {
+    "$PY" - "$tmp" "$tmp/c.jsonl" <<'EOF2'
+import json, re, subprocess, sys
+d, src = sys.argv[1], sys.argv[2]
+notes = {json.loads(l)["id"]: json.loads(l)["note"] for l in open(src)}
+def norm(t): return re.sub(r"[ \t\n\v\f\r]+", " ", t.lower()).strip()
+def ids(f): return [i for l in subprocess.run(["vet-dump", "-r", f], capture_output=True, text=True, check=True).stdout.splitlines() for i in json.loads(l)["ids"]]
+def header(f): return json.loads(subprocess.run(["vet-dump", "-H", f], capture_output=True, text=True, check=True).stdout)
+bad, tested = [], []
+originals = sorted(i for i in notes if "~" not in i)
+for i in range(4):
+    got = {k: ids(f"{d}/fold{i}/{k}.msgpack.zst") for k in ("train", "val", "test")}
+    if [x for x in got["val"] + got["test"] if "~" in x]: bad.append(f"fold {i}: a copy held out")
+    orig = {k: [x for x in v if "~" not in x] for k, v in got.items()}
+    if sorted(orig["train"] + orig["val"] + orig["test"]) != originals: bad.append(f"fold {i}: not every note once")
+    where = {}
+    for k, v in orig.items():
+        for x in v: where.setdefault(norm(notes[x]), set()).add(k)
+    if any(len(s) > 1 for s in where.values()): bad.append(f"fold {i}: a note in two splits")
+    rest = len(orig["train"]) + len(orig["val"])
+    if abs(len(orig["val"]) - rest / 9) > 20: bad.append(f"fold {i}: val {len(orig['val'])} of {rest} is not 1/9")
+    for k in ("train", "val", "test"):
+        f = header(f"{d}/fold{i}/{k}.msgpack.zst").get("fold")
+        want = {"i": i, "k": 4, "seed": 1, "split": k, "notes": len(orig[k]), "input_notes": 300}
+        if f != want: bad.append(f"fold {i} {k}: header fold {f}, want {want}")
+    tested += orig["test"]
+if sorted(tested) != originals: bad.append(f"the test splits do not partition the notes ({len(tested)} tested, {len(set(tested))} distinct)")
+if bad: print("\n".join(bad), file=sys.stderr); sys.exit(1)
+EOF2
+}
+check "--fold I/K: the test splits partition the notes, no note in two splits, headers true" check_folds
+check "--fold: quiet, and the summaries count no leaked note" bash -c "[ ! -s '$tmp/folderr' ] &&
+    jq -se 'all(.[]; .leaked_groups == 0 and .samples_packed + .samples_rejected + .copies_dropped == .samples_in)' \
+    '$tmp'/fold[0-3].json >/dev/null"
+"$PACK" --fold 0/4 --stratify codes --out "$tmp/fold0b" --seq-len 128 "$tmp/c.tok"
+"$PACK" --fold 0/4 --stratify codes --split 100/0 --out "$tmp/fold0c" --seq-len 128 "$tmp/c.tok"
+check "--fold: the same seed gives the same bytes; --split 100/0 leaves val empty, test the same" bash -c "
+    cmp -s '$tmp/fold0/test.msgpack.zst' '$tmp/fold0b/test.msgpack.zst' && cmp -s '$tmp/fold0/train.msgpack.zst' '$tmp/fold0b/train.msgpack.zst' &&
+    [ \$(vet-dump --count '$tmp/fold0c/val.msgpack.zst') = 0 ] &&
+    diff <(vet-dump -r '$tmp/fold0/test.msgpack.zst' | jq -r '.ids[]' | sort) <(vet-dump -r '$tmp/fold0c/test.msgpack.zst' | jq -r '.ids[]' | sort)"
+fold_usage() {  # EXPECTED-MESSAGE ARGS...: exit 2 and the message, nothing written
+    local want=$1; shift
+    "$PACK" "$@" "$tmp/c.tok" 2>"$tmp/ferr" >/dev/null; local st=$?
+    [ $st = 2 ] && grep -qF -- "$want" "$tmp/ferr" && [ ! -e "$tmp/fno" ]
+}
+check "--fold refusals: I >= K, K < 2, three --split shares, -o, --train-in" bash -c "
+    $(declare -f fold_usage); PACK='$PACK' tmp='$tmp'
+    fold_usage \"--fold '4/4'\" --fold 4/4 --out '$tmp/fno' &&
+    fold_usage \"--fold '0/1'\" --fold 0/1 --out '$tmp/fno' &&
+    fold_usage 'expected two shares TRAIN/VAL' --fold 0/4 --split 80/10/10 --out '$tmp/fno' &&
+    fold_usage 'not with -o' --fold 0/4 -o '$tmp/fno' &&
+    ! '$PACK' --fold 0/4 --train-in '$tmp/c.tok' --out '$tmp/fno' 2>'$tmp/ferr' && grep -q 'not with --train-in' '$tmp/ferr'"
+
 # --- every flag in --help is in the man page ---
 # A summary that cannot be written fails the run with nothing under a final name: the splits
 # wait for it (a make rule run again must not find outputs of a failed run up to date).

@@ -1,4 +1,5 @@
 // test_split.c — grouped and stratified splits, note normalization (lib/split.h).
+#include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -284,8 +285,96 @@ static void test_assign_golden(void) {
         }
 }
 
+static void test_parse_fold(void) {
+    int i = -1, k = -1;
+    vet_err err = {0};
+    CHECK(vet_split_parse_fold("0/10", &i, &k, &err) == 0 && i == 0 && k == 10);
+    CHECK(vet_split_parse_fold("9/10", &i, &k, &err) == 0 && i == 9 && k == 10);
+    CHECK(vet_split_parse_fold("1/2", &i, &k, &err) == 0 && i == 1 && k == 2);
+    CHECK(vet_split_parse_fold("99/100", &i, &k, &err) == 0 && i == 99 && k == 100);
+    const char *bad[] = {"10/10", "-1/10", "0/1", "0/101", "a/b", "0/10x", "/10", "0/", "", "0", " 0/10", "0/10/3",
+                         "0//10", "00000000000000000000000000000000000000/10", "0/99999999999999999999"};
+    for (size_t j = 0; j < sizeof bad / sizeof *bad; j++) {
+        err.msg[0] = 0;
+        err.kind = VET_E_INPUT;
+        CHECK(vet_split_parse_fold(bad[j], &i, &k, &err) == -1);
+        CHECK_CONTAINS(err.msg, "--fold");
+        CHECK(err.kind == VET_E_USAGE);
+    }
+}
+
+static void test_parse_train_val(void) {
+    double s[3] = {-1, -1, -1};
+    vet_err err = {0};
+    CHECK(vet_split_parse_train_val("80/10", s, &err) == 0);
+    CHECK_NEAR(s[0], 8 / 9.0, 1e-12);
+    CHECK_NEAR(s[1], 1 / 9.0, 1e-12);
+    CHECK(s[2] == 0);
+    CHECK(vet_split_parse_train_val("100/0", s, &err) == 0 && s[0] == 1 && s[1] == 0 && s[2] == 0);
+    const char *bad[] = {"80/10/10", "0/0", "a/b", "80", "", "80/", "/10", "-1/2", "80/10 "};
+    for (size_t j = 0; j < sizeof bad / sizeof *bad; j++) {
+        err.msg[0] = 0;
+        CHECK(vet_split_parse_train_val(bad[j], s, &err) == -1);
+        CHECK_CONTAINS(err.msg, "--split");
+        CHECK_CONTAINS(err.msg, "--fold");
+        CHECK(err.kind == VET_E_USAGE);
+    }
+}
+
+// K bins with equal shares (the folds of a cross-validation): no group split across folds, every
+// fold within a largest group of n / K, each label's share kept per fold when stratified; and
+// three bins are vet_split_assign itself, bit for bit.
+static void test_assign_bins(void) {
+    vet_rng rng;
+    vet_rng_seed(&rng, 5);
+    for (int trial = 0; trial < 30; trial++) {
+        size_t n = 50 + vet_rng_below(&rng, 3000);
+        int max_group = 1 + (int)vet_rng_below(&rng, 6), K = 2 + (int)vet_rng_below(&rng, 11);
+        int32_t *group_of = malloc(n * sizeof *group_of), *stratum_of = malloc(n * sizeof *stratum_of);
+        uint8_t *bin = malloc(n), *three = malloc(n);
+        int32_t G = make_data(&rng, n, max_group, 5, group_of, stratum_of);
+        int strat = trial % 2;
+        double share[VET_SPLIT_MAX_BINS];
+        for (int k = 0; k < K; k++) share[k] = 1.0 / K;
+        vet_err err;
+        CHECK(vet_split_assign_bins(group_of, G, strat ? stratum_of : NULL, 5, n, K, share, (uint64_t)trial, bin,
+                                    &err) == 0);
+        int32_t *bin_of_group = malloc((size_t)G * sizeof *bin_of_group);
+        for (int32_t g = 0; g < G; g++) bin_of_group[g] = -1;
+        size_t count[VET_SPLIT_MAX_BINS] = {0}, label_count[VET_SPLIT_MAX_BINS][5] = {{0}}, label_total[5] = {0};
+        for (size_t i = 0; i < n; i++) {
+            CHECK(bin[i] < K);
+            if (bin_of_group[group_of[i]] < 0) bin_of_group[group_of[i]] = bin[i];
+            CHECK(bin_of_group[group_of[i]] == bin[i]);
+            count[bin[i]]++;
+            label_count[bin[i]][stratum_of[i]]++;
+            label_total[stratum_of[i]]++;
+        }
+        // Within about twice the largest group of the ideal: groups come whole.
+        for (int k = 0; k < K; k++) CHECK(fabs((double)count[k] - (double)n / K) <= 2.0 * max_group + 1);
+        if (strat)
+            for (int k = 0; k < K; k++)
+                for (int l = 0; l < 5; l++)
+                    CHECK(fabs((double)label_count[k][l] - (double)label_total[l] / K) <= 2.0 * max_group + 1);
+        const double sh3[3] = {0.7, 0.2, 0.1};
+        CHECK(vet_split_assign_bins(group_of, G, strat ? stratum_of : NULL, 5, n, 3, sh3, 9, bin, &err) == 0);
+        CHECK(vet_split_assign(group_of, G, strat ? stratum_of : NULL, 5, n, sh3, 9, three, &err) == 0);
+        CHECK(memcmp(bin, three, n) == 0);
+        free(bin_of_group), free(group_of), free(stratum_of), free(bin), free(three);
+    }
+    int32_t group_of[4] = {0, 1, 2, 3};
+    uint8_t out[4];
+    double share[VET_SPLIT_MAX_BINS + 1] = {1};
+    vet_err err;
+    CHECK(vet_split_assign_bins(group_of, 4, NULL, 1, 4, 0, share, 1, out, &err) == -1);
+    CHECK(vet_split_assign_bins(group_of, 4, NULL, 1, 4, VET_SPLIT_MAX_BINS + 1, share, 1, out, &err) == -1);
+}
+
 int main(void) {
     RUN(test_parse_shares);
+    RUN(test_parse_fold);
+    RUN(test_parse_train_val);
+    RUN(test_assign_bins);
     RUN(test_normalize);
     RUN(test_key);
     RUN(test_label);
