@@ -132,7 +132,7 @@ static int add_fold(vet_eval *e, vet_ranks *ranks, const char *path, int format,
 }
 
 int vet_eval_read_folds(vet_eval *e, vet_ranks *ranks, const char *const *paths, int n, int format,
-                        const char **format_name, vet_err *err) {
+                        const char **format_name, int64_t *fold_notes, vet_err *err) {
     *format_name = "stream";
     vet_fold *f = calloc((size_t)n, sizeof *f);
     int *by_i = calloc((size_t)n, sizeof *by_i);  // the stream of fold i
@@ -143,6 +143,7 @@ int vet_eval_read_folds(vet_eval *e, vet_ranks *ranks, const char *const *paths,
     int rc = read_headers(paths, n, format, f, err);
     if (rc == 0) rc = vet_folds_check(f, paths, n, err);
     for (int j = 0; rc == 0 && j < n; j++) by_i[f[j].i] = j;
+    for (int i = 0; rc == 0 && fold_notes && i < n; i++) fold_notes[i] = f[by_i[i]].notes;
     vet_strtab ids = {0};
     const char **where = NULL;
     int64_t cap = 0;

@@ -15,6 +15,8 @@
 #ifndef VET_FOLDS_H
 #define VET_FOLDS_H
 
+#include <stdint.h>
+
 #include "base/err.h"
 #include "eval/metrics.h"
 #include "eval/predictions.h"
@@ -26,9 +28,10 @@ int vet_folds_check(const vet_fold *f, const char *const *paths, int n, vet_err 
 
 // The predictions of the n >= 2 streams at paths, a whole set of folds (checked from their
 // headers before any record is read), added to e in fold order and their rankings to ranks
-// (NULL: not kept); *format_name "stream". None of the paths may be stdin (VET_E_USAGE: each is
-// read twice).
+// (NULL: not kept); *format_name "stream"; fold_notes[i] (n of them; NULL: not wanted) the notes
+// of fold i, which are e's samples after those of folds 0 .. i-1. None of the paths may be stdin
+// (VET_E_USAGE: each is read twice).
 int vet_eval_read_folds(vet_eval *e, struct vet_ranks *ranks, const char *const *paths, int n, int format,
-                        const char **format_name, vet_err *err);
+                        const char **format_name, int64_t *fold_notes, vet_err *err);
 
 #endif

@@ -30,11 +30,11 @@ static int what_the_headers_name(const char *const *paths, int n, int format, ve
 }
 
 int vet_eval_read_set(vet_eval *e, struct vet_ranks *ranks, const char *const *paths, int n, int format,
-                      const char **format_name, vet_pred_set_kind *kind, vet_err *err) {
+                      const char **format_name, vet_pred_set_kind *kind, int64_t *fold_notes, vet_err *err) {
     int named = what_the_headers_name(paths, n, format, err);
     if (named < 0) return -1;
     *kind = named == 2 ? VET_PRED_SET_FOLDS : VET_PRED_SET_SHARDS;
     // Neither: the shards' reader refuses the set, naming the first stream that is no shard.
-    return named == 2 ? vet_eval_read_folds(e, ranks, paths, n, format, format_name, err)
+    return named == 2 ? vet_eval_read_folds(e, ranks, paths, n, format, format_name, fold_notes, err)
                       : vet_eval_read_shards(e, ranks, paths, n, format, format_name, err);
 }

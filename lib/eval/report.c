@@ -3,6 +3,7 @@
 #include "eval/report.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +27,7 @@ void vet_report_free(vet_report *r) {
     vet_labels_free(r->codes);
     free(r->input_buf);
     free(r->other_buf);
+    free(r->folds);
     memset(r, 0, sizeof *r);
 }
 
@@ -118,7 +120,7 @@ static int compare(vet_report *r, vet_err *err) {
     const char *format;
     vet_pred_set_kind kind = VET_PRED_SET_SHARDS;
     int rc = o->n_compare_shards >= 2 ? vet_eval_read_set(other, NULL, o->compare_shards, o->n_compare_shards,
-                                                          VET_PRED_SNIFF, &format, &kind, err)
+                                                          VET_PRED_SNIFF, &format, &kind, NULL, err)
                                       : vet_eval_read_predictions(other, NULL, o->compare, VET_PRED_SNIFF, &format, err);
     if (rc == 0) rc = name_set(&r->other_buf, o->compare_shards, o->n_compare_shards, kind, err);
     r->other = r->other_buf ? r->other_buf : o->compare;
@@ -126,6 +128,27 @@ static int compare(vet_report *r, vet_err *err) {
     vet_eval_free(other);
     r->compared = rc == 0;
     return rc;
+}
+
+// Each fold's accuracy over its own samples (fold i's follow folds 0 .. i-1's in e), and the
+// mean and sample standard deviation over the folds: how much the estimate moves from one tenth
+// of the notes to the next, beside the pooled figure.
+static int score_folds(vet_report *r, const vet_eval *e, const int64_t *fold_notes, int n, vet_err *err) {
+    if (!(r->folds = calloc((size_t)n, sizeof *r->folds))) return vet_err_nomem(err, "out of memory");
+    r->n_folds = n;
+    size_t at = 0;
+    double sum = 0, sq = 0;
+    for (int i = 0; i < n; i++) {
+        int64_t right = 0;
+        for (int64_t j = 0; j < fold_notes[i]; j++) right += vet_eval_correct(e, at++);
+        r->folds[i].n = fold_notes[i];
+        r->folds[i].accuracy = fold_notes[i] > 0 ? (double)right / (double)fold_notes[i] : 0;
+        sum += r->folds[i].accuracy;
+    }
+    r->fold_mean = sum / n;
+    for (int i = 0; i < n; i++) sq += (r->folds[i].accuracy - r->fold_mean) * (r->folds[i].accuracy - r->fold_mean);
+    r->fold_sd = n > 1 ? sqrt(sq / (n - 1)) : 0;
+    return 0;
 }
 
 int vet_report_build(const vet_eval_opts *o, vet_report *r, vet_err *err) {
@@ -139,10 +162,14 @@ int vet_report_build(const vet_eval_opts *o, vet_report *r, vet_err *err) {
     if (o->fit_temperature) vet_ranks_keep_lists(ranks);
     if (o->temperature > 0) vet_ranks_rescale(ranks, o->temperature);
     vet_pred_set_kind kind = VET_PRED_SET_SHARDS;
-    int rc = o->n_shards >= 2
-                 ? vet_eval_read_set(e, ranks, o->shards, o->n_shards, o->format, &r->format, &kind, err)
+    int64_t *fold_notes = o->n_shards >= 2 ? calloc((size_t)o->n_shards, sizeof *fold_notes) : NULL;
+    int rc = o->n_shards >= 2 && !fold_notes ? vet_err_nomem(err, "out of memory")
+             : o->n_shards >= 2
+                 ? vet_eval_read_set(e, ranks, o->shards, o->n_shards, o->format, &r->format, &kind, fold_notes, err)
                  : vet_eval_read_predictions(e, ranks, o->predictions, o->format, &r->format, err);
     if (rc == 0) rc = name_set(&r->input_buf, o->shards, o->n_shards, kind, err);
+    if (rc == 0 && kind == VET_PRED_SET_FOLDS) rc = score_folds(r, e, fold_notes, o->n_shards, err);
+    free(fold_notes);
     if (r->input_buf) r->input = r->input_buf;
     if (rc == 0) rc = vet_metrics_compute(e, &r->m, err);
     if (rc == 0 && !any_gold(&r->m))

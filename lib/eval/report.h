@@ -45,6 +45,12 @@ typedef struct {
 // temperature, no referral.
 vet_eval_opts vet_eval_defaults(void);
 
+// One fold's test split of a cross-validation, scored alone.
+typedef struct {
+    int64_t n;
+    double accuracy;
+} vet_fold_score;
+
 typedef struct {
     vet_eval_opts o;
     const char *input;          // the predictions as named in the report: the path, or "<stdin>",
@@ -65,6 +71,9 @@ typedef struct {
     const char *other;          // o.compare, or "FIRST and N more shards"
     char *other_buf;            // what other points to for a set of shards
     vet_comparison cmp;         // these predictions against o.compare's
+    int n_folds;                // > 0: the predictions are a cross-validation's test folds, and
+    vet_fold_score *folds;      //   (n_folds) each fold's own score, in fold order
+    double fold_mean, fold_sd;  // the mean and sample standard deviation of the folds' accuracies
 } vet_report;
 
 // Reads the codes and the predictions, computes the metrics, the intervals, the baseline and,

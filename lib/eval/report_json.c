@@ -156,6 +156,14 @@ static void add_compare(json_t *root, const vet_report *r) {
     json_object_set_new(root, "compare", cmp);
 }
 
+// "folds": {mean, sd, each: [{n, accuracy}, ...] in fold order}: a cross-validation's folds alone.
+static void add_folds(json_t *root, const vet_report *r) {
+    json_t *each = json_array();
+    for (int i = 0; i < r->n_folds; i++)
+        json_array_append_new(each, json_pack("{sIsf}", "n", (json_int_t)r->folds[i].n, "accuracy", r->folds[i].accuracy));
+    json_object_set_new(root, "folds", json_pack("{sfsfso}", "mean", r->fold_mean, "sd", r->fold_sd, "each", each));
+}
+
 int vet_report_write_json(const vet_report *r, const char *path, vet_err *err) {
     json_t *root = json_object();
     if (!root) return vet_err_nomem(err, "out of memory");
@@ -164,6 +172,7 @@ int vet_report_write_json(const vet_report *r, const char *path, vet_err *err) {
     add_baseline_and_ci(root, r);
     if (r->rank.kmax > 0) add_ranking(root, r);
     if (r->compared) add_compare(root, r);
+    if (r->n_folds > 0) add_folds(root, r);
     vet_afile a;
     if (vet_afile_open(&a, path, err) < 0) {
         json_decref(root);

@@ -177,6 +177,17 @@ static void print_species(FILE *o, const vet_report *r) {
     }
 }
 
+// A cross-validation's folds, each scored alone: how far one fold's figure strays from the pooled.
+static void print_folds(FILE *o, const vet_report *r) {
+    fprintf(o, "\nper fold (each fold's test split alone; mean %.4f, sd %.4f over %d folds)\n%-18s %7s %9s\n",
+            r->fold_mean, r->fold_sd, r->n_folds, "fold", "n", "accuracy");
+    for (int i = 0; i < r->n_folds; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "%d/%d", i, r->n_folds);
+        fprintf(o, "%-18s %7lld %9.4f\n", name, (long long)r->folds[i].n, r->folds[i].accuracy);
+    }
+}
+
 static void print_confusions(FILE *o, const vet_report *r) {
     const vet_metrics *m = &r->m;
     char a[512], b[512], c[512], g[256];
@@ -196,6 +207,7 @@ int vet_report_print(FILE *o, const vet_report *r) {
     if (r->compared) print_compare(o, r);
     print_labels(o, r);
     print_species(o, r);
+    if (r->n_folds > 0) print_folds(o, r);
     print_confusions(o, r);
     return ferror(o) ? -1 : 0;
 }

@@ -25,7 +25,7 @@ command -v jq >/dev/null || { echo "skip folds: no jq"; exit 0; }
 fx=$tmp/fx
 mkdir -p "$fx" && make_fixture "$fx" || { notok setup "make_fixture failed"; exit 1; }
 gen() { "$GEN" -q -m "$fx/base" -n 24 -b 4 --constrain "$VET_TOP/data/codes.tsv" "$@"; }
-metrics() { jq -S 'del(.input, .format)' "$1"; }  # the JSON report less the input's name and format
+metrics() { jq -S 'del(.input, .format, .folds)' "$1"; }  # the JSON report less the input's name, format, folds
 
 # --- four folds, each test split decoded; pooled by vet-eval -------------------------------------
 K=4
@@ -50,6 +50,13 @@ for i in 0 1 2 3; do "$DUMP" --csv "$tmp/p$i.pred" | { [ $i = 0 ] && cat || tail
 "$EVAL" -q --json "$tmp/concat.json" "$tmp/all.csv" 2>>"$tmp/err"
 check fold-pooled '[ ! -s "$tmp/err" ] && [ "$(jq .n "$tmp/pooled.json")" = "$total" ] && diff <(metrics "$tmp/pooled.json") <(metrics "$tmp/concat.json") >&2' \
     "pooled folds != the same records as one file: $(cat "$tmp/err")"
+# Each fold scored alone in the pooled report's per-fold rows: the accuracy vet-eval gives that
+# fold's stream by itself, and their mean and sample standard deviation.
+for i in 0 1 2 3; do "$EVAL" -q --bootstrap 0 --json "$tmp/one$i.json" "$tmp/p$i.pred"; done
+check fold-each 'jq -se ".[0].folds as \$f | [.[1:][] | {n, accuracy}] as \$one | (\$one | map(.accuracy) | add / 4) as \$m |
+    \$f.each == \$one and (\$f.mean - \$m | if . < 0 then -. else . end) < 1e-12 and
+    (\$f.sd - ((\$one | map((.accuracy - \$m) * (.accuracy - \$m)) | add / 3) | sqrt) | if . < 0 then -. else . end) < 1e-12" \
+    "$tmp/pooled.json" "$tmp"/one[0-3].json >/dev/null && grep -q "^per fold (each fold" <("$EVAL" "$tmp/p0.pred" "$tmp/p1.pred" "$tmp/p2.pred" "$tmp/p3.pred")'
 check fold-any-order 'diff <(metrics "$tmp/pooled.json") <(metrics "$tmp/shuffled.json") >&2 && jq -e ".input | endswith(\"and 3 more folds\")" "$tmp/pooled.json" >/dev/null'
 "$EVAL" --compare "$tmp/p0.pred" --compare "$tmp/p1.pred" --compare "$tmp/p2.pred" --compare "$tmp/p3.pred" \
     "$tmp/p3.pred" "$tmp/p2.pred" "$tmp/p1.pred" "$tmp/p0.pred" >"$tmp/cmp.txt" 2>&1
