@@ -25,7 +25,8 @@ static void usage(void) {
            "      --csv        print a predictions stream (vet-generate's) as a CSV table, one row\n"
            "                   a note: id,species,pred,term,p,refer,gold,ranked,text (the header\n"
            "                   row once, however many FILEs; the shards of one vet-generate\n"
-           "                   --shard run as one table in the input's order)\n"
+           "                   --shard run as one table in the input's order, the test folds\n"
+           "                   of one cross-validation as one table in fold order)\n"
            "      --codes FILE with --csv: the terms of the predicted codes ('code<TAB>term')\n"
            "      --refer-below P  with --csv: refer is yes for notes whose top-1 p (--rank) is\n"
            "                   below P (such as vet-eval --fit-threshold's), else no\n"
@@ -52,7 +53,8 @@ static int csv_one(const char *path, const vet_coded_csv_opts *o, int *header) {
 }
 
 // --csv of several files: one table in the input's order when they are the shards of one
-// vet-generate --shard run; *merged 0 when they are not (printed one after another then).
+// vet-generate --shard run, in fold order when they are one cross-validation's test folds;
+// *merged 0 when they are neither (printed one after another then).
 static int csv_shards(const char *const *paths, int n, const vet_coded_csv_opts *o, int *header, int *merged) {
     vet_err err;
     uint64_t rows;

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "eval/coded_csv.h"
+#include "eval/folds.h"
 #include "eval/shards.h"
 #include "io/csv_write.h"
 
@@ -132,6 +133,30 @@ int vet_coded_csv_write_shards(FILE *f, const char *const *paths, const vet_shar
     return rc < 0 ? -1 : 0;
 }
 
+// The n >= 2 streams as one table when every one is a test fold of one cross-validation (checked
+// whole), fold 0's rows first; 1 (nothing written) when some stream names no fold.
+static int write_fold_set(FILE *f, const char *const *paths, int n, const vet_coded_csv_opts *o, int *header,
+                          uint64_t *rows, vet_err *err) {
+    vet_fold *fo = calloc((size_t)n, sizeof *fo);
+    int *by_i = calloc((size_t)n, sizeof *by_i);
+    int named, plain, rc = fo && by_i ? 0 : vet_err_nomem(err, "out of memory");
+    if (rc == 0) rc = vet_folds_headers(paths, n, VET_PRED_STREAM, fo, &named, &plain, err);
+    if (rc == 0 && plain >= 0) rc = 1;
+    if (rc == 0) rc = vet_folds_check(fo, paths, n, err);
+    for (int j = 0; rc == 0 && j < n; j++) by_i[fo[j].i] = j;
+    for (int i = 0; rc == 0 && i < n; i++) {
+        const vet_fold *fi = &fo[by_i[i]];
+        uint64_t got = 0;
+        rc = vet_coded_csv_write(f, paths[by_i[i]], o, header, &got, err);
+        *rows += got;
+        if (rc == 0 && got != (uint64_t)fi->notes)
+            rc = vet_errf(err, "%s: fold %d/%d's test split holds %lld notes, but the stream has %llu records",
+                          paths[by_i[i]], fi->i, fi->k, (long long)fi->notes, (unsigned long long)got);
+    }
+    free(fo), free(by_i);
+    return rc;
+}
+
 int vet_coded_csv_write_shard_set(FILE *f, const char *const *paths, int n, const vet_coded_csv_opts *o,
                                   int *header, uint64_t *rows, vet_err *err) {
     *rows = 0;
@@ -140,6 +165,10 @@ int vet_coded_csv_write_shard_set(FILE *f, const char *const *paths, int n, cons
     vet_shard *s = calloc((size_t)n, sizeof *s);
     if (!s) return vet_err_nomem(err, "out of memory");
     int sharded, plain, rc = vet_shards_headers(paths, n, VET_PRED_STREAM, s, &sharded, &plain, err);
+    if (rc == 0 && n >= 2 && sharded < 0) {
+        free(s);
+        return write_fold_set(f, paths, n, o, header, rows, err);
+    }
     if (rc == 0 && (plain >= 0 || n < 2)) rc = 1;
     if (rc == 0) rc = vet_shards_check(s, paths, n, err);
     if (rc == 0) rc = vet_coded_csv_write_shards(f, paths, s, n, o, header, rows, err);

@@ -53,9 +53,11 @@ int vet_coded_csv_write(FILE *f, const char *path, const vet_coded_csv_opts *o, 
 int vet_coded_csv_write_shards(FILE *f, const char *const *paths, const vet_shard *s, int n,
                                const vet_coded_csv_opts *o, int *header, uint64_t *rows, vet_err *err);
 
-// The n files at paths as one table when every one is a shard (a complete set, else an error):
-// 0 written, -1 error. 1, with nothing written, when some file is no shard or is stdin: the
-// caller writes them one by one (vet_coded_csv_write).
+// The n files at paths as one table when every one is a shard (a complete set, else an error),
+// or when every one is a cross-validation's test fold (a whole set, eval/folds.h, else an error:
+// the rows in fold order, each stream holding its fold's notes): 0 written, -1 error. 1, with
+// nothing written, when the files are neither or one is stdin: the caller writes them one by one
+// (vet_coded_csv_write).
 int vet_coded_csv_write_shard_set(FILE *f, const char *const *paths, int n, const vet_coded_csv_opts *o,
                                   int *header, uint64_t *rows, vet_err *err);
 

@@ -63,9 +63,9 @@ int vet_folds_check(const vet_fold *f, const char *const *paths, int n, vet_err 
     return 0;
 }
 
-// Every stream's fold into f[i]: each must name one, and none may be stdin.
-static int read_headers(const char *const *paths, int n, int format, vet_fold *f, vet_err *err) {
-    int named = -1;  // the first stream that names a fold
+int vet_folds_headers(const char *const *paths, int n, int format, vet_fold *f, int *named, int *plain,
+                      vet_err *err) {
+    *named = *plain = -1;
     for (int i = 0; i < n; i++) {
         if (strcmp(paths[i], "-") == 0)
             return vet_err_kindf(err, VET_E_USAGE, "stdin ('-') cannot be one of several predictions files (each is "
@@ -75,14 +75,20 @@ static int read_headers(const char *const *paths, int n, int format, vet_fold *f
         int rc = vet_pred_fold(r, &f[i], err);
         vet_pred_close(r);
         if (rc < 0) return -1;
-        if (rc == 1 && named < 0) named = i;
+        if (rc == 1 && *named < 0) *named = i;
+        if (rc == 0 && *plain < 0) *plain = i;
     }
-    for (int i = 0; i < n; i++)
-        if (f[i].k == 0)
-            return vet_errf(err, "%s: not a fold (its header names none)%s%s%s: give the test splits' predictions of "
-                            "one vet-pack --fold I/K run, or one stream", paths[i], named >= 0 ? ", but " : "",
-                            named >= 0 ? paths[named] : "", named >= 0 ? " is one" : "");
     return 0;
+}
+
+// Every stream's fold into f[i]: each must name one, and none may be stdin.
+static int read_headers(const char *const *paths, int n, int format, vet_fold *f, vet_err *err) {
+    int named, plain;
+    if (vet_folds_headers(paths, n, format, f, &named, &plain, err)) return -1;
+    if (plain < 0) return 0;
+    return vet_errf(err, "%s: not a fold (its header names none)%s%s%s: give the test splits' predictions of one "
+                    "vet-pack --fold I/K run, or one stream", paths[plain], named >= 0 ? ", but " : "",
+                    named >= 0 ? paths[named] : "", named >= 0 ? " is one" : "");
 }
 
 // The records of fold f (at path) into e and ranks, each id new to ids (where names the stream

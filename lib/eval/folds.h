@@ -23,6 +23,12 @@
 
 struct vet_ranks;  // eval/ranking.h
 
+// The fold each of the n predictions files at paths names into f[i] (zeroed, k 0, when it names
+// none); *named and *plain: the first that names one and the first that does not (-1: none). The
+// headers alone are read; none of the paths may be stdin (VET_E_USAGE: each is read again).
+int vet_folds_headers(const char *const *paths, int n, int format, vet_fold *f, int *named, int *plain,
+                      vet_err *err);
+
 // Checks that f[0..n) (the folds of paths[0..n), every one a fold) are a whole set. 0 or -1.
 int vet_folds_check(const vet_fold *f, const char *const *paths, int n, vet_err *err);
 

@@ -62,6 +62,11 @@ check fold-any-order 'diff <(metrics "$tmp/pooled.json") <(metrics "$tmp/shuffle
     "$tmp/p3.pred" "$tmp/p2.pred" "$tmp/p1.pred" "$tmp/p0.pred" >"$tmp/cmp.txt" 2>&1
 check fold-compare 'grep -q "and 3 more folds (the same $total notes)" "$tmp/cmp.txt" && grep -q "^only here right  *0$" "$tmp/cmp.txt"' \
     "--compare with the other run's folds: $(head -c 600 "$tmp/cmp.txt")"
+# vet-dump --csv: the folds as one table, fold 0's rows first, whatever order they are named in.
+"$DUMP" --csv "$tmp/p3.pred" "$tmp/p1.pred" "$tmp/p0.pred" "$tmp/p2.pred" >"$tmp/dump.csv" 2>"$tmp/err"; rc=$?
+"$DUMP" --csv "$tmp/p0.pred" "$tmp/p1.pred" "$tmp/p3.pred" >/dev/null 2>"$tmp/err2"; rc2=$?
+check fold-dump-csv '[ $rc = 0 ] && cmp -s "$tmp/dump.csv" "$tmp/all.csv" && [ $rc2 = 1 ] && grep -q "fold 2/4 is missing" "$tmp/err2"' \
+    "vet-dump --csv of the folds: rc=$rc, $(cat "$tmp/err" "$tmp/err2")"
 "$EVAL" -q "$tmp/p1.pred" 2>"$tmp/err"
 check fold-alone '[ $? = 0 ] && [ ! -s "$tmp/err" ]' "one fold's predictions alone are one file: scored as they are"
 
