@@ -481,13 +481,19 @@ code: $(CODED)
 CV_FOLDS := $(if $(FOLDS),$(shell seq 0 $$(( $(FOLDS) - 1 )) 2>/dev/null))
 CV_PREDS := $(CV_FOLDS:%=$(OUT)/fold-%/predictions.msgpack.zst)
 .PHONY: CV_FOLD_RUNS
+# (A dry run, -n or -q, runs each fold's make the same way, which prints or checks its commands and
+# writes nothing.)
+CV_FOLD_MAKE = $(MAKE) --no-print-directory -f $(VET_TOP)/pipelines/vet.mk OUT=$(OUT)/fold-$$i FOLD=$$i/$(FOLDS) FOLDS= eval
 CV_FOLD_RUNS:
-	@set -e; mkdir -p $(OUT); for i in $(CV_FOLDS); do \
+ifeq ($(DRY_RUN),)
+	+@set -e; mkdir -p $(OUT); for i in $(CV_FOLDS); do \
 	  echo "vet.mk: cross-validation fold $$i/$(FOLDS) into $(OUT)/fold-$$i" >&2; \
-	  $(MAKE) --no-print-directory -f $(VET_TOP)/pipelines/vet.mk OUT=$(OUT)/fold-$$i FOLD=$$i/$(FOLDS) FOLDS= eval \
-	    >$(OUT)/fold-$$i.log; \
+	  $(CV_FOLD_MAKE) >$(OUT)/fold-$$i.log; \
 	  echo "vet.mk: fold $$i/$(FOLDS): $$(grep -m1 '^accuracy' $(OUT)/fold-$$i/metrics.txt)" >&2; \
 	done
+else
+	+@set -e; for i in $(CV_FOLDS); do $(CV_FOLD_MAKE); done
+endif
 $(CV_PREDS): CV_FOLD_RUNS ;
 .PRECIOUS: $(OUT)/cv-metrics.json
 $(OUT)/cv-metrics.json: $(CV_PREDS) $(CODES)

@@ -124,6 +124,11 @@ check cv-stage '[ $rc = 0 ] && [ "$(jq .n "$tmp/cv/cv-metrics.json")" = "$total"
     [ "$(grep -c "^vet.mk: fold [0-2]/3: accuracy" "$tmp/cv.err")" = 3 ] &&
     grep -qx -- "--fold 2/3 --group-by note --stratify codes --seq-len 512 --seed 1" "$tmp/cv/fold-2/.args/pack"' \
     "make cv FOLDS=3: rc=$rc $(tail -n 5 "$tmp/cv.err")"
+rm -rf "$tmp/cvn"
+make -n -s --no-print-directory -f "$VET_TOP/pipelines/vet.mk" VET_BIN="$VET_BIN" OUT="$tmp/cvn" NOTES="$fx/notes.csv" \
+    CODES="$VET_TOP/data/codes.tsv" INIT="$fx/micro.json" cv FOLDS=2 >"$tmp/cvn.out" 2>&1; rcn=$?
+check cv-dry-run '[ $rcn = 0 ] && [ ! -e "$tmp/cvn" ] && grep -q -- "--fold 1/2 --group-by note" "$tmp/cvn.out" && grep -q "vet-eval .*fold-0/predictions.msgpack.zst .*fold-1/predictions.msgpack.zst" "$tmp/cvn.out"' \
+    "make -n cv: rc=$rcn, wrote $(ls "$tmp/cvn" 2>/dev/null | head -3): $(head -c 300 "$tmp/cvn.out")"
 mk cv FOLDS=1 >/dev/null 2>"$tmp/cv1.err"; rc1=$?
 mk cv FOLDS=3 FOLD=1/3 >/dev/null 2>"$tmp/cv2.err"; rc2=$?
 check cv-stage-usage '[ $rc1 = 2 ] && grep -q "FOLDS=K, the number of folds, from 2 to 20" "$tmp/cv1.err" && [ $rc2 = 2 ] && grep -q "leave FOLD out" "$tmp/cv2.err"'
