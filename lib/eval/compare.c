@@ -23,21 +23,37 @@ double vet_mcnemar_p(size_t b, size_t c) {
     return p < 1 ? p : 1;
 }
 
-// The paired bootstrap of the difference: outcome[i] is note i's correct(this) - correct(other),
-// -1, 0 or 1, so a resample's difference is the mean of the outcomes it draws.
-static int paired_interval(const signed char *outcome, size_t n, int resamples, uint64_t seed, double ci[2],
-                           vet_err *err) {
+// The paired bootstrap of the difference: outcome[k] is note k's correct(this) - correct(other),
+// -1, 0 or 1, so a resample's difference is the mean of the outcomes it draws. With group_of
+// (note k's group, G groups; NULL: none) a resample draws G groups with replacement, each with
+// all of its notes, as vet_metrics_bootstrap does.
+static int paired_interval(const signed char *outcome, size_t n, const size_t *group_of, size_t G, int resamples,
+                           uint64_t seed, double ci[2], vet_err *err) {
+    size_t units = group_of ? G : n;
     double *d = malloc((size_t)resamples * sizeof *d);
-    if (!d) return vet_err_nomem(err, "out of memory");
+    long *sum_of = calloc(units + 1, sizeof *sum_of);    // each unit's outcomes summed
+    size_t *size_of = calloc(units + 1, sizeof *size_of);
+    if (!d || !sum_of || !size_of) {
+        free(d), free(sum_of), free(size_of);
+        return vet_err_nomem(err, "out of memory");
+    }
+    for (size_t k = 0; k < n; k++) {
+        size_t u = group_of ? group_of[k] : k;
+        sum_of[u] += outcome[k], size_of[u]++;
+    }
     vet_rng rng;
     vet_rng_seed(&rng, seed);
     for (int r = 0; r < resamples; r++) {
         long sum = 0;
-        for (size_t k = 0; k < n; k++) sum += outcome[vet_rng_below(&rng, n)];
-        d[r] = (double)sum / (double)n;
+        size_t drawn = 0;
+        for (size_t k = 0; k < units; k++) {
+            size_t u = (size_t)vet_rng_below(&rng, units);
+            sum += sum_of[u], drawn += size_of[u];
+        }
+        d[r] = (double)sum / (double)drawn;
     }
     vet_percentile_ci(d, resamples, ci);
-    free(d);
+    free(d), free(sum_of), free(size_of);
     return 0;
 }
 
@@ -60,9 +76,10 @@ int vet_compare(const vet_eval *a, const vet_eval *b, const char *name_a, const 
                 return vet_errf(err, "--compare: note '%s' of %s is not in %s: compare predictions of the same notes",
                                 vet_eval_id_at(a, k), name_a, name_b);
     signed char *outcome = malloc(n);
+    size_t G = vet_eval_groups(a), *group_of = G ? malloc(n * sizeof *group_of) : NULL;  // by note, as outcome
     c->this_right = malloc(n * sizeof *c->this_right), c->other_right = malloc(n * sizeof *c->other_right);
-    if (!outcome || !c->this_right || !c->other_right) {
-        free(outcome), vet_comparison_free(c);
+    if (!outcome || !c->this_right || !c->other_right || (G && !group_of)) {
+        free(outcome), free(group_of), vet_comparison_free(c);
         return vet_err_nomem(err, "out of memory");
     }
     for (size_t k = 0; k < n; k++) {
@@ -70,12 +87,13 @@ int vet_compare(const vet_eval *a, const vet_eval *b, const char *name_a, const 
         size_t i = (size_t)vet_eval_find(a, id), j = (size_t)vet_eval_find(b, id);
         char why[600];
         if (!vet_eval_same_gold(a, i, b, j, why, sizeof why)) {
-            free(outcome), vet_comparison_free(c);
+            free(outcome), free(group_of), vet_comparison_free(c);
             return vet_errf(err, "--compare: note '%s' has other gold labels in %s than in %s: %s (predictions of "
                             "different data?)", id, name_a, name_b, why);
         }
         int x = vet_eval_correct(a, i), y = vet_eval_correct(b, j);
         outcome[k] = (signed char)(x - y);
+        if (group_of) group_of[k] = vet_eval_group_of(a, i);
         if (x && !y) c->this_right[c->only_this] = id;
         if (!x && y) c->other_right[c->only_other] = id;
         c->both += x && y, c->only_this += x && !y, c->only_other += !x && y, c->neither += !x && !y;
@@ -85,7 +103,7 @@ int vet_compare(const vet_eval *a, const vet_eval *b, const char *name_a, const 
     c->acc_other = (double)(c->both + c->only_other) / (double)n;
     c->diff = ((double)c->only_this - (double)c->only_other) / (double)n;
     c->mcnemar_p = vet_mcnemar_p(c->only_this, c->only_other);
-    int rc = resamples > 0 ? paired_interval(outcome, n, resamples, seed, c->ci, err) : 0;
-    free(outcome);
+    int rc = resamples > 0 ? paired_interval(outcome, n, group_of, G, resamples, seed, c->ci, err) : 0;
+    free(outcome), free(group_of);
     return rc;
 }

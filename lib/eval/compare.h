@@ -8,7 +8,9 @@
 //   difference     accuracy(this) - accuracy(other) = (only this - only other) / n, with a
 //                  paired percentile bootstrap interval: each resample draws n notes with
 //                  replacement and scores both sets on the same draw (the seed and resamples of
-//                  vet-eval's other intervals; quantiles as metrics.h's)
+//                  vet-eval's other intervals; quantiles as metrics.h's); when this set's notes
+//                  are all in groups, G groups with all their notes (metrics.h's cluster
+//                  bootstrap: notes with one prompt are one outcome)
 //   McNemar        the exact two-sided test on the discordant notes: with b notes only this set
 //                  gets right and c only the other, p = min(1, 2 P(X <= min(b, c))) for
 //                  X ~ Binomial(b + c, 1/2); p = 1 when b + c = 0

@@ -118,8 +118,7 @@ static int add_fold(vet_eval *e, vet_ranks *ranks, const char *path, int format,
                 else *where = w, *cap = c;
             }
             if (added == 0) (*where)[id] = path;
-            if (added == 0) added = vet_eval_add(e, rec.species, rec.gold, rec.ngold, rec.pred, rec.npred, err);
-            if (added == 0) added = vet_eval_name_last(e, rec.id, err);
+            if (added == 0) added = vet_eval_add_pred(e, &rec, err);
             if (added == 0 && ranks) added = vet_ranks_add(ranks, &rec, path, "record", err);
         }
         vet_pred_clear(&rec);

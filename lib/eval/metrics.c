@@ -16,6 +16,7 @@ typedef struct {
     uint32_t *gold, *pred;  // label ids, unique, sorted by label string
     uint32_t ngold, npred;
     uint32_t species;
+    int32_t group;  // vet_eval_group_last's, -1: none
 } sample;
 
 struct vet_eval {
@@ -24,6 +25,8 @@ struct vet_eval {
     size_t n, cap;
     vet_strtab ids;     // the notes' ids, for the samples that were named (vet_eval_name_last)
     size_t *id_sample;  // id_sample[k]: the sample named ids.str[k]
+    vet_strtab groups;  // the groups' keys (vet_eval_group_last)
+    size_t grouped;     // samples in a group
 };
 
 vet_eval *vet_eval_new(void) { return calloc(1, sizeof(vet_eval)); }
@@ -38,6 +41,7 @@ void vet_eval_free(vet_eval *e) {
     vet_strtab_free(&e->labels);
     vet_strtab_free(&e->species);
     vet_strtab_free(&e->ids);
+    vet_strtab_free(&e->groups);
     free(e->id_sample);
     free(e);
 }
@@ -90,6 +94,7 @@ int vet_eval_add(vet_eval *e, const char *species, char *const *gold, size_t ngo
         return vet_err_nomem(err, "out of memory");
     }
     s->species = (uint32_t)sp;
+    s->group = -1;
     e->n++;
     return 0;
 }
@@ -108,6 +113,22 @@ int vet_eval_name_last(vet_eval *e, const char *id, vet_err *err) {
     e->id_sample[k] = e->n - 1;
     return 0;
 }
+
+int vet_eval_group_last(vet_eval *e, const char *key, vet_err *err) {
+    if (e->n == 0) return vet_errf(err, "no sample to put in group '%s'", key ? key : "");
+    sample *s = &e->s[e->n - 1];
+    if (s->group >= 0) return vet_errf(err, "a sample put in two groups");
+    if (!key || !*key) return 0;
+    long g = vet_strtab_intern(&e->groups, key);
+    if (g < 0 || g > INT32_MAX) return vet_err_nomem(err, "out of memory");
+    s->group = (int32_t)g;
+    e->grouped++;
+    return 0;
+}
+
+size_t vet_eval_groups(const vet_eval *e) { return e->n > 0 && e->grouped == e->n ? e->groups.n : 0; }
+
+size_t vet_eval_group_of(const vet_eval *e, size_t i) { return (size_t)e->s[i].group; }
 
 long vet_eval_find(const vet_eval *e, const char *id) {
     long k = vet_strtab_find(&e->ids, id);
@@ -431,16 +452,45 @@ void vet_percentile_ci(double *v, int n, double ci[2]) {
     ci[0] = quantile(v, n, 0.025), ci[1] = quantile(v, n, 0.975);
 }
 
+// What a resample draws from: G units, unit u the samples member[begin[u] .. begin[u+1]). Without
+// groups every sample is a unit of its own (the sample bootstrap).
+typedef struct {
+    size_t G;
+    size_t *begin, *member;
+} draw_units;
+
+static void units_free(draw_units *u) { free(u->begin), free(u->member); }
+
+static int units_of(const vet_eval *e, draw_units *u, vet_err *err) {
+    size_t n = e->n, G = vet_eval_groups(e);
+    *u = (draw_units){.G = G ? G : n};
+    u->begin = calloc(u->G + 1, sizeof *u->begin);
+    u->member = malloc(n * sizeof *u->member);
+    if (!u->begin || !u->member) return units_free(u), vet_err_nomem(err, "out of memory");
+    for (size_t i = 0; i < n; i++) u->begin[(G ? (size_t)e->s[i].group : i) + 1]++;
+    for (size_t g = 0; g < u->G; g++) u->begin[g + 1] += u->begin[g];
+    size_t *fill = calloc(u->G + 1, sizeof *fill);
+    if (!fill) return units_free(u), vet_err_nomem(err, "out of memory");
+    for (size_t i = 0; i < n; i++) {
+        size_t g = G ? (size_t)e->s[i].group : i;
+        u->member[u->begin[g] + fill[g]++] = i;
+    }
+    free(fill);
+    return 0;
+}
+
 int vet_metrics_bootstrap(const vet_eval *e, int B, uint64_t seed, double acc_ci[2], double f1_ci[2],
                           vet_err *err) {
     if (e->n == 0) return vet_errf(err, "no samples to resample");
     if (B <= 0) return vet_errf(err, "bootstrap needs at least one resample");
-    size_t L = e->labels.n, n = e->n;
+    size_t L = e->labels.n;
+    draw_units u;
+    if (units_of(e, &u, err)) return -1;
     size_t *sup = malloc((L + 1) * sizeof *sup), *prd = malloc((L + 1) * sizeof *prd),
            *tp = malloc((L + 1) * sizeof *tp);
     double *acc = malloc(B * sizeof *acc), *f1 = malloc(B * sizeof *f1);
     if (!sup || !prd || !tp || !acc || !f1) {
-        free(sup), free(prd), free(tp), free(acc), free(f1);
+        free(sup), free(prd), free(tp), free(acc), free(f1), units_free(&u);
         return vet_err_nomem(err, "out of memory");
     }
     vet_rng rng;
@@ -449,15 +499,18 @@ int vet_metrics_bootstrap(const vet_eval *e, int B, uint64_t seed, double acc_ci
         memset(sup, 0, L * sizeof *sup);
         memset(prd, 0, L * sizeof *prd);
         memset(tp, 0, L * sizeof *tp);
-        size_t correct = 0;
-        for (size_t k = 0; k < n; k++) {
-            const sample *s = &e->s[vet_rng_below(&rng, n)];
-            correct += sample_correct(s);
-            for (uint32_t j = 0; j < s->ngold; j++) sup[s->gold[j]]++;
-            for (uint32_t j = 0; j < s->npred; j++) prd[s->pred[j]]++;
-            for (uint32_t j = 0; j < s->ngold; j++)
-                for (uint32_t q = 0; q < s->npred; q++)
-                    if (s->gold[j] == s->pred[q]) tp[s->gold[j]]++;
+        size_t correct = 0, drawn = 0;
+        for (size_t k = 0; k < u.G; k++) {
+            size_t g = (size_t)vet_rng_below(&rng, u.G);
+            for (size_t m = u.begin[g]; m < u.begin[g + 1]; m++, drawn++) {
+                const sample *s = &e->s[u.member[m]];
+                correct += sample_correct(s);
+                for (uint32_t j = 0; j < s->ngold; j++) sup[s->gold[j]]++;
+                for (uint32_t j = 0; j < s->npred; j++) prd[s->pred[j]]++;
+                for (uint32_t j = 0; j < s->ngold; j++)
+                    for (uint32_t q = 0; q < s->npred; q++)
+                        if (s->gold[j] == s->pred[q]) tp[s->gold[j]]++;
+            }
         }
         double sum = 0;
         size_t present = 0;
@@ -466,11 +519,11 @@ int vet_metrics_bootstrap(const vet_eval *e, int B, uint64_t seed, double acc_ci
             sum += 2.0 * tp[l] / (double)(sup[l] + prd[l]);
             present++;
         }
-        acc[b] = (double)correct / n;
+        acc[b] = (double)correct / (double)drawn;
         f1[b] = present ? sum / present : 0;
     }
     vet_percentile_ci(acc, B, acc_ci);
     vet_percentile_ci(f1, B, f1_ci);
-    free(sup), free(prd), free(tp), free(acc), free(f1);
+    free(sup), free(prd), free(tp), free(acc), free(f1), units_free(&u);
     return 0;
 }

@@ -47,6 +47,16 @@ const char *vet_eval_id_at(const vet_eval *e, size_t k);
 int vet_eval_same_gold(const vet_eval *a, size_t i, const vet_eval *b, size_t j, char *why, size_t cap);
 // Whether sample i (0-based, in the order added) is exactly right, as accuracy counts it.
 bool vet_eval_correct(const vet_eval *e, size_t i);
+// Puts the last sample added in group key (NULL or "": in none). Samples of one group are drawn
+// together by the bootstrap: notes with one prompt get one answer, so they are one outcome drawn
+// once, not several independent ones (vet-generate writes the prompt's hash as the group).
+int vet_eval_group_last(vet_eval *e, const char *key, vet_err *err);
+// The number of distinct groups when every sample is in one, else 0 (then the bootstrap draws
+// samples).
+size_t vet_eval_groups(const vet_eval *e);
+// Sample i's group, 0 .. vet_eval_groups(e) - 1 in order of first appearance (only when
+// vet_eval_groups(e) > 0).
+size_t vet_eval_group_of(const vet_eval *e, size_t i);
 
 // ---------------------------------------------------------------------------------------
 // The report
@@ -93,6 +103,9 @@ double vet_eval_constant_accuracy(const vet_eval *e, char *const *labels, size_t
 // Percentile bootstrap (B resamples of n samples with replacement, seeded) for accuracy and
 // macro-F1: lo/hi are the 2.5th and 97.5th percentiles, interpolated linearly between order
 // statistics (numpy's default). Macro-F1 of a resample averages over the labels occurring in it.
+// When every sample is in a group (vet_eval_groups > 0) a resample draws G groups with
+// replacement instead, each with all of its samples (the cluster bootstrap): with one sample a
+// group, the draws and the interval are the sample bootstrap's.
 int vet_metrics_bootstrap(const vet_eval *e, int B, uint64_t seed, double acc_ci[2], double f1_ci[2],
                           vet_err *err);
 // The 95% percentile interval of n >= 1 resampled values (sorted in place): their 2.5th and

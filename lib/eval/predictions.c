@@ -26,8 +26,8 @@
 #include "io/stream.h"
 
 // --- reading predictions: stream, CSV, JSON lines ---------------------------------------
-enum { COL_ID, COL_SPECIES, COL_GOLD, COL_PRED, COL_TEXT, COL_TOKENS, COL_MS, NCOLS };
-static const char *col_names[NCOLS] = {"id", "species", "gold", "pred", "text", "tokens", "ms"};
+enum { COL_ID, COL_SPECIES, COL_GOLD, COL_PRED, COL_TEXT, COL_TOKENS, COL_MS, COL_GROUP, NCOLS };
+static const char *col_names[NCOLS] = {"id", "species", "gold", "pred", "text", "tokens", "ms", "group"};
 
 struct vet_pred_reader {
     int format;
@@ -78,6 +78,7 @@ void vet_pred_clear(vet_pred *rec) {
     free(rec->id);
     free(rec->species);
     free(rec->text);
+    free(rec->group);
     vet_labels_free_list(rec->gold, rec->ngold);
     vet_labels_free_list(rec->pred, rec->npred);
     vet_labels_free_list(rec->ranked, rec->nranked);
@@ -194,6 +195,13 @@ int vet_pred_shard(const vet_pred_reader *r, vet_shard *s, vet_err *err) {
                         r->name, (long long)k, (long long)n, (long long)t);
     s->k = (int)k, s->n = (int)n, s->input_notes = t;
     return 1;
+}
+
+int vet_eval_add_pred(vet_eval *e, const vet_pred *rec, vet_err *err) {
+    if (vet_eval_add(e, rec->species, rec->gold, rec->ngold, rec->pred, rec->npred, err) ||
+        vet_eval_name_last(e, rec->id, err) || vet_eval_group_last(e, rec->group, err))
+        return -1;
+    return 0;
 }
 
 int vet_pred_fold(const vet_pred_reader *r, vet_fold *f, vet_err *err) {
@@ -320,6 +328,11 @@ static int stream_next(vet_pred_reader *r, vet_pred *rec, vet_err *err) {
     else
         rec->text = strdup("");
     if (!rec->id || !rec->species || !rec->text) return vet_err_nomem(err, "out of memory");
+    if ((v = mp_get(o, "group")) && v->type != MSGPACK_OBJECT_NIL) {
+        if (v->type != MSGPACK_OBJECT_STR) return vet_errf(err, "%s: record %llu: \"group\" is not a string", r->name,
+                                                           (unsigned long long)k);
+        if (!(rec->group = strndup(v->via.str.ptr, v->via.str.size))) return vet_err_nomem(err, "out of memory");
+    }
     rec->tokens = -1;
     rec->ms = -1;
     if (mp_get(o, "tokens") && mp_get_int(o, "tokens", &rec->tokens, err) < 0) goto bad;
@@ -365,6 +378,8 @@ static int csv_next(vet_pred_reader *r, vet_pred *rec, vet_err *err) {
     rec->species = strdup(r->col[COL_SPECIES] >= 0 ? vet_csv_field(r->csv, r->col[COL_SPECIES], NULL) : "");
     rec->text = strdup(r->col[COL_TEXT] >= 0 ? vet_csv_field(r->csv, r->col[COL_TEXT], NULL) : "");
     if (!rec->id || !rec->species || !rec->text) return vet_err_nomem(err, "out of memory");
+    if (r->col[COL_GROUP] >= 0 && *(f = vet_csv_field(r->csv, r->col[COL_GROUP], NULL)) && !(rec->group = strdup(f)))
+        return vet_err_nomem(err, "out of memory");
     rec->tokens = -1;
     rec->ms = -1;
     if (r->col[COL_TOKENS] >= 0 && *(f = vet_csv_field(r->csv, r->col[COL_TOKENS], NULL)) &&
@@ -432,6 +447,10 @@ static int jsonl_fields(vet_pred_reader *r, json_t *o, vet_pred *rec, vet_err *e
     v = json_object_get(o, "text");
     rec->text = strdup(json_is_string(v) ? json_string_value(v) : "");
     if (!rec->id || !rec->species || !rec->text) return vet_err_nomem(err, "out of memory");
+    if ((v = json_object_get(o, "group")) && !json_is_null(v)) {
+        if (!json_is_string(v)) return at_line(r, r->lines.lineno, err, "\"group\" is not a string");
+        if (!(rec->group = strdup(json_string_value(v)))) return vet_err_nomem(err, "out of memory");
+    }
     rec->tokens = -1;
     rec->ms = -1;
     if ((v = json_object_get(o, "tokens")) && !json_is_null(v)) {
@@ -591,8 +610,7 @@ int vet_eval_read_predictions(vet_eval *e, vet_ranks *ranks, const char *path, i
     }
     while ((rc = vet_pred_next(r, &rec, err)) == 1) {
         int added = check_id(r, &rec, &ids, &at, err);
-        if (added == 0) added = vet_eval_add(e, rec.species, rec.gold, rec.ngold, rec.pred, rec.npred, err);
-        if (added == 0) added = vet_eval_name_last(e, rec.id, err);
+        if (added == 0) added = vet_eval_add_pred(e, &rec, err);
         if (added == 0 && ranks)
             added = vet_ranks_add(ranks, &rec, r->name, r->format == VET_PRED_STREAM ? "record" : "line", err);
         vet_pred_clear(&rec);

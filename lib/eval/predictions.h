@@ -17,6 +17,7 @@ typedef struct {
     char **gold, **pred;
     size_t ngold, npred;
     char *text;  // "" when absent
+    char *group;  // NULL when absent: the key of the records drawn together by the bootstrap
     int64_t tokens;  // -1 when absent
     double ms;  // -1 when absent
     long at;  // where it was read: CSV and JSON lines its line, a stream its record number
@@ -35,7 +36,7 @@ typedef struct vet_pred_reader vet_pred_reader;
 // path "-" or NULL is stdin. format VET_PRED_SNIFF looks at the first bytes: the zstd magic
 // means a stream, '{' JSON lines, anything else CSV. A stream must be of kind "predictions".
 // CSV: a header row naming at least `gold` and `pred` (optional `id`, `species`, `text`,
-// `tokens`, `ms`), labels `;`-separated. JSON lines: one object per line, `gold`/`pred` arrays
+// `tokens`, `ms`, `group`), labels `;`-separated; an empty group is none. JSON lines: one object per line, `gold`/`pred` arrays
 // of strings or `;`-separated strings, an optional `ranked` (an array of {"label", "p"}
 // objects, "logp" optional). A stream's `ranked` is an array of such maps. In both, a null
 // `ranked` or `logp` is absent; a `logp` must be a number <= 0. On failure
@@ -76,6 +77,9 @@ typedef struct {
 // The fold r's header names: 1 with *f filled, 0 when it names none, -1 when its `fold` is
 // malformed (VET_E_INPUT).
 int vet_pred_fold(const vet_pred_reader *r, vet_fold *f, vet_err *err);
+
+// Adds rec to e as one sample: its species and label sets, named by its id, in its group.
+int vet_eval_add_pred(vet_eval *e, const vet_pred *rec, vet_err *err);
 
 // Splits "a; b;;c" into trimmed, non-empty malloc'd strings (free with vet_labels_free_list).
 int vet_split_labels(const char *s, size_t len, char ***out, size_t *n, vet_err *err);

@@ -185,6 +185,7 @@ int vet_report_build(const vet_eval_opts *o, vet_report *r, vet_err *err) {
     if (rc == 0 && o->fit_temperature && !r->rank.fitted)
         rc = vet_errf(err, "--fit-temperature: %s has no \"ranked\" lists: fit to the predictions of vet-generate "
                       "--rank all", r->input);
+    r->groups = vet_eval_groups(e);
     if (rc == 0 && o->bootstrap > 0) rc = vet_metrics_bootstrap(e, o->bootstrap, o->seed, r->acc_ci, r->f1_ci, err);
     if (rc == 0) rc = baseline(r, e, err);
     if (rc == 0 && o->compare) rc = compare(r, err);

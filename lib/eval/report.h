@@ -61,6 +61,8 @@ typedef struct {
     vet_eval *samples;          // the predictions read (m's labels and species point into it)
     vet_metrics m;
     double acc_ci[2], f1_ci[2]; // 95% intervals of accuracy and macro-F1 (o.bootstrap > 0)
+    size_t groups;              // > 0: every note is in a group, and the intervals drew the groups
+                                //   whole (metrics.h); 0: the notes one by one
     char **base;                // the baseline's label set
     size_t nbase;
     double base_acc;            // its accuracy on the evaluated set

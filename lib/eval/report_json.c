@@ -93,6 +93,9 @@ static void add_baseline_and_ci(json_t *root, const vet_report *r) {
                             json_pack("{sososIsIss}", "accuracy", pair(r->acc_ci[0], r->acc_ci[1]), "macro_f1",
                                       pair(r->f1_ci[0], r->f1_ci[1]), "resamples", (json_int_t)r->o.bootstrap, "seed",
                                       (json_int_t)r->o.seed, "method", "percentile"));
+    if (r->o.bootstrap > 0)  // the groups drawn whole (metrics.h's cluster bootstrap), or null: notes
+        json_object_set_new(json_object_get(root, "ci"), "groups",
+                            r->groups > 0 ? json_integer((json_int_t)r->groups) : json_null());
     else
         json_object_set_new(root, "ci", json_null());
 }

@@ -42,6 +42,8 @@ static void print_summary(FILE *o, const vet_report *r) {
     if (r->o.bootstrap > 0) {
         fprintf(o, "%-17s %.4f  95%% CI [%.4f, %.4f] (percentile bootstrap, %d resamples, seed %llu)\n",
                 "accuracy", m->accuracy, r->acc_ci[0], r->acc_ci[1], r->o.bootstrap, (unsigned long long)r->o.seed);
+        if (r->groups > 0)
+            fprintf(o, "%-17s (drawing the %zu groups whole, not the %zu notes one by one)\n", "", r->groups, m->n);
     } else {
         fprintf(o, "%-17s %.4f  (%zu of %zu exactly right)\n", "accuracy", m->accuracy, m->correct, m->n);
     }
@@ -144,8 +146,9 @@ static void print_compare(FILE *o, const vet_report *r) {
     if (isnan(c->ci[0]))
         fputc('\n', o);
     else
-        fprintf(o, "  95%% CI [%+.4f, %+.4f]\n%-17s (paired percentile bootstrap, %d resamples, seed %llu)\n",
-                c->ci[0], c->ci[1], "", r->o.bootstrap, (unsigned long long)r->o.seed);
+        fprintf(o, "  95%% CI [%+.4f, %+.4f]\n%-17s (paired percentile bootstrap, %d resamples, seed %llu%s)\n",
+                c->ci[0], c->ci[1], "", r->o.bootstrap, (unsigned long long)r->o.seed,
+                r->groups > 0 ? "; groups whole" : "");
     fprintf(o, "%-17s %zu\n", "both right", c->both);
     discordant(o, "only here right", c->this_right, c->only_this);
     discordant(o, "only there right", c->other_right, c->only_other);

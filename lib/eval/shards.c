@@ -128,8 +128,7 @@ static int add_merged(vet_eval *e, vet_ranks *ranks, const vet_pred *slots, int6
                           (long long)(f / N + 1));
         } else {
             first[id] = g;
-            rc = vet_eval_add(e, p->species, p->gold, p->ngold, p->pred, p->npred, err);
-            if (rc == 0) rc = vet_eval_name_last(e, p->id, err);
+            rc = vet_eval_add_pred(e, p, err);
             if (rc == 0 && ranks) rc = vet_ranks_add(ranks, p, by_k[g % N], "record", err);
         }
     }

@@ -329,6 +329,7 @@ static int next_prompt(void *ctx, vet_gen_prompt *gp, vet_err *err) {
         return -1;
     }
     n->id = p.id, n->species = p.species, n->gold = p.gold, n->n_gold = p.n_gold, n->n_prompt = p.n_prompt;
+    vet_prediction_group(p.prompt, p.n_prompt, n->group);
     gp->tag = input_place(j, tag), gp->prompt = p.prompt, gp->n_prompt = p.n_prompt;
     if (j->counts.context > 0 && p.n_prompt > j->counts.context && j->counts.long_prompts++ == 0)
         snprintf(j->counts.first_long, sizeof j->counts.first_long, "%s", p.id);

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/sha256.h"
 #include "generate/constrain.h"
 #include "io/mp.h"
 
@@ -86,11 +87,28 @@ vet_writer *vet_predictions_open(const char *path, const vet_predictions_header 
     return w;
 }
 
+void vet_prediction_group(const int32_t *ids, int n, char group[17]) {
+    vet_sha256 s;
+    vet_sha256_init(&s);
+    for (int i = 0; i < n; i++) {
+        uint32_t v = (uint32_t)ids[i];
+        uint8_t le[4] = {(uint8_t)v, (uint8_t)(v >> 8), (uint8_t)(v >> 16), (uint8_t)(v >> 24)};
+        vet_sha256_update(&s, le, 4);
+    }
+    uint8_t digest[32];
+    char hex[65];
+    vet_sha256_final(&s, digest);
+    vet_sha256_to_hex(digest, hex);
+    memcpy(group, hex, 16);
+    group[16] = 0;
+}
+
 int vet_predictions_write(vet_writer *w, const vet_prediction *p, vet_err *err) {
     msgpack_packer *pk = vet_writer_packer(w);
-    msgpack_pack_map(pk, p->n_ranked > 0 ? 10 : 8);
+    msgpack_pack_map(pk, p->n_ranked > 0 ? 11 : 9);
     mp_kv_str(pk, "id", p->id);
     mp_kv_str(pk, "species", p->species);
+    mp_kv_str(pk, "group", p->group);
     mp_kv_str_array(pk, "gold", p->gold, p->n_gold);
     mp_kv_str_array(pk, "pred", p->pred, p->n_pred);
     mp_kv_str(pk, "text", p->text);

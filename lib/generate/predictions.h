@@ -26,6 +26,8 @@ typedef struct {
     int32_t *generated;  // the ids the model chose, end-of-sequence included
     int n_generated;
     int n_prompt;        // the prompt's length in tokens (not written: the context check's)
+    char group[17];      // the prompt's 16-hex-digit hash (vet_prediction_group): equal prompts,
+                         //   equal groups (vet-eval resamples them together)
     double ms;
     // --rank (generate/rank.h): the n_ranked most probable labels of the table, best first,
     // with p (softmax over the table) and logp (the answer's log-probability); table_p the
@@ -37,6 +39,12 @@ typedef struct {
 } vet_prediction;
 
 void vet_prediction_free(vet_prediction *p);  // frees what p holds and zeroes it
+
+// The group of a note whose prompt is ids[0..n): the first 16 hex digits of the SHA-256 of the ids
+// as 4-byte little-endian integers. Notes written alike (the DLO notes repeat: 444 distinct texts
+// in 1,602) have one prompt, so the model answers them alike: their outcomes are one draw, not
+// several, and vet-eval's bootstrap resamples them as one (docs/formats.md).
+void vet_prediction_group(const int32_t *ids, int n, char group[17]);
 
 // What made the predictions, written once into the header.
 typedef struct {

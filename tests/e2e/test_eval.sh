@@ -441,3 +441,38 @@ check ranked_label_blank bash -c "[ $(rc) = 1 ] && grep -q 'blank-ranked.jsonl:1
 printf '{"gold": ["A"], "pred": "A", "ranked": [{"label": " A", "p": 0.5}, {"label": "A", "p": 0.4}]}\n' >"$tmp/twice-ranked.jsonl"
 run -q "$tmp/twice-ranked.jsonl"
 check ranked_label_twice_after_trim bash -c "[ $(rc) = 1 ] && grep -q 'twice-ranked.jsonl:1: \"ranked\"\[1\].label .A. is also' $tmp/err"
+
+# Groups (a `group` column or key; vet-generate writes the prompt's hash): the bootstrap draws a
+# group whole. A set of notes each written twice, each pair one group, has the interval of the
+# notes written once; without the groups the copies count as independent notes and it narrows.
+# The table says which, and the JSON's ci.groups.
+$py - "$tmp" <<'EOF2'
+import random, sys
+d, r = sys.argv[1], random.Random(4)
+rows = [(f"n{i}", r.choice("AB"), r.choice("AB")) for i in range(40)]
+with open(f"{d}/once.csv", "w") as f:
+    f.write("id,gold,pred\n")
+    for i, g, p in rows: f.write(f"{i},{g},{p}\n")
+with open(f"{d}/twice.csv", "w") as f, open(f"{d}/twice-loose.csv", "w") as l:
+    f.write("id,gold,pred,group\n"); l.write("id,gold,pred\n")
+    for i, g, p in rows:
+        for c in "ab": f.write(f"{i}{c},{g},{p},{i}\n"); l.write(f"{i}{c},{g},{p}\n")
+with open(f"{d}/twice.jsonl", "w") as f:
+    for i, g, p in rows:
+        for c in "ab": f.write(f'{{"id": "{i}{c}", "gold": "{g}", "pred": "{p}", "group": "{i}"}}\n')
+EOF2
+run -q --json "$tmp/once.json" "$tmp/once.csv"
+run --json "$tmp/twice.json" "$tmp/twice.csv"; cp "$tmp/out" "$tmp/twice.txt"
+run -q --json "$tmp/twice-jsonl.json" "$tmp/twice.jsonl"
+run -q --json "$tmp/loose.json" "$tmp/twice-loose.csv"
+check bootstrap_draws_groups_whole $py -c '
+import json, sys
+o, t, j, l = (json.load(open(f"{sys.argv[1]}/{n}.json")) for n in ("once", "twice", "twice-jsonl", "loose"))
+assert o["ci"]["groups"] is None and l["ci"]["groups"] is None and t["ci"]["groups"] == 40 == j["ci"]["groups"], (o["ci"], t["ci"])
+assert t["ci"]["accuracy"] == o["ci"]["accuracy"] == j["ci"]["accuracy"] and t["ci"]["macro_f1"] == o["ci"]["macro_f1"], (o["ci"], t["ci"])
+lo, hi = l["ci"]["accuracy"]; assert hi - lo < o["ci"]["accuracy"][1] - o["ci"]["accuracy"][0], l["ci"]
+' "$tmp"
+check bootstrap_groups_in_table grep -q '^  *(drawing the 40 groups whole, not the 80 notes one by one)$' "$tmp/twice.txt"
+printf '{"gold": "A", "pred": "A", "group": 7}\n' >"$tmp/group-number.jsonl"
+run -q "$tmp/group-number.jsonl"
+check group_not_a_string bash -c "[ $(rc) = 1 ] && grep -q 'group-number.jsonl:1: \"group\" is not a string' $tmp/err"

@@ -17,7 +17,7 @@ notok() { echo "not ok $1"; [ $# -gt 1 ] && echo "  $2" >&2; return 0; }
 check() { if eval "$2"; then ok "$1"; else notok "$1" "${3:-$2}"; fi; }
 skip_all() { for t in "$@"; do echo "skip $t: $why"; done; exit 0; }
 
-cases=(predictions batch-equal summary-counts packed-equal constrain constrain-cut constrain-budget rank rank-temperature rank-refusals mismatch sampling-seeded ensemble ensemble-refusals
+cases=(predictions prompt-groups batch-equal summary-counts packed-equal constrain constrain-cut constrain-budget rank rank-temperature rank-refusals mismatch sampling-seeded ensemble ensemble-refusals
        long-prompts long-answers rank-long-answers exit-codes manpage)
 why="vet-inspect or vet-mktokens not built (make helpers)"
 [ -x "$INSPECT" ] && [ -x "$MKTOK" ] || skip_all "${cases[@]}"
@@ -47,12 +47,22 @@ rc=$?
 kind=$("$DUMP" -H "$tmp/b1.pred" 2>/dev/null | grep -o '"kind":"[a-z]*"' | head -1)  # the stream's, not the tokenizer's
 keys_ok=1
 while read -r line; do
-    for k in id species gold pred text tokens ms generated; do
+    for k in id species group gold pred text tokens ms generated; do
         case $line in *"\"$k\":"*) ;; *) keys_ok=0 ;; esac
     done
 done < <("$DUMP" -r "$tmp/b1.pred")
 check predictions '[ $rc -eq 0 ] && [ "$kind" = "\"kind\":\"predictions\"" ] && [ "$("$DUMP" -c "$tmp/b1.pred")" = "$n_notes" ] && [ $keys_ok = 1 ] && [ ! -s "$tmp/err" ]' \
     "rc=$rc kind=$kind keys_ok=$keys_ok err=$(head -c 300 "$tmp/err")"
+
+# Each record's group is the hash of its prompt: two notes written alike (here the first note again
+# under another id) share it, and notes written otherwise do not (vet-eval draws a group whole).
+{ cat "$VET_TOP/tests/fixtures/tokenize/notes.csv"; sed -n 2p "$VET_TOP/tests/fixtures/tokenize/notes.csv" | sed 's/^t-01,/t-01-again,/'; } >"$tmp/again.csv"
+"$TOK" -q --spm "$tmp/tok/tokenizer.model" "$tmp/again.csv" -o "$tmp/again.tok" &&
+    "$GEN" -q -m "$tmp/model" -n 2 "$tmp/again.tok" -o "$tmp/again.pred" 2>/dev/null
+groups=$("$DUMP" -r "$tmp/again.pred" | grep -o '"id":"[^"]*","species":"[^"]*","group":"[^"]*"' | sed 's/.*"group":"//; s/"$//')
+check prompt-groups '[ "$(echo "$groups" | head -1)" = "$(echo "$groups" | tail -1)" ] && echo "$groups" | grep -qvx "$(echo "$groups" | head -1)" &&
+    ! echo "$groups" | grep -vqx "[0-9a-f]\{16\}" && [ "$(echo "$groups" | sort -u | wc -l)" = "$(("$(echo "$groups" | wc -l)" - 1))" ]' \
+    "groups: $(echo $groups)"
 
 # --- batch == one at a time (and the summary line without -q) -------------------------------
 "$GEN" -m "$tmp/model" -n 12 -b 3 "$tmp/notes.tok" -o "$tmp/b3.pred" 2>"$tmp/err3"

@@ -3,6 +3,7 @@
 // table and difference on hand-made notes, the paired interval, and the refusals (an id in one
 // set only, a note with other gold labels, a sample without an id).
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "check.h"
@@ -82,6 +83,36 @@ static void table(void) {
     vet_eval_free(a), vet_eval_free(b);
 }
 
+// The paired interval with groups: the six notes of build() three times over (ids nK.c), each
+// note's copies one group of this set, draw what the six notes alone draw: the same bounds, to
+// the bit. Without the groups the 18 copies count as 18 pairs and the interval narrows.
+static void grouped(void) {
+    vet_eval *a = vet_eval_new(), *b = vet_eval_new(), *a3 = vet_eval_new(), *b3 = vet_eval_new(),
+             *l3 = vet_eval_new();
+    build(a, b);
+    static const char *rows_a[6][3] = {{"n1", "A", "A"}, {"n2", "A", "B"}, {"n3", "B", "B"},
+                                       {"n4", "B", "B"}, {"n5", "C", "A"}, {"n6", "C", "C"}};
+    static const char *pred_b[6] = {"A", "A", "A", "A", "B", "C"};
+    vet_err err;
+    for (int i = 0; i < 6; i++)
+        for (int c = 0; c < 3; c++) {
+            char id[16];
+            snprintf(id, sizeof id, "%s.%d", rows_a[i][0], c);
+            add(a3, id, rows_a[i][1], rows_a[i][2]);
+            CHECK(vet_eval_group_last(a3, rows_a[i][0], &err) == 0);
+            add(l3, id, rows_a[i][1], rows_a[i][2]);
+            add(b3, id, rows_a[i][1], pred_b[i]);
+        }
+    vet_comparison c1, c3, cl;
+    CHECK(vet_compare(a, b, "a", "b", 1000, 5, &c1, &err) == 0);
+    CHECK(vet_compare(a3, b3, "a3", "b3", 1000, 5, &c3, &err) == 0);
+    CHECK(vet_compare(l3, b3, "l3", "b3", 1000, 5, &cl, &err) == 0);
+    CHECK(c3.n == 18 && c3.diff == c1.diff && c3.ci[0] == c1.ci[0] && c3.ci[1] == c1.ci[1]);
+    CHECK(cl.ci[1] - cl.ci[0] < c3.ci[1] - c3.ci[0]);
+    vet_comparison_free(&c1), vet_comparison_free(&c3), vet_comparison_free(&cl);
+    vet_eval_free(a), vet_eval_free(b), vet_eval_free(a3), vet_eval_free(b3), vet_eval_free(l3);
+}
+
 static void refusals(void) {
     vet_err err;
     vet_comparison c;
@@ -117,6 +148,7 @@ static void refusals(void) {
 int main(void) {
     RUN(mcnemar);
     RUN(table);
+    RUN(grouped);
     RUN(refusals);
     CHECK_EXIT();
 }

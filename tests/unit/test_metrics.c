@@ -225,6 +225,41 @@ static void test_bootstrap(void) {
     vet_eval_free(e);
 }
 
+// The cluster bootstrap: every note of small_set's seven five times over, each note's copies one
+// group, draws what the seven notes' own sample bootstrap draws (G = n units, one vet_rng_below(n) each): the same
+// intervals, to the bit. Without the groups the copies count as 5n independent notes and the
+// interval narrows; with a sample left out of every group, the notes are drawn one by one.
+static void test_bootstrap_groups(void) {
+    vet_eval *base = vet_eval_new(), *five = vet_eval_new(), *loose = vet_eval_new();
+    static const char *rows[][3] = {{"Cow", A, A}, {"Cow", A, B}, {"Goat", B, B}, {"Goat", B ";" A, A ";" B},
+                                    {"Sheep", C, ""}, {"Sheep", A, A ";" E}, {"Buffalo", D, D ";" D}};
+    vet_err err;
+    for (size_t i = 0; i < 7; i++) {
+        add(base, rows[i][0], rows[i][1], rows[i][2]);
+        char key[8];
+        snprintf(key, sizeof key, "g%zu", i);
+        for (int c = 0; c < 5; c++) {
+            add(five, rows[i][0], rows[i][1], rows[i][2]);
+            CHECK(vet_eval_group_last(five, key, &err) == 0);
+            add(loose, rows[i][0], rows[i][1], rows[i][2]);
+        }
+    }
+    CHECK(vet_eval_groups(five) == 7 && vet_eval_groups(loose) == 0 && vet_eval_groups(base) == 0);
+    CHECK(vet_eval_group_of(five, 0) == 0 && vet_eval_group_of(five, 34) == 6);
+    double a1[2], f1[2], a5[2], f5[2], al[2], fl[2];
+    CHECK(vet_metrics_bootstrap(base, 400, 3, a1, f1, &err) == 0);
+    CHECK(vet_metrics_bootstrap(five, 400, 3, a5, f5, &err) == 0);
+    CHECK(vet_metrics_bootstrap(loose, 400, 3, al, fl, &err) == 0);
+    CHECK(a1[0] == a5[0] && a1[1] == a5[1] && f1[0] == f5[0] && f1[1] == f5[1]);
+    CHECK(al[1] - al[0] < a5[1] - a5[0]);
+    // One sample without a group: the set is not grouped, and its draws are the notes'.
+    add(five, "Cow", A, A);
+    CHECK(vet_eval_group_last(five, "", &err) == 0 && vet_eval_groups(five) == 0);
+    CHECK(vet_eval_group_last(five, "g1", &err) == 0 && vet_eval_groups(five) == 7);
+    CHECK(vet_eval_group_last(five, "g2", &err) < 0);  // one sample, one group
+    vet_eval_free(five), vet_eval_free(loose), vet_eval_free(base);
+}
+
 // --- readers ---
 
 static char fixture[512];
@@ -356,6 +391,7 @@ int main(void) {
     RUN(test_majority_baseline);
     RUN(test_empty_predictions);
     RUN(test_bootstrap);
+    RUN(test_bootstrap_groups);
     RUN(test_read_fixtures);
     RUN(test_bad_input);
     RUN(test_split_labels);
