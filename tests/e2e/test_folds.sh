@@ -46,8 +46,10 @@ check fold-headers '[ $hdr_ok = 1 ] && [ $sum = $total ]' "vet-generate's header
 "$EVAL" -q --json "$tmp/pooled.json" "$tmp/p0.pred" "$tmp/p1.pred" "$tmp/p2.pred" "$tmp/p3.pred" 2>"$tmp/err"
 "$EVAL" -q --json "$tmp/shuffled.json" "$tmp/p2.pred" "$tmp/p0.pred" "$tmp/p3.pred" "$tmp/p1.pred" 2>>"$tmp/err"
 # The same records as one CSV, fold 0's first: what pooling must equal, bootstrap intervals included.
+# (As JSON lines, vet-dump's records: their groups too, so the bootstrap draws alike.)
 for i in 0 1 2 3; do "$DUMP" --csv "$tmp/p$i.pred" | { [ $i = 0 ] && cat || tail -n +2; }; done >"$tmp/all.csv"
-"$EVAL" -q --json "$tmp/concat.json" "$tmp/all.csv" 2>>"$tmp/err"
+for i in 0 1 2 3; do "$DUMP" -r "$tmp/p$i.pred"; done >"$tmp/all.jsonl"
+"$EVAL" -q --json "$tmp/concat.json" "$tmp/all.jsonl" 2>>"$tmp/err"
 check fold-pooled '[ ! -s "$tmp/err" ] && [ "$(jq .n "$tmp/pooled.json")" = "$total" ] && diff <(metrics "$tmp/pooled.json") <(metrics "$tmp/concat.json") >&2' \
     "pooled folds != the same records as one file: $(cat "$tmp/err")"
 # Each fold scored alone in the pooled report's per-fold rows: the accuracy vet-eval gives that
