@@ -434,6 +434,11 @@ static int from_json(vet_notes *s, json_t *obj, long line, vet_note *n, vet_err 
     if (v[KEY_OUTPUT] && vet_is_blank_str(v[KEY_OUTPUT]))
         return reject(s, line, err, "empty answer (\"output\" is blank): give the answer, or leave \"output\" out "
                       "to have the response format render the record's codes");
+    // An "instruction" given but blank is a bad record as well: the prompt's instruction section
+    // would be empty, in training and in every run after it. (Absent or null, --instruction is used.)
+    if (v[KEY_INSTRUCTION] && vet_is_blank_str(v[KEY_INSTRUCTION]))
+        return reject(s, line, err, "empty instruction (\"instruction\" is blank): give the instruction, or leave "
+                      "\"instruction\" out to have --instruction used");
     const char *id;
     if ((rc = json_codes(s, obj, line, err)) != VET_NOTE_OK || (rc = json_id(s, obj, line, &id, err)) != VET_NOTE_OK)
         return rc;

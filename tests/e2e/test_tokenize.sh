@@ -345,4 +345,16 @@ blank_output_ok() {
         [ "$(records "$tmp/blank-out.tok" '.note' | paste -sd,)" = '"a","d"' ]
 }
 check alpaca_blank_output_rejected blank_output_ok
+# The same for a record's own "instruction" given but blank: it rendered an empty instruction
+# section (exit 0); absent or null, --instruction renders it.
+printf '[{"instruction":"x","input":"Clinical Note: a"},\n{"instruction":"","input":"Clinical Note: b"},\n{"instruction":" \\t","input":"Clinical Note: c"},\n{"instruction":null,"input":"Clinical Note: d"},\n{"input":"Clinical Note: e"}]\n' >"$tmp/blank-ins.json"
+"$tok" --spm "$model" --skip-bad "$tmp/blank-ins.rej" --instruction 'Name it.' -o "$tmp/blank-ins.tok" "$tmp/blank-ins.json" 2>"$tmp/err"
+"$tok" --text --skip-bad "$tmp/blank-ins-text.rej" --instruction 'Name it.' -o "$tmp/blank-ins.txt" "$tmp/blank-ins.json" 2>/dev/null
+blank_instruction_ok() {
+    grep -qF "5 read, 3 written, 2 rejected" "$tmp/err" && [ "$(cut -f1 "$tmp/blank-ins.rej" | paste -sd,)" = 2,3 ] &&
+        [ "$(grep -cF 'empty instruction ("instruction" is blank)' "$tmp/blank-ins.rej")" = 2 ] &&
+        [ "$(records "$tmp/blank-ins.tok" '.note' | paste -sd,)" = '"a","d","e"' ] &&
+        [ "$(grep -A1 '^### Instruction:$' "$tmp/blank-ins.txt" | grep -v '^### Instruction:$\|^--$' | paste -sd,)" = 'x,Name it.,Name it.' ]
+}
+check alpaca_blank_instruction_rejected blank_instruction_ok
 
