@@ -102,6 +102,28 @@ flags=(--instruction 'Name the {code} }} of it.' --input-format '{species} {{x}}
 "$tok" --spm "$model" --template "$tmp/flags.template" -o "$tmp/flags-rt.tok" "$fx/notes.csv"
 check template_print_with_flags_roundtrip bash -c "cmp -s <('$dump' -r '$tmp/flags.tok') <('$dump' -r '$tmp/flags-rt.tok') &&
     ! cmp -s <('$dump' -r '$tmp/flags.tok') <('$dump' -r '$tmp/file.tok')"
+# Every built-in template printed and given back as a file (named as the built-in, so that the
+# header's name is the same) tokenizes the same records into the same stream, byte for byte:
+# alpaca-noinput's file, which can hold no input format, read back with the default one and
+# stripped "Clinical Note: " from the Alpaca notes the built-in kept it on. --input-format ''
+# (alpaca-noinput by another name) too.
+builtins=$("$tok" --help | sed -n 's/^ *--template T *\(.*\), or a template FILE.*/\1/p' | tr -d ',' | sed 's/ *(default)//')
+mkdir -p "$tmp/builtin"
+builtin_roundtrip_ok() {
+    local t
+    [ "$(wc -w <<<"$builtins")" -ge 2 ] || return 1
+    for t in $builtins; do
+        "$tok" --print-template --template "$t" >"$tmp/builtin/$t" &&
+            "$tok" --spm "$model" --template "$t" -o "$tmp/builtin/$t.tok" "$fx/notes.json" &&
+            "$tok" --spm "$model" --template "$tmp/builtin/$t" -o "$tmp/builtin/$t-rt.tok" "$fx/notes.json" &&
+            cmp -s "$tmp/builtin/$t.tok" "$tmp/builtin/$t-rt.tok" || { echo "  $t" >&2; return 1; }
+    done
+    "$tok" --print-template --input-format '' >"$tmp/builtin/alpaca-noinput" &&
+        "$tok" --spm "$model" --input-format '' -o "$tmp/builtin/empty.tok" "$fx/notes.json" &&
+        cmp -s "$tmp/builtin/empty.tok" "$tmp/builtin/alpaca-noinput-rt.tok" &&
+        [ "$(records "$tmp/builtin/empty.tok" '.note' | head -1)" = "$(records "$tmp/json.tok" '.note' | head -1)" ]
+}
+check template_builtins_print_roundtrip builtin_roundtrip_ok
 # A template file with CRLF line ends (written on Windows) renders as its LF copy ("\r\n" went
 # into every prompt), and --print-template of it prints the LF copy.
 "$tok" --print-template --template "$fx/custom.template" >"$tmp/lf.template"
