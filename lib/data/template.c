@@ -315,7 +315,7 @@ fail:
 // prompt would begin with the mark and carry "\r\n" where the notes and the built-in templates
 // have "\n" (the notes' own mark is skipped as well). A CR elsewhere is kept as it is.
 static size_t from_windows(char *s, size_t n) {
-    size_t r = n >= 3 && memcmp(s, "\xEF\xBB\xBF", 3) == 0 ? 3 : 0, w = 0;
+    size_t r = vet_utf8_bom_len(s, n), w = 0;
     for (; r < n; r++)
         if (!(s[r] == '\r' && r + 1 < n && s[r + 1] == '\n')) s[w++] = s[r];
     return w;

@@ -127,7 +127,8 @@ static int repeats_header(const vet_notes *s) {
     for (size_t i = 0; i < s->ncols; i++) {
         size_t len, hlen = strlen(h);
         const char *f = vet_csv_field(s->csv, i, &len);
-        if (i == 0 && len >= 3 && memcmp(f, "\xEF\xBB\xBF", 3) == 0) f += 3, len -= 3;
+        size_t bom = i == 0 ? vet_utf8_bom_len(f, len) : 0;
+        f += bom, len -= bom;
         if (len != hlen || memcmp(f, h, len) != 0) return 0;
         h += hlen + 1;
     }
