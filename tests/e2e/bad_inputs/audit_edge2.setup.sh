@@ -8,3 +8,6 @@ mkdir -p "$X/audit_edge2" && E2=$X/audit_edge2
 # and in JSONL: an empty instruction section in every prompt, exit 0.
 printf '[{"instruction":"x","input":"Clinical Note: Cow fever","output":"Diagnosed conditions: 1679004"},\n {"instruction":" \\t ","input":"Clinical Note: Goat lame","output":"Diagnosed conditions: 1679004"}]\n' >"$E2/instruction-blank.json"
 printf '{"instruction":"x","input":"Clinical Note: Cow fever"}\n{"instruction":"","input":"Clinical Note: Goat lame"}\n' >"$E2/instruction-empty.jsonl"
+# A copy of the notes (another file: not refused as the one split given twice) for --val-in and
+# --test-in beside --train-in.
+cp "$X/notes.tok" "$E2/val-copy.tok" && cp "$X/notes.tok" "$E2/test-copy.tok"
