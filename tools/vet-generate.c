@@ -39,7 +39,7 @@ static void usage(void) {
            "                         tokenized with, and the one shipped in every --model that has one\n"
            "  -s, --spm PATH         the same as --tokenizer\n"
            "  -o, --output FILE      the predictions stream (default stdout, '-')\n"
-           "  -n, --max-new N        at most N new tokens per note (default 100)\n"
+           "  -n, --max-new N        at most N new tokens per note, N >= 1 (default 100)\n"
            "  -b, --batch N          decode N notes at once (default 8); results do not depend on it\n"
            "      --temperature T    sample at temperature T (default 0: greedy)\n"
            "      --top-p P          sample from the smallest set of tokens with mass P (default 1)\n"
@@ -131,7 +131,7 @@ static void parse_flags(int argc, char **argv, vet_generate_opts *o, run_flags *
         case 'a': o->adapter = optarg; break;
         case 's': o->tokenizer = optarg; break;
         case 'o': o->output = optarg; break;
-        case 'n': o->max_new = cli_int("--max-new", optarg, 0, 1 << 20); break;
+        case 'n': o->max_new = cli_int("--max-new", optarg, 1, 1 << 20); break;  // 0: every answer empty
         case 'b': o->batch = cli_int("--batch", optarg, 1, 4096); break;
         case 't': f->threads = cli_int("--threads", optarg, 0, 1024); break;
         case OPT_TEMP: o->sampling.temperature = (float)cli_double("--temperature", optarg, 0.0, 1e6); break;

@@ -8,6 +8,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "base/utf8.h"
+
 static int is_std(const char *path) { return !path || strcmp(path, "-") == 0; }
 
 FILE *vet_input_open(const char *path, const char *what, vet_err *err) {
@@ -42,18 +44,17 @@ void vet_input_close(FILE *f) {
     if (f && f != stdin) fclose(f);
 }
 
+// Reads only while the bytes are the mark's (one byte read and put back for most files).
 void vet_skip_bom(FILE *f) {
-    int a = getc(f);
-    if (a != 0xEF) {
-        if (a != EOF) ungetc(a, f);
-        return;
+    char got[sizeof VET_UTF8_BOM - 1];
+    size_t n = 0;
+    int ch;
+    while (n < sizeof got && (ch = getc(f)) != EOF) {
+        got[n++] = (char)ch;
+        if (got[n - 1] != VET_UTF8_BOM[n - 1]) break;
     }
-    int b = getc(f);
-    int c = b == 0xBB ? getc(f) : EOF;
-    if (b == 0xBB && c == 0xBF) return;
-    if (c != EOF) ungetc(c, f);
-    if (b != EOF) ungetc(b, f);
-    ungetc(a, f);
+    if (vet_utf8_bom_len(got, n)) return;
+    while (n) ungetc((unsigned char)got[--n], f);
 }
 
 // The file behind path (or behind fd for "-"), when it is a regular file.

@@ -19,9 +19,8 @@ FILE *vet_input_open(const char *path, const char *what, vet_err *err);
 // Closes what vet_input_open returned (stdin is left open). NULL is fine.
 void vet_input_close(FILE *f);
 
-// Skips a UTF-8 byte order mark at the start of f (pushing back whatever else it read, which
-// glibc allows for up to three bytes): a BOM is invisible in an editor and in a message, and no
-// format vet reads wants it.
+// Skips a UTF-8 byte order mark (base/utf8.h) at the start of f, pushing back whatever else it
+// read (glibc allows for up to three bytes).
 void vet_skip_bom(FILE *f);
 
 // 1 when the output path (NULL or "-": stdout) names the same regular file as the input

@@ -5,6 +5,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+size_t vet_utf8_bom_len(const char *s, size_t n) {
+    const size_t len = sizeof VET_UTF8_BOM - 1;
+    return n >= len && memcmp(s, VET_UTF8_BOM, len) == 0 ? len : 0;
+}
+
 size_t vet_utf8_seq(const char *s, size_t n, size_t *bad) {
     const uint8_t *p = (const uint8_t *)s;
     uint8_t c = p[0];

@@ -25,4 +25,10 @@ char *vet_utf8_repair_n(const char *s, size_t n, size_t *out_len);
 // name is bytes, and JSON holds only UTF-8).
 char *vet_utf8_repair(const char *s);
 
+// The UTF-8 byte order mark (U+FEFF): what Notepad and Excel put before a file's text. It is
+// invisible in an editor and in a message, and no format vet reads wants it.
+#define VET_UTF8_BOM "\xEF\xBB\xBF"
+// Its length (3) when s[0..n) starts with the mark, else 0: how many bytes to skip.
+size_t vet_utf8_bom_len(const char *s, size_t n);
+
 #endif

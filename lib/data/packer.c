@@ -259,10 +259,16 @@ static int collect_rejected(const pack_job *J, vet_pack_result *res, vet_err *er
 // Samples were read, but none fits --seq-len: the outputs would be streams without a row, written
 // with exit 0, and a training run on them would learn nothing (vet-tokenize likewise refuses an
 // input whose every row is rejected). Refused before anything is made, the --out folder included.
+// The count is over every input read (--train-in/--val-in/--test-in: up to three), so the message
+// names them all: "a.tok, b.tok and c.tok".
 static int refuse_nothing_packed(const vet_pack_opts *o, const pack_job *J, const vet_pack_result *res,
                                  vet_err *err) {
     if (res->total.packed > 0 || res->total.rejected == 0) return 0;
-    return vet_errf(err, "%s: all %lld samples are longer than --seq-len %d: nothing to pack (%s)", J->in[0].path,
+    char names[3 * 1024] = "";
+    for (int i = 0; i < J->n_in; i++)
+        snprintf(names + strlen(names), sizeof names - strlen(names), "%s%s",
+                 i == 0 ? "" : i == J->n_in - 1 ? " and " : ", ", J->in[i].path);
+    return vet_errf(err, "%s: all %lld samples are longer than --seq-len %d: nothing to pack (%s)", names,
                     (long long)res->total.rejected, (int)o->seq_len,
                     o->trunc == VET_TRUNC_NONE ? "a larger --seq-len, or --truncate left|right to cut the prompts"
                                                : "their responses alone do not fit: a larger --seq-len");

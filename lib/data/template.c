@@ -218,6 +218,13 @@ static int check_utf8(const char *name, const char *text, size_t len, const char
     return 0;
 }
 
+// The input format of a template given none: a template that shows no {input} has no input
+// section, as alpaca-noinput, and so the empty one alpaca-noinput has. Its file form (which can
+// hold no input format) then reads back as the template it was printed from: one identity.
+static const char *default_input_format(const vet_template *t) {
+    return has_placeholder(t->prompt, "input") || has_placeholder(t->response, "input") ? VET_DEFAULT_INPUT_FORMAT : "";
+}
+
 vet_template *vet_template_parse(const char *text, size_t len, const char *name,
                                  const char *instruction, const char *input_format,
                                  const char *response_format, vet_err *err) {
@@ -252,9 +259,13 @@ vet_template *vet_template_parse(const char *text, size_t len, const char *name,
     t->prompt = dupn(text, sep ? (size_t)(sep - text) : len);
     t->response = strdup(resp);
     t->instruction = strdup(instruction ? instruction : VET_DEFAULT_INSTRUCTION);
-    t->input_format = strdup(input_format ? input_format : VET_DEFAULT_INPUT_FORMAT);
     free(file_resp);
-    if (!t->name || !t->prompt || !t->response || !t->instruction || !t->input_format) {
+    if (!t->name || !t->prompt || !t->response || !t->instruction) {
+        vet_err_nomem(err, "out of memory");
+        goto fail;
+    }
+    t->input_format = strdup(input_format ? input_format : default_input_format(t));
+    if (!t->input_format) {
         vet_err_nomem(err, "out of memory");
         goto fail;
     }
@@ -271,7 +282,12 @@ vet_template *vet_template_parse(const char *text, size_t len, const char *name,
         goto fail;
     }
     t->response_prefix = literal_prefix(t->response, NULL);
-    t->note_prefix = literal_prefix(t->input_format, "{note}");
+    // What an Alpaca record's input holds before its note. An input format without {note} (the
+    // empty one of a template without an input section) says nothing of that: the records' inputs
+    // are still "Clinical Note: ..." as the default writes them, and their note is the same as
+    // under any other template (and as the CSV's note column).
+    const char *shows = has_placeholder(t->input_format, "note") ? t->input_format : VET_DEFAULT_INPUT_FORMAT;
+    t->note_prefix = literal_prefix(shows, "{note}");
     size_t pn = strlen(t->prompt), rn = strlen(t->response);
     t->text = malloc(pn + rn + 6);
     if (!t->response_prefix || !t->note_prefix || !t->text) { vet_err_nomem(err, "out of memory"); goto fail; }
@@ -299,7 +315,7 @@ fail:
 // prompt would begin with the mark and carry "\r\n" where the notes and the built-in templates
 // have "\n" (the notes' own mark is skipped as well). A CR elsewhere is kept as it is.
 static size_t from_windows(char *s, size_t n) {
-    size_t r = n >= 3 && memcmp(s, "\xEF\xBB\xBF", 3) == 0 ? 3 : 0, w = 0;
+    size_t r = vet_utf8_bom_len(s, n), w = 0;
     for (; r < n; r++)
         if (!(s[r] == '\r' && r + 1 < n && s[r + 1] == '\n')) s[w++] = s[r];
     return w;
@@ -314,7 +330,7 @@ vet_template *vet_template_open(const char *spec, const char *instruction, const
                                   input_format, response_format, err);
     if (strcmp(spec, "alpaca-noinput") == 0)
         return vet_template_parse(ALPACA_NOINPUT_PROMPT, strlen(ALPACA_NOINPUT_PROMPT), spec,
-                                  instruction, input_format ? input_format : "", response_format, err);
+                                  instruction, input_format, response_format, err);
     // A template is a few hundred bytes: 1 MiB refuses a device or a wrong file up front.
     char *text;
     size_t len;

@@ -41,8 +41,9 @@ void vet_text_free(vet_text *t);
 typedef struct vet_template vet_template;
 
 // `spec` is a built-in name ("alpaca", "alpaca-noinput") or a template file's path. NULL
-// parts keep the defaults (VET_DEFAULT_*); an empty input format with the built-in
-// "alpaca" selects "alpaca-noinput" (the prompt then has no input section).
+// parts keep the defaults (VET_DEFAULT_*; the input format's is "" for a template that shows
+// no {input}); an empty input format with the built-in "alpaca" selects "alpaca-noinput" (the
+// prompt then has no input section).
 vet_template *vet_template_open(const char *spec, const char *instruction, const char *input_format,
                                 const char *response_format, vet_err *err);
 // The same from template text in memory (name is the header's `name`).
@@ -70,7 +71,8 @@ const char *vet_template_response_prefix(const vet_template *t);
 // --constrain and --rank force prefix + label + end, which only a format of that shape trains.
 const char *vet_template_response_format(const vet_template *t);
 // The input format's literal text before {note} ("Clinical Note: "), or "" when it does not
-// start that way: what to strip from an Alpaca input to recover the note.
+// start that way: what to strip from an Alpaca input to recover the note. An input format
+// without {note} (a template with no input section has "") strips the default's "Clinical Note: ".
 const char *vet_template_note_prefix(const vet_template *t);
 // The template in file form (prompt, ---, response), e.g. to start a custom one from.
 const char *vet_template_text(const vet_template *t);

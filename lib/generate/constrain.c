@@ -101,6 +101,17 @@ static unsigned char *piece_bytes(const char *piece, int *len) {
 
 static int token_distances(vet_constrain *c);
 
+// The most places a state set can hold while the text is inside `label`: one per start of a
+// label the text may be inside (the label's own, and one after each ", " in it, where a label
+// of the table may have ended), the SEP after a ',', and one more before the prefix is through
+// (LEAD's space beside PFX(0)). A later start lies inside the earliest one's label, after a
+// ", " of it: the label's separators bound the starts.
+static int places_in(const char *label) {
+    int n = 3;
+    for (const char *p = label; (p = strstr(p, ", ")); p += 2) n++;
+    return n;
+}
+
 vet_constrain *vet_constrain_new(const char *prefix, char *const *labels, size_t n_labels,
                                  char *const *pieces, int V, const int32_t *eos_ids, int n_eos,
                                  vet_err *err) {
@@ -121,6 +132,13 @@ vet_constrain *vet_constrain_new(const char *prefix, char *const *labels, size_t
     for (size_t i = 0; i < n_labels; i++) {
         if (!labels[i] || !labels[i][0]) {
             vet_errf(err, "label %zu of the code table is empty", i + 1);
+            vet_constrain_free(c);
+            return NULL;
+        }
+        if (places_in(labels[i]) > VET_CSTATE_MAX) {
+            vet_errf(err, "label %zu of the code table (\"%.40s...\") has %d \", \" separators inside; constrained "
+                     "decoding follows labels of at most %d (split it into labels of its own)", i + 1, labels[i],
+                     places_in(labels[i]) - 3, VET_CSTATE_MAX - 3);
             vet_constrain_free(c);
             return NULL;
         }
@@ -207,6 +225,8 @@ void vet_constrain_free_pieces(char **pieces, int V) {
 // ---------------------------------------------------------------------------------------
 // The NFA
 
+// The guard never drops a place: vet_constrain_new refused the tables that could need more
+// (places_in); it only keeps a broken invariant from writing past the set.
 static void set_add(vet_cstate *s, int st) {
     for (int i = 0; i < s->n; i++)
         if (s->st[i] == st) return;
@@ -244,16 +264,20 @@ static int set_tokens(const vet_constrain *c, const vet_cstate *s) {
     return m;
 }
 
-// s after the bytes t[0..n); out->n == 0 when they leave the language.
+// s after the bytes t[0..n); out->n == 0 when they leave the language. The mask walks most of a
+// vocabulary per token: two sets swapped, and only their first n places ever touched.
 static void walk(const vet_constrain *c, const vet_cstate *s, const unsigned char *t, int n,
                  int lead, vet_cstate *out) {
-    vet_cstate cur = *s;
-    for (int i = 0; i < n && cur.n; i++) {
-        vet_cstate next = {0};
-        for (int j = 0; j < cur.n; j++) step(c, cur.st[j], t[i], lead && i == 0, &next);
+    vet_cstate buf[2];
+    const vet_cstate *cur = s;
+    for (int i = 0; i < n && cur->n; i++) {
+        vet_cstate *next = &buf[i & 1];
+        next->n = 0;
+        for (int j = 0; j < cur->n; j++) step(c, cur->st[j], t[i], lead && i == 0, next);
         cur = next;
     }
-    *out = cur;
+    out->n = cur->n;
+    memcpy(out->st, cur->st, (size_t)cur->n * sizeof *cur->st);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -351,7 +375,8 @@ static int walk_run(edge_walk *w, const vet_cstate *s, int lo, int hi, int d) {
             int k = lead ? 256 : b;
             int a = lower_key(w->p, lo, hi, d, k), e = lower_key(w->p, a, hi, d, k + 1);
             if (a == e) continue;
-            vet_cstate next = {0};
+            vet_cstate next;
+            next.n = 0;
             for (int i = 0; i < s->n; i++) step(w->c, s->st[i], (unsigned char)b, lead, &next);
             if (!next.n) continue;
             if (w->p[a].len == d + 1 && add_edges(w, &next)) return -1;  // a piece ends here
@@ -444,13 +469,7 @@ int vet_constrain_advance(const vet_constrain *c, vet_cstate *s, int token) {
 static int mask_pass(const vet_constrain *c, const vet_cstate *s, int budget, const float *in,
                      unsigned char *allow) {
     unsigned char first[256] = {0};  // bytes some state can take next: most ids fail here
-    for (int i = 0; i < s->n; i++)
-        for (int b = 0; b < 256; b++) {
-            if (first[b]) continue;
-            vet_cstate tmp = {0};
-            step(c, s->st[i], (unsigned char)b, 1, &tmp);
-            first[b] = tmp.n > 0;
-        }
+    next_bytes(c, s, first);
     int accepting = vet_constrain_accepting(c, s), n = 0;
     for (int v = 0; v < c->V; v++) {
         int ok = 0;

@@ -31,14 +31,20 @@
 
 typedef struct vet_constrain vet_constrain;
 
-#define VET_CSTATE_MAX 16
-// Where in the language a note's text can be: a set of NFA states (opaque numbers).
+// Where in the language a note's text can be: a set of NFA states (opaque numbers). A set holds
+// one place per label the text may have started inside the label it is in ("A, B" after "A, "
+// is both in "A, B" and at the start of a new label), so its size is bounded by the table:
+// 3 + the most ", " inside one label. vet_constrain_new refuses a table whose bound passes
+// VET_CSTATE_MAX, so no place is ever dropped. Fixed, not grown: a set is copied per byte of
+// every piece the mask tries, and a label of 61 ", "-joined parts is no code.
+#define VET_CSTATE_MAX 64
 typedef struct {
     int n;
     int st[VET_CSTATE_MAX];
 } vet_cstate;
 
-// prefix: the response prefix (may be ""); labels: the table (at least one, none empty);
+// prefix: the response prefix (may be ""); labels: the table (at least one, none empty, none
+// with more than VET_CSTATE_MAX - 3 ", " inside: VET_E_INPUT naming the label);
 // pieces (V): each id's piece, NULL for ids that are never allowed; eos_ids: the ids that end
 // a response.
 vet_constrain *vet_constrain_new(const char *prefix, char *const *labels, size_t n_labels,

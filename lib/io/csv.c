@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "base/strtab.h"
+#include "base/utf8.h"
 
 struct vet_csv {
     FILE *f;
@@ -99,9 +100,8 @@ vet_csv *vet_csv_open(FILE *f, const char *name, vet_err *err) {
     snprintf(c->name, sizeof c->name, "%s", name);
     c->line = 1;
     // A UTF-8 byte order mark is not part of the first column's name.
-    if (peek(c) == 0xEF && c->in_len - c->in_pos >= 3 && c->in[c->in_pos + 1] == 0xBB &&
-        c->in[c->in_pos + 2] == 0xBF)
-        c->in_pos += 3;
+    peek(c);  // fills the buffer
+    c->in_pos += vet_utf8_bom_len((const char *)c->in + c->in_pos, c->in_len - c->in_pos);
     return c;
 }
 

@@ -127,7 +127,8 @@ static int repeats_header(const vet_notes *s) {
     for (size_t i = 0; i < s->ncols; i++) {
         size_t len, hlen = strlen(h);
         const char *f = vet_csv_field(s->csv, i, &len);
-        if (i == 0 && len >= 3 && memcmp(f, "\xEF\xBB\xBF", 3) == 0) f += 3, len -= 3;
+        size_t bom = i == 0 ? vet_utf8_bom_len(f, len) : 0;
+        f += bom, len -= bom;
         if (len != hlen || memcmp(f, h, len) != 0) return 0;
         h += hlen + 1;
     }
@@ -434,6 +435,11 @@ static int from_json(vet_notes *s, json_t *obj, long line, vet_note *n, vet_err 
     if (v[KEY_OUTPUT] && vet_is_blank_str(v[KEY_OUTPUT]))
         return reject(s, line, err, "empty answer (\"output\" is blank): give the answer, or leave \"output\" out "
                       "to have the response format render the record's codes");
+    // An "instruction" given but blank is a bad record as well: the prompt's instruction section
+    // would be empty, in training and in every run after it. (Absent or null, --instruction is used.)
+    if (v[KEY_INSTRUCTION] && vet_is_blank_str(v[KEY_INSTRUCTION]))
+        return reject(s, line, err, "empty instruction (\"instruction\" is blank): give the instruction, or leave "
+                      "\"instruction\" out to have --instruction used");
     const char *id;
     if ((rc = json_codes(s, obj, line, err)) != VET_NOTE_OK || (rc = json_id(s, obj, line, &id, err)) != VET_NOTE_OK)
         return rc;

@@ -102,6 +102,28 @@ flags=(--instruction 'Name the {code} }} of it.' --input-format '{species} {{x}}
 "$tok" --spm "$model" --template "$tmp/flags.template" -o "$tmp/flags-rt.tok" "$fx/notes.csv"
 check template_print_with_flags_roundtrip bash -c "cmp -s <('$dump' -r '$tmp/flags.tok') <('$dump' -r '$tmp/flags-rt.tok') &&
     ! cmp -s <('$dump' -r '$tmp/flags.tok') <('$dump' -r '$tmp/file.tok')"
+# Every built-in template printed and given back as a file (named as the built-in, so that the
+# header's name is the same) tokenizes the same records into the same stream, byte for byte:
+# alpaca-noinput's file, which can hold no input format, read back with the default one and
+# stripped "Clinical Note: " from the Alpaca notes the built-in kept it on. --input-format ''
+# (alpaca-noinput by another name) too.
+builtins=$("$tok" --help | sed -n 's/^ *--template T *\(.*\), or a template FILE.*/\1/p' | tr -d ',' | sed 's/ *(default)//')
+mkdir -p "$tmp/builtin"
+builtin_roundtrip_ok() {
+    local t
+    [ "$(wc -w <<<"$builtins")" -ge 2 ] || return 1
+    for t in $builtins; do
+        "$tok" --print-template --template "$t" >"$tmp/builtin/$t" &&
+            "$tok" --spm "$model" --template "$t" -o "$tmp/builtin/$t.tok" "$fx/notes.json" &&
+            "$tok" --spm "$model" --template "$tmp/builtin/$t" -o "$tmp/builtin/$t-rt.tok" "$fx/notes.json" &&
+            cmp -s "$tmp/builtin/$t.tok" "$tmp/builtin/$t-rt.tok" || { echo "  $t" >&2; return 1; }
+    done
+    "$tok" --print-template --input-format '' >"$tmp/builtin/alpaca-noinput" &&
+        "$tok" --spm "$model" --input-format '' -o "$tmp/builtin/empty.tok" "$fx/notes.json" &&
+        cmp -s "$tmp/builtin/empty.tok" "$tmp/builtin/alpaca-noinput-rt.tok" &&
+        [ "$(records "$tmp/builtin/empty.tok" '.note' | head -1)" = "$(records "$tmp/json.tok" '.note' | head -1)" ]
+}
+check template_builtins_print_roundtrip builtin_roundtrip_ok
 # A template file with CRLF line ends (written on Windows) renders as its LF copy ("\r\n" went
 # into every prompt), and --print-template of it prints the LF copy.
 "$tok" --print-template --template "$fx/custom.template" >"$tmp/lf.template"
@@ -345,4 +367,16 @@ blank_output_ok() {
         [ "$(records "$tmp/blank-out.tok" '.note' | paste -sd,)" = '"a","d"' ]
 }
 check alpaca_blank_output_rejected blank_output_ok
+# The same for a record's own "instruction" given but blank: it rendered an empty instruction
+# section (exit 0); absent or null, --instruction renders it.
+printf '[{"instruction":"x","input":"Clinical Note: a"},\n{"instruction":"","input":"Clinical Note: b"},\n{"instruction":" \\t","input":"Clinical Note: c"},\n{"instruction":null,"input":"Clinical Note: d"},\n{"input":"Clinical Note: e"}]\n' >"$tmp/blank-ins.json"
+"$tok" --spm "$model" --skip-bad "$tmp/blank-ins.rej" --instruction 'Name it.' -o "$tmp/blank-ins.tok" "$tmp/blank-ins.json" 2>"$tmp/err"
+"$tok" --text --skip-bad "$tmp/blank-ins-text.rej" --instruction 'Name it.' -o "$tmp/blank-ins.txt" "$tmp/blank-ins.json" 2>/dev/null
+blank_instruction_ok() {
+    grep -qF "5 read, 3 written, 2 rejected" "$tmp/err" && [ "$(cut -f1 "$tmp/blank-ins.rej" | paste -sd,)" = 2,3 ] &&
+        [ "$(grep -cF 'empty instruction ("instruction" is blank)' "$tmp/blank-ins.rej")" = 2 ] &&
+        [ "$(records "$tmp/blank-ins.tok" '.note' | paste -sd,)" = '"a","d","e"' ] &&
+        [ "$(grep -A1 '^### Instruction:$' "$tmp/blank-ins.txt" | grep -v '^### Instruction:$\|^--$' | paste -sd,)" = 'x,Name it.,Name it.' ]
+}
+check alpaca_blank_instruction_rejected blank_instruction_ok
 

@@ -10,6 +10,7 @@
 #include "check.h"
 #include "base/atomic_file.h"
 #include "base/err.h"
+#include "base/input_file.h"
 #include "base/numparse.h"
 #include "base/strtab.h"
 #include "base/trim.h"
@@ -224,6 +225,29 @@ static void utf8_repair_maximal_subparts(void) {
     CHECK(vet_utf8_valid("ok\xe2\x82\xac", 5, NULL));
 }
 
+// One rule for the byte order mark, on bytes (CSV, the header check, templates) and on a stream
+// (vet_skip_bom): the whole mark is skipped, a start of one is text and stays, byte for byte.
+static void utf8_bom_skipped_whole_only(void) {
+    CHECK(vet_utf8_bom_len("\xEF\xBB\xBFid", 5) == 3);
+    CHECK(vet_utf8_bom_len("\xEF\xBB\xBF", 3) == 3);
+    CHECK(vet_utf8_bom_len("\xEF\xBB\xBF", 2) == 0);  // only n bytes are looked at
+    CHECK(vet_utf8_bom_len("\xEF\xBBx", 3) == 0 && vet_utf8_bom_len("", 0) == 0);
+    static const struct { const char *in; size_t n; const char *left; size_t left_n; } cases[] = {
+        {"\xEF\xBB\xBFid", 5, "id", 2}, {"\xEF\xBB\xBF", 3, "", 0}, {"\xEF\xBB", 2, "\xEF\xBB", 2},
+        {"\xEF\xBBx", 3, "\xEF\xBBx", 3}, {"\xEFxy", 3, "\xEFxy", 3}, {"id", 2, "id", 2}, {"", 0, "", 0},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        FILE *f = tmpfile();
+        fwrite(cases[i].in, 1, cases[i].n, f);
+        rewind(f);
+        vet_skip_bom(f);
+        char got[8];
+        size_t n = fread(got, 1, sizeof got, f);
+        CHECK(n == cases[i].left_n && memcmp(got, cases[i].left, n) == 0);
+        fclose(f);
+    }
+}
+
 // The six ASCII blanks and nothing else: a no-break space (C2 A0) is a character of the text,
 // and a locale cannot change that.
 static void trim_ascii_blanks_only(void) {
@@ -250,6 +274,7 @@ int main(void) {
     RUN(atomic_file_visible_only_when_whole);
     RUN(atomic_file_follows_symlinks);
     RUN(utf8_repair_maximal_subparts);
+    RUN(utf8_bom_skipped_whole_only);
     RUN(trim_ascii_blanks_only);
     CHECK_EXIT();
 }

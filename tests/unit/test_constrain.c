@@ -414,6 +414,58 @@ static void test_from_code_table(void) {
     vet_constrain_free_pieces(p, V);
 }
 
+// A label of many ", "-joined parts beside its first part as a label ("a" and "a, a, ..., a"):
+// after m parts the text can be inside the long label from any of the m starts, so the state
+// set holds m + 1 places. Each must be kept (a set cut short lost places silently: "a" x 20
+// did not match); a table that could need more places than a set holds is refused at load,
+// naming the label.
+static char *join_parts(int parts) {
+    char *s = malloc((size_t)parts * 3 + 16);
+    strcpy(s, "Dx: a");
+    for (int i = 1; i < parts; i++) strcat(s, ", a");
+    return s;
+}
+
+static void test_many_parts(void) {
+    int V;
+    char **p = make_short_pieces(&V);
+    int32_t eos = 2;
+    vet_err err;
+    const int commas[] = {20, VET_CSTATE_MAX - 3};
+    for (int t = 0; t < 2; t++) {
+        char *long_label = join_parts(commas[t] + 1) + 4;  // past "Dx: "
+        char *lab[] = {"a", long_label};
+        vet_constrain *c = vet_constrain_new("Dx: ", lab, 2, p, V, &eos, 1, &err);
+        CHECK(c != NULL);
+        int bad = 0;
+        for (int parts = 1; c && parts <= commas[t] + 6; parts++) {
+            char *text = join_parts(parts);
+            bad += !vet_constrain_matches(c, text, strlen(text));
+            free(text);
+        }
+        CHECK(bad == 0);
+        // The same text token by token: a complete label (EOS allowed) after every "a".
+        vet_cstate s;
+        if (c) vet_constrain_start(c, &s);
+        CHECK(c && vet_constrain_advance(c, &s, piece_id(p, V, "Dx:▁")) == 0);
+        for (int parts = 1; c && parts <= commas[t] + 6; parts++) {
+            if (parts > 1) bad += vet_constrain_advance(c, &s, piece_id(p, V, ",▁")) != 0;
+            bad += vet_constrain_advance(c, &s, 3 + 'a') != 0 || !vet_constrain_accepting(c, &s);
+        }
+        CHECK(bad == 0);
+        vet_constrain_free(c);
+        free(long_label - 4);
+    }
+    // One separator more than a set can follow: refused, naming the label.
+    char *too_long = join_parts(VET_CSTATE_MAX - 1) + 4;
+    char *lab[] = {"a", too_long};
+    CHECK(vet_constrain_new("Dx: ", lab, 2, p, V, &eos, 1, &err) == NULL);
+    CHECK_CONTAINS(err.msg, "label 2 of the code table");
+    CHECK_CONTAINS(err.msg, "a, a, a");
+    free(too_long - 4);
+    vet_constrain_free_pieces(p, V);
+}
+
 static void test_decode_greedy(void) { decode_random_model(0.0f, 60, 4); }
 static void test_decode_sampled(void) { decode_random_model(1.5f, 60, 3); }
 static void test_decode_short_budget(void) { decode_random_model(2.0f, 26, 5); }
@@ -490,6 +542,7 @@ int main(void) {
     RUN(test_from_code_table);
     RUN(test_budget_in_tokens);
     RUN(test_budget_against_relaxation);
+    RUN(test_many_parts);
     RUN(test_decode_greedy);
     RUN(test_decode_sampled);
     RUN(test_decode_short_budget);
