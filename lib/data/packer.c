@@ -274,6 +274,23 @@ static int refuse_nothing_packed(const vet_pack_opts *o, const pack_job *J, cons
                                                : "their responses alone do not fit: a larger --seq-len");
 }
 
+// Some samples were packed, but none of one split's: that split would be written as a stream
+// without a row, with exit 0, and found out only by vet-train (which refuses an empty split) or
+// not at all. Refused as a whole input is, naming the split and where its samples came from.
+static int refuse_split_emptied(const vet_pack_opts *o, const pack_job *J, const vet_pack_result *res,
+                                vet_err *err) {
+    for (int k = 0; k < VET_SPLIT_N; k++) {
+        const vet_pack_slot_stats *st = &res->slot[k];
+        if (!J->out.used[k] || st->samples == 0 || st->packed > 0) continue;
+        const char *from = is_presplit(o) ? o->split_in[k] : J->in[0].path;
+        return vet_errf(err, "%s: all %lld samples of the %s split are longer than --seq-len %d: it would be written "
+                        "without a row (%s)", from, (long long)st->samples, vet_split_name(k), (int)o->seq_len,
+                        o->trunc == VET_TRUNC_NONE ? "a larger --seq-len, or --truncate left|right to cut the prompts"
+                                                   : "their responses alone do not fit: a larger --seq-len");
+    }
+    return 0;
+}
+
 static int build_summary(const vet_pack_opts *o, pack_job *J, const vet_pack_result *res, vet_err *err) {
     const char *group_by = is_presplit(o) ? "input" : o->out[VET_PACK_ALL] ? "none" : o->group_by_note ? "note" : "none";
     vet_pack_summary_in in = {
@@ -333,7 +350,8 @@ int vet_pack_run(const vet_pack_opts *o, vet_pack_result *res, vet_err *err) {
     res->samples_in = (int64_t)J.samples.n;
     memcpy(res->used, J.out.used, sizeof res->used);
     if (split_samples(o, &J, res, err) != 0 || plan_slots(o, &J, res, err) != 0 ||
-        refuse_nothing_packed(o, &J, res, err) != 0 || collect_rejected(&J, res, err) != 0 ||
+        refuse_nothing_packed(o, &J, res, err) != 0 || refuse_split_emptied(o, &J, res, err) != 0 ||
+        collect_rejected(&J, res, err) != 0 ||
         build_summary(o, &J, res, err) != 0)
         goto done;
     count_fold_notes(o, &J);

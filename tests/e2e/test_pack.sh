@@ -397,6 +397,20 @@ check "--fold refusals: I >= K, K < 2, three --split shares, -o, --train-in" bas
     fold_usage 'not with -o' --fold 0/4 -o '$tmp/fno' &&
     ! '$PACK' --fold 0/4 --train-in '$tmp/c.tok' --out '$tmp/fno' 2>'$tmp/ferr' && grep -q 'not with --train-in' '$tmp/ferr'"
 
+# One split that packs nothing while the others do: refused, naming the split (it was written
+# without a row, exit 0, and only vet-train found it empty).
+"$PY" -c '
+import json
+for i in range(5): print(json.dumps(dict(id=f"l{i}", species="Cow", codes=["1"], note=f"long {i}", prompt=[1] + [5] * 30, response=[7, 2])))' |
+    "$MKTOK" -o "$tmp/long.tok"
+"$PY" -c '
+import json
+for i in range(5): print(json.dumps(dict(id=f"s{i}", species="Cow", codes=["1"], note=f"short {i}", prompt=[1, 5, 6], response=[7, 2])))' |
+    "$MKTOK" -o "$tmp/short.tok"
+"$PACK" --train-in "$tmp/long.tok" --val-in "$tmp/short.tok" --seq-len 16 --out "$tmp/emptied" 2>"$tmp/err"; st=$?
+check "a split whose every sample is too long is refused, nothing written" bash -c "[ $st = 1 ] && [ ! -e '$tmp/emptied' ] &&
+    grep -q 'long.tok: all 5 samples of the train split are longer than --seq-len 16' '$tmp/err'"
+
 # --- every flag in --help is in the man page ---
 # A summary that cannot be written fails the run with nothing under a final name: the splits
 # wait for it (a make rule run again must not find outputs of a failed run up to date).
