@@ -43,6 +43,11 @@ typedef struct {
     vet_text copy_id, copy_note, copy_input;  // the strings of its species-swapped copy
     long first_reject_line;      // the first rejected row, for "all rows were rejected"
     char first_reject[512];
+    // With a template that shows no note (alpaca-noinput: a record's instruction alone), the first
+    // note's prompt, and whether any later note's prompt differs from it (one_prompt_checked).
+    int one_prompt_checked, prompts_differ;
+    vet_text first_prompt;
+    unsigned long long originals;  // notes written, copies not counted
     vet_strtab ids;              // the ids written (copies' too), and where each came from (id_from[id])
     id_origin *id_from;
     size_t id_cap;
@@ -113,6 +118,7 @@ static int open_input(job *j, vet_err *err) {
             return vet_err_kindf(err, VET_E_USAGE, "%s: template %s never shows a CSV note's text: put {note} in "
                                  "the prompt, or in --input-format (with {input} in the prompt)", j->in_name,
                                  vet_template_name(j->tpl));
+        j->one_prompt_checked = !vet_template_shows_note(j->tpl);  // Alpaca: its instruction may tell them apart
         return check_column_flags(j, err);
     }
     if (ferror(j->in)) err->kind = VET_E_IO;  // the header could not be read, rather than was bad
@@ -270,9 +276,33 @@ static int write_text(job *j, vet_err *err) {
     return 0;
 }
 
+// With a template that shows no note, whether this original's prompt is the first one's.
+static int note_prompt(job *j, vet_err *err) {
+    if (!j->one_prompt_checked || j->prompts_differ) return 0;
+    if (j->originals == 0) {
+        j->first_prompt.len = 0;
+        return vet_text_append(&j->first_prompt, j->prompt.s, j->prompt.len) ? vet_err_nomem(err, "out of memory") : 0;
+    }
+    j->prompts_differ = j->prompt.len != j->first_prompt.len || memcmp(j->prompt.s, j->first_prompt.s, j->prompt.len);
+    return 0;
+}
+
+// Every note one prompt: the model reads the same words for every note and cannot tell one from
+// another (Alpaca records that share one instruction under alpaca-noinput, which shows the
+// instruction alone; a CSV note is refused up front by the template check). Stops the job.
+static int refuse_one_prompt(const job *j, vet_err *err) {
+    if (!j->one_prompt_checked || j->prompts_differ || j->originals < 2) return 0;
+    return vet_errf(err, "%s: all %llu notes have the same prompt: template %s shows none of a note's text (%s), so a "
+                    "model could not tell them apart: use a template that shows the note (alpaca shows a record's "
+                    "input)", j->in_name, j->originals, vet_template_name(j->tpl),
+                    "alpaca-noinput shows a record's instruction alone, and these records share one");
+}
+
 // Writes one rendered note: an original, or a copy when copy_of (its original's id) is set.
 static int emit(job *j, const vet_note *n, const char *copy_of, vet_err *err) {
+    if (!copy_of && note_prompt(j, err)) return -1;
     if (j->o->text ? write_text(j, err) : write_record(j, n, copy_of, err)) return -1;
+    j->originals += copy_of == NULL;
     j->sum->written++;
     j->sum->copies += copy_of != NULL;
     return 0;
@@ -419,7 +449,7 @@ static int process(job *j, vet_err *err) {
                                : take_note(j, &note, err))
             return -1;
     }
-    return j->sum->written == 0 ? no_notes(j, err) : 0;
+    return j->sum->written == 0 ? no_notes(j, err) : refuse_one_prompt(j, err);
 }
 
 // On success every output is finished (flushed, synced) before any is renamed into place; on
@@ -458,6 +488,7 @@ static void job_free(job *j) {
     vet_text_free(&j->copy_id);
     vet_text_free(&j->copy_note);
     vet_text_free(&j->copy_input);
+    vet_text_free(&j->first_prompt);
     vet_notes_close(j->src);
     vet_input_close(j->in);
     vet_tokenizer_free(j->tok);

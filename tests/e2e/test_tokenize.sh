@@ -90,7 +90,13 @@ check csv_note_only bash -c "'$dump' -r '$tmp/only.tok' | jq -e '.id == \"1\" an
 check template_file_roundtrip cmp -s <(records "$tmp/file.tok") <(records "$tmp/tpl.tok")
 "$tok" --spm "$model" --template "$fx/custom.template" -o "$tmp/custom.tok" "$fx/notes.csv"
 check template_custom bash -c "'$dump' -H '$tmp/custom.tok' | jq -e '.template.name == \"custom.template\" and .template.response_prefix == \"\"' >/dev/null"
-"$tok" --spm "$model" --input-format '' --instruction 'Name the disease.' -o "$tmp/noinput.tok" "$fx/notes.json"
+# Alpaca records whose instructions tell them apart (under a template that shows the instruction
+# alone, notes.json's records, which share one, would all have one prompt: refused below).
+jq '[.[] | .instruction = ("Name the disease of case " + .id + ".")]' "$fx/notes.json" >"$tmp/distinct.json"
+"$tok" --spm "$model" --input-format '' --instruction 'Name the disease.' -o "$tmp/noinput.tok" "$tmp/distinct.json"
+expect_fail template_noinput_one_prompt 1 "all 5 notes have the same prompt: template alpaca-noinput shows none of a note's text" \
+    "$tok" --spm "$model" --template alpaca-noinput -o "$tmp/oneprompt.tok" "$fx/notes.json"
+check template_noinput_one_prompt_nothing_written test ! -e "$tmp/oneprompt.tok"
 check template_noinput bash -c "'$dump' -H '$tmp/noinput.tok' | jq -e '.template.name == \"alpaca-noinput\" and .template.instruction == \"Name the disease.\"' >/dev/null"
 expect_fail template_leaks_answer 1 "would show the model its answer" "$tok" --spm "$model" --input-format 'Note: {note} ({codes})' "$fx/notes.csv"
 expect_fail template_missing 3 "cannot open template" "$tok" --spm "$model" --template "$tmp/none.template" "$fx/notes.csv"
@@ -114,12 +120,12 @@ builtin_roundtrip_ok() {
     [ "$(wc -w <<<"$builtins")" -ge 2 ] || return 1
     for t in $builtins; do
         "$tok" --print-template --template "$t" >"$tmp/builtin/$t" &&
-            "$tok" --spm "$model" --template "$t" -o "$tmp/builtin/$t.tok" "$fx/notes.json" &&
-            "$tok" --spm "$model" --template "$tmp/builtin/$t" -o "$tmp/builtin/$t-rt.tok" "$fx/notes.json" &&
+            "$tok" --spm "$model" --template "$t" -o "$tmp/builtin/$t.tok" "$tmp/distinct.json" &&
+            "$tok" --spm "$model" --template "$tmp/builtin/$t" -o "$tmp/builtin/$t-rt.tok" "$tmp/distinct.json" &&
             cmp -s "$tmp/builtin/$t.tok" "$tmp/builtin/$t-rt.tok" || { echo "  $t" >&2; return 1; }
     done
     "$tok" --print-template --input-format '' >"$tmp/builtin/alpaca-noinput" &&
-        "$tok" --spm "$model" --input-format '' -o "$tmp/builtin/empty.tok" "$fx/notes.json" &&
+        "$tok" --spm "$model" --input-format '' -o "$tmp/builtin/empty.tok" "$tmp/distinct.json" &&
         cmp -s "$tmp/builtin/empty.tok" "$tmp/builtin/alpaca-noinput-rt.tok" &&
         [ "$(records "$tmp/builtin/empty.tok" '.note' | head -1)" = "$(records "$tmp/json.tok" '.note' | head -1)" ]
 }
