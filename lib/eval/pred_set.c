@@ -1,7 +1,7 @@
 // pred_set.c — see pred_set.h.
 #include "eval/pred_set.h"
 
-#include <string.h>
+#include <stdlib.h>
 
 #include "eval/folds.h"
 #include "eval/predictions.h"
@@ -11,22 +11,15 @@ const char *vet_pred_set_noun(vet_pred_set_kind kind) { return kind == VET_PRED_
 
 // Whether any of the n streams names a shard (1), else a fold (2), else neither (0); -1 on error.
 static int what_the_headers_name(const char *const *paths, int n, int format, vet_err *err) {
-    int any_fold = 0;
-    for (int i = 0; i < n; i++) {
-        if (strcmp(paths[i], "-") == 0)
-            return vet_err_kindf(err, VET_E_USAGE, "stdin ('-') cannot be one of several predictions files (each is "
-                                 "read twice): give every file by name");
-        vet_pred_reader *r = vet_pred_open(paths[i], format, err);
-        if (!r) return -1;
-        vet_shard s;
-        vet_fold f;
-        int sharded = vet_pred_shard(r, &s, err), folded = sharded < 0 ? -1 : vet_pred_fold(r, &f, err);
-        vet_pred_close(r);
-        if (sharded < 0 || folded < 0) return -1;
-        if (sharded) return 1;
-        any_fold |= folded;
-    }
-    return any_fold ? 2 : 0;
+    vet_shard *s = calloc((size_t)n, sizeof *s);
+    vet_fold *f = calloc((size_t)n, sizeof *f);
+    int first, plain, rc = s && f ? 0 : vet_err_nomem(err, "out of memory");
+    if (rc == 0) rc = vet_shards_headers(paths, n, format, s, &first, &plain, err);
+    if (rc == 0 && first >= 0) rc = 1;
+    if (rc == 0) rc = vet_folds_headers(paths, n, format, f, &first, &plain, err);
+    if (rc == 0 && first >= 0) rc = 2;
+    free(s), free(f);
+    return rc;
 }
 
 int vet_eval_read_set(vet_eval *e, struct vet_ranks *ranks, const char *const *paths, int n, int format,
