@@ -476,3 +476,11 @@ check bootstrap_groups_in_table grep -q '^  *(drawing the 40 groups whole, not t
 printf '{"gold": "A", "pred": "A", "group": 7}\n' >"$tmp/group-number.jsonl"
 run -q "$tmp/group-number.jsonl"
 check group_not_a_string bash -c "[ $(rc) = 1 ] && grep -q 'group-number.jsonl:1: \"group\" is not a string' $tmp/err"
+if [ -x "$mkpreds" ]; then
+    printf '{"id": "a", "gold": ["A"], "pred": ["A"], "group": 7}\n' >"$tmp/group-number-rec.jsonl"
+    "$mkpreds" "$tmp/group-number-rec.jsonl" "$tmp/group-number.pred"
+    run -q "$tmp/group-number.pred"
+    check group_not_a_string_in_stream bash -c "[ $(rc) = 1 ] && grep -q 'group-number.pred: record 1: \"group\" is not a string' $tmp/err"
+else
+    notok group_not_a_string_in_stream "no $mkpreds (make test-build)"
+fi

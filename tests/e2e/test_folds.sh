@@ -73,13 +73,7 @@ check fold-dump-csv '[ $rc = 0 ] && cmp -s "$tmp/dump.csv" "$tmp/all.csv" && [ $
 check fold-alone '[ $? = 0 ] && [ ! -s "$tmp/err" ]' "one fold's predictions alone are one file: scored as they are"
 
 # --- a set that is not one cross-validation's test folds -----------------------------------------
-refused() {  # refused WANT_STATUS SUBSTRING ARGS...: vet-eval fails so, saying so
-    local want=$1 says=$2; shift 2
-    "$EVAL" -q "$@" >/dev/null 2>"$tmp/err"
-    local rc=$?
-    [ $rc = "$want" ] && grep -qF -- "$says" "$tmp/err" && grep -q '^vet-eval: ' "$tmp/err" ||
-        { echo "  vet-eval $*: rc=$rc: $(cat "$tmp/err")" >&2; return 1; }
-}
+. "$VET_TOP/tests/e2e/eval_refused.sh"  # refused WANT_STATUS SUBSTRING ARGS...
 P="$tmp/p0.pred $tmp/p1.pred $tmp/p2.pred"
 check fold-missing 'refused 1 "p0.pred: fold 3/4 is missing (3 of 4 folds given" $P'
 check fold-twice 'refused 1 "fold 1/4 appears twice ($tmp/p1.pred and $tmp/p1.pred)" $P "$tmp/p1.pred"'

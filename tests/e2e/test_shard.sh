@@ -94,13 +94,7 @@ check shard-packed '[ $rc = 0 ] && "$DUMP" -H "$tmp/p1.pred" | grep -q "\"input_
     "rc=$rc $("$DUMP" -H "$tmp/p1.pred" | grep -o '"shard":{[^}]*}')"
 
 # --- an incomplete or overlapping set is refused, naming the shard -------------------------------
-refused() {  # refused WANT_STATUS SUBSTRING ARGS...: vet-eval fails so, saying so
-    local want=$1 says=$2; shift 2
-    "$EVAL" -q "$@" >/dev/null 2>"$tmp/err"
-    local rc=$?
-    [ $rc = "$want" ] && grep -qF -- "$says" "$tmp/err" && grep -q '^vet-eval: ' "$tmp/err" ||
-        { echo "  vet-eval $*: rc=$rc: $(cat "$tmp/err")" >&2; return 1; }
-}
+. "$VET_TOP/tests/e2e/eval_refused.sh"  # refused WANT_STATUS SUBSTRING ARGS...
 check shard-missing 'refused 1 "s0.pred: shard 2/3 is missing" "$tmp/s0.pred" "$tmp/s1.pred" && refused 1 "shard 0/3 is missing" "$tmp/s2.pred"'
 check shard-twice 'refused 1 "shard 1/3 appears twice ($tmp/s1.pred and $tmp/s1.pred)" "$tmp/s0.pred" "$tmp/s1.pred" "$tmp/s1.pred" "$tmp/s2.pred"'
 "$GEN" -q -m "$fx/base" -n 2 --shard 3/4 "$fx/notes.tok" -o "$tmp/q3.pred"
