@@ -14,6 +14,16 @@
 //   McNemar        the exact two-sided test on the discordant notes: with b notes only this set
 //                  gets right and c only the other, p = min(1, 2 P(X <= min(b, c))) for
 //                  X ~ Binomial(b + c, 1/2); p = 1 when b + c = 0
+//   groups whole   when this set's notes are all in groups (notes written alike, one prompt), the
+//                  same question with each group one outcome, as the interval draws them: a
+//                  group's net count d = (its notes only this set gets right) - (only the other)
+//                  and the exact two-sided sign-flip (randomization) test of sum d, p = P(|sum
+//                  s_g d_g| >= |sum d_g|) over the 2^m equally likely signs of the m groups with
+//                  d != 0. With each discordant note a group of its own this is McNemar's p
+//                  above, to the bit; a note repeated 9 times and coded alike 9 times then counts
+//                  as one outcome, not 9 independent ones. (Past ~1e9 steps of the exact sum:
+//                  Durkalski et al.'s (2003) clustered statistic (sum d)^2 / sum d^2 against
+//                  chi-square with 1 df.)
 // Notes are paired by id (each set's ids are unique: the readers check): both sets must hold
 // the same ids, and each note the same gold labels in both (else they are not predictions of the
 // same notes and labels, and the comparison would mean nothing).
@@ -32,6 +42,10 @@ typedef struct {
     double diff;       // acc_this - acc_other
     double ci[2];      // the 95% interval of diff; NaN with no resamples
     double mcnemar_p;  // the exact two-sided p
+    size_t groups;            // the groups of this set's notes (0: not all notes in one; then
+    size_t groups_discordant; //   groups_p is NaN), and how many have a net count d != 0
+    double groups_p;          // McNemar's test with the groups drawn whole (above)
+    int groups_p_exact;       // 1: the exact sign-flip sum; 0: the chi-square approximation
     // The ids of the discordant notes, in a's order: only_this of them that only a gets right,
     // only_other that only b does (pointers into a's table; free the arrays with
     // vet_comparison_free).
@@ -49,5 +63,10 @@ void vet_comparison_free(vet_comparison *c);  // safe on a zeroed or freed one
 
 // The exact two-sided McNemar p for b and c discordant notes (above).
 double vet_mcnemar_p(size_t b, size_t c);
+
+// The two-sided p of the sign-flip test of n groups' net counts net[] (above: "groups whole");
+// *exact (if not NULL) is set to 0 when the chi-square approximation was taken. NaN when out of
+// memory.
+double vet_grouped_mcnemar_p(const long *net, size_t n, int *exact);
 
 #endif

@@ -142,7 +142,8 @@ static void add_ranking(json_t *root, const vet_report *r) {
 }
 
 // "compare": {other, n, both, only_this, only_other, neither, accuracy: [this, other],
-// difference, ci: [lo, hi] or null, mcnemar_p, only_this_ids, only_other_ids}.
+// difference, ci: [lo, hi] or null, mcnemar_p, groups: {n, discordant, p, exact} or null (the
+// test with the groups drawn whole, compare.h), only_this_ids, only_other_ids}.
 static void add_compare(json_t *root, const vet_report *r) {
     const vet_comparison *c = &r->cmp;
     json_t *cmp = json_pack("{sosIsIsIsIsIs[ff]sf}", "other", name_json(r->other), "n", (json_int_t)c->n, "both",
@@ -151,6 +152,11 @@ static void add_compare(json_t *root, const vet_report *r) {
                             c->acc_other, "difference", c->diff);
     json_object_set_new(cmp, "ci", isnan(c->ci[0]) ? json_null() : json_pack("[ff]", c->ci[0], c->ci[1]));
     json_object_set_new(cmp, "mcnemar_p", json_real(c->mcnemar_p));
+    json_object_set_new(cmp, "groups",
+                        c->groups == 0 ? json_null()
+                                       : json_pack("{sIsIsfsb}", "n", (json_int_t)c->groups, "discordant",
+                                                   (json_int_t)c->groups_discordant, "p", c->groups_p, "exact",
+                                                   c->groups_p_exact));
     json_t *here = json_array(), *there = json_array();
     for (size_t i = 0; i < c->only_this; i++) json_array_append_new(here, json_string(c->this_right[i]));
     for (size_t i = 0; i < c->only_other; i++) json_array_append_new(there, json_string(c->other_right[i]));

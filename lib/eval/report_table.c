@@ -136,7 +136,7 @@ static void discordant(FILE *o, const char *name, const char *const *id, size_t 
 }
 
 // --compare: the 2x2 table of exactly right notes, the difference with its paired interval and
-// McNemar's exact p.
+// McNemar's exact p, by notes and (when the notes are in groups) by groups drawn whole.
 static void print_compare(FILE *o, const vet_report *r) {
     const vet_comparison *c = &r->cmp;
     char a[512];
@@ -155,6 +155,11 @@ static void print_compare(FILE *o, const vet_report *r) {
     fprintf(o, "%-17s %zu\n", "neither", c->neither);
     fprintf(o, "%-17s %.4g  (exact McNemar test, two-sided, on the %zu notes only one gets right)\n", "McNemar p",
             c->mcnemar_p, c->only_this + c->only_other);
+    if (c->groups > 0)
+        fprintf(o, "%-17s %.4g  (the same, each group one outcome: %s on the\n%-17s %zu of %zu groups whose notes "
+                   "only one gets right do not cancel)\n",
+                "  groups whole", c->groups_p, c->groups_p_exact ? "exact sign-flip test" : "chi-square approximation",
+                "", c->groups_discordant, c->groups);
 }
 
 static void print_labels(FILE *o, const vet_report *r) {

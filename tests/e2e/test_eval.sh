@@ -364,6 +364,29 @@ EOF
 # Without resamples: no interval (null in the JSON).
 run -b 0 --json - --compare "$tmp/other.csv" "$tmp/this.jsonl"
 check compare_no_interval bash -c "[ $(rc) = 0 ] && $py -c 'import json,sys; sys.exit(json.load(open(\"$tmp/out\"))[\"compare\"][\"ci\"] is not None)'"
+# With groups (notes written alike): McNemar's test again, each group one outcome. Groups gx, gz
+# and gw hold two notes only here right each, gy one only there, gn one both right: by notes 6
+# against 1 (p = 2 (1 + 7) / 128 = 0.125); by groups the nets +2, +2, +2, -1 flip to |sum| >= 5 in
+# 4 of 16 patterns (p = 0.25).
+$py - "$tmp/gthis.jsonl" "$tmp/gother.csv" <<'EOF'
+import json, sys
+with open(sys.argv[1], "w") as here, open(sys.argv[2], "w") as there:
+    there.write("id,gold,pred\n")
+    for i, g, mine, theirs in [("x1", "gx", "A", "B"), ("x2", "gx", "A", "B"), ("z1", "gz", "A", "B"), ("z2", "gz", "A", "B"),
+                               ("w1", "gw", "A", "B"), ("w2", "gw", "A", "B"), ("y1", "gy", "B", "A"), ("n1", "gn", "A", "A")]:
+        here.write(json.dumps({"id": i, "gold": ["A"], "pred": [mine], "group": g}) + "\n")
+        there.write(f"{i},A,{theirs}\n")
+EOF
+run --json "$tmp/gcmp.json" --compare "$tmp/gother.csv" "$tmp/gthis.jsonl"
+cp "$tmp/out" "$tmp/gcmp.table"
+check compare_groups_whole $py - "$tmp/gcmp.json" "$tmp/gcmp.table" "$tmp/cmp.json" <<'EOF'
+import json, re, sys
+c = json.load(open(sys.argv[1]))["compare"]
+table = open(sys.argv[2]).read()
+assert abs(c["mcnemar_p"] - 0.125) < 1e-12 and c["groups"] == {"n": 5, "discordant": 4, "p": 0.25, "exact": True}, c
+assert re.search(r"^  groups whole +0\.25  \(the same, each group one outcome: exact sign-flip test on the\n +4 of 5 groups whose notes only one gets right do not cancel\)$", table, re.M), table
+assert json.load(open(sys.argv[3]))["compare"]["groups"] is None  # the first pair has no groups
+EOF
 # Refused: a note in one file only, a note whose gold labels differ, the other file missing.
 head -6 "$tmp/other.csv" >"$tmp/five.csv"
 run --compare "$tmp/five.csv" "$tmp/this.jsonl"

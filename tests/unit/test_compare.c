@@ -1,5 +1,6 @@
 // test_compare.c — two sets of predictions of the same notes compared note by note
-// (lib/eval/compare.h): McNemar's exact p against values worked out with exact fractions, the 2x2
+// (lib/eval/compare.h): McNemar's exact p against values worked out with exact fractions, its
+// grouped sign-flip form against brute force and against McNemar's with groups of one, the 2x2
 // table and difference on hand-made notes, the paired interval, and the refusals (an id in one
 // set only, a note with other gold labels, a sample without an id).
 #include <math.h>
@@ -19,6 +20,63 @@ static void mcnemar(void) {
     CHECK_NEAR(vet_mcnemar_p(5, 14), 0.063568115234375, 1e-13);
     CHECK_NEAR(vet_mcnemar_p(60, 40), 0.05688793364098079, 1e-12);
     CHECK_NEAR(vet_mcnemar_p(1000, 900), 0.02310884510890107, 1e-11);  // terms far below 2^-1000
+}
+
+// The sign-flip p of net counts by brute force: all 2^m sign patterns of the m groups.
+static double flips_brute(const long *net, int m) {
+    long total = 0;
+    for (int g = 0; g < m; g++) total += net[g];
+    long hit = 0;
+    for (long pattern = 0; pattern < (1L << m); pattern++) {
+        long sum = 0;
+        for (int g = 0; g < m; g++) sum += (pattern >> g & 1) ? net[g] : -net[g];
+        hit += labs(sum) >= labs(total);
+    }
+    return (double)hit / (double)(1L << m);
+}
+
+static void grouped_mcnemar(void) {
+    int exact = -1;
+    // By hand: {3, 1} flips to 4, 2, -2, -4 (|sum| >= 4: 2 of 4); {2, 2, 1}: 5 and -5 of 8; {2, -1}:
+    // every sum reaches |1|; one group alone is never evidence; groups that cancel take no part.
+    CHECK(vet_grouped_mcnemar_p((long[]){3, 1}, 2, &exact) == 0.5 && exact == 1);
+    CHECK(vet_grouped_mcnemar_p((long[]){2, 2, 1}, 3, NULL) == 0.25);
+    CHECK(vet_grouped_mcnemar_p((long[]){2, -1}, 2, NULL) == 1);
+    CHECK(vet_grouped_mcnemar_p((long[]){4}, 1, NULL) == 1);
+    CHECK(vet_grouped_mcnemar_p((long[]){0, 3, 0, 1, 0}, 5, NULL) == 0.5);
+    CHECK(vet_grouped_mcnemar_p((long[]){0, 0}, 2, NULL) == 1);
+    // Groups of one discordant note each: McNemar's exact p, to the bit.
+    for (size_t b = 0; b <= 30; b += 3)
+        for (size_t c = 0; c <= 12; c++) {
+            long net[42];
+            for (size_t k = 0; k < b + c; k++) net[k] = k < b ? 1 : -1;
+            CHECK(vet_grouped_mcnemar_p(net, b + c, NULL) == vet_mcnemar_p(b, c));
+        }
+    // Against brute force on made-up groups (sizes 1-6, either sign), and a group's copies: every
+    // count times 3 gives the same p (a note written three times is one outcome, not three).
+    unsigned state = 12345;
+    for (int trial = 0; trial < 200; trial++) {
+        int m = 1 + trial % 12;
+        long net[12], net3[12];
+        for (int g = 0; g < m; g++) {
+            state = state * 1103515245u + 12345u;
+            net[g] = (long)(state >> 16) % 13 - 6;
+            net3[g] = 3 * net[g];
+        }
+        double p = vet_grouped_mcnemar_p(net, (size_t)m, &exact);
+        CHECK_NEAR(p, flips_brute(net, m), 1e-12);
+        CHECK(exact == 1);
+        CHECK_NEAR(vet_grouped_mcnemar_p(net3, (size_t)m, NULL), p, 1e-12);
+    }
+    // Past the exact sum's limit: the chi-square approximation, flagged. 40,000 groups of net +-2
+    // (20,100 up, 19,900 down) are McNemar's 20,100 against 19,900 scaled by 2: p within 0.01 of
+    // it (z = 400 / sqrt(40,000 x 4) = 1: p = erfc(1 / sqrt 2) = 0.3173).
+    static long big[40000];
+    for (int g = 0; g < 40000; g++) big[g] = g < 20100 ? 2 : -2;
+    double p = vet_grouped_mcnemar_p(big, 40000, &exact);
+    CHECK(exact == 0);
+    CHECK_NEAR(p, erfc(1 / sqrt(2.0)), 1e-12);
+    CHECK_NEAR(p, vet_mcnemar_p(20100, 19900), 0.01);
 }
 
 // One sample named id, with a gold set and a predicted set of one label each ("" for none).
@@ -109,6 +167,12 @@ static void grouped(void) {
     CHECK(vet_compare(l3, b3, "l3", "b3", 1000, 5, &cl, &err) == 0);
     CHECK(c3.n == 18 && c3.diff == c1.diff && c3.ci[0] == c1.ci[0] && c3.ci[1] == c1.ci[1]);
     CHECK(cl.ci[1] - cl.ci[0] < c3.ci[1] - c3.ci[0]);
+    // McNemar with the groups drawn whole is the six notes' p (nets -3, +3, +3 flip as -1, +1, +1);
+    // by notes the 18 copies count 6 against 3. Without groups there is no grouped p.
+    CHECK(c1.groups == 0 && isnan(c1.groups_p));
+    CHECK(c3.groups == 6 && c3.groups_discordant == 3 && c3.groups_p_exact == 1);
+    CHECK(c3.groups_p == c1.mcnemar_p && c3.mcnemar_p == vet_mcnemar_p(6, 3));
+    CHECK(cl.groups == 0 && isnan(cl.groups_p));
     vet_comparison_free(&c1), vet_comparison_free(&c3), vet_comparison_free(&cl);
     vet_eval_free(a), vet_eval_free(b), vet_eval_free(a3), vet_eval_free(b3), vet_eval_free(l3);
 }
@@ -147,6 +211,7 @@ static void refusals(void) {
 
 int main(void) {
     RUN(mcnemar);
+    RUN(grouped_mcnemar);
     RUN(table);
     RUN(grouped);
     RUN(refusals);
