@@ -7,7 +7,7 @@
 #include "eval/shards.h"
 #include "io/csv_write.h"
 
-void vet_coded_csv_header(FILE *f) { fputs("id,species,pred,term,p,refer,gold,ranked,text\n", f); }
+void vet_coded_csv_header(FILE *f) { fputs("id,species,pred,term,p,refer,gold,ranked,group,text\n", f); }
 
 // A growing string for one field; a failed allocation leaves it marked failed and the row
 // refused, not cut short.
@@ -88,7 +88,7 @@ int vet_coded_csv_row(FILE *f, const vet_pred *rec, const vet_coded_csv_opts *o,
     if (ok) {
         const char *refer = o->refer_below < 0 ? "" : rec->ranked_p[0] < o->refer_below ? "yes" : "no";
         const char *row[] = {rec->id, rec->species, text[PRED], text[TERM], text[P], refer, text[GOLD], text[RANKED],
-                             rec->text};
+                             rec->group ? rec->group : "", rec->text};
         size_t n = sizeof row / sizeof *row;
         for (size_t i = 0; i < n; i++) vet_csv_write_field(f, row[i], i == n - 1);
     }

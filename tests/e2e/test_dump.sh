@@ -56,7 +56,7 @@ else
     # Ranked notes: one new (no gold), one whose text and id need quoting, one with two labels
     # (one of them missing from the codes table), one whose p sits exactly on the threshold.
     cat >"$tmp/ranked.jsonl" <<'EOF'
-{"id":"n1","species":"Goat","gold":[],"pred":["3974005"],"text":"Diagnosed conditions: 3974005","ranked":[{"label":"3974005","p":0.923895,"logp":-0.08},{"label":"40214000","p":0.0445634,"logp":-3.1}]}
+{"id":"n1","species":"Goat","gold":[],"pred":["3974005"],"text":"Diagnosed conditions: 3974005","group":"0123456789abcdef","ranked":[{"label":"3974005","p":0.923895,"logp":-0.08},{"label":"40214000","p":0.0445634,"logp":-3.1}]}
 {"id":"n\"2","species":"Cow, adult","gold":["40214000"],"pred":["40214000"],"text":"line one\nsaid \"anthrax\", twice","ranked":[{"label":"40214000","p":0.5,"logp":-0.7},{"label":"3974005","p":0.5,"logp":-0.7}]}
 {"id":"n3","species":"Sheep","gold":["3974005","999999"],"pred":["3974005","999999"],"text":"3974005; 999999","ranked":[{"label":"3974005","p":0.25,"logp":-1.4}]}
 EOF
@@ -65,11 +65,11 @@ EOF
     csv_exact() {  # every field as a reader of RFC 4180 must see it, worked out by hand
         "$dump" --csv --codes "$tmp/codes.tsv" --refer-below 0.5 "$tmp/ranked.preds" >"$tmp/ranked.csv" || return 1
         cat >"$tmp/want.csv" <<'EOF'
-id,species,pred,term,p,refer,gold,ranked,text
-n1,Goat,3974005,Foot-and-mouth disease,0.923895,no,,3974005=0.923895;40214000=0.0445634,Diagnosed conditions: 3974005
-"n""2","Cow, adult",40214000,"Anthrax, cutaneous",0.5,no,40214000,40214000=0.5;3974005=0.5,"line one
+id,species,pred,term,p,refer,gold,ranked,group,text
+n1,Goat,3974005,Foot-and-mouth disease,0.923895,no,,3974005=0.923895;40214000=0.0445634,0123456789abcdef,Diagnosed conditions: 3974005
+"n""2","Cow, adult",40214000,"Anthrax, cutaneous",0.5,no,40214000,40214000=0.5;3974005=0.5,,"line one
 said ""anthrax"", twice"
-n3,Sheep,3974005;999999,Foot-and-mouth disease;,0.25,yes,3974005;999999,3974005=0.25,3974005; 999999
+n3,Sheep,3974005;999999,Foot-and-mouth disease;,0.25,yes,3974005;999999,3974005=0.25,,3974005; 999999
 EOF
         cmp "$tmp/ranked.csv" "$tmp/want.csv" || { diff "$tmp/want.csv" "$tmp/ranked.csv" >&2; return 1; }
     }
@@ -84,6 +84,7 @@ assert len(rows) == len(recs), (len(rows), len(recs))
 for row, rec in zip(rows, recs):
     assert row["id"] == rec["id"] and row["species"] == rec["species"] and row["text"] == rec["text"], row
     assert row["pred"].split(";") == rec["pred"] and row["gold"] == ";".join(rec["gold"]), row
+    assert row["group"] == rec.get("group", ""), row
     ranked = [x.split("=") for x in row["ranked"].split(";")]
     assert [l for l, _ in ranked] == [e["label"] for e in rec["ranked"]], row
     assert all(abs(float(p) - e["p"]) <= 1e-6 * e["p"] for (_, p), e in zip(ranked, rec["ranked"])), row
@@ -102,8 +103,20 @@ EOF
         [ "$a" = "$b" ] && grep -q '2 of 3' <<<"$a"
     }
     check dump_csv_into_eval csv_eval_ok
+    # The group column carries vet-generate's groups back into vet-eval: its intervals drew the
+    # groups whole from the stream, and draw them whole from the table, to the same bounds.
+    csv_groups_into_eval() {
+        printf '%s\n' '{"id":"a","gold":["1"],"pred":["1"],"group":"g1"}' '{"id":"b","gold":["1"],"pred":["2"],"group":"g1"}' \
+            '{"id":"c","gold":["2"],"pred":["2"],"group":"g2"}' '{"id":"d","gold":["2"],"pred":["1"],"group":"g3"}' >"$tmp/grouped.jsonl"
+        "$mkpreds" "$tmp/grouped.jsonl" "$tmp/grouped.preds" && "$dump" --csv "$tmp/grouped.preds" >"$tmp/grouped.csv" || return 1
+        local a b
+        a=$("$VET_BIN/vet-eval" "$tmp/grouped.preds") && b=$("$VET_BIN/vet-eval" "$tmp/grouped.csv") || return 1
+        printf '%s\n' "$b" | grep -q 'drawing the 3 groups whole, not the 4 notes one by one' &&
+            [ "$(printf '%s\n' "$a" | grep '^accuracy')" = "$(printf '%s\n' "$b" | grep '^accuracy')" ]
+    }
+    check dump_csv_groups_into_eval csv_groups_into_eval
     csv_unranked() {  # generated, not ranked: p, refer, ranked and term empty
-        [ "$("$dump" --csv "$tmp/scored.preds" | sed -n 3p)" = 'b,,2,,,,1,,' ]
+        [ "$("$dump" --csv "$tmp/scored.preds" | sed -n 3p)" = 'b,,2,,,,1,,,' ]
     }
     check dump_csv_unranked csv_unranked
     csv_files() {  # several files make one table: one header row
