@@ -23,9 +23,24 @@ double vet_mcnemar_p(size_t b, size_t c) {
     return p < 1 ? p : 1;
 }
 
-// Beyond this many DP steps (groups x their summed counts) vet_grouped_mcnemar_p takes the normal
-// approximation: ~1 s of work, met only by hundreds of thousands of discordant notes.
+// Beyond this many DP steps (groups x their summed counts), or a table of more sums than
+// EXACT_SUMS_MAX (80 MB), vet_grouped_mcnemar_p takes the chi-square approximation: ~1 s of work,
+// met only by hundreds of thousands of discordant notes. Up to ENUMERATE_MAX groups the sign
+// patterns are enumerated instead, exact whatever their counts.
 #define EXACT_STEPS_MAX 1e9
+#define EXACT_SUMS_MAX 10000000L
+#define ENUMERATE_MAX 20
+
+// The sign-flip p by enumeration of the 2^m patterns of the m nonzero counts in a[].
+static double flips_enumerated(const long *a, size_t m, long observed) {
+    long hit = 0;
+    for (long pattern = 0; pattern < (1L << m); pattern++) {
+        long sum = 0;
+        for (size_t g = 0; g < m; g++) sum += (pattern >> g & 1) ? a[g] : -a[g];
+        hit += (sum < 0 ? -sum : sum) >= observed;
+    }
+    return (double)hit / (double)(1L << m);
+}
 
 double vet_grouped_mcnemar_p(const long *net, size_t n, int *exact) {
     // Only groups whose notes do not cancel take part: a net count of 0 is 0 whatever its sign.
@@ -42,7 +57,14 @@ double vet_grouped_mcnemar_p(const long *net, size_t n, int *exact) {
     // binomial, exactly.
     if (unit) return vet_mcnemar_p(plus, minus);
     long observed = total < 0 ? -total : total;
-    if ((double)m * (double)spread > EXACT_STEPS_MAX) {
+    if (m <= ENUMERATE_MAX) {
+        long a[ENUMERATE_MAX];
+        size_t k = 0;
+        for (size_t g = 0; g < n; g++)
+            if (net[g] != 0) a[k++] = net[g];
+        return flips_enumerated(a, m, observed);
+    }
+    if ((double)m * (double)spread > EXACT_STEPS_MAX || spread > EXACT_SUMS_MAX) {
         // Durkalski et al.'s clustered McNemar statistic, T^2 / sum net^2 ~ chi-square(1).
         double sq = 0;
         for (size_t g = 0; g < n; g++) sq += (double)net[g] * (double)net[g];

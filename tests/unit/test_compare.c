@@ -68,6 +68,29 @@ static void grouped_mcnemar(void) {
         CHECK(exact == 1);
         CHECK_NEAR(vet_grouped_mcnemar_p(net3, (size_t)m, NULL), p, 1e-12);
     }
+    // Past 20 groups the subset-sum table instead of enumeration: against brute force at 21
+    // groups, and against two binomials: 13 groups of net +-1 (8 up) and 12 of +-2 (9 up) sum to
+    // (2 X1 - 13) + 2 (2 X2 - 12), X1 ~ B(13, 1/2), X2 ~ B(12, 1/2); observed 3 + 12 = 15.
+    for (int trial = 0; trial < 4; trial++) {
+        long net[21];
+        for (int g = 0; g < 21; g++) {
+            state = state * 1103515245u + 12345u;
+            net[g] = (long)(state >> 16) % 9 - 4;
+            if (net[g] == 0) net[g] = 3;  // all 21 take part
+        }
+        CHECK_NEAR(vet_grouped_mcnemar_p(net, 21, &exact), flips_brute(net, 21), 1e-12);
+        CHECK(exact == 1);
+    }
+    long mixed[25];
+    for (int g = 0; g < 25; g++) mixed[g] = g < 13 ? (g < 8 ? 1 : -1) : (g < 13 + 9 ? 2 : -2);
+    double want = 0;
+    for (int x1 = 0; x1 <= 13; x1++)
+        for (int x2 = 0; x2 <= 12; x2++)
+            if (labs((2L * x1 - 13) + 2 * (2L * x2 - 12)) >= 15)
+                want += exp(lgamma(14) - lgamma(x1 + 1) - lgamma(14 - x1) + lgamma(13) - lgamma(x2 + 1) -
+                            lgamma(13 - x2) - 25 * log(2.0));
+    CHECK_NEAR(vet_grouped_mcnemar_p(mixed, 25, &exact), want, 1e-12);
+    CHECK(exact == 1);
     // Past the exact sum's limit: the chi-square approximation, flagged. 40,000 groups of net +-2
     // (20,100 up, 19,900 down) are McNemar's 20,100 against 19,900 scaled by 2: p within 0.01 of
     // it (z = 400 / sqrt(40,000 x 4) = 1: p = erfc(1 / sqrt 2) = 0.3173).
