@@ -1,8 +1,10 @@
-// metrics.c — exact match, per-label/micro/macro P/R/F1, Jaccard, confusions, the majority
-// baseline and the percentile bootstrap over a set of (gold set, predicted set) samples.
+// metrics.c — exact match, per-label/micro/macro P/R/F1, Jaccard, confusions, the ceiling that
+// notes written alike under other gold sets put on accuracy, the majority baseline and the
+// percentile bootstrap over a set of (gold set, predicted set) samples.
 // Conventions: see metrics.h.
 #include "eval/metrics.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -281,6 +283,41 @@ oom:
     return -1;
 }
 
+static int cmp_group_gold(const void *pa, const void *pb, void *ev) {
+    const vet_eval *e = ev;
+    const sample *a = &e->s[*(const size_t *)pa], *b = &e->s[*(const size_t *)pb];
+    if (a->group != b->group) return a->group < b->group ? -1 : 1;
+    return cmp_gold(pa, pb, ev);
+}
+
+// The ceiling (metrics.h): the samples sorted by group, then gold set, so that a group's gold
+// sets are runs; its best answer is its longest run. 0, or -1 out of memory.
+static int ceiling(const vet_eval *e, vet_metrics *m) {
+    m->ceiling = NAN;
+    if (vet_eval_groups(e) == 0) return 0;
+    size_t *idx = malloc(e->n * sizeof *idx);
+    if (!idx) return -1;
+    for (size_t i = 0; i < e->n; i++) idx[i] = i;
+    qsort_r(idx, e->n, sizeof *idx, cmp_group_gold, (void *)e);
+    m->groups = vet_eval_groups(e);
+    for (size_t i = 0; i < e->n;) {
+        size_t end = i, best = 0, sets = 0;  // the group's samples are idx[i .. end)
+        while (end < e->n && e->s[idx[end]].group == e->s[idx[i]].group) end++;
+        for (size_t first = i; first < end; sets++) {
+            size_t next = first + 1;  // the run of one gold set is idx[first .. next)
+            while (next < end && cmp_gold(&idx[next], &idx[first], (void *)e) == 0) next++;
+            if (next - first > best) best = next - first;
+            first = next;
+        }
+        m->ceiling_correct += best;
+        if (sets > 1) m->groups_mixed++, m->notes_mixed += end - i;
+        i = end;
+    }
+    m->ceiling = (double)m->ceiling_correct / (double)e->n;
+    free(idx);
+    return 0;
+}
+
 // Per-label P/R/F1 from the counts (support, predicted, true positives per label id), their
 // macro means, and the micro figures from the summed counts.
 static void label_stats(const vet_eval *e, const size_t *sup, const size_t *prd, const size_t *tp, vet_metrics *m) {
@@ -353,7 +390,7 @@ int vet_metrics_compute(const vet_eval *e, vet_metrics *m, vet_err *err) {
     m->nspecies = S;
     qsort(m->species, S, sizeof *m->species, cmp_species_stat);
 
-    if (confusions(e, m) < 0) goto oom;
+    if (confusions(e, m) < 0 || ceiling(e, m) < 0) goto oom;
     free(sup);
     free(prd);
     free(tp);

@@ -15,6 +15,10 @@
 //   jaccard      mean over samples of |G∩P|/|G∪P|, 1 when both are empty
 //   no_label     samples whose predicted set is empty
 //   confusions   (gold set, predicted set) pairs of the samples that are wrong, by count
+//   ceiling      with every sample in a group: the accuracy of the best answer a model can give
+//                when it answers a group's notes alike (one prompt, one answer: greedy or
+//                constrained decoding, --rank), each group's most frequent gold set; below 1
+//                only where notes written alike carry different gold sets (label noise)
 #ifndef VET_METRICS_H
 #define VET_METRICS_H
 
@@ -88,6 +92,11 @@ typedef struct {
     size_t nspecies;
     vet_confusion *confusions;  // all of them, by count descending, then gold, then pred
     size_t nconfusions;
+    // With groups (vet_eval_groups > 0): the groups, those whose notes carry more than one gold
+    // set, the notes in them, and the ceiling (above) as a count and an accuracy; else groups 0
+    // and ceiling NaN.
+    size_t groups, groups_mixed, notes_mixed, ceiling_correct;
+    double ceiling;
 } vet_metrics;
 
 int vet_metrics_compute(const vet_eval *e, vet_metrics *m, vet_err *err);

@@ -88,6 +88,14 @@ static void add_baseline_and_ci(json_t *root, const vet_report *r) {
                                   str_array((const char *const *)r->base, r->nbase), "accuracy", r->base_acc,
                                   "from", r->o.baseline_from ? r->o.baseline_from : "this set", "optimistic",
                                   json_boolean(!r->o.baseline_from)));
+    // "ceiling": {accuracy, correct, groups, groups_mixed, notes_mixed} with groups, else null.
+    const vet_metrics *m = &r->m;
+    json_object_set_new(root, "ceiling",
+                        m->groups == 0 ? json_null()
+                                       : json_pack("{sfsIsIsIsI}", "accuracy", m->ceiling, "correct",
+                                                   (json_int_t)m->ceiling_correct, "groups", (json_int_t)m->groups,
+                                                   "groups_mixed", (json_int_t)m->groups_mixed, "notes_mixed",
+                                                   (json_int_t)m->notes_mixed));
     if (r->o.bootstrap > 0)
         json_object_set_new(root, "ci",
                             json_pack("{sososIsIss}", "accuracy", pair(r->acc_ci[0], r->acc_ci[1]), "macro_f1",

@@ -33,7 +33,7 @@ static const char *term_of(const vet_report *r, const char *label) {
     return t ? t : "";
 }
 
-// n, accuracy, P/R/F1, Jaccard, outputs with no label, and the baseline.
+// n, accuracy, P/R/F1, Jaccard, outputs with no label, the baseline and (with groups) the ceiling.
 static void print_summary(FILE *o, const vet_report *r) {
     const vet_metrics *m = &r->m;
     char a[512], b[512];
@@ -65,6 +65,10 @@ static void print_summary(FILE *o, const vet_report *r) {
         fprintf(o, "%-17s the majority gold set of %s\n", "", fit(a, sizeof a, r->o.baseline_from, WIDTH - 42));
     else
         fprintf(o, "%-17s the majority gold set of this set: optimistic, it peeks at the test labels\n", "");
+    if (m->groups > 0)
+        fprintf(o, "%-17s %.4f  the most a model answering each group's notes alike can score: %zu of the\n"
+                   "%-17s %zu groups (%zu notes) hold notes written alike under other gold labels\n",
+                "ceiling", m->ceiling, m->groups_mixed, "", m->groups, m->notes_mixed);
 }
 
 // --fit-temperature: T, and what it does to the NLL, ECE and Brier on these same notes.

@@ -247,7 +247,7 @@ import json
 j = json.load(open('$tmp/small.json'))
 assert list(j) == ['input', 'format', 'n', 'correct', 'accuracy', 'macro_precision', 'macro_recall', 'macro_f1',
                    'micro_precision', 'micro_recall', 'micro_f1', 'jaccard', 'no_label', 'per_label', 'per_species',
-                   'confusions', 'baseline', 'ci'], list(j)
+                   'confusions', 'baseline', 'ceiling', 'ci'], list(j)
 "
 
 # --- bootstrap: deterministic for a seed, off with 0 ---
@@ -484,7 +484,7 @@ with open(f"{d}/twice.jsonl", "w") as f:
     for i, g, p in rows:
         for c in "ab": f.write(f'{{"id": "{i}{c}", "gold": "{g}", "pred": "{p}", "group": "{i}"}}\n')
 EOF2
-run -q --json "$tmp/once.json" "$tmp/once.csv"
+run --json "$tmp/once.json" "$tmp/once.csv"; cp "$tmp/out" "$tmp/out.once.txt"
 run --json "$tmp/twice.json" "$tmp/twice.csv"; cp "$tmp/out" "$tmp/twice.txt"
 run -q --json "$tmp/twice-jsonl.json" "$tmp/twice.jsonl"
 run -q --json "$tmp/loose.json" "$tmp/twice-loose.csv"
@@ -496,6 +496,21 @@ assert t["ci"]["accuracy"] == o["ci"]["accuracy"] == j["ci"]["accuracy"] and t["
 lo, hi = l["ci"]["accuracy"]; assert hi - lo < o["ci"]["accuracy"][1] - o["ci"]["accuracy"][0], l["ci"]
 ' "$tmp"
 check bootstrap_groups_in_table grep -q '^  *(drawing the 40 groups whole, not the 80 notes one by one)$' "$tmp/twice.txt"
+# The ceiling label noise puts on a model that answers notes written alike alike: the twice
+# files' pairs share one gold label (1.0); below, group x's notes carry A, A, B and group y's C, D
+# (best A twice, C or D once: 3 of 5, two groups mixed, five notes). Without groups: none.
+printf 'id,gold,pred,group\n1,A,A,x\n2,A,B,x\n3,B,A,x\n4,C,C,y\n5,D,C,y\n' >"$tmp/noisy.csv"
+run --json "$tmp/noisy.json" "$tmp/noisy.csv"; cp "$tmp/out" "$tmp/noisy.txt"
+check ceiling_of_label_noise $py -c '
+import json, re, sys
+d = sys.argv[1]
+c = json.load(open(f"{d}/noisy.json"))["ceiling"]
+assert c == {"accuracy": 0.6, "correct": 3, "groups": 2, "groups_mixed": 2, "notes_mixed": 5}, c
+assert json.load(open(f"{d}/twice.json"))["ceiling"]["accuracy"] == 1 and json.load(open(f"{d}/once.json"))["ceiling"] is None
+table = open(f"{d}/noisy.txt").read()
+assert re.search(r"^ceiling +0\.6000  the most a model answering each group.s notes alike can score: 2 of the\n +2 groups \(5 notes\) hold notes written alike under other gold labels$", table, re.M), table
+assert "ceiling" not in open(f"{d}/out.once.txt").read()
+' "$tmp"
 printf '{"gold": "A", "pred": "A", "group": 7}\n' >"$tmp/group-number.jsonl"
 run -q "$tmp/group-number.jsonl"
 check group_not_a_string bash -c "[ $(rc) = 1 ] && grep -q 'group-number.jsonl:1: \"group\" is not a string' $tmp/err"

@@ -260,6 +260,30 @@ static void test_bootstrap_groups(void) {
     vet_eval_free(five), vet_eval_free(loose), vet_eval_free(base);
 }
 
+// The ceiling: groups g0 (A, A, B: best A, 2 of 3), g1 (B;A, A;B: one set, 2), g2 (C, D, E, D:
+// best D, 2 of 4) and g3 (empty, empty: 2); 8 of 11, two groups mixed (7 notes). The predictions
+// play no part. Without groups: none (NaN), and a group-less sample makes the set group-less.
+static void test_ceiling(void) {
+    static const char *rows[][2] = {{"g0", A}, {"g1", B ";" A}, {"g0", A}, {"g2", C}, {"g0", B}, {"g2", D},
+                                    {"g1", A ";" B}, {"g2", E}, {"g3", ""}, {"g2", D}, {"g3", ""}};
+    vet_eval *e = vet_eval_new(), *loose = vet_eval_new();
+    vet_err err;
+    for (size_t i = 0; i < 11; i++) {
+        add(e, "Cow", rows[i][1], i % 2 ? A : "");
+        CHECK(vet_eval_group_last(e, rows[i][0], &err) == 0);
+        add(loose, "Cow", rows[i][1], A);
+    }
+    vet_metrics m;
+    CHECK(vet_metrics_compute(e, &m, &err) == 0);
+    CHECK(m.groups == 4 && m.groups_mixed == 2 && m.notes_mixed == 7 && m.ceiling_correct == 8);
+    CHECK(m.ceiling == 8.0 / 11);
+    vet_metrics_free(&m);
+    CHECK(vet_metrics_compute(loose, &m, &err) == 0);
+    CHECK(m.groups == 0 && isnan(m.ceiling) && m.ceiling_correct == 0);
+    vet_metrics_free(&m);
+    vet_eval_free(e), vet_eval_free(loose);
+}
+
 // --- readers ---
 
 static char fixture[512];
@@ -392,6 +416,7 @@ int main(void) {
     RUN(test_empty_predictions);
     RUN(test_bootstrap);
     RUN(test_bootstrap_groups);
+    RUN(test_ceiling);
     RUN(test_read_fixtures);
     RUN(test_bad_input);
     RUN(test_split_labels);
