@@ -194,7 +194,7 @@ int vet_pred_shard(const vet_pred_reader *r, vet_shard *s, vet_err *err) {
         return vet_errf(err, "%s: header: shard %lld/%lld of %lld notes is not a shard (want 0 <= k < n, notes >= 0)",
                         r->name, (long long)k, (long long)n, (long long)t);
     s->k = (int)k, s->n = (int)n, s->input_notes = t;
-    return 1;
+    return vet_pred_fold(r, &s->fold, err) < 0 ? -1 : 1;
 }
 
 int vet_eval_add_pred(vet_eval *e, const vet_pred *rec, vet_err *err) {

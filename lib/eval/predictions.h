@@ -54,17 +54,6 @@ const char *vet_pred_where(char *buf, size_t n, const char *file, const char *un
 void vet_pred_clear(vet_pred *rec);
 void vet_pred_close(vet_pred_reader *r);
 
-// What a shard's header says (vet-generate --shard K/N, docs/formats.md): shard k of n, cut
-// from an input of input_notes notes.
-typedef struct {
-    int k, n;
-    int64_t input_notes;
-} vet_shard;
-
-// The shard r's header names: 1 with *s filled, 0 when it names none (a stream without the key,
-// a CSV, JSON lines), -1 when its `shard` is malformed (VET_E_INPUT).
-int vet_pred_shard(const vet_pred_reader *r, vet_shard *s, vet_err *err);
-
 // What a cross-validation fold's header says (vet-pack --fold I/K, copied by vet-generate;
 // docs/formats.md): split `split` of fold i of k folds dealt with seed, holding `notes` of the
 // input_notes notes packed.
@@ -77,6 +66,20 @@ typedef struct {
 // The fold r's header names: 1 with *f filled, 0 when it names none, -1 when its `fold` is
 // malformed (VET_E_INPUT).
 int vet_pred_fold(const vet_pred_reader *r, vet_fold *f, vet_err *err);
+
+// What a shard's header says (vet-generate --shard K/N, docs/formats.md): shard k of n, cut
+// from an input of input_notes notes; fold: the fold that input was (vet-pack --fold, copied
+// into the header), k 0 when it was none. Two shards of one run share their fold: two test
+// splits of one size are told apart by it.
+typedef struct {
+    int k, n;
+    int64_t input_notes;
+    vet_fold fold;
+} vet_shard;
+
+// The shard r's header names: 1 with *s filled (its fold too), 0 when it names none (a stream
+// without the key, a CSV, JSON lines), -1 when its `shard` or `fold` is malformed (VET_E_INPUT).
+int vet_pred_shard(const vet_pred_reader *r, vet_shard *s, vet_err *err);
 
 // Adds rec to e as one sample: its species and label sets, named by its id, in its group.
 int vet_eval_add_pred(vet_eval *e, const vet_pred *rec, vet_err *err);

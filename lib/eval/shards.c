@@ -3,6 +3,7 @@
 // sample set in that order.
 #include "eval/shards.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -33,6 +34,19 @@ static int first_missing(const vet_shard *s, int n) {
     return -1;
 }
 
+// Whether two shards were cut from the same fold's split, or both from no fold.
+static int same_fold(const vet_fold *a, const vet_fold *b) {
+    return a->k == b->k && a->i == b->i && a->seed == b->seed && a->notes == b->notes &&
+           a->input_notes == b->input_notes && strcmp(a->split, b->split) == 0;
+}
+
+// "the test split of fold 1/3" or "no fold", for the message about shards of two inputs.
+static const char *fold_name(char *buf, size_t n, const vet_fold *f) {
+    if (f->k == 0) snprintf(buf, n, "no fold");
+    else snprintf(buf, n, "the %s split of fold %d/%d", f->split, f->i, f->k);
+    return buf;
+}
+
 int vet_shards_check(const vet_shard *s, const char *const *paths, int n, vet_err *err) {
     for (int i = 1; i < n; i++) {
         if (s[i].n != s[0].n)
@@ -42,6 +56,15 @@ int vet_shards_check(const vet_shard *s, const char *const *paths, int n, vet_er
             return vet_errf(err, "%s: shard %d/%d of an input of %lld notes, but %s is a shard of one of %lld notes: "
                             "shards of different inputs", paths[i], s[i].k, s[i].n, (long long)s[i].input_notes,
                             paths[0], (long long)s[0].input_notes);
+        // Two folds' test splits can hold as many notes each: only their folds tell them apart,
+        // and merged they would score half of one fold and half of the other.
+        if (!same_fold(&s[i].fold, &s[0].fold)) {
+            char a[64], b[64];
+            return vet_errf(err, "%s: shard %d/%d of %s, but %s is a shard of %s: shards of different inputs "
+                            "(give the %d shards of one vet-generate --shard run)", paths[i], s[i].k, s[i].n,
+                            fold_name(b, sizeof b, &s[i].fold), paths[0], fold_name(a, sizeof a, &s[0].fold),
+                            s[0].n);
+        }
         for (int j = 0; j < i; j++)
             if (s[j].k == s[i].k)
                 return vet_errf(err, "%s: shard %d/%d appears twice (%s and %s)", paths[i], s[i].k, s[i].n, paths[j],
