@@ -50,6 +50,12 @@ int vet_folds_check(const vet_fold *f, const char *const *paths, int n, vet_err 
             if (f[i].i == f[j].i)
                 return vet_errf(err, "%s: fold %d/%d appears twice (%s and %s)", paths[j], f[j].i, f[j].k, paths[i],
                                 paths[j]);
+        // Each fold holds at most the input's notes (vet_pred_fold), and so may the sum: added
+        // unchecked, headers claiming 2^62 notes each would overflow it.
+        if (f[j].notes > f[0].input_notes - notes)
+            return vet_errf(err, "%s and %d more folds: the test splits hold more notes than their input packed "
+                            "(%lld): folds of different vet-pack settings, or headers edited?", paths[0], n - 1,
+                            (long long)f[0].input_notes);
         notes += f[j].notes;
     }
     int i = first_missing(f, n);
