@@ -45,6 +45,10 @@ int vet_folds_check(const vet_fold *f, const char *const *paths, int n, vet_err 
         if (strcmp(f[j].split, "test") != 0)
             return vet_errf(err, "%s: the %s split of fold %d/%d: pool the folds' test splits (each note is in "
                             "exactly one of them)", paths[j], f[j].split, f[j].i, f[j].k);
+        // A fold of no note has no accuracy: its 0 of 0 would pull the folds' mean and spread.
+        if (f[j].notes == 0)
+            return vet_errf(err, "%s: fold %d/%d's test split holds no note: a cross-validation of more folds "
+                            "than its notes fill (deal fewer folds)", paths[j], f[j].i, f[j].k);
         if (j > 0 && same_run(f, paths, j, err)) return -1;
         for (int i = 0; i < j; i++)
             if (f[i].i == f[j].i)
