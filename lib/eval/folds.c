@@ -128,7 +128,8 @@ static int add_fold(vet_eval *e, vet_ranks *ranks, const char *path, int format,
                 else *where = w, *cap = c;
             }
             if (added == 0) (*where)[id] = path;
-            if (added == 0) added = vet_eval_add_pred(e, &rec, err);
+            if (added == 0 && vet_eval_add_pred(e, &rec, err) < 0)
+                added = vet_err_prefix(err, "%s: record %lld", path, (long long)records);
             if (added == 0 && ranks) added = vet_ranks_add(ranks, &rec, path, "record", err);
         }
         vet_pred_clear(&rec);

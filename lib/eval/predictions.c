@@ -201,6 +201,16 @@ int vet_eval_add_pred(vet_eval *e, const vet_pred *rec, vet_err *err) {
     if (vet_eval_add(e, rec->species, rec->gold, rec->ngold, rec->pred, rec->npred, err) ||
         vet_eval_name_last(e, rec->id, err) || vet_eval_group_last(e, rec->group, err))
         return -1;
+    // The bootstrap draws groups only when every sample has one: one note without a group would
+    // switch the whole set to drawing notes one by one, and the interval would narrow without a
+    // word. A set is grouped throughout or not at all, as it is ranked throughout or not.
+    size_t n = vet_eval_n(e);
+    int grouped = rec->group && rec->group[0];
+    if (n >= 2 && grouped != vet_eval_in_group(e, 0))
+        return vet_errf(err, "id '%s' has %s group, but the first note (id '%s') has %s: the bootstrap draws groups "
+                        "whole only when every note has one (give each note a group, or none; predictions of "
+                        "an older vet-generate have none)", rec->id, grouped ? "a" : "no", vet_eval_id_at(e, 0),
+                        grouped ? "none" : "one");
     return 0;
 }
 
@@ -610,7 +620,12 @@ int vet_eval_read_predictions(vet_eval *e, vet_ranks *ranks, const char *path, i
     }
     while ((rc = vet_pred_next(r, &rec, err)) == 1) {
         int added = check_id(r, &rec, &ids, &at, err);
-        if (added == 0) added = vet_eval_add_pred(e, &rec, err);
+        if (added == 0 && vet_eval_add_pred(e, &rec, err) < 0) {
+            char where[600];
+            const char *unit = r->format == VET_PRED_STREAM ? "record" : "line";
+            added = vet_err_prefix(err, "%s", vet_pred_where(where, sizeof where, r->name, unit, rec.at));
+            if (r->format != VET_PRED_STREAM) vet_err_at_line(err, rec.at);
+        }
         if (added == 0 && ranks)
             added = vet_ranks_add(ranks, &rec, r->name, r->format == VET_PRED_STREAM ? "record" : "line", err);
         vet_pred_clear(&rec);

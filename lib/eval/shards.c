@@ -165,7 +165,8 @@ static int add_merged(vet_eval *e, vet_ranks *ranks, vet_pred *const *by_k, int6
                           (long long)(f / N + 1));
         } else {
             first[id] = g;
-            rc = vet_eval_add_pred(e, p, err);
+            if (vet_eval_add_pred(e, p, err) < 0)
+                rc = vet_err_prefix(err, "%s: record %lld", name_k[g % N], (long long)(g / N + 1));
             if (rc == 0 && ranks) rc = vet_ranks_add(ranks, p, name_k[g % N], "record", err);
         }
     }
