@@ -541,6 +541,15 @@ static int normalize_labels(vet_pred *rec, vet_err *err) {
     return trimmed ? vet_ranked_check(rec->ranked, rec->ranked_p, rec->nranked, err) : 0;
 }
 
+// A group is a key as a label is: the blanks around it cut (a CSV's " g1" is the group "g1"), and
+// one of blanks alone is none, as an empty one is (else every note whose cell holds a space would
+// be drawn as one group).
+static void normalize_group(vet_pred *rec) {
+    if (!rec->group) return;
+    trim_label(rec->group);
+    if (!rec->group[0]) free(rec->group), rec->group = NULL;
+}
+
 int vet_pred_next(vet_pred_reader *r, vet_pred *rec, vet_err *err) {
     memset(rec, 0, sizeof *rec);
     int rc = r->format == VET_PRED_STREAM ? stream_next(r, rec, err)
@@ -564,6 +573,7 @@ int vet_pred_next(vet_pred_reader *r, vet_pred *rec, vet_err *err) {
                               bad)
                    : at_line(r, at, err, "%s is not valid UTF-8 (convert the file with iconv)", bad);
     }
+    normalize_group(rec);
     if (normalize_labels(rec, err) < 0) {
         long at = rec->at;
         vet_pred_clear(rec);

@@ -36,10 +36,11 @@ typedef struct vet_pred_reader vet_pred_reader;
 // path "-" or NULL is stdin. format VET_PRED_SNIFF looks at the first bytes: the zstd magic
 // means a stream, '{' JSON lines, anything else CSV. A stream must be of kind "predictions".
 // CSV: a header row naming at least `gold` and `pred` (optional `id`, `species`, `text`,
-// `tokens`, `ms`, `group`), labels `;`-separated; an empty group is none. JSON lines: one object per line, `gold`/`pred` arrays
-// of strings or `;`-separated strings, an optional `ranked` (an array of {"label", "p"}
+// `tokens`, `ms`, `group`), labels `;`-separated. JSON lines: one object per line, `gold`/`pred`
+// arrays of strings or `;`-separated strings, an optional `ranked` (an array of {"label", "p"}
 // objects, "logp" optional). A stream's `ranked` is an array of such maps. In both, a null
-// `ranked` or `logp` is absent; a `logp` must be a number <= 0. On failure
+// `ranked` or `logp` is absent; a `logp` must be a number <= 0. In every format the blanks
+// around a `group` are cut, and an empty (or blank) group is none. On failure
 // err's kind tells a file that could not be opened or read (VET_E_IO) from one that is not what
 // it should be (VET_E_INPUT).
 vet_pred_reader *vet_pred_open(const char *path, int format, vet_err *err);

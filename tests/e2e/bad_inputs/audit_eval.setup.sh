@@ -33,6 +33,7 @@ printf '' >"$A/none.jsonl" && "$mkpreds" --header "{$(fold 1 2 0 3)}" "$A/none.j
 # Notes grouped only in part: one note without a group switched the bootstrap to drawing notes.
 printf 'id,gold,pred,group\n1,A,A,g1\n2,A,B,g1\n3,B,B,\n' >"$A/group-part.csv"
 printf 'id,gold,pred,group\n1,A,A,g1\n2,A,B,g1\n3,B,B,g3\n' >"$A/group-whole.csv"
+printf 'id,gold,pred,group\n1,A,A,g1\n2,A,B,g1\n3,B,B," "\n' >"$A/group-blank.csv"  # a space: no group
 printf '{"id":"1","gold":"A","pred":"A"}\n{"id":"2","gold":"B","pred":"B","group":"g2"}\n' >"$A/group-part.jsonl"
 printf '{"id":"a","gold":["A"],"pred":["A"],"group":"g"}\n{"id":"b","gold":["A"],"pred":["A"],"group":null}\n' \
     >"$A/group-part-recs.jsonl" && "$mkpreds" "$A/group-part-recs.jsonl" "$A/group-part.pred" || return 1
