@@ -52,6 +52,13 @@ static char *str_of_int(long long v) {
     return strdup(buf);
 }
 
+// The same for an unsigned one (a stream's positive integers go up to 2^64 - 1).
+static char *str_of_uint(unsigned long long v) {
+    char buf[32];
+    snprintf(buf, sizeof buf, "%llu", v);
+    return strdup(buf);
+}
+
 int vet_split_labels(const char *s, size_t len, char ***out, size_t *n, vet_err *err) {
     size_t cap = 1;
     for (size_t i = 0; i < len; i++) cap += s[i] == ';';
@@ -325,7 +332,9 @@ static int stream_next(vet_pred_reader *r, vet_pred *rec, vet_err *err) {
     const msgpack_object *v;
     if ((v = mp_get(o, "id")) && v->type == MSGPACK_OBJECT_STR)
         rec->id = strndup(v->via.str.ptr, v->via.str.size);
-    else if (v && (v->type == MSGPACK_OBJECT_POSITIVE_INTEGER || v->type == MSGPACK_OBJECT_NEGATIVE_INTEGER))
+    else if (v && v->type == MSGPACK_OBJECT_POSITIVE_INTEGER)  // up to 2^64 - 1: read as signed, it was -1
+        rec->id = str_of_uint(v->via.u64);
+    else if (v && v->type == MSGPACK_OBJECT_NEGATIVE_INTEGER)
         rec->id = str_of_int(v->via.i64);
     else
         rec->id = str_of_int((long long)k);
