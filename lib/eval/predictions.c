@@ -330,6 +330,15 @@ static int stream_next(vet_pred_reader *r, vet_pred *rec, vet_err *err) {
     }
     uint64_t k = vet_reader_records(r->stream);
     const msgpack_object *v;
+    // An id or species of another type is refused, not replaced: an id of 1.0 read as the
+    // record's number would pair notes by their order under --compare, and a species of 7
+    // would be counted under no species.
+    if (given(v = mp_get(o, "id")) && v->type != MSGPACK_OBJECT_STR && v->type != MSGPACK_OBJECT_POSITIVE_INTEGER &&
+        v->type != MSGPACK_OBJECT_NEGATIVE_INTEGER)
+        return vet_errf(err, "%s: record %llu: \"id\" is neither a string nor an integer", r->name,
+                        (unsigned long long)k);
+    if (given(v = mp_get(o, "species")) && v->type != MSGPACK_OBJECT_STR)
+        return vet_errf(err, "%s: record %llu: \"species\" is not a string", r->name, (unsigned long long)k);
     if ((v = mp_get(o, "id")) && v->type == MSGPACK_OBJECT_STR)
         rec->id = strndup(v->via.str.ptr, v->via.str.size);
     else if (v && v->type == MSGPACK_OBJECT_POSITIVE_INTEGER)  // up to 2^64 - 1: read as signed, it was -1
@@ -455,6 +464,12 @@ static int jsonl_line(vet_pred_reader *r, vet_err *err) {
 // The fields of one JSON lines object into rec.
 static int jsonl_fields(vet_pred_reader *r, json_t *o, vet_pred *rec, vet_err *err) {
     json_t *v = json_object_get(o, "id");
+    // Another type is refused, as in a stream (stream_next says why); null is absent.
+    if (v && !json_is_null(v) && !json_is_string(v) && !json_is_integer(v))
+        return at_line(r, r->lines.lineno, err, "\"id\" is neither a string nor an integer");
+    json_t *sp = json_object_get(o, "species");
+    if (sp && !json_is_null(sp) && !json_is_string(sp))
+        return at_line(r, r->lines.lineno, err, "\"species\" is not a string");
     if (json_is_string(v))
         rec->id = strdup(json_string_value(v));
     else if (json_is_integer(v))

@@ -44,3 +44,11 @@ preds 2 0 "{$(fold 0 2 2 4)}" cv-fold0.pred || return 1
 # Three notes of distinct text: three folds at most.
 head -n 4 "$X/notes.csv" >"$A/three.csv" && "$B/vet-tokenize" -q --spm "$X/tok.model" "$A/three.csv" -o "$A/three.tok" ||
     return 1
+# Ids and species of another type (a pandas export writes ids as 1.0): read as the record's
+# number and as no species, without a word.
+printf '{"id":1.0,"gold":"A","pred":"A"}\n{"id":2.0,"gold":"B","pred":"A"}\n' >"$A/id-float.jsonl"
+printf '{"id":"1","species":7,"gold":"A","pred":"A"}\n' >"$A/species-number.jsonl"
+printf '{"id":true,"gold":["A"],"pred":["A"]}\n' >"$A/id-bool-rec.jsonl" && "$mkpreds" "$A/id-bool-rec.jsonl" "$A/id-bool.pred" ||
+    return 1
+printf '{"id":"a","species":["Cow"],"gold":["A"],"pred":["A"]}\n' >"$A/species-list-rec.jsonl" &&
+    "$mkpreds" "$A/species-list-rec.jsonl" "$A/species-list.pred" || return 1
