@@ -346,7 +346,7 @@ static int stream_next(vet_pred_reader *r, vet_pred *rec, vet_err *err) {
     else if (v && v->type == MSGPACK_OBJECT_NEGATIVE_INTEGER)
         rec->id = str_of_int(v->via.i64);
     else
-        rec->id = str_of_int((long long)k);
+        rec->id = str_of_int((long long)k), rec->id_numbered = 1;
     if ((v = mp_get(o, "species")) && v->type == MSGPACK_OBJECT_STR)
         rec->species = strndup(v->via.str.ptr, v->via.str.size);
     else
@@ -402,7 +402,7 @@ static int csv_next(vet_pred_reader *r, vet_pred *rec, vet_err *err) {
     const char *f;
     f = r->col[COL_ID] >= 0 ? vet_csv_field(r->csv, r->col[COL_ID], NULL) : NULL;
     if (f) rec->id = strdup(f);
-    else rec->id = str_of_int((long long)r->records + 1);
+    else rec->id = str_of_int((long long)r->records + 1), rec->id_numbered = 1;
     rec->species = strdup(r->col[COL_SPECIES] >= 0 ? vet_csv_field(r->csv, r->col[COL_SPECIES], NULL) : "");
     rec->text = strdup(r->col[COL_TEXT] >= 0 ? vet_csv_field(r->csv, r->col[COL_TEXT], NULL) : "");
     if (!rec->id || !rec->species || !rec->text) return vet_err_nomem(err, "out of memory");
@@ -475,7 +475,7 @@ static int jsonl_fields(vet_pred_reader *r, json_t *o, vet_pred *rec, vet_err *e
     else if (json_is_integer(v))
         rec->id = str_of_int(json_integer_value(v));
     else
-        rec->id = str_of_int((long long)r->records + 1);
+        rec->id = str_of_int((long long)r->records + 1), rec->id_numbered = 1;
     v = json_object_get(o, "species");
     rec->species = strdup(json_is_string(v) ? json_string_value(v) : "");
     v = json_object_get(o, "text");
@@ -615,24 +615,31 @@ const char *vet_pred_where(char *buf, size_t n, const char *file, const char *un
     return buf;
 }
 
-// A second prediction for an id already seen (ids: the table; at: where each was read): -1 with
-// err naming both places.
+// A second prediction for an id already seen (ids: the table; at: where each was read, negated
+// when that record had no id and was named by its number): -1 with err naming both places, and
+// saying so when a name was a number given for want of an id ("id '1' appears twice" beside a
+// line 1 without one would otherwise point at a line that holds no id).
 static int check_id(const vet_pred_reader *r, const vet_pred *rec, vet_strtab *ids, long **at, vet_err *err) {
     size_t before = ids->n;
     long id = vet_strtab_intern(ids, rec->id);
     if (id < 0) return vet_err_nomem(err, "out of memory");
     const char *unit = r->format == VET_PRED_STREAM ? "record" : "line";
-    char where[600];
-    if (ids->n == before)
-        return vet_errf(err, "%s: id '%s' appears twice (first at %s %ld): each note must be scored once (two files "
-                        "concatenated, or an id column that is not unique?)",
-                        vet_pred_where(where, sizeof where, r->name, unit, rec->at), rec->id, unit, (*at)[id]);
+    char where[600], why[120] = "";
+    if (ids->n == before) {
+        long first = labs((*at)[id]);
+        if ((*at)[id] < 0 || rec->id_numbered)
+            snprintf(why, sizeof why, "; %s %ld has no id, and a record without one is named by its place: 1, 2, ...",
+                     unit, (*at)[id] < 0 ? first : rec->at);
+        return vet_errf(err, "%s: id '%s' appears twice (first at %s %ld%s): each note must be scored once (two "
+                        "files concatenated, or an id column that is not unique?)",
+                        vet_pred_where(where, sizeof where, r->name, unit, rec->at), rec->id, unit, first, why);
+    }
     if ((ids->n & (ids->n - 1)) == 0) {  // grown at 1, 2, 4, 8, ...: room for 2n ids
         long *p = realloc(*at, 2 * ids->n * sizeof *p);
         if (!p) return vet_err_nomem(err, "out of memory");
         *at = p;
     }
-    (*at)[id] = rec->at;
+    (*at)[id] = rec->id_numbered ? -rec->at : rec->at;
     return 0;
 }
 

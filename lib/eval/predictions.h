@@ -14,6 +14,7 @@ enum { VET_PRED_SNIFF, VET_PRED_STREAM, VET_PRED_CSV, VET_PRED_JSONL };
 
 typedef struct {
     char *id, *species;  // species "" when absent; id the record/row number when absent
+    int id_numbered;     // 1: the record had no id, and id is its number
     char **gold, **pred;
     size_t ngold, npred;
     char *text;  // "" when absent

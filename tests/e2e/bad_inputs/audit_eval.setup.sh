@@ -52,3 +52,6 @@ printf '{"id":true,"gold":["A"],"pred":["A"]}\n' >"$A/id-bool-rec.jsonl" && "$mk
     return 1
 printf '{"id":"a","species":["Cow"],"gold":["A"],"pred":["A"]}\n' >"$A/species-list-rec.jsonl" &&
     "$mkpreds" "$A/species-list-rec.jsonl" "$A/species-list.pred" || return 1
+# A line without an id is named by its place: beside a line whose id is that number, "id '1'
+# appears twice (first at line 1)" pointed at a line that holds no id.
+printf '{"gold":"A","pred":"A"}\n{"id":"1","gold":"A","pred":"A"}\n' >"$A/id-numbered.jsonl"
