@@ -242,6 +242,16 @@ static void count_fold_notes(const vet_pack_opts *o, pack_job *J) {
     }
 }
 
+// With --fold, a test split without a note: the input's note groups are fewer than K (or every
+// note dealt to fold I was rejected). A model would be trained for a fold that tests nothing,
+// and vet-eval's mean and spread over the folds would count that fold's 0 of 0 as one fold.
+static int refuse_empty_fold(const vet_pack_opts *o, const pack_job *J, vet_err *err) {
+    if (o->fold_k == 0 || J->fold.notes[VET_SPLIT_TEST] > 0) return 0;
+    return vet_errf(err, "%s: fold %d/%d's test split holds no note: the input's %lld notes (grouped as "
+                    "--group-by says) fill fewer than %d folds (give fewer folds)", J->in[0].path, o->fold_i,
+                    o->fold_k, (long long)J->fold.input_notes, o->fold_k);
+}
+
 // The ids of the rejected samples that were not dropped, in input order: the very samples that
 // plan_slots counted as rejected, so total.rejected of them.
 static int collect_rejected(const pack_job *J, vet_pack_result *res, vet_err *err) {
@@ -355,6 +365,7 @@ int vet_pack_run(const vet_pack_opts *o, vet_pack_result *res, vet_err *err) {
         build_summary(o, &J, res, err) != 0)
         goto done;
     count_fold_notes(o, &J);
+    if (refuse_empty_fold(o, &J, err) != 0) goto done;
     // The output directory is made only once the input proved whole and packs: a refused input
     // leaves nothing.
     if (make_out_dir(o, err) != 0 || write_outputs(o, &J, err) != 0) goto done;

@@ -113,7 +113,8 @@ int vet_coded_csv_write_shards(FILE *f, const char *const *paths, const vet_shar
         int got = vet_pred_next(r[k], &rec, err);
         if (got < 0) rc = -1;
         else if (got == 0)  // shard k ended early: it holds g / n records
-            rc = vet_shard_check_count(&(vet_shard){k, n, s[0].input_notes}, name[k], (uint64_t)(g / n), err);
+            rc = vet_shard_check_count(&(vet_shard){.k = k, .n = n, .input_notes = s[0].input_notes}, name[k],
+                                       (uint64_t)(g / n), err);
         if (got <= 0) break;
         rc = vet_coded_csv_row(f, &rec, o, name[k], err);
         vet_pred_clear(&rec);
@@ -121,7 +122,7 @@ int vet_coded_csv_write_shards(FILE *f, const char *const *paths, const vet_shar
     }
     // Every shard ended where its share does: its trailer read and verified, no record more.
     for (int k = 0; rc == 0 && k < n; k++) {
-        vet_shard sk = {k, n, s[0].input_notes};
+        vet_shard sk = {.k = k, .n = n, .input_notes = s[0].input_notes};
         uint64_t more = 0;
         int got;
         while ((got = vet_pred_next(r[k], &rec, err)) == 1) vet_pred_clear(&rec), more++;

@@ -45,11 +45,21 @@ int vet_folds_check(const vet_fold *f, const char *const *paths, int n, vet_err 
         if (strcmp(f[j].split, "test") != 0)
             return vet_errf(err, "%s: the %s split of fold %d/%d: pool the folds' test splits (each note is in "
                             "exactly one of them)", paths[j], f[j].split, f[j].i, f[j].k);
+        // A fold of no note has no accuracy: its 0 of 0 would pull the folds' mean and spread.
+        if (f[j].notes == 0)
+            return vet_errf(err, "%s: fold %d/%d's test split holds no note: a cross-validation of more folds "
+                            "than its notes fill (deal fewer folds)", paths[j], f[j].i, f[j].k);
         if (j > 0 && same_run(f, paths, j, err)) return -1;
         for (int i = 0; i < j; i++)
             if (f[i].i == f[j].i)
                 return vet_errf(err, "%s: fold %d/%d appears twice (%s and %s)", paths[j], f[j].i, f[j].k, paths[i],
                                 paths[j]);
+        // Each fold holds at most the input's notes (vet_pred_fold), and so may the sum: added
+        // unchecked, headers claiming 2^62 notes each would overflow it.
+        if (f[j].notes > f[0].input_notes - notes)
+            return vet_errf(err, "%s and %d more folds: the test splits hold more notes than their input packed "
+                            "(%lld): folds of different vet-pack settings, or headers edited?", paths[0], n - 1,
+                            (long long)f[0].input_notes);
         notes += f[j].notes;
     }
     int i = first_missing(f, n);
@@ -118,7 +128,8 @@ static int add_fold(vet_eval *e, vet_ranks *ranks, const char *path, int format,
                 else *where = w, *cap = c;
             }
             if (added == 0) (*where)[id] = path;
-            if (added == 0) added = vet_eval_add_pred(e, &rec, err);
+            if (added == 0 && vet_eval_add_pred(e, &rec, err) < 0)
+                added = vet_err_prefix(err, "%s: record %lld", path, (long long)records);
             if (added == 0 && ranks) added = vet_ranks_add(ranks, &rec, path, "record", err);
         }
         vet_pred_clear(&rec);

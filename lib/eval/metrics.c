@@ -132,6 +132,8 @@ size_t vet_eval_groups(const vet_eval *e) { return e->n > 0 && e->grouped == e->
 
 size_t vet_eval_group_of(const vet_eval *e, size_t i) { return (size_t)e->s[i].group; }
 
+bool vet_eval_in_group(const vet_eval *e, size_t i) { return e->s[i].group >= 0; }
+
 long vet_eval_find(const vet_eval *e, const char *id) {
     long k = vet_strtab_find(&e->ids, id);
     return k < 0 ? -1 : (long)e->id_sample[k];

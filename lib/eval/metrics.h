@@ -61,6 +61,8 @@ size_t vet_eval_groups(const vet_eval *e);
 // Sample i's group, 0 .. vet_eval_groups(e) - 1 in order of first appearance (only when
 // vet_eval_groups(e) > 0).
 size_t vet_eval_group_of(const vet_eval *e, size_t i);
+// Whether sample i was put in a group.
+bool vet_eval_in_group(const vet_eval *e, size_t i);
 
 // ---------------------------------------------------------------------------------------
 // The report

@@ -52,6 +52,13 @@ static char *str_of_int(long long v) {
     return strdup(buf);
 }
 
+// The same for an unsigned one (a stream's positive integers go up to 2^64 - 1).
+static char *str_of_uint(unsigned long long v) {
+    char buf[32];
+    snprintf(buf, sizeof buf, "%llu", v);
+    return strdup(buf);
+}
+
 int vet_split_labels(const char *s, size_t len, char ***out, size_t *n, vet_err *err) {
     size_t cap = 1;
     for (size_t i = 0; i < len; i++) cap += s[i] == ';';
@@ -194,13 +201,23 @@ int vet_pred_shard(const vet_pred_reader *r, vet_shard *s, vet_err *err) {
         return vet_errf(err, "%s: header: shard %lld/%lld of %lld notes is not a shard (want 0 <= k < n, notes >= 0)",
                         r->name, (long long)k, (long long)n, (long long)t);
     s->k = (int)k, s->n = (int)n, s->input_notes = t;
-    return 1;
+    return vet_pred_fold(r, &s->fold, err) < 0 ? -1 : 1;
 }
 
 int vet_eval_add_pred(vet_eval *e, const vet_pred *rec, vet_err *err) {
     if (vet_eval_add(e, rec->species, rec->gold, rec->ngold, rec->pred, rec->npred, err) ||
         vet_eval_name_last(e, rec->id, err) || vet_eval_group_last(e, rec->group, err))
         return -1;
+    // The bootstrap draws groups only when every sample has one: one note without a group would
+    // switch the whole set to drawing notes one by one, and the interval would narrow without a
+    // word. A set is grouped throughout or not at all, as it is ranked throughout or not.
+    size_t n = vet_eval_n(e);
+    int grouped = rec->group && rec->group[0];
+    if (n >= 2 && grouped != vet_eval_in_group(e, 0))
+        return vet_errf(err, "id '%s' has %s group, but the first note (id '%s') has %s: the bootstrap draws groups "
+                        "whole only when every note has one (give each note a group, or none; predictions of "
+                        "an older vet-generate have none)", rec->id, grouped ? "a" : "no", vet_eval_id_at(e, 0),
+                        grouped ? "none" : "one");
     return 0;
 }
 
@@ -313,12 +330,23 @@ static int stream_next(vet_pred_reader *r, vet_pred *rec, vet_err *err) {
     }
     uint64_t k = vet_reader_records(r->stream);
     const msgpack_object *v;
+    // An id or species of another type is refused, not replaced: an id of 1.0 read as the
+    // record's number would pair notes by their order under --compare, and a species of 7
+    // would be counted under no species.
+    if (given(v = mp_get(o, "id")) && v->type != MSGPACK_OBJECT_STR && v->type != MSGPACK_OBJECT_POSITIVE_INTEGER &&
+        v->type != MSGPACK_OBJECT_NEGATIVE_INTEGER)
+        return vet_errf(err, "%s: record %llu: \"id\" is neither a string nor an integer", r->name,
+                        (unsigned long long)k);
+    if (given(v = mp_get(o, "species")) && v->type != MSGPACK_OBJECT_STR)
+        return vet_errf(err, "%s: record %llu: \"species\" is not a string", r->name, (unsigned long long)k);
     if ((v = mp_get(o, "id")) && v->type == MSGPACK_OBJECT_STR)
         rec->id = strndup(v->via.str.ptr, v->via.str.size);
-    else if (v && (v->type == MSGPACK_OBJECT_POSITIVE_INTEGER || v->type == MSGPACK_OBJECT_NEGATIVE_INTEGER))
+    else if (v && v->type == MSGPACK_OBJECT_POSITIVE_INTEGER)  // up to 2^64 - 1: read as signed, it was -1
+        rec->id = str_of_uint(v->via.u64);
+    else if (v && v->type == MSGPACK_OBJECT_NEGATIVE_INTEGER)
         rec->id = str_of_int(v->via.i64);
     else
-        rec->id = str_of_int((long long)k);
+        rec->id = str_of_int((long long)k), rec->id_numbered = 1;
     if ((v = mp_get(o, "species")) && v->type == MSGPACK_OBJECT_STR)
         rec->species = strndup(v->via.str.ptr, v->via.str.size);
     else
@@ -374,7 +402,7 @@ static int csv_next(vet_pred_reader *r, vet_pred *rec, vet_err *err) {
     const char *f;
     f = r->col[COL_ID] >= 0 ? vet_csv_field(r->csv, r->col[COL_ID], NULL) : NULL;
     if (f) rec->id = strdup(f);
-    else rec->id = str_of_int((long long)r->records + 1);
+    else rec->id = str_of_int((long long)r->records + 1), rec->id_numbered = 1;
     rec->species = strdup(r->col[COL_SPECIES] >= 0 ? vet_csv_field(r->csv, r->col[COL_SPECIES], NULL) : "");
     rec->text = strdup(r->col[COL_TEXT] >= 0 ? vet_csv_field(r->csv, r->col[COL_TEXT], NULL) : "");
     if (!rec->id || !rec->species || !rec->text) return vet_err_nomem(err, "out of memory");
@@ -436,12 +464,18 @@ static int jsonl_line(vet_pred_reader *r, vet_err *err) {
 // The fields of one JSON lines object into rec.
 static int jsonl_fields(vet_pred_reader *r, json_t *o, vet_pred *rec, vet_err *err) {
     json_t *v = json_object_get(o, "id");
+    // Another type is refused, as in a stream (stream_next says why); null is absent.
+    if (v && !json_is_null(v) && !json_is_string(v) && !json_is_integer(v))
+        return at_line(r, r->lines.lineno, err, "\"id\" is neither a string nor an integer");
+    json_t *sp = json_object_get(o, "species");
+    if (sp && !json_is_null(sp) && !json_is_string(sp))
+        return at_line(r, r->lines.lineno, err, "\"species\" is not a string");
     if (json_is_string(v))
         rec->id = strdup(json_string_value(v));
     else if (json_is_integer(v))
         rec->id = str_of_int(json_integer_value(v));
     else
-        rec->id = str_of_int((long long)r->records + 1);
+        rec->id = str_of_int((long long)r->records + 1), rec->id_numbered = 1;
     v = json_object_get(o, "species");
     rec->species = strdup(json_is_string(v) ? json_string_value(v) : "");
     v = json_object_get(o, "text");
@@ -531,6 +565,15 @@ static int normalize_labels(vet_pred *rec, vet_err *err) {
     return trimmed ? vet_ranked_check(rec->ranked, rec->ranked_p, rec->nranked, err) : 0;
 }
 
+// A group is a key as a label is: the blanks around it cut (a CSV's " g1" is the group "g1"), and
+// one of blanks alone is none, as an empty one is (else every note whose cell holds a space would
+// be drawn as one group).
+static void normalize_group(vet_pred *rec) {
+    if (!rec->group) return;
+    trim_label(rec->group);
+    if (!rec->group[0]) free(rec->group), rec->group = NULL;
+}
+
 int vet_pred_next(vet_pred_reader *r, vet_pred *rec, vet_err *err) {
     memset(rec, 0, sizeof *rec);
     int rc = r->format == VET_PRED_STREAM ? stream_next(r, rec, err)
@@ -554,6 +597,7 @@ int vet_pred_next(vet_pred_reader *r, vet_pred *rec, vet_err *err) {
                               bad)
                    : at_line(r, at, err, "%s is not valid UTF-8 (convert the file with iconv)", bad);
     }
+    normalize_group(rec);
     if (normalize_labels(rec, err) < 0) {
         long at = rec->at;
         vet_pred_clear(rec);
@@ -571,24 +615,31 @@ const char *vet_pred_where(char *buf, size_t n, const char *file, const char *un
     return buf;
 }
 
-// A second prediction for an id already seen (ids: the table; at: where each was read): -1 with
-// err naming both places.
+// A second prediction for an id already seen (ids: the table; at: where each was read, negated
+// when that record had no id and was named by its number): -1 with err naming both places, and
+// saying so when a name was a number given for want of an id ("id '1' appears twice" beside a
+// line 1 without one would otherwise point at a line that holds no id).
 static int check_id(const vet_pred_reader *r, const vet_pred *rec, vet_strtab *ids, long **at, vet_err *err) {
     size_t before = ids->n;
     long id = vet_strtab_intern(ids, rec->id);
     if (id < 0) return vet_err_nomem(err, "out of memory");
     const char *unit = r->format == VET_PRED_STREAM ? "record" : "line";
-    char where[600];
-    if (ids->n == before)
-        return vet_errf(err, "%s: id '%s' appears twice (first at %s %ld): each note must be scored once (two files "
-                        "concatenated, or an id column that is not unique?)",
-                        vet_pred_where(where, sizeof where, r->name, unit, rec->at), rec->id, unit, (*at)[id]);
+    char where[600], why[120] = "";
+    if (ids->n == before) {
+        long first = labs((*at)[id]);
+        if ((*at)[id] < 0 || rec->id_numbered)
+            snprintf(why, sizeof why, "; %s %ld has no id, and a record without one is named by its place: 1, 2, ...",
+                     unit, (*at)[id] < 0 ? first : rec->at);
+        return vet_errf(err, "%s: id '%s' appears twice (first at %s %ld%s): each note must be scored once (two "
+                        "files concatenated, or an id column that is not unique?)",
+                        vet_pred_where(where, sizeof where, r->name, unit, rec->at), rec->id, unit, first, why);
+    }
     if ((ids->n & (ids->n - 1)) == 0) {  // grown at 1, 2, 4, 8, ...: room for 2n ids
         long *p = realloc(*at, 2 * ids->n * sizeof *p);
         if (!p) return vet_err_nomem(err, "out of memory");
         *at = p;
     }
-    (*at)[id] = rec->at;
+    (*at)[id] = rec->id_numbered ? -rec->at : rec->at;
     return 0;
 }
 
@@ -610,7 +661,12 @@ int vet_eval_read_predictions(vet_eval *e, vet_ranks *ranks, const char *path, i
     }
     while ((rc = vet_pred_next(r, &rec, err)) == 1) {
         int added = check_id(r, &rec, &ids, &at, err);
-        if (added == 0) added = vet_eval_add_pred(e, &rec, err);
+        if (added == 0 && vet_eval_add_pred(e, &rec, err) < 0) {
+            char where[600];
+            const char *unit = r->format == VET_PRED_STREAM ? "record" : "line";
+            added = vet_err_prefix(err, "%s", vet_pred_where(where, sizeof where, r->name, unit, rec.at));
+            if (r->format != VET_PRED_STREAM) vet_err_at_line(err, rec.at);
+        }
         if (added == 0 && ranks)
             added = vet_ranks_add(ranks, &rec, r->name, r->format == VET_PRED_STREAM ? "record" : "line", err);
         vet_pred_clear(&rec);

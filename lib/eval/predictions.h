@@ -14,6 +14,7 @@ enum { VET_PRED_SNIFF, VET_PRED_STREAM, VET_PRED_CSV, VET_PRED_JSONL };
 
 typedef struct {
     char *id, *species;  // species "" when absent; id the record/row number when absent
+    int id_numbered;     // 1: the record had no id, and id is its number
     char **gold, **pred;
     size_t ngold, npred;
     char *text;  // "" when absent
@@ -36,10 +37,11 @@ typedef struct vet_pred_reader vet_pred_reader;
 // path "-" or NULL is stdin. format VET_PRED_SNIFF looks at the first bytes: the zstd magic
 // means a stream, '{' JSON lines, anything else CSV. A stream must be of kind "predictions".
 // CSV: a header row naming at least `gold` and `pred` (optional `id`, `species`, `text`,
-// `tokens`, `ms`, `group`), labels `;`-separated; an empty group is none. JSON lines: one object per line, `gold`/`pred` arrays
-// of strings or `;`-separated strings, an optional `ranked` (an array of {"label", "p"}
+// `tokens`, `ms`, `group`), labels `;`-separated. JSON lines: one object per line, `gold`/`pred`
+// arrays of strings or `;`-separated strings, an optional `ranked` (an array of {"label", "p"}
 // objects, "logp" optional). A stream's `ranked` is an array of such maps. In both, a null
-// `ranked` or `logp` is absent; a `logp` must be a number <= 0. On failure
+// `ranked` or `logp` is absent; a `logp` must be a number <= 0. In every format the blanks
+// around a `group` are cut, and an empty (or blank) group is none. On failure
 // err's kind tells a file that could not be opened or read (VET_E_IO) from one that is not what
 // it should be (VET_E_INPUT).
 vet_pred_reader *vet_pred_open(const char *path, int format, vet_err *err);
@@ -54,17 +56,6 @@ const char *vet_pred_where(char *buf, size_t n, const char *file, const char *un
 void vet_pred_clear(vet_pred *rec);
 void vet_pred_close(vet_pred_reader *r);
 
-// What a shard's header says (vet-generate --shard K/N, docs/formats.md): shard k of n, cut
-// from an input of input_notes notes.
-typedef struct {
-    int k, n;
-    int64_t input_notes;
-} vet_shard;
-
-// The shard r's header names: 1 with *s filled, 0 when it names none (a stream without the key,
-// a CSV, JSON lines), -1 when its `shard` is malformed (VET_E_INPUT).
-int vet_pred_shard(const vet_pred_reader *r, vet_shard *s, vet_err *err);
-
 // What a cross-validation fold's header says (vet-pack --fold I/K, copied by vet-generate;
 // docs/formats.md): split `split` of fold i of k folds dealt with seed, holding `notes` of the
 // input_notes notes packed.
@@ -77,6 +68,20 @@ typedef struct {
 // The fold r's header names: 1 with *f filled, 0 when it names none, -1 when its `fold` is
 // malformed (VET_E_INPUT).
 int vet_pred_fold(const vet_pred_reader *r, vet_fold *f, vet_err *err);
+
+// What a shard's header says (vet-generate --shard K/N, docs/formats.md): shard k of n, cut
+// from an input of input_notes notes; fold: the fold that input was (vet-pack --fold, copied
+// into the header), k 0 when it was none. Two shards of one run share their fold: two test
+// splits of one size are told apart by it.
+typedef struct {
+    int k, n;
+    int64_t input_notes;
+    vet_fold fold;
+} vet_shard;
+
+// The shard r's header names: 1 with *s filled (its fold too), 0 when it names none (a stream
+// without the key, a CSV, JSON lines), -1 when its `shard` or `fold` is malformed (VET_E_INPUT).
+int vet_pred_shard(const vet_pred_reader *r, vet_shard *s, vet_err *err);
 
 // Adds rec to e as one sample: its species and label sets, named by its id, in its group.
 int vet_eval_add_pred(vet_eval *e, const vet_pred *rec, vet_err *err);

@@ -3,6 +3,7 @@
 // sample set in that order.
 #include "eval/shards.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -33,6 +34,19 @@ static int first_missing(const vet_shard *s, int n) {
     return -1;
 }
 
+// Whether two shards were cut from the same fold's split, or both from no fold.
+static int same_fold(const vet_fold *a, const vet_fold *b) {
+    return a->k == b->k && a->i == b->i && a->seed == b->seed && a->notes == b->notes &&
+           a->input_notes == b->input_notes && strcmp(a->split, b->split) == 0;
+}
+
+// "the test split of fold 1/3" or "no fold", for the message about shards of two inputs.
+static const char *fold_name(char *buf, size_t n, const vet_fold *f) {
+    if (f->k == 0) snprintf(buf, n, "no fold");
+    else snprintf(buf, n, "the %s split of fold %d/%d", f->split, f->i, f->k);
+    return buf;
+}
+
 int vet_shards_check(const vet_shard *s, const char *const *paths, int n, vet_err *err) {
     for (int i = 1; i < n; i++) {
         if (s[i].n != s[0].n)
@@ -42,6 +56,15 @@ int vet_shards_check(const vet_shard *s, const char *const *paths, int n, vet_er
             return vet_errf(err, "%s: shard %d/%d of an input of %lld notes, but %s is a shard of one of %lld notes: "
                             "shards of different inputs", paths[i], s[i].k, s[i].n, (long long)s[i].input_notes,
                             paths[0], (long long)s[0].input_notes);
+        // Two folds' test splits can hold as many notes each: only their folds tell them apart,
+        // and merged they would score half of one fold and half of the other.
+        if (!same_fold(&s[i].fold, &s[0].fold)) {
+            char a[64], b[64];
+            return vet_errf(err, "%s: shard %d/%d of %s, but %s is a shard of %s: shards of different inputs "
+                            "(give the %d shards of one vet-generate --shard run)", paths[i], s[i].k, s[i].n,
+                            fold_name(b, sizeof b, &s[i].fold), paths[0], fold_name(a, sizeof a, &s[0].fold),
+                            s[0].n);
+        }
         for (int j = 0; j < i; j++)
             if (s[j].k == s[i].k)
                 return vet_errf(err, "%s: shard %d/%d appears twice (%s and %s)", paths[i], s[i].k, s[i].n, paths[j],
@@ -87,36 +110,50 @@ static int read_headers(const char *const *paths, int n, int format, vet_shard *
                     s[sharded].n);
 }
 
-// Shard s's records into their places: record i is note s.k + i s.n (slots holds every note).
-static int read_shard(const char *path, int format, const vet_shard *s, vet_pred *slots, vet_err *err) {
+// Shard s's records, as read, into *out (*count of them): kept in a list that grows with what
+// the stream holds, not made for what its header claims (`input_notes` of 2^62 would ask for
+// that many slots before a record was read). Records past its share are counted, not kept.
+static int read_shard(const char *path, int format, const vet_shard *s, vet_pred **out, int64_t *count,
+                      vet_err *err) {
     vet_pred_reader *r = vet_pred_open(path, format, err);
     if (!r) return -1;
-    int64_t want = vet_shard_size(s), i = 0;
-    vet_pred rec;
+    int64_t want = vet_shard_size(s), i = 0, cap = 0;
+    vet_pred rec, *kept = NULL;
     int rc;
     while ((rc = vet_pred_next(r, &rec, err)) == 1) {
+        if (i < want && i == cap) {
+            int64_t c = cap ? 2 * cap : 256;
+            vet_pred *p = realloc(kept, (size_t)c * sizeof *p);
+            if (!p) {
+                vet_pred_clear(&rec);
+                rc = vet_err_nomem(err, "out of memory");
+                break;
+            }
+            kept = p, cap = c;
+        }
         if (i < want) {
             free(rec.text);  // not scored: what vet_eval_add and vet_ranks_add take is kept for the merge
             rec.text = NULL;
-            slots[s->k + i * s->n] = rec;
+            kept[i] = rec;
         } else {
             vet_pred_clear(&rec);  // more than its shard holds: counted, for the message
         }
         i++;
     }
     vet_pred_close(r);
+    *out = kept, *count = i < want ? i : want;
     return rc < 0 ? -1 : vet_shard_check_count(s, path, (uint64_t)i, err);
 }
 
 // The merged notes into e (and their rankings into ranks) in input order, each id once (a repeat
-// names both streams).
-static int add_merged(vet_eval *e, vet_ranks *ranks, const vet_pred *slots, int64_t total, const char *const *by_k,
+// names both streams): note g is record g / N of shard g % N (by_k[k] holds shard k's records).
+static int add_merged(vet_eval *e, vet_ranks *ranks, vet_pred *const *by_k, int64_t total, const char *const *name_k,
                       int N, vet_err *err) {
     vet_strtab ids = {0};
     int64_t *first = malloc((size_t)(total ? total : 1) * sizeof *first);
     int rc = first ? 0 : vet_err_nomem(err, "out of memory");
     for (int64_t g = 0; rc == 0 && g < total; g++) {
-        const vet_pred *p = &slots[g];
+        const vet_pred *p = &by_k[g % N][g / N];
         size_t before = ids.n;
         long id = vet_strtab_intern(&ids, p->id);
         if (id < 0) {
@@ -124,12 +161,13 @@ static int add_merged(vet_eval *e, vet_ranks *ranks, const vet_pred *slots, int6
         } else if (ids.n == before) {
             int64_t f = first[id];
             rc = vet_errf(err, "%s: record %lld: id '%s' appears twice (first at %s record %lld): each note must be "
-                          "scored once", by_k[g % N], (long long)(g / N + 1), p->id, by_k[f % N],
+                          "scored once", name_k[g % N], (long long)(g / N + 1), p->id, name_k[f % N],
                           (long long)(f / N + 1));
         } else {
             first[id] = g;
-            rc = vet_eval_add_pred(e, p, err);
-            if (rc == 0 && ranks) rc = vet_ranks_add(ranks, p, by_k[g % N], "record", err);
+            if (vet_eval_add_pred(e, p, err) < 0)
+                rc = vet_err_prefix(err, "%s: record %lld", name_k[g % N], (long long)(g / N + 1));
+            if (rc == 0 && ranks) rc = vet_ranks_add(ranks, p, name_k[g % N], "record", err);
         }
     }
     free(first);
@@ -141,23 +179,27 @@ int vet_eval_read_shards(vet_eval *e, vet_ranks *ranks, const char *const *paths
                          const char **format_name, vet_err *err) {
     *format_name = "stream";
     vet_shard *s = calloc((size_t)n, sizeof *s);
-    const char **by_k = calloc((size_t)n, sizeof *by_k);
-    if (!s || !by_k) {
-        free(s), free(by_k);
+    const char **name_k = calloc((size_t)n, sizeof *name_k);
+    vet_pred **by_k = calloc((size_t)n, sizeof *by_k);  // shard k's records
+    int64_t *count = calloc((size_t)n, sizeof *count);
+    if (!s || !name_k || !by_k || !count) {
+        free(s), free(name_k), free(by_k), free(count);
         return vet_err_nomem(err, "out of memory");
     }
     int rc = read_headers(paths, n, format, s, err);
     if (rc == 0) rc = vet_shards_check(s, paths, n, err);
-    int64_t total = rc == 0 ? s[0].input_notes : 0;
-    vet_pred *slots = rc == 0 ? calloc((size_t)(total ? total : 1), sizeof *slots) : NULL;
-    if (rc == 0 && !slots) rc = vet_err_nomem(err, "out of memory");
     for (int i = 0; rc == 0 && i < n; i++) {
-        by_k[s[i].k] = paths[i];
-        rc = read_shard(paths[i], format, &s[i], slots, err);
+        int k = s[i].k;
+        name_k[k] = paths[i];
+        rc = read_shard(paths[i], format, &s[i], &by_k[k], &count[k], err);
     }
-    if (rc == 0) rc = add_merged(e, ranks, slots, total, by_k, n, err);
+    // Every shard held its share: the input's notes are all there.
+    if (rc == 0) rc = add_merged(e, ranks, by_k, s[0].input_notes, name_k, n, err);
     if (rc == 0 && vet_eval_n(e) == 0) rc = vet_errf(err, "%s: no predictions (n = 0): nothing to evaluate", paths[0]);
-    for (int64_t g = 0; slots && g < total; g++) vet_pred_clear(&slots[g]);
-    free(slots), free(s), free(by_k);
+    for (int k = 0; k < n; k++) {
+        for (int64_t i = 0; by_k[k] && i < count[k]; i++) vet_pred_clear(&by_k[k][i]);
+        free(by_k[k]);
+    }
+    free(s), free(name_k), free(by_k), free(count);
     return rc < 0 ? -1 : 0;
 }

@@ -480,6 +480,10 @@ with open(f"{d}/twice.csv", "w") as f, open(f"{d}/twice-loose.csv", "w") as l:
     f.write("id,gold,pred,group\n"); l.write("id,gold,pred\n")
     for i, g, p in rows:
         for c in "ab": f.write(f"{i}{c},{g},{p},{i}\n"); l.write(f"{i}{c},{g},{p}\n")
+with open(f"{d}/twice-blanks.csv", "w") as f:  # the same groups with blanks around them
+    f.write("id,gold,pred,group\n")
+    for i, g, p in rows:
+        for c in "ab": f.write(f"{i}{c},{g},{p},{' ' if c == 'a' else ''}{i}{' ' if c == 'b' else ''}\n")
 with open(f"{d}/twice.jsonl", "w") as f:
     for i, g, p in rows:
         for c in "ab": f.write(f'{{"id": "{i}{c}", "gold": "{g}", "pred": "{p}", "group": "{i}"}}\n')
@@ -494,6 +498,12 @@ o, t, j, l = (json.load(open(f"{sys.argv[1]}/{n}.json")) for n in ("once", "twic
 assert o["ci"]["groups"] is None and l["ci"]["groups"] is None and t["ci"]["groups"] == 40 == j["ci"]["groups"], (o["ci"], t["ci"])
 assert t["ci"]["accuracy"] == o["ci"]["accuracy"] == j["ci"]["accuracy"] and t["ci"]["macro_f1"] == o["ci"]["macro_f1"], (o["ci"], t["ci"])
 lo, hi = l["ci"]["accuracy"]; assert hi - lo < o["ci"]["accuracy"][1] - o["ci"]["accuracy"][0], l["ci"]
+' "$tmp"
+run -q --json "$tmp/twice-blanks.json" "$tmp/twice-blanks.csv"
+check group_blanks_cut $py -c '
+import json, sys
+t, b = (json.load(open(f"{sys.argv[1]}/{n}.json")) for n in ("twice", "twice-blanks"))
+assert b["ci"] == t["ci"] and b["ci"]["groups"] == 40, (b["ci"], t["ci"])
 ' "$tmp"
 check bootstrap_groups_in_table grep -q '^  *(drawing the 40 groups whole, not the 80 notes one by one)$' "$tmp/twice.txt"
 # The ceiling label noise puts on a model that answers notes written alike alike: the twice

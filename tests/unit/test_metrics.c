@@ -6,6 +6,8 @@
 #include "data/labels.h"
 #include "eval/metrics.h"
 #include "eval/predictions.h"
+#include "io/mp.h"
+#include "io/stream.h"
 
 #define A "1679004"
 #define B "3974005"
@@ -392,6 +394,42 @@ static void test_bad_input(void) {
     vet_eval_free(e);
 }
 
+// A stream record's integer id is named by its digits: 2^64 - 1 (a msgpack uint64) as such, not
+// as -1, which another record may hold.
+static void test_stream_integer_ids(void) {
+    char path[600];
+    snprintf(path, sizeof path, "%s/ids.pred", dir);
+    vet_err err;
+    vet_writer *w = vet_writer_open(path, "predictions", "test_metrics", &err);
+    CHECK(w != NULL);
+    if (!w) return;
+    msgpack_packer *pk = vet_writer_packer(w);
+    vet_writer_header_begin(w, 0);
+    vet_writer_header_end(w, &err);
+    char *gold = "A";
+    for (int i = 0; i < 2; i++) {
+        msgpack_pack_map(pk, 3);
+        mp_key(pk, "id");
+        if (i == 0) msgpack_pack_uint64(pk, UINT64_MAX);
+        else msgpack_pack_int64(pk, -1);
+        mp_kv_str_array(pk, "gold", &gold, 1);
+        mp_kv_str_array(pk, "pred", &gold, 1);
+        vet_writer_record_end(w, &err);
+    }
+    CHECK(vet_writer_close(w, &err) == 0);
+    vet_pred_reader *r = vet_pred_open(path, VET_PRED_STREAM, &err);
+    CHECK(r != NULL);
+    if (!r) return;
+    vet_pred rec;
+    CHECK(vet_pred_next(r, &rec, &err) == 1);
+    CHECK_STR(rec.id, "18446744073709551615");
+    vet_pred_clear(&rec);
+    CHECK(vet_pred_next(r, &rec, &err) == 1);
+    CHECK_STR(rec.id, "-1");
+    vet_pred_clear(&rec);
+    vet_pred_close(r);
+}
+
 static void test_split_labels(void) {
     char **v;
     size_t n;
@@ -420,6 +458,7 @@ int main(void) {
     RUN(test_read_fixtures);
     RUN(test_bad_input);
     RUN(test_split_labels);
+    RUN(test_stream_integer_ids);
     char cmd[600];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     if (system(cmd) != 0) return 1;

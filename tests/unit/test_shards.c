@@ -44,7 +44,7 @@ static const char *write_shard(const char *name, int k, int n, int total) {
 }
 
 static void sizes(void) {
-    vet_shard s = {0, 3, 160};
+    vet_shard s = {.k = 0, .n = 3, .input_notes = 160};
     int64_t sum = 0;
     for (s.k = 0; s.k < 3; s.k++) sum += vet_shard_size(&s);
     CHECK(sum == 160);
@@ -52,37 +52,51 @@ static void sizes(void) {
     CHECK(vet_shard_size(&s) == 54);
     s.k = 2;
     CHECK(vet_shard_size(&s) == 53);
-    s = (vet_shard){2, 3, 2};  // more shards than notes: the last is empty
+    s = (vet_shard){.k = 2, .n = 3, .input_notes = 2};  // more shards than notes: the last is empty
     CHECK(vet_shard_size(&s) == 0);
-    s = (vet_shard){0, 1, 0};
+    s = (vet_shard){.k = 0, .n = 1, .input_notes = 0};
     CHECK(vet_shard_size(&s) == 0);
 }
+
+// A shard of no fold (the fields the tests set; fold zeroed).
+#define SH(k_, n_, t_) ((vet_shard){.k = (k_), .n = (n_), .input_notes = (t_)})
 
 static void set_checks(void) {
     const char *paths[] = {"a", "b", "c"};
     vet_err err;
-    vet_shard ok[] = {{2, 3, 10}, {0, 3, 10}, {1, 3, 10}};
+    vet_shard ok[] = {SH(2, 3, 10), SH(0, 3, 10), SH(1, 3, 10)};
     CHECK(vet_shards_check(ok, paths, 3, &err) == 0);
-    vet_shard missing[] = {{0, 3, 10}, {1, 3, 10}};
+    vet_shard missing[] = {SH(0, 3, 10), SH(1, 3, 10)};
     CHECK(vet_shards_check(missing, paths, 2, &err) < 0 && err.kind == VET_E_INPUT);
     CHECK_CONTAINS(err.msg, "a: shard 2/3 is missing");
-    vet_shard twice[] = {{0, 3, 10}, {1, 3, 10}, {1, 3, 10}};
+    vet_shard twice[] = {SH(0, 3, 10), SH(1, 3, 10), SH(1, 3, 10)};
     CHECK(vet_shards_check(twice, paths, 3, &err) < 0 && err.kind == VET_E_INPUT);
     CHECK_CONTAINS(err.msg, "c: shard 1/3 appears twice (b and c)");
-    vet_shard split[] = {{0, 3, 10}, {1, 4, 10}, {2, 3, 10}};
+    vet_shard split[] = {SH(0, 3, 10), SH(1, 4, 10), SH(2, 3, 10)};
     CHECK(vet_shards_check(split, paths, 3, &err) < 0);
     CHECK_CONTAINS(err.msg, "b: shard 1/4, but a is shard 0/3");
-    vet_shard input[] = {{0, 3, 10}, {1, 3, 10}, {2, 3, 11}};
+    vet_shard input[] = {SH(0, 3, 10), SH(1, 3, 10), SH(2, 3, 11)};
     CHECK(vet_shards_check(input, paths, 3, &err) < 0);
     CHECK_CONTAINS(err.msg, "shards of different inputs");
-    vet_shard huge[] = {{0, 1 << 30, 10}, {1, 1 << 30, 10}};  // no table of 2^30 entries
+    vet_shard huge[] = {SH(0, 1 << 30, 10), SH(1, 1 << 30, 10)};  // no table of 2^30 entries
     CHECK(vet_shards_check(huge, paths, 2, &err) < 0);
     CHECK_CONTAINS(err.msg, "shard 2/1073741824 is missing");
-    vet_shard alone[] = {{0, 1, 10}};
+    vet_shard alone[] = {SH(0, 1, 10)};
     CHECK(vet_shards_check(alone, paths, 1, &err) == 0);
     CHECK(vet_shard_check_count(&alone[0], "a", 10, &err) == 0);
     CHECK(vet_shard_check_count(&alone[0], "a", 9, &err) < 0);
     CHECK_CONTAINS(err.msg, "a: shard 0/1 has 9 records, want 10");
+    // Shards of two folds' test splits of one size: only the folds they carry tell them apart.
+    vet_shard of_folds[] = {SH(0, 2, 80), SH(1, 2, 80)};
+    of_folds[0].fold = (vet_fold){.i = 0, .k = 2, .seed = 1, .notes = 80, .input_notes = 160, .split = "test"};
+    of_folds[1].fold = of_folds[0].fold;
+    CHECK(vet_shards_check(of_folds, paths, 2, &err) == 0);
+    of_folds[1].fold.i = 1;
+    CHECK(vet_shards_check(of_folds, paths, 2, &err) < 0 && err.kind == VET_E_INPUT);
+    CHECK_CONTAINS(err.msg, "b: shard 1/2 of the test split of fold 1/2, but a is a shard of the test split of fold 0/2");
+    of_folds[1].fold = (vet_fold){0};
+    CHECK(vet_shards_check(of_folds, paths, 2, &err) < 0);
+    CHECK_CONTAINS(err.msg, "b: shard 1/2 of no fold, but a is a shard of the test split of fold 0/2");
 }
 
 static int build(vet_report *r, const char *const *paths, int n) {
