@@ -204,6 +204,11 @@ static void print_confusions(FILE *o, const vet_report *r) {
     const vet_metrics *m = &r->m;
     char a[512], b[512], c[512], g[256];
     size_t show = (size_t)r->o.confusions < m->nconfusions ? (size_t)r->o.confusions : m->nconfusions;
+    if (r->o.confusions == 0) return;  // --confusions 0: none asked for, no heading over nothing
+    if (m->nconfusions == 0) {
+        fprintf(o, "\nconfusions: none (every sample exactly right)\n");
+        return;
+    }
     fprintf(o, "\nconfusions (the %zu most frequent of %zu)\n%7s  %s\n", show, m->nconfusions, "count", "gold -> predicted");
     for (size_t i = 0; i < show; i++) {
         const vet_confusion *cf = &m->confusions[i];

@@ -465,6 +465,14 @@ printf '{"gold": ["A"], "pred": "A", "ranked": [{"label": " A", "p": 0.5}, {"lab
 run -q "$tmp/twice-ranked.jsonl"
 check ranked_label_twice_after_trim bash -c "[ $(rc) = 1 ] && grep -q 'twice-ranked.jsonl:1: \"ranked\"\[1\].label .A. is also' $tmp/err"
 
+# --confusions 0 asks for no confusions section (it printed a heading over nothing); a set with
+# every sample right says so instead of a table of none.
+run --bootstrap 0 -n 0 "$fx/small.csv"
+check confusions_zero_no_section bash -c "[ $(rc) = 0 ] && ! grep -q confusions $tmp/out && grep -q '^per species' $tmp/out"
+printf 'id,gold,pred\n1,A,A\n2,B,B\n' >"$tmp/all-right.csv"
+run --bootstrap 0 "$tmp/all-right.csv"
+check confusions_none_when_all_right bash -c "[ $(rc) = 0 ] && [ \"\$(sed -n '/^confusions/,\$p' $tmp/out)\" = 'confusions: none (every sample exactly right)' ]"
+
 # Groups (a `group` column or key; vet-generate writes the prompt's hash): the bootstrap draws a
 # group whole. A set of notes each written twice, each pair one group, has the interval of the
 # notes written once; without the groups the copies count as independent notes and it narrows.
