@@ -94,7 +94,9 @@ int vet_afile_open(vet_afile *a, const char *path, vet_err *err) {
     track(a->tmp);  // before it exists: a signal between the two removes nothing of anyone's
     a->f = fopen(a->tmp, "wb");
     if (!a->f) {
-        vet_err_io(err, "%s: cannot create: %s", a->tmp, strerror(errno));
+        // Named by the file asked for: the temporary name is ours, and the reason (a missing
+        // folder, no permission) is the final path's too.
+        vet_err_io(err, "%s: cannot create: %s", path, strerror(errno));
         release(a);  // nothing was created, nothing to remove
         return -1;
     }
