@@ -22,7 +22,7 @@
 //                  d != 0. With each discordant note a group of its own this is McNemar's p
 //                  above, to the bit; a note repeated 9 times and coded alike 9 times then counts
 //                  as one outcome, not 9 independent ones. (Exact: the 2^m patterns enumerated
-//                  up to 20 groups, then a table of subset sums; past ~1e9 steps of that table:
+//                  up to 20 groups, then a table of subset sums; past ~1e9 steps of that table or 1e7 sums:
 //                  Durkalski et al.'s (2003) clustered statistic (sum d)^2 / sum d^2 against
 //                  chi-square with 1 df.)
 // Notes are paired by id (each set's ids are unique: the readers check): both sets must hold
