@@ -150,9 +150,7 @@ static int write_fold_set(FILE *f, const char *const *paths, int n, const vet_co
         uint64_t got = 0;
         rc = vet_coded_csv_write(f, paths[by_i[i]], o, header, &got, err);
         *rows += got;
-        if (rc == 0 && got != (uint64_t)fi->notes)
-            rc = vet_errf(err, "%s: fold %d/%d's test split holds %lld notes, but the stream has %llu records",
-                          paths[by_i[i]], fi->i, fi->k, (long long)fi->notes, (unsigned long long)got);
+        if (rc == 0) rc = vet_fold_check_count(fi, paths[by_i[i]], (int64_t)got, err);
     }
     free(fo), free(by_i);
     return rc;

@@ -140,11 +140,14 @@ static int add_fold(vet_eval *e, vet_ranks *ranks, const char *path, int format,
     }
     vet_pred_close(r);
     if (rc < 0) return -1;
-    if (records != f->notes)
-        return vet_errf(err, "%s: fold %d/%d's test split holds %lld notes, but the stream has %lld records: "
-                        "predictions of part of the fold (vet-generate --shard: give its shards to vet-eval alone "
-                        "first), or a stream edited?", path, f->i, f->k, (long long)f->notes, (long long)records);
-    return 0;
+    return vet_fold_check_count(f, path, records, err);
+}
+
+int vet_fold_check_count(const vet_fold *f, const char *path, int64_t records, vet_err *err) {
+    if (records == f->notes) return 0;
+    return vet_errf(err, "%s: fold %d/%d's test split holds %lld notes, but the stream has %lld records: "
+                    "predictions of part of the fold (vet-generate --shard: give its shards to vet-eval alone "
+                    "first), or a stream edited?", path, f->i, f->k, (long long)f->notes, (long long)records);
 }
 
 int vet_eval_read_folds(vet_eval *e, vet_ranks *ranks, const char *const *paths, int n, int format,

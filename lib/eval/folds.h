@@ -32,6 +32,10 @@ int vet_folds_headers(const char *const *paths, int n, int format, vet_fold *f, 
 // Checks that f[0..n) (the folds of paths[0..n), every one a fold) are a whole set. 0 or -1.
 int vet_folds_check(const vet_fold *f, const char *const *paths, int n, vet_err *err);
 
+// 0 when a stream of fold f (at path) held its fold's notes, records of them; else -1 with err
+// naming the fold (part of a fold, or a stream edited).
+int vet_fold_check_count(const vet_fold *f, const char *path, int64_t records, vet_err *err);
+
 // The predictions of the n >= 2 streams at paths, a whole set of folds (checked from their
 // headers before any record is read), added to e in fold order and their rankings to ranks
 // (NULL: not kept); *format_name "stream"; fold_notes[i] (n of them; NULL: not wanted) the notes

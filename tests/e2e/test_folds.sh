@@ -107,6 +107,9 @@ if [ -x "$MKPREDS" ]; then
         refused 1 "dup.pred: record 1: id '"'"'a'"'"' is also in $tmp/m0.pred" "$tmp/m0.pred" "$tmp/dup.pred" &&
         refused 1 "badi.pred: header: fold 2/2" "$tmp/m0.pred" "$tmp/badi.pred" &&
         refused 1 "notmap.pred: header: \"fold\" is not a map" "$tmp/m0.pred" "$tmp/notmap.pred"'
+    # vet-dump --csv checks a fold's count with the same words (one check for both programs).
+    check fold-edited-csv '! "$DUMP" --csv "$tmp/m0.pred" "$tmp/long.pred" >/dev/null 2>"$tmp/err" &&
+        grep -qF "long.pred: fold 1/2'"'"'s test split holds 1 notes, but the stream has 2 records: predictions of part" "$tmp/err"'
 else
     notok fold-edited "no $MKPREDS (make test-build)"
 fi
