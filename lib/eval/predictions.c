@@ -189,6 +189,25 @@ fail:
     return NULL;
 }
 
+// The shard's `input_digest` into digest: 16 lowercase hex digits, or "" when the key is absent
+// (a vet-generate before it); anything else is refused, as vet-generate writes nothing else.
+static int shard_digest(const vet_pred_reader *r, const msgpack_object *sh, char digest[17], vet_err *err) {
+    digest[0] = 0;
+    const msgpack_object *d = mp_get(sh, "input_digest");
+    if (!d) return 0;
+    int ok = d->type == MSGPACK_OBJECT_STR && d->via.str.size == 16;
+    for (uint32_t i = 0; ok && i < 16; i++) {
+        char c = d->via.str.ptr[i];
+        ok = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+    }
+    if (!ok)
+        return vet_errf(err, "%s: header: the shard's \"input_digest\" is not 16 lowercase hex digits (as "
+                        "vet-generate --shard writes it)", r->name);
+    memcpy(digest, d->via.str.ptr, 16);
+    digest[16] = 0;
+    return 0;
+}
+
 int vet_pred_shard(const vet_pred_reader *r, vet_shard *s, vet_err *err) {
     memset(s, 0, sizeof *s);
     const msgpack_object *sh = r->stream ? mp_get(vet_reader_header(r->stream), "shard") : NULL;
@@ -201,6 +220,7 @@ int vet_pred_shard(const vet_pred_reader *r, vet_shard *s, vet_err *err) {
         return vet_errf(err, "%s: header: shard %lld/%lld of %lld notes is not a shard (want 0 <= k < n, notes >= 0)",
                         r->name, (long long)k, (long long)n, (long long)t);
     s->k = (int)k, s->n = (int)n, s->input_notes = t;
+    if (shard_digest(r, sh, s->input_digest, err) < 0) return -1;
     return vet_pred_fold(r, &s->fold, err) < 0 ? -1 : 1;
 }
 

@@ -70,12 +70,14 @@ typedef struct {
 int vet_pred_fold(const vet_pred_reader *r, vet_fold *f, vet_err *err);
 
 // What a shard's header says (vet-generate --shard K/N, docs/formats.md): shard k of n, cut
-// from an input of input_notes notes; fold: the fold that input was (vet-pack --fold, copied
-// into the header), k 0 when it was none. Two shards of one run share their fold: two test
-// splits of one size are told apart by it.
+// from an input of input_notes notes whose identity is input_digest (16 hex digits; "" in a
+// stream of a vet-generate that wrote none); fold: the fold that input was (vet-pack --fold,
+// copied into the header), k 0 when it was none. Two shards of one run share their digest and
+// fold: two inputs of one size are told apart by them.
 typedef struct {
     int k, n;
     int64_t input_notes;
+    char input_digest[17];
     vet_fold fold;
 } vet_shard;
 

@@ -47,6 +47,26 @@ static const char *fold_name(char *buf, size_t n, const vet_fold *f) {
     return buf;
 }
 
+// Shards of two inputs of as many notes (two test splits, one input tokenized again) have other
+// digests, and merged they would score notes of both as one run's. A stream of a vet-generate
+// before the digest has none: a set where no shard has one is taken as before, but one digest
+// beside none cannot be checked.
+static int check_same_input(const vet_shard *s, const char *const *paths, int i, vet_err *err) {
+    const char *a = s[0].input_digest, *b = s[i].input_digest;
+    if (strcmp(a, b) == 0) return 0;
+    if (!a[0] || !b[0]) {
+        int with = a[0] ? 0 : i, without = a[0] ? i : 0;
+        return vet_errf(err, "%s: shard %d/%d names its input's digest (%s), but %s (shard %d/%d) names none: shards "
+                        "of one vet-generate --shard run either all carry it or none does (decode the shards "
+                        "again with one vet-generate)", paths[with], s[with].k, s[with].n, s[with].input_digest,
+                        paths[without], s[without].k, s[without].n);
+    }
+    return vet_errf(err, "%s: shard %d/%d of an input whose digest is %s, but %s is a shard of one whose digest is "
+                    "%s: shards of different inputs of %lld notes each (other notes, another order or another "
+                    "tokenizer: give the %d shards of one vet-generate --shard run on one input)", paths[i], s[i].k,
+                    s[i].n, b, paths[0], a, (long long)s[0].input_notes, s[0].n);
+}
+
 int vet_shards_check(const vet_shard *s, const char *const *paths, int n, vet_err *err) {
     for (int i = 1; i < n; i++) {
         if (s[i].n != s[0].n)
@@ -65,6 +85,7 @@ int vet_shards_check(const vet_shard *s, const char *const *paths, int n, vet_er
                             fold_name(b, sizeof b, &s[i].fold), paths[0], fold_name(a, sizeof a, &s[0].fold),
                             s[0].n);
         }
+        if (check_same_input(s, paths, i, err)) return -1;
         for (int j = 0; j < i; j++)
             if (s[j].k == s[i].k)
                 return vet_errf(err, "%s: shard %d/%d appears twice (%s and %s)", paths[i], s[i].k, s[i].n, paths[j],

@@ -3,9 +3,10 @@
 // have written, in the input's order, so that every metric (and every bootstrap resample) comes
 // out the same.
 //
-// A set is complete when its streams are shards 0/N .. N-1/N, each once, all of the same N and
-// the same input note count (their headers', docs/formats.md), and each holds the records its
-// shard of that input has. Anything else is refused (VET_E_INPUT) naming the shard and the file:
+// A set is complete when its streams are shards 0/N .. N-1/N, each once, all of the same N, the
+// same input note count, fold and input digest (their headers', docs/formats.md; a set where no
+// shard has a digest, from a vet-generate before it, is taken as before, one where only some do
+// is refused), and each holds the records its shard of that input has. Anything else is refused (VET_E_INPUT) naming the shard and the file:
 //   "FILE: shard 2/3 is missing", "B: shard 1/3 appears twice (A and B)", a mismatched N or note
 //   count, a stream that is no shard among shards.
 #ifndef VET_SHARDS_H

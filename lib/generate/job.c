@@ -50,8 +50,11 @@ struct vet_generate_job {
     vet_pending *pending;
     vet_generate_counts counts;
     double t0;
-    // with a shard: the input's notes (counted before the header), and those read so far
+    // with a shard: the input's notes and digest (counted before the header), and the notes
+    // read so far and their digest (the same at the end, or the input changed between the reads)
     int64_t input_notes, seen;
+    char input_digest[17];
+    vet_input_digest seen_digest;
 };
 
 vet_generate_opts vet_generate_defaults(void) {
@@ -301,7 +304,9 @@ static int shard_prompt(vet_generate_job *j, vet_prompt *p, vet_err *err) {
         int rc = vet_prompts_next(j->in, p, err);
         if (rc <= 0) return rc;
         int64_t i = j->seen++;
-        if (j->o.shard_n == 0 || i % j->o.shard_n == j->o.shard_k) return 1;
+        if (j->o.shard_n == 0) return 1;
+        vet_input_digest_add(&j->seen_digest, p);
+        if (i % j->o.shard_n == j->o.shard_k) return 1;
         vet_prompt_free_fields(p);
     }
 }
@@ -400,6 +405,7 @@ static vet_predictions_header header_of(const vet_generate_job *j) {
         .tokenizer = j->tokenizer, .tmpl = j->tmpl, .fold = j->fold, .source = o->input, .sampling = o->sampling,
         .seed = o->seed, .max_new = o->max_new, .batch = o->batch, .constrain = o->constrain,
         .shard_k = o->shard_k, .shard_n = o->shard_n, .input_notes = j->input_notes,
+        .input_digest = j->input_digest,
         .rank_k = o->rank > 0 ? ranked_count(j) : 0, .rank_labels = j->answers.count,
         .rank_temperature = o->rank_temperature,
     };
@@ -542,20 +548,26 @@ static int rank_all(vet_generate_job *j, vet_err *err) {
     return rc;
 }
 
-// A shard's header names the input's note count, so vet-eval can tell a complete set of shards:
-// counted before anything is written, by the same reader and checks as the run (so a note the
-// run would refuse fails every shard alike, as it fails the unsharded run). The run's own count
-// must come out the same: else the input changed between the two reads.
+// A shard's header names the input's note count and digest, so vet-eval can tell a complete set
+// of shards of one input: counted before anything is written, by the same reader and checks as
+// the run (so a note the run would refuse fails every shard alike, as it fails the unsharded
+// run). The run's own count and digest must come out the same: else the input changed between
+// the two reads.
 static int count_input(vet_generate_job *j, const vet_prompt_limits *l, vet_err *err) {
     if (j->o.shard_n == 0) return 0;
-    j->input_notes = vet_prompts_count(j->o.input, l, err);
+    vet_input_digest_init(&j->seen_digest);
+    j->input_notes = vet_prompts_count(j->o.input, l, j->input_digest, err);
     return j->input_notes < 0 ? -1 : 0;
 }
 
-static int check_count(const vet_generate_job *j, vet_err *err) {
-    if (j->o.shard_n == 0 || j->seen == j->input_notes) return 0;
-    return vet_errf(err, "%s: %lld notes when counted, %lld when decoded: the input changed while it was read",
-                    vet_prompts_path(j->in), (long long)j->input_notes, (long long)j->seen);
+static int check_count(vet_generate_job *j, vet_err *err) {
+    if (j->o.shard_n == 0) return 0;
+    char seen[17];
+    vet_input_digest_hex(&j->seen_digest, seen);
+    if (j->seen == j->input_notes && strcmp(seen, j->input_digest) == 0) return 0;
+    return vet_errf(err, "%s: %lld notes (digest %s) when counted, %lld (digest %s) when decoded: the input "
+                    "changed while it was read", vet_prompts_path(j->in), (long long)j->input_notes,
+                    j->input_digest, (long long)j->seen, seen);
 }
 
 int vet_generate_run(vet_generate_job *j, vet_err *err) {

@@ -64,10 +64,11 @@ vet_writer *vet_predictions_open(const char *path, const vet_predictions_header 
     pack_decoding(pk, h);
     if (shard) {  // what vet-eval checks a set of shards with (eval/shards.h)
         mp_key(pk, "shard");
-        msgpack_pack_map(pk, 3);
+        msgpack_pack_map(pk, 4);
         mp_kv_int(pk, "k", h->shard_k);
         mp_kv_int(pk, "n", h->shard_n);
         mp_kv_int(pk, "input_notes", h->input_notes);
+        mp_kv_str(pk, "input_digest", h->input_digest);
     }
     if (fold) {  // what vet-eval pools the folds of a cross-validation with (eval/shards.h)
         mp_key(pk, "fold");

@@ -62,6 +62,8 @@ typedef struct {
     const char *constrain;              // the --constrain table's path; NULL: none
     int shard_k, shard_n;               // shard_n > 0: shard k of n (header key `shard`)
     int64_t input_notes;                // with a shard: the notes of the whole input
+    const char *input_digest;           // with a shard: the whole input's identity (16 hex digits,
+                                        //   vet_input_digest in generate/prompts.h)
     int rank_k, rank_labels;            // rank_k > 0: --rank K over a table of rank_labels (key `rank`)
     double rank_temperature;            // with rank_k: the p's temperature (--rank-temperature)
 } vet_predictions_header;

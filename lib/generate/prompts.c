@@ -190,17 +190,46 @@ int vet_prompts_next(vet_prompts *p, vet_prompt *out, vet_err *err) {
     return rc;
 }
 
-int64_t vet_prompts_count(const char *path, const vet_prompt_limits *l, vet_err *err) {
+void vet_input_digest_init(vet_input_digest *d) { vet_sha256_init(&d->sha); }
+
+// v as 4 little-endian bytes: the same digest on every machine.
+static void update_u32(vet_sha256 *s, uint32_t v) {
+    uint8_t le[4] = {(uint8_t)v, (uint8_t)(v >> 8), (uint8_t)(v >> 16), (uint8_t)(v >> 24)};
+    vet_sha256_update(s, le, 4);
+}
+
+// The id as a field (its length in front), then the prompt's length and ids: no two inputs of
+// other notes hash the same bytes.
+void vet_input_digest_add(vet_input_digest *d, const vet_prompt *p) {
+    vet_sha256_update_field(&d->sha, p->id, strlen(p->id));
+    update_u32(&d->sha, (uint32_t)p->n_prompt);
+    for (int i = 0; i < p->n_prompt; i++) update_u32(&d->sha, (uint32_t)p->prompt[i]);
+}
+
+void vet_input_digest_hex(vet_input_digest *d, char hex[17]) {
+    uint8_t digest[32];
+    char full[65];
+    vet_sha256_final(&d->sha, digest);
+    vet_sha256_to_hex(digest, full);
+    memcpy(hex, full, 16);
+    hex[16] = 0;
+}
+
+int64_t vet_prompts_count(const char *path, const vet_prompt_limits *l, char digest[17], vet_err *err) {
     vet_prompts *p = vet_prompts_open(path, err);
     if (!p) return -1;
     vet_prompts_limit(p, l);
+    vet_input_digest d;
+    vet_input_digest_init(&d);
     int64_t n = 0;
     vet_prompt one;
     int rc;
     while ((rc = vet_prompts_next(p, &one, err)) == 1) {
+        vet_input_digest_add(&d, &one);
         vet_prompt_free_fields(&one);
         n++;
     }
     vet_prompts_close(p);
+    vet_input_digest_hex(&d, digest);
     return rc < 0 ? -1 : n;
 }

@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 #include "base/err.h"
+#include "base/sha256.h"
 
 typedef struct vet_prompts vet_prompts;
 
@@ -52,9 +53,23 @@ void vet_prompts_limit(vet_prompts *p, const vet_prompt_limits *l);
 // to free then).
 int vet_prompts_next(vet_prompts *p, vet_prompt *out, vet_err *err);
 
+// The identity of a whole input, which every shard's header carries (`input_digest`,
+// docs/formats.md): two inputs of as many notes (two test splits, one input tokenized again)
+// differ in it, so vet-eval does not merge their shards as one run's. The first 16 hex digits of
+// the SHA-256 over every note in input order: its id as a field (vet_sha256_update_field), then
+// its prompt's length and ids, each a 4-byte little-endian integer.
+typedef struct {
+    vet_sha256 sha;
+} vet_input_digest;
+
+void vet_input_digest_init(vet_input_digest *d);
+void vet_input_digest_add(vet_input_digest *d, const vet_prompt *p);
+void vet_input_digest_hex(vet_input_digest *d, char hex[17]);  // ends d
+
 // How many prompts the stream at path (a file) holds, each read and checked against l as
 // vet_prompts_next does: the count of records a run over all of it writes, or -1 with err
-// (the same error that run would meet). For a shard's header (lib/generate/job.h).
-int64_t vet_prompts_count(const char *path, const vet_prompt_limits *l, vet_err *err);
+// (the same error that run would meet); the input's digest (above) into digest. For a shard's
+// header (lib/generate/job.h).
+int64_t vet_prompts_count(const char *path, const vet_prompt_limits *l, char digest[17], vet_err *err);
 
 #endif

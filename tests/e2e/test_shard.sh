@@ -3,7 +3,8 @@
 # 160 notes and micro model (tests/e2e/fault_fixture.sh), 3 shards run at once, merged by
 # vet-eval: the same records (by id, in input order) and the same metrics as the unsharded run;
 # the headers' shard fields; sampling; a packed input; a missing, twice-given, other-split,
-# other-input or edited shard refused with the shard named; an input the unsharded run refuses
+# other-input (also of as many notes: the input's digest) or edited shard refused with the shard
+# named; streams without the digest (an older vet-generate) merged as before; an input the unsharded run refuses
 # failing every shard alike; --shard's usage errors; and both fan-outs of
 # pipelines/ (shard-parallel.sh through xargs -P, and GNU parallel when installed;
 # shard-slurm.sbatch run as three array tasks outside Slurm).
@@ -36,8 +37,10 @@ total=$("$DUMP" -c "$tmp/all.pred")
 for k in 0 1 2; do gen --shard $k/3 "$fx/notes.tok" -o "$tmp/s$k.pred" & done
 wait
 hdr_ok=1 sum=0
+digest() { "$DUMP" -H "$1" | grep -o '"input_digest":"[0-9a-f]*"' | cut -d'"' -f4; }
 for k in 0 1 2; do
-    "$DUMP" -H "$tmp/s$k.pred" | grep -q "\"shard\":{\"k\":$k,\"n\":3,\"input_notes\":$total}" || hdr_ok=0
+    "$DUMP" -H "$tmp/s$k.pred" | grep -q "\"shard\":{\"k\":$k,\"n\":3,\"input_notes\":$total,\"input_digest\":\"[0-9a-f]\{16\}\"}" || hdr_ok=0
+    [ "$(digest "$tmp/s$k.pred")" = "$(digest "$tmp/s0.pred")" ] || hdr_ok=0  # one input: one digest
     c=$("$DUMP" -c "$tmp/s$k.pred"); sum=$((sum + c))
     [ "$c" = $(((total - k + 2) / 3)) ] || hdr_ok=0  # round-robin: notes k, k+3, ...
 done
@@ -90,7 +93,7 @@ for k in 0 1; do gen --shard $k/2 "$fx/rows.tok" -o "$tmp/p$k.pred" || echo "gen
 "$GEN" -q -m "$fx/base" -n 24 -b 4 --constrain "$VET_TOP/data/codes.tsv" "$fx/rows.tok" -o "$tmp/pall.pred"
 "$EVAL" -q --json "$tmp/p.json" "$tmp/p0.pred" "$tmp/p1.pred"; rc=$?
 "$EVAL" -q --json "$tmp/pall.json" "$tmp/pall.pred"
-check shard-packed '[ $rc = 0 ] && "$DUMP" -H "$tmp/p1.pred" | grep -q "\"input_notes\":$("$DUMP" -c "$tmp/pall.pred")}" && [ "$(metrics "$tmp/p.json")" = "$(metrics "$tmp/pall.json")" ]' \
+check shard-packed '[ $rc = 0 ] && "$DUMP" -H "$tmp/p1.pred" | grep -q "\"input_notes\":$("$DUMP" -c "$tmp/pall.pred"),\"input_digest\":" && [ "$(metrics "$tmp/p.json")" = "$(metrics "$tmp/pall.json")" ]' \
     "rc=$rc $("$DUMP" -H "$tmp/p1.pred" | grep -o '"shard":{[^}]*}')"
 
 # --- an incomplete or overlapping set is refused, naming the shard -------------------------------
@@ -100,6 +103,29 @@ check shard-twice 'refused 1 "shard 1/3 appears twice ($tmp/s1.pred and $tmp/s1.
 "$GEN" -q -m "$fx/base" -n 2 --shard 3/4 "$fx/notes.tok" -o "$tmp/q3.pred"
 head -n 100 "$fx/notes.csv" >"$tmp/fewer.csv" && "$VET_BIN/vet-tokenize" -q --spm "$fx/tok.model" "$tmp/fewer.csv" -o "$tmp/fewer.tok"
 "$GEN" -q -m "$fx/base" -n 2 --shard 1/3 "$tmp/fewer.tok" -o "$tmp/f1.pred"
+# Two inputs of as many notes (160 other notes, and the same notes in another order): the digest
+# tells their shards apart, where the count and the fold cannot.
+"$VET_BIN/vet-synth" -d "$VET_TOP/data/diseases.tsv" -n 160 --seed 11 -o "$tmp/other.csv"
+"$VET_BIN/vet-tokenize" -q --spm "$fx/tok.model" "$tmp/other.csv" -o "$tmp/other.tok"
+{ head -n 1 "$fx/notes.csv"; tail -n +2 "$fx/notes.csv" | tac; } >"$tmp/reversed.csv"
+"$VET_BIN/vet-tokenize" -q --spm "$fx/tok.model" "$tmp/reversed.csv" -o "$tmp/reversed.tok"
+"$GEN" -q -m "$fx/base" -n 2 --shard 1/3 "$tmp/other.tok" -o "$tmp/o1.pred"
+"$GEN" -q -m "$fx/base" -n 2 --shard 2/3 "$tmp/reversed.tok" -o "$tmp/r2.pred"
+"$DUMP" --csv "$tmp/s0.pred" "$tmp/o1.pred" "$tmp/s2.pred" >/dev/null 2>"$tmp/o.err"; rc=$?
+check shard-other-input-same-size '[ "$("$DUMP" -c "$tmp/other.tok")" = $total ] && [ -n "$(digest "$tmp/o1.pred")" ] && [ "$(digest "$tmp/o1.pred")" != "$(digest "$tmp/s0.pred")" ] && [ "$(digest "$tmp/r2.pred")" != "$(digest "$tmp/s0.pred")" ] && refused 1 "o1.pred: shard 1/3 of an input whose digest is $(digest "$tmp/o1.pred"), but $tmp/s0.pred is a shard of one whose digest is $(digest "$tmp/s0.pred"): shards of different inputs of $total notes each" "$tmp/s0.pred" "$tmp/o1.pred" "$tmp/s2.pred" && refused 1 "shards of different inputs" "$tmp/s0.pred" "$tmp/s1.pred" "$tmp/r2.pred" && [ $rc = 1 ] && grep -q "o1.pred: shard 1/3 of an input whose digest" "$tmp/o.err"' \
+    "rc=$rc $(cat "$tmp/o.err")"
+# Streams of a vet-generate before the digest (the same records, the key taken out of the header):
+# a set where none has it merges as before, one where some have it is refused, naming both.
+if [ -x "$MKPREDS" ]; then
+    for k in 0 1 2; do
+        "$DUMP" -r "$tmp/s$k.pred" | "$MKPREDS" --header "{\"shard\":{\"k\":$k,\"n\":3,\"input_notes\":$total}}" - "$tmp/old$k.pred"
+    done
+    "$EVAL" -q --json "$tmp/old.json" "$tmp/old0.pred" "$tmp/old1.pred" "$tmp/old2.pred"; rc=$?
+    check shard-without-digest '[ $rc = 0 ] && [ "$(metrics "$tmp/old.json")" = "$(metrics "$tmp/all.json")" ] && refused 1 "s0.pred: shard 0/3 names its input'"'"'s digest ($(digest "$tmp/s0.pred")), but $tmp/old1.pred (shard 1/3) names none" "$tmp/s0.pred" "$tmp/old1.pred" "$tmp/s2.pred" && refused 1 "s2.pred: shard 2/3 names its input'"'"'s digest" "$tmp/old0.pred" "$tmp/old1.pred" "$tmp/s2.pred"' \
+        "rc=$rc: $(diff <(metrics "$tmp/old.json") <(metrics "$tmp/all.json") | head -4)"
+else
+    echo "skip shard-without-digest: $MKPREDS not built (make helpers)"
+fi
 check shard-mismatch 'refused 1 "q3.pred: shard 3/4, but" "$tmp/s0.pred" "$tmp/s1.pred" "$tmp/q3.pred" && refused 1 "shards of different inputs" "$tmp/s0.pred" "$tmp/f1.pred" "$tmp/s2.pred" && refused 1 "all.pred: not a shard" "$tmp/s0.pred" "$tmp/all.pred" && refused 1 "not a shard" "$tmp/all.pred" "$tmp/all.pred"'
 
 # A header that is not a shard's, or a stream that does not hold its shard's records (vet-mkpreds
@@ -216,4 +242,4 @@ check pipeline-slurm-usage '[ $rc = 0 ] && [ -s "$tmp/sl3/shard-0-of-1.pred" ] &
     "rc=$rc rc2=$rc2 $(cat "$tmp/err")"
 
 # --- the man pages say it ------------------------------------------------------------------------
-check manpage 'grep -q "shard" "$VET_TOP/man/vet-generate.1" && grep -q "input_notes" "$VET_TOP/man/vet-generate.1" && grep -q "is missing" "$VET_TOP/man/vet-eval.1" && grep -q "input_notes" "$VET_TOP/docs/formats.md" && grep -q "pipelines/" "$VET_TOP/README.md"'
+check manpage 'grep -q "shard" "$VET_TOP/man/vet-generate.1" && grep -q "input_notes" "$VET_TOP/man/vet-generate.1" && grep -q "input_digest" "$VET_TOP/man/vet-generate.1" && grep -q "is missing" "$VET_TOP/man/vet-eval.1" && grep -q "digest" "$VET_TOP/man/vet-eval.1" && grep -q "input_notes" "$VET_TOP/docs/formats.md" && grep -q "input_digest" "$VET_TOP/docs/formats.md" && grep -q "pipelines/" "$VET_TOP/README.md"'

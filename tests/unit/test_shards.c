@@ -2,6 +2,7 @@
 // size, the checks of a set from its headers (each refusal naming the shard and the file), and
 // the merge: a set of shards scores exactly as the one stream of the unsharded run, bootstrap
 // intervals included (which needs the input's order back), whatever order the files come in.
+#include <string.h>
 #include <unistd.h>
 
 #include "check.h"
@@ -97,6 +98,22 @@ static void set_checks(void) {
     of_folds[1].fold = (vet_fold){0};
     CHECK(vet_shards_check(of_folds, paths, 2, &err) < 0);
     CHECK_CONTAINS(err.msg, "b: shard 1/2 of no fold, but a is a shard of the test split of fold 0/2");
+    // Shards of two inputs of as many notes and no fold: their digests tell them apart. A set
+    // where none has one (an older vet-generate) passes; one where only some do is refused.
+    vet_shard of_inputs[] = {SH(0, 2, 80), SH(1, 2, 80)};
+    CHECK(vet_shards_check(of_inputs, paths, 2, &err) == 0);
+    strcpy(of_inputs[0].input_digest, "0123456789abcdef");
+    CHECK(vet_shards_check(of_inputs, paths, 2, &err) < 0 && err.kind == VET_E_INPUT);
+    CHECK_CONTAINS(err.msg, "a: shard 0/2 names its input's digest (0123456789abcdef), but b (shard 1/2) names none");
+    strcpy(of_inputs[1].input_digest, "0123456789abcdef");
+    CHECK(vet_shards_check(of_inputs, paths, 2, &err) == 0);
+    of_inputs[1].input_digest[15] = '0';
+    CHECK(vet_shards_check(of_inputs, paths, 2, &err) < 0 && err.kind == VET_E_INPUT);
+    CHECK_CONTAINS(err.msg, "b: shard 1/2 of an input whose digest is 0123456789abcde0, but a is a shard of one whose "
+                   "digest is 0123456789abcdef: shards of different inputs of 80 notes each");
+    of_inputs[1].input_digest[0] = 0;
+    CHECK(vet_shards_check(of_inputs, paths, 2, &err) < 0);
+    CHECK_CONTAINS(err.msg, "a: shard 0/2 names its input's digest");
 }
 
 static int build(vet_report *r, const char *const *paths, int n) {
