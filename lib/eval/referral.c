@@ -1,6 +1,7 @@
 // referral.c — see referral.h.
 #include "eval/referral.h"
 
+#include <math.h>
 #include <stdlib.h>
 
 void vet_referral_at(const double *top_p, const unsigned char *correct, size_t n, double threshold, vet_referral *out) {
@@ -13,8 +14,8 @@ void vet_referral_at(const double *top_p, const unsigned char *correct, size_t n
     *out = (vet_referral){
         .threshold = threshold, .notes = n, .coded = coded,
         .coverage = n ? (double)coded / (double)n : 0,
-        .accuracy = coded ? (double)coded_right / (double)coded : 0,
-        .referred_accuracy = referred ? (double)referred_right / (double)referred : 0,
+        .accuracy = coded ? (double)coded_right / (double)coded : NAN,
+        .referred_accuracy = referred ? (double)referred_right / (double)referred : NAN,
     };
 }
 

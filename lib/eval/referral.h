@@ -12,8 +12,10 @@ typedef struct {
     double threshold;           // notes with top-1 p >= threshold are coded, the others referred
     size_t notes, coded;        // all notes, and those coded
     double coverage;            // coded / notes
-    double accuracy;            // exact-match accuracy over the coded notes (0 when none)
-    double referred_accuracy;   // the model's accuracy over the referred ones (0 when none)
+    // The accuracy of no note is undefined: NAN when that side is empty (a threshold that refers
+    // every note, or none), which the reports print as "-" and null, never as a 0 to be believed.
+    double accuracy;            // exact-match accuracy over the coded notes (NAN when none)
+    double referred_accuracy;   // the model's accuracy over the referred ones (NAN when none)
 } vet_referral;
 
 // The split at threshold of n notes, top_p[i] note i's top-1 p and correct[i] whether it is

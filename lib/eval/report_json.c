@@ -108,10 +108,16 @@ static void add_baseline_and_ci(json_t *root, const vet_report *r) {
         json_object_set_new(root, "ci", json_null());
 }
 
+// An accuracy over notes notes, or null over none: it is undefined, not 0.
+static json_t *accuracy_or_null(size_t notes, double accuracy) {
+    return notes ? json_real(accuracy) : json_null();
+}
+
 // "ranking": {k, hit_at: {"1": ..., "kmax": ...}, mrr, ece, brier, selective: [{coverage, notes,
 // threshold, accuracy}, ...]}, and with --fit-temperature "temperature": {t, bound, notes,
 // fitted, nll: [at 1, at t], ece: [..], brier: [..]}, with --refer-below or --fit-threshold
-// "referral": {threshold, fitted, notes, coded, coverage, accuracy, referred_accuracy[, target]},
+// "referral": {threshold, fitted, notes, coded, coverage, accuracy, referred_accuracy[, target]}
+// (either accuracy null when its side holds no note),
 // with --temperature "p_temperature": T.
 static void add_ranking(json_t *root, const vet_report *r) {
     const vet_ranking *g = &r->rank;
@@ -139,10 +145,11 @@ static void add_ranking(json_t *root, const vet_report *r) {
     if (r->referred) {
         const vet_referral *f = &r->referral;
         json_object_set_new(rk, "referral",
-                            json_pack("{sfsbsIsIsfsfsf}", "threshold", f->threshold, "fitted", r->o.fit_threshold > 0,
+                            json_pack("{sfsbsIsIsfsoso}", "threshold", f->threshold, "fitted", r->o.fit_threshold > 0,
                                       "notes", (json_int_t)f->notes, "coded", (json_int_t)f->coded, "coverage",
-                                      f->coverage, "accuracy", f->accuracy, "referred_accuracy",
-                                      f->referred_accuracy));
+                                      f->coverage, "accuracy", accuracy_or_null(f->coded, f->accuracy),
+                                      "referred_accuracy",
+                                      accuracy_or_null(f->notes - f->coded, f->referred_accuracy)));
         if (r->o.fit_threshold > 0)
             json_object_set_new(json_object_get(rk, "referral"), "target", json_real(r->o.fit_threshold));
     }

@@ -83,6 +83,13 @@ static void print_temperature(FILE *o, const vet_temperature *t) {
     fprintf(o, "%-17s (in-sample: fit on validation notes; vet-generate --rank-temperature T)\n", "");
 }
 
+// An accuracy over notes notes, as "0.8333", or "-" over none: it is undefined, not 0.
+static const char *accuracy_or_dash(char *buf, size_t size, size_t notes, double accuracy) {
+    if (notes == 0) return "-";
+    snprintf(buf, size, "%.4f", accuracy);
+    return buf;
+}
+
 // --refer-below / --fit-threshold: how many notes are coded at the threshold, and how well.
 static void print_referral(FILE *o, const vet_report *r) {
     const vet_referral *f = &r->referral;
@@ -91,10 +98,12 @@ static void print_referral(FILE *o, const vet_report *r) {
                    "other notes with vet-eval --refer-below)\n", r->o.fit_threshold, f->threshold);
     else
         fprintf(o, "\nreferral (notes with top-1 p below %.4f go to a person)\n", f->threshold);
-    fprintf(o, "%-17s %zu of %zu (%.1f%%), accuracy %.4f\n", "coded", f->coded, f->notes, 100 * f->coverage,
-            f->accuracy);
-    fprintf(o, "%-17s %zu (the model's accuracy on them: %.4f)\n", "referred", f->notes - f->coded,
-            f->referred_accuracy);
+    size_t referred = f->notes - f->coded;
+    char a[32], b[32];
+    fprintf(o, "%-17s %zu of %zu (%.1f%%), accuracy %s\n", "coded", f->coded, f->notes, 100 * f->coverage,
+            accuracy_or_dash(a, sizeof a, f->coded, f->accuracy));
+    fprintf(o, "%-17s %zu (the model's accuracy on them: %s)\n", "referred", referred,
+            accuracy_or_dash(b, sizeof b, referred, f->referred_accuracy));
 }
 
 // hit@k for k = 1, 2, 3, 5 and the longest list (those it reaches), MRR and the top label's

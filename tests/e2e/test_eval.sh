@@ -238,6 +238,33 @@ th=$($py -c "import json; print(repr(json.load(open('$tmp/digits.json'))['rankin
 run -q --bootstrap 0 --refer-below "$th" --json "$tmp/digits2.json" "$tmp/digits.jsonl"
 check json_numbers_in_full bash -c "[ '$th' = 0.7234567890123456 ] && [ $(rc) = 0 ] && $py -c \"
 import json; f = json.load(open('$tmp/digits2.json'))['ranking']['referral']; assert f['coded'] == 2, f\""
+# A side of the referral that holds no note has no accuracy: "-" in the table, null in the JSON
+# (it printed 0.0000, as if every note there were wrong). digits.jsonl's 4 notes are all right,
+# their p 0.3 to 0.9: 0.95 refers all of them, 0 refers none, and a threshold fitted to a target
+# they all reach codes them all.
+referral_side_empty() {  # referral_side_empty NAME ARGS...: coded and referred as the table and JSON say
+    local name=$1; shift
+    run -q --bootstrap 0 --json "$tmp/$name.json" "$@" "$tmp/digits.jsonl"
+    [ "$(rc)" = 0 ] || return 1
+    "$eval_" --bootstrap 0 "$@" "$tmp/digits.jsonl" 2>/dev/null | grep -E '^(coded|referred) ' >"$tmp/$name.lines"
+    $py -c "import json; print(json.dumps(json.load(open('$tmp/$name.json'))['ranking']['referral'], sort_keys=True))"
+}
+none_coded=$(referral_side_empty refer_all --refer-below 0.95)
+none_referred=$(referral_side_empty refer_none --refer-below 0)
+fit_all=$(referral_side_empty fit_all --fit-threshold "$tmp/all.txt" --target-accuracy 0.5)
+check referral_empty_side_no_accuracy bash -c "
+    grep -qx 'coded  *0 of 4 (0.0%), accuracy -' $tmp/refer_all.lines &&
+    grep -qx 'referred  *4 (the model.s accuracy on them: 1.0000)' $tmp/refer_all.lines &&
+    grep -qx 'coded  *4 of 4 (100.0%), accuracy 1.0000' $tmp/refer_none.lines &&
+    grep -qx 'referred  *0 (the model.s accuracy on them: -)' $tmp/refer_none.lines &&
+    grep -qx 'referred  *0 (the model.s accuracy on them: -)' $tmp/fit_all.lines &&
+    [ \"\$(cat $tmp/all.txt)\" = 0.29999999999999999 ] &&
+    $py -c \"
+import json, sys
+a, b, c = (json.loads(x) for x in sys.argv[1:])
+assert a['accuracy'] is None and a['coded'] == 0 and a['referred_accuracy'] == 1, a
+assert b['referred_accuracy'] is None and b['coded'] == 4 and b['accuracy'] == 1, b
+assert c['referred_accuracy'] is None and c['coded'] == 4 and c['fitted'] is True, c\" '$none_coded' '$none_referred' '$fit_all'"
 
 # Without `ranked`: the table byte for byte as before the ranking existed, and no "ranking" key.
 (cd "$fx" && "$eval_" --bootstrap 0 --codes codes.tsv small.csv) >"$tmp/plain.table" 2>"$tmp/err"

@@ -11,6 +11,8 @@
 // no worse than at T = 1; a referral's counts add up, and a fitted threshold's coded notes reach
 // the target. A stream is also written as vet-dump --csv's table (eval/coded_csv.h): an error
 // says why, and a stream that vet-eval scores makes one row per note scored.
+#include <math.h>
+
 #include "fuzz_util.h"
 
 #include "eval/coded_csv.h"
@@ -51,8 +53,11 @@ static void check_temperature(const vet_ranking *k) {
 static void check_referral(const vet_report *r, size_t n) {
     if (!(r->o.refer_below >= 0 || r->o.fit_threshold > 0)) return;
     const vet_referral *f = &r->referral;
-    if (!r->referred || f->notes != n || f->coded > n || !rate(f->coverage) || !rate(f->accuracy) ||
-        !rate(f->referred_accuracy))
+    // An accuracy over no note is undefined (NAN), over some a rate.
+    size_t referred = n - f->coded;
+    if (!r->referred || f->notes != n || f->coded > n || !rate(f->coverage) ||
+        (f->coded ? !rate(f->accuracy) : !isnan(f->accuracy)) ||
+        (referred ? !rate(f->referred_accuracy) : !isnan(f->referred_accuracy)))
         abort();
     if (r->o.fit_threshold > 0 && (f->coded < 1 || f->accuracy < r->o.fit_threshold - 1e-12)) abort();
 }

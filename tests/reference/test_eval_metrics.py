@@ -211,8 +211,10 @@ def referral(samples, p, thr):
     right = [s["gold"] == s["pred"] for s in samples]
     coded = [r for r, pi in zip(right, p) if pi >= thr]
     referred = [r for r, pi in zip(right, p) if pi < thr]
+    # An accuracy over no note is undefined: null, not 0.
     return {"threshold": thr, "notes": len(samples), "coded": len(coded), "coverage": len(coded) / len(samples),
-            "accuracy": div(sum(coded), len(coded)), "referred_accuracy": div(sum(referred), len(referred))}
+            "accuracy": sum(coded) / len(coded) if coded else None,
+            "referred_accuracy": sum(referred) / len(referred) if referred else None}
 
 
 def fit_threshold(samples, p, target):
@@ -541,10 +543,11 @@ def one_case(c, rng, work):
                 d = check_referral(j["ranking"].get("referral", {}), referral(samples, p, t))
                 check(name + "_referral", not d, d)
                 f = j["ranking"]["referral"]
-                want_lines = ["%-17s %d of %d (%.1f%%), accuracy %.4f" % ("coded", f["coded"], f["notes"],
-                                                                          100 * f["coverage"], f["accuracy"]),
-                              "%-17s %d (the model's accuracy on them: %.4f)" % ("referred", f["notes"] - f["coded"],
-                                                                                 f["referred_accuracy"])]
+                acc = lambda a: "-" if a is None else "%.4f" % a  # none: undefined, "-"
+                want_lines = ["%-17s %d of %d (%.1f%%), accuracy %s" % ("coded", f["coded"], f["notes"],
+                                                                        100 * f["coverage"], acc(f["accuracy"])),
+                              "%-17s %d (the model's accuracy on them: %s)" % ("referred", f["notes"] - f["coded"],
+                                                                               acc(f["referred_accuracy"]))]
                 rc, out, err = vet_eval(["-b", "0"] + [a if a != base + ".thr" else base + ".thr2" for a in extra]
                                         + [path])
                 missing = [w for w in want_lines if w not in out]
