@@ -121,6 +121,51 @@ vet_labels *vet_codes_load_path(const char *path, vet_err *err) {
     return v;
 }
 
+// The label already in v that differs from label only in ASCII case, or NULL. Text names such
+// labels alike (extraction ignores case), so the later one could never be found.
+static const char *same_but_case(const vet_labels *v, const char *label) {
+    size_t len = strlen(label);
+    int c = tolower((unsigned char)label[0]);
+    for (size_t i = 0; i < v->n_first[c]; i++) {
+        const entry *e = &v->e[v->by_first[c][i]];
+        if (e->len == len && strcasecmp(e->label, label) == 0 && strcmp(e->label, label) != 0) return e->label;
+    }
+    return NULL;
+}
+
+// A code and its term written with blanks between them instead of a tab ("72934000 Mastitis"):
+// 6 to 18 digits, then a blank. As one label it is no gold code, and no term is found for the code.
+static int code_then_blank(const char *label) {
+    size_t d = strspn(label, "0123456789");
+    return d >= VET_CODE_MIN_DIGITS && d <= VET_CODE_MAX_DIGITS && vet_is_blank((unsigned char)label[d]);
+}
+
+// One line of a codes file, its label and term split at the first tab and trimmed: added to v,
+// or skipped (blank, a comment, the header), or refused where a reading would lose or confuse
+// what the line says. 0 or -1 with err ("name:N: ...").
+static int add_code_line(vet_labels *v, const char *name, long lineno, char *label, const char *term, vet_err *err) {
+    if (!*label && *term)
+        return vet_errf(err, "%s:%ld: a term (\"%s\") with no code before its tab: write CODE<TAB>TERM, or "
+                        "delete the line", name, lineno, term);
+    if (!*label || *label == '#') return 0;
+    if (lineno == 1 && (strcasecmp(label, "code") == 0 || strcasecmp(label, "label") == 0)) return 0;
+    if (strchr(term, '\t'))
+        return vet_errf(err, "%s:%ld: more than two tab-separated fields (label \"%s\"): a codes line is CODE or "
+                        "CODE<TAB>TERM, and a term holds no tab", name, lineno, label);
+    if (code_then_blank(label))
+        return vet_errf(err, "%s:%ld: \"%s\" is a code and more, separated by blanks: put a tab between the "
+                        "code and its term (CODE<TAB>TERM)", name, lineno, label);
+    const char *old = vet_labels_term(v, label), *twin = same_but_case(v, label);
+    if (old && *old && *term && strcmp(old, term) != 0)
+        return vet_errf(err, "%s:%ld: label \"%s\" listed twice with different terms (\"%s\", \"%s\")", name,
+                        lineno, label, old, term);
+    if (twin)
+        return vet_errf(err, "%s:%ld: label \"%s\" differs from \"%s\" only in case, and vet finds labels in "
+                        "text without regard to case: keep one spelling", name, lineno, label, twin);
+    if (vet_labels_add(v, label, term, err) < 0) return vet_err_prefix(err, "%s:%ld", name, lineno);
+    return 0;
+}
+
 vet_labels *vet_codes_load(FILE *f, const char *name, vet_err *err) {
     vet_labels *v = vet_labels_new();
     if (!v) {
@@ -148,19 +193,7 @@ vet_labels *vet_codes_load(FILE *f, const char *name, vet_err *err) {
         char *tab = strchr(line, '\t');
         char *term = tab ? vet_trim(tab + 1) : "";
         if (tab) *tab = 0;
-        char *label = vet_trim(line);
-        if (!*label || *label == '#') continue;
-        if (L.lineno == 1 && (strcasecmp(label, "code") == 0 || strcasecmp(label, "label") == 0)) continue;
-        const char *old = vet_labels_term(v, label);
-        if (old && *old && *term && strcmp(old, term) != 0) {
-            vet_errf(err, "%s:%ld: label \"%s\" listed twice with different terms (\"%s\", \"%s\")", name,
-                     L.lineno, label, old, term);
-            goto fail;
-        }
-        if (vet_labels_add(v, label, term, err) < 0) {
-            vet_err_prefix(err, "%s:%ld", name, L.lineno);
-            goto fail;
-        }
+        if (add_code_line(v, name, L.lineno, vet_trim(line), term, err) < 0) goto fail;
     }
     if (got < 0) goto fail_read;
     vet_lines_free(&L);

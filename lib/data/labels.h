@@ -38,10 +38,14 @@ const char *vet_labels_label(const vet_labels *v, size_t i);  // in order of add
 // The term of a label ("" when it has none), or NULL when the label is not in the vocabulary.
 const char *vet_labels_term(const vet_labels *v, const char *label);
 
-// Reads a codes file: one label per line, or `label<TAB>term`. Blank lines and lines that
-// start with '#' are skipped, so is a first line whose first field is "code" or "label" (a
-// header, as in codes.tsv). CRLF line ends are accepted; surrounding spaces are trimmed.
-// The same label twice with different terms is an error ("name:LINE: ...", err->line LINE).
+// Reads a codes file: one label per line, or `label<TAB>term` (`label<TAB>` alone: no term, as
+// the label alone). Blank lines and lines that start with '#' are skipped, so is a first line
+// whose first field is "code" or "label" (a header, as in codes.tsv). CRLF line ends are
+// accepted; the blanks around label and term are trimmed. Refused, as they would lose or confuse
+// what the file says ("name:LINE: ...", err->line LINE): a term with no label before its tab; a
+// third tab-separated field; a 6-18 digit code followed by blanks and more (a code and its term
+// separated by spaces); the same label twice with different terms; two labels that differ only
+// in case (extraction could never tell them apart).
 vet_labels *vet_codes_load(FILE *f, const char *name, vet_err *err);
 // The same from the file at path (base/input_file.h: a regular file or a pipe; "-" is stdin):
 // NULL with err VET_E_IO when it cannot be opened, VET_E_INPUT when it is malformed.

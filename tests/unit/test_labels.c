@@ -143,6 +143,42 @@ static void test_codes_file(void) {
     CHECK(err.line == 3 && err.kind == VET_E_INPUT);
 }
 
+// A codes file's lines that would lose or confuse what they say are refused, naming the line; an
+// empty term is a label without one, a trailing tab nothing, a label with spaces inside a label.
+static void refused_line(const char *text, const char *name, long line, const char *says) {
+    vet_err err = {0};
+    FILE *f = text_file(text);
+    vet_labels *v = vet_codes_load(f, name, &err);
+    fclose(f);
+    CHECK(v == NULL);
+    vet_labels_free(v);
+    CHECK(err.line == line && err.kind == VET_E_INPUT);
+    CHECK_CONTAINS(err.msg, says);
+}
+
+static void test_codes_file_lines(void) {
+    refused_line("code\tterm\n\tFoot rot\n", "c.tsv", 2, "c.tsv:2: a term (\"Foot rot\") with no code before its tab");
+    refused_line("1679004\tPPR\n \t term\n", "c.tsv", 2, "c.tsv:2: a term (\"term\") with no code");
+    refused_line("1679004\tPPR\textra\n", "c.tsv", 1, "c.tsv:1: more than two tab-separated fields (label \"1679004\")");
+    refused_line("72934000 Mastitis\n", "c.tsv", 1, "c.tsv:1: \"72934000 Mastitis\" is a code and more, separated by blanks");
+    refused_line("a\n1679004  PPR\tx\n", "c.tsv", 2, "put a tab between the code and its term");
+    refused_line("Foot Rot\tx\nFOOT ROT\n", "c.tsv", 2, "label \"FOOT ROT\" differs from \"Foot Rot\" only in case");
+
+    vet_err err = {0};
+    FILE *f = text_file("code\tterm\tnote\n1679004\t\n3974005\tFMD\t\nFoot  Rot\n2019 nCoV\tx\n\t\n# a\tb\tc\n"
+                        "1679004\tPPR\n");
+    vet_labels *v = vet_codes_load(f, "ok.tsv", &err);
+    fclose(f);
+    CHECK(v != NULL);
+    if (!v) return;
+    CHECK(vet_labels_count(v) == 4);
+    CHECK_STR(vet_labels_term(v, "1679004"), "PPR");  // no term, then one: filled, nothing lost
+    CHECK_STR(vet_labels_term(v, "3974005"), "FMD");  // a trailing tab is a blank
+    CHECK_STR(vet_labels_term(v, "Foot  Rot"), "");
+    CHECK_STR(vet_labels_term(v, "2019 nCoV"), "x");  // 4 digits: no code
+    vet_labels_free(v);
+}
+
 static void test_join(void) {
     const char *v[] = {"1679004", "Foot Rot"};
     char out[64];
@@ -161,6 +197,7 @@ int main(void) {
     RUN(test_non_numeric_labels);
     RUN(test_vocabulary);
     RUN(test_codes_file);
+    RUN(test_codes_file_lines);
     RUN(test_join);
     CHECK_EXIT();
 }
