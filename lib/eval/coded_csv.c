@@ -135,14 +135,17 @@ int vet_coded_csv_write_shards(FILE *f, const char *const *paths, const vet_shar
 }
 
 // The n >= 2 streams as one table when every one is a test fold of one cross-validation (checked
-// whole), fold 0's rows first; 1 (nothing written) when some stream names no fold.
-static int write_fold_set(FILE *f, const char *const *paths, int n, const vet_coded_csv_opts *o, int *header,
-                          uint64_t *rows, vet_err *err) {
+// whole: the folds their headers name, s[i].fold, as vet_shards_headers read them), fold 0's rows
+// first; 1 (nothing written) when some stream names no fold.
+static int write_fold_set(FILE *f, const char *const *paths, const vet_shard *s, int n, const vet_coded_csv_opts *o,
+                          int *header, uint64_t *rows, vet_err *err) {
     vet_fold *fo = calloc((size_t)n, sizeof *fo);
     int *by_i = calloc((size_t)n, sizeof *by_i);
-    int named, plain, rc = fo && by_i ? 0 : vet_err_nomem(err, "out of memory");
-    if (rc == 0) rc = vet_folds_headers(paths, n, VET_PRED_STREAM, fo, &named, &plain, err);
-    if (rc == 0 && plain >= 0) rc = 1;
+    int rc = fo && by_i ? 0 : vet_err_nomem(err, "out of memory");
+    for (int j = 0; rc == 0 && j < n; j++) {
+        fo[j] = s[j].fold;
+        if (fo[j].k == 0) rc = 1;
+    }
     if (rc == 0) rc = vet_folds_check(fo, paths, n, err);
     for (int j = 0; rc == 0 && j < n; j++) by_i[fo[j].i] = j;
     for (int i = 0; rc == 0 && i < n; i++) {
@@ -165,8 +168,9 @@ int vet_coded_csv_write_shard_set(FILE *f, const char *const *paths, int n, cons
     if (!s) return vet_err_nomem(err, "out of memory");
     int sharded, plain, rc = vet_shards_headers(paths, n, VET_PRED_STREAM, s, &sharded, &plain, err);
     if (rc == 0 && n >= 2 && sharded < 0) {
+        rc = write_fold_set(f, paths, s, n, o, header, rows, err);
         free(s);
-        return write_fold_set(f, paths, n, o, header, rows, err);
+        return rc;
     }
     if (rc == 0 && (plain >= 0 || n < 2)) rc = 1;
     if (rc == 0) rc = vet_shards_check(s, paths, n, err);

@@ -73,28 +73,13 @@ int vet_folds_check(const vet_fold *f, const char *const *paths, int n, vet_err 
     return 0;
 }
 
-int vet_folds_headers(const char *const *paths, int n, int format, vet_fold *f, int *named, int *plain,
-                      vet_err *err) {
-    *named = *plain = -1;
+// Every stream's header must name a fold (f[i].k > 0). -1 naming the first that does not.
+static int every_one_a_fold(const vet_fold *f, const char *const *paths, int n, vet_err *err) {
+    int named = -1, plain = -1;  // the first stream that names a fold, the first that does not
     for (int i = 0; i < n; i++) {
-        if (strcmp(paths[i], "-") == 0)
-            return vet_err_kindf(err, VET_E_USAGE, "stdin ('-') cannot be one of several predictions files (each is "
-                                 "read twice): give every fold as a file");
-        vet_pred_reader *r = vet_pred_open(paths[i], format, err);
-        if (!r) return -1;
-        int rc = vet_pred_fold(r, &f[i], err);
-        vet_pred_close(r);
-        if (rc < 0) return -1;
-        if (rc == 1 && *named < 0) *named = i;
-        if (rc == 0 && *plain < 0) *plain = i;
+        if (f[i].k > 0 && named < 0) named = i;
+        if (f[i].k == 0 && plain < 0) plain = i;
     }
-    return 0;
-}
-
-// Every stream's fold into f[i]: each must name one, and none may be stdin.
-static int read_headers(const char *const *paths, int n, int format, vet_fold *f, vet_err *err) {
-    int named, plain;
-    if (vet_folds_headers(paths, n, format, f, &named, &plain, err)) return -1;
     if (plain < 0) return 0;
     return vet_errf(err, "%s: not a fold (its header names none)%s%s%s: give the test splits' predictions of one "
                     "vet-pack --fold I/K run, or one stream", paths[plain], named >= 0 ? ", but " : "",
@@ -150,16 +135,12 @@ int vet_fold_check_count(const vet_fold *f, const char *path, int64_t records, v
                     "first), or a stream edited?", path, f->i, f->k, (long long)f->notes, (long long)records);
 }
 
-int vet_eval_read_folds(vet_eval *e, vet_ranks *ranks, const char *const *paths, int n, int format,
-                        const char **format_name, int64_t *fold_notes, vet_err *err) {
+int vet_eval_read_folds(vet_eval *e, vet_ranks *ranks, const char *const *paths, const vet_fold *f, int n,
+                        int format, const char **format_name, int64_t *fold_notes, vet_err *err) {
     *format_name = "stream";
-    vet_fold *f = calloc((size_t)n, sizeof *f);
     int *by_i = calloc((size_t)n, sizeof *by_i);  // the stream of fold i
-    if (!f || !by_i) {
-        free(f), free(by_i);
-        return vet_err_nomem(err, "out of memory");
-    }
-    int rc = read_headers(paths, n, format, f, err);
+    if (!by_i) return vet_err_nomem(err, "out of memory");
+    int rc = every_one_a_fold(f, paths, n, err);
     if (rc == 0) rc = vet_folds_check(f, paths, n, err);
     for (int j = 0; rc == 0 && j < n; j++) by_i[f[j].i] = j;
     for (int i = 0; rc == 0 && fold_notes && i < n; i++) fold_notes[i] = f[by_i[i]].notes;
@@ -170,6 +151,6 @@ int vet_eval_read_folds(vet_eval *e, vet_ranks *ranks, const char *const *paths,
         rc = add_fold(e, ranks, paths[by_i[i]], format, &f[by_i[i]], &ids, &where, &cap, err);
     if (rc == 0 && vet_eval_n(e) == 0) rc = vet_errf(err, "%s: no predictions (n = 0): nothing to evaluate", paths[0]);
     vet_strtab_free(&ids);
-    free(where), free(f), free(by_i);
+    free(where), free(by_i);
     return rc < 0 ? -1 : 0;
 }

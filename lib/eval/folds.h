@@ -23,12 +23,6 @@
 
 struct vet_ranks;  // eval/ranking.h
 
-// The fold each of the n predictions files at paths names into f[i] (zeroed, k 0, when it names
-// none); *named and *plain: the first that names one and the first that does not (-1: none). The
-// headers alone are read; none of the paths may be stdin (VET_E_USAGE: each is read again).
-int vet_folds_headers(const char *const *paths, int n, int format, vet_fold *f, int *named, int *plain,
-                      vet_err *err);
-
 // Checks that f[0..n) (the folds of paths[0..n), every one a fold) are a whole set. 0 or -1.
 int vet_folds_check(const vet_fold *f, const char *const *paths, int n, vet_err *err);
 
@@ -36,12 +30,12 @@ int vet_folds_check(const vet_fold *f, const char *const *paths, int n, vet_err 
 // naming the fold (part of a fold, or a stream edited).
 int vet_fold_check_count(const vet_fold *f, const char *path, int64_t records, vet_err *err);
 
-// The predictions of the n >= 2 streams at paths, a whole set of folds (checked from their
-// headers before any record is read), added to e in fold order and their rankings to ranks
+// The predictions of the n >= 2 streams at paths, whose headers' folds f[i] (k 0: none; as
+// vet_shards_headers reads them, eval/shards.h) must make a whole set
+// (checked before any record is read), added to e in fold order and their rankings to ranks
 // (NULL: not kept); *format_name "stream"; fold_notes[i] (n of them; NULL: not wanted) the notes
-// of fold i, which are e's samples after those of folds 0 .. i-1. None of the paths may be stdin
-// (VET_E_USAGE: each is read twice).
-int vet_eval_read_folds(vet_eval *e, struct vet_ranks *ranks, const char *const *paths, int n, int format,
-                        const char **format_name, int64_t *fold_notes, vet_err *err);
+// of fold i, which are e's samples after those of folds 0 .. i-1.
+int vet_eval_read_folds(vet_eval *e, struct vet_ranks *ranks, const char *const *paths, const vet_fold *f, int n,
+                        int format, const char **format_name, int64_t *fold_notes, vet_err *err);
 
 #endif

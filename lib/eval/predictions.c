@@ -210,6 +210,7 @@ static int shard_digest(const vet_pred_reader *r, const msgpack_object *sh, char
 
 int vet_pred_shard(const vet_pred_reader *r, vet_shard *s, vet_err *err) {
     memset(s, 0, sizeof *s);
+    if (vet_pred_fold(r, &s->fold, err) < 0) return -1;  // with a shard or without: one read tells both
     const msgpack_object *sh = r->stream ? mp_get(vet_reader_header(r->stream), "shard") : NULL;
     if (!sh) return 0;
     int64_t k, n, t;
@@ -220,8 +221,7 @@ int vet_pred_shard(const vet_pred_reader *r, vet_shard *s, vet_err *err) {
         return vet_errf(err, "%s: header: shard %lld/%lld of %lld notes is not a shard (want 0 <= k < n, notes >= 0)",
                         r->name, (long long)k, (long long)n, (long long)t);
     s->k = (int)k, s->n = (int)n, s->input_notes = t;
-    if (shard_digest(r, sh, s->input_digest, err) < 0) return -1;
-    return vet_pred_fold(r, &s->fold, err) < 0 ? -1 : 1;
+    return shard_digest(r, sh, s->input_digest, err) < 0 ? -1 : 1;
 }
 
 int vet_eval_add_pred(vet_eval *e, const vet_pred *rec, vet_err *err) {

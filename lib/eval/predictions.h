@@ -81,8 +81,9 @@ typedef struct {
     vet_fold fold;
 } vet_shard;
 
-// The shard r's header names: 1 with *s filled (its fold too), 0 when it names none (a stream
-// without the key, a CSV, JSON lines), -1 when its `shard` or `fold` is malformed (VET_E_INPUT).
+// The shard r's header names: 1 with *s filled, 0 when it names none (a stream without the key,
+// a CSV, JSON lines; n 0), -1 when its `shard` or `fold` is malformed (VET_E_INPUT). In both,
+// s->fold is the fold the header names (k 0: none), so one read of a header tells both.
 int vet_pred_shard(const vet_pred_reader *r, vet_shard *s, vet_err *err);
 
 // Adds rec to e as one sample: its species and label sets, named by its id, in its group.

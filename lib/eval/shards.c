@@ -104,23 +104,25 @@ int vet_shards_headers(const char *const *paths, int n, int format, vet_shard *s
     for (int i = 0; i < n; i++) {
         if (strcmp(paths[i], "-") == 0)
             return vet_err_kindf(err, VET_E_USAGE, "stdin ('-') cannot be one of several predictions files (each is "
-                                 "read twice): give every shard as a file");
+                                 "read twice): give every shard or fold as a file");
         vet_pred_reader *r = vet_pred_open(paths[i], format, err);
         if (!r) return -1;
         int rc = vet_pred_shard(r, &s[i], err);
         vet_pred_close(r);
         if (rc < 0) return -1;
-        if (rc == 0) s[i] = (vet_shard){0};
         if (rc == 1 && *sharded < 0) *sharded = i;
         if (rc == 0 && *plain < 0) *plain = i;
     }
     return 0;
 }
 
-// Every stream's header: each must name a shard. -1 naming the first that does not.
-static int read_headers(const char *const *paths, int n, int format, vet_shard *s, vet_err *err) {
-    int sharded, plain;  // the first stream that is a shard, the first that is not
-    if (vet_shards_headers(paths, n, format, s, &sharded, &plain, err)) return -1;
+// Every stream's header must name a shard. -1 naming the first that does not.
+static int every_one_a_shard(const char *const *paths, int n, const vet_shard *s, vet_err *err) {
+    int sharded = -1, plain = -1;  // the first stream that is a shard, the first that is not
+    for (int i = 0; i < n; i++) {
+        if (s[i].n > 0 && sharded < 0) sharded = i;
+        if (s[i].n == 0 && plain < 0) plain = i;
+    }
     if (plain < 0) return 0;
     if (sharded < 0)
         return vet_errf(err, "%s: not a shard (its header names none): vet-eval reads one predictions file, the "
@@ -196,18 +198,17 @@ static int add_merged(vet_eval *e, vet_ranks *ranks, vet_pred *const *by_k, int6
     return rc < 0 ? -1 : 0;
 }
 
-int vet_eval_read_shards(vet_eval *e, vet_ranks *ranks, const char *const *paths, int n, int format,
-                         const char **format_name, vet_err *err) {
+int vet_eval_read_shards(vet_eval *e, vet_ranks *ranks, const char *const *paths, const vet_shard *s, int n,
+                         int format, const char **format_name, vet_err *err) {
     *format_name = "stream";
-    vet_shard *s = calloc((size_t)n, sizeof *s);
     const char **name_k = calloc((size_t)n, sizeof *name_k);
     vet_pred **by_k = calloc((size_t)n, sizeof *by_k);  // shard k's records
     int64_t *count = calloc((size_t)n, sizeof *count);
-    if (!s || !name_k || !by_k || !count) {
-        free(s), free(name_k), free(by_k), free(count);
+    if (!name_k || !by_k || !count) {
+        free(name_k), free(by_k), free(count);
         return vet_err_nomem(err, "out of memory");
     }
-    int rc = read_headers(paths, n, format, s, err);
+    int rc = every_one_a_shard(paths, n, s, err);
     if (rc == 0) rc = vet_shards_check(s, paths, n, err);
     for (int i = 0; rc == 0 && i < n; i++) {
         int k = s[i].k;
@@ -221,6 +222,6 @@ int vet_eval_read_shards(vet_eval *e, vet_ranks *ranks, const char *const *paths
         for (int64_t i = 0; by_k[k] && i < count[k]; i++) vet_pred_clear(&by_k[k][i]);
         free(by_k[k]);
     }
-    free(s), free(name_k), free(by_k), free(count);
+    free(name_k), free(by_k), free(count);
     return rc < 0 ? -1 : 0;
 }

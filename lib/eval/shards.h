@@ -18,9 +18,11 @@
 #include "eval/metrics.h"
 #include "eval/predictions.h"
 
-// The shard each of the n predictions files at paths names into s[i] (zeroed when it names
-// none); *sharded and *plain: the first that names one and the first that does not (-1: none).
-// The headers alone are read; none of the paths may be stdin (VET_E_USAGE: each is read again).
+// The shard and the fold each of the n predictions files at paths names into s[i]
+// (vet_pred_shard: n 0 when it names no shard, fold.k 0 when no fold): each header read once, for
+// telling a set of shards from one of folds and for checking it; *sharded and *plain: the first
+// that names a shard and the first that does not (-1: none). None of the paths may be stdin
+// (VET_E_USAGE: each is read again for its records).
 int vet_shards_headers(const char *const *paths, int n, int format, vet_shard *s, int *sharded, int *plain,
                        vet_err *err);
 
@@ -32,12 +34,11 @@ int64_t vet_shard_size(const vet_shard *s);
 // 0 when a stream of shard s (at path) holds the records it should, else -1 with err.
 int vet_shard_check_count(const vet_shard *s, const char *path, uint64_t records, vet_err *err);
 
-// The predictions of the n >= 2 streams at paths, a complete set of shards (checked from their
-// headers before any record is read), added to e in the input's order, and their rankings to
-// ranks (NULL: not kept); *format_name "stream". Ids must be unique across the set, and either
-// every record or none has `ranked` (as in vet_eval_read_predictions). Each path is opened
-// twice (headers, then records), so none may be stdin (VET_E_USAGE).
-int vet_eval_read_shards(vet_eval *e, struct vet_ranks *ranks, const char *const *paths, int n, int format,
-                         const char **format_name, vet_err *err);
+// The predictions of the n >= 2 streams at paths, whose headers s[i] (vet_shards_headers) must
+// make a complete set of shards (checked before any record is read), added to e in the input's
+// order, and their rankings to ranks (NULL: not kept); *format_name "stream". Ids must be unique
+// across the set, and either every record or none has `ranked` (as in vet_eval_read_predictions).
+int vet_eval_read_shards(vet_eval *e, struct vet_ranks *ranks, const char *const *paths, const vet_shard *s, int n,
+                         int format, const char **format_name, vet_err *err);
 
 #endif

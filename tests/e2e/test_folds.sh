@@ -45,6 +45,10 @@ check fold-headers '[ $hdr_ok = 1 ] && [ $sum = $total ]' "vet-generate's header
 
 "$EVAL" -q --json "$tmp/pooled.json" "$tmp/p0.pred" "$tmp/p1.pred" "$tmp/p2.pred" "$tmp/p3.pred" 2>"$tmp/err"
 "$EVAL" -q --json "$tmp/shuffled.json" "$tmp/p2.pred" "$tmp/p0.pred" "$tmp/p3.pred" "$tmp/p1.pred" 2>>"$tmp/err"
+. "$VET_TOP/tests/e2e/eval_refused.sh"  # refused WANT_STATUS SUBSTRING ARGS...; read_twice PROGRAM ARGS...
+read_twice "$EVAL" -q "$tmp/p2.pred" "$tmp/p0.pred" "$tmp/p3.pred" "$tmp/p1.pred"; rc=$?
+if [ $rc = 2 ]; then echo "skip fold-headers-read-once: no strace"
+else check fold-headers-read-once '[ $rc = 0 ] && read_twice "$DUMP" --csv "$tmp/p2.pred" "$tmp/p0.pred" "$tmp/p3.pred" "$tmp/p1.pred"'; fi
 # The same records as one CSV, fold 0's first: what pooling must equal, bootstrap intervals included.
 # (As JSON lines, vet-dump's records: their groups too, so the bootstrap draws alike.)
 for i in 0 1 2 3; do "$DUMP" --csv "$tmp/p$i.pred" | { [ $i = 0 ] && cat || tail -n +2; }; done >"$tmp/all.csv"
@@ -73,7 +77,6 @@ check fold-dump-csv '[ $rc = 0 ] && cmp -s "$tmp/dump.csv" "$tmp/all.csv" && [ $
 check fold-alone '[ $? = 0 ] && [ ! -s "$tmp/err" ]' "one fold's predictions alone are one file: scored as they are"
 
 # --- a set that is not one cross-validation's test folds -----------------------------------------
-. "$VET_TOP/tests/e2e/eval_refused.sh"  # refused WANT_STATUS SUBSTRING ARGS...
 P="$tmp/p0.pred $tmp/p1.pred $tmp/p2.pred"
 check fold-missing 'refused 1 "p0.pred: fold 3/4 is missing (3 of 4 folds given" $P'
 check fold-twice 'refused 1 "fold 1/4 appears twice ($tmp/p1.pred and $tmp/p1.pred)" $P "$tmp/p1.pred"'

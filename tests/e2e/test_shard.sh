@@ -58,6 +58,11 @@ check shard-records '[ "$(cat "$tmp/merged.ids")" = "$(ids "$tmp/all.pred")" ] &
 check shard-metrics '[ $rc = 0 ] && [ "$(metrics "$tmp/merged.json")" = "$(metrics "$tmp/all.json")" ] && grep -q "\"accuracy\": 0\.[0-9]*[1-9]" "$tmp/all.json" && [ "$(cat "$tmp/merged.table")" = "$("$EVAL" "$tmp/all.pred" | tail -n +2)" ]' \
     "rc=$rc: $(diff <(metrics "$tmp/merged.json") <(metrics "$tmp/all.json") | head -5)"
 
+. "$VET_TOP/tests/e2e/eval_refused.sh"  # refused WANT_STATUS SUBSTRING ARGS...; read_twice PROGRAM ARGS...
+read_twice "$EVAL" -q "$tmp/s2.pred" "$tmp/s0.pred" "$tmp/s1.pred"; rc=$?
+if [ $rc = 2 ]; then echo "skip shard-headers-read-once: no strace"
+else check shard-headers-read-once '[ $rc = 0 ] && read_twice "$DUMP" --csv "$tmp/s2.pred" "$tmp/s0.pred" "$tmp/s1.pred"'; fi
+
 # Sampling: each note draws from a stream seeded by its place in the whole input, so a shard
 # samples what the unsharded run samples.
 samp() { "$GEN" -q -m "$fx/base" -n 12 -b 3 --temperature 1.5 --top-k 40 --seed 5 "$@"; }
@@ -97,7 +102,6 @@ check shard-packed '[ $rc = 0 ] && "$DUMP" -H "$tmp/p1.pred" | grep -q "\"input_
     "rc=$rc $("$DUMP" -H "$tmp/p1.pred" | grep -o '"shard":{[^}]*}')"
 
 # --- an incomplete or overlapping set is refused, naming the shard -------------------------------
-. "$VET_TOP/tests/e2e/eval_refused.sh"  # refused WANT_STATUS SUBSTRING ARGS...
 check shard-missing 'refused 1 "s0.pred: shard 2/3 is missing" "$tmp/s0.pred" "$tmp/s1.pred" && refused 1 "shard 0/3 is missing" "$tmp/s2.pred"'
 check shard-twice 'refused 1 "shard 1/3 appears twice ($tmp/s1.pred and $tmp/s1.pred)" "$tmp/s0.pred" "$tmp/s1.pred" "$tmp/s1.pred" "$tmp/s2.pred"'
 "$GEN" -q -m "$fx/base" -n 2 --shard 3/4 "$fx/notes.tok" -o "$tmp/q3.pred"
