@@ -71,7 +71,9 @@ ifeq ($(CUDA),1)
   # nvcc's flags do not change with SANITIZE or the bundle's -march: one compile of each kernel
   # (build/cuda) serves the release and sanitizer builds and the GPU bundle (mk/gpubundle.mk).
   CU_BUILD  := build/cuda
-  CU_OBJ    := $(CU_SRC:%.cu=$(CU_BUILD)/%.o)
+  # kernels/*.cc: the CUDA backend's host-only C++ (cuDNN's frontend shim), by the C++ compiler
+  CU_CXX_SRC := $(wildcard kernels/*.cc)
+  CU_OBJ    := $(CU_SRC:%.cu=$(CU_BUILD)/%.o) $(CU_CXX_SRC:%.cc=$(CU_BUILD)/%.o)
   BACKENDS  := cpu cuda
 else
   CU_OBJ    :=
@@ -166,6 +168,22 @@ all: $(TOOLS)
 $(CU_BUILD)/kernels/%.o: kernels/%.cu
 	@mkdir -p $(@D)
 	$(NVCC) $(NVCCFLAGS) $(DEPFLAGS) -DVET_CUDA=1 -c $< -o $@
+# cuDNN's fused attention (kernels/attention_cudnn.cc) through cuDNN's frontend, header-only C++
+# fetched by mk/cudnn_frontend.sh (`make cudnn-frontend`; `sh bootstrap` runs it where nvcc is):
+# with the headers the file builds the real path (cuDNN itself is loaded at run time), without
+# them one that says so when asked. Its headers are NVIDIA's: -isystem keeps -Werror to vet's code.
+CUDNN_FE ?= build/third_party/cudnn-frontend
+CUDNN_FE_H := $(wildcard $(CUDNN_FE)/include/cudnn_frontend.h)
+CU_CXXFLAGS := -std=c++17 -O2 -g -Wall -Wextra -Werror -Ilib -I. -I$(CUDA_HOME)/include
+$(CU_BUILD)/kernels/%.o: kernels/%.cc
+	@mkdir -p $(@D)
+	$(CXX) $(CU_CXXFLAGS) $(DEPFLAGS) -DVET_CUDA=1 -c $< -o $@
+$(CU_BUILD)/kernels/attention_cudnn.o: $(CUDNN_FE_H)
+$(CU_BUILD)/kernels/attention_cudnn.o: CU_CXXFLAGS += $(if $(CUDNN_FE_H),-isystem $(CUDNN_FE)/include \
+    -DVET_CUDNN_FE=1 -DNV_CUDNN_FRONTEND_USE_DYNAMIC_LOADING)
+cudnn-frontend:
+	sh mk/cudnn_frontend.sh $(CUDNN_FE)
+.PHONY: cudnn-frontend
 $(BIN)/%: tools/%.c $(LIBVET)
 	@mkdir -p $(@D)
 	$(CC) $(CPPFLAGS) $(CFLAGS) $(DEPFLAGS) -MF $(BUILD)/tools/$*.d -MT $@ $< $(LIBVET) $(LDFLAGS) $(LDLIBS) -o $@

@@ -33,6 +33,7 @@
 #include <mma.h>
 #endif
 
+#include "attention_cudnn.h"
 #include "attention_mma.cuh"
 #include "attention_ranges.cuh"
 #include "common.cuh"
@@ -427,9 +428,10 @@ attention_tc_dkdv_kernel(float *dk, float *dv, const bf16 *dout, const bf16 *q, 
 // --- host side -----------------------------------------------------------------------------------
 // Heads up to VET_ATTN_MMA_MAX_HD wide run attention_mma.cu's register kernels (same numbers);
 // the WMMA kernels above take wider heads, and every width when a test asks for them.
-static int force_wmma = 0;
+static int force_wmma = 0, use_cudnn = 0;
 extern "C" void attention_tc_variant(int variant) {
     force_wmma = variant == 2;
+    use_cudnn = variant == 5;
     attention_mma_set_variant(variant == 1, variant == 3, variant == 4);
 }
 
@@ -452,6 +454,7 @@ extern "C" int attention_forward_bf16_cuda(vet_cuda *ctx, float *out32, uint16_t
     int ready = attention_prepare(ctx, seg, NULL, attn_in{}, B, T, H, KVH, hd, scratch, &s, err);
     if (ready != 0) return ready < 0 ? -1 : 0;
     const int32_t *start = s.start;
+    if (use_cudnn) return attention_forward_cudnn(ctx, out32, out16, lse, q, k, v, start, B, T, H, KVH, hd, err);
     if (!force_wmma) {
         int done = attention_mma_forward(ctx, out, lse, q, k, v, start, B, T, H, KVH, hd, err);
         if (done <= 0) return done;
@@ -473,8 +476,13 @@ extern "C" int attention_backward_bf16_cuda(vet_cuda *ctx, float *dq, float *dk,
                                             int H, int KVH, int hd, int accumulate, void *scratch, vet_err *err) {
     if (check_out("attention_backward_bf16", out, out16, err) < 0) return -1;
     attention_scratch s = {};
-    int ready = attention_prepare(ctx, seg, dout, attn_in{out, out16}, B, T, H, KVH, hd, scratch, &s, err);
+    // (cuDNN computes D itself, from the bf16 output and dout16)
+    int ready = attention_prepare(ctx, seg, use_cudnn ? NULL : dout, attn_in{out, out16}, B, T, H, KVH, hd, scratch,
+                                  &s, err);
     if (ready != 0) return ready < 0 ? -1 : 0;
+    if (use_cudnn)
+        return attention_backward_cudnn(ctx, dq, dk, dv, dout16, q, k, v, out, out16, lse, s.start, B, T, H, KVH, hd,
+                                        accumulate, err);
     const int32_t *start = s.start, *end = s.end;
     const float *Dl = s.D, scale = 1.0f / sqrtf((float)hd);
     if (!force_wmma) {

@@ -223,8 +223,14 @@ int attention_backward_bf16_cuda(vet_cuda *ctx, float *dq, float *dk, float *dv,
 // loading their tiles one element at a time (their path for other widths), 2 the WMMA kernels at
 // any width, 3 the mma kernels of the first GPU run (transposed tiles in shared memory, no
 // ldmatrix, each tile loaded then computed), 4 the ldmatrix kernels loading each tile then
-// computing (what the default was before the asynchronous copies).
+// computing (what the default was before the asynchronous copies), 5 cuDNN's fused attention
+// (kernels/attention_cudnn.h: lse then holds cuDNN's statistics, the output comes from bf16, the
+// gradients within bf16's rounding and not deterministic; an error where cuDNN is missing).
 void attention_tc_variant(int variant);
+// 1 when this build has cuDNN's attention (variant 5: built with cuDNN's frontend headers, `make
+// cudnn-frontend`), 0 when that variant only says it was not built. (The stand-ins' CPU ops stand
+// for cuDNN's as for every kernel: 1.)
+int attention_cudnn_built(void);
 
 // --- SwiGLU, residual -----------------------------------------------------------------------
 int swiglu_forward_cuda(vet_cuda *ctx, float *out, const float *gate, const float *up, size_t n,

@@ -70,7 +70,10 @@ $(BUNDLE_PROGS)/cpu/vet-fwdbwd $(BUNDLE_PROGS)/cpu/vet-generate:
 
 # The rest (libraries, scripts, data, the manifest, the size check) is assembled by a script;
 # VET_SHARED names the shared/ folder whose DLO notes travel (synthetic notes without it).
+# The bundle carries cuDNN's attention (the lease times it against vet's): its frontend headers
+# must have been there when kernels/attention_cudnn.cc was compiled (`make cudnn-frontend`).
 gpu-bundle: $(BUNDLE_TOOLS) $(BUNDLE_HELPERS) $(BUNDLE_GPUTEST) $(BUNDLE_CPUTEST)
+	@test -n "$(CUDNN_FE_H)" || { echo "make gpu-bundle: no cuDNN frontend headers in $(CUDNN_FE): run make cudnn-frontend, then make gpu-bundle"; exit 1; }
 	+@sh tests/gpu/bundle/assemble.sh $(BUNDLE_DIR) $(BUNDLE_ARCH) $(BUNDLE_PROGS)
 gpu-rehearsal: gpu-bundle
 	@sh tests/gpu/bundle/rehearse.sh $(BUNDLE_DIR)

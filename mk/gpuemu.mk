@@ -20,11 +20,16 @@ EMU_CF        = $(STANDIN_CF)
 # emulator included before each, fp32 products and sums rounded apart as on the device.
 EMU_KCXXF     = -std=c++17 -O1 -g -fno-omit-frame-pointer -Wall -Wextra -Wno-unknown-pragmas -Wno-sign-compare \
                 -ffp-contract=off -fopenmp -DVET_SIMT_EMU -I$(CUDA_HOME)/include -Itests/unit $(EMU_SAN)
-EMU_KSRC     := $(filter-out kernels/cublas.cu,$(CU_SRC)) tests/gpu/emu/cuda_emu.cc
+EMU_KSRC     := $(filter-out kernels/cublas.cu,$(CU_SRC)) $(CU_CXX_SRC) tests/gpu/emu/cuda_emu.cc
 EMU_KOBJ     := $(patsubst %,$(EMU)/%.o,$(basename $(EMU_KSRC)))
 $(EMU)/kernels/%.o: kernels/%.cu tests/unit/simt_emu.h $(BUILD_STAMP)
 	@mkdir -p $(@D)
 	$(CXX) $(EMU_CPPF) $(EMU_KCXXF) $(DEPFLAGS) -include tests/unit/simt_emu.h -x c++ -c $< -o $@
+# kernels/*.cc (host-only C++: cuDNN's attention, without cuDNN's frontend here, so the version
+# that says it was not built: cuDNN's kernels cannot run on the emulator).
+$(EMU)/kernels/%.o: kernels/%.cc $(BUILD_STAMP)
+	@mkdir -p $(@D)
+	$(CXX) $(EMU_CPPF) $(EMU_KCXXF) $(DEPFLAGS) -c $< -o $@
 $(EMU)/tests/gpu/emu/cuda_emu.o: tests/gpu/emu/cuda_emu.cc tests/unit/simt_emu.h $(BUILD_STAMP)
 	@mkdir -p $(@D)
 	$(CXX) $(EMU_CPPF) $(EMU_KCXXF) $(DEPFLAGS) -include tests/unit/simt_emu.h -c $< -o $@

@@ -63,21 +63,22 @@ static unsigned gpu_flags(const vet_train_opts *o) {
 }
 
 // Diagnostics from the environment, like VET_GPU_PROFILE: which attention the 16-bit mode runs
-// (VET_GPU_ATTENTION=tc|tc-sync|tc-transposed|fp32), whether LoRA dropout runs inside the
+// (VET_GPU_ATTENTION=tc|tc-sync|tc-transposed|cudnn|fp32), whether LoRA dropout runs inside the
 // adapters' products (VET_GPU_LORA_FUSED=1|0), whether the element-wise passes take 16 bytes a
 // thread (VET_GPU_WIDE=1|0, elementwise_wide), and what makes the adapters' up product
 // (VET_GPU_LORA_UP=cublas|vet). Another value is a usage error, not a silent
 // default. tc-sync: the tensor-core kernels that load each tile, then compute (no asynchronous
 // copies; attention_tc_variant 4, a process-wide setting); tc-transposed: those of the first GPU
 // run (variant 3). The GPU bundle falls back to them, in that order, when the default's parity
-// fails.
+// fails. cudnn: cuDNN's fused attention (variant 5, kernels/attention_cudnn.cc; not deterministic),
+// which the bundle chooses when its parity passed and it is the faster.
 int vet_gpu_env_flags(unsigned *flags, vet_err *err) {
     const char *attn = getenv("VET_GPU_ATTENTION"), *up = getenv("VET_GPU_LORA_UP");
     if (attn && *attn && strcmp(attn, "tc") && strcmp(attn, "tc-sync") && strcmp(attn, "tc-transposed") &&
-        strcmp(attn, "fp32"))
+        strcmp(attn, "cudnn") && strcmp(attn, "fp32"))
         return vet_err_kindf(err, VET_E_USAGE,
                              "VET_GPU_ATTENTION=%s: use tc (tensor cores, the 16-bit mode's default), tc-sync, "
-                             "tc-transposed or fp32",
+                             "tc-transposed, cudnn or fp32",
                              attn);
     const int fused = vet_env_switch("VET_GPU_LORA_FUSED", 1, err), mma = vet_env_switch("VET_GPU_LORA_MMA", 1, err),
               wide = vet_env_switch("VET_GPU_WIDE", 1, err);
@@ -86,7 +87,11 @@ int vet_gpu_env_flags(unsigned *flags, vet_err *err) {
         return vet_err_kindf(err, VET_E_USAGE, "VET_GPU_LORA_UP=%s: use cublas (the default) or vet", up);
     if (up && !strcmp(up, "vet")) *flags |= VET_GPU_LORA_UP_KERNEL;
     if (attn && !strcmp(attn, "fp32")) *flags |= VET_GPU_ATTN_FP32;
-    attention_tc_variant(!attn ? 0 : !strcmp(attn, "tc-transposed") ? 3 : !strcmp(attn, "tc-sync") ? 4 : 0);
+    attention_tc_variant(!attn                           ? 0
+                         : !strcmp(attn, "tc-transposed") ? 3
+                         : !strcmp(attn, "tc-sync")       ? 4
+                         : !strcmp(attn, "cudnn")         ? 5
+                                                          : 0);
     if (!fused) *flags |= VET_GPU_LORA_UNFUSED;
     if (!mma) *flags |= VET_GPU_LORA_NO_MMA;
     elementwise_wide(wide);  // process-wide, like attention_tc_variant

@@ -133,6 +133,19 @@ memory_ok() {
 }
 check device_emu_train_memory_refused memory_ok
 
+# 5b. VET_GPU_ATTENTION=cudnn where cuDNN's attention cannot run (the emulator's build has no
+#     cuDNN frontend: its kernels are NVIDIA's): the first step stops with the reason, exit 2 (a
+#     setting to change), nothing written; the error crosses the trainer cleanly (ASan here).
+cudnn_missing_ok() {
+    local status
+    VET_GPU_ATTENTION=cudnn train "$dir/vet-train" "$tmp/cudnn" --device cuda --bf16 --max-steps 1
+    status=$?
+    [ "$status" -eq 2 ] || { echo "exit $status, want 2: $(cat "$tmp/cudnn.err")" >&2; return 1; }
+    grep -q 'cuDNN attention: this build has no cuDNN frontend' "$tmp/cudnn.err" || { cat "$tmp/cudnn.err" >&2; return 1; }
+    [ ! -e "$tmp/cudnn/adapter_model.safetensors" ]
+}
+check device_emu_train_cudnn_unavailable cudnn_missing_ok
+
 # 6. vet-generate: fp32 on the device decodes the CPU's tokens greedily, batched, with the
 #    adapter (prefill, the KV cache, decode attention and the argmax on the device).
 n_notes=$("$DUMP" -c "$tmp/rows.tok")

@@ -217,26 +217,28 @@ up_choice_ok() {
 check bundle_run_lora_up_choice up_choice_ok
 
 # The other choices by speed (scripts/choose.py), from planted rows that all pass: the attention's
-# tile schedule whose forward (bf16 output) + backward is >= 3% under the default's, none within
-# the margin or with a failed row; the 16-bit adapters' products on CUDA cores when their four
+# tile schedule or cuDNN's attention whose forward (bf16 output) + backward is >= 3% under the
+# default's, none within the margin or with a failed row; the 16-bit adapters' products on CUDA cores when their four
 # rank-16 bf16 rows add up to >= 3% under the tensor cores' four, not when slower; one element
 # a thread when the narrow rows add up to less than the wide ones.
 speed_choices_ok() {
     row() { printf '| %s | %s | 0 | 1e-04 | %s |\\n' "$1" "$2" "$3"; }
     verdict() { printf '%s %s: max rel err 0 (tol 1e-04) %s\\n' "$1" "$2" "$3"; }
-    attention() {  # attention SYNC_VERDICT MS...: the three variants' rows (fwd, bwd ms each)
-        local v=$1 sh='B=1 T=8 H=1 KVH=1 hd=8' out='' s
-        shift
+    attention() {  # attention SYNC_VERDICT CUDNN_VERDICT MS...: the four variants' rows (fwd, bwd ms each)
+        local v=$1 vc=$2 sh='B=1 T=8 H=1 KVH=1 hd=8' out='' s fw bw
+        shift 2
         out+='| op | shape | max rel err | tol | ms |\n'
-        for s in '' _sync _transposed; do
-            out+=$(row "attention_forward_bf16$s out16" "$sh" "$1")$(row "attention_backward_bf16$s dq" "$sh" "$2")
-            out+=$(verdict "$([ "$s" = _sync ] && echo "$v" || echo ok)" "attention_forward_bf16$s out16" "$sh")
-            out+=$(verdict ok "attention_backward_bf16$s dq" "$sh")
+        for s in '' _sync _transposed cudnn; do
+            fw=attention_forward_bf16$s bw=attention_backward_bf16$s
+            [ "$s" = cudnn ] && fw=attention_forward_cudnn bw=attention_backward_cudnn
+            out+=$(row "$fw out16" "$sh" "$1")$(row "$bw dq" "$sh" "$2")
+            out+=$(verdict "$(case $s in _sync) echo "$v" ;; cudnn) echo "$vc" ;; *) echo ok ;; esac)" "$fw out16" "$sh")
+            out+=$(verdict ok "$bw dq" "$sh")
             shift 2
         done
         printf '%s' "$out"
     }
-    att_of() { planted_setting parity-small,parity-mid 'VET_GPU_ATTENTION=tc[a-z-]*' "$1"; }
+    att_of() { planted_setting parity-small,parity-mid 'VET_GPU_ATTENTION=[a-z-]*' "$1"; }
     lora() {  # lora MMA_MS TWIN_MS: the four products' rows, each product at those times
         local out='| op | shape | max rel err | tol | ms |\n' p
         for p in down_dropout grad_a_dropout du grad_b; do
@@ -256,16 +258,19 @@ speed_choices_ok() {
         printf 'ok narrow add_inplace: the same bits as 16 bytes a thread N=8 C=8\n'
     }
     wide_of() { planted_setting parity-small,parity-mid VET_GPU_WIDE=0 "$1"; }
-    local a1 a2 a3 a4 m1 m2 w1 w2
-    a1=$(att_of "$(attention ok 10 20 5 10 14 15.5)")         # sync 15 against 30: chosen
-    a2=$(att_of "$(attention 'not ok' 10 20 5 10 14 15.5)")   # sync failed; transposed 29.5: within 3%
-    a3=$(att_of "$(attention ok 10 20 14 15.5 9 10)")         # transposed 19: chosen
-    a4=$(att_of "$(attention ok - - 5 10 14 15.5)")           # the default untimed: no choice
+    local a1 a2 a3 a4 a5 a6 m1 m2 w1 w2
+    a1=$(att_of "$(attention ok ok 10 20 5 10 14 15.5 20 20)")         # sync 15 against 30: chosen
+    a2=$(att_of "$(attention 'not ok' ok 10 20 5 10 14 15.5 20 20)")   # sync failed; transposed 29.5: within 3%
+    a3=$(att_of "$(attention ok ok 10 20 14 15.5 9 10 20 20)")         # transposed 19: chosen
+    a4=$(att_of "$(attention ok ok - - 5 10 14 15.5 1 1)")             # the default untimed: no choice
+    a5=$(att_of "$(attention ok ok 10 20 5 10 14 15.5 2 3)")           # cuDNN 5 against sync's 15: chosen
+    a6=$(att_of "$(attention ok 'not ok' 10 20 5 10 14 15.5 2 3)")     # cuDNN failed its parity: sync
     m1=$(mma_of "$(lora 0.3 0.1)") m2=$(mma_of "$(lora 0.1 0.3)")
     w1=$(wide_of "$(wide 0.2 0.1)") w2=$(wide_of "$(wide 0.1 0.2)")
     [ "$a1" = VET_GPU_ATTENTION=tc-sync ] && [ "$a2" = none ] && [ "$a3" = VET_GPU_ATTENTION=tc-transposed ] &&
-        [ "$a4" = none ] && [ "$m1" = VET_GPU_LORA_MMA=0 ] && [ "$m2" = none ] && [ "$w1" = VET_GPU_WIDE=0 ] &&
+        [ "$a4" = none ] && [ "$a5" = VET_GPU_ATTENTION=cudnn ] && [ "$a6" = VET_GPU_ATTENTION=tc-sync ] &&
+        [ "$m1" = VET_GPU_LORA_MMA=0 ] && [ "$m2" = none ] && [ "$w1" = VET_GPU_WIDE=0 ] &&
         [ "$w2" = none ] ||
-        { echo "speed choices: attention $a1 / $a2 / $a3 / $a4; lora mma $m1 / $m2; wide $w1 / $w2" >&2; return 1; }
+        { echo "speed choices: attention $a1 / $a2 / $a3 / $a4 / $a5 / $a6; lora mma $m1 / $m2; wide $w1 / $w2" >&2; return 1; }
 }
 check bundle_run_speed_choices speed_choices_ok

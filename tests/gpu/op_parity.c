@@ -1161,6 +1161,68 @@ static void run_config(const config *c) {
             if (!ok) failures++;
             printf("%s attention_bf16 refuses both outputs, neither, an unaligned out16\n", ok ? "ok" : "not ok");
         }
+        // --- cuDNN's fused attention (variant 5, kernels/attention_cudnn.cc): the same products by
+        // NVIDIA's kernels, a mask keeping the samples apart. Its output is bf16 (the fp32 rows are
+        // widened from it) and its statistics are its own, so it is held to bf16's error against
+        // the replay (out 1e-2, fp32's out 2e-2, gradients from the bf16 output 2e-2); its fp32
+        // output rounded must be its bf16 one, bit for bit; gradients written (not added) must be
+        // the added ones less the start. Its backward is not required to repeat its bits (cuDNN
+        // has no deterministic backward with a mask): a comment line says whether it did.
+        // Without cuDNN one `not ok` row says why; a build without its frontend (the CPU
+        // emulator's: cuDNN's kernels cannot run there) says so in a comment. ---
+        attention_tc_variant(5);
+        if (!attention_cudnn_built()) {
+            printf("# attention_*_cudnn: not in this build (no cuDNN frontend headers) %s\n", sh);
+        } else if (attention_forward_bf16_cuda(ctx, d_out, NULL, d_lse, d_q, d_k, d_v, d_seg, B, T, H, KVH, hd,
+                                               scratch, &err) < 0) {
+            failures++;
+            printf("not ok attention_forward_cudnn: %s %s\n", err.msg, sh);
+        } else {
+            r = compare("attention_forward_cudnn out", sh, d_out, out, nq, 1e-2);
+            compare("attention_forward_cudnn out vs fp32", sh, d_out, out32, nq, 2e-2);
+            TIME(attention_forward_bf16_cuda(ctx, d_out, NULL, d_lse, d_q, d_k, d_v, d_seg, B, T, H, KVH, hd, scratch,
+                                             &err),
+                 r->ms);
+            TRY(f32_to_bf16_cuda(ctx, d_ref16, d_out, nq, &err));
+            TRY(attention_forward_bf16_cuda(ctx, NULL, d_out16, d_lse, d_q, d_k, d_v, d_seg, B, T, H, KVH, hd,
+                                            scratch, &err));
+            r = bits_row_as("attention_forward_cudnn out16", sh, same_bits_dev(d_out16, d_ref16, nq * 2),
+                            "its fp32 output rounded");
+            TIME(attention_forward_bf16_cuda(ctx, NULL, d_out16, d_lse, d_q, d_k, d_v, d_seg, B, T, H, KVH, hd,
+                                             scratch, &err),
+                 r->ms);
+            TRY(vet_cuda_upload(ctx, d_dq, dq0, nq * 4, &err));
+            TRY(vet_cuda_upload(ctx, d_dk, dk0, nk * 4, &err));
+            TRY(vet_cuda_upload(ctx, d_dv, dv0, nk * 4, &err));
+            TRY(attention_backward_bf16_cuda(ctx, d_dq, d_dk, d_dv, d_dout, d_dout16, d_q, d_k, d_v, NULL, d_out16,
+                                             d_lse, d_seg, B, T, H, KVH, hd, 1, scratch, &err));
+            r = compare("attention_backward_cudnn dq", sh, d_dq, dqr, nq, 2e-2);
+            compare("attention_backward_cudnn dk", sh, d_dk, dkr, nk, 2e-2);
+            compare("attention_backward_cudnn dv", sh, d_dv, dvr, nk, 2e-2);
+            TIME(attention_backward_bf16_cuda(ctx, d_dq, d_dk, d_dv, d_dout, d_dout16, d_q, d_k, d_v, NULL, d_out16,
+                                              d_lse, d_seg, B, T, H, KVH, hd, 1, scratch, &err),
+                 r->ms);
+            // written: the replay's sums less the values they started from
+            TRY(attention_backward_bf16_cuda(ctx, d_dq, d_dk, d_dv, d_dout, d_dout16, d_q, d_k, d_v, NULL, d_out16,
+                                             d_lse, d_seg, B, T, H, KVH, hd, 0, scratch, &err));
+            for (size_t i = 0; i < nq; i++) g1[i] = dqr[i] - dq0[i];
+            compare("attention_backward_cudnn dq written", sh, d_dq, g1, nq, 2e-2);
+            float *wk = malloc(nk * 4);
+            for (size_t i = 0; i < nk; i++) wk[i] = dkr[i] - dk0[i];
+            compare("attention_backward_cudnn dk written", sh, d_dk, wk, nk, 2e-2);
+            for (size_t i = 0; i < nk; i++) wk[i] = dvr[i] - dv0[i];
+            compare("attention_backward_cudnn dv written", sh, d_dv, wk, nk, 2e-2);
+            free(wk);
+            for (int run = 0; run < 2; run++) {
+                TRY(attention_backward_bf16_cuda(ctx, d_dq, d_dk, d_dv, d_dout, d_dout16, d_q, d_k, d_v, NULL,
+                                                 d_out16, d_lse, d_seg, B, T, H, KVH, hd, 0, scratch, &err));
+                TRY(vet_cuda_sync(ctx, &err));
+                TRY(vet_cuda_download(ctx, run ? g2 : g1, d_dq, nq * 4, &err));
+            }
+            printf("# attention_backward_cudnn run twice: %s %s\n",
+                   memcmp(g1, g2, nq * 4) ? "the bits differ (not deterministic)" : "the same bits", sh);
+        }
+        attention_tc_variant(0);
         free(g1), free(g2), free(outr), free(dqr), free(dkr), free(dvr), free(lse_dev);
         vet_cuda_mem_free(d_out16), vet_cuda_mem_free(d_ref16);
         free(q), free(k), free(v), free(out), free(lse), free(out32), free(lse32);

@@ -11,9 +11,9 @@ faster path instead of a second call after reading the table:
   VET_GPU_LORA_UP=vet        the adapters' up product by vet's kernel, when it is the faster of
                              it and cuBLAS's SGEMM (default: cuBLAS)
   VET_GPU_ATTENTION=tc-sync  the tensor-core attention's other tile schedules (tiles loaded, then
-  | tc-transposed            computed; the first lease's kernels) when one of them is >= 3%
-                             faster than the default (pipelined), forward (bf16 output) plus
-                             backward
+  | tc-transposed | cudnn    computed; the first lease's kernels) or cuDNN's fused attention
+                             (not deterministic) when one of them is >= 3% faster than the
+                             default (pipelined), forward (bf16 output) plus backward
   VET_GPU_LORA_MMA=0         the 16-bit adapters' products on CUDA cores when the four of them
                              (down, dA, du, dB at rank 16, bf16) are >= 3% faster than on the
                              tensor cores (the default)
@@ -96,33 +96,39 @@ def up_choice(par):
     return ("VET_GPU_LORA_UP=vet", "the adapters' up product: vet's kernel %s, cuBLAS %s" % (fmt(k), fmt(b)))
 
 
-ATTENTION = [("", "tc", "pipelined"), ("_sync", "tc-sync", "loaded, then computed"),
-             ("_transposed", "tc-transposed", "the first lease's")]
+# (op_parity's forward and backward row names, VET_GPU_ATTENTION's value, what it is); the
+# default first.
+ATTENTION = [("attention_forward_bf16", "attention_backward_bf16", "tc", "tiles pipelined"),
+             ("attention_forward_bf16_sync", "attention_backward_bf16_sync", "tc-sync",
+              "tiles loaded, then computed"),
+             ("attention_forward_bf16_transposed", "attention_backward_bf16_transposed", "tc-transposed",
+              "tiles of the first lease's kernels"),
+             ("attention_forward_cudnn", "attention_backward_cudnn", "cudnn", "cuDNN's fused attention")]
 
 
-def attention_time(par, suffix):
-    fwd = par.ms("attention_forward_bf16%s out16" % suffix)  # training's output is bf16
+def attention_time(par, forward, backward):
+    fwd = par.ms("%s out16" % forward)  # training's output is bf16
     if fwd is None:
-        fwd = par.ms("attention_forward_bf16%s out" % suffix)
-    bwd = par.ms("attention_backward_bf16%s dq" % suffix)  # the row that times the backward
+        fwd = par.ms("%s out" % forward)
+    bwd = par.ms("%s dq" % backward)  # the row that times the backward
     if fwd is None or bwd is None:
         return None
-    if not (par.passed("attention_forward_bf16%s " % suffix) and par.passed("attention_backward_bf16%s " % suffix)):
+    if not (par.passed("%s " % forward) and par.passed("%s " % backward)):
         return None
     return fwd + bwd
 
 
 def attention_choice(par):
-    times = {s: attention_time(par, s) for s, _, _ in ATTENTION}
-    default = times[""]
-    timed = [(times[s], s, v, what) for s, v, what in ATTENTION if s and times[s] is not None]
+    times = [(attention_time(par, f, b), v, what) for f, b, v, what in ATTENTION]
+    default, _, default_what = times[0]
+    timed = [t for t in times[1:] if t[0] is not None]
     if default is None or not timed:
         return None
-    t, s, value, what = min(timed)
+    t, value, what = min(timed)
     if not t < MARGIN * default:
         return None
-    return ("VET_GPU_ATTENTION=%s" % value, "the tensor-core attention (forward + backward): tiles %s %s, the "
-            "default (pipelined) %s" % (what, fmt(t), fmt(default)))
+    return ("VET_GPU_ATTENTION=%s" % value, "the attention in training (forward + backward): %s %s, the "
+            "default (vet's tensor-core kernels, %s) %s" % (what, fmt(t), default_what, fmt(default)))
 
 
 # The four products the 16-bit adapters run, each with its tensor-core row and its CUDA-core

@@ -200,7 +200,25 @@ find_cuda_libs() {
         echo "# run.sh: CUDA libraries from $d" >&2
     done
 }
-[ $cpu = 1 ] || find_cuda_libs
+# cuDNN (libcudnn.so.9), which VET_GPU_ATTENTION=cudnn and op_parity's `attention_*_cudnn` rows
+# open on first use (kernels/attention_cudnn.cc): where the rpath, LD_LIBRARY_PATH and ldconfig
+# miss it, the first toolkit folder or nvidia-* wheel (torch's nvidia/cudnn/lib) holding it.
+find_cudnn() {
+    local d
+    for d in /usr/local/cuda/lib64 $(echo "${LD_LIBRARY_PATH:-}" | tr ':' ' '); do
+        [ -f "$d/libcudnn.so.9" ] && return 0
+    done
+    ldconfig -p 2>/dev/null | grep -q 'libcudnn\.so\.9 ' && return 0
+    for d in ${CUDA_LIB:-} /usr/local/cuda*/lib64 /usr/local/cuda*/targets/x86_64-linux/lib /usr/lib/x86_64-linux-gnu \
+        $("$VET_PYTHON" -c 'import nvidia, os; print(" ".join(os.path.join(p, s, "lib") for p in nvidia.__path__ for s in os.listdir(p)))' 2>/dev/null); do
+        [ -f "$d/libcudnn.so.9" ] || continue
+        export LD_LIBRARY_PATH=${LD_LIBRARY_PATH:+$LD_LIBRARY_PATH:}$d
+        echo "# run.sh: cuDNN from $d" >&2
+        return 0
+    done
+    echo "# run.sh: no libcudnn.so.9 found: the attention_*_cudnn rows will say so" >&2
+}
+[ $cpu = 1 ] || { find_cuda_libs; find_cudnn; }
 export VET_BUNDLE=$progs VET_TESTS=$tests VET_RUN_MODE=$mode
 
 cd "$work" || exit 2

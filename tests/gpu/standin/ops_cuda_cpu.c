@@ -486,6 +486,7 @@ void lora_down_variant(int variant) { (void)variant; }
 
 // The register (mma) and WMMA kernels compute the same numbers: one replay serves every variant.
 void attention_tc_variant(int variant) { (void)variant; }
+int attention_cudnn_built(void) { return 1; }  // the CPU op stands for cuDNN's attention as for vet's
 
 // The CPU ops take no 16-byte path: the one setting there is the ops themselves.
 void elementwise_wide(int on) { (void)on; }
