@@ -36,6 +36,7 @@
 #include <dlfcn.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 #include <cudnn_frontend.h>
 #include <map>
@@ -99,6 +100,12 @@ int unavailable(vet_err *err) { return vet_err_kindf(err, VET_E_USAGE, "cuDNN at
 // dlopen cuDNN, once (the frontend calls through fe::cudnn_dlhandle); 0 or -1 with S.why.
 int cudnn_open_library(vet_err *err) {
     if (fe::cudnn_dlhandle) return 0;
+    // The frontend calls the CUDA runtime through a dlopen of its own, taking libcudart.so.12 or
+    // .13, whichever it finds first: name the one vet is linked with, so that both speak to one
+    // runtime (a name the user set is left alone).
+    char cudart[32];
+    snprintf(cudart, sizeof cudart, "libcudart.so.%d", CUDART_VERSION / 1000);
+    setenv("CUDNN_FRONTEND_CUDART_LIB_NAME", cudart, 0);
     const char *soname = "libcudnn.so." VET_CUDNN_STR(CUDNN_MAJOR);
     void *h = dlopen(soname, RTLD_NOW | RTLD_LOCAL);
     if (!h) {

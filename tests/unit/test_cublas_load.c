@@ -2,7 +2,8 @@
 // starts: before vet_cublas_load no libcublas is mapped into the process, after it both
 // libcublas and libcublasLt are, and a second call is a no-op. What it saves is printed (the
 // resident memory before and after the load). Needs a CUDA build, not a GPU: loading the
-// library and finding its functions talks to no device.
+// library and finding its functions talks to no device. cuDNN, which only cuDNN's attention
+// uses (kernels/attention_cudnn.cc, on its first call), is mapped by neither.
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -37,12 +38,14 @@ static void test_loaded_on_first_use(void) {
 #else
     if (access("/proc/self/maps", R_OK) != 0) SKIP("no /proc/self/maps");
     CHECK(!mapped("libcublas"));
+    CHECK(!mapped("libcudnn"));
     long before = rss_mib();
     vet_err err;
     int rc = vet_cublas_load(&err);
     if (rc < 0) printf("# %s\n", err.msg);
     CHECK(rc == 0);
     CHECK(mapped("libcublas.so") && mapped("libcublasLt.so"));
+    CHECK(!mapped("libcudnn"));
     printf("# resident memory %ld MiB before loading cuBLAS, %ld MiB after\n", before, rss_mib());
     CHECK(vet_cublas_load(&err) == 0);
 #endif
