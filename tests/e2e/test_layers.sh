@@ -32,11 +32,13 @@ done
 [ $bad = 0 ] && ok layers_lib_includes_point_down || fail layers_lib_includes_point_down
 
 bad=0
-for f in kernels/*.cu kernels/*.cuh kernels/ops_cuda.h; do
+for f in kernels/*.cu kernels/*.cuh kernels/*.h; do
     while IFS= read -r inc; do
         case $inc in
-        *.cuh | ops_cuda.h | base/* | model/quant.h) ;;  # *.cuh: the kernels' own headers
-        *) echo "$f: includes $inc (device code may include lib/base and model/quant.h only)" >&2; bad=1 ;;
+        */*.cuh | */*.h) [ "${inc%%/*}" = base ] || [ "$inc" = model/quant.h ] ||
+            { echo "$f: includes $inc (device code may include lib/base and model/quant.h only)" >&2; bad=1; } ;;
+        *) [ -f "kernels/$inc" ] ||  # the kernels' own headers (.cuh, ops_cuda.h, attention_cudnn.h)
+            { echo "$f: includes $inc, which is not a header of kernels/" >&2; bad=1; } ;;
         esac
     done < <(sed -n 's/^#include "\([^"]*\)".*/\1/p' "$f")
 done
