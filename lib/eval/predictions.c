@@ -174,12 +174,12 @@ vet_pred_reader *vet_pred_open(const char *path, int format, vet_err *err) {
     }
     r->format = format;
     if (format == VET_PRED_STREAM) {
-        if (!is_stdin) fclose(r->f);  // the stream reader opens the path itself
+        // The stream reader takes the file as it is (the sniffed byte pushed back): a pipe or a
+        // FIFO (`vet-eval <(...)`) cannot be opened a second time.
+        FILE *f = r->f;
         r->f = NULL;
-        r->stream = vet_reader_open(is_stdin ? "-" : path, "predictions", err);
-        if (!r->stream || header_rank(r, err) < 0) {
-            goto fail;
-        }
+        r->stream = vet_reader_open_file(f, r->name, "predictions", err);
+        if (!r->stream || header_rank(r, err) < 0) goto fail;
     } else if (format == VET_PRED_CSV) {
         if (!(r->csv = vet_csv_open(r->f, r->name, err)) || csv_header(r, err) < 0) goto fail;
     }

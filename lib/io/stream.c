@@ -324,11 +324,11 @@ static const char *msgpack_type_name(int type) {
     }
 }
 
-vet_reader *vet_reader_open(const char *path, const char *kind, vet_err *err) {
+// A reader with its buffers and name, no file yet (r->f stdin, which close leaves open).
+static vet_reader *reader_new(const char *name, const char *kind, vet_err *err) {
     vet_reader *r = calloc(1, sizeof *r);
     if (!r) { vet_err_nomem(err, "out of memory"); return NULL; }
-    int is_stdin = !path || strcmp(path, "-") == 0;
-    r->path = strdup(is_stdin ? "<stdin>" : path);
+    r->path = strdup(name);
     r->want_kind = kind ? strdup(kind) : NULL;
     r->dctx = ZSTD_createDCtx();
     r->zbuf = malloc(ZSTD_DStreamInSize());
@@ -342,16 +342,15 @@ vet_reader *vet_reader_open(const char *path, const char *kind, vet_err *err) {
         free(r);
         return NULL;
     }
-    r->f = is_stdin ? stdin : fopen(path, "rb");
-    if (!r->f) {
-        vet_err_io(err, "%s: cannot open: %s", path, strerror(errno));
-        r->f = stdin;  // so close does not fclose NULL
-        vet_reader_close(r);
-        return NULL;
-    }
+    r->f = stdin;
+    return r;
+}
+
+// Reads and checks the header of r->f; on failure closes r.
+static vet_reader *reader_start(vet_reader *r, const char *kind, vet_err *err) {
     struct stat st;
-    if (!is_stdin && fstat(fileno(r->f), &st) == 0 && S_ISDIR(st.st_mode)) {
-        vet_err_io(err, "%s: cannot read: it is a directory (give a stream file)", path);
+    if (r->f != stdin && fstat(fileno(r->f), &st) == 0 && S_ISDIR(st.st_mode)) {
+        vet_err_io(err, "%s: cannot read: it is a directory (give a stream file)", r->path);
         vet_reader_close(r);
         return NULL;
     }
@@ -387,6 +386,29 @@ vet_reader *vet_reader_open(const char *path, const char *kind, vet_err *err) {
 fail:
     vet_reader_close(r);
     return NULL;
+}
+
+vet_reader *vet_reader_open(const char *path, const char *kind, vet_err *err) {
+    int is_stdin = !path || strcmp(path, "-") == 0;
+    vet_reader *r = reader_new(is_stdin ? "<stdin>" : path, kind, err);
+    if (!r) return NULL;
+    if (!is_stdin && !(r->f = fopen(path, "rb"))) {
+        vet_err_io(err, "%s: cannot open: %s", path, strerror(errno));
+        r->f = stdin;  // so close does not fclose NULL
+        vet_reader_close(r);
+        return NULL;
+    }
+    return reader_start(r, kind, err);
+}
+
+vet_reader *vet_reader_open_file(FILE *f, const char *name, const char *kind, vet_err *err) {
+    vet_reader *r = reader_new(name, kind, err);
+    if (!r) {
+        if (f != stdin) fclose(f);
+        return NULL;
+    }
+    r->f = f;
+    return reader_start(r, kind, err);
 }
 
 const msgpack_object *vet_reader_header(const vet_reader *r) { return &r->header.data; }

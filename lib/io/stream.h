@@ -69,6 +69,10 @@ void vet_writer_abort(vet_writer *w);
 typedef struct vet_reader vet_reader;
 
 vet_reader *vet_reader_open(const char *path, const char *kind, vet_err *err);
+// The same over a file already open (a caller that sniffed its first byte and pushed it back:
+// a pipe or a FIFO cannot be opened twice). Takes f: the reader closes it (unless it is stdin),
+// on failure too. name is what errors call it.
+vet_reader *vet_reader_open_file(FILE *f, const char *name, const char *kind, vet_err *err);
 const msgpack_object *vet_reader_header(const vet_reader *r);
 const char *vet_reader_kind(const vet_reader *r);
 const char *vet_reader_path(const vet_reader *r);  // "<stdin>" for "-"

@@ -89,6 +89,16 @@ EOF
     check stream_same_numbers same_numbers "$tmp/small.json" "$tmp/stream.json"
     "$eval_" --codes "$fx/codes.tsv" --json "$tmp/stdin.json" --seed 3 - <"$tmp/small.preds" >"$tmp/out" 2>&1
     check stream_on_stdin same_numbers "$tmp/small.json" "$tmp/stdin.json"
+    # Through a pipe that has a name (process substitution, a FIFO): it can be read once, so the
+    # format is sniffed from the bytes read and the stream reader goes on from there.
+    "$eval_" --codes "$fx/codes.tsv" --json "$tmp/pipe.json" --seed 3 <(cat "$tmp/small.preds") >"$tmp/out" 2>&1
+    check stream_through_named_pipe same_numbers "$tmp/small.json" "$tmp/pipe.json"
+    rm -f "$tmp/fifo" && mkfifo "$tmp/fifo" && { cat "$tmp/small.preds" >"$tmp/fifo" & }
+    # (a reader that opened it twice would wait for a second writer: the timeout ends that)
+    timeout 60 "$eval_" --codes "$fx/codes.tsv" --json "$tmp/fifo.json" --seed 3 "$tmp/fifo" >"$tmp/out" 2>&1
+    kill %% 2>/dev/null
+    wait
+    check stream_through_fifo same_numbers "$tmp/small.json" "$tmp/fifo.json"
     "$eval_" --codes "$fx/codes.tsv" -q --json - --seed 3 <"$fx/small.jsonl" >"$tmp/jsonl.json" 2>"$tmp/err"
     check jsonl_sniffed_on_stdin same_numbers "$tmp/small.json" "$tmp/jsonl.json"
     "$eval_" --codes "$fx/codes.tsv" -q --json - --seed 3 --format csv <"$fx/small.csv" >"$tmp/csv.json" 2>"$tmp/err"

@@ -176,7 +176,7 @@ bad_flag() {  # bad_flag VALUE SUBSTRING [INPUT]
     local rc=$?
     [ $rc = 2 ] && grep -qF -- "$2" "$tmp/err" && [ ! -e "$tmp/x.pred" ] || { echo "  --shard $1: rc=$rc: $(cat "$tmp/err")" >&2; return 1; }
 }
-check shard-usage 'bad_flag 3/3 "--shard K: '"'"'3'"'"' is not an integer in [0, 2]" && bad_flag 7 "want K/N" && bad_flag 0/0 "--shard N" && bad_flag -1/2 "--shard K" && bad_flag 1/2/3 "--shard N" && bad_flag "" "want K/N" && bad_flag 0/2 "not stdin" -'
+check shard-usage 'bad_flag 3/3 "--shard K: '"'"'3'"'"' is not an integer in [0, 2]" && bad_flag 7 "want K/N" && bad_flag 0/0 "--shard N" && bad_flag -1/2 "--shard K" && bad_flag 1/2/3 "--shard N" && bad_flag "" "want K/N" && bad_flag 0/2 "not stdin" - && bad_flag 0/2 "regular file, not a pipe" <(cat "$fx/notes.tok")'
 
 # --- pipelines/: shard-parallel.sh (xargs -P 3; GNU parallel when installed), shard-slurm.sbatch --
 args=(-m "$fx/base" -n 24 -b 4 --constrain "$VET_TOP/data/codes.tsv")
