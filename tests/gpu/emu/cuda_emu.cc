@@ -18,6 +18,7 @@
 
 #include <map>
 #include <mutex>
+#include <vector>
 
 #include "kernels/common.cuh"
 
@@ -206,15 +207,21 @@ static cublasStatus_t emu_gemm_ex(cublasHandle_t h, cublasOperation_t ta, cublas
         ldc < 1)
         return CUBLAS_STATUS_INVALID_VALUE;
     const float a = *(const float *)alpha, b = *(const float *)beta;
-#pragma omp parallel for schedule(static)
+    // op(A)'s rows and op(B)'s columns widened to double once, each contiguous: the same
+    // products summed in the same order as element by element, without a type switch and a
+    // strided load for each of the m n k of them.
+    std::vector<double> rows((size_t)m * k), cols((size_t)n * k);
+    for (int i = 0; i < m; i++)
+        for (int l = 0; l < k; l++) rows[(size_t)i * k + l] = element(A, at, tA ? (size_t)i * lda + l : (size_t)l * lda + i);
+    for (int j = 0; j < n; j++)
+        for (int l = 0; l < k; l++) cols[(size_t)j * k + l] = element(B, bt, tB ? (size_t)l * ldb + j : (size_t)j * ldb + l);
+    // Threads only where there is work for them: a team's start costs more than a small product.
+#pragma omp parallel for schedule(static) if ((double)m * n * k > 1 << 20)
     for (int j = 0; j < n; j++)
         for (int i = 0; i < m; i++) {
+            const double *x = &rows[(size_t)i * k], *y = &cols[(size_t)j * k];
             double acc = 0.0;
-            for (int l = 0; l < k; l++) {
-                size_t ia = tA ? (size_t)i * lda + l : (size_t)l * lda + i;
-                size_t ib = tB ? (size_t)l * ldb + j : (size_t)j * ldb + l;
-                acc += element(A, at, ia) * element(B, bt, ib);
-            }
+            for (int l = 0; l < k; l++) acc += x[l] * y[l];
             const size_t at_c = (size_t)j * ldc + i;
             const float v = b == 0.0f ? a * (float)acc : a * (float)acc + b * (float)element(C, ct, at_c);
             if (ct == CUDA_R_32F) ((float *)C)[at_c] = v;
