@@ -4,7 +4,8 @@
 # vet-eval: the same records (by id, in input order) and the same metrics as the unsharded run;
 # the headers' shard fields; sampling; a packed input; a missing, twice-given, other-split,
 # other-input (also of as many notes: the input's digest) or edited shard refused with the shard
-# named; streams without the digest (an older vet-generate) merged as before; an input the unsharded run refuses
+# named; streams without the digest (an older vet-generate) merged as before; an input replaced
+# between the count and the decoding refused; an input the unsharded run refuses
 # failing every shard alike; --shard's usage errors; and both fan-outs of
 # pipelines/ (shard-parallel.sh through xargs -P, and GNU parallel when installed;
 # shard-slurm.sbatch run as three array tasks outside Slurm).
@@ -118,6 +119,36 @@ head -n 100 "$fx/notes.csv" >"$tmp/fewer.csv" && "$VET_BIN/vet-tokenize" -q --sp
 "$DUMP" --csv "$tmp/s0.pred" "$tmp/o1.pred" "$tmp/s2.pred" >/dev/null 2>"$tmp/o.err"; rc=$?
 check shard-other-input-same-size '[ "$("$DUMP" -c "$tmp/other.tok")" = $total ] && [ -n "$(digest "$tmp/o1.pred")" ] && [ "$(digest "$tmp/o1.pred")" != "$(digest "$tmp/s0.pred")" ] && [ "$(digest "$tmp/r2.pred")" != "$(digest "$tmp/s0.pred")" ] && refused 1 "o1.pred: shard 1/3 of an input whose digest is $(digest "$tmp/o1.pred"), but $tmp/s0.pred is a shard of one whose digest is $(digest "$tmp/s0.pred"): shards of different inputs of $total notes each" "$tmp/s0.pred" "$tmp/o1.pred" "$tmp/s2.pred" && refused 1 "shards of different inputs" "$tmp/s0.pred" "$tmp/s1.pred" "$tmp/r2.pred" && [ $rc = 1 ] && grep -q "o1.pred: shard 1/3 of an input whose digest" "$tmp/o.err"' \
     "rc=$rc $(cat "$tmp/o.err")"
+# The input replaced between its two reads (a file renamed over it while the run goes): a shim
+# (LD_PRELOAD, its fopen) hands vet-generate reversed.tok at its second open of the input, the
+# count's, while the decoding reads the file opened first. The same 160 notes in another order:
+# the digests differ, and the run fails naming both, with nothing written.
+cat >"$tmp/swap.c" <<'C'
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+static int opened;  // opens of SWAP_PATH so far
+static FILE *swap_open(const char *path, const char *mode, const char *sym) {
+    FILE *(*next)(const char *, const char *) = (FILE * (*)(const char *, const char *)) dlsym(RTLD_NEXT, sym);
+    const char *watch = getenv("SWAP_PATH"), *with = getenv("SWAP_WITH");
+    if (watch && with && strcmp(path, watch) == 0 && ++opened == 2) path = with;
+    return next(path, mode);
+}
+FILE *fopen(const char *path, const char *mode) { return swap_open(path, mode, "fopen"); }
+FILE *fopen64(const char *path, const char *mode) { return swap_open(path, mode, "fopen64"); }
+C
+if cc -shared -fPIC -o "$tmp/swap.so" "$tmp/swap.c" -ldl 2>"$tmp/cc.err"; then
+    # (ASan wants its runtime first among the libraries; a shim that only passes fopen on may precede it)
+    SWAP_PATH="$fx/notes.tok" SWAP_WITH="$tmp/reversed.tok" LD_PRELOAD="$tmp/swap.so" \
+        ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0" \
+        "$GEN" -q -m "$fx/base" -n 2 --shard 0/3 "$fx/notes.tok" -o "$tmp/swapped.pred" 2>"$tmp/swap.err"; rc=$?
+    check shard-input-replaced-between-reads '[ $rc = 1 ] && grep -q "notes.tok: $total notes (digest [0-9a-f]\{16\}) when counted, $total (digest [0-9a-f]\{16\}) when decoded: the input changed while it was read" "$tmp/swap.err" && [ ! -e "$tmp/swapped.pred" ] && [ -z "$(ls "$tmp"/swapped.pred.* 2>/dev/null)" ]' \
+        "rc=$rc: $(cat "$tmp/swap.err")"
+else
+    echo "skip shard-input-replaced-between-reads: no C compiler for the shim ($(head -n 1 "$tmp/cc.err"))"
+fi
 # Streams of a vet-generate before the digest (the same records, the key taken out of the header):
 # a set where none has it merges as before, one where some have it is refused, naming both.
 if [ -x "$MKPREDS" ]; then
