@@ -237,12 +237,13 @@ vet_generate_job *vet_generate_open(const vet_generate_opts *o, vet_err *err) {
         vet_err_kindf(err, VET_E_USAGE, "--rank-temperature rescales the p of --rank's scores: give --rank K too");
         goto fail;
     }
+    // A pipe with a name (`<(...)`, a FIFO) can be read once, as stdin: its second read would
+    // find it empty. (A path that is not there is left to the open, which names it.)
+    const int in_stdin = strcmp(o->input, "-") == 0;
     struct stat in_st;
-    if (o->shard_n > 0 && (strcmp(o->input, "-") == 0 || (stat(o->input, &in_st) == 0 && !S_ISREG(in_st.st_mode)))) {
-        // A pipe with a name (`<(...)`, a FIFO) can be read once too: its second read would
-        // find it empty.
+    if (o->shard_n > 0 && (in_stdin || (stat(o->input, &in_st) == 0 && !S_ISREG(in_st.st_mode)))) {
         vet_err_kindf(err, VET_E_USAGE, "--shard reads its input twice (first to count the notes for the header): "
-                      "give INPUT as a regular file, not %s", strcmp(o->input, "-") == 0 ? "stdin" : "a pipe");
+                      "give INPUT as a regular file, not %s", in_stdin ? "stdin" : "a pipe");
         goto fail;
     }
     const vet_named_input ins[] = {{"INPUT", o->input}, {"--codes", o->codes}, {"--constrain", o->constrain}};

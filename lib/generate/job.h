@@ -64,7 +64,7 @@ typedef struct {
     // shard_k, shard_k + shard_n, shard_k + 2 shard_n, ... of the input (round-robin, so long and
     // short notes spread evenly) are decoded, and the header says which shard this is and how
     // many notes the whole input holds. The input is read twice (first to count its notes), so
-    // it must be a file, not stdin (else VET_E_USAGE).
+    // it must be a regular file, not stdin or a pipe (else VET_E_USAGE).
     int shard_k, shard_n;
     // rank > 0 (needs constrain): no generation; every label of the constrain table is scored as
     // an answer (generate/rank.h), each record gets the `rank` most probable with their p, and
