@@ -26,7 +26,7 @@ static void usage(void) {
            "  -a, --adapter DIR    a LoRA adapter (vet-train's output) to merge before writing\n"
            "  -t, --type T         f16 (default), q8_0 or f32: the type of the 2-D weights\n"
            "  -o, --output FILE    the .gguf to write (default or '-': stdout, never a terminal)\n"
-           "      --threads N      threads for encoding (default 0: all cores)\n"
+           "      --threads N      threads for encoding (default 0: OMP_NUM_THREADS, else all cores)\n"
            "  -q, --quiet          no summary on stderr\n"
            "  -h, --help           this help\n"
            "  -V, --version        print the version\n"
@@ -57,7 +57,7 @@ int main(int argc, char **argv) {
         case 'a': o.adapter_dir = optarg; break;
         case 't': if (vet_export_parse_type(optarg, &o.type, &err) < 0) cli_usage_error("%s", err.msg); break;
         case 'o': o.out = optarg; break;
-        case O_THREADS: vet_set_threads(cli_int("--threads", optarg, 0, 4096)); break;  // 0: all cores, as elsewhere
+        case O_THREADS: vet_set_threads(cli_int("--threads", optarg, 0, 4096)); break;  // 0: OMP_NUM_THREADS, else all cores, as elsewhere
         case 'q': quiet = 1; break;
         case 'h': usage();
         case 'V': cli_version();

@@ -244,8 +244,7 @@ int main(int argc, char **argv) {
     vet_generate_opts o = vet_generate_defaults();
     run_flags f = {.device = "cpu", .quant = "none"};
     parse_flags(argc, argv, &o, &f);
-    const char *omp_env = getenv("OMP_NUM_THREADS");
-    vet_set_threads(f.threads > 0 || !omp_env ? f.threads : atoi(omp_env));
+    vet_set_threads(f.threads);  // 0: OMP_NUM_THREADS, else all cores
     int max_len = f.max_len ? f.max_len : DEFAULT_MAX_LEN;
     progress_line pl = {0};
     if (!f.quiet && cli_stderr_is_tty()) o.progress = show_progress, o.progress_ctx = &pl;

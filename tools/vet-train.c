@@ -86,7 +86,7 @@ static void usage(void) {
         "  --fp32                  CUDA: base weights in fp32, the CPU's results (the default for --full)\n"
         "  --fp16                  CUDA, LoRA: base weight matrices in fp16, with dynamic loss scaling\n"
         "  --dtype fp32|bf16|fp16  the same as --fp32 / --bf16 / --fp16\n"
-        "  --threads N             CPU threads (0 = all cores)\n"
+        "  --threads N             CPU threads (default 0: OMP_NUM_THREADS, else all cores)\n"
         "  --grad-checkpoint[=N|auto][,keep-attention]\n"
         "                          CUDA: keep only each layer's input, recompute the layer in backward\n"
         "                          (same results, much less memory, ~1 more forward; the CPU ignores it);\n"

@@ -140,7 +140,7 @@ void adamw_update(float *p, const float *g, float gscale, float *m, float *v, si
                   float beta1, float beta2, float eps, float wd, int step);
 
 // --- threads ---------------------------------------------------------------------------------
-void vet_set_threads(int n);  // OpenMP threads (0 = all cores); OpenBLAS single; also in model.h
+void vet_set_threads(int n);  // OpenMP threads (0: OMP_NUM_THREADS, else all cores); OpenBLAS single; also in model.h
 int vet_get_threads(void);
 // Puts OpenBLAS in single-threaded mode once (vet_set_threads does it too); the ops call it
 // from the main thread before any GEMM, so a program that never sets threads is safe.

@@ -3,6 +3,7 @@
 // workers and OpenBLAS's yielding ones) cost more than half the time on a 2-core machine,
 // and the attention calls cblas_sgemm from inside OpenMP loops, where it must not spawn.
 #include <omp.h>
+#include <stdlib.h>
 
 #include "model/ops.h"
 
@@ -21,7 +22,21 @@ void vet_blas_single_threaded(void) {
 // counts multiply into chunk sizes that must not overflow.
 #define VET_MAX_THREADS 4096
 
+// OMP_NUM_THREADS's first level ("4" or "4,2": 4), or 0 where it is unset or not a count (the
+// OpenMP runtime warns about such a value itself).
+static int threads_from_env(void) {
+    const char *e = getenv("OMP_NUM_THREADS");
+    if (!e) return 0;
+    char *end;
+    long v = strtol(e, &end, 10);  // saturates: LONG_MAX is capped below
+    if (end == e || v <= 0) return 0;
+    return v > VET_MAX_THREADS ? VET_MAX_THREADS : (int)v;
+}
+
+// n <= 0: what any OpenMP program takes, OMP_NUM_THREADS where set (a Slurm script's
+// $SLURM_CPUS_PER_TASK, two ranks sharing a machine), else every core.
 void vet_set_threads(int n) {
+    if (n <= 0) n = threads_from_env();
     if (n <= 0) n = omp_get_num_procs();
     if (n > VET_MAX_THREADS) n = VET_MAX_THREADS;
     vet_threads_ = n;

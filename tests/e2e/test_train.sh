@@ -53,6 +53,19 @@ lora_ok() {
 }
 check train_lora_writes_peft_adapter lora_ok
 
+# 2b. Without --threads, OMP_NUM_THREADS sets the CPU threads (as for any OpenMP program): the
+# same bytes as --threads 1 under OMP_NUM_THREADS=1, and a --threads given wins over it.
+threads_env_ok() {
+    local t=(--base "$tmp/base" --train "$tmp/train.msgpack.zst" --max-steps 2 --batch-size 2 --lora-r 4)
+    OMP_NUM_THREADS=1 "$VET_BIN/vet-train" "${t[@]}" --out "$tmp/env1" 2>"$tmp/env1.err" || return 1
+    grep -q '^vet-train: device cpu (1 threads)' "$tmp/env1.err" || { cat "$tmp/env1.err" >&2; return 1; }
+    "$VET_BIN/vet-train" "${t[@]}" --threads 1 -q --out "$tmp/flag1" || return 1
+    cmp "$tmp/env1/adapter_model.safetensors" "$tmp/flag1/adapter_model.safetensors" || return 1
+    OMP_NUM_THREADS=1 "$VET_BIN/vet-train" "${t[@]}" --threads 3 --out "$tmp/flag3" 2>"$tmp/flag3.err" || return 1
+    grep -q '^vet-train: device cpu (3 threads)' "$tmp/flag3.err" || { cat "$tmp/flag3.err" >&2; return 1; }
+}
+check train_threads_from_omp_num_threads threads_env_ok
+
 # 3. kill -9 in the middle, then --resume: the adapter equals the uninterrupted one, byte for byte.
 kill_resume_ok() {
     local out=$tmp/lora-b

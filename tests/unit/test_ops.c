@@ -5,6 +5,7 @@
 // evaluated in double over fp32 outputs; with h = 1e-2..1e-3 the fp32 rounding noise stays
 // well under the tolerances below (checked as |fd - analytic| <= tol * max(1, |analytic|)).
 #include <math.h>
+#include <omp.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -566,6 +567,29 @@ static void test_threads_capped(void) {
     vet_set_threads(2);
 }
 
+// --threads 0 (the default) takes OMP_NUM_THREADS as any OpenMP program does: its first level,
+// capped as above; unset, or not a count, every core.
+static void test_threads_from_env(void) {
+    setenv("OMP_NUM_THREADS", "3", 1);
+    vet_set_threads(0);
+    CHECK(vet_get_threads() == 3);
+    setenv("OMP_NUM_THREADS", "5,2", 1);
+    vet_set_threads(0);
+    CHECK(vet_get_threads() == 5);
+    setenv("OMP_NUM_THREADS", "99999999999999999999", 1);
+    vet_set_threads(0);
+    CHECK(vet_get_threads() == 4096);
+    vet_set_threads(7);  // a count given wins
+    CHECK(vet_get_threads() == 7);
+    setenv("OMP_NUM_THREADS", "many", 1);
+    vet_set_threads(0);
+    CHECK(vet_get_threads() == omp_get_num_procs());
+    unsetenv("OMP_NUM_THREADS");
+    vet_set_threads(0);
+    CHECK(vet_get_threads() == omp_get_num_procs());
+    vet_set_threads(2);
+}
+
 int main(void) {
     vet_set_threads(2);
     RUN(test_rmsnorm_backward);
@@ -584,6 +608,7 @@ int main(void) {
     RUN(test_adamw_grad_scale);
     RUN(test_threads_agree);
     RUN(test_threads_capped);
+    RUN(test_threads_from_env);
     RUN(test_simd_exact);
     RUN(test_simd_attention_exact);
     CHECK_EXIT();
