@@ -180,7 +180,7 @@ $(CU_BUILD)/kernels/%.o: kernels/%.cc
 	$(CXX) $(CU_CXXFLAGS) $(DEPFLAGS) -DVET_CUDA=1 -c $< -o $@
 $(CU_BUILD)/kernels/attention_cudnn.o: $(CUDNN_FE_H)
 # -O1 -g1 (line tables only): the file builds cuDNN graphs once per shape, nothing in it is hot,
-# and the frontend's templates under -O2 -g took 128 s of a 2-core build (-O1 -g1: ~64 s) and
+# and the frontend's templates under -O2 -g took 128 s of a 2-core build (-O1 -g1: ~65 s) and
 # a 66 MB object, most of vet-train's 58 MB (measured 2026-12-08, GCC 12).
 $(CU_BUILD)/kernels/attention_cudnn.o: CU_CXXFLAGS += $(if $(CUDNN_FE_H),-isystem $(CUDNN_FE)/include \
     -DVET_CUDNN_FE=1 -DNV_CUDNN_FRONTEND_USE_DYNAMIC_LOADING -O1 -g1)

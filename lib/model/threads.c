@@ -22,14 +22,14 @@ void vet_blas_single_threaded(void) {
 // counts multiply into chunk sizes that must not overflow.
 #define VET_MAX_THREADS 4096
 
-// OMP_NUM_THREADS's first level ("4" or "4,2": 4), or 0 where it is unset or not a count (the
-// OpenMP runtime warns about such a value itself).
+// OMP_NUM_THREADS's first level ("4" or "4,2": 4), or 0 where it is unset or not a count list
+// ("4abc": the OpenMP runtime, which warns about such a value itself, ignores it too).
 static int threads_from_env(void) {
     const char *e = getenv("OMP_NUM_THREADS");
     if (!e) return 0;
     char *end;
     long v = strtol(e, &end, 10);  // saturates: LONG_MAX is capped below
-    if (end == e || v <= 0) return 0;
+    if (end == e || v <= 0 || (*end && *end != ',' && *end != ' ')) return 0;
     return v > VET_MAX_THREADS ? VET_MAX_THREADS : (int)v;
 }
 

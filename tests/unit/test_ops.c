@@ -584,6 +584,9 @@ static void test_threads_from_env(void) {
     setenv("OMP_NUM_THREADS", "many", 1);
     vet_set_threads(0);
     CHECK(vet_get_threads() == omp_get_num_procs());
+    setenv("OMP_NUM_THREADS", "4abc", 1);
+    vet_set_threads(0);
+    CHECK(vet_get_threads() == omp_get_num_procs());
     unsetenv("OMP_NUM_THREADS");
     vet_set_threads(0);
     CHECK(vet_get_threads() == omp_get_num_procs());
